@@ -1,0 +1,76 @@
+"""Every AWS client is made here.
+
+Region and profile come from settings (or the environment in the Lambda, where
+there is no config.json); botocore itself honours AWS_ENDPOINT_URL, which is how
+tests and local mode point the same code at moto. Standard retry mode backs
+off on throttling and 5xx errors; the connection pool is sized for the thread
+pools that submit and the transfer manager use.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from typing import Any
+
+import boto3
+import botocore.exceptions
+from botocore.config import Config
+
+from chalicelib.errors import UserError
+
+MAX_POOL_CONNECTIONS = 50
+RETRY_ATTEMPTS = 8
+
+_sessions: dict[tuple[str | None, str | None], boto3.session.Session] = {}
+_lock = threading.Lock()
+
+
+def client_config(**overrides: Any) -> Config:
+    base = Config(retries={"mode": "standard", "max_attempts": RETRY_ATTEMPTS},
+                  max_pool_connections=MAX_POOL_CONNECTIONS)
+    return base.merge(Config(**overrides)) if overrides else base
+
+
+def session(region: str | None = None, profile: str | None = None) -> boto3.session.Session:
+    """One boto3 session per (region, profile); sessions are not thread-safe to build, clients are to use."""
+    key = (region, profile)
+    with _lock:
+        if key not in _sessions:
+            _sessions[key] = _new_session(region, profile)
+        return _sessions[key]
+
+
+def _new_session(region: str | None, profile: str | None) -> boto3.session.Session:
+    if profile and _use_profile(profile):
+        try:
+            return boto3.session.Session(region_name=region, profile_name=profile)
+        except botocore.exceptions.ProfileNotFound:
+            raise UserError(f"AWS_PROFILE: profile {profile!r} not found in your AWS config files "
+                            "(set AWS_PROFILE to null to use the default credential chain)") from None
+    return boto3.session.Session(region_name=region)
+
+
+def _use_profile(profile: str) -> bool:
+    # "default" is what DS's example config says; when no such profile is
+    # configured (CI, containers, local mode) it means the default chain.
+    if profile != "default":
+        return True
+    return profile in boto3.session.Session().available_profiles
+
+
+def client(service: str, settings: Any = None, region: str | None = None, **config: Any):
+    """A client for `service`, from a Settings (CLI) or a region (Lambda, worker)."""
+    if settings is not None:
+        region, profile = settings.AWS_REGION, settings.AWS_PROFILE
+    else:
+        profile = None
+    region = region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
+    return session(region, profile).client(service, config=client_config(**config))
+
+
+def error_code(error: Exception) -> str:
+    """The AWS error code of a ClientError ('' for anything else)."""
+    if isinstance(error, botocore.exceptions.ClientError):
+        return error.response.get("Error", {}).get("Code", "")
+    return ""

@@ -1,0 +1,191 @@
+"""Job files (DS format) -> validated `Job`s, and SQS messages -> `Job`s.
+
+A job file is a JSON object: top-level keys are shared by every job, `groups`
+is the list of jobs, and every top-level key containing `_comment` is dropped.
+Each group becomes one message, DS's shape: the shared keys plus
+`"group": {...}`.
+
+Everything is built and checked before anything is sent: every message, every
+job id, every template of every job. One bad group fails the whole file.
+
+The worker reads messages back through `job_from_message`, the same rules, so a
+message that would not have come from a valid job file is never run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+from chalicelib.errors import JobFileError
+from chalicelib.settings import Settings, read_json_file
+from chalicelib.templates import MissingPlaceholder, Template
+
+# SQS's long-standing message size limit (AWS raised the default to 1 MiB in
+# 2025, but queues created before keep 256 KiB and moto enforces 256 KiB).
+MAX_MESSAGE_BYTES = 262_144
+MAX_JOB_ID_LENGTH = 200
+_UNSAFE_ID_CHARS = re.compile(r"[^A-Za-z0-9._-]+")
+_DOTS = re.compile(r"\.{2,}")
+_SAFE_ID = re.compile(r"^[A-Za-z0-9._-]{1,200}$")
+# Values exist only on the worker; at submit time placeholders get stand-ins so
+# that a typo in COMMAND fails at submit, not on a machine an hour later.
+_RUNTIME_STANDINS = {"output_dir": "/tmp/output", "input_dir": "/tmp/input"}
+
+
+@dataclass(frozen=True)
+class Job:
+    """One job: its id, its SQS message body, and where its outputs go."""
+
+    job_id: str
+    body: str
+    values: Mapping[str, Any]  # shared keys overlaid with the group's keys
+    output_prefix: str
+    input_prefix: str | None
+
+    def command(self, settings: Settings, output_dir: str, input_dir: str) -> list[str]:
+        """COMMAND with this job's values: an argument list, never a shell string."""
+        context = _context(self.values, self.job_id, settings)
+        context.update(output_dir=output_dir, input_dir=input_dir)
+        return [Template(item).render(context) for item in settings.COMMAND]
+
+
+class NotAJob(ValueError):
+    """A queue message that is not one of our jobs."""
+
+
+def load_job_file(path: str | Path, settings: Settings) -> list[Job]:
+    return parse_job_document(read_json_file(path, JobFileError), settings, str(path))
+
+
+def parse_job_document(document: Any, settings: Settings, source: str = "jobs.json") -> list[Job]:
+    if not isinstance(document, dict):
+        raise JobFileError(f"{source}: expected a JSON object with a 'groups' list, got {type(document).__name__}")
+    shared = {key: value for key, value in document.items() if "_comment" not in key}
+    groups = shared.pop("groups", None)
+    if groups is None:
+        raise JobFileError(f"{source}: missing key 'groups' (the list of jobs)")
+    if not isinstance(groups, list):
+        raise JobFileError(f"{source}: groups: expected a list of objects, got {type(groups).__name__}")
+    if not groups:
+        raise JobFileError(f"{source}: groups: expected at least one job, got an empty list")
+    if "group" in shared:
+        raise JobFileError(f"{source}: group: reserved top-level key (each message carries its group under it)")
+    templates = _Templates(settings)
+    shared_json = json.dumps(shared)[1:-1]
+    jobs: list[Job] = []
+    seen: dict[str, int] = {}
+    for index, group in enumerate(groups):
+        where = f"{source}: groups[{index}]"
+        job = _build_job(shared, shared_json, group, settings, templates, where)
+        first = seen.setdefault(job.job_id, index)
+        if first != index:
+            raise JobFileError(f"{where}: job id {job.job_id!r} is also the id of groups[{first}]; "
+                               "job ids must be unique (set 'job_id' in the group)")
+        jobs.append(job)
+    return jobs
+
+
+def job_from_message(body: str, settings: Settings) -> Job:
+    """The job a queue message carries; raises NotAJob for anything else."""
+    try:
+        document = json.loads(body)
+    except (ValueError, RecursionError):
+        raise NotAJob("message body is not JSON") from None
+    if not isinstance(document, dict) or not isinstance(document.get("group"), dict):
+        raise NotAJob("message is not a JSON object with a 'group' object")
+    shared = {key: value for key, value in document.items() if key != "group"}
+    try:
+        return _build_job(shared, json.dumps(shared)[1:-1], document["group"], settings, _Templates(settings),
+                          "message", body=body)
+    except JobFileError as error:
+        raise NotAJob(str(error)) from None
+
+
+class _Templates:
+    """The settings' templates, parsed once per file rather than once per job."""
+
+    def __init__(self, settings: Settings):
+        self.command = [Template(item) for item in settings.COMMAND]
+        self.output_prefix = Template(settings.OUTPUT_PREFIX)
+        self.input_prefix = Template(settings.INPUT_PREFIX) if settings.INPUT_PREFIX else None
+
+
+def _build_job(shared: dict, shared_json: str, group: Any, settings: Settings, templates: _Templates, where: str,
+               body: str | None = None) -> Job:
+    if not isinstance(group, dict):
+        raise JobFileError(f"{where}: expected an object of job values, got {type(group).__name__}")
+    job_id = _job_id(group, where)
+    values = {**shared, **group}
+    context = _context(values, job_id, settings)
+    try:
+        for template in templates.command:
+            template.render({**context, **_RUNTIME_STANDINS})
+        key = "OUTPUT_PREFIX"
+        output_prefix = _prefix(templates.output_prefix.render(context), where, key)
+        key = "INPUT_PREFIX"
+        input_prefix = _prefix(templates.input_prefix.render(context), where, key) if templates.input_prefix else None
+    except MissingPlaceholder as missing:
+        used_in = _where_used(missing.name, settings)
+        raise JobFileError(f"{where}: missing key '{missing.name}' used as {{{missing.name}}} in {used_in}; "
+                           "add it to the group or to the top level") from None
+    if body is None:
+        group_json = json.dumps(group)
+        body = "{" + shared_json + (", " if shared_json else "") + '"group": ' + group_json + "}"
+    size = len(body.encode("utf-8"))
+    if size > MAX_MESSAGE_BYTES:
+        raise JobFileError(f"{where}: message is {size} bytes, over SQS's limit of {MAX_MESSAGE_BYTES}; "
+                           "keep large data in S3 and pass its key")
+    return Job(job_id=job_id, body=body, values=values, output_prefix=output_prefix, input_prefix=input_prefix)
+
+
+def _context(values: Mapping[str, Any], job_id: str, settings: Settings) -> dict[str, Any]:
+    return {**values, "job_id": job_id, "APP_NAME": settings.APP_NAME, "AWS_BUCKET": settings.AWS_BUCKET}
+
+
+def _where_used(name: str, settings: Settings) -> str:
+    for key in ("COMMAND", "OUTPUT_PREFIX", "INPUT_PREFIX"):
+        value = getattr(settings, key)
+        texts = value if isinstance(value, tuple) else (value or "",)
+        if any(name in Template(text).fields for text in texts):
+            return key
+    return "a template"
+
+
+def _job_id(group: dict, where: str) -> str:
+    if "job_id" in group:
+        explicit = group["job_id"]
+        if not isinstance(explicit, str) or not _SAFE_ID.match(explicit) or ".." in explicit or explicit == ".":
+            raise JobFileError(f"{where}: job_id: expected 1 to {MAX_JOB_ID_LENGTH} letters, digits, '.', '-' or "
+                               f"'_' (no '..'), got {json.dumps(explicit)}")
+        return explicit
+    return derive_job_id(group[key] for key in sorted(group)) or _empty_id(where)
+
+
+def derive_job_id(values: Iterable[Any]) -> str:
+    """DS's rule (values joined by '-'), made safe for log stream names and S3 keys."""
+    raw = "-".join(value if isinstance(value, str) else json.dumps(value, sort_keys=True) for value in values)
+    safe = _DOTS.sub("_", _UNSAFE_ID_CHARS.sub("_", raw)).strip("_") or ""
+    if safe in ("", ".", "-"):
+        return ""
+    if len(safe) > MAX_JOB_ID_LENGTH:
+        digest = hashlib.sha1(raw.encode("utf-8")).hexdigest()[:10]
+        safe = safe[: MAX_JOB_ID_LENGTH - 11] + "-" + digest
+    return safe
+
+
+def _empty_id(where: str) -> str:
+    raise JobFileError(f"{where}: cannot make a job id from an empty group; add values or a 'job_id'")
+
+
+def _prefix(rendered: str, where: str, key: str) -> str:
+    prefix = rendered.strip("/") if not rendered.startswith("/") else rendered
+    parts = prefix.split("/")
+    if rendered.startswith("/") or not prefix or any(part in ("", ".", "..") for part in parts):
+        raise JobFileError(f"{where}: {key} renders to {rendered!r}; expected a relative S3 prefix "
+                           "without empty, '.' or '..' parts")
+    return prefix

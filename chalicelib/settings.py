@@ -1,0 +1,421 @@
+"""config.json -> one frozen, validated `Settings`.
+
+Every key of Distributed-Something's config keeps its name and meaning; the keys
+this project adds are marked `ds=False`. `KEYS` is the single source of truth:
+the loader, the error messages and the README's configuration table all come
+from it (a unit test checks the README against it).
+
+Attribute names are the config keys themselves (`settings.APP_NAME`) so that a
+DS user reading the code, the config and the docs sees one vocabulary.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import math
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+from chalicelib.errors import ConfigError
+from chalicelib.templates import Template, TemplateError
+
+# SQS queue names are at most 80 characters and DS's default queue name adds
+# "Queue"; the other derived names (alarms, dashboard, log groups, ECS family
+# and service) allow more, and all accept this alphabet.
+APP_NAME_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,75}$")
+QUEUE_NAME_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,80}$")
+LOG_GROUP_PATTERN = re.compile(r"^[A-Za-z0-9_\-/.#]{1,500}$")
+ECS_NAME_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,255}$")
+BUCKET_PATTERN = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+ENV_NAME_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+MAX_VISIBILITY_SECONDS = 43200  # SQS's 12-hour cap on a message's visibility timeout
+MAX_RECEIVE_COUNT = 1000  # SQS's cap on a redrive policy's maxReceiveCount
+
+# Placeholders every template may use, besides the job's own keys.
+RUNTIME_PLACEHOLDERS = ("job_id", "output_dir", "input_dir")
+# Environment variable names the worker reserves for itself (ENVIRONMENT may not set them).
+RESERVED_ENV_PREFIXES = ("AWS_", "DSR_")
+
+
+def _is_comment(key: str) -> bool:
+    return "_comment" in key
+
+
+# --------------------------------------------------------------------------- parsers
+# Each parser takes the raw JSON value and returns the typed value or raises
+# ValueError with the "expected ..." part of the message.
+
+
+def _string(value: Any) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError("expected a non-empty string")
+    return value
+
+
+def _optional_string(value: Any) -> str | None:
+    if value is None or value == "":
+        return None
+    return _string(value)
+
+
+def _plain_string(value: Any) -> str:
+    if not isinstance(value, str):
+        raise ValueError("expected a string")
+    return value
+
+
+def _int_at_least(low: int, high: int | None = None) -> Callable[[Any], int]:
+    def parse(value: Any) -> int:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value):
+            raise ValueError(_range_text("an integer", low, high))
+        value = int(value)
+        if value < low or (high is not None and value > high):
+            raise ValueError(_range_text("an integer", low, high))
+        return value
+
+    return parse
+
+
+def _range_text(kind: str, low: int, high: int | None) -> str:
+    if high is None:
+        return f"expected {kind} >= {low}"
+    return f"expected {kind} from {low} to {high}"
+
+
+def _positive_number(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+        raise ValueError("expected a positive number")
+    return float(value)
+
+
+def _optional_positive_number(value: Any) -> float | None:
+    if value is None:
+        return None
+    return _positive_number(value)
+
+
+def parse_bool(value: Any) -> bool:
+    """JSON true/false, or the strings "True"/"False" in any case (DS writes them as strings)."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+        return value.strip().lower() == "true"
+    raise ValueError('expected true or false (or the string "True"/"False")')
+
+
+def _machine_types(value: Any) -> tuple[str, ...]:
+    if (
+        not isinstance(value, list)
+        or not value
+        or not all(isinstance(item, str) and re.fullmatch(r"[a-z0-9-]+\.[a-z0-9-]+", item) for item in value)
+    ):
+        raise ValueError('expected a non-empty list of instance types such as ["m5.xlarge"]')
+    return tuple(value)
+
+
+def _command(value: Any) -> tuple[str, ...]:
+    if not isinstance(value, list) or not value or not all(isinstance(item, str) for item in value):
+        raise ValueError('expected a non-empty list of strings such as ["python", "/app/run.py", "{plate}"]')
+    if not value[0].strip():
+        raise ValueError("expected the program (first item) to be a non-empty string")
+    for item in value:
+        Template(item)  # raises TemplateError (a ValueError) on a malformed placeholder
+    return tuple(value)
+
+
+def _template(value: Any) -> str:
+    text = _string(value)
+    Template(text)
+    return text
+
+
+def _optional_template(value: Any) -> str | None:
+    if value is None or value == "":
+        return None
+    return _template(value)
+
+
+def _environment(value: Any) -> tuple[tuple[str, str], ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, dict):
+        raise ValueError('expected an object of environment variables such as {"THREADS": "4"}')
+    items = []
+    for name, item in value.items():
+        if not ENV_NAME_PATTERN.match(name):
+            raise ValueError(f"expected environment variable names like NAME_1, got {name!r}")
+        if name.upper().startswith(RESERVED_ENV_PREFIXES):
+            raise ValueError(
+                f"expected no variable starting with {' or '.join(RESERVED_ENV_PREFIXES)} (reserved), got {name!r}; "
+                "AWS credentials come from the task role, never from the config"
+            )
+        if isinstance(item, bool) or not isinstance(item, (str, int, float)):
+            raise ValueError(f"expected a string or number for {name!r}")
+        items.append((name, str(item)))
+    return tuple(sorted(items))
+
+
+def _pattern(pattern: re.Pattern, description: str) -> Callable[[Any], str]:
+    def parse(value: Any) -> str:
+        if not isinstance(value, str) or not pattern.match(value):
+            raise ValueError(f"expected {description}")
+        return value
+
+    return parse
+
+
+# --------------------------------------------------------------------------- the key table
+
+
+@dataclass(frozen=True)
+class Key:
+    name: str
+    parse: Callable[[Any], Any]
+    doc: str
+    default: Any = None  # REQUIRED, a value, or _derived(...) computed from other settings
+    default_doc: str = ""
+    ds: bool = True
+
+    @property
+    def required(self) -> bool:
+        return self.default is REQUIRED
+
+
+REQUIRED = object()
+
+
+@dataclass(frozen=True)
+class Derived:
+    """A default computed from the settings read so far (DS's derived defaults)."""
+
+    compute: Callable[[dict], Any]
+    text: str
+
+
+_derived = Derived
+
+
+KEYS: tuple[Key, ...] = (
+    Key("APP_NAME", _pattern(APP_NAME_PATTERN, "1 to 75 letters, digits, '-' or '_' (it names queues, alarms, "
+                             "the dashboard, log groups and ECS resources)"),
+        "Ties the run's queue, cluster service, task definition, logs, alarms and dashboard together.", REQUIRED),
+    Key("DOCKERHUB_TAG", _string, "The Docker image the workers run (e.g. `me/measure:1.2`).", REQUIRED),
+    Key("AWS_REGION", _pattern(re.compile(r"^[a-z]{2}(-[a-z]+)+-\d$"), "a region name such as us-east-1"),
+        "AWS region of every resource.", "us-east-1", "`us-east-1`"),
+    Key("AWS_PROFILE", _optional_string,
+        "Profile from ~/.aws/config used by the CLI; `null` uses the default credential chain.", "default",
+        "`default`"),
+    Key("SSH_KEY_NAME", _optional_string,
+        "EC2 key pair for the fleet's machines (a trailing `.pem` is dropped); `null` for none.", None, "`null`"),
+    Key("AWS_BUCKET", _pattern(BUCKET_PATTERN, "an S3 bucket name (3 to 63 lowercase letters, digits, '.', '-')"),
+        "Bucket for inputs, outputs, the run record, ECS agent config and exported logs.", REQUIRED),
+    Key("ECS_CLUSTER", _pattern(ECS_NAME_PATTERN, "1 to 255 letters, digits, '-' or '_'"),
+        "ECS cluster the workers join.", "default", "`default`"),
+    Key("CLUSTER_MACHINES", _int_at_least(1), "How many EC2 spot machines the fleet asks for.", REQUIRED),
+    Key("TASKS_PER_MACHINE", _int_at_least(1), "Worker containers placed on each machine.", 1, "`1`"),
+    Key("MACHINE_TYPE", _machine_types, "List of instance types the fleet may use (one launch spec each).", REQUIRED),
+    Key("MACHINE_PRICE", _positive_number, "Highest price per machine-hour, in USD.", REQUIRED),
+    Key("EBS_VOL_SIZE", _int_at_least(22), "Size of each machine's data volume in GiB (minimum 22).", 30, "`30`"),
+    Key("ASSIGN_IP", parse_bool,
+        "Give machines a public IPv4 address; `false` overrides the fleet file, `true` respects it.", False,
+        "`false`"),
+    Key("DOCKER_CORES", _int_at_least(1), "Copies of the worker (jobs at once) in each container.", 1, "`1`"),
+    Key("CPU_SHARES", _int_at_least(128), "CPU units per container (1024 = one vCPU).",
+        _derived(lambda s: s["DOCKER_CORES"] * 1024, "DOCKER_CORES x 1024"), "DOCKER_CORES x 1024"),
+    Key("MEMORY", _int_at_least(6), "Memory per container, in MiB (hard limit).", 1024, "`1024`"),
+    Key("SECONDS_TO_START", _int_at_least(0), "Delay between starting each of a container's worker processes.",
+        0, "`0`"),
+    Key("SQS_QUEUE_NAME", _pattern(QUEUE_NAME_PATTERN, "1 to 80 letters, digits, '-' or '_'"),
+        "Name of the job queue.", _derived(lambda s: s["APP_NAME"] + "Queue", "APP_NAME + Queue"),
+        "APP_NAME + `Queue`"),
+    Key("SQS_MESSAGE_VISIBILITY", _int_at_least(0, MAX_VISIBILITY_SECONDS),
+        "Seconds a received job stays hidden; the worker's heartbeat extends it while the job runs.", 600, "`600`"),
+    Key("SQS_DEAD_LETTER_QUEUE", _pattern(QUEUE_NAME_PATTERN, "1 to 80 letters, digits, '-' or '_'"),
+        "Queue that receives jobs which failed JOB_RETRIES times.", "user_DeadMessages", "`user_DeadMessages`"),
+    Key("LOG_GROUP_NAME", _pattern(LOG_GROUP_PATTERN, "1 to 500 of letters, digits and _-/.#"),
+        "Log group with one stream per job; `_perInstance` is appended for container output.",
+        _derived(lambda s: s["APP_NAME"], "APP_NAME"), "APP_NAME"),
+    Key("AUTO_MONITOR", parse_bool, "Queue alarms wake the monitor Lambda, which scales down and tears down.",
+        True, "`true`"),
+    Key("CREATE_DASHBOARD", parse_bool, "Create a CloudWatch dashboard for the run.", True, "`true`"),
+    Key("CLEAN_DASHBOARD", parse_bool, "Delete the dashboard at teardown.", True, "`true`"),
+    Key("CHECK_IF_DONE_BOOL", parse_bool, "Skip a job whose outputs are already in S3.", False, "`false`"),
+    Key("EXPECTED_NUMBER_FILES", _int_at_least(1), "Output files that make a job count as done.", 1, "`1`"),
+    Key("MIN_FILE_SIZE_BYTES", _int_at_least(0), "Smallest output file, in bytes, that counts.", 1, "`1`"),
+    Key("NECESSARY_STRING", _plain_string, "Text an output's key must contain to count (empty: any).", "",
+        '`""`'),
+    Key("COMMAND", _command,
+        "The program run for each job, as a list of argument templates: `{key}` for any job key, plus "
+        "`{job_id}`, `{output_dir}`, `{input_dir}`. Never run through a shell.", REQUIRED, ds=False),
+    Key("OUTPUT_PREFIX", _template, "S3 prefix (template) under AWS_BUCKET for a job's outputs; CHECK_IF_DONE "
+        "looks here.", "{APP_NAME}/{job_id}", "`{APP_NAME}/{job_id}`", ds=False),
+    Key("INPUT_PREFIX", _optional_template, "S3 prefix (template) downloaded into `{input_dir}` before the "
+        "command runs; `null` for none.", None, "`null`", ds=False),
+    Key("JOB_RETRIES", _int_at_least(1, MAX_RECEIVE_COUNT), "Receives before a job moves to the dead-letter queue.",
+        3, "`3`", ds=False),
+    Key("ENVIRONMENT", _environment, "Extra environment variables for the command (DS's VARIABLE section).",
+        (), "`{}`", ds=False),
+)
+KEYS_BY_NAME = {key.name: key for key in KEYS}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """A validated config. Field names are config keys; `KEYS` documents each one."""
+
+    APP_NAME: str
+    DOCKERHUB_TAG: str
+    AWS_REGION: str
+    AWS_PROFILE: str | None
+    SSH_KEY_NAME: str | None
+    AWS_BUCKET: str
+    ECS_CLUSTER: str
+    CLUSTER_MACHINES: int
+    TASKS_PER_MACHINE: int
+    MACHINE_TYPE: tuple[str, ...]
+    MACHINE_PRICE: float
+    EBS_VOL_SIZE: int
+    ASSIGN_IP: bool
+    DOCKER_CORES: int
+    CPU_SHARES: int
+    MEMORY: int
+    SECONDS_TO_START: int
+    SQS_QUEUE_NAME: str
+    SQS_MESSAGE_VISIBILITY: int
+    SQS_DEAD_LETTER_QUEUE: str
+    LOG_GROUP_NAME: str
+    AUTO_MONITOR: bool
+    CREATE_DASHBOARD: bool
+    CLEAN_DASHBOARD: bool
+    CHECK_IF_DONE_BOOL: bool
+    EXPECTED_NUMBER_FILES: int
+    MIN_FILE_SIZE_BYTES: int
+    NECESSARY_STRING: str
+    COMMAND: tuple[str, ...]
+    OUTPUT_PREFIX: str
+    INPUT_PREFIX: str | None
+    JOB_RETRIES: int
+    ENVIRONMENT: tuple[tuple[str, str], ...]
+    source: str = "config.json"
+
+    # ---- derived names (DESIGN.md "Fixed names")
+    @property
+    def task_family(self) -> str:
+        return self.APP_NAME + "Task"
+
+    @property
+    def service_name(self) -> str:
+        return self.APP_NAME + "Service"
+
+    @property
+    def per_instance_log_group(self) -> str:
+        return self.LOG_GROUP_NAME + "_perInstance"
+
+    @property
+    def workers_per_machine(self) -> int:
+        return self.TASKS_PER_MACHINE * self.DOCKER_CORES
+
+    @property
+    def environment(self) -> dict[str, str]:
+        return dict(self.ENVIRONMENT)
+
+    def to_config(self) -> dict[str, Any]:
+        """The settings as a config.json object (round-trips through `from_mapping`)."""
+        config = {}
+        for key in KEYS:
+            value = getattr(self, key.name)
+            if key.name == "ENVIRONMENT":
+                value = dict(value)
+            elif isinstance(value, tuple):
+                value = list(value)
+            config[key.name] = value
+        return config
+
+    # ---- loading
+    @classmethod
+    def from_mapping(cls, raw: Any, source: str = "config.json") -> "Settings":
+        if not isinstance(raw, dict):
+            raise ConfigError(f"{source}: expected a JSON object of settings, got {type(raw).__name__}")
+        given = {name: value for name, value in raw.items() if not _is_comment(name)}
+        for name in given:
+            if name not in KEYS_BY_NAME:
+                raise ConfigError(_unknown_key_message(name, source))
+        values: dict[str, Any] = {}
+        derived = []
+        for key in KEYS:
+            value = given.get(key.name)
+            if value is not None or (key.name in given and key.name in _NULLABLE):
+                values[key.name] = _parse_key(key, value, source)
+            elif key.required:
+                raise ConfigError(f"{source}: missing required key '{key.name}' ({key.doc.rstrip('.')})")
+            elif isinstance(key.default, Derived):
+                derived.append(key)
+            else:
+                values[key.name] = key.default
+        for key in derived:
+            values[key.name] = _parse_key(key, key.default.compute(values), source)
+        _check_templates(values, source)
+        return cls(**values, source=source)
+
+    @classmethod
+    def load(cls, path: str | Path) -> "Settings":
+        return cls.from_mapping(read_json_file(path, ConfigError), str(path))
+
+
+_NULLABLE = {"AWS_PROFILE", "SSH_KEY_NAME", "INPUT_PREFIX", "ENVIRONMENT"}
+
+
+def _parse_key(key: Key, value: Any, source: str) -> Any:
+    try:
+        return key.parse(value)
+    except ValueError as error:
+        raise ConfigError(f"{source}: {key.name}: {error}, got {_show(value)}") from None
+
+
+def _show(value: Any) -> str:
+    text = json.dumps(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _unknown_key_message(name: str, source: str) -> str:
+    close = difflib.get_close_matches(name, KEYS_BY_NAME, n=1, cutoff=0.6) or difflib.get_close_matches(
+        name.upper(), KEYS_BY_NAME, n=1, cutoff=0.6
+    )
+    hint = f"; did you mean '{close[0]}'?" if close else "; see the configuration table in README.md"
+    return f"unknown key '{name}' in {source}{hint}"
+
+
+def _check_templates(values: Mapping[str, Any], source: str) -> None:
+    """Settings-level placeholders must exist; job keys are checked per job by jobs.py."""
+    for name in ("OUTPUT_PREFIX", "INPUT_PREFIX"):
+        local = {"output_dir", "input_dir"} & set(Template(values[name]).fields) if values.get(name) else set()
+        if local:
+            raise ConfigError(f"{source}: {name}: expected an S3 prefix template; "
+                              "{output_dir} and {input_dir} are local folders, usable only in COMMAND")
+
+
+def read_json_file(path: str | Path, error: type[Exception]) -> Any:
+    """Read a JSON file, turning every way it can fail into one clear `error`."""
+    try:
+        with open(path, "rb") as handle:
+            text = handle.read()
+    except FileNotFoundError:
+        raise error(f"{path}: file not found") from None
+    except IsADirectoryError:
+        raise error(f"{path}: expected a file, found a directory") from None
+    except OSError as problem:
+        raise error(f"{path}: cannot read: {problem.strerror}") from None
+    try:
+        return json.loads(text)
+    except UnicodeDecodeError:
+        raise error(f"{path}: expected UTF-8 JSON text") from None
+    except json.JSONDecodeError as problem:
+        raise error(f"{path}: invalid JSON at line {problem.lineno} column {problem.colno}: {problem.msg}") from None
+    except RecursionError:
+        raise error(f"{path}: JSON nested too deeply") from None
+
+
+__all__ = ["Settings", "KEYS", "Key", "parse_bool", "read_json_file", "TemplateError"]
