@@ -14,6 +14,7 @@ from __future__ import annotations
 import difflib
 import json
 import math
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +35,8 @@ ENV_NAME_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 MAX_VISIBILITY_SECONDS = 43200  # SQS's 12-hour cap on a message's visibility timeout
 MAX_RECEIVE_COUNT = 1000  # SQS's cap on a redrive policy's maxReceiveCount
 
+# The one environment variable that carries the settings into a worker container.
+CONFIG_ENV_VAR = "DSR_CONFIG"
 # Placeholders every template may use, besides the job's own keys.
 RUNTIME_PLACEHOLDERS = ("job_id", "output_dir", "input_dir")
 # Environment variable names the worker reserves for itself (ENVIRONMENT may not set them).
@@ -333,6 +336,28 @@ class Settings:
                 value = list(value)
             config[key.name] = value
         return config
+
+    def to_environment(self) -> dict[str, str]:
+        """What a worker container needs: the whole config as JSON plus ENVIRONMENT.
+
+        AWS_PROFILE is dropped: on AWS the worker's credentials come from the task role.
+        """
+        config = self.to_config()
+        config["AWS_PROFILE"] = None
+        return {CONFIG_ENV_VAR: json.dumps(config, separators=(",", ":")), **self.environment}
+
+    @classmethod
+    def from_environment(cls, environ: Mapping[str, str] | None = None) -> "Settings":
+        """The settings a worker was started with (see `to_environment`)."""
+        environ = os.environ if environ is None else environ
+        if CONFIG_ENV_VAR not in environ:
+            raise ConfigError(f"environment: {CONFIG_ENV_VAR} is not set; the task definition made by "
+                              "'python cli.py setup' sets it")
+        try:
+            raw = json.loads(environ[CONFIG_ENV_VAR])
+        except ValueError:
+            raise ConfigError(f"environment: {CONFIG_ENV_VAR}: expected a JSON object") from None
+        return cls.from_mapping(raw, source=f"${CONFIG_ENV_VAR}")
 
     # ---- loading
     @classmethod
