@@ -32,9 +32,10 @@ MAX_JOB_ID_LENGTH = 200
 _UNSAFE_ID_CHARS = re.compile(r"[^A-Za-z0-9._-]+")
 _DOTS = re.compile(r"\.{2,}")
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._-]{1,200}$")
-# Values exist only on the worker; at submit time placeholders get stand-ins so
-# that a typo in COMMAND fails at submit, not on a machine an hour later.
-_RUNTIME_STANDINS = {"output_dir": "/tmp/output", "input_dir": "/tmp/input"}
+# Placeholders whose values exist only on the worker. Every other placeholder
+# is checked at submit, so a typo in COMMAND fails there, not on a machine an
+# hour later.
+_RUNTIME_STANDINS = frozenset({"output_dir", "input_dir"})
 
 
 @dataclass(frozen=True)
@@ -110,7 +111,7 @@ class _Templates:
     """The settings' templates, parsed once per file rather than once per job."""
 
     def __init__(self, settings: Settings):
-        self.command = [Template(item) for item in settings.COMMAND]
+        self.command_fields = frozenset(field for item in settings.COMMAND for field in Template(item).fields)
         self.output_prefix = Template(settings.OUTPUT_PREFIX)
         self.input_prefix = Template(settings.INPUT_PREFIX) if settings.INPUT_PREFIX else None
 
@@ -123,12 +124,13 @@ def _build_job(shared: dict, shared_json: str, group: Any, settings: Settings, t
     values = {**shared, **group}
     context = _context(values, job_id, settings)
     try:
-        for template in templates.command:
-            template.render({**context, **_RUNTIME_STANDINS})
-        key = "OUTPUT_PREFIX"
-        output_prefix = _prefix(templates.output_prefix.render(context), where, key)
-        key = "INPUT_PREFIX"
-        input_prefix = _prefix(templates.input_prefix.render(context), where, key) if templates.input_prefix else None
+        output_prefix = _prefix(templates.output_prefix.render(context), where, "OUTPUT_PREFIX")
+        input_prefix = (_prefix(templates.input_prefix.render(context), where, "INPUT_PREFIX")
+                        if templates.input_prefix else None)
+        # COMMAND is rendered on the worker; here it is enough that every placeholder has a value.
+        missing = templates.command_fields.difference(context, _RUNTIME_STANDINS)
+        if missing:
+            raise MissingPlaceholder(min(missing))
     except MissingPlaceholder as missing:
         used_in = _where_used(missing.name, settings)
         raise JobFileError(f"{where}: missing key '{missing.name}' used as {{{missing.name}}} in {used_in}; "
@@ -179,7 +181,7 @@ def derive_job_id(values: Iterable[Any]) -> str:
 
 
 def _empty_id(where: str) -> str:
-    raise JobFileError(f"{where}: cannot make a job id from an empty group; add values or a 'job_id'")
+    raise JobFileError(f"{where}: cannot make a job id from this group's values; add a 'job_id'")
 
 
 def _prefix(rendered: str, where: str, key: str) -> str:

@@ -390,6 +390,15 @@ class Settings:
         return cls.from_mapping(read_json_file(path, ConfigError), str(path))
 
 
+def config_table_markdown() -> str:
+    """The README's configuration table, made from `KEYS` (a test keeps README.md in step)."""
+    rows = ["| Key | Default | Meaning | In DS |", "| --- | --- | --- | --- |"]
+    for key in KEYS:
+        default = "required" if key.required else key.default_doc
+        rows.append(f"| `{key.name}` | {default} | {key.doc} | {'yes' if key.ds else 'new'} |")
+    return "\n".join(rows)
+
+
 _NULLABLE = {"AWS_PROFILE", "SSH_KEY_NAME", "INPUT_PREFIX", "ENVIRONMENT"}
 
 
@@ -434,7 +443,7 @@ def read_json_file(path: str | Path, error: type[Exception]) -> Any:
     except OSError as problem:
         raise error(f"{path}: cannot read: {problem.strerror}") from None
     try:
-        return json.loads(text)
+        return json.loads(text.decode("utf-8-sig"))
     except UnicodeDecodeError:
         raise error(f"{path}: expected UTF-8 JSON text") from None
     except json.JSONDecodeError as problem:
@@ -444,3 +453,7 @@ def read_json_file(path: str | Path, error: type[Exception]) -> Any:
 
 
 __all__ = ["Settings", "KEYS", "Key", "parse_bool", "read_json_file", "TemplateError"]
+
+
+if __name__ == "__main__":
+    print(config_table_markdown())

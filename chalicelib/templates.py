@@ -34,13 +34,13 @@ class Template:
         try:
             parsed = list(string.Formatter().parse(text))
         except ValueError as error:
-            raise TemplateError(f"malformed template {text!r}: {error}") from None
+            raise TemplateError(f"expected a template with balanced braces in {text!r} ({error})") from None
         for literal, field, spec, conversion in parsed:
             if field is not None:
                 if not field or not set(field) <= _IDENTIFIER_CHARS or field[0].isdigit():
-                    raise TemplateError(f"placeholder {{{field}}} in {text!r} must be a plain name like {{plate}}")
+                    raise TemplateError(f"expected plain placeholder names like {{plate}}, not {{{field}}}")
                 if spec or conversion:
-                    raise TemplateError(f"placeholder in {text!r} takes no format spec or conversion")
+                    raise TemplateError(f"expected placeholders without format spec or conversion in {text!r}")
             parts.append((literal, field))
         self._parts = tuple(parts)
 

@@ -1,0 +1,60 @@
+"""Fleet files: DS's format is checked before start-cluster touches AWS."""
+
+import copy
+import json
+from pathlib import Path
+
+import pytest
+
+from chalicelib.errors import FleetFileError
+from chalicelib.fleet import load_fleet_file, parse_fleet_document
+
+EXAMPLE = Path(__file__).parents[2] / "examples" / "fleet.json"
+
+
+def example():
+    return json.loads(EXAMPLE.read_text())
+
+
+def test_the_example_fleet_file_loads():
+    fleet = load_fleet_file(EXAMPLE)
+    assert fleet.iam_fleet_role.startswith("arn:aws:iam::")
+    assert fleet.instance_profile_arns() == ["arn:aws:iam::123456789012:instance-profile/ecsInstanceRole"]
+    copied = fleet.copy_config()
+    copied["LaunchSpecifications"][0]["ImageId"] = "changed"
+    assert fleet.launch_specifications[0]["ImageId"] == "ami-0123456789abcdef0"
+
+
+def broken(change):
+    document = copy.deepcopy(example())
+    change(document)
+    with pytest.raises(FleetFileError) as caught:
+        parse_fleet_document(document, "fleet.json")
+    return str(caught.value)
+
+
+def test_rejections():
+    assert broken(lambda d: d.pop("IamFleetRole")) == (
+        "fleet.json: IamFleetRole: expected the ARN of the spot fleet role (python cli.py setup-account prints it), "
+        "got nothing")
+    assert broken(lambda d: d.update(LaunchSpecifications=[])) == (
+        "fleet.json: LaunchSpecifications: expected a non-empty list of launch specifications")
+    assert broken(lambda d: d["LaunchSpecifications"][0].pop("ImageId")) == (
+        "fleet.json: LaunchSpecifications[0]: ImageId: expected an ECS-optimized AMI id like ami-0123456789abcdef0, "
+        "got nothing")
+    assert broken(lambda d: d["LaunchSpecifications"][0]["BlockDeviceMappings"].pop()) == (
+        "fleet.json: LaunchSpecifications[0]: BlockDeviceMappings: expected two block devices (root, then the data "
+        "volume sized by EBS_VOL_SIZE)")
+    assert broken(lambda d: d["LaunchSpecifications"][0]["BlockDeviceMappings"][1].pop("Ebs")) == (
+        "fleet.json: LaunchSpecifications[0]: BlockDeviceMappings[1]: expected an object with an 'Ebs' object (the "
+        "data volume sized by EBS_VOL_SIZE)")
+    assert broken(lambda d: d["LaunchSpecifications"].append("x")) == (
+        "fleet.json: LaunchSpecifications[1]: expected an object")
+
+
+def test_not_an_object(tmp_path):
+    path = tmp_path / "fleet.json"
+    path.write_text("[]")
+    with pytest.raises(FleetFileError, match=r"fleet.json: expected a JSON object \(a spot fleet request config\), "
+                                             r"got list$"):
+        load_fleet_file(path)

@@ -1,0 +1,185 @@
+"""Job files: DS's shape, ids, templates, and every rejection with its exact message."""
+
+import json
+
+import pytest
+
+from chalicelib.errors import JobFileError
+from chalicelib.jobs import MAX_MESSAGE_BYTES, NotAJob, derive_job_id, job_from_message, load_job_file, \
+    parse_job_document
+from tests.conftest import make_settings
+
+# The shape of DS's own example job file: shared keys, comment keys, groups.
+DS_EXAMPLE = {
+    "_comment1": "Paths in this file are relative to the root of your S3 bucket",
+    "pipeline": "projects/analysis.cppipe",
+    "data_file": "projects/load_data.csv",
+    "input": "projects/input/",
+    "output": "projects/output/",
+    "output_structure": "Metadata_Plate-Metadata_Well-Metadata_Site",
+    "_comment2": "The following groups are tasks, and each will be run in parallel",
+    "groups": [
+        {"Metadata": "Metadata_Plate=Plate1,Metadata_Well=A01,Metadata_Site=1"},
+        {"Metadata": "Metadata_Plate=Plate1,Metadata_Well=A01,Metadata_Site=2"},
+    ],
+}
+
+
+def settings(**overrides):
+    base = {"COMMAND": ["python", "run.py", "--plate", "{plate}", "--out", "{output_dir}"]}
+    return make_settings(**{**base, **overrides})
+
+
+def rejected(document, **overrides) -> str:
+    with pytest.raises(JobFileError) as caught:
+        parse_job_document(document, settings(**overrides), "jobs.json")
+    assert "\n" not in str(caught.value)
+    return str(caught.value)
+
+
+def test_ds_example_shape():
+    jobs = parse_job_document(DS_EXAMPLE, settings(COMMAND=["cp", "{pipeline}", "{output_dir}"]))
+    assert [job.job_id for job in jobs] == [
+        "Metadata_Plate_Plate1_Metadata_Well_A01_Metadata_Site_1",
+        "Metadata_Plate_Plate1_Metadata_Well_A01_Metadata_Site_2",
+    ]
+    message = json.loads(jobs[0].body)
+    assert "_comment1" not in message and "groups" not in message
+    assert message == {
+        "pipeline": "projects/analysis.cppipe", "data_file": "projects/load_data.csv", "input": "projects/input/",
+        "output": "projects/output/", "output_structure": "Metadata_Plate-Metadata_Well-Metadata_Site",
+        "group": {"Metadata": "Metadata_Plate=Plate1,Metadata_Well=A01,Metadata_Site=1"},
+    }
+    assert jobs[0].output_prefix == "TestApp/Metadata_Plate_Plate1_Metadata_Well_A01_Metadata_Site_1"
+
+
+def test_job_id_is_group_values_in_sorted_key_order_joined_by_dash():
+    jobs = parse_job_document({"groups": [{"well": "A01", "plate": "P1", "site": 3}]}, settings())
+    assert jobs[0].job_id == "P1-3-A01"
+
+
+def test_a_group_may_name_its_own_id():
+    jobs = parse_job_document({"groups": [{"plate": "P1", "job_id": "first"}]}, settings())
+    assert jobs[0].job_id == "first"
+
+
+@pytest.mark.parametrize("values,expected", [
+    (["a/b", "c d"], "a_b-c_d"),
+    (["../../etc", "x"], "etc-x"),
+    (["/abs"], "abs"),
+    (["ok.csv"], "ok.csv"),
+    (["x:y*z"], "x_y_z"),
+    ([1, True, None], "1-true-null"),
+])
+def test_derived_ids_are_safe_for_log_streams_and_s3_keys(values, expected):
+    assert derive_job_id(values) == expected
+
+
+def test_long_ids_are_shortened_and_stay_unique():
+    first, second = derive_job_id(["x" * 300 + "1"]), derive_job_id(["x" * 300 + "2"])
+    assert len(first) == 200 and first != second
+
+
+def test_command_renders_as_argument_list_with_values_intact():
+    job = parse_job_document({"mode": "fast", "groups": [{"plate": "P 1; rm -rf / \"'"}]}, settings())[0]
+    assert job.command(settings(), "/tmp/out", "/tmp/in") == ["python", "run.py", "--plate",
+                                                              "P 1; rm -rf / \"'", "--out", "/tmp/out"]
+
+
+def test_group_values_override_shared_values():
+    job = parse_job_document({"plate": "shared", "groups": [{"plate": "own"}]}, settings())[0]
+    assert job.values["plate"] == "own"
+
+
+def test_templates_see_app_name_and_job_keys():
+    job = parse_job_document({"batch": "b1", "groups": [{"plate": "P1"}]},
+                             settings(OUTPUT_PREFIX="{APP_NAME}/{batch}/{plate}", INPUT_PREFIX="in/{plate}/"))[0]
+    assert (job.output_prefix, job.input_prefix) == ("TestApp/b1/P1", "in/P1")
+
+
+def test_ten_thousand_groups():
+    document = {"_comment": "x", "pipeline": "p", "groups": [{"plate": f"P{i:05d}", "well": "A01"}
+                                                               for i in range(10_000)]}
+    jobs = parse_job_document(document, settings())
+    assert len(jobs) == 10_000 and len({job.job_id for job in jobs}) == 10_000
+    assert jobs[-1].job_id == "P09999-A01"
+
+
+def test_message_round_trips_through_the_worker_edge():
+    s = settings()
+    job = parse_job_document({"pipeline": "p", "groups": [{"plate": "P1"}]}, s)[0]
+    again = job_from_message(job.body, s)
+    assert (again.job_id, again.output_prefix, again.body) == (job.job_id, job.output_prefix, job.body)
+
+
+@pytest.mark.parametrize("body,reason", [
+    ("not json", "message body is not JSON"),
+    ('["a"]', "message is not a JSON object with a 'group' object"),
+    ('{"plate": "P1"}', "message is not a JSON object with a 'group' object"),
+    ('{"group": {"x": 1}}', "message: missing key 'plate' used as {plate} in COMMAND; add it to the group or to "
+                            "the top level"),
+    ('{"group": {"plate": "P1", "job_id": "../x"}}', None),
+])
+def test_messages_that_are_not_our_jobs(body, reason):
+    with pytest.raises(NotAJob) as caught:
+        job_from_message(body, settings())
+    if reason:
+        assert str(caught.value) == reason
+
+
+REJECTIONS = [
+    ([], "jobs.json: expected a JSON object with a 'groups' list, got list"),
+    ({"pipeline": "p"}, "jobs.json: missing key 'groups' (the list of jobs)"),
+    ({"groups": {"a": 1}}, "jobs.json: groups: expected a list of objects, got dict"),
+    ({"groups": []}, "jobs.json: groups: expected at least one job, got an empty list"),
+    ({"groups": [{"plate": "P1"}, "P2"]}, "jobs.json: groups[1]: expected an object of job values, got str"),
+    ({"groups": [{"plate": "P1"}, {"well": "A1"}]}, "jobs.json: groups[1]: missing key 'plate' used as {plate} in "
+                                                    "COMMAND; add it to the group or to the top level"),
+    ({"groups": [{"plate": "P1"}, {"plate": "P1"}]}, "jobs.json: groups[1]: job id 'P1' is also the id of "
+                                                     "groups[0]; job ids must be unique (set 'job_id' in the group)"),
+    ({"groups": [{"plate": "a/b"}, {"plate": "a b"}]}, "jobs.json: groups[1]: job id 'a_b' is also the id of "
+                                                       "groups[0]; job ids must be unique (set 'job_id' in the "
+                                                       "group)"),
+    ({"groups": [{"plate": "P1", "job_id": "../up"}]}, "jobs.json: groups[0]: job_id: expected 1 to 200 letters, "
+                                                       "digits, '.', '-' or '_' (no '..'), got \"../up\""),
+    ({"groups": [{"plate": "P1", "job_id": 7}]}, "jobs.json: groups[0]: job_id: expected 1 to 200 letters, "
+                                                 "digits, '.', '-' or '_' (no '..'), got 7"),
+    ({"groups": [{}]}, "jobs.json: groups[0]: cannot make a job id from this group's values; add a 'job_id'"),
+    ({"group": 1, "groups": [{"plate": "P1"}]}, "jobs.json: group: reserved top-level key (each message carries "
+                                                "its group under it)"),
+    ({"groups": [{"plate": "P1", "blob": "x" * MAX_MESSAGE_BYTES}]}, "jobs.json: groups[0]: message is 262182 "
+                                                                     "bytes, over SQS's limit of 262144; keep "
+                                                                     "large data in S3 and pass its key"),
+]
+
+
+@pytest.mark.parametrize("document,message", REJECTIONS)
+def test_rejections(document, message):
+    assert rejected(document) == message
+
+
+def test_a_template_that_escapes_the_output_prefix_is_rejected():
+    assert rejected({"groups": [{"plate": "../../other"}]}, OUTPUT_PREFIX="{plate}") == (
+        "jobs.json: groups[0]: OUTPUT_PREFIX renders to '../../other'; expected a relative S3 prefix without "
+        "empty, '.' or '..' parts")
+    assert rejected({"groups": [{"plate": "/etc"}]}, OUTPUT_PREFIX="{plate}/x") == (
+        "jobs.json: groups[0]: OUTPUT_PREFIX renders to '/etc/x'; expected a relative S3 prefix without empty, "
+        "'.' or '..' parts")
+    assert rejected({"groups": [{"plate": "..", "job_id": "j1"}]}, INPUT_PREFIX="in/{plate}") == (
+        "jobs.json: groups[0]: INPUT_PREFIX renders to 'in/..'; expected a relative S3 prefix without empty, "
+        "'.' or '..' parts")
+
+
+def test_missing_placeholder_in_output_prefix_names_it():
+    assert rejected({"groups": [{"plate": "P1"}]}, OUTPUT_PREFIX="{batch}/{job_id}") == (
+        "jobs.json: groups[0]: missing key 'batch' used as {batch} in OUTPUT_PREFIX; add it to the group or to the "
+        "top level")
+
+
+def test_load_job_file_reports_the_path(tmp_path):
+    path = tmp_path / "jobs.json"
+    path.write_text('{"groups": [')
+    with pytest.raises(JobFileError, match=r"jobs.json: invalid JSON at line 1 column 13"):
+        load_job_file(path, settings())
+    path.write_text(json.dumps({"groups": [{"plate": "P1"}]}))
+    assert load_job_file(path, settings())[0].job_id == "P1"
