@@ -1,0 +1,129 @@
+"""What the monitor sees of a run at one moment, as plain values.
+
+`observe.py` builds an `Observation` from the run record and live AWS; `plan`
+reads nothing else. `Policy` is the part of the run's settings the monitor
+acts on (recorded by start-cluster, since the Lambda has no config.json), and
+`MonitorState` is the monitor's own bookkeeping between ticks.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any, Literal
+
+ExportStatus = Literal["missing", "running", "done", "failed"]
+
+
+@dataclass(frozen=True)
+class Policy:
+    """How the monitor treats a run (from the run record)."""
+
+    cluster_machines: int
+    tasks_per_machine: int
+    docker_cores: int
+    machine_price: float
+    cheapest: bool = False
+    max_run_hours: float | None = None
+    max_run_cost: float | None = None
+    clean_dashboard: bool = True
+
+    @property
+    def workers_per_machine(self) -> int:
+        return self.tasks_per_machine * self.docker_cores
+
+
+@dataclass(frozen=True)
+class MonitorState:
+    """The monitor's bookkeeping, kept in S3 beside the run record (the record itself is never rewritten)."""
+
+    empty_observations: int = 0  # consecutive ticks that saw no job visible nor in flight
+    tearing_down: bool = False
+    stop_reason: str | None = None
+    # instance id -> launch time (epoch s) of the machines seen last tick, so that a machine that
+    # disappears (spot interruption, termination) still counts toward machine-hours
+    known_instances: dict[str, float] = field(default_factory=dict)
+    retired_machine_seconds: float = 0.0
+    export_tasks: dict[str, str] = field(default_factory=dict)  # log group -> export task id
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str | bytes | None) -> "MonitorState":
+        if not text:
+            return cls()
+        raw = json.loads(text)
+        known = {name for name in cls.__dataclass_fields__}
+        return cls(**{key: value for key, value in raw.items() if key in known})
+
+    def updated(self, changes: dict[str, Any]) -> "MonitorState":
+        return replace(self, **changes)
+
+
+@dataclass(frozen=True)
+class Instance:
+    instance_id: str
+    launched_at: float  # epoch seconds
+    # Jobs its workers hold right now (from the workers' leases); None when unknown, and a
+    # machine whose business is unknown is never stopped.
+    busy_jobs: int | None
+
+
+@dataclass(frozen=True)
+class Observation:
+    app_name: str
+    now: float  # epoch seconds
+    started_at: float  # epoch seconds
+    state: MonitorState
+    # queue
+    queue_url: str
+    queue_exists: bool
+    visible: int  # visible + delayed: jobs waiting for a worker
+    in_flight: int  # received and not yet deleted: jobs running (or failed and waiting to retry)
+    dead_letter: int
+    jobs_at_start: int | None
+    # fleet and machines
+    fleet_id: str
+    fleet_active: bool  # the request exists and is not cancelled
+    fleet_target: int
+    fleet_fulfilled: float
+    instances: tuple[Instance, ...] = ()
+    # ECS
+    cluster: str = "default"
+    cluster_exists: bool = False
+    cluster_in_use_by_others: bool = False
+    service: str = ""
+    service_exists: bool = False
+    service_desired: int = 0
+    task_definition_arns: tuple[str, ...] = ()
+    # CloudWatch
+    alarm_names: tuple[str, ...] = ()  # existing alarms that belong to the run
+    queue_alarm_names: tuple[str, ...] = ()  # the run's queue alarms (a subset of alarm_names when they exist)
+    instance_alarm_prefix: str = ""
+    dashboard_name: str | None = None
+    dashboard_exists: bool = False
+    # logs and records
+    bucket: str = ""
+    log_groups: tuple[str, ...] = ()
+    exported_logs_prefix: str = ""
+    export_status: dict[str, ExportStatus] = field(default_factory=dict)  # per log group, our export task
+    export_running_in_account: bool = False  # AWS allows one running export task per account
+    summary_key: str = ""
+    summary_exists: bool = False
+    record_keys: tuple[str, ...] = ()  # the run record and the monitor state, removed last
+
+    @property
+    def elapsed(self) -> float:
+        return max(0.0, self.now - self.started_at)
+
+    @property
+    def active_instance_ids(self) -> tuple[str, ...]:
+        return tuple(instance.instance_id for instance in self.instances)
+
+    def machine_seconds(self) -> float:
+        """Machine time so far: retired machines plus the live ones up to now (a ceiling, billed by the second)."""
+        live = sum(max(0.0, self.now - instance.launched_at) for instance in self.instances)
+        gone = sum(max(0.0, self.now - launched) for instance_id, launched in self.state.known_instances.items()
+                   if instance_id not in self.active_instance_ids)
+        return self.state.retired_machine_seconds + gone + live

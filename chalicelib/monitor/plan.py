@@ -1,0 +1,228 @@
+"""The monitor's policy: `plan(observation, policy) -> [Action]`. Pure: it reads, it never writes.
+
+Every rule compares what is wanted with what is, and emits an action only when
+they differ, so a converged run plans nothing. Run order:
+
+1. Bookkeeping: machines that appeared or vanished, consecutive empty ticks.
+2. Stop conditions: the queue seen empty on two consecutive ticks, MAX_RUN_HOURS, MAX_RUN_COST.
+3. Running: size the fleet to the jobs left, release machines that run no job,
+   delete alarms of machines that are gone.
+4. Teardown (once started it goes on whatever the queue does), stop spending
+   first: fleet, service, task definitions, queue, alarms, dashboard, cluster,
+   log export, summary, and the run record last.
+"""
+
+from __future__ import annotations
+
+import math
+
+from chalicelib.monitor.actions import (Action, CancelFleet, DeleteAlarms, DeleteCluster, DeleteDashboard,
+                                        DeleteQueue, DeleteService, DeregisterTaskDefinitions, ExportLogs,
+                                        RemoveRunRecord, SaveState, SetFleetCapacity, SetServiceCount,
+                                        TerminateInstances, WriteSummary)
+from chalicelib.monitor.observation import Observation, Policy
+
+EMPTY_TICKS_BEFORE_TEARDOWN = 2  # SQS counts are approximate; one empty look is not proof
+CHEAPEST_AFTER_SECONDS = 15 * 60  # DS's cheapest mode: one machine after the first 15 minutes
+REASON_DRAINED = "queue empty and no job in flight on two consecutive checks"
+
+
+def plan(observation: Observation, policy: Policy) -> list[Action]:
+    actions: list[Action] = []
+    state_changes = _bookkeeping(observation)
+    stop_reason = observation.state.stop_reason if observation.state.tearing_down else _stop_reason(
+        observation, policy, state_changes)
+    if stop_reason:
+        if not observation.state.tearing_down:
+            state_changes.update(tearing_down=True, stop_reason=stop_reason)
+        if state_changes:
+            actions.append(SaveState(changes=tuple(sorted(state_changes.items())), reason=stop_reason))
+        actions.extend(_teardown(observation, policy, stop_reason))
+        return actions
+    if state_changes:
+        actions.append(SaveState(changes=tuple(sorted(state_changes.items())), reason=_state_reason(state_changes)))
+    actions.extend(_scale(observation, policy))
+    actions.extend(_stale_instance_alarms(observation))
+    return actions
+
+
+# ---------------------------------------------------------------- bookkeeping and stop conditions
+
+
+def _bookkeeping(observation: Observation) -> dict:
+    changes: dict = {}
+    state = observation.state
+    live = {instance.instance_id: instance.launched_at for instance in observation.instances}
+    if live != state.known_instances:
+        gone_seconds = sum(max(0.0, observation.now - launched) for instance_id, launched in
+                           state.known_instances.items() if instance_id not in live)
+        changes["known_instances"] = live
+        if gone_seconds:
+            changes["retired_machine_seconds"] = state.retired_machine_seconds + gone_seconds
+    if state.tearing_down:
+        return changes  # the queue no longer decides anything
+    empty = observation.visible == 0 and observation.in_flight == 0
+    count = state.empty_observations + 1 if empty else 0
+    if count != state.empty_observations:
+        changes["empty_observations"] = count
+    return changes
+
+
+def _stop_reason(observation: Observation, policy: Policy, changes: dict) -> str | None:
+    if not observation.queue_exists:
+        return "the job queue no longer exists"
+    if changes.get("empty_observations", observation.state.empty_observations) >= EMPTY_TICKS_BEFORE_TEARDOWN:
+        return REASON_DRAINED
+    if policy.max_run_hours is not None and observation.elapsed >= policy.max_run_hours * 3600:
+        return f"MAX_RUN_HOURS reached ({policy.max_run_hours:g} h); jobs left in the queue are kept"
+    if policy.max_run_cost is not None:
+        cost = observation.machine_seconds() / 3600 * policy.machine_price
+        if cost >= policy.max_run_cost:
+            return (f"MAX_RUN_COST reached (ceiling ${cost:.2f} >= ${policy.max_run_cost:g}); "
+                    "jobs left in the queue are kept")
+    return None
+
+
+def _state_reason(changes: dict) -> str:
+    parts = []
+    if "empty_observations" in changes:
+        parts.append(f"queue empty on {changes['empty_observations']} consecutive check(s)"
+                     if changes["empty_observations"] else "jobs in the queue again")
+    if "known_instances" in changes:
+        parts.append(f"{len(changes['known_instances'])} machine(s) now in the fleet")
+    return "; ".join(parts)
+
+
+# ---------------------------------------------------------------- running
+
+
+def desired_machines(observation: Observation, policy: Policy) -> int:
+    """Machines the jobs left can use: never more than CLUSTER_MACHINES, one in cheapest mode after 15 min."""
+    cap = policy.cluster_machines
+    if policy.cheapest and observation.elapsed >= CHEAPEST_AFTER_SECONDS:
+        cap = 1
+    needed = math.ceil((observation.visible + observation.in_flight) / policy.workers_per_machine)
+    return max(0, min(cap, needed))
+
+
+def _scale(observation: Observation, policy: Policy) -> list[Action]:
+    if not observation.fleet_active:
+        return []
+    actions: list[Action] = []
+    desired = desired_machines(observation, policy)
+    # Grow back (retries made jobs visible again) only while jobs wait; shrink whenever fewer are needed.
+    if desired < observation.fleet_target or (observation.visible > 0 and desired > observation.fleet_target):
+        actions.append(SetFleetCapacity(
+            fleet_id=observation.fleet_id, target=desired,
+            reason=f"{observation.visible} job(s) waiting and {observation.in_flight} running need {desired} "
+                   f"machine(s) at {policy.workers_per_machine} job(s) each; fleet target is "
+                   f"{observation.fleet_target}"))
+    tasks = desired * policy.tasks_per_machine
+    if observation.service_exists and observation.service_desired > tasks:
+        actions.append(SetServiceCount(cluster=observation.cluster, service=observation.service, count=tasks,
+                                       reason=f"{desired} machine(s) hold {tasks} task(s)"))
+    idle = _idle_machines(observation, desired)
+    if idle:
+        actions.append(TerminateInstances(
+            instance_ids=idle,
+            reason=f"no job waiting; {len(idle)} machine(s) run no job and the {desired} busy machine(s) suffice"))
+    return actions
+
+
+def _idle_machines(observation: Observation, desired: int) -> tuple[str, ...]:
+    """Machines to release now: only when no job waits (an idle machine would take it), only machines
+    known to hold no job, and never below what the running jobs need."""
+    if observation.visible > 0:
+        return ()
+    excess = len(observation.instances) - desired
+    idle = sorted((instance for instance in observation.instances if instance.busy_jobs == 0),
+                  key=lambda instance: (instance.launched_at, instance.instance_id))
+    return tuple(instance.instance_id for instance in idle[:max(0, excess)])
+
+
+def _stale_instance_alarms(observation: Observation) -> list[Action]:
+    prefix = observation.instance_alarm_prefix
+    if not prefix:
+        return []
+    live = set(observation.active_instance_ids)
+    stale = tuple(sorted(name for name in observation.alarm_names
+                         if name.startswith(prefix) and name[len(prefix):].startswith("i-")
+                         and name[len(prefix):] not in live))
+    if not stale:
+        return []
+    return [DeleteAlarms(names=stale, reason=f"{len(stale)} idle alarm(s) of machines that are gone")]
+
+
+# ---------------------------------------------------------------- teardown
+
+
+def _teardown(observation: Observation, policy: Policy, reason: str) -> list[Action]:
+    actions: list[Action] = []
+    if observation.fleet_active:
+        actions.append(CancelFleet(fleet_id=observation.fleet_id, reason=f"teardown ({reason}): stop paying first"))
+    elif observation.instances:
+        actions.append(TerminateInstances(instance_ids=observation.active_instance_ids,
+                                          reason="teardown: machines outlived their cancelled fleet"))
+    if observation.service_exists:
+        actions.append(DeleteService(cluster=observation.cluster, service=observation.service,
+                                     reason="teardown: no more workers"))
+    if observation.task_definition_arns:
+        actions.append(DeregisterTaskDefinitions(arns=observation.task_definition_arns,
+                                                 reason="teardown: the run's task definitions"))
+    if observation.queue_exists and reason == REASON_DRAINED:
+        actions.append(DeleteQueue(queue_url=observation.queue_url,
+                                   reason="teardown: the job queue is empty (the dead-letter queue is kept, "
+                                          f"{observation.dead_letter} failed job(s))"))
+    if observation.alarm_names:
+        actions.append(DeleteAlarms(names=observation.alarm_names, reason="teardown: the run's alarms"))
+    if observation.dashboard_exists and policy.clean_dashboard and observation.dashboard_name:
+        actions.append(DeleteDashboard(name=observation.dashboard_name, reason="teardown: CLEAN_DASHBOARD"))
+    if (observation.cluster_exists and observation.cluster != "default" and not observation.cluster_in_use_by_others
+            and not observation.service_exists):
+        actions.append(DeleteCluster(cluster=observation.cluster, reason="teardown: the cluster is unused"))
+    waiting = _log_exports(observation, actions)
+    if not observation.summary_exists:
+        actions.append(WriteSummary(bucket=observation.bucket, key=observation.summary_key,
+                                    summary=tuple(summary(observation, policy, reason).items()),
+                                    reason="teardown: what the run did"))
+    if not waiting:
+        actions.append(RemoveRunRecord(bucket=observation.bucket, keys=observation.record_keys,
+                                       reason="teardown complete: the run is no longer watched"))
+    return actions
+
+
+def _log_exports(observation: Observation, actions: list[Action]) -> bool:
+    """Start the next log export if the account has none running; True while any is unfinished."""
+    waiting = False
+    for group in observation.log_groups:
+        status = observation.export_status.get(group, "missing")
+        if status in ("done", "failed"):
+            continue  # a failed export is reported in the summary, not retried forever
+        waiting = True
+        if status == "missing" and not observation.export_running_in_account:
+            actions.append(ExportLogs(log_group=group, bucket=observation.bucket,
+                                      prefix=observation.exported_logs_prefix.rstrip("/") + "/" + group.strip("/"),
+                                      start_ms=int(observation.started_at * 1000) - 3_600_000,
+                                      end_ms=int(observation.now * 1000),
+                                      reason="teardown: keep the logs in S3 (one export at a time per account)"))
+            return True
+        break  # one export at a time: the next starts on a later tick
+    return waiting
+
+
+def summary(observation: Observation, policy: Policy, reason: str) -> dict:
+    machine_hours = observation.machine_seconds() / 3600
+    left = observation.visible + observation.in_flight
+    submitted = max(observation.jobs_at_start or 0, left + observation.dead_letter)
+    return {
+        "app_name": observation.app_name,
+        "stop_reason": reason,
+        "started_at": observation.started_at,
+        "ended_at": observation.now,
+        "jobs_submitted": submitted,
+        "jobs_done": max(0, submitted - left - observation.dead_letter),
+        "jobs_failed": observation.dead_letter,
+        "jobs_left": left,
+        "machine_hours": round(machine_hours, 4),
+        "cost_ceiling_usd": round(machine_hours * policy.machine_price, 4),
+    }

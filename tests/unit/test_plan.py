@@ -1,0 +1,214 @@
+"""plan(): world in, expected actions out. No AWS."""
+
+from dataclasses import replace
+
+import pytest
+
+from chalicelib.monitor.actions import (CancelFleet, DeleteAlarms, DeleteCluster, DeleteDashboard, DeleteQueue,
+                                        DeleteService, DeregisterTaskDefinitions, ExportLogs, RemoveRunRecord,
+                                        SaveState, SetFleetCapacity, SetServiceCount, TerminateInstances,
+                                        WriteSummary)
+from chalicelib.monitor.observation import Instance, MonitorState, Observation, Policy
+from chalicelib.monitor.plan import REASON_DRAINED, desired_machines, plan
+
+NOW = 1_800_000_000.0
+POLICY = Policy(cluster_machines=4, tasks_per_machine=1, docker_cores=2, machine_price=0.5)
+MACHINES = tuple(Instance(f"i-{n}", launched_at=NOW - 600, busy_jobs=2) for n in range(4))
+QUEUE_ALARMS = ("ApproximateNumberOfMessagesVisibleisZero_App", "ApproximateNumberOfMessagesNotVisibleisZero_App")
+MACHINE_ALARMS = tuple(f"App_i-{n}" for n in range(4))
+
+
+def world(**changes) -> Observation:
+    """A healthy run four machines into its work: jobs waiting, every worker busy."""
+    base = Observation(
+        app_name="App", now=NOW, started_at=NOW - 1200,
+        state=MonitorState(known_instances={m.instance_id: m.launched_at for m in MACHINES}),
+        queue_url="http://sqs/AppQueue", queue_exists=True, visible=50, in_flight=8, dead_letter=0,
+        jobs_at_start=100, fleet_id="sfr-1", fleet_active=True, fleet_target=4, fleet_fulfilled=4.0,
+        instances=MACHINES, cluster="runs", cluster_exists=True, service="AppService", service_exists=True,
+        service_desired=4, task_definition_arns=("arn:td:AppTask:1",), alarm_names=QUEUE_ALARMS + MACHINE_ALARMS,
+        queue_alarm_names=QUEUE_ALARMS, instance_alarm_prefix="App_", dashboard_name="App", dashboard_exists=True,
+        bucket="bucket", log_groups=("App", "App_perInstance"), exported_logs_prefix="exportedlogs/App/",
+        summary_key="monitors/App_summary.json",
+        record_keys=("monitors/AppSpotFleetRequestId.json", "monitors/App_monitorstate.json"),
+    )
+    return replace(base, **changes)
+
+
+def kinds(actions):
+    return [type(action) for action in actions]
+
+
+def idle(*numbers, busy=None):
+    return tuple(Instance(f"i-{n}", NOW - 600, 0 if n in numbers else (busy or 1)) for n in range(4))
+
+
+def test_converged_run_plans_nothing():
+    assert plan(world(), POLICY) == []
+
+
+def test_jobs_visible_keeps_capacity_and_never_scales_past_cluster_machines():
+    assert plan(world(visible=10_000), POLICY) == []
+    assert desired_machines(world(visible=10_000), POLICY) == 4
+
+
+def test_jobs_visible_again_after_a_scale_down_grows_the_fleet_back_up_to_the_cap():
+    actions = plan(world(fleet_target=1, visible=30, in_flight=2), POLICY)
+    assert actions == [SetFleetCapacity(fleet_id="sfr-1", target=4, reason=actions[0].reason)]
+
+
+def test_nothing_visible_shrinks_to_what_in_flight_jobs_need_and_releases_idle_machines():
+    observation = world(visible=0, in_flight=3, instances=idle(0, 3), state=MonitorState(
+        known_instances={m.instance_id: m.launched_at for m in MACHINES}))
+    actions = plan(observation, POLICY)
+    # ceil(3 jobs / 2 per machine) = 2 machines; the two idle ones go, the busy ones stay
+    assert kinds(actions) == [SetFleetCapacity, SetServiceCount, TerminateInstances]
+    assert actions[0].target == 2
+    assert actions[1].count == 2
+    assert actions[2].instance_ids == ("i-0", "i-3")
+
+
+def test_never_terminate_a_busy_machine():
+    busy = tuple(Instance(f"i-{n}", NOW - 600, 1) for n in range(4))
+    actions = plan(world(visible=0, in_flight=1, instances=busy), POLICY)
+    assert TerminateInstances not in kinds(actions)
+    assert actions[0] == SetFleetCapacity(fleet_id="sfr-1", target=1, reason=actions[0].reason)
+
+
+def test_a_machine_whose_business_is_unknown_is_never_terminated():
+    unknown = tuple(Instance(f"i-{n}", NOW - 600, None) for n in range(4))
+    assert TerminateInstances not in kinds(plan(world(visible=0, in_flight=1, instances=unknown), POLICY))
+
+
+def test_idle_machines_stay_while_jobs_wait():
+    assert TerminateInstances not in kinds(plan(world(visible=5, in_flight=0, instances=idle(0, 1, 2, 3)), POLICY))
+
+
+def test_alarms_of_machines_that_are_gone_are_deleted():
+    three = MACHINES[:3]
+    state = MonitorState(known_instances={m.instance_id: m.launched_at for m in three})
+    actions = plan(world(instances=three, state=state, fleet_target=4), POLICY)
+    assert actions == [DeleteAlarms(names=("App_i-3",), reason=actions[0].reason)]
+
+
+def test_a_missing_alarm_is_fine():
+    assert plan(world(alarm_names=()), POLICY) == []
+
+
+def test_a_machine_that_vanished_keeps_counting_toward_machine_hours():
+    state = MonitorState(known_instances={**{m.instance_id: m.launched_at for m in MACHINES}, "i-9": NOW - 3600})
+    actions = plan(world(state=state, alarm_names=QUEUE_ALARMS), POLICY)
+    assert kinds(actions) == [SaveState]
+    changes = actions[0].as_dict()
+    assert changes["retired_machine_seconds"] == 3600
+    assert "i-9" not in changes["known_instances"]
+
+
+def test_first_empty_observation_only_counts():
+    actions = plan(world(visible=0, in_flight=0, instances=idle(0, 1, 2, 3)), POLICY)
+    assert actions[0] == SaveState(changes=(("empty_observations", 1),), reason=actions[0].reason)
+    assert CancelFleet not in kinds(actions) and DeleteQueue not in kinds(actions)
+
+
+def test_teardown_needs_two_empty_observations():
+    once = MonitorState(empty_observations=1, known_instances={m.instance_id: m.launched_at for m in MACHINES})
+    actions = plan(world(visible=0, in_flight=0, state=once), POLICY)
+    # the cluster goes on a later tick, once its service is gone (ECS refuses before)
+    assert kinds(actions) == [SaveState, CancelFleet, DeleteService, DeregisterTaskDefinitions, DeleteQueue,
+                              DeleteAlarms, DeleteDashboard, ExportLogs, WriteSummary]
+    assert actions[0].as_dict() == {"empty_observations": 2, "tearing_down": True, "stop_reason": REASON_DRAINED}
+    assert actions[5].names == QUEUE_ALARMS + MACHINE_ALARMS
+    assert actions[7].log_group == "App" and actions[7].prefix == "exportedlogs/App/App"
+    summary = dict(actions[8].summary)
+    assert summary["jobs_done"] == 100 and summary["jobs_failed"] == 0
+    assert summary["machine_hours"] == pytest.approx(4 * 600 / 3600)
+    assert summary["cost_ceiling_usd"] == pytest.approx(4 * 600 / 3600 * 0.5)
+
+
+def test_jobs_coming_back_reset_the_empty_count():
+    once = MonitorState(empty_observations=1, known_instances={m.instance_id: m.launched_at for m in MACHINES})
+    actions = plan(world(visible=1, in_flight=0, state=once), POLICY)
+    assert actions[0].as_dict() == {"empty_observations": 0}
+    assert CancelFleet not in kinds(actions)
+
+
+def tearing(**changes):
+    state = MonitorState(tearing_down=True, stop_reason=REASON_DRAINED, empty_observations=2)
+    base = dict(visible=0, in_flight=0, state=state, instances=(), fleet_active=False, service_exists=False,
+                task_definition_arns=(), queue_exists=False, alarm_names=(), dashboard_exists=False,
+                cluster_exists=False, export_status={"App": "done", "App_perInstance": "done"},
+                summary_exists=True)
+    return world(**{**base, **changes})
+
+
+def test_teardown_finished_removes_the_record_only():
+    actions = plan(tearing(), POLICY)
+    assert actions == [RemoveRunRecord(bucket="bucket", keys=("monitors/AppSpotFleetRequestId.json",
+                                                               "monitors/App_monitorstate.json"),
+                                       reason=actions[0].reason)]
+
+
+def test_teardown_goes_on_whatever_the_queue_does():
+    actions = plan(tearing(visible=7, queue_exists=True, fleet_active=True), POLICY)
+    assert kinds(actions) == [CancelFleet, DeleteQueue, RemoveRunRecord]
+
+
+def test_teardown_waits_for_another_export_in_the_account():
+    actions = plan(tearing(export_status={}, export_running_in_account=True), POLICY)
+    assert actions == []
+
+
+def test_teardown_exports_one_log_group_at_a_time():
+    actions = plan(tearing(export_status={"App": "running"}), POLICY)
+    assert actions == []
+    actions = plan(tearing(export_status={"App": "done"}), POLICY)
+    assert kinds(actions) == [ExportLogs] and actions[0].log_group == "App_perInstance"
+
+
+def test_instances_left_after_a_cancelled_fleet_are_terminated():
+    actions = plan(tearing(instances=MACHINES[:1]), POLICY)
+    assert kinds(actions) == [SaveState, TerminateInstances, RemoveRunRecord]
+    assert actions[1].instance_ids == ("i-0",)
+
+
+def test_default_cluster_and_shared_clusters_are_kept():
+    assert DeleteCluster not in kinds(plan(tearing(cluster="default", cluster_exists=True), POLICY))
+    assert DeleteCluster not in kinds(plan(tearing(cluster_exists=True, cluster_in_use_by_others=True), POLICY))
+    assert DeleteCluster in kinds(plan(tearing(cluster_exists=True), POLICY))
+
+
+def test_dashboard_is_kept_without_clean_dashboard():
+    kept = replace(POLICY, clean_dashboard=False)
+    assert DeleteDashboard not in kinds(plan(tearing(dashboard_exists=True), kept))
+
+
+def test_max_run_hours_tears_down_but_keeps_the_queue():
+    limited = replace(POLICY, max_run_hours=0.25)  # 15 minutes; the run is 20 minutes old
+    actions = plan(world(), limited)
+    assert CancelFleet in kinds(actions) and DeleteQueue not in kinds(actions)
+    assert "MAX_RUN_HOURS reached" in actions[0].as_dict()["stop_reason"]
+
+
+def test_max_run_cost_tears_down_at_the_ceiling():
+    # four machines for ten minutes at $0.50/h = $0.33
+    assert plan(world(), replace(POLICY, max_run_cost=1.0)) == []
+    actions = plan(world(), replace(POLICY, max_run_cost=0.3))
+    assert "MAX_RUN_COST reached" in actions[0].as_dict()["stop_reason"]
+
+
+def test_cheapest_mode_shrinks_to_one_machine_after_15_minutes_without_terminating():
+    cheapest = replace(POLICY, cheapest=True)
+    assert plan(world(started_at=NOW - 600), cheapest) == []
+    actions = plan(world(), cheapest)  # 20 minutes in
+    assert kinds(actions) == [SetFleetCapacity, SetServiceCount]
+    assert actions[0].target == 1
+
+
+def test_a_deleted_queue_means_teardown():
+    actions = plan(world(queue_exists=False), POLICY)
+    assert CancelFleet in kinds(actions)
+
+
+def test_describe_is_one_line_with_the_reason():
+    action = SetFleetCapacity(fleet_id="sfr-1", target=2, reason="fewer jobs")
+    assert action.describe() == "SetFleetCapacity(fleet_id='sfr-1', target=2): fewer jobs"
