@@ -121,8 +121,8 @@ def test_teardown_needs_two_empty_observations():
     assert actions[7].log_group == "App" and actions[7].prefix == "exportedlogs/App/App"
     summary = dict(actions[8].summary)
     assert summary["jobs_done"] == 100 and summary["jobs_failed"] == 0
-    assert summary["machine_hours"] == pytest.approx(4 * 600 / 3600)
-    assert summary["cost_ceiling_usd"] == pytest.approx(4 * 600 / 3600 * 0.5)
+    assert summary["machine_hours"] == pytest.approx(4 * 600 / 3600, abs=1e-4)
+    assert summary["cost_ceiling_usd"] == pytest.approx(4 * 600 / 3600 * 0.5, abs=1e-4)
 
 
 def test_jobs_coming_back_reset_the_empty_count():
