@@ -1,9 +1,87 @@
 """The monitor Lambda and the status API, deployed with `chalice deploy`.
 
-Handlers only translate events to calls into chalicelib (see ARCHITECTURE.md).
-The reconcile handlers and status routes arrive with the monitor issue.
+Handlers only translate events into calls to chalicelib.monitor.service.
+Events are hints: an alarm or a tick says "reconcile now", and reconcile reads
+the real state itself, so a duplicate, late or unknown alarm is harmless.
 """
 
-from chalice import Chalice
+import os
 
-app = Chalice(app_name="ds-runner-monitor")
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import EphemeralMetrics
+from aws_lambda_powertools.metrics import MetricUnit
+from chalice import Chalice, IAMAuthorizer, NotFoundError, Rate
+
+from chalicelib.monitor import service
+from chalicelib.monitor.alarm_event import AlarmNotification
+
+# configure_logs=False: powertools' Logger owns the output; with Chalice's handler too every line prints twice
+app = Chalice(app_name="ds-runner-monitor", configure_logs=False)
+logger = Logger()
+metrics = Metrics()
+authorizer = IAMAuthorizer()
+PERIOD_MINUTES = int(os.environ.get("MONITOR_PERIOD_MINUTES", "1"))
+
+
+@app.middleware("all")
+def context_and_metrics(event, get_response):
+    # powertools' inject_lambda_context does not compose with Chalice's decorators; this works for every kind
+    context = app.lambda_context
+    if context is not None:
+        logger.append_keys(function_request_id=getattr(context, "aws_request_id", None))
+    try:
+        return get_response(event)
+    finally:
+        metrics.flush_metrics()
+
+
+@app.on_sns_message(topic="Monitor")
+def on_alarm(event):
+    notification = AlarmNotification.from_sns_message(event.message)
+    if notification is None:
+        logger.info("ignored: not an alarm notification", extra={"subject": event.subject})
+        return
+    _report(service.reconcile_runs(service.runs_for_alarm(notification, service.watched_buckets())),
+            trigger=notification.alarm_name)
+
+
+@app.schedule(Rate(PERIOD_MINUTES, unit=Rate.MINUTES))
+def every_period(event):
+    _report(service.reconcile_runs(service.runs_in(service.watched_buckets())), trigger="schedule")
+
+
+@app.route("/runs", authorizer=authorizer)
+def list_runs():
+    return {"runs": [service.status_of(run) for run in service.runs_in(service.watched_buckets())]}
+
+
+@app.route("/runs/{app_name}", authorizer=authorizer)
+def get_run(app_name):
+    status = service.find_status(app_name, service.watched_buckets())
+    if status is None:
+        raise NotFoundError(f"no run named {app_name!r} in {', '.join(service.watched_buckets()) or 'no bucket'}")
+    return status
+
+
+def _report(outcomes, trigger):
+    for outcome in outcomes:
+        run = outcome.run.app_name
+        if outcome.error is not None:
+            logger.exception("reconcile failed; the next tick retries", extra={"run": run, "trigger": trigger},
+                             exc_info=outcome.error)
+            continue
+        observation = outcome.result.observation
+        for action in outcome.result.actions:
+            logger.info(action.describe(), extra={"run": run, "trigger": trigger, "action": type(action).__name__})
+        for action, code in outcome.result.skipped:
+            logger.info("not yet, retried next tick", extra={"run": run, "action": type(action).__name__,
+                                                              "code": code})
+        # one EMF document per run, so each run's figures carry its own dimension
+        run_metrics = EphemeralMetrics()
+        run_metrics.add_dimension(name="run", value=run)
+        run_metrics.add_metric(name="JobsWaiting", unit=MetricUnit.Count, value=observation.visible)
+        run_metrics.add_metric(name="JobsRunning", unit=MetricUnit.Count, value=observation.in_flight)
+        run_metrics.add_metric(name="JobsFailed", unit=MetricUnit.Count, value=observation.dead_letter)
+        run_metrics.add_metric(name="FleetTarget", unit=MetricUnit.Count, value=observation.fleet_target)
+        run_metrics.flush_metrics()
+    metrics.add_metric(name="RunsReconciled", unit=MetricUnit.Count, value=len(outcomes))

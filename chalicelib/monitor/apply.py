@@ -1,0 +1,136 @@
+"""apply(actions): the only monitor code that writes to AWS. One call per action where AWS allows.
+
+Each handler tolerates what is already done (a deleted queue, a cancelled
+fleet), so a reconcile that crashed half-way is finished by the next one, and
+two reconciles of one run at once end in the same state. An action type
+without a handler is a bug: `apply` raises on it.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Callable
+
+from chalicelib.aws import error_code
+from chalicelib.leases import prefix as lease_prefix
+from chalicelib.monitor.actions import (Action, CancelFleet, DeleteAlarms, DeleteCluster, DeleteDashboard,
+                                        DeleteQueue, DeleteService, DeregisterTaskDefinitions, ExportLogs,
+                                        RemoveRunRecord, SaveState, SetFleetCapacity, SetServiceCount,
+                                        TerminateInstances, WriteSummary)
+from chalicelib.monitor.clients import Clients
+from chalicelib.monitor.observe import Run
+
+_GONE = {
+    "AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist", "ServiceNotFoundException",
+    "ServiceNotActiveException", "ClusterNotFoundException", "ResourceNotFound", "ResourceNotFoundException",
+    "InvalidInstanceID.NotFound", "InvalidSpotFleetRequestId.NotFound", "NoSuchKey",
+}
+# ECS refuses to delete a cluster while anything is still draining: try again next tick.
+_NOT_YET = {"ClusterContainsServicesException", "ClusterContainsContainerInstancesException",
+            "ClusterContainsTasksException", "LimitExceededException"}
+
+
+class UnknownAction(TypeError):
+    pass
+
+
+class Applier:
+    """Carries out one run's actions; keeps the monitor state it saves in step with what it wrote."""
+
+    def __init__(self, run: Run, clients: Clients):
+        self.run = run
+        self.clients = clients
+        self.state = run.state
+        self.skipped: list[tuple[Action, str]] = []  # "not yet" answers, retried next tick
+        self._handlers: dict[type, Callable] = {
+            SetFleetCapacity: self._set_fleet_capacity, TerminateInstances: self._terminate,
+            SetServiceCount: self._set_service_count, DeleteAlarms: self._delete_alarms, SaveState: self._save_state,
+            CancelFleet: self._cancel_fleet, DeleteService: self._delete_service,
+            DeregisterTaskDefinitions: self._deregister, DeleteQueue: self._delete_queue,
+            DeleteDashboard: self._delete_dashboard, DeleteCluster: self._delete_cluster,
+            ExportLogs: self._export_logs, WriteSummary: self._write_summary, RemoveRunRecord: self._remove_record,
+        }
+
+    def apply(self, actions: list[Action]) -> None:
+        for action in actions:
+            handler = self._handlers.get(type(action))
+            if handler is None:
+                raise UnknownAction(f"no handler for action {type(action).__name__}")
+            try:
+                handler(action)
+            except Exception as error:  # noqa: BLE001 - sorted below by what a retry would do
+                code = error_code(error)
+                if code in _GONE:
+                    continue
+                if code in _NOT_YET:
+                    self.skipped.append((action, code))
+                    continue
+                raise
+
+    # ---- running
+    def _set_fleet_capacity(self, action: SetFleetCapacity) -> None:
+        self.clients.ec2.modify_spot_fleet_request(SpotFleetRequestId=action.fleet_id, TargetCapacity=int(action.target),
+                                                   ExcessCapacityTerminationPolicy="noTermination")
+
+    def _terminate(self, action: TerminateInstances) -> None:
+        self.clients.ec2.terminate_instances(InstanceIds=list(action.instance_ids))
+
+    def _set_service_count(self, action: SetServiceCount) -> None:
+        self.clients.ecs.update_service(cluster=action.cluster, service=action.service, desiredCount=action.count)
+
+    def _delete_alarms(self, action: DeleteAlarms) -> None:
+        for start in range(0, len(action.names), 100):  # DeleteAlarms takes at most 100 names
+            self.clients.cloudwatch.delete_alarms(AlarmNames=list(action.names[start:start + 100]))
+
+    def _save_state(self, action: SaveState) -> None:
+        self._put_state(self.state.updated(action.as_dict()))
+
+    def _put_state(self, state) -> None:
+        self.clients.s3.put_object(Bucket=self.run.bucket, Key=self.run.state_key, Body=state.to_json().encode(),
+                                   ContentType="application/json")
+        self.state = state
+
+    # ---- teardown
+    def _cancel_fleet(self, action: CancelFleet) -> None:
+        self.clients.ec2.cancel_spot_fleet_requests(SpotFleetRequestIds=[action.fleet_id], TerminateInstances=True)
+
+    def _delete_service(self, action: DeleteService) -> None:
+        # force: deletes a service whose desired count is not yet 0, in one call
+        self.clients.ecs.delete_service(cluster=action.cluster, service=action.service, force=True)
+
+    def _deregister(self, action: DeregisterTaskDefinitions) -> None:
+        for arn in action.arns:
+            self.clients.ecs.deregister_task_definition(taskDefinition=arn)
+
+    def _delete_queue(self, action: DeleteQueue) -> None:
+        self.clients.sqs.delete_queue(QueueUrl=action.queue_url)
+
+    def _delete_dashboard(self, action: DeleteDashboard) -> None:
+        self.clients.cloudwatch.delete_dashboards(DashboardNames=[action.name])
+
+    def _delete_cluster(self, action: DeleteCluster) -> None:
+        self.clients.ecs.delete_cluster(cluster=action.cluster)
+
+    def _export_logs(self, action: ExportLogs) -> None:
+        task = self.clients.logs.create_export_task(
+            taskName=f"{self.run.app_name}-{action.log_group.strip('/').replace('/', '-')}"[:512],
+            logGroupName=action.log_group, fromTime=action.start_ms, to=action.end_ms,
+            destination=action.bucket, destinationPrefix=action.prefix)
+        self._put_state(self.state.updated({"export_tasks": {**self.state.export_tasks,
+                                                             action.log_group: task["taskId"]}}))
+
+    def _write_summary(self, action: WriteSummary) -> None:
+        self.clients.s3.put_object(Bucket=action.bucket, Key=action.key, ContentType="application/json",
+                                   Body=(json.dumps(dict(action.summary), indent=2) + "\n").encode())
+
+    def _remove_record(self, action: RemoveRunRecord) -> None:
+        s3 = self.clients.s3
+        keys = list(action.keys)
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=action.bucket,
+                                                                  Prefix=lease_prefix(self.run.app_name)):
+            keys.extend(item["Key"] for item in page.get("Contents", ()))
+        # the record goes last: if anything before fails, the run is still watched
+        ordered = [key for key in keys if key not in action.keys] + [key for key in action.keys[::-1]]
+        for start in range(0, len(ordered), 1000):
+            s3.delete_objects(Bucket=action.bucket,
+                              Delete={"Objects": [{"Key": key} for key in ordered[start:start + 1000]], "Quiet": True})

@@ -1,0 +1,241 @@
+"""observe(run) -> Observation: read the run's world from AWS, change nothing.
+
+Every list is paginated and every name is matched exactly (DS matches ECS
+clusters by suffix and reads one page of alarms). A resource that is gone is
+an observation ("does not exist"), not an error.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+from chalicelib import leases
+from chalicelib.aws import error_code
+from chalicelib.monitor.clients import Clients
+from chalicelib.monitor.observation import Instance, MonitorState, Observation, Policy
+from chalicelib.runrecord import RunRecord
+
+_INACTIVE_FLEET_STATES = {"cancelled", "cancelled_running", "cancelled_terminating", "failed"}
+_EXPORT_STATUS = {"COMPLETED": "done", "FAILED": "failed", "CANCELLED": "failed", "PENDING": "running",
+                  "RUNNING": "running", "PENDING_CANCEL": "running"}
+
+
+@dataclass(frozen=True)
+class Run:
+    """A run as the monitor knows it: the record start-cluster wrote and the monitor's own state."""
+
+    record: RunRecord
+    state: MonitorState
+
+    @property
+    def app_name(self) -> str:
+        return self.record.MONITOR_APP_NAME
+
+    @property
+    def bucket(self) -> str:
+        return self.record.MONITOR_BUCKET_NAME
+
+    @property
+    def state_key(self) -> str:
+        return state_key(self.record)
+
+    @property
+    def summary_key(self) -> str:
+        return f"monitors/{self.app_name}_summary.json"
+
+    def policy(self) -> Policy:
+        record = self.record
+        return Policy(cluster_machines=record.CLUSTER_MACHINES, tasks_per_machine=record.TASKS_PER_MACHINE,
+                      docker_cores=record.DOCKER_CORES, machine_price=record.MACHINE_PRICE, cheapest=record.CHEAPEST,
+                      max_run_hours=getattr(record, "MAX_RUN_HOURS", None),
+                      max_run_cost=getattr(record, "MAX_RUN_COST", None), clean_dashboard=record.CLEAN_DASHBOARD)
+
+
+def state_key(record: RunRecord) -> str:
+    return f"monitors/{record.MONITOR_APP_NAME}_monitorstate.json"
+
+
+def observe(run: Run, clients: Clients, now: float | None = None) -> Observation:
+    record = run.record
+    now = time.time() if now is None else now
+    queue = _queue_counts(clients.sqs, record.QUEUE_URL)
+    fleet = _fleet(clients.ec2, record.MONITOR_FLEET_ID)
+    instances = _instances(clients, run, fleet["active"], now)
+    service = _service(clients.ecs, record.MONITOR_ECS_CLUSTER, record.SERVICE_NAME)
+    cluster = _cluster(clients, record.MONITOR_ECS_CLUSTER, service["exists"])
+    log_groups = (record.MONITOR_LOG_GROUP_NAME, record.PER_INSTANCE_LOG_GROUP)
+    exports, export_busy = _exports(clients.logs, run.state)
+    return Observation(
+        app_name=run.app_name, now=now, started_at=record.MONITOR_START_TIME / 1000, state=run.state,
+        queue_url=record.QUEUE_URL, queue_exists=queue is not None,
+        visible=queue["visible"] if queue else 0, in_flight=queue["in_flight"] if queue else 0,
+        dead_letter=(_queue_counts(clients.sqs, record.DEAD_LETTER_QUEUE_URL) or {}).get("visible", 0),
+        jobs_at_start=record.JOBS_AT_START,
+        fleet_id=record.MONITOR_FLEET_ID, fleet_active=fleet["active"], fleet_target=fleet["target"],
+        fleet_fulfilled=fleet["fulfilled"], instances=instances,
+        cluster=record.MONITOR_ECS_CLUSTER, cluster_exists=cluster["exists"],
+        cluster_in_use_by_others=cluster["in_use"], service=record.SERVICE_NAME, service_exists=service["exists"],
+        service_desired=service["desired"], task_definition_arns=_task_definitions(clients.ecs, record.TASK_FAMILY),
+        alarm_names=_alarms(clients.cloudwatch, record), queue_alarm_names=tuple(record.ALARM_NAMES),
+        instance_alarm_prefix=record.INSTANCE_ALARM_PREFIX, dashboard_name=record.DASHBOARD_NAME,
+        dashboard_exists=_dashboard_exists(clients.cloudwatch, record.DASHBOARD_NAME),
+        bucket=run.bucket, log_groups=log_groups, exported_logs_prefix=record.EXPORTED_LOGS_PREFIX,
+        export_status=exports, export_running_in_account=export_busy,
+        summary_key=run.summary_key, summary_exists=_object_exists(clients.s3, run.bucket, run.summary_key),
+        record_keys=(record.MONITOR_FILE_KEY, run.state_key),
+    )
+
+
+def _queue_counts(sqs, url: str) -> dict | None:
+    try:
+        attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=[
+            "ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible",
+            "ApproximateNumberOfMessagesDelayed"])["Attributes"]
+    except Exception as error:  # noqa: BLE001 - only "queue is gone" is an observation
+        if error_code(error) in ("AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist"):
+            return None
+        raise
+    return {"visible": int(attributes.get("ApproximateNumberOfMessages", 0))
+            + int(attributes.get("ApproximateNumberOfMessagesDelayed", 0)),
+            "in_flight": int(attributes.get("ApproximateNumberOfMessagesNotVisible", 0))}
+
+
+def _fleet(ec2, fleet_id: str) -> dict:
+    try:
+        configs = ec2.describe_spot_fleet_requests(SpotFleetRequestIds=[fleet_id])["SpotFleetRequestConfigs"]
+    except Exception as error:  # noqa: BLE001
+        if error_code(error).startswith("InvalidSpotFleetRequestId"):
+            configs = []
+        else:
+            raise
+    if not configs or configs[0].get("SpotFleetRequestState") in _INACTIVE_FLEET_STATES:
+        return {"active": False, "target": 0, "fulfilled": 0.0}
+    config = configs[0]["SpotFleetRequestConfig"]
+    return {"active": True, "target": int(config.get("TargetCapacity", 0)),
+            "fulfilled": float(config.get("FulfilledCapacity", 0.0))}
+
+
+def _instances(clients: Clients, run: Run, fleet_active: bool, now: float) -> tuple[Instance, ...]:
+    ec2 = clients.ec2
+    filters = [{"Name": "instance-state-name", "Values": ["pending", "running"]}]
+    if fleet_active:
+        ids = []
+        kwargs = {"SpotFleetRequestId": run.record.MONITOR_FLEET_ID}
+        while True:  # no paginator exists for this call
+            page = ec2.describe_spot_fleet_instances(**kwargs)
+            ids.extend(item["InstanceId"] for item in page.get("ActiveInstances", ()))
+            if not page.get("NextToken"):
+                break
+            kwargs["NextToken"] = page["NextToken"]
+        if not ids:
+            return ()
+        kwargs = {"InstanceIds": ids, "Filters": filters}
+    else:
+        # A cancelled fleet no longer lists its machines; its tag still finds any that survived.
+        kwargs = {"Filters": filters + [{"Name": "tag:aws:ec2spot:fleet-request-id",
+                                         "Values": [run.record.MONITOR_FLEET_ID]}]}
+    found = []
+    for page in ec2.get_paginator("describe_instances").paginate(**kwargs):
+        for reservation in page["Reservations"]:
+            found.extend(reservation["Instances"])
+    if not found:
+        return ()
+    busy = leases.busy_jobs_by_instance(clients.s3, run.bucket, run.app_name, datetime.fromtimestamp(now, timezone.utc))
+    return tuple(sorted((Instance(instance["InstanceId"], instance["LaunchTime"].timestamp(),
+                                  busy.get(instance["InstanceId"], 0)) for instance in found),
+                        key=lambda instance: instance.instance_id))
+
+
+def _service(ecs, cluster: str, service: str) -> dict:
+    try:
+        services = ecs.describe_services(cluster=cluster, services=[service])["services"]
+    except Exception as error:  # noqa: BLE001
+        if error_code(error) == "ClusterNotFoundException":
+            return {"exists": False, "desired": 0}
+        raise
+    active = [item for item in services if item["serviceName"] == service and item.get("status") == "ACTIVE"]
+    return {"exists": bool(active), "desired": active[0]["desiredCount"] if active else 0}
+
+
+def _cluster(clients: Clients, cluster: str, our_service_exists: bool) -> dict:
+    found = [item for item in clients.ecs.describe_clusters(clusters=[cluster])["clusters"]
+             if item["clusterName"] == cluster and item.get("status") == "ACTIVE"]
+    if not found:
+        return {"exists": False, "in_use": False}
+    other_services = found[0].get("activeServicesCount", 0) - (1 if our_service_exists else 0)
+    return {"exists": True, "in_use": other_services > 0 or _has_live_container_instances(clients, cluster)}
+
+
+def _has_live_container_instances(clients: Clients, cluster: str) -> bool:
+    arns = []
+    for page in clients.ecs.get_paginator("list_container_instances").paginate(cluster=cluster, status="ACTIVE"):
+        arns.extend(page["containerInstanceArns"])
+    if not arns:
+        return False
+    ids = []
+    for start in range(0, len(arns), 100):
+        described = clients.ecs.describe_container_instances(cluster=cluster, containerInstances=arns[start:start + 100])
+        ids.extend(item["ec2InstanceId"] for item in described["containerInstances"] if item.get("ec2InstanceId"))
+    if not ids:
+        return False
+    pages = clients.ec2.get_paginator("describe_instances").paginate(
+        Filters=[{"Name": "instance-id", "Values": ids},
+                 {"Name": "instance-state-name", "Values": ["pending", "running"]}])
+    return any(page["Reservations"] for page in pages)
+
+
+def _task_definitions(ecs, family: str) -> tuple[str, ...]:
+    arns = []
+    for page in ecs.get_paginator("list_task_definitions").paginate(familyPrefix=family, status="ACTIVE"):
+        # familyPrefix is a prefix: "AppTask" also lists "AppTask2"; keep the exact family only
+        arns.extend(arn for arn in page["taskDefinitionArns"] if arn.rsplit("/", 1)[-1].rsplit(":", 1)[0] == family)
+    return tuple(arns)
+
+
+def _alarms(cloudwatch, record: RunRecord) -> tuple[str, ...]:
+    names = set()
+    paginator = cloudwatch.get_paginator("describe_alarms")
+    for page in paginator.paginate(AlarmNamePrefix=record.INSTANCE_ALARM_PREFIX + "i-"):
+        names.update(alarm["AlarmName"] for alarm in page["MetricAlarms"])
+    if record.ALARM_NAMES:
+        for page in paginator.paginate(AlarmNames=list(record.ALARM_NAMES)):
+            names.update(alarm["AlarmName"] for alarm in page["MetricAlarms"])
+    return tuple(sorted(names))
+
+
+def _dashboard_exists(cloudwatch, name: str | None) -> bool:
+    if not name:
+        return False
+    try:
+        cloudwatch.get_dashboard(DashboardName=name)
+    except Exception as error:  # noqa: BLE001
+        if error_code(error) in ("ResourceNotFound", "ResourceNotFoundException"):
+            return False
+        raise
+    return True
+
+
+def _exports(logs, state: MonitorState) -> tuple[dict, bool]:
+    status = {}
+    for group, task_id in state.export_tasks.items():
+        try:
+            tasks = logs.describe_export_tasks(taskId=task_id)["exportTasks"]
+        except Exception as error:  # noqa: BLE001
+            if error_code(error) != "ResourceNotFoundException":
+                raise
+            tasks = []
+        status[group] = _EXPORT_STATUS.get(tasks[0]["status"]["code"], "running") if tasks else "missing"
+    busy = any(logs.describe_export_tasks(statusCode=code).get("exportTasks") for code in ("PENDING", "RUNNING"))
+    return status, busy
+
+
+def _object_exists(s3, bucket: str, key: str) -> bool:
+    try:
+        s3.head_object(Bucket=bucket, Key=key)
+    except Exception as error:  # noqa: BLE001
+        if error_code(error) in ("404", "NoSuchKey", "NotFound"):
+            return False
+        raise
+    return True

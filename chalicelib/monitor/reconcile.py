@@ -1,0 +1,40 @@
+"""reconcile(run): observe -> plan -> apply. The same function runs in the Lambda, `cli.py monitor`,
+local mode and (its plan) the simulator.
+
+Events are only hints: an alarm or a tick says "look at this run now", and
+reconcile re-reads the real state itself, so a lost, late or duplicated event
+changes nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from chalicelib.monitor.actions import Action
+from chalicelib.monitor.apply import Applier
+from chalicelib.monitor.clients import Clients
+from chalicelib.monitor.observation import Observation
+from chalicelib.monitor.observe import Run, observe
+from chalicelib.monitor.plan import plan
+
+
+@dataclass
+class Reconciled:
+    observation: Observation
+    actions: list[Action]
+    skipped: list[tuple[Action, str]] = field(default_factory=list)  # "not yet": retried next tick
+
+    @property
+    def finished(self) -> bool:
+        """True once teardown removed the run record: nothing is left to watch."""
+        return any(type(action).__name__ == "RemoveRunRecord" for action in self.actions) and not self.skipped
+
+
+def reconcile(run: Run, clients: Clients | None = None, now: float | None = None, dry_run: bool = False) -> Reconciled:
+    clients = clients or Clients(run.record.REGION)
+    observation = observe(run, clients, now)
+    actions = plan(observation, run.policy())
+    applier = Applier(run, clients)
+    if not dry_run:
+        applier.apply(actions)
+    return Reconciled(observation, actions, applier.skipped)

@@ -1,0 +1,70 @@
+"""What the Lambda handlers and the CLI call: reconcile or report on the watched runs.
+
+One run failing does not stop the others: its error is returned with its name
+and the next tick tries again (the schedule is the safety net).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+
+from chalicelib import aws
+from chalicelib.monitor.alarm_event import AlarmNotification
+from chalicelib.monitor.clients import Clients
+from chalicelib.monitor.observe import Run, observe
+from chalicelib.monitor.reconcile import Reconciled, reconcile
+from chalicelib.monitor.runs import load_run, load_runs, read_object, record_key
+from chalicelib.monitor.status import finished_status, run_status
+
+BUCKETS_ENV = "MONITOR_BUCKETS"
+
+
+def watched_buckets() -> list[str]:
+    """The buckets whose runs the Lambda watches: MONITOR_BUCKETS in .chalice/config.json, comma-separated."""
+    return [name.strip() for name in os.environ.get(BUCKETS_ENV, "").split(",") if name.strip()]
+
+
+@dataclass
+class RunOutcome:
+    run: Run
+    result: Reconciled | None = None
+    error: Exception | None = None
+
+
+def reconcile_runs(runs: list[Run]) -> list[RunOutcome]:
+    outcomes = []
+    for run in runs:
+        try:
+            outcomes.append(RunOutcome(run, result=reconcile(run)))
+        except Exception as error:  # noqa: BLE001 - transient: logged by the caller, retried next tick
+            outcomes.append(RunOutcome(run, error=error))
+    return outcomes
+
+
+def runs_in(buckets: list[str]) -> list[Run]:
+    return load_runs(aws.client("s3"), buckets)
+
+
+def runs_for_alarm(notification: AlarmNotification, buckets: list[str]) -> list[Run]:
+    """The runs an alarm is about (its queue). An alarm of no known run matches nothing: harmless."""
+    return [run for run in runs_in(buckets) if run.record.MONITOR_QUEUE_NAME == notification.queue_name
+            or notification.alarm_name in run.record.ALARM_NAMES]
+
+
+def status_of(run: Run) -> dict:
+    return run_status(observe(run, Clients(run.record.REGION)), run.policy())
+
+
+def find_status(app_name: str, buckets: list[str]) -> dict | None:
+    """A live run's status, a finished run's summary, or None for a run nobody knows."""
+    s3 = aws.client("s3")
+    for bucket in buckets:
+        run = load_run(s3, bucket, record_key(app_name))
+        if run is not None:
+            return status_of(run)
+        summary = read_object(s3, bucket, f"monitors/{app_name}_summary.json")
+        if summary is not None:
+            return finished_status(app_name, json.loads(summary))
+    return None

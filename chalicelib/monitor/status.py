@@ -1,0 +1,72 @@
+"""A run's status as the API and `cli.py status` show it, computed from one Observation."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from chalicelib.monitor.observation import Observation, Policy
+from chalicelib.monitor.plan import summary
+
+
+def _iso(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, timezone.utc).isoformat(timespec="seconds")
+
+
+def run_status(observation: Observation, policy: Policy) -> dict:
+    figures = summary(observation, policy, observation.state.stop_reason or "")
+    elapsed = observation.elapsed
+    done = figures["jobs_done"]
+    throughput = done / (elapsed / 3600) if elapsed > 0 else 0.0  # jobs per hour
+    left = observation.visible + observation.in_flight
+    eta_seconds = left / throughput * 3600 if throughput > 0 and left else None
+    return {
+        "app_name": observation.app_name,
+        "state": "tearing_down" if observation.state.tearing_down else "running",
+        "stop_reason": observation.state.stop_reason,
+        "jobs": {"submitted": figures["jobs_submitted"], "waiting": observation.visible,
+                 "running": observation.in_flight, "done": done, "failed": observation.dead_letter},
+        "fleet": {"id": observation.fleet_id, "active": observation.fleet_active, "target": observation.fleet_target,
+                  "fulfilled": observation.fleet_fulfilled},
+        "machines": [{"instance_id": instance.instance_id, "busy_jobs": instance.busy_jobs,
+                      "launched_at": _iso(instance.launched_at)} for instance in observation.instances],
+        "started_at": _iso(observation.started_at),
+        "elapsed_seconds": round(elapsed),
+        "throughput_jobs_per_hour": round(throughput, 1),
+        "eta_seconds": round(eta_seconds) if eta_seconds is not None else None,
+        "machine_hours": figures["machine_hours"],
+        "cost_ceiling_usd": figures["cost_ceiling_usd"],
+        "dead_letter_jobs": observation.dead_letter,
+        "resources": {"queue_url": observation.queue_url, "cluster": observation.cluster,
+                      "service": observation.service, "dashboard": observation.dashboard_name,
+                      "log_groups": list(observation.log_groups), "alarms": list(observation.alarm_names)},
+    }
+
+
+def finished_status(app_name: str, run_summary: dict) -> dict:
+    """A run that has been torn down: its summary is all that is left."""
+    return {"app_name": app_name, "state": "finished", "summary": run_summary}
+
+
+def status_table(status: dict) -> str:
+    """`cli.py status`: the same figures, readable."""
+    if status["state"] == "finished":
+        rows = [("run", status["app_name"]), ("state", "finished")] + [
+            (key.replace("_", " "), str(value)) for key, value in status["summary"].items() if key != "app_name"]
+    else:
+        jobs = status["jobs"]
+        eta = status["eta_seconds"]
+        rows = [
+            ("run", status["app_name"]),
+            ("state", status["state"] + (f" ({status['stop_reason']})" if status["stop_reason"] else "")),
+            ("jobs", f"{jobs['submitted']} submitted, {jobs['waiting']} waiting, {jobs['running']} running, "
+                     f"{jobs['done']} done, {jobs['failed']} failed"),
+            ("fleet", f"target {status['fleet']['target']}, fulfilled {status['fleet']['fulfilled']:g}, "
+                      f"{len(status['machines'])} machine(s)"),
+            ("started", status["started_at"]),
+            ("elapsed", f"{status['elapsed_seconds'] // 60} min"),
+            ("throughput", f"{status['throughput_jobs_per_hour']:g} jobs/hour"),
+            ("eta", f"{eta // 60} min" if eta is not None else "-"),
+            ("cost ceiling", f"${status['cost_ceiling_usd']:.2f} ({status['machine_hours']:.2f} machine-hours)"),
+        ]
+    width = max(len(name) for name, _ in rows)
+    return "\n".join(f"{name.ljust(width)}  {value}" for name, value in rows)
