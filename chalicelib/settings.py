@@ -259,6 +259,10 @@ KEYS: tuple[Key, ...] = (
         "command runs; `null` for none.", None, "`null`", ds=False),
     Key("JOB_RETRIES", _int_at_least(1, MAX_RECEIVE_COUNT), "Receives before a job moves to the dead-letter queue.",
         3, "`3`", ds=False),
+    Key("MAX_RUN_HOURS", _optional_positive_number, "Safety stop: tear the fleet down after this many hours even "
+        "if jobs remain (the queue and its jobs are kept); `null` for no limit.", None, "`null`", ds=False),
+    Key("MAX_RUN_COST", _optional_positive_number, "Safety stop: tear the fleet down once machine-hours x "
+        "MACHINE_PRICE reaches this many USD (the queue is kept); `null` for no limit.", None, "`null`", ds=False),
     Key("ENVIRONMENT", _environment, "Extra environment variables for the command (DS's VARIABLE section).",
         (), "`{}`", ds=False),
 )
@@ -301,6 +305,8 @@ class Settings:
     OUTPUT_PREFIX: str
     INPUT_PREFIX: str | None
     JOB_RETRIES: int
+    MAX_RUN_HOURS: float | None
+    MAX_RUN_COST: float | None
     ENVIRONMENT: tuple[tuple[str, str], ...]
     source: str = "config.json"
 
@@ -399,7 +405,7 @@ def config_table_markdown() -> str:
     return "\n".join(rows)
 
 
-_NULLABLE = {"AWS_PROFILE", "SSH_KEY_NAME", "INPUT_PREFIX", "ENVIRONMENT"}
+_NULLABLE = {"AWS_PROFILE", "SSH_KEY_NAME", "INPUT_PREFIX", "ENVIRONMENT", "MAX_RUN_HOURS", "MAX_RUN_COST"}
 
 
 def _parse_key(key: Key, value: Any, source: str) -> Any:

@@ -78,6 +78,8 @@ EVERY_KEY = {
     "OUTPUT_PREFIX": "out/{plate}/{job_id}",
     "INPUT_PREFIX": "in/{plate}",
     "JOB_RETRIES": 10,
+    "MAX_RUN_HOURS": 12,
+    "MAX_RUN_COST": 250.5,
     "ENVIRONMENT": {"THREADS": 4, "MODE": "fast"},
 }
 
@@ -199,6 +201,8 @@ REJECTIONS = [
                                           "{output_dir} and {input_dir} are local folders, usable only in COMMAND"),
     ({"JOB_RETRIES": 0}, "config.json: JOB_RETRIES: expected an integer from 1 to 1000, got 0"),
     ({"JOB_RETRIES": 1001}, "config.json: JOB_RETRIES: expected an integer from 1 to 1000, got 1001"),
+    ({"MAX_RUN_HOURS": 0}, "config.json: MAX_RUN_HOURS: expected a positive number, got 0"),
+    ({"MAX_RUN_COST": "10"}, 'config.json: MAX_RUN_COST: expected a positive number, got "10"'),
     ({"ENVIRONMENT": ["A=1"]}, 'config.json: ENVIRONMENT: expected an object of environment variables such as '
                                '{"THREADS": "4"}, got ["A=1"]'),
     ({"ENVIRONMENT": {"AWS_SECRET_ACCESS_KEY": "x"}}, "config.json: ENVIRONMENT: expected no variable starting "
