@@ -33,6 +33,9 @@ from worker.spot import Metadata, SpotWatch
 log = logging.getLogger("worker")
 
 _PARENT_PID_ENV = "DSR_PARENT_PID"  # set by the supervisor for its children; not a user knob
+# The supervisor forwards a spot notice as SIGUSR1 so each job's log says why it was stopped.
+SPOT_SIGNAL = signal.SIGUSR1
+STOP_REASONS = {SPOT_SIGNAL: "spot interruption notice"}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -71,10 +74,10 @@ def run_single(settings: Settings, options: WorkerOptions, exit_when_empty: bool
     worker = Worker(settings, options=options)
 
     def on_signal(signum, _frame):
-        worker.request_stop(signal.Signals(signum).name)
+        worker.request_stop(STOP_REASONS.get(signum) or signal.Signals(signum).name)
 
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
+    for signum in (signal.SIGTERM, signal.SIGINT, SPOT_SIGNAL):
+        signal.signal(signum, on_signal)
     log.info("worker started on queue %s", settings.SQS_QUEUE_NAME)
     try:
         worker.run_forever(exit_when_empty=exit_when_empty)
@@ -111,10 +114,12 @@ class Supervisor:
         self.children: list[subprocess.Popen] = []
         self._stop = threading.Event()
         self._reason = ""
+        self._forward = signal.SIGTERM
 
-    def stop(self, reason: str) -> None:
+    def stop(self, reason: str, forward: int = signal.SIGTERM) -> None:
         if not self._stop.is_set():
             self._reason = reason
+            self._forward = forward
             log.info("stopping: %s; workers release their jobs and exit", reason)
             self._stop.set()
 
@@ -132,7 +137,7 @@ class Supervisor:
                 ensure_idle_alarm(aws.client("cloudwatch", self.settings), self.settings, instance_id)
             spot = SpotWatch(metadata, self.options.spot_poll_seconds,
                              lambda notice: self.stop(f"spot interruption notice: {notice.get('action')} at "
-                                                      f"{notice.get('time')}"))
+                                                      f"{notice.get('time')}", SPOT_SIGNAL))
             spot.start()
         try:
             self._start_children()
@@ -168,7 +173,7 @@ class Supervisor:
                 forwarded = True
                 for child in self.children:
                     if child.poll() is None:
-                        child.send_signal(signal.SIGTERM)
+                        child.send_signal(self._forward)
             self._stop.wait(0.2) if not self._stop.is_set() else _sleep(0.05)
 
 
