@@ -25,7 +25,7 @@ REPO = Path(__file__).resolve().parent.parent
 JOB_SCRIPT = textwrap.dedent('''
     import json, os, pathlib, sys, time
     out, marks, mode, values = sys.argv[1], pathlib.Path(sys.argv[2]), sys.argv[3], sys.argv[4:]
-    name = values[0] if values else "job"
+    name = "".join(c if c.isalnum() else "_" for c in values[0]) if values else "job"
     with open(marks / (name + ".attempts"), "a") as handle:
         handle.write(f"{os.getpid()}\\n")
     attempt = len((marks / (name + ".attempts")).read_text().splitlines())
