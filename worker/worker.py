@@ -221,11 +221,11 @@ class Worker:
         """(exit code, who stopped it, why it could not start). Output goes to the job log line by line."""
         joblog.event("started: " + shlex.join(argv))
         try:
-            # Own process group: a stop reaches the command's children too, and a
+            # Own session and process group: a stop reaches the command's children too, and a
             # terminal's Ctrl-C reaches the worker, which then stops the command itself.
             process = subprocess.Popen(
                 argv, cwd=cwd, env={**os.environ, **self.settings.environment}, stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, process_group=0, text=True, errors="replace")
+                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True, text=True, errors="replace")
         except OSError as error:
             return None, None, f"cannot start {argv[0]!r}: {error.strerror or error}"
         run = _Run(process)
