@@ -191,6 +191,8 @@ class Worker:
                 except Exception as error:  # noqa: BLE001 - AWS errors: the job, not the worker, failed
                     return Outcome.FAILED, f"input download failed: {aws.error_code(error) or error}"
                 timings.append(f"download {got.files} files in {time.monotonic() - started:.2f} s")
+            if self.stop_requested:
+                return Outcome.RELEASED, f"stopped ({self._stop_reason}) before the command started"
             argv = job.command(self.settings, str(output_dir), str(input_dir))
             started = time.monotonic()
             code, stopped_by, problem = self._run_command(argv, scratch, joblog)

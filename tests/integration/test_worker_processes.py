@@ -218,3 +218,17 @@ def test_a_container_runs_docker_cores_workers_creates_its_idle_alarm_and_logs_r
     alarms = aws.client("cloudwatch").describe_alarms()["MetricAlarms"]
     assert [alarm["AlarmName"] for alarm in alarms] == ["TestApp_i-0c0ffee"]
     assert re.search(r"resources: disk \d+% \([\d.]+ GiB free\), inodes \d+%, memory \d+%", container.output)
+
+
+def test_workers_release_their_jobs_when_the_supervisor_is_killed(world):
+    # The supervisor dies by SIGKILL but its machine lives on: its workers must not run orphaned.
+    world.setup("{plate}", SQS_MESSAGE_VISIBILITY=600)
+    world.send([{"plate": "P4", "mode": "first-hangs"}])
+    container = world.worker()
+    wait_for(lambda: (world.marks / "P4.running").exists(), "the first attempt to start", details=world.details)
+
+    container.process.kill()  # the supervisor only; its worker process gets SIGTERM from the kernel
+
+    wait_for(lambda: world.counts() == (1, 0), "the orphaned worker to release its job", timeout=30,
+             details=world.details)
+    assert any(line.startswith("released: stopped (SIGTERM)") for line in world.log("first-hangs-P4"))

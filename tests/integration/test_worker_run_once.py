@@ -127,3 +127,13 @@ def test_a_stop_requested_before_polling_takes_no_message(clients):
 
     assert worker.run_once() is Outcome.STOPPED
     assert queue_counts(clients["sqs"], queue_url) == (1, 0)
+
+
+def test_the_command_gets_the_configs_environment(clients):
+    write = "import os, sys; open(sys.argv[1] + '/env.txt', 'w').write(os.environ['THREADS'])"
+    settings, worker, queue_url, _ = world(clients, COMMAND=python(write, "{output_dir}"), ENVIRONMENT={"THREADS": "4"})
+    [job] = send_jobs(clients["sqs"], queue_url, settings, [{"plate": "P1"}])
+
+    assert worker.run_once() is Outcome.SUCCEEDED
+    body = clients["s3"].get_object(Bucket=settings.AWS_BUCKET, Key=f"{job.output_prefix}/env.txt")["Body"]
+    assert body.read() == b"4"
