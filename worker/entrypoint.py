@@ -21,6 +21,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 
 from chalicelib import aws
 from chalicelib.errors import UserError
@@ -174,8 +175,7 @@ class Supervisor:
                 for child in self.children:
                     if child.poll() is None:
                         child.send_signal(self._forward)
-            self._stop.wait(0.2) if not self._stop.is_set() else _sleep(0.05)
-
-
-def _sleep(seconds: float) -> None:
-    threading.Event().wait(seconds)
+            if forwarded:
+                time.sleep(0.05)  # the workers are finishing: notice their exit promptly
+            else:
+                self._stop.wait(0.2)  # returns at once when a stop arrives
