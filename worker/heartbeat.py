@@ -21,7 +21,7 @@ log = logging.getLogger("worker.heartbeat")
 
 SQS_VISIBILITY_CAP_SECONDS = 43200
 WARN_BEFORE_CAP_SECONDS = 3600
-# Extensions are asked this many seconds early, to cover a slow API call.
+# Floor on the interval, so a tiny visibility timeout does not become a busy loop of API calls.
 MIN_INTERVAL_SECONDS = 0.2
 
 
