@@ -1,0 +1,234 @@
+"""Real `python -m worker` processes against a ThreadedMotoServer, running real commands.
+
+Each test reads the world back (S3 objects, queue counts, the dead-letter queue,
+log streams) rather than the worker's own account of it.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import signal
+
+import pytest
+
+from chalicelib import aws
+from tests.conftest import make_settings
+from tests.worker_world import (WorkerProcess, job_command, log_lines, make_world, queue_counts, s3_keys, send_jobs,
+                                wait_for, worker_env, write_job_script)
+from worker.fake_metadata import FakeMetadataServer
+
+pytestmark = pytest.mark.slow
+
+
+class World:
+    def __init__(self, endpoint: str, tmp_path):
+        self.endpoint = endpoint
+        self.tmp_path = tmp_path
+        self.sqs, self.s3, self.logs = aws.client("sqs"), aws.client("s3"), aws.client("logs")
+        self.script, self.marks = write_job_script(tmp_path)
+        self.workers: list[WorkerProcess] = []
+
+    def setup(self, *values: str, **overrides):
+        self.settings = make_settings(COMMAND=job_command(self.script, self.marks, *values), **overrides)
+        self.queue_url, self.dlq_url = make_world(self.sqs, self.s3, self.settings)
+        return self.settings
+
+    def send(self, groups, **shared):
+        return send_jobs(self.sqs, self.queue_url, self.settings, groups, **shared)
+
+    def worker(self, *args: str, **knobs) -> WorkerProcess:
+        process = WorkerProcess(self.tmp_path, worker_env(self.endpoint, self.settings, **knobs), *args)
+        self.workers.append(process)
+        return process
+
+    def attempts(self, name: str) -> int:
+        path = self.marks / f"{name}.attempts"
+        return len(path.read_text().splitlines()) if path.exists() else 0
+
+    def counts(self):
+        return queue_counts(self.sqs, self.queue_url)
+
+    def log(self, job_id: str) -> list[str]:
+        return log_lines(self.logs, self.settings.LOG_GROUP_NAME, job_id)
+
+    def outputs(self, job) -> list[str]:
+        return s3_keys(self.s3, self.settings.AWS_BUCKET, job.output_prefix + "/")
+
+    def details(self) -> str:
+        return "\n".join(f"--- {worker.output_path.name}\n{worker.output}" for worker in self.workers)
+
+
+@pytest.fixture
+def world(moto_server, tmp_path):
+    world = World(moto_server, tmp_path)
+    yield world
+    for worker in world.workers:
+        worker.close()
+
+
+def test_a_job_succeeds_its_outputs_are_in_s3_and_its_message_is_gone(world):
+    world.setup("{plate}")
+    [job] = world.send([{"plate": "P1", "mode": "ok"}])
+    scratch = world.tmp_path / "scratch"
+    scratch.mkdir()
+
+    assert world.worker("--exit-when-empty", work_dir=scratch).wait() == 0, world.details()
+
+    assert world.outputs(job) == [f"TestApp/{job.job_id}/args.json", f"TestApp/{job.job_id}/sub/note.txt"]
+    assert world.counts() == (0, 0)
+    lines = world.log(job.job_id)
+    [started] = [line for line in lines if line.startswith("started: ")]
+    assert re.fullmatch(rf"started: {re.escape(world.settings.COMMAND[0])} {re.escape(str(world.script))} "
+                        rf"/\S+/output {re.escape(str(world.marks))} ok P1", started), lines
+    assert lines[0].startswith("received: message ") and "attempt 1 of 3" in lines[0]
+    assert "job P1 attempt 1 mode ok" in lines and "wrote outputs" in lines
+    assert list(scratch.iterdir()) == [], "the job's temporary folder is removed"
+    assert re.match(r"succeeded: exit code 0; run [\d.]+ s, upload 2 files \(\d+ bytes\)", lines[-1])
+
+
+def test_values_with_spaces_quotes_and_semicolons_arrive_as_single_arguments(world):
+    world.setup("{plate}", "{label}", "{quoted}")
+    tricky = {"plate": "P 2", "label": "a;b && echo pwned > /tmp/x", "quoted": "it's \"quoted\" $HOME `id`",
+              "mode": "ok"}
+    [job] = world.send([tricky])
+
+    assert world.worker("--exit-when-empty").wait() == 0, world.details()
+
+    body = world.s3.get_object(Bucket=world.settings.AWS_BUCKET, Key=f"{job.output_prefix}/args.json")["Body"]
+    assert json.loads(body.read()) == [tricky["plate"], tricky["label"], tricky["quoted"]]
+
+
+def test_a_done_job_is_skipped_and_an_unfinished_one_runs(world):
+    world.setup("{plate}", CHECK_IF_DONE_BOOL=True, NECESSARY_STRING="Cells", EXPECTED_NUMBER_FILES=2,
+                MIN_FILE_SIZE_BYTES=5)
+    done, partial = world.send([{"plate": "done", "mode": "ok"}, {"plate": "partial", "mode": "ok"}])
+    bucket = world.settings.AWS_BUCKET
+    for key, body in [(f"{done.output_prefix}/Cells.csv", b"123456"), (f"{done.output_prefix}/more/Cells_2.csv", b"12345"),
+                      (f"{partial.output_prefix}/Cells.csv", b"123456"),  # one counts, two are needed:
+                      (f"{partial.output_prefix}/Nuclei.csv", b"123456"),  # no NECESSARY_STRING
+                      (f"{partial.output_prefix}/Cells_small.csv", b"1")]:  # under MIN_FILE_SIZE_BYTES
+        world.s3.put_object(Bucket=bucket, Key=key, Body=body)
+
+    assert world.worker("--exit-when-empty").wait() == 0, world.details()
+
+    assert world.attempts("done") == 0 and world.attempts("partial") == 1
+    assert world.counts() == (0, 0)
+    assert world.log(done.job_id)[-1].startswith("skipped: already done")
+    assert not any(line.startswith("started") for line in world.log(done.job_id))
+    assert world.log(partial.job_id)[-1].startswith("succeeded")
+
+
+def test_a_failing_job_reaches_the_dead_letter_queue_after_job_retries_attempts(world):
+    world.setup("{plate}", JOB_RETRIES=2)
+    [job] = world.send([{"plate": "bad", "mode": "fail"}])
+
+    assert world.worker("--exit-when-empty").wait() == 0, world.details()
+
+    assert world.attempts("bad") == 2
+    assert world.counts() == (0, 0)
+    dead = world.sqs.receive_message(QueueUrl=world.dlq_url, MaxNumberOfMessages=10)["Messages"]
+    assert [message["Body"] for message in dead] == [job.body]
+    lines = world.log(job.job_id)
+    failures = [line for line in lines if line.startswith("failed: ")]
+    assert len(failures) == 2 and all(line.startswith("failed: exit code 3 after") for line in failures)
+    assert "it will be retried in 1 s" in failures[0]
+    assert "last of 2 attempts: the job moves to the dead-letter queue user_DeadMessages" in failures[1]
+    assert "failing on purpose" in lines
+
+
+def test_a_job_longer_than_the_visibility_timeout_runs_exactly_once(world):
+    # Visibility 2 s, job 6 s, two workers polling: without the heartbeat the second worker gets it too.
+    world.setup("{plate}", SQS_MESSAGE_VISIBILITY=2)
+    [job] = world.send([{"plate": "long", "mode": "slow:6"}])
+
+    first, second = world.worker("--exit-when-empty"), world.worker("--exit-when-empty")
+    assert first.wait() == 0 and second.wait() == 0, world.details()
+
+    assert world.attempts("long") == 1
+    assert len(world.outputs(job)) == 2 and world.counts() == (0, 0)
+    assert sum(line.startswith("started") for line in world.log(job.job_id)) == 1
+
+
+def test_a_worker_killed_mid_job_loses_nothing(world):
+    world.setup("{plate}", SQS_MESSAGE_VISIBILITY=2)
+    [job] = world.send([{"plate": "P9", "mode": "first-hangs"}])
+    doomed = world.worker()
+    wait_for(lambda: (world.marks / "P9.running").exists(), "the first attempt to start", details=world.details)
+
+    doomed.kill_all()  # SIGKILL the whole container: nothing gets to clean up
+    assert world.outputs(job) == []
+
+    assert world.worker("--exit-when-empty").wait() == 0, world.details()
+    assert world.attempts("P9") == 2
+    assert len(world.outputs(job)) == 2 and world.counts() == (0, 0)
+
+
+@pytest.mark.parametrize("how", ["spot notice", "SIGTERM"])
+def test_an_interrupted_worker_releases_its_job_at_once_and_exits_0(world, how):
+    # A visibility of 10 minutes: the job can only be visible again because it was released.
+    world.setup("{plate}", SQS_MESSAGE_VISIBILITY=600)
+    [job] = world.send([{"plate": "P3", "mode": "first-hangs"}])
+    with FakeMetadataServer(instance_id="i-0abc") as metadata:
+        interrupted = world.worker(metadata_url=metadata.url, spot_poll_seconds=0.2)
+        wait_for(lambda: (world.marks / "P3.running").exists(), "the first attempt to start", details=world.details)
+        assert world.counts() == (0, 1)
+        if how == "SIGTERM":
+            interrupted.process.send_signal(signal.SIGTERM)
+        else:
+            metadata.interrupt()
+
+        assert interrupted.wait() == 0, world.details()
+        assert world.counts() == (1, 0), "the job is visible again at once"
+        assert any(request.startswith("PUT /latest/api/token") for request in metadata.requests)
+
+    assert world.worker("--exit-when-empty").wait() == 0, world.details()
+    assert world.attempts("P3") == 2
+    assert len(world.outputs(job)) == 2 and world.counts() == (0, 0)
+    lines = world.log(job.job_id)
+    [released] = [line for line in lines if line.startswith("released: ")]
+    assert ("stopped (spot interruption notice)" if how == "spot notice" else "stopped (SIGTERM)") in released
+    assert lines[-1].startswith("succeeded")
+
+
+def test_a_job_id_with_odd_characters_gets_a_valid_log_stream(world):
+    world.setup("{plate}")
+    [job] = world.send([{"plate": "a/b:c*d é 10%", "mode": "ok"}])
+
+    assert world.worker("--exit-when-empty").wait() == 0, world.details()
+
+    streams = [stream["logStreamName"] for stream in world.logs.describe_log_streams(
+        logGroupName=world.settings.LOG_GROUP_NAME)["logStreams"]]
+    assert streams == [job.job_id]
+    # CloudWatch's rule for stream names: 1 to 512 characters, no ':' or '*'.
+    assert re.fullmatch(r"[^:*]{1,512}", job.job_id)
+    assert world.log(job.job_id)[-1].startswith("succeeded")
+
+
+def test_a_container_runs_docker_cores_workers_creates_its_idle_alarm_and_logs_resources(world):
+    world.setup("{plate}", DOCKER_CORES=2)
+    jobs = world.send([{"plate": f"P{i}", "mode": "slow:1"} for i in range(4)])
+    with FakeMetadataServer(instance_id="i-0c0ffee") as metadata:
+        container = world.worker("--exit-when-empty", metadata_url=metadata.url, resources_seconds=0.2)
+        assert container.wait() == 0, world.details()
+
+    assert all(len(world.outputs(job)) == 2 for job in jobs) and world.counts() == (0, 0)
+    workers = {re.search(r"pid (\d+)", world.log(job.job_id)[0]).group(1) for job in jobs}
+    assert len(workers) == 2, "both worker processes took jobs"
+    alarms = aws.client("cloudwatch").describe_alarms()["MetricAlarms"]
+    assert [alarm["AlarmName"] for alarm in alarms] == ["TestApp_i-0c0ffee"]
+    assert re.search(r"resources: disk \d+% \([\d.]+ GiB free\), inodes \d+%, memory \d+%", container.output)
+
+
+def test_workers_release_their_jobs_when_the_supervisor_is_killed(world):
+    # The supervisor dies by SIGKILL but its machine lives on: its workers must not run orphaned.
+    world.setup("{plate}", SQS_MESSAGE_VISIBILITY=600)
+    world.send([{"plate": "P4", "mode": "first-hangs"}])
+    container = world.worker()
+    wait_for(lambda: (world.marks / "P4.running").exists(), "the first attempt to start", details=world.details)
+
+    container.process.kill()  # the supervisor only; its worker process gets SIGTERM from the kernel
+
+    wait_for(lambda: world.counts() == (1, 0), "the orphaned worker to release its job", timeout=30,
+             details=world.details)
+    assert any(line.startswith("released: stopped (SIGTERM)") for line in world.log("first-hangs-P4"))

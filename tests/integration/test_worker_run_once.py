@@ -1,0 +1,139 @@
+"""Worker.run_once in this process against moto (mock_aws): the edges of one message's life."""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+
+from chalicelib import aws
+from tests.conftest import make_settings
+from tests.worker_world import log_lines, make_world, queue_counts, s3_keys, send_jobs
+from worker.options import WorkerOptions
+from worker.worker import Outcome, Worker
+
+# No waiting in these tests: short polls and failed jobs visible again at once.
+FAST = WorkerOptions(metadata_url="", wait_seconds=0, retry_delay_seconds=0, log_flush_seconds=0.2)
+
+
+def python(code: str, *args: str) -> list[str]:
+    return [sys.executable, "-c", code, *args]
+
+
+@pytest.fixture
+def clients(aws):
+    return aws_clients()
+
+
+def aws_clients():
+    return {"sqs": aws.client("sqs"), "s3": aws.client("s3"), "logs": aws.client("logs")}
+
+
+def world(clients, options=FAST, **overrides):
+    settings = make_settings(**overrides)
+    queue_url, dlq_url = make_world(clients["sqs"], clients["s3"], settings)
+    worker = Worker(settings, options=options, **clients)
+    return settings, worker, queue_url, dlq_url
+
+
+def test_a_message_that_is_not_a_job_is_never_run_and_ends_in_the_dead_letter_queue(clients, tmp_path, caplog):
+    marker = tmp_path / "ran"
+    settings, worker, queue_url, dlq_url = world(
+        clients, JOB_RETRIES=2, COMMAND=python("import pathlib, sys; pathlib.Path(sys.argv[1]).touch()", str(marker)))
+    sqs = clients["sqs"]
+    message_id = sqs.send_message(QueueUrl=queue_url, MessageBody='{"not": "a job"}')["MessageId"]
+
+    assert [worker.run_once() for _ in range(3)] == [Outcome.NOT_A_JOB, Outcome.NOT_A_JOB, Outcome.EMPTY]
+
+    assert not marker.exists()
+    assert f"message {message_id} is not a job of this run" in caplog.text
+    assert queue_counts(sqs, queue_url) == (0, 0)
+    assert [m["MessageId"] for m in sqs.receive_message(QueueUrl=dlq_url)["Messages"]] == [message_id]
+
+
+def test_inputs_are_downloaded_into_input_dir(clients):
+    copy = "import shutil, sys; shutil.copytree(sys.argv[1], sys.argv[2], dirs_exist_ok=True)"
+    settings, worker, queue_url, _ = world(clients, COMMAND=python(copy, "{input_dir}", "{output_dir}"),
+                                           INPUT_PREFIX="inputs/{plate}")
+    s3 = clients["s3"]
+    s3.put_object(Bucket=settings.AWS_BUCKET, Key="inputs/P1/a.csv", Body=b"1,2")
+    s3.put_object(Bucket=settings.AWS_BUCKET, Key="inputs/P1/deep/b.csv", Body=b"3,4")
+    s3.put_object(Bucket=settings.AWS_BUCKET, Key="inputs/P10/not-mine.csv", Body=b"no")
+    [job] = send_jobs(clients["sqs"], queue_url, settings, [{"plate": "P1"}])
+
+    assert worker.run_once() is Outcome.SUCCEEDED
+    assert s3_keys(s3, settings.AWS_BUCKET, job.output_prefix) == ["TestApp/P1/a.csv", "TestApp/P1/deep/b.csv"]
+    assert "download 2 files" in log_lines(clients["logs"], settings.LOG_GROUP_NAME, "P1")[-1]
+
+
+def test_an_output_linking_outside_the_folder_fails_the_job_and_nothing_is_uploaded(clients, tmp_path):
+    secret = tmp_path / "credentials"
+    secret.write_text("secret")
+    link = "import os, sys; open(sys.argv[1] + '/ok.txt', 'w').write('x'); os.symlink(sys.argv[2], sys.argv[1] + '/leak')"
+    settings, worker, queue_url, _ = world(clients, COMMAND=python(link, "{output_dir}", str(secret)))
+    send_jobs(clients["sqs"], queue_url, settings, [{"plate": "P1"}])
+
+    assert worker.run_once() is Outcome.FAILED
+    assert s3_keys(clients["s3"], settings.AWS_BUCKET) == []
+    last = log_lines(clients["logs"], settings.LOG_GROUP_NAME, "P1")[-1]
+    assert "upload failed: output leak is a symlink to" in last and "refusing" in last
+    assert "secret" not in last.replace(str(secret), "")
+    assert queue_counts(clients["sqs"], queue_url) == (1, 0)
+
+
+def test_a_link_inside_the_output_folder_is_uploaded_as_a_file(clients):
+    link = "import os, sys; open(sys.argv[1] + '/real.txt', 'w').write('x'); os.symlink('real.txt', sys.argv[1] + '/alias.txt')"
+    settings, worker, queue_url, _ = world(clients, COMMAND=python(link, "{output_dir}"))
+    send_jobs(clients["sqs"], queue_url, settings, [{"plate": "P1"}])
+
+    assert worker.run_once() is Outcome.SUCCEEDED
+    assert s3_keys(clients["s3"], settings.AWS_BUCKET) == ["TestApp/P1/alias.txt", "TestApp/P1/real.txt"]
+
+
+def test_a_job_past_its_timeout_is_stopped_and_failed(clients):
+    options = WorkerOptions(**{**FAST.__dict__, "job_timeout_seconds": 0.5, "stop_grace_seconds": 1})
+    settings, worker, queue_url, _ = world(clients, options, COMMAND=python("import time; time.sleep(60)"))
+    send_jobs(clients["sqs"], queue_url, settings, [{"plate": "P1"}])
+
+    assert worker.run_once() is Outcome.FAILED
+    assert log_lines(clients["logs"], settings.LOG_GROUP_NAME, "P1")[-1].startswith("failed: timed out after 0.5 s")
+
+
+def test_a_program_that_cannot_start_fails_the_job_with_a_clear_line(clients):
+    settings, worker, queue_url, _ = world(clients, COMMAND=["/no/such/program", "{plate}"])
+    send_jobs(clients["sqs"], queue_url, settings, [{"plate": "P1"}])
+
+    assert worker.run_once() is Outcome.FAILED
+    assert log_lines(clients["logs"], settings.LOG_GROUP_NAME, "P1")[-1].startswith(
+        "failed: cannot start '/no/such/program': No such file or directory")
+
+
+def test_the_job_log_is_sent_in_batches_not_one_call_per_line(clients):
+    settings, worker, queue_url, _ = world(clients, COMMAND=python("for i in range(2000): print('line', i)"))
+    send_jobs(clients["sqs"], queue_url, settings, [{"plate": "P1"}])
+    calls = []
+    clients["logs"].meta.events.register("before-call.cloudwatch-logs.PutLogEvents", lambda **_: calls.append(1))
+
+    assert worker.run_once() is Outcome.SUCCEEDED
+    lines = log_lines(clients["logs"], settings.LOG_GROUP_NAME, "P1")
+    assert [line for line in lines if line.startswith("line ")] == [f"line {i}" for i in range(2000)]
+    assert 1 <= len(calls) <= 5
+
+
+def test_a_stop_requested_before_polling_takes_no_message(clients):
+    settings, worker, queue_url, _ = world(clients)
+    send_jobs(clients["sqs"], queue_url, settings, [{"plate": "P1"}])
+    worker.request_stop("test")
+
+    assert worker.run_once() is Outcome.STOPPED
+    assert queue_counts(clients["sqs"], queue_url) == (1, 0)
+
+
+def test_the_command_gets_the_configs_environment(clients):
+    write = "import os, sys; open(sys.argv[1] + '/env.txt', 'w').write(os.environ['THREADS'])"
+    settings, worker, queue_url, _ = world(clients, COMMAND=python(write, "{output_dir}"), ENVIRONMENT={"THREADS": "4"})
+    [job] = send_jobs(clients["sqs"], queue_url, settings, [{"plate": "P1"}])
+
+    assert worker.run_once() is Outcome.SUCCEEDED
+    body = clients["s3"].get_object(Bucket=settings.AWS_BUCKET, Key=f"{job.output_prefix}/env.txt")["Body"]
+    assert body.read() == b"4"

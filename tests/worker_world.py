@@ -1,0 +1,170 @@
+"""Helpers for worker tests: the queues setup would make, jobs, real worker processes, bounded waits.
+
+The queue pair is made here the way `cli.py setup` makes it (a dead-letter
+queue and a redrive policy with maxReceiveCount = JOB_RETRIES), so the worker
+tests do not depend on setup.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+from chalicelib.jobs import Job, parse_job_document
+from chalicelib.settings import Settings
+
+REPO = Path(__file__).resolve().parent.parent
+
+# A job program for the tests: `job.py OUT MARKS MODE VALUE...`. Every run appends
+# a line to MARKS/attempts, so a test can count how often a job really ran.
+JOB_SCRIPT = textwrap.dedent('''
+    import json, os, pathlib, sys, time
+    out, marks, mode, values = sys.argv[1], pathlib.Path(sys.argv[2]), sys.argv[3], sys.argv[4:]
+    name = "".join(c if c.isalnum() else "_" for c in values[0]) if values else "job"
+    with open(marks / (name + ".attempts"), "a") as handle:
+        handle.write(f"{os.getpid()}\\n")
+    attempt = len((marks / (name + ".attempts")).read_text().splitlines())
+    print(f"job {name} attempt {attempt} mode {mode}", flush=True)
+    print("", flush=True)
+
+    def sleep(seconds):
+        # Exit when the worker is gone (SIGKILL): a real machine would have died with it.
+        parent, end = os.getppid(), time.monotonic() + seconds
+        while time.monotonic() < end:
+            if os.getppid() != parent:
+                sys.exit(9)
+            time.sleep(0.05)
+
+    if mode == "fail":
+        print("failing on purpose", flush=True)
+        sys.exit(3)
+    if mode.startswith("slow:"):
+        sleep(float(mode[5:]))
+    if mode == "first-hangs" and attempt == 1:
+        (marks / (name + ".running")).write_text("yes")
+        sleep(600)
+    pathlib.Path(out, "sub").mkdir()
+    pathlib.Path(out, "args.json").write_text(json.dumps(values))
+    pathlib.Path(out, "sub", "note.txt").write_text("done by attempt " + str(attempt))
+    print("wrote outputs", flush=True)
+''')
+
+
+def write_job_script(tmp_path: Path) -> tuple[Path, Path]:
+    script = tmp_path / "job.py"
+    script.write_text(JOB_SCRIPT)
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    return script, marks
+
+
+def job_command(script: Path, marks: Path, *values: str) -> list[str]:
+    return [sys.executable, str(script), "{output_dir}", str(marks), "{mode}", *values]
+
+
+def make_world(sqs, s3, settings: Settings) -> tuple[str, str]:
+    """The bucket, the job queue and its dead-letter queue; returns (queue url, dead-letter queue url)."""
+    s3.create_bucket(Bucket=settings.AWS_BUCKET)
+    dlq_url = sqs.create_queue(QueueName=settings.SQS_DEAD_LETTER_QUEUE)["QueueUrl"]
+    dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    queue_url = sqs.create_queue(QueueName=settings.SQS_QUEUE_NAME, Attributes={
+        "VisibilityTimeout": str(settings.SQS_MESSAGE_VISIBILITY),
+        "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": settings.JOB_RETRIES}),
+    })["QueueUrl"]
+    return queue_url, dlq_url
+
+
+def send_jobs(sqs, queue_url: str, settings: Settings, groups: list[dict], **shared) -> list[Job]:
+    jobs = parse_job_document({**shared, "groups": groups}, settings)
+    for job in jobs:
+        sqs.send_message(QueueUrl=queue_url, MessageBody=job.body)
+    return jobs
+
+
+def queue_counts(sqs, queue_url: str) -> tuple[int, int]:
+    """(visible, in flight) messages."""
+    attributes = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=[
+        "ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"])["Attributes"]
+    return int(attributes["ApproximateNumberOfMessages"]), int(attributes["ApproximateNumberOfMessagesNotVisible"])
+
+
+def s3_keys(s3, bucket: str, prefix: str = "") -> list[str]:
+    return sorted(item["Key"] for item in s3.list_objects_v2(Bucket=bucket, Prefix=prefix).get("Contents", ()))
+
+
+def log_lines(logs, group: str, stream: str) -> list[str]:
+    events = logs.get_log_events(logGroupName=group, logStreamName=stream, startFromHead=True)["events"]
+    return [event["message"] for event in events]
+
+
+def worker_env(endpoint: str, settings: Settings, **knobs: str) -> dict[str, str]:
+    """Only what a worker container would have: no profile, dummy credentials, the endpoint, DSR_*."""
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "PYTHONPATH": str(REPO),
+        "AWS_ENDPOINT_URL": endpoint,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": settings.AWS_REGION,
+        "AWS_CONFIG_FILE": os.devnull,
+        "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+        # Small waits so the suite is fast; the code paths are the production ones.
+        "DSR_WAIT_SECONDS": "1",
+        "DSR_RETRY_DELAY_SECONDS": "1",
+        "DSR_LOG_FLUSH_SECONDS": "0.5",
+        "DSR_STOP_GRACE_SECONDS": "5",
+        "DSR_METADATA_URL": "",
+        **settings.to_environment(),
+    }
+    env.update({"DSR_" + name.upper(): str(value) for name, value in knobs.items()})
+    return env
+
+
+class WorkerProcess:
+    """`python -m worker` as a real process; its output goes to a file shown when a wait fails."""
+
+    def __init__(self, tmp_path: Path, env: dict[str, str], *args: str, name: str = "worker"):
+        self.output_path = tmp_path / f"{name}-{time.monotonic_ns()}.log"
+        self._output = open(self.output_path, "wb")
+        self.process = subprocess.Popen([sys.executable, "-m", "worker", *args], cwd=REPO, env=env,
+                                        stdout=self._output, stderr=subprocess.STDOUT, start_new_session=True)
+
+    @property
+    def output(self) -> str:
+        return self.output_path.read_text(errors="replace")
+
+    def wait(self, timeout: float = 60) -> int:
+        try:
+            return self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            raise AssertionError(f"worker did not exit within {timeout} s; its output:\n{self.output}") from None
+
+    def kill_all(self) -> None:
+        """SIGKILL the worker's whole process group: the machine died."""
+        try:
+            os.killpg(self.process.pid, 9)
+        except ProcessLookupError:
+            pass
+        self.process.wait()
+
+    def close(self) -> None:
+        if self.process.poll() is None:
+            self.kill_all()
+        self._output.close()
+
+
+def wait_for(predicate, what: str, timeout: float = 60, interval: float = 0.1, details=lambda: ""):
+    """Poll until `predicate()` is truthy; fail with `what` (and details) after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}\n{details()}")
+        time.sleep(interval)

@@ -1,0 +1,5 @@
+import sys
+
+from worker.entrypoint import main
+
+sys.exit(main())

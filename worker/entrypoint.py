@@ -1,0 +1,181 @@
+"""`python -m worker`: the container's main process (DS's run-worker.sh, in Python).
+
+The supervisor starts DOCKER_CORES worker processes, SECONDS_TO_START apart,
+and owns what there is one of per container: the spot interruption watch, the
+resource logger and the idle alarm. SIGTERM (ECS stopping the task), SIGINT or
+a spot notice is forwarded to every worker as SIGTERM: each stops taking
+messages, stops its command, releases its message and exits; then the
+supervisor exits 0.
+
+`python -m worker --single` is one worker process (what the supervisor starts).
+"""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import logging
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+from chalicelib import aws
+from chalicelib.errors import UserError
+from chalicelib.settings import Settings
+from worker.alarm import ensure_idle_alarm
+from worker.options import WorkerOptions
+from worker.resources_log import ResourceLogger
+from worker.spot import Metadata, SpotWatch
+
+log = logging.getLogger("worker")
+
+_PARENT_PID_ENV = "DSR_PARENT_PID"  # set by the supervisor for its children; not a user knob
+# The supervisor forwards a spot notice as SIGUSR1 so each job's log says why it was stopped.
+SPOT_SIGNAL = signal.SIGUSR1
+STOP_REASONS = {SPOT_SIGNAL: "spot interruption notice"}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m worker", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--processes", type=int, default=None,
+                        help="worker processes to start (default: DOCKER_CORES)")
+    parser.add_argument("--exit-when-empty", action="store_true",
+                        help="exit once the queue holds no message, visible or in flight (tests, local mode)")
+    parser.add_argument("--single", action="store_true", help="run one worker in this process (no supervisor)")
+    args = parser.parse_args(argv)
+    _configure_logging()
+    try:
+        settings = Settings.from_environment()
+        options = WorkerOptions.from_environment()
+    except UserError as error:
+        log.error("%s", error)
+        return 2
+    if args.single:
+        return run_single(settings, options, args.exit_when_empty)
+    return Supervisor(settings, options, args.processes or settings.DOCKER_CORES, args.exit_when_empty).run()
+
+
+def _configure_logging() -> None:
+    # stdout is the container log (the _perInstance group); one line per event, with the process id.
+    logging.basicConfig(level=logging.INFO, stream=sys.stdout,
+                        format="%(asctime)s %(levelname)s worker[%(process)d] %(message)s")
+    for noisy in ("botocore", "boto3", "s3transfer", "urllib3"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+# ---------------------------------------------------------------------- one worker process
+def run_single(settings: Settings, options: WorkerOptions, exit_when_empty: bool) -> int:
+    from worker.worker import Worker  # after logging is set up
+
+    _die_with_parent()
+    worker = Worker(settings, options=options)
+
+    def on_signal(signum, _frame):
+        worker.request_stop(STOP_REASONS.get(signum) or signal.Signals(signum).name)
+
+    for signum in (signal.SIGTERM, signal.SIGINT, SPOT_SIGNAL):
+        signal.signal(signum, on_signal)
+    log.info("worker started on queue %s", settings.SQS_QUEUE_NAME)
+    try:
+        worker.run_forever(exit_when_empty=exit_when_empty)
+    except UserError as error:
+        log.error("%s", error)
+        return 2
+    finally:
+        worker.close()
+    log.info("worker stopped%s", f" ({worker._stop_reason})" if worker.stop_requested else "")
+    return 0
+
+
+def _die_with_parent() -> None:
+    """If the supervisor dies (even by SIGKILL), get SIGTERM and release the job rather than run orphaned."""
+    parent = os.environ.get(_PARENT_PID_ENV)
+    if not parent or not sys.platform.startswith("linux"):
+        return
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != int(parent):  # the supervisor died before prctl: nobody will signal us
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
+# ---------------------------------------------------------------------- the supervisor
+class Supervisor:
+    def __init__(self, settings: Settings, options: WorkerOptions, processes: int, exit_when_empty: bool):
+        self.settings = settings
+        self.options = options
+        self.processes = processes
+        self.exit_when_empty = exit_when_empty
+        self.children: list[subprocess.Popen] = []
+        self._stop = threading.Event()
+        self._reason = ""
+        self._forward = signal.SIGTERM
+
+    def stop(self, reason: str, forward: int = signal.SIGTERM) -> None:
+        if not self._stop.is_set():
+            self._reason = reason
+            self._forward = forward
+            log.info("stopping: %s; workers release their jobs and exit", reason)
+            self._stop.set()
+
+    def run(self) -> int:
+        signal.signal(signal.SIGTERM, lambda signum, _: self.stop("SIGTERM"))
+        signal.signal(signal.SIGINT, lambda signum, _: self.stop("SIGINT"))
+        resources = ResourceLogger(self.options.resources_seconds, self.options.work_dir or tempfile.gettempdir())
+        resources.start()
+        spot = None
+        if self.options.metadata_url:
+            metadata = Metadata(self.options.metadata_url)
+            instance_id = metadata.instance_id()
+            if instance_id:
+                log.info("on EC2 instance %s", instance_id)
+                ensure_idle_alarm(aws.client("cloudwatch", self.settings), self.settings, instance_id)
+            spot = SpotWatch(metadata, self.options.spot_poll_seconds,
+                             lambda notice: self.stop(f"spot interruption notice: {notice.get('action')} at "
+                                                      f"{notice.get('time')}", SPOT_SIGNAL))
+            spot.start()
+        try:
+            self._start_children()
+            codes = self._wait_children()
+        finally:
+            resources.stop()
+            if spot is not None:
+                spot.stop()
+        failed = [code for code in codes if code != 0]
+        if failed:
+            log.error("%d of %d worker processes failed (exit codes %s)", len(failed), len(codes), failed)
+            return 1
+        return 0
+
+    def _start_children(self) -> None:
+        command = [sys.executable, "-m", "worker", "--single"] + (["--exit-when-empty"] if self.exit_when_empty else [])
+        env = {**os.environ, _PARENT_PID_ENV: str(os.getpid())}
+        for index in range(self.processes):
+            if index and self._stop.wait(self.settings.SECONDS_TO_START):
+                break
+            if self._stop.is_set():
+                break
+            self.children.append(subprocess.Popen(command, env=env))
+        log.info("started %d worker processes", len(self.children))
+
+    def _wait_children(self) -> list[int]:
+        forwarded = False
+        while True:
+            codes = [child.poll() for child in self.children]
+            if all(code is not None for code in codes):
+                return codes
+            if self._stop.is_set() and not forwarded:
+                forwarded = True
+                for child in self.children:
+                    if child.poll() is None:
+                        child.send_signal(self._forward)
+            if forwarded:
+                time.sleep(0.05)  # the workers are finishing: notice their exit promptly
+            else:
+                self._stop.wait(0.2)  # returns at once when a stop arrives

@@ -1,0 +1,75 @@
+"""One CloudWatch log stream per job, named after the job id.
+
+DS users ask "which jobs failed, and where is their log": here the answer is
+the stream LOG_GROUP_NAME/<job id>, holding every attempt's command line,
+output, outcome and timings. watchtower (what DS uses) batches the lines on a
+background thread and sends them with put_log_events every few seconds and at
+close, never one call per line.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import watchtower
+
+from chalicelib.aws import error_code
+
+log = logging.getLogger("worker.joblog")
+
+# CloudWatch rejects empty events; a blank output line is kept as one space.
+_BLANK = " "
+
+
+def ensure_log_group(logs, name: str) -> None:
+    """setup creates the group; doing it here too keeps a bare worker (tests, local mode) working."""
+    try:
+        logs.create_log_group(logGroupName=name)
+    except Exception as error:  # noqa: BLE001
+        if error_code(error) != "ResourceAlreadyExistsException":
+            log.warning("could not create log group %s (%s); job logs may be lost", name, error_code(error) or error)
+
+
+class JobLog:
+    """Lines of one job attempt, sent to its stream; also echoed to the container log if asked."""
+
+    def __init__(self, logs, group: str, job_id: str, flush_seconds: float = 5.0, echo: logging.Logger | None = None):
+        self.stream = job_id
+        self.echo = echo
+        self._create_stream(logs, group)
+        # watchtower would create the stream too, but only after a failed put (three calls instead of one).
+        self._handler = watchtower.CloudWatchLogHandler(
+            log_group_name=group, log_stream_name=job_id, boto3_client=logs, create_log_group=False,
+            send_interval=flush_seconds)
+        self._logger = logging.Logger(f"job.{job_id}")  # not registered: nothing else writes here
+        self._logger.propagate = False
+        self._logger.addHandler(self._handler)
+
+    def _create_stream(self, logs, group: str) -> None:
+        try:
+            logs.create_log_stream(logGroupName=group, logStreamName=self.stream)
+        except Exception as error:  # noqa: BLE001 - a retried job appends to its existing stream
+            if error_code(error) != "ResourceAlreadyExistsException":
+                log.warning("could not create log stream %s/%s (%s)", group, self.stream, error_code(error) or error)
+
+    def output(self, line: str) -> None:
+        """A line of the command's output."""
+        self._logger.info(line.rstrip("\r\n") or _BLANK)
+
+    def event(self, text: str) -> None:
+        """A line of the worker's own (started, succeeded, failed, ...), in the container log too."""
+        self._logger.info(text)
+        if self.echo is not None:
+            self.echo.info("[%s] %s", self.stream, text)
+
+    def close(self) -> None:
+        started = time.monotonic()
+        self._handler.close()
+        log.debug("job log %s flushed in %.3f s", self.stream, time.monotonic() - started)
+
+    def __enter__(self) -> "JobLog":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

@@ -1,0 +1,81 @@
+"""The worker's runtime knobs: how it polls and waits, not what it runs.
+
+What to run comes from the run's settings (config keys, in DSR_CONFIG). These
+are properties of where the worker runs (the metadata endpoint) or of how
+patient it is, so they are environment variables, all prefixed DSR_. Tests and
+local mode shrink the waits here instead of the code sleeping less.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, fields
+from typing import Mapping
+
+from chalicelib.errors import ConfigError
+
+DEFAULT_METADATA_URL = "http://169.254.169.254"
+
+
+@dataclass(frozen=True)
+class WorkerOptions:
+    # Instance metadata service (IMDSv2) base URL; "" turns metadata off (no spot
+    # watch, no idle alarm), which is what a local process off EC2 wants.
+    metadata_url: str = DEFAULT_METADATA_URL
+    # Seconds between spot interruption checks; AWS advises every 5 s (the notice comes 2 min ahead).
+    spot_poll_seconds: float = 5.0
+    # SQS long poll, in seconds (0 to 20). 20 s is the cheapest; tests use 1 s.
+    wait_seconds: int = 20
+    # Seconds a failed job stays hidden before its next attempt (DS: 60 s).
+    retry_delay_seconds: int = 60
+    # Seconds between visibility extensions; None: a third of the visibility timeout.
+    heartbeat_seconds: float | None = None
+    # Seconds a stopped command gets between SIGTERM and SIGKILL (ECS waits 30 s, spot 120 s).
+    stop_grace_seconds: float = 10.0
+    # Seconds a command may run before it is stopped and counted as failed; None: no limit.
+    job_timeout_seconds: float | None = None
+    # Seconds between resource lines (disk, inodes, memory, CPU) in the container log.
+    resources_seconds: float = 30.0
+    # Seconds between sends of a running job's buffered log lines to CloudWatch.
+    log_flush_seconds: float = 5.0
+    # Folder holding each job's temporary folder; None: the system's temp folder.
+    work_dir: str | None = None
+
+    @classmethod
+    def from_environment(cls, environ: Mapping[str, str] | None = None) -> "WorkerOptions":
+        environ = os.environ if environ is None else environ
+        values = {}
+        for field in fields(cls):
+            name = "DSR_" + field.name.upper()
+            if name not in environ:
+                continue
+            text = environ[name]
+            values[field.name] = _parse(name, text, field.default)
+        return cls(**values)
+
+
+_TEXT_FIELDS = {"DSR_METADATA_URL", "DSR_WORK_DIR"}
+_LIMITS = {"DSR_WAIT_SECONDS": 20, "DSR_RETRY_DELAY_SECONDS": 43200}  # SQS's own limits
+
+
+def _parse(name: str, text: str, default):
+    if name in _TEXT_FIELDS:
+        return text.rstrip("/") if name == "DSR_METADATA_URL" else (text or None)
+    if text == "" and default is None:
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        raise ConfigError(f"environment: {name}: expected a number, got {text!r}") from None
+    high = _LIMITS.get(name)
+    if not value >= 0 or (high is not None and value > high):
+        expected = f"from 0 to {high}" if high is not None else ">= 0"
+        raise ConfigError(f"environment: {name}: expected a number {expected}, got {text!r}")
+    if isinstance(default, int):
+        if value != int(value):
+            raise ConfigError(f"environment: {name}: expected a whole number of seconds, got {text!r}")
+        return int(value)
+    return value
+
+
+ENVIRONMENT_VARIABLES = tuple("DSR_" + field.name.upper() for field in fields(WorkerOptions))

@@ -1,0 +1,94 @@
+"""Folders to and from S3 with boto3's transfer manager (concurrent, multipart for large files).
+
+Outputs: every file under `{output_dir}` goes to s3://AWS_BUCKET/<OUTPUT_PREFIX>/<relative path>.
+A symlink whose target lies outside the folder is refused (the whole upload
+fails before anything is sent): a command, or data it processed, must not be
+able to publish /etc/passwd or the task's credentials file by linking to them.
+
+Inputs: every object under INPUT_PREFIX goes to `{input_dir}`/<rest of the key>,
+refusing keys that would land outside the folder.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+from boto3.s3.transfer import TransferConfig, create_transfer_manager
+
+
+class TransferError(Exception):
+    """An upload or download that must fail the job; the message says why."""
+
+
+@dataclass(frozen=True)
+class Transferred:
+    files: int
+    bytes: int
+
+
+class Transfers:
+    """One transfer manager per worker: its thread pool is reused by every job."""
+
+    def __init__(self, s3, bucket: str, config: TransferConfig | None = None):
+        self.s3 = s3
+        self.bucket = bucket
+        self._manager = create_transfer_manager(s3, config or TransferConfig(max_concurrency=10))
+
+    def upload_folder(self, folder: str | Path, prefix: str) -> Transferred:
+        files = output_files(folder)
+        futures = [self._manager.upload(str(path), self.bucket, f"{prefix}/{key}") for key, path in files]
+        _wait(futures, "upload")
+        return Transferred(len(files), sum(path.stat().st_size for _, path in files))
+
+    def download_prefix(self, prefix: str, folder: str | Path) -> Transferred:
+        root = Path(folder)
+        futures, total = [], 0
+        for page in self.s3.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix + "/"):
+            for item in page.get("Contents", ()):
+                relative = item["Key"][len(prefix) + 1:]
+                if not relative or relative.endswith("/"):
+                    continue  # "folder" marker objects made by the S3 console
+                parts = PurePosixPath(relative).parts
+                if any(part in ("..", ".") for part in parts) or relative.startswith("/"):
+                    raise TransferError(f"input s3://{self.bucket}/{item['Key']} would land outside {{input_dir}}")
+                target = root.joinpath(*parts)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                futures.append(self._manager.download(self.bucket, item["Key"], str(target)))
+                total += item["Size"]
+        _wait(futures, "download")
+        return Transferred(len(futures), total)
+
+    def close(self) -> None:
+        self._manager.shutdown()
+
+
+def output_files(folder: str | Path) -> list[tuple[str, Path]]:
+    """(relative key, path) of every file to upload; raises TransferError on a link leaving the folder."""
+    root = Path(folder).resolve()
+    found = []
+    for directory, dirnames, filenames in os.walk(root):
+        for name in dirnames + filenames:
+            path = Path(directory, name)
+            if path.is_symlink():
+                target = path.resolve()
+                if target != root and root not in target.parents:
+                    raise TransferError(f"output {path.relative_to(root)} is a symlink to {os.readlink(path)}, "
+                                        "outside {output_dir}; refusing to upload it")
+                if name in dirnames:
+                    continue  # a link to a folder inside: its files are uploaded from the folder itself
+            if name in filenames and path.is_file():
+                found.append((path.relative_to(root).as_posix(), path))
+    return sorted(found)
+
+
+def _wait(futures, what: str) -> None:
+    errors = []
+    for future in futures:
+        try:
+            future.result()
+        except Exception as error:  # noqa: BLE001 - collect every failure, report the first
+            errors.append(error)
+    if errors:
+        raise TransferError(f"{what} failed for {len(errors)} of {len(futures)} files: {errors[0]}")

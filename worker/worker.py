@@ -1,0 +1,314 @@
+"""The polling worker: one message at a time, from receipt to delete.
+
+`Worker.run_once()` is the whole life of a job and what the tests drive:
+receive one message (long poll) -> check it is one of our jobs -> skip it if
+its outputs are already in S3 -> download inputs -> run COMMAND (an argument
+list, never a shell) in a fresh temporary folder while a heartbeat keeps the
+message hidden -> upload outputs -> delete the message. A failure makes the
+message visible again after a short delay; SQS's redrive policy moves it to
+the dead-letter queue after JOB_RETRIES receives. A stop request (SIGTERM,
+spot interruption notice) stops the command and releases the message at once.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import os
+import shlex
+import shutil
+import signal
+import subprocess
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from chalicelib import aws
+from chalicelib.done import is_done
+from chalicelib.jobs import Job, NotAJob, job_from_message
+from chalicelib.settings import Settings
+from worker.heartbeat import Heartbeat, default_interval
+from worker.joblog import JobLog, ensure_log_group
+from worker.options import WorkerOptions
+from worker.upload import TransferError, Transfers
+
+log = logging.getLogger("worker")
+
+
+class Outcome(str, enum.Enum):
+    EMPTY = "empty"            # no message arrived during the long poll
+    NOT_A_JOB = "not a job"    # left in the queue for the dead-letter queue, never run
+    SKIPPED = "skipped"        # outputs already in S3 (CHECK_IF_DONE_BOOL); message deleted
+    SUCCEEDED = "succeeded"    # command exited 0 and its outputs are in S3; message deleted
+    FAILED = "failed"          # visible again after the retry delay
+    RELEASED = "released"      # stopped mid-job; visible again at once for another worker
+    STOPPED = "stopped"        # a stop was requested before any message was taken
+
+
+@dataclass
+class _Run:
+    """The command being run, so a stop request from another thread can end it."""
+
+    process: subprocess.Popen
+    stopped_by: str | None = None  # "stop" or "timeout" once we signalled it
+    kill_timer: threading.Timer | None = None
+
+
+class Worker:
+    def __init__(self, settings: Settings | None = None, sqs=None, s3=None, logs=None,
+                 options: WorkerOptions | None = None):
+        self.settings = settings or Settings.from_environment()
+        self.options = options or WorkerOptions.from_environment()
+        self.sqs = sqs or aws.client("sqs", self.settings)
+        self.s3 = s3 or aws.client("s3", self.settings)
+        self.logs = logs or aws.client("logs", self.settings)
+        # Asked for on receive, so the worker, not the queue's attribute, decides how long a job hides.
+        self.visibility = max(1, self.settings.SQS_MESSAGE_VISIBILITY)
+        self.heartbeat_seconds = self.options.heartbeat_seconds or default_interval(self.visibility)
+        self._queue_url: str | None = None
+        self._transfers: Transfers | None = None
+        self._log_group_ready = False
+        self._stop = threading.Event()
+        self._stop_reason = ""
+        # Re-entrant: a signal handler runs on the main thread, possibly while it holds the lock.
+        self._lock = threading.RLock()
+        self._run: _Run | None = None
+
+    # ------------------------------------------------------------------ control
+    @property
+    def queue_url(self) -> str:
+        if self._queue_url is None:
+            self._queue_url = self.sqs.get_queue_url(QueueName=self.settings.SQS_QUEUE_NAME)["QueueUrl"]
+        return self._queue_url
+
+    @property
+    def stop_requested(self) -> bool:
+        return self._stop.is_set()
+
+    def request_stop(self, reason: str) -> None:
+        """Take no new message and end the running command. Safe from signal handlers and other threads."""
+        if not self._stop.is_set():
+            self._stop_reason = reason
+            self._stop.set()
+        self._signal_run("stop")
+
+    def run_forever(self, exit_when_empty: bool = False) -> None:
+        """Handle messages until a stop is requested (or, if asked, until the queue has no work left)."""
+        while not self.stop_requested:
+            try:
+                outcome = self.run_once()
+            except Exception as error:  # noqa: BLE001 - a transient AWS error must not end the worker
+                log.warning("error while polling %s or handling a message (%s: %s); going on shortly",
+                            self.settings.SQS_QUEUE_NAME,
+                            type(error).__name__, aws.error_code(error) or error)
+                self._stop.wait(min(5.0, self.options.wait_seconds or 1))
+                continue
+            if outcome is Outcome.EMPTY and exit_when_empty and self._queue_is_drained():
+                log.info("queue %s has no work left; exiting", self.settings.SQS_QUEUE_NAME)
+                return
+
+    def close(self) -> None:
+        if self._transfers is not None:
+            self._transfers.close()
+
+    # ------------------------------------------------------------------ one message
+    def run_once(self) -> Outcome:
+        if self.stop_requested:
+            return Outcome.STOPPED
+        response = self.sqs.receive_message(
+            QueueUrl=self.queue_url, MaxNumberOfMessages=1, WaitTimeSeconds=self.options.wait_seconds,
+            VisibilityTimeout=self.visibility, MessageSystemAttributeNames=["ApproximateReceiveCount"])
+        messages = response.get("Messages", ())
+        if not messages:
+            return Outcome.EMPTY
+        received_at = time.monotonic()
+        message = messages[0]
+        if self.stop_requested:  # the stop came during the long poll: this machine takes no new work
+            self._change_visibility(message, 0)
+            return Outcome.RELEASED
+        try:
+            job = job_from_message(message["Body"], self.settings)
+        except NotAJob as problem:
+            log.error("message %s is not a job of this run (%s); it is left for the dead-letter queue %s and "
+                      "never run", message["MessageId"], problem, self.settings.SQS_DEAD_LETTER_QUEUE)
+            self._change_visibility(message, self.options.retry_delay_seconds)
+            return Outcome.NOT_A_JOB
+        return self._handle(job, message, received_at)
+
+    def _handle(self, job: Job, message: dict, received_at: float) -> Outcome:
+        attempt = int(message.get("Attributes", {}).get("ApproximateReceiveCount", "1"))
+        self._ensure_log_group()
+        joblog = JobLog(self.logs, self.settings.LOG_GROUP_NAME, job.job_id, self.options.log_flush_seconds, log)
+        try:
+            joblog.event(f"received: message {message['MessageId']}, attempt {attempt} of "
+                         f"{self.settings.JOB_RETRIES}, on {_where()}")
+            if self.settings.CHECK_IF_DONE_BOOL and is_done(self.s3, self.settings, job.output_prefix):
+                joblog.event(f"skipped: already done (s3://{self.settings.AWS_BUCKET}/{job.output_prefix}/ holds "
+                             f"{self.settings.EXPECTED_NUMBER_FILES} or more outputs)")
+                self._delete(message)
+                return Outcome.SKIPPED
+            heartbeat = Heartbeat(self.sqs, self.queue_url, message["ReceiptHandle"], self.visibility,
+                                  self.heartbeat_seconds, joblog.event, received_at=received_at)
+            heartbeat.start()
+            try:
+                outcome, text = self._attempt(job, joblog)
+            finally:
+                heartbeat.stop()  # joined: no extension may land after the delete or release below
+            total = time.monotonic() - received_at
+            if outcome is Outcome.SUCCEEDED:
+                self._delete(message)
+                joblog.event(f"succeeded: {text}; total {total:.2f} s")
+            elif outcome is Outcome.RELEASED:
+                self._change_visibility(message, 0)
+                joblog.event(f"released: {text}; the job is visible again for another worker")
+            else:
+                self._change_visibility(message, self.options.retry_delay_seconds)
+                joblog.event(f"failed: {text}; total {total:.2f} s; {self._next_step(attempt)}")
+            return outcome
+        except Exception as error:
+            joblog.event(f"failed: internal error {type(error).__name__}: {error}; {self._next_step(attempt)}")
+            self._change_visibility(message, self.options.retry_delay_seconds, quiet=True)
+            raise
+        finally:
+            joblog.close()
+
+    def _attempt(self, job: Job, joblog: JobLog) -> tuple[Outcome, str]:
+        """Download, run, upload in a temporary folder that is always removed."""
+        scratch = Path(tempfile.mkdtemp(prefix="dsr-job-", dir=self.options.work_dir))
+        try:
+            output_dir, input_dir = scratch / "output", scratch / "input"
+            output_dir.mkdir()
+            input_dir.mkdir()
+            timings = []
+            if job.input_prefix:
+                started = time.monotonic()
+                try:
+                    got = self.transfers.download_prefix(job.input_prefix, input_dir)
+                except (TransferError, OSError) as error:
+                    return Outcome.FAILED, f"input download failed: {error}"
+                except Exception as error:  # noqa: BLE001 - AWS errors: the job, not the worker, failed
+                    return Outcome.FAILED, f"input download failed: {aws.error_code(error) or error}"
+                timings.append(f"download {got.files} files in {time.monotonic() - started:.2f} s")
+            if self.stop_requested:
+                return Outcome.RELEASED, f"stopped ({self._stop_reason}) before the command started"
+            argv = job.command(self.settings, str(output_dir), str(input_dir))
+            started = time.monotonic()
+            code, stopped_by, problem = self._run_command(argv, scratch, joblog)
+            run_text = f"run {time.monotonic() - started:.2f} s"
+            if stopped_by == "stop":
+                return Outcome.RELEASED, f"stopped ({self._stop_reason}) after {run_text[4:]}"
+            if problem:
+                return Outcome.FAILED, problem
+            if stopped_by == "timeout":
+                return Outcome.FAILED, f"timed out after {self.options.job_timeout_seconds:g} s"
+            if code != 0:
+                return Outcome.FAILED, f"exit code {code} after {run_text[4:]}"
+            timings.append(run_text)
+            started = time.monotonic()
+            try:
+                sent = self.transfers.upload_folder(output_dir, job.output_prefix)
+            except (TransferError, OSError) as error:
+                return Outcome.FAILED, f"exit code 0 but the upload failed: {error}"
+            except Exception as error:  # noqa: BLE001
+                return Outcome.FAILED, f"exit code 0 but the upload failed: {aws.error_code(error) or error}"
+            timings.append(f"upload {sent.files} files ({sent.bytes} bytes) to s3://{self.settings.AWS_BUCKET}/"
+                           f"{job.output_prefix}/ in {time.monotonic() - started:.2f} s")
+            return Outcome.SUCCEEDED, "exit code 0; " + ", ".join(timings)
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+
+    def _run_command(self, argv: list[str], cwd: Path, joblog: JobLog) -> tuple[int | None, str | None, str | None]:
+        """(exit code, who stopped it, why it could not start). Output goes to the job log line by line."""
+        joblog.event("started: " + shlex.join(argv))
+        try:
+            # Own session and process group: a stop reaches the command's children too, and a
+            # terminal's Ctrl-C reaches the worker, which then stops the command itself.
+            process = subprocess.Popen(
+                argv, cwd=cwd, env={**os.environ, **self.settings.environment}, stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True, text=True, errors="replace")
+        except OSError as error:
+            return None, None, f"cannot start {argv[0]!r}: {error.strerror or error}"
+        run = _Run(process)
+        with self._lock:
+            self._run = run
+        timeout = None
+        if self.options.job_timeout_seconds:
+            timeout = threading.Timer(self.options.job_timeout_seconds, self._signal_run, ("timeout",))
+            timeout.daemon = True
+            timeout.start()
+        if self.stop_requested:
+            self._signal_run("stop")
+        try:
+            for line in process.stdout:
+                joblog.output(line)
+            code = process.wait()
+        finally:
+            with self._lock:
+                self._run = None
+                if run.kill_timer is not None:
+                    run.kill_timer.cancel()
+            if timeout is not None:
+                timeout.cancel()
+        return code, run.stopped_by, None
+
+    def _signal_run(self, why: str) -> None:
+        """SIGTERM the running command's group now, SIGKILL it after the grace period."""
+        with self._lock:
+            run = self._run
+            if run is None or run.stopped_by is not None:
+                return
+            run.stopped_by = why
+            _kill_group(run.process, signal.SIGTERM)
+            run.kill_timer = threading.Timer(self.options.stop_grace_seconds, _kill_group,
+                                             (run.process, signal.SIGKILL))
+            run.kill_timer.daemon = True
+            run.kill_timer.start()
+
+    # ------------------------------------------------------------------ helpers
+    @property
+    def transfers(self) -> Transfers:
+        if self._transfers is None:
+            self._transfers = Transfers(self.s3, self.settings.AWS_BUCKET)
+        return self._transfers
+
+    def _ensure_log_group(self) -> None:
+        if not self._log_group_ready:
+            ensure_log_group(self.logs, self.settings.LOG_GROUP_NAME)
+            self._log_group_ready = True
+
+    def _next_step(self, attempt: int) -> str:
+        if attempt >= self.settings.JOB_RETRIES:
+            return (f"that was the last of {self.settings.JOB_RETRIES} attempts: the job moves to the dead-letter "
+                    f"queue {self.settings.SQS_DEAD_LETTER_QUEUE}")
+        return f"it will be retried in {self.options.retry_delay_seconds} s"
+
+    def _delete(self, message: dict) -> None:
+        self.sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=message["ReceiptHandle"])
+
+    def _change_visibility(self, message: dict, seconds: int, quiet: bool = False) -> None:
+        try:
+            self.sqs.change_message_visibility(QueueUrl=self.queue_url, ReceiptHandle=message["ReceiptHandle"],
+                                               VisibilityTimeout=seconds)
+        except Exception as error:  # noqa: BLE001 - the visibility timeout returns it anyway, only later
+            if not quiet:
+                log.warning("could not make message %s visible in %s s (%s); it returns when its visibility "
+                            "timeout ends", message["MessageId"], seconds, aws.error_code(error) or error)
+
+    def _queue_is_drained(self) -> bool:
+        names = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible",
+                 "ApproximateNumberOfMessagesDelayed"]
+        attributes = self.sqs.get_queue_attributes(QueueUrl=self.queue_url, AttributeNames=names)["Attributes"]
+        return all(int(attributes.get(name, 0)) == 0 for name in names)
+
+
+def _kill_group(process: subprocess.Popen, sig: int) -> None:
+    try:
+        os.killpg(process.pid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass  # already gone
+
+
+def _where() -> str:
+    return f"{os.uname().nodename} pid {os.getpid()}"
