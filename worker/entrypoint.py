@@ -116,6 +116,7 @@ class Supervisor:
         self._stop = threading.Event()
         self._reason = ""
         self._forward = signal.SIGTERM
+        self.instance_id: str | None = None
 
     def stop(self, reason: str, forward: int = signal.SIGTERM) -> None:
         if not self._stop.is_set():
@@ -135,6 +136,7 @@ class Supervisor:
             instance_id = metadata.instance_id()
             if instance_id:
                 log.info("on EC2 instance %s", instance_id)
+                self.instance_id = instance_id
                 ensure_idle_alarm(aws.client("cloudwatch", self.settings), self.settings, instance_id)
             spot = SpotWatch(metadata, self.options.spot_poll_seconds,
                              lambda notice: self.stop(f"spot interruption notice: {notice.get('action')} at "
@@ -156,6 +158,8 @@ class Supervisor:
     def _start_children(self) -> None:
         command = [sys.executable, "-m", "worker", "--single"] + (["--exit-when-empty"] if self.exit_when_empty else [])
         env = {**os.environ, _PARENT_PID_ENV: str(os.getpid())}
+        if self.instance_id:
+            env["DSR_INSTANCE_ID"] = self.instance_id
         for index in range(self.processes):
             if index and self._stop.wait(self.settings.SECONDS_TO_START):
                 break

@@ -38,7 +38,7 @@ def next_visibility(visibility: int, elapsed: float, cap: int = SQS_VISIBILITY_C
 class Heartbeat(threading.Thread):
     def __init__(self, sqs, queue_url: str, receipt_handle: str, visibility: int, interval: float,
                  say: Callable[[str], None], received_at: float | None = None,
-                 clock: Callable[[], float] = time.monotonic):
+                 clock: Callable[[], float] = time.monotonic, on_beat: Callable[[], None] | None = None):
         super().__init__(name="heartbeat", daemon=True)
         self.sqs = sqs
         self.queue_url = queue_url
@@ -46,6 +46,7 @@ class Heartbeat(threading.Thread):
         self.visibility = visibility
         self.interval = interval
         self.say = say  # writes to the job's log, where the user looks
+        self.on_beat = on_beat  # keeps the worker's busy lease fresh on the same rhythm
         self.clock = clock
         self.received_at = clock() if received_at is None else received_at
         self.extensions = 0
@@ -54,6 +55,8 @@ class Heartbeat(threading.Thread):
 
     def run(self) -> None:
         while not self._stopped.wait(self.interval):
+            if self.on_beat is not None:
+                self.on_beat()
             if not self.beat():
                 return
 

@@ -40,6 +40,9 @@ class WorkerOptions:
     log_flush_seconds: float = 5.0
     # Folder holding each job's temporary folder; None: the system's temp folder.
     work_dir: str | None = None
+    # The EC2 instance this worker runs on (the supervisor reads it from instance metadata); names the
+    # worker's busy lease, which tells the monitor this machine runs a job (chalicelib/leases.py).
+    instance_id: str | None = None
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str] | None = None) -> "WorkerOptions":
@@ -54,7 +57,7 @@ class WorkerOptions:
         return cls(**values)
 
 
-_TEXT_FIELDS = {"DSR_METADATA_URL", "DSR_WORK_DIR"}
+_TEXT_FIELDS = {"DSR_METADATA_URL", "DSR_WORK_DIR", "DSR_INSTANCE_ID"}
 _LIMITS = {"DSR_WAIT_SECONDS": 20, "DSR_RETRY_DELAY_SECONDS": 43200}  # SQS's own limits
 
 

@@ -18,6 +18,7 @@ import os
 import shlex
 import shutil
 import signal
+import socket
 import subprocess
 import tempfile
 import threading
@@ -25,7 +26,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from chalicelib import aws
+from chalicelib import aws, leases
 from chalicelib.done import is_done
 from chalicelib.jobs import Job, NotAJob, job_from_message
 from chalicelib.settings import Settings
@@ -66,7 +67,11 @@ class Worker:
         self.logs = logs or aws.client("logs", self.settings)
         # Asked for on receive, so the worker, not the queue's attribute, decides how long a job hides.
         self.visibility = max(1, self.settings.SQS_MESSAGE_VISIBILITY)
-        self.heartbeat_seconds = self.options.heartbeat_seconds or default_interval(self.visibility)
+        # At least once per lease refresh, so the monitor never takes a long job's machine for idle.
+        self.heartbeat_seconds = self.options.heartbeat_seconds or min(default_interval(self.visibility),
+                                                                       leases.REFRESH_SECONDS)
+        self.lease = leases.Lease(self.s3, self.settings.AWS_BUCKET, self.settings.APP_NAME,
+                                  self.options.instance_id, f"{socket.gethostname()}-{os.getpid()}")
         self._queue_url: str | None = None
         self._transfers: Transfers | None = None
         self._log_group_ready = False
@@ -141,6 +146,7 @@ class Worker:
         attempt = int(message.get("Attributes", {}).get("ApproximateReceiveCount", "1"))
         self._ensure_log_group()
         joblog = JobLog(self.logs, self.settings.LOG_GROUP_NAME, job.job_id, self.options.log_flush_seconds, log)
+        self._lease("hold", job.job_id)
         try:
             joblog.event(f"received: message {message['MessageId']}, attempt {attempt} of "
                          f"{self.settings.JOB_RETRIES}, on {_where()}")
@@ -150,7 +156,8 @@ class Worker:
                 self._delete(message)
                 return Outcome.SKIPPED
             heartbeat = Heartbeat(self.sqs, self.queue_url, message["ReceiptHandle"], self.visibility,
-                                  self.heartbeat_seconds, joblog.event, received_at=received_at)
+                                  self.heartbeat_seconds, joblog.event, received_at=received_at,
+                                  on_beat=lambda: self._lease("refresh"))
             heartbeat.start()
             try:
                 outcome, text = self._attempt(job, joblog)
@@ -172,6 +179,7 @@ class Worker:
             self._change_visibility(message, self.options.retry_delay_seconds, quiet=True)
             raise
         finally:
+            self._lease("release")
             joblog.close()
 
     def _attempt(self, job: Job, joblog: JobLog) -> tuple[Outcome, str]:
@@ -277,6 +285,14 @@ class Worker:
         if not self._log_group_ready:
             ensure_log_group(self.logs, self.settings.LOG_GROUP_NAME)
             self._log_group_ready = True
+
+    def _lease(self, step: str, *args) -> None:
+        """Busy lease for the monitor; a failure here must never fail the job (the monitor then sees the
+        machine as idle at worst, and a machine it stops releases its job through SIGTERM)."""
+        try:
+            getattr(self.lease, step)(*args)
+        except Exception as error:  # noqa: BLE001
+            log.warning("could not %s the busy lease %s (%s)", step, self.lease.key, aws.error_code(error) or error)
 
     def _next_step(self, attempt: int) -> str:
         if attempt >= self.settings.JOB_RETRIES:
