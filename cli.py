@@ -13,10 +13,12 @@ import sys
 
 import click
 
+from chalicelib import cluster, iam, resources
 from chalicelib.errors import NotYetImplemented, UserError
 from chalicelib.fleet import load_fleet_file
 from chalicelib.jobs import load_job_file
 from chalicelib.settings import Settings
+from chalicelib.submit import submit as submit_jobs
 
 
 class _Group(click.Group):
@@ -36,6 +38,33 @@ def config_option(command):
         return command(*args, settings=Settings.load(config_path), **kwargs)
 
     return wrapper
+
+
+def _warn(warnings) -> None:
+    for warning in warnings:
+        click.echo(f"warning: {warning}", err=True)
+
+
+class _ProgressBar:
+    """click's progress bar on a terminal; silent when output is piped or captured."""
+
+    def __init__(self, stream):
+        self._stream = stream
+        self._bar = None
+
+    def start(self, total: int) -> None:
+        if total and self._stream.isatty():
+            self._bar = click.progressbar(length=total, label="submitting", file=self._stream)
+            self._bar.__enter__()
+
+    def update(self, count: int) -> None:
+        if self._bar is not None:
+            self._bar.update(count)
+
+    def finish(self) -> None:
+        if self._bar is not None:
+            self._bar.__exit__(None, None, None)
+            self._bar = None
 
 
 def _later(command: str, issue: int) -> NotYetImplemented:
@@ -63,7 +92,10 @@ def setup(settings: Settings):
     Example:
       python cli.py setup --config config.json
     """
-    raise _later("setup", 4)
+    report = resources.setup(settings)
+    for change in report.changes:
+        click.echo(str(change))
+    _warn(report.warnings)
 
 
 @cli.command("setup-account")
@@ -76,7 +108,17 @@ def setup_account(settings: Settings, destroy: bool):
     Example:
       python cli.py setup-account
     """
-    raise _later("setup-account", 4)
+    if destroy:
+        removed = iam.destroy_account(settings)
+        click.echo("\n".join(f"deleted {name}" for name in removed) or "nothing to delete")
+        return
+    report = iam.setup_account(settings)
+    for change in report.changes:
+        click.echo(change)
+    click.echo("\nPut these in your fleet file:")
+    click.echo(f'  "IamFleetRole": "{report.fleet_role_arn}"')
+    click.echo(f'  "IamInstanceProfile": {{"Arn": "{report.instance_profile_arn}"}}')
+    click.echo(f"Task role (used by 'setup'): {report.task_role_arn}")
 
 
 @cli.command()
@@ -91,15 +133,24 @@ def submit(settings: Settings, jobfile: str, skip_done: bool):
     Example:
       python cli.py submit jobs.json --config config.json
     """
-    load_job_file(jobfile, settings)
-    raise _later("submit", 4)
+    jobs = load_job_file(jobfile, settings)
+    bar = _ProgressBar(sys.stderr)
+    try:
+        result = submit_jobs(settings, jobs, skip_done=skip_done, on_total=bar.start, on_sent=bar.update)
+    finally:
+        bar.finish()
+    if skip_done:
+        click.echo(f"{result.already_done} of {result.considered} already done")
+    click.echo(f"submitted {result.sent} jobs to {result.queue}")
 
 
 @cli.command("start-cluster")
 @click.argument("fleetfile", type=click.Path(dir_okay=False))
 @click.option("--cheapest", is_flag=True, help="Shrink the fleet to one machine after 15 minutes (DS's mode).")
+@click.option("--wait", "wait_seconds", type=click.IntRange(min=0), default=300, show_default=True,
+              help="Seconds to wait for the first machine (0: do not wait).")
 @config_option
-def start_cluster(settings: Settings, fleetfile: str, cheapest: bool):
+def start_cluster(settings: Settings, fleetfile: str, cheapest: bool, wait_seconds: int):
     """Check the account, then request the spot fleet, alarms, dashboard and
     start the workers.
 
@@ -107,8 +158,20 @@ def start_cluster(settings: Settings, fleetfile: str, cheapest: bool):
     Example:
       python cli.py start-cluster fleet.json --config config.json
     """
-    load_fleet_file(fleetfile)
-    raise _later("start-cluster", 4)
+    result = cluster.start_cluster(settings, load_fleet_file(fleetfile), cheapest=cheapest,
+                                   wait_seconds=wait_seconds)
+    record = result.record
+    if result.resumed:
+        click.echo(f"run {record.MONITOR_APP_NAME} already started with fleet {record.MONITOR_FLEET_ID}")
+    for change in result.changes:
+        click.echo(change)
+    if result.resumed and not result.changes:
+        click.echo("nothing to change")
+    click.echo(f"run record: {result.local_record} and s3://{record.MONITOR_BUCKET_NAME}/{record.MONITOR_FILE_KEY}")
+    if result.fleet is not None:
+        click.echo(f"fleet {record.MONITOR_FLEET_ID}: {result.fleet.instances} of {record.CLUSTER_MACHINES} "
+                   f"machines running")
+    _warn(result.warnings)
 
 
 @cli.command()

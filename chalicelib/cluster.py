@@ -1,0 +1,473 @@
+"""`start-cluster`: preflight checks, then the spot fleet, run record, alarms, dashboard and workers.
+
+Preflight only reads. Each failed check raises PreflightError with one line
+saying what is wrong and how to fix it, before anything is created; checks
+that cannot be sure (an empty queue, no visible route to AWS without a public
+IP) become warnings.
+
+Then, in an order that is safe to re-run after a crash at any point:
+ECS agent config -> spot fleet (or the run's live fleet, found again through
+the run record or the fleet's `dsr:app` tag) -> run record -> queue alarms ->
+dashboard -> service desired count -> wait for the fleet. Every step writes
+only what differs, so re-running start-cluster on a live run changes nothing.
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+import datetime
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from chalicelib import aws, dashboard, names, runrecord
+from chalicelib.errors import PreflightError
+from chalicelib.fleet import DATA_VOLUME_INDEX, FleetFile
+from chalicelib.resources import (Clients, cluster_is_active, find_queue_url, find_service, find_task_definition,
+                                  find_topic_arn)
+from chalicelib.runrecord import RunRecord
+from chalicelib.settings import Settings
+
+# Memory the OS and the ECS agent keep on each machine, so tasks never get it:
+# ECS registers roughly 94% of an instance's memory (e.g. 15,440 of 16,384 MiB
+# on an m5.xlarge), so require 6% and at least 256 MiB of headroom. CPU has no
+# headroom: ECS registers vCPUs x 1024 units.
+MEMORY_HEADROOM_FRACTION = 0.06
+MEMORY_HEADROOM_MIN_MIB = 256
+DEFAULT_ALLOCATION_STRATEGY = "lowestPrice"  # AWS's default; moto requires the key
+FLEET_VALID_DAYS = 365
+LIVE_FLEET_STATES = ("submitted", "active", "modifying")
+# Services an instance without a public IP must reach through VPC endpoints when there is no NAT.
+ENDPOINT_SERVICES = ("ecs", "ecs-agent", "ecs-telemetry", "sqs", "s3", "logs")
+
+
+@dataclass
+class Preflight:
+    queue_url: str
+    dead_letter_queue_url: str
+    task_definition_arn: str
+    topic_arn: str
+    jobs_waiting: int
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class FleetStatus:
+    state: str
+    activity: str  # AWS's ActivityStatus: fulfilled | pending_fulfillment | error | ...
+    instances: int
+    timed_out: bool
+
+    @property
+    def problem(self) -> str | None:
+        if self.state not in LIVE_FLEET_STATES:
+            return f"the spot fleet is {self.state}; see its history in the EC2 console (Spot Requests)"
+        if self.activity == "error":
+            return ("the spot fleet reports an error, often no spot capacity for MACHINE_TYPE at MACHINE_PRICE; "
+                    "it keeps trying, see its history in the EC2 console (Spot Requests)")
+        if self.timed_out and self.instances == 0:
+            return "no machine has started yet; the fleet keeps trying and the service starts workers as they join"
+        return None
+
+
+@dataclass
+class StartResult:
+    record: RunRecord
+    resumed: bool
+    changes: list[str]
+    warnings: list[str]
+    fleet: FleetStatus | None
+    local_record: Path
+
+
+# --------------------------------------------------------------------------- preflight
+
+
+def preflight(settings: Settings, fleet: FleetFile, c: Any) -> Preflight:
+    """Read-only checks; raises PreflightError at the first failure."""
+    _check_bucket(c.s3, settings)
+    queue_url, dlq_url, task_arn, topic_arn = _check_setup_done(c, settings)
+    _check_roles(c.iam, fleet)
+    _check_instance_types(c.ec2, settings)
+    warnings = _check_network(c.ec2, settings, fleet)
+    attributes = c.sqs.get_queue_attributes(
+        QueueUrl=queue_url, AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
+    )["Attributes"]
+    waiting = int(attributes.get("ApproximateNumberOfMessages", 0))
+    if waiting + int(attributes.get("ApproximateNumberOfMessagesNotVisible", 0)) == 0:
+        warnings.append(f"queue '{settings.SQS_QUEUE_NAME}' holds no jobs; the workers will find nothing to do "
+                        "(run 'python cli.py submit JOBFILE')")
+    return Preflight(queue_url, dlq_url, task_arn, topic_arn, waiting, warnings)
+
+
+def _check_bucket(s3, settings: Settings) -> None:
+    try:
+        s3.head_bucket(Bucket=settings.AWS_BUCKET)
+    except s3.exceptions.ClientError as error:
+        status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        if status == 404 or aws.error_code(error) in ("404", "NoSuchBucket"):
+            raise PreflightError(f"bucket '{settings.AWS_BUCKET}' does not exist; create it or fix AWS_BUCKET in "
+                                 f"{settings.source}") from None
+        if status == 403 or aws.error_code(error) in ("403", "AccessDenied"):
+            raise PreflightError(f"bucket '{settings.AWS_BUCKET}' is not accessible with your credentials "
+                                 f"(AWS_BUCKET in {settings.source})") from None
+        raise
+
+
+def _check_setup_done(c: Any, settings: Settings) -> tuple[str, str, str, str]:
+    def missing(what: str) -> PreflightError:
+        return PreflightError(f"{what} does not exist; run 'python cli.py setup --config {settings.source}' first")
+
+    queue_url = find_queue_url(c.sqs, settings.SQS_QUEUE_NAME)
+    if queue_url is None:
+        raise missing(f"queue '{settings.SQS_QUEUE_NAME}'")
+    dlq_url = find_queue_url(c.sqs, settings.SQS_DEAD_LETTER_QUEUE)
+    if dlq_url is None:
+        raise missing(f"dead-letter queue '{settings.SQS_DEAD_LETTER_QUEUE}'")
+    if not cluster_is_active(c.ecs, settings.ECS_CLUSTER):
+        raise missing(f"ECS cluster '{settings.ECS_CLUSTER}'")
+    definition = find_task_definition(c.ecs, settings.task_family)
+    if definition is None:
+        raise missing(f"task definition '{settings.task_family}'")
+    if find_service(c.ecs, settings.ECS_CLUSTER, settings.service_name) is None:
+        raise missing(f"ECS service '{settings.service_name}'")
+    if not definition.get("taskRoleArn"):
+        raise PreflightError(f"task definition '{settings.task_family}' has no task role, so workers could not "
+                             "reach SQS or S3; run 'python cli.py setup-account', then 'python cli.py setup'")
+    topic_arn = ""
+    if settings.AUTO_MONITOR:
+        topic_arn = find_topic_arn(c.sns, names.MONITOR_TOPIC) or ""
+        if not topic_arn:
+            raise missing(f"SNS topic '{names.MONITOR_TOPIC}'")
+    return queue_url, dlq_url, definition["taskDefinitionArn"], topic_arn
+
+
+def _check_roles(iam, fleet: FleetFile) -> None:
+    role = fleet.iam_fleet_role.rsplit("/", 1)[-1]
+    try:
+        iam.get_role(RoleName=role)
+    except iam.exceptions.NoSuchEntityException:
+        raise PreflightError(f"{fleet.source}: IamFleetRole: role '{role}' does not exist; "
+                             "'python cli.py setup-account' creates it and prints its ARN") from None
+    for index, spec in enumerate(fleet.launch_specifications):
+        if not (spec.get("IamInstanceProfile") or {}).get("Arn"):
+            raise PreflightError(f"{fleet.source}: LaunchSpecifications[{index}]: no IamInstanceProfile, so machines "
+                                 "could not join ECS; 'python cli.py setup-account' prints the one to use")
+    for arn in fleet.instance_profile_arns():
+        profile = arn.rsplit("/", 1)[-1]
+        try:
+            roles = iam.get_instance_profile(InstanceProfileName=profile)["InstanceProfile"].get("Roles", [])
+        except iam.exceptions.NoSuchEntityException:
+            raise PreflightError(f"{fleet.source}: IamInstanceProfile: instance profile '{profile}' does not exist; "
+                                 "'python cli.py setup-account' creates it and prints its ARN") from None
+        if not roles:
+            raise PreflightError(f"{fleet.source}: IamInstanceProfile: instance profile '{profile}' has no role; "
+                                 "'python cli.py setup-account' adds it")
+
+
+def usable_memory_mib(total_mib: int) -> int:
+    return total_mib - max(MEMORY_HEADROOM_MIN_MIB, math.ceil(total_mib * MEMORY_HEADROOM_FRACTION))
+
+
+def fit_problem(instance_type: str, memory_mib: int, vcpus: int, settings: Settings) -> str | None:
+    """Why TASKS_PER_MACHINE tasks would never be placed on this type, or None if they fit."""
+    tasks = settings.TASKS_PER_MACHINE
+    usable = usable_memory_mib(memory_mib)
+    if tasks * settings.MEMORY > usable:
+        return (f"MACHINE_TYPE: {instance_type} leaves {usable} MiB for tasks ({memory_mib} MiB less "
+                f"{memory_mib - usable} kept for the OS and ECS agent) but TASKS_PER_MACHINE x MEMORY = "
+                f"{tasks} x {settings.MEMORY} = {tasks * settings.MEMORY} MiB; ECS would never place the tasks "
+                "(choose a bigger type or lower MEMORY or TASKS_PER_MACHINE)")
+    units = vcpus * 1024
+    if tasks * settings.CPU_SHARES > units:
+        return (f"MACHINE_TYPE: {instance_type} has {units} CPU units ({vcpus} vCPUs x 1024) but TASKS_PER_MACHINE "
+                f"x CPU_SHARES = {tasks} x {settings.CPU_SHARES} = {tasks * settings.CPU_SHARES}; ECS would never "
+                "place the tasks (choose a bigger type or lower CPU_SHARES or TASKS_PER_MACHINE)")
+    return None
+
+
+def _check_instance_types(ec2, settings: Settings) -> None:
+    try:
+        found = {}
+        for page in ec2.get_paginator("describe_instance_types").paginate(InstanceTypes=list(settings.MACHINE_TYPE)):
+            for item in page["InstanceTypes"]:
+                found[item["InstanceType"]] = item
+    except ec2.exceptions.ClientError as error:
+        if aws.error_code(error) == "InvalidInstanceType":
+            raise PreflightError(f"MACHINE_TYPE: {error.response['Error'].get('Message', error)} in "
+                                 f"{settings.AWS_REGION}") from None
+        raise
+    for instance_type in settings.MACHINE_TYPE:
+        item = found.get(instance_type)
+        if item is None:
+            raise PreflightError(f"MACHINE_TYPE: {instance_type} is not offered in {settings.AWS_REGION}")
+        problem = fit_problem(instance_type, item["MemoryInfo"]["SizeInMiB"], item["VCpuInfo"]["DefaultVCpus"],
+                              settings)
+        if problem:
+            raise PreflightError(problem)
+
+
+def _subnet_ids(fleet: FleetFile) -> list[str]:
+    ids: list[str] = []
+    for spec in fleet.launch_specifications:
+        candidates = [item.strip() for item in (spec.get("SubnetId") or "").split(",")]
+        candidates += [iface.get("SubnetId", "") for iface in spec.get("NetworkInterfaces", [])]
+        ids += [item for item in candidates if item and item not in ids]
+    return ids
+
+
+def _check_network(ec2, settings: Settings, fleet: FleetFile) -> list[str]:
+    subnet_ids = _subnet_ids(fleet)
+    subnets = {}
+    for subnet_id in subnet_ids:
+        try:
+            [subnets[subnet_id]] = ec2.describe_subnets(SubnetIds=[subnet_id])["Subnets"]
+        except ec2.exceptions.ClientError as error:
+            if aws.error_code(error) == "InvalidSubnetID.NotFound":
+                raise PreflightError(f"{fleet.source}: subnet '{subnet_id}' does not exist in "
+                                     f"{settings.AWS_REGION}") from None
+            raise
+    if settings.ASSIGN_IP:
+        return []
+    return [f"ASSIGN_IP is false and subnet '{subnet_id}' has no NAT route or VPC endpoints for ECS, SQS, S3 and "
+            "Logs; its machines could not reach AWS and no worker would start"
+            for subnet_id, subnet in subnets.items() if not _reaches_aws_privately(ec2, subnet)]
+
+
+def _reaches_aws_privately(ec2, subnet: dict) -> bool:
+    tables = ec2.describe_route_tables(Filters=[{"Name": "association.subnet-id",
+                                                 "Values": [subnet["SubnetId"]]}])["RouteTables"]
+    if not tables:  # no explicit association: the VPC's main route table applies
+        tables = [table for table in ec2.describe_route_tables(
+            Filters=[{"Name": "vpc-id", "Values": [subnet["VpcId"]]}])["RouteTables"]
+            if any(item.get("Main") for item in table.get("Associations", []))]
+    for table in tables:
+        for route in table.get("Routes", []):
+            if route.get("DestinationCidrBlock") == "0.0.0.0/0" and any(
+                    route.get(key) for key in ("NatGatewayId", "InstanceId", "TransitGatewayId",
+                                               "NetworkInterfaceId")):
+                return True
+    services = set()
+    for page in ec2.get_paginator("describe_vpc_endpoints").paginate(
+            Filters=[{"Name": "vpc-id", "Values": [subnet["VpcId"]]}]):
+        services |= {item["ServiceName"].rsplit(".", 1)[-1] for item in page["VpcEndpoints"]}
+    return services >= set(ENDPOINT_SERVICES)
+
+
+# --------------------------------------------------------------------------- the fleet request
+
+
+def ecs_agent_config(settings: Settings) -> str:
+    return (f"ECS_CLUSTER={settings.ECS_CLUSTER}\n"
+            'ECS_AVAILABLE_LOGGING_DRIVERS=["json-file","awslogs"]\n'
+            # On a spot interruption notice ECS stops the tasks (SIGTERM), so workers can release their jobs.
+            "ECS_ENABLE_SPOT_INSTANCE_DRAINING=true\n")
+
+
+def user_data(settings: Settings) -> str:
+    """The boot script, base64 as EC2 wants it. The agent config is written directly:
+    DS copies it from S3, which needs the AWS CLI and S3 rights on every machine."""
+    script = ("#!/bin/bash\n"
+              f"# Written by 'python cli.py start-cluster'; a copy is in "
+              f"s3://{settings.AWS_BUCKET}/{names.ecs_config_key(settings)}\n"
+              "cat >> /etc/ecs/ecs.config <<'DSR_ECS_CONFIG'\n"
+              f"{ecs_agent_config(settings)}"
+              "DSR_ECS_CONFIG\n")
+    return base64.b64encode(script.encode()).decode()
+
+
+def fleet_request(fleet: FleetFile, settings: Settings, now: datetime.datetime) -> dict[str, Any]:
+    """The fleet file with DS's overwrites; one launch specification per file spec and MACHINE_TYPE."""
+    config = _without_comments(fleet.copy_config())
+    config.update(
+        ValidFrom=now.astimezone(datetime.timezone.utc),
+        ValidUntil=now.astimezone(datetime.timezone.utc) + datetime.timedelta(days=FLEET_VALID_DAYS),
+        TargetCapacity=settings.CLUSTER_MACHINES,
+        SpotPrice=f"{settings.MACHINE_PRICE:g}",
+    )
+    config.setdefault("AllocationStrategy", DEFAULT_ALLOCATION_STRATEGY)
+    config["TagSpecifications"] = [{"ResourceType": "spot-fleet-request",
+                                    "Tags": [{"Key": names.FLEET_APP_TAG, "Value": settings.APP_NAME}]}]
+    specs = []
+    for template in config["LaunchSpecifications"]:
+        for instance_type in settings.MACHINE_TYPE:
+            specs.append(_launch_spec(template, instance_type, settings))
+    config["LaunchSpecifications"] = specs
+    return config
+
+
+def _launch_spec(template: dict, instance_type: str, settings: Settings) -> dict[str, Any]:
+    spec = copy.deepcopy(template)
+    spec["InstanceType"] = instance_type
+    spec["UserData"] = user_data(settings)
+    spec["BlockDeviceMappings"][DATA_VOLUME_INDEX]["Ebs"]["VolumeSize"] = settings.EBS_VOL_SIZE
+    if settings.SSH_KEY_NAME:
+        spec["KeyName"] = settings.SSH_KEY_NAME.removesuffix(".pem")
+    else:
+        spec.pop("KeyName", None)
+    if not settings.ASSIGN_IP:
+        # DS sets True here when ASSIGN_IP is false; the documented meaning is "no public IP".
+        for interface in spec.get("NetworkInterfaces", []):
+            interface["AssociatePublicIpAddress"] = False
+    name_tag = {"Key": "Name", "Value": names.instance_name_tag(settings)}
+    tag_specs = [item for item in spec.get("TagSpecifications", []) if item.get("ResourceType") != "instance"]
+    instance_tags = [tag for item in spec.get("TagSpecifications", []) if item.get("ResourceType") == "instance"
+                     for tag in item.get("Tags", []) if tag.get("Key") != "Name"]
+    spec["TagSpecifications"] = tag_specs + [{"ResourceType": "instance", "Tags": instance_tags + [name_tag]}]
+    return spec
+
+
+def _without_comments(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {key: _without_comments(item) for key, item in value.items() if "_comment" not in key}
+    if isinstance(value, list):
+        return [_without_comments(item) for item in value]
+    return value
+
+
+def fleet_state(ec2, fleet_id: str) -> dict | None:
+    """The fleet's description, or None when AWS no longer knows it (moto returns [] after a cancel)."""
+    try:
+        configs = ec2.describe_spot_fleet_requests(SpotFleetRequestIds=[fleet_id])["SpotFleetRequestConfigs"]
+    except ec2.exceptions.ClientError as error:
+        if aws.error_code(error).startswith("InvalidSpotFleetRequestId"):
+            return None
+        raise
+    return configs[0] if configs else None
+
+
+def _live_fleet_id(ec2, settings: Settings, record: RunRecord | None) -> str | None:
+    if record is not None:
+        described = fleet_state(ec2, record.MONITOR_FLEET_ID)
+        if described and described["SpotFleetRequestState"] in LIVE_FLEET_STATES:
+            return record.MONITOR_FLEET_ID
+    # No record (a crash between the request and the write): find the fleet by its tag.
+    for page in ec2.get_paginator("describe_spot_fleet_requests").paginate():
+        for item in page["SpotFleetRequestConfigs"]:
+            tags = {tag["Key"]: tag["Value"] for tag in item.get("Tags", [])}
+            if tags.get(names.FLEET_APP_TAG) == settings.APP_NAME and \
+                    item["SpotFleetRequestState"] in LIVE_FLEET_STATES:
+                return item["SpotFleetRequestId"]
+    return None
+
+
+def wait_for_fleet(ec2, fleet_id: str, timeout: float, poll: float = 15.0,
+                   clock: Callable[[], float] = time.monotonic,
+                   sleep: Callable[[float], None] = time.sleep) -> FleetStatus:
+    """Until a machine runs, the fleet errs, or `timeout` seconds pass. Never raises on fleet trouble."""
+    deadline = clock() + timeout
+    while True:
+        described = fleet_state(ec2, fleet_id) or {"SpotFleetRequestState": "cancelled"}
+        state, activity = described["SpotFleetRequestState"], described.get("ActivityStatus", "")
+        instances = 0
+        if state in LIVE_FLEET_STATES:
+            pages = ec2.get_paginator("describe_spot_fleet_instances").paginate(SpotFleetRequestId=fleet_id)
+            instances = sum(len(page["ActiveInstances"]) for page in pages)
+        finished = instances > 0 or activity == "error" or state not in LIVE_FLEET_STATES
+        if finished or clock() >= deadline:
+            return FleetStatus(state, activity, instances, timed_out=not finished)
+        sleep(min(poll, max(0.0, deadline - clock())))
+
+
+# --------------------------------------------------------------------------- start
+
+
+def start_cluster(settings: Settings, fleet: FleetFile, cheapest: bool = False, wait_seconds: float = 300,
+                  poll_seconds: float = 15.0, files_dir: str | Path = "files",
+                  now: datetime.datetime | None = None, clients: Any = None) -> StartResult:
+    c = clients or Clients(settings)
+    checked = preflight(settings, fleet, c)
+    now = now or datetime.datetime.now(datetime.timezone.utc)
+    changes: list[str] = []
+
+    config_key, config_text = names.ecs_config_key(settings), ecs_agent_config(settings)
+    if _s3_text(c.s3, settings.AWS_BUCKET, config_key) != config_text:
+        c.s3.put_object(Bucket=settings.AWS_BUCKET, Key=config_key, Body=config_text.encode())
+        changes.append(f"wrote s3://{settings.AWS_BUCKET}/{config_key}")
+
+    stored = runrecord.get(c.s3, settings.AWS_BUCKET, names.monitor_key(settings))
+    fleet_id = _live_fleet_id(c.ec2, settings, stored)
+    resumed = fleet_id is not None
+    if fleet_id is None:
+        fleet_id = c.ec2.request_spot_fleet(SpotFleetRequestConfig=fleet_request(fleet, settings, now))[
+            "SpotFleetRequestId"]
+        changes.append(f"requested spot fleet {fleet_id} ({settings.CLUSTER_MACHINES} x "
+                       f"{'/'.join(settings.MACHINE_TYPE)} at most ${settings.MACHINE_PRICE:g}/h)")
+    if stored is not None and stored.MONITOR_FLEET_ID == fleet_id:
+        record = stored
+    else:
+        record = build_record(settings, checked, fleet_id, now, cheapest)
+        runrecord.put(c.s3, record)
+        changes.append(f"wrote s3://{settings.AWS_BUCKET}/{record.MONITOR_FILE_KEY}")
+    local = runrecord.write_local(record, files_dir, names.monitor_file_name(settings))
+
+    if settings.AUTO_MONITOR:
+        for alarm in dashboard.queue_alarms(record, *record.ALARM_NAMES):
+            action = dashboard.ensure_alarm(c.cloudwatch, alarm)
+            if action != "unchanged":
+                changes.append(f"{action} alarm {alarm['AlarmName']}")
+    if record.DASHBOARD_NAME:
+        action = dashboard.ensure_dashboard(c.cloudwatch, record.DASHBOARD_NAME, dashboard.dashboard_body(record))
+        if action != "unchanged":
+            changes.append(f"{action} dashboard {record.DASHBOARD_NAME}")
+
+    service = find_service(c.ecs, settings.ECS_CLUSTER, settings.service_name) or {}
+    if service.get("desiredCount") != record.desired_tasks:
+        c.ecs.update_service(cluster=settings.ECS_CLUSTER, service=settings.service_name,
+                             desiredCount=record.desired_tasks)
+        changes.append(f"set {settings.service_name} to {record.desired_tasks} tasks")
+
+    status = wait_for_fleet(c.ec2, fleet_id, wait_seconds, poll_seconds) if wait_seconds > 0 else None
+    warnings = list(checked.warnings)
+    if status is not None and status.problem:
+        warnings.append(status.problem)
+    return StartResult(record, resumed, changes, warnings, status, local)
+
+
+def build_record(settings: Settings, checked: Preflight, fleet_id: str, now: datetime.datetime,
+                 cheapest: bool) -> RunRecord:
+    alarms = (names.visible_alarm(settings), names.not_visible_alarm(settings)) if settings.AUTO_MONITOR else ()
+    return RunRecord(
+        MONITOR_FLEET_ID=fleet_id,
+        MONITOR_APP_NAME=settings.APP_NAME,
+        MONITOR_ECS_CLUSTER=settings.ECS_CLUSTER,
+        MONITOR_QUEUE_NAME=settings.SQS_QUEUE_NAME,
+        MONITOR_BUCKET_NAME=settings.AWS_BUCKET,
+        MONITOR_LOG_GROUP_NAME=settings.LOG_GROUP_NAME,
+        MONITOR_START_TIME=int(now.timestamp() * 1000),
+        CLEAN_DASHBOARD=settings.CLEAN_DASHBOARD,
+        REGION=settings.AWS_REGION,
+        QUEUE_URL=checked.queue_url,
+        DEAD_LETTER_QUEUE_NAME=settings.SQS_DEAD_LETTER_QUEUE,
+        DEAD_LETTER_QUEUE_URL=checked.dead_letter_queue_url,
+        SERVICE_NAME=settings.service_name,
+        TASK_FAMILY=settings.task_family,
+        TASK_DEFINITION_ARN=checked.task_definition_arn,
+        PER_INSTANCE_LOG_GROUP=settings.per_instance_log_group,
+        EXPORTED_LOGS_PREFIX=names.exported_logs_prefix(settings),
+        TOPIC_ARN=checked.topic_arn,
+        ALARM_NAMES=alarms,
+        INSTANCE_ALARM_PREFIX=settings.APP_NAME + "_",
+        DASHBOARD_NAME=names.dashboard(settings) if settings.CREATE_DASHBOARD else None,
+        ECS_CONFIG_KEY=names.ecs_config_key(settings),
+        MONITOR_FILE_KEY=names.monitor_key(settings),
+        INSTANCE_NAME_TAG=names.instance_name_tag(settings),
+        CLUSTER_MACHINES=settings.CLUSTER_MACHINES,
+        TASKS_PER_MACHINE=settings.TASKS_PER_MACHINE,
+        DOCKER_CORES=settings.DOCKER_CORES,
+        MACHINE_TYPE=settings.MACHINE_TYPE,
+        MACHINE_PRICE=settings.MACHINE_PRICE,
+        CHEAPEST=cheapest,
+        AUTO_MONITOR=settings.AUTO_MONITOR,
+        JOBS_AT_START=checked.jobs_waiting,
+    )
+
+
+def _s3_text(s3, bucket: str, key: str) -> str | None:
+    try:
+        return s3.get_object(Bucket=bucket, Key=key)["Body"].read().decode()
+    except s3.exceptions.NoSuchKey:
+        return None

@@ -1,0 +1,179 @@
+"""`setup-account`: the IAM roles a run needs, least privilege, idempotent.
+
+Three roles (names in chalicelib.names):
+- the ECS instance role *and its instance profile* (DS creates the role but not
+  the profile, and the fleet then fails to launch): what the ECS agent on each
+  machine needs to join the cluster and ship container logs. No S3: the agent's
+  config is written by the fleet's UserData, not fetched from S3.
+- the spot fleet role: launch, tag and terminate instances, and pass the
+  instance role (and only that role) to EC2.
+- the worker's task role, per APP_NAME: the run's job queue, its bucket, its
+  log group and CloudWatch metrics. The worker never sees AWS keys.
+
+Inline policies only: every permission is visible in this file, and
+`--destroy` removes everything without touching AWS-managed policies.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import unquote
+
+from chalicelib import aws, names
+from chalicelib.settings import Settings
+
+POLICY_NAME = "dsr-least-privilege"
+_VERSION = "2012-10-17"
+
+
+@dataclass(frozen=True)
+class RoleSpec:
+    name: str
+    service: str  # the AWS service allowed to assume the role
+    policy: dict[str, Any]
+    instance_profile: str | None = None
+
+    @property
+    def trust(self) -> dict[str, Any]:
+        return {"Version": _VERSION, "Statement": [
+            {"Effect": "Allow", "Principal": {"Service": self.service}, "Action": "sts:AssumeRole"}]}
+
+
+@dataclass
+class AccountReport:
+    changes: list[str] = field(default_factory=list)
+    instance_profile_arn: str = ""
+    fleet_role_arn: str = ""
+    task_role_arn: str = ""
+
+
+def role_specs(settings: Settings, account: str) -> list[RoleSpec]:
+    region, partition = settings.AWS_REGION, "aws"
+    queue = f"arn:{partition}:sqs:{region}:{account}:{settings.SQS_QUEUE_NAME}"
+    bucket = f"arn:{partition}:s3:::{settings.AWS_BUCKET}"
+    job_logs = f"arn:{partition}:logs:{region}:{account}:log-group:{settings.LOG_GROUP_NAME}"
+    instance_role = f"arn:{partition}:iam::{account}:role/{names.INSTANCE_ROLE}"
+    instance = RoleSpec(names.INSTANCE_ROLE, "ec2.amazonaws.com", _policy(
+        # The ECS agent's calls (as in AWS's AmazonEC2ContainerServiceforEC2Role, which
+        # also cannot scope them: container instances do not exist before they register).
+        _allow(["ecs:DiscoverPollEndpoint", "ecs:Poll", "ecs:RegisterContainerInstance",
+                "ecs:DeregisterContainerInstance", "ecs:StartTelemetrySession", "ecs:Submit*",
+                "ecs:UpdateContainerInstancesState", "ecr:GetAuthorizationToken",
+                "ecr:BatchCheckLayerAvailability", "ecr:GetDownloadUrlForLayer", "ecr:BatchGetImage"], "*"),
+        # awslogs driver: container output goes only to the runs' _perInstance groups.
+        _allow(["logs:CreateLogStream", "logs:PutLogEvents"],
+               f"arn:{partition}:logs:*:{account}:log-group:*_perInstance:*"),
+    ), instance_profile=names.INSTANCE_PROFILE)
+    fleet = RoleSpec(names.FLEET_ROLE, "spotfleet.amazonaws.com", _policy(
+        _allow(["ec2:RunInstances", "ec2:RequestSpotInstances", "ec2:CancelSpotInstanceRequests",
+                "ec2:TerminateInstances", "ec2:CreateTags", "ec2:DescribeImages", "ec2:DescribeInstances",
+                "ec2:DescribeInstanceStatus", "ec2:DescribeSubnets", "ec2:DescribeSpotInstanceRequests"], "*"),
+        {**_allow(["iam:PassRole"], instance_role),
+         "Condition": {"StringEquals": {"iam:PassedToService": ["ec2.amazonaws.com"]}}},
+    ))
+    task = RoleSpec(names.task_role(settings), "ecs-tasks.amazonaws.com", _policy(
+        _allow(["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility", "sqs:GetQueueUrl",
+                "sqs:GetQueueAttributes"], queue),
+        _allow(["s3:ListBucket"], bucket),
+        _allow(["s3:GetObject", "s3:PutObject"], bucket + "/*"),
+        _allow(["logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"],
+               [job_logs, job_logs + ":*"]),
+        # PutMetricData has no resource-level permissions; "*" is the only form AWS accepts.
+        _allow(["cloudwatch:PutMetricData"], "*"),
+    ))
+    return [instance, fleet, task]
+
+
+def _policy(*statements: dict) -> dict[str, Any]:
+    return {"Version": _VERSION, "Statement": list(statements)}
+
+
+def _allow(actions: list[str], resource: str | list[str]) -> dict[str, Any]:
+    return {"Effect": "Allow", "Action": actions, "Resource": resource}
+
+
+def setup_account(settings: Settings) -> AccountReport:
+    iam = aws.client("iam", settings)
+    account = aws.client("sts", settings).get_caller_identity()["Account"]
+    report = AccountReport()
+    for spec in role_specs(settings, account):
+        arn = _ensure_role(iam, spec, report)
+        if spec.instance_profile:
+            report.instance_profile_arn = _ensure_instance_profile(iam, spec, report)
+        elif spec.service == "spotfleet.amazonaws.com":
+            report.fleet_role_arn = arn
+        else:
+            report.task_role_arn = arn
+    return report
+
+
+def destroy_account(settings: Settings) -> list[str]:
+    """Remove what setup_account made; what is already gone is skipped, not an error."""
+    iam = aws.client("iam", settings)
+    removed = []
+    for spec in role_specs(settings, "0"):
+        if spec.instance_profile:
+            # A role still in a profile cannot be deleted.
+            _ignore_missing(iam, iam.remove_role_from_instance_profile,
+                            InstanceProfileName=spec.instance_profile, RoleName=spec.name)
+        if spec.instance_profile and _ignore_missing(iam, iam.delete_instance_profile,
+                                                     InstanceProfileName=spec.instance_profile):
+            removed.append(f"instance profile {spec.instance_profile}")
+        _ignore_missing(iam, iam.delete_role_policy, RoleName=spec.name, PolicyName=POLICY_NAME)
+        if _ignore_missing(iam, iam.delete_role, RoleName=spec.name):
+            removed.append(f"role {spec.name}")
+    return removed
+
+
+def _ignore_missing(iam, call, **kwargs) -> bool:
+    try:
+        call(**kwargs)
+        return True
+    except iam.exceptions.NoSuchEntityException:
+        return False
+
+
+def _document(value: Any) -> Any:
+    # boto3 decodes policy documents to dicts; older paths return URL-encoded JSON text.
+    return json.loads(unquote(value)) if isinstance(value, str) else value
+
+
+def _ensure_role(iam, spec: RoleSpec, report: AccountReport) -> str:
+    try:
+        role = iam.get_role(RoleName=spec.name)["Role"]
+    except iam.exceptions.NoSuchEntityException:
+        role = iam.create_role(RoleName=spec.name, AssumeRolePolicyDocument=json.dumps(spec.trust),
+                               Description="Created by 'python cli.py setup-account'")["Role"]
+        iam.put_role_policy(RoleName=spec.name, PolicyName=POLICY_NAME, PolicyDocument=json.dumps(spec.policy))
+        report.changes.append(f"created role {spec.name}")
+        return role["Arn"]
+    changed = []
+    if _document(role["AssumeRolePolicyDocument"]) != spec.trust:
+        iam.update_assume_role_policy(RoleName=spec.name, PolicyDocument=json.dumps(spec.trust))
+        changed.append("trust policy")
+    try:
+        current = _document(iam.get_role_policy(RoleName=spec.name, PolicyName=POLICY_NAME)["PolicyDocument"])
+    except iam.exceptions.NoSuchEntityException:
+        current = None
+    if current != spec.policy:
+        iam.put_role_policy(RoleName=spec.name, PolicyName=POLICY_NAME, PolicyDocument=json.dumps(spec.policy))
+        changed.append("permissions")
+    report.changes.append(f"updated role {spec.name} ({', '.join(changed)})" if changed
+                          else f"unchanged role {spec.name}")
+    return role["Arn"]
+
+
+def _ensure_instance_profile(iam, spec: RoleSpec, report: AccountReport) -> str:
+    try:
+        profile = iam.get_instance_profile(InstanceProfileName=spec.instance_profile)["InstanceProfile"]
+        action = "unchanged"
+    except iam.exceptions.NoSuchEntityException:
+        profile = iam.create_instance_profile(InstanceProfileName=spec.instance_profile)["InstanceProfile"]
+        action = "created"
+    if spec.name not in [role["RoleName"] for role in profile.get("Roles", [])]:
+        iam.add_role_to_instance_profile(InstanceProfileName=spec.instance_profile, RoleName=spec.name)
+        action = action if action == "created" else "updated"
+    report.changes.append(f"{action} instance profile {spec.instance_profile}")
+    return profile["Arn"]

@@ -1,0 +1,288 @@
+"""`setup`: the run's queues, ECS cluster, task definition, service, log groups and topic.
+
+Idempotent in the strong sense: each `ensure_*` reads what exists, compares it
+with what the settings ask for, and writes only the difference. A second run
+makes no write at all (the integration tests snapshot AWS to prove it), and a
+changed setting (say SQS_MESSAGE_VISIBILITY) is applied to the existing
+resource, where DS silently keeps the old value.
+
+No sleeps: every call here is read-after-write consistent for the next call
+(DS sleeps 60 s after each creation).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from chalicelib import aws, names
+from chalicelib.settings import Settings
+
+_QUEUE_MISSING = ("AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist")
+
+
+@dataclass(frozen=True)
+class Change:
+    action: str  # "created" | "updated" | "unchanged"
+    kind: str
+    name: str
+
+    def __str__(self) -> str:
+        return f"{self.action} {self.kind} {self.name}"
+
+
+@dataclass
+class SetupReport:
+    changes: list[Change] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    queue_url: str = ""
+    dead_letter_queue_url: str = ""
+    task_definition_arn: str = ""
+    topic_arn: str = ""
+
+    def add(self, action: str, kind: str, name: str) -> None:
+        self.changes.append(Change(action, kind, name))
+
+
+def setup(settings: Settings, clients: Any = None) -> SetupReport:
+    """Create or fix every resource `setup` owns; see the module docstring."""
+    c = clients or Clients(settings)
+    report = SetupReport()
+    report.dead_letter_queue_url = ensure_queue(c.sqs, settings.SQS_DEAD_LETTER_QUEUE,
+                                                dead_letter_attributes(), report)
+    dlq_arn = queue_arn(c.sqs, report.dead_letter_queue_url)
+    report.queue_url = ensure_queue(c.sqs, settings.SQS_QUEUE_NAME, job_queue_attributes(settings, dlq_arn), report)
+    for group in (settings.LOG_GROUP_NAME, settings.per_instance_log_group):
+        ensure_log_group(c.logs, group, names.LOG_RETENTION_DAYS, report)
+    report.topic_arn = ensure_topic(c.sns, names.MONITOR_TOPIC, report)
+    ensure_cluster(c.ecs, settings.ECS_CLUSTER, report)
+    role_arn = find_role_arn(c.iam, names.task_role(settings))
+    if role_arn is None:
+        report.warnings.append(
+            f"IAM role {names.task_role(settings)} does not exist, so the task definition has no task role and "
+            "workers could not reach SQS or S3; run 'python cli.py setup-account', then setup again")
+    report.task_definition_arn = ensure_task_definition(c.ecs, task_definition(settings, role_arn), report)
+    ensure_service(c.ecs, settings, report.task_definition_arn, report)
+    return report
+
+
+class Clients:
+    """The clients setup needs, made lazily through chalicelib.aws."""
+
+    def __init__(self, settings: Settings):
+        self._settings = settings
+        self._made: dict[str, Any] = {}
+
+    def __getattr__(self, service: str):
+        if service.startswith("_"):
+            raise AttributeError(service)
+        if service not in self._made:
+            self._made[service] = aws.client(service, self._settings)
+        return self._made[service]
+
+
+# --------------------------------------------------------------------------- SQS
+
+
+def dead_letter_attributes() -> dict[str, str]:
+    # A dead-lettered message keeps its original enqueue time, so with SQS's
+    # 4-day default a job that fails late in a long run would vanish (DS's bug).
+    return {"MessageRetentionPeriod": str(names.QUEUE_RETENTION_SECONDS)}
+
+
+def job_queue_attributes(settings: Settings, dead_letter_arn: str) -> dict[str, str]:
+    return {
+        "MessageRetentionPeriod": str(names.QUEUE_RETENTION_SECONDS),
+        "VisibilityTimeout": str(settings.SQS_MESSAGE_VISIBILITY),
+        "RedrivePolicy": json.dumps({"deadLetterTargetArn": dead_letter_arn,
+                                     "maxReceiveCount": settings.JOB_RETRIES}),
+    }
+
+
+def find_queue_url(sqs, name: str) -> str | None:
+    try:
+        return sqs.get_queue_url(QueueName=name)["QueueUrl"]
+    except sqs.exceptions.ClientError as error:
+        if aws.error_code(error) in _QUEUE_MISSING:
+            return None
+        raise
+
+
+def queue_arn(sqs, url: str) -> str:
+    return sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+
+
+def ensure_queue(sqs, name: str, wanted: dict[str, str], report: SetupReport) -> str:
+    url = find_queue_url(sqs, name)
+    if url is None:
+        url = sqs.create_queue(QueueName=name, Attributes=wanted)["QueueUrl"]
+        report.add("created", "queue", name)
+        return url
+    current = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=list(wanted))["Attributes"]
+    different = {key: value for key, value in wanted.items() if not _same_attribute(key, current.get(key), value)}
+    if different:
+        sqs.set_queue_attributes(QueueUrl=url, Attributes=different)
+        report.add("updated", "queue", f"{name} ({', '.join(sorted(different))})")
+    else:
+        report.add("unchanged", "queue", name)
+    return url
+
+
+def _same_attribute(key: str, current: str | None, wanted: str) -> bool:
+    if current is None:
+        return False
+    if key == "RedrivePolicy":
+        # SQS may hand maxReceiveCount back as a string; compare meanings, not spellings.
+        mine, theirs = json.loads(wanted), json.loads(current)
+        return (mine["deadLetterTargetArn"] == theirs.get("deadLetterTargetArn")
+                and str(mine["maxReceiveCount"]) == str(theirs.get("maxReceiveCount")))
+    return str(current) == str(wanted)
+
+
+# --------------------------------------------------------------------------- CloudWatch Logs, SNS
+
+
+def find_log_group(logs, name: str) -> dict | None:
+    for page in logs.get_paginator("describe_log_groups").paginate(logGroupNamePrefix=name):
+        for group in page["logGroups"]:
+            if group["logGroupName"] == name:
+                return group
+    return None
+
+
+def ensure_log_group(logs, name: str, retention_days: int, report: SetupReport) -> None:
+    group = find_log_group(logs, name)
+    if group is None:
+        logs.create_log_group(logGroupName=name)
+        logs.put_retention_policy(logGroupName=name, retentionInDays=retention_days)
+        report.add("created", "log group", name)
+    elif group.get("retentionInDays") != retention_days:
+        logs.put_retention_policy(logGroupName=name, retentionInDays=retention_days)
+        report.add("updated", "log group", f"{name} (retention)")
+    else:
+        report.add("unchanged", "log group", name)
+
+
+def find_topic_arn(sns, name: str) -> str | None:
+    for page in sns.get_paginator("list_topics").paginate():
+        for topic in page["Topics"]:
+            if topic["TopicArn"].rsplit(":", 1)[-1] == name:
+                return topic["TopicArn"]
+    return None
+
+
+def ensure_topic(sns, name: str, report: SetupReport) -> str:
+    arn = find_topic_arn(sns, name)
+    if arn is not None:
+        report.add("unchanged", "topic", name)
+        return arn
+    report.add("created", "topic", name)
+    return sns.create_topic(Name=name)["TopicArn"]
+
+
+# --------------------------------------------------------------------------- IAM (read only here)
+
+
+def find_role_arn(iam, name: str) -> str | None:
+    try:
+        return iam.get_role(RoleName=name)["Role"]["Arn"]
+    except iam.exceptions.NoSuchEntityException:
+        return None
+
+
+# --------------------------------------------------------------------------- ECS
+
+
+def cluster_is_active(ecs, name: str) -> bool:
+    clusters = ecs.describe_clusters(clusters=[name])["clusters"]
+    # Exact name match: DS matched by suffix, so "default" also found "my-default".
+    return any(item["clusterName"] == name and item["status"] == "ACTIVE" for item in clusters)
+
+
+def ensure_cluster(ecs, name: str, report: SetupReport) -> None:
+    if cluster_is_active(ecs, name):
+        report.add("unchanged", "ECS cluster", name)
+    else:
+        ecs.create_cluster(clusterName=name)
+        report.add("created", "ECS cluster", name)
+
+
+def task_definition(settings: Settings, task_role_arn: str | None) -> dict[str, Any]:
+    """The register_task_definition arguments: one container named APP_NAME, logs to _perInstance."""
+    container = {
+        "name": settings.APP_NAME,
+        "image": settings.DOCKERHUB_TAG,
+        "cpu": settings.CPU_SHARES,
+        "memory": settings.MEMORY,
+        "essential": True,
+        # Sorted so that a re-run compares equal to what ECS stored.
+        "environment": [{"name": key, "value": value} for key, value in sorted(settings.to_environment().items())],
+        "logConfiguration": {
+            "logDriver": "awslogs",
+            "options": {
+                "awslogs-group": settings.per_instance_log_group,
+                "awslogs-region": settings.AWS_REGION,
+                "awslogs-stream-prefix": settings.APP_NAME,
+            },
+        },
+    }
+    definition: dict[str, Any] = {"family": settings.task_family, "containerDefinitions": [container]}
+    if task_role_arn:
+        definition["taskRoleArn"] = task_role_arn
+    return definition
+
+
+def find_task_definition(ecs, family: str) -> dict | None:
+    """The family's latest ACTIVE revision, or None."""
+    try:
+        return ecs.describe_task_definition(taskDefinition=family)["taskDefinition"]
+    except ecs.exceptions.ClientException:
+        return None
+
+
+def _same_task_definition(current: dict, wanted: dict) -> bool:
+    if current.get("status", "ACTIVE") != "ACTIVE" or current.get("taskRoleArn") != wanted.get("taskRoleArn"):
+        return False
+    [mine] = wanted["containerDefinitions"]
+    theirs = current.get("containerDefinitions") or [{}]
+    if len(theirs) != 1:
+        return False
+    theirs = dict(theirs[0])
+    theirs["environment"] = sorted(theirs.get("environment", []), key=lambda item: item["name"])
+    return all(theirs.get(key) == value for key, value in mine.items())
+
+
+def ensure_task_definition(ecs, wanted: dict[str, Any], report: SetupReport) -> str:
+    current = find_task_definition(ecs, wanted["family"])
+    if current is not None and _same_task_definition(current, wanted):
+        report.add("unchanged", "task definition", f"{wanted['family']}:{current['revision']}")
+        return current["taskDefinitionArn"]
+    registered = ecs.register_task_definition(**wanted)["taskDefinition"]
+    action = "created" if current is None else "updated"
+    report.add(action, "task definition", f"{wanted['family']}:{registered['revision']}")
+    return registered["taskDefinitionArn"]
+
+
+def find_service(ecs, cluster: str, name: str) -> dict | None:
+    try:
+        services = ecs.describe_services(cluster=cluster, services=[name])["services"]
+    except ecs.exceptions.ClusterNotFoundException:
+        return None
+    return next((item for item in services if item["serviceName"] == name and item["status"] == "ACTIVE"), None)
+
+
+def ensure_service(ecs, settings: Settings, task_definition_arn: str, report: SetupReport) -> None:
+    service = find_service(ecs, settings.ECS_CLUSTER, settings.service_name)
+    if service is None:
+        # Desired count 0: tasks start only when start-cluster has machines for them.
+        ecs.create_service(cluster=settings.ECS_CLUSTER, serviceName=settings.service_name,
+                           taskDefinition=task_definition_arn, desiredCount=0, launchType="EC2")
+        report.add("created", "ECS service", settings.service_name)
+    elif service["taskDefinition"] != task_definition_arn:
+        # The desired count is left alone: a run may be in progress.
+        ecs.update_service(cluster=settings.ECS_CLUSTER, service=settings.service_name,
+                           taskDefinition=task_definition_arn)
+        report.add("updated", "ECS service", f"{settings.service_name} (task definition)")
+    else:
+        report.add("unchanged", "ECS service", settings.service_name)

@@ -1,0 +1,87 @@
+"""`setup-account` on moto: least-privilege roles, the instance profile DS forgets, --destroy."""
+
+import json
+
+from click.testing import CliRunner
+
+from chalicelib import aws as clients, iam
+from cli import cli
+from tests.integration.world import snapshot, write_config
+
+
+def _policy(iam_client, role):
+    return iam_client.get_role_policy(RoleName=role, PolicyName=iam.POLICY_NAME)["PolicyDocument"]
+
+
+def test_setup_account_creates_the_instance_profile_with_its_role(aws, settings):
+    report = iam.setup_account(settings)
+    iam_client = clients.client("iam", settings)
+    profile = iam_client.get_instance_profile(InstanceProfileName="dsr-ecs-instance-role")["InstanceProfile"]
+    assert [role["RoleName"] for role in profile["Roles"]] == ["dsr-ecs-instance-role"]
+    assert report.instance_profile_arn == profile["Arn"]
+
+
+def test_each_role_trusts_only_its_service(aws, settings):
+    iam.setup_account(settings)
+    iam_client = clients.client("iam", settings)
+    trusted = {name: iam_client.get_role(RoleName=name)["Role"]["AssumeRolePolicyDocument"]["Statement"][0][
+        "Principal"]["Service"] for name in ("dsr-ecs-instance-role", "dsr-spot-fleet-role", "TestApp-task-role")}
+    assert trusted == {"dsr-ecs-instance-role": "ec2.amazonaws.com", "dsr-spot-fleet-role": "spotfleet.amazonaws.com",
+                       "TestApp-task-role": "ecs-tasks.amazonaws.com"}
+
+
+def test_the_task_role_reaches_only_the_runs_queue_bucket_and_log_group(aws, settings):
+    iam.setup_account(settings)
+    statements = _policy(clients.client("iam", settings), "TestApp-task-role")["Statement"]
+    resources = {action: statement["Resource"] for statement in statements for action in statement["Action"]}
+    assert resources["sqs:ReceiveMessage"] == "arn:aws:sqs:us-east-1:123456789012:TestAppQueue"
+    assert resources["s3:GetObject"] == "arn:aws:s3:::test-bucket/*"
+    assert resources["s3:ListBucket"] == "arn:aws:s3:::test-bucket"
+    assert "arn:aws:logs:us-east-1:123456789012:log-group:TestApp:*" in resources["logs:PutLogEvents"]
+    assert not [action for action in resources if action.endswith(":*") or action == "*"]
+
+
+def test_the_fleet_role_may_pass_only_the_instance_role(aws, settings):
+    iam.setup_account(settings)
+    statements = _policy(clients.client("iam", settings), "dsr-spot-fleet-role")["Statement"]
+    [passing] = [statement for statement in statements if "iam:PassRole" in statement["Action"]]
+    assert passing["Resource"] == "arn:aws:iam::123456789012:role/dsr-ecs-instance-role"
+
+
+def test_rerunning_setup_account_leaves_iam_unchanged(aws, settings):
+    iam.setup_account(settings)
+    before = snapshot(settings)["roles"], snapshot(settings)["instance_profiles"]
+    report = iam.setup_account(settings)
+    assert (snapshot(settings)["roles"], snapshot(settings)["instance_profiles"]) == before
+    assert all(change.startswith("unchanged") for change in report.changes)
+
+
+def test_setup_account_repairs_a_profile_without_its_role(aws, settings):
+    iam.setup_account(settings)
+    iam_client = clients.client("iam", settings)
+    iam_client.remove_role_from_instance_profile(InstanceProfileName="dsr-ecs-instance-role",
+                                                 RoleName="dsr-ecs-instance-role")
+    iam_client.put_role_policy(RoleName="TestApp-task-role", PolicyName=iam.POLICY_NAME,
+                               PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [
+                                   {"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]}))
+    report = iam.setup_account(settings)
+    assert "updated instance profile dsr-ecs-instance-role" in report.changes
+    assert "updated role TestApp-task-role (permissions)" in report.changes
+    profile = iam_client.get_instance_profile(InstanceProfileName="dsr-ecs-instance-role")["InstanceProfile"]
+    assert [role["RoleName"] for role in profile["Roles"]] == ["dsr-ecs-instance-role"]
+
+
+def test_cli_prints_the_arns_for_the_fleet_file_and_destroy_removes_everything(aws, tmp_path, settings):
+    config = write_config(tmp_path)
+    result = CliRunner().invoke(cli, ["setup-account", "--config", str(config)])
+    assert result.exit_code == 0, result.output
+    assert '"IamFleetRole": "arn:aws:iam::123456789012:role/dsr-spot-fleet-role"' in result.stdout
+    assert ('"IamInstanceProfile": {"Arn": "arn:aws:iam::123456789012:instance-profile/dsr-ecs-instance-role"}'
+            in result.stdout)
+    destroyed = CliRunner().invoke(cli, ["setup-account", "--destroy", "--config", str(config)])
+    assert destroyed.exit_code == 0, destroyed.output
+    iam_client = clients.client("iam", settings)
+    assert iam_client.list_instance_profiles()["InstanceProfiles"] == []
+    assert not [role for role in iam_client.list_roles()["Roles"] if role["RoleName"].startswith(("dsr-", "TestApp"))]
+    again = CliRunner().invoke(cli, ["setup-account", "--destroy", "--config", str(config)])
+    assert (again.exit_code, again.stdout) == (0, "nothing to delete\n")

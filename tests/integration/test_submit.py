@@ -1,0 +1,74 @@
+"""`submit` on moto: every job arrives exactly once; a bad file or a missing queue sends nothing."""
+
+import json
+
+from click.testing import CliRunner
+
+from chalicelib import aws as clients, resources
+from cli import cli
+from tests.integration.world import write_config, write_jobs
+
+
+def _drain(settings) -> list[dict]:
+    sqs = clients.client("sqs", settings)
+    url = sqs.get_queue_url(QueueName=settings.SQS_QUEUE_NAME)["QueueUrl"]
+    bodies = []
+    while True:
+        # Deleting as we go keeps moto's queue small (moto slows down with depth).
+        messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=600).get("Messages", [])
+        if not messages:
+            return bodies
+        bodies += [json.loads(message["Body"]) for message in messages]
+        sqs.delete_message_batch(QueueUrl=url, Entries=[
+            {"Id": str(index), "ReceiptHandle": message["ReceiptHandle"]} for index, message in enumerate(messages)])
+
+
+def test_two_thousand_jobs_arrive_exactly_once_each(aws, tmp_path, settings):
+    resources.setup(settings)
+    jobs = write_jobs(tmp_path, 2000)
+    result = CliRunner().invoke(cli, ["submit", str(jobs), "--config", str(write_config(tmp_path))])
+    assert result.exit_code == 0, result.output
+    assert result.stdout == "submitted 2000 jobs to TestAppQueue\n"  # no progress bar when not on a terminal
+    bodies = _drain(settings)
+    plates = sorted(body["group"]["plate"] for body in bodies)
+    assert plates == [f"P{index:05d}" for index in range(2000)]
+    assert all(body["pipeline"] == "measure" and "_comment" not in body for body in bodies)
+
+
+def test_one_bad_group_submits_nothing(aws, tmp_path, settings):
+    resources.setup(settings)
+    path = tmp_path / "jobs.json"
+    path.write_text(json.dumps({"groups": [{"plate": "A"}, {"plate": "B"}, {"well": "C"}]}))
+    result = CliRunner().invoke(cli, ["submit", str(path), "--config", str(write_config(tmp_path))])
+    assert result.exit_code == 2
+    assert result.stderr == (f"error: {path}: groups[2]: missing key 'plate' used as {{plate}} in COMMAND; "
+                             "add it to the group or to the top level\n")
+    assert _drain(settings) == []
+
+
+def test_submit_without_setup_is_one_line_and_exit_2(aws, tmp_path):
+    result = CliRunner().invoke(cli, ["submit", str(write_jobs(tmp_path, 3)), "--config",
+                                      str(write_config(tmp_path))])
+    assert result.exit_code == 2
+    assert result.stderr == "error: queue 'TestAppQueue' does not exist; run 'python cli.py setup' first\n"
+
+
+def test_skip_done_sends_only_jobs_without_outputs(aws, tmp_path, settings):
+    resources.setup(settings)
+    s3 = clients.client("s3", settings)
+    s3.create_bucket(Bucket="test-bucket")
+    for plate in ("P00001", "P00003"):
+        s3.put_object(Bucket="test-bucket", Key=f"TestApp/{plate}/result.csv", Body=b"done")
+    s3.put_object(Bucket="test-bucket", Key="TestApp/P00004/empty.csv", Body=b"")  # too small to count
+    result = CliRunner().invoke(cli, ["submit", str(write_jobs(tmp_path, 5)), "--skip-done",
+                                      "--config", str(write_config(tmp_path))])
+    assert result.exit_code == 0, result.output
+    assert result.stdout == "2 of 5 already done\nsubmitted 3 jobs to TestAppQueue\n"
+    assert sorted(body["group"]["plate"] for body in _drain(settings)) == ["P00000", "P00002", "P00004"]
+
+
+def test_ds_spelling_submitjob_works(aws, tmp_path, settings):
+    resources.setup(settings)
+    result = CliRunner().invoke(cli, ["submitJob", str(write_jobs(tmp_path, 12)), "--config",
+                                      str(write_config(tmp_path))])
+    assert (result.exit_code, result.stdout) == (0, "submitted 12 jobs to TestAppQueue\n")

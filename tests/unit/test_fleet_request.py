@@ -1,0 +1,98 @@
+"""The pure parts of start-cluster: DS's overwrites, instance fit, the run record's JSON."""
+
+import base64
+import datetime
+
+import pytest
+
+from chalicelib.cluster import fit_problem, fleet_request, usable_memory_mib
+from chalicelib.fleet import parse_fleet_document
+from chalicelib.runrecord import RunRecord
+from tests.conftest import make_settings
+
+FLEET = {
+    "_comment": "dropped",
+    "IamFleetRole": "arn:aws:iam::123456789012:role/fleet",
+    "LaunchSpecifications": [{
+        "ImageId": "ami-0123456789abcdef0", "KeyName": "old",
+        "BlockDeviceMappings": [{"DeviceName": "/dev/xvda", "Ebs": {"VolumeSize": 8}},
+                                {"DeviceName": "/dev/xvdcz", "Ebs": {"VolumeSize": 22}}],
+        "NetworkInterfaces": [{"DeviceIndex": 0, "SubnetId": "subnet-1", "AssociatePublicIpAddress": True}],
+        "TagSpecifications": [{"ResourceType": "instance", "Tags": [{"Key": "Name", "Value": "old"},
+                                                                   {"Key": "team", "Value": "lab"}]}],
+    }],
+}
+NOW = datetime.datetime(2026, 1, 2, 3, 4, 5, tzinfo=datetime.timezone(datetime.timedelta(hours=2)))
+
+
+def test_times_are_timezone_aware_utc_and_valid_for_a_year():
+    config = fleet_request(parse_fleet_document(FLEET), make_settings(), NOW)
+    assert config["ValidFrom"] == datetime.datetime(2026, 1, 2, 1, 4, 5, tzinfo=datetime.timezone.utc)
+    assert config["ValidFrom"].tzinfo is datetime.timezone.utc
+    assert config["ValidUntil"] - config["ValidFrom"] == datetime.timedelta(days=365)
+
+
+def test_overwrites_and_tags():
+    settings = make_settings(MACHINE_TYPE=["m5.large", "c5.xlarge"], EBS_VOL_SIZE=40, CLUSTER_MACHINES=7,
+                             MACHINE_PRICE=0.25)
+    config = fleet_request(parse_fleet_document(FLEET), settings, NOW)
+    assert "_comment" not in config
+    assert (config["TargetCapacity"], config["SpotPrice"], config["AllocationStrategy"]) == (7, "0.25", "lowestPrice")
+    assert [spec["InstanceType"] for spec in config["LaunchSpecifications"]] == ["m5.large", "c5.xlarge"]
+    for spec in config["LaunchSpecifications"]:
+        assert spec["BlockDeviceMappings"][1]["Ebs"]["VolumeSize"] == 40
+        assert spec["BlockDeviceMappings"][0]["Ebs"]["VolumeSize"] == 8
+        assert spec["NetworkInterfaces"][0]["AssociatePublicIpAddress"] is False
+        assert spec["TagSpecifications"] == [{"ResourceType": "instance", "Tags": [
+            {"Key": "team", "Value": "lab"}, {"Key": "Name", "Value": "TestAppWorker"}]}]
+        assert "ECS_CLUSTER=default" in base64.b64decode(spec["UserData"]).decode()
+    assert config["TagSpecifications"] == [{"ResourceType": "spot-fleet-request",
+                                            "Tags": [{"Key": "dsr:app", "Value": "TestApp"}]}]
+    assert FLEET["LaunchSpecifications"][0]["KeyName"] == "old"  # the file itself is not changed
+
+
+def test_the_users_allocation_strategy_is_kept():
+    config = fleet_request(parse_fleet_document({**FLEET, "AllocationStrategy": "diversified"}), make_settings(), NOW)
+    assert config["AllocationStrategy"] == "diversified"
+
+
+@pytest.mark.parametrize("memory,usable", [(8192, 7700), (16384, 15400), (2048, 1792), (1024, 768)])
+def test_memory_headroom_is_six_percent_and_at_least_256_mib(memory, usable):
+    assert usable_memory_mib(memory) == usable
+
+
+def test_the_example_config_fits_an_m5_xlarge_exactly_on_cpu():
+    settings = make_settings(DOCKER_CORES=4, MEMORY=15000)
+    assert fit_problem("m5.xlarge", 16384, 4, settings) is None
+    assert fit_problem("m5.large", 8192, 2, settings).startswith("MACHINE_TYPE: m5.large leaves 7700 MiB")
+
+
+def _record(**overrides) -> RunRecord:
+    values = dict(
+        MONITOR_FLEET_ID="sfr-1", MONITOR_APP_NAME="A", MONITOR_ECS_CLUSTER="default", MONITOR_QUEUE_NAME="AQueue",
+        MONITOR_BUCKET_NAME="b", MONITOR_LOG_GROUP_NAME="A", MONITOR_START_TIME=1700000000000, CLEAN_DASHBOARD=True,
+        REGION="us-east-1", QUEUE_URL="u", DEAD_LETTER_QUEUE_NAME="d", DEAD_LETTER_QUEUE_URL="du",
+        SERVICE_NAME="AService", TASK_FAMILY="ATask", TASK_DEFINITION_ARN="arn", PER_INSTANCE_LOG_GROUP="A_perInstance",
+        EXPORTED_LOGS_PREFIX="exportedlogs/A/", TOPIC_ARN="t", ALARM_NAMES=("x", "y"), INSTANCE_ALARM_PREFIX="A_",
+        DASHBOARD_NAME=None, ECS_CONFIG_KEY="k", MONITOR_FILE_KEY="m", INSTANCE_NAME_TAG="AWorker",
+        CLUSTER_MACHINES=2, TASKS_PER_MACHINE=3, DOCKER_CORES=1, MACHINE_TYPE=("m5.large",), MACHINE_PRICE=0.1,
+        CHEAPEST=False, AUTO_MONITOR=True, JOBS_AT_START=None)
+    return RunRecord(**{**values, **overrides})
+
+
+def test_the_run_record_round_trips_through_json():
+    record = _record()
+    assert RunRecord.from_json(record.to_json()) == record
+    assert record.desired_tasks == 6
+
+
+def test_the_run_record_reads_ds_string_spellings():
+    text = _record().to_json().replace('"MONITOR_START_TIME": 1700000000000', '"MONITOR_START_TIME": "1700000000000"')
+    text = text.replace('"CLEAN_DASHBOARD": true', '"CLEAN_DASHBOARD": "False"')
+    record = RunRecord.from_json(text)
+    assert (record.MONITOR_START_TIME, record.CLEAN_DASHBOARD) == (1700000000000, False)
+
+
+def test_a_run_record_missing_keys_names_them():
+    with pytest.raises(ValueError, match="run record: missing keys QUEUE_URL"):
+        RunRecord.from_json(_record().to_json().replace('"QUEUE_URL"', '"QUEUE_URLX"'))
