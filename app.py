@@ -17,22 +17,27 @@ from chalicelib.monitor.alarm_event import AlarmNotification
 
 # configure_logs=False: powertools' Logger owns the output; with Chalice's handler too every line prints twice
 app = Chalice(app_name="ds-runner-monitor", configure_logs=False)
-logger = Logger()
-metrics = Metrics()
+# .chalice/config.json sets both variables; the defaults serve `chalice local` and the tests
+SERVICE = os.environ.get("POWERTOOLS_SERVICE_NAME", "ds-runner-monitor")
+NAMESPACE = os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "DSRunner")
+logger = Logger(service=SERVICE)
+metrics = Metrics(namespace=NAMESPACE, service=SERVICE)
 authorizer = IAMAuthorizer()
 PERIOD_MINUTES = int(os.environ.get("MONITOR_PERIOD_MINUTES", "1"))
 
 
 @app.middleware("all")
 def context_and_metrics(event, get_response):
-    # powertools' inject_lambda_context does not compose with Chalice's decorators; this works for every kind
-    context = app.lambda_context
+    # powertools' inject_lambda_context does not compose with Chalice's decorators; this works for every
+    # handler kind: HTTP requests and Lambda events both carry the context as `lambda_context`
+    context = getattr(event, "lambda_context", None)
     if context is not None:
         logger.append_keys(function_request_id=getattr(context, "aws_request_id", None))
     try:
         return get_response(event)
     finally:
-        metrics.flush_metrics()
+        if metrics.metric_set:  # routes add none: nothing to publish, and no warning about it
+            metrics.flush_metrics()
 
 
 @app.on_sns_message(topic="Monitor")
@@ -77,7 +82,7 @@ def _report(outcomes, trigger):
             logger.info("not yet, retried next tick", extra={"run": run, "action": type(action).__name__,
                                                               "code": code})
         # one EMF document per run, so each run's figures carry its own dimension
-        run_metrics = EphemeralMetrics()
+        run_metrics = EphemeralMetrics(namespace=NAMESPACE, service=SERVICE)
         run_metrics.add_dimension(name="run", value=run)
         run_metrics.add_metric(name="JobsWaiting", unit=MetricUnit.Count, value=observation.visible)
         run_metrics.add_metric(name="JobsRunning", unit=MetricUnit.Count, value=observation.in_flight)

@@ -9,11 +9,16 @@ from __future__ import annotations
 
 import copy
 import functools
+import json
 import sys
 
 import click
 
-from chalicelib import cluster, iam, resources
+from chalicelib import aws, cluster, iam, resources
+from chalicelib.monitor import loop, service
+from chalicelib.monitor.reconcile import reconcile
+from chalicelib.monitor.runs import RECORD_SUFFIX, load_run, record_key
+from chalicelib.monitor.status import status_table
 from chalicelib.errors import NotYetImplemented, UserError
 from chalicelib.fleet import load_fleet_file
 from chalicelib.jobs import load_job_file
@@ -177,15 +182,45 @@ def start_cluster(settings: Settings, fleetfile: str, cheapest: bool, wait_secon
 @cli.command()
 @click.argument("monitorfile", required=False, type=click.Path(dir_okay=False))
 @click.option("--cheapest", is_flag=True, help="Shrink the fleet to one machine after 15 minutes.")
-@config_option
-def monitor(settings: Settings, monitorfile: str | None, cheapest: bool):
-    """Watch a run from this terminal until it is torn down (what the Lambda does).
+@click.option("--period", type=click.FloatRange(min=1), default=60, show_default=True,
+              help="Seconds between checks.")
+@click.option("--config", "config_path", default="config.json", show_default=True, type=click.Path(dir_okay=False),
+              help="The run's configuration file (not read when MONITORFILE is given).")
+def monitor(monitorfile: str | None, cheapest: bool, period: float, config_path: str):
+    """Watch a run from this terminal until it is torn down (what the Lambda does):
+    scale down as the queue drains, tear down when it is empty.
 
     \b
     Example:
       python cli.py monitor files/MyAppSpotFleetRequestId.json
     """
-    raise _later("monitor", 6)
+    if monitorfile:
+        record = loop.record_from_file(monitorfile)
+        bucket, key, region = record.MONITOR_BUCKET_NAME, record.MONITOR_FILE_KEY, record.REGION
+    else:
+        settings = Settings.load(config_path)
+        bucket, key, region = settings.AWS_BUCKET, record_key(settings.APP_NAME), settings.AWS_REGION
+    loop.load_or_fail(bucket, key, region)
+    s3 = aws.client("s3", region=region)
+    click.echo(f"watching s3://{bucket}/{key} every {period:g} s (Ctrl-C stops watching; the run goes on)")
+    loop.watch(lambda: load_run(s3, bucket, key), period, _print_tick, cheapest=cheapest,
+               on_error=lambda error: click.echo(f"warning: check failed, retrying: {error}", err=True))
+    click.echo("run torn down; summary at " + f"s3://{bucket}/monitors/{key[len('monitors/'):-len(RECORD_SUFFIX)]}"
+               "_summary.json")
+
+
+def _print_tick(result) -> None:
+    observation = result.observation
+    click.echo(f"{observation.visible} waiting, {observation.in_flight} running, {observation.dead_letter} failed, "
+               f"{len(observation.instances)} machine(s), fleet target {observation.fleet_target}")
+    for action in result.actions:
+        click.echo("  " + action.describe())
+    for action, code in result.skipped:
+        click.echo(f"  not yet ({code}): {type(action).__name__}; retried next check")
+
+
+def _run_of(settings: Settings):
+    return loop.load_or_fail(settings.AWS_BUCKET, record_key(settings.APP_NAME), settings.AWS_REGION)
 
 
 @cli.command()
@@ -198,32 +233,47 @@ def plan(settings: Settings):
     Example:
       python cli.py plan --config config.json
     """
-    raise _later("plan", 6)
+    result = reconcile(_run_of(settings), dry_run=True)
+    for action in result.actions:
+        click.echo(action.describe())
+    if not result.actions:
+        click.echo("nothing to do: the run is as it should be")
 
 
 @cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print the status API's JSON instead of a table.")
 @config_option
-def status(settings: Settings):
+def status(settings: Settings, as_json: bool):
     """Print the run's status: jobs waiting, running, done and failed, machines, ETA.
 
     \b
     Example:
       python cli.py status --config config.json
     """
-    raise _later("status", 6)
+    found = service.find_status(settings.APP_NAME, [settings.AWS_BUCKET])
+    if found is None:
+        raise UserError(f"no run named {settings.APP_NAME!r} in s3://{settings.AWS_BUCKET}/monitors/")
+    click.echo(json.dumps(found, indent=2) if as_json else status_table(found))
 
 
 @cli.command()
+@click.option("--period", type=click.FloatRange(min=0), default=5, show_default=True,
+              help="Seconds between checks while log exports finish.")
 @config_option
-def teardown(settings: Settings):
-    """Tear the run down now: fleet, service, queue, alarms, dashboard.
-    The dead-letter queue and the outputs are kept.
+def teardown(settings: Settings, period: float):
+    """Tear the run down now: fleet first, then service, task definitions,
+    alarms, dashboard, logs export. The dead-letter queue and the outputs are
+    kept, and so is the job queue if jobs are left in it.
 
     \b
     Example:
       python cli.py teardown --config config.json
     """
-    raise _later("teardown", 6)
+    run = _run_of(settings)
+    loop.request_teardown(run, "teardown requested from the command line")
+    s3 = aws.client("s3", settings)
+    loop.watch(lambda: load_run(s3, settings.AWS_BUCKET, record_key(settings.APP_NAME)), period, _print_tick)
+    click.echo(f"torn down; summary at s3://{settings.AWS_BUCKET}/monitors/{settings.APP_NAME}_summary.json")
 
 
 @cli.command()

@@ -463,6 +463,8 @@ def build_record(settings: Settings, checked: Preflight, fleet_id: str, now: dat
         CHEAPEST=cheapest,
         AUTO_MONITOR=settings.AUTO_MONITOR,
         JOBS_AT_START=checked.jobs_waiting,
+        MAX_RUN_HOURS=settings.MAX_RUN_HOURS,
+        MAX_RUN_COST=settings.MAX_RUN_COST,
     )
 
 

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 RECORD_VERSION = 1
+_OPTIONAL_KEYS = {"VERSION", "MAX_RUN_HOURS", "MAX_RUN_COST"}
 
 
 @dataclass(frozen=True)
@@ -70,6 +71,9 @@ class RunRecord:
     CHEAPEST: bool  # DS's cheapest mode: shrink the fleet to one machine after 15 minutes
     AUTO_MONITOR: bool
     JOBS_AT_START: int | None  # ApproximateNumberOfMessages when the run started, None if unknown
+    # ---- safety stops (settings of the same names); None: no limit. Defaults keep older records readable.
+    MAX_RUN_HOURS: float | None = None
+    MAX_RUN_COST: float | None = None
     VERSION: int = RECORD_VERSION
 
     @property
@@ -89,7 +93,7 @@ class RunRecord:
         if not isinstance(raw, dict):
             raise ValueError("run record: expected a JSON object")
         fields = {item.name for item in dataclasses.fields(cls)}
-        missing = sorted(name for name in fields - set(raw) if name != "VERSION")
+        missing = sorted(name for name in fields - set(raw) if name not in _OPTIONAL_KEYS)
         if missing:
             raise ValueError(f"run record: missing keys {', '.join(missing)}")
         values = {key: value for key, value in raw.items() if key in fields}

@@ -49,33 +49,11 @@ def _no_real_aws(monkeypatch, tmp_path_factory):
 
 
 @pytest.fixture(autouse=True, scope="session")
-def _moto_sqs_in_linear_time():
-    """moto gap: its SQS is quadratic in queue depth, and that is all clock, not logic.
+def _moto_as_aws():
+    """moto's differences from AWS that matter to us, patched in one place (see the module for each why)."""
+    from chalicelib.local.moto_patches import patched
 
-    Every message's visibility check and every send (which reads all queue
-    attributes, counts included) calls moto's `unix_time`, which builds two
-    datetimes per call; a receive also re-reads every queue attribute per
-    message for the retention check. 2,000 messages then take 30 s to send
-    and 0.9 s per receive. Here the clock is `time.time()` (same values, no
-    freezegun support, which we do not use) and the retention check reads the
-    one attribute it needs. Behaviour is unchanged; 2,000 messages take ~1 s.
-    """
-    import time
-
-    from moto.core.utils import unix_time
-    from moto.sqs import models
-
-    original_time, original_millis = models.unix_time, models.unix_time_millis
-
-    def retention_ok(backend, queue_name, message):
-        retention = int(backend.get_queue(queue_name).message_retention_period)
-        return retention + message.sent_timestamp / 1000 > unix_time()
-
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(models, "unix_time", lambda dt=None: time.time() if dt is None else original_time(dt))
-        patch.setattr(models, "unix_time_millis",
-                      lambda dt=None: time.time() * 1000 if dt is None else original_millis(dt))
-        patch.setattr(models.SQSBackend, "is_message_valid_based_on_retention_period", retention_ok)
+    with patched():
         yield
 
 

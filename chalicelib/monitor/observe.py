@@ -49,8 +49,8 @@ class Run:
         record = self.record
         return Policy(cluster_machines=record.CLUSTER_MACHINES, tasks_per_machine=record.TASKS_PER_MACHINE,
                       docker_cores=record.DOCKER_CORES, machine_price=record.MACHINE_PRICE, cheapest=record.CHEAPEST,
-                      max_run_hours=getattr(record, "MAX_RUN_HOURS", None),
-                      max_run_cost=getattr(record, "MAX_RUN_COST", None), clean_dashboard=record.CLEAN_DASHBOARD)
+                      max_run_hours=record.MAX_RUN_HOURS, max_run_cost=record.MAX_RUN_COST,
+                      clean_dashboard=record.CLEAN_DASHBOARD)
 
 
 def state_key(record: RunRecord) -> str:
@@ -227,8 +227,18 @@ def _exports(logs, state: MonitorState) -> tuple[dict, bool]:
                 raise
             tasks = []
         status[group] = _EXPORT_STATUS.get(tasks[0]["status"]["code"], "running") if tasks else "missing"
-    busy = any(logs.describe_export_tasks(statusCode=code).get("exportTasks") for code in ("PENDING", "RUNNING"))
-    return status, busy
+    return status, any(_export_tasks_with_status(logs, code) for code in ("PENDING", "RUNNING"))
+
+
+def _export_tasks_with_status(logs, code: str) -> list[dict]:
+    found, kwargs = [], {"statusCode": code}
+    while True:  # no paginator exists for this call
+        page = logs.describe_export_tasks(**kwargs)
+        # filtered again here: moto ignores statusCode and returns every task
+        found.extend(task for task in page.get("exportTasks", ()) if task.get("status", {}).get("code") == code)
+        if not page.get("nextToken"):
+            return found
+        kwargs["nextToken"] = page["nextToken"]
 
 
 def _object_exists(s3, bucket: str, key: str) -> bool:

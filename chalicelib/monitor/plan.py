@@ -169,7 +169,8 @@ def _teardown(observation: Observation, policy: Policy, reason: str) -> list[Act
     if observation.task_definition_arns:
         actions.append(DeregisterTaskDefinitions(arns=observation.task_definition_arns,
                                                  reason="teardown: the run's task definitions"))
-    if observation.queue_exists and reason == REASON_DRAINED:
+    # the queue goes only when empty: a run stopped early (limits, a user's teardown) keeps its jobs
+    if observation.queue_exists and (reason == REASON_DRAINED or observation.visible + observation.in_flight == 0):
         actions.append(DeleteQueue(queue_url=observation.queue_url,
                                    reason="teardown: the job queue is empty (the dead-letter queue is kept, "
                                           f"{observation.dead_letter} failed job(s))"))

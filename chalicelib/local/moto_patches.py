@@ -1,0 +1,72 @@
+"""Where moto (5.2.5, pinned) differs from AWS in ways that matter to us: patched here, and only here.
+
+Used by the tests (one session fixture in tests/conftest.py) and by local mode,
+which hosts a moto server in its own process. `tests/unit/test_moto_patches.py`
+fails loudly if a moto upgrade moves what these patches replace.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from typing import Iterator
+
+
+@contextlib.contextmanager
+def patched() -> Iterator[None]:
+    with contextlib.ExitStack() as stack:
+        for patch in (_sqs_clock, _spot_fleet_cancel):
+            stack.enter_context(patch())
+        yield
+
+
+@contextlib.contextmanager
+def _sqs_clock() -> Iterator[None]:
+    """moto's SQS is quadratic in queue depth, and that is all clock, not logic.
+
+    Every message's visibility check and every send (which reads all queue
+    attributes, counts included) calls moto's `unix_time`, which builds two
+    datetimes per call; a receive also re-reads every queue attribute per
+    message for the retention check. 2,000 messages then take 30 s to send and
+    0.9 s per receive. Here the clock is `time.time()` (same values; freezegun
+    is not supported, and nothing of ours uses it) and the retention check reads
+    the one attribute it needs. Behaviour is unchanged.
+    """
+    from moto.core.utils import unix_time
+    from moto.sqs import models
+
+    original_time, original_millis = models.unix_time, models.unix_time_millis
+    original_retention = models.SQSBackend.is_message_valid_based_on_retention_period
+
+    def retention_ok(backend, queue_name, message):
+        retention = int(backend.get_queue(queue_name).message_retention_period)
+        return retention + message.sent_timestamp / 1000 > unix_time()
+
+    models.unix_time = lambda dt=None: time.time() if dt is None else original_time(dt)
+    models.unix_time_millis = lambda dt=None: time.time() * 1000 if dt is None else original_millis(dt)
+    models.SQSBackend.is_message_valid_based_on_retention_period = retention_ok
+    try:
+        yield
+    finally:
+        models.unix_time, models.unix_time_millis = original_time, original_millis
+        models.SQSBackend.is_message_valid_based_on_retention_period = original_retention
+
+
+@contextlib.contextmanager
+def _spot_fleet_cancel() -> Iterator[None]:
+    """moto raises "No instances specified" when a fleet is cancelled with TerminateInstances=True
+    after its machines were terminated one by one (it calls TerminateInstances with an empty list);
+    AWS cancels such a fleet without complaint."""
+    from moto.ec2.models.spot_requests import SpotFleetRequest
+
+    original = SpotFleetRequest.terminate_instances
+
+    def terminate_instances(self) -> None:
+        if any(request.instance.state != "terminated" for request in self.spot_requests):
+            original(self)
+
+    SpotFleetRequest.terminate_instances = terminate_instances
+    try:
+        yield
+    finally:
+        SpotFleetRequest.terminate_instances = original

@@ -1,0 +1,68 @@
+"""Watching one run from a terminal or local mode: reconcile on a period until the run is torn down.
+
+The Lambda does not use this: it is invoked by its schedule and alarms instead.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from typing import Callable
+
+from chalicelib import aws
+from chalicelib.errors import UserError
+from chalicelib.monitor.apply import Applier
+from chalicelib.monitor.clients import Clients
+from chalicelib.monitor.observe import Run
+from chalicelib.monitor.reconcile import Reconciled, reconcile
+from chalicelib.monitor.runs import load_run
+from chalicelib.runrecord import RunRecord
+
+
+def load_or_fail(bucket: str, key: str, region: str | None = None) -> Run:
+    run = load_run(aws.client("s3", region=region), bucket, key)
+    if run is None:
+        raise UserError(f"no run record at s3://{bucket}/{key}: the run was never started or is already "
+                        "torn down (see monitors/APP_NAME_summary.json)")
+    return run
+
+
+def record_from_file(path: str) -> RunRecord:
+    """A monitor file as start-cluster wrote it to files/ (DS's `monitor` argument)."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return RunRecord.from_json(handle.read())
+    except FileNotFoundError:
+        raise UserError(f"{path}: file not found") from None
+    except ValueError as error:
+        raise UserError(f"{path}: not a run record ({error})") from None
+
+
+def request_teardown(run: Run, reason: str) -> None:
+    """Mark the run for teardown; the next reconciles carry it out, stopping spending first."""
+    if not run.state.tearing_down:
+        Applier(run, Clients(run.record.REGION))._put_state(run.state.updated({"tearing_down": True,
+                                                                              "stop_reason": reason}))
+
+
+def watch(load: Callable[[], Run | None], period: float, on_tick: Callable[[Reconciled], None],
+          cheapest: bool = False, sleep: Callable[[float], None] = time.sleep,
+          on_error: Callable[[Exception], None] | None = None) -> None:
+    """Reconcile every `period` seconds until the run record is gone. Errors are reported and retried."""
+    while True:
+        run = load()
+        if run is None:
+            return
+        if cheapest and not run.record.CHEAPEST:
+            run = dataclasses.replace(run, record=dataclasses.replace(run.record, CHEAPEST=True))
+        try:
+            result = reconcile(run)
+        except Exception as error:  # noqa: BLE001 - transient: the next tick retries
+            if on_error is None:
+                raise
+            on_error(error)
+        else:
+            on_tick(result)
+            if result.finished:
+                return
+        sleep(period)

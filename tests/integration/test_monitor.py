@@ -1,0 +1,241 @@
+"""The monitor on moto: a started run is scaled down and reconciled to nothing left.
+
+A run is started the way a user starts it (setup-account, setup, submit,
+start-cluster), then drained by deleting its messages as workers would, and
+reconciled until its record is gone. The end state is read back from moto.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+from click.testing import CliRunner
+
+from chalicelib import aws as clients, cluster, leases
+from chalicelib.fleet import load_fleet_file
+from chalicelib.monitor import actions as act
+from chalicelib.monitor.apply import Applier
+from chalicelib.monitor.clients import Clients
+from chalicelib.monitor.observe import observe
+from chalicelib.monitor.plan import plan
+from chalicelib.monitor.reconcile import reconcile
+from chalicelib.monitor.runs import load_run, record_key
+from cli import cli
+from tests.integration.world import Account, write_jobs
+
+JOBS = 12
+
+
+@pytest.fixture
+def started(aws, tmp_path, monkeypatch):
+    """A run with 12 jobs on 2 machines, its fleet fulfilled (moto launches at once)."""
+    monkeypatch.chdir(tmp_path)
+    account = Account(tmp_path, ECS_CLUSTER="runs", CREATE_DASHBOARD=True, CLEAN_DASHBOARD=True)
+    result = CliRunner().invoke(cli, ["submit", str(write_jobs(tmp_path, JOBS)), "--config", str(account.config_path)])
+    assert result.exit_code == 0, result.output
+    cluster.start_cluster(account.settings, load_fleet_file(account.fleet_path), wait_seconds=0, poll_seconds=0)
+    logs = clients.client("logs")
+    for group, stream in (("TestApp", "P00000"), ("TestApp_perInstance", "TestApp/TestApp/task1")):
+        logs.create_log_stream(logGroupName=group, logStreamName=stream)  # as a worker and ECS would
+        logs.put_log_events(logGroupName=group, logStreamName=stream,
+                            logEvents=[{"timestamp": int(time.time() * 1000), "message": "started: job"}])
+    return account
+
+
+def the_run(account):
+    return load_run(clients.client("s3"), account.settings.AWS_BUCKET, record_key(account.settings.APP_NAME))
+
+
+def drain(account, count=None):
+    """Take messages off the queue as workers that finished their jobs would."""
+    sqs = clients.client("sqs")
+    url = sqs.get_queue_url(QueueName=account.settings.SQS_QUEUE_NAME)["QueueUrl"]
+    taken = 0
+    while count is None or taken < count:
+        wanted = 10 if count is None else min(10, count - taken)
+        messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=wanted).get("Messages", [])
+        if not messages:
+            break
+        for message in messages:
+            sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+            taken += 1
+    return taken
+
+
+def reconcile_until_gone(account, limit=10):
+    ticks = []
+    for _ in range(limit):
+        run = the_run(account)
+        if run is None:
+            return ticks
+        ticks.append(reconcile(run))
+    raise AssertionError(f"run not torn down after {limit} reconciles: {[t.actions for t in ticks]}")
+
+
+def what_is_left(account) -> dict:
+    s = account.settings
+    sqs, ec2, ecs = clients.client("sqs"), clients.client("ec2"), clients.client("ecs")
+    cloudwatch, s3 = clients.client("cloudwatch"), clients.client("s3")
+    running = [i["InstanceId"] for r in ec2.describe_instances(Filters=[
+        {"Name": "instance-state-name", "Values": ["pending", "running"]}])["Reservations"] for i in r["Instances"]]
+    return {
+        "queues": sorted(url.rsplit("/", 1)[1] for url in sqs.list_queues().get("QueueUrls", [])),
+        "fleets": [f["SpotFleetRequestId"] for f in ec2.describe_spot_fleet_requests()["SpotFleetRequestConfigs"]
+                   if f["SpotFleetRequestState"] in ("active", "submitted", "modifying")],
+        "running_instances": running,
+        "services": [svc["serviceName"] for svc in ecs.describe_services(
+            cluster="runs", services=[s.service_name])["services"] if svc["status"] == "ACTIVE"]
+        if ecs.describe_clusters(clusters=["runs"])["clusters"] else [],
+        "clusters": [c["clusterName"] for c in ecs.describe_clusters(clusters=["runs"])["clusters"]
+                     if c["status"] == "ACTIVE"],
+        "task_definitions": ecs.list_task_definitions(familyPrefix=s.task_family, status="ACTIVE")["taskDefinitionArns"],
+        "alarms": [a["AlarmName"] for a in cloudwatch.describe_alarms()["MetricAlarms"]],
+        "dashboards": [d["DashboardName"] for d in cloudwatch.list_dashboards()["DashboardEntries"]],
+        "monitor_objects": sorted(item["Key"] for item in s3.list_objects_v2(
+            Bucket=s.AWS_BUCKET, Prefix="monitors/").get("Contents", [])),
+        "exported": sorted({item["Key"].split("/")[2] for item in s3.list_objects_v2(
+            Bucket=s.AWS_BUCKET, Prefix="exportedlogs/").get("Contents", []) if item["Key"].count("/") >= 3}),
+    }
+
+
+NOTHING_LEFT = {
+    "queues": ["user_DeadMessages"], "fleets": [], "running_instances": [], "services": [], "clusters": [],
+    "task_definitions": [], "alarms": [], "dashboards": [],
+    "monitor_objects": ["monitors/TestApp_summary.json"], "exported": ["TestApp", "TestApp_perInstance"],
+}
+
+
+def test_a_started_run_with_jobs_waiting_converges_and_then_plans_nothing(started):
+    first = reconcile(the_run(started)).actions
+    assert [type(a) for a in first] == [act.SaveState] and "known_instances" in first[0].as_dict()
+    assert reconcile(the_run(started)).actions == []
+
+
+def test_a_drained_run_is_reconciled_to_nothing_left(started):
+    assert drain(started) == JOBS
+    ticks = reconcile_until_gone(started)
+    kinds = [[type(action).__name__ for action in tick.actions] for tick in ticks]
+    # first empty look only counts; the second starts teardown, cancelling the fleet first
+    assert kinds[0][0] == "SaveState" and "CancelFleet" not in kinds[0]
+    assert kinds[1][:2] == ["SaveState", "CancelFleet"]
+    assert kinds[-1][-1] == "RemoveRunRecord"
+    assert what_is_left(started) == NOTHING_LEFT
+    summary = json.loads(clients.client("s3").get_object(Bucket=started.settings.AWS_BUCKET,
+                                                          Key="monitors/TestApp_summary.json")["Body"].read())
+    assert summary["jobs_done"] == JOBS and summary["jobs_failed"] == 0
+    assert summary["stop_reason"] == "queue empty and no job in flight on two consecutive checks"
+
+
+def test_scale_down_releases_idle_machines_and_keeps_busy_ones(started):
+    run = the_run(started)
+    machines = observe(run, Clients("us-east-1")).active_instance_ids
+    assert len(machines) == 2
+    # one job still running on the first machine (its worker holds a lease); the rest are done
+    sqs = clients.client("sqs")
+    url = run.record.QUEUE_URL
+    held = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=1, VisibilityTimeout=600)["Messages"][0]
+    leases.Lease(clients.client("s3"), run.bucket, run.app_name, machines[0], "worker-1").hold("P00000")
+    drain(started)
+    actions = reconcile(run).actions
+    assert [type(a) for a in actions] == [act.SaveState, act.SetFleetCapacity, act.SetServiceCount,
+                                          act.TerminateInstances]
+    assert actions[1].target == 1 and actions[3].instance_ids == (machines[1],)
+    ec2 = clients.client("ec2")
+    states = {i["InstanceId"]: i["State"]["Name"] for r in ec2.describe_instances(InstanceIds=list(machines))
+              ["Reservations"] for i in r["Instances"]}
+    assert states == {machines[0]: "running", machines[1]: "terminated"}
+    config = ec2.describe_spot_fleet_requests(SpotFleetRequestIds=[run.record.MONITOR_FLEET_ID])[
+        "SpotFleetRequestConfigs"][0]["SpotFleetRequestConfig"]
+    assert config["TargetCapacity"] == 1
+    # the next look: the gone machine's idle alarm (if any) is deleted and nothing else happens
+    again = reconcile(the_run(started)).actions
+    assert all(type(a) in (act.SaveState, act.DeleteAlarms) for a in again)
+    assert sqs.delete_message(QueueUrl=url, ReceiptHandle=held["ReceiptHandle"])
+
+
+TEARDOWN_STEPS = ["CancelFleet", "DeleteService", "DeregisterTaskDefinitions", "DeleteQueue", "DeleteAlarms",
+                  "DeleteDashboard", "ExportLogs", "WriteSummary"]
+
+
+@pytest.mark.parametrize("crash_after", TEARDOWN_STEPS)
+def test_a_crash_after_any_teardown_step_is_finished_by_the_next_reconcile(started, crash_after, monkeypatch):
+    drain(started)
+    reconcile(the_run(started))  # first empty look
+    original = Applier.apply
+
+    def crashing(self, actions):
+        names = [type(action).__name__ for action in actions]
+        cut = names.index(crash_after) + 1 if crash_after in names else len(actions)
+        original(self, actions[:cut])
+        raise RuntimeError(f"monitor died after {crash_after}")
+
+    monkeypatch.setattr(Applier, "apply", crashing)
+    with pytest.raises(RuntimeError, match="monitor died"):
+        reconcile(the_run(started))
+    monkeypatch.setattr(Applier, "apply", original)
+    reconcile_until_gone(started)
+    assert what_is_left(started) == NOTHING_LEFT
+
+
+def test_two_reconciles_at_once_end_in_the_same_state(started):
+    drain(started)
+    reconcile(the_run(started))
+    first, second = the_run(started), the_run(started)  # both read the world before either writes
+    reconcile(first)
+    reconcile(second)
+    reconcile_until_gone(started)
+    assert what_is_left(started) == NOTHING_LEFT
+
+
+def test_plan_for_a_drained_run_is_printed_and_changes_nothing(started):
+    drain(started)
+    run = the_run(started)
+    before = observe(run, Clients("us-east-1"), now=time.time())
+    result = CliRunner().invoke(cli, ["plan", "--config", str(started.config_path)])
+    assert result.exit_code == 0, result.output
+    assert "SaveState" in result.output and "queue empty on 1 consecutive check(s)" in result.output
+    after = the_run(started)
+    assert after.state == run.state
+    assert plan(observe(after, Clients("us-east-1")), after.policy())[0] == plan(before, run.policy())[0]
+
+
+def test_status_shows_the_run_as_a_table(started):
+    drain(started, count=5)
+    result = CliRunner().invoke(cli, ["status", "--config", str(started.config_path)])
+    assert result.exit_code == 0, result.output
+    assert "jobs          12 submitted, 7 waiting, 0 running, 5 done, 0 failed" in result.output
+    assert "fleet         target 2, fulfilled 2, 2 machine(s)" in result.output
+
+
+def test_teardown_now_keeps_the_jobs_left_in_their_queue(started):
+    result = CliRunner().invoke(cli, ["teardown", "--period", "0", "--config", str(started.config_path)])
+    assert result.exit_code == 0, result.output
+    left = what_is_left(started)
+    assert left["queues"] == ["TestAppQueue", "user_DeadMessages"]
+    assert left["fleets"] == [] and left["running_instances"] == [] and left["alarms"] == []
+    assert left["monitor_objects"] == ["monitors/TestApp_summary.json"]
+    summary = json.loads(clients.client("s3").get_object(Bucket="test-bucket", Key="monitors/TestApp_summary.json")
+                         ["Body"].read())
+    assert summary["stop_reason"] == "teardown requested from the command line" and summary["jobs_left"] == JOBS
+    status = CliRunner().invoke(cli, ["status", "--config", str(started.config_path)])
+    assert "state" in status.output and "finished" in status.output
+
+
+def test_monitor_from_the_monitor_file_watches_until_torn_down(started, tmp_path):
+    drain(started)
+    record = tmp_path / "files" / "TestAppSpotFleetRequestId.json"
+    result = CliRunner().invoke(cli, ["monitor", str(record), "--period", "1"])
+    assert result.exit_code == 0, result.output
+    assert "CancelFleet" in result.output and "run torn down" in result.output
+    assert what_is_left(started) == NOTHING_LEFT
+
+
+def test_commands_on_a_run_that_does_not_exist_say_so(aws, tmp_path):
+    account = Account(tmp_path)
+    for command in ("plan", "status", "teardown"):
+        result = CliRunner().invoke(cli, [command, "--config", str(account.config_path)])
+        assert result.exit_code == 2, (command, result.output)
+    assert "error: no run record at s3://test-bucket/monitors/TestAppSpotFleetRequestId.json" in CliRunner().invoke(
+        cli, ["plan", "--config", str(account.config_path)]).output
