@@ -49,7 +49,7 @@ VISIBLE, IN_FLIGHT, DELETED, DEAD = range(4)
 
 
 class Job:
-    __slots__ = ("duration", "receives", "receipt", "message", "running", "done", "last_start", "last_idle_mark")
+    __slots__ = ("duration", "receives", "receipt", "message", "running", "done")
 
     def __init__(self, duration: float):
         self.duration = duration
@@ -58,8 +58,6 @@ class Job:
         self.message = VISIBLE
         self.running = 0  # executions running now; more than one is a duplicate
         self.done = False
-        self.last_start = 0.0
-        self.last_idle_mark = 0.0
 
 
 class Machine:
@@ -76,14 +74,13 @@ class Machine:
 
 
 class Worker:
-    __slots__ = ("machine", "job", "run", "started", "idle_mark", "receipt", "fails", "pool_index")
+    __slots__ = ("machine", "job", "run", "started", "receipt", "fails", "pool_index")
 
     def __init__(self, machine: Machine):
         self.machine = machine
         self.job: Job | None = None
         self.run = 0  # bumps when an execution ends or is stopped: its pending end event is stale
         self.started = 0.0
-        self.idle_mark = 0.0
         self.receipt = 0
         self.fails = False
         self.pool_index = -1  # position in World.idle_workers, -1 when not waiting
@@ -96,7 +93,7 @@ class Result:
     makespan_s: float  # start to the last job done or dead-lettered
     billed_s: float  # machine-seconds from launch to termination
     busy_s: float  # machine-seconds while at least one job ran on the machine
-    idle_after_last_start_s: float  # billed minus busy from the last job's (counted) start to the end
+    idle_after_last_start_s: float  # billed minus busy from the last start of needed work to the end
     jobs_done: int
     jobs_lost: int  # neither done nor in the dead-letter queue
     duplicates: int  # executions started while another execution of the same job was running
@@ -146,9 +143,9 @@ class World:
         self.billed_s = 0.0
         self.busy_s = 0.0
         self.duplicates = 0
-        self.last_settled = 0.0
-        self.last_counted_start = 0.0
-        self.idle_mark_at_last_counted_start = 0.0
+        self.last_settled = 0.0  # the last job done or dead-lettered
+        self.last_needed_start = 0.0
+        self.idle_mark_at_last_needed_start = 0.0
 
     # ------------------------------------------------------------ the clock
 
@@ -156,8 +153,16 @@ class World:
         heapq.heappush(self._events, (when, next(self._sequence), handler, first, second))
 
     def run(self, monitor) -> Result:
+        self.start(monitor)
+        return self.run_to_end(monitor)
+
+    def start(self, monitor) -> None:
+        """The run begins: the monitor is scheduled, the fleet launches its target."""
         monitor.start(self)
         self.fill_fleet()
+
+    def run_to_end(self, monitor) -> Result:
+        """Process events until teardown is complete and no machine is left."""
         events = self._events
         while events and self.now < GIVE_UP_S:
             when, _, handler, first, second = heapq.heappop(events)
@@ -199,9 +204,12 @@ class World:
         self.at(self.now + self.scenario.boot_s, self._booted, machine)
         rate = self.scenario.interruptions_per_machine_hour
         if rate > 0:
-            reclaimed_at = self.now + self._spot_rng.expovariate(rate / 3600.0)
-            self.at(max(self.now, reclaimed_at - SPOT_NOTICE_S), self._spot_notice, machine)
-            self.at(reclaimed_at, self._spot_reclaimed, machine)
+            self.interrupt(machine, self.now + self._spot_rng.expovariate(rate / 3600.0))
+
+    def interrupt(self, machine: Machine, reclaimed_at: float) -> None:
+        """AWS takes the spot machine back at `reclaimed_at`, with its notice two minutes before."""
+        self.at(max(self.now, reclaimed_at - SPOT_NOTICE_S), self._spot_notice, machine)
+        self.at(reclaimed_at, self._spot_reclaimed, machine)
 
     def _booted(self, machine: Machine, _=None) -> None:
         if machine.terminated_at is not None or machine.draining:
@@ -308,7 +316,7 @@ class World:
             return False
         job.message = DEAD
         self.dead_letter += 1
-        self._settle(job, job.last_start, job.last_idle_mark)
+        self.last_settled = self.now
         return True
 
     def _unpool(self, worker: Worker) -> None:
@@ -327,10 +335,12 @@ class World:
         self.in_flight += 1
         if job.running:
             self.duplicates += 1
+        else:
+            # needed work starts (a first attempt, a retry, a re-run after an interruption); a duplicate is
+            # not needed, so DS's re-deliveries of long jobs do not push "the last job started" later
+            self.last_needed_start = now
+            self.idle_mark_at_last_needed_start = self.billed_s - self.busy_s
         job.running += 1
-        mark = self.billed_s - self.busy_s
-        job.last_start = now
-        job.last_idle_mark = mark
         machine = worker.machine
         if machine.busy == 0:
             self.busy_machines += 1
@@ -338,7 +348,6 @@ class World:
         machine.busy += 1
         worker.job = job
         worker.started = now
-        worker.idle_mark = mark
         worker.receipt = job.receipt
         failure_rate = self.scenario.failure_rate
         worker.fails = failure_rate > 0 and self._failure_rng.random() < failure_rate
@@ -360,23 +369,22 @@ class World:
         if worker.run != run:
             return  # stopped by a spot notice or killed with its machine
         job, receipt = worker.job, worker.receipt
-        started, mark = worker.started, worker.idle_mark
         self._end_execution(worker)
         if worker.fails:
             if job.message == IN_FLIGHT and job.receipt == receipt:
                 self.at(self.now + RETRY_DELAY_S, self._visibility_expired, job, receipt)
         else:
-            self._succeeded(job, started, mark)
+            self._succeeded(job)
         machine = worker.machine
         if not machine.draining and machine.terminated_at is None:
             self._worker_free(worker)
             if machine.busy == 0:
                 self._machine_idle(machine)
 
-    def _succeeded(self, job: Job, started: float, mark: float) -> None:
+    def _succeeded(self, job: Job) -> None:
         if not job.done:
             job.done = True
-            self._settle(job, started, mark)
+            self.last_settled = self.now
         # The delete succeeds even with an older receipt (in practice it does): the message is gone.
         if job.message == IN_FLIGHT:
             self.in_flight -= 1
@@ -390,13 +398,6 @@ class World:
             self.in_flight -= 1
             self._make_visible(job)
 
-    def _settle(self, job: Job, started: float, mark: float) -> None:
-        """The job is done or dead-lettered: remember the last such moment and when that attempt started."""
-        self.last_settled = max(self.last_settled, self.now)
-        if started >= self.last_counted_start:
-            self.last_counted_start = started
-            self.idle_mark_at_last_counted_start = mark
-
     # ------------------------------------------------------------ results
 
     def result(self, policy_name: str) -> Result:
@@ -405,7 +406,7 @@ class World:
         teardown = None if self.teardown_done_at is None else self.teardown_done_at - self.last_settled
         return Result(
             scenario=self.scenario.name, policy=policy_name, makespan_s=self.last_settled, billed_s=self.billed_s,
-            busy_s=self.busy_s, idle_after_last_start_s=self.idle_mark() - self.idle_mark_at_last_counted_start,
+            busy_s=self.busy_s, idle_after_last_start_s=self.idle_mark() - self.idle_mark_at_last_needed_start,
             jobs_done=done, jobs_lost=lost, duplicates=self.duplicates, dead_letter=self.dead_letter,
             teardown_delay_s=teardown, machines_launched=self.launched, interruptions=self.interruptions,
             events=self.event_count)
@@ -537,6 +538,7 @@ ROWS = (
     ("busy machine-min", lambda r: r.busy_s / 60, "{:,.0f}"),
     ("efficiency (busy / billed)", lambda r: r.efficiency, "{:.3f}"),
     ("idle machine-min after the last job started", lambda r: r.idle_after_last_start_s / 60, "{:,.1f}"),
+    ("jobs done", lambda r: r.jobs_done, "{:,}"),
     ("jobs lost", lambda r: r.jobs_lost, "{:,}"),
     ("duplicate executions", lambda r: r.duplicates, "{:,}"),
     ("jobs in the dead-letter queue", lambda r: r.dead_letter, "{:,}"),
