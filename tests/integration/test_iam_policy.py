@@ -1,0 +1,135 @@
+"""The monitor Lambda's hand-written IAM policy grants exactly what the monitor and status code call.
+
+Every AWS operation made from chalicelib/monitor (observe, apply, status, run
+discovery) during a whole run's life is recorded with botocore's own event
+hook; the test fails if the policy lacks one, or grants an action nothing calls.
+"""
+
+from __future__ import annotations
+
+import json
+import traceback
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from chalicelib import aws as clients, leases
+from chalicelib.monitor import service
+from chalicelib.monitor.observe import observe
+from chalicelib.monitor.clients import Clients
+from chalicelib.monitor.reconcile import reconcile
+from tests.integration.test_monitor import drain, reconcile_until_gone, started, the_run  # noqa: F401
+
+REPO = Path(__file__).resolve().parents[2]
+POLICY = REPO / ".chalice" / "policy-dev.json"  # the monitor's functions (alarm and schedule handlers)
+API_POLICY = REPO / ".chalice" / "policy-api-dev.json"  # the status API: reads only
+# IAM names that differ from the API operation's name
+IAM_ACTION = {("s3", "ListObjectsV2"): "s3:ListBucket", ("s3", "HeadObject"): "s3:GetObject",
+              ("s3", "DeleteObjects"): "s3:DeleteObject"}
+# Granted for the Lambda runtime itself: its own log stream (powertools' metrics are EMF lines in it)
+RUNTIME_ACTIONS = {"logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"}
+SERVICE_PREFIX = {"monitoring": "cloudwatch"}
+
+
+def _monitor_frame(stack) -> bool:
+    return any("chalicelib/monitor/" in frame.filename or "chalicelib/leases.py" in frame.filename
+               for frame in stack)
+
+
+@pytest.fixture
+def calls(monkeypatch):
+    """IAM actions called from the monitor's code, recorded on every session chalicelib.aws makes."""
+    recorded: set[str] = set()
+
+    def record(model, **_):
+        if _monitor_frame(traceback.extract_stack()):
+            service_name = model.service_model.endpoint_prefix
+            prefix = SERVICE_PREFIX.get(service_name, service_name)
+            recorded.add(IAM_ACTION.get((prefix, model.name), f"{prefix}:{model.name}"))
+
+    original = clients._new_session
+
+    def new_session(region, profile):
+        session = original(region, profile)
+        session.events.register("before-call", record)
+        return session
+
+    clients._sessions.clear()
+    monkeypatch.setattr(clients, "_new_session", new_session)
+    yield recorded
+    clients._sessions.clear()
+
+
+def granted(path: Path = POLICY) -> set[str]:
+    policy = json.loads(path.read_text())
+    actions = set()
+    for statement in policy["Statement"]:
+        assert statement["Effect"] == "Allow"
+        listed = statement["Action"]
+        actions.update([listed] if isinstance(listed, str) else listed)
+    return actions
+
+
+def test_the_policy_grants_exactly_what_a_whole_run_calls(started, calls):
+    run = the_run(started)
+    machines = observe(run, Clients("us-east-1")).active_instance_ids
+    service.status_of(run)
+    # a machine that joined the cluster, as the ECS agent registers it
+    clients.client("ecs").register_container_instance(
+        cluster="runs", instanceIdentityDocument=json.dumps({"instanceId": machines[0]}))
+    # scale down: one machine busy, the other idle and released
+    sqs = clients.client("sqs")
+    held = sqs.receive_message(QueueUrl=run.record.QUEUE_URL, MaxNumberOfMessages=1, VisibilityTimeout=600)
+    lease = leases.Lease(clients.client("s3"), run.bucket, run.app_name, machines[0], "w")
+    lease.hold("P0")
+    drain(started)
+    reconcile(the_run(started))
+    sqs.delete_message(QueueUrl=run.record.QUEUE_URL, ReceiptHandle=held["Messages"][0]["ReceiptHandle"])
+    lease.release()
+    # the idle alarm of the released machine, as its worker would have made it
+    clients.client("cloudwatch").put_metric_alarm(
+        AlarmName=f"TestApp_{machines[1]}", MetricName="CPUUtilization", Namespace="AWS/EC2", Statistic="Maximum",
+        Period=60, EvaluationPeriods=15, Threshold=1, ComparisonOperator="LessThanThreshold")
+    service.runs_in(["test-bucket"])
+    reconcile_until_gone(started, limit=15)
+    service.find_status("TestApp", ["test-bucket"])  # a finished run: its summary
+
+    needed = calls - RUNTIME_ACTIONS
+    assert not needed - granted(), f"the policy lacks: {sorted(needed - granted())}"
+    assert not granted() - RUNTIME_ACTIONS - needed, f"granted but never called: {sorted(granted() - needed)}"
+
+
+def test_the_status_api_policy_grants_exactly_what_status_calls(started, calls):
+    run = the_run(started)
+    clients.client("ecs").register_container_instance(
+        cluster="runs", instanceIdentityDocument=json.dumps({"instanceId": observe(
+            run, Clients("us-east-1")).active_instance_ids[0]}))
+    calls.clear()
+    service.runs_in(["test-bucket"])  # GET /runs
+    service.find_status("TestApp", ["test-bucket"])  # GET /runs/TestApp, live
+    api_calls = set(calls)
+    drain(started)
+    reconcile_until_gone(started, limit=15)  # the monitor's calls: not the API's
+    calls.clear()
+    service.find_status("TestApp", ["test-bucket"])  # finished: its summary
+    service.find_status("Nobody", ["test-bucket"])  # unknown: 404
+    needed = (api_calls | calls) - RUNTIME_ACTIONS
+    assert not needed - granted(API_POLICY), f"the API policy lacks: {sorted(needed - granted(API_POLICY))}"
+    assert not granted(API_POLICY) - RUNTIME_ACTIONS - needed, (
+        f"granted but never called: {sorted(granted(API_POLICY) - needed)}")
+    assert all(action.split(":")[1].startswith(("Describe", "Get", "List")) for action in needed)
+
+
+def test_s3_access_is_only_to_the_watched_buckets_run_records():
+    """S3 is the one service here whose resources IAM can scope: the watched buckets' monitors/ prefix."""
+    config = json.loads((REPO / ".chalice" / "config.json").read_text())
+    buckets = config["stages"]["dev"]["environment_variables"]["MONITOR_BUCKETS"].split(",")
+    resources = set()
+    for statement in json.loads(POLICY.read_text())["Statement"] + json.loads(API_POLICY.read_text())["Statement"]:
+        actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+        if any(action.startswith("s3:") for action in actions):
+            resources.update([statement["Resource"]] if isinstance(statement["Resource"], str)
+                             else statement["Resource"])
+    assert resources == {f"arn:aws:s3:::{bucket}" for bucket in buckets} | {
+        f"arn:aws:s3:::{bucket}/monitors/*" for bucket in buckets}
