@@ -2,38 +2,20 @@
 
 from __future__ import annotations
 
-from functools import cached_property
-
 from chalicelib import aws
+
+SERVICES = ("sqs", "ec2", "ecs", "cloudwatch", "logs", "s3")
 
 
 class Clients:
+    """`clients.sqs`, `clients.ec2`, ...: each made on first use, then reused."""
+
     def __init__(self, region: str):
         self.region = region
 
-    def _make(self, service: str):
-        return aws.client(service, region=self.region)
-
-    @cached_property
-    def sqs(self):
-        return self._make("sqs")
-
-    @cached_property
-    def ec2(self):
-        return self._make("ec2")
-
-    @cached_property
-    def ecs(self):
-        return self._make("ecs")
-
-    @cached_property
-    def cloudwatch(self):
-        return self._make("cloudwatch")
-
-    @cached_property
-    def logs(self):
-        return self._make("logs")
-
-    @cached_property
-    def s3(self):
-        return self._make("s3")
+    def __getattr__(self, service: str):
+        if service not in SERVICES:
+            raise AttributeError(service)
+        made = aws.client(service, region=self.region)
+        setattr(self, service, made)  # later lookups find the attribute and skip __getattr__
+        return made
