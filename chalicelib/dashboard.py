@@ -46,11 +46,13 @@ def dashboard_body(record: RunRecord) -> dict[str, Any]:
         metric("Messages received and deleted", [
             ["AWS/SQS", "NumberOfMessagesReceived", "QueueName", queue],
             ["AWS/SQS", "NumberOfMessagesDeleted", "QueueName", queue]], 0, 12, "Sum"),
-        # One log stream per job (named by its id), so streams count runs of jobs.
-        log("Job runs (log streams with output)", "stats count_distinct(@logStream) as runs by bin(5m)", 12, 12,
-            "timeSeries"),
-        log("Distinct jobs run", "stats count_distinct(@logStream) as distinct_jobs", 0, 18),
-        log("Errors", "fields @timestamp, @logStream, @message | filter @message like /(?i)(error|traceback)/ "
+        # The worker writes one stream per job (named by its id) with a "started:" line per attempt
+        # and a "succeeded:" / "failed:" line per outcome (worker/worker.py).
+        log("Job attempts and outcomes", "filter @message like /^(started|succeeded|failed): / "
+            "| parse @message /^(?<outcome>started|succeeded|failed): / "
+            "| stats count(*) by outcome, bin(5m)", 12, 12, "timeSeries"),
+        log("Distinct jobs run", "filter @message like /^started: / | stats count_distinct(@logStream) as jobs", 0, 18),
+        log("Failed attempts", "fields @timestamp, @logStream, @message | filter @message like /^failed: / "
             "| sort @timestamp desc | limit 100", 12, 18),
     ]}
 

@@ -128,6 +128,8 @@ def test_dashboard_has_ds_widgets_for_this_run(account):
                                                                           "NumberOfMessagesDeleted"]
     queries = [widget["properties"]["query"] for widget in body["widgets"] if widget["type"] == "log"]
     assert len(queries) == 3 and all(query.startswith("SOURCE 'TestApp' |") for query in queries)
+    # the queries read the worker's own job-log wording (worker/worker.py writes these line starts)
+    assert "/^started: /" in queries[1] and "/^failed: /" in queries[2]
 
 
 def test_no_alarms_or_dashboard_when_switched_off(aws, tmp_path, monkeypatch):
