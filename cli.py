@@ -12,6 +12,7 @@ import functools
 import json
 import sys
 
+import botocore.exceptions
 import click
 
 from chalicelib import aws, cluster, iam, resources
@@ -26,6 +27,12 @@ from chalicelib.settings import Settings
 from chalicelib.submit import submit as submit_jobs
 
 
+# AWS answers that mean the user's credentials or permissions need fixing, not our code.
+_ACCOUNT_PROBLEMS = {"AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "ExpiredToken",
+                     "ExpiredTokenException", "InvalidClientTokenId", "SignatureDoesNotMatch", "AuthFailure",
+                     "UnrecognizedClientException"}
+
+
 class _Group(click.Group):
     def invoke(self, ctx: click.Context):
         try:
@@ -33,6 +40,20 @@ class _Group(click.Group):
         except UserError as error:
             click.echo(f"error: {error}", err=True)
             ctx.exit(error.exit_code)
+        except (botocore.exceptions.NoCredentialsError, botocore.exceptions.PartialCredentialsError) as error:
+            click.echo(f"error: no usable AWS credentials ({error}); set AWS_PROFILE in the config or configure "
+                       "the AWS CLI", err=True)
+            ctx.exit(2)
+        except botocore.exceptions.ClientError as error:
+            if aws.error_code(error) not in _ACCOUNT_PROBLEMS:
+                raise
+            operation = error.operation_name
+            click.echo(f"error: AWS refused {operation}: {error.response['Error'].get('Message', '')} "
+                       "(check the credentials and the IAM permissions of the profile in use)", err=True)
+            ctx.exit(2)
+        except botocore.exceptions.EndpointConnectionError as error:
+            click.echo(f"error: cannot reach AWS ({error}); check the network and AWS_REGION", err=True)
+            ctx.exit(1)
 
 
 def config_option(command):

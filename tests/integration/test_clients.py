@@ -29,3 +29,21 @@ def test_an_unknown_profile_is_a_clear_error(aws):
 
 def test_the_default_profile_falls_back_to_the_default_chain(aws):
     assert clients.client("s3", make_settings(AWS_PROFILE="default")).meta.region_name == "us-east-1"
+
+
+def test_cli_reports_missing_credentials_in_one_line(aws, tmp_path, monkeypatch):
+    import json
+
+    from click.testing import CliRunner
+
+    from cli import cli
+    from tests.conftest import BASE_CONFIG
+
+    monkeypatch.delenv("AWS_ACCESS_KEY_ID")
+    monkeypatch.delenv("AWS_SECRET_ACCESS_KEY")
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps(BASE_CONFIG))
+    result = CliRunner().invoke(cli, ["setup", "--config", str(config)])
+    assert result.exit_code == 2
+    assert result.output.startswith("error: no usable AWS credentials (Unable to locate credentials)")
+    assert result.output.count("\n") == 1
