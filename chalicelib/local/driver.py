@@ -196,7 +196,11 @@ class Watcher:
         if ended.stopped:
             return
         if ended.interrupted:
-            replaced = self.spot.reclaim(ended.instance_id)
+            try:
+                replaced = self.spot.reclaim(ended.instance_id)
+            except Exception as error:  # noqa: BLE001 - the monitor still sees the machine and releases it
+                self.progress.say(f"warning: could not reclaim {ended.instance_id}: {error}")
+                return
             self.progress.say(f"spot: {ended.instance_id} reclaimed" + ("; the fleet launched a replacement"
                                                                        if replaced else ""))
             return
