@@ -15,7 +15,7 @@ test: $(BIN)/.installed
 	$(BIN)/python -m pytest -q
 
 demo: $(BIN)/.installed
-	$(BIN)/python cli.py local examples/jobs.json --config examples/config.json
+	$(BIN)/python cli.py local examples/jobs.json --config examples/config.json --inputs examples/inputs
 
 bench: $(BIN)/.installed
 	$(BIN)/python bench/run_all.py

@@ -20,7 +20,7 @@ from chalicelib.monitor import loop, service
 from chalicelib.monitor.reconcile import reconcile
 from chalicelib.monitor.runs import RECORD_SUFFIX, load_run, record_key
 from chalicelib.monitor.status import status_table
-from chalicelib.errors import NotYetImplemented, UserError
+from chalicelib.errors import UserError
 from chalicelib.fleet import load_fleet_file
 from chalicelib.jobs import load_job_file
 from chalicelib.settings import Settings
@@ -91,10 +91,6 @@ class _ProgressBar:
         if self._bar is not None:
             self._bar.__exit__(None, None, None)
             self._bar = None
-
-
-def _later(command: str, issue: int) -> NotYetImplemented:
-    return NotYetImplemented(f"'{command}' is not implemented yet (it arrives with issue #{issue}); nothing was done")
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
@@ -308,15 +304,22 @@ def teardown(settings: Settings, period: float):
 @config_option
 def local(settings: Settings, jobfile: str, fleetfile: str | None, inputs: str | None, out: str | None,
           workers: int | None, interrupt_rate: float):
-    """Run the whole thing on this machine: an embedded AWS emulation, workers
-    as local processes, outputs on disk.
+    """Run the whole thing on this machine: an embedded AWS emulation (moto,
+    nothing reaches real AWS), workers as local processes running COMMAND here,
+    the monitor's reconcile every second; outputs and every job's log in --out.
+    Exit 0: every job done; 1: some failed (dead-letter queue) or did not run;
+    2: bad input (nothing started); 130: stopped with Ctrl-C (torn down, what
+    finished is written).
 
     \b
     Example:
-      python cli.py local examples/jobs.json --config examples/config.json
+      python cli.py local examples/jobs.json --config examples/config.json --inputs examples/inputs
     """
-    load_job_file(jobfile, settings)
-    raise _later("local", 7)
+    from chalicelib.local.driver import run_local
+    from chalicelib.local.prepare import prepare
+
+    local_run = prepare(settings, jobfile, fleetfile, inputs, out, workers, interrupt_rate)
+    sys.exit(run_local(local_run))
 
 
 def _alias(command: click.Command, name: str) -> click.Command:

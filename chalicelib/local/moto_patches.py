@@ -15,7 +15,7 @@ from typing import Iterator
 @contextlib.contextmanager
 def patched() -> Iterator[None]:
     with contextlib.ExitStack() as stack:
-        for patch in (_sqs_clock, _spot_fleet_cancel):
+        for patch in (_sqs_clock, _spot_fleet_cancel, _spot_fleet_capacity):
             stack.enter_context(patch())
         yield
 
@@ -70,3 +70,40 @@ def _spot_fleet_cancel() -> Iterator[None]:
         yield
     finally:
         SpotFleetRequest.terminate_instances = original
+
+
+@contextlib.contextmanager
+def _spot_fleet_capacity() -> Iterator[None]:
+    """moto counts a fleet's fulfilled capacity up at each launch and never down: a machine
+    terminated (an interruption, the monitor releasing it) still counts, so raising the target
+    again (ModifySpotFleetRequest) launches nothing. AWS counts the running machines, and a
+    maintain-type fleet launches replacements while it is below its target. Here the fulfilled
+    capacity is the weight of the fleet's machines that are not terminated, so a modify to a
+    target above that launches the difference (local mode relies on it to replace interrupted
+    machines, as AWS would)."""
+    from moto.ec2.models.spot_requests import SpotFleetRequest
+
+    def live_capacity(self) -> float:
+        total = 0.0
+        for request in self.spot_requests:
+            instance = request.instance
+            if instance.state in ("terminated", "shutting-down"):
+                continue
+            weights = [spec.weighted_capacity for spec in self.launch_specs
+                       if spec.instance_type == instance.instance_type]
+            total += float(weights[0]) if weights else 1.0
+        return total
+
+    def ignore_count(self, value) -> None:
+        pass  # moto's own += and = 0.0 bookkeeping; the live count above replaces it
+
+    had = "fulfilled_capacity" in SpotFleetRequest.__dict__
+    original = SpotFleetRequest.__dict__.get("fulfilled_capacity")
+    SpotFleetRequest.fulfilled_capacity = property(live_capacity, ignore_count)
+    try:
+        yield
+    finally:
+        if had:
+            SpotFleetRequest.fulfilled_capacity = original
+        else:
+            del SpotFleetRequest.fulfilled_capacity

@@ -1,0 +1,86 @@
+"""The emulated account: what a user would have made once (roles, a bucket, a network) before a run.
+
+The real code paths make it (setup-account, setup); only what a user makes by
+hand in the console is made here: the bucket, and a private subnet that reaches
+AWS through a NAT gateway (what DS's docs ask for, so start-cluster's network
+check is satisfied whatever ASSIGN_IP says).
+
+A fleet file names ARNs, an AMI, a subnet and security groups of the user's real
+account. `localize_fleet` writes a copy pointing at their emulated counterparts;
+the user's file is never changed.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from chalicelib import aws, iam, resources
+from chalicelib.fleet import FleetFile, parse_fleet_document
+from chalicelib.settings import Settings
+
+
+@dataclass(frozen=True)
+class Account:
+    fleet_role_arn: str
+    instance_profile_arn: str
+    image_id: str
+    subnet_id: str
+    security_group_id: str
+    setup_changes: int  # resources setup created (for the output)
+
+
+def prepare_account(settings: Settings) -> Account:
+    aws.client("s3", settings).create_bucket(**_bucket_args(settings))
+    roles = iam.setup_account(settings)
+    report = resources.setup(settings)
+    ec2 = aws.client("ec2", settings)
+    subnet, group = _private_subnet(ec2)
+    # Any image will do: nothing boots it. An Amazon-owned one stands in for the ECS-optimized AMI.
+    image = ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
+    return Account(roles.fleet_role_arn, roles.instance_profile_arn, image, subnet, group, len(report.changes))
+
+
+def _bucket_args(settings: Settings) -> dict:
+    if settings.AWS_REGION == "us-east-1":  # S3 rejects a location constraint naming us-east-1
+        return {"Bucket": settings.AWS_BUCKET}
+    return {"Bucket": settings.AWS_BUCKET,
+            "CreateBucketConfiguration": {"LocationConstraint": settings.AWS_REGION}}
+
+
+def _private_subnet(ec2) -> tuple[str, str]:
+    vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
+    private = ec2.create_subnet(VpcId=vpc, CidrBlock="10.0.1.0/24")["Subnet"]["SubnetId"]
+    public = ec2.create_subnet(VpcId=vpc, CidrBlock="10.0.2.0/24")["Subnet"]["SubnetId"]
+    allocation = ec2.allocate_address(Domain="vpc")["AllocationId"]
+    gateway = ec2.create_nat_gateway(SubnetId=public, AllocationId=allocation)["NatGateway"]["NatGatewayId"]
+    table = ec2.create_route_table(VpcId=vpc)["RouteTable"]["RouteTableId"]
+    ec2.create_route(RouteTableId=table, DestinationCidrBlock="0.0.0.0/0", NatGatewayId=gateway)
+    ec2.associate_route_table(RouteTableId=table, SubnetId=private)
+    group = ec2.create_security_group(GroupName="dsr-local-workers", Description="local mode workers",
+                                      VpcId=vpc)["GroupId"]
+    return private, group
+
+
+REWRITTEN = ("IamFleetRole", "IamInstanceProfile", "ImageId", "SubnetId", "security groups")
+
+
+def localize_fleet(fleet: FleetFile, account: Account, path: Path) -> FleetFile:
+    """A copy of `fleet` for the emulated account, written to `path` (shown to the user)."""
+    config = fleet.copy_config()
+    config["IamFleetRole"] = account.fleet_role_arn
+    for spec in config["LaunchSpecifications"]:
+        spec["ImageId"] = account.image_id
+        spec["IamInstanceProfile"] = {"Arn": account.instance_profile_arn}
+        if "SubnetId" in spec or not spec.get("NetworkInterfaces"):
+            spec["SubnetId"] = account.subnet_id
+        if "SecurityGroups" in spec:
+            spec["SecurityGroups"] = [{"GroupId": account.security_group_id}]
+        for interface in spec.get("NetworkInterfaces", []):
+            interface["SubnetId"] = account.subnet_id
+            if "Groups" in interface:
+                interface["Groups"] = [account.security_group_id]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(config, indent=2) + "\n")
+    return parse_fleet_document(config, str(path))

@@ -1,0 +1,228 @@
+"""`cli.py local`: a whole run on this machine, through the real code paths, against an embedded moto.
+
+setup-account, bucket and network (account.py) -> setup -> inputs upload ->
+submit -> start-cluster -> then, once a second, the monitor's own reconcile
+(what the Lambda runs), after which the machines follow the fleet (machines.py),
+spot notices are played (spot.py) and the progress line is drawn. When the
+monitor has torn the run down (its record is gone), the outputs and logs come
+to --out (results.py) and the summary is printed.
+
+Ctrl-C (or SIGTERM) stops the workers the way ECS would (they release their
+jobs), asks the monitor to tear down, finishes the teardown and still writes
+what finished. A second Ctrl-C stops at once (everything of ours is killed).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import signal
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import IO
+
+from chalicelib import aws, cluster
+from chalicelib.local import report
+from chalicelib.local.account import REWRITTEN, localize_fleet, prepare_account
+from chalicelib.local.embedded import check_clients_are_local, embedded_aws
+from chalicelib.local.machines import LOCAL_KNOBS, Machines
+from chalicelib.local.prepare import LocalRun, reset_out
+from chalicelib.local.progress import Progress
+from chalicelib.local.results import collect
+from chalicelib.local.spot import SpotMarket
+from chalicelib.monitor import loop
+from chalicelib.monitor.runs import load_run, record_key
+from chalicelib.submit import submit
+
+MONITOR_PERIOD_SECONDS = 1.0  # the Lambda runs every minute; here the run is seconds long
+FLEET_WAIT_SECONDS = 10.0  # moto launches at once; this only bounds a surprise
+EXIT_OK, EXIT_FAILED, EXIT_INTERRUPTED = 0, 1, 130
+
+
+class StopRequest:
+    """Ctrl-C / SIGTERM as a flag the run checks; the second one aborts at once."""
+
+    def __init__(self):
+        self.event = threading.Event()
+        self.reason = ""
+
+    def _handle(self, signum, _frame):
+        if self.event.is_set():
+            raise KeyboardInterrupt  # second time: the finally blocks kill everything of ours
+        self.reason = "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
+        self.event.set()
+
+    def install(self) -> dict:
+        return {signum: signal.signal(signum, self._handle) for signum in (signal.SIGINT, signal.SIGTERM)}
+
+    @staticmethod
+    def restore(previous: dict) -> None:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+    @property
+    def requested(self) -> bool:
+        return self.event.is_set()
+
+
+def run_local(local: LocalRun, stream: IO[str] = sys.stdout) -> int:
+    stop = StopRequest()
+    previous = stop.install()
+    try:
+        return _run(local, stream, stop)
+    finally:
+        StopRequest.restore(previous)
+
+
+def _run(local: LocalRun, stream: IO[str], stop: StopRequest) -> int:
+    began = time.monotonic()
+    settings = local.settings
+    reset_out(local.out)
+    progress = Progress(stream, total=len(local.jobs))
+    say = progress.say
+    with embedded_aws(settings.AWS_REGION) as endpoint:
+        check_clients_are_local(settings, endpoint)
+        import moto
+
+        say(f"local mode: AWS is moto {moto.__version__} at {endpoint} (this process); nothing reaches real AWS")
+        account = prepare_account(settings)
+        fleet_path = local.out / "fleet.local.json"
+        fleet = localize_fleet(local.fleet, account, fleet_path)
+        say(f"fleet file {local.fleet.source}: a copy for the emulated account ({', '.join(REWRITTEN)} "
+            f"rewritten) is {fleet_path}")
+        for change in local.command_changes:
+            say(f"COMMAND runs on this machine: {change}")
+        if local.inputs is not None:
+            files, size = upload_inputs(settings, local.inputs)
+            say(f"uploaded {files} files ({size:,} bytes) from {local.inputs} to "
+                f"s3://{settings.AWS_BUCKET}/{local.inputs.resolve().name}/")
+        if stop.requested:
+            say(f"stopped ({stop.reason}) before any job was submitted; nothing ran")
+            return EXIT_INTERRUPTED
+        sent = submit(settings, local.jobs)
+        say(f"submitted {sent.sent} jobs to {sent.queue}")
+        started = cluster.start_cluster(settings, fleet, wait_seconds=FLEET_WAIT_SECONDS, poll_seconds=0.1,
+                                        files_dir=local.out / "files")
+        for warning in started.warnings:
+            say(f"warning: {warning}")
+        per_machine = settings.TASKS_PER_MACHINE * settings.DOCKER_CORES
+        say(f"fleet {started.record.MONITOR_FLEET_ID}: {settings.CLUSTER_MACHINES} x "
+            f"{'/'.join(settings.MACHINE_TYPE)}, {per_machine} worker process(es) each, at most {local.workers} "
+            "in all (--workers)")
+        say(f"local timings: monitor every {MONITOR_PERIOD_SECONDS:g} s (Lambda: 60 s); workers: "
+            + ", ".join(f"{name}={value}" for name, value in LOCAL_KNOBS.items()))
+        if local.interrupt_rate:
+            say(f"spot interruptions: each machine gets a notice with chance {local.interrupt_rate:g} per check")
+        machines = Machines(settings, local.out / "machines", local.workers, secrets.token_hex(6))
+        watcher = Watcher(local, machines, progress, stop, started.record.MONITOR_FLEET_ID)
+        try:
+            watcher.watch()
+        finally:
+            progress.finish()
+            machines.stop_all("the run is over")
+            machines.close()
+        results = collect(settings, local.jobs, local.out)
+    wall = time.monotonic() - began
+    code = exit_code(results, stop.requested, watcher.crashed)
+    (local.out / "summary.json").write_text(json.dumps(
+        report.summary_document(results, machines=len(machines.ever), wall_seconds=wall,
+                                notices=watcher.spot.notices, stopped_by=stop.reason or None,
+                                exit_code=code), indent=2) + "\n")
+    stream.write(report.table(settings, results, local.out, machines=len(machines.ever), wall_seconds=wall,
+                              notices=watcher.spot.notices, replacements=watcher.spot.replacements,
+                              stopped_by=stop.reason or None, crashed=watcher.crashed))
+    stream.flush()
+    return code
+
+
+def exit_code(results, interrupted: bool, crashed: list) -> int:
+    if interrupted:
+        return EXIT_INTERRUPTED
+    if results.failed or results.not_run or crashed:
+        return EXIT_FAILED
+    return EXIT_OK
+
+
+class Watcher:
+    """The monitor loop of one local run, plus what AWS and ECS would do between its ticks."""
+
+    def __init__(self, local: LocalRun, machines: Machines, progress: Progress, stop: StopRequest, fleet_id: str):
+        self.settings = local.settings
+        self.machines = machines
+        self.progress = progress
+        self.stop = stop
+        self.spot = SpotMarket(aws.client("ec2", self.settings), fleet_id, machines, local.interrupt_rate)
+        self.s3 = aws.client("s3", self.settings)
+        self.key = record_key(self.settings.APP_NAME)
+        self.teardown_asked = False
+        self.crashed: list[str] = []
+
+    def watch(self) -> None:
+        loop.watch(self._load, MONITOR_PERIOD_SECONDS, self._after_reconcile, sleep=self.stop.event.wait,
+                   on_error=lambda error: self.progress.say(f"warning: monitor check failed, retrying: {error}"))
+
+    def _load(self):
+        run = load_run(self.s3, self.settings.AWS_BUCKET, self.key)
+        if run is not None and self.stop.requested and not self.teardown_asked:
+            self.progress.say(f"stopping ({self.stop.reason}): workers release their jobs and exit; then teardown "
+                              "(Ctrl-C again stops at once)")
+            self.machines.stop_all(self.stop.reason)
+            self._teardown(run, f"{self.stop.reason} in local mode")
+            run = load_run(self.s3, self.settings.AWS_BUCKET, self.key)
+        return run
+
+    def _teardown(self, run, reason: str) -> None:
+        if not self.teardown_asked:
+            self.teardown_asked = True
+            loop.request_teardown(run, reason)
+
+    def _after_reconcile(self, result) -> None:
+        observation = result.observation
+        # After a stop, no instance gets workers again: the teardown is cancelling the fleet.
+        self.machines.sync([] if self.teardown_asked else list(observation.active_instance_ids))
+        for ended in self.machines.poll():
+            self._ended(ended)
+        for instance_id in self.spot.tick():
+            self.progress.say(f"spot: interruption notice to {instance_id}; its workers release their jobs")
+        running = sum(1 for machine in self.machines.live if machine.running)
+        self.progress.update(observation.visible, observation.in_flight, observation.dead_letter, running,
+                             self.machines.worker_processes(), observation.state.tearing_down)
+
+    def _ended(self, ended) -> None:
+        if ended.stopped:
+            return
+        if ended.interrupted:
+            try:
+                replaced = self.spot.reclaim(ended.instance_id)
+            except Exception as error:  # noqa: BLE001 - the monitor still sees the machine and releases it
+                self.progress.say(f"warning: could not reclaim {ended.instance_id}: {error}")
+                return
+            self.progress.say(f"spot: {ended.instance_id} reclaimed" + ("; the fleet launched a replacement"
+                                                                       if replaced else ""))
+            return
+        # A supervisor never exits on its own: a crash here would leave jobs waiting for ever.
+        self.crashed.append(ended.instance_id)
+        self.progress.say(f"error: the workers of {ended.instance_id} exited with code {ended.exit_code} "
+                          f"(see {ended.log_path}); tearing the run down")
+        run = load_run(self.s3, self.settings.AWS_BUCKET, self.key)
+        if run is not None:
+            self.machines.stop_all("a machine's workers crashed")
+            self._teardown(run, f"the workers of {ended.instance_id} crashed in local mode")
+
+
+def upload_inputs(settings, folder: Path) -> tuple[int, int]:
+    """Every file under `folder` to s3://AWS_BUCKET/<folder's name>/<path relative to folder>."""
+    root = folder.resolve()
+    files = sorted(path for path in root.rglob("*") if path.is_file())
+    s3 = aws.client("s3", settings)
+
+    def upload(path: Path) -> int:
+        s3.upload_file(str(path), settings.AWS_BUCKET, f"{root.name}/{path.relative_to(root).as_posix()}")
+        return path.stat().st_size
+
+    with ThreadPoolExecutor(16) as pool:
+        return len(files), sum(pool.map(upload, files))

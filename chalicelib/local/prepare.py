@@ -1,0 +1,109 @@
+"""Everything local mode checks before it starts anything, and how a run's COMMAND runs on this machine.
+
+Every mistake here is a UserError (one line, exit 2) raised before the embedded
+server, a file or a process exists.
+
+COMMAND in local mode: the worker runs each job's command in a temporary folder
+on this machine, not in a container, so two things are adapted (on a copy of
+the settings; the config file is not changed):
+- a leading "python" or "python3" becomes this Python (the one running cli.py);
+- an argument naming an existing file relative to the config file's folder
+  becomes its absolute path (examples/config.json says "measure.py").
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import shutil
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from chalicelib.errors import UserError
+from chalicelib.fleet import FleetFile, load_fleet_file
+from chalicelib.jobs import Job, load_job_file
+from chalicelib.settings import Settings
+
+REPO = Path(__file__).resolve().parents[2]
+DEFAULT_FLEET = REPO / "examples" / "fleet.json"
+OUT_MARKER = ".dsr-local-run"  # marks a folder local mode made, so a re-run may empty it
+PYTHON_NAMES = ("python", "python3")
+
+
+@dataclass(frozen=True)
+class LocalRun:
+    """A checked local run: what to run, where the results go."""
+
+    settings: Settings  # COMMAND adapted to this machine
+    jobs: list[Job]
+    fleet: FleetFile  # as the user wrote it; rewritten for the emulated account later
+    inputs: Path | None
+    out: Path
+    workers: int
+    interrupt_rate: float
+    command_changes: tuple[str, ...]
+
+
+def prepare(settings: Settings, jobfile: str, fleetfile: str | None, inputs: str | None, out: str | None,
+            workers: int | None, interrupt_rate: float) -> LocalRun:
+    jobs = load_job_file(jobfile, settings)
+    if not jobs:
+        raise UserError(f"{jobfile}: groups: no jobs to run")
+    fleet = load_fleet_file(fleetfile or DEFAULT_FLEET)
+    inputs_dir = _inputs(inputs)
+    local_settings, changes = localize_command(settings)
+    out_dir = Path(out) if out else Path("local-run") / settings.APP_NAME
+    _check_out(out_dir)
+    if workers is not None and workers < 1:
+        raise UserError(f"--workers: expected 1 or more, got {workers}")
+    return LocalRun(local_settings, jobs, fleet, inputs_dir, out_dir, workers or os.cpu_count() or 1,
+                    interrupt_rate, changes)
+
+
+def _inputs(inputs: str | None) -> Path | None:
+    if inputs is None:
+        return None
+    path = Path(inputs)
+    if not path.is_dir():
+        raise UserError(f"--inputs {inputs}: no such folder")
+    if not path.resolve().name:
+        raise UserError(f"--inputs {inputs}: the folder needs a name (it becomes the S3 prefix)")
+    return path
+
+
+def _check_out(out: Path) -> None:
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out}: exists and is not a folder")
+    if out.is_dir() and any(out.iterdir()) and not (out / OUT_MARKER).exists():
+        raise UserError(f"--out {out}: folder is not empty and was not made by local mode; choose another "
+                        "(a local-mode folder is emptied on the next run)")
+
+
+def localize_command(settings: Settings) -> tuple[Settings, tuple[str, ...]]:
+    """COMMAND as it runs on this machine, and one line per change for the output."""
+    folder = Path(settings.source).resolve().parent
+    argv, changes = list(settings.COMMAND), []
+    if argv[0] in PYTHON_NAMES:
+        argv[0] = sys.executable
+        changes.append(f"{settings.COMMAND[0]} -> {sys.executable}")
+    for index, arg in enumerate(argv):
+        if "{" in arg or os.path.isabs(arg) or not arg:
+            continue
+        candidate = folder / arg
+        if candidate.is_file():
+            argv[index] = str(candidate)
+            changes.append(f"{arg} -> {candidate}")
+    program = argv[0]
+    if "{" not in program and not (os.path.isfile(program) or shutil.which(program)):
+        raise UserError(f"{settings.source}: COMMAND: program {program!r} not found on this machine "
+                        "(local mode runs COMMAND here, not in the Docker image)")
+    return dataclasses.replace(settings, COMMAND=tuple(argv), AWS_PROFILE=None), tuple(changes)
+
+
+def reset_out(out: Path) -> None:
+    """Empty a folder a previous local run made (checked in prepare), and mark it as ours."""
+    if out.is_dir():
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+    (out / OUT_MARKER).write_text("made by 'python cli.py local'; emptied by the next run\n")

@@ -1,0 +1,71 @@
+"""What the user watches during a local run: a live one-line bar on a terminal, plain lines otherwise.
+
+The numbers are the monitor's own observation (queue counts, the fleet's
+machines), so the bar shows what the monitor decides on. Jobs done = submitted
+- waiting - running - failed: SQS counts are approximate, so the figure can
+lag by a tick; the summary at the end counts from the job logs.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import IO
+
+BAR_WIDTH = 24
+
+
+def clock_text(seconds: float) -> str:
+    seconds = int(max(0, seconds))
+    return f"{seconds // 60}:{seconds % 60:02d}" if seconds < 3600 else \
+        f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+
+
+class Progress:
+    def __init__(self, stream: IO[str], total: int, clock=time.monotonic, tty: bool | None = None):
+        self.stream = stream
+        self.total = total
+        self.clock = clock
+        self.started = clock()
+        self.tty = stream.isatty() if tty is None else tty
+        self._last_plain: tuple | None = None
+        self._bar_shown = False
+
+    def update(self, waiting: int, running: int, failed: int, machines: int, workers: int,
+               tearing_down: bool = False) -> None:
+        left = waiting + running
+        done = max(0, self.total - left - failed)
+        elapsed = self.clock() - self.started
+        eta = "--"
+        if tearing_down:
+            eta = "tearing down"
+        elif done and left:
+            eta = "ETA " + clock_text(left * elapsed / done)
+        elif not left:
+            eta = "draining"
+        counts = (f"{done}/{self.total} done, {failed} failed, {left} left ({running} running) | "
+                  f"{machines} machine(s), {workers} worker(s) | {clock_text(elapsed)} {eta}")
+        if self.tty:
+            filled = BAR_WIDTH * (done + failed) // self.total if self.total else BAR_WIDTH
+            self.stream.write(f"\r\x1b[K[{'#' * filled}{'.' * (BAR_WIDTH - filled)}] {counts}")
+            self.stream.flush()
+            self._bar_shown = True
+            return
+        key = (done, failed, left, running, machines, workers, tearing_down)
+        if key != self._last_plain:  # a line per change, not per tick: logs stay short
+            self._last_plain = key
+            self.stream.write(counts + "\n")
+            self.stream.flush()
+
+    def say(self, text: str) -> None:
+        """A message line that does not break the bar."""
+        if self.tty and self._bar_shown:
+            self.stream.write("\r\x1b[K")
+        self.stream.write(text + "\n")
+        self.stream.flush()
+        self._bar_shown = False
+
+    def finish(self) -> None:
+        if self.tty and self._bar_shown:
+            self.stream.write("\n")
+            self.stream.flush()
+            self._bar_shown = False

@@ -1,0 +1,75 @@
+"""The summary a local run ends with: a table for the terminal, a JSON document for --out/summary.json."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from chalicelib.local.results import Results
+from chalicelib.settings import Settings
+
+
+def _seconds(value: float) -> str:
+    return f"{value:.1f} s" if value < 120 else f"{int(value // 60)} min {value % 60:.0f} s"
+
+
+def table(settings: Settings, results: Results, out: Path, machines: int, wall_seconds: float, notices: int,
+          replacements: int, stopped_by: str | None, crashed: list[str]) -> str:
+    rows = [
+        ("jobs", results.jobs),
+        ("done", len(results.succeeded)),
+        ("skipped as already done", len(results.skipped)),
+        ("failed", len(results.failed)),
+        ("not run", len(results.not_run)),
+        ("machines used", machines),
+        ("spot interruptions", f"{notices} ({replacements} replaced)"),
+        ("wall time", _seconds(wall_seconds)),
+    ]
+    width = max(len(name) for name, _ in rows)
+    lines = ["", f"{settings.APP_NAME}: " + (f"stopped ({stopped_by})" if stopped_by else "finished")]
+    lines += [f"  {name:<{width}}  {value}" for name, value in rows]
+    if results.failed:
+        lines.append(f"failed jobs (in the dead-letter queue {settings.SQS_DEAD_LETTER_QUEUE}), with their logs:")
+        for job_id in results.failed:
+            path = results.log_files.get(job_id)
+            lines.append(f"  {job_id}  {_show(path) if path else '(no log)'}")
+    if results.not_run and (stopped_by or crashed):
+        lines.append(f"{len(results.not_run)} job(s) not run; run again to do them")
+    for instance_id in crashed:
+        lines.append(f"error: the workers of {instance_id} crashed; see {_show(out / 'machines' / instance_id)}.log")
+    lines.append(f"outputs:  {_show(out / outputs_folder(results.output_prefixes))}{os.sep} "
+                 f"({results.output_files} files, at each job's OUTPUT_PREFIX)")
+    lines.append(f"job logs: {_show(out / 'logs')}{os.sep} (one file per job, named after the job)")
+    return "\n".join(lines) + "\n"
+
+
+def outputs_folder(prefixes: list[str]) -> str:
+    """The folder all jobs' outputs share (OUTPUT_PREFIX "outputs/{plate}" -> "outputs")."""
+    return os.path.commonpath(prefixes) if prefixes else ""
+
+
+def _show(path: Path) -> str:
+    """Relative to the current folder when inside it: shorter, and what the user typed."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+def summary_document(results: Results, machines: int, wall_seconds: float, notices: int, stopped_by: str | None,
+                     exit_code: int) -> dict:
+    return {
+        "jobs": results.jobs,
+        "done": sorted(results.succeeded),
+        "skipped_as_already_done": sorted(results.skipped),
+        "failed": {job_id: str(results.log_files[job_id]) if job_id in results.log_files else None
+                   for job_id in results.failed},
+        "not_run": sorted(results.not_run),
+        "output_files": results.output_files,
+        "machines_used": machines,
+        "spot_interruption_notices": notices,
+        "wall_seconds": round(wall_seconds, 2),
+        "stopped_by": stopped_by,
+        "exit_code": exit_code,
+        "monitor_summary": results.run_summary,
+    }

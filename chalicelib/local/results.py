@@ -1,0 +1,132 @@
+"""The end of a local run: what is in the emulated account, brought to --out, and the summary.
+
+- Outputs: every object under a job's OUTPUT_PREFIX, at the same path under
+  --out (OUTPUT_PREFIX "outputs/{plate}" gives OUT/outputs/P01/...).
+- Logs: each job's log stream as OUT/logs/<job id>.log, one line per event.
+- Outcome of each job, from what AWS holds: the dead-letter queue says which
+  failed; the job's log says which succeeded or were skipped as already done.
+  A job with neither was not run (a Ctrl-C, a MAX_RUN_* stop).
+"""
+
+from __future__ import annotations
+
+import json
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+
+from chalicelib import aws
+from chalicelib.jobs import Job, NotAJob, job_from_message
+from chalicelib.monitor.runs import read_object
+from chalicelib.settings import Settings
+
+LOG_FETCH_THREADS = 16  # concurrent calls to the embedded server when fetching logs and outputs
+
+
+@dataclass
+class Results:
+    jobs: int
+    succeeded: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)  # in the dead-letter queue
+    not_run: list[str] = field(default_factory=list)
+    output_files: int = 0
+    output_prefixes: list[str] = field(default_factory=list)
+    log_files: dict[str, Path] = field(default_factory=dict)  # job id -> its log file
+    started_lines: dict[str, int] = field(default_factory=dict)  # job id -> "started:" lines in its log
+    run_summary: dict | None = None  # what the monitor wrote at teardown
+
+
+def collect(settings: Settings, jobs: list[Job], out: Path) -> Results:
+    results = Results(jobs=len(jobs), output_prefixes=sorted({job.output_prefix for job in jobs}))
+    results.output_files = download_outputs(settings, jobs, out)
+    lines = fetch_logs(settings, [job.job_id for job in jobs])
+    log_dir = out / "logs"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    for job_id, events in lines.items():
+        if events is None:
+            continue
+        path = log_dir / f"{job_id}.log"
+        path.write_text("".join(line + "\n" for line in events))
+        results.log_files[job_id] = path
+        results.started_lines[job_id] = sum(line.startswith("started: ") for line in events)
+    failed = set(dead_letter_job_ids(settings))
+    for job in jobs:
+        events = lines.get(job.job_id) or []
+        if job.job_id in failed:
+            results.failed.append(job.job_id)
+        elif any(line.startswith("succeeded: ") for line in events):
+            results.succeeded.append(job.job_id)
+        elif any(line.startswith("skipped: already done") for line in events):
+            results.skipped.append(job.job_id)
+        else:
+            results.not_run.append(job.job_id)
+    summary = read_object(aws.client("s3", settings), settings.AWS_BUCKET, f"monitors/{settings.APP_NAME}_summary.json")
+    results.run_summary = json.loads(summary) if summary else None
+    return results
+
+
+def download_outputs(settings: Settings, jobs: list[Job], out: Path) -> int:
+    """One listing of the bucket (not one per job: 2,000 jobs would be 2,000 calls), then the transfers."""
+    prefixes = {job.output_prefix for job in jobs}
+    s3 = aws.client("s3", settings)
+    keys = []
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=settings.AWS_BUCKET):
+        for item in page.get("Contents", ()):
+            parents = PurePosixPath(item["Key"]).parents
+            if any(str(parent) in prefixes for parent in parents):
+                keys.append(item["Key"])
+    def download(key: str) -> None:
+        target = out.joinpath(*PurePosixPath(key).parts)  # prefixes never hold ".." (chalicelib.jobs)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        s3.download_file(settings.AWS_BUCKET, key, str(target))
+
+    with ThreadPoolExecutor(LOG_FETCH_THREADS) as pool:
+        list(pool.map(download, keys))
+    return len(keys)
+
+
+def fetch_logs(settings: Settings, job_ids: list[str]) -> dict[str, list[str] | None]:
+    """Each job's log lines, oldest first; None for a job that has no stream (never received)."""
+    logs = aws.client("logs", settings)
+
+    def lines(job_id: str) -> list[str] | None:
+        found, kwargs = [], {"logGroupName": settings.LOG_GROUP_NAME, "logStreamName": job_id,
+                             "startFromHead": True}
+        while True:
+            try:
+                page = logs.get_log_events(**kwargs)
+            except logs.exceptions.ResourceNotFoundException:
+                return None
+            found.extend(event["message"] for event in page["events"])
+            # the last page repeats its forward token
+            if not page["events"] or page.get("nextForwardToken") == kwargs.get("nextToken"):
+                return found
+            kwargs["nextToken"] = page["nextForwardToken"]
+
+    with ThreadPoolExecutor(LOG_FETCH_THREADS) as pool:
+        return dict(zip(job_ids, pool.map(lines, job_ids)))
+
+
+def dead_letter_job_ids(settings: Settings) -> list[str]:
+    """Job ids of the messages in the dead-letter queue (a fresh emulated account: all are this run's)."""
+    sqs = aws.client("sqs", settings)
+    try:
+        url = sqs.get_queue_url(QueueName=settings.SQS_DEAD_LETTER_QUEUE)["QueueUrl"]
+    except sqs.exceptions.QueueDoesNotExist:
+        return []
+    ids, seen = [], set()
+    while True:
+        # Received, never deleted: the messages stay in the queue, hidden while we read the rest.
+        messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=300,
+                                       WaitTimeSeconds=0).get("Messages", [])
+        if not messages:
+            return ids
+        for message in messages:
+            if message["MessageId"] in seen:
+                continue
+            seen.add(message["MessageId"])
+            try:
+                ids.append(job_from_message(message["Body"], settings).job_id)
+            except NotAJob:
+                ids.append(f"(not a job: message {message['MessageId']})")

@@ -1,0 +1,62 @@
+"""AWS's part in a spot interruption, played locally (--interrupt-rate).
+
+On each check every running machine gets an interruption notice with
+probability `rate` (on its fake metadata endpoint: what AWS shows two minutes
+before it reclaims a machine). The machine's workers see it, release their
+jobs and exit. Then, as AWS would, the instance is terminated, and the fleet,
+a maintain-type request, launches a replacement while it is below its target.
+moto has no such background process, so the replacement is asked for with
+ModifySpotFleetRequest at the fleet's current target (moto then launches the
+difference: see the fulfilled-capacity patch in moto_patches.py).
+"""
+
+from __future__ import annotations
+
+import random
+
+from chalicelib import aws
+from chalicelib.local.machines import Machines
+
+_LIVE_FLEET = ("submitted", "active", "modifying")
+
+
+class SpotMarket:
+    def __init__(self, ec2, fleet_id: str, machines: Machines, rate: float, rng: random.Random | None = None):
+        self.ec2 = ec2
+        self.fleet_id = fleet_id
+        self.machines = machines
+        self.rate = rate
+        self.rng = rng or random.Random()
+        self.notices = 0
+        self.replacements = 0
+
+    def tick(self) -> list[str]:
+        """Send this check's notices; returns the instance ids that got one."""
+        if self.rate <= 0:
+            return []
+        hit = []
+        for machine in self.machines.live:
+            if machine.running and not machine.interrupted and not machine.stop_reason and \
+                    self.rng.random() < self.rate:
+                self.machines.interrupt(machine)
+                hit.append(machine.instance_id)
+        self.notices += len(hit)
+        return hit
+
+    def reclaim(self, instance_id: str) -> bool:
+        """Terminate an interrupted machine's instance; True if the fleet launched a replacement."""
+        self.ec2.terminate_instances(InstanceIds=[instance_id])
+        configs = self.ec2.describe_spot_fleet_requests(SpotFleetRequestIds=[self.fleet_id])["SpotFleetRequestConfigs"]
+        if not configs or configs[0]["SpotFleetRequestState"] not in _LIVE_FLEET:
+            return False
+        config = configs[0]["SpotFleetRequestConfig"]
+        target, live = int(config["TargetCapacity"]), float(config.get("FulfilledCapacity", 0))
+        if target <= live:
+            return False
+        self.ec2.modify_spot_fleet_request(SpotFleetRequestId=self.fleet_id, TargetCapacity=target)
+        self.replacements += 1
+        return True
+
+
+def market(settings, fleet_id: str, machines: Machines, rate: float) -> SpotMarket:
+    return SpotMarket(aws.client("ec2", settings), fleet_id, machines, rate)

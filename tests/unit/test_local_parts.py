@@ -1,0 +1,66 @@
+"""Local mode's pure parts: the endpoint guard, COMMAND on this machine, the progress line."""
+
+from __future__ import annotations
+
+import io
+import sys
+
+import pytest
+
+from chalicelib.errors import UserError
+from chalicelib.local.embedded import NotLocal, ensure_local, local_environment
+from chalicelib.local.prepare import localize_command
+from chalicelib.local.progress import Progress
+from tests.conftest import make_settings
+
+
+@pytest.mark.parametrize("url", ["http://127.0.0.1:5000", "http://localhost:1", "http://[::1]:80"])
+def test_a_loopback_endpoint_is_accepted(url):
+    assert ensure_local(url) == url
+
+
+@pytest.mark.parametrize("url", ["https://sqs.us-east-1.amazonaws.com", "http://10.0.0.5:5000", "http://0.0.0.0:5"])
+def test_any_other_endpoint_is_refused(url):
+    with pytest.raises(NotLocal, match="refusing to start"):
+        ensure_local(url)
+
+
+def test_the_local_environment_drops_every_aws_variable_of_the_user():
+    env = local_environment("http://127.0.0.1:9", "eu-west-1", {
+        "AWS_PROFILE": "lab", "AWS_ENDPOINT_URL_S3": "https://s3.amazonaws.com", "AWS_SESSION_TOKEN": "secret",
+        "HOME": "/home/me"})
+    assert env["HOME"] == "/home/me" and env["AWS_ENDPOINT_URL"] == "http://127.0.0.1:9"
+    assert not {"AWS_PROFILE", "AWS_ENDPOINT_URL_S3", "AWS_SESSION_TOKEN"} & set(env)
+    assert env["AWS_DEFAULT_REGION"] == "eu-west-1"
+
+
+def test_python_becomes_this_python_and_a_file_beside_the_config_an_absolute_path(tmp_path):
+    (tmp_path / "measure.py").write_text("")
+    settings = make_settings(COMMAND=["python", "measure.py", "--out", "{output_dir}", "missing.py"])
+    settings = type(settings).from_mapping(settings.to_config(), source=str(tmp_path / "config.json"))
+
+    local, changes = localize_command(settings)
+
+    assert local.COMMAND == (sys.executable, str(tmp_path / "measure.py"), "--out", "{output_dir}", "missing.py")
+    assert len(changes) == 2 and local.AWS_PROFILE is None
+
+
+def test_a_program_not_on_this_machine_is_bad_input():
+    with pytest.raises(UserError, match="program 'no-such-tool' not found on this machine"):
+        localize_command(make_settings(COMMAND=["no-such-tool", "{plate}"]))
+
+
+def test_on_a_terminal_progress_redraws_one_line_and_elsewhere_prints_a_line_per_change():
+    now = [0.0]
+    bar = Progress(io.StringIO(), total=10, clock=lambda: now[0], tty=True)
+    now[0] = 5.0
+    bar.update(waiting=4, running=1, failed=0, machines=2, workers=4)
+    text = bar.stream.getvalue()
+    assert text.startswith("\r\x1b[K[") and "\n" not in text
+    assert "5/10 done, 0 failed, 5 left (1 running) | 2 machine(s), 4 worker(s) | 0:05 ETA 0:05" in text
+
+    plain = Progress(io.StringIO(), total=10, clock=lambda: now[0], tty=False)
+    for _ in range(3):
+        plain.update(waiting=4, running=1, failed=0, machines=2, workers=4)
+    plain.update(waiting=3, running=1, failed=0, machines=2, workers=4)
+    assert plain.stream.getvalue().count("\n") == 2 and "\r" not in plain.stream.getvalue()

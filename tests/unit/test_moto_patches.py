@@ -1,0 +1,79 @@
+"""The moto patches must keep applying: a moto upgrade that renames what they replace fails here, loudly.
+
+Each patch exists because moto differs from AWS in a way our code or local mode
+depends on (see chalicelib/local/moto_patches.py for why). If one of these
+tests fails after an upgrade, re-check that difference before touching the patch.
+"""
+
+from __future__ import annotations
+
+import inspect
+import time
+
+import moto
+import pytest
+from moto.core import utils as moto_utils
+from moto.ec2.models.spot_requests import SpotFleetRequest
+from moto.sqs import models as sqs_models
+
+from chalicelib.local.moto_patches import patched
+
+PINNED_MOTO = "5.2.5"
+
+
+def test_moto_is_the_pinned_version():
+    assert moto.__version__ == PINNED_MOTO, (
+        f"moto {moto.__version__} is installed; the patches were written for {PINNED_MOTO}: re-check each one")
+
+
+def test_the_attributes_the_patches_replace_still_exist_in_moto():
+    assert hasattr(moto_utils, "unix_time") and hasattr(moto_utils, "unix_time_millis")
+    # The SQS patch swaps module globals: it applies only while moto's SQS calls them by bare name.
+    source = inspect.getsource(sqs_models)
+    assert "unix_time_millis()" in source and "unix_time()" in source
+    assert "fulfilled_capacity" in inspect.getsource(SpotFleetRequest)
+    assert hasattr(sqs_models.SQSBackend, "is_message_valid_based_on_retention_period")
+    assert hasattr(SpotFleetRequest, "terminate_instances")
+    assert hasattr(SpotFleetRequest, "create_spot_requests")
+
+
+def test_inside_patched_sqs_reads_the_fast_clock_and_outside_it_moto_is_untouched():
+    # The whole test session runs inside patched() (tests/conftest.py); nesting shows both states.
+    with patched():
+        assert sqs_models.unix_time is not moto_utils.unix_time
+        assert sqs_models.unix_time() == pytest.approx(time.time(), abs=1.0)
+        assert sqs_models.unix_time_millis() == pytest.approx(time.time() * 1000, abs=1000)
+        assert isinstance(SpotFleetRequest.__dict__["fulfilled_capacity"], property)
+        inner = sqs_models.unix_time
+    assert sqs_models.unix_time is not inner, "leaving patched() restores what was there before"
+
+
+@pytest.mark.usefixtures("aws")
+def test_a_fleet_below_its_target_after_a_termination_launches_a_replacement_when_modified():
+    """What local mode does when it plays AWS's part after a spot interruption (maintain-type fleet)."""
+    import boto3
+
+    ec2 = boto3.client("ec2", region_name="us-east-1")
+    ami = ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
+    fleet_id = ec2.request_spot_fleet(SpotFleetRequestConfig={
+        "IamFleetRole": "arn:aws:iam::123456789012:role/fleet", "TargetCapacity": 2, "SpotPrice": "0.1",
+        "AllocationStrategy": "lowestPrice",
+        "LaunchSpecifications": [{"ImageId": ami, "InstanceType": "m5.large"}]})["SpotFleetRequestId"]
+
+    def live():
+        ids = [item["InstanceId"] for item in
+               ec2.describe_spot_fleet_instances(SpotFleetRequestId=fleet_id)["ActiveInstances"]]
+        reservations = ec2.describe_instances(InstanceIds=ids, Filters=[
+            {"Name": "instance-state-name", "Values": ["pending", "running"]}])["Reservations"]
+        return sorted(instance["InstanceId"] for reservation in reservations for instance in reservation["Instances"])
+
+    first = live()
+    assert len(first) == 2
+    ec2.terminate_instances(InstanceIds=[first[0]])
+    config = ec2.describe_spot_fleet_requests(SpotFleetRequestIds=[fleet_id])["SpotFleetRequestConfigs"][0]
+    assert config["SpotFleetRequestConfig"]["FulfilledCapacity"] == 1.0
+
+    ec2.modify_spot_fleet_request(SpotFleetRequestId=fleet_id, TargetCapacity=2)
+
+    now = live()
+    assert len(now) == 2 and first[1] in now and first[0] not in now
