@@ -74,8 +74,10 @@ def role_specs(settings: Settings, account: str) -> list[RoleSpec]:
          "Condition": {"StringEquals": {"iam:PassedToService": ["ec2.amazonaws.com"]}}},
     ))
     task = RoleSpec(names.task_role(settings), "ecs-tasks.amazonaws.com", _policy(
+        # SendMessage: a job released for a spot interruption is requeued as a fresh message, so the
+        # interruption does not count as one of its JOB_RETRIES attempts (worker/worker.py `_release`)
         _allow(["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility", "sqs:GetQueueUrl",
-                "sqs:GetQueueAttributes"], queue),
+                "sqs:GetQueueAttributes", "sqs:SendMessage"], queue),
         _allow(["s3:ListBucket"], bucket),
         _allow(["s3:GetObject", "s3:PutObject"], bucket + "/*"),
         _allow(["logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"],

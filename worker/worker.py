@@ -131,7 +131,7 @@ class Worker:
         received_at = time.monotonic()
         message = messages[0]
         if self.stop_requested:  # the stop came during the long poll: this machine takes no new work
-            self._change_visibility(message, 0)
+            self._release(message)
             return Outcome.RELEASED
         try:
             job = job_from_message(message["Body"], self.settings)
@@ -168,7 +168,7 @@ class Worker:
                 self._delete(message)
                 joblog.event(f"succeeded: {text}; total {total:.2f} s")
             elif outcome is Outcome.RELEASED:
-                self._change_visibility(message, 0)
+                self._release(message)
                 joblog.event(f"released: {text}; the job is visible again for another worker")
             else:
                 self._change_visibility(message, self.options.retry_delay_seconds)
@@ -302,6 +302,28 @@ class Worker:
 
     def _delete(self, message: dict) -> None:
         self.sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=message["ReceiptHandle"])
+
+    def _release(self, message: dict) -> None:
+        """Hand the job to another worker at once without spending one of its JOB_RETRIES.
+
+        SQS counts every receive, so a job released for a spot interruption or a stop would reach
+        the dead-letter queue after JOB_RETRIES interruptions though it never failed. A fresh copy
+        is queued (its receive count starts at 0) and this receipt deleted. If the copy cannot be
+        sent, the message is made visible at once instead; if the delete fails after the send, the
+        job may run twice, which SQS's at-least-once delivery allows anyway, but is never lost.
+        """
+        try:
+            self.sqs.send_message(QueueUrl=self.queue_url, MessageBody=message["Body"])
+        except Exception as error:  # noqa: BLE001 - fall back to the plain release
+            log.warning("could not requeue message %s (%s); releasing it instead", message["MessageId"],
+                        aws.error_code(error) or error)
+            self._change_visibility(message, 0)
+            return
+        try:
+            self._delete(message)
+        except Exception as error:  # noqa: BLE001 - the old copy returns after its visibility timeout
+            log.warning("requeued message %s but could not delete the original (%s); the job may run twice",
+                        message["MessageId"], aws.error_code(error) or error)
 
     def _change_visibility(self, message: dict, seconds: int, quiet: bool = False) -> None:
         try:

@@ -137,3 +137,23 @@ def test_the_command_gets_the_configs_environment(clients):
     assert worker.run_once() is Outcome.SUCCEEDED
     body = clients["s3"].get_object(Bucket=settings.AWS_BUCKET, Key=f"{job.output_prefix}/env.txt")["Body"]
     assert body.read() == b"4"
+
+
+def test_a_job_stopped_mid_run_is_requeued_without_spending_a_retry(clients):
+    import threading
+
+    settings, worker, queue_url, dlq_url = world(
+        clients, JOB_RETRIES=1, COMMAND=python("import time; time.sleep(60)", "{plate}"))
+    sqs = clients["sqs"]
+    sent = send_jobs(sqs, queue_url, settings, [{"plate": "P1"}])[0]
+    stopper = threading.Timer(1.0, worker.request_stop, ("spot interruption notice",))
+    stopper.start()
+
+    assert worker.run_once() is Outcome.RELEASED
+
+    # a fresh copy waits, visible at once, its receive count back at zero; nothing went to the DLQ
+    again = sqs.receive_message(QueueUrl=queue_url, MessageSystemAttributeNames=["ApproximateReceiveCount"])
+    assert [(m["Body"], m["Attributes"]["ApproximateReceiveCount"]) for m in again["Messages"]] == [(sent.body, "1")]
+    assert sqs.receive_message(QueueUrl=dlq_url).get("Messages", []) == []
+    lines = log_lines(clients["logs"], settings.LOG_GROUP_NAME, "P1")
+    assert any(line.startswith("released: stopped (spot interruption notice)") for line in lines)
