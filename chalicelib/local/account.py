@@ -36,7 +36,7 @@ def prepare_account(settings: Settings) -> Account:
     roles = iam.setup_account(settings)
     report = resources.setup(settings)
     ec2 = aws.client("ec2", settings)
-    subnet, group = _private_subnet(ec2)
+    subnet, group = private_subnet(ec2)
     # Any image will do: nothing boots it. An Amazon-owned one stands in for the ECS-optimized AMI.
     image = ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
     return Account(roles.fleet_role_arn, roles.instance_profile_arn, image, subnet, group, len(report.changes))
@@ -49,15 +49,18 @@ def _bucket_args(settings: Settings) -> dict:
             "CreateBucketConfiguration": {"LocationConstraint": settings.AWS_REGION}}
 
 
-def _private_subnet(ec2) -> tuple[str, str]:
+def private_subnet(ec2, nat: bool = True) -> tuple[str, str]:
+    """A subnet without public IPs whose route table sends 0.0.0.0/0 through a NAT gateway (or, with
+    nat=False, has no way out), and a security group in its VPC: what start-cluster's checks expect."""
     vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
     private = ec2.create_subnet(VpcId=vpc, CidrBlock="10.0.1.0/24")["Subnet"]["SubnetId"]
-    public = ec2.create_subnet(VpcId=vpc, CidrBlock="10.0.2.0/24")["Subnet"]["SubnetId"]
-    allocation = ec2.allocate_address(Domain="vpc")["AllocationId"]
-    gateway = ec2.create_nat_gateway(SubnetId=public, AllocationId=allocation)["NatGateway"]["NatGatewayId"]
-    table = ec2.create_route_table(VpcId=vpc)["RouteTable"]["RouteTableId"]
-    ec2.create_route(RouteTableId=table, DestinationCidrBlock="0.0.0.0/0", NatGatewayId=gateway)
-    ec2.associate_route_table(RouteTableId=table, SubnetId=private)
+    if nat:
+        public = ec2.create_subnet(VpcId=vpc, CidrBlock="10.0.2.0/24")["Subnet"]["SubnetId"]
+        allocation = ec2.allocate_address(Domain="vpc")["AllocationId"]
+        gateway = ec2.create_nat_gateway(SubnetId=public, AllocationId=allocation)["NatGateway"]["NatGatewayId"]
+        table = ec2.create_route_table(VpcId=vpc)["RouteTable"]["RouteTableId"]
+        ec2.create_route(RouteTableId=table, DestinationCidrBlock="0.0.0.0/0", NatGatewayId=gateway)
+        ec2.associate_route_table(RouteTableId=table, SubnetId=private)
     group = ec2.create_security_group(GroupName="dsr-local-workers", Description="local mode workers",
                                       VpcId=vpc)["GroupId"]
     return private, group

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from chalicelib import aws as clients, iam, resources
+from chalicelib.local.account import private_subnet
 from tests.conftest import BASE_CONFIG, REGION, make_settings
 
 
@@ -35,17 +36,7 @@ def make_bucket(settings) -> None:
 
 def make_subnet(nat: bool = True) -> str:
     """A subnet whose route table sends 0.0.0.0/0 through a NAT gateway (or has no way out)."""
-    ec2 = clients.client("ec2", region=REGION)
-    vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
-    subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.0.1.0/24")["Subnet"]["SubnetId"]
-    if nat:
-        public = ec2.create_subnet(VpcId=vpc, CidrBlock="10.0.2.0/24")["Subnet"]["SubnetId"]
-        allocation = ec2.allocate_address(Domain="vpc")["AllocationId"]
-        gateway = ec2.create_nat_gateway(SubnetId=public, AllocationId=allocation)["NatGateway"]["NatGatewayId"]
-        table = ec2.create_route_table(VpcId=vpc)["RouteTable"]["RouteTableId"]
-        ec2.create_route(RouteTableId=table, DestinationCidrBlock="0.0.0.0/0", NatGatewayId=gateway)
-        ec2.associate_route_table(RouteTableId=table, SubnetId=subnet)
-    return subnet
+    return private_subnet(clients.client("ec2", region=REGION), nat)[0]
 
 
 def write_fleet(folder: Path, fleet_role_arn: str, profile_arn: str, subnet: str, **extra) -> Path:
