@@ -144,6 +144,19 @@ class WorkerProcess:
         except subprocess.TimeoutExpired:
             raise AssertionError(f"worker did not exit within {timeout} s; its output:\n{self.output}") from None
 
+    def worker_pids(self) -> list[int]:
+        """The supervisor's worker processes (its direct children), read from /proc."""
+        pids = []
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit():
+                try:
+                    fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+                except OSError:
+                    continue
+                if int(fields[1]) == self.process.pid:
+                    pids.append(int(entry.name))
+        return sorted(pids)
+
     def kill_all(self) -> None:
         """SIGKILL the worker's whole process group: the machine died."""
         try:

@@ -33,6 +33,8 @@ from worker.spot import Metadata, SpotWatch
 
 log = logging.getLogger("worker")
 
+RESTART_LIMIT = 5  # quick crashes in a row before a worker slot is given up
+CRASH_WINDOW_SECONDS = 60.0  # a worker that dies sooner than this after its start crashed "quickly"
 _PARENT_PID_ENV = "DSR_PARENT_PID"  # set by the supervisor for its children; not a user knob
 # The supervisor forwards a spot notice as SIGUSR1 so each job's log says why it was stopped.
 SPOT_SIGNAL = signal.SIGUSR1
@@ -117,6 +119,9 @@ class Supervisor:
         self._reason = ""
         self._forward = signal.SIGTERM
         self.instance_id: str | None = None
+        self._started_at: list[float] = []
+        self._quick_crashes: list[int] = []
+        self._given_up: set[int] = set()
 
     def stop(self, reason: str, forward: int = signal.SIGTERM) -> None:
         if not self._stop.is_set():
@@ -155,23 +160,49 @@ class Supervisor:
             return 1
         return 0
 
-    def _start_children(self) -> None:
+    def _spawn(self) -> subprocess.Popen:
         command = [sys.executable, "-m", "worker", "--single"] + (["--exit-when-empty"] if self.exit_when_empty else [])
         env = {**os.environ, _PARENT_PID_ENV: str(os.getpid())}
         if self.instance_id:
             env["DSR_INSTANCE_ID"] = self.instance_id
+        return subprocess.Popen(command, env=env)
+
+    def _start_children(self) -> None:
         for index in range(self.processes):
             if index and self._stop.wait(self.settings.SECONDS_TO_START):
                 break
             if self._stop.is_set():
                 break
-            self.children.append(subprocess.Popen(command, env=env))
+            self.children.append(self._spawn())
+            self._started_at.append(time.monotonic())
+            self._quick_crashes.append(0)
         log.info("started %d worker processes", len(self.children))
+
+    def _restart_crashed(self, codes: list[int | None]) -> None:
+        """A worker process that died (OOM killer, SIGKILL, a bug) is replaced, as DS's loop would not:
+        the container keeps its DOCKER_CORES jobs at once. Its job returns to the queue when the message's
+        visibility timeout ends. A slot that keeps dying within a minute of its start is given up after
+        RESTART_LIMIT tries, so a broken image does not spin."""
+        for index, code in enumerate(codes):
+            if code in (None, 0) or self._stop.is_set() or index in self._given_up:
+                continue
+            quick = time.monotonic() - self._started_at[index] < CRASH_WINDOW_SECONDS
+            self._quick_crashes[index] = self._quick_crashes[index] + 1 if quick else 1
+            if self._quick_crashes[index] > RESTART_LIMIT:
+                log.error("worker process %d keeps dying (exit %s); not restarting it again", index + 1, code)
+                self._given_up.add(index)
+                continue
+            log.warning("worker process %d died (exit %s); starting another; its job, if any, returns to the "
+                        "queue after its visibility timeout", index + 1, code)
+            self.children[index] = self._spawn()
+            self._started_at[index] = time.monotonic()
+            codes[index] = None
 
     def _wait_children(self) -> list[int]:
         forwarded = False
         while True:
             codes = [child.poll() for child in self.children]
+            self._restart_crashed(codes)
             if all(code is not None for code in codes):
                 return codes
             if self._stop.is_set() and not forwarded:

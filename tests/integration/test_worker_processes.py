@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+import os
 import signal
 
 import pytest
@@ -161,6 +162,22 @@ def test_a_worker_killed_mid_job_loses_nothing(world):
 
     assert world.worker("--exit-when-empty").wait() == 0, world.details()
     assert world.attempts("P9") == 2
+    assert len(world.outputs(job)) == 2 and world.counts() == (0, 0)
+
+
+def test_a_worker_process_killed_mid_job_is_replaced_and_the_job_finished(world):
+    world.setup("{plate}", SQS_MESSAGE_VISIBILITY=2)
+    [job] = world.send([{"plate": "P8", "mode": "first-hangs"}])
+    container = world.worker("--exit-when-empty")
+    wait_for(lambda: (world.marks / "P8.running").exists(), "the first attempt to start", details=world.details)
+    [first] = container.worker_pids()
+
+    os.kill(first, signal.SIGKILL)  # the OOM killer, say: only this worker process dies
+
+    # the supervisor starts another worker, which takes the job once its visibility timeout ends
+    assert container.wait() == 0, container.output
+    assert "worker process 1 died (exit -9); starting another" in container.output
+    assert world.attempts("P8") == 2
     assert len(world.outputs(job)) == 2 and world.counts() == (0, 0)
 
 
