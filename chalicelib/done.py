@@ -19,11 +19,16 @@ def count_done_files(s3, settings: Settings, output_prefix: str) -> int:
     pages = s3.get_paginator("list_objects_v2").paginate(Bucket=settings.AWS_BUCKET, Prefix=output_prefix + "/")
     for page in pages:
         for item in page.get("Contents", ()):
-            if item["Size"] >= settings.MIN_FILE_SIZE_BYTES and settings.NECESSARY_STRING in item["Key"]:
+            if counts_toward_done(item, settings):
                 count += 1
                 if count >= settings.EXPECTED_NUMBER_FILES:
                     return count
     return count
+
+
+def counts_toward_done(item: dict, settings: Settings) -> bool:
+    """One listed object (`Key`, `Size`) against DS's rule."""
+    return item["Size"] >= settings.MIN_FILE_SIZE_BYTES and settings.NECESSARY_STRING in item["Key"]
 
 
 def is_done(s3, settings: Settings, output_prefix: str) -> bool:

@@ -4,8 +4,10 @@
   --out (OUTPUT_PREFIX "outputs/{plate}" gives OUT/outputs/P01/...).
 - Logs: each job's log stream as OUT/logs/<job id>.log, one line per event.
 - Outcome of each job, from what AWS holds: the dead-letter queue says which
-  failed; the job's log says which succeeded or were skipped as already done.
-  A job with neither was not run (a Ctrl-C, a MAX_RUN_* stop).
+  failed; the job's log says which succeeded or were skipped as already done,
+  and so do complete outputs (DS's done rule) when a killed worker never sent
+  its last log line. A job with none of these was not run (a Ctrl-C, a
+  MAX_RUN_* stop).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from chalicelib import aws
+from chalicelib.done import counts_toward_done
 from chalicelib.jobs import Job, NotAJob, job_from_message
 from chalicelib.monitor.runs import read_object
 from chalicelib.settings import Settings
@@ -39,7 +42,9 @@ class Results:
 
 def collect(settings: Settings, jobs: list[Job], out: Path) -> Results:
     results = Results(jobs=len(jobs), output_prefixes=sorted({job.output_prefix for job in jobs}))
-    results.output_files = download_outputs(settings, jobs, out)
+    listed = download_outputs(settings, jobs, out)
+    results.output_files = len(listed)
+    complete = _outputs_complete(settings, jobs, listed)
     lines = fetch_logs(settings, [job.job_id for job in jobs])
     log_dir = out / "logs"
     log_dir.mkdir(parents=True, exist_ok=True)
@@ -55,7 +60,9 @@ def collect(settings: Settings, jobs: list[Job], out: Path) -> Results:
         events = lines.get(job.job_id) or []
         if job.job_id in failed:
             results.failed.append(job.job_id)
-        elif any(line.startswith("succeeded: ") for line in events):
+        elif any(line.startswith("succeeded: ") for line in events) or job.job_id in complete:
+            # outputs complete without a "succeeded:" line: the worker was killed after its upload, before
+            # its last log line went out; by DS's own rule (CHECK_IF_DONE) the job is done
             results.succeeded.append(job.job_id)
         elif any(line.startswith("skipped: already done") for line in events):
             results.skipped.append(job.job_id)
@@ -66,16 +73,28 @@ def collect(settings: Settings, jobs: list[Job], out: Path) -> Results:
     return results
 
 
-def download_outputs(settings: Settings, jobs: list[Job], out: Path) -> int:
-    """One listing of the bucket (not one per job: 2,000 jobs would be 2,000 calls), then the transfers."""
+def _outputs_complete(settings: Settings, jobs: list[Job], listed: list[dict]) -> set[str]:
+    """Jobs whose outputs meet DS's done rule (EXPECTED_NUMBER_FILES objects, chalicelib.done)."""
+    counts: dict[str, int] = {}
+    for item in listed:
+        if counts_toward_done(item, settings):
+            for parent in PurePosixPath(item["Key"]).parents:
+                counts[str(parent)] = counts.get(str(parent), 0) + 1
+    return {job.job_id for job in jobs if counts.get(job.output_prefix, 0) >= settings.EXPECTED_NUMBER_FILES}
+
+
+def download_outputs(settings: Settings, jobs: list[Job], out: Path) -> list[dict]:
+    """One listing of the bucket (not one per job: 2,000 jobs would be 2,000 calls), then the transfers.
+    Returns the listed objects under the jobs' prefixes."""
     prefixes = {job.output_prefix for job in jobs}
     s3 = aws.client("s3", settings)
-    keys = []
+    listed = []
     for page in s3.get_paginator("list_objects_v2").paginate(Bucket=settings.AWS_BUCKET):
         for item in page.get("Contents", ()):
             parents = PurePosixPath(item["Key"]).parents
             if any(str(parent) in prefixes for parent in parents):
-                keys.append(item["Key"])
+                listed.append(item)
+    keys = [item["Key"] for item in listed]
     def download(key: str) -> None:
         target = out.joinpath(*PurePosixPath(key).parts)  # prefixes never hold ".." (chalicelib.jobs)
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -83,7 +102,7 @@ def download_outputs(settings: Settings, jobs: list[Job], out: Path) -> int:
 
     with ThreadPoolExecutor(LOG_FETCH_THREADS) as pool:
         list(pool.map(download, keys))
-    return len(keys)
+    return listed
 
 
 def fetch_logs(settings: Settings, job_ids: list[str]) -> dict[str, list[str] | None]:
