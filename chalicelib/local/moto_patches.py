@@ -8,6 +8,7 @@ fails loudly if a moto upgrade moves what these patches replace.
 from __future__ import annotations
 
 import contextlib
+import threading
 import time
 from typing import Iterator
 
@@ -54,19 +55,36 @@ def _sqs_clock() -> Iterator[None]:
 
 @contextlib.contextmanager
 def _spot_fleet_cancel() -> Iterator[None]:
-    """moto raises "No instances specified" when a fleet is cancelled with TerminateInstances=True
-    after its machines were terminated one by one (it calls TerminateInstances with an empty list);
-    AWS cancels such a fleet without complaint."""
-    from moto.ec2.models.spot_requests import SpotFleetRequest
+    """Two gaps in moto's CancelSpotFleetRequests with TerminateInstances=True.
+
+    - It raises "No instances specified" when the fleet's machines were terminated
+      one by one (it calls TerminateInstances with an empty list); AWS cancels such
+      a fleet without complaint.
+    - It forgets the fleet at once, and a second cancel (two reconciles of one run
+      at the same moment) then fails with a KeyError (HTTP 500). AWS answers a
+      cancel of a cancelled or unknown fleet with success, listing the id under
+      UnsuccessfulFleetRequests; here such ids are dropped from the call, under a
+      lock so two threads cannot both pass the check and both delete.
+    """
+    from moto.ec2.models.spot_requests import SpotRequestBackend, SpotFleetRequest
 
     original = SpotFleetRequest.terminate_instances
+    original_cancel = SpotRequestBackend.cancel_spot_fleet_requests
+    lock = threading.Lock()
 
     def terminate_instances(self) -> None:
         if any(request.instance.state != "terminated" for request in self.spot_requests):
             original(self)
 
+    def cancel_spot_fleet_requests(self, spot_fleet_request_ids, terminate_instances):
+        with lock:
+            known = [fleet_id for fleet_id in spot_fleet_request_ids if fleet_id in self.spot_fleet_requests]
+            return original_cancel(self, known, terminate_instances)
+
     SpotFleetRequest.terminate_instances = terminate_instances
+    SpotRequestBackend.cancel_spot_fleet_requests = cancel_spot_fleet_requests
     try:
         yield
     finally:
         SpotFleetRequest.terminate_instances = original
+        SpotRequestBackend.cancel_spot_fleet_requests = original_cancel
