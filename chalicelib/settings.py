@@ -425,7 +425,8 @@ def _unknown_key_message(name: str, source: str) -> str:
         name.upper(), KEYS_BY_NAME, n=1, cutoff=0.6
     )
     hint = f"; did you mean '{close[0]}'?" if close else "; see the configuration table in README.md"
-    return f"unknown key '{name}' in {source}{hint}"
+    # repr: a key holding a newline or a quote still makes one readable line ('P1' stays 'P1')
+    return f"unknown key {name!r} in {source}{hint}"
 
 
 def _check_templates(values: Mapping[str, Any], source: str) -> None:
