@@ -152,11 +152,11 @@ def _environment(value: Any) -> tuple[tuple[str, str], ...]:
             raise ValueError(f"expected environment variable names like NAME_1, got {name!r}")
         if name.upper().startswith(RESERVED_ENV_PREFIXES):
             raise ValueError(
-                f"expected no variable starting with {' or '.join(RESERVED_ENV_PREFIXES)} (reserved), got {name!r}; "
-                "AWS credentials come from the task role, never from the config"
+                f"expected no variable starting with {' or '.join(RESERVED_ENV_PREFIXES)} (reserved: AWS "
+                f"credentials come from the task role, never from the config), got {name!r}"
             )
         if isinstance(item, bool) or not isinstance(item, (str, int, float)):
-            raise ValueError(f"expected a string or number for {name!r}")
+            raise ValueError(f"expected a string or number for {name!r}, got {type(item).__name__}")
         items.append((name, str(item)))
     return tuple(sorted(items))
 
@@ -412,7 +412,11 @@ def _parse_key(key: Key, value: Any, source: str) -> Any:
     try:
         return key.parse(value)
     except ValueError as error:
-        raise ConfigError(f"{source}: {key.name}: {error}, got {_show(value)}") from None
+        # ENVIRONMENT's values are never echoed: a user who put a secret there must not see it printed
+        # (or logged) again; its parser names the variable instead.
+        shown = type(value).__name__ if key.name == "ENVIRONMENT" else _show(value)
+        text = str(error) if key.name == "ENVIRONMENT" and ", got " in str(error) else f"{error}, got {shown}"
+        raise ConfigError(f"{source}: {key.name}: {text}") from None
 
 
 def _show(value: Any) -> str:
