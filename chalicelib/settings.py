@@ -72,7 +72,9 @@ def _plain_string(value: Any) -> str:
 
 def _int_at_least(low: int, high: int | None = None) -> Callable[[Any], int]:
     def parse(value: Any) -> int:
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value):
+        # Python's JSON reader accepts NaN and Infinity: neither is an integer (int() would raise on them)
+        if (isinstance(value, bool) or not isinstance(value, (int, float))
+                or (isinstance(value, float) and not math.isfinite(value)) or value != int(value)):
             raise ValueError(_range_text("an integer", low, high))
         value = int(value)
         if value < low or (high is not None and value > high):

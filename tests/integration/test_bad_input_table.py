@@ -74,6 +74,10 @@ CASES = [
      "error: config.json: ENVIRONMENT: expected no variable starting with AWS_ or DSR_ (reserved: AWS credentials come from the task role, never from the config), got 'AWS_SECRET_ACCESS_KEY'"),
     ("config output prefix uses output_dir", ["setup"], {"config.json": config(OUTPUT_PREFIX="{output_dir}")},
      "error: config.json: OUTPUT_PREFIX: expected an S3 prefix template; {output_dir} and {input_dir} are local folders, usable only in COMMAND"),
+    ("config count Infinity", ["setup"], {"config.json": config(DOCKER_CORES=DROP)[:-1] + ', "DOCKER_CORES": Infinity}'},
+     "error: config.json: DOCKER_CORES: expected an integer >= 1, got Infinity"),
+    ("config count NaN", ["setup"], {"config.json": config(JOB_RETRIES=DROP)[:-1] + ', "JOB_RETRIES": NaN}'},
+     "error: config.json: JOB_RETRIES: expected an integer from 1 to 1000, got NaN"),
     ("config price negative", ["setup"], {"config.json": config(MACHINE_PRICE=-1)},
      "error: config.json: MACHINE_PRICE: expected a positive number, got -1"),
     # --- jobs.json (submit)
