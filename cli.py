@@ -58,7 +58,7 @@ class _Group(click.Group):
 
 def config_option(command):
     @click.option("--config", "config_path", default="config.json", show_default=True,
-                  type=click.Path(dir_okay=False), help="The run's configuration file.")
+                  type=click.Path(), help="The run's configuration file.")
     @functools.wraps(command)
     def wrapper(*args, config_path: str, **kwargs):
         return command(*args, settings=Settings.load(config_path), **kwargs)
@@ -144,7 +144,7 @@ def setup_account(settings: Settings, destroy: bool):
 
 
 @cli.command()
-@click.argument("jobfile", type=click.Path(dir_okay=False))
+@click.argument("jobfile", type=click.Path())
 @click.option("--skip-done", is_flag=True, help="Send only jobs whose outputs are not already in S3.")
 @config_option
 def submit(settings: Settings, jobfile: str, skip_done: bool):
@@ -167,7 +167,7 @@ def submit(settings: Settings, jobfile: str, skip_done: bool):
 
 
 @cli.command("start-cluster")
-@click.argument("fleetfile", type=click.Path(dir_okay=False))
+@click.argument("fleetfile", type=click.Path())
 @click.option("--cheapest", is_flag=True, help="Shrink the fleet to one machine after 15 minutes (DS's mode).")
 @click.option("--wait", "wait_seconds", type=click.IntRange(min=0), default=300, show_default=True,
               help="Seconds to wait for the first machine (0: do not wait).")
@@ -197,11 +197,11 @@ def start_cluster(settings: Settings, fleetfile: str, cheapest: bool, wait_secon
 
 
 @cli.command()
-@click.argument("monitorfile", required=False, type=click.Path(dir_okay=False))
+@click.argument("monitorfile", required=False, type=click.Path())
 @click.option("--cheapest", is_flag=True, help="Shrink the fleet to one machine after 15 minutes.")
 @click.option("--period", type=click.FloatRange(min=1), default=60, show_default=True,
               help="Seconds between checks.")
-@click.option("--config", "config_path", default="config.json", show_default=True, type=click.Path(dir_okay=False),
+@click.option("--config", "config_path", default="config.json", show_default=True, type=click.Path(),
               help="The run's configuration file (not read when MONITORFILE is given).")
 def monitor(monitorfile: str | None, cheapest: bool, period: float, config_path: str):
     """Watch a run from this terminal until it is torn down (what the Lambda does):

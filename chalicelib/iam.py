@@ -7,8 +7,10 @@ Three roles (names in chalicelib.names):
   config is written by the fleet's UserData, not fetched from S3.
 - the spot fleet role: launch, tag and terminate instances, and pass the
   instance role (and only that role) to EC2.
-- the worker's task role, per APP_NAME: the run's job queue, its bucket, its
-  log group and CloudWatch metrics. The worker never sees AWS keys.
+- the worker's task role, per APP_NAME: the run's job queue, its bucket (delete
+  only the busy leases), its log group and its machines' idle alarms. The worker
+  never sees AWS keys. tests/integration/test_worker_iam_policy.py records every
+  call a worker makes and fails on a missing or an unused grant.
 
 Inline policies only: every permission is visible in this file, and
 `--destroy` removes everything without touching AWS-managed policies.
@@ -21,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote
 
-from chalicelib import aws, names
+from chalicelib import aws, leases, names
 from chalicelib.settings import Settings
 
 POLICY_NAME = "dsr-least-privilege"
@@ -80,10 +82,13 @@ def role_specs(settings: Settings, account: str) -> list[RoleSpec]:
                 "sqs:GetQueueAttributes", "sqs:SendMessage"], queue),
         _allow(["s3:ListBucket"], bucket),
         _allow(["s3:GetObject", "s3:PutObject"], bucket + "/*"),
-        _allow(["logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"],
-               [job_logs, job_logs + ":*"]),
-        # PutMetricData has no resource-level permissions; "*" is the only form AWS accepts.
-        _allow(["cloudwatch:PutMetricData"], "*"),
+        # The busy lease (chalicelib/leases.py) is the one object a worker deletes; outputs never are.
+        _allow(["s3:DeleteObject"], f"{bucket}/{leases.prefix(settings.APP_NAME)}*"),
+        # CreateLogGroup: a worker makes its group if setup has not (local runs), tolerating "exists".
+        _allow(["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"], [job_logs, job_logs + ":*"]),
+        # The machine's idle alarm, APP_NAME_<instance id> (worker/alarm.py), made by the container's supervisor.
+        _allow(["cloudwatch:DescribeAlarms", "cloudwatch:PutMetricAlarm"],
+               f"arn:{partition}:cloudwatch:{region}:{account}:alarm:{settings.APP_NAME}_i-*"),
     ))
     return [instance, fleet, task]
 

@@ -72,7 +72,9 @@ def _plain_string(value: Any) -> str:
 
 def _int_at_least(low: int, high: int | None = None) -> Callable[[Any], int]:
     def parse(value: Any) -> int:
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value):
+        # Python's JSON reader accepts NaN and Infinity: neither is an integer (int() would raise on them)
+        if (isinstance(value, bool) or not isinstance(value, (int, float))
+                or (isinstance(value, float) and not math.isfinite(value)) or value != int(value)):
             raise ValueError(_range_text("an integer", low, high))
         value = int(value)
         if value < low or (high is not None and value > high):
@@ -152,11 +154,11 @@ def _environment(value: Any) -> tuple[tuple[str, str], ...]:
             raise ValueError(f"expected environment variable names like NAME_1, got {name!r}")
         if name.upper().startswith(RESERVED_ENV_PREFIXES):
             raise ValueError(
-                f"expected no variable starting with {' or '.join(RESERVED_ENV_PREFIXES)} (reserved), got {name!r}; "
-                "AWS credentials come from the task role, never from the config"
+                f"expected no variable starting with {' or '.join(RESERVED_ENV_PREFIXES)} (reserved: AWS "
+                f"credentials come from the task role, never from the config), got {name!r}"
             )
         if isinstance(item, bool) or not isinstance(item, (str, int, float)):
-            raise ValueError(f"expected a string or number for {name!r}")
+            raise ValueError(f"expected a string or number for {name!r}, got {type(item).__name__}")
         items.append((name, str(item)))
     return tuple(sorted(items))
 
@@ -412,7 +414,11 @@ def _parse_key(key: Key, value: Any, source: str) -> Any:
     try:
         return key.parse(value)
     except ValueError as error:
-        raise ConfigError(f"{source}: {key.name}: {error}, got {_show(value)}") from None
+        # ENVIRONMENT's values are never echoed: a user who put a secret there must not see it printed
+        # (or logged) again; its parser names the variable instead.
+        shown = type(value).__name__ if key.name == "ENVIRONMENT" else _show(value)
+        text = str(error) if key.name == "ENVIRONMENT" and ", got " in str(error) else f"{error}, got {shown}"
+        raise ConfigError(f"{source}: {key.name}: {text}") from None
 
 
 def _show(value: Any) -> str:
@@ -425,7 +431,8 @@ def _unknown_key_message(name: str, source: str) -> str:
         name.upper(), KEYS_BY_NAME, n=1, cutoff=0.6
     )
     hint = f"; did you mean '{close[0]}'?" if close else "; see the configuration table in README.md"
-    return f"unknown key '{name}' in {source}{hint}"
+    # repr: a key holding a newline or a quote still makes one readable line ('P1' stays 'P1')
+    return f"unknown key {name!r} in {source}{hint}"
 
 
 def _check_templates(values: Mapping[str, Any], source: str) -> None:

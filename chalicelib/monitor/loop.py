@@ -34,6 +34,10 @@ def record_from_file(path: str) -> RunRecord:
             return RunRecord.from_json(handle.read())
     except FileNotFoundError:
         raise UserError(f"{path}: file not found") from None
+    except IsADirectoryError:
+        raise UserError(f"{path}: expected a file, found a directory") from None
+    except OSError as error:
+        raise UserError(f"{path}: cannot read: {error.strerror}") from None
     except ValueError as error:
         raise UserError(f"{path}: not a run record ({error})") from None
 

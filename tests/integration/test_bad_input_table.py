@@ -1,0 +1,209 @@
+"""Hand-written bad inputs through `cli.py`, end to end: each gives its exact one-line error and exit 2.
+
+Config, job and fleet files as users get them wrong, plus what goes wrong
+before a file is even read (missing, a directory, not JSON, not UTF-8). The
+account is ready (setup done, the fleet file otherwise valid), so the only
+reason for each failure is the bad input; after each, moto holds no message
+and no fleet: nothing was half-done. (tests/unit/test_settings.py, test_jobs.py
+and test_fleet.py check the parsers themselves; this table checks what a user
+sees at the command line.)
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from chalicelib import aws as clients
+from cli import cli
+from tests.conftest import BASE_CONFIG
+from tests.integration.world import Account
+
+GOOD_JOBS = {"groups": [{"plate": "P1"}, {"plate": "P2"}]}
+DEEP = "[" * 100_000 + "]" * 100_000
+
+
+DROP = object()  # config(KEY=DROP): the key left out
+
+
+def config(**changes):
+    return json.dumps({key: value for key, value in {**BASE_CONFIG, **changes}.items() if value is not DROP})
+
+# (name, command, {file name: content (str, bytes, dict/list as JSON, or a directory)}, expected stderr)
+# The command's files are config.json, jobs.json and fleet.json in the current folder, unless the case writes others.
+CASES = [
+    # --- config.json
+    ("config missing", ["setup", "--config", "nope.json"], {}, "error: nope.json: file not found"),
+    ("config is a directory", ["setup", "--config", "conf.d"], {"conf.d": "DIR"},
+     "error: conf.d: expected a file, found a directory"),
+    ("config invalid JSON", ["setup"], {"config.json": '{"APP_NAME": "A",}'},
+     "error: config.json: invalid JSON at line 1 column 18: Expecting property name enclosed in double quotes"),
+    ("config not UTF-8", ["setup"], {"config.json": b'{"APP_NAME": "\xff"}'},
+     "error: config.json: expected UTF-8 JSON text"),
+    ("config nested too deeply", ["setup"], {"config.json": DEEP}, "error: config.json: JSON nested too deeply"),
+    ("config is a list", ["setup"], {"config.json": "[1, 2]"},
+     "error: config.json: expected a JSON object of settings, got list"),
+    ("config empty file", ["setup"], {"config.json": ""},
+     "error: config.json: invalid JSON at line 1 column 1: Expecting value"),
+    ("config without APP_NAME", ["setup"], {"config.json": config(APP_NAME=DROP)},
+     "error: config.json: missing required key 'APP_NAME' (Ties the run's queue, cluster service, task definition, logs, alarms and dashboard together)"),
+    ("config key misspelt", ["setup"], {"config.json": config(CLUSTER_MACHINE=3)},
+     "error: unknown key 'CLUSTER_MACHINE' in config.json; did you mean 'CLUSTER_MACHINES'?"),
+    ("config key lower case", ["setup"], {"config.json": config(app_name="x")},
+     "error: unknown key 'app_name' in config.json; did you mean 'APP_NAME'?"),
+    ("config count as text", ["setup"], {"config.json": config(CLUSTER_MACHINES="two")},
+     'error: config.json: CLUSTER_MACHINES: expected an integer >= 1, got "two"'),
+    ("config boolean as yes", ["setup"], {"config.json": config(CREATE_DASHBOARD="yes")},
+     'error: config.json: CREATE_DASHBOARD: expected true or false (or the string "True"/"False"), got "yes"'),
+    ("config no machine types", ["setup"], {"config.json": config(MACHINE_TYPE=[])},
+     'error: config.json: MACHINE_TYPE: expected a non-empty list of instance types such as ["m5.xlarge"], got []'),
+    ("config machine type as text", ["setup"], {"config.json": config(MACHINE_TYPE="m5.large")},
+     'error: config.json: MACHINE_TYPE: expected a non-empty list of instance types such as ["m5.xlarge"], got "m5.large"'),
+    ("config empty command", ["setup"], {"config.json": config(COMMAND=[])},
+     'error: config.json: COMMAND: expected a non-empty list of strings such as ["python", "/app/run.py", "{plate}"], got []'),
+    ("config command as a shell line", ["setup"], {"config.json": config(COMMAND="python run.py {plate}")},
+     'error: config.json: COMMAND: expected a non-empty list of strings such as ["python", "/app/run.py", "{plate}"], got "python run.py {plate}"'),
+    ("config placeholder with attribute", ["setup"], {"config.json": config(COMMAND=["run", "{plate.__class__}"])},
+     'error: config.json: COMMAND: expected plain placeholder names like {plate}, not {plate.__class__}, got ["run", "{plate.__class__}"]'),
+    ("config environment sets AWS key", ["setup"],
+     {"config.json": config(ENVIRONMENT={"AWS_SECRET_ACCESS_KEY": "x"})},
+     "error: config.json: ENVIRONMENT: expected no variable starting with AWS_ or DSR_ (reserved: AWS credentials come from the task role, never from the config), got 'AWS_SECRET_ACCESS_KEY'"),
+    ("config output prefix uses output_dir", ["setup"], {"config.json": config(OUTPUT_PREFIX="{output_dir}")},
+     "error: config.json: OUTPUT_PREFIX: expected an S3 prefix template; {output_dir} and {input_dir} are local folders, usable only in COMMAND"),
+    ("config count Infinity", ["setup"], {"config.json": config(DOCKER_CORES=DROP)[:-1] + ', "DOCKER_CORES": Infinity}'},
+     "error: config.json: DOCKER_CORES: expected an integer >= 1, got Infinity"),
+    ("config count NaN", ["setup"], {"config.json": config(JOB_RETRIES=DROP)[:-1] + ', "JOB_RETRIES": NaN}'},
+     "error: config.json: JOB_RETRIES: expected an integer from 1 to 1000, got NaN"),
+    ("config price negative", ["setup"], {"config.json": config(MACHINE_PRICE=-1)},
+     "error: config.json: MACHINE_PRICE: expected a positive number, got -1"),
+    # --- jobs.json (submit)
+    ("jobs missing", ["submit", "missing.json"], {}, "error: missing.json: file not found"),
+    ("jobs is a directory", ["submit", "jobs"], {"jobs": "DIR"}, "error: jobs: expected a file, found a directory"),
+    ("jobs invalid JSON", ["submit", "jobs.json"], {"jobs.json": '{"groups": [{"plate": "P1"},]}'},
+     "error: jobs.json: invalid JSON at line 1 column 29: Expecting value"),
+    ("jobs is a list", ["submit", "jobs.json"], {"jobs.json": [{"plate": "P1"}]},
+     "error: jobs.json: expected a JSON object with a 'groups' list, got list"),
+    ("jobs without groups", ["submit", "jobs.json"], {"jobs.json": {"plate": "P1"}},
+     "error: jobs.json: missing key 'groups' (the list of jobs)"),
+    ("jobs groups is an object", ["submit", "jobs.json"], {"jobs.json": {"groups": {"plate": "P1"}}},
+     "error: jobs.json: groups: expected a list of objects, got dict"),
+    ("jobs groups empty", ["submit", "jobs.json"], {"jobs.json": {"groups": []}},
+     "error: jobs.json: groups: expected at least one job, got an empty list"),
+    ("jobs a group is text", ["submit", "jobs.json"], {"jobs.json": {"groups": [{"plate": "P1"}, "P2"]}},
+     "error: jobs.json: groups[1]: expected an object of job values, got str"),
+    ("jobs reserved key group", ["submit", "jobs.json"], {"jobs.json": {"group": 1, "groups": [{"plate": "P1"}]}},
+     "error: jobs.json: group: reserved top-level key (each message carries its group under it)"),
+    ("jobs placeholder missing", ["submit", "jobs.json"], {"jobs.json": {"groups": [{"plate": "P1"}, {"well": "A1"}]}},
+     "error: jobs.json: groups[1]: missing key 'plate' used as {plate} in COMMAND; add it to the group or to the top level"),
+    ("jobs duplicate ids", ["submit", "jobs.json"], {"jobs.json": {"groups": [{"plate": "P1"}, {"plate": "P1"}]}},
+     "error: jobs.json: groups[1]: job id 'P1' is also the id of groups[0]; job ids must be unique (set 'job_id' in the group)"),
+    ("jobs value .. makes no id", ["submit", "jobs.json"], {"jobs.json": {"groups": [{"plate": ".."}]}},
+     "error: jobs.json: groups[0]: cannot make a job id from this group's values; add a 'job_id'"),
+    ("jobs prefix escapes with ..", ["submit", "jobs.json"],
+     {"config.json": config(OUTPUT_PREFIX="out/{plate}"), "jobs.json": {"groups": [{"plate": "../x", "job_id": "x"}]}},
+     "error: jobs.json: groups[0]: OUTPUT_PREFIX renders to 'out/../x'; expected a relative S3 prefix without empty, '.' or '..' parts"),
+    ("jobs prefix absolute", ["submit", "jobs.json"],
+     {"config.json": config(OUTPUT_PREFIX="{plate}"), "jobs.json": {"groups": [{"plate": "/etc"}]}},
+     "error: jobs.json: groups[0]: OUTPUT_PREFIX renders to '/etc'; expected a relative S3 prefix without empty, '.' or '..' parts"),
+    ("jobs message too large", ["submit", "jobs.json"], {"jobs.json": {"groups": [{"plate": "P" * 300_000}]}},
+     "error: jobs.json: groups[0]: message is 300024 bytes, over SQS's limit of 262144; keep large data in S3 and pass its key"),
+    ("jobs bad job_id", ["submit", "jobs.json"], {"jobs.json": {"groups": [{"plate": "P1", "job_id": "a/b"}]}},
+     'error: jobs.json: groups[0]: job_id: expected 1 to 200 letters, digits, \'.\', \'-\' or \'_\' (no \'..\'), got "a/b"'),
+    ("jobs not UTF-8", ["submit", "jobs.json"], {"jobs.json": b'{"groups": [{"plate": "\xfe"}]}'},
+     "error: jobs.json: expected UTF-8 JSON text"),
+    # --- fleet.json (start-cluster)
+    ("fleet missing", ["start-cluster", "nofleet.json"], {}, "error: nofleet.json: file not found"),
+    ("fleet is a list", ["start-cluster", "fleet.json"], {"fleet.json": []},
+     "error: fleet.json: expected a JSON object (a spot fleet request config), got list"),
+    ("fleet without IamFleetRole", ["start-cluster", "fleet.json"], {"fleet.json": "DROP:IamFleetRole"},
+     "error: fleet.json: IamFleetRole: expected the ARN of the spot fleet role (python cli.py setup-account prints it), got nothing"),
+    ("fleet role not an ARN", ["start-cluster", "fleet.json"], {"fleet.json": 'SET:IamFleetRole="dsr-spot-fleet-role"'},
+     "error: fleet.json: IamFleetRole: expected the ARN of the spot fleet role (python cli.py setup-account prints it), got 'dsr-spot-fleet-role'"),
+    ("fleet no launch specifications", ["start-cluster", "fleet.json"], {"fleet.json": "SET:LaunchSpecifications=[]"},
+     "error: fleet.json: LaunchSpecifications: expected a non-empty list of launch specifications"),
+    ("fleet launch spec is text", ["start-cluster", "fleet.json"], {"fleet.json": 'SET:LaunchSpecifications=["m5"]'},
+     "error: fleet.json: LaunchSpecifications[0]: expected an object"),
+    ("fleet bad image", ["start-cluster", "fleet.json"], {"fleet.json": 'SPEC:ImageId="ubuntu"'},
+     "error: fleet.json: LaunchSpecifications[0]: ImageId: expected an ECS-optimized AMI id like ami-0123456789abcdef0, got 'ubuntu'"),
+    ("fleet one block device", ["start-cluster", "fleet.json"], {"fleet.json": 'SPEC:BlockDeviceMappings=[{"DeviceName": "/dev/xvda"}]'},
+     "error: fleet.json: LaunchSpecifications[0]: BlockDeviceMappings: expected two block devices (root, then the data volume sized by EBS_VOL_SIZE)"),
+    ("fleet data volume without Ebs", ["start-cluster", "fleet.json"],
+     {"fleet.json": 'SPEC:BlockDeviceMappings=[{"DeviceName": "/dev/xvda"}, {"DeviceName": "/dev/xvdcz"}]'},
+     "error: fleet.json: LaunchSpecifications[0]: BlockDeviceMappings[1]: expected an object with an 'Ebs' object (the data volume sized by EBS_VOL_SIZE)"),
+    ("fleet instance profile as text", ["start-cluster", "fleet.json"],
+     {"fleet.json": 'SPEC:IamInstanceProfile="dsr-ecs-instance-role"'},
+     "error: fleet.json: LaunchSpecifications[0]: IamInstanceProfile: expected an object with the instance profile 'Arn'"),
+    # --- the monitor file (DS's `monitor files/APP_NAMESpotFleetRequestId.json`)
+    ("monitor file is a directory", ["monitor", "runs"], {"runs": "DIR"},
+     "error: runs: expected a file, found a directory"),
+    ("monitor file is not JSON", ["monitor", "run.json"], {"run.json": "MONITOR_APP_NAME=TestApp"},
+     "error: run.json: not a run record (Expecting value: line 1 column 1 (char 0))"),
+]
+
+
+def test_the_table_has_at_least_30_distinct_cases():
+    names = [case[0] for case in CASES]
+    assert len(names) == len(set(names)) >= 30
+
+
+@pytest.fixture(scope="module")
+def _ready(tmp_path_factory):
+    """One account for the whole table (each case must leave it as it found it, which the test checks)."""
+    from moto import mock_aws
+
+    with mock_aws():
+        folder = tmp_path_factory.mktemp("account")
+        Account(folder)
+        (folder / "jobs.json").write_text(json.dumps(GOOD_JOBS))
+        yield folder
+
+
+@pytest.fixture
+def folder(_ready, tmp_path, monkeypatch):
+    for name in ("config.json", "fleet.json", "jobs.json"):
+        shutil.copy(_ready / name, tmp_path / name)
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def write_case(folder: Path, files: dict) -> None:
+    fleet = json.loads((folder / "fleet.json").read_text())
+    for name, content in files.items():
+        path = folder / name
+        if content == "DIR":
+            path.mkdir()
+        elif isinstance(content, bytes):
+            path.write_bytes(content)
+        elif isinstance(content, str) and content[:5] in ("DROP:", "SET:I", "SET:L", "SPEC:"):
+            kind, _, rest = content.partition(":")
+            key, _, value = rest.partition("=")
+            if kind == "DROP":
+                fleet.pop(key)
+            elif kind == "SET":
+                fleet[key] = json.loads(value)
+            else:
+                fleet["LaunchSpecifications"][0][key] = json.loads(value)
+            path.write_text(json.dumps(fleet))
+        elif isinstance(content, str):
+            path.write_text(content)
+        else:
+            path.write_text(json.dumps(content))
+
+
+@pytest.mark.parametrize("name, command, files, expected", CASES, ids=[case[0] for case in CASES])
+def test_bad_input_gives_its_one_line_error_exit_2_and_changes_nothing(folder, name, command, files, expected):
+    write_case(folder, files)
+    args = command if "--config" in command else [*command, "--config", "config.json"]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 2, result.output
+    assert result.stdout == ""
+    assert result.stderr == expected + "\n"
+    sqs = clients.client("sqs")
+    url = sqs.get_queue_url(QueueName="TestAppQueue")["QueueUrl"]
+    assert sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"])[
+        "Attributes"]["ApproximateNumberOfMessages"] == "0"
+    assert clients.client("ec2").describe_spot_fleet_requests()["SpotFleetRequestConfigs"] == []

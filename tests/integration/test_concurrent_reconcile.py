@@ -1,0 +1,90 @@
+"""Two reconciles of one run at the same moment (an SNS alarm delivered twice during a scheduled tick).
+
+Both must see the same world: each thread observes and plans, then waits at a
+barrier placed at the start of apply, so neither writes before both have
+planned from the same observation (the worst case for a duplicate). Nothing may
+escape either thread, and the end state must be what one reconcile leaves.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+
+from chalicelib import aws as clients, leases
+from chalicelib.monitor.apply import Applier
+from chalicelib.monitor.clients import Clients
+from chalicelib.monitor.observe import observe
+from chalicelib.monitor.reconcile import reconcile
+from tests.integration.test_monitor import (JOBS, NOTHING_LEFT, drain, started, the_run,  # noqa: F401
+                                            what_is_left)
+
+
+def reconcile_twice_at_once(account, monkeypatch) -> list:
+    """Two threads reconcile the run; both plans are made before either applies. Returns both results."""
+    barrier = threading.Barrier(2, timeout=30)
+    original = Applier.apply
+
+    def apply_after_both_planned(self, actions):
+        barrier.wait()
+        original(self, actions)
+
+    monkeypatch.setattr(Applier, "apply", apply_after_both_planned)
+    results: list = [None, None]
+
+    def one(index: int) -> None:
+        try:
+            # each its own clients, as two Lambda invocations have
+            results[index] = reconcile(the_run(account), Clients("us-east-1"))
+        except BaseException as error:  # noqa: BLE001 - the test's point: report anything that escapes
+            results[index] = error
+
+    threads = [threading.Thread(target=one, args=(index,)) for index in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    monkeypatch.setattr(Applier, "apply", original)
+    escaped = [result for result in results if isinstance(result, BaseException) or result is None]
+    assert not escaped, f"escaped a concurrent reconcile: {escaped!r}"
+    return results
+
+
+def machine_states(machines) -> dict:
+    ec2 = clients.client("ec2")
+    return {i["InstanceId"]: i["State"]["Name"] for r in ec2.describe_instances(InstanceIds=list(machines))
+            ["Reservations"] for i in r["Instances"]}
+
+
+def test_two_reconciles_at_once_during_scale_down_end_as_one_would(started, monkeypatch):
+    run = the_run(started)
+    machines = observe(run, Clients("us-east-1")).active_instance_ids
+    sqs = clients.client("sqs")
+    held = sqs.receive_message(QueueUrl=run.record.QUEUE_URL, MaxNumberOfMessages=1, VisibilityTimeout=600)
+    leases.Lease(clients.client("s3"), run.bucket, run.app_name, machines[0], "worker-1").hold("P00000")
+    drain(started)
+
+    first, second = reconcile_twice_at_once(started, monkeypatch)
+
+    assert [type(a).__name__ for a in first.actions] == [type(a).__name__ for a in second.actions]
+    assert machine_states(machines) == {machines[0]: "running", machines[1]: "terminated"}
+    config = clients.client("ec2").describe_spot_fleet_requests(SpotFleetRequestIds=[run.record.MONITOR_FLEET_ID])[
+        "SpotFleetRequestConfigs"][0]["SpotFleetRequestConfig"]
+    assert config["TargetCapacity"] == 1
+    service = clients.client("ecs").describe_services(cluster="runs", services=[started.settings.service_name])
+    assert service["services"][0]["desiredCount"] == first.actions[2].count
+    # converged: the next single look changes nothing but bookkeeping of the gone machine
+    assert {type(a).__name__ for a in reconcile(the_run(started)).actions} <= {"SaveState", "DeleteAlarms"}
+    sqs.delete_message(QueueUrl=run.record.QUEUE_URL, ReceiptHandle=held["Messages"][0]["ReceiptHandle"])
+
+
+def test_two_reconciles_at_once_through_a_whole_teardown_leave_nothing(started, monkeypatch):
+    drain(started)
+    rounds = 0
+    while the_run(started) is not None:
+        rounds += 1
+        assert rounds <= 12, "not torn down after 12 rounds of two concurrent reconciles"
+        reconcile_twice_at_once(started, monkeypatch)
+    assert what_is_left(started) == NOTHING_LEFT
+    summary = clients.client("s3").get_object(Bucket=started.settings.AWS_BUCKET, Key="monitors/TestApp_summary.json")
+    assert json.loads(summary["Body"].read())["jobs_done"] == JOBS
