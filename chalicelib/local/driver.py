@@ -84,11 +84,12 @@ def _run(local: LocalRun, stream: IO[str], stop: StopRequest) -> int:
     reset_out(local.out)
     progress = Progress(stream, total=len(local.jobs))
     say = progress.say
-    with embedded_aws(settings.AWS_REGION) as endpoint:
+    with embedded_aws(settings.AWS_REGION, local.endpoint) as endpoint:
         check_clients_are_local(settings, endpoint)
         import moto
 
-        say(f"local mode: AWS is moto {moto.__version__} at {endpoint} (this process); nothing reaches real AWS")
+        where = "the emulator you started" if local.endpoint else f"moto {moto.__version__}, in this process"
+        say(f"local mode: AWS is {where} at {endpoint}; nothing reaches real AWS")
         account = prepare_account(settings)
         fleet_path = local.out / "fleet.local.json"
         fleet = localize_fleet(local.fleet, account, fleet_path)

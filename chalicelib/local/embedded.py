@@ -58,16 +58,18 @@ def local_environment(endpoint: str, region: str, environ: dict[str, str]) -> di
 
 
 @contextlib.contextmanager
-def embedded_aws(region: str) -> Iterator[str]:
-    """Start moto on a free loopback port, point this process at it; yields the endpoint URL.
+def embedded_aws(region: str, endpoint: str | None = None) -> Iterator[str]:
+    """Start moto on a free loopback port (or use `endpoint`, an emulator already running on this
+    machine), point this process at it; yields the endpoint URL.
 
     On exit the server stops and the environment is restored.
     """
+    if endpoint is not None:
+        with _pointed_at(ensure_local(endpoint), region):
+            yield endpoint
+        return
     from moto.server import ThreadedMotoServer
 
-    import chalicelib.aws
-
-    saved = dict(os.environ)
     # werkzeug logs every request to stderr; the progress line is the run's output.
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     with patched():
@@ -75,16 +77,26 @@ def embedded_aws(region: str) -> Iterator[str]:
         server.start()
         try:
             host, port = server.get_host_and_port()
-            endpoint = f"http://{host}:{port}"
-            os.environ.clear()
-            os.environ.update(local_environment(endpoint, region, saved))
-            chalicelib.aws._sessions.clear()  # sessions made before would keep the old environment
-            yield endpoint
+            with _pointed_at(f"http://{host}:{port}", region) as url:
+                yield url
         finally:
-            os.environ.clear()
-            os.environ.update(saved)
-            chalicelib.aws._sessions.clear()
             server.stop()
+
+
+@contextlib.contextmanager
+def _pointed_at(endpoint: str, region: str) -> Iterator[str]:
+    import chalicelib.aws
+
+    saved = dict(os.environ)
+    os.environ.clear()
+    os.environ.update(local_environment(endpoint, region, saved))
+    chalicelib.aws._sessions.clear()  # sessions made before would keep the old environment
+    try:
+        yield endpoint
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+        chalicelib.aws._sessions.clear()
 
 
 def check_clients_are_local(settings, endpoint: str, services=("s3", "sqs", "ec2", "iam", "logs", "ecs")) -> None:

@@ -23,6 +23,7 @@ from pathlib import Path
 from chalicelib.errors import UserError
 from chalicelib.fleet import FleetFile, load_fleet_file
 from chalicelib.jobs import Job, load_job_file
+from chalicelib.local.embedded import ensure_local
 from chalicelib.settings import Settings
 
 REPO = Path(__file__).resolve().parents[2]
@@ -43,10 +44,13 @@ class LocalRun:
     workers: int
     interrupt_rate: float
     command_changes: tuple[str, ...]
+    endpoint: str | None = None  # an emulator already running on this machine; None: start moto here
 
 
 def prepare(settings: Settings, jobfile: str, fleetfile: str | None, inputs: str | None, out: str | None,
-            workers: int | None, interrupt_rate: float) -> LocalRun:
+            workers: int | None, interrupt_rate: float, endpoint: str | None = None) -> LocalRun:
+    if endpoint is not None:
+        ensure_local(endpoint)
     jobs = load_job_file(jobfile, settings)
     if not jobs:
         raise UserError(f"{jobfile}: groups: no jobs to run")
@@ -58,7 +62,7 @@ def prepare(settings: Settings, jobfile: str, fleetfile: str | None, inputs: str
     if workers is not None and workers < 1:
         raise UserError(f"--workers: expected 1 or more, got {workers}")
     return LocalRun(local_settings, jobs, fleet, inputs_dir, out_dir, workers or os.cpu_count() or 1,
-                    interrupt_rate, changes)
+                    interrupt_rate, changes, endpoint)
 
 
 def _inputs(inputs: str | None) -> Path | None:

@@ -90,3 +90,28 @@ def test_no_secret_of_the_users_environment_lands_in_anything_a_local_run_writes
         assert secret.encode() not in data and key_id.encode() not in data, path
     assert secret not in result.stdout + result.stderr and key_id not in result.stdout + result.stderr
     assert processes_marked(mark) == []
+
+
+@pytest.mark.slow
+def test_a_local_run_of_300_jobs_completes_under_throttling(moto_server, tmp_path):
+    """The moto server of the tests (patched, in this process) behind the fault proxy: 10 % of every
+    request of the CLI, the monitor and the workers fail with the protocol's throttling error or a 500."""
+    from tests.faults import FaultProxy
+
+    run = Run(tmp_path, CLUSTER_MACHINES=2, DOCKER_CORES=2, SQS_MESSAGE_VISIBILITY=10, JOB_RETRIES=3)
+    names = [f"j{index:04d}" for index in range(300)]
+    jobfile = tmp_path / "jobs.json"
+    jobfile.write_text(json.dumps({"groups": [{"job_id": name, "name": name, "mode": "ok"} for name in names]}))
+    mark = uuid.uuid4().hex
+    with FaultProxy(moto_server, rate=0.1, seed=11) as proxy:
+        result = subprocess.run(local_args(jobfile, run.config, "--out", str(run.out), "--workers", "4",
+                                           "--endpoint", proxy.url),
+                                cwd=tmp_path, env=environment(mark), capture_output=True, text=True, timeout=600)
+    print(f"faults injected: {proxy.total_faults} of {proxy.total_faults + proxy.forwarded} requests: "
+          f"{dict(sorted(proxy.faults.items()))}")
+    assert proxy.total_faults > 50
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert table_value(result.stdout, "done") == "300"
+    for name in names:
+        assert (run.out / "outputs" / name / "result.txt").read_text() == name + "\n"
+    assert processes_marked(mark) == []

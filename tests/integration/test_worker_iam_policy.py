@@ -1,6 +1,6 @@
 """The worker's task role grants exactly what a worker calls, no more.
 
-A worker runs in this process through every path a job can take (not a job,
+A worker runs in this process through every path a job can take (not a job, released at a spot notice,
 done already, inputs, a multipart-sized output, a failure, a drained queue)
 with the clients a container has, and its supervisor makes the machine's idle
 alarm. Every AWS operation is recorded with botocore's own `before-call` event
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import sys
+import threading
 
 import pytest
 
@@ -33,6 +34,7 @@ FAST = WorkerOptions(metadata_url="", wait_seconds=0, retry_delay_seconds=0, log
 WRITE_OUTPUTS = ("import pathlib, sys; out, plate = pathlib.Path(sys.argv[1]), sys.argv[2]; "
                  "(out / 'result.txt').write_text(plate); "
                  "plate == 'big' and (out / 'image.raw').write_bytes(bytes(9 * 1024 * 1024)); "
+                 "plate == 'slow' and __import__('time').sleep(30); "
                  "sys.exit(plate == 'bad')")
 
 
@@ -90,6 +92,12 @@ def test_the_task_role_grants_exactly_what_a_worker_calls(account):
     worker = Worker(settings, options=FAST, **worker_clients)
     worker.run_forever(exit_when_empty=True)  # every message to its end: done, skipped, dead-lettered
     worker.close()
+    # a spot notice mid-job: the job is requeued as a fresh message (Worker._release)
+    send_jobs(sqs, queue_url, settings, [{"plate": "slow"}])
+    stopped = Worker(settings, options=FAST, **worker_clients)
+    threading.Timer(1.0, stopped.request_stop, ("spot interruption notice",)).start()
+    assert stopped.run_once() is Outcome.RELEASED
+    stopped.close()
 
     # the run happened as described (read back from moto), so the calls cover every path
     assert sorted(item["Key"] for item in s3.list_objects_v2(Bucket=settings.AWS_BUCKET, Prefix="TestApp/")
