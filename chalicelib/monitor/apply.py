@@ -18,7 +18,7 @@ from chalicelib.monitor.actions import (Action, CancelFleet, DeleteAlarms, Delet
                                         RemoveRunRecord, SaveState, SetFleetCapacity, SetServiceCount,
                                         TerminateInstances, WriteSummary)
 from chalicelib.monitor.clients import Clients
-from chalicelib.monitor.observe import Run
+from chalicelib.monitor.observe import FAILED_EXPORT_PREFIX, Run
 
 _GONE = {
     "AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist", "ServiceNotFoundException",
@@ -112,12 +112,19 @@ class Applier:
         self.clients.ecs.delete_cluster(cluster=action.cluster)
 
     def _export_logs(self, action: ExportLogs) -> None:
-        task = self.clients.logs.create_export_task(
-            taskName=f"{self.run.app_name}-{action.log_group.strip('/').replace('/', '-')}"[:512],
-            logGroupName=action.log_group, fromTime=action.start_ms, to=action.end_ms,
-            destination=action.bucket, destinationPrefix=action.prefix)
-        self._put_state(self.state.updated({"export_tasks": {**self.state.export_tasks,
-                                                             action.log_group: task["taskId"]}}))
+        try:
+            task_id = self.clients.logs.create_export_task(
+                taskName=f"{self.run.app_name}-{action.log_group.strip('/').replace('/', '-')}"[:512],
+                logGroupName=action.log_group, fromTime=action.start_ms, to=action.end_ms,
+                destination=action.bucket, destinationPrefix=action.prefix)["taskId"]
+        except Exception as error:  # noqa: BLE001 - sorted: "not yet", or a failure that retrying will not fix
+            code = error_code(error)
+            if code == "LimitExceededException" or not code:
+                raise  # another export is running (retried next tick), or not an AWS answer at all
+            # A missing log group, or a bucket whose policy does not let CloudWatch Logs write: recorded
+            # and reported in the summary, so the teardown still finishes instead of retrying for ever.
+            task_id = FAILED_EXPORT_PREFIX + code
+        self._put_state(self.state.updated({"export_tasks": {**self.state.export_tasks, action.log_group: task_id}}))
 
     def _write_summary(self, action: WriteSummary) -> None:
         self.clients.s3.put_object(Bucket=action.bucket, Key=action.key, ContentType="application/json",

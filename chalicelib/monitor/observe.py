@@ -18,6 +18,8 @@ from chalicelib.monitor.observation import Instance, MonitorState, Observation, 
 from chalicelib.runrecord import RunRecord
 
 _INACTIVE_FLEET_STATES = {"cancelled", "cancelled_running", "cancelled_terminating", "failed"}
+# An export AWS refused to start is kept in the monitor's state as this prefix + the error code.
+FAILED_EXPORT_PREFIX = "failed:"
 _EXPORT_STATUS = {"COMPLETED": "done", "FAILED": "failed", "CANCELLED": "failed", "PENDING": "running",
                   "RUNNING": "running", "PENDING_CANCEL": "running"}
 
@@ -220,6 +222,9 @@ def _dashboard_exists(cloudwatch, name: str | None) -> bool:
 def _exports(logs, state: MonitorState) -> tuple[dict, bool]:
     status = {}
     for group, task_id in state.export_tasks.items():
+        if task_id.startswith(FAILED_EXPORT_PREFIX):
+            status[group] = "failed"
+            continue
         try:
             tasks = logs.describe_export_tasks(taskId=task_id)["exportTasks"]
         except Exception as error:  # noqa: BLE001

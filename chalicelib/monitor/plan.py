@@ -9,7 +9,7 @@ they differ, so a converged run plans nothing. Run order:
    delete alarms of machines that are gone.
 4. Teardown (once started it goes on whatever the queue does), stop spending
    first: fleet, service, task definitions, queue, alarms, dashboard, cluster,
-   log export, summary, and the run record last.
+   log export, then (once the exports are over) the summary, and the run record last.
 """
 
 from __future__ import annotations
@@ -181,14 +181,14 @@ def _teardown(observation: Observation, policy: Policy, reason: str) -> list[Act
     if (observation.cluster_exists and observation.cluster != "default" and not observation.cluster_in_use_by_others
             and not observation.service_exists):
         actions.append(DeleteCluster(cluster=observation.cluster, reason="teardown: the cluster is unused"))
-    waiting = _log_exports(observation, actions)
+    if _log_exports(observation, actions):
+        return actions  # the summary reports the exports' outcome: it waits for them
     if not observation.summary_exists:
         actions.append(WriteSummary(bucket=observation.bucket, key=observation.summary_key,
                                     summary=tuple(summary(observation, policy, reason).items()),
                                     reason="teardown: what the run did"))
-    if not waiting:
-        actions.append(RemoveRunRecord(bucket=observation.bucket, keys=observation.record_keys,
-                                       reason="teardown complete: the run is no longer watched"))
+    actions.append(RemoveRunRecord(bucket=observation.bucket, keys=observation.record_keys,
+                                   reason="teardown complete: the run is no longer watched"))
     return actions
 
 
@@ -226,4 +226,6 @@ def summary(observation: Observation, policy: Policy, reason: str) -> dict:
         "jobs_left": left,
         "machine_hours": round(machine_hours, 4),
         "cost_ceiling_usd": round(machine_hours * policy.machine_price, 4),
+        "log_exports": {group: observation.export_status.get(group, "missing") for group in observation.log_groups},
+        "exported_logs": f"s3://{observation.bucket}/{observation.exported_logs_prefix}",
     }

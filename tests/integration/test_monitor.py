@@ -239,3 +239,15 @@ def test_commands_on_a_run_that_does_not_exist_say_so(aws, tmp_path):
         assert result.exit_code == 2, (command, result.output)
     assert "error: no run record at s3://test-bucket/monitors/TestAppSpotFleetRequestId.json" in CliRunner().invoke(
         cli, ["plan", "--config", str(account.config_path)]).output
+
+
+def test_a_log_export_aws_refuses_is_reported_and_the_teardown_still_finishes(started):
+    # a log group deleted by hand: CreateExportTask fails with ResourceNotFoundException
+    clients.client("logs").delete_log_group(logGroupName="TestApp_perInstance")
+    drain(started)
+    reconcile_until_gone(started)
+    summary = json.loads(clients.client("s3").get_object(Bucket="test-bucket", Key="monitors/TestApp_summary.json")
+                         ["Body"].read())
+    assert summary["log_exports"] == {"TestApp": "done", "TestApp_perInstance": "failed"}
+    assert what_is_left(started)["monitor_objects"] == ["monitors/TestApp_summary.json"]
+    assert what_is_left(started)["fleets"] == [] and what_is_left(started)["queues"] == ["user_DeadMessages"]

@@ -115,11 +115,18 @@ def test_teardown_needs_two_empty_observations():
     actions = plan(world(visible=0, in_flight=0, state=once), POLICY)
     # the cluster goes on a later tick, once its service is gone (ECS refuses before)
     assert kinds(actions) == [SaveState, CancelFleet, DeleteService, DeregisterTaskDefinitions, DeleteQueue,
-                              DeleteAlarms, DeleteDashboard, ExportLogs, WriteSummary]
+                              DeleteAlarms, DeleteDashboard, ExportLogs]
     assert actions[0].as_dict() == {"empty_observations": 2, "tearing_down": True, "stop_reason": REASON_DRAINED}
     assert actions[5].names == QUEUE_ALARMS + MACHINE_ALARMS
     assert actions[7].log_group == "App" and actions[7].prefix == "exportedlogs/App/App"
-    summary = dict(actions[8].summary)
+    # once both exports are over, the summary (which reports them), then the record
+    finished = tearing(state=replace(once, tearing_down=True, stop_reason=REASON_DRAINED, empty_observations=2,
+                                     known_instances={}, retired_machine_seconds=4 * 600.0),
+                       summary_exists=False, export_status={"App": "done", "App_perInstance": "failed"})
+    actions = plan(finished, POLICY)
+    assert kinds(actions) == [WriteSummary, RemoveRunRecord]
+    summary = dict(actions[0].summary)
+    assert summary["log_exports"] == {"App": "done", "App_perInstance": "failed"}
     assert summary["jobs_done"] == 100 and summary["jobs_failed"] == 0
     assert summary["machine_hours"] == pytest.approx(4 * 600 / 3600, abs=1e-4)
     assert summary["cost_ceiling_usd"] == pytest.approx(4 * 600 / 3600 * 0.5, abs=1e-4)
