@@ -89,7 +89,10 @@ class RunRecord:
 
     @classmethod
     def from_json(cls, text: str | bytes) -> "RunRecord":
-        raw = json.loads(text)
+        return cls.from_dict(json.loads(text))
+
+    @classmethod
+    def from_dict(cls, raw: Any) -> "RunRecord":
         if not isinstance(raw, dict):
             raise ValueError("run record: expected a JSON object")
         fields = {item.name for item in dataclasses.fields(cls)}

@@ -17,6 +17,7 @@ from chalicelib.monitor.observe import Run
 from chalicelib.monitor.reconcile import Reconciled, reconcile
 from chalicelib.monitor.runs import load_run
 from chalicelib.runrecord import RunRecord
+from chalicelib.settings import read_json_file
 
 
 def load_or_fail(bucket: str, key: str, region: str | None = None) -> Run:
@@ -29,16 +30,10 @@ def load_or_fail(bucket: str, key: str, region: str | None = None) -> Run:
 
 def record_from_file(path: str) -> RunRecord:
     """A monitor file as start-cluster wrote it to files/ (DS's `monitor` argument)."""
+    raw = read_json_file(path, UserError)
     try:
-        with open(path, encoding="utf-8") as handle:
-            return RunRecord.from_json(handle.read())
-    except FileNotFoundError:
-        raise UserError(f"{path}: file not found") from None
-    except IsADirectoryError:
-        raise UserError(f"{path}: expected a file, found a directory") from None
-    except OSError as error:
-        raise UserError(f"{path}: cannot read: {error.strerror}") from None
-    except ValueError as error:
+        return RunRecord.from_dict(raw)
+    except (ValueError, TypeError, KeyError) as error:
         raise UserError(f"{path}: not a run record ({error})") from None
 
 

@@ -141,7 +141,7 @@ CASES = [
     ("monitor file is a directory", ["monitor", "runs"], {"runs": "DIR"},
      "error: runs: expected a file, found a directory"),
     ("monitor file is not JSON", ["monitor", "run.json"], {"run.json": "MONITOR_APP_NAME=TestApp"},
-     "error: run.json: not a run record (Expecting value: line 1 column 1 (char 0))"),
+     "error: run.json: invalid JSON at line 1 column 1: Expecting value"),
 ]
 
 
