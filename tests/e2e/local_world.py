@@ -82,8 +82,8 @@ def run_local(args: list[str], cwd: Path, timeout: float = 150) -> tuple[subproc
     return result, mark
 
 
-def processes_marked(mark: str) -> list[str]:
-    """`pid cmdline` of every process whose environment holds our marker."""
+def marked_processes(mark: str) -> list[tuple[int, list[bytes]]]:
+    """(pid, argv) of every process whose environment holds our marker."""
     wanted = f"{MARK_VARIABLE}={mark}".encode()
     found = []
     for entry in Path("/proc").iterdir():
@@ -91,10 +91,15 @@ def processes_marked(mark: str) -> list[str]:
             continue
         try:
             if wanted in (entry / "environ").read_bytes().split(b"\0"):
-                found.append(entry.name + " " + (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode())
+                found.append((int(entry.name), (entry / "cmdline").read_bytes().split(b"\0")))
         except OSError:
             continue
     return found
+
+
+def processes_marked(mark: str) -> list[str]:
+    """`pid cmdline` of every process whose environment holds our marker."""
+    return [f"{pid} " + b" ".join(argv).decode() for pid, argv in marked_processes(mark)]
 
 
 def log_lines(out: Path, job_id: str) -> list[str]:

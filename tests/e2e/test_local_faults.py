@@ -9,29 +9,17 @@ import signal
 import subprocess
 import time
 import uuid
-from pathlib import Path
 
 import pytest
 
-from tests.e2e.local_world import MARK_VARIABLE, Run, environment, local_args, processes_marked, table_value
+from tests.e2e.local_world import Run, environment, local_args, marked_processes, processes_marked, table_value
 
 JOBS = 500
 
 
 def worker_pids(mark: str) -> list[int]:
     """The `python -m worker --single` processes of this run (not supervisors, not commands)."""
-    wanted = f"{MARK_VARIABLE}={mark}".encode()
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            if (wanted in (entry / "environ").read_bytes().split(b"\0")
-                    and b"--single" in (entry / "cmdline").read_bytes().split(b"\0")):
-                pids.append(int(entry.name))
-        except OSError:
-            continue
-    return pids
+    return [pid for pid, argv in marked_processes(mark) if b"--single" in argv]
 
 
 @pytest.mark.slow
