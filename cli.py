@@ -18,7 +18,8 @@ import click
 from chalicelib import aws, cluster, iam, resources
 from chalicelib.monitor import loop, service
 from chalicelib.monitor.reconcile import reconcile
-from chalicelib.monitor.runs import RECORD_SUFFIX, load_run, record_key
+from chalicelib.names import summary_key
+from chalicelib.monitor.runs import load_run, record_key
 from chalicelib.monitor.status import status_table
 from chalicelib.errors import UserError
 from chalicelib.fleet import load_fleet_file
@@ -213,17 +214,18 @@ def monitor(monitorfile: str | None, cheapest: bool, period: float, config_path:
     """
     if monitorfile:
         record = loop.record_from_file(monitorfile)
-        bucket, key, region = record.MONITOR_BUCKET_NAME, record.MONITOR_FILE_KEY, record.REGION
+        app_name, bucket, key, region = (record.MONITOR_APP_NAME, record.MONITOR_BUCKET_NAME, record.MONITOR_FILE_KEY,
+                                         record.REGION)
     else:
         settings = Settings.load(config_path)
-        bucket, key, region = settings.AWS_BUCKET, record_key(settings.APP_NAME), settings.AWS_REGION
+        app_name, bucket, region = settings.APP_NAME, settings.AWS_BUCKET, settings.AWS_REGION
+        key = record_key(app_name)
     loop.load_or_fail(bucket, key, region)
     s3 = aws.client("s3", region=region)
     click.echo(f"watching s3://{bucket}/{key} every {period:g} s (Ctrl-C stops watching; the run goes on)")
     loop.watch(lambda: load_run(s3, bucket, key), period, _print_tick, cheapest=cheapest,
                on_error=lambda error: click.echo(f"warning: check failed, retrying: {error}", err=True))
-    click.echo("run torn down; summary at " + f"s3://{bucket}/monitors/{key[len('monitors/'):-len(RECORD_SUFFIX)]}"
-               "_summary.json")
+    click.echo(f"run torn down; summary at s3://{bucket}/{summary_key(app_name)}")
 
 
 def _print_tick(result) -> None:
@@ -290,7 +292,7 @@ def teardown(settings: Settings, period: float):
     loop.request_teardown(run, "teardown requested from the command line")
     s3 = aws.client("s3", settings)
     loop.watch(lambda: load_run(s3, settings.AWS_BUCKET, record_key(settings.APP_NAME)), period, _print_tick)
-    click.echo(f"torn down; summary at s3://{settings.AWS_BUCKET}/monitors/{settings.APP_NAME}_summary.json")
+    click.echo(f"torn down; summary at s3://{settings.AWS_BUCKET}/{summary_key(settings.APP_NAME)}")
 
 
 @cli.command()

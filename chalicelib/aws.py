@@ -69,6 +69,16 @@ def client(service: str, settings: Any = None, region: str | None = None, **conf
     return session(region, profile).client(service, config=client_config(**config))
 
 
+def read_object(s3, bucket: str, key: str) -> bytes | None:
+    """An S3 object's bytes, or None when there is no such key."""
+    try:
+        return s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+    except Exception as error:  # noqa: BLE001 - only "no such key" is an answer
+        if error_code(error) in ("NoSuchKey", "404"):
+            return None
+        raise
+
+
 def error_code(error: Exception) -> str:
     """The AWS error code of a ClientError ('' for anything else)."""
     if isinstance(error, botocore.exceptions.ClientError):

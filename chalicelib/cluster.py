@@ -384,7 +384,7 @@ def start_cluster(settings: Settings, fleet: FleetFile, cheapest: bool = False, 
     changes: list[str] = []
 
     config_key, config_text = names.ecs_config_key(settings), ecs_agent_config(settings)
-    if _s3_text(c.s3, settings.AWS_BUCKET, config_key) != config_text:
+    if aws.read_object(c.s3, settings.AWS_BUCKET, config_key) != config_text.encode():
         c.s3.put_object(Bucket=settings.AWS_BUCKET, Key=config_key, Body=config_text.encode())
         changes.append(f"wrote s3://{settings.AWS_BUCKET}/{config_key}")
 
@@ -466,10 +466,3 @@ def build_record(settings: Settings, checked: Preflight, fleet_id: str, now: dat
         MAX_RUN_HOURS=settings.MAX_RUN_HOURS,
         MAX_RUN_COST=settings.MAX_RUN_COST,
     )
-
-
-def _s3_text(s3, bucket: str, key: str) -> str | None:
-    try:
-        return s3.get_object(Bucket=bucket, Key=key)["Body"].read().decode()
-    except s3.exceptions.NoSuchKey:
-        return None

@@ -17,13 +17,15 @@ import time
 from collections import Counter
 from datetime import datetime
 
+from chalicelib.names import MONITORS_PREFIX
+
 REFRESH_SECONDS = 60
 STALE_AFTER_SECONDS = 5 * REFRESH_SECONDS
 UNKNOWN_INSTANCE = "unknown"
 
 
 def prefix(app_name: str) -> str:
-    return f"monitors/{app_name}_leases/"
+    return f"{MONITORS_PREFIX}{app_name}_leases/"
 
 
 def key(app_name: str, instance_id: str | None, worker_id: str) -> str:

@@ -52,12 +52,31 @@ def ecs_config_key(settings: Settings) -> str:
     return f"ecsconfigs/{settings.APP_NAME}_ecs.config"
 
 
+MONITORS_PREFIX = "monitors/"
+RECORD_SUFFIX = "SpotFleetRequestId.json"  # DS's monitor file name: APP_NAME + this
+
+
 def monitor_file_name(settings: Settings) -> str:
-    return settings.APP_NAME + "SpotFleetRequestId.json"
+    return settings.APP_NAME + RECORD_SUFFIX
+
+
+def record_key(app_name: str) -> str:
+    """The run record's key; the monitor knows runs by APP_NAME alone (it has no config.json)."""
+    return MONITORS_PREFIX + app_name + RECORD_SUFFIX
+
+
+def summary_key(app_name: str) -> str:
+    """What teardown leaves of a run: its figures (monitor/plan.py `summary`)."""
+    return f"{MONITORS_PREFIX}{app_name}_summary.json"
+
+
+def monitor_state_key(app_name: str) -> str:
+    """The monitor's own bookkeeping for a run, beside its record (removed with it)."""
+    return f"{MONITORS_PREFIX}{app_name}_monitorstate.json"
 
 
 def monitor_key(settings: Settings) -> str:
-    return "monitors/" + monitor_file_name(settings)
+    return record_key(settings.APP_NAME)
 
 
 def exported_logs_prefix(settings: Settings) -> str:

@@ -30,6 +30,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from chalicelib.aws import read_object
+
 RECORD_VERSION = 1
 _OPTIONAL_KEYS = {"VERSION", "MAX_RUN_HOURS", "MAX_RUN_COST"}
 
@@ -126,8 +128,5 @@ def put(s3, record: RunRecord) -> None:
 
 
 def get(s3, bucket: str, key: str) -> RunRecord | None:
-    try:
-        body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
-    except s3.exceptions.NoSuchKey:
-        return None
-    return RunRecord.from_json(body)
+    body = read_object(s3, bucket, key)
+    return None if body is None else RunRecord.from_json(body)

@@ -20,7 +20,8 @@ from pathlib import Path, PurePosixPath
 from chalicelib import aws
 from chalicelib.done import counts_toward_done
 from chalicelib.jobs import Job, NotAJob, job_from_message
-from chalicelib.monitor.runs import read_object
+from chalicelib.names import summary_key
+from chalicelib.resources import find_queue_url
 from chalicelib.settings import Settings
 
 LOG_FETCH_THREADS = 16  # concurrent calls to the embedded server when fetching logs and outputs
@@ -68,7 +69,7 @@ def collect(settings: Settings, jobs: list[Job], out: Path) -> Results:
             results.skipped.append(job.job_id)
         else:
             results.not_run.append(job.job_id)
-    summary = read_object(aws.client("s3", settings), settings.AWS_BUCKET, f"monitors/{settings.APP_NAME}_summary.json")
+    summary = aws.read_object(aws.client("s3", settings), settings.AWS_BUCKET, summary_key(settings.APP_NAME))
     results.run_summary = json.loads(summary) if summary else None
     return results
 
@@ -130,9 +131,8 @@ def fetch_logs(settings: Settings, job_ids: list[str]) -> dict[str, list[str] | 
 def dead_letter_job_ids(settings: Settings) -> list[str]:
     """Job ids of the messages in the dead-letter queue (a fresh emulated account: all are this run's)."""
     sqs = aws.client("sqs", settings)
-    try:
-        url = sqs.get_queue_url(QueueName=settings.SQS_DEAD_LETTER_QUEUE)["QueueUrl"]
-    except sqs.exceptions.QueueDoesNotExist:
+    url = find_queue_url(sqs, settings.SQS_DEAD_LETTER_QUEUE)
+    if url is None:
         return []
     ids, seen = [], set()
     while True:

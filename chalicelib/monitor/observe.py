@@ -14,6 +14,7 @@ from datetime import datetime, timezone
 from chalicelib import leases
 from chalicelib.aws import error_code
 from chalicelib.monitor.clients import Clients
+from chalicelib.names import monitor_state_key, summary_key
 from chalicelib.monitor.observation import Instance, MonitorState, Observation, Policy
 from chalicelib.runrecord import RunRecord
 
@@ -41,11 +42,11 @@ class Run:
 
     @property
     def state_key(self) -> str:
-        return state_key(self.record)
+        return monitor_state_key(self.app_name)
 
     @property
     def summary_key(self) -> str:
-        return f"monitors/{self.app_name}_summary.json"
+        return summary_key(self.app_name)
 
     def policy(self) -> Policy:
         record = self.record
@@ -53,10 +54,6 @@ class Run:
                       docker_cores=record.DOCKER_CORES, machine_price=record.MACHINE_PRICE, cheapest=record.CHEAPEST,
                       max_run_hours=record.MAX_RUN_HOURS, max_run_cost=record.MAX_RUN_COST,
                       clean_dashboard=record.CLEAN_DASHBOARD)
-
-
-def state_key(record: RunRecord) -> str:
-    return f"monitors/{record.MONITOR_APP_NAME}_monitorstate.json"
 
 
 def observe(run: Run, clients: Clients, now: float | None = None) -> Observation:

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from chalicelib.aws import error_code
+from chalicelib import runrecord
+from chalicelib.aws import read_object
 from chalicelib.monitor.observation import MonitorState
-from chalicelib.monitor.observe import Run, state_key
-from chalicelib.runrecord import RunRecord
-
-RECORD_SUFFIX = "SpotFleetRequestId.json"
-MONITORS_PREFIX = "monitors/"
+from chalicelib.monitor.observe import Run
+from chalicelib.names import MONITORS_PREFIX, RECORD_SUFFIX, monitor_state_key, record_key  # noqa: F401
 
 
 def record_keys(s3, bucket: str) -> list[str]:
@@ -19,17 +17,12 @@ def record_keys(s3, bucket: str) -> list[str]:
     return sorted(keys)
 
 
-def record_key(app_name: str) -> str:
-    return MONITORS_PREFIX + app_name + RECORD_SUFFIX
-
-
 def load_run(s3, bucket: str, key: str) -> Run | None:
     """The run whose record is at `key`, or None once it is gone (torn down)."""
-    body = read_object(s3, bucket, key)
-    if body is None:
+    record = runrecord.get(s3, bucket, key)
+    if record is None:
         return None
-    record = RunRecord.from_json(body)
-    return Run(record=record, state=MonitorState.from_json(read_object(s3, bucket, state_key(record))))
+    return Run(record=record, state=MonitorState.from_json(read_object(s3, bucket, monitor_state_key(record.MONITOR_APP_NAME))))
 
 
 def load_runs(s3, buckets: list[str]) -> list[Run]:
@@ -40,12 +33,3 @@ def load_runs(s3, buckets: list[str]) -> list[Run]:
             if run is not None:
                 runs.append(run)
     return runs
-
-
-def read_object(s3, bucket: str, key: str) -> bytes | None:
-    try:
-        return s3.get_object(Bucket=bucket, Key=key)["Body"].read()
-    except Exception as error:  # noqa: BLE001
-        if error_code(error) in ("NoSuchKey", "404"):
-            return None
-        raise

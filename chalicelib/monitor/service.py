@@ -14,8 +14,9 @@ from chalicelib import aws
 from chalicelib.monitor.alarm_event import AlarmNotification
 from chalicelib.monitor.clients import Clients
 from chalicelib.monitor.observe import Run, observe
+from chalicelib.names import summary_key
 from chalicelib.monitor.reconcile import Reconciled, reconcile
-from chalicelib.monitor.runs import load_run, load_runs, read_object, record_key
+from chalicelib.monitor.runs import load_run, load_runs, record_key
 from chalicelib.monitor.status import finished_status, run_status
 
 BUCKETS_ENV = "MONITOR_BUCKETS"
@@ -64,7 +65,7 @@ def find_status(app_name: str, buckets: list[str]) -> dict | None:
         run = load_run(s3, bucket, record_key(app_name))
         if run is not None:
             return status_of(run)
-        summary = read_object(s3, bucket, f"monitors/{app_name}_summary.json")
+        summary = aws.read_object(s3, bucket, summary_key(app_name))
         if summary is not None:
             return finished_status(app_name, json.loads(summary))
     return None
