@@ -19,7 +19,7 @@ from typing import Any
 from chalicelib import aws, names
 from chalicelib.settings import Settings
 
-_QUEUE_MISSING = ("AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist")
+QUEUE_MISSING = ("AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist")
 
 
 @dataclass(frozen=True)
@@ -104,7 +104,7 @@ def find_queue_url(sqs, name: str) -> str | None:
     try:
         return sqs.get_queue_url(QueueName=name)["QueueUrl"]
     except sqs.exceptions.ClientError as error:
-        if aws.error_code(error) in _QUEUE_MISSING:
+        if aws.error_code(error) in QUEUE_MISSING:
             return None
         raise
 

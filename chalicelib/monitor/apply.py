@@ -19,9 +19,10 @@ from chalicelib.monitor.actions import (Action, CancelFleet, DeleteAlarms, Delet
                                         TerminateInstances, WriteSummary)
 from chalicelib.monitor.clients import Clients
 from chalicelib.monitor.observe import FAILED_EXPORT_PREFIX, Run
+from chalicelib.resources import QUEUE_MISSING
 
 _GONE = {
-    "AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist", "ServiceNotFoundException",
+    *QUEUE_MISSING, "ServiceNotFoundException",
     "ServiceNotActiveException", "ClusterNotFoundException", "ResourceNotFound", "ResourceNotFoundException",
     "InvalidInstanceID.NotFound", "InvalidSpotFleetRequestId.NotFound", "NoSuchKey",
 }

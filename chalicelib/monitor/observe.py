@@ -15,6 +15,7 @@ from chalicelib import leases
 from chalicelib.aws import error_code
 from chalicelib.monitor.clients import Clients
 from chalicelib.names import monitor_state_key, summary_key
+from chalicelib.resources import QUEUE_MISSING
 from chalicelib.monitor.observation import Instance, MonitorState, Observation, Policy
 from chalicelib.runrecord import RunRecord
 
@@ -93,7 +94,7 @@ def _queue_counts(sqs, url: str) -> dict | None:
             "ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible",
             "ApproximateNumberOfMessagesDelayed"])["Attributes"]
     except Exception as error:  # noqa: BLE001 - only "queue is gone" is an observation
-        if error_code(error) in ("AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist"):
+        if error_code(error) in QUEUE_MISSING:
             return None
         raise
     return {"visible": int(attributes.get("ApproximateNumberOfMessages", 0))
