@@ -145,8 +145,24 @@ def _build_job(shared: dict, shared_json: str, group: Any, settings: Settings, t
     return Job(job_id=job_id, body=body, values=values, output_prefix=output_prefix, input_prefix=input_prefix)
 
 
+def settings_values(settings: Settings) -> dict[str, Any]:
+    """The placeholders every job of a run renders the same way."""
+    return {"APP_NAME": settings.APP_NAME, "AWS_BUCKET": settings.AWS_BUCKET}
+
+
+def output_root(settings: Settings) -> str:
+    """The fixed start of every job's output prefix (the task role may write only under it); '' when
+    OUTPUT_PREFIX starts with a job value."""
+    return Template(settings.OUTPUT_PREFIX).fixed_prefix(settings_values(settings))
+
+
+def input_root(settings: Settings) -> str | None:
+    """The fixed start of every job's input prefix; None without INPUT_PREFIX."""
+    return Template(settings.INPUT_PREFIX).fixed_prefix(settings_values(settings)) if settings.INPUT_PREFIX else None
+
+
 def _context(values: Mapping[str, Any], job_id: str, settings: Settings) -> dict[str, Any]:
-    return {**values, "job_id": job_id, "APP_NAME": settings.APP_NAME, "AWS_BUCKET": settings.AWS_BUCKET}
+    return {**values, "job_id": job_id, **settings_values(settings)}
 
 
 def _where_used(name: str, settings: Settings) -> str:

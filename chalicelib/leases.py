@@ -2,7 +2,7 @@
 
 SQS says how many jobs are in flight, not where. To release idle machines as
 soon as the queue runs dry (DS waits for a 15-minute CPU alarm on each), a
-worker puts `monitors/APP_NAME_leases/INSTANCE/WORKER` when it takes a job,
+worker puts `runs/APP_NAME/leases/INSTANCE/WORKER` when it takes a job,
 refreshes it while the job runs, and deletes it when the job ends. The monitor
 lists the prefix: a machine with no fresh lease runs no job.
 
@@ -17,7 +17,7 @@ import time
 from collections import Counter
 from datetime import datetime
 
-from chalicelib.names import MONITORS_PREFIX
+from chalicelib.names import leases_prefix
 
 REFRESH_SECONDS = 60
 STALE_AFTER_SECONDS = 5 * REFRESH_SECONDS
@@ -25,7 +25,7 @@ UNKNOWN_INSTANCE = "unknown"
 
 
 def prefix(app_name: str) -> str:
-    return f"{MONITORS_PREFIX}{app_name}_leases/"
+    return leases_prefix(app_name)
 
 
 def key(app_name: str, instance_id: str | None, worker_id: str) -> str:

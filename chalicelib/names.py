@@ -8,13 +8,18 @@ recomputes them: start-cluster writes each one into the run record.
 from __future__ import annotations
 
 import hashlib
+import re
 
 from chalicelib.settings import Settings
 
 MONITOR_TOPIC = "Monitor"
 LOG_RETENTION_DAYS = 60  # DS's retention for both log groups
 QUEUE_RETENTION_SECONDS = 1_209_600  # 14 days, SQS's maximum
-FLEET_APP_TAG = "dsr:app"  # on the spot fleet request, so a crashed start-cluster can find its fleet again
+# Every resource setup and start-cluster create carries RUN_TAG = APP_NAME: the monitor acts only on what
+# carries its run's tag (or, where AWS has no tags, the exact name derived from APP_NAME), and a crashed
+# start-cluster finds its fleet again by it.
+RUN_TAG = "dsr:app"
+FLEET_APP_TAG = RUN_TAG
 
 # Account-wide IAM names: one instance role/profile and one fleet role serve every run.
 INSTANCE_ROLE = "dsr-ecs-instance-role"
@@ -53,6 +58,11 @@ def ecs_config_key(settings: Settings) -> str:
 
 
 MONITORS_PREFIX = "monitors/"
+# Files a run's workers write besides outputs: busy leases and failure records, under RUN_FILES_PREFIX/APP_NAME/.
+# Outside monitors/, so the task role can write them without any right on what the monitor trusts.
+RUN_FILES_PREFIX = "runs/"
+# Prefixes no job may write, whatever OUTPUT_PREFIX says (the task role denies them explicitly).
+RESERVED_PREFIXES = (MONITORS_PREFIX, "exportedlogs/", "ecsconfigs/", RUN_FILES_PREFIX)
 RECORD_SUFFIX = "SpotFleetRequestId.json"  # DS's monitor file name: APP_NAME + this
 
 
@@ -77,6 +87,35 @@ def monitor_state_key(app_name: str) -> str:
 
 def monitor_key(settings: Settings) -> str:
     return record_key(settings.APP_NAME)
+
+
+def claim_key(app_name: str) -> str:
+    """start-cluster's claim on a run (an S3 conditional write): one fleet per run even when two start at once."""
+    return f"{MONITORS_PREFIX}{app_name}_claim.json"
+
+
+def run_files_prefix(app_name: str) -> str:
+    """Everything a run's workers may write besides outputs; '/' ends it, so run 'A' never matches run 'AB'."""
+    return f"{RUN_FILES_PREFIX}{app_name}/"
+
+
+def leases_prefix(app_name: str) -> str:
+    return run_files_prefix(app_name) + "leases/"
+
+
+def failures_prefix(app_name: str) -> str:
+    return run_files_prefix(app_name) + "failures/"
+
+
+def failure_key(app_name: str, job_id: str) -> str:
+    """A job's failure record, written by the worker when its last attempt fails (per run, even with a shared
+    dead-letter queue)."""
+    return f"{failures_prefix(app_name)}{job_id}.json"
+
+
+def instance_alarm_pattern(app_name: str) -> re.Pattern:
+    """Exactly APP_NAME_<instance id>: run 'Run' never matches run 'Run_i-x''s alarms."""
+    return re.compile(re.escape(app_name) + r"_(i-[0-9a-f]{8,17})")
 
 
 def exported_logs_prefix(settings: Settings) -> str:

@@ -60,6 +60,19 @@ class Template:
                 out.append(value if isinstance(value, str) else _scalar_text(value))
         return "".join(out)
 
+    def fixed_prefix(self, known: Mapping[str, object]) -> str:
+        """The text every rendering starts with: literals and `known` values up to the first other placeholder
+        (`{APP_NAME}/{job_id}` with APP_NAME known gives 'APP/'; `{plate}/out` gives '')."""
+        out = []
+        for literal, field in self._parts:
+            out.append(literal)
+            if field is not None:
+                if field not in known:
+                    break
+                value = known[field]
+                out.append(value if isinstance(value, str) else _scalar_text(value))
+        return "".join(out)
+
     def __repr__(self) -> str:
         return f"Template({self.text!r})"
 

@@ -44,7 +44,7 @@ def test_a_running_job_marks_its_machine_busy_and_the_mark_goes_with_the_job(mot
 
     seen = json.loads(s3.get_object(Bucket=settings.AWS_BUCKET, Key=f"{job.output_prefix}/seen.json")["Body"].read())
     assert seen["busy"] == {"i-0abc": 1}
-    assert len(seen["keys"]) == 1 and seen["keys"][0].startswith("monitors/TestApp_leases/i-0abc/")
+    assert len(seen["keys"]) == 1 and seen["keys"][0].startswith("runs/TestApp/leases/i-0abc/")
     assert s3_keys(s3, settings.AWS_BUCKET, leases.prefix("TestApp")) == []
 
 

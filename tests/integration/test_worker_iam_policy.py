@@ -118,4 +118,4 @@ def test_the_task_role_may_delete_only_busy_leases(account):
     """Outputs are never deleted by a worker; the one delete it needs is of its own busy lease."""
     statements = task_role_statements(account)
     deleting = [statement for statement in statements if "s3:DeleteObject" in statement["Action"]]
-    assert [statement["Resource"] for statement in deleting] == ["arn:aws:s3:::test-bucket/monitors/TestApp_leases/*"]
+    assert [statement["Resource"] for statement in deleting] == ["arn:aws:s3:::test-bucket/runs/TestApp/leases/*"]
