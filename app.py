@@ -46,18 +46,18 @@ def on_alarm(event):
     if notification is None:
         logger.info("ignored: not an alarm notification", extra={"subject": event.subject})
         return
-    _report(service.reconcile_runs(service.runs_for_alarm(notification, service.watched_buckets())),
-            trigger=notification.alarm_name)
+    runs = _watched_runs(trigger=notification.alarm_name)
+    _report(service.reconcile_runs(service.runs_for_alarm(notification, runs)), trigger=notification.alarm_name)
 
 
 @app.schedule(Rate(PERIOD_MINUTES, unit=Rate.MINUTES))
 def every_period(event):
-    _report(service.reconcile_runs(service.runs_in(service.watched_buckets())), trigger="schedule")
+    _report(service.reconcile_runs(_watched_runs(trigger="schedule")), trigger="schedule")
 
 
 @app.route("/runs", authorizer=authorizer)
 def list_runs():
-    return {"runs": [service.status_of(run) for run in service.runs_in(service.watched_buckets())]}
+    return service.all_statuses(service.watched_buckets())
 
 
 @app.route("/runs/{app_name}", authorizer=authorizer)
@@ -68,6 +68,13 @@ def get_run(app_name):
     return status
 
 
+def _watched_runs(trigger):
+    runs, unreadable = service.scan_buckets(service.watched_buckets())
+    for item in unreadable:
+        logger.warning("skipped: " + item.reason, extra={"bucket": item.bucket, "key": item.key, "trigger": trigger})
+    return runs
+
+
 def _report(outcomes, trigger):
     for outcome in outcomes:
         run = outcome.run.app_name
@@ -76,6 +83,9 @@ def _report(outcomes, trigger):
                              exc_info=outcome.error)
             continue
         observation = outcome.result.observation
+        if observation.refused:
+            logger.warning("refused: " + observation.refused, extra={"run": run, "trigger": trigger})
+            continue
         for action in outcome.result.actions:
             logger.info(action.describe(), extra={"run": run, "trigger": trigger, "action": type(action).__name__})
         for action, code in outcome.result.skipped:

@@ -21,7 +21,7 @@ from chalicelib.monitor.reconcile import reconcile
 from chalicelib.names import summary_key
 from chalicelib.monitor.runs import load_run, record_key
 from chalicelib.monitor.status import status_table
-from chalicelib.errors import UserError
+from chalicelib.errors import RefusedRun, UserError
 from chalicelib.fleet import load_fleet_file
 from chalicelib.jobs import load_job_file
 from chalicelib.settings import Settings
@@ -230,6 +230,9 @@ def monitor(monitorfile: str | None, cheapest: bool, period: float, config_path:
 
 def _print_tick(result) -> None:
     observation = result.observation
+    if observation.refused:
+        raise RefusedRun(f"the monitor refuses run {observation.app_name!r}, nothing was touched: "
+                         f"{observation.refused}")
     click.echo(f"{observation.visible} waiting, {observation.in_flight} running, {observation.dead_letter} failed, "
                f"{len(observation.instances)} machine(s), fleet target {observation.fleet_target}")
     for action in result.actions:
@@ -253,6 +256,9 @@ def plan(settings: Settings):
       python cli.py plan --config config.json
     """
     result = reconcile(_run_of(settings), dry_run=True)
+    if result.observation.refused:
+        click.echo(f"refused: {result.observation.refused}")
+        return
     for action in result.actions:
         click.echo(action.describe())
     if not result.actions:

@@ -290,7 +290,7 @@ def fleet_request(fleet: FleetFile, settings: Settings, now: datetime.datetime) 
     )
     config.setdefault("AllocationStrategy", DEFAULT_ALLOCATION_STRATEGY)
     config["TagSpecifications"] = [{"ResourceType": "spot-fleet-request",
-                                    "Tags": [{"Key": names.FLEET_APP_TAG, "Value": settings.APP_NAME}]}]
+                                    "Tags": [{"Key": names.RUN_TAG, "Value": settings.APP_NAME}]}]
     specs = []
     for template in config["LaunchSpecifications"]:
         for instance_type in settings.MACHINE_TYPE:
@@ -312,11 +312,12 @@ def _launch_spec(template: dict, instance_type: str, settings: Settings) -> dict
         # DS sets True here when ASSIGN_IP is false; the documented meaning is "no public IP".
         for interface in spec.get("NetworkInterfaces", []):
             interface["AssociatePublicIpAddress"] = False
-    name_tag = {"Key": "Name", "Value": names.instance_name_tag(settings)}
+    # The run's tag on each machine too: the monitor's policy lets it terminate only machines that carry one.
+    ours = [{"Key": "Name", "Value": names.instance_name_tag(settings)}, {"Key": names.RUN_TAG, "Value": settings.APP_NAME}]
     tag_specs = [item for item in spec.get("TagSpecifications", []) if item.get("ResourceType") != "instance"]
     instance_tags = [tag for item in spec.get("TagSpecifications", []) if item.get("ResourceType") == "instance"
-                     for tag in item.get("Tags", []) if tag.get("Key") != "Name"]
-    spec["TagSpecifications"] = tag_specs + [{"ResourceType": "instance", "Tags": instance_tags + [name_tag]}]
+                     for tag in item.get("Tags", []) if tag.get("Key") not in ("Name", names.RUN_TAG)]
+    spec["TagSpecifications"] = tag_specs + [{"ResourceType": "instance", "Tags": instance_tags + ours}]
     return spec
 
 
@@ -348,7 +349,7 @@ def _live_fleet_id(ec2, settings: Settings, record: RunRecord | None) -> str | N
     for page in ec2.get_paginator("describe_spot_fleet_requests").paginate():
         for item in page["SpotFleetRequestConfigs"]:
             tags = {tag["Key"]: tag["Value"] for tag in item.get("Tags", [])}
-            if tags.get(names.FLEET_APP_TAG) == settings.APP_NAME and \
+            if tags.get(names.RUN_TAG) == settings.APP_NAME and \
                     item["SpotFleetRequestState"] in LIVE_FLEET_STATES:
                 return item["SpotFleetRequestId"]
     return None

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from chalicelib.names import RUN_TAG
 from chalicelib.runrecord import RunRecord
 
 PERIOD = 300  # seconds; SQS publishes queue metrics every 5 minutes, so alarms cannot usefully be finer
@@ -79,7 +80,8 @@ def queue_alarms(record: RunRecord, visible_name: str, not_visible_name: str) ->
                 "MetricName": metric, "Namespace": "AWS/SQS", "Statistic": "Average",
                 "Dimensions": [{"Name": "QueueName", "Value": record.MONITOR_QUEUE_NAME}],
                 "Period": PERIOD, "EvaluationPeriods": 1, "Threshold": 0.0,
-                "ComparisonOperator": "LessThanOrEqualToThreshold", "TreatMissingData": "missing"}
+                "ComparisonOperator": "LessThanOrEqualToThreshold", "TreatMissingData": "missing",
+                "Tags": [{"Key": RUN_TAG, "Value": record.MONITOR_APP_NAME}]}
 
     return [alarm(visible_name, "ApproximateNumberOfMessagesVisible"),
             alarm(not_visible_name, "ApproximateNumberOfMessagesNotVisible")]
@@ -87,7 +89,8 @@ def queue_alarms(record: RunRecord, visible_name: str, not_visible_name: str) ->
 
 def ensure_alarm(cloudwatch, wanted: dict[str, Any]) -> str:
     found = cloudwatch.describe_alarms(AlarmNames=[wanted["AlarmName"]], AlarmTypes=["MetricAlarm"])["MetricAlarms"]
-    if found and all(found[0].get(key) == value for key, value in wanted.items()):
+    # Tags are not part of an alarm's description (and AWS applies them only when it creates the alarm)
+    if found and all(found[0].get(key) == value for key, value in wanted.items() if key != "Tags"):
         return "unchanged"
     cloudwatch.put_metric_alarm(**wanted)
     return "updated" if found else "created"

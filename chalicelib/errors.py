@@ -30,3 +30,9 @@ class PreflightError(UserError):
 
 class NotYetImplemented(UserError):
     """A command whose behaviour arrives with a later issue."""
+
+
+class RefusedRun(UserError):
+    """The monitor will not act on a run it cannot prove is what its record says (monitor/ownership.py)."""
+
+    exit_code = 1

@@ -7,10 +7,13 @@ Three roles (names in chalicelib.names):
   config is written by the fleet's UserData, not fetched from S3.
 - the spot fleet role: launch, tag and terminate instances, and pass the
   instance role (and only that role) to EC2.
-- the worker's task role, per APP_NAME: the run's job queue, its bucket (delete
-  only the busy leases), its log group and its machines' idle alarms. The worker
-  never sees AWS keys. tests/integration/test_worker_iam_policy.py records every
-  call a worker makes and fails on a missing or an unused grant.
+- the worker's task role, per APP_NAME (`task_policy`): a job is untrusted code
+  with these rights, so they reach the run's job queue, its output root, its own
+  run files, its log group and its machines' idle alarms, and nothing the
+  monitor trusts. The worker never sees AWS keys.
+  tests/integration/test_worker_iam_policy.py records every call a worker makes
+  and fails on a missing or an unused grant; tests/integration/test_task_role_enforced.py
+  runs a worker and a hostile job with exactly this policy under moto's IAM engine.
 
 Inline policies only: every permission is visible in this file, and
 `--destroy` removes everything without touching AWS-managed policies.
@@ -23,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote
 
-from chalicelib import aws, leases, names
+from chalicelib import aws, jobs, names
 from chalicelib.settings import Settings
 
 POLICY_NAME = "dsr-least-privilege"
@@ -52,10 +55,7 @@ class AccountReport:
 
 
 def role_specs(settings: Settings, account: str) -> list[RoleSpec]:
-    region, partition = settings.AWS_REGION, "aws"
-    queue = f"arn:{partition}:sqs:{region}:{account}:{settings.SQS_QUEUE_NAME}"
-    bucket = f"arn:{partition}:s3:::{settings.AWS_BUCKET}"
-    job_logs = f"arn:{partition}:logs:{region}:{account}:log-group:{settings.LOG_GROUP_NAME}"
+    partition = "aws"
     instance_role = f"arn:{partition}:iam::{account}:role/{names.INSTANCE_ROLE}"
     instance = RoleSpec(names.INSTANCE_ROLE, "ec2.amazonaws.com", _policy(
         # The ECS agent's calls (as in AWS's AmazonEC2ContainerServiceforEC2Role, which
@@ -75,22 +75,59 @@ def role_specs(settings: Settings, account: str) -> list[RoleSpec]:
         {**_allow(["iam:PassRole"], instance_role),
          "Condition": {"StringEquals": {"iam:PassedToService": ["ec2.amazonaws.com"]}}},
     ))
-    task = RoleSpec(names.task_role(settings), "ecs-tasks.amazonaws.com", _policy(
+    task = RoleSpec(names.task_role(settings), "ecs-tasks.amazonaws.com", task_policy(settings, account))
+    return [instance, fleet, task]
+
+
+def task_policy(settings: Settings, account: str) -> dict[str, Any]:
+    """The worker's rights. A job is untrusted code running with them, so they reach only this run's queue, its
+    output root, its own run files (runs/APP_NAME/: busy leases, failure records), its log group and its
+    machines' idle alarms; never monitors/, exportedlogs/, ecsconfigs/ or another run's files."""
+    region, partition = settings.AWS_REGION, "aws"
+    queue = f"arn:{partition}:sqs:{region}:{account}:{settings.SQS_QUEUE_NAME}"
+    bucket = f"arn:{partition}:s3:::{settings.AWS_BUCKET}"
+    job_logs = f"arn:{partition}:logs:{region}:{account}:log-group:{settings.LOG_GROUP_NAME}"
+    output_root, input_root = jobs.output_root(settings), jobs.input_root(settings)
+    run_files = f"{bucket}/{names.run_files_prefix(settings.APP_NAME)}*"
+    reads = sorted({f"{bucket}/{root}*" for root in (output_root, input_root) if root is not None})
+    statements = [
         # SendMessage: a job released for a spot interruption is requeued as a fresh message, so the
         # interruption does not count as one of its JOB_RETRIES attempts (worker/worker.py `_release`)
         _allow(["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility", "sqs:GetQueueUrl",
                 "sqs:GetQueueAttributes", "sqs:SendMessage"], queue),
-        _allow(["s3:ListBucket"], bucket),
-        _allow(["s3:GetObject", "s3:PutObject"], bucket + "/*"),
-        # The busy lease (chalicelib/leases.py) is the one object a worker deletes; outputs never are.
-        _allow(["s3:DeleteObject"], f"{bucket}/{leases.prefix(settings.APP_NAME)}*"),
+        # Listing: CHECK_IF_DONE under the output prefixes and INPUT_PREFIX's inputs (AWS also checks the prefix)
+        _listing(bucket, [root for root in (output_root, input_root) if root is not None]),
+        _allow(["s3:GetObject"], reads),
+        _allow(["s3:PutObject"], sorted({f"{bucket}/{output_root}*", run_files})),
+        # Outputs are never deleted; the worker deletes only its own busy leases and stale failure records.
+        _allow(["s3:DeleteObject"], run_files),
         # CreateLogGroup: a worker makes its group if setup has not (local runs), tolerating "exists".
         _allow(["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"], [job_logs, job_logs + ":*"]),
         # The machine's idle alarm, APP_NAME_<instance id> (worker/alarm.py), made by the container's supervisor.
         _allow(["cloudwatch:DescribeAlarms", "cloudwatch:PutMetricAlarm"],
                f"arn:{partition}:cloudwatch:{region}:{account}:alarm:{settings.APP_NAME}_i-*"),
-    ))
-    return [instance, fleet, task]
+    ]
+    if writes_reach_reserved(output_root):
+        # OUTPUT_PREFIX starts with a job value, so outputs may go anywhere in the bucket: what the monitor
+        # trusts is denied explicitly (a Deny wins over any Allow). Other runs' outputs and run files are then
+        # within reach of this run's jobs: start-cluster warns, and README says to give OUTPUT_PREFIX a folder.
+        statements.append({"Effect": "Deny", "Action": ["s3:PutObject", "s3:DeleteObject"],
+                           "Resource": [f"{bucket}/{prefix}*" for prefix in names.RESERVED_PREFIXES
+                                        if prefix != names.RUN_FILES_PREFIX]})
+    return _policy(*statements)
+
+
+def writes_reach_reserved(output_root: str) -> bool:
+    """True when `bucket/<output_root>*` also covers a reserved prefix (only possible when the root is a start
+    of one, such as ''; settings refuse roots inside a reserved prefix)."""
+    return any(prefix.startswith(output_root) for prefix in names.RESERVED_PREFIXES)
+
+
+def _listing(bucket: str, roots: list[str]) -> dict[str, Any]:
+    statement = _allow(["s3:ListBucket"], bucket)
+    if roots and all(roots):
+        statement["Condition"] = {"StringLike": {"s3:prefix": sorted({root + "*" for root in roots})}}
+    return statement
 
 
 def _policy(*statements: dict) -> dict[str, Any]:

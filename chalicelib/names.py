@@ -10,7 +10,10 @@ from __future__ import annotations
 import hashlib
 import re
 
-from chalicelib.settings import Settings
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # names are derived from settings; settings check prefixes against RESERVED_PREFIXES
+    from chalicelib.settings import Settings
 
 MONITOR_TOPIC = "Monitor"
 LOG_RETENTION_DAYS = 60  # DS's retention for both log groups
@@ -19,7 +22,6 @@ QUEUE_RETENTION_SECONDS = 1_209_600  # 14 days, SQS's maximum
 # carries its run's tag (or, where AWS has no tags, the exact name derived from APP_NAME), and a crashed
 # start-cluster finds its fleet again by it.
 RUN_TAG = "dsr:app"
-FLEET_APP_TAG = RUN_TAG
 
 # Account-wide IAM names: one instance role/profile and one fleet role serve every run.
 INSTANCE_ROLE = "dsr-ecs-instance-role"
@@ -37,12 +39,20 @@ def task_role(settings: Settings) -> str:
     return settings.APP_NAME[: _IAM_NAME_LIMIT - len("-task-role") - 7] + "-" + digest + "-task-role"
 
 
+_QUEUE_ALARM_PREFIXES = {"visible": "ApproximateNumberOfMessagesVisibleisZero_",
+                         "not_visible": "ApproximateNumberOfMessagesNotVisibleisZero_"}
+
+
+def queue_alarm_name(kind: str, app_name: str) -> str:
+    return _QUEUE_ALARM_PREFIXES[kind] + app_name
+
+
 def visible_alarm(settings: Settings) -> str:
-    return "ApproximateNumberOfMessagesVisibleisZero_" + settings.APP_NAME
+    return queue_alarm_name("visible", settings.APP_NAME)
 
 
 def not_visible_alarm(settings: Settings) -> str:
-    return "ApproximateNumberOfMessagesNotVisibleisZero_" + settings.APP_NAME
+    return queue_alarm_name("not_visible", settings.APP_NAME)
 
 
 def dashboard(settings: Settings) -> str:
@@ -115,7 +125,7 @@ def failure_key(app_name: str, job_id: str) -> str:
 
 def instance_alarm_pattern(app_name: str) -> re.Pattern:
     """Exactly APP_NAME_<instance id>: run 'Run' never matches run 'Run_i-x''s alarms."""
-    return re.compile(re.escape(app_name) + r"_(i-[0-9a-f]{8,17})")
+    return re.compile(re.escape(app_name) + r"_(i-[0-9a-f]+)")
 
 
 def exported_logs_prefix(settings: Settings) -> str:

@@ -17,9 +17,28 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from chalicelib import aws, names
+from chalicelib.errors import UserError
 from chalicelib.settings import Settings
 
+
+class OwnedByAnotherRun(UserError):
+    """A resource setup would share carries another run's tag."""
+
 QUEUE_MISSING = ("AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist")
+
+
+def run_tags(settings: Settings) -> dict[str, str]:
+    """The tag every resource of the run carries: the monitor acts only on what carries it."""
+    return {names.RUN_TAG: settings.APP_NAME}
+
+
+def check_owner(tags: dict[str, str], settings: Settings, kind: str, name: str, key: str) -> bool:
+    """True when the resource needs the run's tag added; raises when another run owns it."""
+    owner = tags.get(names.RUN_TAG)
+    if owner is not None and owner != settings.APP_NAME:
+        raise OwnedByAnotherRun(f"{kind} '{name}' belongs to run '{owner}' (tag {names.RUN_TAG}); choose another "
+                                f"{key} in {settings.source}, so that one run's teardown never deletes another's")
+    return owner is None
 
 
 @dataclass(frozen=True)
@@ -52,11 +71,12 @@ def setup(settings: Settings, clients: Any = None) -> SetupReport:
     report.dead_letter_queue_url = ensure_queue(c.sqs, settings.SQS_DEAD_LETTER_QUEUE,
                                                 dead_letter_attributes(), report)
     dlq_arn = queue_arn(c.sqs, report.dead_letter_queue_url)
-    report.queue_url = ensure_queue(c.sqs, settings.SQS_QUEUE_NAME, job_queue_attributes(settings, dlq_arn), report)
+    report.queue_url = ensure_queue(c.sqs, settings.SQS_QUEUE_NAME, job_queue_attributes(settings, dlq_arn), report,
+                                    settings=settings)
     for group in (settings.LOG_GROUP_NAME, settings.per_instance_log_group):
-        ensure_log_group(c.logs, group, names.LOG_RETENTION_DAYS, report)
+        ensure_log_group(c.logs, group, names.LOG_RETENTION_DAYS, report, settings=settings)
     report.topic_arn = ensure_topic(c.sns, names.MONITOR_TOPIC, report)
-    ensure_cluster(c.ecs, settings.ECS_CLUSTER, report)
+    ensure_cluster(c.ecs, settings.ECS_CLUSTER, report, settings=settings)
     role_arn = find_role_arn(c.iam, names.task_role(settings))
     if role_arn is None:
         report.warnings.append(
@@ -113,19 +133,26 @@ def queue_arn(sqs, url: str) -> str:
     return sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
 
 
-def ensure_queue(sqs, name: str, wanted: dict[str, str], report: SetupReport) -> str:
+def ensure_queue(sqs, name: str, wanted: dict[str, str], report: SetupReport, settings: Settings | None = None) -> str:
+    """The queue with `wanted` attributes; with `settings`, it is the run's own queue and carries the run's tag
+    (the dead-letter queue is shared between runs, as DS's default name implies, and is never tagged)."""
+    tags = run_tags(settings) if settings else {}
     url = find_queue_url(sqs, name)
     if url is None:
-        url = sqs.create_queue(QueueName=name, Attributes=wanted)["QueueUrl"]
+        url = sqs.create_queue(QueueName=name, Attributes=wanted, **({"tags": tags} if tags else {}))["QueueUrl"]
         report.add("created", "queue", name)
         return url
+    changed = []
+    if settings and check_owner(sqs.list_queue_tags(QueueUrl=url).get("Tags", {}), settings, "queue", name,
+                                "SQS_QUEUE_NAME"):
+        sqs.tag_queue(QueueUrl=url, Tags=tags)
+        changed.append("tags")
     current = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=list(wanted))["Attributes"]
     different = {key: value for key, value in wanted.items() if not _same_attribute(key, current.get(key), value)}
     if different:
         sqs.set_queue_attributes(QueueUrl=url, Attributes=different)
-        report.add("updated", "queue", f"{name} ({', '.join(sorted(different))})")
-    else:
-        report.add("unchanged", "queue", name)
+        changed.extend(sorted(different))
+    report.add("updated" if changed else "unchanged", "queue", f"{name} ({', '.join(changed)})" if changed else name)
     return url
 
 
@@ -151,17 +178,26 @@ def find_log_group(logs, name: str) -> dict | None:
     return None
 
 
-def ensure_log_group(logs, name: str, retention_days: int, report: SetupReport) -> None:
+def ensure_log_group(logs, name: str, retention_days: int, report: SetupReport,
+                     settings: Settings | None = None) -> None:
+    """With `settings`, the group carries the run's tag: the monitor exports only its run's own groups. A group
+    another run made keeps that run's tag (runs may share LOG_GROUP_NAME; only its owner exports it)."""
+    tags = run_tags(settings) if settings else {}
     group = find_log_group(logs, name)
     if group is None:
-        logs.create_log_group(logGroupName=name)
+        logs.create_log_group(logGroupName=name, **({"tags": tags} if tags else {}))
         logs.put_retention_policy(logGroupName=name, retentionInDays=retention_days)
         report.add("created", "log group", name)
-    elif group.get("retentionInDays") != retention_days:
+        return
+    changed = []
+    if tags and names.RUN_TAG not in logs.list_tags_log_group(logGroupName=name).get("tags", {}):
+        logs.tag_log_group(logGroupName=name, tags=tags)
+        changed.append("tags")
+    if group.get("retentionInDays") != retention_days:
         logs.put_retention_policy(logGroupName=name, retentionInDays=retention_days)
-        report.add("updated", "log group", f"{name} (retention)")
-    else:
-        report.add("unchanged", "log group", name)
+        changed.append("retention")
+    report.add("updated" if changed else "unchanged", "log group",
+               f"{name} ({', '.join(changed)})" if changed else name)
 
 
 def find_topic_arn(sns, name: str) -> str | None:
@@ -200,12 +236,23 @@ def cluster_is_active(ecs, name: str) -> bool:
     return any(item["clusterName"] == name and item["status"] == "ACTIVE" for item in clusters)
 
 
-def ensure_cluster(ecs, name: str, report: SetupReport) -> None:
+def ensure_cluster(ecs, name: str, report: SetupReport, settings: Settings | None = None) -> None:
+    """A cluster setup creates carries the creating run's tag: the monitor deletes only such a cluster, and only
+    once nothing uses it. A cluster that exists is shared and left as it is ('default', or another run's)."""
     if cluster_is_active(ecs, name):
         report.add("unchanged", "ECS cluster", name)
     else:
-        ecs.create_cluster(clusterName=name)
+        ecs.create_cluster(clusterName=name, **({"tags": _ecs_tags(run_tags(settings))} if settings else {}))
         report.add("created", "ECS cluster", name)
+
+
+def _ecs_tags(tags: dict[str, str]) -> list[dict[str, str]]:
+    return [{"key": key, "value": value} for key, value in tags.items()]
+
+
+def ecs_tag_map(resource: dict) -> dict[str, str]:
+    """ECS's tags of a described resource (`include=["TAGS"]`) as a dict."""
+    return {item["key"]: item["value"] for item in resource.get("tags", ())}
 
 
 def task_definition(settings: Settings, task_role_arn: str | None) -> dict[str, Any]:
@@ -227,7 +274,8 @@ def task_definition(settings: Settings, task_role_arn: str | None) -> dict[str, 
             },
         },
     }
-    definition: dict[str, Any] = {"family": settings.task_family, "containerDefinitions": [container]}
+    definition: dict[str, Any] = {"family": settings.task_family, "containerDefinitions": [container],
+                                  "tags": _ecs_tags(run_tags(settings))}
     if task_role_arn:
         definition["taskRoleArn"] = task_role_arn
     return definition
@@ -265,8 +313,9 @@ def ensure_task_definition(ecs, wanted: dict[str, Any], report: SetupReport) -> 
 
 
 def find_service(ecs, cluster: str, name: str) -> dict | None:
+    """The ACTIVE service of that exact name, with its tags."""
     try:
-        services = ecs.describe_services(cluster=cluster, services=[name])["services"]
+        services = ecs.describe_services(cluster=cluster, services=[name], include=["TAGS"])["services"]
     except ecs.exceptions.ClusterNotFoundException:
         return None
     return next((item for item in services if item["serviceName"] == name and item["status"] == "ACTIVE"), None)
@@ -277,12 +326,18 @@ def ensure_service(ecs, settings: Settings, task_definition_arn: str, report: Se
     if service is None:
         # Desired count 0: tasks start only when start-cluster has machines for them.
         ecs.create_service(cluster=settings.ECS_CLUSTER, serviceName=settings.service_name,
-                           taskDefinition=task_definition_arn, desiredCount=0, launchType="EC2")
+                           taskDefinition=task_definition_arn, desiredCount=0, launchType="EC2",
+                           tags=_ecs_tags(run_tags(settings)))
         report.add("created", "ECS service", settings.service_name)
-    elif service["taskDefinition"] != task_definition_arn:
+        return
+    changed = []
+    if check_owner(ecs_tag_map(service), settings, "ECS service", settings.service_name, "APP_NAME"):
+        ecs.tag_resource(resourceArn=service["serviceArn"], tags=_ecs_tags(run_tags(settings)))
+        changed.append("tags")
+    if service["taskDefinition"] != task_definition_arn:
         # The desired count is left alone: a run may be in progress.
         ecs.update_service(cluster=settings.ECS_CLUSTER, service=settings.service_name,
                            taskDefinition=task_definition_arn)
-        report.add("updated", "ECS service", f"{settings.service_name} (task definition)")
-    else:
-        report.add("unchanged", "ECS service", settings.service_name)
+        changed.append("task definition")
+    report.add("updated" if changed else "unchanged", "ECS service",
+               f"{settings.service_name} ({', '.join(changed)})" if changed else settings.service_name)

@@ -102,13 +102,42 @@ class RunRecord:
         if missing:
             raise ValueError(f"run record: missing keys {', '.join(missing)}")
         values = {key: value for key, value in raw.items() if key in fields}
-        values["MONITOR_START_TIME"] = int(values["MONITOR_START_TIME"])  # DS wrote a string
-        for key in ("ALARM_NAMES", "MACHINE_TYPE"):
-            values[key] = tuple(values[key])
+        start = values["MONITOR_START_TIME"]
+        if isinstance(start, str) and start.strip().isdigit():
+            values["MONITOR_START_TIME"] = int(start)  # DS wrote a string
         for key in ("CLEAN_DASHBOARD", "CHEAPEST", "AUTO_MONITOR"):
             value = values[key]
-            values[key] = value.strip().lower() == "true" if isinstance(value, str) else bool(value)
+            if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+                values[key] = value.strip().lower() == "true"
+        for item in dataclasses.fields(cls):
+            if item.name in values:
+                values[item.name] = _typed(item.name, item.type, values[item.name])
         return cls(**values)
+
+
+# Field annotation -> what JSON must hold there. A record is data from a bucket: a wrong type is refused on
+# reading, never met later as a TypeError in the middle of a reconcile.
+_CHECKS = {
+    "str": (lambda value: isinstance(value, str), "a string"),
+    "int": (lambda value: isinstance(value, int) and not isinstance(value, bool), "an integer"),
+    "float": (lambda value: isinstance(value, (int, float)) and not isinstance(value, bool), "a number"),
+    "bool": (lambda value: isinstance(value, bool), "true or false"),
+}
+
+
+def _typed(name: str, annotation: str, value: Any) -> Any:
+    optional = annotation.endswith(" | None")
+    base = annotation.removesuffix(" | None")
+    if value is None and optional:
+        return None
+    if base == "tuple[str, ...]":
+        if isinstance(value, list) and all(isinstance(item, str) for item in value):
+            return tuple(value)
+        raise ValueError(f"run record: {name}: expected a list of strings")
+    check, expected = _CHECKS[base]
+    if not check(value):
+        raise ValueError(f"run record: {name}: expected {expected}{' or null' if optional else ''}")
+    return value
 
 
 def write_local(record: RunRecord, folder: str | Path, file_name: str) -> Path:

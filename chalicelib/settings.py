@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from chalicelib.errors import ConfigError
+from chalicelib.names import RESERVED_PREFIXES
 from chalicelib.templates import Template, TemplateError
 
 # SQS queue names are at most 80 characters and DS's default queue name adds
@@ -442,6 +443,11 @@ def _check_templates(values: Mapping[str, Any], source: str) -> None:
         if local:
             raise ConfigError(f"{source}: {name}: expected an S3 prefix template; "
                               "{output_dir} and {input_dir} are local folders, usable only in COMMAND")
+    fixed = Template(values["OUTPUT_PREFIX"]).fixed_prefix({key: values[key] for key in ("APP_NAME", "AWS_BUCKET")})
+    reserved = [prefix for prefix in RESERVED_PREFIXES if fixed.startswith(prefix)]
+    if reserved:
+        raise ConfigError(f"{source}: OUTPUT_PREFIX: expected a prefix outside {', '.join(RESERVED_PREFIXES)} "
+                          f"(what the monitor trusts and the runs' own files), got {json.dumps(values['OUTPUT_PREFIX'])}")
 
 
 def read_json_file(path: str | Path, error: type[Exception]) -> Any:

@@ -54,8 +54,15 @@ class MonitorState:
         if not text:
             return cls()
         raw = json.loads(text)
-        known = {name for name in cls.__dataclass_fields__}
-        return cls(**{key: value for key, value in raw.items() if key in known})
+        if not isinstance(raw, dict):
+            raise ValueError("monitor state: expected a JSON object")
+        state = cls(**{key: value for key, value in raw.items() if key in cls.__dataclass_fields__})
+        if not (isinstance(state.empty_observations, int) and isinstance(state.tearing_down, bool)
+                and isinstance(state.known_instances, dict) and isinstance(state.export_tasks, dict)
+                and isinstance(state.retired_machine_seconds, (int, float))
+                and isinstance(state.stop_reason, (str, type(None)))):
+            raise ValueError("monitor state: a field has the wrong type")
+        return state
 
     def updated(self, changes: dict[str, Any]) -> "MonitorState":
         return replace(self, **changes)
@@ -92,6 +99,7 @@ class Observation:
     # ECS
     cluster: str = "default"
     cluster_exists: bool = False
+    cluster_owned: bool = False  # carries the run's tag (setup created it for this run); only then deleted
     cluster_in_use_by_others: bool = False
     service: str = ""
     service_exists: bool = False
@@ -107,11 +115,14 @@ class Observation:
     bucket: str = ""
     log_groups: tuple[str, ...] = ()
     exported_logs_prefix: str = ""
+    foreign_log_groups: tuple[str, ...] = ()  # of log_groups: another run's (its tag), never exported by this run
     export_status: dict[str, ExportStatus] = field(default_factory=dict)  # per log group, our export task
     export_running_in_account: bool = False  # AWS allows one running export task per account
     summary_key: str = ""
     summary_exists: bool = False
     record_keys: tuple[str, ...] = ()  # the run record and the monitor state, removed last
+    # Why the monitor will not act on this run (the record or a resource is not provably the run's); None: it acts
+    refused: str | None = None
 
     @property
     def elapsed(self) -> float:

@@ -13,9 +13,10 @@ from datetime import datetime, timezone
 
 from chalicelib import leases
 from chalicelib.aws import error_code
+from chalicelib.monitor import ownership
 from chalicelib.monitor.clients import Clients
-from chalicelib.names import monitor_state_key, summary_key
-from chalicelib.resources import QUEUE_MISSING
+from chalicelib.names import instance_alarm_pattern, monitor_state_key, summary_key
+from chalicelib.resources import QUEUE_MISSING, ecs_tag_map
 from chalicelib.monitor.observation import Instance, MonitorState, Observation, Policy
 from chalicelib.runrecord import RunRecord
 
@@ -28,18 +29,20 @@ _EXPORT_STATUS = {"COMPLETED": "done", "FAILED": "failed", "CANCELLED": "failed"
 
 @dataclass(frozen=True)
 class Run:
-    """A run as the monitor knows it: the record start-cluster wrote and the monitor's own state."""
+    """A run as the monitor knows it: the record start-cluster wrote, where it was found, and the monitor's state.
+
+    `bucket` and `key` are where the record was read, never what it says of itself: a record copied into
+    another bucket or key is refused (ownership.record_problem) instead of steering writes elsewhere.
+    """
 
     record: RunRecord
     state: MonitorState
+    bucket: str
+    key: str
 
     @property
     def app_name(self) -> str:
         return self.record.MONITOR_APP_NAME
-
-    @property
-    def bucket(self) -> str:
-        return self.record.MONITOR_BUCKET_NAME
 
     @property
     def state_key(self) -> str:
@@ -60,11 +63,24 @@ class Run:
 def observe(run: Run, clients: Clients, now: float | None = None) -> Observation:
     record = run.record
     now = time.time() if now is None else now
+    problem = ownership.record_problem(record, run.bucket, run.key)
+    if problem:
+        # Nothing the record names is read or touched: it is not what start-cluster writes.
+        return refused_observation(run, now, "run record refused: " + problem)
     queue = _queue_counts(clients.sqs, record.QUEUE_URL)
     fleet = _fleet(clients.ec2, record.MONITOR_FLEET_ID)
-    instances = _instances(clients, run, fleet["active"], now)
     service = _service(clients.ecs, record.MONITOR_ECS_CLUSTER, record.SERVICE_NAME)
-    cluster = _cluster(clients, record.MONITOR_ECS_CLUSTER, service["exists"])
+    problems = [
+        queue and ownership.tag_problem("queue", record.MONITOR_QUEUE_NAME, _queue_tags(clients.sqs, record.QUEUE_URL),
+                                        run.app_name),
+        fleet["exists"] and ownership.tag_problem("spot fleet", record.MONITOR_FLEET_ID, fleet["tags"], run.app_name),
+        service["exists"] and ownership.tag_problem("ECS service", record.SERVICE_NAME, service["tags"], run.app_name),
+    ]
+    refused = "; ".join(problem for problem in problems if problem)
+    if refused:
+        return refused_observation(run, now, refused)
+    instances = _instances(clients, run, fleet["active"], now)
+    cluster = _cluster(clients, record.MONITOR_ECS_CLUSTER, service["exists"], run.app_name)
     log_groups = (record.MONITOR_LOG_GROUP_NAME, record.PER_INSTANCE_LOG_GROUP)
     exports, export_busy = _exports(clients.logs, run.state)
     return Observation(
@@ -75,17 +91,36 @@ def observe(run: Run, clients: Clients, now: float | None = None) -> Observation
         jobs_at_start=record.JOBS_AT_START,
         fleet_id=record.MONITOR_FLEET_ID, fleet_active=fleet["active"], fleet_target=fleet["target"],
         fleet_fulfilled=fleet["fulfilled"], instances=instances,
-        cluster=record.MONITOR_ECS_CLUSTER, cluster_exists=cluster["exists"],
+        cluster=record.MONITOR_ECS_CLUSTER, cluster_exists=cluster["exists"], cluster_owned=cluster["owned"],
         cluster_in_use_by_others=cluster["in_use"], service=record.SERVICE_NAME, service_exists=service["exists"],
         service_desired=service["desired"], task_definition_arns=_task_definitions(clients.ecs, record.TASK_FAMILY),
         alarm_names=_alarms(clients.cloudwatch, record), queue_alarm_names=tuple(record.ALARM_NAMES),
         instance_alarm_prefix=record.INSTANCE_ALARM_PREFIX, dashboard_name=record.DASHBOARD_NAME,
         dashboard_exists=_dashboard_exists(clients.cloudwatch, record.DASHBOARD_NAME),
         bucket=run.bucket, log_groups=log_groups, exported_logs_prefix=record.EXPORTED_LOGS_PREFIX,
+        foreign_log_groups=_foreign_log_groups(clients.logs, log_groups, run) if run.state.tearing_down else (),
         export_status=exports, export_running_in_account=export_busy,
         summary_key=run.summary_key, summary_exists=_object_exists(clients.s3, run.bucket, run.summary_key),
-        record_keys=(record.MONITOR_FILE_KEY, run.state_key),
+        record_keys=(run.key, run.state_key),
     )
+
+
+def refused_observation(run: Run, now: float, reason: str) -> Observation:
+    """A run the monitor will not act on: only what the record says, and why it is refused."""
+    record = run.record
+    return Observation(app_name=run.app_name, now=now, started_at=record.MONITOR_START_TIME / 1000, state=run.state,
+                       queue_url=record.QUEUE_URL, queue_exists=False, visible=0, in_flight=0, dead_letter=0,
+                       jobs_at_start=record.JOBS_AT_START, fleet_id=record.MONITOR_FLEET_ID, fleet_active=False,
+                       fleet_target=0, fleet_fulfilled=0.0, bucket=run.bucket, refused=reason)
+
+
+def _queue_tags(sqs, url: str) -> dict[str, str]:
+    try:
+        return sqs.list_queue_tags(QueueUrl=url).get("Tags", {})
+    except Exception as error:  # noqa: BLE001 - only "queue is gone" is an answer
+        if error_code(error) in QUEUE_MISSING:
+            return {}
+        raise
 
 
 def _queue_counts(sqs, url: str) -> dict | None:
@@ -110,11 +145,14 @@ def _fleet(ec2, fleet_id: str) -> dict:
             configs = []
         else:
             raise
-    if not configs or configs[0].get("SpotFleetRequestState") in _INACTIVE_FLEET_STATES:
-        return {"active": False, "target": 0, "fulfilled": 0.0}
+    if not configs:
+        return {"exists": False, "active": False, "target": 0, "fulfilled": 0.0, "tags": {}}
+    tags = {tag["Key"]: tag["Value"] for tag in configs[0].get("Tags", ())}
+    if configs[0].get("SpotFleetRequestState") in _INACTIVE_FLEET_STATES:
+        return {"exists": True, "active": False, "target": 0, "fulfilled": 0.0, "tags": tags}
     config = configs[0]["SpotFleetRequestConfig"]
-    return {"active": True, "target": int(config.get("TargetCapacity", 0)),
-            "fulfilled": float(config.get("FulfilledCapacity", 0.0))}
+    return {"exists": True, "active": True, "target": int(config.get("TargetCapacity", 0)),
+            "fulfilled": float(config.get("FulfilledCapacity", 0.0)), "tags": tags}
 
 
 def _instances(clients: Clients, run: Run, fleet_active: bool, now: float) -> tuple[Instance, ...]:
@@ -150,22 +188,24 @@ def _instances(clients: Clients, run: Run, fleet_active: bool, now: float) -> tu
 
 def _service(ecs, cluster: str, service: str) -> dict:
     try:
-        services = ecs.describe_services(cluster=cluster, services=[service])["services"]
+        services = ecs.describe_services(cluster=cluster, services=[service], include=["TAGS"])["services"]
     except Exception as error:  # noqa: BLE001
         if error_code(error) == "ClusterNotFoundException":
-            return {"exists": False, "desired": 0}
+            return {"exists": False, "desired": 0, "tags": {}}
         raise
     active = [item for item in services if item["serviceName"] == service and item.get("status") == "ACTIVE"]
-    return {"exists": bool(active), "desired": active[0]["desiredCount"] if active else 0}
+    return {"exists": bool(active), "desired": active[0]["desiredCount"] if active else 0,
+            "tags": ecs_tag_map(active[0]) if active else {}}
 
 
-def _cluster(clients: Clients, cluster: str, our_service_exists: bool) -> dict:
-    found = [item for item in clients.ecs.describe_clusters(clusters=[cluster])["clusters"]
+def _cluster(clients: Clients, cluster: str, our_service_exists: bool, app_name: str) -> dict:
+    found = [item for item in clients.ecs.describe_clusters(clusters=[cluster], include=["TAGS"])["clusters"]
              if item["clusterName"] == cluster and item.get("status") == "ACTIVE"]
     if not found:
-        return {"exists": False, "in_use": False}
+        return {"exists": False, "in_use": False, "owned": False}
     other_services = found[0].get("activeServicesCount", 0) - (1 if our_service_exists else 0)
-    return {"exists": True, "in_use": other_services > 0 or _has_live_container_instances(clients, cluster)}
+    return {"exists": True, "in_use": other_services > 0 or _has_live_container_instances(clients, cluster),
+            "owned": ownership.tag_problem("ECS cluster", cluster, ecs_tag_map(found[0]), app_name) is None}
 
 
 def _has_live_container_instances(clients: Clients, cluster: str) -> bool:
@@ -197,12 +237,29 @@ def _task_definitions(ecs, family: str) -> tuple[str, ...]:
 def _alarms(cloudwatch, record: RunRecord) -> tuple[str, ...]:
     names = set()
     paginator = cloudwatch.get_paginator("describe_alarms")
+    exact = instance_alarm_pattern(record.MONITOR_APP_NAME)
     for page in paginator.paginate(AlarmNamePrefix=record.INSTANCE_ALARM_PREFIX + "i-"):
-        names.update(alarm["AlarmName"] for alarm in page["MetricAlarms"])
+        # the prefix of run 'Run' also lists run 'Run_i-x''s alarms: keep exactly Run_<instance id>
+        names.update(alarm["AlarmName"] for alarm in page["MetricAlarms"] if exact.fullmatch(alarm["AlarmName"]))
     if record.ALARM_NAMES:
         for page in paginator.paginate(AlarmNames=list(record.ALARM_NAMES)):
             names.update(alarm["AlarmName"] for alarm in page["MetricAlarms"])
     return tuple(sorted(names))
+
+
+def _foreign_log_groups(logs, groups: tuple[str, ...], run: Run) -> tuple[str, ...]:
+    """Log groups that exist but are not the run's (another run made them): never exported by this run."""
+    foreign = []
+    for group in groups:
+        try:
+            tags = logs.list_tags_log_group(logGroupName=group).get("tags", {})
+        except Exception as error:  # noqa: BLE001 - a missing group is not foreign: its export fails on its own
+            if error_code(error) == "ResourceNotFoundException":
+                continue
+            raise
+        if ownership.tag_problem("log group", group, tags, run.app_name):
+            foreign.append(group)
+    return tuple(foreign)
 
 
 def _dashboard_exists(cloudwatch, name: str | None) -> bool:

@@ -21,6 +21,7 @@ from chalicelib.monitor.actions import (Action, CancelFleet, DeleteAlarms, Delet
                                         RemoveRunRecord, SaveState, SetFleetCapacity, SetServiceCount,
                                         TerminateInstances, WriteSummary)
 from chalicelib.monitor.observation import Observation, Policy
+from chalicelib.names import instance_alarm_pattern
 
 EMPTY_TICKS_BEFORE_TEARDOWN = 2  # SQS counts are approximate; one empty look is not proof
 CHEAPEST_AFTER_SECONDS = 15 * 60  # DS's cheapest mode: one machine after the first 15 minutes
@@ -28,6 +29,8 @@ REASON_DRAINED = "queue empty and no job in flight on two consecutive checks"
 
 
 def plan(observation: Observation, policy: Policy) -> list[Action]:
+    if observation.refused:
+        return []  # not provably this run's: nothing is touched (ownership.py); status and the log say why
     actions: list[Action] = []
     state_changes = _bookkeeping(observation)
     stop_reason = observation.state.stop_reason if observation.state.tearing_down else _stop_reason(
@@ -141,13 +144,10 @@ def _idle_machines(observation: Observation, desired: int) -> tuple[str, ...]:
 
 
 def _stale_instance_alarms(observation: Observation) -> list[Action]:
-    prefix = observation.instance_alarm_prefix
-    if not prefix:
-        return []
+    exact = instance_alarm_pattern(observation.app_name)
     live = set(observation.active_instance_ids)
-    stale = tuple(sorted(name for name in observation.alarm_names
-                         if name.startswith(prefix) and name[len(prefix):].startswith("i-")
-                         and name[len(prefix):] not in live))
+    matches = (exact.fullmatch(name) for name in observation.alarm_names)
+    stale = tuple(sorted(match.group(0) for match in matches if match and match.group(1) not in live))
     if not stale:
         return []
     return [DeleteAlarms(names=stale, reason=f"{len(stale)} idle alarm(s) of machines that are gone")]
@@ -178,8 +178,8 @@ def _teardown(observation: Observation, policy: Policy, reason: str) -> list[Act
         actions.append(DeleteAlarms(names=observation.alarm_names, reason="teardown: the run's alarms"))
     if observation.dashboard_exists and policy.clean_dashboard and observation.dashboard_name:
         actions.append(DeleteDashboard(name=observation.dashboard_name, reason="teardown: CLEAN_DASHBOARD"))
-    if (observation.cluster_exists and observation.cluster != "default" and not observation.cluster_in_use_by_others
-            and not observation.service_exists):
+    if (observation.cluster_exists and observation.cluster_owned and observation.cluster != "default"
+            and not observation.cluster_in_use_by_others and not observation.service_exists):
         actions.append(DeleteCluster(cluster=observation.cluster, reason="teardown: the cluster is unused"))
     if _log_exports(observation, actions):
         return actions  # the summary reports the exports' outcome: it waits for them
@@ -197,7 +197,7 @@ def _log_exports(observation: Observation, actions: list[Action]) -> bool:
     waiting = False
     for group in observation.log_groups:
         status = observation.export_status.get(group, "missing")
-        if status in ("done", "failed"):
+        if status in ("done", "failed") or group in observation.foreign_log_groups:
             continue  # a failed export is reported in the summary, not retried forever
         waiting = True
         if status == "missing" and not observation.export_running_in_account:
@@ -226,6 +226,7 @@ def summary(observation: Observation, policy: Policy, reason: str) -> dict:
         "jobs_left": left,
         "machine_hours": round(machine_hours, 4),
         "cost_ceiling_usd": round(machine_hours * policy.machine_price, 4),
-        "log_exports": {group: observation.export_status.get(group, "missing") for group in observation.log_groups},
+        "log_exports": {group: "not exported: another run's log group" if group in observation.foreign_log_groups
+                        else observation.export_status.get(group, "missing") for group in observation.log_groups},
         "exported_logs": f"s3://{observation.bucket}/{observation.exported_logs_prefix}",
     }

@@ -1,35 +1,110 @@
-"""Finding and loading runs: run records live at s3://BUCKET/monitors/APP_NAMESpotFleetRequestId.json."""
+"""Finding and loading runs: run records live at s3://BUCKET/monitors/APP_NAMESpotFleetRequestId.json.
+
+A bucket is shared: it may also hold DS's or DCP's own monitor files (DS's are
+not even valid JSON), half-written or forged objects. One such object, or a
+watched bucket that does not exist, never stops the other runs: it is reported
+as `Unreadable` and every readable run is still returned.
+"""
 
 from __future__ import annotations
 
+import json
+from dataclasses import dataclass
+
+import botocore.exceptions
+
 from chalicelib import runrecord
-from chalicelib.aws import read_object
+from chalicelib.aws import error_code, read_object
+from chalicelib.errors import UserError
 from chalicelib.monitor.observation import MonitorState
 from chalicelib.monitor.observe import Run
 from chalicelib.names import MONITORS_PREFIX, RECORD_SUFFIX, monitor_state_key, record_key  # noqa: F401
 
+# What reading one object can raise when its content is not a run record (or its state is not a monitor state)
+_NOT_A_RECORD = (ValueError, TypeError, KeyError, UnicodeDecodeError, RecursionError)
+
+
+class UnreadableRecord(UserError):
+    """A run record (or its monitor state) that cannot be read; the message names the object and why."""
+
+
+@dataclass(frozen=True)
+class Unreadable:
+    """An object under monitors/ (or a whole bucket) skipped this time, and why."""
+
+    bucket: str
+    key: str  # "" when the bucket itself could not be listed
+    reason: str
+
+    def describe(self) -> str:
+        return f"s3://{self.bucket}/{self.key}: {self.reason}"
+
+    def as_dict(self) -> dict:
+        return {"bucket": self.bucket, "key": self.key, "state": "unreadable", "reason": self.reason}
+
 
 def record_keys(s3, bucket: str) -> list[str]:
     keys = []
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=MONITORS_PREFIX):
-        keys.extend(item["Key"] for item in page.get("Contents", ())
-                    if item["Key"].endswith(RECORD_SUFFIX) and "/" not in item["Key"][len(MONITORS_PREFIX):])
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=MONITORS_PREFIX, Delimiter="/"):
+        keys.extend(item["Key"] for item in page.get("Contents", ()) if item["Key"].endswith(RECORD_SUFFIX))
     return sorted(keys)
 
 
 def load_run(s3, bucket: str, key: str) -> Run | None:
-    """The run whose record is at `key`, or None once it is gone (torn down)."""
-    record = runrecord.get(s3, bucket, key)
+    """The run whose record is at `key`, or None once it is gone (torn down); raises UnreadableRecord."""
+    try:
+        record = runrecord.get(s3, bucket, key)
+    except _NOT_A_RECORD as error:
+        raise UnreadableRecord(f"s3://{bucket}/{key}: not a run record of this project ({_why(error)})") from None
     if record is None:
         return None
-    return Run(record=record, state=MonitorState.from_json(read_object(s3, bucket, monitor_state_key(record.MONITOR_APP_NAME))))
+    state_key = monitor_state_key(record.MONITOR_APP_NAME)
+    try:
+        state = MonitorState.from_json(read_object(s3, bucket, state_key))
+    except _NOT_A_RECORD as error:
+        raise UnreadableRecord(f"s3://{bucket}/{state_key}: unreadable monitor state ({_why(error)}); delete it "
+                               "to let the monitor start its bookkeeping afresh") from None
+    return Run(record=record, state=state, bucket=bucket, key=key)
 
 
-def load_runs(s3, buckets: list[str]) -> list[Run]:
-    runs = []
+def scan(s3, buckets: list[str]) -> tuple[list[Run], list[Unreadable]]:
+    """Every readable run in the buckets, and what was skipped (one entry per object or bucket)."""
+    runs: list[Run] = []
+    skipped: list[Unreadable] = []
     for bucket in buckets:
-        for key in record_keys(s3, bucket):
-            run = load_run(s3, bucket, key)
+        try:
+            keys = record_keys(s3, bucket)
+        except botocore.exceptions.ClientError as error:
+            skipped.append(Unreadable(bucket, "", _listing_problem(error)))
+            continue
+        for key in keys:
+            try:
+                run = load_run(s3, bucket, key)
+            except UnreadableRecord as error:
+                skipped.append(Unreadable(bucket, key, str(error).split(": ", 1)[1]))
+                continue
+            except botocore.exceptions.ClientError as error:
+                skipped.append(Unreadable(bucket, key, f"cannot be read ({error_code(error) or error})"))
+                continue
             if run is not None:
                 runs.append(run)
-    return runs
+    return runs, skipped
+
+
+def _listing_problem(error: botocore.exceptions.ClientError) -> str:
+    code = error_code(error)
+    if code == "NoSuchBucket":
+        return "the bucket does not exist (check MONITOR_BUCKETS)"
+    if code in ("AccessDenied", "403"):
+        return "the bucket cannot be listed with the monitor's permissions"
+    return f"the bucket cannot be listed ({code or error})"
+
+
+def _why(error: Exception) -> str:
+    if isinstance(error, json.JSONDecodeError):
+        return f"invalid JSON at line {error.lineno} column {error.colno}"
+    if isinstance(error, UnicodeDecodeError):
+        return "not UTF-8 text"
+    if isinstance(error, RecursionError):
+        return "JSON nested too deeply"
+    return str(error).removeprefix("run record: ")

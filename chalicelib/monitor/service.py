@@ -16,7 +16,7 @@ from chalicelib.monitor.clients import Clients
 from chalicelib.monitor.observe import Run, observe
 from chalicelib.names import summary_key
 from chalicelib.monitor.reconcile import Reconciled, reconcile
-from chalicelib.monitor.runs import load_run, load_runs, record_key
+from chalicelib.monitor.runs import Unreadable, UnreadableRecord, load_run, record_key, scan
 from chalicelib.monitor.status import finished_status, run_status
 
 BUCKETS_ENV = "MONITOR_BUCKETS"
@@ -44,13 +44,14 @@ def reconcile_runs(runs: list[Run]) -> list[RunOutcome]:
     return outcomes
 
 
-def runs_in(buckets: list[str]) -> list[Run]:
-    return load_runs(aws.client("s3"), buckets)
+def scan_buckets(buckets: list[str]) -> tuple[list[Run], list[Unreadable]]:
+    """Every readable run, and the objects (or buckets) skipped: one bad object never hides the others."""
+    return scan(aws.client("s3"), buckets)
 
 
-def runs_for_alarm(notification: AlarmNotification, buckets: list[str]) -> list[Run]:
+def runs_for_alarm(notification: AlarmNotification, runs: list[Run]) -> list[Run]:
     """The runs an alarm is about (its queue). An alarm of no known run matches nothing: harmless."""
-    return [run for run in runs_in(buckets) if run.record.MONITOR_QUEUE_NAME == notification.queue_name
+    return [run for run in runs if run.record.MONITOR_QUEUE_NAME == notification.queue_name
             or notification.alarm_name in run.record.ALARM_NAMES]
 
 
@@ -58,11 +59,28 @@ def status_of(run: Run) -> dict:
     return run_status(observe(run, Clients(run.record.REGION)), run.policy())
 
 
+def all_statuses(buckets: list[str]) -> dict:
+    """GET /runs: every run's status; a run whose status cannot be read now is listed with the reason."""
+    runs, unreadable = scan_buckets(buckets)
+    statuses = []
+    for run in runs:
+        try:
+            statuses.append(status_of(run))
+        except Exception as error:  # noqa: BLE001 - one run's AWS trouble must not hide the others
+            statuses.append({"app_name": run.app_name, "state": "unavailable",
+                             "reason": f"{type(error).__name__}: {aws.error_code(error) or error}"})
+    return {"runs": statuses, "unreadable": [item.as_dict() for item in unreadable]}
+
+
 def find_status(app_name: str, buckets: list[str]) -> dict | None:
-    """A live run's status, a finished run's summary, or None for a run nobody knows."""
+    """A live run's status, a finished run's summary, an unreadable record's reason, or None for a run nobody
+    knows."""
     s3 = aws.client("s3")
     for bucket in buckets:
-        run = load_run(s3, bucket, record_key(app_name))
+        try:
+            run = load_run(s3, bucket, record_key(app_name))
+        except UnreadableRecord as error:
+            return {"app_name": app_name, "state": "unreadable", "reason": str(error)}
         if run is not None:
             return status_of(run)
         summary = aws.read_object(s3, bucket, summary_key(app_name))

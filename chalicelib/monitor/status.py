@@ -13,6 +13,8 @@ def _iso(epoch: float) -> str:
 
 
 def run_status(observation: Observation, policy: Policy) -> dict:
+    if observation.refused:
+        return refused_status(observation)
     figures = summary(observation, policy, observation.state.stop_reason or "")
     elapsed = observation.elapsed
     done = figures["jobs_done"]
@@ -42,6 +44,13 @@ def run_status(observation: Observation, policy: Policy) -> dict:
     }
 
 
+def refused_status(observation: Observation) -> dict:
+    """A run the monitor will not touch: what its record names, and why it is refused."""
+    return {"app_name": observation.app_name, "state": "refused", "reason": observation.refused,
+            "fleet": {"id": observation.fleet_id}, "started_at": _iso(observation.started_at),
+            "resources": {"queue_url": observation.queue_url, "bucket": observation.bucket}}
+
+
 def finished_status(app_name: str, run_summary: dict) -> dict:
     """A run that has been torn down: its summary is all that is left."""
     return {"app_name": app_name, "state": "finished", "summary": run_summary}
@@ -49,7 +58,9 @@ def finished_status(app_name: str, run_summary: dict) -> dict:
 
 def status_table(status: dict) -> str:
     """`cli.py status`: the same figures, readable."""
-    if status["state"] == "finished":
+    if status["state"] in ("refused", "unreadable", "unavailable"):
+        rows = [("run", status["app_name"]), ("state", status["state"]), ("reason", status["reason"])]
+    elif status["state"] == "finished":
         rows = [("run", status["app_name"]), ("state", "finished")] + [
             (key.replace("_", " "), str(value)) for key, value in status["summary"].items() if key != "app_name"]
     else:

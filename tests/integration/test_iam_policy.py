@@ -15,7 +15,7 @@ import pytest
 from click.testing import CliRunner
 
 from chalicelib import aws as clients, leases
-from chalicelib.monitor import service
+from chalicelib.monitor import loop, service
 from chalicelib.monitor.observe import observe
 from chalicelib.monitor.clients import Clients
 from chalicelib.monitor.reconcile import reconcile
@@ -91,7 +91,7 @@ def test_the_policy_grants_exactly_what_a_whole_run_calls(started, calls):
     clients.client("cloudwatch").put_metric_alarm(
         AlarmName=f"TestApp_{machines[1]}", MetricName="CPUUtilization", Namespace="AWS/EC2", Statistic="Maximum",
         Period=60, EvaluationPeriods=15, Threshold=1, ComparisonOperator="LessThanThreshold")
-    service.runs_in(["test-bucket"])
+    service.scan_buckets(["test-bucket"])
     reconcile_until_gone(started, limit=15)
     service.find_status("TestApp", ["test-bucket"])  # a finished run: its summary
 
@@ -106,10 +106,14 @@ def test_the_status_api_policy_grants_exactly_what_status_calls(started, calls):
         cluster="runs", instanceIdentityDocument=json.dumps({"instanceId": observe(
             run, Clients("us-east-1")).active_instance_ids[0]}))
     calls.clear()
-    service.runs_in(["test-bucket"])  # GET /runs
+    service.all_statuses(["test-bucket"])  # GET /runs
     service.find_status("TestApp", ["test-bucket"])  # GET /runs/TestApp, live
     api_calls = set(calls)
     drain(started)
+    loop.request_teardown(the_run(started), "asked for by the test")
+    calls.clear()
+    service.find_status("TestApp", ["test-bucket"])  # GET /runs/TestApp while it is torn down
+    api_calls |= calls
     reconcile_until_gone(started, limit=15)  # the monitor's calls: not the API's
     calls.clear()
     service.find_status("TestApp", ["test-bucket"])  # finished: its summary

@@ -44,7 +44,7 @@ def test_overwrites_and_tags():
         assert spec["BlockDeviceMappings"][0]["Ebs"]["VolumeSize"] == 8
         assert spec["NetworkInterfaces"][0]["AssociatePublicIpAddress"] is False
         assert spec["TagSpecifications"] == [{"ResourceType": "instance", "Tags": [
-            {"Key": "team", "Value": "lab"}, {"Key": "Name", "Value": "TestAppWorker"}]}]
+            {"Key": "team", "Value": "lab"}, {"Key": "Name", "Value": "TestAppWorker"}, {"Key": "dsr:app", "Value": "TestApp"}]}]
         assert "ECS_CLUSTER=default" in base64.b64decode(spec["UserData"]).decode()
     assert config["TagSpecifications"] == [{"ResourceType": "spot-fleet-request",
                                             "Tags": [{"Key": "dsr:app", "Value": "TestApp"}]}]

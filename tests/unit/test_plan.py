@@ -25,7 +25,7 @@ def world(**changes) -> Observation:
         state=MonitorState(known_instances={m.instance_id: m.launched_at for m in MACHINES}),
         queue_url="http://sqs/AppQueue", queue_exists=True, visible=50, in_flight=8, dead_letter=0,
         jobs_at_start=100, fleet_id="sfr-1", fleet_active=True, fleet_target=4, fleet_fulfilled=4.0,
-        instances=MACHINES, cluster="runs", cluster_exists=True, service="AppService", service_exists=True,
+        instances=MACHINES, cluster="runs", cluster_exists=True, cluster_owned=True, service="AppService", service_exists=True,
         service_desired=4, task_definition_arns=("arn:td:AppTask:1",), alarm_names=QUEUE_ALARMS + MACHINE_ALARMS,
         queue_alarm_names=QUEUE_ALARMS, instance_alarm_prefix="App_", dashboard_name="App", dashboard_exists=True,
         bucket="bucket", log_groups=("App", "App_perInstance"), exported_logs_prefix="exportedlogs/App/",
@@ -182,6 +182,34 @@ def test_default_cluster_and_shared_clusters_are_kept():
     assert DeleteCluster not in kinds(plan(tearing(cluster="default", cluster_exists=True), POLICY))
     assert DeleteCluster not in kinds(plan(tearing(cluster_exists=True, cluster_in_use_by_others=True), POLICY))
     assert DeleteCluster in kinds(plan(tearing(cluster_exists=True), POLICY))
+
+
+def test_a_cluster_without_the_runs_tag_is_never_deleted():
+    assert DeleteCluster not in kinds(plan(tearing(cluster_exists=True, cluster_owned=False), POLICY))
+
+
+def test_a_refused_run_plans_nothing_whatever_its_world_says():
+    reason = "spot fleet sfr-1 belongs to run 'Other' (tag dsr:app), not to 'App'"
+    assert plan(world(refused=reason), POLICY) == []
+    assert plan(tearing(refused=reason), POLICY) == []
+    assert plan(world(refused=reason, visible=0, in_flight=0, state=MonitorState(empty_observations=5)), POLICY) == []
+
+
+def test_another_runs_log_group_is_never_exported_and_the_summary_says_so():
+    actions = plan(tearing(foreign_log_groups=("App",), export_status={"App_perInstance": "done"},
+                           summary_exists=False), POLICY)
+    assert not [action for action in actions if isinstance(action, ExportLogs)]
+    [summary] = [action for action in actions if isinstance(action, WriteSummary)]
+    assert dict(summary.summary)["log_exports"] == {"App": "not exported: another run's log group",
+                                                    "App_perInstance": "done"}
+
+
+def test_stale_alarm_rule_matches_only_this_runs_exact_alarm_names():
+    # run "App" must not take run "App_i-x"'s machine alarms for its own (a prefix match would)
+    others = ("App_i-x_i-0123abcd", "App_i-0abc_extra", "AppX_i-9")
+    actions = plan(world(instances=MACHINES[:3], alarm_names=QUEUE_ALARMS + MACHINE_ALARMS + others), POLICY)
+    deleted = [name for action in actions if isinstance(action, DeleteAlarms) for name in action.names]
+    assert deleted == ["App_i-3"]
 
 
 def test_dashboard_is_kept_without_clean_dashboard():
