@@ -35,8 +35,12 @@ def test_the_task_role_reaches_only_the_runs_queue_bucket_and_log_group(aws, set
     statements = _policy(clients.client("iam", settings), "TestApp-task-role")["Statement"]
     resources = {action: statement["Resource"] for statement in statements for action in statement["Action"]}
     assert resources["sqs:ReceiveMessage"] == "arn:aws:sqs:us-east-1:123456789012:TestAppQueue"
-    assert resources["s3:GetObject"] == "arn:aws:s3:::test-bucket/*"
+    # the output root of OUTPUT_PREFIX "{APP_NAME}/{job_id}" and nothing else of the bucket
+    assert resources["s3:GetObject"] == ["arn:aws:s3:::test-bucket/TestApp/*"]
+    assert resources["s3:PutObject"] == ["arn:aws:s3:::test-bucket/TestApp/*", "arn:aws:s3:::test-bucket/runs/TestApp/*"]
     assert resources["s3:ListBucket"] == "arn:aws:s3:::test-bucket"
+    [listing] = [statement for statement in statements if "s3:ListBucket" in statement["Action"]]
+    assert listing["Condition"] == {"StringLike": {"s3:prefix": ["TestApp/*"]}}
     assert "arn:aws:logs:us-east-1:123456789012:log-group:TestApp:*" in resources["logs:PutLogEvents"]
     assert not [action for action in resources if action.endswith(":*") or action == "*"]
 

@@ -114,8 +114,8 @@ def test_the_task_role_grants_exactly_what_a_worker_calls(account):
     assert not allowed - calls, f"granted but never called: {sorted(allowed - calls)}"
 
 
-def test_the_task_role_may_delete_only_busy_leases(account):
-    """Outputs are never deleted by a worker; the one delete it needs is of its own busy lease."""
+def test_the_task_role_may_delete_only_its_own_run_files(account):
+    """Outputs are never deleted by a worker; it deletes only its own run's busy leases and stale failure records."""
     statements = task_role_statements(account)
     deleting = [statement for statement in statements if "s3:DeleteObject" in statement["Action"]]
-    assert [statement["Resource"] for statement in deleting] == ["arn:aws:s3:::test-bucket/runs/TestApp/leases/*"]
+    assert [statement["Resource"] for statement in deleting] == ["arn:aws:s3:::test-bucket/runs/TestApp/*"]
