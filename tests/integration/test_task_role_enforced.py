@@ -1,0 +1,143 @@
+"""A job is untrusted code: with exactly the task role's rights, it runs, and every attack on the trust boundary fails.
+
+`python -m worker` runs as a real process with the credentials of an assumed task role (what ECS gives a
+container), against the moto server with IAM enforced by tests/iam_engine.py. One of its jobs is hostile:
+with the same credentials (it inherits the worker's environment, as on ECS) it tries what a job could try
+against the monitor and against another run in the same bucket, and writes what AWS answered into its own
+outputs. The world is read back with the test's own (admin) keys.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import pytest
+
+from chalicelib import aws as clients, iam, names, resources
+from chalicelib.submit import queue_url
+from tests.conftest import make_settings
+from tests.iam_engine import iam_enforced, role_session
+from tests.worker_world import WorkerProcess, s3_keys, send_jobs, worker_env
+
+# The hostile job: argv = output folder, bucket, the other run's queue url. Each attack's outcome by name.
+HOSTILE = r'''
+import json, pathlib, sys
+import boto3, botocore.exceptions
+out, bucket, other_queue = pathlib.Path(sys.argv[1]), sys.argv[2], sys.argv[3]
+s3, sqs, logs, cloudwatch = (boto3.client(name) for name in ("s3", "sqs", "logs", "cloudwatch"))
+def put(key):
+    return lambda: s3.put_object(Bucket=bucket, Key=key, Body=b'{"MONITOR_APP_NAME": "Evil"}')
+attacks = {
+    "write a run record under monitors/": put("monitors/EvilSpotFleetRequestId.json"),
+    "rewrite its own run record": put("monitors/TestAppSpotFleetRequestId.json"),
+    "write another run's monitor state": put("monitors/Other_monitorstate.json"),
+    "forge another run's busy lease": put("runs/Other/leases/i-0123456789abcdef0/w1"),
+    "forge another run's failure record": put("runs/Other/failures/P1.json"),
+    "overwrite another run's output": put("Other/P1/result.txt"),
+    "read another run's output": lambda: s3.get_object(Bucket=bucket, Key="Other/P1/result.txt"),
+    "list the whole bucket": lambda: s3.list_objects_v2(Bucket=bucket),
+    "list another run's outputs": lambda: s3.list_objects_v2(Bucket=bucket, Prefix="Other/"),
+    "write exported logs": put("exportedlogs/Other/000000.gz"),
+    "write an ECS agent config": put("ecsconfigs/Other_ecs.config"),
+    "delete an output of its own run": lambda: s3.delete_object(Bucket=bucket, Key="TestApp/good/result.txt"),
+    "send a job to another run's queue": lambda: sqs.send_message(QueueUrl=other_queue, MessageBody="{}"),
+    "take a job from another run's queue": lambda: sqs.receive_message(QueueUrl=other_queue),
+    "write into another run's job log": lambda: logs.create_log_stream(logGroupName="Other", logStreamName="x"),
+    "make another run's machine alarm": lambda: cloudwatch.put_metric_alarm(
+        AlarmName="Other_i-0123456789abcdef0", MetricName="CPUUtilization", Namespace="AWS/EC2",
+        Statistic="Average", Period=60, EvaluationPeriods=1, Threshold=1.0, ComparisonOperator="LessThanThreshold"),
+    "write its own output (allowed)": put("TestApp/hostile/extra.txt"),
+}
+answers = {}
+for name, attack in attacks.items():
+    try:
+        attack()
+        answers[name] = "allowed"
+    except botocore.exceptions.ClientError as error:
+        answers[name] = error.response["Error"]["Code"]
+(out / "answers.json").write_text(json.dumps(answers, indent=1))
+'''
+DENIED = {"AccessDenied", "AccessDeniedException"}
+
+
+@pytest.fixture
+def two_runs(moto_server, tmp_path):
+    """Run TestApp (the hostile job's) and run Other in one bucket, each with its own task role."""
+    script = tmp_path / "hostile.py"
+    script.write_text(HOSTILE)
+    mine = make_settings(COMMAND=[sys.executable, str(script), "{output_dir}", "test-bucket", "{other_queue}"],
+                         OUTPUT_PREFIX="{APP_NAME}/{plate}", JOB_RETRIES=1, CHECK_IF_DONE_BOOL=True)
+    other = make_settings(APP_NAME="Other", OUTPUT_PREFIX="{APP_NAME}/{plate}")
+    clients.client("s3").create_bucket(Bucket="test-bucket")
+    for settings in (mine, other):
+        iam.setup_account(settings)
+        resources.setup(settings)
+    clients.client("s3").put_object(Bucket="test-bucket", Key="Other/P1/result.txt", Body=b"other's result")
+    return mine, other
+
+
+def task_role_env(endpoint: str, settings) -> dict[str, str]:
+    """A container's environment: the task role's temporary credentials, nothing else."""
+    credentials = role_session(names.task_role(settings)).get_credentials().get_frozen_credentials()
+    return {**worker_env(endpoint, settings), "AWS_ACCESS_KEY_ID": credentials.access_key,
+            "AWS_SECRET_ACCESS_KEY": credentials.secret_key, "AWS_SESSION_TOKEN": credentials.token}
+
+
+def world_of_other(s3, sqs, logs, cloudwatch) -> dict:
+    return {"objects": {key: s3.get_object(Bucket="test-bucket", Key=key)["Body"].read()
+                        for key in s3_keys(s3, "test-bucket") if not key.startswith("TestApp/")},
+            "queue": sqs.get_queue_attributes(QueueUrl=queue_url(sqs, make_settings(APP_NAME="Other")),
+                                              AttributeNames=["ApproximateNumberOfMessages"])["Attributes"],
+            "streams": logs.describe_log_streams(logGroupName="Other")["logStreams"],
+            "alarms": cloudwatch.describe_alarms()["MetricAlarms"]}
+
+
+def test_a_hostile_job_with_the_task_roles_rights_is_denied_everything_beyond_its_run(two_runs, moto_server, tmp_path):
+    mine, other = two_runs
+    sqs, s3 = clients.client("sqs"), clients.client("s3")
+    logs, cloudwatch = clients.client("logs"), clients.client("cloudwatch")
+    other_queue = queue_url(sqs, other)
+    send_jobs(sqs, queue_url(sqs, mine), mine, [{"plate": "good"}, {"plate": "hostile"}], other_queue=other_queue)
+    before = world_of_other(s3, sqs, logs, cloudwatch)
+
+    with iam_enforced(allow_unevaluated=True) as engine:
+        worker = WorkerProcess(tmp_path, task_role_env(moto_server, mine), "--single", "--exit-when-empty")
+        assert worker.wait(120) == 0, worker.output
+
+    answers = json.loads(s3.get_object(Bucket="test-bucket", Key="TestApp/hostile/answers.json")["Body"].read())
+    allowed = {name for name, answer in answers.items() if answer == "allowed"}
+    assert allowed == {"write its own output (allowed)"}, answers
+    assert {answer for name, answer in answers.items() if name not in allowed} <= DENIED, answers
+    assert world_of_other(s3, sqs, logs, cloudwatch) == before
+    assert s3_keys(s3, "test-bucket", "monitors/") == []
+    # the worker's own flow needed nothing it was refused: both jobs ran, were uploaded and deleted
+    assert {"TestApp/good/answers.json", "TestApp/good/_SUCCESS"} <= set(s3_keys(s3, "test-bucket", "TestApp/"))
+    assert sqs.get_queue_attributes(QueueUrl=queue_url(sqs, mine), AttributeNames=["All"])["Attributes"][
+        "ApproximateNumberOfMessages"] == "0"
+    assert s3_keys(s3, "test-bucket", "runs/TestApp/") == []  # no failure record, no lease left
+    assert engine.checked("s3:PutObject")
+
+
+def test_without_a_fixed_output_folder_jobs_still_cannot_write_what_the_monitor_trusts(moto_server, tmp_path):
+    script = tmp_path / "hostile.py"
+    script.write_text(HOSTILE)
+    settings = make_settings(COMMAND=[sys.executable, str(script), "{output_dir}", "test-bucket", "none"],
+                             OUTPUT_PREFIX="{plate}/out", JOB_RETRIES=1)
+    clients.client("s3").create_bucket(Bucket="test-bucket")
+    iam.setup_account(settings)
+    resources.setup(settings)
+    sqs = clients.client("sqs")
+    send_jobs(sqs, queue_url(sqs, settings), settings, [{"plate": "hostile"}])
+    with iam_enforced():
+        worker = WorkerProcess(tmp_path, task_role_env(moto_server, settings), "--single", "--exit-when-empty")
+        assert worker.wait(120) == 0, worker.output
+    s3 = clients.client("s3")
+    answers = json.loads(s3.get_object(Bucket="test-bucket", Key="hostile/out/answers.json")["Body"].read())
+    for reserved in ("write a run record under monitors/", "rewrite its own run record",
+                     "write another run's monitor state", "write exported logs", "write an ECS agent config",
+                     "delete an output of its own run"):
+        assert answers[reserved] in DENIED, (reserved, answers)
+    # what README and setup-account say this run can then reach: other runs' outputs and run files
+    assert answers["overwrite another run's output"] == "allowed"
+    assert s3_keys(s3, "test-bucket", "monitors/") == []
