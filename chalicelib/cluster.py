@@ -10,6 +10,13 @@ ECS agent config -> spot fleet (or the run's live fleet, found again through
 the run record or the fleet's `dsr:app` tag) -> run record -> queue alarms ->
 dashboard -> service desired count -> wait for the fleet. Every step writes
 only what differs, so re-running start-cluster on a live run changes nothing.
+
+One fleet per run, even when two start-clusters of one run start at once:
+before requesting a fleet, start-cluster claims the run with an S3 conditional
+write of `monitors/APP_NAME_claim.json` (see `claim_run`). The claim is a
+compare-and-swap register: absent -> {holder, no fleet} -> {holder, its fleet},
+every write conditional (If-None-Match: * to create, If-Match: ETag to change),
+so of two writers exactly one wins each step.
 """
 
 from __future__ import annotations
@@ -17,15 +24,20 @@ from __future__ import annotations
 import base64
 import copy
 import datetime
+import json
 import math
+import os
+import socket
 import time
-from dataclasses import dataclass, field
+import uuid
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
 from chalicelib import aws, dashboard, names, runrecord
-from chalicelib.errors import PreflightError
+from chalicelib.errors import PreflightError, StartConflict
 from chalicelib.fleet import DATA_VOLUME_INDEX, FleetFile
+from chalicelib.monitor.observation import MonitorState
 from chalicelib.resources import (Clients, cluster_is_active, find_queue_url, find_service, find_task_definition,
                                   find_topic_arn)
 from chalicelib.runrecord import RunRecord
@@ -373,6 +385,181 @@ def wait_for_fleet(ec2, fleet_id: str, timeout: float, poll: float = 15.0,
         sleep(min(poll, max(0.0, deadline - clock())))
 
 
+# --------------------------------------------------------------------------- the run's claim
+
+# A claim with no fleet yet, younger than this and of a process not provably gone, is another start-cluster
+# between its claim and its fleet request; older, it is one that died there, and is taken over. That gap is
+# building the request and one API call (a minute at worst with botocore's retries), so ten minutes is ample,
+# and it is the longest a user waits after a start-cluster on another machine died. Judging a live one dead is
+# safe: its own fleet then cannot be written into the claim (the takeover changed the ETag), so it cancels
+# that fleet and says so.
+CLAIM_STALE_SECONDS = 600
+# Rounds of claim, read, take over while other start-clusters keep changing the claim.
+CLAIM_ATTEMPTS = 5
+_CLAIM_HELD = ("PreconditionFailed", "412")  # If-None-Match: the claim exists; If-Match: it changed
+_CLAIM_CONFLICT = ("ConditionalRequestConflict", "409")  # S3: a concurrent conditional write; read again
+_CLAIM_GONE = ("NoSuchKey", "404")  # If-Match on a claim removed since it was read
+
+
+@dataclass(frozen=True)
+class Claim:
+    """start-cluster's claim on a run, at s3://AWS_BUCKET/monitors/APP_NAME_claim.json (names.claim_key).
+
+    `fleet` is empty while the holder is between its claim and its fleet request, then its fleet's id: a
+    claim whose fleet is over (cancelled, failed, unknown) is spent and the next start-cluster takes it over,
+    so a claim left behind after a teardown never blocks a new run. `at` is the claim's time on the holder's
+    clock (epoch seconds), not start-cluster's `now`, which only dates the run record.
+    """
+
+    token: str
+    host: str
+    pid: int
+    at: float
+    fleet: str = ""
+    etag: str = ""  # what S3 holds now: the condition of this holder's next write
+
+    def body(self) -> bytes:
+        fields = {"token": self.token, "host": self.host, "pid": self.pid, "at": self.at}
+        if self.fleet:
+            fields["fleet"] = self.fleet
+        return (json.dumps(fields) + "\n").encode()
+
+    @classmethod
+    def parse(cls, raw: bytes, etag: str) -> "Claim":
+        """An unreadable claim parses as an empty one, which counts as abandoned."""
+        try:
+            fields = json.loads(raw)
+            return cls(token=str(fields["token"]), host=str(fields.get("host", "")), pid=int(fields.get("pid", 0)),
+                       at=float(fields["at"]), fleet=str(fields.get("fleet") or ""), etag=etag)
+        except (ValueError, TypeError, KeyError):
+            return cls(token="", host="", pid=0, at=0.0, etag=etag)
+
+    @property
+    def since(self) -> str:
+        return datetime.datetime.fromtimestamp(self.at, datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def claim_run(c: Any, settings: Settings, changes: list[str]) -> Claim | str:
+    """Claim the run before requesting its fleet: this process's Claim (with its ETag) when it holds the run,
+    or the id of the live fleet another start-cluster requested meanwhile (then the run is resumed).
+    Raises StartConflict when another start-cluster holds a claim that is neither spent nor abandoned."""
+    bucket, key = settings.AWS_BUCKET, names.claim_key(settings.APP_NAME)
+    for _ in range(CLAIM_ATTEMPTS):
+        mine = Claim(token=uuid.uuid4().hex, host=socket.gethostname(), pid=os.getpid(), at=time.time())
+        try:
+            etag = _put_claim(c.s3, bucket, key, mine, IfNoneMatch="*")
+        except Exception as error:  # noqa: BLE001 - only "someone claimed it" is an answer
+            if aws.error_code(error) not in _CLAIM_HELD + _CLAIM_CONFLICT:
+                raise
+        else:
+            changes.append(f"claimed the run: s3://{bucket}/{key}")
+            return replace(mine, etag=etag)
+        held = _read_claim(c.s3, bucket, key)
+        if held is None:
+            continue  # removed since (a teardown finishing): claim afresh
+        if held.fleet:
+            described = fleet_state(c.ec2, held.fleet)
+            if described and described["SpotFleetRequestState"] in LIVE_FLEET_STATES:
+                return held.fleet
+            why = f"its fleet {held.fleet} is over"
+        else:
+            why = _abandoned(held)
+            if why is None:
+                raise StartConflict(
+                    f"run '{settings.APP_NAME}' is being started by another start-cluster (pid {held.pid} on "
+                    f"{held.host}, since {held.since}); let it finish, then see 'python cli.py status --config "
+                    f"{settings.source}' (a claim left by a start-cluster that died is taken over after "
+                    f"{CLAIM_STALE_SECONDS // 60} minutes)")
+        try:
+            etag = _put_claim(c.s3, bucket, key, mine, IfMatch=held.etag)
+        except Exception as error:  # noqa: BLE001
+            if aws.error_code(error) not in _CLAIM_HELD + _CLAIM_CONFLICT + _CLAIM_GONE:
+                raise
+            continue  # someone changed it since it was read: look again
+        changes.append(f"took over the run's claim from pid {held.pid} on {held.host or 'an unknown host'} "
+                       f"({why}): s3://{bucket}/{key}")
+        return replace(mine, etag=etag)
+    raise StartConflict(f"run '{settings.APP_NAME}': s3://{bucket}/{key} kept changing while this start-cluster "
+                        "tried to claim the run; run start-cluster again")
+
+
+def _record_fleet_in_claim(c: Any, settings: Settings, claim: Claim, fleet_id: str) -> None:
+    """Write the new fleet into this process's claim. If the claim was taken over meanwhile (this process
+    stalled past CLAIM_STALE_SECONDS), the fleet belongs to no run: cancel it and stop."""
+    bucket, key = settings.AWS_BUCKET, names.claim_key(settings.APP_NAME)
+    for _ in range(CLAIM_ATTEMPTS):
+        try:
+            _put_claim(c.s3, bucket, key, replace(claim, fleet=fleet_id), IfMatch=claim.etag)
+            return
+        except Exception as error:  # noqa: BLE001
+            code = aws.error_code(error)
+            if code not in _CLAIM_HELD + _CLAIM_CONFLICT + _CLAIM_GONE:
+                raise
+            held = _read_claim(c.s3, bucket, key) if code in _CLAIM_CONFLICT else None
+            if held is None or held.etag != claim.etag:
+                break  # taken over (or removed): the claim is no longer this process's
+    try:
+        c.ec2.cancel_spot_fleet_requests(SpotFleetRequestIds=[fleet_id], TerminateInstances=True)
+        outcome = f"fleet {fleet_id} it had just requested is cancelled"
+    except Exception as error:  # noqa: BLE001 - say what is left to do rather than a traceback
+        outcome = f"cancelling fleet {fleet_id} it had just requested failed ({error}); cancel it in the EC2 console"
+    raise StartConflict(f"run '{settings.APP_NAME}': another start-cluster took over this one's claim "
+                        f"(s3://{bucket}/{key}) while it was requesting its fleet, so the {outcome}; see "
+                        f"'python cli.py status --config {settings.source}'")
+
+
+def _put_claim(s3, bucket: str, key: str, claim: Claim, **condition: str) -> str:
+    """One conditional write of the claim (IfNoneMatch="*" or IfMatch=ETag); S3's ETag of what it wrote."""
+    return s3.put_object(Bucket=bucket, Key=key, Body=claim.body(), ContentType="application/json",
+                         **condition)["ETag"]
+
+
+def _read_claim(s3, bucket: str, key: str) -> Claim | None:
+    try:
+        answer = s3.get_object(Bucket=bucket, Key=key)
+    except Exception as error:  # noqa: BLE001 - only "no such key" is an answer
+        if aws.error_code(error) in _CLAIM_GONE:
+            return None
+        raise
+    return Claim.parse(answer["Body"].read(), answer["ETag"])
+
+
+def _abandoned(claim: Claim) -> str | None:
+    """Why a claim with no fleet may be taken over, or None while its start-cluster may be at work."""
+    if not claim.token:
+        return "it is unreadable"
+    age = time.time() - claim.at
+    if age >= CLAIM_STALE_SECONDS:
+        return f"made {age / 60:.0f} minutes ago, longer than {CLAIM_STALE_SECONDS // 60} minutes"
+    if claim.host == socket.gethostname() and not _pid_alive(claim.pid):
+        return "that process has ended"
+    return None
+
+
+def _pid_alive(pid: int) -> bool:
+    """False only when this host has no such process; anything uncertain counts as alive."""
+    if pid <= 0 or os.name == "nt":  # on Windows, os.kill(pid, 0) would send CTRL_C_EVENT
+        return pid > 0
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # PermissionError: it exists, another user's
+        return True
+    return True
+
+
+def _refuse_during_teardown(s3, settings: Settings) -> None:
+    """The run has a record but no live fleet: if the monitor is tearing it down, starting now would have the
+    teardown delete the new run's record and leave its fleet unwatched."""
+    state = MonitorState.from_json(aws.read_object(s3, settings.AWS_BUCKET,
+                                                   names.monitor_state_key(settings.APP_NAME)))
+    if state.tearing_down:
+        raise StartConflict(
+            f"run '{settings.APP_NAME}' is still being torn down by the monitor ({state.stop_reason or 'stopped'}); "
+            f"start it again once 'python cli.py status --config {settings.source}' says it is finished")
+
+
 # --------------------------------------------------------------------------- start
 
 
@@ -393,10 +580,17 @@ def start_cluster(settings: Settings, fleet: FleetFile, cheapest: bool = False, 
     fleet_id = _live_fleet_id(c.ec2, settings, stored)
     resumed = fleet_id is not None
     if fleet_id is None:
-        fleet_id = c.ec2.request_spot_fleet(SpotFleetRequestConfig=fleet_request(fleet, settings, now))[
-            "SpotFleetRequestId"]
-        changes.append(f"requested spot fleet {fleet_id} ({settings.CLUSTER_MACHINES} x "
-                       f"{'/'.join(settings.MACHINE_TYPE)} at most ${settings.MACHINE_PRICE:g}/h)")
+        if stored is not None:
+            _refuse_during_teardown(c.s3, settings)
+        claimed = claim_run(c, settings, changes)
+        if isinstance(claimed, str):  # another start-cluster's fleet, live: this run, resumed
+            fleet_id, resumed = claimed, True
+        else:
+            fleet_id = c.ec2.request_spot_fleet(SpotFleetRequestConfig=fleet_request(fleet, settings, now))[
+                "SpotFleetRequestId"]
+            changes.append(f"requested spot fleet {fleet_id} ({settings.CLUSTER_MACHINES} x "
+                           f"{'/'.join(settings.MACHINE_TYPE)} at most ${settings.MACHINE_PRICE:g}/h)")
+            _record_fleet_in_claim(c, settings, claimed, fleet_id)
     if stored is not None and stored.MONITOR_FLEET_ID == fleet_id:
         record = stored
     else:

@@ -28,6 +28,11 @@ class PreflightError(UserError):
     """An account or resource check before start-cluster failed; nothing was created."""
 
 
+class StartConflict(UserError):
+    """start-cluster found the run claimed by another start-cluster, or still being torn down; nothing was
+    created (or what this one created was cancelled again)."""
+
+
 class NotYetImplemented(UserError):
     """A command whose behaviour arrives with a later issue."""
 

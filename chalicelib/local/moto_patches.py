@@ -8,6 +8,7 @@ fails loudly if a moto upgrade moves what these patches replace.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import threading
 import time
@@ -18,7 +19,8 @@ from typing import Any, Iterator
 @contextlib.contextmanager
 def patched() -> Iterator[None]:
     with contextlib.ExitStack() as stack:
-        for patch in (_sqs_clock, _sqs_lazy_attributes, _spot_fleet_cancel, _spot_fleet_capacity):
+        for patch in (_sqs_clock, _sqs_lazy_attributes, _spot_fleet_cancel, _spot_fleet_capacity,
+                      _s3_atomic_put):
             stack.enter_context(patch())
         yield
 
@@ -174,3 +176,32 @@ def _spot_fleet_capacity() -> Iterator[None]:
             SpotFleetRequest.fulfilled_capacity = original
         else:
             del SpotFleetRequest.fulfilled_capacity
+
+
+@contextlib.contextmanager
+def _s3_atomic_put() -> Iterator[None]:
+    """moto's conditional PutObject (If-None-Match: *, If-Match: ETag) is check-then-write, not atomic.
+
+    `S3Response.put_object` looks the key up, raises PreconditionFailed if the condition fails, and only
+    later stores the object, with no lock between: two threads (two start-clusters claiming one run, on
+    the threaded moto server or in-process) can both pass the check and both "win". AWS decides each
+    conditional write atomically (one 200, the other 412, or 409 ConditionalRequestConflict). Here every
+    PutObject, conditional or not, runs its check and its write under one lock, so a conditional write
+    is decided against what is really stored. Behaviour is otherwise unchanged (bodies are already read
+    when the handler runs; moto holds the GIL throughout anyway).
+    """
+    from moto.s3.responses import S3Response
+
+    original = S3Response.put_object
+    lock = threading.Lock()
+
+    @functools.wraps(original)
+    def put_object(self, *args, **kwargs):
+        with lock:
+            return original(self, *args, **kwargs)
+
+    S3Response.put_object = put_object
+    try:
+        yield
+    finally:
+        S3Response.put_object = original

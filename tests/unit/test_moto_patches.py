@@ -8,12 +8,16 @@ tests fails after an upgrade, re-check that difference before touching the patch
 from __future__ import annotations
 
 import inspect
+import sys
+import threading
 import time
 
 import moto
 import pytest
 from moto.core import utils as moto_utils
 from moto.ec2.models.spot_requests import SpotFleetRequest
+from moto.s3.models import S3Backend
+from moto.s3.responses import S3Response
 from moto.sqs import models as sqs_models
 
 from chalicelib.local.moto_patches import patched
@@ -35,6 +39,9 @@ def test_the_attributes_the_patches_replace_still_exist_in_moto():
     assert hasattr(sqs_models.SQSBackend, "is_message_valid_based_on_retention_period")
     assert hasattr(SpotFleetRequest, "terminate_instances")
     assert hasattr(SpotFleetRequest, "create_spot_requests")
+    # The S3 patch locks the handler that holds both the If-None-Match / If-Match check and the write.
+    put_object = inspect.getsource(inspect.unwrap(S3Response.put_object))
+    assert 'if_none_match == "*"' in put_object and "self.backend.put_object(" in put_object
 
 
 def test_inside_patched_sqs_reads_the_fast_clock_and_outside_it_moto_is_untouched():
@@ -77,3 +84,54 @@ def test_a_fleet_below_its_target_after_a_termination_launches_a_replacement_whe
 
     now = live()
     assert len(now) == 2 and first[1] in now and first[0] not in now
+
+
+@pytest.mark.usefixtures("aws")
+def test_two_conditional_puts_whose_checks_overlap_let_exactly_one_win(monkeypatch):
+    """moto checks If-None-Match, then writes, with no lock between (the gap the S3 patch closes).
+
+    The first writer is held inside its check (moto's lookup of the key in PutObject's handler) while a
+    second writer starts.
+    Unpatched, the second passes its check and writes, then the first writes too: both get 200. Patched,
+    the second waits for the first to finish, then fails its check. The hold ends when the second writer
+    finishes or after HOLD seconds; only the unpatched moto lets it finish during the hold.
+    """
+    import boto3
+
+    hold = 1.0
+    s3 = boto3.client("s3", region_name="us-east-1")
+    s3.create_bucket(Bucket="claims")
+    first_checking, second_finished = threading.Event(), threading.Event()
+    original = S3Backend.get_object
+    first = {}
+
+    def get_object(self, bucket_name, key_name, *args, **kwargs):
+        found = original(self, bucket_name, key_name, *args, **kwargs)
+        in_put_check = sys._getframe(1).f_code is inspect.unwrap(S3Response.put_object).__code__
+        if key_name == "claim" and in_put_check and threading.current_thread() is first.get("thread"):
+            first_checking.set()
+            second_finished.wait(hold)
+        return found
+
+    monkeypatch.setattr(S3Backend, "get_object", get_object)
+    outcomes: dict[str, str] = {}
+
+    def put(name: str) -> None:
+        try:
+            boto3.client("s3", region_name="us-east-1").put_object(Bucket="claims", Key="claim", Body=name.encode(),
+                                                                    IfNoneMatch="*")
+            outcomes[name] = "ok"
+        except Exception as error:  # noqa: BLE001
+            outcomes[name] = error.response["Error"]["Code"]
+        if name == "second":
+            second_finished.set()
+
+    first["thread"] = threading.Thread(target=put, args=("first",))
+    first["thread"].start()
+    assert first_checking.wait(10)
+    second = threading.Thread(target=put, args=("second",))
+    second.start()
+    first["thread"].join(10)
+    second.join(10)
+    assert outcomes == {"first": "ok", "second": "PreconditionFailed"}
+    assert s3.get_object(Bucket="claims", Key="claim")["Body"].read() == b"first"
