@@ -15,7 +15,7 @@ from chalicelib import leases
 from chalicelib.aws import error_code
 from chalicelib.monitor import ownership
 from chalicelib.monitor.clients import Clients
-from chalicelib.names import instance_alarm_pattern, monitor_state_key, summary_key
+from chalicelib.names import claim_key, instance_alarm_pattern, monitor_state_key, summary_key
 from chalicelib.resources import QUEUE_MISSING, ecs_tag_map
 from chalicelib.monitor.observation import Instance, MonitorState, Observation, Policy
 from chalicelib.runrecord import RunRecord
@@ -101,7 +101,7 @@ def observe(run: Run, clients: Clients, now: float | None = None) -> Observation
         foreign_log_groups=_foreign_log_groups(clients.logs, log_groups, run) if run.state.tearing_down else (),
         export_status=exports, export_running_in_account=export_busy,
         summary_key=run.summary_key, summary_exists=_object_exists(clients.s3, run.bucket, run.summary_key),
-        record_keys=(run.key, run.state_key),
+        record_keys=(run.key, run.state_key, claim_key(run.app_name)),
     )
 
 

@@ -102,7 +102,7 @@ def what_is_left(account) -> dict:
 
 # wired by monitor change: start-cluster's claim (names.claim_key) stays after teardown until observe.py lists it
 # in Observation.record_keys; then this becomes [] (a claim left behind is harmless: the next start takes it over).
-CLAIM_LEFT = ["monitors/TestApp_claim.json"]
+CLAIM_LEFT: list[str] = []  # teardown removes the start claim with the record
 AFTER_TEARDOWN = sorted(["monitors/TestApp_summary.json"] + CLAIM_LEFT)
 
 NOTHING_LEFT = {

@@ -137,9 +137,7 @@ def test_two_start_clusters_at_once_make_one_fleet_and_one_refuses_then_teardown
     result = CliRunner().invoke(cli, ["teardown", "--period", "0", "--config", "config.json"])
     assert result.exit_code == 0, result.output
     assert live_fleets() == []
-    # wired by monitor change: the claim stays until observe.py lists names.claim_key in Observation.record_keys;
-    # then this becomes `stored_claim() is None`.
-    assert stored_claim() is not None
+    assert stored_claim() is None  # teardown removes the claim with the record
 
     # a claim left behind is spent (its fleet is over): the next run takes it over
     resources.setup(account.settings)  # teardown removed the service
