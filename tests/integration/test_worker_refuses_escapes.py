@@ -58,7 +58,8 @@ def test_a_job_whose_prefix_would_hold_other_jobs_outputs_is_not_skipped_as_done
     marker = tmp_path / "ran"
     settings, worker, queue_url, dlq_url = world(
         clients, JOB_RETRIES=1, OUTPUT_PREFIX="out/{plate}", CHECK_IF_DONE_BOOL=True,
-        COMMAND=[sys.executable, "-c", "import pathlib, sys; pathlib.Path(sys.argv[1]).touch()", str(marker), "{plate}"])
+        COMMAND=[sys.executable, "-c", "import pathlib, sys; pathlib.Path(sys.argv[1]).touch()", str(marker),
+                 "{plate}"])
     s3 = clients["s3"]
     s3.put_object(Bucket=settings.AWS_BUCKET, Key="out/P1/result.csv", Body=b"another job's output")
     clients["sqs"].send_message(QueueUrl=queue_url, MessageBody=json.dumps({"group": {"plate": "", "job_id": "j"}}))

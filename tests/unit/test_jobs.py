@@ -209,7 +209,8 @@ def test_an_empty_value_inside_a_part_is_refused_with_the_prefix_it_gives():
 
 
 def test_the_run_wide_placeholders_are_not_job_values():
-    job = parse_job_document({"groups": [{"plate": "P1"}]}, settings(OUTPUT_PREFIX="{APP_NAME}/{AWS_BUCKET}/{plate}"))[0]
+    prefix = "{APP_NAME}/{AWS_BUCKET}/{plate}"
+    job = parse_job_document({"groups": [{"plate": "P1"}]}, settings(OUTPUT_PREFIX=prefix))[0]
     assert job.output_prefix == "TestApp/test-bucket/P1"
 
 
