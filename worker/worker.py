@@ -2,9 +2,10 @@
 
 `Worker.run_once()` is the whole life of a job and what the tests drive:
 receive one message (long poll) -> check it is one of our jobs -> skip it if
-its outputs are already in S3 -> download inputs -> run COMMAND (an argument
-list, never a shell) in a fresh temporary folder while a heartbeat keeps the
-message hidden -> upload outputs -> delete the message. A failure makes the
+its outputs are already complete in S3 (chalicelib/done.py) -> download inputs
+-> run COMMAND (an argument list, never a shell) in a fresh temporary folder
+while a heartbeat keeps the message hidden -> upload outputs, then the
+`_SUCCESS` marker that says they are all there -> delete the message. A failure makes the
 message visible again after a short delay; SQS's redrive policy moves it to
 the dead-letter queue after JOB_RETRIES receives. A stop request (SIGTERM,
 spot interruption notice) stops the command and releases the message at once.
@@ -29,6 +30,7 @@ from pathlib import Path
 from chalicelib import aws, leases
 from chalicelib.done import is_done
 from chalicelib.jobs import Job, NotAJob, job_from_message
+from chalicelib.names import SUCCESS_MARKER
 from chalicelib.settings import Settings
 from worker.heartbeat import Heartbeat, default_interval
 from worker.joblog import JobLog, ensure_log_group
@@ -215,8 +217,12 @@ class Worker:
                 return Outcome.FAILED, f"exit code {code} after {run_text[4:]}"
             timings.append(run_text)
             started = time.monotonic()
+            if (output_dir / SUCCESS_MARKER).is_file():
+                joblog.event(f"note: the command's own {SUCCESS_MARKER} is not uploaded; the worker writes its "
+                             "completion marker there after the last output")
             try:
-                sent = self.transfers.upload_folder(output_dir, job.output_prefix)
+                sent = self.transfers.upload_folder(output_dir, job.output_prefix, job.job_id)
+                self.transfers.mark_complete(job.output_prefix, job.job_id, sent)
             except (TransferError, OSError) as error:
                 return Outcome.FAILED, f"exit code 0 but the upload failed: {error}"
             except Exception as error:  # noqa: BLE001
