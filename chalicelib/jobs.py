@@ -6,7 +6,8 @@ Each group becomes one message, DS's shape: the shared keys plus
 `"group": {...}`.
 
 Everything is built and checked before anything is sent: every message, every
-job id, every template of every job. One bad group fails the whole file.
+job id, every template of every job, and the output prefixes against each other
+(no job's prefix may hold another's). One bad group fails the whole file.
 
 The worker reads messages back through `job_from_message`, the same rules, so a
 message that would not have come from a valid job file is never run.
@@ -23,7 +24,7 @@ from typing import Any, Iterable, Mapping
 
 from chalicelib.errors import JobFileError
 from chalicelib.settings import Settings, read_json_file
-from chalicelib.templates import MissingPlaceholder, Template
+from chalicelib.templates import MissingPlaceholder, Template, value_text
 
 # SQS's long-standing message size limit (AWS raised the default to 1 MiB in
 # 2025, but queues created before keep 256 KiB and moto enforces 256 KiB).
@@ -88,6 +89,7 @@ def parse_job_document(document: Any, settings: Settings, source: str = "jobs.js
             raise JobFileError(f"{where}: job id {job.job_id!r} is also the id of groups[{first}]; "
                                "job ids must be unique (set 'job_id' in the group)")
         jobs.append(job)
+    _refuse_overlapping_outputs(jobs, settings, source)
     return jobs
 
 
@@ -114,6 +116,11 @@ class _Templates:
         self.command_fields = frozenset(field for item in settings.COMMAND for field in Template(item).fields)
         self.output_prefix = Template(settings.OUTPUT_PREFIX)
         self.input_prefix = Template(settings.INPUT_PREFIX) if settings.INPUT_PREFIX else None
+        # The prefixes' placeholders that take a job's values (not the run's APP_NAME or AWS_BUCKET).
+        run_wide = settings_values(settings)
+        self.output_job_fields = tuple(f for f in self.output_prefix.fields if f not in run_wide)
+        self.input_job_fields = (tuple(f for f in self.input_prefix.fields if f not in run_wide)
+                                 if self.input_prefix else ())
 
 
 def _build_job(shared: dict, shared_json: str, group: Any, settings: Settings, templates: _Templates, where: str,
@@ -125,8 +132,13 @@ def _build_job(shared: dict, shared_json: str, group: Any, settings: Settings, t
     context = _context(values, job_id, settings)
     try:
         output_prefix = _prefix(templates.output_prefix.render(context), where, "OUTPUT_PREFIX")
-        input_prefix = (_prefix(templates.input_prefix.render(context), where, "INPUT_PREFIX")
-                        if templates.input_prefix else None)
+        _refuse_empty_values(templates.output_prefix, templates.output_job_fields, context, output_prefix, where,
+                             "OUTPUT_PREFIX")
+        input_prefix = None
+        if templates.input_prefix:
+            input_prefix = _prefix(templates.input_prefix.render(context), where, "INPUT_PREFIX")
+            _refuse_empty_values(templates.input_prefix, templates.input_job_fields, context, input_prefix, where,
+                                 "INPUT_PREFIX")
         # COMMAND is rendered on the worker; here it is enough that every placeholder has a value.
         missing = templates.command_fields.difference(context, _RUNTIME_STANDINS)
         if missing:
@@ -207,3 +219,40 @@ def _prefix(rendered: str, where: str, key: str) -> str:
         raise JobFileError(f"{where}: {key} renders to {rendered!r}; expected a relative S3 prefix "
                            "without empty, '.' or '..' parts")
     return prefix
+
+
+def _refuse_empty_values(template: Template, fields: tuple[str, ...], context: Mapping[str, Any], prefix: str,
+                         where: str, key: str) -> None:
+    """A job value that renders empty makes the job's prefix the parent of other jobs' ('out/{plate}' with plate ''
+    is 'out'): CHECK_IF_DONE would count their outputs as its own and skip it unrun, and its outputs (or the
+    inputs it downloads) would mix with theirs."""
+    for field in fields:
+        if value_text(context[field]).strip("/"):
+            continue
+        # Only at error time: whether a real value would have put this job's prefix below the empty one's.
+        filled = template.render({**context, field: "x"}).strip("/")
+        if filled.startswith(prefix + "/"):
+            raise JobFileError(f"{where}: {key}: {{{field}}} is empty, so the prefix would be {prefix!r}, the "
+                               f"parent of other jobs' prefixes; give {field!r} a value")
+        raise JobFileError(f"{where}: {key}: {{{field}}} is empty, so the prefix would be {prefix!r}; "
+                           f"give {field!r} a value")
+
+
+def _refuse_overlapping_outputs(jobs: list[Job], settings: Settings, source: str) -> None:
+    """No job's OUTPUT_PREFIX may be the parent of another's (its outputs would mix with the other's, and
+    CHECK_IF_DONE would count the other's as its own); with CHECK_IF_DONE_BOOL no two may be equal either.
+
+    One sort, then neighbours only. Sorted by prefix + '/', the keys starting with 'out/' are contiguous and
+    'out/' is their least, so a parent comes right before its first descendant (sorting the bare prefixes
+    would put 'out-b' between 'out' and 'out/a')."""
+    order = sorted(range(len(jobs)), key=lambda index: jobs[index].output_prefix + "/")
+    for first, second in zip(order, order[1:]):
+        parent, other = jobs[first].output_prefix, jobs[second].output_prefix
+        if other.startswith(parent + "/"):
+            raise JobFileError(f"{source}: groups[{first}]: OUTPUT_PREFIX renders to {parent!r}, the parent of "
+                               f"groups[{second}]'s {other!r}, so one job's outputs would land among the other's; "
+                               "end OUTPUT_PREFIX with a value of each job's own, such as {job_id}")
+        if parent == other and settings.CHECK_IF_DONE_BOOL:
+            raise JobFileError(f"{source}: groups[{second}]: OUTPUT_PREFIX renders to {other!r}, as it does for "
+                               f"groups[{first}]; with CHECK_IF_DONE_BOOL on, one job's outputs would make the other "
+                               "count as done; give each job its own prefix, such as with {job_id}")

@@ -123,6 +123,17 @@ def failure_key(app_name: str, job_id: str) -> str:
     return f"{failures_prefix(app_name)}{job_id}.json"
 
 
+# Hadoop's convention: a worker puts OUTPUT_PREFIX/_SUCCESS after the last of a job's outputs, so outputs without
+# it are an upload that never finished (chalicelib/done.py); every output it uploads carries the user metadata
+# OUTPUT_METADATA_KEY (x-amz-meta-dsr-job: the job id), which tells its outputs from DS's or a user's own.
+SUCCESS_MARKER = "_SUCCESS"
+OUTPUT_METADATA_KEY = "dsr-job"
+
+
+def success_marker_key(output_prefix: str) -> str:
+    return f"{output_prefix}/{SUCCESS_MARKER}"
+
+
 def instance_alarm_pattern(app_name: str) -> re.Pattern:
     """Exactly APP_NAME_<instance id>: run 'Run' never matches run 'Run_i-x''s alarms."""
     return re.compile(re.escape(app_name) + r"_(i-[0-9a-f]+)")

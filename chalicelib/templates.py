@@ -57,7 +57,7 @@ class Template:
                     value = values[field]
                 except KeyError:
                     raise MissingPlaceholder(field) from None
-                out.append(value if isinstance(value, str) else _scalar_text(value))
+                out.append(value if isinstance(value, str) else value_text(value))
         return "".join(out)
 
     def fixed_prefix(self, known: Mapping[str, object]) -> str:
@@ -70,14 +70,17 @@ class Template:
                 if field not in known:
                     break
                 value = known[field]
-                out.append(value if isinstance(value, str) else _scalar_text(value))
+                out.append(value if isinstance(value, str) else value_text(value))
         return "".join(out)
 
     def __repr__(self) -> str:
         return f"Template({self.text!r})"
 
 
-def _scalar_text(value: object) -> str:
+def value_text(value: object) -> str:
+    """How a job value reads inside a rendered template."""
+    if isinstance(value, str):
+        return value
     if isinstance(value, bool):
         return "true" if value else "false"
     if value is None:

@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import deque
 
 import watchtower
 
 from chalicelib.aws import error_code
+from chalicelib.failures import LAST_LINES, LINE_CHARS
 
 log = logging.getLogger("worker.joblog")
 
@@ -34,9 +36,12 @@ def ensure_log_group(logs, name: str) -> None:
 class JobLog:
     """Lines of one job attempt, sent to its stream; also echoed to the container log if asked."""
 
-    def __init__(self, logs, group: str, job_id: str, flush_seconds: float = 5.0, echo: logging.Logger | None = None):
+    def __init__(self, logs, group: str, job_id: str, flush_seconds: float = 5.0, echo: logging.Logger | None = None,
+                 tail_lines: int = LAST_LINES):
         self.stream = job_id
         self.echo = echo
+        # The last output lines, kept for a failure record (chalicelib/failures.py): bounded, whatever the job prints.
+        self._tail: deque[str] = deque(maxlen=tail_lines)
         self._create_stream(logs, group)
         # watchtower would create the stream too, but only after a failed put (three calls instead of one).
         self._handler = watchtower.CloudWatchLogHandler(
@@ -55,7 +60,14 @@ class JobLog:
 
     def output(self, line: str) -> None:
         """A line of the command's output."""
-        self._logger.info(line.rstrip("\r\n") or _BLANK)
+        text = line.rstrip("\r\n") or _BLANK
+        self._tail.append(text[:LINE_CHARS])
+        self._logger.info(text)
+
+    @property
+    def tail(self) -> tuple[str, ...]:
+        """The command's last output lines, oldest first."""
+        return tuple(self._tail)
 
     def event(self, text: str) -> None:
         """A line of the worker's own (started, succeeded, failed, ...), in the container log too."""

@@ -1,9 +1,14 @@
 """Folders to and from S3 with boto3's transfer manager (concurrent, multipart for large files).
 
-Outputs: every file under `{output_dir}` goes to s3://AWS_BUCKET/<OUTPUT_PREFIX>/<relative path>.
-A symlink whose target lies outside the folder is refused (the whole upload
-fails before anything is sent): a command, or data it processed, must not be
-able to publish /etc/passwd or the task's credentials file by linking to them.
+Outputs: every file under `{output_dir}` goes to s3://AWS_BUCKET/<OUTPUT_PREFIX>/<relative path>,
+carrying the user metadata `dsr-job: <job id>`; once all are in, the worker
+writes `<OUTPUT_PREFIX>/_SUCCESS` (`mark_complete`), so outputs without it are an
+upload that never finished (chalicelib/done.py). A command's own top-level
+`_SUCCESS` is not uploaded: the worker's marker takes its place, and only after
+the last output. A symlink whose target lies outside the folder is refused (the
+whole upload fails before anything is sent): a command, or data it processed,
+must not be able to publish /etc/passwd or the task's credentials file by
+linking to them.
 
 Inputs: every object under INPUT_PREFIX goes to `{input_dir}`/<rest of the key>,
 refusing keys that would land outside the folder.
@@ -11,11 +16,15 @@ refusing keys that would land outside the folder.
 
 from __future__ import annotations
 
+import json
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from boto3.s3.transfer import TransferConfig, create_transfer_manager
+
+from chalicelib.names import OUTPUT_METADATA_KEY, SUCCESS_MARKER, success_marker_key
 
 
 class TransferError(Exception):
@@ -36,11 +45,20 @@ class Transfers:
         self.bucket = bucket
         self._manager = create_transfer_manager(s3, config or TransferConfig(max_concurrency=10))
 
-    def upload_folder(self, folder: str | Path, prefix: str) -> Transferred:
-        files = output_files(folder)
-        futures = [self._manager.upload(str(path), self.bucket, f"{prefix}/{key}") for key, path in files]
+    def upload_folder(self, folder: str | Path, prefix: str, job_id: str) -> Transferred:
+        """The outputs, each marked as this project's (job_id); no completion marker yet."""
+        files = [(key, path) for key, path in output_files(folder) if key != SUCCESS_MARKER]
+        extra = {"Metadata": _metadata(job_id)}
+        futures = [self._manager.upload(str(path), self.bucket, f"{prefix}/{key}", extra_args=extra)
+                   for key, path in files]
         _wait(futures, "upload")
         return Transferred(len(files), sum(path.stat().st_size for _, path in files))
+
+    def mark_complete(self, prefix: str, job_id: str, sent: Transferred) -> None:
+        """Hadoop's `_SUCCESS`, only after every output of `sent` is in S3: the job's outputs are complete."""
+        body = json.dumps({"job_id": job_id, "files": sent.files, "bytes": sent.bytes, "time": round(time.time(), 3)})
+        self.s3.put_object(Bucket=self.bucket, Key=success_marker_key(prefix), Body=body.encode("utf-8"),
+                           ContentType="application/json", Metadata=_metadata(job_id))
 
     def download_prefix(self, prefix: str, folder: str | Path) -> Transferred:
         root = Path(folder)
@@ -81,6 +99,11 @@ def output_files(folder: str | Path) -> list[tuple[str, Path]]:
             if name in filenames and path.is_file():
                 found.append((path.relative_to(root).as_posix(), path))
     return sorted(found)
+
+
+def _metadata(job_id: str) -> dict[str, str]:
+    # Job ids are letters, digits, '.', '-' and '_' (chalicelib/jobs.py): always valid S3 metadata.
+    return {OUTPUT_METADATA_KEY: job_id}
 
 
 def _wait(futures, what: str) -> None:

@@ -2,12 +2,15 @@
 
 `Worker.run_once()` is the whole life of a job and what the tests drive:
 receive one message (long poll) -> check it is one of our jobs -> skip it if
-its outputs are already in S3 -> download inputs -> run COMMAND (an argument
-list, never a shell) in a fresh temporary folder while a heartbeat keeps the
-message hidden -> upload outputs -> delete the message. A failure makes the
-message visible again after a short delay; SQS's redrive policy moves it to
-the dead-letter queue after JOB_RETRIES receives. A stop request (SIGTERM,
-spot interruption notice) stops the command and releases the message at once.
+its outputs are already complete in S3 (chalicelib/done.py) -> download inputs
+-> run COMMAND (an argument list, never a shell) in a fresh temporary folder
+while a heartbeat keeps the message hidden -> upload outputs, then the
+`_SUCCESS` marker that says they are all there -> delete the message. A
+failure makes the message visible again after a short delay; SQS's redrive
+policy moves it to the dead-letter queue after JOB_RETRIES receives, and the
+last failed attempt leaves a failure record for the run
+(chalicelib/failures.py). A stop request (SIGTERM, spot interruption notice)
+stops the command and releases the message at once.
 """
 
 from __future__ import annotations
@@ -25,10 +28,14 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
-from chalicelib import aws, leases
+from botocore.exceptions import BotoCoreError, ClientError
+
+from chalicelib import aws, failures, leases
 from chalicelib.done import is_done
 from chalicelib.jobs import Job, NotAJob, job_from_message
+from chalicelib.names import SUCCESS_MARKER
 from chalicelib.settings import Settings
 from worker.heartbeat import Heartbeat, default_interval
 from worker.joblog import JobLog, ensure_log_group
@@ -55,6 +62,15 @@ class _Run:
     process: subprocess.Popen
     stopped_by: str | None = None  # "stop" or "timeout" once we signalled it
     kill_timer: threading.Timer | None = None
+
+
+class _Result(NamedTuple):
+    """How one attempt ended: the outcome, the text for the job's log, and the command's exit code when it ended
+    by itself."""
+
+    outcome: Outcome
+    text: str
+    exit_code: int | None = None
 
 
 class Worker:
@@ -154,35 +170,42 @@ class Worker:
                 joblog.event(f"skipped: already done (s3://{self.settings.AWS_BUCKET}/{job.output_prefix}/ holds "
                              f"{self.settings.EXPECTED_NUMBER_FILES} or more outputs)")
                 self._delete(message)
+                self._forget_failure(job)
                 return Outcome.SKIPPED
             heartbeat = Heartbeat(self.sqs, self.queue_url, message["ReceiptHandle"], self.visibility,
                                   self.heartbeat_seconds, joblog.event, received_at=received_at,
                                   on_beat=lambda: self._lease("refresh"))
             heartbeat.start()
             try:
-                outcome, text = self._attempt(job, joblog)
+                result = self._attempt(job, joblog)
             finally:
                 heartbeat.stop()  # joined: no extension may land after the delete or release below
             total = time.monotonic() - received_at
-            if outcome is Outcome.SUCCEEDED:
+            if result.outcome is Outcome.SUCCEEDED:
                 self._delete(message)
-                joblog.event(f"succeeded: {text}; total {total:.2f} s")
-            elif outcome is Outcome.RELEASED:
+                self._forget_failure(job)
+                joblog.event(f"succeeded: {result.text}; total {total:.2f} s")
+            elif result.outcome is Outcome.RELEASED:
                 self._release(message)
-                joblog.event(f"released: {text}; the job is visible again for another worker")
+                joblog.event(f"released: {result.text}; the job is visible again for another worker")
             else:
+                if self._is_last(attempt):
+                    self._record_failure(job, attempt, result, joblog.tail)
                 self._change_visibility(message, self.options.retry_delay_seconds)
-                joblog.event(f"failed: {text}; total {total:.2f} s; {self._next_step(attempt)}")
-            return outcome
+                joblog.event(f"failed: {result.text}; total {total:.2f} s; {self._next_step(attempt)}")
+            return result.outcome
         except Exception as error:
-            joblog.event(f"failed: internal error {type(error).__name__}: {error}; {self._next_step(attempt)}")
+            reason = f"internal error {type(error).__name__}: {error}"
+            if self._is_last(attempt):
+                self._record_failure(job, attempt, _Result(Outcome.FAILED, reason), joblog.tail)
+            joblog.event(f"failed: {reason}; {self._next_step(attempt)}")
             self._change_visibility(message, self.options.retry_delay_seconds, quiet=True)
             raise
         finally:
             self._lease("release")
             joblog.close()
 
-    def _attempt(self, job: Job, joblog: JobLog) -> tuple[Outcome, str]:
+    def _attempt(self, job: Job, joblog: JobLog) -> _Result:
         """Download, run, upload in a temporary folder that is always removed."""
         scratch = Path(tempfile.mkdtemp(prefix="dsr-job-", dir=self.options.work_dir))
         try:
@@ -195,35 +218,40 @@ class Worker:
                 try:
                     got = self.transfers.download_prefix(job.input_prefix, input_dir)
                 except (TransferError, OSError) as error:
-                    return Outcome.FAILED, f"input download failed: {error}"
+                    return _Result(Outcome.FAILED, f"input download failed: {error}")
                 except Exception as error:  # noqa: BLE001 - AWS errors: the job, not the worker, failed
-                    return Outcome.FAILED, f"input download failed: {aws.error_code(error) or error}"
+                    return _Result(Outcome.FAILED, f"input download failed: {aws.error_code(error) or error}")
                 timings.append(f"download {got.files} files in {time.monotonic() - started:.2f} s")
             if self.stop_requested:
-                return Outcome.RELEASED, f"stopped ({self._stop_reason}) before the command started"
+                return _Result(Outcome.RELEASED, f"stopped ({self._stop_reason}) before the command started")
             argv = job.command(self.settings, str(output_dir), str(input_dir))
             started = time.monotonic()
             code, stopped_by, problem = self._run_command(argv, scratch, joblog)
             run_text = f"run {time.monotonic() - started:.2f} s"
             if stopped_by == "stop":
-                return Outcome.RELEASED, f"stopped ({self._stop_reason}) after {run_text[4:]}"
+                return _Result(Outcome.RELEASED, f"stopped ({self._stop_reason}) after {run_text[4:]}")
             if problem:
-                return Outcome.FAILED, problem
+                return _Result(Outcome.FAILED, problem)
             if stopped_by == "timeout":
-                return Outcome.FAILED, f"timed out after {self.options.job_timeout_seconds:g} s"
+                return _Result(Outcome.FAILED, f"timed out after {self.options.job_timeout_seconds:g} s")
             if code != 0:
-                return Outcome.FAILED, f"exit code {code} after {run_text[4:]}"
+                return _Result(Outcome.FAILED, f"exit code {code} after {run_text[4:]}", code)
             timings.append(run_text)
             started = time.monotonic()
+            if (output_dir / SUCCESS_MARKER).is_file():
+                joblog.event(f"note: the command's own {SUCCESS_MARKER} is not uploaded; the worker writes its "
+                             "completion marker there after the last output")
             try:
-                sent = self.transfers.upload_folder(output_dir, job.output_prefix)
+                sent = self.transfers.upload_folder(output_dir, job.output_prefix, job.job_id)
+                self.transfers.mark_complete(job.output_prefix, job.job_id, sent)
             except (TransferError, OSError) as error:
-                return Outcome.FAILED, f"exit code 0 but the upload failed: {error}"
+                return _Result(Outcome.FAILED, f"exit code 0 but the upload failed: {error}", 0)
             except Exception as error:  # noqa: BLE001
-                return Outcome.FAILED, f"exit code 0 but the upload failed: {aws.error_code(error) or error}"
+                return _Result(Outcome.FAILED, f"exit code 0 but the upload failed: {aws.error_code(error) or error}",
+                               0)
             timings.append(f"upload {sent.files} files ({sent.bytes} bytes) to s3://{self.settings.AWS_BUCKET}/"
                            f"{job.output_prefix}/ in {time.monotonic() - started:.2f} s")
-            return Outcome.SUCCEEDED, "exit code 0; " + ", ".join(timings)
+            return _Result(Outcome.SUCCEEDED, "exit code 0; " + ", ".join(timings), 0)
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
 
@@ -294,8 +322,32 @@ class Worker:
         except Exception as error:  # noqa: BLE001
             log.warning("could not %s the busy lease %s (%s)", step, self.lease.key, aws.error_code(error) or error)
 
+    def _record_failure(self, job: Job, attempt: int, result: _Result, last_lines: tuple[str, ...]) -> None:
+        """The run's own count of failed jobs (the dead-letter queue may be shared with other runs). Like the
+        lease, it must never fail the worker: at worst the run's failure count misses this job."""
+        record = failures.FailureRecord(
+            job_id=job.job_id, attempts=attempt, reason=result.text, exit_code=result.exit_code,
+            last_lines=last_lines, message_body=job.body, time=time.time(), instance_id=self.options.instance_id)
+        try:
+            failures.put(self.s3, self.settings.AWS_BUCKET, self.settings.APP_NAME, record)
+        except (BotoCoreError, ClientError) as error:
+            log.warning("could not write the failure record of job %s (%s)", job.job_id,
+                        aws.error_code(error) or error)
+
+    def _forget_failure(self, job: Job) -> None:
+        """A job done after all (sent again, redriven) is failed no longer: its record, if any, goes. One DELETE
+        per finished job, whether or not a record exists: as cheap as asking, and S3 does not charge for it."""
+        try:
+            failures.delete(self.s3, self.settings.AWS_BUCKET, self.settings.APP_NAME, job.job_id)
+        except (BotoCoreError, ClientError) as error:
+            log.warning("could not delete the failure record of job %s (%s); the run may count it as failed",
+                        job.job_id, aws.error_code(error) or error)
+
+    def _is_last(self, attempt: int) -> bool:
+        return attempt >= self.settings.JOB_RETRIES
+
     def _next_step(self, attempt: int) -> str:
-        if attempt >= self.settings.JOB_RETRIES:
+        if self._is_last(attempt):
             return (f"that was the last of {self.settings.JOB_RETRIES} attempts: the job moves to the dead-letter "
                     f"queue {self.settings.SQS_DEAD_LETTER_QUEUE}")
         return f"it will be retried in {self.options.retry_delay_seconds} s"

@@ -1,12 +1,14 @@
 """The end of a local run: what is in the emulated account, brought to --out, and the summary.
 
 - Outputs: every object under a job's OUTPUT_PREFIX, at the same path under
-  --out (OUTPUT_PREFIX "outputs/{plate}" gives OUT/outputs/P01/...).
+  --out (OUTPUT_PREFIX "outputs/{plate}" gives OUT/outputs/P01/...), the
+  workers' `_SUCCESS` markers included (the folder mirrors the bucket); the
+  count shown is of the jobs' own files, markers left out.
 - Logs: each job's log stream as OUT/logs/<job id>.log, one line per event.
 - Outcome of each job, from what AWS holds: the dead-letter queue says which
   failed; the job's log says which succeeded or were skipped as already done,
-  and so do complete outputs (DS's done rule) when a killed worker never sent
-  its last log line. A job with none of these was not run (a Ctrl-C, a
+  and so do complete outputs (chalicelib.done's rule: the marker and DS's
+  count) when a killed worker never sent its last log line. A job with none of these was not run (a Ctrl-C, a
   MAX_RUN_* stop).
 """
 
@@ -18,9 +20,9 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from chalicelib import aws
-from chalicelib.done import counts_toward_done
+from chalicelib.done import Tally, is_complete
 from chalicelib.jobs import Job, NotAJob, job_from_message
-from chalicelib.names import summary_key
+from chalicelib.names import success_marker_key, summary_key
 from chalicelib.resources import find_queue_url
 from chalicelib.settings import Settings
 
@@ -34,7 +36,7 @@ class Results:
     skipped: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)  # in the dead-letter queue
     not_run: list[str] = field(default_factory=list)
-    output_files: int = 0
+    output_files: int = 0  # the jobs' own files, without the workers' _SUCCESS markers
     output_prefixes: list[str] = field(default_factory=list)
     log_files: dict[str, Path] = field(default_factory=dict)  # job id -> its log file
     started_lines: dict[str, int] = field(default_factory=dict)  # job id -> "started:" lines in its log
@@ -44,7 +46,8 @@ class Results:
 def collect(settings: Settings, jobs: list[Job], out: Path) -> Results:
     results = Results(jobs=len(jobs), output_prefixes=sorted({job.output_prefix for job in jobs}))
     listed = download_outputs(settings, jobs, out)
-    results.output_files = len(listed)
+    markers = {success_marker_key(prefix) for prefix in results.output_prefixes}
+    results.output_files = sum(item["Key"] not in markers for item in listed)
     complete = _outputs_complete(settings, jobs, listed)
     lines = fetch_logs(settings, [job.job_id for job in jobs])
     log_dir = out / "logs"
@@ -62,8 +65,8 @@ def collect(settings: Settings, jobs: list[Job], out: Path) -> Results:
         if job.job_id in failed:
             results.failed.append(job.job_id)
         elif any(line.startswith("succeeded: ") for line in events) or job.job_id in complete:
-            # outputs complete without a "succeeded:" line: the worker was killed after its upload, before
-            # its last log line went out; by DS's own rule (CHECK_IF_DONE) the job is done
+            # outputs complete without a "succeeded:" line: the worker was killed after its upload and marker,
+            # before its last log line went out; by the CHECK_IF_DONE rule the job is done
             results.succeeded.append(job.job_id)
         elif any(line.startswith("skipped: already done") for line in events):
             results.skipped.append(job.job_id)
@@ -75,13 +78,15 @@ def collect(settings: Settings, jobs: list[Job], out: Path) -> Results:
 
 
 def _outputs_complete(settings: Settings, jobs: list[Job], listed: list[dict]) -> set[str]:
-    """Jobs whose outputs meet DS's done rule (EXPECTED_NUMBER_FILES objects, chalicelib.done)."""
-    counts: dict[str, int] = {}
+    """Jobs whose outputs are complete by CHECK_IF_DONE's rule (chalicelib.done), from the one listing."""
+    tallies = {job.output_prefix: Tally.for_prefix(job.output_prefix) for job in jobs}
     for item in listed:
-        if counts_toward_done(item, settings):
-            for parent in PurePosixPath(item["Key"]).parents:
-                counts[str(parent)] = counts.get(str(parent), 0) + 1
-    return {job.job_id for job in jobs if counts.get(job.output_prefix, 0) >= settings.EXPECTED_NUMBER_FILES}
+        for parent in PurePosixPath(item["Key"]).parents:
+            tally = tallies.get(str(parent))
+            if tally is not None:
+                tally.add(item, settings)
+    s3 = aws.client("s3", settings)
+    return {job.job_id for job in jobs if is_complete(s3, settings, tallies[job.output_prefix])}
 
 
 def download_outputs(settings: Settings, jobs: list[Job], out: Path) -> list[dict]:

@@ -33,11 +33,14 @@ def test_the_example_runs_end_to_end_with_every_plate_measured(tmp_path):
         summary = json.loads((out / "outputs" / plate / "summary.json").read_text())
         assert summary["plate"] == plate and summary["wells"] == 96
         assert (out / "outputs" / plate / "wells_flagged.csv").exists()
+        assert json.loads((out / "outputs" / plate / "_SUCCESS").read_text())["files"] == 2  # the worker's marker
         assert log_lines(out, plate)[-1].startswith("succeeded: exit code 0")
     assert table_value(result.stdout, "done") == "48"
     assert table_value(result.stdout, "failed") == "0"
     document = json.loads((out / "summary.json").read_text())
     assert document["done"] == PLATES and document["exit_code"] == 0
+    # the jobs' own files: the 48 completion markers are in --out but not counted as outputs
+    assert document["output_files"] == 96 and "(96 files, at each job's OUTPUT_PREFIX)" in result.stdout
     # what the monitor itself wrote to the emulated S3 when it tore the run down
     assert document["monitor_summary"]["jobs_done"] == 48
     assert document["monitor_summary"]["stop_reason"].startswith("queue empty")

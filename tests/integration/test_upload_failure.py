@@ -59,13 +59,15 @@ def test_an_upload_failing_half_way_fails_the_attempt_and_the_retry_completes_th
     prefix = job.output_prefix + "/"
 
     assert worker.run_once() is Outcome.FAILED
-    # half-way: the first file went up, the second did not
+    # half-way: the first file went up, the second did not, and so no completion marker either
     assert s3_keys(s3, settings.AWS_BUCKET, prefix) == [prefix + "args.json"]
     assert proxy.faults == {("s3", "500"): 1 + aws.RETRY_ATTEMPTS}  # botocore: max_attempts counts retries
 
     assert worker.run_once() is Outcome.SUCCEEDED
     worker.close()
-    assert s3_keys(s3, settings.AWS_BUCKET, prefix) == [prefix + "args.json", prefix + "sub/note.txt"]
+    # complete, and marked so: the completion marker went up after both
+    assert s3_keys(s3, settings.AWS_BUCKET, prefix) == [prefix + name
+                                                        for name in ("_SUCCESS", "args.json", "sub/note.txt")]
     read = lambda key: s3.get_object(Bucket=settings.AWS_BUCKET, Key=prefix + key)["Body"].read().decode()  # noqa: E731
     assert json.loads(read("args.json")) == ["P1"]
     assert read("sub/note.txt") == "done by attempt 2"

@@ -101,8 +101,8 @@ def test_the_task_role_grants_exactly_what_a_worker_calls(account):
 
     # the run happened as described (read back from moto), so the calls cover every path
     assert sorted(item["Key"] for item in s3.list_objects_v2(Bucket=settings.AWS_BUCKET, Prefix="TestApp/")
-                  ["Contents"]) == ["TestApp/P1/result.txt", "TestApp/big/image.raw",
-                                    "TestApp/big/result.txt", "TestApp/done/result.txt"]
+                  ["Contents"]) == ["TestApp/P1/_SUCCESS", "TestApp/P1/result.txt", "TestApp/big/_SUCCESS",
+                                    "TestApp/big/image.raw", "TestApp/big/result.txt", "TestApp/done/result.txt"]
     assert not s3.list_objects_v2(Bucket=settings.AWS_BUCKET, Prefix=leases.prefix(settings.APP_NAME)).get("Contents")
     assert cloudwatch.describe_alarms(AlarmNames=[f"TestApp_{FAST.instance_id}"])["MetricAlarms"]
     dead = sqs.get_queue_url(QueueName=settings.SQS_DEAD_LETTER_QUEUE)["QueueUrl"]

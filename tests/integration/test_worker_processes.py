@@ -56,6 +56,11 @@ class World:
     def outputs(self, job) -> list[str]:
         return s3_keys(self.s3, self.settings.AWS_BUCKET, job.output_prefix + "/")
 
+    def complete(self, job) -> bool:
+        """The job script's two outputs in S3, and the worker's completion marker after them."""
+        expected = ("_SUCCESS", "args.json", "sub/note.txt")
+        return self.outputs(job) == [f"{job.output_prefix}/{name}" for name in expected]
+
     def details(self) -> str:
         return "\n".join(f"--- {worker.output_path.name}\n{worker.output}" for worker in self.workers)
 
@@ -76,7 +81,8 @@ def test_a_job_succeeds_its_outputs_are_in_s3_and_its_message_is_gone(world):
 
     assert world.worker("--exit-when-empty", work_dir=scratch).wait() == 0, world.details()
 
-    assert world.outputs(job) == [f"TestApp/{job.job_id}/args.json", f"TestApp/{job.job_id}/sub/note.txt"]
+    assert world.outputs(job) == [f"TestApp/{job.job_id}/_SUCCESS", f"TestApp/{job.job_id}/args.json",
+                                  f"TestApp/{job.job_id}/sub/note.txt"]
     assert world.counts() == (0, 0)
     lines = world.log(job.job_id)
     [started] = [line for line in lines if line.startswith("started: ")]
@@ -147,7 +153,7 @@ def test_a_job_longer_than_the_visibility_timeout_runs_exactly_once(world):
     assert first.wait() == 0 and second.wait() == 0, world.details()
 
     assert world.attempts("long") == 1
-    assert len(world.outputs(job)) == 2 and world.counts() == (0, 0)
+    assert world.complete(job) and world.counts() == (0, 0)
     assert sum(line.startswith("started") for line in world.log(job.job_id)) == 1
 
 
@@ -162,7 +168,7 @@ def test_a_worker_killed_mid_job_loses_nothing(world):
 
     assert world.worker("--exit-when-empty").wait() == 0, world.details()
     assert world.attempts("P9") == 2
-    assert len(world.outputs(job)) == 2 and world.counts() == (0, 0)
+    assert world.complete(job) and world.counts() == (0, 0)
 
 
 def test_a_worker_process_killed_mid_job_is_replaced_and_the_job_finished(world):
@@ -178,7 +184,7 @@ def test_a_worker_process_killed_mid_job_is_replaced_and_the_job_finished(world)
     assert container.wait() == 0, container.output
     assert "worker process 1 died (exit -9); starting another" in container.output
     assert world.attempts("P8") == 2
-    assert len(world.outputs(job)) == 2 and world.counts() == (0, 0)
+    assert world.complete(job) and world.counts() == (0, 0)
 
 
 @pytest.mark.parametrize("how", ["spot notice", "SIGTERM"])
@@ -201,7 +207,7 @@ def test_an_interrupted_worker_releases_its_job_at_once_and_exits_0(world, how):
 
     assert world.worker("--exit-when-empty").wait() == 0, world.details()
     assert world.attempts("P3") == 2
-    assert len(world.outputs(job)) == 2 and world.counts() == (0, 0)
+    assert world.complete(job) and world.counts() == (0, 0)
     lines = world.log(job.job_id)
     [released] = [line for line in lines if line.startswith("released: ")]
     assert ("stopped (spot interruption notice)" if how == "spot notice" else "stopped (SIGTERM)") in released
@@ -229,7 +235,7 @@ def test_a_container_runs_docker_cores_workers_creates_its_idle_alarm_and_logs_r
         container = world.worker("--exit-when-empty", metadata_url=metadata.url, resources_seconds=0.2)
         assert container.wait() == 0, world.details()
 
-    assert all(len(world.outputs(job)) == 2 for job in jobs) and world.counts() == (0, 0)
+    assert all(world.complete(job) for job in jobs) and world.counts() == (0, 0)
     workers = {re.search(r"pid (\d+)", world.log(job.job_id)[0]).group(1) for job in jobs}
     assert len(workers) == 2, "both worker processes took jobs"
     alarms = aws.client("cloudwatch").describe_alarms()["MetricAlarms"]

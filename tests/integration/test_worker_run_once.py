@@ -62,7 +62,8 @@ def test_inputs_are_downloaded_into_input_dir(clients):
     [job] = send_jobs(clients["sqs"], queue_url, settings, [{"plate": "P1"}])
 
     assert worker.run_once() is Outcome.SUCCEEDED
-    assert s3_keys(s3, settings.AWS_BUCKET, job.output_prefix) == ["TestApp/P1/a.csv", "TestApp/P1/deep/b.csv"]
+    assert s3_keys(s3, settings.AWS_BUCKET, job.output_prefix) == ["TestApp/P1/_SUCCESS", "TestApp/P1/a.csv",
+                                                                     "TestApp/P1/deep/b.csv"]
     assert "download 2 files" in log_lines(clients["logs"], settings.LOG_GROUP_NAME, "P1")[-1]
 
 
@@ -87,7 +88,8 @@ def test_a_link_inside_the_output_folder_is_uploaded_as_a_file(clients):
     send_jobs(clients["sqs"], queue_url, settings, [{"plate": "P1"}])
 
     assert worker.run_once() is Outcome.SUCCEEDED
-    assert s3_keys(clients["s3"], settings.AWS_BUCKET) == ["TestApp/P1/alias.txt", "TestApp/P1/real.txt"]
+    assert s3_keys(clients["s3"], settings.AWS_BUCKET) == ["TestApp/P1/_SUCCESS", "TestApp/P1/alias.txt",
+                                                               "TestApp/P1/real.txt"]
 
 
 def test_a_job_past_its_timeout_is_stopped_and_failed(clients):

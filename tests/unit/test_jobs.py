@@ -183,3 +183,73 @@ def test_load_job_file_reports_the_path(tmp_path):
         load_job_file(path, settings())
     path.write_text(json.dumps({"groups": [{"plate": "P1"}]}))
     assert load_job_file(path, settings())[0].job_id == "P1"
+
+
+# A job value that renders empty would make its prefix the parent of every other job's prefix.
+PARENT_OF_OTHERS = ("jobs.json: groups[3]: OUTPUT_PREFIX: {plate} is empty, so the prefix would be 'out', the "
+                    "parent of other jobs' prefixes; give 'plate' a value")
+
+
+@pytest.mark.parametrize("empty", ["", "/", "//", None])
+def test_a_job_value_rendering_empty_in_output_prefix_is_refused(empty):
+    groups = [{"plate": f"P{i}"} for i in range(3)] + [{"plate": empty, "job_id": "fourth"}]
+    assert rejected({"groups": groups}, OUTPUT_PREFIX="out/{plate}") == PARENT_OF_OTHERS
+
+
+def test_an_empty_value_in_input_prefix_is_refused_too():
+    assert rejected({"groups": [{"plate": "P1", "batch": ""}]}, INPUT_PREFIX="in/{batch}/") == (
+        "jobs.json: groups[0]: INPUT_PREFIX: {batch} is empty, so the prefix would be 'in', the parent of other "
+        "jobs' prefixes; give 'batch' a value")
+
+
+def test_an_empty_value_inside_a_part_is_refused_with_the_prefix_it_gives():
+    assert rejected({"groups": [{"plate": "", "well": "A01"}]}, OUTPUT_PREFIX="out/{plate}{well}") == (
+        "jobs.json: groups[0]: OUTPUT_PREFIX: {plate} is empty, so the prefix would be 'out/A01'; give 'plate' a "
+        "value")
+
+
+def test_the_run_wide_placeholders_are_not_job_values():
+    prefix = "{APP_NAME}/{AWS_BUCKET}/{plate}"
+    job = parse_job_document({"groups": [{"plate": "P1"}]}, settings(OUTPUT_PREFIX=prefix))[0]
+    assert job.output_prefix == "TestApp/test-bucket/P1"
+
+
+def test_the_worker_edge_refuses_an_empty_value_as_submit_does():
+    with pytest.raises(NotAJob) as caught:
+        job_from_message('{"group": {"plate": "/", "job_id": "j"}}', settings(OUTPUT_PREFIX="out/{plate}"))
+    assert str(caught.value) == ("message: OUTPUT_PREFIX: {plate} is empty, so the prefix would be 'out', the parent "
+                                 "of other jobs' prefixes; give 'plate' a value")
+
+
+def test_an_output_prefix_that_is_the_parent_of_another_names_both_groups():
+    # 'out/P1-b' sorts between 'out/P1' and 'out/P1/A01' as plain strings: the check must still find the pair
+    groups = [{"path": "P2"}, {"path": "P1/A01"}, {"path": "P1-b"}, {"path": "P1"}]
+    assert rejected({"groups": groups}, OUTPUT_PREFIX="out/{path}", COMMAND=["run", "{path}"]) == (
+        "jobs.json: groups[3]: OUTPUT_PREFIX renders to 'out/P1', the parent of groups[1]'s 'out/P1/A01', so one "
+        "job's outputs would land among the other's; end OUTPUT_PREFIX with a value of each job's own, such as "
+        "{job_id}")
+
+
+def test_siblings_sharing_a_start_are_not_parents():
+    groups = [{"path": "P1"}, {"path": "P10"}, {"path": "P1-b"}, {"path": "P1.c/x"}]
+    jobs = parse_job_document({"groups": groups}, settings(OUTPUT_PREFIX="out/{path}", COMMAND=["run", "{path}"]))
+    assert len(jobs) == 4
+
+
+def test_a_shared_output_prefix_is_refused_only_with_check_if_done():
+    document = {"groups": [{"plate": "P1", "well": "A01"}, {"plate": "P2", "well": "A01"},
+                           {"plate": "P1", "well": "B02"}]}
+    assert len(parse_job_document(document, settings(OUTPUT_PREFIX="out/{plate}"))) == 3
+    assert rejected(document, OUTPUT_PREFIX="out/{plate}", CHECK_IF_DONE_BOOL=True) == (
+        "jobs.json: groups[2]: OUTPUT_PREFIX renders to 'out/P1', as it does for groups[0]; with CHECK_IF_DONE_BOOL "
+        "on, one job's outputs would make the other count as done; give each job its own prefix, such as with "
+        "{job_id}")
+
+
+def test_the_prefix_checks_stay_fast_on_a_large_file():
+    import time
+
+    document = {"groups": [{"plate": f"P{i // 100}", "well": f"W{i % 100}"} for i in range(50_000)]}
+    started = time.perf_counter()
+    jobs = parse_job_document(document, settings(OUTPUT_PREFIX="out/{plate}/{well}", CHECK_IF_DONE_BOOL=True))
+    assert len(jobs) == 50_000 and time.perf_counter() - started < 5  # quadratic would take minutes

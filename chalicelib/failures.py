@@ -1,0 +1,126 @@
+"""Failure records: one small S3 object per job whose last attempt failed, per run.
+
+The dead-letter queue cannot say how many of a run's jobs failed: DS's default
+`user_DeadMessages` is shared by every run, so its count holds other runs'
+failures too. When a job's last attempt (JOB_RETRIES) fails, its worker puts
+`runs/APP_NAME/failures/JOB_ID.json` (chalicelib/names.py): why it failed, the
+exit code, the last lines of its output, and the message body, so a later
+redrive can send it again. A worker that later completes the job deletes the
+record, so the count stays the number of this run's jobs that are failed now.
+
+Records are written by workers, whose jobs are untrusted code: a reader takes
+each one as a claim, skips what it cannot parse, and never acts on it beyond
+reporting (and resending a body that `job_from_message` accepts).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+from chalicelib.aws import read_object
+from chalicelib.names import failure_key, failures_prefix
+
+log = logging.getLogger(__name__)
+
+LAST_LINES = 20  # lines of the job's output a record keeps
+LINE_CHARS = 1_000  # of each, so a record stays small whatever a job prints
+
+
+@dataclass(frozen=True)
+class FailureRecord:
+    job_id: str
+    attempts: int
+    reason: str  # as the job's log says it: "exit code 3 after 0.12 s", "timed out after 60 s", ...
+    exit_code: int | None  # None when the command did not end by itself (not started, timed out)
+    last_lines: tuple[str, ...]  # the job's last output lines, at most LAST_LINES
+    message_body: str  # what a redrive sends again
+    time: float  # epoch seconds
+    instance_id: str | None
+
+    def to_json(self) -> str:
+        return json.dumps({**asdict(self), "last_lines": list(self.last_lines)})
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> "FailureRecord":
+        """Raises ValueError on anything but a JSON object with every field of the right type (extra keys are
+        ignored, so older readers accept newer records)."""
+        try:
+            document = json.loads(text)
+        except (ValueError, RecursionError) as error:  # bad JSON, bad UTF-8, absurd nesting
+            raise ValueError(f"not JSON ({error})") from None
+        if not isinstance(document, dict):
+            raise ValueError(f"expected a JSON object, got {type(document).__name__}")
+        values = {field.name: _checked(document, field.name) for field in fields(cls)}
+        return cls(**{**values, "last_lines": tuple(values["last_lines"])})
+
+
+def _checked(document: dict, name: str) -> Any:
+    if name not in document:
+        raise ValueError(f"missing key {name!r}")
+    value, valid = document[name], _VALID[name]
+    if not valid(value):
+        raise ValueError(f"{name}: unexpected value {json.dumps(value)[:80]}")
+    return value
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+_VALID = {
+    "job_id": lambda v: isinstance(v, str) and v != "",
+    "attempts": lambda v: _is_int(v) and v >= 1,
+    "reason": lambda v: isinstance(v, str),
+    "exit_code": lambda v: v is None or _is_int(v),
+    "last_lines": lambda v: isinstance(v, list) and all(isinstance(line, str) for line in v),
+    "message_body": lambda v: isinstance(v, str),
+    "time": lambda v: (_is_int(v) or isinstance(v, float)) and v >= 0,
+    "instance_id": lambda v: v is None or isinstance(v, str),
+}
+
+
+def put(s3, bucket: str, app_name: str, record: FailureRecord) -> None:
+    s3.put_object(Bucket=bucket, Key=failure_key(app_name, record.job_id), Body=record.to_json().encode("utf-8"),
+                  ContentType="application/json")
+
+
+def delete(s3, bucket: str, app_name: str, job_id: str) -> None:
+    """The job is done after all: its record no longer stands (S3 answers a missing key with success too)."""
+    s3.delete_object(Bucket=bucket, Key=failure_key(app_name, job_id))
+
+
+def count(s3, bucket: str, app_name: str) -> int:
+    """This run's failed jobs: its record objects (readable or not), every page of the listing."""
+    return sum(1 for _ in _keys(s3, bucket, app_name))
+
+
+def list_records(s3, bucket: str, app_name: str) -> list[FailureRecord]:
+    """Every readable record of the run, oldest first; an unreadable one is logged and skipped, and one deleted
+    since the listing is left out."""
+    records = []
+    for key in _keys(s3, bucket, app_name):
+        body = read_object(s3, bucket, key)
+        if body is None:
+            continue
+        try:
+            record = FailureRecord.from_json(body)
+        except ValueError as error:
+            log.warning("skipping unreadable failure record s3://%s/%s: %s", bucket, key, error)
+            continue
+        if failure_key(app_name, record.job_id) != key:  # a record speaks only for the job it is stored as
+            log.warning("skipping failure record s3://%s/%s: it claims job %r", bucket, key, record.job_id)
+            continue
+        records.append(record)
+    return sorted(records, key=lambda record: record.time)
+
+
+def _keys(s3, bucket: str, app_name: str):
+    prefix = failures_prefix(app_name)
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+        for item in page.get("Contents", ()):
+            # Only records directly under the prefix: a job id never holds '/', so nothing else is one.
+            if item["Key"].endswith(".json") and "/" not in item["Key"][len(prefix):]:
+                yield item["Key"]
