@@ -96,7 +96,7 @@ def _report(outcomes, trigger):
         run_metrics.add_dimension(name="run", value=run)
         run_metrics.add_metric(name="JobsWaiting", unit=MetricUnit.Count, value=observation.visible)
         run_metrics.add_metric(name="JobsRunning", unit=MetricUnit.Count, value=observation.in_flight)
-        run_metrics.add_metric(name="JobsFailed", unit=MetricUnit.Count, value=observation.dead_letter)
+        run_metrics.add_metric(name="JobsFailed", unit=MetricUnit.Count, value=observation.failed)
         run_metrics.add_metric(name="FleetTarget", unit=MetricUnit.Count, value=observation.fleet_target)
         run_metrics.flush_metrics()
     metrics.add_metric(name="RunsReconciled", unit=MetricUnit.Count, value=len(outcomes))

@@ -233,7 +233,7 @@ def _print_tick(result) -> None:
     if observation.refused:
         raise RefusedRun(f"the monitor refuses run {observation.app_name!r}, nothing was touched: "
                          f"{observation.refused}")
-    click.echo(f"{observation.visible} waiting, {observation.in_flight} running, {observation.dead_letter} failed, "
+    click.echo(f"{observation.visible} waiting, {observation.in_flight} running, {observation.failed} failed, "
                f"{len(observation.instances)} machine(s), fleet target {observation.fleet_target}")
     for action in result.actions:
         click.echo("  " + action.describe())

@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import asdict, dataclass, fields
+from datetime import datetime
 from typing import Any
 
 from chalicelib.aws import read_object
@@ -92,16 +93,17 @@ def delete(s3, bucket: str, app_name: str, job_id: str) -> None:
     s3.delete_object(Bucket=bucket, Key=failure_key(app_name, job_id))
 
 
-def count(s3, bucket: str, app_name: str) -> int:
-    """This run's failed jobs: its record objects (readable or not), every page of the listing."""
-    return sum(1 for _ in _keys(s3, bucket, app_name))
+def count(s3, bucket: str, app_name: str, since: datetime | None = None) -> int:
+    """This run's failed jobs: its record objects (readable or not), every page of the listing; with `since`,
+    only those written from then on (an earlier run of the same APP_NAME may have left some)."""
+    return sum(1 for _, written in _keys(s3, bucket, app_name) if since is None or written >= since)
 
 
 def list_records(s3, bucket: str, app_name: str) -> list[FailureRecord]:
     """Every readable record of the run, oldest first; an unreadable one is logged and skipped, and one deleted
     since the listing is left out."""
     records = []
-    for key in _keys(s3, bucket, app_name):
+    for key, _ in _keys(s3, bucket, app_name):
         body = read_object(s3, bucket, key)
         if body is None:
             continue
@@ -123,4 +125,4 @@ def _keys(s3, bucket: str, app_name: str):
         for item in page.get("Contents", ()):
             # Only records directly under the prefix: a job id never holds '/', so nothing else is one.
             if item["Key"].endswith(".json") and "/" not in item["Key"][len(prefix):]:
-                yield item["Key"]
+                yield item["Key"], item["LastModified"]

@@ -190,7 +190,7 @@ class Watcher:
         for instance_id in self.spot.tick():
             self.progress.say(f"spot: interruption notice to {instance_id}; its workers release their jobs")
         running = sum(1 for machine in self.machines.live if machine.running)
-        self.progress.update(observation.visible, observation.in_flight, observation.dead_letter, running,
+        self.progress.update(observation.visible, observation.in_flight, observation.failed, running,
                              self.machines.worker_processes(), observation.state.tearing_down)
 
     def _ended(self, ended) -> None:

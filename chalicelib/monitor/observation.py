@@ -88,7 +88,7 @@ class Observation:
     queue_exists: bool
     visible: int  # visible + delayed: jobs waiting for a worker
     in_flight: int  # received and not yet deleted: jobs running (or failed and waiting to retry)
-    dead_letter: int
+    dead_letter: int  # the dead-letter queue's messages: every run's that shares it (DS's default is shared)
     jobs_at_start: int | None
     # fleet and machines
     fleet_id: str
@@ -96,6 +96,7 @@ class Observation:
     fleet_target: int
     fleet_fulfilled: float
     instances: tuple[Instance, ...] = ()
+    failed: int = 0  # this run's failed jobs: the workers' failure records (runs/APP_NAME/failures/)
     # ECS
     cluster: str = "default"
     cluster_exists: bool = False

@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from chalicelib import leases
+from chalicelib import failures, leases
 from chalicelib.aws import error_code
 from chalicelib.monitor import ownership
 from chalicelib.monitor.clients import Clients
@@ -88,6 +88,8 @@ def observe(run: Run, clients: Clients, now: float | None = None) -> Observation
         queue_url=record.QUEUE_URL, queue_exists=queue is not None,
         visible=queue["visible"] if queue else 0, in_flight=queue["in_flight"] if queue else 0,
         dead_letter=(_queue_counts(clients.sqs, record.DEAD_LETTER_QUEUE_URL) or {}).get("visible", 0),
+        failed=failures.count(clients.s3, run.bucket, run.app_name,
+                              since=datetime.fromtimestamp(record.MONITOR_START_TIME / 1000, timezone.utc)),
         jobs_at_start=record.JOBS_AT_START,
         fleet_id=record.MONITOR_FLEET_ID, fleet_active=fleet["active"], fleet_target=fleet["target"],
         fleet_fulfilled=fleet["fulfilled"], instances=instances,

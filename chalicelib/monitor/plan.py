@@ -173,7 +173,7 @@ def _teardown(observation: Observation, policy: Policy, reason: str) -> list[Act
     if observation.queue_exists and (reason == REASON_DRAINED or observation.visible + observation.in_flight == 0):
         actions.append(DeleteQueue(queue_url=observation.queue_url,
                                    reason="teardown: the job queue is empty (the dead-letter queue is kept, "
-                                          f"{observation.dead_letter} failed job(s))"))
+                                          f"{observation.failed} failed job(s) of this run)"))
     if observation.alarm_names:
         actions.append(DeleteAlarms(names=observation.alarm_names, reason="teardown: the run's alarms"))
     if observation.dashboard_exists and policy.clean_dashboard and observation.dashboard_name:
@@ -214,15 +214,15 @@ def _log_exports(observation: Observation, actions: list[Action]) -> bool:
 def summary(observation: Observation, policy: Policy, reason: str) -> dict:
     machine_hours = observation.machine_seconds() / 3600
     left = observation.visible + observation.in_flight
-    submitted = max(observation.jobs_at_start or 0, left + observation.dead_letter)
+    submitted = max(observation.jobs_at_start or 0, left + observation.failed)
     return {
         "app_name": observation.app_name,
         "stop_reason": reason,
         "started_at": observation.started_at,
         "ended_at": observation.now,
         "jobs_submitted": submitted,
-        "jobs_done": max(0, submitted - left - observation.dead_letter),
-        "jobs_failed": observation.dead_letter,
+        "jobs_done": max(0, submitted - left - observation.failed),
+        "jobs_failed": observation.failed,
         "jobs_left": left,
         "machine_hours": round(machine_hours, 4),
         "cost_ceiling_usd": round(machine_hours * policy.machine_price, 4),

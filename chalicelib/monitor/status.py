@@ -26,7 +26,7 @@ def run_status(observation: Observation, policy: Policy) -> dict:
         "state": "tearing_down" if observation.state.tearing_down else "running",
         "stop_reason": observation.state.stop_reason,
         "jobs": {"submitted": figures["jobs_submitted"], "waiting": observation.visible,
-                 "running": observation.in_flight, "done": done, "failed": observation.dead_letter},
+                 "running": observation.in_flight, "done": done, "failed": observation.failed},
         "fleet": {"id": observation.fleet_id, "active": observation.fleet_active, "target": observation.fleet_target,
                   "fulfilled": observation.fleet_fulfilled},
         "machines": [{"instance_id": instance.instance_id, "busy_jobs": instance.busy_jobs,
@@ -37,7 +37,7 @@ def run_status(observation: Observation, policy: Policy) -> dict:
         "eta_seconds": round(eta_seconds) if eta_seconds is not None else None,
         "machine_hours": figures["machine_hours"],
         "cost_ceiling_usd": figures["cost_ceiling_usd"],
-        "dead_letter_jobs": observation.dead_letter,
+        "dead_letter_jobs": observation.dead_letter,  # the whole dead-letter queue, shared by runs by default
         "resources": {"queue_url": observation.queue_url, "cluster": observation.cluster,
                       "service": observation.service, "dashboard": observation.dashboard_name,
                       "log_groups": list(observation.log_groups), "alarms": list(observation.alarm_names)},

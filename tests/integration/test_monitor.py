@@ -100,10 +100,7 @@ def what_is_left(account) -> dict:
     }
 
 
-# wired by monitor change: start-cluster's claim (names.claim_key) stays after teardown until observe.py lists it
-# in Observation.record_keys; then this becomes [] (a claim left behind is harmless: the next start takes it over).
-CLAIM_LEFT: list[str] = []  # teardown removes the start claim with the record
-AFTER_TEARDOWN = sorted(["monitors/TestApp_summary.json"] + CLAIM_LEFT)
+AFTER_TEARDOWN = ["monitors/TestApp_summary.json"]  # the record, the monitor's state and the start claim are gone
 
 NOTHING_LEFT = {
     "queues": ["user_DeadMessages"], "fleets": [], "running_instances": [], "services": [], "clusters": [],

@@ -101,7 +101,7 @@ def test_a_hostile_job_with_the_task_roles_rights_is_denied_everything_beyond_it
     send_jobs(sqs, queue_url(sqs, mine), mine, [{"plate": "good"}, {"plate": "hostile"}], other_queue=other_queue)
     before = world_of_other(s3, sqs, logs, cloudwatch)
 
-    with iam_enforced(allow_unevaluated=True) as engine:
+    with iam_enforced() as engine:
         worker = WorkerProcess(tmp_path, task_role_env(moto_server, mine), "--single", "--exit-when-empty")
         assert worker.wait(120) == 0, worker.output
 
