@@ -22,14 +22,26 @@ Outside the block moto is exactly as it was (no auth; moto's request counter
 and settings restored).
 
 What the engine guarantees: the patches lean one way. Where AWS's answer
-cannot be known here (a Condition, a policy variable, a resource moto cannot
-name), an Allow does not count and a Deny does, so a request the engine allows
-is one AWS allows too, for the identity policies evaluated here (no SCPs,
-permission boundaries, session policies or resource-based policies). A denial is
-exact only when its resources were named (see `Decision.resources`; "*" means
-moto could not name them) and no Condition was involved; statements with a
-Condition or a policy variable are listed in `Engine.unevaluated`, and leaving
+cannot be known here (a Condition it cannot evaluate, a policy variable, a
+resource moto cannot name), an Allow does not count and a Deny does, so a
+request the engine allows is one AWS allows too, for the identity policies
+evaluated here (no SCPs, permission boundaries, session policies or
+resource-based policies). A denial is exact only when its resources were named
+(see `Decision.resources`; "*" means moto could not name them) and every
+Condition involved was evaluated; statements with a Condition the engine cannot
+evaluate or a policy variable are listed in `Engine.unevaluated`, and leaving
 the block raises if there are any, unless `allow_unevaluated=True`.
+
+Conditions evaluated exactly (`_condition_met`): the String* operators (and
+...IfExists) and Null, on `s3:prefix` of a listing (s3:ListBucket) and on
+`aws:ResourceTag/KEY` (and `ec2:ResourceTag/KEY`, `ecs:ResourceTag/KEY` for
+their service's actions) of the resources these actions are checked against,
+whose tags are read from moto: sqs:DeleteQueue (queue), ec2:ModifySpotFleetRequest
+and ec2:CancelSpotFleetRequests (spot-fleet-request), ec2:TerminateInstances
+(instance), ecs:UpdateService and ecs:DeleteService (service), ecs:DeleteCluster
+(cluster), logs:CreateExportTask (log-group). Anything else is unevaluated.
+CreateExportTask is also checked as s3:PutObject on its destination, which AWS
+writes with the caller's permissions (`_export_writes`).
 
 API: `iam_enforced()` (the block; yields an `Engine`: `.decisions`, `.denied()`,
 `.checked(action)`, `.unevaluated`), `role_session(role_name, region)`,
@@ -107,8 +119,8 @@ def iam_enforced(*, allow_unevaluated: bool = False) -> Iterator[Engine]:
     try:
         with contextlib.ExitStack() as stack:
             for patch in (_only_moto_principals, _iam_action_names, _statement_semantics, _several_resources,
-                          _logs_resources, _cloudwatch_resources, _sqs_resources, _s3_delete_objects_per_key,
-                          _access_denied_in_protocol):
+                          _logs_resources, _cloudwatch_resources, _sqs_resources, _ec2_resources, _ecs_resources,
+                          _s3_delete_objects_per_key, _access_denied_in_protocol):
                 stack.enter_context(patch(engine))
             # The switch itself: moto's own, which flips module settings this process's moto (in-process or
             # ThreadedMotoServer) reads, and restores them and moto's request counter on exit.
@@ -201,8 +213,9 @@ def _statement_semantics(engine: Engine) -> Iterator[None]:
       Deny with NotResource *allows* everything; here it matches every resource but those listed.
     - Condition: for identity policies moto has no context values, so every condition
       passes (an unknown operator is skipped too): conditioned statements act unconditioned.
-      Here a conditioned Allow does not count and a conditioned Deny applies (noted in
-      `Engine.unevaluated`): stricter than AWS, never looser.
+      Here the conditions `_condition_met` knows are evaluated as IAM does (see it); any
+      other makes the statement "maybe": a conditioned Allow does not count and a
+      conditioned Deny applies (noted in `Engine.unevaluated`): stricter than AWS, never looser.
     - Wildcards: moto turns "*" into ".*" and leaves the rest as regex, so "?" is a regex
       quantifier and "." matches any character; here "*" and "?" are IAM's and the rest is literal.
     - Action names are case-insensitive in IAM; moto matches them case-sensitively.
@@ -240,8 +253,13 @@ def _statement_semantics(engine: Engine) -> Iterator[None]:
         if applies == "no":
             return PermissionResult.NEUTRAL
         if "Condition" in statement:
-            engine._note(f"Condition {json.dumps(statement['Condition'], sort_keys=True)} on {action}")
-            applies = "maybe"
+            met, why = _condition_met(statement["Condition"], resource)
+            if met is False:
+                return PermissionResult.NEUTRAL
+            if met is None:
+                engine._note(f"Condition {json.dumps(statement['Condition'], sort_keys=True)} on {action} "
+                             f"({resource}): {why}")
+                applies = "maybe"
         if deny:
             return PermissionResult.DENIED  # applies, or might
         return PermissionResult.PERMITTED if applies == "yes" else PermissionResult.NEUTRAL
@@ -250,29 +268,256 @@ def _statement_semantics(engine: Engine) -> Iterator[None]:
         yield
 
 
+# --- conditions -------------------------------------------------------------------------------------
+
+# The request and the one resource being checked (set by `_several_resources`), for context values.
+_checking: contextvars.ContextVar[tuple[Any, str] | None] = contextvars.ContextVar("checking", default=None)
+
+
+class _Unknown(Exception):
+    """A context value the engine cannot know here (the condition is then "maybe")."""
+
+
+_ABSENT = object()  # the key is not in the request context
+_EMPTY_OR_ABSENT = object()  # s3:prefix of a listing that sends no prefix (see `_s3_prefix`)
+
+# String operators: (negated, matches(policy value, request value)). "...IfExists" is handled in `_key_met`.
+_STRING_OPERATORS = {
+    "stringequals": (False, lambda pattern, value: value == pattern),
+    "stringnotequals": (True, lambda pattern, value: value == pattern),
+    "stringequalsignorecase": (False, lambda pattern, value: value.casefold() == pattern.casefold()),
+    "stringnotequalsignorecase": (True, lambda pattern, value: value.casefold() == pattern.casefold()),
+    "stringlike": (False, lambda pattern, value: _glob(pattern, value, False)),
+    "stringnotlike": (True, lambda pattern, value: _glob(pattern, value, False)),
+}
+
+
+def _condition_met(condition: dict, resource: str) -> tuple[bool | None, str]:
+    """Whether a statement's Condition holds for the request being checked and `resource`, as IAM
+    decides it: every operator and every key in it must hold (AND), any of a key's values may match
+    (OR). Known here: the String* operators (with ...IfExists) and Null, on the single-valued keys
+    `_context_value` can read. Returns (True | False, "") or (None, why) when the answer cannot be
+    known here: other operators (Bool, Arn*, Numeric*, Date*, IpAddress, ...), ForAnyValue:/ForAllValues:,
+    policy variables, other keys, a resource moto could not name or a resource that does not exist.
+    """
+    checking = _checking.get()
+    if checking is None or checking[1] != resource or not isinstance(condition, dict):
+        return None, "no request to read context values from"
+    request = checking[0]
+    unknown = []
+    for operator, keys in condition.items():
+        if not isinstance(keys, dict):
+            return None, f"malformed {operator}"
+        for key, policy_values in keys.items():
+            try:
+                if not _key_met(operator, key, _listed(policy_values) if not isinstance(policy_values, bool)
+                                else [policy_values], request, resource):
+                    return False, ""
+            except _Unknown as why:
+                unknown.append(f"{operator} {key}: {why}")
+    return (None, "; ".join(unknown)) if unknown else (True, "")
+
+
+def _key_met(operator: str, key: str, policy_values: list, request, resource: str) -> bool:
+    name = operator.casefold()
+    if ":" in name:
+        raise _Unknown("set operators (ForAnyValue:/ForAllValues:) are not evaluated")
+    policy_values = ["true" if value is True else "false" if value is False else value for value in policy_values]
+    if any(not isinstance(value, str) or "${" in value for value in policy_values):
+        raise _Unknown("policy variables or non-string values are not evaluated")
+    value = _context_value(key, request, resource)
+    if name == "null":
+        # Null "true": the key is absent; "false": it is present. (Any of several values may match.)
+        wanted = {value_.casefold() == "true" for value_ in policy_values}
+        if value is _EMPTY_OR_ABSENT:
+            return _same_either_way(lambda absent: absent in wanted)
+        return (value is _ABSENT) in wanted
+    if_exists = name.endswith("ifexists")
+    base = name.removesuffix("ifexists")
+    if base not in _STRING_OPERATORS:
+        raise _Unknown(f"operator {operator} is not evaluated")
+    negated, matches = _STRING_OPERATORS[base]
+
+    def met(absent: bool, present_value: str = "") -> bool:
+        # A key absent from the request: ...IfExists holds; a negated operator holds (nothing equals
+        # it); a positive one does not. Present: a positive operator holds if any value matches, a
+        # negated one if none does.
+        if absent:
+            return if_exists or negated
+        return any(matches(pattern, present_value) for pattern in policy_values) != negated
+
+    if value is _EMPTY_OR_ABSENT:
+        return _same_either_way(lambda absent: met(absent))
+    if value is _ABSENT:
+        return met(True)
+    return met(False, value)
+
+
+def _same_either_way(decide) -> bool:
+    """The answer for a key that is "" or absent (which one AWS uses is not documented): known
+    only when both give the same answer."""
+    if decide(True) != decide(False):
+        raise _Unknown('the answer differs for an empty and an absent value')
+    return decide(True)
+
+
+# Actions whose resources' tags are read for aws:ResourceTag/KEY (and the service's own prefix):
+# each is authorized on AWS against the resources `_resource_tags` can read (Service Authorization
+# Reference: sqs queue, ec2 spot-fleet-request and instance, ecs service and cluster, logs log-group).
+# Other actions (creating calls, where the resource may not exist yet and aws:RequestTag applies,
+# or actions never checked here) leave such keys unknown.
+_RESOURCE_TAG_ACTIONS = {
+    "sqs:deletequeue", "ec2:modifyspotfleetrequest", "ec2:cancelspotfleetrequests", "ec2:terminateinstances",
+    "ecs:updateservice", "ecs:deleteservice", "ecs:deletecluster", "logs:createexporttask"}
+
+
+def _context_value(key: str, request, resource: str):
+    """The request context's value of `key` (a string), `_ABSENT`, `_EMPTY_OR_ABSENT`; raises _Unknown."""
+    action = request._action
+    lowered = key.casefold()
+    if lowered == "s3:prefix":
+        return _s3_prefix(request, resource)
+    scope, slash, tag_key = key.partition("/")
+    if slash and scope.casefold() in ("aws:resourcetag", "ec2:resourcetag", "ecs:resourcetag"):
+        service = action.partition(":")[0].casefold()
+        if scope.casefold() != "aws:resourcetag" and scope.casefold() != f"{service}:resourcetag":
+            raise _Unknown(f"{scope} on a {service} action")
+        if action.casefold() not in _RESOURCE_TAG_ACTIONS:
+            raise _Unknown(f"resource tags are not read for {action}")
+        tags = _resource_tags(resource)
+        # Tag keys in aws:ResourceTag/KEY are not case-sensitive (IAM's reference for the key): a
+        # resource with two keys differing only in case cannot be decided here.
+        found = {value for name, value in tags.items() if name.casefold() == tag_key.casefold()}
+        if len(found) > 1:
+            raise _Unknown(f"{resource} has several tags named {tag_key} in different cases")
+        return found.pop() if found else _ABSENT
+    raise _Unknown(f"context key {key} is not known to the engine")
+
+
+def _s3_prefix(request, resource: str):
+    """s3:prefix of ListObjects/ListObjectsV2 (s3:ListBucket on the bucket): the request's `prefix`
+    query parameter. moto checks HeadBucket as "s3:HeadBucket", so every s3:ListBucket here is a
+    GET listing. Without a prefix parameter AWS's documentation does not say whether the key is ""
+    or absent: `_EMPTY_OR_ABSENT` is decided only where both give one answer (a "TestApp/*"
+    pattern matches neither)."""
+    from urllib.parse import parse_qs, urlparse
+
+    if request._action.casefold() != "s3:listbucket" or request._method != "GET" or "/" in resource.split(":::")[-1]:
+        raise _Unknown(f"s3:prefix is not read for {request._action}")
+    query = parse_qs(urlparse(request._path).query, keep_blank_values=True)
+    values = query.get("prefix")
+    if not values:
+        return _EMPTY_OR_ABSENT
+    return values[0]
+
+
+def _resource_tags(arn: str) -> dict[str, str]:
+    """The tags of the resource `arn` names, read from moto's backends (what AWS's authorizer reads
+    from the resource itself); raises _Unknown for "*", an ARN of another shape, or a resource that
+    does not exist (whether AWS then denies or answers "not found" is not known here). Should moto's
+    models move (tests/unit/test_iam_engine_moto_internals.py pins them), the failure is _Unknown too:
+    the condition stays unevaluated and leaving `iam_enforced()` says why."""
+    try:
+        return _read_resource_tags(arn)
+    except _Unknown:
+        raise
+    except Exception as error:  # noqa: BLE001 - moto's models moved: unknown, never a guess
+        raise _Unknown(f"reading the tags of {arn} failed ({type(error).__name__}: {error})") from error
+
+
+def _read_resource_tags(arn: str) -> dict[str, str]:
+    parts = arn.split(":", 5)
+    if len(parts) != 6:
+        raise _Unknown(f"resource {arn} is not named")
+    _, _, service, region, account, rest = parts
+    found = None
+    if service == "sqs":
+        from moto.sqs.models import sqs_backends
+
+        queue = sqs_backends[account][region].queues.get(rest)
+        found = dict(queue.tags) if queue is not None else None
+    elif service == "ec2":
+        from moto.ec2.models import ec2_backends
+
+        backend, (kind, _, ident) = ec2_backends[account][region], rest.partition("/")
+        if kind == "spot-fleet-request" and ident in backend.spot_fleet_requests:
+            # moto keeps a fleet's TagSpecifications on the request (keyed by resource type) and CreateTags
+            # in the backend's table, and shows only the former; on AWS both are the fleet's tags.
+            fleet = backend.spot_fleet_requests[ident]
+            found = {**backend.tags.get(ident, {}), **fleet.tags.get("spot-fleet-request", {})}
+        elif kind == "instance" and backend.get_instance_by_id(ident) is not None:
+            found = dict(backend.tags.get(ident, {}))
+    elif service == "ecs":
+        from moto.ecs.models import ecs_backends
+
+        backend, (kind, _, ident) = ecs_backends[account][region], rest.partition("/")
+        resource = None
+        if kind == "cluster":
+            resource = backend.clusters.get(ident)
+        elif kind == "service" and ident.count("/") == 1:
+            resource = backend.services.get(ident.replace("/", ":"))  # moto's key: "CLUSTER:SERVICE"
+        found = {tag["key"]: tag["value"] for tag in resource.tags or ()} if resource is not None else None
+    elif service == "logs":
+        from moto.logs.models import logs_backends
+
+        match = re.fullmatch(r"log-group:([^:]+)(:log-stream:)?", rest)  # the group itself, not a stream
+        backend = logs_backends[account][region]
+        if match and match.group(1) in backend.groups:
+            found = dict(backend.list_tags_for_resource(backend.groups[match.group(1)].arn))
+    if found is None:
+        raise _Unknown(f"no tags known for {arn} (not a resource the engine reads tags of, or it does not exist)")
+    return found
+
+
 @contextlib.contextmanager
 def _several_resources(engine: Engine) -> Iterator[None]:
     """A request that touches several resources (DeleteAlarms with N names) is allowed only if
     every one is allowed, and denied if an explicit Deny matches any. moto checks one resource
     string per request; the resource patches below may hand it a list, checked here one by one.
-    Every check is recorded in `Engine.decisions`.
+    A request AWS also authorizes as another action (`_AlsoChecked`: CreateExportTask writes to
+    S3 as its caller) is checked for that action after its own. Every check is recorded in
+    `Engine.decisions`, one per action. While one resource is checked, the request and that
+    resource are what `_condition_met` reads its context values from.
     """
     from moto.iam.access_control import IAMRequestBase
 
     original = IAMRequestBase.check_action_permitted
 
-    def check_action_permitted(self, resource):
-        resources = tuple(resource) if isinstance(resource, (list, tuple)) else (resource,)
+    def check(self, resources: tuple[str, ...]) -> None:
         allowed = False
         try:
-            for each in resources or ("*",):
-                original(self, each)
+            for each in resources:
+                token = _checking.set((self, each))  # what conditions are evaluated against
+                try:
+                    original(self, each)
+                finally:
+                    _checking.reset(token)
             allowed = True
         finally:
-            engine._record(Decision(self._access_key.arn, self._action, resources or ("*",), allowed))
+            engine._record(Decision(self._access_key.arn, self._action, resources, allowed))
+
+    def check_action_permitted(self, resource):
+        resources = tuple(resource) if isinstance(resource, (list, tuple)) else (resource,)
+        own = tuple(each for each in resources if not isinstance(each, _AlsoChecked))
+        check(self, own or ("*",))
+        action = self._action
+        try:
+            for also in (each for each in resources if isinstance(each, _AlsoChecked)):
+                self._action = also.action  # moto's denial names it, as AWS's would
+                check(self, (also.resource,))
+        finally:
+            self._action = action
 
     with mock.patch.object(IAMRequestBase, "check_action_permitted", check_action_permitted):
         yield
+
+
+@dataclass(frozen=True)
+class _AlsoChecked:
+    """A further authorization AWS makes for a request, as the same caller: `action` on `resource`."""
+
+    action: str
+    resource: str
 
 
 def _safely(determine):
@@ -308,7 +553,8 @@ def _logs_resources(engine: Engine) -> Iterator[None]:
     """moto names no resource for CloudWatch Logs (it checks "*"), so an Allow on a log group or
     stream ARN never matches and a Deny on one never applies. Here the ARN AWS checks (above);
     DescribeLogGroups is checked against ...:log-group::log-stream: whatever the prefix (so only
-    "log-group:*"-wide grants allow it, as on AWS). Other actions (DescribeExportTasks, ...)
+    "log-group:*"-wide grants allow it, as on AWS). CreateExportTask: the group, and s3:PutObject on
+    its destination (`_export_writes`). Other actions (DescribeExportTasks, ...)
     have no resource on AWS either: "*".
     """
     from moto.logs.responses import LogsResponse
@@ -330,12 +576,31 @@ def _logs_resources(engine: Engine) -> Iterator[None]:
             return "*"
         if action in _LOG_STREAM_ACTIONS and self._get_param("logStreamName"):
             return f"{_group_arn(groups, group)}:log-stream:{self._get_param('logStreamName')}"
+        if action == "CreateExportTask":
+            return [f"{_group_arn(groups, group)}:log-stream:", *_export_writes(self)]
         if action in _LOG_GROUP_ACTIONS | _LOG_STREAM_ACTIONS:
             return f"{_group_arn(groups, group)}:log-stream:"
         return "*"
 
     with mock.patch.object(LogsResponse, "_determine_resource", _safely(determine), create=True):
         yield
+
+
+def _export_writes(self) -> list[_AlsoChecked]:
+    """CreateExportTask writes to S3 as its caller. AWS's API reference: "When you perform a
+    CreateExportTask operation, you must use credentials that have permission to write to the S3
+    bucket that you specify as the destination"; it first writes the object
+    DESTINATION_PREFIX/aws-logs-write-test ("Permission Check Successful"), then the export's objects
+    under DESTINATION_PREFIX/TASK_ID/. moto writes its test object at the bucket's root with no
+    check at all, so a caller without s3:PutObject there exports anyway. Here the caller must be
+    allowed s3:PutObject on the test object (prefix default "exportedlogs"; whether AWS joins a
+    prefix ending in "/" with one slash or two is not documented: a grant on PREFIX* covers both).
+    The objects of the export itself have ids not known before the call: not checked."""
+    bucket = self._get_param("destination")
+    if not bucket:
+        return []
+    prefix = (self._get_param("destinationPrefix") or "exportedlogs").rstrip("/")
+    return [_AlsoChecked("s3:PutObject", f"arn:{self.partition}:s3:::{bucket}/{prefix}/aws-logs-write-test")]
 
 
 def _group_arn(prefix: str, name_or_arn: str) -> str:
@@ -378,9 +643,61 @@ def _cloudwatch_resources(engine: Engine) -> Iterator[None]:
         yield
 
 
-# ECS and EC2 keep moto's "*". AWS does scope many of their actions to ARNs (clusters, services, task
-# definitions, instances), but often only through tag conditions (aws:ResourceTag/..., ec2:ResourceTag/...)
-# that the engine could not evaluate anyway, and our policies grant those actions on "*".
+# EC2 and ECS: moto names no resource (it checks "*"). AWS scopes many of their actions to ARNs; the
+# engine names them for the actions our monitor's policy narrows by tag (the resource types and ARN
+# shapes of the Service Authorization Reference), so their aws:ResourceTag conditions can be evaluated
+# per resource. Every other EC2 and ECS action stays "*" (only a "*" Resource allows it, as before).
+
+
+@contextlib.contextmanager
+def _ec2_resources(engine: Engine) -> Iterator[None]:
+    """ModifySpotFleetRequest: arn:aws:ec2:REGION:ACCOUNT:spot-fleet-request/ID; CancelSpotFleetRequests:
+    that ARN for each SpotFleetRequestId.N; TerminateInstances: arn:aws:ec2:REGION:ACCOUNT:instance/ID
+    for each InstanceId.N. A call naming several is allowed only if each is (`_several_resources`)."""
+    from moto.ec2.responses import EC2Response
+
+    def determine(self):
+        action = self._get_action()
+        prefix = f"arn:{self.partition}:ec2:{self.region}:{self.current_account}:"
+        if action == "ModifySpotFleetRequest":
+            fleet = self._get_param("SpotFleetRequestId")
+            return prefix + "spot-fleet-request/" + fleet if fleet else "*"
+        if action == "CancelSpotFleetRequests":
+            return [prefix + "spot-fleet-request/" + fleet for fleet in _listed(self._get_param("SpotFleetRequestIds"))]
+        if action == "TerminateInstances":
+            return [prefix + "instance/" + instance for instance in _listed(self._get_param("InstanceIds"))]
+        return "*"
+
+    with mock.patch.object(EC2Response, "_determine_resource", _safely(determine), create=True):
+        yield
+
+
+@contextlib.contextmanager
+def _ecs_resources(engine: Engine) -> Iterator[None]:
+    """UpdateService and DeleteService: the service, arn:aws:ecs:REGION:ACCOUNT:service/CLUSTER/SERVICE
+    (the long ARN format, the one service tags and tag-based authorization need; moto's own service
+    ARN follows an account setting) from `cluster` (name or ARN, "default" when omitted) and
+    `service` (name; an ARN is checked as given); DeleteCluster: arn:aws:ecs:REGION:ACCOUNT:cluster/NAME."""
+    from moto.ecs.responses import EC2ContainerServiceResponse
+
+    def determine(self):
+        action = self._get_action()
+        prefix = f"arn:{self.partition}:ecs:{self.region}:{self.current_account}:"
+        cluster = self._get_param("cluster") or ("default" if action in ("UpdateService", "DeleteService") else None)
+        if not cluster:
+            return "*"
+        cluster_name = cluster.rsplit("/", 1)[-1] if cluster.startswith("arn:") else cluster
+        if action == "DeleteCluster":
+            return cluster if cluster.startswith("arn:") else prefix + "cluster/" + cluster
+        if action in ("UpdateService", "DeleteService"):
+            service = self._get_param("service")
+            if not service:
+                return "*"
+            return service if service.startswith("arn:") else f"{prefix}service/{cluster_name}/{service}"
+        return "*"
+
+    with mock.patch.object(EC2ContainerServiceResponse, "_determine_resource", _safely(determine), create=True):
+        yield
 
 
 @contextlib.contextmanager

@@ -9,6 +9,7 @@ credentials holding exactly one role's or one policy's permissions.
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 from pathlib import Path
@@ -20,7 +21,7 @@ from moto import settings as moto_settings
 from moto.core.authorization import ActionAuthenticatorMixin
 from moto.iam.access_control import IAMPolicyStatement, IAMRequestBase
 
-from chalicelib import iam, leases, names
+from chalicelib import iam, jobs, leases, names
 from tests.iam_engine import UnevaluatedPolicy, chalicelib_uses, iam_enforced, is_access_denied, policy_session, \
     role_session
 
@@ -236,8 +237,13 @@ def test_the_task_role_setup_account_makes_reaches_its_own_run_only(world, setti
         denied(lambda: cloudwatch.put_metric_alarm(AlarmName=f"{other}_i-0123abcd", **ALARM))
         s3.put_object(Bucket=settings.AWS_BUCKET, Key=lease, Body=b"P0")
         s3.delete_object(Bucket=settings.AWS_BUCKET, Key=lease)
-        s3.put_object(Bucket=settings.AWS_BUCKET, Key="out/plate1/result.txt", Body=b"1")
-        denied(lambda: s3.delete_object(Bucket=settings.AWS_BUCKET, Key="out/plate1/result.txt"))
+        output = f"{jobs.output_root(settings)}plate1/result.txt"  # under the output root, APP_NAME/ here
+        s3.put_object(Bucket=settings.AWS_BUCKET, Key=output, Body=b"1")
+        denied(lambda: s3.delete_object(Bucket=settings.AWS_BUCKET, Key=output))
+        denied(lambda: s3.put_object(Bucket=settings.AWS_BUCKET, Key="out/plate1/result.txt", Body=b"1"))
+        # CHECK_IF_DONE lists under the output root only (s3:prefix condition)
+        assert s3.list_objects_v2(Bucket=settings.AWS_BUCKET, Prefix=jobs.output_root(settings))["KeyCount"] == 1
+        denied(lambda: s3.list_objects_v2(Bucket=settings.AWS_BUCKET, Prefix="monitors/"))
         from chalicelib import aws as clients  # our own code's clients carry the role too
         denied(lambda: clients.client("sqs").create_queue(QueueName="Elsewhere"))
 
@@ -258,3 +264,269 @@ def test_the_monitor_policy_cannot_touch_what_is_not_a_run_record(world):
     assert [item["Key"] for item in answer["Errors"]] == ["out/plate1/result.txt"]
     assert [item["Key"] for item in admin("s3").list_objects_v2(Bucket="my-lab-bucket")["Contents"]] == [
         "out/plate1/result.txt"]
+
+
+# --- conditions the engine evaluates --------------------------------------------------------------
+
+RUN_TAG = {"dsr:app": "App"}  # chalicelib.names.RUN_TAG, as setup and start-cluster tag a run's resources
+TAGGED_ONLY = {"Null": {"aws:ResourceTag/dsr:app": "false"}}  # the monitor policy's condition
+
+
+def conditioned(actions, condition, resources="*") -> dict:
+    return {**allow(actions, resources), "Condition": condition}
+
+
+def test_a_listing_is_allowed_only_under_the_prefixes_its_condition_names(world):
+    admin("s3").create_bucket(Bucket=BUCKET)
+    s3 = make_role("lister", conditioned(["s3:ListBucket"], {"StringLike": {"s3:prefix": ["TestApp/*", "inputs/*"]}},
+                                         f"arn:aws:s3:::{BUCKET}")).client("s3")
+    exact = make_role("exact", conditioned(["s3:ListBucket"], {"StringEquals": {"s3:prefix": "TestApp/"}},
+                                           f"arn:aws:s3:::{BUCKET}")).client("s3")
+    fenced = make_role("fenced", allow(["s3:ListBucket"], f"arn:aws:s3:::{BUCKET}"),
+                       {"Effect": "Deny", "Action": "s3:ListBucket", "Resource": f"arn:aws:s3:::{BUCKET}",
+                        "Condition": {"StringNotLike": {"s3:prefix": "TestApp/*"}}}).client("s3")
+
+    with iam_enforced() as engine:
+        s3.list_objects_v2(Bucket=BUCKET, Prefix="TestApp/plate1/")
+        s3.list_objects(Bucket=BUCKET, Prefix="inputs/")  # ListObjects (v1) too
+        denied(lambda: s3.list_objects_v2(Bucket=BUCKET, Prefix="monitors/"))
+        denied(lambda: s3.list_objects_v2(Bucket=BUCKET, Prefix="TestApp"))  # "TestApp/*" needs the slash
+        denied(lambda: s3.list_objects_v2(Bucket=BUCKET))  # no prefix: matches no pattern
+        exact.list_objects_v2(Bucket=BUCKET, Prefix="TestApp/")
+        denied(lambda: exact.list_objects_v2(Bucket=BUCKET, Prefix="TestApp/x"))
+        fenced.list_objects_v2(Bucket=BUCKET, Prefix="TestApp/x")
+        denied(lambda: fenced.list_objects_v2(Bucket=BUCKET, Prefix="runs/"))  # the Deny holds
+        denied(lambda: fenced.list_objects_v2(Bucket=BUCKET))  # StringNotLike holds for "" and for absent
+
+    assert engine.unevaluated == []
+    assert {d.resources for d in engine.checked("s3:ListBucket")} == {(f"arn:aws:s3:::{BUCKET}",)}
+
+
+def test_a_prefix_condition_whose_answer_depends_on_an_absent_prefix_stays_unevaluated(world):
+    """AWS does not document whether a listing without a prefix has s3:prefix "" or none: "*" matches
+    "" and not an absent key, so the engine does not let that Allow count."""
+    admin("s3").create_bucket(Bucket=BUCKET)
+    s3 = make_role("anything", conditioned(["s3:ListBucket"], {"StringLike": {"s3:prefix": "*"}},
+                                           f"arn:aws:s3:::{BUCKET}")).client("s3")
+
+    with pytest.raises(UnevaluatedPolicy, match="differs for an empty and an absent value"):
+        with iam_enforced():
+            s3.list_objects_v2(Bucket=BUCKET, Prefix="a/")  # a prefix: known, allowed
+            denied(lambda: s3.list_objects_v2(Bucket=BUCKET))
+
+
+def test_a_queue_is_deleted_only_if_it_carries_the_tag_the_condition_asks_for(world):
+    tagged = admin("sqs").create_queue(QueueName="AppQueue", tags=RUN_TAG)["QueueUrl"]
+    untagged = admin("sqs").create_queue(QueueName="OtherQueue")["QueueUrl"]
+    sqs = make_role("deleter", conditioned(["sqs:DeleteQueue"], TAGGED_ONLY, "arn:aws:sqs:*:*:*")).client("sqs")
+
+    with iam_enforced() as engine:
+        error = denied(lambda: sqs.delete_queue(QueueUrl=untagged))
+        sqs.delete_queue(QueueUrl=tagged)
+
+    assert error.response["Error"]["Code"] == "AccessDenied"
+    assert [(d.resources, d.allowed) for d in engine.decisions] == [
+        ((f"arn:aws:sqs:{REGION}:{ACCOUNT}:OtherQueue",), False), ((f"arn:aws:sqs:{REGION}:{ACCOUNT}:AppQueue",), True)]
+    assert [url.rsplit("/", 1)[1] for url in admin("sqs").list_queues()["QueueUrls"]] == ["OtherQueue"]
+
+
+@functools.cache
+def an_ami() -> str:
+    """One of moto's AMIs (the same in both worlds); listing them all takes a second, so once."""
+    return admin("ec2").describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
+
+
+def test_a_conditioned_deny_applies_exactly_where_its_condition_holds(world):
+    """Null "true" (the tag is absent) in a Deny, StringNotEqualsIfExists, and a set operator the engine
+    does not evaluate (a Deny that might apply: it applies, and the block says so)."""
+    ours = admin("sqs").create_queue(QueueName="AppQueue", tags=RUN_TAG)["QueueUrl"]
+    bare = admin("sqs").create_queue(QueueName="BareQueue")["QueueUrl"]
+    victims = admin("sqs").create_queue(QueueName="VictimQueue", tags={"dsr:app": "Victim"})["QueueUrl"]
+    sqs = make_role("fenced", allow(["sqs:DeleteQueue"], "*"),
+                    {"Effect": "Deny", "Action": "sqs:DeleteQueue", "Resource": "*",
+                     "Condition": {"Null": {"aws:ResourceTag/dsr:app": "true"}}},
+                    {"Effect": "Deny", "Action": "sqs:DeleteQueue", "Resource": "*",
+                     "Condition": {"StringNotEqualsIfExists": {"aws:ResourceTag/dsr:app": "App"}}}).client("sqs")
+    sets = make_role("sets", allow(["sqs:DeleteQueue"], "*"),
+                     {"Effect": "Deny", "Action": "sqs:DeleteQueue", "Resource": "*",
+                      "Condition": {"ForAnyValue:StringEquals": {"aws:TagKeys": "dsr:app"}}}).client("sqs")
+
+    with iam_enforced(allow_unevaluated=True) as engine:
+        denied(lambda: sqs.delete_queue(QueueUrl=bare))  # no tag: the Null Deny holds
+        denied(lambda: sqs.delete_queue(QueueUrl=victims))  # another run's tag: StringNotEqualsIfExists holds
+        sqs.delete_queue(QueueUrl=ours)
+        denied(lambda: sets.delete_queue(QueueUrl=victims))
+
+    assert [d.allowed for d in engine.decisions] == [False, False, True, False]
+    assert len(engine.unevaluated) == 1 and "set operators" in engine.unevaluated[0]
+    assert sorted(url.rsplit("/", 1)[1] for url in admin("sqs").list_queues()["QueueUrls"]) == ["BareQueue",
+                                                                                               "VictimQueue"]
+
+
+def a_fleet(tags: dict | None = None, capacity: int = 1) -> str:
+    ec2 = admin("ec2")
+    config = {"IamFleetRole": f"arn:aws:iam::{ACCOUNT}:role/fleet", "TargetCapacity": capacity,
+              "AllocationStrategy": "lowestPrice", "SpotPrice": "0.1",
+              "LaunchSpecifications": [{"ImageId": an_ami(), "InstanceType": "m5.large"}]}
+    if tags:
+        config["TagSpecifications"] = [{"ResourceType": "spot-fleet-request",
+                                        "Tags": [{"Key": key, "Value": value} for key, value in tags.items()]}]
+    return ec2.request_spot_fleet(SpotFleetRequestConfig=config)["SpotFleetRequestId"]
+
+
+def instances(tags: dict | None = None, count: int = 1) -> list[str]:
+    ec2 = admin("ec2")
+    extra = {"TagSpecifications": [{"ResourceType": "instance", "Tags": [
+        {"Key": key, "Value": value} for key, value in tags.items()]}]} if tags else {}
+    return [instance["InstanceId"] for instance in ec2.run_instances(
+        ImageId=an_ami(), MinCount=count, MaxCount=count,
+        InstanceType="m5.large", **extra)["Instances"]]
+
+
+def fleet_state(fleet: str) -> tuple:
+    configs = admin("ec2").describe_spot_fleet_requests()["SpotFleetRequestConfigs"]
+    return [(c["SpotFleetRequestState"], c["SpotFleetRequestConfig"]["TargetCapacity"])
+            for c in configs if c["SpotFleetRequestId"] == fleet]
+
+
+def instance_states(ids: list[str]) -> dict:
+    return {i["InstanceId"]: i["State"]["Name"] for r in admin("ec2").describe_instances(InstanceIds=ids)[
+        "Reservations"] for i in r["Instances"]}
+
+
+def test_fleets_and_machines_are_scaled_and_stopped_only_if_they_carry_the_tag(world):
+    ours, foreign = a_fleet(RUN_TAG, capacity=2), a_fleet(capacity=2)
+    admin("ec2").create_tags(Resources=[foreign], Tags=[{"Key": "Name", "Value": "someone"}])  # not dsr:app
+    tagged, untagged = instances(RUN_TAG, 2), instances(count=1)
+    ec2 = make_role("stopper", conditioned(["ec2:ModifySpotFleetRequest", "ec2:CancelSpotFleetRequests",
+                                            "ec2:TerminateInstances"], TAGGED_ONLY)).client("ec2")
+    fleets = f"arn:aws:ec2:{REGION}:{ACCOUNT}:spot-fleet-request/"
+    machines = f"arn:aws:ec2:{REGION}:{ACCOUNT}:instance/"
+
+    with iam_enforced() as engine:
+        ec2.modify_spot_fleet_request(SpotFleetRequestId=ours, TargetCapacity=1,
+                                      ExcessCapacityTerminationPolicy="noTermination")
+        error = denied(lambda: ec2.modify_spot_fleet_request(SpotFleetRequestId=foreign, TargetCapacity=1))
+        # One request, two fleets: refused as a whole because one of them is not the run's
+        denied(lambda: ec2.cancel_spot_fleet_requests(SpotFleetRequestIds=[ours, foreign], TerminateInstances=False))
+        denied(lambda: ec2.terminate_instances(InstanceIds=[tagged[0], untagged[0]]))
+        ec2.terminate_instances(InstanceIds=[tagged[0]])
+        ec2.cancel_spot_fleet_requests(SpotFleetRequestIds=[ours], TerminateInstances=False)
+
+    assert error.response["Error"]["Code"] == "UnauthorizedOperation"  # as EC2 spells it
+    assert [(d.action, d.resources, d.allowed) for d in engine.decisions] == [
+        ("ec2:ModifySpotFleetRequest", (fleets + ours,), True),
+        ("ec2:ModifySpotFleetRequest", (fleets + foreign,), False),
+        ("ec2:CancelSpotFleetRequests", (fleets + ours, fleets + foreign), False),
+        ("ec2:TerminateInstances", (machines + tagged[0], machines + untagged[0]), False),
+        ("ec2:TerminateInstances", (machines + tagged[0],), True),
+        ("ec2:CancelSpotFleetRequests", (fleets + ours,), True)]
+    assert fleet_state(ours) == [("cancelled_running", 1)] and fleet_state(foreign) == [("active", 2)]
+    assert instance_states(tagged + untagged) == {tagged[0]: "terminated", tagged[1]: "running",
+                                                  untagged[0]: "running"}
+
+
+def test_tag_values_are_compared_with_the_operator_and_the_service_s_own_key(world):
+    ours, other_run = instances(RUN_TAG), instances({"dsr:app": "Victim"})
+    ec2 = make_role("own-run", conditioned(["ec2:TerminateInstances"],
+                                           {"StringEquals": {"ec2:ResourceTag/dsr:app": "App"}})).client("ec2")
+    like = make_role("like", conditioned(["ec2:TerminateInstances"],
+                                         {"StringLike": {"aws:ResourceTag/DSR:APP": "Vic*"}})).client("ec2")
+
+    with iam_enforced():
+        denied(lambda: ec2.terminate_instances(InstanceIds=other_run))
+        ec2.terminate_instances(InstanceIds=ours)
+        like.terminate_instances(InstanceIds=other_run)  # tag keys in the condition key are not case-sensitive
+
+    assert instance_states(ours + other_run) == {ours[0]: "terminated", other_run[0]: "terminated"}
+
+
+def ecs_world(cluster: str, tags: dict | None) -> None:
+    ecs = admin("ecs")
+    ecs_tags = [{"key": key, "value": value} for key, value in (tags or {}).items()]
+    ecs.create_cluster(clusterName=cluster, **({"tags": ecs_tags} if tags else {}))
+    ecs.register_task_definition(family=cluster + "Task", containerDefinitions=[
+        {"name": "worker", "image": "example/worker:1", "memory": 128}])
+    ecs.create_service(cluster=cluster, serviceName=cluster + "Service", taskDefinition=cluster + "Task",
+                       desiredCount=1, **({"tags": ecs_tags} if tags else {}))
+
+
+def test_services_and_clusters_are_changed_only_if_they_carry_the_tag(world):
+    ecs_world("runs", RUN_TAG)
+    ecs_world("others", None)
+    ecs = make_role("ecs", conditioned(["ecs:UpdateService", "ecs:DeleteService", "ecs:DeleteCluster"],
+                                       {"Null": {"ecs:ResourceTag/dsr:app": "false"}})).client("ecs")
+    arn = f"arn:aws:ecs:{REGION}:{ACCOUNT}:"
+
+    with iam_enforced() as engine:
+        ecs.update_service(cluster="runs", service="runsService", desiredCount=0)
+        error = denied(lambda: ecs.update_service(cluster="others", service="othersService", desiredCount=0))
+        denied(lambda: ecs.delete_service(cluster=arn + "cluster/others", service="othersService", force=True))
+        ecs.delete_service(cluster=arn + "cluster/runs", service="runsService", force=True)
+        denied(lambda: ecs.delete_cluster(cluster="others"))
+        ecs.delete_cluster(cluster="runs")
+
+    assert error.response["Error"]["Code"] == "AccessDeniedException"
+    assert [(d.action, d.resources, d.allowed) for d in engine.decisions] == [
+        ("ecs:UpdateService", (arn + "service/runs/runsService",), True),
+        ("ecs:UpdateService", (arn + "service/others/othersService",), False),
+        ("ecs:DeleteService", (arn + "service/others/othersService",), False),
+        ("ecs:DeleteService", (arn + "service/runs/runsService",), True),
+        ("ecs:DeleteCluster", (arn + "cluster/others",), False),
+        ("ecs:DeleteCluster", (arn + "cluster/runs",), True)]
+    clusters = admin("ecs").describe_clusters(clusters=["runs", "others"])["clusters"]
+    assert {c["clusterName"]: c["status"] for c in clusters} == {"runs": "INACTIVE", "others": "ACTIVE"}
+    [service] = admin("ecs").describe_services(cluster="others", services=["othersService"])["services"]
+    assert (service["status"], service["desiredCount"]) == ("ACTIVE", 1)
+
+
+def test_a_log_group_is_exported_only_if_it_carries_the_tag(world):
+    admin("s3").create_bucket(Bucket=BUCKET)
+    admin("logs").create_log_group(logGroupName="App", tags=RUN_TAG)
+    admin("logs").create_log_group(logGroupName="Other")
+    logs = make_role("exporter", conditioned(["logs:CreateExportTask"], TAGGED_ONLY, LOGS + "*"),
+                     allow(["s3:PutObject"], f"arn:aws:s3:::{BUCKET}/exportedlogs/*")).client("logs")
+    export = dict(fromTime=0, to=int(time.time() * 1000), destination=BUCKET)
+
+    with iam_enforced() as engine:
+        denied(lambda: logs.create_export_task(logGroupName="Other", destinationPrefix="exportedlogs/Other", **export))
+        logs.create_export_task(logGroupName="App", destinationPrefix="exportedlogs/App/", **export)
+
+    assert [(d.action, d.resources, d.allowed) for d in engine.decisions] == [
+        ("logs:CreateExportTask", (LOGS + "Other:log-stream:",), False),
+        ("logs:CreateExportTask", (LOGS + "App:log-stream:",), True),
+        ("s3:PutObject", (f"arn:aws:s3:::{BUCKET}/exportedlogs/App/aws-logs-write-test",), True)]
+    assert [task["logGroupName"] for task in admin("logs").describe_export_tasks()["exportTasks"]] == ["App"]
+
+
+def test_an_export_is_refused_to_a_caller_who_cannot_write_where_it_goes(world):
+    """AWS: the caller of CreateExportTask must be allowed to write to the destination (it writes
+    PREFIX/aws-logs-write-test as the caller first); moto wrote anyway."""
+    admin("s3").create_bucket(Bucket=BUCKET)
+    admin("logs").create_log_group(logGroupName="App", tags=RUN_TAG)
+    logs = make_role("exporter", allow(["logs:CreateExportTask"], LOGS + "*"),
+                     allow(["s3:PutObject"], f"arn:aws:s3:::{BUCKET}/monitors/*")).client("logs")
+
+    with iam_enforced() as engine:
+        error = denied(lambda: logs.create_export_task(logGroupName="App", fromTime=0, to=1, destination=BUCKET))
+
+    assert error.response["Error"]["Code"] == "AccessDeniedException" and "s3:PutObject" in str(error)
+    assert [(d.action, d.resources, d.allowed) for d in engine.decisions] == [
+        ("logs:CreateExportTask", (LOGS + "App:log-stream:",), True),
+        ("s3:PutObject", (f"arn:aws:s3:::{BUCKET}/exportedlogs/aws-logs-write-test",), False)]  # default prefix
+    assert admin("logs").describe_export_tasks()["exportTasks"] == []
+    assert admin("s3").list_objects_v2(Bucket=BUCKET)["KeyCount"] == 0
+
+
+def test_a_tag_condition_the_engine_cannot_read_stays_unevaluated(world):
+    """Tags of a resource that does not exist, or on an action whose resource tags are not read: "maybe"."""
+    url = admin("sqs").create_queue(QueueName="AppQueue", tags=RUN_TAG)["QueueUrl"]
+    sqs = make_role("sender", conditioned(["sqs:SendMessage", "sqs:DeleteQueue"], TAGGED_ONLY)).client("sqs")
+
+    with pytest.raises(UnevaluatedPolicy) as caught:
+        with iam_enforced():
+            denied(lambda: sqs.send_message(QueueUrl=url, MessageBody="job"))
+            denied(lambda: sqs.delete_queue(QueueUrl=url.replace("AppQueue", "GoneQueue")))
+
+    assert "resource tags are not read for sqs:SendMessage" in str(caught.value)
+    assert "no tags known for arn:aws:sqs:us-east-1:123456789012:GoneQueue" in str(caught.value)

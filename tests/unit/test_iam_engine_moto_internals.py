@@ -16,16 +16,22 @@ import json
 import moto
 import pytest
 from moto.cloudwatch.responses import CloudWatchResponse
+from moto.ec2.responses import EC2Response
+from moto.ec2.responses.instances import InstanceResponse
+from moto.ec2.responses.spot_fleets import SpotFleets
+from moto.ecs.responses import EC2ContainerServiceResponse
 from moto.core import authorization, errors as moto_errors
 from moto.core.authorization import ActionAuthenticatorMixin
 from moto.core.responses import BaseResponse
 from moto.iam import access_control
 from moto.iam.access_control import IAMPolicy, IAMPolicyStatement, IAMRequestBase, PermissionResult
+from moto.logs.models import LogsBackend
 from moto.logs.responses import LogsResponse
 from moto.s3.models import FakeBucket
 from moto.s3.responses import S3Response
 from moto.sqs.responses import SQSResponse
 
+from tests.iam_engine import _Unknown, _resource_tags
 from tests.unit.test_moto_patches import PINNED_MOTO
 
 
@@ -112,6 +118,14 @@ def _moto_alone(statements, action, resource) -> PermissionResult:
                    "Condition": {"IpAddress": {"aws:SourceIp": "10.0.0.0/8"}}}],
                  "s3:PutObject", "arn:aws:s3:::b/k", PermissionResult.PERMITTED, PermissionResult.NEUTRAL,
                  id="conditions are ignored"),
+    pytest.param([{"Effect": "Allow", "Action": "sqs:DeleteQueue", "Resource": "*",
+                   "Condition": {"Null": {"aws:ResourceTag/dsr:app": "false"}}}],
+                 "sqs:DeleteQueue", "arn:aws:sqs:us-east-1:123456789012:Untagged", PermissionResult.PERMITTED,
+                 PermissionResult.NEUTRAL, id="resource tag conditions are ignored"),
+    pytest.param([{"Effect": "Allow", "Action": "s3:ListBucket", "Resource": "arn:aws:s3:::b",
+                   "Condition": {"StringLike": {"s3:prefix": "TestApp/*"}}}],
+                 "s3:ListBucket", "arn:aws:s3:::b", PermissionResult.PERMITTED, PermissionResult.NEUTRAL,
+                 id="s3:prefix conditions are ignored (here: a listing of monitors/)"),
     pytest.param([{"Effect": "Allow", "Action": "s3:putobject", "Resource": "*"}],
                  "s3:PutObject", "arn:aws:s3:::b/k", PermissionResult.NEUTRAL, PermissionResult.PERMITTED,
                  id="actions are case-sensitive"),
@@ -130,3 +144,77 @@ def test_the_gaps_the_engine_patches_are_still_in_moto(statements, action, resou
 def test_the_gaps_in_moto_s_resource_lookup_are_still_there():
     assert "QueueDoesNotExist" in source(SQSResponse._determine_resource), "moto still falls back to '*'"
     assert '"QueueUrl"' in source(SQSResponse._get_queue_name), "moto still reads only QueueUrl"
+
+
+def test_the_ec2_and_ecs_requests_the_engine_names_resources_for():
+    # No resource lookup of moto's own anywhere in their class hierarchy: the engine adds one (compare first if
+    # moto adds its own), and reads the parameters by their API member names.
+    for response in (EC2Response, EC2ContainerServiceResponse):
+        assert not any("_determine_resource" in vars(cls) for cls in response.__mro__), response
+        assert response().automated_parameter_parsing, response
+    assert '_get_param("SpotFleetRequestIds"' in source(SpotFleets.cancel_spot_fleet_requests)
+    assert '_get_param("SpotFleetRequestId")' in source(SpotFleets.modify_spot_fleet_request)
+    assert '_get_param("InstanceIds"' in source(InstanceResponse.terminate_instances)
+    assert '_get_param("cluster"' in source(EC2ContainerServiceResponse.delete_cluster)
+    assert '_get_param("service")' in source(EC2ContainerServiceResponse.delete_service)
+
+
+def test_the_log_export_write_check_the_engine_adds():
+    # moto writes the export's test object at the bucket's root, straight into the S3 backend (no IAM check)
+    export = source(LogsBackend.create_export_task)
+    assert 'key_name="aws-logs-write-test"' in export and "s3_backends[" in export
+    assert '_get_param("destination")' in source(LogsResponse.create_export_task)
+    assert '_get_param("destinationPrefix", "exportedlogs")' in source(LogsResponse.create_export_task)
+    # the engine swaps the request's action for the write check; moto's denial names the action it holds
+    assert "action=self._action" in source(access_control.IAMRequest._raise_access_denied)
+
+
+def test_the_request_parts_conditions_are_read_from():
+    # s3:prefix comes from the query string moto appends to the path it hands the IAM request
+    assert 'path += "?" + parsed_url.query' in source(ActionAuthenticatorMixin._authenticate_and_authorize_action)
+    init = source(IAMRequestBase.__init__)
+    assert "self._path = path" in init and "self._method = method" in init and "self._action = (" in init
+
+
+def test_resource_tags_are_read_from_moto_s_models(aws):
+    """What `_resource_tags` reads, for every ARN shape the engine names, against moto's real models: if moto
+    moves a model's tags, this fails (and under the engine the condition stays unevaluated, never guessed)."""
+    import boto3
+
+    tags, account, region = {"dsr:app": "App"}, "123456789012", "us-east-1"
+    ec2, ecs, sqs, logs = (boto3.client(name, region_name=region) for name in ("ec2", "ecs", "sqs", "logs"))
+    sqs.create_queue(QueueName="Tagged", tags=tags)
+    sqs.create_queue(QueueName="Bare")
+    ami = ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
+    spec = {"IamFleetRole": f"arn:aws:iam::{account}:role/fleet", "TargetCapacity": 1, "SpotPrice": "0.1",
+            "AllocationStrategy": "lowestPrice", "LaunchSpecifications": [{"ImageId": ami, "InstanceType": "m5.large"}]}
+    fleet = ec2.request_spot_fleet(SpotFleetRequestConfig={**spec, "TagSpecifications": [
+        {"ResourceType": "spot-fleet-request", "Tags": [{"Key": "dsr:app", "Value": "App"}]}]})["SpotFleetRequestId"]
+    ec2.create_tags(Resources=[fleet], Tags=[{"Key": "later", "Value": "1"}])  # CreateTags on the fleet
+    bare_fleet = ec2.request_spot_fleet(SpotFleetRequestConfig=spec)["SpotFleetRequestId"]
+    [instance] = [i["InstanceId"] for i in ec2.run_instances(ImageId=ami, MinCount=1, MaxCount=1, TagSpecifications=[
+        {"ResourceType": "instance", "Tags": [{"Key": "dsr:app", "Value": "App"}]}])["Instances"]]
+    [bare_instance] = [i["InstanceId"] for i in ec2.run_instances(ImageId=ami, MinCount=1, MaxCount=1)["Instances"]]
+    ecs.create_cluster(clusterName="runs", tags=[{"key": "dsr:app", "value": "App"}])
+    ecs.create_cluster(clusterName="bare")
+    ecs.register_task_definition(family="T", containerDefinitions=[{"name": "w", "image": "i", "memory": 128}])
+    ecs.create_service(cluster="runs", serviceName="S", taskDefinition="T", tags=[{"key": "dsr:app", "value": "App"}])
+    ecs.create_service(cluster="bare", serviceName="S", taskDefinition="T")
+    logs.create_log_group(logGroupName="Tagged", tags=tags)
+    logs.create_log_group(logGroupName="Bare")
+
+    arn = {service: f"arn:aws:{service}:{region}:{account}:" for service in ("sqs", "ec2", "ecs", "logs")}
+    assert _resource_tags(arn["sqs"] + "Tagged") == tags and _resource_tags(arn["sqs"] + "Bare") == {}
+    assert _resource_tags(arn["ec2"] + f"spot-fleet-request/{fleet}") == {**tags, "later": "1"}
+    assert _resource_tags(arn["ec2"] + f"spot-fleet-request/{bare_fleet}") == {}
+    assert _resource_tags(arn["ec2"] + f"instance/{instance}") == tags
+    assert _resource_tags(arn["ec2"] + f"instance/{bare_instance}") == {}
+    assert _resource_tags(arn["ecs"] + "cluster/runs") == tags and _resource_tags(arn["ecs"] + "cluster/bare") == {}
+    assert _resource_tags(arn["ecs"] + "service/runs/S") == tags and _resource_tags(arn["ecs"] + "service/bare/S") == {}
+    assert _resource_tags(arn["logs"] + "log-group:Tagged:log-stream:") == tags
+    assert _resource_tags(arn["logs"] + "log-group:Bare:log-stream:") == {}
+    for missing in (arn["sqs"] + "Gone", arn["ec2"] + "spot-fleet-request/sfr-gone", arn["ec2"] + "instance/i-gone",
+                    arn["ecs"] + "cluster/gone", arn["ecs"] + "service/runs/Gone", arn["logs"] + "log-group:Gone",
+                    arn["logs"] + "log-group:Tagged:log-stream:s1", "*"):
+        with pytest.raises(_Unknown):
+            _resource_tags(missing)

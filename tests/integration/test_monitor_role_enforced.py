@@ -1,0 +1,277 @@
+"""The monitor and the status API with exactly their policies, under the IAM engine (tests/iam_engine.py).
+
+`.chalice/policy-dev.json` (the monitor Lambda) and `.chalice/policy-api-dev.json`
+(the status API), with the test bucket for `my-lab-bucket`, are each given to a
+moto IAM user; our own code (chalicelib.monitor: the Lambda's `scan_buckets` +
+`reconcile_runs` and the API's `all_statuses` / `find_status`) runs with those
+credentials inside `iam_enforced()`, where the policies' conditions (resource tags
+on every destructive call) are evaluated as AWS does, and any condition the engine
+could not evaluate fails the test. Set-up and the final inspection use the tests'
+admin keys.
+
+- A real run is scaled down, drained and torn down to nothing left; the API
+  reports it throughout and after; the engine denied nothing.
+- A forged record naming another run's resources: the monitor's code refuses it
+  and touches nothing, and its policy alone would refuse every destructive call
+  on resources no run tagged (the code's check bypassed).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+from botocore.exceptions import ClientError
+
+from chalicelib import aws as clients, leases
+from chalicelib.monitor import actions as act, service
+from chalicelib.monitor.apply import Applier
+from chalicelib.monitor.clients import Clients
+from tests.iam_engine import chalicelib_uses, iam_enforced, is_access_denied, policy_session
+from tests.integration.test_monitor import NOTHING_LEFT, drain, started, the_run, what_is_left  # noqa: F401
+from tests.integration.test_trust_boundary import forge, victim, victim_world  # noqa: F401
+
+BUCKET, REGION, ACCOUNT = "test-bucket", "us-east-1", "123456789012"
+CHALICE = Path(__file__).resolve().parents[2] / ".chalice"
+# What the monitor's policy lets it do only to resources carrying the run tag (dsr:app), and what the engine
+# now checks against each resource's ARN and tags.
+TAG_CONDITIONED = {"sqs:DeleteQueue", "ec2:ModifySpotFleetRequest", "ec2:CancelSpotFleetRequests",
+                   "ec2:TerminateInstances", "ecs:UpdateService", "ecs:DeleteService", "ecs:DeleteCluster",
+                   "logs:CreateExportTask"}
+
+
+def deployed_policy(name: str) -> str:
+    """A policy file as `chalice deploy` sends it, for the test bucket."""
+    return (CHALICE / name).read_text().replace("my-lab-bucket", BUCKET)
+
+
+@pytest.fixture
+def monitor(started):
+    return policy_session(deployed_policy("policy-dev.json"), REGION, name="ds-runner-monitor-dev")
+
+
+@pytest.fixture
+def api(started):
+    return policy_session(deployed_policy("policy-api-dev.json"), REGION, name="ds-runner-api-dev")
+
+
+def monitor_tick(monitor) -> list[str]:
+    """One scheduled Lambda tick with the monitor's credentials; the apps it found. Errors fail the test
+    (reconcile_runs keeps them per run, as the Lambda logs them)."""
+    with chalicelib_uses(monitor):
+        runs, unreadable = service.scan_buckets([BUCKET])
+        outcomes = service.reconcile_runs(runs)
+    assert unreadable == []
+    assert [(o.run.app_name, o.error) for o in outcomes if o.error] == []
+    return [run.app_name for run in runs]
+
+
+def api_says(api, app: str = "TestApp") -> tuple[str, list[str]]:
+    """GET /runs/APP and GET /runs with the API's credentials: the run's state, and every listed run's state."""
+    with chalicelib_uses(api):
+        one = service.find_status(app, [BUCKET])
+        listed = service.all_statuses([BUCKET])
+    assert listed["unreadable"] == []
+    states = [run["state"] for run in listed["runs"]]
+    assert "unavailable" not in states, listed  # all_statuses turns an AWS error into "unavailable"
+    return one["state"], states
+
+
+def test_the_monitor_scales_and_tears_a_run_down_with_exactly_its_policy(started, monitor, api):
+    fleet = the_run(started).record.MONITOR_FLEET_ID
+    ec2, sqs = clients.client("ec2"), clients.client("sqs")
+    machines = sorted(i["InstanceId"] for i in ec2.describe_spot_fleet_instances(SpotFleetRequestId=fleet)[
+        "ActiveInstances"])
+    assert len(machines) == 2
+    # One job still running on the first machine (its worker holds a lease), the others done: a scale-down
+    url = the_run(started).record.QUEUE_URL
+    held = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=1, VisibilityTimeout=600)["Messages"][0]
+    lease = leases.Lease(clients.client("s3"), BUCKET, "TestApp", machines[0], "worker-1")
+    lease.hold("P00000")
+    drain(started)
+    api_states = []
+
+    with iam_enforced() as engine:
+        api_states.append(api_says(api))
+        assert monitor_tick(monitor) == ["TestApp"]  # SetFleetCapacity, SetServiceCount, TerminateInstances
+        api_states.append(api_says(api))
+        sqs.delete_message(QueueUrl=url, ReceiptHandle=held["ReceiptHandle"])  # the job finishes
+        lease.release()
+        for _ in range(10):
+            if not monitor_tick(monitor):
+                break  # the run record is gone: torn down
+            api_states.append(api_says(api))
+        else:
+            raise AssertionError("the run was not torn down in 10 ticks")
+        api_states.append(api_says(api))
+
+    assert engine.unevaluated == []
+    # The log exports write to S3 as the monitor (AWS's CreateExportTask; tests/iam_engine.py `_export_writes`).
+    # Those writes are the only calls denied, and only while the policy lacks them (see EXPORT_WRITES_GAP); an
+    # export AWS refuses is reported as failed in the summary and the teardown still finishes.
+    writes = {d.resources: d.allowed for d in engine.checked("s3:PutObject") if "/exportedlogs/" in d.resources[0]}
+    assert list(writes) == [(f"arn:aws:s3:::{BUCKET}/exportedlogs/TestApp/{group}/aws-logs-write-test",)
+                            for group in ("TestApp", "TestApp_perInstance")]
+    assert engine.denied() == [d for d in engine.decisions if d.resources in writes and not writes[d.resources]]
+    exported = {resources[0].split("/")[-2]: allowed for resources, allowed in writes.items()}
+    assert what_is_left(started) == {**NOTHING_LEFT, "exported": sorted(group for group in exported if exported[group])}
+    summary = json.loads(clients.client("s3").get_object(Bucket=BUCKET, Key="monitors/TestApp_summary.json")[
+        "Body"].read())
+    assert summary["log_exports"] == {group: "done" if allowed else "failed" for group, allowed in exported.items()}
+    # Every tag-conditioned call was made, against the resources AWS checks (and allowed: none is in denied())
+    arn = {service_: f"arn:aws:{service_}:{REGION}:{ACCOUNT}:" for service_ in ("sqs", "ec2", "ecs", "logs")}
+    scale_down = [("ec2:ModifySpotFleetRequest", arn["ec2"] + f"spot-fleet-request/{fleet}"),
+                  ("ecs:UpdateService", arn["ecs"] + "service/runs/TestAppService")]
+    assert [(d.action, *d.resources) for d in engine.decisions if d.action in TAG_CONDITIONED] == [
+        *scale_down, ("ec2:TerminateInstances", arn["ec2"] + f"instance/{machines[1]}"),  # the idle machine
+        *scale_down, ("ec2:TerminateInstances", arn["ec2"] + f"instance/{machines[0]}"),  # idle once its job ended
+        ("ec2:CancelSpotFleetRequests", arn["ec2"] + f"spot-fleet-request/{fleet}"),
+        ("ecs:DeleteService", arn["ecs"] + "service/runs/TestAppService"),
+        ("sqs:DeleteQueue", arn["sqs"] + "TestAppQueue"),
+        ("logs:CreateExportTask", arn["logs"] + "log-group:TestApp:log-stream:"),
+        ("ecs:DeleteCluster", arn["ecs"] + "cluster/runs"),
+        ("logs:CreateExportTask", arn["logs"] + "log-group:TestApp_perInstance:log-stream:")]
+    # The API saw the run running, then tearing down, then finished, and never failed
+    assert api_states[0] == ("running", ["running"]) and api_states[1] == ("running", ["running"])
+    assert ("tearing_down", ["tearing_down"]) in api_states
+    assert api_states[-1] == ("finished", [])
+
+
+EXPORT_WRITES_GAP = (
+    "KNOWN GAP: .chalice/policy-dev.json grants s3:PutObject on monitors/* only, but AWS's CreateExportTask "
+    "writes its objects (first EXPORTED_LOGS_PREFIX/.../aws-logs-write-test) with its caller's permissions, so "
+    "on AWS every log export of the monitor is refused (reported as failed in the summary). The fix is "
+    "arn:aws:s3:::BUCKET/exportedlogs/* in the RunRecordsStateAndSummaries statement, which also needs "
+    "tests/integration/test_iam_policy.py::test_s3_access_is_only_to_the_watched_buckets_run_records to list "
+    "exportedlogs/: outside this change.")
+
+
+@pytest.mark.xfail(strict=True, reason=EXPORT_WRITES_GAP)
+def test_the_monitor_policy_lets_its_log_exports_write_where_they_go(aws):
+    clients.client("s3").create_bucket(Bucket=BUCKET)
+    clients.client("logs").create_log_group(logGroupName="App", tags={"dsr:app": "App"})
+    logs = policy_session(deployed_policy("policy-dev.json"), REGION).client("logs")
+
+    with iam_enforced() as engine:
+        try:  # as chalicelib/monitor/apply.py `_export_logs` calls it
+            logs.create_export_task(taskName="App-App", logGroupName="App", fromTime=0, to=int(time.time() * 1000),
+                                    destination=BUCKET, destinationPrefix="exportedlogs/App/App")
+        except ClientError as error:
+            assert is_access_denied(error)
+
+    assert engine.denied() == [], EXPORT_WRITES_GAP
+
+
+def test_a_forged_record_under_enforcement_touches_nothing_of_another_run(started, victim, monitor, api):
+    """A record for run "Evil" naming the victim's fleet, queue, cluster and log groups, its state saying
+    "tear it down now": the monitor, with its own credentials, refuses it and changes nothing of the victim."""
+    before = victim_world(victim)
+    victim_record = the_run(victim).record
+    forge("Evil", victim_record)  # with the admin keys, as anyone able to write monitors/ could
+
+    with iam_enforced() as engine:
+        for _ in range(3):
+            assert sorted(monitor_tick(monitor)) == ["Evil", "TestApp", "Victim"]
+        with chalicelib_uses(api):
+            evil = service.find_status("Evil", [BUCKET])
+            listed = {run["app_name"]: run["state"] for run in service.all_statuses([BUCKET])["runs"]}
+
+    assert engine.denied() == [] and engine.unevaluated == []  # refused by the code: nothing was even tried
+    assert not [d for d in engine.decisions if d.action in TAG_CONDITIONED and "Victim" in " ".join(d.resources)]
+    assert victim_world(victim) == before  # fleet, machines, queue, service, cluster, task definitions, alarms,
+    assert before["exports"] == [] and before["exported"] == 0  # log groups untouched; nothing exported
+    assert evil["state"] == "refused"
+    assert f"spot fleet {victim_record.MONITOR_FLEET_ID} belongs to run 'Victim'" in evil["reason"]
+    assert listed == {"Evil": "refused", "TestApp": "running", "Victim": "running"}
+
+
+def untagged_world(started) -> dict:
+    """Resources no run made (nothing tagged dsr:app), made with the admin keys."""
+    ec2, sqs, ecs, logs = (clients.client(name) for name in ("ec2", "sqs", "ecs", "logs"))
+    fleet_file = json.loads(Path(started.fleet_path).read_text())
+    config = {key: value for key, value in fleet_file.items() if "_comment" not in key}
+    config.update(TargetCapacity=1, AllocationStrategy="lowestPrice", SpotPrice="0.1")
+    for spec in config["LaunchSpecifications"]:
+        spec["InstanceType"] = "m5.large"
+    fleet = ec2.request_spot_fleet(SpotFleetRequestConfig=config)["SpotFleetRequestId"]
+    ami = config["LaunchSpecifications"][0]["ImageId"]
+    [machine] = [i["InstanceId"] for i in ec2.run_instances(ImageId=ami, MinCount=1, MaxCount=1)["Instances"]]
+    queue = sqs.create_queue(QueueName="SomeoneElsesQueue")["QueueUrl"]
+    ecs.create_cluster(clusterName="someone-elses")
+    ecs.register_task_definition(family="SomeoneElsesTask", containerDefinitions=[
+        {"name": "worker", "image": "example/worker:1", "memory": 128}])
+    ecs.create_service(cluster="someone-elses", serviceName="SomeoneElsesService", taskDefinition="SomeoneElsesTask",
+                       desiredCount=1)
+    logs.create_log_group(logGroupName="SomeoneElsesLogs")
+    return {"fleet": fleet, "machine": machine, "queue": queue, "cluster": "someone-elses",
+            "service": "SomeoneElsesService", "log_group": "SomeoneElsesLogs"}
+
+
+def untagged_state(world: dict) -> dict:
+    ec2, sqs, ecs, logs = (clients.client(name) for name in ("ec2", "sqs", "ecs", "logs"))
+    [fleet] = ec2.describe_spot_fleet_requests(SpotFleetRequestIds=[world["fleet"]])["SpotFleetRequestConfigs"]
+    [machine] = [i for r in ec2.describe_instances(InstanceIds=[world["machine"]])["Reservations"]
+                 for i in r["Instances"]]
+    [svc] = ecs.describe_services(cluster=world["cluster"], services=[world["service"]])["services"]
+    return {"fleet": (fleet["SpotFleetRequestState"], fleet["SpotFleetRequestConfig"]["TargetCapacity"]),
+            "machine": machine["State"]["Name"], "queue": sqs.get_queue_url(QueueName="SomeoneElsesQueue")["QueueUrl"],
+            "service": (svc["status"], svc["desiredCount"]),
+            "cluster": [c["status"] for c in ecs.describe_clusters(clusters=[world["cluster"]])["clusters"]],
+            "log_groups": [g["logGroupName"] for g in logs.describe_log_groups(
+                logGroupNamePrefix=world["log_group"])["logGroups"]],
+            "exports": logs.describe_export_tasks()["exportTasks"]}
+
+
+def test_with_the_code_check_bypassed_the_monitor_policy_refuses_to_touch_untagged_resources(started, monitor):
+    """Defense in depth: the monitor's Applier (the only code that writes), handed actions aimed straight at
+    resources no run tagged, as if the ownership check had a bug. The policy refuses each destructive call."""
+    world = untagged_world(started)
+    before = untagged_state(world)
+    run = the_run(started)  # whose monitor state an export's outcome is written to
+    why = {"reason": "bypassing the ownership check"}
+    refused = [
+        act.SetFleetCapacity(fleet_id=world["fleet"], target=0, **why),
+        act.CancelFleet(fleet_id=world["fleet"], **why),
+        act.TerminateInstances(instance_ids=(world["machine"],), **why),
+        act.SetServiceCount(cluster=world["cluster"], service=world["service"], count=0, **why),
+        act.DeleteService(cluster=world["cluster"], service=world["service"], **why),
+        act.DeleteCluster(cluster=world["cluster"], **why),
+        act.DeleteQueue(queue_url=world["queue"], **why),
+    ]
+    export = act.ExportLogs(log_group=world["log_group"], bucket=BUCKET, prefix="exportedlogs/SomeoneElsesLogs/",
+                            start_ms=0, end_ms=int(time.time() * 1000), **why)
+    codes = []
+
+    with iam_enforced() as engine, chalicelib_uses(monitor):
+        applier = Applier(run, Clients(REGION))
+        for action in refused:
+            with pytest.raises(ClientError) as caught:
+                applier.apply([action])
+            assert is_access_denied(caught.value), (action, caught.value)
+            codes.append(caught.value.response["Error"]["Code"])
+        applier.apply([export])  # an export AWS refuses is recorded as failed, so the teardown can finish
+
+    assert codes == ["UnauthorizedOperation"] * 3 + ["AccessDeniedException"] * 3 + ["AccessDenied"]
+    assert applier.state.export_tasks == {world["log_group"]: "failed:AccessDeniedException"}
+    assert engine.unevaluated == []
+    assert [(d.action, d.allowed) for d in engine.decisions if d.action in TAG_CONDITIONED] == [
+        ("ec2:ModifySpotFleetRequest", False), ("ec2:CancelSpotFleetRequests", False),
+        ("ec2:TerminateInstances", False), ("ecs:UpdateService", False), ("ecs:DeleteService", False),
+        ("ecs:DeleteCluster", False), ("sqs:DeleteQueue", False), ("logs:CreateExportTask", False)]
+    assert untagged_state(world) == before
+    assert clients.client("s3").list_objects_v2(Bucket=BUCKET, Prefix="exportedlogs/")["KeyCount"] == 0
+
+
+def test_the_policy_alone_does_not_tell_runs_apart(started, monitor):
+    """The limit of the policy, pinned: its conditions ask only that the run tag be present (any run's value),
+    so a resource of another run is refused by the monitor's code (ownership.py), not by IAM."""
+    queue = clients.client("sqs").create_queue(QueueName="OtherRunsQueue", tags={"dsr:app": "OtherRun"})["QueueUrl"]
+    run = the_run(started)
+
+    with iam_enforced() as engine, chalicelib_uses(monitor):
+        Applier(run, Clients(REGION)).apply([act.DeleteQueue(queue_url=queue, reason="bypassing the check")])
+
+    assert [(d.action, d.allowed) for d in engine.checked("sqs:DeleteQueue")] == [("sqs:DeleteQueue", True)]
+    assert "OtherRunsQueue" not in " ".join(clients.client("sqs").list_queues().get("QueueUrls", []))
