@@ -37,6 +37,8 @@ from typing import Any, Callable
 from chalicelib import aws, dashboard, names, runrecord
 from chalicelib.errors import PreflightError, StartConflict
 from chalicelib.fleet import DATA_VOLUME_INDEX, FleetFile
+from chalicelib.iam import writes_reach_reserved
+from chalicelib.jobs import output_root
 from chalicelib.monitor.observation import MonitorState
 from chalicelib.resources import (Clients, cluster_is_active, find_queue_url, find_service, find_task_definition,
                                   find_topic_arn)
@@ -112,6 +114,10 @@ def preflight(settings: Settings, fleet: FleetFile, c: Any) -> Preflight:
     if waiting + int(attributes.get("ApproximateNumberOfMessagesNotVisible", 0)) == 0:
         warnings.append(f"queue '{settings.SQS_QUEUE_NAME}' holds no jobs; the workers will find nothing to do "
                         "(run 'python cli.py submit JOBFILE')")
+    if writes_reach_reserved(output_root(settings)):
+        warnings.append(f"OUTPUT_PREFIX {settings.OUTPUT_PREFIX!r} starts with a job value, so this run's jobs may "
+                        f"write anywhere in s3://{settings.AWS_BUCKET}/ but monitors/, exportedlogs/ and ecsconfigs/, "
+                        "other runs' outputs included; give it a fixed first folder such as '{APP_NAME}/{job_id}'")
     return Preflight(queue_url, dlq_url, task_arn, topic_arn, waiting, warnings)
 
 

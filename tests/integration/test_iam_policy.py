@@ -127,7 +127,8 @@ def test_the_status_api_policy_grants_exactly_what_status_calls(started, calls):
 
 def test_s3_access_is_only_to_the_watched_buckets_run_records():
     """S3 is the one service here whose resources IAM can scope: the watched buckets' monitors/ (records)
-    and runs/ (the workers' leases and failure records) prefixes."""
+    runs/ (the workers' leases and failure records) and exportedlogs/ (CreateExportTask writes
+    with its caller's rights) prefixes."""
     config = json.loads((REPO / ".chalice" / "config.json").read_text())
     buckets = config["stages"]["dev"]["environment_variables"]["MONITOR_BUCKETS"].split(",")
     resources = set()
@@ -137,4 +138,4 @@ def test_s3_access_is_only_to_the_watched_buckets_run_records():
             resources.update([statement["Resource"]] if isinstance(statement["Resource"], str)
                              else statement["Resource"])
     assert resources == {f"arn:aws:s3:::{bucket}" for bucket in buckets} | {
-        f"arn:aws:s3:::{bucket}/{prefix}*" for bucket in buckets for prefix in ("monitors/", "runs/")}
+        f"arn:aws:s3:::{bucket}/{prefix}*" for bucket in buckets for prefix in ("monitors/", "runs/", "exportedlogs/")}

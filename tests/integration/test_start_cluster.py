@@ -287,3 +287,14 @@ def test_warnings_for_an_empty_queue_and_a_subnet_with_no_way_out(aws, tmp_path,
         "S3 and Logs; its machines could not reach AWS and no worker would start",
         "warning: queue 'TestAppQueue' holds no jobs; the workers will find nothing to do "
         "(run 'python cli.py submit JOBFILE')"]
+
+
+def test_a_warning_when_output_prefix_has_no_fixed_folder(aws, tmp_path, monkeypatch):
+    """Such a run's task role may write anywhere but what the monitor trusts (chalicelib/iam.py): say so."""
+    monkeypatch.chdir(tmp_path)
+    Account(tmp_path, OUTPUT_PREFIX="{plate}/out")
+    result = CliRunner().invoke(cli, ["start-cluster", "fleet.json", "--config", "config.json", "--wait", "0"])
+    assert result.exit_code == 0, result.output
+    assert ("warning: OUTPUT_PREFIX '{plate}/out' starts with a job value, so this run's jobs may write anywhere in "
+            "s3://test-bucket/ but monitors/, exportedlogs/ and ecsconfigs/, other runs' outputs included; give it a "
+            "fixed first folder such as '{APP_NAME}/{job_id}'") in result.stderr.splitlines()

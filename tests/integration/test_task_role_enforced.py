@@ -47,7 +47,7 @@ attacks = {
     "make another run's machine alarm": lambda: cloudwatch.put_metric_alarm(
         AlarmName="Other_i-0123456789abcdef0", MetricName="CPUUtilization", Namespace="AWS/EC2",
         Statistic="Average", Period=60, EvaluationPeriods=1, Threshold=1.0, ComparisonOperator="LessThanThreshold"),
-    "write its own output (allowed)": put("TestApp/hostile/extra.txt"),
+    "write under its own output root (allowed)": put("TestApp/written-by-a-job.txt"),
 }
 answers = {}
 for name, attack in attacks.items():
@@ -107,7 +107,7 @@ def test_a_hostile_job_with_the_task_roles_rights_is_denied_everything_beyond_it
 
     answers = json.loads(s3.get_object(Bucket="test-bucket", Key="TestApp/hostile/answers.json")["Body"].read())
     allowed = {name for name, answer in answers.items() if answer == "allowed"}
-    assert allowed == {"write its own output (allowed)"}, answers
+    assert allowed == {"write under its own output root (allowed)"}, answers
     assert {answer for name, answer in answers.items() if name not in allowed} <= DENIED, answers
     assert world_of_other(s3, sqs, logs, cloudwatch) == before
     assert s3_keys(s3, "test-bucket", "monitors/") == []
