@@ -65,7 +65,9 @@ def test_8_processes_run_2000_jobs_with_nothing_lost_and_duplicates_harmless(mot
     assert sorted(runs) == values, "a job never ran"
     keys = [item["Key"] for page in s3.get_paginator("list_objects_v2").paginate(
         Bucket=settings.AWS_BUCKET, Prefix="TestApp/") for item in page.get("Contents", ())]
-    assert sorted(keys) == [f"TestApp/{value}/out.txt" for value in values], "an output is missing or extra"
+    # each job's output, and its completion marker written last
+    assert sorted(keys) == [f"TestApp/{value}/{name}" for value in values for name in ("_SUCCESS", "out.txt")], (
+        "an output is missing or extra")
     wrong = [value for value in values if s3.get_object(Bucket=settings.AWS_BUCKET, Key=f"TestApp/{value}/out.txt")
              ["Body"].read() != expected_content(value)]
     assert not wrong, f"outputs with wrong contents: {wrong[:10]}"
