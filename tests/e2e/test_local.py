@@ -93,7 +93,9 @@ def test_with_spot_interruptions_every_job_is_done_exactly_once(tmp_path):
         # a released attempt may or may not have started its command; the successful one did
         started = sum(line.startswith("started: ") for line in lines)
         assert 1 <= started <= 1 + job_released, lines
-        assert run.starts(name) == started
+        # a stop can land between the worker's Popen (its "started:" line) and the job's first line (its start
+        # mark): such an attempt never ran a line of the job, so marks may be fewer than "started:" lines
+        assert 1 <= run.starts(name) <= started, lines
     assert table_value(result.stdout, "done") == "16"
     assert processes_marked(mark) == []
 
