@@ -326,8 +326,8 @@ def local(settings: Settings, jobfile: str, fleetfile: str | None, inputs: str |
     Example:
       python cli.py local examples/jobs.json --config examples/config.json --inputs examples/inputs
     """
-    from chalicelib.local.driver import run_local
-    from chalicelib.local.prepare import prepare
+    from localrun.driver import run_local
+    from localrun.prepare import prepare
 
     local_run = prepare(settings, jobfile, fleetfile, inputs, out, workers, interrupt_rate, endpoint)
     sys.exit(run_local(local_run))

@@ -51,7 +51,7 @@ def _no_real_aws(monkeypatch, tmp_path_factory):
 @pytest.fixture(autouse=True, scope="session")
 def _moto_as_aws():
     """moto's differences from AWS that matter to us, patched in one place (see the module for each why)."""
-    from chalicelib.local.moto_patches import patched
+    from localrun.moto_patches import patched
 
     with patched():
         yield

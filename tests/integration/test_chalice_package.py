@@ -9,6 +9,7 @@ import os
 import shutil
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -18,7 +19,8 @@ CHALICE = Path(sys.executable).with_name("chalice")
 
 
 @pytest.fixture(scope="module")
-def template(tmp_path_factory) -> dict:
+def packaged(tmp_path_factory) -> Path:
+    """`chalice package` of the project as `chalice deploy` sees it; the output folder."""
     project = tmp_path_factory.mktemp("project")
     shutil.copy(REPO / "app.py", project)
     shutil.copytree(REPO / "chalicelib", project / "chalicelib", ignore=shutil.ignore_patterns("__pycache__"))
@@ -29,7 +31,26 @@ def template(tmp_path_factory) -> dict:
     result = subprocess.run([str(CHALICE), "package", str(project / "out")], cwd=project, env=env,
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr
-    return json.loads((project / "out" / "sam.json").read_text())
+    return project / "out"
+
+
+@pytest.fixture(scope="module")
+def template(packaged) -> dict:
+    return json.loads((packaged / "sam.json").read_text())
+
+
+def test_the_lambda_zip_holds_the_app_and_chalicelib_only(packaged):
+    """No local mode, moto patches, fake metadata server, worker or tests in what the Lambda runs: the zip is
+    app.py, chalicelib/ and Chalice's runtime (the vendored requirements are added by `chalice deploy`; offline
+    here)."""
+    with zipfile.ZipFile(packaged / "deployment.zip") as archive:
+        names = sorted(name for name in archive.namelist() if not name.endswith("/"))
+    expected = ["app.py"] + sorted(str(path.relative_to(REPO)) for path in (REPO / "chalicelib").rglob("*.py"))
+    runtime = [name for name in names if name.startswith("chalice/")]  # Chalice's own runtime, added by Chalice
+    assert [name for name in names if name not in runtime] == expected
+    assert not [name for name in names if any(word in name for word in ("local", "moto", "metadata", "test"))]
+    print(f"\nLambda zip without its requirements: {(packaged / 'deployment.zip').stat().st_size:,} bytes, "
+          f"{len(names)} files")
 
 
 def functions(template: dict) -> dict:

@@ -17,7 +17,7 @@ from chalicelib import aws
 from tests.conftest import make_settings
 from tests.worker_world import (WorkerProcess, job_command, log_lines, make_world, queue_counts, s3_keys, send_jobs,
                                 wait_for, worker_env, write_job_script)
-from worker.fake_metadata import FakeMetadataServer
+from localrun.fake_metadata import FakeMetadataServer
 
 pytestmark = pytest.mark.slow
 

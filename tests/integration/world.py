@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from chalicelib import aws as clients, iam, resources
-from chalicelib.local.account import private_subnet
+from localrun.account import private_subnet
 from tests.conftest import BASE_CONFIG, REGION, make_settings
 
 

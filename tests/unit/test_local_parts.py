@@ -8,9 +8,9 @@ import sys
 import pytest
 
 from chalicelib.errors import UserError
-from chalicelib.local.embedded import NotLocal, ensure_local, local_environment
-from chalicelib.local.prepare import localize_command
-from chalicelib.local.progress import Progress
+from localrun.embedded import NotLocal, ensure_local, local_environment
+from localrun.prepare import localize_command
+from localrun.progress import Progress
 from tests.conftest import make_settings
 
 

@@ -1,7 +1,7 @@
 """The moto patches must keep applying: a moto upgrade that renames what they replace fails here, loudly.
 
 Each patch exists because moto differs from AWS in a way our code or local mode
-depends on (see chalicelib/local/moto_patches.py for why). If one of these
+depends on (see localrun/moto_patches.py for why). If one of these
 tests fails after an upgrade, re-check that difference before touching the patch.
 """
 
@@ -20,7 +20,7 @@ from moto.s3.models import S3Backend
 from moto.s3.responses import S3Response
 from moto.sqs import models as sqs_models
 
-from chalicelib.local.moto_patches import patched
+from localrun.moto_patches import patched
 
 PINNED_MOTO = "5.2.5"
 

@@ -7,7 +7,7 @@ import os
 import pytest
 
 from chalicelib.errors import ConfigError
-from worker.fake_metadata import FakeMetadataServer
+from localrun.fake_metadata import FakeMetadataServer
 from worker.heartbeat import Heartbeat, default_interval, next_visibility
 from worker.options import WorkerOptions
 from worker.resources_log import Sample, memory_use

@@ -19,7 +19,7 @@ import urllib.parse
 from typing import Iterator
 
 from chalicelib.errors import UserError
-from chalicelib.local.moto_patches import patched
+from localrun.moto_patches import patched
 
 DUMMY_KEY = "local-mode"  # moto accepts any key; these are not credentials of any account
 LOCAL_HOSTS = ("localhost",)

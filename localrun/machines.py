@@ -27,9 +27,9 @@ from pathlib import Path
 from typing import IO
 
 from chalicelib.settings import Settings
-from worker.fake_metadata import FakeMetadataServer
+from localrun.fake_metadata import FakeMetadataServer
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 MARKER_VARIABLE = "DSR_LOCAL_MACHINE"
 # Seconds a machine gets between SIGTERM and SIGKILL: the worker's own grace for its command
 # (DSR_STOP_GRACE_SECONDS below) plus time to release the job and flush its log.

@@ -26,14 +26,14 @@ from pathlib import Path
 from typing import IO
 
 from chalicelib import aws, cluster
-from chalicelib.local import report
-from chalicelib.local.account import REWRITTEN, localize_fleet, prepare_account
-from chalicelib.local.embedded import check_clients_are_local, embedded_aws
-from chalicelib.local.machines import LOCAL_KNOBS, Machines
-from chalicelib.local.prepare import LocalRun, reset_out
-from chalicelib.local.progress import Progress
-from chalicelib.local.results import collect
-from chalicelib.local.spot import SpotMarket
+from localrun import report
+from localrun.account import REWRITTEN, localize_fleet, prepare_account
+from localrun.embedded import check_clients_are_local, embedded_aws
+from localrun.machines import LOCAL_KNOBS, Machines
+from localrun.prepare import LocalRun, reset_out
+from localrun.progress import Progress
+from localrun.results import collect
+from localrun.spot import SpotMarket
 from chalicelib.monitor import loop
 from chalicelib.monitor.runs import load_run, record_key
 from chalicelib.submit import submit

@@ -15,7 +15,7 @@ from __future__ import annotations
 import random
 
 from chalicelib import aws
-from chalicelib.local.machines import Machines
+from localrun.machines import Machines
 
 _LIVE_FLEET = ("submitted", "active", "modifying")
 

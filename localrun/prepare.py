@@ -23,10 +23,10 @@ from pathlib import Path
 from chalicelib.errors import UserError
 from chalicelib.fleet import FleetFile, load_fleet_file
 from chalicelib.jobs import Job, load_job_file
-from chalicelib.local.embedded import ensure_local
+from localrun.embedded import ensure_local
 from chalicelib.settings import Settings
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 DEFAULT_FLEET = REPO / "examples" / "fleet.json"
 OUT_MARKER = ".dsr-local-run"  # marks a folder local mode made, so a re-run may empty it
 PYTHON_NAMES = ("python", "python3")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from chalicelib.local.results import Results
+from localrun.results import Results
 from chalicelib.settings import Settings
 
 
