@@ -582,7 +582,7 @@ def start_cluster(settings: Settings, fleet: FleetFile, cheapest: bool = False, 
         c.s3.put_object(Bucket=settings.AWS_BUCKET, Key=config_key, Body=config_text.encode())
         changes.append(f"wrote s3://{settings.AWS_BUCKET}/{config_key}")
 
-    stored = runrecord.get(c.s3, settings.AWS_BUCKET, names.monitor_key(settings))
+    stored = runrecord.get(c.s3, settings.AWS_BUCKET, names.record_key(settings.APP_NAME))
     fleet_id = _live_fleet_id(c.ec2, settings, stored)
     resumed = fleet_id is not None
     if fleet_id is None:
@@ -651,10 +651,10 @@ def build_record(settings: Settings, checked: Preflight, fleet_id: str, now: dat
         EXPORTED_LOGS_PREFIX=names.exported_logs_prefix(settings),
         TOPIC_ARN=checked.topic_arn,
         ALARM_NAMES=alarms,
-        INSTANCE_ALARM_PREFIX=settings.APP_NAME + "_",
+        INSTANCE_ALARM_PREFIX=names.instance_alarm_prefix(settings.APP_NAME),
         DASHBOARD_NAME=names.dashboard(settings) if settings.CREATE_DASHBOARD else None,
         ECS_CONFIG_KEY=names.ecs_config_key(settings),
-        MONITOR_FILE_KEY=names.monitor_key(settings),
+        MONITOR_FILE_KEY=names.record_key(settings.APP_NAME),
         INSTANCE_NAME_TAG=names.instance_name_tag(settings),
         CLUSTER_MACHINES=settings.CLUSTER_MACHINES,
         TASKS_PER_MACHINE=settings.TASKS_PER_MACHINE,

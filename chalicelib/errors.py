@@ -33,10 +33,6 @@ class StartConflict(UserError):
     created (or what this one created was cancelled again)."""
 
 
-class NotYetImplemented(UserError):
-    """A command whose behaviour arrives with a later issue."""
-
-
 class RefusedRun(UserError):
     """The monitor will not act on a run it cannot prove is what its record says (monitor/ownership.py)."""
 

@@ -105,7 +105,7 @@ def task_policy(settings: Settings, account: str) -> dict[str, Any]:
         _allow(["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"], [job_logs, job_logs + ":*"]),
         # The machine's idle alarm, APP_NAME_<instance id> (worker/alarm.py), made by the container's supervisor.
         _allow(["cloudwatch:DescribeAlarms", "cloudwatch:PutMetricAlarm"],
-               f"arn:{partition}:cloudwatch:{region}:{account}:alarm:{settings.APP_NAME}_i-*"),
+               f"arn:{partition}:cloudwatch:{region}:{account}:alarm:{names.idle_alarm(settings.APP_NAME, 'i-')}*"),
     ]
     if writes_reach_reserved(output_root):
         # OUTPUT_PREFIX starts with a job value, so outputs may go anywhere in the bucket: what the monitor

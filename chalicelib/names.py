@@ -1,7 +1,7 @@
 """Every AWS name derived from the settings, in one place (DESIGN.md "Fixed names").
 
 Settings already derive the ECS family, service and per-instance log group;
-the names here belong to a run's other resources. The monitor (issue #6) never
+the names here belong to a run's other resources. The monitor never
 recomputes them: start-cluster writes each one into the run record.
 """
 
@@ -95,10 +95,6 @@ def monitor_state_key(app_name: str) -> str:
     return f"{MONITORS_PREFIX}{app_name}_monitorstate.json"
 
 
-def monitor_key(settings: Settings) -> str:
-    return record_key(settings.APP_NAME)
-
-
 def claim_key(app_name: str) -> str:
     """start-cluster's claim on a run (an S3 conditional write): one fleet per run even when two start at once."""
     return f"{MONITORS_PREFIX}{app_name}_claim.json"
@@ -132,6 +128,15 @@ OUTPUT_METADATA_KEY = "dsr-job"
 
 def success_marker_key(output_prefix: str) -> str:
     return f"{output_prefix}/{SUCCESS_MARKER}"
+
+
+def instance_alarm_prefix(app_name: str) -> str:
+    """Each machine's idle alarm is this + its instance id (DS's name)."""
+    return app_name + "_"
+
+
+def idle_alarm(app_name: str, instance_id: str) -> str:
+    return instance_alarm_prefix(app_name) + instance_id
 
 
 def instance_alarm_pattern(app_name: str) -> re.Pattern:

@@ -39,7 +39,6 @@ MAX_RECEIVE_COUNT = 1000  # SQS's cap on a redrive policy's maxReceiveCount
 # The one environment variable that carries the settings into a worker container.
 CONFIG_ENV_VAR = "DSR_CONFIG"
 # Placeholders every template may use, besides the job's own keys.
-RUNTIME_PLACEHOLDERS = ("job_id", "output_dir", "input_dir")
 # Environment variable names the worker reserves for itself (ENVIRONMENT may not set them).
 RESERVED_ENV_PREFIXES = ("AWS_", "DSR_")
 

@@ -15,7 +15,6 @@ what finished. A second Ctrl-C stops at once (everything of ours is killed).
 from __future__ import annotations
 
 import json
-import os
 import secrets
 import signal
 import sys

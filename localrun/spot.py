@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import random
 
-from chalicelib import aws
 from localrun.machines import Machines
 
 _LIVE_FLEET = ("submitted", "active", "modifying")
@@ -57,6 +56,3 @@ class SpotMarket:
         self.replacements += 1
         return True
 
-
-def market(settings, fleet_id: str, machines: Machines, rate: float) -> SpotMarket:
-    return SpotMarket(aws.client("ec2", settings), fleet_id, machines, rate)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 
+from chalicelib import names
 from chalicelib.aws import error_code
 from chalicelib.settings import Settings
 
@@ -21,13 +22,9 @@ IDLE_CPU_PERCENT = 1.0
 IDLE_MINUTES = 15
 
 
-def idle_alarm_name(settings: Settings, instance_id: str) -> str:
-    return f"{settings.APP_NAME}_{instance_id}"
-
-
 def ensure_idle_alarm(cloudwatch, settings: Settings, instance_id: str) -> bool:
     """Create the alarm unless it exists; True when this call created it."""
-    name = idle_alarm_name(settings, instance_id)
+    name = names.idle_alarm(settings.APP_NAME, instance_id)
     try:
         if cloudwatch.describe_alarms(AlarmNames=[name])["MetricAlarms"]:
             return False

@@ -80,8 +80,3 @@ class JobLog:
         self._handler.close()
         log.debug("job log %s flushed in %.3f s", self.stream, time.monotonic() - started)
 
-    def __enter__(self) -> "JobLog":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()

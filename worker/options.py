@@ -80,5 +80,3 @@ def _parse(name: str, text: str, default):
         return int(value)
     return value
 
-
-ENVIRONMENT_VARIABLES = tuple("DSR_" + field.name.upper() for field in fields(WorkerOptions))

@@ -50,7 +50,7 @@ class DeleteAlarms(Action):
 
 @dataclass(frozen=True)
 class SaveState(Action):
-    """Write the monitor's own bookkeeping (see state.py): the only action that is not about AWS resources."""
+    """Write the monitor's own bookkeeping (observation.MonitorState): the only action that is not about AWS resources."""
 
     changes: tuple[tuple[str, Any], ...]
 

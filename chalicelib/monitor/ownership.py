@@ -21,7 +21,7 @@ def record_problem(record: RunRecord, bucket: str, key: str) -> str | None:
         "MONITOR_BUCKET_NAME": bucket,
         "SERVICE_NAME": app + "Service",
         "TASK_FAMILY": app + "Task",
-        "INSTANCE_ALARM_PREFIX": app + "_",
+        "INSTANCE_ALARM_PREFIX": names.instance_alarm_prefix(app),
         "PER_INSTANCE_LOG_GROUP": record.MONITOR_LOG_GROUP_NAME + "_perInstance",
         "EXPORTED_LOGS_PREFIX": f"exportedlogs/{record.MONITOR_LOG_GROUP_NAME}/",
         "ECS_CONFIG_KEY": f"ecsconfigs/{app}_ecs.config",
