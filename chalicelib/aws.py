@@ -41,6 +41,12 @@ def session(region: str | None = None, profile: str | None = None) -> boto3.sess
         return _sessions[key]
 
 
+def forget_sessions() -> None:
+    """Make the next client build a fresh session: after the environment changed (tests, local mode)."""
+    with _lock:
+        _sessions.clear()
+
+
 def _new_session(region: str | None, profile: str | None) -> boto3.session.Session:
     if profile and _use_profile(profile):
         try:

@@ -90,13 +90,13 @@ def _pointed_at(endpoint: str, region: str) -> Iterator[str]:
     saved = dict(os.environ)
     os.environ.clear()
     os.environ.update(local_environment(endpoint, region, saved))
-    chalicelib.aws._sessions.clear()  # sessions made before would keep the old environment
+    chalicelib.aws.forget_sessions()  # sessions made before would keep the old environment
     try:
         yield endpoint
     finally:
         os.environ.clear()
         os.environ.update(saved)
-        chalicelib.aws._sessions.clear()
+        chalicelib.aws.forget_sessions()
 
 
 def check_clients_are_local(settings, endpoint: str, services=("s3", "sqs", "ec2", "iam", "logs", "ecs")) -> None:

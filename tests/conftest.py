@@ -43,9 +43,9 @@ def _no_real_aws(monkeypatch, tmp_path_factory):
     monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
     import chalicelib.aws
 
-    chalicelib.aws._sessions.clear()
+    chalicelib.aws.forget_sessions()
     yield
-    chalicelib.aws._sessions.clear()
+    chalicelib.aws.forget_sessions()
 
 
 @pytest.fixture(autouse=True, scope="session")

@@ -11,6 +11,7 @@ from typing import Callable
 
 from chalicelib import aws
 from chalicelib.errors import UserError
+from chalicelib.monitor.actions import SaveState
 from chalicelib.monitor.apply import Applier
 from chalicelib.monitor.clients import Clients
 from chalicelib.monitor.observe import Run
@@ -40,8 +41,8 @@ def record_from_file(path: str) -> RunRecord:
 def request_teardown(run: Run, reason: str) -> None:
     """Mark the run for teardown; the next reconciles carry it out, stopping spending first."""
     if not run.state.tearing_down:
-        Applier(run, Clients(run.record.REGION))._put_state(run.state.updated({"tearing_down": True,
-                                                                              "stop_reason": reason}))
+        Applier(run, Clients(run.record.REGION)).apply([SaveState(
+            changes=(("stop_reason", reason), ("tearing_down", True)), reason=reason)])
 
 
 def watch(load: Callable[[], Run | None], period: float, on_tick: Callable[[Reconciled], None],

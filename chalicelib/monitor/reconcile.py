@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from chalicelib.monitor.actions import Action
+from chalicelib.monitor.actions import Action, RemoveRunRecord
 from chalicelib.monitor.apply import Applier
 from chalicelib.monitor.clients import Clients
 from chalicelib.monitor.observation import Observation
@@ -27,7 +27,7 @@ class Reconciled:
     @property
     def finished(self) -> bool:
         """True once teardown removed the run record: nothing is left to watch."""
-        return any(type(action).__name__ == "RemoveRunRecord" for action in self.actions) and not self.skipped
+        return any(isinstance(action, RemoveRunRecord) for action in self.actions) and not self.skipped
 
 
 def reconcile(run: Run, clients: Clients | None = None, now: float | None = None, dry_run: bool = False) -> Reconciled:

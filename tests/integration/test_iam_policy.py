@@ -55,10 +55,10 @@ def calls(monkeypatch):
         session.events.register("before-call", record)
         return session
 
-    clients._sessions.clear()
+    clients.forget_sessions()
     monkeypatch.setattr(clients, "_new_session", new_session)
     yield recorded
-    clients._sessions.clear()
+    clients.forget_sessions()
 
 
 def granted(path: Path = POLICY) -> set[str]:

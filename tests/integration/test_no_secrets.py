@@ -65,7 +65,7 @@ def everything_written(account, folder: Path) -> list[str]:
 def test_no_secret_lands_in_anything_a_run_writes(aws, tmp_path, monkeypatch, caplog):
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET)
     monkeypatch.setenv("AWS_SESSION_TOKEN", TOKEN)
-    clients._sessions.clear()
+    clients.forget_sessions()
     caplog.set_level(logging.DEBUG, logger="worker")
     monkeypatch.chdir(tmp_path)
     account = Account(tmp_path, ECS_CLUSTER="runs", CREATE_DASHBOARD=True,

@@ -29,9 +29,9 @@ pytestmark = pytest.mark.slow
 def throttled(moto_server, monkeypatch):
     with FaultProxy(moto_server, rate=0.1, seed=9) as proxy:
         monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.url)
-        clients._sessions.clear()
+        clients.forget_sessions()
         yield proxy
-    clients._sessions.clear()
+    clients.forget_sessions()
 
 
 def invoke(*args: str) -> None:

@@ -44,9 +44,9 @@ def proxy(moto_server, monkeypatch, marks):
 
     with FaultProxy(moto_server, rate=0, rule=failing_note) as proxy:
         monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.url)
-        aws._sessions.clear()
+        aws.forget_sessions()
         yield proxy
-    aws._sessions.clear()
+    aws.forget_sessions()
 
 
 def test_an_upload_failing_half_way_fails_the_attempt_and_the_retry_completes_the_outputs(proxy, marks):

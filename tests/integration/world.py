@@ -7,6 +7,7 @@ not collide here).
 
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path
 
@@ -39,8 +40,15 @@ def make_subnet(nat: bool = True) -> str:
     return private_subnet(clients.client("ec2", region=REGION), nat)[0]
 
 
+@functools.cache
+def amazon_image() -> str:
+    """An Amazon image id. moto's images come from its own data, the same in every fresh world, and listing
+    them takes about 2 s: looked up once per test process."""
+    return clients.client("ec2", region=REGION).describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
+
+
 def write_fleet(folder: Path, fleet_role_arn: str, profile_arn: str, subnet: str, **extra) -> Path:
-    ami = clients.client("ec2", region=REGION).describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
+    ami = amazon_image()
     document = {
         "_comment": "test fleet",
         "IamFleetRole": fleet_role_arn,
