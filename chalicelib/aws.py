@@ -15,6 +15,7 @@ from typing import Any
 
 import boto3
 import botocore.exceptions
+from botocore.exceptions import ClientError
 from botocore.config import Config
 
 from chalicelib.errors import UserError
@@ -79,7 +80,7 @@ def read_object(s3, bucket: str, key: str) -> bytes | None:
     """An S3 object's bytes, or None when there is no such key."""
     try:
         return s3.get_object(Bucket=bucket, Key=key)["Body"].read()
-    except Exception as error:  # noqa: BLE001 - only "no such key" is an answer
+    except ClientError as error:  # only "no such key" is an answer
         if error_code(error) in ("NoSuchKey", "404"):
             return None
         raise
@@ -87,6 +88,6 @@ def read_object(s3, bucket: str, key: str) -> bytes | None:
 
 def error_code(error: Exception) -> str:
     """The AWS error code of a ClientError ('' for anything else)."""
-    if isinstance(error, botocore.exceptions.ClientError):
+    if isinstance(error, ClientError):
         return error.response.get("Error", {}).get("Code", "")
     return ""

@@ -34,6 +34,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
+from botocore.exceptions import ClientError
+
 from chalicelib import aws, dashboard, names, runrecord
 from chalicelib.errors import PreflightError, StartConflict
 from chalicelib.fleet import DATA_VOLUME_INDEX, FleetFile
@@ -454,7 +456,7 @@ def claim_run(c: Any, settings: Settings, changes: list[str]) -> Claim | str:
         mine = Claim(token=uuid.uuid4().hex, host=socket.gethostname(), pid=os.getpid(), at=time.time())
         try:
             etag = _put_claim(c.s3, bucket, key, mine, IfNoneMatch="*")
-        except Exception as error:  # noqa: BLE001 - only "someone claimed it" is an answer
+        except ClientError as error:  # only "someone claimed it" is an answer
             if aws.error_code(error) not in _CLAIM_HELD + _CLAIM_CONFLICT:
                 raise
         else:
@@ -478,7 +480,7 @@ def claim_run(c: Any, settings: Settings, changes: list[str]) -> Claim | str:
                     f"{CLAIM_STALE_SECONDS // 60} minutes)")
         try:
             etag = _put_claim(c.s3, bucket, key, mine, IfMatch=held.etag)
-        except Exception as error:  # noqa: BLE001
+        except ClientError as error:
             if aws.error_code(error) not in _CLAIM_HELD + _CLAIM_CONFLICT + _CLAIM_GONE:
                 raise
             continue  # someone changed it since it was read: look again
@@ -497,7 +499,7 @@ def _record_fleet_in_claim(c: Any, settings: Settings, claim: Claim, fleet_id: s
         try:
             _put_claim(c.s3, bucket, key, replace(claim, fleet=fleet_id), IfMatch=claim.etag)
             return
-        except Exception as error:  # noqa: BLE001
+        except ClientError as error:
             code = aws.error_code(error)
             if code not in _CLAIM_HELD + _CLAIM_CONFLICT + _CLAIM_GONE:
                 raise
@@ -523,7 +525,7 @@ def _put_claim(s3, bucket: str, key: str, claim: Claim, **condition: str) -> str
 def _read_claim(s3, bucket: str, key: str) -> Claim | None:
     try:
         answer = s3.get_object(Bucket=bucket, Key=key)
-    except Exception as error:  # noqa: BLE001 - only "no such key" is an answer
+    except ClientError as error:  # only "no such key" is an answer
         if aws.error_code(error) in _CLAIM_GONE:
             return None
         raise

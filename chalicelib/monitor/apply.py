@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 from typing import Callable
 
+from botocore.exceptions import ClientError
+
 from chalicelib.aws import error_code
 from chalicelib.leases import prefix as lease_prefix
 from chalicelib.monitor.actions import (Action, CancelFleet, DeleteAlarms, DeleteCluster, DeleteDashboard,
@@ -59,7 +61,7 @@ class Applier:
                 raise UnknownAction(f"no handler for action {type(action).__name__}")
             try:
                 handler(action)
-            except Exception as error:  # noqa: BLE001 - sorted below by what a retry would do
+            except ClientError as error:  # sorted below by what a retry would do
                 code = error_code(error)
                 if code in _GONE:
                     continue
@@ -118,7 +120,7 @@ class Applier:
                 taskName=f"{self.run.app_name}-{action.log_group.strip('/').replace('/', '-')}"[:512],
                 logGroupName=action.log_group, fromTime=action.start_ms, to=action.end_ms,
                 destination=action.bucket, destinationPrefix=action.prefix)["taskId"]
-        except Exception as error:  # noqa: BLE001 - sorted: "not yet", or a failure that retrying will not fix
+        except ClientError as error:  # sorted: "not yet", or a failure that retrying will not fix
             code = error_code(error)
             if code == "LimitExceededException" or not code:
                 raise  # another export is running (retried next tick), or not an AWS answer at all

@@ -11,6 +11,8 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
+from botocore.exceptions import ClientError
+
 from chalicelib import failures, leases
 from chalicelib.aws import error_code
 from chalicelib.monitor import ownership
@@ -119,7 +121,7 @@ def refused_observation(run: Run, now: float, reason: str) -> Observation:
 def _queue_tags(sqs, url: str) -> dict[str, str]:
     try:
         return sqs.list_queue_tags(QueueUrl=url).get("Tags", {})
-    except Exception as error:  # noqa: BLE001 - only "queue is gone" is an answer
+    except ClientError as error:  # only "queue is gone" is an answer
         if error_code(error) in QUEUE_MISSING:
             return {}
         raise
@@ -130,7 +132,7 @@ def _queue_counts(sqs, url: str) -> dict | None:
         attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=[
             "ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible",
             "ApproximateNumberOfMessagesDelayed"])["Attributes"]
-    except Exception as error:  # noqa: BLE001 - only "queue is gone" is an observation
+    except ClientError as error:  # only "queue is gone" is an observation
         if error_code(error) in QUEUE_MISSING:
             return None
         raise
@@ -142,7 +144,7 @@ def _queue_counts(sqs, url: str) -> dict | None:
 def _fleet(ec2, fleet_id: str) -> dict:
     try:
         configs = ec2.describe_spot_fleet_requests(SpotFleetRequestIds=[fleet_id])["SpotFleetRequestConfigs"]
-    except Exception as error:  # noqa: BLE001
+    except ClientError as error:
         if error_code(error).startswith("InvalidSpotFleetRequestId"):
             configs = []
         else:
@@ -161,14 +163,8 @@ def _instances(clients: Clients, run: Run, fleet_active: bool, now: float) -> tu
     ec2 = clients.ec2
     filters = [{"Name": "instance-state-name", "Values": ["pending", "running"]}]
     if fleet_active:
-        ids = []
-        kwargs = {"SpotFleetRequestId": run.record.MONITOR_FLEET_ID}
-        while True:  # no paginator exists for this call
-            page = ec2.describe_spot_fleet_instances(**kwargs)
-            ids.extend(item["InstanceId"] for item in page.get("ActiveInstances", ()))
-            if not page.get("NextToken"):
-                break
-            kwargs["NextToken"] = page["NextToken"]
+        ids = [item["InstanceId"] for page in ec2.get_paginator("describe_spot_fleet_instances").paginate(
+            SpotFleetRequestId=run.record.MONITOR_FLEET_ID) for item in page.get("ActiveInstances", ())]
         if not ids:
             return ()
         kwargs = {"InstanceIds": ids, "Filters": filters}
@@ -191,7 +187,7 @@ def _instances(clients: Clients, run: Run, fleet_active: bool, now: float) -> tu
 def _service(ecs, cluster: str, service: str) -> dict:
     try:
         services = ecs.describe_services(cluster=cluster, services=[service], include=["TAGS"])["services"]
-    except Exception as error:  # noqa: BLE001
+    except ClientError as error:
         if error_code(error) == "ClusterNotFoundException":
             return {"exists": False, "desired": 0, "tags": {}}
         raise
@@ -255,7 +251,7 @@ def _foreign_log_groups(logs, groups: tuple[str, ...], run: Run) -> tuple[str, .
     for group in groups:
         try:
             tags = logs.list_tags_log_group(logGroupName=group).get("tags", {})
-        except Exception as error:  # noqa: BLE001 - a missing group is not foreign: its export fails on its own
+        except ClientError as error:  # a missing group is not foreign: its export fails on its own
             if error_code(error) == "ResourceNotFoundException":
                 continue
             raise
@@ -269,7 +265,7 @@ def _dashboard_exists(cloudwatch, name: str | None) -> bool:
         return False
     try:
         cloudwatch.get_dashboard(DashboardName=name)
-    except Exception as error:  # noqa: BLE001
+    except ClientError as error:
         if error_code(error) in ("ResourceNotFound", "ResourceNotFoundException"):
             return False
         raise
@@ -277,6 +273,9 @@ def _dashboard_exists(cloudwatch, name: str | None) -> bool:
 
 
 def _exports(logs, state: MonitorState) -> tuple[dict, bool]:
+    """Our export tasks' status, and whether the account runs one now; only teardown exports, so no call before."""
+    if not state.tearing_down:
+        return {}, False
     status = {}
     for group, task_id in state.export_tasks.items():
         if task_id.startswith(FAILED_EXPORT_PREFIX):
@@ -284,7 +283,7 @@ def _exports(logs, state: MonitorState) -> tuple[dict, bool]:
             continue
         try:
             tasks = logs.describe_export_tasks(taskId=task_id)["exportTasks"]
-        except Exception as error:  # noqa: BLE001
+        except ClientError as error:
             if error_code(error) != "ResourceNotFoundException":
                 raise
             tasks = []
@@ -293,20 +292,15 @@ def _exports(logs, state: MonitorState) -> tuple[dict, bool]:
 
 
 def _export_tasks_with_status(logs, code: str) -> list[dict]:
-    found, kwargs = [], {"statusCode": code}
-    while True:  # no paginator exists for this call
-        page = logs.describe_export_tasks(**kwargs)
-        # filtered again here: moto ignores statusCode and returns every task
-        found.extend(task for task in page.get("exportTasks", ()) if task.get("status", {}).get("code") == code)
-        if not page.get("nextToken"):
-            return found
-        kwargs["nextToken"] = page["nextToken"]
+    pages = logs.get_paginator("describe_export_tasks").paginate(statusCode=code)
+    # filtered again here: moto ignores statusCode and returns every task
+    return [task for page in pages for task in page.get("exportTasks", ()) if task.get("status", {}).get("code") == code]
 
 
 def _object_exists(s3, bucket: str, key: str) -> bool:
     try:
         s3.head_object(Bucket=bucket, Key=key)
-    except Exception as error:  # noqa: BLE001
+    except ClientError as error:
         if error_code(error) in ("404", "NoSuchKey", "NotFound"):
             return False
         raise
