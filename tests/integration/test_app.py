@@ -14,7 +14,7 @@ from chalice.test import Client
 
 import app as monitor_app
 from chalicelib import aws as clients
-from tests.integration.test_monitor import JOBS, NOTHING_LEFT, drain, started, the_run, what_is_left  # noqa: F401
+from tests.integration.world import JOBS, NOTHING_LEFT, drain, the_run, what_is_left
 
 REPO = Path(__file__).resolve().parents[2]
 EVENTS = REPO / "tests" / "events"

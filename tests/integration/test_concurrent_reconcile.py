@@ -16,8 +16,7 @@ from chalicelib.monitor.apply import Applier
 from chalicelib.monitor.clients import Clients
 from chalicelib.monitor.observe import observe
 from chalicelib.monitor.reconcile import reconcile
-from tests.integration.test_monitor import (JOBS, NOTHING_LEFT, drain, started, the_run,  # noqa: F401
-                                            what_is_left)
+from tests.integration.world import JOBS, NOTHING_LEFT, drain, the_run, what_is_left
 
 
 def reconcile_twice_at_once(account, monkeypatch) -> list:

@@ -12,14 +12,13 @@ import traceback
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
 from chalicelib import aws as clients, leases
 from chalicelib.monitor import loop, service
 from chalicelib.monitor.observe import observe
 from chalicelib.monitor.clients import Clients
 from chalicelib.monitor.reconcile import reconcile
-from tests.integration.test_monitor import drain, reconcile_until_gone, started, the_run  # noqa: F401
+from tests.integration.world import drain, reconcile_until_gone, the_run
 
 REPO = Path(__file__).resolve().parents[2]
 POLICY = REPO / ".chalice" / "policy-dev.json"  # the monitor's functions (alarm and schedule handlers)

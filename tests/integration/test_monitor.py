@@ -13,101 +13,15 @@ import time
 import pytest
 from click.testing import CliRunner
 
-from chalicelib import aws as clients, cluster, leases
-from chalicelib.fleet import load_fleet_file
+from chalicelib import aws as clients, leases
 from chalicelib.monitor import actions as act
 from chalicelib.monitor.apply import Applier
 from chalicelib.monitor.clients import Clients
 from chalicelib.monitor.observe import observe
 from chalicelib.monitor.plan import plan
 from chalicelib.monitor.reconcile import reconcile
-from chalicelib.monitor.runs import load_run, record_key
 from cli import cli
-from tests.integration.world import Account, write_jobs
-
-JOBS = 12
-
-
-@pytest.fixture
-def started(aws, tmp_path, monkeypatch):
-    """A run with 12 jobs on 2 machines, its fleet fulfilled (moto launches at once)."""
-    monkeypatch.chdir(tmp_path)
-    account = Account(tmp_path, ECS_CLUSTER="runs", CREATE_DASHBOARD=True, CLEAN_DASHBOARD=True)
-    result = CliRunner().invoke(cli, ["submit", str(write_jobs(tmp_path, JOBS)), "--config", str(account.config_path)])
-    assert result.exit_code == 0, result.output
-    cluster.start_cluster(account.settings, load_fleet_file(account.fleet_path), wait_seconds=0, poll_seconds=0)
-    logs = clients.client("logs")
-    for group, stream in (("TestApp", "P00000"), ("TestApp_perInstance", "TestApp/TestApp/task1")):
-        logs.create_log_stream(logGroupName=group, logStreamName=stream)  # as a worker and ECS would
-        logs.put_log_events(logGroupName=group, logStreamName=stream,
-                            logEvents=[{"timestamp": int(time.time() * 1000), "message": "started: job"}])
-    return account
-
-
-def the_run(account):
-    return load_run(clients.client("s3"), account.settings.AWS_BUCKET, record_key(account.settings.APP_NAME))
-
-
-def drain(account, count=None):
-    """Take messages off the queue as workers that finished their jobs would."""
-    sqs = clients.client("sqs")
-    url = sqs.get_queue_url(QueueName=account.settings.SQS_QUEUE_NAME)["QueueUrl"]
-    taken = 0
-    while count is None or taken < count:
-        wanted = 10 if count is None else min(10, count - taken)
-        messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=wanted).get("Messages", [])
-        if not messages:
-            break
-        for message in messages:
-            sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
-            taken += 1
-    return taken
-
-
-def reconcile_until_gone(account, limit=10):
-    ticks = []
-    for _ in range(limit):
-        run = the_run(account)
-        if run is None:
-            return ticks
-        ticks.append(reconcile(run))
-    raise AssertionError(f"run not torn down after {limit} reconciles: {[t.actions for t in ticks]}")
-
-
-def what_is_left(account) -> dict:
-    s = account.settings
-    sqs, ec2, ecs = clients.client("sqs"), clients.client("ec2"), clients.client("ecs")
-    cloudwatch, s3 = clients.client("cloudwatch"), clients.client("s3")
-    running = [i["InstanceId"] for r in ec2.describe_instances(Filters=[
-        {"Name": "instance-state-name", "Values": ["pending", "running"]}])["Reservations"] for i in r["Instances"]]
-    return {
-        "queues": sorted(url.rsplit("/", 1)[1] for url in sqs.list_queues().get("QueueUrls", [])),
-        "fleets": [f["SpotFleetRequestId"] for f in ec2.describe_spot_fleet_requests()["SpotFleetRequestConfigs"]
-                   if f["SpotFleetRequestState"] in ("active", "submitted", "modifying")],
-        "running_instances": running,
-        "services": [svc["serviceName"] for svc in ecs.describe_services(
-            cluster="runs", services=[s.service_name])["services"] if svc["status"] == "ACTIVE"]
-        if ecs.describe_clusters(clusters=["runs"])["clusters"] else [],
-        "clusters": [c["clusterName"] for c in ecs.describe_clusters(clusters=["runs"])["clusters"]
-                     if c["status"] == "ACTIVE"],
-        "task_definitions": ecs.list_task_definitions(familyPrefix=s.task_family, status="ACTIVE")["taskDefinitionArns"],
-        "alarms": [a["AlarmName"] for a in cloudwatch.describe_alarms()["MetricAlarms"]],
-        "dashboards": [d["DashboardName"] for d in cloudwatch.list_dashboards()["DashboardEntries"]],
-        "monitor_objects": sorted(item["Key"] for item in s3.list_objects_v2(
-            Bucket=s.AWS_BUCKET, Prefix="monitors/").get("Contents", [])),
-        "exported": sorted({item["Key"].split("/")[2] for item in s3.list_objects_v2(
-            Bucket=s.AWS_BUCKET, Prefix="exportedlogs/").get("Contents", []) if item["Key"].count("/") >= 3}),
-    }
-
-
-AFTER_TEARDOWN = ["monitors/TestApp_summary.json"]  # the record, the monitor's state and the start claim are gone
-
-NOTHING_LEFT = {
-    "queues": ["user_DeadMessages"], "fleets": [], "running_instances": [], "services": [], "clusters": [],
-    "task_definitions": [], "alarms": [], "dashboards": [],
-    "monitor_objects": AFTER_TEARDOWN, "exported": ["TestApp", "TestApp_perInstance"],
-}
-
+from tests.integration.world import AFTER_TEARDOWN, JOBS, Account, NOTHING_LEFT, drain, reconcile_until_gone, the_run, what_is_left
 
 def test_a_started_run_with_jobs_waiting_converges_and_then_plans_nothing(started):
     first = reconcile(the_run(started)).actions

@@ -30,8 +30,8 @@ from chalicelib.monitor import actions as act, service
 from chalicelib.monitor.apply import Applier
 from chalicelib.monitor.clients import Clients
 from tests.iam_engine import chalicelib_uses, iam_enforced, is_access_denied, policy_session
-from tests.integration.test_monitor import NOTHING_LEFT, drain, started, the_run, what_is_left  # noqa: F401
-from tests.integration.test_trust_boundary import forge, victim, victim_world  # noqa: F401
+from tests.integration.world import NOTHING_LEFT, drain, the_run, what_is_left
+from tests.integration.world import forge, victim_world
 
 BUCKET, REGION, ACCOUNT = "test-bucket", "us-east-1", "123456789012"
 CHALICE = Path(__file__).resolve().parents[2] / ".chalice"

@@ -18,7 +18,7 @@ from chalicelib.fleet import load_fleet_file
 from chalicelib.jobs import parse_job_document
 from chalicelib.submit import submit
 from tests.integration.test_app import client  # noqa: F401
-from tests.integration.test_monitor import drain
+from tests.integration.world import drain
 from tests.integration.world import Account
 
 pytestmark = pytest.mark.slow

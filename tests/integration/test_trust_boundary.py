@@ -11,81 +11,16 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pytest
 from click.testing import CliRunner
 
-from chalicelib import aws as clients, cluster, names
-from chalicelib.fleet import load_fleet_file
-from chalicelib.monitor import loop, service
+from chalicelib import aws as clients, names
+from chalicelib.monitor import service
 from chalicelib.monitor.reconcile import reconcile
-from chalicelib.monitor.runs import load_run, record_key
+from chalicelib.monitor.runs import record_key
 from cli import cli
-from tests.integration.test_monitor import drain, started, the_run  # noqa: F401
-from tests.integration.world import Account, write_jobs
+from tests.integration.world import BUCKET, drain, forge, reconcile_everything, the_run, victim_world
 
 BUCKET = "test-bucket"
-
-
-@pytest.fixture
-def victim(started, tmp_path):
-    """A second, unrelated run in the same account and bucket: its own cluster, queue, fleet, logs and alarms."""
-    folder = tmp_path / "victim"
-    folder.mkdir()
-    account = Account(folder, APP_NAME="Victim", ECS_CLUSTER="victims", AUTO_MONITOR=True)
-    result = CliRunner().invoke(cli, ["submit", str(write_jobs(folder, 3)), "--config", str(account.config_path)])
-    assert result.exit_code == 0, result.output
-    cluster.start_cluster(account.settings, load_fleet_file(account.fleet_path), wait_seconds=0, poll_seconds=0,
-                          files_dir=folder / "files")
-    return account
-
-
-def victim_world(victim) -> dict:
-    """What must survive any forged record: read back from moto."""
-    s = victim.settings
-    ec2, sqs, ecs = clients.client("ec2"), clients.client("sqs"), clients.client("ecs")
-    cloudwatch, logs, s3 = clients.client("cloudwatch"), clients.client("logs"), clients.client("s3")
-    record = load_run(s3, BUCKET, record_key("Victim")).record
-    [fleet] = ec2.describe_spot_fleet_requests(SpotFleetRequestIds=[record.MONITOR_FLEET_ID])["SpotFleetRequestConfigs"]
-    return {
-        "fleet": (fleet["SpotFleetRequestState"], fleet["SpotFleetRequestConfig"]["TargetCapacity"]),
-        "running": sorted(i["InstanceId"] for r in ec2.describe_instances(Filters=[
-            {"Name": "instance-state-name", "Values": ["pending", "running"]},
-            {"Name": "tag:aws:ec2spot:fleet-request-id", "Values": [record.MONITOR_FLEET_ID]}])["Reservations"]
-            for i in r["Instances"]),
-        "queue": sqs.get_queue_url(QueueName=s.SQS_QUEUE_NAME)["QueueUrl"],
-        "service": [(svc["status"], svc["desiredCount"]) for svc in ecs.describe_services(
-            cluster="victims", services=[s.service_name])["services"]],
-        "cluster": [c["status"] for c in ecs.describe_clusters(clusters=["victims"])["clusters"]],
-        "task_definitions": ecs.list_task_definitions(familyPrefix=s.task_family, status="ACTIVE")["taskDefinitionArns"],
-        "alarms": sorted(a["AlarmName"] for a in cloudwatch.describe_alarms()["MetricAlarms"] if "Victim" in a["AlarmName"]),
-        "log_groups": sorted(g["logGroupName"] for g in logs.describe_log_groups(logGroupNamePrefix="Victim")["logGroups"]),
-        "exports": logs.describe_export_tasks()["exportTasks"],
-        "exported": s3.list_objects_v2(Bucket=BUCKET, Prefix="exportedlogs/").get("KeyCount", 0),
-    }
-
-
-def forge(evil_name: str, victim_record, **changes) -> str:
-    """A record for run `evil_name` that names the victim's fleet, queue, cluster and log group, as a job could
-    write it if it could write monitors/ (the task role cannot: tests/integration/test_task_role_enforced.py)."""
-    fields = json.loads(victim_record.to_json())
-    fields.update({
-        "MONITOR_APP_NAME": evil_name, "MONITOR_FILE_KEY": names.record_key(evil_name),
-        "SERVICE_NAME": evil_name + "Service", "TASK_FAMILY": evil_name + "Task",
-        "INSTANCE_ALARM_PREFIX": evil_name + "_", "ECS_CONFIG_KEY": f"ecsconfigs/{evil_name}_ecs.config",
-        "INSTANCE_NAME_TAG": evil_name + "Worker", "DASHBOARD_NAME": evil_name, "ALARM_NAMES": [], **changes})
-    key = names.record_key(evil_name)
-    s3 = clients.client("s3")
-    s3.put_object(Bucket=BUCKET, Key=key, Body=json.dumps(fields).encode())
-    # and the monitor's state says "tear it down now": the most destructive path at once
-    s3.put_object(Bucket=BUCKET, Key=names.monitor_state_key(evil_name),
-                  Body=json.dumps({"tearing_down": True, "stop_reason": "forged"}).encode())
-    return key
-
-
-def reconcile_everything(times: int = 4):
-    for _ in range(times):
-        runs, _ = service.scan_buckets([BUCKET])
-        service.reconcile_runs(runs)
 
 
 def test_a_forged_record_naming_another_runs_resources_touches_none_of_them(started, victim):

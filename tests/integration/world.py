@@ -1,8 +1,5 @@
-"""A fake AWS account ready for a run, and a snapshot of everything a run touches.
-
-Imported by the integration tests (fixtures are imported into each module
-rather than put in a shared conftest.py, so parallel work on other issues does
-not collide here).
+"""A fake AWS account ready for a run, a snapshot of everything a run touches, and the helpers that drive a
+run's life (drain it, reconcile it, read what is left). The fixtures built on them are in conftest.py.
 """
 
 from __future__ import annotations
@@ -13,7 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from chalicelib import aws as clients, iam, resources
+from chalicelib import aws as clients, iam, names, resources
+from chalicelib.monitor import service
+from chalicelib.monitor.reconcile import reconcile
+from chalicelib.monitor.runs import load_run, record_key
 from localrun.account import private_subnet
 from tests.conftest import BASE_CONFIG, REGION, make_settings
 
@@ -144,3 +144,127 @@ def snapshot(settings) -> dict:
                       for role in iam_client.list_roles()["Roles"]}
     world["instance_profiles"] = iam_client.list_instance_profiles()["InstanceProfiles"]
     return world
+
+
+# ---- a run's life, as the monitor tests drive it (fixtures in conftest.py)
+
+JOBS = 12
+
+
+def the_run(account):
+    return load_run(clients.client("s3"), account.settings.AWS_BUCKET, record_key(account.settings.APP_NAME))
+
+
+def drain(account, count=None):
+    """Take messages off the queue as workers that finished their jobs would."""
+    sqs = clients.client("sqs")
+    url = sqs.get_queue_url(QueueName=account.settings.SQS_QUEUE_NAME)["QueueUrl"]
+    taken = 0
+    while count is None or taken < count:
+        wanted = 10 if count is None else min(10, count - taken)
+        messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=wanted).get("Messages", [])
+        if not messages:
+            break
+        for message in messages:
+            sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+            taken += 1
+    return taken
+
+
+def reconcile_until_gone(account, limit=10):
+    ticks = []
+    for _ in range(limit):
+        run = the_run(account)
+        if run is None:
+            return ticks
+        ticks.append(reconcile(run))
+    raise AssertionError(f"run not torn down after {limit} reconciles: {[t.actions for t in ticks]}")
+
+
+def what_is_left(account) -> dict:
+    s = account.settings
+    sqs, ec2, ecs = clients.client("sqs"), clients.client("ec2"), clients.client("ecs")
+    cloudwatch, s3 = clients.client("cloudwatch"), clients.client("s3")
+    running = [i["InstanceId"] for r in ec2.describe_instances(Filters=[
+        {"Name": "instance-state-name", "Values": ["pending", "running"]}])["Reservations"] for i in r["Instances"]]
+    return {
+        "queues": sorted(url.rsplit("/", 1)[1] for url in sqs.list_queues().get("QueueUrls", [])),
+        "fleets": [f["SpotFleetRequestId"] for f in ec2.describe_spot_fleet_requests()["SpotFleetRequestConfigs"]
+                   if f["SpotFleetRequestState"] in ("active", "submitted", "modifying")],
+        "running_instances": running,
+        "services": [svc["serviceName"] for svc in ecs.describe_services(
+            cluster="runs", services=[s.service_name])["services"] if svc["status"] == "ACTIVE"]
+        if ecs.describe_clusters(clusters=["runs"])["clusters"] else [],
+        "clusters": [c["clusterName"] for c in ecs.describe_clusters(clusters=["runs"])["clusters"]
+                     if c["status"] == "ACTIVE"],
+        "task_definitions": ecs.list_task_definitions(familyPrefix=s.task_family, status="ACTIVE")["taskDefinitionArns"],
+        "alarms": [a["AlarmName"] for a in cloudwatch.describe_alarms()["MetricAlarms"]],
+        "dashboards": [d["DashboardName"] for d in cloudwatch.list_dashboards()["DashboardEntries"]],
+        "monitor_objects": sorted(item["Key"] for item in s3.list_objects_v2(
+            Bucket=s.AWS_BUCKET, Prefix="monitors/").get("Contents", [])),
+        "exported": sorted({item["Key"].split("/")[2] for item in s3.list_objects_v2(
+            Bucket=s.AWS_BUCKET, Prefix="exportedlogs/").get("Contents", []) if item["Key"].count("/") >= 3}),
+    }
+
+
+AFTER_TEARDOWN = ["monitors/TestApp_summary.json"]  # the record, the monitor's state and the start claim are gone
+
+NOTHING_LEFT = {
+    "queues": ["user_DeadMessages"], "fleets": [], "running_instances": [], "services": [], "clusters": [],
+    "task_definitions": [], "alarms": [], "dashboards": [],
+    "monitor_objects": AFTER_TEARDOWN, "exported": ["TestApp", "TestApp_perInstance"],
+}
+
+
+# ---- a second run beside it, and forged records
+
+BUCKET = "test-bucket"
+
+
+def victim_world(victim) -> dict:
+    """What must survive any forged record: read back from moto."""
+    s = victim.settings
+    ec2, sqs, ecs = clients.client("ec2"), clients.client("sqs"), clients.client("ecs")
+    cloudwatch, logs, s3 = clients.client("cloudwatch"), clients.client("logs"), clients.client("s3")
+    record = load_run(s3, BUCKET, record_key("Victim")).record
+    [fleet] = ec2.describe_spot_fleet_requests(SpotFleetRequestIds=[record.MONITOR_FLEET_ID])["SpotFleetRequestConfigs"]
+    return {
+        "fleet": (fleet["SpotFleetRequestState"], fleet["SpotFleetRequestConfig"]["TargetCapacity"]),
+        "running": sorted(i["InstanceId"] for r in ec2.describe_instances(Filters=[
+            {"Name": "instance-state-name", "Values": ["pending", "running"]},
+            {"Name": "tag:aws:ec2spot:fleet-request-id", "Values": [record.MONITOR_FLEET_ID]}])["Reservations"]
+            for i in r["Instances"]),
+        "queue": sqs.get_queue_url(QueueName=s.SQS_QUEUE_NAME)["QueueUrl"],
+        "service": [(svc["status"], svc["desiredCount"]) for svc in ecs.describe_services(
+            cluster="victims", services=[s.service_name])["services"]],
+        "cluster": [c["status"] for c in ecs.describe_clusters(clusters=["victims"])["clusters"]],
+        "task_definitions": ecs.list_task_definitions(familyPrefix=s.task_family, status="ACTIVE")["taskDefinitionArns"],
+        "alarms": sorted(a["AlarmName"] for a in cloudwatch.describe_alarms()["MetricAlarms"] if "Victim" in a["AlarmName"]),
+        "log_groups": sorted(g["logGroupName"] for g in logs.describe_log_groups(logGroupNamePrefix="Victim")["logGroups"]),
+        "exports": logs.describe_export_tasks()["exportTasks"],
+        "exported": s3.list_objects_v2(Bucket=BUCKET, Prefix="exportedlogs/").get("KeyCount", 0),
+    }
+
+
+def forge(evil_name: str, victim_record, **changes) -> str:
+    """A record for run `evil_name` that names the victim's fleet, queue, cluster and log group, as a job could
+    write it if it could write monitors/ (the task role cannot: tests/integration/test_task_role_enforced.py)."""
+    fields = json.loads(victim_record.to_json())
+    fields.update({
+        "MONITOR_APP_NAME": evil_name, "MONITOR_FILE_KEY": names.record_key(evil_name),
+        "SERVICE_NAME": evil_name + "Service", "TASK_FAMILY": evil_name + "Task",
+        "INSTANCE_ALARM_PREFIX": evil_name + "_", "ECS_CONFIG_KEY": f"ecsconfigs/{evil_name}_ecs.config",
+        "INSTANCE_NAME_TAG": evil_name + "Worker", "DASHBOARD_NAME": evil_name, "ALARM_NAMES": [], **changes})
+    key = names.record_key(evil_name)
+    s3 = clients.client("s3")
+    s3.put_object(Bucket=BUCKET, Key=key, Body=json.dumps(fields).encode())
+    # and the monitor's state says "tear it down now": the most destructive path at once
+    s3.put_object(Bucket=BUCKET, Key=names.monitor_state_key(evil_name),
+                  Body=json.dumps({"tearing_down": True, "stop_reason": "forged"}).encode())
+    return key
+
+
+def reconcile_everything(times: int = 4):
+    for _ in range(times):
+        runs, _ = service.scan_buckets([BUCKET])
+        service.reconcile_runs(runs)

@@ -1,0 +1,42 @@
+"""Fixtures the integration tests share: a started run, and a second, unrelated run beside it."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from click.testing import CliRunner
+
+from chalicelib import aws as clients, cluster
+from chalicelib.fleet import load_fleet_file
+from cli import cli
+from tests.integration.world import JOBS, Account, write_jobs
+
+
+@pytest.fixture
+def started(aws, tmp_path, monkeypatch):
+    """A run with 12 jobs on 2 machines, its fleet fulfilled (moto launches at once)."""
+    monkeypatch.chdir(tmp_path)
+    account = Account(tmp_path, ECS_CLUSTER="runs", CREATE_DASHBOARD=True, CLEAN_DASHBOARD=True)
+    result = CliRunner().invoke(cli, ["submit", str(write_jobs(tmp_path, JOBS)), "--config", str(account.config_path)])
+    assert result.exit_code == 0, result.output
+    cluster.start_cluster(account.settings, load_fleet_file(account.fleet_path), wait_seconds=0, poll_seconds=0)
+    logs = clients.client("logs")
+    for group, stream in (("TestApp", "P00000"), ("TestApp_perInstance", "TestApp/TestApp/task1")):
+        logs.create_log_stream(logGroupName=group, logStreamName=stream)  # as a worker and ECS would
+        logs.put_log_events(logGroupName=group, logStreamName=stream,
+                            logEvents=[{"timestamp": int(time.time() * 1000), "message": "started: job"}])
+    return account
+
+
+@pytest.fixture
+def victim(started, tmp_path):
+    """A second, unrelated run in the same account and bucket: its own cluster, queue, fleet, logs and alarms."""
+    folder = tmp_path / "victim"
+    folder.mkdir()
+    account = Account(folder, APP_NAME="Victim", ECS_CLUSTER="victims", AUTO_MONITOR=True)
+    result = CliRunner().invoke(cli, ["submit", str(write_jobs(folder, 3)), "--config", str(account.config_path)])
+    assert result.exit_code == 0, result.output
+    cluster.start_cluster(account.settings, load_fleet_file(account.fleet_path), wait_seconds=0, poll_seconds=0,
+                          files_dir=folder / "files")
+    return account
