@@ -309,12 +309,13 @@ def teardown(settings: Settings, period: float):
 @click.option("--workers", type=click.IntRange(min=1), help="Most worker processes at once (default: CPU count).")
 @click.option("--interrupt-rate", type=click.FloatRange(0, 1), default=0.0,
               help="Chance per machine per check of a fake spot interruption notice.")
+@click.option("--seed", type=int, help="Seed for --interrupt-rate's notices, so a run's interruptions repeat.")
 @click.option("--endpoint", metavar="URL",
               help="Use an empty AWS emulator already running on this machine (a moto server) instead of "
                    "starting one; only loopback addresses are accepted.")
 @config_option
 def local(settings: Settings, jobfile: str, fleetfile: str | None, inputs: str | None, out: str | None,
-          workers: int | None, interrupt_rate: float, endpoint: str | None):
+          workers: int | None, interrupt_rate: float, seed: int | None, endpoint: str | None):
     """Run the whole thing on this machine: an embedded AWS emulation (moto,
     nothing reaches real AWS), workers as local processes running COMMAND here,
     the monitor's reconcile every second; outputs and every job's log in --out.
@@ -329,7 +330,7 @@ def local(settings: Settings, jobfile: str, fleetfile: str | None, inputs: str |
     from localrun.driver import run_local
     from localrun.prepare import prepare
 
-    local_run = prepare(settings, jobfile, fleetfile, inputs, out, workers, interrupt_rate, endpoint)
+    local_run = prepare(settings, jobfile, fleetfile, inputs, out, workers, interrupt_rate, endpoint, seed)
     sys.exit(run_local(local_run))
 
 

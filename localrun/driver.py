@@ -15,6 +15,7 @@ what finished. A second Ctrl-C stops at once (everything of ours is killed).
 from __future__ import annotations
 
 import json
+import random
 import secrets
 import signal
 import sys
@@ -155,7 +156,8 @@ class Watcher:
         self.machines = machines
         self.progress = progress
         self.stop = stop
-        self.spot = SpotMarket(aws.client("ec2", self.settings), fleet_id, machines, local.interrupt_rate)
+        self.spot = SpotMarket(aws.client("ec2", self.settings), fleet_id, machines, local.interrupt_rate,
+                               rng=random.Random(local.seed))
         self.s3 = aws.client("s3", self.settings)
         self.key = record_key(self.settings.APP_NAME)
         self.teardown_asked = False

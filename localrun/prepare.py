@@ -45,10 +45,12 @@ class LocalRun:
     interrupt_rate: float
     command_changes: tuple[str, ...]
     endpoint: str | None = None  # an emulator already running on this machine; None: start moto here
+    seed: int | None = None  # of the spot notices' random draws; None: different every run
 
 
 def prepare(settings: Settings, jobfile: str, fleetfile: str | None, inputs: str | None, out: str | None,
-            workers: int | None, interrupt_rate: float, endpoint: str | None = None) -> LocalRun:
+            workers: int | None, interrupt_rate: float, endpoint: str | None = None,
+            seed: int | None = None) -> LocalRun:
     if endpoint is not None:
         ensure_local(endpoint)
     jobs = load_job_file(jobfile, settings)
@@ -62,7 +64,7 @@ def prepare(settings: Settings, jobfile: str, fleetfile: str | None, inputs: str
     if workers is not None and workers < 1:
         raise UserError(f"--workers: expected 1 or more, got {workers}")
     return LocalRun(local_settings, jobs, fleet, inputs_dir, out_dir, workers or os.cpu_count() or 1,
-                    interrupt_rate, changes, endpoint)
+                    interrupt_rate, changes, endpoint, seed)
 
 
 def _inputs(inputs: str | None) -> Path | None:
