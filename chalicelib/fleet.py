@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from chalicelib.errors import FleetFileError
-from chalicelib.settings import read_json_file
+from chalicelib.jsonfile import read_json_file
 
 # DS sizes the second block device of each launch specification (the Docker
 # data volume) with EBS_VOL_SIZE; the first is the root volume.

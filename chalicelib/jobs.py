@@ -23,7 +23,8 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from chalicelib.errors import JobFileError
-from chalicelib.settings import Settings, read_json_file
+from chalicelib.jsonfile import read_json_file
+from chalicelib.settings import Settings
 from chalicelib.templates import MissingPlaceholder, Template, value_text
 
 # SQS's long-standing message size limit (AWS raised the default to 1 MiB in

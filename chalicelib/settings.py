@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from chalicelib.errors import ConfigError
+from chalicelib.jsonfile import read_json_file
 from chalicelib.names import RESERVED_PREFIXES
 from chalicelib.templates import Template, TemplateError
 
@@ -187,6 +188,16 @@ class Key:
     @property
     def required(self) -> bool:
         return self.default is REQUIRED
+
+    @property
+    def nullable(self) -> bool:
+        """An explicit null is a value of its own here (no profile, no input prefix, no limit), not "the
+        default": exactly the keys whose parser takes None."""
+        try:
+            self.parse(None)
+        except (ValueError, TypeError):
+            return False
+        return True
 
 
 REQUIRED = object()
@@ -380,7 +391,7 @@ class Settings:
         derived = []
         for key in KEYS:
             value = given.get(key.name)
-            if value is not None or (key.name in given and key.name in _NULLABLE):
+            if value is not None or (key.name in given and key.nullable):
                 values[key.name] = _parse_key(key, value, source)
             elif key.required:
                 raise ConfigError(f"{source}: missing required key '{key.name}' ({key.doc.rstrip('.')})")
@@ -405,9 +416,6 @@ def config_table_markdown() -> str:
         default = "required" if key.required else key.default_doc
         rows.append(f"| `{key.name}` | {default} | {key.doc} | {'yes' if key.ds else 'new'} |")
     return "\n".join(rows)
-
-
-_NULLABLE = {"AWS_PROFILE", "SSH_KEY_NAME", "INPUT_PREFIX", "ENVIRONMENT", "MAX_RUN_HOURS", "MAX_RUN_COST"}
 
 
 def _parse_key(key: Key, value: Any, source: str) -> Any:
@@ -449,28 +457,7 @@ def _check_templates(values: Mapping[str, Any], source: str) -> None:
                           f"(what the monitor trusts and the runs' own files), got {json.dumps(values['OUTPUT_PREFIX'])}")
 
 
-def read_json_file(path: str | Path, error: type[Exception]) -> Any:
-    """Read a JSON file, turning every way it can fail into one clear `error`."""
-    try:
-        with open(path, "rb") as handle:
-            text = handle.read()
-    except FileNotFoundError:
-        raise error(f"{path}: file not found") from None
-    except IsADirectoryError:
-        raise error(f"{path}: expected a file, found a directory") from None
-    except OSError as problem:
-        raise error(f"{path}: cannot read: {problem.strerror}") from None
-    try:
-        return json.loads(text.decode("utf-8-sig"))
-    except UnicodeDecodeError:
-        raise error(f"{path}: expected UTF-8 JSON text") from None
-    except json.JSONDecodeError as problem:
-        raise error(f"{path}: invalid JSON at line {problem.lineno} column {problem.colno}: {problem.msg}") from None
-    except RecursionError:
-        raise error(f"{path}: JSON nested too deeply") from None
-
-
-__all__ = ["Settings", "KEYS", "Key", "parse_bool", "read_json_file", "TemplateError"]
+__all__ = ["Settings", "KEYS", "Key", "parse_bool", "TemplateError"]
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ from chalicelib.monitor.observe import Run
 from chalicelib.monitor.reconcile import Reconciled, reconcile
 from chalicelib.monitor.runs import load_run
 from chalicelib.runrecord import RunRecord
-from chalicelib.settings import read_json_file
+from chalicelib.jsonfile import read_json_file
 
 
 def load_or_fail(bucket: str, key: str, region: str | None = None) -> Run:
