@@ -33,7 +33,10 @@ ENTRY_ATTEMPTS = 5
 
 
 class SubmitError(UserError):
-    """Sending stopped part way; the message says how many jobs were sent."""
+    """Sending stopped part way; the message says how many jobs were sent. AWS stopped it, not a mistake in the
+    input (that is refused before anything is sent), so the CLI exits 1."""
+
+    exit_code = 1
 
 
 @dataclass(frozen=True)
@@ -95,7 +98,8 @@ def send_jobs(sqs, url: str, jobs: Sequence[Job], concurrency: int = CONCURRENCY
     """Send every job; returns the count. On failure stops early and says how many went."""
     sent = 0
     with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="submit") as pool:
-        pending = {pool.submit(send_batch, sqs, url, batch) for batch in batches(jobs)}
+        futures = {pool.submit(send_batch, sqs, url, batch) for batch in batches(jobs)}
+        pending = set(futures)
         try:
             while pending:
                 done, pending = wait(pending, return_when=FIRST_EXCEPTION)
@@ -107,8 +111,10 @@ def send_jobs(sqs, url: str, jobs: Sequence[Job], concurrency: int = CONCURRENCY
         except Exception as error:
             for future in pending:
                 future.cancel()
-            # Batches already on the wire still land; count them so the message is true.
-            sent += sum(f.result() for f in wait(pending)[0] if not f.cancelled() and f.exception() is None)
+            wait(futures)
+            # Every batch that went (before, beside or after the failure) is in the queue: count them all,
+            # so the message is true.
+            sent = sum(future.result() for future in futures if not future.cancelled() and future.exception() is None)
             detail = str(error) if isinstance(error, UserError) else f"{type(error).__name__}: {error}"
             raise SubmitError(f"sent {sent} of {len(jobs)} jobs, then stopped: {detail}; the queue keeps what "
                               "was sent (re-run with --skip-done only if your jobs write outputs)") from error

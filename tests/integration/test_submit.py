@@ -2,6 +2,8 @@
 
 import json
 
+import botocore.exceptions
+
 from click.testing import CliRunner
 
 from chalicelib import aws as clients, resources
@@ -72,3 +74,29 @@ def test_ds_spelling_submitjob_works(aws, tmp_path, settings):
     result = CliRunner().invoke(cli, ["submitJob", str(write_jobs(tmp_path, 12)), "--config",
                                       str(write_config(tmp_path))])
     assert (result.exit_code, result.stdout) == (0, "submitted 12 jobs to TestAppQueue\n")
+
+
+def test_aws_stopping_a_submit_part_way_is_one_line_exit_1_with_what_was_sent(aws, tmp_path, settings):
+    """Not a mistake in the input (exit 2 means that): SQS refused part of the sending."""
+    resources.setup(settings)
+    calls = []
+
+    def refuse_after_the_first(params, **_):
+        calls.append(params)
+        if len(calls) > 1:  # SQS answers the later batches with a refusal no retry can fix
+            raise botocore.exceptions.ClientError(
+                {"Error": {"Code": "KmsAccessDenied", "Message": "the queue's key refuses"}}, "SendMessageBatch")
+
+    session = clients.session(settings.AWS_REGION, None)
+    session.events.register("provide-client-params.sqs.SendMessageBatch", refuse_after_the_first)
+    try:
+        result = CliRunner().invoke(cli, ["submit", str(write_jobs(tmp_path, 40)), "--config",
+                                          str(write_config(tmp_path))])
+    finally:
+        session.events.unregister("provide-client-params.sqs.SendMessageBatch", refuse_after_the_first)
+    assert result.exit_code == 1, result.output
+    [line] = result.stderr.splitlines()
+    sent = len(_drain(settings))
+    assert line.startswith(f"error: sent {sent} of 40 jobs, then stopped: ClientError: An error occurred "
+                           "(KmsAccessDenied)"), line
+    assert 10 <= sent < 40
