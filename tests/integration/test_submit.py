@@ -3,7 +3,6 @@
 import json
 
 import botocore.exceptions
-
 from click.testing import CliRunner
 
 from chalicelib import aws as clients, resources
