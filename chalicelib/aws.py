@@ -20,6 +20,11 @@ from botocore.config import Config
 
 from chalicelib.errors import UserError
 
+# AWS's "it is not there" answers, one list per kind of thing, used wherever that kind is read.
+QUEUE_MISSING = ("AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist")
+OBJECT_MISSING = ("NoSuchKey", "404", "NotFound")  # GetObject says NoSuchKey; HeadObject has no body: 404
+DASHBOARD_MISSING = ("ResourceNotFound", "ResourceNotFoundException")
+
 MAX_POOL_CONNECTIONS = 50
 RETRY_ATTEMPTS = 8
 
@@ -81,7 +86,7 @@ def read_object(s3, bucket: str, key: str) -> bytes | None:
     try:
         return s3.get_object(Bucket=bucket, Key=key)["Body"].read()
     except ClientError as error:  # only "no such key" is an answer
-        if error_code(error) in ("NoSuchKey", "404"):
+        if error_code(error) in OBJECT_MISSING:
             return None
         raise
 

@@ -406,7 +406,7 @@ CLAIM_STALE_SECONDS = 600
 CLAIM_ATTEMPTS = 5
 _CLAIM_HELD = ("PreconditionFailed", "412")  # If-None-Match: the claim exists; If-Match: it changed
 _CLAIM_CONFLICT = ("ConditionalRequestConflict", "409")  # S3: a concurrent conditional write; read again
-_CLAIM_GONE = ("NoSuchKey", "404")  # If-Match on a claim removed since it was read
+_CLAIM_GONE = aws.OBJECT_MISSING  # If-Match on a claim removed since it was read
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 from botocore.exceptions import ClientError
 
-from chalicelib.aws import error_code
+from chalicelib.aws import OBJECT_MISSING, error_code
 from chalicelib.names import OUTPUT_METADATA_KEY, success_marker_key
 from chalicelib.settings import Settings
 
@@ -88,7 +88,7 @@ def _unfinished_upload(s3, bucket: str, key: str) -> bool:
     try:
         head = s3.head_object(Bucket=bucket, Key=key)
     except ClientError as error:
-        if error_code(error) in ("404", "NoSuchKey"):
+        if error_code(error) in OBJECT_MISSING:
             return True
         raise
     return OUTPUT_METADATA_KEY in head.get("Metadata", {})

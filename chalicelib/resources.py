@@ -24,8 +24,6 @@ from chalicelib.settings import Settings
 class OwnedByAnotherRun(UserError):
     """A resource setup would share carries another run's tag."""
 
-QUEUE_MISSING = ("AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist")
-
 
 def run_tags(settings: Settings) -> dict[str, str]:
     """The tag every resource of the run carries: the monitor acts only on what carries it."""
@@ -124,7 +122,7 @@ def find_queue_url(sqs, name: str) -> str | None:
     try:
         return sqs.get_queue_url(QueueName=name)["QueueUrl"]
     except sqs.exceptions.ClientError as error:
-        if aws.error_code(error) in QUEUE_MISSING:
+        if aws.error_code(error) in aws.QUEUE_MISSING:
             return None
         raise
 

@@ -13,7 +13,7 @@ from typing import Callable
 
 from botocore.exceptions import ClientError
 
-from chalicelib.aws import error_code
+from chalicelib.aws import DASHBOARD_MISSING, OBJECT_MISSING, QUEUE_MISSING, error_code
 from chalicelib.leases import prefix as lease_prefix
 from chalicelib.monitor.actions import (Action, CancelFleet, DeleteAlarms, DeleteCluster, DeleteDashboard,
                                         DeleteQueue, DeleteService, DeregisterTaskDefinitions, ExportLogs,
@@ -21,12 +21,10 @@ from chalicelib.monitor.actions import (Action, CancelFleet, DeleteAlarms, Delet
                                         TerminateInstances, WriteSummary)
 from chalicelib.monitor.clients import Clients
 from chalicelib.monitor.observe import FAILED_EXPORT_PREFIX, Run
-from chalicelib.resources import QUEUE_MISSING
 
 _GONE = {
-    *QUEUE_MISSING, "ServiceNotFoundException",
-    "ServiceNotActiveException", "ClusterNotFoundException", "ResourceNotFound", "ResourceNotFoundException",
-    "InvalidInstanceID.NotFound", "InvalidSpotFleetRequestId.NotFound", "NoSuchKey",
+    *QUEUE_MISSING, *DASHBOARD_MISSING, *OBJECT_MISSING, "ServiceNotFoundException", "ServiceNotActiveException",
+    "ClusterNotFoundException", "InvalidInstanceID.NotFound", "InvalidSpotFleetRequestId.NotFound",
 }
 # ECS refuses to delete a cluster while anything is still draining: try again next tick.
 _NOT_YET = {"ClusterContainsServicesException", "ClusterContainsContainerInstancesException",

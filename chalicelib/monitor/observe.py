@@ -14,11 +14,11 @@ from datetime import datetime, timezone
 from botocore.exceptions import ClientError
 
 from chalicelib import failures, leases
-from chalicelib.aws import error_code
+from chalicelib.aws import DASHBOARD_MISSING, OBJECT_MISSING, QUEUE_MISSING, error_code
 from chalicelib.monitor import ownership
 from chalicelib.monitor.clients import Clients
 from chalicelib.names import claim_key, instance_alarm_pattern, monitor_state_key, summary_key
-from chalicelib.resources import QUEUE_MISSING, ecs_tag_map
+from chalicelib.resources import ecs_tag_map
 from chalicelib.monitor.observation import Instance, MonitorState, Observation, Policy
 from chalicelib.runrecord import RunRecord
 
@@ -266,7 +266,7 @@ def _dashboard_exists(cloudwatch, name: str | None) -> bool:
     try:
         cloudwatch.get_dashboard(DashboardName=name)
     except ClientError as error:
-        if error_code(error) in ("ResourceNotFound", "ResourceNotFoundException"):
+        if error_code(error) in DASHBOARD_MISSING:
             return False
         raise
     return True
@@ -301,7 +301,7 @@ def _object_exists(s3, bucket: str, key: str) -> bool:
     try:
         s3.head_object(Bucket=bucket, Key=key)
     except ClientError as error:
-        if error_code(error) in ("404", "NoSuchKey", "NotFound"):
+        if error_code(error) in OBJECT_MISSING:
             return False
         raise
     return True
