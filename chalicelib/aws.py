@@ -81,6 +81,22 @@ def client(service: str, settings: Any = None, region: str | None = None, **conf
     return session(region, profile).client(service, config=client_config(**config))
 
 
+class Clients:
+    """Clients made on first use, then reused: `clients.sqs`, `clients.ec2`, ... From a Settings (region and
+    profile: the CLI) or a region alone (the Lambda and the monitor's loop, which have no config.json)."""
+
+    def __init__(self, settings: Any = None, region: str | None = None):
+        self._settings = settings
+        self._region = region
+
+    def __getattr__(self, service: str):
+        if service.startswith("_"):
+            raise AttributeError(service)
+        made = client(service, self._settings, region=self._region)
+        setattr(self, service, made)  # later lookups find the attribute and skip __getattr__
+        return made
+
+
 def read_object(s3, bucket: str, key: str) -> bytes | None:
     """An S3 object's bytes, or None when there is no such key."""
     try:

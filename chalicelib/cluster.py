@@ -37,13 +37,13 @@ from typing import Any, Callable
 from botocore.exceptions import ClientError
 
 from chalicelib import aws, dashboard, names, runrecord
+from chalicelib.awsapi import LIVE_FLEET_STATES, fleet_state, queue_depth
 from chalicelib.errors import PreflightError, StartConflict
 from chalicelib.fleet import DATA_VOLUME_INDEX, FleetFile
 from chalicelib.iam import writes_reach_reserved
 from chalicelib.jobs import output_root
 from chalicelib.monitor.observation import MonitorState
-from chalicelib.resources import (Clients, cluster_is_active, find_queue_url, find_service, find_task_definition,
-                                  find_topic_arn)
+from chalicelib.resources import cluster_is_active, find_queue_url, find_service, find_task_definition, find_topic_arn
 from chalicelib.runrecord import RunRecord
 from chalicelib.settings import Settings
 
@@ -55,7 +55,6 @@ MEMORY_HEADROOM_FRACTION = 0.06
 MEMORY_HEADROOM_MIN_MIB = 256
 DEFAULT_ALLOCATION_STRATEGY = "lowestPrice"  # AWS's default; moto requires the key
 FLEET_VALID_DAYS = 365
-LIVE_FLEET_STATES = ("submitted", "active", "modifying")
 # Services an instance without a public IP must reach through VPC endpoints when there is no NAT.
 ENDPOINT_SERVICES = ("ecs", "ecs-agent", "ecs-telemetry", "sqs", "s3", "logs")
 
@@ -109,11 +108,9 @@ def preflight(settings: Settings, fleet: FleetFile, c: Any) -> Preflight:
     _check_roles(c.iam, fleet)
     _check_instance_types(c.ec2, settings)
     warnings = _check_network(c.ec2, settings, fleet)
-    attributes = c.sqs.get_queue_attributes(
-        QueueUrl=queue_url, AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
-    )["Attributes"]
-    waiting = int(attributes.get("ApproximateNumberOfMessages", 0))
-    if waiting + int(attributes.get("ApproximateNumberOfMessagesNotVisible", 0)) == 0:
+    depth = queue_depth(c.sqs, queue_url)
+    waiting = depth.waiting if depth else 0
+    if depth is None or depth.empty:
         warnings.append(f"queue '{settings.SQS_QUEUE_NAME}' holds no jobs; the workers will find nothing to do "
                         "(run 'python cli.py submit JOBFILE')")
     if writes_reach_reserved(output_root(settings)):
@@ -349,21 +346,10 @@ def _without_comments(value: Any) -> Any:
     return value
 
 
-def fleet_state(ec2, fleet_id: str) -> dict | None:
-    """The fleet's description, or None when AWS no longer knows it (moto returns [] after a cancel)."""
-    try:
-        configs = ec2.describe_spot_fleet_requests(SpotFleetRequestIds=[fleet_id])["SpotFleetRequestConfigs"]
-    except ec2.exceptions.ClientError as error:
-        if aws.error_code(error).startswith("InvalidSpotFleetRequestId"):
-            return None
-        raise
-    return configs[0] if configs else None
-
-
 def _live_fleet_id(ec2, settings: Settings, record: RunRecord | None) -> str | None:
     if record is not None:
         described = fleet_state(ec2, record.MONITOR_FLEET_ID)
-        if described and described["SpotFleetRequestState"] in LIVE_FLEET_STATES:
+        if described and described.live:
             return record.MONITOR_FLEET_ID
     # No record (a crash between the request and the write): find the fleet by its tag.
     for page in ec2.get_paginator("describe_spot_fleet_requests").paginate():
@@ -381,8 +367,8 @@ def wait_for_fleet(ec2, fleet_id: str, timeout: float, poll: float = 15.0,
     """Until a machine runs, the fleet errs, or `timeout` seconds pass. Never raises on fleet trouble."""
     deadline = clock() + timeout
     while True:
-        described = fleet_state(ec2, fleet_id) or {"SpotFleetRequestState": "cancelled"}
-        state, activity = described["SpotFleetRequestState"], described.get("ActivityStatus", "")
+        described = fleet_state(ec2, fleet_id)
+        state, activity = (described.state, described.activity) if described else ("cancelled", "")
         instances = 0
         if state in LIVE_FLEET_STATES:
             pages = ec2.get_paginator("describe_spot_fleet_instances").paginate(SpotFleetRequestId=fleet_id)
@@ -467,7 +453,7 @@ def claim_run(c: Any, settings: Settings, changes: list[str]) -> Claim | str:
             continue  # removed since (a teardown finishing): claim afresh
         if held.fleet:
             described = fleet_state(c.ec2, held.fleet)
-            if described and described["SpotFleetRequestState"] in LIVE_FLEET_STATES:
+            if described and described.live:
                 return held.fleet
             why = f"its fleet {held.fleet} is over"
         else:
@@ -574,7 +560,7 @@ def _refuse_during_teardown(s3, settings: Settings) -> None:
 def start_cluster(settings: Settings, fleet: FleetFile, cheapest: bool = False, wait_seconds: float = 300,
                   poll_seconds: float = 15.0, files_dir: str | Path = "files",
                   now: datetime.datetime | None = None, clients: Any = None) -> StartResult:
-    c = clients or Clients(settings)
+    c = clients or aws.Clients(settings)
     checked = preflight(settings, fleet, c)
     now = now or datetime.datetime.now(datetime.timezone.utc)
     changes: list[str] = []

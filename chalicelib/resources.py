@@ -64,7 +64,7 @@ class SetupReport:
 
 def setup(settings: Settings, clients: Any = None) -> SetupReport:
     """Create or fix every resource `setup` owns; see the module docstring."""
-    c = clients or Clients(settings)
+    c = clients or aws.Clients(settings)
     report = SetupReport()
     report.dead_letter_queue_url = ensure_queue(c.sqs, settings.SQS_DEAD_LETTER_QUEUE,
                                                 dead_letter_attributes(), report)
@@ -83,21 +83,6 @@ def setup(settings: Settings, clients: Any = None) -> SetupReport:
     report.task_definition_arn = ensure_task_definition(c.ecs, task_definition(settings, role_arn), report)
     ensure_service(c.ecs, settings, report.task_definition_arn, report)
     return report
-
-
-class Clients:
-    """The clients setup needs, made lazily through chalicelib.aws."""
-
-    def __init__(self, settings: Settings):
-        self._settings = settings
-        self._made: dict[str, Any] = {}
-
-    def __getattr__(self, service: str):
-        if service.startswith("_"):
-            raise AttributeError(service)
-        if service not in self._made:
-            self._made[service] = aws.client(service, self._settings)
-        return self._made[service]
 
 
 # --------------------------------------------------------------------------- SQS

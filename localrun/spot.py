@@ -14,9 +14,8 @@ from __future__ import annotations
 
 import random
 
+from chalicelib.awsapi import fleet_state
 from localrun.machines import Machines
-
-_LIVE_FLEET = ("submitted", "active", "modifying")
 
 
 class SpotMarket:
@@ -45,14 +44,10 @@ class SpotMarket:
     def reclaim(self, instance_id: str) -> bool:
         """Terminate an interrupted machine's instance; True if the fleet launched a replacement."""
         self.ec2.terminate_instances(InstanceIds=[instance_id])
-        configs = self.ec2.describe_spot_fleet_requests(SpotFleetRequestIds=[self.fleet_id])["SpotFleetRequestConfigs"]
-        if not configs or configs[0]["SpotFleetRequestState"] not in _LIVE_FLEET:
+        fleet = fleet_state(self.ec2, self.fleet_id)
+        if fleet is None or not fleet.live or fleet.target <= fleet.fulfilled:
             return False
-        config = configs[0]["SpotFleetRequestConfig"]
-        target, live = int(config["TargetCapacity"]), float(config.get("FulfilledCapacity", 0))
-        if target <= live:
-            return False
-        self.ec2.modify_spot_fleet_request(SpotFleetRequestId=self.fleet_id, TargetCapacity=target)
+        self.ec2.modify_spot_fleet_request(SpotFleetRequestId=self.fleet_id, TargetCapacity=fleet.target)
         self.replacements += 1
         return True
 

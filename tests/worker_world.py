@@ -15,6 +15,7 @@ import textwrap
 import time
 from pathlib import Path
 
+from chalicelib.awsapi import queue_depth
 from chalicelib.jobs import Job, parse_job_document
 from chalicelib.settings import Settings
 
@@ -88,9 +89,8 @@ def send_jobs(sqs, queue_url: str, settings: Settings, groups: list[dict], **sha
 
 def queue_counts(sqs, queue_url: str) -> tuple[int, int]:
     """(visible, in flight) messages."""
-    attributes = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=[
-        "ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"])["Attributes"]
-    return int(attributes["ApproximateNumberOfMessages"]), int(attributes["ApproximateNumberOfMessagesNotVisible"])
+    depth = queue_depth(sqs, queue_url)
+    return depth.waiting, depth.in_flight
 
 
 def s3_keys(s3, bucket: str, prefix: str = "") -> list[str]:

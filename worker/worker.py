@@ -33,6 +33,7 @@ from typing import NamedTuple
 from botocore.exceptions import BotoCoreError, ClientError
 
 from chalicelib import aws, failures, leases
+from chalicelib.awsapi import queue_depth
 from chalicelib.done import is_done
 from chalicelib.jobs import Job, NotAJob, job_from_message
 from chalicelib.names import SUCCESS_MARKER
@@ -387,10 +388,8 @@ class Worker:
                             "timeout ends", message["MessageId"], seconds, aws.error_code(error) or error)
 
     def _queue_is_drained(self) -> bool:
-        names = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible",
-                 "ApproximateNumberOfMessagesDelayed"]
-        attributes = self.sqs.get_queue_attributes(QueueUrl=self.queue_url, AttributeNames=names)["Attributes"]
-        return all(int(attributes.get(name, 0)) == 0 for name in names)
+        depth = queue_depth(self.sqs, self.queue_url)
+        return depth is None or depth.empty
 
 
 def _kill_group(process: subprocess.Popen, sig: int) -> None:

@@ -19,7 +19,7 @@ from chalicelib.monitor.actions import (Action, CancelFleet, DeleteAlarms, Delet
                                         DeleteQueue, DeleteService, DeregisterTaskDefinitions, ExportLogs,
                                         RemoveRunRecord, SaveState, SetFleetCapacity, SetServiceCount,
                                         TerminateInstances, WriteSummary)
-from chalicelib.monitor.clients import Clients
+from chalicelib.aws import Clients
 from chalicelib.monitor.observe import FAILED_EXPORT_PREFIX, Run
 
 _GONE = {

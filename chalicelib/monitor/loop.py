@@ -13,7 +13,7 @@ from chalicelib import aws
 from chalicelib.errors import UserError
 from chalicelib.monitor.actions import SaveState
 from chalicelib.monitor.apply import Applier
-from chalicelib.monitor.clients import Clients
+from chalicelib.aws import Clients
 from chalicelib.monitor.observe import Run
 from chalicelib.monitor.reconcile import Reconciled, reconcile
 from chalicelib.monitor.runs import load_run
@@ -41,7 +41,7 @@ def record_from_file(path: str) -> RunRecord:
 def request_teardown(run: Run, reason: str) -> None:
     """Mark the run for teardown; the next reconciles carry it out, stopping spending first."""
     if not run.state.tearing_down:
-        Applier(run, Clients(run.record.REGION)).apply([SaveState(
+        Applier(run, Clients(region=run.record.REGION)).apply([SaveState(
             changes=(("stop_reason", reason), ("tearing_down", True)), reason=reason)])
 
 

@@ -14,15 +14,15 @@ from datetime import datetime, timezone
 from botocore.exceptions import ClientError
 
 from chalicelib import failures, leases
+from chalicelib.awsapi import QueueDepth, fleet_state, queue_depth
 from chalicelib.aws import DASHBOARD_MISSING, OBJECT_MISSING, QUEUE_MISSING, error_code
 from chalicelib.monitor import ownership
-from chalicelib.monitor.clients import Clients
+from chalicelib.aws import Clients
 from chalicelib.names import claim_key, instance_alarm_pattern, monitor_state_key, summary_key
 from chalicelib.resources import ecs_tag_map
 from chalicelib.monitor.observation import Instance, MonitorState, Observation, Policy
 from chalicelib.runrecord import RunRecord
 
-_INACTIVE_FLEET_STATES = {"cancelled", "cancelled_running", "cancelled_terminating", "failed"}
 # An export AWS refused to start is kept in the monitor's state as this prefix + the error code.
 FAILED_EXPORT_PREFIX = "failed:"
 _EXPORT_STATUS = {"COMPLETED": "done", "FAILED": "failed", "CANCELLED": "failed", "PENDING": "running",
@@ -69,32 +69,33 @@ def observe(run: Run, clients: Clients, now: float | None = None) -> Observation
     if problem:
         # Nothing the record names is read or touched: it is not what start-cluster writes.
         return refused_observation(run, now, "run record refused: " + problem)
-    queue = _queue_counts(clients.sqs, record.QUEUE_URL)
-    fleet = _fleet(clients.ec2, record.MONITOR_FLEET_ID)
+    queue = queue_depth(clients.sqs, record.QUEUE_URL)
+    fleet = fleet_state(clients.ec2, record.MONITOR_FLEET_ID)
     service = _service(clients.ecs, record.MONITOR_ECS_CLUSTER, record.SERVICE_NAME)
     problems = [
         queue and ownership.tag_problem("queue", record.MONITOR_QUEUE_NAME, _queue_tags(clients.sqs, record.QUEUE_URL),
                                         run.app_name),
-        fleet["exists"] and ownership.tag_problem("spot fleet", record.MONITOR_FLEET_ID, fleet["tags"], run.app_name),
+        fleet and ownership.tag_problem("spot fleet", record.MONITOR_FLEET_ID, fleet.tags, run.app_name),
         service["exists"] and ownership.tag_problem("ECS service", record.SERVICE_NAME, service["tags"], run.app_name),
     ]
     refused = "; ".join(problem for problem in problems if problem)
     if refused:
         return refused_observation(run, now, refused)
-    instances = _instances(clients, run, fleet["active"], now)
+    fleet_live = bool(fleet and fleet.live)
+    instances = _instances(clients, run, fleet_live, now)
     cluster = _cluster(clients, record.MONITOR_ECS_CLUSTER, service["exists"], run.app_name)
     log_groups = (record.MONITOR_LOG_GROUP_NAME, record.PER_INSTANCE_LOG_GROUP)
     exports, export_busy = _exports(clients.logs, run.state)
     return Observation(
         app_name=run.app_name, now=now, started_at=record.MONITOR_START_TIME / 1000, state=run.state,
         queue_url=record.QUEUE_URL, queue_exists=queue is not None,
-        visible=queue["visible"] if queue else 0, in_flight=queue["in_flight"] if queue else 0,
-        dead_letter=(_queue_counts(clients.sqs, record.DEAD_LETTER_QUEUE_URL) or {}).get("visible", 0),
+        visible=queue.waiting if queue else 0, in_flight=queue.in_flight if queue else 0,
+        dead_letter=_waiting(queue_depth(clients.sqs, record.DEAD_LETTER_QUEUE_URL)),
         failed=failures.count(clients.s3, run.bucket, run.app_name,
                               since=datetime.fromtimestamp(record.MONITOR_START_TIME / 1000, timezone.utc)),
         jobs_at_start=record.JOBS_AT_START,
-        fleet_id=record.MONITOR_FLEET_ID, fleet_active=fleet["active"], fleet_target=fleet["target"],
-        fleet_fulfilled=fleet["fulfilled"], instances=instances,
+        fleet_id=record.MONITOR_FLEET_ID, fleet_active=fleet_live, fleet_target=fleet.target if fleet_live else 0,
+        fleet_fulfilled=fleet.fulfilled if fleet_live else 0.0, instances=instances,
         cluster=record.MONITOR_ECS_CLUSTER, cluster_exists=cluster["exists"], cluster_owned=cluster["owned"],
         cluster_in_use_by_others=cluster["in_use"], service=record.SERVICE_NAME, service_exists=service["exists"],
         service_desired=service["desired"], task_definition_arns=_task_definitions(clients.ecs, record.TASK_FAMILY),
@@ -107,6 +108,10 @@ def observe(run: Run, clients: Clients, now: float | None = None) -> Observation
         summary_key=run.summary_key, summary_exists=_object_exists(clients.s3, run.bucket, run.summary_key),
         record_keys=(run.key, run.state_key, claim_key(run.app_name)),
     )
+
+
+def _waiting(depth: QueueDepth | None) -> int:
+    return depth.waiting if depth else 0
 
 
 def refused_observation(run: Run, now: float, reason: str) -> Observation:
@@ -125,38 +130,6 @@ def _queue_tags(sqs, url: str) -> dict[str, str]:
         if error_code(error) in QUEUE_MISSING:
             return {}
         raise
-
-
-def _queue_counts(sqs, url: str) -> dict | None:
-    try:
-        attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=[
-            "ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible",
-            "ApproximateNumberOfMessagesDelayed"])["Attributes"]
-    except ClientError as error:  # only "queue is gone" is an observation
-        if error_code(error) in QUEUE_MISSING:
-            return None
-        raise
-    return {"visible": int(attributes.get("ApproximateNumberOfMessages", 0))
-            + int(attributes.get("ApproximateNumberOfMessagesDelayed", 0)),
-            "in_flight": int(attributes.get("ApproximateNumberOfMessagesNotVisible", 0))}
-
-
-def _fleet(ec2, fleet_id: str) -> dict:
-    try:
-        configs = ec2.describe_spot_fleet_requests(SpotFleetRequestIds=[fleet_id])["SpotFleetRequestConfigs"]
-    except ClientError as error:
-        if error_code(error).startswith("InvalidSpotFleetRequestId"):
-            configs = []
-        else:
-            raise
-    if not configs:
-        return {"exists": False, "active": False, "target": 0, "fulfilled": 0.0, "tags": {}}
-    tags = {tag["Key"]: tag["Value"] for tag in configs[0].get("Tags", ())}
-    if configs[0].get("SpotFleetRequestState") in _INACTIVE_FLEET_STATES:
-        return {"exists": True, "active": False, "target": 0, "fulfilled": 0.0, "tags": tags}
-    config = configs[0]["SpotFleetRequestConfig"]
-    return {"exists": True, "active": True, "target": int(config.get("TargetCapacity", 0)),
-            "fulfilled": float(config.get("FulfilledCapacity", 0.0)), "tags": tags}
 
 
 def _instances(clients: Clients, run: Run, fleet_active: bool, now: float) -> tuple[Instance, ...]:

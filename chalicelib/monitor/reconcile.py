@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from chalicelib.monitor.actions import Action, RemoveRunRecord
 from chalicelib.monitor.apply import Applier
-from chalicelib.monitor.clients import Clients
+from chalicelib.aws import Clients
 from chalicelib.monitor.observation import Observation
 from chalicelib.monitor.observe import Run, observe
 from chalicelib.monitor.plan import plan
@@ -31,7 +31,7 @@ class Reconciled:
 
 
 def reconcile(run: Run, clients: Clients | None = None, now: float | None = None, dry_run: bool = False) -> Reconciled:
-    clients = clients or Clients(run.record.REGION)
+    clients = clients or Clients(region=run.record.REGION)
     observation = observe(run, clients, now)
     actions = plan(observation, run.policy())
     applier = Applier(run, clients)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from chalicelib import aws
 from chalicelib.monitor.alarm_event import AlarmNotification
-from chalicelib.monitor.clients import Clients
+from chalicelib.aws import Clients
 from chalicelib.monitor.observe import Run, observe
 from chalicelib.names import summary_key
 from chalicelib.monitor.reconcile import Reconciled, reconcile
@@ -56,7 +56,7 @@ def runs_for_alarm(notification: AlarmNotification, runs: list[Run]) -> list[Run
 
 
 def status_of(run: Run) -> dict:
-    return run_status(observe(run, Clients(run.record.REGION)), run.policy())
+    return run_status(observe(run, Clients(region=run.record.REGION)), run.policy())
 
 
 def all_statuses(buckets: list[str]) -> dict:

@@ -13,7 +13,7 @@ import threading
 
 from chalicelib import aws as clients, leases
 from chalicelib.monitor.apply import Applier
-from chalicelib.monitor.clients import Clients
+from chalicelib.aws import Clients
 from chalicelib.monitor.observe import observe
 from chalicelib.monitor.reconcile import reconcile
 from tests.integration.world import JOBS, NOTHING_LEFT, drain, the_run, what_is_left
@@ -34,7 +34,7 @@ def reconcile_twice_at_once(account, monkeypatch) -> list:
     def one(index: int) -> None:
         try:
             # each its own clients, as two Lambda invocations have
-            results[index] = reconcile(the_run(account), Clients("us-east-1"))
+            results[index] = reconcile(the_run(account), Clients(region="us-east-1"))
         except BaseException as error:  # noqa: BLE001 - the test's point: report anything that escapes
             results[index] = error
 
@@ -57,7 +57,7 @@ def machine_states(machines) -> dict:
 
 def test_two_reconciles_at_once_during_scale_down_end_as_one_would(started, monkeypatch):
     run = the_run(started)
-    machines = observe(run, Clients("us-east-1")).active_instance_ids
+    machines = observe(run, Clients(region="us-east-1")).active_instance_ids
     sqs = clients.client("sqs")
     held = sqs.receive_message(QueueUrl=run.record.QUEUE_URL, MaxNumberOfMessages=1, VisibilityTimeout=600)
     leases.Lease(clients.client("s3"), run.bucket, run.app_name, machines[0], "worker-1").hold("P00000")

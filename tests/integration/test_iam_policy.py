@@ -16,7 +16,7 @@ import pytest
 from chalicelib import aws as clients, leases
 from chalicelib.monitor import loop, service
 from chalicelib.monitor.observe import observe
-from chalicelib.monitor.clients import Clients
+from chalicelib.aws import Clients
 from chalicelib.monitor.reconcile import reconcile
 from tests.integration.world import drain, reconcile_until_gone, the_run
 
@@ -72,7 +72,7 @@ def granted(path: Path = POLICY) -> set[str]:
 
 def test_the_policy_grants_exactly_what_a_whole_run_calls(started, calls):
     run = the_run(started)
-    machines = observe(run, Clients("us-east-1")).active_instance_ids
+    machines = observe(run, Clients(region="us-east-1")).active_instance_ids
     service.status_of(run)
     # a machine that joined the cluster, as the ECS agent registers it
     clients.client("ecs").register_container_instance(
@@ -103,7 +103,7 @@ def test_the_status_api_policy_grants_exactly_what_status_calls(started, calls):
     run = the_run(started)
     clients.client("ecs").register_container_instance(
         cluster="runs", instanceIdentityDocument=json.dumps({"instanceId": observe(
-            run, Clients("us-east-1")).active_instance_ids[0]}))
+            run, Clients(region="us-east-1")).active_instance_ids[0]}))
     calls.clear()
     service.all_statuses(["test-bucket"])  # GET /runs
     service.find_status("TestApp", ["test-bucket"])  # GET /runs/TestApp, live

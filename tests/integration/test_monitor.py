@@ -16,7 +16,7 @@ from click.testing import CliRunner
 from chalicelib import aws as clients, leases
 from chalicelib.monitor import actions as act
 from chalicelib.monitor.apply import Applier
-from chalicelib.monitor.clients import Clients
+from chalicelib.aws import Clients
 from chalicelib.monitor.observe import observe
 from chalicelib.monitor.plan import plan
 from chalicelib.monitor.reconcile import reconcile
@@ -46,7 +46,7 @@ def test_a_drained_run_is_reconciled_to_nothing_left(started):
 
 def test_scale_down_releases_idle_machines_and_keeps_busy_ones(started):
     run = the_run(started)
-    machines = observe(run, Clients("us-east-1")).active_instance_ids
+    machines = observe(run, Clients(region="us-east-1")).active_instance_ids
     assert len(machines) == 2
     # one job still running on the first machine (its worker holds a lease); the rest are done
     sqs = clients.client("sqs")
@@ -108,13 +108,13 @@ def test_two_reconciles_at_once_end_in_the_same_state(started):
 def test_plan_for_a_drained_run_is_printed_and_changes_nothing(started):
     drain(started)
     run = the_run(started)
-    before = observe(run, Clients("us-east-1"), now=time.time())
+    before = observe(run, Clients(region="us-east-1"), now=time.time())
     result = CliRunner().invoke(cli, ["plan", "--config", str(started.config_path)])
     assert result.exit_code == 0, result.output
     assert "SaveState" in result.output and "queue empty on 1 consecutive check(s)" in result.output
     after = the_run(started)
     assert after.state == run.state
-    assert plan(observe(after, Clients("us-east-1")), after.policy())[0] == plan(before, run.policy())[0]
+    assert plan(observe(after, Clients(region="us-east-1")), after.policy())[0] == plan(before, run.policy())[0]
 
 
 def test_status_shows_the_run_as_a_table(started):

@@ -28,7 +28,7 @@ from botocore.exceptions import ClientError
 from chalicelib import aws as clients, leases
 from chalicelib.monitor import actions as act, service
 from chalicelib.monitor.apply import Applier
-from chalicelib.monitor.clients import Clients
+from chalicelib.aws import Clients
 from tests.iam_engine import chalicelib_uses, iam_enforced, is_access_denied, policy_session
 from tests.integration.world import NOTHING_LEFT, drain, the_run, what_is_left
 from tests.integration.world import forge, victim_world
@@ -234,7 +234,7 @@ def test_with_the_code_check_bypassed_the_monitor_policy_refuses_to_touch_untagg
     codes = []
 
     with iam_enforced() as engine, chalicelib_uses(monitor):
-        applier = Applier(run, Clients(REGION))
+        applier = Applier(run, Clients(region=REGION))
         for action in refused:
             with pytest.raises(ClientError) as caught:
                 applier.apply([action])
@@ -260,7 +260,7 @@ def test_the_policy_alone_does_not_tell_runs_apart(started, monitor):
     run = the_run(started)
 
     with iam_enforced() as engine, chalicelib_uses(monitor):
-        Applier(run, Clients(REGION)).apply([act.DeleteQueue(queue_url=queue, reason="bypassing the check")])
+        Applier(run, Clients(region=REGION)).apply([act.DeleteQueue(queue_url=queue, reason="bypassing the check")])
 
     assert [(d.action, d.allowed) for d in engine.checked("sqs:DeleteQueue")] == [("sqs:DeleteQueue", True)]
     assert "OtherRunsQueue" not in " ".join(clients.client("sqs").list_queues().get("QueueUrls", []))
