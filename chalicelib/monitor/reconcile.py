@@ -30,11 +30,14 @@ class Reconciled:
         return any(isinstance(action, RemoveRunRecord) for action in self.actions) and not self.skipped
 
 
-def reconcile(run: Run, clients: Clients | None = None, now: float | None = None, dry_run: bool = False) -> Reconciled:
+def reconcile(run: Run, clients: Clients | None = None, now: float | None = None, dry_run: bool = False,
+              applier: type[Applier] = Applier) -> Reconciled:
+    """`clients` and `applier` (the class that carries out one run's actions) are injectable, so tests pass
+    their own instead of patching ours."""
     clients = clients or Clients(region=run.record.REGION)
     observation = observe(run, clients, now)
     actions = plan(observation, run.policy())
-    applier = Applier(run, clients)
+    applier = applier(run, clients)
     if not dry_run:
         applier.apply(actions)
     return Reconciled(observation, actions, applier.skipped)

@@ -19,22 +19,21 @@ from chalicelib.monitor.reconcile import reconcile
 from tests.integration.world import JOBS, NOTHING_LEFT, drain, the_run, what_is_left
 
 
-def reconcile_twice_at_once(account, monkeypatch) -> list:
+def reconcile_twice_at_once(account) -> list:
     """Two threads reconcile the run; both plans are made before either applies. Returns both results."""
     barrier = threading.Barrier(2, timeout=30)
-    original = Applier.apply
 
-    def apply_after_both_planned(self, actions):
-        barrier.wait()
-        original(self, actions)
+    class AfterBothPlanned(Applier):
+        def apply(self, actions):
+            barrier.wait()
+            super().apply(actions)
 
-    monkeypatch.setattr(Applier, "apply", apply_after_both_planned)
     results: list = [None, None]
 
     def one(index: int) -> None:
         try:
             # each its own clients, as two Lambda invocations have
-            results[index] = reconcile(the_run(account), Clients(region="us-east-1"))
+            results[index] = reconcile(the_run(account), Clients(region="us-east-1"), applier=AfterBothPlanned)
         except BaseException as error:  # noqa: BLE001 - the test's point: report anything that escapes
             results[index] = error
 
@@ -43,7 +42,6 @@ def reconcile_twice_at_once(account, monkeypatch) -> list:
         thread.start()
     for thread in threads:
         thread.join(60)
-    monkeypatch.setattr(Applier, "apply", original)
     escaped = [result for result in results if isinstance(result, BaseException) or result is None]
     assert not escaped, f"escaped a concurrent reconcile: {escaped!r}"
     return results
@@ -55,7 +53,7 @@ def machine_states(machines) -> dict:
             ["Reservations"] for i in r["Instances"]}
 
 
-def test_two_reconciles_at_once_during_scale_down_end_as_one_would(started, monkeypatch):
+def test_two_reconciles_at_once_during_scale_down_end_as_one_would(started):
     run = the_run(started)
     machines = observe(run, Clients(region="us-east-1")).active_instance_ids
     sqs = clients.client("sqs")
@@ -63,7 +61,7 @@ def test_two_reconciles_at_once_during_scale_down_end_as_one_would(started, monk
     leases.Lease(clients.client("s3"), run.bucket, run.app_name, machines[0], "worker-1").hold("P00000")
     drain(started)
 
-    first, second = reconcile_twice_at_once(started, monkeypatch)
+    first, second = reconcile_twice_at_once(started)
 
     assert [type(a).__name__ for a in first.actions] == [type(a).__name__ for a in second.actions]
     assert machine_states(machines) == {machines[0]: "running", machines[1]: "terminated"}
@@ -77,13 +75,13 @@ def test_two_reconciles_at_once_during_scale_down_end_as_one_would(started, monk
     sqs.delete_message(QueueUrl=run.record.QUEUE_URL, ReceiptHandle=held["Messages"][0]["ReceiptHandle"])
 
 
-def test_two_reconciles_at_once_through_a_whole_teardown_leave_nothing(started, monkeypatch):
+def test_two_reconciles_at_once_through_a_whole_teardown_leave_nothing(started):
     drain(started)
     rounds = 0
     while the_run(started) is not None:
         rounds += 1
         assert rounds <= 12, "not torn down after 12 rounds of two concurrent reconciles"
-        reconcile_twice_at_once(started, monkeypatch)
+        reconcile_twice_at_once(started)
     assert what_is_left(started) == NOTHING_LEFT
     summary = clients.client("s3").get_object(Bucket=started.settings.AWS_BUCKET, Key="monitors/TestApp_summary.json")
     assert json.loads(summary["Body"].read())["jobs_done"] == JOBS

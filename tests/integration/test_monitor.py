@@ -76,21 +76,19 @@ TEARDOWN_STEPS = ["CancelFleet", "DeleteService", "DeregisterTaskDefinitions", "
 
 
 @pytest.mark.parametrize("crash_after", TEARDOWN_STEPS)
-def test_a_crash_after_any_teardown_step_is_finished_by_the_next_reconcile(started, crash_after, monkeypatch):
+def test_a_crash_after_any_teardown_step_is_finished_by_the_next_reconcile(started, crash_after):
     drain(started)
     reconcile(the_run(started))  # first empty look
-    original = Applier.apply
 
-    def crashing(self, actions):
-        names = [type(action).__name__ for action in actions]
-        cut = names.index(crash_after) + 1 if crash_after in names else len(actions)
-        original(self, actions[:cut])
-        raise RuntimeError(f"monitor died after {crash_after}")
+    class Crashing(Applier):
+        def apply(self, actions):
+            names = [type(action).__name__ for action in actions]
+            cut = names.index(crash_after) + 1 if crash_after in names else len(actions)
+            super().apply(actions[:cut])
+            raise RuntimeError(f"monitor died after {crash_after}")
 
-    monkeypatch.setattr(Applier, "apply", crashing)
     with pytest.raises(RuntimeError, match="monitor died"):
-        reconcile(the_run(started))
-    monkeypatch.setattr(Applier, "apply", original)
+        reconcile(the_run(started), applier=Crashing)
     reconcile_until_gone(started)
     assert what_is_left(started) == NOTHING_LEFT
 
