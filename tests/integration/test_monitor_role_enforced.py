@@ -30,8 +30,8 @@ from chalicelib.monitor import actions as act, service
 from chalicelib.monitor.apply import Applier
 from chalicelib.aws import Clients
 from tests.iam_engine import chalicelib_uses, iam_enforced, is_access_denied, policy_session
-from tests.integration.world import NOTHING_LEFT, drain, the_run, what_is_left
-from tests.integration.world import forge, victim_world
+from tests.integration.world import (NOTHING_LEFT, amazon_image, drain, forge, the_run, untagged_fleet, victim_world,
+                                     what_is_left)
 
 BUCKET, REGION, ACCOUNT = "test-bucket", "us-east-1", "123456789012"
 CHALICE = Path(__file__).resolve().parents[2] / ".chalice"
@@ -179,13 +179,8 @@ def test_a_forged_record_under_enforcement_touches_nothing_of_another_run(starte
 def untagged_world(started) -> dict:
     """Resources no run made (nothing tagged dsr:app), made with the admin keys."""
     ec2, sqs, ecs, logs = (clients.client(name) for name in ("ec2", "sqs", "ecs", "logs"))
-    fleet_file = json.loads(Path(started.fleet_path).read_text())
-    config = {key: value for key, value in fleet_file.items() if "_comment" not in key}
-    config.update(TargetCapacity=1, AllocationStrategy="lowestPrice", SpotPrice="0.1")
-    for spec in config["LaunchSpecifications"]:
-        spec["InstanceType"] = "m5.large"
-    fleet = ec2.request_spot_fleet(SpotFleetRequestConfig=config)["SpotFleetRequestId"]
-    ami = config["LaunchSpecifications"][0]["ImageId"]
+    fleet = untagged_fleet(started.fleet_path)
+    ami = amazon_image()
     [machine] = [i["InstanceId"] for i in ec2.run_instances(ImageId=ami, MinCount=1, MaxCount=1)["Instances"]]
     queue = sqs.create_queue(QueueName="SomeoneElsesQueue")["QueueUrl"]
     ecs.create_cluster(clusterName="someone-elses")

@@ -18,9 +18,7 @@ from chalicelib.monitor import service
 from chalicelib.monitor.reconcile import reconcile
 from chalicelib.monitor.runs import record_key
 from cli import cli
-from tests.integration.world import BUCKET, drain, forge, reconcile_everything, the_run, victim_world
-
-BUCKET = "test-bucket"
+from tests.integration.world import BUCKET, drain, forge, reconcile_everything, the_run, untagged_fleet, victim_world
 
 
 def test_a_forged_record_naming_another_runs_resources_touches_none_of_them(started, victim):
@@ -38,12 +36,7 @@ def test_a_forged_record_naming_another_runs_resources_touches_none_of_them(star
 def test_a_forged_record_naming_untagged_resources_touches_none_of_them(started, victim):
     """Resources no run made (nothing tagged): the monitor cannot prove them the run's, so it leaves them."""
     ec2, sqs = clients.client("ec2"), clients.client("sqs")
-    fleet_file = json.loads(Path(victim.fleet_path).read_text())
-    config = {key: value for key, value in fleet_file.items() if "_comment" not in key}
-    config.update(TargetCapacity=1, AllocationStrategy="lowestPrice", SpotPrice="0.1")
-    for spec in config["LaunchSpecifications"]:
-        spec["InstanceType"] = "m5.large"
-    foreign_fleet = ec2.request_spot_fleet(SpotFleetRequestConfig=config)["SpotFleetRequestId"]
+    foreign_fleet = untagged_fleet(victim.fleet_path)
     foreign_queue = sqs.create_queue(QueueName="SomeoneElsesQueue")["QueueUrl"]
     clients.client("logs").create_log_group(logGroupName="SomeoneElsesLogs")
     forge("Evil", the_run(victim).record, MONITOR_FLEET_ID=foreign_fleet, QUEUE_URL=foreign_queue,

@@ -47,6 +47,16 @@ def amazon_image() -> str:
     return clients.client("ec2", region=REGION).describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
 
 
+def untagged_fleet(fleet_path: Path) -> str:
+    """A one-machine spot fleet requested straight from a fleet file, with no run's tag: what no run made."""
+    fleet_file = json.loads(Path(fleet_path).read_text())
+    config = {key: value for key, value in fleet_file.items() if "_comment" not in key}
+    config.update(TargetCapacity=1, AllocationStrategy="lowestPrice", SpotPrice="0.1")
+    for spec in config["LaunchSpecifications"]:
+        spec["InstanceType"] = "m5.large"
+    return clients.client("ec2", region=REGION).request_spot_fleet(SpotFleetRequestConfig=config)["SpotFleetRequestId"]
+
+
 def write_fleet(folder: Path, fleet_role_arn: str, profile_arn: str, subnet: str, **extra) -> Path:
     ami = amazon_image()
     document = {
