@@ -18,8 +18,8 @@ import click
 from chalicelib import aws, cluster, iam, resources
 from chalicelib.monitor import loop, service
 from chalicelib.monitor.reconcile import reconcile
-from chalicelib.names import summary_key
-from chalicelib.monitor.runs import load_run, record_key
+from chalicelib.monitor.runs import load_run
+from chalicelib.names import record_key, summary_key
 from chalicelib.monitor.status import status_table
 from chalicelib.errors import RefusedRun, UserError
 from chalicelib.fleet import load_fleet_file

@@ -1,4 +1,4 @@
-"""Typed reads the rest of the code shares: one function per intent, plain values back, "not found" handled
+"""Typed reads of AWS the rest of the code shares: one function per intent, plain values back, "not found" handled
 once (Chalice's TypedAWSClient is the model). No raw response dict leaves this module.
 """
 
@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 from botocore.exceptions import ClientError
 
-from chalicelib.aws import QUEUE_MISSING, error_code
+from chalicelib.aws import DASHBOARD_MISSING, OBJECT_MISSING, QUEUE_MISSING, error_code
 
 # AWS's SpotFleetRequestState values in which a fleet still has (or will have) machines; every other state
 # (cancelled, cancelled_running, cancelled_terminating, failed) means it is over.
@@ -70,3 +70,169 @@ def fleet_state(ec2, fleet_id: str) -> FleetState | None:
                       activity=described.get("ActivityStatus", ""), target=int(config.get("TargetCapacity", 0)),
                       fulfilled=float(config.get("FulfilledCapacity", 0.0)),
                       tags={tag["Key"]: tag["Value"] for tag in described.get("Tags", ())})
+
+
+def fleet_instance_ids(ec2, fleet_id: str) -> tuple[str, ...]:
+    """The machines a live spot fleet request lists as its own (a cancelled one lists none)."""
+    pages = ec2.get_paginator("describe_spot_fleet_instances").paginate(SpotFleetRequestId=fleet_id)
+    return tuple(item["InstanceId"] for page in pages for item in page.get("ActiveInstances", ()))
+
+
+@dataclass(frozen=True)
+class Machine:
+    instance_id: str
+    launched_at: float  # epoch seconds
+
+
+_LIVE_MACHINE = {"Name": "instance-state-name", "Values": ["pending", "running"]}
+
+
+def live_machines(ec2, instance_ids: tuple[str, ...] = (), fleet_id: str | None = None) -> tuple[Machine, ...]:
+    """Pending or running machines, by id or (`fleet_id`) by the tag AWS puts on a fleet's machines, which
+    still finds the survivors of a cancelled fleet. Sorted by id."""
+    if fleet_id is not None:
+        kwargs = {"Filters": [_LIVE_MACHINE, {"Name": "tag:aws:ec2spot:fleet-request-id", "Values": [fleet_id]}]}
+    elif instance_ids:
+        kwargs = {"InstanceIds": list(instance_ids), "Filters": [_LIVE_MACHINE]}
+    else:
+        return ()
+    found = [Machine(instance["InstanceId"], instance["LaunchTime"].timestamp())
+             for page in ec2.get_paginator("describe_instances").paginate(**kwargs)
+             for reservation in page["Reservations"] for instance in reservation["Instances"]]
+    return tuple(sorted(found, key=lambda machine: machine.instance_id))
+
+
+def queue_tags(sqs, url: str) -> dict[str, str]:
+    """The queue's tags ({} when the queue is gone)."""
+    try:
+        return sqs.list_queue_tags(QueueUrl=url).get("Tags", {})
+    except ClientError as error:
+        if error_code(error) in QUEUE_MISSING:
+            return {}
+        raise
+
+
+def _ecs_tag_map(resource: dict) -> dict[str, str]:
+    """ECS's tags of a described resource (`include=["TAGS"]`) as a dict."""
+    return {item["key"]: item["value"] for item in resource.get("tags", ())}
+
+
+@dataclass(frozen=True)
+class Service:
+    name: str
+    arn: str
+    desired: int
+    task_definition: str
+    tags: dict[str, str] = field(default_factory=dict)
+
+
+def ecs_service(ecs, cluster: str, name: str) -> Service | None:
+    """The ACTIVE service of that exact name, or None (also when the cluster does not exist)."""
+    try:
+        described = ecs.describe_services(cluster=cluster, services=[name], include=["TAGS"])["services"]
+    except ClientError as error:
+        if error_code(error) == "ClusterNotFoundException":
+            return None
+        raise
+    for item in described:
+        if item["serviceName"] == name and item.get("status") == "ACTIVE":
+            return Service(name=name, arn=item["serviceArn"], desired=item.get("desiredCount", 0),
+                           task_definition=item.get("taskDefinition", ""), tags=_ecs_tag_map(item))
+    return None
+
+
+@dataclass(frozen=True)
+class Cluster:
+    name: str
+    active_services: int
+    tags: dict[str, str] = field(default_factory=dict)
+
+
+def ecs_cluster(ecs, name: str) -> Cluster | None:
+    """The ACTIVE cluster of that exact name (DS matched by suffix, so "default" also found "my-default")."""
+    for item in ecs.describe_clusters(clusters=[name], include=["TAGS"])["clusters"]:
+        if item["clusterName"] == name and item.get("status") == "ACTIVE":
+            return Cluster(name=name, active_services=item.get("activeServicesCount", 0), tags=_ecs_tag_map(item))
+    return None
+
+
+def cluster_machine_ids(ecs, cluster: str) -> tuple[str, ...]:
+    """The EC2 ids of the cluster's ACTIVE container instances."""
+    arns = [arn for page in ecs.get_paginator("list_container_instances").paginate(cluster=cluster, status="ACTIVE")
+            for arn in page["containerInstanceArns"]]
+    ids: list[str] = []
+    for start in range(0, len(arns), 100):  # DescribeContainerInstances takes at most 100
+        described = ecs.describe_container_instances(cluster=cluster, containerInstances=arns[start:start + 100])
+        ids.extend(item["ec2InstanceId"] for item in described["containerInstances"] if item.get("ec2InstanceId"))
+    return tuple(ids)
+
+
+def task_definition_arns(ecs, family: str) -> tuple[str, ...]:
+    """The ACTIVE revisions of exactly this family (familyPrefix "AppTask" also lists "AppTask2")."""
+    pages = ecs.get_paginator("list_task_definitions").paginate(familyPrefix=family, status="ACTIVE")
+    return tuple(arn for page in pages for arn in page["taskDefinitionArns"]
+                 if arn.rsplit("/", 1)[-1].rsplit(":", 1)[0] == family)
+
+
+def alarm_names(cloudwatch, prefix: str = "", names: tuple[str, ...] = ()) -> tuple[str, ...]:
+    """Names of existing alarms that start with `prefix` (none when it is ''), plus those of `names` that exist."""
+    found: set[str] = set()
+    paginator = cloudwatch.get_paginator("describe_alarms")
+    if prefix:
+        found.update(alarm["AlarmName"] for page in paginator.paginate(AlarmNamePrefix=prefix)
+                     for alarm in page["MetricAlarms"])
+    if names:
+        found.update(alarm["AlarmName"] for page in paginator.paginate(AlarmNames=list(names))
+                     for alarm in page["MetricAlarms"])
+    return tuple(sorted(found))
+
+
+def dashboard_exists(cloudwatch, name: str) -> bool:
+    try:
+        cloudwatch.get_dashboard(DashboardName=name)
+    except ClientError as error:
+        if error_code(error) in DASHBOARD_MISSING:
+            return False
+        raise
+    return True
+
+
+def log_group_tags(logs, name: str) -> dict[str, str] | None:
+    """The log group's tags, or None when it does not exist."""
+    try:
+        return logs.list_tags_log_group(logGroupName=name).get("tags", {})
+    except ClientError as error:
+        if error_code(error) == "ResourceNotFoundException":
+            return None
+        raise
+
+
+def export_task_code(logs, task_id: str) -> str | None:
+    """An export task's status code (PENDING, RUNNING, COMPLETED, FAILED, ...), or None when AWS has no such task."""
+    try:
+        tasks = logs.describe_export_tasks(taskId=task_id)["exportTasks"]
+    except ClientError as error:
+        if error_code(error) == "ResourceNotFoundException":
+            return None
+        raise
+    return tasks[0]["status"]["code"] if tasks else None
+
+
+def export_running_in_account(logs) -> bool:
+    """AWS runs one export task per account at a time: is one pending or running now (anyone's)?"""
+    for code in ("PENDING", "RUNNING"):
+        pages = logs.get_paginator("describe_export_tasks").paginate(statusCode=code)
+        # filtered again here: moto ignores statusCode and returns every task
+        if any(task.get("status", {}).get("code") == code for page in pages for task in page.get("exportTasks", ())):
+            return True
+    return False
+
+
+def object_exists(s3, bucket: str, key: str) -> bool:
+    try:
+        s3.head_object(Bucket=bucket, Key=key)
+    except ClientError as error:
+        if error_code(error) in OBJECT_MISSING:
+            return False
+        raise
+    return True

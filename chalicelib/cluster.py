@@ -36,14 +36,14 @@ from typing import Any, Callable
 
 from botocore.exceptions import ClientError
 
-from chalicelib import aws, dashboard, names, runrecord
+from chalicelib import aws, awsapi, dashboard, names, runrecord
 from chalicelib.awsapi import LIVE_FLEET_STATES, fleet_state, queue_depth
 from chalicelib.errors import PreflightError, StartConflict
 from chalicelib.fleet import DATA_VOLUME_INDEX, FleetFile
 from chalicelib.iam import writes_reach_reserved
 from chalicelib.jobs import output_root
 from chalicelib.monitor.observation import MonitorState
-from chalicelib.resources import cluster_is_active, find_queue_url, find_service, find_task_definition, find_topic_arn
+from chalicelib.resources import find_queue_url, find_task_definition, find_topic_arn
 from chalicelib.runrecord import RunRecord
 from chalicelib.settings import Settings
 
@@ -144,12 +144,12 @@ def _check_setup_done(c: Any, settings: Settings) -> tuple[str, str, str, str]:
     dlq_url = find_queue_url(c.sqs, settings.SQS_DEAD_LETTER_QUEUE)
     if dlq_url is None:
         raise missing(f"dead-letter queue '{settings.SQS_DEAD_LETTER_QUEUE}'")
-    if not cluster_is_active(c.ecs, settings.ECS_CLUSTER):
+    if awsapi.ecs_cluster(c.ecs, settings.ECS_CLUSTER) is None:
         raise missing(f"ECS cluster '{settings.ECS_CLUSTER}'")
     definition = find_task_definition(c.ecs, settings.task_family)
     if definition is None:
         raise missing(f"task definition '{settings.task_family}'")
-    if find_service(c.ecs, settings.ECS_CLUSTER, settings.service_name) is None:
+    if awsapi.ecs_service(c.ecs, settings.ECS_CLUSTER, settings.service_name) is None:
         raise missing(f"ECS service '{settings.service_name}'")
     if not definition.get("taskRoleArn"):
         raise PreflightError(f"task definition '{settings.task_family}' has no task role, so workers could not "
@@ -371,8 +371,7 @@ def wait_for_fleet(ec2, fleet_id: str, timeout: float, poll: float = 15.0,
         state, activity = (described.state, described.activity) if described else ("cancelled", "")
         instances = 0
         if state in LIVE_FLEET_STATES:
-            pages = ec2.get_paginator("describe_spot_fleet_instances").paginate(SpotFleetRequestId=fleet_id)
-            instances = sum(len(page["ActiveInstances"]) for page in pages)
+            instances = len(awsapi.fleet_instance_ids(ec2, fleet_id))
         finished = instances > 0 or activity == "error" or state not in LIVE_FLEET_STATES
         if finished or clock() >= deadline:
             return FleetStatus(state, activity, instances, timed_out=not finished)
@@ -603,8 +602,8 @@ def start_cluster(settings: Settings, fleet: FleetFile, cheapest: bool = False, 
         if action != "unchanged":
             changes.append(f"{action} dashboard {record.DASHBOARD_NAME}")
 
-    service = find_service(c.ecs, settings.ECS_CLUSTER, settings.service_name) or {}
-    if service.get("desiredCount") != record.desired_tasks:
+    service = awsapi.ecs_service(c.ecs, settings.ECS_CLUSTER, settings.service_name)
+    if service is None or service.desired != record.desired_tasks:
         c.ecs.update_service(cluster=settings.ECS_CLUSTER, service=settings.service_name,
                              desiredCount=record.desired_tasks)
         changes.append(f"set {settings.service_name} to {record.desired_tasks} tasks")

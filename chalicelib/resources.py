@@ -16,7 +16,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from chalicelib import aws, names
+from chalicelib import aws, awsapi, names
 from chalicelib.errors import UserError
 from chalicelib.settings import Settings
 
@@ -126,7 +126,7 @@ def ensure_queue(sqs, name: str, wanted: dict[str, str], report: SetupReport, se
         report.add("created", "queue", name)
         return url
     changed = []
-    if settings and check_owner(sqs.list_queue_tags(QueueUrl=url).get("Tags", {}), settings, "queue", name,
+    if settings and check_owner(awsapi.queue_tags(sqs, url), settings, "queue", name,
                                 "SQS_QUEUE_NAME"):
         sqs.tag_queue(QueueUrl=url, Tags=tags)
         changed.append("tags")
@@ -213,16 +213,10 @@ def find_role_arn(iam, name: str) -> str | None:
 # --------------------------------------------------------------------------- ECS
 
 
-def cluster_is_active(ecs, name: str) -> bool:
-    clusters = ecs.describe_clusters(clusters=[name])["clusters"]
-    # Exact name match: DS matched by suffix, so "default" also found "my-default".
-    return any(item["clusterName"] == name and item["status"] == "ACTIVE" for item in clusters)
-
-
 def ensure_cluster(ecs, name: str, report: SetupReport, settings: Settings | None = None) -> None:
     """A cluster setup creates carries the creating run's tag: the monitor deletes only such a cluster, and only
     once nothing uses it. A cluster that exists is shared and left as it is ('default', or another run's)."""
-    if cluster_is_active(ecs, name):
+    if awsapi.ecs_cluster(ecs, name) is not None:
         report.add("unchanged", "ECS cluster", name)
     else:
         ecs.create_cluster(clusterName=name, **({"tags": _ecs_tags(run_tags(settings))} if settings else {}))
@@ -231,11 +225,6 @@ def ensure_cluster(ecs, name: str, report: SetupReport, settings: Settings | Non
 
 def _ecs_tags(tags: dict[str, str]) -> list[dict[str, str]]:
     return [{"key": key, "value": value} for key, value in tags.items()]
-
-
-def ecs_tag_map(resource: dict) -> dict[str, str]:
-    """ECS's tags of a described resource (`include=["TAGS"]`) as a dict."""
-    return {item["key"]: item["value"] for item in resource.get("tags", ())}
 
 
 def task_definition(settings: Settings, task_role_arn: str | None) -> dict[str, Any]:
@@ -295,17 +284,8 @@ def ensure_task_definition(ecs, wanted: dict[str, Any], report: SetupReport) -> 
     return registered["taskDefinitionArn"]
 
 
-def find_service(ecs, cluster: str, name: str) -> dict | None:
-    """The ACTIVE service of that exact name, with its tags."""
-    try:
-        services = ecs.describe_services(cluster=cluster, services=[name], include=["TAGS"])["services"]
-    except ecs.exceptions.ClusterNotFoundException:
-        return None
-    return next((item for item in services if item["serviceName"] == name and item["status"] == "ACTIVE"), None)
-
-
 def ensure_service(ecs, settings: Settings, task_definition_arn: str, report: SetupReport) -> None:
-    service = find_service(ecs, settings.ECS_CLUSTER, settings.service_name)
+    service = awsapi.ecs_service(ecs, settings.ECS_CLUSTER, settings.service_name)
     if service is None:
         # Desired count 0: tasks start only when start-cluster has machines for them.
         ecs.create_service(cluster=settings.ECS_CLUSTER, serviceName=settings.service_name,
@@ -314,10 +294,10 @@ def ensure_service(ecs, settings: Settings, task_definition_arn: str, report: Se
         report.add("created", "ECS service", settings.service_name)
         return
     changed = []
-    if check_owner(ecs_tag_map(service), settings, "ECS service", settings.service_name, "APP_NAME"):
-        ecs.tag_resource(resourceArn=service["serviceArn"], tags=_ecs_tags(run_tags(settings)))
+    if check_owner(service.tags, settings, "ECS service", settings.service_name, "APP_NAME"):
+        ecs.tag_resource(resourceArn=service.arn, tags=_ecs_tags(run_tags(settings)))
         changed.append("tags")
-    if service["taskDefinition"] != task_definition_arn:
+    if service.task_definition != task_definition_arn:
         # The desired count is left alone: a run may be in progress.
         ecs.update_service(cluster=settings.ECS_CLUSTER, service=settings.service_name,
                            taskDefinition=task_definition_arn)

@@ -35,7 +35,8 @@ from localrun.progress import Progress
 from localrun.results import collect
 from localrun.spot import SpotMarket
 from chalicelib.monitor import loop
-from chalicelib.monitor.runs import load_run, record_key
+from chalicelib.monitor.runs import load_run
+from chalicelib.names import record_key
 from chalicelib.submit import submit
 
 MONITOR_PERIOD_SECONDS = 1.0  # the Lambda runs every minute; here the run is seconds long

@@ -15,9 +15,13 @@ import textwrap
 import time
 from pathlib import Path
 
+from chalicelib import aws
 from chalicelib.awsapi import queue_depth
 from chalicelib.jobs import Job, parse_job_document
 from chalicelib.settings import Settings
+from tests.conftest import make_settings
+from worker.options import WorkerOptions
+from worker.worker import Worker
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -181,3 +185,23 @@ def wait_for(predicate, what: str, timeout: float = 60, interval: float = 0.1, d
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout} s waiting for {what}\n{details()}")
         time.sleep(interval)
+
+
+# No waiting in these tests: short polls and failed jobs visible again at once.
+FAST = WorkerOptions(metadata_url="", wait_seconds=0, retry_delay_seconds=0, log_flush_seconds=0.2)
+
+
+def python(code: str, *args: str) -> list[str]:
+    return [sys.executable, "-c", code, *args]
+
+
+def aws_clients():
+    return {"sqs": aws.client("sqs"), "s3": aws.client("s3"), "logs": aws.client("logs")}
+
+
+def world(clients, options=FAST, **overrides):
+    """A Worker in this process with its settings, over a fresh queue and dead-letter queue."""
+    settings = make_settings(**overrides)
+    queue_url, dlq_url = make_world(clients["sqs"], clients["s3"], settings)
+    worker = Worker(settings, options=options, **clients)
+    return settings, worker, queue_url, dlq_url

@@ -50,12 +50,22 @@ class DeleteAlarms(Action):
 
 @dataclass(frozen=True)
 class SaveState(Action):
-    """Write the monitor's own bookkeeping (observation.MonitorState): the only action that is not about AWS resources."""
+    """Write the monitor's own bookkeeping (observation.MonitorState): the only action that is not about AWS
+    resources. Each field is a MonitorState field; None leaves that field as it is."""
 
-    changes: tuple[tuple[str, Any], ...]
+    empty_observations: int | None = None
+    tearing_down: bool | None = None
+    stop_reason: str | None = None
+    known_instances: dict[str, float] | None = None
+    retired_machine_seconds: float | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        return dict(self.changes)
+        """The fields this action changes, by name."""
+        return {name: value for name, value in self.__dict__.items() if name != "reason" and value is not None}
+
+    def describe(self) -> str:
+        details = ", ".join(f"{name}={value!r}" for name, value in self.as_dict().items())
+        return f"SaveState({details}): {self.reason}"
 
 
 # ---- teardown, in the order plan emits them (stop spending first)

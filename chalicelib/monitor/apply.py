@@ -9,7 +9,8 @@ without a handler is a bug: `apply` raises on it.
 from __future__ import annotations
 
 import json
-from typing import Callable
+from dataclasses import dataclass
+from typing import Any, Callable
 
 from botocore.exceptions import ClientError
 
@@ -20,6 +21,7 @@ from chalicelib.monitor.actions import (Action, CancelFleet, DeleteAlarms, Delet
                                         RemoveRunRecord, SaveState, SetFleetCapacity, SetServiceCount,
                                         TerminateInstances, WriteSummary)
 from chalicelib.aws import Clients
+from chalicelib.monitor.observation import MonitorState
 from chalicelib.monitor.observe import FAILED_EXPORT_PREFIX, Run
 
 _GONE = {
@@ -35,38 +37,55 @@ class UnknownAction(TypeError):
     pass
 
 
+@dataclass(frozen=True)
+class Applied:
+    """What one `apply` did: the monitor state as last written, and the actions AWS answered "not yet"."""
+
+    state: MonitorState
+    skipped: tuple[tuple[Action, str], ...] = ()  # retried next tick
+
+
 class Applier:
-    """Carries out one run's actions; keeps the monitor state it saves in step with what it wrote."""
+    """Carries out one run's actions. It keeps nothing between calls: the monitor state each `apply` starts
+    from is the run's, and the state it wrote comes back in `Applied`."""
 
     def __init__(self, run: Run, clients: Clients):
         self.run = run
         self.clients = clients
-        self.state = run.state
-        self.skipped: list[tuple[Action, str]] = []  # "not yet" answers, retried next tick
-        self._handlers: dict[type, Callable] = {
+        # Handlers of actions that change the monitor state take it and return it as written.
+        self._state_handlers: dict[type, Callable[[Any, MonitorState], MonitorState]] = {
+            SaveState: self._save_state, ExportLogs: self._export_logs,
+        }
+        self._handlers: dict[type, Callable[[Any], None]] = {
             SetFleetCapacity: self._set_fleet_capacity, TerminateInstances: self._terminate,
-            SetServiceCount: self._set_service_count, DeleteAlarms: self._delete_alarms, SaveState: self._save_state,
+            SetServiceCount: self._set_service_count, DeleteAlarms: self._delete_alarms,
             CancelFleet: self._cancel_fleet, DeleteService: self._delete_service,
             DeregisterTaskDefinitions: self._deregister, DeleteQueue: self._delete_queue,
             DeleteDashboard: self._delete_dashboard, DeleteCluster: self._delete_cluster,
-            ExportLogs: self._export_logs, WriteSummary: self._write_summary, RemoveRunRecord: self._remove_record,
+            WriteSummary: self._write_summary, RemoveRunRecord: self._remove_record,
         }
 
-    def apply(self, actions: list[Action]) -> None:
+    def apply(self, actions: list[Action]) -> Applied:
+        state = self.run.state
+        skipped: list[tuple[Action, str]] = []
         for action in actions:
-            handler = self._handlers.get(type(action))
-            if handler is None:
-                raise UnknownAction(f"no handler for action {type(action).__name__}")
+            kind = type(action)
+            if kind not in self._handlers and kind not in self._state_handlers:
+                raise UnknownAction(f"no handler for action {kind.__name__}")
             try:
-                handler(action)
+                if kind in self._state_handlers:
+                    state = self._state_handlers[kind](action, state)
+                else:
+                    self._handlers[kind](action)
             except ClientError as error:  # sorted below by what a retry would do
                 code = error_code(error)
                 if code in _GONE:
                     continue
                 if code in _NOT_YET:
-                    self.skipped.append((action, code))
+                    skipped.append((action, code))
                     continue
                 raise
+        return Applied(state, tuple(skipped))
 
     # ---- running
     def _set_fleet_capacity(self, action: SetFleetCapacity) -> None:
@@ -83,13 +102,13 @@ class Applier:
         for start in range(0, len(action.names), 100):  # DeleteAlarms takes at most 100 names
             self.clients.cloudwatch.delete_alarms(AlarmNames=list(action.names[start:start + 100]))
 
-    def _save_state(self, action: SaveState) -> None:
-        self._put_state(self.state.updated(action.as_dict()))
+    def _save_state(self, action: SaveState, state: MonitorState) -> MonitorState:
+        return self._put_state(state.updated(action.as_dict()))
 
-    def _put_state(self, state) -> None:
+    def _put_state(self, state: MonitorState) -> MonitorState:
         self.clients.s3.put_object(Bucket=self.run.bucket, Key=self.run.state_key, Body=state.to_json().encode(),
                                    ContentType="application/json")
-        self.state = state
+        return state
 
     # ---- teardown
     def _cancel_fleet(self, action: CancelFleet) -> None:
@@ -112,7 +131,7 @@ class Applier:
     def _delete_cluster(self, action: DeleteCluster) -> None:
         self.clients.ecs.delete_cluster(cluster=action.cluster)
 
-    def _export_logs(self, action: ExportLogs) -> None:
+    def _export_logs(self, action: ExportLogs, state: MonitorState) -> MonitorState:
         try:
             task_id = self.clients.logs.create_export_task(
                 taskName=f"{self.run.app_name}-{action.log_group.strip('/').replace('/', '-')}"[:512],
@@ -125,7 +144,8 @@ class Applier:
             # A missing log group, or a bucket whose policy does not let CloudWatch Logs write: recorded
             # and reported in the summary, so the teardown still finishes instead of retrying for ever.
             task_id = FAILED_EXPORT_PREFIX + code
-        self._put_state(self.state.updated({"export_tasks": {**self.state.export_tasks, action.log_group: task_id}}))
+        # saved at once: a task started but not recorded would be started again next tick
+        return self._put_state(state.updated({"export_tasks": {**state.export_tasks, action.log_group: task_id}}))
 
     def _write_summary(self, action: WriteSummary) -> None:
         self.clients.s3.put_object(Bucket=action.bucket, Key=action.key, ContentType="application/json",

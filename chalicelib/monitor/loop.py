@@ -41,8 +41,8 @@ def record_from_file(path: str) -> RunRecord:
 def request_teardown(run: Run, reason: str) -> None:
     """Mark the run for teardown; the next reconciles carry it out, stopping spending first."""
     if not run.state.tearing_down:
-        Applier(run, Clients(region=run.record.REGION)).apply([SaveState(
-            changes=(("stop_reason", reason), ("tearing_down", True)), reason=reason)])
+        Applier(run, Clients(region=run.record.REGION)).apply([SaveState(stop_reason=reason, tearing_down=True,
+                                                                          reason=reason)])
 
 
 def watch(load: Callable[[], Run | None], period: float, on_tick: Callable[[Reconciled], None],

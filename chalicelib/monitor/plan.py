@@ -39,11 +39,11 @@ def plan(observation: Observation, policy: Policy) -> list[Action]:
         if not observation.state.tearing_down:
             state_changes.update(tearing_down=True, stop_reason=stop_reason)
         if state_changes:
-            actions.append(SaveState(changes=tuple(sorted(state_changes.items())), reason=stop_reason))
+            actions.append(SaveState(**state_changes, reason=stop_reason))
         actions.extend(_teardown(observation, policy, stop_reason))
         return actions
     if state_changes:
-        actions.append(SaveState(changes=tuple(sorted(state_changes.items())), reason=_state_reason(state_changes)))
+        actions.append(SaveState(**state_changes, reason=_state_reason(state_changes)))
     actions.extend(_scale(observation, policy))
     actions.extend(_stale_instance_alarms(observation))
     return actions

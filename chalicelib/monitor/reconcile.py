@@ -8,7 +8,7 @@ changes nothing.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from chalicelib.monitor.actions import Action, RemoveRunRecord
 from chalicelib.monitor.apply import Applier
@@ -22,7 +22,7 @@ from chalicelib.monitor.plan import plan
 class Reconciled:
     observation: Observation
     actions: list[Action]
-    skipped: list[tuple[Action, str]] = field(default_factory=list)  # "not yet": retried next tick
+    skipped: tuple[tuple[Action, str], ...] = ()  # "not yet": retried next tick
 
     @property
     def finished(self) -> bool:
@@ -37,7 +37,6 @@ def reconcile(run: Run, clients: Clients | None = None, now: float | None = None
     clients = clients or Clients(region=run.record.REGION)
     observation = observe(run, clients, now)
     actions = plan(observation, run.policy())
-    applier = applier(run, clients)
-    if not dry_run:
-        applier.apply(actions)
-    return Reconciled(observation, actions, applier.skipped)
+    if dry_run:
+        return Reconciled(observation, actions)
+    return Reconciled(observation, actions, applier(run, clients).apply(actions).skipped)

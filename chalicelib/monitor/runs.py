@@ -18,7 +18,7 @@ from chalicelib.aws import error_code, read_object
 from chalicelib.errors import UserError
 from chalicelib.monitor.observation import MonitorState
 from chalicelib.monitor.observe import Run
-from chalicelib.names import MONITORS_PREFIX, RECORD_SUFFIX, monitor_state_key, record_key  # noqa: F401
+from chalicelib.names import MONITORS_PREFIX, RECORD_SUFFIX, monitor_state_key
 
 # What reading one object can raise when its content is not a run record (or its state is not a monitor state)
 _NOT_A_RECORD = (ValueError, TypeError, KeyError, UnicodeDecodeError, RecursionError)

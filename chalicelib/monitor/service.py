@@ -14,9 +14,9 @@ from chalicelib import aws
 from chalicelib.monitor.alarm_event import AlarmNotification
 from chalicelib.aws import Clients
 from chalicelib.monitor.observe import Run, observe
-from chalicelib.names import summary_key
 from chalicelib.monitor.reconcile import Reconciled, reconcile
-from chalicelib.monitor.runs import Unreadable, UnreadableRecord, load_run, record_key, scan
+from chalicelib.monitor.runs import Unreadable, UnreadableRecord, load_run, scan
+from chalicelib.names import record_key, summary_key
 from chalicelib.monitor.status import finished_status, run_status
 
 BUCKETS_ENV = "MONITOR_BUCKETS"

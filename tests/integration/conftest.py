@@ -1,16 +1,26 @@
-"""Fixtures the integration tests share: a started run, and a second, unrelated run beside it."""
+"""Fixtures the integration tests share: a started run, a second, unrelated run beside it, the worker's clients
+and the Chalice app's test client."""
 
 from __future__ import annotations
 
+import json
 import time
+from pathlib import Path
 
 import pytest
+from chalice.test import Client
 from click.testing import CliRunner
 
-from chalicelib import aws as clients, cluster
+import app as monitor_app
+
+from chalicelib import cluster
+from chalicelib.aws import client as aws_client
 from chalicelib.fleet import load_fleet_file
 from cli import cli
 from tests.integration.world import JOBS, Account, write_jobs
+from tests.worker_world import aws_clients
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
@@ -21,7 +31,7 @@ def started(aws, tmp_path, monkeypatch):
     result = CliRunner().invoke(cli, ["submit", str(write_jobs(tmp_path, JOBS)), "--config", str(account.config_path)])
     assert result.exit_code == 0, result.output
     cluster.start_cluster(account.settings, load_fleet_file(account.fleet_path), wait_seconds=0, poll_seconds=0)
-    logs = clients.client("logs")
+    logs = aws_client("logs")
     for group, stream in (("TestApp", "P00000"), ("TestApp_perInstance", "TestApp/TestApp/task1")):
         logs.create_log_stream(logGroupName=group, logStreamName=stream)  # as a worker and ECS would
         logs.put_log_events(logGroupName=group, logStreamName=stream,
@@ -40,3 +50,22 @@ def victim(started, tmp_path):
     cluster.start_cluster(account.settings, load_fleet_file(account.fleet_path), wait_seconds=0, poll_seconds=0,
                           files_dir=folder / "files")
     return account
+
+
+@pytest.fixture
+def clients(aws):
+    """The worker's clients, by name, as Worker takes them."""
+    return aws_clients()
+
+
+@pytest.fixture
+def client(tmp_path):
+    """The test client sets the stage's environment from .chalice/config.json on every call, so the
+    tests use a copy of the real config that watches the test bucket."""
+    config = json.loads((REPO / ".chalice" / "config.json").read_text())
+    config["stages"]["dev"]["environment_variables"]["MONITOR_BUCKETS"] = "test-bucket"
+    project = tmp_path / "project"
+    (project / ".chalice").mkdir(parents=True)
+    (project / ".chalice" / "config.json").write_text(json.dumps(config))
+    with Client(monitor_app.app, project_dir=str(project)) as test_client:
+        yield test_client

@@ -9,28 +9,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pytest
-from chalice.test import Client
-
-import app as monitor_app
 from chalicelib import aws as clients
 from tests.integration.world import JOBS, NOTHING_LEFT, drain, the_run, what_is_left
 
 REPO = Path(__file__).resolve().parents[2]
 EVENTS = REPO / "tests" / "events"
-
-
-@pytest.fixture
-def client(tmp_path):
-    """The test client sets the stage's environment from .chalice/config.json on every call, so the
-    tests use a copy of the real config that watches the test bucket."""
-    config = json.loads((REPO / ".chalice" / "config.json").read_text())
-    config["stages"]["dev"]["environment_variables"]["MONITOR_BUCKETS"] = "test-bucket"
-    project = tmp_path / "project"
-    (project / ".chalice").mkdir(parents=True)
-    (project / ".chalice" / "config.json").write_text(json.dumps(config))
-    with Client(monitor_app.app, project_dir=str(project)) as test_client:
-        yield test_client
 
 
 def alarm_event() -> dict:

@@ -26,7 +26,7 @@ def reconcile_twice_at_once(account) -> list:
     class AfterBothPlanned(Applier):
         def apply(self, actions):
             barrier.wait()
-            super().apply(actions)
+            return super().apply(actions)
 
     results: list = [None, None]
 

@@ -15,8 +15,7 @@ import pytest
 from chalicelib.done import is_done
 from chalicelib.names import success_marker_key
 from chalicelib.submit import not_done
-from tests.integration.test_worker_run_once import clients, python, world  # noqa: F401
-from tests.worker_world import log_lines, queue_counts, s3_keys, send_jobs
+from tests.worker_world import log_lines, python, queue_counts, s3_keys, send_jobs, world
 from worker.upload import Transfers
 from worker.worker import Outcome
 

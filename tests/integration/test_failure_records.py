@@ -18,8 +18,7 @@ from botocore.exceptions import ClientError
 from chalicelib import failures
 from chalicelib.jobs import job_from_message
 from chalicelib.names import failure_key, failures_prefix
-from tests.integration.test_worker_run_once import FAST, clients, python, world  # noqa: F401
-from tests.worker_world import queue_counts, send_jobs
+from tests.worker_world import FAST, python, queue_counts, send_jobs, world
 from worker.options import WorkerOptions
 from worker.worker import Outcome
 

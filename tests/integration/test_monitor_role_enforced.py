@@ -235,10 +235,10 @@ def test_with_the_code_check_bypassed_the_monitor_policy_refuses_to_touch_untagg
                 applier.apply([action])
             assert is_access_denied(caught.value), (action, caught.value)
             codes.append(caught.value.response["Error"]["Code"])
-        applier.apply([export])  # an export AWS refuses is recorded as failed, so the teardown can finish
+        applied = applier.apply([export])  # an export AWS refuses is recorded as failed, so the teardown can finish
 
     assert codes == ["UnauthorizedOperation"] * 3 + ["AccessDeniedException"] * 3 + ["AccessDenied"]
-    assert applier.state.export_tasks == {world["log_group"]: "failed:AccessDeniedException"}
+    assert applied.state.export_tasks == {world["log_group"]: "failed:AccessDeniedException"}
     assert engine.unevaluated == []
     assert [(d.action, d.allowed) for d in engine.decisions if d.action in TAG_CONDITIONED] == [
         ("ec2:ModifySpotFleetRequest", False), ("ec2:CancelSpotFleetRequests", False),

@@ -14,9 +14,30 @@ from chalicelib.fleet import load_fleet_file
 from chalicelib.runrecord import RunRecord
 from cli import cli
 from tests.conftest import make_settings
-from tests.integration.world import Account, fleet_requests, snapshot, write_fleet, write_jobs  # noqa: F401
+from tests.integration.world import Account, aws_session, datetime_text, snapshot, write_fleet, write_jobs
 
 START = datetime.datetime(2026, 3, 1, 12, 0, tzinfo=datetime.timezone.utc)
+
+
+@pytest.fixture
+def fleet_requests(aws, monkeypatch):
+    """The RequestSpotFleet configs as sent on the wire.
+
+    moto gap: describe_spot_fleet_requests drops NetworkInterfaces,
+    BlockDeviceMappings, ValidFrom/ValidUntil and KeyName from what it stores,
+    so the overwrites cannot be read back from moto. botocore's own event hook
+    records the parameters after our code built them and before moto gets them;
+    our code is not replaced.
+    """
+    sent: list[dict] = []
+
+    def record(params, **_):
+        sent.append(json.loads(json.dumps(params["SpotFleetRequestConfig"], default=datetime_text)))
+
+    session = aws_session()
+    session.events.register("provide-client-params.ec2.RequestSpotFleet", record)
+    yield sent
+    session.events.unregister("provide-client-params.ec2.RequestSpotFleet", record)
 
 
 @pytest.fixture

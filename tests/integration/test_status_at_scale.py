@@ -17,7 +17,6 @@ from chalicelib import aws as clients, cluster
 from chalicelib.fleet import load_fleet_file
 from chalicelib.jobs import parse_job_document
 from chalicelib.submit import submit
-from tests.integration.test_app import client  # noqa: F401
 from tests.integration.world import drain
 from tests.integration.world import Account
 

@@ -16,7 +16,7 @@ from click.testing import CliRunner
 from chalicelib import aws as clients, names
 from chalicelib.monitor import service
 from chalicelib.monitor.reconcile import reconcile
-from chalicelib.monitor.runs import record_key
+from chalicelib.names import record_key
 from cli import cli
 from tests.integration.world import BUCKET, drain, forge, reconcile_everything, the_run, untagged_fleet, victim_world
 

@@ -14,9 +14,8 @@ import sys
 
 import pytest
 
-from tests.integration.test_worker_run_once import FAST, clients, world  # noqa: F401
-from tests.worker_world import queue_counts, s3_keys
-from worker.worker import Outcome, Worker
+from tests.worker_world import queue_counts, s3_keys, world
+from worker.worker import Outcome
 
 ESCAPES = [
     ("output prefix with ..", {"OUTPUT_PREFIX": "out/{plate}"}, {"plate": "../../monitors", "job_id": "a"}),

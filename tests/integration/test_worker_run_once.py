@@ -2,38 +2,9 @@
 
 from __future__ import annotations
 
-import sys
-
-import pytest
-
-from chalicelib import aws
-from tests.conftest import make_settings
-from tests.worker_world import log_lines, make_world, queue_counts, s3_keys, send_jobs
+from tests.worker_world import FAST, log_lines, python, queue_counts, s3_keys, send_jobs, world
 from worker.options import WorkerOptions
-from worker.worker import Outcome, Worker
-
-# No waiting in these tests: short polls and failed jobs visible again at once.
-FAST = WorkerOptions(metadata_url="", wait_seconds=0, retry_delay_seconds=0, log_flush_seconds=0.2)
-
-
-def python(code: str, *args: str) -> list[str]:
-    return [sys.executable, "-c", code, *args]
-
-
-@pytest.fixture
-def clients(aws):
-    return aws_clients()
-
-
-def aws_clients():
-    return {"sqs": aws.client("sqs"), "s3": aws.client("s3"), "logs": aws.client("logs")}
-
-
-def world(clients, options=FAST, **overrides):
-    settings = make_settings(**overrides)
-    queue_url, dlq_url = make_world(clients["sqs"], clients["s3"], settings)
-    worker = Worker(settings, options=options, **clients)
-    return settings, worker, queue_url, dlq_url
+from worker.worker import Outcome
 
 
 def test_a_message_that_is_not_a_job_is_never_run_and_ends_in_the_dead_letter_queue(clients, tmp_path, caplog):

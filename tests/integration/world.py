@@ -8,12 +8,11 @@ import functools
 import json
 from pathlib import Path
 
-import pytest
-
 from chalicelib import aws as clients, iam, names, resources
 from chalicelib.monitor import service
 from chalicelib.monitor.reconcile import reconcile
-from chalicelib.monitor.runs import load_run, record_key
+from chalicelib.monitor.runs import load_run
+from chalicelib.names import record_key
 from localrun.account import private_subnet
 from tests.conftest import BASE_CONFIG, REGION, make_settings
 
@@ -97,32 +96,11 @@ class Account:
                                       self.subnet)
 
 
-@pytest.fixture
-def fleet_requests(aws, monkeypatch):
-    """The RequestSpotFleet configs as sent on the wire.
-
-    moto gap: describe_spot_fleet_requests drops NetworkInterfaces,
-    BlockDeviceMappings, ValidFrom/ValidUntil and KeyName from what it stores,
-    so the overwrites cannot be read back from moto. botocore's own event hook
-    records the parameters after our code built them and before moto gets them;
-    our code is not replaced.
-    """
-    sent: list[dict] = []
-
-    def record(params, **_):
-        sent.append(json.loads(json.dumps(params["SpotFleetRequestConfig"], default=_datetime_text)))
-
-    session = aws_session()
-    session.events.register("provide-client-params.ec2.RequestSpotFleet", record)
-    yield sent
-    session.events.unregister("provide-client-params.ec2.RequestSpotFleet", record)
-
-
 def aws_session():
     return clients.session(REGION, None)
 
 
-def _datetime_text(value):
+def datetime_text(value):
     return {"datetime": value.isoformat(), "tzinfo": str(value.tzinfo)}
 
 

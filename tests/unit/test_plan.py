@@ -106,7 +106,7 @@ def test_a_machine_that_vanished_keeps_counting_toward_machine_hours():
 
 def test_first_empty_observation_only_counts():
     actions = plan(world(visible=0, in_flight=0, instances=idle(0, 1, 2, 3)), POLICY)
-    assert actions[0] == SaveState(changes=(("empty_observations", 1),), reason=actions[0].reason)
+    assert actions[0] == SaveState(empty_observations=1, reason=actions[0].reason)
     assert CancelFleet not in kinds(actions) and DeleteQueue not in kinds(actions)
 
 
