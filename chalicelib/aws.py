@@ -9,9 +9,10 @@ pools that submit and the transfer manager use.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
-from typing import Any
+from typing import Any, Callable, Iterator, Optional
 
 import boto3
 import botocore.exceptions
@@ -28,6 +29,8 @@ DASHBOARD_MISSING = ("ResourceNotFound", "ResourceNotFoundException")
 MAX_POOL_CONNECTIONS = 50
 RETRY_ATTEMPTS = 8
 
+SessionFactory = Callable[[Optional[str], Optional[str]], boto3.session.Session]
+
 _sessions: dict[tuple[str | None, str | None], boto3.session.Session] = {}
 _lock = threading.Lock()
 
@@ -43,7 +46,7 @@ def session(region: str | None = None, profile: str | None = None) -> boto3.sess
     key = (region, profile)
     with _lock:
         if key not in _sessions:
-            _sessions[key] = _new_session(region, profile)
+            _sessions[key] = _factory[0](region, profile)
         return _sessions[key]
 
 
@@ -53,7 +56,8 @@ def forget_sessions() -> None:
         _sessions.clear()
 
 
-def _new_session(region: str | None, profile: str | None) -> boto3.session.Session:
+def new_session(region: str | None, profile: str | None) -> boto3.session.Session:
+    """The session for a region and profile as the configuration says (the default factory)."""
     if profile and _use_profile(profile):
         try:
             return boto3.session.Session(region_name=region, profile_name=profile)
@@ -61,6 +65,25 @@ def _new_session(region: str | None, profile: str | None) -> boto3.session.Sessi
             raise UserError(f"AWS_PROFILE: profile {profile!r} not found in your AWS config files "
                             "(set AWS_PROFILE to null to use the default credential chain)") from None
     return boto3.session.Session(region_name=region)
+
+
+_factory: list[SessionFactory] = [new_session]
+
+
+@contextlib.contextmanager
+def sessions_from(factory: SessionFactory) -> Iterator[None]:
+    """While open, every session (so every client) is `factory(region, profile)`'s: how the tests run our own
+    code with exactly a role's credentials, or record the calls it makes. Sessions made before are forgotten
+    on entry and on exit."""
+    forget_sessions()
+    with _lock:
+        previous, _factory[0] = _factory[0], factory
+    try:
+        yield
+    finally:
+        with _lock:
+            _factory[0] = previous
+        forget_sessions()
 
 
 def _use_profile(profile: str) -> bool:

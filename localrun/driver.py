@@ -119,7 +119,7 @@ def _run(local: LocalRun, stream: IO[str], stop: StopRequest) -> int:
             + ", ".join(f"{name}={value}" for name, value in LOCAL_KNOBS.items()))
         if local.interrupt_rate:
             say(f"spot interruptions: each machine gets a notice with chance {local.interrupt_rate:g} per check")
-        machines = Machines(settings, local.out / "machines", local.workers, secrets.token_hex(6))
+        machines = Machines(settings, endpoint, local.out / "machines", local.workers, secrets.token_hex(6))
         watcher = Watcher(local, machines, progress, stop, started.record.MONITOR_FLEET_ID)
         try:
             watcher.watch()

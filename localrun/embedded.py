@@ -1,12 +1,12 @@
-"""The embedded AWS: a moto server on 127.0.0.1 in this process, and an environment that can reach nothing else.
+"""The embedded AWS: a moto server on 127.0.0.1 in this process, and sessions and environments that can reach
+nothing else.
 
-Every AWS client of this process (chalicelib.aws honours AWS_ENDPOINT_URL) and
-of every child (workers, their commands) talks to it. Before pointing there,
-every AWS_* variable is removed (a service-specific endpoint such as
-AWS_ENDPOINT_URL_S3 would win over AWS_ENDPOINT_URL) and the config and
-credentials files are hidden, so no profile can bring real keys or another
-endpoint. The moto patches are applied in this process, which is the one that
-serves the requests.
+This process's clients come from `LocalSession` (through chalicelib.aws.sessions_from): dummy keys, the
+endpoint passed to every client, the user's config and credentials files and configured endpoints ignored.
+Its os.environ is left alone. Children (workers, their commands) get `local_environment`: every AWS_*
+variable of the user removed (a service-specific endpoint such as AWS_ENDPOINT_URL_S3 would win over
+AWS_ENDPOINT_URL), the files hidden, AWS_ENDPOINT_URL set. The moto patches are applied in this process,
+which is the one that serves the requests.
 """
 
 from __future__ import annotations
@@ -17,6 +17,9 @@ import logging
 import os
 import urllib.parse
 from typing import Iterator
+
+import boto3
+import botocore.session
 
 from chalicelib.errors import UserError
 from localrun.moto_patches import patched
@@ -60,9 +63,9 @@ def local_environment(endpoint: str, region: str, environ: dict[str, str]) -> di
 @contextlib.contextmanager
 def embedded_aws(region: str, endpoint: str | None = None) -> Iterator[str]:
     """Start moto on a free loopback port (or use `endpoint`, an emulator already running on this
-    machine), point this process at it; yields the endpoint URL.
+    machine), make every client of this process reach it; yields the endpoint URL.
 
-    On exit the server stops and the environment is restored.
+    On exit the server stops and clients are made as before.
     """
     if endpoint is not None:
         with _pointed_at(ensure_local(endpoint), region):
@@ -83,20 +86,31 @@ def embedded_aws(region: str, endpoint: str | None = None) -> Iterator[str]:
             server.stop()
 
 
+class LocalSession(boto3.session.Session):
+    """A session whose every client reaches `endpoint` with dummy keys, whatever the environment and the
+    user's AWS files say."""
+
+    def __init__(self, endpoint: str, region: str):
+        # no profile, whatever AWS_PROFILE says: session_vars maps the variable to no environment name
+        core = botocore.session.Session(session_vars={"profile": (None, None, None, None)})
+        core.set_config_variable("config_file", os.devnull)
+        core.set_config_variable("credentials_file", os.devnull)
+        core.set_config_variable("ignore_configured_endpoint_urls", True)  # AWS_ENDPOINT_URL_S3 and the like
+        super().__init__(aws_access_key_id=DUMMY_KEY, aws_secret_access_key=DUMMY_KEY, region_name=region,
+                         botocore_session=core)
+        self.endpoint = ensure_local(endpoint)
+
+    def client(self, *args, **kwargs):
+        kwargs["endpoint_url"] = self.endpoint
+        return super().client(*args, **kwargs)
+
+
 @contextlib.contextmanager
 def _pointed_at(endpoint: str, region: str) -> Iterator[str]:
     import chalicelib.aws
 
-    saved = dict(os.environ)
-    os.environ.clear()
-    os.environ.update(local_environment(endpoint, region, saved))
-    chalicelib.aws.forget_sessions()  # sessions made before would keep the old environment
-    try:
+    with chalicelib.aws.sessions_from(lambda wanted, _profile: LocalSession(endpoint, wanted or region)):
         yield endpoint
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
-        chalicelib.aws.forget_sessions()
 
 
 def check_clients_are_local(settings, endpoint: str, services=("s3", "sqs", "ec2", "iam", "logs", "ecs")) -> None:

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import IO
 
 from chalicelib.settings import Settings
+from localrun.embedded import local_environment
 from localrun.fake_metadata import FakeMetadataServer
 
 REPO = Path(__file__).resolve().parents[1]
@@ -79,9 +80,10 @@ class Ended:
 
 
 class Machines:
-    def __init__(self, settings: Settings, log_dir: Path, budget: int, run_token: str,
+    def __init__(self, settings: Settings, endpoint: str, log_dir: Path, budget: int, run_token: str,
                  work_dir: Path | None = None, clock=time.monotonic):
         self.settings = settings
+        self.endpoint = endpoint
         self.log_dir = log_dir
         self.budget = budget
         self.run_token = run_token
@@ -142,8 +144,10 @@ class Machines:
 
     def environment(self, machine: Machine) -> dict[str, str]:
         """What the container would get: the run's settings, the metadata endpoint, the local knobs.
-        os.environ already points every AWS client at the embedded endpoint (embedded.py)."""
-        env = {name: value for name, value in os.environ.items() if not name.startswith("DSR_")}
+        Every AWS client of the worker and of its command reaches the embedded endpoint (embedded.py)."""
+        env = {name: value for name, value in local_environment(self.endpoint, self.settings.AWS_REGION,
+                                                                  dict(os.environ)).items()
+               if not name.startswith("DSR_")}
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
         env.update(self.settings.to_environment())
         env.update(LOCAL_KNOBS)

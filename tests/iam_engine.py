@@ -885,12 +885,8 @@ def chalicelib_uses(session: boto3.Session) -> Iterator[None]:
         return boto3.Session(aws_access_key_id=credentials.access_key, aws_secret_access_key=credentials.secret_key,
                              aws_session_token=credentials.token, region_name=region or session.region_name)
 
-    clients.forget_sessions()
-    try:
-        with mock.patch.object(clients, "_new_session", new_session):
-            yield
-    finally:
-        clients.forget_sessions()
+    with clients.sessions_from(new_session):
+        yield
 
 
 def is_access_denied(error: Exception) -> bool:

@@ -47,17 +47,13 @@ def calls(monkeypatch):
             prefix = SERVICE_PREFIX.get(service_name, service_name)
             recorded.add(IAM_ACTION.get((prefix, model.name), f"{prefix}:{model.name}"))
 
-    original = clients._new_session
-
     def new_session(region, profile):
-        session = original(region, profile)
+        session = clients.new_session(region, profile)
         session.events.register("before-call", record)
         return session
 
-    clients.forget_sessions()
-    monkeypatch.setattr(clients, "_new_session", new_session)
-    yield recorded
-    clients.forget_sessions()
+    with clients.sessions_from(new_session):
+        yield recorded
 
 
 def granted(path: Path = POLICY) -> set[str]:

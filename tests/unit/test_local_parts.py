@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import io
+import os
 import sys
 
 import pytest
 
+from chalicelib import aws
 from chalicelib.errors import UserError
-from localrun.embedded import NotLocal, ensure_local, local_environment
+from localrun.embedded import NotLocal, embedded_aws, ensure_local, local_environment
 from localrun.prepare import localize_command
 from localrun.progress import Progress
 from tests.conftest import make_settings
@@ -32,6 +34,27 @@ def test_the_local_environment_drops_every_aws_variable_of_the_user():
     assert env["HOME"] == "/home/me" and env["AWS_ENDPOINT_URL"] == "http://127.0.0.1:9"
     assert not {"AWS_PROFILE", "AWS_ENDPOINT_URL_S3", "AWS_SESSION_TOKEN"} & set(env)
     assert env["AWS_DEFAULT_REGION"] == "eu-west-1"
+
+
+def test_this_process_reaches_only_the_local_endpoint_and_its_environment_is_left_alone(monkeypatch, tmp_path):
+    credentials = tmp_path / "credentials"
+    credentials.write_text("[lab]\naws_access_key_id = AKIAREALKEY\naws_secret_access_key = real\n")
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", "https://s3.amazonaws.com")
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "https://example.com")
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(credentials))
+    monkeypatch.setenv("AWS_PROFILE", "lab")
+    before = dict(os.environ)
+
+    with embedded_aws("eu-west-1", endpoint="http://127.0.0.1:9") as endpoint:
+        s3 = aws.client("s3", make_settings(AWS_PROFILE="lab", AWS_REGION="eu-west-1"))
+        sqs = aws.client("sqs", region="us-west-2")
+        assert dict(os.environ) == before
+    outside = aws.client("s3", region="eu-west-1")
+
+    assert s3.meta.endpoint_url == sqs.meta.endpoint_url == endpoint
+    assert s3.meta.region_name == "eu-west-1" and sqs.meta.region_name == "us-west-2"
+    assert s3._request_signer._credentials.access_key == "local-mode"
+    assert outside.meta.endpoint_url == "https://s3.amazonaws.com"  # as before, once local mode is over
 
 
 def test_python_becomes_this_python_and_a_file_beside_the_config_an_absolute_path(tmp_path):
