@@ -14,6 +14,7 @@ import time
 from collections import deque
 
 import watchtower
+from botocore.exceptions import BotoCoreError, ClientError
 
 from chalicelib.aws import error_code
 from chalicelib.failures import LAST_LINES, LINE_CHARS
@@ -28,7 +29,7 @@ def ensure_log_group(logs, name: str) -> None:
     """setup creates the group; doing it here too keeps a bare worker (tests, local mode) working."""
     try:
         logs.create_log_group(logGroupName=name)
-    except Exception as error:  # noqa: BLE001
+    except (BotoCoreError, ClientError) as error:  # any AWS trouble: warned, never fatal
         if error_code(error) != "ResourceAlreadyExistsException":
             log.warning("could not create log group %s (%s); job logs may be lost", name, error_code(error) or error)
 
@@ -54,7 +55,7 @@ class JobLog:
     def _create_stream(self, logs, group: str) -> None:
         try:
             logs.create_log_stream(logGroupName=group, logStreamName=self.stream)
-        except Exception as error:  # noqa: BLE001 - a retried job appends to its existing stream
+        except (BotoCoreError, ClientError) as error:  # a retried job appends to its existing stream
             if error_code(error) != "ResourceAlreadyExistsException":
                 log.warning("could not create log stream %s/%s (%s)", group, self.stream, error_code(error) or error)
 
