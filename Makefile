@@ -12,7 +12,7 @@ $(BIN)/.installed: requirements.txt requirements-dev.txt worker/requirements.txt
 	touch $@
 
 test: $(BIN)/.installed
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n auto
 
 demo: $(BIN)/.installed
 	$(BIN)/python cli.py local examples/jobs.json --config examples/config.json --inputs examples/inputs
