@@ -28,6 +28,8 @@ from chalicelib.settings import Settings
 from chalicelib.submit import submit as submit_jobs
 
 
+EXIT_INTERRUPTED = 130  # what a shell reports for a command stopped by Ctrl-C (128 + SIGINT)
+
 # AWS answers that mean the user's credentials or permissions need fixing, not our code.
 _ACCOUNT_PROBLEMS = {"AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "ExpiredToken",
                      "ExpiredTokenException", "InvalidClientTokenId", "SignatureDoesNotMatch", "AuthFailure",
@@ -214,17 +216,22 @@ def monitor(monitorfile: str | None, cheapest: bool, period: float, config_path:
     """
     if monitorfile:
         record = loop.record_from_file(monitorfile)
-        app_name, bucket, key, region = (record.MONITOR_APP_NAME, record.MONITOR_BUCKET_NAME, record.MONITOR_FILE_KEY,
-                                         record.REGION)
+        app_name, bucket, key = record.MONITOR_APP_NAME, record.MONITOR_BUCKET_NAME, record.MONITOR_FILE_KEY
+        clients = aws.Clients(region=record.REGION)  # no config: the profile comes from AWS_PROFILE, as for boto3
     else:
         settings = Settings.load(config_path)
-        app_name, bucket, region = settings.APP_NAME, settings.AWS_BUCKET, settings.AWS_REGION
-        key = record_key(app_name)
-    loop.load_or_fail(bucket, key, region)
-    s3 = aws.client("s3", region=region)
-    click.echo(f"watching s3://{bucket}/{key} every {period:g} s (Ctrl-C stops watching; the run goes on)")
-    loop.watch(lambda: load_run(s3, bucket, key), period, _print_tick, cheapest=cheapest,
-               on_error=lambda error: click.echo(f"warning: check failed, retrying: {error}", err=True))
+        app_name, bucket, key = settings.APP_NAME, settings.AWS_BUCKET, record_key(settings.APP_NAME)
+        clients = aws.Clients(settings)
+    loop.load_or_fail(clients, bucket, key)
+    try:
+        click.echo(f"watching s3://{bucket}/{key} every {period:g} s (Ctrl-C stops watching; the run goes on)")
+        loop.watch(lambda: load_run(clients.s3, bucket, key), period, _print_tick, cheapest=cheapest,
+                   on_error=lambda error: click.echo(f"warning: check failed, retrying: {error}", err=True),
+                   clients=clients)
+    except KeyboardInterrupt:
+        click.echo(f"\nstopped watching; run {app_name} goes on (the Lambda, if deployed, still watches it)",
+                   err=True)
+        sys.exit(EXIT_INTERRUPTED)
     click.echo(f"run torn down; summary at s3://{bucket}/{summary_key(app_name)}")
 
 
@@ -238,11 +245,11 @@ def _print_tick(result) -> None:
     for action in result.actions:
         click.echo("  " + action.describe())
     for action, code in result.skipped:
-        click.echo(f"  not yet ({code}): {type(action).__name__}; retried next check")
+        click.echo(f"  not yet ({code}): {action.what()}; retried next check")
 
 
-def _run_of(settings: Settings):
-    return loop.load_or_fail(settings.AWS_BUCKET, record_key(settings.APP_NAME), settings.AWS_REGION)
+def _run_of(settings: Settings, clients: aws.Clients):
+    return loop.load_or_fail(clients, settings.AWS_BUCKET, record_key(settings.APP_NAME))
 
 
 @cli.command()
@@ -255,7 +262,8 @@ def plan(settings: Settings):
     Example:
       python cli.py plan --config config.json
     """
-    result = reconcile(_run_of(settings), dry_run=True)
+    clients = aws.Clients(settings)
+    result = reconcile(_run_of(settings, clients), clients, dry_run=True)
     if result.observation.refused:
         click.echo(f"refused: {result.observation.refused}")
         return
@@ -275,7 +283,7 @@ def status(settings: Settings, as_json: bool):
     Example:
       python cli.py status --config config.json
     """
-    found = service.find_status(settings.APP_NAME, [settings.AWS_BUCKET])
+    found = service.find_status(settings.APP_NAME, [settings.AWS_BUCKET], aws.Clients(settings))
     if found is None:
         raise UserError(f"no run named {settings.APP_NAME!r} in s3://{settings.AWS_BUCKET}/monitors/")
     click.echo(json.dumps(found, indent=2) if as_json else status_table(found))
@@ -294,11 +302,18 @@ def teardown(settings: Settings, period: float):
     Example:
       python cli.py teardown --config config.json
     """
-    run = _run_of(settings)
-    loop.request_teardown(run, "teardown requested from the command line")
-    s3 = aws.client("s3", settings)
-    loop.watch(lambda: load_run(s3, settings.AWS_BUCKET, record_key(settings.APP_NAME)), period, _print_tick)
-    click.echo(f"torn down; summary at s3://{settings.AWS_BUCKET}/{summary_key(settings.APP_NAME)}")
+    clients = aws.Clients(settings)
+    bucket, summary = settings.AWS_BUCKET, summary_key(settings.APP_NAME)
+    run = load_run(clients.s3, bucket, record_key(settings.APP_NAME))
+    if run is None:
+        if aws.read_object(clients.s3, bucket, summary) is None:
+            raise UserError(f"no run named {settings.APP_NAME!r} in s3://{bucket}/monitors/: it was never started")
+        click.echo(f"run {settings.APP_NAME} is already torn down; summary at s3://{bucket}/{summary}")
+        return
+    loop.request_teardown(run, "teardown requested from the command line", clients)
+    loop.watch(lambda: load_run(clients.s3, bucket, record_key(settings.APP_NAME)), period, _print_tick,
+               clients=clients)
+    click.echo(f"torn down; summary at s3://{bucket}/{summary}")
 
 
 @cli.command()

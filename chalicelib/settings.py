@@ -272,6 +272,9 @@ KEYS: tuple[Key, ...] = (
         "command runs; `null` for none.", None, "`null`", ds=False),
     Key("JOB_RETRIES", _int_at_least(1, MAX_RECEIVE_COUNT), "Receives before a job moves to the dead-letter queue.",
         3, "`3`", ds=False),
+    Key("JOB_TIMEOUT", _optional_positive_number, "Seconds one attempt of a job may run: past it the command gets "
+        "SIGTERM, then SIGKILL 10 s later, and the attempt fails with \"timed out after N s\" (as AWS Batch's "
+        "attemptDurationSeconds); `null` for no limit.", None, "`null`", ds=False),
     Key("MAX_RUN_HOURS", _optional_positive_number, "Safety stop: tear the fleet down after this many hours even "
         "if jobs remain (the queue and its jobs are kept); `null` for no limit.", None, "`null`", ds=False),
     Key("MAX_RUN_COST", _optional_positive_number, "Safety stop: tear the fleet down once machine-hours x "
@@ -318,6 +321,7 @@ class Settings:
     OUTPUT_PREFIX: str
     INPUT_PREFIX: str | None
     JOB_RETRIES: int
+    JOB_TIMEOUT: float | None
     MAX_RUN_HOURS: float | None
     MAX_RUN_COST: float | None
     ENVIRONMENT: tuple[tuple[str, str], ...]

@@ -234,7 +234,7 @@ class Worker:
             if problem:
                 return _Result(Outcome.FAILED, problem)
             if stopped_by == "timeout":
-                return _Result(Outcome.FAILED, f"timed out after {self.options.job_timeout_seconds:g} s")
+                return _Result(Outcome.FAILED, f"timed out after {self.settings.JOB_TIMEOUT:g} s")
             if code != 0:
                 return _Result(Outcome.FAILED, f"exit code {code} after {run_text[4:]}", code)
             timings.append(run_text)
@@ -271,8 +271,8 @@ class Worker:
         with self._lock:
             self._run = run
         timeout = None
-        if self.options.job_timeout_seconds:
-            timeout = threading.Timer(self.options.job_timeout_seconds, self._signal_run, ("timeout",))
+        if self.settings.JOB_TIMEOUT:
+            timeout = threading.Timer(self.settings.JOB_TIMEOUT, self._signal_run, ("timeout",))
             timeout.daemon = True
             timeout.start()
         if self.stop_requested:

@@ -55,8 +55,8 @@ def runs_for_alarm(notification: AlarmNotification, runs: list[Run]) -> list[Run
             or notification.alarm_name in run.record.ALARM_NAMES]
 
 
-def status_of(run: Run) -> dict:
-    return run_status(observe(run, Clients(region=run.record.REGION)), run.policy())
+def status_of(run: Run, clients: Clients | None = None) -> dict:
+    return run_status(observe(run, clients or Clients(region=run.record.REGION)), run.policy())
 
 
 def all_statuses(buckets: list[str]) -> dict:
@@ -72,17 +72,18 @@ def all_statuses(buckets: list[str]) -> dict:
     return {"runs": statuses, "unreadable": [item.as_dict() for item in unreadable]}
 
 
-def find_status(app_name: str, buckets: list[str]) -> dict | None:
+def find_status(app_name: str, buckets: list[str], clients: Clients | None = None) -> dict | None:
     """A live run's status, a finished run's summary, an unreadable record's reason, or None for a run nobody
-    knows."""
-    s3 = aws.client("s3")
+    knows. `clients`: the CLI's, made from the config's region and profile; the Lambda's own by default."""
+    clients = clients or Clients()
+    s3 = clients.s3
     for bucket in buckets:
         try:
             run = load_run(s3, bucket, record_key(app_name))
         except UnreadableRecord as error:
             return {"app_name": app_name, "state": "unreadable", "reason": str(error)}
         if run is not None:
-            return status_of(run)
+            return status_of(run, clients)
         summary = aws.read_object(s3, bucket, summary_key(app_name))
         if summary is not None:
             return finished_status(app_name, json.loads(summary))

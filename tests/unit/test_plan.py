@@ -246,4 +246,4 @@ def test_a_deleted_queue_means_teardown():
 
 def test_describe_is_one_line_with_the_reason():
     action = SetFleetCapacity(fleet_id="sfr-1", target=2, reason="fewer jobs")
-    assert action.describe() == "SetFleetCapacity(fleet_id='sfr-1', target=2): fewer jobs"
+    assert action.describe() == "set fleet sfr-1's target to 2 machine(s) (fewer jobs)"
