@@ -152,6 +152,7 @@ class Machines:
         env.update(self.settings.to_environment())
         env.update(LOCAL_KNOBS)
         env["DSR_METADATA_URL"] = machine.metadata.url
+        env["DSR_PARENT_PID"] = str(os.getpid())  # the supervisor stops when this driver dies, even by SIGKILL
         env[MARKER_VARIABLE] = f"{self.run_token}/{machine.marker}"
         if self.work_dir is not None:
             env["DSR_WORK_DIR"] = str(self.work_dir)

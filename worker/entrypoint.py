@@ -35,7 +35,7 @@ log = logging.getLogger("worker")
 
 RESTART_LIMIT = 5  # quick crashes in a row before a worker slot is given up
 CRASH_WINDOW_SECONDS = 60.0  # a worker that dies sooner than this after its start crashed "quickly"
-_PARENT_PID_ENV = "DSR_PARENT_PID"  # set by the supervisor for its children; not a user knob
+_PARENT_PID_ENV = "DSR_PARENT_PID"  # set by the supervisor for its children and by local mode for supervisors
 # The supervisor forwards a spot notice as SIGUSR1 so each job's log says why it was stopped.
 SPOT_SIGNAL = signal.SIGUSR1
 STOP_REASONS = {SPOT_SIGNAL: "spot interruption notice"}
@@ -94,7 +94,8 @@ def run_single(settings: Settings, options: WorkerOptions, exit_when_empty: bool
 
 
 def _die_with_parent() -> None:
-    """If the supervisor dies (even by SIGKILL), get SIGTERM and release the job rather than run orphaned."""
+    """If the parent named by DSR_PARENT_PID dies (even by SIGKILL), get SIGTERM: a worker releases its job
+    rather than run orphaned, a supervisor (in local mode, whose driver is its parent) stops its workers."""
     parent = os.environ.get(_PARENT_PID_ENV)
     if not parent or not sys.platform.startswith("linux"):
         return
@@ -133,6 +134,7 @@ class Supervisor:
     def run(self) -> int:
         signal.signal(signal.SIGTERM, lambda signum, _: self.stop("SIGTERM"))
         signal.signal(signal.SIGINT, lambda signum, _: self.stop("SIGINT"))
+        _die_with_parent()  # local mode's driver sets DSR_PARENT_PID: its machines go when it goes
         resources = ResourceLogger(self.options.resources_seconds, self.options.work_dir or tempfile.gettempdir())
         resources.start()
         spot = None

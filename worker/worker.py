@@ -32,7 +32,7 @@ from typing import NamedTuple
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from chalicelib import aws, failures, leases
+from chalicelib import aws, failures, leases, names
 from chalicelib.awsapi import queue_depth
 from chalicelib.done import is_done
 from chalicelib.jobs import Job, NotAJob, job_from_message
@@ -366,7 +366,8 @@ class Worker:
         job may run twice, which SQS's at-least-once delivery allows anyway, but is never lost.
         """
         try:
-            self.sqs.send_message(QueueUrl=self.queue_url, MessageBody=message["Body"])
+            self.sqs.send_message(QueueUrl=self.queue_url, MessageBody=message["Body"],
+                                  MessageAttributes=names.run_attributes(self.settings.APP_NAME))
         except Exception as error:  # noqa: BLE001 - fall back to the plain release
             log.warning("could not requeue message %s (%s); releasing it instead", message["MessageId"],
                         aws.error_code(error) or error)

@@ -78,6 +78,7 @@ class SaveState(Action):
     stop_reason: str | None = None
     known_instances: dict[str, float] | None = None
     retired_machine_seconds: float | None = None
+    jobs_started: bool | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """The fields this action changes, by name."""

@@ -10,7 +10,7 @@ import json
 import os
 from dataclasses import dataclass
 
-from chalicelib import aws
+from chalicelib import aws, failures
 from chalicelib.monitor.alarm_event import AlarmNotification
 from chalicelib.aws import Clients
 from chalicelib.monitor.observe import Run, observe
@@ -87,4 +87,16 @@ def find_status(app_name: str, buckets: list[str], clients: Clients | None = Non
         summary = aws.read_object(s3, bucket, summary_key(app_name))
         if summary is not None:
             return finished_status(app_name, json.loads(summary))
+    return None
+
+
+def find_failed(app_name: str, buckets: list[str], clients: Clients | None = None) -> dict | None:
+    """GET /runs/{app_name}/failed: the run's failed jobs (its failure records), or None for a run nobody knows."""
+    clients = clients or Clients()
+    for bucket in buckets:
+        known = (aws.read_object(clients.s3, bucket, record_key(app_name)) is not None
+                 or aws.read_object(clients.s3, bucket, summary_key(app_name)) is not None)
+        if known:
+            records = failures.list_records(clients.s3, bucket, app_name)
+            return {"app_name": app_name, "failed": [record.public() for record in records]}
     return None
