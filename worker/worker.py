@@ -41,6 +41,7 @@ from chalicelib.settings import Settings
 from worker.heartbeat import Heartbeat, default_interval
 from worker.joblog import JobLog, ensure_log_group
 from worker.options import WorkerOptions
+from worker.orphans import killed_with_parent
 from worker.upload import TransferError, Transfers
 
 log = logging.getLogger("worker")
@@ -264,7 +265,8 @@ class Worker:
             # terminal's Ctrl-C reaches the worker, which then stops the command itself.
             process = subprocess.Popen(
                 argv, cwd=cwd, env={**os.environ, **self.settings.environment}, stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True, text=True, errors="replace")
+                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True, text=True, errors="replace",
+                preexec_fn=killed_with_parent())  # a worker that dies (SIGKILL, OOM) takes its command along
         except OSError as error:
             return None, None, f"cannot start {argv[0]!r}: {error.strerror or error}"
         run = _Run(process)
