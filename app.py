@@ -68,11 +68,20 @@ def get_run(app_name):
     return status
 
 
+@app.route("/runs/{app_name}/failed", authorizer=authorizer)
+def get_failed(app_name):
+    failed = service.find_failed(app_name, service.watched_buckets())
+    if failed is None:
+        raise NotFoundError(f"no run named {app_name!r} in {', '.join(service.watched_buckets()) or 'no bucket'}")
+    return failed
+
+
 def _watched_runs(trigger):
+    """The runs the monitor acts on by itself: AUTO_MONITOR false means the user watches by hand."""
     runs, unreadable = service.scan_buckets(service.watched_buckets())
     for item in unreadable:
         logger.warning("skipped: " + item.reason, extra={"bucket": item.bucket, "key": item.key, "trigger": trigger})
-    return runs
+    return [run for run in runs if run.record.AUTO_MONITOR]
 
 
 def _report(outcomes, trigger):

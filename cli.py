@@ -11,22 +11,25 @@ import copy
 import functools
 import json
 import sys
+from pathlib import Path
 
 import botocore.exceptions
 import click
 
-from chalicelib import aws, cluster, iam, resources
+from chalicelib import aws, cluster, iam, resources, triage
 from chalicelib.monitor import loop, service
 from chalicelib.monitor.reconcile import reconcile
 from chalicelib.monitor.runs import load_run
 from chalicelib.names import record_key, summary_key
-from chalicelib.monitor.status import status_table
+from chalicelib.monitor.status import local_time, status_table
 from chalicelib.errors import RefusedRun, UserError
 from chalicelib.fleet import load_fleet_file
 from chalicelib.jobs import load_job_file
 from chalicelib.settings import Settings
 from chalicelib.submit import submit as submit_jobs
 
+
+EXIT_INTERRUPTED = 130  # what a shell reports for a command stopped by Ctrl-C (128 + SIGINT)
 
 # AWS answers that mean the user's credentials or permissions need fixing, not our code.
 _ACCOUNT_PROBLEMS = {"AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "ExpiredToken",
@@ -46,12 +49,18 @@ class _Group(click.Group):
                        "the AWS CLI", err=True)
             ctx.exit(2)
         except botocore.exceptions.ClientError as error:
-            if aws.error_code(error) not in _ACCOUNT_PROBLEMS:
-                raise
-            operation = error.operation_name
-            click.echo(f"error: AWS refused {operation}: {error.response['Error'].get('Message', '')} "
-                       "(check the credentials and the IAM permissions of the profile in use)", err=True)
-            ctx.exit(2)
+            code, message = aws.error_code(error), error.response.get("Error", {}).get("Message", "")
+            if code == "NoSuchBucket":
+                click.echo(f"error: the bucket does not exist ({error.operation_name}: {message}); check AWS_BUCKET "
+                           "and AWS_REGION in the config, or create the bucket", err=True)
+                ctx.exit(2)
+            if code in _ACCOUNT_PROBLEMS:
+                click.echo(f"error: AWS refused {error.operation_name}: {message} "
+                           "(check the credentials and the IAM permissions of the profile in use)", err=True)
+                ctx.exit(2)
+            # AWS said no for a reason of its own (a limit, a conflict, a service error after botocore's retries)
+            click.echo(f"error: AWS refused {error.operation_name}: {code}: {message}", err=True)
+            ctx.exit(1)
         except botocore.exceptions.EndpointConnectionError as error:
             click.echo(f"error: cannot reach AWS ({error}); check the network and AWS_REGION", err=True)
             ctx.exit(1)
@@ -122,9 +131,10 @@ def setup(settings: Settings):
 
 
 @cli.command("setup-account")
-@click.option("--destroy", is_flag=True, help="Remove the roles this command created.")
+@click.option("--destroy", is_flag=True, help="Remove the roles this command created (refused while a run uses them).")
+@click.option("--force", is_flag=True, help="With --destroy: remove the roles even while runs use them.")
 @config_option
-def setup_account(settings: Settings, destroy: bool):
+def setup_account(settings: Settings, destroy: bool, force: bool):
     """Create the IAM roles a run needs (once per AWS account) and print their ARNs.
 
     \b
@@ -132,7 +142,7 @@ def setup_account(settings: Settings, destroy: bool):
       python cli.py setup-account
     """
     if destroy:
-        removed = iam.destroy_account(settings)
+        removed = iam.destroy_account(settings, force=force)
         click.echo("\n".join(f"deleted {name}" for name in removed) or "nothing to delete")
         return
     report = iam.setup_account(settings)
@@ -147,8 +157,9 @@ def setup_account(settings: Settings, destroy: bool):
 @cli.command()
 @click.argument("jobfile", type=click.Path())
 @click.option("--skip-done", is_flag=True, help="Send only jobs whose outputs are not already in S3.")
+@click.option("--append", is_flag=True, help="Send even though the queue already holds jobs of this run.")
 @config_option
-def submit(settings: Settings, jobfile: str, skip_done: bool):
+def submit(settings: Settings, jobfile: str, skip_done: bool, append: bool):
     """Validate every job in JOBFILE, then send them to the job queue.
     One bad job submits nothing.
 
@@ -159,7 +170,8 @@ def submit(settings: Settings, jobfile: str, skip_done: bool):
     jobs = load_job_file(jobfile, settings)
     bar = _ProgressBar(sys.stderr)
     try:
-        result = submit_jobs(settings, jobs, skip_done=skip_done, on_total=bar.start, on_sent=bar.update)
+        result = submit_jobs(settings, jobs, skip_done=skip_done, on_total=bar.start, on_sent=bar.update,
+                             append=append)
     finally:
         bar.finish()
     if skip_done:
@@ -214,17 +226,22 @@ def monitor(monitorfile: str | None, cheapest: bool, period: float, config_path:
     """
     if monitorfile:
         record = loop.record_from_file(monitorfile)
-        app_name, bucket, key, region = (record.MONITOR_APP_NAME, record.MONITOR_BUCKET_NAME, record.MONITOR_FILE_KEY,
-                                         record.REGION)
+        app_name, bucket, key = record.MONITOR_APP_NAME, record.MONITOR_BUCKET_NAME, record.MONITOR_FILE_KEY
+        clients = aws.Clients(region=record.REGION)  # no config: the profile comes from AWS_PROFILE, as for boto3
     else:
         settings = Settings.load(config_path)
-        app_name, bucket, region = settings.APP_NAME, settings.AWS_BUCKET, settings.AWS_REGION
-        key = record_key(app_name)
-    loop.load_or_fail(bucket, key, region)
-    s3 = aws.client("s3", region=region)
-    click.echo(f"watching s3://{bucket}/{key} every {period:g} s (Ctrl-C stops watching; the run goes on)")
-    loop.watch(lambda: load_run(s3, bucket, key), period, _print_tick, cheapest=cheapest,
-               on_error=lambda error: click.echo(f"warning: check failed, retrying: {error}", err=True))
+        app_name, bucket, key = settings.APP_NAME, settings.AWS_BUCKET, record_key(settings.APP_NAME)
+        clients = aws.Clients(settings)
+    loop.load_or_fail(clients, bucket, key)
+    try:
+        click.echo(f"watching s3://{bucket}/{key} every {period:g} s (Ctrl-C stops watching; the run goes on)")
+        loop.watch(lambda: load_run(clients.s3, bucket, key), period, _print_tick, cheapest=cheapest,
+                   on_error=lambda error: click.echo(f"warning: check failed, retrying: {error}", err=True),
+                   clients=clients)
+    except KeyboardInterrupt:
+        click.echo(f"\nstopped watching; run {app_name} goes on (the Lambda, if deployed, still watches it)",
+                   err=True)
+        sys.exit(EXIT_INTERRUPTED)
     click.echo(f"run torn down; summary at s3://{bucket}/{summary_key(app_name)}")
 
 
@@ -238,11 +255,11 @@ def _print_tick(result) -> None:
     for action in result.actions:
         click.echo("  " + action.describe())
     for action, code in result.skipped:
-        click.echo(f"  not yet ({code}): {type(action).__name__}; retried next check")
+        click.echo(f"  not yet ({code}): {action.what()}; retried next check")
 
 
-def _run_of(settings: Settings):
-    return loop.load_or_fail(settings.AWS_BUCKET, record_key(settings.APP_NAME), settings.AWS_REGION)
+def _run_of(settings: Settings, clients: aws.Clients):
+    return loop.load_or_fail(clients, settings.AWS_BUCKET, record_key(settings.APP_NAME))
 
 
 @cli.command()
@@ -255,7 +272,8 @@ def plan(settings: Settings):
     Example:
       python cli.py plan --config config.json
     """
-    result = reconcile(_run_of(settings), dry_run=True)
+    clients = aws.Clients(settings)
+    result = reconcile(_run_of(settings, clients), clients, dry_run=True)
     if result.observation.refused:
         click.echo(f"refused: {result.observation.refused}")
         return
@@ -275,7 +293,7 @@ def status(settings: Settings, as_json: bool):
     Example:
       python cli.py status --config config.json
     """
-    found = service.find_status(settings.APP_NAME, [settings.AWS_BUCKET])
+    found = service.find_status(settings.APP_NAME, [settings.AWS_BUCKET], aws.Clients(settings))
     if found is None:
         raise UserError(f"no run named {settings.APP_NAME!r} in s3://{settings.AWS_BUCKET}/monitors/")
     click.echo(json.dumps(found, indent=2) if as_json else status_table(found))
@@ -294,11 +312,91 @@ def teardown(settings: Settings, period: float):
     Example:
       python cli.py teardown --config config.json
     """
-    run = _run_of(settings)
-    loop.request_teardown(run, "teardown requested from the command line")
-    s3 = aws.client("s3", settings)
-    loop.watch(lambda: load_run(s3, settings.AWS_BUCKET, record_key(settings.APP_NAME)), period, _print_tick)
-    click.echo(f"torn down; summary at s3://{settings.AWS_BUCKET}/{summary_key(settings.APP_NAME)}")
+    clients = aws.Clients(settings)
+    bucket, summary = settings.AWS_BUCKET, summary_key(settings.APP_NAME)
+    run = load_run(clients.s3, bucket, record_key(settings.APP_NAME))
+    if run is None:
+        if aws.read_object(clients.s3, bucket, summary) is None:
+            raise UserError(f"no run named {settings.APP_NAME!r} in s3://{bucket}/monitors/: it was never started")
+        click.echo(f"run {settings.APP_NAME} is already torn down; summary at s3://{bucket}/{summary}")
+        return
+    loop.request_teardown(run, "teardown requested from the command line", clients)
+    loop.watch(lambda: load_run(clients.s3, bucket, record_key(settings.APP_NAME)), period, _print_tick,
+               clients=clients)
+    click.echo(f"torn down; summary at s3://{bucket}/{summary}")
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (one object per failed job) instead of a table.")
+@config_option
+def failed(settings: Settings, as_json: bool):
+    """List the run's failed jobs: id, attempts, why the last attempt failed,
+    and the last lines of its output.
+
+    \b
+    Example:
+      python cli.py failed --config config.json
+    """
+    records = triage.failed_jobs(aws.Clients(settings), settings)
+    if as_json:
+        click.echo(json.dumps([record.public() for record in records], indent=2))
+        return
+    if not records:
+        click.echo(f"no failed job in run {settings.APP_NAME}")
+        return
+    for record in records:
+        click.echo(f"{record.job_id}  {record.attempts} attempt(s), failed {local_time(record.time)}: {record.reason}")
+        for line in record.last_lines[-triage.LOG_LINES_SHOWN:]:
+            click.echo(f"    | {line}")
+    click.echo(f"{len(records)} failed job(s); the whole log of one: python cli.py logs JOB_ID; "
+               "send them again: python cli.py redrive")
+
+
+@cli.command()
+@click.argument("job_id")
+@click.option("--follow", "-f", is_flag=True, help="Keep printing new lines while the job runs (Ctrl-C stops).")
+@click.option("--local-run", "local_out", type=click.Path(file_okay=False),
+              help="Read the log a local run wrote to this folder (its --out) instead of CloudWatch.")
+@config_option
+def logs(settings: Settings, job_id: str, follow: bool, local_out: str | None):
+    """Print one job's log: every attempt's command line, output and outcome.
+
+    \b
+    Example:
+      python cli.py logs P00042 --config config.json
+    """
+    if local_out:
+        path = Path(local_out) / "logs" / f"{job_id}.log"
+        if not path.is_file():
+            raise UserError(f"{path}: no such log; job ids are the file names in {Path(local_out) / 'logs'}")
+        click.echo(path.read_text(), nl=False)
+        return
+    try:
+        for line in triage.log_lines(aws.Clients(settings), settings, job_id, follow=follow):
+            click.echo(line)
+    except KeyboardInterrupt:
+        sys.exit(EXIT_INTERRUPTED)
+
+
+@cli.command()
+@click.argument("job_ids", nargs=-1)
+@config_option
+def redrive(settings: Settings, job_ids: tuple[str, ...]):
+    """Send the run's failed jobs (all, or the JOB_IDS given) back to its job
+    queue, each once and with a fresh attempt count; their copies leave the
+    dead-letter queue, other runs' messages there stay. Fix the cause first.
+
+    \b
+    Example:
+      python cli.py redrive --config config.json
+    """
+    result = triage.redrive(aws.Clients(settings), settings, job_ids)
+    for job_id in result.unknown:
+        click.echo(f"warning: {job_id} is not a failed job of run {settings.APP_NAME}; not sent", err=True)
+    click.echo(f"sent {len(result.sent)} failed job(s) back to {settings.SQS_QUEUE_NAME}"
+               f" ({result.removed_from_dead_letter} taken off {settings.SQS_DEAD_LETTER_QUEUE})")
+    if result.unknown and not result.sent:
+        sys.exit(2)
 
 
 @cli.command()
@@ -332,6 +430,30 @@ def local(settings: Settings, jobfile: str, fleetfile: str | None, inputs: str |
 
     local_run = prepare(settings, jobfile, fleetfile, inputs, out, workers, interrupt_rate, endpoint, seed)
     sys.exit(run_local(local_run))
+
+
+@cli.command()
+@click.option("--port", type=click.IntRange(0, 65535), default=5000, show_default=True,
+              help="Port on 127.0.0.1 (0: any free one).")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False),
+              help="Also make, for this config, what a user makes before a run: its bucket, the roles, a private "
+                   "subnet and a security group, and a fleet file naming them (fleet.emulator.json).")
+@click.option("--fleet", "fleetfile", type=click.Path(dir_okay=False),
+              help="With --config: the fleet file to adapt (default: the example).")
+def emulator(port: int, config_path: str | None, fleetfile: str | None):
+    """Run this project's AWS emulator (moto, with the project's patches) on
+    this machine until Ctrl-C, to rehearse every command without an account.
+    Point the CLI at it with AWS_ENDPOINT_URL and dummy keys (see the README).
+
+    \b
+    Example:
+      python cli.py emulator --port 5000 --config examples/config.json
+    """
+    from localrun.emulated import serve_until_stopped
+
+    settings = Settings.load(config_path) if config_path else None
+    fleet = load_fleet_file(fleetfile) if fleetfile else None
+    sys.exit(serve_until_stopped(port, settings, fleet, click.echo))
 
 
 def _alias(command: click.Command, name: str) -> click.Command:

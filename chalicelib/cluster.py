@@ -653,4 +653,6 @@ def build_record(settings: Settings, checked: Preflight, fleet_id: str, now: dat
         JOBS_AT_START=checked.jobs_waiting,
         MAX_RUN_HOURS=settings.MAX_RUN_HOURS,
         MAX_RUN_COST=settings.MAX_RUN_COST,
+        STOP_AFTER_FAILED_JOBS=settings.STOP_AFTER_FAILED_JOBS,
+        STOP_IF_NO_JOB_STARTS_MINUTES=settings.STOP_IF_NO_JOB_STARTS_MINUTES,
     )

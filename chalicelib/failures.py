@@ -44,6 +44,11 @@ class FailureRecord:
     def to_json(self) -> str:
         return json.dumps({**asdict(self), "last_lines": list(self.last_lines)})
 
+    def public(self) -> dict:
+        """As `cli.py failed --json` and GET /runs/{app_name}/failed show it (the message body stays internal)."""
+        return {"job_id": self.job_id, "attempts": self.attempts, "reason": self.reason, "exit_code": self.exit_code,
+                "last_lines": list(self.last_lines), "failed_at": self.time, "instance_id": self.instance_id}
+
     @classmethod
     def from_json(cls, text: str | bytes) -> "FailureRecord":
         """Raises ValueError on anything but a JSON object with every field of the right type (extra keys are
@@ -96,14 +101,16 @@ def delete(s3, bucket: str, app_name: str, job_id: str) -> None:
 def count(s3, bucket: str, app_name: str, since: datetime | None = None) -> int:
     """This run's failed jobs: its record objects (readable or not), every page of the listing; with `since`,
     only those written from then on (an earlier run of the same APP_NAME may have left some)."""
-    return sum(1 for _, written in _keys(s3, bucket, app_name) if since is None or written >= since)
+    return sum(1 for _, written in _keys(s3, bucket, app_name) if _since(written, since))
 
 
-def list_records(s3, bucket: str, app_name: str) -> list[FailureRecord]:
-    """Every readable record of the run, oldest first; an unreadable one is logged and skipped, and one deleted
-    since the listing is left out."""
+def list_records(s3, bucket: str, app_name: str, since: datetime | None = None,
+                 most: int | None = None) -> list[FailureRecord]:
+    """Every readable record of the run (written since `since`; the first `most` listed), oldest first; an
+    unreadable one is logged and skipped, and one deleted since the listing is left out."""
     records = []
-    for key, _ in _keys(s3, bucket, app_name):
+    keys = [key for key, written in _keys(s3, bucket, app_name) if _since(written, since)]
+    for key in keys[:most]:
         body = read_object(s3, bucket, key)
         if body is None:
             continue
@@ -117,6 +124,11 @@ def list_records(s3, bucket: str, app_name: str) -> list[FailureRecord]:
             continue
         records.append(record)
     return sorted(records, key=lambda record: record.time)
+
+
+def _since(written: datetime, since: datetime | None) -> bool:
+    # S3's LastModified has whole seconds: a record written in the second the run started counts
+    return since is None or written >= since.replace(microsecond=0)
 
 
 def _keys(s3, bucket: str, app_name: str):

@@ -26,7 +26,11 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote
 
+from botocore.exceptions import ClientError
+
 from chalicelib import aws, jobs, names
+from chalicelib.awsapi import LIVE_FLEET_STATES
+from chalicelib.errors import UserError
 from chalicelib.settings import Settings
 
 POLICY_NAME = "dsr-least-privilege"
@@ -153,8 +157,36 @@ def setup_account(settings: Settings) -> AccountReport:
     return report
 
 
-def destroy_account(settings: Settings) -> list[str]:
-    """Remove what setup_account made; what is already gone is skipped, not an error."""
+def runs_using_roles(settings: Settings) -> list[str]:
+    """What still uses the account-wide roles, as far as this config can see: live spot fleets of the region
+    launched with the fleet role, and run records in AWS_BUCKET (each a run not yet torn down)."""
+    ec2 = aws.client("ec2", settings)
+    fleet_role = f":role/{names.FLEET_ROLE}"
+    users = [f"spot fleet {config['SpotFleetRequestId']}"
+             for page in ec2.get_paginator("describe_spot_fleet_requests").paginate()
+             for config in page["SpotFleetRequestConfigs"]
+             if config.get("SpotFleetRequestState") in LIVE_FLEET_STATES
+             and config.get("SpotFleetRequestConfig", {}).get("IamFleetRole", "").endswith(fleet_role)]
+    s3 = aws.client("s3", settings)
+    try:
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=settings.AWS_BUCKET,
+                                                                 Prefix=names.MONITORS_PREFIX, Delimiter="/"):
+            users.extend(f"run record s3://{settings.AWS_BUCKET}/{item['Key']}" for item in page.get("Contents", ())
+                         if item["Key"].endswith(names.RECORD_SUFFIX))
+    except ClientError as error:
+        if aws.error_code(error) != "NoSuchBucket":
+            raise
+    return users
+
+
+def destroy_account(settings: Settings, force: bool = False) -> list[str]:
+    """Remove what setup_account made; what is already gone is skipped, not an error. Refused while a run uses
+    the roles (its machines would lose their instance role mid-run), unless `force`."""
+    if not force:
+        users = runs_using_roles(settings)
+        if users:
+            raise UserError(f"the roles are in use by {len(users)} thing(s): {', '.join(users[:3])}"
+                            f"{' and more' if len(users) > 3 else ''}; tear those runs down first, or add --force")
     iam = aws.client("iam", settings)
     removed = []
     for spec in role_specs(settings, "0"):

@@ -24,12 +24,14 @@ from typing import Any, Iterable, Mapping
 
 from chalicelib.errors import JobFileError
 from chalicelib.jsonfile import read_json_file
+from chalicelib.names import RUN_ATTRIBUTE_BYTES
 from chalicelib.settings import Settings
 from chalicelib.templates import MissingPlaceholder, Template, value_text
 
 # SQS's long-standing message size limit (AWS raised the default to 1 MiB in
 # 2025, but queues created before keep 256 KiB and moto enforces 256 KiB).
-MAX_MESSAGE_BYTES = 262_144
+SQS_MESSAGE_BYTES = 262_144
+MAX_MESSAGE_BYTES = SQS_MESSAGE_BYTES - RUN_ATTRIBUTE_BYTES  # a body's limit: the run's attribute counts too
 MAX_JOB_ID_LENGTH = 200
 _UNSAFE_ID_CHARS = re.compile(r"[^A-Za-z0-9._-]+")
 _DOTS = re.compile(r"\.{2,}")
@@ -153,7 +155,8 @@ def _build_job(shared: dict, shared_json: str, group: Any, settings: Settings, t
         body = "{" + shared_json + (", " if shared_json else "") + '"group": ' + group_json + "}"
     size = len(body.encode("utf-8"))
     if size > MAX_MESSAGE_BYTES:
-        raise JobFileError(f"{where}: message is {size} bytes, over SQS's limit of {MAX_MESSAGE_BYTES}; "
+        raise JobFileError(f"{where}: message is {size} bytes, over the limit of {MAX_MESSAGE_BYTES} (SQS's "
+                           f"{SQS_MESSAGE_BYTES} less {RUN_ATTRIBUTE_BYTES} for the run's message attribute); "
                            "keep large data in S3 and pass its key")
     return Job(job_id=job_id, body=body, values=values, output_prefix=output_prefix, input_prefix=input_prefix)
 

@@ -22,6 +22,16 @@ QUEUE_RETENTION_SECONDS = 1_209_600  # 14 days, SQS's maximum
 # carries its run's tag (or, where AWS has no tags, the exact name derived from APP_NAME), and a crashed
 # start-cluster finds its fleet again by it.
 RUN_TAG = "dsr:app"
+# Every job message carries its run's APP_NAME as this SQS message attribute, which SQS keeps when it moves
+# the message to a dead-letter queue: DS's default dead-letter queue is shared, and two runs' messages can
+# have the same body. SQS counts an attribute's name, type and value toward the 256 KiB message limit.
+RUN_ATTRIBUTE = "dsr-app"
+RUN_ATTRIBUTE_BYTES = len(RUN_ATTRIBUTE) + len("String") + 75  # 75: APP_NAME's longest
+
+
+def run_attributes(app_name: str) -> dict[str, dict[str, str]]:
+    """The MessageAttributes of one of the run's job messages."""
+    return {RUN_ATTRIBUTE: {"DataType": "String", "StringValue": app_name}}
 
 # Account-wide IAM names: one instance role/profile and one fleet role serve every run.
 INSTANCE_ROLE = "dsr-ecs-instance-role"

@@ -33,7 +33,7 @@ from typing import Any
 from chalicelib.aws import read_object
 
 RECORD_VERSION = 1
-_OPTIONAL_KEYS = {"VERSION", "MAX_RUN_HOURS", "MAX_RUN_COST"}
+_OPTIONAL_KEYS = {"VERSION", "MAX_RUN_HOURS", "MAX_RUN_COST", "STOP_AFTER_FAILED_JOBS", "STOP_IF_NO_JOB_STARTS_MINUTES"}
 
 
 @dataclass(frozen=True)
@@ -76,6 +76,8 @@ class RunRecord:
     # ---- safety stops (settings of the same names); None: no limit. Defaults keep older records readable.
     MAX_RUN_HOURS: float | None = None
     MAX_RUN_COST: float | None = None
+    STOP_AFTER_FAILED_JOBS: int | None = None
+    STOP_IF_NO_JOB_STARTS_MINUTES: float | None = None
     VERSION: int = RECORD_VERSION
 
     @property

@@ -12,6 +12,7 @@ DS user reading the code, the config and the docs sees one vocabulary.
 from __future__ import annotations
 
 import difflib
+import functools
 import json
 import math
 import os
@@ -101,6 +102,29 @@ def _optional_positive_number(value: Any) -> float | None:
     if value is None:
         return None
     return _positive_number(value)
+
+
+def _optional_int_at_least(low: int) -> Callable[[Any], int | None]:
+    parse = _int_at_least(low)
+    return lambda value: None if value is None else parse(value)
+
+
+@functools.cache
+def known_regions() -> frozenset[str]:
+    """Every region botocore knows, in every partition (commercial, China, GovCloud, ...)."""
+    import botocore.session
+
+    session = botocore.session.get_session()
+    return frozenset(region for partition in session.get_available_partitions()
+                     for region in session.get_available_regions("ec2", partition_name=partition))
+
+
+def _region(value: Any) -> str:
+    if not isinstance(value, str) or value not in known_regions():
+        nearest = difflib.get_close_matches(str(value), sorted(known_regions()), n=2, cutoff=0.6)
+        raise ValueError("expected a region AWS has, such as us-east-1"
+                         + (f" (nearest: {', '.join(nearest)})" if nearest else ""))
+    return value
 
 
 def parse_bool(value: Any) -> bool:
@@ -219,7 +243,7 @@ KEYS: tuple[Key, ...] = (
                              "the dashboard, log groups and ECS resources)"),
         "Ties the run's queue, cluster service, task definition, logs, alarms and dashboard together.", REQUIRED),
     Key("DOCKERHUB_TAG", _string, "The Docker image the workers run (e.g. `me/measure:1.2`).", REQUIRED),
-    Key("AWS_REGION", _pattern(re.compile(r"^[a-z]{2}(-[a-z]+)+-\d$"), "a region name such as us-east-1"),
+    Key("AWS_REGION", _region,
         "AWS region of every resource.", "us-east-1", "`us-east-1`"),
     Key("AWS_PROFILE", _optional_string,
         "Profile from ~/.aws/config used by the CLI; `null` uses the default credential chain.", "default",
@@ -272,6 +296,15 @@ KEYS: tuple[Key, ...] = (
         "command runs; `null` for none.", None, "`null`", ds=False),
     Key("JOB_RETRIES", _int_at_least(1, MAX_RECEIVE_COUNT), "Receives before a job moves to the dead-letter queue.",
         3, "`3`", ds=False),
+    Key("JOB_TIMEOUT", _optional_positive_number, "Seconds one attempt of a job may run: past it the command gets "
+        "SIGTERM, then SIGKILL 10 s later, and the attempt fails with \"timed out after N s\" (as AWS Batch's "
+        "attemptDurationSeconds); `null` for no limit.", None, "`null`", ds=False),
+    Key("STOP_AFTER_FAILED_JOBS", _optional_int_at_least(1), "Circuit breaker: stop the fleet (the queue and its "
+        "jobs are kept) once this many jobs have failed every attempt and they are at least 90% of the jobs finished; "
+        "`null` to never stop for failures.", 5, "`5`", ds=False),
+    Key("STOP_IF_NO_JOB_STARTS_MINUTES", _optional_positive_number, "Circuit breaker: stop the fleet when machines "
+        "have run this many minutes and no job has started (an image that cannot be pulled, a task that does not "
+        "fit); `null` to wait for ever.", 30, "`30`", ds=False),
     Key("MAX_RUN_HOURS", _optional_positive_number, "Safety stop: tear the fleet down after this many hours even "
         "if jobs remain (the queue and its jobs are kept); `null` for no limit.", None, "`null`", ds=False),
     Key("MAX_RUN_COST", _optional_positive_number, "Safety stop: tear the fleet down once machine-hours x "
@@ -318,6 +351,9 @@ class Settings:
     OUTPUT_PREFIX: str
     INPUT_PREFIX: str | None
     JOB_RETRIES: int
+    JOB_TIMEOUT: float | None
+    STOP_AFTER_FAILED_JOBS: int | None
+    STOP_IF_NO_JOB_STARTS_MINUTES: float | None
     MAX_RUN_HOURS: float | None
     MAX_RUN_COST: float | None
     ENVIRONMENT: tuple[tuple[str, str], ...]

@@ -20,14 +20,16 @@ from dataclasses import dataclass
 from typing import Callable, Iterable, Sequence
 
 from chalicelib import aws
+from chalicelib.awsapi import queue_depth
 from chalicelib.done import is_done
 from chalicelib.errors import UserError
-from chalicelib.jobs import MAX_MESSAGE_BYTES, Job
+from chalicelib.jobs import SQS_MESSAGE_BYTES, Job
+from chalicelib.names import RUN_ATTRIBUTE_BYTES, run_attributes
 from chalicelib.resources import find_queue_url
 from chalicelib.settings import Settings
 
 MAX_BATCH_ENTRIES = 10  # SQS's limit per SendMessageBatch
-MAX_BATCH_BYTES = MAX_MESSAGE_BYTES  # SQS's limit on a batch's total payload
+MAX_BATCH_BYTES = SQS_MESSAGE_BYTES  # SQS's limit on a batch's total payload, message attributes included
 CONCURRENCY = 16  # batches in flight; 16 x 10 messages / ~15 ms is ~10,000 jobs/s before client overhead
 ENTRY_ATTEMPTS = 5
 
@@ -49,12 +51,12 @@ class SubmitResult:
 
 def batches(jobs: Sequence[Job], max_entries: int = MAX_BATCH_ENTRIES,
             max_bytes: int = MAX_BATCH_BYTES) -> list[list[Job]]:
-    """Consecutive jobs, at most `max_entries` and `max_bytes` of bodies per batch."""
+    """Consecutive jobs, at most `max_entries` and `max_bytes` of bodies and attributes per batch."""
     out: list[list[Job]] = []
     current: list[Job] = []
     size = 0
     for job in jobs:
-        body_size = len(job.body.encode("utf-8"))
+        body_size = len(job.body.encode("utf-8")) + RUN_ATTRIBUTE_BYTES
         if current and (len(current) == max_entries or size + body_size > max_bytes):
             out.append(current)
             current, size = [], 0
@@ -73,12 +75,14 @@ def queue_url(sqs, settings: Settings) -> str:
 
 
 def send_batch(sqs, url: str, batch: Sequence[Job], attempts: int = ENTRY_ATTEMPTS,
-               sleep: Callable[[float], None] = time.sleep) -> int:
-    """Send one batch, retrying the entries SQS failed; returns how many were sent."""
+               sleep: Callable[[float], None] = time.sleep, app_name: str | None = None) -> int:
+    """Send one batch (each message tagged with `app_name`, names.RUN_ATTRIBUTE), retrying the entries SQS
+    failed; returns how many were sent."""
     pending = {str(index): job for index, job in enumerate(batch)}
+    tagged = {"MessageAttributes": run_attributes(app_name)} if app_name else {}
     for attempt in range(attempts):
         response = sqs.send_message_batch(QueueUrl=url, Entries=[
-            {"Id": entry_id, "MessageBody": job.body} for entry_id, job in pending.items()])
+            {"Id": entry_id, "MessageBody": job.body, **tagged} for entry_id, job in pending.items()])
         failed = response.get("Failed", [])
         for failure in failed:
             if failure.get("SenderFault"):
@@ -94,11 +98,11 @@ def send_batch(sqs, url: str, batch: Sequence[Job], attempts: int = ENTRY_ATTEMP
 
 
 def send_jobs(sqs, url: str, jobs: Sequence[Job], concurrency: int = CONCURRENCY,
-              on_sent: Callable[[int], None] | None = None) -> int:
+              on_sent: Callable[[int], None] | None = None, app_name: str | None = None) -> int:
     """Send every job; returns the count. On failure stops early and says how many went."""
     sent = 0
     with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="submit") as pool:
-        futures = {pool.submit(send_batch, sqs, url, batch) for batch in batches(jobs)}
+        futures = {pool.submit(send_batch, sqs, url, batch, app_name=app_name) for batch in batches(jobs)}
         pending = set(futures)
         try:
             while pending:
@@ -131,13 +135,20 @@ def not_done(s3, settings: Settings, jobs: Iterable[Job], concurrency: int = CON
 
 def submit(settings: Settings, jobs: Sequence[Job], skip_done: bool = False,
            on_total: Callable[[int], None] | None = None, on_sent: Callable[[int], None] | None = None,
-           concurrency: int = CONCURRENCY) -> SubmitResult:
-    """Check the queue exists, optionally drop jobs already done, then send the rest."""
+           concurrency: int = CONCURRENCY, append: bool = False) -> SubmitResult:
+    """Check the queue exists (and, unless `append`, holds none of the run's jobs yet), optionally drop jobs
+    already done, then send the rest."""
     sqs = aws.client("sqs", settings)
     url = queue_url(sqs, settings)
+    depth = queue_depth(sqs, url)
+    if depth is not None and not depth.empty and not append:
+        raise UserError(f"queue {settings.SQS_QUEUE_NAME} already holds {depth.waiting + depth.in_flight} job(s) of "
+                        f"run {settings.APP_NAME} (waiting or running): sending the file again would run its jobs "
+                        "twice; add --append to send these jobs as well, or --skip-done with --append to send only "
+                        "those not done; nothing was sent")
     todo = not_done(aws.client("s3", settings), settings, jobs, concurrency) if skip_done else list(jobs)
     if on_total:
         on_total(len(todo))
-    sent = send_jobs(sqs, url, todo, concurrency, on_sent)
+    sent = send_jobs(sqs, url, todo, concurrency, on_sent, app_name=settings.APP_NAME)
     return SubmitResult(queue=settings.SQS_QUEUE_NAME, sent=sent, already_done=len(jobs) - len(todo),
                         considered=len(jobs))

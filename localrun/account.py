@@ -33,17 +33,19 @@ class Account:
     setup_changes: int  # resources setup created (for the output)
 
 
-def prepare_account(settings: Settings) -> Account:
+def prepare_account(settings: Settings, run_setup: bool = True) -> Account:
+    """The bucket, the roles (setup-account), the run's resources (setup, unless `run_setup` is false: the
+    emulator leaves it to the user) and a network."""
     aws.client("s3", settings).create_bucket(**_bucket_args(settings))
     roles = iam.setup_account(settings)
-    report = resources.setup(settings)
+    changes = len(resources.setup(settings).changes) if run_setup else 0
     ec2 = aws.client("ec2", settings)
     subnet, group = private_subnet(ec2)
     # Any image will do: nothing boots it. An ECS-optimized one, as on AWS; the name filter keeps moto's
     # listing short (all of Amazon's images take about 2 s to list).
     image = ec2.describe_images(Owners=["amazon"], Filters=[{"Name": "name", "Values": [ECS_IMAGE_NAMES]}])[
         "Images"][0]["ImageId"]
-    return Account(roles.fleet_role_arn, roles.instance_profile_arn, image, subnet, group, len(report.changes))
+    return Account(roles.fleet_role_arn, roles.instance_profile_arn, image, subnet, group, changes)
 
 
 def _bucket_args(settings: Settings) -> dict:

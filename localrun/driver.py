@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import random
 import secrets
+import shutil
 import signal
 import sys
 import threading
@@ -30,7 +31,7 @@ from localrun import report
 from localrun.account import REWRITTEN, localize_fleet, prepare_account
 from localrun.embedded import check_clients_are_local, embedded_aws
 from localrun.machines import LOCAL_KNOBS, Machines
-from localrun.prepare import LocalRun, reset_out
+from localrun.prepare import OUT_MARKER, LocalRun, reset_out
 from localrun.progress import Progress
 from localrun.results import collect
 from localrun.spot import SpotMarket
@@ -82,6 +83,9 @@ def run_local(local: LocalRun, stream: IO[str] = sys.stdout) -> int:
 def _run(local: LocalRun, stream: IO[str], stop: StopRequest) -> int:
     began = time.monotonic()
     settings = local.settings
+    # CHECK_IF_DONE: the last run's outputs in --out go back into the (new, empty) emulated bucket, so its done
+    # jobs are skipped as they would be on AWS; kept aside until this run's outputs are written
+    previous = set_aside(local.out) if settings.CHECK_IF_DONE_BOOL else None
     reset_out(local.out)
     progress = Progress(stream, total=len(local.jobs))
     say = progress.say
@@ -102,6 +106,10 @@ def _run(local: LocalRun, stream: IO[str], stop: StopRequest) -> int:
             files, size = upload_inputs(settings, local.inputs)
             say(f"uploaded {files} files ({size:,} bytes) from {local.inputs} to "
                 f"s3://{settings.AWS_BUCKET}/{local.inputs.resolve().name}/")
+        if previous is not None:
+            files = put_back_outputs(settings, previous, local.jobs)
+            say(f"CHECK_IF_DONE: {files} output files of the last run in {local.out} put back; jobs whose outputs "
+                "are complete are skipped")
         if stop.requested:
             say(f"stopped ({stop.reason}) before any job was submitted; nothing ran")
             return EXIT_INTERRUPTED
@@ -128,6 +136,8 @@ def _run(local: LocalRun, stream: IO[str], stop: StopRequest) -> int:
             machines.stop_all("the run is over")
             machines.close()
         results = collect(settings, local.jobs, local.out)
+        if previous is not None:
+            shutil.rmtree(previous, ignore_errors=True)  # every output is in --out again
     wall = time.monotonic() - began
     code = exit_code(results, stop.requested, watcher.crashed)
     (local.out / "summary.json").write_text(json.dumps(
@@ -215,6 +225,30 @@ class Watcher:
         if run is not None:
             self.machines.stop_all("a machine's workers crashed")
             self._teardown(run, f"the workers of {ended.instance_id} crashed in local mode")
+
+
+def set_aside(out: Path) -> Path | None:
+    """A previous local run's --out, moved beside it (the run empties --out), or None when there is none. A
+    folder set aside by a run that then died is kept as it is: it holds the last outputs written."""
+    aside = out.with_name(f".{out.name}.previous")
+    if aside.is_dir():
+        return aside
+    if not (out / OUT_MARKER).exists():
+        return None
+    out.rename(aside)
+    return aside
+
+
+def put_back_outputs(settings, previous: Path, jobs) -> int:
+    """The files a previous run left at the jobs' OUTPUT_PREFIXes (their _SUCCESS markers too), uploaded to
+    the same keys. Returns how many."""
+    files = [(path, f"{job.output_prefix}/{path.relative_to(folder).as_posix()}")
+             for job in jobs for folder in [previous.joinpath(*job.output_prefix.split("/"))] if folder.is_dir()
+             for path in sorted(folder.rglob("*")) if path.is_file()]
+    s3 = aws.client("s3", settings)
+    with ThreadPoolExecutor(16) as pool:
+        list(pool.map(lambda item: s3.upload_file(str(item[0]), settings.AWS_BUCKET, item[1]), files))
+    return len(files)
 
 
 def upload_inputs(settings, folder: Path) -> tuple[int, int]:

@@ -15,7 +15,9 @@ import contextlib
 import ipaddress
 import logging
 import os
+import urllib.error
 import urllib.parse
+import urllib.request
 from typing import Iterator
 
 import boto3
@@ -68,22 +70,70 @@ def embedded_aws(region: str, endpoint: str | None = None) -> Iterator[str]:
     On exit the server stops and clients are made as before.
     """
     if endpoint is not None:
-        with _pointed_at(ensure_local(endpoint), region):
+        ensure_patched(ensure_local(endpoint))
+        with _pointed_at(endpoint, region):
             yield endpoint
         return
-    from moto.server import ThreadedMotoServer
+    with emulator(port=0) as url, _pointed_at(url, region):
+        yield url
+
+
+# Every response of this project's emulator carries this header: `local --endpoint` tells it from a plain moto
+# server, which lacks the patches (moto_patches.py) and would leave a run that never finishes tearing down.
+EMULATOR_HEADER = "X-Dsr-Emulator"
+
+
+@contextlib.contextmanager
+def emulator(port: int = 0) -> Iterator[str]:
+    """This project's emulator: a moto server on 127.0.0.1:`port` (0: a free one) serving with the project's
+    patches applied in this process; yields its URL and stops it on exit."""
+    from moto.moto_server.threaded_moto_server import ThreadedMotoServer
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
+    from werkzeug.serving import make_server
+
+    class Server(ThreadedMotoServer):
+        # moto's own entry point (moto 5.2.5, pinned) with its app wrapped to add EMULATOR_HEADER
+        def _server_entry(self) -> None:
+            app = DomainDispatcherApplication(create_backend_app)
+
+            def marked(environ, start_response):
+                return app(environ, lambda status, headers, *rest: start_response(
+                    status, [*headers, (EMULATOR_HEADER, "1")], *rest))
+
+            self._server = make_server(self._ip_address, self._port, marked, True, request_handler=MotoRequestHandler)
+            self._server_ready_event.set()
+            self._server.serve_forever()
 
     # werkzeug logs every request to stderr; the progress line is the run's output.
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     with patched():
-        server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+        server = Server(ip_address="127.0.0.1", port=port, verbose=False)
         server.start()
         try:
-            host, port = server.get_host_and_port()
-            with _pointed_at(f"http://{host}:{port}", region) as url:
-                yield url
+            host, bound = server.get_host_and_port()
+            yield f"http://{host}:{bound}"
         finally:
             server.stop()
+
+
+def ensure_patched(url: str) -> None:
+    """UserError unless `url` answers as this project's emulator (`python cli.py emulator`)."""
+    marked = None
+    for _ in range(5):  # a 5xx on the way (a proxy in between) is asked again, as botocore would
+        try:
+            with urllib.request.urlopen(url.rstrip("/") + "/moto-api/", timeout=5) as response:
+                marked = response.headers.get(EMULATOR_HEADER)
+        except urllib.error.HTTPError as error:
+            marked = error.headers.get(EMULATOR_HEADER)
+            if not marked and error.code >= 500:
+                continue
+        except OSError as error:
+            raise UserError(f"local mode: nothing answers at {url} ({error}); start the emulator with "
+                            "'python cli.py emulator --port N'") from None
+        break
+    if not marked:
+        raise UserError(f"local mode: {url} is a plain moto server, without this project's patches (a run on it "
+                        "never finishes tearing down); start 'python cli.py emulator --port N' instead")
 
 
 class LocalSession(boto3.session.Session):

@@ -29,6 +29,7 @@ from typing import IO
 from chalicelib.settings import Settings
 from localrun.embedded import local_environment
 from localrun.fake_metadata import FakeMetadataServer
+from worker.orphans import PARENT_PID_ENV
 
 REPO = Path(__file__).resolve().parents[1]
 MARKER_VARIABLE = "DSR_LOCAL_MACHINE"
@@ -152,6 +153,7 @@ class Machines:
         env.update(self.settings.to_environment())
         env.update(LOCAL_KNOBS)
         env["DSR_METADATA_URL"] = machine.metadata.url
+        env[PARENT_PID_ENV] = str(os.getpid())  # the supervisor stops when this driver dies, even by SIGKILL
         env[MARKER_VARIABLE] = f"{self.run_token}/{machine.marker}"
         if self.work_dir is not None:
             env["DSR_WORK_DIR"] = str(self.work_dir)

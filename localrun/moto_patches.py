@@ -18,11 +18,23 @@ from typing import Any, Iterator
 
 @contextlib.contextmanager
 def patched() -> Iterator[None]:
+    """Re-entrant: inside an open `patched()` (the test session's), another one (an emulator's) changes nothing,
+    so no patch wraps itself."""
+    if _active:
+        yield
+        return
     with contextlib.ExitStack() as stack:
         for patch in (_sqs_clock, _sqs_lazy_attributes, _spot_fleet_cancel, _spot_fleet_capacity,
                       _s3_atomic_put):
             stack.enter_context(patch())
-        yield
+        _active.append(True)
+        try:
+            yield
+        finally:
+            _active.pop()
+
+
+_active: list[bool] = []
 
 
 @contextlib.contextmanager

@@ -5,8 +5,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from localrun.results import Results
+from chalicelib.monitor.plan import REASON_DRAINED
 from chalicelib.settings import Settings
+from localrun.results import Results
 
 
 def _seconds(value: float) -> str:
@@ -26,9 +27,14 @@ def table(settings: Settings, results: Results, out: Path, machines: int, wall_s
         ("wall time", _seconds(wall_seconds)),
     ]
     width = max(len(name) for name, _ in rows)
-    lines = ["", f"{settings.APP_NAME}: " + (f"stopped ({stopped_by})" if stopped_by else "finished")]
+    stop_reason = (results.run_summary or {}).get("stop_reason")
+    lines = ["", f"{settings.APP_NAME}: " + (f"stopped ({stopped_by})" if stopped_by else "finished")
+             + (f"; the monitor stopped it: {stop_reason}" if stop_reason not in (None, REASON_DRAINED)
+                and not stopped_by else "")]
     lines += [f"  {name:<{width}}  {value}" for name, value in rows]
     if results.failed:
+        if results.failure_cause:
+            lines.append(f"why: {results.failure_cause}")
         lines.append(f"failed jobs (in the dead-letter queue {settings.SQS_DEAD_LETTER_QUEUE}), with their logs:")
         for job_id in results.failed:
             path = results.log_files.get(job_id)

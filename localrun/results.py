@@ -19,9 +19,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-from chalicelib import aws
+from chalicelib import aws, failures, triage
 from chalicelib.done import Tally, is_complete
+from chalicelib.errors import UserError
 from chalicelib.jobs import Job, NotAJob, job_from_message
+from chalicelib.monitor.breaker import common_failure, failed_job
 from chalicelib.names import success_marker_key, summary_key
 from chalicelib.resources import find_queue_url
 from chalicelib.settings import Settings
@@ -41,6 +43,7 @@ class Results:
     log_files: dict[str, Path] = field(default_factory=dict)  # job id -> its log file
     started_lines: dict[str, int] = field(default_factory=dict)  # job id -> "started:" lines in its log
     run_summary: dict | None = None  # what the monitor wrote at teardown
+    failure_cause: str | None = None  # what the failed jobs have in common (monitor/breaker.py's words)
 
 
 def collect(settings: Settings, jobs: list[Job], out: Path) -> Results:
@@ -64,16 +67,21 @@ def collect(settings: Settings, jobs: list[Job], out: Path) -> Results:
         events = lines.get(job.job_id) or []
         if job.job_id in failed:
             results.failed.append(job.job_id)
-        elif any(line.startswith("succeeded: ") for line in events) or job.job_id in complete:
+        elif any(line.startswith("succeeded: ") for line in events):
+            results.succeeded.append(job.job_id)
+        elif any(line.startswith("skipped: already done") for line in events):
+            results.skipped.append(job.job_id)  # its outputs were there before this run: not done by it
+        elif job.job_id in complete:
             # outputs complete without a "succeeded:" line: the worker was killed after its upload and marker,
             # before its last log line went out; by the CHECK_IF_DONE rule the job is done
             results.succeeded.append(job.job_id)
-        elif any(line.startswith("skipped: already done") for line in events):
-            results.skipped.append(job.job_id)
         else:
             results.not_run.append(job.job_id)
     summary = aws.read_object(aws.client("s3", settings), settings.AWS_BUCKET, summary_key(settings.APP_NAME))
     results.run_summary = json.loads(summary) if summary else None
+    if results.failed:
+        records = failures.list_records(aws.client("s3", settings), settings.AWS_BUCKET, settings.APP_NAME)
+        results.failure_cause = common_failure([failed_job(record) for record in records])
     return results
 
 
@@ -113,21 +121,14 @@ def download_outputs(settings: Settings, jobs: list[Job], out: Path) -> list[dic
 
 def fetch_logs(settings: Settings, job_ids: list[str]) -> dict[str, list[str] | None]:
     """Each job's log lines, oldest first; None for a job that has no stream (never received)."""
-    logs = aws.client("logs", settings)
+    clients = aws.Clients(settings)
+    clients.logs  # noqa: B018 - made here, once: building a client is not thread-safe, using one is
 
     def lines(job_id: str) -> list[str] | None:
-        found, kwargs = [], {"logGroupName": settings.LOG_GROUP_NAME, "logStreamName": job_id,
-                             "startFromHead": True}
-        while True:
-            try:
-                page = logs.get_log_events(**kwargs)
-            except logs.exceptions.ResourceNotFoundException:
-                return None
-            found.extend(event["message"] for event in page["events"])
-            # the last page repeats its forward token
-            if not page["events"] or page.get("nextForwardToken") == kwargs.get("nextToken"):
-                return found
-            kwargs["nextToken"] = page["nextForwardToken"]
+        try:
+            return list(triage.log_lines(clients, settings, job_id))
+        except UserError:  # no stream: the job never started
+            return None
 
     with ThreadPoolExecutor(LOG_FETCH_THREADS) as pool:
         return dict(zip(job_ids, pool.map(lines, job_ids)))

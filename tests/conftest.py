@@ -77,13 +77,11 @@ def aws():
 
 @pytest.fixture(scope="session")
 def _moto_server_process():
-    from moto.server import ThreadedMotoServer
+    """This project's emulator (`python cli.py emulator`): moto's server, with the patches, in this process."""
+    from localrun.embedded import emulator
 
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
+    with emulator(port=0) as url:
+        yield url
 
 
 @pytest.fixture

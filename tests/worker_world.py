@@ -7,6 +7,7 @@ tests do not depend on setup.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -205,3 +206,16 @@ def world(clients, options=FAST, **overrides):
     queue_url, dlq_url = make_world(clients["sqs"], clients["s3"], settings)
     worker = Worker(settings, options=options, **clients)
     return settings, worker, queue_url, dlq_url
+
+
+def run_workers(account, command: tuple[str, ...]) -> None:
+    """The run's jobs to their end: done, or failed JOB_RETRIES times and moved to the dead-letter queue."""
+    settings = dataclasses.replace(account.settings, COMMAND=command)
+    worker = Worker(settings, options=FAST, **aws_clients())
+    worker.run_forever(exit_when_empty=True)
+    worker.close()
+
+
+def script(code: str) -> tuple[str, ...]:
+    """A COMMAND running Python `code` with the job's plate as sys.argv[1]."""
+    return (sys.executable, "-c", code, "{plate}")

@@ -13,7 +13,6 @@ supervisor exits 0.
 from __future__ import annotations
 
 import argparse
-import ctypes
 import logging
 import os
 import signal
@@ -28,6 +27,7 @@ from chalicelib.errors import UserError
 from chalicelib.settings import Settings
 from worker.alarm import ensure_idle_alarm
 from worker.options import WorkerOptions
+from worker.orphans import PARENT_PID_ENV, die_with_parent, parent_gone
 from worker.resources_log import ResourceLogger
 from worker.spot import Metadata, SpotWatch
 
@@ -35,7 +35,6 @@ log = logging.getLogger("worker")
 
 RESTART_LIMIT = 5  # quick crashes in a row before a worker slot is given up
 CRASH_WINDOW_SECONDS = 60.0  # a worker that dies sooner than this after its start crashed "quickly"
-_PARENT_PID_ENV = "DSR_PARENT_PID"  # set by the supervisor for its children; not a user knob
 # The supervisor forwards a spot notice as SIGUSR1 so each job's log says why it was stopped.
 SPOT_SIGNAL = signal.SIGUSR1
 STOP_REASONS = {SPOT_SIGNAL: "spot interruption notice"}
@@ -73,7 +72,7 @@ def _configure_logging() -> None:
 def run_single(settings: Settings, options: WorkerOptions, exit_when_empty: bool) -> int:
     from worker.worker import Worker  # after logging is set up
 
-    _die_with_parent()
+    die_with_parent()
     worker = Worker(settings, options=options)
 
     def on_signal(signum, _frame):
@@ -91,20 +90,6 @@ def run_single(settings: Settings, options: WorkerOptions, exit_when_empty: bool
         worker.close()
     log.info("worker stopped%s", f" ({worker._stop_reason})" if worker.stop_requested else "")
     return 0
-
-
-def _die_with_parent() -> None:
-    """If the supervisor dies (even by SIGKILL), get SIGTERM and release the job rather than run orphaned."""
-    parent = os.environ.get(_PARENT_PID_ENV)
-    if not parent or not sys.platform.startswith("linux"):
-        return
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        return
-    if os.getppid() != int(parent):  # the supervisor died before prctl: nobody will signal us
-        os.kill(os.getpid(), signal.SIGTERM)
 
 
 # ---------------------------------------------------------------------- the supervisor
@@ -130,9 +115,17 @@ class Supervisor:
             log.info("stopping: %s; workers release their jobs and exit", reason)
             self._stop.set()
 
+    def _on_sigterm(self, _signum, _frame) -> None:
+        if parent_gone():
+            # local mode's driver died, and the emulator with it: no job can be released, so end at once (this
+            # process group holds the workers; their commands die with them, orphans.killed_with_parent)
+            os.killpg(os.getpgid(0), signal.SIGKILL)
+        self.stop("SIGTERM")
+
     def run(self) -> int:
-        signal.signal(signal.SIGTERM, lambda signum, _: self.stop("SIGTERM"))
+        signal.signal(signal.SIGTERM, self._on_sigterm)
         signal.signal(signal.SIGINT, lambda signum, _: self.stop("SIGINT"))
+        die_with_parent()  # local mode's driver sets DSR_PARENT_PID: its machines go when it goes
         resources = ResourceLogger(self.options.resources_seconds, self.options.work_dir or tempfile.gettempdir())
         resources.start()
         spot = None
@@ -162,7 +155,7 @@ class Supervisor:
 
     def _spawn(self) -> subprocess.Popen:
         command = [sys.executable, "-m", "worker", "--single"] + (["--exit-when-empty"] if self.exit_when_empty else [])
-        env = {**os.environ, _PARENT_PID_ENV: str(os.getpid())}
+        env = {**os.environ, PARENT_PID_ENV: str(os.getpid())}
         if self.instance_id:
             env["DSR_INSTANCE_ID"] = self.instance_id
         return subprocess.Popen(command, env=env)

@@ -32,8 +32,6 @@ class WorkerOptions:
     heartbeat_seconds: float | None = None
     # Seconds a stopped command gets between SIGTERM and SIGKILL (ECS waits 30 s, spot 120 s).
     stop_grace_seconds: float = 10.0
-    # Seconds a command may run before it is stopped and counted as failed; None: no limit.
-    job_timeout_seconds: float | None = None
     # Seconds between resource lines (disk, inodes, memory, CPU) in the container log.
     resources_seconds: float = 30.0
     # Seconds between sends of a running job's buffered log lines to CloudWatch.

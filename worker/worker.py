@@ -32,7 +32,7 @@ from typing import NamedTuple
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from chalicelib import aws, failures, leases
+from chalicelib import aws, failures, leases, names
 from chalicelib.awsapi import queue_depth
 from chalicelib.done import is_done
 from chalicelib.jobs import Job, NotAJob, job_from_message
@@ -41,6 +41,7 @@ from chalicelib.settings import Settings
 from worker.heartbeat import Heartbeat, default_interval
 from worker.joblog import JobLog, ensure_log_group
 from worker.options import WorkerOptions
+from worker.orphans import killed_with_parent
 from worker.upload import TransferError, Transfers
 
 log = logging.getLogger("worker")
@@ -234,7 +235,7 @@ class Worker:
             if problem:
                 return _Result(Outcome.FAILED, problem)
             if stopped_by == "timeout":
-                return _Result(Outcome.FAILED, f"timed out after {self.options.job_timeout_seconds:g} s")
+                return _Result(Outcome.FAILED, f"timed out after {self.settings.JOB_TIMEOUT:g} s")
             if code != 0:
                 return _Result(Outcome.FAILED, f"exit code {code} after {run_text[4:]}", code)
             timings.append(run_text)
@@ -264,15 +265,16 @@ class Worker:
             # terminal's Ctrl-C reaches the worker, which then stops the command itself.
             process = subprocess.Popen(
                 argv, cwd=cwd, env={**os.environ, **self.settings.environment}, stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True, text=True, errors="replace")
+                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True, text=True, errors="replace",
+                preexec_fn=killed_with_parent())  # a worker that dies (SIGKILL, OOM) takes its command along
         except OSError as error:
             return None, None, f"cannot start {argv[0]!r}: {error.strerror or error}"
         run = _Run(process)
         with self._lock:
             self._run = run
         timeout = None
-        if self.options.job_timeout_seconds:
-            timeout = threading.Timer(self.options.job_timeout_seconds, self._signal_run, ("timeout",))
+        if self.settings.JOB_TIMEOUT:
+            timeout = threading.Timer(self.settings.JOB_TIMEOUT, self._signal_run, ("timeout",))
             timeout.daemon = True
             timeout.start()
         if self.stop_requested:
@@ -366,7 +368,8 @@ class Worker:
         job may run twice, which SQS's at-least-once delivery allows anyway, but is never lost.
         """
         try:
-            self.sqs.send_message(QueueUrl=self.queue_url, MessageBody=message["Body"])
+            self.sqs.send_message(QueueUrl=self.queue_url, MessageBody=message["Body"],
+                                  MessageAttributes=names.run_attributes(self.settings.APP_NAME))
         except Exception as error:  # noqa: BLE001 - fall back to the plain release
             log.warning("could not requeue message %s (%s); releasing it instead", message["MessageId"],
                         aws.error_code(error) or error)

@@ -14,10 +14,18 @@ from typing import Any
 class Action:
     reason: str = field(kw_only=True)
 
+    def what(self) -> str:
+        """What the action does, in words (each action says it its own way)."""
+        return type(self).__name__
+
     def describe(self) -> str:
-        """One line for `cli.py plan` and the logs."""
-        details = ", ".join(f"{name}={value!r}" for name, value in self.__dict__.items() if name != "reason")
-        return f"{type(self).__name__}({details}): {self.reason}"
+        """One line for `cli.py plan`, `cli.py monitor` and the logs: what, then why."""
+        return f"{self.what()} ({self.reason})" if self.reason else self.what()
+
+
+def _listed(items: tuple[str, ...], most: int = 3) -> str:
+    shown = ", ".join(items[:most])
+    return shown + (f" and {len(items) - most} more" if len(items) > most else "")
 
 
 # ---- while the run is running
@@ -28,12 +36,18 @@ class SetFleetCapacity(Action):
     fleet_id: str
     target: int
 
+    def what(self) -> str:
+        return f"set fleet {self.fleet_id}'s target to {self.target} machine(s)"
+
 
 @dataclass(frozen=True)
 class TerminateInstances(Action):
     """Stop machines that run no job (or every machine, at teardown)."""
 
     instance_ids: tuple[str, ...]
+
+    def what(self) -> str:
+        return f"stop {len(self.instance_ids)} machine(s): {_listed(self.instance_ids)}"
 
 
 @dataclass(frozen=True)
@@ -42,10 +56,16 @@ class SetServiceCount(Action):
     service: str
     count: int
 
+    def what(self) -> str:
+        return f"set service {self.service} to {self.count} task(s)"
+
 
 @dataclass(frozen=True)
 class DeleteAlarms(Action):
     names: tuple[str, ...]
+
+    def what(self) -> str:
+        return f"delete {len(self.names)} alarm(s): {_listed(self.names)}"
 
 
 @dataclass(frozen=True)
@@ -58,14 +78,14 @@ class SaveState(Action):
     stop_reason: str | None = None
     known_instances: dict[str, float] | None = None
     retired_machine_seconds: float | None = None
+    jobs_started: bool | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """The fields this action changes, by name."""
         return {name: value for name, value in self.__dict__.items() if name != "reason" and value is not None}
 
-    def describe(self) -> str:
-        details = ", ".join(f"{name}={value!r}" for name, value in self.as_dict().items())
-        return f"SaveState({details}): {self.reason}"
+    def what(self) -> str:
+        return "mark the run for teardown" if self.tearing_down else "update the monitor's bookkeeping"
 
 
 # ---- teardown, in the order plan emits them (stop spending first)
@@ -73,31 +93,49 @@ class SaveState(Action):
 class CancelFleet(Action):
     fleet_id: str
 
+    def what(self) -> str:
+        return f"cancel fleet {self.fleet_id} and stop its machines"
+
 
 @dataclass(frozen=True)
 class DeleteService(Action):
     cluster: str
     service: str
 
+    def what(self) -> str:
+        return f"delete service {self.service} (cluster {self.cluster})"
+
 
 @dataclass(frozen=True)
 class DeregisterTaskDefinitions(Action):
     arns: tuple[str, ...]
+
+    def what(self) -> str:
+        return f"deregister {len(self.arns)} task definition(s): {_listed(tuple(arn.rsplit('/', 1)[-1] for arn in self.arns))}"
 
 
 @dataclass(frozen=True)
 class DeleteQueue(Action):
     queue_url: str
 
+    def what(self) -> str:
+        return f"delete queue {self.queue_url.rsplit('/', 1)[-1]}"
+
 
 @dataclass(frozen=True)
 class DeleteDashboard(Action):
     name: str
 
+    def what(self) -> str:
+        return f"delete dashboard {self.name}"
+
 
 @dataclass(frozen=True)
 class DeleteCluster(Action):
     cluster: str
+
+    def what(self) -> str:
+        return f"delete ECS cluster {self.cluster}"
 
 
 @dataclass(frozen=True)
@@ -110,12 +148,18 @@ class ExportLogs(Action):
     start_ms: int
     end_ms: int
 
+    def what(self) -> str:
+        return f"export log group {self.log_group} to s3://{self.bucket}/{self.prefix}"
+
 
 @dataclass(frozen=True)
 class WriteSummary(Action):
     bucket: str
     key: str
     summary: tuple[tuple[str, Any], ...]
+
+    def what(self) -> str:
+        return f"write the run's summary to s3://{self.bucket}/{self.key}"
 
 
 @dataclass(frozen=True)
@@ -124,3 +168,6 @@ class RemoveRunRecord(Action):
 
     bucket: str
     keys: tuple[str, ...]
+
+    def what(self) -> str:
+        return f"remove the run record s3://{self.bucket}/{self.keys[0]}; the run is no longer watched"

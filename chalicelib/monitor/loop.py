@@ -9,7 +9,6 @@ import dataclasses
 import time
 from typing import Callable
 
-from chalicelib import aws
 from chalicelib.errors import UserError
 from chalicelib.monitor.actions import SaveState
 from chalicelib.monitor.apply import Applier
@@ -21,8 +20,8 @@ from chalicelib.runrecord import RunRecord
 from chalicelib.jsonfile import read_json_file
 
 
-def load_or_fail(bucket: str, key: str, region: str | None = None) -> Run:
-    run = load_run(aws.client("s3", region=region), bucket, key)
+def load_or_fail(clients: Clients, bucket: str, key: str) -> Run:
+    run = load_run(clients.s3, bucket, key)
     if run is None:
         raise UserError(f"no run record at s3://{bucket}/{key}: the run was never started or is already "
                         "torn down (see monitors/APP_NAME_summary.json)")
@@ -38,16 +37,16 @@ def record_from_file(path: str) -> RunRecord:
         raise UserError(f"{path}: not a run record ({error})") from None
 
 
-def request_teardown(run: Run, reason: str) -> None:
+def request_teardown(run: Run, reason: str, clients: Clients | None = None) -> None:
     """Mark the run for teardown; the next reconciles carry it out, stopping spending first."""
     if not run.state.tearing_down:
-        Applier(run, Clients(region=run.record.REGION)).apply([SaveState(stop_reason=reason, tearing_down=True,
-                                                                          reason=reason)])
+        Applier(run, clients or Clients(region=run.record.REGION)).apply([SaveState(
+            stop_reason=reason, tearing_down=True, reason=reason)])
 
 
 def watch(load: Callable[[], Run | None], period: float, on_tick: Callable[[Reconciled], None],
           cheapest: bool = False, sleep: Callable[[float], None] = time.sleep,
-          on_error: Callable[[Exception], None] | None = None) -> None:
+          on_error: Callable[[Exception], None] | None = None, clients: Clients | None = None) -> None:
     """Reconcile every `period` seconds until the run record is gone. Errors are reported and retried."""
     while True:
         run = load()
@@ -56,7 +55,7 @@ def watch(load: Callable[[], Run | None], period: float, on_tick: Callable[[Reco
         if cheapest and not run.record.CHEAPEST:
             run = dataclasses.replace(run, record=dataclasses.replace(run.record, CHEAPEST=True))
         try:
-            result = reconcile(run)
+            result = reconcile(run, clients)
         except Exception as error:  # noqa: BLE001 - transient: the next tick retries
             if on_error is None:
                 raise

@@ -27,6 +27,8 @@ class Policy:
     max_run_hours: float | None = None
     max_run_cost: float | None = None
     clean_dashboard: bool = True
+    stop_after_failed_jobs: int | None = None  # the circuit breakers (plan.py); None: off
+    stop_if_no_job_starts_minutes: float | None = None
 
     @property
     def workers_per_machine(self) -> int:
@@ -45,6 +47,7 @@ class MonitorState:
     known_instances: dict[str, float] = field(default_factory=dict)
     retired_machine_seconds: float = 0.0
     export_tasks: dict[str, str] = field(default_factory=dict)  # log group -> export task id
+    jobs_started: bool = False  # a job has been seen running, done or failed: the machines can run jobs
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
@@ -59,13 +62,24 @@ class MonitorState:
         state = cls(**{key: value for key, value in raw.items() if key in cls.__dataclass_fields__})
         if not (isinstance(state.empty_observations, int) and isinstance(state.tearing_down, bool)
                 and isinstance(state.known_instances, dict) and isinstance(state.export_tasks, dict)
-                and isinstance(state.retired_machine_seconds, (int, float))
+                and isinstance(state.retired_machine_seconds, (int, float)) and isinstance(state.jobs_started, bool)
                 and isinstance(state.stop_reason, (str, type(None)))):
             raise ValueError("monitor state: a field has the wrong type")
         return state
 
     def updated(self, changes: dict[str, Any]) -> "MonitorState":
         return replace(self, **changes)
+
+
+@dataclass(frozen=True)
+class FailedJob:
+    """What a failure record says of one failed job, as the breaker and the reports name the common cause."""
+
+    job_id: str
+    attempts: int
+    reason: str
+    exit_code: int | None
+    last_line: str  # the command's last output line ("" when it printed nothing)
 
 
 @dataclass(frozen=True)
@@ -97,6 +111,8 @@ class Observation:
     fleet_fulfilled: float
     instances: tuple[Instance, ...] = ()
     failed: int = 0  # this run's failed jobs: the workers' failure records (runs/APP_NAME/failures/)
+    # Read only when the failure breaker may trip: the run's failed jobs (oldest first, at most a sample)
+    failed_jobs: tuple[FailedJob, ...] = ()
     # ECS
     cluster: str = "default"
     cluster_exists: bool = False

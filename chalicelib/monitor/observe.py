@@ -16,7 +16,8 @@ from chalicelib.aws import Clients
 from chalicelib.awsapi import QueueDepth, fleet_state, queue_depth
 from chalicelib.monitor import ownership
 from chalicelib.names import claim_key, instance_alarm_pattern, monitor_state_key, summary_key
-from chalicelib.monitor.observation import Instance, MonitorState, Observation, Policy
+from chalicelib.monitor.breaker import failed_job
+from chalicelib.monitor.observation import FailedJob, Instance, MonitorState, Observation, Policy
 from chalicelib.runrecord import RunRecord
 
 # An export AWS refused to start is kept in the monitor's state as this prefix + the error code.
@@ -55,7 +56,8 @@ class Run:
         return Policy(cluster_machines=record.CLUSTER_MACHINES, tasks_per_machine=record.TASKS_PER_MACHINE,
                       docker_cores=record.DOCKER_CORES, machine_price=record.MACHINE_PRICE, cheapest=record.CHEAPEST,
                       max_run_hours=record.MAX_RUN_HOURS, max_run_cost=record.MAX_RUN_COST,
-                      clean_dashboard=record.CLEAN_DASHBOARD)
+                      clean_dashboard=record.CLEAN_DASHBOARD, stop_after_failed_jobs=record.STOP_AFTER_FAILED_JOBS,
+                      stop_if_no_job_starts_minutes=record.STOP_IF_NO_JOB_STARTS_MINUTES)
 
 
 def observe(run: Run, clients: Clients, now: float | None = None) -> Observation:
@@ -81,14 +83,15 @@ def observe(run: Run, clients: Clients, now: float | None = None) -> Observation
     instances = _instances(clients, run, fleet_live, now)
     cluster = _cluster(clients, record.MONITOR_ECS_CLUSTER, service is not None, run.app_name)
     log_groups = (record.MONITOR_LOG_GROUP_NAME, record.PER_INSTANCE_LOG_GROUP)
+    since = datetime.fromtimestamp(record.MONITOR_START_TIME / 1000, timezone.utc)
+    failed = failures.count(clients.s3, run.bucket, run.app_name, since=since)
     exports, export_busy = _exports(clients.logs, run.state)
     return Observation(
         app_name=run.app_name, now=now, started_at=record.MONITOR_START_TIME / 1000, state=run.state,
         queue_url=record.QUEUE_URL, queue_exists=queue is not None,
         visible=queue.waiting if queue else 0, in_flight=queue.in_flight if queue else 0,
         dead_letter=_waiting(queue_depth(clients.sqs, record.DEAD_LETTER_QUEUE_URL)),
-        failed=failures.count(clients.s3, run.bucket, run.app_name,
-                              since=datetime.fromtimestamp(record.MONITOR_START_TIME / 1000, timezone.utc)),
+        failed=failed, failed_jobs=_failed_jobs(clients.s3, run, failed, since),
         jobs_at_start=record.JOBS_AT_START,
         fleet_id=record.MONITOR_FLEET_ID, fleet_active=fleet_live, fleet_target=fleet.target if fleet_live else 0,
         fleet_fulfilled=fleet.fulfilled if fleet_live else 0.0, instances=instances,
@@ -105,6 +108,19 @@ def observe(run: Run, clients: Clients, now: float | None = None) -> Observation
         summary_key=run.summary_key, summary_exists=awsapi.object_exists(clients.s3, run.bucket, run.summary_key),
         record_keys=(run.key, run.state_key, claim_key(run.app_name)),
     )
+
+
+# Failure records read to name a failing run's common cause: enough to tell "all" from "most".
+FAILED_JOBS_SAMPLE = 50
+
+
+def _failed_jobs(s3, run: Run, failed: int, since: datetime) -> tuple[FailedJob, ...]:
+    """The run's failed jobs, read only when the failure breaker could trip now (its records are a GET each)."""
+    threshold = run.record.STOP_AFTER_FAILED_JOBS
+    if run.state.tearing_down or threshold is None or failed < threshold:
+        return ()
+    return tuple(failed_job(record)
+                 for record in failures.list_records(s3, run.bucket, run.app_name, since, FAILED_JOBS_SAMPLE))
 
 
 def _waiting(depth: QueueDepth | None) -> int:

@@ -4,7 +4,8 @@ Every rule compares what is wanted with what is, and emits an action only when
 they differ, so a converged run plans nothing. Run order:
 
 1. Bookkeeping: machines that appeared or vanished, consecutive empty ticks.
-2. Stop conditions: the queue seen empty on two consecutive ticks, MAX_RUN_HOURS, MAX_RUN_COST.
+2. Stop conditions: the queue seen empty on two consecutive ticks, the circuit breakers (breaker.py),
+   MAX_RUN_HOURS, MAX_RUN_COST.
 3. Running: size the fleet to the jobs left, release machines that run no job,
    delete alarms of machines that are gone.
 4. Teardown (once started it goes on whatever the queue does), stop spending
@@ -20,6 +21,7 @@ from chalicelib.monitor.actions import (Action, CancelFleet, DeleteAlarms, Delet
                                         DeleteQueue, DeleteService, DeregisterTaskDefinitions, ExportLogs,
                                         RemoveRunRecord, SaveState, SetFleetCapacity, SetServiceCount,
                                         TerminateInstances, WriteSummary)
+from chalicelib.monitor import breaker as breaker_rules
 from chalicelib.monitor.observation import Observation, Policy
 from chalicelib.names import instance_alarm_pattern
 
@@ -64,6 +66,8 @@ def _bookkeeping(observation: Observation) -> dict:
             changes["retired_machine_seconds"] = state.retired_machine_seconds + gone_seconds
     if state.tearing_down:
         return changes  # the queue no longer decides anything
+    if not state.jobs_started and (observation.in_flight or observation.failed or jobs_done(observation)):
+        changes["jobs_started"] = True
     empty = observation.visible == 0 and observation.in_flight == 0
     count = state.empty_observations + 1 if empty else 0
     if count != state.empty_observations:
@@ -76,6 +80,10 @@ def _stop_reason(observation: Observation, policy: Policy, changes: dict) -> str
         return "the job queue no longer exists"
     if changes.get("empty_observations", observation.state.empty_observations) >= EMPTY_TICKS_BEFORE_TEARDOWN:
         return REASON_DRAINED
+    breaker = (breaker_rules.failure_stop(observation, policy, jobs_done(observation))
+               or breaker_rules.idle_stop(observation, policy, changes.get("jobs_started", observation.state.jobs_started)))
+    if breaker:
+        return breaker
     if policy.max_run_hours is not None and observation.elapsed >= policy.max_run_hours * 3600:
         return f"MAX_RUN_HOURS reached ({policy.max_run_hours:g} h); jobs left in the queue are kept"
     if policy.max_run_cost is not None:
@@ -93,6 +101,8 @@ def _state_reason(changes: dict) -> str:
                      if changes["empty_observations"] else "jobs in the queue again")
     if "known_instances" in changes:
         parts.append(f"{len(changes['known_instances'])} machine(s) now in the fleet")
+    if changes.get("jobs_started"):
+        parts.append("the first job has started")
     return "; ".join(parts)
 
 
@@ -169,8 +179,10 @@ def _teardown(observation: Observation, policy: Policy, reason: str) -> list[Act
     if observation.task_definition_arns:
         actions.append(DeregisterTaskDefinitions(arns=observation.task_definition_arns,
                                                  reason="teardown: the run's task definitions"))
-    # the queue goes only when empty: a run stopped early (limits, a user's teardown) keeps its jobs
-    if observation.queue_exists and (reason == REASON_DRAINED or observation.visible + observation.in_flight == 0):
+    # the queue goes only when empty: a run stopped early (limits, a user's teardown) keeps its jobs, and one a
+    # breaker stopped keeps its queue even empty, for the failed jobs a redrive sends back
+    if observation.queue_exists and not reason.startswith(breaker_rules.PREFIX) and (
+            reason == REASON_DRAINED or observation.visible + observation.in_flight == 0):
         actions.append(DeleteQueue(queue_url=observation.queue_url,
                                    reason="teardown: the job queue is empty (the dead-letter queue is kept, "
                                           f"{observation.failed} failed job(s) of this run)"))
@@ -211,17 +223,26 @@ def _log_exports(observation: Observation, actions: list[Action]) -> bool:
     return waiting
 
 
+def jobs_submitted(observation: Observation) -> int:
+    return max(observation.jobs_at_start or 0, observation.visible + observation.in_flight + observation.failed)
+
+
+def jobs_done(observation: Observation) -> int:
+    """Jobs neither waiting, running nor failed: done (the queue's counts are approximate, so is this)."""
+    return max(0, jobs_submitted(observation) - observation.visible - observation.in_flight - observation.failed)
+
+
 def summary(observation: Observation, policy: Policy, reason: str) -> dict:
     machine_hours = observation.machine_seconds() / 3600
     left = observation.visible + observation.in_flight
-    submitted = max(observation.jobs_at_start or 0, left + observation.failed)
+    submitted = jobs_submitted(observation)
     return {
         "app_name": observation.app_name,
         "stop_reason": reason,
         "started_at": observation.started_at,
         "ended_at": observation.now,
         "jobs_submitted": submitted,
-        "jobs_done": max(0, submitted - left - observation.failed),
+        "jobs_done": jobs_done(observation),
         "jobs_failed": observation.failed,
         "jobs_left": left,
         "machine_hours": round(machine_hours, 4),

@@ -10,7 +10,7 @@ import json
 import os
 from dataclasses import dataclass
 
-from chalicelib import aws
+from chalicelib import aws, failures
 from chalicelib.monitor.alarm_event import AlarmNotification
 from chalicelib.aws import Clients
 from chalicelib.monitor.observe import Run, observe
@@ -55,8 +55,8 @@ def runs_for_alarm(notification: AlarmNotification, runs: list[Run]) -> list[Run
             or notification.alarm_name in run.record.ALARM_NAMES]
 
 
-def status_of(run: Run) -> dict:
-    return run_status(observe(run, Clients(region=run.record.REGION)), run.policy())
+def status_of(run: Run, clients: Clients | None = None) -> dict:
+    return run_status(observe(run, clients or Clients(region=run.record.REGION)), run.policy())
 
 
 def all_statuses(buckets: list[str]) -> dict:
@@ -72,18 +72,31 @@ def all_statuses(buckets: list[str]) -> dict:
     return {"runs": statuses, "unreadable": [item.as_dict() for item in unreadable]}
 
 
-def find_status(app_name: str, buckets: list[str]) -> dict | None:
+def find_status(app_name: str, buckets: list[str], clients: Clients | None = None) -> dict | None:
     """A live run's status, a finished run's summary, an unreadable record's reason, or None for a run nobody
-    knows."""
-    s3 = aws.client("s3")
+    knows. `clients`: the CLI's, made from the config's region and profile; the Lambda's own by default."""
+    clients = clients or Clients()
+    s3 = clients.s3
     for bucket in buckets:
         try:
             run = load_run(s3, bucket, record_key(app_name))
         except UnreadableRecord as error:
             return {"app_name": app_name, "state": "unreadable", "reason": str(error)}
         if run is not None:
-            return status_of(run)
+            return status_of(run, clients)
         summary = aws.read_object(s3, bucket, summary_key(app_name))
         if summary is not None:
             return finished_status(app_name, json.loads(summary))
+    return None
+
+
+def find_failed(app_name: str, buckets: list[str], clients: Clients | None = None) -> dict | None:
+    """GET /runs/{app_name}/failed: the run's failed jobs (its failure records), or None for a run nobody knows."""
+    clients = clients or Clients()
+    for bucket in buckets:
+        known = (aws.read_object(clients.s3, bucket, record_key(app_name)) is not None
+                 or aws.read_object(clients.s3, bucket, summary_key(app_name)) is not None)
+        if known:
+            records = failures.list_records(clients.s3, bucket, app_name)
+            return {"app_name": app_name, "failed": [record.public() for record in records]}
     return None

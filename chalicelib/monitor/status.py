@@ -56,13 +56,35 @@ def finished_status(app_name: str, run_summary: dict) -> dict:
     return {"app_name": app_name, "state": "finished", "summary": run_summary}
 
 
+def local_time(epoch: float) -> str:
+    """A time as people read it: this machine's time zone, to the second."""
+    return datetime.fromtimestamp(epoch).astimezone().isoformat(sep=" ", timespec="seconds")
+
+
+def duration(seconds: float) -> str:
+    seconds = int(seconds)
+    if seconds < 60:
+        return f"{seconds} s"
+    hours, minutes = divmod(seconds // 60, 60)
+    return f"{hours} h {minutes} min" if hours else f"{minutes} min"
+
+
+def _readable(key: str, value) -> str:
+    if key in ("started_at", "ended_at") and isinstance(value, (int, float)):
+        return local_time(value)
+    if isinstance(value, dict):
+        return ", ".join(f"{name}: {item}" for name, item in value.items()) or "-"
+    return str(value)
+
+
 def status_table(status: dict) -> str:
     """`cli.py status`: the same figures, readable."""
     if status["state"] in ("refused", "unreadable", "unavailable"):
         rows = [("run", status["app_name"]), ("state", status["state"]), ("reason", status["reason"])]
     elif status["state"] == "finished":
         rows = [("run", status["app_name"]), ("state", "finished")] + [
-            (key.replace("_", " "), str(value)) for key, value in status["summary"].items() if key != "app_name"]
+            (key.replace("_", " "), _readable(key, value)) for key, value in status["summary"].items()
+            if key != "app_name"]
     else:
         jobs = status["jobs"]
         eta = status["eta_seconds"]
@@ -73,10 +95,10 @@ def status_table(status: dict) -> str:
                      f"{jobs['done']} done, {jobs['failed']} failed"),
             ("fleet", f"target {status['fleet']['target']}, fulfilled {status['fleet']['fulfilled']:g}, "
                       f"{len(status['machines'])} machine(s)"),
-            ("started", status["started_at"]),
-            ("elapsed", f"{status['elapsed_seconds'] // 60} min"),
+            ("started", local_time(datetime.fromisoformat(status["started_at"]).timestamp())),
+            ("elapsed", duration(status["elapsed_seconds"])),
             ("throughput", f"{status['throughput_jobs_per_hour']:g} jobs/hour"),
-            ("eta", f"{eta // 60} min" if eta is not None else "-"),
+            ("eta", duration(eta) if eta is not None else "-"),
             ("cost ceiling", f"${status['cost_ceiling_usd']:.2f} ({status['machine_hours']:.2f} machine-hours)"),
         ]
     width = max(len(name) for name, _ in rows)

@@ -65,6 +65,7 @@ def test_a_job_that_always_fails_is_listed_with_its_log_and_the_run_exits_1(tmp_
     assert [line for line in lines if line.startswith("failed: exit code 3")][-1].endswith(
         "that was the last of 2 attempts: the job moves to the dead-letter queue user_DeadMessages")
     assert run.starts("j01") == 2  # JOB_RETRIES
+    assert "why: all 1 failed job(s) (2 attempts) ended with: failing on purpose" in result.stdout.splitlines()
     for name in ("j00", "j02"):
         assert (run.out / "outputs" / name / "result.txt").read_text() == name + "\n"
     assert not (run.out / "outputs" / "j01").exists()

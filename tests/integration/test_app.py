@@ -6,6 +6,7 @@ real recorded CloudWatch-alarm-via-SNS payload from tests/events/.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -53,6 +54,24 @@ def test_the_schedule_reconciles_every_run(started, client):
         client.lambda_.invoke("every_period", client.events.generate_cw_event(
             source="aws.events", detail_type="Scheduled Event", detail={}, resources=[]))
     assert what_is_left(started) == NOTHING_LEFT
+
+
+def test_a_run_with_auto_monitor_off_is_left_to_its_user_and_its_status_still_served(started, victim, client):
+    """The victim run has AUTO_MONITOR true; this one is set false in its record, as start-cluster writes it."""
+    run = the_run(started)
+    record = dataclasses.replace(run.record, AUTO_MONITOR=False)
+    clients.client("s3").put_object(Bucket=run.bucket, Key=run.key, Body=record.to_json().encode())
+    drain(started)
+    drain(victim)
+    for _ in range(6):
+        client.lambda_.invoke("every_period", client.events.generate_cw_event(
+            source="aws.events", detail_type="Scheduled Event", detail={}, resources=[]))
+        client.lambda_.invoke("on_alarm", alarm_event())
+
+    assert the_run(started).state == run.state  # not even its bookkeeping was touched
+    assert what_is_left(started)["fleets"] != []
+    assert the_run(victim) is None  # the schedule still tears the other run down
+    assert client.http.get("/runs/TestApp").json_body["state"] == "running"
 
 
 def test_status_routes(started, client):

@@ -80,6 +80,15 @@ CASES = [
      "error: config.json: JOB_RETRIES: expected an integer from 1 to 1000, got NaN"),
     ("config price negative", ["setup"], {"config.json": config(MACHINE_PRICE=-1)},
      "error: config.json: MACHINE_PRICE: expected a positive number, got -1"),
+    ("config region unknown", ["local", "jobs.json"], {"config.json": config(AWS_REGION="us-east-9")},
+     'error: config.json: AWS_REGION: expected a region AWS has, such as us-east-1 (nearest: us-east-2, us-east-1), '
+     'got "us-east-9"'),
+    ("status of a bucket that does not exist", ["status"], {"config.json": config(AWS_BUCKET="no-such-bucket")},
+     "error: the bucket does not exist (GetObject: The specified bucket does not exist); check AWS_BUCKET and "
+     "AWS_REGION in the config, or create the bucket"),
+    ("plan of a bucket that does not exist", ["plan"], {"config.json": config(AWS_BUCKET="no-such-bucket")},
+     "error: the bucket does not exist (GetObject: The specified bucket does not exist); check AWS_BUCKET and "
+     "AWS_REGION in the config, or create the bucket"),
     # --- jobs.json (submit)
     ("jobs missing", ["submit", "missing.json"], {}, "error: missing.json: file not found"),
     ("jobs is a directory", ["submit", "jobs"], {"jobs": "DIR"}, "error: jobs: expected a file, found a directory"),
@@ -110,7 +119,7 @@ CASES = [
      {"config.json": config(OUTPUT_PREFIX="{plate}"), "jobs.json": {"groups": [{"plate": "/etc"}]}},
      "error: jobs.json: groups[0]: OUTPUT_PREFIX renders to '/etc'; expected a relative S3 prefix without empty, '.' or '..' parts"),
     ("jobs message too large", ["submit", "jobs.json"], {"jobs.json": {"groups": [{"plate": "P" * 300_000}]}},
-     "error: jobs.json: groups[0]: message is 300024 bytes, over SQS's limit of 262144; keep large data in S3 and pass its key"),
+     "error: jobs.json: groups[0]: message is 300024 bytes, over the limit of 262056 (SQS's 262144 less 88 for the run's message attribute); keep large data in S3 and pass its key"),
     ("jobs bad job_id", ["submit", "jobs.json"], {"jobs.json": {"groups": [{"plate": "P1", "job_id": "a/b"}]}},
      'error: jobs.json: groups[0]: job_id: expected 1 to 200 letters, digits, \'.\', \'-\' or \'_\' (no \'..\'), got "a/b"'),
     ("jobs not UTF-8", ["submit", "jobs.json"], {"jobs.json": b'{"groups": [{"plate": "\xfe"}]}'},

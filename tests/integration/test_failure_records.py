@@ -83,8 +83,8 @@ def test_a_job_done_after_its_record_was_written_has_its_record_deleted(clients,
 
 
 def test_a_timed_out_last_attempt_has_no_exit_code(clients):
-    options = WorkerOptions(**{**OPTIONS.__dict__, "job_timeout_seconds": 0.5, "stop_grace_seconds": 1})
-    settings, worker, queue_url, _ = world(clients, options, JOB_RETRIES=1,
+    options = WorkerOptions(**{**OPTIONS.__dict__, "stop_grace_seconds": 1})
+    settings, worker, queue_url, _ = world(clients, options, JOB_RETRIES=1, JOB_TIMEOUT=0.5,
                                            COMMAND=python("import time; print('working', flush=True); time.sleep(60)"))
     send_jobs(clients["sqs"], queue_url, settings, [{"plate": "P1"}])
 

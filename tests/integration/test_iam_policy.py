@@ -103,6 +103,7 @@ def test_the_status_api_policy_grants_exactly_what_status_calls(started, calls):
     calls.clear()
     service.all_statuses(["test-bucket"])  # GET /runs
     service.find_status("TestApp", ["test-bucket"])  # GET /runs/TestApp, live
+    service.find_failed("TestApp", ["test-bucket"])  # GET /runs/TestApp/failed
     api_calls = set(calls)
     drain(started)
     loop.request_teardown(the_run(started), "asked for by the test")

@@ -109,7 +109,8 @@ def test_plan_for_a_drained_run_is_printed_and_changes_nothing(started):
     before = observe(run, Clients(region="us-east-1"), now=time.time())
     result = CliRunner().invoke(cli, ["plan", "--config", str(started.config_path)])
     assert result.exit_code == 0, result.output
-    assert "SaveState" in result.output and "queue empty on 1 consecutive check(s)" in result.output
+    assert "update the monitor's bookkeeping (queue empty on 1 consecutive check(s)" in result.output
+    assert "SaveState" not in result.output
     after = the_run(started)
     assert after.state == run.state
     assert plan(observe(after, Clients(region="us-east-1")), after.policy())[0] == plan(before, run.policy())[0]
@@ -135,6 +136,11 @@ def test_teardown_now_keeps_the_jobs_left_in_their_queue(started):
     assert summary["stop_reason"] == "teardown requested from the command line" and summary["jobs_left"] == JOBS
     status = CliRunner().invoke(cli, ["status", "--config", str(started.config_path)])
     assert "state" in status.output and "finished" in status.output
+    assert "{" not in status.output and "log exports     TestApp: done, TestApp_perInstance: done" in status.output
+    again = CliRunner().invoke(cli, ["teardown", "--period", "0", "--config", str(started.config_path)])
+    assert again.exit_code == 0, again.output
+    assert again.output == ("run TestApp is already torn down; summary at "
+                            "s3://test-bucket/monitors/TestApp_summary.json\n")
 
 
 def test_monitor_from_the_monitor_file_watches_until_torn_down(started, tmp_path):
@@ -142,7 +148,7 @@ def test_monitor_from_the_monitor_file_watches_until_torn_down(started, tmp_path
     record = tmp_path / "files" / "TestAppSpotFleetRequestId.json"
     result = CliRunner().invoke(cli, ["monitor", str(record), "--period", "1"])
     assert result.exit_code == 0, result.output
-    assert "CancelFleet" in result.output and "run torn down" in result.output
+    assert "cancel fleet sfr-" in result.output and "run torn down" in result.output
     assert what_is_left(started) == NOTHING_LEFT
 
 

@@ -89,3 +89,17 @@ def test_cli_prints_the_arns_for_the_fleet_file_and_destroy_removes_everything(a
     assert not [role for role in iam_client.list_roles()["Roles"] if role["RoleName"].startswith(("dsr-", "TestApp"))]
     again = CliRunner().invoke(cli, ["setup-account", "--destroy", "--config", str(config)])
     assert (again.exit_code, again.stdout) == (0, "nothing to delete\n")
+
+
+def test_destroy_is_refused_while_a_run_uses_the_roles_and_force_overrides(started):
+    config = str(started.config_path)
+    refused = CliRunner().invoke(cli, ["setup-account", "--destroy", "--config", config])
+    iam_client = clients.client("iam")
+
+    assert refused.exit_code == 2
+    assert refused.stderr.startswith("error: the roles are in use by 2 thing(s): spot fleet sfr-")
+    assert refused.stderr.endswith(", run record s3://test-bucket/monitors/TestAppSpotFleetRequestId.json; tear "
+                                   "those runs down first, or add --force\n")
+    assert len(iam_client.list_instance_profiles()["InstanceProfiles"]) == 1  # nothing was removed
+    forced = CliRunner().invoke(cli, ["setup-account", "--destroy", "--force", "--config", config])
+    assert forced.exit_code == 0 and iam_client.list_instance_profiles()["InstanceProfiles"] == []

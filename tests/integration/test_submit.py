@@ -47,6 +47,33 @@ def test_one_bad_group_submits_nothing(aws, tmp_path, settings):
     assert _drain(settings) == []
 
 
+def test_submitting_the_same_file_twice_asks_for_append_and_sends_nothing_without_it(aws, tmp_path, settings):
+    resources.setup(settings)
+    args = ["submit", str(write_jobs(tmp_path, 3)), "--config", str(write_config(tmp_path))]
+    first, second = CliRunner().invoke(cli, args), CliRunner().invoke(cli, args)
+    appended = CliRunner().invoke(cli, args + ["--append"])
+
+    assert first.exit_code == 0 and second.exit_code == 2, second.output
+    assert second.stderr == ("error: queue TestAppQueue already holds 3 job(s) of run TestApp (waiting or running): "
+                             "sending the file again would run its jobs twice; add --append to send these jobs as "
+                             "well, or --skip-done with --append to send only those not done; nothing was sent\n")
+    assert appended.exit_code == 0 and appended.stdout == "submitted 3 jobs to TestAppQueue\n"
+    bodies = _drain(settings)
+    assert len(bodies) == 6
+
+
+def test_every_message_carries_its_run_so_a_shared_dead_letter_queue_can_tell_runs_apart(aws, tmp_path, settings):
+    resources.setup(settings)
+    CliRunner().invoke(cli, ["submit", str(write_jobs(tmp_path, 12)), "--config", str(write_config(tmp_path))])
+    sqs = clients.client("sqs", settings)
+    url = sqs.get_queue_url(QueueName=settings.SQS_QUEUE_NAME)["QueueUrl"]
+    runs = []
+    while messages := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=60,
+                                          MessageAttributeNames=["All"]).get("Messages"):
+        runs += [message["MessageAttributes"]["dsr-app"]["StringValue"] for message in messages]
+    assert runs == ["TestApp"] * 12
+
+
 def test_submit_without_setup_is_one_line_and_exit_2(aws, tmp_path):
     result = CliRunner().invoke(cli, ["submit", str(write_jobs(tmp_path, 3)), "--config",
                                       str(write_config(tmp_path))])

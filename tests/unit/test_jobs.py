@@ -147,8 +147,9 @@ REJECTIONS = [
     ({"groups": [{}]}, "jobs.json: groups[0]: cannot make a job id from this group's values; add a 'job_id'"),
     ({"group": 1, "groups": [{"plate": "P1"}]}, "jobs.json: group: reserved top-level key (each message carries "
                                                 "its group under it)"),
-    ({"groups": [{"plate": "P1", "blob": "x" * MAX_MESSAGE_BYTES}]}, "jobs.json: groups[0]: message is 262182 "
-                                                                     "bytes, over SQS's limit of 262144; keep "
+    ({"groups": [{"plate": "P1", "blob": "x" * MAX_MESSAGE_BYTES}]}, "jobs.json: groups[0]: message is 262094 "
+                                                                     "bytes, over the limit of 262056 (SQS's 262144 "
+                                                                     "less 88 for the run's message attribute); keep "
                                                                      "large data in S3 and pass its key"),
 ]
 

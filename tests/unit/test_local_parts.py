@@ -10,7 +10,7 @@ import pytest
 
 from chalicelib import aws
 from chalicelib.errors import UserError
-from localrun.embedded import NotLocal, embedded_aws, ensure_local, local_environment
+from localrun.embedded import NotLocal, embedded_aws, emulator, ensure_local, local_environment
 from localrun.prepare import localize_command
 from localrun.progress import Progress
 from tests.conftest import make_settings
@@ -45,7 +45,7 @@ def test_this_process_reaches_only_the_local_endpoint_and_its_environment_is_lef
     monkeypatch.setenv("AWS_PROFILE", "lab")
     before = dict(os.environ)
 
-    with embedded_aws("eu-west-1", endpoint="http://127.0.0.1:9") as endpoint:
+    with emulator() as running, embedded_aws("eu-west-1", endpoint=running) as endpoint:
         s3 = aws.client("s3", make_settings(AWS_PROFILE="lab", AWS_REGION="eu-west-1"))
         sqs = aws.client("sqs", region="us-west-2")
         assert dict(os.environ) == before

@@ -8,9 +8,11 @@ tests fails after an upgrade, re-check that difference before touching the patch
 from __future__ import annotations
 
 import inspect
+import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 import moto
 import pytest
@@ -44,15 +46,25 @@ def test_the_attributes_the_patches_replace_still_exist_in_moto():
     assert 'if_none_match == "*"' in put_object and "self.backend.put_object(" in put_object
 
 
-def test_inside_patched_sqs_reads_the_fast_clock_and_outside_it_moto_is_untouched():
-    # The whole test session runs inside patched() (tests/conftest.py); nesting shows both states.
+def test_inside_patched_sqs_reads_the_fast_clock_and_a_nested_patched_changes_nothing():
+    # The whole test session runs inside patched() (tests/conftest.py); an emulator started inside it opens
+    # patched() again, which must not wrap the patches a second time.
+    outer = sqs_models.unix_time
+    assert outer is not moto_utils.unix_time
     with patched():
-        assert sqs_models.unix_time is not moto_utils.unix_time
+        assert sqs_models.unix_time is outer
         assert sqs_models.unix_time() == pytest.approx(time.time(), abs=1.0)
         assert sqs_models.unix_time_millis() == pytest.approx(time.time() * 1000, abs=1000)
         assert isinstance(SpotFleetRequest.__dict__["fulfilled_capacity"], property)
-        inner = sqs_models.unix_time
-    assert sqs_models.unix_time is not inner, "leaving patched() restores what was there before"
+    assert sqs_models.unix_time is outer
+
+
+def test_leaving_patched_restores_moto_as_it_was():
+    code = ("from moto.sqs import models; from moto.core import utils; from localrun.moto_patches import patched\n"
+            "original = models.unix_time\n"
+            "with patched():\n    assert models.unix_time is not original\n"
+            "assert models.unix_time is original and models.unix_time is utils.unix_time\n")
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).resolve().parents[2])
 
 
 @pytest.mark.usefixtures("aws")

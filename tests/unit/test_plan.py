@@ -8,7 +8,8 @@ from chalicelib.monitor.actions import (CancelFleet, DeleteAlarms, DeleteCluster
                                         DeleteService, DeregisterTaskDefinitions, ExportLogs, RemoveRunRecord,
                                         SaveState, SetFleetCapacity, SetServiceCount, TerminateInstances,
                                         WriteSummary)
-from chalicelib.monitor.observation import Instance, MonitorState, Observation, Policy
+from chalicelib.monitor.breaker import common_failure
+from chalicelib.monitor.observation import FailedJob, Instance, MonitorState, Observation, Policy
 from chalicelib.monitor.plan import REASON_DRAINED, desired_machines, plan
 
 NOW = 1_800_000_000.0
@@ -22,7 +23,7 @@ def world(**changes) -> Observation:
     """A healthy run four machines into its work: jobs waiting, every worker busy."""
     base = Observation(
         app_name="App", now=NOW, started_at=NOW - 1200,
-        state=MonitorState(known_instances={m.instance_id: m.launched_at for m in MACHINES}),
+        state=MonitorState(jobs_started=True, known_instances={m.instance_id: m.launched_at for m in MACHINES}),
         queue_url="http://sqs/AppQueue", queue_exists=True, visible=50, in_flight=8, dead_letter=0,
         jobs_at_start=100, fleet_id="sfr-1", fleet_active=True, fleet_target=4, fleet_fulfilled=4.0,
         instances=MACHINES, cluster="runs", cluster_exists=True, cluster_owned=True, service="AppService", service_exists=True,
@@ -58,7 +59,7 @@ def test_jobs_visible_again_after_a_scale_down_grows_the_fleet_back_up_to_the_ca
 
 
 def test_nothing_visible_shrinks_to_what_in_flight_jobs_need_and_releases_idle_machines():
-    observation = world(visible=0, in_flight=3, instances=idle(0, 3), state=MonitorState(
+    observation = world(visible=0, in_flight=3, instances=idle(0, 3), state=MonitorState(jobs_started=True,
         known_instances={m.instance_id: m.launched_at for m in MACHINES}))
     actions = plan(observation, POLICY)
     # ceil(3 jobs / 2 per machine) = 2 machines; the two idle ones go, the busy ones stay
@@ -86,7 +87,7 @@ def test_idle_machines_stay_while_jobs_wait():
 
 def test_alarms_of_machines_that_are_gone_are_deleted():
     three = MACHINES[:3]
-    state = MonitorState(known_instances={m.instance_id: m.launched_at for m in three})
+    state = MonitorState(jobs_started=True, known_instances={m.instance_id: m.launched_at for m in three})
     actions = plan(world(instances=three, state=state, fleet_target=4), POLICY)
     assert actions == [DeleteAlarms(names=("App_i-3",), reason=actions[0].reason)]
 
@@ -96,7 +97,7 @@ def test_a_missing_alarm_is_fine():
 
 
 def test_a_machine_that_vanished_keeps_counting_toward_machine_hours():
-    state = MonitorState(known_instances={**{m.instance_id: m.launched_at for m in MACHINES}, "i-9": NOW - 3600})
+    state = MonitorState(jobs_started=True, known_instances={**{m.instance_id: m.launched_at for m in MACHINES}, "i-9": NOW - 3600})
     actions = plan(world(state=state, alarm_names=QUEUE_ALARMS), POLICY)
     assert kinds(actions) == [SaveState]
     changes = actions[0].as_dict()
@@ -111,7 +112,7 @@ def test_first_empty_observation_only_counts():
 
 
 def test_teardown_needs_two_empty_observations():
-    once = MonitorState(empty_observations=1, known_instances={m.instance_id: m.launched_at for m in MACHINES})
+    once = MonitorState(jobs_started=True, empty_observations=1, known_instances={m.instance_id: m.launched_at for m in MACHINES})
     actions = plan(world(visible=0, in_flight=0, state=once), POLICY)
     # the cluster goes on a later tick, once its service is gone (ECS refuses before)
     assert kinds(actions) == [SaveState, CancelFleet, DeleteService, DeregisterTaskDefinitions, DeleteQueue,
@@ -133,7 +134,7 @@ def test_teardown_needs_two_empty_observations():
 
 
 def test_jobs_coming_back_reset_the_empty_count():
-    once = MonitorState(empty_observations=1, known_instances={m.instance_id: m.launched_at for m in MACHINES})
+    once = MonitorState(jobs_started=True, empty_observations=1, known_instances={m.instance_id: m.launched_at for m in MACHINES})
     actions = plan(world(visible=1, in_flight=0, state=once), POLICY)
     assert actions[0].as_dict() == {"empty_observations": 0}
     assert CancelFleet not in kinds(actions)
@@ -246,4 +247,65 @@ def test_a_deleted_queue_means_teardown():
 
 def test_describe_is_one_line_with_the_reason():
     action = SetFleetCapacity(fleet_id="sfr-1", target=2, reason="fewer jobs")
-    assert action.describe() == "SetFleetCapacity(fleet_id='sfr-1', target=2): fewer jobs"
+    assert action.describe() == "set fleet sfr-1's target to 2 machine(s) (fewer jobs)"
+
+
+# ---------------------------------------------------------------- circuit breakers
+BREAKERS = replace(POLICY, stop_after_failed_jobs=5, stop_if_no_job_starts_minutes=30)
+
+
+def failed_jobs(count, last_line="python: can't open file '/work/sampl.py': [Errno 2] No such file or directory",
+                exit_code=2):
+    return tuple(FailedJob(f"P{n}", 3, f"exit code {exit_code} after 0.1 s", exit_code, last_line)
+                 for n in range(count))
+
+
+def test_a_run_whose_first_jobs_all_fail_stops_spending_and_names_the_common_failure():
+    actions = plan(world(failed=5, failed_jobs=failed_jobs(5), visible=50, in_flight=0, jobs_at_start=55), BREAKERS)
+
+    assert kinds(actions)[:2] == [SaveState, CancelFleet]
+    reason = actions[0].as_dict()["stop_reason"]
+    assert reason.startswith("circuit breaker: 5 job(s) failed every attempt and 0 succeeded; all 5 failed job(s) "
+                             "(15 attempts) ended with: python: can't open file '/work/sampl.py'")
+    assert DeleteQueue not in kinds(actions)  # the jobs left are kept
+
+
+@pytest.mark.parametrize("failed, done", [(1, 99), (5, 95), (4, 0)])
+def test_a_few_bad_jobs_among_good_ones_or_fewer_than_the_threshold_do_not_trip_it(failed, done):
+    observation = world(failed=failed, failed_jobs=failed_jobs(failed), visible=40, in_flight=0,
+                        jobs_at_start=40 + failed + done)
+    assert CancelFleet not in kinds(plan(observation, BREAKERS))
+
+
+def test_the_failure_breaker_is_off_when_not_configured():
+    observation = world(failed=50, failed_jobs=failed_jobs(50), visible=50, in_flight=0, jobs_at_start=100)
+    assert CancelFleet not in kinds(plan(observation, POLICY))
+
+
+def test_machines_that_start_no_job_for_the_configured_minutes_stop_the_run():
+    waiting = world(state=MonitorState(known_instances={m.instance_id: m.launched_at for m in MACHINES}),
+                    instances=idle(0, 1, 2, 3), visible=100, in_flight=0, jobs_at_start=100)
+    quick = replace(BREAKERS, stop_if_no_job_starts_minutes=10)  # the machines came up 10 min ago
+
+    actions = plan(waiting, quick)
+
+    assert kinds(actions)[:2] == [SaveState, CancelFleet]
+    assert actions[0].as_dict()["stop_reason"].startswith("circuit breaker: machines have run 10 min and no job "
+                                                          "has started")
+    assert CancelFleet not in kinds(plan(waiting, BREAKERS))  # 30 min: not yet
+    started = replace(waiting, state=replace(waiting.state, jobs_started=True))
+    assert CancelFleet not in kinds(plan(started, quick))
+
+
+def test_a_job_seen_running_is_remembered_as_started():
+    first = world(state=MonitorState(known_instances={m.instance_id: m.launched_at for m in MACHINES}))
+    [save] = [action for action in plan(first, POLICY) if isinstance(action, SaveState)]
+    assert save.as_dict() == {"jobs_started": True}
+
+
+def test_the_common_failure_is_the_shared_last_line_else_the_exit_code_else_the_most_common_line():
+    assert common_failure(failed_jobs(3, last_line="boom")) == "all 3 failed job(s) (9 attempts) ended with: boom"
+    mixed_lines = failed_jobs(2, last_line="a") + failed_jobs(1, last_line="b")
+    assert common_failure(mixed_lines) == "all 3 failed job(s) (9 attempts) exited with code 2"
+    mixed = failed_jobs(2, last_line="a") + failed_jobs(1, last_line="b", exit_code=1)
+    assert common_failure(mixed) == "2 of 3 failed jobs ended with: a"

@@ -159,7 +159,9 @@ REJECTIONS = [
     ({"APP_NAME": 5}, "config.json: APP_NAME: expected 1 to 75 letters, digits, '-' or '_' (it names queues, "
                       "alarms, the dashboard, log groups and ECS resources), got 5"),
     ({"DOCKERHUB_TAG": ""}, 'config.json: DOCKERHUB_TAG: expected a non-empty string, got ""'),
-    ({"AWS_REGION": "mars"}, 'config.json: AWS_REGION: expected a region name such as us-east-1, got "mars"'),
+    ({"AWS_REGION": "mars"}, 'config.json: AWS_REGION: expected a region AWS has, such as us-east-1, got "mars"'),
+    ({"AWS_REGION": "us-east-9"}, 'config.json: AWS_REGION: expected a region AWS has, such as us-east-1 (nearest: '
+                                  'us-east-2, us-east-1), got "us-east-9"'),
     ({"AWS_BUCKET": "My_Bucket"}, "config.json: AWS_BUCKET: expected an S3 bucket name (3 to 63 lowercase "
                                   "letters, digits, '.', '-'), got \"My_Bucket\""),
     ({"CLUSTER_MACHINES": 0}, "config.json: CLUSTER_MACHINES: expected an integer >= 1, got 0"),

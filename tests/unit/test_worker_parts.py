@@ -18,8 +18,8 @@ from worker.upload import TransferError, output_files
 # ---------------------------------------------------------------- options
 def test_worker_knobs_come_from_dsr_environment_variables():
     options = WorkerOptions.from_environment({"DSR_WAIT_SECONDS": "1", "DSR_METADATA_URL": "http://127.0.0.1:9/",
-                                              "DSR_JOB_TIMEOUT_SECONDS": "2.5", "OTHER": "x"})
-    assert (options.wait_seconds, options.metadata_url, options.job_timeout_seconds) == (1, "http://127.0.0.1:9", 2.5)
+                                              "DSR_STOP_GRACE_SECONDS": "2.5", "OTHER": "x"})
+    assert (options.wait_seconds, options.metadata_url, options.stop_grace_seconds) == (1, "http://127.0.0.1:9", 2.5)
     assert WorkerOptions.from_environment({}) == WorkerOptions()
 
 

@@ -1,0 +1,136 @@
+"""After jobs fail: list a run's failed jobs, read one job's log, send the failed jobs back (redrive).
+
+The source of truth is the run's failure records (chalicelib/failures.py), not the dead-letter queue: DS's
+default dead-letter queue is shared by every run, so only the records say which failed messages are this
+run's. A redrive sends each record's message again as a new message (so it gets a fresh attempt count),
+removes that record, and takes the same message off the dead-letter queue; other runs' messages there are
+left as they were.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Callable, Iterator
+
+from botocore.exceptions import ClientError
+
+from chalicelib import failures
+from chalicelib.aws import QUEUE_MISSING, Clients, error_code
+from chalicelib.errors import UserError
+from chalicelib.failures import FailureRecord
+from chalicelib.jobs import NotAJob, job_from_message
+from chalicelib.names import RUN_ATTRIBUTE, run_attributes
+from chalicelib.resources import find_queue_url
+from chalicelib.settings import Settings
+
+LOG_LINES_SHOWN = 5  # of a failed job's last lines, in `cli.py failed`'s table
+
+
+def failed_jobs(clients: Clients, settings: Settings) -> list[FailureRecord]:
+    """The run's jobs whose last attempt failed and that have not been done since, oldest first."""
+    return failures.list_records(clients.s3, settings.AWS_BUCKET, settings.APP_NAME)
+
+
+# ---------------------------------------------------------------- one job's log
+
+
+def log_lines(clients: Clients, settings: Settings, job_id: str, follow: bool = False, poll_seconds: float = 2.0,
+              sleep: Callable[[float], None] = time.sleep) -> Iterator[str]:
+    """The job's CloudWatch stream (LOG_GROUP_NAME/<job id>), every attempt, oldest first; with `follow`, new
+    lines as they come until the caller stops iterating."""
+    logs = clients.logs
+    kwargs = {"logGroupName": settings.LOG_GROUP_NAME, "logStreamName": job_id, "startFromHead": True}
+    try:
+        while True:
+            page = logs.get_log_events(**kwargs)
+            for event in page["events"]:
+                yield event["message"]
+            token = page.get("nextForwardToken")
+            if token == kwargs.get("nextToken"):  # the end of the stream, for now
+                if not follow:
+                    return
+                sleep(poll_seconds)
+            kwargs["nextToken"] = token
+    except ClientError as error:
+        if error_code(error) == "ResourceNotFoundException":
+            raise UserError(f"no log for job {job_id!r} in log group {settings.LOG_GROUP_NAME}: the job has not "
+                            "started yet, or the id is not one of this run's (see 'python cli.py failed')") from None
+        raise
+
+
+# ---------------------------------------------------------------- redrive
+
+
+@dataclass(frozen=True)
+class Redriven:
+    sent: tuple[str, ...]  # job ids sent again
+    removed_from_dead_letter: int  # of their messages taken off the dead-letter queue
+    unknown: tuple[str, ...]  # ids asked for that are not failed jobs of this run
+
+
+def redrive(clients: Clients, settings: Settings, job_ids: tuple[str, ...] = ()) -> Redriven:
+    """Send the run's failed jobs (all, or those of `job_ids`) back to its job queue, once each."""
+    records = {record.job_id: record for record in failed_jobs(clients, settings)}
+    unknown = tuple(job_id for job_id in job_ids if job_id not in records)
+    chosen = [records[job_id] for job_id in (job_ids or tuple(records)) if job_id in records]
+    if not chosen:
+        return Redriven((), 0, unknown)
+    queue_url = find_queue_url(clients.sqs, settings.SQS_QUEUE_NAME)
+    if queue_url is None:
+        raise UserError(f"the job queue {settings.SQS_QUEUE_NAME} does not exist (the run was torn down with it "
+                        "empty): run 'python cli.py setup' first, then redrive and start-cluster")
+    for record in chosen:
+        try:
+            job_from_message(record.message_body, settings)  # the worker's edge check, before anything moves
+        except NotAJob as error:
+            raise UserError(f"failure record of job {record.job_id!r} does not hold one of this run's jobs "
+                            f"({error}); nothing was sent") from None
+    sent = []
+    for record in chosen:
+        # sent first, record removed after: a crash between the two leaves the record, so the job is listed
+        # as failed still and nothing is lost; a new message starts with a fresh receive count
+        clients.sqs.send_message(QueueUrl=queue_url, MessageBody=record.message_body,
+                                 MessageAttributes=run_attributes(settings.APP_NAME))
+        failures.delete(clients.s3, settings.AWS_BUCKET, settings.APP_NAME, record.job_id)
+        sent.append(record.job_id)
+    removed = _remove_from_dead_letter(clients, settings, {record.message_body for record in chosen})
+    return Redriven(tuple(sent), removed, unknown)
+
+
+# Receives of the dead-letter queue in one sweep: every message is received once (each stays hidden while the
+# sweep goes on), then the others are made visible again.
+_SWEEP_VISIBILITY_SECONDS = 60
+
+
+def _remove_from_dead_letter(clients: Clients, settings: Settings, bodies: set[str]) -> int:
+    sqs = clients.sqs
+    try:
+        url = sqs.get_queue_url(QueueName=settings.SQS_DEAD_LETTER_QUEUE)["QueueUrl"]
+    except ClientError as error:
+        if error_code(error) in QUEUE_MISSING:
+            return 0
+        raise
+    removed, others, seen = 0, [], set()
+    while True:
+        messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=0,
+                                       VisibilityTimeout=_SWEEP_VISIBILITY_SECONDS,
+                                       MessageAttributeNames=[RUN_ATTRIBUTE]).get("Messages", [])
+        fresh = [message for message in messages if message["MessageId"] not in seen]
+        if not fresh:
+            break
+        for message in fresh:
+            seen.add(message["MessageId"])
+            run = message.get("MessageAttributes", {}).get(RUN_ATTRIBUTE, {}).get("StringValue")
+            # another run's message may hold the same body; one sent before runs were tagged is taken on its body
+            if message["Body"] in bodies and run in (settings.APP_NAME, None):
+                bodies.discard(message["Body"])  # one copy per job: a second copy is another failure
+                sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+                removed += 1
+            else:
+                others.append(message["ReceiptHandle"])
+    for start in range(0, len(others), 10):  # other runs' failures: visible again at once
+        sqs.change_message_visibility_batch(QueueUrl=url, Entries=[
+            {"Id": str(index), "ReceiptHandle": handle, "VisibilityTimeout": 0}
+            for index, handle in enumerate(others[start:start + 10])])
+    return removed

@@ -1,0 +1,93 @@
+"""When jobs fail: `failed`, `logs`, `redrive` and GET /runs/{app}/failed, on two runs that share an account, a
+bucket and DS's default dead-letter queue. Real workers fail the jobs; only this run's are listed and moved."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from chalicelib import aws as clients
+from cli import cli
+from tests.worker_world import run_workers, script
+
+FAILING = ("P00000", "P00001")  # of the started run's 12 jobs; every job of the victim run fails
+
+
+@pytest.fixture
+def failures(started, victim):
+    run_workers(started, script("import sys; plate = sys.argv[1]; print('measuring', plate)\n"
+                                f"if plate in {FAILING!r}: print('error: no such file sampl.py'); sys.exit(2)"))
+    run_workers(victim, script("import sys; print('victim fails'); sys.exit(1)"))
+    return started
+
+
+def cli_run(account, *args):
+    return CliRunner().invoke(cli, [*args, "--config", str(account.config_path)])
+
+
+def dead_letter_runs() -> list[str]:
+    """The run (message attribute) of each message in the shared dead-letter queue."""
+    sqs = clients.client("sqs")
+    url = sqs.get_queue_url(QueueName="user_DeadMessages")["QueueUrl"]
+    runs, handles = [], []
+    while messages := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=30,
+                                          MessageAttributeNames=["All"]).get("Messages"):
+        runs.extend(message["MessageAttributes"]["dsr-app"]["StringValue"] for message in messages)
+        handles.extend(message["ReceiptHandle"] for message in messages)
+    for handle in handles:  # visible again, as before the look
+        sqs.change_message_visibility(QueueUrl=url, ReceiptHandle=handle, VisibilityTimeout=0)
+    return sorted(runs)
+
+
+def test_failed_lists_only_this_runs_failed_jobs_with_their_last_lines(failures, client):
+    table = cli_run(failures, "failed")
+    listed = json.loads(cli_run(failures, "failed", "--json").output)
+
+    assert table.exit_code == 0, table.output
+    assert "P00000  3 attempt(s), failed " in table.output and ": exit code 2 after" in table.output
+    assert "    | error: no such file sampl.py" in table.output
+    assert table.output.endswith("2 failed job(s); the whole log of one: python cli.py logs JOB_ID; send them again: "
+                                 "python cli.py redrive\n")
+    assert [(job["job_id"], job["attempts"], job["exit_code"], job["last_lines"][-1]) for job in listed] == [
+        (job_id, 3, 2, "error: no such file sampl.py") for job_id in FAILING]
+    assert [job["job_id"] for job in client.http.get("/runs/TestApp/failed").json_body["failed"]] == list(FAILING)
+    assert len(client.http.get("/runs/Victim/failed").json_body["failed"]) == 3
+    assert client.http.get("/runs/Nobody/failed").status_code == 404
+
+
+def test_logs_prints_every_attempt_of_one_job(failures):
+    result = cli_run(failures, "logs", "P00000")
+
+    assert result.exit_code == 0, result.output
+    assert result.output.count("measuring P00000") == 3 and result.output.count("failed: exit code 2") == 3
+    missing = cli_run(failures, "logs", "P99999")
+    assert missing.exit_code == 2 and missing.output.startswith("error: no log for job 'P99999' in log group TestApp")
+
+
+def test_redrive_sends_this_runs_failed_jobs_back_once_with_a_fresh_attempt_count(failures, victim):
+    assert dead_letter_runs() == ["TestApp"] * 2 + ["Victim"] * 3  # one shared queue
+    result = cli_run(failures, "redrive")
+    again = cli_run(failures, "redrive")
+
+    assert result.exit_code == 0, result.output
+    assert result.output == "sent 2 failed job(s) back to TestAppQueue (2 taken off user_DeadMessages)\n"
+    assert again.output == "sent 0 failed job(s) back to TestAppQueue (0 taken off user_DeadMessages)\n"
+    assert dead_letter_runs() == ["Victim"] * 3  # though two of its bodies equal the ones redriven
+    sqs = clients.client("sqs")
+    url = sqs.get_queue_url(QueueName="TestAppQueue")["QueueUrl"]
+    messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, AttributeNames=["ApproximateReceiveCount"])
+    assert sorted(json.loads(m["Body"])["group"]["plate"] for m in messages["Messages"]) == list(FAILING)
+    assert {m["Attributes"]["ApproximateReceiveCount"] for m in messages["Messages"]} == {"1"}
+    assert cli_run(failures, "failed").output.startswith("no failed job in run TestApp")
+    assert "3 failed job(s)" in cli_run(victim, "failed").output  # the other run's failures are its own still
+
+
+def test_redrive_of_named_jobs_moves_only_those_and_warns_of_unknown_ids(failures):
+    result = cli_run(failures, "redrive", "P00001", "P77777")
+
+    assert result.exit_code == 0, result.output
+    assert "warning: P77777 is not a failed job of run TestApp; not sent" in result.output
+    assert "sent 1 failed job(s) back to TestAppQueue (1 taken off user_DeadMessages)" in result.output
+    assert [job["job_id"] for job in json.loads(cli_run(failures, "failed", "--json").output)] == ["P00000"]
