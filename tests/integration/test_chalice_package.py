@@ -66,7 +66,8 @@ def policy_of(template: dict, function: dict) -> dict:
 def test_every_status_route_requires_iam_authorization(template):
     api = template["Resources"]["RestAPI"]["Properties"]["DefinitionBody"]
     methods = [(path, verb, spec) for path, verbs in api["paths"].items() for verb, spec in verbs.items()]
-    assert {(path, verb) for path, verb, _ in methods} == {("/runs", "get"), ("/runs/{app_name}", "get")}
+    assert {(path, verb) for path, verb, _ in methods} == {("/runs", "get"), ("/runs/{app_name}", "get"),
+                                                          ("/runs/{app_name}/failed", "get")}
     for path, verb, spec in methods:
         assert spec["security"] == [{"sigv4": []}], (path, verb)
     assert api["securityDefinitions"]["sigv4"]["x-amazon-apigateway-authtype"] == "awsSigv4"

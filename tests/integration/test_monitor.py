@@ -136,7 +136,7 @@ def test_teardown_now_keeps_the_jobs_left_in_their_queue(started):
     assert summary["stop_reason"] == "teardown requested from the command line" and summary["jobs_left"] == JOBS
     status = CliRunner().invoke(cli, ["status", "--config", str(started.config_path)])
     assert "state" in status.output and "finished" in status.output
-    assert "{" not in status.output and "log exports     TestApp: done, TestApp_perInstance: done" in status.output
+    assert "{" not in status.output and "TestApp: done, TestApp_perInstance: done" in status.output
     again = CliRunner().invoke(cli, ["teardown", "--period", "0", "--config", str(started.config_path)])
     assert again.exit_code == 0, again.output
     assert again.output == ("run TestApp is already torn down; summary at "
