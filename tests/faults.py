@@ -21,6 +21,7 @@ Randomness is seeded, so a failing run can be replayed.
 from __future__ import annotations
 
 import http.client
+import json
 import random
 import re
 import threading
@@ -43,7 +44,8 @@ class Request:
     target: str  # X-Amz-Target (JSON protocols), e.g. "AmazonSQS.SendMessageBatch"; "" otherwise
 
 
-# A rule decides the fault for one request: "throttle", "500", or None (forward it).
+# A rule decides the fault for one request: "throttle", "500", "ecs:<ErrorCode>" (an ECS request only), or None
+# (forward it).
 Rule = Callable[[Request], "str | None"]
 
 
@@ -172,6 +174,9 @@ _THROTTLES = {
 def _error(request: Request, fault: str) -> tuple[int, list[tuple[str, str]], bytes]:
     if fault == "throttle":
         return _THROTTLES[request.service]
+    if fault.startswith("ecs:"):  # an ECS error answer with that code (a JSON protocol), not retried by botocore
+        return 400, [("Content-Type", "application/x-amz-json-1.1")], json.dumps(
+            {"__type": fault[4:], "message": "injected by the test"}).encode()
     return 500, [], b""
 
 

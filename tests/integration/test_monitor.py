@@ -13,7 +13,8 @@ import time
 import pytest
 from click.testing import CliRunner
 
-from chalicelib import aws as clients, leases
+from chalicelib import aws as clients, cluster, leases
+from chalicelib.fleet import load_fleet_file
 from chalicelib.monitor import actions as act
 from chalicelib.monitor.apply import Applier
 from chalicelib.aws import Clients
@@ -21,6 +22,7 @@ from chalicelib.monitor.observe import observe
 from chalicelib.monitor.plan import plan
 from chalicelib.monitor.reconcile import reconcile
 from cli import cli
+from tests.faults import FaultProxy, fail_first
 from tests.integration.world import AFTER_TEARDOWN, JOBS, Account, NOTHING_LEFT, drain, reconcile_until_gone, the_run, what_is_left
 
 def test_a_started_run_with_jobs_waiting_converges_and_then_plans_nothing(started):
@@ -171,3 +173,17 @@ def test_a_log_export_aws_refuses_is_reported_and_the_teardown_still_finishes(st
     assert summary["log_exports"] == {"TestApp": "done", "TestApp_perInstance": "failed"}
     assert what_is_left(started)["monitor_objects"] == AFTER_TEARDOWN
     assert what_is_left(started)["fleets"] == [] and what_is_left(started)["queues"] == ["user_DeadMessages"]
+
+
+def test_an_aws_refusal_during_teardown_is_one_line_and_exit_1(moto_server, tmp_path, monkeypatch):
+    account = Account(tmp_path)
+    cluster.start_cluster(account.settings, load_fleet_file(account.fleet_path), wait_seconds=0, poll_seconds=0)
+    refused = fail_first(100, lambda request: request.target.endswith(".DescribeServices"), "ecs:InvalidParameterException")
+    with FaultProxy(moto_server, rate=0, rule=refused) as proxy:
+        monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.url)
+        clients.forget_sessions()
+        result = CliRunner().invoke(cli, ["teardown", "--period", "0", "--config", str(account.config_path)])
+
+    assert result.exit_code == 1, result.output
+    assert result.stderr == "error: AWS refused DescribeServices: InvalidParameterException: injected by the test\n"
+    assert "Traceback" not in result.output
