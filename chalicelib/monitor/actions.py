@@ -170,4 +170,4 @@ class RemoveRunRecord(Action):
     keys: tuple[str, ...]
 
     def what(self) -> str:
-        return f"remove the run record s3://{self.bucket}/{self.keys[0]}; the run is no longer watched"
+        return f"remove the run record s3://{self.bucket}/{self.keys[0]}"
