@@ -62,18 +62,18 @@ def list_runs():
 
 @app.route("/runs/{app_name}", authorizer=authorizer)
 def get_run(app_name):
-    status = service.find_status(app_name, service.watched_buckets())
-    if status is None:
-        raise NotFoundError(f"no run named {app_name!r} in {', '.join(service.watched_buckets()) or 'no bucket'}")
-    return status
+    return _found(app_name, service.find_status(app_name, service.watched_buckets()))
 
 
 @app.route("/runs/{app_name}/failed", authorizer=authorizer)
 def get_failed(app_name):
-    failed = service.find_failed(app_name, service.watched_buckets())
-    if failed is None:
+    return _found(app_name, service.find_failed(app_name, service.watched_buckets()))
+
+
+def _found(app_name, document):
+    if document is None:
         raise NotFoundError(f"no run named {app_name!r} in {', '.join(service.watched_buckets()) or 'no bucket'}")
-    return failed
+    return document
 
 
 def _watched_runs(trigger):
