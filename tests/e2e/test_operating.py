@@ -108,3 +108,15 @@ def test_a_second_local_run_with_check_if_done_resumes_skipping_what_the_first_d
     for name in ("j00", "j02"):  # the outputs are in --out still
         assert (run.out / "outputs" / name / "result.txt").read_text() == name + "\n"
     assert processes_marked(mark) == []
+
+
+def test_the_local_report_says_when_the_monitor_stopped_the_run_and_why(tmp_path):
+    run = Run(tmp_path, MAX_RUN_HOURS=0.0005)  # 1.8 s
+    result, mark = run_local(local_args(run.jobs("sleep:30", "sleep:30"), run.config, "--out", str(run.out)),
+                             cwd=tmp_path)
+
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "E2E: finished; the monitor stopped it: MAX_RUN_HOURS reached (0.0005 h); jobs left in the queue are " \
+           "kept" in result.stdout.splitlines()
+    assert table_value(result.stdout, "not run") == "2"
+    assert processes_marked(mark) == []
