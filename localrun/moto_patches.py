@@ -25,7 +25,7 @@ def patched() -> Iterator[None]:
         return
     with contextlib.ExitStack() as stack:
         for patch in (_sqs_clock, _sqs_lazy_attributes, _spot_fleet_cancel, _spot_fleet_capacity,
-                      _s3_atomic_put):
+                      _s3_atomic_put, _rest_api_import_of_swagger):
             stack.enter_context(patch())
         _active.append(True)
         try:
@@ -217,3 +217,58 @@ def _s3_atomic_put() -> Iterator[None]:
         yield
     finally:
         S3Response.put_object = original
+
+
+@contextlib.contextmanager
+def _rest_api_import_of_swagger() -> Iterator[None]:
+    """moto imports only OpenAPI 3 documents, and reads `info.description` unconditionally (KeyError: 500).
+
+    Chalice deploys its REST API with ImportRestApi and a Swagger 2.0 document without a description, which
+    AWS accepts; `chalice deploy` against moto fails at that last step. What moto reads of a document (paths,
+    methods, responses, x-amazon-apigateway-integration) has the same shape in both versions, so a Swagger
+    document is imported as the OpenAPI 3 one it would be, with an empty description as AWS stores it. AWS
+    also turns a method's `security` naming a `securityDefinitions` entry of authtype awsSigv4 into the
+    method's AWS_IAM authorization, which moto's import leaves out: added here, so the deployed API can be
+    read back as AWS holds it.
+    """
+    from moto.apigateway.models import APIGatewayBackend
+
+    original_import, original_put = APIGatewayBackend.import_rest_api, APIGatewayBackend.put_rest_api
+
+    def as_openapi3(api_doc):
+        if not isinstance(api_doc, dict):
+            return api_doc
+        info = api_doc.get("info") if isinstance(api_doc.get("info"), dict) else {}
+        document = {**api_doc, "info": {"description": "", **info}}
+        if document.pop("swagger", None) is not None:
+            document["openapi"] = "3.0.1"
+        return document
+
+    def iam_methods(api_doc):
+        definitions = api_doc.get("securityDefinitions", {}) if isinstance(api_doc, dict) else {}
+        sigv4 = {name for name, spec in definitions.items()
+                 if isinstance(spec, dict) and spec.get("x-amazon-apigateway-authtype") == "awsSigv4"}
+        for path, methods in (api_doc.get("paths", {}) if isinstance(api_doc, dict) else {}).items():
+            for verb, spec in methods.items():
+                if any(name in sigv4 for requirement in spec.get("security", ()) for name in requirement):
+                    yield path, verb.upper()
+
+    @functools.wraps(original_import)
+    def import_rest_api(self, api_doc, *args, **kwargs):
+        api = original_import(self, as_openapi3(api_doc), *args, **kwargs)
+        for path, verb in iam_methods(api_doc):
+            api.get_resource_for_path(path).get_method(verb).authorization_type = "AWS_IAM"
+        return api
+
+    @functools.wraps(original_put)
+    def put_rest_api(self, function_id, api_doc, *args, **kwargs):
+        api = original_put(self, function_id, as_openapi3(api_doc), *args, **kwargs)
+        for path, verb in iam_methods(api_doc):
+            api.get_resource_for_path(path).get_method(verb).authorization_type = "AWS_IAM"
+        return api
+
+    APIGatewayBackend.import_rest_api, APIGatewayBackend.put_rest_api = import_rest_api, put_rest_api
+    try:
+        yield
+    finally:
+        APIGatewayBackend.import_rest_api, APIGatewayBackend.put_rest_api = original_import, original_put

@@ -17,6 +17,7 @@ from pathlib import Path
 import moto
 import pytest
 from moto.core import utils as moto_utils
+from moto.apigateway.models import APIGatewayBackend
 from moto.ec2.models.spot_requests import SpotFleetRequest
 from moto.s3.models import S3Backend
 from moto.s3.responses import S3Response
@@ -44,6 +45,10 @@ def test_the_attributes_the_patches_replace_still_exist_in_moto():
     # The S3 patch locks the handler that holds both the If-None-Match / If-Match check and the write.
     put_object = inspect.getsource(inspect.unwrap(S3Response.put_object))
     assert 'if_none_match == "*"' in put_object and "self.backend.put_object(" in put_object
+    # The API Gateway patch translates what moto's import refuses (Swagger 2.0, no info.description).
+    imported = inspect.getsource(inspect.unwrap(APIGatewayBackend.import_rest_api))
+    assert 'api_doc["info"]["description"]' in imported and "self.put_rest_api(" in imported
+    assert 'api_doc.get("swagger") is not None' in inspect.getsource(inspect.unwrap(APIGatewayBackend.put_rest_api))
 
 
 def test_inside_patched_sqs_reads_the_fast_clock_and_a_nested_patched_changes_nothing():
