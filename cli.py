@@ -211,19 +211,23 @@ def start_cluster(settings: Settings, fleetfile: str, cheapest: bool, wait_secon
 
 @cli.command()
 @click.argument("monitorfile", required=False, type=click.Path())
+@click.argument("ds_cheapest", required=False, metavar="[True|False]",
+                type=click.Choice(["True", "False", "true", "false"]))
 @click.option("--cheapest", is_flag=True, help="Shrink the fleet to one machine after 15 minutes.")
 @click.option("--period", type=click.FloatRange(min=1), default=60, show_default=True,
               help="Seconds between checks.")
 @click.option("--config", "config_path", default="config.json", show_default=True, type=click.Path(),
               help="The run's configuration file (not read when MONITORFILE is given).")
-def monitor(monitorfile: str | None, cheapest: bool, period: float, config_path: str):
+def monitor(monitorfile: str | None, ds_cheapest: str | None, cheapest: bool, period: float, config_path: str):
     """Watch a run from this terminal until it is torn down (what the Lambda does):
-    scale down as the queue drains, tear down when it is empty.
+    scale down as the queue drains, tear down when it is empty. DS's spelling
+    `monitor FILE True` is --cheapest.
 
     \b
     Example:
       python cli.py monitor files/MyAppSpotFleetRequestId.json
     """
+    cheapest = cheapest or (ds_cheapest or "").lower() == "true"
     if monitorfile:
         record = loop.record_from_file(monitorfile)
         app_name, bucket, key = record.MONITOR_APP_NAME, record.MONITOR_BUCKET_NAME, record.MONITOR_FILE_KEY
@@ -454,6 +458,29 @@ def emulator(port: int, config_path: str | None, fleetfile: str | None):
     settings = Settings.load(config_path) if config_path else None
     fleet = load_fleet_file(fleetfile) if fleetfile else None
     sys.exit(serve_until_stopped(port, settings, fleet, click.echo))
+
+
+@cli.command("convert-config")
+@click.option("--config", "config_py", default="config.py", show_default=True, type=click.Path(dir_okay=False),
+              help="DS's config.py.")
+def convert_config(config_py: str):
+    """Print the config.json equivalent of DS's config.py (read, never run);
+    each place where this project reads a value otherwise than DS goes to
+    stderr with the reason. Every other command takes --config config.py too.
+
+    \b
+    Example:
+      python cli.py convert-config --config config.py > config.json
+    """
+    from chalicelib.dsconfig import read_ds_config
+
+    converted = read_ds_config(config_py)
+    checked = dict(converted.settings)
+    checked.setdefault("COMMAND", ["program"])  # checked as it will be once COMMAND is added (see the note)
+    Settings.from_mapping(checked, config_py)
+    click.echo(json.dumps(converted.settings, indent=2))
+    for note in converted.notes:
+        click.echo(f"note: {note}", err=True)
 
 
 def _alias(command: click.Command, name: str) -> click.Command:

@@ -442,6 +442,11 @@ class Settings:
 
     @classmethod
     def load(cls, path: str | Path) -> "Settings":
+        """config.json, or DS's config.py (read, never run: chalicelib/dsconfig.py)."""
+        if str(path).endswith(".py"):
+            from chalicelib.dsconfig import read_ds_config
+
+            return cls.from_mapping(read_ds_config(path).settings, str(path))
         return cls.from_mapping(read_json_file(path, ConfigError), str(path))
 
 

@@ -154,6 +154,17 @@ def test_monitor_from_the_monitor_file_watches_until_torn_down(started, tmp_path
     assert what_is_left(started) == NOTHING_LEFT
 
 
+def test_dss_spelling_monitor_file_true_is_cheapest_mode(started, tmp_path):
+    drain(started)
+    record = tmp_path / "files" / "TestAppSpotFleetRequestId.json"
+    wrong = CliRunner().invoke(cli, ["monitor", str(record), "maybe"])
+    result = CliRunner().invoke(cli, ["monitor", str(record), "True", "--period", "1"])
+
+    assert wrong.exit_code == 2 and "'maybe' is not one of 'True', 'False'" in wrong.output
+    assert result.exit_code == 0, result.output
+    assert "run torn down" in result.output and what_is_left(started) == NOTHING_LEFT
+
+
 def test_commands_on_a_run_that_does_not_exist_say_so(aws, tmp_path):
     account = Account(tmp_path)
     for command in ("plan", "status", "teardown"):
