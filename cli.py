@@ -229,7 +229,7 @@ def monitor(monitorfile: str | None, ds_cheapest: str | None, cheapest: bool, pe
     """
     cheapest = cheapest or (ds_cheapest or "").lower() == "true"
     if monitorfile:
-        record = loop.record_from_file(monitorfile)
+        record = _record_or_adopted(monitorfile)
         app_name, bucket, key = record.MONITOR_APP_NAME, record.MONITOR_BUCKET_NAME, record.MONITOR_FILE_KEY
         clients = aws.Clients(region=record.REGION)  # no config: the profile comes from AWS_PROFILE, as for boto3
     else:
@@ -247,6 +247,25 @@ def monitor(monitorfile: str | None, ds_cheapest: str | None, cheapest: bool, pe
                    err=True)
         sys.exit(EXIT_INTERRUPTED)
     click.echo(f"run torn down; summary at s3://{bucket}/{summary_key(app_name)}")
+
+
+def _record_or_adopted(path: str):
+    """This project's monitor file, or DS's: then the DS run is adopted (chalicelib/adopt.py) and said so."""
+    from chalicelib import adopt
+
+    try:
+        return loop.record_from_file(path)
+    except UserError:
+        ds = adopt.read_ds_monitor_file(path)
+        if ds is None:
+            raise
+    region = aws.region_of_queue_url(str(ds["MONITOR_QUEUE_URL"]))
+    record, done = adopt.adopt(aws.Clients(region=region), ds, region, path)
+    click.echo(f"adopted Distributed-Something run {record.MONITOR_APP_NAME} (fleet {record.MONITOR_FLEET_ID}, "
+               f"queue {record.MONITOR_QUEUE_NAME}, cluster {record.MONITOR_ECS_CLUSTER}):")
+    for line in done:
+        click.echo(f"  {line}")
+    return record
 
 
 def _print_tick(result) -> None:

@@ -120,6 +120,15 @@ class Clients:
         return made
 
 
+def region_of_queue_url(url: str) -> str:
+    """The region an SQS queue URL names (https://sqs.REGION.amazonaws.com/...), else this process's default."""
+    host = url.split("://", 1)[-1].split("/", 1)[0]
+    parts = host.split(".")
+    if len(parts) >= 3 and parts[0] == "sqs":
+        return parts[1]
+    return os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
+
+
 def read_object(s3, bucket: str, key: str) -> bytes | None:
     """An S3 object's bytes, or None when there is no such key."""
     try:

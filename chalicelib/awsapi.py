@@ -4,6 +4,7 @@ once (Chalice's TypedAWSClient is the model). No raw response dict leaves this m
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 
 from botocore.exceptions import ClientError
@@ -48,6 +49,8 @@ class FleetState:
     target: int
     fulfilled: float
     tags: dict[str, str] = field(default_factory=dict)
+    spot_price: float | None = None  # the request's maximum price per machine-hour, when it sets one
+    instance_types: tuple[str, ...] = ()  # of its launch specifications
 
     @property
     def live(self) -> bool:
@@ -69,7 +72,11 @@ def fleet_state(ec2, fleet_id: str) -> FleetState | None:
     return FleetState(fleet_id=fleet_id, state=described.get("SpotFleetRequestState", ""),
                       activity=described.get("ActivityStatus", ""), target=int(config.get("TargetCapacity", 0)),
                       fulfilled=float(config.get("FulfilledCapacity", 0.0)),
-                      tags={tag["Key"]: tag["Value"] for tag in described.get("Tags", ())})
+                      tags={tag["Key"]: tag["Value"] for tag in described.get("Tags", ())},
+                      spot_price=float(config["SpotPrice"]) if config.get("SpotPrice") else None,
+                      instance_types=tuple(dict.fromkeys(spec["InstanceType"] for spec in
+                                                         config.get("LaunchSpecifications", ())
+                                                         if spec.get("InstanceType"))))
 
 
 def fleet_instance_ids(ec2, fleet_id: str) -> tuple[str, ...]:
@@ -100,6 +107,18 @@ def live_machines(ec2, instance_ids: tuple[str, ...] = (), fleet_id: str | None 
              for page in ec2.get_paginator("describe_instances").paginate(**kwargs)
              for reservation in page["Reservations"] for instance in reservation["Instances"]]
     return tuple(sorted(found, key=lambda machine: machine.instance_id))
+
+
+def dead_letter_queue_arn(sqs, url: str) -> str | None:
+    """The dead-letter queue of the queue's redrive policy, or None (no policy, or the queue is gone)."""
+    try:
+        attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["RedrivePolicy"])["Attributes"]
+    except ClientError as error:
+        if error_code(error) in QUEUE_MISSING:
+            return None
+        raise
+    policy = attributes.get("RedrivePolicy")
+    return json.loads(policy).get("deadLetterTargetArn") if policy else None
 
 
 def queue_tags(sqs, url: str) -> dict[str, str]:

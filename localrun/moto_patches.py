@@ -25,7 +25,7 @@ def patched() -> Iterator[None]:
         return
     with contextlib.ExitStack() as stack:
         for patch in (_sqs_clock, _sqs_lazy_attributes, _spot_fleet_cancel, _spot_fleet_capacity,
-                      _s3_atomic_put, _rest_api_import_of_swagger):
+                      _s3_atomic_put, _rest_api_import_of_swagger, _spot_fleet_created_tags):
             stack.enter_context(patch())
         _active.append(True)
         try:
@@ -272,3 +272,24 @@ def _rest_api_import_of_swagger() -> Iterator[None]:
         yield
     finally:
         APIGatewayBackend.import_rest_api, APIGatewayBackend.put_rest_api = original_import, original_put
+
+
+@contextlib.contextmanager
+def _spot_fleet_created_tags() -> Iterator[None]:
+    """moto keeps tags put with CreateTags on a spot fleet request apart from the request: DescribeSpotFleetRequests
+    shows only the tags given at RequestSpotFleet. AWS shows both. Adopting a Distributed-Something run tags its
+    fleet with CreateTags (DS requested it untagged), and the monitor reads the tag back before it acts."""
+    from moto.ec2.models.spot_requests import SpotFleetRequest
+
+    original = SpotFleetRequest.tag_set
+
+    def tag_set(self) -> list[dict[str, str]]:
+        tags = {item["Key"]: item["Value"] for item in original.fget(self)}
+        tags.update(self.ec2_backend.tags.get(self.id, {}))
+        return [{"Key": key, "Value": value} for key, value in tags.items()]
+
+    SpotFleetRequest.tag_set = property(tag_set)
+    try:
+        yield
+    finally:
+        SpotFleetRequest.tag_set = original

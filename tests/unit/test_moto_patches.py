@@ -42,6 +42,7 @@ def test_the_attributes_the_patches_replace_still_exist_in_moto():
     assert hasattr(sqs_models.SQSBackend, "is_message_valid_based_on_retention_period")
     assert hasattr(SpotFleetRequest, "terminate_instances")
     assert hasattr(SpotFleetRequest, "create_spot_requests")
+    assert isinstance(inspect.getattr_static(SpotFleetRequest, "tag_set"), property)
     # The S3 patch locks the handler that holds both the If-None-Match / If-Match check and the write.
     put_object = inspect.getsource(inspect.unwrap(S3Response.put_object))
     assert 'if_none_match == "*"' in put_object and "self.backend.put_object(" in put_object
