@@ -102,13 +102,19 @@ build() {
 
 # The base: Debian bookworm's Python 3.11 from Debian's repositories, standing in for python:3.11-slim,
 # which cannot be pulled where Docker Hub is out of reach (README.md, "The worker image").
-ROOTFS=local/bookworm-rootfs
+# Like the official slim images, without documentation, manuals and translations (the copyright files stay).
+recipe=(--variant=minbase --include=python3,python3-pip,python-is-python3,ca-certificates,passwd
+        --dpkgopt=path-exclude=/usr/share/doc/* --dpkgopt=path-include=/usr/share/doc/*/copyright
+        --dpkgopt=path-exclude=/usr/share/man/* --dpkgopt=path-exclude=/usr/share/info/*
+        --dpkgopt=path-exclude=/usr/share/locale/* --dpkgopt=path-include=/usr/share/locale/locale.alias
+        bookworm)
+# the recipe names the cached image: change it and the next run makes the root file system again
+ROOTFS=local/bookworm-rootfs:$(printf '%s\n' "${recipe[@]}" | sha256sum | cut -c1-12)
 BASE=local/python:3.11-bookworm
 if ! "$DOCKER" image inspect "$ROOTFS" >/dev/null 2>&1; then
     started=$(clock)
     # to a file first: a half-made root file system never becomes an image
-    mmdebstrap --quiet --variant=minbase --include=python3,python3-pip,python-is-python3,ca-certificates,passwd \
-        bookworm "$RUN/rootfs.tar"
+    mmdebstrap --quiet "${recipe[@]}" "$RUN/rootfs.tar"
     "$DOCKER" import "$RUN/rootfs.tar" "$ROOTFS" >/dev/null
     rm -f "$RUN/rootfs.tar"
     echo "container-test: made $ROOTFS with mmdebstrap in $(since "$started") s"
@@ -124,6 +130,10 @@ echo "container-test: base image $BASE ready in $(since "$started") s"
 IMAGE=local/dsr-worker:test
 started=$(clock)
 build "$STATE/worker-build.log" --build-arg "BASE=$BASE" -f worker/Dockerfile -t "$IMAGE" .
+# the images these replaced (older builds, a root file system of an older recipe) would pile up in STATE
+mapfile -t stale < <("$DOCKER" images local/bookworm-rootfs --format '{{.Repository}}:{{.Tag}}' | grep -vxF "$ROOTFS")
+[ ${#stale[@]} -eq 0 ] || "$DOCKER" rmi "${stale[@]}" >/dev/null
+"$DOCKER" image prune -f >/dev/null
 size=$("$DOCKER" image inspect -f '{{.Size}}' "$IMAGE")
 echo "container-test: built $IMAGE in $(since "$started") s; image size $size bytes ($((size / 1000000)) MB)"
 
