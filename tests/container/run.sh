@@ -104,9 +104,9 @@ build() {
 # which cannot be pulled where Docker Hub is out of reach (README.md, "The worker image").
 # Like the official slim images, without documentation, manuals and translations (the copyright files stay).
 recipe=(--variant=minbase --include=python3,python3-pip,python-is-python3,ca-certificates,passwd
-        --dpkgopt=path-exclude=/usr/share/doc/* --dpkgopt=path-include=/usr/share/doc/*/copyright
-        --dpkgopt=path-exclude=/usr/share/man/* --dpkgopt=path-exclude=/usr/share/info/*
-        --dpkgopt=path-exclude=/usr/share/locale/* --dpkgopt=path-include=/usr/share/locale/locale.alias
+        '--dpkgopt=path-exclude=/usr/share/doc/*' '--dpkgopt=path-include=/usr/share/doc/*/copyright'
+        '--dpkgopt=path-exclude=/usr/share/man/*' '--dpkgopt=path-exclude=/usr/share/info/*'
+        '--dpkgopt=path-exclude=/usr/share/locale/*' '--dpkgopt=path-include=/usr/share/locale/locale.alias'
         bookworm)
 # the recipe names the cached image: change it and the next run makes the root file system again
 ROOTFS=local/bookworm-rootfs:$(printf '%s\n' "${recipe[@]}" | sha256sum | cut -c1-12)
