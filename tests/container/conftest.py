@@ -1,0 +1,99 @@
+"""The worker image under real Docker, against this project's moto server on 127.0.0.1.
+
+`make container-test` (tests/container/run.sh) builds the image and sets DSR_TEST_IMAGE; `make test` never
+collects this folder (--ignore), so the ordinary suite needs no Docker. Run by hand without the image, these
+tests skip, except under CI=true, where a missing image is a failure: CI must not pass by skipping them.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import uuid
+
+import pytest
+
+from tests.worker_world import worker_env
+
+IMAGE = os.environ.get("DSR_TEST_IMAGE", "")
+DOCKER = os.environ.get("DSR_DOCKER", "docker")  # run.sh passes the 20.10 client that matches its dockerd
+LABEL = "dsr-container-test"  # run.sh removes every container with this label when it stops
+# What the container must not inherit from worker_env, which was written for a process on this machine:
+# PATH and PYTHONPATH are the image's own (python on PATH, the worker in /opt/dsr).
+HOST_ONLY = ("PATH", "PYTHONPATH")
+
+
+def pytest_collection_modifyitems(config, items):
+    if IMAGE:
+        return
+    reason = "DSR_TEST_IMAGE is not set: run 'make container-test', which builds the image"
+    if os.environ.get("CI") == "true":
+        raise pytest.UsageError(f"tests/container under CI=true: {reason}")
+    for item in items:
+        item.add_marker(pytest.mark.skip(reason=reason))
+
+
+def docker(*args: str, check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess:
+    """The docker client with an argument list (no shell: nothing here is parsed twice)."""
+    result = subprocess.run([DOCKER, *args], capture_output=True, text=True, timeout=timeout)
+    if check and result.returncode != 0:
+        raise AssertionError(f"docker {' '.join(args[:2])} failed ({result.returncode}): {result.stderr.strip()}")
+    return result
+
+
+class Container:
+    """One `docker run -d` of the worker image; removed (with -f) when the test ends."""
+
+    def __init__(self, endpoint: str, settings, *docker_args: str, **knobs):
+        env = worker_env(endpoint, settings, **knobs)
+        self.name = f"dsr-test-{uuid.uuid4().hex[:12]}"
+        # --network host: the moto server and the fake metadata server listen on this machine's 127.0.0.1,
+        # and dockerd runs without a bridge (run.sh), so nothing the container sends leaves loopback.
+        command = ["run", "-d", "--name", self.name, "--label", LABEL, "--network", "host", *docker_args]
+        for name, value in env.items():
+            if name not in HOST_ONLY:
+                command += ["-e", f"{name}={value}"]
+        docker(*command, IMAGE)
+
+    def state(self, field: str) -> str:
+        return docker("inspect", "-f", "{{.State.%s}}" % field, self.name).stdout.strip()
+
+    @property
+    def running(self) -> bool:
+        return self.state("Running") == "true"
+
+    def logs(self) -> str:
+        result = docker("logs", self.name, check=False)
+        return f"--- docker logs {self.name}\n{result.stdout}{result.stderr}"
+
+    def processes(self) -> list[tuple[int, str]]:
+        """(uid, command line) of every process in the container, as the host's ps sees them (`docker top`)."""
+        # docker top needs the pid column to pick the container's processes out of the host's
+        lines = docker("top", self.name, "-eo", "pid,uid,args").stdout.splitlines()[1:]
+        return [(int(uid), args) for _, uid, args in (line.split(None, 2) for line in lines if line.strip())]
+
+    def stop(self, seconds: int = 30) -> None:
+        # ECS gives a task 30 s between SIGTERM and SIGKILL; docker's default of 10 s would hide a slow release.
+        docker("stop", "-t", str(seconds), self.name, timeout=seconds + 30)
+
+    def wait(self, timeout: float = 60) -> int:
+        return int(docker("wait", self.name, timeout=timeout).stdout.strip())
+
+    def remove(self) -> None:
+        docker("rm", "-f", self.name, check=False)
+
+
+@pytest.fixture
+def containers(moto_server):
+    """Starts containers of the image against the moto server; removes them after the test."""
+    started: list[Container] = []
+
+    def start(settings, *docker_args: str, **knobs) -> Container:
+        container = Container(moto_server, settings, *docker_args, **knobs)
+        started.append(container)
+        return container
+
+    start.all = started
+    yield start
+    for container in started:
+        container.remove()
