@@ -161,6 +161,7 @@ def test_the_deployed_zip_runs_on_its_own_and_its_handlers_tear_a_run_down(moto_
     archive.write_bytes(code.code_bytes)
     with zipfile.ZipFile(archive) as opened:
         opened.extractall(unpacked)
+    assert not [path for path in ("localrun", "worker", "tests", "moto", "cli.py") if (unpacked / path).exists()]
     environment = json.loads(json.dumps(clients.client("lambda").get_function_configuration(
         FunctionName="ds-runner-monitor-dev-every_period")["Environment"]["Variables"]))
     cluster.start_cluster(account.settings, load_fleet_file(account.fleet_path), wait_seconds=0, poll_seconds=0,
