@@ -494,9 +494,7 @@ def convert_config(config_py: str):
     from chalicelib.dsconfig import read_ds_config
 
     converted = read_ds_config(config_py)
-    checked = dict(converted.settings)
-    checked.setdefault("COMMAND", ["program"])  # checked as it will be once COMMAND is added (see the note)
-    Settings.from_mapping(checked, config_py)
+    Settings.from_mapping(converted.settings, config_py)
     click.echo(json.dumps(converted.settings, indent=2))
     for note in converted.notes:
         click.echo(f"note: {note}", err=True)

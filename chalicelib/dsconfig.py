@@ -118,8 +118,13 @@ def _translate(config: DSConfig, source: str) -> None:
         config.notes.append(f"SQS_DEAD_LETTER_QUEUE: DS takes the queue's ARN; this project takes its name, "
                             f"{settings['SQS_DEAD_LETTER_QUEUE']!r} (in AWS_REGION of this account)")
     if "COMMAND" not in settings:
-        config.notes.append("COMMAND: DS's image runs its own worker; this project's worker runs COMMAND for "
-                            "each job: add COMMAND = ['your', 'program', '{a job key}'] to the file")
+        settings["COMMAND"] = None
+        config.notes.append("COMMAND: absent, so DS image mode: your image runs its own worker with DS's "
+                            "environment variables; or set COMMAND = ['your', 'program', '{a job key}'] for this "
+                            "project's worker")
+    if "PRIVILEGED" not in settings:
+        config.notes.append("PRIVILEGED: DS runs every container privileged; here only with PRIVILEGED = True "
+                            "(needed for s3fs mounts)")
     if settings.get("AWS_PROFILE") == "default":
         config.notes.append("AWS_PROFILE: 'default' means the default credential chain when no profile of that "
                             "name is configured (CI, containers)")

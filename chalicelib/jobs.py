@@ -116,7 +116,7 @@ class _Templates:
     """The settings' templates, parsed once per file rather than once per job."""
 
     def __init__(self, settings: Settings):
-        self.command_fields = frozenset(field for item in settings.COMMAND for field in Template(item).fields)
+        self.command_fields = frozenset(field for item in settings.COMMAND or () for field in Template(item).fields)
         self.output_prefix = Template(settings.OUTPUT_PREFIX)
         self.input_prefix = Template(settings.INPUT_PREFIX) if settings.INPUT_PREFIX else None
         # The prefixes' placeholders that take a job's values (not the run's APP_NAME or AWS_BUCKET).

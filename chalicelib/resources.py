@@ -80,7 +80,8 @@ def setup(settings: Settings, clients: Any = None) -> SetupReport:
         report.warnings.append(
             f"IAM role {names.task_role(settings)} does not exist, so the task definition has no task role and "
             "workers could not reach SQS or S3; run 'python cli.py setup-account', then setup again")
-    report.task_definition_arn = ensure_task_definition(c.ecs, task_definition(settings, role_arn), report)
+    report.task_definition_arn = ensure_task_definition(c.ecs, task_definition(settings, role_arn, report.queue_url),
+                                                        report)
     ensure_service(c.ecs, settings, report.task_definition_arn, report)
     return report
 
@@ -227,8 +228,11 @@ def _ecs_tags(tags: dict[str, str]) -> list[dict[str, str]]:
     return [{"key": key, "value": value} for key, value in tags.items()]
 
 
-def task_definition(settings: Settings, task_role_arn: str | None) -> dict[str, Any]:
-    """The register_task_definition arguments: one container named APP_NAME, logs to _perInstance."""
+def task_definition(settings: Settings, task_role_arn: str | None, queue_url: str = "") -> dict[str, Any]:
+    """The register_task_definition arguments: one container named APP_NAME, logs to _perInstance. In DS image
+    mode the container gets DS's variables (the queue's URL among them) instead of DSR_CONFIG, and runs
+    privileged only when PRIVILEGED says so."""
+    variables = settings.ds_environment(queue_url) if settings.ds_image_mode else settings.to_environment()
     container = {
         "name": settings.APP_NAME,
         "image": settings.DOCKERHUB_TAG,
@@ -236,7 +240,7 @@ def task_definition(settings: Settings, task_role_arn: str | None) -> dict[str, 
         "memory": settings.MEMORY,
         "essential": True,
         # Sorted so that a re-run compares equal to what ECS stored.
-        "environment": [{"name": key, "value": value} for key, value in sorted(settings.to_environment().items())],
+        "environment": [{"name": key, "value": value} for key, value in sorted(variables.items())],
         "logConfiguration": {
             "logDriver": "awslogs",
             "options": {
@@ -246,6 +250,8 @@ def task_definition(settings: Settings, task_role_arn: str | None) -> dict[str, 
             },
         },
     }
+    if settings.PRIVILEGED:
+        container["privileged"] = True
     definition: dict[str, Any] = {"family": settings.task_family, "containerDefinitions": [container],
                                   "tags": _ecs_tags(run_tags(settings))}
     if task_role_arn:

@@ -156,6 +156,10 @@ def _command(value: Any) -> tuple[str, ...]:
     return tuple(value)
 
 
+def _optional_command(value: Any) -> tuple[str, ...] | None:
+    return None if value is None else _command(value)
+
+
 def _template(value: Any) -> str:
     text = _string(value)
     Template(text)
@@ -287,9 +291,13 @@ KEYS: tuple[Key, ...] = (
     Key("MIN_FILE_SIZE_BYTES", _int_at_least(0), "Smallest output file, in bytes, that counts.", 1, "`1`"),
     Key("NECESSARY_STRING", _plain_string, "Text an output's key must contain to count (empty: any).", "",
         '`""`'),
-    Key("COMMAND", _command,
+    Key("COMMAND", _optional_command,
         "The program run for each job, as a list of argument templates: `{key}` for any job key, plus "
-        "`{job_id}`, `{output_dir}`, `{input_dir}`. Never run through a shell.", REQUIRED, ds=False),
+        "`{job_id}`, `{output_dir}`, `{input_dir}`. Never run through a shell. `null`: DS image mode, the image "
+        "runs its own worker (DS's run-worker.sh) with DS's environment variables.", REQUIRED, ds=False),
+    Key("PRIVILEGED", parse_bool, "DS image mode: run the container privileged, as DS always does (for s3fs "
+        "mounts). Off by default: a privileged container can reach the host's devices.", False, "`false`",
+        ds=False),
     Key("OUTPUT_PREFIX", _template, "S3 prefix (template) under AWS_BUCKET for a job's outputs; CHECK_IF_DONE "
         "looks here.", "{APP_NAME}/{job_id}", "`{APP_NAME}/{job_id}`", ds=False),
     Key("INPUT_PREFIX", _optional_template, "S3 prefix (template) downloaded into `{input_dir}` before the "
@@ -347,7 +355,8 @@ class Settings:
     EXPECTED_NUMBER_FILES: int
     MIN_FILE_SIZE_BYTES: int
     NECESSARY_STRING: str
-    COMMAND: tuple[str, ...]
+    COMMAND: tuple[str, ...] | None  # None: DS image mode
+    PRIVILEGED: bool
     OUTPUT_PREFIX: str
     INPUT_PREFIX: str | None
     JOB_RETRIES: int
@@ -379,6 +388,23 @@ class Settings:
     @property
     def environment(self) -> dict[str, str]:
         return dict(self.ENVIRONMENT)
+
+    @property
+    def ds_image_mode(self) -> bool:
+        """COMMAND null: the image carries its own worker (DS's), configured by DS's environment variables."""
+        return self.COMMAND is None
+
+    def ds_environment(self, queue_url: str) -> dict[str, str]:
+        """The variables DS's run.py writes into the task definition, by DS's names and in DS's text forms, plus
+        ENVIRONMENT. Never AWS keys: the task role gives the container its credentials."""
+        return {
+            "AWS_REGION": self.AWS_REGION, "APP_NAME": self.APP_NAME, "SQS_QUEUE_URL": queue_url,
+            "AWS_BUCKET": self.AWS_BUCKET, "DOCKER_CORES": str(self.DOCKER_CORES), "LOG_GROUP_NAME": self.LOG_GROUP_NAME,
+            "CHECK_IF_DONE_BOOL": str(self.CHECK_IF_DONE_BOOL), "EXPECTED_NUMBER_FILES": str(self.EXPECTED_NUMBER_FILES),
+            "ECS_CLUSTER": self.ECS_CLUSTER, "SECONDS_TO_START": str(self.SECONDS_TO_START),
+            "MIN_FILE_SIZE_BYTES": str(self.MIN_FILE_SIZE_BYTES), "NECESSARY_STRING": self.NECESSARY_STRING,
+            **self.environment,
+        }
 
     def to_config(self) -> dict[str, Any]:
         """The settings as a config.json object (round-trips through `from_mapping`)."""

@@ -88,6 +88,10 @@ def _check_out(out: Path) -> None:
 
 def localize_command(settings: Settings) -> tuple[Settings, tuple[str, ...]]:
     """COMMAND as it runs on this machine, and one line per change for the output."""
+    if settings.ds_image_mode:
+        raise UserError(f"{settings.source}: COMMAND is null (DS image mode: your image's own worker runs the jobs); "
+                        "local mode runs COMMAND on this machine: give COMMAND, or rehearse with "
+                        "'python cli.py emulator' and your image")
     folder = Path(settings.source).resolve().parent
     argv, changes = list(settings.COMMAND), []
     if argv[0] in PYTHON_NAMES:

@@ -35,6 +35,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from chalicelib import aws, failures, leases, names
 from chalicelib.awsapi import queue_depth
 from chalicelib.done import is_done
+from chalicelib.errors import UserError
 from chalicelib.jobs import Job, NotAJob, job_from_message
 from chalicelib.names import SUCCESS_MARKER
 from chalicelib.settings import Settings
@@ -79,6 +80,8 @@ class Worker:
     def __init__(self, settings: Settings | None = None, sqs=None, s3=None, logs=None,
                  options: WorkerOptions | None = None):
         self.settings = settings or Settings.from_environment()
+        if self.settings.ds_image_mode:
+            raise UserError("COMMAND is null (DS image mode): the image's own worker runs the jobs, not this one")
         self.options = options or WorkerOptions.from_environment()
         self.sqs = sqs or aws.client("sqs", self.settings)
         self.s3 = s3 or aws.client("s3", self.settings)

@@ -3,6 +3,9 @@ start-cluster on moto, and its YOUR CONFIGURATIONS variable reaches the job's en
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -41,3 +44,54 @@ def test_dss_config_py_runs_setup_submit_and_start_cluster_and_its_variable_reac
         "DistributedSomething/P00000/threads.txt", "DistributedSomething/P00001/threads.txt")}
     assert set(outputs.values()) == {b"4"}
     assert clients.client("sqs").get_queue_url(QueueName="DeadMessages")["QueueUrl"].endswith("/DeadMessages")
+
+
+# A stand-in for a DS image's own worker: it knows nothing of this project and reads exactly the variables DS's
+# run.py writes into the task definition.
+DS_WORKER = """
+import json, os, boto3
+queue, bucket, app = os.environ["SQS_QUEUE_URL"], os.environ["AWS_BUCKET"], os.environ["APP_NAME"]
+sqs, s3 = boto3.client("sqs"), boto3.client("s3")
+while True:
+    messages = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10).get("Messages", [])
+    if not messages:
+        break
+    for message in messages:
+        plate = json.loads(message["Body"])["group"]["plate"]
+        s3.put_object(Bucket=bucket, Key=f"{app}/{plate}/result.txt", Body=os.environ["MY_THREADS"].encode())
+        sqs.delete_message(QueueUrl=queue, ReceiptHandle=message["ReceiptHandle"])
+"""
+DS_VARIABLES = {"AWS_REGION", "APP_NAME", "SQS_QUEUE_URL", "AWS_BUCKET", "DOCKER_CORES", "LOG_GROUP_NAME",
+                "CHECK_IF_DONE_BOOL", "EXPECTED_NUMBER_FILES", "ECS_CLUSTER", "SECONDS_TO_START",
+                "MIN_FILE_SIZE_BYTES", "NECESSARY_STRING"}
+
+
+def test_dss_config_py_unchanged_runs_in_ds_image_mode_and_its_image_worker_gets_dss_variables(moto_server, tmp_path):
+    account = Account(tmp_path)
+    config = tmp_path / "config.py"
+    config.write_text(DS_EXAMPLE.read_text().replace("AWS_BUCKET = 'your-bucket-name'", "AWS_BUCKET = 'test-bucket'"))
+
+    for args in (["setup-account"], ["setup"], ["submit", str(write_jobs(tmp_path, 2))],
+                 ["start-cluster", str(account.fleet_path), "--wait", "0"]):
+        result = CliRunner().invoke(cli, [*args, "--config", str(config)])
+        assert result.exit_code == 0, (args, result.output)
+    [container] = clients.client("ecs").describe_task_definition(
+        taskDefinition="DistributedSomethingTask")["taskDefinition"]["containerDefinitions"]
+    variables = {item["name"]: item["value"] for item in container["environment"]}
+    assert set(variables) == DS_VARIABLES | {"MY_THREADS"}  # no DSR_CONFIG, and never AWS keys
+    assert (variables["CHECK_IF_DONE_BOOL"], variables["SECONDS_TO_START"], variables["DOCKER_CORES"]) == (
+        "False", "180", "4")
+    assert variables["SQS_QUEUE_URL"].endswith("/DistributedSomethingQueue")
+    assert not container.get("privileged")
+    env = {"PATH": os.environ["PATH"], "AWS_ENDPOINT_URL": moto_server, "AWS_ACCESS_KEY_ID": "testing",
+           "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1", **variables}
+    subprocess.run([sys.executable, "-c", DS_WORKER], env=env, check=True, timeout=60)
+
+    s3 = clients.client("s3")
+    assert [s3.get_object(Bucket="test-bucket", Key=f"DistributedSomething/P0000{n}/result.txt")["Body"].read()
+            for n in range(2)] == [b"4", b"4"]
+    teardown = CliRunner().invoke(cli, ["teardown", "--period", "0", "--config", str(config)])
+    assert teardown.exit_code == 0, teardown.output
+    summary = json.loads(s3.get_object(Bucket="test-bucket", Key="monitors/DistributedSomething_summary.json")[
+        "Body"].read())
+    assert (summary["jobs_done"], summary["jobs_left"]) == (2, 0)

@@ -22,8 +22,10 @@ def test_dss_example_is_read_with_its_arithmetic_names_and_program_section():
     assert config.settings["SQS_QUEUE_NAME"] == "DistributedSomethingQueue"
     assert config.settings["SQS_DEAD_LETTER_QUEUE"] == "DeadMessages"  # DS's ARN, as the name this project takes
     assert config.settings["ENVIRONMENT"] == {"MY_THREADS": "4"}
+    assert config.settings["COMMAND"] is None  # no COMMAND in DS's file: DS image mode
     assert "MY_THREADS" not in config.settings
-    assert [note.split(":")[0] for note in config.notes] == ["SQS_DEAD_LETTER_QUEUE", "COMMAND", "AWS_PROFILE"]
+    assert [note.split(":")[0] for note in config.notes] == ["SQS_DEAD_LETTER_QUEUE", "COMMAND", "PRIVILEGED",
+                                                                 "AWS_PROFILE"]
 
 
 def test_with_a_command_added_it_loads_as_settings(tmp_path):
@@ -73,5 +75,5 @@ def test_convert_config_prints_the_json_and_each_difference_on_stderr():
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout) == read_ds_config(DS_EXAMPLE).settings
     assert [line.split(":")[1].strip() for line in result.stderr.splitlines()] == [
-        "SQS_DEAD_LETTER_QUEUE", "COMMAND", "AWS_PROFILE"]
+        "SQS_DEAD_LETTER_QUEUE", "COMMAND", "PRIVILEGED", "AWS_PROFILE"]
     assert all(line.startswith("note: ") for line in result.stderr.splitlines())
