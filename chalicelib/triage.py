@@ -29,6 +29,8 @@ LOG_LINES_SHOWN = 5  # of a failed job's last lines, in `cli.py failed`'s table
 
 def failed_jobs(clients: Clients, settings: Settings) -> list[FailureRecord]:
     """The run's jobs whose last attempt failed and that have not been done since, oldest first."""
+    if settings.ds_image_mode:
+        return _dead_letter_jobs(clients, settings)
     return failures.list_records(clients.s3, settings.AWS_BUCKET, settings.APP_NAME)
 
 
@@ -104,33 +106,78 @@ _SWEEP_VISIBILITY_SECONDS = 60
 
 
 def _remove_from_dead_letter(clients: Clients, settings: Settings, bodies: set[str]) -> int:
-    sqs = clients.sqs
+    url = _dead_letter_url(clients, settings)
+    if url is None:
+        return 0
+    removed, others = 0, []
+    for message in _sweep(clients.sqs, url):
+        run = _run_of(message)
+        # another run's message may hold the same body; one sent before runs were tagged is taken on its body
+        if message["Body"] in bodies and run in (settings.APP_NAME, None):
+            bodies.discard(message["Body"])  # one copy per job: a second copy is another failure
+            clients.sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+            removed += 1
+        else:
+            others.append(message)
+    _release(clients.sqs, url, others)  # other runs' failures: visible again at once
+    return removed
+
+
+def _dead_letter_jobs(clients: Clients, settings: Settings) -> list[FailureRecord]:
+    """A DS-image run's failed jobs: its image's worker keeps no failure record, so they are the dead-letter
+    messages that carry this run's attribute (the queue is shared: nothing else says whose a message is)."""
+    url = _dead_letter_url(clients, settings)
+    if url is None:
+        return []
+    messages = _sweep(clients.sqs, url)
+    _release(clients.sqs, url, messages)  # only looked at
+    records = []
+    for message in messages:
+        if _run_of(message) != settings.APP_NAME:
+            continue
+        try:
+            job = job_from_message(message["Body"], settings)
+        except NotAJob:
+            continue
+        records.append(FailureRecord(
+            job_id=job.job_id, attempts=int(message.get("Attributes", {}).get("ApproximateReceiveCount", 1)),
+            reason="in the dead-letter queue (the image's own worker keeps no failure record; see its log)",
+            exit_code=None, last_lines=(), message_body=message["Body"],
+            time=int(message.get("Attributes", {}).get("SentTimestamp", 0)) / 1000, instance_id=None))
+    return sorted(records, key=lambda record: record.job_id)
+
+
+def _dead_letter_url(clients: Clients, settings: Settings) -> str | None:
     try:
-        url = sqs.get_queue_url(QueueName=settings.SQS_DEAD_LETTER_QUEUE)["QueueUrl"]
+        return clients.sqs.get_queue_url(QueueName=settings.SQS_DEAD_LETTER_QUEUE)["QueueUrl"]
     except ClientError as error:
         if error_code(error) in QUEUE_MISSING:
-            return 0
+            return None
         raise
-    removed, others, seen = 0, [], set()
+
+
+def _sweep(sqs, url: str) -> list[dict]:
+    """Every message of the queue, each received once (hidden while the sweep goes on); the caller deletes or
+    releases them."""
+    messages, seen = [], set()
     while True:
-        messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=0,
+        received = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=0,
                                        VisibilityTimeout=_SWEEP_VISIBILITY_SECONDS,
+                                       AttributeNames=["ApproximateReceiveCount", "SentTimestamp"],
                                        MessageAttributeNames=[RUN_ATTRIBUTE]).get("Messages", [])
-        fresh = [message for message in messages if message["MessageId"] not in seen]
+        fresh = [message for message in received if message["MessageId"] not in seen]
         if not fresh:
-            break
-        for message in fresh:
-            seen.add(message["MessageId"])
-            run = message.get("MessageAttributes", {}).get(RUN_ATTRIBUTE, {}).get("StringValue")
-            # another run's message may hold the same body; one sent before runs were tagged is taken on its body
-            if message["Body"] in bodies and run in (settings.APP_NAME, None):
-                bodies.discard(message["Body"])  # one copy per job: a second copy is another failure
-                sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
-                removed += 1
-            else:
-                others.append(message["ReceiptHandle"])
-    for start in range(0, len(others), 10):  # other runs' failures: visible again at once
+            return messages
+        seen.update(message["MessageId"] for message in fresh)
+        messages.extend(fresh)
+
+
+def _release(sqs, url: str, messages: list[dict]) -> None:
+    for start in range(0, len(messages), 10):
         sqs.change_message_visibility_batch(QueueUrl=url, Entries=[
-            {"Id": str(index), "ReceiptHandle": handle, "VisibilityTimeout": 0}
-            for index, handle in enumerate(others[start:start + 10])])
-    return removed
+            {"Id": str(index), "ReceiptHandle": message["ReceiptHandle"], "VisibilityTimeout": 0}
+            for index, message in enumerate(messages[start:start + 10])])
+
+
+def _run_of(message: dict) -> str | None:
+    return message.get("MessageAttributes", {}).get(RUN_ATTRIBUTE, {}).get("StringValue")

@@ -95,3 +95,33 @@ def test_dss_config_py_unchanged_runs_in_ds_image_mode_and_its_image_worker_gets
     summary = json.loads(s3.get_object(Bucket="test-bucket", Key="monitors/DistributedSomething_summary.json")[
         "Body"].read())
     assert (summary["jobs_done"], summary["jobs_left"]) == (2, 0)
+
+
+def test_a_ds_image_runs_failed_jobs_are_listed_and_redriven_from_the_shared_dead_letter_queue(aws, tmp_path):
+    """DS's worker keeps no failure record: the run's dead-letter messages (its `dsr-app` attribute) are the list."""
+    Account(tmp_path)  # another run, TestApp, shares the dead-letter queue's account and bucket
+    config = tmp_path / "config.py"
+    config.write_text(DS_EXAMPLE.read_text().replace("AWS_BUCKET = 'your-bucket-name'", "AWS_BUCKET = 'test-bucket'")
+                      .replace("'arn:aws:sqs:some-region:111111100000:DeadMessages'", "'user_DeadMessages'"))
+    for args in (["setup-account"], ["setup"], ["submit", str(write_jobs(tmp_path, 2))]):
+        result = CliRunner().invoke(cli, [*args, "--config", str(config)])
+        assert result.exit_code == 0, (args, result.output)
+    sqs = clients.client("sqs")
+    other = sqs.get_queue_url(QueueName="TestAppQueue")["QueueUrl"]
+    sqs.send_message(QueueUrl=other, MessageBody=json.dumps({"group": {"plate": "P00000"}}),
+                     MessageAttributes={"dsr-app": {"DataType": "String", "StringValue": "TestApp"}})
+    for url in (sqs.get_queue_url(QueueName="DistributedSomethingQueue")["QueueUrl"], other):
+        for _ in range(12):  # a worker that fails every job: received, never deleted, until SQS dead-letters it
+            sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=0)
+
+    listed = CliRunner().invoke(cli, ["failed", "--json", "--config", str(config)])
+    redriven = CliRunner().invoke(cli, ["redrive", "--config", str(config)])
+
+    assert [(job["job_id"], job["exit_code"]) for job in json.loads(listed.stdout)] == [("P00000", None),
+                                                                                       ("P00001", None)]
+    assert redriven.output == "sent 2 failed job(s) back to DistributedSomethingQueue (2 taken off user_DeadMessages)\n"
+    assert CliRunner().invoke(cli, ["failed", "--config", str(config)]).output.startswith(
+        "no failed job in run DistributedSomething")
+    dead = sqs.get_queue_url(QueueName="user_DeadMessages")["QueueUrl"]
+    assert sqs.get_queue_attributes(QueueUrl=dead, AttributeNames=["ApproximateNumberOfMessages"])[
+        "Attributes"]["ApproximateNumberOfMessages"] == "1"  # TestApp's, left where it was
