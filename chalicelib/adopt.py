@@ -44,6 +44,9 @@ def adopt(clients: Clients, ds: dict, region: str, source: str) -> tuple[RunReco
     app = str(ds["MONITOR_APP_NAME"])
     if not APP_NAME_PATTERN.match(app):
         raise UserError(f"{source}: MONITOR_APP_NAME {app!r} is not an APP_NAME")
+    start = str(ds["MONITOR_START_TIME"]).strip()
+    if not start.isdigit():
+        raise UserError(f"{source}: MONITOR_START_TIME: expected milliseconds since 1970, got {start[:40]!r}")
     fleet_id, queue_url, cluster = str(ds["MONITOR_FLEET_ID"]), str(ds["MONITOR_QUEUE_URL"]), str(ds["MONITOR_ECS_CLUSTER"])
     fleet = awsapi.fleet_state(clients.ec2, fleet_id)
     depth = awsapi.queue_depth(clients.sqs, queue_url)
@@ -69,7 +72,7 @@ def adopt(clients: Clients, ds: dict, region: str, source: str) -> tuple[RunReco
     record = RunRecord(
         MONITOR_FLEET_ID=fleet_id, MONITOR_APP_NAME=app, MONITOR_ECS_CLUSTER=cluster,
         MONITOR_QUEUE_NAME=queue_url.rstrip("/").rsplit("/", 1)[-1], MONITOR_BUCKET_NAME=str(ds["MONITOR_BUCKET_NAME"]),
-        MONITOR_LOG_GROUP_NAME=log_group, MONITOR_START_TIME=int(ds["MONITOR_START_TIME"]),
+        MONITOR_LOG_GROUP_NAME=log_group, MONITOR_START_TIME=int(start),
         CLEAN_DASHBOARD=str(ds["CLEAN_DASHBOARD"]).lower() == "true", REGION=region, QUEUE_URL=queue_url,
         DEAD_LETTER_QUEUE_NAME=dead_letter_name, DEAD_LETTER_QUEUE_URL=dead_letter_url,
         SERVICE_NAME=app + "Service", TASK_FAMILY=app + "Task",

@@ -117,8 +117,12 @@ def dead_letter_queue_arn(sqs, url: str) -> str | None:
         if error_code(error) in QUEUE_MISSING:
             return None
         raise
-    policy = attributes.get("RedrivePolicy")
-    return json.loads(policy).get("deadLetterTargetArn") if policy else None
+    try:
+        policy = json.loads(attributes.get("RedrivePolicy") or "null")
+    except ValueError:
+        return None
+    # AWS leaves the attribute out when there is no policy; moto answers "null"
+    return policy.get("deadLetterTargetArn") if isinstance(policy, dict) else None
 
 
 def queue_tags(sqs, url: str) -> dict[str, str]:

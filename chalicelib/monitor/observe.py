@@ -90,7 +90,9 @@ def observe(run: Run, clients: Clients, now: float | None = None) -> Observation
         app_name=run.app_name, now=now, started_at=record.MONITOR_START_TIME / 1000, state=run.state,
         queue_url=record.QUEUE_URL, queue_exists=queue is not None,
         visible=queue.waiting if queue else 0, in_flight=queue.in_flight if queue else 0,
-        dead_letter=_waiting(queue_depth(clients.sqs, record.DEAD_LETTER_QUEUE_URL)),
+        # an adopted DS run whose queue has no redrive policy has no dead-letter queue to count
+        dead_letter=_waiting(queue_depth(clients.sqs, record.DEAD_LETTER_QUEUE_URL)) if record.DEAD_LETTER_QUEUE_URL
+        else 0,
         failed=failed, failed_jobs=_failed_jobs(clients.s3, run, failed, since),
         jobs_at_start=record.JOBS_AT_START,
         fleet_id=record.MONITOR_FLEET_ID, fleet_active=fleet_live, fleet_target=fleet.target if fleet_live else 0,

@@ -16,13 +16,15 @@ from tests.integration.world import Account, untagged_fleet
 APP = "DSApp"
 
 
-def ds_run(account) -> dict:
+def ds_run(account, dead_letter: bool = True) -> dict:
     """What DS's run.py leaves: queues, service, task definition, log groups, a fleet, none of them tagged."""
     sqs, ecs, logs = clients.client("sqs"), clients.client("ecs"), clients.client("logs")
-    dead = sqs.create_queue(QueueName="DeadMessages")["QueueUrl"]
-    dead_arn = sqs.get_queue_attributes(QueueUrl=dead, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    queue = sqs.create_queue(QueueName=APP + "Queue", Attributes={"RedrivePolicy": json.dumps(
-        {"deadLetterTargetArn": dead_arn, "maxReceiveCount": "10"})})["QueueUrl"]
+    redrive = {}
+    if dead_letter:
+        dead = sqs.create_queue(QueueName="DeadMessages")["QueueUrl"]
+        dead_arn = sqs.get_queue_attributes(QueueUrl=dead, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        redrive = {"RedrivePolicy": json.dumps({"deadLetterTargetArn": dead_arn, "maxReceiveCount": "10"})}
+    queue = sqs.create_queue(QueueName=APP + "Queue", Attributes=redrive)["QueueUrl"]
     ecs.create_cluster(clusterName="default")
     definition = ecs.register_task_definition(family=APP + "Task", containerDefinitions=[
         {"name": APP, "image": "user/distributed-something:tag", "memory": 1000}])["taskDefinition"]
@@ -78,3 +80,15 @@ def test_a_ds_file_naming_what_does_not_exist_changes_nothing(aws, tmp_path):
     assert result.stderr.startswith(f"error: {monitor_file}: DS run 'Gone' cannot be adopted: spot fleet "
                                     "sfr-00000000-0000-0000-0000-000000000000, queue ")
     assert clients.client("s3").list_objects_v2(Bucket="test-bucket", Prefix="monitors/Gone")["KeyCount"] == 0
+
+
+def test_a_ds_queue_without_a_dead_letter_queue_is_adopted_and_torn_down_all_the_same(aws, tmp_path):
+    account = Account(tmp_path)
+    ds = ds_run(account, dead_letter=False)
+    monitor_file = tmp_path / "ds.json"
+    monitor_file.write_text(json.dumps(ds))
+
+    result = CliRunner().invoke(cli, ["monitor", str(monitor_file), "--period", "1"])
+
+    assert result.exit_code == 0, result.output
+    assert "run torn down" in result.output
