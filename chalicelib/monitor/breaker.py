@@ -23,10 +23,14 @@ FAILED_SHARE = 0.9
 PREFIX = "circuit breaker: "  # every breaker's stop reason starts so: plan keeps such a run's queue
 
 
-def failure_stop(observation: Observation, policy: Policy, done: int) -> str | None:
-    threshold = policy.stop_after_failed_jobs
-    failed = observation.failed
-    if threshold is None or failed < threshold or failed < FAILED_SHARE * (failed + done):
+def failures_trip(failed: int, done: int, threshold: int | None) -> bool:
+    """The failure breaker's rule; observe asks it too, to read failure records only when it holds."""
+    return threshold is not None and failed >= threshold and failed >= FAILED_SHARE * (failed + done)
+
+
+def failure_stop(observation: Observation, policy: Policy) -> str | None:
+    failed, done = observation.failed, observation.jobs_done
+    if not failures_trip(failed, done, policy.stop_after_failed_jobs):
         return None
     return (f"{PREFIX}{failed} job(s) failed every attempt and {done} succeeded; "
             f"{common_failure(observation.failed_jobs)}; jobs left are kept in the queue "

@@ -71,6 +71,15 @@ class MonitorState:
         return replace(self, **changes)
 
 
+def jobs_submitted(jobs_at_start: int | None, waiting: int, in_flight: int, failed: int) -> int:
+    return max(jobs_at_start or 0, waiting + in_flight + failed)
+
+
+def jobs_done(jobs_at_start: int | None, waiting: int, in_flight: int, failed: int) -> int:
+    """Jobs neither waiting, running nor failed: done (the queue's counts are approximate, so is this)."""
+    return max(0, jobs_submitted(jobs_at_start, waiting, in_flight, failed) - waiting - in_flight - failed)
+
+
 @dataclass(frozen=True)
 class FailedJob:
     """What a failure record says of one failed job, as the breaker and the reports name the common cause."""
@@ -140,6 +149,14 @@ class Observation:
     record_keys: tuple[str, ...] = ()  # the run record and the monitor state, removed last
     # Why the monitor will not act on this run (the record or a resource is not provably the run's); None: it acts
     refused: str | None = None
+
+    @property
+    def jobs_submitted(self) -> int:
+        return jobs_submitted(self.jobs_at_start, self.visible, self.in_flight, self.failed)
+
+    @property
+    def jobs_done(self) -> int:
+        return jobs_done(self.jobs_at_start, self.visible, self.in_flight, self.failed)
 
     @property
     def elapsed(self) -> float:

@@ -16,8 +16,8 @@ from chalicelib.aws import Clients
 from chalicelib.awsapi import QueueDepth, fleet_state, queue_depth
 from chalicelib.monitor import ownership
 from chalicelib.names import claim_key, instance_alarm_pattern, monitor_state_key, summary_key
-from chalicelib.monitor.breaker import failed_job
-from chalicelib.monitor.observation import FailedJob, Instance, MonitorState, Observation, Policy
+from chalicelib.monitor.breaker import failed_job, failures_trip
+from chalicelib.monitor.observation import FailedJob, Instance, MonitorState, Observation, Policy, jobs_done
 from chalicelib.runrecord import RunRecord
 
 # An export AWS refused to start is kept in the monitor's state as this prefix + the error code.
@@ -93,7 +93,7 @@ def observe(run: Run, clients: Clients, now: float | None = None) -> Observation
         # an adopted DS run whose queue has no redrive policy has no dead-letter queue to count
         dead_letter=_waiting(queue_depth(clients.sqs, record.DEAD_LETTER_QUEUE_URL)) if record.DEAD_LETTER_QUEUE_URL
         else 0,
-        failed=failed, failed_jobs=_failed_jobs(clients.s3, run, failed, since),
+        failed=failed, failed_jobs=_failed_jobs(clients.s3, run, queue, failed, since),
         jobs_at_start=record.JOBS_AT_START,
         fleet_id=record.MONITOR_FLEET_ID, fleet_active=fleet_live, fleet_target=fleet.target if fleet_live else 0,
         fleet_fulfilled=fleet.fulfilled if fleet_live else 0.0, instances=instances,
@@ -116,10 +116,12 @@ def observe(run: Run, clients: Clients, now: float | None = None) -> Observation
 FAILED_JOBS_SAMPLE = 50
 
 
-def _failed_jobs(s3, run: Run, failed: int, since: datetime) -> tuple[FailedJob, ...]:
-    """The run's failed jobs, read only when the failure breaker could trip now (its records are a GET each)."""
-    threshold = run.record.STOP_AFTER_FAILED_JOBS
-    if run.state.tearing_down or threshold is None or failed < threshold:
+def _failed_jobs(s3, run: Run, queue: QueueDepth | None, failed: int, since: datetime) -> tuple[FailedJob, ...]:
+    """The run's failed jobs, read only when the failure breaker trips now (its records are a GET each: not on
+    every tick of a run that merely has some failures)."""
+    waiting, in_flight = (queue.waiting, queue.in_flight) if queue else (0, 0)
+    done = jobs_done(run.record.JOBS_AT_START, waiting, in_flight, failed)
+    if run.state.tearing_down or not failures_trip(failed, done, run.record.STOP_AFTER_FAILED_JOBS):
         return ()
     return tuple(failed_job(record)
                  for record in failures.list_records(s3, run.bucket, run.app_name, since, FAILED_JOBS_SAMPLE))

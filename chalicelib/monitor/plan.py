@@ -66,7 +66,7 @@ def _bookkeeping(observation: Observation) -> dict:
             changes["retired_machine_seconds"] = state.retired_machine_seconds + gone_seconds
     if state.tearing_down:
         return changes  # the queue no longer decides anything
-    if not state.jobs_started and (observation.in_flight or observation.failed or jobs_done(observation)):
+    if not state.jobs_started and (observation.in_flight or observation.failed or observation.jobs_done):
         changes["jobs_started"] = True
     empty = observation.visible == 0 and observation.in_flight == 0
     count = state.empty_observations + 1 if empty else 0
@@ -80,7 +80,7 @@ def _stop_reason(observation: Observation, policy: Policy, changes: dict) -> str
         return "the job queue no longer exists"
     if changes.get("empty_observations", observation.state.empty_observations) >= EMPTY_TICKS_BEFORE_TEARDOWN:
         return REASON_DRAINED
-    breaker = (breaker_rules.failure_stop(observation, policy, jobs_done(observation))
+    breaker = (breaker_rules.failure_stop(observation, policy)
                or breaker_rules.idle_stop(observation, policy, changes.get("jobs_started", observation.state.jobs_started)))
     if breaker:
         return breaker
@@ -223,26 +223,17 @@ def _log_exports(observation: Observation, actions: list[Action]) -> bool:
     return waiting
 
 
-def jobs_submitted(observation: Observation) -> int:
-    return max(observation.jobs_at_start or 0, observation.visible + observation.in_flight + observation.failed)
-
-
-def jobs_done(observation: Observation) -> int:
-    """Jobs neither waiting, running nor failed: done (the queue's counts are approximate, so is this)."""
-    return max(0, jobs_submitted(observation) - observation.visible - observation.in_flight - observation.failed)
-
-
 def summary(observation: Observation, policy: Policy, reason: str) -> dict:
     machine_hours = observation.machine_seconds() / 3600
     left = observation.visible + observation.in_flight
-    submitted = jobs_submitted(observation)
+    submitted = observation.jobs_submitted
     return {
         "app_name": observation.app_name,
         "stop_reason": reason,
         "started_at": observation.started_at,
         "ended_at": observation.now,
         "jobs_submitted": submitted,
-        "jobs_done": jobs_done(observation),
+        "jobs_done": observation.jobs_done,
         "jobs_failed": observation.failed,
         "jobs_left": left,
         "machine_hours": round(machine_hours, 4),
