@@ -103,11 +103,11 @@ class StartResult:
 
 def preflight(settings: Settings, fleet: FleetFile, c: Any) -> Preflight:
     """Read-only checks; raises PreflightError at the first failure."""
-    _check_bucket(c.s3, settings)
+    warnings = _check_buckets(c.s3, settings)
     queue_url, dlq_url, task_arn, topic_arn = _check_setup_done(c, settings)
     _check_roles(c.iam, fleet)
     _check_instance_types(c.ec2, settings)
-    warnings = _check_network(c.ec2, settings, fleet)
+    warnings += _check_network(c.ec2, settings, fleet)
     depth = queue_depth(c.sqs, queue_url)
     waiting = depth.waiting if depth else 0
     if depth is None or depth.empty:
@@ -115,23 +115,37 @@ def preflight(settings: Settings, fleet: FleetFile, c: Any) -> Preflight:
                         "(run 'python cli.py submit JOBFILE')")
     if writes_reach_reserved(output_root(settings)):
         warnings.append(f"OUTPUT_PREFIX {settings.OUTPUT_PREFIX!r} starts with a job value, so this run's jobs may "
-                        f"write anywhere in s3://{settings.AWS_BUCKET}/ but monitors/, exportedlogs/ and ecsconfigs/, "
+                        f"write anywhere in s3://{settings.DESTINATION_BUCKET}/ but monitors/, exportedlogs/ and ecsconfigs/, "
                         "other runs' outputs included; give it a fixed first folder such as '{APP_NAME}/{job_id}'")
     return Preflight(queue_url, dlq_url, task_arn, topic_arn, waiting, warnings)
 
 
-def _check_bucket(s3, settings: Settings) -> None:
-    try:
-        s3.head_bucket(Bucket=settings.AWS_BUCKET)
-    except s3.exceptions.ClientError as error:
-        status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-        if status == 404 or aws.error_code(error) in ("404", "NoSuchBucket"):
-            raise PreflightError(f"bucket '{settings.AWS_BUCKET}' does not exist; create it or fix AWS_BUCKET in "
-                                 f"{settings.source}") from None
-        if status == 403 or aws.error_code(error) in ("403", "AccessDenied"):
-            raise PreflightError(f"bucket '{settings.AWS_BUCKET}' is not accessible with your credentials "
-                                 f"(AWS_BUCKET in {settings.source})") from None
-        raise
+def _check_buckets(s3, settings: Settings) -> list[str]:
+    """AWS_BUCKET must exist and be yours; SOURCE_BUCKET and DESTINATION_BUCKET must exist, and one you may not
+    inspect (another lab's, a public data set) is a warning: the bucket's own policy may still let the workers
+    in. Returns the warnings."""
+    warnings = []
+    checked = set()
+    for key in ("AWS_BUCKET", "SOURCE_BUCKET", "DESTINATION_BUCKET"):
+        bucket = getattr(settings, key)
+        if bucket in checked:
+            continue
+        checked.add(bucket)
+        try:
+            s3.head_bucket(Bucket=bucket)
+        except s3.exceptions.ClientError as error:
+            status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+            if status == 404 or aws.error_code(error) in ("404", "NoSuchBucket"):
+                raise PreflightError(f"bucket '{bucket}' does not exist; create it or fix {key} in "
+                                     f"{settings.source}") from None
+            if status != 403 and aws.error_code(error) not in ("403", "AccessDenied"):
+                raise
+            if key == "AWS_BUCKET":
+                raise PreflightError(f"bucket '{bucket}' is not accessible with your credentials "
+                                     f"({key} in {settings.source})") from None
+            warnings.append(f"{key} '{bucket}' cannot be inspected with your credentials; the workers reach it only "
+                            "if its bucket policy lets this account in")
+    return warnings
 
 
 def _check_setup_done(c: Any, settings: Settings) -> tuple[str, str, str, str]:

@@ -1,7 +1,7 @@
 """CHECK_IF_DONE: are a job's outputs complete in S3?
 
 DS's counting rule, as DS meant it: count the objects under the job's output
-prefix that are at least MIN_FILE_SIZE_BYTES and whose key contains
+prefix (in DESTINATION_BUCKET) that are at least MIN_FILE_SIZE_BYTES and whose key contains
 NECESSARY_STRING; the job is done when the count reaches EXPECTED_NUMBER_FILES.
 Unlike DS, every page of the listing is read (DS stops at 1,000 keys) and the
 string is compared with the key (DS compares it with the size and crashes).
@@ -62,7 +62,8 @@ def counts_toward_done(item: dict, settings: Settings) -> bool:
 def tally_outputs(s3, settings: Settings, output_prefix: str) -> Tally:
     """Every page of the listing, unless both answers (count and marker) are in before the end."""
     tally = Tally.for_prefix(output_prefix)
-    pages = s3.get_paginator("list_objects_v2").paginate(Bucket=settings.AWS_BUCKET, Prefix=output_prefix + "/")
+    pages = s3.get_paginator("list_objects_v2").paginate(Bucket=settings.DESTINATION_BUCKET,
+                                                      Prefix=output_prefix + "/")
     for page in pages:
         for item in page.get("Contents", ()):
             tally.add(item, settings)
@@ -75,7 +76,7 @@ def is_complete(s3, settings: Settings, tally: Tally) -> bool:
     """The rule above, for a listing already tallied (the HEAD only when the count is met without a marker)."""
     if tally.counted < settings.EXPECTED_NUMBER_FILES:
         return False
-    return tally.marked or not _unfinished_upload(s3, settings.AWS_BUCKET, tally.sample_key)
+    return tally.marked or not _unfinished_upload(s3, settings.DESTINATION_BUCKET, tally.sample_key)
 
 
 def is_done(s3, settings: Settings, output_prefix: str) -> bool:

@@ -25,6 +25,11 @@ from chalicelib.errors import ConfigError
 # DS's heading of the user's own section, and the name its documentation gives it.
 PROGRAM_SECTION = re.compile(r"^\s*#.*(PUT ANYTHING SPECIFIC TO YOUR PROGRAM|YOUR CONFIGURATIONS)", re.IGNORECASE)
 _OPERATORS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv}
+# Distributed-CellProfiler's keys that only its image reads (its run.py writes them into the task definition):
+# here they reach the image the same way, as ENVIRONMENT. SOURCE_BUCKET, DESTINATION_BUCKET and UPLOAD_FLAGS
+# are keys of this project too (settings.py).
+DCP_IMAGE_KEYS = ("WORKSPACE_BUCKET", "DOWNLOAD_FILES", "USE_PLUGINS", "UPDATE_PLUGINS", "PLUGINS_COMMIT",
+                  "INSTALL_REQUIREMENTS", "REQUIREMENTS")
 _ALLOWED = "plain values (text, numbers, True/False/None, lists), names assigned above, and + - * /"
 
 
@@ -60,7 +65,7 @@ def read_ds_config(path: str | Path) -> DSConfig:
         name = statement.targets[0].id
         value = _evaluate(statement.value, values, source)
         values[name] = value
-        if program_from is not None and statement.lineno > program_from:
+        if (program_from is not None and statement.lineno > program_from) or name in DCP_IMAGE_KEYS:
             config.program[name] = _environment_text(value, name, statement.lineno, source)
         else:
             config.settings[name] = value
@@ -112,6 +117,11 @@ def _environment_text(value: Any, name: str, line: int, source: str) -> str:
 def _translate(config: DSConfig, source: str) -> None:
     """Values DS's run.py accepts that this project reads otherwise; each change is noted."""
     settings = config.settings
+    passed = [name for name in DCP_IMAGE_KEYS if name in config.program]
+    if passed:
+        config.notes.append(f"{', '.join(passed)}: Distributed-CellProfiler's image reads them; they reach it as "
+                            "ENVIRONMENT. The workers' role reads only SOURCE_BUCKET (under INPUT_PREFIX) and "
+                            "writes only DESTINATION_BUCKET (under OUTPUT_PREFIX)")
     dead_letter = settings.get("SQS_DEAD_LETTER_QUEUE")
     if isinstance(dead_letter, str) and dead_letter.startswith("arn:aws:sqs:"):
         settings["SQS_DEAD_LETTER_QUEUE"] = dead_letter.rsplit(":", 1)[1]

@@ -32,6 +32,7 @@ from chalicelib import aws, jobs, names
 from chalicelib.awsapi import LIVE_FLEET_STATES
 from chalicelib.errors import UserError
 from chalicelib.settings import Settings
+from chalicelib.uploadflags import needs_acl_grant
 
 POLICY_NAME = "dsr-least-privilege"
 _VERSION = "2012-10-17"
@@ -85,26 +86,34 @@ def role_specs(settings: Settings, account: str) -> list[RoleSpec]:
 
 def task_policy(settings: Settings, account: str) -> dict[str, Any]:
     """The worker's rights. A job is untrusted code running with them, so they reach only this run's queue, its
-    output root, its own run files (runs/APP_NAME/: busy leases, failure records), its log group and its
-    machines' idle alarms; never monitors/, exportedlogs/, ecsconfigs/ or another run's files."""
+    output root in DESTINATION_BUCKET, its input root in SOURCE_BUCKET (read only), its own run files in
+    AWS_BUCKET (runs/APP_NAME/: busy leases, failure records), its log group and its machines' idle alarms; never
+    monitors/, exportedlogs/, ecsconfigs/ or another run's files."""
     region, partition = settings.AWS_REGION, "aws"
     queue = f"arn:{partition}:sqs:{region}:{account}:{settings.SQS_QUEUE_NAME}"
-    bucket = f"arn:{partition}:s3:::{settings.AWS_BUCKET}"
+    own, source, destination = (f"arn:{partition}:s3:::{name}" for name in (
+        settings.AWS_BUCKET, settings.SOURCE_BUCKET, settings.DESTINATION_BUCKET))
     job_logs = f"arn:{partition}:logs:{region}:{account}:log-group:{settings.LOG_GROUP_NAME}"
     output_root, input_root = jobs.output_root(settings), jobs.input_root(settings)
-    run_files = f"{bucket}/{names.run_files_prefix(settings.APP_NAME)}*"
-    reads = sorted({f"{bucket}/{root}*" for root in (output_root, input_root) if root is not None})
+    run_files = f"{own}/{names.run_files_prefix(settings.APP_NAME)}*"
+    outputs = f"{destination}/{output_root}*"
+    # Listing: CHECK_IF_DONE under the output root and INPUT_PREFIX's inputs (AWS also checks the prefix).
+    listed = {destination: [output_root]}
+    if input_root is not None:
+        listed.setdefault(source, []).append(input_root)
+    reads = sorted({outputs} | ({f"{source}/{input_root}*"} if input_root is not None else set()))
+    writes = ["s3:PutObject"] + (["s3:PutObjectAcl"] if needs_acl_grant(settings.upload_args) else [])
     statements = [
         # SendMessage: a job released for a spot interruption is requeued as a fresh message, so the
         # interruption does not count as one of its JOB_RETRIES attempts (worker/worker.py `_release`)
         _allow(["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility", "sqs:GetQueueUrl",
                 "sqs:GetQueueAttributes", "sqs:SendMessage"], queue),
-        # Listing: CHECK_IF_DONE under the output prefixes and INPUT_PREFIX's inputs (AWS also checks the prefix)
-        _listing(bucket, [root for root in (output_root, input_root) if root is not None]),
+        *(_listing(bucket, roots) for bucket, roots in sorted(listed.items())),
         _allow(["s3:GetObject"], reads),
-        _allow(["s3:PutObject"], sorted({f"{bucket}/{output_root}*", run_files})),
+        # UPLOAD_FLAGS' --acl makes each output's PutObject a PutObjectAcl too; run files never carry an ACL.
+        _allow(writes, outputs),
         # Outputs are never deleted; the worker deletes only its own busy leases and stale failure records.
-        _allow(["s3:DeleteObject"], run_files),
+        _allow(["s3:PutObject", "s3:DeleteObject"], run_files),
         # CreateLogGroup: a worker makes its group if setup has not (local runs), tolerating "exists".
         _allow(["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"], [job_logs, job_logs + ":*"]),
         # The machine's idle alarm, APP_NAME_<instance id> (worker/alarm.py), made by the container's supervisor.
@@ -112,12 +121,14 @@ def task_policy(settings: Settings, account: str) -> dict[str, Any]:
                f"arn:{partition}:cloudwatch:{region}:{account}:alarm:{names.idle_alarm(settings.APP_NAME, 'i-')}*"),
     ]
     if writes_reach_reserved(output_root):
-        # OUTPUT_PREFIX starts with a job value, so outputs may go anywhere in the bucket: what the monitor
-        # trusts is denied explicitly (a Deny wins over any Allow). Other runs' outputs and run files are then
-        # within reach of this run's jobs: start-cluster warns, and README says to give OUTPUT_PREFIX a folder.
+        # OUTPUT_PREFIX starts with a job value, so outputs may go anywhere in DESTINATION_BUCKET: what the monitor
+        # trusts is denied explicitly (a Deny wins over any Allow), in whichever bucket the outputs go, as that
+        # bucket may be some run's AWS_BUCKET. Other runs' outputs and run files are then within reach of this
+        # run's jobs: start-cluster warns, and README says to give OUTPUT_PREFIX a folder.
         statements.append({"Effect": "Deny", "Action": ["s3:PutObject", "s3:DeleteObject"],
-                           "Resource": [f"{bucket}/{prefix}*" for prefix in names.RESERVED_PREFIXES
-                                        if prefix != names.RUN_FILES_PREFIX]})
+                           "Resource": sorted({f"{bucket}/{prefix}*" for bucket in (own, destination)
+                                               for prefix in names.RESERVED_PREFIXES
+                                               if prefix != names.RUN_FILES_PREFIX})})
     return _policy(*statements)
 
 

@@ -25,6 +25,7 @@ from chalicelib.errors import ConfigError
 from chalicelib.jsonfile import read_json_file
 from chalicelib.names import RESERVED_PREFIXES
 from chalicelib.templates import Template, TemplateError
+from chalicelib.uploadflags import parse_upload_flags
 
 # SQS queue names are at most 80 characters and DS's default queue name adds
 # "Queue"; the other derived names (alarms, dashboard, log groups, ECS family
@@ -70,6 +71,13 @@ def _plain_string(value: Any) -> str:
     if not isinstance(value, str):
         raise ValueError("expected a string")
     return value
+
+
+def _upload_flags(value: Any) -> str:
+    if not isinstance(value, str):
+        raise ValueError("expected a string of flags such as '--acl bucket-owner-full-control'")
+    parse_upload_flags(value)
+    return value.strip()
 
 
 def _int_at_least(low: int, high: int | None = None) -> Callable[[Any], int]:
@@ -212,6 +220,7 @@ class Key:
     default: Any = None  # REQUIRED, a value, or _derived(...) computed from other settings
     default_doc: str = ""
     ds: bool = True
+    dcp: bool = False  # a key of Distributed-CellProfiler, DS's most used descendant, with DCP's meaning
 
     @property
     def required(self) -> bool:
@@ -255,7 +264,19 @@ KEYS: tuple[Key, ...] = (
     Key("SSH_KEY_NAME", _optional_string,
         "EC2 key pair for the fleet's machines (a trailing `.pem` is dropped); `null` for none.", None, "`null`"),
     Key("AWS_BUCKET", _pattern(BUCKET_PATTERN, "an S3 bucket name (3 to 63 lowercase letters, digits, '.', '-')"),
-        "Bucket for inputs, outputs, the run record, ECS agent config and exported logs.", REQUIRED),
+        "Bucket for the run's own files (run record, leases, failure records, ECS agent config, exported logs) "
+        "and, by default, inputs and outputs.", REQUIRED),
+    Key("SOURCE_BUCKET", _pattern(BUCKET_PATTERN, "an S3 bucket name (3 to 63 lowercase letters, digits, '.', '-')"),
+        "Bucket INPUT_PREFIX is read from (a public data set, say): the workers may only list and read it, under "
+        "INPUT_PREFIX's fixed start.", _derived(lambda s: s["AWS_BUCKET"], "AWS_BUCKET"), "AWS_BUCKET", ds=False,
+        dcp=True),
+    Key("DESTINATION_BUCKET", _pattern(BUCKET_PATTERN, "an S3 bucket name (3 to 63 lowercase letters, digits, '.', "
+                                       "'-')"),
+        "Bucket the outputs go to, under OUTPUT_PREFIX; CHECK_IF_DONE and `submit --skip-done` look there.",
+        _derived(lambda s: s["AWS_BUCKET"], "AWS_BUCKET"), "AWS_BUCKET", ds=False, dcp=True),
+    Key("UPLOAD_FLAGS", _upload_flags, "Flags for every output upload, as DCP writes them "
+        "(`--acl bucket-owner-full-control`): only `--acl`, `--storage-class` and `--sse` (`AES256` or `aws:kms`), "
+        "each with a value.", "", '`""`', ds=False, dcp=True),
     Key("ECS_CLUSTER", _pattern(ECS_NAME_PATTERN, "1 to 255 letters, digits, '-' or '_'"),
         "ECS cluster the workers join.", "default", "`default`"),
     Key("CLUSTER_MACHINES", _int_at_least(1), "How many EC2 spot machines the fleet asks for.", REQUIRED),
@@ -298,10 +319,10 @@ KEYS: tuple[Key, ...] = (
     Key("PRIVILEGED", parse_bool, "DS image mode: run the container privileged, as DS always does (for s3fs "
         "mounts). Off by default: a privileged container can reach the host's devices.", False, "`false`",
         ds=False),
-    Key("OUTPUT_PREFIX", _template, "S3 prefix (template) under AWS_BUCKET for a job's outputs; CHECK_IF_DONE "
-        "looks here.", "{APP_NAME}/{job_id}", "`{APP_NAME}/{job_id}`", ds=False),
-    Key("INPUT_PREFIX", _optional_template, "S3 prefix (template) downloaded into `{input_dir}` before the "
-        "command runs; `null` for none.", None, "`null`", ds=False),
+    Key("OUTPUT_PREFIX", _template, "S3 prefix (template) under DESTINATION_BUCKET for a job's outputs; "
+        "CHECK_IF_DONE looks here.", "{APP_NAME}/{job_id}", "`{APP_NAME}/{job_id}`", ds=False),
+    Key("INPUT_PREFIX", _optional_template, "S3 prefix (template) in SOURCE_BUCKET downloaded into "
+        "`{input_dir}` before the command runs; `null` for none.", None, "`null`", ds=False),
     Key("JOB_RETRIES", _int_at_least(1, MAX_RECEIVE_COUNT), "Receives before a job moves to the dead-letter queue.",
         3, "`3`", ds=False),
     Key("JOB_TIMEOUT", _optional_positive_number, "Seconds one attempt of a job may run: past it the command gets "
@@ -333,6 +354,9 @@ class Settings:
     AWS_PROFILE: str | None
     SSH_KEY_NAME: str | None
     AWS_BUCKET: str
+    SOURCE_BUCKET: str
+    DESTINATION_BUCKET: str
+    UPLOAD_FLAGS: str
     ECS_CLUSTER: str
     CLUSTER_MACHINES: int
     TASKS_PER_MACHINE: int
@@ -390,6 +414,11 @@ class Settings:
         return dict(self.ENVIRONMENT)
 
     @property
+    def upload_args(self) -> dict[str, str]:
+        """UPLOAD_FLAGS as boto3 upload arguments."""
+        return parse_upload_flags(self.UPLOAD_FLAGS)
+
+    @property
     def ds_image_mode(self) -> bool:
         """COMMAND null: the image carries its own worker (DS's), configured by DS's environment variables."""
         return self.COMMAND is None
@@ -403,6 +432,9 @@ class Settings:
             "CHECK_IF_DONE_BOOL": str(self.CHECK_IF_DONE_BOOL), "EXPECTED_NUMBER_FILES": str(self.EXPECTED_NUMBER_FILES),
             "ECS_CLUSTER": self.ECS_CLUSTER, "SECONDS_TO_START": str(self.SECONDS_TO_START),
             "MIN_FILE_SIZE_BYTES": str(self.MIN_FILE_SIZE_BYTES), "NECESSARY_STRING": self.NECESSARY_STRING,
+            # Distributed-CellProfiler's run.py adds these; DS's images ignore them.
+            "SOURCE_BUCKET": self.SOURCE_BUCKET, "DESTINATION_BUCKET": self.DESTINATION_BUCKET,
+            "UPLOAD_FLAGS": self.UPLOAD_FLAGS,
             **self.environment,
         }
 
@@ -481,7 +513,7 @@ def config_table_markdown() -> str:
     rows = ["| Key | Default | Meaning | In DS |", "| --- | --- | --- | --- |"]
     for key in KEYS:
         default = "required" if key.required else key.default_doc
-        rows.append(f"| `{key.name}` | {default} | {key.doc} | {'yes' if key.ds else 'new'} |")
+        rows.append(f"| `{key.name}` | {default} | {key.doc} | {'yes' if key.ds else 'DCP' if key.dcp else 'new'} |")
     return "\n".join(rows)
 
 

@@ -34,9 +34,11 @@ class Account:
 
 
 def prepare_account(settings: Settings, run_setup: bool = True) -> Account:
-    """The bucket, the roles (setup-account), the run's resources (setup, unless `run_setup` is false: the
-    emulator leaves it to the user) and a network."""
-    aws.client("s3", settings).create_bucket(**_bucket_args(settings))
+    """The buckets (AWS_BUCKET, SOURCE_BUCKET, DESTINATION_BUCKET), the roles (setup-account), the run's resources
+    (setup, unless `run_setup` is false: the emulator leaves it to the user) and a network."""
+    s3 = aws.client("s3", settings)
+    for bucket in buckets(settings):
+        s3.create_bucket(**_bucket_args(settings, bucket))
     roles = iam.setup_account(settings)
     changes = len(resources.setup(settings).changes) if run_setup else 0
     ec2 = aws.client("ec2", settings)
@@ -48,10 +50,15 @@ def prepare_account(settings: Settings, run_setup: bool = True) -> Account:
     return Account(roles.fleet_role_arn, roles.instance_profile_arn, image, subnet, group, changes)
 
 
-def _bucket_args(settings: Settings) -> dict:
+def buckets(settings: Settings) -> list[str]:
+    """The run's buckets, each once."""
+    return list(dict.fromkeys((settings.AWS_BUCKET, settings.SOURCE_BUCKET, settings.DESTINATION_BUCKET)))
+
+
+def _bucket_args(settings: Settings, bucket: str) -> dict:
     if settings.AWS_REGION == "us-east-1":  # S3 rejects a location constraint naming us-east-1
-        return {"Bucket": settings.AWS_BUCKET}
-    return {"Bucket": settings.AWS_BUCKET,
+        return {"Bucket": bucket}
+    return {"Bucket": bucket,
             "CreateBucketConfiguration": {"LocationConstraint": settings.AWS_REGION}}
 
 

@@ -105,7 +105,7 @@ def _run(local: LocalRun, stream: IO[str], stop: StopRequest) -> int:
         if local.inputs is not None:
             files, size = upload_inputs(settings, local.inputs)
             say(f"uploaded {files} files ({size:,} bytes) from {local.inputs} to "
-                f"s3://{settings.AWS_BUCKET}/{local.inputs.resolve().name}/")
+                f"s3://{settings.SOURCE_BUCKET}/{local.inputs.resolve().name}/")
         if previous is not None:
             files = put_back_outputs(settings, previous, local.jobs)
             say(f"CHECK_IF_DONE: {files} output files of the last run in {local.out} put back; jobs whose outputs "
@@ -247,18 +247,18 @@ def put_back_outputs(settings, previous: Path, jobs) -> int:
              for path in sorted(folder.rglob("*")) if path.is_file()]
     s3 = aws.client("s3", settings)
     with ThreadPoolExecutor(16) as pool:
-        list(pool.map(lambda item: s3.upload_file(str(item[0]), settings.AWS_BUCKET, item[1]), files))
+        list(pool.map(lambda item: s3.upload_file(str(item[0]), settings.DESTINATION_BUCKET, item[1]), files))
     return len(files)
 
 
 def upload_inputs(settings, folder: Path) -> tuple[int, int]:
-    """Every file under `folder` to s3://AWS_BUCKET/<folder's name>/<path relative to folder>."""
+    """Every file under `folder` to s3://SOURCE_BUCKET/<folder's name>/<path relative to folder>."""
     root = folder.resolve()
     files = sorted(path for path in root.rglob("*") if path.is_file())
     s3 = aws.client("s3", settings)
 
     def upload(path: Path) -> int:
-        s3.upload_file(str(path), settings.AWS_BUCKET, f"{root.name}/{path.relative_to(root).as_posix()}")
+        s3.upload_file(str(path), settings.SOURCE_BUCKET, f"{root.name}/{path.relative_to(root).as_posix()}")
         return path.stat().st_size
 
     with ThreadPoolExecutor(16) as pool:

@@ -103,7 +103,7 @@ def download_outputs(settings: Settings, jobs: list[Job], out: Path) -> list[dic
     prefixes = {job.output_prefix for job in jobs}
     s3 = aws.client("s3", settings)
     listed = []
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=settings.AWS_BUCKET):
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=settings.DESTINATION_BUCKET):
         for item in page.get("Contents", ()):
             parents = PurePosixPath(item["Key"]).parents
             if any(str(parent) in prefixes for parent in parents):
@@ -112,7 +112,7 @@ def download_outputs(settings: Settings, jobs: list[Job], out: Path) -> list[dic
     def download(key: str) -> None:
         target = out.joinpath(*PurePosixPath(key).parts)  # prefixes never hold ".." (chalicelib.jobs)
         target.parent.mkdir(parents=True, exist_ok=True)
-        s3.download_file(settings.AWS_BUCKET, key, str(target))
+        s3.download_file(settings.DESTINATION_BUCKET, key, str(target))
 
     with ThreadPoolExecutor(LOG_FETCH_THREADS) as pool:
         list(pool.map(download, keys))

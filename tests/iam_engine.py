@@ -41,7 +41,9 @@ and ec2:CancelSpotFleetRequests (spot-fleet-request), ec2:TerminateInstances
 (instance), ecs:UpdateService and ecs:DeleteService (service), ecs:DeleteCluster
 (cluster), logs:CreateExportTask (log-group). Anything else is unevaluated.
 CreateExportTask is also checked as s3:PutObject on its destination, which AWS
-writes with the caller's permissions (`_export_writes`).
+writes with the caller's permissions (`_export_writes`); a PutObject (or a
+multipart upload's start) carrying an ACL is also checked as s3:PutObjectAcl on
+the object (`_s3_put_with_acl`).
 
 API: `iam_enforced()` (the block; yields an `Engine`: `.decisions`, `.denied()`,
 `.checked(action)`, `.unevaluated`), `role_session(role_name, region)`,
@@ -120,7 +122,7 @@ def iam_enforced(*, allow_unevaluated: bool = False) -> Iterator[Engine]:
         with contextlib.ExitStack() as stack:
             for patch in (_only_moto_principals, _iam_action_names, _statement_semantics, _several_resources,
                           _logs_resources, _cloudwatch_resources, _sqs_resources, _ec2_resources, _ecs_resources,
-                          _s3_delete_objects_per_key, _access_denied_in_protocol):
+                          _s3_delete_objects_per_key, _s3_put_with_acl, _access_denied_in_protocol):
                 stack.enter_context(patch(engine))
             # The switch itself: moto's own, which flips module settings this process's moto (in-process or
             # ThreadedMotoServer) reads, and restores them and moto's request counter on exit.
@@ -785,6 +787,31 @@ def _s3_delete_objects_per_key(engine: Engine) -> Iterator[None]:
     with mock.patch.object(S3Response, "_authenticate_and_authorize_s3_action", authorize), \
             mock.patch.object(S3Response, "_bucket_response_delete_keys", delete_keys), \
             mock.patch.object(FakeBucket, "get_permission", get_permission):
+        yield
+
+
+@contextlib.contextmanager
+def _s3_put_with_acl(engine: Engine) -> Iterator[None]:
+    """AWS: "To use PutObject with an ACL you need the s3:PutObjectAcl permission in addition to
+    s3:PutObject" (the same for CreateMultipartUpload). moto checks s3:PutObject alone, so a policy
+    missing the ACL grant would pass here and fail every upload on AWS. Here a write carrying a canned
+    ACL (x-amz-acl) or a grant header (x-amz-grant-*) is also checked as s3:PutObjectAcl on its key.
+    """
+    from moto.iam.access_control import S3IAMRequest
+    from moto.s3.responses import S3Response
+
+    original = S3Response._authenticate_and_authorize_s3_action
+
+    def authorize(self, bucket_name=None, key_name=None):
+        headers = {name.lower() for name in self.headers.keys()}
+        carries_acl = "x-amz-acl" in headers or any(name.startswith("x-amz-grant-") for name in headers)
+        if key_name is None or self.method not in ("PUT", "POST") or not carries_acl:
+            return original(self, bucket_name=bucket_name, key_name=key_name)
+        resource = f"arn:aws:s3:::{bucket_name}/{key_name}"
+        return self._authenticate_and_authorize_action(S3IAMRequest,
+                                                       [resource, _AlsoChecked("s3:PutObjectAcl", resource)])
+
+    with mock.patch.object(S3Response, "_authenticate_and_authorize_s3_action", authorize):
         yield
 
 

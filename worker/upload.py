@@ -1,7 +1,8 @@
 """Folders to and from S3 with boto3's transfer manager (concurrent, multipart for large files).
 
-Outputs: every file under `{output_dir}` goes to s3://AWS_BUCKET/<OUTPUT_PREFIX>/<relative path>,
-carrying the user metadata `dsr-job: <job id>`; once all are in, the worker
+Outputs: every file under `{output_dir}` goes to
+s3://DESTINATION_BUCKET/<OUTPUT_PREFIX>/<relative path>, carrying the user metadata
+`dsr-job: <job id>` and UPLOAD_FLAGS' arguments (an ACL, a storage class, encryption); once all are in, the worker
 writes `<OUTPUT_PREFIX>/_SUCCESS` (`mark_complete`), so outputs without it are an
 upload that never finished (chalicelib/done.py). A command's own top-level
 `_SUCCESS` is not uploaded: the worker's marker takes its place, and only after
@@ -10,7 +11,7 @@ whole upload fails before anything is sent): a command, or data it processed,
 must not be able to publish /etc/passwd or the task's credentials file by
 linking to them.
 
-Inputs: every object under INPUT_PREFIX goes to `{input_dir}`/<rest of the key>,
+Inputs: every object under INPUT_PREFIX in SOURCE_BUCKET goes to `{input_dir}`/<rest of the key>,
 refusing keys that would land outside the folder.
 """
 
@@ -40,16 +41,18 @@ class Transferred:
 class Transfers:
     """One transfer manager per worker: its thread pool is reused by every job."""
 
-    def __init__(self, s3, bucket: str, config: TransferConfig | None = None):
+    def __init__(self, s3, source: str, destination: str, upload_args: dict[str, str] | None = None,
+                 config: TransferConfig | None = None):
         self.s3 = s3
-        self.bucket = bucket
+        self.source, self.destination = source, destination
+        self.upload_args = dict(upload_args or {})
         self._manager = create_transfer_manager(s3, config or TransferConfig(max_concurrency=10))
 
     def upload_folder(self, folder: str | Path, prefix: str, job_id: str) -> Transferred:
         """The outputs, each marked as this project's (job_id); no completion marker yet."""
         files = [(key, path) for key, path in output_files(folder) if key != SUCCESS_MARKER]
-        extra = {"Metadata": _metadata(job_id)}
-        futures = [self._manager.upload(str(path), self.bucket, f"{prefix}/{key}", extra_args=extra)
+        extra = {**self.upload_args, "Metadata": _metadata(job_id)}
+        futures = [self._manager.upload(str(path), self.destination, f"{prefix}/{key}", extra_args=extra)
                    for key, path in files]
         _wait(futures, "upload")
         return Transferred(len(files), sum(path.stat().st_size for _, path in files))
@@ -57,23 +60,23 @@ class Transfers:
     def mark_complete(self, prefix: str, job_id: str, sent: Transferred) -> None:
         """Hadoop's `_SUCCESS`, only after every output of `sent` is in S3: the job's outputs are complete."""
         body = json.dumps({"job_id": job_id, "files": sent.files, "bytes": sent.bytes, "time": round(time.time(), 3)})
-        self.s3.put_object(Bucket=self.bucket, Key=success_marker_key(prefix), Body=body.encode("utf-8"),
-                           ContentType="application/json", Metadata=_metadata(job_id))
+        self.s3.put_object(Bucket=self.destination, Key=success_marker_key(prefix), Body=body.encode("utf-8"),
+                           ContentType="application/json", Metadata=_metadata(job_id), **self.upload_args)
 
     def download_prefix(self, prefix: str, folder: str | Path) -> Transferred:
         root = Path(folder)
         futures, total = [], 0
-        for page in self.s3.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix + "/"):
+        for page in self.s3.get_paginator("list_objects_v2").paginate(Bucket=self.source, Prefix=prefix + "/"):
             for item in page.get("Contents", ()):
                 relative = item["Key"][len(prefix) + 1:]
                 if not relative or relative.endswith("/"):
                     continue  # "folder" marker objects made by the S3 console
                 parts = PurePosixPath(relative).parts
                 if any(part in ("..", ".") for part in parts) or relative.startswith("/"):
-                    raise TransferError(f"input s3://{self.bucket}/{item['Key']} would land outside {{input_dir}}")
+                    raise TransferError(f"input s3://{self.source}/{item['Key']} would land outside {{input_dir}}")
                 target = root.joinpath(*parts)
                 target.parent.mkdir(parents=True, exist_ok=True)
-                futures.append(self._manager.download(self.bucket, item["Key"], str(target)))
+                futures.append(self._manager.download(self.source, item["Key"], str(target)))
                 total += item["Size"]
         _wait(futures, "download")
         return Transferred(len(futures), total)

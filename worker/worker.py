@@ -172,8 +172,8 @@ class Worker:
             joblog.event(f"received: message {message['MessageId']}, attempt {attempt} of "
                          f"{self.settings.JOB_RETRIES}, on {_where()}")
             if self.settings.CHECK_IF_DONE_BOOL and is_done(self.s3, self.settings, job.output_prefix):
-                joblog.event(f"skipped: already done (s3://{self.settings.AWS_BUCKET}/{job.output_prefix}/ holds "
-                             f"{self.settings.EXPECTED_NUMBER_FILES} or more outputs)")
+                joblog.event(f"skipped: already done (s3://{self.settings.DESTINATION_BUCKET}/{job.output_prefix}/ "
+                             f"holds {self.settings.EXPECTED_NUMBER_FILES} or more outputs)")
                 self._delete(message)
                 self._forget_failure(job)
                 return Outcome.SKIPPED
@@ -254,8 +254,9 @@ class Worker:
             except Exception as error:  # noqa: BLE001
                 return _Result(Outcome.FAILED, f"exit code 0 but the upload failed: {aws.error_code(error) or error}",
                                0)
-            timings.append(f"upload {sent.files} files ({sent.bytes} bytes) to s3://{self.settings.AWS_BUCKET}/"
-                           f"{job.output_prefix}/ in {time.monotonic() - started:.2f} s")
+            where = f"s3://{self.settings.DESTINATION_BUCKET}/{job.output_prefix}/"
+            timings.append(f"upload {sent.files} files ({sent.bytes} bytes) to {where} in "
+                           f"{time.monotonic() - started:.2f} s")
             return _Result(Outcome.SUCCEEDED, "exit code 0; " + ", ".join(timings), 0)
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
@@ -312,7 +313,9 @@ class Worker:
     @property
     def transfers(self) -> Transfers:
         if self._transfers is None:
-            self._transfers = Transfers(self.s3, self.settings.AWS_BUCKET)
+            settings = self.settings
+            self._transfers = Transfers(self.s3, settings.SOURCE_BUCKET, settings.DESTINATION_BUCKET,
+                                        settings.upload_args)
         return self._transfers
 
     def _ensure_log_group(self) -> None:

@@ -50,6 +50,26 @@ def test_the_example_runs_end_to_end_with_every_plate_measured(tmp_path):
     assert processes_marked(mark) == []
 
 
+def test_with_dcps_buckets_inputs_come_from_the_source_and_outputs_from_the_destination(tmp_path):
+    config = json.loads((EXAMPLES / "config.json").read_text())
+    config.update(SOURCE_BUCKET="demo-images", DESTINATION_BUCKET="demo-results",
+                  UPLOAD_FLAGS="--storage-class STANDARD_IA", CHECK_IF_DONE_BOOL=True)
+    config["COMMAND"][1] = str(EXAMPLES / "measure.py")
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    (tmp_path / "jobs.json").write_text(json.dumps({"groups": [{"plate": plate} for plate in PLATES[:3]]}))
+    out = tmp_path / "out"
+    result, mark = run_local(local_args(tmp_path / "jobs.json", tmp_path / "config.json",
+                                        "--inputs", str(EXAMPLES / "inputs"), "--out", str(out)), cwd=tmp_path)
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "s3://demo-images/inputs/" in result.stdout
+    for plate in PLATES[:3]:
+        assert json.loads((out / "outputs" / plate / "summary.json").read_text())["wells"] == 96
+        assert f"to s3://demo-results/outputs/{plate}/" in log_lines(out, plate)[-1]
+    assert table_value(result.stdout, "done") == "3"
+    assert processes_marked(mark) == []
+
+
 def test_a_job_that_always_fails_is_listed_with_its_log_and_the_run_exits_1(tmp_path):
     run = Run(tmp_path)
     result, mark = run_local(local_args(run.jobs("ok", "fail", "ok"), run.config, "--out", str(run.out)),

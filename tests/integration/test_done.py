@@ -63,7 +63,7 @@ def test_outputs_of_a_killed_upload_are_not_done_and_the_job_runs_again_to_compl
     folder.mkdir()
     for index in range(3):
         (folder / f"part{index:04d}.csv").write_text("0123456789")
-    transfers = Transfers(s3, settings.AWS_BUCKET)
+    transfers = Transfers(s3, settings.AWS_BUCKET, settings.AWS_BUCKET)
     transfers.upload_folder(folder, job.output_prefix, job.job_id)
     transfers.close()
 

@@ -64,6 +64,7 @@ while True:
 DS_VARIABLES = {"AWS_REGION", "APP_NAME", "SQS_QUEUE_URL", "AWS_BUCKET", "DOCKER_CORES", "LOG_GROUP_NAME",
                 "CHECK_IF_DONE_BOOL", "EXPECTED_NUMBER_FILES", "ECS_CLUSTER", "SECONDS_TO_START",
                 "MIN_FILE_SIZE_BYTES", "NECESSARY_STRING"}
+DCP_VARIABLES = {"SOURCE_BUCKET", "DESTINATION_BUCKET", "UPLOAD_FLAGS"}  # Distributed-CellProfiler's run.py adds these
 
 
 def test_dss_config_py_unchanged_runs_in_ds_image_mode_and_its_image_worker_gets_dss_variables(moto_server, tmp_path):
@@ -78,7 +79,7 @@ def test_dss_config_py_unchanged_runs_in_ds_image_mode_and_its_image_worker_gets
     [container] = clients.client("ecs").describe_task_definition(
         taskDefinition="DistributedSomethingTask")["taskDefinition"]["containerDefinitions"]
     variables = {item["name"]: item["value"] for item in container["environment"]}
-    assert set(variables) == DS_VARIABLES | {"MY_THREADS"}  # no DSR_CONFIG, and never AWS keys
+    assert set(variables) == DS_VARIABLES | DCP_VARIABLES | {"MY_THREADS"}  # no DSR_CONFIG, and never AWS keys
     assert (variables["CHECK_IF_DONE_BOOL"], variables["SECONDS_TO_START"], variables["DOCKER_CORES"]) == (
         "False", "180", "4")
     assert variables["SQS_QUEUE_URL"].endswith("/DistributedSomethingQueue")

@@ -154,6 +154,26 @@ def test_a_batch_delete_refuses_each_key_the_caller_may_not_delete(world):
         ((f"arn:aws:s3:::{BUCKET}/out/plate1/result.txt",), False)]
 
 
+def test_a_write_carrying_an_acl_needs_put_object_acl_too(world):
+    """AWS checks s3:PutObjectAcl as well for a PutObject or a multipart upload that sets an ACL (moto did not)."""
+    admin("s3").create_bucket(Bucket=BUCKET)
+    plain = make_role("plain", allow(["s3:PutObject"], f"arn:aws:s3:::{BUCKET}/out/*")).client("s3")
+    with_acl = make_role("with-acl", allow(["s3:PutObject", "s3:PutObjectAcl"],
+                                           f"arn:aws:s3:::{BUCKET}/out/*")).client("s3")
+    owner = {"ACL": "bucket-owner-full-control"}
+
+    with iam_enforced() as engine:
+        plain.put_object(Bucket=BUCKET, Key="out/plain.txt", Body=b"1")
+        denied(lambda: plain.put_object(Bucket=BUCKET, Key="out/acl.txt", Body=b"1", **owner))
+        denied(lambda: plain.create_multipart_upload(Bucket=BUCKET, Key="out/big.raw", **owner))
+        with_acl.put_object(Bucket=BUCKET, Key="out/acl.txt", Body=b"1", **owner)
+        with_acl.create_multipart_upload(Bucket=BUCKET, Key="out/big.raw", **owner)
+
+    assert [item["Key"] for item in admin("s3").list_objects_v2(Bucket=BUCKET)["Contents"]] == [
+        "out/acl.txt", "out/plain.txt"]
+    assert [d.allowed for d in engine.checked("s3:PutObjectAcl")] == [False, False, True, True]
+
+
 def test_a_queue_grant_covers_that_queue_by_name_and_url_and_no_other(world):
     url = admin("sqs").create_queue(QueueName="AppQueue")["QueueUrl"]
     other = admin("sqs").create_queue(QueueName="OtherQueue")["QueueUrl"]

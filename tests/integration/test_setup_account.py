@@ -6,6 +6,7 @@ from click.testing import CliRunner
 
 from chalicelib import aws as clients, iam
 from cli import cli
+from tests.conftest import make_settings
 from tests.integration.world import snapshot, write_config
 
 
@@ -30,19 +31,48 @@ def test_each_role_trusts_only_its_service(aws, settings):
                        "TestApp-task-role": "ecs-tasks.amazonaws.com"}
 
 
+def granted_resources(statements) -> dict[str, list[str]]:
+    """Each allowed action -> every resource granted it, over all statements, sorted."""
+    resources: dict[str, list[str]] = {}
+    for statement in statements:
+        if statement["Effect"] != "Allow":
+            continue
+        listed = statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
+        for action in statement["Action"]:
+            resources[action] = sorted(resources.get(action, []) + listed)
+    return resources
+
+
 def test_the_task_role_reaches_only_the_runs_queue_bucket_and_log_group(aws, settings):
     iam.setup_account(settings)
     statements = _policy(clients.client("iam", settings), "TestApp-task-role")["Statement"]
-    resources = {action: statement["Resource"] for statement in statements for action in statement["Action"]}
-    assert resources["sqs:ReceiveMessage"] == "arn:aws:sqs:us-east-1:123456789012:TestAppQueue"
+    resources = granted_resources(statements)
+    assert resources["sqs:ReceiveMessage"] == ["arn:aws:sqs:us-east-1:123456789012:TestAppQueue"]
     # the output root of OUTPUT_PREFIX "{APP_NAME}/{job_id}" and nothing else of the bucket
     assert resources["s3:GetObject"] == ["arn:aws:s3:::test-bucket/TestApp/*"]
     assert resources["s3:PutObject"] == ["arn:aws:s3:::test-bucket/TestApp/*", "arn:aws:s3:::test-bucket/runs/TestApp/*"]
-    assert resources["s3:ListBucket"] == "arn:aws:s3:::test-bucket"
+    assert resources["s3:ListBucket"] == ["arn:aws:s3:::test-bucket"]
     [listing] = [statement for statement in statements if "s3:ListBucket" in statement["Action"]]
     assert listing["Condition"] == {"StringLike": {"s3:prefix": ["TestApp/*"]}}
     assert "arn:aws:logs:us-east-1:123456789012:log-group:TestApp:*" in resources["logs:PutLogEvents"]
+    assert "s3:PutObjectAcl" not in resources  # no UPLOAD_FLAGS, no ACL
     assert not [action for action in resources if action.endswith(":*") or action == "*"]
+
+
+def test_with_dcps_buckets_the_task_role_reads_the_source_writes_the_destination_and_keeps_run_files_home(aws):
+    settings = make_settings(SOURCE_BUCKET="public-images", DESTINATION_BUCKET="lab-results",
+                             INPUT_PREFIX="images/{plate}", UPLOAD_FLAGS="--acl bucket-owner-full-control")
+    iam.setup_account(settings)
+    statements = _policy(clients.client("iam", settings), "TestApp-task-role")["Statement"]
+    resources = granted_resources(statements)
+
+    assert resources["s3:GetObject"] == ["arn:aws:s3:::lab-results/TestApp/*", "arn:aws:s3:::public-images/images/*"]
+    assert resources["s3:PutObject"] == ["arn:aws:s3:::lab-results/TestApp/*", "arn:aws:s3:::test-bucket/runs/TestApp/*"]
+    assert resources["s3:PutObjectAcl"] == ["arn:aws:s3:::lab-results/TestApp/*"]  # the outputs' ACL only
+    assert resources["s3:DeleteObject"] == ["arn:aws:s3:::test-bucket/runs/TestApp/*"]
+    assert {statement["Resource"]: statement["Condition"]["StringLike"]["s3:prefix"]
+            for statement in statements if "s3:ListBucket" in statement["Action"]} == {
+        "arn:aws:s3:::lab-results": ["TestApp/*"], "arn:aws:s3:::public-images": ["images/*"]}
 
 
 def test_the_fleet_role_may_pass_only_the_instance_role(aws, settings):

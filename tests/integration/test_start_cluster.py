@@ -14,7 +14,8 @@ from chalicelib.fleet import load_fleet_file
 from chalicelib.runrecord import RunRecord
 from cli import cli
 from tests.conftest import make_settings
-from tests.integration.world import Account, aws_session, datetime_text, snapshot, write_fleet, write_jobs
+from tests.integration.world import Account, aws_session, datetime_text, snapshot, write_config, write_fleet, \
+    write_jobs
 
 START = datetime.datetime(2026, 3, 1, 12, 0, tzinfo=datetime.timezone.utc)
 
@@ -252,8 +253,14 @@ def _bad_subnet(account):
                 "subnet-0000000000000000f")
 
 
+def _no_destination_bucket(account):
+    write_config(account.folder, DESTINATION_BUCKET="lab-results")  # a bucket nobody made
+
+
 PREFLIGHT_FAILURES = {
     "bucket": (_break_bucket, "bucket 'test-bucket' does not exist; create it or fix AWS_BUCKET in config.json"),
+    "destination bucket": (_no_destination_bucket, "bucket 'lab-results' does not exist; create it or fix "
+                                                   "DESTINATION_BUCKET in config.json"),
     "queue": (_break_queue, "queue 'TestAppQueue' does not exist; run 'python cli.py setup --config config.json' "
                             "first"),
     "fleet role": (_break_fleet_role, "{fleet}: IamFleetRole: role 'dsr-spot-fleet-role' does not exist; "

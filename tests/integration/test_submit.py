@@ -95,6 +95,19 @@ def test_skip_done_sends_only_jobs_without_outputs(aws, tmp_path, settings):
     assert sorted(body["group"]["plate"] for body in _drain(settings)) == ["P00000", "P00002", "P00004"]
 
 
+def test_skip_done_looks_for_outputs_in_the_destination_bucket(aws, tmp_path, settings):
+    resources.setup(settings)
+    s3 = clients.client("s3", settings)
+    for bucket in ("test-bucket", "lab-results"):
+        s3.create_bucket(Bucket=bucket)
+    s3.put_object(Bucket="lab-results", Key="TestApp/P00001/result.csv", Body=b"done")
+    s3.put_object(Bucket="test-bucket", Key="TestApp/P00002/result.csv", Body=b"in AWS_BUCKET: not an output")
+    result = CliRunner().invoke(cli, ["submit", str(write_jobs(tmp_path, 3)), "--skip-done",
+                                      "--config", str(write_config(tmp_path, DESTINATION_BUCKET="lab-results"))])
+    assert result.stdout == "1 of 3 already done\nsubmitted 2 jobs to TestAppQueue\n", result.output
+    assert sorted(body["group"]["plate"] for body in _drain(settings)) == ["P00000", "P00002"]
+
+
 def test_ds_spelling_submitjob_works(aws, tmp_path, settings):
     resources.setup(settings)
     result = CliRunner().invoke(cli, ["submitJob", str(write_jobs(tmp_path, 12)), "--config",

@@ -141,3 +141,80 @@ def test_without_a_fixed_output_folder_jobs_still_cannot_write_what_the_monitor_
     # what README and setup-account say this run can then reach: other runs' outputs and run files
     assert answers["overwrite another run's output"] == "allowed"
     assert s3_keys(s3, "test-bucket", "monitors/") == []
+
+
+# DCP's layout: images read from a data set's bucket, results handed to the lab's bucket with an ACL. The job
+# copies its inputs to its outputs; the "hostile" job instead tries each bucket's edges with the same rights.
+BUCKET_JOB = r'''
+import json, pathlib, shutil, sys
+import boto3, botocore.exceptions
+out, inputs, plate = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2]), sys.argv[3]
+if plate != "hostile":
+    shutil.copytree(inputs, out, dirs_exist_ok=True)
+    sys.exit(0)
+s3 = boto3.client("s3")
+def put(bucket, key):
+    return lambda: s3.put_object(Bucket=bucket, Key=key, Body=b"x")
+attacks = {
+    "overwrite the source's images": put("public-images", "images/P1/in.csv"),
+    "read the source outside INPUT_PREFIX": lambda: s3.get_object(Bucket="public-images", Key="private/notes.txt"),
+    "list the whole source": lambda: s3.list_objects_v2(Bucket="public-images"),
+    "write into the destination outside its output root": put("lab-results", "Other/P1/result.txt"),
+    "read another run's results in the destination": lambda: s3.get_object(Bucket="lab-results",
+                                                                             Key="Other/P1/result.txt"),
+    "write outputs into AWS_BUCKET": put("test-bucket", "TestApp/P1/result.txt"),
+    "write a run record": put("test-bucket", "monitors/EvilSpotFleetRequestId.json"),
+    "read its own inputs (allowed)": lambda: s3.get_object(Bucket="public-images", Key="images/hostile/in.csv"),
+    "write under its own output root (allowed)": put("lab-results", "TestApp/written-by-a-job.txt"),
+}
+answers = {}
+for name, attack in attacks.items():
+    try:
+        attack()
+        answers[name] = "allowed"
+    except botocore.exceptions.ClientError as error:
+        answers[name] = error.response["Error"]["Code"]
+(out / "answers.json").write_text(json.dumps(answers, indent=1))
+'''
+
+
+def test_with_dcps_buckets_jobs_read_the_source_write_the_destination_and_reach_nothing_else(moto_server, tmp_path):
+    script = tmp_path / "job.py"
+    script.write_text(BUCKET_JOB)
+    settings = make_settings(COMMAND=[sys.executable, str(script), "{output_dir}", "{input_dir}", "{plate}"],
+                             SOURCE_BUCKET="public-images", DESTINATION_BUCKET="lab-results",
+                             INPUT_PREFIX="images/{plate}", OUTPUT_PREFIX="{APP_NAME}/{plate}", JOB_RETRIES=1,
+                             CHECK_IF_DONE_BOOL=True, UPLOAD_FLAGS="--acl bucket-owner-full-control "
+                                                                   "--storage-class STANDARD_IA --sse AES256")
+    s3, sqs = clients.client("s3"), clients.client("sqs")
+    for bucket in ("test-bucket", "public-images", "lab-results"):
+        s3.create_bucket(Bucket=bucket)
+    for bucket, key in (("public-images", "images/P1/in.csv"), ("public-images", "images/hostile/in.csv"),
+                        ("public-images", "private/notes.txt"), ("lab-results", "Other/P1/result.txt"),
+                        ("lab-results", "TestApp/done/result.txt")):
+        s3.put_object(Bucket=bucket, Key=key, Body=f"{bucket}/{key}".encode())
+    iam.setup_account(settings)
+    resources.setup(settings)
+    send_jobs(sqs, queue_url(sqs, settings), settings, [{"plate": "P1"}, {"plate": "done"}, {"plate": "hostile"}])
+
+    with iam_enforced() as engine:
+        worker = WorkerProcess(tmp_path, task_role_env(moto_server, settings), "--single", "--exit-when-empty")
+        assert worker.wait(120) == 0, worker.output
+
+    answers = json.loads(s3.get_object(Bucket="lab-results", Key="TestApp/hostile/answers.json")["Body"].read())
+    assert {name for name, answer in answers.items() if answer == "allowed"} == {
+        "read its own inputs (allowed)", "write under its own output root (allowed)"}, answers
+    assert {answer for answer in answers.values() if answer != "allowed"} <= DENIED, answers
+    # P1's input went from the source to the destination, stored as UPLOAD_FLAGS ask; "done" was skipped
+    assert s3_keys(s3, "lab-results", "TestApp/P1/") == ["TestApp/P1/_SUCCESS", "TestApp/P1/in.csv"]
+    result = s3.get_object(Bucket="lab-results", Key="TestApp/P1/in.csv")
+    assert result["Body"].read() == b"public-images/images/P1/in.csv"
+    assert (result["StorageClass"], result["ServerSideEncryption"]) == ("STANDARD_IA", "AES256")
+    assert s3_keys(s3, "lab-results", "TestApp/done/") == ["TestApp/done/result.txt"]
+    assert s3_keys(s3, "public-images") == ["images/P1/in.csv", "images/hostile/in.csv", "private/notes.txt"]
+    assert s3_keys(s3, "test-bucket", "TestApp/") == [] and s3_keys(s3, "test-bucket", "monitors/") == []
+    assert s3.get_object(Bucket="lab-results", Key="Other/P1/result.txt")["Body"].read() == (
+        b"lab-results/Other/P1/result.txt")
+    assert all(decision.allowed for decision in engine.checked("s3:PutObjectAcl")
+               if "/TestApp/P1/" in decision.resources[0])  # each output's ACL was checked, and granted
+    assert [d for d in engine.checked("s3:PutObjectAcl") if "/TestApp/P1/" in d.resources[0]]

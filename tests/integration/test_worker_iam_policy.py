@@ -39,9 +39,11 @@ WRITE_OUTPUTS = ("import pathlib, sys; out, plate = pathlib.Path(sys.argv[1]), s
 
 
 def record_calls(recorded: set, *clients) -> None:
-    def record(model, **_):
+    def record(model, params, **_):
         service = SERVICE_PREFIX.get(model.service_model.endpoint_prefix, model.service_model.endpoint_prefix)
         recorded.add(WORKER_IAM_ACTION.get((service, model.name), f"{service}:{model.name}"))
+        if "x-amz-acl" in {name.lower() for name in params.get("headers", {})}:
+            recorded.add("s3:PutObjectAcl")  # a write that sets an ACL is authorized as PutObjectAcl too
 
     for client in clients:
         client.meta.events.register("before-call", record)
@@ -62,13 +64,19 @@ def granted(statements) -> set[str]:
     return actions
 
 
-@pytest.fixture
-def account(aws, tmp_path):
+# DCP's layout: inputs read from a data set's bucket, outputs written (handed over with an ACL) to the lab's.
+THREE_BUCKETS = dict(SOURCE_BUCKET="public-images", DESTINATION_BUCKET="lab-results",
+                     UPLOAD_FLAGS="--acl bucket-owner-full-control --storage-class STANDARD_IA")
+
+
+@pytest.fixture(params=["one bucket", "three buckets"])
+def account(aws, request):
     settings = make_settings(COMMAND=[sys.executable, "-c", WRITE_OUTPUTS, "{output_dir}", "{plate}"],
                              CHECK_IF_DONE_BOOL=True, EXPECTED_NUMBER_FILES=1, INPUT_PREFIX="inputs/{plate}",
-                             JOB_RETRIES=2)
+                             JOB_RETRIES=2, **(THREE_BUCKETS if request.param == "three buckets" else {}))
     aws_s3 = clients.client("s3")
-    aws_s3.create_bucket(Bucket=settings.AWS_BUCKET)
+    for bucket in {settings.AWS_BUCKET, settings.SOURCE_BUCKET, settings.DESTINATION_BUCKET}:
+        aws_s3.create_bucket(Bucket=bucket)
     iam.setup_account(settings)
     resources.setup(settings)
     return settings
@@ -78,8 +86,8 @@ def test_the_task_role_grants_exactly_what_a_worker_calls(account):
     settings = account
     sqs, s3, cloudwatch = (clients.client(name) for name in ("sqs", "s3", "cloudwatch"))
     queue_url = sqs.get_queue_url(QueueName=settings.SQS_QUEUE_NAME)["QueueUrl"]
-    s3.put_object(Bucket=settings.AWS_BUCKET, Key="inputs/P1/in.csv", Body=b"1,2")
-    s3.put_object(Bucket=settings.AWS_BUCKET, Key="TestApp/done/result.txt", Body=b"done before")
+    s3.put_object(Bucket=settings.SOURCE_BUCKET, Key="inputs/P1/in.csv", Body=b"1,2")
+    s3.put_object(Bucket=settings.DESTINATION_BUCKET, Key="TestApp/done/result.txt", Body=b"done before")
     send_jobs(sqs, queue_url, settings, [{"plate": plate} for plate in ("P1", "big", "done", "bad")])
     sqs.send_message(QueueUrl=queue_url, MessageBody='{"not": "a job"}')
 
@@ -100,7 +108,7 @@ def test_the_task_role_grants_exactly_what_a_worker_calls(account):
     stopped.close()
 
     # the run happened as described (read back from moto), so the calls cover every path
-    assert sorted(item["Key"] for item in s3.list_objects_v2(Bucket=settings.AWS_BUCKET, Prefix="TestApp/")
+    assert sorted(item["Key"] for item in s3.list_objects_v2(Bucket=settings.DESTINATION_BUCKET, Prefix="TestApp/")
                   ["Contents"]) == ["TestApp/P1/_SUCCESS", "TestApp/P1/result.txt", "TestApp/big/_SUCCESS",
                                     "TestApp/big/image.raw", "TestApp/big/result.txt", "TestApp/done/result.txt"]
     assert not s3.list_objects_v2(Bucket=settings.AWS_BUCKET, Prefix=leases.prefix(settings.APP_NAME)).get("Contents")

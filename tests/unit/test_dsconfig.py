@@ -77,3 +77,30 @@ def test_convert_config_prints_the_json_and_each_difference_on_stderr():
     assert [line.split(":")[1].strip() for line in result.stderr.splitlines()] == [
         "SQS_DEAD_LETTER_QUEUE", "COMMAND", "PRIVILEGED", "AWS_PROFILE"]
     assert all(line.startswith("note: ") for line in result.stderr.splitlines())
+
+
+# A config.py laid out as Distributed-CellProfiler's: three buckets, UPLOAD_FLAGS, its plugin switches.
+DCP_EXAMPLE = DS_EXAMPLE.parent / "dcp_config.py"
+
+
+def test_dcps_config_keeps_its_buckets_and_hands_its_image_switches_to_the_image():
+    config = read_ds_config(DCP_EXAMPLE)
+    settings = Settings.from_mapping(config.settings, str(DCP_EXAMPLE))
+
+    assert (settings.AWS_BUCKET, settings.SOURCE_BUCKET, settings.DESTINATION_BUCKET) == (
+        "lab-runs", "public-images", "lab-results")
+    assert settings.upload_args == {"ACL": "bucket-owner-full-control"}
+    variables = settings.ds_environment("https://queue")
+    assert {name: variables[name] for name in ("SOURCE_BUCKET", "DESTINATION_BUCKET", "UPLOAD_FLAGS",
+                                               "WORKSPACE_BUCKET", "DOWNLOAD_FILES", "USE_PLUGINS", "REQUIREMENTS")} == {
+        "SOURCE_BUCKET": "public-images", "DESTINATION_BUCKET": "lab-results",
+        "UPLOAD_FLAGS": "--acl bucket-owner-full-control", "WORKSPACE_BUCKET": "lab-runs", "DOWNLOAD_FILES": "False",
+        "USE_PLUGINS": "False", "REQUIREMENTS": ""}
+    assert any(note.startswith("WORKSPACE_BUCKET, DOWNLOAD_FILES, USE_PLUGINS") for note in config.notes)
+
+
+def test_without_dcps_buckets_inputs_and_outputs_stay_in_aws_bucket():
+    settings = Settings.load(DS_EXAMPLE)
+
+    assert settings.SOURCE_BUCKET == settings.DESTINATION_BUCKET == settings.AWS_BUCKET == "your-bucket-name"
+    assert settings.upload_args == {}
