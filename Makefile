@@ -15,8 +15,8 @@ $(BIN)/.installed: requirements.txt requirements-dev.txt worker/requirements.txt
 test: $(BIN)/.installed
 	$(BIN)/python -m pytest -q -n auto --ignore=tests/container
 
-# The worker image under a private dockerd, against moto (tests/container/run.sh says what it installs and
-# starts). Where it cannot run it says why and passes, except under CI=true.
+# The worker image and a stand-in DS image under a private dockerd, against moto (tests/container/run.sh says
+# what it installs and starts). Where it cannot run it says why and passes, except under CI=true.
 container-test: $(BIN)/.installed
 	bash tests/container/run.sh $(BIN)/python
 

@@ -669,4 +669,5 @@ def build_record(settings: Settings, checked: Preflight, fleet_id: str, now: dat
         MAX_RUN_COST=settings.MAX_RUN_COST,
         STOP_AFTER_FAILED_JOBS=settings.STOP_AFTER_FAILED_JOBS,
         STOP_IF_NO_JOB_STARTS_MINUTES=settings.STOP_IF_NO_JOB_STARTS_MINUTES,
+        DS_IMAGE_MODE=settings.ds_image_mode,
     )

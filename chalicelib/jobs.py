@@ -98,18 +98,34 @@ def parse_job_document(document: Any, settings: Settings, source: str = "jobs.js
 
 def job_from_message(body: str, settings: Settings) -> Job:
     """The job a queue message carries; raises NotAJob for anything else."""
-    try:
-        document = json.loads(body)
-    except (ValueError, RecursionError):
-        raise NotAJob("message body is not JSON") from None
-    if not isinstance(document, dict) or not isinstance(document.get("group"), dict):
-        raise NotAJob("message is not a JSON object with a 'group' object")
+    document = _message_document(body)
     shared = {key: value for key, value in document.items() if key != "group"}
     try:
         return _build_job(shared, json.dumps(shared)[1:-1], document["group"], settings, _Templates(settings),
                           "message", body=body)
     except JobFileError as error:
         raise NotAJob(str(error)) from None
+
+
+def job_id_of_message(body: str) -> str:
+    """The job id a queue message carries, by the rule `job_from_message` uses (the group's `job_id`, else DS's
+    rule on its values), for a reader without the run's settings (the monitor Lambda): nothing else of the job is
+    checked, so this says whose a message is, never whether it may run. Raises NotAJob."""
+    group = _message_document(body)["group"]
+    try:
+        return _job_id(group, "message")
+    except JobFileError as error:
+        raise NotAJob(str(error)) from None
+
+
+def _message_document(body: str) -> dict:
+    try:
+        document = json.loads(body)
+    except (ValueError, RecursionError):
+        raise NotAJob("message body is not JSON") from None
+    if not isinstance(document, dict) or not isinstance(document.get("group"), dict):
+        raise NotAJob("message is not a JSON object with a 'group' object")
+    return document
 
 
 class _Templates:

@@ -33,7 +33,8 @@ from typing import Any
 from chalicelib.aws import read_object
 
 RECORD_VERSION = 1
-_OPTIONAL_KEYS = {"VERSION", "MAX_RUN_HOURS", "MAX_RUN_COST", "STOP_AFTER_FAILED_JOBS", "STOP_IF_NO_JOB_STARTS_MINUTES"}
+_OPTIONAL_KEYS = {"VERSION", "MAX_RUN_HOURS", "MAX_RUN_COST", "STOP_AFTER_FAILED_JOBS", "STOP_IF_NO_JOB_STARTS_MINUTES",
+                  "DS_IMAGE_MODE"}
 
 
 @dataclass(frozen=True)
@@ -78,6 +79,11 @@ class RunRecord:
     MAX_RUN_COST: float | None = None
     STOP_AFTER_FAILED_JOBS: int | None = None
     STOP_IF_NO_JOB_STARTS_MINUTES: float | None = None
+    # ---- DS image mode (COMMAND null): the image runs its own worker, which writes no failure record, so the
+    # run's failed jobs are its messages in DEAD_LETTER_QUEUE_URL (GET /runs/{app}/failed reads them there).
+    # A record without the key (written before it, or by `adopt`) reads as false: the API then lists the run's
+    # failure records, as it did before.
+    DS_IMAGE_MODE: bool = False
     VERSION: int = RECORD_VERSION
 
     @property

@@ -4,7 +4,9 @@ The source of truth is the run's failure records (chalicelib/failures.py), not t
 default dead-letter queue is shared by every run, so only the records say which failed messages are this
 run's. A redrive sends each record's message again as a new message (so it gets a fresh attempt count),
 removes that record, and takes the same message off the dead-letter queue; other runs' messages there are
-left as they were.
+left as they were. In DS image mode (COMMAND null) the image's own worker writes no record: the run's failed jobs
+are then its dead-letter messages, those carrying its `dsr-app` attribute (`dead_letter_failures`, which the
+status API's GET /runs/{app}/failed reads too).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from chalicelib import failures
 from chalicelib.aws import QUEUE_MISSING, Clients, error_code
 from chalicelib.errors import UserError
 from chalicelib.failures import FailureRecord
-from chalicelib.jobs import NotAJob, job_from_message
+from chalicelib.jobs import NotAJob, job_from_message, job_id_of_message
 from chalicelib.names import RUN_ATTRIBUTE, run_attributes
 from chalicelib.resources import find_queue_url
 from chalicelib.settings import Settings
@@ -101,7 +103,11 @@ def redrive(clients: Clients, settings: Settings, job_ids: tuple[str, ...] = ())
 
 
 # Receives of the dead-letter queue in one sweep: every message is received once (each stays hidden while the
-# sweep goes on), then the others are made visible again.
+# sweep goes on), then the others are made visible again at once (`_release`), so other readers (a redrive,
+# the API, another run's `failed`) miss them only for the sweep's few seconds. Not VisibilityTimeout=0: a
+# message received with 0 can come back in the next receive, so a sweep could never tell it had seen every
+# message (moto returns the same first ten each time). 60 s bounds the hiding when a reader dies mid-sweep
+# (the API's Lambda times out after 30 s).
 _SWEEP_VISIBILITY_SECONDS = 60
 
 
@@ -124,23 +130,36 @@ def _remove_from_dead_letter(clients: Clients, settings: Settings, bodies: set[s
 
 
 def _dead_letter_jobs(clients: Clients, settings: Settings) -> list[FailureRecord]:
-    """A DS-image run's failed jobs: its image's worker keeps no failure record, so they are the dead-letter
-    messages that carry this run's attribute (the queue is shared: nothing else says whose a message is)."""
     url = _dead_letter_url(clients, settings)
-    if url is None:
-        return []
-    messages = _sweep(clients.sqs, url)
-    _release(clients.sqs, url, messages)  # only looked at
+    return [] if url is None else dead_letter_failures(clients.sqs, url, settings.APP_NAME)
+
+
+def dead_letter_failures(sqs, url: str, app_name: str) -> list[FailureRecord]:
+    """A DS-image run's failed jobs: its image's worker keeps no failure record, so they are the dead-letter
+    messages that carry this run's attribute (the queue is shared: nothing else says whose a message is).
+    `cli.py failed` and GET /runs/{app}/failed both read them here; the job id is read without the run's
+    settings (the Lambda has none), and redrive checks each body against them before sending it.
+
+    Side effects: every message is hidden only while the sweep runs, then made visible again at once (see
+    `_sweep`); SQS counts the look as a receive, so a message's ApproximateReceiveCount (shown as attempts)
+    grows by one per listing."""
+    try:
+        messages = _sweep(sqs, url)
+    except ClientError as error:
+        if error_code(error) in QUEUE_MISSING:
+            return []  # deleted since the run started: no dead-letter message left to list
+        raise
+    _release(sqs, url, messages)  # only looked at
     records = []
     for message in messages:
-        if _run_of(message) != settings.APP_NAME:
+        if _run_of(message) != app_name:
             continue
         try:
-            job = job_from_message(message["Body"], settings)
+            job_id = job_id_of_message(message["Body"])
         except NotAJob:
             continue
         records.append(FailureRecord(
-            job_id=job.job_id, attempts=int(message.get("Attributes", {}).get("ApproximateReceiveCount", 1)),
+            job_id=job_id, attempts=int(message.get("Attributes", {}).get("ApproximateReceiveCount", 1)),
             reason="in the dead-letter queue (the image's own worker keeps no failure record; see its log)",
             exit_code=None, last_lines=(), message_body=message["Body"],
             time=int(message.get("Attributes", {}).get("SentTimestamp", 0)) / 1000, instance_id=None))

@@ -72,7 +72,7 @@ DEFAULT_REGION = "us-east-1"
 @dataclass(frozen=True)
 class Decision:
     principal: str  # the caller's ARN (user or assumed role)
-    action: str  # as IAM names it ("cloudwatch:PutMetricAlarm", never moto's "monitoring:...")
+    action: str  # as IAM names it ("cloudwatch:PutMetricAlarm", never moto's "monitoring:..."; a batch as its single)
     resources: tuple[str, ...]  # every resource the request was checked against; ("*",) = unnamed
     allowed: bool
 
@@ -176,6 +176,9 @@ def _only_moto_principals(engine: Engine) -> Iterator[None]:
 
 # IAM service prefixes that differ from the signing name moto takes the prefix from.
 _IAM_PREFIX = {"monitoring": "cloudwatch"}
+# SQS's batch operations have no IAM action of their own: each is authorized as its single action.
+_IAM_BATCH_ACTION = {"sqs:SendMessageBatch": "sqs:SendMessage", "sqs:DeleteMessageBatch": "sqs:DeleteMessage",
+                     "sqs:ChangeMessageVisibilityBatch": "sqs:ChangeMessageVisibility"}
 
 
 @contextlib.contextmanager
@@ -184,6 +187,8 @@ def _iam_action_names(engine: Engine) -> Iterator[None]:
     scope's service, which for CloudWatch is the signing name "monitoring", so it checks
     "monitoring:PutMetricAlarm" and a policy granting "cloudwatch:PutMetricAlarm" (the only
     spelling IAM accepts) never matches. The signature still uses the signing name.
+    moto also checks an SQS batch operation as itself ("sqs:ChangeMessageVisibilityBatch"), an
+    action IAM does not have: AWS authorizes it as the single action (sqs:ChangeMessageVisibility).
     """
     from moto.iam.access_control import IAMRequestBase
 
@@ -194,6 +199,7 @@ def _iam_action_names(engine: Engine) -> Iterator[None]:
         prefix, _, name = self._action.partition(":")
         if prefix in _IAM_PREFIX:
             self._action = f"{_IAM_PREFIX[prefix]}:{name}"
+        self._action = _IAM_BATCH_ACTION.get(self._action, self._action)
 
     with mock.patch.object(IAMRequestBase, "__init__", init):
         yield

@@ -50,12 +50,17 @@ def record_keys(s3, bucket: str) -> list[str]:
     return sorted(keys)
 
 
-def load_run(s3, bucket: str, key: str) -> Run | None:
-    """The run whose record is at `key`, or None once it is gone (torn down); raises UnreadableRecord."""
+def read_record(s3, bucket: str, key: str) -> runrecord.RunRecord | None:
+    """The run record at `key`, or None once it is gone (torn down); raises UnreadableRecord."""
     try:
-        record = runrecord.get(s3, bucket, key)
+        return runrecord.get(s3, bucket, key)
     except _NOT_A_RECORD as error:
         raise UnreadableRecord(f"s3://{bucket}/{key}: not a run record of this project ({_why(error)})") from None
+
+
+def load_run(s3, bucket: str, key: str) -> Run | None:
+    """The run whose record is at `key`, or None once it is gone (torn down); raises UnreadableRecord."""
+    record = read_record(s3, bucket, key)
     if record is None:
         return None
     state_key = monitor_state_key(record.MONITOR_APP_NAME)

@@ -10,12 +10,12 @@ import json
 import os
 from dataclasses import dataclass
 
-from chalicelib import aws, failures
+from chalicelib import aws, failures, triage
 from chalicelib.monitor.alarm_event import AlarmNotification
 from chalicelib.aws import Clients
 from chalicelib.monitor.observe import Run, observe
 from chalicelib.monitor.reconcile import Reconciled, reconcile
-from chalicelib.monitor.runs import Unreadable, UnreadableRecord, load_run, scan
+from chalicelib.monitor.runs import Unreadable, UnreadableRecord, load_run, read_record, scan
 from chalicelib.names import record_key, summary_key
 from chalicelib.monitor.status import finished_status, run_status
 
@@ -91,12 +91,29 @@ def find_status(app_name: str, buckets: list[str], clients: Clients | None = Non
 
 
 def find_failed(app_name: str, buckets: list[str], clients: Clients | None = None) -> dict | None:
-    """GET /runs/{app_name}/failed: the run's failed jobs (its failure records), or None for a run nobody knows."""
+    """GET /runs/{app_name}/failed: the run's failed jobs, or None for a run nobody knows.
+
+    Those are the run's failure records, except for a live run in DS image mode (its record says so): its image's
+    worker writes none, so they are the run's messages in the dead-letter queue its record names, read as
+    `cli.py failed` reads them (triage.dead_letter_failures: each message is hidden only during the look, then
+    visible again at once). A record that cannot be read, or a finished run (its summary is all that is left),
+    gets its failure records."""
+    given = clients
     clients = clients or Clients()
     for bucket in buckets:
-        known = (aws.read_object(clients.s3, bucket, record_key(app_name)) is not None
-                 or aws.read_object(clients.s3, bucket, summary_key(app_name)) is not None)
-        if known:
-            records = failures.list_records(clients.s3, bucket, app_name)
-            return {"app_name": app_name, "failed": [record.public() for record in records]}
+        try:
+            record = read_record(clients.s3, bucket, record_key(app_name))
+        except UnreadableRecord:  # a run all the same, whose mode is unknown
+            record, known = None, True
+        else:
+            known = record is not None or aws.read_object(clients.s3, bucket, summary_key(app_name)) is not None
+        if not known:
+            continue
+        if record is not None and record.DS_IMAGE_MODE:
+            sqs = (given or Clients(region=record.REGION)).sqs  # the Lambda's own, in the run's region
+            failed = (triage.dead_letter_failures(sqs, record.DEAD_LETTER_QUEUE_URL, app_name)
+                      if record.DEAD_LETTER_QUEUE_URL else [])
+        else:
+            failed = failures.list_records(clients.s3, bucket, app_name)
+        return {"app_name": app_name, "failed": [job.public() for job in failed]}
     return None

@@ -1,14 +1,16 @@
-"""The worker image under real Docker, against this project's moto server on 127.0.0.1.
+"""The worker image and a stand-in DS image under real Docker, against this project's moto server on 127.0.0.1.
 
-`make container-test` (tests/container/run.sh) builds the image and sets DSR_TEST_IMAGE; `make test` never
-collects this folder (--ignore), so the ordinary suite needs no Docker. Run by hand without the image, these
-tests skip, except under CI=true, where a missing image is a failure: CI must not pass by skipping them.
+`make container-test` (tests/container/run.sh) builds both images and sets DSR_TEST_IMAGE (the worker) and
+DSR_DS_STANDIN_IMAGE (tests/container/ds_standin); `make test` never collects this folder (--ignore), so the
+ordinary suite needs no Docker. Run by hand without the images, these tests skip, except under CI=true, where a
+missing image is a failure: CI must not pass by skipping them.
 """
 
 from __future__ import annotations
 
 import os
 import subprocess
+import time
 import uuid
 from pathlib import Path
 
@@ -17,6 +19,7 @@ import pytest
 from tests.worker_world import worker_env
 
 IMAGE = os.environ.get("DSR_TEST_IMAGE", "")
+DS_STANDIN_IMAGE = os.environ.get("DSR_DS_STANDIN_IMAGE", "")
 DOCKER = os.environ.get("DSR_DOCKER", "docker")  # run.sh passes the 20.10 client that matches its dockerd
 LABEL = "dsr-container-test"  # run.sh removes every container with this label when it stops
 # What the container must not inherit from worker_env, which was written for a process on this machine:
@@ -30,9 +33,9 @@ HERE = Path(__file__).resolve().parent
 def pytest_collection_modifyitems(config, items):
     # A conftest's hook sees every collected item, not only this folder's: touch only the container tests.
     mine = [item for item in items if HERE in Path(str(item.fspath)).resolve().parents]
-    if IMAGE or not mine:
+    if (IMAGE and DS_STANDIN_IMAGE) or not mine:
         return
-    reason = "DSR_TEST_IMAGE is not set: run 'make container-test', which builds the image"
+    reason = "DSR_TEST_IMAGE or DSR_DS_STANDIN_IMAGE is not set: run 'make container-test', which builds the images"
     if os.environ.get("CI") == "true":
         raise pytest.UsageError(f"tests/container under CI=true: {reason}")
     for item in mine:
@@ -47,19 +50,23 @@ def docker(*args: str, check: bool = True, timeout: float = 120) -> subprocess.C
     return result
 
 
-class Container:
-    """One `docker run -d` of the worker image; removed (with -f) when the test ends."""
+def timed(what: str, started: float) -> float:
+    elapsed = time.monotonic() - started
+    print(f"{what}: {elapsed:.1f} s")  # shown with -s or -rP; run.sh prints them
+    return elapsed
 
-    def __init__(self, endpoint: str, settings, *docker_args: str, **knobs):
-        env = worker_env(endpoint, settings, **knobs)
+
+class Container:
+    """One `docker run -d` of an image with exactly `env`; removed (with -f) when the test ends."""
+
+    def __init__(self, image: str, env: dict[str, str], *docker_args: str):
         self.name = f"dsr-test-{uuid.uuid4().hex[:12]}"
         # --network host: the moto server and the fake metadata server listen on this machine's 127.0.0.1,
         # and dockerd runs without a bridge (run.sh), so nothing the container sends leaves loopback.
         command = ["run", "-d", "--name", self.name, "--label", LABEL, "--network", "host", *docker_args]
         for name, value in env.items():
-            if name not in HOST_ONLY:
-                command += ["-e", f"{name}={value}"]
-        docker(*command, IMAGE)
+            command += ["-e", f"{name}={value}"]
+        docker(*command, image)
 
     def state(self, field: str) -> str:
         return docker("inspect", "-f", "{{.State.%s}}" % field, self.name).stdout.strip()
@@ -91,14 +98,21 @@ class Container:
 
 @pytest.fixture
 def containers(moto_server):
-    """Starts containers of the image against the moto server; removes them after the test."""
+    """Starts containers against the moto server; removes them after the test. `containers(settings, ...)`: the
+    worker image with the environment its task definition would give it; `containers.run(image, env, ...)`: any
+    image with exactly `env`."""
     started: list[Container] = []
 
-    def start(settings, *docker_args: str, **knobs) -> Container:
-        container = Container(moto_server, settings, *docker_args, **knobs)
+    def run(image: str, env: dict[str, str], *docker_args: str) -> Container:
+        container = Container(image, env, *docker_args)
         started.append(container)
         return container
 
+    def start(settings, *docker_args: str, **knobs) -> Container:
+        env = worker_env(moto_server, settings, **knobs)
+        return run(IMAGE, {name: value for name, value in env.items() if name not in HOST_ONLY}, *docker_args)
+
+    start.run = run
     start.all = started
     yield start
     for container in started:

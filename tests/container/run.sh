@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# make container-test: build the worker image and run tests/container against it, under a dockerd of our own.
+# make container-test: build the worker image and a stand-in DS image, and run tests/container against them,
+# under a dockerd of our own.
 #   tests/container/run.sh PYTHON      (PYTHON: the project's venv python, with pytest and moto)
 #
 # Where it cannot run (not Linux, not root, no apt-get, a dockerd that will not start) it says why in one line
@@ -130,13 +131,26 @@ echo "container-test: base image $BASE ready in $(since "$started") s"
 IMAGE=local/dsr-worker:test
 started=$(clock)
 build "$STATE/worker-build.log" --build-arg "BASE=$BASE" -f worker/Dockerfile -t "$IMAGE" .
+size=$("$DOCKER" image inspect -f '{{.Size}}' "$IMAGE")
+echo "container-test: built $IMAGE in $(since "$started") s; image size $size bytes ($((size / 1000000)) MB)"
+
+# A stand-in DS image (tests/container/ds_standin): its own worker, on the same base. Its context holds only what
+# it copies: the Dockerfile, the worker script it shares with tests/integration/test_ds_config.py, and the worker
+# image's requirements (its boto3 pins).
+DS_IMAGE=local/ds-standin:test
+started=$(clock)
+mkdir -p "$RUN/ds-standin"
+cp tests/container/ds_standin/Dockerfile tests/ds_standin_worker.py "$RUN/ds-standin/"
+cp worker/requirements.txt "$RUN/ds-standin/requirements.txt"
+build "$STATE/ds-standin-build.log" --build-arg "BASE=$BASE" -t "$DS_IMAGE" "$RUN/ds-standin"
+echo "container-test: built $DS_IMAGE in $(since "$started") s"
+
 # the images these replaced (older builds, a root file system of an older recipe) would pile up in STATE
 mapfile -t stale < <("$DOCKER" images local/bookworm-rootfs --format '{{.Repository}}:{{.Tag}}' | grep -vxF "$ROOTFS")
 [ ${#stale[@]} -eq 0 ] || "$DOCKER" rmi "${stale[@]}" >/dev/null
 "$DOCKER" image prune -f >/dev/null
-size=$("$DOCKER" image inspect -f '{{.Size}}' "$IMAGE")
-echo "container-test: built $IMAGE in $(since "$started") s; image size $size bytes ($((size / 1000000)) MB)"
 
 started=$(clock)
-DSR_TEST_IMAGE=$IMAGE DSR_DOCKER=$DOCKER "$PY" -m pytest -q -rP --durations=0 tests/container
+DSR_TEST_IMAGE=$IMAGE DSR_DS_STANDIN_IMAGE=$DS_IMAGE DSR_DOCKER=$DOCKER "$PY" -m pytest -q -rP --durations=0 \
+    tests/container
 echo "container-test: tests/container passed in $(since "$started") s"

@@ -16,7 +16,7 @@ import pytest
 
 from chalicelib import aws
 from tests.conftest import make_settings
-from tests.container.conftest import docker
+from tests.container.conftest import docker, timed
 from tests.worker_world import aws_clients, make_world, queue_counts, s3_keys, send_jobs, wait_for
 from localrun.fake_metadata import FakeMetadataServer
 
@@ -98,12 +98,6 @@ class World:
 
     def logged(self, job, prefix: str) -> bool:
         return any(line.startswith(prefix) for line in self.log(job))
-
-
-def timed(what: str, started: float) -> float:
-    elapsed = time.monotonic() - started
-    print(f"{what}: {elapsed:.1f} s")  # shown with -s or -rP; run.sh prints them
-    return elapsed
 
 
 def test_a_job_run_by_the_container_leaves_its_outputs_in_s3_its_message_deleted_and_its_log_stream(containers):

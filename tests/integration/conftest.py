@@ -53,6 +53,20 @@ def victim(started, tmp_path):
 
 
 @pytest.fixture
+def ds_image_run(started, tmp_path):
+    """A run in DS image mode (COMMAND null: its image runs its own worker, which writes no failure record)
+    beside `started`, in the same account and bucket, sharing its dead-letter queue: 2 jobs, started."""
+    folder = tmp_path / "dsimage"
+    folder.mkdir()
+    account = Account(folder, APP_NAME="DsImage", ECS_CLUSTER="dsimages", COMMAND=None)
+    result = CliRunner().invoke(cli, ["submit", str(write_jobs(folder, 2)), "--config", str(account.config_path)])
+    assert result.exit_code == 0, result.output
+    cluster.start_cluster(account.settings, load_fleet_file(account.fleet_path), wait_seconds=0, poll_seconds=0,
+                          files_dir=folder / "files")
+    return account
+
+
+@pytest.fixture
 def clients(aws):
     """The worker's clients, by name, as Worker takes them."""
     return aws_clients()

@@ -11,7 +11,8 @@ import json
 from pathlib import Path
 
 from chalicelib import aws as clients
-from tests.integration.world import JOBS, NOTHING_LEFT, drain, the_run, what_is_left
+from tests.integration.world import JOBS, NOTHING_LEFT, drain, fail_every_job, the_run, what_is_left
+from tests.worker_world import queue_counts
 
 REPO = Path(__file__).resolve().parents[2]
 EVENTS = REPO / "tests" / "events"
@@ -93,3 +94,28 @@ def test_unknown_run_is_a_json_404(aws, client):
     assert response.status_code == 404
     assert response.json_body["Code"] == "NotFoundError"
     assert "no run named 'Nobody'" in response.json_body["Message"]
+
+
+def test_a_ds_image_runs_failed_jobs_are_its_own_messages_in_the_shared_dead_letter_queue(started, ds_image_run,
+                                                                                         client):
+    """DS's worker writes no failure record, so GET /runs/{app}/failed lists the run's dead-letter messages (its
+    `dsr-app` attribute): not the other run's, though TestApp's P00000 and P00001 have the very same bodies."""
+    fail_every_job(ds_image_run)
+    fail_every_job(started)
+    sqs = clients.client("sqs")
+    dead_letter = sqs.get_queue_url(QueueName="user_DeadMessages")["QueueUrl"]
+    assert queue_counts(sqs, dead_letter) == (2 + JOBS, 0)
+
+    response = client.http.get("/runs/DsImage/failed")
+
+    assert response.status_code == 200
+    assert (the_run(ds_image_run).record.DS_IMAGE_MODE, the_run(started).record.DS_IMAGE_MODE) == (True, False)
+    failed = response.json_body["failed"]
+    assert [(job["job_id"], job["exit_code"], job["last_lines"]) for job in failed] == [
+        ("P00000", None, []), ("P00001", None, [])]
+    assert all(job["reason"].startswith("in the dead-letter queue") and job["attempts"] >= 3 for job in failed)
+    assert queue_counts(sqs, dead_letter) == (2 + JOBS, 0), "the look hid no message from other readers"
+    # TestApp runs this project's worker: its list is its failure records (none: its jobs failed without a worker)
+    assert client.http.get("/runs/TestApp/failed").json_body["failed"] == []
+    missing = client.http.get("/runs/Nobody/failed")
+    assert missing.status_code == 404 and "no run named 'Nobody'" in missing.json_body["Message"]

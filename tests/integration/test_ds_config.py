@@ -46,21 +46,8 @@ def test_dss_config_py_runs_setup_submit_and_start_cluster_and_its_variable_reac
     assert clients.client("sqs").get_queue_url(QueueName="DeadMessages")["QueueUrl"].endswith("/DeadMessages")
 
 
-# A stand-in for a DS image's own worker: it knows nothing of this project and reads exactly the variables DS's
-# run.py writes into the task definition.
-DS_WORKER = """
-import json, os, boto3
-queue, bucket, app = os.environ["SQS_QUEUE_URL"], os.environ["AWS_BUCKET"], os.environ["APP_NAME"]
-sqs, s3 = boto3.client("sqs"), boto3.client("s3")
-while True:
-    messages = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10).get("Messages", [])
-    if not messages:
-        break
-    for message in messages:
-        plate = json.loads(message["Body"])["group"]["plate"]
-        s3.put_object(Bucket=bucket, Key=f"{app}/{plate}/result.txt", Body=os.environ["MY_THREADS"].encode())
-        sqs.delete_message(QueueUrl=queue, ReceiptHandle=message["ReceiptHandle"])
-"""
+# A stand-in for a DS image's own worker, shared with the container test (tests/container/ds_standin).
+DS_WORKER = Path(__file__).resolve().parents[1] / "ds_standin_worker.py"
 DS_VARIABLES = {"AWS_REGION", "APP_NAME", "SQS_QUEUE_URL", "AWS_BUCKET", "DOCKER_CORES", "LOG_GROUP_NAME",
                 "CHECK_IF_DONE_BOOL", "EXPECTED_NUMBER_FILES", "ECS_CLUSTER", "SECONDS_TO_START",
                 "MIN_FILE_SIZE_BYTES", "NECESSARY_STRING"}
@@ -84,9 +71,11 @@ def test_dss_config_py_unchanged_runs_in_ds_image_mode_and_its_image_worker_gets
         "False", "180", "4")
     assert variables["SQS_QUEUE_URL"].endswith("/DistributedSomethingQueue")
     assert not container.get("privileged")
+    # the task definition's variables and what stands in for the task role; its region is AWS_REGION's
     env = {"PATH": os.environ["PATH"], "AWS_ENDPOINT_URL": moto_server, "AWS_ACCESS_KEY_ID": "testing",
-           "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1", **variables}
-    subprocess.run([sys.executable, "-c", DS_WORKER], env=env, check=True, timeout=60)
+           "AWS_SECRET_ACCESS_KEY": "testing", "AWS_CONFIG_FILE": os.devnull,
+           "AWS_SHARED_CREDENTIALS_FILE": os.devnull, **variables}
+    subprocess.run([sys.executable, str(DS_WORKER)], env=env, check=True, timeout=60)
 
     s3 = clients.client("s3")
     assert [s3.get_object(Bucket="test-bucket", Key=f"DistributedSomething/P0000{n}/result.txt")["Body"].read()

@@ -191,6 +191,30 @@ def test_a_queue_grant_covers_that_queue_by_name_and_url_and_no_other(world):
         "Attributes"]["ApproximateNumberOfMessages"] == "0"
 
 
+def test_an_sqs_batch_operation_is_authorized_as_its_single_action(world):
+    """IAM has no sqs:ChangeMessageVisibilityBatch: AWS checks each batch operation as its single action."""
+    url = admin("sqs").create_queue(QueueName="AppQueue")["QueueUrl"]
+    other = admin("sqs").create_queue(QueueName="OtherQueue")["QueueUrl"]
+    for queue in (url, other):
+        admin("sqs").send_message(QueueUrl=queue, MessageBody="job")
+    sqs = make_role("looker", allow(["sqs:ReceiveMessage", "sqs:ChangeMessageVisibility"],
+                                    f"arn:aws:sqs:{REGION}:{ACCOUNT}:AppQueue")).client("sqs")
+    hidden = admin("sqs").receive_message(QueueUrl=other, VisibilityTimeout=600)["Messages"][0]
+
+    with iam_enforced():
+        [message] = sqs.receive_message(QueueUrl=url, VisibilityTimeout=600)["Messages"]
+        released = sqs.change_message_visibility_batch(QueueUrl=url, Entries=[
+            {"Id": "0", "ReceiptHandle": message["ReceiptHandle"], "VisibilityTimeout": 0}])
+        denied(lambda: sqs.change_message_visibility_batch(QueueUrl=other, Entries=[
+            {"Id": "0", "ReceiptHandle": hidden["ReceiptHandle"], "VisibilityTimeout": 0}]))
+
+    assert [entry["Id"] for entry in released["Successful"]] == ["0"]
+    counts = {queue: admin("sqs").get_queue_attributes(QueueUrl=queue, AttributeNames=["All"])["Attributes"]
+              for queue in (url, other)}
+    assert [(counts[queue]["ApproximateNumberOfMessages"], counts[queue]["ApproximateNumberOfMessagesNotVisible"])
+            for queue in (url, other)] == [("1", "0"), ("0", "1")]
+
+
 def test_statements_are_read_as_iam_reads_them(world):
     admin("s3").create_bucket(Bucket=BUCKET)
     s3 = make_role("semantics",

@@ -18,14 +18,15 @@ from chalicelib.monitor import loop, service
 from chalicelib.monitor.observe import observe
 from chalicelib.aws import Clients
 from chalicelib.monitor.reconcile import reconcile
-from tests.integration.world import drain, reconcile_until_gone, the_run
+from tests.integration.world import drain, fail_every_job, reconcile_until_gone, the_run
 
 REPO = Path(__file__).resolve().parents[2]
 POLICY = REPO / ".chalice" / "policy-dev.json"  # the monitor's functions (alarm and schedule handlers)
 API_POLICY = REPO / ".chalice" / "policy-api-dev.json"  # the status API: reads only
 # IAM names that differ from the API operation's name
 IAM_ACTION = {("s3", "ListObjectsV2"): "s3:ListBucket", ("s3", "HeadObject"): "s3:GetObject",
-              ("s3", "DeleteObjects"): "s3:DeleteObject"}
+              ("s3", "DeleteObjects"): "s3:DeleteObject",
+              ("sqs", "ChangeMessageVisibilityBatch"): "sqs:ChangeMessageVisibility"}
 # Granted for the Lambda runtime itself: its own log stream (powertools' metrics are EMF lines in it)
 RUNTIME_ACTIONS = {"logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"}
 SERVICE_PREFIX = {"monitoring": "cloudwatch"}
@@ -95,7 +96,13 @@ def test_the_policy_grants_exactly_what_a_whole_run_calls(started, calls):
     assert not granted() - RUNTIME_ACTIONS - needed, f"granted but never called: {sorted(granted() - needed)}"
 
 
-def test_the_status_api_policy_grants_exactly_what_status_calls(started, calls):
+# SQS has no way to read a queue's messages but receiving them: the API looks at the shared dead-letter queue for
+# a DS-image run's failed jobs (chalicelib/triage.py `dead_letter_failures`) and makes each visible again at once.
+DEAD_LETTER_LOOK = {"sqs:ReceiveMessage", "sqs:ChangeMessageVisibility"}
+
+
+def test_the_status_api_policy_grants_exactly_what_status_calls(started, ds_image_run, calls):
+    fail_every_job(ds_image_run)
     run = the_run(started)
     clients.client("ecs").register_container_instance(
         cluster="runs", instanceIdentityDocument=json.dumps({"instanceId": observe(
@@ -104,6 +111,8 @@ def test_the_status_api_policy_grants_exactly_what_status_calls(started, calls):
     service.all_statuses(["test-bucket"])  # GET /runs
     service.find_status("TestApp", ["test-bucket"])  # GET /runs/TestApp, live
     service.find_failed("TestApp", ["test-bucket"])  # GET /runs/TestApp/failed
+    # GET /runs/DsImage/failed: its messages in the dead-letter queue
+    assert len(service.find_failed("DsImage", ["test-bucket"])["failed"]) == 2
     api_calls = set(calls)
     drain(started)
     loop.request_teardown(the_run(started), "asked for by the test")
@@ -118,7 +127,18 @@ def test_the_status_api_policy_grants_exactly_what_status_calls(started, calls):
     assert not needed - granted(API_POLICY), f"the API policy lacks: {sorted(needed - granted(API_POLICY))}"
     assert not granted(API_POLICY) - RUNTIME_ACTIONS - needed, (
         f"granted but never called: {sorted(granted(API_POLICY) - needed)}")
-    assert all(action.split(":")[1].startswith(("Describe", "Get", "List")) for action in needed)
+    assert all(action.split(":")[1].startswith(("Describe", "Get", "List")) for action in needed - DEAD_LETTER_LOOK)
+
+
+def test_the_status_api_may_receive_messages_of_the_dead_letter_queue_only():
+    """Receiving hides a message and changing its visibility can hide it for 12 hours: the API may do both on
+    the dead-letter queue (DS's default name, which the README says to change with SQS_DEAD_LETTER_QUEUE), never
+    on a run's job queue. tests/integration/test_monitor_role_enforced.py checks it under the IAM engine."""
+    statements = json.loads(API_POLICY.read_text())["Statement"]
+    reach = {action: [statement["Resource"] for statement in statements if action in statement["Action"]]
+             for action in DEAD_LETTER_LOOK}
+    assert reach == {action: ["arn:aws:sqs:*:*:user_DeadMessages"] for action in DEAD_LETTER_LOOK}
+    assert not any(action in ("*", "sqs:*") for statement in statements for action in statement["Action"])
 
 
 def test_s3_access_is_only_to_the_watched_buckets_run_records():

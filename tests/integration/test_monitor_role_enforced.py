@@ -30,8 +30,9 @@ from chalicelib.monitor import actions as act, service
 from chalicelib.monitor.apply import Applier
 from chalicelib.aws import Clients
 from tests.iam_engine import chalicelib_uses, iam_enforced, is_access_denied, policy_session
-from tests.integration.world import (NOTHING_LEFT, amazon_image, drain, forge, the_run, untagged_fleet, victim_world,
-                                     what_is_left)
+from tests.integration.world import (NOTHING_LEFT, amazon_image, drain, fail_every_job, forge, the_run, untagged_fleet,
+                                     victim_world, what_is_left)
+from tests.worker_world import queue_counts
 
 BUCKET, REGION, ACCOUNT = "test-bucket", "us-east-1", "123456789012"
 CHALICE = Path(__file__).resolve().parents[2] / ".chalice"
@@ -151,6 +152,32 @@ def test_the_monitor_policy_lets_its_log_exports_write_where_they_go(aws):
     # AWS's CreateExportTask writes with its caller's rights (first PREFIX/aws-logs-write-test): the policy
     # grants s3:PutObject on exportedlogs/* for that, or every export of the monitor would be refused
     assert engine.denied() == []
+
+
+def test_the_api_lists_a_ds_image_runs_dead_letter_jobs_and_may_receive_from_no_other_queue(started, ds_image_run,
+                                                                                           api):
+    """GET /runs/DsImage/failed with the API's credentials: the run's dead-letter messages are received, listed
+    and made visible again; with the same credentials a receive from a run's job queue is refused."""
+    fail_every_job(ds_image_run)
+    sqs = clients.client("sqs")
+    dead_letter, job_queue = (sqs.get_queue_url(QueueName=name)["QueueUrl"] for name in ("user_DeadMessages",
+                                                                                          "TestAppQueue"))
+
+    with iam_enforced() as engine:
+        with chalicelib_uses(api):
+            listed = service.find_failed("DsImage", [BUCKET])
+        with pytest.raises(ClientError) as caught:
+            api.client("sqs").receive_message(QueueUrl=job_queue, VisibilityTimeout=0)
+
+    assert [job["job_id"] for job in listed["failed"]] == ["P00000", "P00001"]
+    assert is_access_denied(caught.value)
+    assert queue_counts(sqs, dead_letter) == (2, 0) and queue_counts(sqs, job_queue) == (12, 0)
+    assert engine.unevaluated == []
+    arn = f"arn:aws:sqs:{REGION}:{ACCOUNT}:"
+    assert sorted({(d.action, *d.resources, d.allowed) for d in engine.decisions if d.action.startswith("sqs:")}) == [
+        ("sqs:ChangeMessageVisibility", arn + "user_DeadMessages", True),
+        ("sqs:ReceiveMessage", arn + "TestAppQueue", False),
+        ("sqs:ReceiveMessage", arn + "user_DeadMessages", True)]
 
 
 def test_a_forged_record_under_enforcement_touches_nothing_of_another_run(started, victim, monitor, api):

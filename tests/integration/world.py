@@ -159,6 +159,17 @@ def drain(account, count=None):
     return taken
 
 
+def fail_every_job(account, limit=100):
+    """As workers that fail every job would: each message received, never deleted, until SQS moves it to the
+    dead-letter queue after JOB_RETRIES receives. No failure record is written (a DS image's worker writes none)."""
+    sqs = clients.client("sqs")
+    url = sqs.get_queue_url(QueueName=account.settings.SQS_QUEUE_NAME)["QueueUrl"]
+    for _ in range(limit):
+        if not sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=0).get("Messages"):
+            return
+    raise AssertionError(f"{account.settings.SQS_QUEUE_NAME} still holds jobs after {limit} receives")
+
+
 def reconcile_until_gone(account, limit=10):
     ticks = []
     for _ in range(limit):

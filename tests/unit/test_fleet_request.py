@@ -2,6 +2,7 @@
 
 import base64
 import datetime
+import json
 
 import pytest
 
@@ -96,3 +97,12 @@ def test_the_run_record_reads_ds_string_spellings():
 def test_a_run_record_missing_keys_names_them():
     with pytest.raises(ValueError, match="run record: missing keys QUEUE_URL"):
         RunRecord.from_json(_record().to_json().replace('"QUEUE_URL"', '"QUEUE_URLX"'))
+
+
+def test_a_run_record_from_before_ds_image_mode_was_recorded_reads_as_this_projects_worker():
+    document = json.loads(_record(DS_IMAGE_MODE=True).to_json())
+    assert RunRecord.from_dict(document).DS_IMAGE_MODE is True
+    del document["DS_IMAGE_MODE"]
+    assert RunRecord.from_dict(document).DS_IMAGE_MODE is False
+    with pytest.raises(ValueError, match="run record: DS_IMAGE_MODE: expected true or false"):
+        RunRecord.from_dict({**document, "DS_IMAGE_MODE": "yes"})

@@ -135,6 +135,9 @@ def _moto_alone(statements, action, resource) -> PermissionResult:
     pytest.param([{"Effect": "Allow", "Action": "cloudwatch:PutMetricAlarm", "Resource": "*"}],
                  "monitoring:PutMetricAlarm", "*", PermissionResult.NEUTRAL, PermissionResult.PERMITTED,
                  id="CloudWatch actions are checked as monitoring:*"),
+    pytest.param([{"Effect": "Allow", "Action": "sqs:ChangeMessageVisibility", "Resource": "*"}],
+                 "sqs:ChangeMessageVisibilityBatch", "*", PermissionResult.NEUTRAL, PermissionResult.PERMITTED,
+                 id="SQS batch operations are checked as actions of their own"),
 ])
 def test_the_gaps_the_engine_patches_are_still_in_moto(statements, action, resource, moto_says, aws_says):
     """If one of these fails, moto now answers as AWS does: the matching patch may be dropped."""

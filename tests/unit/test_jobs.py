@@ -5,8 +5,8 @@ import json
 import pytest
 
 from chalicelib.errors import JobFileError
-from chalicelib.jobs import MAX_MESSAGE_BYTES, NotAJob, derive_job_id, job_from_message, load_job_file, \
-    parse_job_document
+from chalicelib.jobs import MAX_MESSAGE_BYTES, NotAJob, derive_job_id, job_from_message, job_id_of_message, \
+    load_job_file, parse_job_document
 from tests.conftest import make_settings
 
 # The shape of DS's own example job file: shared keys, comment keys, groups.
@@ -125,6 +125,19 @@ def test_messages_that_are_not_our_jobs(body, reason):
         job_from_message(body, settings())
     if reason:
         assert str(caught.value) == reason
+
+
+def test_a_messages_job_id_is_read_without_the_runs_settings_as_the_worker_reads_it():
+    """The monitor Lambda has no settings: GET /runs/{app}/failed reads a dead-letter message's job id alone."""
+    s = settings()
+    jobs = parse_job_document({"pipeline": "p", "groups": [{"plate": "P1", "well": "A 01"},
+                                                           {"plate": "P2", "job_id": "mine"}]}, s)
+    assert [job_id_of_message(job.body) for job in jobs] == [job_from_message(job.body, s).job_id
+                                                            for job in jobs] == ["P1-A_01", "mine"]
+    assert job_id_of_message('{"group": {"x": 1}}') == "1"  # whether it may run is the worker's check, not this
+    for body in ("not json", '{"plate": "P1"}', '{"group": {"plate": "P1", "job_id": "../x"}}', '{"group": {}}'):
+        with pytest.raises(NotAJob):
+            job_id_of_message(body)
 
 
 REJECTIONS = [
