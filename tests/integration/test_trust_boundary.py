@@ -181,3 +181,26 @@ def _config_for(account, app_name: str) -> Path:
     path = Path(account.folder) / f"{app_name}.json"
     path.write_text(json.dumps(config))
     return path
+
+
+def test_the_lambdas_scan_for_runs_lists_run_records_only_however_many_leases_and_failures(started):
+    """Workers' files (busy leases, failure records) live under runs/, outside monitors/: 2,000 of them cost the
+    scan nothing; it lists only what lies directly under monitors/ (DS's place for the run record)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from chalicelib.monitor.runs import scan
+
+    s3 = clients.client("s3")
+    keys = [f"runs/TestApp/leases/i-{index:017x}/w1" for index in range(1000)] + [
+        f"runs/TestApp/failures/J{index:05d}.json" for index in range(1000)]
+    with ThreadPoolExecutor(16) as pool:
+        list(pool.map(lambda key: s3.put_object(Bucket=BUCKET, Key=key, Body=b"{}"), keys))
+    listed = []
+    s3.meta.events.register("after-call.s3.ListObjectsV2", lambda parsed, **_: listed.extend(
+        item["Key"] for item in parsed.get("Contents", ())))
+
+    runs, skipped = scan(s3, [BUCKET])
+
+    assert [run.record.MONITOR_APP_NAME for run in runs] == ["TestApp"] and skipped == []
+    assert listed and all(key.startswith("monitors/") and "/" not in key[len("monitors/"):] for key in listed)
+    assert len(listed) <= 4, listed  # the record, the monitor state, the claim, a summary: one run's files
