@@ -180,6 +180,10 @@ def test_without_notice_handling_ds_waits_for_the_timeout_and_then_for_a_worker(
     assert result.machines_launched == 3
 
 
+def test_every_scenario_has_spot_interruptions():
+    assert all(scenario.interruptions_per_machine_hour >= 0.02 for scenario in SCENARIOS)
+
+
 # ---------------------------------------------------------------- failures and whole scenarios
 
 
