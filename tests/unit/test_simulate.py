@@ -5,8 +5,8 @@ from dataclasses import replace
 import pytest
 
 from bench.scenarios import SCENARIOS, Durations, Scenario
-from bench.simulate import (DS_WORKERS, OUR_WORKERS, DSMonitor, OurMonitor, World, lower_bound_s, main, simulate,
-                            simulate_all)
+from bench.simulate import (DS_WORKERS, OUR_WORKERS, DSMonitor, OurMonitor, World, ideal_schedule, job_durations,
+                            lower_bound_s, main, simulate, simulate_all)
 
 
 def tiny(**changes) -> Scenario:
@@ -221,6 +221,28 @@ def test_the_crashing_lambda_derived_from_ds_run_equals_running_it_to_the_end(na
     assert derived.last_machine_gone_s == pytest.approx(full.last_machine_gone_s)
 
 
+# ---------------------------------------------------------------- reference schedules
+
+
+def test_the_ideal_schedules_by_hand():
+    # Two machines of two slots, no boot. In queue order each machine gets a 100-s job at once and is kept
+    # 100 s; longest first, both 100-s jobs share the first machine and the second does the six short ones
+    # in three rounds: the lower bound, 260 / 2.
+    durations = [10, 100, 10, 100, 10, 10, 10, 10]
+    assert ideal_schedule(durations, machines=2, slots=2, boot_s=0) == (200, 100)
+    assert ideal_schedule(sorted(durations, reverse=True), machines=2, slots=2, boot_s=0) == (130, 100)
+    assert lower_bound_s(durations, tiny(machines=2, docker_cores=2, boot_s=0)) == 130
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_ours_never_beats_the_ideal_online_schedule_on_the_heavy_tail(seed):
+    scenario = replace(next(s for s in SCENARIOS if s.name == "heavy-tail"), seed=seed)
+    online, _ = ideal_schedule(job_durations(scenario), scenario.machines, scenario.workers_per_machine,
+                               scenario.boot_s)
+    ours = simulate(scenario, OurMonitor)
+    assert online <= ours.billed_s
+
+
 def test_the_same_seed_gives_the_same_run():
     scenario = SCENARIOS[3].quick()
     assert simulate_all(scenario) == simulate_all(scenario)
@@ -232,3 +254,4 @@ def test_the_command_line_prints_a_markdown_table_per_scenario_and_a_summary(cap
     assert "| metric | ours | DS | DS (Lambda crashing) |" in out
     assert "| **billed / lower bound** |" in out
     assert "### Summary" in out and "heavy-tail" in out
+    assert "### heavy-tail against its bounds" in out
