@@ -12,6 +12,14 @@ from typing import Literal
 
 DurationKind = Literal["fixed", "lognormal", "heavy_tail"]
 
+# Every scenario's spot interruptions: 2 % of machines per machine-hour (exponential, each machine on its own).
+# The issue asks for "a few % per machine-hour"; AWS publishes only bands of capacity reclaimed per trailing
+# month (its Spot Instance Advisor: <5 % up to >20 %), which spread evenly would be far below 1 %/hour, but
+# reclaims come in bursts on a busy pool and DS's fleet sets a maximum price (SpotPrice = MACHINE_PRICE),
+# which AWS says raises interruptions. 2 %/h is the low end of "a few %", a pessimistic but plausible level;
+# the spot-5% scenario is the stress case.
+SPOT_INTERRUPTIONS_PER_MACHINE_HOUR = 0.02
+
 
 @dataclass(frozen=True)
 class Durations:
@@ -45,7 +53,7 @@ class Scenario:
     boot_s: float = 180.0  # launch to first poll: spot fulfilment, boot, ECS agent, container start
     alarm_delay_s: float = 300.0  # CloudWatch alarms fire this late (5-minute metric averages)
     monitor_period_s: float = 60.0  # our monitor's schedule (app.py, MONITOR_PERIOD_MINUTES=1)
-    interruptions_per_machine_hour: float = 0.0
+    interruptions_per_machine_hour: float = SPOT_INTERRUPTIONS_PER_MACHINE_HOUR
     failure_rate: float = 0.0  # chance that one attempt of a job fails
     job_retries: int = 3  # JOB_RETRIES: receives before SQS moves the job to the dead-letter queue
     visibility_s: float = 600.0  # SQS_MESSAGE_VISIBILITY
