@@ -11,6 +11,10 @@ policy moves it to the dead-letter queue after JOB_RETRIES receives, and the
 last failed attempt leaves a failure record for the run
 (chalicelib/failures.py). A stop request (SIGTERM, spot interruption notice)
 stops the command and releases the message at once.
+
+The busy lease (chalicelib/leases.py) spans a busy period: put before the first
+job after an empty receive, kept fresh across the jobs that follow, deleted on
+the next empty receive, a stop or exit: two S3 calls per busy period, not per job.
 """
 
 from __future__ import annotations
@@ -122,37 +126,47 @@ class Worker:
 
     def run_forever(self, exit_when_empty: bool = False) -> None:
         """Handle messages until a stop is requested (or, if asked, until the queue has no work left)."""
-        while not self.stop_requested:
-            try:
-                outcome = self.run_once()
-            except Exception as error:  # noqa: BLE001 - a transient AWS error must not end the worker
-                log.warning("error while polling %s or handling a message (%s: %s); going on shortly",
-                            self.settings.SQS_QUEUE_NAME,
-                            type(error).__name__, aws.error_code(error) or error)
-                self._stop.wait(min(5.0, self.options.wait_seconds or 1))
-                continue
-            if outcome is Outcome.EMPTY and exit_when_empty and self._queue_is_drained():
-                log.info("queue %s has no work left; exiting", self.settings.SQS_QUEUE_NAME)
-                return
+        try:
+            while not self.stop_requested:
+                try:
+                    outcome = self.run_once()
+                except Exception as error:  # noqa: BLE001 - a transient AWS error must not end the worker
+                    log.warning("error while polling %s or handling a message (%s: %s); going on shortly",
+                                self.settings.SQS_QUEUE_NAME,
+                                type(error).__name__, aws.error_code(error) or error)
+                    self._end_busy_period()  # no job runs while it waits: the monitor need not keep the machine
+                    self._stop.wait(min(5.0, self.options.wait_seconds or 1))
+                    continue
+                if outcome is Outcome.EMPTY and exit_when_empty and self._queue_is_drained():
+                    log.info("queue %s has no work left; exiting", self.settings.SQS_QUEUE_NAME)
+                    return
+        finally:
+            self._end_busy_period()
 
     def close(self) -> None:
+        """The worker is done: its lease goes (run_forever's end did it already, unless run_once was driven)."""
+        self._end_busy_period()
         if self._transfers is not None:
             self._transfers.close()
 
     # ------------------------------------------------------------------ one message
     def run_once(self) -> Outcome:
         if self.stop_requested:
+            self._end_busy_period()
             return Outcome.STOPPED
         response = self.sqs.receive_message(
             QueueUrl=self.queue_url, MaxNumberOfMessages=1, WaitTimeSeconds=self.options.wait_seconds,
             VisibilityTimeout=self.visibility, MessageSystemAttributeNames=["ApproximateReceiveCount"])
         messages = response.get("Messages", ())
         if not messages:
+            # Idle: the lease goes now, so the monitor may release this machine on its next look.
+            self._end_busy_period()
             return Outcome.EMPTY
         received_at = time.monotonic()
         message = messages[0]
         if self.stop_requested:  # the stop came during the long poll: this machine takes no new work
             self._release(message)
+            self._end_busy_period()
             return Outcome.RELEASED
         try:
             job = job_from_message(message["Body"], self.settings)
@@ -161,12 +175,18 @@ class Worker:
                       "never run", message["MessageId"], problem, self.settings.SQS_DEAD_LETTER_QUEUE)
             self._change_visibility(message, self.options.retry_delay_seconds)
             return Outcome.NOT_A_JOB
-        return self._handle(job, message, received_at)
+        try:
+            return self._handle(job, message, received_at)
+        finally:
+            if self.stop_requested:  # the job was released; this worker takes no other
+                self._end_busy_period()
 
     def _handle(self, job: Job, message: dict, received_at: float) -> Outcome:
         attempt = int(message.get("Attributes", {}).get("ApproximateReceiveCount", "1"))
         self._ensure_log_group()
         joblog = JobLog(self.logs, self.settings.LOG_GROUP_NAME, job.job_id, self.options.log_flush_seconds, log)
+        # Before the command starts, so the monitor never takes this machine for idle while it runs; a put
+        # only at the busy period's first job (or when due for a refresh).
         self._lease("hold", job.job_id)
         try:
             joblog.event(f"received: message {message['MessageId']}, attempt {attempt} of "
@@ -207,7 +227,6 @@ class Worker:
             self._change_visibility(message, self.options.retry_delay_seconds, quiet=True)
             raise
         finally:
-            self._lease("release")
             joblog.close()
 
     def _attempt(self, job: Job, joblog: JobLog) -> _Result:
@@ -322,6 +341,10 @@ class Worker:
         if not self._log_group_ready:
             ensure_log_group(self.logs, self.settings.LOG_GROUP_NAME)
             self._log_group_ready = True
+
+    def _end_busy_period(self) -> None:
+        """No job now and none known to come: the lease goes, so the monitor may release the machine."""
+        self._lease("release")
 
     def _lease(self, step: str, *args) -> None:
         """Busy lease for the monitor; a failure here must never fail the job (the monitor then sees the
