@@ -264,10 +264,13 @@ class Worker:
             started = time.monotonic()
             if (output_dir / SUCCESS_MARKER).is_file():
                 joblog.event(f"note: the command's own {SUCCESS_MARKER} is not uploaded; the worker writes its "
-                             "completion marker there after the last output")
+                             "completion marker there after the last output, if there is one")
             try:
                 sent = self.transfers.upload_folder(output_dir, job.output_prefix, job.job_id)
-                self.transfers.mark_complete(job.output_prefix, job.job_id, sent)
+                # No marker without outputs: it only tells complete outputs from a killed upload, and no files
+                # are never done by CHECK_IF_DONE (EXPECTED_NUMBER_FILES is at least 1), marker or not.
+                if sent.files:
+                    self.transfers.mark_complete(job.output_prefix, job.job_id, sent)
             except (TransferError, OSError) as error:
                 return _Result(Outcome.FAILED, f"exit code 0 but the upload failed: {error}", 0)
             except Exception as error:  # noqa: BLE001
