@@ -14,7 +14,10 @@ stops the command and releases the message at once.
 
 The busy lease (chalicelib/leases.py) spans a busy period: put before the first
 job after an empty receive, kept fresh across the jobs that follow, deleted on
-the next empty receive, a stop or exit: two S3 calls per busy period, not per job.
+the next empty receive, a stop or exit. So a no-op job costs four AWS calls in
+steady state: the receive, its log stream's create and one batched put, the
+delete (the lease and the failure-record check cost calls per busy period,
+worker/records.py).
 """
 
 from __future__ import annotations
@@ -47,9 +50,14 @@ from worker.heartbeat import Heartbeat, default_interval
 from worker.joblog import JobLog, ensure_log_group
 from worker.options import WorkerOptions
 from worker.orphans import killed_with_parent
+from worker.records import FailureRecords
 from worker.upload import TransferError, Transfers
 
 log = logging.getLogger("worker")
+
+# The attempt (JOB_RETRIES), and the two times that tell whether a listing of failure records answers for the
+# message (worker/records.py).
+RECEIVED_ATTRIBUTES = ["ApproximateReceiveCount", "SentTimestamp", "ApproximateFirstReceiveTimestamp"]
 
 
 class Outcome(str, enum.Enum):
@@ -97,6 +105,7 @@ class Worker:
                                                                        leases.REFRESH_SECONDS)
         self.lease = leases.Lease(self.s3, self.settings.AWS_BUCKET, self.settings.APP_NAME,
                                   self.options.instance_id, f"{socket.gethostname()}-{os.getpid()}")
+        self.failure_records = FailureRecords(self.s3, self.settings.AWS_BUCKET, self.settings.APP_NAME)
         self._queue_url: str | None = None
         self._transfers: Transfers | None = None
         self._log_group_ready = False
@@ -156,7 +165,7 @@ class Worker:
             return Outcome.STOPPED
         response = self.sqs.receive_message(
             QueueUrl=self.queue_url, MaxNumberOfMessages=1, WaitTimeSeconds=self.options.wait_seconds,
-            VisibilityTimeout=self.visibility, MessageSystemAttributeNames=["ApproximateReceiveCount"])
+            VisibilityTimeout=self.visibility, MessageSystemAttributeNames=RECEIVED_ATTRIBUTES)
         messages = response.get("Messages", ())
         if not messages:
             # Idle: the lease goes now, so the monitor may release this machine on its next look.
@@ -182,7 +191,8 @@ class Worker:
                 self._end_busy_period()
 
     def _handle(self, job: Job, message: dict, received_at: float) -> Outcome:
-        attempt = int(message.get("Attributes", {}).get("ApproximateReceiveCount", "1"))
+        attributes = message.get("Attributes", {})
+        attempt = int(attributes.get("ApproximateReceiveCount", "1"))
         self._ensure_log_group()
         joblog = JobLog(self.logs, self.settings.LOG_GROUP_NAME, job.job_id, self.options.log_flush_seconds, log)
         # Before the command starts, so the monitor never takes this machine for idle while it runs; a put
@@ -195,7 +205,7 @@ class Worker:
                 joblog.event(f"skipped: already done (s3://{self.settings.DESTINATION_BUCKET}/{job.output_prefix}/ "
                              f"holds {self.settings.EXPECTED_NUMBER_FILES} or more outputs)")
                 self._delete(message)
-                self._forget_failure(job)
+                self._forget_failure(job, attempt, attributes)
                 return Outcome.SKIPPED
             heartbeat = Heartbeat(self.sqs, self.queue_url, message["ReceiptHandle"], self.visibility,
                                   self.heartbeat_seconds, joblog.event, received_at=received_at,
@@ -208,7 +218,7 @@ class Worker:
             total = time.monotonic() - received_at
             if result.outcome is Outcome.SUCCEEDED:
                 self._delete(message)
-                self._forget_failure(job)
+                self._forget_failure(job, attempt, attributes)
                 joblog.event(f"succeeded: {result.text}; total {total:.2f} s")
             elif result.outcome is Outcome.RELEASED:
                 self._release(message)
@@ -346,8 +356,9 @@ class Worker:
             self._log_group_ready = True
 
     def _end_busy_period(self) -> None:
-        """No job now and none known to come: the lease goes, so the monitor may release the machine."""
+        """No job now and none known to come: the lease goes, and the next job lists failure records afresh."""
         self._lease("release")
+        self.failure_records.forget()
 
     def _lease(self, step: str, *args) -> None:
         """Busy lease for the monitor; a failure here must never fail the job (the monitor then sees the
@@ -369,11 +380,12 @@ class Worker:
             log.warning("could not write the failure record of job %s (%s)", job.job_id,
                         aws.error_code(error) or error)
 
-    def _forget_failure(self, job: Job) -> None:
-        """A job done after all (sent again, redriven) is failed no longer: its record, if any, goes. One DELETE
-        per finished job, whether or not a record exists: as cheap as asking, and S3 does not charge for it."""
+    def _forget_failure(self, job: Job, attempt: int, attributes: dict) -> None:
+        """A job done after all (sent again, redriven) is failed no longer: its record, if any, goes (an S3 call
+        only when it has one, or when the run's records must be listed again: worker/records.py)."""
+        sent, received = (attributes.get(name) for name in ("SentTimestamp", "ApproximateFirstReceiveTimestamp"))
         try:
-            failures.delete(self.s3, self.settings.AWS_BUCKET, self.settings.APP_NAME, job.job_id)
+            self.failure_records.job_done(job.job_id, attempt, sent and int(sent), received and int(received))
         except (BotoCoreError, ClientError) as error:
             log.warning("could not delete the failure record of job %s (%s); the run may count it as failed",
                         job.job_id, aws.error_code(error) or error)
