@@ -20,6 +20,8 @@ the jobs). Per run:
         (adds each process's start and end: queue URL, log group, the busy lease, the failure-record listing,
         the last empty polls, the queue check)
     ms per job                       = (last DeleteMessage - first ReceiveMessage) / jobs
+    CPU ms per job                   = CPU time of the workers (their commands included) and of moto's process,
+        start to exit / jobs: what the work costs, whatever else the machine runs (wall time shares the CPUs)
 
 With --baseline-ref the same runs are made with the worker of that git revision, checked out into a temporary
 worktree (`git worktree add --detach`, removed at the end), alternating baseline and current run by run against
@@ -35,6 +37,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -81,7 +84,7 @@ def main() -> int:
     noop = shutil.which("true") or "/bin/true"
     print(f"{args.jobs} no-op jobs ({noop}) per run, {args.processes} worker process(es), {args.rounds} round(s); "
           f"load average {_load()}", flush=True)
-    with moto_child() as endpoint, worker_trees(args.baseline_ref) as trees:
+    with moto_child() as (endpoint, moto_pid), worker_trees(args.baseline_ref) as trees:
         print(f"moto (patched) in its own process at {endpoint}; "
               + ", ".join(f"{name}: {tree}" for name, tree in trees.items()), flush=True)
         results: dict[str, list[Run]] = {name: [] for name in trees}
@@ -89,7 +92,7 @@ def main() -> int:
             # alternate which version goes first, so a machine growing busier or quieter favours neither
             order = list(trees) if round_number % 2 == 0 else list(trees)[::-1]
             for name in order:
-                run = run_once(endpoint, trees[name], noop, args.jobs, args.processes)
+                run = run_once(endpoint, moto_pid, trees[name], noop, args.jobs, args.processes)
                 results[name].append(run)
                 print(f"  {name:8} round {round_number + 1}: {run.line()}", flush=True)
     return report(results, args.processes)
@@ -105,6 +108,8 @@ class Run:
     requests: Counter  # by "service:Operation", every request of the workers, start to exit
     steady: Counter  # those from the warm-up's last DeleteMessage to the last DeleteMessage
     steady_jobs: int  # the jobs deleted in that span
+    worker_cpu: float  # seconds, the workers' processes and their commands, start to exit
+    moto_cpu: float  # seconds, moto's process over the same span
 
     @property
     def ms_per_job(self) -> float:
@@ -118,12 +123,18 @@ class Run:
     def steady_per_job(self) -> float:
         return sum(self.steady.values()) / max(1, self.steady_jobs)
 
+    @property
+    def cpu_ms_per_job(self) -> float:
+        return (self.worker_cpu + self.moto_cpu) / self.jobs * 1000
+
     def line(self) -> str:
-        return (f"{self.jobs} jobs in {self.seconds:.2f} s: {self.ms_per_job:.1f} ms per job; requests per job "
-                f"{self.steady_per_job:.2f} in steady state, {self.requests_per_job:.2f} for the whole run")
+        return (f"{self.jobs} jobs in {self.seconds:.2f} s: {self.ms_per_job:.1f} ms per job, CPU "
+                f"{self.cpu_ms_per_job:.1f} ms per job (workers {self.worker_cpu / self.jobs * 1000:.1f}, moto "
+                f"{self.moto_cpu / self.jobs * 1000:.1f}); requests per job {self.steady_per_job:.2f} in steady "
+                f"state, {self.requests_per_job:.2f} for the whole run")
 
 
-def run_once(endpoint: str, tree: Path, program: str, jobs: int, processes: int) -> Run:
+def run_once(endpoint: str, moto_pid: int, tree: Path, program: str, jobs: int, processes: int) -> Run:
     from botocore.config import Config
 
     from chalicelib.jobs import parse_job_document
@@ -153,19 +164,23 @@ def run_once(endpoint: str, tree: Path, program: str, jobs: int, processes: int)
            "AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench", "AWS_DEFAULT_REGION": "us-east-1",
            "AWS_CONFIG_FILE": os.devnull, "AWS_SHARED_CREDENTIALS_FILE": os.devnull, **settings.to_environment(),
            "DSR_METADATA_URL": "", "DSR_WAIT_SECONDS": "1", "DSR_RESOURCES_SECONDS": "3600"}
+    children, moto_before = resource.getrusage(resource.RUSAGE_CHILDREN), _cpu_seconds(moto_pid)
     with tempfile.TemporaryFile() as output:
         worker = subprocess.run([sys.executable, "-m", "worker", "--processes", str(processes), "--exit-when-empty"],
                                 cwd=tree, env=env, stdout=output, stderr=subprocess.STDOUT, timeout=600)
         if worker.returncode != 0:
             output.seek(0)
             raise SystemExit(f"the worker in {tree} exited {worker.returncode}:\n{output.read().decode()[-3000:]}")
+    moto_cpu, after = _cpu_seconds(moto_pid) - moto_before, resource.getrusage(resource.RUSAGE_CHILDREN)
+    worker_cpu = after.ru_utime + after.ru_stime - children.ru_utime - children.ru_stime
     seen = json.loads(urllib.request.urlopen(endpoint + "/_bench/counts").read())
     requests = Counter(seen["counts"])
     if requests["sqs:DeleteMessage"] != jobs:
         raise SystemExit(f"the worker in {tree} deleted {requests['sqs:DeleteMessage']} of {jobs} messages")
     steady = Counter(seen["at_last_delete"])
     steady.subtract(seen["at_warm_up"])
-    return Run(jobs, seen["last_delete"] - seen["first_receive"], requests, +steady, jobs - warm_up)
+    return Run(jobs, seen["last_delete"] - seen["first_receive"], requests, +steady, jobs - warm_up, worker_cpu,
+               moto_cpu)
 
 
 def report(results: dict[str, list[Run]], processes: int) -> int:
@@ -176,7 +191,8 @@ def report(results: dict[str, list[Run]], processes: int) -> int:
             median.steady.items(), key=lambda item: (-item[1], item[0])))
         ms = statistics.median(run.ms_per_job for run in runs)
         per_process = f" ({ms * processes:.1f} per job per process)" if processes > 1 else ""
-        print(f"{name:8} median {ms:.1f} ms per job{per_process}; requests per job "
+        print(f"{name:8} median {ms:.1f} ms per job{per_process}, CPU "
+              f"{statistics.median(run.cpu_ms_per_job for run in runs):.1f} ms per job; requests per job "
               f"{statistics.median(run.steady_per_job for run in runs):.2f} in steady state ({per_job}), "
               f"{statistics.median(run.requests_per_job for run in runs):.2f} for the whole run")
     requests = statistics.median(run.steady_per_job for run in results["current"])
@@ -186,10 +202,12 @@ def report(results: dict[str, list[Run]], processes: int) -> int:
         speedup = (statistics.median(run.ms_per_job for run in results["baseline"])
                    / statistics.median(run.ms_per_job for run in results["current"]))
         fewer = statistics.median(run.steady_per_job for run in results["baseline"]) / requests
+        cpu = (statistics.median(run.cpu_ms_per_job for run in results["baseline"])
+               / statistics.median(run.cpu_ms_per_job for run in results["current"]))
         met &= speedup >= TARGET_SPEEDUP
         verdict.append(f"time per job {speedup:.2f}x better than the baseline "
-                       f"({'>=' if speedup >= TARGET_SPEEDUP else 'UNDER'} {TARGET_SPEEDUP:g}x), {fewer:.2f}x fewer "
-                       "requests")
+                       f"({'>=' if speedup >= TARGET_SPEEDUP else 'UNDER'} {TARGET_SPEEDUP:g}x), CPU per job "
+                       f"{cpu:.2f}x less, {fewer:.2f}x fewer requests")
     print("; ".join(verdict) + f"; load average {_load()}")
     return 0 if met else 1
 
@@ -229,15 +247,15 @@ def worker_trees(baseline_ref: str) -> Iterator[dict[str, Path]]:
 
 
 @contextmanager
-def moto_child() -> Iterator[str]:
-    """`python bench/bench_worker.py --serve` on a free port of 127.0.0.1; its endpoint while it lives."""
+def moto_child() -> Iterator[tuple[str, int]]:
+    """`python bench/bench_worker.py --serve` on a free port of 127.0.0.1; its endpoint and pid while it lives."""
     child = subprocess.Popen([sys.executable, str(Path(__file__).resolve()), "--serve"], stdout=subprocess.PIPE,
                              stderr=subprocess.DEVNULL, text=True, cwd=REPO)
     try:
         line = child.stdout.readline()  # the port, once it listens
         if not line.strip().isdigit():
             raise SystemExit(f"the moto child did not start (exit {child.wait(10)})")
-        yield f"http://127.0.0.1:{line.strip()}"
+        yield f"http://127.0.0.1:{line.strip()}", child.pid
     finally:
         child.terminate()
         child.wait(30)
@@ -318,6 +336,12 @@ def _operation(environ) -> str:
         return "s3:" + {"PUT": "PutObject", "DELETE": "DeleteObject", "HEAD": "HeadObject", "GET": "GetObject",
                         "POST": "DeleteObjects" if "delete" in query else "Post"}.get(method, method)
     return f"{service}:{environ.get('REQUEST_METHOD', '?')}"
+
+
+def _cpu_seconds(pid: int) -> float:
+    """A live process's user + system CPU time (Linux's /proc/PID/stat, fields 14 and 15)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _post(url: str) -> None:
