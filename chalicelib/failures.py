@@ -6,7 +6,8 @@ failures too. When a job's last attempt (JOB_RETRIES) fails, its worker puts
 `runs/APP_NAME/failures/JOB_ID.json` (chalicelib/names.py): why it failed, the
 exit code, the last lines of its output, and the message body, so a later
 redrive can send it again. A worker that later completes the job deletes the
-record, so the count stays the number of this run's jobs that are failed now.
+record, so the count stays the number of this run's jobs that are failed now
+(it finds which jobs have one by listing them: worker/records.py).
 
 Records are written by workers, whose jobs are untrusted code: a reader takes
 each one as a claim, skips what it cannot parse, and never acts on it beyond
@@ -124,6 +125,13 @@ def list_records(s3, bucket: str, app_name: str, since: datetime | None = None,
             continue
         records.append(record)
     return sorted(records, key=lambda record: record.time)
+
+
+def job_ids(s3, bucket: str, app_name: str) -> frozenset[str]:
+    """The ids of the jobs that have a record, every page of the listing (S3's listings are strongly consistent:
+    every record written before the request is in it)."""
+    prefix = failures_prefix(app_name)
+    return frozenset(key[len(prefix):-len(".json")] for key, _ in _keys(s3, bucket, app_name))
 
 
 def _since(written: datetime, since: datetime | None) -> bool:

@@ -97,10 +97,12 @@ def task_policy(settings: Settings, account: str) -> dict[str, Any]:
     output_root, input_root = jobs.output_root(settings), jobs.input_root(settings)
     run_files = f"{own}/{names.run_files_prefix(settings.APP_NAME)}*"
     outputs = f"{destination}/{output_root}*"
-    # Listing: CHECK_IF_DONE under the output root and INPUT_PREFIX's inputs (AWS also checks the prefix).
+    # Listing: CHECK_IF_DONE under the output root, INPUT_PREFIX's inputs, and the run's failure records (a worker
+    # lists them to delete a finished job's record only when there is one, worker/records.py). AWS checks the prefix.
     listed = {destination: [output_root]}
     if input_root is not None:
         listed.setdefault(source, []).append(input_root)
+    listed.setdefault(own, []).append(names.failures_prefix(settings.APP_NAME))
     reads = sorted({outputs} | ({f"{source}/{input_root}*"} if input_root is not None else set()))
     writes = ["s3:PutObject"] + (["s3:PutObjectAcl"] if needs_acl_grant(settings.upload_args) else [])
     statements = [

@@ -11,6 +11,13 @@ policy moves it to the dead-letter queue after JOB_RETRIES receives, and the
 last failed attempt leaves a failure record for the run
 (chalicelib/failures.py). A stop request (SIGTERM, spot interruption notice)
 stops the command and releases the message at once.
+
+The busy lease (chalicelib/leases.py) spans a busy period: put before the first
+job after an empty receive, kept fresh across the jobs that follow, deleted on
+the next empty receive, a stop or exit. So a no-op job costs four AWS calls in
+steady state: the receive, its log stream's create and one batched put, the
+delete (the lease and the failure-record check cost calls per busy period,
+worker/records.py).
 """
 
 from __future__ import annotations
@@ -43,9 +50,14 @@ from worker.heartbeat import Heartbeat, default_interval
 from worker.joblog import JobLog, ensure_log_group
 from worker.options import WorkerOptions
 from worker.orphans import killed_with_parent
+from worker.records import FailureRecords
 from worker.upload import TransferError, Transfers
 
 log = logging.getLogger("worker")
+
+# The attempt (JOB_RETRIES), and the two times that tell whether a listing of failure records answers for the
+# message (worker/records.py).
+RECEIVED_ATTRIBUTES = ["ApproximateReceiveCount", "SentTimestamp", "ApproximateFirstReceiveTimestamp"]
 
 
 class Outcome(str, enum.Enum):
@@ -93,6 +105,7 @@ class Worker:
                                                                        leases.REFRESH_SECONDS)
         self.lease = leases.Lease(self.s3, self.settings.AWS_BUCKET, self.settings.APP_NAME,
                                   self.options.instance_id, f"{socket.gethostname()}-{os.getpid()}")
+        self.failure_records = FailureRecords(self.s3, self.settings.AWS_BUCKET, self.settings.APP_NAME)
         self._queue_url: str | None = None
         self._transfers: Transfers | None = None
         self._log_group_ready = False
@@ -122,37 +135,47 @@ class Worker:
 
     def run_forever(self, exit_when_empty: bool = False) -> None:
         """Handle messages until a stop is requested (or, if asked, until the queue has no work left)."""
-        while not self.stop_requested:
-            try:
-                outcome = self.run_once()
-            except Exception as error:  # noqa: BLE001 - a transient AWS error must not end the worker
-                log.warning("error while polling %s or handling a message (%s: %s); going on shortly",
-                            self.settings.SQS_QUEUE_NAME,
-                            type(error).__name__, aws.error_code(error) or error)
-                self._stop.wait(min(5.0, self.options.wait_seconds or 1))
-                continue
-            if outcome is Outcome.EMPTY and exit_when_empty and self._queue_is_drained():
-                log.info("queue %s has no work left; exiting", self.settings.SQS_QUEUE_NAME)
-                return
+        try:
+            while not self.stop_requested:
+                try:
+                    outcome = self.run_once()
+                except Exception as error:  # noqa: BLE001 - a transient AWS error must not end the worker
+                    log.warning("error while polling %s or handling a message (%s: %s); going on shortly",
+                                self.settings.SQS_QUEUE_NAME,
+                                type(error).__name__, aws.error_code(error) or error)
+                    self._end_busy_period()  # no job runs while it waits: the monitor need not keep the machine
+                    self._stop.wait(min(5.0, self.options.wait_seconds or 1))
+                    continue
+                if outcome is Outcome.EMPTY and exit_when_empty and self._queue_is_drained():
+                    log.info("queue %s has no work left; exiting", self.settings.SQS_QUEUE_NAME)
+                    return
+        finally:
+            self._end_busy_period()
 
     def close(self) -> None:
+        """The worker is done: its lease goes (run_forever's end did it already, unless run_once was driven)."""
+        self._end_busy_period()
         if self._transfers is not None:
             self._transfers.close()
 
     # ------------------------------------------------------------------ one message
     def run_once(self) -> Outcome:
         if self.stop_requested:
+            self._end_busy_period()
             return Outcome.STOPPED
         response = self.sqs.receive_message(
             QueueUrl=self.queue_url, MaxNumberOfMessages=1, WaitTimeSeconds=self.options.wait_seconds,
-            VisibilityTimeout=self.visibility, MessageSystemAttributeNames=["ApproximateReceiveCount"])
+            VisibilityTimeout=self.visibility, MessageSystemAttributeNames=RECEIVED_ATTRIBUTES)
         messages = response.get("Messages", ())
         if not messages:
+            # Idle: the lease goes now, so the monitor may release this machine on its next look.
+            self._end_busy_period()
             return Outcome.EMPTY
         received_at = time.monotonic()
         message = messages[0]
         if self.stop_requested:  # the stop came during the long poll: this machine takes no new work
             self._release(message)
+            self._end_busy_period()
             return Outcome.RELEASED
         try:
             job = job_from_message(message["Body"], self.settings)
@@ -161,12 +184,19 @@ class Worker:
                       "never run", message["MessageId"], problem, self.settings.SQS_DEAD_LETTER_QUEUE)
             self._change_visibility(message, self.options.retry_delay_seconds)
             return Outcome.NOT_A_JOB
-        return self._handle(job, message, received_at)
+        try:
+            return self._handle(job, message, received_at)
+        finally:
+            if self.stop_requested:  # the job was released; this worker takes no other
+                self._end_busy_period()
 
     def _handle(self, job: Job, message: dict, received_at: float) -> Outcome:
-        attempt = int(message.get("Attributes", {}).get("ApproximateReceiveCount", "1"))
+        attributes = message.get("Attributes", {})
+        attempt = int(attributes.get("ApproximateReceiveCount", "1"))
         self._ensure_log_group()
         joblog = JobLog(self.logs, self.settings.LOG_GROUP_NAME, job.job_id, self.options.log_flush_seconds, log)
+        # Before the command starts, so the monitor never takes this machine for idle while it runs; a put
+        # only at the busy period's first job (or when due for a refresh).
         self._lease("hold", job.job_id)
         try:
             joblog.event(f"received: message {message['MessageId']}, attempt {attempt} of "
@@ -175,7 +205,7 @@ class Worker:
                 joblog.event(f"skipped: already done (s3://{self.settings.DESTINATION_BUCKET}/{job.output_prefix}/ "
                              f"holds {self.settings.EXPECTED_NUMBER_FILES} or more outputs)")
                 self._delete(message)
-                self._forget_failure(job)
+                self._forget_failure(job, attempt, attributes)
                 return Outcome.SKIPPED
             heartbeat = Heartbeat(self.sqs, self.queue_url, message["ReceiptHandle"], self.visibility,
                                   self.heartbeat_seconds, joblog.event, received_at=received_at,
@@ -188,7 +218,7 @@ class Worker:
             total = time.monotonic() - received_at
             if result.outcome is Outcome.SUCCEEDED:
                 self._delete(message)
-                self._forget_failure(job)
+                self._forget_failure(job, attempt, attributes)
                 joblog.event(f"succeeded: {result.text}; total {total:.2f} s")
             elif result.outcome is Outcome.RELEASED:
                 self._release(message)
@@ -207,7 +237,6 @@ class Worker:
             self._change_visibility(message, self.options.retry_delay_seconds, quiet=True)
             raise
         finally:
-            self._lease("release")
             joblog.close()
 
     def _attempt(self, job: Job, joblog: JobLog) -> _Result:
@@ -245,10 +274,13 @@ class Worker:
             started = time.monotonic()
             if (output_dir / SUCCESS_MARKER).is_file():
                 joblog.event(f"note: the command's own {SUCCESS_MARKER} is not uploaded; the worker writes its "
-                             "completion marker there after the last output")
+                             "completion marker there after the last output, if there is one")
             try:
                 sent = self.transfers.upload_folder(output_dir, job.output_prefix, job.job_id)
-                self.transfers.mark_complete(job.output_prefix, job.job_id, sent)
+                # No marker without outputs: it only tells complete outputs from a killed upload, and no files
+                # are never done by CHECK_IF_DONE (EXPECTED_NUMBER_FILES is at least 1), marker or not.
+                if sent.files:
+                    self.transfers.mark_complete(job.output_prefix, job.job_id, sent)
             except (TransferError, OSError) as error:
                 return _Result(Outcome.FAILED, f"exit code 0 but the upload failed: {error}", 0)
             except Exception as error:  # noqa: BLE001
@@ -323,6 +355,11 @@ class Worker:
             ensure_log_group(self.logs, self.settings.LOG_GROUP_NAME)
             self._log_group_ready = True
 
+    def _end_busy_period(self) -> None:
+        """No job now and none known to come: the lease goes, and the next job lists failure records afresh."""
+        self._lease("release")
+        self.failure_records.forget()
+
     def _lease(self, step: str, *args) -> None:
         """Busy lease for the monitor; a failure here must never fail the job (the monitor then sees the
         machine as idle at worst, and a machine it stops releases its job through SIGTERM)."""
@@ -343,11 +380,12 @@ class Worker:
             log.warning("could not write the failure record of job %s (%s)", job.job_id,
                         aws.error_code(error) or error)
 
-    def _forget_failure(self, job: Job) -> None:
-        """A job done after all (sent again, redriven) is failed no longer: its record, if any, goes. One DELETE
-        per finished job, whether or not a record exists: as cheap as asking, and S3 does not charge for it."""
+    def _forget_failure(self, job: Job, attempt: int, attributes: dict) -> None:
+        """A job done after all (sent again, redriven) is failed no longer: its record, if any, goes (an S3 call
+        only when it has one, or when the run's records must be listed again: worker/records.py)."""
+        sent, received = (attributes.get(name) for name in ("SentTimestamp", "ApproximateFirstReceiveTimestamp"))
         try:
-            failures.delete(self.s3, self.settings.AWS_BUCKET, self.settings.APP_NAME, job.job_id)
+            self.failure_records.job_done(job.job_id, attempt, sent and int(sent), received and int(received))
         except (BotoCoreError, ClientError) as error:
             log.warning("could not delete the failure record of job %s (%s); the run may count it as failed",
                         job.job_id, aws.error_code(error) or error)

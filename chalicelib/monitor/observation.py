@@ -95,8 +95,9 @@ class FailedJob:
 class Instance:
     instance_id: str
     launched_at: float  # epoch seconds
-    # Jobs its workers hold right now (from the workers' leases); None when unknown, and a
-    # machine whose business is unknown is never stopped.
+    # Its workers in a busy period right now, from their leases: each runs a job, or is between two with no
+    # empty poll yet (at most one long poll). None when unknown, and a machine whose business is unknown is
+    # never stopped.
     busy_jobs: int | None
 
 

@@ -1,4 +1,4 @@
-"""The worker benchmark still runs (a few jobs; the real figures are in bench/README.md)."""
+"""The worker benchmark still runs side by side (a few jobs; the real figures are in bench/README.md)."""
 
 import subprocess
 import sys
@@ -8,9 +8,20 @@ import pytest
 from tests.worker_world import REPO
 
 
+def worktrees() -> str:
+    return subprocess.run(["git", "-C", str(REPO), "worktree", "list"], capture_output=True, text=True).stdout
+
+
 @pytest.mark.slow
-def test_the_worker_benchmark_runs_and_prints_its_overhead_in_ms():
-    result = subprocess.run([sys.executable, "bench/bench_worker.py", "--jobs", "20", "--processes", "1"], cwd=REPO,
-                            capture_output=True, text=True, timeout=240)
-    assert result.returncode in (0, 1), result.stderr
-    assert "1 process(es): 20 jobs in" in result.stdout and "ms per job per process" in result.stdout
+def test_the_worker_benchmark_compares_a_baseline_checkout_with_this_one_and_removes_the_checkout():
+    # HEAD as the baseline: a real `git worktree add` of this repository, run beside the working tree
+    result = subprocess.run([sys.executable, "bench/bench_worker.py", "--jobs", "20", "--rounds", "1",
+                             "--baseline-ref", "HEAD"], cwd=REPO, capture_output=True, text=True, timeout=240)
+    assert result.returncode in (0, 1), result.stdout + result.stderr  # 1: targets missed (HEAD is no baseline)
+    lines = result.stdout.splitlines()
+    assert any(line.startswith("  baseline round 1: 20 jobs in ") for line in lines), result.stdout
+    assert any(line.startswith("  current  round 1: 20 jobs in ") for line in lines), result.stdout
+    assert "ms per job" in result.stdout and "requests per job" in result.stdout
+    assert any(line.startswith("requests per job in steady state ") and "x better than the baseline" in line
+               for line in lines), result.stdout
+    assert "bench-worker-baseline-" not in worktrees()

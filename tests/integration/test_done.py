@@ -142,5 +142,23 @@ def test_a_commands_own_success_file_is_replaced_by_the_workers_marker(clients):
     assert json.loads(marker.read())["files"] == 1
     lines = log_lines(clients["logs"], settings.LOG_GROUP_NAME, "P1")
     assert "note: the command's own _SUCCESS is not uploaded; the worker writes its completion marker there after " \
-           "the last output" in lines
+           "the last output, if there is one" in lines
     assert queue_counts(clients["sqs"], queue_url) == (0, 0)
+
+
+@pytest.mark.parametrize("writes", ["nothing", "only its own _SUCCESS"])
+def test_a_job_with_no_output_gets_no_marker_and_is_never_skipped_as_done(clients, writes):
+    """The marker tells complete outputs from a killed upload; with no output there is nothing to tell, and
+    CHECK_IF_DONE never counts no file as done (EXPECTED_NUMBER_FILES is at least 1), marker or not. So the
+    worker saves the call: sent again, the job runs again, as it did when it had a marker."""
+    own_marker = "import sys; open(sys.argv[1] + '/_SUCCESS', 'w')"
+    settings, worker, queue_url, _ = world(
+        clients, COMMAND=python("pass" if writes == "nothing" else own_marker, "{output_dir}"),
+        CHECK_IF_DONE_BOOL=True, EXPECTED_NUMBER_FILES=1)
+    [job] = send_jobs(clients["sqs"], queue_url, settings, [{"plate": "P1"}])
+
+    assert worker.run_once() is Outcome.SUCCEEDED
+    assert s3_keys(clients["s3"], settings.AWS_BUCKET, job.output_prefix + "/") == []
+    assert not is_done(clients["s3"], settings, job.output_prefix)
+    send_jobs(clients["sqs"], queue_url, settings, [{"plate": "P1"}])
+    assert worker.run_once() is Outcome.SUCCEEDED

@@ -15,11 +15,13 @@ import time
 import pytest
 from botocore.exceptions import ClientError
 
-from chalicelib import failures
+from chalicelib import failures, triage
+from chalicelib.aws import Clients, client as aws_client
 from chalicelib.jobs import job_from_message
 from chalicelib.names import failure_key, failures_prefix
 from tests.worker_world import FAST, python, queue_counts, send_jobs, world
 from worker.options import WorkerOptions
+from worker.records import REFRESH_SECONDS, FailureRecords
 from worker.worker import Outcome
 
 OPTIONS = WorkerOptions(**{**FAST.__dict__, "instance_id": "i-0123456789abcdef0"})
@@ -80,6 +82,120 @@ def test_a_job_done_after_its_record_was_written_has_its_record_deleted(clients,
     send_jobs(clients["sqs"], queue_url, settings, [{"plate": "P1"}])  # the user submits it again
     assert worker.run_once() is Outcome.SUCCEEDED
     assert [record.job_id for record in records(clients, settings)] == ["P9"]  # only its own record went
+
+
+def test_a_redrive_that_crashed_before_removing_the_record_still_ends_with_no_record(clients, tmp_path,
+                                                                                    monkeypatch):
+    """redrive sends the job, then deletes its record: a crash in between leaves both. The worker that does the
+    job finds the record and deletes it, so the run does not list a done job as failed."""
+    settings, worker, queue_url, _ = world(clients, OPTIONS, JOB_RETRIES=1,
+                                           COMMAND=python(FLAKY, "{output_dir}", str(tmp_path / "seen"), "{plate}"))
+    send_jobs(clients["sqs"], queue_url, settings, [{"plate": "P1"}])
+    assert [worker.run_once(), worker.run_once()] == [Outcome.FAILED, Outcome.EMPTY]  # dead-lettered, recorded
+
+    def crash(*_):
+        raise RuntimeError("redrive died between its send and its delete")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(failures, "delete", crash)
+        with pytest.raises(RuntimeError, match="redrive died"):
+            triage.redrive(Clients(settings), settings)
+    assert count(clients, settings) == 1 and queue_counts(clients["sqs"], queue_url) == (1, 0)
+
+    assert [worker.run_once(), worker.run_once()] == [Outcome.SUCCEEDED, Outcome.EMPTY]
+    assert count(clients, settings) == 0
+
+
+def test_a_record_written_after_the_workers_listing_goes_when_the_job_is_sent_again_and_done(clients, tmp_path):
+    """The worker listed the records at its busy period's first job, before P1's last attempt failed elsewhere;
+    P1 is then sent again and done by this worker, still busy: it was sent after the listing, so the worker
+    lists again before deciding."""
+    settings, worker, queue_url, _ = world(clients, OPTIONS, JOB_RETRIES=1, COMMAND=python("pass", "{plate}"))
+    send_jobs(clients["sqs"], queue_url, settings, [{"plate": "P0"}])
+    assert worker.run_once() is Outcome.SUCCEEDED  # listed: no record
+    record = failures.FailureRecord(job_id="P1", attempts=1, reason="exit code 3 after 0.1 s", exit_code=3,
+                                    last_lines=(), message_body="{}", time=time.time(), instance_id="i-other")
+    failures.put(clients["s3"], settings.AWS_BUCKET, "TestApp", record)  # another worker's last attempt
+
+    send_jobs(clients["sqs"], queue_url, settings, [{"plate": "P1"}])  # sent again (submit, or a redrive)
+    assert worker.run_once() is Outcome.SUCCEEDED
+    assert count(clients, settings) == 0
+
+
+def _known(settings, clock=time.monotonic):
+    """A worker's FailureRecords on a client of its own, whose calls are recorded (the test reads S3 with
+    another)."""
+    s3, calls = aws_client("s3"), []
+    s3.meta.events.register("before-call.s3", lambda model, **_: calls.append(model.name))
+    return FailureRecords(s3, settings.AWS_BUCKET, settings.APP_NAME, clock=clock), calls, s3
+
+
+def _put_record(clients, settings, job_id):
+    record = failures.FailureRecord(job_id=job_id, attempts=1, reason="x", exit_code=1, last_lines=(),
+                                    message_body="{}", time=1.0, instance_id=None)
+    failures.put(clients["s3"], settings.AWS_BUCKET, settings.APP_NAME, record)
+
+
+def test_a_listing_answers_for_messages_sent_before_it_and_is_made_again_for_later_ones(clients):
+    settings, _, _, _ = world(clients)
+    _put_record(clients, settings, "P1")
+    now = [0.0]
+    known, calls, _ = _known(settings, clock=lambda: now[0])
+
+    known.job_done("P0", attempt=1, sent_ms=1_000, received_ms=5_000)  # lists: covers what was sent before 5,000
+    known.job_done("P2", attempt=1, sent_ms=4_999, received_ms=6_000)  # covered, no record: no call
+    known.job_done("P1", attempt=1, sent_ms=2_000, received_ms=7_000)  # covered, has one: deleted
+    assert calls == ["ListObjectsV2", "DeleteObject"] and count(clients, settings) == 0
+
+    _put_record(clients, settings, "P3")
+    calls.clear()
+    known.job_done("P3", attempt=1, sent_ms=5_000, received_ms=8_000)  # sent after the listing: listed again
+    assert calls == ["ListObjectsV2", "DeleteObject"] and count(clients, settings) == 0
+
+    _put_record(clients, settings, "P4")  # with a time a re-sender kept from before (not one this code expects)
+    calls.clear()
+    known.job_done("P4", attempt=1, sent_ms=1_000, received_ms=9_000)
+    assert calls == [] and count(clients, settings) == 1  # trusted while the listing is younger than a minute...
+    now[0] += REFRESH_SECONDS
+    known.job_done("P4", attempt=1, sent_ms=1_000, received_ms=9_000)
+    assert calls == ["ListObjectsV2", "DeleteObject"] and count(clients, settings) == 0  # ...then made again
+
+
+def test_a_job_received_again_deletes_its_record_unasked_and_a_missing_time_lists_again(clients):
+    settings, _, _, _ = world(clients)
+    known, calls, _ = _known(settings)
+    known.job_done("P0", attempt=1, sent_ms=1_000, received_ms=5_000)
+    _put_record(clients, settings, "P1")
+    calls.clear()
+
+    # attempt 2: its record may be its own (written before JOB_RETRIES was raised), whatever the listing says
+    known.job_done("P1", attempt=2, sent_ms=1_000, received_ms=3_000)
+    assert calls == ["DeleteObject"] and count(clients, settings) == 0
+    calls.clear()
+    known.job_done("P2", attempt=1, sent_ms=None, received_ms=None)  # SQS gave no times: no trust
+    known.job_done("P3", attempt=1, sent_ms=1_000, received_ms=6_000)  # nor did that listing cover anything
+    assert calls == ["ListObjectsV2", "ListObjectsV2"]
+    known.forget()  # the busy period ended
+    calls.clear()
+    known.job_done("P4", attempt=1, sent_ms=1_000, received_ms=9_000)
+    assert calls == ["ListObjectsV2"]
+
+
+def test_a_worker_that_may_not_list_deletes_each_record_directly_and_says_so_once(clients, caplog):
+    settings, _, _, _ = world(clients)
+    _put_record(clients, settings, "P1")
+
+    def refuse(params, **_):
+        raise ClientError({"Error": {"Code": "AccessDenied", "Message": "no"}}, "ListObjectsV2")
+
+    known, calls, s3 = _known(settings)
+    s3.meta.events.register("provide-client-params.s3.ListObjectsV2", refuse)
+    with caplog.at_level(logging.WARNING, logger="worker"):
+        known.job_done("P0", attempt=1, sent_ms=1_000, received_ms=5_000)
+        known.job_done("P1", attempt=1, sent_ms=1_000, received_ms=6_000)
+    assert calls == ["DeleteObject", "DeleteObject"]  # as before there were listings: one delete per job
+    assert count(clients, settings) == 0
+    assert caplog.text.count("could not list the run's failure records (AccessDenied)") == 1
 
 
 def test_a_timed_out_last_attempt_has_no_exit_code(clients):

@@ -53,7 +53,8 @@ def test_the_task_role_reaches_only_the_runs_queue_bucket_and_log_group(aws, set
     assert resources["s3:PutObject"] == ["arn:aws:s3:::test-bucket/TestApp/*", "arn:aws:s3:::test-bucket/runs/TestApp/*"]
     assert resources["s3:ListBucket"] == ["arn:aws:s3:::test-bucket"]
     [listing] = [statement for statement in statements if "s3:ListBucket" in statement["Action"]]
-    assert listing["Condition"] == {"StringLike": {"s3:prefix": ["TestApp/*"]}}
+    # outputs (CHECK_IF_DONE) and the run's own failure records (a worker deletes a done job's record if listed)
+    assert listing["Condition"] == {"StringLike": {"s3:prefix": ["TestApp/*", "runs/TestApp/failures/*"]}}
     assert "arn:aws:logs:us-east-1:123456789012:log-group:TestApp:*" in resources["logs:PutLogEvents"]
     assert "s3:PutObjectAcl" not in resources  # no UPLOAD_FLAGS, no ACL
     assert not [action for action in resources if action.endswith(":*") or action == "*"]
@@ -72,7 +73,8 @@ def test_with_dcps_buckets_the_task_role_reads_the_source_writes_the_destination
     assert resources["s3:DeleteObject"] == ["arn:aws:s3:::test-bucket/runs/TestApp/*"]
     assert {statement["Resource"]: statement["Condition"]["StringLike"]["s3:prefix"]
             for statement in statements if "s3:ListBucket" in statement["Action"]} == {
-        "arn:aws:s3:::lab-results": ["TestApp/*"], "arn:aws:s3:::public-images": ["images/*"]}
+        "arn:aws:s3:::lab-results": ["TestApp/*"], "arn:aws:s3:::public-images": ["images/*"],
+        "arn:aws:s3:::test-bucket": ["runs/TestApp/failures/*"]}
 
 
 def test_the_fleet_role_may_pass_only_the_instance_role(aws, settings):

@@ -100,6 +100,8 @@ def test_a_hostile_job_with_the_task_roles_rights_is_denied_everything_beyond_it
     other_queue = queue_url(sqs, other)
     send_jobs(sqs, queue_url(sqs, mine), mine, [{"plate": "good"}, {"plate": "hostile"}], other_queue=other_queue)
     before = world_of_other(s3, sqs, logs, cloudwatch)
+    # "good" failed in an earlier submission: the worker lists its run's records to find this one and delete it
+    s3.put_object(Bucket="test-bucket", Key="runs/TestApp/failures/good.json", Body=b"{}")
 
     with iam_enforced() as engine:
         worker = WorkerProcess(tmp_path, task_role_env(moto_server, mine), "--single", "--exit-when-empty")
@@ -116,6 +118,7 @@ def test_a_hostile_job_with_the_task_roles_rights_is_denied_everything_beyond_it
     assert sqs.get_queue_attributes(QueueUrl=queue_url(sqs, mine), AttributeNames=["All"])["Attributes"][
         "ApproximateNumberOfMessages"] == "0"
     assert s3_keys(s3, "test-bucket", "runs/TestApp/") == []  # no failure record, no lease left
+    assert "could not list the run's failure records" not in worker.output  # not deleted by the fallback
     assert engine.checked("s3:PutObject")
 
 

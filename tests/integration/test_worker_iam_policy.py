@@ -1,7 +1,8 @@
 """The worker's task role grants exactly what a worker calls, no more.
 
 A worker runs in this process through every path a job can take (not a job, released at a spot notice,
-done already, inputs, a multipart-sized output, a failure, a drained queue)
+done already, inputs, a multipart-sized output, a failure, a job done after its record of an earlier failure,
+a drained queue)
 with the clients a container has, and its supervisor makes the machine's idle
 alarm. Every AWS operation is recorded with botocore's own `before-call` event
 on those clients, turned into its IAM action, and compared with the task role
@@ -17,7 +18,7 @@ import threading
 
 import pytest
 
-from chalicelib import aws as clients, iam, leases, names, resources
+from chalicelib import aws as clients, failures, iam, leases, names, resources
 from tests.conftest import make_settings
 from tests.integration.test_iam_policy import IAM_ACTION, SERVICE_PREFIX
 from tests.worker_world import send_jobs
@@ -88,6 +89,10 @@ def test_the_task_role_grants_exactly_what_a_worker_calls(account):
     queue_url = sqs.get_queue_url(QueueName=settings.SQS_QUEUE_NAME)["QueueUrl"]
     s3.put_object(Bucket=settings.SOURCE_BUCKET, Key="inputs/P1/in.csv", Body=b"1,2")
     s3.put_object(Bucket=settings.DESTINATION_BUCKET, Key="TestApp/done/result.txt", Body=b"done before")
+    # P1 failed in an earlier submission: its record goes when it is done (the worker lists the records to know)
+    failures.put(s3, settings.AWS_BUCKET, settings.APP_NAME, failures.FailureRecord(
+        job_id="P1", attempts=2, reason="exit code 1 after 0.1 s", exit_code=1, last_lines=(), message_body="{}",
+        time=1.0, instance_id=None))
     send_jobs(sqs, queue_url, settings, [{"plate": plate} for plate in ("P1", "big", "done", "bad")])
     sqs.send_message(QueueUrl=queue_url, MessageBody='{"not": "a job"}')
 
@@ -112,6 +117,7 @@ def test_the_task_role_grants_exactly_what_a_worker_calls(account):
                   ["Contents"]) == ["TestApp/P1/_SUCCESS", "TestApp/P1/result.txt", "TestApp/big/_SUCCESS",
                                     "TestApp/big/image.raw", "TestApp/big/result.txt", "TestApp/done/result.txt"]
     assert not s3.list_objects_v2(Bucket=settings.AWS_BUCKET, Prefix=leases.prefix(settings.APP_NAME)).get("Contents")
+    assert failures.job_ids(s3, settings.AWS_BUCKET, settings.APP_NAME) == {"bad"}  # P1's record went
     assert cloudwatch.describe_alarms(AlarmNames=[f"TestApp_{FAST.instance_id}"])["MetricAlarms"]
     dead = sqs.get_queue_url(QueueName=settings.SQS_DEAD_LETTER_QUEUE)["QueueUrl"]
     assert int(sqs.get_queue_attributes(QueueUrl=dead, AttributeNames=["ApproximateNumberOfMessages"])

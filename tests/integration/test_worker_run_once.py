@@ -46,6 +46,7 @@ def test_an_output_linking_outside_the_folder_fails_the_job_and_nothing_is_uploa
     send_jobs(clients["sqs"], queue_url, settings, [{"plate": "P1"}])
 
     assert worker.run_once() is Outcome.FAILED
+    worker.close()  # its busy period's lease goes with it
     assert s3_keys(clients["s3"], settings.AWS_BUCKET) == []
     last = log_lines(clients["logs"], settings.LOG_GROUP_NAME, "P1")[-1]
     assert "upload failed: output leak is a symlink to" in last and "refusing" in last
@@ -59,6 +60,7 @@ def test_a_link_inside_the_output_folder_is_uploaded_as_a_file(clients):
     send_jobs(clients["sqs"], queue_url, settings, [{"plate": "P1"}])
 
     assert worker.run_once() is Outcome.SUCCEEDED
+    worker.close()  # its busy period's lease goes with it
     assert s3_keys(clients["s3"], settings.AWS_BUCKET) == ["TestApp/P1/_SUCCESS", "TestApp/P1/alias.txt",
                                                                "TestApp/P1/real.txt"]
 
