@@ -19,6 +19,7 @@ import pytest
 from moto.core import utils as moto_utils
 from moto.apigateway.models import APIGatewayBackend
 from moto.ec2.models.spot_requests import SpotFleetRequest
+from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 from moto.s3.models import S3Backend
 from moto.s3.responses import S3Response
 from moto.sqs import models as sqs_models
@@ -50,6 +51,23 @@ def test_the_attributes_the_patches_replace_still_exist_in_moto():
     imported = inspect.getsource(inspect.unwrap(APIGatewayBackend.import_rest_api))
     assert 'api_doc["info"]["description"]' in imported and "self.put_rest_api(" in imported
     assert 'api_doc.get("swagger") is not None' in inspect.getsource(inspect.unwrap(APIGatewayBackend.put_rest_api))
+    # The server patch memoizes the host -> service lookup its request dispatcher makes under its lock.
+    dispatch = inspect.getsource(DomainDispatcherApplication.get_application)
+    assert "self.get_backend_for_host(host)" in dispatch and "with self.lock:" in dispatch
+
+
+def test_the_memoized_service_lookup_answers_as_moto_does():
+    hosts = [None, "moto_api", "sqs.us-east-1.amazonaws.com", "s3.amazonaws.com", "bucket.s3.amazonaws.com",
+             "logs.eu-west-1.amazonaws.com", "ecs.us-east-1.amazonaws.com", "s3", "unknown.example.com"]
+    fresh = DomainDispatcherApplication(create_backend_app)
+    with patched():  # already open for the session: the patch is in place
+        answers = [fresh.get_backend_for_host(host) for host in hosts]
+        again = [fresh.get_backend_for_host(host) for host in hosts]
+    with_moto = subprocess.run(
+        [sys.executable, "-c", "from moto.moto_server.werkzeug_app import DomainDispatcherApplication as D, "
+         f"create_backend_app as c; print([D(c).get_backend_for_host(h) for h in {hosts!r}])"],
+        check=True, capture_output=True, text=True, cwd=Path(__file__).resolve().parents[2]).stdout.strip()
+    assert answers == again and repr(answers) == with_moto.splitlines()[-1]
 
 
 def test_inside_patched_sqs_reads_the_fast_clock_and_a_nested_patched_changes_nothing():
