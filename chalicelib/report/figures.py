@@ -147,6 +147,8 @@ def failure_groups(attempts: Sequence[Attempt], final: set[str]) -> list[Failure
         if attempt.job_id not in group.job_ids:
             group.job_ids.append(attempt.job_id)
             group.final += attempt.job_id in final
+    for group in groups.values():
+        group.job_ids.sort()
     return sorted(groups.values(), key=lambda group: (-group.attempts, group.cause))
 
 
