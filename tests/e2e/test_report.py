@@ -62,7 +62,7 @@ def test_the_report_counts_what_the_runs_summary_says(report_run):
     # every released attempt in the job logs is a bar (spot notices release jobs; a notice may find a machine idle)
     released = sum(line.startswith("released: ") for log in (run.out / "logs").glob("*.log")
                    for line in log.read_text().splitlines())
-    assert len(drawn.get("released", [])) == released
+    assert len(drawn.get("released", [])) == released > 0  # seed 3: notices land on busy machines
     assert tile(html, "done") == str(len(summary["done"]))
     assert tile(html, "skipped as done") == "4" and tile(html, "failed") == "2"
     # failures grouped by their common cause: the job's last output line, both jobs named
