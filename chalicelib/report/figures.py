@@ -64,6 +64,7 @@ class FailureGroup:
     job_ids: list[str]  # jobs with a failed attempt of this cause
     attempts: int
     final: int  # of those jobs, how many failed for good (dead-letter queue)
+    _seen: set = field(default_factory=set, repr=False)
 
 
 @dataclass
@@ -98,7 +99,8 @@ def figures(data: ReportInput) -> Figures:
         by_job[attempt.job_id].append(attempt)
     done = {job for job, items in by_job.items() if any(a.outcome == SUCCEEDED for a in items)}
     skipped = {job for job, items in by_job.items() if job not in done and any(a.outcome == SKIPPED for a in items)}
-    failed = sorted(job for job, items in by_job.items() if job not in done | skipped and items[-1].final_failure)
+    failed = sorted(job for job, items in by_job.items()
+                    if job not in done and job not in skipped and items[-1].final_failure)
     durations = sorted(a.duration for a in attempts if a.outcome == SUCCEEDED)
     longest = sorted((a for a in attempts if a.outcome in (SUCCEEDED, FAILED)), key=lambda a: -a.duration)[:LONGEST]
     busy = sum(a.duration for a in attempts)
@@ -144,7 +146,8 @@ def failure_groups(attempts: Sequence[Attempt], final: set[str]) -> list[Failure
             continue
         group = groups.setdefault(cause(attempt), FailureGroup(cause(attempt), [], 0, 0))
         group.attempts += 1
-        if attempt.job_id not in group.job_ids:
+        if attempt.job_id not in group._seen:
+            group._seen.add(attempt.job_id)
             group.job_ids.append(attempt.job_id)
             group.final += attempt.job_id in final
     for group in groups.values():
