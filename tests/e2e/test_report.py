@@ -132,8 +132,8 @@ def png_pixels(path: Path) -> tuple[int, int, set]:
 def test_a_headless_chromium_shows_the_timeline(report_run, tmp_path):
     browser = chromium()
     if browser is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("CI=true: chromium must be installed (.ci/run installs Debian's chromium)")
+        if os.environ.get("CI") == "true" and shutil.which("apt-get"):
+            pytest.fail("CI=true: chromium must be installed (.ci/run installs Debian's chromium with apt-get)")
         pytest.skip("no chromium on PATH (nor CHROMIUM): apt-get install chromium to run this test")
     run, _ = report_run
     shot = tmp_path / "report.png"
