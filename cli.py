@@ -323,6 +323,26 @@ def status(settings: Settings, as_json: bool):
 
 
 @cli.command()
+@click.option("--out", "out_path", type=click.Path(dir_okay=False), default="report.html", show_default=True,
+              help="The HTML file to write.")
+@config_option
+def report(settings: Settings, out_path: str):
+    """Write the run report: one HTML file (no network needed to open it) with
+    a timeline of every job attempt per machine, machines and jobs over time,
+    job durations, failures grouped by cause, cost and settings. For a running
+    run (live) or a finished one (its summary); job logs from LOG_GROUP_NAME.
+
+    \b
+    Example:
+      python cli.py report --config config.json --out report.html
+    """
+    from chalicelib.report.sources import from_account, write_report
+
+    written = write_report(from_account(settings, aws.Clients(settings)), Path(out_path))
+    click.echo(f"run report: {written} ({written.stat().st_size:,} bytes)")
+
+
+@cli.command()
 @click.option("--period", type=click.FloatRange(min=0), default=5, show_default=True,
               help="Seconds between checks while log exports finish.")
 @config_option
@@ -434,9 +454,10 @@ def redrive(settings: Settings, job_ids: tuple[str, ...]):
 @click.option("--endpoint", metavar="URL",
               help="Use an empty AWS emulator already running on this machine (a moto server) instead of "
                    "starting one; only loopback addresses are accepted.")
+@click.option("--report", "with_report", is_flag=True, help="Also write the run report, OUT/report.html.")
 @config_option
 def local(settings: Settings, jobfile: str, fleetfile: str | None, inputs: str | None, out: str | None,
-          workers: int | None, interrupt_rate: float, seed: int | None, endpoint: str | None):
+          workers: int | None, interrupt_rate: float, seed: int | None, endpoint: str | None, with_report: bool):
     """Run the whole thing on this machine: an embedded AWS emulation (moto,
     nothing reaches real AWS), workers as local processes running COMMAND here,
     the monitor's reconcile every second; outputs and every job's log in --out.
@@ -452,7 +473,7 @@ def local(settings: Settings, jobfile: str, fleetfile: str | None, inputs: str |
     from localrun.prepare import prepare
 
     local_run = prepare(settings, jobfile, fleetfile, inputs, out, workers, interrupt_rate, endpoint, seed)
-    sys.exit(run_local(local_run))
+    sys.exit(run_local(local_run, report_path=local_run.out / "report.html" if with_report else None))
 
 
 @cli.command()

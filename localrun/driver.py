@@ -38,6 +38,8 @@ from localrun.spot import SpotMarket
 from chalicelib.monitor import loop
 from chalicelib.monitor.runs import load_run
 from chalicelib.names import record_key
+from chalicelib.report.figures import Point
+from chalicelib.report.sources import report_input, write_report
 from chalicelib.submit import submit
 
 MONITOR_PERIOD_SECONDS = 1.0  # the Lambda runs every minute; here the run is seconds long
@@ -71,16 +73,16 @@ class StopRequest:
         return self.event.is_set()
 
 
-def run_local(local: LocalRun, stream: IO[str] = sys.stdout) -> int:
+def run_local(local: LocalRun, stream: IO[str] = sys.stdout, report_path: Path | None = None) -> int:
     stop = StopRequest()
     previous = stop.install()
     try:
-        return _run(local, stream, stop)
+        return _run(local, stream, stop, report_path)
     finally:
         StopRequest.restore(previous)
 
 
-def _run(local: LocalRun, stream: IO[str], stop: StopRequest) -> int:
+def _run(local: LocalRun, stream: IO[str], stop: StopRequest, report_path: Path | None) -> int:
     began = time.monotonic()
     settings = local.settings
     # CHECK_IF_DONE: the last run's outputs in --out go back into the (new, empty) emulated bucket, so its done
@@ -136,6 +138,10 @@ def _run(local: LocalRun, stream: IO[str], stop: StopRequest) -> int:
             machines.stop_all("the run is over")
             machines.close()
         results = collect(settings, local.jobs, local.out)
+        if report_path is not None:
+            # while the emulator still holds the job logs; the series is what the monitor saw each tick here
+            write_report(report_input(settings, aws.Clients(settings), "local run", results.run_summary,
+                                      watcher.series, "the monitor's observations, once a second"), report_path)
         if previous is not None:
             shutil.rmtree(previous, ignore_errors=True)  # every output is in --out again
     wall = time.monotonic() - began
@@ -147,6 +153,8 @@ def _run(local: LocalRun, stream: IO[str], stop: StopRequest) -> int:
     stream.write(report.table(settings, results, local.out, machines=len(machines.ever), wall_seconds=wall,
                               notices=watcher.spot.notices, replacements=watcher.spot.replacements,
                               stopped_by=stop.reason or None, crashed=watcher.crashed))
+    if report_path is not None:
+        stream.write(f"run report: {report.show(report_path)}\n")
     stream.flush()
     return code
 
@@ -173,6 +181,7 @@ class Watcher:
         self.key = record_key(self.settings.APP_NAME)
         self.teardown_asked = False
         self.crashed: list[str] = []
+        self.series: list[Point] = []  # machines, jobs waiting and running at each tick, for the run report
 
     def watch(self) -> None:
         loop.watch(self._load, MONITOR_PERIOD_SECONDS, self._after_reconcile, sleep=self.stop.event.wait,
@@ -195,6 +204,8 @@ class Watcher:
 
     def _after_reconcile(self, result) -> None:
         observation = result.observation
+        self.series.append(Point(observation.now, len(observation.instances), observation.visible,
+                                 observation.in_flight))
         # After a stop, no instance gets workers again: the teardown is cancelling the fleet.
         self.machines.sync([] if self.teardown_asked else list(observation.active_instance_ids))
         for ended in self.machines.poll():

@@ -38,14 +38,14 @@ def table(settings: Settings, results: Results, out: Path, machines: int, wall_s
         lines.append(f"failed jobs (in the dead-letter queue {settings.SQS_DEAD_LETTER_QUEUE}), with their logs:")
         for job_id in results.failed:
             path = results.log_files.get(job_id)
-            lines.append(f"  {job_id}  {_show(path) if path else '(no log)'}")
+            lines.append(f"  {job_id}  {show(path) if path else '(no log)'}")
     if results.not_run and (stopped_by or crashed):
         lines.append(f"{len(results.not_run)} job(s) not run; run again to do them")
     for instance_id in crashed:
-        lines.append(f"error: the workers of {instance_id} crashed; see {_show(out / 'machines' / instance_id)}.log")
-    lines.append(f"outputs:  {_show(out / outputs_folder(results.output_prefixes))}{os.sep} "
+        lines.append(f"error: the workers of {instance_id} crashed; see {show(out / 'machines' / instance_id)}.log")
+    lines.append(f"outputs:  {show(out / outputs_folder(results.output_prefixes))}{os.sep} "
                  f"({results.output_files} files, at each job's OUTPUT_PREFIX)")
-    lines.append(f"job logs: {_show(out / 'logs')}{os.sep} (one file per job, named after the job)")
+    lines.append(f"job logs: {show(out / 'logs')}{os.sep} (one file per job, named after the job)")
     return "\n".join(lines) + "\n"
 
 
@@ -54,7 +54,7 @@ def outputs_folder(prefixes: list[str]) -> str:
     return os.path.commonpath(prefixes) if prefixes else ""
 
 
-def _show(path: Path) -> str:
+def show(path: Path) -> str:
     """Relative to the current folder when inside it: shorter, and what the user typed."""
     try:
         return str(path.resolve().relative_to(Path.cwd()))

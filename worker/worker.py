@@ -103,8 +103,11 @@ class Worker:
         # At least once per lease refresh, so the monitor never takes a long job's machine for idle.
         self.heartbeat_seconds = self.options.heartbeat_seconds or min(default_interval(self.visibility),
                                                                        leases.REFRESH_SECONDS)
+        # The worker's id names its busy lease and, in each job's "received:" line, the slot the run report
+        # draws the attempt on (chalicelib/report/data.py reads it back).
+        self.worker_id = f"{socket.gethostname()}-{os.getpid()}"
         self.lease = leases.Lease(self.s3, self.settings.AWS_BUCKET, self.settings.APP_NAME,
-                                  self.options.instance_id, f"{socket.gethostname()}-{os.getpid()}")
+                                  self.options.instance_id, self.worker_id)
         self.failure_records = FailureRecords(self.s3, self.settings.AWS_BUCKET, self.settings.APP_NAME)
         self._queue_url: str | None = None
         self._transfers: Transfers | None = None
@@ -200,7 +203,8 @@ class Worker:
         self._lease("hold", job.job_id)
         try:
             joblog.event(f"received: message {message['MessageId']}, attempt {attempt} of "
-                         f"{self.settings.JOB_RETRIES}, on {_where()}")
+                         f"{self.settings.JOB_RETRIES}, on {_where()}; machine "
+                         f"{self.options.instance_id or leases.UNKNOWN_INSTANCE} worker {self.worker_id}")
             if self.settings.CHECK_IF_DONE_BOOL and is_done(self.s3, self.settings, job.output_prefix):
                 joblog.event(f"skipped: already done (s3://{self.settings.DESTINATION_BUCKET}/{job.output_prefix}/ "
                              f"holds {self.settings.EXPECTED_NUMBER_FILES} or more outputs)")

@@ -1,0 +1,126 @@
+"""A run's job logs read back as typed attempts: the facts the run report draws.
+
+Each job's log stream (worker/joblog.py) holds, per attempt, the worker's own lines with their
+CloudWatch timestamps:
+
+    received: message M, attempt a of N, on HOST pid P; machine i-0abc worker HOST-PID
+    started: COMMAND                         (absent when skipped, or stopped before the command)
+    ...the command's output...
+    succeeded: ... | failed: ... | released: ... | skipped: already done ...
+
+An attempt runs from its "received:" line to its outcome line. Lines written before this project logged the
+machine and worker ("received: ... on HOST pid P" and nothing after) still parse: their attempts go to the
+UNKNOWN machine. An attempt with no outcome line (its worker was killed before the last line went out) is
+LOST and ends at its last line.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Iterable, Sequence
+
+from botocore.exceptions import ClientError
+
+from chalicelib import aws
+
+SUCCEEDED, FAILED, RELEASED, SKIPPED, LOST = "succeeded", "failed", "released", "skipped", "lost"
+OUTCOMES = (SUCCEEDED, FAILED, RELEASED, SKIPPED, LOST)
+UNKNOWN = "unknown"  # the machine (or worker) of an attempt logged before they were written
+
+_RECEIVED = re.compile(r"received: message \S+, attempt (\d+) of (\d+)(?:, on (.*?) pid (\d+))?"
+                       r"(?:; machine (\S+) worker (\S+))?")
+_EXIT_CODE = re.compile(r"exit code (-?\d+)")
+# The worker's own lines: everything else in a stream is the command's output.
+_OUTCOME_PREFIXES = {"succeeded: ": SUCCEEDED, "failed: ": FAILED, "released: ": RELEASED, "skipped: ": SKIPPED}
+_WORKER_PREFIXES = ("received: ", "started: ", "note: ", "warning: ") + tuple(_OUTCOME_PREFIXES)
+
+
+@dataclass(frozen=True)
+class Attempt:
+    job_id: str
+    machine: str  # EC2 instance id, or UNKNOWN
+    slot: str  # the worker process (its busy lease's id), or UNKNOWN
+    start: float  # epoch seconds: the "received:" line
+    end: float  # epoch seconds: the outcome line
+    outcome: str  # one of OUTCOMES
+    attempt: int  # SQS's receive count (1 for the first)
+    retries: int  # JOB_RETRIES as the worker logged it
+    exit_code: int | None = None
+    last_line: str = ""  # the command's last output line before the outcome ("" when it printed nothing)
+    reason: str = ""  # the outcome line's text after its prefix
+
+    @property
+    def duration(self) -> float:
+        return max(0.0, self.end - self.start)
+
+    @property
+    def final_failure(self) -> bool:
+        """Failed on its last allowed attempt: the job went to the dead-letter queue."""
+        return self.outcome == FAILED and self.attempt >= self.retries
+
+
+def parse_stream(job_id: str, events: Iterable[tuple[float, str]]) -> list[Attempt]:
+    """One job's attempts from its log events (epoch seconds, message), oldest first."""
+    attempts: list[Attempt] = []
+    current: dict | None = None
+    for when, message in events:
+        received = _RECEIVED.match(message)
+        if received:
+            if current is not None:  # a second "received:" before an outcome: the first attempt was lost
+                attempts.append(_close(job_id, current, current["last_seen"], LOST, ""))
+            number, retries, _host, _pid, machine, slot = received.groups()
+            current = {"start": when, "last_seen": when, "attempt": int(number), "retries": int(retries),
+                       "machine": machine or UNKNOWN, "slot": slot or UNKNOWN, "last_line": ""}
+            continue
+        if current is None:
+            continue  # lines before any "received:" (a truncated stream): no attempt to put them in
+        current["last_seen"] = when
+        outcome = next((name for prefix, name in _OUTCOME_PREFIXES.items() if message.startswith(prefix)), None)
+        if outcome is not None:
+            attempts.append(_close(job_id, current, when, outcome, message.split(": ", 1)[1]))
+            current = None
+        elif not message.startswith(_WORKER_PREFIXES) and message.strip():
+            current["last_line"] = message
+    if current is not None:
+        attempts.append(_close(job_id, current, current["last_seen"], LOST, ""))
+    return attempts
+
+
+def _close(job_id: str, current: dict, end: float, outcome: str, reason: str) -> Attempt:
+    code = _EXIT_CODE.search(reason) if outcome == FAILED else None
+    return Attempt(job_id=job_id, machine=current["machine"], slot=current["slot"], start=current["start"],
+                   end=end, outcome=outcome, attempt=current["attempt"], retries=current["retries"],
+                   exit_code=int(code.group(1)) if code else None,
+                   last_line=current["last_line"] if outcome == FAILED else "", reason=reason)
+
+
+def parse_streams(streams: dict[str, Sequence[tuple[float, str]]]) -> list[Attempt]:
+    """Every job's attempts, sorted by start."""
+    attempts = [attempt for job_id, events in streams.items() for attempt in parse_stream(job_id, events)]
+    return sorted(attempts, key=lambda attempt: (attempt.start, attempt.job_id))
+
+
+class NoLogs(Exception):
+    """The run's log group does not exist (never created, or deleted after its 60 days)."""
+
+
+def read_log_events(logs, group: str) -> dict[str, list[tuple[float, str]]]:
+    """Each stream's events (epoch seconds, message) of the log group, oldest first.
+
+    The same single paginated FilterLogEvents listing localrun/results.py reads (a few requests for thousands
+    of jobs, rather than a GetLogEvents per stream); kept separate because the report needs each event's
+    timestamp, which the local summary does not."""
+    streams: dict[str, list[tuple[float, str]]] = {}
+    try:
+        for page in logs.get_paginator("filter_log_events").paginate(logGroupName=group):
+            for event in page.get("events", ()):
+                streams.setdefault(event["logStreamName"], []).append((event["timestamp"] / 1000,
+                                                                       event["message"]))
+    except ClientError as error:
+        if aws.error_code(error) == "ResourceNotFoundException":
+            raise NoLogs(group) from None
+        raise
+    for events in streams.values():
+        events.sort(key=lambda event: event[0])  # stable: a stream's lines with one timestamp keep their order
+    return streams

@@ -1,0 +1,281 @@
+"""The run report's figures from the attempts, the monitor's summary and its series: no drawing here.
+
+Everything a reader compares with the run's own summary is computed once, here, so render.py only lays out
+numbers it is given (and the tests check these, not pixels).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from typing import Sequence
+
+from chalicelib.monitor.breaker import common_failure
+from chalicelib.monitor.observation import FailedJob
+from chalicelib.report.data import FAILED, OUTCOMES, SKIPPED, SUCCEEDED, UNKNOWN, Attempt
+
+MAX_ROWS = 200  # timeline rows drawn; more machines share a row
+MAX_BARS = 20_000  # attempts drawn one by one; more: each row's busy time merged (failures still drawn one by one)
+LONGEST = 10
+
+
+@dataclass(frozen=True)
+class Point:
+    """One look at the run: machines in the fleet, jobs waiting and running (the monitor's Observation)."""
+
+    time: float
+    machines: int
+    waiting: int | None  # None: not known (a series derived from the logs)
+    running: int
+
+
+@dataclass(frozen=True)
+class ReportInput:
+    app_name: str
+    state: str  # "finished", "running", "local run"
+    settings: dict  # the settings that matter, by their config names
+    slots_per_machine: int  # TASKS_PER_MACHINE x DOCKER_CORES
+    machine_price: float
+    attempts: Sequence[Attempt]
+    summary: dict | None = None  # the monitor's summary (plan.summary): machine-hours, cost ceiling, counts
+    series: Sequence[Point] = ()
+    series_source: str = "the monitor's observations"
+
+
+@dataclass
+class Row:
+    label: str
+    bars: list[tuple[float, float, str, str]] = field(default_factory=list)  # start, end, outcome, job id
+
+
+@dataclass
+class Timeline:
+    rows: list[Row]
+    start: float
+    end: float
+    notes: list[str]  # what was aggregated, said on the page
+    drawn_bars: int
+
+
+@dataclass
+class FailureGroup:
+    cause: str
+    job_ids: list[str]  # jobs with a failed attempt of this cause
+    attempts: int
+    final: int  # of those jobs, how many failed for good (dead-letter queue)
+    _seen: set = field(default_factory=set, repr=False)
+
+
+@dataclass
+class Figures:
+    attempts_by_outcome: dict[str, int]
+    jobs: int
+    jobs_done: int
+    jobs_skipped: int
+    jobs_failed: int  # failed every attempt
+    failed_ids: list[str]
+    durations: list[float]  # succeeded attempts, seconds
+    histogram: list[tuple[float, float, int]]  # low, high, count (log-scale bins)
+    longest: list[Attempt]
+    failure_groups: list[FailureGroup]
+    failure_summary: str | None
+    machine_hours: float
+    machine_hours_source: str
+    cost_ceiling: float
+    cost_per_job: float | None
+    busy_slot_hours: float
+    idle_share: float | None
+    machines_seen: int
+    series: list[Point]
+    series_source: str
+    timeline: Timeline
+
+
+def figures(data: ReportInput) -> Figures:
+    attempts = list(data.attempts)
+    by_job: dict[str, list[Attempt]] = defaultdict(list)
+    for attempt in attempts:
+        by_job[attempt.job_id].append(attempt)
+    done = {job for job, items in by_job.items() if any(a.outcome == SUCCEEDED for a in items)}
+    skipped = {job for job, items in by_job.items() if job not in done and any(a.outcome == SKIPPED for a in items)}
+    failed = sorted(job for job, items in by_job.items()
+                    if job not in done and job not in skipped and items[-1].final_failure)
+    durations = sorted(a.duration for a in attempts if a.outcome == SUCCEEDED)
+    longest = sorted((a for a in attempts if a.outcome in (SUCCEEDED, FAILED)), key=lambda a: -a.duration)[:LONGEST]
+    busy = sum(a.duration for a in attempts)
+    hours, source = _machine_hours(data, attempts)
+    ceiling = (data.summary or {}).get("cost_ceiling_usd")
+    ceiling = float(ceiling) if ceiling is not None else hours * data.machine_price
+    capacity = hours * 3600 * data.slots_per_machine
+    series, series_source = (list(data.series), data.series_source) if data.series else (
+        derived_series(attempts), "derived from the job logs (machines with a job so far, attempts running; "
+                                  "jobs waiting are not in the logs)")
+    final = [_failed_job(by_job[job][-1]) for job in failed]
+    return Figures(
+        attempts_by_outcome={outcome: sum(a.outcome == outcome for a in attempts) for outcome in OUTCOMES},
+        jobs=len(by_job), jobs_done=len(done), jobs_skipped=len(skipped), jobs_failed=len(failed), failed_ids=failed,
+        durations=durations, histogram=log_histogram(durations), longest=longest,
+        failure_groups=failure_groups(attempts, set(failed)),
+        failure_summary=common_failure(final) if final else None,
+        machine_hours=hours, machine_hours_source=source, cost_ceiling=ceiling,
+        cost_per_job=ceiling / len(done) if done else None, busy_slot_hours=busy / 3600,
+        idle_share=max(0.0, 1 - busy / capacity) if capacity > 0 else None,
+        machines_seen=len({a.machine for a in attempts}), series=series, series_source=series_source,
+        timeline=timeline(attempts))
+
+
+def _failed_job(attempt: Attempt) -> FailedJob:
+    return FailedJob(attempt.job_id, attempt.attempt, attempt.reason, attempt.exit_code, attempt.last_line)
+
+
+def cause(attempt: Attempt) -> str:
+    """A failed attempt's cause as monitor/breaker.py names it: the last output line, else the exit code, else
+    the worker's reason."""
+    if attempt.last_line:
+        return f"ended with: {attempt.last_line}"
+    if attempt.exit_code is not None:
+        return f"exited with code {attempt.exit_code}"
+    return f"failed: {attempt.reason.split('; ')[0]}"
+
+
+def failure_groups(attempts: Sequence[Attempt], final: set[str]) -> list[FailureGroup]:
+    groups: dict[str, FailureGroup] = {}
+    for attempt in attempts:
+        if attempt.outcome != FAILED:
+            continue
+        group = groups.setdefault(cause(attempt), FailureGroup(cause(attempt), [], 0, 0))
+        group.attempts += 1
+        if attempt.job_id not in group._seen:
+            group._seen.add(attempt.job_id)
+            group.job_ids.append(attempt.job_id)
+            group.final += attempt.job_id in final
+    for group in groups.values():
+        group.job_ids.sort()
+    return sorted(groups.values(), key=lambda group: (-group.attempts, group.cause))
+
+
+def _machine_hours(data: ReportInput, attempts: Sequence[Attempt]) -> tuple[float, str]:
+    """The monitor's machine-hours (every machine from launch to its end, billed or not) when known; else the
+    series' area; else each machine from its first job to its last (an underestimate, said so)."""
+    summary = data.summary or {}
+    if summary.get("machine_hours") is not None:
+        return float(summary["machine_hours"]), "the monitor's count (launch to termination)"
+    if len(data.series) > 1:
+        points = data.series
+        area = sum(a.machines * (b.time - a.time) for a, b in zip(points, points[1:]))
+        return area / 3600, "the machines observed over time"
+    spans: dict[str, list[float]] = {}
+    for attempt in attempts:
+        span = spans.setdefault(attempt.machine, [attempt.start, attempt.end])
+        span[0], span[1] = min(span[0], attempt.start), max(span[1], attempt.end)
+    return sum(end - start for end, start in ((s[1], s[0]) for s in spans.values())) / 3600, (
+        "each machine's first to last job in the logs (a lower bound)")
+
+
+def log_histogram(values: Sequence[float], bins_per_decade: int = 4) -> list[tuple[float, float, int]]:
+    """Counts in log-scale bins (durations span seconds to hours); values under 0.01 s count in the first bin."""
+    if not values:
+        return []
+    floor = 0.01
+    low = math.floor(math.log10(max(floor, min(values))) * bins_per_decade)
+    high = math.floor(math.log10(max(floor, max(values))) * bins_per_decade)
+    counts = Counter(math.floor(math.log10(max(floor, value)) * bins_per_decade) for value in values)
+    return [(10 ** (index / bins_per_decade), 10 ** ((index + 1) / bins_per_decade), counts.get(index, 0))
+            for index in range(low, high + 1)]
+
+
+def derived_series(attempts: Sequence[Attempt]) -> list[Point]:
+    """Attempts running and machines seen so far, at each attempt's start and end (no waiting count: the logs
+    do not know the queue)."""
+    changes: list[tuple[float, int]] = []
+    first_seen: dict[str, float] = {}
+    for attempt in attempts:
+        changes += [(attempt.start, 1), (attempt.end, -1)]
+        first_seen[attempt.machine] = min(first_seen.get(attempt.machine, attempt.start), attempt.start)
+    machine_starts = sorted(first_seen.values())
+    points, running, seen = [], 0, 0
+    for when, change in sorted(changes):
+        running += change
+        while seen < len(machine_starts) and machine_starts[seen] <= when:
+            seen += 1
+        points.append(Point(when, seen, None, running))
+    return points
+
+
+def timeline(attempts: Sequence[Attempt], max_rows: int = MAX_ROWS, max_bars: int = MAX_BARS) -> Timeline:
+    """Rows of bars: one per machine and worker; one per machine when those are too many; several machines per
+    row when even machines are too many. Past max_bars, each row's busy time is merged into intervals (drawn
+    as 'busy') and only the attempts that did not succeed are drawn one by one."""
+    notes: list[str] = []
+    if not attempts:
+        return Timeline([], 0.0, 0.0, ["no job attempt in the logs yet"], 0)
+    start = min(a.start for a in attempts)
+    end = max(a.end for a in attempts)
+    slots = sorted({(a.machine, a.slot) for a in attempts}, key=_row_order)
+    machines = sorted({a.machine for a in attempts}, key=lambda machine: (machine == UNKNOWN, machine))
+    if len(slots) <= max_rows:
+        labels = {slot: f"{slot[0]} / {slot[1]}" for slot in slots}
+        key = lambda a: labels[(a.machine, a.slot)]  # noqa: E731
+        order = [labels[slot] for slot in slots]
+    elif len(machines) <= max_rows:
+        notes.append(f"{len(slots)} workers on {len(machines)} machines: one row per machine (its workers' bars "
+                     "overlap)")
+        key = lambda a: a.machine  # noqa: E731
+        order = machines
+    else:
+        per_row = math.ceil(len(machines) / max_rows)
+        index = {machine: position // per_row for position, machine in enumerate(machines)}
+        names = {}
+        for machine in machines:
+            names.setdefault(index[machine], []).append(machine)
+        labels_of = {row: (f"{group[0]} .. {group[-1]} ({len(group)})" if len(group) > 1 else group[0])
+                     for row, group in names.items()}
+        notes.append(f"{len(machines)} machines: {per_row} machines per row ({len(labels_of)} rows)")
+        key = lambda a: labels_of[index[a.machine]]  # noqa: E731
+        order = [labels_of[row] for row in sorted(labels_of)]
+    rows = {label: Row(label) for label in order}
+    if len(attempts) <= max_bars:
+        for a in attempts:
+            rows[key(a)].bars.append((a.start, a.end, a.outcome, a.job_id))
+    else:
+        notes.append(f"{len(attempts):,} attempts: more than {max_bars:,}, so each row shows its busy time merged "
+                     "(grey); attempts that did not succeed are still drawn one by one")
+        busy: dict[str, list[tuple[float, float]]] = defaultdict(list)
+        others = []
+        for a in attempts:
+            busy[key(a)].append((a.start, a.end))
+            if a.outcome != SUCCEEDED:
+                others.append(a)
+        for label, intervals in busy.items():
+            rows[label].bars.extend((s, e, "busy", "") for s, e in merge(intervals, gap=(end - start) / 2000))
+        for a in others[:max_bars]:
+            rows[key(a)].bars.append((a.start, a.end, a.outcome, a.job_id))
+    drawn = sum(len(row.bars) for row in rows.values())
+    return Timeline(list(rows.values()), start, end, notes, drawn)
+
+
+def _row_order(slot: tuple[str, str]) -> tuple:
+    return (slot[0] == UNKNOWN, slot[0], slot[1])
+
+
+def merge(intervals: list[tuple[float, float]], gap: float = 0.0) -> list[tuple[float, float]]:
+    """Overlapping intervals (or ones closer than `gap`: invisible at the drawing's scale) merged."""
+    merged: list[list[float]] = []
+    for start, end in sorted(intervals):
+        if merged and start <= merged[-1][1] + gap:
+            merged[-1][1] = max(merged[-1][1], end)
+        else:
+            merged.append([start, end])
+    return [(start, end) for start, end in merged]
+
+
+def downsample(points: Sequence[Point], limit: int = 2000) -> list[Point]:
+    """At most `limit` points for drawing: every k-th, the last kept."""
+    if len(points) <= limit:
+        return list(points)
+    step = math.ceil(len(points) / limit)
+    kept = list(points[::step])
+    if kept[-1] is not points[-1]:
+        kept.append(points[-1])
+    return kept

@@ -1,0 +1,100 @@
+"""The run report's parsing and aggregation, on hand-made job logs (chalicelib/report)."""
+
+from __future__ import annotations
+
+import re
+
+from chalicelib.report.data import FAILED, LOST, RELEASED, SKIPPED, SUCCEEDED, UNKNOWN, parse_stream, parse_streams
+from chalicelib.report.figures import Attempt, ReportInput, figures, log_histogram, merge, timeline
+from chalicelib.report.render import render
+
+NEW = "received: message m{n}, attempt {a} of 3, on host pid 7; machine i-{m} worker host-{w}"
+OLD = "received: message m1, attempt 1 of 3, on host pid 7"  # before the machine and worker were logged
+
+
+def events(*lines_at):
+    return [(float(when), line) for when, line in lines_at]
+
+
+def test_one_stream_holds_each_attempt_with_its_machine_outcome_and_cause():
+    attempts = parse_stream("j1", events(
+        (100, NEW.format(n=1, a=1, m="a", w=1)), (101, "started: python job.py"), (102, "job output"),
+        (103, "failing on purpose"), (105, "failed: exit code 3 after 2.00 s; total 5.00 s; it will be retried"),
+        (110, NEW.format(n=1, a=2, m="b", w=2)), (111, "started: python job.py"),
+        (112, "released: stopped (spot interruption) after 1.00 s; the job is visible again for another worker"),
+        (120, NEW.format(n=2, a=1, m="b", w=2)), (121, "skipped: already done (s3://b/out/ holds 1 or more)"),
+        (130, NEW.format(n=3, a=1, m="c", w=3)), (131, "started: x"), (140, "succeeded: exit code 0; run 9 s"),
+    ))
+    assert [(a.machine, a.slot, a.outcome, a.start, a.end) for a in attempts] == [
+        ("i-a", "host-1", FAILED, 100, 105), ("i-b", "host-2", RELEASED, 110, 112),
+        ("i-b", "host-2", SKIPPED, 120, 121), ("i-c", "host-3", SUCCEEDED, 130, 140)]
+    failed = attempts[0]
+    assert failed.exit_code == 3 and failed.last_line == "failing on purpose" and failed.duration == 5
+    assert not failed.final_failure  # attempt 1 of 3
+
+
+def test_an_old_received_line_goes_to_the_unknown_machine_and_a_cut_stream_is_lost():
+    attempts = parse_stream("j1", events((1, OLD), (2, "started: x"), (4, "some output")))
+    assert [(a.machine, a.slot, a.outcome, a.end) for a in attempts] == [(UNKNOWN, UNKNOWN, LOST, 4)]
+
+
+def attempt(job, machine="i-1", slot="w1", start=0.0, end=1.0, outcome=SUCCEEDED, number=1, **extra):
+    return Attempt(job, machine, slot, start, end, outcome, number, 2, **extra)
+
+
+def data(attempts, **extra):
+    return ReportInput(app_name="App", state="finished", settings={"APP_NAME": "App"}, slots_per_machine=2,
+                       machine_price=0.5, attempts=attempts, **extra)
+
+
+def test_figures_count_jobs_group_failures_and_price_the_run():
+    attempts = [attempt("a", end=10), attempt("b", start=0, end=4, slot="w2", outcome=FAILED, exit_code=3,
+                                               last_line="boom"),
+                attempt("b", start=5, end=9, slot="w2", outcome=FAILED, number=2, exit_code=3, last_line="boom"),
+                attempt("c", machine="i-2", end=2, outcome=FAILED, number=2, exit_code=1),
+                attempt("d", machine="i-2", start=3, end=3.5, outcome=SKIPPED)]
+    fig = figures(data(attempts, summary={"machine_hours": 0.01, "cost_ceiling_usd": 0.005}))
+    assert (fig.jobs, fig.jobs_done, fig.jobs_skipped, fig.jobs_failed) == (4, 1, 1, 2)
+    assert fig.failed_ids == ["b", "c"]
+    groups = [(g.cause, g.attempts, g.final, g.job_ids) for g in fig.failure_groups]
+    assert groups == [("ended with: boom", 2, 1, ["b"]), ("exited with code 1", 1, 1, ["c"])]
+    assert fig.cost_ceiling == 0.005 and fig.cost_per_job == 0.005  # one job done
+    busy = 10 + 4 + 4 + 2 + 0.5
+    assert abs(fig.idle_share - (1 - busy / (0.01 * 3600 * 2))) < 1e-9
+
+
+def test_without_the_monitors_figures_machine_hours_come_from_the_series_or_the_logs():
+    fig = figures(data([attempt("a", start=0, end=1800), attempt("b", machine="i-2", start=0, end=3600)]))
+    assert fig.machine_hours == 1.5 and "lower bound" in fig.machine_hours_source
+
+
+def test_many_machines_share_rows_and_many_bars_are_merged_and_said_so():
+    many = [attempt(f"j{n}", machine=f"i-{n % 500:03d}", slot="w", start=n, end=n + 0.9) for n in range(30_000)]
+    many.append(attempt("bad", machine="i-000", start=5, end=6, outcome=FAILED))
+    line = timeline(many)
+    assert len(line.rows) == 167 and any("3 machines per row" in note for note in line.notes)
+    assert any("merged" in note for note in line.notes)
+    outcomes = {bar[2] for row in line.rows for bar in row.bars}
+    assert outcomes == {"busy", FAILED}  # the failure still drawn on its own
+    assert line.drawn_bars < len(many) / 2  # three machines' bars merged per row
+
+
+def test_slots_are_rows_until_there_are_too_many():
+    few = [attempt("a", slot="w1"), attempt("b", slot="w2")]
+    assert [row.label for row in timeline(few).rows] == ["i-1 / w1", "i-1 / w2"]
+    assert [row.label for row in timeline(few, max_rows=1).rows] == ["i-1"]
+
+
+def test_histogram_bins_are_log_scale_and_merge_joins_touching_intervals():
+    bins = log_histogram([1.0, 1.1, 10.0, 100.0])
+    assert sum(count for _, _, count in bins) == 4 and bins[0][0] == 1.0 and bins[-1][1] > 100
+    assert merge([(0, 1), (0.5, 2), (3, 4)]) == [(0, 2), (3, 4)]
+
+
+def test_the_page_has_a_bar_per_attempt_with_its_outcome_and_escapes_what_jobs_print():
+    attempts = parse_streams({"<j>": events((1, NEW.format(n=1, a=3, m="a", w=1)), (2, "<script>x</script>"),
+                                            (3, "failed: exit code 2 after 1 s; total 2 s; sent to the dead-letter"))})
+    fig = figures(data(attempts))
+    html = render(data(attempts), fig, 0.0)
+    assert re.findall(r"class='bar o-(\w+)' data-job='([^']*)'", html) == [("failed", "&lt;j&gt;")]
+    assert "<script" not in html and "ended with: &lt;script&gt;" in html
