@@ -3,9 +3,11 @@
 
 moto's SQS slows down as a queue grows, so it measures moto, not a client.
 This speaks just enough of SQS's JSON protocol (boto3 >= 1.34 sends
-`X-Amz-Target: AmazonSQS.<Operation>`) for GetQueueUrl, SendMessage and
-SendMessageBatch, answers every request after a fixed delay (15 ms, about what
-real SQS takes from inside a region), and keeps no messages, only counts.
+`X-Amz-Target: AmazonSQS.<Operation>`) for GetQueueUrl, SendMessage,
+SendMessageBatch and GetQueueAttributes (always an empty queue: submit checks
+that the queue holds none of the run's jobs before sending), answers every
+request after a fixed delay (15 ms, about what real SQS takes from inside a
+region), and keeps no messages, only counts.
 `GET /stats` returns the counts as JSON.
 
 Run it on its own (it prints its URL) or import `start()`:
@@ -67,6 +69,9 @@ def _handler(stats: Stats, latency: float):
                 host = self.headers.get("Host", "127.0.0.1")
                 stats.add(0)
                 self._reply(200, {"QueueUrl": f"http://{host}/{ACCOUNT}/{body['QueueName']}"})
+            elif operation == "GetQueueAttributes":
+                stats.add(0)  # it keeps no messages, so the queue always reads as empty
+                self._reply(200, {"Attributes": {name: "0" for name in body.get("AttributeNames", [])}})
             elif operation == "SendMessage":
                 stats.add(1)
                 self._reply(200, _sent(body["MessageBody"]))
