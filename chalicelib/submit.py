@@ -56,7 +56,7 @@ def batches(jobs: Sequence[Job], max_entries: int = MAX_BATCH_ENTRIES,
     current: list[Job] = []
     size = 0
     for job in jobs:
-        body_size = len(job.body.encode("utf-8")) + RUN_ATTRIBUTE_BYTES
+        body_size = job.body_bytes + RUN_ATTRIBUTE_BYTES  # measured at validation: no body is encoded twice
         if current and (len(current) == max_entries or size + body_size > max_bytes):
             out.append(current)
             current, size = [], 0

@@ -8,7 +8,8 @@ from chalicelib.submit import SubmitError, batches, send_batch, send_jobs
 
 
 def _job(index: int, size: int = 10) -> Job:
-    return Job(job_id=f"job{index}", body="x" * size, values={}, output_prefix=f"out/{index}", input_prefix=None)
+    return Job(job_id=f"job{index}", body="x" * size, body_bytes=size, values={}, output_prefix=f"out/{index}",
+               input_prefix=None)
 
 
 class FakeSQS:
@@ -42,6 +43,13 @@ def test_batches_hold_ten_jobs_at_most():
 def test_batches_stay_within_the_batch_payload_limit():
     jobs = [_job(index, size=100_000) for index in range(5)]
     assert [len(batch) for batch in batches(jobs)] == [2, 2, 1]
+
+
+def test_batches_are_packed_by_the_size_validation_measured_not_by_encoding_again():
+    # what validation says the bodies weigh is what counts: 2 x 150,000 bytes do not fit one batch
+    jobs = [Job(job_id=f"job{index}", body="x", body_bytes=150_000, values={}, output_prefix=f"out/{index}",
+                input_prefix=None) for index in range(3)]
+    assert [len(batch) for batch in batches(jobs)] == [1, 1, 1]
 
 
 def test_failed_entries_are_resent_and_only_those():
