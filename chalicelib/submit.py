@@ -14,13 +14,14 @@ How many requests are in flight, and in how many processes:
   one process tops out near 16,000 jobs/s whatever its threads. Files of at
   least 2 x PROCESS_JOBS jobs are sent by several processes, one per CPU, the
   caller's own among them (`processes_for`).
+- The other processes are started first: they boot (about a second) while
+  the caller makes its client, checks the queue and starts sending. Batches
+  are handed out in chunks from the caller's process as senders ask, so a
+  process that starts late or runs slower simply takes fewer.
 - Each process keeps `in_flight` requests open: the first PROBE_BATCHES
   batches go one at a time and their round trip is timed; by Little's law, a
   process sending PROCESS_REQUESTS_PER_SECOND needs rate x round trip requests
   in flight (`in_flight_for`): 34 at 17 ms, the cap (64) from 32 ms.
-- Batches are handed out in chunks from the caller's process as senders ask,
-  so the caller sends from the start while the other processes boot (about a
-  second), and a slower process simply takes fewer.
 
 Every job is sent once or reported: a failure anywhere stops every sender, the
 requests in flight finish, and the error says exactly how many jobs went. Ctrl-C
@@ -40,7 +41,6 @@ import multiprocessing
 import multiprocessing.connection
 import os
 import signal
-import statistics
 import sys
 import threading
 import time
@@ -73,7 +73,7 @@ MAX_IN_FLIGHT = 64
 # costs among many (1.3 vs 0.6 ms there), so the probe would halve the estimate; and a few requests too many in
 # flight cost a little GIL contention where too few cost throughput (bench/README.md).
 PROCESS_REQUESTS_PER_SECOND = 2_000
-PROBE_BATCHES = 3  # sent one at a time and timed (the median round trip is used) before the others
+PROBE_BATCHES = 3  # sent one at a time and timed (the least round trip is used) before the others
 # A process is worth starting for about this many jobs: it takes about a second (interpreter, boto3, a client)
 # before its first request, when the caller's process alone has sent some 8,000 jobs; with fewer left for it,
 # it would mostly wait. Measured in bench/README.md.
@@ -196,19 +196,24 @@ def send_jobs(sqs, url: str, jobs: Sequence[Job], concurrency: int | None = None
     `processes` > 1 sends from that many processes (this one included), each making its own SQS client from
     `settings` and the environment: only where such a client reaches the same queue as `sqs` (not under a
     session factory such as local mode's, nor an in-process mock). `on_sent` is called in this thread."""
+    if processes > 1 and settings is None:
+        raise ValueError("sending from several processes needs the settings to make their clients")
+    children = _Children(processes - 1, settings) if processes > 1 else None  # they boot while the probe runs
+    return _send(sqs, url, jobs, concurrency, on_sent, app_name, children)
+
+
+def _send(sqs, url: str, jobs: Sequence[Job], concurrency: int | None, on_sent: Callable[[int], None] | None,
+          app_name: str | None, children: "_Children | None") -> int:
     source = _Batches(batches(jobs))
     progress = _Progress(on_sent)
     interrupt = threading.Event()
-    children = None
     try:
         with _ctrl_c_sets(interrupt):
-            if processes > 1 and settings is None:
-                raise ValueError("sending from several processes needs the settings to make their clients")
             if concurrency is None:
                 concurrency = _probe(sqs, url, source, app_name, progress, interrupt)
             probed = progress.sent
-            if processes > 1:  # after the probe: processes booting beside it would slow the round trips it times
-                children = _Children(processes - 1, settings, url, app_name, concurrency)
+            if children:
+                children.start(url, app_name, concurrency)
             local = _Senders(sqs, url, source, concurrency, app_name)
             while True:
                 if children is None or children.finished:
@@ -224,6 +229,8 @@ def send_jobs(sqs, url: str, jobs: Sequence[Job], concurrency: int | None = None
                 if done:
                     break
     except _Halted as halted:  # in the probe
+        if children:
+            children.abandon()
         raise _stopped(halted.sent, len(jobs), halted.cause) from halted.cause
     except BaseException:  # a second Ctrl-C, or a bug: leave now, the count unknown
         if children:
@@ -284,7 +291,8 @@ class _Halted(Exception):
 
 def _probe(sqs, url: str, source: "_Batches", app_name: str | None, progress: "_Progress",
            interrupt: threading.Event) -> int:
-    """Send the first batches one at a time, timing each; the requests to keep in flight from then on."""
+    """Send the first batches one at a time, timing each; the requests to keep in flight from then on, from the
+    least round trip: contention (other processes booting, a busy machine) only ever adds to one."""
     round_trips = []
     for _ in range(PROBE_BATCHES):
         if interrupt.is_set():
@@ -299,7 +307,7 @@ def _probe(sqs, url: str, source: "_Batches", app_name: str | None, progress: "_
             raise _Halted(progress.sent, error) from error
         round_trips.append(time.perf_counter() - started)
         progress.report(progress.sent + count)
-    return in_flight_for(statistics.median(round_trips)) if round_trips else MIN_IN_FLIGHT
+    return in_flight_for(min(round_trips)) if round_trips else MIN_IN_FLIGHT
 
 
 class _Progress:
@@ -387,11 +395,11 @@ class _Senders:
 
 
 class _Children:
-    """The other sending processes and the caller's end of their pipes. Protocol, child -> caller: ("need",)
-    answered by ("chunk", batches) ([]: none left), ("sent", n) progress, then ("done", sent) or ("failed", sent,
-    error) as the last word. Caller -> child: the chunks."""
+    """The other sending processes and the caller's end of their pipes. Protocol: caller -> child ("start", url,
+    app_name, in_flight) once; then child -> caller ("need",), answered by ("chunk", batches) ([]: none left),
+    ("sent", n) progress, and ("done", sent) or ("failed", sent, error) as its last word."""
 
-    def __init__(self, count: int, settings: Settings, url: str, app_name: str | None, in_flight: int):
+    def __init__(self, count: int, settings: Settings):
         # spawn: a fresh interpreter, not a fork of one whose boto3 sessions, locks and threads may be mid-use
         context = multiprocessing.get_context("spawn")
         self._stop = context.Event()
@@ -405,8 +413,7 @@ class _Children:
             for number in range(count):
                 mine, theirs = context.Pipe()
                 process = context.Process(target=_child_main, name=f"submit-{number + 1}", daemon=True,
-                                          args=(theirs, self._stop, settings, url, app_name, in_flight,
-                                                os.getpid()))
+                                          args=(theirs, self._stop, settings, os.getpid()))
                 process.start()
                 theirs.close()
                 self._processes[number], self._pipes[number], self._progress[number] = process, mine, 0
@@ -418,6 +425,10 @@ class _Children:
     @property
     def sent(self) -> int:
         return sum(self._final.get(number, progress) for number, progress in self._progress.items())
+
+    def start(self, url: str, app_name: str | None, in_flight: int) -> None:
+        for number in list(self._pipes):
+            self._send(number, ("start", url, app_name, in_flight))
 
     def stop(self) -> None:
         self._stop.set()
@@ -445,14 +456,16 @@ class _Children:
                 self._close(number)
 
     def abandon(self) -> None:
-        """Stop every child now (this process is leaving without counting)."""
+        """Stop every child now: this process is leaving without counting (or before they started)."""
         self._stop.set()
-        for number in list(self._pipes):
-            self._close(number)
+        for pipe in self._pipes.values():
+            pipe.close()  # a child waiting for its start or a chunk reads EOF and leaves
+        self._pipes.clear()
         for process in self._processes.values():
-            process.join(5)
+            process.join(1)
             if process.is_alive():
                 process.kill()
+                process.join()
 
     def _send(self, number: int, message: tuple) -> None:
         try:
@@ -497,9 +510,8 @@ def _die_with_parent(parent: int) -> None:
         os._exit(1)
 
 
-def _child_main(pipe, stop, settings: Settings, url: str, app_name: str | None, in_flight: int,
-                parent: int) -> None:
-    """Another sending process: its own SQS client, `in_flight` threads, batches a chunk at a time from the
+def _child_main(pipe, stop, settings: Settings, parent: int) -> None:
+    """Another sending process: its own SQS client, then `in_flight` threads, batches a chunk at a time from the
     caller's process, progress every PROGRESS_SECONDS, its exact count as its last word."""
     _die_with_parent(parent)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the caller's to handle: it stops us and counts
@@ -518,6 +530,7 @@ def _child_main(pipe, stop, settings: Settings, url: str, app_name: str | None, 
     senders = None
     try:
         sqs = sending_client(settings)
+        _, url, app_name, in_flight = pipe.recv()
         source = _Batches((), refill)
         senders = _Senders(sqs, url, source, in_flight, app_name)
         reported = 0
@@ -560,20 +573,31 @@ def submit(settings: Settings, jobs: Sequence[Job], skip_done: bool = False,
     (processes_for) where other processes can make the same clients, that is unless a session factory is in
     use (local mode, tests recording calls): the CLI's choice. The default, 1, is for callers whose clients
     other processes could not reproduce (an in-process mock)."""
-    sqs = sending_client(settings)
-    url = queue_url(sqs, settings)
-    depth = queue_depth(sqs, url)
-    if depth is not None and not depth.empty and not append:
-        raise UserError(f"queue {settings.SQS_QUEUE_NAME} already holds {depth.waiting + depth.in_flight} job(s) of "
-                        f"run {settings.APP_NAME} (waiting or running): sending the file again would run its jobs "
-                        "twice; add --append to send these jobs as well, or --skip-done with --append to send only "
-                        "those not done; nothing was sent")
-    todo = not_done(aws.client("s3", settings), settings, jobs) if skip_done else list(jobs)
-    if on_total:
-        on_total(len(todo))
-    if processes is None:
-        processes = processes_for(len(todo)) if aws.default_sessions() else 1
-    sent = send_jobs(sqs, url, todo, concurrency, on_sent, app_name=settings.APP_NAME, processes=processes,
-                     settings=settings)
+    chosen = processes is None
+    if chosen:
+        processes = processes_for(len(jobs)) if aws.default_sessions() else 1
+    # The other processes boot (about a second) while this one makes its client and checks the queue; with
+    # --skip-done, once the jobs to send are known.
+    children = _Children(processes - 1, settings) if processes > 1 and not skip_done else None
+    try:
+        sqs = sending_client(settings)
+        url = queue_url(sqs, settings)
+        depth = queue_depth(sqs, url)
+        if depth is not None and not depth.empty and not append:
+            raise UserError(f"queue {settings.SQS_QUEUE_NAME} already holds {depth.waiting + depth.in_flight} job(s) "
+                            f"of run {settings.APP_NAME} (waiting or running): sending the file again would run its "
+                            "jobs twice; add --append to send these jobs as well, or --skip-done with --append to "
+                            "send only those not done; nothing was sent")
+        todo = not_done(aws.client("s3", settings), settings, jobs) if skip_done else list(jobs)
+        if on_total:
+            on_total(len(todo))
+        if skip_done and processes > 1:
+            processes = processes_for(len(todo)) if chosen else processes
+            children = _Children(processes - 1, settings) if processes > 1 else None
+        sent = _send(sqs, url, todo, concurrency, on_sent, settings.APP_NAME, children)
+    except BaseException:
+        if children:
+            children.abandon()  # idempotent: _send abandons them itself when it cannot count
+        raise
     return SubmitResult(queue=settings.SQS_QUEUE_NAME, sent=sent, already_done=len(jobs) - len(todo),
                         considered=len(jobs))

@@ -144,6 +144,16 @@ def test_a_sending_process_killed_part_way_is_reported_with_what_was_counted(mot
     assert 0 < counted <= in_queue < JOBS  # what it could not count is in the queue, and said to be "at least"
 
 
+def test_a_missing_queue_is_one_line_and_the_processes_started_for_it_are_gone(moto_server, tmp_path, two_processes):
+    import multiprocessing
+
+    result = CliRunner().invoke(cli, ["submit", str(write_jobs(tmp_path, JOBS)), "--config",
+                                      str(write_config(tmp_path))])
+    assert result.exit_code == 2
+    assert result.stderr == "error: queue 'TestAppQueue' does not exist; run 'python cli.py setup' first\n"
+    assert [child for child in multiprocessing.active_children() if child.name.startswith("submit-")] == []
+
+
 def test_under_a_session_factory_everything_is_sent_from_this_process(aws, settings, monkeypatch, two_processes):
     """Local mode makes its clients through a session factory other processes do not have: one process only."""
     import boto3
