@@ -96,6 +96,14 @@ class SubmitInterrupted(SubmitError):
     exit_code = 130
 
 
+class BatchFailed(SubmitError):
+    """SQS refused entries of a batch; `sent` of its jobs were accepted (they are in the queue and counted)."""
+
+    def __init__(self, message: str, sent: int):
+        super().__init__(message)
+        self.sent = sent
+
+
 @dataclass(frozen=True)
 class SubmitResult:
     queue: str
@@ -149,14 +157,15 @@ def send_batch(sqs, url: str, batch: Sequence[Job | Outgoing], attempts: int = E
         for failure in failed:
             if failure.get("SenderFault"):
                 job = pending[failure["Id"]]
-                raise SubmitError(f"SQS rejected job {job.job_id!r}: {failure.get('Code')}: "
-                                  f"{failure.get('Message', '')}".rstrip(": "))
+                raise BatchFailed(f"SQS rejected job {job.job_id!r}: {failure.get('Code')}: "
+                                  f"{failure.get('Message', '')}".rstrip(": "), sent=len(batch) - len(failed))
         pending = {failure["Id"]: pending[failure["Id"]] for failure in failed}
         if not pending:
             return len(batch)
         sleep(min(0.05 * 2 ** attempt, 1.0))  # SQS-side failures are transient: back off, then resend only those
     codes = sorted({failure.get("Code", "?") for failure in failed})
-    raise SubmitError(f"SQS kept failing {len(pending)} job(s) after {attempts} attempts ({', '.join(codes)})")
+    raise BatchFailed(f"SQS kept failing {len(pending)} job(s) after {attempts} attempts ({', '.join(codes)})",
+                      sent=len(batch) - len(pending))
 
 
 def sending_client(settings: Settings):
@@ -270,11 +279,10 @@ def _ctrl_c_sets(interrupt: threading.Event) -> Iterator[None]:
 def _stopped(sent: int, total: int, cause: BaseException | str, lower_bound: bool = False) -> SubmitError:
     """The one-line error for a submission stopped part way: how many jobs went, and why it stopped."""
     counted = f"sent {'at least ' if lower_bound else ''}{sent} of {total} jobs, then stopped"
+    kept = "the queue keeps what was sent (re-run with --skip-done only if your jobs write outputs)"
     if isinstance(cause, KeyboardInterrupt):
-        return SubmitInterrupted(f"{counted}: interrupted (Ctrl-C); the queue keeps what was sent (re-run with "
-                                 "--append --skip-done only if your jobs write outputs)")
-    return SubmitError(f"{counted}: {_describe(cause)}; the queue keeps what was sent (re-run with --skip-done "
-                       "only if your jobs write outputs)")
+        return SubmitInterrupted(f"{counted}: interrupted (Ctrl-C); {kept}")
+    return SubmitError(f"{counted}: {_describe(cause)}; {kept}")
 
 
 def _describe(error: BaseException | str) -> str:
@@ -304,7 +312,7 @@ def _probe(sqs, url: str, source: "_Batches", app_name: str | None, progress: "_
         try:
             count = send_batch(sqs, url, batch, app_name=app_name)
         except Exception as error:
-            raise _Halted(progress.sent, error) from error
+            raise _Halted(progress.sent + (error.sent if isinstance(error, BatchFailed) else 0), error) from error
         round_trips.append(time.perf_counter() - started)
         progress.report(progress.sent + count)
     return in_flight_for(min(round_trips)) if round_trips else MIN_IN_FLIGHT
@@ -385,6 +393,7 @@ class _Senders:
                     self.sent += count
         except Exception as error:
             with self._lock:
+                self.sent += error.sent if isinstance(error, BatchFailed) else 0  # the part SQS took
                 self.failure = self.failure or error
             self.source.close()
         finally:

@@ -92,8 +92,16 @@ def test_a_failure_part_way_says_how_many_were_sent():
     sqs = FakeSQS(fail_first_times=99, sender_fault=True)
     with pytest.raises(SubmitError) as failure:
         send_jobs(sqs, "url", [_job(index) for index in range(30)], concurrency=1)
-    assert str(failure.value).startswith("sent 0 of 30 jobs, then stopped: SQS rejected job 'job0'")
+    # SQS took the other 9 entries of the refused batch: they are in the queue, so they are counted
+    assert len(sqs.received) == 9
+    assert str(failure.value).startswith("sent 9 of 30 jobs, then stopped: SQS rejected job 'job0'")
     assert isinstance(failure.value, UserError)
+
+
+def test_a_refusal_in_the_probe_counts_what_sqs_took_too():
+    sqs = FakeSQS(fail_first_times=99, sender_fault=True)
+    with pytest.raises(SubmitError, match="^sent 9 of 30 jobs, then stopped: SQS rejected job 'job0'"):
+        send_jobs(sqs, "url", [_job(index) for index in range(30)])  # concurrency=None: the probe sends first
 
 
 def test_measuring_the_round_trip_first_still_sends_and_counts_every_job():
