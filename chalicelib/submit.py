@@ -63,10 +63,12 @@ MAX_BATCH_BYTES = SQS_MESSAGE_BYTES  # SQS's limit on a batch's total payload, m
 CONCURRENCY = 16  # S3 lookups in flight for --skip-done
 ENTRY_ATTEMPTS = 5
 
-# In flight per process. At least MIN, so that a round trip timed short by chance does not leave a process idle;
-# at most MAX: past that its threads mostly wait for the GIL (at 15 ms, 64 in flight sent less than 32 to 48 did;
-# 64 x 10 jobs per 50 ms round trip is 12,800 jobs/s, near what one process's CPU can prepare).
-MIN_IN_FLIGHT = 4
+# In flight per process. At least MIN: a request spends more than the bare round trip in flight when the
+# machine is busy (its own preparation, the server's queue): with the stand-in at 0 ms, two processes sent
+# 18,000 jobs/s with 8 in flight each and 12,000 with 4. At most MAX: past that a process's threads mostly wait
+# for the GIL (at 15 ms, 64 in flight sent less than 32 to 48 did; 64 x 10 jobs per 50 ms round trip is 12,800
+# jobs/s, about what one process's CPU can prepare). Measured on the development machine, 2 vCPUs.
+MIN_IN_FLIGHT = 8
 MAX_IN_FLIGHT = 64
 # The rate in-flight requests are sized for: a little over the most one process sent on the development machine
 # (about 0.6 ms of CPU per request when busy). Not measured per run: a request timed alone costs twice the CPU it
@@ -74,9 +76,10 @@ MAX_IN_FLIGHT = 64
 # flight cost a little GIL contention where too few cost throughput (bench/README.md).
 PROCESS_REQUESTS_PER_SECOND = 2_000
 PROBE_BATCHES = 3  # sent one at a time and timed (the least round trip is used) before the others
-# A process is worth starting for about this many jobs: it takes about a second (interpreter, boto3, a client)
-# before its first request, when the caller's process alone has sent some 8,000 jobs; with fewer left for it,
-# it would mostly wait. Measured in bench/README.md.
+# A process is worth starting for about this many jobs: it boots for most of a second (an interpreter, boto3, a
+# client) before its first request, while the caller's process sends a few thousand jobs alone, and its boot
+# costs about 0.4 s of CPU. With 20,000 jobs two processes already beat one by about a sixth (bench/README.md,
+# "the process threshold"); with fewer, the second would be left little more than its boot.
 PROCESS_JOBS = 10_000
 MAX_PROCESSES = 8
 CHUNK_BATCHES = 64  # batches handed to another process at a time; the last chunk is its tail of idle time

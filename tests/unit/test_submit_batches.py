@@ -113,7 +113,7 @@ def test_measuring_the_round_trip_first_still_sends_and_counts_every_job():
     assert sum(progress) == 1234
 
 
-@pytest.mark.parametrize("round_trip, in_flight", [(0.0005, 4), (0.017, 34), (0.032, 64), (0.5, 64)])
+@pytest.mark.parametrize("round_trip, in_flight", [(0.0005, 8), (0.017, 34), (0.032, 64), (0.5, 64)])
 def test_requests_in_flight_follow_the_round_trip_within_bounds(round_trip, in_flight):
     assert in_flight_for(round_trip) == in_flight
 
