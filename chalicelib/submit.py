@@ -77,8 +77,8 @@ MAX_IN_FLIGHT = 64
 PROCESS_REQUESTS_PER_SECOND = 2_000
 PROBE_BATCHES = 3  # sent one at a time and timed (the least round trip is used) before the others
 # A process is worth starting for about this many jobs: it boots for most of a second (an interpreter, boto3, a
-# client) before its first request, while the caller's process sends a few thousand jobs alone, and its boot
-# costs about 0.4 s of CPU. With 20,000 jobs two processes already beat one by about a sixth (bench/README.md,
+# client; about 0.3 s of CPU) before its first request, while the caller's process sends several thousand jobs
+# alone. Two processes about break even with one at 20,000 jobs and are well ahead at 40,000 (bench/README.md,
 # "the process threshold"); with fewer, the second would be left little more than its boot.
 PROCESS_JOBS = 10_000
 MAX_PROCESSES = 8
