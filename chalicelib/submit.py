@@ -64,10 +64,10 @@ CONCURRENCY = 16  # S3 lookups in flight for --skip-done
 ENTRY_ATTEMPTS = 5
 
 # In flight per process. At least MIN: a request spends more than the bare round trip in flight when the
-# machine is busy (its own preparation, the server's queue): with the stand-in at 0 ms, two processes sent
-# 18,000 jobs/s with 8 in flight each and 12,000 with 4. At most MAX: past that a process's threads mostly wait
-# for the GIL (at 15 ms, 64 in flight sent less than 32 to 48 did; 64 x 10 jobs per 50 ms round trip is 12,800
-# jobs/s, about what one process's CPU can prepare). Measured on the development machine, 2 vCPUs.
+# machine is busy (its own preparation, the server's queue): with the stand-in at 0 ms, two processes sent about
+# 24,500 jobs/s with 8 in flight each and 22,000 with 4. At most MAX, and no more than the round trip calls
+# for: threads beyond that wait for the GIL and cost CPU (at 15 ms, two processes sent 17,000 to 19,800 jobs/s
+# with 34 each and 12,900 to 14,700 with 64). Measured on the development machine, 2 vCPUs.
 MIN_IN_FLIGHT = 8
 MAX_IN_FLIGHT = 64
 # The rate in-flight requests are sized for: a little over the most one process sent on the development machine
