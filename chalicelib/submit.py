@@ -78,10 +78,10 @@ PROCESS_REQUESTS_PER_SECOND = 2_000
 PROBE_BATCHES = 3  # sent one at a time and timed (the least round trip is used) before the others
 # A process is worth starting for about this many jobs: it boots for most of a second (an interpreter, boto3, a
 # client; about 0.3 s of CPU) before its first request, while the caller's process sends several thousand jobs
-# alone. On the development machine (2 vCPUs) two processes about break even with one at 20,000 jobs and are
-# about a quarter faster at 40,000 (bench/README.md, "the process threshold"): below 40,000 the second process
-# would cost a CPU for little or nothing.
-PROCESS_JOBS = 20_000
+# alone. On the development machine (2 vCPUs), with 20,000 jobs two processes were about 1.4x as fast as one
+# when it was otherwise idle (bench/README.md, "the process threshold"), and about even when other work kept its
+# CPUs busy; with fewer jobs the second process would be left little more than its boot.
+PROCESS_JOBS = 10_000
 MAX_PROCESSES = 8
 CHUNK_BATCHES = 64  # batches handed to another process at a time; the last chunk is its tail of idle time
 PROGRESS_SECONDS = 0.1  # how often progress is reported (on_sent) and a stop request noticed

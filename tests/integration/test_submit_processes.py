@@ -1,7 +1,7 @@
 """`submit` from several processes, through the moto server (other processes reach it over HTTP): every job
 arrives exactly once, a failure or Ctrl-C says exactly how many went, no sending process outlives the command.
 
-The file-size threshold is lowered (PROCESS_JOBS) and two CPUs assumed, so 1,000 jobs take the path a 40,000-job
+The file-size threshold is lowered (PROCESS_JOBS) and two CPUs assumed, so 1,000 jobs take the path a 20,000-job
 file takes. The caller's own sending is slowed where a test needs the other process to take part: it sends from
 the start and would otherwise finish 1,000 jobs before another interpreter has booted.
 """

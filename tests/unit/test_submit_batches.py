@@ -118,8 +118,8 @@ def test_requests_in_flight_follow_the_round_trip_within_bounds(round_trip, in_f
     assert in_flight_for(round_trip) == in_flight
 
 
-@pytest.mark.parametrize("jobs, cpus, processes", [(39_999, 8, 1), (40_000, 2, 2), (100_000, 2, 2),
-                                                   (100_000, 1, 1), (70_000, 8, 3), (10**6, 32, 8)])
+@pytest.mark.parametrize("jobs, cpus, processes", [(19_999, 8, 1), (20_000, 2, 2), (100_000, 2, 2),
+                                                   (100_000, 1, 1), (35_000, 8, 3), (10**6, 32, 8)])
 def test_processes_one_per_cpu_for_large_files_only(jobs, cpus, processes):
     assert processes_for(jobs, cpus) == processes
 
