@@ -78,7 +78,7 @@ PROCESS_REQUESTS_PER_SECOND = 2_000
 PROBE_BATCHES = 3  # sent one at a time and timed (the least round trip is used) before the others
 # A process is worth starting for about this many jobs: it boots for most of a second (an interpreter, boto3, a
 # client; about 0.3 s of CPU) before its first request, while the caller's process sends several thousand jobs
-# alone. On the development machine (2 vCPUs), with 20,000 jobs two processes were about 1.4x as fast as one
+# alone. On the development machine (2 vCPUs), with 20,000 jobs two processes were 1.4x to 1.6x as fast as one
 # when it was otherwise idle (bench/README.md, "the process threshold"), and about even when other work kept its
 # CPUs busy; with fewer jobs the second process would be left little more than its boot.
 PROCESS_JOBS = 10_000
