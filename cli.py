@@ -170,8 +170,9 @@ def submit(settings: Settings, jobfile: str, skip_done: bool, append: bool):
     jobs = load_job_file(jobfile, settings)
     bar = _ProgressBar(sys.stderr)
     try:
+        # processes=None: a large file is sent from one process per CPU (chalicelib.submit.processes_for)
         result = submit_jobs(settings, jobs, skip_done=skip_done, on_total=bar.start, on_sent=bar.update,
-                             append=append)
+                             append=append, processes=None)
     finally:
         bar.finish()
     if skip_done:

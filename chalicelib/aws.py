@@ -86,6 +86,13 @@ def sessions_from(factory: SessionFactory) -> Iterator[None]:
         forget_sessions()
 
 
+def default_sessions() -> bool:
+    """True unless a `sessions_from` factory is in use: then a client made in another process (from the settings
+    and the environment alone) would not be the same as one made here."""
+    with _lock:
+        return _factory[0] is new_session
+
+
 def _use_profile(profile: str) -> bool:
     # "default" is what DS's example config says; when no such profile is
     # configured (CI, containers, local mode) it means the default chain.

@@ -48,6 +48,7 @@ class Job:
 
     job_id: str
     body: str
+    body_bytes: int  # len(body) in UTF-8, measured once here: submit packs batches by it without encoding again
     values: Mapping[str, Any]  # shared keys overlaid with the group's keys
     output_prefix: str
     input_prefix: str | None
@@ -174,7 +175,8 @@ def _build_job(shared: dict, shared_json: str, group: Any, settings: Settings, t
         raise JobFileError(f"{where}: message is {size} bytes, over the limit of {MAX_MESSAGE_BYTES} (SQS's "
                            f"{SQS_MESSAGE_BYTES} less {RUN_ATTRIBUTE_BYTES} for the run's message attribute); "
                            "keep large data in S3 and pass its key")
-    return Job(job_id=job_id, body=body, values=values, output_prefix=output_prefix, input_prefix=input_prefix)
+    return Job(job_id=job_id, body=body, body_bytes=size, values=values, output_prefix=output_prefix,
+               input_prefix=input_prefix)
 
 
 def settings_values(settings: Settings) -> dict[str, Any]:

@@ -44,8 +44,8 @@ class Request:
     target: str  # X-Amz-Target (JSON protocols), e.g. "AmazonSQS.SendMessageBatch"; "" otherwise
 
 
-# A rule decides the fault for one request: "throttle", "500", "ecs:<ErrorCode>" (an ECS request only), or None
-# (forward it).
+# A rule decides the fault for one request: "throttle", "500", "ecs:<ErrorCode>" (an ECS request only),
+# "sqs:<ErrorCode>" (an SQS request only), or None (forward it).
 Rule = Callable[[Request], "str | None"]
 
 
@@ -177,6 +177,9 @@ def _error(request: Request, fault: str) -> tuple[int, list[tuple[str, str]], by
     if fault.startswith("ecs:"):  # an ECS error answer with that code (a JSON protocol), not retried by botocore
         return 400, [("Content-Type", "application/x-amz-json-1.1")], json.dumps(
             {"__type": fault[4:], "message": "injected by the test"}).encode()
+    if fault.startswith("sqs:"):  # an SQS error answer with that code (its JSON protocol), as _THROTTLES["sqs"]
+        return 400, [("Content-Type", "application/x-amz-json-1.0")], json.dumps(
+            {"__type": f"com.amazonaws.sqs#{fault[4:]}", "message": "injected by the test"}).encode()
     return 500, [], b""
 
 
