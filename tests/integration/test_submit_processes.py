@@ -96,13 +96,7 @@ def test_aws_refusing_part_way_is_one_line_with_exactly_what_was_sent(moto_serve
             forwarded.append(request)
         return None
 
-    with FaultProxy(moto_server, rate=0, rule=refuse_after_30_batches) as proxy:
-        monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.url)  # the other process inherits it
-        clients.forget_sessions()
-        result = CliRunner().invoke(cli, ["submit", str(write_jobs(tmp_path, JOBS)), "--config",
-                                          str(write_config(tmp_path))])
-    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_server)
-    clients.forget_sessions()
+    result = submit_through_proxy(moto_server, refuse_after_30_batches, tmp_path, monkeypatch)
     assert result.exit_code == 1, result.output
     [line] = result.stderr.splitlines()
     assert line.startswith(f"error: sent 300 of {JOBS} jobs, then stopped: KmsAccessDenied: An error occurred "
@@ -127,14 +121,8 @@ def test_a_sending_process_killed_part_way_is_reported_with_what_was_counted(mot
                         os.kill(child.pid, signal.SIGKILL)
         return None
 
-    with FaultProxy(moto_server, rate=0, rule=kill_the_others_at_batch_20) as proxy:
-        proxy._server.handle_error = lambda *args: None  # the killed process's connections break: not news here
-        monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.url)
-        clients.forget_sessions()
-        result = CliRunner().invoke(cli, ["submit", str(write_jobs(tmp_path, JOBS)), "--config",
-                                          str(write_config(tmp_path))])
-    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_server)
-    clients.forget_sessions()
+    # the killed process's connections break: not news here
+    result = submit_through_proxy(moto_server, kill_the_others_at_batch_20, tmp_path, monkeypatch, quiet=True)
     assert result.exit_code == 1, result.output
     [line] = result.stderr.splitlines()
     prefix = "error: sent at least "
@@ -225,3 +213,18 @@ def test_ctrl_c_stops_every_process_and_says_exactly_how_many_jobs_went(moto_ser
 def _queued(sqs, url: str) -> int:
     return int(sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"])
                ["Attributes"]["ApproximateNumberOfMessages"])
+
+
+def submit_through_proxy(moto_server, rule, tmp_path, monkeypatch, quiet: bool = False):
+    """`cli.py submit` of JOBS jobs with every request (the other processes' too: they inherit the endpoint)
+    passing through a FaultProxy applying `rule`; the endpoint is moto's again afterwards."""
+    with FaultProxy(moto_server, rate=0, rule=rule) as proxy:
+        if quiet:
+            proxy._server.handle_error = lambda *args: None
+        monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.url)
+        clients.forget_sessions()
+        result = CliRunner().invoke(cli, ["submit", str(write_jobs(tmp_path, JOBS)), "--config",
+                                          str(write_config(tmp_path))])
+    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_server)
+    clients.forget_sessions()
+    return result

@@ -20,6 +20,18 @@ from tests.conftest import make_settings
 from tests.iam_engine import iam_enforced, role_session
 from tests.worker_world import WorkerProcess, s3_keys, send_jobs, worker_env
 
+# The end of each hostile job below: try every attack in `attacks`, write what AWS answered to answers.json.
+ANSWER_EACH_ATTACK = r'''
+answers = {}
+for name, attack in attacks.items():
+    try:
+        attack()
+        answers[name] = "allowed"
+    except botocore.exceptions.ClientError as error:
+        answers[name] = error.response["Error"]["Code"]
+(out / "answers.json").write_text(json.dumps(answers, indent=1))
+'''
+
 # The hostile job: argv = output folder, bucket, the other run's queue url. Each attack's outcome by name.
 HOSTILE = r'''
 import json, pathlib, sys
@@ -49,15 +61,7 @@ attacks = {
         Statistic="Average", Period=60, EvaluationPeriods=1, Threshold=1.0, ComparisonOperator="LessThanThreshold"),
     "write under its own output root (allowed)": put("TestApp/written-by-a-job.txt"),
 }
-answers = {}
-for name, attack in attacks.items():
-    try:
-        attack()
-        answers[name] = "allowed"
-    except botocore.exceptions.ClientError as error:
-        answers[name] = error.response["Error"]["Code"]
-(out / "answers.json").write_text(json.dumps(answers, indent=1))
-'''
+''' + ANSWER_EACH_ATTACK
 DENIED = {"AccessDenied", "AccessDeniedException"}
 
 
@@ -170,15 +174,7 @@ attacks = {
     "read its own inputs (allowed)": lambda: s3.get_object(Bucket="public-images", Key="images/hostile/in.csv"),
     "write under its own output root (allowed)": put("lab-results", "TestApp/written-by-a-job.txt"),
 }
-answers = {}
-for name, attack in attacks.items():
-    try:
-        attack()
-        answers[name] = "allowed"
-    except botocore.exceptions.ClientError as error:
-        answers[name] = error.response["Error"]["Code"]
-(out / "answers.json").write_text(json.dumps(answers, indent=1))
-'''
+''' + ANSWER_EACH_ATTACK
 
 
 def test_with_dcps_buckets_jobs_read_the_source_write_the_destination_and_reach_nothing_else(moto_server, tmp_path):
