@@ -284,7 +284,10 @@ def _ctrl_c_sets(interrupt: threading.Event) -> Iterator[None]:
 def _stopped(sent: int, total: int, cause: BaseException | str, lower_bound: bool = False) -> SubmitError:
     """The one-line error for a submission stopped part way: how many jobs went, and why it stopped."""
     counted = f"sent {'at least ' if lower_bound else ''}{sent} of {total} jobs, then stopped"
-    kept = "the queue keeps what was sent (re-run with --skip-done only if your jobs write outputs)"
+    # Not "re-run with --skip-done": that skips only jobs whose outputs exist, so the jobs still waiting in the
+    # queue would go twice; and with several processes the jobs sent are not a prefix of the file.
+    kept = ("the queue keeps what was sent; sending the file again (--append) would queue those jobs twice, "
+            "and --skip-done leaves out only jobs whose outputs already exist")
     if isinstance(cause, KeyboardInterrupt):
         return SubmitInterrupted(f"{counted}: interrupted (Ctrl-C); {kept}")
     return SubmitError(f"{counted}: {_describe(cause)}; {kept}")

@@ -138,4 +138,7 @@ def test_aws_stopping_a_submit_part_way_is_one_line_exit_1_with_what_was_sent(aw
     sent = len(_drain(settings))
     assert line.startswith(f"error: sent {sent} of 40 jobs, then stopped: ClientError: An error occurred "
                            "(KmsAccessDenied)"), line
+    # what to do next must not send the queued jobs twice: --skip-done alone would (they have no outputs yet)
+    assert line.endswith("; the queue keeps what was sent; sending the file again (--append) would queue those "
+                         "jobs twice, and --skip-done leaves out only jobs whose outputs already exist"), line
     assert 10 <= sent < 40
