@@ -125,12 +125,7 @@ def _check_buckets(s3, settings: Settings) -> list[str]:
     inspect (another lab's, a public data set) is a warning: the bucket's own policy may still let the workers
     in. Returns the warnings."""
     warnings = []
-    checked = set()
-    for key in ("AWS_BUCKET", "SOURCE_BUCKET", "DESTINATION_BUCKET"):
-        bucket = getattr(settings, key)
-        if bucket in checked:
-            continue
-        checked.add(bucket)
+    for bucket, key in settings.buckets.items():
         try:
             s3.head_bucket(Bucket=bucket)
         except s3.exceptions.ClientError as error:

@@ -414,6 +414,15 @@ class Settings:
         return dict(self.ENVIRONMENT)
 
     @property
+    def buckets(self) -> dict[str, str]:
+        """The run's buckets, each once, with the first key naming it (AWS_BUCKET, SOURCE_BUCKET,
+        DESTINATION_BUCKET: the source and destination default to AWS_BUCKET)."""
+        named: dict[str, str] = {}
+        for key in ("AWS_BUCKET", "SOURCE_BUCKET", "DESTINATION_BUCKET"):
+            named.setdefault(getattr(self, key), key)
+        return named
+
+    @property
     def upload_args(self) -> dict[str, str]:
         """UPLOAD_FLAGS as boto3 upload arguments."""
         return parse_upload_flags(self.UPLOAD_FLAGS)

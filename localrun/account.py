@@ -37,7 +37,7 @@ def prepare_account(settings: Settings, run_setup: bool = True) -> Account:
     """The buckets (AWS_BUCKET, SOURCE_BUCKET, DESTINATION_BUCKET), the roles (setup-account), the run's resources
     (setup, unless `run_setup` is false: the emulator leaves it to the user) and a network."""
     s3 = aws.client("s3", settings)
-    for bucket in buckets(settings):
+    for bucket in settings.buckets:
         s3.create_bucket(**_bucket_args(settings, bucket))
     roles = iam.setup_account(settings)
     changes = len(resources.setup(settings).changes) if run_setup else 0
@@ -48,11 +48,6 @@ def prepare_account(settings: Settings, run_setup: bool = True) -> Account:
     image = ec2.describe_images(Owners=["amazon"], Filters=[{"Name": "name", "Values": [ECS_IMAGE_NAMES]}])[
         "Images"][0]["ImageId"]
     return Account(roles.fleet_role_arn, roles.instance_profile_arn, image, subnet, group, changes)
-
-
-def buckets(settings: Settings) -> list[str]:
-    """The run's buckets, each once."""
-    return list(dict.fromkeys((settings.AWS_BUCKET, settings.SOURCE_BUCKET, settings.DESTINATION_BUCKET)))
 
 
 def _bucket_args(settings: Settings, bucket: str) -> dict:

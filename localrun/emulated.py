@@ -9,7 +9,7 @@ from typing import Callable
 
 from chalicelib.fleet import FleetFile, load_fleet_file
 from chalicelib.settings import Settings
-from localrun.account import buckets, localize_fleet, prepare_account
+from localrun.account import localize_fleet, prepare_account
 from localrun.embedded import DUMMY_KEY, embedded_aws, emulator
 from localrun.prepare import DEFAULT_FLEET
 
@@ -24,7 +24,7 @@ def serve_until_stopped(port: int, settings: Settings | None, fleet: FleetFile |
         with emulator(port) as url:
             if settings is not None:
                 path = prepare(url, settings, fleet or load_fleet_file(DEFAULT_FLEET))
-                made = ", ".join(buckets(settings))
+                made = ", ".join(settings.buckets)
                 say(f"made bucket {made}, the roles (setup-account), a private subnet and a security "
                     f"group; the fleet file for them: {path}")
             say(f"emulator at {url}; in another shell:\n"

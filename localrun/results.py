@@ -19,13 +19,12 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-from botocore.exceptions import ClientError
-
 from chalicelib import aws, failures
 from chalicelib.done import Tally, is_complete
 from chalicelib.jobs import Job, NotAJob, job_from_message
 from chalicelib.monitor.breaker import common_failure, failed_job
 from chalicelib.names import success_marker_key, summary_key
+from chalicelib.report.data import NoLogs, read_log_events
 from chalicelib.resources import find_queue_url
 from chalicelib.settings import Settings
 
@@ -121,24 +120,14 @@ def download_outputs(settings: Settings, jobs: list[Job], out: Path) -> list[dic
 
 
 def fetch_logs(settings: Settings, job_ids: list[str]) -> dict[str, list[str] | None]:
-    """Each job's log lines, oldest first; None for a job that logged nothing (never received).
-
-    One FilterLogEvents listing of the whole group, page after page, rather than a GetLogEvents per stream
-    (two per job, the second only to learn the stream has no more): 2,000 jobs' logs in a few requests. Events
-    come sorted by time, a stream's own lines in the order they were put (a stable sort in moto)."""
-    wanted = set(job_ids)
-    lines: dict[str, list[str]] = {}
-    pages = aws.client("logs", settings).get_paginator("filter_log_events").paginate(
-        logGroupName=settings.LOG_GROUP_NAME)
+    """Each job's log lines, oldest first; None for a job that logged nothing (never received). Read with the
+    run report's one paginated FilterLogEvents listing of the group (chalicelib.report.data)."""
     try:
-        for page in pages:
-            for event in page.get("events", ()):
-                if event["logStreamName"] in wanted:
-                    lines.setdefault(event["logStreamName"], []).append(event["message"])
-    except ClientError as error:
-        if aws.error_code(error) != "ResourceNotFoundException":
-            raise  # no log group: no job was ever received
-    return {job_id: lines.get(job_id) for job_id in job_ids}
+        streams = read_log_events(aws.client("logs", settings), settings.LOG_GROUP_NAME)
+    except NoLogs:  # no log group: no job was ever received
+        streams = {}
+    return {job_id: [message for _, message in streams[job_id]] if job_id in streams else None
+            for job_id in job_ids}
 
 
 def dead_letter_job_ids(settings: Settings) -> list[str]:

@@ -106,11 +106,9 @@ class NoLogs(Exception):
 
 
 def read_log_events(logs, group: str) -> dict[str, list[tuple[float, str]]]:
-    """Each stream's events (epoch seconds, message) of the log group, oldest first.
-
-    The same single paginated FilterLogEvents listing localrun/results.py reads (a few requests for thousands
-    of jobs, rather than a GetLogEvents per stream); kept separate because the report needs each event's
-    timestamp, which the local summary does not."""
+    """Each stream's events (epoch seconds, message) of the log group, oldest first: one paginated
+    FilterLogEvents listing (a few requests for thousands of jobs, rather than a GetLogEvents per stream), also
+    what local mode's results read (localrun/results.py fetch_logs)."""
     streams: dict[str, list[tuple[float, str]]] = {}
     try:
         for page in logs.get_paginator("filter_log_events").paginate(logGroupName=group):
