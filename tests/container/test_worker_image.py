@@ -223,6 +223,8 @@ def test_docker_cores_worker_processes_run_jobs_at_once_in_one_container(contain
     # the marker goes up before the message is deleted: done means both, so wait for both
     wait_for(lambda: all("_SUCCESS" in world.outputs(job) for job in jobs) and world.counts() == (0, 0),
              "both jobs to be done", details=container.logs)
+    # the job logs are flushed on their own clock, after the delete maybe: wait for both "received:" lines
+    wait_for(lambda: all(world.log(job) for job in jobs), "both jobs' log lines", details=container.logs)
     # "received: ... on HOST pid N": two different worker processes
     workers = {world.log(job)[0].rsplit(" pid ", 1)[1] for job in jobs}
     assert len(workers) == 2, [world.log(job)[0] for job in jobs]
