@@ -118,7 +118,7 @@ class Supervisor:
     def _on_sigterm(self, _signum, _frame) -> None:
         if parent_gone():
             # local mode's driver died, and the emulator with it: no job can be released, so end at once (this
-            # process group holds the workers; their commands die with them, orphans.killed_with_parent)
+            # process group holds the workers; their commands die with them, orphans.command_killed_with_parent)
             os.killpg(os.getpgid(0), signal.SIGKILL)
         self.stop("SIGTERM")
 

@@ -49,7 +49,7 @@ from chalicelib.settings import Settings
 from worker.heartbeat import Heartbeat, default_interval
 from worker.joblog import JobLog, ensure_log_group
 from worker.options import WorkerOptions
-from worker.orphans import killed_with_parent
+from worker.orphans import command_killed_with_parent
 from worker.records import FailureRecords
 from worker.upload import TransferError, Transfers
 
@@ -300,13 +300,15 @@ class Worker:
     def _run_command(self, argv: list[str], cwd: Path, joblog: JobLog) -> tuple[int | None, str | None, str | None]:
         """(exit code, who stopped it, why it could not start). Output goes to the job log line by line."""
         joblog.event("started: " + shlex.join(argv))
+        env = {**os.environ, **self.settings.environment}
         try:
+            # A worker that dies (SIGKILL, OOM) takes its command along.
+            spawned, preexec = command_killed_with_parent(argv, cwd, env)
             # Own session and process group: a stop reaches the command's children too, and a
             # terminal's Ctrl-C reaches the worker, which then stops the command itself.
             process = subprocess.Popen(
-                argv, cwd=cwd, env={**os.environ, **self.settings.environment}, stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True, text=True, errors="replace",
-                preexec_fn=killed_with_parent())  # a worker that dies (SIGKILL, OOM) takes its command along
+                spawned, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT, start_new_session=True, text=True, errors="replace", preexec_fn=preexec)
         except OSError as error:
             return None, None, f"cannot start {argv[0]!r}: {error.strerror or error}"
         run = _Run(process)
