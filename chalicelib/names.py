@@ -156,3 +156,8 @@ def instance_alarm_pattern(app_name: str) -> re.Pattern:
 
 def exported_logs_prefix(settings: Settings) -> str:
     return f"exportedlogs/{settings.LOG_GROUP_NAME}/"
+
+
+def exported_group_prefix(exported_logs: str, group: str) -> str:
+    """Where the teardown's export of one log group goes, under the run's EXPORTED_LOGS_PREFIX."""
+    return exported_logs.rstrip("/") + "/" + group.strip("/")

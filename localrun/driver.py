@@ -38,8 +38,7 @@ from localrun.spot import SpotMarket
 from chalicelib.monitor import loop
 from chalicelib.monitor.runs import load_run
 from chalicelib.names import record_key
-from chalicelib.report.figures import Point
-from chalicelib.report.sources import report_input, write_report
+from chalicelib.report.sources import SERIES_SOURCE, monitor_series, report_input, write_report
 from chalicelib.submit import submit
 
 MONITOR_PERIOD_SECONDS = 1.0  # the Lambda runs every minute; here the run is seconds long
@@ -139,9 +138,11 @@ def _run(local: LocalRun, stream: IO[str], stop: StopRequest, report_path: Path 
             machines.close()
         results = collect(settings, local.jobs, local.out)
         if report_path is not None:
-            # while the emulator still holds the job logs; the series is what the monitor saw each tick here
+            summary = results.run_summary or {}
             write_report(report_input(settings, aws.Clients(settings), "local run", results.run_summary,
-                                      watcher.series, "the monitor's observations, once a second"), report_path)
+                                      monitor_series(summary.get("series")),
+                                      SERIES_SOURCE.replace("checks", "checks, once a second,"),
+                                      streams=results.log_events), report_path)
         if previous is not None:
             shutil.rmtree(previous, ignore_errors=True)  # every output is in --out again
     wall = time.monotonic() - began
@@ -181,7 +182,6 @@ class Watcher:
         self.key = record_key(self.settings.APP_NAME)
         self.teardown_asked = False
         self.crashed: list[str] = []
-        self.series: list[Point] = []  # machines, jobs waiting and running at each tick, for the run report
 
     def watch(self) -> None:
         loop.watch(self._load, MONITOR_PERIOD_SECONDS, self._after_reconcile, sleep=self.stop.event.wait,
@@ -204,8 +204,6 @@ class Watcher:
 
     def _after_reconcile(self, result) -> None:
         observation = result.observation
-        self.series.append(Point(observation.now, len(observation.instances), observation.visible,
-                                 observation.in_flight))
         # After a stop, no instance gets workers again: the teardown is cancelling the fleet.
         self.machines.sync([] if self.teardown_asked else list(observation.active_instance_ids))
         for ended in self.machines.poll():

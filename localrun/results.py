@@ -24,6 +24,7 @@ from chalicelib.done import Tally, is_complete
 from chalicelib.jobs import Job, NotAJob, job_from_message
 from chalicelib.monitor.breaker import common_failure, failed_job
 from chalicelib.names import success_marker_key, summary_key
+from chalicelib.joblines import SKIPPED_AS_DONE, STARTED, SUCCEEDED, outcome_of
 from chalicelib.report.data import NoLogs, read_log_events
 from chalicelib.resources import find_queue_url
 from chalicelib.settings import Settings
@@ -43,6 +44,7 @@ class Results:
     log_files: dict[str, Path] = field(default_factory=dict)  # job id -> its log file
     started_lines: dict[str, int] = field(default_factory=dict)  # job id -> "started:" lines in its log
     run_summary: dict | None = None  # what the monitor wrote at teardown
+    log_events: dict[str, list[tuple[float, str]]] = field(default_factory=dict)  # job id -> its log events
     failure_cause: str | None = None  # what the failed jobs have in common (monitor/breaker.py's words)
 
 
@@ -52,7 +54,9 @@ def collect(settings: Settings, jobs: list[Job], out: Path) -> Results:
     markers = {success_marker_key(prefix) for prefix in results.output_prefixes}
     results.output_files = sum(item["Key"] not in markers for item in listed)
     complete = _outputs_complete(settings, jobs, listed)
-    lines = fetch_logs(settings, [job.job_id for job in jobs])
+    results.log_events = fetch_log_events(settings)
+    lines = {job.job_id: [message for _, message in results.log_events[job.job_id]]
+             if job.job_id in results.log_events else None for job in jobs}
     log_dir = out / "logs"
     log_dir.mkdir(parents=True, exist_ok=True)
     for job_id, events in lines.items():
@@ -61,15 +65,15 @@ def collect(settings: Settings, jobs: list[Job], out: Path) -> Results:
         path = log_dir / f"{job_id}.log"
         path.write_text("".join(line + "\n" for line in events))
         results.log_files[job_id] = path
-        results.started_lines[job_id] = sum(line.startswith("started: ") for line in events)
+        results.started_lines[job_id] = sum(line.startswith(STARTED) for line in events)
     failed = set(dead_letter_job_ids(settings))
     for job in jobs:
         events = lines.get(job.job_id) or []
         if job.job_id in failed:
             results.failed.append(job.job_id)
-        elif any(line.startswith("succeeded: ") for line in events):
+        elif any(outcome_of(line) == SUCCEEDED for line in events):
             results.succeeded.append(job.job_id)
-        elif any(line.startswith("skipped: already done") for line in events):
+        elif any(line.startswith(SKIPPED_AS_DONE) for line in events):
             results.skipped.append(job.job_id)  # its outputs were there before this run: not done by it
         elif job.job_id in complete:
             # outputs complete without a "succeeded:" line: the worker was killed after its upload and marker,
@@ -119,15 +123,14 @@ def download_outputs(settings: Settings, jobs: list[Job], out: Path) -> list[dic
     return listed
 
 
-def fetch_logs(settings: Settings, job_ids: list[str]) -> dict[str, list[str] | None]:
-    """Each job's log lines, oldest first; None for a job that logged nothing (never received). Read with the
-    run report's one paginated FilterLogEvents listing of the group (chalicelib.report.data)."""
+def fetch_log_events(settings: Settings) -> dict[str, list[tuple[float, str]]]:
+    """Each job's log events (epoch seconds, line), oldest first, by job id; a job that logged nothing (never
+    received) has none. Read with the run report's one paginated FilterLogEvents listing of the group
+    (chalicelib.report.data), once: the run report is built from the same events."""
     try:
-        streams = read_log_events(aws.client("logs", settings), settings.LOG_GROUP_NAME)
+        return read_log_events(aws.client("logs", settings), settings.LOG_GROUP_NAME)
     except NoLogs:  # no log group: no job was ever received
-        streams = {}
-    return {job_id: [message for _, message in streams[job_id]] if job_id in streams else None
-            for job_id in job_ids}
+        return {}
 
 
 def dead_letter_job_ids(settings: Settings) -> list[str]:

@@ -153,9 +153,9 @@ class Supervisor:
             return 1
         return 0
 
-    def _spawn(self) -> subprocess.Popen:
+    def _spawn(self, index: int) -> subprocess.Popen:
         command = [sys.executable, "-m", "worker", "--single"] + (["--exit-when-empty"] if self.exit_when_empty else [])
-        env = {**os.environ, PARENT_PID_ENV: str(os.getpid())}
+        env = {**os.environ, PARENT_PID_ENV: str(os.getpid()), "DSR_WORKER_SLOT": str(index + 1)}
         if self.instance_id:
             env["DSR_INSTANCE_ID"] = self.instance_id
         return subprocess.Popen(command, env=env)
@@ -166,7 +166,7 @@ class Supervisor:
                 break
             if self._stop.is_set():
                 break
-            self.children.append(self._spawn())
+            self.children.append(self._spawn(index))
             self._started_at.append(time.monotonic())
             self._quick_crashes.append(0)
         log.info("started %d worker processes", len(self.children))
@@ -187,7 +187,7 @@ class Supervisor:
                 continue
             log.warning("worker process %d died (exit %s); starting another; its job, if any, returns to the "
                         "queue after its visibility timeout", index + 1, code)
-            self.children[index] = self._spawn()
+            self.children[index] = self._spawn(index)
             self._started_at[index] = time.monotonic()
             codes[index] = None
 

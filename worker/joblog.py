@@ -18,6 +18,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from chalicelib.aws import error_code
 from chalicelib.failures import LAST_LINES, LINE_CHARS
+from chalicelib.joblines import output_line
 
 log = logging.getLogger("worker.joblog")
 
@@ -63,7 +64,7 @@ class JobLog:
         """A line of the command's output."""
         text = line.rstrip("\r\n") or _BLANK
         self._tail.append(text[:LINE_CHARS])
-        self._logger.info(text)
+        self._logger.info(output_line(text))  # never taken for one of the worker's own lines
 
     @property
     def tail(self) -> tuple[str, ...]:

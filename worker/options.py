@@ -41,6 +41,9 @@ class WorkerOptions:
     # The EC2 instance this worker runs on (the supervisor reads it from instance metadata); names the
     # worker's busy lease, which tells the monitor this machine runs a job (chalicelib/leases.py).
     instance_id: str | None = None
+    # The supervisor's number for this worker process (1 to DOCKER_CORES): a worker started in place of one
+    # that died keeps it, so its busy lease and its row in the run report are the dead one's. None: its pid.
+    worker_slot: str | None = None
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str] | None = None) -> "WorkerOptions":
@@ -55,7 +58,7 @@ class WorkerOptions:
         return cls(**values)
 
 
-_TEXT_FIELDS = {"DSR_METADATA_URL", "DSR_WORK_DIR", "DSR_INSTANCE_ID"}
+_TEXT_FIELDS = {"DSR_METADATA_URL", "DSR_WORK_DIR", "DSR_INSTANCE_ID", "DSR_WORKER_SLOT"}
 _LIMITS = {"DSR_WAIT_SECONDS": 20, "DSR_RETRY_DELAY_SECONDS": 43200}  # SQS's own limits
 
 

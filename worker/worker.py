@@ -104,8 +104,9 @@ class Worker:
         self.heartbeat_seconds = self.options.heartbeat_seconds or min(default_interval(self.visibility),
                                                                        leases.REFRESH_SECONDS)
         # The worker's id names its busy lease and, in each job's "received:" line, the slot the run report
-        # draws the attempt on (chalicelib/report/data.py reads it back).
-        self.worker_id = f"{socket.gethostname()}-{os.getpid()}"
+        # draws the attempt on (chalicelib/report/data.py reads it back). The host name is the container's.
+        slot = f"w{self.options.worker_slot}" if self.options.worker_slot else str(os.getpid())
+        self.worker_id = f"{socket.gethostname()}-{slot}"
         self.lease = leases.Lease(self.s3, self.settings.AWS_BUCKET, self.settings.APP_NAME,
                                   self.options.instance_id, self.worker_id)
         self.failure_records = FailureRecords(self.s3, self.settings.AWS_BUCKET, self.settings.APP_NAME)

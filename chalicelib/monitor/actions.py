@@ -79,6 +79,7 @@ class SaveState(Action):
     known_instances: dict[str, float] | None = None
     retired_machine_seconds: float | None = None
     jobs_started: bool | None = None
+    series: list | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """The fields this action changes, by name."""

@@ -12,6 +12,8 @@ import json
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal
 
+from chalicelib.monitor.series import is_series
+
 ExportStatus = Literal["missing", "running", "done", "failed"]
 
 
@@ -48,6 +50,7 @@ class MonitorState:
     retired_machine_seconds: float = 0.0
     export_tasks: dict[str, str] = field(default_factory=dict)  # log group -> export task id
     jobs_started: bool = False  # a job has been seen running, done or failed: the machines can run jobs
+    series: list = field(default_factory=list)  # machines, waiting, running over time (series.py)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
@@ -63,7 +66,7 @@ class MonitorState:
         if not (isinstance(state.empty_observations, int) and isinstance(state.tearing_down, bool)
                 and isinstance(state.known_instances, dict) and isinstance(state.export_tasks, dict)
                 and isinstance(state.retired_machine_seconds, (int, float)) and isinstance(state.jobs_started, bool)
-                and isinstance(state.stop_reason, (str, type(None)))):
+                and isinstance(state.stop_reason, (str, type(None))) and is_series(state.series)):
             raise ValueError("monitor state: a field has the wrong type")
         return state
 

@@ -22,8 +22,9 @@ from chalicelib.monitor.actions import (Action, CancelFleet, DeleteAlarms, Delet
                                         RemoveRunRecord, SaveState, SetFleetCapacity, SetServiceCount,
                                         TerminateInstances, WriteSummary)
 from chalicelib.monitor import breaker as breaker_rules
+from chalicelib.monitor import series as run_series
 from chalicelib.monitor.observation import Observation, Policy
-from chalicelib.names import instance_alarm_pattern
+from chalicelib.names import exported_group_prefix, instance_alarm_pattern
 
 EMPTY_TICKS_BEFORE_TEARDOWN = 2  # SQS counts are approximate; one empty look is not proof
 CHEAPEST_AFTER_SECONDS = 15 * 60  # DS's cheapest mode: one machine after the first 15 minutes
@@ -42,7 +43,8 @@ def plan(observation: Observation, policy: Policy) -> list[Action]:
             state_changes.update(tearing_down=True, stop_reason=stop_reason)
         if state_changes:
             actions.append(SaveState(**state_changes, reason=stop_reason))
-        actions.extend(_teardown(observation, policy, stop_reason))
+        actions.extend(_teardown(observation, policy, stop_reason,
+                                 state_changes.get("series", observation.state.series)))
         return actions
     if state_changes:
         actions.append(SaveState(**state_changes, reason=_state_reason(state_changes)))
@@ -64,6 +66,10 @@ def _bookkeeping(observation: Observation) -> dict:
         changes["known_instances"] = live
         if gone_seconds:
             changes["retired_machine_seconds"] = state.retired_machine_seconds + gone_seconds
+    series = run_series.with_point(state.series, observation.now, len(observation.instances), observation.visible,
+                                   observation.in_flight)
+    if series is not None:
+        changes["series"] = series
     if state.tearing_down:
         return changes  # the queue no longer decides anything
     if not state.jobs_started and (observation.in_flight or observation.failed or observation.jobs_done):
@@ -103,6 +109,9 @@ def _state_reason(changes: dict) -> str:
         parts.append(f"{len(changes['known_instances'])} machine(s) now in the fleet")
     if changes.get("jobs_started"):
         parts.append("the first job has started")
+    if "series" in changes:
+        _, machines, waiting, running = changes["series"][-1]
+        parts.append(f"{machines} machine(s), {waiting} job(s) waiting, {running} running")
     return "; ".join(parts)
 
 
@@ -166,7 +175,7 @@ def _stale_instance_alarms(observation: Observation) -> list[Action]:
 # ---------------------------------------------------------------- teardown
 
 
-def _teardown(observation: Observation, policy: Policy, reason: str) -> list[Action]:
+def _teardown(observation: Observation, policy: Policy, reason: str, series: list) -> list[Action]:
     actions: list[Action] = []
     if observation.fleet_active:
         actions.append(CancelFleet(fleet_id=observation.fleet_id, reason=f"teardown ({reason}): stop paying first"))
@@ -197,7 +206,8 @@ def _teardown(observation: Observation, policy: Policy, reason: str) -> list[Act
         return actions  # the summary reports the exports' outcome: it waits for them
     if not observation.summary_exists:
         actions.append(WriteSummary(bucket=observation.bucket, key=observation.summary_key,
-                                    summary=tuple(summary(observation, policy, reason).items()),
+                                    summary=tuple({**summary(observation, policy, reason),
+                                                   "series": series}.items()),
                                     reason="teardown: what the run did"))
     actions.append(RemoveRunRecord(bucket=observation.bucket, keys=observation.record_keys,
                                    reason="teardown complete: the run is no longer watched"))
@@ -214,7 +224,7 @@ def _log_exports(observation: Observation, actions: list[Action]) -> bool:
         waiting = True
         if status == "missing" and not observation.export_running_in_account:
             actions.append(ExportLogs(log_group=group, bucket=observation.bucket,
-                                      prefix=observation.exported_logs_prefix.rstrip("/") + "/" + group.strip("/"),
+                                      prefix=exported_group_prefix(observation.exported_logs_prefix, group),
                                       start_ms=int(observation.started_at * 1000) - 3_600_000,
                                       end_ms=int(observation.now * 1000),
                                       reason="teardown: keep the logs in S3 (one export at a time per account)"))

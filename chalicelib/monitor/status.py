@@ -84,7 +84,7 @@ def status_table(status: dict) -> str:
     elif status["state"] == "finished":
         rows = [("run", status["app_name"]), ("state", "finished")] + [
             (key.replace("_", " "), _readable(key, value)) for key, value in status["summary"].items()
-            if key != "app_name"]
+            if key not in ("app_name", "series")]  # the series is the run report's (cli.py report)
     else:
         jobs = status["jobs"]
         eta = status["eta_seconds"]

@@ -10,7 +10,8 @@ CloudWatch timestamps:
 
 An attempt runs from its "received:" line to its outcome line. Lines written before this project logged the
 machine and worker ("received: ... on HOST pid P" and nothing after) still parse: their attempts go to the
-UNKNOWN machine. An attempt with no outcome line (its worker was killed before the last line went out) is
+UNKNOWN machine (chalicelib/joblines.py says how the command's own output is told from these lines). An attempt
+with no outcome line (its worker was killed before the last line went out) is
 LOST and ends at its last line.
 """
 
@@ -23,17 +24,16 @@ from typing import Iterable, Sequence
 from botocore.exceptions import ClientError
 
 from chalicelib import aws
+from chalicelib.joblines import (FAILED, OUTPUT_MARK, RELEASED, SKIPPED, SUCCEEDED, WORKER_PREFIXES,  # noqa: F401
+                                 outcome_of)
 
-SUCCEEDED, FAILED, RELEASED, SKIPPED, LOST = "succeeded", "failed", "released", "skipped", "lost"
+LOST = "lost"
 OUTCOMES = (SUCCEEDED, FAILED, RELEASED, SKIPPED, LOST)
 UNKNOWN = "unknown"  # the machine (or worker) of an attempt logged before they were written
 
 _RECEIVED = re.compile(r"received: message \S+, attempt (\d+) of (\d+)(?:, on (.*?) pid (\d+))?"
                        r"(?:; machine (\S+) worker (\S+))?")
 _EXIT_CODE = re.compile(r"exit code (-?\d+)")
-# The worker's own lines: everything else in a stream is the command's output.
-_OUTCOME_PREFIXES = {"succeeded: ": SUCCEEDED, "failed: ": FAILED, "released: ": RELEASED, "skipped: ": SKIPPED}
-_WORKER_PREFIXES = ("received: ", "started: ", "note: ", "warning: ") + tuple(_OUTCOME_PREFIXES)
 
 
 @dataclass(frozen=True)
@@ -76,12 +76,12 @@ def parse_stream(job_id: str, events: Iterable[tuple[float, str]]) -> list[Attem
         if current is None:
             continue  # lines before any "received:" (a truncated stream): no attempt to put them in
         current["last_seen"] = when
-        outcome = next((name for prefix, name in _OUTCOME_PREFIXES.items() if message.startswith(prefix)), None)
+        outcome = outcome_of(message)
         if outcome is not None:
             attempts.append(_close(job_id, current, when, outcome, message.split(": ", 1)[1]))
             current = None
-        elif not message.startswith(_WORKER_PREFIXES) and message.strip():
-            current["last_line"] = message
+        elif not message.startswith(WORKER_PREFIXES) and message.strip():
+            current["last_line"] = message.removeprefix(OUTPUT_MARK)  # as the command printed it
     if current is not None:
         attempts.append(_close(job_id, current, current["last_seen"], LOST, ""))
     return attempts
@@ -108,7 +108,7 @@ class NoLogs(Exception):
 def read_log_events(logs, group: str) -> dict[str, list[tuple[float, str]]]:
     """Each stream's events (epoch seconds, message) of the log group, oldest first: one paginated
     FilterLogEvents listing (a few requests for thousands of jobs, rather than a GetLogEvents per stream), also
-    what local mode's results read (localrun/results.py fetch_logs)."""
+    what local mode's results read (localrun/results.py fetch_log_events)."""
     streams: dict[str, list[tuple[float, str]]] = {}
     try:
         for page in logs.get_paginator("filter_log_events").paginate(logGroupName=group):

@@ -90,6 +90,7 @@ class Figures:
     series: list[Point]
     series_source: str
     timeline: Timeline
+    window: tuple[float, float]  # epoch seconds: the time axis the timeline and the series share
 
 
 def figures(data: ReportInput) -> Figures:
@@ -112,6 +113,7 @@ def figures(data: ReportInput) -> Figures:
         derived_series(attempts), "derived from the job logs (machines with a job so far, attempts running; "
                                   "jobs waiting are not in the logs)")
     final = [_failed_job(by_job[job][-1]) for job in failed]
+    drawn = timeline(attempts)
     return Figures(
         attempts_by_outcome={outcome: sum(a.outcome == outcome for a in attempts) for outcome in OUTCOMES},
         jobs=len(by_job), jobs_done=len(done), jobs_skipped=len(skipped), jobs_failed=len(failed), failed_ids=failed,
@@ -122,7 +124,14 @@ def figures(data: ReportInput) -> Figures:
         cost_per_job=ceiling / len(done) if done else None, busy_slot_hours=busy / 3600,
         idle_share=max(0.0, 1 - busy / capacity) if capacity > 0 else None,
         machines_seen=len({a.machine for a in attempts}), series=series, series_source=series_source,
-        timeline=timeline(attempts))
+        timeline=drawn, window=shared_window(drawn, series))
+
+
+def shared_window(drawn: Timeline, series: Sequence[Point]) -> tuple[float, float]:
+    """One time axis for both drawings, so a bar and the machine count under it line up: from the first
+    observation or attempt to the last (the monitor sees machines before their first job and after the last)."""
+    times = ([drawn.start, drawn.end] if drawn.rows else []) + ([series[0].time, series[-1].time] if series else [])
+    return (min(times), max(times)) if times else (0.0, 0.0)
 
 
 def _failed_job(attempt: Attempt) -> FailedJob:

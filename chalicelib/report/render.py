@@ -94,16 +94,16 @@ def _timeline(fig: Figures) -> str:
         return notes
     row_h = 16 if len(t.rows) <= 60 else max(3, 900 // len(t.rows))
     height = row_h * len(t.rows)
-    span = max(t.end - t.start, 1e-9)
-    scale = (WIDTH - LEFT - RIGHT) / span
+    origin, end = fig.window
+    scale = (WIDTH - LEFT - RIGHT) / max(end - origin, 1e-9)
     svg = [f"<svg class='timeline' xmlns='http://www.w3.org/2000/svg' width='{WIDTH}' height='{height + 24}'>"]
-    svg += _axis(t.start, t.end, 0, height)
+    svg += _axis(origin, end, 0, height)
     for index, row in enumerate(t.rows):
         y = index * row_h
         if row_h >= 10:
             svg.append(f"<text x='{LEFT - 6}' y='{y + row_h - 4}' text-anchor='end'>{escape(row.label[:38])}</text>")
         for start, end, outcome, job in row.bars:
-            x = LEFT + (start - t.start) * scale
+            x = LEFT + (start - origin) * scale
             w = max(1.0, (end - start) * scale)
             title = f"<title>{escape(job)}: {outcome}, {_seconds(end - start)}</title>" if job else ""
             svg.append(f"<rect class='bar o-{outcome}' data-job='{escape(job)}' x='{x:.1f}' y='{y + 1}' "
@@ -117,9 +117,9 @@ def _series(fig: Figures) -> str:
     points = downsample(fig.series)
     note = f"<div class='meta'>Source: {escape(fig.series_source)}" + (
         f"; {len(fig.series):,} points, {len(points):,} drawn" if len(points) < len(fig.series) else "") + "</div>"
-    if len(points) < 2:
-        return note + "<p>Not enough observations to draw.</p>"
-    start, end = points[0].time, points[-1].time
+    if not points:
+        return note + "<p>No observation to draw.</p>"
+    start, end = fig.window  # the timeline's axis: the same time is at the same x in both drawings
     span = max(end - start, 1e-9)
     top = max(max(p.machines, p.running, p.waiting or 0) for p in points) or 1
     height = 220
@@ -131,11 +131,11 @@ def _series(fig: Figures) -> str:
     svg.append(f"<text x='{LEFT - 6}' y='10' text-anchor='end'>{top}</text>"
                f"<text x='{LEFT - 6}' y='{height}' text-anchor='end'>0</text>")
     for name, values in lines.items():
-        if len(values) < 2:
+        if not values:
             continue
-        # a step line: each count holds until the next observation
+        # a step line: each count holds until the next observation, the last one to the axis' end
         coords = []
-        for (when, value), (after, _) in zip(values, values[1:] + [values[-1]]):
+        for (when, value), (after, _) in zip(values, values[1:] + [(max(end, values[-1][0]), None)]):
             x0 = LEFT + (when - start) / span * (WIDTH - LEFT - RIGHT)
             x1 = LEFT + (after - start) / span * (WIDTH - LEFT - RIGHT)
             y = height - value / top * (height - 4)
@@ -146,7 +146,7 @@ def _series(fig: Figures) -> str:
     legend = "<div class='legend'>" + "".join(
         f"<span><i style='background:{colours[name]}'></i>{label}</span>" for name, label in
         (("machines", "machines"), ("running", "jobs running"), ("waiting", "jobs waiting"))
-        if len(lines[name]) > 1) + "</div>"
+        if lines[name]) + "</div>"
     return note + legend + "".join(svg)
 
 

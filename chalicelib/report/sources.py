@@ -1,28 +1,36 @@
 """Where a run report's facts come from, and the one call that writes the file.
 
 - The attempts: the run's job log group, read with FilterLogEvents (data.read_log_events). Log groups are
-  kept 60 days after teardown, so this serves finished runs too; reading the S3 export (exportedlogs/) when
-  the group is gone is not done yet: that case is one line saying so.
-- A running run: the same status the monitor's API gives (service.find_status: machine-hours, cost
-  ceiling). The monitor keeps no series of its observations yet, so on AWS machines and jobs running over
-  time are derived from the logs (figures.derived_series); local mode passes the driver's observations.
-- A finished run: the summary the monitor wrote at teardown (monitors/APP_NAME_summary.json).
-- A local run: the local driver's own observations, passed in.
+  kept 60 days after teardown, so this serves finished runs too; once the group is gone, the S3 export the
+  teardown made (exported.read_exported_events, where the summary says it went).
+- Machines, jobs waiting and running over time: the series the monitor keeps (chalicelib/monitor/series.py),
+  from its state object while the run is watched and from the summary once it is torn down. Only a run with
+  neither (a summary written before the series existed) has one derived from the logs (figures.derived_series).
+- A running run: the same status the monitor's API gives (service.find_status: machine-hours, cost ceiling).
+- A finished run, and a local one at its end: the summary the monitor wrote at teardown
+  (monitors/APP_NAME_summary.json).
 """
 
 from __future__ import annotations
 
+import re
 import time
 from pathlib import Path
 from typing import Sequence
 
 from chalicelib import aws
 from chalicelib.errors import UserError
+from chalicelib.monitor.observation import MonitorState
+from chalicelib.monitor.series import is_series
+from chalicelib.names import exported_group_prefix, monitor_state_key
 from chalicelib.report.data import NoLogs, parse_streams, read_log_events
+from chalicelib.report.exported import read_exported_events
 from chalicelib.report.figures import Point, ReportInput, figures
 from chalicelib.report.render import render
 from chalicelib.settings import Settings
 
+_S3_URL = re.compile(r"s3://([^/]+)/(.*)")
+SERIES_SOURCE = "the monitor's checks (a point whenever a count changed)"
 SETTINGS_SHOWN = ("APP_NAME", "CLUSTER_MACHINES", "MACHINE_TYPE", "MACHINE_PRICE", "TASKS_PER_MACHINE",
                   "DOCKER_CORES", "SQS_MESSAGE_VISIBILITY", "JOB_RETRIES", "CHECK_IF_DONE_BOOL", "DOCKERHUB_TAG",
                   "LOG_GROUP_NAME", "AWS_REGION")
@@ -32,18 +40,42 @@ def shown_settings(settings: Settings) -> dict:
     return {key: getattr(settings, key) for key in SETTINGS_SHOWN}
 
 
+def monitor_series(raw) -> list[Point]:
+    """The monitor's series as the report draws it ([] when absent or not one)."""
+    return [Point(*point) for point in raw] if is_series(raw) else []
+
+
 def report_input(settings: Settings, clients: aws.Clients, state: str, summary: dict | None,
-                 series: Sequence[Point] = (), series_source: str = "the monitor's observations") -> ReportInput:
+                 series: Sequence[Point] = (), series_source: str = SERIES_SOURCE,
+                 streams: dict[str, Sequence[tuple[float, str]]] | None = None) -> ReportInput:
+    """`streams`: the job logs when the caller has read them already (local mode); else they are read here."""
     try:
-        streams = read_log_events(clients.logs, settings.LOG_GROUP_NAME)
+        if streams is None:
+            streams = read_log_events(clients.logs, settings.LOG_GROUP_NAME)
     except NoLogs:
-        raise UserError(f"log group {settings.LOG_GROUP_NAME} does not exist in {settings.AWS_REGION}: the run "
-                        "report reads the job logs from it (reading the S3 export under exportedlogs/ is not "
-                        "supported yet)") from None
+        streams = exported_streams(settings, clients, summary)
     return ReportInput(app_name=settings.APP_NAME, state=state, settings=shown_settings(settings),
                        slots_per_machine=settings.TASKS_PER_MACHINE * settings.DOCKER_CORES,
                        machine_price=settings.MACHINE_PRICE, attempts=parse_streams(streams), summary=summary,
                        series=tuple(series), series_source=series_source)
+
+
+def exported_streams(settings: Settings, clients: aws.Clients, summary: dict | None) -> dict:
+    """The job logs from the teardown's S3 export, for a run whose log group is gone; UserError when there is
+    none to read."""
+    group = settings.LOG_GROUP_NAME
+    gone = f"log group {group} does not exist in {settings.AWS_REGION}"
+    exports = (summary or {}).get("log_exports") or {}
+    where = _S3_URL.fullmatch(str((summary or {}).get("exported_logs", "")))
+    if exports.get(group) != "done" or not where:
+        said = f"its export is {exports[group]!r}" if group in exports else "the run's summary shows no export of it"
+        raise UserError(f"{gone} and {said}: the run report has no job logs to read")
+    bucket, prefix = where.group(1), exported_group_prefix(where.group(2), group)
+    streams = read_exported_events(clients.s3, bucket, prefix)
+    if not streams:
+        raise UserError(f"{gone} and s3://{bucket}/{prefix}/ holds no exported log: the run report has no job "
+                        "logs to read")
+    return streams
 
 
 def from_account(settings: Settings, clients: aws.Clients) -> ReportInput:
@@ -55,11 +87,15 @@ def from_account(settings: Settings, clients: aws.Clients) -> ReportInput:
         raise UserError(f"no run named {settings.APP_NAME!r} in s3://{settings.AWS_BUCKET}/monitors/ (neither a "
                         "run record nor a summary): expected a run started with start-cluster")
     if found["state"] == "finished":
-        return report_input(settings, clients, "finished", found["summary"])
+        return report_input(settings, clients, "finished", found["summary"],
+                            monitor_series(found["summary"].get("series")))
     if found["state"] != "running" and found["state"] != "tearing_down":
         raise UserError(f"run {settings.APP_NAME!r} is {found['state']}: {found.get('reason')}")
     summary = {"machine_hours": found["machine_hours"], "cost_ceiling_usd": found["cost_ceiling_usd"]}
-    return report_input(settings, clients, f"{found['state'].replace('_', ' ')}: a live report", summary)
+    state = MonitorState.from_json(aws.read_object(clients.s3, settings.AWS_BUCKET,
+                                                   monitor_state_key(settings.APP_NAME)))
+    return report_input(settings, clients, f"{found['state'].replace('_', ' ')}: a live report", summary,
+                        monitor_series(state.series))
 
 
 def write_report(data: ReportInput, out: Path) -> Path:

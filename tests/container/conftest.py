@@ -81,9 +81,16 @@ class Container:
 
     def processes(self) -> list[tuple[int, str]]:
         """(uid, command line) of every process in the container, as the host's ps sees them (`docker top`)."""
+        return [(uid, args) for _, uid, args in self._top()]
+
+    def host_pids(self) -> list[tuple[int, str]]:
+        """(pid on this host, command line) of every process in the container."""
+        return [(pid, args) for pid, _, args in self._top()]
+
+    def _top(self) -> list[tuple[int, int, str]]:
         # docker top needs the pid column to pick the container's processes out of the host's
         lines = docker("top", self.name, "-eo", "pid,uid,args").stdout.splitlines()[1:]
-        return [(int(uid), args) for _, uid, args in (line.split(None, 2) for line in lines if line.strip())]
+        return [(int(pid), int(uid), args) for pid, uid, args in (line.split(None, 2) for line in lines if line.strip())]
 
     def stop(self, seconds: int = 30) -> None:
         # ECS gives a task 30 s between SIGTERM and SIGKILL; docker's default of 10 s would hide a slow release.

@@ -8,6 +8,8 @@ own account. The job program below is passed in COMMAND as `python -c`, so the t
 from __future__ import annotations
 
 import json
+import os
+import signal
 import textwrap
 import time
 import uuid
@@ -244,3 +246,31 @@ def test_jobs_and_the_worker_run_as_the_unprivileged_user(containers):
 
     wait_for(lambda: "_SUCCESS" in world.outputs(job), "the job to be done", details=container.logs)
     assert world.output(job, "uid.txt") == "1000\n"  # what `id -u` said inside the job
+
+
+def test_a_killed_worker_takes_its_command_along_and_is_replaced(containers):
+    # The image has util-linux's setpriv: the command is started through it, with the parent death signal set.
+    world = World(SQS_MESSAGE_VISIBILITY=2)
+    [job] = world.send("hang")
+    container = containers(world.settings)
+    wait_for(lambda: any(args.endswith(" hang") for _, args in container.host_pids()), "the job to start",
+             details=container.logs)
+    processes = container.host_pids()
+    [worker] = [pid for pid, args in processes if "--single" in args]
+    [command] = [pid for pid, args in processes if args.endswith(" hang")]
+    assert not any("setpriv" in args for _, args in processes), "setpriv execs the command: it never stays"
+
+    os.kill(worker, signal.SIGKILL)  # the OOM killer, say: the worker process alone
+
+    wait_for(lambda: not _alive(command), "the orphaned command to die", details=container.logs)
+    # the supervisor started another worker, which takes the job again once its visibility timeout ends
+    wait_for(lambda: any(line.startswith("received: ") and "attempt 2 of" in line for line in world.log(job)),
+             "the job to be received again", details=container.logs)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"  # a zombie has died, unreaped
+    except FileNotFoundError:
+        return False

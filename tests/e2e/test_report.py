@@ -75,6 +75,15 @@ def test_the_report_counts_what_the_runs_summary_says(report_run):
     monitor = summary["monitor_summary"]
     assert f"{monitor['machine_hours']:.4f}" in re.search(r"data-cost='machine-hours'>.*?</tr>", html).group(0)
     assert f"${monitor['cost_ceiling_usd']:.4f}" in re.search(r"data-cost='cost ceiling'>.*?</tr>", html).group(0)
+    # machines, jobs waiting and running over time: the monitor's own series, carried in its summary
+    series = monitor["series"]
+    assert series and max(waiting for _, _, waiting, _ in series) <= 12 and series[-1][1] == 0
+    assert "Source: the monitor&#x27;s checks, once a second," in html
+    assert all(f"class='line-{name}'" in html for name in ("machines", "running", "waiting"))
+    # one time axis for both drawings
+    axes = [re.findall(r"text-anchor='middle'>([^<]+)</text>", re.search(rf"<svg class='{name}'.*?</svg>", html,
+                                                                        re.S).group(0)) for name in ("timeline", "series")]
+    assert axes[0] == axes[1] and len(axes[0]) == 6
     # every row of the timeline names a machine of the run and a worker: none unknown
     assert "unknown" not in re.search(r"<svg class='timeline'.*?</svg>", html, re.S).group(0)
     # self-contained: nothing to fetch

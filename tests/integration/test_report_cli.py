@@ -1,12 +1,18 @@
-"""`cli.py report` against moto: a live run's report, and one line with exit 2 for a run that never started."""
+"""`cli.py report` against moto: a live run's report; a finished run's from its S3 export once its log group is
+gone, with the monitor's series; one line with exit 2 for a run that never started or left no logs."""
 
 from __future__ import annotations
 
 import json
+import re
 
 from click.testing import CliRunner
 
+from chalicelib import aws as clients
+from chalicelib.names import record_key
 from cli import cli
+from tests.integration.world import reconcile_until_gone
+from tests.worker_world import run_workers, script
 
 
 def test_a_live_run_gets_a_report_before_any_job_ran(started, tmp_path):
@@ -32,3 +38,51 @@ def test_a_run_that_never_started_is_one_line_and_exit_2(aws, started, tmp_path)
         f"error: no run named 'Nobody' in s3://{config['AWS_BUCKET']}/monitors/ (neither a run record nor a "
         "summary): expected a run started with start-cluster"]
     assert not (tmp_path / "r.html").exists()
+
+
+def test_a_finished_run_whose_log_group_is_gone_is_reported_from_its_s3_export(started, tmp_path):
+    # Real workers run the 12 jobs (two fail for good, one prints a line that looks like the worker's own),
+    # the real monitor tears the run down (its export to S3 included), then CloudWatch's 60 days pass.
+    settings = started.settings
+    run_workers(started, script("import sys; plate = sys.argv[1]; print('failed: 0 of 3 checks')\n"
+                                "if plate in ('P00000', 'P00001'): print('no such file sampl.py'); sys.exit(2)"))
+    ticks = reconcile_until_gone(started, limit=12)
+    summary = json.loads(clients.read_object(clients.client("s3"), settings.AWS_BUCKET,
+                                             f"monitors/{settings.APP_NAME}_summary.json"))
+    assert summary["log_exports"][settings.LOG_GROUP_NAME] == "done"
+    # the monitor's series: a point at each check whose counts changed, carried into the summary
+    series = summary["series"]
+    assert len(series) == len({tuple(point[1:]) for point in series}) <= len(ticks)
+    assert series[0][1:] == [2, 0, 0] and series[-1][1] == 0  # 2 machines, nothing waiting; none at the end
+    clients.client("logs").delete_log_group(logGroupName=settings.LOG_GROUP_NAME)
+
+    out = tmp_path / "finished.html"
+    result = CliRunner().invoke(cli, ["report", "--out", str(out), "--config", str(started.config_path)])
+
+    assert result.exit_code == 0, result.output
+    html = out.read_text()
+    assert "finished;" in html and "the monitor&#x27;s checks" in html
+    drawn = re.findall(r"<rect class='bar o-([a-z]+)' data-job='([^']*)'", html)
+    assert sorted(job for outcome, job in drawn if outcome == "succeeded") == [f"P{n:05d}" for n in range(2, 12)]
+    assert sorted({job for outcome, job in drawn if outcome == "failed"}) == ["P00000", "P00001"]
+    assert re.search(r"<td>ended with: no such file sampl.py</td>", html)  # the cause, not the look-alike line
+    assert re.search(r"data-figure='failed'><b>2</b>", html) and re.search(r"data-figure='done'><b>10</b>", html)
+
+
+def test_a_run_with_neither_log_group_nor_export_says_so_in_one_line(started, tmp_path):
+    settings = started.settings
+    run_workers(started, script("print('ok')"))
+    clients.client("s3").put_object(  # a summary as a run whose export failed leaves it
+        Bucket=settings.AWS_BUCKET, Key=f"monitors/{settings.APP_NAME}_summary.json",
+        Body=json.dumps({"app_name": settings.APP_NAME, "log_exports": {settings.LOG_GROUP_NAME: "failed"},
+                         "exported_logs": f"s3://{settings.AWS_BUCKET}/exportedlogs/x/"}).encode())
+    clients.client("s3").delete_object(Bucket=settings.AWS_BUCKET, Key=record_key(settings.APP_NAME))
+    clients.client("logs").delete_log_group(logGroupName=settings.LOG_GROUP_NAME)
+
+    result = CliRunner().invoke(cli, ["report", "--out", str(tmp_path / "r.html"), "--config",
+                                      str(started.config_path)])
+
+    assert result.exit_code == 2
+    assert result.output.splitlines() == [
+        f"error: log group {settings.LOG_GROUP_NAME} does not exist in {settings.AWS_REGION} and its export is "
+        "'failed': the run report has no job logs to read"]

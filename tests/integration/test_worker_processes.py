@@ -10,6 +10,7 @@ import json
 import re
 import os
 import signal
+import socket
 
 import pytest
 
@@ -185,6 +186,10 @@ def test_a_worker_process_killed_mid_job_is_replaced_and_the_job_finished(world)
     assert "worker process 1 died (exit -9); starting another" in container.output
     assert world.attempts("P8") == 2
     assert world.complete(job) and world.counts() == (0, 0)
+    # the replacement is worker slot 1 again: its busy lease and its row in the run report are the dead one's
+    # (the killed worker's own lines were never flushed: the last attempt's is the one in the log)
+    [received] = [line for line in world.log(job.job_id) if line.startswith("received: ")]
+    assert f" pid {first};" not in received and received.endswith(f" worker {socket.gethostname()}-w1"), received
 
 
 @pytest.mark.parametrize("how", ["spot notice", "SIGTERM"])

@@ -1,5 +1,6 @@
 """plan(): world in, expected actions out. No AWS."""
 
+import json
 from dataclasses import replace
 
 import pytest
@@ -8,6 +9,7 @@ from chalicelib.monitor.actions import (CancelFleet, DeleteAlarms, DeleteCluster
                                         DeleteService, DeregisterTaskDefinitions, ExportLogs, RemoveRunRecord,
                                         SaveState, SetFleetCapacity, SetServiceCount, TerminateInstances,
                                         WriteSummary)
+from chalicelib.monitor import series as run_series
 from chalicelib.monitor.breaker import common_failure
 from chalicelib.monitor.observation import FailedJob, Instance, MonitorState, Observation, Policy
 from chalicelib.monitor.plan import REASON_DRAINED, desired_machines, plan
@@ -33,7 +35,11 @@ def world(**changes) -> Observation:
         summary_key="monitors/App_summary.json",
         record_keys=("monitors/AppSpotFleetRequestId.json", "monitors/App_monitorstate.json"),
     )
-    return replace(base, **changes)
+    observed = replace(base, **changes)
+    if not observed.state.series:  # the last check saw these numbers: only a test about the series sees it move
+        last = [NOW - 60, len(observed.instances), observed.visible, observed.in_flight]
+        observed = replace(observed, state=replace(observed.state, series=[last]))
+    return observed
 
 
 def kinds(actions):
@@ -309,3 +315,35 @@ def test_the_common_failure_is_the_shared_last_line_else_the_exit_code_else_the_
     assert common_failure(mixed_lines) == "all 3 failed job(s) (9 attempts) exited with code 2"
     mixed = failed_jobs(2, last_line="a") + failed_jobs(1, last_line="b", exit_code=1)
     assert common_failure(mixed) == "2 of 3 failed jobs ended with: a"
+
+
+def test_a_check_whose_counts_changed_adds_a_point_to_the_series_and_a_steady_one_none():
+    steady = world().state  # its last point: 4 machines, 50 waiting, 8 running
+    actions = plan(world(visible=40, in_flight=8, state=steady), POLICY)
+    assert kinds(actions) == [SaveState]
+    assert actions[0].series == steady.series + [[round(NOW), 4, 40, 8]]
+    assert actions[0].reason == "4 machine(s), 40 job(s) waiting, 8 running"
+    assert plan(world(visible=40, in_flight=8, state=replace(steady, series=actions[0].series)), POLICY) == []
+
+
+def test_the_summary_carries_the_series_with_the_last_checks_point():
+    earlier = [[NOW - 120, 4, 3, 8], [NOW - 60, 1, 0, 0]]
+    actions = plan(tearing(summary_exists=False, state=replace(tearing().state, series=earlier)), POLICY)
+    [summary] = [action for action in actions if isinstance(action, WriteSummary)]
+    assert dict(summary.summary)["series"] == earlier + [[round(NOW), 0, 0, 0]]
+
+
+def test_the_series_stays_bounded_keeping_its_first_and_newest_points():
+    points: list = []
+    for tick in range(3 * run_series.LIMIT):
+        points = run_series.with_point(points, tick, tick % 7, tick, 0)
+        assert len(points) <= run_series.LIMIT
+    assert points[0] == [0, 0, 0, 0] and points[-1] == [tick, tick % 7, tick, 0]
+    assert [point[0] for point in points] == sorted(point[0] for point in points)
+    assert run_series.with_point(points, tick + 1, tick % 7, tick, 0) is None  # the same counts: no point
+
+
+@pytest.mark.parametrize("series", [{"a": 1}, [[1, 2, 3]], [["t", 1, 2, 3]], [1, 2, 3, 4]])
+def test_a_monitor_state_with_a_malformed_series_is_refused(series):
+    with pytest.raises(ValueError, match="wrong type"):
+        MonitorState.from_json(json.dumps({"series": series}))

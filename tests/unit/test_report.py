@@ -98,3 +98,41 @@ def test_the_page_has_a_bar_per_attempt_with_its_outcome_and_escapes_what_jobs_p
     html = render(data(attempts), fig, 0.0)
     assert re.findall(r"class='bar o-(\w+)' data-job='([^']*)'", html) == [("failed", "&lt;j&gt;")]
     assert "<script" not in html and "ended with: &lt;script&gt;" in html
+
+
+def test_a_commands_line_that_looks_like_the_workers_is_marked_and_read_as_output():
+    from chalicelib.joblines import output_line
+    printed = ["failed: 2 of 9 checks", "received: 3 files", "started: step 2", "warning: low disk", "all good"]
+    logged = [output_line(line) for line in printed]
+    assert logged == ["output: failed: 2 of 9 checks", "output: received: 3 files", "output: started: step 2",
+                      "warning: low disk", "all good"]
+    attempts = parse_stream("j1", events(
+        (1, NEW.format(n=1, a=1, m="a", w=1)), (2, "started: job"), *[(3, line) for line in logged[:3]],
+        (4, "exit soon"), (5, output_line("succeeded: nothing")),
+        (6, "failed: exit code 1 after 4.00 s; total 5.00 s; it will be retried in 60 s")))
+    assert [(a.outcome, a.start, a.end, a.last_line) for a in attempts] == [(FAILED, 1, 6, "succeeded: nothing")]
+
+
+def test_the_timeline_and_the_series_share_one_time_axis():
+    from chalicelib.report.figures import Point
+    attempts = [attempt("a", start=1060, end=1600), attempt("b", start=1070, end=1200, slot="w2")]
+    series = [Point(1000, 1, 5, 0), Point(1060, 1, 3, 2), Point(1600, 0, 0, 0), Point(1720, 0, 0, 0)]
+    fig = figures(data(attempts, series=series))
+    assert fig.window == (1000, 1720)  # the machine came before its first job and the run ended after the last
+    html = render(data(attempts, series=series), fig, 0)
+    timeline_svg, series_svg = (re.search(rf"<svg class='{name}'.*?</svg>", html, re.S).group(0)
+                                for name in ("timeline", "series"))
+    ticks = [re.findall(r"text-anchor='middle'>([^<]+)</text>", svg) for svg in (timeline_svg, series_svg)]
+    assert ticks[0] == ticks[1] == ["0.0 s", "2.4 min", "4.8 min", "7.2 min", "9.6 min", "12.0 min"]
+    # job a starts 60 s into the 720 s axis: at the same x as the series' second step
+    bar_x = float(re.search(r"data-job='a' x='([\d.]+)'", timeline_svg).group(1))
+    assert abs(bar_x - (230 + 60 / 720 * (1200 - 230 - 20))) < 0.1
+
+
+def test_an_s3_export_reads_back_as_the_log_groups_events():
+    from chalicelib.report.exported import parse_export
+    text = ("2026-11-30T02:19:46.123Z received: message m1, attempt 1 of 3\n"
+            "2026-11-30T02:19:47.000Z a line\nwith a break in it\n2026-11-30T02:19:48Z succeeded: exit code 0")
+    assert parse_export(text) == [(1796005186.123, "received: message m1, attempt 1 of 3"),
+                                  (1796005187.0, "a line\nwith a break in it"),
+                                  (1796005188.0, "succeeded: exit code 0")]

@@ -1,0 +1,32 @@
+"""The worker's own lines in a job's log stream, which give an attempt its shape, and the rule that keeps a
+command's output from passing for one of them.
+
+An attempt is the lines from "received: " to its outcome line ("succeeded: ", "failed: ", "released: ",
+"skipped: "), with "started: " before the command (worker/worker.py writes them; the run report and local mode's
+results read them back). A command that prints a line starting the same way (a tool reporting "failed: 2 tests",
+say) would end the attempt early in those readings, so such an output line is written with OUTPUT_MARK in front
+(worker/joblog.py): the stream still shows it, and no reader takes it for the worker's.
+"""
+
+from __future__ import annotations
+
+RECEIVED, STARTED = "received: ", "started: "
+SUCCEEDED, FAILED, RELEASED, SKIPPED = "succeeded", "failed", "released", "skipped"
+OUTCOME_PREFIXES = {f"{outcome}: ": outcome for outcome in (SUCCEEDED, FAILED, RELEASED, SKIPPED)}
+SKIPPED_AS_DONE = "skipped: already done"
+# What the worker also writes (worker/heartbeat.py's warnings, a note on the command's own _SUCCESS): not the
+# attempt's shape, only kept out of a failure's "last line"; a command's output starting so is not marked.
+OTHER_WORKER_PREFIXES = ("note: ", "warning: ")
+SHAPE_PREFIXES = (RECEIVED, STARTED) + tuple(OUTCOME_PREFIXES)
+WORKER_PREFIXES = SHAPE_PREFIXES + OTHER_WORKER_PREFIXES
+OUTPUT_MARK = "output: "
+
+
+def output_line(text: str) -> str:
+    """A line of the command's output as the job's log stream holds it."""
+    return OUTPUT_MARK + text if text.startswith(SHAPE_PREFIXES) else text
+
+
+def outcome_of(line: str) -> str | None:
+    """The outcome a worker's line gives its attempt, or None."""
+    return next((outcome for prefix, outcome in OUTCOME_PREFIXES.items() if line.startswith(prefix)), None)
