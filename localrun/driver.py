@@ -141,7 +141,7 @@ def _run(local: LocalRun, stream: IO[str], stop: StopRequest, report_path: Path 
             summary = results.run_summary or {}
             write_report(report_input(settings, aws.Clients(settings), "local run", results.run_summary,
                                       monitor_series(summary.get("series")),
-                                      SERIES_SOURCE.replace("checks", "checks, once a second,"),
+                                      SERIES_SOURCE.format(period=f" every {MONITOR_PERIOD_SECONDS:g} s"),
                                       streams=results.log_events), report_path)
         if previous is not None:
             shutil.rmtree(previous, ignore_errors=True)  # every output is in --out again

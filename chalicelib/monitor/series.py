@@ -20,7 +20,7 @@ SeriesPoint = list
 def with_point(series: Sequence[SeriesPoint], now: float, machines: int, waiting: int,
                running: int) -> list[SeriesPoint] | None:
     """The series with this check added, or None when the numbers are those of its last point."""
-    point = [round(now), machines, waiting, running]
+    point = [round(now, 2), machines, waiting, running]  # to 10 ms: local mode checks every second
     if series and list(series[-1][1:]) == point[1:]:
         return None
     points = list(series)

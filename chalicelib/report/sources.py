@@ -30,7 +30,7 @@ from chalicelib.report.render import render
 from chalicelib.settings import Settings
 
 _S3_URL = re.compile(r"s3://([^/]+)/(.*)")
-SERIES_SOURCE = "the monitor's checks (a point whenever a count changed)"
+SERIES_SOURCE = "the monitor's checks{period}: a point whenever one of these counts changed"
 SETTINGS_SHOWN = ("APP_NAME", "CLUSTER_MACHINES", "MACHINE_TYPE", "MACHINE_PRICE", "TASKS_PER_MACHINE",
                   "DOCKER_CORES", "SQS_MESSAGE_VISIBILITY", "JOB_RETRIES", "CHECK_IF_DONE_BOOL", "DOCKERHUB_TAG",
                   "LOG_GROUP_NAME", "AWS_REGION")
@@ -46,7 +46,7 @@ def monitor_series(raw) -> list[Point]:
 
 
 def report_input(settings: Settings, clients: aws.Clients, state: str, summary: dict | None,
-                 series: Sequence[Point] = (), series_source: str = SERIES_SOURCE,
+                 series: Sequence[Point] = (), series_source: str = SERIES_SOURCE.format(period=""),
                  streams: dict[str, Sequence[tuple[float, str]]] | None = None) -> ReportInput:
     """`streams`: the job logs when the caller has read them already (local mode); else they are read here."""
     try:

@@ -78,7 +78,7 @@ def test_the_report_counts_what_the_runs_summary_says(report_run):
     # machines, jobs waiting and running over time: the monitor's own series, carried in its summary
     series = monitor["series"]
     assert series and max(waiting for _, _, waiting, _ in series) <= 12 and series[-1][1] == 0
-    assert "Source: the monitor&#x27;s checks, once a second," in html
+    assert "Source: the monitor&#x27;s checks every 1 s: a point whenever" in html
     assert all(f"class='line-{name}'" in html for name in ("machines", "running", "waiting"))
     # one time axis for both drawings
     axes = [re.findall(r"text-anchor='middle'>([^<]+)</text>", re.search(rf"<svg class='{name}'.*?</svg>", html,

@@ -321,7 +321,7 @@ def test_a_check_whose_counts_changed_adds_a_point_to_the_series_and_a_steady_on
     steady = world().state  # its last point: 4 machines, 50 waiting, 8 running
     actions = plan(world(visible=40, in_flight=8, state=steady), POLICY)
     assert kinds(actions) == [SaveState]
-    assert actions[0].series == steady.series + [[round(NOW), 4, 40, 8]]
+    assert actions[0].series == steady.series + [[round(NOW, 2), 4, 40, 8]]
     assert actions[0].reason == "4 machine(s), 40 job(s) waiting, 8 running"
     assert plan(world(visible=40, in_flight=8, state=replace(steady, series=actions[0].series)), POLICY) == []
 
@@ -330,7 +330,7 @@ def test_the_summary_carries_the_series_with_the_last_checks_point():
     earlier = [[NOW - 120, 4, 3, 8], [NOW - 60, 1, 0, 0]]
     actions = plan(tearing(summary_exists=False, state=replace(tearing().state, series=earlier)), POLICY)
     [summary] = [action for action in actions if isinstance(action, WriteSummary)]
-    assert dict(summary.summary)["series"] == earlier + [[round(NOW), 0, 0, 0]]
+    assert dict(summary.summary)["series"] == earlier + [[round(NOW, 2), 0, 0, 0]]
 
 
 def test_the_series_stays_bounded_keeping_its_first_and_newest_points():
