@@ -38,7 +38,11 @@ from chalicelib.monitor.actions import (Action, CancelFleet, DeleteAlarms, Delet
                                         TerminateInstances, WriteSummary)
 from chalicelib.monitor.observation import Instance, MonitorState, Observation, Policy  # noqa: E402
 from chalicelib.monitor.plan import plan  # noqa: E402
+from worker.worker import BUSY_PERIOD_WAIT_SECONDS  # noqa: E402
 
+# Our worker's busy lease lasts its busy period: after its last job it is deleted by the first receive that
+# returns nothing, this long later (worker/worker.py); the monitor sees the slot busy until then.
+OUR_LEASE_AFTER_LAST_JOB_S = float(BUSY_PERIOD_WAIT_SECONDS)
 RETRY_DELAY_S = 60.0  # a failed job's message is made visible again this long after the failure (DS: returnMessage)
 SPOT_NOTICE_S = 120.0  # AWS warns two minutes before it takes a spot machine back
 IDLE_ALARM_S = 15 * 60.0  # the per-instance alarm: 15 one-minute periods under 1 % CPU
@@ -104,7 +108,8 @@ class Machine:
 
 
 class Worker:
-    __slots__ = ("machine", "job", "run", "started", "receipt", "fails", "pool_index", "poll", "exited")
+    __slots__ = ("machine", "job", "run", "started", "receipt", "fails", "pool_index", "poll", "exited",
+                 "lease_until")
 
     def __init__(self, machine: Machine):
         self.machine = machine
@@ -116,6 +121,7 @@ class Worker:
         self.pool_index = -1  # position in World.idle_workers, -1 when not waiting
         self.poll = 0  # bumps on every wait for a message: an older poll's timeout is stale
         self.exited = False  # a DS worker whose poll found nothing: the slot does nothing for the rest of the run
+        self.lease_until = -1.0  # ours, between jobs: its busy lease is still up until then (OUR_LEASE_AFTER_LAST_JOB_S)
 
 
 @dataclass(frozen=True)
@@ -369,6 +375,7 @@ class World:
             return  # DS's workers do not watch for the notice: they work on until the machine dies
         machine.draining = True
         for worker in machine.workers:
+            worker.lease_until = -1.0  # a stopping worker deletes its lease
             if worker.pool_index >= 0:
                 self._unpool(worker)  # first, so that no job released below lands back on this machine
         for worker in machine.workers:
@@ -518,6 +525,8 @@ class World:
         machine = worker.machine
         if not machine.draining and machine.terminated_at is None:
             self._worker_free(worker)
+            if worker.job is None:  # no job waiting: the busy period ends with the long poll that finds none
+                worker.lease_until = self.now + OUR_LEASE_AFTER_LAST_JOB_S
             if machine.busy == 0:
                 self._machine_idle(machine)
 
@@ -630,7 +639,9 @@ class OurMonitor:
 
     def observe(self) -> Observation:
         world = self.world
-        instances = tuple(Instance(machine.instance_id, machine.launched_at, machine.busy)
+        now = world.now
+        instances = tuple(Instance(machine.instance_id, machine.launched_at, machine.busy + sum(
+            1 for worker in machine.workers if worker.job is None and worker.lease_until > now))
                           for machine in world.machines.values())
         return Observation(
             app_name="Sim", now=world.now, started_at=0.0, state=self.state,

@@ -17,7 +17,8 @@ job after an empty receive, kept fresh across the jobs that follow, deleted on
 the next empty receive, a stop or exit. So a no-op job costs four AWS calls in
 steady state: the receive, its log stream's create and one batched put, the
 delete (the lease and the failure-record check cost calls per busy period,
-worker/records.py).
+worker/records.py). Within a busy period a receive waits a second at most, so a
+busy period ends about a second after its last job.
 """
 
 from __future__ import annotations
@@ -55,6 +56,11 @@ from worker.upload import TransferError, Transfers
 
 log = logging.getLogger("worker")
 
+# Within a busy period the next receive waits at most this long: a queue holding jobs answers at once anyway,
+# and an empty one ends the busy period (the lease goes) a second after the last job instead of a whole long
+# poll later, so the monitor can release the machine on its next check. Still a long poll (WaitTimeSeconds > 0
+# asks every SQS server): a short poll may answer empty while jobs wait.
+BUSY_PERIOD_WAIT_SECONDS = 1
 # The attempt (JOB_RETRIES), and the two times that tell whether a listing of failure records answers for the
 # message (worker/records.py).
 RECEIVED_ATTRIBUTES = ["ApproximateReceiveCount", "SentTimestamp", "ApproximateFirstReceiveTimestamp"]
@@ -167,8 +173,11 @@ class Worker:
         if self.stop_requested:
             self._end_busy_period()
             return Outcome.STOPPED
+        wait = self.options.wait_seconds
+        if self.lease.held:
+            wait = min(wait, BUSY_PERIOD_WAIT_SECONDS)
         response = self.sqs.receive_message(
-            QueueUrl=self.queue_url, MaxNumberOfMessages=1, WaitTimeSeconds=self.options.wait_seconds,
+            QueueUrl=self.queue_url, MaxNumberOfMessages=1, WaitTimeSeconds=wait,
             VisibilityTimeout=self.visibility, MessageSystemAttributeNames=RECEIVED_ATTRIBUTES)
         messages = response.get("Messages", ())
         if not messages:

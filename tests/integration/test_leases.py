@@ -90,6 +90,23 @@ def test_a_worker_busy_across_several_jobs_holds_one_fresh_lease_until_its_first
     worker.close()
 
 
+def test_within_a_busy_period_a_receive_waits_a_second_so_the_lease_goes_soon_after_the_last_job(moto_server,
+                                                                                                 tmp_path):
+    settings, worker, queue_url = seeing_worker(tmp_path, options=dataclasses.replace(OPTIONS, wait_seconds=20))
+    waits = []
+    worker.sqs.meta.events.register("provide-client-params.sqs.ReceiveMessage",
+                                    lambda params, **_: waits.append(params["WaitTimeSeconds"]))
+    send_jobs(worker.sqs, queue_url, settings, [{"plate": f"P{n}"} for n in range(2)])
+
+    outcomes = [worker.run_once() for _ in range(3)]
+
+    assert outcomes == [Outcome.SUCCEEDED, Outcome.SUCCEEDED, Outcome.EMPTY]
+    # idle: a whole long poll; then within the busy period a second at most, and the empty answer ended it
+    assert waits == [20, 1, 1]
+    assert busy_now(worker.s3, settings) == {}
+    worker.close()
+
+
 def test_a_long_job_keeps_its_lease_fresh_through_the_heartbeat(moto_server, tmp_path, monkeypatch):
     # Every heartbeat refreshes the lease here (due at once); in production it is due every REFRESH_SECONDS,
     # well within STALE_AFTER_SECONDS, so the monitor never reads a running job's lease as stale.

@@ -39,19 +39,19 @@ def test_the_lower_bound_is_the_jobs_run_time_over_the_slots_plus_one_boot_per_m
     assert lower_bound_s([100.0, 200.0, 300.0], scenario) == 600 / 2 + 3 * 60
 
 
-def test_four_jobs_on_two_machines_are_accounted_exactly_and_reach_the_lower_bound():
+def test_four_jobs_on_two_machines_are_accounted_exactly_one_long_poll_after_the_last_job():
     result = simulate(tiny(), OurMonitor)
-    # Boot 0-60 s; each machine runs two jobs back to back, 60-660 and 660-1260. The tick at 1260 sees the
-    # queue empty once, shrinks the fleet to 0 and terminates both idle machines; the one at 1320 sees it
-    # empty again and tears down.
+    # Boot 0-60 s; each machine runs two jobs back to back, 60-660 and 660-1260. Each worker's busy lease lasts
+    # until its next receive finds no job, at 1261: the tick at 1260 sees the queue empty once and both machines
+    # still busy, and shrinks the fleet to 0; the one at 1320 sees it empty again and tears down, machines too.
     assert result.makespan_s == 1260
     assert result.busy_slot_s == 2 * 1200
-    assert result.billed_s == 2 * 1260
+    assert result.billed_s == 2 * 1320
     assert result.lower_bound_s == 4 * 600 + 2 * 60
-    assert result.over_lower_bound == 1.0
-    assert result.efficiency == pytest.approx(2400 / 2520)
+    assert result.over_lower_bound == pytest.approx(2640 / 2520)
+    assert result.efficiency == pytest.approx(2400 / 2640)
     assert result.teardown_delay_s == 60
-    assert result.last_machine_gone_s == 0
+    assert result.last_machine_gone_s == 60
     assert (result.jobs_done, result.jobs_lost, result.duplicates, result.dead_letter) == (4, 0, 0, 0)
     assert result.machines_launched == 2
 
@@ -60,34 +60,36 @@ def test_two_jobs_on_two_machines_of_two_slots_split_the_bill_by_slot():
     result = simulate(tiny(jobs=2, docker_cores=2), OurMonitor)
     # The tick at 60 s (before the boots) shrinks the target to the one machine two jobs need; both machines
     # boot at 60 s and the first one's two slots take both jobs. The tick at 120 s releases the second
-    # machine; the first runs 60-660 and goes on the tick at 660.
-    assert result.billed_s == 120 + 660
+    # machine; the first runs 60-660, its leases last to 661, and it goes on the tick at 720.
+    assert result.billed_s == 120 + 720
     assert result.lower_bound_s == 2 * 600 / 2 + 2 * 60
-    assert result.over_lower_bound == pytest.approx(780 / 720)
+    assert result.over_lower_bound == pytest.approx(840 / 720)
     assert result.usage.booting_s == 2 * 60
     assert result.usage.holding_s == 600
-    assert result.idle_machine_s == 60  # the second machine, 60-120 s
+    assert result.idle_machine_s == 60 + 60  # the second machine, 60-120 s; the first, 660-720 s
     assert result.free_beside_slot_s == 0
-    assert result.efficiency == pytest.approx(1200 / (780 * 2))
+    assert result.efficiency == pytest.approx(1200 / (840 * 2))
 
 
 def test_a_machine_kept_by_one_job_counts_its_other_slot_free():
     result = simulate(tiny(jobs=1, machines=1, docker_cores=2), OurMonitor)
-    # One machine, two slots: one runs the job 60-660 s, the other waits; the machine goes on the tick at 660.
-    assert result.billed_s == 660
+    # One machine, two slots: one runs the job 60-660 s, the other waits; the machine goes on the tick at 720,
+    # the first after the job's worker's lease (to 661).
+    assert result.billed_s == 720
     assert result.busy_slot_s == 600
     assert result.free_beside_slot_s == 600
-    assert result.efficiency == pytest.approx(600 / (660 * 2))
+    assert result.efficiency == pytest.approx(600 / (720 * 2))
     assert result.lower_bound_s == 600 / 2 + 60
 
 
 def test_our_monitor_releases_an_idle_machine_on_its_next_tick():
     result = simulate(tiny(jobs=1, durations=Durations("fixed", 3600)), OurMonitor)
     # The tick at 60 s (before boot) shrinks the target to the one machine the job needs; at 120 s the
-    # machine that got no job is terminated. The other runs the job 60-3660 and goes at the tick at 3660.
-    assert result.billed_s == 3660 + 120
+    # machine that got no job is terminated (no job, so no lease). The other runs the job 60-3660, its lease
+    # lasts to 3661, and it goes at the tick at 3720.
+    assert result.billed_s == 3720 + 120
     assert result.busy_slot_s == 3600
-    assert result.idle_machine_s == 60
+    assert result.idle_machine_s == 60 + 60
     assert result.makespan_s == 3660
 
 
