@@ -99,8 +99,8 @@ class Instance:
     instance_id: str
     launched_at: float  # epoch seconds
     # Its workers in a busy period right now, from their leases: each runs a job, or is between two with no
-    # empty poll yet (at most one long poll). None when unknown, and a machine whose business is unknown is
-    # never stopped.
+    # empty poll yet (about a second: worker.BUSY_PERIOD_WAIT_SECONDS). None when unknown, and a machine whose
+    # business is unknown is never stopped.
     busy_jobs: int | None
 
 
