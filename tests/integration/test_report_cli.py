@@ -9,9 +9,10 @@ import re
 from click.testing import CliRunner
 
 from chalicelib import aws as clients
+from chalicelib.monitor.reconcile import reconcile
 from chalicelib.names import record_key
 from cli import cli
-from tests.integration.world import reconcile_until_gone
+from tests.integration.world import reconcile_until_gone, the_run
 from tests.worker_world import run_workers, script
 
 
@@ -24,6 +25,17 @@ def test_a_live_run_gets_a_report_before_any_job_ran(started, tmp_path):
     html = out.read_text()
     assert "running: a live report" in html and "no job attempt in the logs yet" in html
     assert f"<th>APP_NAME</th><td>{started.settings.APP_NAME}</td>" in html
+
+
+def test_a_live_runs_report_draws_the_monitors_series_from_its_state(started, tmp_path):
+    reconcile(the_run(started))  # the monitor's first check: 2 machines, the 12 jobs waiting
+    out = tmp_path / "live.html"
+    result = CliRunner().invoke(cli, ["report", "--out", str(out), "--config", str(started.config_path)])
+
+    assert result.exit_code == 0, result.output
+    html = out.read_text()
+    assert "Source: the monitor&#x27;s checks: a point whenever" in html
+    assert "class='line-waiting'" in html and re.search(r"<svg class='series'.*?>12</text>", html, re.S)
 
 
 def test_a_run_that_never_started_is_one_line_and_exit_2(aws, started, tmp_path):

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import re
 
+from chalicelib.joblines import output_line
 from chalicelib.report.data import FAILED, LOST, RELEASED, SKIPPED, SUCCEEDED, UNKNOWN, parse_stream, parse_streams
-from chalicelib.report.figures import Attempt, ReportInput, figures, log_histogram, merge, timeline
+from chalicelib.report.exported import parse_export
+from chalicelib.report.figures import Attempt, Point, ReportInput, figures, log_histogram, merge, timeline
 from chalicelib.report.render import render
 
 NEW = "received: message m{n}, attempt {a} of 3, on host pid 7; machine i-{m} worker host-{w}"
@@ -101,7 +103,6 @@ def test_the_page_has_a_bar_per_attempt_with_its_outcome_and_escapes_what_jobs_p
 
 
 def test_a_commands_line_that_looks_like_the_workers_is_marked_and_read_as_output():
-    from chalicelib.joblines import output_line
     printed = ["failed: 2 of 9 checks", "received: 3 files", "started: step 2", "warning: low disk", "all good"]
     logged = [output_line(line) for line in printed]
     assert logged == ["output: failed: 2 of 9 checks", "output: received: 3 files", "output: started: step 2",
@@ -114,7 +115,6 @@ def test_a_commands_line_that_looks_like_the_workers_is_marked_and_read_as_outpu
 
 
 def test_the_timeline_and_the_series_share_one_time_axis():
-    from chalicelib.report.figures import Point
     attempts = [attempt("a", start=1060, end=1600), attempt("b", start=1070, end=1200, slot="w2")]
     series = [Point(1000, 1, 5, 0), Point(1060, 1, 3, 2), Point(1600, 0, 0, 0), Point(1720, 0, 0, 0)]
     fig = figures(data(attempts, series=series))
@@ -130,7 +130,6 @@ def test_the_timeline_and_the_series_share_one_time_axis():
 
 
 def test_an_s3_export_reads_back_as_the_log_groups_events():
-    from chalicelib.report.exported import parse_export
     text = ("2026-11-30T02:19:46.123Z received: message m1, attempt 1 of 3\n"
             "2026-11-30T02:19:47.000Z a line\nwith a break in it\n2026-11-30T02:19:48Z succeeded: exit code 0")
     assert parse_export(text) == [(1796005186.123, "received: message m1, attempt 1 of 3"),
