@@ -14,9 +14,13 @@ RECEIVED, STARTED = "received: ", "started: "
 SUCCEEDED, FAILED, RELEASED, SKIPPED = "succeeded", "failed", "released", "skipped"
 OUTCOME_PREFIXES = {f"{outcome}: ": outcome for outcome in (SUCCEEDED, FAILED, RELEASED, SKIPPED)}
 SKIPPED_AS_DONE = "skipped: already done"
-# What the worker also writes (worker/heartbeat.py's warnings, a note on the command's own _SUCCESS): not the
-# attempt's shape, only kept out of a failure's "last line"; a command's output starting so is not marked.
-OTHER_WORKER_PREFIXES = ("note: ", "warning: ")
+# What else the worker writes in a job's stream, by how each line starts (worker/heartbeat.py's warnings, a note
+# on the command's own _SUCCESS): not the attempt's shape, only kept out of a failure's "last line". Whole
+# phrases, so that a command's own "warning: ..." still counts as its output.
+LONG_JOB_WARNING = "warning: this job has run "
+NOT_EXTENDED_WARNING = "warning: could not extend the message's visibility "
+OWN_MARKER_NOTE = "note: the command's own "
+OTHER_WORKER_PREFIXES = (LONG_JOB_WARNING, NOT_EXTENDED_WARNING, OWN_MARKER_NOTE)
 SHAPE_PREFIXES = (RECEIVED, STARTED) + tuple(OUTCOME_PREFIXES)
 WORKER_PREFIXES = SHAPE_PREFIXES + OTHER_WORKER_PREFIXES
 OUTPUT_MARK = "output: "

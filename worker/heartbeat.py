@@ -16,6 +16,7 @@ import time
 from typing import Callable
 
 from chalicelib.aws import error_code
+from chalicelib.joblines import LONG_JOB_WARNING, NOT_EXTENDED_WARNING
 
 log = logging.getLogger("worker.heartbeat")
 
@@ -66,7 +67,7 @@ class Heartbeat(threading.Thread):
         remaining = SQS_VISIBILITY_CAP_SECONDS - elapsed
         if remaining <= WARN_BEFORE_CAP_SECONDS and not self._warned:
             self._warned = True
-            self.say(f"warning: this job has run {elapsed / 3600:.1f} h; SQS keeps a message hidden at most 12 h "
+            self.say(f"{LONG_JOB_WARNING}{elapsed / 3600:.1f} h; SQS keeps a message hidden at most 12 h "
                      f"from its receipt, so in {max(0, remaining) / 60:.0f} min another worker may start it too")
         timeout = next_visibility(self.visibility, elapsed)
         if timeout <= 0:
@@ -76,7 +77,7 @@ class Heartbeat(threading.Thread):
                                                VisibilityTimeout=timeout)
         except Exception as error:  # noqa: BLE001 - a failed extension must not stop the job
             code = error_code(error)
-            self.say(f"warning: could not extend the message's visibility ({code or error}); "
+            self.say(f"{NOT_EXTENDED_WARNING}({code or error}); "
                      "another worker may start this job too")
             # A rejected extension (cap reached, receipt gone) will not succeed later either.
             return code not in ("InvalidParameterValue", "ReceiptHandleIsInvalid", "MessageNotInflight")

@@ -44,6 +44,7 @@ from chalicelib import aws, failures, leases, names
 from chalicelib.awsapi import queue_depth
 from chalicelib.done import is_done
 from chalicelib.errors import UserError
+from chalicelib.joblines import OWN_MARKER_NOTE
 from chalicelib.jobs import Job, NotAJob, job_from_message
 from chalicelib.names import SUCCESS_MARKER
 from chalicelib.settings import Settings
@@ -287,7 +288,7 @@ class Worker:
             timings.append(run_text)
             started = time.monotonic()
             if (output_dir / SUCCESS_MARKER).is_file():
-                joblog.event(f"note: the command's own {SUCCESS_MARKER} is not uploaded; the worker writes its "
+                joblog.event(f"{OWN_MARKER_NOTE}{SUCCESS_MARKER} is not uploaded; the worker writes its "
                              "completion marker there after the last output, if there is one")
             try:
                 sent = self.transfers.upload_folder(output_dir, job.output_prefix, job.job_id)

@@ -114,6 +114,14 @@ def test_a_commands_line_that_looks_like_the_workers_is_marked_and_read_as_outpu
     assert [(a.outcome, a.start, a.end, a.last_line) for a in attempts] == [(FAILED, 1, 6, "succeeded: nothing")]
 
 
+def test_a_commands_own_warning_is_its_last_line_and_the_workers_warnings_are_not():
+    attempts = parse_stream("j1", events(
+        (1, NEW.format(n=1, a=1, m="a", w=1)), (2, "started: cargo build"), (3, "warning: unused variable `x`"),
+        (4, "warning: could not extend the message's visibility (Throttling); another worker may start this job"),
+        (5, "failed: exit code 101 after 3.00 s; total 4.00 s; it will be retried in 60 s")))
+    assert [(a.outcome, a.last_line) for a in attempts] == [(FAILED, "warning: unused variable `x`")]
+
+
 def test_the_timeline_and_the_series_share_one_time_axis():
     attempts = [attempt("a", start=1060, end=1600), attempt("b", start=1070, end=1200, slot="w2")]
     series = [Point(1000, 1, 5, 0), Point(1060, 1, 3, 2), Point(1600, 0, 0, 0), Point(1720, 0, 0, 0)]
