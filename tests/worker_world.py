@@ -192,6 +192,15 @@ def wait_for(predicate, what: str, timeout: float = 60, interval: float = 0.1, d
 FAST = WorkerOptions(metadata_url="", wait_seconds=0, retry_delay_seconds=0, log_flush_seconds=0.2)
 
 
+def process_alive(pid: int) -> bool:
+    """A process that has not died (a zombie has: only its parent's wait is missing)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
 def python(code: str, *args: str) -> list[str]:
     return [sys.executable, "-c", code, *args]
 

@@ -19,7 +19,7 @@ import pytest
 from chalicelib import aws
 from tests.conftest import make_settings
 from tests.container.conftest import docker, timed
-from tests.worker_world import aws_clients, make_world, queue_counts, s3_keys, send_jobs, wait_for
+from tests.worker_world import aws_clients, make_world, process_alive, queue_counts, s3_keys, send_jobs, wait_for
 from localrun.fake_metadata import FakeMetadataServer
 
 pytestmark = pytest.mark.slow
@@ -262,15 +262,7 @@ def test_a_killed_worker_takes_its_command_along_and_is_replaced(containers):
 
     os.kill(worker, signal.SIGKILL)  # the OOM killer, say: the worker process alone
 
-    wait_for(lambda: not _alive(command), "the orphaned command to die", details=container.logs)
+    wait_for(lambda: not process_alive(command), "the orphaned command to die", details=container.logs)
     # the supervisor started another worker, which takes the job again once its visibility timeout ends
     wait_for(lambda: any(line.startswith("received: ") and "attempt 2 of" in line for line in world.log(job)),
              "the job to be received again", details=container.logs)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"  # a zombie has died, unreaped
-    except FileNotFoundError:
-        return False

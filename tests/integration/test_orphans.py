@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.worker_world import process_alive
 from worker import orphans
 
 REPO = Path(__file__).resolve().parents[2]
@@ -30,14 +31,6 @@ time.sleep(600)
 """
 
 
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except FileNotFoundError:
-        return False
-    return state != "Z"  # a zombie has died; only its parent's wait is missing
-
-
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
 @pytest.mark.parametrize("how", ["setpriv", "fallback"])
 def test_a_command_dies_when_its_worker_is_killed(how):
@@ -48,16 +41,16 @@ def test_a_command_dies_when_its_worker_is_killed(how):
     pid_text, program = parent.stdout.readline().split()
     child = int(pid_text)
     try:
-        assert _alive(child)
+        assert process_alive(child)
         assert (program == orphans._SETPRIV) == (how == "setpriv")
         parent.kill()  # SIGKILL: nothing in the parent runs
         parent.wait()
         deadline = time.monotonic() + 10
-        while _alive(child) and time.monotonic() < deadline:
+        while process_alive(child) and time.monotonic() < deadline:
             time.sleep(0.05)
-        assert not _alive(child), "the command outlived the process that started it"
+        assert not process_alive(child), "the command outlived the process that started it"
     finally:
-        if _alive(child):
+        if process_alive(child):
             os.kill(child, signal.SIGKILL)
 
 
