@@ -10,9 +10,9 @@ CloudWatch timestamps:
 
 An attempt runs from its "received:" line to its outcome line. Lines written before this project logged the
 machine and worker ("received: ... on HOST pid P" and nothing after) still parse: their attempts go to the
-UNKNOWN machine (chalicelib/joblines.py says how the command's own output is told from these lines). An attempt
-with no outcome line (its worker was killed before the last line went out) is
-LOST and ends at its last line.
+UNKNOWN machine (chalicelib/joblines.py says how the command's own output is told from these lines). An
+attempt with no outcome line (its worker was killed before the last line went out) is LOST and ends at its
+last line.
 """
 
 from __future__ import annotations
