@@ -55,7 +55,9 @@ def command_killed_with_parent(argv: Sequence[str], cwd: str | os.PathLike, env:
 
     Through setpriv where it is installed, else a preexec_fn (None off Linux). A program that cannot be run
     raises the OSError Popen would (FileNotFoundError, PermissionError), checked here because through setpriv
-    it would only be setpriv's exit code."""
+    it would only be setpriv's exit code. Through setpriv, Popen returns once setpriv runs, a moment before it
+    has set the signal and started the command: a worker killed in that moment leaves its command running to
+    its end (its job is then run again elsewhere, as for any lost worker)."""
     if _SETPRIV is None:
         return list(argv), killed_with_parent(signum)
     _check_runnable(argv[0], cwd, env)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.worker_world import process_alive
+from tests.worker_world import process_alive, wait_for
 from worker import orphans
 
 REPO = Path(__file__).resolve().parents[2]
@@ -43,6 +43,9 @@ def test_a_command_dies_when_its_worker_is_killed(how):
     try:
         assert process_alive(child)
         assert (program == orphans._SETPRIV) == (how == "setpriv")
+        # setpriv sets the death signal, then execs sleep: only then is it armed (a worker killed in that
+        # instant leaves its command running: worker/orphans.py)
+        wait_for(lambda: Path(f"/proc/{child}/comm").read_text().strip() == "sleep", "the command to start")
         parent.kill()  # SIGKILL: nothing in the parent runs
         parent.wait()
         deadline = time.monotonic() + 10
