@@ -38,7 +38,7 @@ from localrun.spot import SpotMarket
 from chalicelib.monitor import loop
 from chalicelib.monitor.runs import load_run
 from chalicelib.names import record_key
-from chalicelib.report.sources import SERIES_SOURCE, monitor_series, report_input, write_report
+from chalicelib.report.sources import SERIES_SOURCE, report_input, write_report
 from chalicelib.submit import submit
 
 MONITOR_PERIOD_SECONDS = 1.0  # the Lambda runs every minute; here the run is seconds long
@@ -138,9 +138,7 @@ def _run(local: LocalRun, stream: IO[str], stop: StopRequest, report_path: Path 
             machines.close()
         results = collect(settings, local.jobs, local.out)
         if report_path is not None:
-            summary = results.run_summary or {}
             write_report(report_input(settings, aws.Clients(settings), "local run", results.run_summary,
-                                      monitor_series(summary.get("series")),
                                       SERIES_SOURCE.format(period=f" every {MONITOR_PERIOD_SECONDS:g} s"),
                                       streams=results.log_events), report_path)
         if previous is not None:

@@ -44,7 +44,8 @@ from chalicelib import aws, failures, leases, names
 from chalicelib.awsapi import queue_depth
 from chalicelib.done import is_done
 from chalicelib.errors import UserError
-from chalicelib.joblines import OWN_MARKER_NOTE
+# The lines that shape an attempt, as the run report and local mode's results read them back
+from chalicelib.joblines import OWN_MARKER_NOTE, RECEIVED, SKIPPED_AS_DONE, STARTED
 from chalicelib.jobs import Job, NotAJob, job_from_message
 from chalicelib.names import SUCCESS_MARKER
 from chalicelib.settings import Settings
@@ -213,11 +214,11 @@ class Worker:
         # only at the busy period's first job (or when due for a refresh).
         self._lease("hold", job.job_id)
         try:
-            joblog.event(f"received: message {message['MessageId']}, attempt {attempt} of "
+            joblog.event(f"{RECEIVED}message {message['MessageId']}, attempt {attempt} of "
                          f"{self.settings.JOB_RETRIES}, on {_where()}; machine "
                          f"{self.options.instance_id or leases.UNKNOWN_INSTANCE} worker {self.worker_id}")
             if self.settings.CHECK_IF_DONE_BOOL and is_done(self.s3, self.settings, job.output_prefix):
-                joblog.event(f"skipped: already done (s3://{self.settings.DESTINATION_BUCKET}/{job.output_prefix}/ "
+                joblog.event(f"{SKIPPED_AS_DONE} (s3://{self.settings.DESTINATION_BUCKET}/{job.output_prefix}/ "
                              f"holds {self.settings.EXPECTED_NUMBER_FILES} or more outputs)")
                 self._delete(message)
                 self._forget_failure(job, attempt, attributes)
@@ -310,7 +311,7 @@ class Worker:
 
     def _run_command(self, argv: list[str], cwd: Path, joblog: JobLog) -> tuple[int | None, str | None, str | None]:
         """(exit code, who stopped it, why it could not start). Output goes to the job log line by line."""
-        joblog.event("started: " + shlex.join(argv))
+        joblog.event(STARTED + shlex.join(argv))
         env = {**os.environ, **self.settings.environment}
         try:
             # A worker that dies (SIGKILL, OOM) takes its command along.

@@ -40,15 +40,13 @@ def shown_settings(settings: Settings) -> dict:
     return {key: getattr(settings, key) for key in SETTINGS_SHOWN}
 
 
-def monitor_series(raw) -> list[Point]:
-    """The monitor's series as the report draws it ([] when absent or not one)."""
-    return [Point(*point) for point in raw] if is_series(raw) else []
-
-
 def report_input(settings: Settings, clients: aws.Clients, state: str, summary: dict | None,
-                 series: Sequence[Point] = (), series_source: str = SERIES_SOURCE.format(period=""),
+                 series_source: str = SERIES_SOURCE.format(period=""),
                  streams: dict[str, Sequence[tuple[float, str]]] | None = None) -> ReportInput:
-    """`streams`: the job logs when the caller has read them already (local mode); else they are read here."""
+    """`summary`: the monitor's figures, its series among them (absent from summaries written before it).
+    `streams`: the job logs when the caller has read them already (local mode); else they are read here."""
+    raw = (summary or {}).get("series")
+    series = tuple(Point(*point) for point in raw) if is_series(raw) else ()
     try:
         if streams is None:
             streams = read_log_events(clients.logs, settings.LOG_GROUP_NAME)
@@ -57,7 +55,7 @@ def report_input(settings: Settings, clients: aws.Clients, state: str, summary: 
     return ReportInput(app_name=settings.APP_NAME, state=state, settings=shown_settings(settings),
                        slots_per_machine=settings.TASKS_PER_MACHINE * settings.DOCKER_CORES,
                        machine_price=settings.MACHINE_PRICE, attempts=parse_streams(streams), summary=summary,
-                       series=tuple(series), series_source=series_source)
+                       series=series, series_source=series_source)
 
 
 def exported_streams(settings: Settings, clients: aws.Clients, summary: dict | None) -> dict:
@@ -87,15 +85,14 @@ def from_account(settings: Settings, clients: aws.Clients) -> ReportInput:
         raise UserError(f"no run named {settings.APP_NAME!r} in s3://{settings.AWS_BUCKET}/monitors/ (neither a "
                         "run record nor a summary): expected a run started with start-cluster")
     if found["state"] == "finished":
-        return report_input(settings, clients, "finished", found["summary"],
-                            monitor_series(found["summary"].get("series")))
+        return report_input(settings, clients, "finished", found["summary"])
     if found["state"] != "running" and found["state"] != "tearing_down":
         raise UserError(f"run {settings.APP_NAME!r} is {found['state']}: {found.get('reason')}")
-    summary = {"machine_hours": found["machine_hours"], "cost_ceiling_usd": found["cost_ceiling_usd"]}
     state = MonitorState.from_json(aws.read_object(clients.s3, settings.AWS_BUCKET,
                                                    monitor_state_key(settings.APP_NAME)))
-    return report_input(settings, clients, f"{found['state'].replace('_', ' ')}: a live report", summary,
-                        monitor_series(state.series))
+    summary = {"machine_hours": found["machine_hours"], "cost_ceiling_usd": found["cost_ceiling_usd"],
+               "series": state.series}  # as the summary will carry it at teardown
+    return report_input(settings, clients, f"{found['state'].replace('_', ' ')}: a live report", summary)
 
 
 def write_report(data: ReportInput, out: Path) -> Path:
