@@ -3,12 +3,19 @@ command's output from passing for one of them.
 
 An attempt is the lines from "received: " to its outcome line ("succeeded: ", "failed: ", "released: ",
 "skipped: "), with "started: " before the command (worker/worker.py writes them; the run report and local mode's
-results read them back). A command that prints a line starting the same way (a tool reporting "failed: 2 tests",
-say) would end the attempt early in those readings, so such an output line is written with OUTPUT_MARK in front
+results read them back). Both the "received: " line and the outcome line end with the attempt's worker
+(WORKER_SIGNATURE): two attempts of one job can overlap in its stream (a released job is taken by another
+worker at once; a message whose visibility ran out is received again while its first worker still runs), and
+the signature closes the attempt its worker opened, whatever was written between.
+
+A command that prints a line starting the same way (a tool reporting "failed: 2 tests", say) would end the
+attempt early in those readings, so such an output line is written with OUTPUT_MARK in front
 (worker/joblog.py): the stream still shows it, and no reader takes it for the worker's.
 """
 
 from __future__ import annotations
+
+import re
 
 RECEIVED, STARTED = "received: ", "started: "
 SUCCEEDED, FAILED, RELEASED, SKIPPED = "succeeded", "failed", "released", "skipped"
@@ -24,6 +31,9 @@ OTHER_WORKER_PREFIXES = (LONG_JOB_WARNING, NOT_EXTENDED_WARNING, OWN_MARKER_NOTE
 SHAPE_PREFIXES = (RECEIVED, STARTED) + tuple(OUTCOME_PREFIXES)
 WORKER_PREFIXES = SHAPE_PREFIXES + OTHER_WORKER_PREFIXES
 OUTPUT_MARK = "output: "
+# How the worker's "received: " and outcome lines end: the machine and the worker process (its busy lease's id).
+WORKER_SIGNATURE = "; machine {machine} worker {worker}"
+_SIGNED = re.compile(r"; machine (\S+) worker (\S+)$")
 
 
 def output_line(text: str) -> str:
@@ -34,3 +44,12 @@ def output_line(text: str) -> str:
 def outcome_of(line: str) -> str | None:
     """The outcome a worker's line gives its attempt, or None."""
     return next((outcome for prefix, outcome in OUTCOME_PREFIXES.items() if line.startswith(prefix)), None)
+
+
+def signed_by(line: str) -> tuple[str | None, str | None, str]:
+    """(machine, worker, the line without its signature); (None, None, line) for a line written before the
+    worker signed its outcome lines."""
+    found = _SIGNED.search(line)
+    if found is None:
+        return None, None, line
+    return found.group(1), found.group(2), line[:found.start()]

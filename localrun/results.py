@@ -24,8 +24,8 @@ from chalicelib.done import Tally, is_complete
 from chalicelib.jobs import Job, NotAJob, job_from_message
 from chalicelib.monitor.breaker import common_failure, failed_job
 from chalicelib.names import success_marker_key, summary_key
-from chalicelib.joblines import SKIPPED_AS_DONE, STARTED, SUCCEEDED, outcome_of
-from chalicelib.report.data import NoLogs, read_log_events
+from chalicelib.joblines import SKIPPED, STARTED, SUCCEEDED
+from chalicelib.report.data import Attempt, NoLogs, parse_stream, read_log_events
 from chalicelib.resources import find_queue_url
 from chalicelib.settings import Settings
 
@@ -67,13 +67,15 @@ def collect(settings: Settings, jobs: list[Job], out: Path) -> Results:
         results.log_files[job_id] = path
         results.started_lines[job_id] = sum(line.startswith(STARTED) for line in events)
     failed = set(dead_letter_job_ids(settings))
+    # Read as the run report reads them (one parse of the same events), so the two never disagree
+    attempts = attempts_by_job(results.log_events)
     for job in jobs:
-        events = lines.get(job.job_id) or []
+        outcomes = {attempt.outcome for attempt in attempts.get(job.job_id, ())}
         if job.job_id in failed:
             results.failed.append(job.job_id)
-        elif any(outcome_of(line) == SUCCEEDED for line in events):
+        elif SUCCEEDED in outcomes:
             results.succeeded.append(job.job_id)
-        elif any(line.startswith(SKIPPED_AS_DONE) for line in events):
+        elif SKIPPED in outcomes:
             results.skipped.append(job.job_id)  # its outputs were there before this run: not done by it
         elif job.job_id in complete:
             # outputs complete without a "succeeded:" line: the worker was killed after its upload and marker,
@@ -87,6 +89,11 @@ def collect(settings: Settings, jobs: list[Job], out: Path) -> Results:
         records = failures.list_records(aws.client("s3", settings), settings.AWS_BUCKET, settings.APP_NAME)
         results.failure_cause = common_failure([failed_job(record) for record in records])
     return results
+
+
+def attempts_by_job(streams: dict[str, list[tuple[float, str]]]) -> dict[str, list[Attempt]]:
+    """Each job's attempts, as the run report reads them (chalicelib/report/data.py)."""
+    return {job_id: parse_stream(job_id, events) for job_id, events in streams.items()}
 
 
 def _outputs_complete(settings: Settings, jobs: list[Job], listed: list[dict]) -> set[str]:

@@ -45,7 +45,7 @@ from chalicelib.awsapi import queue_depth
 from chalicelib.done import is_done
 from chalicelib.errors import UserError
 # The lines that shape an attempt, as the run report and local mode's results read them back
-from chalicelib.joblines import OWN_MARKER_NOTE, RECEIVED, SKIPPED_AS_DONE, STARTED
+from chalicelib.joblines import OWN_MARKER_NOTE, RECEIVED, SKIPPED_AS_DONE, STARTED, WORKER_SIGNATURE
 from chalicelib.jobs import Job, NotAJob, job_from_message
 from chalicelib.names import SUCCESS_MARKER
 from chalicelib.settings import Settings
@@ -115,6 +115,9 @@ class Worker:
         # draws the attempt on (chalicelib/report/data.py reads it back). The host name is the container's.
         slot = f"w{self.options.worker_slot}" if self.options.worker_slot else str(os.getpid())
         self.worker_id = f"{socket.gethostname()}-{slot}"
+        # Ends the attempt's "received:" and outcome lines, so a reader tells overlapping attempts apart.
+        self.signature = WORKER_SIGNATURE.format(machine=self.options.instance_id or leases.UNKNOWN_INSTANCE,
+                                                 worker=self.worker_id)
         self.lease = leases.Lease(self.s3, self.settings.AWS_BUCKET, self.settings.APP_NAME,
                                   self.options.instance_id, self.worker_id)
         self.failure_records = FailureRecords(self.s3, self.settings.AWS_BUCKET, self.settings.APP_NAME)
@@ -215,11 +218,10 @@ class Worker:
         self._lease("hold", job.job_id)
         try:
             joblog.event(f"{RECEIVED}message {message['MessageId']}, attempt {attempt} of "
-                         f"{self.settings.JOB_RETRIES}, on {_where()}; machine "
-                         f"{self.options.instance_id or leases.UNKNOWN_INSTANCE} worker {self.worker_id}")
+                         f"{self.settings.JOB_RETRIES}, on {_where()}{self.signature}")
             if self.settings.CHECK_IF_DONE_BOOL and is_done(self.s3, self.settings, job.output_prefix):
                 joblog.event(f"{SKIPPED_AS_DONE} (s3://{self.settings.DESTINATION_BUCKET}/{job.output_prefix}/ "
-                             f"holds {self.settings.EXPECTED_NUMBER_FILES} or more outputs)")
+                             f"holds {self.settings.EXPECTED_NUMBER_FILES} or more outputs){self.signature}")
                 self._delete(message)
                 self._forget_failure(job, attempt, attributes)
                 return Outcome.SKIPPED
@@ -232,24 +234,26 @@ class Worker:
             finally:
                 heartbeat.stop()  # joined: no extension may land after the delete or release below
             total = time.monotonic() - received_at
+            # The outcome line is written (its time taken) before the job is handed to another worker: a worker
+            # that takes it at once writes its "received:" after this line, so the stream reads in order.
             if result.outcome is Outcome.SUCCEEDED:
                 self._delete(message)
                 self._forget_failure(job, attempt, attributes)
-                joblog.event(f"succeeded: {result.text}; total {total:.2f} s")
+                joblog.event(f"succeeded: {result.text}; total {total:.2f} s{self.signature}")
             elif result.outcome is Outcome.RELEASED:
+                joblog.event(f"released: {result.text}; the job is visible again for another worker{self.signature}")
                 self._release(message)
-                joblog.event(f"released: {result.text}; the job is visible again for another worker")
             else:
                 if self._is_last(attempt):
                     self._record_failure(job, attempt, result, joblog.tail)
+                joblog.event(f"failed: {result.text}; total {total:.2f} s; {self._next_step(attempt)}{self.signature}")
                 self._change_visibility(message, self.options.retry_delay_seconds)
-                joblog.event(f"failed: {result.text}; total {total:.2f} s; {self._next_step(attempt)}")
             return result.outcome
         except Exception as error:
             reason = f"internal error {type(error).__name__}: {error}"
             if self._is_last(attempt):
                 self._record_failure(job, attempt, _Result(Outcome.FAILED, reason), joblog.tail)
-            joblog.event(f"failed: {reason}; {self._next_step(attempt)}")
+            joblog.event(f"failed: {reason}; {self._next_step(attempt)}{self.signature}")
             self._change_visibility(message, self.options.retry_delay_seconds, quiet=True)
             raise
         finally:

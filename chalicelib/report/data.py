@@ -6,13 +6,13 @@ CloudWatch timestamps:
     received: message M, attempt a of N, on HOST pid P; machine i-0abc worker HOST-PID
     started: COMMAND                         (absent when skipped, or stopped before the command)
     ...the command's output...
-    succeeded: ... | failed: ... | released: ... | skipped: already done ...
+    succeeded: ... | failed: ... | released: ... | skipped: ...   ; machine i-0abc worker HOST-PID
 
-An attempt runs from its "received:" line to its outcome line. Lines written before this project logged the
-machine and worker ("received: ... on HOST pid P" and nothing after) still parse: their attempts go to the
-UNKNOWN machine (chalicelib/joblines.py says how the command's own output is told from these lines). An
-attempt with no outcome line (its worker was killed before the last line went out) is LOST and ends at its
-last line.
+An attempt runs from its "received:" line to its outcome line, signed by the same machine and worker. Lines
+written before this project logged the machine and worker ("received: ... on HOST pid P" and nothing after)
+still parse: their attempts go to the UNKNOWN machine (chalicelib/joblines.py says how the command's own
+output is told from these lines). An attempt with no outcome line (its worker was killed before the last line
+went out) is LOST and ends at its last line.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from botocore.exceptions import ClientError
 
 from chalicelib import aws
 from chalicelib.joblines import (FAILED, OUTPUT_MARK, RELEASED, SKIPPED, SUCCEEDED, WORKER_PREFIXES,  # noqa: F401
-                                 outcome_of)
+                                 outcome_of, signed_by)
 
 LOST = "lost"
 OUTCOMES = (SUCCEEDED, FAILED, RELEASED, SKIPPED, LOST)
@@ -61,30 +61,43 @@ class Attempt:
 
 
 def parse_stream(job_id: str, events: Iterable[tuple[float, str]]) -> list[Attempt]:
-    """One job's attempts from its log events (epoch seconds, message), oldest first."""
+    """One job's attempts from its log events (epoch seconds, message), oldest first.
+
+    Attempts can overlap in a stream (joblines.py): each is keyed by the machine and worker its "received:" line
+    names, and a signed outcome line closes the attempt of its signer. Unsigned lines (the command's output,
+    "started:", an outcome written before outcomes were signed) go to the attempt received last."""
     attempts: list[Attempt] = []
-    current: dict | None = None
+    open_attempts: dict[tuple[str, str], dict] = {}  # by (machine, worker), in the order received
     for when, message in events:
         received = _RECEIVED.match(message)
         if received:
-            if current is not None:  # a second "received:" before an outcome: the first attempt was lost
-                attempts.append(_close(job_id, current, current["last_seen"], LOST, ""))
             number, retries, _host, _pid, machine, slot = received.groups()
-            current = {"start": when, "last_seen": when, "attempt": int(number), "retries": int(retries),
-                       "machine": machine or UNKNOWN, "slot": slot or UNKNOWN, "last_line": ""}
+            key = (machine or UNKNOWN, slot or UNKNOWN)
+            # The same worker again (a replacement keeps its slot), or a line from before workers were named:
+            # the attempt it had open never wrote its outcome.
+            earlier = open_attempts.pop(key, None)
+            if earlier is not None:
+                attempts.append(_close(job_id, earlier, earlier["last_seen"], LOST, ""))
+            open_attempts[key] = {"start": when, "last_seen": when, "attempt": int(number),
+                                  "retries": int(retries), "machine": key[0], "slot": key[1], "last_line": ""}
             continue
-        if current is None:
+        if not open_attempts:
             continue  # lines before any "received:" (a truncated stream): no attempt to put them in
-        current["last_seen"] = when
         outcome = outcome_of(message)
         if outcome is not None:
-            attempts.append(_close(job_id, current, when, outcome, message.split(": ", 1)[1]))
-            current = None
-        elif not message.startswith(WORKER_PREFIXES) and message.strip():
+            machine, slot, text = signed_by(message)
+            key = (machine, slot) if machine is not None else next(reversed(open_attempts))
+            current = open_attempts.pop(key, None)
+            if current is not None:
+                attempts.append(_close(job_id, current, when, outcome, text.split(": ", 1)[1]))
+            continue
+        current = open_attempts[next(reversed(open_attempts))]
+        current["last_seen"] = when
+        if not message.startswith(WORKER_PREFIXES) and message.strip():
             current["last_line"] = message.removeprefix(OUTPUT_MARK)  # as the command printed it
-    if current is not None:
+    for current in open_attempts.values():
         attempts.append(_close(job_id, current, current["last_seen"], LOST, ""))
-    return attempts
+    return sorted(attempts, key=lambda attempt: attempt.start)
 
 
 def _close(job_id: str, current: dict, end: float, outcome: str, reason: str) -> Attempt:

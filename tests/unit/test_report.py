@@ -40,6 +40,27 @@ def test_an_old_received_line_goes_to_the_unknown_machine_and_a_cut_stream_is_lo
     assert [(a.machine, a.slot, a.outcome, a.end) for a in attempts] == [(UNKNOWN, UNKNOWN, LOST, 4)]
 
 
+def test_overlapping_attempts_each_end_with_the_outcome_their_worker_signed():
+    """Two workers in one stream at once (a released job taken at once, a visibility timeout that ran out): the
+    released line lands between the second worker's lines (CI's missing 'succeeded' bars)."""
+    sign = "; machine i-{m} worker host-{w}"
+    attempts = parse_stream("j1", events(
+        (100, NEW.format(n=1, a=1, m="a", w=1)), (101, "started: x"), (102, "output of a"),
+        (103, NEW.format(n=2, a=1, m="b", w=1)),
+        (104, "released: stopped (spot interruption) after 3.00 s; visible again" + sign.format(m="a", w=1)),
+        (105, "started: x"), (106, "output of b"),
+        (108, "succeeded: exit code 0; run 3 s" + sign.format(m="b", w=1)),
+        (110, NEW.format(n=3, a=2, m="c", w=2)), (111, "started: x"),
+        (120, NEW.format(n=3, a=3, m="c", w=2)), (121, "failing"),  # the same worker again: the first is lost
+        (122, "failed: exit code 1 after 1 s; total 2 s; sent to the dead-letter" + sign.format(m="c", w=2)),
+    ))
+    assert [(a.machine, a.slot, a.outcome, a.start, a.end) for a in attempts] == [
+        ("i-a", "host-1", RELEASED, 100, 104), ("i-b", "host-1", SUCCEEDED, 103, 108),
+        ("i-c", "host-2", LOST, 110, 111), ("i-c", "host-2", FAILED, 120, 122)]
+    assert attempts[0].reason == "stopped (spot interruption) after 3.00 s; visible again"
+    assert attempts[3].reason.endswith("sent to the dead-letter") and attempts[3].last_line == "failing"
+
+
 def attempt(job, machine="i-1", slot="w1", start=0.0, end=1.0, outcome=SUCCEEDED, number=1, **extra):
     return Attempt(job, machine, slot, start, end, outcome, number, 2, **extra)
 
