@@ -15,6 +15,7 @@ import uuid
 
 import pytest
 
+from chalicelib.joblines import signed_by
 from tests.e2e.local_world import (REPO, Run, environment, local_args, log_lines, processes_marked, run_local,
                                    table_value)
 
@@ -82,8 +83,9 @@ def test_a_job_that_always_fails_is_listed_with_its_log_and_the_run_exits_1(tmp_
         f"  j01  {failed_log}" in result.stdout.splitlines(), result.stdout
     lines = log_lines(run.out, "j01")
     assert "failing on purpose" in lines
-    assert [line for line in lines if line.startswith("failed: exit code 3")][-1].endswith(
-        "that was the last of 2 attempts: the job moves to the dead-letter queue user_DeadMessages")
+    machine, worker, last_failure = signed_by([line for line in lines if line.startswith("failed: exit code 3")][-1])
+    assert last_failure.endswith("that was the last of 2 attempts: the job moves to the dead-letter queue "
+                                 "user_DeadMessages") and machine.startswith("i-") and worker
     assert run.starts("j01") == 2  # JOB_RETRIES
     assert "why: all 1 failed job(s) (2 attempts) ended with: failing on purpose" in result.stdout.splitlines()
     for name in ("j00", "j02"):
