@@ -6,9 +6,10 @@
   count shown is of the jobs' own files, markers left out.
 - Logs: each job's log stream as OUT/logs/<job id>.log, one line per event.
 - Outcome of each job, from what AWS holds: the dead-letter queue says which
-  failed (the messages SQS moved there from the run's queue); the job's log says which succeeded or were skipped as already done,
-  and so do complete outputs (chalicelib.done's rule: the marker and DS's
-  count) when a killed worker never sent its last log line. A job with none of these was not run (a Ctrl-C, a
+  failed (the messages SQS moved there from the run's queue); the job's log
+  says which succeeded or were skipped as already done, and so do complete
+  outputs (chalicelib.done's rule: the marker and DS's count) when a killed
+  worker never sent its last log line. A job with none of these was not run (a Ctrl-C, a
   MAX_RUN_* stop).
 """
 
@@ -142,8 +143,8 @@ def fetch_log_events(settings: Settings) -> dict[str, list[tuple[float, str]]]:
 
 def dead_letter_job_ids(settings: Settings) -> list[str]:
     """Job ids of the messages SQS moved from the run's queue to the dead-letter queue: in the fresh emulated
-    account, every message there but one sent to it directly. The rule of `cli.py failed`
-    (chalicelib/deadletters.py), so both always agree on which jobs failed."""
+    account, every message there but one sent to it directly (the rule of `cli.py failed` for a DS image run,
+    chalicelib/deadletters.py)."""
     sqs = aws.client("sqs", settings)
     url = find_queue_url(sqs, settings.SQS_DEAD_LETTER_QUEUE)
     if url is None:
