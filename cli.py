@@ -16,7 +16,7 @@ from pathlib import Path
 import botocore.exceptions
 import click
 
-from chalicelib import aws, cluster, iam, resources, triage
+from chalicelib import aws, cluster, deadletters, iam, resources, triage
 from chalicelib.monitor import loop, service
 from chalicelib.monitor.reconcile import reconcile
 from chalicelib.monitor.runs import load_run
@@ -381,7 +381,9 @@ def failed(settings: Settings, as_json: bool):
     Example:
       python cli.py failed --config config.json
     """
-    records = triage.failed_jobs(aws.Clients(settings), settings)
+    failed_jobs = triage.failed_jobs(aws.Clients(settings), settings)
+    records = failed_jobs.records
+    _say_ignored(settings, failed_jobs.ignored_dead_letters)
     if as_json:
         click.echo(json.dumps([record.public() for record in records], indent=2))
         return
@@ -394,6 +396,12 @@ def failed(settings: Settings, as_json: bool):
             click.echo(f"    | {line}")
     click.echo(f"{len(records)} failed job(s); the whole log of one: python cli.py logs JOB_ID; "
                "send them again: python cli.py redrive")
+
+
+def _say_ignored(settings: Settings, count: int) -> None:
+    """On stderr, so `failed --json` stays one JSON document."""
+    if count:
+        click.echo(deadletters.ignored_note(count, settings.APP_NAME, settings.SQS_QUEUE_NAME), err=True)
 
 
 @cli.command()
@@ -435,6 +443,7 @@ def redrive(settings: Settings, job_ids: tuple[str, ...]):
       python cli.py redrive --config config.json
     """
     result = triage.redrive(aws.Clients(settings), settings, job_ids)
+    _say_ignored(settings, result.ignored_dead_letters)
     for job_id in result.unknown:
         click.echo(f"warning: {job_id} is not a failed job of run {settings.APP_NAME}; not sent", err=True)
     click.echo(f"sent {len(result.sent)} failed job(s) back to {settings.SQS_QUEUE_NAME}"

@@ -23,8 +23,9 @@ QUEUE_RETENTION_SECONDS = 1_209_600  # 14 days, SQS's maximum
 # start-cluster finds its fleet again by it.
 RUN_TAG = "dsr:app"
 # Every job message carries its run's APP_NAME as this SQS message attribute, which SQS keeps when it moves
-# the message to a dead-letter queue: DS's default dead-letter queue is shared, and two runs' messages can
-# have the same body. SQS counts an attribute's name, type and value toward the 256 KiB message limit.
+# the message to a dead-letter queue. Its sender sets it (any job may send to its own queue), so it proves
+# nothing: whose a dead-letter message is, SQS's own stamp says (chalicelib/deadletters.py). SQS counts an
+# attribute's name, type and value toward the 256 KiB message limit.
 RUN_ATTRIBUTE = "dsr-app"
 RUN_ATTRIBUTE_BYTES = len(RUN_ATTRIBUTE) + len("String") + 75  # 75: APP_NAME's longest
 

@@ -5,8 +5,10 @@ default dead-letter queue is shared by every run, so only the records say which 
 run's. A redrive sends each record's message again as a new message (so it gets a fresh attempt count),
 removes that record, and takes the same message off the dead-letter queue; other runs' messages there are
 left as they were. In DS image mode (COMMAND null) the image's own worker writes no record: the run's failed jobs
-are then its dead-letter messages, those carrying its `dsr-app` attribute (`dead_letter_failures`, which the
-status API's GET /runs/{app}/failed reads too).
+are then the dead-letter messages SQS moved there from the run's own queue (chalicelib/deadletters.py: the source
+ARN SQS stamps, never the `dsr-app` attribute a job could set), read by `dead_letter_failures`, which the status
+API's GET /runs/{app}/failed reads too. Messages that name the run but did not come from its queue are left out,
+and counted, so `failed`, `redrive` and the API can say so.
 """
 
 from __future__ import annotations
@@ -17,23 +19,30 @@ from typing import Callable, Iterator
 
 from botocore.exceptions import ClientError
 
-from chalicelib import failures
+from chalicelib import deadletters, failures
 from chalicelib.aws import QUEUE_MISSING, Clients, error_code
 from chalicelib.errors import UserError
 from chalicelib.failures import FailureRecord
 from chalicelib.jobs import NotAJob, job_from_message, job_id_of_message
-from chalicelib.names import RUN_ATTRIBUTE, run_attributes
+from chalicelib.names import run_attributes
 from chalicelib.resources import find_queue_url
 from chalicelib.settings import Settings
 
 LOG_LINES_SHOWN = 5  # of a failed job's last lines, in `cli.py failed`'s table
 
 
-def failed_jobs(clients: Clients, settings: Settings) -> list[FailureRecord]:
+@dataclass(frozen=True)
+class FailedJobs:
+    records: list[FailureRecord]
+    # dead-letter messages that name the run (`dsr-app`) but that SQS did not move from its queue: left out
+    ignored_dead_letters: int = 0
+
+
+def failed_jobs(clients: Clients, settings: Settings) -> FailedJobs:
     """The run's jobs whose last attempt failed and that have not been done since, oldest first."""
     if settings.ds_image_mode:
         return _dead_letter_jobs(clients, settings)
-    return failures.list_records(clients.s3, settings.AWS_BUCKET, settings.APP_NAME)
+    return FailedJobs(failures.list_records(clients.s3, settings.AWS_BUCKET, settings.APP_NAME))
 
 
 # ---------------------------------------------------------------- one job's log
@@ -71,15 +80,17 @@ class Redriven:
     sent: tuple[str, ...]  # job ids sent again
     removed_from_dead_letter: int  # of their messages taken off the dead-letter queue
     unknown: tuple[str, ...]  # ids asked for that are not failed jobs of this run
+    ignored_dead_letters: int = 0  # messages naming the run that SQS did not move from its queue: never sent
 
 
 def redrive(clients: Clients, settings: Settings, job_ids: tuple[str, ...] = ()) -> Redriven:
     """Send the run's failed jobs (all, or those of `job_ids`) back to its job queue, once each."""
-    records = {record.job_id: record for record in failed_jobs(clients, settings)}
+    failed = failed_jobs(clients, settings)
+    records = {record.job_id: record for record in failed.records}
     unknown = tuple(job_id for job_id in job_ids if job_id not in records)
     chosen = [records[job_id] for job_id in (job_ids or tuple(records)) if job_id in records]
     if not chosen:
-        return Redriven((), 0, unknown)
+        return Redriven((), 0, unknown, failed.ignored_dead_letters)
     queue_url = find_queue_url(clients.sqs, settings.SQS_QUEUE_NAME)
     if queue_url is None:
         raise UserError(f"the job queue {settings.SQS_QUEUE_NAME} does not exist (the run was torn down with it "
@@ -98,62 +109,58 @@ def redrive(clients: Clients, settings: Settings, job_ids: tuple[str, ...] = ())
                                  MessageAttributes=run_attributes(settings.APP_NAME))
         failures.delete(clients.s3, settings.AWS_BUCKET, settings.APP_NAME, record.job_id)
         sent.append(record.job_id)
-    removed = _remove_from_dead_letter(clients, settings, {record.message_body for record in chosen})
-    return Redriven(tuple(sent), removed, unknown)
+    removed, ignored = _remove_from_dead_letter(clients, settings, {record.message_body for record in chosen})
+    # the listing looked at the dead-letter queue only in DS image mode; the removal always does: the same messages
+    return Redriven(tuple(sent), removed, unknown, max(ignored, failed.ignored_dead_letters))
 
 
-# Receives of the dead-letter queue in one sweep: every message is received once (each stays hidden while the
-# sweep goes on), then the others are made visible again at once (`_release`), so other readers (a redrive,
-# the API, another run's `failed`) miss them only for the sweep's few seconds. Not VisibilityTimeout=0: a
-# message received with 0 can come back in the next receive, so a sweep could never tell it had seen every
-# message (moto returns the same first ten each time). 60 s bounds the hiding when a reader dies mid-sweep
-# (the API's Lambda times out after 30 s).
-_SWEEP_VISIBILITY_SECONDS = 60
-
-
-def _remove_from_dead_letter(clients: Clients, settings: Settings, bodies: set[str]) -> int:
+def _remove_from_dead_letter(clients: Clients, settings: Settings, bodies: set[str]) -> tuple[int, int]:
+    """Take one copy of each body off the dead-letter queue, of the run's own messages only (another run's, or
+    one a job sent naming this run, may hold the same body). Returns (removed, ignored as deadletters counts)."""
     url = _dead_letter_url(clients, settings)
     if url is None:
-        return 0
-    removed, others = 0, []
-    for message in _sweep(clients.sqs, url):
-        run = _run_of(message)
-        # another run's message may hold the same body; one sent before runs were tagged is taken on its body
-        if message["Body"] in bodies and run in (settings.APP_NAME, None):
+        return 0, 0
+    queue_arn = deadletters.run_queue_arn(clients.sqs, url, settings.SQS_QUEUE_NAME)
+    attributed = deadletters.attribute(deadletters.sweep(clients.sqs, url), queue_arn, settings.APP_NAME)
+    removed, kept = 0, list(attributed.others)
+    for message in attributed.ours:
+        if message["Body"] in bodies:
             bodies.discard(message["Body"])  # one copy per job: a second copy is another failure
             clients.sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
             removed += 1
         else:
-            others.append(message)
-    _release(clients.sqs, url, others)  # other runs' failures: visible again at once
-    return removed
+            kept.append(message)
+    deadletters.release(clients.sqs, url, kept)  # other runs' failures: visible again at once
+    return removed, attributed.ignored
 
 
-def _dead_letter_jobs(clients: Clients, settings: Settings) -> list[FailureRecord]:
+def _dead_letter_jobs(clients: Clients, settings: Settings) -> FailedJobs:
     url = _dead_letter_url(clients, settings)
-    return [] if url is None else dead_letter_failures(clients.sqs, url, settings.APP_NAME)
+    return FailedJobs([]) if url is None else dead_letter_failures(clients.sqs, url, settings.APP_NAME,
+                                                                   settings.SQS_QUEUE_NAME)
 
 
-def dead_letter_failures(sqs, url: str, app_name: str) -> list[FailureRecord]:
+def dead_letter_failures(sqs, url: str, app_name: str, queue_name: str) -> FailedJobs:
     """A DS-image run's failed jobs: its image's worker keeps no failure record, so they are the dead-letter
-    messages that carry this run's attribute (the queue is shared: nothing else says whose a message is).
-    `cli.py failed` and GET /runs/{app}/failed both read them here; the job id is read without the run's
-    settings (the Lambda has none), and redrive checks each body against them before sending it.
+    messages SQS moved there from the run's queue `queue_name` (the queue is shared, and `dsr-app` is the
+    sender's word: chalicelib/deadletters.py). `cli.py failed` and GET /runs/{app}/failed both read them here;
+    the job id is read without the run's settings (the Lambda has none), and redrive checks each body against
+    them before sending it.
 
     Side effects: every message is hidden only while the sweep runs, then made visible again at once (see
-    `_sweep`); SQS counts the look as a receive, so a message's ApproximateReceiveCount (shown as attempts)
-    grows by one per listing."""
+    deadletters.sweep); SQS counts the look as a receive, so a message's ApproximateReceiveCount (shown as
+    attempts) grows by one per listing."""
     try:
-        messages = _sweep(sqs, url)
+        queue_arn = deadletters.run_queue_arn(sqs, url, queue_name)
+        messages = deadletters.sweep(sqs, url, ("ApproximateReceiveCount", "SentTimestamp"))
     except ClientError as error:
         if error_code(error) in QUEUE_MISSING:
-            return []  # deleted since the run started: no dead-letter message left to list
+            return FailedJobs([])  # deleted since the run started: no dead-letter message left to list
         raise
-    _release(sqs, url, messages)  # only looked at
+    deadletters.release(sqs, url, messages)  # only looked at
+    attributed = deadletters.attribute(messages, queue_arn, app_name)
     records = []
-    for message in messages:
-        if _run_of(message) != app_name:
-            continue
+    for message in attributed.ours:
         try:
             job_id = job_id_of_message(message["Body"])
         except NotAJob:
@@ -163,7 +170,7 @@ def dead_letter_failures(sqs, url: str, app_name: str) -> list[FailureRecord]:
             reason="in the dead-letter queue (the image's own worker keeps no failure record; see its log)",
             exit_code=None, last_lines=(), message_body=message["Body"],
             time=int(message.get("Attributes", {}).get("SentTimestamp", 0)) / 1000, instance_id=None))
-    return sorted(records, key=lambda record: record.job_id)
+    return FailedJobs(sorted(records, key=lambda record: record.job_id), attributed.ignored)
 
 
 def _dead_letter_url(clients: Clients, settings: Settings) -> str | None:
@@ -174,29 +181,3 @@ def _dead_letter_url(clients: Clients, settings: Settings) -> str | None:
             return None
         raise
 
-
-def _sweep(sqs, url: str) -> list[dict]:
-    """Every message of the queue, each received once (hidden while the sweep goes on); the caller deletes or
-    releases them."""
-    messages, seen = [], set()
-    while True:
-        received = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=0,
-                                       VisibilityTimeout=_SWEEP_VISIBILITY_SECONDS,
-                                       AttributeNames=["ApproximateReceiveCount", "SentTimestamp"],
-                                       MessageAttributeNames=[RUN_ATTRIBUTE]).get("Messages", [])
-        fresh = [message for message in received if message["MessageId"] not in seen]
-        if not fresh:
-            return messages
-        seen.update(message["MessageId"] for message in fresh)
-        messages.extend(fresh)
-
-
-def _release(sqs, url: str, messages: list[dict]) -> None:
-    for start in range(0, len(messages), 10):
-        sqs.change_message_visibility_batch(QueueUrl=url, Entries=[
-            {"Id": str(index), "ReceiptHandle": message["ReceiptHandle"], "VisibilityTimeout": 0}
-            for index, message in enumerate(messages[start:start + 10])])
-
-
-def _run_of(message: dict) -> str | None:
-    return message.get("MessageAttributes", {}).get(RUN_ATTRIBUTE, {}).get("StringValue")

@@ -24,8 +24,9 @@ def patched() -> Iterator[None]:
         yield
         return
     with contextlib.ExitStack() as stack:
-        for patch in (_sqs_clock, _sqs_lazy_attributes, _spot_fleet_cancel, _spot_fleet_capacity,
-                      _s3_atomic_put, _rest_api_import_of_swagger, _spot_fleet_created_tags, _backend_lookup_once):
+        for patch in (_sqs_clock, _sqs_lazy_attributes, _sqs_dead_letter_source, _spot_fleet_cancel,
+                      _spot_fleet_capacity, _s3_atomic_put, _rest_api_import_of_swagger, _spot_fleet_created_tags,
+                      _backend_lookup_once):
             stack.enter_context(patch())
         _active.append(True)
         try:
@@ -139,6 +140,58 @@ def _sqs_lazy_attributes() -> Iterator[None]:
         yield
     finally:
         Queue.attributes = original
+
+
+DEAD_LETTER_SOURCE_ARN = "DeadLetterQueueSourceArn"
+
+
+@contextlib.contextmanager
+def _sqs_dead_letter_source() -> Iterator[None]:
+    """moto moves a message to its queue's dead-letter queue as AWS does, but without the system attribute AWS
+    stamps on it then: DeadLetterQueueSourceArn, the ARN of the queue SQS moved it from, which ReceiveMessage
+    returns when MessageSystemAttributeNames (or the older AttributeNames) asks for it or for All
+    (https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_ReceiveMessage.html; a valid key of
+    the Message's Attributes, API_Message.html). A sender cannot set it (SendMessage takes AWSTraceHeader as its
+    only system attribute), so it is the proof of a dead-letter message's origin the project relies on: DS's
+    default dead-letter queue is shared by every run, and any job can send to its own run's queue a body whose
+    `dsr-app` names another run (chalicelib/deadletters.py).
+
+    Here a message remembers the queue it was last put in; when it is put in another (moto's move, the only way
+    a message object changes queue), it is stamped with the one it came from, before anyone can receive it there.
+    ReceiveMessage then returns the stamp as AWS does. Behaviour is otherwise unchanged.
+    """
+    from moto.sqs.models import Queue
+    from moto.sqs.responses import SQSResponse
+
+    original_add, original_receive = Queue.add_message, SQSResponse.receive_message
+    held_by, moved_from = "_dsr_queue_arn", "_dsr_dead_letter_source_arn"
+
+    @functools.wraps(original_add)
+    def add_message(self, message) -> None:
+        previous = getattr(message, held_by, None)
+        if previous is not None and previous != self.queue_arn:
+            setattr(message, moved_from, previous)
+        setattr(message, held_by, self.queue_arn)
+        original_add(self, message)
+
+    @functools.wraps(original_receive)
+    def receive_message(self):
+        answer = original_receive(self)
+        asked = set(self._get_param("MessageSystemAttributeNames", [])) | set(self._get_param("AttributeNames", []))
+        messages = answer.result.get("Messages", []) if isinstance(answer.result, dict) else []
+        if messages and asked & {"All", DEAD_LETTER_SOURCE_ARN}:
+            held = {message.id: message for message in self.sqs_backend.get_queue(self._get_queue_name())._messages}
+            for received in messages:
+                source = getattr(held.get(received["MessageId"]), moved_from, None)
+                if source is not None:
+                    received.setdefault("Attributes", {})[DEAD_LETTER_SOURCE_ARN] = source
+        return answer
+
+    Queue.add_message, SQSResponse.receive_message = add_message, receive_message
+    try:
+        yield
+    finally:
+        Queue.add_message, SQSResponse.receive_message = original_add, original_receive
 
 
 @contextlib.contextmanager

@@ -6,9 +6,10 @@
   count shown is of the jobs' own files, markers left out.
 - Logs: each job's log stream as OUT/logs/<job id>.log, one line per event.
 - Outcome of each job, from what AWS holds: the dead-letter queue says which
-  failed; the job's log says which succeeded or were skipped as already done,
-  and so do complete outputs (chalicelib.done's rule: the marker and DS's
-  count) when a killed worker never sent its last log line. A job with none of these was not run (a Ctrl-C, a
+  failed (the messages SQS moved there from the run's queue); the job's log
+  says which succeeded or were skipped as already done, and so do complete
+  outputs (chalicelib.done's rule: the marker and DS's count) when a killed
+  worker never sent its last log line. A job with none of these was not run (a Ctrl-C, a
   MAX_RUN_* stop).
 """
 
@@ -19,7 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-from chalicelib import aws, failures
+from chalicelib import aws, deadletters, failures
 from chalicelib.done import Tally, is_complete
 from chalicelib.jobs import Job, NotAJob, job_from_message
 from chalicelib.monitor.breaker import common_failure, failed_job
@@ -141,23 +142,19 @@ def fetch_log_events(settings: Settings) -> dict[str, list[tuple[float, str]]]:
 
 
 def dead_letter_job_ids(settings: Settings) -> list[str]:
-    """Job ids of the messages in the dead-letter queue (a fresh emulated account: all are this run's)."""
+    """Job ids of the messages SQS moved from the run's queue to the dead-letter queue: in the fresh emulated
+    account, every message there but one sent to it directly (the rule of `cli.py failed` for a DS image run,
+    chalicelib/deadletters.py)."""
     sqs = aws.client("sqs", settings)
     url = find_queue_url(sqs, settings.SQS_DEAD_LETTER_QUEUE)
     if url is None:
         return []
-    ids, seen = [], set()
-    while True:
-        # Received, never deleted: the messages stay in the queue, hidden while we read the rest.
-        messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=300,
-                                       WaitTimeSeconds=0).get("Messages", [])
-        if not messages:
-            return ids
-        for message in messages:
-            if message["MessageId"] in seen:
-                continue
-            seen.add(message["MessageId"])
-            try:
-                ids.append(job_from_message(message["Body"], settings).job_id)
-            except NotAJob:
-                ids.append(f"(not a job: message {message['MessageId']})")
+    queue_arn = deadletters.run_queue_arn(sqs, url, settings.SQS_QUEUE_NAME)
+    # Received, never deleted or released: the run is over, nothing else reads the queue
+    ids = []
+    for message in deadletters.attribute(deadletters.sweep(sqs, url), queue_arn, settings.APP_NAME).ours:
+        try:
+            ids.append(job_from_message(message["Body"], settings).job_id)
+        except NotAJob:
+            ids.append(f"(not a job: message {message['MessageId']})")
+    return ids

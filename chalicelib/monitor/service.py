@@ -94,9 +94,10 @@ def find_failed(app_name: str, buckets: list[str], clients: Clients | None = Non
     """GET /runs/{app_name}/failed: the run's failed jobs, or None for a run nobody knows.
 
     Those are the run's failure records, except for a live run in DS image mode (its record says so): its image's
-    worker writes none, so they are the run's messages in the dead-letter queue its record names, read as
-    `cli.py failed` reads them (triage.dead_letter_failures: each message is hidden only during the look, then
-    visible again at once). A record that cannot be read, or a finished run (its summary is all that is left),
+    worker writes none, so they are the messages SQS moved from the run's queue to the dead-letter queue its record
+    names, read as `cli.py failed` reads them (triage.dead_letter_failures: each message is hidden only during the
+    look, then visible again at once); `ignored_dead_letter_messages` counts those that name the run but came from
+    another queue, left out. A record that cannot be read, or a finished run (its summary is all that is left),
     gets its failure records."""
     given = clients
     clients = clients or Clients()
@@ -111,9 +112,11 @@ def find_failed(app_name: str, buckets: list[str], clients: Clients | None = Non
             continue
         if record is not None and record.DS_IMAGE_MODE:
             sqs = (given or Clients(region=record.REGION)).sqs  # the Lambda's own, in the run's region
-            failed = (triage.dead_letter_failures(sqs, record.DEAD_LETTER_QUEUE_URL, app_name)
-                      if record.DEAD_LETTER_QUEUE_URL else [])
+            failed = (triage.dead_letter_failures(sqs, record.DEAD_LETTER_QUEUE_URL, app_name,
+                                                  record.MONITOR_QUEUE_NAME)
+                      if record.DEAD_LETTER_QUEUE_URL else triage.FailedJobs([]))
         else:
-            failed = failures.list_records(clients.s3, bucket, app_name)
-        return {"app_name": app_name, "failed": [job.public() for job in failed]}
+            failed = triage.FailedJobs(failures.list_records(clients.s3, bucket, app_name))
+        return {"app_name": app_name, "failed": [job.public() for job in failed.records],
+                "ignored_dead_letter_messages": failed.ignored_dead_letters}
     return None

@@ -98,8 +98,8 @@ def test_unknown_run_is_a_json_404(aws, client):
 
 def test_a_ds_image_runs_failed_jobs_are_its_own_messages_in_the_shared_dead_letter_queue(started, ds_image_run,
                                                                                          client):
-    """DS's worker writes no failure record, so GET /runs/{app}/failed lists the run's dead-letter messages (its
-    `dsr-app` attribute): not the other run's, though TestApp's P00000 and P00001 have the very same bodies."""
+    """DS's worker writes no failure record, so GET /runs/{app}/failed lists the run's dead-letter messages (those
+    SQS moved from its queue): not the other run's, though TestApp's P00000 and P00001 have the very same bodies."""
     fail_every_job(ds_image_run)
     fail_every_job(started)
     sqs = clients.client("sqs")

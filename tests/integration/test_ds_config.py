@@ -88,7 +88,8 @@ def test_dss_config_py_unchanged_runs_in_ds_image_mode_and_its_image_worker_gets
 
 
 def test_a_ds_image_runs_failed_jobs_are_listed_and_redriven_from_the_shared_dead_letter_queue(aws, tmp_path):
-    """DS's worker keeps no failure record: the run's dead-letter messages (its `dsr-app` attribute) are the list."""
+    """DS's worker keeps no failure record: the run's dead-letter messages (those SQS moved from its queue) are the
+    list."""
     Account(tmp_path)  # another run, TestApp, shares the dead-letter queue's account and bucket
     config = tmp_path / "config.py"
     config.write_text(DS_EXAMPLE.read_text().replace("AWS_BUCKET = 'your-bucket-name'", "AWS_BUCKET = 'test-bucket'")

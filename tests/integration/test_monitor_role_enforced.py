@@ -156,8 +156,9 @@ def test_the_monitor_policy_lets_its_log_exports_write_where_they_go(aws):
 
 def test_the_api_lists_a_ds_image_runs_dead_letter_jobs_and_may_receive_from_no_other_queue(started, ds_image_run,
                                                                                            api):
-    """GET /runs/DsImage/failed with the API's credentials: the run's dead-letter messages are received, listed
-    and made visible again; with the same credentials a receive from a run's job queue is refused."""
+    """GET /runs/DsImage/failed with the API's credentials: the run's dead-letter messages (those SQS moved from its
+    queue, whose ARN is the dead-letter queue's with the queue's name) are received, listed and made visible again;
+    with the same credentials a receive from a run's job queue is refused."""
     fail_every_job(ds_image_run)
     sqs = clients.client("sqs")
     dead_letter, job_queue = (sqs.get_queue_url(QueueName=name)["QueueUrl"] for name in ("user_DeadMessages",
@@ -176,6 +177,7 @@ def test_the_api_lists_a_ds_image_runs_dead_letter_jobs_and_may_receive_from_no_
     arn = f"arn:aws:sqs:{REGION}:{ACCOUNT}:"
     assert sorted({(d.action, *d.resources, d.allowed) for d in engine.decisions if d.action.startswith("sqs:")}) == [
         ("sqs:ChangeMessageVisibility", arn + "user_DeadMessages", True),
+        ("sqs:GetQueueAttributes", arn + "user_DeadMessages", True),  # its ARN: the run's queue's, by name
         ("sqs:ReceiveMessage", arn + "TestAppQueue", False),
         ("sqs:ReceiveMessage", arn + "user_DeadMessages", True)]
 

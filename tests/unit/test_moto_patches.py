@@ -8,6 +8,7 @@ tests fails after an upgrade, re-check that difference before touching the patch
 from __future__ import annotations
 
 import inspect
+import json
 import subprocess
 import sys
 import threading
@@ -23,6 +24,7 @@ from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_ba
 from moto.s3.models import S3Backend
 from moto.s3.responses import S3Response
 from moto.sqs import models as sqs_models
+from moto.sqs.responses import SQSResponse
 
 from localrun.moto_patches import patched
 
@@ -51,6 +53,11 @@ def test_the_attributes_the_patches_replace_still_exist_in_moto():
     imported = inspect.getsource(inspect.unwrap(APIGatewayBackend.import_rest_api))
     assert 'api_doc["info"]["description"]' in imported and "self.put_rest_api(" in imported
     assert 'api_doc.get("swagger") is not None' in inspect.getsource(inspect.unwrap(APIGatewayBackend.put_rest_api))
+    # The dead-letter patch stamps a message when it is put in a queue other than its last: moto's move is
+    # that, of the same object; and it adds the attribute moto's ReceiveMessage leaves out.
+    receive = inspect.getsource(sqs_models.SQSBackend.receive_message)
+    assert "queue.dead_letter_queue.add_message(message)" in receive
+    assert "DeadLetterQueueSourceArn" not in inspect.getsource(inspect.unwrap(SQSResponse.receive_message))
     # The server patch memoizes the host -> service lookup its request dispatcher makes under its lock.
     dispatch = inspect.getsource(DomainDispatcherApplication.get_application)
     assert "self.get_backend_for_host(host)" in dispatch and "with self.lock:" in dispatch
@@ -171,3 +178,37 @@ def test_two_conditional_puts_whose_checks_overlap_let_exactly_one_win(monkeypat
     second.join(10)
     assert outcomes == {"first": "ok", "second": "PreconditionFailed"}
     assert s3.get_object(Bucket="claims", Key="claim")["Body"].read() == b"first"
+
+
+@pytest.mark.usefixtures("aws")
+def test_a_message_sqs_moved_to_a_dead_letter_queue_carries_its_source_queues_arn_and_no_other_does():
+    """AWS stamps DeadLetterQueueSourceArn when it dead-letters a message; moto does not (the SQS patch)."""
+    import boto3
+
+    sqs = boto3.client("sqs", region_name="us-east-1")
+    dead = sqs.create_queue(QueueName="dead")["QueueUrl"]
+    dead_arn = sqs.get_queue_attributes(QueueUrl=dead, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    source = sqs.create_queue(QueueName="jobs", Attributes={"RedrivePolicy": json.dumps(
+        {"deadLetterTargetArn": dead_arn, "maxReceiveCount": 2})})["QueueUrl"]
+    sqs.send_message(QueueUrl=source, MessageBody="failed")
+    sqs.send_message(QueueUrl=dead, MessageBody="sent straight")
+    # a sender's claim to the stamp (AWS refuses it: SendMessage's only system attribute is AWSTraceHeader)
+    sqs.send_message(QueueUrl=dead, MessageBody="forged", MessageSystemAttributes={"DeadLetterQueueSourceArn": {
+        "DataType": "String", "StringValue": "arn:aws:sqs:us-east-1:123456789012:jobs"}})
+    seen_at_source = []
+    for _ in range(3):  # received twice, then moved by the third receive
+        seen_at_source += sqs.receive_message(QueueUrl=source, VisibilityTimeout=0,
+                                              MessageSystemAttributeNames=["All"]).get("Messages", [])
+
+    def stamps(**asked) -> dict[str, str | None]:
+        messages = sqs.receive_message(QueueUrl=dead, MaxNumberOfMessages=10, VisibilityTimeout=0, **asked)
+        return {m["Body"]: m.get("Attributes", {}).get("DeadLetterQueueSourceArn") for m in messages["Messages"]}
+
+    source_arn = "arn:aws:sqs:us-east-1:123456789012:jobs"
+    expected = {"failed": source_arn, "sent straight": None, "forged": None}
+    assert stamps(MessageSystemAttributeNames=["DeadLetterQueueSourceArn"]) == expected
+    assert stamps(MessageSystemAttributeNames=["All"]) == expected
+    assert stamps(AttributeNames=["DeadLetterQueueSourceArn"]) == expected  # the older parameter's name
+    assert set(stamps().values()) == {None}  # only when asked for, as any system attribute
+    assert [m["Body"] for m in seen_at_source] == ["failed"] * 2
+    assert all("DeadLetterQueueSourceArn" not in m["Attributes"] for m in seen_at_source)
