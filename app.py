@@ -60,7 +60,7 @@ def every_period(event):
 
 def _time_left(event):
     """Seconds until Lambda stops this invocation, or None without a context (nothing then stops it)."""
-    context = getattr(event, "lambda_context", None)
+    context = event.context  # a Lambda event's context (an HTTP request's is `lambda_context`)
     return None if context is None else lambda: context.get_remaining_time_in_millis() / 1000
 
 
