@@ -8,6 +8,7 @@ the runs after it cut off at the timeout on every tick, in the same order each t
 from __future__ import annotations
 
 import itertools
+import time
 from typing import Callable, Iterable
 
 from chalicelib.monitor.observe import Run
@@ -25,18 +26,22 @@ def enough_time(time_left: TimeLeft | None, longest: float) -> bool:
 
 
 class Turns:
-    """The order of a tick's runs: the one reconciled longest ago first (never: before all, in the given order).
+    """The order of a tick's runs: the one reconciled longest ago first.
 
-    Kept in the Lambda's memory between ticks; the function runs in one container at a time (reserved
-    concurrency), which a cold start replaces: the order then starts again from the given one, so a run is
-    left out only while ticks run out of time and the container is new each tick."""
+    Kept in the Lambda's memory between ticks (the function runs in one container at a time). A new container
+    (a cold start, or after a timeout, which replaces it) knows no turns: runs never reconciled here are then taken
+    in the given order started at another run each minute, so that no run waits behind the same slow one on
+    every tick even when each tick ends in a timeout."""
 
     def __init__(self) -> None:
         self._served: dict[tuple, int] = {}
         self._count = itertools.count(1)
 
-    def order(self, runs: Iterable[Run]) -> list[Run]:
-        return sorted(runs, key=lambda run: self._served.get(_identity(run), 0))  # stable: ties keep their order
+    def order(self, runs: Iterable[Run], now: float | None = None) -> list[Run]:
+        runs = list(runs)
+        start = int((time.time() if now is None else now) // 60) % len(runs) if runs else 0
+        rotated = runs[start:] + runs[:start]
+        return sorted(rotated, key=lambda run: self._served.get(_identity(run), 0))  # stable: ties stay rotated
 
     def served(self, run: Run) -> None:
         self._served[_identity(run)] = next(self._count)
