@@ -14,6 +14,7 @@ from chalice import Chalice, IAMAuthorizer, NotFoundError, Rate
 
 from chalicelib.monitor import service
 from chalicelib.monitor.alarm_event import AlarmNotification
+from chalicelib.monitor.budget import Turns
 
 # configure_logs=False: powertools' Logger owns the output; with Chalice's handler too every line prints twice
 app = Chalice(app_name="ds-runner-monitor", configure_logs=False)
@@ -24,6 +25,7 @@ logger = Logger(service=SERVICE)
 metrics = Metrics(namespace=NAMESPACE, service=SERVICE)
 authorizer = IAMAuthorizer()
 PERIOD_MINUTES = int(os.environ.get("MONITOR_PERIOD_MINUTES", "1"))
+TURNS = Turns()  # kept while the container is warm: the runs a tick did not reach go first the next
 
 
 @app.middleware("all")
@@ -47,12 +49,19 @@ def on_alarm(event):
         logger.info("ignored: not an alarm notification", extra={"subject": event.subject})
         return
     runs = _watched_runs(trigger=notification.alarm_name)
-    _report(service.reconcile_runs(service.runs_for_alarm(notification, runs)), trigger=notification.alarm_name)
+    _report(service.reconcile_runs(service.runs_for_alarm(notification, runs), _time_left(event), TURNS),
+            trigger=notification.alarm_name)
 
 
 @app.schedule(Rate(PERIOD_MINUTES, unit=Rate.MINUTES))
 def every_period(event):
-    _report(service.reconcile_runs(_watched_runs(trigger="schedule")), trigger="schedule")
+    _report(service.reconcile_runs(_watched_runs(trigger="schedule"), _time_left(event), TURNS), trigger="schedule")
+
+
+def _time_left(event):
+    """Seconds until Lambda stops this invocation, or None without a context (nothing then stops it)."""
+    context = event.context  # a Lambda event's context (an HTTP request's is `lambda_context`)
+    return None if context is None else lambda: context.get_remaining_time_in_millis() / 1000
 
 
 @app.route("/runs", authorizer=authorizer)
@@ -85,6 +94,11 @@ def _watched_runs(trigger):
 
 
 def _report(outcomes, trigger):
+    not_reached = [outcome.run.app_name for outcome in outcomes if outcome.not_reached]
+    if not_reached:
+        logger.warning("not reconciled for lack of time; first in turn next tick",
+                       extra={"runs": not_reached, "trigger": trigger})
+    outcomes = [outcome for outcome in outcomes if not outcome.not_reached]
     for outcome in outcomes:
         run = outcome.run.app_name
         if outcome.error is not None:

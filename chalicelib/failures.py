@@ -22,13 +22,20 @@ from dataclasses import asdict, dataclass, fields
 from datetime import datetime
 from typing import Any
 
-from chalicelib.aws import read_object
+from chalicelib.aws import ObjectTooLarge, read_object
 from chalicelib.names import failure_key, failures_prefix
 
 log = logging.getLogger(__name__)
 
 LAST_LINES = 20  # lines of the job's output a record keeps
 LINE_CHARS = 1_000  # of each, so a record stays small whatever a job prints
+# The largest record a worker writes, so that a reader (the monitor, which serves every run; the status API) reads
+# no more than that of a key a job can write (DESIGN.md "Trust boundary"). json.dumps escapes a character as at
+# most 12 bytes (a surrogate pair), which is at most 3 per byte of its UTF-8: a message body of SQS's largest
+# message (chalicelib/jobs.py SQS_MESSAGE_BYTES) and LAST_LINES lines of LINE_CHARS characters each, plus the
+# short fields (reason, job id, times) with room to spare: about 1 MiB.
+_MESSAGE_BYTES = 262_144
+MAX_RECORD_BYTES = 3 * _MESSAGE_BYTES + LAST_LINES * (12 * LINE_CHARS + 4) + 16_384
 
 
 @dataclass(frozen=True)
@@ -102,20 +109,24 @@ def delete(s3, bucket: str, app_name: str, job_id: str) -> None:
 def count(s3, bucket: str, app_name: str, since: datetime | None = None) -> int:
     """This run's failed jobs: its record objects (readable or not), every page of the listing; with `since`,
     only those written from then on (an earlier run of the same APP_NAME may have left some)."""
-    return sum(1 for _, written in _keys(s3, bucket, app_name) if _since(written, since))
+    return sum(1 for _, written, _ in _keys(s3, bucket, app_name) if _since(written, since))
 
 
 def list_records(s3, bucket: str, app_name: str, since: datetime | None = None,
                  most: int | None = None) -> list[FailureRecord]:
     """Every readable record of the run (written since `since`; the first `most` listed), oldest first; an
-    unreadable one is logged and skipped, and one deleted since the listing is left out."""
+    unreadable one is logged and skipped, and one deleted since the listing is left out. One larger than
+    MAX_RECORD_BYTES is unreadable too, and never read: its listed size refuses it, and the read of one that grew
+    since stops at the bound."""
     records = []
-    keys = [key for key, written in _keys(s3, bucket, app_name) if _since(written, since)]
-    for key in keys[:most]:
-        body = read_object(s3, bucket, key)
-        if body is None:
-            continue
+    listed = [(key, size) for key, written, size in _keys(s3, bucket, app_name) if _since(written, since)]
+    for key, size in listed[:most]:
         try:
+            if size > MAX_RECORD_BYTES:
+                raise ObjectTooLarge(bucket, key, size, MAX_RECORD_BYTES)
+            body = read_object(s3, bucket, key, max_bytes=MAX_RECORD_BYTES)
+            if body is None:
+                continue
             record = FailureRecord.from_json(body)
         except ValueError as error:
             log.warning("skipping unreadable failure record s3://%s/%s: %s", bucket, key, error)
@@ -131,7 +142,7 @@ def job_ids(s3, bucket: str, app_name: str) -> frozenset[str]:
     """The ids of the jobs that have a record, every page of the listing (S3's listings are strongly consistent:
     every record written before the request is in it)."""
     prefix = failures_prefix(app_name)
-    return frozenset(key[len(prefix):-len(".json")] for key, _ in _keys(s3, bucket, app_name))
+    return frozenset(key[len(prefix):-len(".json")] for key, _, _ in _keys(s3, bucket, app_name))
 
 
 def _since(written: datetime, since: datetime | None) -> bool:
@@ -145,4 +156,4 @@ def _keys(s3, bucket: str, app_name: str):
         for item in page.get("Contents", ()):
             # Only records directly under the prefix: a job id never holds '/', so nothing else is one.
             if item["Key"].endswith(".json") and "/" not in item["Key"][len(prefix):]:
-                yield item["Key"], item["LastModified"]
+                yield item["Key"], item["LastModified"], item["Size"]

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from dataclasses import dataclass
 
 from chalicelib import aws, failures, triage
 from chalicelib.monitor.alarm_event import AlarmNotification
+from chalicelib.monitor.budget import TimeLeft, Turns, enough_time
 from chalicelib.aws import Clients
 from chalicelib.monitor.observe import Run, observe
 from chalicelib.monitor.reconcile import Reconciled, reconcile
@@ -32,15 +34,26 @@ class RunOutcome:
     run: Run
     result: Reconciled | None = None
     error: Exception | None = None
+    not_reached: bool = False  # the tick's time ran out before this run's turn: first in turn next tick
 
 
-def reconcile_runs(runs: list[Run]) -> list[RunOutcome]:
+def reconcile_runs(runs: list[Run], time_left: TimeLeft | None = None, turns: Turns | None = None) -> list[RunOutcome]:
+    """Each run reconciled in turn (`turns`: the Lambda's, so the runs one tick did not reach go first the next),
+    while `time_left` (seconds) covers one more (budget.py); a run's error never stops the others."""
     outcomes = []
-    for run in runs:
+    longest = 0.0
+    for run in turns.order(runs) if turns else runs:
+        if not enough_time(time_left, longest):
+            outcomes.append(RunOutcome(run, not_reached=True))
+            continue
+        started = time.monotonic()
         try:
             outcomes.append(RunOutcome(run, result=reconcile(run)))
         except Exception as error:  # noqa: BLE001 - transient: logged by the caller, retried next tick
             outcomes.append(RunOutcome(run, error=error))
+        longest = max(longest, time.monotonic() - started)
+        if turns:
+            turns.served(run)
     return outcomes
 
 

@@ -3,10 +3,13 @@ and the Chalice app's test client."""
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 from pathlib import Path
 
+import chalice.local
+import chalice.test
 import pytest
 from chalice.test import Client
 from click.testing import CliRunner
@@ -73,10 +76,15 @@ def clients(aws):
 
 
 @pytest.fixture
-def client(tmp_path):
+def client(tmp_path, monkeypatch):
     """The test client sets the stage's environment from .chalice/config.json on every call, so the
     tests use a copy of the real config that watches the test bucket."""
     config = json.loads((REPO / ".chalice" / "config.json").read_text())
+    # chalice.test gives every invoke a context of 3 s (LambdaContext's default), not the function's timeout; the
+    # monitor budgets its tick by the time left, so its invokes get the stage's lambda_timeout as on Lambda
+    timeout_ms = config["stages"]["dev"]["lambda_timeout"] * 1000
+    monkeypatch.setattr(chalice.test, "LambdaContext",
+                        functools.partial(chalice.local.LambdaContext, max_runtime_ms=timeout_ms))
     config["stages"]["dev"]["environment_variables"]["MONITOR_BUCKETS"] = "test-bucket"
     project = tmp_path / "project"
     (project / ".chalice").mkdir(parents=True)

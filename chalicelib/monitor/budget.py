@@ -1,0 +1,52 @@
+"""One tick's time, shared fairly: the Lambda is stopped at its timeout wherever it is, so a run's reconcile starts
+only while the time left covers it, and the runs a tick did not reach go first the next tick.
+
+Without this, one run whose reconcile is slow (a job can make it so: thousands of records to list) would have
+the runs after it cut off at the timeout on every tick, in the same order each time.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from typing import Callable, Iterable
+
+from chalicelib.monitor.observe import Run
+
+# Seconds a reconcile may take beyond the longest one seen this tick: its AWS calls back off and retry
+# (aws.RETRY_ATTEMPTS); the monitor's timeout is 300 s (.chalice/config.json).
+MARGIN_SECONDS = 20.0
+
+TimeLeft = Callable[[], float]  # seconds until the invocation is stopped
+
+
+def enough_time(time_left: TimeLeft | None, longest: float) -> bool:
+    """True while one more reconcile fits: the longest of this tick's so far, plus the margin."""
+    return time_left is None or time_left() >= longest + MARGIN_SECONDS
+
+
+class Turns:
+    """The order of a tick's runs: the one reconciled longest ago first.
+
+    Kept in the Lambda's memory between ticks (the function runs in one container at a time). A new container
+    (a cold start, or after a timeout, which replaces it) knows no turns: runs never reconciled here are then taken
+    in the given order started at another run each minute, so that no run waits behind the same slow one on
+    every tick even when each tick ends in a timeout."""
+
+    def __init__(self) -> None:
+        self._served: dict[tuple, int] = {}
+        self._count = itertools.count(1)
+
+    def order(self, runs: Iterable[Run], now: float | None = None) -> list[Run]:
+        runs = list(runs)
+        start = int((time.time() if now is None else now) // 60) % len(runs) if runs else 0
+        rotated = runs[start:] + runs[:start]
+        return sorted(rotated, key=lambda run: self._served.get(_identity(run), 0))  # stable: ties stay rotated
+
+    def served(self, run: Run) -> None:
+        self._served[_identity(run)] = next(self._count)
+
+
+def _identity(run: Run) -> tuple:
+    # where the record was found, and when the run started: a run started again under its name is a new one
+    return run.bucket, run.key, run.record.MONITOR_START_TIME
