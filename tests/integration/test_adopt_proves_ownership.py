@@ -178,3 +178,19 @@ def test_at_a_terminal_the_user_is_asked_and_no_changes_nothing(aws, tmp_path, m
     else:
         assert result.exit_code == 0, result.output
         assert f"adopted Distributed-Something run {APP}" in result.stdout and "run torn down" in result.stdout
+
+
+def test_a_service_running_another_familys_task_definition_ties_nothing(aws, tmp_path):
+    account = Account(tmp_path)
+    ds = ds_run(account, APP)
+    ecs = clients.client("ecs")
+    own = ecs.describe_task_definition(taskDefinition=APP + "Task")["taskDefinition"]["containerDefinitions"]
+    ecs.register_task_definition(family="PaymentsTask", containerDefinitions=own)  # polls DSApp's queue, all the same
+    ecs.update_service(cluster="default", service=APP + "Service", taskDefinition="PaymentsTask")
+    monitor_file = write_monitor_file(tmp_path, ds)
+
+    result = CliRunner().invoke(cli, ["monitor", str(monitor_file), "--yes"])
+
+    assert (f"ECS service {APP}Service runs task definition PaymentsTask:1, not one of family {APP}Task: nothing "
+            f"ties the file's resources to run {APP!r}") in refusal(result, monitor_file)
+    assert_nothing_adopted(ds)
