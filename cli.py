@@ -219,10 +219,13 @@ def start_cluster(settings: Settings, fleetfile: str, cheapest: bool, wait_secon
               help="Seconds between checks.")
 @click.option("--config", "config_path", default="config.json", show_default=True, type=click.Path(),
               help="The run's configuration file (not read when MONITORFILE is given).")
-def monitor(monitorfile: str | None, ds_cheapest: str | None, cheapest: bool, period: float, config_path: str):
+@click.option("--yes", is_flag=True, help="Adopt a Distributed-Something run without asking (for scripts).")
+def monitor(monitorfile: str | None, ds_cheapest: str | None, cheapest: bool, period: float, config_path: str,
+            yes: bool):
     """Watch a run from this terminal until it is torn down (what the Lambda does):
     scale down as the queue drains, tear down when it is empty. DS's spelling
-    `monitor FILE True` is --cheapest.
+    `monitor FILE True` is --cheapest. Given DS's own monitor file, the DS run is
+    adopted once its resources are proved its own and you agree (or pass --yes).
 
     \b
     Example:
@@ -230,7 +233,7 @@ def monitor(monitorfile: str | None, ds_cheapest: str | None, cheapest: bool, pe
     """
     cheapest = cheapest or (ds_cheapest or "").lower() == "true"
     if monitorfile:
-        record = _record_or_adopted(monitorfile)
+        record = _record_or_adopted(monitorfile, yes)
         app_name, bucket, key = record.MONITOR_APP_NAME, record.MONITOR_BUCKET_NAME, record.MONITOR_FILE_KEY
         clients = aws.Clients(region=record.REGION)  # no config: the profile comes from AWS_PROFILE, as for boto3
     else:
@@ -250,8 +253,9 @@ def monitor(monitorfile: str | None, ds_cheapest: str | None, cheapest: bool, pe
     click.echo(f"run torn down; summary at s3://{bucket}/{summary_key(app_name)}")
 
 
-def _record_or_adopted(path: str):
-    """This project's monitor file, or DS's: then the DS run is adopted (chalicelib/adopt.py) and said so."""
+def _record_or_adopted(path: str, yes: bool):
+    """This project's monitor file, or DS's: then the DS run is adopted (chalicelib/adopt.py) once the user has
+    seen what that tags and what the monitor will do, and agreed."""
     from chalicelib import adopt
 
     try:
@@ -261,12 +265,27 @@ def _record_or_adopted(path: str):
         if ds is None:
             raise
     region = aws.region_of_queue_url(str(ds["MONITOR_QUEUE_URL"]))
-    record, done = adopt.adopt(aws.Clients(region=region), ds, region, path)
+    clients = aws.Clients(region=region)
+    adoption = adopt.prepare(clients, ds, region, path)
+    for line in adopt.describe(adoption):
+        click.echo(line)
+    if not yes:
+        if not _stdin_is_terminal():
+            raise UserError(f"{path}: not adopted: no terminal to ask on: pass --yes to adopt it; nothing was changed")
+        if not click.confirm(f"Adopt run {adoption.record.MONITOR_APP_NAME} and let the monitor act on it as listed?"):
+            click.echo("not adopted; nothing was changed", err=True)
+            sys.exit(1)
+    record, done = adoption.record, adopt.carry_out(clients, adoption)
     click.echo(f"adopted Distributed-Something run {record.MONITOR_APP_NAME} (fleet {record.MONITOR_FLEET_ID}, "
                f"queue {record.MONITOR_QUEUE_NAME}, cluster {record.MONITOR_ECS_CLUSTER}):")
     for line in done:
         click.echo(f"  {line}")
     return record
+
+
+def _stdin_is_terminal() -> bool:
+    """Whether someone is there to answer a question (a pipe, cron or CI is not: they pass --yes)."""
+    return sys.stdin.isatty()
 
 
 def _print_tick(result) -> None:

@@ -79,6 +79,19 @@ def fleet_state(ec2, fleet_id: str) -> FleetState | None:
                                                          if spec.get("InstanceType"))))
 
 
+def fleet_user_data(ec2, fleet_id: str) -> tuple[str, ...]:
+    """The base64 user data of each of the fleet request's launch specifications ('' where one has none; none
+    at all for a fleet of launch templates, or one AWS no longer knows)."""
+    try:
+        configs = ec2.describe_spot_fleet_requests(SpotFleetRequestIds=[fleet_id])["SpotFleetRequestConfigs"]
+    except ClientError as error:
+        if error_code(error).startswith("InvalidSpotFleetRequestId"):
+            return ()
+        raise
+    specs = configs[0].get("SpotFleetRequestConfig", {}).get("LaunchSpecifications", ()) if configs else ()
+    return tuple(spec.get("UserData") or "" for spec in specs)
+
+
 def fleet_instance_ids(ec2, fleet_id: str) -> tuple[str, ...]:
     """The machines a live spot fleet request lists as its own (a cancelled one lists none)."""
     pages = ec2.get_paginator("describe_spot_fleet_instances").paginate(SpotFleetRequestId=fleet_id)
@@ -162,6 +175,46 @@ def ecs_service(ecs, cluster: str, name: str) -> Service | None:
             return Service(name=name, arn=item["serviceArn"], desired=item.get("desiredCount", 0),
                            task_definition=item.get("taskDefinition", ""), tags=_ecs_tag_map(item))
     return None
+
+
+@dataclass(frozen=True)
+class Container:
+    name: str
+    environment: dict[str, str]
+    log_driver: str
+    log_options: dict[str, str]
+
+
+@dataclass(frozen=True)
+class TaskDefinition:
+    arn: str
+    family: str
+    revision: int
+    containers: tuple[Container, ...]
+
+    @property
+    def name(self) -> str:
+        return f"{self.family}:{self.revision}"
+
+
+def task_definition(ecs, arn: str) -> TaskDefinition | None:
+    """A task definition revision (ACTIVE or INACTIVE), or None when ECS has no such revision."""
+    try:
+        described = ecs.describe_task_definition(taskDefinition=arn)["taskDefinition"]
+    except ClientError as error:
+        if error_code(error) in ("ClientException", "InvalidParameterException"):  # ECS's "no such revision"
+            return None
+        raise
+    return TaskDefinition(arn=described["taskDefinitionArn"], family=described["family"],
+                          revision=int(described["revision"]),
+                          containers=tuple(_container(item) for item in described.get("containerDefinitions", ())))
+
+
+def _container(item: dict) -> Container:
+    logging = item.get("logConfiguration", {})
+    return Container(name=item.get("name", ""),
+                     environment={pair["name"]: pair.get("value", "") for pair in item.get("environment", ())},
+                     log_driver=logging.get("logDriver", ""), log_options=dict(logging.get("options", {})))
 
 
 @dataclass(frozen=True)
