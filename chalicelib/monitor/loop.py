@@ -76,9 +76,10 @@ def watch(load: Callable[[], Run | None], period: float, on_tick: Callable[[Reco
         try:
             result = reconcile(run, clients)
         except Exception as error:  # noqa: BLE001 - transient: the next tick retries
-            if on_error is None:
+            if on_error is not None:
+                on_error(error)
+            elif not isinstance(error, StateContended):  # others wrote the state meanwhile: nothing to report
                 raise
-            on_error(error)
         else:
             on_tick(result)
             if result.finished:

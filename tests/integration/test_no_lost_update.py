@@ -11,7 +11,9 @@ from __future__ import annotations
 import json
 import threading
 
+import boto3
 import pytest
+from click.testing import CliRunner
 
 from chalicelib import aws as clients
 from chalicelib.aws import Clients
@@ -20,6 +22,7 @@ from chalicelib.monitor.actions import SaveState
 from chalicelib.monitor.apply import Applier
 from chalicelib.monitor.reconcile import STATE_ATTEMPTS, reconcile
 from chalicelib.monitor.state_store import StateContended
+from cli import cli
 from tests.integration.world import AFTER_TEARDOWN, JOBS, NOTHING_LEFT, drain, reconcile_until_gone, the_run, what_is_left
 
 REASON = "teardown requested from the command line"  # what `cli.py teardown` asks with
@@ -174,3 +177,32 @@ def test_the_emulator_decides_conditional_writes_of_the_state_as_s3_does(aws):
     assert s3.get_object(Bucket="states", Key="state")["Body"].read() == b"2"
     s3.delete_object(Bucket="states", Key="state")
     assert refused(IfMatch=second) == "NoSuchKey"
+
+
+def test_cli_teardown_rides_out_a_monitor_writing_the_state_at_the_same_moment(started):
+    """The deployed monitor checks the run while `cli.py teardown` works: each of the teardown's first reconciles
+    finds the state changed under it, round after round, until it gives up that check; the next one finishes."""
+    state_key = "monitors/TestApp_monitorstate.json"
+    bystander = boto3.client("s3", region_name="us-east-1")  # the Lambda's own client: not hooked below
+    writes = []
+
+    def monitor_writes_first(params, **_):
+        if params.get("Key") != state_key:
+            return
+        writes.append(params.get("IfMatch") or params.get("IfNoneMatch"))
+        if 2 <= len(writes) <= 1 + STATE_ATTEMPTS:  # the request goes through; the first reconcile never does
+            state = json.loads(bystander.get_object(Bucket="test-bucket", Key=state_key)["Body"].read())
+            state["retired_machine_seconds"] += 1
+            bystander.put_object(Bucket="test-bucket", Key=state_key, Body=json.dumps(state).encode())
+
+    session = clients.session("us-east-1", None)
+    session.events.register("provide-client-params.s3.PutObject", monitor_writes_first)
+    try:
+        result = CliRunner().invoke(cli, ["teardown", "--period", "0", "--config", str(started.config_path)])
+    finally:
+        session.events.unregister("provide-client-params.s3.PutObject", monitor_writes_first)
+
+    assert result.exit_code == 0, result.output
+    assert len(writes) > 1 + STATE_ATTEMPTS
+    assert what_is_left(started) == TORN_DOWN_WITH_JOBS_LEFT
+    assert summary(started)["stop_reason"] == REASON
