@@ -104,6 +104,11 @@ def _report(outcomes, trigger):
         if outcome.error is not None:
             logger.exception("reconcile failed; the next tick retries", extra={"run": run, "trigger": trigger},
                              exc_info=outcome.error)
+            # per run, 0 on every good tick (below): an alarm on it tells a run stuck in errors from no data
+            failed_metrics = EphemeralMetrics(namespace=NAMESPACE, service=SERVICE)
+            failed_metrics.add_dimension(name="run", value=run)
+            failed_metrics.add_metric(name="ReconcileErrors", unit=MetricUnit.Count, value=1)
+            failed_metrics.flush_metrics()
             continue
         observation = outcome.result.observation
         if observation.refused:
@@ -121,5 +126,6 @@ def _report(outcomes, trigger):
         run_metrics.add_metric(name="JobsRunning", unit=MetricUnit.Count, value=observation.in_flight)
         run_metrics.add_metric(name="JobsFailed", unit=MetricUnit.Count, value=observation.failed)
         run_metrics.add_metric(name="FleetTarget", unit=MetricUnit.Count, value=observation.fleet_target)
+        run_metrics.add_metric(name="ReconcileErrors", unit=MetricUnit.Count, value=0)
         run_metrics.flush_metrics()
     metrics.add_metric(name="RunsReconciled", unit=MetricUnit.Count, value=len(outcomes))

@@ -3,7 +3,10 @@
 Each handler tolerates what is already done (a deleted queue, a cancelled
 fleet), so a reconcile that crashed half-way is finished by the next one, and
 two reconciles of one run at once end in the same state. An action type
-without a handler is a bug: `apply` raises on it.
+without a handler is a bug: `apply` raises on it. The monitor state is written
+only over the one the run was read with (state_store.py): when another writer
+changed it since, `apply` stops there with StateChanged, before acting on a
+plan made from what is no longer so.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from chalicelib.monitor.actions import (Action, CancelFleet, DeleteAlarms, Delet
                                         RemoveRunRecord, SaveState, SetFleetCapacity, SetServiceCount,
                                         TerminateInstances, WriteSummary)
 from chalicelib.aws import Clients
+from chalicelib.monitor import state_store
 from chalicelib.monitor.observation import MonitorState
 from chalicelib.monitor.observe import FAILED_EXPORT_PREFIX, Run
 
@@ -52,6 +56,7 @@ class Applier:
     def __init__(self, run: Run, clients: Clients):
         self.run = run
         self.clients = clients
+        self._etag = run.state_etag  # of the state as last read or written: the condition of the next write
         # Handlers of actions that change the monitor state take it and return it as written.
         self._state_handlers: dict[type, Callable[[Any, MonitorState], MonitorState]] = {
             SaveState: self._save_state, ExportLogs: self._export_logs,
@@ -66,7 +71,7 @@ class Applier:
         }
 
     def apply(self, actions: list[Action]) -> Applied:
-        state = self.run.state
+        state, self._etag = self.run.state, self.run.state_etag
         skipped: list[tuple[Action, str]] = []
         for action in actions:
             kind = type(action)
@@ -106,8 +111,7 @@ class Applier:
         return self._put_state(state.updated(action.as_dict()))
 
     def _put_state(self, state: MonitorState) -> MonitorState:
-        self.clients.s3.put_object(Bucket=self.run.bucket, Key=self.run.state_key, Body=state.to_json().encode(),
-                                   ContentType="application/json")
+        self._etag = state_store.write(self.clients.s3, self.run.bucket, self.run.state_key, state, self._etag)
         return state
 
     # ---- teardown

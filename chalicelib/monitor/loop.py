@@ -15,9 +15,14 @@ from chalicelib.monitor.apply import Applier
 from chalicelib.aws import Clients
 from chalicelib.monitor.observe import Run
 from chalicelib.monitor.reconcile import Reconciled, reconcile
-from chalicelib.monitor.runs import load_run
+from chalicelib.monitor.runs import load_run, with_current_state
+from chalicelib.monitor.state_store import StateChanged, StateContended
 from chalicelib.runrecord import RunRecord
 from chalicelib.jsonfile import read_json_file
+
+# Reads and writes of the teardown request while reconciles keep changing the state in between (each writes it
+# at most once a tick, so more than one retry is rare).
+TEARDOWN_REQUEST_ATTEMPTS = 5
 
 
 def load_or_fail(clients: Clients, bucket: str, key: str) -> Run:
@@ -38,10 +43,24 @@ def record_from_file(path: str) -> RunRecord:
 
 
 def request_teardown(run: Run, reason: str, clients: Clients | None = None) -> None:
-    """Mark the run for teardown; the next reconciles carry it out, stopping spending first."""
-    if not run.state.tearing_down:
-        Applier(run, clients or Clients(region=run.record.REGION)).apply([SaveState(
-            stop_reason=reason, tearing_down=True, reason=reason)])
+    """Mark the run for teardown; the next reconciles carry it out, stopping spending first. The request is
+    written over the state `run` was read with, or over a newer one read again (state_store.py): no reconcile
+    that read before it can write over it, and it writes over none of theirs."""
+    clients = clients or Clients(region=run.record.REGION)
+    for _ in range(TEARDOWN_REQUEST_ATTEMPTS):
+        if run.state.tearing_down:
+            return  # being torn down already
+        try:
+            Applier(run, clients).apply([SaveState(stop_reason=reason, tearing_down=True, reason=reason)])
+            return
+        except StateChanged:
+            current = with_current_state(clients.s3, run)
+            if current is None:
+                return  # torn down meanwhile
+            run = current
+    raise StateContended(f"run {run.app_name}: its monitor state (s3://{run.bucket}/{run.state_key}) changed "
+                         f"{TEARDOWN_REQUEST_ATTEMPTS} times while the teardown was being requested (the monitor "
+                         "checking it at the same moment); nothing was written: request the teardown again")
 
 
 def watch(load: Callable[[], Run | None], period: float, on_tick: Callable[[Reconciled], None],
@@ -57,9 +76,10 @@ def watch(load: Callable[[], Run | None], period: float, on_tick: Callable[[Reco
         try:
             result = reconcile(run, clients)
         except Exception as error:  # noqa: BLE001 - transient: the next tick retries
-            if on_error is None:
+            if on_error is not None:
+                on_error(error)
+            elif not isinstance(error, StateContended):  # others wrote the state meanwhile: nothing to report
                 raise
-            on_error(error)
         else:
             on_tick(result)
             if result.finished:

@@ -32,12 +32,15 @@ class Run:
 
     `bucket` and `key` are where the record was read, never what it says of itself: a record copied into
     another bucket or key is refused (ownership.record_problem) instead of steering writes elsewhere.
+    `state_etag` is the ETag of the state as read (None: there was none), the condition of the state's next
+    write (state_store.py).
     """
 
     record: RunRecord
     state: MonitorState
     bucket: str
     key: str
+    state_etag: str | None = None
 
     @property
     def app_name(self) -> str:

@@ -3,7 +3,9 @@ local mode and (its plan) the simulator.
 
 Events are only hints: an alarm or a tick says "look at this run now", and
 reconcile re-reads the real state itself, so a lost, late or duplicated event
-changes nothing.
+changes nothing. When another writer (a reconcile at the same moment, a teardown
+request) changed the monitor state between this one's read and its write, it
+reads the state again and plans again (state_store.py).
 """
 
 from __future__ import annotations
@@ -16,6 +18,12 @@ from chalicelib.aws import Clients
 from chalicelib.monitor.observation import Observation
 from chalicelib.monitor.observe import Run, observe
 from chalicelib.monitor.plan import plan
+from chalicelib.monitor.runs import with_current_state
+from chalicelib.monitor.state_store import StateChanged, StateContended
+
+# Rounds of observe, plan, apply while other writers keep changing the run's monitor state in between; past
+# them this check gives up (writing nothing over theirs) and the next one tries again.
+STATE_ATTEMPTS = 5
 
 
 @dataclass
@@ -35,8 +43,17 @@ def reconcile(run: Run, clients: Clients | None = None, now: float | None = None
     """`clients` and `applier` (the class that carries out one run's actions) are injectable, so tests pass
     their own instead of patching ours."""
     clients = clients or Clients(region=run.record.REGION)
-    observation = observe(run, clients, now)
-    actions = plan(observation, run.policy())
-    if dry_run:
-        return Reconciled(observation, actions)
-    return Reconciled(observation, actions, applier(run, clients).apply(actions).skipped)
+    for _ in range(STATE_ATTEMPTS):
+        observation = observe(run, clients, now)
+        actions = plan(observation, run.policy())
+        if dry_run:
+            return Reconciled(observation, actions)
+        try:
+            return Reconciled(observation, actions, applier(run, clients).apply(actions).skipped)
+        except StateChanged:
+            run = with_current_state(clients.s3, run)
+            if run is None:  # another reconcile finished the teardown meanwhile: nothing is left to do
+                return Reconciled(observation, [])
+    raise StateContended(f"run {run.app_name}: its monitor state (s3://{run.bucket}/{run.state_key}) changed under "
+                         f"this reconcile {STATE_ATTEMPTS} times in a row (other reconciles or a teardown request "
+                         "at the same moment); nothing was lost, the next check tries again")

@@ -8,14 +8,16 @@ as `Unreadable` and every readable run is still returned.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass
 
 import botocore.exceptions
 
 from chalicelib import runrecord
-from chalicelib.aws import error_code, read_object
+from chalicelib.aws import error_code
 from chalicelib.errors import UserError
+from chalicelib.monitor import state_store
 from chalicelib.monitor.observation import MonitorState
 from chalicelib.monitor.observe import Run
 from chalicelib.names import MONITORS_PREFIX, RECORD_SUFFIX, monitor_state_key
@@ -64,12 +66,23 @@ def load_run(s3, bucket: str, key: str) -> Run | None:
     if record is None:
         return None
     state_key = monitor_state_key(record.MONITOR_APP_NAME)
+    body, etag = state_store.read(s3, bucket, state_key)
     try:
-        state = MonitorState.from_json(read_object(s3, bucket, state_key))
+        state = MonitorState.from_json(body)
     except _NOT_A_RECORD as error:
         raise UnreadableRecord(f"s3://{bucket}/{state_key}: unreadable monitor state ({_why(error)}); delete it "
                                "to let the monitor start its bookkeeping afresh") from None
-    return Run(record=record, state=state, bucket=bucket, key=key)
+    return Run(record=record, state=state, bucket=bucket, key=key, state_etag=etag)
+
+
+def with_current_state(s3, run: Run) -> Run | None:
+    """`run` with its monitor state as S3 holds it now (another writer's since `run` was read), or None once its
+    record is gone (torn down meanwhile). The record is the caller's: it is never rewritten, and a caller may have
+    changed it (`cli.py monitor --cheapest`)."""
+    current = load_run(s3, run.bucket, run.key)
+    if current is None:
+        return None
+    return dataclasses.replace(run, state=current.state, state_etag=current.state_etag)
 
 
 def scan(s3, buckets: list[str]) -> tuple[list[Run], list[Unreadable]]:

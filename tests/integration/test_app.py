@@ -10,6 +10,8 @@ import dataclasses
 import json
 from pathlib import Path
 
+import botocore.exceptions
+
 from chalicelib import aws as clients
 from tests.integration.world import JOBS, NOTHING_LEFT, drain, fail_every_job, the_run, what_is_left
 from tests.worker_world import queue_counts
@@ -119,3 +121,47 @@ def test_a_ds_image_runs_failed_jobs_are_its_own_messages_in_the_shared_dead_let
     assert client.http.get("/runs/TestApp/failed").json_body["failed"] == []
     missing = client.http.get("/runs/Nobody/failed")
     assert missing.status_code == 404 and "no run named 'Nobody'" in missing.json_body["Message"]
+
+
+def emf_documents(printed: str) -> list[dict]:
+    """The CloudWatch embedded-metric documents powertools printed (one JSON line each), as Lambda logs them."""
+    lines = (json.loads(line) for line in printed.splitlines() if line.startswith("{"))
+    return [line for line in lines if "_aws" in line]
+
+
+def run_figures(printed: str) -> dict:
+    """Per run: the metrics of its one document this tick, each a list of values as EMF writes them."""
+    found: dict = {}
+    for document in emf_documents(printed):
+        if "run" in document:
+            names = [metric["Name"] for block in document["_aws"]["CloudWatchMetrics"] for metric in block["Metrics"]]
+            assert document["run"] not in found, f"two documents for run {document['run']}"
+            found[document["run"]] = {name: document[name] for name in names}
+    return found
+
+
+def test_a_run_whose_reconcile_fails_counts_a_reconcile_error_and_the_others_count_none(started, victim, client,
+                                                                                         capsys):
+    fleet = the_run(started).record.MONITOR_FLEET_ID
+
+    def refuse_the_fleet(params, **_):  # AWS refuses the monitor one run's fleet: that run's reconcile raises
+        if params.get("SpotFleetRequestIds") == [fleet]:
+            raise botocore.exceptions.ClientError({"Error": {"Code": "UnauthorizedOperation", "Message": "no"}},
+                                                  "DescribeSpotFleetRequests")
+
+    session = clients.session("us-east-1", None)
+    session.events.register("provide-client-params.ec2.DescribeSpotFleetRequests", refuse_the_fleet)
+    capsys.readouterr()
+    try:
+        client.lambda_.invoke("every_period", client.events.generate_cw_event(
+            source="aws.events", detail_type="Scheduled Event", detail={}, resources=[]))
+    finally:
+        session.events.unregister("provide-client-params.ec2.DescribeSpotFleetRequests", refuse_the_fleet)
+    figures = run_figures(capsys.readouterr().out)
+
+    assert figures["TestApp"] == {"ReconcileErrors": [1.0]}
+    assert figures["Victim"]["ReconcileErrors"] == [0.0] and figures["Victim"]["JobsWaiting"] == [3.0]
+
+    client.lambda_.invoke("every_period", client.events.generate_cw_event(
+        source="aws.events", detail_type="Scheduled Event", detail={}, resources=[]))
+    assert run_figures(capsys.readouterr().out)["TestApp"]["ReconcileErrors"] == [0.0]  # the next good tick says so

@@ -75,6 +75,8 @@ def deployed() -> dict:
                     restApiId=api["id"], resourceId=resource["id"], httpMethod=verb)["authorizationType"]
     return {
         "functions": {name: (item["Handler"], item["Runtime"], item["FunctionArn"]) for name, item in functions.items()},
+        "reserved_concurrency": {name: aws_lambda.get_function_concurrency(FunctionName=name).get(
+            "ReservedConcurrentExecutions") for name in functions},
         "policies": policies,
         "rules": [(rule["Name"], rule.get("ScheduleExpression")) for rule in events.list_rules()["Rules"]],
         "subscriptions": [(item["Protocol"], item["Endpoint"].rsplit(":", 1)[1], item["TopicArn"].rsplit(":", 1)[1])
@@ -98,6 +100,8 @@ def test_chalice_deploy_after_setup_makes_what_the_policy_files_say_and_delete_l
         "ds-runner-monitor-dev-on_alarm": "app.on_alarm", "ds-runner-monitor-dev-every_period": "app.every_period",
         "ds-runner-monitor-dev": "app.app"}
     assert {runtime for _, runtime, _ in first["functions"].values()} == {"python3.11"}
+    assert first["reserved_concurrency"] == {"ds-runner-monitor-dev-on_alarm": 1,
+                                             "ds-runner-monitor-dev-every_period": 1, "ds-runner-monitor-dev": None}
     for name, policy_file in FUNCTIONS.items():
         [document] = first["policies"][name].values()
         document = json.loads(document) if isinstance(document, str) else document

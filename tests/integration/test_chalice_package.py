@@ -85,6 +85,17 @@ def test_each_function_has_its_hand_written_policy_and_settings(template):
     assert found["OnAlarm"]["Environment"]["Variables"]["MONITOR_BUCKETS"]
 
 
+def test_each_reconciling_function_runs_one_invocation_at_a_time(template):
+    """A second line behind the monitor state's conditional writes: a duplicate alarm or a tick while the last one
+    still runs waits (Lambda retries a throttled event invocation) instead of reconciling beside it. The alarm
+    handler and the schedule are two functions, so one of each can still run at once: the conditional writes
+    are what keeps their state writes apart (tests/integration/test_no_lost_update.py)."""
+    found = functions(template)
+    assert found["OnAlarm"]["ReservedConcurrentExecutions"] == 1
+    assert found["EveryPeriod"]["ReservedConcurrentExecutions"] == 1
+    assert "ReservedConcurrentExecutions" not in found["APIHandler"]  # status reads only: never throttled
+
+
 def test_alarms_and_the_schedule_wake_the_monitor(template):
     found = functions(template)
     (sns,) = found["OnAlarm"]["Events"].values()

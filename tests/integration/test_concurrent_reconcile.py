@@ -3,7 +3,9 @@
 Both must see the same world: each thread observes and plans, then waits at a
 barrier placed at the start of apply, so neither writes before both have
 planned from the same observation (the worst case for a duplicate). Nothing may
-escape either thread, and the end state must be what one reconcile leaves.
+escape either thread, and the end state must be what one reconcile leaves. The
+monitor state is written only over the one read (state_store.py), so one of the
+two writes it first and the other reads again and plans again.
 """
 
 from __future__ import annotations
@@ -22,10 +24,13 @@ from tests.integration.world import JOBS, NOTHING_LEFT, drain, the_run, what_is_
 def reconcile_twice_at_once(account) -> list:
     """Two threads reconcile the run; both plans are made before either applies. Returns both results."""
     barrier = threading.Barrier(2, timeout=30)
+    held: set[int] = set()
 
     class AfterBothPlanned(Applier):
         def apply(self, actions):
-            barrier.wait()
+            if threading.get_ident() not in held:  # the first round only: the one that plans again goes on
+                held.add(threading.get_ident())
+                barrier.wait()
             return super().apply(actions)
 
     results: list = [None, None]
@@ -61,15 +66,19 @@ def test_two_reconciles_at_once_during_scale_down_end_as_one_would(started):
     leases.Lease(clients.client("s3"), run.bucket, run.app_name, machines[0], "worker-1").hold("P00000")
     drain(started)
 
-    first, second = reconcile_twice_at_once(started)
+    results = reconcile_twice_at_once(started)
 
-    assert [type(a).__name__ for a in first.actions] == [type(a).__name__ for a in second.actions]
+    # the first to write its bookkeeping carried out the scale-down planned from the shared look; the other looked
+    # again (and, had it looked before the machine stopped, stopped it too: harmless)
+    scaled = next(result for result in results if type(result.actions[-1]).__name__ == "TerminateInstances")
+    assert [type(a).__name__ for a in scaled.actions] == ["SaveState", "SetFleetCapacity", "SetServiceCount",
+                                                          "TerminateInstances"]
     assert machine_states(machines) == {machines[0]: "running", machines[1]: "terminated"}
     config = clients.client("ec2").describe_spot_fleet_requests(SpotFleetRequestIds=[run.record.MONITOR_FLEET_ID])[
         "SpotFleetRequestConfigs"][0]["SpotFleetRequestConfig"]
     assert config["TargetCapacity"] == 1
     service = clients.client("ecs").describe_services(cluster="runs", services=[started.settings.service_name])
-    assert service["services"][0]["desiredCount"] == first.actions[2].count
+    assert service["services"][0]["desiredCount"] == scaled.actions[2].count
     # converged: the next single look changes nothing but bookkeeping of the gone machine
     assert {type(a).__name__ for a in reconcile(the_run(started)).actions} <= {"SaveState", "DeleteAlarms"}
     sqs.delete_message(QueueUrl=run.record.QUEUE_URL, ReceiptHandle=held["Messages"][0]["ReceiptHandle"])

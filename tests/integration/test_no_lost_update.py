@@ -1,0 +1,209 @@
+"""No write of the monitor's state is lost (issue 24, item 6).
+
+Several writers share one run's state: the alarm Lambda's reconcile, the schedule's, `cli.py teardown` (and local
+mode's stop). Each decides from the state it read; a write over a state that changed since would undo the other's,
+and the worst such loss is a user's teardown request overwritten by a tick that read the state before it. Each case
+here starts every writer from one read of the run, then lets them write in the worst order.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+
+import boto3
+import pytest
+from click.testing import CliRunner
+
+from chalicelib import aws as clients
+from chalicelib.aws import Clients
+from chalicelib.monitor import loop
+from chalicelib.monitor.actions import SaveState
+from chalicelib.monitor.apply import Applier
+from chalicelib.monitor.reconcile import STATE_ATTEMPTS, reconcile
+from chalicelib.monitor.state_store import StateContended
+from cli import cli
+from tests.integration.world import (AFTER_TEARDOWN, JOBS, NOTHING_LEFT, drain, reconcile_until_gone, the_run,
+                                     what_is_left)
+
+REASON = "teardown requested from the command line"  # what `cli.py teardown` asks with
+# A user's teardown keeps the jobs left in their queue; everything else of the run goes.
+TORN_DOWN_WITH_JOBS_LEFT = {**NOTHING_LEFT, "queues": ["TestAppQueue", "user_DeadMessages"]}
+
+
+def summary(account) -> dict:
+    return json.loads(clients.read_object(clients.client("s3"), account.settings.AWS_BUCKET,
+                                          "monitors/TestApp_summary.json"))
+
+
+def two_reconciles_and_a_teardown_request_from_one_read(account, request_first: bool) -> None:
+    """Two reconciles (the alarm's and the schedule's) and `cli.py teardown`'s request, all from one read of the
+    run. With `request_first`, both reconciles plan before the request is written and write only after it: the
+    order that lost the request."""
+    run = the_run(account)  # the one read every writer starts from
+    barrier = threading.Barrier(3, timeout=30)
+    held: set[int] = set()
+
+    class AfterTheRequest(Applier):
+        def apply(self, actions):
+            if threading.get_ident() not in held:  # the first round only: a reconcile that reads again goes on
+                held.add(threading.get_ident())
+                barrier.wait()
+            return super().apply(actions)
+
+    outcomes: list = [None, None]
+
+    def one(index: int) -> None:
+        try:  # each its own clients, as two Lambda invocations have
+            outcomes[index] = reconcile(run, Clients(region="us-east-1"), applier=AfterTheRequest)
+        except BaseException as error:  # noqa: BLE001 - the test's point: report anything that escapes
+            outcomes[index] = error
+
+    threads = [threading.Thread(target=one, args=(index,)) for index in range(2)]
+    for thread in threads:
+        thread.start()
+    if request_first:
+        loop.request_teardown(run, REASON, Clients(region="us-east-1"))
+        barrier.wait()
+    else:
+        barrier.wait()
+        for thread in threads:
+            thread.join(60)
+        loop.request_teardown(run, REASON, Clients(region="us-east-1"))
+    for thread in threads:
+        thread.join(60)
+    escaped = [outcome for outcome in outcomes if isinstance(outcome, BaseException) or outcome is None]
+    assert not escaped, f"escaped a concurrent reconcile: {escaped!r}"
+
+
+@pytest.mark.parametrize("state_before", ["absent", "written"])
+@pytest.mark.parametrize("request_first", [True, False], ids=["request-written-first", "request-written-last"])
+def test_a_teardown_request_survives_two_reconciles_that_read_before_it(started, state_before, request_first):
+    if state_before == "written":
+        reconcile(the_run(started))  # the run's bookkeeping exists: the writes replace it (If-Match)
+    drain(started, count=2)  # two jobs done: each reconcile has bookkeeping to write (the first job has started)
+
+    two_reconciles_and_a_teardown_request_from_one_read(started, request_first)
+
+    state = the_run(started).state
+    assert (state.tearing_down, state.stop_reason) == (True, REASON)
+    if not request_first:  # the reconciles' bookkeeping is not undone by a request from the read before it
+        assert state.jobs_started and state.known_instances
+    reconcile_until_gone(started)
+    assert what_is_left(started) == TORN_DOWN_WITH_JOBS_LEFT
+    assert (summary(started)["stop_reason"], summary(started)["jobs_left"]) == (REASON, JOBS - 2)
+
+
+def test_a_state_written_after_the_read_is_observed_again_and_acted_on_in_the_same_reconcile(started):
+    run = the_run(started)
+    rounds = []
+
+    class RequestLandsInBetween(Applier):
+        """The user's teardown request is written after this reconcile read the state, before it writes."""
+
+        def apply(self, actions):
+            rounds.append([type(action).__name__ for action in actions])
+            if len(rounds) == 1:
+                loop.request_teardown(run, REASON)
+            return super().apply(actions)
+
+    result = reconcile(run, applier=RequestLandsInBetween)
+
+    assert rounds[0] == ["SaveState"]  # planned from the read: bookkeeping only, never applied
+    assert rounds[1][:2] == ["SaveState", "CancelFleet"]  # planned again from what S3 holds now
+    assert result.observation.state.tearing_down and result.actions[1].fleet_id == run.record.MONITOR_FLEET_ID
+    assert what_is_left(started)["fleets"] == []
+    state = the_run(started).state
+    assert (state.tearing_down, state.stop_reason) == (True, REASON)
+    assert sorted(state.known_instances) == sorted(observed.instance_id for observed in result.observation.instances)
+
+
+def test_a_state_that_keeps_changing_gives_up_this_check_with_one_clear_error_and_loses_nothing(started):
+    overtaken = []
+
+    class AlwaysOvertaken(Applier):
+        """Another writer changes the state between each round's read and its write."""
+
+        def apply(self, actions):
+            other = the_run(started)
+            Applier(other, Clients(region="us-east-1")).apply([SaveState(
+                empty_observations=other.state.empty_observations + 1, reason="another reconcile")])
+            overtaken.append(1)
+            return super().apply(actions)
+
+    with pytest.raises(StateContended) as raised:
+        reconcile(the_run(started), applier=AlwaysOvertaken)
+
+    assert len(overtaken) == STATE_ATTEMPTS
+    assert str(raised.value) == (
+        f"run TestApp: its monitor state (s3://test-bucket/monitors/TestApp_monitorstate.json) changed under this "
+        f"reconcile {STATE_ATTEMPTS} times in a row (other reconciles or a teardown request at the same moment); "
+        "nothing was lost, the next check tries again")
+    state = the_run(started).state
+    assert state.empty_observations == STATE_ATTEMPTS and state.known_instances == {}  # theirs kept, ours not written
+
+
+def test_a_reconcile_overtaken_by_a_whole_teardown_leaves_no_state_behind(started):
+    reconcile(the_run(started))  # the run's first check wrote its bookkeeping
+    drain(started)
+
+    class TornDownInBetween(Applier):
+        def apply(self, actions):
+            reconcile_until_gone(started)  # another reconcile finishes the run meanwhile
+            return super().apply(actions)
+
+    result = reconcile(the_run(started), applier=TornDownInBetween)
+
+    assert what_is_left(started) == NOTHING_LEFT
+    assert what_is_left(started)["monitor_objects"] == AFTER_TEARDOWN  # no monitor state written back to life
+    assert result.actions == []
+
+
+def test_the_emulator_decides_conditional_writes_of_the_state_as_s3_does(aws):
+    """What the state store relies on: 412 over a changed object or an existing one with If-None-Match, 404 with
+    If-Match on one that is gone (https://docs.aws.amazon.com/AmazonS3/latest/userguide/conditional-writes.html)."""
+    s3 = clients.client("s3")
+    s3.create_bucket(Bucket="states")
+    first = s3.put_object(Bucket="states", Key="state", Body=b"1", IfNoneMatch="*")["ETag"]
+    second = s3.put_object(Bucket="states", Key="state", Body=b"2", IfMatch=first)["ETag"]
+
+    def refused(**condition) -> str:
+        try:
+            s3.put_object(Bucket="states", Key="state", Body=b"lost", **condition)
+        except s3.exceptions.ClientError as error:
+            return error.response["Error"]["Code"]
+        return "written"
+
+    assert (refused(IfMatch=first), refused(IfNoneMatch="*")) == ("PreconditionFailed", "PreconditionFailed")
+    assert s3.get_object(Bucket="states", Key="state")["Body"].read() == b"2"
+    s3.delete_object(Bucket="states", Key="state")
+    assert refused(IfMatch=second) == "NoSuchKey"
+
+
+def test_cli_teardown_rides_out_a_monitor_writing_the_state_at_the_same_moment(started):
+    """The deployed monitor checks the run while `cli.py teardown` works: each of the teardown's first reconciles
+    finds the state changed under it, round after round, until it gives up that check; the next one finishes."""
+    state_key = "monitors/TestApp_monitorstate.json"
+    bystander = boto3.client("s3", region_name="us-east-1")  # the Lambda's own client: not hooked below
+    writes = []
+
+    def monitor_writes_first(params, **_):
+        if params.get("Key") != state_key:
+            return
+        writes.append(params.get("IfMatch") or params.get("IfNoneMatch"))
+        if 2 <= len(writes) <= 1 + STATE_ATTEMPTS:  # the request goes through; the first reconcile never does
+            state = json.loads(bystander.get_object(Bucket="test-bucket", Key=state_key)["Body"].read())
+            state["retired_machine_seconds"] += 1
+            bystander.put_object(Bucket="test-bucket", Key=state_key, Body=json.dumps(state).encode())
+
+    session = clients.session("us-east-1", None)
+    session.events.register("provide-client-params.s3.PutObject", monitor_writes_first)
+    try:
+        result = CliRunner().invoke(cli, ["teardown", "--period", "0", "--config", str(started.config_path)])
+    finally:
+        session.events.unregister("provide-client-params.s3.PutObject", monitor_writes_first)
+
+    assert result.exit_code == 0, result.output
+    assert len(writes) > 1 + STATE_ATTEMPTS
+    assert what_is_left(started) == TORN_DOWN_WITH_JOBS_LEFT
+    assert summary(started)["stop_reason"] == REASON
