@@ -74,9 +74,14 @@ def fleet_state(ec2, fleet_id: str) -> FleetState | None:
                       fulfilled=float(config.get("FulfilledCapacity", 0.0)),
                       tags={tag["Key"]: tag["Value"] for tag in described.get("Tags", ())},
                       spot_price=float(config["SpotPrice"]) if config.get("SpotPrice") else None,
-                      instance_types=tuple(dict.fromkeys(spec["InstanceType"] for spec in
-                                                         config.get("LaunchSpecifications", ())
-                                                         if spec.get("InstanceType"))))
+                      instance_types=_instance_types(config))
+
+
+def _instance_types(config: dict) -> tuple[str, ...]:
+    """Of its launch specifications, or of its launch template configs' overrides (start-cluster's fleets)."""
+    choices = list(config.get("LaunchSpecifications", ()))
+    choices += [override for item in config.get("LaunchTemplateConfigs", ()) for override in item.get("Overrides", ())]
+    return tuple(dict.fromkeys(choice["InstanceType"] for choice in choices if choice.get("InstanceType")))
 
 
 def fleet_instance_ids(ec2, fleet_id: str) -> tuple[str, ...]:

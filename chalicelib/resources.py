@@ -20,6 +20,8 @@ from chalicelib import aws, awsapi, names
 from chalicelib.errors import UserError
 from chalicelib.settings import Settings
 
+HOST_VOLUME = "dsr-host"  # the task definition's volume holding what the host tells its containers
+
 
 class OwnedByAnotherRun(UserError):
     """A resource setup would share carries another run's tag."""
@@ -252,7 +254,12 @@ def task_definition(settings: Settings, task_role_arn: str | None, queue_url: st
     }
     if settings.PRIVILEGED:
         container["privileged"] = True
+    # The boot script's instance id, read-only: the worker names its machine without the metadata service, which
+    # containers cannot reach (the launch template's hop limit of 1).
+    container["mountPoints"] = [{"sourceVolume": HOST_VOLUME, "containerPath": names.CONTAINER_HOST_DIR,
+                                 "readOnly": True}]
     definition: dict[str, Any] = {"family": settings.task_family, "containerDefinitions": [container],
+                                  "volumes": [{"name": HOST_VOLUME, "host": {"sourcePath": names.HOST_INFO_DIR}}],
                                   "tags": _ecs_tags(run_tags(settings))}
     if task_role_arn:
         definition["taskRoleArn"] = task_role_arn

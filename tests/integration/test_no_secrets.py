@@ -80,7 +80,7 @@ def test_no_secret_lands_in_anything_a_run_writes(aws, tmp_path, monkeypatch, ca
     before_worker = everything_written(account, tmp_path)  # the messages, before the worker deletes them
     assert sum(text.startswith("message in") for text in before_worker) == JOBS
 
-    options = WorkerOptions(metadata_url="", wait_seconds=0, retry_delay_seconds=0, log_flush_seconds=0.1,
+    options = WorkerOptions(wait_seconds=0, retry_delay_seconds=0, log_flush_seconds=0.1,
                             instance_id="i-0123456789abcdef0")
     ensure_idle_alarm(clients.client("cloudwatch"), account.settings, options.instance_id)
     worker = Worker(account.settings, options=options)

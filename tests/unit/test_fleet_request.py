@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from chalicelib.cluster import fit_problem, fleet_request, usable_memory_mib
+from chalicelib.cluster import fit_problem, fleet_request, launch_choices, usable_memory_mib
 from chalicelib.fleet import parse_fleet_document
 from chalicelib.runrecord import RunRecord
 from tests.conftest import make_settings
@@ -27,7 +27,7 @@ NOW = datetime.datetime(2026, 1, 2, 3, 4, 5, tzinfo=datetime.timezone(datetime.t
 
 
 def test_times_are_timezone_aware_utc_and_valid_for_a_year():
-    config = fleet_request(parse_fleet_document(FLEET), make_settings(), NOW)
+    config = fleet_request(parse_fleet_document(FLEET), make_settings(), NOW, "lt-1", ["1"])
     assert config["ValidFrom"] == datetime.datetime(2026, 1, 2, 1, 4, 5, tzinfo=datetime.timezone.utc)
     assert config["ValidFrom"].tzinfo is datetime.timezone.utc
     assert config["ValidUntil"] - config["ValidFrom"] == datetime.timedelta(days=365)
@@ -36,24 +36,31 @@ def test_times_are_timezone_aware_utc_and_valid_for_a_year():
 def test_overwrites_and_tags():
     settings = make_settings(MACHINE_TYPE=["m5.large", "c5.xlarge"], EBS_VOL_SIZE=40, CLUSTER_MACHINES=7,
                              MACHINE_PRICE=0.25)
-    config = fleet_request(parse_fleet_document(FLEET), settings, NOW)
+    config = fleet_request(parse_fleet_document(FLEET), settings, NOW, "lt-1", ["3"])
     assert "_comment" not in config
     assert (config["TargetCapacity"], config["SpotPrice"], config["AllocationStrategy"]) == (7, "0.25", "lowestPrice")
-    assert [spec["InstanceType"] for spec in config["LaunchSpecifications"]] == ["m5.large", "c5.xlarge"]
-    for spec in config["LaunchSpecifications"]:
-        assert spec["BlockDeviceMappings"][1]["Ebs"]["VolumeSize"] == 40
-        assert spec["BlockDeviceMappings"][0]["Ebs"]["VolumeSize"] == 8
-        assert spec["NetworkInterfaces"][0]["AssociatePublicIpAddress"] is False
-        assert spec["TagSpecifications"] == [{"ResourceType": "instance", "Tags": [
-            {"Key": "team", "Value": "lab"}, {"Key": "Name", "Value": "TestAppWorker"}, {"Key": "dsr:app", "Value": "TestApp"}]}]
-        assert "ECS_CLUSTER=default" in base64.b64decode(spec["UserData"]).decode()
+    assert "LaunchSpecifications" not in config
+    assert config["LaunchTemplateConfigs"] == [
+        {"LaunchTemplateSpecification": {"LaunchTemplateId": "lt-1", "Version": "3"},
+         "Overrides": [{"InstanceType": instance_type}]} for instance_type in ("m5.large", "c5.xlarge")]
+    [choice] = launch_choices(parse_fleet_document(FLEET), settings)
+    data = choice.data
+    assert "InstanceType" not in data
+    assert data["BlockDeviceMappings"][1]["Ebs"]["VolumeSize"] == 40
+    assert data["BlockDeviceMappings"][0]["Ebs"]["VolumeSize"] == 8
+    assert data["NetworkInterfaces"][0]["AssociatePublicIpAddress"] is False
+    assert data["TagSpecifications"] == [{"ResourceType": "instance", "Tags": [
+        {"Key": "team", "Value": "lab"}, {"Key": "Name", "Value": "TestAppWorker"}, {"Key": "dsr:app", "Value": "TestApp"}]}]
+    assert "ECS_CLUSTER=default" in base64.b64decode(data["UserData"]).decode()
+    assert data["MetadataOptions"] == {"HttpTokens": "required", "HttpPutResponseHopLimit": 1, "HttpEndpoint": "enabled"}
     assert config["TagSpecifications"] == [{"ResourceType": "spot-fleet-request",
                                             "Tags": [{"Key": "dsr:app", "Value": "TestApp"}]}]
     assert FLEET["LaunchSpecifications"][0]["KeyName"] == "old"  # the file itself is not changed
 
 
 def test_the_users_allocation_strategy_is_kept():
-    config = fleet_request(parse_fleet_document({**FLEET, "AllocationStrategy": "diversified"}), make_settings(), NOW)
+    config = fleet_request(parse_fleet_document({**FLEET, "AllocationStrategy": "diversified"}), make_settings(), NOW,
+                           "lt-1", ["1"])
     assert config["AllocationStrategy"] == "diversified"
 
 
