@@ -48,6 +48,11 @@ def test_setup_creates_the_task_definition_the_worker_needs(aws):
     assert not [name for name in environment if name.startswith("AWS_")]
     assert "AWS_SECRET_ACCESS_KEY" not in environment["DSR_CONFIG"]
     assert definition["taskRoleArn"].endswith(":role/TestApp-task-role")
+    # the machine's instance id, as its boot script wrote it, read-only: no container asks the metadata service
+    assert definition["volumes"] == [{"name": "dsr-host", "host": {"sourcePath": "/var/lib/dsr/host"}}]
+    assert container["mountPoints"] == [{"sourceVolume": "dsr-host", "containerPath": "/etc/dsr/host",
+                                         "readOnly": True}]
+    assert definition.get("networkMode", "bridge") == "bridge"  # host networking would reach it again
 
 
 def test_setup_creates_cluster_service_log_groups_and_topic(aws, settings):
