@@ -152,6 +152,7 @@ class Service:
     desired: int
     task_definition: str
     tags: dict[str, str] = field(default_factory=dict)
+    minimum_healthy_percent: int | None = None  # of its deployment configuration
 
 
 def ecs_service(ecs, cluster: str, name: str) -> Service | None:
@@ -165,7 +166,8 @@ def ecs_service(ecs, cluster: str, name: str) -> Service | None:
     for item in described:
         if item["serviceName"] == name and item.get("status") == "ACTIVE":
             return Service(name=name, arn=item["serviceArn"], desired=item.get("desiredCount", 0),
-                           task_definition=item.get("taskDefinition", ""), tags=_ecs_tag_map(item))
+                           task_definition=item.get("taskDefinition", ""), tags=_ecs_tag_map(item),
+                           minimum_healthy_percent=item.get("deploymentConfiguration", {}).get("minimumHealthyPercent"))
     return None
 
 

@@ -26,7 +26,7 @@ def patched() -> Iterator[None]:
     with contextlib.ExitStack() as stack:
         for patch in (_sqs_clock, _sqs_lazy_attributes, _spot_fleet_cancel, _spot_fleet_capacity,
                       _s3_atomic_put, _rest_api_import_of_swagger, _spot_fleet_created_tags, _backend_lookup_once,
-                      _spot_fleet_template_metadata_options):
+                      _spot_fleet_template_metadata_options, _ecs_service_deployment_configuration):
             stack.enter_context(patch())
         _active.append(True)
         try:
@@ -363,3 +363,31 @@ def _spot_fleet_template_metadata_options() -> Iterator[None]:
         yield
     finally:
         SpotFleetRequest.__init__, SpotFleetRequest.create_spot_requests = original_init, original_create
+
+
+@contextlib.contextmanager
+def _ecs_service_deployment_configuration() -> Iterator[None]:
+    """moto's CreateService drops `deploymentConfiguration` (UpdateService keeps it): DescribeServices then shows
+    none. AWS stores what CreateService was given and shows it ("deploymentConfiguration", CreateService and
+    DescribeServices in the Amazon ECS API Reference). setup sets the minimum healthy percent to 0 so that ECS's
+    spot draining stops a reclaimed machine's tasks at once (the SIGTERM that releases their jobs) instead of
+    waiting for replacements that have no room; here the service keeps it, as on AWS."""
+    from moto.ecs.responses import EC2ContainerServiceResponse
+
+    original = EC2ContainerServiceResponse.create_service
+
+    @functools.wraps(original)
+    def create_service(self):
+        result = original(self)
+        configuration = self._get_param("deploymentConfiguration")
+        if configuration:
+            service = self.ecs_backend._get_service(self._get_param("cluster", "default"),
+                                                    self._get_param("serviceName"))
+            service.deployment_configuration = configuration
+        return result
+
+    EC2ContainerServiceResponse.create_service = create_service
+    try:
+        yield
+    finally:
+        EC2ContainerServiceResponse.create_service = original

@@ -19,6 +19,7 @@ import pytest
 from moto.core import utils as moto_utils
 from moto.apigateway.models import APIGatewayBackend
 from moto.ec2.models.spot_requests import SpotFleetRequest
+from moto.ecs.responses import EC2ContainerServiceResponse
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 from moto.s3.models import S3Backend
 from moto.s3.responses import S3Response
@@ -44,6 +45,9 @@ def test_the_attributes_the_patches_replace_still_exist_in_moto():
     assert hasattr(SpotFleetRequest, "terminate_instances")
     assert hasattr(SpotFleetRequest, "create_spot_requests")
     assert isinstance(inspect.getattr_static(SpotFleetRequest, "tag_set"), property)
+    # The ECS patch adds what moto's CreateService handler leaves out of the service it makes.
+    created = inspect.getsource(inspect.unwrap(EC2ContainerServiceResponse.create_service))
+    assert "deploymentConfiguration" not in created and "self.ecs_backend.create_service(" in created
     # The launch template patch reads the configs moto's fleet takes, before it launches the first machines.
     init = inspect.getsource(inspect.unwrap(SpotFleetRequest.__init__))
     assert "launch_template_config" in init and "latest_version().data" in init and "self.create_spot_requests(" in init
