@@ -39,7 +39,7 @@ def launch_choice(specs: list[dict[str, Any]]) -> LaunchChoice:
     InstanceType). The data takes everything but the overrides, and the metadata options every machine gets."""
     data = {key: value for key, value in specs[0].items()
             if key not in OVERRIDE_KEYS + DROPPED_KEYS + ("SubnetId", "SecurityGroups")}
-    groups = specs[0].get("SecurityGroups") or []
+    groups = [group for group in specs[0].get("SecurityGroups") or [] if isinstance(group, dict)]
     if any("GroupId" in group for group in groups):
         data["SecurityGroupIds"] = [group["GroupId"] for group in groups if "GroupId" in group]
     elif groups:

@@ -4,7 +4,9 @@ import base64
 import datetime
 import json
 
+import botocore.session
 import pytest
+from botocore.validate import ParamValidator
 
 from chalicelib.cluster import fit_problem, fleet_request, launch_choices, usable_memory_mib
 from chalicelib.fleet import parse_fleet_document
@@ -62,6 +64,32 @@ def test_the_users_allocation_strategy_is_kept():
     config = fleet_request(parse_fleet_document({**FLEET, "AllocationStrategy": "diversified"}), make_settings(), NOW,
                            "lt-1", ["1"])
     assert config["AllocationStrategy"] == "diversified"
+
+
+def test_a_launch_specification_becomes_launch_template_data_and_overrides_ec2_accepts():
+    """What varies per launch specification in a spot fleet (type, subnet, price, weight) is an override; the
+    rest is one launch template version, in the shapes of the EC2 API (checked by botocore's validator)."""
+    spec = {"ImageId": "ami-0123456789abcdef0", "SubnetId": "subnet-a, subnet-b", "SpotPrice": "0.2",
+            "WeightedCapacity": 2, "AddressingType": "public",
+            "SecurityGroups": [{"GroupId": "sg-1"}, {"GroupId": "sg-2"}],
+            "BlockDeviceMappings": [{"DeviceName": "/dev/xvda", "Ebs": {"VolumeSize": 8}},
+                                    {"DeviceName": "/dev/xvdcz", "Ebs": {"VolumeSize": 22}}]}
+    settings = make_settings(MACHINE_TYPE=["m5.large", "c5.xlarge"])
+    fleet = parse_fleet_document({**FLEET, "LaunchSpecifications": [spec]})
+    [choice] = launch_choices(fleet, settings)
+    assert choice.data["SecurityGroupIds"] == ["sg-1", "sg-2"]
+    assert not {"SubnetId", "SecurityGroups", "SpotPrice", "WeightedCapacity", "AddressingType",
+                "InstanceType"} & set(choice.data)
+    assert [(item["InstanceType"], item["SubnetId"]) for item in choice.overrides] == [
+        ("m5.large", "subnet-a"), ("m5.large", "subnet-b"), ("c5.xlarge", "subnet-a"), ("c5.xlarge", "subnet-b")]
+    assert all((item["SpotPrice"], item["WeightedCapacity"]) == ("0.2", 2) for item in choice.overrides)
+    model = botocore.session.get_session().get_service_model("ec2")
+    validator = ParamValidator()
+    for operation, params in (
+            ("CreateLaunchTemplate", {"LaunchTemplateName": "TestAppLaunchTemplate", "LaunchTemplateData": choice.data}),
+            ("RequestSpotFleet", {"SpotFleetRequestConfig": fleet_request(fleet, settings, NOW, "lt-1", ["1"])})):
+        report = validator.validate(params, model.operation_model(operation).input_shape)
+        assert not report.has_errors(), report.generate_report()
 
 
 @pytest.mark.parametrize("memory,usable", [(8192, 7700), (16384, 15400), (2048, 1792), (1024, 768)])
