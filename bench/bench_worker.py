@@ -166,7 +166,7 @@ def run_once(endpoint: str, moto_pid: int, tree: Path, program: str, jobs: int, 
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PYTHONPATH": str(tree), "AWS_ENDPOINT_URL": endpoint,
            "AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench", "AWS_DEFAULT_REGION": "us-east-1",
            "AWS_CONFIG_FILE": os.devnull, "AWS_SHARED_CREDENTIALS_FILE": os.devnull, **settings.to_environment(),
-           "DSR_METADATA_URL": "", "DSR_WAIT_SECONDS": "1", "DSR_RESOURCES_SECONDS": "3600"}
+           "DSR_WAIT_SECONDS": "1", "DSR_RESOURCES_SECONDS": "3600"}
     children, moto_before = resource.getrusage(resource.RUSAGE_CHILDREN), _cpu_seconds(moto_pid)
     with tempfile.TemporaryFile() as output:
         worker = subprocess.run([sys.executable, "-m", "worker", "--processes", str(processes), "--exit-when-empty"],

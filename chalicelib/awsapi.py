@@ -74,9 +74,14 @@ def fleet_state(ec2, fleet_id: str) -> FleetState | None:
                       fulfilled=float(config.get("FulfilledCapacity", 0.0)),
                       tags={tag["Key"]: tag["Value"] for tag in described.get("Tags", ())},
                       spot_price=float(config["SpotPrice"]) if config.get("SpotPrice") else None,
-                      instance_types=tuple(dict.fromkeys(spec["InstanceType"] for spec in
-                                                         config.get("LaunchSpecifications", ())
-                                                         if spec.get("InstanceType"))))
+                      instance_types=_instance_types(config))
+
+
+def _instance_types(config: dict) -> tuple[str, ...]:
+    """Of its launch specifications, or of its launch template configs' overrides (start-cluster's fleets)."""
+    choices = list(config.get("LaunchSpecifications", ()))
+    choices += [override for item in config.get("LaunchTemplateConfigs", ()) for override in item.get("Overrides", ())]
+    return tuple(dict.fromkeys(choice["InstanceType"] for choice in choices if choice.get("InstanceType")))
 
 
 def fleet_user_data(ec2, fleet_id: str) -> tuple[str, ...]:
@@ -160,6 +165,7 @@ class Service:
     desired: int
     task_definition: str
     tags: dict[str, str] = field(default_factory=dict)
+    minimum_healthy_percent: int | None = None  # of its deployment configuration
 
 
 def ecs_service(ecs, cluster: str, name: str) -> Service | None:
@@ -173,7 +179,8 @@ def ecs_service(ecs, cluster: str, name: str) -> Service | None:
     for item in described:
         if item["serviceName"] == name and item.get("status") == "ACTIVE":
             return Service(name=name, arn=item["serviceArn"], desired=item.get("desiredCount", 0),
-                           task_definition=item.get("taskDefinition", ""), tags=_ecs_tag_map(item))
+                           task_definition=item.get("taskDefinition", ""), tags=_ecs_tag_map(item),
+                           minimum_healthy_percent=item.get("deploymentConfiguration", {}).get("minimumHealthyPercent"))
     return None
 
 

@@ -42,6 +42,7 @@ from chalicelib.errors import PreflightError, StartConflict
 from chalicelib.fleet import DATA_VOLUME_INDEX, FleetFile
 from chalicelib.iam import writes_reach_reserved
 from chalicelib.jobs import output_root
+from chalicelib.launch_template import LaunchChoice, launch_choice, launch_template_configs, save_versions
 from chalicelib.monitor.observation import MonitorState
 from chalicelib.resources import find_queue_url, find_task_definition, find_topic_arn
 from chalicelib.runrecord import RunRecord
@@ -301,12 +302,35 @@ def user_data(settings: Settings) -> str:
               f"s3://{settings.AWS_BUCKET}/{names.ecs_config_key(settings)}\n"
               "cat >> /etc/ecs/ecs.config <<'DSR_ECS_CONFIG'\n"
               f"{ecs_agent_config(settings)}"
-              "DSR_ECS_CONFIG\n")
+              "DSR_ECS_CONFIG\n"
+              f"{instance_id_script()}")
     return base64.b64encode(script.encode()).decode()
 
 
-def fleet_request(fleet: FleetFile, settings: Settings, now: datetime.datetime) -> dict[str, Any]:
-    """The fleet file with DS's overwrites; one launch specification per file spec and MACHINE_TYPE."""
+def instance_id_script() -> str:
+    """Boot script lines that leave the instance id where the task definition mounts it for the worker
+    (resources.task_definition): containers cannot ask the metadata service (hop limit 1), the host can. Written
+    before the ECS agent starts (it starts after cloud-init's user data), renamed into place whole."""
+    folder, imds = names.HOST_INFO_DIR, "http://169.254.169.254/latest"
+    return (f"mkdir -p {folder}\n"
+            f"token=$(curl -sf --retry 5 -X PUT -H 'X-aws-ec2-metadata-token-ttl-seconds: 60' {imds}/api/token)\n"
+            f"curl -sf --retry 5 -H \"X-aws-ec2-metadata-token: $token\" {imds}/meta-data/instance-id "
+            f"> {folder}/{names.INSTANCE_ID_FILE}.new && mv {folder}/{names.INSTANCE_ID_FILE}.new "
+            f"{folder}/{names.INSTANCE_ID_FILE}\n")
+
+
+def launch_choices(fleet: FleetFile, settings: Settings) -> list[LaunchChoice]:
+    """Per launch specification of the fleet file, with DS's overwrites: its launch template data and overrides
+    (one per MACHINE_TYPE and subnet)."""
+    config = _without_comments(fleet.copy_config())
+    return [launch_choice([_launch_spec(template, instance_type, settings) for instance_type in settings.MACHINE_TYPE])
+            for template in config["LaunchSpecifications"]]
+
+
+def fleet_request(fleet: FleetFile, settings: Settings, now: datetime.datetime, template_id: str,
+                  versions: list[str]) -> dict[str, Any]:
+    """The fleet file with DS's overwrites; its launch specifications are the run's launch template `versions`
+    (launch_template.save_versions of launch_choices), one config per version, MACHINE_TYPE and subnet."""
     config = _without_comments(fleet.copy_config())
     config.update(
         ValidFrom=now.astimezone(datetime.timezone.utc),
@@ -317,11 +341,8 @@ def fleet_request(fleet: FleetFile, settings: Settings, now: datetime.datetime) 
     config.setdefault("AllocationStrategy", DEFAULT_ALLOCATION_STRATEGY)
     config["TagSpecifications"] = [{"ResourceType": "spot-fleet-request",
                                     "Tags": [{"Key": names.RUN_TAG, "Value": settings.APP_NAME}]}]
-    specs = []
-    for template in config["LaunchSpecifications"]:
-        for instance_type in settings.MACHINE_TYPE:
-            specs.append(_launch_spec(template, instance_type, settings))
-    config["LaunchSpecifications"] = specs
+    del config["LaunchSpecifications"]
+    config["LaunchTemplateConfigs"] = launch_template_configs(template_id, versions, launch_choices(fleet, settings))
     return config
 
 
@@ -588,8 +609,9 @@ def start_cluster(settings: Settings, fleet: FleetFile, cheapest: bool = False, 
         if isinstance(claimed, str):  # another start-cluster's fleet, live: this run, resumed
             fleet_id, resumed = claimed, True
         else:
-            fleet_id = c.ec2.request_spot_fleet(SpotFleetRequestConfig=fleet_request(fleet, settings, now))[
-                "SpotFleetRequestId"]
+            template_id, versions = save_versions(c.ec2, settings, launch_choices(fleet, settings), changes)
+            fleet_id = c.ec2.request_spot_fleet(SpotFleetRequestConfig=fleet_request(
+                fleet, settings, now, template_id, versions))["SpotFleetRequestId"]
             changes.append(f"requested spot fleet {fleet_id} ({settings.CLUSTER_MACHINES} x "
                            f"{'/'.join(settings.MACHINE_TYPE)} at most ${settings.MACHINE_PRICE:g}/h)")
             _record_fleet_in_claim(c, settings, claimed, fleet_id)

@@ -13,6 +13,9 @@ from chalicelib.jsonfile import read_json_file
 # DS sizes the second block device of each launch specification (the Docker
 # data volume) with EBS_VOL_SIZE; the first is the root volume.
 DATA_VOLUME_INDEX = 1
+# What every machine's launch template sets: IMDSv2 only, and its answers travel one hop, so they reach the host
+# (the ECS agent, the boot script) and never a bridge-networked container, one hop further.
+METADATA_OPTIONS = {"HttpTokens": "required", "HttpPutResponseHopLimit": 1, "HttpEndpoint": "enabled"}
 
 
 @dataclass(frozen=True)
@@ -52,6 +55,9 @@ def parse_fleet_document(document: Any, source: str = "fleet.json") -> FleetFile
     if not isinstance(role, str) or not role.startswith("arn:"):
         raise FleetFileError(f"{source}: IamFleetRole: expected the ARN of the spot fleet role "
                              "(python cli.py setup-account prints it), got " + _show(role))
+    if "LaunchTemplateConfigs" in document:
+        raise FleetFileError(f"{source}: LaunchTemplateConfigs: not supported; give LaunchSpecifications (start-cluster "
+                             "makes the run's launch template from them)")
     specs = document.get("LaunchSpecifications")
     if not isinstance(specs, list) or not specs:
         raise FleetFileError(f"{source}: LaunchSpecifications: expected a non-empty list of launch specifications")
@@ -74,7 +80,21 @@ def parse_fleet_document(document: Any, source: str = "fleet.json") -> FleetFile
         profile = spec.get("IamInstanceProfile")
         if profile is not None and not (isinstance(profile, dict) and isinstance(profile.get("Arn"), str)):
             raise FleetFileError(f"{where}: IamInstanceProfile: expected an object with the instance profile 'Arn'")
+        _check_metadata_options(spec.get("MetadataOptions"), f"{where}: MetadataOptions")
     return FleetFile(source=source, config=document)
+
+
+def _check_metadata_options(options: Any, where: str) -> None:
+    """A fleet file may repeat the options every machine gets, never weaken them: a hop limit above 1 or
+    optional tokens hand the instance role's credentials to every container."""
+    if options is None:
+        return
+    if not isinstance(options, dict):
+        raise FleetFileError(f"{where}: expected an object, got {_show(options)}")
+    for key, wanted in METADATA_OPTIONS.items():
+        if key in options and (options[key] != wanted or type(options[key]) is not type(wanted)):
+            raise FleetFileError(f"{where}: {key}: expected {wanted!r} (containers must not reach the instance "
+                                 f"metadata service), got {_show(options[key])}")
 
 
 def _show(value: Any) -> str:

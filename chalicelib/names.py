@@ -78,6 +78,18 @@ def ecs_config_key(settings: Settings) -> str:
     return f"ecsconfigs/{settings.APP_NAME}_ecs.config"
 
 
+def launch_template(settings: Settings) -> str:
+    """The run's EC2 launch template: a spot fleet's LaunchSpecifications cannot carry MetadataOptions."""
+    return settings.APP_NAME + "LaunchTemplate"
+
+
+# The machine's boot script writes what a container may know of its host here (the instance id); the task
+# definition mounts the folder read-only at CONTAINER_HOST_DIR, so no container needs the metadata service.
+HOST_INFO_DIR = "/var/lib/dsr/host"
+CONTAINER_HOST_DIR = "/etc/dsr/host"
+INSTANCE_ID_FILE = "instance-id"
+
+
 MONITORS_PREFIX = "monitors/"
 # Files a run's workers write besides outputs: busy leases and failure records, under RUN_FILES_PREFIX/APP_NAME/.
 # Outside monitors/, so the task role can write them without any right on what the monitor trusts.

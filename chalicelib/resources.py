@@ -20,6 +20,12 @@ from chalicelib import aws, awsapi, names
 from chalicelib.errors import UserError
 from chalicelib.settings import Settings
 
+HOST_VOLUME = "dsr-host"  # the task definition's volume holding what the host tells its containers
+# ECS's spot draining stops a reclaimed machine's tasks (SIGTERM: the workers release their jobs) only as the
+# service's minimum healthy percent allows; at 100 it first waits for replacements, which a full fleet has no room
+# for, and the machine is gone two minutes after the notice with its jobs still held.
+DEPLOYMENT = {"minimumHealthyPercent": 0, "maximumPercent": 200}
+
 
 class OwnedByAnotherRun(UserError):
     """A resource setup would share carries another run's tag."""
@@ -252,7 +258,12 @@ def task_definition(settings: Settings, task_role_arn: str | None, queue_url: st
     }
     if settings.PRIVILEGED:
         container["privileged"] = True
+    # The boot script's instance id, read-only: the worker names its machine without the metadata service, which
+    # containers cannot reach (the launch template's hop limit of 1).
+    container["mountPoints"] = [{"sourceVolume": HOST_VOLUME, "containerPath": names.CONTAINER_HOST_DIR,
+                                 "readOnly": True}]
     definition: dict[str, Any] = {"family": settings.task_family, "containerDefinitions": [container],
+                                  "volumes": [{"name": HOST_VOLUME, "host": {"sourcePath": names.HOST_INFO_DIR}}],
                                   "tags": _ecs_tags(run_tags(settings))}
     if task_role_arn:
         definition["taskRoleArn"] = task_role_arn
@@ -296,7 +307,7 @@ def ensure_service(ecs, settings: Settings, task_definition_arn: str, report: Se
         # Desired count 0: tasks start only when start-cluster has machines for them.
         ecs.create_service(cluster=settings.ECS_CLUSTER, serviceName=settings.service_name,
                            taskDefinition=task_definition_arn, desiredCount=0, launchType="EC2",
-                           tags=_ecs_tags(run_tags(settings)))
+                           deploymentConfiguration=DEPLOYMENT, tags=_ecs_tags(run_tags(settings)))
         report.add("created", "ECS service", settings.service_name)
         return
     changed = []
@@ -308,5 +319,9 @@ def ensure_service(ecs, settings: Settings, task_definition_arn: str, report: Se
         ecs.update_service(cluster=settings.ECS_CLUSTER, service=settings.service_name,
                            taskDefinition=task_definition_arn)
         changed.append("task definition")
+    if service.minimum_healthy_percent != DEPLOYMENT["minimumHealthyPercent"]:
+        ecs.update_service(cluster=settings.ECS_CLUSTER, service=settings.service_name,
+                           deploymentConfiguration=DEPLOYMENT)
+        changed.append("deployment configuration")
     report.add("updated" if changed else "unchanged", "ECS service",
                f"{settings.service_name} ({', '.join(changed)})" if changed else settings.service_name)

@@ -1,15 +1,19 @@
 """The machines: for each instance the fleet runs, what ECS would run on it, as local processes.
 
-A machine is a fake instance-metadata endpoint (its instance id, and a spot
-interruption switch) plus one `python -m worker --processes N` process, the
-container's supervisor, with N = TASKS_PER_MACHINE x DOCKER_CORES (the
+A machine is its host folder (the instance id, as a machine's boot script
+leaves it for the task definition's read-only mount) plus one
+`python -m worker --processes N` process, the container's supervisor, with
+N = TASKS_PER_MACHINE x DOCKER_CORES (the
 containers of a machine share one supervisor here). All machines together run
 at most `budget` worker processes (--workers, default the CPU count); a machine
 started when the budget is spent waits for processes to free up.
 
 Each supervisor runs in its own session, so a terminal's Ctrl-C reaches only
 the CLI, which then stops machines the way ECS stops tasks: SIGTERM, and
-SIGKILL for whatever is left after a grace period. Workers start their
+SIGKILL for whatever is left after a grace period; a spot interruption
+notice reaches it the same way, as ECS's spot draining stops the tasks of an
+interrupted machine (no worker watches the metadata service: a container
+cannot reach it). Workers start their
 commands in sessions of their own too; every process of a machine carries
 DSR_LOCAL_MACHINE in its environment, so a hard stop can find and kill the
 commands a killed worker could no longer stop.
@@ -26,9 +30,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
+from chalicelib import names
 from chalicelib.settings import Settings
 from localrun.embedded import local_environment
-from localrun.fake_metadata import FakeMetadataServer
 from worker.orphans import PARENT_PID_ENV
 
 REPO = Path(__file__).resolve().parents[1]
@@ -41,7 +45,6 @@ STOP_GRACE_SECONDS = 15.0
 LOCAL_KNOBS = {
     "DSR_WAIT_SECONDS": "1",           # SQS long poll (production: 20 s)
     "DSR_RETRY_DELAY_SECONDS": "1",    # a failed job is retried after (production: 60 s)
-    "DSR_SPOT_POLL_SECONDS": "0.5",    # spot notice checks (production: 5 s)
     "DSR_LOG_FLUSH_SECONDS": "1",      # a running job's log lines are sent every (production: 5 s)
     "DSR_STOP_GRACE_SECONDS": "5",     # a stopped command's SIGTERM -> SIGKILL (production: 10 s)
 }
@@ -50,11 +53,11 @@ LOCAL_KNOBS = {
 @dataclass
 class Machine:
     instance_id: str
-    metadata: FakeMetadataServer
+    host_dir: Path  # what the task definition mounts read-only at names.CONTAINER_HOST_DIR
     log_path: Path
     processes: int = 0
     process: subprocess.Popen | None = None
-    interrupted: bool = False  # a spot notice was sent
+    interrupted: bool = False  # a spot notice was sent (its workers got SIGTERM)
     stop_reason: str | None = None  # set when we asked it to stop
     kill_at: float | None = None
     exit_code: int | None = None
@@ -114,9 +117,10 @@ class Machines:
         self._start_waiting()
 
     def _new(self, instance_id: str) -> Machine:
-        metadata = FakeMetadataServer(instance_id=instance_id).start()
-        self.log_dir.mkdir(parents=True, exist_ok=True)
-        return Machine(instance_id, metadata, self.log_dir / f"{instance_id}.log")
+        host_dir = self.log_dir / f"{instance_id}.host"
+        host_dir.mkdir(parents=True, exist_ok=True)
+        (host_dir / names.INSTANCE_ID_FILE).write_text(instance_id + "\n")
+        return Machine(instance_id, host_dir, self.log_dir / f"{instance_id}.log")
 
     def _start_waiting(self) -> None:
         """Share the processes the budget has left among machines without workers, one at a time round
@@ -144,7 +148,7 @@ class Machines:
             stderr=subprocess.STDOUT, start_new_session=True)
 
     def environment(self, machine: Machine) -> dict[str, str]:
-        """What the container would get: the run's settings, the metadata endpoint, the local knobs.
+        """What the container would get: the run's settings, its host folder, the local knobs.
         Every AWS client of the worker and of its command reaches the embedded endpoint (embedded.py)."""
         env = {name: value for name, value in local_environment(self.endpoint, self.settings.AWS_REGION,
                                                                   dict(os.environ)).items()
@@ -152,7 +156,7 @@ class Machines:
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
         env.update(self.settings.to_environment())
         env.update(LOCAL_KNOBS)
-        env["DSR_METADATA_URL"] = machine.metadata.url
+        env["DSR_INSTANCE_ID_FILE"] = str(machine.host_dir / names.INSTANCE_ID_FILE)
         env[PARENT_PID_ENV] = str(os.getpid())  # the supervisor stops when this driver dies, even by SIGKILL
         env[MARKER_VARIABLE] = f"{self.run_token}/{machine.marker}"
         if self.work_dir is not None:
@@ -161,9 +165,12 @@ class Machines:
 
     # ------------------------------------------------------------------ stopping
     def interrupt(self, machine: Machine) -> None:
-        """A spot interruption notice on this machine's metadata endpoint; its workers release and exit."""
+        """A spot interruption notice on this machine, delivered as ECS's spot draining delivers it: the tasks are
+        stopped (SIGTERM, SIGKILL after the grace); its workers release their jobs and exit."""
         machine.interrupted = True
-        machine.metadata.interrupt()
+        if machine.process is not None and machine.kill_at is None:
+            machine.kill_at = self.clock() + STOP_GRACE_SECONDS
+            _signal(machine.process.pid, signal.SIGTERM, group=False)
 
     def stop(self, machine: Machine, reason: str) -> None:
         """As ECS stops a task: SIGTERM now, SIGKILL after STOP_GRACE_SECONDS (see poll)."""
@@ -207,7 +214,6 @@ class Machines:
                 self._kill(machine)
         kill_marked(f"{self.run_token}/")
         for machine in self.machines.values():
-            machine.metadata.stop()
             if machine._log is not None:
                 machine._log.close()
 

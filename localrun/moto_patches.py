@@ -26,7 +26,8 @@ def patched() -> Iterator[None]:
     with contextlib.ExitStack() as stack:
         for patch in (_sqs_clock, _sqs_lazy_attributes, _sqs_dead_letter_source, _spot_fleet_cancel,
                       _spot_fleet_capacity, _s3_atomic_put, _rest_api_import_of_swagger, _spot_fleet_created_tags,
-                      _backend_lookup_once):
+                      _backend_lookup_once, _spot_fleet_template_metadata_options,
+                      _ecs_service_deployment_configuration):
             stack.enter_context(patch())
         _active.append(True)
         try:
@@ -371,3 +372,75 @@ def _spot_fleet_created_tags() -> Iterator[None]:
         yield
     finally:
         SpotFleetRequest.tag_set = original
+
+
+@contextlib.contextmanager
+def _spot_fleet_template_metadata_options() -> Iterator[None]:
+    """moto launches a spot fleet's machines from its launch templates' ImageId, type, user data and tags, but drops
+    the template's MetadataOptions: every machine shows moto's default (HttpTokens optional). On AWS an instance
+    launched from a launch template takes its MetadataOptions ("Configure instance metadata options for new
+    instances", Amazon EC2 User Guide: "in a launch template"). Here each machine a fleet launches gets the
+    MetadataOptions of the launch template config for its instance type (moto reads each config's latest version
+    and its first override, and so does this)."""
+    from moto.ec2.models.instances import MetadataOptions
+    from moto.ec2.models.spot_requests import SpotFleetRequest
+
+    original_init, original_create = SpotFleetRequest.__init__, SpotFleetRequest.create_spot_requests
+
+    @functools.wraps(original_init)
+    def __init__(self, ec2_backend, *args, **kwargs):
+        configs = kwargs.get("launch_template_config", args[7] if len(args) > 7 else None)
+        self._template_metadata_options = {}
+        for config in configs or ():
+            spec = config.get("LaunchTemplateSpecification", {})
+            template = (ec2_backend.get_launch_template(spec["LaunchTemplateId"]) if "LaunchTemplateId" in spec
+                        else ec2_backend.get_launch_template_by_name(spec["LaunchTemplateName"]))
+            data = template.latest_version().data
+            overrides = config.get("Overrides") or [{}]
+            instance_type = overrides[0].get("InstanceType") or data.get("InstanceType")
+            if data.get("MetadataOptions"):
+                self._template_metadata_options.setdefault(instance_type, data["MetadataOptions"])
+        original_init(self, ec2_backend, *args, **kwargs)
+
+    @functools.wraps(original_create)
+    def create_spot_requests(self, weight_to_add):
+        before = len(self.spot_requests)
+        original_create(self, weight_to_add)
+        for request in self.spot_requests[before:]:
+            options = self._template_metadata_options.get(request.instance.instance_type)
+            if options:
+                request.instance.metadata_options = MetadataOptions(options)
+
+    SpotFleetRequest.__init__, SpotFleetRequest.create_spot_requests = __init__, create_spot_requests
+    try:
+        yield
+    finally:
+        SpotFleetRequest.__init__, SpotFleetRequest.create_spot_requests = original_init, original_create
+
+
+@contextlib.contextmanager
+def _ecs_service_deployment_configuration() -> Iterator[None]:
+    """moto's CreateService drops `deploymentConfiguration` (UpdateService keeps it): DescribeServices then shows
+    none. AWS stores what CreateService was given and shows it ("deploymentConfiguration", CreateService and
+    DescribeServices in the Amazon ECS API Reference). setup sets the minimum healthy percent to 0 so that ECS's
+    spot draining stops a reclaimed machine's tasks at once (the SIGTERM that releases their jobs) instead of
+    waiting for replacements that have no room; here the service keeps it, as on AWS."""
+    from moto.ecs.responses import EC2ContainerServiceResponse
+
+    original = EC2ContainerServiceResponse.create_service
+
+    @functools.wraps(original)
+    def create_service(self):
+        result = original(self)
+        configuration = self._get_param("deploymentConfiguration")
+        if configuration:
+            service = self.ecs_backend._get_service(self._get_param("cluster", "default"),
+                                                    self._get_param("serviceName"))
+            service.deployment_configuration = configuration
+        return result
+
+    EC2ContainerServiceResponse.create_service = create_service
+    try:
+        yield
+    finally:
+        EC2ContainerServiceResponse.create_service = original

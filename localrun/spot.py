@@ -1,9 +1,10 @@
 """AWS's part in a spot interruption, played locally (--interrupt-rate).
 
 On each check every running machine gets an interruption notice with
-probability `rate` (on its fake metadata endpoint: what AWS shows two minutes
-before it reclaims a machine). The machine's workers see it, release their
-jobs and exit. Then, as AWS would, the instance is terminated, and the fleet,
+probability `rate` (AWS gives it two minutes before it reclaims a machine). It
+reaches the workers as on AWS: ECS's spot draining stops the machine's tasks,
+so the supervisor gets SIGTERM; the workers release their jobs and exit. Then,
+as AWS would, the instance is terminated, and the fleet,
 a maintain-type request, launches a replacement while it is below its target.
 moto has no such background process, so the replacement is asked for with
 ModifySpotFleetRequest at the fleet's current target (moto then launches the

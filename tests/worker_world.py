@@ -123,7 +123,6 @@ def worker_env(endpoint: str, settings: Settings, **knobs: str) -> dict[str, str
         "DSR_RETRY_DELAY_SECONDS": "1",
         "DSR_LOG_FLUSH_SECONDS": "0.5",
         "DSR_STOP_GRACE_SECONDS": "5",
-        "DSR_METADATA_URL": "",
         **settings.to_environment(),
     }
     env.update({"DSR_" + name.upper(): str(value) for name, value in knobs.items()})
@@ -189,7 +188,7 @@ def wait_for(predicate, what: str, timeout: float = 60, interval: float = 0.1, d
 
 
 # No waiting in these tests: short polls and failed jobs visible again at once.
-FAST = WorkerOptions(metadata_url="", wait_seconds=0, retry_delay_seconds=0, log_flush_seconds=0.2)
+FAST = WorkerOptions(wait_seconds=0, retry_delay_seconds=0, log_flush_seconds=0.2)
 
 
 def process_alive(pid: int) -> bool:

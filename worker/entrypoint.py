@@ -1,11 +1,11 @@
 """`python -m worker`: the container's main process (DS's run-worker.sh, in Python).
 
 The supervisor starts DOCKER_CORES worker processes, SECONDS_TO_START apart,
-and owns what there is one of per container: the spot interruption watch, the
-resource logger and the idle alarm. SIGTERM (ECS stopping the task), SIGINT or
-a spot notice is forwarded to every worker as SIGTERM: each stops taking
-messages, stops its command, releases its message and exits; then the
-supervisor exits 0.
+and owns what there is one of per container: the machine's identity, the
+resource logger and the idle alarm. SIGTERM (ECS stopping the task; on a spot
+interruption notice ECS's spot draining does so) or SIGINT is forwarded to
+every worker as SIGTERM: each stops taking messages, stops its command,
+releases its message and exits; then the supervisor exits 0.
 
 `python -m worker --single` is one worker process (what the supervisor starts).
 """
@@ -26,18 +26,15 @@ from chalicelib import aws
 from chalicelib.errors import UserError
 from chalicelib.settings import Settings
 from worker.alarm import ensure_idle_alarm
+from worker.host import read_instance_id
 from worker.options import WorkerOptions
 from worker.orphans import PARENT_PID_ENV, die_with_parent, parent_gone
 from worker.resources_log import ResourceLogger
-from worker.spot import Metadata, SpotWatch
 
 log = logging.getLogger("worker")
 
 RESTART_LIMIT = 5  # quick crashes in a row before a worker slot is given up
 CRASH_WINDOW_SECONDS = 60.0  # a worker that dies sooner than this after its start crashed "quickly"
-# The supervisor forwards a spot notice as SIGUSR1 so each job's log says why it was stopped.
-SPOT_SIGNAL = signal.SIGUSR1
-STOP_REASONS = {SPOT_SIGNAL: "spot interruption notice"}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -76,9 +73,9 @@ def run_single(settings: Settings, options: WorkerOptions, exit_when_empty: bool
     worker = Worker(settings, options=options)
 
     def on_signal(signum, _frame):
-        worker.request_stop(STOP_REASONS.get(signum) or signal.Signals(signum).name)
+        worker.request_stop(signal.Signals(signum).name)
 
-    for signum in (signal.SIGTERM, signal.SIGINT, SPOT_SIGNAL):
+    for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, on_signal)
     log.info("worker started on queue %s", settings.SQS_QUEUE_NAME)
     try:
@@ -102,16 +99,14 @@ class Supervisor:
         self.children: list[subprocess.Popen] = []
         self._stop = threading.Event()
         self._reason = ""
-        self._forward = signal.SIGTERM
         self.instance_id: str | None = None
         self._started_at: list[float] = []
         self._quick_crashes: list[int] = []
         self._given_up: set[int] = set()
 
-    def stop(self, reason: str, forward: int = signal.SIGTERM) -> None:
+    def stop(self, reason: str) -> None:
         if not self._stop.is_set():
             self._reason = reason
-            self._forward = forward
             log.info("stopping: %s; workers release their jobs and exit", reason)
             self._stop.set()
 
@@ -128,25 +123,16 @@ class Supervisor:
         die_with_parent()  # local mode's driver sets DSR_PARENT_PID: its machines go when it goes
         resources = ResourceLogger(self.options.resources_seconds, self.options.work_dir or tempfile.gettempdir())
         resources.start()
-        spot = None
-        if self.options.metadata_url:
-            metadata = Metadata(self.options.metadata_url)
-            instance_id = metadata.instance_id()
-            if instance_id:
-                log.info("on EC2 instance %s", instance_id)
-                self.instance_id = instance_id
-                ensure_idle_alarm(aws.client("cloudwatch", self.settings), self.settings, instance_id)
-            spot = SpotWatch(metadata, self.options.spot_poll_seconds,
-                             lambda notice: self.stop(f"spot interruption notice: {notice.get('action')} at "
-                                                      f"{notice.get('time')}", SPOT_SIGNAL))
-            spot.start()
+        instance_id = read_instance_id(self.options.instance_id_file)
+        if instance_id:
+            log.info("on EC2 instance %s", instance_id)
+            self.instance_id = instance_id
+            ensure_idle_alarm(aws.client("cloudwatch", self.settings), self.settings, instance_id)
         try:
             self._start_children()
             codes = self._wait_children()
         finally:
             resources.stop()
-            if spot is not None:
-                spot.stop()
         failed = [code for code in codes if code != 0]
         if failed:
             log.error("%d of %d worker processes failed (exit codes %s)", len(failed), len(codes), failed)
@@ -202,7 +188,7 @@ class Supervisor:
                 forwarded = True
                 for child in self.children:
                     if child.poll() is None:
-                        child.send_signal(self._forward)
+                        child.send_signal(signal.SIGTERM)
             if forwarded:
                 time.sleep(0.05)  # the workers are finishing: notice their exit promptly
             else:

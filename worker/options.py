@@ -1,7 +1,7 @@
 """The worker's runtime knobs: how it polls and waits, not what it runs.
 
 What to run comes from the run's settings (config keys, in DSR_CONFIG). These
-are properties of where the worker runs (the metadata endpoint) or of how
+are properties of where the worker runs (its machine) or of how
 patient it is, so they are environment variables, all prefixed DSR_. Tests and
 local mode shrink the waits here instead of the code sleeping less.
 """
@@ -12,18 +12,15 @@ import os
 from dataclasses import dataclass, fields
 from typing import Mapping
 
+from chalicelib import names
 from chalicelib.errors import ConfigError
-
-DEFAULT_METADATA_URL = "http://169.254.169.254"
 
 
 @dataclass(frozen=True)
 class WorkerOptions:
-    # Instance metadata service (IMDSv2) base URL; "" turns metadata off (no spot
-    # watch, no idle alarm), which is what a local process off EC2 wants.
-    metadata_url: str = DEFAULT_METADATA_URL
-    # Seconds between spot interruption checks; AWS advises every 5 s (the notice comes 2 min ahead).
-    spot_poll_seconds: float = 5.0
+    # The file holding this machine's instance id: the machine's boot script writes it, the task definition mounts
+    # it read-only (chalicelib/names.py). Containers cannot reach the instance metadata service; nothing here asks it.
+    instance_id_file: str = f"{names.CONTAINER_HOST_DIR}/{names.INSTANCE_ID_FILE}"
     # SQS long poll, in seconds (0 to 20). 20 s is the cheapest; tests use 1 s.
     wait_seconds: int = 20
     # Seconds a failed job stays hidden before its next attempt (DS: 60 s).
@@ -38,7 +35,7 @@ class WorkerOptions:
     log_flush_seconds: float = 5.0
     # Folder holding each job's temporary folder; None: the system's temp folder.
     work_dir: str | None = None
-    # The EC2 instance this worker runs on (the supervisor reads it from instance metadata); names the
+    # The EC2 instance this worker runs on (the supervisor reads it from instance_id_file); names the
     # worker's busy lease, which tells the monitor this machine runs a job (chalicelib/leases.py).
     instance_id: str | None = None
     # The supervisor's number for this worker process (1 to DOCKER_CORES): a worker started in place of one
@@ -58,13 +55,13 @@ class WorkerOptions:
         return cls(**values)
 
 
-_TEXT_FIELDS = {"DSR_METADATA_URL", "DSR_WORK_DIR", "DSR_INSTANCE_ID", "DSR_WORKER_SLOT"}
+_TEXT_FIELDS = {"DSR_INSTANCE_ID_FILE", "DSR_WORK_DIR", "DSR_INSTANCE_ID", "DSR_WORKER_SLOT"}
 _LIMITS = {"DSR_WAIT_SECONDS": 20, "DSR_RETRY_DELAY_SECONDS": 43200}  # SQS's own limits
 
 
 def _parse(name: str, text: str, default):
     if name in _TEXT_FIELDS:
-        return text.rstrip("/") if name == "DSR_METADATA_URL" else (text or None)
+        return text if name == "DSR_INSTANCE_ID_FILE" else (text or None)
     if text == "" and default is None:
         return None
     try:

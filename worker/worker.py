@@ -9,8 +9,9 @@ while a heartbeat keeps the message hidden -> upload outputs, then the
 failure makes the message visible again after a short delay; SQS's redrive
 policy moves it to the dead-letter queue after JOB_RETRIES receives, and the
 last failed attempt leaves a failure record for the run
-(chalicelib/failures.py). A stop request (SIGTERM, spot interruption notice)
-stops the command and releases the message at once.
+(chalicelib/failures.py). A stop request (SIGTERM: ECS stopping the task, as
+its spot draining does on an interruption notice) stops the command and
+releases the message at once.
 
 The busy lease (chalicelib/leases.py) spans a busy period: put before the first
 job after an empty receive, kept fresh across the jobs that follow, deleted on

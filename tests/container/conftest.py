@@ -61,7 +61,7 @@ class Container:
 
     def __init__(self, image: str, env: dict[str, str], *docker_args: str):
         self.name = f"dsr-test-{uuid.uuid4().hex[:12]}"
-        # --network host: the moto server and the fake metadata server listen on this machine's 127.0.0.1,
+        # --network host: the moto server listens on this machine's 127.0.0.1,
         # and dockerd runs without a bridge (run.sh), so nothing the container sends leaves loopback.
         command = ["run", "-d", "--name", self.name, "--label", LABEL, "--network", "host", *docker_args]
         for name, value in env.items():

@@ -8,7 +8,7 @@
 #
 # The dockerd is private (its own data root, exec root, socket and pid file) and touches no network setting:
 # no bridge, no iptables rules, no IP forwarding. Containers use --network host and reach only the moto
-# server and the fake metadata server on 127.0.0.1. The trap stops that dockerd, by its pid, however this ends.
+# server on 127.0.0.1. The trap stops that dockerd, by its pid, however this ends.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 PY=${1:?usage: tests/container/run.sh PYTHON}

@@ -2,7 +2,7 @@
 
 Every container is the real image (tini, the supervisor, its worker processes, the job as user dsr) under a
 real dockerd; every assertion reads what AWS (the moto server) holds or what Docker reports, not the worker's
-own account. The job program below is passed in COMMAND as `python -c`, so the tests need no volume.
+own account. The job program below is passed in COMMAND as `python -c`, so the jobs need no volume.
 """
 
 from __future__ import annotations
@@ -16,11 +16,9 @@ import uuid
 
 import pytest
 
-from chalicelib import aws
 from tests.conftest import make_settings
 from tests.container.conftest import docker, timed
 from tests.worker_world import aws_clients, make_world, process_alive, queue_counts, s3_keys, send_jobs, wait_for
-from localrun.fake_metadata import FakeMetadataServer
 
 pytestmark = pytest.mark.slow
 
@@ -145,30 +143,30 @@ def test_docker_stop_mid_job_releases_the_message_at_once(containers):
     assert world.outputs(job) == []
 
 
-def test_a_spot_interruption_notice_releases_the_message_and_the_container_exits_0(containers):
+def test_without_the_metadata_service_the_container_names_its_machine_and_a_spot_stop_releases_its_job(
+        containers, tmp_path):
     world = World(SQS_MESSAGE_VISIBILITY=600)
     [job] = world.send("hang")
-    # The metadata server listens on this machine's 127.0.0.1; with --network host the container reaches it
-    # where a task reaches 169.254.169.254.
-    with FakeMetadataServer(instance_id="i-0c0ntainer") as metadata:
-        container = containers(world.settings, metadata_url=metadata.url, spot_poll_seconds=0.2)
-        wait_for(lambda: "running hang as uid 1000" in world.log(job), "the job to start", details=container.logs)
-        assert world.counts() == (0, 1)
+    # What the task definition mounts read-only: the folder the machine's boot script wrote the instance id to.
+    # No metadata server runs anywhere: on EC2 the launch template's hop limit of 1 keeps its answers from a
+    # container, and the worker does not ask.
+    host = tmp_path / "host"
+    host.mkdir()
+    (host / "instance-id").write_text("i-0c0ffee0123456789\n")
+    container = containers(world.settings, "-v", f"{host}:/etc/dsr/host:ro")
+    wait_for(lambda: "running hang as uid 1000" in world.log(job), "the job to start", details=container.logs)
+    assert world.counts() == (0, 1)
 
-        started = time.monotonic()
-        metadata.interrupt()
-        assert container.wait(timeout=60) == 0, container.logs()
-        timed("spot notice to container exit", started)
+    started = time.monotonic()
+    container.stop()  # ECS's spot draining stops the task on an interruption notice: SIGTERM to tini, PID 1
+    timed("spot stop to container exit", started)
 
-        assert world.counts() == (1, 0), "visible again at once, not after the visibility timeout"
-        assert "PUT /latest/api/token" in metadata.requests, "the worker used IMDSv2 as on EC2"
-        assert "GET /latest/meta-data/spot/instance-action" in metadata.requests
-
+    assert world.counts() == (1, 0), "visible again at once, not after the visibility timeout"
+    assert container.state("ExitCode") == "0", container.logs()
     lines = world.log(job)
-    assert any(line.startswith("released: stopped (spot interruption notice)") for line in lines), lines
-    # The supervisor read its instance id from the metadata server and made the instance's idle alarm.
-    alarms = aws.client("cloudwatch").describe_alarms()["MetricAlarms"]
-    assert [alarm["AlarmName"] for alarm in alarms] == ["TestApp_i-0c0ntainer"]
+    assert any(line.startswith("released: stopped (SIGTERM)") for line in lines), lines
+    [received] = [line for line in lines if line.startswith("received: ")]
+    assert " machine i-0c0ffee0123456789 worker " in received, "the run report draws the job on its machine's row"
 
 
 # The container's memory: the supervisor and one worker process (Python and boto3 each) fit, a job holding

@@ -146,6 +146,18 @@ CASES = [
     ("fleet instance profile as text", ["start-cluster", "fleet.json"],
      {"fleet.json": 'SPEC:IamInstanceProfile="dsr-ecs-instance-role"'},
      "error: fleet.json: LaunchSpecifications[0]: IamInstanceProfile: expected an object with the instance profile 'Arn'"),
+    ("fleet lets containers reach instance metadata", ["start-cluster", "fleet.json"],
+     {"fleet.json": 'SPEC:MetadataOptions={"HttpTokens": "required", "HttpPutResponseHopLimit": 2}'},
+     "error: fleet.json: LaunchSpecifications[0]: MetadataOptions: HttpPutResponseHopLimit: expected 1 (containers must "
+     "not reach the instance metadata service), got 2"),
+    ("fleet makes instance metadata tokens optional", ["start-cluster", "fleet.json"],
+     {"fleet.json": 'SPEC:MetadataOptions={"HttpTokens": "optional"}'},
+     "error: fleet.json: LaunchSpecifications[0]: MetadataOptions: HttpTokens: expected 'required' (containers must "
+     "not reach the instance metadata service), got 'optional'"),
+    ("fleet brings its own launch template", ["start-cluster", "fleet.json"],
+     {"fleet.json": 'SET:LaunchTemplateConfigs=[{"LaunchTemplateSpecification": {"LaunchTemplateName": "open"}}]'},
+     "error: fleet.json: LaunchTemplateConfigs: not supported; give LaunchSpecifications (start-cluster makes the "
+     "run's launch template from them)"),
     # --- the monitor file (DS's `monitor files/APP_NAMESpotFleetRequestId.json`)
     ("monitor file is a directory", ["monitor", "runs"], {"runs": "DIR"},
      "error: runs: expected a file, found a directory"),

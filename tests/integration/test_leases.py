@@ -23,7 +23,7 @@ from worker.options import WorkerOptions
 from worker.worker import Outcome, Worker
 
 REPO = str(Path(__file__).resolve().parents[2])
-OPTIONS = WorkerOptions(metadata_url="", wait_seconds=0, instance_id="i-0abc")
+OPTIONS = WorkerOptions(wait_seconds=0, instance_id="i-0abc")
 
 # The command asks the (shared) moto server what the monitor would see while the job runs. With argv[4] > 1 it
 # first waits (30 s at most) until the lease has been put that many times (the bucket keeps versions).

@@ -42,6 +42,12 @@ def everything_written(account, folder: Path) -> list[str]:
         texts.append("fleet: " + json.dumps(fleet, default=str))
         for spec in fleet["SpotFleetRequestConfig"].get("LaunchSpecifications", []):
             texts.append("UserData: " + base64.b64decode(spec.get("UserData", "")).decode(errors="replace"))
+    for template in ec2.describe_launch_templates()["LaunchTemplates"]:  # the machines' user data is here now
+        for version in ec2.describe_launch_template_versions(
+                LaunchTemplateId=template["LaunchTemplateId"])["LaunchTemplateVersions"]:
+            data = version["LaunchTemplateData"]
+            texts.append("launch template: " + json.dumps(version, default=str))
+            texts.append("UserData: " + base64.b64decode(data.get("UserData", "")).decode(errors="replace"))
     for url in sqs.list_queues().get("QueueUrls", []):
         texts.extend(f"message in {url}: {m['Body']}" for m in sqs.receive_message(
             QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=0).get("Messages", []))
@@ -80,7 +86,7 @@ def test_no_secret_lands_in_anything_a_run_writes(aws, tmp_path, monkeypatch, ca
     before_worker = everything_written(account, tmp_path)  # the messages, before the worker deletes them
     assert sum(text.startswith("message in") for text in before_worker) == JOBS
 
-    options = WorkerOptions(metadata_url="", wait_seconds=0, retry_delay_seconds=0, log_flush_seconds=0.1,
+    options = WorkerOptions(wait_seconds=0, retry_delay_seconds=0, log_flush_seconds=0.1,
                             instance_id="i-0123456789abcdef0")
     ensure_idle_alarm(clients.client("cloudwatch"), account.settings, options.instance_id)
     worker = Worker(account.settings, options=options)

@@ -48,6 +48,11 @@ def test_setup_creates_the_task_definition_the_worker_needs(aws):
     assert not [name for name in environment if name.startswith("AWS_")]
     assert "AWS_SECRET_ACCESS_KEY" not in environment["DSR_CONFIG"]
     assert definition["taskRoleArn"].endswith(":role/TestApp-task-role")
+    # the machine's instance id, as its boot script wrote it, read-only: no container asks the metadata service
+    assert definition["volumes"] == [{"name": "dsr-host", "host": {"sourcePath": "/var/lib/dsr/host"}}]
+    assert container["mountPoints"] == [{"sourceVolume": "dsr-host", "containerPath": "/etc/dsr/host",
+                                         "readOnly": True}]
+    assert definition.get("networkMode", "bridge") == "bridge"  # host networking would reach it again
 
 
 def test_setup_creates_cluster_service_log_groups_and_topic(aws, settings):
@@ -58,6 +63,8 @@ def test_setup_creates_cluster_service_log_groups_and_topic(aws, settings):
     [service] = ecs.describe_services(cluster="default", services=["TestAppService"])["services"]
     assert service["desiredCount"] == 0
     assert service["taskDefinition"].endswith(":task-definition/TestAppTask:1")
+    # ECS's spot draining may stop a reclaimed machine's tasks at once (their SIGTERM releases the jobs)
+    assert service["deploymentConfiguration"]["minimumHealthyPercent"] == 0
     groups = {group["logGroupName"]: group.get("retentionInDays")
               for group in clients.client("logs", settings).describe_log_groups()["logGroups"]}
     assert groups == {"TestApp": 60, "TestApp_perInstance": 60}
@@ -86,6 +93,19 @@ def test_setup_fixes_what_differs_from_the_config(aws, settings):
     assert service["taskDefinition"].endswith(":task-definition/TestAppTask:2")
     latest = ecs.describe_task_definition(taskDefinition="TestAppTask")["taskDefinition"]
     assert latest["containerDefinitions"][0]["memory"] == 2048
+
+
+def test_setup_lets_spot_draining_stop_the_tasks_of_a_service_made_before(aws, settings):
+    """A service made by an older setup waits for replacements before ECS's spot draining stops a reclaimed
+    machine's tasks (minimum healthy 100 %): a full fleet has no room for them, and the jobs stay held."""
+    resources.setup(settings)
+    ecs = clients.client("ecs", settings)
+    ecs.update_service(cluster="default", service="TestAppService",
+                       deploymentConfiguration={"minimumHealthyPercent": 100, "maximumPercent": 200})
+    report = resources.setup(settings)
+    [service] = ecs.describe_services(cluster="default", services=["TestAppService"])["services"]
+    assert service["deploymentConfiguration"] == {"minimumHealthyPercent": 0, "maximumPercent": 200}
+    assert "TestAppService (deployment configuration)" in [change.name for change in report.changes]
 
 
 def test_setup_restores_a_log_retention_someone_changed(aws, settings):

@@ -9,7 +9,8 @@ import pytest
 from click.testing import CliRunner
 
 from chalicelib import aws as clients, cluster, resources
-from chalicelib.errors import PreflightError
+from chalicelib.awsapi import fleet_instance_ids
+from chalicelib.errors import PreflightError, StartConflict
 from chalicelib.fleet import load_fleet_file
 from chalicelib.runrecord import RunRecord
 from cli import cli
@@ -54,6 +55,17 @@ def _start(account, **kwargs):
                                  wait_seconds=kwargs.pop("wait_seconds", 5), poll_seconds=0, **kwargs)
 
 
+def launched_from(ec2, sent: dict) -> list[tuple[dict, dict]]:
+    """Each (launch template data, override) the fleet request names, the data read back from moto."""
+    named = []
+    for config in sent["LaunchTemplateConfigs"]:
+        spec = config["LaunchTemplateSpecification"]
+        [version] = ec2.describe_launch_template_versions(LaunchTemplateId=spec["LaunchTemplateId"],
+                                                         Versions=[spec["Version"]])["LaunchTemplateVersions"]
+        named += [(version["LaunchTemplateData"], override) for override in config["Overrides"]]
+    return named
+
+
 def test_the_fleet_request_carries_ds_overwrites(account, fleet_requests):
     _start(account)
     [sent] = fleet_requests
@@ -63,8 +75,8 @@ def test_the_fleet_request_carries_ds_overwrites(account, fleet_requests):
     assert sent["ValidFrom"] == {"datetime": "2026-03-01T12:00:00+00:00", "tzinfo": "UTC"}
     assert sent["ValidUntil"]["datetime"] == "2027-03-01T12:00:00+00:00"
     assert "_comment" not in sent
-    [spec] = sent["LaunchSpecifications"]
-    assert spec["InstanceType"] == "m5.large"
+    [(spec, override)] = launched_from(clients.client("ec2", account.settings), sent)
+    assert override == {"InstanceType": "m5.large"}
     assert spec["BlockDeviceMappings"][1]["Ebs"]["VolumeSize"] == 30
     assert spec["NetworkInterfaces"][0]["AssociatePublicIpAddress"] is False  # ASSIGN_IP false (DS inverts it)
     assert "KeyName" not in spec  # SSH_KEY_NAME null: no key pair
@@ -72,6 +84,43 @@ def test_the_fleet_request_carries_ds_overwrites(account, fleet_requests):
     script = base64.b64decode(spec["UserData"]).decode()
     assert "ECS_CLUSTER=default\n" in script
     assert script.startswith("#!/bin/bash\n")
+    # the host, not the container, asks the metadata service; the task definition mounts what it wrote
+    assert "http://169.254.169.254/latest/meta-data/instance-id > /var/lib/dsr/host/instance-id.new" in script
+
+
+def test_every_machine_requires_imdsv2_with_a_hop_limit_of_1(aws, tmp_path, monkeypatch, fleet_requests):
+    """A container's requests to the instance metadata service never get a token back, so the instance role's
+    credentials (the ECS agent's rights on every cluster) stay on the host."""
+    monkeypatch.chdir(tmp_path)
+    account = Account(tmp_path, MACHINE_TYPE=["m5.large", "m5a.large"])
+    result = _start(account)
+    ec2 = clients.client("ec2", account.settings)
+    [sent] = fleet_requests
+    assert "LaunchSpecifications" not in sent  # they cannot carry MetadataOptions
+    launched = launched_from(ec2, sent)
+    assert [override["InstanceType"] for _, override in launched] == ["m5.large", "m5a.large"]
+    for data, _ in launched:
+        assert data["MetadataOptions"] == {"HttpTokens": "required", "HttpPutResponseHopLimit": 1,
+                                           "HttpEndpoint": "enabled"}
+    [template] = ec2.describe_launch_templates(LaunchTemplateNames=["TestAppLaunchTemplate"])["LaunchTemplates"]
+    assert {"Key": "dsr:app", "Value": "TestApp"} in template["Tags"]
+    # and so do the machines the fleet launched from it
+    machines = [instance for reservation in ec2.describe_instances(
+        InstanceIds=list(fleet_instance_ids(ec2, result.record.MONITOR_FLEET_ID)))["Reservations"]
+        for instance in reservation["Instances"]]
+    assert len(machines) == 2
+    for machine in machines:
+        options = machine["MetadataOptions"]
+        assert (options["HttpTokens"], options["HttpPutResponseHopLimit"]) == ("required", 1), machine["InstanceId"]
+
+
+def test_a_launch_template_of_that_name_not_the_runs_is_refused(account, fleet_requests):
+    ec2 = clients.client("ec2", account.settings)
+    ec2.create_launch_template(LaunchTemplateName="TestAppLaunchTemplate",
+                               LaunchTemplateData={"MetadataOptions": {"HttpTokens": "optional"}})
+    with pytest.raises(StartConflict, match="launch template 'TestAppLaunchTemplate' exists and is not run 'TestApp''s"):
+        _start(account)
+    assert fleet_requests == []
 
 
 def test_assign_ip_true_keeps_the_fleet_files_choice_and_each_machine_type_gets_a_spec(aws, tmp_path, monkeypatch,
@@ -80,8 +129,9 @@ def test_assign_ip_true_keeps_the_fleet_files_choice_and_each_machine_type_gets_
     account = Account(tmp_path, ASSIGN_IP=True, MACHINE_TYPE=["m5.large", "m5a.large"], SSH_KEY_NAME="lab.pem",
                       EBS_VOL_SIZE=50)
     _start(account)
-    specs = fleet_requests[0]["LaunchSpecifications"]
-    assert [spec["InstanceType"] for spec in specs] == ["m5.large", "m5a.large"]
+    launched = launched_from(clients.client("ec2", account.settings), fleet_requests[0])
+    assert [override["InstanceType"] for _, override in launched] == ["m5.large", "m5a.large"]
+    specs = [spec for spec, _ in launched]
     assert all(spec["NetworkInterfaces"][0]["AssociatePublicIpAddress"] is True for spec in specs)
     assert all(spec["KeyName"] == "lab" for spec in specs)
     assert all(spec["BlockDeviceMappings"][1]["Ebs"]["VolumeSize"] == 50 for spec in specs)

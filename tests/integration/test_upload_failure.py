@@ -23,7 +23,7 @@ from worker.worker import Outcome, Worker
 
 pytestmark = pytest.mark.slow  # botocore backs off through 8 retries
 
-FAST = WorkerOptions(metadata_url="", wait_seconds=0, retry_delay_seconds=0, log_flush_seconds=0.2)
+FAST = WorkerOptions(wait_seconds=0, retry_delay_seconds=0, log_flush_seconds=0.2)
 
 
 @pytest.fixture

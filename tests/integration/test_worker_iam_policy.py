@@ -29,7 +29,7 @@ from worker.worker import Outcome, Worker
 # Multipart uploads are authorized as s3:PutObject (IAM has no action of their own for these three).
 WORKER_IAM_ACTION = {**IAM_ACTION, ("s3", "CreateMultipartUpload"): "s3:PutObject",
                      ("s3", "UploadPart"): "s3:PutObject", ("s3", "CompleteMultipartUpload"): "s3:PutObject"}
-FAST = WorkerOptions(metadata_url="", wait_seconds=0, retry_delay_seconds=0, log_flush_seconds=0.2,
+FAST = WorkerOptions(wait_seconds=0, retry_delay_seconds=0, log_flush_seconds=0.2,
                      instance_id="i-0123456789abcdef0")
 # A job writing a small file and, for the "big" plate, one past the transfer manager's 8 MiB multipart threshold.
 WRITE_OUTPUTS = ("import pathlib, sys; out, plate = pathlib.Path(sys.argv[1]), sys.argv[2]; "

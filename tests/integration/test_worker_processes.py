@@ -6,19 +6,21 @@ log streams) rather than the worker's own account of it.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import os
 import signal
 import socket
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from chalicelib import aws
+from chalicelib import aws, leases
 from tests.conftest import make_settings
 from tests.worker_world import (WorkerProcess, job_command, log_lines, make_world, queue_counts, s3_keys, send_jobs,
                                 wait_for, worker_env, write_job_script)
-from localrun.fake_metadata import FakeMetadataServer
 
 pytestmark = pytest.mark.slow
 
@@ -39,8 +41,9 @@ class World:
     def send(self, groups, **shared):
         return send_jobs(self.sqs, self.queue_url, self.settings, groups, **shared)
 
-    def worker(self, *args: str, **knobs) -> WorkerProcess:
-        process = WorkerProcess(self.tmp_path, worker_env(self.endpoint, self.settings, **knobs), *args)
+    def worker(self, *args: str, env: dict[str, str] | None = None, **knobs) -> WorkerProcess:
+        process = WorkerProcess(self.tmp_path, {**worker_env(self.endpoint, self.settings, **knobs), **(env or {})},
+                                *args)
         self.workers.append(process)
         return process
 
@@ -192,30 +195,75 @@ def test_a_worker_process_killed_mid_job_is_replaced_and_the_job_finished(world)
     assert f" pid {first};" not in received and received.endswith(f" worker {socket.gethostname()}-w1"), received
 
 
-@pytest.mark.parametrize("how", ["spot notice", "SIGTERM"])
-def test_an_interrupted_worker_releases_its_job_at_once_and_exits_0(world, how):
+@contextlib.contextmanager
+def metadata_tripwire():
+    """Where the instance metadata service would be, a server that answers every request with 403 and records it:
+    on EC2 a container's requests get no token back either (the launch template's hop limit of 1)."""
+    requests: list[str] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self):
+            requests.append(f"{self.command} {self.path}")
+            self.send_response(403)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        do_PUT = do_GET
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", requests
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_without_the_metadata_service_a_job_runs_and_names_its_machine_from_the_hosts_file(world):
+    world.setup("{plate}", SQS_MESSAGE_VISIBILITY=600)
+    [job] = world.send([{"plate": "P2", "mode": "first-hangs"}])
+    host = world.tmp_path / "host"  # what the task definition mounts read-only from the machine's boot script
+    host.mkdir()
+    (host / "instance-id").write_text("i-0c0ffee0123456789\n")
+    with metadata_tripwire() as (url, requests):
+        env = {"AWS_EC2_METADATA_SERVICE_ENDPOINT": url, "DSR_INSTANCE_ID_FILE": str(host / "instance-id")}
+        running = world.worker(env=env)
+        wait_for(lambda: (world.marks / "P2.running").exists(), "the first attempt to start", details=world.details)
+        [lease] = wait_for(lambda: s3_keys(world.s3, world.settings.AWS_BUCKET, leases.prefix("TestApp")),
+                           "the busy lease", details=world.details)
+        running.process.send_signal(signal.SIGTERM)  # a spot notice, as ECS's spot draining delivers it
+        assert running.wait() == 0, world.details()
+        assert world.worker("--exit-when-empty", env=env).wait() == 0, world.details()
+        assert requests == [], "nothing asked the metadata service"
+
+    assert world.complete(job) and world.counts() == (0, 0)
+    assert lease.startswith(leases.prefix("TestApp") + "i-0c0ffee0123456789/"), "the busy lease names the machine"
+    received = [line for line in world.log(job.job_id) if line.startswith("received: ")]
+    assert len(received) == 2 and all(" machine i-0c0ffee0123456789 worker " in line for line in received), received
+
+
+def test_an_interrupted_worker_releases_its_job_at_once_and_exits_0(world):
     # A visibility of 10 minutes: the job can only be visible again because it was released.
     world.setup("{plate}", SQS_MESSAGE_VISIBILITY=600)
     [job] = world.send([{"plate": "P3", "mode": "first-hangs"}])
-    with FakeMetadataServer(instance_id="i-0abc") as metadata:
-        interrupted = world.worker(metadata_url=metadata.url, spot_poll_seconds=0.2)
-        wait_for(lambda: (world.marks / "P3.running").exists(), "the first attempt to start", details=world.details)
-        assert world.counts() == (0, 1)
-        if how == "SIGTERM":
-            interrupted.process.send_signal(signal.SIGTERM)
-        else:
-            metadata.interrupt()
+    interrupted = world.worker()
+    wait_for(lambda: (world.marks / "P3.running").exists(), "the first attempt to start", details=world.details)
+    assert world.counts() == (0, 1)
+    # ECS stops the task (docker stop): on a spot interruption notice too, with ECS_ENABLE_SPOT_INSTANCE_DRAINING
+    interrupted.process.send_signal(signal.SIGTERM)
 
-        assert interrupted.wait() == 0, world.details()
-        assert world.counts() == (1, 0), "the job is visible again at once"
-        assert any(request.startswith("PUT /latest/api/token") for request in metadata.requests)
+    assert interrupted.wait() == 0, world.details()
+    assert world.counts() == (1, 0), "the job is visible again at once"
 
     assert world.worker("--exit-when-empty").wait() == 0, world.details()
     assert world.attempts("P3") == 2
     assert world.complete(job) and world.counts() == (0, 0)
     lines = world.log(job.job_id)
     [released] = [line for line in lines if line.startswith("released: ")]
-    assert ("stopped (spot interruption notice)" if how == "spot notice" else "stopped (SIGTERM)") in released
+    assert "stopped (SIGTERM)" in released
     assert lines[-1].startswith("succeeded")
 
 
@@ -236,9 +284,10 @@ def test_a_job_id_with_odd_characters_gets_a_valid_log_stream(world):
 def test_a_container_runs_docker_cores_workers_creates_its_idle_alarm_and_logs_resources(world):
     world.setup("{plate}", DOCKER_CORES=2)
     jobs = world.send([{"plate": f"P{i}", "mode": "slow:1"} for i in range(4)])
-    with FakeMetadataServer(instance_id="i-0c0ffee") as metadata:
-        container = world.worker("--exit-when-empty", metadata_url=metadata.url, resources_seconds=0.2)
-        assert container.wait() == 0, world.details()
+    (world.tmp_path / "instance-id").write_text("i-0c0ffee\n")
+    container = world.worker("--exit-when-empty", instance_id_file=str(world.tmp_path / "instance-id"),
+                             resources_seconds=0.2)
+    assert container.wait() == 0, world.details()
 
     assert all(world.complete(job) for job in jobs) and world.counts() == (0, 0)
     workers = {re.search(r"pid (\d+)", world.log(job.job_id)[0]).group(1) for job in jobs}

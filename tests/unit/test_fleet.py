@@ -50,6 +50,21 @@ def test_rejections():
         "data volume sized by EBS_VOL_SIZE)")
     assert broken(lambda d: d["LaunchSpecifications"].append("x")) == (
         "fleet.json: LaunchSpecifications[1]: expected an object")
+    assert broken(lambda d: d["LaunchSpecifications"][0].update(MetadataOptions={"HttpPutResponseHopLimit": True})) == (
+        "fleet.json: LaunchSpecifications[0]: MetadataOptions: HttpPutResponseHopLimit: expected 1 (containers must not "
+        "reach the instance metadata service), got True")
+    assert broken(lambda d: d["LaunchSpecifications"][0].update(MetadataOptions={"HttpEndpoint": "disabled"})) == (
+        "fleet.json: LaunchSpecifications[0]: MetadataOptions: HttpEndpoint: expected 'enabled' (containers must not "
+        "reach the instance metadata service), got 'disabled'")
+    assert broken(lambda d: d["LaunchSpecifications"][0].update(MetadataOptions="v2")) == (
+        "fleet.json: LaunchSpecifications[0]: MetadataOptions: expected an object, got 'v2'")
+
+
+def test_the_metadata_options_every_machine_gets_may_be_repeated():
+    document = example()
+    document["LaunchSpecifications"][0]["MetadataOptions"] = {"HttpTokens": "required", "HttpPutResponseHopLimit": 1,
+                                                             "InstanceMetadataTags": "enabled"}
+    assert parse_fleet_document(document).launch_specifications[0]["MetadataOptions"]["HttpTokens"] == "required"
 
 
 def test_not_an_object(tmp_path):

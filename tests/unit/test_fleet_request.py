@@ -4,9 +4,11 @@ import base64
 import datetime
 import json
 
+import botocore.session
 import pytest
+from botocore.validate import ParamValidator
 
-from chalicelib.cluster import fit_problem, fleet_request, usable_memory_mib
+from chalicelib.cluster import fit_problem, fleet_request, launch_choices, usable_memory_mib
 from chalicelib.fleet import parse_fleet_document
 from chalicelib.runrecord import RunRecord
 from tests.conftest import make_settings
@@ -27,7 +29,7 @@ NOW = datetime.datetime(2026, 1, 2, 3, 4, 5, tzinfo=datetime.timezone(datetime.t
 
 
 def test_times_are_timezone_aware_utc_and_valid_for_a_year():
-    config = fleet_request(parse_fleet_document(FLEET), make_settings(), NOW)
+    config = fleet_request(parse_fleet_document(FLEET), make_settings(), NOW, "lt-1", ["1"])
     assert config["ValidFrom"] == datetime.datetime(2026, 1, 2, 1, 4, 5, tzinfo=datetime.timezone.utc)
     assert config["ValidFrom"].tzinfo is datetime.timezone.utc
     assert config["ValidUntil"] - config["ValidFrom"] == datetime.timedelta(days=365)
@@ -36,25 +38,58 @@ def test_times_are_timezone_aware_utc_and_valid_for_a_year():
 def test_overwrites_and_tags():
     settings = make_settings(MACHINE_TYPE=["m5.large", "c5.xlarge"], EBS_VOL_SIZE=40, CLUSTER_MACHINES=7,
                              MACHINE_PRICE=0.25)
-    config = fleet_request(parse_fleet_document(FLEET), settings, NOW)
+    config = fleet_request(parse_fleet_document(FLEET), settings, NOW, "lt-1", ["3"])
     assert "_comment" not in config
     assert (config["TargetCapacity"], config["SpotPrice"], config["AllocationStrategy"]) == (7, "0.25", "lowestPrice")
-    assert [spec["InstanceType"] for spec in config["LaunchSpecifications"]] == ["m5.large", "c5.xlarge"]
-    for spec in config["LaunchSpecifications"]:
-        assert spec["BlockDeviceMappings"][1]["Ebs"]["VolumeSize"] == 40
-        assert spec["BlockDeviceMappings"][0]["Ebs"]["VolumeSize"] == 8
-        assert spec["NetworkInterfaces"][0]["AssociatePublicIpAddress"] is False
-        assert spec["TagSpecifications"] == [{"ResourceType": "instance", "Tags": [
-            {"Key": "team", "Value": "lab"}, {"Key": "Name", "Value": "TestAppWorker"}, {"Key": "dsr:app", "Value": "TestApp"}]}]
-        assert "ECS_CLUSTER=default" in base64.b64decode(spec["UserData"]).decode()
+    assert "LaunchSpecifications" not in config
+    assert config["LaunchTemplateConfigs"] == [
+        {"LaunchTemplateSpecification": {"LaunchTemplateId": "lt-1", "Version": "3"},
+         "Overrides": [{"InstanceType": instance_type}]} for instance_type in ("m5.large", "c5.xlarge")]
+    [choice] = launch_choices(parse_fleet_document(FLEET), settings)
+    data = choice.data
+    assert "InstanceType" not in data
+    assert data["BlockDeviceMappings"][1]["Ebs"]["VolumeSize"] == 40
+    assert data["BlockDeviceMappings"][0]["Ebs"]["VolumeSize"] == 8
+    assert data["NetworkInterfaces"][0]["AssociatePublicIpAddress"] is False
+    assert data["TagSpecifications"] == [{"ResourceType": "instance", "Tags": [
+        {"Key": "team", "Value": "lab"}, {"Key": "Name", "Value": "TestAppWorker"}, {"Key": "dsr:app", "Value": "TestApp"}]}]
+    assert "ECS_CLUSTER=default" in base64.b64decode(data["UserData"]).decode()
+    assert data["MetadataOptions"] == {"HttpTokens": "required", "HttpPutResponseHopLimit": 1, "HttpEndpoint": "enabled"}
     assert config["TagSpecifications"] == [{"ResourceType": "spot-fleet-request",
                                             "Tags": [{"Key": "dsr:app", "Value": "TestApp"}]}]
     assert FLEET["LaunchSpecifications"][0]["KeyName"] == "old"  # the file itself is not changed
 
 
 def test_the_users_allocation_strategy_is_kept():
-    config = fleet_request(parse_fleet_document({**FLEET, "AllocationStrategy": "diversified"}), make_settings(), NOW)
+    config = fleet_request(parse_fleet_document({**FLEET, "AllocationStrategy": "diversified"}), make_settings(), NOW,
+                           "lt-1", ["1"])
     assert config["AllocationStrategy"] == "diversified"
+
+
+def test_a_launch_specification_becomes_launch_template_data_and_overrides_ec2_accepts():
+    """What varies per launch specification in a spot fleet (type, subnet, price, weight) is an override; the
+    rest is one launch template version, in the shapes of the EC2 API (checked by botocore's validator)."""
+    spec = {"ImageId": "ami-0123456789abcdef0", "SubnetId": "subnet-a, subnet-b", "SpotPrice": "0.2",
+            "WeightedCapacity": 2, "AddressingType": "public",
+            "SecurityGroups": [{"GroupId": "sg-1"}, {"GroupId": "sg-2"}],
+            "BlockDeviceMappings": [{"DeviceName": "/dev/xvda", "Ebs": {"VolumeSize": 8}},
+                                    {"DeviceName": "/dev/xvdcz", "Ebs": {"VolumeSize": 22}}]}
+    settings = make_settings(MACHINE_TYPE=["m5.large", "c5.xlarge"])
+    fleet = parse_fleet_document({**FLEET, "LaunchSpecifications": [spec]})
+    [choice] = launch_choices(fleet, settings)
+    assert choice.data["SecurityGroupIds"] == ["sg-1", "sg-2"]
+    assert not {"SubnetId", "SecurityGroups", "SpotPrice", "WeightedCapacity", "AddressingType",
+                "InstanceType"} & set(choice.data)
+    assert [(item["InstanceType"], item["SubnetId"]) for item in choice.overrides] == [
+        ("m5.large", "subnet-a"), ("m5.large", "subnet-b"), ("c5.xlarge", "subnet-a"), ("c5.xlarge", "subnet-b")]
+    assert all((item["SpotPrice"], item["WeightedCapacity"]) == ("0.2", 2) for item in choice.overrides)
+    model = botocore.session.get_session().get_service_model("ec2")
+    validator = ParamValidator()
+    for operation, params in (
+            ("CreateLaunchTemplate", {"LaunchTemplateName": "TestAppLaunchTemplate", "LaunchTemplateData": choice.data}),
+            ("RequestSpotFleet", {"SpotFleetRequestConfig": fleet_request(fleet, settings, NOW, "lt-1", ["1"])})):
+        report = validator.validate(params, model.operation_model(operation).input_shape)
+        assert not report.has_errors(), report.generate_report()
 
 
 @pytest.mark.parametrize("memory,usable", [(8192, 7700), (16384, 15400), (2048, 1792), (1024, 768)])

@@ -20,6 +20,7 @@ import pytest
 from moto.core import utils as moto_utils
 from moto.apigateway.models import APIGatewayBackend
 from moto.ec2.models.spot_requests import SpotFleetRequest
+from moto.ecs.responses import EC2ContainerServiceResponse
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 from moto.s3.models import S3Backend
 from moto.s3.responses import S3Response
@@ -46,6 +47,12 @@ def test_the_attributes_the_patches_replace_still_exist_in_moto():
     assert hasattr(SpotFleetRequest, "terminate_instances")
     assert hasattr(SpotFleetRequest, "create_spot_requests")
     assert isinstance(inspect.getattr_static(SpotFleetRequest, "tag_set"), property)
+    # The ECS patch adds what moto's CreateService handler leaves out of the service it makes.
+    created = inspect.getsource(inspect.unwrap(EC2ContainerServiceResponse.create_service))
+    assert "deploymentConfiguration" not in created and "self.ecs_backend.create_service(" in created
+    # The launch template patch reads the configs moto's fleet takes, before it launches the first machines.
+    init = inspect.getsource(inspect.unwrap(SpotFleetRequest.__init__))
+    assert "launch_template_config" in init and "latest_version().data" in init and "self.create_spot_requests(" in init
     # The S3 patch locks the handler that holds both the If-None-Match / If-Match check and the write.
     put_object = inspect.getsource(inspect.unwrap(S3Response.put_object))
     assert 'if_none_match == "*"' in put_object and "self.backend.put_object(" in put_object
@@ -127,6 +134,26 @@ def test_a_fleet_below_its_target_after_a_termination_launches_a_replacement_whe
 
     now = live()
     assert len(now) == 2 and first[1] in now and first[0] not in now
+
+
+@pytest.mark.usefixtures("aws")
+def test_a_fleets_machines_take_their_launch_templates_metadata_options():
+    import boto3
+
+    ec2 = boto3.client("ec2", region_name="us-east-1")
+    ami = ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
+    template = ec2.create_launch_template(LaunchTemplateName="t", LaunchTemplateData={
+        "ImageId": ami, "MetadataOptions": {"HttpTokens": "required", "HttpPutResponseHopLimit": 1}})
+    fleet_id = ec2.request_spot_fleet(SpotFleetRequestConfig={
+        "IamFleetRole": "arn:aws:iam::123456789012:role/fleet", "TargetCapacity": 2, "SpotPrice": "0.1",
+        "AllocationStrategy": "lowestPrice", "LaunchTemplateConfigs": [{"LaunchTemplateSpecification": {
+            "LaunchTemplateId": template["LaunchTemplate"]["LaunchTemplateId"], "Version": "1"},
+            "Overrides": [{"InstanceType": "m5.large"}]}]})["SpotFleetRequestId"]
+    ids = [item["InstanceId"] for item in ec2.describe_spot_fleet_instances(SpotFleetRequestId=fleet_id)["ActiveInstances"]]
+    options = [instance["MetadataOptions"] for reservation in ec2.describe_instances(InstanceIds=ids)["Reservations"]
+               for instance in reservation["Instances"]]
+    assert len(options) == 2
+    assert all((item["HttpTokens"], item["HttpPutResponseHopLimit"]) == ("required", 1) for item in options)
 
 
 @pytest.mark.usefixtures("aws")

@@ -1,4 +1,4 @@
-"""The worker's small parts, without AWS: knobs, the 12-hour cap, metadata, resources, output files."""
+"""The worker's small parts, without AWS: knobs, the 12-hour cap, the machine's identity, resources, output files."""
 
 from __future__ import annotations
 
@@ -7,26 +7,26 @@ import os
 import pytest
 
 from chalicelib.errors import ConfigError
-from localrun.fake_metadata import FakeMetadataServer
 from worker.heartbeat import Heartbeat, default_interval, next_visibility
+from worker.host import read_instance_id
 from worker.options import WorkerOptions
 from worker.resources_log import Sample, memory_use
-from worker.spot import Metadata
 from worker.upload import TransferError, output_files
 
 
 # ---------------------------------------------------------------- options
 def test_worker_knobs_come_from_dsr_environment_variables():
-    options = WorkerOptions.from_environment({"DSR_WAIT_SECONDS": "1", "DSR_METADATA_URL": "http://127.0.0.1:9/",
+    options = WorkerOptions.from_environment({"DSR_WAIT_SECONDS": "1", "DSR_INSTANCE_ID_FILE": "/host/instance-id",
                                               "DSR_STOP_GRACE_SECONDS": "2.5", "OTHER": "x"})
-    assert (options.wait_seconds, options.metadata_url, options.stop_grace_seconds) == (1, "http://127.0.0.1:9", 2.5)
+    assert (options.wait_seconds, options.instance_id_file, options.stop_grace_seconds) == (1, "/host/instance-id", 2.5)
+    assert WorkerOptions().instance_id_file == "/etc/dsr/host/instance-id"  # where the task definition mounts it
     assert WorkerOptions.from_environment({}) == WorkerOptions()
 
 
 @pytest.mark.parametrize("name, value, message", [
     ("DSR_WAIT_SECONDS", "21", "DSR_WAIT_SECONDS: expected a number from 0 to 20, got '21'"),
     ("DSR_RETRY_DELAY_SECONDS", "1.5", "DSR_RETRY_DELAY_SECONDS: expected a whole number of seconds, got '1.5'"),
-    ("DSR_SPOT_POLL_SECONDS", "soon", "DSR_SPOT_POLL_SECONDS: expected a number, got 'soon'"),
+    ("DSR_RESOURCES_SECONDS", "soon", "DSR_RESOURCES_SECONDS: expected a number, got 'soon'"),
     ("DSR_STOP_GRACE_SECONDS", "-1", "DSR_STOP_GRACE_SECONDS: expected a number >= 0, got '-1'"),
 ])
 def test_a_bad_knob_is_a_clear_error(name, value, message):
@@ -68,20 +68,15 @@ def test_the_heartbeat_warns_in_the_job_log_as_the_cap_nears_and_stops_at_it():
     assert sqs.timeouts == [600, 600, 600]
 
 
-# ---------------------------------------------------------------- metadata (IMDSv2)
-def test_metadata_uses_a_token_and_sees_a_spot_notice_only_once_it_is_given():
-    with FakeMetadataServer(instance_id="i-0feed") as server:
-        metadata = Metadata(server.url)
-        assert metadata.instance_id() == "i-0feed"
-        assert metadata.spot_notice() is None
-        server.interrupt("stop")
-        assert metadata.spot_notice()["action"] == "stop"
-        assert server.requests.count("PUT /latest/api/token") == 1  # the token is reused
-
-
-def test_no_metadata_endpoint_means_not_on_ec2():
-    assert Metadata("").instance_id() is None
-    assert Metadata("http://127.0.0.1:9", timeout=0.5).instance_id() is None  # nothing listens on port 9
+# ---------------------------------------------------------------- the machine's identity (no metadata service)
+def test_the_instance_id_comes_from_the_file_the_hosts_boot_script_wrote(tmp_path, caplog):
+    path = tmp_path / "instance-id"
+    path.write_text("i-0123456789abcdef0\n")
+    assert read_instance_id(str(path)) == "i-0123456789abcdef0"
+    assert read_instance_id(str(tmp_path / "missing")) is None  # off EC2
+    path.write_text("../../monitors/x")
+    assert read_instance_id(str(path)) is None  # never a lease key's path
+    assert "not an instance id" in caplog.text
 
 
 # ---------------------------------------------------------------- resources

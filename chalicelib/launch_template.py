@@ -1,0 +1,104 @@
+"""The run's EC2 launch template: where each machine's instance metadata options are set.
+
+A spot fleet's LaunchSpecifications cannot say how the instance metadata service answers (the
+SpotFleetLaunchSpecification shape has no MetadataOptions); a launch template can. So each launch
+specification of the fleet file, with start-cluster's overwrites, becomes a version of the run's launch template,
+and the fleet request names those versions in LaunchTemplateConfigs, one config per instance type (and subnet),
+each with one override: what varies per launch specification in a spot fleet is what an override may say.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from chalicelib import names
+from chalicelib.aws import error_code
+from chalicelib.errors import StartConflict
+from chalicelib.fleet import METADATA_OPTIONS
+from chalicelib.settings import Settings
+
+# Parts of a spot fleet launch specification that are launch template overrides instead of template data.
+OVERRIDE_KEYS = ("InstanceType", "SpotPrice", "WeightedCapacity")
+# Deprecated and without a launch template counterpart.
+DROPPED_KEYS = ("AddressingType",)
+
+
+@dataclass(frozen=True)
+class LaunchChoice:
+    """One launch specification of the fleet file: the template version's data, and its overrides."""
+
+    data: dict[str, Any]
+    overrides: tuple[dict[str, Any], ...]
+
+
+def launch_choice(specs: list[dict[str, Any]]) -> LaunchChoice:
+    """`specs`: one fleet file launch specification made out for each MACHINE_TYPE (they differ only in
+    InstanceType). The data takes everything but the overrides, and the metadata options every machine gets."""
+    data = {key: value for key, value in specs[0].items()
+            if key not in OVERRIDE_KEYS + DROPPED_KEYS + ("SubnetId", "SecurityGroups")}
+    groups = [group for group in specs[0].get("SecurityGroups") or [] if isinstance(group, dict)]
+    if any("GroupId" in group for group in groups):
+        data["SecurityGroupIds"] = [group["GroupId"] for group in groups if "GroupId" in group]
+    elif groups:
+        data["SecurityGroups"] = [group["GroupName"] for group in groups if "GroupName" in group]
+    data["MetadataOptions"] = {**(data.get("MetadataOptions") or {}), **METADATA_OPTIONS}
+    # A spot fleet launch specification may name several subnets, comma-separated: one override each.
+    subnets = [subnet.strip() for subnet in str(specs[0].get("SubnetId") or "").split(",") if subnet.strip()]
+    overrides = tuple({**{key: spec[key] for key in OVERRIDE_KEYS if key in spec},
+                       **({"SubnetId": subnet} if subnet else {})}
+                      for spec in specs for subnet in (subnets or [None]))
+    return LaunchChoice(data, overrides)
+
+
+def launch_template_configs(template_id: str, versions: list[str],
+                            choices: list[LaunchChoice]) -> list[dict[str, Any]]:
+    return [{"LaunchTemplateSpecification": {"LaunchTemplateId": template_id, "Version": version},
+             "Overrides": [override]}
+            for version, choice in zip(versions, choices) for override in choice.overrides]
+
+
+def save_versions(ec2, settings: Settings, choices: list[LaunchChoice], changes: list[str]) -> tuple[str, list[str]]:
+    """A new version of the run's launch template per choice (the template made, tagged as the run's, if missing);
+    returns the template's id and the version numbers. A template of that name that is not the run's is refused."""
+    name = names.launch_template(settings)
+    template_id = _own_template_id(ec2, settings, name)
+    versions = []
+    for choice in choices:
+        if template_id is None:
+            try:
+                made = ec2.create_launch_template(
+                    LaunchTemplateName=name, LaunchTemplateData=choice.data,
+                    TagSpecifications=[{"ResourceType": "launch-template",
+                                        "Tags": [{"Key": names.RUN_TAG, "Value": settings.APP_NAME}]}])
+            except ClientError as error:
+                if error_code(error) != "InvalidLaunchTemplateName.AlreadyExistsException":
+                    raise
+                template_id = _own_template_id(ec2, settings, name)  # made since we looked: must still be ours
+            else:
+                template_id = made["LaunchTemplate"]["LaunchTemplateId"]
+                versions.append(str(made["LaunchTemplate"]["LatestVersionNumber"]))
+                changes.append(f"created launch template {name}")
+                continue
+        version = ec2.create_launch_template_version(LaunchTemplateId=template_id,
+                                                     LaunchTemplateData=choice.data)["LaunchTemplateVersion"]
+        versions.append(str(version["VersionNumber"]))
+    changes.append(f"saved launch template {name} version{'s' if len(versions) > 1 else ''} {', '.join(versions)} "
+                   "(instance metadata: IMDSv2 only, hop limit 1)")
+    return template_id, versions
+
+
+def _own_template_id(ec2, settings: Settings, name: str) -> str | None:
+    try:
+        [template] = ec2.describe_launch_templates(LaunchTemplateNames=[name])["LaunchTemplates"]
+    except ClientError as error:
+        if error_code(error).startswith("InvalidLaunchTemplateName.NotFound"):
+            return None
+        raise
+    tags = {tag["Key"]: tag["Value"] for tag in template.get("Tags", ())}
+    if tags.get(names.RUN_TAG) != settings.APP_NAME:
+        raise StartConflict(f"launch template '{name}' exists and is not run '{settings.APP_NAME}''s (no "
+                            f"{names.RUN_TAG}={settings.APP_NAME} tag); delete or rename it, or choose another APP_NAME")
+    return template["LaunchTemplateId"]
