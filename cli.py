@@ -50,7 +50,8 @@ class _Group(click.Group):
                        "the AWS CLI", err=True)
             ctx.exit(2)
         except botocore.exceptions.ClientError as error:
-            code, message = aws.error_code(error), error.response.get("Error", {}).get("Message", "")
+            # AWS's message can quote a name it was given, and names can come from a file
+            code, message = aws.error_code(error), printable(str(error.response.get("Error", {}).get("Message", "")))
             if code == "NoSuchBucket":
                 click.echo(f"error: the bucket does not exist ({error.operation_name}: {message}); check AWS_BUCKET "
                            "and AWS_REGION in the config, or create the bucket", err=True)

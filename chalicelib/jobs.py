@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from chalicelib.errors import JobFileError
-from chalicelib.jsonfile import loads_strict, read_json_file
+from chalicelib.jsonfile import NotStrictJSON, loads_strict, read_json_file
 from chalicelib.names import RUN_ATTRIBUTE_BYTES
 from chalicelib.printable import CONTROL_CHARACTERS
 from chalicelib.settings import Settings
@@ -123,6 +123,8 @@ def job_id_of_message(body: str) -> str:
 def _message_document(body: str) -> dict:
     try:
         document = loads_strict(body)  # what a job file may not hold, a message may not either
+    except NotStrictJSON as error:
+        raise NotAJob(f"message body is not JSON: {error}") from None
     except (ValueError, RecursionError):
         raise NotAJob("message body is not JSON") from None
     if not isinstance(document, dict) or not isinstance(document.get("group"), dict):
