@@ -180,13 +180,13 @@ class _Evaluator:
         if isinstance(node, ast.BinOp) and type(node.op) in _OPERATORS:
             (left, left_size), (right, right_size) = self.evaluate(node.left), self.evaluate(node.right)
             self._count(node)
-            self._checked(node, None, _result_size(node.op, left, left_size, right, right_size))
+            size = _result_size(node.op, left, left_size, right, right_size)
+            self._checked(node, None, size)  # before computing it
             try:
                 value = _OPERATORS[type(node.op)](left, right)
             except (TypeError, ZeroDivisionError) as error:
                 raise ConfigError(f"{self.source}: line {node.lineno}: cannot compute this value ({error})") from None
-            return self._checked(node, value, _size(value) if not isinstance(value, list) else
-                                 _result_size(node.op, left, left_size, right, right_size))
+            return self._checked(node, value, size)
         raise ConfigError(f"{self.source}: line {getattr(node, 'lineno', '?')}: {type(node).__name__} is not allowed "
                           f"here; this file is read, never run: use {_ALLOWED}")
 
