@@ -24,6 +24,7 @@ from chalicelib.names import record_key, summary_key
 from chalicelib.monitor.status import local_time, status_table
 from chalicelib.errors import RefusedRun, UserError
 from chalicelib.fleet import load_fleet_file
+from chalicelib.printable import printable
 from chalicelib.jobs import load_job_file
 from chalicelib.settings import Settings
 from chalicelib.submit import submit as submit_jobs
@@ -42,14 +43,15 @@ class _Group(click.Group):
         try:
             return super().invoke(ctx)
         except UserError as error:
-            click.echo(f"error: {error}", err=True)
+            click.echo(f"error: {printable(str(error))}", err=True)
             ctx.exit(error.exit_code)
         except (botocore.exceptions.NoCredentialsError, botocore.exceptions.PartialCredentialsError) as error:
             click.echo(f"error: no usable AWS credentials ({error}); set AWS_PROFILE in the config or configure "
                        "the AWS CLI", err=True)
             ctx.exit(2)
         except botocore.exceptions.ClientError as error:
-            code, message = aws.error_code(error), error.response.get("Error", {}).get("Message", "")
+            # AWS's message can quote a name it was given, and names can come from a file
+            code, message = aws.error_code(error), printable(str(error.response.get("Error", {}).get("Message", "")))
             if code == "NoSuchBucket":
                 click.echo(f"error: the bucket does not exist ({error.operation_name}: {message}); check AWS_BUCKET "
                            "and AWS_REGION in the config, or create the bucket", err=True)
@@ -78,7 +80,7 @@ def config_option(command):
 
 def _warn(warnings) -> None:
     for warning in warnings:
-        click.echo(f"warning: {warning}", err=True)
+        click.echo(f"warning: {printable(str(warning))}", err=True)
 
 
 class _ProgressBar:
@@ -244,7 +246,8 @@ def monitor(monitorfile: str | None, ds_cheapest: str | None, cheapest: bool, pe
     try:
         click.echo(f"watching s3://{bucket}/{key} every {period:g} s (Ctrl-C stops watching; the run goes on)")
         loop.watch(lambda: load_run(clients.s3, bucket, key), period, _print_tick, cheapest=cheapest,
-                   on_error=lambda error: click.echo(f"warning: check failed, retrying: {error}", err=True),
+                   on_error=lambda error: click.echo(f"warning: check failed, retrying: {printable(str(error))}",
+                                                     err=True),
                    clients=clients)
     except KeyboardInterrupt:
         click.echo(f"\nstopped watching; run {app_name} goes on (the Lambda, if deployed, still watches it)",
@@ -279,7 +282,7 @@ def _record_or_adopted(path: str, yes: bool):
     click.echo(f"adopted Distributed-Something run {record.MONITOR_APP_NAME} (fleet {record.MONITOR_FLEET_ID}, "
                f"queue {record.MONITOR_QUEUE_NAME}, cluster {record.MONITOR_ECS_CLUSTER}):")
     for line in done:
-        click.echo(f"  {line}")
+        click.echo(f"  {printable(line)}")
     return record
 
 
@@ -296,9 +299,9 @@ def _print_tick(result) -> None:
     click.echo(f"{observation.visible} waiting, {observation.in_flight} running, {observation.failed} failed, "
                f"{len(observation.instances)} machine(s), fleet target {observation.fleet_target}")
     for action in result.actions:
-        click.echo("  " + action.describe())
+        click.echo("  " + printable(action.describe()))
     for action, code in result.skipped:
-        click.echo(f"  not yet ({code}): {action.what()}; retried next check")
+        click.echo(f"  not yet ({code}): {printable(action.what())}; retried next check")
 
 
 def _run_of(settings: Settings, clients: aws.Clients):
@@ -318,10 +321,10 @@ def plan(settings: Settings):
     clients = aws.Clients(settings)
     result = reconcile(_run_of(settings, clients), clients, dry_run=True)
     if result.observation.refused:
-        click.echo(f"refused: {result.observation.refused}")
+        click.echo(f"refused: {printable(result.observation.refused)}")
         return
     for action in result.actions:
-        click.echo(action.describe())
+        click.echo(printable(action.describe()))
     if not result.actions:
         click.echo("nothing to do: the run is as it should be")
 
@@ -410,9 +413,11 @@ def failed(settings: Settings, as_json: bool):
         click.echo(f"no failed job in run {settings.APP_NAME}")
         return
     for record in records:
-        click.echo(f"{record.job_id}  {record.attempts} attempt(s), failed {local_time(record.time)}: {record.reason}")
+        # every text of a failure record is the job's (it writes the record): shown, never obeyed
+        click.echo(f"{printable(record.job_id)}  {record.attempts} attempt(s), failed {local_time(record.time)}: "
+                   f"{printable(record.reason)}")
         for line in record.last_lines[-triage.LOG_LINES_SHOWN:]:
-            click.echo(f"    | {line}")
+            click.echo(f"    | {printable(line)}")
     click.echo(f"{len(records)} failed job(s); the whole log of one: python cli.py logs JOB_ID; "
                "send them again: python cli.py redrive")
 
@@ -440,11 +445,14 @@ def logs(settings: Settings, job_id: str, follow: bool, local_out: str | None):
         path = Path(local_out) / "logs" / f"{job_id}.log"
         if not path.is_file():
             raise UserError(f"{path}: no such log; job ids are the file names in {Path(local_out) / 'logs'}")
-        click.echo(path.read_text(), nl=False)
+        # lines end at "\n" only: a CR or a form feed inside a line is the job's, shown escaped
+        with path.open(encoding="utf-8", errors="replace", newline="\n") as lines:
+            for line in lines:
+                click.echo(printable(line.removesuffix("\n")))
         return
     try:
         for line in triage.log_lines(aws.Clients(settings), settings, job_id, follow=follow):
-            click.echo(line)
+            click.echo(printable(line))
     except KeyboardInterrupt:
         sys.exit(EXIT_INTERRUPTED)
 
@@ -464,7 +472,7 @@ def redrive(settings: Settings, job_ids: tuple[str, ...]):
     result = triage.redrive(aws.Clients(settings), settings, job_ids)
     _say_ignored(settings, result.ignored_dead_letters)
     for job_id in result.unknown:
-        click.echo(f"warning: {job_id} is not a failed job of run {settings.APP_NAME}; not sent", err=True)
+        click.echo(f"warning: {printable(job_id)} is not a failed job of run {settings.APP_NAME}; not sent", err=True)
     click.echo(f"sent {len(result.sent)} failed job(s) back to {settings.SQS_QUEUE_NAME}"
                f" ({result.removed_from_dead_letter} taken off {settings.SQS_DEAD_LETTER_QUEUE})")
     if result.unknown and not result.sent:

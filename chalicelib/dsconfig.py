@@ -6,6 +6,12 @@ the file is parsed with `ast` and a small closed subset is evaluated: constants,
 assigned earlier in the file, unary minus, and + - * / between them. Anything else (a call, an import, an
 attribute, a comprehension, an f-string) is refused with its line number: a config file never runs code.
 
+Reading is bounded too, so a hostile or mistaken file is refused in well under a second instead of exhausting
+memory, CPU or the stack (`'a' * 10**12`, 27 squarings of 2, a 200,000-term sum): the file's size; how deep
+brackets nest and how many operators one value has, counted on the tokens before Python's own parser, which
+recurses once per level and gives up with RecursionError or MemoryError; how many operations the whole file
+performs; and each value's size, checked before a repetition or a product is computed.
+
 The variables under DS's last section (its heading reads "PUT ANYTHING SPECIFIC TO YOUR PROGRAM DOWN HERE"; DS's
 documentation calls it YOUR CONFIGURATIONS) are the user's program's: they become ENVIRONMENT, as DS passes
 them into the container's environment.
@@ -14,8 +20,11 @@ them into the container's environment.
 from __future__ import annotations
 
 import ast
+import io
+import math
 import operator
 import re
+import tokenize
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,6 +40,18 @@ _OPERATORS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.m
 DCP_IMAGE_KEYS = ("WORKSPACE_BUCKET", "DOWNLOAD_FILES", "USE_PLUGINS", "UPDATE_PLUGINS", "PLUGINS_COMMIT",
                   "INSTALL_REQUIREMENTS", "REQUIREMENTS")
 _ALLOWED = "plain values (text, numbers, True/False/None, lists), names assigned above, and + - * /"
+# The bounds. DS's own config.py is 4 KiB with a dozen operations, none deeper than one bracket; a container's
+# environment (where YOUR CONFIGURATIONS go) is a few KiB; every number AWS takes fits 64 bits.
+MAX_FILE_BYTES = 1 << 20
+MAX_NESTING = 20  # brackets within brackets
+MAX_OPERATORS = 200  # operators, brackets and dots in one statement: each is a level of Python's syntax tree
+MAX_OPERATIONS = 1_000  # operations evaluated in the whole file
+MAX_VALUE_SIZE = 100_000  # one value's characters and list items, nested lists counted whole
+MAX_TOTAL_SIZE = 1_000_000  # the same, over every value the file assigns
+MAX_INTEGER_BITS = 64
+# Tokens that do not make the syntax tree deeper; every other operator, opening bracket and dot does.
+_FLAT_TOKENS = frozenset({",", ";", "=", ":", ")", "]", "}"})
+_KEYWORD_OPERATORS = frozenset({"not", "and", "or", "if", "else", "in", "is", "lambda", "await", "for"})
 
 
 @dataclass
@@ -43,28 +64,36 @@ class DSConfig:
 def read_ds_config(path: str | Path) -> DSConfig:
     source = str(path)
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        with open(path, "rb") as handle:
+            data = handle.read(MAX_FILE_BYTES + 1)
+        if len(data) > MAX_FILE_BYTES:
+            raise ConfigError(f"{source}: expected a config file of at most {MAX_FILE_BYTES // 1024} KiB, got a "
+                              "larger one")
+        text = data.decode("utf-8")
     except FileNotFoundError:
         raise ConfigError(f"{source}: file not found") from None
     except IsADirectoryError:
         raise ConfigError(f"{source}: expected a file, found a directory") from None
     except (OSError, UnicodeDecodeError) as error:
         raise ConfigError(f"{source}: cannot be read ({error})") from None
+    _refuse_deep_statements(text, source)
     try:
         tree = ast.parse(text, filename=source)
     except SyntaxError as error:
         raise ConfigError(f"{source}: line {error.lineno}: not valid Python ({error.msg})") from None
+    except (RecursionError, MemoryError):  # the checks above should leave nothing that deep: a last guard
+        raise ConfigError(f"{source}: nested too deeply for Python's parser; expected at most {MAX_NESTING} "
+                          f"brackets deep and {MAX_OPERATORS} operators in one value") from None
     program_from = _program_section_line(text)
     config = DSConfig()
-    values: dict[str, Any] = {}
+    evaluator = _Evaluator(source)
     for statement in tree.body:
         if not (isinstance(statement, ast.Assign) and len(statement.targets) == 1
                 and isinstance(statement.targets[0], ast.Name)):
             raise ConfigError(f"{source}: line {statement.lineno}: expected NAME = value; this file is read, "
                               f"never run, so only assignments of {_ALLOWED} are allowed")
         name = statement.targets[0].id
-        value = _evaluate(statement.value, values, source)
-        values[name] = value
+        value = evaluator.assign(name, statement.value)
         if (program_from is not None and statement.lineno > program_from) or name in DCP_IMAGE_KEYS:
             config.program[name] = _environment_text(value, name, statement.lineno, source)
         else:
@@ -82,27 +111,121 @@ def _program_section_line(text: str) -> int | None:
     return None
 
 
-def _evaluate(node: ast.AST, values: dict[str, Any], source: str) -> Any:
-    if isinstance(node, ast.Constant) and isinstance(node.value, (str, int, float, bool, type(None))):
-        return node.value
-    if isinstance(node, (ast.List, ast.Tuple)):
-        return [_evaluate(item, values, source) for item in node.elts]
-    if isinstance(node, ast.Name):
-        if node.id not in values:
-            raise ConfigError(f"{source}: line {node.lineno}: {node.id} is used before it is assigned")
-        return values[node.id]
-    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
-        operand = _evaluate(node.operand, values, source)
-        if isinstance(operand, (int, float)) and not isinstance(operand, bool):
-            return -operand
-    if isinstance(node, ast.BinOp) and type(node.op) in _OPERATORS:
-        left, right = _evaluate(node.left, values, source), _evaluate(node.right, values, source)
-        try:
-            return _OPERATORS[type(node.op)](left, right)
-        except (TypeError, ZeroDivisionError) as error:
-            raise ConfigError(f"{source}: line {node.lineno}: cannot compute this value ({error})") from None
-    raise ConfigError(f"{source}: line {getattr(node, 'lineno', '?')}: {type(node).__name__} is not allowed here; "
-                      f"this file is read, never run: use {_ALLOWED}")
+def _refuse_deep_statements(text: str, source: str) -> None:
+    """Refuse, with its line and column, a statement whose syntax tree would be too deep for Python's parser and
+    this module's evaluator (both recurse per level). Read from the tokens, which need no recursion; what does not
+    tokenize is left to ast.parse, which says what is wrong."""
+    depth = operators = 0
+    try:
+        for token in tokenize.generate_tokens(io.StringIO(text).readline):
+            if token.type == tokenize.NEWLINE or (token.type == tokenize.OP and token.string == ";"):
+                operators = 0
+                continue
+            if token.type == tokenize.OP and token.string in ")]}":
+                depth -= 1
+            elif token.type == tokenize.OP and token.string not in _FLAT_TOKENS or (
+                    token.type == tokenize.NAME and token.string in _KEYWORD_OPERATORS):
+                operators += 1
+                depth += token.string in "([{"
+            line, column = token.start
+            if depth > MAX_NESTING:
+                raise ConfigError(f"{source}: line {line}, column {column + 1}: brackets nested more than "
+                                  f"{MAX_NESTING} deep; expected plain values and lists")
+            if operators > MAX_OPERATORS:
+                raise ConfigError(f"{source}: line {line}, column {column + 1}: more than {MAX_OPERATORS} "
+                                  "operators and brackets in one statement; expected a config's short sums and "
+                                  "products")
+    except (tokenize.TokenError, SyntaxError):
+        return
+
+
+class _Evaluator:
+    """Evaluates the allowed subset, each value with its size (characters and items, nested lists whole), so
+    that a repetition or a product too large is refused before it is computed."""
+
+    def __init__(self, source: str):
+        self.source = source
+        self.values: dict[str, tuple[Any, int]] = {}
+        self.operations = 0
+        self.total_size = 0
+
+    def assign(self, name: str, node: ast.AST) -> Any:
+        value, size = self.evaluate(node)
+        self.total_size += size
+        if self.total_size > MAX_TOTAL_SIZE:
+            self._refuse(node, f"the file's values would be over {MAX_TOTAL_SIZE:,} characters and list items in "
+                               "all; expected a config's few short values")
+        self.values[name] = (value, size)
+        return value
+
+    def evaluate(self, node: ast.AST) -> tuple[Any, int]:
+        if isinstance(node, ast.Constant) and isinstance(node.value, (str, int, float, bool, type(None))):
+            return self._checked(node, node.value, _size(node.value))
+        if isinstance(node, (ast.List, ast.Tuple)):
+            items, size = [], 1
+            for element in node.elts:
+                value, element_size = self.evaluate(element)
+                items.append(value)
+                size += element_size
+            return self._checked(node, items, size)
+        if isinstance(node, ast.Name):
+            if node.id not in self.values:
+                raise ConfigError(f"{self.source}: line {node.lineno}: {node.id} is used before it is assigned")
+            return self.values[node.id]
+        if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
+            operand, _ = self.evaluate(node.operand)
+            if isinstance(operand, (int, float)) and not isinstance(operand, bool):
+                self._count(node)
+                return self._checked(node, -operand, 1)
+        if isinstance(node, ast.BinOp) and type(node.op) in _OPERATORS:
+            (left, left_size), (right, right_size) = self.evaluate(node.left), self.evaluate(node.right)
+            self._count(node)
+            size = _result_size(node.op, left, left_size, right, right_size)
+            self._checked(node, None, size)  # before computing it
+            try:
+                value = _OPERATORS[type(node.op)](left, right)
+            except (TypeError, ZeroDivisionError) as error:
+                raise ConfigError(f"{self.source}: line {node.lineno}: cannot compute this value ({error})") from None
+            return self._checked(node, value, size)
+        raise ConfigError(f"{self.source}: line {getattr(node, 'lineno', '?')}: {type(node).__name__} is not allowed "
+                          f"here; this file is read, never run: use {_ALLOWED}")
+
+    def _count(self, node: ast.AST) -> None:
+        self.operations += 1
+        if self.operations > MAX_OPERATIONS:
+            self._refuse(node, f"more than {MAX_OPERATIONS:,} operations in the file; expected a config's few sums "
+                               "and products")
+
+    def _checked(self, node: ast.AST, value: Any, size: int) -> tuple[Any, int]:
+        if size > MAX_VALUE_SIZE:
+            self._refuse(node, f"this value would be {size:,} characters and list items long; expected at most "
+                               f"{MAX_VALUE_SIZE:,}")
+        if isinstance(value, int) and value.bit_length() > MAX_INTEGER_BITS:
+            self._refuse(node, f"this integer would have {value.bit_length():,} bits; expected at most "
+                               f"{MAX_INTEGER_BITS} (every number AWS takes fits)")
+        if isinstance(value, float) and not math.isfinite(value):
+            self._refuse(node, f"this number would be {value} (beyond a 64-bit float); expected a finite number")
+        return value, size
+
+    def _refuse(self, node: ast.AST, what: str) -> None:
+        raise ConfigError(f"{self.source}: line {node.lineno}, column {node.col_offset + 1}: {what}")
+
+
+def _size(value: Any) -> int:
+    """A scalar's size; a list's is counted as it is built."""
+    return max(1, len(value)) if isinstance(value, str) else 1
+
+
+def _result_size(op: ast.operator, left: Any, left_size: int, right: Any, right_size: int) -> int:
+    """The size of `left op right`, from the operands' sizes alone (nothing is computed)."""
+    if isinstance(op, ast.Mult):
+        for sequence, size, count in ((left, left_size, right), (right, right_size, left)):
+            if isinstance(sequence, (str, list)) and isinstance(count, int):
+                return max(1, size * max(0, count))
+        return 1
+    if isinstance(op, ast.Add) and isinstance(left, (str, list)):
+        return left_size + right_size
+    return 1
 
 
 def _environment_text(value: Any, name: str, line: int, source: str) -> str:

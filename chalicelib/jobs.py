@@ -23,8 +23,9 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from chalicelib.errors import JobFileError
-from chalicelib.jsonfile import read_json_file
+from chalicelib.jsonfile import NotStrictJSON, loads_strict, read_json_file
 from chalicelib.names import RUN_ATTRIBUTE_BYTES
+from chalicelib.printable import CONTROL_CHARACTERS
 from chalicelib.settings import Settings
 from chalicelib.templates import MissingPlaceholder, Template, value_text
 
@@ -82,7 +83,7 @@ def parse_job_document(document: Any, settings: Settings, source: str = "jobs.js
     if "group" in shared:
         raise JobFileError(f"{source}: group: reserved top-level key (each message carries its group under it)")
     templates = _Templates(settings)
-    shared_json = json.dumps(shared)[1:-1]
+    shared_json = _json_text(shared, source)[1:-1]
     jobs: list[Job] = []
     seen: dict[str, int] = {}
     for index, group in enumerate(groups):
@@ -121,7 +122,9 @@ def job_id_of_message(body: str) -> str:
 
 def _message_document(body: str) -> dict:
     try:
-        document = json.loads(body)
+        document = loads_strict(body)  # what a job file may not hold, a message may not either
+    except NotStrictJSON as error:
+        raise NotAJob(f"message body is not JSON: {error}") from None
     except (ValueError, RecursionError):
         raise NotAJob("message body is not JSON") from None
     if not isinstance(document, dict) or not isinstance(document.get("group"), dict):
@@ -152,11 +155,14 @@ def _build_job(shared: dict, shared_json: str, group: Any, settings: Settings, t
     context = _context(values, job_id, settings)
     try:
         output_prefix = _prefix(templates.output_prefix.render(context), where, "OUTPUT_PREFIX")
+        _refuse_control_characters(output_prefix, templates.output_job_fields, context, group, where, "OUTPUT_PREFIX")
         _refuse_empty_values(templates.output_prefix, templates.output_job_fields, context, output_prefix, where,
                              "OUTPUT_PREFIX")
         input_prefix = None
         if templates.input_prefix:
             input_prefix = _prefix(templates.input_prefix.render(context), where, "INPUT_PREFIX")
+            _refuse_control_characters(input_prefix, templates.input_job_fields, context, group, where,
+                                       "INPUT_PREFIX")
             _refuse_empty_values(templates.input_prefix, templates.input_job_fields, context, input_prefix, where,
                                  "INPUT_PREFIX")
         # COMMAND is rendered on the worker; here it is enough that every placeholder has a value.
@@ -168,8 +174,10 @@ def _build_job(shared: dict, shared_json: str, group: Any, settings: Settings, t
         raise JobFileError(f"{where}: missing key '{missing.name}' used as {{{missing.name}}} in {used_in}; "
                            "add it to the group or to the top level") from None
     if body is None:
-        group_json = json.dumps(group)
+        group_json = _json_text(group, where)
         body = "{" + shared_json + (", " if shared_json else "") + '"group": ' + group_json + "}"
+    if "\\u0000" in body:  # json.dumps writes NUL so, which makes the common case one substring search
+        _refuse_nul_in_command(templates.command_fields, context, group, where)
     size = len(body.encode("utf-8"))
     if size > MAX_MESSAGE_BYTES:
         raise JobFileError(f"{where}: message is {size} bytes, over the limit of {MAX_MESSAGE_BYTES} (SQS's "
@@ -177,6 +185,16 @@ def _build_job(shared: dict, shared_json: str, group: Any, settings: Settings, t
                            "keep large data in S3 and pass its key")
     return Job(job_id=job_id, body=body, body_bytes=size, values=values, output_prefix=output_prefix,
                input_prefix=input_prefix)
+
+
+def _json_text(value: Any, where: str) -> str:
+    """A document read from a file cannot hold these (chalicelib/jsonfile.py); one built in Python can, and
+    json.dumps would write NaN or Infinity, which no other JSON reader takes."""
+    try:
+        return json.dumps(value, allow_nan=False)
+    except ValueError:
+        raise JobFileError(f"{where}: expected values JSON can hold, got NaN, Infinity or an integer of "
+                           "thousands of digits") from None
 
 
 def settings_values(settings: Settings) -> dict[str, Any]:
@@ -241,6 +259,40 @@ def _prefix(rendered: str, where: str, key: str) -> str:
         raise JobFileError(f"{where}: {key} renders to {rendered!r}; expected a relative S3 prefix "
                            "without empty, '.' or '..' parts")
     return prefix
+
+
+def _refuse_control_characters(prefix: str, fields: tuple[str, ...], context: Mapping[str, Any], group: dict,
+                               where: str, key: str) -> None:
+    """A prefix becomes S3 keys: AWS lists control characters among those to avoid in keys (S3's XML listings
+    cannot carry most of them), and a key holding ESC or a bidi override shows otherwise than it is wherever it
+    is printed. Names the job value that brought it."""
+    if not CONTROL_CHARACTERS.search(prefix):
+        return
+    for field in fields:
+        text = value_text(context[field])
+        if CONTROL_CHARACTERS.search(text):
+            raise JobFileError(f"{_place(field, group, where)}: expected no control characters (it is part of "
+                               f"{key}, an S3 key), got {_shown(text)}")
+    raise JobFileError(f"{where}: {key} renders to {json.dumps(prefix)}; expected no control characters in an S3 "
+                       "prefix")
+
+
+def _refuse_nul_in_command(fields: frozenset[str], context: Mapping[str, Any], group: dict, where: str) -> None:
+    """A program's arguments cannot hold NUL (execve ends each at the first): the worker could not start it."""
+    for field in sorted(fields.difference(_RUNTIME_STANDINS)):
+        text = value_text(context[field])
+        if "\x00" in text:
+            raise JobFileError(f"{_place(field, group, where)}: expected no NUL character (it is an argument of "
+                               f"COMMAND, which a program's arguments cannot hold), got {_shown(text)}")
+
+
+def _place(field: str, group: dict, where: str) -> str:
+    return f"{where}.{field}" if field in group else f"{where}: {field} (a top-level value)"
+
+
+def _shown(text: str) -> str:
+    """A value in an error message: JSON's escapes show every control character, and it is cut short."""
+    return json.dumps(text if len(text) <= 40 else text[:37] + "...")
 
 
 def _refuse_empty_values(template: Template, fields: tuple[str, ...], context: Mapping[str, Any], prefix: str,

@@ -11,6 +11,8 @@ from __future__ import annotations
 import time
 from typing import IO
 
+from chalicelib.printable import printable
+
 BAR_WIDTH = 24
 
 
@@ -57,10 +59,10 @@ class Progress:
             self.stream.flush()
 
     def say(self, text: str) -> None:
-        """A message line that does not break the bar."""
+        """A message line that does not break the bar (and that nothing in it can redraw: see printable)."""
         if self.tty and self._bar_shown:
             self.stream.write("\r\x1b[K")
-        self.stream.write(text + "\n")
+        self.stream.write(printable(text) + "\n")
         self.stream.flush()
         self._bar_shown = False
 

@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 from chalicelib.monitor.plan import REASON_DRAINED
+from chalicelib.printable import printable
 from chalicelib.settings import Settings
 from localrun.results import Results
 
@@ -29,16 +30,16 @@ def table(settings: Settings, results: Results, out: Path, machines: int, wall_s
     width = max(len(name) for name, _ in rows)
     stop_reason = (results.run_summary or {}).get("stop_reason")
     lines = ["", f"{settings.APP_NAME}: " + (f"stopped ({stopped_by})" if stopped_by else "finished")
-             + (f"; the monitor stopped it: {stop_reason}" if stop_reason not in (None, REASON_DRAINED)
+             + (f"; the monitor stopped it: {printable(stop_reason)}" if stop_reason not in (None, REASON_DRAINED)
                 and not stopped_by else "")]
     lines += [f"  {name:<{width}}  {value}" for name, value in rows]
     if results.failed:
         if results.failure_cause:
-            lines.append(f"why: {results.failure_cause}")
+            lines.append(f"why: {printable(results.failure_cause)}")  # quotes the jobs' own output
         lines.append(f"failed jobs (in the dead-letter queue {settings.SQS_DEAD_LETTER_QUEUE}), with their logs:")
         for job_id in results.failed:
             path = results.log_files.get(job_id)
-            lines.append(f"  {job_id}  {show(path) if path else '(no log)'}")
+            lines.append(f"  {printable(job_id)}  {show(path) if path else '(no log)'}")
     if results.not_run and (stopped_by or crashed):
         lines.append(f"{len(results.not_run)} job(s) not run; run again to do them")
     for instance_id in crashed:

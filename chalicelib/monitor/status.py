@@ -6,6 +6,7 @@ from datetime import datetime, timezone
 
 from chalicelib.monitor.observation import Observation, Policy
 from chalicelib.monitor.plan import summary
+from chalicelib.printable import printable
 
 
 def _iso(epoch: float) -> str:
@@ -102,4 +103,5 @@ def status_table(status: dict) -> str:
             ("cost ceiling", f"${status['cost_ceiling_usd']:.2f} ({status['machine_hours']:.2f} machine-hours)"),
         ]
     width = max(len(name) for name, _ in rows)
-    return "\n".join(f"{name.ljust(width)}  {value}" for name, value in rows)
+    # a stop reason can quote a job's output (the breaker's): each value is shown, never obeyed by the terminal
+    return "\n".join(f"{name.ljust(width)}  {printable(str(value))}" for name, value in rows)

@@ -75,9 +75,12 @@ CASES = [
     ("config output prefix uses output_dir", ["setup"], {"config.json": config(OUTPUT_PREFIX="{output_dir}")},
      "error: config.json: OUTPUT_PREFIX: expected an S3 prefix template; {output_dir} and {input_dir} are local folders, usable only in COMMAND"),
     ("config count Infinity", ["setup"], {"config.json": config(DOCKER_CORES=DROP)[:-1] + ', "DOCKER_CORES": Infinity}'},
-     "error: config.json: DOCKER_CORES: expected an integer >= 1, got Infinity"),
+     "error: config.json: DOCKER_CORES: expected a number JSON allows, got Infinity (JSON has no NaN or Infinity)"),
     ("config count NaN", ["setup"], {"config.json": config(JOB_RETRIES=DROP)[:-1] + ', "JOB_RETRIES": NaN}'},
-     "error: config.json: JOB_RETRIES: expected an integer from 1 to 1000, got NaN"),
+     "error: config.json: JOB_RETRIES: expected a number JSON allows, got NaN (JSON has no NaN or Infinity)"),
+    ("config key twice", ["setup"], {"config.json": config()[:-1] + ', "APP_NAME": "Other"}'},
+     "error: config.json: APP_NAME: expected each key once in an object, got this key twice (only the last value "
+     "would be kept)"),
     ("config price negative", ["setup"], {"config.json": config(MACHINE_PRICE=-1)},
      "error: config.json: MACHINE_PRICE: expected a positive number, got -1"),
     ("config region unknown", ["local", "jobs.json"], {"config.json": config(AWS_REGION="us-east-9")},
@@ -124,6 +127,41 @@ CASES = [
      'error: jobs.json: groups[0]: job_id: expected 1 to 200 letters, digits, \'.\', \'-\' or \'_\' (no \'..\'), got "a/b"'),
     ("jobs not UTF-8", ["submit", "jobs.json"], {"jobs.json": b'{"groups": [{"plate": "\xfe"}]}'},
      "error: jobs.json: expected UTF-8 JSON text"),
+    # what Python's JSON reader takes and JSON does not: refused at the file, with the place in it
+    ("jobs NaN value", ["submit", "jobs.json"], {"jobs.json": '{"groups": [{"plate": "P1"}, {"plate": NaN}]}'},
+     "error: jobs.json: groups[1].plate: expected a number JSON allows, got NaN (JSON has no NaN or Infinity)"),
+    ("jobs -Infinity shared value", ["submit", "jobs.json"],
+     {"jobs.json": '{"scale": -Infinity, "groups": [{"plate": "P1"}]}'},
+     "error: jobs.json: scale: expected a number JSON allows, got -Infinity (JSON has no NaN or Infinity)"),
+    ("jobs number beyond a double", ["submit", "jobs.json"], {"jobs.json": '{"groups": [{"plate": 1e400}]}'},
+     "error: jobs.json: groups[0].plate: expected a number JSON readers can hold, got 1e400 (beyond a 64-bit "
+     "float: it would be read as Infinity)"),
+    ("jobs 5000-digit integer", ["submit", "jobs.json"], {"jobs.json": '{"groups": [{"plate": %s}]}' % ("9" * 5000)},
+     "error: jobs.json: groups[0].plate: expected an integer of at most 20 digits, got one of 5,000 digits (write a "
+     "longer number in quotes, as text)"),
+    ("jobs 21-digit integer", ["submit", "jobs.json"], {"jobs.json": '{"groups": [{"plate": -%s}]}' % ("1" * 21)},
+     "error: jobs.json: groups[0].plate: expected an integer of at most 20 digits, got one of 21 digits (write a "
+     "longer number in quotes, as text)"),
+    ("jobs key twice", ["submit", "jobs.json"],
+     {"jobs.json": '{"groups": [{"plate": "P1"}, {"plate": "P2", "plate": "P3"}]}'},
+     "error: jobs.json: groups[1].plate: expected each key once in an object, got this key twice (only the last "
+     "value would be kept)"),
+    ("jobs ESC in a prefix value", ["submit", "jobs.json"],
+     {"config.json": config(OUTPUT_PREFIX="out/{plate}"), "jobs.json": {"groups": [{"plate": "P1\x1b]0;owned\x07"}]}},
+     'error: jobs.json: groups[0].plate: expected no control characters (it is part of OUTPUT_PREFIX, an S3 key), '
+     'got "P1\\u001b]0;owned\\u0007"'),
+    ("jobs NUL in a shared prefix value", ["submit", "jobs.json"],
+     {"config.json": config(OUTPUT_PREFIX="{plate}/{job_id}"),
+      "jobs.json": {"plate": "P\x00", "groups": [{"well": "A1"}]}},
+     'error: jobs.json: groups[0]: plate (a top-level value): expected no control characters (it is part of '
+     'OUTPUT_PREFIX, an S3 key), got "P\\u0000"'),
+    ("jobs bidi override in a prefix value", ["submit", "jobs.json"],
+     {"config.json": config(OUTPUT_PREFIX="out/{plate}"), "jobs.json": {"groups": [{"plate": "P1\u202egpj.exe"}]}},
+     'error: jobs.json: groups[0].plate: expected no control characters (it is part of OUTPUT_PREFIX, an S3 key), '
+     'got "P1\\u202egpj.exe"'),
+    ("jobs NUL in a command value", ["submit", "jobs.json"], {"jobs.json": {"groups": [{"plate": "P1\x00"}]}},
+     'error: jobs.json: groups[0].plate: expected no NUL character (it is an argument of COMMAND, which a '
+     'program\'s arguments cannot hold), got "P1\\u0000"'),
     # --- fleet.json (start-cluster)
     ("fleet missing", ["start-cluster", "nofleet.json"], {}, "error: nofleet.json: file not found"),
     ("fleet is a list", ["start-cluster", "fleet.json"], {"fleet.json": []},
@@ -158,6 +196,10 @@ CASES = [
      {"fleet.json": 'SET:LaunchTemplateConfigs=[{"LaunchTemplateSpecification": {"LaunchTemplateName": "open"}}]'},
      "error: fleet.json: LaunchTemplateConfigs: not supported; give LaunchSpecifications (start-cluster makes the "
      "run's launch template from them)"),
+    ("fleet key twice", ["start-cluster", "fleet.json"],
+     {"fleet.json": '{"IamFleetRole": "arn:aws:iam::1:role/a", "IamFleetRole": "arn:aws:iam::1:role/b"}'},
+     "error: fleet.json: IamFleetRole: expected each key once in an object, got this key twice (only the last value "
+     "would be kept)"),
     # --- the monitor file (DS's `monitor files/APP_NAMESpotFleetRequestId.json`)
     ("monitor file is a directory", ["monitor", "runs"], {"runs": "DIR"},
      "error: runs: expected a file, found a directory"),

@@ -119,6 +119,13 @@ def test_message_round_trips_through_the_worker_edge():
     ('{"group": {"x": 1}}', "message: missing key 'plate' used as {plate} in COMMAND; add it to the group or to "
                             "the top level"),
     ('{"group": {"plate": "P1", "job_id": "../x"}}', None),
+    # what a job file may not hold, a message (sent by anyone who may send to the queue) may not either
+    ('{"group": {"plate": NaN}}', "message body is not JSON: group.plate: expected a number JSON allows, got NaN "
+                                  "(JSON has no NaN or Infinity)"),
+    ('{"group": {"plate": "P1", "plate": "P2"}}', "message body is not JSON: group.plate: expected each key once in "
+                                                  "an object, got this key twice (only the last value would be kept)"),
+    ('{"group": {"plate": "P1\\u0000"}}', 'message.plate: expected no NUL character (it is an argument of COMMAND, '
+                                           'which a program\'s arguments cannot hold), got "P1\\u0000"'),
 ])
 def test_messages_that_are_not_our_jobs(body, reason):
     with pytest.raises(NotAJob) as caught:
