@@ -42,7 +42,7 @@ def read_ds_monitor_file(path: str | Path) -> dict | None:
 def adopt(clients: Clients, ds: dict, region: str, source: str) -> tuple[RunRecord, list[str]]:
     """Check what the DS file names, tag the run's resources, write the run record; returns it and what was done."""
     app = str(ds["MONITOR_APP_NAME"])
-    if not APP_NAME_PATTERN.match(app):
+    if not APP_NAME_PATTERN.match(app) or names.app_name_collides(app):  # as the config check refuses it
         raise UserError(f"{source}: MONITOR_APP_NAME {app!r} is not an APP_NAME")
     start = str(ds["MONITOR_START_TIME"]).strip()
     if not start.isdigit():

@@ -1,8 +1,8 @@
 """`python -m worker`: the container's main process (DS's run-worker.sh, in Python).
 
 The supervisor starts DOCKER_CORES worker processes, SECONDS_TO_START apart,
-and owns what there is one of per container: the spot interruption watch, the
-resource logger and the idle alarm. SIGTERM (ECS stopping the task), SIGINT or
+and owns what there is one of per container: the spot interruption watch and the
+resource logger. SIGTERM (ECS stopping the task), SIGINT or
 a spot notice is forwarded to every worker as SIGTERM: each stops taking
 messages, stops its command, releases its message and exits; then the
 supervisor exits 0.
@@ -22,10 +22,8 @@ import tempfile
 import threading
 import time
 
-from chalicelib import aws
 from chalicelib.errors import UserError
 from chalicelib.settings import Settings
-from worker.alarm import ensure_idle_alarm
 from worker.options import WorkerOptions
 from worker.orphans import PARENT_PID_ENV, die_with_parent, parent_gone
 from worker.resources_log import ResourceLogger
@@ -135,7 +133,6 @@ class Supervisor:
             if instance_id:
                 log.info("on EC2 instance %s", instance_id)
                 self.instance_id = instance_id
-                ensure_idle_alarm(aws.client("cloudwatch", self.settings), self.settings, instance_id)
             spot = SpotWatch(metadata, self.options.spot_poll_seconds,
                              lambda notice: self.stop(f"spot interruption notice: {notice.get('action')} at "
                                                       f"{notice.get('time')}", SPOT_SIGNAL))
