@@ -76,8 +76,9 @@ def test_a_drained_run_is_reconciled_to_nothing_left(started):
 
 def test_teardown_deletes_every_alarm_carrying_the_runs_tag_whatever_its_name_and_no_other(started):
     cloudwatch = clients.client("cloudwatch")
+    # run TestApp_i-x (an APP_NAME configured before such names were refused): its alarm starts like TestApp's
     for name, app in (("TestApp's own alarm", "TestApp"), ("TestApp_i-0abc_extra", "TestApp"),
-                      ("TestApp_i-0abc", "Other"), ("Other_i-0abc", "Other")):
+                      ("TestApp_i-0abc", "Other"), ("Other_i-0abc", "Other"), ("TestApp_i-x_i-0abc", "TestApp_i-x")):
         cloudwatch.put_metric_alarm(AlarmName=name, MetricName="CPUUtilization", Namespace="AWS/EC2",
                                     Statistic="Maximum", Period=60, EvaluationPeriods=1, Threshold=1.0,
                                     ComparisonOperator="LessThanThreshold", Tags=[{"Key": "dsr:app", "Value": app}])
@@ -85,7 +86,7 @@ def test_teardown_deletes_every_alarm_carrying_the_runs_tag_whatever_its_name_an
     reconcile_until_gone(started)
     # run Other's alarm stays; TestApp_i-0abc is TestApp's by its exact name (no other APP_NAME can make it, and
     # machine alarms made before tagging are found that way), whatever tag a user put on it
-    assert what_is_left(started) == {**NOTHING_LEFT, "alarms": ["Other_i-0abc"]}
+    assert what_is_left(started) == {**NOTHING_LEFT, "alarms": ["Other_i-0abc", "TestApp_i-x_i-0abc"]}
 
 
 def test_scale_down_releases_idle_machines_and_keeps_busy_ones(started):
