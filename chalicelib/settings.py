@@ -213,9 +213,9 @@ def _app_name(value: Any) -> str:
     name = _pattern(APP_NAME_PATTERN, "1 to 75 letters, digits, '-' or '_' (it names queues, alarms, the dashboard, "
                                       "log groups and ECS resources)")(value)
     if app_name_collides(name):
-        raise ValueError(f"expected a name that neither starts with {INSTANCE_ID_START!r} nor holds {INSTANCE_ALARM_MARK!r} "
-                         "(each machine's alarm is APP_NAME_<instance id>: this name could be, or start like, "
-                         "another run's alarm)")
+        raise ValueError(f"expected a name that neither starts with {INSTANCE_ID_START!r} nor holds "
+                         f"{INSTANCE_ALARM_MARK!r} (each machine's alarm is APP_NAME_<instance id>: this name could "
+                         "be, or start like, another run's alarm)")
     return name
 
 

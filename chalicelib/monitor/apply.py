@@ -17,9 +17,9 @@ from botocore.exceptions import ClientError
 from chalicelib.aws import DASHBOARD_MISSING, OBJECT_MISSING, QUEUE_MISSING, error_code
 from chalicelib.idle_alarm import idle_alarm_request
 from chalicelib.leases import prefix as lease_prefix
-from chalicelib.monitor.actions import (Action, CancelFleet, CreateIdleAlarms, DeleteAlarms, DeleteCluster, DeleteDashboard,
-                                        DeleteQueue, DeleteService, DeregisterTaskDefinitions, ExportLogs,
-                                        RemoveRunRecord, SaveState, SetFleetCapacity, SetServiceCount,
+from chalicelib.monitor.actions import (Action, CancelFleet, CreateIdleAlarms, DeleteAlarms, DeleteCluster,
+                                        DeleteDashboard, DeleteQueue, DeleteService, DeregisterTaskDefinitions,
+                                        ExportLogs, RemoveRunRecord, SaveState, SetFleetCapacity, SetServiceCount,
                                         TerminateInstances, WriteSummary)
 from chalicelib.aws import Clients
 from chalicelib.monitor.observation import MonitorState

@@ -17,14 +17,14 @@ from __future__ import annotations
 
 import math
 
-from chalicelib.monitor.actions import (Action, CancelFleet, CreateIdleAlarms, DeleteAlarms, DeleteCluster, DeleteDashboard,
-                                        DeleteQueue, DeleteService, DeregisterTaskDefinitions, ExportLogs,
-                                        RemoveRunRecord, SaveState, SetFleetCapacity, SetServiceCount,
+from chalicelib.idle_alarm import INSTANCE_ID
+from chalicelib.monitor.actions import (Action, CancelFleet, CreateIdleAlarms, DeleteAlarms, DeleteCluster,
+                                        DeleteDashboard, DeleteQueue, DeleteService, DeregisterTaskDefinitions,
+                                        ExportLogs, RemoveRunRecord, SaveState, SetFleetCapacity, SetServiceCount,
                                         TerminateInstances, WriteSummary)
 from chalicelib.monitor import breaker as breaker_rules
 from chalicelib.monitor import series as run_series
 from chalicelib.monitor.observation import Observation, Policy
-from chalicelib.idle_alarm import INSTANCE_ID
 from chalicelib.names import exported_group_prefix, idle_alarm, instance_alarm_pattern
 
 EMPTY_TICKS_BEFORE_TEARDOWN = 2  # SQS counts are approximate; one empty look is not proof

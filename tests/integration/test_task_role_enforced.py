@@ -100,8 +100,8 @@ def two_runs(moto_server, tmp_path):
         clients.client("cloudwatch").put_metric_alarm(
             AlarmName=f"{app}_i-0123456789abcdef0", MetricName="CPUUtilization", Namespace="AWS/EC2",
             Statistic="Maximum", Period=60, EvaluationPeriods=15, Threshold=1.0, ComparisonOperator="LessThanThreshold",
-            Dimensions=[{"Name": "InstanceId", "Value": "i-0123456789abcdef0"}], Tags=[{"Key": "dsr:app", "Value": app}],
-            AlarmActions=["arn:aws:automate:us-east-1:ec2:terminate"])
+            Dimensions=[{"Name": "InstanceId", "Value": "i-0123456789abcdef0"}],
+            Tags=[{"Key": "dsr:app", "Value": app}], AlarmActions=["arn:aws:automate:us-east-1:ec2:terminate"])
     return mine, other
 
 

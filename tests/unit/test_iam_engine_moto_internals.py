@@ -223,7 +223,8 @@ def test_resource_tags_are_read_from_moto_s_models(aws):
     assert _resource_tags(arn["logs"] + "log-group:Bare:log-stream:") == {}
     assert _resource_tags(arn["cloudwatch"] + "alarm:Tagged") == tags
     assert _resource_tags(arn["cloudwatch"] + "alarm:Bare") == {}
-    for missing in (arn["cloudwatch"] + "alarm:Gone", arn["sqs"] + "Gone", arn["ec2"] + "spot-fleet-request/sfr-gone", arn["ec2"] + "instance/i-gone",
+    for missing in (arn["cloudwatch"] + "alarm:Gone",
+                    arn["sqs"] + "Gone", arn["ec2"] + "spot-fleet-request/sfr-gone", arn["ec2"] + "instance/i-gone",
                     arn["ecs"] + "cluster/gone", arn["ecs"] + "service/runs/Gone", arn["logs"] + "log-group:Gone",
                     arn["logs"] + "log-group:Tagged:log-stream:s1", "*"):
         with pytest.raises(_Unknown):
