@@ -32,10 +32,10 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from bench.scenarios import SCENARIOS, Scenario, by_name  # noqa: E402
-from chalicelib.monitor.actions import (Action, CancelFleet, DeleteAlarms, DeleteCluster,  # noqa: E402
-                                        DeleteDashboard, DeleteQueue, DeleteService, DeregisterTaskDefinitions,
-                                        RemoveRunRecord, SaveState, SetFleetCapacity, SetServiceCount,
-                                        TerminateInstances, WriteSummary)
+from chalicelib.monitor.actions import (Action, CancelFleet, CreateIdleAlarms, DeleteAlarms,  # noqa: E402
+                                        DeleteCluster, DeleteDashboard, DeleteQueue, DeleteService,
+                                        DeregisterTaskDefinitions, RemoveRunRecord, SaveState, SetFleetCapacity,
+                                        SetServiceCount, TerminateInstances, WriteSummary)
 from chalicelib.monitor.observation import Instance, MonitorState, Observation, Policy  # noqa: E402
 from chalicelib.monitor.plan import plan  # noqa: E402
 from worker.worker import BUSY_PERIOD_WAIT_SECONDS  # noqa: E402
@@ -683,8 +683,8 @@ class OurMonitor:
             self.exists["cluster"] = False
         elif isinstance(action, WriteSummary):
             self.exists["summary"] = True
-        elif isinstance(action, (DeleteAlarms, DeleteDashboard)):
-            pass  # free resources; the simulated run has none
+        elif isinstance(action, (CreateIdleAlarms, DeleteAlarms, DeleteDashboard)):
+            pass  # free resources; the simulated run has none (each machine's idle alarm is modelled on its own)
         elif isinstance(action, RemoveRunRecord):
             world.teardown_done_at = world.now
             world.monitor_done = True

@@ -57,7 +57,7 @@ class Adoption:
 def prepare(clients: Clients, ds: dict, region: str, source: str) -> Adoption:
     """Check what the DS file names and prove each part is its APP_NAME's; changes nothing (UserError if not)."""
     app = str(ds["MONITOR_APP_NAME"])
-    if not APP_NAME_PATTERN.match(app):
+    if not APP_NAME_PATTERN.match(app) or names.app_name_collides(app):  # as the config check refuses it
         raise UserError(f"{source}: MONITOR_APP_NAME {app!r} is not an APP_NAME")
     start = str(ds["MONITOR_START_TIME"]).strip()
     if not start.isdigit():

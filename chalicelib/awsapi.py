@@ -270,6 +270,16 @@ def alarm_names(cloudwatch, prefix: str = "", names: tuple[str, ...] = ()) -> tu
     return tuple(sorted(found))
 
 
+def tagged_alarm_names(tagging, key: str, value: str) -> tuple[str, ...]:
+    """Names of the alarms carrying the tag key=value, whatever their names (the Resource Groups Tagging API: one
+    paginated call instead of a ListTagsForResource per alarm)."""
+    pages = tagging.get_paginator("get_resources").paginate(
+        TagFilters=[{"Key": key, "Values": [value]}], ResourceTypeFilters=["cloudwatch:alarm"])
+    # arn:aws:cloudwatch:REGION:ACCOUNT:alarm:NAME, and a name may itself hold ':'
+    return tuple(sorted(mapping["ResourceARN"].split(":alarm:", 1)[1] for page in pages
+                        for mapping in page["ResourceTagMappingList"] if ":alarm:" in mapping["ResourceARN"]))
+
+
 def dashboard_exists(cloudwatch, name: str) -> bool:
     try:
         cloudwatch.get_dashboard(DashboardName=name)

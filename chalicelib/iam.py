@@ -9,8 +9,10 @@ Three roles (names in chalicelib.names):
   instance role (and only that role) to EC2.
 - the worker's task role, per APP_NAME (`task_policy`): a job is untrusted code
   with these rights, so they reach the run's job queue, its output root, its own
-  run files, its log group and its machines' idle alarms, and nothing the
-  monitor trusts. The worker never sees AWS keys.
+  run files and its log group, and nothing the monitor trusts. No alarm rights:
+  an alarm's EC2 action runs as CloudWatch's own role, so making any alarm is
+  terminating any instance (chalicelib/idle_alarm.py: the monitor makes them).
+  The worker never sees AWS keys.
   tests/integration/test_worker_iam_policy.py records every call a worker makes
   and fails on a missing or an unused grant; tests/integration/test_task_role_enforced.py
   runs a worker and a hostile job with exactly this policy under moto's IAM engine.
@@ -87,8 +89,8 @@ def role_specs(settings: Settings, account: str) -> list[RoleSpec]:
 def task_policy(settings: Settings, account: str) -> dict[str, Any]:
     """The worker's rights. A job is untrusted code running with them, so they reach only this run's queue, its
     output root in DESTINATION_BUCKET, its input root in SOURCE_BUCKET (read only), its own run files in
-    AWS_BUCKET (runs/APP_NAME/: busy leases, failure records), its log group and its machines' idle alarms; never
-    monitors/, exportedlogs/, ecsconfigs/ or another run's files."""
+    AWS_BUCKET (runs/APP_NAME/: busy leases, failure records) and its log group; never monitors/, exportedlogs/,
+    ecsconfigs/, another run's files, nor any alarm (chalicelib/idle_alarm.py says why)."""
     region, partition = settings.AWS_REGION, "aws"
     queue = f"arn:{partition}:sqs:{region}:{account}:{settings.SQS_QUEUE_NAME}"
     own, source, destination = (f"arn:{partition}:s3:::{name}" for name in (
@@ -118,9 +120,6 @@ def task_policy(settings: Settings, account: str) -> dict[str, Any]:
         _allow(["s3:PutObject", "s3:DeleteObject"], run_files),
         # CreateLogGroup: a worker makes its group if setup has not (local runs), tolerating "exists".
         _allow(["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"], [job_logs, job_logs + ":*"]),
-        # The machine's idle alarm, APP_NAME_<instance id> (worker/alarm.py), made by the container's supervisor.
-        _allow(["cloudwatch:DescribeAlarms", "cloudwatch:PutMetricAlarm"],
-               f"arn:{partition}:cloudwatch:{region}:{account}:alarm:{names.idle_alarm(settings.APP_NAME, 'i-')}*"),
     ]
     if writes_reach_reserved(output_root):
         # OUTPUT_PREFIX starts with a job value, so outputs may go anywhere in DESTINATION_BUCKET: what the monitor

@@ -158,6 +158,18 @@ def instance_alarm_prefix(app_name: str) -> str:
     return app_name + "_"
 
 
+# What an APP_NAME may not hold, so that no run's derived alarm name is, or starts like, another run's: a
+# machine's alarm is APP_NAME_i-<hex>, so with "_i-" in no APP_NAME the part before the one "_i-" of such a
+# name is its run, and with no APP_NAME starting "i-" no queue alarm (PREFIX_APP_NAME) has that shape either
+# (run "i-0abc"'s queue alarm would be run "ApproximateNumberOfMessagesVisibleisZero"'s machine alarm).
+INSTANCE_ID_START = "i-"
+INSTANCE_ALARM_MARK = "_" + INSTANCE_ID_START
+
+
+def app_name_collides(app_name: str) -> bool:
+    return app_name.startswith(INSTANCE_ID_START) or INSTANCE_ALARM_MARK in app_name
+
+
 def idle_alarm(app_name: str, instance_id: str) -> str:
     return instance_alarm_prefix(app_name) + instance_id
 

@@ -23,7 +23,7 @@ from typing import Any, Callable, Mapping
 
 from chalicelib.errors import ConfigError
 from chalicelib.jsonfile import read_json_file
-from chalicelib.names import RESERVED_PREFIXES
+from chalicelib.names import INSTANCE_ALARM_MARK, INSTANCE_ID_START, RESERVED_PREFIXES, app_name_collides
 from chalicelib.templates import Template, TemplateError
 from chalicelib.uploadflags import parse_upload_flags
 
@@ -209,6 +209,16 @@ def _pattern(pattern: re.Pattern, description: str) -> Callable[[Any], str]:
     return parse
 
 
+def _app_name(value: Any) -> str:
+    name = _pattern(APP_NAME_PATTERN, "1 to 75 letters, digits, '-' or '_' (it names queues, alarms, the dashboard, "
+                                      "log groups and ECS resources)")(value)
+    if app_name_collides(name):
+        raise ValueError(f"expected a name that neither starts with {INSTANCE_ID_START!r} nor holds "
+                         f"{INSTANCE_ALARM_MARK!r} (each machine's alarm is APP_NAME_<instance id>: this name could "
+                         "be, or start like, another run's alarm)")
+    return name
+
+
 # --------------------------------------------------------------------------- the key table
 
 
@@ -252,8 +262,7 @@ _derived = Derived
 
 
 KEYS: tuple[Key, ...] = (
-    Key("APP_NAME", _pattern(APP_NAME_PATTERN, "1 to 75 letters, digits, '-' or '_' (it names queues, alarms, "
-                             "the dashboard, log groups and ECS resources)"),
+    Key("APP_NAME", _app_name,
         "Ties the run's queue, cluster service, task definition, logs, alarms and dashboard together.", REQUIRED),
     Key("DOCKERHUB_TAG", _string, "The Docker image the workers run (e.g. `me/measure:1.2`).", REQUIRED),
     Key("AWS_REGION", _region,

@@ -163,7 +163,8 @@ def _pointed_at(endpoint: str, region: str) -> Iterator[str]:
         yield endpoint
 
 
-def check_clients_are_local(settings, endpoint: str, services=("s3", "sqs", "ec2", "iam", "logs", "ecs")) -> None:
+def check_clients_are_local(settings, endpoint: str, services=("s3", "sqs", "ec2", "iam", "logs", "ecs", "cloudwatch",
+                                                                "resourcegroupstaggingapi")) -> None:
     """Belt and braces: every client this process makes must resolve to the embedded endpoint."""
     from chalicelib import aws
 

@@ -39,11 +39,12 @@ their service's actions) of the resources these actions are checked against,
 whose tags are read from moto: sqs:DeleteQueue (queue), ec2:ModifySpotFleetRequest
 and ec2:CancelSpotFleetRequests (spot-fleet-request), ec2:TerminateInstances
 (instance), ecs:UpdateService and ecs:DeleteService (service), ecs:DeleteCluster
-(cluster), logs:CreateExportTask (log-group). Anything else is unevaluated.
+(cluster), logs:CreateExportTask (log-group), cloudwatch:DeleteAlarms (alarm). Anything else is unevaluated.
 CreateExportTask is also checked as s3:PutObject on its destination, which AWS
 writes with the caller's permissions (`_export_writes`); a PutObject (or a
 multipart upload's start) carrying an ACL is also checked as s3:PutObjectAcl on
-the object (`_s3_put_with_acl`).
+the object (`_s3_put_with_acl`); a PutMetricAlarm carrying tags is also checked as
+cloudwatch:TagResource on the alarm.
 
 API: `iam_enforced()` (the block; yields an `Engine`: `.decisions`, `.denied()`,
 `.checked(action)`, `.unevaluated`), `role_session(role_name, region)`,
@@ -174,8 +175,9 @@ def _only_moto_principals(engine: Engine) -> Iterator[None]:
         yield
 
 
-# IAM service prefixes that differ from the signing name moto takes the prefix from.
-_IAM_PREFIX = {"monitoring": "cloudwatch"}
+# IAM service prefixes that differ from the signing name moto takes the prefix from (the Resource Groups Tagging
+# API signs as "tagging"; IAM's prefix is "tag").
+_IAM_PREFIX = {"monitoring": "cloudwatch", "tagging": "tag"}
 # SQS's batch operations have no IAM action of their own: each is authorized as its single action.
 _IAM_BATCH_ACTION = {"sqs:SendMessageBatch": "sqs:SendMessage", "sqs:DeleteMessageBatch": "sqs:DeleteMessage",
                      "sqs:ChangeMessageVisibilityBatch": "sqs:ChangeMessageVisibility"}
@@ -376,7 +378,7 @@ def _same_either_way(decide) -> bool:
 # or actions never checked here) leave such keys unknown.
 _RESOURCE_TAG_ACTIONS = {
     "sqs:deletequeue", "ec2:modifyspotfleetrequest", "ec2:cancelspotfleetrequests", "ec2:terminateinstances",
-    "ecs:updateservice", "ecs:deleteservice", "ecs:deletecluster", "logs:createexporttask"}
+    "ecs:updateservice", "ecs:deleteservice", "ecs:deletecluster", "logs:createexporttask", "cloudwatch:deletealarms"}
 
 
 def _context_value(key: str, request, resource: str):
@@ -465,6 +467,12 @@ def _read_resource_tags(arn: str) -> dict[str, str]:
         elif kind == "service" and ident.count("/") == 1:
             resource = backend.services.get(ident.replace("/", ":"))  # moto's key: "CLUSTER:SERVICE"
         found = {tag["key"]: tag["value"] for tag in resource.tags or ()} if resource is not None else None
+    elif service == "cloudwatch" and rest.startswith("alarm:"):
+        from moto.cloudwatch.models import cloudwatch_backends
+
+        backend = cloudwatch_backends[account][region]
+        if rest[len("alarm:"):] in backend.alarms:
+            found = dict(backend.list_tags_for_resource(arn))
     elif service == "logs":
         from moto.logs.models import logs_backends
 
@@ -635,6 +643,11 @@ def _cloudwatch_resources(engine: Engine) -> Iterator[None]:
         dashboard = f"arn:{self.partition}:cloudwatch::{self.current_account}:dashboard/"
         if action in ("PutMetricAlarm", "PutCompositeAlarm", "SetAlarmState", "DescribeAlarmHistory"):
             name = self._get_param("AlarmName")
+            if name and action != "SetAlarmState" and self._get_param("Tags"):
+                # the API reference (PutMetricAlarm, Tags): "To use this field to set tags for an alarm when you
+                # create it, you must be signed on with both the cloudwatch:PutMetricAlarm and
+                # cloudwatch:TagResource permissions"
+                return [alarm + name, _AlsoChecked("cloudwatch:TagResource", alarm + name)]
             return alarm + name if name else "*"
         if action in ("DeleteAlarms", "DescribeAlarms", "EnableAlarmActions", "DisableAlarmActions"):
             return [alarm + name for name in _listed(self._get_param("AlarmNames"))] or "*"

@@ -1,11 +1,11 @@
 """`python -m worker`: the container's main process (DS's run-worker.sh, in Python).
 
 The supervisor starts DOCKER_CORES worker processes, SECONDS_TO_START apart,
-and owns what there is one of per container: the machine's identity, the
-resource logger and the idle alarm. SIGTERM (ECS stopping the task; on a spot
-interruption notice ECS's spot draining does so) or SIGINT is forwarded to
-every worker as SIGTERM: each stops taking messages, stops its command,
-releases its message and exits; then the supervisor exits 0.
+and owns what there is one of per container: the machine's identity and the
+resource logger. SIGTERM (ECS stopping the task; on a spot interruption notice
+ECS's spot draining does so) or SIGINT is forwarded to every worker as SIGTERM:
+each stops taking messages, stops its command, releases its message and exits;
+then the supervisor exits 0.
 
 `python -m worker --single` is one worker process (what the supervisor starts).
 """
@@ -22,10 +22,8 @@ import tempfile
 import threading
 import time
 
-from chalicelib import aws
 from chalicelib.errors import UserError
 from chalicelib.settings import Settings
-from worker.alarm import ensure_idle_alarm
 from worker.host import read_instance_id
 from worker.options import WorkerOptions
 from worker.orphans import PARENT_PID_ENV, die_with_parent, parent_gone
@@ -127,7 +125,6 @@ class Supervisor:
         if instance_id:
             log.info("on EC2 instance %s", instance_id)
             self.instance_id = instance_id
-            ensure_idle_alarm(aws.client("cloudwatch", self.settings), self.settings, instance_id)
         try:
             self._start_children()
             codes = self._wait_children()

@@ -61,6 +61,17 @@ class SetServiceCount(Action):
 
 
 @dataclass(frozen=True)
+class CreateIdleAlarms(Action):
+    """Each machine's idle alarm (chalicelib/idle_alarm.py), tagged as the run's: made by the monitor, never by a
+    job, since whoever makes an alarm can have any instance of the account terminated."""
+
+    instance_ids: tuple[str, ...]
+
+    def what(self) -> str:
+        return f"create the idle alarm of {len(self.instance_ids)} machine(s): {_listed(self.instance_ids)}"
+
+
+@dataclass(frozen=True)
 class DeleteAlarms(Action):
     names: tuple[str, ...]
 

@@ -18,10 +18,11 @@ from typing import Any, Callable
 from botocore.exceptions import ClientError
 
 from chalicelib.aws import DASHBOARD_MISSING, OBJECT_MISSING, QUEUE_MISSING, error_code
+from chalicelib.idle_alarm import idle_alarm_request
 from chalicelib.leases import prefix as lease_prefix
-from chalicelib.monitor.actions import (Action, CancelFleet, DeleteAlarms, DeleteCluster, DeleteDashboard,
-                                        DeleteQueue, DeleteService, DeregisterTaskDefinitions, ExportLogs,
-                                        RemoveRunRecord, SaveState, SetFleetCapacity, SetServiceCount,
+from chalicelib.monitor.actions import (Action, CancelFleet, CreateIdleAlarms, DeleteAlarms, DeleteCluster,
+                                        DeleteDashboard, DeleteQueue, DeleteService, DeregisterTaskDefinitions,
+                                        ExportLogs, RemoveRunRecord, SaveState, SetFleetCapacity, SetServiceCount,
                                         TerminateInstances, WriteSummary)
 from chalicelib.aws import Clients
 from chalicelib.monitor import state_store
@@ -63,7 +64,8 @@ class Applier:
         }
         self._handlers: dict[type, Callable[[Any], None]] = {
             SetFleetCapacity: self._set_fleet_capacity, TerminateInstances: self._terminate,
-            SetServiceCount: self._set_service_count, DeleteAlarms: self._delete_alarms,
+            SetServiceCount: self._set_service_count, CreateIdleAlarms: self._create_idle_alarms,
+            DeleteAlarms: self._delete_alarms,
             CancelFleet: self._cancel_fleet, DeleteService: self._delete_service,
             DeregisterTaskDefinitions: self._deregister, DeleteQueue: self._delete_queue,
             DeleteDashboard: self._delete_dashboard, DeleteCluster: self._delete_cluster,
@@ -102,6 +104,11 @@ class Applier:
 
     def _set_service_count(self, action: SetServiceCount) -> None:
         self.clients.ecs.update_service(cluster=action.cluster, service=action.service, desiredCount=action.count)
+
+    def _create_idle_alarms(self, action: CreateIdleAlarms) -> None:
+        for instance_id in action.instance_ids:  # PutMetricAlarm makes one alarm per call
+            self.clients.cloudwatch.put_metric_alarm(**idle_alarm_request(self.run.app_name, self.run.record.REGION,
+                                                                          instance_id))
 
     def _delete_alarms(self, action: DeleteAlarms) -> None:
         for start in range(0, len(action.names), 100):  # DeleteAlarms takes at most 100 names

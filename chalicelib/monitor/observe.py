@@ -15,7 +15,7 @@ from chalicelib import awsapi, failures, leases
 from chalicelib.aws import Clients
 from chalicelib.awsapi import QueueDepth, fleet_state, queue_depth
 from chalicelib.monitor import ownership
-from chalicelib.names import claim_key, instance_alarm_pattern, monitor_state_key, summary_key
+from chalicelib.names import RUN_TAG, claim_key, instance_alarm_pattern, monitor_state_key, summary_key
 from chalicelib.monitor.breaker import failed_job, failures_trip
 from chalicelib.monitor.observation import FailedJob, Instance, MonitorState, Observation, Policy, jobs_done
 from chalicelib.runrecord import RunRecord
@@ -104,7 +104,7 @@ def observe(run: Run, clients: Clients, now: float | None = None) -> Observation
         cluster_in_use_by_others=cluster.in_use, service=record.SERVICE_NAME, service_exists=service is not None,
         service_desired=service.desired if service else 0,
         task_definition_arns=awsapi.task_definition_arns(clients.ecs, record.TASK_FAMILY),
-        alarm_names=_alarms(clients.cloudwatch, record), queue_alarm_names=tuple(record.ALARM_NAMES),
+        alarm_names=_alarms(clients, record), queue_alarm_names=tuple(record.ALARM_NAMES),
         instance_alarm_prefix=record.INSTANCE_ALARM_PREFIX, dashboard_name=record.DASHBOARD_NAME,
         dashboard_exists=bool(record.DASHBOARD_NAME) and awsapi.dashboard_exists(clients.cloudwatch, record.DASHBOARD_NAME),
         bucket=run.bucket, log_groups=log_groups, exported_logs_prefix=record.EXPORTED_LOGS_PREFIX,
@@ -172,13 +172,18 @@ def _cluster(clients: Clients, name: str, our_service_exists: bool, app_name: st
                         owned=ownership.tag_problem("ECS cluster", name, cluster.tags, app_name) is None)
 
 
-def _alarms(cloudwatch, record: RunRecord) -> tuple[str, ...]:
+def _alarms(clients: Clients, record: RunRecord) -> tuple[str, ...]:
+    """The run's alarms: every alarm carrying its tag (what the monitor and start-cluster make), and by their exact
+    names its queue alarms and machine alarms made before they were tagged (by older workers)."""
     exact = instance_alarm_pattern(record.MONITOR_APP_NAME)
     # the prefix of run 'Run' also lists run 'Run_i-x''s alarms: keep exactly Run_<instance id>
-    instance_alarms = {name for name in awsapi.alarm_names(cloudwatch, prefix=record.INSTANCE_ALARM_PREFIX + "i-")
+    instance_alarms = {name for name in awsapi.alarm_names(clients.cloudwatch,
+                                                           prefix=record.INSTANCE_ALARM_PREFIX + "i-")
                        if exact.fullmatch(name)}
-    queue_alarms = awsapi.alarm_names(cloudwatch, names=tuple(record.ALARM_NAMES)) if record.ALARM_NAMES else ()
-    return tuple(sorted(instance_alarms.union(queue_alarms)))
+    queue_alarms = (awsapi.alarm_names(clients.cloudwatch, names=tuple(record.ALARM_NAMES)) if record.ALARM_NAMES
+                    else ())
+    tagged = awsapi.tagged_alarm_names(clients.resourcegroupstaggingapi, RUN_TAG, record.MONITOR_APP_NAME)
+    return tuple(sorted(instance_alarms.union(queue_alarms, tagged)))
 
 
 def _foreign_log_groups(logs, groups: tuple[str, ...], run: Run) -> tuple[str, ...]:

@@ -7,7 +7,7 @@ they differ, so a converged run plans nothing. Run order:
 2. Stop conditions: the queue seen empty on two consecutive ticks, the circuit breakers (breaker.py),
    MAX_RUN_HOURS, MAX_RUN_COST.
 3. Running: size the fleet to the jobs left, release machines that run no job,
-   delete alarms of machines that are gone.
+   make each machine's idle alarm, delete alarms of machines that are gone.
 4. Teardown (once started it goes on whatever the queue does), stop spending
    first: fleet, service, task definitions, queue, alarms, dashboard, cluster,
    log export, then (once the exports are over) the summary, and the run record last.
@@ -17,14 +17,15 @@ from __future__ import annotations
 
 import math
 
-from chalicelib.monitor.actions import (Action, CancelFleet, DeleteAlarms, DeleteCluster, DeleteDashboard,
-                                        DeleteQueue, DeleteService, DeregisterTaskDefinitions, ExportLogs,
-                                        RemoveRunRecord, SaveState, SetFleetCapacity, SetServiceCount,
+from chalicelib.idle_alarm import INSTANCE_ID
+from chalicelib.monitor.actions import (Action, CancelFleet, CreateIdleAlarms, DeleteAlarms, DeleteCluster,
+                                        DeleteDashboard, DeleteQueue, DeleteService, DeregisterTaskDefinitions,
+                                        ExportLogs, RemoveRunRecord, SaveState, SetFleetCapacity, SetServiceCount,
                                         TerminateInstances, WriteSummary)
 from chalicelib.monitor import breaker as breaker_rules
 from chalicelib.monitor import series as run_series
 from chalicelib.monitor.observation import Observation, Policy
-from chalicelib.names import exported_group_prefix, instance_alarm_pattern
+from chalicelib.names import exported_group_prefix, idle_alarm, instance_alarm_pattern
 
 EMPTY_TICKS_BEFORE_TEARDOWN = 2  # SQS counts are approximate; one empty look is not proof
 CHEAPEST_AFTER_SECONDS = 15 * 60  # DS's cheapest mode: one machine after the first 15 minutes
@@ -49,6 +50,7 @@ def plan(observation: Observation, policy: Policy) -> list[Action]:
     if state_changes:
         actions.append(SaveState(**state_changes, reason=_state_reason(state_changes)))
     actions.extend(_scale(observation, policy))
+    actions.extend(_missing_idle_alarms(observation, actions))
     actions.extend(_stale_instance_alarms(observation))
     return actions
 
@@ -160,6 +162,21 @@ def _idle_machines(observation: Observation, desired: int) -> tuple[str, ...]:
     idle = sorted((instance for instance in observation.instances if instance.busy_jobs == 0),
                   key=lambda instance: (instance.launched_at, instance.instance_id))
     return tuple(instance.instance_id for instance in idle[:max(0, excess)])
+
+
+def _missing_idle_alarms(observation: Observation, planned: list[Action]) -> list[Action]:
+    """Every machine of the run has its idle alarm, made here (a machine that appears later, a replacement,
+    gets its own on the next tick); none for a machine this plan releases."""
+    released = {instance_id for action in planned if isinstance(action, TerminateInstances)
+                for instance_id in action.instance_ids}
+    existing = set(observation.alarm_names)
+    missing = tuple(instance_id for instance_id in observation.active_instance_ids
+                    if instance_id not in released and INSTANCE_ID.fullmatch(instance_id)
+                    and idle_alarm(observation.app_name, instance_id) not in existing)
+    if not missing:
+        return []
+    return [CreateIdleAlarms(instance_ids=missing,
+                             reason=f"{len(missing)} machine(s) of the run without an idle alarm")]
 
 
 def _stale_instance_alarms(observation: Observation) -> list[Action]:

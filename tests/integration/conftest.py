@@ -20,7 +20,8 @@ from chalicelib import cluster
 from chalicelib.aws import client as aws_client
 from chalicelib.fleet import load_fleet_file
 from cli import cli
-from tests.integration.world import JOBS, Account, write_jobs
+from chalicelib.monitor.reconcile import reconcile
+from tests.integration.world import JOBS, Account, the_run, write_jobs
 from tests.worker_world import aws_clients
 
 REPO = Path(__file__).resolve().parents[2]
@@ -52,6 +53,7 @@ def victim(started, tmp_path):
     assert result.exit_code == 0, result.output
     cluster.start_cluster(account.settings, load_fleet_file(account.fleet_path), wait_seconds=0, poll_seconds=0,
                           files_dir=folder / "files")
+    reconcile(the_run(account))  # its monitor has looked once: its machines have their idle alarms
     return account
 
 
@@ -66,6 +68,7 @@ def ds_image_run(started, tmp_path):
     assert result.exit_code == 0, result.output
     cluster.start_cluster(account.settings, load_fleet_file(account.fleet_path), wait_seconds=0, poll_seconds=0,
                           files_dir=folder / "files")
+    reconcile(the_run(account))  # its monitor has looked once: its machines have their idle alarms
     return account
 
 

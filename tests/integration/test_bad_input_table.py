@@ -51,6 +51,10 @@ CASES = [
      "error: config.json: invalid JSON at line 1 column 1: Expecting value"),
     ("config without APP_NAME", ["setup"], {"config.json": config(APP_NAME=DROP)},
      "error: config.json: missing required key 'APP_NAME' (Ties the run's queue, cluster service, task definition, logs, alarms and dashboard together)"),
+    ("config APP_NAME that could collide with another run's alarms", ["setup"],
+     {"config.json": config(APP_NAME="Run_i-x")},
+     "error: config.json: APP_NAME: expected a name that neither starts with 'i-' nor holds '_i-' (each machine's "
+     "alarm is APP_NAME_<instance id>: this name could be, or start like, another run's alarm), got \"Run_i-x\""),
     ("config key misspelt", ["setup"], {"config.json": config(CLUSTER_MACHINE=3)},
      "error: unknown key 'CLUSTER_MACHINE' in config.json; did you mean 'CLUSTER_MACHINES'?"),
     ("config key lower case", ["setup"], {"config.json": config(app_name="x")},

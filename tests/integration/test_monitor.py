@@ -27,7 +27,35 @@ from tests.integration.world import AFTER_TEARDOWN, JOBS, Account, NOTHING_LEFT,
 
 def test_a_started_run_with_jobs_waiting_converges_and_then_plans_nothing(started):
     first = reconcile(the_run(started)).actions
-    assert [type(a) for a in first] == [act.SaveState] and "known_instances" in first[0].as_dict()
+    assert [type(a) for a in first] == [act.SaveState, act.CreateIdleAlarms] and "known_instances" in first[0].as_dict()
+    assert reconcile(the_run(started)).actions == []
+
+
+def test_the_monitor_makes_each_machines_idle_alarm_tagged_as_the_runs(started):
+    run = the_run(started)
+    machines = observe(run, Clients(region="us-east-1")).active_instance_ids
+    assert len(machines) == 2
+    reconcile(run)
+    cloudwatch = clients.client("cloudwatch")
+    alarms = {alarm["AlarmName"]: alarm for alarm in cloudwatch.describe_alarms(AlarmNamePrefix="TestApp_i-")[
+        "MetricAlarms"]}
+    assert sorted(alarms) == sorted(f"TestApp_{machine}" for machine in machines)
+    for machine in machines:
+        alarm = alarms[f"TestApp_{machine}"]
+        assert alarm["Dimensions"] == [{"Name": "InstanceId", "Value": machine}]
+        assert alarm["AlarmActions"] == ["arn:aws:automate:us-east-1:ec2:terminate"]
+        assert (alarm["MetricName"], alarm["ComparisonOperator"], alarm["Threshold"],
+                alarm["Period"] * alarm["EvaluationPeriods"]) == ("CPUUtilization", "LessThanThreshold", 1.0, 900)
+        assert cloudwatch.list_tags_for_resource(ResourceARN=alarm["AlarmArn"])["Tags"] == [
+            {"Key": "dsr:app", "Value": "TestApp"}]
+    # a machine that appears later (as a spot replacement would) gets its own on the next check
+    clients.client("ec2").modify_spot_fleet_request(SpotFleetRequestId=run.record.MONITOR_FLEET_ID, TargetCapacity=3)
+    now = observe(the_run(started), Clients(region="us-east-1")).active_instance_ids
+    [later] = set(now) - set(machines)
+    actions = reconcile(the_run(started)).actions
+    assert [a.instance_ids for a in actions if isinstance(a, act.CreateIdleAlarms)] == [(later,)]
+    assert sorted(a["AlarmName"] for a in cloudwatch.describe_alarms(AlarmNamePrefix="TestApp_i-")[
+        "MetricAlarms"]) == sorted(f"TestApp_{machine}" for machine in now)
     assert reconcile(the_run(started)).actions == []
 
 
@@ -46,6 +74,21 @@ def test_a_drained_run_is_reconciled_to_nothing_left(started):
     assert summary["stop_reason"] == "queue empty and no job in flight on two consecutive checks"
 
 
+def test_teardown_deletes_every_alarm_carrying_the_runs_tag_whatever_its_name_and_no_other(started):
+    cloudwatch = clients.client("cloudwatch")
+    # run TestApp_i-x (an APP_NAME configured before such names were refused): its alarm starts like TestApp's
+    for name, app in (("TestApp's own alarm", "TestApp"), ("TestApp_i-0abc_extra", "TestApp"),
+                      ("TestApp_i-0abc", "Other"), ("Other_i-0abc", "Other"), ("TestApp_i-x_i-0abc", "TestApp_i-x")):
+        cloudwatch.put_metric_alarm(AlarmName=name, MetricName="CPUUtilization", Namespace="AWS/EC2",
+                                    Statistic="Maximum", Period=60, EvaluationPeriods=1, Threshold=1.0,
+                                    ComparisonOperator="LessThanThreshold", Tags=[{"Key": "dsr:app", "Value": app}])
+    drain(started)
+    reconcile_until_gone(started)
+    # run Other's alarm stays; TestApp_i-0abc is TestApp's by its exact name (no other APP_NAME can make it, and
+    # machine alarms made before tagging are found that way), whatever tag a user put on it
+    assert what_is_left(started) == {**NOTHING_LEFT, "alarms": ["Other_i-0abc", "TestApp_i-x_i-0abc"]}
+
+
 def test_scale_down_releases_idle_machines_and_keeps_busy_ones(started):
     run = the_run(started)
     machines = observe(run, Clients(region="us-east-1")).active_instance_ids
@@ -58,8 +101,9 @@ def test_scale_down_releases_idle_machines_and_keeps_busy_ones(started):
     drain(started)
     actions = reconcile(run).actions
     assert [type(a) for a in actions] == [act.SaveState, act.SetFleetCapacity, act.SetServiceCount,
-                                          act.TerminateInstances]
+                                          act.TerminateInstances, act.CreateIdleAlarms]
     assert actions[1].target == 1 and actions[3].instance_ids == (machines[1],)
+    assert actions[4].instance_ids == (machines[0],)  # the released machine gets none
     ec2 = clients.client("ec2")
     states = {i["InstanceId"]: i["State"]["Name"] for r in ec2.describe_instances(InstanceIds=list(machines))
               ["Reservations"] for i in r["Instances"]}

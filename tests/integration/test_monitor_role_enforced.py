@@ -93,10 +93,16 @@ def test_the_monitor_scales_and_tears_a_run_down_with_exactly_its_policy(started
     lease.hold("P00000")
     drain(started)
     api_states = []
+    # an alarm of any name that the user tagged as the run's: teardown deletes it too (by its tag)
+    clients.client("cloudwatch").put_metric_alarm(
+        AlarmName="TestApp's own alarm", MetricName="CPUUtilization", Namespace="AWS/EC2", Statistic="Maximum",
+        Period=60, EvaluationPeriods=1, Threshold=1.0, ComparisonOperator="LessThanThreshold",
+        Tags=[{"Key": "dsr:app", "Value": "TestApp"}])
 
     with iam_enforced() as engine:
         api_states.append(api_says(api))
-        assert monitor_tick(monitor) == ["TestApp"]  # SetFleetCapacity, SetServiceCount, TerminateInstances
+        # SetFleetCapacity, SetServiceCount, TerminateInstances, CreateIdleAlarms (of the busy machine)
+        assert monitor_tick(monitor) == ["TestApp"]
         api_states.append(api_says(api))
         sqs.delete_message(QueueUrl=url, ReceiptHandle=held["ReceiptHandle"])  # the job finishes
         lease.release()
@@ -115,6 +121,15 @@ def test_the_monitor_scales_and_tears_a_run_down_with_exactly_its_policy(started
                       for group in ("TestApp", "TestApp_perInstance")}
     assert engine.denied() == []
     assert what_is_left(started) == NOTHING_LEFT
+    # the busy machine's idle alarm, made with its tag (PutMetricAlarm with Tags is TagResource too); the alarms
+    # deleted at teardown, the user's among them by its tag alone
+    alarm = f"arn:aws:cloudwatch:{REGION}:{ACCOUNT}:alarm:"
+    assert [(d.action, d.resources, d.allowed) for d in engine.decisions
+            if d.action in ("cloudwatch:PutMetricAlarm", "cloudwatch:TagResource")] == [
+        (action, (alarm + f"TestApp_{machines[0]}",), True)
+        for action in ("cloudwatch:PutMetricAlarm", "cloudwatch:TagResource")]
+    assert {resource for d in engine.checked("cloudwatch:DeleteAlarms") for resource in d.resources} >= {
+        alarm + "TestApp's own alarm", alarm + f"TestApp_{machines[0]}"}
     summary = json.loads(clients.client("s3").get_object(Bucket=BUCKET, Key="monitors/TestApp_summary.json")[
         "Body"].read())
     assert summary["log_exports"] == {"TestApp": "done", "TestApp_perInstance": "done"}

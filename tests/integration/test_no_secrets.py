@@ -2,8 +2,9 @@
 
 The environment holds distinctive fake credentials (a secret key and a session
 token nobody else would write). setup, submit and start-cluster run through the
-CLI, a worker runs the jobs in this process, and then everything they wrote is
-read back from moto and from disk: the task definition, the fleet's UserData,
+CLI, the monitor looks once (making the machines' alarms), a worker runs the
+jobs in this process, and then everything they wrote is read back from moto
+and from disk: the task definition, the fleet's UserData,
 every message, every log event, every alarm and dashboard, every S3 object
 (the run record, leases, outputs) and the local `files/` copy of the record,
 plus what the CLI and the worker printed. Neither string may appear.
@@ -20,8 +21,8 @@ from click.testing import CliRunner
 
 from chalicelib import aws as clients
 from cli import cli
-from tests.integration.world import Account, write_jobs
-from worker.alarm import ensure_idle_alarm
+from chalicelib.monitor.reconcile import reconcile
+from tests.integration.world import Account, the_run, write_jobs
 from worker.options import WorkerOptions
 from worker.worker import Worker
 
@@ -88,7 +89,7 @@ def test_no_secret_lands_in_anything_a_run_writes(aws, tmp_path, monkeypatch, ca
 
     options = WorkerOptions(wait_seconds=0, retry_delay_seconds=0, log_flush_seconds=0.1,
                             instance_id="i-0123456789abcdef0")
-    ensure_idle_alarm(clients.client("cloudwatch"), account.settings, options.instance_id)
+    assert reconcile(the_run(account)).actions  # the monitor's first look: its bookkeeping, the machines' alarms
     worker = Worker(account.settings, options=options)
     worker.run_forever(exit_when_empty=True)
     worker.close()

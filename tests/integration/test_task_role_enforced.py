@@ -40,6 +40,12 @@ out, bucket, other_queue = pathlib.Path(sys.argv[1]), sys.argv[2], sys.argv[3]
 s3, sqs, logs, cloudwatch = (boto3.client(name) for name in ("s3", "sqs", "logs", "cloudwatch"))
 def put(key):
     return lambda: s3.put_object(Bucket=bucket, Key=key, Body=b'{"MONITOR_APP_NAME": "Evil"}')
+def alarm(name, instance="i-0fedcba9876543210", action="arn:aws:automate:us-east-1:ec2:terminate"):
+    # always breached: CPU under 1000 % for one minute, then the action (run by CloudWatch's own role on AWS)
+    return lambda: cloudwatch.put_metric_alarm(
+        AlarmName=name, MetricName="CPUUtilization", Namespace="AWS/EC2", Statistic="Maximum", Period=60,
+        EvaluationPeriods=1, Threshold=1000.0, ComparisonOperator="LessThanThreshold", AlarmActions=[action],
+        Dimensions=[{"Name": "InstanceId", "Value": instance}])
 attacks = {
     "write a run record under monitors/": put("monitors/EvilSpotFleetRequestId.json"),
     "rewrite its own run record": put("monitors/TestAppSpotFleetRequestId.json"),
@@ -59,6 +65,17 @@ attacks = {
     "make another run's machine alarm": lambda: cloudwatch.put_metric_alarm(
         AlarmName="Other_i-0123456789abcdef0", MetricName="CPUUtilization", Namespace="AWS/EC2",
         Statistic="Average", Period=60, EvaluationPeriods=1, Threshold=1.0, ComparisonOperator="LessThanThreshold"),
+    "terminate any instance through an alarm named as its own machine's": alarm("TestApp_i-0123456789abcdef0"),
+    "rewrite run TestApp_i-x's machine alarm (names collide by prefix)": alarm("TestApp_i-x_i-0123456789abcdef0"),
+    "make an alarm that invokes the monitor at will": alarm("TestApp_i-0aaaaaaaaaaaaaaaa", "i-0aaaaaaaaaaaaaaaa",
+                                                              "arn:aws:sns:us-east-1:123456789012:Monitor"),
+    "make an alarm of any other name": alarm("TestApp-left-behind"),
+    "read its machine's alarm": lambda: cloudwatch.describe_alarms(AlarmNames=["TestApp_i-0123456789abcdef0"]),
+    "list every alarm": lambda: cloudwatch.describe_alarms(),
+    "delete another run's machine alarm": lambda: cloudwatch.delete_alarms(AlarmNames=["Other_i-0123456789abcdef0"]),
+    "tag another run's alarm as its own": lambda: cloudwatch.tag_resource(
+        ResourceARN="arn:aws:cloudwatch:us-east-1:123456789012:alarm:Other_i-0123456789abcdef0",
+        Tags=[{"Key": "dsr:app", "Value": "TestApp"}]),
     "write under its own output root (allowed)": put("TestApp/written-by-a-job.txt"),
 }
 ''' + ANSWER_EACH_ATTACK
@@ -78,6 +95,13 @@ def two_runs(moto_server, tmp_path):
         iam.setup_account(settings)
         resources.setup(settings)
     clients.client("s3").put_object(Bucket="test-bucket", Key="Other/P1/result.txt", Body=b"other's result")
+    # machine alarms of run Other and of a run TestApp_i-x (configured before such APP_NAMEs were refused)
+    for app in ("Other", "TestApp_i-x"):
+        clients.client("cloudwatch").put_metric_alarm(
+            AlarmName=f"{app}_i-0123456789abcdef0", MetricName="CPUUtilization", Namespace="AWS/EC2",
+            Statistic="Maximum", Period=60, EvaluationPeriods=15, Threshold=1.0, ComparisonOperator="LessThanThreshold",
+            Dimensions=[{"Name": "InstanceId", "Value": "i-0123456789abcdef0"}],
+            Tags=[{"Key": "dsr:app", "Value": app}], AlarmActions=["arn:aws:automate:us-east-1:ec2:terminate"])
     return mine, other
 
 
@@ -94,7 +118,9 @@ def world_of_other(s3, sqs, logs, cloudwatch) -> dict:
             "queue": sqs.get_queue_attributes(QueueUrl=queue_url(sqs, make_settings(APP_NAME="Other")),
                                               AttributeNames=["ApproximateNumberOfMessages"])["Attributes"],
             "streams": logs.describe_log_streams(logGroupName="Other")["logStreams"],
-            "alarms": cloudwatch.describe_alarms()["MetricAlarms"]}
+            "alarms": cloudwatch.describe_alarms()["MetricAlarms"],
+            "alarm_tags": {alarm["AlarmName"]: cloudwatch.list_tags_for_resource(ResourceARN=alarm["AlarmArn"])["Tags"]
+                           for alarm in cloudwatch.describe_alarms()["MetricAlarms"]}}
 
 
 def test_a_hostile_job_with_the_task_roles_rights_is_denied_everything_beyond_its_run(two_runs, moto_server, tmp_path):

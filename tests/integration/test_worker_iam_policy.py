@@ -3,8 +3,8 @@
 A worker runs in this process through every path a job can take (not a job, released at a spot notice,
 done already, inputs, a multipart-sized output, a failure, a job done after its record of an earlier failure,
 a drained queue)
-with the clients a container has, and its supervisor makes the machine's idle
-alarm. Every AWS operation is recorded with botocore's own `before-call` event
+with the clients a container has (no alarm: the monitor makes the machine's idle
+alarm, and a job may make none). Every AWS operation is recorded with botocore's own `before-call` event
 on those clients, turned into its IAM action, and compared with the task role
 policy `setup-account` put into (moto's) IAM. A missing grant would fail the
 job on AWS; an unused one is a permission nobody needs.
@@ -22,7 +22,6 @@ from chalicelib import aws as clients, failures, iam, leases, names, resources
 from tests.conftest import make_settings
 from tests.integration.test_iam_policy import IAM_ACTION, SERVICE_PREFIX
 from tests.worker_world import send_jobs
-from worker.alarm import ensure_idle_alarm
 from worker.options import WorkerOptions
 from worker.worker import Outcome, Worker
 
@@ -85,7 +84,7 @@ def account(aws, request):
 
 def test_the_task_role_grants_exactly_what_a_worker_calls(account):
     settings = account
-    sqs, s3, cloudwatch = (clients.client(name) for name in ("sqs", "s3", "cloudwatch"))
+    sqs, s3 = (clients.client(name) for name in ("sqs", "s3"))
     queue_url = sqs.get_queue_url(QueueName=settings.SQS_QUEUE_NAME)["QueueUrl"]
     s3.put_object(Bucket=settings.SOURCE_BUCKET, Key="inputs/P1/in.csv", Body=b"1,2")
     s3.put_object(Bucket=settings.DESTINATION_BUCKET, Key="TestApp/done/result.txt", Body=b"done before")
@@ -98,10 +97,8 @@ def test_the_task_role_grants_exactly_what_a_worker_calls(account):
 
     # the container's clients, made as the worker makes them, recorded from here on
     worker_clients = {name: clients.client(name, settings) for name in ("sqs", "s3", "logs")}
-    alarm_client = clients.client("cloudwatch", settings)
     calls: set[str] = set()
-    record_calls(calls, alarm_client, *worker_clients.values())
-    ensure_idle_alarm(alarm_client, settings, FAST.instance_id)  # the supervisor, once per machine
+    record_calls(calls, *worker_clients.values())
     worker = Worker(settings, options=FAST, **worker_clients)
     worker.run_forever(exit_when_empty=True)  # every message to its end: done, skipped, dead-lettered
     worker.close()
@@ -118,7 +115,6 @@ def test_the_task_role_grants_exactly_what_a_worker_calls(account):
                                     "TestApp/big/image.raw", "TestApp/big/result.txt", "TestApp/done/result.txt"]
     assert not s3.list_objects_v2(Bucket=settings.AWS_BUCKET, Prefix=leases.prefix(settings.APP_NAME)).get("Contents")
     assert failures.job_ids(s3, settings.AWS_BUCKET, settings.APP_NAME) == {"bad"}  # P1's record went
-    assert cloudwatch.describe_alarms(AlarmNames=[f"TestApp_{FAST.instance_id}"])["MetricAlarms"]
     dead = sqs.get_queue_url(QueueName=settings.SQS_DEAD_LETTER_QUEUE)["QueueUrl"]
     assert int(sqs.get_queue_attributes(QueueUrl=dead, AttributeNames=["ApproximateNumberOfMessages"])
                ["Attributes"]["ApproximateNumberOfMessages"]) == 2  # "bad" after 2 failures, and the non-job
@@ -126,6 +122,14 @@ def test_the_task_role_grants_exactly_what_a_worker_calls(account):
     allowed = granted(task_role_statements(settings))
     assert not calls - allowed, f"the task role lacks: {sorted(calls - allowed)}"
     assert not allowed - calls, f"granted but never called: {sorted(allowed - calls)}"
+
+
+def test_the_task_role_grants_no_cloudwatch_right_at_all(account):
+    """Whoever may make an alarm may have any instance of the account terminated (its EC2 action runs as
+    CloudWatch's own role, and nothing limits its dimensions): a job gets no alarm right, nor any other."""
+    statements = task_role_statements(account)
+    assert [action for statement in statements for action in statement["Action"]
+            if action.lower().startswith(("cloudwatch:", "monitoring:", "*"))] == []
 
 
 def test_the_task_role_may_delete_only_its_own_run_files(account):

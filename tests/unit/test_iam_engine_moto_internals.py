@@ -205,8 +205,13 @@ def test_resource_tags_are_read_from_moto_s_models(aws):
     ecs.create_service(cluster="bare", serviceName="S", taskDefinition="T")
     logs.create_log_group(logGroupName="Tagged", tags=tags)
     logs.create_log_group(logGroupName="Bare")
+    cloudwatch = boto3.client("cloudwatch", region_name=region)
+    for name, alarm_tags in (("Tagged", [{"Key": "dsr:app", "Value": "App"}]), ("Bare", [])):
+        cloudwatch.put_metric_alarm(AlarmName=name, MetricName="CPUUtilization", Namespace="AWS/EC2", Period=60,
+                                    Statistic="Maximum", EvaluationPeriods=1, Threshold=1.0,
+                                    ComparisonOperator="LessThanThreshold", Tags=alarm_tags)
 
-    arn = {service: f"arn:aws:{service}:{region}:{account}:" for service in ("sqs", "ec2", "ecs", "logs")}
+    arn = {service: f"arn:aws:{service}:{region}:{account}:" for service in ("sqs", "ec2", "ecs", "logs", "cloudwatch")}
     assert _resource_tags(arn["sqs"] + "Tagged") == tags and _resource_tags(arn["sqs"] + "Bare") == {}
     assert _resource_tags(arn["ec2"] + f"spot-fleet-request/{fleet}") == {**tags, "later": "1"}
     assert _resource_tags(arn["ec2"] + f"spot-fleet-request/{bare_fleet}") == {}
@@ -216,7 +221,10 @@ def test_resource_tags_are_read_from_moto_s_models(aws):
     assert _resource_tags(arn["ecs"] + "service/runs/S") == tags and _resource_tags(arn["ecs"] + "service/bare/S") == {}
     assert _resource_tags(arn["logs"] + "log-group:Tagged:log-stream:") == tags
     assert _resource_tags(arn["logs"] + "log-group:Bare:log-stream:") == {}
-    for missing in (arn["sqs"] + "Gone", arn["ec2"] + "spot-fleet-request/sfr-gone", arn["ec2"] + "instance/i-gone",
+    assert _resource_tags(arn["cloudwatch"] + "alarm:Tagged") == tags
+    assert _resource_tags(arn["cloudwatch"] + "alarm:Bare") == {}
+    for missing in (arn["cloudwatch"] + "alarm:Gone",
+                    arn["sqs"] + "Gone", arn["ec2"] + "spot-fleet-request/sfr-gone", arn["ec2"] + "instance/i-gone",
                     arn["ecs"] + "cluster/gone", arn["ecs"] + "service/runs/Gone", arn["logs"] + "log-group:Gone",
                     arn["logs"] + "log-group:Tagged:log-stream:s1", "*"):
         with pytest.raises(_Unknown):

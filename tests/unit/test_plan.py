@@ -5,10 +5,10 @@ from dataclasses import replace
 
 import pytest
 
-from chalicelib.monitor.actions import (CancelFleet, DeleteAlarms, DeleteCluster, DeleteDashboard, DeleteQueue,
-                                        DeleteService, DeregisterTaskDefinitions, ExportLogs, RemoveRunRecord,
-                                        SaveState, SetFleetCapacity, SetServiceCount, TerminateInstances,
-                                        WriteSummary)
+from chalicelib.monitor.actions import (CancelFleet, CreateIdleAlarms, DeleteAlarms, DeleteCluster, DeleteDashboard,
+                                        DeleteQueue, DeleteService, DeregisterTaskDefinitions, ExportLogs,
+                                        RemoveRunRecord, SaveState, SetFleetCapacity, SetServiceCount,
+                                        TerminateInstances, WriteSummary)
 from chalicelib.monitor import series as run_series
 from chalicelib.monitor.breaker import common_failure
 from chalicelib.monitor.observation import FailedJob, Instance, MonitorState, Observation, Policy
@@ -98,13 +98,44 @@ def test_alarms_of_machines_that_are_gone_are_deleted():
     assert actions == [DeleteAlarms(names=("App_i-3",), reason=actions[0].reason)]
 
 
-def test_a_missing_alarm_is_fine():
-    assert plan(world(alarm_names=()), POLICY) == []
+def test_each_machine_without_its_idle_alarm_gets_one_and_a_run_whose_machines_have_theirs_plans_none():
+    actions = plan(world(alarm_names=QUEUE_ALARMS + MACHINE_ALARMS[1:3]), POLICY)
+    assert actions == [CreateIdleAlarms(instance_ids=("i-0", "i-3"), reason=actions[0].reason)]
+    assert plan(world(), POLICY) == []
+
+
+def test_a_machine_that_appears_later_a_replacement_gets_its_idle_alarm_on_the_next_check():
+    replacement = Instance("i-0fe12", NOW - 30, 0)
+    state = MonitorState(jobs_started=True, known_instances={m.instance_id: m.launched_at for m in MACHINES[:3]}
+                         | {replacement.instance_id: replacement.launched_at})
+    actions = plan(world(instances=MACHINES[:3] + (replacement,), state=state, alarm_names=QUEUE_ALARMS
+                         + MACHINE_ALARMS), POLICY)
+    assert [action for action in actions if not isinstance(action, DeleteAlarms)] == [
+        CreateIdleAlarms(instance_ids=("i-0fe12",), reason=actions[0].reason)]
+
+
+def test_no_idle_alarm_for_a_machine_released_now_nor_during_teardown_nor_for_a_refused_run():
+    observation = world(visible=0, in_flight=3, instances=idle(0, 3), alarm_names=QUEUE_ALARMS)
+    actions = plan(observation, POLICY)
+    assert kinds(actions) == [SetFleetCapacity, SetServiceCount, TerminateInstances, CreateIdleAlarms]
+    assert (actions[2].instance_ids, actions[3].instance_ids) == (("i-0", "i-3"), ("i-1", "i-2"))
+    tearing_down = MonitorState(tearing_down=True, stop_reason="asked", jobs_started=True,
+                                known_instances={m.instance_id: m.launched_at for m in MACHINES})
+    assert CreateIdleAlarms not in kinds(plan(world(state=tearing_down, alarm_names=()), POLICY))
+    assert plan(world(alarm_names=(), refused="not this run's"), POLICY) == []
+
+
+def test_an_idle_alarm_is_made_only_for_an_ec2_instance_id():
+    # the alarm's name is APP_NAME_<instance id>: nothing else may ever take that shape
+    odd = (Instance("i-0_i-1", NOW - 600, 2), Instance("I-0", NOW - 600, 2), Instance("i-0abc", NOW - 600, 2))
+    state = MonitorState(jobs_started=True, known_instances={m.instance_id: m.launched_at for m in odd})
+    actions = plan(world(instances=odd, state=state, alarm_names=QUEUE_ALARMS, fleet_target=3), POLICY)
+    assert [action.instance_ids for action in actions if isinstance(action, CreateIdleAlarms)] == [("i-0abc",)]
 
 
 def test_a_machine_that_vanished_keeps_counting_toward_machine_hours():
     state = MonitorState(jobs_started=True, known_instances={**{m.instance_id: m.launched_at for m in MACHINES}, "i-9": NOW - 3600})
-    actions = plan(world(state=state, alarm_names=QUEUE_ALARMS), POLICY)
+    actions = plan(world(state=state), POLICY)
     assert kinds(actions) == [SaveState]
     changes = actions[0].as_dict()
     assert changes["retired_machine_seconds"] == 3600

@@ -156,6 +156,14 @@ REJECTIONS = [
     ({"APP_NAME": "my app"}, "config.json: APP_NAME: expected 1 to 75 letters, digits, '-' or '_' (it names queues, "
                              "alarms, the dashboard, log groups and ECS resources), got \"my app\""),
     ({"APP_NAME": "a" * 76}, None),
+    # run "Run_i-x"'s alarms would start with run "Run"'s machine alarm prefix; run "i-0abc"'s queue alarm
+    # ApproximateNumberOfMessagesVisibleisZero_i-0abc would be run "ApproximateNumberOfMessagesVisibleisZero"'s
+    # alarm of machine i-0abc
+    ({"APP_NAME": "Run_i-x"}, "config.json: APP_NAME: expected a name that neither starts with 'i-' nor holds "
+                              "'_i-' (each machine's alarm is APP_NAME_<instance id>: this name could be, or start "
+                              "like, another run's alarm), got \"Run_i-x\""),
+    ({"APP_NAME": "Run_i-0abc"}, None),
+    ({"APP_NAME": "i-0abc"}, None),
     ({"APP_NAME": 5}, "config.json: APP_NAME: expected 1 to 75 letters, digits, '-' or '_' (it names queues, "
                       "alarms, the dashboard, log groups and ECS resources), got 5"),
     ({"DOCKERHUB_TAG": ""}, 'config.json: DOCKERHUB_TAG: expected a non-empty string, got ""'),
