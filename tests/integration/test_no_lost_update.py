@@ -109,7 +109,8 @@ def test_a_state_written_after_the_read_is_observed_again_and_acted_on_in_the_sa
 
     result = reconcile(run, applier=RequestLandsInBetween)
 
-    assert rounds[0] == ["SaveState"]  # planned from the read: bookkeeping only, never applied
+    # planned from the read: bookkeeping (and the machines' idle alarms), never applied: its SaveState was refused
+    assert rounds[0] == ["SaveState", "CreateIdleAlarms"]
     assert rounds[1][:2] == ["SaveState", "CancelFleet"]  # planned again from what S3 holds now
     assert result.observation.state.tearing_down and result.actions[1].fleet_id == run.record.MONITOR_FLEET_ID
     assert what_is_left(started)["fleets"] == []
