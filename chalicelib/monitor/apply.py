@@ -33,7 +33,8 @@ _GONE = {
     *QUEUE_MISSING, *DASHBOARD_MISSING, *OBJECT_MISSING, "ServiceNotFoundException", "ServiceNotActiveException",
     "ClusterNotFoundException", "InvalidInstanceID.NotFound", "InvalidSpotFleetRequestId.NotFound",
 }
-# EC2's answer for a template id it does not know (moto answers with the name's code whichever was given)
+# A launch template that is gone: AWS's code for an unknown id, and for an unknown name ("Error codes for the
+# Amazon EC2 API"); moto answers the name's code whichever was given.
 _LAUNCH_TEMPLATE_MISSING = {"InvalidLaunchTemplateId.NotFound", "InvalidLaunchTemplateName.NotFoundException"}
 # ECS refuses to delete a cluster while anything is still draining: try again next tick.
 _NOT_YET = {"ClusterContainsServicesException", "ClusterContainsContainerInstancesException",

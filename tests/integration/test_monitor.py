@@ -106,6 +106,16 @@ def test_teardown_deletes_the_runs_launch_template_and_no_other(started):
         "LaunchTemplates"]) == ["OtherLaunchTemplate", "TestAppLaunchTemplateOld"]
 
 
+def test_deleting_a_launch_template_already_gone_is_not_an_error_and_the_others_still_go(started):
+    ec2 = clients.client("ec2")
+    [own] = ec2.describe_launch_templates(LaunchTemplateNames=["TestAppLaunchTemplate"])["LaunchTemplates"]
+    # a plan made before another reconcile deleted the first (the ids sort; the gone one comes first)
+    applied = Applier(the_run(started), Clients(region="us-east-1")).apply([act.DeleteLaunchTemplates(
+        ids=("lt-00000000000000000", own["LaunchTemplateId"]), reason="a stale plan")])
+    assert applied.skipped == ()
+    assert what_is_left(started)["launch_templates"] == []
+
+
 def started_image(ec2, template_id: str) -> str:
     return ec2.describe_launch_template_versions(LaunchTemplateId=template_id)["LaunchTemplateVersions"][0][
         "LaunchTemplateData"]["ImageId"]
