@@ -38,8 +38,9 @@ Conditions evaluated exactly (`_condition_met`): the String* operators (and
 their service's actions) of the resources these actions are checked against,
 whose tags are read from moto: sqs:DeleteQueue (queue), ec2:ModifySpotFleetRequest
 and ec2:CancelSpotFleetRequests (spot-fleet-request), ec2:TerminateInstances
-(instance), ec2:DeleteLaunchTemplate (launch-template), ecs:UpdateService and ecs:DeleteService (service), ecs:DeleteCluster
-(cluster), logs:CreateExportTask (log-group), cloudwatch:DeleteAlarms (alarm). Anything else is unevaluated.
+(instance), ec2:DeleteLaunchTemplate (launch-template), ecs:UpdateService and
+ecs:DeleteService (service), ecs:DeleteCluster (cluster), logs:CreateExportTask (log-group),
+cloudwatch:DeleteAlarms (alarm). Anything else is unevaluated.
 CreateExportTask is also checked as s3:PutObject on its destination, which AWS
 writes with the caller's permissions (`_export_writes`); a PutObject (or a
 multipart upload's start) carrying an ACL is also checked as s3:PutObjectAcl on

@@ -201,9 +201,10 @@ def test_resource_tags_are_read_from_moto_s_models(aws):
     [instance] = [i["InstanceId"] for i in ec2.run_instances(ImageId=ami, MinCount=1, MaxCount=1, TagSpecifications=[
         {"ResourceType": "instance", "Tags": [{"Key": "dsr:app", "Value": "App"}]}])["Instances"]]
     [bare_instance] = [i["InstanceId"] for i in ec2.run_instances(ImageId=ami, MinCount=1, MaxCount=1)["Instances"]]
-    template = ec2.create_launch_template(LaunchTemplateName="Tagged", LaunchTemplateData={"ImageId": ami},
-                                          TagSpecifications=[{"ResourceType": "launch-template", "Tags": [
-                                              {"Key": "dsr:app", "Value": "App"}]}])["LaunchTemplate"]["LaunchTemplateId"]
+    template = ec2.create_launch_template(
+        LaunchTemplateName="Tagged", LaunchTemplateData={"ImageId": ami}, TagSpecifications=[
+            {"ResourceType": "launch-template", "Tags": [{"Key": "dsr:app", "Value": "App"}]}])["LaunchTemplate"][
+        "LaunchTemplateId"]
     ec2.create_tags(Resources=[template], Tags=[{"Key": "later", "Value": "1"}])  # CreateTags on the template
     bare_template = ec2.create_launch_template(LaunchTemplateName="Bare", LaunchTemplateData={"ImageId": ami})[
         "LaunchTemplate"]["LaunchTemplateId"]

@@ -182,8 +182,8 @@ def test_jobs_coming_back_reset_the_empty_count():
 def tearing(**changes):
     state = MonitorState(tearing_down=True, stop_reason=REASON_DRAINED, empty_observations=2)
     base = dict(visible=0, in_flight=0, state=state, instances=(), fleet_active=False, service_exists=False,
-                task_definition_arns=(), launch_template_ids=(), queue_exists=False, alarm_names=(), dashboard_exists=False,
-                cluster_exists=False, export_status={"App": "done", "App_perInstance": "done"},
+                task_definition_arns=(), launch_template_ids=(), queue_exists=False, alarm_names=(),
+                dashboard_exists=False, cluster_exists=False, export_status={"App": "done", "App_perInstance": "done"},
                 summary_exists=True)
     return world(**{**base, **changes})
 
