@@ -103,6 +103,15 @@ def fleet_instance_ids(ec2, fleet_id: str) -> tuple[str, ...]:
     return tuple(item["InstanceId"] for page in pages for item in page.get("ActiveInstances", ()))
 
 
+def tagged_launch_template_ids(ec2, key: str, value: str) -> tuple[str, ...]:
+    """Ids of the launch templates carrying the tag key=value exactly (filtered by EC2, checked again here so a
+    template is never taken on the filter's word alone). Sorted."""
+    pages = ec2.get_paginator("describe_launch_templates").paginate(
+        Filters=[{"Name": f"tag:{key}", "Values": [value]}])
+    return tuple(sorted(template["LaunchTemplateId"] for page in pages for template in page.get("LaunchTemplates", ())
+                        if {tag["Key"]: tag["Value"] for tag in template.get("Tags", ())}.get(key) == value))
+
+
 @dataclass(frozen=True)
 class Machine:
     instance_id: str

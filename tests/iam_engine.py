@@ -38,8 +38,9 @@ Conditions evaluated exactly (`_condition_met`): the String* operators (and
 their service's actions) of the resources these actions are checked against,
 whose tags are read from moto: sqs:DeleteQueue (queue), ec2:ModifySpotFleetRequest
 and ec2:CancelSpotFleetRequests (spot-fleet-request), ec2:TerminateInstances
-(instance), ecs:UpdateService and ecs:DeleteService (service), ecs:DeleteCluster
-(cluster), logs:CreateExportTask (log-group), cloudwatch:DeleteAlarms (alarm). Anything else is unevaluated.
+(instance), ec2:DeleteLaunchTemplate (launch-template), ecs:UpdateService and
+ecs:DeleteService (service), ecs:DeleteCluster (cluster), logs:CreateExportTask (log-group),
+cloudwatch:DeleteAlarms (alarm). Anything else is unevaluated.
 CreateExportTask is also checked as s3:PutObject on its destination, which AWS
 writes with the caller's permissions (`_export_writes`); a PutObject (or a
 multipart upload's start) carrying an ACL is also checked as s3:PutObjectAcl on
@@ -373,12 +374,13 @@ def _same_either_way(decide) -> bool:
 
 # Actions whose resources' tags are read for aws:ResourceTag/KEY (and the service's own prefix):
 # each is authorized on AWS against the resources `_resource_tags` can read (Service Authorization
-# Reference: sqs queue, ec2 spot-fleet-request and instance, ecs service and cluster, logs log-group).
+# Reference: sqs queue, ec2 spot-fleet-request, instance and launch-template, ecs service and cluster, logs log-group).
 # Other actions (creating calls, where the resource may not exist yet and aws:RequestTag applies,
 # or actions never checked here) leave such keys unknown.
 _RESOURCE_TAG_ACTIONS = {
     "sqs:deletequeue", "ec2:modifyspotfleetrequest", "ec2:cancelspotfleetrequests", "ec2:terminateinstances",
-    "ecs:updateservice", "ecs:deleteservice", "ecs:deletecluster", "logs:createexporttask", "cloudwatch:deletealarms"}
+    "ec2:deletelaunchtemplate", "ecs:updateservice", "ecs:deleteservice", "ecs:deletecluster", "logs:createexporttask",
+    "cloudwatch:deletealarms"}
 
 
 def _context_value(key: str, request, resource: str):
@@ -456,6 +458,9 @@ def _read_resource_tags(arn: str) -> dict[str, str]:
             fleet = backend.spot_fleet_requests[ident]
             found = {**backend.tags.get(ident, {}), **fleet.tags.get("spot-fleet-request", {})}
         elif kind == "instance" and backend.get_instance_by_id(ident) is not None:
+            found = dict(backend.tags.get(ident, {}))
+        elif kind == "launch-template" and ident in backend.launch_templates:
+            # the backend's table, not the template's `tags` (moto copies those once, at creation)
             found = dict(backend.tags.get(ident, {}))
     elif service == "ecs":
         from moto.ecs.models import ecs_backends
@@ -674,7 +679,9 @@ def _cloudwatch_resources(engine: Engine) -> Iterator[None]:
 def _ec2_resources(engine: Engine) -> Iterator[None]:
     """ModifySpotFleetRequest: arn:aws:ec2:REGION:ACCOUNT:spot-fleet-request/ID; CancelSpotFleetRequests:
     that ARN for each SpotFleetRequestId.N; TerminateInstances: arn:aws:ec2:REGION:ACCOUNT:instance/ID
-    for each InstanceId.N. A call naming several is allowed only if each is (`_several_resources`)."""
+    for each InstanceId.N; DeleteLaunchTemplate: arn:aws:ec2:REGION:ACCOUNT:launch-template/ID, by its
+    LaunchTemplateId or the id its LaunchTemplateName has in moto ("*" when neither names one). A call naming
+    several is allowed only if each is (`_several_resources`)."""
     from moto.ec2.responses import EC2Response
 
     def determine(self):
@@ -687,6 +694,10 @@ def _ec2_resources(engine: Engine) -> Iterator[None]:
             return [prefix + "spot-fleet-request/" + fleet for fleet in _listed(self._get_param("SpotFleetRequestIds"))]
         if action == "TerminateInstances":
             return [prefix + "instance/" + instance for instance in _listed(self._get_param("InstanceIds"))]
+        if action == "DeleteLaunchTemplate":
+            template = self._get_param("LaunchTemplateId") or self.ec2_backend.launch_template_name_to_ids.get(
+                self._get_param("LaunchTemplateName"))
+            return prefix + "launch-template/" + template if template else "*"
         return "*"
 
     with mock.patch.object(EC2Response, "_determine_resource", _safely(determine), create=True):

@@ -127,6 +127,15 @@ class DeregisterTaskDefinitions(Action):
 
 
 @dataclass(frozen=True)
+class DeleteLaunchTemplates(Action):
+    """After the fleet is cancelled: a fleet still launching machines needs its template."""
+
+    ids: tuple[str, ...]
+
+    def what(self) -> str:
+        return f"delete {len(self.ids)} launch template(s): {_listed(self.ids)}"
+
+@dataclass(frozen=True)
 class DeleteQueue(Action):
     queue_url: str
 

@@ -21,9 +21,9 @@ from chalicelib.aws import DASHBOARD_MISSING, OBJECT_MISSING, QUEUE_MISSING, err
 from chalicelib.idle_alarm import idle_alarm_request
 from chalicelib.leases import prefix as lease_prefix
 from chalicelib.monitor.actions import (Action, CancelFleet, CreateIdleAlarms, DeleteAlarms, DeleteCluster,
-                                        DeleteDashboard, DeleteQueue, DeleteService, DeregisterTaskDefinitions,
-                                        ExportLogs, RemoveRunRecord, SaveState, SetFleetCapacity, SetServiceCount,
-                                        TerminateInstances, WriteSummary)
+                                        DeleteDashboard, DeleteLaunchTemplates, DeleteQueue, DeleteService,
+                                        DeregisterTaskDefinitions, ExportLogs, RemoveRunRecord, SaveState,
+                                        SetFleetCapacity, SetServiceCount, TerminateInstances, WriteSummary)
 from chalicelib.aws import Clients
 from chalicelib.monitor import state_store
 from chalicelib.monitor.observation import MonitorState
@@ -33,6 +33,9 @@ _GONE = {
     *QUEUE_MISSING, *DASHBOARD_MISSING, *OBJECT_MISSING, "ServiceNotFoundException", "ServiceNotActiveException",
     "ClusterNotFoundException", "InvalidInstanceID.NotFound", "InvalidSpotFleetRequestId.NotFound",
 }
+# A launch template that is gone: AWS's code for an unknown id, and for an unknown name ("Error codes for the
+# Amazon EC2 API"); moto answers the name's code whichever was given.
+_LAUNCH_TEMPLATE_MISSING = {"InvalidLaunchTemplateId.NotFound", "InvalidLaunchTemplateName.NotFoundException"}
 # ECS refuses to delete a cluster while anything is still draining: try again next tick.
 _NOT_YET = {"ClusterContainsServicesException", "ClusterContainsContainerInstancesException",
             "ClusterContainsTasksException", "LimitExceededException"}
@@ -67,7 +70,8 @@ class Applier:
             SetServiceCount: self._set_service_count, CreateIdleAlarms: self._create_idle_alarms,
             DeleteAlarms: self._delete_alarms,
             CancelFleet: self._cancel_fleet, DeleteService: self._delete_service,
-            DeregisterTaskDefinitions: self._deregister, DeleteQueue: self._delete_queue,
+            DeregisterTaskDefinitions: self._deregister, DeleteLaunchTemplates: self._delete_launch_templates,
+            DeleteQueue: self._delete_queue,
             DeleteDashboard: self._delete_dashboard, DeleteCluster: self._delete_cluster,
             WriteSummary: self._write_summary, RemoveRunRecord: self._remove_record,
         }
@@ -132,6 +136,14 @@ class Applier:
     def _deregister(self, action: DeregisterTaskDefinitions) -> None:
         for arn in action.arns:
             self.clients.ecs.deregister_task_definition(taskDefinition=arn)
+
+    def _delete_launch_templates(self, action: DeleteLaunchTemplates) -> None:
+        for template_id in action.ids:  # one per call; one already gone must not keep the others
+            try:
+                self.clients.ec2.delete_launch_template(LaunchTemplateId=template_id)
+            except ClientError as error:
+                if error_code(error) not in _LAUNCH_TEMPLATE_MISSING:
+                    raise
 
     def _delete_queue(self, action: DeleteQueue) -> None:
         self.clients.sqs.delete_queue(QueueUrl=action.queue_url)

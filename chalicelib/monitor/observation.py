@@ -135,6 +135,8 @@ class Observation:
     service_exists: bool = False
     service_desired: int = 0
     task_definition_arns: tuple[str, ...] = ()
+    # EC2: the run's launch templates (tagged with its RUN_TAG value), what its fleet launches machines from
+    launch_template_ids: tuple[str, ...] = ()
     # CloudWatch
     alarm_names: tuple[str, ...] = ()  # existing alarms that belong to the run
     queue_alarm_names: tuple[str, ...] = ()  # the run's queue alarms (a subset of alarm_names when they exist)

@@ -104,6 +104,7 @@ def observe(run: Run, clients: Clients, now: float | None = None) -> Observation
         cluster_in_use_by_others=cluster.in_use, service=record.SERVICE_NAME, service_exists=service is not None,
         service_desired=service.desired if service else 0,
         task_definition_arns=awsapi.task_definition_arns(clients.ecs, record.TASK_FAMILY),
+        launch_template_ids=awsapi.tagged_launch_template_ids(clients.ec2, RUN_TAG, run.app_name),
         alarm_names=_alarms(clients, record), queue_alarm_names=tuple(record.ALARM_NAMES),
         instance_alarm_prefix=record.INSTANCE_ALARM_PREFIX, dashboard_name=record.DASHBOARD_NAME,
         dashboard_exists=bool(record.DASHBOARD_NAME) and awsapi.dashboard_exists(clients.cloudwatch, record.DASHBOARD_NAME),

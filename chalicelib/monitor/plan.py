@@ -9,7 +9,7 @@ they differ, so a converged run plans nothing. Run order:
 3. Running: size the fleet to the jobs left, release machines that run no job,
    make each machine's idle alarm, delete alarms of machines that are gone.
 4. Teardown (once started it goes on whatever the queue does), stop spending
-   first: fleet, service, task definitions, queue, alarms, dashboard, cluster,
+   first: fleet, service, task definitions, launch templates, queue, alarms, dashboard, cluster,
    log export, then (once the exports are over) the summary, and the run record last.
 """
 
@@ -19,9 +19,9 @@ import math
 
 from chalicelib.idle_alarm import INSTANCE_ID
 from chalicelib.monitor.actions import (Action, CancelFleet, CreateIdleAlarms, DeleteAlarms, DeleteCluster,
-                                        DeleteDashboard, DeleteQueue, DeleteService, DeregisterTaskDefinitions,
-                                        ExportLogs, RemoveRunRecord, SaveState, SetFleetCapacity, SetServiceCount,
-                                        TerminateInstances, WriteSummary)
+                                        DeleteDashboard, DeleteLaunchTemplates, DeleteQueue, DeleteService,
+                                        DeregisterTaskDefinitions, ExportLogs, RemoveRunRecord, SaveState,
+                                        SetFleetCapacity, SetServiceCount, TerminateInstances, WriteSummary)
 from chalicelib.monitor import breaker as breaker_rules
 from chalicelib.monitor import series as run_series
 from chalicelib.monitor.observation import Observation, Policy
@@ -205,6 +205,9 @@ def _teardown(observation: Observation, policy: Policy, reason: str, series: lis
     if observation.task_definition_arns:
         actions.append(DeregisterTaskDefinitions(arns=observation.task_definition_arns,
                                                  reason="teardown: the run's task definitions"))
+    if observation.launch_template_ids:
+        actions.append(DeleteLaunchTemplates(ids=observation.launch_template_ids,
+                                             reason="teardown: the run's launch templates (its fleet is cancelled)"))
     # the queue goes only when empty: a run stopped early (limits, a user's teardown) keeps its jobs, and one a
     # breaker stopped keeps its queue even empty, for the failed jobs a redrive sends back
     if observation.queue_exists and not reason.startswith(breaker_rules.PREFIX) and (

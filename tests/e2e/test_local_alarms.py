@@ -43,4 +43,6 @@ def test_a_local_run_makes_each_machines_tagged_idle_alarm_and_tears_every_alarm
         assert actions == ["arn:aws:automate:us-east-1:ec2:terminate"]
     cloudwatch = boto3.client("cloudwatch", region_name="us-east-1", endpoint_url=moto_server)
     assert cloudwatch.describe_alarms()["MetricAlarms"] == []  # the queue alarms and every machine's: gone
+    # the run's launch template (its machines' metadata options) went with the run too
+    assert ec2.describe_launch_templates(Filters=[{"Name": "tag:dsr:app", "Values": ["E2E"]}])["LaunchTemplates"] == []
     assert processes_marked(mark) == []

@@ -89,6 +89,38 @@ def test_teardown_deletes_every_alarm_carrying_the_runs_tag_whatever_its_name_an
     assert what_is_left(started) == {**NOTHING_LEFT, "alarms": ["Other_i-0abc", "TestApp_i-x_i-0abc"]}
 
 
+def test_teardown_deletes_the_runs_launch_template_and_no_other(started):
+    ec2 = clients.client("ec2")
+    [own] = ec2.describe_launch_templates(LaunchTemplateNames=["TestAppLaunchTemplate"])["LaunchTemplates"]
+    assert {"Key": "dsr:app", "Value": "TestApp"} in own["Tags"]  # what start-cluster made for this run
+    data = {"ImageId": started_image(ec2, own["LaunchTemplateId"])}
+    # another run's template, and one named like this run's that no run made (no tag)
+    ec2.create_launch_template(LaunchTemplateName="OtherLaunchTemplate", LaunchTemplateData=data,
+                               TagSpecifications=[{"ResourceType": "launch-template",
+                                                   "Tags": [{"Key": "dsr:app", "Value": "Other"}]}])
+    ec2.create_launch_template(LaunchTemplateName="TestAppLaunchTemplateOld", LaunchTemplateData=data)
+    drain(started)
+    reconcile_until_gone(started)
+    assert what_is_left(started) == NOTHING_LEFT
+    assert sorted(template["LaunchTemplateName"] for template in ec2.describe_launch_templates()[
+        "LaunchTemplates"]) == ["OtherLaunchTemplate", "TestAppLaunchTemplateOld"]
+
+
+def test_deleting_a_launch_template_already_gone_is_not_an_error_and_the_others_still_go(started):
+    ec2 = clients.client("ec2")
+    [own] = ec2.describe_launch_templates(LaunchTemplateNames=["TestAppLaunchTemplate"])["LaunchTemplates"]
+    # a plan made before another reconcile deleted the first (the ids sort; the gone one comes first)
+    applied = Applier(the_run(started), Clients(region="us-east-1")).apply([act.DeleteLaunchTemplates(
+        ids=("lt-00000000000000000", own["LaunchTemplateId"]), reason="a stale plan")])
+    assert applied.skipped == ()
+    assert what_is_left(started)["launch_templates"] == []
+
+
+def started_image(ec2, template_id: str) -> str:
+    return ec2.describe_launch_template_versions(LaunchTemplateId=template_id)["LaunchTemplateVersions"][0][
+        "LaunchTemplateData"]["ImageId"]
+
+
 def test_scale_down_releases_idle_machines_and_keeps_busy_ones(started):
     run = the_run(started)
     machines = observe(run, Clients(region="us-east-1")).active_instance_ids
@@ -117,8 +149,8 @@ def test_scale_down_releases_idle_machines_and_keeps_busy_ones(started):
     assert sqs.delete_message(QueueUrl=url, ReceiptHandle=held["ReceiptHandle"])
 
 
-TEARDOWN_STEPS = ["CancelFleet", "DeleteService", "DeregisterTaskDefinitions", "DeleteQueue", "DeleteAlarms",
-                  "DeleteDashboard", "ExportLogs", "WriteSummary"]
+TEARDOWN_STEPS = ["CancelFleet", "DeleteService", "DeregisterTaskDefinitions", "DeleteLaunchTemplates",
+                  "DeleteQueue", "DeleteAlarms", "DeleteDashboard", "ExportLogs", "WriteSummary"]
 
 
 @pytest.mark.parametrize("crash_after", TEARDOWN_STEPS)

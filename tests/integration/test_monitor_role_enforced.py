@@ -40,7 +40,7 @@ CHALICE = Path(__file__).resolve().parents[2] / ".chalice"
 # now checks against each resource's ARN and tags.
 TAG_CONDITIONED = {"sqs:DeleteQueue", "ec2:ModifySpotFleetRequest", "ec2:CancelSpotFleetRequests",
                    "ec2:TerminateInstances", "ecs:UpdateService", "ecs:DeleteService", "ecs:DeleteCluster",
-                   "logs:CreateExportTask"}
+                   "logs:CreateExportTask", "ec2:DeleteLaunchTemplate"}
 
 
 def deployed_policy(name: str) -> str:
@@ -83,6 +83,8 @@ def api_says(api, app: str = "TestApp") -> tuple[str, list[str]]:
 def test_the_monitor_scales_and_tears_a_run_down_with_exactly_its_policy(started, monitor, api):
     fleet = the_run(started).record.MONITOR_FLEET_ID
     ec2, sqs = clients.client("ec2"), clients.client("sqs")
+    [template] = [t["LaunchTemplateId"] for t in ec2.describe_launch_templates(
+        LaunchTemplateNames=["TestAppLaunchTemplate"])["LaunchTemplates"]]
     machines = sorted(i["InstanceId"] for i in ec2.describe_spot_fleet_instances(SpotFleetRequestId=fleet)[
         "ActiveInstances"])
     assert len(machines) == 2
@@ -142,6 +144,7 @@ def test_the_monitor_scales_and_tears_a_run_down_with_exactly_its_policy(started
         *scale_down, ("ec2:TerminateInstances", arn["ec2"] + f"instance/{machines[0]}"),  # idle once its job ended
         ("ec2:CancelSpotFleetRequests", arn["ec2"] + f"spot-fleet-request/{fleet}"),
         ("ecs:DeleteService", arn["ecs"] + "service/runs/TestAppService"),
+        ("ec2:DeleteLaunchTemplate", arn["ec2"] + f"launch-template/{template}"),
         ("sqs:DeleteQueue", arn["sqs"] + "TestAppQueue"),
         ("logs:CreateExportTask", arn["logs"] + "log-group:TestApp:log-stream:"),
         ("ecs:DeleteCluster", arn["ecs"] + "cluster/runs"),
@@ -233,8 +236,10 @@ def untagged_world(started) -> dict:
     ecs.create_service(cluster="someone-elses", serviceName="SomeoneElsesService", taskDefinition="SomeoneElsesTask",
                        desiredCount=1)
     logs.create_log_group(logGroupName="SomeoneElsesLogs")
+    template = ec2.create_launch_template(LaunchTemplateName="SomeoneElsesLaunchTemplate",
+                                          LaunchTemplateData={"ImageId": ami})["LaunchTemplate"]["LaunchTemplateId"]
     return {"fleet": fleet, "machine": machine, "queue": queue, "cluster": "someone-elses",
-            "service": "SomeoneElsesService", "log_group": "SomeoneElsesLogs"}
+            "service": "SomeoneElsesService", "log_group": "SomeoneElsesLogs", "launch_template": template}
 
 
 def untagged_state(world: dict) -> dict:
@@ -249,7 +254,9 @@ def untagged_state(world: dict) -> dict:
             "cluster": [c["status"] for c in ecs.describe_clusters(clusters=[world["cluster"]])["clusters"]],
             "log_groups": [g["logGroupName"] for g in logs.describe_log_groups(
                 logGroupNamePrefix=world["log_group"])["logGroups"]],
-            "exports": logs.describe_export_tasks()["exportTasks"]}
+            "exports": logs.describe_export_tasks()["exportTasks"],
+            "launch_templates": [t["LaunchTemplateName"] for t in ec2.describe_launch_templates(
+                LaunchTemplateIds=[world["launch_template"]])["LaunchTemplates"]]}
 
 
 def test_with_the_code_check_bypassed_the_monitor_policy_refuses_to_touch_untagged_resources(started, monitor):
@@ -267,6 +274,7 @@ def test_with_the_code_check_bypassed_the_monitor_policy_refuses_to_touch_untagg
         act.DeleteService(cluster=world["cluster"], service=world["service"], **why),
         act.DeleteCluster(cluster=world["cluster"], **why),
         act.DeleteQueue(queue_url=world["queue"], **why),
+        act.DeleteLaunchTemplates(ids=(world["launch_template"],), **why),
     ]
     export = act.ExportLogs(log_group=world["log_group"], bucket=BUCKET, prefix="exportedlogs/SomeoneElsesLogs/",
                             start_ms=0, end_ms=int(time.time() * 1000), **why)
@@ -281,13 +289,15 @@ def test_with_the_code_check_bypassed_the_monitor_policy_refuses_to_touch_untagg
             codes.append(caught.value.response["Error"]["Code"])
         applied = applier.apply([export])  # an export AWS refuses is recorded as failed, so the teardown can finish
 
-    assert codes == ["UnauthorizedOperation"] * 3 + ["AccessDeniedException"] * 3 + ["AccessDenied"]
+    assert codes == ["UnauthorizedOperation"] * 3 + ["AccessDeniedException"] * 3 + ["AccessDenied"] + [
+        "UnauthorizedOperation"]
     assert applied.state.export_tasks == {world["log_group"]: "failed:AccessDeniedException"}
     assert engine.unevaluated == []
     assert [(d.action, d.allowed) for d in engine.decisions if d.action in TAG_CONDITIONED] == [
         ("ec2:ModifySpotFleetRequest", False), ("ec2:CancelSpotFleetRequests", False),
         ("ec2:TerminateInstances", False), ("ecs:UpdateService", False), ("ecs:DeleteService", False),
-        ("ecs:DeleteCluster", False), ("sqs:DeleteQueue", False), ("logs:CreateExportTask", False)]
+        ("ecs:DeleteCluster", False), ("sqs:DeleteQueue", False), ("ec2:DeleteLaunchTemplate", False),
+        ("logs:CreateExportTask", False)]
     assert untagged_state(world) == before
     assert clients.client("s3").list_objects_v2(Bucket=BUCKET, Prefix="exportedlogs/")["KeyCount"] == 0
 

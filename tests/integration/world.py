@@ -197,6 +197,7 @@ def what_is_left(account) -> dict:
         "clusters": [c["clusterName"] for c in ecs.describe_clusters(clusters=["runs"])["clusters"]
                      if c["status"] == "ACTIVE"],
         "task_definitions": ecs.list_task_definitions(familyPrefix=s.task_family, status="ACTIVE")["taskDefinitionArns"],
+        "launch_templates": run_launch_templates(ec2, s.APP_NAME),
         "alarms": [a["AlarmName"] for a in cloudwatch.describe_alarms()["MetricAlarms"]],
         "dashboards": [d["DashboardName"] for d in cloudwatch.list_dashboards()["DashboardEntries"]],
         "monitor_objects": sorted(item["Key"] for item in s3.list_objects_v2(
@@ -206,11 +207,17 @@ def what_is_left(account) -> dict:
     }
 
 
+def run_launch_templates(ec2, app_name: str) -> list[str]:
+    """Names of the launch templates carrying the run's tag."""
+    return sorted(template["LaunchTemplateName"] for template in ec2.describe_launch_templates(
+        Filters=[{"Name": f"tag:{names.RUN_TAG}", "Values": [app_name]}])["LaunchTemplates"])
+
+
 AFTER_TEARDOWN = ["monitors/TestApp_summary.json"]  # the record, the monitor's state and the start claim are gone
 
 NOTHING_LEFT = {
     "queues": ["user_DeadMessages"], "fleets": [], "running_instances": [], "services": [], "clusters": [],
-    "task_definitions": [], "alarms": [], "dashboards": [],
+    "task_definitions": [], "launch_templates": [], "alarms": [], "dashboards": [],
     "monitor_objects": AFTER_TEARDOWN, "exported": ["TestApp", "TestApp_perInstance"],
 }
 
@@ -238,6 +245,7 @@ def victim_world(victim) -> dict:
             cluster="victims", services=[s.service_name])["services"]],
         "cluster": [c["status"] for c in ecs.describe_clusters(clusters=["victims"])["clusters"]],
         "task_definitions": ecs.list_task_definitions(familyPrefix=s.task_family, status="ACTIVE")["taskDefinitionArns"],
+        "launch_templates": run_launch_templates(ec2, s.APP_NAME),
         "alarms": sorted(a["AlarmName"] for a in cloudwatch.describe_alarms()["MetricAlarms"] if "Victim" in a["AlarmName"]),
         "log_groups": sorted(g["logGroupName"] for g in logs.describe_log_groups(logGroupNamePrefix="Victim")["logGroups"]),
         "exports": logs.describe_export_tasks()["exportTasks"],

@@ -18,6 +18,7 @@ import pytest
 from moto.cloudwatch.responses import CloudWatchResponse
 from moto.ec2.responses import EC2Response
 from moto.ec2.responses.instances import InstanceResponse
+from moto.ec2.responses.launch_templates import LaunchTemplates
 from moto.ec2.responses.spot_fleets import SpotFleets
 from moto.ecs.responses import EC2ContainerServiceResponse
 from moto.core import authorization, errors as moto_errors
@@ -158,6 +159,8 @@ def test_the_ec2_and_ecs_requests_the_engine_names_resources_for():
     assert '_get_param("SpotFleetRequestIds"' in source(SpotFleets.cancel_spot_fleet_requests)
     assert '_get_param("SpotFleetRequestId")' in source(SpotFleets.modify_spot_fleet_request)
     assert '_get_param("InstanceIds"' in source(InstanceResponse.terminate_instances)
+    deletes = source(LaunchTemplates.delete_launch_template)
+    assert '_get_param("LaunchTemplateId")' in deletes and '_get_param("LaunchTemplateName")' in deletes
     assert '_get_param("cluster"' in source(EC2ContainerServiceResponse.delete_cluster)
     assert '_get_param("service")' in source(EC2ContainerServiceResponse.delete_service)
 
@@ -198,6 +201,13 @@ def test_resource_tags_are_read_from_moto_s_models(aws):
     [instance] = [i["InstanceId"] for i in ec2.run_instances(ImageId=ami, MinCount=1, MaxCount=1, TagSpecifications=[
         {"ResourceType": "instance", "Tags": [{"Key": "dsr:app", "Value": "App"}]}])["Instances"]]
     [bare_instance] = [i["InstanceId"] for i in ec2.run_instances(ImageId=ami, MinCount=1, MaxCount=1)["Instances"]]
+    template = ec2.create_launch_template(
+        LaunchTemplateName="Tagged", LaunchTemplateData={"ImageId": ami}, TagSpecifications=[
+            {"ResourceType": "launch-template", "Tags": [{"Key": "dsr:app", "Value": "App"}]}])["LaunchTemplate"][
+        "LaunchTemplateId"]
+    ec2.create_tags(Resources=[template], Tags=[{"Key": "later", "Value": "1"}])  # CreateTags on the template
+    bare_template = ec2.create_launch_template(LaunchTemplateName="Bare", LaunchTemplateData={"ImageId": ami})[
+        "LaunchTemplate"]["LaunchTemplateId"]
     ecs.create_cluster(clusterName="runs", tags=[{"key": "dsr:app", "value": "App"}])
     ecs.create_cluster(clusterName="bare")
     ecs.register_task_definition(family="T", containerDefinitions=[{"name": "w", "image": "i", "memory": 128}])
@@ -217,6 +227,8 @@ def test_resource_tags_are_read_from_moto_s_models(aws):
     assert _resource_tags(arn["ec2"] + f"spot-fleet-request/{bare_fleet}") == {}
     assert _resource_tags(arn["ec2"] + f"instance/{instance}") == tags
     assert _resource_tags(arn["ec2"] + f"instance/{bare_instance}") == {}
+    assert _resource_tags(arn["ec2"] + f"launch-template/{template}") == {**tags, "later": "1"}
+    assert _resource_tags(arn["ec2"] + f"launch-template/{bare_template}") == {}
     assert _resource_tags(arn["ecs"] + "cluster/runs") == tags and _resource_tags(arn["ecs"] + "cluster/bare") == {}
     assert _resource_tags(arn["ecs"] + "service/runs/S") == tags and _resource_tags(arn["ecs"] + "service/bare/S") == {}
     assert _resource_tags(arn["logs"] + "log-group:Tagged:log-stream:") == tags
@@ -225,6 +237,7 @@ def test_resource_tags_are_read_from_moto_s_models(aws):
     assert _resource_tags(arn["cloudwatch"] + "alarm:Bare") == {}
     for missing in (arn["cloudwatch"] + "alarm:Gone",
                     arn["sqs"] + "Gone", arn["ec2"] + "spot-fleet-request/sfr-gone", arn["ec2"] + "instance/i-gone",
+                    arn["ec2"] + "launch-template/lt-0123456789abcdef0",
                     arn["ecs"] + "cluster/gone", arn["ecs"] + "service/runs/Gone", arn["logs"] + "log-group:Gone",
                     arn["logs"] + "log-group:Tagged:log-stream:s1", "*"):
         with pytest.raises(_Unknown):

@@ -6,8 +6,8 @@ from dataclasses import replace
 import pytest
 
 from chalicelib.monitor.actions import (CancelFleet, CreateIdleAlarms, DeleteAlarms, DeleteCluster, DeleteDashboard,
-                                        DeleteQueue, DeleteService, DeregisterTaskDefinitions, ExportLogs,
-                                        RemoveRunRecord, SaveState, SetFleetCapacity, SetServiceCount,
+                                        DeleteLaunchTemplates, DeleteQueue, DeleteService, DeregisterTaskDefinitions,
+                                        ExportLogs, RemoveRunRecord, SaveState, SetFleetCapacity, SetServiceCount,
                                         TerminateInstances, WriteSummary)
 from chalicelib.monitor import series as run_series
 from chalicelib.monitor.breaker import common_failure
@@ -29,7 +29,8 @@ def world(**changes) -> Observation:
         queue_url="http://sqs/AppQueue", queue_exists=True, visible=50, in_flight=8, dead_letter=0,
         jobs_at_start=100, fleet_id="sfr-1", fleet_active=True, fleet_target=4, fleet_fulfilled=4.0,
         instances=MACHINES, cluster="runs", cluster_exists=True, cluster_owned=True, service="AppService", service_exists=True,
-        service_desired=4, task_definition_arns=("arn:td:AppTask:1",), alarm_names=QUEUE_ALARMS + MACHINE_ALARMS,
+        service_desired=4, task_definition_arns=("arn:td:AppTask:1",), launch_template_ids=("lt-0app",),
+        alarm_names=QUEUE_ALARMS + MACHINE_ALARMS,
         queue_alarm_names=QUEUE_ALARMS, instance_alarm_prefix="App_", dashboard_name="App", dashboard_exists=True,
         bucket="bucket", log_groups=("App", "App_perInstance"), exported_logs_prefix="exportedlogs/App/",
         summary_key="monitors/App_summary.json",
@@ -152,11 +153,12 @@ def test_teardown_needs_two_empty_observations():
     once = MonitorState(jobs_started=True, empty_observations=1, known_instances={m.instance_id: m.launched_at for m in MACHINES})
     actions = plan(world(visible=0, in_flight=0, state=once), POLICY)
     # the cluster goes on a later tick, once its service is gone (ECS refuses before)
-    assert kinds(actions) == [SaveState, CancelFleet, DeleteService, DeregisterTaskDefinitions, DeleteQueue,
-                              DeleteAlarms, DeleteDashboard, ExportLogs]
+    assert kinds(actions) == [SaveState, CancelFleet, DeleteService, DeregisterTaskDefinitions, DeleteLaunchTemplates,
+                              DeleteQueue, DeleteAlarms, DeleteDashboard, ExportLogs]
     assert actions[0].as_dict() == {"empty_observations": 2, "tearing_down": True, "stop_reason": REASON_DRAINED}
-    assert actions[5].names == QUEUE_ALARMS + MACHINE_ALARMS
-    assert actions[7].log_group == "App" and actions[7].prefix == "exportedlogs/App/App"
+    assert actions[4].ids == ("lt-0app",)
+    assert actions[6].names == QUEUE_ALARMS + MACHINE_ALARMS
+    assert actions[8].log_group == "App" and actions[8].prefix == "exportedlogs/App/App"
     # once both exports are over, the summary (which reports them), then the record
     finished = tearing(state=replace(once, tearing_down=True, stop_reason=REASON_DRAINED, empty_observations=2,
                                      known_instances={}, retired_machine_seconds=4 * 600.0),
@@ -180,8 +182,8 @@ def test_jobs_coming_back_reset_the_empty_count():
 def tearing(**changes):
     state = MonitorState(tearing_down=True, stop_reason=REASON_DRAINED, empty_observations=2)
     base = dict(visible=0, in_flight=0, state=state, instances=(), fleet_active=False, service_exists=False,
-                task_definition_arns=(), queue_exists=False, alarm_names=(), dashboard_exists=False,
-                cluster_exists=False, export_status={"App": "done", "App_perInstance": "done"},
+                task_definition_arns=(), launch_template_ids=(), queue_exists=False, alarm_names=(),
+                dashboard_exists=False, cluster_exists=False, export_status={"App": "done", "App_perInstance": "done"},
                 summary_exists=True)
     return world(**{**base, **changes})
 
@@ -191,6 +193,19 @@ def test_teardown_finished_removes_the_record_only():
     assert actions == [RemoveRunRecord(bucket="bucket", keys=("monitors/AppSpotFleetRequestId.json",
                                                                "monitors/App_monitorstate.json"),
                                        reason=actions[0].reason)]
+
+
+def test_launch_templates_go_only_at_teardown_after_the_fleet_and_until_none_is_left():
+    assert not any(isinstance(action, DeleteLaunchTemplates) for action in plan(world(visible=0, in_flight=3), POLICY))
+    # a later tick still sees them (a crash, or AWS refused): they go then, with the fleet long cancelled
+    actions = plan(tearing(launch_template_ids=("lt-0app", "lt-0app2")), POLICY)
+    assert actions[0] == DeleteLaunchTemplates(ids=("lt-0app", "lt-0app2"), reason=actions[0].reason)
+    assert kinds(actions) == [DeleteLaunchTemplates, RemoveRunRecord]
+    # the machines outlived their fleet: stopped first, then the templates
+    actions = plan(tearing(instances=MACHINES[:1]), POLICY)
+    assert kinds(actions)[:2] == [SaveState, TerminateInstances] and DeleteLaunchTemplates not in kinds(actions)
+    actions = plan(tearing(instances=MACHINES[:1], launch_template_ids=("lt-0app",)), POLICY)
+    assert kinds(actions).index(TerminateInstances) < kinds(actions).index(DeleteLaunchTemplates)
 
 
 def test_teardown_goes_on_whatever_the_queue_does():
