@@ -11,45 +11,17 @@ two writes it first and the other reads again and plans again.
 from __future__ import annotations
 
 import json
-import threading
 
 from chalicelib import aws as clients, leases
-from chalicelib.monitor.apply import Applier
 from chalicelib.aws import Clients
 from chalicelib.monitor.observe import observe
 from chalicelib.monitor.reconcile import reconcile
-from tests.integration.world import JOBS, NOTHING_LEFT, drain, the_run, what_is_left
+from tests.integration.world import JOBS, NOTHING_LEFT, ConcurrentReconciles, drain, the_run, what_is_left
 
 
 def reconcile_twice_at_once(account) -> list:
     """Two threads reconcile the run; both plans are made before either applies. Returns both results."""
-    barrier = threading.Barrier(2, timeout=30)
-    held: set[int] = set()
-
-    class AfterBothPlanned(Applier):
-        def apply(self, actions):
-            if threading.get_ident() not in held:  # the first round only: the one that plans again goes on
-                held.add(threading.get_ident())
-                barrier.wait()
-            return super().apply(actions)
-
-    results: list = [None, None]
-
-    def one(index: int) -> None:
-        try:
-            # each its own clients, as two Lambda invocations have
-            results[index] = reconcile(the_run(account), Clients(region="us-east-1"), applier=AfterBothPlanned)
-        except BaseException as error:  # noqa: BLE001 - the test's point: report anything that escapes
-            results[index] = error
-
-    threads = [threading.Thread(target=one, args=(index,)) for index in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(60)
-    escaped = [result for result in results if isinstance(result, BaseException) or result is None]
-    assert not escaped, f"escaped a concurrent reconcile: {escaped!r}"
-    return results
+    return ConcurrentReconciles(lambda: the_run(account)).results()
 
 
 def machine_states(machines) -> dict:

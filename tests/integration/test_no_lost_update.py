@@ -9,7 +9,6 @@ here starts every writer from one read of the run, then lets them write in the w
 from __future__ import annotations
 
 import json
-import threading
 
 import boto3
 import pytest
@@ -23,8 +22,8 @@ from chalicelib.monitor.apply import Applier
 from chalicelib.monitor.reconcile import STATE_ATTEMPTS, reconcile
 from chalicelib.monitor.state_store import StateContended
 from cli import cli
-from tests.integration.world import (AFTER_TEARDOWN, JOBS, NOTHING_LEFT, drain, reconcile_until_gone, the_run,
-                                     what_is_left)
+from tests.integration.world import (AFTER_TEARDOWN, JOBS, NOTHING_LEFT, ConcurrentReconciles, drain,
+                                     reconcile_until_gone, the_run, what_is_left)
 
 REASON = "teardown requested from the command line"  # what `cli.py teardown` asks with
 # A user's teardown keeps the jobs left in their queue; everything else of the run goes.
@@ -41,39 +40,15 @@ def two_reconciles_and_a_teardown_request_from_one_read(account, request_first: 
     run. With `request_first`, both reconciles plan before the request is written and write only after it: the
     order that lost the request."""
     run = the_run(account)  # the one read every writer starts from
-    barrier = threading.Barrier(3, timeout=30)
-    held: set[int] = set()
-
-    class AfterTheRequest(Applier):
-        def apply(self, actions):
-            if threading.get_ident() not in held:  # the first round only: a reconcile that reads again goes on
-                held.add(threading.get_ident())
-                barrier.wait()
-            return super().apply(actions)
-
-    outcomes: list = [None, None]
-
-    def one(index: int) -> None:
-        try:  # each its own clients, as two Lambda invocations have
-            outcomes[index] = reconcile(run, Clients(region="us-east-1"), applier=AfterTheRequest)
-        except BaseException as error:  # noqa: BLE001 - the test's point: report anything that escapes
-            outcomes[index] = error
-
-    threads = [threading.Thread(target=one, args=(index,)) for index in range(2)]
-    for thread in threads:
-        thread.start()
+    reconciles = ConcurrentReconciles(lambda: run, extra_parties=1)
     if request_first:
         loop.request_teardown(run, REASON, Clients(region="us-east-1"))
-        barrier.wait()
+        reconciles.barrier.wait()
     else:
-        barrier.wait()
-        for thread in threads:
-            thread.join(60)
+        reconciles.barrier.wait()
+        reconciles.results()
         loop.request_teardown(run, REASON, Clients(region="us-east-1"))
-    for thread in threads:
-        thread.join(60)
-    escaped = [outcome for outcome in outcomes if isinstance(outcome, BaseException) or outcome is None]
-    assert not escaped, f"escaped a concurrent reconcile: {escaped!r}"
+    reconciles.results()
 
 
 @pytest.mark.parametrize("state_before", ["absent", "written"])

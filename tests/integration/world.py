@@ -6,10 +6,14 @@ from __future__ import annotations
 
 import functools
 import json
+import threading
 from pathlib import Path
+from typing import Callable
 
 from chalicelib import aws as clients, iam, names, resources
+from chalicelib.aws import Clients
 from chalicelib.monitor import service
+from chalicelib.monitor.apply import Applier
 from chalicelib.monitor.reconcile import reconcile
 from chalicelib.monitor.runs import load_run
 from chalicelib.names import record_key
@@ -275,3 +279,41 @@ def reconcile_everything(times: int = 4):
     for _ in range(times):
         runs, _ = service.scan_buckets([BUCKET])
         service.reconcile_runs(runs)
+
+
+class ConcurrentReconciles:
+    """Reconciles of one run in threads, each with its own clients (as two Lambda invocations have), all held at a
+    barrier before their first apply, so each has planned from what it read before any of them writes; one that
+    reads again after a refused state write goes on. `extra_parties` are the test's own at the barrier (a teardown
+    request made from the same read)."""
+
+    def __init__(self, run_of: Callable, count: int = 2, extra_parties: int = 0):
+        self.barrier = barrier = threading.Barrier(count + extra_parties, timeout=30)
+        held: set[int] = set()
+
+        class HeldOnce(Applier):
+            def apply(self, actions):
+                if threading.get_ident() not in held:
+                    held.add(threading.get_ident())
+                    barrier.wait()
+                return super().apply(actions)
+
+        self.outcomes: list = [None] * count
+
+        def one(index: int) -> None:
+            try:
+                self.outcomes[index] = reconcile(run_of(), Clients(region="us-east-1"), applier=HeldOnce)
+            except BaseException as error:  # noqa: BLE001 - the test's point: report anything that escapes
+                self.outcomes[index] = error
+
+        self.threads = [threading.Thread(target=one, args=(index,)) for index in range(count)]
+        for thread in self.threads:
+            thread.start()
+
+    def results(self) -> list:
+        """Each reconcile's result, once all have ended; none may have raised."""
+        for thread in self.threads:
+            thread.join(60)
+        escaped = [outcome for outcome in self.outcomes if isinstance(outcome, BaseException) or outcome is None]
+        assert not escaped, f"escaped a concurrent reconcile: {escaped!r}"
+        return self.outcomes
