@@ -26,7 +26,7 @@ from chalicelib.jobs import Job, NotAJob, job_from_message
 from chalicelib.monitor.breaker import common_failure, failed_job
 from chalicelib.names import success_marker_key, summary_key
 from chalicelib.joblines import SKIPPED, STARTED, SUCCEEDED
-from chalicelib.report.data import Attempt, NoLogs, parse_stream, read_log_events
+from chalicelib.report.data import NoLogs, attempts_by_job, read_log_events
 from chalicelib.resources import find_queue_url
 from chalicelib.settings import Settings
 
@@ -90,11 +90,6 @@ def collect(settings: Settings, jobs: list[Job], out: Path) -> Results:
         records = failures.list_records(aws.client("s3", settings), settings.AWS_BUCKET, settings.APP_NAME)
         results.failure_cause = common_failure([failed_job(record) for record in records])
     return results
-
-
-def attempts_by_job(streams: dict[str, list[tuple[float, str]]]) -> dict[str, list[Attempt]]:
-    """Each job's attempts, as the run report reads them (chalicelib/report/data.py)."""
-    return {job_id: parse_stream(job_id, events) for job_id, events in streams.items()}
 
 
 def _outputs_complete(settings: Settings, jobs: list[Job], listed: list[dict]) -> set[str]:

@@ -108,9 +108,14 @@ def _close(job_id: str, current: dict, end: float, outcome: str, reason: str) ->
                    last_line=current["last_line"] if outcome == FAILED else "", reason=reason)
 
 
+def attempts_by_job(streams: dict[str, Sequence[tuple[float, str]]]) -> dict[str, list[Attempt]]:
+    """Each job's attempts (what local mode's results classify jobs by, so its summary and the report agree)."""
+    return {job_id: parse_stream(job_id, events) for job_id, events in streams.items()}
+
+
 def parse_streams(streams: dict[str, Sequence[tuple[float, str]]]) -> list[Attempt]:
     """Every job's attempts, sorted by start."""
-    attempts = [attempt for job_id, events in streams.items() for attempt in parse_stream(job_id, events)]
+    attempts = [attempt for job_attempts in attempts_by_job(streams).values() for attempt in job_attempts]
     return sorted(attempts, key=lambda attempt: (attempt.start, attempt.job_id))
 
 

@@ -13,8 +13,7 @@ import dataclasses
 import threading
 from pathlib import Path
 
-from chalicelib.report.data import RELEASED, SUCCEEDED, parse_stream, read_log_events
-from localrun.results import attempts_by_job
+from chalicelib.report.data import RELEASED, SUCCEEDED, attempts_by_job, parse_stream, read_log_events
 from tests.worker_world import FAST, aws_clients, python, send_jobs, wait_for, world
 from worker.worker import Outcome, Worker
 
@@ -55,6 +54,6 @@ def test_a_job_released_and_done_at_once_by_another_worker_reads_back_released_t
     assert [(a.machine, a.slot, a.outcome) for a in attempts] == [
         ("i-first", first.worker_id, RELEASED), ("i-second", second.worker_id, SUCCEEDED)]
     assert "spot interruption notice" in attempts[0].reason and "i-first" not in attempts[0].reason
-    # local mode's summary counts from the same attempts
+    # local mode's summary classifies jobs by the same attempts
     assert [a.outcome for a in attempts_by_job(streams)["P1"]] == [RELEASED, SUCCEEDED]
     assert Path(started).exists()
