@@ -1,5 +1,6 @@
 """Typed reads of AWS the rest of the code shares: one function per intent, plain values back, "not found" handled
-once (Chalice's TypedAWSClient is the model). No raw response dict leaves this module.
+once (Chalice's TypedAWSClient is the model). No raw response dict leaves this module. The one exception to
+"reads": the two fleet writes, which differ by fleet kind and so live beside the fleet reads.
 """
 
 from __future__ import annotations
@@ -11,9 +12,14 @@ from botocore.exceptions import ClientError
 
 from chalicelib.aws import DASHBOARD_MISSING, OBJECT_MISSING, QUEUE_MISSING, error_code
 
-# AWS's SpotFleetRequestState values in which a fleet still has (or will have) machines; every other state
-# (cancelled, cancelled_running, cancelled_terminating, failed) means it is over.
+# The states, of an EC2 Fleet (FleetState) or a spot fleet request (SpotFleetRequestState), in which a fleet still
+# has (or will have) machines; every other state (deleted*, cancelled*, failed) means it is over.
 LIVE_FLEET_STATES = ("submitted", "active", "modifying")
+SPOT_FLEET_PREFIX = "sfr-"
+# An EC2 Fleet id AWS does not know: InvalidFleetId.NotFound / .Malformed (EC2 API error codes).
+FLEET_MISSING_PREFIXES = ("InvalidFleetId",)
+# 1,000 instances per page: a run's fleet never lists more than a few pages.
+MAX_FLEET_INSTANCE_PAGES = 20
 
 
 @dataclass(frozen=True)
@@ -44,21 +50,55 @@ def queue_depth(sqs, url: str) -> QueueDepth | None:
 @dataclass(frozen=True)
 class FleetState:
     fleet_id: str
-    state: str  # AWS's SpotFleetRequestState
+    state: str  # AWS's FleetState (EC2 Fleet) or SpotFleetRequestState (spot fleet)
     activity: str  # AWS's ActivityStatus: fulfilled | pending_fulfillment | error | ...
     target: int
     fulfilled: float
     tags: dict[str, str] = field(default_factory=dict)
     spot_price: float | None = None  # the request's maximum price per machine-hour, when it sets one
-    instance_types: tuple[str, ...] = ()  # of its launch specifications
+    instance_types: tuple[str, ...] = ()  # of its launch specifications or overrides
 
     @property
     def live(self) -> bool:
         return self.state in LIVE_FLEET_STATES
 
 
+def is_spot_fleet(fleet_id: str) -> bool:
+    """Two kinds of fleet, told apart by their ids: start-cluster's EC2 Fleets ("fleet-...") and the spot fleet
+    requests of Distributed-Something and of this project's earlier versions ("sfr-..."), still watched and
+    torn down."""
+    return fleet_id.startswith(SPOT_FLEET_PREFIX)
+
+
 def fleet_state(ec2, fleet_id: str) -> FleetState | None:
-    """The spot fleet request's state, or None when AWS no longer knows it (moto forgets a cancelled one)."""
+    """The fleet's state, or None when AWS no longer knows it (moto forgets a cancelled spot fleet)."""
+    if is_spot_fleet(fleet_id):
+        return _spot_fleet_state(ec2, fleet_id)
+    try:
+        fleets = ec2.describe_fleets(FleetIds=[fleet_id])["Fleets"]
+    except ClientError as error:
+        if error_code(error).startswith(FLEET_MISSING_PREFIXES):
+            return None
+        raise
+    if not fleets:
+        return None
+    return _ec2_fleet_state(fleets[0])
+
+
+def _ec2_fleet_state(described: dict) -> FleetState:
+    overrides = [override for item in described.get("LaunchTemplateConfigs", ()) for override in item.get("Overrides", ())]
+    prices = {override["MaxPrice"] for override in overrides if override.get("MaxPrice")}
+    return FleetState(fleet_id=described["FleetId"], state=described.get("FleetState", ""),
+                      activity=described.get("ActivityStatus", ""),
+                      target=int(described.get("TargetCapacitySpecification", {}).get("TotalTargetCapacity", 0)),
+                      fulfilled=float(described.get("FulfilledCapacity", 0.0)),
+                      tags={tag["Key"]: tag["Value"] for tag in described.get("Tags", ())},
+                      spot_price=max(float(price) for price in prices) if prices else None,
+                      instance_types=tuple(dict.fromkeys(override["InstanceType"] for override in overrides
+                                                         if override.get("InstanceType"))))
+
+
+def _spot_fleet_state(ec2, fleet_id: str) -> FleetState | None:
     try:
         configs = ec2.describe_spot_fleet_requests(SpotFleetRequestIds=[fleet_id])["SpotFleetRequestConfigs"]
     except ClientError as error:
@@ -84,9 +124,28 @@ def _instance_types(config: dict) -> tuple[str, ...]:
     return tuple(dict.fromkeys(choice["InstanceType"] for choice in choices if choice.get("InstanceType")))
 
 
+def live_tagged_fleet_id(ec2, key: str, value: str) -> str | None:
+    """A live fleet of either kind carrying the tag key=value (start-cluster's tag on its run's fleet)."""
+    for page in ec2.get_paginator("describe_fleets").paginate():
+        for item in page["Fleets"]:
+            if _tag_map(item).get(key) == value and item.get("FleetState") in LIVE_FLEET_STATES:
+                return item["FleetId"]
+    for page in ec2.get_paginator("describe_spot_fleet_requests").paginate():
+        for item in page["SpotFleetRequestConfigs"]:
+            if _tag_map(item).get(key) == value and item["SpotFleetRequestState"] in LIVE_FLEET_STATES:
+                return item["SpotFleetRequestId"]
+    return None
+
+
+def _tag_map(resource: dict) -> dict[str, str]:
+    return {tag["Key"]: tag["Value"] for tag in resource.get("Tags", ())}
+
+
 def fleet_user_data(ec2, fleet_id: str) -> tuple[str, ...]:
-    """The base64 user data of each of the fleet request's launch specifications ('' where one has none; none
-    at all for a fleet of launch templates, or one AWS no longer knows)."""
+    """The base64 user data of each of a spot fleet request's launch specifications ('' where one has none;
+    none at all for a fleet of launch templates, an EC2 Fleet, or one AWS no longer knows)."""
+    if not is_spot_fleet(fleet_id):
+        return ()
     try:
         configs = ec2.describe_spot_fleet_requests(SpotFleetRequestIds=[fleet_id])["SpotFleetRequestConfigs"]
     except ClientError as error:
@@ -98,9 +157,30 @@ def fleet_user_data(ec2, fleet_id: str) -> tuple[str, ...]:
 
 
 def fleet_instance_ids(ec2, fleet_id: str) -> tuple[str, ...]:
-    """The machines a live spot fleet request lists as its own (a cancelled one lists none)."""
-    pages = ec2.get_paginator("describe_spot_fleet_instances").paginate(SpotFleetRequestId=fleet_id)
-    return tuple(item["InstanceId"] for page in pages for item in page.get("ActiveInstances", ()))
+    """The machines a live fleet lists as its own (a cancelled or deleted one lists none)."""
+    if is_spot_fleet(fleet_id):
+        pages = ec2.get_paginator("describe_spot_fleet_instances").paginate(SpotFleetRequestId=fleet_id)
+        return tuple(item["InstanceId"] for page in pages for item in page.get("ActiveInstances", ()))
+    found: list[str] = []
+    kwargs = {"FleetId": fleet_id}
+    for _ in range(MAX_FLEET_INSTANCE_PAGES):  # botocore has no paginator for DescribeFleetInstances
+        try:
+            page = ec2.describe_fleet_instances(**kwargs)
+        except ClientError as error:
+            if error_code(error).startswith(FLEET_MISSING_PREFIXES):
+                return ()
+            raise
+        found += [item["InstanceId"] for item in page.get("ActiveInstances", ())]
+        if not page.get("NextToken"):
+            break
+        kwargs["NextToken"] = page["NextToken"]
+    return tuple(found)
+
+
+def fleet_machine_tag(fleet_id: str) -> str:
+    """The tag AWS puts on every machine a fleet launches, naming the fleet: it still finds the survivors of a
+    deleted fleet, which no longer lists them."""
+    return "aws:ec2spot:fleet-request-id" if is_spot_fleet(fleet_id) else "aws:ec2:fleet-id"
 
 
 def tagged_launch_template_ids(ec2, key: str, value: str) -> tuple[str, ...]:
@@ -122,10 +202,10 @@ _LIVE_MACHINE = {"Name": "instance-state-name", "Values": ["pending", "running"]
 
 
 def live_machines(ec2, instance_ids: tuple[str, ...] = (), fleet_id: str | None = None) -> tuple[Machine, ...]:
-    """Pending or running machines, by id or (`fleet_id`) by the tag AWS puts on a fleet's machines, which
-    still finds the survivors of a cancelled fleet. Sorted by id."""
+    """Pending or running machines, by id or (`fleet_id`) by the tag AWS puts on a fleet's machines
+    (fleet_machine_tag). Sorted by id."""
     if fleet_id is not None:
-        kwargs = {"Filters": [_LIVE_MACHINE, {"Name": "tag:aws:ec2spot:fleet-request-id", "Values": [fleet_id]}]}
+        kwargs = {"Filters": [_LIVE_MACHINE, {"Name": f"tag:{fleet_machine_tag(fleet_id)}", "Values": [fleet_id]}]}
     elif instance_ids:
         kwargs = {"InstanceIds": list(instance_ids), "Filters": [_LIVE_MACHINE]}
     else:
@@ -338,3 +418,34 @@ def object_exists(s3, bucket: str, key: str) -> bool:
             return False
         raise
     return True
+
+
+# --------------------------------------------------------------------------- the two fleet writes, for either kind
+
+
+def set_fleet_target(ec2, fleet_id: str, target: int) -> None:
+    """Set the fleet's target without AWS picking machines to end: the caller terminates the idle ones it chose
+    (no-termination), so a busy machine is never taken."""
+    if is_spot_fleet(fleet_id):
+        ec2.modify_spot_fleet_request(SpotFleetRequestId=fleet_id, TargetCapacity=int(target),
+                                      ExcessCapacityTerminationPolicy="noTermination")
+    else:
+        ec2.modify_fleet(FleetId=fleet_id, TargetCapacitySpecification={"TotalTargetCapacity": int(target)},
+                         ExcessCapacityTerminationPolicy="no-termination")
+
+
+# DeleteFleets reports per fleet instead of raising (DeleteFleetErrorCode): these mean it is already gone.
+FLEET_DELETE_GONE = ("fleetIdDoesNotExist", "fleetIdMalformed", "fleetNotInDeletableState")
+
+
+def delete_fleet(ec2, fleet_id: str) -> None:
+    """End the fleet and its machines. A fleet already gone is not an error, as for the other teardown steps."""
+    if is_spot_fleet(fleet_id):
+        ec2.cancel_spot_fleet_requests(SpotFleetRequestIds=[fleet_id], TerminateInstances=True)
+        return
+    answer = ec2.delete_fleets(FleetIds=[fleet_id], TerminateInstances=True)
+    for failed in answer.get("UnsuccessfulFleetDeletions", ()):
+        code = failed.get("Error", {}).get("Code", "")
+        if code not in FLEET_DELETE_GONE:
+            raise ClientError({"Error": {"Code": code or "unexpectedError",
+                                         "Message": failed.get("Error", {}).get("Message", "")}}, "DeleteFleets")

@@ -54,7 +54,6 @@ from chalicelib.settings import Settings
 # headroom: ECS registers vCPUs x 1024 units.
 MEMORY_HEADROOM_FRACTION = 0.06
 MEMORY_HEADROOM_MIN_MIB = 256
-DEFAULT_ALLOCATION_STRATEGY = "lowestPrice"  # AWS's default; moto requires the key
 FLEET_VALID_DAYS = 365
 # Services an instance without a public IP must reach through VPC endpoints when there is no NAT.
 ENDPOINT_SERVICES = ("ecs", "ecs-agent", "ecs-telemetry", "sqs", "s3", "logs")
@@ -80,10 +79,9 @@ class FleetStatus:
     @property
     def problem(self) -> str | None:
         if self.state not in LIVE_FLEET_STATES:
-            return f"the spot fleet is {self.state}; see its history in the EC2 console (Spot Requests)"
+            return f"the fleet is {self.state}"
         if self.activity == "error":
-            return ("the spot fleet reports an error, often no spot capacity for MACHINE_TYPE at MACHINE_PRICE; "
-                    "it keeps trying, see its history in the EC2 console (Spot Requests)")
+            return "the fleet reports an error; it keeps trying"
         if self.timed_out and self.instances == 0:
             return "no machine has started yet; the fleet keeps trying and the service starts workers as they join"
         return None
@@ -109,6 +107,7 @@ def preflight(settings: Settings, fleet: FleetFile, c: Any) -> Preflight:
     _check_roles(c.iam, fleet)
     _check_instance_types(c.ec2, settings)
     warnings += _check_network(c.ec2, settings, fleet)
+    warnings += fleet.notes
     depth = queue_depth(c.sqs, queue_url)
     waiting = depth.waiting if depth else 0
     if depth is None or depth.empty:
@@ -173,12 +172,6 @@ def _check_setup_done(c: Any, settings: Settings) -> tuple[str, str, str, str]:
 
 
 def _check_roles(iam, fleet: FleetFile) -> None:
-    role = fleet.iam_fleet_role.rsplit("/", 1)[-1]
-    try:
-        iam.get_role(RoleName=role)
-    except iam.exceptions.NoSuchEntityException:
-        raise PreflightError(f"{fleet.source}: IamFleetRole: role '{role}' does not exist; "
-                             "'python cli.py setup-account' creates it and prints its ARN") from None
     for index, spec in enumerate(fleet.launch_specifications):
         if not (spec.get("IamInstanceProfile") or {}).get("Arn"):
             raise PreflightError(f"{fleet.source}: LaunchSpecifications[{index}]: no IamInstanceProfile, so machines "
@@ -321,34 +314,74 @@ def instance_id_script() -> str:
 
 def launch_choices(fleet: FleetFile, settings: Settings) -> list[LaunchChoice]:
     """Per launch specification of the fleet file, with DS's overwrites: its launch template data and overrides
-    (one per MACHINE_TYPE and subnet)."""
+    (one per instance choice and subnet)."""
     config = _without_comments(fleet.copy_config())
-    return [launch_choice([_launch_spec(template, instance_type, settings) for instance_type in settings.MACHINE_TYPE])
+    return [launch_choice(_launch_spec(template, settings), instance_choices(settings), bid_price(settings))
             for template in config["LaunchSpecifications"]]
 
 
+def instance_choices(settings: Settings) -> list[dict[str, Any]]:
+    """What an override says of the machine: each MACHINE_TYPE, or (none given) the attributes the tasks need,
+    from which AWS picks among every current type that has them."""
+    if settings.MACHINE_TYPE:
+        return [{"InstanceType": instance_type} for instance_type in settings.MACHINE_TYPE]
+    from chalicelib.instance_choice import instance_requirements
+    return [{"InstanceRequirements": instance_requirements(settings)}]
+
+
+def bid_price(settings: Settings) -> str | None:
+    """MACHINE_PRICE as the Spot maximum price per machine-hour, only when MACHINE_PRICE_IS_BID asks for DS's
+    meaning: AWS advises against a maximum price (it is interrupted more often, and the price paid is the
+    Spot price anyway), so by default MACHINE_PRICE is only the cost ceiling the monitor enforces."""
+    return f"{settings.MACHINE_PRICE:g}" if getattr(settings, "MACHINE_PRICE_IS_BID", False) else None
+
+
 def fleet_request(fleet: FleetFile, settings: Settings, now: datetime.datetime, template_id: str,
-                  versions: list[str]) -> dict[str, Any]:
-    """The fleet file with DS's overwrites; its launch specifications are the run's launch template `versions`
-    (launch_template.save_versions of launch_choices), one config per version, MACHINE_TYPE and subnet."""
-    config = _without_comments(fleet.copy_config())
-    config.update(
-        ValidFrom=now.astimezone(datetime.timezone.utc),
-        ValidUntil=now.astimezone(datetime.timezone.utc) + datetime.timedelta(days=FLEET_VALID_DAYS),
-        TargetCapacity=settings.CLUSTER_MACHINES,
-        SpotPrice=f"{settings.MACHINE_PRICE:g}",
-    )
-    config.setdefault("AllocationStrategy", DEFAULT_ALLOCATION_STRATEGY)
-    config["TagSpecifications"] = [{"ResourceType": "spot-fleet-request",
-                                    "Tags": [{"Key": names.RUN_TAG, "Value": settings.APP_NAME}]}]
-    del config["LaunchSpecifications"]
-    config["LaunchTemplateConfigs"] = launch_template_configs(template_id, versions, launch_choices(fleet, settings))
-    return config
+                  versions: list[str], client_token: str) -> dict[str, Any]:
+    """CreateFleet's arguments: a maintain-type EC2 Fleet of Spot machines launched from the run's launch template
+    `versions` (launch_template.save_versions of launch_choices), one config per version, with one override per
+    instance choice and subnet. `client_token` makes a retried request the same request (EC2 idempotency)."""
+    return {
+        "Type": "maintain",
+        "TargetCapacitySpecification": {"TotalTargetCapacity": settings.CLUSTER_MACHINES,
+                                        "DefaultTargetCapacityType": "spot"},
+        "SpotOptions": {"AllocationStrategy": fleet.allocation_strategy, "InstanceInterruptionBehavior": "terminate"},
+        # the monitor lowers the target and ends the idle machines it chose itself; AWS never picks one
+        "ExcessCapacityTerminationPolicy": "no-termination",
+        "TerminateInstancesWithExpiration": True,
+        "ValidFrom": now.astimezone(datetime.timezone.utc),
+        "ValidUntil": now.astimezone(datetime.timezone.utc) + datetime.timedelta(days=FLEET_VALID_DAYS),
+        "LaunchTemplateConfigs": launch_template_configs(template_id, versions, launch_choices(fleet, settings)),
+        "TagSpecifications": [{"ResourceType": "fleet", "Tags": [{"Key": names.RUN_TAG, "Value": settings.APP_NAME}]}],
+        "ClientToken": client_token,
+    }
 
 
-def _launch_spec(template: dict, instance_type: str, settings: Settings) -> dict[str, Any]:
+def describe_request(settings: Settings, fleet: FleetFile) -> str:
+    """The fleet request in words, for start-cluster's list of changes."""
+    machines = ("/".join(settings.MACHINE_TYPE) if settings.MACHINE_TYPE
+                else "any current type with " + requirements_in_words(instance_choices(settings)[0]["InstanceRequirements"]))
+    price = (f"bidding at most ${settings.MACHINE_PRICE:g}/h each" if bid_price(settings)
+             else f"Spot price, cost ceiling ${settings.MACHINE_PRICE * settings.CLUSTER_MACHINES:g}/h")
+    return f"{settings.CLUSTER_MACHINES} x {machines}, {fleet.allocation_strategy}, {price}"
+
+
+def requirements_in_words(requirements: dict[str, Any]) -> str:
+    """'4-8 vCPUs, at least 15,000 MiB' for InstanceRequirements."""
+    def span(bounds: dict, unit: str) -> str:
+        low, high = bounds.get("Min"), bounds.get("Max")
+        if high is None:
+            return f"at least {low:,} {unit}"
+        return f"{low:,}-{high:,} {unit}" if low != high else f"{low:,} {unit}"
+    words = [span(requirements["VCpuCount"], "vCPUs"), span(requirements["MemoryMiB"], "MiB")]
+    if requirements.get("AcceleratorCount"):
+        words.append(span(requirements["AcceleratorCount"], "GPUs"))
+    return ", ".join(words)
+
+
+def _launch_spec(template: dict, settings: Settings) -> dict[str, Any]:
     spec = copy.deepcopy(template)
-    spec["InstanceType"] = instance_type
+    spec.pop("InstanceType", None)  # the overrides say it
     spec["UserData"] = user_data(settings)
     spec["BlockDeviceMappings"][DATA_VOLUME_INDEX]["Ebs"]["VolumeSize"] = settings.EBS_VOL_SIZE
     if settings.SSH_KEY_NAME:
@@ -382,13 +415,7 @@ def _live_fleet_id(ec2, settings: Settings, record: RunRecord | None) -> str | N
         if described and described.live:
             return record.MONITOR_FLEET_ID
     # No record (a crash between the request and the write): find the fleet by its tag.
-    for page in ec2.get_paginator("describe_spot_fleet_requests").paginate():
-        for item in page["SpotFleetRequestConfigs"]:
-            tags = {tag["Key"]: tag["Value"] for tag in item.get("Tags", [])}
-            if tags.get(names.RUN_TAG) == settings.APP_NAME and \
-                    item["SpotFleetRequestState"] in LIVE_FLEET_STATES:
-                return item["SpotFleetRequestId"]
-    return None
+    return awsapi.live_tagged_fleet_id(ec2, names.RUN_TAG, settings.APP_NAME)
 
 
 def wait_for_fleet(ec2, fleet_id: str, timeout: float, poll: float = 15.0,
@@ -522,10 +549,10 @@ def _record_fleet_in_claim(c: Any, settings: Settings, claim: Claim, fleet_id: s
             if held is None or held.etag != claim.etag:
                 break  # taken over (or removed): the claim is no longer this process's
     try:
-        c.ec2.cancel_spot_fleet_requests(SpotFleetRequestIds=[fleet_id], TerminateInstances=True)
-        outcome = f"fleet {fleet_id} it had just requested is cancelled"
+        awsapi.delete_fleet(c.ec2, fleet_id)
+        outcome = f"fleet {fleet_id} it had just requested is deleted"
     except Exception as error:  # noqa: BLE001 - say what is left to do rather than a traceback
-        outcome = f"cancelling fleet {fleet_id} it had just requested failed ({error}); cancel it in the EC2 console"
+        outcome = f"deleting fleet {fleet_id} it had just requested failed ({error}); delete it in the EC2 console"
     raise StartConflict(f"run '{settings.APP_NAME}': another start-cluster took over this one's claim "
                         f"(s3://{bucket}/{key}) while it was requesting its fleet, so the {outcome}; see "
                         f"'python cli.py status --config {settings.source}'")
@@ -610,10 +637,9 @@ def start_cluster(settings: Settings, fleet: FleetFile, cheapest: bool = False, 
             fleet_id, resumed = claimed, True
         else:
             template_id, versions = save_versions(c.ec2, settings, launch_choices(fleet, settings), changes)
-            fleet_id = c.ec2.request_spot_fleet(SpotFleetRequestConfig=fleet_request(
-                fleet, settings, now, template_id, versions))["SpotFleetRequestId"]
-            changes.append(f"requested spot fleet {fleet_id} ({settings.CLUSTER_MACHINES} x "
-                           f"{'/'.join(settings.MACHINE_TYPE)} at most ${settings.MACHINE_PRICE:g}/h)")
+            fleet_id = c.ec2.create_fleet(**fleet_request(fleet, settings, now, template_id, versions,
+                                                          claimed.token))["FleetId"]
+            changes.append(f"created EC2 Fleet {fleet_id} ({describe_request(settings, fleet)})")
             _record_fleet_in_claim(c, settings, claimed, fleet_id)
     if stored is not None and stored.MONITOR_FLEET_ID == fleet_id:
         record = stored

@@ -1,4 +1,5 @@
-"""Spot fleet files (DS format): parse and check them; start-cluster merges in settings."""
+"""Fleet files (DS's spot fleet format): parse and check them; start-cluster turns them into the run's launch
+template and EC2 Fleet, merging in settings."""
 
 from __future__ import annotations
 
@@ -16,6 +17,17 @@ DATA_VOLUME_INDEX = 1
 # What every machine's launch template sets: IMDSv2 only, and its answers travel one hop, so they reach the host
 # (the ECS agent, the boot script) and never a bridge-networked container, one hop further.
 METADATA_OPTIONS = {"HttpTokens": "required", "HttpPutResponseHopLimit": 1, "HttpEndpoint": "enabled"}
+# AWS recommends price-capacity-optimized for Spot: the lowest-priced pools among those least likely to be
+# interrupted ("Allocation strategies for Spot Instances", Amazon EC2 User Guide).
+DEFAULT_ALLOCATION_STRATEGY = "price-capacity-optimized"
+# A spot fleet file's spelling of each strategy -> EC2 Fleet's.
+ALLOCATION_STRATEGIES = {"lowestPrice": "lowest-price", "diversified": "diversified",
+                         "capacityOptimized": "capacity-optimized",
+                         "capacityOptimizedPrioritized": "capacity-optimized-prioritized",
+                         "priceCapacityOptimized": "price-capacity-optimized"}
+# DS's example fleet file says lowestPrice, which AWS says "might lead to high interruption rates": a DS file
+# saying it gets AWS's recommendation instead (with a note); EC2 Fleet's own spelling keeps lowest price.
+DS_EXAMPLE_STRATEGY = "lowestPrice"
 
 
 @dataclass(frozen=True)
@@ -24,8 +36,21 @@ class FleetFile:
     config: dict[str, Any]  # the spot fleet request config as the user wrote it
 
     @property
-    def iam_fleet_role(self) -> str:
-        return self.config["IamFleetRole"]
+    def allocation_strategy(self) -> str:
+        given = self.config.get("AllocationStrategy")
+        if given is None or given == DS_EXAMPLE_STRATEGY:
+            return DEFAULT_ALLOCATION_STRATEGY
+        return ALLOCATION_STRATEGIES.get(given, given)
+
+    @property
+    def notes(self) -> list[str]:
+        """What of the file start-cluster reads differently from DS, said once at start."""
+        said = []
+        if self.config.get("AllocationStrategy") == DS_EXAMPLE_STRATEGY:
+            said.append(f"{self.source}: AllocationStrategy: 'lowestPrice' (DS's example) is run as "
+                        f"'{DEFAULT_ALLOCATION_STRATEGY}', which AWS recommends for Spot (lowest price is interrupted "
+                        "more often); write 'lowest-price' to keep it")
+        return said
 
     @property
     def launch_specifications(self) -> list[dict[str, Any]]:
@@ -51,10 +76,11 @@ def parse_fleet_document(document: Any, source: str = "fleet.json") -> FleetFile
     if not isinstance(document, dict):
         raise FleetFileError(f"{source}: expected a JSON object (a spot fleet request config), "
                              f"got {type(document).__name__}")
-    role = document.get("IamFleetRole")
-    if not isinstance(role, str) or not role.startswith("arn:"):
-        raise FleetFileError(f"{source}: IamFleetRole: expected the ARN of the spot fleet role "
-                             "(python cli.py setup-account prints it), got " + _show(role))
+    strategy = document.get("AllocationStrategy")
+    if strategy is not None and strategy not in ALLOCATION_STRATEGIES and strategy not in ALLOCATION_STRATEGIES.values():
+        raise FleetFileError(f"{source}: AllocationStrategy: expected one of "
+                             f"{', '.join(sorted(ALLOCATION_STRATEGIES.values()))} (or the spot fleet spellings "
+                             f"{', '.join(sorted(ALLOCATION_STRATEGIES))}), got {_show(strategy)}")
     if "LaunchTemplateConfigs" in document:
         raise FleetFileError(f"{source}: LaunchTemplateConfigs: not supported; give LaunchSpecifications (start-cluster "
                              "makes the run's launch template from them)")
@@ -66,9 +92,9 @@ def parse_fleet_document(document: Any, source: str = "fleet.json") -> FleetFile
         if not isinstance(spec, dict):
             raise FleetFileError(f"{where}: expected an object")
         image = spec.get("ImageId")
-        if not isinstance(image, str) or not image.startswith("ami-"):
+        if image is not None and not (isinstance(image, str) and image.startswith("ami-")):
             raise FleetFileError(f"{where}: ImageId: expected an ECS-optimized AMI id like ami-0123456789abcdef0, "
-                                 f"got {_show(image)}")
+                                 f"or no ImageId for the latest one, got {_show(image)}")
         devices = spec.get("BlockDeviceMappings")
         if not isinstance(devices, list) or len(devices) <= DATA_VOLUME_INDEX:
             raise FleetFileError(f"{where}: BlockDeviceMappings: expected two block devices (root, then the data "

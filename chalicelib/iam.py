@@ -170,11 +170,15 @@ def setup_account(settings: Settings) -> AccountReport:
 
 
 def runs_using_roles(settings: Settings) -> list[str]:
-    """What still uses the account-wide roles, as far as this config can see: live spot fleets of the region
-    launched with the fleet role, and run records in AWS_BUCKET (each a run not yet torn down)."""
+    """What still uses the account-wide roles, as far as this config can see: live EC2 Fleets of the region a
+    run made (its tag; their machines have the instance role), live spot fleets launched with the fleet role (the
+    previous version's runs), and run records in AWS_BUCKET (each a run not yet torn down)."""
     ec2 = aws.client("ec2", settings)
     fleet_role = f":role/{names.FLEET_ROLE}"
-    users = [f"spot fleet {config['SpotFleetRequestId']}"
+    users = [f"fleet {fleet['FleetId']}" for page in ec2.get_paginator("describe_fleets").paginate()
+             for fleet in page["Fleets"] if fleet.get("FleetState") in LIVE_FLEET_STATES
+             and any(tag["Key"] == names.RUN_TAG for tag in fleet.get("Tags", ()))]
+    users += [f"spot fleet {config['SpotFleetRequestId']}"
              for page in ec2.get_paginator("describe_spot_fleet_requests").paginate()
              for config in page["SpotFleetRequestConfigs"]
              if config.get("SpotFleetRequestState") in LIVE_FLEET_STATES

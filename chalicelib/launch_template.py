@@ -1,10 +1,10 @@
-"""The run's EC2 launch template: where each machine's instance metadata options are set.
+"""The run's EC2 launch template: what every machine of the run's EC2 Fleet is launched with.
 
-A spot fleet's LaunchSpecifications cannot say how the instance metadata service answers (the
-SpotFleetLaunchSpecification shape has no MetadataOptions); a launch template can. So each launch
-specification of the fleet file, with start-cluster's overwrites, becomes a version of the run's launch template,
-and the fleet request names those versions in LaunchTemplateConfigs, one config per instance type (and subnet),
-each with one override: what varies per launch specification in a spot fleet is what an override may say.
+Each launch specification of the (DS-format) fleet file, with start-cluster's overwrites, becomes a version of the
+run's launch template: its AMI, instance profile, block devices, network, key, tags, user data and the instance
+metadata options every machine gets (IMDSv2 only, hop limit 1). The fleet request names those versions in
+LaunchTemplateConfigs; what varies per machine (the instance type, or the attributes AWS picks types by, the
+subnet, a weight, a bid) is an override.
 """
 
 from __future__ import annotations
@@ -20,8 +20,10 @@ from chalicelib.errors import StartConflict
 from chalicelib.fleet import METADATA_OPTIONS
 from chalicelib.settings import Settings
 
-# Parts of a spot fleet launch specification that are launch template overrides instead of template data.
-OVERRIDE_KEYS = ("InstanceType", "SpotPrice", "WeightedCapacity")
+# Parts of a spot fleet launch specification that are EC2 Fleet overrides instead of template data (SpotPrice is
+# start-cluster's, from MACHINE_PRICE, as DS overwrites it).
+OVERRIDE_KEYS = ("InstanceType", "WeightedCapacity")
+NOT_TEMPLATE_DATA = OVERRIDE_KEYS + ("SpotPrice", "SubnetId", "SecurityGroups")
 # Deprecated and without a launch template counterpart.
 DROPPED_KEYS = ("AddressingType",)
 
@@ -34,30 +36,33 @@ class LaunchChoice:
     overrides: tuple[dict[str, Any], ...]
 
 
-def launch_choice(specs: list[dict[str, Any]]) -> LaunchChoice:
-    """`specs`: one fleet file launch specification made out for each MACHINE_TYPE (they differ only in
-    InstanceType). The data takes everything but the overrides, and the metadata options every machine gets."""
-    data = {key: value for key, value in specs[0].items()
-            if key not in OVERRIDE_KEYS + DROPPED_KEYS + ("SubnetId", "SecurityGroups")}
-    groups = [group for group in specs[0].get("SecurityGroups") or [] if isinstance(group, dict)]
+def launch_choice(spec: dict[str, Any], machines: list[dict[str, Any]], max_price: str | None) -> LaunchChoice:
+    """`spec`: one fleet file launch specification with start-cluster's overwrites; `machines`: what each override
+    says of the machine ({"InstanceType": ...} or {"InstanceRequirements": ...}); `max_price`: the Spot bid per
+    machine-hour, or None for none (AWS's advice). The data takes everything but the overrides, and the metadata
+    options every machine gets."""
+    data = {key: value for key, value in spec.items() if key not in NOT_TEMPLATE_DATA + DROPPED_KEYS}
+    groups = [group for group in spec.get("SecurityGroups") or [] if isinstance(group, dict)]
     if any("GroupId" in group for group in groups):
         data["SecurityGroupIds"] = [group["GroupId"] for group in groups if "GroupId" in group]
     elif groups:
         data["SecurityGroups"] = [group["GroupName"] for group in groups if "GroupName" in group]
     data["MetadataOptions"] = {**(data.get("MetadataOptions") or {}), **METADATA_OPTIONS}
     # A spot fleet launch specification may name several subnets, comma-separated: one override each.
-    subnets = [subnet.strip() for subnet in str(specs[0].get("SubnetId") or "").split(",") if subnet.strip()]
-    overrides = tuple({**{key: spec[key] for key in OVERRIDE_KEYS if key in spec},
-                       **({"SubnetId": subnet} if subnet else {})}
-                      for spec in specs for subnet in (subnets or [None]))
+    subnets = [subnet.strip() for subnet in str(spec.get("SubnetId") or "").split(",") if subnet.strip()]
+    shared = {key: spec[key] for key in OVERRIDE_KEYS if key in spec and key != "InstanceType"}
+    if max_price is not None:
+        shared["MaxPrice"] = max_price
+    overrides = tuple({**machine, **shared, **({"SubnetId": subnet} if subnet else {})}
+                      for machine in machines for subnet in (subnets or [None]))
     return LaunchChoice(data, overrides)
 
 
 def launch_template_configs(template_id: str, versions: list[str],
                             choices: list[LaunchChoice]) -> list[dict[str, Any]]:
     return [{"LaunchTemplateSpecification": {"LaunchTemplateId": template_id, "Version": version},
-             "Overrides": [override]}
-            for version, choice in zip(versions, choices) for override in choice.overrides]
+             "Overrides": list(choice.overrides)}
+            for version, choice in zip(versions, choices)]
 
 
 def save_versions(ec2, settings: Settings, choices: list[LaunchChoice], changes: list[str]) -> tuple[str, list[str]]:

@@ -27,7 +27,8 @@ def patched() -> Iterator[None]:
         for patch in (_sqs_clock, _sqs_lazy_attributes, _sqs_dead_letter_source, _spot_fleet_cancel,
                       _spot_fleet_capacity, _s3_atomic_put, _rest_api_import_of_swagger, _spot_fleet_created_tags,
                       _backend_lookup_once, _spot_fleet_template_metadata_options,
-                      _ecs_service_deployment_configuration):
+                      _ecs_service_deployment_configuration,
+                      _ec2_fleet_modify, _ec2_fleet_launch, _ec2_fleet_delete):
             stack.enter_context(patch())
         _active.append(True)
         try:
@@ -444,3 +445,191 @@ def _ecs_service_deployment_configuration() -> Iterator[None]:
         yield
     finally:
         EC2ContainerServiceResponse.create_service = original
+
+
+# --------------------------------------------------------------------------- EC2 Fleet (start-cluster's fleets)
+
+
+def _ec2_fleet_live_capacity(fleet) -> float:
+    """The weight of the fleet's machines that are not terminated: what AWS counts as fulfilled."""
+    total = 0.0
+    for request in fleet.spot_requests:
+        if request.instance.state not in ("terminated", "shutting-down"):
+            total += float(getattr(request.launch_spec, "weighted_capacity", 1) or 1)
+    for item in fleet.on_demand_instances:
+        if item["instance"].state not in ("terminated", "shutting-down"):
+            total += 1.0
+    return total
+
+
+@contextlib.contextmanager
+def _ec2_fleet_modify() -> Iterator[None]:
+    """moto has no ModifyFleet ("not implemented"), and counts a fleet's fulfilled capacity up at each launch and
+    never down. AWS's ModifyFleet sets the total target capacity and, for a fleet of type maintain, the fleet
+    launches machines while it is below its target and, with ExcessCapacityTerminationPolicy "termination",
+    terminates machines above it ("Modify an EC2 Fleet", Amazon EC2 User Guide; ModifyFleet, EC2 API Reference).
+    Here the fulfilled capacity is the live machines' weight, and ModifyFleet does exactly that at once (the
+    monitor sets the target with no-termination and ends the idle machines it chose itself; local mode's spot
+    market sets the target to what it is to have a reclaimed machine replaced, which AWS does on its own)."""
+    from moto.ec2.models.fleets import Fleet
+    from moto.ec2.responses.fleets import Fleets
+    from moto.core.responses import ActionResult
+
+    def modify_fleet(self) -> ActionResult:
+        fleet = self.ec2_backend.get_fleet(self._get_param("FleetId"))
+        self.error_on_dryrun()
+        if fleet is None:
+            raise InvalidFleetId(self._get_param("FleetId"))
+        policy = self._get_param("ExcessCapacityTerminationPolicy")
+        if policy:
+            fleet.excess_capacity_termination_policy = policy
+        target = self._get_param("TargetCapacitySpecification", {}).get("TotalTargetCapacity")
+        if target is not None:
+            fleet.target_capacity = int(target)
+            fleet.target_capacity_specification = {**fleet.target_capacity_specification,
+                                                   "TotalTargetCapacity": int(target)}
+            live = _ec2_fleet_live_capacity(fleet)
+            if live < fleet.target_capacity and fleet.state == "active":
+                fleet.create_spot_requests(fleet.target_capacity - live)
+            elif live > fleet.target_capacity and fleet.excess_capacity_termination_policy == "termination":
+                fleet.terminate_instances()
+        return ActionResult({"Return": True})
+
+    def ignore_count(self, value) -> None:
+        pass  # moto's own += bookkeeping; the live count replaces it
+
+    original = Fleet.__dict__.get("fulfilled_capacity")
+    Fleet.fulfilled_capacity = property(_ec2_fleet_live_capacity, ignore_count)
+    Fleets.modify_fleet = modify_fleet
+    try:
+        yield
+    finally:
+        del Fleets.modify_fleet
+        if original is None:
+            del Fleet.fulfilled_capacity
+        else:
+            Fleet.fulfilled_capacity = original
+
+
+def InvalidFleetId(fleet_id: str):  # noqa: N802 - builds moto's error the way moto names its errors
+    from moto.ec2.exceptions import EC2ClientError
+
+    return EC2ClientError("InvalidFleetId.NotFound", f"The fleet ID '{fleet_id}' does not exist")
+
+
+@contextlib.contextmanager
+def _ec2_fleet_launch() -> Iterator[None]:
+    """What moto's EC2 Fleet leaves out of a machine it launches:
+    - the launch template's MetadataOptions (every machine shows moto's default, HttpTokens optional); on AWS an
+      instance launched from a launch template takes them ("Configure instance metadata options for new
+      instances", Amazon EC2 User Guide: "in a launch template");
+    - the aws:ec2:fleet-id tag, which EC2 Fleet adds to every instance it launches;
+    - overrides by attributes (InstanceRequirements): moto reads an override's InstanceType only (KeyError). AWS
+      launches a type that meets them; here the first such type, by name, of moto's own instance-type data (the
+      fleet still shows the overrides as given)."""
+    from moto.ec2.models.fleets import Fleet
+    from moto.ec2.models.instances import MetadataOptions
+
+    original_init, original_create = Fleet.__init__, Fleet.create_spot_requests
+
+    @functools.wraps(original_init)
+    def __init__(self, ec2_backend, fleet_id, on_demand_options, spot_options, target_capacity_specification,
+                 launch_template_configs, *args, **kwargs):
+        resolved = [{**config, "Overrides": [_override_by_type(override) for override in config["Overrides"]]}
+                    if config.get("Overrides") else config for config in launch_template_configs or ()]
+        original_init(self, ec2_backend, fleet_id, on_demand_options, spot_options, target_capacity_specification,
+                      resolved, *args, **kwargs)
+        self.launch_template_configs = launch_template_configs
+
+    @functools.wraps(original_create)
+    def create_spot_requests(self, weight_to_add):
+        before = len(self.spot_requests)
+        original_create(self, weight_to_add)
+        for request in self.spot_requests[before:]:
+            spec = request.launch_spec.launch_template_spec if request.launch_spec else None
+            if spec:
+                template = self.ec2_backend.get_launch_template(spec["LaunchTemplateId"])
+                options = template.get_version(spec["Version"]).data.get("MetadataOptions")
+                if options:
+                    request.instance.metadata_options = MetadataOptions(options)
+            self.ec2_backend.tags.setdefault(request.instance.id, {})["aws:ec2:fleet-id"] = self.id
+        return self.spot_requests
+
+    Fleet.__init__, Fleet.create_spot_requests = __init__, create_spot_requests
+    try:
+        yield
+    finally:
+        Fleet.__init__, Fleet.create_spot_requests = original_init, original_create
+
+
+def _override_by_type(override: dict) -> dict:
+    requirements = override.get("InstanceRequirements")
+    if not requirements or override.get("InstanceType"):
+        return override
+    resolved = {key: value for key, value in override.items() if key != "InstanceRequirements"}
+    resolved["InstanceType"] = instance_types_meeting(requirements)[0]
+    return resolved
+
+
+def instance_types_meeting(requirements: dict, architectures: tuple[str, ...] = ("x86_64",)) -> list[str]:
+    """moto's instance types meeting InstanceRequirements' vCPU, memory, GPU and burstable terms, by name."""
+    from moto.ec2.models.instance_types import INSTANCE_TYPES
+
+    def within(value: float, bounds: dict | None) -> bool:
+        bounds = bounds or {}
+        return value >= float(bounds.get("Min", 0)) and ("Max" not in bounds or value <= float(bounds["Max"]))
+
+    gpus_wanted = "gpu" in (requirements.get("AcceleratorTypes") or ())
+    found = []
+    for name, info in INSTANCE_TYPES.items():
+        gpus = sum(gpu.get("Count", 0) for gpu in info.get("GpuInfo", {}).get("Gpus", ()))
+        if not (within(info["VCpuInfo"]["DefaultVCpus"], requirements.get("VCpuCount"))
+                and within(info["MemoryInfo"]["SizeInMiB"], requirements.get("MemoryMiB"))
+                and set(architectures) & set(info.get("ProcessorInfo", {}).get("SupportedArchitectures", ()))
+                and (not gpus_wanted or within(gpus, requirements.get("AcceleratorCount")))
+                and (gpus_wanted or gpus == 0)
+                and not (requirements.get("BurstablePerformance") == "excluded"
+                         and info.get("BurstablePerformanceSupported"))
+                and not info.get("BareMetal")):
+            continue
+        found.append(name)
+    return sorted(found)
+
+
+@contextlib.contextmanager
+def _ec2_fleet_delete() -> Iterator[None]:
+    """Two gaps in moto's DeleteFleets with TerminateInstances=True, as for spot fleets (_spot_fleet_cancel):
+    it raises "No instances specified" when the fleet's machines were all terminated one by one, and a KeyError
+    (HTTP 500) for a fleet it does not know. AWS deletes the first without complaint and lists the second under
+    UnsuccessfulFleetDeletions with error code fleetIdDoesNotExist (DeleteFleets, EC2 API Reference). Under a
+    lock, so two reconciles deleting one fleet at once see one deletion each, as on AWS."""
+    from moto.core.responses import ActionResult
+    from moto.ec2.models.fleets import Fleet
+    from moto.ec2.responses.fleets import Fleets
+
+    original_terminate, original_delete = Fleet.terminate_instances, Fleets.delete_fleets
+    lock = threading.Lock()
+
+    def terminate_instances(self) -> None:
+        if _ec2_fleet_live_capacity(self) > 0:
+            original_terminate(self)
+
+    def delete_fleets(self) -> ActionResult:
+        asked = self._get_param("FleetIds", [])
+        with lock:
+            known = [fleet_id for fleet_id in asked if self.ec2_backend.get_fleet(fleet_id) is not None]
+            previous = {fleet_id: self.ec2_backend.get_fleet(fleet_id).state for fleet_id in known}
+            deleted = self.ec2_backend.delete_fleets(known, self._get_bool_param("TerminateInstances"))
+        return ActionResult({
+            "SuccessfulFleetDeletions": [{"CurrentFleetState": fleet.state, "PreviousFleetState": previous[fleet.id],
+                                          "FleetId": fleet.id} for fleet in deleted],
+            "UnsuccessfulFleetDeletions": [
+                {"FleetId": fleet_id, "Error": {"Code": "fleetIdDoesNotExist",
+                                                "Message": f"The fleet ID '{fleet_id}' does not exist"}}
+                for fleet_id in asked if fleet_id not in known]})
+
+    Fleet.terminate_instances, Fleets.delete_fleets = terminate_instances, delete_fleets
+    try:
+        yield
+    finally:
+        Fleet.terminate_instances, Fleets.delete_fleets = original_terminate, original_delete

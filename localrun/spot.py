@@ -5,17 +5,17 @@ probability `rate` (AWS gives it two minutes before it reclaims a machine). It
 reaches the workers as on AWS: ECS's spot draining stops the machine's tasks,
 so the supervisor gets SIGTERM; the workers release their jobs and exit. Then,
 as AWS would, the instance is terminated, and the fleet,
-a maintain-type request, launches a replacement while it is below its target.
-moto has no such background process, so the replacement is asked for with
-ModifySpotFleetRequest at the fleet's current target (moto then launches the
-difference: see the fulfilled-capacity patch in moto_patches.py).
+of type maintain, launches a replacement while it is below its target.
+moto has no such background process, so the replacement is asked for by
+setting the fleet's target to what it is (ModifyFleet; moto then launches the
+difference: see the EC2 Fleet patches in moto_patches.py).
 """
 
 from __future__ import annotations
 
 import random
 
-from chalicelib.awsapi import fleet_state
+from chalicelib.awsapi import fleet_state, set_fleet_target
 from localrun.machines import Machines
 
 
@@ -48,7 +48,7 @@ class SpotMarket:
         fleet = fleet_state(self.ec2, self.fleet_id)
         if fleet is None or not fleet.live or fleet.target <= fleet.fulfilled:
             return False
-        self.ec2.modify_spot_fleet_request(SpotFleetRequestId=self.fleet_id, TargetCapacity=fleet.target)
+        set_fleet_target(self.ec2, self.fleet_id, fleet.target)
         self.replacements += 1
         return True
 

@@ -37,7 +37,7 @@ Conditions evaluated exactly (`_condition_met`): the String* operators (and
 `aws:ResourceTag/KEY` (and `ec2:ResourceTag/KEY`, `ecs:ResourceTag/KEY` for
 their service's actions) of the resources these actions are checked against,
 whose tags are read from moto: sqs:DeleteQueue (queue), ec2:ModifySpotFleetRequest
-and ec2:CancelSpotFleetRequests (spot-fleet-request), ec2:TerminateInstances
+and ec2:CancelSpotFleetRequests (spot-fleet-request), ec2:ModifyFleet and ec2:DeleteFleets (fleet), ec2:TerminateInstances
 (instance), ec2:DeleteLaunchTemplate (launch-template), ecs:UpdateService and
 ecs:DeleteService (service), ecs:DeleteCluster (cluster), logs:CreateExportTask (log-group),
 cloudwatch:DeleteAlarms (alarm). Anything else is unevaluated.
@@ -374,11 +374,13 @@ def _same_either_way(decide) -> bool:
 
 # Actions whose resources' tags are read for aws:ResourceTag/KEY (and the service's own prefix):
 # each is authorized on AWS against the resources `_resource_tags` can read (Service Authorization
-# Reference: sqs queue, ec2 spot-fleet-request, instance and launch-template, ecs service and cluster, logs log-group).
+# Reference: sqs queue, ec2 fleet, spot-fleet-request, instance and launch-template, ecs service and cluster, logs
+# log-group).
 # Other actions (creating calls, where the resource may not exist yet and aws:RequestTag applies,
 # or actions never checked here) leave such keys unknown.
 _RESOURCE_TAG_ACTIONS = {
     "sqs:deletequeue", "ec2:modifyspotfleetrequest", "ec2:cancelspotfleetrequests", "ec2:terminateinstances",
+    "ec2:modifyfleet", "ec2:deletefleets",
     "ec2:deletelaunchtemplate", "ecs:updateservice", "ecs:deleteservice", "ecs:deletecluster", "logs:createexporttask",
     "cloudwatch:deletealarms"}
 
@@ -457,6 +459,8 @@ def _read_resource_tags(arn: str) -> dict[str, str]:
             # in the backend's table, and shows only the former; on AWS both are the fleet's tags.
             fleet = backend.spot_fleet_requests[ident]
             found = {**backend.tags.get(ident, {}), **fleet.tags.get("spot-fleet-request", {})}
+        elif kind == "fleet" and backend.get_fleet(ident) is not None:
+            found = dict(backend.tags.get(ident, {}))  # EC2 Fleet keeps its tags in the backend's table
         elif kind == "instance" and backend.get_instance_by_id(ident) is not None:
             found = dict(backend.tags.get(ident, {}))
         elif kind == "launch-template" and ident in backend.launch_templates:
@@ -678,7 +682,8 @@ def _cloudwatch_resources(engine: Engine) -> Iterator[None]:
 @contextlib.contextmanager
 def _ec2_resources(engine: Engine) -> Iterator[None]:
     """ModifySpotFleetRequest: arn:aws:ec2:REGION:ACCOUNT:spot-fleet-request/ID; CancelSpotFleetRequests:
-    that ARN for each SpotFleetRequestId.N; TerminateInstances: arn:aws:ec2:REGION:ACCOUNT:instance/ID
+    that ARN for each SpotFleetRequestId.N; ModifyFleet: arn:aws:ec2:REGION:ACCOUNT:fleet/ID; DeleteFleets: that ARN
+    for each FleetId.N; TerminateInstances: arn:aws:ec2:REGION:ACCOUNT:instance/ID
     for each InstanceId.N; DeleteLaunchTemplate: arn:aws:ec2:REGION:ACCOUNT:launch-template/ID, by its
     LaunchTemplateId or the id its LaunchTemplateName has in moto ("*" when neither names one). A call naming
     several is allowed only if each is (`_several_resources`)."""
@@ -692,6 +697,11 @@ def _ec2_resources(engine: Engine) -> Iterator[None]:
             return prefix + "spot-fleet-request/" + fleet if fleet else "*"
         if action == "CancelSpotFleetRequests":
             return [prefix + "spot-fleet-request/" + fleet for fleet in _listed(self._get_param("SpotFleetRequestIds"))]
+        if action == "ModifyFleet":
+            fleet = self._get_param("FleetId")
+            return prefix + "fleet/" + fleet if fleet else "*"
+        if action == "DeleteFleets":
+            return [prefix + "fleet/" + fleet for fleet in _listed(self._get_param("FleetIds"))]
         if action == "TerminateInstances":
             return [prefix + "instance/" + instance for instance in _listed(self._get_param("InstanceIds"))]
         if action == "DeleteLaunchTemplate":

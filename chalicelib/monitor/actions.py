@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from chalicelib.awsapi import is_spot_fleet
+
 
 @dataclass(frozen=True)
 class Action:
@@ -106,7 +108,7 @@ class CancelFleet(Action):
     fleet_id: str
 
     def what(self) -> str:
-        return f"cancel fleet {self.fleet_id} and stop its machines"
+        return f"{'cancel' if is_spot_fleet(self.fleet_id) else 'delete'} fleet {self.fleet_id} and stop its machines"
 
 
 @dataclass(frozen=True)

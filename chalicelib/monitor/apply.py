@@ -17,6 +17,7 @@ from typing import Any, Callable
 
 from botocore.exceptions import ClientError
 
+from chalicelib import awsapi
 from chalicelib.aws import DASHBOARD_MISSING, OBJECT_MISSING, QUEUE_MISSING, error_code
 from chalicelib.idle_alarm import idle_alarm_request
 from chalicelib.leases import prefix as lease_prefix
@@ -32,6 +33,7 @@ from chalicelib.monitor.observe import FAILED_EXPORT_PREFIX, Run
 _GONE = {
     *QUEUE_MISSING, *DASHBOARD_MISSING, *OBJECT_MISSING, "ServiceNotFoundException", "ServiceNotActiveException",
     "ClusterNotFoundException", "InvalidInstanceID.NotFound", "InvalidSpotFleetRequestId.NotFound",
+    "InvalidFleetId.NotFound",
 }
 # A launch template that is gone: AWS's code for an unknown id, and for an unknown name ("Error codes for the
 # Amazon EC2 API"); moto answers the name's code whichever was given.
@@ -100,8 +102,7 @@ class Applier:
 
     # ---- running
     def _set_fleet_capacity(self, action: SetFleetCapacity) -> None:
-        self.clients.ec2.modify_spot_fleet_request(SpotFleetRequestId=action.fleet_id, TargetCapacity=int(action.target),
-                                                   ExcessCapacityTerminationPolicy="noTermination")
+        awsapi.set_fleet_target(self.clients.ec2, action.fleet_id, int(action.target))
 
     def _terminate(self, action: TerminateInstances) -> None:
         self.clients.ec2.terminate_instances(InstanceIds=list(action.instance_ids))
@@ -127,7 +128,7 @@ class Applier:
 
     # ---- teardown
     def _cancel_fleet(self, action: CancelFleet) -> None:
-        self.clients.ec2.cancel_spot_fleet_requests(SpotFleetRequestIds=[action.fleet_id], TerminateInstances=True)
+        awsapi.delete_fleet(self.clients.ec2, action.fleet_id)
 
     def _delete_service(self, action: DeleteService) -> None:
         # force: deletes a service whose desired count is not yet 0, in one call

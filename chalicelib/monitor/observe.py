@@ -76,7 +76,7 @@ def observe(run: Run, clients: Clients, now: float | None = None) -> Observation
     problems = [
         queue and ownership.tag_problem("queue", record.MONITOR_QUEUE_NAME,
                                         awsapi.queue_tags(clients.sqs, record.QUEUE_URL), run.app_name),
-        fleet and ownership.tag_problem("spot fleet", record.MONITOR_FLEET_ID, fleet.tags, run.app_name),
+        fleet and ownership.tag_problem("fleet", record.MONITOR_FLEET_ID, fleet.tags, run.app_name),
         service and ownership.tag_problem("ECS service", record.SERVICE_NAME, service.tags, run.app_name),
     ]
     refused = "; ".join(problem for problem in problems if problem)

@@ -21,7 +21,7 @@ from chalicelib.aws import client as aws_client
 from chalicelib.fleet import load_fleet_file
 from cli import cli
 from chalicelib.monitor.reconcile import reconcile
-from tests.integration.world import JOBS, Account, the_run, write_jobs
+from tests.integration.world import JOBS, Account, as_previous_version_run, the_run, write_jobs
 from tests.worker_world import aws_clients
 
 REPO = Path(__file__).resolve().parents[2]
@@ -69,6 +69,21 @@ def ds_image_run(started, tmp_path):
     cluster.start_cluster(account.settings, load_fleet_file(account.fleet_path), wait_seconds=0, poll_seconds=0,
                           files_dir=folder / "files")
     reconcile(the_run(account))  # its monitor has looked once: its machines have their idle alarms
+    return account
+
+
+@pytest.fixture
+def legacy_run(started, tmp_path):
+    """A run the previous version started, on a spot fleet request (world.as_previous_version_run), beside
+    `started` in the same account and bucket: 3 jobs."""
+    folder = tmp_path / "legacy"
+    folder.mkdir()
+    account = Account(folder, APP_NAME="Legacy", ECS_CLUSTER="legacies")
+    result = CliRunner().invoke(cli, ["submit", str(write_jobs(folder, 3)), "--config", str(account.config_path)])
+    assert result.exit_code == 0, result.output
+    cluster.start_cluster(account.settings, load_fleet_file(account.fleet_path), wait_seconds=0, poll_seconds=0,
+                          files_dir=folder / "files")
+    as_previous_version_run(account)
     return account
 
 

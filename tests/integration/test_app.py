@@ -145,18 +145,18 @@ def test_a_run_whose_reconcile_fails_counts_a_reconcile_error_and_the_others_cou
     fleet = the_run(started).record.MONITOR_FLEET_ID
 
     def refuse_the_fleet(params, **_):  # AWS refuses the monitor one run's fleet: that run's reconcile raises
-        if params.get("SpotFleetRequestIds") == [fleet]:
+        if params.get("FleetIds") == [fleet]:
             raise botocore.exceptions.ClientError({"Error": {"Code": "UnauthorizedOperation", "Message": "no"}},
-                                                  "DescribeSpotFleetRequests")
+                                                  "DescribeFleets")
 
     session = clients.session("us-east-1", None)
-    session.events.register("provide-client-params.ec2.DescribeSpotFleetRequests", refuse_the_fleet)
+    session.events.register("provide-client-params.ec2.DescribeFleets", refuse_the_fleet)
     capsys.readouterr()
     try:
         client.lambda_.invoke("every_period", client.events.generate_cw_event(
             source="aws.events", detail_type="Scheduled Event", detail={}, resources=[]))
     finally:
-        session.events.unregister("provide-client-params.ec2.DescribeSpotFleetRequests", refuse_the_fleet)
+        session.events.unregister("provide-client-params.ec2.DescribeFleets", refuse_the_fleet)
     figures = run_figures(capsys.readouterr().out)
 
     assert figures["TestApp"] == {"ReconcileErrors": [1.0]}

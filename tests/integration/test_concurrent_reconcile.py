@@ -49,9 +49,8 @@ def test_two_reconciles_at_once_during_scale_down_end_as_one_would(started):
                                                           "TerminateInstances", "CreateIdleAlarms"]
     assert scaled.actions[-1].instance_ids == (machines[0],)
     assert machine_states(machines) == {machines[0]: "running", machines[1]: "terminated"}
-    config = clients.client("ec2").describe_spot_fleet_requests(SpotFleetRequestIds=[run.record.MONITOR_FLEET_ID])[
-        "SpotFleetRequestConfigs"][0]["SpotFleetRequestConfig"]
-    assert config["TargetCapacity"] == 1
+    [fleet] = clients.client("ec2").describe_fleets(FleetIds=[run.record.MONITOR_FLEET_ID])["Fleets"]
+    assert fleet["TargetCapacitySpecification"]["TotalTargetCapacity"] == 1
     service = clients.client("ecs").describe_services(cluster="runs", services=[started.settings.service_name])
     assert service["services"][0]["desiredCount"] == scaled.actions[2].count
     # converged: the next single look changes nothing but bookkeeping of the gone machine

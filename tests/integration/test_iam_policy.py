@@ -73,7 +73,9 @@ def granted(path: Path = POLICY) -> set[str]:
     return actions
 
 
-def test_the_policy_grants_exactly_what_a_whole_run_calls(started, calls):
+def test_the_policy_grants_exactly_what_a_whole_run_calls(started, legacy_run, calls):
+    """A run of this version (an EC2 Fleet) and one the previous version started (a spot fleet request), each from
+    its start to its teardown."""
     run = the_run(started)
     machines = observe(run, Clients(region="us-east-1")).active_instance_ids
     service.status_of(run)
@@ -92,6 +94,9 @@ def test_the_policy_grants_exactly_what_a_whole_run_calls(started, calls):
     service.scan_buckets(["test-bucket"])
     reconcile_until_gone(started, limit=15)
     service.find_status("TestApp", ["test-bucket"])  # a finished run: its summary
+    # the previous version's run: scaled down to nothing, then torn down
+    drain(legacy_run)
+    reconcile_until_gone(legacy_run, limit=15)
 
     needed = calls - RUNTIME_ACTIONS
     assert not needed - granted(), f"the policy lacks: {sorted(needed - granted())}"
@@ -103,7 +108,7 @@ def test_the_policy_grants_exactly_what_a_whole_run_calls(started, calls):
 DEAD_LETTER_LOOK = {"sqs:ReceiveMessage", "sqs:ChangeMessageVisibility"}
 
 
-def test_the_status_api_policy_grants_exactly_what_status_calls(started, ds_image_run, calls):
+def test_the_status_api_policy_grants_exactly_what_status_calls(started, ds_image_run, legacy_run, calls):
     fail_every_job(ds_image_run)
     run = the_run(started)
     clients.client("ecs").register_container_instance(
@@ -112,6 +117,7 @@ def test_the_status_api_policy_grants_exactly_what_status_calls(started, ds_imag
     calls.clear()
     service.all_statuses(["test-bucket"])  # GET /runs
     service.find_status("TestApp", ["test-bucket"])  # GET /runs/TestApp, live
+    service.find_status("Legacy", ["test-bucket"])  # GET /runs/Legacy: the previous version's, on a spot fleet
     service.find_failed("TestApp", ["test-bucket"])  # GET /runs/TestApp/failed
     # GET /runs/DsImage/failed: its messages in the dead-letter queue
     assert len(service.find_failed("DsImage", ["test-bucket"])["failed"]) == 2

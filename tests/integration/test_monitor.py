@@ -49,7 +49,8 @@ def test_the_monitor_makes_each_machines_idle_alarm_tagged_as_the_runs(started):
         assert cloudwatch.list_tags_for_resource(ResourceARN=alarm["AlarmArn"])["Tags"] == [
             {"Key": "dsr:app", "Value": "TestApp"}]
     # a machine that appears later (as a spot replacement would) gets its own on the next check
-    clients.client("ec2").modify_spot_fleet_request(SpotFleetRequestId=run.record.MONITOR_FLEET_ID, TargetCapacity=3)
+    clients.client("ec2").modify_fleet(FleetId=run.record.MONITOR_FLEET_ID,
+                                       TargetCapacitySpecification={"TotalTargetCapacity": 3})
     now = observe(the_run(started), Clients(region="us-east-1")).active_instance_ids
     [later] = set(now) - set(machines)
     actions = reconcile(the_run(started)).actions
@@ -140,9 +141,8 @@ def test_scale_down_releases_idle_machines_and_keeps_busy_ones(started):
     states = {i["InstanceId"]: i["State"]["Name"] for r in ec2.describe_instances(InstanceIds=list(machines))
               ["Reservations"] for i in r["Instances"]}
     assert states == {machines[0]: "running", machines[1]: "terminated"}
-    config = ec2.describe_spot_fleet_requests(SpotFleetRequestIds=[run.record.MONITOR_FLEET_ID])[
-        "SpotFleetRequestConfigs"][0]["SpotFleetRequestConfig"]
-    assert config["TargetCapacity"] == 1
+    [fleet] = ec2.describe_fleets(FleetIds=[run.record.MONITOR_FLEET_ID])["Fleets"]
+    assert fleet["TargetCapacitySpecification"]["TotalTargetCapacity"] == 1
     # the next look: the gone machine's idle alarm (if any) is deleted and nothing else happens
     again = reconcile(the_run(started)).actions
     assert all(type(a) in (act.SaveState, act.DeleteAlarms) for a in again)
@@ -227,7 +227,7 @@ def test_monitor_from_the_monitor_file_watches_until_torn_down(started, tmp_path
     record = tmp_path / "files" / "TestAppSpotFleetRequestId.json"
     result = CliRunner().invoke(cli, ["monitor", str(record), "--period", "1"])
     assert result.exit_code == 0, result.output
-    assert "cancel fleet sfr-" in result.output and "run torn down" in result.output
+    assert "delete fleet fleet-" in result.output and "run torn down" in result.output
     assert what_is_left(started) == NOTHING_LEFT
 
 

@@ -38,7 +38,8 @@ BUCKET, REGION, ACCOUNT = "test-bucket", "us-east-1", "123456789012"
 CHALICE = Path(__file__).resolve().parents[2] / ".chalice"
 # What the monitor's policy lets it do only to resources carrying the run tag (dsr:app), and what the engine
 # now checks against each resource's ARN and tags.
-TAG_CONDITIONED = {"sqs:DeleteQueue", "ec2:ModifySpotFleetRequest", "ec2:CancelSpotFleetRequests",
+TAG_CONDITIONED = {"sqs:DeleteQueue", "ec2:ModifyFleet", "ec2:DeleteFleets", "ec2:ModifySpotFleetRequest",
+                   "ec2:CancelSpotFleetRequests",
                    "ec2:TerminateInstances", "ecs:UpdateService", "ecs:DeleteService", "ecs:DeleteCluster",
                    "logs:CreateExportTask", "ec2:DeleteLaunchTemplate"}
 
@@ -85,8 +86,7 @@ def test_the_monitor_scales_and_tears_a_run_down_with_exactly_its_policy(started
     ec2, sqs = clients.client("ec2"), clients.client("sqs")
     [template] = [t["LaunchTemplateId"] for t in ec2.describe_launch_templates(
         LaunchTemplateNames=["TestAppLaunchTemplate"])["LaunchTemplates"]]
-    machines = sorted(i["InstanceId"] for i in ec2.describe_spot_fleet_instances(SpotFleetRequestId=fleet)[
-        "ActiveInstances"])
+    machines = sorted(i["InstanceId"] for i in ec2.describe_fleet_instances(FleetId=fleet)["ActiveInstances"])
     assert len(machines) == 2
     # One job still running on the first machine (its worker holds a lease), the others done: a scale-down
     url = the_run(started).record.QUEUE_URL
@@ -137,12 +137,12 @@ def test_the_monitor_scales_and_tears_a_run_down_with_exactly_its_policy(started
     assert summary["log_exports"] == {"TestApp": "done", "TestApp_perInstance": "done"}
     # Every tag-conditioned call was made, against the resources AWS checks (and allowed: none is in denied())
     arn = {service_: f"arn:aws:{service_}:{REGION}:{ACCOUNT}:" for service_ in ("sqs", "ec2", "ecs", "logs")}
-    scale_down = [("ec2:ModifySpotFleetRequest", arn["ec2"] + f"spot-fleet-request/{fleet}"),
+    scale_down = [("ec2:ModifyFleet", arn["ec2"] + f"fleet/{fleet}"),
                   ("ecs:UpdateService", arn["ecs"] + "service/runs/TestAppService")]
     assert [(d.action, *d.resources) for d in engine.decisions if d.action in TAG_CONDITIONED] == [
         *scale_down, ("ec2:TerminateInstances", arn["ec2"] + f"instance/{machines[1]}"),  # the idle machine
         *scale_down, ("ec2:TerminateInstances", arn["ec2"] + f"instance/{machines[0]}"),  # idle once its job ended
-        ("ec2:CancelSpotFleetRequests", arn["ec2"] + f"spot-fleet-request/{fleet}"),
+        ("ec2:DeleteFleets", arn["ec2"] + f"fleet/{fleet}"),
         ("ecs:DeleteService", arn["ecs"] + "service/runs/TestAppService"),
         ("ec2:DeleteLaunchTemplate", arn["ec2"] + f"launch-template/{template}"),
         ("sqs:DeleteQueue", arn["sqs"] + "TestAppQueue"),
@@ -219,7 +219,7 @@ def test_a_forged_record_under_enforcement_touches_nothing_of_another_run(starte
     assert victim_world(victim) == before  # fleet, machines, queue, service, cluster, task definitions, alarms,
     assert before["exports"] == [] and before["exported"] == 0  # log groups untouched; nothing exported
     assert evil["state"] == "refused"
-    assert f"spot fleet {victim_record.MONITOR_FLEET_ID} belongs to run 'Victim'" in evil["reason"]
+    assert f"fleet {victim_record.MONITOR_FLEET_ID} belongs to run 'Victim'" in evil["reason"]
     assert listed == {"Evil": "refused", "TestApp": "running", "Victim": "running"}
 
 
@@ -238,7 +238,11 @@ def untagged_world(started) -> dict:
     logs.create_log_group(logGroupName="SomeoneElsesLogs")
     template = ec2.create_launch_template(LaunchTemplateName="SomeoneElsesLaunchTemplate",
                                           LaunchTemplateData={"ImageId": ami})["LaunchTemplate"]["LaunchTemplateId"]
-    return {"fleet": fleet, "machine": machine, "queue": queue, "cluster": "someone-elses",
+    ec2_fleet = ec2.create_fleet(
+        Type="maintain", TargetCapacitySpecification={"TotalTargetCapacity": 1, "DefaultTargetCapacityType": "spot"},
+        LaunchTemplateConfigs=[{"LaunchTemplateSpecification": {"LaunchTemplateId": template, "Version": "1"},
+                                "Overrides": [{"InstanceType": "m5.large"}]}])["FleetId"]
+    return {"fleet": fleet, "ec2_fleet": ec2_fleet, "machine": machine, "queue": queue, "cluster": "someone-elses",
             "service": "SomeoneElsesService", "log_group": "SomeoneElsesLogs", "launch_template": template}
 
 
@@ -248,7 +252,9 @@ def untagged_state(world: dict) -> dict:
     [machine] = [i for r in ec2.describe_instances(InstanceIds=[world["machine"]])["Reservations"]
                  for i in r["Instances"]]
     [svc] = ecs.describe_services(cluster=world["cluster"], services=[world["service"]])["services"]
+    [ec2_fleet] = ec2.describe_fleets(FleetIds=[world["ec2_fleet"]])["Fleets"]
     return {"fleet": (fleet["SpotFleetRequestState"], fleet["SpotFleetRequestConfig"]["TargetCapacity"]),
+            "ec2_fleet": (ec2_fleet["FleetState"], ec2_fleet["TargetCapacitySpecification"]["TotalTargetCapacity"]),
             "machine": machine["State"]["Name"], "queue": sqs.get_queue_url(QueueName="SomeoneElsesQueue")["QueueUrl"],
             "service": (svc["status"], svc["desiredCount"]),
             "cluster": [c["status"] for c in ecs.describe_clusters(clusters=[world["cluster"]])["clusters"]],
@@ -267,6 +273,8 @@ def test_with_the_code_check_bypassed_the_monitor_policy_refuses_to_touch_untagg
     run = the_run(started)  # whose monitor state an export's outcome is written to
     why = {"reason": "bypassing the ownership check"}
     refused = [
+        act.SetFleetCapacity(fleet_id=world["ec2_fleet"], target=0, **why),
+        act.CancelFleet(fleet_id=world["ec2_fleet"], **why),
         act.SetFleetCapacity(fleet_id=world["fleet"], target=0, **why),
         act.CancelFleet(fleet_id=world["fleet"], **why),
         act.TerminateInstances(instance_ids=(world["machine"],), **why),
@@ -289,11 +297,12 @@ def test_with_the_code_check_bypassed_the_monitor_policy_refuses_to_touch_untagg
             codes.append(caught.value.response["Error"]["Code"])
         applied = applier.apply([export])  # an export AWS refuses is recorded as failed, so the teardown can finish
 
-    assert codes == ["UnauthorizedOperation"] * 3 + ["AccessDeniedException"] * 3 + ["AccessDenied"] + [
+    assert codes == ["UnauthorizedOperation"] * 5 + ["AccessDeniedException"] * 3 + ["AccessDenied"] + [
         "UnauthorizedOperation"]
     assert applied.state.export_tasks == {world["log_group"]: "failed:AccessDeniedException"}
     assert engine.unevaluated == []
     assert [(d.action, d.allowed) for d in engine.decisions if d.action in TAG_CONDITIONED] == [
+        ("ec2:ModifyFleet", False), ("ec2:DeleteFleets", False),
         ("ec2:ModifySpotFleetRequest", False), ("ec2:CancelSpotFleetRequests", False),
         ("ec2:TerminateInstances", False), ("ecs:UpdateService", False), ("ecs:DeleteService", False),
         ("ecs:DeleteCluster", False), ("sqs:DeleteQueue", False), ("ec2:DeleteLaunchTemplate", False),

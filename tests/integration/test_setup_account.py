@@ -129,7 +129,7 @@ def test_destroy_is_refused_while_a_run_uses_the_roles_and_force_overrides(start
     iam_client = clients.client("iam")
 
     assert refused.exit_code == 2
-    assert refused.stderr.startswith("error: the roles are in use by 2 thing(s): spot fleet sfr-")
+    assert refused.stderr.startswith("error: the roles are in use by 2 thing(s): fleet fleet-")
     assert refused.stderr.endswith(", run record s3://test-bucket/monitors/TestAppSpotFleetRequestId.json; tear "
                                    "those runs down first, or add --force\n")
     assert len(iam_client.list_instance_profiles()["InstanceProfiles"]) == 1  # nothing was removed

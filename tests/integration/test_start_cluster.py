@@ -23,23 +23,21 @@ START = datetime.datetime(2026, 3, 1, 12, 0, tzinfo=datetime.timezone.utc)
 
 @pytest.fixture
 def fleet_requests(aws, monkeypatch):
-    """The RequestSpotFleet configs as sent on the wire.
+    """The CreateFleet requests as sent on the wire.
 
-    moto gap: describe_spot_fleet_requests drops NetworkInterfaces,
-    BlockDeviceMappings, ValidFrom/ValidUntil and KeyName from what it stores,
-    so the overwrites cannot be read back from moto. botocore's own event hook
-    records the parameters after our code built them and before moto gets them;
-    our code is not replaced.
+    moto gap: describe_fleets drops ValidFrom/ValidUntil (it shows its own) and the client token from what it
+    stores, so they cannot be read back from moto. botocore's own event hook records the parameters after our
+    code built them and before moto gets them; our code is not replaced.
     """
     sent: list[dict] = []
 
     def record(params, **_):
-        sent.append(json.loads(json.dumps(params["SpotFleetRequestConfig"], default=datetime_text)))
+        sent.append(json.loads(json.dumps(params, default=datetime_text)))
 
     session = aws_session()
-    session.events.register("provide-client-params.ec2.RequestSpotFleet", record)
+    session.events.register("provide-client-params.ec2.CreateFleet", record)
     yield sent
-    session.events.unregister("provide-client-params.ec2.RequestSpotFleet", record)
+    session.events.unregister("provide-client-params.ec2.CreateFleet", record)
 
 
 @pytest.fixture
@@ -69,9 +67,10 @@ def launched_from(ec2, sent: dict) -> list[tuple[dict, dict]]:
 def test_the_fleet_request_carries_ds_overwrites(account, fleet_requests):
     _start(account)
     [sent] = fleet_requests
-    assert sent["TargetCapacity"] == 2
-    assert sent["SpotPrice"] == "0.1"
-    assert sent["AllocationStrategy"] == "lowestPrice"
+    [fleet] = clients.client("ec2", account.settings).describe_fleets()["Fleets"]
+    assert fleet["TargetCapacitySpecification"] == {"TotalTargetCapacity": 2, "DefaultTargetCapacityType": "spot"}
+    assert (fleet["Type"], fleet["SpotOptions"]["AllocationStrategy"]) == ("maintain", "price-capacity-optimized")
+    assert "MaxPrice" not in json.dumps(sent)  # MACHINE_PRICE is the monitor's cost ceiling, not a bid
     assert sent["ValidFrom"] == {"datetime": "2026-03-01T12:00:00+00:00", "tzinfo": "UTC"}
     assert sent["ValidUntil"]["datetime"] == "2027-03-01T12:00:00+00:00"
     assert "_comment" not in sent
@@ -139,9 +138,11 @@ def test_assign_ip_true_keeps_the_fleet_files_choice_and_each_machine_type_gets_
 
 def test_moto_holds_the_fleet_with_its_capacity_and_tag(account):
     result = _start(account)
-    [fleet] = clients.client("ec2", account.settings).describe_spot_fleet_requests()["SpotFleetRequestConfigs"]
-    assert fleet["SpotFleetRequestId"] == result.record.MONITOR_FLEET_ID
-    assert fleet["SpotFleetRequestConfig"]["TargetCapacity"] == 2
+    ec2 = clients.client("ec2", account.settings)
+    assert ec2.describe_spot_fleet_requests()["SpotFleetRequestConfigs"] == []  # the legacy API is not used
+    [fleet] = ec2.describe_fleets()["Fleets"]
+    assert fleet["FleetId"] == result.record.MONITOR_FLEET_ID
+    assert fleet["TargetCapacitySpecification"]["TotalTargetCapacity"] == 2
     assert {"Key": "dsr:app", "Value": "TestApp"} in fleet["Tags"]
     assert result.fleet.instances == 2 and result.fleet.problem is None
 
@@ -240,13 +241,13 @@ def test_a_crash_before_the_record_was_written_finds_the_fleet_by_its_tag(accoun
     second = _start(account)
     assert second.resumed
     assert second.record.MONITOR_FLEET_ID == first.record.MONITOR_FLEET_ID
-    assert len(clients.client("ec2", account.settings).describe_spot_fleet_requests()["SpotFleetRequestConfigs"]) == 1
+    assert len(clients.client("ec2", account.settings).describe_fleets()["Fleets"]) == 1
 
 
 def test_a_cancelled_fleet_means_a_new_run(account):
     first = _start(account)
     ec2 = clients.client("ec2", account.settings)
-    ec2.cancel_spot_fleet_requests(SpotFleetRequestIds=[first.record.MONITOR_FLEET_ID], TerminateInstances=True)
+    ec2.delete_fleets(FleetIds=[first.record.MONITOR_FLEET_ID], TerminateInstances=True)
     second = _start(account)
     assert not second.resumed
     assert second.record.MONITOR_FLEET_ID != first.record.MONITOR_FLEET_ID
@@ -256,13 +257,13 @@ def test_cli_start_cluster_prints_the_fleet_and_the_record(account):
     result = CliRunner().invoke(cli, ["start-cluster", str(account.fleet_path), "--config", str(account.config_path),
                                       "--wait", "0"])
     assert result.exit_code == 0, result.output
-    assert "requested spot fleet sfr-" in result.stdout
+    assert "created EC2 Fleet fleet-" in result.stdout
     assert "run record: files/TestAppSpotFleetRequestId.json and s3://test-bucket/monitors/" in result.stdout
     assert result.stderr == ""
     again = CliRunner().invoke(cli, ["startCluster", str(account.fleet_path), "--config", str(account.config_path),
                                      "--wait", "0"])
     assert again.exit_code == 0, again.output
-    assert "already started with fleet sfr-" in again.stdout and "nothing to change" in again.stdout
+    assert "already started with fleet fleet-" in again.stdout and "nothing to change" in again.stdout
 
 
 # --------------------------------------------------------------------------- preflight failures
@@ -278,12 +279,6 @@ def _break_bucket(account):
 def _break_queue(account):
     sqs = clients.client("sqs", account.settings)
     sqs.delete_queue(QueueUrl=sqs.get_queue_url(QueueName="TestAppQueue")["QueueUrl"])
-
-
-def _break_fleet_role(account):
-    iam = clients.client("iam", account.settings)
-    iam.delete_role_policy(RoleName="dsr-spot-fleet-role", PolicyName="dsr-least-privilege")
-    iam.delete_role(RoleName="dsr-spot-fleet-role")
 
 
 def _break_profile(account):
@@ -313,8 +308,6 @@ PREFLIGHT_FAILURES = {
                                                    "DESTINATION_BUCKET in config.json"),
     "queue": (_break_queue, "queue 'TestAppQueue' does not exist; run 'python cli.py setup --config config.json' "
                             "first"),
-    "fleet role": (_break_fleet_role, "{fleet}: IamFleetRole: role 'dsr-spot-fleet-role' does not exist; "
-                                      "'python cli.py setup-account' creates it and prints its ARN"),
     "instance profile": (_break_profile, "{fleet}: IamInstanceProfile: instance profile 'dsr-ecs-instance-role' "
                                          "does not exist; 'python cli.py setup-account' creates it and prints its ARN"),
     "task role": (_no_task_role, "task definition 'TestAppTask' has no task role, so workers could not reach SQS or "

@@ -30,9 +30,9 @@ from chalicelib.monitor.runs import load_run
 from chalicelib.names import claim_key, record_key
 from cli import cli
 from tests.integration.world import Account, aws_session, write_jobs
+from tests.integration.world import live_fleets as world_live_fleets
 
 CLAIM = claim_key("TestApp")
-LIVE = ("submitted", "active", "modifying")
 
 
 @pytest.fixture(params=["aws", "moto_server"])
@@ -51,9 +51,7 @@ def start(account, **kwargs):
 
 
 def live_fleets() -> list[str]:
-    return [item["SpotFleetRequestId"] for item in
-            clients.client("ec2").describe_spot_fleet_requests()["SpotFleetRequestConfigs"]
-            if item["SpotFleetRequestState"] in LIVE]
+    return world_live_fleets(clients.client("ec2"))
 
 
 def stored_claim() -> dict | None:
@@ -94,7 +92,7 @@ def start_twice_at_once(account) -> list:
 
     session = aws_session()
     session.events.register("provide-client-params.s3.PutObject", before_claim)
-    session.events.register("provide-client-params.ec2.RequestSpotFleet", before_fleet_request)
+    session.events.register("provide-client-params.ec2.CreateFleet", before_fleet_request)
     outcomes: list = [None, None]
 
     def one(index: int) -> None:
@@ -113,7 +111,7 @@ def start_twice_at_once(account) -> list:
             thread.join(90)
     finally:
         session.events.unregister("provide-client-params.s3.PutObject", before_claim)
-        session.events.unregister("provide-client-params.ec2.RequestSpotFleet", before_fleet_request)
+        session.events.unregister("provide-client-params.ec2.CreateFleet", before_fleet_request)
     assert len(at_barrier) == 2, "both start-clusters must have reached the claim"
     return outcomes
 
@@ -123,8 +121,8 @@ def test_two_start_clusters_at_once_make_one_fleet_and_one_refuses_then_teardown
     [started] = [item for item in outcomes if isinstance(item, cluster.StartResult)]
     [refused] = [item for item in outcomes if not isinstance(item, cluster.StartResult)]
     assert isinstance(refused, StartConflict), refused
-    fleets = clients.client("ec2").describe_spot_fleet_requests()["SpotFleetRequestConfigs"]
-    assert [item["SpotFleetRequestId"] for item in fleets] == [started.record.MONITOR_FLEET_ID]
+    fleets = clients.client("ec2").describe_fleets()["Fleets"]
+    assert [item["FleetId"] for item in fleets] == [started.record.MONITOR_FLEET_ID]
     record = json.loads(clients.client("s3").get_object(Bucket="test-bucket", Key=record_key("TestApp"))["Body"]
                         .read())
     assert record["MONITOR_FLEET_ID"] == started.record.MONITOR_FLEET_ID
@@ -195,8 +193,7 @@ def test_a_run_the_monitor_is_tearing_down_is_not_started_again(account):
     run = load_run(clients.client("s3"), "test-bucket", record_key("TestApp"))
     # the monitor's first teardown steps: its state says so, then the fleet is cancelled
     loop.request_teardown(run, "teardown requested from the command line")
-    clients.client("ec2").cancel_spot_fleet_requests(SpotFleetRequestIds=[first.record.MONITOR_FLEET_ID],
-                                                     TerminateInstances=True)
+    clients.client("ec2").delete_fleets(FleetIds=[first.record.MONITOR_FLEET_ID], TerminateInstances=True)
     result = CliRunner().invoke(cli, ["start-cluster", "fleet.json", "--config", "config.json", "--wait", "0"])
     assert result.exit_code == 2, result.output
     assert result.stderr == (
@@ -205,21 +202,21 @@ def test_a_run_the_monitor_is_tearing_down_is_not_started_again(account):
     assert live_fleets() == []
 
 
-def test_a_start_cluster_whose_claim_was_taken_over_cancels_its_fleet(account):
+def test_a_start_cluster_whose_claim_was_taken_over_deletes_its_fleet(account):
     """It stalled past the limit between its claim and its fleet request; another took the claim over."""
     def taken_over(**_):
         write_claim(token="other", host="build-host-7", pid=4242, at=time.time())
 
     session = aws_session()
-    session.events.register("provide-client-params.ec2.RequestSpotFleet", taken_over)
+    session.events.register("provide-client-params.ec2.CreateFleet", taken_over)
     try:
         with pytest.raises(StartConflict, match=r"^run 'TestApp': another start-cluster took over this one's claim "
                                                  r"\(s3://test-bucket/monitors/TestApp_claim\.json\) while it was "
-                                                 r"requesting its fleet, so the fleet sfr-\S+ it had just requested is "
-                                                 r"cancelled; see 'python cli\.py status --config config\.json'$"):
+                                                 r"requesting its fleet, so the fleet fleet-\S+ it had just requested is "
+                                                 r"deleted; see 'python cli\.py status --config config\.json'$"):
             start(account)
     finally:
-        session.events.unregister("provide-client-params.ec2.RequestSpotFleet", taken_over)
+        session.events.unregister("provide-client-params.ec2.CreateFleet", taken_over)
     assert live_fleets() == []
     assert stored_claim()["token"] == "other"
 

@@ -29,7 +29,7 @@ def test_a_forged_record_naming_another_runs_resources_touches_none_of_them(star
     assert victim_world(victim) == before
     status = service.find_status("Evil", [BUCKET])
     assert status["state"] == "refused"
-    assert f"spot fleet {victim_record.MONITOR_FLEET_ID} belongs to run 'Victim'" in status["reason"]
+    assert f"fleet {victim_record.MONITOR_FLEET_ID} belongs to run 'Victim'" in status["reason"]
     assert "queue VictimQueue belongs to run 'Victim'" in status["reason"]
 
 

@@ -4,14 +4,16 @@ run's life (drain it, reconcile it, read what is left). The fixtures built on th
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import threading
 from pathlib import Path
 from typing import Callable
 
-from chalicelib import aws as clients, iam, names, resources
+from chalicelib import aws as clients, iam, names, resources, runrecord
 from chalicelib.aws import Clients
+from chalicelib.awsapi import LIVE_FLEET_STATES, fleet_machine_tag, fleet_state
 from chalicelib.monitor import service
 from chalicelib.monitor.apply import Applier
 from chalicelib.monitor.reconcile import reconcile
@@ -100,6 +102,28 @@ class Account:
                                       self.subnet)
 
 
+def as_previous_version_run(account) -> str:
+    """Make a just-started run one that the previous version started, and return its fleet's id: its EC2 Fleet
+    gives way to the spot fleet request that version made (chalicelib/cluster.py `fleet_request` at commit a4c80ab:
+    RequestSpotFleet naming the run's launch template version with one override per instance type and subnet,
+    TargetCapacity CLUSTER_MACHINES, SpotPrice MACHINE_PRICE, AllocationStrategy lowestPrice, the run's tag on
+    the request, the fleet file's IamFleetRole), and the run record (same format then) names that fleet."""
+    s = account.settings
+    ec2, s3 = clients.client("ec2", s), clients.client("s3", s)
+    record = runrecord.get(s3, s.AWS_BUCKET, names.record_key(s.APP_NAME))
+    [fleet] = ec2.describe_fleets(FleetIds=[record.MONITOR_FLEET_ID])["Fleets"]
+    ec2.delete_fleets(FleetIds=[record.MONITOR_FLEET_ID], TerminateInstances=True)
+    configs = [{"LaunchTemplateSpecification": config["LaunchTemplateSpecification"], "Overrides": [override]}
+               for config in fleet["LaunchTemplateConfigs"] for override in config["Overrides"]]
+    spot_fleet = ec2.request_spot_fleet(SpotFleetRequestConfig={
+        "IamFleetRole": account.roles.fleet_role_arn, "TerminateInstancesWithExpiration": True,
+        "TargetCapacity": s.CLUSTER_MACHINES, "SpotPrice": f"{s.MACHINE_PRICE:g}", "AllocationStrategy": "lowestPrice",
+        "TagSpecifications": [{"ResourceType": "spot-fleet-request", "Tags": [{"Key": names.RUN_TAG, "Value": s.APP_NAME}]}],
+        "LaunchTemplateConfigs": configs})["SpotFleetRequestId"]
+    runrecord.put(s3, dataclasses.replace(record, MONITOR_FLEET_ID=spot_fleet))
+    return spot_fleet
+
+
 def aws_session():
     return clients.session(REGION, None)
 
@@ -131,7 +155,9 @@ def snapshot(settings) -> dict:
     world["objects"] = {bucket["Name"]: [(item["Key"], item["ETag"], item["LastModified"]) for item in
                                          s3.list_objects_v2(Bucket=bucket["Name"]).get("Contents", [])]
                         for bucket in s3.list_buckets()["Buckets"]}
-    world["fleets"] = ec2.describe_spot_fleet_requests()["SpotFleetRequestConfigs"]
+    world["fleets"] = (ec2.describe_spot_fleet_requests()["SpotFleetRequestConfigs"]
+                       + [{key: value for key, value in fleet.items() if key != "ActivityStatus"}
+                          for fleet in ec2.describe_fleets()["Fleets"]])
     world["roles"] = {role["RoleName"]: (role, iam_client.list_role_policies(RoleName=role["RoleName"])["PolicyNames"])
                       for role in iam_client.list_roles()["Roles"]}
     world["instance_profiles"] = iam_client.list_instance_profiles()["InstanceProfiles"]
@@ -192,8 +218,7 @@ def what_is_left(account) -> dict:
         {"Name": "instance-state-name", "Values": ["pending", "running"]}])["Reservations"] for i in r["Instances"]]
     return {
         "queues": sorted(url.rsplit("/", 1)[1] for url in sqs.list_queues().get("QueueUrls", [])),
-        "fleets": [f["SpotFleetRequestId"] for f in ec2.describe_spot_fleet_requests()["SpotFleetRequestConfigs"]
-                   if f["SpotFleetRequestState"] in ("active", "submitted", "modifying")],
+        "fleets": live_fleets(ec2),
         "running_instances": running,
         "services": [svc["serviceName"] for svc in ecs.describe_services(
             cluster="runs", services=[s.service_name])["services"] if svc["status"] == "ACTIVE"]
@@ -209,6 +234,13 @@ def what_is_left(account) -> dict:
         "exported": sorted({item["Key"].split("/")[2] for item in s3.list_objects_v2(
             Bucket=s.AWS_BUCKET, Prefix="exportedlogs/").get("Contents", []) if item["Key"].count("/") >= 3}),
     }
+
+
+def live_fleets(ec2) -> list[str]:
+    """Ids of the fleets of either kind (EC2 Fleet, spot fleet request) that have or will have machines."""
+    return ([f["FleetId"] for f in ec2.describe_fleets()["Fleets"] if f["FleetState"] in LIVE_FLEET_STATES]
+            + [f["SpotFleetRequestId"] for f in ec2.describe_spot_fleet_requests()["SpotFleetRequestConfigs"]
+               if f["SpotFleetRequestState"] in LIVE_FLEET_STATES])
 
 
 def run_launch_templates(ec2, app_name: str) -> list[str]:
@@ -237,12 +269,12 @@ def victim_world(victim) -> dict:
     ec2, sqs, ecs = clients.client("ec2"), clients.client("sqs"), clients.client("ecs")
     cloudwatch, logs, s3 = clients.client("cloudwatch"), clients.client("logs"), clients.client("s3")
     record = load_run(s3, BUCKET, record_key("Victim")).record
-    [fleet] = ec2.describe_spot_fleet_requests(SpotFleetRequestIds=[record.MONITOR_FLEET_ID])["SpotFleetRequestConfigs"]
+    fleet = fleet_state(ec2, record.MONITOR_FLEET_ID)
     return {
-        "fleet": (fleet["SpotFleetRequestState"], fleet["SpotFleetRequestConfig"]["TargetCapacity"]),
+        "fleet": (fleet.state, fleet.target),
         "running": sorted(i["InstanceId"] for r in ec2.describe_instances(Filters=[
             {"Name": "instance-state-name", "Values": ["pending", "running"]},
-            {"Name": "tag:aws:ec2spot:fleet-request-id", "Values": [record.MONITOR_FLEET_ID]}])["Reservations"]
+            {"Name": f"tag:{fleet_machine_tag(record.MONITOR_FLEET_ID)}", "Values": [record.MONITOR_FLEET_ID]}])["Reservations"]
             for i in r["Instances"]),
         "queue": sqs.get_queue_url(QueueName=s.SQS_QUEUE_NAME)["QueueUrl"],
         "service": [(svc["status"], svc["desiredCount"]) for svc in ecs.describe_services(

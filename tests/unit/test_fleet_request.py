@@ -29,7 +29,7 @@ NOW = datetime.datetime(2026, 1, 2, 3, 4, 5, tzinfo=datetime.timezone(datetime.t
 
 
 def test_times_are_timezone_aware_utc_and_valid_for_a_year():
-    config = fleet_request(parse_fleet_document(FLEET), make_settings(), NOW, "lt-1", ["1"])
+    config = fleet_request(parse_fleet_document(FLEET), make_settings(), NOW, "lt-1", ["1"], "token")
     assert config["ValidFrom"] == datetime.datetime(2026, 1, 2, 1, 4, 5, tzinfo=datetime.timezone.utc)
     assert config["ValidFrom"].tzinfo is datetime.timezone.utc
     assert config["ValidUntil"] - config["ValidFrom"] == datetime.timedelta(days=365)
@@ -38,13 +38,18 @@ def test_times_are_timezone_aware_utc_and_valid_for_a_year():
 def test_overwrites_and_tags():
     settings = make_settings(MACHINE_TYPE=["m5.large", "c5.xlarge"], EBS_VOL_SIZE=40, CLUSTER_MACHINES=7,
                              MACHINE_PRICE=0.25)
-    config = fleet_request(parse_fleet_document(FLEET), settings, NOW, "lt-1", ["3"])
-    assert "_comment" not in config
-    assert (config["TargetCapacity"], config["SpotPrice"], config["AllocationStrategy"]) == (7, "0.25", "lowestPrice")
-    assert "LaunchSpecifications" not in config
+    config = fleet_request(parse_fleet_document(FLEET), settings, NOW, "lt-1", ["3"], "claim-token")
+    assert "_comment" not in config and "IamFleetRole" not in config
+    assert (config["Type"], config["TargetCapacitySpecification"], config["ClientToken"]) == (
+        "maintain", {"TotalTargetCapacity": 7, "DefaultTargetCapacityType": "spot"}, "claim-token")
+    assert config["SpotOptions"] == {"AllocationStrategy": "price-capacity-optimized",
+                                     "InstanceInterruptionBehavior": "terminate"}
+    assert config["ExcessCapacityTerminationPolicy"] == "no-termination"
+    # MACHINE_PRICE is the cost ceiling the monitor enforces, not a bid: no maximum price anywhere
+    assert "MaxPrice" not in json.dumps(config, default=str) and "SpotPrice" not in json.dumps(config, default=str)
     assert config["LaunchTemplateConfigs"] == [
         {"LaunchTemplateSpecification": {"LaunchTemplateId": "lt-1", "Version": "3"},
-         "Overrides": [{"InstanceType": instance_type}]} for instance_type in ("m5.large", "c5.xlarge")]
+         "Overrides": [{"InstanceType": instance_type} for instance_type in ("m5.large", "c5.xlarge")]}]
     [choice] = launch_choices(parse_fleet_document(FLEET), settings)
     data = choice.data
     assert "InstanceType" not in data
@@ -55,20 +60,33 @@ def test_overwrites_and_tags():
         {"Key": "team", "Value": "lab"}, {"Key": "Name", "Value": "TestAppWorker"}, {"Key": "dsr:app", "Value": "TestApp"}]}]
     assert "ECS_CLUSTER=default" in base64.b64decode(data["UserData"]).decode()
     assert data["MetadataOptions"] == {"HttpTokens": "required", "HttpPutResponseHopLimit": 1, "HttpEndpoint": "enabled"}
-    assert config["TagSpecifications"] == [{"ResourceType": "spot-fleet-request",
-                                            "Tags": [{"Key": "dsr:app", "Value": "TestApp"}]}]
+    assert config["TagSpecifications"] == [{"ResourceType": "fleet", "Tags": [{"Key": "dsr:app", "Value": "TestApp"}]}]
     assert FLEET["LaunchSpecifications"][0]["KeyName"] == "old"  # the file itself is not changed
 
 
-def test_the_users_allocation_strategy_is_kept():
-    config = fleet_request(parse_fleet_document({**FLEET, "AllocationStrategy": "diversified"}), make_settings(), NOW,
-                           "lt-1", ["1"])
-    assert config["AllocationStrategy"] == "diversified"
+@pytest.mark.parametrize("written,run", [
+    ("diversified", "diversified"), ("capacityOptimized", "capacity-optimized"),
+    ("lowest-price", "lowest-price"), ("priceCapacityOptimized", "price-capacity-optimized")])
+def test_the_users_allocation_strategy_is_kept_in_ec2_fleet_spelling(written, run):
+    fleet = parse_fleet_document({**FLEET, "AllocationStrategy": written})
+    config = fleet_request(fleet, make_settings(), NOW, "lt-1", ["1"], "t")
+    assert config["SpotOptions"]["AllocationStrategy"] == run
+    assert fleet.notes == []
+
+
+def test_ds_example_lowest_price_runs_as_price_capacity_optimized_and_says_so():
+    fleet = parse_fleet_document({**FLEET, "AllocationStrategy": "lowestPrice"})
+    assert fleet_request(fleet, make_settings(), NOW, "lt-1", ["1"], "t")["SpotOptions"]["AllocationStrategy"] == \
+        "price-capacity-optimized"
+    assert fleet.notes == ["fleet.json: AllocationStrategy: 'lowestPrice' (DS's example) is run as "
+                           "'price-capacity-optimized', which AWS recommends for Spot (lowest price is interrupted "
+                           "more often); write 'lowest-price' to keep it"]
 
 
 def test_a_launch_specification_becomes_launch_template_data_and_overrides_ec2_accepts():
-    """What varies per launch specification in a spot fleet (type, subnet, price, weight) is an override; the
-    rest is one launch template version, in the shapes of the EC2 API (checked by botocore's validator)."""
+    """What varies per launch specification in a spot fleet (type, subnet, weight) is an override; the rest is one
+    launch template version, in the shapes of the EC2 API (checked by botocore's validator). A launch
+    specification's SpotPrice is no bid (start-cluster's MACHINE_PRICE decides)."""
     spec = {"ImageId": "ami-0123456789abcdef0", "SubnetId": "subnet-a, subnet-b", "SpotPrice": "0.2",
             "WeightedCapacity": 2, "AddressingType": "public",
             "SecurityGroups": [{"GroupId": "sg-1"}, {"GroupId": "sg-2"}],
@@ -82,12 +100,12 @@ def test_a_launch_specification_becomes_launch_template_data_and_overrides_ec2_a
                 "InstanceType"} & set(choice.data)
     assert [(item["InstanceType"], item["SubnetId"]) for item in choice.overrides] == [
         ("m5.large", "subnet-a"), ("m5.large", "subnet-b"), ("c5.xlarge", "subnet-a"), ("c5.xlarge", "subnet-b")]
-    assert all((item["SpotPrice"], item["WeightedCapacity"]) == ("0.2", 2) for item in choice.overrides)
+    assert all(item["WeightedCapacity"] == 2 and "MaxPrice" not in item for item in choice.overrides)
     model = botocore.session.get_session().get_service_model("ec2")
     validator = ParamValidator()
     for operation, params in (
             ("CreateLaunchTemplate", {"LaunchTemplateName": "TestAppLaunchTemplate", "LaunchTemplateData": choice.data}),
-            ("RequestSpotFleet", {"SpotFleetRequestConfig": fleet_request(fleet, settings, NOW, "lt-1", ["1"])})):
+            ("CreateFleet", fleet_request(fleet, settings, NOW, "lt-1", ["1"], "t"))):
         report = validator.validate(params, model.operation_model(operation).input_shape)
         assert not report.has_errors(), report.generate_report()
 

@@ -4,7 +4,7 @@ from chalicelib.cluster import wait_for_fleet
 
 
 class FakeEC2:
-    """describe_spot_fleet_requests / _instances as EC2 answers them, scripted per call."""
+    """describe_fleets / describe_fleet_instances as EC2 answers them, scripted per call."""
 
     class exceptions:
         ClientError = Exception
@@ -13,18 +13,12 @@ class FakeEC2:
         self.states = list(states)
         self.instances = instances
 
-    def describe_spot_fleet_requests(self, SpotFleetRequestIds):
+    def describe_fleets(self, FleetIds):
         state, activity = self.states.pop(0) if len(self.states) > 1 else self.states[0]
-        return {"SpotFleetRequestConfigs": [{"SpotFleetRequestState": state, "ActivityStatus": activity}]}
+        return {"Fleets": [{"FleetId": FleetIds[0], "FleetState": state, "ActivityStatus": activity}]}
 
-    def get_paginator(self, name):
-        fake = self
-
-        class Pages:
-            def paginate(self, **_):
-                return [{"ActiveInstances": [{"InstanceId": f"i-{n}"} for n in range(fake.instances)]}]
-
-        return Pages()
+    def describe_fleet_instances(self, FleetId):
+        return {"ActiveInstances": [{"InstanceId": f"i-{n}"} for n in range(self.instances)], "FleetId": FleetId}
 
 
 class Clock:
@@ -40,20 +34,20 @@ class Clock:
 
 def test_a_fleet_with_no_capacity_is_reported_as_a_problem_not_an_exception():
     clock = Clock()
-    status = wait_for_fleet(FakeEC2([("active", "pending_fulfillment"), ("active", "error")]), "sfr-1", 600, 15,
+    status = wait_for_fleet(FakeEC2([("active", "pending_fulfillment"), ("active", "error")]), "fleet-1", 600, 15,
                             clock, clock.sleep)
     assert (status.activity, status.timed_out, clock.now) == ("error", False, 15)
-    assert status.problem.startswith("the spot fleet reports an error, often no spot capacity")
+    assert status.problem.startswith("the fleet reports an error")
 
 
 def test_waiting_stops_at_the_timeout_and_says_so():
     clock = Clock()
-    status = wait_for_fleet(FakeEC2([("active", "pending_fulfillment")]), "sfr-1", 40, 15, clock, clock.sleep)
+    status = wait_for_fleet(FakeEC2([("active", "pending_fulfillment")]), "fleet-1", 40, 15, clock, clock.sleep)
     assert status.timed_out and clock.now == 40
     assert status.problem.startswith("no machine has started yet")
 
 
 def test_the_first_machine_ends_the_wait():
     clock = Clock()
-    status = wait_for_fleet(FakeEC2([("active", "fulfilled")], instances=1), "sfr-1", 600, 15, clock, clock.sleep)
+    status = wait_for_fleet(FakeEC2([("active", "fulfilled")], instances=1), "fleet-1", 600, 15, clock, clock.sleep)
     assert (status.instances, status.timed_out, status.problem, clock.now) == (1, False, None, 0)
