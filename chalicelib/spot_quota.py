@@ -181,8 +181,9 @@ def check(servicequotas: Any, ec2: Any, instance_types: Iterable[str], machines:
 
 
 def _refusal(result: QuotaCheck, region: str, room: int) -> str:
-    # Name the quota whose raise helps most: the one of the run's largest machines, the Standard one when tied.
-    target = max(result.readings, key=lambda reading: (reading.vcpus_per_machine, reading.quota == STANDARD))
+    # Name the quota the account already uses most (the largest value): raising it is the likely request; the
+    # Standard one when tied (a new account's only non-zero Spot quota).
+    target = max(result.readings, key=lambda reading: (reading.value or 0.0, reading.quota == STANDARD))
     needed = result.machines * target.vcpus_per_machine
     quotas = "; ".join(f"\"{reading.quota.name}\" ({reading.quota.code}) is {reading.value:g} vCPUs"
                        for reading in result.readings)

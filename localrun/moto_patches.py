@@ -29,7 +29,8 @@ def patched() -> Iterator[None]:
                       _backend_lookup_once, _spot_fleet_template_metadata_options,
                       _ecs_service_deployment_configuration,
                       _fleet_history,
-                      _spot_vcpu_quotas):
+                      _spot_vcpu_quotas,
+                      _spot_prices):
             stack.enter_context(patch())
         _active.append(True)
         try:
@@ -605,3 +606,53 @@ def _spot_vcpu_quotas() -> Iterator[None]:
     finally:
         ServiceQuotasBackend.get_service_quota = original_get
         ServiceQuotasBackend.list_aws_default_service_quotas = original_list
+
+
+# --------------------------------------------------------------------------- Spot prices (issue 25)
+
+
+def set_spot_price(instance_type: str, zone: str, price: float, *, account_id: str | None = None,
+                   region: str = "us-east-1") -> None:
+    """The Spot price of one pool from now on, as AWS would publish it (AWS moves prices on its own; a test plays
+    that part here)."""
+    from moto.core import DEFAULT_ACCOUNT_ID
+    from moto.ec2.models import ec2_backends
+
+    backend = ec2_backends[account_id or DEFAULT_ACCOUNT_ID][region]
+    if not hasattr(backend, "_dsr_spot_prices"):
+        backend._dsr_spot_prices = {}
+    backend._dsr_spot_prices[(instance_type, zone)] = f"{price:.6f}"
+
+
+@contextlib.contextmanager
+def _spot_prices() -> Iterator[None]:
+    """moto's DescribeSpotPriceHistory gives every type in every zone one price, $0.00001, dated 2006-01-02. AWS gives
+    each pool (type and zone) its own price, changing over time, and with StartTime = EndTime = now the one in
+    effect now (DescribeSpotPriceHistory, Amazon EC2 API Reference). Here a pool whose price `set_spot_price` set
+    answers with that price, dated now; the others are as moto has them (which pools exist, the zone filter and the
+    product description are moto's)."""
+    from datetime import datetime, timezone
+
+    from moto.ec2.responses import EC2Response
+
+    original = EC2Response.describe_spot_price_history
+    own = "describe_spot_price_history" in EC2Response.__dict__  # moto defines it on a mixin (SpotInstances)
+
+    @functools.wraps(original)
+    def describe_spot_price_history(self):
+        answer = original(self)
+        prices = getattr(self.ec2_backend, "_dsr_spot_prices", {})
+        for row in answer.result.get("SpotPriceHistory", ()) if isinstance(answer.result, dict) else ():
+            price = prices.get((row["InstanceType"], row["AvailabilityZone"]))
+            if price is not None:
+                row["SpotPrice"], row["Timestamp"] = price, datetime.now(timezone.utc)
+        return answer
+
+    EC2Response.describe_spot_price_history = describe_spot_price_history
+    try:
+        yield
+    finally:
+        if own:
+            EC2Response.describe_spot_price_history = original
+        else:
+            del EC2Response.describe_spot_price_history
