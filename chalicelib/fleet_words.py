@@ -44,7 +44,9 @@ MAX_AWS_TEXT = 300  # of AWS's own words per line
 QUOTA, PRICE, CONFIGURATION, CAPACITY, UNKNOWN = "quota", "price", "configuration", "capacity", "unknown"
 _ORDER = (CONFIGURATION, QUOTA, PRICE, CAPACITY, UNKNOWN)  # what blocks the run for good comes first
 
-_TYPE = r"[a-z][a-z0-9-]*\d[a-z0-9-]*\.[a-z0-9-]+"
+# An instance type: family and generation, then a size ("m5.large", "c6i.32xlarge", "u-6tb1.metal"), so that a host
+# name such as ec2.amazonaws.com is not taken for one.
+_TYPE = r"[a-z][a-z0-9-]*\d[a-z0-9-]*\.(?:nano|micro|small|medium|\d*xlarge|large|metal(?:-\d+xl)?)"
 _ZONE = r"[a-z]{2}(?:-[a-z0-9]+)*-\d+[a-z]"
 _PREFIX = re.compile(rf"^\s*(?P<type>{_TYPE})\s*,\s*(?P<image>[^,:]+?)\s*,\s*(?P<platform>[^,:]+?)"
                      rf"(?:\s*,\s*(?P<zone>{_ZONE}))?\s*[:,]\s*(?P<message>.*)$", re.S)
@@ -107,24 +109,15 @@ class Finding:
     kind: str
     codes: list[str] = field(default_factory=list)
     count: int = 0
-    instance_types: list[str] = field(default_factory=list)
-    zones: list[str] = field(default_factory=list)
-    pools: list[tuple[str, str | None]] = field(default_factory=list)  # (instance type, zone or None)
+    pools: list[tuple[str, str | None]] = field(default_factory=list)  # (instance type, zone or None: any)
     field_name: str | None = None
     fix: str = ""
     message: str = ""  # AWS's words (untrusted)
     market_price: float | None = None
-    last_seen: datetime | None = None
 
-    def add(self, error: FleetError, instance_type: str | None, zone: str | None) -> None:
-        self.count += 1
-        for values, value in ((self.codes, error.code), (self.instance_types, instance_type), (self.zones, zone)):
-            if value and value not in values:
-                values.append(value)
-        if instance_type and (instance_type, zone) not in self.pools:
-            self.pools.append((instance_type, zone))
-        if error.when is not None:
-            self.last_seen = error.when
+    @property
+    def instance_types(self) -> list[str]:
+        return list(dict.fromkeys(instance_type for instance_type, _ in self.pools))
 
     def where(self) -> str:
         """The Spot pools named: "m5.large in us-east-1a, us-east-1b; c5.large" (a type without a zone: any)."""
@@ -136,23 +129,34 @@ class Finding:
         return "; ".join(f"{name} in {', '.join(zones)}" if zones else name for name, zones in by_type.items())
 
 
+@dataclass
+class _Event:
+    """What one error event says: its kind, what makes it the same cause as another, and its details."""
+
+    kind: str
+    key: tuple
+    message: str
+    pools: list[tuple[str, str | None]]
+    field_name: str | None = None
+    fix: str = ""
+    market_price: float | None = None
+
+
 def findings(errors: Iterable[FleetError]) -> list[Finding]:
     """The causes behind `errors`, deduplicated, most blocking first."""
     found: dict[tuple, Finding] = {}
     for error in errors:
-        kind, key, parts = _classify(error)
-        finding = found.get((kind, key))
+        event = _classify(error)
+        finding = found.get((event.kind, event.key))
         if finding is None:
-            finding = found[(kind, key)] = Finding(kind, field_name=parts.get("field"), fix=parts.get("fix", ""),
-                                                   message=parts.get("message", ""))
-        finding.add(error, parts.get("type"), parts.get("zone"))
-        for instance_type in parts.get("types", ()):
-            if instance_type not in finding.instance_types:
-                finding.instance_types.append(instance_type)
-            if (instance_type, None) not in finding.pools:
-                finding.pools.append((instance_type, None))
-        if parts.get("price") is not None:
-            finding.market_price = max(finding.market_price or 0.0, parts["price"])
+            finding = found[(event.kind, event.key)] = Finding(event.kind, field_name=event.field_name,
+                                                               fix=event.fix, message=event.message)
+        finding.count += 1
+        if error.code not in finding.codes:
+            finding.codes.append(error.code)
+        finding.pools += [pool for pool in event.pools if pool not in finding.pools]
+        if event.market_price is not None:
+            finding.market_price = max(finding.market_price or 0.0, event.market_price)
     return sorted(found.values(), key=lambda finding: _ORDER.index(finding.kind))
 
 
@@ -180,38 +184,35 @@ def fleet_problems(ec2: Any, fleet_id: str, since: datetime, *, machine_price: f
 # --------------------------------------------------------------------------- classification
 
 
-def _classify(error: FleetError) -> tuple[str, tuple, dict]:
-    parsed = _PREFIX.match(error.description)
-    message = (parsed.group("message") if parsed else error.description).strip()
-    parts: dict = {"message": message,
-                   "type": parsed.group("type") if parsed else None,
-                   "zone": parsed.group("zone") if parsed else None,
-                   "types": _ANY_TYPE.findall(error.description) if not parsed else [],
-                   "image": parsed.group("image") if parsed else None}
-    if not parsed:
-        zones = _ANY_ZONE.findall(error.description)
-        parts["zone"] = zones[0] if zones else None
+def _classify(error: FleetError) -> _Event:
     text, code = error.description, error.code
+    parsed = _PREFIX.match(text)
+    if parsed:
+        message, image = parsed.group("message").strip(), parsed.group("image")
+        pools = [(parsed.group("type"), parsed.group("zone"))]
+    else:
+        zones = _ANY_ZONE.findall(text)
+        message, image = text.strip(), None
+        pools = [(name, zones[0] if len(zones) == 1 else None) for name in dict.fromkeys(_ANY_TYPE.findall(text))]
     if code in _QUOTA_CODES or _QUOTA_WORDS.search(text):
-        return QUOTA, (), parts
+        return _Event(QUOTA, (), message, pools)
     if code in _PRICE_CODES or _PRICE_WORDS.search(text):
         prices = _DOLLARS.findall(message)
-        parts["price"] = float(prices[-1]) if prices else None
-        return PRICE, (), parts
+        return _Event(PRICE, (), message, pools, market_price=float(prices[-1]) if prices else None)
     for pattern, field_name, fix in _FIELDS:
         if pattern.search(message):
-            amis = _AMI.findall(message) or ([parts["image"]] if parts["image"] and _AMI.match(parts["image"]) else [])
-            parts.update({"field": field_name, "fix": fix.format(ami=f"{amis[0]} " if amis else "")})
-            return CONFIGURATION, (field_name, amis[0] if amis else ""), parts
+            amis = _AMI.findall(message) or ([image] if image and _AMI.fullmatch(image) else [])
+            ami = amis[0] if amis else ""
+            return _Event(CONFIGURATION, (field_name, ami), message, pools, field_name,
+                          fix.format(ami=f"{ami} " if ami else ""))
     if code == "iamFleetRoleInvalid":
-        parts.update({"field": "IamFleetRole", "fix": _FLEET_ROLE_FIX})
-        return CONFIGURATION, ("IamFleetRole", ""), parts
+        return _Event(CONFIGURATION, ("IamFleetRole", ""), message, pools, "IamFleetRole", _FLEET_ROLE_FIX)
     if code in _CAPACITY_CODES or _CAPACITY_WORDS.search(text):
-        return CAPACITY, (), parts
+        return _Event(CAPACITY, (), message, pools)
     if code in _CONFIGURATION_CODES:
-        parts.update({"field": None, "fix": "check the fleet file and the launch template against AWS's words"})
-        return CONFIGURATION, (None, code, message), parts
-    return UNKNOWN, (code, error.description), parts
+        return _Event(CONFIGURATION, (None, code, message), message, pools, None,
+                      "check the fleet file and the launch template against AWS's words")
+    return _Event(UNKNOWN, (code, text), message, pools)
 
 
 # --------------------------------------------------------------------------- words
@@ -225,12 +226,13 @@ def _words(finding: Finding, machine_price: float | None, quota: QuotaCheck | No
     if finding.kind == PRICE:
         market = f" (${finding.market_price:g}/h)" if finding.market_price is not None else ""
         bid = f" (${machine_price:g})" if machine_price is not None else ""
-        return (f"Spot price above the bid ({seen}): the Spot price of {where or 'the types'}{market} is above MACHINE_PRICE{bid}, "
-                "which went to AWS as the maximum price (a bid). Raise MACHINE_PRICE, let it be only the run's cost "
+        return (f"Spot price above the bid ({seen}): the Spot price of {where or 'the types'}{market} is above "
+                f"MACHINE_PRICE{bid}, which went to AWS as the maximum price (a bid). Raise MACHINE_PRICE, let it be only the run's cost "
                 "ceiling instead of a bid, or add cheaper instance types.")
     if finding.kind == CAPACITY:
-        return (f"No Spot capacity ({seen}): AWS has no spare (or does not offer) {where or 'machines of the types asked'} "
-                "right now, and the fleet keeps trying. More instance types (MACHINE_TYPE) and subnets in more zones "
+        pools = where or "machines of the types asked"
+        return (f"No Spot capacity ({seen}): AWS has no spare (or does not offer) {pools} right now, and the fleet "
+                "keeps trying. More instance types (MACHINE_TYPE) and subnets in more zones "
                 "would help.")
     if finding.kind == CONFIGURATION:
         field_name = f"{finding.field_name}: " if finding.field_name else ""

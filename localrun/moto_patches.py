@@ -541,7 +541,8 @@ def _fleet_history() -> Iterator[None]:
 # The Spot vCPU quotas of EC2 in Service Quotas with the default a new account gets: names and defaults from "Spot
 # Instance quotas" (https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/using-spot-limits.html: Standard 5, every
 # other 0, each adjustable), codes from the Spot Instance quotas table of "Amazon EC2 service quotas" (each row
-# links its quota, e.g. https://console.aws.amazon.com/servicequotas/home/services/ec2/quotas/L-34B43A08). Kept apart from chalicelib/spot_quota.py on purpose: this is AWS's side.
+# links its quota, e.g. https://console.aws.amazon.com/servicequotas/home/services/ec2/quotas/L-34B43A08). Kept
+# apart from chalicelib/spot_quota.py on purpose: this is AWS's side.
 SPOT_VCPU_QUOTA_DEFAULTS = {
     "L-85EED4F7": ("All DL Spot Instance Requests", 0.0),
     "L-88CF9481": ("All F Spot Instance Requests", 0.0),
@@ -577,7 +578,8 @@ def _spot_vcpu_quotas() -> Iterator[None]:
     unchanged."""
     from moto.servicequotas.models import ServiceQuotasBackend
 
-    original_get, original_list = ServiceQuotasBackend.get_service_quota, ServiceQuotasBackend.list_aws_default_service_quotas
+    original_get = ServiceQuotasBackend.get_service_quota
+    original_list = ServiceQuotasBackend.list_aws_default_service_quotas
 
     def quota(self, code: str, applied: bool) -> dict[str, Any]:
         name, default = SPOT_VCPU_QUOTA_DEFAULTS[code]

@@ -56,7 +56,8 @@ def test_machines_split_over_two_quotas_fit_when_both_together_hold_them(clients
     set_service_quota("L-3819A6DF", 4)
     assert not spot_quota.check(*clients, ["m5.xlarge", "g4dn.xlarge"], 3).refused  # 2 under Standard, 1 under G
     refused = spot_quota.check(*clients, ["m5.xlarge", "g4dn.xlarge"], 4)
-    assert "(room for 3 machines)" in refused.refusal and "--quota-code L-34B43A08 --desired-value 16" in refused.refusal
+    assert "(room for 3 machines)" in refused.refusal
+    assert "--quota-code L-34B43A08 --desired-value 16" in refused.refusal
 
 
 def test_a_quota_the_caller_may_not_read_is_a_warning_and_the_run_is_not_refused(aws):
