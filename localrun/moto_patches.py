@@ -28,7 +28,10 @@ def patched() -> Iterator[None]:
                       _spot_fleet_capacity, _s3_atomic_put, _rest_api_import_of_swagger, _spot_fleet_created_tags,
                       _backend_lookup_once, _spot_fleet_template_metadata_options,
                       _ecs_service_deployment_configuration,
-                      _ec2_fleet_modify, _ec2_fleet_launch, _ec2_fleet_delete):
+                      _ec2_fleet_modify, _ec2_fleet_launch, _ec2_fleet_delete,
+                      _fleet_history,
+                      _spot_vcpu_quotas,
+                      _spot_prices):
             stack.enter_context(patch())
         _active.append(True)
         try:
@@ -633,3 +636,214 @@ def _ec2_fleet_delete() -> Iterator[None]:
         yield
     finally:
         Fleet.terminate_instances, Fleets.delete_fleets = original_terminate, original_delete
+
+
+# --------------------------------------------------------------------------- fleet history (issue 25)
+
+# What AWS keeps of a fleet's events: "EC2 Fleet events are available for 48 hours" (DescribeFleetHistory, Amazon
+# EC2 API Reference); MaxResults is 1-1000, 1000 by default, for both history calls.
+FLEET_HISTORY_PAGE = 1000
+
+
+def record_fleet_event(fleet_id: str, sub_type: str, description: str = "", *, event_type: str | None = None,
+                       instance_id: str | None = None, when: Any = None, account_id: str | None = None,
+                       region: str = "us-east-1") -> None:
+    """Record an event in a fleet's history as AWS would: AWS writes these on its own (a launch that failed, a quota
+    reached), so a test or local mode plays AWS's part here. The event type defaults to the one AWS gives an error of
+    that kind of fleet: "service-error" for an EC2 Fleet ("fleet-..."), "error" for a spot fleet ("sfr-...")."""
+    from datetime import datetime, timezone
+
+    from moto.core import DEFAULT_ACCOUNT_ID
+    from moto.ec2.models import ec2_backends
+
+    backend = ec2_backends[account_id or DEFAULT_ACCOUNT_ID][region]
+    record = {"EventType": event_type or ("error" if fleet_id.startswith("sfr-") else "service-error"),
+              "Timestamp": when or datetime.now(timezone.utc),
+              "EventInformation": {"EventSubType": sub_type, "EventDescription": description}}
+    if instance_id:
+        record["EventInformation"]["InstanceId"] = instance_id
+    with _fleet_history_lock:
+        _fleet_history_of(backend).setdefault(fleet_id, []).append(record)
+
+
+_fleet_history_lock = threading.Lock()
+
+
+def _fleet_history_of(backend) -> dict[str, list[dict]]:
+    # Held by the region's EC2 backend, so moto's reset (a new mock_aws, the server's reset) forgets it with the rest.
+    if not hasattr(backend, "_dsr_fleet_history"):
+        backend._dsr_fleet_history = {}
+    return backend._dsr_fleet_history
+
+
+@contextlib.contextmanager
+def _fleet_history() -> Iterator[None]:
+    """moto has neither DescribeFleetHistory nor DescribeSpotFleetRequestHistory (NotImplementedError: HTTP 500). AWS
+    answers both with the fleet's events from StartTime on, oldest first, optionally of one EventType, at most
+    MaxResults (1-1000, default 1000) a page with a NextToken for the rest, and LastEvaluatedTime (the Amazon EC2 API
+    Reference, DescribeFleetHistory and DescribeSpotFleetRequestHistory; event types and sub-types in
+    API_EventInformation.html and API_HistoryRecord.html). AWS writes the events itself; moto's fleets write none,
+    so the events come from `record_fleet_event`, which tests and local mode call where AWS would record one. A
+    fleet nobody recorded an event for has an empty history (as a new fleet on AWS; an id AWS never issued would be
+    refused there, which nothing of ours relies on)."""
+    from datetime import datetime, timezone
+
+    from moto.core.responses import ActionResult
+    from moto.ec2.responses import EC2Response
+
+    had = {name: name in EC2Response.__dict__
+           for name in ("describe_fleet_history", "describe_spot_fleet_request_history")}
+
+    def aware(value):
+        if isinstance(value, str):
+            value = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+
+    def history(self, id_key: str) -> ActionResult:
+        fleet_id, start = self._get_param(id_key), aware(self._get_param("StartTime"))
+        event_type, size = self._get_param("EventType"), self._get_int_param("MaxResults") or FLEET_HISTORY_PAGE
+        offset = int(self._get_param("NextToken") or 0)
+        with _fleet_history_lock:
+            records = [record for record in _fleet_history_of(self.ec2_backend).get(fleet_id, ())
+                       if aware(record["Timestamp"]) >= start
+                       and (event_type is None or record["EventType"] == event_type)]
+        records.sort(key=lambda record: aware(record["Timestamp"]))
+        page = records[offset:offset + max(1, min(size, FLEET_HISTORY_PAGE))]
+        result = {id_key: fleet_id, "StartTime": start, "HistoryRecords": page,
+                  "LastEvaluatedTime": aware(page[-1]["Timestamp"]) if page else datetime.now(timezone.utc)}
+        if offset + len(page) < len(records):
+            result["NextToken"] = str(offset + len(page))
+        return ActionResult(result)
+
+    EC2Response.describe_fleet_history = lambda self: history(self, "FleetId")
+    EC2Response.describe_spot_fleet_request_history = lambda self: history(self, "SpotFleetRequestId")
+    try:
+        yield
+    finally:
+        for name, existed in had.items():
+            if not existed:
+                delattr(EC2Response, name)
+
+
+# --------------------------------------------------------------------------- Spot vCPU quotas (issue 25)
+
+# The Spot vCPU quotas of EC2 in Service Quotas with the default a new account gets: names and defaults from "Spot
+# Instance quotas" (https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/using-spot-limits.html: Standard 5, every
+# other 0, each adjustable), codes from the Spot Instance quotas table of "Amazon EC2 service quotas" (each row
+# links its quota, e.g. https://console.aws.amazon.com/servicequotas/home/services/ec2/quotas/L-34B43A08). Kept
+# apart from chalicelib/spot_quota.py on purpose: this is AWS's side.
+SPOT_VCPU_QUOTA_DEFAULTS = {
+    "L-85EED4F7": ("All DL Spot Instance Requests", 0.0),
+    "L-88CF9481": ("All F Spot Instance Requests", 0.0),
+    "L-3819A6DF": ("All G and VT Spot Instance Requests", 0.0),
+    "L-B5D1601B": ("All Inf Spot Instance Requests", 0.0),
+    "L-7212CCBC": ("All P4, P3 and P2 Spot Instance Requests", 0.0),
+    "L-C4BD4855": ("All P5 Spot Instance Requests", 0.0),
+    "L-34B43A08": ("All Standard (A, C, D, H, I, M, R, T, Z) Spot Instance Requests", 5.0),
+    "L-6B0D517C": ("All Trn Spot Instance Requests", 0.0),
+    "L-E3A00192": ("All X Spot Instance Requests", 0.0),
+}
+
+
+def set_service_quota(quota_code: str, value: float, *, service_code: str = "ec2", account_id: str | None = None,
+                      region: str = "us-east-1") -> None:
+    """An account's applied quota value, as AWS holds it once an increase is approved (AWS decides increases on its
+    own time; a test plays that part here)."""
+    from moto.core import DEFAULT_ACCOUNT_ID
+    from moto.servicequotas.models import servicequotas_backends
+
+    backend = servicequotas_backends[account_id or DEFAULT_ACCOUNT_ID][region]
+    if not hasattr(backend, "_dsr_applied"):
+        backend._dsr_applied = {}
+    backend._dsr_applied[(service_code, quota_code)] = float(value)
+
+
+@contextlib.contextmanager
+def _spot_vcpu_quotas() -> Iterator[None]:
+    """moto's Service Quotas knows only the "vpc" service: GetServiceQuota for any EC2 quota raises NoSuchResource.
+    AWS has EC2's Spot vCPU quotas in every region, with the defaults above for a new account; GetServiceQuota gives
+    the applied value, GetAWSDefaultServiceQuota the default (Service Quotas API Reference). Here "ec2" answers with
+    the Spot vCPU quotas, at their default unless `set_service_quota` applied another value. Other services are
+    unchanged."""
+    from moto.servicequotas.models import ServiceQuotasBackend
+
+    original_get = ServiceQuotasBackend.get_service_quota
+    original_list = ServiceQuotasBackend.list_aws_default_service_quotas
+
+    def quota(self, code: str, applied: bool) -> dict[str, Any]:
+        name, default = SPOT_VCPU_QUOTA_DEFAULTS[code]
+        value = getattr(self, "_dsr_applied", {}).get(("ec2", code), default) if applied else default
+        return {"ServiceCode": "ec2", "ServiceName": "Amazon Elastic Compute Cloud (Amazon EC2)",
+                "QuotaArn": f"arn:aws:servicequotas:{self.region_name}:{self.account_id}:ec2/{code}",
+                "QuotaCode": code, "QuotaName": name, "Value": value, "Unit": "None", "Adjustable": True,
+                "GlobalQuota": False}
+
+    @functools.wraps(original_get)
+    def get_service_quota(self, service_code, quota_code):
+        if service_code == "ec2" and quota_code in SPOT_VCPU_QUOTA_DEFAULTS:
+            return quota(self, quota_code, applied=True)
+        return original_get(self, service_code, quota_code)
+
+    @functools.wraps(original_list)
+    def list_aws_default_service_quotas(self, service_code):
+        if service_code == "ec2":
+            return [quota(self, code, applied=False) for code in SPOT_VCPU_QUOTA_DEFAULTS]
+        return original_list(self, service_code)
+
+    ServiceQuotasBackend.get_service_quota = get_service_quota
+    ServiceQuotasBackend.list_aws_default_service_quotas = list_aws_default_service_quotas
+    try:
+        yield
+    finally:
+        ServiceQuotasBackend.get_service_quota = original_get
+        ServiceQuotasBackend.list_aws_default_service_quotas = original_list
+
+
+# --------------------------------------------------------------------------- Spot prices (issue 25)
+
+
+def set_spot_price(instance_type: str, zone: str, price: float, *, account_id: str | None = None,
+                   region: str = "us-east-1") -> None:
+    """The Spot price of one pool from now on, as AWS would publish it (AWS moves prices on its own; a test plays
+    that part here)."""
+    from moto.core import DEFAULT_ACCOUNT_ID
+    from moto.ec2.models import ec2_backends
+
+    backend = ec2_backends[account_id or DEFAULT_ACCOUNT_ID][region]
+    if not hasattr(backend, "_dsr_spot_prices"):
+        backend._dsr_spot_prices = {}
+    backend._dsr_spot_prices[(instance_type, zone)] = f"{price:.6f}"
+
+
+@contextlib.contextmanager
+def _spot_prices() -> Iterator[None]:
+    """moto's DescribeSpotPriceHistory gives every type in every zone one price, $0.00001, dated 2006-01-02. AWS gives
+    each pool (type and zone) its own price, changing over time, and with StartTime = EndTime = now the one in
+    effect now (DescribeSpotPriceHistory, Amazon EC2 API Reference). Here a pool whose price `set_spot_price` set
+    answers with that price, dated now; the others are as moto has them (which pools exist, the zone filter and the
+    product description are moto's)."""
+    from datetime import datetime, timezone
+
+    from moto.ec2.responses import EC2Response
+
+    original = EC2Response.describe_spot_price_history
+    own = "describe_spot_price_history" in EC2Response.__dict__  # moto defines it on a mixin (SpotInstances)
+
+    @functools.wraps(original)
+    def describe_spot_price_history(self):
+        answer = original(self)
+        prices = getattr(self.ec2_backend, "_dsr_spot_prices", {})
+        for row in answer.result.get("SpotPriceHistory", ()) if isinstance(answer.result, dict) else ():
+            price = prices.get((row["InstanceType"], row["AvailabilityZone"]))
+            if price is not None:
+                row["SpotPrice"], row["Timestamp"] = price, datetime.now(timezone.utc)
+        return answer
+
+    EC2Response.describe_spot_price_history = describe_spot_price_history
+    try:
+        yield
+    finally:
+        if own:
+            EC2Response.describe_spot_price_history = original
+        else:
+            del EC2Response.describe_spot_price_history

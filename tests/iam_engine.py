@@ -859,7 +859,8 @@ def _s3_put_with_acl(engine: Engine) -> Iterator[None]:
 def _access_denied_in_protocol(engine: Engine) -> Iterator[None]:
     """moto answers an IAM denial with an XML body whatever the service's protocol, so for JSON
     (SQS, CloudWatch Logs, ECS) and CBOR (CloudWatch) services botocore cannot read the error
-    code and reports "403" (the HTTP status) instead of AccessDenied / AccessDeniedException.
+    code and reports "403" (the HTTP status) instead of AccessDenied / AccessDeniedException (Service
+    Quotas, JSON too: AccessDeniedException, its API Reference's error for a denied caller).
     Here the denial is serialized by moto's own serializer for the service's protocol, with the
     code AWS sends, so code under test sees what it would see on AWS.
     """
@@ -908,7 +909,8 @@ def _denial(code: str, message: str) -> Exception:
 
 # The error code each JSON/CBOR service sends for an IAM denial (query and XML services: moto's is right).
 _ACCESS_DENIED_CODE = {"sqs": "AccessDenied", "logs": "AccessDeniedException", "ecs": "AccessDeniedException",
-                       "cloudwatch": "AccessDenied", "ec2": "UnauthorizedOperation"}
+                       "cloudwatch": "AccessDenied", "ec2": "UnauthorizedOperation",
+                       "service-quotas": "AccessDeniedException"}
 
 
 # --- credentials holding exactly one role's or one policy's permissions -----------------------------

@@ -239,3 +239,101 @@ def test_a_message_sqs_moved_to_a_dead_letter_queue_carries_its_source_queues_ar
     assert set(stamps().values()) == {None}  # only when asked for, as any system attribute
     assert [m["Body"] for m in seen_at_source] == ["failed"] * 2
     assert all("DeadLetterQueueSourceArn" not in m["Attributes"] for m in seen_at_source)
+
+
+def test_what_the_issue_25_patches_add_is_still_missing_from_moto_and_what_they_wrap_still_exists():
+    """If moto grows fleet history, EC2 Spot quotas or real Spot prices, these patches must be re-checked."""
+    from moto.ec2.responses import EC2Response
+    from moto.ec2.responses.spot_instances import SpotInstances
+    from moto.servicequotas.models import ServiceQuotasBackend
+
+    from localrun import moto_patches
+
+    code = ("from moto.ec2.responses import EC2Response as E\n"
+            "print(hasattr(E, 'describe_fleet_history'), hasattr(E, 'describe_spot_fleet_request_history'))")
+    unpatched = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True,
+                               cwd=Path(__file__).resolve().parents[2]).stdout.split()
+    assert unpatched == ["False", "False"]
+    assert hasattr(EC2Response, "describe_fleet_history")  # inside the session's patched()
+    quotas = inspect.getsource(inspect.unwrap(ServiceQuotasBackend.get_service_quota))
+    assert 'service_code == "vpc"' in quotas and "ec2" not in quotas
+    prices = inspect.getsource(inspect.unwrap(SpotInstances.describe_spot_price_history))
+    assert '"SpotPrice": "0.00001"' in prices
+    assert callable(moto_patches.record_fleet_event) and callable(moto_patches.set_service_quota)
+
+
+@pytest.mark.usefixtures("aws")
+@pytest.mark.parametrize("fleet_id, call, id_key, error_type", [
+    ("fleet-11111111-2222-3333-4444-555555555555", "describe_fleet_history", "FleetId", "service-error"),
+    ("sfr-11111111-2222-3333-4444-555555555555", "describe_spot_fleet_request_history", "SpotFleetRequestId", "error"),
+])
+def test_a_fleets_history_answers_as_aws_does_from_start_time_by_event_type_a_page_at_a_time(
+        fleet_id, call, id_key, error_type):
+    from datetime import datetime, timedelta, timezone
+
+    import boto3
+
+    from localrun.moto_patches import record_fleet_event
+
+    ec2 = boto3.client("ec2", region_name="us-east-1")
+    now = datetime.now(timezone.utc)
+    record_fleet_event(fleet_id, "spotInstanceCountLimitExceeded", "too old", when=now - timedelta(hours=2))
+    for n in range(5):
+        record_fleet_event(fleet_id, "spotFleetRequestConfigurationInvalid", f"error {n}",
+                           when=now - timedelta(minutes=10 - n))
+    record_fleet_event(fleet_id, "submitted", "", event_type="fleetRequestChange", when=now - timedelta(minutes=1))
+
+    read, token = [], None
+    for _ in range(10):
+        page = getattr(ec2, call)(**{id_key: fleet_id, "StartTime": now - timedelta(hours=1), "EventType": error_type,
+                                     "MaxResults": 2, **({"NextToken": token} if token else {})})
+        assert page[id_key] == fleet_id and len(page["HistoryRecords"]) <= 2
+        read += page["HistoryRecords"]
+        token = page.get("NextToken")
+        if not token:
+            break
+    assert [record["EventInformation"]["EventDescription"] for record in read] == [f"error {n}" for n in range(5)]
+    assert {record["EventType"] for record in read} == {error_type}
+    everything = getattr(ec2, call)(**{id_key: fleet_id, "StartTime": now - timedelta(hours=3)})["HistoryRecords"]
+    assert len(everything) == 7 and "NextToken" not in getattr(ec2, call)(**{id_key: fleet_id, "StartTime": now})
+    assert getattr(ec2, call)(**{id_key: fleet_id.replace("1", "9"), "StartTime": now})["HistoryRecords"] == []
+
+
+@pytest.mark.usefixtures("aws")
+def test_service_quotas_has_ec2s_spot_vcpu_quotas_at_a_new_accounts_defaults_until_an_increase_is_applied():
+    import boto3
+
+    from localrun.moto_patches import set_service_quota
+
+    quotas = boto3.client("service-quotas", region_name="us-east-1")
+    standard = quotas.get_service_quota(ServiceCode="ec2", QuotaCode="L-34B43A08")["Quota"]
+    assert (standard["QuotaName"], standard["Value"]) == (
+        "All Standard (A, C, D, H, I, M, R, T, Z) Spot Instance Requests", 5.0)
+    assert quotas.get_service_quota(ServiceCode="ec2", QuotaCode="L-3819A6DF")["Quota"]["Value"] == 0.0
+    set_service_quota("L-34B43A08", 256)
+    assert quotas.get_service_quota(ServiceCode="ec2", QuotaCode="L-34B43A08")["Quota"]["Value"] == 256.0
+    defaults = {quota["QuotaCode"]: quota["Value"]
+                for quota in quotas.list_aws_default_service_quotas(ServiceCode="ec2")["Quotas"]}
+    assert defaults["L-34B43A08"] == 5.0 and len(defaults) == 9
+    with pytest.raises(quotas.exceptions.NoSuchResourceException):
+        quotas.get_service_quota(ServiceCode="ec2", QuotaCode="L-1216C47A")  # an on-demand quota: not added
+    assert quotas.get_service_quota(ServiceCode="vpc", QuotaCode="L-F678F1CE")["Quota"]["QuotaCode"] == "L-F678F1CE"
+
+
+@pytest.mark.usefixtures("aws")
+def test_a_spot_pool_whose_price_was_set_answers_with_it_dated_now_and_the_others_as_moto_has_them():
+    from datetime import datetime, timedelta, timezone
+
+    import boto3
+
+    from localrun.moto_patches import set_spot_price
+
+    ec2 = boto3.client("ec2", region_name="us-east-1")
+    set_spot_price("m5.large", "us-east-1a", 0.0421)
+    rows = {(row["InstanceType"], row["AvailabilityZone"]): row for row in ec2.describe_spot_price_history(
+        InstanceTypes=["m5.large"], Filters=[{"Name": "availability-zone", "Values": ["us-east-1a", "us-east-1b"]}],
+    )["SpotPriceHistory"]}
+    assert set(rows) == {("m5.large", "us-east-1a"), ("m5.large", "us-east-1b")}
+    assert rows[("m5.large", "us-east-1a")]["SpotPrice"] == "0.042100"
+    assert rows[("m5.large", "us-east-1a")]["Timestamp"] > datetime.now(timezone.utc) - timedelta(minutes=1)
+    assert rows[("m5.large", "us-east-1b")]["SpotPrice"] == "0.00001"
