@@ -36,10 +36,11 @@ from typing import Any, Callable
 
 from botocore.exceptions import ClientError
 
-from chalicelib import aws, awsapi, dashboard, names, runrecord
+from chalicelib import aws, awsapi, dashboard, names, runrecord, spot_quota
 from chalicelib.awsapi import LIVE_FLEET_STATES, fleet_state, queue_depth
 from chalicelib.errors import PreflightError, StartConflict
 from chalicelib.fleet import DATA_VOLUME_INDEX, FleetFile
+from chalicelib.fleet_words import fleet_problems
 from chalicelib.iam import writes_reach_reserved
 from chalicelib.jobs import output_root
 from chalicelib.launch_template import LaunchChoice, launch_choice, launch_template_configs, save_versions
@@ -47,6 +48,7 @@ from chalicelib.monitor.observation import MonitorState
 from chalicelib.resources import find_queue_url, find_task_definition, find_topic_arn
 from chalicelib.runrecord import RunRecord
 from chalicelib.settings import Settings
+from chalicelib.spot_quota import QuotaCheck
 
 # Memory the OS and the ECS agent keep on each machine, so tasks never get it:
 # ECS registers roughly 94% of an instance's memory (e.g. 15,440 of 16,384 MiB
@@ -67,6 +69,7 @@ class Preflight:
     topic_arn: str
     jobs_waiting: int
     warnings: list[str] = field(default_factory=list)
+    quota: QuotaCheck | None = None  # the Spot vCPU quotas against what the run asks
 
 
 @dataclass(frozen=True)
@@ -75,6 +78,7 @@ class FleetStatus:
     activity: str  # AWS's ActivityStatus: fulfilled | pending_fulfillment | error | ...
     instances: int
     timed_out: bool
+    why: tuple[str, ...] = ()  # the fleet's errors in words with the fix (fleet_words), when it is short
 
     @property
     def problem(self) -> str | None:
@@ -106,6 +110,11 @@ def preflight(settings: Settings, fleet: FleetFile, c: Any) -> Preflight:
     queue_url, dlq_url, task_arn, topic_arn = _check_setup_done(c, settings)
     _check_roles(c.iam, fleet)
     _check_instance_types(c.ec2, settings)
+    quota = spot_quota.check(getattr(c, "service-quotas"), c.ec2, candidate_types(c.ec2, settings),
+                             settings.CLUSTER_MACHINES)
+    if quota.refused:
+        raise PreflightError(quota.refusal)
+    warnings += quota.warnings
     warnings += _check_network(c.ec2, settings, fleet)
     warnings += fleet.notes
     depth = queue_depth(c.sqs, queue_url)
@@ -117,7 +126,7 @@ def preflight(settings: Settings, fleet: FleetFile, c: Any) -> Preflight:
         warnings.append(f"OUTPUT_PREFIX {settings.OUTPUT_PREFIX!r} starts with a job value, so this run's jobs may "
                         f"write anywhere in s3://{settings.DESTINATION_BUCKET}/ but monitors/, exportedlogs/ and ecsconfigs/, "
                         "other runs' outputs included; give it a fixed first folder such as '{APP_NAME}/{job_id}'")
-    return Preflight(queue_url, dlq_url, task_arn, topic_arn, waiting, warnings)
+    return Preflight(queue_url, dlq_url, task_arn, topic_arn, waiting, warnings, quota)
 
 
 def _check_buckets(s3, settings: Settings) -> list[str]:
@@ -186,6 +195,11 @@ def _check_roles(iam, fleet: FleetFile) -> None:
         if not roles:
             raise PreflightError(f"{fleet.source}: IamInstanceProfile: instance profile '{profile}' has no role; "
                                  "'python cli.py setup-account' adds it")
+
+
+def candidate_types(ec2, settings: Settings) -> list[str]:
+    """The instance types the fleet may launch: MACHINE_TYPE, or those meeting the tasks' needs."""
+    return list(settings.MACHINE_TYPE)
 
 
 def usable_memory_mib(total_mib: int) -> int:
@@ -420,8 +434,10 @@ def _live_fleet_id(ec2, settings: Settings, record: RunRecord | None) -> str | N
 
 def wait_for_fleet(ec2, fleet_id: str, timeout: float, poll: float = 15.0,
                    clock: Callable[[], float] = time.monotonic,
-                   sleep: Callable[[float], None] = time.sleep) -> FleetStatus:
-    """Until a machine runs, the fleet errs, or `timeout` seconds pass. Never raises on fleet trouble."""
+                   sleep: Callable[[float], None] = time.sleep, since: datetime.datetime | None = None,
+                   quota: QuotaCheck | None = None) -> FleetStatus:
+    """Until a machine runs, the fleet errs, or `timeout` seconds pass. Never raises on fleet trouble. A fleet
+    short of its target then says why from its history since `since` (its request)."""
     deadline = clock() + timeout
     while True:
         described = fleet_state(ec2, fleet_id)
@@ -431,7 +447,10 @@ def wait_for_fleet(ec2, fleet_id: str, timeout: float, poll: float = 15.0,
             instances = len(awsapi.fleet_instance_ids(ec2, fleet_id))
         finished = instances > 0 or activity == "error" or state not in LIVE_FLEET_STATES
         if finished or clock() >= deadline:
-            return FleetStatus(state, activity, instances, timed_out=not finished)
+            short = described is not None and (activity == "error" or instances < described.target)
+            why = tuple(fleet_problems(ec2, fleet_id, since, machine_price=described.spot_price, quota=quota)
+                        ) if short and since is not None else ()
+            return FleetStatus(state, activity, instances, timed_out=not finished, why=why)
         sleep(min(poll, max(0.0, deadline - clock())))
 
 
@@ -665,11 +684,17 @@ def start_cluster(settings: Settings, fleet: FleetFile, cheapest: bool = False, 
                              desiredCount=record.desired_tasks)
         changes.append(f"set {settings.service_name} to {record.desired_tasks} tasks")
 
-    status = wait_for_fleet(c.ec2, fleet_id, wait_seconds, poll_seconds) if wait_seconds > 0 else None
+    status = wait_for_fleet(c.ec2, fleet_id, wait_seconds, poll_seconds, since=fleet_since(record),
+                            quota=checked.quota) if wait_seconds > 0 else None
     warnings = list(checked.warnings)
-    if status is not None and status.problem:
-        warnings.append(status.problem)
+    if status is not None:
+        warnings += [problem for problem in (status.problem,) if problem] + list(status.why)
     return StartResult(record, resumed, changes, warnings, status, local)
+
+
+def fleet_since(record: RunRecord) -> datetime.datetime:
+    """From when the fleet's history concerns this run: a minute before its start, for clock skew."""
+    return datetime.datetime.fromtimestamp(record.MONITOR_START_TIME / 1000 - 60, datetime.timezone.utc)
 
 
 def build_record(settings: Settings, checked: Preflight, fleet_id: str, now: datetime.datetime,

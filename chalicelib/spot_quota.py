@@ -38,6 +38,7 @@ F = SpotQuota("L-88CF9481", "All F Spot Instance Requests")
 INF = SpotQuota("L-B5D1601B", "All Inf Spot Instance Requests")
 TRN = SpotQuota("L-6B0D517C", "All Trn Spot Instance Requests")
 X = SpotQuota("L-E3A00192", "All X Spot Instance Requests")
+SPOT_QUOTAS = (STANDARD, G_AND_VT, P2_TO_P4, P5, DL, F, INF, TRN, X)
 
 # The family is the letters before the generation digit ("m5.large" -> "m", "g4dn.xlarge" -> "g", "inf2" -> "inf").
 # Longer prefixes first where a Standard letter starts another group (dl before d). HPC, Mac and High Memory (u-)

@@ -18,6 +18,8 @@ from pathlib import Path
 
 from chalicelib import aws, iam, resources
 from chalicelib.fleet import FleetFile, parse_fleet_document
+from chalicelib.spot_quota import SPOT_QUOTAS
+from localrun.moto_patches import set_service_quota
 from chalicelib.settings import Settings
 
 ECS_IMAGE_NAMES = "amzn2-ami-ecs-hvm-*"  # the ECS-optimized Amazon Linux 2 images
@@ -40,6 +42,7 @@ def prepare_account(settings: Settings, run_setup: bool = True) -> Account:
     for bucket in settings.buckets:
         s3.create_bucket(**_bucket_args(settings, bucket))
     roles = iam.setup_account(settings)
+    raise_spot_quotas(settings.AWS_REGION)
     changes = len(resources.setup(settings).changes) if run_setup else 0
     ec2 = aws.client("ec2", settings)
     subnet, group = private_subnet(ec2)
@@ -48,6 +51,18 @@ def prepare_account(settings: Settings, run_setup: bool = True) -> Account:
     image = ec2.describe_images(Owners=["amazon"], Filters=[{"Name": "name", "Values": [ECS_IMAGE_NAMES]}])[
         "Images"][0]["ImageId"]
     return Account(roles.fleet_role_arn, roles.instance_profile_arn, image, subnet, group, changes)
+
+
+# What a lab account running thousands of jobs has had approved for its Spot vCPU quotas: a new account's defaults
+# (5 standard vCPUs, no GPU) would refuse most runs before they are rehearsed. Preflight's refusal is tested
+# against the defaults (tests/unit/test_spot_quota.py).
+LAB_SPOT_VCPUS = 1024
+
+
+def raise_spot_quotas(region: str) -> None:
+    """The emulated account's Spot vCPU quotas, as after an approved increase."""
+    for quota in SPOT_QUOTAS:
+        set_service_quota(quota.code, LAB_SPOT_VCPUS, region=region)
 
 
 def _bucket_args(settings: Settings, bucket: str) -> dict:

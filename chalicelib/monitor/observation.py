@@ -123,6 +123,8 @@ class Observation:
     fleet_target: int
     fleet_fulfilled: float
     instances: tuple[Instance, ...] = ()
+    # Why a live fleet has fewer machines than its target, in words with the fix (fleet_words), read only then
+    fleet_problems: tuple[str, ...] = ()
     failed: int = 0  # this run's failed jobs: the workers' failure records (runs/APP_NAME/failures/)
     # Read only when the failure breaker may trip: the run's failed jobs (oldest first, at most a sample)
     failed_jobs: tuple[FailedJob, ...] = ()

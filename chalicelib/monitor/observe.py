@@ -13,7 +13,8 @@ from datetime import datetime, timezone
 
 from chalicelib import awsapi, failures, leases
 from chalicelib.aws import Clients
-from chalicelib.awsapi import QueueDepth, fleet_state, queue_depth
+from chalicelib.awsapi import FleetState, QueueDepth, fleet_state, queue_depth
+from chalicelib.fleet_words import fleet_problems
 from chalicelib.monitor import ownership
 from chalicelib.names import RUN_TAG, claim_key, instance_alarm_pattern, monitor_state_key, summary_key
 from chalicelib.monitor.breaker import failed_job, failures_trip
@@ -100,6 +101,7 @@ def observe(run: Run, clients: Clients, now: float | None = None) -> Observation
         jobs_at_start=record.JOBS_AT_START,
         fleet_id=record.MONITOR_FLEET_ID, fleet_active=fleet_live, fleet_target=fleet.target if fleet_live else 0,
         fleet_fulfilled=fleet.fulfilled if fleet_live else 0.0, instances=instances,
+        fleet_problems=_fleet_problems(clients, fleet, now, since) if fleet_live and not run.state.tearing_down else (),
         cluster=record.MONITOR_ECS_CLUSTER, cluster_exists=cluster.exists, cluster_owned=cluster.owned,
         cluster_in_use_by_others=cluster.in_use, service=record.SERVICE_NAME, service_exists=service is not None,
         service_desired=service.desired if service else 0,
@@ -114,6 +116,19 @@ def observe(run: Run, clients: Clients, now: float | None = None) -> Observation
         summary_key=run.summary_key, summary_exists=awsapi.object_exists(clients.s3, run.bucket, run.summary_key),
         record_keys=(run.key, run.state_key, claim_key(run.app_name)),
     )
+
+
+# How far back a short fleet's history is read: its recent errors say why it is short now.
+FLEET_HISTORY_SECONDS = 3600
+
+
+def _fleet_problems(clients: Clients, fleet: FleetState, now: float, started: datetime) -> tuple[str, ...]:
+    """Why the fleet has fewer machines than its target (or reports an error), from its recent history; nothing
+    read while it has what it asks for. The run goes on with the machines it has."""
+    if fleet.activity != "error" and fleet.fulfilled >= fleet.target:
+        return ()
+    since = max(started, datetime.fromtimestamp(now - FLEET_HISTORY_SECONDS, timezone.utc))
+    return tuple(fleet_problems(clients.ec2, fleet.fleet_id, since, machine_price=fleet.spot_price))
 
 
 # Failure records read to name a failing run's common cause: enough to tell "all" from "most".

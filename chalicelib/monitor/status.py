@@ -29,7 +29,7 @@ def run_status(observation: Observation, policy: Policy) -> dict:
         "jobs": {"submitted": figures["jobs_submitted"], "waiting": observation.visible,
                  "running": observation.in_flight, "done": done, "failed": observation.failed},
         "fleet": {"id": observation.fleet_id, "active": observation.fleet_active, "target": observation.fleet_target,
-                  "fulfilled": observation.fleet_fulfilled},
+                  "fulfilled": observation.fleet_fulfilled, "problems": list(observation.fleet_problems)},
         "machines": [{"instance_id": instance.instance_id, "busy_jobs": instance.busy_jobs,
                       "launched_at": _iso(instance.launched_at)} for instance in observation.instances],
         "started_at": _iso(observation.started_at),
@@ -95,7 +95,9 @@ def status_table(status: dict) -> str:
             ("jobs", f"{jobs['submitted']} submitted, {jobs['waiting']} waiting, {jobs['running']} running, "
                      f"{jobs['done']} done, {jobs['failed']} failed"),
             ("fleet", f"target {status['fleet']['target']}, fulfilled {status['fleet']['fulfilled']:g}, "
-                      f"{len(status['machines'])} machine(s)"),
+                      f"{len(status['machines'])} machine(s)"
+                      + ("; the run goes on with these" if status["fleet"].get("problems") else "")),
+            *(("why", problem) for problem in status["fleet"].get("problems", ())),
             ("started", local_time(datetime.fromisoformat(status["started_at"]).timestamp())),
             ("elapsed", duration(status["elapsed_seconds"])),
             ("throughput", f"{status['throughput_jobs_per_hour']:g} jobs/hour"),

@@ -18,7 +18,7 @@ from chalicelib.monitor import loop, service
 from chalicelib.monitor.observe import observe
 from chalicelib.aws import Clients
 from chalicelib.monitor.reconcile import reconcile
-from tests.integration.world import drain, fail_every_job, reconcile_until_gone, the_run
+from tests.integration.world import drain, fail_every_job, interrupt_one_machine, reconcile_until_gone, the_run
 
 REPO = Path(__file__).resolve().parents[2]
 POLICY = REPO / ".chalice" / "policy-dev.json"  # the monitor's functions (alarm and schedule handlers)
@@ -73,12 +73,15 @@ def granted(path: Path = POLICY) -> set[str]:
     return actions
 
 
-def test_the_policy_grants_exactly_what_a_whole_run_calls(started, legacy_run, calls):
+def test_the_policy_grants_exactly_what_a_whole_run_calls(started, victim, legacy_run, calls):
     """A run of this version (an EC2 Fleet) and one the previous version started (a spot fleet request), each from
     its start to its teardown."""
     run = the_run(started)
     machines = observe(run, Clients(region="us-east-1")).active_instance_ids
     service.status_of(run)
+    for short in (victim, legacy_run):  # each kind of fleet short of its target: its history says why
+        interrupt_one_machine(short)
+        service.status_of(the_run(short))
     # a machine that joined the cluster, as the ECS agent registers it
     clients.client("ecs").register_container_instance(
         cluster="runs", instanceIdentityDocument=json.dumps({"instanceId": machines[0]}))
@@ -117,7 +120,9 @@ def test_the_status_api_policy_grants_exactly_what_status_calls(started, ds_imag
     calls.clear()
     service.all_statuses(["test-bucket"])  # GET /runs
     service.find_status("TestApp", ["test-bucket"])  # GET /runs/TestApp, live
-    service.find_status("Legacy", ["test-bucket"])  # GET /runs/Legacy: the previous version's, on a spot fleet
+    for short in (ds_image_run, legacy_run):  # each kind of fleet short of its target: its history says why
+        interrupt_one_machine(short)
+        service.find_status(short.settings.APP_NAME, ["test-bucket"])
     service.find_failed("TestApp", ["test-bucket"])  # GET /runs/TestApp/failed
     # GET /runs/DsImage/failed: its messages in the dead-letter queue
     assert len(service.find_failed("DsImage", ["test-bucket"])["failed"]) == 2

@@ -13,13 +13,13 @@ from typing import Callable
 
 from chalicelib import aws as clients, iam, names, resources, runrecord
 from chalicelib.aws import Clients
-from chalicelib.awsapi import LIVE_FLEET_STATES, fleet_machine_tag, fleet_state
+from chalicelib.awsapi import LIVE_FLEET_STATES, fleet_instance_ids, fleet_machine_tag, fleet_state
 from chalicelib.monitor import service
 from chalicelib.monitor.apply import Applier
 from chalicelib.monitor.reconcile import reconcile
 from chalicelib.monitor.runs import load_run
 from chalicelib.names import record_key
-from localrun.account import private_subnet
+from localrun.account import private_subnet, raise_spot_quotas
 from tests.conftest import BASE_CONFIG, REGION, make_settings
 
 
@@ -96,6 +96,7 @@ class Account:
         self.settings = make_settings(**config)
         make_bucket(self.settings)
         self.roles = iam.setup_account(self.settings)
+        raise_spot_quotas(REGION)
         resources.setup(self.settings)
         self.subnet = make_subnet(nat)
         self.fleet_path = write_fleet(folder, self.roles.fleet_role_arn, self.roles.instance_profile_arn,
@@ -122,6 +123,16 @@ def as_previous_version_run(account) -> str:
         "LaunchTemplateConfigs": configs})["SpotFleetRequestId"]
     runrecord.put(s3, dataclasses.replace(record, MONITOR_FLEET_ID=spot_fleet))
     return spot_fleet
+
+
+def interrupt_one_machine(account) -> str:
+    """End one of the run's machines as a spot interruption does, and return its id. The fleet is then short of
+    its target (AWS's maintain fleet would launch a replacement in time; moto's launches none until modified)."""
+    ec2 = clients.client("ec2")
+    fleet_id = the_run(account).record.MONITOR_FLEET_ID
+    machine = sorted(fleet_instance_ids(ec2, fleet_id))[0]
+    ec2.terminate_instances(InstanceIds=[machine])
+    return machine
 
 
 def aws_session():
