@@ -27,7 +27,9 @@ def patched() -> Iterator[None]:
         for patch in (_sqs_clock, _sqs_lazy_attributes, _sqs_dead_letter_source, _spot_fleet_cancel,
                       _spot_fleet_capacity, _s3_atomic_put, _rest_api_import_of_swagger, _spot_fleet_created_tags,
                       _backend_lookup_once, _spot_fleet_template_metadata_options,
-                      _ecs_service_deployment_configuration):
+                      _ecs_service_deployment_configuration,
+                      _ec2_instance_types_from_requirements,
+                      _ec2_image_deprecation):
             stack.enter_context(patch())
         _active.append(True)
         try:
@@ -444,3 +446,134 @@ def _ecs_service_deployment_configuration() -> Iterator[None]:
         yield
     finally:
         EC2ContainerServiceResponse.create_service = original
+
+
+@contextlib.contextmanager
+def _ec2_instance_types_from_requirements() -> Iterator[None]:
+    """moto has no GetInstanceTypesFromInstanceRequirements ("not been implemented"). AWS answers it with the
+    instance types of the region that meet every given attribute, ignoring capacity (Amazon EC2 API Reference,
+    GetInstanceTypesFromInstanceRequirements and InstanceRequirementsRequest:
+    https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_GetInstanceTypesFromInstanceRequirements.html).
+    start-cluster uses it to show which types attribute-based selection may launch. Here it answers from moto's own
+    instance-type data and region offerings, applying the attributes that data holds: architecture, virtualization,
+    vCPUs, memory, memory per vCPU, CPU manufacturer, burstable and bare metal (both excluded unless asked, as on
+    AWS), accelerators (count, type, manufacturer), generations, and allowed and excluded types (with * wildcards).
+    The price-protection attributes are not applied (moto has no prices), nor are network, storage and hibernation
+    ones."""
+    from moto.ec2.models.instance_types import INSTANCE_TYPE_OFFERINGS, INSTANCE_TYPES
+    from moto.ec2.responses import EC2Response
+    from moto.core.responses import ActionResult
+
+    def get_instance_types_from_instance_requirements(self):
+        requirements = self._get_param("InstanceRequirements", {})
+        architectures = set(self._get_param("ArchitectureTypes", []))
+        virtualizations = set(self._get_param("VirtualizationTypes", []))
+        offered = {offer["InstanceType"] for offer in INSTANCE_TYPE_OFFERINGS["region"].get(self.region, [])}
+        names = sorted(name for name, info in INSTANCE_TYPES.items() if name in offered
+                       and architectures & set(info.get("ProcessorInfo", {}).get("SupportedArchitectures", []))
+                       and virtualizations & set(info.get("SupportedVirtualizationTypes", []))
+                       and _meets_instance_requirements(info, requirements))
+        start = int(self._get_param("NextToken") or 0)
+        size = int(self._get_param("MaxResults") or 1000)
+        result: dict[str, Any] = {"InstanceTypes": [{"InstanceType": name} for name in names[start:start + size]]}
+        if start + size < len(names):
+            result["NextToken"] = str(start + size)
+        return ActionResult(result)
+
+    EC2Response.get_instance_types_from_instance_requirements = get_instance_types_from_instance_requirements
+    try:
+        yield
+    finally:
+        del EC2Response.get_instance_types_from_instance_requirements
+
+
+# AWS's names for a processor's maker in InstanceRequirements, from DescribeInstanceTypes' ProcessorInfo.Manufacturer.
+_CPU_MANUFACTURERS = {"intel": "intel", "amd": "amd", "aws": "amazon-web-services", "apple": "apple"}
+
+
+def _meets_instance_requirements(info: dict[str, Any], wanted: dict[str, Any]) -> bool:
+    import fnmatch
+
+    def within(value: float, bounds: dict[str, Any] | None) -> bool:
+        bounds = bounds or {}
+        low, high = bounds.get("Min"), bounds.get("Max")
+        return (low is None or value >= float(low)) and (high is None or value <= float(high))
+
+    def allowed(setting: str, has: bool) -> bool:  # "included" | "excluded" | "required"
+        return {"included": True, "required": has}.get(setting, not has)
+
+    name = info["InstanceType"]
+    vcpus = info["VCpuInfo"]["DefaultVCpus"]
+    memory = info["MemoryInfo"]["SizeInMiB"]
+    if not within(vcpus, wanted.get("VCpuCount")) or not within(memory, wanted.get("MemoryMiB")):
+        return False
+    if "MemoryGiBPerVCpu" in wanted and not within(memory / 1024 / vcpus, wanted["MemoryGiBPerVCpu"]):
+        return False
+    maker = _CPU_MANUFACTURERS.get(str(info.get("ProcessorInfo", {}).get("Manufacturer", "")).lower())
+    if wanted.get("CpuManufacturers") and maker not in wanted["CpuManufacturers"]:
+        return False
+    if not allowed(wanted.get("BurstablePerformance", "excluded"), bool(info.get("BurstablePerformanceSupported"))):
+        return False
+    if not allowed(wanted.get("BareMetal", "excluded"), bool(info.get("BareMetal"))):
+        return False
+    generation = "current" if info.get("CurrentGeneration") else "previous"
+    if wanted.get("InstanceGenerations") and generation not in wanted["InstanceGenerations"]:
+        return False
+    if any(fnmatch.fnmatchcase(name, pattern) for pattern in wanted.get("ExcludedInstanceTypes", [])):
+        return False
+    if wanted.get("AllowedInstanceTypes") and not any(
+            fnmatch.fnmatchcase(name, pattern) for pattern in wanted["AllowedInstanceTypes"]):
+        return False
+    # A fractional GPU (g6f: a partition of one) is listed with Count 0, yet the machine has a GPU device: one here.
+    accelerators = [
+        (kind, str(device.get("Manufacturer", "")).lower(), max(int(device.get("Count", 0)), 1))
+        for kind, devices in (("gpu", info.get("GpuInfo", {}).get("Gpus", [])),
+                              ("fpga", info.get("FpgaInfo", {}).get("Fpgas", [])),
+                              ("inference", info.get("InferenceAcceleratorInfo", {}).get("Accelerators", [])
+                               + info.get("NeuronInfo", {}).get("NeuronDevices", [])))
+        for device in devices]
+    kinds, makers = wanted.get("AcceleratorTypes"), wanted.get("AcceleratorManufacturers")
+    chosen = [count for kind, maker, count in accelerators
+              if (not kinds or kind in kinds) and (not makers or maker in makers)]
+    if (kinds or makers) and not chosen:
+        return False
+    return within(sum(chosen), wanted.get("AcceleratorCount"))
+
+
+@contextlib.contextmanager
+def _ec2_image_deprecation() -> Iterator[None]:
+    """moto has no EnableImageDeprecation or DisableImageDeprecation ("not been implemented"), and DescribeImages
+    shows no DeprecationTime. On AWS an AMI's owner sets the time it becomes deprecated (at a whole minute, never in
+    the past), and DescribeImages returns it as the image's DeprecationTime ("Deprecate an Amazon EC2 AMI", Amazon
+    EC2 User Guide: https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/ami-deprecate.html; API_EnableImageDeprecation
+    and API_Image in the Amazon EC2 API Reference). start-cluster warns about a pinned AMI that is deprecated; here
+    the two calls set and clear the image's DeprecationTime as AWS does."""
+    import datetime
+
+    from moto.core.responses import ActionResult
+    from moto.ec2.exceptions import EC2ClientError
+    from moto.ec2.responses import EC2Response
+
+    def enable_image_deprecation(self):
+        image = self.ec2_backend.describe_images(ami_ids=[self._get_param("ImageId")])[0]
+        at = self._get_param("DeprecateAt")
+        if not isinstance(at, datetime.datetime):
+            at = datetime.datetime.fromisoformat(str(at).replace("Z", "+00:00"))
+        at = at if at.tzinfo else at.replace(tzinfo=datetime.timezone.utc)
+        at = (at + datetime.timedelta(seconds=30)).replace(second=0, microsecond=0)  # to the nearest minute
+        if at < datetime.datetime.now(datetime.timezone.utc):
+            raise EC2ClientError("InvalidParameterValue", "DeprecateAt: you can't specify a date in the past")
+        image.deprecation_time = at.strftime("%Y-%m-%dT%H:%M:%S.000Z")
+        return ActionResult({"Return": True})
+
+    def disable_image_deprecation(self):
+        image = self.ec2_backend.describe_images(ami_ids=[self._get_param("ImageId")])[0]
+        image.deprecation_time = None
+        return ActionResult({"Return": True})
+
+    EC2Response.enable_image_deprecation = enable_image_deprecation
+    EC2Response.disable_image_deprecation = disable_image_deprecation
+    try:
+        yield
+    finally:
+        del EC2Response.enable_image_deprecation, EC2Response.disable_image_deprecation

@@ -239,3 +239,83 @@ def test_a_message_sqs_moved_to_a_dead_letter_queue_carries_its_source_queues_ar
     assert set(stamps().values()) == {None}  # only when asked for, as any system attribute
     assert [m["Body"] for m in seen_at_source] == ["failed"] * 2
     assert all("DeadLetterQueueSourceArn" not in m["Attributes"] for m in seen_at_source)
+
+
+def test_moto_still_lacks_the_ec2_actions_the_patches_add():
+    """The instance-requirements and image-deprecation patches add actions moto does not have; a moto that grows them
+    should answer instead (drop the patch then)."""
+    from moto.ec2.responses import EC2Response
+
+    added = ("get_instance_types_from_instance_requirements", "enable_image_deprecation", "disable_image_deprecation")
+    for name in added:
+        assert getattr(EC2Response, name).__module__ == "localrun.moto_patches", name
+    code = ("from moto.ec2.responses import EC2Response\n"
+            f"assert not [name for name in {added!r} if hasattr(EC2Response, name)]\n")
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).resolve().parents[2])
+
+
+def _types_meeting(**requirements) -> list[str]:
+    import boto3
+
+    ec2 = boto3.client("ec2", region_name="us-east-1")
+    architectures = requirements.pop("architectures", ["x86_64"])
+    pages = ec2.get_paginator("get_instance_types_from_instance_requirements").paginate(
+        ArchitectureTypes=architectures, VirtualizationTypes=["hvm"], InstanceRequirements=requirements,
+        PaginationConfig={"PageSize": 7})
+    return [item["InstanceType"] for page in pages for item in page["InstanceTypes"]]
+
+
+def _described(names: list[str]) -> dict[str, dict]:
+    import boto3
+
+    ec2 = boto3.client("ec2", region_name="us-east-1")
+    return {info["InstanceType"]: info for page in ec2.get_paginator("describe_instance_types").paginate(
+        InstanceTypes=names) for info in page["InstanceTypes"]}
+
+
+@pytest.mark.usefixtures("aws")
+def test_instance_types_from_requirements_meet_every_bound_asked_in_pages():
+    names = _types_meeting(VCpuCount={"Min": 4, "Max": 8}, MemoryMiB={"Min": 16000, "Max": 32768},
+                           AcceleratorCount={"Max": 0}, ExcludedInstanceTypes=["r5*"])
+    assert "m5.xlarge" in names and "m5.2xlarge" in names and len(names) > 10
+    assert names == sorted(set(names))  # pages of 7 joined without loss or repeat
+    assert not [name for name in names if name.startswith("r5")]
+    for name, info in _described(names).items():
+        assert 4 <= info["VCpuInfo"]["DefaultVCpus"] <= 8 and 16000 <= info["MemoryInfo"]["SizeInMiB"] <= 32768
+        assert "x86_64" in info["ProcessorInfo"]["SupportedArchitectures"], name
+        assert not info["BurstablePerformanceSupported"] and not info["BareMetal"], name  # AWS's defaults
+        assert not info.get("GpuInfo"), name
+
+
+@pytest.mark.usefixtures("aws")
+def test_instance_types_from_requirements_by_architecture_gpu_and_burstable():
+    arm = _types_meeting(architectures=["arm64"], VCpuCount={"Min": 2, "Max": 2}, MemoryMiB={"Min": 4096})
+    assert "m6g.large" in arm and "m5.large" not in arm
+    gpu = _types_meeting(VCpuCount={"Min": 1}, MemoryMiB={"Min": 1024}, AcceleratorTypes=["gpu"],
+                         AcceleratorManufacturers=["nvidia"], AcceleratorCount={"Min": 1, "Max": 1})
+    assert "g4dn.xlarge" in gpu and "g4dn.12xlarge" not in gpu  # four GPUs
+    assert all(sum(g["Count"] for g in info["GpuInfo"]["Gpus"]) == 1 for info in _described(gpu).values())
+    burstable = _types_meeting(VCpuCount={"Min": 2, "Max": 2}, MemoryMiB={"Min": 8192, "Max": 8192},
+                               BurstablePerformance="required")
+    assert "t3.large" in burstable and "m5.large" not in burstable
+
+
+@pytest.mark.usefixtures("aws")
+def test_an_ami_deprecated_by_its_owner_shows_its_deprecation_time():
+    import datetime
+
+    import boto3
+    from botocore.exceptions import ClientError
+
+    ec2 = boto3.client("ec2", region_name="us-east-1")
+    image = ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
+    assert "DeprecationTime" not in ec2.describe_images(ImageIds=[image])["Images"][0]
+    at = datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0) + datetime.timedelta(days=3, seconds=50)
+    assert ec2.enable_image_deprecation(ImageId=image, DeprecateAt=at)["Return"] is True
+    rounded = (at + datetime.timedelta(seconds=30)).replace(second=0)
+    assert ec2.describe_images(ImageIds=[image])["Images"][0]["DeprecationTime"] == f"{rounded:%Y-%m-%dT%H:%M}:00.000Z"
+    with pytest.raises(ClientError) as past:
+        ec2.enable_image_deprecation(ImageId=image, DeprecateAt=at - datetime.timedelta(days=30))
+    assert past.value.response["Error"]["Code"] == "InvalidParameterValue"
+    ec2.disable_image_deprecation(ImageId=image)
+    assert "DeprecationTime" not in ec2.describe_images(ImageIds=[image])["Images"][0]
