@@ -5,7 +5,8 @@ Spot capacity of any one type runs out (DCP #166, #199: m-class gone, MEMORY fix
 is to be flexible across at least 10 instance types ("Best practices for Amazon EC2 Spot", Amazon EC2 User Guide:
 https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/spot-best-practices.html), and attribute-based selection lets
 EC2 pick every type that fits, new ones included ("Specify attributes for instance type selection for EC2 Fleet or
-Spot Fleet": https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/ec2-fleet-attribute-based-instance-type-selection.html).
+Spot Fleet", Amazon EC2 User Guide:
+https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/ec2-fleet-attribute-based-instance-type-selection.html).
 """
 
 from __future__ import annotations
