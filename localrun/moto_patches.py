@@ -29,7 +29,8 @@ def patched() -> Iterator[None]:
                       _backend_lookup_once, _spot_fleet_template_metadata_options,
                       _ecs_service_deployment_configuration,
                       _ec2_instance_types_from_requirements,
-                      _ec2_image_deprecation):
+                      _ec2_image_deprecation,
+                      _ec2_fleet_instance_requirements):
             stack.enter_context(patch())
         _active.append(True)
         try:
@@ -460,19 +461,13 @@ def _ec2_instance_types_from_requirements() -> Iterator[None]:
     AWS), accelerators (count, type, manufacturer), generations, and allowed and excluded types (with * wildcards).
     The price-protection attributes are not applied (moto has no prices), nor are network, storage and hibernation
     ones."""
-    from moto.ec2.models.instance_types import INSTANCE_TYPE_OFFERINGS, INSTANCE_TYPES
-    from moto.ec2.responses import EC2Response
     from moto.core.responses import ActionResult
+    from moto.ec2.responses import EC2Response
 
     def get_instance_types_from_instance_requirements(self):
-        requirements = self._get_param("InstanceRequirements", {})
-        architectures = set(self._get_param("ArchitectureTypes", []))
-        virtualizations = set(self._get_param("VirtualizationTypes", []))
-        offered = {offer["InstanceType"] for offer in INSTANCE_TYPE_OFFERINGS["region"].get(self.region, [])}
-        names = sorted(name for name, info in INSTANCE_TYPES.items() if name in offered
-                       and architectures & set(info.get("ProcessorInfo", {}).get("SupportedArchitectures", []))
-                       and virtualizations & set(info.get("SupportedVirtualizationTypes", []))
-                       and _meets_instance_requirements(info, requirements))
+        names = sorted(_types_meeting(self.region, self._get_param("ArchitectureTypes", []),
+                                      self._get_param("VirtualizationTypes", []),
+                                      self._get_param("InstanceRequirements", {})))
         start = int(self._get_param("NextToken") or 0)
         size = int(self._get_param("MaxResults") or 1000)
         result: dict[str, Any] = {"InstanceTypes": [{"InstanceType": name} for name in names[start:start + size]]}
@@ -485,6 +480,20 @@ def _ec2_instance_types_from_requirements() -> Iterator[None]:
         yield
     finally:
         del EC2Response.get_instance_types_from_instance_requirements
+
+
+def _types_meeting(region: str, architectures: list[str], virtualizations: list[str],
+                   requirements: dict[str, Any]) -> list[str]:
+    """The instance types offered in `region` that meet `requirements` (moto's data), smallest first."""
+    from moto.ec2.models.instance_types import INSTANCE_TYPE_OFFERINGS, INSTANCE_TYPES
+
+    offered = {offer["InstanceType"] for offer in INSTANCE_TYPE_OFFERINGS["region"].get(region, [])}
+    names = [name for name, info in INSTANCE_TYPES.items() if name in offered
+             and set(architectures) & set(info.get("ProcessorInfo", {}).get("SupportedArchitectures", []))
+             and set(virtualizations) & set(info.get("SupportedVirtualizationTypes", []))
+             and _meets_instance_requirements(info, requirements)]
+    return sorted(names, key=lambda name: (INSTANCE_TYPES[name]["VCpuInfo"]["DefaultVCpus"],
+                                           INSTANCE_TYPES[name]["MemoryInfo"]["SizeInMiB"], name))
 
 
 # AWS's names for a processor's maker in InstanceRequirements, from DescribeInstanceTypes' ProcessorInfo.Manufacturer.
@@ -577,3 +586,61 @@ def _ec2_image_deprecation() -> Iterator[None]:
         yield
     finally:
         del EC2Response.enable_image_deprecation, EC2Response.disable_image_deprecation
+
+
+@contextlib.contextmanager
+def _ec2_fleet_instance_requirements() -> Iterator[None]:
+    """moto's CreateFleet reads each override's InstanceType and fails (KeyError: HTTP 500) on an override that gives
+    InstanceRequirements instead. On AWS such an override lets the fleet launch any instance type that meets the
+    attributes, for the architecture of the launch template's AMI ("Specify attributes for instance type selection
+    for EC2 Fleet or Spot Fleet", Amazon EC2 User Guide:
+    https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/ec2-fleet-attribute-based-instance-type-selection.html;
+    FleetLaunchTemplateOverridesRequest in the Amazon EC2 API Reference). Here each such override becomes one
+    override per matching type (moto's data, as GetInstanceTypesFromInstanceRequirements answers above, smallest
+    first), and the fleet keeps the overrides it was given, as DescribeFleets shows them on AWS. A requirement no
+    type meets is refused with InvalidParameterValue (AWS would accept the fleet and launch nothing, with an error
+    in its history)."""
+    from moto.ec2.exceptions import EC2ClientError
+    from moto.ec2.models.fleets import FleetsBackend
+
+    original = FleetsBackend.create_fleet
+
+    def expanded(backend, config: dict[str, Any]) -> dict[str, Any]:
+        overrides = config.get("Overrides") or []
+        if not any("InstanceRequirements" in override for override in overrides):
+            return config
+        spec = config["LaunchTemplateSpecification"]
+        template = (backend.get_launch_template(spec["LaunchTemplateId"]) if "LaunchTemplateId" in spec
+                    else backend.get_launch_template_by_name(spec["LaunchTemplateName"]))
+        version = {"$Latest": template.latest_version_number, "$Default": template.default_version_number}.get(
+            spec.get("Version"), spec.get("Version") or template.default_version_number)
+        image_id = template.get_version(version).data.get("ImageId")
+        images = backend.describe_images(ami_ids=[image_id]) if image_id else []
+        architecture = (images[0].architecture if images else None) or "x86_64"
+        result = []
+        for override in overrides:
+            if "InstanceRequirements" not in override:
+                result.append(override)
+                continue
+            rest = {key: value for key, value in override.items() if key != "InstanceRequirements"}
+            names = _types_meeting(backend.region_name, [architecture], ["hvm"], override["InstanceRequirements"])
+            if not names:
+                raise EC2ClientError("InvalidParameterValue", "No instance type meets the InstanceRequirements")
+            result.extend({**rest, "InstanceType": name} for name in names)
+        return {**config, "Overrides": result}
+
+    @functools.wraps(original)
+    def create_fleet(self, *args, **kwargs):
+        given = kwargs.get("launch_template_configs")
+        if given:
+            kwargs["launch_template_configs"] = [expanded(self, config) for config in given]
+        fleet = original(self, *args, **kwargs)
+        if given:
+            fleet.launch_template_configs = given
+        return fleet
+
+    FleetsBackend.create_fleet = create_fleet
+    try:
+        yield
+    finally:
+        FleetsBackend.create_fleet = original

@@ -244,11 +244,14 @@ def test_a_message_sqs_moved_to_a_dead_letter_queue_carries_its_source_queues_ar
 def test_moto_still_lacks_the_ec2_actions_the_patches_add():
     """The instance-requirements and image-deprecation patches add actions moto does not have; a moto that grows them
     should answer instead (drop the patch then)."""
+    from moto.ec2.models.fleets import Fleet
     from moto.ec2.responses import EC2Response
 
     added = ("get_instance_types_from_instance_requirements", "enable_image_deprecation", "disable_image_deprecation")
     for name in added:
         assert getattr(EC2Response, name).__module__ == "localrun.moto_patches", name
+    # moto's CreateFleet reads each override's InstanceType (the fleet patch expands InstanceRequirements first)
+    assert 'instance_type=spec["InstanceType"]' in inspect.getsource(Fleet.__init__)
     code = ("from moto.ec2.responses import EC2Response\n"
             f"assert not [name for name in {added!r} if hasattr(EC2Response, name)]\n")
     subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).resolve().parents[2])
@@ -320,3 +323,42 @@ def test_an_ami_deprecated_by_its_owner_shows_its_deprecation_time():
     assert past.value.response["Error"]["Code"] == "InvalidParameterValue"
     ec2.disable_image_deprecation(ImageId=image)
     assert "DeprecationTime" not in ec2.describe_images(ImageIds=[image])["Images"][0]
+
+
+@pytest.mark.usefixtures("aws")
+def test_an_ec2_fleet_given_instance_requirements_launches_types_that_meet_them_for_its_amis_architecture():
+    import boto3
+
+    ec2 = boto3.client("ec2", region_name="us-east-1")
+    ssm = boto3.client("ssm", region_name="us-east-1")
+    arm_ami = ssm.get_parameter(Name="/aws/service/ecs/optimized-ami/amazon-linux-2023/arm64/recommended/image_id")
+    template = ec2.create_launch_template(LaunchTemplateName="t", LaunchTemplateData={
+        "ImageId": arm_ami["Parameter"]["Value"]})["LaunchTemplate"]["LaunchTemplateId"]
+    requirements = {"VCpuCount": {"Min": 2, "Max": 4}, "MemoryMiB": {"Min": 4096, "Max": 16384}}
+    configs = [{"LaunchTemplateSpecification": {"LaunchTemplateId": template, "Version": "$Latest"},
+                "Overrides": [{"InstanceRequirements": requirements}]}]
+    fleet_id = ec2.create_fleet(Type="maintain", LaunchTemplateConfigs=configs, TargetCapacitySpecification={
+        "TotalTargetCapacity": 3, "DefaultTargetCapacityType": "spot"},
+        SpotOptions={"AllocationStrategy": "price-capacity-optimized"})["FleetId"]
+    ids = [item["InstanceId"] for item in ec2.describe_fleet_instances(FleetId=fleet_id)["ActiveInstances"]]
+    types = [instance["InstanceType"] for reservation in ec2.describe_instances(InstanceIds=ids)["Reservations"]
+             for instance in reservation["Instances"]]
+    assert len(types) == 3
+    for info in _described(sorted(set(types))).values():
+        assert "arm64" in info["ProcessorInfo"]["SupportedArchitectures"]
+        assert 2 <= info["VCpuInfo"]["DefaultVCpus"] <= 4 and 4096 <= info["MemoryInfo"]["SizeInMiB"] <= 16384
+    [fleet] = ec2.describe_fleets(FleetIds=[fleet_id])["Fleets"]
+    assert fleet["LaunchTemplateConfigs"][0]["Overrides"] == [{"InstanceRequirements": requirements}]  # as given
+
+
+def test_the_emulator_server_answers_the_added_ec2_actions(moto_server):
+    """Local mode talks to moto over HTTP: the added actions answer there too."""
+    import boto3
+
+    ec2 = boto3.client("ec2", region_name="us-east-1", endpoint_url=moto_server)
+    answer = ec2.get_instance_types_from_instance_requirements(
+        ArchitectureTypes=["x86_64"], VirtualizationTypes=["hvm"],
+        InstanceRequirements={"VCpuCount": {"Min": 2, "Max": 2}, "MemoryMiB": {"Min": 8192, "Max": 8192}})
+    assert "m5.large" in [item["InstanceType"] for item in answer["InstanceTypes"]]
+    image = ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
+    assert ec2.disable_image_deprecation(ImageId=image)["Return"] is True
