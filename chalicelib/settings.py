@@ -292,8 +292,9 @@ KEYS: tuple[Key, ...] = (
     Key("TASKS_PER_MACHINE", _int_at_least(1), "Worker containers placed on each machine.", 1, "`1`"),
     Key("MACHINE_TYPE", _machine_types, "List of instance types the fleet may use; `[]`: every type that holds "
         "TASKS_PER_MACHINE tasks (CPU_SHARES, MEMORY, GPUS_PER_TASK) without being twice too big.", (), "`[]`"),
-    Key("MACHINE_PRICE", _positive_number, "Highest price per machine-hour, in USD: the cost ceiling the monitor "
-        "enforces (and the spot bid when MACHINE_PRICE_IS_BID).", REQUIRED),
+    Key("MACHINE_PRICE", _positive_number, "Highest price per machine-hour, in USD: the monitor counts machine-hours "
+        "at this price against MAX_RUN_COST; EC2 gets it as the spot maximum price only with MACHINE_PRICE_IS_BID.",
+        REQUIRED),
     Key("MACHINE_PRICE_IS_BID", parse_bool, "Also send MACHINE_PRICE to EC2 as the spot maximum price, as DS did. "
         "Off by default: AWS advises against a maximum price (machines are interrupted more often).", False,
         "`false`", ds=False),
