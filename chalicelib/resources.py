@@ -258,6 +258,10 @@ def task_definition(settings: Settings, task_role_arn: str | None, queue_url: st
     }
     if settings.PRIVILEGED:
         container["privileged"] = True
+    if settings.GPUS_PER_TASK:
+        # ECS gives the container this many of the machine's GPUs, each to one task only, and places the task only
+        # where that many are free (Amazon ECS Developer Guide, "Amazon ECS task definitions for GPU workloads").
+        container["resourceRequirements"] = [{"type": "GPU", "value": str(settings.GPUS_PER_TASK)}]
     # The boot script's instance id, read-only: the worker names its machine without the metadata service, which
     # containers cannot reach (the launch template's hop limit of 1).
     container["mountPoints"] = [{"sourceVolume": HOST_VOLUME, "containerPath": names.CONTAINER_HOST_DIR,
@@ -286,6 +290,8 @@ def _same_task_definition(current: dict, wanted: dict) -> bool:
     if len(theirs) != 1:
         return False
     theirs = dict(theirs[0])
+    if theirs.get("resourceRequirements", []) != mine.get("resourceRequirements", []):
+        return False  # GPUS_PER_TASK set back to 0: the old revision still reserves GPUs
     theirs["environment"] = sorted(theirs.get("environment", []), key=lambda item: item["name"])
     return all(theirs.get(key) == value for key, value in mine.items())
 

@@ -147,10 +147,10 @@ def parse_bool(value: Any) -> bool:
 def _machine_types(value: Any) -> tuple[str, ...]:
     if (
         not isinstance(value, list)
-        or not value
         or not all(isinstance(item, str) and re.fullmatch(r"[a-z0-9-]+\.[a-z0-9-]+", item) for item in value)
     ):
-        raise ValueError('expected a non-empty list of instance types such as ["m5.xlarge"]')
+        raise ValueError('expected a list of instance types such as ["m5.xlarge"], or [] for every type that fits '
+                         'the tasks')
     return tuple(value)
 
 
@@ -290,8 +290,16 @@ KEYS: tuple[Key, ...] = (
         "ECS cluster the workers join.", "default", "`default`"),
     Key("CLUSTER_MACHINES", _int_at_least(1), "How many EC2 spot machines the fleet asks for.", REQUIRED),
     Key("TASKS_PER_MACHINE", _int_at_least(1), "Worker containers placed on each machine.", 1, "`1`"),
-    Key("MACHINE_TYPE", _machine_types, "List of instance types the fleet may use (one launch spec each).", REQUIRED),
-    Key("MACHINE_PRICE", _positive_number, "Highest price per machine-hour, in USD.", REQUIRED),
+    Key("MACHINE_TYPE", _machine_types, "List of instance types the fleet may use; `[]`: every type that holds "
+        "TASKS_PER_MACHINE tasks (CPU_SHARES, MEMORY, GPUS_PER_TASK) without being twice too big.", (), "`[]`"),
+    Key("MACHINE_PRICE", _positive_number, "Highest price per machine-hour, in USD: the monitor counts machine-hours "
+        "at this price against MAX_RUN_COST; EC2 gets it as the spot maximum price only with MACHINE_PRICE_IS_BID.",
+        REQUIRED),
+    Key("MACHINE_PRICE_IS_BID", parse_bool, "Also send MACHINE_PRICE to EC2 as the spot maximum price, as DS did. "
+        "Off by default: AWS advises against a maximum price (machines are interrupted more often).", False,
+        "`false`", ds=False),
+    Key("GPUS_PER_TASK", _int_at_least(0), "GPUs each task needs; non-zero asks for GPU machines and the ECS "
+        "GPU-optimized AMI.", 0, "`0`", ds=False),
     Key("EBS_VOL_SIZE", _int_at_least(22), "Size of each machine's data volume in GiB (minimum 22).", 30, "`30`"),
     Key("ASSIGN_IP", parse_bool,
         "Give machines a public IPv4 address; `false` overrides the fleet file, `true` respects it.", False,
@@ -371,6 +379,8 @@ class Settings:
     TASKS_PER_MACHINE: int
     MACHINE_TYPE: tuple[str, ...]
     MACHINE_PRICE: float
+    MACHINE_PRICE_IS_BID: bool
+    GPUS_PER_TASK: int
     EBS_VOL_SIZE: int
     ASSIGN_IP: bool
     DOCKER_CORES: int

@@ -31,7 +31,10 @@ def patched() -> Iterator[None]:
                       _ec2_fleet_modify, _ec2_fleet_launch, _ec2_fleet_delete,
                       _fleet_history,
                       _spot_vcpu_quotas,
-                      _spot_prices):
+                      _spot_prices,
+                      _ec2_instance_types_from_requirements,
+                      _ec2_image_deprecation,
+                      _ec2_fleet_instance_requirements):
             stack.enter_context(patch())
         _active.append(True)
         try:
@@ -526,23 +529,13 @@ def _ec2_fleet_launch() -> Iterator[None]:
     - the launch template's MetadataOptions (every machine shows moto's default, HttpTokens optional); on AWS an
       instance launched from a launch template takes them ("Configure instance metadata options for new
       instances", Amazon EC2 User Guide: "in a launch template");
-    - the aws:ec2:fleet-id tag, which EC2 Fleet adds to every instance it launches;
-    - overrides by attributes (InstanceRequirements): moto reads an override's InstanceType only (KeyError). AWS
-      launches a type that meets them; here the first such type, by name, of moto's own instance-type data (the
-      fleet still shows the overrides as given)."""
+    - the aws:ec2:fleet-id tag, which EC2 Fleet adds to every instance it launches (as the EC2 Spot workshops'
+      "EC2 Fleet" chapter shows: "EC2 Fleet automatically adds a tag to the instances with a key of
+      aws:ec2:fleet-id")."""
     from moto.ec2.models.fleets import Fleet
     from moto.ec2.models.instances import MetadataOptions
 
-    original_init, original_create = Fleet.__init__, Fleet.create_spot_requests
-
-    @functools.wraps(original_init)
-    def __init__(self, ec2_backend, fleet_id, on_demand_options, spot_options, target_capacity_specification,
-                 launch_template_configs, *args, **kwargs):
-        resolved = [{**config, "Overrides": [_override_by_type(override) for override in config["Overrides"]]}
-                    if config.get("Overrides") else config for config in launch_template_configs or ()]
-        original_init(self, ec2_backend, fleet_id, on_demand_options, spot_options, target_capacity_specification,
-                      resolved, *args, **kwargs)
-        self.launch_template_configs = launch_template_configs
+    original_create = Fleet.create_spot_requests
 
     @functools.wraps(original_create)
     def create_spot_requests(self, weight_to_add):
@@ -558,45 +551,11 @@ def _ec2_fleet_launch() -> Iterator[None]:
             self.ec2_backend.tags.setdefault(request.instance.id, {})["aws:ec2:fleet-id"] = self.id
         return self.spot_requests
 
-    Fleet.__init__, Fleet.create_spot_requests = __init__, create_spot_requests
+    Fleet.create_spot_requests = create_spot_requests
     try:
         yield
     finally:
-        Fleet.__init__, Fleet.create_spot_requests = original_init, original_create
-
-
-def _override_by_type(override: dict) -> dict:
-    requirements = override.get("InstanceRequirements")
-    if not requirements or override.get("InstanceType"):
-        return override
-    resolved = {key: value for key, value in override.items() if key != "InstanceRequirements"}
-    resolved["InstanceType"] = instance_types_meeting(requirements)[0]
-    return resolved
-
-
-def instance_types_meeting(requirements: dict, architectures: tuple[str, ...] = ("x86_64",)) -> list[str]:
-    """moto's instance types meeting InstanceRequirements' vCPU, memory, GPU and burstable terms, by name."""
-    from moto.ec2.models.instance_types import INSTANCE_TYPES
-
-    def within(value: float, bounds: dict | None) -> bool:
-        bounds = bounds or {}
-        return value >= float(bounds.get("Min", 0)) and ("Max" not in bounds or value <= float(bounds["Max"]))
-
-    gpus_wanted = "gpu" in (requirements.get("AcceleratorTypes") or ())
-    found = []
-    for name, info in INSTANCE_TYPES.items():
-        gpus = sum(gpu.get("Count", 0) for gpu in info.get("GpuInfo", {}).get("Gpus", ()))
-        if not (within(info["VCpuInfo"]["DefaultVCpus"], requirements.get("VCpuCount"))
-                and within(info["MemoryInfo"]["SizeInMiB"], requirements.get("MemoryMiB"))
-                and set(architectures) & set(info.get("ProcessorInfo", {}).get("SupportedArchitectures", ()))
-                and (not gpus_wanted or within(gpus, requirements.get("AcceleratorCount")))
-                and (gpus_wanted or gpus == 0)
-                and not (requirements.get("BurstablePerformance") == "excluded"
-                         and info.get("BurstablePerformanceSupported"))
-                and not info.get("BareMetal")):
-            continue
-        found.append(name)
-    return sorted(found)
+        Fleet.create_spot_requests = original_create
 
 
 @contextlib.contextmanager
@@ -847,3 +806,200 @@ def _spot_prices() -> Iterator[None]:
             EC2Response.describe_spot_price_history = original
         else:
             del EC2Response.describe_spot_price_history
+
+
+@contextlib.contextmanager
+def _ec2_instance_types_from_requirements() -> Iterator[None]:
+    """moto has no GetInstanceTypesFromInstanceRequirements ("not been implemented"). AWS answers it with the
+    instance types of the region that meet every given attribute, ignoring capacity (Amazon EC2 API Reference,
+    GetInstanceTypesFromInstanceRequirements and InstanceRequirementsRequest:
+    https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_GetInstanceTypesFromInstanceRequirements.html).
+    start-cluster uses it to show which types attribute-based selection may launch. Here it answers from moto's own
+    instance-type data and region offerings, applying the attributes that data holds: architecture, virtualization,
+    vCPUs, memory, memory per vCPU, CPU manufacturer, burstable and bare metal (both excluded unless asked, as on
+    AWS), accelerators (count, type, manufacturer), generations, and allowed and excluded types (with * wildcards).
+    The price-protection attributes are not applied (moto has no prices), nor are network, storage and hibernation
+    ones."""
+    from moto.core.responses import ActionResult
+    from moto.ec2.responses import EC2Response
+
+    def get_instance_types_from_instance_requirements(self):
+        names = sorted(_types_meeting(self.region, self._get_param("ArchitectureTypes", []),
+                                      self._get_param("VirtualizationTypes", []),
+                                      self._get_param("InstanceRequirements", {})))
+        start = int(self._get_param("NextToken") or 0)
+        size = int(self._get_param("MaxResults") or 1000)
+        result: dict[str, Any] = {"InstanceTypes": [{"InstanceType": name} for name in names[start:start + size]]}
+        if start + size < len(names):
+            result["NextToken"] = str(start + size)
+        return ActionResult(result)
+
+    EC2Response.get_instance_types_from_instance_requirements = get_instance_types_from_instance_requirements
+    try:
+        yield
+    finally:
+        del EC2Response.get_instance_types_from_instance_requirements
+
+
+def _types_meeting(region: str, architectures: list[str], virtualizations: list[str],
+                   requirements: dict[str, Any]) -> list[str]:
+    """The instance types offered in `region` that meet `requirements` (moto's data), smallest first."""
+    from moto.ec2.models.instance_types import INSTANCE_TYPE_OFFERINGS, INSTANCE_TYPES
+
+    offered = {offer["InstanceType"] for offer in INSTANCE_TYPE_OFFERINGS["region"].get(region, [])}
+    names = [name for name, info in INSTANCE_TYPES.items() if name in offered
+             and set(architectures) & set(info.get("ProcessorInfo", {}).get("SupportedArchitectures", []))
+             and set(virtualizations) & set(info.get("SupportedVirtualizationTypes", []))
+             and _meets_instance_requirements(info, requirements)]
+    return sorted(names, key=lambda name: (INSTANCE_TYPES[name]["VCpuInfo"]["DefaultVCpus"],
+                                           INSTANCE_TYPES[name]["MemoryInfo"]["SizeInMiB"], name))
+
+
+# AWS's names for a processor's maker in InstanceRequirements, from DescribeInstanceTypes' ProcessorInfo.Manufacturer.
+_CPU_MANUFACTURERS = {"intel": "intel", "amd": "amd", "aws": "amazon-web-services", "apple": "apple"}
+
+
+def _meets_instance_requirements(info: dict[str, Any], wanted: dict[str, Any]) -> bool:
+    import fnmatch
+
+    def within(value: float, bounds: dict[str, Any] | None) -> bool:
+        bounds = bounds or {}
+        low, high = bounds.get("Min"), bounds.get("Max")
+        return (low is None or value >= float(low)) and (high is None or value <= float(high))
+
+    def allowed(setting: str, has: bool) -> bool:  # "included" | "excluded" | "required"
+        return {"included": True, "required": has}.get(setting, not has)
+
+    name = info["InstanceType"]
+    vcpus = info["VCpuInfo"]["DefaultVCpus"]
+    memory = info["MemoryInfo"]["SizeInMiB"]
+    if not within(vcpus, wanted.get("VCpuCount")) or not within(memory, wanted.get("MemoryMiB")):
+        return False
+    if "MemoryGiBPerVCpu" in wanted and not within(memory / 1024 / vcpus, wanted["MemoryGiBPerVCpu"]):
+        return False
+    maker = _CPU_MANUFACTURERS.get(str(info.get("ProcessorInfo", {}).get("Manufacturer", "")).lower())
+    if wanted.get("CpuManufacturers") and maker not in wanted["CpuManufacturers"]:
+        return False
+    if not allowed(wanted.get("BurstablePerformance", "excluded"), bool(info.get("BurstablePerformanceSupported"))):
+        return False
+    if not allowed(wanted.get("BareMetal", "excluded"), bool(info.get("BareMetal"))):
+        return False
+    generation = "current" if info.get("CurrentGeneration") else "previous"
+    if wanted.get("InstanceGenerations") and generation not in wanted["InstanceGenerations"]:
+        return False
+    if any(fnmatch.fnmatchcase(name, pattern) for pattern in wanted.get("ExcludedInstanceTypes", [])):
+        return False
+    if wanted.get("AllowedInstanceTypes") and not any(
+            fnmatch.fnmatchcase(name, pattern) for pattern in wanted["AllowedInstanceTypes"]):
+        return False
+    # A fractional GPU (g6f: a partition of one) is listed with Count 0, yet the machine has a GPU device: one here.
+    accelerators = [
+        (kind, str(device.get("Manufacturer", "")).lower(), max(int(device.get("Count", 0)), 1))
+        for kind, devices in (("gpu", info.get("GpuInfo", {}).get("Gpus", [])),
+                              ("fpga", info.get("FpgaInfo", {}).get("Fpgas", [])),
+                              ("inference", info.get("InferenceAcceleratorInfo", {}).get("Accelerators", [])
+                               + info.get("NeuronInfo", {}).get("NeuronDevices", [])))
+        for device in devices]
+    kinds, makers = wanted.get("AcceleratorTypes"), wanted.get("AcceleratorManufacturers")
+    chosen = [count for kind, maker, count in accelerators
+              if (not kinds or kind in kinds) and (not makers or maker in makers)]
+    if (kinds or makers) and not chosen:
+        return False
+    return within(sum(chosen), wanted.get("AcceleratorCount"))
+
+
+@contextlib.contextmanager
+def _ec2_image_deprecation() -> Iterator[None]:
+    """moto has no EnableImageDeprecation or DisableImageDeprecation ("not been implemented"), and DescribeImages
+    shows no DeprecationTime. On AWS an AMI's owner sets the time it becomes deprecated (at a whole minute, never in
+    the past), and DescribeImages returns it as the image's DeprecationTime ("Deprecate an Amazon EC2 AMI", Amazon
+    EC2 User Guide: https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/ami-deprecate.html; API_EnableImageDeprecation
+    and API_Image in the Amazon EC2 API Reference). start-cluster warns about a pinned AMI that is deprecated; here
+    the two calls set and clear the image's DeprecationTime as AWS does."""
+    import datetime
+
+    from moto.core.responses import ActionResult
+    from moto.ec2.exceptions import EC2ClientError
+    from moto.ec2.responses import EC2Response
+
+    def enable_image_deprecation(self):
+        image = self.ec2_backend.describe_images(ami_ids=[self._get_param("ImageId")])[0]
+        at = self._get_param("DeprecateAt")
+        if not isinstance(at, datetime.datetime):
+            at = datetime.datetime.fromisoformat(str(at).replace("Z", "+00:00"))
+        at = at if at.tzinfo else at.replace(tzinfo=datetime.timezone.utc)
+        at = (at + datetime.timedelta(seconds=30)).replace(second=0, microsecond=0)  # to the nearest minute
+        if at < datetime.datetime.now(datetime.timezone.utc):
+            raise EC2ClientError("InvalidParameterValue", "DeprecateAt: you can't specify a date in the past")
+        image.deprecation_time = at.strftime("%Y-%m-%dT%H:%M:%S.000Z")
+        return ActionResult({"Return": True})
+
+    def disable_image_deprecation(self):
+        image = self.ec2_backend.describe_images(ami_ids=[self._get_param("ImageId")])[0]
+        image.deprecation_time = None
+        return ActionResult({"Return": True})
+
+    EC2Response.enable_image_deprecation = enable_image_deprecation
+    EC2Response.disable_image_deprecation = disable_image_deprecation
+    try:
+        yield
+    finally:
+        del EC2Response.enable_image_deprecation, EC2Response.disable_image_deprecation
+
+
+@contextlib.contextmanager
+def _ec2_fleet_instance_requirements() -> Iterator[None]:
+    """moto's CreateFleet reads each override's InstanceType and fails (KeyError: HTTP 500) on an override that gives
+    InstanceRequirements instead. On AWS such an override lets the fleet launch any instance type that meets the
+    attributes, for the architecture of the launch template's AMI ("Specify attributes for instance type selection
+    for EC2 Fleet or Spot Fleet", Amazon EC2 User Guide:
+    https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/ec2-fleet-attribute-based-instance-type-selection.html;
+    FleetLaunchTemplateOverridesRequest in the Amazon EC2 API Reference). Here each such override becomes one
+    override per matching type (moto's data, as GetInstanceTypesFromInstanceRequirements answers above, smallest
+    first), and the fleet keeps the overrides it was given, as DescribeFleets shows them on AWS. A requirement no
+    type meets is refused with InvalidParameterValue (AWS would accept the fleet and launch nothing, with an error
+    in its history)."""
+    from moto.ec2.exceptions import EC2ClientError
+    from moto.ec2.models.fleets import FleetsBackend
+
+    original = FleetsBackend.create_fleet
+
+    def expanded(backend, config: dict[str, Any]) -> dict[str, Any]:
+        overrides = config.get("Overrides") or []
+        if not any("InstanceRequirements" in override for override in overrides):
+            return config
+        spec = config["LaunchTemplateSpecification"]
+        template = (backend.get_launch_template(spec["LaunchTemplateId"]) if "LaunchTemplateId" in spec
+                    else backend.get_launch_template_by_name(spec["LaunchTemplateName"]))
+        version = {"$Latest": template.latest_version_number, "$Default": template.default_version_number}.get(
+            spec.get("Version"), spec.get("Version") or template.default_version_number)
+        image_id = template.get_version(version).data.get("ImageId")
+        images = backend.describe_images(ami_ids=[image_id]) if image_id else []
+        architecture = (images[0].architecture if images else None) or "x86_64"
+        result = []
+        for override in overrides:
+            if "InstanceRequirements" not in override:
+                result.append(override)
+                continue
+            rest = {key: value for key, value in override.items() if key != "InstanceRequirements"}
+            names = _types_meeting(backend.region_name, [architecture], ["hvm"], override["InstanceRequirements"])
+            if not names:
+                raise EC2ClientError("InvalidParameterValue", "No instance type meets the InstanceRequirements")
+            result.extend({**rest, "InstanceType": name} for name in names)
+        return {**config, "Overrides": result}
+
+    @functools.wraps(original)
+    def create_fleet(self, *args, **kwargs):
+        given = kwargs.get("launch_template_configs")
+        if given:
+            kwargs["launch_template_configs"] = [expanded(self, config) for config in given]
+        fleet = original(self, *args, **kwargs)
+        if given:
+            fleet.launch_template_configs = given
+        return fleet
+
+    FleetsBackend.create_fleet = create_fleet
+    try:
+        yield
+    finally:
+        FleetsBackend.create_fleet = original

@@ -55,6 +55,27 @@ def test_setup_creates_the_task_definition_the_worker_needs(aws):
     assert definition.get("networkMode", "bridge") == "bridge"  # host networking would reach it again
 
 
+def test_gpus_per_task_reserve_that_many_gpus_for_each_task_and_zero_again_reserves_none(aws):
+    iam.setup_account(make_settings())
+    ecs = clients.client("ecs", make_settings())
+
+    def latest():
+        definition = ecs.describe_task_definition(taskDefinition="TestAppTask")["taskDefinition"]
+        return definition["revision"], definition["containerDefinitions"][0].get("resourceRequirements")
+
+    resources.setup(make_settings())
+    assert latest() == (1, None)
+    resources.setup(make_settings(GPUS_PER_TASK=2))
+    assert latest() == (2, [{"type": "GPU", "value": "2"}])
+    resources.setup(make_settings(GPUS_PER_TASK=2))
+    assert latest()[0] == 2  # unchanged
+    resources.setup(make_settings(COMMAND=None, DOCKERHUB_TAG="ds/worker:1", GPUS_PER_TASK=1))
+    assert latest() == (3, [{"type": "GPU", "value": "1"}])
+    # DS image mode: the config is not in the container's environment, so only the GPU line tells the revisions apart
+    resources.setup(make_settings(COMMAND=None, DOCKERHUB_TAG="ds/worker:1"))
+    assert latest() == (4, None)
+
+
 def test_setup_creates_cluster_service_log_groups_and_topic(aws, settings):
     resources.setup(settings)
     ecs = clients.client("ecs", settings)

@@ -337,3 +337,126 @@ def test_a_spot_pool_whose_price_was_set_answers_with_it_dated_now_and_the_other
     assert rows[("m5.large", "us-east-1a")]["SpotPrice"] == "0.042100"
     assert rows[("m5.large", "us-east-1a")]["Timestamp"] > datetime.now(timezone.utc) - timedelta(minutes=1)
     assert rows[("m5.large", "us-east-1b")]["SpotPrice"] == "0.00001"
+
+
+def test_moto_still_lacks_the_ec2_actions_the_patches_add():
+    """The instance-requirements and image-deprecation patches add actions moto does not have; a moto that grows them
+    should answer instead (drop the patch then)."""
+    from moto.ec2.models.fleets import Fleet
+    from moto.ec2.responses import EC2Response
+
+    added = ("get_instance_types_from_instance_requirements", "enable_image_deprecation", "disable_image_deprecation")
+    for name in added:
+        assert getattr(EC2Response, name).__module__ == "localrun.moto_patches", name
+    # moto's CreateFleet reads each override's InstanceType (the fleet patch expands InstanceRequirements first)
+    assert 'instance_type=spec["InstanceType"]' in inspect.getsource(Fleet.__init__)
+    code = ("from moto.ec2.responses import EC2Response\n"
+            f"assert not [name for name in {added!r} if hasattr(EC2Response, name)]\n")
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).resolve().parents[2])
+
+
+def _types_meeting(**requirements) -> list[str]:
+    import boto3
+
+    ec2 = boto3.client("ec2", region_name="us-east-1")
+    architectures = requirements.pop("architectures", ["x86_64"])
+    pages = ec2.get_paginator("get_instance_types_from_instance_requirements").paginate(
+        ArchitectureTypes=architectures, VirtualizationTypes=["hvm"], InstanceRequirements=requirements,
+        PaginationConfig={"PageSize": 7})
+    return [item["InstanceType"] for page in pages for item in page["InstanceTypes"]]
+
+
+def _described(names: list[str]) -> dict[str, dict]:
+    import boto3
+
+    ec2 = boto3.client("ec2", region_name="us-east-1")
+    return {info["InstanceType"]: info for page in ec2.get_paginator("describe_instance_types").paginate(
+        InstanceTypes=names) for info in page["InstanceTypes"]}
+
+
+@pytest.mark.usefixtures("aws")
+def test_instance_types_from_requirements_meet_every_bound_asked_in_pages():
+    names = _types_meeting(VCpuCount={"Min": 4, "Max": 8}, MemoryMiB={"Min": 16000, "Max": 32768},
+                           AcceleratorCount={"Max": 0}, ExcludedInstanceTypes=["r5*"])
+    assert "m5.xlarge" in names and "m5.2xlarge" in names and len(names) > 10
+    assert names == sorted(set(names))  # pages of 7 joined without loss or repeat
+    assert not [name for name in names if name.startswith("r5")]
+    for name, info in _described(names).items():
+        assert 4 <= info["VCpuInfo"]["DefaultVCpus"] <= 8 and 16000 <= info["MemoryInfo"]["SizeInMiB"] <= 32768
+        assert "x86_64" in info["ProcessorInfo"]["SupportedArchitectures"], name
+        assert not info["BurstablePerformanceSupported"] and not info["BareMetal"], name  # AWS's defaults
+        assert not info.get("GpuInfo"), name
+
+
+@pytest.mark.usefixtures("aws")
+def test_instance_types_from_requirements_by_architecture_gpu_and_burstable():
+    arm = _types_meeting(architectures=["arm64"], VCpuCount={"Min": 2, "Max": 2}, MemoryMiB={"Min": 4096})
+    assert "m6g.large" in arm and "m5.large" not in arm
+    gpu = _types_meeting(VCpuCount={"Min": 1}, MemoryMiB={"Min": 1024}, AcceleratorTypes=["gpu"],
+                         AcceleratorManufacturers=["nvidia"], AcceleratorCount={"Min": 1, "Max": 1})
+    assert "g4dn.xlarge" in gpu and "g4dn.12xlarge" not in gpu  # four GPUs
+    # one GPU, or a fraction of one (g6f lists Count 0)
+    assert all([g["Count"] for g in info["GpuInfo"]["Gpus"]] in ([1], [0]) for info in _described(gpu).values())
+    burstable = _types_meeting(VCpuCount={"Min": 2, "Max": 2}, MemoryMiB={"Min": 8192, "Max": 8192},
+                               BurstablePerformance="required")
+    assert "t3.large" in burstable and "m5.large" not in burstable
+
+
+@pytest.mark.usefixtures("aws")
+def test_an_ami_deprecated_by_its_owner_shows_its_deprecation_time():
+    import datetime
+
+    import boto3
+    from botocore.exceptions import ClientError
+
+    ec2 = boto3.client("ec2", region_name="us-east-1")
+    image = ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
+    assert "DeprecationTime" not in ec2.describe_images(ImageIds=[image])["Images"][0]
+    at = datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0) + datetime.timedelta(days=3, seconds=50)
+    assert ec2.enable_image_deprecation(ImageId=image, DeprecateAt=at)["Return"] is True
+    rounded = (at + datetime.timedelta(seconds=30)).replace(second=0)
+    assert ec2.describe_images(ImageIds=[image])["Images"][0]["DeprecationTime"] == f"{rounded:%Y-%m-%dT%H:%M}:00.000Z"
+    with pytest.raises(ClientError) as past:
+        ec2.enable_image_deprecation(ImageId=image, DeprecateAt=at - datetime.timedelta(days=30))
+    assert past.value.response["Error"]["Code"] == "InvalidParameterValue"
+    ec2.disable_image_deprecation(ImageId=image)
+    assert "DeprecationTime" not in ec2.describe_images(ImageIds=[image])["Images"][0]
+
+
+@pytest.mark.usefixtures("aws")
+def test_an_ec2_fleet_given_instance_requirements_launches_types_that_meet_them_for_its_amis_architecture():
+    import boto3
+
+    ec2 = boto3.client("ec2", region_name="us-east-1")
+    ssm = boto3.client("ssm", region_name="us-east-1")
+    arm_ami = ssm.get_parameter(Name="/aws/service/ecs/optimized-ami/amazon-linux-2023/arm64/recommended/image_id")
+    template = ec2.create_launch_template(LaunchTemplateName="t", LaunchTemplateData={
+        "ImageId": arm_ami["Parameter"]["Value"]})["LaunchTemplate"]["LaunchTemplateId"]
+    requirements = {"VCpuCount": {"Min": 2, "Max": 4}, "MemoryMiB": {"Min": 4096, "Max": 16384}}
+    configs = [{"LaunchTemplateSpecification": {"LaunchTemplateId": template, "Version": "$Latest"},
+                "Overrides": [{"InstanceRequirements": requirements}]}]
+    fleet_id = ec2.create_fleet(Type="maintain", LaunchTemplateConfigs=configs, TargetCapacitySpecification={
+        "TotalTargetCapacity": 3, "DefaultTargetCapacityType": "spot"},
+        SpotOptions={"AllocationStrategy": "price-capacity-optimized"})["FleetId"]
+    ids = [item["InstanceId"] for item in ec2.describe_fleet_instances(FleetId=fleet_id)["ActiveInstances"]]
+    types = [instance["InstanceType"] for reservation in ec2.describe_instances(InstanceIds=ids)["Reservations"]
+             for instance in reservation["Instances"]]
+    assert len(types) == 3
+    for info in _described(sorted(set(types))).values():
+        assert "arm64" in info["ProcessorInfo"]["SupportedArchitectures"]
+        assert 2 <= info["VCpuInfo"]["DefaultVCpus"] <= 4 and 4096 <= info["MemoryInfo"]["SizeInMiB"] <= 16384
+    [fleet] = ec2.describe_fleets(FleetIds=[fleet_id])["Fleets"]
+    assert fleet["LaunchTemplateConfigs"][0]["Overrides"] == [{"InstanceRequirements": requirements}]  # as given
+
+
+def test_the_emulator_server_answers_the_added_ec2_actions(moto_server):
+    """Local mode talks to moto over HTTP: the added actions answer there too."""
+    import boto3
+
+    ec2 = boto3.client("ec2", region_name="us-east-1", endpoint_url=moto_server)
+    answer = ec2.get_instance_types_from_instance_requirements(
+        ArchitectureTypes=["x86_64"], VirtualizationTypes=["hvm"],
+        InstanceRequirements={"VCpuCount": {"Min": 2, "Max": 2}, "MemoryMiB": {"Min": 8192, "Max": 8192}})
+    assert "m5.large" in [item["InstanceType"] for item in answer["InstanceTypes"]]
+    image = ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
+    assert ec2.disable_image_deprecation(ImageId=image)["Return"] is True

@@ -137,6 +137,19 @@ def test_comment_keys_are_ignored():
     assert load(_comment="anything", _comment_2=[1, 2]).APP_NAME == "TestApp"
 
 
+def test_machine_type_empty_or_left_out_means_attribute_based_selection_and_a_ds_list_is_kept():
+    assert load(MACHINE_TYPE=[]).MACHINE_TYPE == ()
+    assert Settings.from_mapping({k: v for k, v in BASE_CONFIG.items() if k != "MACHINE_TYPE"}).MACHINE_TYPE == ()
+    assert load(MACHINE_TYPE=["m5.large", "c5.xlarge"]).MACHINE_TYPE == ("m5.large", "c5.xlarge")
+
+
+def test_gpus_and_the_price_as_bid_are_off_unless_asked():
+    settings = load()
+    assert (settings.GPUS_PER_TASK, settings.MACHINE_PRICE_IS_BID) == (0, False)
+    settings = load(GPUS_PER_TASK=2, MACHINE_PRICE_IS_BID="True")
+    assert (settings.GPUS_PER_TASK, settings.MACHINE_PRICE_IS_BID) == (2, True)
+
+
 def test_null_means_default_for_optional_keys():
     assert load(SQS_QUEUE_NAME=None).SQS_QUEUE_NAME == "TestAppQueue"
     assert load(SSH_KEY_NAME=None).SSH_KEY_NAME is None
@@ -177,10 +190,14 @@ REJECTIONS = [
     ({"CLUSTER_MACHINES": "3"}, 'config.json: CLUSTER_MACHINES: expected an integer >= 1, got "3"'),
     ({"CLUSTER_MACHINES": True}, "config.json: CLUSTER_MACHINES: expected an integer >= 1, got true"),
     ({"TASKS_PER_MACHINE": -1}, "config.json: TASKS_PER_MACHINE: expected an integer >= 1, got -1"),
-    ({"MACHINE_TYPE": "m5.large"}, 'config.json: MACHINE_TYPE: expected a non-empty list of instance types such '
-                                   'as ["m5.xlarge"], got "m5.large"'),
-    ({"MACHINE_TYPE": []}, 'config.json: MACHINE_TYPE: expected a non-empty list of instance types such as '
-                           '["m5.xlarge"], got []'),
+    ({"MACHINE_TYPE": "m5.large"}, 'config.json: MACHINE_TYPE: expected a list of instance types such as '
+                                   '["m5.xlarge"], or [] for every type that fits the tasks, got "m5.large"'),
+    ({"MACHINE_TYPE": ["m5"]}, 'config.json: MACHINE_TYPE: expected a list of instance types such as ["m5.xlarge"], '
+                               'or [] for every type that fits the tasks, got ["m5"]'),
+    ({"GPUS_PER_TASK": -1}, "config.json: GPUS_PER_TASK: expected an integer >= 0, got -1"),
+    ({"GPUS_PER_TASK": 0.5}, "config.json: GPUS_PER_TASK: expected an integer >= 0, got 0.5"),
+    ({"MACHINE_PRICE_IS_BID": "yes"}, 'config.json: MACHINE_PRICE_IS_BID: expected true or false (or the string '
+                                      '"True"/"False"), got "yes"'),
     ({"MACHINE_PRICE": 0}, "config.json: MACHINE_PRICE: expected a positive number, got 0"),
     ({"MACHINE_PRICE": "0.1"}, 'config.json: MACHINE_PRICE: expected a positive number, got "0.1"'),
     ({"EBS_VOL_SIZE": 21}, "config.json: EBS_VOL_SIZE: expected an integer >= 22, got 21"),
