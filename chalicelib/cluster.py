@@ -42,6 +42,9 @@ from chalicelib.errors import PreflightError, StartConflict
 from chalicelib.fleet import DATA_VOLUME_INDEX, FleetFile
 from chalicelib.fleet_words import fleet_problems
 from chalicelib.iam import writes_reach_reserved
+from chalicelib import instance_choice
+from chalicelib.instance_choice import instance_requirements
+from chalicelib.machine_image import EcsImage, image_age_warning, latest_ecs_ami
 from chalicelib.jobs import output_root
 from chalicelib.launch_template import LaunchChoice, launch_choice, launch_template_configs, save_versions
 from chalicelib.monitor.observation import MonitorState
@@ -69,7 +72,16 @@ class Preflight:
     topic_arn: str
     jobs_waiting: int
     warnings: list[str] = field(default_factory=list)
+    machines: "MachineChoice | None" = None
     quota: QuotaCheck | None = None  # the Spot vCPU quotas against what the run asks
+
+
+@dataclass(frozen=True)
+class MachineChoice:
+    architecture: str
+    instance_types: tuple[str, ...]  # MACHINE_TYPE, or the current types meeting the tasks' needs
+    image: EcsImage | None  # the latest ECS-optimized AMI, for launch specifications with no ImageId
+    warnings: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -104,14 +116,15 @@ class StartResult:
 # --------------------------------------------------------------------------- preflight
 
 
-def preflight(settings: Settings, fleet: FleetFile, c: Any) -> Preflight:
+def preflight(settings: Settings, fleet: FleetFile, c: Any, now: datetime.datetime | None = None) -> Preflight:
     """Read-only checks; raises PreflightError at the first failure."""
+    now = now or datetime.datetime.now(datetime.timezone.utc)
     warnings = _check_buckets(c.s3, settings)
     queue_url, dlq_url, task_arn, topic_arn = _check_setup_done(c, settings)
     _check_roles(c.iam, fleet)
-    _check_instance_types(c.ec2, settings)
-    quota = spot_quota.check(getattr(c, "service-quotas"), c.ec2, candidate_types(c.ec2, settings),
-                             settings.CLUSTER_MACHINES)
+    machines = choose_machines(c, settings, fleet, now)
+    warnings += machines.warnings
+    quota = spot_quota.check(getattr(c, "service-quotas"), c.ec2, machines.instance_types, settings.CLUSTER_MACHINES)
     if quota.refused:
         raise PreflightError(quota.refusal)
     warnings += quota.warnings
@@ -126,7 +139,7 @@ def preflight(settings: Settings, fleet: FleetFile, c: Any) -> Preflight:
         warnings.append(f"OUTPUT_PREFIX {settings.OUTPUT_PREFIX!r} starts with a job value, so this run's jobs may "
                         f"write anywhere in s3://{settings.DESTINATION_BUCKET}/ but monitors/, exportedlogs/ and ecsconfigs/, "
                         "other runs' outputs included; give it a fixed first folder such as '{APP_NAME}/{job_id}'")
-    return Preflight(queue_url, dlq_url, task_arn, topic_arn, waiting, warnings, quota)
+    return Preflight(queue_url, dlq_url, task_arn, topic_arn, waiting, warnings, machines, quota)
 
 
 def _check_buckets(s3, settings: Settings) -> list[str]:
@@ -197,9 +210,27 @@ def _check_roles(iam, fleet: FleetFile) -> None:
                                  "'python cli.py setup-account' adds it")
 
 
-def candidate_types(ec2, settings: Settings) -> list[str]:
-    """The instance types the fleet may launch: MACHINE_TYPE, or those meeting the tasks' needs."""
-    return list(settings.MACHINE_TYPE)
+def choose_machines(c: Any, settings: Settings, fleet: FleetFile, now: datetime.datetime) -> MachineChoice:
+    """What the fleet may launch and from which AMI: MACHINE_TYPE (each checked to hold the tasks), or every
+    current type that holds them; a pinned AMI warned about when stale, the latest ECS-optimized one otherwise."""
+    described = instance_choice.describe_types(c.ec2, settings.MACHINE_TYPE)
+    architecture = instance_choice.architecture_of(described)
+    if settings.MACHINE_TYPE:
+        _check_instance_types(described, settings)
+        types = tuple(settings.MACHINE_TYPE)
+    else:
+        requirements = instance_requirements(settings)
+        types = tuple(instance_choice.candidate_types(c.ec2, requirements, architecture))
+        if not types:
+            raise PreflightError(f"MACHINE_TYPE: empty, and no {architecture} instance type in {settings.AWS_REGION} "
+                                 f"has {requirements_in_words(requirements)} for TASKS_PER_MACHINE tasks; lower "
+                                 "MEMORY, CPU_SHARES, GPUS_PER_TASK or TASKS_PER_MACHINE, or name types in MACHINE_TYPE")
+    pinned = [spec["ImageId"] for spec in fleet.launch_specifications if spec.get("ImageId")]
+    warnings = tuple(warning for image in dict.fromkeys(pinned)
+                     if (warning := image_age_warning(c.ec2, image, now)))
+    image = (latest_ecs_ami(c.ssm, architecture, settings.GPUS_PER_TASK > 0)
+             if len(pinned) < len(fleet.launch_specifications) else None)
+    return MachineChoice(architecture, types, image, warnings)
 
 
 def usable_memory_mib(total_mib: int) -> int:
@@ -223,17 +254,10 @@ def fit_problem(instance_type: str, memory_mib: int, vcpus: int, settings: Setti
     return None
 
 
-def _check_instance_types(ec2, settings: Settings) -> None:
-    try:
-        found = {}
-        for page in ec2.get_paginator("describe_instance_types").paginate(InstanceTypes=list(settings.MACHINE_TYPE)):
-            for item in page["InstanceTypes"]:
-                found[item["InstanceType"]] = item
-    except ec2.exceptions.ClientError as error:
-        if aws.error_code(error) == "InvalidInstanceType":
-            raise PreflightError(f"MACHINE_TYPE: {error.response['Error'].get('Message', error)} in "
-                                 f"{settings.AWS_REGION}") from None
-        raise
+def _check_instance_types(described: list[dict[str, Any]], settings: Settings) -> None:
+    """Each MACHINE_TYPE offered in the region and holding TASKS_PER_MACHINE tasks (`described`: their
+    DescribeInstanceTypes answers)."""
+    found = {item["InstanceType"]: item for item in described}
     for instance_type in settings.MACHINE_TYPE:
         item = found.get(instance_type)
         if item is None:
@@ -326,11 +350,11 @@ def instance_id_script() -> str:
             f"{folder}/{names.INSTANCE_ID_FILE}\n")
 
 
-def launch_choices(fleet: FleetFile, settings: Settings) -> list[LaunchChoice]:
+def launch_choices(fleet: FleetFile, settings: Settings, image: EcsImage | None = None) -> list[LaunchChoice]:
     """Per launch specification of the fleet file, with DS's overwrites: its launch template data and overrides
-    (one per instance choice and subnet)."""
+    (one per instance choice and subnet). `image`: the AMI of the specifications that name none."""
     config = _without_comments(fleet.copy_config())
-    return [launch_choice(_launch_spec(template, settings), instance_choices(settings), bid_price(settings))
+    return [launch_choice(_launch_spec(template, settings, image), instance_choices(settings), bid_price(settings))
             for template in config["LaunchSpecifications"]]
 
 
@@ -339,7 +363,6 @@ def instance_choices(settings: Settings) -> list[dict[str, Any]]:
     from which AWS picks among every current type that has them."""
     if settings.MACHINE_TYPE:
         return [{"InstanceType": instance_type} for instance_type in settings.MACHINE_TYPE]
-    from chalicelib.instance_choice import instance_requirements
     return [{"InstanceRequirements": instance_requirements(settings)}]
 
 
@@ -347,11 +370,11 @@ def bid_price(settings: Settings) -> str | None:
     """MACHINE_PRICE as the Spot maximum price per machine-hour, only when MACHINE_PRICE_IS_BID asks for DS's
     meaning: AWS advises against a maximum price (it is interrupted more often, and the price paid is the
     Spot price anyway), so by default MACHINE_PRICE is only the cost ceiling the monitor enforces."""
-    return f"{settings.MACHINE_PRICE:g}" if getattr(settings, "MACHINE_PRICE_IS_BID", False) else None
+    return f"{settings.MACHINE_PRICE:g}" if settings.MACHINE_PRICE_IS_BID else None
 
 
 def fleet_request(fleet: FleetFile, settings: Settings, now: datetime.datetime, template_id: str,
-                  versions: list[str], client_token: str) -> dict[str, Any]:
+                  versions: list[str], client_token: str, image: EcsImage | None = None) -> dict[str, Any]:
     """CreateFleet's arguments: a maintain-type EC2 Fleet of Spot machines launched from the run's launch template
     `versions` (launch_template.save_versions of launch_choices), one config per version, with one override per
     instance choice and subnet. `client_token` makes a retried request the same request (EC2 idempotency)."""
@@ -365,7 +388,7 @@ def fleet_request(fleet: FleetFile, settings: Settings, now: datetime.datetime, 
         "TerminateInstancesWithExpiration": True,
         "ValidFrom": now.astimezone(datetime.timezone.utc),
         "ValidUntil": now.astimezone(datetime.timezone.utc) + datetime.timedelta(days=FLEET_VALID_DAYS),
-        "LaunchTemplateConfigs": launch_template_configs(template_id, versions, launch_choices(fleet, settings)),
+        "LaunchTemplateConfigs": launch_template_configs(template_id, versions, launch_choices(fleet, settings, image)),
         "TagSpecifications": [{"ResourceType": "fleet", "Tags": [{"Key": names.RUN_TAG, "Value": settings.APP_NAME}]}],
         "ClientToken": client_token,
     }
@@ -393,9 +416,11 @@ def requirements_in_words(requirements: dict[str, Any]) -> str:
     return ", ".join(words)
 
 
-def _launch_spec(template: dict, settings: Settings) -> dict[str, Any]:
+def _launch_spec(template: dict, settings: Settings, image: EcsImage | None) -> dict[str, Any]:
     spec = copy.deepcopy(template)
     spec.pop("InstanceType", None)  # the overrides say it
+    if not spec.get("ImageId") and image is not None:
+        spec["ImageId"] = image.image_id
     spec["UserData"] = user_data(settings)
     spec["BlockDeviceMappings"][DATA_VOLUME_INDEX]["Ebs"]["VolumeSize"] = settings.EBS_VOL_SIZE
     if settings.SSH_KEY_NAME:
@@ -636,8 +661,9 @@ def start_cluster(settings: Settings, fleet: FleetFile, cheapest: bool = False, 
                   poll_seconds: float = 15.0, files_dir: str | Path = "files",
                   now: datetime.datetime | None = None, clients: Any = None) -> StartResult:
     c = clients or aws.Clients(settings)
-    checked = preflight(settings, fleet, c)
     now = now or datetime.datetime.now(datetime.timezone.utc)
+    checked = preflight(settings, fleet, c, now)
+    image = checked.machines.image if checked.machines else None
     changes: list[str] = []
 
     config_key, config_text = names.ecs_config_key(settings), ecs_agent_config(settings)
@@ -655,9 +681,11 @@ def start_cluster(settings: Settings, fleet: FleetFile, cheapest: bool = False, 
         if isinstance(claimed, str):  # another start-cluster's fleet, live: this run, resumed
             fleet_id, resumed = claimed, True
         else:
-            template_id, versions = save_versions(c.ec2, settings, launch_choices(fleet, settings), changes)
+            template_id, versions = save_versions(c.ec2, settings, launch_choices(fleet, settings, image), changes)
+            if image is not None:
+                changes.append(f"machines boot {image.image_id}, the latest ECS-optimized AMI ({image.parameter})")
             fleet_id = c.ec2.create_fleet(**fleet_request(fleet, settings, now, template_id, versions,
-                                                          claimed.token))["FleetId"]
+                                                          claimed.token, image))["FleetId"]
             changes.append(f"created EC2 Fleet {fleet_id} ({describe_request(settings, fleet)})")
             _record_fleet_in_claim(c, settings, claimed, fleet_id)
     if stored is not None and stored.MONITOR_FLEET_ID == fleet_id:

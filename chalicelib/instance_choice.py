@@ -81,15 +81,20 @@ def candidate_types(ec2, requirements: dict[str, Any], architecture: str) -> lis
     for page in pages:
         names.extend(item["InstanceType"] for item in page.get("InstanceTypes", []))
     sizes = {info["InstanceType"]: (info["VCpuInfo"]["DefaultVCpus"], info["MemoryInfo"]["SizeInMiB"])
-             for info in _describe(ec2, sorted(set(names)))}
+             for info in describe_types(ec2, names)}
     return sorted(sizes, key=lambda name: (*sizes[name], name))[:MAX_CANDIDATE_TYPES]
 
 
 def architecture(ec2, instance_types: Iterable[str]) -> str:
     """"x86_64" or "arm64": the one architecture MACHINE_TYPE's types run, as one AMI serves the whole fleet.
     x86_64 when the list is empty (attribute-based selection)."""
+    return architecture_of(describe_types(ec2, instance_types))
+
+
+def architecture_of(described: list[dict[str, Any]]) -> str:
+    """`architecture` of DescribeInstanceTypes' answers."""
     found: dict[str, list[str]] = {}
-    for info in _describe(ec2, sorted(set(instance_types))):
+    for info in described:
         supported = info.get("ProcessorInfo", {}).get("SupportedArchitectures", [])
         kind = "arm64" if "arm64" in supported else "x86_64"
         found.setdefault(kind, []).append(info["InstanceType"])
@@ -100,8 +105,9 @@ def architecture(ec2, instance_types: Iterable[str]) -> str:
     return next(iter(found), "x86_64")
 
 
-def _describe(ec2, instance_types: list[str]) -> list[dict[str, Any]]:
+def describe_types(ec2, instance_types: Iterable[str]) -> list[dict[str, Any]]:
     """DescribeInstanceTypes for exactly these types (none: none, where the API would list every type)."""
+    instance_types = sorted(set(instance_types))
     described: list[dict[str, Any]] = []
     for start in range(0, len(instance_types), 100):  # the API's limit of names per call
         try:
@@ -111,5 +117,6 @@ def _describe(ec2, instance_types: list[str]) -> list[dict[str, Any]]:
         except ClientError as error:
             if error.response["Error"]["Code"] != "InvalidInstanceType":
                 raise
-            raise PreflightError(f"MACHINE_TYPE: {error.response['Error'].get('Message', error)}") from None
+            raise PreflightError(f"MACHINE_TYPE: {error.response['Error'].get('Message', error)} in "
+                                 f"{ec2.meta.region_name}") from None
     return described
