@@ -187,15 +187,25 @@ def submit(settings: Settings, jobfile: str, skip_done: bool, append: bool):
 @click.option("--cheapest", is_flag=True, help="Shrink the fleet to one machine after 15 minutes (DS's mode).")
 @click.option("--wait", "wait_seconds", type=click.IntRange(min=0), default=300, show_default=True,
               help="Seconds to wait for the first machine (0: do not wait).")
+@click.option("--dry-run", is_flag=True, help="Check, and show the instance types with their Spot prices and the "
+                                              "cost ceiling, creating nothing.")
 @config_option
-def start_cluster(settings: Settings, fleetfile: str, cheapest: bool, wait_seconds: int):
-    """Check the account, then request the spot fleet, alarms, dashboard and
-    start the workers.
+def start_cluster(settings: Settings, fleetfile: str, cheapest: bool, wait_seconds: int, dry_run: bool):
+    """Check the account, then create the run's EC2 Fleet of Spot machines,
+    alarms, dashboard and start the workers.
 
     \b
     Example:
       python cli.py start-cluster fleet.json --config config.json
+      python cli.py start-cluster fleet.json --dry-run
     """
+    if dry_run:
+        checked, lines = cluster.dry_run(settings, load_fleet_file(fleetfile))
+        click.echo("dry run: checked, nothing created")
+        for line in lines:
+            click.echo(line)
+        _warn(checked.warnings)
+        return
     result = cluster.start_cluster(settings, load_fleet_file(fleetfile), cheapest=cheapest,
                                    wait_seconds=wait_seconds)
     record = result.record

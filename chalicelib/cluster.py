@@ -36,7 +36,7 @@ from typing import Any, Callable
 
 from botocore.exceptions import ClientError
 
-from chalicelib import aws, awsapi, dashboard, names, runrecord, spot_quota
+from chalicelib import aws, awsapi, dashboard, names, runrecord, spot_prices, spot_quota
 from chalicelib.awsapi import LIVE_FLEET_STATES, fleet_state, queue_depth
 from chalicelib.errors import PreflightError, StartConflict
 from chalicelib.fleet import DATA_VOLUME_INDEX, FleetFile
@@ -406,13 +406,13 @@ def describe_request(settings: Settings, fleet: FleetFile) -> str:
 def requirements_in_words(requirements: dict[str, Any]) -> str:
     """'4-8 vCPUs, at least 15,000 MiB' for InstanceRequirements."""
     def span(bounds: dict, unit: str) -> str:
-        low, high = bounds.get("Min"), bounds.get("Max")
+        low, high = bounds.get("Min", 0), bounds.get("Max")
         if high is None:
             return f"at least {low:,} {unit}"
         return f"{low:,}-{high:,} {unit}" if low != high else f"{low:,} {unit}"
     words = [span(requirements["VCpuCount"], "vCPUs"), span(requirements["MemoryMiB"], "MiB")]
-    if requirements.get("AcceleratorCount"):
-        words.append(span(requirements["AcceleratorCount"], "GPUs"))
+    gpus = requirements.get("AcceleratorCount")
+    words.append(span(gpus, "GPUs") if gpus and gpus.get("Max") != 0 else "no GPU")
     return ", ".join(words)
 
 
@@ -718,6 +718,35 @@ def start_cluster(settings: Settings, fleet: FleetFile, cheapest: bool = False, 
     if status is not None:
         warnings += [problem for problem in (status.problem,) if problem] + list(status.why)
     return StartResult(record, resumed, changes, warnings, status, local)
+
+
+def dry_run(settings: Settings, fleet: FleetFile, now: datetime.datetime | None = None,
+            clients: Any = None) -> tuple[Preflight, list[str]]:
+    """start-cluster --dry-run: preflight (it only reads), then what the fleet would be asked for, in lines: the
+    candidate instance types with their current Spot price in each of the fleet's zones, the AMI and the run's
+    cost ceiling per hour. Nothing is created."""
+    c = clients or aws.Clients(settings)
+    now = now or datetime.datetime.now(datetime.timezone.utc)
+    checked = preflight(settings, fleet, c, now)
+    machines = checked.machines
+    lines = [f"would create an EC2 Fleet: {describe_request(settings, fleet)}"]
+    if machines.image is not None:
+        lines.append(f"machines would boot {machines.image.image_id}, the latest ECS-optimized AMI "
+                     f"({machines.image.parameter})")
+    zones = fleet_zones(c.ec2, fleet)
+    rows = spot_prices.price_table(c.ec2, machines.instance_types, zones, now)
+    lines += [f"{len(machines.instance_types)} candidate instance type(s), current Spot price per hour in each zone:"]
+    lines += spot_prices.format_price_table(rows, machines.instance_types, zones, machines=settings.CLUSTER_MACHINES,
+                                            machine_price=settings.MACHINE_PRICE)
+    return checked, lines
+
+
+def fleet_zones(ec2, fleet: FleetFile) -> list[str]:
+    """The availability zones of the fleet file's subnets (all of the region's when it names none)."""
+    subnet_ids = _subnet_ids(fleet)
+    if not subnet_ids:
+        return []
+    return sorted({subnet["AvailabilityZone"] for subnet in ec2.describe_subnets(SubnetIds=subnet_ids)["Subnets"]})
 
 
 def fleet_since(record: RunRecord) -> datetime.datetime:
