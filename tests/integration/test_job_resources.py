@@ -28,8 +28,9 @@ MIB = 2**20
 HOG_MIB = 160
 # The OOM test's worker runs in this process, whose size (pytest, moto) a job must pass for an exact peak.
 BIG_MIB = 600
-# `python -c JOB PLATE CGROUP MIB`: every job but "small" holds MIB of filled bytes; P00000 then plays the OOM killer (the counter rises, then SIGKILL),
-# P00001 is SIGKILLed with the counter unchanged (an operator's kill -9, say). No braces: COMMAND is a template.
+# `python -c JOB PLATE CGROUP MIB`: every job but "small" holds MIB of filled bytes; P00000 then plays the OOM
+# killer (the counter rises, then SIGKILL), P00001 is SIGKILLed with the counter unchanged (an operator's kill -9,
+# say). No braces: COMMAND is a template.
 JOB = f"""
 import os, pathlib, signal, sys
 plate, cgroup, mib = sys.argv[1], pathlib.Path(sys.argv[2]), int(sys.argv[3])
