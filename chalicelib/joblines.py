@@ -55,8 +55,8 @@ def signed_by(line: str) -> tuple[str | None, str | None, str]:
     return found.group(1), found.group(2), line[:found.start()]
 
 
-# What an attempt's command used, written in its outcome line before the signature (worker/attempt_usage.py
-# measures it): the command's own peak resident memory ("at most" when it is a bound: the command stayed within
+# What an attempt's command used, in its outcome line after what happened and before what comes next ("; peak
+# memory 512 MiB, cpu 3.10 s; it will be retried in 10 s"; worker/attempt_usage.py measures it): the command's own peak resident memory ("at most" when it is a bound: the command stayed within
 # the worker's own size) and CPU time (its process tree's largest process, from wait4), and, in a container with
 # a memory limit, the container's peak and limit. Lines written before these figures were logged (and DS's)
 # have none: a reader takes them as unknown.
@@ -90,7 +90,7 @@ def usage_of(text: str) -> tuple[float, float, float | None, float | None] | Non
     reads as its bound: for sizing MEMORY, that is on the safe side."""
     found = None
     for found in _USAGE.finditer(text):
-        pass  # the last: the worker writes its figures after the reason's own text
+        pass  # the last: the worker writes its figures after the reason's own text (an error's, say)
     if found is None:
         return None
     peak, cpu, container_peak, container_limit = found.groups()

@@ -98,10 +98,10 @@ class _Result(NamedTuple):
     exit_code: int | None = None
     usage: AttemptUsage | None = None
 
-    def line(self, outcome_words: str) -> str:
-        """The outcome line's text before its signature: the outcome's words, then the command's figures."""
+    def line(self, facts: str, next_step: str) -> str:
+        """The outcome line's text before its signature: what happened, the command's figures, what comes next."""
         figures = self.usage.text() if self.usage is not None else ""
-        return f"{outcome_words}; {figures}" if figures else outcome_words
+        return "; ".join(part for part in (facts, figures, next_step) if part)
 
 
 class _Ended(NamedTuple):
@@ -259,15 +259,15 @@ class Worker:
             if result.outcome is Outcome.SUCCEEDED:
                 self._delete(message)
                 self._forget_failure(job, attempt, attributes)
-                joblog.event(f"succeeded: {result.line(f'{result.text}; total {total:.2f} s')}{self.signature}")
+                joblog.event(f"succeeded: {result.line(f'{result.text}; total {total:.2f} s', '')}{self.signature}")
             elif result.outcome is Outcome.RELEASED:
-                joblog.event(f"released: {result.line(f'{result.text}; the job is visible again for another worker')}"
+                joblog.event(f"released: {result.line(result.text, 'the job is visible again for another worker')}"
                              f"{self.signature}")
                 self._release(message)
             else:
                 if self._is_last(attempt):
                     self._record_failure(job, attempt, result, joblog.tail)
-                joblog.event(f"failed: {result.line(f'{result.text}; total {total:.2f} s; {self._next_step(attempt)}')}"
+                joblog.event(f"failed: {result.line(f'{result.text}; total {total:.2f} s', self._next_step(attempt))}"
                              f"{self.signature}")
                 self._change_visibility(message, self.options.retry_delay_seconds)
             return result.outcome
