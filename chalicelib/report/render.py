@@ -189,13 +189,14 @@ def _memory(fig: Figures) -> str:
         return ("<p>No job logged its peak memory (its workers are older than these figures, or the run used DS's "
                 "own worker).</p>")
     share = sizing.per_job_mib
-    against = (f" against MEMORY {sizing.memory} MiB per container" + (
+    against = (f", against MEMORY {sizing.memory} MiB per container" + (
         f" ({share:.0f} MiB for each of its DOCKER_CORES {sizing.docker_cores} jobs at once)"
         if sizing.docker_cores > 1 else "") if sizing.memory else "")
     head = (f"<p class='memory-summary'>{len(sizing.peaks):,} jobs measured: peak memory median "
             f"{sizing.median_mib:.0f} MiB, 90th percentile {sizing.p90_mib:.0f} MiB, highest "
             f"{sizing.highest_mib:.0f} MiB{escape(against)}; CPU time median {_seconds(sizing.cpu_median_seconds)} "
-            "per job.")
+            "per job" + (f", {sizing.cpu_share:.0%} of their attempts' time (100% is one vCPU busy throughout)"
+                         if sizing.cpu_share is not None else "") + ".")
     if sizing.unmeasured_jobs:
         head += f" {sizing.unmeasured_jobs:,} job(s) have no figure (logged by an older worker, or no command ran)."
     head += "</p>"

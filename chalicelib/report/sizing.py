@@ -53,6 +53,7 @@ class Sizing:
     p90_mib: float
     highest_mib: float
     cpu_median_seconds: float
+    cpu_share: float | None  # CPU time over the measured attempts' time (1.0: one vCPU busy throughout)
     highest_container_mib: float | None  # the containers' own peak (workers included), where they had a limit
     memory: int | None  # the run's MEMORY, per container
     docker_cores: int
@@ -93,12 +94,15 @@ def sizing(attempts: Sequence[Attempt], settings: Mapping, machines: Mapping[str
     best: dict[str, JobPeak] = {}
     oom: set[str] = set()
     containers = []
+    cpu_total = measured_seconds = 0.0
     for attempt in attempts:
         oom.update([attempt.job_id] if attempt.out_of_memory else [])
         if attempt.container_peak_mib is not None:
             containers.append(attempt.container_peak_mib)
         if attempt.peak_memory_mib is None:
             continue
+        cpu_total += attempt.cpu_seconds or 0.0
+        measured_seconds += attempt.duration
         known = best.get(attempt.job_id)
         if known is None or attempt.peak_memory_mib > known.peak_mib:
             best[attempt.job_id] = JobPeak(attempt.job_id, attempt.peak_memory_mib, attempt.cpu_seconds or 0.0, False)
@@ -124,6 +128,8 @@ def sizing(attempts: Sequence[Attempt], settings: Mapping, machines: Mapping[str
     ran = {attempt.job_id for attempt in attempts if attempt.outcome in (SUCCEEDED, FAILED)}
     unmeasured = len(ran - set(best))
     return Sizing(peaks=peaks, median_mib=percentile(values, 0.5), p90_mib=percentile(values, 0.9),
-                  highest_mib=values[-1], cpu_median_seconds=percentile(cpus, 0.5), highest_container_mib=container,
+                  highest_mib=values[-1], cpu_median_seconds=percentile(cpus, 0.5),
+                  cpu_share=cpu_total / measured_seconds if measured_seconds > 0 else None,
+                  highest_container_mib=container,
                   memory=int(memory) if memory else None, docker_cores=cores, suggested_memory=suggested, basis=basis,
                   fits=fits, unmeasured_jobs=unmeasured)

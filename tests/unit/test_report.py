@@ -205,6 +205,7 @@ def test_the_report_suggests_memory_from_the_highest_peak_and_the_tasks_each_mac
     assert (sizing.median_mib, sizing.p90_mib, sizing.highest_mib, sizing.unmeasured_jobs) == (200, 410, 410, 1)
     # 410 MiB x DOCKER_CORES 2 x 1.25 = 1025 MiB, rounded up to 256: 1280
     assert sizing.suggested_memory == 1280 and sizing.per_job_mib == 512
+    assert sizing.cpu_share == (1 + 4 + 1 + 1) / 4  # CPU seconds over the measured attempts' 4 seconds
     assert [(f.machine_type, f.tasks, f.bound_by) for f in sizing.fits] == [
         ("m5.large", 4, "CPU"),  # 7700 // 1280 = 6 by memory, but 2 vCPUs hold 4 tasks of 512 units
         ("r5.xlarge", 8, "CPU")]
@@ -217,6 +218,7 @@ def test_the_report_suggests_memory_from_the_highest_peak_and_the_tasks_each_mac
         ("a", "410"), ("c", "200"), ("b", "100")]
     assert "<p class='suggestion' data-memory='1280'>Suggested MEMORY: <b>1280 MiB</b>" in page
     assert "against MEMORY 1024 MiB per container (512 MiB for each of its DOCKER_CORES 2 jobs at once)" in page
+    assert "CPU time median 1.0 s per job, 175% of their attempts' time (100% is one vCPU" in page
     assert "<tr class='fit' data-type='m5.large' data-tasks='4'>" in page
 
 
