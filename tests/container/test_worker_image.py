@@ -189,7 +189,9 @@ def test_a_job_exceeding_the_containers_memory_is_a_failed_attempt_and_the_conta
     said = re.match(r"failed: out of memory: peak (\d+) MiB, limit 192 MiB \(MEMORY\); exit code -9 after ", failed)
     assert said, lines
     peak = int(said.group(1))
-    assert 16 <= peak < 192, failed  # what the job held when it was killed: under the limit, which the workers share
+    # What the job held when it was killed: about the limit less the workers' share. Resident memory counts the
+    # shared libraries' pages too, which the cgroup charges once, so the figure is no exact part of the limit.
+    assert 16 <= peak < 192 + 32, failed
     # "at most" if the job was killed while still within the worker's own size (worker/attempt_usage.py)
     assert re.search(rf"; peak memory (at most )?{peak} MiB, cpu \d+\.\d\d s, container peak \d+ of 192 MiB;", failed)
     assert "the job moves to the dead-letter queue" in failed
