@@ -7,6 +7,7 @@ CloudWatch timestamps:
     started: COMMAND                         (absent when skipped, or stopped before the command)
     ...the command's output...
     succeeded: ... | failed: ... | released: ... | skipped: ...   ; machine i-0abc worker HOST-PID
+                                             (with "; peak memory M MiB, cpu C s" where the command ran)
 
 An attempt runs from its "received:" line to its outcome line, signed by the same machine and worker. Lines
 written before this project logged the machine and worker ("received: ... on HOST pid P" and nothing after)

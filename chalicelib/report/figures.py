@@ -11,9 +11,9 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from typing import Mapping, Sequence
 
+from chalicelib.joblines import out_of_memory_cause
 from chalicelib.monitor.breaker import common_failure
 from chalicelib.monitor.observation import FailedJob
-from chalicelib.joblines import out_of_memory_cause
 from chalicelib.report.data import FAILED, OUTCOMES, SKIPPED, SUCCEEDED, UNKNOWN, Attempt
 from chalicelib.report.sizing import MachineSize, Sizing, sizing
 
