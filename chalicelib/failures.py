@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import asdict, dataclass, fields
+from dataclasses import MISSING, asdict, dataclass, fields
 from datetime import datetime
 from typing import Any
 
@@ -48,6 +48,12 @@ class FailureRecord:
     message_body: str  # what a redrive sends again
     time: float  # epoch seconds
     instance_id: str | None
+    # What the last attempt's command used (worker/attempt_usage.py), None where it was not measured (a command
+    # that never ran; a record written before these were kept, which reads back without them).
+    peak_memory_mib: float | None = None
+    cpu_seconds: float | None = None
+    memory_limit_mib: float | None = None  # the container's limit, else MEMORY
+    out_of_memory: bool = False  # the kernel's OOM killer ended it (the reason then starts "out of memory: ")
 
     def to_json(self) -> str:
         return json.dumps({**asdict(self), "last_lines": list(self.last_lines)})
@@ -55,19 +61,23 @@ class FailureRecord:
     def public(self) -> dict:
         """As `cli.py failed --json` and GET /runs/{app_name}/failed show it (the message body stays internal)."""
         return {"job_id": self.job_id, "attempts": self.attempts, "reason": self.reason, "exit_code": self.exit_code,
-                "last_lines": list(self.last_lines), "failed_at": self.time, "instance_id": self.instance_id}
+                "last_lines": list(self.last_lines), "failed_at": self.time, "instance_id": self.instance_id,
+                "peak_memory_mib": self.peak_memory_mib, "cpu_seconds": self.cpu_seconds,
+                "memory_limit_mib": self.memory_limit_mib, "out_of_memory": self.out_of_memory}
 
     @classmethod
     def from_json(cls, text: str | bytes) -> "FailureRecord":
         """Raises ValueError on anything but a JSON object with every field of the right type (extra keys are
-        ignored, so older readers accept newer records)."""
+        ignored, so older readers accept newer records; a field with a default may be missing, so records written
+        before it existed still read)."""
         try:
             document = json.loads(text)
         except (ValueError, RecursionError) as error:  # bad JSON, bad UTF-8, absurd nesting
             raise ValueError(f"not JSON ({error})") from None
         if not isinstance(document, dict):
             raise ValueError(f"expected a JSON object, got {type(document).__name__}")
-        values = {field.name: _checked(document, field.name) for field in fields(cls)}
+        values = {field.name: _checked(document, field.name) for field in fields(cls)
+                  if field.name in document or field.default is MISSING}
         return cls(**{**values, "last_lines": tuple(values["last_lines"])})
 
 
@@ -93,6 +103,10 @@ _VALID = {
     "message_body": lambda v: isinstance(v, str),
     "time": lambda v: (_is_int(v) or isinstance(v, float)) and v >= 0,
     "instance_id": lambda v: v is None or isinstance(v, str),
+    "peak_memory_mib": lambda v: v is None or ((_is_int(v) or isinstance(v, float)) and v >= 0),
+    "cpu_seconds": lambda v: v is None or ((_is_int(v) or isinstance(v, float)) and v >= 0),
+    "memory_limit_mib": lambda v: v is None or ((_is_int(v) or isinstance(v, float)) and v >= 0),
+    "out_of_memory": lambda v: isinstance(v, bool),
 }
 
 

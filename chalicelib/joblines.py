@@ -53,3 +53,52 @@ def signed_by(line: str) -> tuple[str | None, str | None, str]:
     if found is None:
         return None, None, line
     return found.group(1), found.group(2), line[:found.start()]
+
+
+# What an attempt's command used, in its outcome line after what happened and before what comes next ("; peak
+# memory 512 MiB, cpu 3.10 s; it will be retried in 10 s"; worker/attempt_usage.py measures it): the command's own peak resident memory ("at most" when it is a bound: the command stayed within
+# the worker's own size) and CPU time (its process tree's largest process, from wait4), and, in a container with
+# a memory limit, the container's peak and limit. Lines written before these figures were logged (and DS's)
+# have none: a reader takes them as unknown.
+USAGE = "peak memory {at_most}{peak:.0f} MiB, cpu {cpu:.2f} s"
+AT_MOST = "at most "
+CONTAINER_USAGE = ", container peak {peak:.0f} of {limit:.0f} MiB"
+_USAGE = re.compile(r"(?:^|; )peak memory (?:at most )?(\d+(?:\.\d+)?) MiB, cpu (\d+(?:\.\d+)?) s"
+                    r"(?:, container peak (\d+(?:\.\d+)?) of (\d+(?:\.\d+)?) MiB)?(?=;|$)")
+# How an attempt the kernel's OOM killer ended starts its reason (the outcome line, the failure record): a kill
+# -9 that is not the OOM killer's keeps "exit code -9".
+OUT_OF_MEMORY = "out of memory: "
+_OUT_OF_MEMORY = "out of memory: peak {peak:.0f} MiB, limit {limit:.0f} MiB (MEMORY)"
+_OOM_LIMIT = re.compile(r"out of memory: peak \d+ MiB, limit (\d+) MiB")
+
+
+def usage_text(peak_mib: float, cpu_seconds: float, container_peak_mib: float | None = None,
+               container_limit_mib: float | None = None, at_most: bool = False) -> str:
+    text = USAGE.format(peak=peak_mib, cpu=cpu_seconds, at_most=AT_MOST if at_most else "")
+    if container_peak_mib is not None and container_limit_mib is not None:
+        text += CONTAINER_USAGE.format(peak=container_peak_mib, limit=container_limit_mib)
+    return text
+
+
+def out_of_memory_text(peak_mib: float, limit_mib: float) -> str:
+    return _OUT_OF_MEMORY.format(peak=peak_mib, limit=limit_mib)
+
+
+def usage_of(text: str) -> tuple[float, float, float | None, float | None] | None:
+    """(peak MiB, cpu seconds, container peak MiB or None, container limit MiB or None) an outcome line's text
+    gives, or None for a line without them (written before they were logged, or no command ran). A peak "at most"
+    reads as its bound: for sizing MEMORY, that is on the safe side."""
+    found = None
+    for found in _USAGE.finditer(text):
+        pass  # the last: the worker writes its figures after the reason's own text (an error's, say)
+    if found is None:
+        return None
+    peak, cpu, container_peak, container_limit = found.groups()
+    return (float(peak), float(cpu), container_peak and float(container_peak),
+            container_limit and float(container_limit))
+
+
+def out_of_memory_cause(reason: str) -> str | None:
+    """A failed attempt's cause when the OOM killer ended it, the same for every job at one limit, else None."""
+    found = _OOM_LIMIT.match(reason)
+    return f"out of memory at the limit of {found.group(1)} MiB (MEMORY)" if found else None

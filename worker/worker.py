@@ -50,6 +50,7 @@ from chalicelib.joblines import OWN_MARKER_NOTE, RECEIVED, SKIPPED_AS_DONE, STAR
 from chalicelib.jobs import Job, NotAJob, job_from_message
 from chalicelib.names import SUCCESS_MARKER
 from chalicelib.settings import Settings
+from worker.attempt_usage import AttemptUsage, MemoryCgroup, attempt_usage, wait_for_exit, worker_size_kib
 from worker.heartbeat import Heartbeat, default_interval
 from worker.joblog import JobLog, ensure_log_group
 from worker.options import WorkerOptions
@@ -89,12 +90,27 @@ class _Run:
 
 
 class _Result(NamedTuple):
-    """How one attempt ended: the outcome, the text for the job's log, and the command's exit code when it ended
-    by itself."""
+    """How one attempt ended: the outcome, the text for the job's log, the command's exit code when it ended
+    by itself, and what the command used when it ran."""
 
     outcome: Outcome
     text: str
     exit_code: int | None = None
+    usage: AttemptUsage | None = None
+
+    def line(self, facts: str, next_step: str) -> str:
+        """The outcome line's text before its signature: what happened, the command's figures, what comes next."""
+        figures = self.usage.text() if self.usage is not None else ""
+        return "; ".join(part for part in (facts, figures, next_step) if part)
+
+
+class _Ended(NamedTuple):
+    """How the command ended: its exit code, who stopped it, why it could not start, what it used."""
+
+    code: int | None
+    stopped_by: str | None
+    problem: str | None
+    usage: AttemptUsage | None = None
 
 
 class Worker:
@@ -130,6 +146,9 @@ class Worker:
         # Re-entrant: a signal handler runs on the main thread, possibly while it holds the lock.
         self._lock = threading.RLock()
         self._run: _Run | None = None
+        # The container's memory cgroup, found once: each attempt reads its OOM-kill counter before and after
+        # (tests point it at a folder of their own).
+        self.memory_cgroup = MemoryCgroup.find()
 
     # ------------------------------------------------------------------ control
     @property
@@ -240,14 +259,16 @@ class Worker:
             if result.outcome is Outcome.SUCCEEDED:
                 self._delete(message)
                 self._forget_failure(job, attempt, attributes)
-                joblog.event(f"succeeded: {result.text}; total {total:.2f} s{self.signature}")
+                joblog.event(f"succeeded: {result.line(f'{result.text}; total {total:.2f} s', '')}{self.signature}")
             elif result.outcome is Outcome.RELEASED:
-                joblog.event(f"released: {result.text}; the job is visible again for another worker{self.signature}")
+                joblog.event(f"released: {result.line(result.text, 'the job is visible again for another worker')}"
+                             f"{self.signature}")
                 self._release(message)
             else:
                 if self._is_last(attempt):
                     self._record_failure(job, attempt, result, joblog.tail)
-                joblog.event(f"failed: {result.text}; total {total:.2f} s; {self._next_step(attempt)}{self.signature}")
+                joblog.event(f"failed: {result.line(f'{result.text}; total {total:.2f} s', self._next_step(attempt))}"
+                             f"{self.signature}")
                 self._change_visibility(message, self.options.retry_delay_seconds)
             return result.outcome
         except Exception as error:
@@ -281,16 +302,18 @@ class Worker:
                 return _Result(Outcome.RELEASED, f"stopped ({self._stop_reason}) before the command started")
             argv = job.command(self.settings, str(output_dir), str(input_dir))
             started = time.monotonic()
-            code, stopped_by, problem = self._run_command(argv, scratch, joblog)
+            code, stopped_by, problem, usage = self._run_command(argv, scratch, joblog)
             run_text = f"run {time.monotonic() - started:.2f} s"
             if stopped_by == "stop":
-                return _Result(Outcome.RELEASED, f"stopped ({self._stop_reason}) after {run_text[4:]}")
+                return _Result(Outcome.RELEASED, f"stopped ({self._stop_reason}) after {run_text[4:]}", usage=usage)
             if problem:
                 return _Result(Outcome.FAILED, problem)
             if stopped_by == "timeout":
-                return _Result(Outcome.FAILED, f"timed out after {self.settings.JOB_TIMEOUT:g} s")
+                return _Result(Outcome.FAILED, f"timed out after {self.settings.JOB_TIMEOUT:g} s", usage=usage)
             if code != 0:
-                return _Result(Outcome.FAILED, f"exit code {code} after {run_text[4:]}", code)
+                # The kernel's OOM killer: said so, with the figures to size MEMORY by; "exit code" kept after it
+                why = f"{usage.out_of_memory(self.settings.MEMORY)}; " if usage and usage.oom_killed else ""
+                return _Result(Outcome.FAILED, f"{why}exit code {code} after {run_text[4:]}", code, usage)
             timings.append(run_text)
             started = time.monotonic()
             if (output_dir / SUCCESS_MARKER).is_file():
@@ -303,21 +326,23 @@ class Worker:
                 if sent.files:
                     self.transfers.mark_complete(job.output_prefix, job.job_id, sent)
             except (TransferError, OSError) as error:
-                return _Result(Outcome.FAILED, f"exit code 0 but the upload failed: {error}", 0)
+                return _Result(Outcome.FAILED, f"exit code 0 but the upload failed: {error}", 0, usage)
             except Exception as error:  # noqa: BLE001
                 return _Result(Outcome.FAILED, f"exit code 0 but the upload failed: {aws.error_code(error) or error}",
-                               0)
+                               0, usage)
             where = f"s3://{self.settings.DESTINATION_BUCKET}/{job.output_prefix}/"
             timings.append(f"upload {sent.files} files ({sent.bytes} bytes) to {where} in "
                            f"{time.monotonic() - started:.2f} s")
-            return _Result(Outcome.SUCCEEDED, "exit code 0; " + ", ".join(timings), 0)
+            return _Result(Outcome.SUCCEEDED, "exit code 0; " + ", ".join(timings), 0, usage)
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
 
-    def _run_command(self, argv: list[str], cwd: Path, joblog: JobLog) -> tuple[int | None, str | None, str | None]:
-        """(exit code, who stopped it, why it could not start). Output goes to the job log line by line."""
+    def _run_command(self, argv: list[str], cwd: Path, joblog: JobLog) -> _Ended:
+        """How the command ended. Output goes to the job log line by line."""
         joblog.event(STARTED + shlex.join(argv))
         env = {**os.environ, **self.settings.environment}
+        oom_kills_before = self.memory_cgroup.oom_kills() if self.memory_cgroup is not None else None
+        worker_kib = worker_size_kib()  # what the command's peak inherits of the worker's (worker/attempt_usage.py)
         try:
             # A worker that dies (SIGKILL, OOM) takes its command along.
             spawned, preexec = command_killed_with_parent(argv, cwd, env)
@@ -327,7 +352,7 @@ class Worker:
                 spawned, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT, start_new_session=True, text=True, errors="replace", preexec_fn=preexec)
         except OSError as error:
-            return None, None, f"cannot start {argv[0]!r}: {error.strerror or error}"
+            return _Ended(None, None, f"cannot start {argv[0]!r}: {error.strerror or error}")
         run = _Run(process)
         with self._lock:
             self._run = run
@@ -341,7 +366,10 @@ class Worker:
         try:
             for line in process.stdout:
                 joblog.output(line)
-            code = process.wait()
+            # wait4 rather than wait: the same reaping, and the command's peak memory and CPU time with it. The
+            # process group (and its id, which a stop signals) outlives the reaped command while any child of it
+            # lives, as it did with wait.
+            code, command_usage = wait_for_exit(process, worker_kib)
         finally:
             with self._lock:
                 self._run = None
@@ -349,7 +377,8 @@ class Worker:
                     run.kill_timer.cancel()
             if timeout is not None:
                 timeout.cancel()
-        return code, run.stopped_by, None
+        usage = attempt_usage(code, command_usage, self.memory_cgroup, oom_kills_before)
+        return _Ended(code, run.stopped_by, None, usage)
 
     def _signal_run(self, why: str) -> None:
         """SIGTERM the running command's group now, SIGKILL it after the grace period."""
@@ -394,9 +423,13 @@ class Worker:
     def _record_failure(self, job: Job, attempt: int, result: _Result, last_lines: tuple[str, ...]) -> None:
         """The run's own count of failed jobs (the dead-letter queue may be shared with other runs). Like the
         lease, it must never fail the worker: at worst the run's failure count misses this job."""
+        usage = result.usage
         record = failures.FailureRecord(
             job_id=job.job_id, attempts=attempt, reason=result.text, exit_code=result.exit_code,
-            last_lines=last_lines, message_body=job.body, time=time.time(), instance_id=self.options.instance_id)
+            last_lines=last_lines, message_body=job.body, time=time.time(), instance_id=self.options.instance_id,
+            peak_memory_mib=usage.peak_mib if usage else None, cpu_seconds=usage.cpu_seconds if usage else None,
+            memory_limit_mib=usage.limit_mib(self.settings.MEMORY) if usage else None,
+            out_of_memory=bool(usage and usage.oom_killed))
         try:
             failures.put(self.s3, self.settings.AWS_BUCKET, self.settings.APP_NAME, record)
         except (BotoCoreError, ClientError) as error:

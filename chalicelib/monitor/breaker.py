@@ -17,6 +17,7 @@ from collections import Counter
 from typing import Sequence
 
 from chalicelib.failures import FailureRecord
+from chalicelib.joblines import out_of_memory_cause
 from chalicelib.monitor.observation import FailedJob, Observation, Policy
 
 FAILED_SHARE = 0.9
@@ -56,11 +57,13 @@ def failed_job(record: FailureRecord) -> FailedJob:
 
 
 def common_failure(jobs: Sequence[FailedJob]) -> str:
-    """What the failed jobs have in common, in words: the last output line, else the exit code, else the reason."""
+    """What the failed jobs have in common, in words: the OOM killer, else the last output line, else the exit
+    code, else the reason."""
     if not jobs:
         return "their failure records could not be read"
     attempts = sum(job.attempts for job in jobs)
-    for describe in (lambda job: job.last_line and f"ended with: {job.last_line}",
+    for describe in (lambda job: (cause := out_of_memory_cause(job.reason)) and f"ran {cause}",
+                     lambda job: job.last_line and f"ended with: {job.last_line}",
                      lambda job: job.exit_code is not None and f"exited with code {job.exit_code}",
                      lambda job: f"failed: {job.reason}"):
         counts = Counter(describe(job) or None for job in jobs)

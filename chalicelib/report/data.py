@@ -7,6 +7,7 @@ CloudWatch timestamps:
     started: COMMAND                         (absent when skipped, or stopped before the command)
     ...the command's output...
     succeeded: ... | failed: ... | released: ... | skipped: ...   ; machine i-0abc worker HOST-PID
+                                             (with "; peak memory M MiB, cpu C s" where the command ran)
 
 An attempt runs from its "received:" line to its outcome line, signed by the same machine and worker. Lines
 written before this project logged the machine and worker ("received: ... on HOST pid P" and nothing after)
@@ -24,8 +25,8 @@ from typing import Iterable, Sequence
 from botocore.exceptions import ClientError
 
 from chalicelib import aws
-from chalicelib.joblines import (FAILED, OUTPUT_MARK, RELEASED, SKIPPED, SUCCEEDED, WORKER_PREFIXES,  # noqa: F401
-                                 outcome_of, signed_by)
+from chalicelib.joblines import (FAILED, OUT_OF_MEMORY, OUTPUT_MARK, RELEASED, SKIPPED, SUCCEEDED,  # noqa: F401
+                                 WORKER_PREFIXES, outcome_of, signed_by, usage_of)
 
 LOST = "lost"
 OUTCOMES = (SUCCEEDED, FAILED, RELEASED, SKIPPED, LOST)
@@ -49,6 +50,16 @@ class Attempt:
     exit_code: int | None = None
     last_line: str = ""  # the command's last output line before the outcome ("" when it printed nothing)
     reason: str = ""  # the outcome line's text after its prefix
+    # What the command used (joblines.usage_of); None in lines written before the worker logged it, or by DS
+    peak_memory_mib: float | None = None
+    cpu_seconds: float | None = None
+    container_peak_mib: float | None = None  # the container's peak so far, when it has a memory limit
+    container_limit_mib: float | None = None
+
+    @property
+    def out_of_memory(self) -> bool:
+        """The kernel's OOM killer ended it."""
+        return self.outcome == FAILED and self.reason.startswith(OUT_OF_MEMORY)
 
     @property
     def duration(self) -> float:
@@ -102,10 +113,13 @@ def parse_stream(job_id: str, events: Iterable[tuple[float, str]]) -> list[Attem
 
 def _close(job_id: str, current: dict, end: float, outcome: str, reason: str) -> Attempt:
     code = _EXIT_CODE.search(reason) if outcome == FAILED else None
+    usage = usage_of(reason) or (None, None, None, None)
     return Attempt(job_id=job_id, machine=current["machine"], slot=current["slot"], start=current["start"],
                    end=end, outcome=outcome, attempt=current["attempt"], retries=current["retries"],
                    exit_code=int(code.group(1)) if code else None,
-                   last_line=current["last_line"] if outcome == FAILED else "", reason=reason)
+                   last_line=current["last_line"] if outcome == FAILED else "", reason=reason,
+                   peak_memory_mib=usage[0], cpu_seconds=usage[1], container_peak_mib=usage[2],
+                   container_limit_mib=usage[3])
 
 
 def attempts_by_job(streams: dict[str, Sequence[tuple[float, str]]]) -> dict[str, list[Attempt]]:

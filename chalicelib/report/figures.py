@@ -9,11 +9,13 @@ from __future__ import annotations
 import math
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Mapping, Sequence
 
+from chalicelib.joblines import out_of_memory_cause
 from chalicelib.monitor.breaker import common_failure
 from chalicelib.monitor.observation import FailedJob
 from chalicelib.report.data import FAILED, OUTCOMES, SKIPPED, SUCCEEDED, UNKNOWN, Attempt
+from chalicelib.report.sizing import MachineSize, Sizing, sizing
 
 MAX_ROWS = 200  # timeline rows drawn; more machines share a row
 MAX_BARS = 20_000  # attempts drawn one by one; more: each row's busy time merged (failures still drawn one by one)
@@ -41,6 +43,7 @@ class ReportInput:
     summary: dict | None = None  # the monitor's summary (plan.summary): machine-hours, cost ceiling, counts
     series: Sequence[Point] = ()
     series_source: str = "the monitor's observations"
+    machines: Mapping[str, MachineSize] = field(default_factory=dict)  # MACHINE_TYPE's sizes, where EC2 said
 
 
 @dataclass
@@ -91,6 +94,7 @@ class Figures:
     series_source: str
     timeline: Timeline
     window: tuple[float, float]  # epoch seconds: the time axis the timeline and the series share
+    sizing: Sizing | None = None  # peak memory per job and the MEMORY it suggests; None: no attempt measured
 
 
 def figures(data: ReportInput) -> Figures:
@@ -124,7 +128,7 @@ def figures(data: ReportInput) -> Figures:
         cost_per_job=ceiling / len(done) if done else None, busy_slot_hours=busy / 3600,
         idle_share=max(0.0, 1 - busy / capacity) if capacity > 0 else None,
         machines_seen=len({a.machine for a in attempts}), series=series, series_source=series_source,
-        timeline=drawn, window=shared_window(drawn, series))
+        timeline=drawn, window=shared_window(drawn, series), sizing=sizing(attempts, data.settings, data.machines))
 
 
 def shared_window(drawn: Timeline, series: Sequence[Point]) -> tuple[float, float]:
@@ -139,8 +143,11 @@ def _failed_job(attempt: Attempt) -> FailedJob:
 
 
 def cause(attempt: Attempt) -> str:
-    """A failed attempt's cause as monitor/breaker.py names it: the last output line, else the exit code, else
-    the worker's reason."""
+    """A failed attempt's cause as monitor/breaker.py names it: the OOM killer, else the last output line, else
+    the exit code, else the worker's reason."""
+    oom = out_of_memory_cause(attempt.reason)
+    if oom:
+        return f"ran {oom}"
     if attempt.last_line:
         return f"ended with: {attempt.last_line}"
     if attempt.exit_code is not None:

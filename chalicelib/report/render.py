@@ -10,12 +10,14 @@ from datetime import datetime, timezone
 from html import escape
 
 from chalicelib.report.figures import Figures, ReportInput, downsample
+from chalicelib.report.sizing import MOST_SHOWN, Sizing
 
 COLOURS = {"succeeded": "#2e8b57", "failed": "#d62728", "released": "#ff9f1c", "skipped": "#8da0cb",
            "lost": "#6a3d9a", "busy": "#9e9e9e"}
 LABELS = {"succeeded": "succeeded", "failed": "failed", "released": "released (spot interruption or stop)",
           "skipped": "skipped: already done", "lost": "lost (no outcome line)", "busy": "busy (merged)"}
 WIDTH, LEFT, RIGHT = 1200, 230, 20
+MAX_PEAK_BARS = 600  # jobs drawn in the peak memory drawing; more: every k-th of them, highest first
 
 CSS = """
 body{font:14px/1.4 system-ui,-apple-system,"Segoe UI",sans-serif;margin:24px;color:#222;max-width:1260px}
@@ -37,7 +39,8 @@ def render(data: ReportInput, fig: Figures, generated_at: float) -> str:
              f"<h1>Run report: {escape(data.app_name)}</h1>",
              f"<div class='meta'>{escape(data.state)}; {_period(fig)}; report made {_time(generated_at)} UTC</div>",
              _tiles(fig), "<h2>Timeline</h2>", _timeline(fig), "<h2>Machines and jobs over time</h2>",
-             _series(fig), "<h2>Job durations</h2>", _durations(fig), "<h2>Failures</h2>", _failures(fig),
+             _series(fig), "<h2>Job durations</h2>", _durations(fig), "<h2>Memory and CPU</h2>", _memory(fig),
+             "<h2>Failures</h2>", _failures(fig),
              "<h2>Cost</h2>", _cost(data, fig), "<h2>Settings</h2>", _settings(data), "</body></html>"]
     return "\n".join(parts)
 
@@ -177,6 +180,81 @@ def _durations(fig: Figures) -> str:
                    f"<td>{a.outcome}</td><td>{escape(a.machine)}</td></tr>" for a in fig.longest)
     return (head + "".join(svg) + "<h3>The ten longest attempts</h3><table><tr><th>job</th><th>duration</th>"
             f"<th>outcome</th><th>machine</th></tr>{rows}</table>")
+
+
+def _memory(fig: Figures) -> str:
+    """Each job's peak memory against its share of MEMORY, and the MEMORY and TASKS_PER_MACHINE they suggest."""
+    sizing = fig.sizing
+    if sizing is None:
+        return ("<p>No job logged its peak memory (its workers are older than these figures, or the run used DS's "
+                "own worker).</p>")
+    share = sizing.per_job_mib
+    against = (f", against MEMORY {sizing.memory} MiB per container" + (
+        f" ({share:.0f} MiB for each of its DOCKER_CORES {sizing.docker_cores} jobs at once)"
+        if sizing.docker_cores > 1 else "") if sizing.memory else "")
+    head = (f"<p class='memory-summary'>{len(sizing.peaks):,} jobs measured: peak memory median "
+            f"{sizing.median_mib:.0f} MiB, 90th percentile {sizing.p90_mib:.0f} MiB, highest "
+            f"{sizing.highest_mib:.0f} MiB{escape(against)}; CPU time median {_seconds(sizing.cpu_median_seconds)} "
+            "per job" + (f", {sizing.cpu_share:.0%} of their attempts' time (100% is one vCPU busy throughout)"
+                         if sizing.cpu_share is not None else "") + ".")
+    if sizing.unmeasured_jobs:
+        head += f" {sizing.unmeasured_jobs:,} job(s) have no figure (logged by an older worker, or no command ran)."
+    head += "</p>"
+    if sizing.out_of_memory:
+        ids = ", ".join(sizing.out_of_memory[:50]) + (" ..." if len(sizing.out_of_memory) > 50 else "")
+        head += (f"<div class='note out-of-memory'>{len(sizing.out_of_memory)} job(s) ran out of memory: "
+                 f"{escape(ids)}</div>")
+    suggestion = (f"<p class='suggestion' data-memory='{sizing.suggested_memory}'>Suggested MEMORY: "
+                  f"<b>{sizing.suggested_memory} MiB</b> ({escape(sizing.basis)}).</p>")
+    fits = ""
+    if sizing.fits:
+        fits = ("<table><tr><th>MACHINE_TYPE</th><th>memory</th><th>for tasks</th><th>vCPUs</th>"
+                f"<th>TASKS_PER_MACHINE at {sizing.suggested_memory} MiB</th><th>bound by</th></tr>" + "".join(
+                    f"<tr class='fit' data-type='{escape(fit.machine_type)}' data-tasks='{fit.tasks}'>"
+                    f"<td>{escape(fit.machine_type)}</td><td class='n'>{fit.size.memory_mib} MiB</td>"
+                    f"<td class='n'>{fit.size.usable_mib} MiB</td><td class='n'>{fit.size.vcpus}</td>"
+                    f"<td class='n'>{fit.tasks}</td><td>{fit.bound_by}</td></tr>" for fit in sizing.fits) + "</table>")
+    return head + suggestion + fits + _peaks_drawing(sizing) + _highest_peaks(sizing)
+
+
+def _peaks_drawing(sizing: Sizing) -> str:
+    """Every measured job's peak, highest first (every k-th past MAX_PEAK_BARS), under a line at its share of
+    MEMORY."""
+    peaks = sizing.peaks
+    step = max(1, -(-len(peaks) // MAX_PEAK_BARS))
+    drawn = peaks[::step]
+    share = sizing.per_job_mib
+    top = max(sizing.highest_mib, share or 0.0) * 1.05 or 1.0
+    height, span = 160, WIDTH - LEFT - RIGHT
+    bar_w = span / len(drawn)
+    svg = [f"<svg class='peaks' xmlns='http://www.w3.org/2000/svg' width='{WIDTH}' height='{height + 20}'>",
+           f"<text x='{LEFT - 6}' y='10' text-anchor='end'>{top:.0f} MiB</text>"
+           f"<text x='{LEFT - 6}' y='{height}' text-anchor='end'>0</text>"]
+    for index, peak in enumerate(drawn):
+        h = peak.peak_mib / top * height
+        colour = COLOURS["failed"] if peak.out_of_memory else COLOURS["succeeded"]
+        svg.append(f"<rect class='peak' data-job='{escape(peak.job_id)}' data-mib='{peak.peak_mib:.0f}' "
+                   f"x='{LEFT + index * bar_w:.1f}' y='{height - h:.1f}' width='{max(0.5, bar_w - 1):.1f}' "
+                   f"height='{h:.1f}' fill='{colour}'><title>{escape(peak.job_id)}: {peak.peak_mib:.0f} MiB"
+                   f"</title></rect>")
+    if share:
+        y = height - share / top * height
+        svg.append(f"<line class='memory-share' x1='{LEFT}' x2='{WIDTH - RIGHT}' y1='{y:.1f}' y2='{y:.1f}' "
+                   f"stroke='#d62728' stroke-dasharray='4 3'/><text x='{LEFT - 6}' y='{y + 4:.1f}' "
+                   f"text-anchor='end'>MEMORY{'/' + str(sizing.docker_cores) if sizing.docker_cores > 1 else ''} "
+                   f"{share:.0f}</text>")
+    note = ("<div class='meta'>Peak memory per job, highest first" +
+            (f"; {len(peaks):,} jobs, one in {step} drawn" if step > 1 else "") + "</div>")
+    return note + "".join(svg) + "</svg>"
+
+
+def _highest_peaks(sizing: Sizing) -> str:
+    rows = "".join(f"<tr class='highest-peak'><td>{escape(peak.job_id)}</td><td class='n'>{peak.peak_mib:.0f} MiB"
+                   f"</td><td class='n'>{_seconds(peak.cpu_seconds)}</td>"
+                   f"<td>{'out of memory' if peak.out_of_memory else ''}</td></tr>"
+                   for peak in sizing.peaks[:MOST_SHOWN])
+    return ("<h3>The highest peaks</h3><table><tr><th>job</th><th>peak memory</th><th>CPU time</th><th></th></tr>"
+            f"{rows}</table>")
 
 
 def _failures(fig: Figures) -> str:

@@ -9,6 +9,8 @@
 - A running run: the same status the monitor's API gives (service.find_status: machine-hours, cost ceiling).
 - A finished run, and a local one at its end: the summary the monitor wrote at teardown
   (monitors/APP_NAME_summary.json).
+- MACHINE_TYPE's memory and vCPUs, for the TASKS_PER_MACHINE the report suggests: DescribeInstanceTypes (the
+  call start-cluster's preflight makes); a report without them only leaves that table out.
 """
 
 from __future__ import annotations
@@ -18,7 +20,10 @@ import time
 from pathlib import Path
 from typing import Sequence
 
+from botocore.exceptions import BotoCoreError, ClientError
+
 from chalicelib import aws
+from chalicelib.cluster import usable_memory_mib
 from chalicelib.errors import UserError
 from chalicelib.monitor.observation import MonitorState
 from chalicelib.monitor.series import is_series
@@ -27,13 +32,14 @@ from chalicelib.report.data import NoLogs, parse_streams, read_log_events
 from chalicelib.report.exported import read_exported_events
 from chalicelib.report.figures import Point, ReportInput, figures
 from chalicelib.report.render import render
+from chalicelib.report.sizing import MachineSize
 from chalicelib.settings import Settings
 
 _S3_URL = re.compile(r"s3://([^/]+)/(.*)")
 SERIES_SOURCE = "the monitor's checks{period}: a point whenever one of these counts changed"
 SETTINGS_SHOWN = ("APP_NAME", "CLUSTER_MACHINES", "MACHINE_TYPE", "MACHINE_PRICE", "TASKS_PER_MACHINE",
-                  "DOCKER_CORES", "SQS_MESSAGE_VISIBILITY", "JOB_RETRIES", "CHECK_IF_DONE_BOOL", "DOCKERHUB_TAG",
-                  "LOG_GROUP_NAME", "AWS_REGION")
+                  "DOCKER_CORES", "MEMORY", "CPU_SHARES", "SQS_MESSAGE_VISIBILITY", "JOB_RETRIES",
+                  "CHECK_IF_DONE_BOOL", "DOCKERHUB_TAG", "LOG_GROUP_NAME", "AWS_REGION")
 
 
 def shown_settings(settings: Settings) -> dict:
@@ -55,7 +61,23 @@ def report_input(settings: Settings, clients: aws.Clients, state: str, summary: 
     return ReportInput(app_name=settings.APP_NAME, state=state, settings=shown_settings(settings),
                        slots_per_machine=settings.TASKS_PER_MACHINE * settings.DOCKER_CORES,
                        machine_price=settings.MACHINE_PRICE, attempts=parse_streams(streams), summary=summary,
-                       series=series, series_source=series_source)
+                       series=series, series_source=series_source, machines=machine_sizes(settings, clients))
+
+
+def machine_sizes(settings: Settings, clients: aws.Clients) -> dict[str, MachineSize]:
+    """Each MACHINE_TYPE's memory and vCPUs; {} when EC2 cannot say (no permission, an emulator without them):
+    the report then suggests MEMORY but no TASKS_PER_MACHINE."""
+    found = {}
+    try:
+        pages = clients.ec2.get_paginator("describe_instance_types").paginate(InstanceTypes=list(settings.MACHINE_TYPE))
+        for page in pages:
+            for item in page["InstanceTypes"]:
+                memory = item["MemoryInfo"]["SizeInMiB"]
+                found[item["InstanceType"]] = MachineSize(memory, usable_memory_mib(memory),
+                                                          item["VCpuInfo"]["DefaultVCpus"])
+    except (BotoCoreError, ClientError, KeyError):
+        return {}
+    return {name: found[name] for name in settings.MACHINE_TYPE if name in found}
 
 
 def exported_streams(settings: Settings, clients: aws.Clients, summary: dict | None) -> dict:

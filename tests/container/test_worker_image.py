@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import textwrap
 import time
@@ -184,7 +185,15 @@ def test_a_job_exceeding_the_containers_memory_is_a_failed_attempt_and_the_conta
     lines = wait_for(lambda: world.logged(hog, "failed: ") and world.log(hog), "the memory hog to fail",
                      details=container.logs)
     [failed] = [line for line in lines if line.startswith("failed: ")]
-    assert failed.startswith("failed: exit code -9 after"), lines  # SIGKILL: the kernel's OOM killer
+    # SIGKILL by the kernel's OOM killer, said in words: the job's own peak (wait4) against the cgroup's limit
+    said = re.match(r"failed: out of memory: peak (\d+) MiB, limit 192 MiB \(MEMORY\); exit code -9 after ", failed)
+    assert said, lines
+    peak = int(said.group(1))
+    # What the job held when it was killed: about the limit less the workers' share. Resident memory counts the
+    # shared libraries' pages too, which the cgroup charges once, so the figure is no exact part of the limit.
+    assert 16 <= peak < 192 + 32, failed
+    # "at most" if the job was killed while still within the worker's own size (worker/attempt_usage.py)
+    assert re.search(rf"; peak memory (at most )?{peak} MiB, cpu \d+\.\d\d s, container peak \d+ of 192 MiB;", failed)
     assert "the job moves to the dead-letter queue" in failed
     assert any(line.startswith("holding ") for line in lines) and "wrote outputs" not in lines
     assert world.outputs(hog) == []
@@ -192,6 +201,8 @@ def test_a_job_exceeding_the_containers_memory_is_a_failed_attempt_and_the_conta
     failure = json.loads(world.s3.get_object(Bucket=world.settings.AWS_BUCKET,
                                              Key=f"runs/TestApp/failures/{hog.job_id}.json")["Body"].read())
     assert failure["exit_code"] == -9 and failure["job_id"] == hog.job_id
+    assert failure["reason"].startswith(f"out of memory: peak {peak} MiB, limit 192 MiB (MEMORY); exit code -9")
+    assert failure["out_of_memory"] is True and failure["memory_limit_mib"] == 192
     # Docker saw the kernel's OOM kill in this container's memory cgroup.
     events = docker("events", "--since", since, "--until", str(int(time.time()) + 1), "--filter",
                     f"container={container.name}", "--filter", "event=oom", "--format", "{{.Status}}").stdout

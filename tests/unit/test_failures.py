@@ -1,5 +1,6 @@
 """Failure records as text: what a worker writes, and what a reader refuses."""
 
+import dataclasses
 import json
 
 import pytest
@@ -23,6 +24,19 @@ def test_extra_keys_are_ignored_and_nulls_allowed_where_they_mean_something():
     assert (record.exit_code, record.instance_id, record.reason) == (None, None, RECORD.reason)
 
 
+def test_a_record_written_before_the_memory_figures_reads_without_them_and_a_new_one_keeps_them():
+    old = {key: value for key, value in json.loads(RECORD.to_json()).items()
+           if key not in ("peak_memory_mib", "cpu_seconds", "memory_limit_mib", "out_of_memory")}
+    record = FailureRecord.from_json(json.dumps(old))
+    assert record == RECORD and (record.peak_memory_mib, record.out_of_memory) == (None, False)
+    oom = dataclasses.replace(RECORD, reason="out of memory: peak 180 MiB, limit 192 MiB (MEMORY); exit code -9 after "
+                              "2.00 s", exit_code=-9, peak_memory_mib=180.4, cpu_seconds=1.5, memory_limit_mib=192.0,
+                              out_of_memory=True)
+    assert FailureRecord.from_json(oom.to_json()) == oom
+    assert {key: oom.public()[key] for key in ("peak_memory_mib", "memory_limit_mib", "out_of_memory")} == {
+        "peak_memory_mib": 180.4, "memory_limit_mib": 192.0, "out_of_memory": True}
+
+
 def changed(**values) -> str:
     return json.dumps({**json.loads(RECORD.to_json()), **values})
 
@@ -41,6 +55,9 @@ def changed(**values) -> str:
     (changed(message_body={"group": {}}), "message_body: unexpected value"),
     (changed(time=-1), "time: unexpected value -1"),
     (changed(instance_id=5), "instance_id: unexpected value 5"),
+    (changed(peak_memory_mib="512"), "peak_memory_mib: unexpected value \"512\""),
+    (changed(cpu_seconds=-1), "cpu_seconds: unexpected value -1"),
+    (changed(out_of_memory=1), "out_of_memory: unexpected value 1"),
 ])
 def test_bad_records_raise_value_error(text, message):
     with pytest.raises(ValueError) as caught:

@@ -9,6 +9,7 @@ from chalicelib.report.data import FAILED, LOST, RELEASED, SKIPPED, SUCCEEDED, U
 from chalicelib.report.exported import parse_export
 from chalicelib.report.figures import Attempt, Point, ReportInput, figures, log_histogram, merge, timeline
 from chalicelib.report.render import render
+from chalicelib.report.sizing import MachineSize
 
 NEW = "received: message m{n}, attempt {a} of 3, on host pid 7; machine i-{m} worker host-{w}"
 OLD = "received: message m1, attempt 1 of 3, on host pid 7"  # before the machine and worker were logged
@@ -65,8 +66,8 @@ def attempt(job, machine="i-1", slot="w1", start=0.0, end=1.0, outcome=SUCCEEDED
     return Attempt(job, machine, slot, start, end, outcome, number, 2, **extra)
 
 
-def data(attempts, **extra):
-    return ReportInput(app_name="App", state="finished", settings={"APP_NAME": "App"}, slots_per_machine=2,
+def data(attempts, settings=None, **extra):
+    return ReportInput(app_name="App", state="finished", settings=settings or {"APP_NAME": "App"}, slots_per_machine=2,
                        machine_price=0.5, attempts=attempts, **extra)
 
 
@@ -164,3 +165,83 @@ def test_an_s3_export_reads_back_as_the_log_groups_events():
     assert parse_export(text) == [(1796005186.123, "received: message m1, attempt 1 of 3"),
                                   (1796005187.0, "a line\nwith a break in it"),
                                   (1796005188.0, "succeeded: exit code 0")]
+
+
+SIGN = "; machine i-a worker host-1"
+
+
+def test_an_outcome_line_gives_the_attempts_peak_memory_and_cpu_and_an_old_one_none():
+    attempts = parse_stream("j1", events(
+        (100, NEW.format(n=1, a=1, m="a", w=1)), (101, "started: x"), (102, "holding 96 MiB"),
+        (103, "failed: out of memory: peak 180 MiB, limit 192 MiB (MEMORY); exit code -9 after 2.00 s; total 2.10 s; "
+              "it will be retried in 10 s; peak memory 180 MiB, cpu 1.25 s, container peak 191 of 192 MiB" + SIGN),
+        (110, NEW.format(n=1, a=2, m="a", w=1)), (111, "started: x"),
+        (112, "succeeded: exit code 0; run 1.00 s; total 1.20 s; peak memory at most 61 MiB, cpu 0.50 s" + SIGN),
+        (120, NEW.format(n=1, a=3, m="a", w=1)), (121, "succeeded: exit code 0; run 9 s" + SIGN),  # an older worker
+    ))
+    assert [(a.peak_memory_mib, a.cpu_seconds, a.container_peak_mib, a.container_limit_mib, a.out_of_memory)
+            for a in attempts] == [(180, 1.25, 191, 192, True), (61, 0.5, None, None, False),
+                                   (None, None, None, None, False)]
+    assert attempts[0].exit_code == -9 and attempts[0].last_line == "holding 96 MiB"
+
+
+def sized(job, peak, cpu=1.0, outcome=SUCCEEDED, **extra):
+    return attempt(job, outcome=outcome, peak_memory_mib=peak, cpu_seconds=cpu, **extra)
+
+
+M5_LARGE = MachineSize(memory_mib=8192, usable_mib=7700, vcpus=2)
+R5_XLARGE = MachineSize(memory_mib=32768, usable_mib=30802, vcpus=4)
+
+
+def test_the_report_suggests_memory_from_the_highest_peak_and_the_tasks_each_machine_type_holds():
+    attempts = [sized("a", 300), sized("a", 410, cpu=4), sized("b", 100), sized("c", 200),
+                attempt("d"),  # logged by an older worker
+                attempt("e", outcome=SKIPPED)]
+    settings = {"MEMORY": 1024, "DOCKER_CORES": 2, "CPU_SHARES": 512}
+    fig = figures(data(attempts, machines={"m5.large": M5_LARGE, "r5.xlarge": R5_XLARGE}, settings=settings))
+    sizing = fig.sizing
+    assert [(p.job_id, p.peak_mib, p.cpu_seconds) for p in sizing.peaks] == [("a", 410, 4), ("c", 200, 1),
+                                                                             ("b", 100, 1)]
+    assert (sizing.median_mib, sizing.p90_mib, sizing.highest_mib, sizing.unmeasured_jobs) == (200, 410, 410, 1)
+    # 410 MiB x DOCKER_CORES 2 x 1.25 = 1025 MiB, rounded up to 256: 1280
+    assert sizing.suggested_memory == 1280 and sizing.per_job_mib == 512
+    assert sizing.cpu_share == (1 + 4 + 1 + 1) / 4  # CPU seconds over the measured attempts' 4 seconds
+    assert [(f.machine_type, f.tasks, f.bound_by) for f in sizing.fits] == [
+        ("m5.large", 4, "CPU"),  # 7700 // 1280 = 6 by memory, but 2 vCPUs hold 4 tasks of 512 units
+        ("r5.xlarge", 8, "CPU")]
+    roomy = figures(data(attempts, machines={"r5.xlarge": R5_XLARGE}, settings={**settings, "CPU_SHARES": 128}))
+    assert [(f.tasks, f.bound_by) for f in roomy.sizing.fits] == [(24, "memory")]  # 30802 // 1280
+
+    page = render(data(attempts, settings=settings, machines={"m5.large": M5_LARGE}),
+                  figures(data(attempts, settings=settings, machines={"m5.large": M5_LARGE})), 0)
+    assert re.findall(r"<rect class='peak' data-job='(\w)' data-mib='(\d+)'", page) == [
+        ("a", "410"), ("c", "200"), ("b", "100")]
+    assert "<p class='suggestion' data-memory='1280'>Suggested MEMORY: <b>1280 MiB</b>" in page
+    assert "against MEMORY 1024 MiB per container (512 MiB for each of its DOCKER_CORES 2 jobs at once)" in page
+    assert "CPU time median 1.0 s per job, 175% of their attempts' time (100% is one vCPU" in page
+    assert "<tr class='fit' data-type='m5.large' data-tasks='4'>" in page
+
+
+def test_a_container_peak_above_the_jobs_and_an_oom_kill_raise_the_suggestion_and_say_so():
+    oom = ("out of memory: peak 180 MiB, limit 192 MiB (MEMORY); exit code -9 after 2.00 s; total 2.10 s; it will "
+           "be retried in 10 s; peak memory 180 MiB, cpu 1.25 s, container peak 191 of 192 MiB")
+    attempts = [sized("a", 180, outcome=FAILED, reason=oom, exit_code=-9, last_line="holding 96 MiB",
+                      container_peak_mib=191),
+                sized("b", 120, outcome=FAILED, number=2, reason=oom.replace("180", "120"), exit_code=-9),
+                sized("c", 40, container_peak_mib=260)]
+    fig = figures(data(attempts, settings={"MEMORY": 192, "DOCKER_CORES": 1}))
+    assert fig.sizing.suggested_memory == 512  # the container's 260 MiB (the workers too) x 1.25 = 325
+    assert fig.sizing.out_of_memory == ["a", "b"]
+    assert [(g.cause, g.job_ids) for g in fig.failure_groups] == [
+        ("ran out of memory at the limit of 192 MiB (MEMORY)", ["a", "b"])]
+    assert fig.failure_summary == "all 1 failed job(s) (2 attempts) ran out of memory at the limit of 192 MiB (MEMORY)"
+    assert "2 job(s) ran out of memory, so their real peak is higher than logged" in fig.sizing.basis
+    page = render(data(attempts), fig, 0)
+    assert "<div class='note out-of-memory'>2 job(s) ran out of memory: a, b</div>" in page
+
+
+def test_a_run_logged_by_older_workers_has_no_memory_figures_and_says_so():
+    fig = figures(data([attempt("a"), attempt("b", outcome=FAILED, exit_code=-9)]))
+    assert fig.sizing is None
+    assert "No job logged its peak memory" in render(data([attempt("a")]), fig, 0)
+    assert [g.cause for g in fig.failure_groups] == ["exited with code -9"]  # a kill -9 keeps its words
