@@ -89,15 +89,17 @@ def private_subnet(ec2, nat: bool = True) -> tuple[str, str]:
     return private, group
 
 
-REWRITTEN = ("IamFleetRole", "IamInstanceProfile", "ImageId", "SubnetId", "security groups")
+REWRITTEN = ("IamInstanceProfile", "SubnetId", "security groups", "and any ImageId or IamFleetRole")
 
 
 def localize_fleet(fleet: FleetFile, account: Account, path: Path) -> FleetFile:
     """A copy of `fleet` for the emulated account, written to `path` (shown to the user)."""
     config = fleet.copy_config()
-    config["IamFleetRole"] = account.fleet_role_arn
+    if "IamFleetRole" in config:
+        config["IamFleetRole"] = account.fleet_role_arn
     for spec in config["LaunchSpecifications"]:
-        spec["ImageId"] = account.image_id
+        if "ImageId" in spec:  # none: the emulator's latest ECS-optimized AMI, from its SSM parameter as on AWS
+            spec["ImageId"] = account.image_id
         spec["IamInstanceProfile"] = {"Arn": account.instance_profile_arn}
         if "SubnetId" in spec or not spec.get("NetworkInterfaces"):
             spec["SubnetId"] = account.subnet_id

@@ -121,9 +121,8 @@ def _run(local: LocalRun, stream: IO[str], stop: StopRequest, report_path: Path 
         for warning in started.warnings:
             say(f"warning: {warning}")
         per_machine = settings.TASKS_PER_MACHINE * settings.DOCKER_CORES
-        say(f"fleet {started.record.MONITOR_FLEET_ID}: {settings.CLUSTER_MACHINES} x "
-            f"{'/'.join(settings.MACHINE_TYPE)}, {per_machine} worker process(es) each, at most {local.workers} "
-            "in all (--workers)")
+        say(f"fleet {started.record.MONITOR_FLEET_ID}: {cluster.describe_request(settings, fleet)}; {per_machine} "
+            f"worker process(es) each, at most {local.workers} in all (--workers)")
         say(f"local timings: monitor every {MONITOR_PERIOD_SECONDS:g} s (Lambda: 60 s); workers: "
             + ", ".join(f"{name}={value}" for name, value in LOCAL_KNOBS.items()))
         if local.interrupt_rate:

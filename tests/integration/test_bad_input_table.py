@@ -172,16 +172,14 @@ CASES = [
     ("fleet missing", ["start-cluster", "nofleet.json"], {}, "error: nofleet.json: file not found"),
     ("fleet is a list", ["start-cluster", "fleet.json"], {"fleet.json": []},
      "error: fleet.json: expected a JSON object (a spot fleet request config), got list"),
-    ("fleet without IamFleetRole", ["start-cluster", "fleet.json"], {"fleet.json": "DROP:IamFleetRole"},
-     "error: fleet.json: IamFleetRole: expected the ARN of the spot fleet role (python cli.py setup-account prints it), got nothing"),
-    ("fleet role not an ARN", ["start-cluster", "fleet.json"], {"fleet.json": 'SET:IamFleetRole="dsr-spot-fleet-role"'},
-     "error: fleet.json: IamFleetRole: expected the ARN of the spot fleet role (python cli.py setup-account prints it), got 'dsr-spot-fleet-role'"),
+    ("fleet unknown allocation strategy", ["start-cluster", "fleet.json"], {"fleet.json": 'SET:AllocationStrategy="cheapest"'},
+     "error: fleet.json: AllocationStrategy: expected one of capacity-optimized, capacity-optimized-prioritized, diversified, lowest-price, price-capacity-optimized (or the spot fleet spellings capacityOptimized, capacityOptimizedPrioritized, diversified, lowestPrice, priceCapacityOptimized), got 'cheapest'"),
     ("fleet no launch specifications", ["start-cluster", "fleet.json"], {"fleet.json": "SET:LaunchSpecifications=[]"},
      "error: fleet.json: LaunchSpecifications: expected a non-empty list of launch specifications"),
     ("fleet launch spec is text", ["start-cluster", "fleet.json"], {"fleet.json": 'SET:LaunchSpecifications=["m5"]'},
      "error: fleet.json: LaunchSpecifications[0]: expected an object"),
     ("fleet bad image", ["start-cluster", "fleet.json"], {"fleet.json": 'SPEC:ImageId="ubuntu"'},
-     "error: fleet.json: LaunchSpecifications[0]: ImageId: expected an ECS-optimized AMI id like ami-0123456789abcdef0, got 'ubuntu'"),
+     "error: fleet.json: LaunchSpecifications[0]: ImageId: expected an ECS-optimized AMI id like ami-0123456789abcdef0, or no ImageId for the latest one, got 'ubuntu'"),
     ("fleet one block device", ["start-cluster", "fleet.json"], {"fleet.json": 'SPEC:BlockDeviceMappings=[{"DeviceName": "/dev/xvda"}]'},
      "error: fleet.json: LaunchSpecifications[0]: BlockDeviceMappings: expected two block devices (root, then the data volume sized by EBS_VOL_SIZE)"),
     ("fleet data volume without Ebs", ["start-cluster", "fleet.json"],
@@ -247,7 +245,7 @@ def write_case(folder: Path, files: dict) -> None:
             path.mkdir()
         elif isinstance(content, bytes):
             path.write_bytes(content)
-        elif isinstance(content, str) and content[:5] in ("DROP:", "SET:I", "SET:L", "SPEC:"):
+        elif isinstance(content, str) and content.startswith(("DROP:", "SET:", "SPEC:")):
             kind, _, rest = content.partition(":")
             key, _, value = rest.partition("=")
             if kind == "DROP":

@@ -18,11 +18,22 @@ def example():
 
 def test_the_example_fleet_file_loads():
     fleet = load_fleet_file(EXAMPLE)
-    assert fleet.iam_fleet_role.startswith("arn:aws:iam::")
+    assert fleet.allocation_strategy == "price-capacity-optimized" and fleet.notes == []
+    assert "ImageId" not in fleet.launch_specifications[0]  # the latest ECS-optimized AMI
     assert fleet.instance_profile_arns() == ["arn:aws:iam::123456789012:instance-profile/ecsInstanceRole"]
     copied = fleet.copy_config()
-    copied["LaunchSpecifications"][0]["ImageId"] = "changed"
-    assert fleet.launch_specifications[0]["ImageId"] == "ami-0123456789abcdef0"
+    copied["LaunchSpecifications"][0]["KeyName"] = "changed"
+    assert fleet.launch_specifications[0]["KeyName"] == "your-key"
+
+
+def test_a_ds_fleet_file_with_its_spot_fleet_role_and_a_pinned_ami_loads():
+    """DS's files/exampleFleet_us-east-1.json keys: IamFleetRole (not used: an EC2 Fleet acts with its service-linked
+    role), AllocationStrategy lowestPrice (run as price-capacity-optimized, with a note), a pinned ImageId."""
+    document = {**example(), "IamFleetRole": "arn:aws:iam::123456789012:role/aws-ec2-spot-fleet-tagging-role",
+                "AllocationStrategy": "lowestPrice", "TerminateInstancesWithExpiration": True}
+    document["LaunchSpecifications"][0]["ImageId"] = "ami-0123456789abcdef0"
+    fleet = parse_fleet_document(document)
+    assert fleet.allocation_strategy == "price-capacity-optimized" and len(fleet.notes) == 1
 
 
 def broken(change):
@@ -34,14 +45,15 @@ def broken(change):
 
 
 def test_rejections():
-    assert broken(lambda d: d.pop("IamFleetRole")) == (
-        "fleet.json: IamFleetRole: expected the ARN of the spot fleet role (python cli.py setup-account prints it), "
-        "got nothing")
+    assert broken(lambda d: d.update(AllocationStrategy="cheapest")) == (
+        "fleet.json: AllocationStrategy: expected one of capacity-optimized, capacity-optimized-prioritized, "
+        "diversified, lowest-price, price-capacity-optimized (or the spot fleet spellings capacityOptimized, "
+        "capacityOptimizedPrioritized, diversified, lowestPrice, priceCapacityOptimized), got 'cheapest'")
     assert broken(lambda d: d.update(LaunchSpecifications=[])) == (
         "fleet.json: LaunchSpecifications: expected a non-empty list of launch specifications")
-    assert broken(lambda d: d["LaunchSpecifications"][0].pop("ImageId")) == (
+    assert broken(lambda d: d["LaunchSpecifications"][0].update(ImageId="ubuntu")) == (
         "fleet.json: LaunchSpecifications[0]: ImageId: expected an ECS-optimized AMI id like ami-0123456789abcdef0, "
-        "got nothing")
+        "or no ImageId for the latest one, got 'ubuntu'")
     assert broken(lambda d: d["LaunchSpecifications"][0]["BlockDeviceMappings"].pop()) == (
         "fleet.json: LaunchSpecifications[0]: BlockDeviceMappings: expected two block devices (root, then the data "
         "volume sized by EBS_VOL_SIZE)")
