@@ -86,7 +86,8 @@ def fleet_state(ec2, fleet_id: str) -> FleetState | None:
 
 
 def _ec2_fleet_state(described: dict) -> FleetState:
-    overrides = [override for item in described.get("LaunchTemplateConfigs", ()) for override in item.get("Overrides", ())]
+    overrides = [override for item in described.get("LaunchTemplateConfigs", ())
+                 for override in item.get("Overrides", ())]
     prices = {override["MaxPrice"] for override in overrides if override.get("MaxPrice")}
     return FleetState(fleet_id=described["FleetId"], state=described.get("FleetState", ""),
                       activity=described.get("ActivityStatus", ""),

@@ -36,13 +36,12 @@ from typing import Any, Callable
 
 from botocore.exceptions import ClientError
 
-from chalicelib import aws, awsapi, dashboard, names, runrecord, spot_prices, spot_quota
+from chalicelib import aws, awsapi, dashboard, instance_choice, names, runrecord, spot_prices, spot_quota
 from chalicelib.awsapi import LIVE_FLEET_STATES, fleet_state, queue_depth
 from chalicelib.errors import PreflightError, StartConflict
 from chalicelib.fleet import DATA_VOLUME_INDEX, FleetFile
 from chalicelib.fleet_words import fleet_problems
 from chalicelib.iam import writes_reach_reserved
-from chalicelib import instance_choice
 from chalicelib.instance_choice import instance_requirements
 from chalicelib.machine_image import EcsImage, image_age_warning, latest_ecs_ami
 from chalicelib.jobs import output_root
@@ -111,6 +110,7 @@ class StartResult:
     warnings: list[str]
     fleet: FleetStatus | None
     local_record: Path
+    image: EcsImage | None = None  # the latest ECS-optimized AMI, when the fleet file pinned none
 
 
 # --------------------------------------------------------------------------- preflight
@@ -224,7 +224,8 @@ def choose_machines(c: Any, settings: Settings, fleet: FleetFile, now: datetime.
         if not types:
             raise PreflightError(f"MACHINE_TYPE: empty, and no {architecture} instance type in {settings.AWS_REGION} "
                                  f"has {requirements_in_words(requirements)} for TASKS_PER_MACHINE tasks; lower "
-                                 "MEMORY, CPU_SHARES, GPUS_PER_TASK or TASKS_PER_MACHINE, or name types in MACHINE_TYPE")
+                                 "MEMORY, CPU_SHARES, GPUS_PER_TASK or TASKS_PER_MACHINE, or name types in "
+                                 "MACHINE_TYPE")
     pinned = [spec["ImageId"] for spec in fleet.launch_specifications if spec.get("ImageId")]
     warnings = tuple(warning for image in dict.fromkeys(pinned)
                      if (warning := image_age_warning(c.ec2, image, now)))
@@ -397,7 +398,7 @@ def fleet_request(fleet: FleetFile, settings: Settings, now: datetime.datetime, 
 def describe_request(settings: Settings, fleet: FleetFile) -> str:
     """The fleet request in words, for start-cluster's list of changes."""
     machines = ("/".join(settings.MACHINE_TYPE) if settings.MACHINE_TYPE
-                else "any current type with " + requirements_in_words(instance_choices(settings)[0]["InstanceRequirements"]))
+                else "any current type with " + requirements_in_words(instance_requirements(settings)))
     price = (f"bidding at most ${settings.MACHINE_PRICE:g}/h each" if bid_price(settings)
              else f"Spot price, cost ceiling ${settings.MACHINE_PRICE * settings.CLUSTER_MACHINES:g}/h")
     return f"{settings.CLUSTER_MACHINES} x {machines}, {fleet.allocation_strategy}, {price}"
@@ -683,7 +684,7 @@ def start_cluster(settings: Settings, fleet: FleetFile, cheapest: bool = False, 
         else:
             template_id, versions = save_versions(c.ec2, settings, launch_choices(fleet, settings, image), changes)
             if image is not None:
-                changes.append(f"machines boot {image.image_id}, the latest ECS-optimized AMI ({image.parameter})")
+                changes.append(f"machines boot {image}")
             fleet_id = c.ec2.create_fleet(**fleet_request(fleet, settings, now, template_id, versions,
                                                           claimed.token, image))["FleetId"]
             changes.append(f"created EC2 Fleet {fleet_id} ({describe_request(settings, fleet)})")
@@ -717,7 +718,7 @@ def start_cluster(settings: Settings, fleet: FleetFile, cheapest: bool = False, 
     warnings = list(checked.warnings)
     if status is not None:
         warnings += [problem for problem in (status.problem,) if problem] + list(status.why)
-    return StartResult(record, resumed, changes, warnings, status, local)
+    return StartResult(record, resumed, changes, warnings, status, local, image)
 
 
 def dry_run(settings: Settings, fleet: FleetFile, now: datetime.datetime | None = None,
@@ -731,8 +732,7 @@ def dry_run(settings: Settings, fleet: FleetFile, now: datetime.datetime | None 
     machines = checked.machines
     lines = [f"would create an EC2 Fleet: {describe_request(settings, fleet)}"]
     if machines.image is not None:
-        lines.append(f"machines would boot {machines.image.image_id}, the latest ECS-optimized AMI "
-                     f"({machines.image.parameter})")
+        lines.append(f"machines would boot {machines.image}")
     zones = fleet_zones(c.ec2, fleet)
     rows = spot_prices.price_table(c.ec2, machines.instance_types, zones, now)
     lines += [f"{len(machines.instance_types)} candidate instance type(s), current Spot price per hour in each zone:"]

@@ -77,7 +77,7 @@ def parse_fleet_document(document: Any, source: str = "fleet.json") -> FleetFile
         raise FleetFileError(f"{source}: expected a JSON object (a spot fleet request config), "
                              f"got {type(document).__name__}")
     strategy = document.get("AllocationStrategy")
-    if strategy is not None and strategy not in ALLOCATION_STRATEGIES and strategy not in ALLOCATION_STRATEGIES.values():
+    if strategy is not None and strategy not in {*ALLOCATION_STRATEGIES, *ALLOCATION_STRATEGIES.values()}:
         raise FleetFileError(f"{source}: AllocationStrategy: expected one of "
                              f"{', '.join(sorted(ALLOCATION_STRATEGIES.values()))} (or the spot fleet spellings "
                              f"{', '.join(sorted(ALLOCATION_STRATEGIES))}), got {_show(strategy)}")

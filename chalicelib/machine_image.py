@@ -37,6 +37,9 @@ class EcsImage:
     image_id: str
     parameter: str  # the SSM parameter it was read from, so the user can see where the AMI came from
 
+    def __str__(self) -> str:
+        return f"{self.image_id}, the latest ECS-optimized AMI ({self.parameter})"
+
 
 def latest_ecs_ami(ssm, architecture: str, gpu: bool) -> EcsImage:
     """The recommended ECS-optimized Amazon Linux 2023 AMI for `architecture` ("x86_64" or "arm64"), the GPU

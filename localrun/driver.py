@@ -123,6 +123,8 @@ def _run(local: LocalRun, stream: IO[str], stop: StopRequest, report_path: Path 
         per_machine = settings.TASKS_PER_MACHINE * settings.DOCKER_CORES
         say(f"fleet {started.record.MONITOR_FLEET_ID}: {cluster.describe_request(settings, fleet)}; {per_machine} "
             f"worker process(es) each, at most {local.workers} in all (--workers)")
+        if started.image is not None:
+            say(f"machines boot {started.image}")
         say(f"local timings: monitor every {MONITOR_PERIOD_SECONDS:g} s (Lambda: 60 s); workers: "
             + ", ".join(f"{name}={value}" for name, value in LOCAL_KNOBS.items()))
         if local.interrupt_rate:

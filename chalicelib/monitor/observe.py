@@ -101,7 +101,8 @@ def observe(run: Run, clients: Clients, now: float | None = None) -> Observation
         jobs_at_start=record.JOBS_AT_START,
         fleet_id=record.MONITOR_FLEET_ID, fleet_active=fleet_live, fleet_target=fleet.target if fleet_live else 0,
         fleet_fulfilled=fleet.fulfilled if fleet_live else 0.0, instances=instances,
-        fleet_problems=_fleet_problems(clients, fleet, now, since) if fleet_live and not run.state.tearing_down else (),
+        fleet_problems=(_fleet_problems(clients, fleet, now, since) if fleet_live and not run.state.tearing_down
+                        else ()),
         cluster=record.MONITOR_ECS_CLUSTER, cluster_exists=cluster.exists, cluster_owned=cluster.owned,
         cluster_in_use_by_others=cluster.in_use, service=record.SERVICE_NAME, service_exists=service is not None,
         service_desired=service.desired if service else 0,

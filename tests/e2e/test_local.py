@@ -46,7 +46,12 @@ def test_the_example_runs_end_to_end_with_every_plate_measured(tmp_path):
     assert document["monitor_summary"]["jobs_done"] == 48
     assert document["monitor_summary"]["stop_reason"].startswith("queue empty")
     fleet = json.loads((out / "fleet.local.json").read_text())
-    assert fleet["IamFleetRole"] != json.loads((EXAMPLES / "fleet.json").read_text())["IamFleetRole"]
+    example = json.loads((EXAMPLES / "fleet.json").read_text())["LaunchSpecifications"][0]
+    [spec] = fleet["LaunchSpecifications"]
+    assert spec["IamInstanceProfile"] != example["IamInstanceProfile"]  # the emulated account's
+    assert "ImageId" not in spec  # none in the example: the emulator's latest ECS-optimized AMI, from its SSM
+    assert "the latest ECS-optimized AMI (/aws/service/ecs/optimized-ami/amazon-linux-2023/recommended/image_id)" \
+        in result.stdout
     assert "fleet.local.json" in result.stdout, "the output says the fleet file was rewritten, and where"
     assert processes_marked(mark) == []
 
@@ -156,7 +161,7 @@ def test_ctrl_c_stops_the_workers_tears_down_and_leaves_no_process(tmp_path):
     ("missing job file", "error: {tmp}/nope.json: file not found"),
     ("bad config key", "error: unknown key 'CLUSTER_MACHINE' in {tmp}/config.json; did you mean 'CLUSTER_MACHINES'?"),
     ("missing inputs", "error: --inputs {tmp}/no-inputs: no such folder"),
-    ("bad fleet file", "error: {tmp}/fleet.json: IamFleetRole: expected the ARN of the spot fleet role"),
+    ("bad fleet file", "error: {tmp}/fleet.json: LaunchSpecifications: expected a non-empty list of launch specifications"),
     ("program not found", "error: {tmp}/config.json: COMMAND: program 'no-such-program' not found on this machine"),
 ])
 def test_bad_input_is_one_line_exit_2_and_nothing_starts(tmp_path, case, expected):
