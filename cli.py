@@ -269,15 +269,15 @@ def monitor(monitorfile: str | None, ds_cheapest: str | None, cheapest: bool, pe
 def _record_or_adopted(path: str, yes: bool):
     """This project's monitor file, or DS's: then the DS run is adopted (chalicelib/adopt.py) once the user has
     seen what that tags and what the monitor will do, and agreed."""
-    from chalicelib import adopt
+    from chalicelib import adopt, dsmonitorfile
 
     try:
         return loop.record_from_file(path)
     except UserError:
-        ds = adopt.read_ds_monitor_file(path)
+        ds = dsmonitorfile.read(path)
         if ds is None:
             raise
-    region = aws.region_of_queue_url(str(ds["MONITOR_QUEUE_URL"]))
+    region = aws.default_region()  # DS's file names no region: its run.py's boto3 clients use this one
     clients = aws.Clients(region=region)
     adoption = adopt.prepare(clients, ds, region, path)
     for line in adopt.describe(adoption):

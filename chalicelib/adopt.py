@@ -1,5 +1,6 @@
-"""Rescue a run Distributed-Something started: `python cli.py monitor files/APP_NAMESpotFleetRequestId.json`
-given DS's own monitor file adopts that run, then watches and tears it down as one of ours.
+"""Rescue a run Distributed-Something (or Distributed-CellProfiler) started: `python cli.py monitor
+files/APP_NAMESpotFleetRequestId.json` given DS's own monitor file (read by dsmonitorfile.py as each version of
+DS and DCP writes it) adopts that run, then watches and tears it down as one of ours.
 
 DS's monitor Lambda crashes before it cancels the fleet, so DS users have fleets running that nobody watches.
 Adoption is the user's act, with the user's credentials, from the CLI only (the Lambda never adopts a file on
@@ -13,35 +14,16 @@ monitored like any other (ownership.py finds the names and the tags as start-clu
 
 from __future__ import annotations
 
-import json
 import textwrap
 from dataclasses import dataclass
-from pathlib import Path
 
-from chalicelib import awsapi, dsownership, names, runrecord
+from chalicelib import awsapi, dsownership, names, resources, runrecord
 from chalicelib.aws import Clients
+from chalicelib.dsmonitorfile import DSMonitorFile
 from chalicelib.errors import UserError
 from chalicelib.monitor import ownership
 from chalicelib.runrecord import RunRecord
 from chalicelib.settings import APP_NAME_PATTERN
-
-DS_KEYS = ("MONITOR_FLEET_ID", "MONITOR_QUEUE_URL", "MONITOR_APP_NAME", "MONITOR_ECS_CLUSTER",
-           "MONITOR_LOG_GROUP_NAME", "MONITOR_START_TIME", "MONITOR_BUCKET_NAME", "CLEAN_DASHBOARD")
-
-
-def read_ds_monitor_file(path: str | Path) -> dict | None:
-    """DS's monitor file, or None when the file is not one. DS's writer leaves an extra `}` at the end: the
-    first JSON object is read and a tail of closing braces and blanks ignored."""
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-        document, end = json.JSONDecoder().raw_decode(text.lstrip())
-    except (OSError, UnicodeDecodeError, ValueError):
-        return None
-    if text.lstrip()[end:].strip(" \t\r\n}") or not isinstance(document, dict):
-        return None
-    if not all(key in document for key in DS_KEYS) or "QUEUE_URL" in document:
-        return None
-    return document
 
 
 @dataclass(frozen=True)
@@ -54,26 +36,24 @@ class Adoption:
     log_groups: tuple[str, ...]  # those of the run's two that exist and the task definition logs to
 
 
-def prepare(clients: Clients, ds: dict, region: str, source: str) -> Adoption:
+def prepare(clients: Clients, ds: DSMonitorFile, region: str, source: str) -> Adoption:
     """Check what the DS file names and prove each part is its APP_NAME's; changes nothing (UserError if not)."""
-    app = str(ds["MONITOR_APP_NAME"])
+    app = ds.MONITOR_APP_NAME
     if not APP_NAME_PATTERN.match(app) or names.app_name_collides(app):  # as the config check refuses it
-        raise UserError(f"{source}: MONITOR_APP_NAME {app!r} is not an APP_NAME")
-    start = str(ds["MONITOR_START_TIME"]).strip()
-    if not start.isdigit():
-        raise UserError(f"{source}: MONITOR_START_TIME: expected milliseconds since 1970, got {start[:40]!r}")
-    fleet_id, queue_url = str(ds["MONITOR_FLEET_ID"]), str(ds["MONITOR_QUEUE_URL"])
-    cluster = str(ds["MONITOR_ECS_CLUSTER"])
+        raise UserError(f"{source}: MONITOR_APP_NAME {app[:40]!r} is not an APP_NAME")
+    fleet_id, queue_name, cluster = ds.MONITOR_FLEET_ID, ds.MONITOR_QUEUE_NAME, ds.MONITOR_ECS_CLUSTER
     fleet = awsapi.fleet_state(clients.ec2, fleet_id)
-    depth = awsapi.queue_depth(clients.sqs, queue_url)
+    # DS's file names the queue; the task definition says the URL it polls, and _prove compares the two
+    queue_url = resources.find_queue_url(clients.sqs, queue_name)
+    depth = awsapi.queue_depth(clients.sqs, queue_url) if queue_url else None
     missing = [what for what, found in ((f"spot fleet {fleet_id}", fleet is not None and fleet.live),
-                                        (f"queue {queue_url}", depth is not None),
+                                        (f"queue {queue_name}", depth is not None),
                                         (f"ECS cluster {cluster}", awsapi.ecs_cluster(clients.ecs, cluster)))
                if not found]
     if missing:
         raise UserError(f"{source}: DS run {app!r} cannot be adopted: {', '.join(missing)} not found (live) in "
                         f"{region}; nothing was changed")
-    log_group = str(ds["MONITOR_LOG_GROUP_NAME"])
+    log_group = ds.MONITOR_LOG_GROUP_NAME
     proof = _prove(clients, app, fleet, queue_url, cluster, log_group)
     if isinstance(proof, str):
         raise UserError(f"{source}: not adopted: {proof}; nothing was changed")
@@ -85,9 +65,9 @@ def prepare(clients: Clients, ds: dict, region: str, source: str) -> Adoption:
     queue_alarms = tuple(names.queue_alarm_name(kind, app) for kind in ("visible", "not_visible"))
     record = RunRecord(
         MONITOR_FLEET_ID=fleet_id, MONITOR_APP_NAME=app, MONITOR_ECS_CLUSTER=cluster,
-        MONITOR_QUEUE_NAME=queue_url.rstrip("/").rsplit("/", 1)[-1], MONITOR_BUCKET_NAME=str(ds["MONITOR_BUCKET_NAME"]),
-        MONITOR_LOG_GROUP_NAME=log_group, MONITOR_START_TIME=int(start),
-        CLEAN_DASHBOARD=str(ds["CLEAN_DASHBOARD"]).lower() == "true", REGION=region, QUEUE_URL=queue_url,
+        MONITOR_QUEUE_NAME=queue_name, MONITOR_BUCKET_NAME=ds.MONITOR_BUCKET_NAME,
+        MONITOR_LOG_GROUP_NAME=log_group, MONITOR_START_TIME=ds.MONITOR_START_TIME,
+        CLEAN_DASHBOARD=ds.CLEAN_DASHBOARD, REGION=region, QUEUE_URL=queue_url,
         DEAD_LETTER_QUEUE_NAME=dead_letter_name, DEAD_LETTER_QUEUE_URL=dead_letter_url,
         SERVICE_NAME=service.name, TASK_FAMILY=dsownership.task_family(app), TASK_DEFINITION_ARN=definition.arn,
         PER_INSTANCE_LOG_GROUP=log_group + "_perInstance", EXPORTED_LOGS_PREFIX=f"exportedlogs/{log_group}/",

@@ -127,6 +127,13 @@ class Clients:
         return made
 
 
+def default_region() -> str:
+    """The region boto3 takes when none is given (AWS_REGION, AWS_DEFAULT_REGION, then the profile's; DS's run.py
+    makes its clients so), else us-east-1 as client() does."""
+    return (os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+            or boto3.session.Session().region_name or "us-east-1")
+
+
 def region_of_queue_url(url: str) -> str:
     """The region an SQS queue URL names (https://sqs.REGION.amazonaws.com/...), else this process's default."""
     host = url.split("://", 1)[-1].split("/", 1)[0]

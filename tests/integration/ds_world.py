@@ -9,6 +9,10 @@ generate_task_definition), and creates APP_NAMEService with 0 tasks (create_or_u
 `startCluster()` uploads ecsconfigs/APP_NAME_ecs.config (generateECSconfig), requests the fleet with user data
 that copies that file to /etc/ecs/ecs.config (generateUserData: a base64 MIME multipart of a cloud-boothook and a
 shell script), creates the log groups LOG_GROUP_NAME and LOG_GROUP_NAME_perInstance, and scales the service up.
+Distributed-CellProfiler's run.py (commit 17388b33e6e7324b9f014b624450585926ea944c) builds the same resources
+under the same names (ECS_TASK_NAME, ECS_SERVICE_NAME at lines 533-534, SQS_QUEUE_URL and LOG_GROUP_NAME in the
+environment at lines 122-125, awslogs to LOG_GROUP_NAME_perInstance at line 61, ecsconfigs/APP_NAME_ecs.config at
+lines 267-269): only its monitor file differs (MONITOR_FILE_WRITERS).
 """
 
 from __future__ import annotations
@@ -59,8 +63,9 @@ def ds_fleet(fleet_path: Path, user_data: str | None, tags: dict[str, str] | Non
 
 def ds_run(account, app: str = "DSApp", cluster: str = "default", dead_letter: bool = True,
            log_group: str | None = None) -> dict:
-    """What DS's setup and startCluster leave for `app`; returns the monitor file naming it (the keys this
-    project reads today: MONITOR_QUEUE_URL where DS's run.py writes MONITOR_QUEUE_NAME)."""
+    """What DS's setup and startCluster leave for `app`; returns the values startCluster writes into its monitor
+    file (the names of config.py: SQS_QUEUE_NAME = APP_NAME + 'Queue', CLEAN_DASHBOARD = 'True' as DS's and
+    DCP's example config.py set them)."""
     sqs, ecs, logs, s3 = (clients.client(name) for name in ("sqs", "ecs", "logs", "s3"))
     log_group = log_group or app
     redrive = {}
@@ -94,14 +99,62 @@ def ds_run(account, app: str = "DSApp", cluster: str = "default", dead_letter: b
         logs.put_log_events(logGroupName=group, logStreamName="s",
                             logEvents=[{"timestamp": int(time.time() * 1000), "message": "DS worker log"}])
     ecs.update_service(cluster=cluster, service=app + "Service", desiredCount=1)
-    return {"MONITOR_FLEET_ID": fleet_id, "MONITOR_QUEUE_URL": queue, "MONITOR_APP_NAME": app,
-            "MONITOR_ECS_CLUSTER": cluster, "MONITOR_LOG_GROUP_NAME": log_group,
-            "MONITOR_START_TIME": str(int(time.time() * 1000)), "MONITOR_BUCKET_NAME": BUCKET,
-            "CLEAN_DASHBOARD": "True"}
+    return {"MONITOR_FLEET_ID": fleet_id, "MONITOR_APP_NAME": app, "MONITOR_ECS_CLUSTER": cluster,
+            "MONITOR_QUEUE_NAME": app + "Queue", "MONITOR_BUCKET_NAME": BUCKET, "MONITOR_LOG_GROUP_NAME": log_group,
+            "MONITOR_START_TIME": str(int(time.time() * 1000)), "CLEAN_DASHBOARD": "True"}
 
 
-def write_monitor_file(folder: Path, ds: dict) -> Path:
-    """The file as DS's writer leaves it: one closing brace too many."""
+def queue_url(ds: dict) -> str:
+    """The URL of the queue the monitor file names (DS's get_queue_url looks it up by name, as adopting does)."""
+    return clients.client("sqs").get_queue_url(QueueName=ds["MONITOR_QUEUE_NAME"])["QueueUrl"]
+
+
+def _ds_since_2023(ds: dict) -> str:
+    # Distributed-Something run.py, startCluster, lines 600-607 at d1d6e62edb0c83e5d0a047e8569d455ea2cebacd (its
+    # main today), written so since 9a7788b251a4eb59aa713da90d4bc404a913104d (2023-03-14), which added the last
+    # line after the line closing the object; Distributed-CellProfiler wrote the same from 0295eb5 to f99af21.
+    return ('{"MONITOR_FLEET_ID" : "' + ds["MONITOR_FLEET_ID"] + '",\n'
+            '"MONITOR_APP_NAME" : "' + ds["MONITOR_APP_NAME"] + '",\n'
+            '"MONITOR_ECS_CLUSTER" : "' + ds["MONITOR_ECS_CLUSTER"] + '",\n'
+            '"MONITOR_QUEUE_NAME" : "' + ds["MONITOR_QUEUE_NAME"] + '",\n'
+            '"MONITOR_BUCKET_NAME" : "' + ds["MONITOR_BUCKET_NAME"] + '",\n'
+            '"MONITOR_LOG_GROUP_NAME" : "' + ds["MONITOR_LOG_GROUP_NAME"] + '",\n'
+            '"MONITOR_START_TIME" : "' + ds["MONITOR_START_TIME"] + '"}\n'
+            '"CLEAN_DASHBOARD" : "' + ds["CLEAN_DASHBOARD"] + '"}\n')
+
+
+def _dcp_since_2023(ds: dict) -> str:
+    # Distributed-CellProfiler run.py, startCluster, lines 617-624 at 17388b33e6e7324b9f014b624450585926ea944c (its
+    # main today), written so since f57acdcef684f2d2f9966e6f24f30c6396ed1aab (2023-06-15, "missing comma").
+    return ('{"MONITOR_FLEET_ID" : "' + ds["MONITOR_FLEET_ID"] + '",\n'
+            '"MONITOR_APP_NAME" : "' + ds["MONITOR_APP_NAME"] + '",\n'
+            '"MONITOR_ECS_CLUSTER" : "' + ds["MONITOR_ECS_CLUSTER"] + '",\n'
+            '"MONITOR_QUEUE_NAME" : "' + ds["MONITOR_QUEUE_NAME"] + '",\n'
+            '"MONITOR_BUCKET_NAME" : "' + ds["MONITOR_BUCKET_NAME"] + '",\n'
+            '"MONITOR_LOG_GROUP_NAME" : "' + ds["MONITOR_LOG_GROUP_NAME"] + '",\n'
+            '"MONITOR_START_TIME" : "' + ds["MONITOR_START_TIME"] + '",\n'
+            '"CLEAN_DASHBOARD" : "' + ds["CLEAN_DASHBOARD"] + '"}\n')
+
+
+def _ds_before_2023(ds: dict) -> str:
+    # Distributed-Something run.py, startCluster, lines 587-593 at f150defd37cd9f1db06b07f3844d8b2541b029ee (the
+    # last commit before 9a7788b), written so since its first commit 5e6a799: no CLEAN_DASHBOARD at all.
+    return ('{"MONITOR_FLEET_ID" : "' + ds["MONITOR_FLEET_ID"] + '",\n'
+            '"MONITOR_APP_NAME" : "' + ds["MONITOR_APP_NAME"] + '",\n'
+            '"MONITOR_ECS_CLUSTER" : "' + ds["MONITOR_ECS_CLUSTER"] + '",\n'
+            '"MONITOR_QUEUE_NAME" : "' + ds["MONITOR_QUEUE_NAME"] + '",\n'
+            '"MONITOR_BUCKET_NAME" : "' + ds["MONITOR_BUCKET_NAME"] + '",\n'
+            '"MONITOR_LOG_GROUP_NAME" : "' + ds["MONITOR_LOG_GROUP_NAME"] + '",\n'
+            '"MONITOR_START_TIME" : "' + ds["MONITOR_START_TIME"] + '"}\n')
+
+
+# The monitor file's text as each upstream version's startCluster writes it (createMonitor.write, line by line)
+MONITOR_FILE_WRITERS = {"DS d1d6e62": _ds_since_2023, "DCP 17388b3": _dcp_since_2023,
+                        "DS f150def": _ds_before_2023}
+
+
+def write_monitor_file(folder: Path, ds: dict, writer: str = "DS d1d6e62") -> Path:
+    """files/APP_NAMESpotFleetRequestId.json, the bytes `writer`'s run.py leaves (open(..., 'w'): text mode)."""
     path = folder / f"{ds['MONITOR_APP_NAME']}SpotFleetRequestId.json"
-    path.write_text(json.dumps(ds, indent=4) + "}")
+    path.write_text(MONITOR_FILE_WRITERS[writer](ds), encoding="utf-8")
     return path

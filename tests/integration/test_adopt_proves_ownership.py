@@ -17,10 +17,11 @@ from chalicelib import aws as clients
 from chalicelib.awsapi import fleet_state, log_group_tags, queue_tags
 from chalicelib.names import RUN_TAG, record_key
 from cli import cli
-from tests.integration.ds_world import BUCKET, ds_fleet, ds_run, ds_user_data, write_monitor_file
+from tests.integration.ds_world import BUCKET, ds_fleet, ds_run, ds_user_data, queue_url, write_monitor_file
 from tests.integration.world import Account
 
 APP = "DSApp"
+UPSTREAM = ["DS d1d6e62", "DCP 17388b3"]  # the monitor files DS and DCP write today
 CARD = "4111 1111 1111 1111"
 
 
@@ -35,15 +36,16 @@ def production(account) -> dict:
     logs.put_log_events(logGroupName="/prod/payments", logStreamName="api",
                         logEvents=[{"timestamp": int(time.time() * 1000), "message": f"charged card {CARD}"}])
     fleet = ds_fleet(account.fleet_path, ds_user_data("s3://prod-bucket/ecsconfigs/Payments_ecs.config"))
-    return {"MONITOR_FLEET_ID": fleet, "MONITOR_QUEUE_URL": queue, "MONITOR_LOG_GROUP_NAME": "/prod/payments"}
+    return {"MONITOR_FLEET_ID": fleet, "MONITOR_QUEUE_NAME": "prod-orders", "MONITOR_LOG_GROUP_NAME": "/prod/payments",
+            "queue_url": queue}
 
 
 def assert_production_untouched(prod: dict) -> None:
     sqs, logs, s3 = clients.client("sqs"), clients.client("logs"), clients.client("s3")
     fleet = fleet_state(clients.client("ec2"), prod["MONITOR_FLEET_ID"])
     assert fleet is not None and fleet.live and fleet.tags == {}
-    assert queue_tags(sqs, prod["MONITOR_QUEUE_URL"]) == {}
-    assert sqs.get_queue_attributes(QueueUrl=prod["MONITOR_QUEUE_URL"], AttributeNames=[
+    assert queue_tags(sqs, prod["queue_url"]) == {}
+    assert sqs.get_queue_attributes(QueueUrl=prod["queue_url"], AttributeNames=[
         "ApproximateNumberOfMessages"])["Attributes"]["ApproximateNumberOfMessages"] == "1"
     assert log_group_tags(logs, "/prod/payments") == {}
     assert logs.describe_export_tasks()["exportTasks"] == []
@@ -53,7 +55,7 @@ def assert_production_untouched(prod: dict) -> None:
 def assert_nothing_adopted(ds: dict) -> None:
     """The DS run named by the file is as DS left it: nothing tagged, no run record."""
     assert fleet_state(clients.client("ec2"), ds["MONITOR_FLEET_ID"]).tags == {}
-    assert queue_tags(clients.client("sqs"), ds["MONITOR_QUEUE_URL"]) == {}
+    assert queue_tags(clients.client("sqs"), queue_url(ds)) == {}
     for group in (APP, APP + "_perInstance"):
         assert log_group_tags(clients.client("logs"), group) == {}
     service = clients.client("ecs").describe_services(cluster="default", services=[APP + "Service"],
@@ -72,18 +74,19 @@ def refusal(result, monitor_file) -> str:
 
 FORGED = {
     "fleet": ("MONITOR_FLEET_ID",),
-    "queue": ("MONITOR_QUEUE_URL",),
+    "queue": ("MONITOR_QUEUE_NAME",),
     "log group": ("MONITOR_LOG_GROUP_NAME",),
-    "all three": ("MONITOR_FLEET_ID", "MONITOR_QUEUE_URL", "MONITOR_LOG_GROUP_NAME"),
+    "all three": ("MONITOR_FLEET_ID", "MONITOR_QUEUE_NAME", "MONITOR_LOG_GROUP_NAME"),
 }
 
 
+@pytest.mark.parametrize("writer", UPSTREAM)
 @pytest.mark.parametrize("forged", sorted(FORGED))
-def test_a_monitor_file_naming_foreign_resources_is_refused_and_they_are_left_alone(aws, tmp_path, forged):
+def test_a_monitor_file_naming_foreign_resources_is_refused_and_they_are_left_alone(aws, tmp_path, forged, writer):
     account = Account(tmp_path)
     ds = ds_run(account, APP)
     prod = production(account)
-    monitor_file = write_monitor_file(tmp_path, {**ds, **{key: prod[key] for key in FORGED[forged]}})
+    monitor_file = write_monitor_file(tmp_path, {**ds, **{key: prod[key] for key in FORGED[forged]}}, writer)
 
     result = CliRunner().invoke(cli, ["monitor", str(monitor_file), "--yes", "--period", "1"])
 
@@ -92,7 +95,7 @@ def test_a_monitor_file_naming_foreign_resources_is_refused_and_they_are_left_al
         "fleet": f"spot fleet {prod['MONITOR_FLEET_ID']} is not run {APP!r}'s: its user data does not load "
                  f"ecsconfigs/{APP}_ecs.config",
         "queue": f"queue prod-orders is not run {APP!r}'s: {APP}Service's task definition {APP}Task:1 polls "
-                 f"{ds['MONITOR_QUEUE_URL']}",
+                 f"{queue_url(ds)}",
         "log group": f"log group /prod/payments is not run {APP!r}'s: {APP}Service's task definition {APP}Task:1 "
                      f"logs to {APP}, {APP}_perInstance",
     }
@@ -118,7 +121,7 @@ def test_a_file_naming_an_app_with_no_service_in_its_cluster_is_refused(aws, tmp
 def _tag_as_other_run(kind: str, ds: dict) -> None:
     other = {RUN_TAG: "Other"}
     if kind == "queue":
-        clients.client("sqs").tag_queue(QueueUrl=ds["MONITOR_QUEUE_URL"], Tags=other)
+        clients.client("sqs").tag_queue(QueueUrl=queue_url(ds), Tags=other)
     elif kind == "spot fleet":
         clients.client("ec2").create_tags(Resources=[ds["MONITOR_FLEET_ID"]], Tags=[{"Key": RUN_TAG,
                                                                                       "Value": "Other"}])
@@ -130,20 +133,21 @@ def _tag_as_other_run(kind: str, ds: dict) -> None:
         clients.client("logs").tag_log_group(logGroupName=kind.split()[-1], tags=other)
 
 
+@pytest.mark.parametrize("writer", UPSTREAM)
 @pytest.mark.parametrize("kind", ["queue", "spot fleet", "ECS service", f"log group {APP}",
                                   f"log group {APP}_perInstance"])
-def test_a_resource_carrying_another_runs_tag_is_refused(aws, tmp_path, kind):
+def test_a_resource_carrying_another_runs_tag_is_refused(aws, tmp_path, kind, writer):
     account = Account(tmp_path)
     ds = ds_run(account, APP)
     _tag_as_other_run(kind, ds)
-    monitor_file = write_monitor_file(tmp_path, ds)
+    monitor_file = write_monitor_file(tmp_path, ds, writer)
 
     result = CliRunner().invoke(cli, ["monitor", str(monitor_file), "--yes"])
 
     line = refusal(result, monitor_file)
     assert f"belongs to run 'Other' (tag {RUN_TAG}), not to {APP!r}" in line and kind.split()[0] in line
     sqs, logs = clients.client("sqs"), clients.client("logs")
-    assert queue_tags(sqs, ds["MONITOR_QUEUE_URL"]).get(RUN_TAG) in (None, "Other")
+    assert queue_tags(sqs, queue_url(ds)).get(RUN_TAG) in (None, "Other")
     assert fleet_state(clients.client("ec2"), ds["MONITOR_FLEET_ID"]).tags.get(RUN_TAG) in (None, "Other")
     assert {(log_group_tags(logs, group) or {}).get(RUN_TAG) for group in (APP, APP + "_perInstance")} <= {
         None, "Other"}

@@ -18,6 +18,7 @@ from chalicelib.monitor import service
 from chalicelib.monitor.reconcile import reconcile
 from chalicelib.names import record_key
 from cli import cli
+from tests.integration.ds_world import MONITOR_FILE_WRITERS
 from tests.integration.world import BUCKET, drain, forge, reconcile_everything, the_run, untagged_fleet, victim_world
 
 
@@ -83,10 +84,10 @@ def test_a_record_copied_under_another_runs_key_is_refused(started, victim):
     assert reconcile(refused).observation.refused.startswith("run record refused: found at monitors/CopySpotFleetRequestId.json")
 
 
-DS_MONITOR_FILE = (  # what DS's run.py writes: its keys, and one brace too many
-    '{"MONITOR_FLEET_ID" : "sfr-0123", "MONITOR_QUEUE_URL" : "https://queue", "MONITOR_APP_NAME" : "DSRun", '
-    '"MONITOR_ECS_CLUSTER" : "default", "MONITOR_LOG_GROUP_NAME" : "DSRun", "MONITOR_START_TIME" : "1700000000", '
-    '"MONITOR_BUCKET_NAME" : "test-bucket", "CLEAN_DASHBOARD" : "True"}}')
+DS_MONITOR_FILE = MONITOR_FILE_WRITERS["DS d1d6e62"]({  # what DS's run.py uploads: the monitor never adopts it
+    "MONITOR_FLEET_ID": "sfr-0123", "MONITOR_APP_NAME": "DSRun", "MONITOR_ECS_CLUSTER": "default",
+    "MONITOR_QUEUE_NAME": "DSRunQueue", "MONITOR_BUCKET_NAME": "test-bucket", "MONITOR_LOG_GROUP_NAME": "DSRun",
+    "MONITOR_START_TIME": "1700000000", "CLEAN_DASHBOARD": "True"})
 BAD_OBJECTS = {
     "monitors/BrokenSpotFleetRequestId.json": b"{not json",
     "monitors/HalfSpotFleetRequestId.json": b'{"MONITOR_FLEET_ID": "sfr-1", "MONITOR_APP',
