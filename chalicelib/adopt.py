@@ -52,7 +52,7 @@ def prepare(clients: Clients, ds: DSMonitorFile, region: str, source: str) -> Ad
                if not found]
     if missing:
         raise UserError(f"{source}: DS run {app!r} cannot be adopted: {', '.join(missing)} not found (live) in "
-                        f"{region}; nothing was changed")
+                        f"{region} (AWS_REGION or AWS_DEFAULT_REGION chooses the region); nothing was changed")
     log_group = ds.MONITOR_LOG_GROUP_NAME
     proof = _prove(clients, app, fleet, queue_url, cluster, log_group)
     if isinstance(proof, str):

@@ -54,8 +54,8 @@ def test_a_ds_file_naming_what_does_not_exist_changes_nothing(aws, tmp_path):
 
     assert result.exit_code == 2
     assert result.stderr == (f"error: {monitor_file}: DS run 'Gone' cannot be adopted: spot fleet "
-                             "sfr-00000000-0000-0000-0000-000000000000, queue GoneQueue not found (live) in us-east-1; "
-                             "nothing was changed\n")
+                             "sfr-00000000-0000-0000-0000-000000000000, queue GoneQueue not found (live) in us-east-1 "
+                             "(AWS_REGION or AWS_DEFAULT_REGION chooses the region); nothing was changed\n")
     assert clients.client("s3").list_objects_v2(Bucket="test-bucket", Prefix="monitors/Gone")["KeyCount"] == 0
 
 
@@ -98,3 +98,17 @@ def test_a_file_neither_ours_nor_ds_nor_dcp_is_one_line_and_touches_nothing(aws,
     assert result.exit_code == 2, result.output
     assert result.stderr.startswith(f"error: {monitor_file}: {problem}") and result.stderr.count("\n") == 1
     assert result.stdout == ""
+
+
+def test_the_run_is_looked_for_in_the_region_boto3_is_configured_for_as_dss_run_py_made_it(aws, tmp_path,
+                                                                                            monkeypatch):
+    account = Account(tmp_path)
+    ds = ds_run(account, APP)  # in us-east-1
+    monitor_file = write_monitor_file(tmp_path, ds)
+    monkeypatch.setenv("AWS_REGION", "eu-west-1")
+
+    result = CliRunner().invoke(cli, ["monitor", str(monitor_file), "--yes"])
+
+    assert result.exit_code == 2
+    assert result.stderr.endswith(f"{APP}Queue, ECS cluster default not found (live) in eu-west-1 (AWS_REGION or "
+                                  "AWS_DEFAULT_REGION chooses the region); nothing was changed\n")

@@ -209,6 +209,15 @@ CASES = [
      "error: runs: expected a file, found a directory"),
     ("monitor file is not JSON", ["monitor", "run.json"], {"run.json": "MONITOR_APP_NAME=TestApp"},
      "error: run.json: invalid JSON at line 1 column 1: Expecting value"),
+    ("monitor file neither ours nor DS's", ["monitor", "run.json"], {"run.json": '{"jobs": []}'},
+     "error: run.json: neither a run record of this project nor a monitor file of Distributed-Something or "
+     "Distributed-CellProfiler: unexpected key(s) 'jobs'; expected the keys MONITOR_FLEET_ID, MONITOR_APP_NAME, "
+     "MONITOR_ECS_CLUSTER, MONITOR_QUEUE_NAME, MONITOR_BUCKET_NAME, MONITOR_LOG_GROUP_NAME, MONITOR_START_TIME, "
+     "CLEAN_DASHBOARD"),
+    ("DS monitor file with more after its object", ["monitor", "run.json"],
+     {"run.json": '{"MONITOR_APP_NAME" : "TestApp"}\n"CLEAN_DASHBOARD" : "True"}\n{}'},
+     "error: run.json: invalid JSON at line 2 column 1: text after the JSON object (the only line DS's run.py "
+     'writes after it is "CLEAN_DASHBOARD" : "True"} or "False"})'),
 ]
 
 
