@@ -35,6 +35,8 @@ _RECORD_ONLY_KEYS = frozenset(item.name for item in dataclasses.fields(RunRecord
 _NEITHER = ("neither a run record of this project nor a monitor file of Distributed-Something or "
             "Distributed-CellProfiler")
 _QUEUE_NAME = re.compile(r"[A-Za-z0-9_-]{1,80}")  # SQS's rule for a standard queue's name
+# run.py writes request_spot_fleet's SpotFleetRequestId: sfr- and a UUID on AWS (moto's are 17 hex digits)
+_SPOT_FLEET_ID = re.compile(r"sfr-[0-9a-f-]{1,36}")
 _MAX_START_DIGITS = 20
 
 
@@ -74,6 +76,9 @@ def read(path: str | Path) -> DSMonitorFile | None:
             raise UserError(f"{path}: {key}: expected a string (run.py writes each value in quotes), got "
                             f"{json.dumps(value)[:40]}")
         values[key] = value
+    if not _SPOT_FLEET_ID.fullmatch(values["MONITOR_FLEET_ID"]):
+        raise UserError(f"{path}: MONITOR_FLEET_ID: expected a spot fleet request id (sfr-...), got "
+                        f"{values['MONITOR_FLEET_ID'][:40]!r}")
     return DSMonitorFile(**{**values, "MONITOR_START_TIME": _start_time(path, values["MONITOR_START_TIME"]),
                             "MONITOR_QUEUE_NAME": _queue_name(path, values["MONITOR_QUEUE_NAME"]),
                             "CLEAN_DASHBOARD": _flag(path, values.get("CLEAN_DASHBOARD", "False"))})

@@ -81,6 +81,8 @@ AFTER = ('invalid JSON at line 8 column 1: text after the JSON object (the only 
     (DCP_TODAY.replace('"DistributedCPQueue"', '"https://sqs.us-east-1.amazonaws.com/1/prod-orders"'),
      "MONITOR_QUEUE_NAME: expected a queue name (SQS_QUEUE_NAME: 1 to 80 letters, digits, - or _), got "
      "'https://sqs.us-east-1.amazonaws.com/1/pr'"),
+    (DCP_TODAY.replace(DS["MONITOR_FLEET_ID"], "fleet-9f3c2a10-1111-4e2e-9a0b-0123456789ab"),
+     "MONITOR_FLEET_ID: expected a spot fleet request id (sfr-...), got 'fleet-9f3c2a10-1111-4e2e-9a0b-0123456789'"),
     (DCP_TODAY.replace('"CLEAN_DASHBOARD" : "True"', '"CLEAN_DASHBOARD" : "yes"'),
      "CLEAN_DASHBOARD: expected 'True' or 'False', got 'yes'"),
     (DCP_TODAY.replace('"MONITOR_ECS_CLUSTER" : "default",\n', ""),
