@@ -137,6 +137,8 @@ def _refuse_unless_later_key(name: str, value: Any, line: int, source: str, know
     later: not a typo of a known key, named as upstream names its keys, with a value an environment variable holds."""
     close = difflib.get_close_matches(name.upper(), known, n=1, cutoff=0.6)
     where = f"unknown key {name!r} in {source}, line {line}"
+    if name in upstream_keys.computed_variables():  # passed on, it would replace the value run.py computes
+        raise ConfigError(f"{where}; {name} is not a key: it is computed, by {_readers(name)} and by this project")
     if close and difflib.SequenceMatcher(None, name.upper(), close[0]).ratio() >= TYPO_RATIO:
         raise ConfigError(f"{where}; did you mean {close[0]!r}?")
     hint = f"did you mean {close[0]!r}? If not, " if close else ""

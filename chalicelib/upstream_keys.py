@@ -80,6 +80,11 @@ def config_keys() -> set[str]:
     return {variable.name for upstream in UPSTREAMS for variable in upstream.variables if variable.from_config}
 
 
+def computed_variables() -> set[str]:
+    """The variables run.py computes rather than copies from config.py (SQS_QUEUE_URL)."""
+    return {variable.name for upstream in UPSTREAMS for variable in upstream.variables if not variable.from_config}
+
+
 def renamed_keys() -> dict[str, str]:
     return {old: new for upstream in UPSTREAMS for old, new in upstream.renamed.items()}
 

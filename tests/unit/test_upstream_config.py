@@ -135,6 +135,9 @@ def test_every_command_with_a_config_py_prints_the_later_keys_warning(tmp_path):
                                      "see the configuration table in README.md"),
     ("EXTRA_TYPES = ['m5.large']", "unknown key 'EXTRA_TYPES' in {path}, line 50; expected text or a number, as a "
                                    "key upstream passes to its image becomes an environment variable, got list"),
+    ("SQS_QUEUE_URL = 'https://sqs.us-east-1.amazonaws.com/1/Other'", "unknown key 'SQS_QUEUE_URL' in {path}, line "
+     "50; SQS_QUEUE_URL is not a key: it is computed, by DS's run.py (d1d6e62) and DCP's run.py (17388b3) and by "
+     "this project"),
     ("DOCKER_CORE_COUNT = None", "unknown key 'DOCKER_CORE_COUNT' in {path}, line 50; did you mean 'DOCKER_CORES'? "
                                  "If not, expected text or a number, as a key upstream passes to its image becomes "
                                  "an environment variable, got NoneType"),
