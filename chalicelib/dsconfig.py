@@ -165,7 +165,7 @@ def _pass_image_keys(config: DSConfig, image: dict[str, tuple[Any, int]], rename
             value, line = image.pop(old)
             if value:  # run.py: `if REQUIREMENTS_FILE: REQUIREMENTS = REQUIREMENTS_FILE`
                 image[new] = (value, line)
-                config.notes.append(f"{old}: {_readers(new)} read it as {new}")
+                config.notes.append(f"{old}: {_readers(new)} reads it as {new}")
     values = {**config.settings, **{name: value for name, (value, _) in image.items()}}
     passed, held = [], []
     for name, (value, line) in image.items():

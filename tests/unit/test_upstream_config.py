@@ -79,7 +79,7 @@ def test_an_old_dcp_configs_requirements_file_is_read_as_requirements(tmp_path):
 
     assert config.settings["ENVIRONMENT"]["REQUIREMENTS"] == "requirements.txt"
     assert "REQUIREMENTS_FILE" not in config.settings["ENVIRONMENT"]
-    assert "REQUIREMENTS_FILE: DCP's run.py (17388b3) read it as REQUIREMENTS" in config.notes
+    assert "REQUIREMENTS_FILE: DCP's run.py (17388b3) reads it as REQUIREMENTS" in config.notes
 
 
 @pytest.mark.parametrize("original, line, said", [
