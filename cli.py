@@ -73,9 +73,15 @@ def config_option(command):
                   type=click.Path(), help="The run's configuration file.")
     @functools.wraps(command)
     def wrapper(*args, config_path: str, **kwargs):
-        return command(*args, settings=Settings.load(config_path), **kwargs)
+        return command(*args, settings=_load_settings(config_path), **kwargs)
 
     return wrapper
+
+
+def _load_settings(config_path: str) -> Settings:
+    settings, warnings = Settings.load_with_warnings(config_path)
+    _warn(warnings)
+    return settings
 
 
 def _warn(warnings) -> None:
@@ -249,7 +255,7 @@ def monitor(monitorfile: str | None, ds_cheapest: str | None, cheapest: bool, pe
         app_name, bucket, key = record.MONITOR_APP_NAME, record.MONITOR_BUCKET_NAME, record.MONITOR_FILE_KEY
         clients = aws.Clients(region=record.REGION)  # no config: the profile comes from AWS_PROFILE, as for boto3
     else:
-        settings = Settings.load(config_path)
+        settings = _load_settings(config_path)
         app_name, bucket, key = settings.APP_NAME, settings.AWS_BUCKET, record_key(settings.APP_NAME)
         clients = aws.Clients(settings)
     loop.load_or_fail(clients, bucket, key)
@@ -542,7 +548,7 @@ def emulator(port: int, config_path: str | None, fleetfile: str | None):
     """
     from localrun.emulated import serve_until_stopped
 
-    settings = Settings.load(config_path) if config_path else None
+    settings = _load_settings(config_path) if config_path else None
     fleet = load_fleet_file(fleetfile) if fleetfile else None
     sys.exit(serve_until_stopped(port, settings, fleet, click.echo))
 
@@ -566,6 +572,7 @@ def convert_config(config_py: str):
     click.echo(json.dumps(converted.settings, indent=2))
     for note in converted.notes:
         click.echo(f"note: {note}", err=True)
+    _warn(converted.warnings)
 
 
 def _alias(command: click.Command, name: str) -> click.Command:

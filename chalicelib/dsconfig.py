@@ -15,11 +15,18 @@ performs; and each value's size, checked before a repetition or a product is com
 The variables under DS's last section (its heading reads "PUT ANYTHING SPECIFIC TO YOUR PROGRAM DOWN HERE"; DS's
 documentation calls it YOUR CONFIGURATIONS) are the user's program's: they become ENVIRONMENT, as DS passes
 them into the container's environment.
+
+Every other name is a key. This project's keys become settings. Keys that an upstream run.py passes into the task
+definition (chalicelib/upstream_keys.py, DCP's ALWAYS_CONTINUE or WORKSPACE_BUCKET) become ENVIRONMENT too, under
+run.py's conditions. A key in neither is, in this order: a typo of a known key (refused with "did you mean", as a
+misspelt key would otherwise do nothing), a key upstream added after the tables were read (an UPPER_CASE name with
+a plain value: passed to the image as run.py passes its keys, with a warning naming it), or refused.
 """
 
 from __future__ import annotations
 
 import ast
+import difflib
 import io
 import math
 import operator
@@ -29,16 +36,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from chalicelib import upstream_keys
 from chalicelib.errors import ConfigError
 
 # DS's heading of the user's own section, and the name its documentation gives it.
 PROGRAM_SECTION = re.compile(r"^\s*#.*(PUT ANYTHING SPECIFIC TO YOUR PROGRAM|YOUR CONFIGURATIONS)", re.IGNORECASE)
 _OPERATORS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv}
-# Distributed-CellProfiler's keys that only its image reads (its run.py writes them into the task definition):
-# here they reach the image the same way, as ENVIRONMENT. SOURCE_BUCKET, DESTINATION_BUCKET and UPLOAD_FLAGS
-# are keys of this project too (settings.py).
-DCP_IMAGE_KEYS = ("WORKSPACE_BUCKET", "DOWNLOAD_FILES", "USE_PLUGINS", "UPDATE_PLUGINS", "PLUGINS_COMMIT",
-                  "INSTALL_REQUIREMENTS", "REQUIREMENTS")
+# How alike an unknown key and a known one must be (difflib's ratio) for the unknown one to be a typo: one letter
+# missing, added or changed in a key of ten letters or more. Upstream's own keys differ from each other by more
+# (INSTALL_REQUIREMENTS and REQUIREMENTS: 0.75), so a key upstream adds later is not mistaken for a typo.
+TYPO_RATIO = 0.85
+_UPPER_NAME = re.compile(r"^[A-Z][A-Z0-9_]*$")
+_RESERVED_PREFIXES = ("AWS_", "DSR_")  # settings.RESERVED_ENV_PREFIXES: the task role's and this project's
 _ALLOWED = "plain values (text, numbers, True/False/None, lists), names assigned above, and + - * /"
 # The bounds. DS's own config.py is 4 KiB with a dozen operations, none deeper than one bracket; a container's
 # environment (where YOUR CONFIGURATIONS go) is a few KiB; every number AWS takes fits 64 bits.
@@ -59,6 +68,7 @@ class DSConfig:
     settings: dict[str, Any] = field(default_factory=dict)  # DS's keys (and this project's), in file order
     program: dict[str, str] = field(default_factory=dict)  # the YOUR CONFIGURATIONS variables, as text
     notes: list[str] = field(default_factory=list)  # where this project reads a value otherwise than DS
+    warnings: list[str] = field(default_factory=list)  # keys taken for upstream keys newer than upstream_keys.py
 
 
 def read_ds_config(path: str | Path) -> DSConfig:
@@ -87,6 +97,10 @@ def read_ds_config(path: str | Path) -> DSConfig:
     program_from = _program_section_line(text)
     config = DSConfig()
     evaluator = _Evaluator(source)
+    ours = _our_keys()
+    image_keys = upstream_keys.config_keys() - ours
+    renamed = upstream_keys.renamed_keys()
+    image: dict[str, tuple[Any, int]] = {}  # upstream's keys for its image, with their lines
     for statement in tree.body:
         if not (isinstance(statement, ast.Assign) and len(statement.targets) == 1
                 and isinstance(statement.targets[0], ast.Name)):
@@ -94,14 +108,90 @@ def read_ds_config(path: str | Path) -> DSConfig:
                               f"never run, so only assignments of {_ALLOWED} are allowed")
         name = statement.targets[0].id
         value = evaluator.assign(name, statement.value)
-        if (program_from is not None and statement.lineno > program_from) or name in DCP_IMAGE_KEYS:
-            config.program[name] = _environment_text(value, name, statement.lineno, source)
-        else:
+        line = statement.lineno
+        if program_from is not None and line > program_from:
+            config.program[name] = _environment_text(value, name, line, source)
+        elif name in ours:
             config.settings[name] = value
+        elif name in image_keys or name in renamed:
+            image[name] = (value, line)
+        else:
+            _refuse_unless_later_key(name, value, line, source, ours | image_keys | set(renamed))
+            config.program[name] = _environment_text(value, name, line, source)
+            config.warnings.append(_later_key_warning(name, line, source))
+    _pass_image_keys(config, image, renamed, source)
     _translate(config, source)
     if config.program:
         config.settings["ENVIRONMENT"] = {**config.settings.get("ENVIRONMENT", {}), **config.program}
     return config
+
+
+def _our_keys() -> set[str]:
+    from chalicelib.settings import KEYS_BY_NAME  # settings.py reads config.py through this module
+
+    return set(KEYS_BY_NAME)
+
+
+def _refuse_unless_later_key(name: str, value: Any, line: int, source: str, known: set[str]) -> None:
+    """A key neither this project's nor in upstream_keys.py's tables passes only if it can be a key upstream added
+    later: not a typo of a known key, named as upstream names its keys, with a value an environment variable holds."""
+    close = difflib.get_close_matches(name.upper(), known, n=1, cutoff=0.6)
+    where = f"unknown key {name!r} in {source}, line {line}"
+    if name in upstream_keys.computed_variables():  # passed on, it would replace the value run.py computes
+        raise ConfigError(f"{where}; {name} is not a key: it is computed, by {_readers(name)} and by this project")
+    if close and difflib.SequenceMatcher(None, name.upper(), close[0]).ratio() >= TYPO_RATIO:
+        raise ConfigError(f"{where}; did you mean {close[0]!r}?")
+    hint = f"did you mean {close[0]!r}? If not, " if close else ""
+    if not _UPPER_NAME.match(name) or name.startswith(_RESERVED_PREFIXES):
+        raise ConfigError(f"{where}; {hint}expected a key of this project or of DS's or DCP's run.py (UPPER_CASE, "
+                          f"not starting with {' or '.join(_RESERVED_PREFIXES)}): see the configuration table in "
+                          "README.md")
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        raise ConfigError(f"{where}; {hint}expected text or a number, as a key upstream passes to its image becomes "
+                          f"an environment variable, got {type(value).__name__}")
+
+
+def _later_key_warning(name: str, line: int, source: str) -> str:
+    tables = " or ".join(upstream.label for upstream in upstream_keys.UPSTREAMS)
+    return (f"{source}: line {line}: {name} is neither a key of this project nor one {tables} passes to its image; "
+            f"taken for a key upstream added later, it reaches the image as the environment variable {name}")
+
+
+def _pass_image_keys(config: DSConfig, image: dict[str, tuple[Any, int]], renamed: dict[str, str],
+                     source: str) -> None:
+    """Upstream's keys for its image become ENVIRONMENT under the names and conditions of its run.py."""
+    for old, new in renamed.items():
+        if old in image:
+            value, line = image.pop(old)
+            if value:  # run.py: `if REQUIREMENTS_FILE: REQUIREMENTS = REQUIREMENTS_FILE`
+                image[new] = (value, line)
+                config.notes.append(f"{old}: {_readers(new)} reads it as {new}")
+    values = {**config.settings, **{name: value for name, (value, _) in image.items()}}
+    passed, held = [], []
+    for name, (value, line) in image.items():
+        upstream = upstream_keys.passed_by(name)[0]
+        if upstream_keys.is_passed(upstream.variable(name), values):
+            config.program[name] = _environment_text(value, name, line, source)
+            passed.append(name)
+        else:
+            held.append(name)
+    if passed:
+        config.notes.append(f"{', '.join(passed)}: {_readers(passed[0])} passes them to the image; here they reach it "
+                            "as ENVIRONMENT. The workers' role reads only SOURCE_BUCKET (under INPUT_PREFIX) and "
+                            "writes only DESTINATION_BUCKET (under OUTPUT_PREFIX)")
+    conditions: dict[tuple[str, str], list[str]] = {}
+    for name in held:
+        variable = upstream_keys.passed_by(name)[0].variable(name)
+        condition = (f"when {variable.only_if_true} is 'True'" if variable.only_if_true
+                     else f"unless {variable.unless_false} is 'False'")
+        conditions.setdefault((_readers(name), condition), []).append(name)
+    for (readers, condition), names in conditions.items():
+        config.notes.append(f"{', '.join(names)}: not passed to the image, as {readers} passes "
+                            f"{'them' if len(names) > 1 else 'it'} only {condition}")
+
+
+def _readers(name: str) -> str:
+    return " and ".join(upstream.label for upstream in upstream_keys.passed_by(name))
 
 
 def _program_section_line(text: str) -> int | None:
@@ -240,11 +330,6 @@ def _environment_text(value: Any, name: str, line: int, source: str) -> str:
 def _translate(config: DSConfig, source: str) -> None:
     """Values DS's run.py accepts that this project reads otherwise; each change is noted."""
     settings = config.settings
-    passed = [name for name in DCP_IMAGE_KEYS if name in config.program]
-    if passed:
-        config.notes.append(f"{', '.join(passed)}: Distributed-CellProfiler's image reads them; they reach it as "
-                            "ENVIRONMENT. The workers' role reads only SOURCE_BUCKET (under INPUT_PREFIX) and "
-                            "writes only DESTINATION_BUCKET (under OUTPUT_PREFIX)")
     dead_letter = settings.get("SQS_DEAD_LETTER_QUEUE")
     if isinstance(dead_letter, str) and dead_letter.startswith("arn:aws:sqs:"):
         settings["SQS_DEAD_LETTER_QUEUE"] = dead_letter.rsplit(":", 1)[1]

@@ -529,11 +529,18 @@ class Settings:
     @classmethod
     def load(cls, path: str | Path) -> "Settings":
         """config.json, or DS's config.py (read, never run: chalicelib/dsconfig.py)."""
+        return cls.load_with_warnings(path)[0]
+
+    @classmethod
+    def load_with_warnings(cls, path: str | Path) -> tuple["Settings", list[str]]:
+        """The settings, and what the user should hear about them: a config.py's keys taken for upstream's later
+        keys."""
         if str(path).endswith(".py"):
             from chalicelib.dsconfig import read_ds_config
 
-            return cls.from_mapping(read_ds_config(path).settings, str(path))
-        return cls.from_mapping(read_json_file(path, ConfigError), str(path))
+            config = read_ds_config(path)
+            return cls.from_mapping(config.settings, str(path)), config.warnings
+        return cls.from_mapping(read_json_file(path, ConfigError), str(path)), []
 
 
 def config_table_markdown() -> str:

@@ -92,10 +92,11 @@ def test_dcps_config_keeps_its_buckets_and_hands_its_image_switches_to_the_image
     assert settings.upload_args == {"ACL": "bucket-owner-full-control"}
     variables = settings.ds_environment("https://queue")
     assert {name: variables[name] for name in ("SOURCE_BUCKET", "DESTINATION_BUCKET", "UPLOAD_FLAGS",
-                                               "WORKSPACE_BUCKET", "DOWNLOAD_FILES", "USE_PLUGINS", "REQUIREMENTS")} == {
+                                               "WORKSPACE_BUCKET", "DOWNLOAD_FILES", "USE_PLUGINS")} == {
         "SOURCE_BUCKET": "public-images", "DESTINATION_BUCKET": "lab-results",
         "UPLOAD_FLAGS": "--acl bucket-owner-full-control", "WORKSPACE_BUCKET": "lab-runs", "DOWNLOAD_FILES": "False",
-        "USE_PLUGINS": "False", "REQUIREMENTS": ""}
+        "USE_PLUGINS": "False"}
+    assert "REQUIREMENTS" not in variables  # DCP's run.py passes the plugin switches only with USE_PLUGINS 'True'
     assert any(note.startswith("WORKSPACE_BUCKET, DOWNLOAD_FILES, USE_PLUGINS") for note in config.notes)
 
 
