@@ -156,8 +156,9 @@ def setup_account(settings: Settings, destroy: bool, force: bool):
     report = iam.setup_account(settings)
     for change in report.changes:
         click.echo(change)
-    click.echo("\nPut these in your fleet file:")
-    click.echo(f'  "IamFleetRole": "{report.fleet_role_arn}"')
+    # A DS fleet file's IamFleetRole is not used (machines come from an EC2 Fleet, which acts with its
+    # service-linked role), so only the instance profile is worth changing, and only if the file's does not exist.
+    click.echo("\nPut this in your fleet file (unless it names DS's ecsInstanceRole and your account has it):")
     click.echo(f'  "IamInstanceProfile": {{"Arn": "{report.instance_profile_arn}"}}')
     click.echo(f"Task role (used by 'setup'): {report.task_role_arn}")
 

@@ -43,6 +43,7 @@ from chalicelib.fleet import DATA_VOLUME_INDEX, FleetFile
 from chalicelib.fleet_words import fleet_problems
 from chalicelib.iam import writes_reach_reserved
 from chalicelib.instance_choice import instance_requirements
+from chalicelib.instance_role import check_instance_profile
 from chalicelib.machine_image import EcsImage, image_age_warning, latest_ecs_ami
 from chalicelib.jobs import output_root
 from chalicelib.launch_template import LaunchChoice, launch_choice, launch_template_configs, save_versions
@@ -199,15 +200,7 @@ def _check_roles(iam, fleet: FleetFile) -> None:
             raise PreflightError(f"{fleet.source}: LaunchSpecifications[{index}]: no IamInstanceProfile, so machines "
                                  "could not join ECS; 'python cli.py setup-account' prints the one to use")
     for arn in fleet.instance_profile_arns():
-        profile = arn.rsplit("/", 1)[-1]
-        try:
-            roles = iam.get_instance_profile(InstanceProfileName=profile)["InstanceProfile"].get("Roles", [])
-        except iam.exceptions.NoSuchEntityException:
-            raise PreflightError(f"{fleet.source}: IamInstanceProfile: instance profile '{profile}' does not exist; "
-                                 "'python cli.py setup-account' creates it and prints its ARN") from None
-        if not roles:
-            raise PreflightError(f"{fleet.source}: IamInstanceProfile: instance profile '{profile}' has no role; "
-                                 "'python cli.py setup-account' adds it")
+        check_instance_profile(iam, fleet.source, arn)
 
 
 def choose_machines(c: Any, settings: Settings, fleet: FleetFile, now: datetime.datetime) -> MachineChoice:

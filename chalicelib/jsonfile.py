@@ -4,7 +4,9 @@ Python's JSON reader is more lenient than JSON (RFC 8259) in ways that hurt late
 at the file, with the place in it:
 - NaN, Infinity and -Infinity are not JSON: a job value holding one would be sent as a message body no other
   JSON reader takes. A number too large for a double (1e400) is read as Infinity, so it is refused too.
-- A key given twice in one object: Python keeps the last value and drops the first without a word.
+- A key given twice in one object: Python keeps the last value and drops the first without a word. A comment
+  key (any holding `_comment`, which every reader drops) may repeat: DCP's own example job file gives
+  "_comment2" twice (files/exampleJob.json, lines 3 and 9, since its first version, 29e038d).
 - Integers of more than MAX_INTEGER_DIGITS digits: Python refuses to convert more than 4300 digits at all (a
   ValueError, CVE-2020-10735), and no value of a config, fleet or job file needs more than 64 bits
   (18,446,744,073,709,551,615 has 20 digits); longer numbers (a barcode, an id) belong in quotes, as text.
@@ -18,6 +20,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+COMMENT = "_comment"  # what marks a key every reader drops (chalicelib/settings.py, chalicelib/jobs.py)
 MAX_INTEGER_DIGITS = 20  # every 64-bit integer, signed or not, and no more
 # Only a text with this many digits in a row can hold a longer integer: the others are read with Python's own
 # integer conversion, which is faster than a hook called for every number (a 100,000-job file has 100,000s).
@@ -76,10 +79,11 @@ def loads_strict(text: str) -> Any:
     def pairs_hook(pairs: list[tuple[str, Any]]) -> dict:
         document = dict(pairs)
         if len(document) != len(pairs):
-            refused.append(True)
-            seen = set()
-            key = next(key for key, _ in pairs if key in seen or seen.add(key))
-            return _DuplicateKeys(pairs, key)
+            seen: set[str] = set()
+            key = next((key for key, _ in pairs if (key in seen or seen.add(key)) and COMMENT not in key), None)
+            if key is not None:
+                refused.append(True)
+                return _DuplicateKeys(pairs, key)
         return document
 
     document = json.loads(text, parse_constant=constant, parse_int=integer if _LONG_DIGITS.search(text) else None,
