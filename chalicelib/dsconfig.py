@@ -120,6 +120,8 @@ def read_ds_config(path: str | Path) -> DSConfig:
             config.program[name] = _environment_text(value, name, line, source)
             config.warnings.append(_later_key_warning(name, line, source))
     _pass_image_keys(config, image, renamed, source)
+    if "JOB_MESSAGE_FORMAT" not in config.settings and set(image) & upstream_keys.only_of(upstream_keys.DCP):
+        config.settings["JOB_MESSAGE_FORMAT"] = "DCP"  # DCP's image reads DCP's messages (jobs.py)
     _translate(config, source)
     if config.program:
         config.settings["ENVIRONMENT"] = {**config.settings.get("ENVIRONMENT", {}), **config.program}

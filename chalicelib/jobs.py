@@ -3,7 +3,8 @@
 A job file is a JSON object: top-level keys are shared by every job, `groups`
 is the list of jobs, and every top-level key containing `_comment` is dropped.
 Each group becomes one message, DS's shape: the shared keys plus
-`"group": {...}`.
+`"group": {...}`; or, for DCP's image (JOB_MESSAGE_FORMAT "DCP"), DCP's shape: its five top-level keys and the
+group's `Metadata` (DCP's run.py submitJob, 17388b3 lines 547-571), which DCP's worker reads.
 
 Everything is built and checked before anything is sent: every message, every
 job id, every template of every job, and the output prefixes against each other
@@ -112,21 +113,40 @@ def job_from_message(body: str, settings: Settings) -> Job:
 def job_id_of_message(body: str) -> str:
     """The job id a queue message carries, by the rule `job_from_message` uses (the group's `job_id`, else DS's
     rule on its values), for a reader without the run's settings (the monitor Lambda): nothing else of the job is
-    checked, so this says whose a message is, never whether it may run. Raises NotAJob."""
-    group = _message_document(body)["group"]
+    checked, so this says whose a message is, never whether it may run. A DCP message's group is its Metadata.
+    Raises NotAJob."""
+    group = _message_group(body)
     try:
         return _job_id(group, "message")
     except JobFileError as error:
         raise NotAJob(str(error)) from None
 
 
-def _message_document(body: str) -> dict:
+def _message_group(body: str) -> dict:
+    """The group a message of either shape carries: DS's `group`, or the group DCP's run.py made `Metadata` of."""
     try:
-        document = loads_strict(body)  # what a job file may not hold, a message may not either
+        return _message_document(body)["group"]
+    except NotAJob:
+        document = _parsed(body)
+        metadata = document.get("Metadata") if isinstance(document, dict) else None
+        if isinstance(metadata, str):
+            return {"Metadata": metadata}
+        if isinstance(metadata, dict):
+            return metadata
+        raise
+
+
+def _parsed(body: str) -> Any:
+    try:
+        return loads_strict(body)  # what a job file may not hold, a message may not either
     except NotStrictJSON as error:
         raise NotAJob(f"message body is not JSON: {error}") from None
     except (ValueError, RecursionError):
         raise NotAJob("message body is not JSON") from None
+
+
+def _message_document(body: str) -> dict:
+    document = _parsed(body)
     if not isinstance(document, dict) or not isinstance(document.get("group"), dict):
         raise NotAJob("message is not a JSON object with a 'group' object")
     return document
@@ -173,7 +193,9 @@ def _build_job(shared: dict, shared_json: str, group: Any, settings: Settings, t
         used_in = _where_used(missing.name, settings)
         raise JobFileError(f"{where}: missing key '{missing.name}' used as {{{missing.name}}} in {used_in}; "
                            "add it to the group or to the top level") from None
-    if body is None:
+    if body is None and settings.ds_image_mode and settings.JOB_MESSAGE_FORMAT == "DCP":
+        body = _json_text(dcp_message(shared, group, where), where)
+    elif body is None:
         group_json = _json_text(group, where)
         body = "{" + shared_json + (", " if shared_json else "") + '"group": ' + group_json + "}"
     if "\\u0000" in body:  # json.dumps writes NUL so, which makes the common case one substring search
@@ -185,6 +207,29 @@ def _build_job(shared: dict, shared_json: str, group: Any, settings: Settings, t
                            "keep large data in S3 and pass its key")
     return Job(job_id=job_id, body=body, body_bytes=size, values=values, output_prefix=output_prefix,
                input_prefix=input_prefix)
+
+
+# The top-level keys of a DCP job file its run.py puts in every message (a missing one is its KeyError), and the one
+# it fills in when missing ("backwards compatibility for 1.0.0").
+DCP_MESSAGE_KEYS = ("pipeline", "output", "input", "data_file")
+DCP_DEFAULTS = {"output_structure": ""}
+
+
+def dcp_message(shared: dict, group: dict, where: str) -> dict[str, Any]:
+    """The message DCP's run.py submits for one group: its `Metadata` (the group's own when it has one, else the
+    whole group, as `cellprofiler --print-groups` writes them) and the job file's five keys, nothing else."""
+    missing = [key for key in DCP_MESSAGE_KEYS if key not in shared]
+    if missing:
+        raise JobFileError(f"{where.split(':')[0]}: missing key '{missing[0]}' at the top level (DCP's run.py puts "
+                           f"{', '.join(DCP_MESSAGE_KEYS)} and output_structure in every message; "
+                           "JOB_MESSAGE_FORMAT is DCP)")
+    extra = sorted(set(group) - {"Metadata"}) if "Metadata" in group else []
+    if extra:  # DCP's run.py would drop them, and a job_id the monitor counts by with them
+        raise JobFileError(f"{where}: expected only 'Metadata' in a group (DCP's messages carry nothing else of it; "
+                           f"JOB_MESSAGE_FORMAT is DCP), got also {extra[0]!r}")
+    return {"Metadata": group["Metadata"] if "Metadata" in group else group,
+            **{key: shared[key] for key in DCP_MESSAGE_KEYS},
+            "output_structure": shared.get("output_structure", DCP_DEFAULTS["output_structure"])}
 
 
 def _json_text(value: Any, where: str) -> str:

@@ -333,6 +333,10 @@ KEYS: tuple[Key, ...] = (
         "The program run for each job, as a list of argument templates: `{key}` for any job key, plus "
         "`{job_id}`, `{output_dir}`, `{input_dir}`. Never run through a shell. `null`: DS image mode, the image "
         "runs its own worker (DS's run-worker.sh) with DS's environment variables.", REQUIRED, ds=False),
+    Key("JOB_MESSAGE_FORMAT", _pattern(re.compile(r"(DS|DCP)\Z"), "DS or DCP"),
+        "DS image mode: each job's message as that upstream's run.py submits it, for its worker: `DS` (the job "
+        "file's top-level keys plus `group`) or `DCP` (`Metadata`, `pipeline`, `output`, `input`, `data_file`, "
+        "`output_structure`); a config.py naming DCP's keys is `DCP`.", "DS", '`"DS"`', ds=False),
     Key("PRIVILEGED", parse_bool, "DS image mode: run the container privileged, as DS always does (for s3fs "
         "mounts). Off by default: a privileged container can reach the host's devices.", False, "`false`",
         ds=False),
@@ -399,6 +403,7 @@ class Settings:
     MIN_FILE_SIZE_BYTES: int
     NECESSARY_STRING: str
     COMMAND: tuple[str, ...] | None  # None: DS image mode
+    JOB_MESSAGE_FORMAT: str  # DS image mode: "DS" or "DCP", whose run.py's message shape the image reads
     PRIVILEGED: bool
     OUTPUT_PREFIX: str
     INPUT_PREFIX: str | None

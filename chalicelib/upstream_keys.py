@@ -70,6 +70,14 @@ DCP = Upstream(
 UPSTREAMS = (DS, DCP)
 
 
+def only_of(upstream: Upstream) -> set[str]:
+    """The config keys that upstream's run.py passes and no other upstream's does: a config.py naming one is
+    that upstream's."""
+    others = {variable.name for other in UPSTREAMS if other is not upstream for variable in other.variables}
+    return {variable.name for variable in upstream.variables if variable.from_config} - others | {
+        old for old, new in upstream.renamed.items() if new not in others}
+
+
 def passed_by(name: str) -> list[Upstream]:
     """The upstreams whose run.py passes this config key into the task definition."""
     return [upstream for upstream in UPSTREAMS if upstream.passes(name)]

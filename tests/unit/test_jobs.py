@@ -1,6 +1,7 @@
 """Job files: DS's shape, ids, templates, and every rejection with its exact message."""
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -274,3 +275,57 @@ def test_the_prefix_checks_stay_fast_on_a_large_file():
     started = time.perf_counter()
     jobs = parse_job_document(document, settings(OUTPUT_PREFIX="out/{plate}/{well}", CHECK_IF_DONE_BOOL=True))
     assert len(jobs) == 50_000 and time.perf_counter() - started < 5  # quadratic would take minutes
+
+
+# ---- DCP's message shape (JOB_MESSAGE_FORMAT "DCP", DS image mode)
+
+DCP_JOB_FILE = Path(__file__).resolve().parents[1] / "data" / "dcp_17388b3" / "exampleJob.json"
+
+
+def _dcp_settings(**overrides):
+    return make_settings(COMMAND=None, JOB_MESSAGE_FORMAT="DCP", OUTPUT_PREFIX="{APP_NAME}/{job_id}", **overrides)
+
+
+def test_dcps_example_job_file_becomes_the_messages_dcps_run_py_submits():
+    """DCP's run.py submitJob (17388b3 lines 547-571): templateMessage = {'Metadata', 'pipeline', 'output', 'input',
+    'data_file', 'output_structure'}, Metadata the group's; its worker reads message['Metadata']."""
+    jobs = parse_job_document(json.loads(DCP_JOB_FILE.read_text()), _dcp_settings(), "exampleJob.json")
+    assert [json.loads(job.body) for job in jobs] == [
+        {"Metadata": f"Metadata_Plate=Plate1,Metadata_Well=A01,Metadata_Site={site}",
+         "pipeline": "projects/analysis.cppipe", "output": "projects/output/", "input": "projects/input/",
+         "data_file": "projects/list_of_images.csv", "output_structure": "Metadata_Plate-Metadata_Well-Metadata_Site"}
+        for site in (1, 2)]
+    # the monitor and triage name a dead-lettered DCP message's job as submit did
+    assert [job_id_of_message(job.body) for job in jobs] == [job.job_id for job in jobs]
+
+
+def test_a_dcp_group_of_parameters_is_its_metadata_and_output_structure_defaults_to_empty():
+    document = {"pipeline": "p.cppipe", "output": "out/", "input": "in/", "data_file": "d.csv",
+                "groups": [{"Metadata_Plate": "P1", "Metadata_Well": "A01"}]}
+    [job] = parse_job_document(document, _dcp_settings())
+    assert json.loads(job.body) == {"Metadata": {"Metadata_Plate": "P1", "Metadata_Well": "A01"},
+                                    "pipeline": "p.cppipe", "output": "out/", "input": "in/", "data_file": "d.csv",
+                                    "output_structure": ""}
+    assert job_id_of_message(job.body) == job.job_id
+
+
+@pytest.mark.parametrize("change,error", [
+    (lambda d: d.pop("pipeline"), "jobs.json: missing key 'pipeline' at the top level (DCP's run.py puts pipeline, "
+                                  "output, input, data_file and output_structure in every message; JOB_MESSAGE_FORMAT "
+                                  "is DCP)"),
+    (lambda d: d["groups"][0].update(job_id="x"), "jobs.json: groups[0]: expected only 'Metadata' in a group (DCP's "
+                                                  "messages carry nothing else of it; JOB_MESSAGE_FORMAT is DCP), got "
+                                                  "also 'job_id'"),
+])
+def test_a_job_file_dcps_run_py_could_not_submit_is_refused(change, error):
+    document = json.loads(DCP_JOB_FILE.read_text())
+    change(document)
+    with pytest.raises(JobFileError) as caught:
+        parse_job_document(document, _dcp_settings())
+    assert str(caught.value) == error
+
+
+def test_with_a_command_this_projects_worker_reads_ds_shaped_messages_whatever_the_format():
+    jobs = parse_job_document(json.loads(DCP_JOB_FILE.read_text()),
+                              make_settings(COMMAND=["run", "{Metadata}"], JOB_MESSAGE_FORMAT="DCP"))
+    assert "group" in json.loads(jobs[0].body)

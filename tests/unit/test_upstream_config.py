@@ -23,7 +23,7 @@ DS_CONFIG = UPSTREAM / "ds_config_d1d6e62.py"
 # Distributed-CellProfiler's config.py, byte for byte: `git show 17388b3:config.py` in
 # DistributedScience/Distributed-CellProfiler (its master today; config.py last changed in bccb4ce). Line 59 is
 # ALWAYS_CONTINUE, added in 707b3cd ("Add ALWAYS_CONTINUE (#169)", July 2024).
-DCP_CONFIG = UPSTREAM / "dcp_config_17388b3.py"
+DCP_CONFIG = UPSTREAM.parent / "dcp_17388b3" / "config.py"  # with its job and fleet files (tests/e2e)
 
 
 def _with(tmp_path: Path, original: Path, *lines: str) -> Path:
@@ -44,6 +44,7 @@ def test_dss_config_py_loads_unchanged_in_ds_image_mode_without_a_warning():
     assert (settings.APP_NAME, settings.CPU_SHARES, settings.SECONDS_TO_START, settings.ASSIGN_IP) == (
         "DistributedSomething", 4096, 180, False)
     assert settings.ENVIRONMENT == ()  # DS's "PUT ANYTHING SPECIFIC TO YOUR PROGRAM" section is empty
+    assert settings.JOB_MESSAGE_FORMAT == "DS"  # DS's worker reads message['group']
 
 
 def test_dcps_current_config_py_loads_unchanged_and_its_image_keys_become_its_environment():
@@ -56,6 +57,7 @@ def test_dcps_current_config_py_loads_unchanged_and_its_image_keys_become_its_en
     # is not 'False', the plugin switches not at all while USE_PLUGINS is 'False'
     assert settings.environment == {"WORKSPACE_BUCKET": "bucket-name", "DOWNLOAD_FILES": "False",
                                     "ALWAYS_CONTINUE": "False", "USE_PLUGINS": "False"}
+    assert settings.JOB_MESSAGE_FORMAT == "DCP"  # DCP's keys: DCP's worker, which reads message['Metadata']
 
 
 def test_dcps_config_with_plugins_passes_the_plugin_switches_in_run_pys_text_forms(tmp_path):
