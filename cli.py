@@ -16,7 +16,7 @@ from pathlib import Path
 import botocore.exceptions
 import click
 
-from chalicelib import aws, cluster, deadletters, iam, resources, triage
+from chalicelib import aws, cluster, deadletters, iam, job_access, resources, triage
 from chalicelib.monitor import loop, service
 from chalicelib.monitor.reconcile import reconcile
 from chalicelib.monitor.runs import load_run
@@ -170,6 +170,7 @@ def submit(settings: Settings, jobfile: str, skip_done: bool, append: bool):
       python cli.py submit jobs.json --config config.json
     """
     jobs = load_job_file(jobfile, settings)
+    job_access.record_submitted(settings, jobs, append)
     bar = _ProgressBar(sys.stderr)
     try:
         # processes=None: a large file is sent from one process per CPU (chalicelib.submit.processes_for)

@@ -1,0 +1,115 @@
+"""DS image mode: submit grants the task role what its jobs name; start-cluster proves the role reaches it.
+
+Where the grants are computed: from the job file, at submit. The queue cannot be read at start-cluster without
+receiving the messages (hiding them from the workers, counting a receive against JOB_RETRIES), and the role must
+be right before any machine starts; setup-account runs before the jobs exist. So submit records every location
+the jobs name (chalicelib/job_locations.py, in AWS_BUCKET under monitors/, where no job can rewrite it), and puts
+the task role's policy for them; setup-account, run later, derives the same from the record.
+
+start-cluster reads the record and the role's policy document as IAM holds it, and evaluates, by IAM's rules for
+what the policy uses (an explicit Deny wins; wildcards in actions and resources; StringLike on s3:prefix), each
+location for the S3 action the worker needs there. Anything it cannot evaluate counts against an Allow and for a
+Deny: a refusal it cannot prove wrong is better than machines whose every job ends in AccessDenied.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any, Sequence
+from urllib.parse import unquote
+
+from chalicelib import aws, iam, job_locations, names
+from chalicelib.errors import PreflightError
+from chalicelib.job_locations import LIST, Need
+from chalicelib.settings import Settings
+
+
+def record_submitted(settings: Settings, jobs: Sequence[Any], append: bool) -> None:
+    """Before submit sends: record what the jobs name (added to the record with --append) and grant it."""
+    if not settings.ds_image_mode:
+        return
+    s3 = aws.client("s3", settings)
+    needs = job_locations.needs_of_jobs(settings, jobs)
+    if append:
+        needs = job_locations.merged(job_locations.load_record(s3, settings) or (), needs)
+    s3.put_object(Bucket=settings.AWS_BUCKET, Key=job_locations.record_key(settings.APP_NAME),
+                  Body=job_locations.record_document(needs).encode(), ContentType="application/json")
+    client = aws.client("iam", settings)
+    account = aws.client("sts", settings).get_caller_identity()["Account"]
+    try:
+        client.put_role_policy(RoleName=names.task_role(settings), PolicyName=iam.POLICY_NAME,
+                               PolicyDocument=json.dumps(iam.task_policy(settings, account, needs)))
+    except client.exceptions.NoSuchEntityException:
+        pass  # setup-account has not made the role yet; when it does, it grants what the record holds
+
+
+def check(c: Any, settings: Settings) -> None:
+    """Preflight: raises PreflightError naming the first job and location the task role does not reach."""
+    if not settings.ds_image_mode:
+        return
+    needs = job_locations.load_record(c.s3, settings)
+    if not needs:
+        return
+    role = names.task_role(settings)
+    try:
+        policy = _document(c.iam.get_role_policy(RoleName=role, PolicyName=iam.POLICY_NAME)["PolicyDocument"])
+    except c.iam.exceptions.NoSuchEntityException:
+        raise PreflightError(f"task role '{role}' has no policy '{iam.POLICY_NAME}'; run 'python cli.py "
+                             f"setup-account --config {settings.source}'") from None
+    for need in needs:
+        if job_locations.reserved(need):
+            raise PreflightError(f"job {need.job!r}: {need.field} {need.location} is inside what only the monitor may "
+                                 f"touch ({', '.join(names.RESERVED_PREFIXES)}), so no job may {need.verb} it; "
+                                 "fix the job file and submit again")
+        if not allows(policy, need):
+            raise PreflightError(f"job {need.job!r}: task role '{role}' may not {need.verb} {need.field} "
+                                 f"{need.location} ({need.action}); run 'python cli.py setup-account --config "
+                                 f"{settings.source}' to grant what the submitted jobs name")
+
+
+def _document(value: Any) -> dict:
+    # boto3 decodes policy documents to dicts; some paths return URL-encoded JSON text.
+    return json.loads(unquote(value)) if isinstance(value, str) else value
+
+
+def allows(policy: dict, need: Need) -> bool:
+    """IAM's decision for one identity policy: allowed when some Allow matches and no Deny does."""
+    resource = need.resource()
+    matched = {"Allow": False, "Deny": False}
+    for statement in _listed(policy.get("Statement")):
+        effect = statement.get("Effect")
+        if effect not in matched:
+            continue
+        matches = _matches(statement, need.action, resource, need.key if need.action == LIST else None)
+        # unknown: against an Allow, for a Deny
+        matched[effect] = matched[effect] or (matches is True or (matches is None and effect == "Deny"))
+    return matched["Allow"] and not matched["Deny"]
+
+
+def _matches(statement: dict, action: str, resource: str, prefix: str | None) -> bool | None:
+    """True or False, or None when the statement uses what this evaluator does not know."""
+    if {"NotAction", "NotResource", "NotPrincipal"} & statement.keys():
+        return None
+    if not any(_glob(pattern, action, ignore_case=True) for pattern in _listed(statement.get("Action"))):
+        return False
+    if not any(_glob(pattern, resource, ignore_case=False) for pattern in _listed(statement.get("Resource"))):
+        return False
+    condition = statement.get("Condition")
+    if not condition:
+        return True
+    if set(condition) != {"StringLike"} or set(condition["StringLike"]) != {"s3:prefix"}:
+        return None
+    if prefix is None:
+        return False  # the key is absent from the request: StringLike is not met
+    return any(_glob(pattern, prefix, ignore_case=False) for pattern in _listed(condition["StringLike"]["s3:prefix"]))
+
+
+def _listed(value: Any) -> list:
+    return value if isinstance(value, list) else [] if value is None else [value]
+
+
+def _glob(pattern: str, value: str, ignore_case: bool) -> bool:
+    # IAM's wildcards: * any run of characters, ? one character; nothing else is special.
+    expression = "".join(".*" if char == "*" else "." if char == "?" else re.escape(char) for char in pattern)
+    return re.fullmatch(expression, value, re.IGNORECASE | re.DOTALL if ignore_case else re.DOTALL) is not None
