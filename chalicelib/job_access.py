@@ -14,15 +14,21 @@ Deny: a refusal it cannot prove wrong is better than machines whose every job en
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from typing import Any, Sequence
 from urllib.parse import unquote
 
+from botocore.exceptions import ClientError
+
 from chalicelib import aws, iam, job_locations, names
-from chalicelib.errors import PreflightError
+from chalicelib.errors import PreflightError, UserError
 from chalicelib.job_locations import LIST, Need
 from chalicelib.settings import Settings
+
+# A plate's load_data.csv is a few MiB; a whole screen's in one file, a few hundred.
+MAX_DATA_FILE_BYTES = 512 * 1024 * 1024
 
 
 def record_submitted(settings: Settings, jobs: Sequence[Any], append: bool) -> None:
@@ -30,7 +36,7 @@ def record_submitted(settings: Settings, jobs: Sequence[Any], append: bool) -> N
     if not settings.ds_image_mode:
         return
     s3 = aws.client("s3", settings)
-    needs = job_locations.needs_of_jobs(settings, jobs)
+    needs = job_locations.needs_of_jobs(settings, jobs, functools.cache(lambda key: _image_folders(s3, settings, key)))
     if append:
         needs = job_locations.merged(job_locations.load_record(s3, settings) or (), needs)
     s3.put_object(Bucket=settings.AWS_BUCKET, Key=job_locations.record_key(settings.APP_NAME),
@@ -42,6 +48,26 @@ def record_submitted(settings: Settings, jobs: Sequence[Any], append: bool) -> N
                                PolicyDocument=json.dumps(iam.task_policy(settings, account, needs)))
     except client.exceptions.NoSuchEntityException:
         pass  # setup-account has not made the role yet; when it does, it grants what the record holds
+
+
+def _image_folders(s3, settings: Settings, data_file: str) -> list[str]:
+    """The image folders a data file in WORKSPACE_BUCKET names; none when it cannot be read (the job then fails
+    at its download, whatever the role grants: no right is needed for what does not exist)."""
+    workspace = settings.environment.get("WORKSPACE_BUCKET", settings.SOURCE_BUCKET)
+    if not data_file.endswith((".csv", ".txt")):
+        return []
+    try:
+        response = s3.get_object(Bucket=workspace, Key=data_file)
+    except ClientError as error:
+        if aws.error_code(error) in ("NoSuchKey", "NoSuchBucket", "AccessDenied", "403", "404"):
+            return []
+        raise
+    size = response["ContentLength"]
+    if size > MAX_DATA_FILE_BYTES:
+        response["Body"].close()
+        raise UserError(f"data_file s3://{workspace}/{data_file} is {size} bytes, over the {MAX_DATA_FILE_BYTES} "
+                        "this project reads to find the image folders the jobs' role must read")
+    return job_locations.image_folders_of(data_file, response["Body"].read().decode("utf-8", "replace"))
 
 
 def check(c: Any, settings: Settings) -> None:
@@ -59,12 +85,12 @@ def check(c: Any, settings: Settings) -> None:
                              f"setup-account --config {settings.source}'") from None
     for need in needs:
         if job_locations.reserved(need):
-            raise PreflightError(f"job {need.job!r}: {need.field} {need.location} is inside what only the monitor may "
-                                 f"touch ({', '.join(names.RESERVED_PREFIXES)}), so no job may {need.verb} it; "
+            raise PreflightError(f"job {need.job!r}: {need.location} ({need.field}) is inside what only the monitor "
+                                 f"may touch ({', '.join(names.RESERVED_PREFIXES)}), so no job may {need.verb} it; "
                                  "fix the job file and submit again")
         if not allows(policy, need):
-            raise PreflightError(f"job {need.job!r}: task role '{role}' may not {need.verb} {need.field} "
-                                 f"{need.location} ({need.action}); run 'python cli.py setup-account --config "
+            raise PreflightError(f"job {need.job!r}: task role '{role}' may not {need.verb} {need.location} "
+                                 f"({need.field}; {need.action}); run 'python cli.py setup-account --config "
                                  f"{settings.source}' to grant what the submitted jobs name")
 
 

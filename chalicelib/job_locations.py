@@ -7,6 +7,11 @@ worker/run-worker.sh step 2):
 - `data_file` and `pipeline`: object keys downloaded from WORKSPACE_BUCKET (SOURCE_BUCKET when unset).
 - `input`: CellProfiler's input folder under the s3fs mount of SOURCE_BUCKET. run-worker.sh mounts the bucket when
   DOWNLOAD_FILES is 'False', and before each job the worker lists the mount's root and each top-level folder.
+- the images: where the data file says (a load_data CSV's PathName_* columns, a file list's lines), as paths under
+  the mount point /home/ubuntu/bucket (DATA_ROOT); CellProfiler reads them through the mount, or, with
+  DOWNLOAD_FILES, the worker downloads those keys of SOURCE_BUCKET. DCP's example job file names `input`
+  demo_project_folder/workspace/ while its load_data.csv names demo_project_folder/images: `input` alone is not
+  where the images are, so submit reads each data file once (chalicelib/job_access.py).
 - `output`: the worker moves its results to DESTINATION_BUCKET under `output`/<metadata id>/ (`aws s3 mv` with
   UPLOAD_FLAGS, so an `--acl` flag makes it PutObjectAcl too); with CHECK_IF_DONE_BOOL it first lists that folder.
 A DS generic image names no such field; its outputs go under AWS_BUCKET/APP_NAME/, which the role already grants.
@@ -23,7 +28,10 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass
-from typing import Any, Iterable, Mapping
+import csv
+import io
+import posixpath
+from typing import Any, Callable, Iterable, Mapping
 
 from chalicelib import names
 from chalicelib.settings import Settings
@@ -32,6 +40,7 @@ from chalicelib.uploadflags import needs_acl_grant
 RECORD_VERSION = 1
 READ, WRITE, LIST = "s3:GetObject", "s3:PutObject", "s3:ListBucket"
 _VERBS = {READ: "read", WRITE: "write", LIST: "list"}
+DATA_ROOT = "/home/ubuntu/bucket/"  # where DCP's run-worker.sh mounts SOURCE_BUCKET (cp-worker.py DATA_ROOT)
 
 
 @dataclass(frozen=True, order=True)
@@ -72,8 +81,10 @@ def _folder(value: str) -> str:
     return value if value == "" or value.endswith("/") else value + "/"
 
 
-def job_needs(settings: Settings, job_id: str, values: Mapping[str, Any]) -> list[Need]:
-    """The rights DCP's worker uses for one message (the module's docstring says where each comes from)."""
+def job_needs(settings: Settings, job_id: str, values: Mapping[str, Any],
+              image_folders: Callable[[str], Iterable[str]] = lambda data_file: ()) -> list[Need]:
+    """The rights DCP's worker uses for one message (the module's docstring says where each comes from);
+    `image_folders(data_file)`: the folders of SOURCE_BUCKET the data file names."""
     if not settings.ds_image_mode:
         return []
     environment = settings.environment
@@ -82,6 +93,9 @@ def job_needs(settings: Settings, job_id: str, values: Mapping[str, Any]) -> lis
     for field in ("data_file", "pipeline"):
         if isinstance(values.get(field), str):
             needs.append(Need(READ, workspace, values[field], False, field, job_id))
+    if isinstance(values.get("data_file"), str):
+        needs += [Need(READ, settings.SOURCE_BUCKET, folder, True, f"an image folder data_file {values['data_file']} names",
+                       job_id) for folder in image_folders(values["data_file"])]
     if isinstance(values.get("input"), str):
         if environment.get("DOWNLOAD_FILES") == "False":  # run-worker.sh's own test for mounting
             needs.append(Need(LIST, settings.SOURCE_BUCKET, "", True, "input (the s3fs mount's root)", job_id))
@@ -94,13 +108,28 @@ def job_needs(settings: Settings, job_id: str, values: Mapping[str, Any]) -> lis
     return needs
 
 
-def needs_of_jobs(settings: Settings, jobs: Iterable[Any]) -> list[Need]:
+def needs_of_jobs(settings: Settings, jobs: Iterable[Any],
+                  image_folders: Callable[[str], Iterable[str]] = lambda data_file: ()) -> list[Need]:
     """Each distinct need of the jobs once, with the first job naming it."""
     first: dict[tuple, Need] = {}
     for job in jobs:
-        for need in job_needs(settings, job.job_id, job.values):
+        for need in job_needs(settings, job.job_id, job.values, image_folders):
             first.setdefault(need.same, need)
     return sorted(first.values())
+
+
+def image_folders_of(data_file: str, text: str) -> list[str]:
+    """The SOURCE_BUCKET folders a data file names under DATA_ROOT: a CSV's PathName_* values, a file list's
+    lines' folders (what cp-worker.py reads from each; paths elsewhere are not in the bucket)."""
+    if data_file.endswith(".csv"):
+        rows = csv.DictReader(io.StringIO(text))
+        columns = [name for name in rows.fieldnames or () if name.startswith("PathName_")]
+        paths = {row[name] + "/" for row in rows for name in columns if row.get(name)}
+    elif data_file.endswith(".txt"):
+        paths = {posixpath.dirname(line.strip()) + "/" for line in text.splitlines() if line.strip()}
+    else:
+        return []
+    return sorted(_folder(path[len(DATA_ROOT):]) for path in paths if path.startswith(DATA_ROOT))
 
 
 def reserved(need: Need) -> bool:
