@@ -170,12 +170,12 @@ def submit(settings: Settings, jobfile: str, skip_done: bool, append: bool):
       python cli.py submit jobs.json --config config.json
     """
     jobs = load_job_file(jobfile, settings)
-    job_access.record_submitted(settings, jobs, append)
     bar = _ProgressBar(sys.stderr)
     try:
         # processes=None: a large file is sent from one process per CPU (chalicelib.submit.processes_for)
         result = submit_jobs(settings, jobs, skip_done=skip_done, on_total=bar.start, on_sent=bar.update,
-                             append=append, processes=None)
+                             append=append, processes=None,
+                             before_send=lambda todo, queued: job_access.record_submitted(settings, todo, queued))
     finally:
         bar.finish()
     if skip_done:

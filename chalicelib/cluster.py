@@ -122,7 +122,7 @@ def preflight(settings: Settings, fleet: FleetFile, c: Any, now: datetime.dateti
     warnings = _check_buckets(c.s3, settings)
     queue_url, dlq_url, task_arn, topic_arn = _check_setup_done(c, settings)
     _check_roles(c.iam, fleet)
-    job_access.check(c, settings)
+    warnings += job_access.check(c, settings)
     machines = choose_machines(c, settings, fleet, now)
     warnings += machines.warnings
     quota = spot_quota.check(getattr(c, "service-quotas"), c.ec2, machines.instance_types, settings.CLUSTER_MACHINES)

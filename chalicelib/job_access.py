@@ -27,25 +27,32 @@ from chalicelib.errors import PreflightError, UserError
 from chalicelib.job_locations import LIST, Need
 from chalicelib.settings import Settings
 
+# IAM's quota on a role's inline policies, whitespace not counted (IAM and STS quotas, "Role policy size").
+MAX_ROLE_POLICY_CHARACTERS = 10_240
 # A plate's load_data.csv is a few MiB; a whole screen's in one file, a few hundred.
 MAX_DATA_FILE_BYTES = 512 * 1024 * 1024
 
 
-def record_submitted(settings: Settings, jobs: Sequence[Any], append: bool) -> None:
-    """Before submit sends: record what the jobs name (added to the record with --append) and grant it."""
+def record_submitted(settings: Settings, jobs: Sequence[Any], queued: bool) -> None:
+    """Just before submit sends: record what the jobs name and grant it. When the queue already holds jobs of the
+    run (--append), theirs are kept: they still need their locations."""
     if not settings.ds_image_mode:
         return
     s3 = aws.client("s3", settings)
     needs = job_locations.needs_of_jobs(settings, jobs, functools.cache(lambda key: _image_folders(s3, settings, key)))
-    if append:
+    if queued:
         needs = job_locations.merged(job_locations.load_record(s3, settings) or (), needs)
+    account = aws.client("sts", settings).get_caller_identity()["Account"]
+    policy = json.dumps(iam.task_policy(settings, account, needs), separators=(",", ":"))
+    if len(policy) > MAX_ROLE_POLICY_CHARACTERS:
+        raise UserError(f"the {len(needs)} S3 locations these jobs name make the task role's policy {len(policy)} "
+                        f"characters, over IAM's {MAX_ROLE_POLICY_CHARACTERS} for a role's inline policies; put the "
+                        "jobs' data files, pipelines and images under fewer folders; nothing was sent")
     s3.put_object(Bucket=settings.AWS_BUCKET, Key=job_locations.record_key(settings.APP_NAME),
                   Body=job_locations.record_document(needs).encode(), ContentType="application/json")
     client = aws.client("iam", settings)
-    account = aws.client("sts", settings).get_caller_identity()["Account"]
     try:
-        client.put_role_policy(RoleName=names.task_role(settings), PolicyName=iam.POLICY_NAME,
-                               PolicyDocument=json.dumps(iam.task_policy(settings, account, needs)))
+        client.put_role_policy(RoleName=names.task_role(settings), PolicyName=iam.POLICY_NAME, PolicyDocument=policy)
     except client.exceptions.NoSuchEntityException:
         pass  # setup-account has not made the role yet; when it does, it grants what the record holds
 
@@ -70,13 +77,15 @@ def _image_folders(s3, settings: Settings, data_file: str) -> list[str]:
     return job_locations.image_folders_of(data_file, response["Body"].read().decode("utf-8", "replace"))
 
 
-def check(c: Any, settings: Settings) -> None:
-    """Preflight: raises PreflightError naming the first job and location the task role does not reach."""
+def check(c: Any, settings: Settings) -> list[str]:
+    """Preflight: raises PreflightError naming the first job and location the task role does not reach; returns
+    the warnings."""
     if not settings.ds_image_mode:
-        return
+        return []
     needs = job_locations.load_record(c.s3, settings)
-    if not needs:
-        return
+    if needs is None:
+        return [f"no jobs of run {settings.APP_NAME} were sent with 'python cli.py submit', so start-cluster cannot "
+                "check that the task role reaches the S3 locations they name; submit them with it"]
     role = names.task_role(settings)
     try:
         policy = _document(c.iam.get_role_policy(RoleName=role, PolicyName=iam.POLICY_NAME)["PolicyDocument"])
@@ -92,6 +101,7 @@ def check(c: Any, settings: Settings) -> None:
             raise PreflightError(f"job {need.job!r}: task role '{role}' may not {need.verb} {need.location} "
                                  f"({need.field}; {need.action}); run 'python cli.py setup-account --config "
                                  f"{settings.source}' to grant what the submitted jobs name")
+    return []
 
 
 def _document(value: Any) -> dict:

@@ -176,3 +176,20 @@ def test_a_role_that_does_not_grant_a_submitted_jobs_location_is_refused_before_
         f"s3:GetObject); run 'python cli.py setup-account --config {dcp_account.config_path}' to grant what the "
         "submitted jobs name\n")
     assert fleets() == []
+
+
+def test_jobs_naming_more_locations_than_a_role_policy_holds_are_refused_at_submit_and_nothing_is_sent(aws,
+                                                                                                         dcp_account):
+    document = json.loads((DATA / "exampleJob.json").read_text())
+    document["groups"] = [{"Metadata": f"Metadata_Position={n}", "data_file": f"plates/P{n:04d}/load_data.csv"}
+                          for n in range(400)]
+    (dcp_account.folder / "jobs.json").write_text(json.dumps(document))
+    result = CliRunner().invoke(cli, ["submit", "jobs.json", "--config", str(dcp_account.config_path)])
+    assert result.exit_code == 2, result.output
+    assert result.stderr.startswith("error: the 405 S3 locations these jobs name make the task role's policy ")
+    assert result.stderr.endswith(" characters, over IAM's 10240 for a role's inline policies; put the jobs' data "
+                                  "files, pipelines and images under fewer folders; nothing was sent\n")
+    sqs = clients.client("sqs")
+    assert sqs.get_queue_attributes(QueueUrl=queue_url(sqs, dcp_account.settings), AttributeNames=["All"])[
+        "Attributes"]["ApproximateNumberOfMessages"] == "0"
+    assert s3_keys(clients.client("s3"), "test-bucket", "monitors/") == []
