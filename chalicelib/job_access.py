@@ -29,7 +29,7 @@ from chalicelib.settings import Settings
 
 # IAM's quota on a role's inline policies, whitespace not counted (IAM and STS quotas, "Role policy size").
 MAX_ROLE_POLICY_CHARACTERS = 10_240
-# A plate's load_data.csv is a few MiB; a whole screen's in one file, a few hundred.
+# What submit reads into memory of one data file (a plate's load_data.csv is a few MiB).
 MAX_DATA_FILE_BYTES = 512 * 1024 * 1024
 
 
@@ -66,8 +66,11 @@ def _image_folders(s3, settings: Settings, data_file: str) -> list[str]:
     try:
         response = s3.get_object(Bucket=workspace, Key=data_file)
     except ClientError as error:
-        if aws.error_code(error) in ("NoSuchKey", "NoSuchBucket", "AccessDenied", "403", "404"):
+        if aws.error_code(error) in ("NoSuchKey", "NoSuchBucket", "404"):
             return []
+        if aws.error_code(error) in ("AccessDenied", "403"):
+            raise UserError(f"data_file s3://{workspace}/{data_file} cannot be read with your credentials, so the "
+                            "image folders it names cannot be granted to the workers; nothing was sent") from None
         raise
     size = response["ContentLength"]
     if size > MAX_DATA_FILE_BYTES:
@@ -111,34 +114,51 @@ def _document(value: Any) -> dict:
 
 def allows(policy: dict, need: Need) -> bool:
     """IAM's decision for one identity policy: allowed when some Allow matches and no Deny does."""
-    resource = need.resource()
     matched = {"Allow": False, "Deny": False}
     for statement in _listed(policy.get("Statement")):
         effect = statement.get("Effect")
         if effect not in matched:
             continue
-        matches = _matches(statement, need.action, resource, need.key if need.action == LIST else None)
+        matches = _matches(statement, need, every=effect == "Allow")
         # unknown: against an Allow, for a Deny
         matched[effect] = matched[effect] or (matches is True or (matches is None and effect == "Deny"))
     return matched["Allow"] and not matched["Deny"]
 
 
-def _matches(statement: dict, action: str, resource: str, prefix: str | None) -> bool | None:
-    """True or False, or None when the statement uses what this evaluator does not know."""
+def _matches(statement: dict, need: Need, every: bool) -> bool | None:
+    """Whether the statement applies to every request of the need (for a folder: to every key under it), or with
+    `every` false to any; None when the statement uses what this evaluator does not know."""
     if {"NotAction", "NotResource", "NotPrincipal"} & statement.keys():
         return None
-    if not any(_glob(pattern, action, ignore_case=True) for pattern in _listed(statement.get("Action"))):
+    if not any(_glob(pattern, need.action, ignore_case=True) for pattern in _listed(statement.get("Action"))):
         return False
-    if not any(_glob(pattern, resource, ignore_case=False) for pattern in _listed(statement.get("Resource"))):
+    listing = need.action == LIST
+    resource = need.resource() if listing else need.resource().rstrip("*")
+    folder = need.folder and not listing
+    if not any(_fits(pattern, resource, folder, every) for pattern in _listed(statement.get("Resource"))):
         return False
     condition = statement.get("Condition")
     if not condition:
         return True
     if set(condition) != {"StringLike"} or set(condition["StringLike"]) != {"s3:prefix"}:
         return None
-    if prefix is None:
-        return False  # the key is absent from the request: StringLike is not met
-    return any(_glob(pattern, prefix, ignore_case=False) for pattern in _listed(condition["StringLike"]["s3:prefix"]))
+    if not listing:
+        return False  # s3:prefix is absent from the request: StringLike is not met
+    return any(_fits(pattern, need.key, need.folder, every)
+               for pattern in _listed(condition["StringLike"]["s3:prefix"]))
+
+
+def _fits(pattern: str, value: str, folder: bool, every: bool) -> bool:
+    """The pattern matches the value; for a folder, every value starting with it (a pattern ending in * whose head
+    matches some start of the folder), or with `every` false possibly some (the pattern's text before its first
+    wildcard and the folder are one the start of the other: more than IAM would say, never less)."""
+    if not folder:
+        return _glob(pattern, value, ignore_case=False)
+    if not every:
+        fixed = re.split(r"[*?]", pattern, maxsplit=1)[0]
+        return value.startswith(fixed) or fixed.startswith(value)
+    head = pattern.rstrip("*")
+    return head != pattern and any(_glob(head, value[:end], ignore_case=False) for end in range(len(value) + 1))
 
 
 def _listed(value: Any) -> list:

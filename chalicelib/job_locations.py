@@ -94,8 +94,9 @@ def job_needs(settings: Settings, job_id: str, values: Mapping[str, Any],
         if isinstance(values.get(field), str):
             needs.append(Need(READ, workspace, values[field], False, field, job_id))
     if isinstance(values.get("data_file"), str):
-        needs += [Need(READ, settings.SOURCE_BUCKET, folder, True, f"an image folder data_file {values['data_file']} names",
-                       job_id) for folder in image_folders(values["data_file"])]
+        named = f"an image folder data_file {values['data_file']} names"
+        needs += [Need(READ, settings.SOURCE_BUCKET, folder, True, named, job_id)
+                  for folder in image_folders(values["data_file"])]
     if isinstance(values.get("input"), str):
         if environment.get("DOWNLOAD_FILES") == "False":  # run-worker.sh's own test for mounting
             needs.append(Need(LIST, settings.SOURCE_BUCKET, "", True, "input (the s3fs mount's root)", job_id))

@@ -89,7 +89,8 @@ def test_a_dcp_worker_with_exactly_the_task_role_reads_its_inputs_pipeline_and_w
 
     assert s3_keys(s3, "dcp-results") == sorted(
         [f"demo_project_folder/output/{position}/01_POS{position:0>3}_{channel}.TIF.measured"
-         for position in ("2", "76") for channel in "DFR"] + ["demo_project_folder/output/218/01_POS218_D.TIF.measured"])
+         for position in ("2", "76") for channel in "DFR"]
+        + ["demo_project_folder/output/218/01_POS218_D.TIF.measured"])  # 218: done before, skipped
     assert s3.get_object(Bucket="dcp-results", Key="demo_project_folder/output/76/01_POS076_R.TIF.measured")[
         "Body"].read() == b"01_POS076_R.TIF"
     assert sqs.get_queue_attributes(QueueUrl=queue_url(sqs, settings), AttributeNames=["All"])["Attributes"][
@@ -193,3 +194,25 @@ def test_jobs_naming_more_locations_than_a_role_policy_holds_are_refused_at_subm
     assert sqs.get_queue_attributes(QueueUrl=queue_url(sqs, dcp_account.settings), AttributeNames=["All"])[
         "Attributes"]["ApproximateNumberOfMessages"] == "0"
     assert s3_keys(clients.client("s3"), "test-bucket", "monitors/") == []
+
+
+def test_appended_jobs_add_their_locations_and_a_refused_submit_changes_no_grant(aws, dcp_account):
+    settings = dcp_account.settings
+    submit(dcp_account)
+    document = json.loads((DATA / "exampleJob.json").read_text())
+    document["output"] = "second_run/output"
+    (dcp_account.folder / "more.json").write_text(json.dumps(document))
+
+    def role_policy():
+        return clients.client("iam").get_role_policy(RoleName=names.task_role(settings),
+                                                     PolicyName=iam.POLICY_NAME)["PolicyDocument"]
+
+    before = role_policy()
+    refused = CliRunner().invoke(cli, ["submit", "more.json", "--config", str(dcp_account.config_path)])
+    assert refused.exit_code == 2 and "add --append" in refused.stderr
+    assert role_policy() == before
+    submit(dcp_account, "more.json", "--append")
+    writes = [s["Resource"] for s in role_policy()["Statement"] if "s3:PutObjectAcl" in s["Action"]]
+    assert writes[-1] == ["arn:aws:s3:::dcp-results/demo_project_folder/output/*",
+                          "arn:aws:s3:::dcp-results/second_run/output/*"]
+    assert start_cluster(dcp_account).exit_code == 0
