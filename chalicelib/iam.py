@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Iterable
 from urllib.parse import unquote
 
 from botocore.exceptions import ClientError
@@ -61,7 +61,7 @@ class AccountReport:
     task_role_arn: str = ""
 
 
-def role_specs(settings: Settings, account: str, needs: tuple = ()) -> list[RoleSpec]:
+def role_specs(settings: Settings, account: str, needs: Iterable[job_locations.Need] = ()) -> list[RoleSpec]:
     partition = "aws"
     instance_role = f"arn:{partition}:iam::{account}:role/{names.INSTANCE_ROLE}"
     instance = RoleSpec(names.INSTANCE_ROLE, "ec2.amazonaws.com", _policy(
@@ -86,7 +86,7 @@ def role_specs(settings: Settings, account: str, needs: tuple = ()) -> list[Role
     return [instance, fleet, task]
 
 
-def task_policy(settings: Settings, account: str, needs=()) -> dict[str, Any]:
+def task_policy(settings: Settings, account: str, needs: Iterable[job_locations.Need] = ()) -> dict[str, Any]:
     """The worker's rights. A job is untrusted code running with them, so they reach only this run's queue, its
     output root in DESTINATION_BUCKET, its input root in SOURCE_BUCKET (read only), its own run files in
     AWS_BUCKET (runs/APP_NAME/: busy leases, failure records) and its log group; never monitors/, exportedlogs/,
