@@ -16,7 +16,7 @@ from pathlib import Path
 import botocore.exceptions
 import click
 
-from chalicelib import aws, cluster, deadletters, iam, resources, triage
+from chalicelib import aws, cluster, deadletters, iam, job_access, resources, triage
 from chalicelib.monitor import loop, service
 from chalicelib.monitor.reconcile import reconcile
 from chalicelib.monitor.runs import load_run
@@ -181,7 +181,8 @@ def submit(settings: Settings, jobfile: str, skip_done: bool, append: bool):
     try:
         # processes=None: a large file is sent from one process per CPU (chalicelib.submit.processes_for)
         result = submit_jobs(settings, jobs, skip_done=skip_done, on_total=bar.start, on_sent=bar.update,
-                             append=append, processes=None)
+                             append=append, processes=None,
+                             before_send=lambda todo, queued: job_access.record_submitted(settings, todo, queued))
     finally:
         bar.finish()
     if skip_done:

@@ -36,7 +36,7 @@ from typing import Any, Callable
 
 from botocore.exceptions import ClientError
 
-from chalicelib import aws, awsapi, dashboard, instance_choice, names, runrecord, spot_prices, spot_quota
+from chalicelib import aws, awsapi, dashboard, instance_choice, job_access, names, runrecord, spot_prices, spot_quota
 from chalicelib.awsapi import LIVE_FLEET_STATES, fleet_state, queue_depth
 from chalicelib.errors import PreflightError, StartConflict
 from chalicelib.fleet import DATA_VOLUME_INDEX, FleetFile
@@ -123,6 +123,7 @@ def preflight(settings: Settings, fleet: FleetFile, c: Any, now: datetime.dateti
     warnings = _check_buckets(c.s3, settings)
     queue_url, dlq_url, task_arn, topic_arn = _check_setup_done(c, settings)
     _check_roles(c.iam, fleet)
+    warnings += job_access.check(c, settings)
     machines = choose_machines(c, settings, fleet, now)
     warnings += machines.warnings
     quota = spot_quota.check(getattr(c, "service-quotas"), c.ec2, machines.instance_types, settings.CLUSTER_MACHINES)

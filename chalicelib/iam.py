@@ -25,12 +25,12 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Iterable
 from urllib.parse import unquote
 
 from botocore.exceptions import ClientError
 
-from chalicelib import aws, jobs, names
+from chalicelib import aws, job_locations, jobs, names
 from chalicelib.awsapi import LIVE_FLEET_STATES
 from chalicelib.errors import UserError
 from chalicelib.settings import Settings
@@ -61,7 +61,7 @@ class AccountReport:
     task_role_arn: str = ""
 
 
-def role_specs(settings: Settings, account: str) -> list[RoleSpec]:
+def role_specs(settings: Settings, account: str, needs: Iterable[job_locations.Need] = ()) -> list[RoleSpec]:
     partition = "aws"
     instance_role = f"arn:{partition}:iam::{account}:role/{names.INSTANCE_ROLE}"
     instance = RoleSpec(names.INSTANCE_ROLE, "ec2.amazonaws.com", _policy(
@@ -82,15 +82,16 @@ def role_specs(settings: Settings, account: str) -> list[RoleSpec]:
         {**_allow(["iam:PassRole"], instance_role),
          "Condition": {"StringEquals": {"iam:PassedToService": ["ec2.amazonaws.com"]}}},
     ))
-    task = RoleSpec(names.task_role(settings), "ecs-tasks.amazonaws.com", task_policy(settings, account))
+    task = RoleSpec(names.task_role(settings), "ecs-tasks.amazonaws.com", task_policy(settings, account, needs))
     return [instance, fleet, task]
 
 
-def task_policy(settings: Settings, account: str) -> dict[str, Any]:
+def task_policy(settings: Settings, account: str, needs: Iterable[job_locations.Need] = ()) -> dict[str, Any]:
     """The worker's rights. A job is untrusted code running with them, so they reach only this run's queue, its
     output root in DESTINATION_BUCKET, its input root in SOURCE_BUCKET (read only), its own run files in
     AWS_BUCKET (runs/APP_NAME/: busy leases, failure records) and its log group; never monitors/, exportedlogs/,
-    ecsconfigs/, another run's files, nor any alarm (chalicelib/idle_alarm.py says why)."""
+    ecsconfigs/, another run's files, nor any alarm (chalicelib/idle_alarm.py says why). In DS image mode, also
+    the locations the submitted jobs name (`needs`, chalicelib/job_locations.py)."""
     region, partition = settings.AWS_REGION, "aws"
     queue = f"arn:{partition}:sqs:{region}:{account}:{settings.SQS_QUEUE_NAME}"
     own, source, destination = (f"arn:{partition}:s3:::{name}" for name in (
@@ -120,6 +121,7 @@ def task_policy(settings: Settings, account: str) -> dict[str, Any]:
         _allow(["s3:PutObject", "s3:DeleteObject"], run_files),
         # CreateLogGroup: a worker makes its group if setup has not (local runs), tolerating "exists".
         _allow(["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"], [job_logs, job_logs + ":*"]),
+        *job_locations.statements(settings, needs, partition),
     ]
     if writes_reach_reserved(output_root):
         # OUTPUT_PREFIX starts with a job value, so outputs may go anywhere in DESTINATION_BUCKET: what the monitor
@@ -158,7 +160,9 @@ def setup_account(settings: Settings) -> AccountReport:
     iam = aws.client("iam", settings)
     account = aws.client("sts", settings).get_caller_identity()["Account"]
     report = AccountReport()
-    for spec in role_specs(settings, account):
+    # What the jobs submitted so far name (DS image mode): a setup-account run after submit keeps their grants.
+    needs = (job_locations.load_record(aws.client("s3", settings), settings) if settings.ds_image_mode else None) or ()
+    for spec in role_specs(settings, account, needs):
         arn = _ensure_role(iam, spec, report)
         if spec.instance_profile:
             report.instance_profile_arn = _ensure_instance_profile(iam, spec, report)

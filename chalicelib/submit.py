@@ -582,9 +582,10 @@ def not_done(s3, settings: Settings, jobs: Iterable[Job], concurrency: int = CON
 
 def submit(settings: Settings, jobs: Sequence[Job], skip_done: bool = False,
            on_total: Callable[[int], None] | None = None, on_sent: Callable[[int], None] | None = None,
-           concurrency: int | None = None, append: bool = False, processes: int | None = 1) -> SubmitResult:
+           concurrency: int | None = None, append: bool = False, processes: int | None = 1,
+           before_send: Callable[[Sequence[Job], bool], None] | None = None) -> SubmitResult:
     """Check the queue exists (and, unless `append`, holds none of the run's jobs yet), optionally drop jobs
-    already done, then send the rest.
+    already done, then send the rest. `before_send(jobs to send, queue already holds jobs)` runs just before.
 
     `processes`: how many processes send (send_jobs); None chooses by the file's size and the CPUs
     (processes_for) where other processes can make the same clients, that is unless a session factory is in
@@ -608,6 +609,8 @@ def submit(settings: Settings, jobs: Sequence[Job], skip_done: bool = False,
         todo = not_done(aws.client("s3", settings), settings, jobs) if skip_done else list(jobs)
         if on_total:
             on_total(len(todo))
+        if before_send:
+            before_send(todo, depth is None or not depth.empty)
         if skip_done and processes > 1:
             processes = processes_for(len(todo)) if chosen else processes
             children = _Children(processes - 1, settings) if processes > 1 else None
