@@ -179,8 +179,8 @@ def _pass_image_keys(config: DSConfig, image: dict[str, tuple[Any, int]], rename
             held.append(name)
     if passed:
         config.notes.append(f"{', '.join(passed)}: {_readers(passed[0])} passes them to the image; here they reach it "
-                            "as ENVIRONMENT. The workers' role reads only SOURCE_BUCKET (under INPUT_PREFIX) and "
-                            "writes only DESTINATION_BUCKET (under OUTPUT_PREFIX)")
+                            "as ENVIRONMENT. In DS image mode the workers' role gets the locations your submitted "
+                            "jobs name ('input', 'output', 'pipeline', 'data_file', the data file's image folders)")
     conditions: dict[tuple[str, str], list[str]] = {}
     for name in held:
         variable = upstream_keys.passed_by(name)[0].variable(name)
