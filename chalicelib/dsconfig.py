@@ -101,14 +101,15 @@ def read_ds_config(path: str | Path) -> DSConfig:
     image_keys = upstream_keys.config_keys() - ours
     renamed = upstream_keys.renamed_keys()
     image: dict[str, tuple[Any, int]] = {}  # upstream's keys for its image, with their lines
+    assigned = []  # every value first, bounded, so a bomb is refused as one whatever its name
     for statement in tree.body:
         if not (isinstance(statement, ast.Assign) and len(statement.targets) == 1
                 and isinstance(statement.targets[0], ast.Name)):
             raise ConfigError(f"{source}: line {statement.lineno}: expected NAME = value; this file is read, "
                               f"never run, so only assignments of {_ALLOWED} are allowed")
         name = statement.targets[0].id
-        value = evaluator.assign(name, statement.value)
-        line = statement.lineno
+        assigned.append((name, evaluator.assign(name, statement.value), statement.lineno))
+    for name, value, line in assigned:
         if program_from is not None and line > program_from:
             config.program[name] = _environment_text(value, name, line, source)
         elif name in ours:

@@ -210,7 +210,11 @@ def test_dry_run_prints_the_types_with_their_spot_prices_and_the_cost_ceiling_an
         aws, tmp_path, monkeypatch):
     account = _account(tmp_path, monkeypatch, MACHINE_TYPE=["m5.large", "c5.large"], CLUSTER_MACHINES=4,
                        MACHINE_PRICE=0.1)
-    zone = clients.client("ec2").describe_subnets(SubnetIds=[account.subnet])["Subnets"][0]["AvailabilityZone"]
+    # a subnet in a zone that offers both types (moto picks a subnet's zone at random, and us-east-1e has no m5)
+    ec2, zone = clients.client("ec2"), "us-east-1a"
+    vpc = ec2.describe_subnets(SubnetIds=[account.subnet])["Subnets"][0]["VpcId"]
+    subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.0.3.0/24", AvailabilityZone=zone)["Subnet"]["SubnetId"]
+    account.fleet_path.write_text(account.fleet_path.read_text().replace(account.subnet, subnet))
     set_spot_price("m5.large", zone, 0.0412)
     set_spot_price("c5.large", zone, 0.1234)
     before = snapshot(account.settings)
