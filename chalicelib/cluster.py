@@ -124,6 +124,7 @@ def preflight(settings: Settings, fleet: FleetFile, c: Any, now: datetime.dateti
     queue_url, dlq_url, task_arn, topic_arn = _check_setup_done(c, settings)
     _check_roles(c.iam, fleet)
     warnings += job_access.check(c, settings)
+    warnings += _s3fs_mount_warnings(settings)
     machines = choose_machines(c, settings, fleet, now)
     warnings += machines.warnings
     quota = spot_quota.check(getattr(c, "service-quotas"), c.ec2, machines.instance_types, settings.CLUSTER_MACHINES)
@@ -202,6 +203,19 @@ def _check_roles(iam, fleet: FleetFile) -> None:
                                  "could not join ECS; 'python cli.py setup-account' prints the one to use")
     for arn in fleet.instance_profile_arns():
         check_instance_profile(iam, fleet.source, arn)
+
+
+def _s3fs_mount_warnings(settings: Settings) -> list[str]:
+    """DCP's run-worker.sh mounts SOURCE_BUCKET with `s3fs -o iam_role` when DOWNLOAD_FILES is 'False' (DCP 17388b3,
+    worker/run-worker.sh lines 26-36): s3fs takes the machine's role credentials from the instance metadata service,
+    which a container cannot reach here (IMDSv2, hop limit 1: the launch template) and which hold no S3 rights (the
+    jobs' rights are the task role's). The mount fails and every job with it."""
+    if not (settings.ds_image_mode and settings.environment.get("DOWNLOAD_FILES") == "False"):
+        return []
+    return [f"DOWNLOAD_FILES is 'False': DCP's worker would mount s3://{settings.SOURCE_BUCKET} with s3fs using the "
+            "machine's own credentials, which containers cannot reach here (the instance metadata service answers "
+            "the host only) and which hold no S3 rights; set DOWNLOAD_FILES = 'True' so each job's files are "
+            "downloaded with the task role's rights"]
 
 
 def choose_machines(c: Any, settings: Settings, fleet: FleetFile, now: datetime.datetime) -> MachineChoice:

@@ -140,6 +140,9 @@ def test_start_cluster_checks_the_dcp_example_and_starts(aws, dcp_account):
     result = start_cluster(dcp_account)
     assert result.exit_code == 0, result.output
     assert len(fleets()) == 1
+    # DCP's example DOWNLOAD_FILES 'False' would have DCP's worker mount the bucket with credentials it cannot get
+    assert "warning: DOWNLOAD_FILES is 'False': DCP's worker would mount s3://dcp-images with s3fs using the " \
+           "machine's own credentials" in result.stderr
 
 
 @pytest.mark.parametrize("field,value,refusal", [
