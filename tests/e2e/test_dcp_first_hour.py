@@ -126,8 +126,13 @@ def up_to_a_started_run(shell: Shell) -> None:
                      r"ceiling \$0\.6/h\)$", started.stdout, re.M), started.stdout
     assert "set DistributedCPService to 3 tasks" in started.stdout
     assert re.search(r"^fleet fleet-\S+: 3 of 3 machines running$", started.stdout, re.M), started.stdout
-    # the one warning: DCP's example asks for lowestPrice, and the user is told what it becomes and how to keep it
+    # two warnings: DCP's example's DOWNLOAD_FILES 'False' (an s3fs mount that cannot get credentials here), and its
+    # lowestPrice, with what it becomes and how to keep it
     assert started.stderr.splitlines() == [
+        "warning: DOWNLOAD_FILES is 'False': DCP's worker would mount s3://lab-images with s3fs using the machine's "
+        "own credentials, which containers cannot reach here (the instance metadata service answers the host only) "
+        "and which hold no S3 rights; set DOWNLOAD_FILES = 'True' so each job's files are downloaded with the task "
+        "role's rights",
         "warning: fleet.emulator.json: AllocationStrategy: 'lowestPrice' (DS's example) is run as "
         "'price-capacity-optimized', which AWS recommends for Spot (lowest price is interrupted more often); "
         "write 'lowest-price' to keep it"]
