@@ -3,13 +3,16 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: test test-all demo bench clean container-test
+.PHONY: install test test-all demo bench clean container-test
 
 $(BIN)/.installed: requirements.txt requirements-dev.txt worker/requirements.txt
 	@command -v $(PYTHON) >/dev/null || (echo "error: $(PYTHON) not found; run 'make PYTHON=python3 ...'" >&2; exit 2)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	touch $@
+
+# The project's environment for the README's `python cli.py ...` commands: then `. .venv/bin/activate`.
+install: $(BIN)/.installed
 
 # tests/container needs root and Docker: `make container-test` runs it, never `make test`.
 test: $(BIN)/.installed

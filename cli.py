@@ -13,8 +13,43 @@ import json
 import sys
 from pathlib import Path
 
-import botocore.exceptions
-import click
+# What the CLI imports, pinned in the requirements files `make` installs into .venv. Checked before any of them is
+# imported: another Python (the machine's own, with an older moto, say) would otherwise fail with a traceback.
+CLI_DISTRIBUTIONS = ("boto3", "botocore", "click", "moto", "aws-lambda-powertools")
+REQUIREMENT_FILES = ("requirements.txt", "requirements-dev.txt", "worker/requirements.txt")
+
+
+def environment_problem(root: Path = Path(__file__).resolve().parent) -> str | None:
+    """Why this Python cannot run the CLI (a pinned package missing or at another version), or None."""
+    from importlib import metadata
+
+    pins = {}
+    for name in REQUIREMENT_FILES:
+        path = root / name
+        for line in path.read_text().splitlines() if path.exists() else ():
+            requirement, _, version = line.split("#")[0].strip().partition("==")
+            if version:
+                pins[requirement.split("[")[0].strip().lower()] = version.strip()
+    for distribution in CLI_DISTRIBUTIONS:
+        wanted = pins.get(distribution)
+        try:
+            found = metadata.version(distribution)
+        except metadata.PackageNotFoundError:
+            found = None
+        if wanted and found != wanted:
+            how = f"has {distribution} {found}" if found else f"has no {distribution}"
+            return (f"this Python ({sys.executable}) {how}, not the pinned {wanted}: run the commands in the "
+                    "project's environment: 'make install' once, then '. .venv/bin/activate' (or call "
+                    ".venv/bin/python cli.py ...)")
+    return None
+
+
+if __name__ == "__main__" and (_problem := environment_problem()):
+    print(f"error: {_problem}", file=sys.stderr)
+    sys.exit(2)
+
+import botocore.exceptions  # noqa: E402 - after the check above, which needs none of them
+import click  # noqa: E402
 
 from chalicelib import aws, cluster, deadletters, iam, job_access, resources, triage
 from chalicelib.monitor import loop, service
