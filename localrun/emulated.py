@@ -28,7 +28,9 @@ def serve_until_stopped(port: int, settings: Settings | None, fleet: FleetFile |
                 say(f"made bucket {made}, the roles (setup-account), a private subnet and a security "
                     f"group; the fleet file for them: {path}")
             say(f"emulator at {url}; in another shell:\n"
-                f"  export AWS_ENDPOINT_URL={url} AWS_ACCESS_KEY_ID={DUMMY_KEY} AWS_SECRET_ACCESS_KEY={DUMMY_KEY}\n"
+                f"  export AWS_ENDPOINT_URL={url} AWS_ACCESS_KEY_ID={DUMMY_KEY} AWS_SECRET_ACCESS_KEY={DUMMY_KEY}"
+                # chalice deploy (and aws, boto3) take the region from here, not from config.json
+                f" AWS_DEFAULT_REGION={settings.AWS_REGION if settings is not None else 'us-east-1'}\n"
                 "then any command (setup-account, setup, submit, start-cluster, status, plan, failed, teardown) or "
                 f"'python cli.py local JOBS --endpoint {url}'. Ctrl-C stops it; everything it holds is then gone.")
             stop.wait()

@@ -86,7 +86,7 @@ def emulator(repo: Path):
         assert made == ("made bucket lab-dcp, lab-images, lab-results, the roles (setup-account), a private subnet "
                         "and a security group; the fleet file for them: fleet.emulator.json\n")
         assert exported.strip() == (f"export AWS_ENDPOINT_URL={url} AWS_ACCESS_KEY_ID=local-mode "
-                                    "AWS_SECRET_ACCESS_KEY=local-mode")
+                                    "AWS_SECRET_ACCESS_KEY=local-mode AWS_DEFAULT_REGION=us-east-1")
         yield Shell(repo, url)
         process.send_signal(signal.SIGINT)
         rest, _ = process.communicate(timeout=30)

@@ -29,3 +29,9 @@ def test_a_package_at_another_version_than_the_pin_is_named(tmp_path):
 
 def test_the_projects_environment_has_what_the_cli_needs():
     assert environment_problem() is None
+
+
+def test_chalice_deploys_record_is_not_committed():
+    """`chalice deploy` against the emulator leaves the emulator's ARNs in .chalice/deployed/dev.json; a later real
+    deploy would read them."""
+    assert ".chalice/deployed/" in (REPO / ".gitignore").read_text().splitlines()
