@@ -14,6 +14,7 @@ import hashlib
 import io
 import json
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -135,7 +136,18 @@ def _invoke(function, event: dict, endpoint: str, region: str) -> dict | None:
     if result.returncode != 0 or not lines:
         sys.stderr.write(result.stderr[-3000:])  # the function's traceback, as its log group would hold it
         return None
-    return json.loads(lines[-1])
+    try:
+        return json.loads(lines[-1])
+    except ValueError:
+        return None
+
+
+def forget_code() -> None:
+    """Remove the unpacked zips: the emulator stops, and everything it held is gone."""
+    with _lock:
+        for folder in _unpacked.values():
+            shutil.rmtree(folder, ignore_errors=True)
+        _unpacked.clear()
 
 
 def _code_dir(code: bytes) -> Path:

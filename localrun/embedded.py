@@ -118,6 +118,7 @@ def emulator(port: int = 0) -> Iterator[str]:
             yield f"http://{host}:{bound}"
         finally:
             server.stop()
+            api_gateway.forget_code()
 
 
 def ensure_patched(url: str) -> None:
