@@ -51,7 +51,7 @@ if __name__ == "__main__" and (_problem := environment_problem()):
 import botocore.exceptions  # noqa: E402 - after the check above, which needs none of them
 import click  # noqa: E402
 
-from chalicelib import aws, cluster, deadletters, iam, job_access, resources, triage
+from chalicelib import aws, cluster, deadletters, iam, job_access, resources, status_api, triage
 from chalicelib.monitor import loop, service
 from chalicelib.monitor.reconcile import reconcile
 from chalicelib.monitor.runs import load_run
@@ -396,6 +396,20 @@ def status(settings: Settings, as_json: bool):
     if found is None:
         raise UserError(f"no run named {settings.APP_NAME!r} in s3://{settings.AWS_BUCKET}/monitors/")
     click.echo(json.dumps(found, indent=2) if as_json else status_table(found))
+
+
+@cli.command()
+@click.argument("path", default="/runs")
+@config_option
+def api(settings: Settings, path: str):
+    """GET PATH from the deployed status API (after `chalice deploy`), signed with the config's credentials.
+
+    \b
+    Example:
+      python cli.py api /runs --config config.json
+      python cli.py api /runs/MyApp/failed --config config.json
+    """
+    click.echo(json.dumps(status_api.get(settings, path), indent=2))
 
 
 @cli.command()

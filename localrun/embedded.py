@@ -24,6 +24,7 @@ import boto3
 import botocore.session
 
 from chalicelib.errors import UserError
+from localrun import api_gateway
 from localrun.moto_patches import patched
 
 DUMMY_KEY = "local-mode"  # moto accepts any key; these are not credentials of any account
@@ -97,8 +98,11 @@ def emulator(port: int = 0) -> Iterator[str]:
             app = DomainDispatcherApplication(create_backend_app)
 
             def marked(environ, start_response):
-                return app(environ, lambda status, headers, *rest: start_response(
-                    status, [*headers, (EMULATOR_HEADER, "1")], *rest))
+                def start(status, headers, *rest):
+                    return start_response(status, [*headers, (EMULATOR_HEADER, "1")], *rest)
+
+                # a deployed API's stage first: moto serves none (localrun/api_gateway.py says why)
+                return api_gateway.serve(environ, start) or app(environ, start)
 
             self._server = make_server(self._ip_address, self._port, marked, True, request_handler=MotoRequestHandler)
             self._server_ready_event.set()
@@ -114,6 +118,7 @@ def emulator(port: int = 0) -> Iterator[str]:
             yield f"http://{host}:{bound}"
         finally:
             server.stop()
+            api_gateway.forget_code()
 
 
 def ensure_patched(url: str) -> None:
