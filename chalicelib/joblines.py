@@ -31,7 +31,7 @@ OWN_MARKER_NOTE = "note: the command's own "
 # Before "started: ", what the attempt downloaded: a job whose command found nothing to read says so in its own
 # log. Not a whole phrase, so a command's output starting the same way is marked like a shape line's.
 INPUTS = "inputs: "
-INPUTS_LINE = INPUTS + "{files} files from s3://{bucket}/{prefix}/"
+INPUTS_LINE = INPUTS + "{files} files from {where}"
 NO_INPUT_PREFIX_LINE = INPUTS + "none (INPUT_PREFIX is not set)"
 OTHER_WORKER_PREFIXES = (LONG_JOB_WARNING, NOT_EXTENDED_WARNING, OWN_MARKER_NOTE, INPUTS)
 SHAPE_PREFIXES = (RECEIVED, STARTED) + tuple(OUTCOME_PREFIXES)

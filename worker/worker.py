@@ -299,8 +299,11 @@ class Worker:
                 except Exception as error:  # noqa: BLE001 - AWS errors: the job, not the worker, failed
                     return _Result(Outcome.FAILED, f"input download failed: {aws.error_code(error) or error}")
                 timings.append(f"download {got.files} files in {time.monotonic() - started:.2f} s")
-                joblog.event(INPUTS_LINE.format(files=got.files, bucket=self.settings.SOURCE_BUCKET,
-                                                prefix=job.input_prefix))
+                where = f"s3://{self.settings.SOURCE_BUCKET}/{job.input_prefix}/"
+                joblog.event(INPUTS_LINE.format(files=got.files, where=where))
+                if self.settings.REQUIRE_INPUTS and not got.files:
+                    # Retried like any failure: nothing marks a failure final, and the inputs may yet be uploaded
+                    return _Result(Outcome.FAILED, f"no input files under {where}")
             else:
                 joblog.event(NO_INPUT_PREFIX_LINE)
             if self.stop_requested:
