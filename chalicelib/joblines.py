@@ -10,8 +10,9 @@ the signature closes the attempt its worker opened, whatever was written between
 "started: ", an "inputs: " line says how many input files the attempt downloaded, and from where.
 
 A command that prints a line starting the same way (a tool reporting "failed: 2 tests", say) would end the
-attempt early in those readings (or, "inputs: ", be left out of a failure's last line), so such an output line is written with OUTPUT_MARK in front
-(worker/joblog.py): the stream still shows it, and no reader takes it for the worker's.
+attempt early in those readings (or, "inputs: ", be left out of a failure's last line), so such an output line
+is written with OUTPUT_MARK in front (worker/joblog.py): the stream still shows it, and no reader takes it for
+the worker's.
 """
 
 from __future__ import annotations

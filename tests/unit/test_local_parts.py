@@ -89,7 +89,8 @@ def test_a_script_that_is_not_beside_the_config_is_refused_before_anything_runs(
 
 
 @pytest.mark.parametrize("command", [
-    ["python", "-X", "dev", "-W", "ignore", "-m", "cellprofiler", "-c", "-r", "--pipeline", "{input_dir}/p.cppipe", "out/x"],
+    ["python", "-X", "dev", "-W", "ignore", "-m", "cellprofiler", "-c", "-r", "--pipeline", "{input_dir}/p.cppipe",
+     "out/x"],
     ["python", "-c", "print(1)", "0.5", "1e-3", "result.csv", "out/table.txt", "s3://bucket/a.py"],
     ["echo", "a/b", "notes.txt", "--file=missing.py", "{output_dir}/x.py", "-3"],
 ])
