@@ -6,11 +6,13 @@ An attempt is the lines from "received: " to its outcome line ("succeeded: ", "f
 results read them back). Both the "received: " line and the outcome line end with the attempt's worker
 (WORKER_SIGNATURE): two attempts of one job can overlap in its stream (a released job is taken by another
 worker at once; a message whose visibility ran out is received again while its first worker still runs), and
-the signature closes the attempt its worker opened, whatever was written between.
+the signature closes the attempt its worker opened, whatever was written between. Between "received: " and
+"started: ", an "inputs: " line says how many input files the attempt downloaded, and from where.
 
 A command that prints a line starting the same way (a tool reporting "failed: 2 tests", say) would end the
-attempt early in those readings, so such an output line is written with OUTPUT_MARK in front
-(worker/joblog.py): the stream still shows it, and no reader takes it for the worker's.
+attempt early in those readings (or, "inputs: ", be left out of a failure's last line), so such an output line
+is written with OUTPUT_MARK in front (worker/joblog.py): the stream still shows it, and no reader takes it for
+the worker's.
 """
 
 from __future__ import annotations
@@ -27,9 +29,15 @@ SKIPPED_AS_DONE = "skipped: already done"
 LONG_JOB_WARNING = "warning: this job has run "
 NOT_EXTENDED_WARNING = "warning: could not extend the message's visibility "
 OWN_MARKER_NOTE = "note: the command's own "
-OTHER_WORKER_PREFIXES = (LONG_JOB_WARNING, NOT_EXTENDED_WARNING, OWN_MARKER_NOTE)
+# Before "started: ", what the attempt downloaded: a job whose command found nothing to read says so in its own
+# log. Not a whole phrase, so a command's output starting the same way is marked like a shape line's.
+INPUTS = "inputs: "
+INPUTS_LINE = INPUTS + "{files} files from {where}"
+NO_INPUT_PREFIX_LINE = INPUTS + "none (INPUT_PREFIX is not set)"
+OTHER_WORKER_PREFIXES = (LONG_JOB_WARNING, NOT_EXTENDED_WARNING, OWN_MARKER_NOTE, INPUTS)
 SHAPE_PREFIXES = (RECEIVED, STARTED) + tuple(OUTCOME_PREFIXES)
 WORKER_PREFIXES = SHAPE_PREFIXES + OTHER_WORKER_PREFIXES
+_MARKED_PREFIXES = SHAPE_PREFIXES + (INPUTS,)
 OUTPUT_MARK = "output: "
 # How the worker's "received: " and outcome lines end: the machine and the worker process (its busy lease's id).
 WORKER_SIGNATURE = "; machine {machine} worker {worker}"
@@ -38,7 +46,7 @@ _SIGNED = re.compile(r"; machine (\S+) worker (\S+)$")
 
 def output_line(text: str) -> str:
     """A line of the command's output as the job's log stream holds it."""
-    return OUTPUT_MARK + text if text.startswith(SHAPE_PREFIXES) else text
+    return OUTPUT_MARK + text if text.startswith(_MARKED_PREFIXES) else text
 
 
 def outcome_of(line: str) -> str | None:

@@ -344,6 +344,9 @@ KEYS: tuple[Key, ...] = (
         "CHECK_IF_DONE looks here.", "{APP_NAME}/{job_id}", "`{APP_NAME}/{job_id}`", ds=False),
     Key("INPUT_PREFIX", _optional_template, "S3 prefix (template) in SOURCE_BUCKET downloaded into "
         "`{input_dir}` before the command runs; `null` for none.", None, "`null`", ds=False),
+    Key("REQUIRE_INPUTS", parse_bool, "Fail a job's attempt at once, before its command runs, when its "
+        "INPUT_PREFIX holds no file (`no input files under s3://...`); retried like any failure. Needs INPUT_PREFIX.",
+        False, "`false`", ds=False),
     Key("JOB_RETRIES", _int_at_least(1, MAX_RECEIVE_COUNT), "Receives before a job moves to the dead-letter queue.",
         3, "`3`", ds=False),
     Key("JOB_TIMEOUT", _optional_positive_number, "Seconds one attempt of a job may run: past it the command gets "
@@ -407,6 +410,7 @@ class Settings:
     PRIVILEGED: bool
     OUTPUT_PREFIX: str
     INPUT_PREFIX: str | None
+    REQUIRE_INPUTS: bool
     JOB_RETRIES: int
     JOB_TIMEOUT: float | None
     STOP_AFTER_FAILED_JOBS: int | None
@@ -589,6 +593,9 @@ def _check_templates(values: Mapping[str, Any], source: str) -> None:
         if local:
             raise ConfigError(f"{source}: {name}: expected an S3 prefix template; "
                               "{output_dir} and {input_dir} are local folders, usable only in COMMAND")
+    if values["REQUIRE_INPUTS"] and not values["INPUT_PREFIX"]:
+        raise ConfigError(f"{source}: REQUIRE_INPUTS: true needs INPUT_PREFIX (the prefix a job's inputs must be "
+                          "under); set INPUT_PREFIX or leave REQUIRE_INPUTS false")
     fixed = Template(values["OUTPUT_PREFIX"]).fixed_prefix({key: values[key] for key in ("APP_NAME", "AWS_BUCKET")})
     reserved = [prefix for prefix in RESERVED_PREFIXES if fixed.startswith(prefix)]
     if reserved:

@@ -9,6 +9,9 @@ the settings; the config file is not changed):
 - a leading "python" or "python3" becomes this Python (the one running cli.py);
 - an argument naming an existing file relative to the config file's folder
   becomes its absolute path (examples/config.json says "measure.py").
+An argument that looks like a script (an interpreter's first argument, or a
+script's file extension) and names no file there is refused: the job would run
+in its temporary folder, where no such file is, and every job would fail.
 """
 
 from __future__ import annotations
@@ -30,6 +33,11 @@ REPO = Path(__file__).resolve().parents[1]
 DEFAULT_FLEET = REPO / "examples" / "fleet.json"
 OUT_MARKER = ".dsr-local-run"  # marks a folder local mode made, so a re-run may empty it
 PYTHON_NAMES = ("python", "python3")
+# Programs whose first argument that is not an option is the script they run.
+INTERPRETERS = PYTHON_NAMES + ("bash", "sh", "zsh", "Rscript", "perl", "ruby", "node", "julia")
+INLINE_OPTIONS = frozenset(("-m", "-c", "-e"))  # the program runs a module or inline code, not a script file
+# Endings only a script has: an output's name ("result.csv") may well not exist before the job.
+SCRIPT_SUFFIXES = frozenset((".py", ".sh", ".bash", ".r", ".pl", ".rb", ".js", ".jl", ".m", ".ipynb"))
 
 
 @dataclass(frozen=True)
@@ -104,11 +112,29 @@ def localize_command(settings: Settings) -> tuple[Settings, tuple[str, ...]]:
         if candidate.is_file():
             argv[index] = str(candidate)
             changes.append(f"{arg} -> {candidate}")
+        elif index > 0 and _looks_like_a_script(settings.COMMAND, index):
+            raise UserError(f"{settings.source}: COMMAND: script {arg!r} not found: looked for {candidate} "
+                            "(local mode runs each job in a temporary folder; a relative path is taken from the "
+                            "config file's folder)")
     program = argv[0]
     if "{" not in program and not (os.path.isfile(program) or shutil.which(program)):
         raise UserError(f"{settings.source}: COMMAND: program {program!r} not found on this machine "
                         "(local mode runs COMMAND here, not in the Docker image)")
     return dataclasses.replace(settings, COMMAND=tuple(argv), AWS_PROFILE=None), tuple(changes)
+
+
+def _looks_like_a_script(command: tuple[str, ...], index: int) -> bool:
+    """Whether COMMAND's argument at index (not a template, not absolute) names a script rather than a value."""
+    arg = command[index]
+    if arg.startswith("-") or "://" in arg:
+        return False
+    if Path(arg).suffix.lower() in SCRIPT_SUFFIXES:
+        return True
+    # "bash scripts/run": a path (a slash or an extension: "python -X dev" has an option's value there) as the
+    # interpreter's first argument that is not an option ("-m"/"-c"/"-e": a module or inline code, no script)
+    program, earlier = Path(command[0]).name, command[1:index]
+    return (("/" in arg or bool(Path(arg).suffix)) and program in INTERPRETERS
+            and all(option.startswith("-") for option in earlier) and not set(earlier) & INLINE_OPTIONS)
 
 
 def reset_out(out: Path) -> None:

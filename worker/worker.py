@@ -46,7 +46,8 @@ from chalicelib.awsapi import queue_depth
 from chalicelib.done import is_done
 from chalicelib.errors import UserError
 # The lines that shape an attempt, as the run report and local mode's results read them back
-from chalicelib.joblines import OWN_MARKER_NOTE, RECEIVED, SKIPPED_AS_DONE, STARTED, WORKER_SIGNATURE
+from chalicelib.joblines import (INPUTS_LINE, NO_INPUT_PREFIX_LINE, OWN_MARKER_NOTE, RECEIVED, SKIPPED_AS_DONE, STARTED,
+                                 WORKER_SIGNATURE)
 from chalicelib.jobs import Job, NotAJob, job_from_message
 from chalicelib.names import SUCCESS_MARKER
 from chalicelib.settings import Settings
@@ -298,6 +299,13 @@ class Worker:
                 except Exception as error:  # noqa: BLE001 - AWS errors: the job, not the worker, failed
                     return _Result(Outcome.FAILED, f"input download failed: {aws.error_code(error) or error}")
                 timings.append(f"download {got.files} files in {time.monotonic() - started:.2f} s")
+                where = f"s3://{self.settings.SOURCE_BUCKET}/{job.input_prefix}/"
+                joblog.event(INPUTS_LINE.format(files=got.files, where=where))
+                if self.settings.REQUIRE_INPUTS and not got.files:
+                    # Retried like any failure: nothing marks a failure final, and the inputs may yet be uploaded
+                    return _Result(Outcome.FAILED, f"no input files under {where}")
+            else:
+                joblog.event(NO_INPUT_PREFIX_LINE)
             if self.stop_requested:
                 return _Result(Outcome.RELEASED, f"stopped ({self._stop_reason}) before the command started")
             argv = job.command(self.settings, str(output_dir), str(input_dir))

@@ -163,6 +163,8 @@ def test_ctrl_c_stops_the_workers_tears_down_and_leaves_no_process(tmp_path):
     ("missing inputs", "error: --inputs {tmp}/no-inputs: no such folder"),
     ("bad fleet file", "error: {tmp}/fleet.json: LaunchSpecifications: expected a non-empty list of launch specifications"),
     ("program not found", "error: {tmp}/config.json: COMMAND: program 'no-such-program' not found on this machine"),
+    ("script not found", "error: {tmp}/config.json: COMMAND: script 'scripts/measure.py' not found: looked for "
+                         "{tmp}/scripts/measure.py"),
 ])
 def test_bad_input_is_one_line_exit_2_and_nothing_starts(tmp_path, case, expected):
     run = Run(tmp_path)
@@ -181,6 +183,10 @@ def test_bad_input_is_one_line_exit_2_and_nothing_starts(tmp_path, case, expecte
     elif case == "program not found":
         config = json.loads(run.config.read_text())
         config["COMMAND"] = ["no-such-program", "{name}"]
+        run.config.write_text(json.dumps(config))
+    elif case == "script not found":
+        config = json.loads(run.config.read_text())
+        config["COMMAND"] = ["python", "scripts/measure.py", "{name}"]
         run.config.write_text(json.dumps(config))
 
     result, mark = run_local(local_args(jobfile, run.config, "--out", str(run.out), *extra), cwd=tmp_path)

@@ -80,6 +80,9 @@ CASES = [
      "error: config.json: ENVIRONMENT: expected no variable starting with AWS_ or DSR_ (reserved: AWS credentials come from the task role, never from the config), got 'AWS_SECRET_ACCESS_KEY'"),
     ("config output prefix uses output_dir", ["setup"], {"config.json": config(OUTPUT_PREFIX="{output_dir}")},
      "error: config.json: OUTPUT_PREFIX: expected an S3 prefix template; {output_dir} and {input_dir} are local folders, usable only in COMMAND"),
+    ("config requires inputs but has no prefix", ["setup"], {"config.json": config(REQUIRE_INPUTS=True)},
+     "error: config.json: REQUIRE_INPUTS: true needs INPUT_PREFIX (the prefix a job's inputs must be under); set "
+     "INPUT_PREFIX or leave REQUIRE_INPUTS false"),
     ("config count Infinity", ["setup"], {"config.json": config(DOCKER_CORES=DROP)[:-1] + ', "DOCKER_CORES": Infinity}'},
      "error: config.json: DOCKER_CORES: expected a number JSON allows, got Infinity (JSON has no NaN or Infinity)"),
     ("config count NaN", ["setup"], {"config.json": config(JOB_RETRIES=DROP)[:-1] + ', "JOB_RETRIES": NaN}'},

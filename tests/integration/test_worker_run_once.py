@@ -35,7 +35,62 @@ def test_inputs_are_downloaded_into_input_dir(clients):
     assert worker.run_once() is Outcome.SUCCEEDED
     assert s3_keys(s3, settings.AWS_BUCKET, job.output_prefix) == ["TestApp/P1/_SUCCESS", "TestApp/P1/a.csv",
                                                                      "TestApp/P1/deep/b.csv"]
-    assert "download 2 files" in log_lines(clients["logs"], settings.LOG_GROUP_NAME, "P1")[-1]
+    lines = log_lines(clients["logs"], settings.LOG_GROUP_NAME, "P1")
+    assert "download 2 files" in lines[-1]
+    assert [line for line in lines if line.startswith("inputs: ")] == [
+        f"inputs: 2 files from s3://{settings.AWS_BUCKET}/inputs/P1/"]
+    assert lines.index(f"inputs: 2 files from s3://{settings.AWS_BUCKET}/inputs/P1/") < next(
+        index for index, line in enumerate(lines) if line.startswith("started: "))
+
+
+def test_a_job_whose_prefix_holds_no_input_says_so_in_its_log(clients):
+    settings, worker, queue_url, _ = world(clients, COMMAND=python("print('nothing to read')"),
+                                           INPUT_PREFIX="inputs/{plate}")
+    send_jobs(clients["sqs"], queue_url, settings, [{"plate": "P1"}, {"plate": "P2"}])
+    clients["s3"].put_object(Bucket=settings.AWS_BUCKET, Key="inputs/P2/only.csv", Body=b"1")
+
+    assert [worker.run_once(), worker.run_once()] == [Outcome.SUCCEEDED, Outcome.SUCCEEDED]
+
+    said = {plate: [line for line in log_lines(clients["logs"], settings.LOG_GROUP_NAME, plate)
+                    if line.startswith("inputs: ")] for plate in ("P1", "P2")}
+    assert said == {"P1": [f"inputs: 0 files from s3://{settings.AWS_BUCKET}/inputs/P1/"],
+                    "P2": [f"inputs: 1 files from s3://{settings.AWS_BUCKET}/inputs/P2/"]}
+
+
+def test_with_require_inputs_a_job_without_input_fails_before_its_command_and_is_retried(clients, tmp_path):
+    marker = tmp_path / "ran"
+    settings, worker, queue_url, dlq_url = world(
+        clients, JOB_RETRIES=2, REQUIRE_INPUTS=True, INPUT_PREFIX="inputs/{plate}",
+        COMMAND=python("import pathlib, sys; pathlib.Path(sys.argv[1]).touch()", str(marker)))
+    send_jobs(clients["sqs"], queue_url, settings, [{"plate": "P1"}])
+
+    assert worker.run_once() is Outcome.FAILED
+
+    assert not marker.exists()
+    last = log_lines(clients["logs"], settings.LOG_GROUP_NAME, "P1")[-1]
+    assert last.startswith(f"failed: no input files under s3://{settings.AWS_BUCKET}/inputs/P1/; total ")
+    assert "it will be retried" in last
+    assert queue_counts(clients["sqs"], queue_url) == (1, 0)  # visible again for its retry (no delay here)
+    assert queue_counts(clients["sqs"], dlq_url) == (0, 0)
+
+
+def test_with_require_inputs_a_job_with_its_input_runs(clients):
+    settings, worker, queue_url, _ = world(clients, REQUIRE_INPUTS=True, INPUT_PREFIX="inputs/{plate}",
+                                           COMMAND=python("print('ok')"))
+    clients["s3"].put_object(Bucket=settings.AWS_BUCKET, Key="inputs/P1/a.csv", Body=b"1")
+    send_jobs(clients["sqs"], queue_url, settings, [{"plate": "P1"}])
+
+    assert worker.run_once() is Outcome.SUCCEEDED
+
+
+def test_a_job_without_input_prefix_says_it_downloaded_nothing(clients):
+    settings, worker, queue_url, _ = world(clients, COMMAND=python("print('inputs: 7 of mine')"))
+    send_jobs(clients["sqs"], queue_url, settings, [{"plate": "P1"}])
+
+    assert worker.run_once() is Outcome.SUCCEEDED
+    lines = log_lines(clients["logs"], settings.LOG_GROUP_NAME, "P1")
+    assert [line for line in lines if "inputs: " in line and not line.startswith("started: ")] == [
+        "inputs: none (INPUT_PREFIX is not set)", "output: inputs: 7 of mine"]
 
 
 def test_an_output_linking_outside_the_folder_fails_the_job_and_nothing_is_uploaded(clients, tmp_path):

@@ -59,13 +59,45 @@ def test_this_process_reaches_only_the_local_endpoint_and_its_environment_is_lef
 
 def test_python_becomes_this_python_and_a_file_beside_the_config_an_absolute_path(tmp_path):
     (tmp_path / "measure.py").write_text("")
-    settings = make_settings(COMMAND=["python", "measure.py", "--out", "{output_dir}", "missing.py"])
-    settings = type(settings).from_mapping(settings.to_config(), source=str(tmp_path / "config.json"))
+    settings = _beside(tmp_path, ["python", "measure.py", "--out", "{output_dir}", "result.csv"])
 
     local, changes = localize_command(settings)
 
-    assert local.COMMAND == (sys.executable, str(tmp_path / "measure.py"), "--out", "{output_dir}", "missing.py")
+    assert local.COMMAND == (sys.executable, str(tmp_path / "measure.py"), "--out", "{output_dir}", "result.csv")
     assert len(changes) == 2 and local.AWS_PROFILE is None
+
+
+def _beside(folder, command):
+    settings = make_settings(COMMAND=command)
+    return type(settings).from_mapping(settings.to_config(), source=str(folder / "config.json"))
+
+
+@pytest.mark.parametrize("command, missing", [
+    (["python", "measure.py", "{plate}"], "measure.py"),
+    (["python", "-u", "scripts/run", "{plate}"], "scripts/run"),
+    (["Rscript", "analysis.v2", "{plate}"], "analysis.v2"),
+    (["bash", "scripts/run.sh", "{plate}"], "scripts/run.sh"),
+    (["python3", "-X", "dev", "tools/measure.py"], "tools/measure.py"),
+])
+def test_a_script_that_is_not_beside_the_config_is_refused_before_anything_runs(tmp_path, command, missing):
+    with pytest.raises(UserError) as refused:
+        localize_command(_beside(tmp_path, command))
+
+    assert str(refused.value) == (
+        f"{tmp_path / 'config.json'}: COMMAND: script {missing!r} not found: looked for {tmp_path / missing} "
+        "(local mode runs each job in a temporary folder; a relative path is taken from the config file's folder)")
+
+
+@pytest.mark.parametrize("command", [
+    ["python", "-X", "dev", "-W", "ignore", "-m", "cellprofiler", "-c", "-r", "--pipeline", "{input_dir}/p.cppipe",
+     "out/x"],
+    ["python", "-c", "print(1)", "0.5", "1e-3", "result.csv", "out/table.txt", "s3://bucket/a.py"],
+    ["echo", "a/b", "notes.txt", "--file=missing.py", "{output_dir}/x.py", "-3"],
+])
+def test_options_numbers_templates_and_output_names_are_not_taken_for_missing_scripts(tmp_path, command):
+    local, _ = localize_command(_beside(tmp_path, command))
+
+    assert local.COMMAND[1:] == tuple(command[1:])
 
 
 def test_a_program_not_on_this_machine_is_bad_input():

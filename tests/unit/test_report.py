@@ -144,6 +144,14 @@ def test_a_commands_own_warning_is_its_last_line_and_the_workers_warnings_are_no
     assert [(a.outcome, a.last_line) for a in attempts] == [(FAILED, "warning: unused variable `x`")]
 
 
+def test_the_workers_inputs_line_is_not_a_failures_last_line_and_a_commands_own_is_marked():
+    assert output_line("inputs: 3 plates") == "output: inputs: 3 plates"
+    attempts = parse_stream("j1", events(
+        (1, NEW.format(n=1, a=1, m="a", w=1)), (2, "inputs: 0 files from s3://b/in/P1/"), (3, "started: job"),
+        (4, "failed: exit code 1 after 1.00 s; total 2.00 s; it will be retried in 60 s")))
+    assert [(a.outcome, a.last_line) for a in attempts] == [(FAILED, "")]
+
+
 def test_the_timeline_and_the_series_share_one_time_axis():
     attempts = [attempt("a", start=1060, end=1600), attempt("b", start=1070, end=1200, slot="w2")]
     series = [Point(1000, 1, 5, 0), Point(1060, 1, 3, 2), Point(1600, 0, 0, 0), Point(1720, 0, 0, 0)]

@@ -232,6 +232,9 @@ REJECTIONS = [
     ({"COMMAND": ["run", "{plate!r}"]}, None),
     ({"OUTPUT_PREFIX": "{output_dir}/x"}, "config.json: OUTPUT_PREFIX: expected an S3 prefix template; "
                                           "{output_dir} and {input_dir} are local folders, usable only in COMMAND"),
+    ({"REQUIRE_INPUTS": True}, "config.json: REQUIRE_INPUTS: true needs INPUT_PREFIX (the prefix a job's inputs "
+                               "must be under); set INPUT_PREFIX or leave REQUIRE_INPUTS false"),
+    ({"REQUIRE_INPUTS": "maybe"}, None),
     ({"JOB_RETRIES": 0}, "config.json: JOB_RETRIES: expected an integer from 1 to 1000, got 0"),
     ({"JOB_RETRIES": 1001}, "config.json: JOB_RETRIES: expected an integer from 1 to 1000, got 1001"),
     ({"MAX_RUN_HOURS": 0}, "config.json: MAX_RUN_HOURS: expected a positive number, got 0"),
