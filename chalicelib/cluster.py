@@ -383,7 +383,7 @@ def bid_price(settings: Settings) -> str | None:
 
 
 def fleet_request(fleet: FleetFile, settings: Settings, now: datetime.datetime, template_id: str,
-                  versions: list[str], client_token: str, image: EcsImage | None = None) -> dict[str, Any]:
+                  versions: list[str], choices: list[LaunchChoice], client_token: str) -> dict[str, Any]:
     """CreateFleet's arguments: a maintain-type EC2 Fleet of Spot machines launched from the run's launch template
     `versions` (launch_template.save_versions of launch_choices), one config per version, with one override per
     instance choice and subnet. `client_token` makes a retried request the same request (EC2 idempotency)."""
@@ -397,7 +397,7 @@ def fleet_request(fleet: FleetFile, settings: Settings, now: datetime.datetime, 
         "TerminateInstancesWithExpiration": True,
         "ValidFrom": now.astimezone(datetime.timezone.utc),
         "ValidUntil": now.astimezone(datetime.timezone.utc) + datetime.timedelta(days=FLEET_VALID_DAYS),
-        "LaunchTemplateConfigs": launch_template_configs(template_id, versions, launch_choices(fleet, settings, image)),
+        "LaunchTemplateConfigs": launch_template_configs(template_id, versions, choices),
         "TagSpecifications": [{"ResourceType": "fleet", "Tags": [{"Key": names.RUN_TAG, "Value": settings.APP_NAME}]}],
         "ClientToken": client_token,
     }
@@ -690,11 +690,12 @@ def start_cluster(settings: Settings, fleet: FleetFile, cheapest: bool = False, 
         if isinstance(claimed, str):  # another start-cluster's fleet, live: this run, resumed
             fleet_id, resumed = claimed, True
         else:
-            template_id, versions = save_versions(c.ec2, settings, launch_choices(fleet, settings, image), changes)
+            choices = launch_choices(fleet, settings, image)
+            template_id, versions = save_versions(c.ec2, settings, choices, changes)
             if image is not None:
                 changes.append(f"machines boot {image}")
             fleet_id = c.ec2.create_fleet(**fleet_request(fleet, settings, now, template_id, versions,
-                                                          claimed.token, image))["FleetId"]
+                                                          choices, claimed.token))["FleetId"]
             changes.append(f"created EC2 Fleet {fleet_id} ({describe_request(settings, fleet)})")
             _record_fleet_in_claim(c, settings, claimed, fleet_id)
     if stored is not None and stored.MONITOR_FLEET_ID == fleet_id:

@@ -28,8 +28,13 @@ FLEET = {
 NOW = datetime.datetime(2026, 1, 2, 3, 4, 5, tzinfo=datetime.timezone(datetime.timedelta(hours=2)))
 
 
+def _request(fleet, settings, versions, token):
+    """CreateFleet's arguments for the run's launch template lt-1 at `versions`, as start-cluster builds them."""
+    return fleet_request(fleet, settings, NOW, "lt-1", versions, launch_choices(fleet, settings), token)
+
+
 def test_times_are_timezone_aware_utc_and_valid_for_a_year():
-    config = fleet_request(parse_fleet_document(FLEET), make_settings(), NOW, "lt-1", ["1"], "token")
+    config = _request(parse_fleet_document(FLEET), make_settings(), ["1"], "token")
     assert config["ValidFrom"] == datetime.datetime(2026, 1, 2, 1, 4, 5, tzinfo=datetime.timezone.utc)
     assert config["ValidFrom"].tzinfo is datetime.timezone.utc
     assert config["ValidUntil"] - config["ValidFrom"] == datetime.timedelta(days=365)
@@ -38,7 +43,7 @@ def test_times_are_timezone_aware_utc_and_valid_for_a_year():
 def test_overwrites_and_tags():
     settings = make_settings(MACHINE_TYPE=["m5.large", "c5.xlarge"], EBS_VOL_SIZE=40, CLUSTER_MACHINES=7,
                              MACHINE_PRICE=0.25)
-    config = fleet_request(parse_fleet_document(FLEET), settings, NOW, "lt-1", ["3"], "claim-token")
+    config = _request(parse_fleet_document(FLEET), settings, ["3"], "claim-token")
     assert "_comment" not in config and "IamFleetRole" not in config
     assert (config["Type"], config["TargetCapacitySpecification"], config["ClientToken"]) == (
         "maintain", {"TotalTargetCapacity": 7, "DefaultTargetCapacityType": "spot"}, "claim-token")
@@ -69,14 +74,14 @@ def test_overwrites_and_tags():
     ("lowest-price", "lowest-price"), ("priceCapacityOptimized", "price-capacity-optimized")])
 def test_the_users_allocation_strategy_is_kept_in_ec2_fleet_spelling(written, run):
     fleet = parse_fleet_document({**FLEET, "AllocationStrategy": written})
-    config = fleet_request(fleet, make_settings(), NOW, "lt-1", ["1"], "t")
+    config = _request(fleet, make_settings(), ["1"], "t")
     assert config["SpotOptions"]["AllocationStrategy"] == run
     assert fleet.notes == []
 
 
 def test_ds_example_lowest_price_runs_as_price_capacity_optimized_and_says_so():
     fleet = parse_fleet_document({**FLEET, "AllocationStrategy": "lowestPrice"})
-    assert fleet_request(fleet, make_settings(), NOW, "lt-1", ["1"], "t")["SpotOptions"]["AllocationStrategy"] == \
+    assert _request(fleet, make_settings(), ["1"], "t")["SpotOptions"]["AllocationStrategy"] == \
         "price-capacity-optimized"
     assert fleet.notes == ["fleet.json: AllocationStrategy: 'lowestPrice' (DS's example) is run as "
                            "'price-capacity-optimized', which AWS recommends for Spot (lowest price is interrupted "
@@ -105,7 +110,7 @@ def test_a_launch_specification_becomes_launch_template_data_and_overrides_ec2_a
     validator = ParamValidator()
     for operation, params in (
             ("CreateLaunchTemplate", {"LaunchTemplateName": "TestAppLaunchTemplate", "LaunchTemplateData": choice.data}),
-            ("CreateFleet", fleet_request(fleet, settings, NOW, "lt-1", ["1"], "t"))):
+            ("CreateFleet", _request(fleet, settings, ["1"], "t"))):
         report = validator.validate(params, model.operation_model(operation).input_shape)
         assert not report.has_errors(), report.generate_report()
 
