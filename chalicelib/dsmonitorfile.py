@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from chalicelib.errors import UserError
-from chalicelib.jsonfile import NotStrictJSON, loads_strict
+from chalicelib.jsonfile import NotStrictJSON, loads_strict, read_file_bytes
 from chalicelib.runrecord import RunRecord
 
 MAX_BYTES = 64 * 1024  # run.py's file is some 350 bytes
@@ -85,15 +85,7 @@ def read(path: str | Path) -> DSMonitorFile | None:
 
 
 def _text(path: str | Path) -> str:
-    try:
-        with open(path, "rb") as handle:
-            raw = handle.read(MAX_BYTES + 1)
-    except FileNotFoundError:
-        raise UserError(f"{path}: file not found") from None
-    except IsADirectoryError:
-        raise UserError(f"{path}: expected a file, found a directory") from None
-    except OSError as problem:
-        raise UserError(f"{path}: cannot read: {problem.strerror}") from None
+    raw = read_file_bytes(path, UserError, MAX_BYTES + 1)
     if len(raw) > MAX_BYTES:
         raise UserError(f"{path}: {_NEITHER}: expected at most {MAX_BYTES // 1024} KiB, the file is larger")
     try:

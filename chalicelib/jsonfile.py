@@ -112,17 +112,22 @@ def _first_refused(document: Any) -> tuple[str, str]:
     raise AssertionError("a refused value was flagged but not found")  # pragma: no cover
 
 
-def read_json_file(path: str | Path, error: type[Exception]) -> Any:
-    """Read a JSON file, turning every way it can fail into one clear `error`."""
+def read_file_bytes(path: str | Path, error: type[Exception], limit: int = -1) -> bytes:
+    """A file's bytes (at most `limit`, all when -1), turning every way opening it can fail into one clear `error`."""
     try:
         with open(path, "rb") as handle:
-            text = handle.read()
+            return handle.read(limit)
     except FileNotFoundError:
         raise error(f"{path}: file not found") from None
     except IsADirectoryError:
         raise error(f"{path}: expected a file, found a directory") from None
     except OSError as problem:
         raise error(f"{path}: cannot read: {problem.strerror}") from None
+
+
+def read_json_file(path: str | Path, error: type[Exception]) -> Any:
+    """Read a JSON file, turning every way it can fail into one clear `error`."""
+    text = read_file_bytes(path, error)
     try:
         return loads_strict(text.decode("utf-8-sig"))
     except UnicodeDecodeError:
