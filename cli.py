@@ -604,6 +604,30 @@ def emulator(port: int, config_path: str | None, fleetfile: str | None):
     sys.exit(serve_until_stopped(port, settings, fleet, click.echo))
 
 
+@cli.command("monitor-config")
+@click.argument("configs", nargs=-1, type=click.Path(dir_okay=False))
+@click.option("--stage", default="dev", show_default=True, help="The Chalice stage to write.")
+@click.option("--chalice-dir", default=".chalice", show_default=True, type=click.Path(file_okay=False),
+              help="The Chalice project's .chalice folder.")
+def monitor_config(configs: tuple[str, ...], stage: str, chalice_dir: str):
+    """Make the monitor watch the runs of CONFIG...: write the stage's MONITOR_BUCKETS
+    and its two IAM policies (the monitor's, the status API's), then `chalice deploy`.
+
+    \b
+    Example:
+      python cli.py monitor-config config.json && chalice deploy
+    """
+    from chalicelib import monitor_policy
+
+    if not configs:
+        raise UserError("monitor-config: name the config of each run the monitor watches (CONFIG [CONFIG ...])")
+    watched = monitor_policy.Watched.of(_load_settings(path) for path in configs)
+    deployment = monitor_policy.deployment(chalice_dir, stage, watched)
+    monitor_policy.write(deployment.files)
+    for path, said in deployment.said.items():
+        click.echo(f"{path}: {said}")
+
+
 @cli.command("convert-config")
 @click.option("--config", "config_py", default="config.py", show_default=True, type=click.Path(dir_okay=False),
               help="DS's config.py.")

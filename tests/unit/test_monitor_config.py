@@ -1,0 +1,145 @@
+"""`cli.py monitor-config`: the monitor's stage and both policies written from the runs' configs, and the
+committed .chalice files are exactly its output for examples/config.json."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from chalicelib import monitor_policy
+from chalicelib.settings import Settings
+from cli import cli
+
+REPO = Path(__file__).resolve().parents[2]
+EXAMPLE = REPO / "examples" / "config.json"  # AWS_BUCKET demo-bucket, DS's default dead-letter queue
+DS_CONFIG = REPO / "tests" / "data" / "ds_config.py"  # AWS_BUCKET your-bucket-name, dead-letter queue DeadMessages
+FILES = ("config.json", "policy-dev.json", "policy-api-dev.json")
+
+
+@pytest.fixture
+def chalice_dir(tmp_path) -> Path:
+    """A copy of the project's .chalice folder, as a user's checkout has it."""
+    copied = tmp_path / ".chalice"
+    shutil.copytree(REPO / ".chalice", copied, ignore=shutil.ignore_patterns("deployed", "deployments"))
+    return copied
+
+
+def monitor_config(*args: str):
+    return CliRunner().invoke(cli, ["monitor-config", *args])
+
+
+def contents(folder: Path) -> dict[str, str]:
+    return {path.name: path.read_text() for path in sorted(folder.iterdir())}
+
+
+def s3_and_queue_resources(policy: dict) -> set[str]:
+    found = set()
+    for statement in policy["Statement"]:
+        if any(action.startswith(("s3:", "sqs:ReceiveMessage")) for action in statement["Action"]):
+            resource = statement["Resource"]
+            found.update([resource] if isinstance(resource, str) else resource)
+    return found
+
+
+def test_the_committed_chalice_files_are_the_generators_output_for_the_example_config():
+    deployment = monitor_policy.deployment(REPO / ".chalice", "dev",
+                                           monitor_policy.Watched.of([Settings.load(EXAMPLE)]))
+
+    assert {path.name: text for path, text in deployment.files.items()} == {
+        name: (REPO / ".chalice" / name).read_text() for name in FILES}
+
+
+def test_one_config_the_stage_watches_its_bucket_and_the_policies_reach_it_alone(chalice_dir):
+    before = json.loads((chalice_dir / "config.json").read_text())
+
+    result = monitor_config(str(EXAMPLE), "--chalice-dir", str(chalice_dir))
+
+    assert (result.exit_code, result.output) == (0, (
+        f"{chalice_dir}/config.json: stage dev watches demo-bucket\n"
+        f"{chalice_dir}/policy-dev.json: the monitor may reach runs in demo-bucket\n"
+        f"{chalice_dir}/policy-api-dev.json: the status API may read demo-bucket and the dead-letter queue(s) "
+        "user_DeadMessages\n"))
+    after = json.loads((chalice_dir / "config.json").read_text())
+    before["stages"]["dev"]["environment_variables"]["MONITOR_BUCKETS"] = "demo-bucket"
+    assert after == before  # every other key as it was
+    assert sorted(path.name for path in chalice_dir.iterdir()) == sorted(FILES)  # no temporary file left
+    monitor = json.loads((chalice_dir / "policy-dev.json").read_text())
+    api = json.loads((chalice_dir / "policy-api-dev.json").read_text())
+    assert s3_and_queue_resources(monitor) == {"arn:aws:s3:::demo-bucket", "arn:aws:s3:::demo-bucket/monitors/*",
+                                               "arn:aws:s3:::demo-bucket/runs/*",
+                                               "arn:aws:s3:::demo-bucket/exportedlogs/*"}
+    assert s3_and_queue_resources(api) == {"arn:aws:s3:::demo-bucket", "arn:aws:s3:::demo-bucket/monitors/*",
+                                           "arn:aws:s3:::demo-bucket/runs/*", "arn:aws:sqs:*:*:user_DeadMessages"}
+
+
+def test_several_configs_each_bucket_and_dead_letter_queue_once_sorted(chalice_dir, tmp_path):
+    again = tmp_path / "again.json"  # a second run in the example's bucket
+    again.write_text(json.dumps({**json.loads(EXAMPLE.read_text()), "APP_NAME": "Again"}))
+
+    result = monitor_config(str(EXAMPLE), str(DS_CONFIG), str(again), "--chalice-dir", str(chalice_dir))
+
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines() == [
+        f"{chalice_dir}/config.json: stage dev watches demo-bucket, your-bucket-name",
+        f"{chalice_dir}/policy-dev.json: the monitor may reach runs in demo-bucket, your-bucket-name",
+        f"{chalice_dir}/policy-api-dev.json: the status API may read demo-bucket, your-bucket-name and the "
+        "dead-letter queue(s) DeadMessages, user_DeadMessages"]
+    config = json.loads((chalice_dir / "config.json").read_text())
+    assert config["stages"]["dev"]["environment_variables"]["MONITOR_BUCKETS"] == "demo-bucket,your-bucket-name"
+    api = json.loads((chalice_dir / "policy-api-dev.json").read_text())
+    assert {resource for resource in s3_and_queue_resources(api) if resource.startswith("arn:aws:sqs")} == {
+        "arn:aws:sqs:*:*:DeadMessages", "arn:aws:sqs:*:*:user_DeadMessages"}
+
+
+def test_a_stage_not_yet_there_is_made_like_dev_with_its_own_policy_files(chalice_dir):
+    dev_before = contents(chalice_dir)
+
+    result = monitor_config(str(DS_CONFIG), "--stage", "prod", "--chalice-dir", str(chalice_dir))
+
+    assert result.exit_code == 0, result.output
+    config = json.loads((chalice_dir / "config.json").read_text())
+    prod, dev = config["stages"]["prod"], config["stages"]["dev"]
+    assert prod["iam_policy_file"] == "policy-prod.json"
+    assert prod["lambda_functions"]["api_handler"]["iam_policy_file"] == "policy-api-prod.json"
+    assert prod["environment_variables"]["MONITOR_BUCKETS"] == "your-bucket-name"
+    assert {key: value for key, value in prod.items() if key not in ("iam_policy_file", "lambda_functions",
+                                                                     "environment_variables")} == {
+        key: value for key, value in dev.items() if key not in ("iam_policy_file", "lambda_functions",
+                                                                "environment_variables")}
+    assert json.loads(dev_before["config.json"])["stages"]["dev"] == dev
+    assert {name: text for name, text in contents(chalice_dir).items() if name != "config.json"} == {
+        "policy-dev.json": dev_before["policy-dev.json"], "policy-api-dev.json": dev_before["policy-api-dev.json"],
+        "policy-prod.json": (chalice_dir / "policy-prod.json").read_text(),
+        "policy-api-prod.json": (chalice_dir / "policy-api-prod.json").read_text()}
+    assert "your-bucket-name" in (chalice_dir / "policy-prod.json").read_text()
+
+
+@pytest.mark.parametrize("case, args, expected", [
+    ("no config", [], "error: monitor-config: name the config of each run the monitor watches (CONFIG [CONFIG ...])"),
+    ("a config that does not exist, after a good one", [str(EXAMPLE), "missing.json"],
+     "error: missing.json: file not found"),
+    ("a config with a bad key", [str(EXAMPLE), "{bad}"],
+     "error: {bad}: AWS_BUCKET: expected an S3 bucket name (3 to 63 lowercase letters, digits, '.', '-'), "
+     'got "Not_A_Bucket"'),
+])
+def test_bad_input_is_one_line_and_writes_nothing(chalice_dir, tmp_path, monkeypatch, case, args, expected):
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({**json.loads(EXAMPLE.read_text()), "AWS_BUCKET": "Not_A_Bucket"}))
+    monkeypatch.chdir(tmp_path)
+    before = contents(chalice_dir)
+
+    result = monitor_config(*[arg.replace("{bad}", str(bad)) for arg in args], "--chalice-dir", str(chalice_dir))
+
+    assert (result.exit_code, result.output) == (2, expected.replace("{bad}", str(bad)) + "\n"), case
+    assert contents(chalice_dir) == before
+
+
+def test_a_chalice_folder_without_its_config_is_one_line(tmp_path):
+    result = monitor_config(str(EXAMPLE), "--chalice-dir", str(tmp_path))
+
+    assert (result.exit_code, result.output) == (2, f"error: {tmp_path}/config.json: file not found\n")
+    assert list(tmp_path.iterdir()) == []
