@@ -396,6 +396,16 @@ def status(settings: Settings, as_json: bool):
     if found is None:
         raise UserError(f"no run named {settings.APP_NAME!r} in s3://{settings.AWS_BUCKET}/monitors/")
     click.echo(json.dumps(found, indent=2) if as_json else status_table(found))
+    if found.get("state") != "finished":  # a finished run needs no monitor
+        _warn_unwatched(settings)
+
+
+def _warn_unwatched(settings: Settings) -> None:
+    from chalicelib import deployed_monitor
+
+    problem = deployed_monitor.problem(settings)
+    if problem:
+        _warn([problem])
 
 
 @cli.command()

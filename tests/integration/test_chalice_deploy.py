@@ -22,6 +22,7 @@ import pytest
 
 from chalicelib import aws as clients, cluster
 from chalicelib.fleet import load_fleet_file
+from tests.conftest import BASE_CONFIG
 from tests.integration.world import NOTHING_LEFT, Account, drain, the_run, what_is_left
 
 REPO = Path(__file__).resolve().parents[2]
@@ -34,18 +35,30 @@ FUNCTIONS = {"ds-runner-monitor-dev-on_alarm": "policy-dev.json",
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture
-def project(tmp_path) -> Path:
-    """The project as `chalice deploy` sees it, watching the tests' bucket."""
-    project = tmp_path / "project"
+def copy_project(project: Path) -> Path:
+    """The project as `chalice deploy` sees it, as committed."""
     project.mkdir()
     shutil.copy(REPO / "app.py", project)
     shutil.copy(REPO / "requirements.txt", project)
     shutil.copytree(REPO / "chalicelib", project / "chalicelib", ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copytree(REPO / ".chalice", project / ".chalice", ignore=shutil.ignore_patterns("deployments", "deployed"))
-    config = json.loads((project / ".chalice" / "config.json").read_text())
-    config["stages"]["dev"]["environment_variables"]["MONITOR_BUCKETS"] = "test-bucket"
-    (project / ".chalice" / "config.json").write_text(json.dumps(config))
+    return project
+
+
+def watch(project: Path, *configs: Path) -> None:
+    """`cli.py monitor-config CONFIG...` in the project, as a user runs it before `chalice deploy`."""
+    result = subprocess.run([sys.executable, str(REPO / "cli.py"), "monitor-config", *map(str, configs)],
+                            cwd=project, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.fixture
+def project(tmp_path) -> Path:
+    """The project as `chalice deploy` sees it, watching the tests' run (tests/integration/world.py's Account)."""
+    project = copy_project(tmp_path / "project")
+    config = tmp_path / "watched.json"
+    config.write_text(json.dumps(BASE_CONFIG))
+    watch(project, config)
     return project
 
 
@@ -105,7 +118,7 @@ def test_chalice_deploy_after_setup_makes_what_the_policy_files_say_and_delete_l
     for name, policy_file in FUNCTIONS.items():
         [document] = first["policies"][name].values()
         document = json.loads(document) if isinstance(document, str) else document
-        assert document == json.loads((REPO / ".chalice" / policy_file).read_text()), name
+        assert document == json.loads((project / ".chalice" / policy_file).read_text()), name
     assert first["rules"] == [("ds-runner-monitor-dev-every_period-event", f"rate({PERIOD_MINUTES} minutes)")]
     assert first["subscriptions"] == [("lambda", "ds-runner-monitor-dev-on_alarm", "Monitor")]
     assert first["methods"] == {("/runs", "GET"): "AWS_IAM", ("/runs/{app_name}", "GET"): "AWS_IAM",

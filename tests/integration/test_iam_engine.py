@@ -12,7 +12,6 @@ from __future__ import annotations
 import functools
 import json
 import time
-from pathlib import Path
 
 import boto3
 import pytest
@@ -21,7 +20,7 @@ from moto import settings as moto_settings
 from moto.core.authorization import ActionAuthenticatorMixin
 from moto.iam.access_control import IAMPolicyStatement, IAMRequestBase
 
-from chalicelib import iam, jobs, leases, names
+from chalicelib import iam, jobs, leases, monitor_policy, names
 from tests.iam_engine import UnevaluatedPolicy, chalicelib_uses, iam_enforced, is_access_denied, policy_session, \
     role_session
 
@@ -30,7 +29,7 @@ LOGS = f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:"
 ALARMS = f"arn:aws:cloudwatch:{REGION}:{ACCOUNT}:alarm:"
 ALARM = dict(MetricName="CPUUtilization", Namespace="AWS/EC2", Statistic="Maximum", Period=60, EvaluationPeriods=15,
              Threshold=1, ComparisonOperator="LessThanThreshold")
-MONITOR_POLICY = Path(__file__).resolve().parents[2] / ".chalice" / "policy-dev.json"
+MONITOR_POLICY = monitor_policy.monitor_policy(monitor_policy.Watched(("my-lab-bucket",), ("user_DeadMessages",)))
 
 
 @pytest.fixture(params=["aws", "moto_server"])
@@ -294,10 +293,11 @@ def test_the_task_role_setup_account_makes_reaches_its_own_run_only(world, setti
 
 
 def test_the_monitor_policy_cannot_touch_what_is_not_a_run_record(world):
-    """The monitor's policy file, with its bucket: run records yes, workers' outputs no."""
+    """The monitor's policy, as `monitor-config` writes it for a run in my-lab-bucket: run records yes, workers'
+    outputs no."""
     admin("s3").create_bucket(Bucket="my-lab-bucket")
     admin("s3").put_object(Bucket="my-lab-bucket", Key="out/plate1/result.txt", Body=b"1")
-    s3 = policy_session(MONITOR_POLICY.read_text(), REGION).client("s3")
+    s3 = policy_session(json.dumps(MONITOR_POLICY), REGION).client("s3")
 
     with iam_enforced():
         s3.put_object(Bucket="my-lab-bucket", Key="monitors/App.json", Body=b"{}")

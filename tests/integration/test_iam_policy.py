@@ -1,8 +1,11 @@
-"""The monitor Lambda's hand-written IAM policy grants exactly what the monitor and status code call.
+"""The monitor Lambda's IAM policies, as `cli.py monitor-config` writes them (chalicelib/monitor_policy.py), grant
+exactly what the monitor and status code call.
 
 Every AWS operation made from chalicelib/monitor (observe, apply, status, run
 discovery) during a whole run's life is recorded with botocore's own event
 hook; the test fails if the policy lacks one, or grants an action nothing calls.
+Each check runs on the policies written for one run's config and for two runs' configs with other buckets and
+dead-letter queues.
 """
 
 from __future__ import annotations
@@ -13,16 +16,20 @@ from pathlib import Path
 
 import pytest
 
-from chalicelib import aws as clients, leases
+from chalicelib import aws as clients, leases, monitor_policy
 from chalicelib.monitor import loop, service
 from chalicelib.monitor.observe import observe
 from chalicelib.aws import Clients
 from chalicelib.monitor.reconcile import reconcile
+from chalicelib.settings import Settings
+from tests.conftest import BASE_CONFIG
 from tests.integration.world import drain, fail_every_job, interrupt_one_machine, reconcile_until_gone, the_run
 
 REPO = Path(__file__).resolve().parents[2]
-POLICY = REPO / ".chalice" / "policy-dev.json"  # the monitor's functions (alarm and schedule handlers)
-API_POLICY = REPO / ".chalice" / "policy-api-dev.json"  # the status API: reads only
+# the runs' configs the policies are written for: the tests' run, and beside it another lab's run
+ONE_RUN = [BASE_CONFIG]
+TWO_RUNS = [BASE_CONFIG, {**BASE_CONFIG, "APP_NAME": "OtherLab", "AWS_BUCKET": "other-lab-bucket",
+                          "SQS_DEAD_LETTER_QUEUE": "OtherLabDeadMessages"}]
 # IAM names that differ from the API operation's name
 IAM_ACTION = {("s3", "ListObjectsV2"): "s3:ListBucket", ("s3", "HeadObject"): "s3:GetObject",
               ("s3", "DeleteObjects"): "s3:DeleteObject",
@@ -63,8 +70,23 @@ def calls(monkeypatch):
         yield recorded
 
 
-def granted(path: Path = POLICY) -> set[str]:
-    policy = json.loads(path.read_text())
+@pytest.fixture(params=[ONE_RUN, TWO_RUNS], ids=["one config", "two configs"])
+def written(request, tmp_path) -> dict[str, dict]:
+    """The .chalice files `monitor-config` writes for the runs' configs ("runs"): "config", "monitor", "api"."""
+    chalice_dir = tmp_path / ".chalice"
+    chalice_dir.mkdir()
+    (chalice_dir / "config.json").write_text((REPO / ".chalice" / "config.json").read_text())
+    paths = []
+    for number, config in enumerate(request.param):
+        paths.append(tmp_path / f"config{number}.json")
+        paths[-1].write_text(json.dumps(config))
+    watched = monitor_policy.Watched.of(Settings.load(path) for path in paths)
+    monitor_policy.write(monitor_policy.deployment(chalice_dir, "dev", watched).files)
+    return {"runs": request.param, **{name: json.loads((chalice_dir / file).read_text()) for name, file in (
+        ("config", "config.json"), ("monitor", "policy-dev.json"), ("api", "policy-api-dev.json"))}}
+
+
+def granted(policy: dict) -> set[str]:
     actions = set()
     for statement in policy["Statement"]:
         assert statement["Effect"] == "Allow"
@@ -73,7 +95,7 @@ def granted(path: Path = POLICY) -> set[str]:
     return actions
 
 
-def test_the_policy_grants_exactly_what_a_whole_run_calls(started, victim, legacy_run, calls):
+def test_the_policy_grants_exactly_what_a_whole_run_calls(started, victim, legacy_run, calls, written):
     """A run of this version (an EC2 Fleet) and one the previous version started (a spot fleet request), each from
     its start to its teardown."""
     run = the_run(started)
@@ -101,9 +123,10 @@ def test_the_policy_grants_exactly_what_a_whole_run_calls(started, victim, legac
     drain(legacy_run)
     reconcile_until_gone(legacy_run, limit=15)
 
-    needed = calls - RUNTIME_ACTIONS
-    assert not needed - granted(), f"the policy lacks: {sorted(needed - granted())}"
-    assert not granted() - RUNTIME_ACTIONS - needed, f"granted but never called: {sorted(granted() - needed)}"
+    needed, policy = calls - RUNTIME_ACTIONS, written["monitor"]
+    assert not needed - granted(policy), f"the policy lacks: {sorted(needed - granted(policy))}"
+    assert not granted(policy) - RUNTIME_ACTIONS - needed, (
+        f"granted but never called: {sorted(granted(policy) - needed)}")
 
 
 # SQS has no way to read a queue's messages but receiving them: the API looks at the shared dead-letter queue for
@@ -111,7 +134,7 @@ def test_the_policy_grants_exactly_what_a_whole_run_calls(started, victim, legac
 DEAD_LETTER_LOOK = {"sqs:ReceiveMessage", "sqs:ChangeMessageVisibility"}
 
 
-def test_the_status_api_policy_grants_exactly_what_status_calls(started, ds_image_run, legacy_run, calls):
+def test_the_status_api_policy_grants_exactly_what_status_calls(started, ds_image_run, legacy_run, calls, written):
     fail_every_job(ds_image_run)
     run = the_run(started)
     clients.client("ecs").register_container_instance(
@@ -136,32 +159,33 @@ def test_the_status_api_policy_grants_exactly_what_status_calls(started, ds_imag
     calls.clear()
     service.find_status("TestApp", ["test-bucket"])  # finished: its summary
     service.find_status("Nobody", ["test-bucket"])  # unknown: 404
-    needed = (api_calls | calls) - RUNTIME_ACTIONS
-    assert not needed - granted(API_POLICY), f"the API policy lacks: {sorted(needed - granted(API_POLICY))}"
-    assert not granted(API_POLICY) - RUNTIME_ACTIONS - needed, (
-        f"granted but never called: {sorted(granted(API_POLICY) - needed)}")
+    needed, policy = (api_calls | calls) - RUNTIME_ACTIONS, written["api"]
+    assert not needed - granted(policy), f"the API policy lacks: {sorted(needed - granted(policy))}"
+    assert not granted(policy) - RUNTIME_ACTIONS - needed, (
+        f"granted but never called: {sorted(granted(policy) - needed)}")
     assert all(action.split(":")[1].startswith(("Describe", "Get", "List")) for action in needed - DEAD_LETTER_LOOK)
 
 
-def test_the_status_api_may_receive_messages_of_the_dead_letter_queue_only():
+def test_the_status_api_may_receive_messages_of_the_dead_letter_queues_only(written):
     """Receiving hides a message and changing its visibility can hide it for 12 hours: the API may do both on
-    the dead-letter queue (DS's default name, which the README says to change with SQS_DEAD_LETTER_QUEUE), never
-    on a run's job queue. tests/integration/test_monitor_role_enforced.py checks it under the IAM engine."""
-    statements = json.loads(API_POLICY.read_text())["Statement"]
+    the runs' dead-letter queues (SQS_DEAD_LETTER_QUEUE of each config), never on a run's job queue.
+    tests/integration/test_monitor_role_enforced.py checks it under the IAM engine."""
+    statements = written["api"]["Statement"]
     reach = {action: [statement["Resource"] for statement in statements if action in statement["Action"]]
              for action in DEAD_LETTER_LOOK}
-    assert reach == {action: ["arn:aws:sqs:*:*:user_DeadMessages"] for action in DEAD_LETTER_LOOK}
+    queues = sorted({settings.get("SQS_DEAD_LETTER_QUEUE", "user_DeadMessages") for settings in written["runs"]})
+    assert reach == {action: [[f"arn:aws:sqs:*:*:{queue}" for queue in queues]] for action in DEAD_LETTER_LOOK}
     assert not any(action in ("*", "sqs:*") for statement in statements for action in statement["Action"])
 
 
-def test_s3_access_is_only_to_the_watched_buckets_run_records():
+def test_s3_access_is_only_to_the_watched_buckets_run_records(written):
     """S3 is the one service here whose resources IAM can scope: the watched buckets' monitors/ (records)
     runs/ (the workers' leases and failure records) and exportedlogs/ (CreateExportTask writes
     with its caller's rights) prefixes."""
-    config = json.loads((REPO / ".chalice" / "config.json").read_text())
-    buckets = config["stages"]["dev"]["environment_variables"]["MONITOR_BUCKETS"].split(",")
+    buckets = written["config"]["stages"]["dev"]["environment_variables"]["MONITOR_BUCKETS"].split(",")
+    assert buckets == sorted({settings["AWS_BUCKET"] for settings in written["runs"]})
     resources = set()
-    for statement in json.loads(POLICY.read_text())["Statement"] + json.loads(API_POLICY.read_text())["Statement"]:
+    for statement in written["monitor"]["Statement"] + written["api"]["Statement"]:
         actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
         if any(action.startswith("s3:") for action in actions):
             resources.update([statement["Resource"]] if isinstance(statement["Resource"], str)

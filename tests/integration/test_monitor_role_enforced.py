@@ -1,7 +1,7 @@
 """The monitor and the status API with exactly their policies, under the IAM engine (tests/iam_engine.py).
 
-`.chalice/policy-dev.json` (the monitor Lambda) and `.chalice/policy-api-dev.json`
-(the status API), with the test bucket for `my-lab-bucket`, are each given to a
+The monitor Lambda's and the status API's policies, as `cli.py monitor-config` writes them for the
+test run's config (chalicelib/monitor_policy.py), are each given to a
 moto IAM user; our own code (chalicelib.monitor: the Lambda's `scan_buckets` +
 `reconcile_runs` and the API's `all_statuses` / `find_status`) runs with those
 credentials inside `iam_enforced()`, where the policies' conditions (resource tags
@@ -20,12 +20,11 @@ from __future__ import annotations
 
 import json
 import time
-from pathlib import Path
 
 import pytest
 from botocore.exceptions import ClientError
 
-from chalicelib import aws as clients, leases
+from chalicelib import aws as clients, leases, monitor_policy
 from chalicelib.monitor import actions as act, service
 from chalicelib.monitor.apply import Applier
 from chalicelib.aws import Clients
@@ -35,7 +34,7 @@ from tests.integration.world import (NOTHING_LEFT, amazon_image, drain, fail_eve
 from tests.worker_world import queue_counts
 
 BUCKET, REGION, ACCOUNT = "test-bucket", "us-east-1", "123456789012"
-CHALICE = Path(__file__).resolve().parents[2] / ".chalice"
+WATCHED = monitor_policy.Watched(buckets=(BUCKET,), dead_letter_queues=("user_DeadMessages",))  # the test run's
 # What the monitor's policy lets it do only to resources carrying the run tag (dsr:app), and what the engine
 # now checks against each resource's ARN and tags.
 TAG_CONDITIONED = {"sqs:DeleteQueue", "ec2:ModifyFleet", "ec2:DeleteFleets", "ec2:ModifySpotFleetRequest",
@@ -45,8 +44,9 @@ TAG_CONDITIONED = {"sqs:DeleteQueue", "ec2:ModifyFleet", "ec2:DeleteFleets", "ec
 
 
 def deployed_policy(name: str) -> str:
-    """A policy file as `chalice deploy` sends it, for the test bucket."""
-    return (CHALICE / name).read_text().replace("my-lab-bucket", BUCKET)
+    """A policy file as `monitor-config` writes it for the test run and `chalice deploy` sends it."""
+    return json.dumps({"policy-dev.json": monitor_policy.monitor_policy,
+                       "policy-api-dev.json": monitor_policy.api_policy}[name](WATCHED))
 
 
 @pytest.fixture
