@@ -615,13 +615,16 @@ def emulator(port: int, config_path: str | None, fleetfile: str | None):
 
 
 @cli.command("monitor-config")
-@click.argument("configs", nargs=-1, type=click.Path(dir_okay=False))
+@click.argument("configs", nargs=-1, metavar="CONFIG...", type=click.Path(dir_okay=False))
+@click.option("--config", "config_options", multiple=True, type=click.Path(dir_okay=False),
+              help="A run's configuration file, as every command takes it (the same as naming it as an argument).")
 @click.option("--stage", default="dev", show_default=True, help="The Chalice stage to write.")
 @click.option("--chalice-dir", default=".chalice", show_default=True, type=click.Path(file_okay=False),
               help="The Chalice project's .chalice folder.")
-def monitor_config(configs: tuple[str, ...], stage: str, chalice_dir: str):
+def monitor_config(configs: tuple[str, ...], config_options: tuple[str, ...], stage: str, chalice_dir: str):
     """Make the monitor watch the runs of CONFIG...: write the stage's MONITOR_BUCKETS
-    and its two IAM policies (the monitor's, the status API's), then `chalice deploy`.
+    and its two IAM policies (the monitor's, the status API's) in .chalice/.
+    Then run `chalice deploy` there.
 
     \b
     Example:
@@ -629,6 +632,7 @@ def monitor_config(configs: tuple[str, ...], stage: str, chalice_dir: str):
     """
     from chalicelib import monitor_policy
 
+    configs += config_options
     if not configs:
         raise UserError("monitor-config: name the config of each run the monitor watches (CONFIG [CONFIG ...])")
     watched = monitor_policy.Watched.of(_load_settings(path) for path in configs)

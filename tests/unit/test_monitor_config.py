@@ -80,7 +80,7 @@ def test_several_configs_each_bucket_and_dead_letter_queue_once_sorted(chalice_d
     again = tmp_path / "again.json"  # a second run in the example's bucket
     again.write_text(json.dumps({**json.loads(EXAMPLE.read_text()), "APP_NAME": "Again"}))
 
-    result = monitor_config(str(EXAMPLE), str(DS_CONFIG), str(again), "--chalice-dir", str(chalice_dir))
+    result = monitor_config(str(EXAMPLE), str(DS_CONFIG), "--config", str(again), "--chalice-dir", str(chalice_dir))
 
     assert result.exit_code == 0, result.output
     assert result.stdout.splitlines() == [
