@@ -10,7 +10,8 @@ from __future__ import annotations
 from botocore.exceptions import BotoCoreError, ClientError
 
 from chalicelib import aws
-from chalicelib.monitor_policy import APP_NAME, BUCKETS_ENV
+from chalicelib.monitor.service import BUCKETS_ENV
+from chalicelib.monitor_policy import APP_NAME
 
 MONITOR_HANDLERS = ("on_alarm", "every_period")
 

@@ -20,11 +20,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
-from chalicelib.errors import ConfigError
+from chalicelib.errors import ConfigError, UserError
 from chalicelib.jsonfile import read_json_file
+from chalicelib.monitor.service import BUCKETS_ENV
 
 APP_NAME = "ds-runner-monitor"  # .chalice/config.json's app_name: Chalice names the functions after it
-BUCKETS_ENV = "MONITOR_BUCKETS"  # what chalicelib/monitor/service.py reads
 TEMPLATE_STAGE = "dev"  # a stage not yet in .chalice/config.json is made in its shape
 API_FUNCTION = "api_handler"  # Chalice's name for the function behind the REST API
 LOG_GROUPS = [f"arn:aws:logs:*:*:log-group:/aws/lambda/{APP_NAME}-*",
@@ -191,13 +191,23 @@ def _json(document: dict) -> str:
 
 
 def write(files: dict[Path, str]) -> None:
-    """Each file replaced whole (a temporary file beside it, then a rename), so none is ever left half-written."""
-    for path, text in files.items():
-        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        try:
+    """Every file is written whole beside its place before any is renamed over its place (atomic on POSIX): no file
+    is ever left half-written, and a write that fails (a full disk, a folder in a file's place) changes none."""
+    for path in files:
+        if path.is_dir():  # the one place a rename would fail after the others were done
+            raise UserError(f"{path}: expected a file, found a folder")
+    staged: list[tuple[str, Path]] = []
+    path = None
+    try:
+        for path, text in files.items():
+            handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+            staged.append((temporary, path))
             with os.fdopen(handle, "w", encoding="utf-8") as stream:
                 stream.write(text)
+        for temporary, path in staged:
             os.replace(temporary, path)
-        except BaseException:
+    except OSError as error:
+        raise UserError(f"{path}: cannot write it ({error.strerror or error})") from None
+    finally:
+        for temporary, _ in staged:
             Path(temporary).unlink(missing_ok=True)
-            raise

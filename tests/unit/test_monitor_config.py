@@ -32,8 +32,9 @@ def monitor_config(*args: str):
     return CliRunner().invoke(cli, ["monitor-config", *args])
 
 
-def contents(folder: Path) -> dict[str, str]:
-    return {path.name: path.read_text() for path in sorted(folder.iterdir())}
+def contents(folder_or_files) -> dict[str, str]:
+    files = folder_or_files.iterdir() if isinstance(folder_or_files, Path) else folder_or_files
+    return {path.name: path.read_text() for path in sorted(files)}
 
 
 def s3_and_queue_resources(policy: dict) -> set[str]:
@@ -120,9 +121,9 @@ def test_a_stage_not_yet_there_is_made_like_dev_with_its_own_policy_files(chalic
 
 @pytest.mark.parametrize("case, args, expected", [
     ("no config", [], "error: monitor-config: name the config of each run the monitor watches (CONFIG [CONFIG ...])"),
-    ("a config that does not exist, after a good one", [str(EXAMPLE), "missing.json"],
+    ("a config that does not exist, after a good one", [str(DS_CONFIG), "missing.json"],
      "error: missing.json: file not found"),
-    ("a config with a bad key", [str(EXAMPLE), "{bad}"],
+    ("a config with a bad key", [str(DS_CONFIG), "{bad}"],
      "error: {bad}: AWS_BUCKET: expected an S3 bucket name (3 to 63 lowercase letters, digits, '.', '-'), "
      'got "Not_A_Bucket"'),
 ])
@@ -143,3 +144,16 @@ def test_a_chalice_folder_without_its_config_is_one_line(tmp_path):
 
     assert (result.exit_code, result.output) == (2, f"error: {tmp_path}/config.json: file not found\n")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_folder_in_a_policy_files_place_is_one_line_and_changes_nothing(chalice_dir):
+    (chalice_dir / "policy-api-dev.json").unlink()
+    (chalice_dir / "policy-api-dev.json").mkdir()
+    before = contents({path for path in chalice_dir.iterdir() if path.is_file()})
+
+    result = monitor_config(str(DS_CONFIG), "--chalice-dir", str(chalice_dir))  # another bucket than committed
+
+    assert (result.exit_code, result.output) == (
+        2, f"error: {chalice_dir}/policy-api-dev.json: expected a file, found a folder\n")
+    assert contents({path for path in chalice_dir.iterdir() if path.is_file()}) == before
+    assert sorted(path.name for path in chalice_dir.iterdir()) == sorted(FILES)
