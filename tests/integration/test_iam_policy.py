@@ -48,10 +48,18 @@ def _monitor_frame(stack) -> bool:
                for frame in stack)
 
 
+class Calls(set):
+    """IAM actions called; `buckets`: the buckets of the S3 calls among them."""
+
+    def __init__(self):
+        super().__init__()
+        self.buckets: set[str] = set()
+
+
 @pytest.fixture
 def calls(monkeypatch):
     """IAM actions called from the monitor's code, recorded on every session chalicelib.aws makes."""
-    recorded: set[str] = set()
+    recorded = Calls()
 
     def record(model, **_):
         if _monitor_frame(traceback.extract_stack()):
@@ -61,9 +69,14 @@ def calls(monkeypatch):
             if (prefix, model.name) in ALSO_AUTHORIZED:
                 recorded.add(ALSO_AUTHORIZED[prefix, model.name])
 
+    def record_bucket(params, **_):
+        if _monitor_frame(traceback.extract_stack()):
+            recorded.buckets.add(params["Bucket"])
+
     def new_session(region, profile):
         session = clients.new_session(region, profile)
         session.events.register("before-call", record)
+        session.events.register("before-parameter-build.s3", record_bucket)
         return session
 
     with clients.sessions_from(new_session):
@@ -84,6 +97,10 @@ def written(request, tmp_path) -> dict[str, dict]:
     monitor_policy.write(monitor_policy.deployment(chalice_dir, "dev", watched).files)
     return {"runs": request.param, **{name: json.loads((chalice_dir / file).read_text()) for name, file in (
         ("config", "config.json"), ("monitor", "policy-dev.json"), ("api", "policy-api-dev.json"))}}
+
+
+def watched_buckets(written: dict) -> list[str]:
+    return written["config"]["stages"]["dev"]["environment_variables"]["MONITOR_BUCKETS"].split(",")
 
 
 def granted(policy: dict) -> set[str]:
@@ -124,6 +141,7 @@ def test_the_policy_grants_exactly_what_a_whole_run_calls(started, victim, legac
     reconcile_until_gone(legacy_run, limit=15)
 
     needed, policy = calls - RUNTIME_ACTIONS, written["monitor"]
+    assert calls.buckets == {"test-bucket"} <= set(watched_buckets(written))
     assert not needed - granted(policy), f"the policy lacks: {sorted(needed - granted(policy))}"
     assert not granted(policy) - RUNTIME_ACTIONS - needed, (
         f"granted but never called: {sorted(granted(policy) - needed)}")
@@ -160,6 +178,7 @@ def test_the_status_api_policy_grants_exactly_what_status_calls(started, ds_imag
     service.find_status("TestApp", ["test-bucket"])  # finished: its summary
     service.find_status("Nobody", ["test-bucket"])  # unknown: 404
     needed, policy = (api_calls | calls) - RUNTIME_ACTIONS, written["api"]
+    assert calls.buckets == {"test-bucket"} <= set(watched_buckets(written))
     assert not needed - granted(policy), f"the API policy lacks: {sorted(needed - granted(policy))}"
     assert not granted(policy) - RUNTIME_ACTIONS - needed, (
         f"granted but never called: {sorted(granted(policy) - needed)}")
@@ -182,7 +201,7 @@ def test_s3_access_is_only_to_the_watched_buckets_run_records(written):
     """S3 is the one service here whose resources IAM can scope: the watched buckets' monitors/ (records)
     runs/ (the workers' leases and failure records) and exportedlogs/ (CreateExportTask writes
     with its caller's rights) prefixes."""
-    buckets = written["config"]["stages"]["dev"]["environment_variables"]["MONITOR_BUCKETS"].split(",")
+    buckets = watched_buckets(written)
     assert buckets == sorted({settings["AWS_BUCKET"] for settings in written["runs"]})
     resources = set()
     for statement in written["monitor"]["Statement"] + written["api"]["Statement"]:
