@@ -15,6 +15,7 @@ from __future__ import annotations
 import copy
 import json
 import os
+import re
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +27,7 @@ from chalicelib.monitor.service import BUCKETS_ENV
 
 APP_NAME = "ds-runner-monitor"  # .chalice/config.json's app_name: Chalice names the functions after it
 TEMPLATE_STAGE = "dev"  # a stage not yet in .chalice/config.json is made in its shape
+STAGE_PATTERN = re.compile(r"^[A-Za-z0-9_-]+$")  # a stage is part of each function's name (Lambda's characters)
 API_FUNCTION = "api_handler"  # Chalice's name for the function behind the REST API
 LOG_GROUPS = [f"arn:aws:logs:*:*:log-group:/aws/lambda/{APP_NAME}-*",
               f"arn:aws:logs:*:*:log-group:/aws/lambda/{APP_NAME}-*:*"]
@@ -147,35 +149,44 @@ def _file_name(value, where: str, default: str) -> str:
     return value
 
 
+def _object(parent: dict, key: str, where: str) -> dict:
+    """parent[key], an object, made empty if missing."""
+    value = parent.setdefault(key, {})
+    if not isinstance(value, dict):
+        raise ConfigError(f"{where}.{key}: expected an object, got {type(value).__name__}")
+    return value
+
+
 def deployment(chalice_dir: str | Path, stage: str, watched: Watched) -> Deployment:
     """The stage's config.json (every other key and stage as it was) and the two policy files it names."""
+    if not STAGE_PATTERN.match(stage):
+        raise UserError(f"--stage: expected letters, digits, '-' or '_' (Chalice names the functions after it), "
+                        f"got {stage!r}")
     chalice_dir = Path(chalice_dir)
     config_path = chalice_dir / "config.json"
     config = read_json_file(config_path, ConfigError)
     stages = config.get("stages") if isinstance(config, dict) else None
     if not isinstance(stages, dict):
         raise ConfigError(f"{config_path}: stages: expected an object of Chalice stages")
-    if stage not in stages:
+    made = stage not in stages
+    if made:
         if not isinstance(stages.get(TEMPLATE_STAGE), dict):
             raise ConfigError(f"{config_path}: stages.{TEMPLATE_STAGE}: expected the stage a new stage {stage!r} "
                               "is made like")
         stages[stage] = copy.deepcopy(stages[TEMPLATE_STAGE])
-        stages[stage]["iam_policy_file"] = f"policy-{stage}.json"
-        stages[stage].setdefault("lambda_functions", {}).setdefault(API_FUNCTION, {})["iam_policy_file"] = (
-            f"policy-api-{stage}.json")
-    settings = stages[stage]
-    if not isinstance(settings, dict):
-        raise ConfigError(f"{config_path}: stages.{stage}: expected an object")
+    where = f"{config_path}: stages.{stage}"
+    settings = _object(stages, stage, f"{config_path}: stages")
+    api_settings = _object(_object(settings, "lambda_functions", where), API_FUNCTION, f"{where}.lambda_functions")
+    if made:  # its own policy files (the defaults below): dev's stay dev's
+        settings.pop("iam_policy_file", None)
+        api_settings.pop("iam_policy_file", None)
     settings["autogen_policy"] = False
-    monitor_file = _file_name(settings.get("iam_policy_file"), f"{config_path}: stages.{stage}.iam_policy_file",
-                              f"policy-{stage}.json")
+    monitor_file = _file_name(settings.get("iam_policy_file"), f"{where}.iam_policy_file", f"policy-{stage}.json")
     settings["iam_policy_file"] = monitor_file
-    api_settings = settings.setdefault("lambda_functions", {}).setdefault(API_FUNCTION, {})
     api_file = _file_name(api_settings.get("iam_policy_file"),
-                          f"{config_path}: stages.{stage}.lambda_functions.{API_FUNCTION}.iam_policy_file",
-                          f"policy-api-{stage}.json")
+                          f"{where}.lambda_functions.{API_FUNCTION}.iam_policy_file", f"policy-api-{stage}.json")
     api_settings["iam_policy_file"] = api_file
-    settings.setdefault("environment_variables", {})[BUCKETS_ENV] = ",".join(watched.buckets)
+    _object(settings, "environment_variables", where)[BUCKETS_ENV] = ",".join(watched.buckets)
 
     buckets, queues = ", ".join(watched.buckets), ", ".join(watched.dead_letter_queues)
     files = {config_path: _json(config), chalice_dir / monitor_file: _json(monitor_policy(watched)),

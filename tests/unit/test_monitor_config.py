@@ -123,6 +123,8 @@ def test_a_stage_not_yet_there_is_made_like_dev_with_its_own_policy_files(chalic
     ("no config", [], "error: monitor-config: name the config of each run the monitor watches (CONFIG [CONFIG ...])"),
     ("a config that does not exist, after a good one", [str(DS_CONFIG), "missing.json"],
      "error: missing.json: file not found"),
+    ("a stage Lambda cannot name", [str(DS_CONFIG), "--stage", "dev/x"],
+     "error: --stage: expected letters, digits, '-' or '_' (Chalice names the functions after it), got 'dev/x'"),
     ("a config with a bad key", [str(DS_CONFIG), "{bad}"],
      "error: {bad}: AWS_BUCKET: expected an S3 bucket name (3 to 63 lowercase letters, digits, '.', '-'), "
      'got "Not_A_Bucket"'),
@@ -157,3 +159,16 @@ def test_a_folder_in_a_policy_files_place_is_one_line_and_changes_nothing(chalic
         2, f"error: {chalice_dir}/policy-api-dev.json: expected a file, found a folder\n")
     assert contents({path for path in chalice_dir.iterdir() if path.is_file()}) == before
     assert sorted(path.name for path in chalice_dir.iterdir()) == sorted(FILES)
+
+
+def test_a_stage_that_is_not_an_object_is_one_line(chalice_dir):
+    config = json.loads((chalice_dir / "config.json").read_text())
+    config["stages"]["dev"]["environment_variables"] = ["MONITOR_BUCKETS"]
+    (chalice_dir / "config.json").write_text(json.dumps(config))
+    before = contents(chalice_dir)
+
+    result = monitor_config(str(DS_CONFIG), "--chalice-dir", str(chalice_dir))
+
+    assert (result.exit_code, result.output) == (
+        2, f"error: {chalice_dir}/config.json: stages.dev.environment_variables: expected an object, got list\n")
+    assert contents(chalice_dir) == before
