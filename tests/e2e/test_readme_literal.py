@@ -56,10 +56,19 @@ pytestmark = pytest.mark.slow
 
 
 def section(readme: str, title: str) -> str:
-    """The text under a heading, up to the next heading of any level."""
-    match = re.search(rf"^#+ {re.escape(title)}\n(.*?)(?=^#+ |\Z)", readme, re.M | re.S)
-    assert match, f"README.md has no section '{title}' {CLONE_NOTE}"
-    return match.group(1)
+    """The text under a heading, up to the next heading of any level (a `# comment` line in a block is none)."""
+    lines, inside, fenced = [], False, False
+    for line in readme.splitlines():
+        heading = not fenced and re.match(r"#+ (.*)$", line)
+        fenced ^= line.startswith("```")
+        if heading:
+            if inside:
+                break
+            inside = heading.group(1) == title
+        elif inside:
+            lines.append(line)
+    assert inside, f"README.md has no section '{title}' {CLONE_NOTE}"
+    return "\n".join(lines) + "\n"
 
 
 def command_blocks(text: str) -> list[list[str]]:
@@ -95,7 +104,7 @@ def bash(line: str, cwd: Path, environment: dict[str, str], exports: list[str] =
 
 
 def said(result: subprocess.CompletedProcess) -> str:
-    return f"exit code {result.returncode}\n--- stdout\n{result.stdout}\n--- stderr\n{result.stderr}"
+    return f"exit code {result.returncode} {CLONE_NOTE}\n--- stdout\n{result.stdout}\n--- stderr\n{result.stderr}"
 
 
 @pytest.fixture
