@@ -144,7 +144,9 @@ def test_the_quick_start_runs_as_written(clone, tmp_path):
     assert re.search(r"^  failed +0$", result.stdout, re.M) and re.search(r"^  done +48$", result.stdout, re.M)
 
     # Outside the venv, as a new user who skipped `make install`: the machine's Python without its packages
-    outside = {**environment, "PATH": os.environ.get("PATH", "")}
+    venv_bin = str(Path(sys.executable).parent)
+    outside = {**environment, "PATH": os.pathsep.join(
+        entry for entry in os.environ.get("PATH", "").split(os.pathsep) if entry != venv_bin)}
     outside.pop("VIRTUAL_ENV")
     python = "python3.11 -S" if shutil.which("python3.11", path=outside["PATH"]) else f"{sys.executable} -S"
     bare = bash(re.sub(r"^python ", f"{python} ", demo_command), clone, outside)
