@@ -252,4 +252,5 @@ def test_a_run_logged_by_older_workers_has_no_memory_figures_and_says_so():
     fig = figures(data([attempt("a"), attempt("b", outcome=FAILED, exit_code=-9)]))
     assert fig.sizing is None
     assert "No job logged its peak memory" in render(data([attempt("a")]), fig, 0)
-    assert [g.cause for g in fig.failure_groups] == ["exited with code -9"]  # a kill -9 keeps its words
+    # a kill -9 is said as a kill, with its code, and not taken for the OOM killer
+    assert [g.cause for g in fig.failure_groups] == ["killed by SIGKILL (exit code -9)"]
