@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Sequence
 
 from chalicelib.joblines import out_of_memory_cause
-from chalicelib.report.data import FAILED, Attempt
+from chalicelib.report.data import FAILED, LOST, RELEASED, Attempt
 
 _PLAIN_EXIT = re.compile(r"exit code -?\d+ after ")  # the command ended by itself: its own output says why
 # Masked in this order: a uuid holds hex runs, and a hex id holds numbers.
@@ -45,6 +45,18 @@ def cause(attempt: Attempt) -> str:
     if attempt.exit_code is not None:
         return f"exited with code {attempt.exit_code}"
     return "failed"
+
+
+def why(attempt: Attempt) -> str:
+    """Why any attempt ended as it did, for its bar's tooltip: a failure's cause, the worker's word for a release
+    (a spot interruption, a stop), "" for a success or a skip."""
+    if attempt.outcome == FAILED:
+        return cause(attempt)
+    if attempt.outcome == RELEASED:
+        return attempt.reason.split("; ")[0]
+    if attempt.outcome == LOST:
+        return "no outcome line: its worker was gone before writing one"
+    return ""
 
 
 def _signal_name(number: int) -> str:

@@ -11,7 +11,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from typing import Mapping, Sequence
 
-from chalicelib.report.causes import FailureGroup, common_cause, failure_groups
+from chalicelib.report.causes import FailureGroup, common_cause, failure_groups, why
 from chalicelib.report.data import FAILED, OUTCOMES, SKIPPED, SUCCEEDED, UNKNOWN, Attempt
 from chalicelib.report.sizing import MachineSize, Sizing, sizing
 
@@ -52,7 +52,8 @@ class ReportInput:
 @dataclass
 class Row:
     label: str
-    bars: list[tuple[float, float, str, str]] = field(default_factory=list)  # start, end, outcome, job id
+    # start, end, outcome, job id, why it ended so (causes.why: "" for a success)
+    bars: list[tuple[float, float, str, str, str]] = field(default_factory=list)
 
 
 @dataclass
@@ -113,7 +114,8 @@ def figures(data: ReportInput) -> Figures:
     drawn = timeline(attempts)
     return Figures(
         attempts_by_outcome={outcome: sum(a.outcome == outcome for a in attempts) for outcome in OUTCOMES},
-        jobs=_jobs(data, by_job), jobs_done=len(done), jobs_skipped=len(skipped), jobs_failed=len(failed), failed_ids=failed,
+        jobs=_jobs(data, by_job),
+        jobs_done=len(done), jobs_skipped=len(skipped), jobs_failed=len(failed), failed_ids=failed,
         durations=durations, histogram=log_histogram(durations), longest=longest,
         failure_groups=failure_groups(attempts, set(failed)),
         failure_summary=common_cause([by_job[job][-1] for job in failed]),
@@ -226,7 +228,7 @@ def timeline(attempts: Sequence[Attempt], max_rows: int = MAX_ROWS, max_bars: in
     rows = {label: Row(label) for label in order}
     if len(attempts) <= max_bars:
         for a in attempts:
-            rows[key(a)].bars.append((a.start, a.end, a.outcome, a.job_id))
+            rows[key(a)].bars.append((a.start, a.end, a.outcome, a.job_id, why(a)))
     else:
         notes.append(f"{len(attempts):,} attempts: more than {max_bars:,}, so each row shows its busy time merged "
                      "(grey); attempts that did not succeed are still drawn one by one")
@@ -237,9 +239,9 @@ def timeline(attempts: Sequence[Attempt], max_rows: int = MAX_ROWS, max_bars: in
             if a.outcome != SUCCEEDED:
                 others.append(a)
         for label, intervals in busy.items():
-            rows[label].bars.extend((s, e, "busy", "") for s, e in merge(intervals, gap=(end - start) / 2000))
+            rows[label].bars.extend((s, e, "busy", "", "") for s, e in merge(intervals, gap=(end - start) / 2000))
         for a in others[:max_bars]:
-            rows[key(a)].bars.append((a.start, a.end, a.outcome, a.job_id))
+            rows[key(a)].bars.append((a.start, a.end, a.outcome, a.job_id, why(a)))
     drawn = sum(len(row.bars) for row in rows.values())
     return Timeline(list(rows.values()), start, end, notes, drawn)
 

@@ -107,10 +107,11 @@ def _timeline(fig: Figures) -> str:
         y = index * row_h
         if row_h >= 10:
             svg.append(f"<text x='{LEFT - 6}' y='{y + row_h - 4}' text-anchor='end'>{escape(row.label[:38])}</text>")
-        for start, end, outcome, job in row.bars:
+        for start, end, outcome, job, ended in row.bars:
             x = LEFT + (start - origin) * scale
             w = max(1.0, (end - start) * scale)
-            title = f"<title>{escape(job)}: {outcome}, {_seconds(end - start)}</title>" if job else ""
+            because = f" ({ended})" if ended else ""
+            title = f"<title>{escape(f'{job}: {outcome}{because}')}, {_seconds(end - start)}</title>" if job else ""
             svg.append(f"<rect class='bar o-{outcome}' data-job='{escape(job)}' x='{x:.1f}' y='{y + 1}' "
                        f"width='{w:.1f}' height='{max(1, row_h - 2)}' fill='{COLOURS[outcome]}'>{title}</rect>")
     svg.append("</svg>")

@@ -376,3 +376,16 @@ def test_machines_are_drawn_on_their_own_axis_right_of_the_jobs():
                                                                       svg).group(1))]
     assert machines_y == {waiting_y[0]} == {4.0}  # 2 machines at the top of their axis, as 48 jobs are of theirs
     assert "machines (right axis)" in render(shown, figures(shown), 0)
+
+
+def test_each_bar_says_why_its_attempt_ended_a_release_and_a_timeout_in_the_workers_words():
+    sign = "; machine i-{m} worker host-{w}"
+    attempts = parse_streams({"j1": events(
+        (100, NEW.format(n=1, a=1, m="a", w=1)), (101, "started: x"), (102, "hanging..."),
+        (105, "released: stopped (spot interruption) after 3.00 s; the job is visible again for another worker"
+              + sign.format(m="a", w=1)),
+        (110, NEW.format(n=2, a=2, m="b", w=1)), (111, "started: x"), (112, "hanging..."),
+        (115, "failed: timed out after 5 s; total 5.01 s; it will be retried in 1 s" + sign.format(m="b", w=1)))})
+    html = render(data(attempts), figures(data(attempts)), 0)
+    assert re.findall(r"<title>(j1: [^<]*)</title>", html) == [
+        "j1: released (stopped (spot interruption) after 3.00 s), 5.0 s", "j1: failed (timed out after 5 s), 5.0 s"]
