@@ -141,7 +141,8 @@ def _run(local: LocalRun, stream: IO[str], stop: StopRequest, report_path: Path 
         if report_path is not None:
             write_report(report_input(settings, aws.Clients(settings), "local run", results.run_summary,
                                       SERIES_SOURCE.format(period=f" every {MONITOR_PERIOD_SECONDS:g} s"),
-                                      streams=results.log_events), report_path)
+                                      streams=results.log_events, worker_hours=machines.worker_hours()),
+                         report_path)
         if previous is not None:
             shutil.rmtree(previous, ignore_errors=True)  # every output is in --out again
     wall = time.monotonic() - began

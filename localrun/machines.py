@@ -61,6 +61,8 @@ class Machine:
     stop_reason: str | None = None  # set when we asked it to stop
     kill_at: float | None = None
     exit_code: int | None = None
+    started_at: float | None = None  # Machines.clock when its workers started, and when they were gone
+    ended_at: float | None = None
     _log: IO[bytes] | None = field(default=None, repr=False)
 
     @property
@@ -105,6 +107,13 @@ class Machines:
     def worker_processes(self) -> int:
         return sum(machine.processes for machine in self.machines.values() if machine.running)
 
+    def worker_hours(self) -> float:
+        """How long the worker processes that ran were up, together: the run report's capacity (--workers may run
+        fewer of them than TASKS_PER_MACHINE x DOCKER_CORES per machine, or none on a machine)."""
+        now = self.clock()
+        return sum(machine.processes * ((machine.ended_at or now) - machine.started_at)
+                   for machine in self.machines.values() if machine.started_at is not None) / 3600
+
     # ------------------------------------------------------------------ follow the fleet
     def sync(self, instance_ids: list[str]) -> None:
         """Start machines for new instances; stop those whose instance is gone (terminated, fleet cancelled)."""
@@ -141,6 +150,7 @@ class Machines:
     def _start(self, machine: Machine, processes: int) -> None:
         self.ever.add(machine.instance_id)
         machine.processes = processes
+        machine.started_at = self.clock()
         machine._log = open(machine.log_path, "ab")
         machine.process = subprocess.Popen(
             [sys.executable, "-m", "worker", "--processes", str(processes)], cwd=REPO,
@@ -225,6 +235,7 @@ class Machines:
 
     def _ended(self, machine: Machine, code: int) -> None:
         machine.exit_code = code
+        machine.ended_at = self.clock()
         if machine._log is not None:
             machine._log.close()
             machine._log = None

@@ -11,9 +11,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from typing import Mapping, Sequence
 
-from chalicelib.joblines import out_of_memory_cause
-from chalicelib.monitor.breaker import common_failure
-from chalicelib.monitor.observation import FailedJob
+from chalicelib.report.causes import FailureGroup, common_cause, failure_groups, why
 from chalicelib.report.data import FAILED, OUTCOMES, SKIPPED, SUCCEEDED, UNKNOWN, Attempt
 from chalicelib.report.sizing import MachineSize, Sizing, sizing
 
@@ -44,12 +42,18 @@ class ReportInput:
     series: Sequence[Point] = ()
     series_source: str = "the monitor's observations"
     machines: Mapping[str, MachineSize] = field(default_factory=dict)  # MACHINE_TYPE's sizes, where EC2 said
+    config_source: str = ""  # the config file the settings came from: config.json, or DS's config.py
+    # The hours the run's workers were up, where the run knows it (local mode, which may run fewer workers than
+    # TASKS_PER_MACHINE x DOCKER_CORES per machine: --workers); else machine-hours x slots_per_machine
+    worker_hours: float | None = None
+    machines_now: int = 0  # a live run's machines in its fleet, as `status` lists them
 
 
 @dataclass
 class Row:
     label: str
-    bars: list[tuple[float, float, str, str]] = field(default_factory=list)  # start, end, outcome, job id
+    # start, end, outcome, job id, why it ended so (causes.why: "" for a success)
+    bars: list[tuple[float, float, str, str, str]] = field(default_factory=list)
 
 
 @dataclass
@@ -59,15 +63,6 @@ class Timeline:
     end: float
     notes: list[str]  # what was aggregated, said on the page
     drawn_bars: int
-
-
-@dataclass
-class FailureGroup:
-    cause: str
-    job_ids: list[str]  # jobs with a failed attempt of this cause
-    attempts: int
-    final: int  # of those jobs, how many failed for good (dead-letter queue)
-    _seen: set = field(default_factory=set, repr=False)
 
 
 @dataclass
@@ -112,23 +107,36 @@ def figures(data: ReportInput) -> Figures:
     hours, source = _machine_hours(data, attempts)
     ceiling = (data.summary or {}).get("cost_ceiling_usd")
     ceiling = float(ceiling) if ceiling is not None else hours * data.machine_price
-    capacity = hours * 3600 * data.slots_per_machine
+    capacity = (data.worker_hours if data.worker_hours is not None else hours * data.slots_per_machine) * 3600
     series, series_source = (list(data.series), data.series_source) if data.series else (
         derived_series(attempts), "derived from the job logs (machines with a job so far, attempts running; "
                                   "jobs waiting are not in the logs)")
-    final = [_failed_job(by_job[job][-1]) for job in failed]
     drawn = timeline(attempts)
     return Figures(
         attempts_by_outcome={outcome: sum(a.outcome == outcome for a in attempts) for outcome in OUTCOMES},
-        jobs=len(by_job), jobs_done=len(done), jobs_skipped=len(skipped), jobs_failed=len(failed), failed_ids=failed,
+        jobs=_jobs(data, by_job),
+        jobs_done=len(done), jobs_skipped=len(skipped), jobs_failed=len(failed), failed_ids=failed,
         durations=durations, histogram=log_histogram(durations), longest=longest,
         failure_groups=failure_groups(attempts, set(failed)),
-        failure_summary=common_failure(final) if final else None,
+        failure_summary=common_cause([by_job[job][-1] for job in failed]),
         machine_hours=hours, machine_hours_source=source, cost_ceiling=ceiling,
         cost_per_job=ceiling / len(done) if done else None, busy_slot_hours=busy / 3600,
         idle_share=max(0.0, 1 - busy / capacity) if capacity > 0 else None,
-        machines_seen=len({a.machine for a in attempts}), series=series, series_source=series_source,
+        machines_seen=_machines(data, attempts), series=series, series_source=series_source,
         timeline=drawn, window=shared_window(drawn, series), sizing=sizing(attempts, data.settings, data.machines))
+
+
+def _jobs(data: ReportInput, by_job: Mapping[str, list[Attempt]]) -> int:
+    """The run's jobs as `status` counts them (its record's, or summary's, submitted jobs): a run whose jobs wait
+    for machines has them before any is in the logs."""
+    submitted = (data.summary or {}).get("jobs_submitted")
+    return int(submitted) if isinstance(submitted, int) else len(by_job)
+
+
+def _machines(data: ReportInput, attempts: Sequence[Attempt]) -> int:
+    """The machines the run had: in its fleet now, in the monitor's series, or in the logs, whichever saw most
+    (a machine that ran no job is in the fleet and the series only)."""
+    return max([data.machines_now, len({a.machine for a in attempts})] + [p.machines for p in data.series])
 
 
 def shared_window(drawn: Timeline, series: Sequence[Point]) -> tuple[float, float]:
@@ -136,39 +144,6 @@ def shared_window(drawn: Timeline, series: Sequence[Point]) -> tuple[float, floa
     observation or attempt to the last (the monitor sees machines before their first job and after the last)."""
     times = ([drawn.start, drawn.end] if drawn.rows else []) + ([series[0].time, series[-1].time] if series else [])
     return (min(times), max(times)) if times else (0.0, 0.0)
-
-
-def _failed_job(attempt: Attempt) -> FailedJob:
-    return FailedJob(attempt.job_id, attempt.attempt, attempt.reason, attempt.exit_code, attempt.last_line)
-
-
-def cause(attempt: Attempt) -> str:
-    """A failed attempt's cause as monitor/breaker.py names it: the OOM killer, else the last output line, else
-    the exit code, else the worker's reason."""
-    oom = out_of_memory_cause(attempt.reason)
-    if oom:
-        return f"ran {oom}"
-    if attempt.last_line:
-        return f"ended with: {attempt.last_line}"
-    if attempt.exit_code is not None:
-        return f"exited with code {attempt.exit_code}"
-    return f"failed: {attempt.reason.split('; ')[0]}"
-
-
-def failure_groups(attempts: Sequence[Attempt], final: set[str]) -> list[FailureGroup]:
-    groups: dict[str, FailureGroup] = {}
-    for attempt in attempts:
-        if attempt.outcome != FAILED:
-            continue
-        group = groups.setdefault(cause(attempt), FailureGroup(cause(attempt), [], 0, 0))
-        group.attempts += 1
-        if attempt.job_id not in group._seen:
-            group._seen.add(attempt.job_id)
-            group.job_ids.append(attempt.job_id)
-            group.final += attempt.job_id in final
-    for group in groups.values():
-        group.job_ids.sort()
-    return sorted(groups.values(), key=lambda group: (-group.attempts, group.cause))
 
 
 def _machine_hours(data: ReportInput, attempts: Sequence[Attempt]) -> tuple[float, str]:
@@ -253,7 +228,7 @@ def timeline(attempts: Sequence[Attempt], max_rows: int = MAX_ROWS, max_bars: in
     rows = {label: Row(label) for label in order}
     if len(attempts) <= max_bars:
         for a in attempts:
-            rows[key(a)].bars.append((a.start, a.end, a.outcome, a.job_id))
+            rows[key(a)].bars.append((a.start, a.end, a.outcome, a.job_id, why(a)))
     else:
         notes.append(f"{len(attempts):,} attempts: more than {max_bars:,}, so each row shows its busy time merged "
                      "(grey); attempts that did not succeed are still drawn one by one")
@@ -264,9 +239,9 @@ def timeline(attempts: Sequence[Attempt], max_rows: int = MAX_ROWS, max_bars: in
             if a.outcome != SUCCEEDED:
                 others.append(a)
         for label, intervals in busy.items():
-            rows[label].bars.extend((s, e, "busy", "") for s, e in merge(intervals, gap=(end - start) / 2000))
+            rows[label].bars.extend((s, e, "busy", "", "") for s, e in merge(intervals, gap=(end - start) / 2000))
         for a in others[:max_bars]:
-            rows[key(a)].bars.append((a.start, a.end, a.outcome, a.job_id))
+            rows[key(a)].bars.append((a.start, a.end, a.outcome, a.job_id, why(a)))
     drawn = sum(len(row.bars) for row in rows.values())
     return Timeline(list(rows.values()), start, end, notes, drawn)
 

@@ -6,6 +6,7 @@ comes from figures.py.
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timezone
 from html import escape
 
@@ -17,6 +18,7 @@ COLOURS = {"succeeded": "#2e8b57", "failed": "#d62728", "released": "#ff9f1c", "
 LABELS = {"succeeded": "succeeded", "failed": "failed", "released": "released (spot interruption or stop)",
           "skipped": "skipped: already done", "lost": "lost (no outcome line)", "busy": "busy (merged)"}
 WIDTH, LEFT, RIGHT = 1200, 230, 20
+MACHINE_AXIS = 80  # room right of the series drawing for the machines' own axis
 MAX_PEAK_BARS = 600  # jobs drawn in the peak memory drawing; more: every k-th of them, highest first
 
 CSS = """
@@ -105,10 +107,11 @@ def _timeline(fig: Figures) -> str:
         y = index * row_h
         if row_h >= 10:
             svg.append(f"<text x='{LEFT - 6}' y='{y + row_h - 4}' text-anchor='end'>{escape(row.label[:38])}</text>")
-        for start, end, outcome, job in row.bars:
+        for start, end, outcome, job, ended in row.bars:
             x = LEFT + (start - origin) * scale
             w = max(1.0, (end - start) * scale)
-            title = f"<title>{escape(job)}: {outcome}, {_seconds(end - start)}</title>" if job else ""
+            because = f" ({ended})" if ended else ""
+            title = f"<title>{escape(f'{job}: {outcome}{because}')}, {_seconds(end - start)}</title>" if job else ""
             svg.append(f"<rect class='bar o-{outcome}' data-job='{escape(job)}' x='{x:.1f}' y='{y + 1}' "
                        f"width='{w:.1f}' height='{max(1, row_h - 2)}' fill='{COLOURS[outcome]}'>{title}</rect>")
     svg.append("</svg>")
@@ -124,18 +127,26 @@ def _series(fig: Figures) -> str:
         return note + "<p>No observation to draw.</p>"
     start, end = fig.window  # the timeline's axis: the same time is at the same x in both drawings
     span = max(end - start, 1e-9)
-    top = max(max(p.machines, p.running, p.waiting or 0) for p in points) or 1
+    # Jobs on the left axis, machines on their own on the right: 2 machines beside 48 jobs would be a flat line
+    tops = {"jobs": max(max(p.running, p.waiting or 0) for p in points) or 1,
+            "machines": max(p.machines for p in points) or 1}
     height = 220
     lines = {"machines": [(p.time, p.machines) for p in points], "running": [(p.time, p.running) for p in points],
              "waiting": [(p.time, p.waiting) for p in points if p.waiting is not None]}
     colours = {"machines": "#1f77b4", "running": "#2e8b57", "waiting": "#ff7f0e"}
-    svg = [f"<svg class='series' xmlns='http://www.w3.org/2000/svg' width='{WIDTH}' height='{height + 24}'>"]
+    svg = [f"<svg class='series' xmlns='http://www.w3.org/2000/svg' width='{WIDTH + MACHINE_AXIS}' "
+           f"height='{height + 24}'>"]
     svg += _axis(start, end, 0, height)
-    svg.append(f"<text x='{LEFT - 6}' y='10' text-anchor='end'>{top}</text>"
-               f"<text x='{LEFT - 6}' y='{height}' text-anchor='end'>0</text>")
+    right = WIDTH - RIGHT + 6
+    svg.append(f"<text class='axis-jobs' x='{LEFT - 6}' y='10' text-anchor='end'>{tops['jobs']}</text>"
+               f"<text x='{LEFT - 6}' y='24' text-anchor='end'>jobs</text>"
+               f"<text x='{LEFT - 6}' y='{height}' text-anchor='end'>0</text>"
+               f"<text class='axis-machines' x='{right}' y='10'>{tops['machines']}</text>"
+               f"<text x='{right}' y='24'>machines</text><text x='{right}' y='{height}'>0</text>")
     for name, values in lines.items():
         if not values:
             continue
+        top = tops["machines" if name == "machines" else "jobs"]
         # a step line: each count holds until the next observation, the last one to the axis' end
         coords = []
         for (when, value), (after, _) in zip(values, values[1:] + [(max(end, values[-1][0]), None)]):
@@ -148,7 +159,7 @@ def _series(fig: Figures) -> str:
     svg.append("</svg>")
     legend = "<div class='legend'>" + "".join(
         f"<span><i style='background:{colours[name]}'></i>{label}</span>" for name, label in
-        (("machines", "machines"), ("running", "jobs running"), ("waiting", "jobs waiting"))
+        (("machines", "machines (right axis)"), ("running", "jobs running"), ("waiting", "jobs waiting"))
         if lines[name]) + "</div>"
     return note + legend + "".join(svg)
 
@@ -263,11 +274,18 @@ def _failures(fig: Figures) -> str:
     head = f"<p>{fig.jobs_failed} job(s) failed every attempt"
     head += f": {escape(fig.failure_summary)}.</p>" if fig.failure_summary else ".</p>"
     rows = "".join(
-        f"<tr class='failure-group'><td>{escape(group.cause)}</td><td class='n'>{group.attempts}</td>"
+        f"<tr class='failure-group'><td>{escape(group.cause)}{_variants(group.variants)}</td>"
+        f"<td class='n'>{group.attempts}</td>"
         f"<td class='n'>{group.final}</td><td class='ids'>{escape(', '.join(group.job_ids[:200]))}"
         f"{' ...' if len(group.job_ids) > 200 else ''}</td></tr>" for group in fig.failure_groups[:50])
     return (head + "<table><tr><th>common cause</th><th>failed attempts</th><th>jobs failed for good</th>"
             f"<th>jobs</th></tr>{rows}</table>")
+
+
+def _variants(count: int) -> str:
+    """Said under a group's example cause when its causes differ in ids or numbers."""
+    return (f"<div class='meta variants' data-variants='{count}'>one of {count} causes alike but for their ids and "
+            "numbers</div>") if count > 1 else ""
 
 
 def _cost(data: ReportInput, fig: Figures) -> str:
@@ -277,11 +295,24 @@ def _cost(data: ReportInput, fig: Figures) -> str:
              f"ceiling / {fig.jobs_done} jobs done"),
             ("busy worker-hours", f"{fig.busy_slot_hours:.4f}", "sum of every attempt, receipt to outcome"),
             ("idle share", f"{fig.idle_share:.0%}" if fig.idle_share is not None else "-",
+             f"1 - busy / {data.worker_hours:.4f} worker-hours (each worker that ran, from its start to its end)"
+             if data.worker_hours is not None else
              f"1 - busy / (machine-hours x {data.slots_per_machine} worker(s) per machine)")]
     return "<table>" + "".join(f"<tr data-cost='{escape(name)}'><th>{escape(name)}</th><td class='n'>{value}</td>"
                                f"<td>{escape(how)}</td></tr>" for name, value, how in rows) + "</table>"
 
 
 def _settings(data: ReportInput) -> str:
-    return "<table>" + "".join(f"<tr><th>{escape(key)}</th><td>{escape(str(value))}</td></tr>"
+    python = data.config_source.endswith(".py")
+    return "<table>" + "".join(f"<tr><th>{escape(key)}</th><td>{escape(as_written(value, python))}</td></tr>"
                                for key, value in data.settings.items()) + "</table>"
+
+
+def as_written(value, python: bool = False) -> str:
+    """A setting as its config holds it: a JSON value (a list is ["m5.large"], not a Python tuple), or, from
+    DS's config.py, a Python literal; a text without its quotes, as the table shows it."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, tuple):
+        value = list(value)
+    return repr(value) if python else json.dumps(value)

@@ -48,9 +48,12 @@ def shown_settings(settings: Settings) -> dict:
 
 def report_input(settings: Settings, clients: aws.Clients, state: str, summary: dict | None,
                  series_source: str = SERIES_SOURCE.format(period=""),
-                 streams: dict[str, Sequence[tuple[float, str]]] | None = None) -> ReportInput:
+                 streams: dict[str, Sequence[tuple[float, str]]] | None = None, worker_hours: float | None = None,
+                 machines_now: int = 0) -> ReportInput:
     """`summary`: the monitor's figures, its series among them (absent from summaries written before it).
-    `streams`: the job logs when the caller has read them already (local mode); else they are read here."""
+    `streams`: the job logs when the caller has read them already (local mode); else they are read here.
+    `worker_hours`: how long the workers that ran were up, where the caller knows it (local mode).
+    `machines_now`: a live run's machines in its fleet."""
     raw = (summary or {}).get("series")
     series = tuple(Point(*point) for point in raw) if is_series(raw) else ()
     try:
@@ -61,7 +64,8 @@ def report_input(settings: Settings, clients: aws.Clients, state: str, summary: 
     return ReportInput(app_name=settings.APP_NAME, state=state, settings=shown_settings(settings),
                        slots_per_machine=settings.TASKS_PER_MACHINE * settings.DOCKER_CORES,
                        machine_price=settings.MACHINE_PRICE, attempts=parse_streams(streams), summary=summary,
-                       series=series, series_source=series_source, machines=machine_sizes(settings, clients))
+                       series=series, series_source=series_source, machines=machine_sizes(settings, clients),
+                       config_source=settings.source, worker_hours=worker_hours, machines_now=machines_now)
 
 
 def machine_sizes(settings: Settings, clients: aws.Clients) -> dict[str, MachineSize]:
@@ -113,8 +117,10 @@ def from_account(settings: Settings, clients: aws.Clients) -> ReportInput:
     state = MonitorState.from_json(aws.read_object(clients.s3, settings.AWS_BUCKET,
                                                    monitor_state_key(settings.APP_NAME)))
     summary = {"machine_hours": found["machine_hours"], "cost_ceiling_usd": found["cost_ceiling_usd"],
+               "jobs_submitted": found["jobs"]["submitted"],
                "series": state.series}  # as the summary will carry it at teardown
-    return report_input(settings, clients, f"{found['state'].replace('_', ' ')}: a live report", summary)
+    return report_input(settings, clients, f"{found['state'].replace('_', ' ')}: a live report", summary,
+                        machines_now=len(found.get("machines") or ()))
 
 
 def write_report(data: ReportInput, out: Path) -> Path:

@@ -157,3 +157,35 @@ def test_a_headless_chromium_shows_the_timeline(report_run, tmp_path):
     # the timeline's bars in their outcome colours: succeeded (green), skipped (blue-grey), failed (red)
     for name, rgb in {"succeeded": "2e8b57", "skipped": "8da0cb", "failed": "d62728"}.items():
         assert bytes.fromhex(rgb) in colours, f"no {name} bar on the screenshot"
+
+
+@pytest.mark.slow
+def test_a_local_runs_report_says_a_timeout_and_prices_idle_time_by_the_workers_that_ran(tmp_path):
+    """2 machines of 2 workers configured, --workers 1: one worker ran. The idle share was computed as if 4 had
+    (machine-hours x 2 per machine), and the job that hung past JOB_TIMEOUT was said to have 'ended with' its
+    last line."""
+    run = Run(tmp_path, CLUSTER_MACHINES=2, DOCKER_CORES=2, JOB_RETRIES=1, JOB_TIMEOUT=2)
+    result, mark = run_local(local_args(run.jobs("ok", "ok", "sleep:30"), run.config, "--out", str(run.out),
+                                        "--report", "--workers", "1"), cwd=tmp_path)
+    assert processes_marked(mark) == []
+    assert result.returncode == 1, result.stdout + result.stderr  # the hung job failed
+    html = (run.out / "report.html").read_text()
+
+    group = re.search(r"<tr class='failure-group'><td>([^<]*)</td>.*?<td class='ids'>([^<]*)</td>", html).groups()
+    assert group == ("timed out after 2 s", "j02")
+    assert "failed every attempt: all 1 failed job(s) (1 attempts) timed out after 2 s." in html
+
+    def cost(name: str) -> tuple[str, str]:
+        return re.search(rf"data-cost='{name}'><th>[^<]*</th><td class='n'>([^<]*)</td><td>([^<]*)</td>",
+                         html).groups()
+
+    busy = float(cost("busy worker-hours")[0])
+    machine_hours = float(cost("machine-hours")[0])
+    idle, how = cost("idle share")
+    worker_hours = float(re.fullmatch(r"1 - busy / ([\d.]+) worker-hours \(each worker that ran, from its start to "
+                                      r"its end\)", how).group(1))
+    assert busy < worker_hours <= machine_hours  # one worker, up no longer than the 2 machines together
+    # as 1 - busy / worker-hours, both shown to 4 decimals (so within their rounding) and the share to a percent
+    low, high = 1 - (busy + 5e-5) / (worker_hours - 5e-5), 1 - (busy - 5e-5) / (worker_hours + 5e-5)
+    assert low - 0.005 <= int(idle.rstrip("%")) / 100 <= high + 0.005, (idle, busy, worker_hours)
+    assert re.search(r"data-figure='machines'><b>2</b>", html)  # both machines the fleet launched

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+from html import escape
 
 from click.testing import CliRunner
 
@@ -98,3 +99,21 @@ def test_a_run_with_neither_log_group_nor_export_says_so_in_one_line(started, tm
     assert result.output.splitlines() == [
         f"error: log group {settings.LOG_GROUP_NAME} does not exist in {settings.AWS_REGION} and its export is "
         "'failed': the run report has no job logs to read"]
+
+
+def test_a_live_runs_report_has_the_jobs_and_machines_status_shows_before_any_job_ran(started, tmp_path):
+    """The emulator rehearsal (submit, start-cluster, no job run yet): `status` said 12 jobs on 2 machines, the
+    report said 0 jobs and 0 machines (it counted the job logs only)."""
+    status = CliRunner().invoke(cli, ["status", "--json", "--config", str(started.config_path)])
+    shown = json.loads(status.output)
+    out = tmp_path / "live.html"
+    result = CliRunner().invoke(cli, ["report", "--out", str(out), "--config", str(started.config_path)])
+
+    assert result.exit_code == 0, result.output
+    html = out.read_text()
+    tiles = dict(re.findall(r"data-figure='([^']*)'><b>([^<]*)</b>", html))
+    assert (tiles["jobs"], tiles["machines"]) == (str(shown["jobs"]["submitted"]), str(len(shown["machines"])))
+    assert (tiles["jobs"], tiles["machines"]) == ("12", "2")
+    # the settings as the config wrote them: MACHINE_TYPE a JSON list, not a Python tuple
+    machine_type = json.loads(started.config_path.read_text())["MACHINE_TYPE"]
+    assert f"<tr><th>MACHINE_TYPE</th><td>{escape(json.dumps(machine_type))}</td></tr>" in html

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import re
 
 from chalicelib.joblines import output_line
+from chalicelib.report.causes import pattern
 from chalicelib.report.data import FAILED, LOST, RELEASED, SKIPPED, SUCCEEDED, UNKNOWN, parse_stream, parse_streams
 from chalicelib.report.exported import parse_export
 from chalicelib.report.figures import Attempt, Point, ReportInput, figures, log_histogram, merge, timeline
 from chalicelib.report.render import render
 from chalicelib.report.sizing import MachineSize
+from chalicelib.report.sources import shown_settings
+from chalicelib.settings import Settings
 
 NEW = "received: message m{n}, attempt {a} of 3, on host pid 7; machine i-{m} worker host-{w}"
 OLD = "received: message m1, attempt 1 of 3, on host pid 7"  # before the machine and worker were logged
@@ -252,4 +256,136 @@ def test_a_run_logged_by_older_workers_has_no_memory_figures_and_says_so():
     fig = figures(data([attempt("a"), attempt("b", outcome=FAILED, exit_code=-9)]))
     assert fig.sizing is None
     assert "No job logged its peak memory" in render(data([attempt("a")]), fig, 0)
-    assert [g.cause for g in fig.failure_groups] == ["exited with code -9"]  # a kill -9 keeps its words
+    # a kill -9 is said as a kill, with its code, and not taken for the OOM killer
+    assert [g.cause for g in fig.failure_groups] == ["killed by SIGKILL (exit code -9)"]
+
+
+# Issue 27, item 6: what a new user read in the report, and what it should have said.
+LAST = "that was the last of 1 attempts: the job moves to the dead-letter queue user_DeadMessages"
+SIGN = "; machine i-a worker host-1"
+
+
+def failure_rows(html):
+    """(cause as shown, failed attempts, jobs failed for good, job ids) of the Failures table."""
+    return [(re.sub(r"<[^>]+>", " | ", cause).strip(" |"), attempts, final, ids) for cause, attempts, final, ids in
+            re.findall(r"<tr class='failure-group'><td>(.*?)</td><td class='n'>(\d+)</td><td class='n'>(\d+)</td>"
+                       r"<td class='ids'>([^<]*)</td>", html)]
+
+
+def failing_job(job, *lines, reason):
+    return {job: events((1, NEW.format(n=1, a=1, m="a", w=1).replace("of 3", "of 1")), (2, "started: python job.py"),
+                        *[(3, line) for line in lines], (8, f"failed: {reason}; {LAST}{SIGN}"))}
+
+
+def test_a_timed_out_or_killed_attempts_cause_is_the_workers_verdict_not_its_last_line():
+    streams = {**failing_job("hung", "hanging...", reason="timed out after 5 s; total 5.02 s; peak memory 9 MiB, "
+                                                          "cpu 0.01 s"),
+               **failing_job("killed", "working", reason="exit code -9 after 3.10 s; total 3.20 s"),
+               **failing_job("upload", "wrote out.csv", reason="exit code 0 but the upload failed: AccessDenied; "
+                                                               "total 1.00 s"),
+               **failing_job("own", "cannot parse row 3", reason="exit code 2 after 1.00 s; total 1.10 s")}
+    attempts = parse_streams(streams)
+    html = render(data(attempts), figures(data(attempts)), 0)
+
+    assert sorted(failure_rows(html)) == [
+        ("ended with: cannot parse row 3", "1", "1", "own"),  # the command ended by itself: its own last line
+        ("exit code 0 but the upload failed: AccessDenied", "1", "1", "upload"),
+        ("killed by SIGKILL (exit code -9)", "1", "1", "killed"),
+        ("timed out after 5 s", "1", "1", "hung")]
+    assert "hanging" not in html.split("<h2>Failures</h2>")[1]
+
+
+def test_the_failures_headline_names_a_timeout_for_jobs_that_timed_out():
+    streams = {**failing_job("a", "hanging...", reason="timed out after 5 s; total 5.02 s"),
+               **failing_job("b", "still hanging...", reason="timed out after 5 s; total 5.01 s")}
+    attempts = parse_streams(streams)
+    html = render(data(attempts), figures(data(attempts)), 0)
+    assert "2 job(s) failed every attempt: all 2 failed job(s) (2 attempts) timed out after 5 s.</p>" in html
+
+
+def test_causes_that_differ_only_in_ids_and_numbers_are_one_row_with_an_example_and_the_count():
+    streams = {**failing_job("j04", "cannot open /data/plate-04/img_0004.tif (request 3f2a9c4e)",
+                             reason="exit code 3 after 1.00 s; total 1.10 s"),
+               **failing_job("j05", "cannot open /data/plate-05/img_0005.tif (request 77b1e0aa)",
+                             reason="exit code 3 after 1.00 s; total 1.10 s"),
+               **failing_job("j06", "cannot open /data/plate-17/img_0123.tif (request 0d9e8f7a)",
+                             reason="exit code 3 after 1.00 s; total 1.10 s"),
+               **failing_job("j07", "disk full", reason="exit code 1 after 1.00 s; total 1.10 s")}
+    attempts = parse_streams(streams)
+    html = render(data(attempts), figures(data(attempts)), 0)
+
+    assert failure_rows(html) == [
+        ("ended with: cannot open /data/plate-04/img_0004.tif (request 3f2a9c4e) | one of 3 causes alike but for "
+         "their ids and numbers", "3", "3", "j04, j05, j06"),
+        ("ended with: disk full", "1", "1", "j07")]
+    assert "data-variants='3'" in html
+
+
+def test_a_causes_pattern_masks_uuids_hex_ids_numbers_and_temporary_folders_only():
+    assert pattern("job 6f1c2b9e-1d2a-4c3b-9e8f-0123456789ab failed") == "job <id> failed"
+    assert pattern("instance i-0abc12de34f56 gone; commit 9fceb02") == "instance i-<id> gone; commit <id>"
+    assert pattern("/tmp/dsr-job-k_xqzwab/input/plate-3/a.tif: 2.5 MB") == (
+        "/tmp/dsr-job-<tmp>/input/plate-<n>/a.tif: <n> MB")
+    assert pattern("tmpab_cdefg.csv") == "tmp<tmp>.csv"
+    assert pattern("deadbeef facade cannot decode") == "deadbeef facade cannot decode"  # words stay words
+
+
+def test_settings_are_shown_as_the_config_wrote_them(tmp_path):
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps({"APP_NAME": "App", "DOCKERHUB_TAG": "a/b:1", "AWS_BUCKET": "bucket",
+                                  "MACHINE_TYPE": ["m5.large", "m5.xlarge"], "CHECK_IF_DONE_BOOL": False,
+                                  "CLUSTER_MACHINES": 2, "MACHINE_PRICE": 0.1, "COMMAND": ["python", "job.py"]}))
+    settings = Settings.load(config)
+    shown = data([attempt("a")], settings=shown_settings(settings), config_source=settings.source)
+    html = render(shown, figures(shown), 0)
+
+    assert "<tr><th>MACHINE_TYPE</th><td>[&quot;m5.large&quot;, &quot;m5.xlarge&quot;]</td></tr>" in html
+    assert "<tr><th>CHECK_IF_DONE_BOOL</th><td>false</td></tr>" in html
+    assert "<tr><th>APP_NAME</th><td>App</td></tr>" in html and "<tr><th>MACHINE_PRICE</th><td>0.1</td></tr>" in html
+    assert "(&#x27;" not in html  # no Python tuple
+    from_py = data([attempt("a")], settings=shown_settings(settings), config_source="config.py")
+    html = render(from_py, figures(from_py), 0)
+    assert "<tr><th>MACHINE_TYPE</th><td>[&#x27;m5.large&#x27;, &#x27;m5.xlarge&#x27;]</td></tr>" in html
+    assert "<tr><th>CHECK_IF_DONE_BOOL</th><td>False</td></tr>" in html  # DS's config.py: Python, as written
+
+
+def cost_row(html, name):
+    return re.search(rf"data-cost='{name}'><th>[^<]*</th><td class='n'>([^<]*)</td><td>([^<]*)</td>", html).groups()
+
+
+def test_the_idle_share_counts_the_workers_that_ran_when_the_run_knows_them():
+    attempts = [attempt("a", start=0, end=1800), attempt("b", start=1800, end=2700)]  # 0.75 busy hours
+    ran = data(attempts, summary={"machine_hours": 1.0}, worker_hours=1.0)  # one worker, though 2 slots configured
+    html = render(ran, figures(ran), 0)
+    assert cost_row(html, "idle share") == ("25%", "1 - busy / 1.0000 worker-hours (each worker that ran, from its "
+                                                    "start to its end)")
+    configured = data(attempts, summary={"machine_hours": 1.0})  # AWS: every machine runs its slots
+    assert cost_row(render(configured, figures(configured), 0), "idle share") == (
+        "62%", "1 - busy / (machine-hours x 2 worker(s) per machine)")
+
+
+def test_machines_are_drawn_on_their_own_axis_right_of_the_jobs():
+    series = [Point(0, 2, 48, 0), Point(60, 2, 40, 8), Point(120, 2, 0, 0)]
+    shown = data([], series=series)
+    svg = re.search(r"<svg class='series'.*?</svg>", render(shown, figures(shown), 0), re.S).group(0)
+    assert re.search(r"class='axis-jobs'[^>]*>48</text>", svg) and re.search(r"class='axis-machines'[^>]*>2</text>",
+                                                                              svg)
+    machines_y = {float(y) for y in re.findall(r",([\d.]+)", re.search(r"class='line-machines'[^>]*points='([^']*)'",
+                                                                       svg).group(1))}
+    waiting_y = [float(y) for y in re.findall(r",([\d.]+)", re.search(r"class='line-waiting'[^>]*points='([^']*)'",
+                                                                      svg).group(1))]
+    assert machines_y == {waiting_y[0]} == {4.0}  # 2 machines at the top of their axis, as 48 jobs are of theirs
+    assert "machines (right axis)" in render(shown, figures(shown), 0)
+
+
+def test_each_bar_says_why_its_attempt_ended_a_release_and_a_timeout_in_the_workers_words():
+    sign = "; machine i-{m} worker host-{w}"
+    attempts = parse_streams({"j1": events(
+        (100, NEW.format(n=1, a=1, m="a", w=1)), (101, "started: x"), (102, "hanging..."),
+        (105, "released: stopped (spot interruption) after 3.00 s; the job is visible again for another worker"
+              + sign.format(m="a", w=1)),
+        (110, NEW.format(n=2, a=2, m="b", w=1)), (111, "started: x"), (112, "hanging..."),
+        (115, "failed: timed out after 5 s; total 5.01 s; it will be retried in 1 s" + sign.format(m="b", w=1)))})
+    html = render(data(attempts), figures(data(attempts)), 0)
+    assert re.findall(r"<title>(j1: [^<]*)</title>", html) == [
+        "j1: released (stopped (spot interruption) after 3.00 s), 5.0 s", "j1: failed (timed out after 5 s), 5.0 s"]
