@@ -461,18 +461,28 @@ def teardown(settings: Settings, period: float):
 
 @cli.command()
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (one object per failed job) instead of a table.")
+@click.option("--local-run", "local_out", type=click.Path(file_okay=False),
+              help="Read the failed jobs a local run left in this folder (its --out) instead of AWS.")
 @config_option
-def failed(settings: Settings, as_json: bool):
+def failed(settings: Settings, as_json: bool, local_out: str | None):
     """List the run's failed jobs: id, attempts, why the last attempt failed,
     and the last lines of its output.
 
     \b
     Example:
       python cli.py failed --config config.json
+      python cli.py failed --local-run local-run/MyApp --config config.json
     """
-    failed_jobs = triage.failed_jobs(aws.Clients(settings), settings)
-    records = failed_jobs.records
-    _say_ignored(settings, failed_jobs.ignored_dead_letters)
+    if local_out:
+        from localrun import triage as local_triage
+
+        records = local_triage.failure_records(Path(local_out))
+        footer = local_triage.failed_footer(Path(local_out))
+    else:
+        failed_jobs = triage.failed_jobs(aws.Clients(settings), settings)
+        records = failed_jobs.records
+        _say_ignored(settings, failed_jobs.ignored_dead_letters)
+        footer = "the whole log of one: python cli.py logs JOB_ID; send them again: python cli.py redrive"
     if as_json:
         click.echo(json.dumps([record.public() for record in records], indent=2))
         return
@@ -485,8 +495,7 @@ def failed(settings: Settings, as_json: bool):
                    f"{printable(record.reason)}")
         for line in record.last_lines[-triage.LOG_LINES_SHOWN:]:
             click.echo(f"    | {printable(line)}")
-    click.echo(f"{len(records)} failed job(s); the whole log of one: python cli.py logs JOB_ID; "
-               "send them again: python cli.py redrive")
+    click.echo(f"{len(records)} failed job(s); {footer}")
 
 
 def _say_ignored(settings: Settings, count: int) -> None:
@@ -509,9 +518,9 @@ def logs(settings: Settings, job_id: str, follow: bool, local_out: str | None):
       python cli.py logs P00042 --config config.json
     """
     if local_out:
-        path = Path(local_out) / "logs" / f"{job_id}.log"
-        if not path.is_file():
-            raise UserError(f"{path}: no such log; job ids are the file names in {Path(local_out) / 'logs'}")
+        from localrun import triage as local_triage
+
+        path = local_triage.log_path(Path(local_out), job_id)
         # lines end at "\n" only: a CR or a form feed inside a line is the job's, shown escaped
         with path.open(encoding="utf-8", errors="replace", newline="\n") as lines:
             for line in lines:
@@ -559,9 +568,13 @@ def redrive(settings: Settings, job_ids: tuple[str, ...]):
               help="Use an empty AWS emulator already running on this machine (a moto server) instead of "
                    "starting one; only loopback addresses are accepted.")
 @click.option("--report", "with_report", is_flag=True, help="Also write the run report, OUT/report.html.")
+@click.option("--only-failed", is_flag=True,
+              help="Run only the jobs the runs in --out have not done (failed, not run, new); the done ones keep "
+                   "their outputs and logs there. Local mode's redrive.")
 @config_option
 def local(settings: Settings, jobfile: str, fleetfile: str | None, inputs: str | None, out: str | None,
-          workers: int | None, interrupt_rate: float, seed: int | None, endpoint: str | None, with_report: bool):
+          workers: int | None, interrupt_rate: float, seed: int | None, endpoint: str | None, with_report: bool,
+          only_failed: bool):
     """Run the whole thing on this machine: an embedded AWS emulation (moto,
     nothing reaches real AWS), workers as local processes running COMMAND here,
     the monitor's reconcile every second; outputs and every job's log in --out.
@@ -572,11 +585,16 @@ def local(settings: Settings, jobfile: str, fleetfile: str | None, inputs: str |
     \b
     Example:
       python cli.py local examples/jobs.json --config examples/config.json --inputs examples/inputs
+      python cli.py local examples/jobs.json --config examples/config.json --inputs examples/inputs --only-failed
     """
     from localrun.driver import run_local
     from localrun.prepare import prepare
 
-    local_run = prepare(settings, jobfile, fleetfile, inputs, out, workers, interrupt_rate, endpoint, seed)
+    local_run = prepare(settings, jobfile, fleetfile, inputs, out, workers, interrupt_rate, endpoint, seed,
+                        only_failed)
+    if not local_run.jobs:
+        click.echo(f"nothing to run: the runs in {local_run.out} did all {len(local_run.kept)} jobs of {jobfile}")
+        return
     sys.exit(run_local(local_run, report_path=local_run.out / "report.html" if with_report else None))
 
 
