@@ -7,6 +7,7 @@ stderr and exit 2; nothing else of them is shown.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import functools
 import json
@@ -479,7 +480,8 @@ def failed(settings: Settings, as_json: bool, local_out: str | None):
         records = local_triage.failure_records(Path(local_out))
         footer = local_triage.failed_footer(Path(local_out))
     else:
-        failed_jobs = triage.failed_jobs(aws.Clients(settings), settings)
+        with _or_the_local_run(settings, "failed"):
+            failed_jobs = triage.failed_jobs(aws.Clients(settings), settings)
         records = failed_jobs.records
         _say_ignored(settings, failed_jobs.ignored_dead_letters)
         footer = "the whole log of one: python cli.py logs JOB_ID; send them again: python cli.py redrive"
@@ -496,6 +498,21 @@ def failed(settings: Settings, as_json: bool, local_out: str | None):
         for line in record.last_lines[-triage.LOG_LINES_SHOWN:]:
             click.echo(f"    | {printable(line)}")
     click.echo(f"{len(records)} failed job(s); {footer}")
+
+
+@contextlib.contextmanager
+def _or_the_local_run(settings: Settings, command: str):
+    """With no AWS credentials, a triage command names its local form when a local run of the app is here:
+    the user who ran `local` may well have meant that run."""
+    from localrun import triage as local_triage
+
+    try:
+        yield
+    except (botocore.exceptions.NoCredentialsError, botocore.exceptions.PartialCredentialsError) as error:
+        hint = local_triage.hint(settings.APP_NAME, command)
+        if hint is None:
+            raise
+        raise UserError(f"no usable AWS credentials ({error}); {hint}") from None
 
 
 def _say_ignored(settings: Settings, count: int) -> None:
@@ -527,8 +544,9 @@ def logs(settings: Settings, job_id: str, follow: bool, local_out: str | None):
                 click.echo(printable(line.removesuffix("\n")))
         return
     try:
-        for line in triage.log_lines(aws.Clients(settings), settings, job_id, follow=follow):
-            click.echo(printable(line))
+        with _or_the_local_run(settings, "logs"):
+            for line in triage.log_lines(aws.Clients(settings), settings, job_id, follow=follow):
+                click.echo(printable(line))
     except KeyboardInterrupt:
         sys.exit(EXIT_INTERRUPTED)
 
@@ -545,7 +563,8 @@ def redrive(settings: Settings, job_ids: tuple[str, ...]):
     Example:
       python cli.py redrive --config config.json
     """
-    result = triage.redrive(aws.Clients(settings), settings, job_ids)
+    with _or_the_local_run(settings, "redrive"):
+        result = triage.redrive(aws.Clients(settings), settings, job_ids)
     _say_ignored(settings, result.ignored_dead_letters)
     for job_id in result.unknown:
         click.echo(f"warning: {printable(job_id)} is not a failed job of run {settings.APP_NAME}; not sent", err=True)

@@ -71,7 +71,7 @@ def prepare(settings: Settings, jobfile: str, fleetfile: str | None, inputs: str
     fleet = load_fleet_file(fleetfile or DEFAULT_FLEET)
     inputs_dir = _inputs(inputs)
     local_settings, changes = localize_command(settings)
-    out_dir = Path(out) if out else Path("local-run") / settings.APP_NAME
+    out_dir = Path(out) if out else triage.default_out(settings.APP_NAME)
     _check_out(out_dir)
     if workers is not None and workers < 1:
         raise UserError(f"--workers: expected 1 or more, got {workers}")

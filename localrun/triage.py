@@ -26,6 +26,23 @@ KEPT = "kept_from_earlier_runs"  # summary.json: done jobs an --only-failed run 
 ONLY_FAILED = "--only-failed"
 
 
+def default_out(app_name: str) -> Path:
+    """Where a local run writes when not given --out."""
+    return Path("local-run") / app_name
+
+
+def hint(app_name: str, command: str) -> str | None:
+    """For a triage command that found no AWS credentials: the local command to use instead, when a local run of
+    the app left its folder here (the user may well have meant that run)."""
+    out = default_out(app_name)
+    try:
+        recorded = json.loads((out / SUMMARY).read_text()).get("commands") or {}
+    except (OSError, ValueError, AttributeError):
+        return None
+    local = {"failed": recorded.get("failed"), "logs": recorded.get("logs"), "redrive": recorded.get("run_again")}
+    return local.get(command) and f"for the local run in {out}, use: {local[command]}"
+
+
 def aside(out: Path) -> Path:
     """Where a run keeps the last run's --out while it empties --out (localrun/driver.py set_aside)."""
     return out.with_name(f".{out.name}.previous")

@@ -31,6 +31,7 @@ FLAKY_JOB = textwrap.dedent('''
     pathlib.Path(out, "result.txt").write_text(name + "\\n")
 ''')
 AWS_ONLY = ("redrive", "start-cluster")
+AWS_ACCESS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_ENDPOINT_URL")
 
 
 def flaky_run(tmp_path, **config) -> Run:
@@ -48,8 +49,12 @@ def advice(stdout: str, marker: str) -> list[str]:
     return [sys.executable, str(CLI), *command[2:]]  # "python cli.py" from the repository, as the README says
 
 
-def typed(argv: list[str], cwd) -> subprocess.CompletedProcess:
-    return subprocess.run(argv, cwd=cwd, env=environment("triage"), capture_output=True, text=True, timeout=150)
+def typed(argv: list[str], cwd, without_aws: bool = False) -> subprocess.CompletedProcess:
+    env = environment("triage")
+    if without_aws:  # no credentials at all, as on a laptop that only ever ran local mode
+        env = {name: value for name, value in env.items() if name not in AWS_ACCESS}
+        env["AWS_EC2_METADATA_DISABLED"] = "true"  # botocore would otherwise wait for a metadata server
+    return subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True, timeout=150)
 
 
 def test_the_advice_of_a_local_run_with_a_failed_job_lists_it_shows_its_log_and_runs_only_it_again(tmp_path):
@@ -58,6 +63,13 @@ def test_the_advice_of_a_local_run_with_a_failed_job_lists_it_shows_its_log_and_
     assert result.returncode == 1, result.stdout + result.stderr
     assert table_value(result.stdout, "failed") == "1"
     assert not [word for word in AWS_ONLY if word in result.stdout], result.stdout
+
+    # the AWS form, without credentials, says which local command the user probably meant
+    aws_form = typed([sys.executable, str(CLI), "failed", "--config", str(run.config)], tmp_path, without_aws=True)
+    assert (aws_form.returncode, aws_form.stdout) == (2, "")
+    printed = shlex.join(["python", "cli.py", *advice(result.stdout, "the failed jobs, why")[2:]])
+    assert aws_form.stderr.startswith("error: no usable AWS credentials (")
+    assert aws_form.stderr.endswith(f"; for the local run in local-run/E2E, use: {printed}\n"), aws_form.stderr
 
     listed = typed(advice(result.stdout, "the failed jobs, why"), tmp_path)
     assert listed.returncode == 0, listed.stderr
@@ -135,3 +147,19 @@ def test_redrive_on_the_emulator_right_after_a_local_run_takes_the_failed_copies
         return sum(int(value) for value in counts["Attributes"].values())
 
     assert (held("user_DeadMessages"), held("E2EQueue")) == (0, 1)
+
+
+def test_triage_of_a_folder_no_local_run_finished_in_is_one_line_and_exit_2(tmp_path):
+    run = Run(tmp_path)
+    jobs = run.jobs("ok")
+    listed = typed([sys.executable, str(CLI), "failed", "--local-run", str(run.out), "--config", str(run.config)],
+                   tmp_path)
+    assert (listed.returncode, listed.stdout) == (2, "")
+    assert listed.stderr == (f"error: --local-run {run.out}: no summary.json there: expected the --out folder of a "
+                             "finished 'python cli.py local' run (by default local-run/APP_NAME)\n")
+
+    again = typed(local_args(jobs, run.config, "--out", str(run.out), "--only-failed"), tmp_path)
+    assert (again.returncode, again.stdout) == (2, "")
+    assert again.stderr == (f"error: --only-failed: no {run.out / 'summary.json'}: no local run finished in --out "
+                            f"{run.out}; run without --only-failed\n")
+    assert not run.out.exists() and run.starts("j00") == 0  # nothing started
