@@ -247,13 +247,13 @@ class Watcher:
 def set_aside(out: Path) -> Path | None:
     """A previous local run's --out, moved beside it (the run empties --out), or None when there is none. A
     folder set aside by a run that then died is kept as it is: it holds the last outputs written."""
-    aside = out.with_name(f".{out.name}.previous")
-    if aside.is_dir():
-        return aside
+    folder = triage.aside(out)
+    if folder.is_dir():
+        return folder
     if not (out / OUT_MARKER).exists():
         return None
-    out.rename(aside)
-    return aside
+    out.rename(folder)
+    return folder
 
 
 def put_back_outputs(settings, previous: Path, jobs) -> int:
