@@ -7,6 +7,7 @@ stderr and exit 2; nothing else of them is shown.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import functools
 import json
@@ -471,18 +472,29 @@ def teardown(settings: Settings, period: float):
 
 @cli.command()
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (one object per failed job) instead of a table.")
+@click.option("--local-run", "local_out", type=click.Path(file_okay=False),
+              help="Read the failed jobs a local run left in this folder (its --out) instead of AWS.")
 @config_option
-def failed(settings: Settings, as_json: bool):
+def failed(settings: Settings, as_json: bool, local_out: str | None):
     """List the run's failed jobs: id, attempts, why the last attempt failed,
     and the last lines of its output.
 
     \b
     Example:
       python cli.py failed --config config.json
+      python cli.py failed --local-run local-run/MyApp --config config.json
     """
-    failed_jobs = triage.failed_jobs(aws.Clients(settings), settings)
-    records = failed_jobs.records
-    _say_ignored(settings, failed_jobs.ignored_dead_letters)
+    if local_out:
+        from localrun import triage as local_triage
+
+        records = local_triage.failure_records(Path(local_out))
+        footer = local_triage.failed_footer(Path(local_out))
+    else:
+        with _or_the_local_run(settings, "failed"):
+            failed_jobs = triage.failed_jobs(aws.Clients(settings), settings)
+        records = failed_jobs.records
+        _say_ignored(settings, failed_jobs.ignored_dead_letters)
+        footer = "the whole log of one: python cli.py logs JOB_ID; send them again: python cli.py redrive"
     if as_json:
         click.echo(json.dumps([record.public() for record in records], indent=2))
         return
@@ -495,8 +507,22 @@ def failed(settings: Settings, as_json: bool):
                    f"{printable(record.reason)}")
         for line in record.last_lines[-triage.LOG_LINES_SHOWN:]:
             click.echo(f"    | {printable(line)}")
-    click.echo(f"{len(records)} failed job(s); the whole log of one: python cli.py logs JOB_ID; "
-               "send them again: python cli.py redrive")
+    click.echo(f"{len(records)} failed job(s); {footer}")
+
+
+@contextlib.contextmanager
+def _or_the_local_run(settings: Settings, command: str):
+    """With no AWS credentials, a triage command names its local form when a local run of the app is here:
+    the user who ran `local` may well have meant that run."""
+    from localrun import triage as local_triage
+
+    try:
+        yield
+    except (botocore.exceptions.NoCredentialsError, botocore.exceptions.PartialCredentialsError) as error:
+        hint = local_triage.hint(settings.APP_NAME, command)
+        if hint is None:
+            raise
+        raise UserError(f"no usable AWS credentials ({error}); {hint}") from None
 
 
 def _say_ignored(settings: Settings, count: int) -> None:
@@ -519,17 +545,18 @@ def logs(settings: Settings, job_id: str, follow: bool, local_out: str | None):
       python cli.py logs P00042 --config config.json
     """
     if local_out:
-        path = Path(local_out) / "logs" / f"{job_id}.log"
-        if not path.is_file():
-            raise UserError(f"{path}: no such log; job ids are the file names in {Path(local_out) / 'logs'}")
+        from localrun import triage as local_triage
+
+        path = local_triage.log_path(Path(local_out), job_id)
         # lines end at "\n" only: a CR or a form feed inside a line is the job's, shown escaped
         with path.open(encoding="utf-8", errors="replace", newline="\n") as lines:
             for line in lines:
                 click.echo(printable(line.removesuffix("\n")))
         return
     try:
-        for line in triage.log_lines(aws.Clients(settings), settings, job_id, follow=follow):
-            click.echo(printable(line))
+        with _or_the_local_run(settings, "logs"):
+            for line in triage.log_lines(aws.Clients(settings), settings, job_id, follow=follow):
+                click.echo(printable(line))
     except KeyboardInterrupt:
         sys.exit(EXIT_INTERRUPTED)
 
@@ -546,7 +573,8 @@ def redrive(settings: Settings, job_ids: tuple[str, ...]):
     Example:
       python cli.py redrive --config config.json
     """
-    result = triage.redrive(aws.Clients(settings), settings, job_ids)
+    with _or_the_local_run(settings, "redrive"):
+        result = triage.redrive(aws.Clients(settings), settings, job_ids)
     _say_ignored(settings, result.ignored_dead_letters)
     for job_id in result.unknown:
         click.echo(f"warning: {printable(job_id)} is not a failed job of run {settings.APP_NAME}; not sent", err=True)
@@ -569,9 +597,13 @@ def redrive(settings: Settings, job_ids: tuple[str, ...]):
               help="Use an empty AWS emulator already running on this machine (a moto server) instead of "
                    "starting one; only loopback addresses are accepted.")
 @click.option("--report", "with_report", is_flag=True, help="Also write the run report, OUT/report.html.")
+@click.option("--only-failed", is_flag=True,
+              help="Run only the jobs the runs in --out have not done (failed, not run, new); the done ones keep "
+                   "their outputs and logs there. Local mode's redrive.")
 @config_option
 def local(settings: Settings, jobfile: str, fleetfile: str | None, inputs: str | None, out: str | None,
-          workers: int | None, interrupt_rate: float, seed: int | None, endpoint: str | None, with_report: bool):
+          workers: int | None, interrupt_rate: float, seed: int | None, endpoint: str | None, with_report: bool,
+          only_failed: bool):
     """Run the whole thing on this machine: an embedded AWS emulation (moto,
     nothing reaches real AWS), workers as local processes running COMMAND here,
     the monitor's reconcile every second; outputs and every job's log in --out.
@@ -582,11 +614,16 @@ def local(settings: Settings, jobfile: str, fleetfile: str | None, inputs: str |
     \b
     Example:
       python cli.py local examples/jobs.json --config examples/config.json --inputs examples/inputs
+      python cli.py local examples/jobs.json --config examples/config.json --inputs examples/inputs --only-failed
     """
     from localrun.driver import run_local
     from localrun.prepare import prepare
 
-    local_run = prepare(settings, jobfile, fleetfile, inputs, out, workers, interrupt_rate, endpoint, seed)
+    local_run = prepare(settings, jobfile, fleetfile, inputs, out, workers, interrupt_rate, endpoint, seed,
+                        only_failed)
+    if not local_run.jobs:
+        click.echo(f"nothing to run: the runs in {local_run.out} did all {len(local_run.kept)} jobs of {jobfile}")
+        return
     sys.exit(run_local(local_run, report_path=local_run.out / "report.html" if with_report else None))
 
 

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import IO
 
 from chalicelib import aws, cluster
-from localrun import report
+from localrun import report, triage
 from localrun.account import REWRITTEN, localize_fleet, prepare_account
 from localrun.embedded import check_clients_are_local, embedded_aws
 from localrun.machines import LOCAL_KNOBS, Machines
@@ -85,8 +85,9 @@ def _run(local: LocalRun, stream: IO[str], stop: StopRequest, report_path: Path 
     began = time.monotonic()
     settings = local.settings
     # CHECK_IF_DONE: the last run's outputs in --out go back into the (new, empty) emulated bucket, so its done
-    # jobs are skipped as they would be on AWS; kept aside until this run's outputs are written
-    previous = set_aside(local.out) if settings.CHECK_IF_DONE_BOOL else None
+    # jobs are skipped as they would be on AWS; --only-failed: the done jobs' outputs and logs stay in --out. Kept
+    # aside until this run's outputs are written
+    previous = set_aside(local.out) if settings.CHECK_IF_DONE_BOOL or local.only_failed else None
     reset_out(local.out)
     progress = Progress(stream, total=len(local.jobs))
     say = progress.say
@@ -107,7 +108,10 @@ def _run(local: LocalRun, stream: IO[str], stop: StopRequest, report_path: Path 
             files, size = upload_inputs(settings, local.inputs)
             say(f"uploaded {files} files ({size:,} bytes) from {local.inputs} to "
                 f"s3://{settings.SOURCE_BUCKET}/{local.inputs.resolve().name}/")
-        if previous is not None:
+        if local.only_failed:
+            say(f"{triage.ONLY_FAILED}: running the {len(local.jobs)} job(s) the runs in {local.out} have not done; "
+                f"the {len(local.kept)} done there keep their outputs and logs")
+        if previous is not None and settings.CHECK_IF_DONE_BOOL:
             files = put_back_outputs(settings, previous, local.jobs)
             say(f"CHECK_IF_DONE: {files} output files of the last run in {local.out} put back; jobs whose outputs "
                 "are complete are skipped")
@@ -143,17 +147,22 @@ def _run(local: LocalRun, stream: IO[str], stop: StopRequest, report_path: Path 
                                       SERIES_SOURCE.format(period=f" every {MONITOR_PERIOD_SECONDS:g} s"),
                                       streams=results.log_events, worker_hours=machines.worker_hours()),
                          report_path)
+        if local.only_failed:
+            triage.keep_earlier(previous, local.out, list(local.kept))
         if previous is not None:
             shutil.rmtree(previous, ignore_errors=True)  # every output is in --out again
     wall = time.monotonic() - began
     code = exit_code(results, stop.requested, watcher.crashed)
-    (local.out / "summary.json").write_text(json.dumps(
+    commands = triage.commands(local.again, settings.source, str(local.out))
+    kept = [job.job_id for job in local.kept]
+    (local.out / triage.SUMMARY).write_text(json.dumps(
         report.summary_document(results, machines=len(machines.ever), wall_seconds=wall,
                                 notices=watcher.spot.notices, stopped_by=stop.reason or None,
-                                exit_code=code), indent=2) + "\n")
+                                exit_code=code, kept=kept, commands=commands), indent=2) + "\n")
     stream.write(report.table(settings, results, local.out, machines=len(machines.ever), wall_seconds=wall,
                               notices=watcher.spot.notices, replacements=watcher.spot.replacements,
-                              stopped_by=stop.reason or None, crashed=watcher.crashed))
+                              stopped_by=stop.reason or None, crashed=watcher.crashed, kept=len(kept),
+                              commands=commands))
     if report_path is not None:
         stream.write(f"run report: {report.show(report_path)}\n")
     stream.flush()
@@ -239,13 +248,13 @@ class Watcher:
 def set_aside(out: Path) -> Path | None:
     """A previous local run's --out, moved beside it (the run empties --out), or None when there is none. A
     folder set aside by a run that then died is kept as it is: it holds the last outputs written."""
-    aside = out.with_name(f".{out.name}.previous")
-    if aside.is_dir():
-        return aside
+    folder = triage.aside(out)
+    if folder.is_dir():
+        return folder
     if not (out / OUT_MARKER).exists():
         return None
-    out.rename(aside)
-    return aside
+    out.rename(folder)
+    return folder
 
 
 def put_back_outputs(settings, previous: Path, jobs) -> int:

@@ -26,6 +26,7 @@ from pathlib import Path
 from chalicelib.errors import UserError
 from chalicelib.fleet import FleetFile, load_fleet_file
 from chalicelib.jobs import Job, load_job_file
+from localrun import triage
 from localrun.embedded import ensure_local
 from chalicelib.settings import Settings
 
@@ -54,11 +55,14 @@ class LocalRun:
     command_changes: tuple[str, ...]
     endpoint: str | None = None  # an emulator already running on this machine; None: start moto here
     seed: int | None = None  # of the spot notices' random draws; None: different every run
+    only_failed: bool = False  # run only the jobs the runs in `out` have not done (local mode's redrive)
+    kept: tuple[Job, ...] = ()  # with only_failed: the jobs done before, whose outputs and logs stay in `out`
+    again: tuple[str, ...] = ()  # the command that runs this run's failed and not-run jobs again, as typed
 
 
 def prepare(settings: Settings, jobfile: str, fleetfile: str | None, inputs: str | None, out: str | None,
             workers: int | None, interrupt_rate: float, endpoint: str | None = None,
-            seed: int | None = None) -> LocalRun:
+            seed: int | None = None, only_failed: bool = False) -> LocalRun:
     if endpoint is not None:
         ensure_local(endpoint)
     jobs = load_job_file(jobfile, settings)
@@ -67,12 +71,18 @@ def prepare(settings: Settings, jobfile: str, fleetfile: str | None, inputs: str
     fleet = load_fleet_file(fleetfile or DEFAULT_FLEET)
     inputs_dir = _inputs(inputs)
     local_settings, changes = localize_command(settings)
-    out_dir = Path(out) if out else Path("local-run") / settings.APP_NAME
+    out_dir = Path(out) if out else triage.default_out(settings.APP_NAME)
     _check_out(out_dir)
     if workers is not None and workers < 1:
         raise UserError(f"--workers: expected 1 or more, got {workers}")
+    kept: list[Job] = []
+    if only_failed:
+        jobs, kept = triage.not_done(out_dir, jobs)
+    again = ("python", "cli.py", "local", jobfile, "--config", settings.source, "--out", str(out_dir),
+             *(("--fleet", fleetfile) if fleetfile else ()), *(("--inputs", inputs) if inputs else ()),
+             triage.ONLY_FAILED)
     return LocalRun(local_settings, jobs, fleet, inputs_dir, out_dir, workers or os.cpu_count() or 1,
-                    interrupt_rate, changes, endpoint, seed)
+                    interrupt_rate, changes, endpoint, seed, only_failed, tuple(kept), again)
 
 
 def _inputs(inputs: str | None) -> Path | None:

@@ -5,10 +5,12 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from chalicelib.monitor.breaker import REDRIVE_ADVICE
 from chalicelib.monitor.plan import REASON_DRAINED
 from chalicelib.printable import printable
 from chalicelib.settings import Settings
 from localrun.results import Results
+from localrun.triage import KEPT
 
 
 def _seconds(value: float) -> str:
@@ -16,7 +18,8 @@ def _seconds(value: float) -> str:
 
 
 def table(settings: Settings, results: Results, out: Path, machines: int, wall_seconds: float, notices: int,
-          replacements: int, stopped_by: str | None, crashed: list[str]) -> str:
+          replacements: int, stopped_by: str | None, crashed: list[str], kept: int = 0,
+          commands: dict[str, str] | None = None) -> str:
     rows = [
         ("jobs", results.jobs),
         ("done", len(results.succeeded)),
@@ -27,8 +30,12 @@ def table(settings: Settings, results: Results, out: Path, machines: int, wall_s
         ("spot interruptions", f"{notices} ({replacements} replaced)"),
         ("wall time", _seconds(wall_seconds)),
     ]
+    if kept:
+        rows.insert(1, ("kept from earlier runs", f"{kept} done (outputs and logs in {show(out)})"))
     width = max(len(name) for name, _ in rows)
     stop_reason = (results.run_summary or {}).get("stop_reason")
+    if stop_reason:
+        stop_reason = stop_reason.replace(REDRIVE_ADVICE, "")  # AWS's way on; local mode's is printed below
     lines = ["", f"{settings.APP_NAME}: " + (f"stopped ({stopped_by})" if stopped_by else "finished")
              + (f"; the monitor stopped it: {printable(stop_reason)}" if stop_reason not in (None, REASON_DRAINED)
                 and not stopped_by else "")]
@@ -40,13 +47,19 @@ def table(settings: Settings, results: Results, out: Path, machines: int, wall_s
         for job_id in results.failed:
             path = results.log_files.get(job_id)
             lines.append(f"  {printable(job_id)}  {show(path) if path else '(no log)'}")
-    if results.not_run and (stopped_by or crashed):
-        lines.append(f"{len(results.not_run)} job(s) not run; run again to do them")
     for instance_id in crashed:
         lines.append(f"error: the workers of {instance_id} crashed; see {show(out / 'machines' / instance_id)}.log")
     lines.append(f"outputs:  {show(out / outputs_folder(results.output_prefixes))}{os.sep} "
                  f"({results.output_files} files, at each job's OUTPUT_PREFIX)")
     lines.append(f"job logs: {show(out / 'logs')}{os.sep} (one file per job, named after the job)")
+    if commands and results.failed:
+        lines.append(f"the failed jobs, why and their last lines: {commands['failed']}")
+        lines.append(f"one job's whole log: {commands['logs']}")
+    if commands and (results.failed or results.not_run):
+        what = " and ".join(part for part in (results.failed and f"{len(results.failed)} failed",
+                                              results.not_run and f"{len(results.not_run)} not run") if part)
+        lines.append(f"{'once the cause is fixed, ' if results.failed else ''}run only the {what} job(s) again "
+                     f"(the done ones keep their outputs): {commands['run_again']}")
     return "\n".join(lines) + "\n"
 
 
@@ -64,7 +77,7 @@ def show(path: Path) -> str:
 
 
 def summary_document(results: Results, machines: int, wall_seconds: float, notices: int, stopped_by: str | None,
-                     exit_code: int) -> dict:
+                     exit_code: int, kept: list[str] = (), commands: dict[str, str] | None = None) -> dict:
     return {
         "jobs": results.jobs,
         "done": sorted(results.succeeded),
@@ -79,4 +92,6 @@ def summary_document(results: Results, machines: int, wall_seconds: float, notic
         "stopped_by": stopped_by,
         "exit_code": exit_code,
         "monitor_summary": results.run_summary,
+        KEPT: sorted(kept),  # done by earlier runs in --out, not run again by this --only-failed one
+        "commands": commands or {},  # triage of this run: failed, logs, and running its failed jobs again
     }

@@ -29,6 +29,7 @@ from chalicelib.joblines import SKIPPED, STARTED, SUCCEEDED
 from chalicelib.report.data import NoLogs, attempts_by_job, read_log_events
 from chalicelib.resources import find_queue_url
 from chalicelib.settings import Settings
+from localrun import triage
 
 DOWNLOAD_THREADS = 16  # concurrent downloads of outputs from the embedded server
 
@@ -87,8 +88,10 @@ def collect(settings: Settings, jobs: list[Job], out: Path) -> Results:
     summary = aws.read_object(aws.client("s3", settings), settings.AWS_BUCKET, summary_key(settings.APP_NAME))
     results.run_summary = json.loads(summary) if summary else None
     if results.failed:
-        records = failures.list_records(aws.client("s3", settings), settings.AWS_BUCKET, settings.APP_NAME)
+        records = [record for record in failures.list_records(aws.client("s3", settings), settings.AWS_BUCKET,
+                                                              settings.APP_NAME) if record.job_id in failed]
         results.failure_cause = common_failure([failed_job(record) for record in records])
+        triage.write_failure_records(out, records)  # what `cli.py failed --local-run` reads once the account is gone
     return results
 
 
@@ -145,9 +148,12 @@ def dead_letter_job_ids(settings: Settings) -> list[str]:
     if url is None:
         return []
     queue_arn = deadletters.run_queue_arn(sqs, url, settings.SQS_QUEUE_NAME)
-    # Received, never deleted or released: the run is over, nothing else reads the queue
+    messages = deadletters.sweep(sqs, url)
+    # Visible again at once: an emulator given with --endpoint outlives the run, and a redrive there right after
+    # it would find its copies hidden for the sweep's minute and leave them in the queue
+    deadletters.release(sqs, url, messages)
     ids = []
-    for message in deadletters.attribute(deadletters.sweep(sqs, url), queue_arn, settings.APP_NAME).ours:
+    for message in deadletters.attribute(messages, queue_arn, settings.APP_NAME).ours:
         try:
             ids.append(job_from_message(message["Body"], settings).job_id)
         except NotAJob:

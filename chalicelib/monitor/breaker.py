@@ -22,6 +22,8 @@ from chalicelib.monitor.observation import FailedJob, Observation, Policy
 
 FAILED_SHARE = 0.9
 PREFIX = "circuit breaker: "  # every breaker's stop reason starts so: plan keeps such a run's queue
+# How a run on AWS goes on once its cause is fixed; local mode, which has its own way, leaves it out of what it prints
+REDRIVE_ADVICE = " (fix the cause, then 'python cli.py redrive' and start-cluster again)"
 
 
 def failures_trip(failed: int, done: int, threshold: int | None) -> bool:
@@ -34,8 +36,7 @@ def failure_stop(observation: Observation, policy: Policy) -> str | None:
     if not failures_trip(failed, done, policy.stop_after_failed_jobs):
         return None
     return (f"{PREFIX}{failed} job(s) failed every attempt and {done} succeeded; "
-            f"{common_failure(observation.failed_jobs)}; jobs left are kept in the queue "
-            "(fix the cause, then 'python cli.py redrive' and start-cluster again)")
+            f"{common_failure(observation.failed_jobs)}; jobs left are kept in the queue{REDRIVE_ADVICE}")
 
 
 def idle_stop(observation: Observation, policy: Policy, jobs_started: bool) -> str | None:

@@ -11,7 +11,10 @@ from __future__ import annotations
 import pytest
 from click.testing import CliRunner
 
+from chalicelib import failures
+from chalicelib.aws import client as aws_client
 from cli import cli
+from localrun import triage
 from tests.unit.test_printable import HOSTILE, SHOWN
 from tests.worker_world import run_workers, script
 
@@ -55,3 +58,18 @@ def test_logs_of_a_local_run_shows_them_as_text_too(started, tmp_path):
 
     assert result.exit_code == 0, result.output
     assert result.output.splitlines() == ["started: job", f"{SHOWN}\\x0dhidden", "failed: exit code 2"]
+
+
+def test_failed_of_a_local_run_shows_them_as_text_too(hostile, tmp_path):
+    # what a local run leaves in its --out for `failed --local-run`: the records its workers wrote, as it writes them
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / triage.SUMMARY).write_text("{}\n")
+    settings = hostile.settings
+    triage.write_failure_records(out, failures.list_records(aws_client("s3"), settings.AWS_BUCKET, settings.APP_NAME))
+
+    result = cli_run(hostile, "failed", "--local-run", str(out))
+
+    assert result.exit_code == 0, result.output
+    assert f"    | {SHOWN}" in result.output.splitlines()
+    assert not any(character in result.output for character in RAW), repr(result.output)
