@@ -11,6 +11,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from typing import Mapping, Sequence
 
+from chalicelib.counts import Counts
 from chalicelib.joblines import out_of_memory_cause
 from chalicelib.monitor.breaker import common_failure
 from chalicelib.monitor.observation import FailedJob
@@ -116,11 +117,14 @@ def figures(data: ReportInput) -> Figures:
     series, series_source = (list(data.series), data.series_source) if data.series else (
         derived_series(attempts), "derived from the job logs (machines with a job so far, attempts running; "
                                   "jobs waiting are not in the logs)")
+    counts = Counts.of_jobs(by_job, done=done, skipped=skipped, failed=failed)
+    # a job never received has no log: the monitor's summary counts it (chalicelib/counts.py)
+    submitted = max(counts.submitted, int((data.summary or {}).get("jobs_submitted") or 0))
     final = [_failed_job(by_job[job][-1]) for job in failed]
     drawn = timeline(attempts)
     return Figures(
         attempts_by_outcome={outcome: sum(a.outcome == outcome for a in attempts) for outcome in OUTCOMES},
-        jobs=len(by_job), jobs_done=len(done), jobs_skipped=len(skipped), jobs_failed=len(failed), failed_ids=failed,
+        jobs=submitted, jobs_done=counts.done, jobs_skipped=counts.skipped, jobs_failed=counts.failed, failed_ids=failed,
         durations=durations, histogram=log_histogram(durations), longest=longest,
         failure_groups=failure_groups(attempts, set(failed)),
         failure_summary=common_failure(final) if final else None,

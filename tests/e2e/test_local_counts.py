@@ -1,5 +1,5 @@
 """The counts of a local run agree everywhere (chalicelib/counts.py): the progress lines, the summary table,
-summary.json and the monitor's summary; and with what the job file and the program did.
+summary.json, the monitor's summary and the run report's headline numbers; and with what the job file and the program did.
 
 Each run is small: a few jobs of tests/e2e/local_world.py's job program, run as a user runs `cli.py local`.
 """
@@ -13,6 +13,7 @@ import pytest
 
 from tests.e2e.local_world import Run, local_args, processes_marked, run_local, table_value
 
+TILE = re.compile(r"data-figure='([^']+)'><b>([^<]*)</b>")
 PROGRESS = re.compile(r"^(\d+)/(\d+) done, (\d+) failed, (\d+) left")
 FAILED_NAMED = re.compile(r"all (\d+) failed job\(s\)|\d+ of (\d+) failed jobs")
 WHY = re.compile(r"^why: (?:all (\d+) failed job\(s\)|\d+ of (\d+) failed jobs)", re.MULTILINE)
@@ -51,6 +52,11 @@ def counts_agree(stdout: str, run: Run, jobs: int) -> dict:
                                   "failed": table["failed"], "not_run": table["not run"]}
     assert (len(document["done"]), len(document["failed"]), len(document["not_run"])) == \
         (table["done"], table["failed"], table["not run"])
+    report = run.out / "report.html"
+    if report.exists():  # the run report's headline numbers
+        tiles = dict(TILE.findall(report.read_text()))
+        assert (tiles["jobs"], tiles["done"], tiles["skipped as done"], tiles["failed"]) == \
+            tuple(str(table[row]) for row in ("jobs", "done", "skipped as already done", "failed")), tiles
     return table
 
 
@@ -59,8 +65,8 @@ def test_a_retry_that_succeeds_and_timeouts_never_make_the_progress_line_go_back
     # queue on its next receive) while the worker runs the next job for JOB_TIMEOUT: failed, and still queued
     run = Run(tmp_path, JOB_TIMEOUT=2, JOB_RETRIES=2)
     modes = ["ok", "flaky", "ok", "sleep:30", "sleep:30"]
-    result, mark = run_local(local_args(run.jobs(*modes), run.config, "--out", str(run.out), "--workers", "1"),
-                             cwd=tmp_path)
+    result, mark = run_local(local_args(run.jobs(*modes), run.config, "--out", str(run.out), "--workers", "1",
+                                        "--report"), cwd=tmp_path)
 
     assert result.returncode == 1, result.stdout + result.stderr
     table = counts_agree(result.stdout, run, len(modes))
@@ -79,8 +85,8 @@ def breaker_run(tmp_path_factory):
     folder = tmp_path_factory.mktemp("breaker")
     run = Run(folder, CLUSTER_MACHINES=1, JOB_RETRIES=1, STOP_AFTER_FAILED_JOBS=2)
     modes = ["fail", "fail", "sleep:60", "ok"]
-    result, mark = run_local(local_args(run.jobs(*modes), run.config, "--out", str(run.out), "--workers", "1"),
-                             cwd=folder)
+    result, mark = run_local(local_args(run.jobs(*modes), run.config, "--out", str(run.out), "--workers", "1",
+                                        "--report"), cwd=folder)
     assert result.returncode == 1, result.stdout + result.stderr
     assert "the monitor stopped it: circuit breaker" in result.stdout
     assert processes_marked(mark) == []
