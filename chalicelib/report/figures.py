@@ -124,7 +124,8 @@ def figures(data: ReportInput) -> Figures:
     drawn = timeline(attempts)
     return Figures(
         attempts_by_outcome={outcome: sum(a.outcome == outcome for a in attempts) for outcome in OUTCOMES},
-        jobs=submitted, jobs_done=counts.done, jobs_skipped=counts.skipped, jobs_failed=counts.failed, failed_ids=failed,
+        jobs=submitted, jobs_done=counts.done, jobs_skipped=counts.skipped, jobs_failed=counts.failed,
+        failed_ids=failed,
         durations=durations, histogram=log_histogram(durations), longest=longest,
         failure_groups=failure_groups(attempts, set(failed)),
         failure_summary=common_failure(final) if final else None,

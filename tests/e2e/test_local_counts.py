@@ -1,5 +1,6 @@
 """The counts of a local run agree everywhere (chalicelib/counts.py): the progress lines, the summary table,
-summary.json, the monitor's summary and the run report's headline numbers; and with what the job file and the program did.
+summary.json, the monitor's summary and the run report's headline numbers; and with what the job file and the
+program did.
 
 Each run is small: a few jobs of tests/e2e/local_world.py's job program, run as a user runs `cli.py local`.
 """
