@@ -125,3 +125,16 @@ def test_spot_interruptions_release_jobs_that_are_never_counted_twice(tmp_path):
     table = counts_agree(result.stdout, run, len(modes))
     assert table["done"] == len(modes)
     assert processes_marked(mark) == []
+
+
+def test_a_resumed_run_counts_the_jobs_it_skipped_as_already_done_once(tmp_path):
+    # the progress line's done is every job with nothing left to do: the queue cannot tell skipped from done
+    run = Run(tmp_path, CHECK_IF_DONE_BOOL=True)
+    args = local_args(run.jobs("ok", "fail", "ok"), run.config, "--out", str(run.out), "--report")
+    run_local(args, cwd=tmp_path)
+    second, mark = run_local(args, cwd=tmp_path)
+
+    assert second.returncode == 1, second.stdout + second.stderr
+    table = counts_agree(second.stdout, run, 3)
+    assert (table["skipped as already done"], table["done"], table["failed"]) == (2, 0, 1), second.stdout
+    assert processes_marked(mark) == []
