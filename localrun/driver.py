@@ -142,6 +142,8 @@ def _run(local: LocalRun, stream: IO[str], stop: StopRequest, report_path: Path 
             machines.stop_all("the run is over")
             machines.close()
         results = collect(settings, local.jobs, local.out)
+        progress.update(results.counts, machines=0, workers=0, over=True)  # the exact counts: the summary's
+        progress.finish()
         if report_path is not None:
             write_report(report_input(settings, aws.Clients(settings), "local run", results.run_summary,
                                       SERIES_SOURCE.format(period=f" every {MONITOR_PERIOD_SECONDS:g} s"),
@@ -220,8 +222,8 @@ class Watcher:
         for instance_id in self.spot.tick():
             self.progress.say(f"spot: interruption notice to {instance_id}; its workers release their jobs")
         running = sum(1 for machine in self.machines.live if machine.running)
-        self.progress.update(observation.visible, observation.in_flight, observation.failed, running,
-                             self.machines.worker_processes(), observation.state.tearing_down)
+        self.progress.update(observation.counts, running, self.machines.worker_processes(),
+                             observation.state.tearing_down)
 
     def _ended(self, ended) -> None:
         if ended.stopped:

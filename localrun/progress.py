@@ -1,9 +1,9 @@
 """What the user watches during a local run: a live one-line bar on a terminal, plain lines otherwise.
 
-The numbers are the monitor's own observation (queue counts, the fleet's
-machines), so the bar shows what the monitor decides on. Jobs done = submitted
-- waiting - running - failed: SQS counts are approximate, so the figure can
-lag by a tick; the summary at the end counts from the job logs.
+The numbers are the monitor's own counts (chalicelib/counts.py, from queue
+counts and failure records; the fleet's machines), so the bar shows what the
+monitor decides on. Done never decreases and can lag the truth by a little;
+the last line, drawn when the run is over, is the summary's exact counts.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from typing import IO
 
+from chalicelib.counts import Counts
 from chalicelib.printable import printable
 
 BAR_WIDTH = 24
@@ -32,13 +33,16 @@ class Progress:
         self._last_plain: tuple | None = None
         self._bar_shown = False
 
-    def update(self, waiting: int, running: int, failed: int, machines: int, workers: int,
-               tearing_down: bool = False) -> None:
-        left = waiting + running
-        done = max(0, self.total - left - failed)
+    def update(self, counts: Counts, machines: int, workers: int, tearing_down: bool = False,
+               over: bool = False) -> None:
+        """`over`: the run is over and `counts` are the summary's, the line's last state."""
+        # done and skipped are both finished jobs: the live counts cannot tell them apart
+        done, failed, left, running = counts.finished, counts.failed, counts.not_run, counts.running
         elapsed = self.clock() - self.started
         eta = "--"
-        if tearing_down:
+        if over:
+            eta = "over"
+        elif tearing_down:
             eta = "tearing down"
         elif done and left:
             eta = "ETA " + clock_text(left * elapsed / done)

@@ -20,12 +20,13 @@ def _seconds(value: float) -> str:
 def table(settings: Settings, results: Results, out: Path, machines: int, wall_seconds: float, notices: int,
           replacements: int, stopped_by: str | None, crashed: list[str], kept: int = 0,
           commands: dict[str, str] | None = None) -> str:
+    counts = results.counts  # chalicelib/counts.py: the last progress line's, summary.json's
     rows = [
-        ("jobs", results.jobs),
-        ("done", len(results.succeeded)),
-        ("skipped as already done", len(results.skipped)),
-        ("failed", len(results.failed)),
-        ("not run", len(results.not_run)),
+        ("jobs", counts.submitted),
+        ("done", counts.done),
+        ("skipped as already done", counts.skipped),
+        ("failed", counts.failed),
+        ("not run", counts.not_run),
         ("machines used", machines),
         ("spot interruptions", f"{notices} ({replacements} replaced)"),
         ("wall time", _seconds(wall_seconds)),
@@ -43,7 +44,8 @@ def table(settings: Settings, results: Results, out: Path, machines: int, wall_s
     if results.failed:
         if results.failure_cause:
             lines.append(f"why: {printable(results.failure_cause)}")  # quotes the jobs' own output
-        lines.append(f"failed jobs (in the dead-letter queue {settings.SQS_DEAD_LETTER_QUEUE}), with their logs:")
+        lines.append(f"failed jobs (in the dead-letter queue {settings.SQS_DEAD_LETTER_QUEUE}, or on their way there "
+                     "when the run stopped first), with their logs:")
         for job_id in results.failed:
             path = results.log_files.get(job_id)
             lines.append(f"  {printable(job_id)}  {show(path) if path else '(no log)'}")
@@ -78,8 +80,12 @@ def show(path: Path) -> str:
 
 def summary_document(results: Results, machines: int, wall_seconds: float, notices: int, stopped_by: str | None,
                      exit_code: int, kept: list[str] = (), commands: dict[str, str] | None = None) -> dict:
+    counts = results.counts
     return {
-        "jobs": results.jobs,
+        "jobs": counts.submitted,
+        # the table's numbers (chalicelib/counts.py); the lists below name the jobs of each
+        "counts": {"submitted": counts.submitted, "done": counts.done, "skipped_as_already_done": counts.skipped,
+                   "failed": counts.failed, "not_run": counts.not_run},
         "done": sorted(results.succeeded),
         "skipped_as_already_done": sorted(results.skipped),
         "failed": {job_id: str(results.log_files[job_id]) if job_id in results.log_files else None

@@ -5,8 +5,10 @@
   workers' `_SUCCESS` markers included (the folder mirrors the bucket); the
   count shown is of the jobs' own files, markers left out.
 - Logs: each job's log stream as OUT/logs/<job id>.log, one line per event.
-- Outcome of each job, from what AWS holds: the dead-letter queue says which
-  failed (the messages SQS moved there from the run's queue); the job's log
+- Outcome of each job (chalicelib/counts.py), from what AWS holds: the
+  dead-letter queue (the messages SQS moved there from the run's queue) and
+  the failure records (a failed job whose message a stopped run never moved
+  there) say which failed; the job's log
   says which succeeded or were skipped as already done, and so do complete
   outputs (chalicelib.done's rule: the marker and DS's count) when a killed
   worker never sent its last log line. A job with none of these was not run (a Ctrl-C, a
@@ -21,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from chalicelib import aws, deadletters, failures
+from chalicelib.counts import Counts
 from chalicelib.done import Tally, is_complete
 from chalicelib.jobs import Job, NotAJob, job_from_message
 from chalicelib.monitor.breaker import common_failure, failed_job
@@ -39,7 +42,7 @@ class Results:
     jobs: int
     succeeded: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
-    failed: list[str] = field(default_factory=list)  # in the dead-letter queue
+    failed: list[str] = field(default_factory=list)  # in the dead-letter queue, or with a failure record
     not_run: list[str] = field(default_factory=list)
     output_files: int = 0  # the jobs' own files, without the workers' _SUCCESS markers
     output_prefixes: list[str] = field(default_factory=list)
@@ -48,6 +51,11 @@ class Results:
     run_summary: dict | None = None  # what the monitor wrote at teardown
     log_events: dict[str, list[tuple[float, str]]] = field(default_factory=dict)  # job id -> its log events
     failure_cause: str | None = None  # what the failed jobs have in common (monitor/breaker.py's words)
+
+    @property
+    def counts(self) -> Counts:
+        return Counts.of_jobs(self.succeeded + self.skipped + self.failed + self.not_run, done=self.succeeded,
+                              skipped=self.skipped, failed=self.failed)
 
 
 def collect(settings: Settings, jobs: list[Job], out: Path) -> Results:
@@ -68,7 +76,9 @@ def collect(settings: Settings, jobs: list[Job], out: Path) -> Results:
         path.write_text("".join(line + "\n" for line in events))
         results.log_files[job_id] = path
         results.started_lines[job_id] = sum(line.startswith(STARTED) for line in events)
-    failed = set(dead_letter_job_ids(settings))
+    records = failures.list_records(aws.client("s3", settings), settings.AWS_BUCKET, settings.APP_NAME)
+    # A record is deleted when its job later succeeds, so it stands for a failed job as its dead letter does
+    failed = set(dead_letter_job_ids(settings)) | {record.job_id for record in records}
     # Read as the run report reads them (one parse of the same events), so the two never disagree
     attempts = attempts_by_job(results.log_events)
     for job in jobs:
@@ -88,10 +98,9 @@ def collect(settings: Settings, jobs: list[Job], out: Path) -> Results:
     summary = aws.read_object(aws.client("s3", settings), settings.AWS_BUCKET, summary_key(settings.APP_NAME))
     results.run_summary = json.loads(summary) if summary else None
     if results.failed:
-        records = [record for record in failures.list_records(aws.client("s3", settings), settings.AWS_BUCKET,
-                                                              settings.APP_NAME) if record.job_id in failed]
-        results.failure_cause = common_failure([failed_job(record) for record in records])
-        triage.write_failure_records(out, records)  # what `cli.py failed --local-run` reads once the account is gone
+        failed_records = [record for record in records if record.job_id in results.failed]
+        results.failure_cause = common_failure([failed_job(record) for record in failed_records])
+        triage.write_failure_records(out, failed_records)  # read by `failed --local-run`
     return results
 
 

@@ -93,6 +93,7 @@ class SaveState(Action):
     retired_machine_seconds: float | None = None
     jobs_started: bool | None = None
     series: list | None = None
+    jobs_done_seen: int | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """The fields this action changes, by name."""

@@ -32,7 +32,8 @@ def failures_trip(failed: int, done: int, threshold: int | None) -> bool:
 
 
 def failure_stop(observation: Observation, policy: Policy) -> str | None:
-    failed, done = observation.failed, observation.jobs_done
+    counts = observation.counts
+    failed, done = counts.failed, counts.done
     if not failures_trip(failed, done, policy.stop_after_failed_jobs):
         return None
     return (f"{PREFIX}{failed} job(s) failed every attempt and {done} succeeded; "

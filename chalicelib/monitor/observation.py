@@ -12,6 +12,7 @@ import json
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal
 
+from chalicelib.counts import Counts
 from chalicelib.monitor.series import is_series
 
 ExportStatus = Literal["missing", "running", "done", "failed"]
@@ -51,6 +52,7 @@ class MonitorState:
     export_tasks: dict[str, str] = field(default_factory=dict)  # log group -> export task id
     jobs_started: bool = False  # a job has been seen running, done or failed: the machines can run jobs
     series: list = field(default_factory=list)  # machines, waiting, running over time (series.py)
+    jobs_done_seen: int = 0  # the most jobs seen done so far: a job done stays done (chalicelib/counts.py)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
@@ -66,6 +68,7 @@ class MonitorState:
         if not (isinstance(state.empty_observations, int) and isinstance(state.tearing_down, bool)
                 and isinstance(state.known_instances, dict) and isinstance(state.export_tasks, dict)
                 and isinstance(state.retired_machine_seconds, (int, float)) and isinstance(state.jobs_started, bool)
+                and isinstance(state.jobs_done_seen, int)
                 and isinstance(state.stop_reason, (str, type(None))) and is_series(state.series)):
             raise ValueError("monitor state: a field has the wrong type")
         return state
@@ -74,13 +77,9 @@ class MonitorState:
         return replace(self, **changes)
 
 
-def jobs_submitted(jobs_at_start: int | None, waiting: int, in_flight: int, failed: int) -> int:
-    return max(jobs_at_start or 0, waiting + in_flight + failed)
-
-
-def jobs_done(jobs_at_start: int | None, waiting: int, in_flight: int, failed: int) -> int:
-    """Jobs neither waiting, running nor failed: done (the queue's counts are approximate, so is this)."""
-    return max(0, jobs_submitted(jobs_at_start, waiting, in_flight, failed) - waiting - in_flight - failed)
+def jobs_done(jobs_at_start: int | None, waiting: int, in_flight: int, failed: int, done_before: int = 0) -> int:
+    """Jobs done, skipped included, as chalicelib/counts.py defines them live (the queue's counts are approximate)."""
+    return Counts.live(jobs_at_start, waiting, in_flight, failed, done_before).done
 
 
 @dataclass(frozen=True)
@@ -159,12 +158,16 @@ class Observation:
     refused: str | None = None
 
     @property
+    def counts(self) -> Counts:
+        return Counts.live(self.jobs_at_start, self.visible, self.in_flight, self.failed, self.state.jobs_done_seen)
+
+    @property
     def jobs_submitted(self) -> int:
-        return jobs_submitted(self.jobs_at_start, self.visible, self.in_flight, self.failed)
+        return self.counts.submitted
 
     @property
     def jobs_done(self) -> int:
-        return jobs_done(self.jobs_at_start, self.visible, self.in_flight, self.failed)
+        return self.counts.done
 
     @property
     def elapsed(self) -> float:

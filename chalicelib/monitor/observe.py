@@ -140,7 +140,7 @@ def _failed_jobs(s3, run: Run, queue: QueueDepth | None, failed: int, since: dat
     """The run's failed jobs, read only when the failure breaker trips now (its records are a GET each: not on
     every tick of a run that merely has some failures)."""
     waiting, in_flight = (queue.waiting, queue.in_flight) if queue else (0, 0)
-    done = jobs_done(run.record.JOBS_AT_START, waiting, in_flight, failed)
+    done = jobs_done(run.record.JOBS_AT_START, waiting, in_flight, failed, run.state.jobs_done_seen)
     if run.state.tearing_down or not failures_trip(failed, done, run.record.STOP_AFTER_FAILED_JOBS):
         return ()
     return tuple(failed_job(record)

@@ -73,13 +73,22 @@ def _bookkeeping(observation: Observation) -> dict:
     if series is not None:
         changes["series"] = series
     if state.tearing_down:
-        return changes  # the queue no longer decides anything
+        return _with_done_seen(changes, observation)  # the queue no longer decides anything
     if not state.jobs_started and (observation.in_flight or observation.failed or observation.jobs_done):
         changes["jobs_started"] = True
     empty = observation.visible == 0 and observation.in_flight == 0
     count = state.empty_observations + 1 if empty else 0
     if count != state.empty_observations:
         changes["empty_observations"] = count
+    return _with_done_seen(changes, observation)
+
+
+def _with_done_seen(changes: dict, observation: Observation) -> dict:
+    """The jobs done so far, the floor of the next checks' count (chalicelib/counts.py), saved with the other
+    changes: the count rises only when the queue's counts fall, which adds a point to the series, so a steady
+    run still saves nothing."""
+    if changes and observation.jobs_done > observation.state.jobs_done_seen:
+        return {**changes, "jobs_done_seen": observation.jobs_done}
     return changes
 
 
@@ -255,17 +264,16 @@ def _log_exports(observation: Observation, actions: list[Action]) -> bool:
 
 def summary(observation: Observation, policy: Policy, reason: str) -> dict:
     machine_hours = observation.machine_seconds() / 3600
-    left = observation.visible + observation.in_flight
-    submitted = observation.jobs_submitted
+    counts = observation.counts  # chalicelib/counts.py: a message sent again is not a new job
     return {
         "app_name": observation.app_name,
         "stop_reason": reason,
         "started_at": observation.started_at,
         "ended_at": observation.now,
-        "jobs_submitted": submitted,
-        "jobs_done": observation.jobs_done,
-        "jobs_failed": observation.failed,
-        "jobs_left": left,
+        "jobs_submitted": counts.submitted,
+        "jobs_done": counts.done,
+        "jobs_failed": counts.failed,
+        "jobs_left": counts.not_run,
         "machine_hours": round(machine_hours, 4),
         "cost_ceiling_usd": round(machine_hours * policy.machine_price, 4),
         "log_exports": {group: "not exported: another run's log group" if group in observation.foreign_log_groups

@@ -18,16 +18,17 @@ def run_status(observation: Observation, policy: Policy) -> dict:
         return refused_status(observation)
     figures = summary(observation, policy, observation.state.stop_reason or "")
     elapsed = observation.elapsed
-    done = figures["jobs_done"]
+    counts = observation.counts  # the same counts as the summary's and the progress line's (chalicelib/counts.py)
+    done = counts.done
     throughput = done / (elapsed / 3600) if elapsed > 0 else 0.0  # jobs per hour
-    left = observation.visible + observation.in_flight
+    left = counts.not_run
     eta_seconds = left / throughput * 3600 if throughput > 0 and left else None
     return {
         "app_name": observation.app_name,
         "state": "tearing_down" if observation.state.tearing_down else "running",
         "stop_reason": observation.state.stop_reason,
-        "jobs": {"submitted": figures["jobs_submitted"], "waiting": observation.visible,
-                 "running": observation.in_flight, "done": done, "failed": observation.failed},
+        "jobs": {"submitted": counts.submitted, "waiting": counts.waiting, "running": counts.running, "done": done,
+                 "failed": counts.failed},
         "fleet": {"id": observation.fleet_id, "active": observation.fleet_active, "target": observation.fleet_target,
                   "fulfilled": observation.fleet_fulfilled, "problems": list(observation.fleet_problems)},
         "machines": [{"instance_id": instance.instance_id, "busy_jobs": instance.busy_jobs,

@@ -11,6 +11,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from typing import Mapping, Sequence
 
+from chalicelib.counts import Counts
 from chalicelib.report.causes import FailureGroup, common_cause, failure_groups, why
 from chalicelib.report.data import FAILED, OUTCOMES, SKIPPED, SUCCEEDED, UNKNOWN, Attempt
 from chalicelib.report.sizing import MachineSize, Sizing, sizing
@@ -111,11 +112,12 @@ def figures(data: ReportInput) -> Figures:
     series, series_source = (list(data.series), data.series_source) if data.series else (
         derived_series(attempts), "derived from the job logs (machines with a job so far, attempts running; "
                                   "jobs waiting are not in the logs)")
+    counts = Counts.of_jobs(by_job, done=done, skipped=skipped, failed=failed)
     drawn = timeline(attempts)
     return Figures(
         attempts_by_outcome={outcome: sum(a.outcome == outcome for a in attempts) for outcome in OUTCOMES},
-        jobs=_jobs(data, by_job),
-        jobs_done=len(done), jobs_skipped=len(skipped), jobs_failed=len(failed), failed_ids=failed,
+        jobs=_jobs(data, counts), jobs_done=counts.done, jobs_skipped=counts.skipped, jobs_failed=counts.failed,
+        failed_ids=failed,
         durations=durations, histogram=log_histogram(durations), longest=longest,
         failure_groups=failure_groups(attempts, set(failed)),
         failure_summary=common_cause([by_job[job][-1] for job in failed]),
@@ -126,11 +128,12 @@ def figures(data: ReportInput) -> Figures:
         timeline=drawn, window=shared_window(drawn, series), sizing=sizing(attempts, data.settings, data.machines))
 
 
-def _jobs(data: ReportInput, by_job: Mapping[str, list[Attempt]]) -> int:
-    """The run's jobs as `status` counts them (its record's, or summary's, submitted jobs): a run whose jobs wait
-    for machines has them before any is in the logs."""
+def _jobs(data: ReportInput, counts: Counts) -> int:
+    """The run's jobs as `status` counts them (chalicelib/counts.py): its record's, or summary's, submitted jobs,
+    since a job never received has no log (and a run whose jobs wait for machines has none yet), else the jobs in
+    the logs."""
     submitted = (data.summary or {}).get("jobs_submitted")
-    return int(submitted) if isinstance(submitted, int) else len(by_job)
+    return max(counts.submitted, submitted if isinstance(submitted, int) else 0)
 
 
 def _machines(data: ReportInput, attempts: Sequence[Attempt]) -> int:

@@ -20,14 +20,15 @@ CLI = REPO / "cli.py"
 MARK_VARIABLE = "E2E_RUN_MARK"
 
 # `job.py MODE NAME OUT MARKS`: appends to MARKS/NAME.started on every start, then by MODE:
-# ok (write OUT/result.txt), fail (exit 3), sleep:S (sleep S seconds, then as ok).
+# ok (write OUT/result.txt), fail (exit 3), flaky (fail on its first start, then as ok), sleep:S (sleep S seconds,
+# then as ok).
 JOB_SCRIPT = textwrap.dedent('''
     import os, pathlib, sys, time
     mode, name, out, marks = sys.argv[1:5]
     with open(pathlib.Path(marks, name + ".started"), "a") as handle:
         handle.write(f"{os.getpid()}\\n")
     print(f"job {name} mode {mode}", flush=True)
-    if mode == "fail":
+    if mode == "fail" or (mode == "flaky" and len(pathlib.Path(marks, name + ".started").read_text().split()) == 1):
         print("failing on purpose", flush=True)
         sys.exit(3)
     if mode.startswith("sleep:"):

@@ -9,6 +9,7 @@ import sys
 import pytest
 
 from chalicelib import aws
+from chalicelib.counts import Counts
 from chalicelib.errors import UserError
 from localrun.embedded import NotLocal, embedded_aws, emulator, ensure_local, local_environment
 from localrun.prepare import localize_command
@@ -109,14 +110,14 @@ def test_on_a_terminal_progress_redraws_one_line_and_elsewhere_prints_a_line_per
     now = [0.0]
     bar = Progress(io.StringIO(), total=10, clock=lambda: now[0], tty=True)
     now[0] = 5.0
-    bar.update(waiting=4, running=1, failed=0, machines=2, workers=4)
+    bar.update(Counts.live(10, waiting=4, in_flight=1, failed=0), machines=2, workers=4)
     text = bar.stream.getvalue()
     assert text.startswith("\r\x1b[K[") and "\n" not in text
     assert "5/10 done, 0 failed, 5 left (1 running) | 2 machine(s), 4 worker(s) | 0:05 ETA 0:05" in text
 
     plain = Progress(io.StringIO(), total=10, clock=lambda: now[0], tty=False)
     for _ in range(3):
-        plain.update(waiting=4, running=1, failed=0, machines=2, workers=4)
-    plain.update(waiting=3, running=1, failed=0, machines=2, workers=4)
+        plain.update(Counts.live(10, waiting=4, in_flight=1, failed=0), machines=2, workers=4)
+    plain.update(Counts.live(10, waiting=3, in_flight=1, failed=0), machines=2, workers=4)
     assert plain.stream.getvalue().count("\n") == 2 and "\r" not in plain.stream.getvalue()
 

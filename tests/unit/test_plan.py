@@ -145,7 +145,7 @@ def test_a_machine_that_vanished_keeps_counting_toward_machine_hours():
 
 def test_first_empty_observation_only_counts():
     actions = plan(world(visible=0, in_flight=0, instances=idle(0, 1, 2, 3)), POLICY)
-    assert actions[0] == SaveState(empty_observations=1, reason=actions[0].reason)
+    assert actions[0] == SaveState(empty_observations=1, jobs_done_seen=100, reason=actions[0].reason)
     assert CancelFleet not in kinds(actions) and DeleteQueue not in kinds(actions)
 
 
@@ -155,7 +155,8 @@ def test_teardown_needs_two_empty_observations():
     # the cluster goes on a later tick, once its service is gone (ECS refuses before)
     assert kinds(actions) == [SaveState, CancelFleet, DeleteService, DeregisterTaskDefinitions, DeleteLaunchTemplates,
                               DeleteQueue, DeleteAlarms, DeleteDashboard, ExportLogs]
-    assert actions[0].as_dict() == {"empty_observations": 2, "tearing_down": True, "stop_reason": REASON_DRAINED}
+    assert actions[0].as_dict() == {"empty_observations": 2, "tearing_down": True, "stop_reason": REASON_DRAINED,
+                                    "jobs_done_seen": 100}
     assert actions[4].ids == ("lt-0app",)
     assert actions[6].names == QUEUE_ALARMS + MACHINE_ALARMS
     assert actions[8].log_group == "App" and actions[8].prefix == "exportedlogs/App/App"
@@ -175,7 +176,7 @@ def test_teardown_needs_two_empty_observations():
 def test_jobs_coming_back_reset_the_empty_count():
     once = MonitorState(jobs_started=True, empty_observations=1, known_instances={m.instance_id: m.launched_at for m in MACHINES})
     actions = plan(world(visible=1, in_flight=0, state=once), POLICY)
-    assert actions[0].as_dict() == {"empty_observations": 0}
+    assert actions[0].as_dict() == {"empty_observations": 0, "jobs_done_seen": 99}
     assert CancelFleet not in kinds(actions)
 
 
@@ -352,7 +353,7 @@ def test_machines_that_start_no_job_for_the_configured_minutes_stop_the_run():
 def test_a_job_seen_running_is_remembered_as_started():
     first = world(state=MonitorState(known_instances={m.instance_id: m.launched_at for m in MACHINES}))
     [save] = [action for action in plan(first, POLICY) if isinstance(action, SaveState)]
-    assert save.as_dict() == {"jobs_started": True}
+    assert save.as_dict() == {"jobs_started": True, "jobs_done_seen": 42}  # the floor of the next count
 
 
 def test_the_common_failure_is_the_shared_last_line_else_the_exit_code_else_the_most_common_line():
