@@ -194,6 +194,10 @@ def test_the_rehearsal_runs_as_written_and_the_status_api_answers_with_the_run(c
             emulator.kill()
             emulator.wait()
     assert "emulator stopped" in log.read_text()
+    # Nothing the rehearsal wrote is a change git would commit: monitor-config wrote what is committed for the
+    # example, and chalice deploy's record of the emulator's ARNs (.chalice/deployed/) is ignored
+    changed = subprocess.run(["git", "status", "--porcelain"], cwd=clone, capture_output=True, text=True, check=True)
+    assert changed.stdout == "", changed.stdout
 
 
 def wait_for_url(log: Path, emulator: subprocess.Popen, timeout: float = 90) -> str:
