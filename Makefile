@@ -3,7 +3,7 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: install test test-all demo bench clean container-test
+.PHONY: install test test-all demo bench clean container-test lint typecheck
 
 $(BIN)/.installed: requirements.txt requirements-dev.txt worker/requirements.txt
 	@command -v $(PYTHON) >/dev/null || (echo "error: $(PYTHON) not found; run 'make PYTHON=python3 ...'" >&2; exit 2)
@@ -13,6 +13,13 @@ $(BIN)/.installed: requirements.txt requirements-dev.txt worker/requirements.txt
 
 # The project's environment for the README's `python cli.py ...` commands: then `. .venv/bin/activate`.
 install: $(BIN)/.installed
+
+# ruff.toml and mypy.ini say what each checks; CI runs both before the tests.
+lint: $(BIN)/.installed
+	$(BIN)/ruff check .
+
+typecheck: $(BIN)/.installed
+	$(BIN)/mypy
 
 # tests/container needs root and Docker: `make container-test` runs it, never `make test`.
 test: $(BIN)/.installed

@@ -8,8 +8,7 @@ the real state itself, so a duplicate, late or unknown alarm is harmless.
 import os
 
 from aws_lambda_powertools import Logger, Metrics
-from aws_lambda_powertools.metrics import EphemeralMetrics
-from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
 from chalice import Chalice, IAMAuthorizer, NotFoundError, Rate
 
 from chalicelib.monitor import service

@@ -53,18 +53,17 @@ import botocore.exceptions  # noqa: E402 - after the check above, which needs no
 import click  # noqa: E402
 
 from chalicelib import aws, cluster, deadletters, iam, job_access, resources, status_api, triage
+from chalicelib.errors import RefusedRun, UserError
+from chalicelib.fleet import load_fleet_file
+from chalicelib.jobs import load_job_file
 from chalicelib.monitor import loop, service
 from chalicelib.monitor.reconcile import reconcile
 from chalicelib.monitor.runs import load_run
-from chalicelib.names import record_key, summary_key
 from chalicelib.monitor.status import local_time, status_table
-from chalicelib.errors import RefusedRun, UserError
-from chalicelib.fleet import load_fleet_file
+from chalicelib.names import record_key, summary_key
 from chalicelib.printable import printable
-from chalicelib.jobs import load_job_file
 from chalicelib.settings import Settings
 from chalicelib.submit import submit as submit_jobs
-
 
 EXIT_INTERRUPTED = 130  # what a shell reports for a command stopped by Ctrl-C (128 + SIGINT)
 

@@ -61,10 +61,10 @@ THRESHOLD_JOBS = (20_000, 40_000)
 
 def client(kind: str, jobs_count: int) -> dict:
     """Send `jobs_count` jobs with this interpreter's chalicelib (PYTHONPATH says whose); the timings as JSON."""
+    import chalicelib.submit as submit_module
     from chalicelib import aws
     from chalicelib.jobs import parse_job_document
     from chalicelib.settings import Settings
-    import chalicelib.submit as submit_module
 
     settings = Settings.from_mapping(CONFIG, source="bench")
     document = {"pipeline": "measure", "groups": [{"plate": f"P{index // 384:04d}", "well": f"W{index % 384:03d}"}

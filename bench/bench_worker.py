@@ -50,10 +50,10 @@ import threading
 import time
 import urllib.request
 from collections import Counter
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 from urllib.parse import parse_qs
 
 REPO = Path(__file__).resolve().parent.parent
@@ -138,12 +138,12 @@ class Run:
 
 
 def run_once(endpoint: str, moto_pid: int, tree: Path, program: str, jobs: int, processes: int) -> Run:
+    import boto3
     from botocore.config import Config
 
     from chalicelib.jobs import parse_job_document
     from chalicelib.names import run_attributes
     from chalicelib.settings import Settings
-    import boto3
 
     _post(endpoint + "/moto-api/reset")  # a fresh world each run: nothing one run left slows the next
     warm_up = max(1, jobs // 10)  # every process has started and made its busy period's first calls by then

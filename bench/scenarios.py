@@ -63,7 +63,7 @@ class Scenario:
     def workers_per_machine(self) -> int:
         return self.tasks_per_machine * self.docker_cores
 
-    def quick(self) -> "Scenario":
+    def quick(self) -> Scenario:
         """A hundredth of the jobs on a tenth of the machines: same shape, fast enough for tests."""
         return replace(self, jobs=max(40, self.jobs // 100), machines=max(2, self.machines // 10))
 

@@ -32,10 +32,23 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from bench.scenarios import SCENARIOS, Scenario, by_name  # noqa: E402
-from chalicelib.monitor.actions import (Action, CancelFleet, CreateIdleAlarms, DeleteAlarms,  # noqa: E402
-                                        DeleteCluster, DeleteDashboard, DeleteQueue, DeleteService,
-                                        DeregisterTaskDefinitions, RemoveRunRecord, SaveState, SetFleetCapacity,
-                                        SetServiceCount, TerminateInstances, WriteSummary)
+from chalicelib.monitor.actions import (  # noqa: E402
+    Action,
+    CancelFleet,
+    CreateIdleAlarms,
+    DeleteAlarms,
+    DeleteCluster,
+    DeleteDashboard,
+    DeleteQueue,
+    DeleteService,
+    DeregisterTaskDefinitions,
+    RemoveRunRecord,
+    SaveState,
+    SetFleetCapacity,
+    SetServiceCount,
+    TerminateInstances,
+    WriteSummary,
+)
 from chalicelib.monitor.observation import Instance, MonitorState, Observation, Policy  # noqa: E402
 from chalicelib.monitor.plan import plan  # noqa: E402
 from worker.worker import BUSY_PERIOD_WAIT_SECONDS  # noqa: E402
@@ -79,7 +92,7 @@ DS_WORKERS = WorkerModel(heartbeat=False, handles_spot_notice=False, pause_after
 
 
 class Job:
-    __slots__ = ("duration", "receives", "receipt", "timer", "message", "running", "done")
+    __slots__ = ("done", "duration", "message", "receipt", "receives", "running", "timer")
 
     def __init__(self, duration: float):
         self.duration = duration
@@ -92,8 +105,17 @@ class Job:
 
 
 class Machine:
-    __slots__ = ("instance_id", "launched_at", "booted", "terminated_at", "reclaim_at", "workers", "busy",
-                 "draining", "idle_since")
+    __slots__ = (
+        "booted",
+        "busy",
+        "draining",
+        "idle_since",
+        "instance_id",
+        "launched_at",
+        "reclaim_at",
+        "terminated_at",
+        "workers",
+    )
 
     def __init__(self, instance_id: str, launched_at: float):
         self.instance_id = instance_id
@@ -108,8 +130,18 @@ class Machine:
 
 
 class Worker:
-    __slots__ = ("machine", "job", "run", "started", "receipt", "fails", "pool_index", "poll", "exited",
-                 "lease_until")
+    __slots__ = (
+        "exited",
+        "fails",
+        "job",
+        "lease_until",
+        "machine",
+        "poll",
+        "pool_index",
+        "receipt",
+        "run",
+        "started",
+    )
 
     def __init__(self, machine: Machine):
         self.machine = machine
@@ -136,7 +168,7 @@ class Usage:
     held_slot_s: float = 0.0  # slot-seconds holding a job (its command, or DS's pause after it)
     busy_slot_s: float = 0.0  # slot-seconds running a job's command (any execution, duplicates included)
 
-    def __add__(self, other: "Usage") -> "Usage":
+    def __add__(self, other: Usage) -> Usage:
         return Usage(*(mine + theirs for mine, theirs in zip(astuple(self), astuple(other))))
 
 
@@ -552,7 +584,7 @@ class World:
     def usage(self) -> Usage:
         return Usage(self.billed_s, self.booting_s, self.holding_s, self.held_slot_s, self.busy_slot_s)
 
-    def left_to_idle_alarms(self) -> "Continuation":
+    def left_to_idle_alarms(self) -> Continuation:
         """What happens from now if the monitor gives up without cancelling the fleet (DS's Lambda crashing), the
         queue being empty. Each machine lives until its idle alarm or its spot reclaim, whichever is first.
         Nothing else can happen to it: no message is left to receive (an execution still running is a duplicate,

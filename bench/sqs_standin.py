@@ -47,7 +47,7 @@ def answer(stats: Stats, operation: str, body: dict, host: str) -> tuple[int, di
         return 200, {"QueueUrl": f"http://{host}/{ACCOUNT}/{body['QueueName']}"}
     if operation == "GetQueueAttributes":
         stats.requests += 1  # it keeps no messages, so the queue always reads as empty
-        return 200, {"Attributes": {name: "0" for name in body.get("AttributeNames", [])}}
+        return 200, {"Attributes": dict.fromkeys(body.get("AttributeNames", []), "0")}
     if operation == "SendMessage":
         stats.requests += 1
         stats.messages += 1

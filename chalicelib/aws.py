@@ -12,14 +12,24 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
-from typing import Any, Callable, Iterator, Optional
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
 
 import boto3
 import botocore.exceptions
-from botocore.exceptions import ClientError
 from botocore.config import Config
+from botocore.exceptions import ClientError
 
 from chalicelib.errors import UserError
+
+if TYPE_CHECKING:  # boto3-stubs: for mypy only, never in the Lambda zip or the worker image
+    from mypy_boto3_cloudwatch import CloudWatchClient
+    from mypy_boto3_ec2 import EC2Client
+    from mypy_boto3_ecs import ECSClient
+    from mypy_boto3_logs import CloudWatchLogsClient
+    from mypy_boto3_resourcegroupstaggingapi import ResourceGroupsTaggingAPIClient
+    from mypy_boto3_s3 import S3Client
+    from mypy_boto3_sqs import SQSClient
 
 # AWS's "it is not there" answers, one list per kind of thing, used wherever that kind is read.
 QUEUE_MISSING = ("AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist")
@@ -29,7 +39,7 @@ DASHBOARD_MISSING = ("ResourceNotFound", "ResourceNotFoundException")
 MAX_POOL_CONNECTIONS = 50
 RETRY_ATTEMPTS = 8
 
-SessionFactory = Callable[[Optional[str], Optional[str]], boto3.session.Session]
+SessionFactory = Callable[[str | None, str | None], boto3.session.Session]
 
 _sessions: dict[tuple[str | None, str | None], boto3.session.Session] = {}
 _lock = threading.Lock()
@@ -113,13 +123,22 @@ def client(service: str, settings: Any = None, region: str | None = None, **conf
 
 class Clients:
     """Clients made on first use, then reused: `clients.sqs`, `clients.ec2`, ... From a Settings (region and
-    profile: the CLI) or a region alone (the Lambda and the monitor's loop, which have no config.json)."""
+    profile: the CLI) or a region alone (the Lambda and the monitor's loop, which have no config.json).
+    The services called through it are declared, typed by boto3-stubs; any other name is an `object` to mypy."""
+
+    cloudwatch: CloudWatchClient
+    ec2: EC2Client
+    ecs: ECSClient
+    logs: CloudWatchLogsClient
+    resourcegroupstaggingapi: ResourceGroupsTaggingAPIClient
+    s3: S3Client
+    sqs: SQSClient
 
     def __init__(self, settings: Any = None, region: str | None = None):
         self._settings = settings
         self._region = region
 
-    def __getattr__(self, service: str):
+    def __getattr__(self, service: str) -> object:
         if service.startswith("_"):
             raise AttributeError(service)
         made = client(service, self._settings, region=self._region)

@@ -30,9 +30,10 @@ import os
 import socket
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from botocore.exceptions import ClientError
 
@@ -44,9 +45,9 @@ from chalicelib.fleet_words import fleet_problems
 from chalicelib.iam import writes_reach_reserved
 from chalicelib.instance_choice import instance_requirements
 from chalicelib.instance_role import check_instance_profile
-from chalicelib.machine_image import EcsImage, image_age_warning, latest_ecs_ami
 from chalicelib.jobs import output_root
 from chalicelib.launch_template import LaunchChoice, launch_choice, launch_template_configs, save_versions
+from chalicelib.machine_image import EcsImage, image_age_warning, latest_ecs_ami
 from chalicelib.monitor.observation import MonitorState
 from chalicelib.resources import find_queue_url, find_task_definition, find_topic_arn
 from chalicelib.runrecord import RunRecord
@@ -72,7 +73,7 @@ class Preflight:
     topic_arn: str
     jobs_waiting: int
     warnings: list[str] = field(default_factory=list)
-    machines: "MachineChoice | None" = None
+    machines: MachineChoice | None = None
     quota: QuotaCheck | None = None  # the Spot vCPU quotas against what the run asks
 
 
@@ -119,7 +120,7 @@ class StartResult:
 
 def preflight(settings: Settings, fleet: FleetFile, c: Any, now: datetime.datetime | None = None) -> Preflight:
     """Read-only checks; raises PreflightError at the first failure."""
-    now = now or datetime.datetime.now(datetime.timezone.utc)
+    now = now or datetime.datetime.now(datetime.UTC)
     warnings = _check_buckets(c.s3, settings)
     queue_url, dlq_url, task_arn, topic_arn = _check_setup_done(c, settings)
     _check_roles(c.iam, fleet)
@@ -395,8 +396,8 @@ def fleet_request(fleet: FleetFile, settings: Settings, now: datetime.datetime, 
         # the monitor lowers the target and ends the idle machines it chose itself; AWS never picks one
         "ExcessCapacityTerminationPolicy": "no-termination",
         "TerminateInstancesWithExpiration": True,
-        "ValidFrom": now.astimezone(datetime.timezone.utc),
-        "ValidUntil": now.astimezone(datetime.timezone.utc) + datetime.timedelta(days=FLEET_VALID_DAYS),
+        "ValidFrom": now.astimezone(datetime.UTC),
+        "ValidUntil": now.astimezone(datetime.UTC) + datetime.timedelta(days=FLEET_VALID_DAYS),
         "LaunchTemplateConfigs": launch_template_configs(template_id, versions, choices),
         "TagSpecifications": [{"ResourceType": "fleet", "Tags": [{"Key": names.RUN_TAG, "Value": settings.APP_NAME}]}],
         "ClientToken": client_token,
@@ -528,7 +529,7 @@ class Claim:
         return (json.dumps(fields) + "\n").encode()
 
     @classmethod
-    def parse(cls, raw: bytes, etag: str) -> "Claim":
+    def parse(cls, raw: bytes, etag: str) -> Claim:
         """An unreadable claim parses as an empty one, which counts as abandoned."""
         try:
             fields = json.loads(raw)
@@ -539,7 +540,7 @@ class Claim:
 
     @property
     def since(self) -> str:
-        return datetime.datetime.fromtimestamp(self.at, datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+        return datetime.datetime.fromtimestamp(self.at, datetime.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 def claim_run(c: Any, settings: Settings, changes: list[str]) -> Claim | str:
@@ -670,7 +671,7 @@ def start_cluster(settings: Settings, fleet: FleetFile, cheapest: bool = False, 
                   poll_seconds: float = 15.0, files_dir: str | Path = "files",
                   now: datetime.datetime | None = None, clients: Any = None) -> StartResult:
     c = clients or aws.Clients(settings)
-    now = now or datetime.datetime.now(datetime.timezone.utc)
+    now = now or datetime.datetime.now(datetime.UTC)
     checked = preflight(settings, fleet, c, now)
     image = checked.machines.image if checked.machines else None
     changes: list[str] = []
@@ -698,7 +699,7 @@ def start_cluster(settings: Settings, fleet: FleetFile, cheapest: bool = False, 
                                                           choices, claimed.token))["FleetId"]
             changes.append(f"created EC2 Fleet {fleet_id} ({describe_request(settings, fleet)})")
             _record_fleet_in_claim(c, settings, claimed, fleet_id)
-    if stored is not None and stored.MONITOR_FLEET_ID == fleet_id:
+    if stored is not None and fleet_id == stored.MONITOR_FLEET_ID:
         record = stored
     else:
         record = build_record(settings, checked, fleet_id, now, cheapest)
@@ -736,7 +737,7 @@ def dry_run(settings: Settings, fleet: FleetFile, now: datetime.datetime | None 
     candidate instance types with their current Spot price in each of the fleet's zones, the AMI and the run's
     cost ceiling per hour. Nothing is created."""
     c = clients or aws.Clients(settings)
-    now = now or datetime.datetime.now(datetime.timezone.utc)
+    now = now or datetime.datetime.now(datetime.UTC)
     checked = preflight(settings, fleet, c, now)
     machines = checked.machines
     lines = [f"would create an EC2 Fleet: {describe_request(settings, fleet)}"]
@@ -760,7 +761,7 @@ def fleet_zones(ec2, fleet: FleetFile) -> list[str]:
 
 def fleet_since(record: RunRecord) -> datetime.datetime:
     """From when the fleet's history concerns this run: a minute before its start, for clock skew."""
-    return datetime.datetime.fromtimestamp(record.MONITOR_START_TIME / 1000 - 60, datetime.timezone.utc)
+    return datetime.datetime.fromtimestamp(record.MONITOR_START_TIME / 1000 - 60, datetime.UTC)
 
 
 def build_record(settings: Settings, checked: Preflight, fleet_id: str, now: datetime.datetime,

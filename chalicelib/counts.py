@@ -29,8 +29,8 @@ Two ways to know them:
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
-from typing import Collection
 
 
 @dataclass(frozen=True)
@@ -53,7 +53,7 @@ class Counts:
 
     @classmethod
     def live(cls, jobs_at_start: int | None, waiting: int, in_flight: int, failed: int,
-             done_before: int = 0) -> "Counts":
+             done_before: int = 0) -> Counts:
         queued = max(0, waiting) + max(0, in_flight)
         submitted = max(jobs_at_start or 0, queued)
         failed = min(max(0, failed), submitted)
@@ -64,7 +64,7 @@ class Counts:
 
     @classmethod
     def of_jobs(cls, jobs: Collection[str], done: Collection[str], skipped: Collection[str],
-                failed: Collection[str]) -> "Counts":
+                failed: Collection[str]) -> Counts:
         """Each job in the first of failed, done, skipped it is in (a job is failed while its failure stands)."""
         jobs, failed = set(jobs), set(failed) & set(jobs)
         done = (set(done) & jobs) - failed

@@ -42,7 +42,7 @@ class Tally:
     sample_key: str | None = None
 
     @classmethod
-    def for_prefix(cls, output_prefix: str) -> "Tally":
+    def for_prefix(cls, output_prefix: str) -> Tally:
         return cls(success_marker_key(output_prefix))
 
     def add(self, item: dict, settings: Settings) -> None:

@@ -216,7 +216,7 @@ def _refuse_deep_statements(text: str, source: str) -> None:
                 continue
             if token.type == tokenize.OP and token.string in ")]}":
                 depth -= 1
-            elif token.type == tokenize.OP and token.string not in _FLAT_TOKENS or (
+            elif (token.type == tokenize.OP and token.string not in _FLAT_TOKENS) or (
                     token.type == tokenize.NAME and token.string in _KEYWORD_OPERATORS):
                 operators += 1
                 depth += token.string in "([{"

@@ -66,7 +66,7 @@ class FailureRecord:
                 "memory_limit_mib": self.memory_limit_mib, "out_of_memory": self.out_of_memory}
 
     @classmethod
-    def from_json(cls, text: str | bytes) -> "FailureRecord":
+    def from_json(cls, text: str | bytes) -> FailureRecord:
         """Raises ValueError on anything but a JSON object with every field of the right type (extra keys are
         ignored, so older readers accept newer records; a field with a default may be missing, so records written
         before it existed still read)."""

@@ -31,9 +31,10 @@ AWS's words carry what the user gave and are shown only through `printable`.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Iterable
+from typing import Any
 
 from chalicelib.fleet_history import FleetError, FleetHistoryUnavailable, fleet_errors
 from chalicelib.printable import printable

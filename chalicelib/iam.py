@@ -24,8 +24,9 @@ Inline policies only: every permission is visible in this file, and
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any
 from urllib.parse import unquote
 
 from botocore.exceptions import ClientError

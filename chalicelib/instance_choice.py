@@ -12,7 +12,8 @@ https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/ec2-fleet-attribute-based-in
 from __future__ import annotations
 
 import math
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from botocore.exceptions import ClientError
 

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import fnmatch
 import json
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 from urllib.parse import unquote
 
 from chalicelib import names

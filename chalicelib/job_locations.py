@@ -26,12 +26,13 @@ submit derive the task role's grants from it; start-cluster checks each location
 
 from __future__ import annotations
 
-import json
-from dataclasses import asdict, dataclass
 import csv
 import io
+import json
 import posixpath
-from typing import Any, Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import asdict, dataclass
+from typing import Any
 
 from chalicelib import names
 from chalicelib.settings import Settings

@@ -19,9 +19,10 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 from chalicelib.errors import JobFileError
 from chalicelib.jsonfile import NotStrictJSON, loads_strict, read_json_file

@@ -88,4 +88,4 @@ def _timestamp(text: str | None) -> datetime.datetime | None:
     if not text:
         return None
     value = datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
-    return value if value.tzinfo else value.replace(tzinfo=datetime.timezone.utc)
+    return value if value.tzinfo else value.replace(tzinfo=datetime.UTC)

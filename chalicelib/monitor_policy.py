@@ -17,9 +17,9 @@ import json
 import os
 import re
 import tempfile
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
 
 from chalicelib.errors import ConfigError, UserError
 from chalicelib.jsonfile import read_json_file
@@ -42,7 +42,7 @@ class Watched:
     dead_letter_queues: tuple[str, ...]
 
     @classmethod
-    def of(cls, runs: Iterable) -> "Watched":
+    def of(cls, runs: Iterable) -> Watched:
         """From the runs' Settings: each run's AWS_BUCKET and SQS_DEAD_LETTER_QUEUE."""
         runs = list(runs)
         return cls(tuple(sorted({run.AWS_BUCKET for run in runs})),

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import re
-
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # names are derived from settings; settings check prefixes against RESERVED_PREFIXES

@@ -98,11 +98,11 @@ class RunRecord:
                 for key, value in dataclasses.asdict(self).items()}
 
     @classmethod
-    def from_json(cls, text: str | bytes) -> "RunRecord":
+    def from_json(cls, text: str | bytes) -> RunRecord:
         return cls.from_dict(json.loads(text))
 
     @classmethod
-    def from_dict(cls, raw: Any) -> "RunRecord":
+    def from_dict(cls, raw: Any) -> RunRecord:
         if not isinstance(raw, dict):
             raise ValueError("run record: expected a JSON object")
         fields = {item.name for item in dataclasses.fields(cls)}

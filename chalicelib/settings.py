@@ -17,9 +17,10 @@ import json
 import math
 import os
 import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 
 from chalicelib.errors import ConfigError
 from chalicelib.jsonfile import read_json_file
@@ -497,7 +498,7 @@ class Settings:
         return {CONFIG_ENV_VAR: json.dumps(config, separators=(",", ":")), **self.environment}
 
     @classmethod
-    def from_environment(cls, environ: Mapping[str, str] | None = None) -> "Settings":
+    def from_environment(cls, environ: Mapping[str, str] | None = None) -> Settings:
         """The settings a worker was started with (see `to_environment`)."""
         environ = os.environ if environ is None else environ
         if CONFIG_ENV_VAR not in environ:
@@ -511,7 +512,7 @@ class Settings:
 
     # ---- loading
     @classmethod
-    def from_mapping(cls, raw: Any, source: str = "config.json") -> "Settings":
+    def from_mapping(cls, raw: Any, source: str = "config.json") -> Settings:
         if not isinstance(raw, dict):
             raise ConfigError(f"{source}: expected a JSON object of settings, got {type(raw).__name__}")
         given = {name: value for name, value in raw.items() if not _is_comment(name)}
@@ -536,12 +537,12 @@ class Settings:
         return cls(**values, source=source)
 
     @classmethod
-    def load(cls, path: str | Path) -> "Settings":
+    def load(cls, path: str | Path) -> Settings:
         """config.json, or DS's config.py (read, never run: chalicelib/dsconfig.py)."""
         return cls.load_with_warnings(path)[0]
 
     @classmethod
-    def load_with_warnings(cls, path: str | Path) -> tuple["Settings", list[str]]:
+    def load_with_warnings(cls, path: str | Path) -> tuple[Settings, list[str]]:
         """The settings, and what the user should hear about them: a config.py's keys taken for upstream's later
         keys."""
         if str(path).endswith(".py"):
@@ -603,7 +604,7 @@ def _check_templates(values: Mapping[str, Any], source: str) -> None:
                           f"(what the monitor trusts and the runs' own files), got {json.dumps(values['OUTPUT_PREFIX'])}")
 
 
-__all__ = ["Settings", "KEYS", "Key", "parse_bool", "TemplateError"]
+__all__ = ["KEYS", "Key", "Settings", "TemplateError", "parse_bool"]
 
 
 if __name__ == "__main__":

@@ -10,9 +10,10 @@ the pages, at most `max_pages` of them.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Iterable
+from typing import Any
 
 MAX_PAGES = 5
 PAGE_SIZE = 1000  # the largest MaxResults DescribeSpotPriceHistory takes

@@ -45,9 +45,10 @@ import sys
 import threading
 import time
 from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Callable, Iterable, Iterator, NamedTuple, Sequence
+from typing import NamedTuple
 
 from chalicelib import aws
 from chalicelib.awsapi import queue_depth
@@ -217,7 +218,7 @@ def send_jobs(sqs, url: str, jobs: Sequence[Job], concurrency: int | None = None
 
 
 def _send(sqs, url: str, jobs: Sequence[Job], concurrency: int | None, on_sent: Callable[[int], None] | None,
-          app_name: str | None, children: "_Children | None") -> int:
+          app_name: str | None, children: _Children | None) -> int:
     source = _Batches(batches(jobs))
     progress = _Progress(on_sent)
     interrupt = threading.Event()
@@ -305,7 +306,7 @@ class _Halted(Exception):
         self.sent, self.cause = sent, cause
 
 
-def _probe(sqs, url: str, source: "_Batches", app_name: str | None, progress: "_Progress",
+def _probe(sqs, url: str, source: _Batches, app_name: str | None, progress: _Progress,
            interrupt: threading.Event) -> int:
     """Send the first batches one at a time, timing each; the requests to keep in flight from then on, from the
     least round trip: contention (other processes booting, a busy machine) only ever adds to one."""

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import json
 import string
+from collections.abc import Mapping
 from functools import cached_property
-from typing import Mapping
 
 _IDENTIFIER_CHARS = set(string.ascii_letters + string.digits + "_")
 

@@ -14,8 +14,8 @@ and counted, so `failed`, `redrive` and the API can say so.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Callable, Iterator
 
 from botocore.exceptions import ClientError
 

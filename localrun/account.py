@@ -18,9 +18,9 @@ from pathlib import Path
 
 from chalicelib import aws, iam, resources
 from chalicelib.fleet import FleetFile, parse_fleet_document
+from chalicelib.settings import Settings
 from chalicelib.spot_quota import SPOT_QUOTAS
 from localrun.moto_patches import set_service_quota
-from chalicelib.settings import Settings
 
 ECS_IMAGE_NAMES = "amzn2-ami-ecs-hvm-*"  # the ECS-optimized Amazon Linux 2 images
 

@@ -4,8 +4,8 @@ for one config (its bucket, a network and a fleet file), so every AWS command ca
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from chalicelib.fleet import FleetFile, load_fleet_file
 from chalicelib.settings import Settings

@@ -12,8 +12,9 @@ import functools
 import json
 import threading
 import time
-from collections.abc import Mapping
-from typing import Any, Iterator
+from collections.abc import Iterator, Mapping
+from datetime import UTC
+from typing import Any
 
 
 @contextlib.contextmanager
@@ -215,7 +216,7 @@ def _spot_fleet_cancel() -> Iterator[None]:
       UnsuccessfulFleetRequests; here such ids are dropped from the call, under a
       lock so two threads cannot both pass the check and both delete.
     """
-    from moto.ec2.models.spot_requests import SpotRequestBackend, SpotFleetRequest
+    from moto.ec2.models.spot_requests import SpotFleetRequest, SpotRequestBackend
 
     original = SpotFleetRequest.terminate_instances
     original_cancel = SpotRequestBackend.cancel_spot_fleet_requests
@@ -477,9 +478,9 @@ def _ec2_fleet_modify() -> Iterator[None]:
     Here the fulfilled capacity is the live machines' weight, and ModifyFleet does exactly that at once (the
     monitor sets the target with no-termination and ends the idle machines it chose itself; local mode's spot
     market sets the target to what it is to have a reclaimed machine replaced, which AWS does on its own)."""
+    from moto.core.responses import ActionResult
     from moto.ec2.models.fleets import Fleet
     from moto.ec2.responses.fleets import Fleets
-    from moto.core.responses import ActionResult
 
     def modify_fleet(self) -> ActionResult:
         fleet = self.ec2_backend.get_fleet(self._get_param("FleetId"))
@@ -517,7 +518,7 @@ def _ec2_fleet_modify() -> Iterator[None]:
             Fleet.fulfilled_capacity = original
 
 
-def InvalidFleetId(fleet_id: str):  # noqa: N802 - builds moto's error the way moto names its errors
+def InvalidFleetId(fleet_id: str):
     from moto.ec2.exceptions import EC2ClientError
 
     return EC2ClientError("InvalidFleetId.NotFound", f"The fleet ID '{fleet_id}' does not exist")
@@ -610,14 +611,14 @@ def record_fleet_event(fleet_id: str, sub_type: str, description: str = "", *, e
     """Record an event in a fleet's history as AWS would: AWS writes these on its own (a launch that failed, a quota
     reached), so a test or local mode plays AWS's part here. The event type defaults to the one AWS gives an error of
     that kind of fleet: "service-error" for an EC2 Fleet ("fleet-..."), "error" for a spot fleet ("sfr-...")."""
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     from moto.core import DEFAULT_ACCOUNT_ID
     from moto.ec2.models import ec2_backends
 
     backend = ec2_backends[account_id or DEFAULT_ACCOUNT_ID][region]
     record = {"EventType": event_type or ("error" if fleet_id.startswith("sfr-") else "service-error"),
-              "Timestamp": when or datetime.now(timezone.utc),
+              "Timestamp": when or datetime.now(UTC),
               "EventInformation": {"EventSubType": sub_type, "EventDescription": description}}
     if instance_id:
         record["EventInformation"]["InstanceId"] = instance_id
@@ -645,7 +646,7 @@ def _fleet_history() -> Iterator[None]:
     so the events come from `record_fleet_event`, which tests and local mode call where AWS would record one. A
     fleet nobody recorded an event for has an empty history (as a new fleet on AWS; an id AWS never issued would be
     refused there, which nothing of ours relies on)."""
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     from moto.core.responses import ActionResult
     from moto.ec2.responses import EC2Response
@@ -656,7 +657,7 @@ def _fleet_history() -> Iterator[None]:
     def aware(value):
         if isinstance(value, str):
             value = datetime.fromisoformat(value.replace("Z", "+00:00"))
-        return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
 
     def history(self, id_key: str) -> ActionResult:
         fleet_id, start = self._get_param(id_key), aware(self._get_param("StartTime"))
@@ -669,7 +670,7 @@ def _fleet_history() -> Iterator[None]:
         records.sort(key=lambda record: aware(record["Timestamp"]))
         page = records[offset:offset + max(1, min(size, FLEET_HISTORY_PAGE))]
         result = {id_key: fleet_id, "StartTime": start, "HistoryRecords": page,
-                  "LastEvaluatedTime": aware(page[-1]["Timestamp"]) if page else datetime.now(timezone.utc)}
+                  "LastEvaluatedTime": aware(page[-1]["Timestamp"]) if page else datetime.now(UTC)}
         if offset + len(page) < len(records):
             result["NextToken"] = str(offset + len(page))
         return ActionResult(result)
@@ -781,7 +782,7 @@ def _spot_prices() -> Iterator[None]:
     effect now (DescribeSpotPriceHistory, Amazon EC2 API Reference). Here a pool whose price `set_spot_price` set
     answers with that price, dated now; the others are as moto has them (which pools exist, the zone filter and the
     product description are moto's)."""
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     from moto.ec2.responses import EC2Response
 
@@ -795,7 +796,7 @@ def _spot_prices() -> Iterator[None]:
         for row in answer.result.get("SpotPriceHistory", ()) if isinstance(answer.result, dict) else ():
             price = prices.get((row["InstanceType"], row["AvailabilityZone"]))
             if price is not None:
-                row["SpotPrice"], row["Timestamp"] = price, datetime.now(timezone.utc)
+                row["SpotPrice"], row["Timestamp"] = price, datetime.now(UTC)
         return answer
 
     EC2Response.describe_spot_price_history = describe_spot_price_history
@@ -927,9 +928,9 @@ def _ec2_image_deprecation() -> Iterator[None]:
         at = self._get_param("DeprecateAt")
         if not isinstance(at, datetime.datetime):
             at = datetime.datetime.fromisoformat(str(at).replace("Z", "+00:00"))
-        at = at if at.tzinfo else at.replace(tzinfo=datetime.timezone.utc)
+        at = at if at.tzinfo else at.replace(tzinfo=datetime.UTC)
         at = (at + datetime.timedelta(seconds=30)).replace(second=0, microsecond=0)  # to the nearest minute
-        if at < datetime.datetime.now(datetime.timezone.utc):
+        if at < datetime.datetime.now(datetime.UTC):
             raise EC2ClientError("InvalidParameterValue", "DeprecateAt: you can't specify a date in the past")
         image.deprecation_time = at.strftime("%Y-%m-%dT%H:%M:%S.000Z")
         return ActionResult({"Return": True})

@@ -26,9 +26,9 @@ from pathlib import Path
 from chalicelib.errors import UserError
 from chalicelib.fleet import FleetFile, load_fleet_file
 from chalicelib.jobs import Job, load_job_file
+from chalicelib.settings import Settings
 from localrun import triage
 from localrun.embedded import ensure_local
-from chalicelib.settings import Settings
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_FLEET = REPO / "examples" / "fleet.json"

@@ -25,10 +25,10 @@ from pathlib import Path, PurePosixPath
 from chalicelib import aws, deadletters, failures
 from chalicelib.counts import Counts
 from chalicelib.done import Tally, is_complete
+from chalicelib.joblines import SKIPPED, STARTED, SUCCEEDED
 from chalicelib.jobs import Job, NotAJob, job_from_message
 from chalicelib.monitor.breaker import common_failure, failed_job
 from chalicelib.names import success_marker_key, summary_key
-from chalicelib.joblines import SKIPPED, STARTED, SUCCEEDED
 from chalicelib.report.data import NoLogs, attempts_by_job, read_log_events
 from chalicelib.resources import find_queue_url
 from chalicelib.settings import Settings

@@ -62,8 +62,9 @@ import re
 import threading
 import uuid
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any
 from unittest import mock
 
 import boto3
@@ -435,7 +436,7 @@ def _resource_tags(arn: str) -> dict[str, str]:
         return _read_resource_tags(arn)
     except _Unknown:
         raise
-    except Exception as error:  # noqa: BLE001 - moto's models moved: unknown, never a guess
+    except Exception as error:
         raise _Unknown(f"reading the tags of {arn} failed ({type(error).__name__}: {error})") from error
 
 

@@ -101,7 +101,7 @@ class MemoryCgroup:
         self.folder, self.version = folder, version
 
     @classmethod
-    def find(cls, root: Path = _CGROUP_ROOT, self_cgroup: Path = _SELF_CGROUP) -> "MemoryCgroup | None":
+    def find(cls, root: Path = _CGROUP_ROOT, self_cgroup: Path = _SELF_CGROUP) -> MemoryCgroup | None:
         """The process's own cgroup folder when it is visible (a host, a container sharing the host's cgroup
         namespace), else the mount's root (a container's own namespace shows its cgroup there); None when neither
         holds the OOM-kill counter."""

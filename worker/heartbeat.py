@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from chalicelib.aws import error_code
 from chalicelib.joblines import LONG_JOB_WARNING, NOT_EXTENDED_WARNING

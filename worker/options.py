@@ -9,8 +9,8 @@ local mode shrink the waits here instead of the code sleeping less.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, fields
-from typing import Mapping
 
 from chalicelib import names
 from chalicelib.errors import ConfigError
@@ -43,7 +43,7 @@ class WorkerOptions:
     worker_slot: str | None = None
 
     @classmethod
-    def from_environment(cls, environ: Mapping[str, str] | None = None) -> "WorkerOptions":
+    def from_environment(cls, environ: Mapping[str, str] | None = None) -> WorkerOptions:
         environ = os.environ if environ is None else environ
         values = {}
         for field in fields(cls):

@@ -13,7 +13,7 @@ import errno
 import os
 import signal
 import sys
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 PARENT_PID_ENV = "DSR_PARENT_PID"  # the process whose death ends this one: a supervisor's or local mode's pid
 _PR_SET_PDEATHSIG = 1

@@ -45,9 +45,17 @@ from chalicelib import aws, failures, leases, names
 from chalicelib.awsapi import queue_depth
 from chalicelib.done import is_done
 from chalicelib.errors import UserError
+
 # The lines that shape an attempt, as the run report and local mode's results read them back
-from chalicelib.joblines import (INPUTS_LINE, NO_INPUT_PREFIX_LINE, OWN_MARKER_NOTE, RECEIVED, SKIPPED_AS_DONE, STARTED,
-                                 WORKER_SIGNATURE)
+from chalicelib.joblines import (
+    INPUTS_LINE,
+    NO_INPUT_PREFIX_LINE,
+    OWN_MARKER_NOTE,
+    RECEIVED,
+    SKIPPED_AS_DONE,
+    STARTED,
+    WORKER_SIGNATURE,
+)
 from chalicelib.jobs import Job, NotAJob, job_from_message
 from chalicelib.names import SUCCESS_MARKER
 from chalicelib.settings import Settings

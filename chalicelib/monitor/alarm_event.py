@@ -17,7 +17,7 @@ class AlarmNotification:
         self._message = message
 
     @classmethod
-    def from_sns_message(cls, text: str) -> "AlarmNotification | None":
+    def from_sns_message(cls, text: str) -> AlarmNotification | None:
         """None for anything that is not an alarm notification (a test publish, another service)."""
         try:
             message = json.loads(text)

@@ -12,21 +12,36 @@ plan made from what is no longer so.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from botocore.exceptions import ClientError
 
 from chalicelib import awsapi
-from chalicelib.aws import DASHBOARD_MISSING, OBJECT_MISSING, QUEUE_MISSING, error_code
+from chalicelib.aws import DASHBOARD_MISSING, OBJECT_MISSING, QUEUE_MISSING, Clients, error_code
 from chalicelib.idle_alarm import idle_alarm_request
 from chalicelib.leases import prefix as lease_prefix
-from chalicelib.monitor.actions import (Action, CancelFleet, CreateIdleAlarms, DeleteAlarms, DeleteCluster,
-                                        DeleteDashboard, DeleteLaunchTemplates, DeleteQueue, DeleteService,
-                                        DeregisterTaskDefinitions, ExportLogs, RemoveRunRecord, SaveState,
-                                        SetFleetCapacity, SetServiceCount, TerminateInstances, WriteSummary)
-from chalicelib.aws import Clients
 from chalicelib.monitor import state_store
+from chalicelib.monitor.actions import (
+    Action,
+    CancelFleet,
+    CreateIdleAlarms,
+    DeleteAlarms,
+    DeleteCluster,
+    DeleteDashboard,
+    DeleteLaunchTemplates,
+    DeleteQueue,
+    DeleteService,
+    DeregisterTaskDefinitions,
+    ExportLogs,
+    RemoveRunRecord,
+    SaveState,
+    SetFleetCapacity,
+    SetServiceCount,
+    TerminateInstances,
+    WriteSummary,
+)
 from chalicelib.monitor.observation import MonitorState
 from chalicelib.monitor.observe import FAILED_EXPORT_PREFIX, Run
 

@@ -14,7 +14,7 @@ The reason names the common cause, so status, the summary and the log say what t
 from __future__ import annotations
 
 from collections import Counter
-from typing import Sequence
+from collections.abc import Sequence
 
 from chalicelib.failures import FailureRecord
 from chalicelib.joblines import out_of_memory_cause

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import itertools
 import time
-from typing import Callable, Iterable
+from collections.abc import Callable, Iterable
 
 from chalicelib.monitor.observe import Run
 

@@ -7,18 +7,18 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from typing import Callable
+from collections.abc import Callable
 
+from chalicelib.aws import Clients
 from chalicelib.errors import UserError
+from chalicelib.jsonfile import read_json_file
 from chalicelib.monitor.actions import SaveState
 from chalicelib.monitor.apply import Applier
-from chalicelib.aws import Clients
 from chalicelib.monitor.observe import Run
 from chalicelib.monitor.reconcile import Reconciled, reconcile
 from chalicelib.monitor.runs import load_run, with_current_state
 from chalicelib.monitor.state_store import StateChanged, StateContended
 from chalicelib.runrecord import RunRecord
-from chalicelib.jsonfile import read_json_file
 
 # Reads and writes of the teardown request while reconciles keep changing the state in between (each writes it
 # at most once a tick, so more than one retry is rare).
@@ -75,7 +75,7 @@ def watch(load: Callable[[], Run | None], period: float, on_tick: Callable[[Reco
             run = dataclasses.replace(run, record=dataclasses.replace(run.record, CHEAPEST=True))
         try:
             result = reconcile(run, clients)
-        except Exception as error:  # noqa: BLE001 - transient: the next tick retries
+        except Exception as error:
             if on_error is not None:
                 on_error(error)
             elif not isinstance(error, StateContended):  # others wrote the state meanwhile: nothing to report

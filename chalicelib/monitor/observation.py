@@ -58,7 +58,7 @@ class MonitorState:
         return json.dumps(asdict(self), sort_keys=True)
 
     @classmethod
-    def from_json(cls, text: str | bytes | None) -> "MonitorState":
+    def from_json(cls, text: str | bytes | None) -> MonitorState:
         if not text:
             return cls()
         raw = json.loads(text)
@@ -73,7 +73,7 @@ class MonitorState:
             raise ValueError("monitor state: a field has the wrong type")
         return state
 
-    def updated(self, changes: dict[str, Any]) -> "MonitorState":
+    def updated(self, changes: dict[str, Any]) -> MonitorState:
         return replace(self, **changes)
 
 

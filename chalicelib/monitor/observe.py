@@ -9,16 +9,16 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from chalicelib import awsapi, failures, leases
 from chalicelib.aws import Clients
 from chalicelib.awsapi import FleetState, QueueDepth, fleet_state, queue_depth
 from chalicelib.fleet_words import fleet_problems
 from chalicelib.monitor import ownership
-from chalicelib.names import RUN_TAG, claim_key, instance_alarm_pattern, monitor_state_key, summary_key
 from chalicelib.monitor.breaker import failed_job, failures_trip
 from chalicelib.monitor.observation import FailedJob, Instance, MonitorState, Observation, Policy, jobs_done
+from chalicelib.names import RUN_TAG, claim_key, instance_alarm_pattern, monitor_state_key, summary_key
 from chalicelib.runrecord import RunRecord
 
 # An export AWS refused to start is kept in the monitor's state as this prefix + the error code.
@@ -87,7 +87,7 @@ def observe(run: Run, clients: Clients, now: float | None = None) -> Observation
     instances = _instances(clients, run, fleet_live, now)
     cluster = _cluster(clients, record.MONITOR_ECS_CLUSTER, service is not None, run.app_name)
     log_groups = (record.MONITOR_LOG_GROUP_NAME, record.PER_INSTANCE_LOG_GROUP)
-    since = datetime.fromtimestamp(record.MONITOR_START_TIME / 1000, timezone.utc)
+    since = datetime.fromtimestamp(record.MONITOR_START_TIME / 1000, UTC)
     failed = failures.count(clients.s3, run.bucket, run.app_name, since=since)
     exports, export_busy = _exports(clients.logs, run.state)
     return Observation(
@@ -128,7 +128,7 @@ def _fleet_problems(clients: Clients, fleet: FleetState, now: float, started: da
     read while it has what it asks for. The run goes on with the machines it has."""
     if fleet.activity != "error" and fleet.fulfilled >= fleet.target:
         return ()
-    since = max(started, datetime.fromtimestamp(now - FLEET_HISTORY_SECONDS, timezone.utc))
+    since = max(started, datetime.fromtimestamp(now - FLEET_HISTORY_SECONDS, UTC))
     return tuple(fleet_problems(clients.ec2, fleet.fleet_id, since, machine_price=fleet.spot_price))
 
 
@@ -167,7 +167,7 @@ def _instances(clients: Clients, run: Run, fleet_active: bool, now: float) -> tu
         machines = awsapi.live_machines(clients.ec2, fleet_id=run.record.MONITOR_FLEET_ID)
     if not machines:
         return ()
-    busy = leases.busy_jobs_by_instance(clients.s3, run.bucket, run.app_name, datetime.fromtimestamp(now, timezone.utc))
+    busy = leases.busy_jobs_by_instance(clients.s3, run.bucket, run.app_name, datetime.fromtimestamp(now, UTC))
     return tuple(Instance(machine.instance_id, machine.launched_at, busy.get(machine.instance_id, 0))
                  for machine in machines)
 

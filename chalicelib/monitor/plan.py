@@ -18,12 +18,27 @@ from __future__ import annotations
 import math
 
 from chalicelib.idle_alarm import INSTANCE_ID
-from chalicelib.monitor.actions import (Action, CancelFleet, CreateIdleAlarms, DeleteAlarms, DeleteCluster,
-                                        DeleteDashboard, DeleteLaunchTemplates, DeleteQueue, DeleteService,
-                                        DeregisterTaskDefinitions, ExportLogs, RemoveRunRecord, SaveState,
-                                        SetFleetCapacity, SetServiceCount, TerminateInstances, WriteSummary)
 from chalicelib.monitor import breaker as breaker_rules
 from chalicelib.monitor import series as run_series
+from chalicelib.monitor.actions import (
+    Action,
+    CancelFleet,
+    CreateIdleAlarms,
+    DeleteAlarms,
+    DeleteCluster,
+    DeleteDashboard,
+    DeleteLaunchTemplates,
+    DeleteQueue,
+    DeleteService,
+    DeregisterTaskDefinitions,
+    ExportLogs,
+    RemoveRunRecord,
+    SaveState,
+    SetFleetCapacity,
+    SetServiceCount,
+    TerminateInstances,
+    WriteSummary,
+)
 from chalicelib.monitor.observation import Observation, Policy
 from chalicelib.names import exported_group_prefix, idle_alarm, instance_alarm_pattern
 

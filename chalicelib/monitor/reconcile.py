@@ -12,9 +12,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from chalicelib.aws import Clients
 from chalicelib.monitor.actions import Action, RemoveRunRecord
 from chalicelib.monitor.apply import Applier
-from chalicelib.aws import Clients
 from chalicelib.monitor.observation import Observation
 from chalicelib.monitor.observe import Run, observe
 from chalicelib.monitor.plan import plan

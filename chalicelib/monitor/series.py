@@ -9,7 +9,7 @@ goes, the first and the newest kept, so a week-long run keeps its whole shape at
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 LIMIT = 1000  # points; about 25 bytes each in the state object and the summary
 

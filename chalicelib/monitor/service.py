@@ -12,14 +12,14 @@ import time
 from dataclasses import dataclass
 
 from chalicelib import aws, failures, triage
+from chalicelib.aws import Clients
 from chalicelib.monitor.alarm_event import AlarmNotification
 from chalicelib.monitor.budget import TimeLeft, Turns, enough_time
-from chalicelib.aws import Clients
 from chalicelib.monitor.observe import Run, observe
 from chalicelib.monitor.reconcile import Reconciled, reconcile
 from chalicelib.monitor.runs import Unreadable, UnreadableRecord, load_run, read_record, scan
-from chalicelib.names import record_key, summary_key
 from chalicelib.monitor.status import finished_status, run_status
+from chalicelib.names import record_key, summary_key
 
 BUCKETS_ENV = "MONITOR_BUCKETS"
 
@@ -64,7 +64,7 @@ def scan_buckets(buckets: list[str]) -> tuple[list[Run], list[Unreadable]]:
 
 def runs_for_alarm(notification: AlarmNotification, runs: list[Run]) -> list[Run]:
     """The runs an alarm is about (its queue). An alarm of no known run matches nothing: harmless."""
-    return [run for run in runs if run.record.MONITOR_QUEUE_NAME == notification.queue_name
+    return [run for run in runs if notification.queue_name == run.record.MONITOR_QUEUE_NAME
             or notification.alarm_name in run.record.ALARM_NAMES]
 
 

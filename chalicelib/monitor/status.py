@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from chalicelib.monitor.observation import Observation, Policy
 from chalicelib.monitor.plan import summary
@@ -10,7 +10,7 @@ from chalicelib.printable import printable
 
 
 def _iso(epoch: float) -> str:
-    return datetime.fromtimestamp(epoch, timezone.utc).isoformat(timespec="seconds")
+    return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="seconds")
 
 
 def run_status(observation: Observation, policy: Policy) -> dict:

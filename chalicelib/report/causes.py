@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import re
 import signal
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 from chalicelib.joblines import out_of_memory_cause
 from chalicelib.report.data import FAILED, LOST, RELEASED, Attempt

@@ -19,14 +19,24 @@ went out) is LOST and ends at its last line.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Iterable, Sequence
 
 from botocore.exceptions import ClientError
 
 from chalicelib import aws
-from chalicelib.joblines import (FAILED, OUT_OF_MEMORY, OUTPUT_MARK, RELEASED, SKIPPED, SUCCEEDED,  # noqa: F401
-                                 WORKER_PREFIXES, outcome_of, signed_by, usage_of)
+from chalicelib.joblines import (
+    FAILED,
+    OUT_OF_MEMORY,
+    OUTPUT_MARK,
+    RELEASED,
+    SKIPPED,
+    SUCCEEDED,
+    WORKER_PREFIXES,
+    outcome_of,
+    signed_by,
+    usage_of,
+)
 
 LOST = "lost"
 OUTCOMES = (SUCCEEDED, FAILED, RELEASED, SKIPPED, LOST)

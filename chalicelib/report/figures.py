@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import math
 from collections import Counter, defaultdict
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Mapping, Sequence
 
 from chalicelib.counts import Counts
 from chalicelib.report.causes import FailureGroup, common_cause, failure_groups, why

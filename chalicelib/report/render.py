@@ -7,7 +7,7 @@ comes from figures.py.
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from html import escape
 
 from chalicelib.report.figures import Figures, ReportInput, downsample
@@ -48,7 +48,7 @@ def render(data: ReportInput, fig: Figures, generated_at: float) -> str:
 
 
 def _time(epoch: float) -> str:
-    return datetime.fromtimestamp(epoch, timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
 def _period(fig: Figures) -> str:

@@ -11,8 +11,8 @@ sum of its processes: a job that runs many processes at once needs more than it 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Mapping, Sequence
 
 from chalicelib.report.data import FAILED, SUCCEEDED, Attempt
 

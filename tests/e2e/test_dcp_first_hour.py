@@ -23,7 +23,6 @@ import time
 from pathlib import Path
 
 import boto3
-import pytest
 
 from tests.e2e.local_world import CLI, REPO
 

@@ -16,8 +16,16 @@ import uuid
 import pytest
 
 from chalicelib.joblines import signed_by
-from tests.e2e.local_world import (REPO, Run, environment, local_args, log_lines, processes_marked, run_local,
-                                   table_value)
+from tests.e2e.local_world import (
+    REPO,
+    Run,
+    environment,
+    local_args,
+    log_lines,
+    processes_marked,
+    run_local,
+    table_value,
+)
 
 EXAMPLES = REPO / "examples"
 PLATES = [f"P{number:02d}" for number in range(1, 49)]

@@ -15,12 +15,11 @@ from chalice.test import Client
 from click.testing import CliRunner
 
 import app as monitor_app
-
 from chalicelib import cluster
 from chalicelib.aws import client as aws_client
 from chalicelib.fleet import load_fleet_file
-from cli import cli
 from chalicelib.monitor.reconcile import reconcile
+from cli import cli
 from tests.integration.world import JOBS, Account, as_previous_version_run, the_run, write_jobs
 from tests.worker_world import aws_clients
 

@@ -14,9 +14,12 @@ import json
 
 import pytest
 from click.testing import CliRunner
-from hypothesis import HealthCheck, given, settings as hypothesis_settings, strategies as st
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 
-from chalicelib import aws as clients, resources
+from chalicelib import aws as clients
+from chalicelib import resources
 from chalicelib.errors import UserError
 from chalicelib.jobs import parse_job_document
 from chalicelib.settings import KEYS_BY_NAME, Settings

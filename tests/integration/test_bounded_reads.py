@@ -9,7 +9,6 @@ about 170 MB the Lambda's 512 MB is gone, the invocation dies, and the runs afte
 from __future__ import annotations
 
 import json
-
 import logging
 import tracemalloc
 
@@ -18,7 +17,8 @@ import pytest
 from moto.core import DEFAULT_ACCOUNT_ID
 from moto.s3.models import s3_backends
 
-from chalicelib import aws as clients, failures
+from chalicelib import aws as clients
+from chalicelib import failures
 from chalicelib.aws import ObjectTooLarge, read_object
 from chalicelib.jobs import MAX_MESSAGE_BYTES
 from chalicelib.monitor.budget import MARGIN_SECONDS

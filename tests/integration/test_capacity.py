@@ -14,15 +14,24 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from chalicelib import aws as clients, cluster
+from chalicelib import aws as clients
 from chalicelib.awsapi import fleet_instance_ids
-from chalicelib.fleet import load_fleet_file
 from chalicelib.monitor import service
 from chalicelib.monitor.reconcile import reconcile
 from cli import cli
 from localrun.moto_patches import record_fleet_event, set_service_quota, set_spot_price
-from tests.integration.world import (NOTHING_LEFT, Account, aws_session, drain, live_fleets, reconcile_until_gone,
-                                     snapshot, the_run, what_is_left, write_jobs)
+from tests.integration.world import (
+    NOTHING_LEFT,
+    Account,
+    aws_session,
+    drain,
+    live_fleets,
+    reconcile_until_gone,
+    snapshot,
+    the_run,
+    what_is_left,
+    write_jobs,
+)
 
 ECS_AMI_PARAMETER = "/aws/service/ecs/optimized-ami/amazon-linux-2023/recommended/image_id"
 

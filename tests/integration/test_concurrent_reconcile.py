@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import json
 
-from chalicelib import aws as clients, leases
+from chalicelib import aws as clients
+from chalicelib import leases
 from chalicelib.aws import Clients
 from chalicelib.monitor.observe import observe
 from chalicelib.monitor.reconcile import reconcile

@@ -21,7 +21,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from chalicelib import aws as clients, iam, job_locations, names
+from chalicelib import aws as clients
+from chalicelib import iam, job_locations, names
 from chalicelib.submit import queue_url
 from cli import cli
 from tests.iam_engine import iam_enforced, role_session

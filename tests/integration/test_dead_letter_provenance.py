@@ -14,7 +14,8 @@ import json
 
 from click.testing import CliRunner
 
-from chalicelib import aws as clients, names
+from chalicelib import aws as clients
+from chalicelib import names
 from chalicelib.jobs import parse_job_document
 from chalicelib.names import run_attributes
 from cli import cli

@@ -16,7 +16,8 @@ import pytest
 from botocore.exceptions import ClientError
 
 from chalicelib import failures, triage
-from chalicelib.aws import Clients, client as aws_client
+from chalicelib.aws import Clients
+from chalicelib.aws import client as aws_client
 from chalicelib.jobs import job_from_message
 from chalicelib.names import failure_key, failures_prefix
 from tests.worker_world import FAST, python, queue_counts, send_jobs, world

@@ -21,8 +21,14 @@ from moto.core.authorization import ActionAuthenticatorMixin
 from moto.iam.access_control import IAMPolicyStatement, IAMRequestBase
 
 from chalicelib import iam, jobs, leases, monitor_policy, names
-from tests.iam_engine import UnevaluatedPolicy, chalicelib_uses, iam_enforced, is_access_denied, policy_session, \
-    role_session
+from tests.iam_engine import (
+    UnevaluatedPolicy,
+    chalicelib_uses,
+    iam_enforced,
+    is_access_denied,
+    policy_session,
+    role_session,
+)
 
 ACCOUNT, REGION, BUCKET = "123456789012", "us-east-1", "engine-bucket"
 LOGS = f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:"
@@ -235,9 +241,8 @@ def test_a_condition_the_engine_cannot_evaluate_fails_closed_and_loudly(world):
     s3 = make_role("conditioned", {**allow(["s3:PutObject"], "*"),
                                    "Condition": {"IpAddress": {"aws:SourceIp": "10.0.0.0/8"}}}).client("s3")
 
-    with pytest.raises(UnevaluatedPolicy, match="aws:SourceIp"):
-        with iam_enforced():
-            denied(lambda: s3.put_object(Bucket=BUCKET, Key="out/a", Body=b"1"))  # moto alone: allowed
+    with pytest.raises(UnevaluatedPolicy, match="aws:SourceIp"), iam_enforced():
+        denied(lambda: s3.put_object(Bucket=BUCKET, Key="out/a", Body=b"1"))  # moto alone: allowed
 
 
 def test_leaving_the_engine_leaves_moto_as_it_was(world):
@@ -354,10 +359,9 @@ def test_a_prefix_condition_whose_answer_depends_on_an_absent_prefix_stays_uneva
     s3 = make_role("anything", conditioned(["s3:ListBucket"], {"StringLike": {"s3:prefix": "*"}},
                                            f"arn:aws:s3:::{BUCKET}")).client("s3")
 
-    with pytest.raises(UnevaluatedPolicy, match="differs for an empty and an absent value"):
-        with iam_enforced():
-            s3.list_objects_v2(Bucket=BUCKET, Prefix="a/")  # a prefix: known, allowed
-            denied(lambda: s3.list_objects_v2(Bucket=BUCKET))
+    with pytest.raises(UnevaluatedPolicy, match="differs for an empty and an absent value"), iam_enforced():
+        s3.list_objects_v2(Bucket=BUCKET, Prefix="a/")  # a prefix: known, allowed
+        denied(lambda: s3.list_objects_v2(Bucket=BUCKET))
 
 
 def test_a_queue_is_deleted_only_if_it_carries_the_tag_the_condition_asks_for(world):
@@ -568,10 +572,9 @@ def test_a_tag_condition_the_engine_cannot_read_stays_unevaluated(world):
     url = admin("sqs").create_queue(QueueName="AppQueue", tags=RUN_TAG)["QueueUrl"]
     sqs = make_role("sender", conditioned(["sqs:SendMessage", "sqs:DeleteQueue"], TAGGED_ONLY)).client("sqs")
 
-    with pytest.raises(UnevaluatedPolicy) as caught:
-        with iam_enforced():
-            denied(lambda: sqs.send_message(QueueUrl=url, MessageBody="job"))
-            denied(lambda: sqs.delete_queue(QueueUrl=url.replace("AppQueue", "GoneQueue")))
+    with pytest.raises(UnevaluatedPolicy) as caught, iam_enforced():
+        denied(lambda: sqs.send_message(QueueUrl=url, MessageBody="job"))
+        denied(lambda: sqs.delete_queue(QueueUrl=url.replace("AppQueue", "GoneQueue")))
 
     assert "resource tags are not read for sqs:SendMessage" in str(caught.value)
     assert "no tags known for arn:aws:sqs:us-east-1:123456789012:GoneQueue" in str(caught.value)

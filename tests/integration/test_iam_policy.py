@@ -16,10 +16,11 @@ from pathlib import Path
 
 import pytest
 
-from chalicelib import aws as clients, leases, monitor_policy
+from chalicelib import aws as clients
+from chalicelib import leases, monitor_policy
+from chalicelib.aws import Clients
 from chalicelib.monitor import loop, service
 from chalicelib.monitor.observe import observe
-from chalicelib.aws import Clients
 from chalicelib.monitor.reconcile import reconcile
 from chalicelib.settings import Settings
 from tests.conftest import BASE_CONFIG

@@ -7,7 +7,7 @@ import dataclasses
 import json
 import sys
 import threading
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from chalicelib import aws, leases
@@ -63,7 +63,7 @@ def seen(s3, settings, job) -> dict:
 
 
 def busy_now(s3, settings) -> dict:
-    return leases.busy_jobs_by_instance(s3, settings.AWS_BUCKET, settings.APP_NAME, datetime.now(timezone.utc))
+    return leases.busy_jobs_by_instance(s3, settings.AWS_BUCKET, settings.APP_NAME, datetime.now(UTC))
 
 
 def lease_puts(s3, settings) -> int:
@@ -154,9 +154,9 @@ def test_stale_leases_stop_counting(aws):
     s3.create_bucket(Bucket="lease-bucket")
     lease = leases.Lease(s3, "lease-bucket", "App", "i-1", "w1")
     lease.hold("job-1")
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     assert leases.busy_jobs_by_instance(s3, "lease-bucket", "App", now) == {"i-1": 1}
-    later = datetime.fromtimestamp(now.timestamp() + leases.STALE_AFTER_SECONDS + 60, timezone.utc)
+    later = datetime.fromtimestamp(now.timestamp() + leases.STALE_AFTER_SECONDS + 60, UTC)
     assert leases.busy_jobs_by_instance(s3, "lease-bucket", "App", later) == {}
     lease.release()
     assert leases.busy_jobs_by_instance(s3, "lease-bucket", "App", now) == {}

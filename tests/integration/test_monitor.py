@@ -13,17 +13,28 @@ import time
 import pytest
 from click.testing import CliRunner
 
-from chalicelib import aws as clients, cluster, leases
+from chalicelib import aws as clients
+from chalicelib import cluster, leases
+from chalicelib.aws import Clients
 from chalicelib.fleet import load_fleet_file
 from chalicelib.monitor import actions as act
 from chalicelib.monitor.apply import Applier
-from chalicelib.aws import Clients
 from chalicelib.monitor.observe import observe
 from chalicelib.monitor.plan import plan
 from chalicelib.monitor.reconcile import reconcile
 from cli import cli
 from tests.faults import FaultProxy, fail_first
-from tests.integration.world import AFTER_TEARDOWN, JOBS, Account, NOTHING_LEFT, drain, reconcile_until_gone, the_run, what_is_left
+from tests.integration.world import (
+    AFTER_TEARDOWN,
+    JOBS,
+    NOTHING_LEFT,
+    Account,
+    drain,
+    reconcile_until_gone,
+    the_run,
+    what_is_left,
+)
+
 
 def test_a_started_run_with_jobs_waiting_converges_and_then_plans_nothing(started):
     first = reconcile(the_run(started)).actions

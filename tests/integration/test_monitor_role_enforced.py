@@ -24,13 +24,24 @@ import time
 import pytest
 from botocore.exceptions import ClientError
 
-from chalicelib import aws as clients, leases, monitor_policy
-from chalicelib.monitor import actions as act, service
-from chalicelib.monitor.apply import Applier
+from chalicelib import aws as clients
+from chalicelib import leases, monitor_policy
 from chalicelib.aws import Clients
+from chalicelib.monitor import actions as act
+from chalicelib.monitor import service
+from chalicelib.monitor.apply import Applier
 from tests.iam_engine import chalicelib_uses, iam_enforced, is_access_denied, policy_session
-from tests.integration.world import (NOTHING_LEFT, amazon_image, drain, fail_every_job, forge, the_run, untagged_fleet,
-                                     victim_world, what_is_left)
+from tests.integration.world import (
+    NOTHING_LEFT,
+    amazon_image,
+    drain,
+    fail_every_job,
+    forge,
+    the_run,
+    untagged_fleet,
+    victim_world,
+    what_is_left,
+)
 from tests.worker_world import queue_counts
 
 BUCKET, REGION, ACCOUNT = "test-bucket", "us-east-1", "123456789012"

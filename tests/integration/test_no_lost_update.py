@@ -22,8 +22,16 @@ from chalicelib.monitor.apply import Applier
 from chalicelib.monitor.reconcile import STATE_ATTEMPTS, reconcile
 from chalicelib.monitor.state_store import StateContended
 from cli import cli
-from tests.integration.world import (AFTER_TEARDOWN, JOBS, NOTHING_LEFT, ConcurrentReconciles, drain,
-                                     reconcile_until_gone, the_run, what_is_left)
+from tests.integration.world import (
+    AFTER_TEARDOWN,
+    JOBS,
+    NOTHING_LEFT,
+    ConcurrentReconciles,
+    drain,
+    reconcile_until_gone,
+    the_run,
+    what_is_left,
+)
 
 REASON = "teardown requested from the command line"  # what `cli.py teardown` asks with
 # A user's teardown keeps the jobs left in their queue; everything else of the run goes.

@@ -20,8 +20,8 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from chalicelib import aws as clients
-from cli import cli
 from chalicelib.monitor.reconcile import reconcile
+from cli import cli
 from tests.integration.world import Account, the_run, write_jobs
 from worker.options import WorkerOptions
 from worker.worker import Worker

@@ -4,7 +4,8 @@ import json
 
 from click.testing import CliRunner
 
-from chalicelib import aws as clients, iam
+from chalicelib import aws as clients
+from chalicelib import iam
 from cli import cli
 from tests.conftest import make_settings
 from tests.integration.world import snapshot, write_config

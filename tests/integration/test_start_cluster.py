@@ -8,17 +8,17 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from chalicelib import aws as clients, cluster, resources
+from chalicelib import aws as clients
+from chalicelib import cluster, resources
 from chalicelib.awsapi import fleet_instance_ids
 from chalicelib.errors import PreflightError, StartConflict
 from chalicelib.fleet import load_fleet_file
 from chalicelib.runrecord import RunRecord
 from cli import cli
 from tests.conftest import make_settings
-from tests.integration.world import Account, aws_session, datetime_text, snapshot, write_config, write_fleet, \
-    write_jobs
+from tests.integration.world import Account, aws_session, datetime_text, snapshot, write_config, write_fleet, write_jobs
 
-START = datetime.datetime(2026, 3, 1, 12, 0, tzinfo=datetime.timezone.utc)
+START = datetime.datetime(2026, 3, 1, 12, 0, tzinfo=datetime.UTC)
 
 
 @pytest.fixture

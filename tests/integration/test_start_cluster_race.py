@@ -22,7 +22,8 @@ import time
 import pytest
 from click.testing import CliRunner
 
-from chalicelib import aws as clients, cluster, resources
+from chalicelib import aws as clients
+from chalicelib import cluster, resources
 from chalicelib.errors import StartConflict
 from chalicelib.fleet import load_fleet_file
 from chalicelib.monitor import loop
@@ -231,7 +232,7 @@ def test_a_crash_between_the_fleet_request_and_the_claim_update_resumes_the_tagg
     [fleet_id] = live_fleets()
     assert "fleet" not in stored_claim()
     result = start(account)
-    assert result.resumed and result.record.MONITOR_FLEET_ID == fleet_id
+    assert result.resumed and fleet_id == result.record.MONITOR_FLEET_ID
     assert live_fleets() == [fleet_id]
 
 

@@ -13,19 +13,19 @@ import time
 
 import pytest
 
-from chalicelib import aws as clients, cluster
+from chalicelib import aws as clients
+from chalicelib import cluster
 from chalicelib.fleet import load_fleet_file
 from chalicelib.jobs import parse_job_document
 from chalicelib.submit import submit
-from tests.integration.world import drain
-from tests.integration.world import Account
+from tests.integration.world import Account, drain
 
 pytestmark = pytest.mark.slow
 
 JOBS = 100_000
 
 
-def test_status_of_a_run_of_100000_jobs_is_correct_and_timed(aws, tmp_path, monkeypatch, client):  # noqa: F811
+def test_status_of_a_run_of_100000_jobs_is_correct_and_timed(aws, tmp_path, monkeypatch, client):
     monkeypatch.chdir(tmp_path)
     account = Account(tmp_path, ECS_CLUSTER="runs")
     jobs = parse_job_document({"groups": [{"plate": f"P{index:06d}"} for index in range(JOBS)]}, account.settings)

@@ -5,7 +5,8 @@ import json
 import botocore.exceptions
 from click.testing import CliRunner
 
-from chalicelib import aws as clients, resources
+from chalicelib import aws as clients
+from chalicelib import resources
 from cli import cli
 from tests.integration.world import write_config, write_jobs
 

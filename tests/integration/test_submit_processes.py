@@ -21,7 +21,8 @@ import pytest
 from click.testing import CliRunner
 
 import chalicelib.submit as submit_module
-from chalicelib import aws as clients, resources
+from chalicelib import aws as clients
+from chalicelib import resources
 from chalicelib.jobs import parse_job_document
 from cli import cli
 from tests.faults import FaultProxy
@@ -119,7 +120,7 @@ def test_a_sending_process_killed_part_way_is_reported_with_what_was_counted(mot
                 for child in multiprocessing.active_children():
                     if child.name.startswith("submit-"):
                         os.kill(child.pid, signal.SIGKILL)
-        return None
+        return
 
     # the killed process's connections break: not news here
     result = submit_through_proxy(moto_server, kill_the_others_at_batch_20, tmp_path, monkeypatch, quiet=True)

@@ -14,7 +14,8 @@ import sys
 
 import pytest
 
-from chalicelib import aws as clients, iam, names, resources
+from chalicelib import aws as clients
+from chalicelib import iam, names, resources
 from chalicelib.submit import queue_url
 from tests.conftest import make_settings
 from tests.iam_engine import iam_enforced, role_session

@@ -17,8 +17,7 @@ from click.testing import CliRunner
 from chalicelib import aws as clients
 from cli import cli
 from tests.faults import FaultProxy
-from tests.integration.world import NOTHING_LEFT, reconcile_until_gone, what_is_left
-from tests.integration.world import Account, write_jobs
+from tests.integration.world import NOTHING_LEFT, Account, reconcile_until_gone, what_is_left, write_jobs
 
 JOBS = 1000
 

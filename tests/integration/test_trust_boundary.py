@@ -13,7 +13,8 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from chalicelib import aws as clients, names
+from chalicelib import aws as clients
+from chalicelib import names
 from chalicelib.monitor import service
 from chalicelib.monitor.reconcile import reconcile
 from chalicelib.names import record_key

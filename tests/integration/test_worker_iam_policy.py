@@ -18,7 +18,8 @@ import threading
 
 import pytest
 
-from chalicelib import aws as clients, failures, iam, leases, names, resources
+from chalicelib import aws as clients
+from chalicelib import failures, iam, leases, names, resources
 from tests.conftest import make_settings
 from tests.integration.test_iam_policy import IAM_ACTION, SERVICE_PREFIX
 from tests.worker_world import send_jobs

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import contextlib
 import json
-import re
 import os
+import re
 import signal
 import socket
 import threading
@@ -19,8 +19,18 @@ import pytest
 
 from chalicelib import aws, leases
 from tests.conftest import make_settings
-from tests.worker_world import (WorkerProcess, job_command, log_lines, make_world, queue_counts, s3_keys, send_jobs,
-                                wait_for, worker_env, write_job_script)
+from tests.worker_world import (
+    WorkerProcess,
+    job_command,
+    log_lines,
+    make_world,
+    queue_counts,
+    s3_keys,
+    send_jobs,
+    wait_for,
+    worker_env,
+    write_job_script,
+)
 
 pytestmark = pytest.mark.slow
 

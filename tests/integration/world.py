@@ -8,10 +8,11 @@ import dataclasses
 import functools
 import json
 import threading
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
-from chalicelib import aws as clients, iam, names, resources, runrecord
+from chalicelib import aws as clients
+from chalicelib import iam, names, resources, runrecord
 from chalicelib.aws import Clients
 from chalicelib.awsapi import LIVE_FLEET_STATES, fleet_instance_ids, fleet_machine_tag, fleet_state
 from chalicelib.monitor import service

@@ -32,7 +32,7 @@ def v2(folder, oom_kill=0, limit=f"{192 * MIB}", peak=f"{150 * MIB}"):
 
 def v1(folder, oom_kill=0, limit="9223372036854771712"):
     return write(folder, memory_oom_control=f"oom_kill_disable 0\nunder_oom 0\noom_kill {oom_kill}\n",
-                 **{"memory_limit_in_bytes": f"{limit}\n", "memory_max_usage_in_bytes": f"{90 * MIB}\n"})
+                 memory_limit_in_bytes=f"{limit}\n", memory_max_usage_in_bytes=f"{90 * MIB}\n")
 
 
 def cgroup_file(tmp_path, text):

@@ -35,8 +35,8 @@ def _request(fleet, settings, versions, token):
 
 def test_times_are_timezone_aware_utc_and_valid_for_a_year():
     config = _request(parse_fleet_document(FLEET), make_settings(), ["1"], "token")
-    assert config["ValidFrom"] == datetime.datetime(2026, 1, 2, 1, 4, 5, tzinfo=datetime.timezone.utc)
-    assert config["ValidFrom"].tzinfo is datetime.timezone.utc
+    assert config["ValidFrom"] == datetime.datetime(2026, 1, 2, 1, 4, 5, tzinfo=datetime.UTC)
+    assert config["ValidFrom"].tzinfo is datetime.UTC
     assert config["ValidUntil"] - config["ValidFrom"] == datetime.timedelta(days=365)
 
 

@@ -6,7 +6,7 @@ with the sub-types and descriptions AWS uses (see chalicelib/fleet_words.py for 
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import boto3
 import pytest
@@ -29,7 +29,7 @@ def ec2(aws):
 
 
 def since() -> datetime:
-    return datetime.now(timezone.utc) - timedelta(minutes=30)
+    return datetime.now(UTC) - timedelta(minutes=30)
 
 
 @BOTH

@@ -16,14 +16,15 @@ import json
 import moto
 import pytest
 from moto.cloudwatch.responses import CloudWatchResponse
+from moto.core import authorization
+from moto.core import errors as moto_errors
+from moto.core.authorization import ActionAuthenticatorMixin
+from moto.core.responses import BaseResponse
 from moto.ec2.responses import EC2Response
 from moto.ec2.responses.instances import InstanceResponse
 from moto.ec2.responses.launch_templates import LaunchTemplates
 from moto.ec2.responses.spot_fleets import SpotFleets
 from moto.ecs.responses import EC2ContainerServiceResponse
-from moto.core import authorization, errors as moto_errors
-from moto.core.authorization import ActionAuthenticatorMixin
-from moto.core.responses import BaseResponse
 from moto.iam import access_control
 from moto.iam.access_control import IAMPolicy, IAMPolicyStatement, IAMRequestBase, PermissionResult
 from moto.logs.models import LogsBackend
@@ -32,7 +33,7 @@ from moto.s3.models import FakeBucket
 from moto.s3.responses import S3Response
 from moto.sqs.responses import SQSResponse
 
-from tests.iam_engine import _Unknown, _resource_tags
+from tests.iam_engine import _resource_tags, _Unknown
 from tests.unit.test_moto_patches import PINNED_MOTO
 
 

@@ -6,8 +6,13 @@ import pytest
 
 from chalicelib.cluster import fit_problem, usable_memory_mib
 from chalicelib.errors import PreflightError
-from chalicelib.instance_choice import (MAX_CANDIDATE_TYPES, architecture, candidate_types, instance_requirements,
-                                        machine_memory_for)
+from chalicelib.instance_choice import (
+    MAX_CANDIDATE_TYPES,
+    architecture,
+    candidate_types,
+    instance_requirements,
+    machine_memory_for,
+)
 from chalicelib.machine_image import latest_ecs_ami
 from tests.conftest import make_settings
 

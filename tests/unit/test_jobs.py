@@ -6,8 +6,15 @@ from pathlib import Path
 import pytest
 
 from chalicelib.errors import JobFileError
-from chalicelib.jobs import MAX_MESSAGE_BYTES, NotAJob, derive_job_id, job_from_message, job_id_of_message, \
-    load_job_file, parse_job_document
+from chalicelib.jobs import (
+    MAX_MESSAGE_BYTES,
+    NotAJob,
+    derive_job_id,
+    job_from_message,
+    job_id_of_message,
+    load_job_file,
+    parse_job_document,
+)
 from tests.conftest import make_settings
 
 # The shape of DS's own example job file: shared keys, comment keys, groups.

@@ -64,7 +64,7 @@ def test_python_becomes_this_python_and_a_file_beside_the_config_an_absolute_pat
 
     local, changes = localize_command(settings)
 
-    assert local.COMMAND == (sys.executable, str(tmp_path / "measure.py"), "--out", "{output_dir}", "result.csv")
+    assert (sys.executable, str(tmp_path / "measure.py"), "--out", "{output_dir}", "result.csv") == local.COMMAND
     assert len(changes) == 2 and local.AWS_PROFILE is None
 
 

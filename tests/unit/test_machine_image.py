@@ -73,6 +73,6 @@ def test_a_deprecated_pinned_ami_is_a_warning_naming_when_and_its_age(ec2):
 
 
 def test_a_current_ami_or_one_ec2_does_not_know_gives_no_warning(ec2, ssm):
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     assert image_age_warning(ec2, latest_ecs_ami(ssm, "x86_64", False).image_id, now) is None
     assert image_age_warning(ec2, "ami-0123456789abcdef0", now) is None  # preflight reports an unknown AMI

@@ -13,12 +13,13 @@ import subprocess
 import sys
 import threading
 import time
+from datetime import UTC
 from pathlib import Path
 
 import moto
 import pytest
-from moto.core import utils as moto_utils
 from moto.apigateway.models import APIGatewayBackend
+from moto.core import utils as moto_utils
 from moto.ec2.models.spot_requests import SpotFleetRequest
 from moto.ecs.responses import EC2ContainerServiceResponse
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
@@ -269,14 +270,14 @@ def test_what_the_issue_25_patches_add_is_still_missing_from_moto_and_what_they_
 ])
 def test_a_fleets_history_answers_as_aws_does_from_start_time_by_event_type_a_page_at_a_time(
         fleet_id, call, id_key, error_type):
-    from datetime import datetime, timedelta, timezone
+    from datetime import datetime, timedelta
 
     import boto3
 
     from localrun.moto_patches import record_fleet_event
 
     ec2 = boto3.client("ec2", region_name="us-east-1")
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     record_fleet_event(fleet_id, "spotInstanceCountLimitExceeded", "too old", when=now - timedelta(hours=2))
     for n in range(5):
         record_fleet_event(fleet_id, "spotFleetRequestConfigurationInvalid", f"error {n}",
@@ -322,7 +323,7 @@ def test_service_quotas_has_ec2s_spot_vcpu_quotas_at_a_new_accounts_defaults_unt
 
 @pytest.mark.usefixtures("aws")
 def test_a_spot_pool_whose_price_was_set_answers_with_it_dated_now_and_the_others_as_moto_has_them():
-    from datetime import datetime, timedelta, timezone
+    from datetime import datetime, timedelta
 
     import boto3
 
@@ -335,7 +336,7 @@ def test_a_spot_pool_whose_price_was_set_answers_with_it_dated_now_and_the_other
     )["SpotPriceHistory"]}
     assert set(rows) == {("m5.large", "us-east-1a"), ("m5.large", "us-east-1b")}
     assert rows[("m5.large", "us-east-1a")]["SpotPrice"] == "0.042100"
-    assert rows[("m5.large", "us-east-1a")]["Timestamp"] > datetime.now(timezone.utc) - timedelta(minutes=1)
+    assert rows[("m5.large", "us-east-1a")]["Timestamp"] > datetime.now(UTC) - timedelta(minutes=1)
     assert rows[("m5.large", "us-east-1b")]["SpotPrice"] == "0.00001"
 
 
@@ -412,7 +413,7 @@ def test_an_ami_deprecated_by_its_owner_shows_its_deprecation_time():
     ec2 = boto3.client("ec2", region_name="us-east-1")
     image = ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
     assert "DeprecationTime" not in ec2.describe_images(ImageIds=[image])["Images"][0]
-    at = datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0) + datetime.timedelta(days=3, seconds=50)
+    at = datetime.datetime.now(datetime.UTC).replace(microsecond=0) + datetime.timedelta(days=3, seconds=50)
     assert ec2.enable_image_deprecation(ImageId=image, DeprecateAt=at)["Return"] is True
     rounded = (at + datetime.timedelta(seconds=30)).replace(second=0)
     assert ec2.describe_images(ImageIds=[image])["Images"][0]["DeprecationTime"] == f"{rounded:%Y-%m-%dT%H:%M}:00.000Z"

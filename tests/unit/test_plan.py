@@ -5,11 +5,25 @@ from dataclasses import replace
 
 import pytest
 
-from chalicelib.monitor.actions import (CancelFleet, CreateIdleAlarms, DeleteAlarms, DeleteCluster, DeleteDashboard,
-                                        DeleteLaunchTemplates, DeleteQueue, DeleteService, DeregisterTaskDefinitions,
-                                        ExportLogs, RemoveRunRecord, SaveState, SetFleetCapacity, SetServiceCount,
-                                        TerminateInstances, WriteSummary)
 from chalicelib.monitor import series as run_series
+from chalicelib.monitor.actions import (
+    CancelFleet,
+    CreateIdleAlarms,
+    DeleteAlarms,
+    DeleteCluster,
+    DeleteDashboard,
+    DeleteLaunchTemplates,
+    DeleteQueue,
+    DeleteService,
+    DeregisterTaskDefinitions,
+    ExportLogs,
+    RemoveRunRecord,
+    SaveState,
+    SetFleetCapacity,
+    SetServiceCount,
+    TerminateInstances,
+    WriteSummary,
+)
 from chalicelib.monitor.breaker import common_failure
 from chalicelib.monitor.observation import FailedJob, Instance, MonitorState, Observation, Policy
 from chalicelib.monitor.plan import REASON_DRAINED, desired_machines, plan

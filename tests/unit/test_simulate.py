@@ -5,8 +5,19 @@ from dataclasses import replace
 import pytest
 
 from bench.scenarios import SCENARIOS, Durations, Scenario
-from bench.simulate import (DS_WORKERS, OUR_WORKERS, DSMonitor, OurMonitor, World, ideal_schedule, job_durations,
-                            lower_bound_s, main, simulate, simulate_all)
+from bench.simulate import (
+    DS_WORKERS,
+    OUR_WORKERS,
+    DSMonitor,
+    OurMonitor,
+    World,
+    ideal_schedule,
+    job_durations,
+    lower_bound_s,
+    main,
+    simulate,
+    simulate_all,
+)
 
 
 def tiny(**changes) -> Scenario:

@@ -3,7 +3,7 @@ prints."""
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import boto3
 import pytest
@@ -23,7 +23,7 @@ def test_the_table_holds_the_latest_price_of_each_candidate_type_in_each_zone_as
     set_spot_price("m5.large", "us-east-1a", 0.0351)
     set_spot_price("c5.large", "us-east-1b", 0.1204)
 
-    rows = price_table(ec2, ["m5.large", "c5.large"], ZONES, datetime.now(timezone.utc))
+    rows = price_table(ec2, ["m5.large", "c5.large"], ZONES, datetime.now(UTC))
 
     assert [(row.instance_type, row.zone, row.price) for row in rows] == [
         ("m5.large", "us-east-1a", 0.0351), ("m5.large", "us-east-1b", 0.00001),
@@ -34,7 +34,7 @@ def test_the_printed_table_marks_prices_above_machine_price_and_ends_with_the_co
     set_spot_price("m5.large", "us-east-1a", 0.0351)
     set_spot_price("m5.large", "us-east-1b", 0.0402)
     set_spot_price("c5.large", "us-east-1b", 0.1204)
-    rows = [row for row in price_table(ec2, ["m5.large", "c5.large"], ZONES, datetime.now(timezone.utc))
+    rows = [row for row in price_table(ec2, ["m5.large", "c5.large"], ZONES, datetime.now(UTC))
             if (row.instance_type, row.zone) != ("c5.large", "us-east-1a")]  # c5.large not offered in 1a
 
     assert format_price_table(rows, ["m5.large", "c5.large"], ZONES, machines=4, machine_price=0.1) == [

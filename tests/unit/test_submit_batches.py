@@ -8,8 +8,15 @@ import pytest
 
 from chalicelib.errors import UserError
 from chalicelib.jobs import Job
-from chalicelib.submit import (SubmitError, SubmitInterrupted, batches, in_flight_for, processes_for, send_batch,
-                               send_jobs)
+from chalicelib.submit import (
+    SubmitError,
+    SubmitInterrupted,
+    batches,
+    in_flight_for,
+    processes_for,
+    send_batch,
+    send_jobs,
+)
 
 
 def _job(index: int, size: int = 10) -> Job:
