@@ -23,10 +23,20 @@ ALLOWED = {
 }
 
 
+def _typing_only(tree: ast.AST) -> set[ast.AST]:
+    """The nodes inside `if TYPE_CHECKING:` blocks: read by mypy (boto3-stubs' client types), never run, so
+    neither the Lambda zip nor the worker image needs what they import."""
+    return {inner for node in ast.walk(tree) if isinstance(node, ast.If) and ast.unparse(node.test) in
+            ("TYPE_CHECKING", "typing.TYPE_CHECKING") for part in node.body for inner in ast.walk(part)}
+
+
 def imported_packages(path: Path) -> set[str]:
     tree = ast.parse(path.read_text(), str(path))
     found = set()
+    typing_only = _typing_only(tree)
     for node in ast.walk(tree):
+        if node in typing_only:
+            continue
         if isinstance(node, ast.Import):
             found.update(alias.name.split(".")[0] for alias in node.names)
         elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
@@ -47,3 +57,10 @@ def test_worker_requirements_cover_what_the_worker_imports():
     needed = {name for path in (REPO / "worker").rglob("*.py") for name in imported_packages(path)} - {
         "worker", "chalicelib"}
     assert needed <= listed | {"botocore"}  # botocore comes with boto3
+
+
+def test_an_import_runs_unless_it_is_for_the_type_checker_only(tmp_path):
+    module = tmp_path / "module.py"
+    module.write_text("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from mypy_boto3_s3 import S3Client\n"
+                      "else:\n    import moto\nimport mypy_boto3_sqs\n")
+    assert imported_packages(module) == {"moto", "mypy_boto3_sqs"}
