@@ -24,14 +24,30 @@ ALLOWED = {
 
 
 def imported_packages(path: Path) -> set[str]:
+    """What the module imports when it runs: an `if TYPE_CHECKING:` block's imports (boto3-stubs' types) are
+    mypy's alone and ship nowhere."""
     tree = ast.parse(path.read_text(), str(path))
     found = set()
-    for node in ast.walk(tree):
+    for node in _run_time_nodes(tree):
         if isinstance(node, ast.Import):
             found.update(alias.name.split(".")[0] for alias in node.names)
         elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
             found.add(node.module.split(".")[0])
     return found - set(sys.stdlib_module_names) - {"__future__"}
+
+
+def _run_time_nodes(tree: ast.AST):
+    for node in ast.iter_child_nodes(tree):
+        if isinstance(node, ast.If) and _is_type_checking(node.test):
+            yield from (item for child in node.orelse for item in (child, *_run_time_nodes(child)))
+            continue
+        yield node
+        yield from _run_time_nodes(node)
+
+
+def _is_type_checking(test: ast.expr) -> bool:
+    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING")
 
 
 @pytest.mark.parametrize("package", sorted(ALLOWED))
