@@ -6,14 +6,20 @@ the real state itself, so a duplicate, late or unknown alarm is harmless.
 """
 
 import os
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, cast
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
-from chalice import Chalice, IAMAuthorizer, NotFoundError, Rate
+from chalice.app import BaseLambdaEvent, Chalice, CloudWatchEvent, IAMAuthorizer, NotFoundError, Rate, Request, SNSEvent
 
 from chalicelib.monitor import service
 from chalicelib.monitor.alarm_event import AlarmNotification
-from chalicelib.monitor.budget import Turns
+from chalicelib.monitor.budget import TimeLeft, Turns
+from chalicelib.monitor.observe import Run
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.typing import LambdaContext
 
 # configure_logs=False: powertools' Logger owns the output; with Chalice's handler too every line prints twice
 app = Chalice(app_name="ds-runner-monitor", configure_logs=False)
@@ -28,7 +34,8 @@ TURNS = Turns()  # kept while the container is warm: the runs a tick did not rea
 
 
 @app.middleware("all")
-def context_and_metrics(event, get_response):
+def context_and_metrics(event: Request | BaseLambdaEvent,
+                        get_response: Callable[[Request | BaseLambdaEvent], object]) -> object:
     # powertools' inject_lambda_context does not compose with Chalice's decorators; this works for every
     # handler kind: HTTP requests and Lambda events both carry the context as `lambda_context`
     context = getattr(event, "lambda_context", None)
@@ -42,7 +49,7 @@ def context_and_metrics(event, get_response):
 
 
 @app.on_sns_message(topic="Monitor")
-def on_alarm(event):
+def on_alarm(event: SNSEvent) -> None:
     notification = AlarmNotification.from_sns_message(event.message)
     if notification is None:
         logger.info("ignored: not an alarm notification", extra={"subject": event.subject})
@@ -53,38 +60,40 @@ def on_alarm(event):
 
 
 @app.schedule(Rate(PERIOD_MINUTES, unit=Rate.MINUTES))
-def every_period(event):
+def every_period(event: CloudWatchEvent) -> None:
     _report(service.reconcile_runs(_watched_runs(trigger="schedule"), _time_left(event), TURNS), trigger="schedule")
 
 
-def _time_left(event):
+def _time_left(event: BaseLambdaEvent) -> TimeLeft | None:
     """Seconds until Lambda stops this invocation, or None without a context (nothing then stops it)."""
-    context = event.context  # a Lambda event's context (an HTTP request's is `lambda_context`)
+    # a Lambda event's context (an HTTP request's is `lambda_context`): Lambda's context object, which chalice
+    # annotates as a dict
+    context = cast("LambdaContext | None", event.context)
     return None if context is None else lambda: context.get_remaining_time_in_millis() / 1000
 
 
 @app.route("/runs", authorizer=authorizer)
-def list_runs():
+def list_runs() -> dict[str, Any]:
     return service.all_statuses(service.watched_buckets())
 
 
 @app.route("/runs/{app_name}", authorizer=authorizer)
-def get_run(app_name):
+def get_run(app_name: str) -> dict[str, Any]:
     return _found(app_name, service.find_status(app_name, service.watched_buckets()))
 
 
 @app.route("/runs/{app_name}/failed", authorizer=authorizer)
-def get_failed(app_name):
+def get_failed(app_name: str) -> dict[str, Any]:
     return _found(app_name, service.find_failed(app_name, service.watched_buckets()))
 
 
-def _found(app_name, document):
+def _found(app_name: str, document: dict[str, Any] | None) -> dict[str, Any]:
     if document is None:
         raise NotFoundError(f"no run named {app_name!r} in {', '.join(service.watched_buckets()) or 'no bucket'}")
     return document
 
 
-def _watched_runs(trigger):
+def _watched_runs(trigger: str) -> list[Run]:
     """The runs the monitor acts on by itself: AUTO_MONITOR false means the user watches by hand."""
     runs, unreadable = service.scan_buckets(service.watched_buckets())
     for item in unreadable:
@@ -92,7 +101,7 @@ def _watched_runs(trigger):
     return [run for run in runs if run.record.AUTO_MONITOR]
 
 
-def _report(outcomes, trigger):
+def _report(outcomes: list[service.RunOutcome], trigger: str) -> None:
     not_reached = [outcome.run.app_name for outcome in outcomes if outcome.not_reached]
     if not_reached:
         logger.warning("not reconciled for lack of time; first in turn next tick",
@@ -100,7 +109,8 @@ def _report(outcomes, trigger):
     outcomes = [outcome for outcome in outcomes if not outcome.not_reached]
     for outcome in outcomes:
         run = outcome.run.app_name
-        if outcome.error is not None:
+        result = outcome.result
+        if result is None:  # its reconcile raised outcome.error
             logger.exception("reconcile failed; the next tick retries", extra={"run": run, "trigger": trigger},
                              exc_info=outcome.error)
             # per run, 0 on every good tick (below): an alarm on it tells a run stuck in errors from no data
@@ -109,13 +119,13 @@ def _report(outcomes, trigger):
             failed_metrics.add_metric(name="ReconcileErrors", unit=MetricUnit.Count, value=1)
             failed_metrics.flush_metrics()
             continue
-        observation = outcome.result.observation
+        observation = result.observation
         if observation.refused:
             logger.warning("refused: " + observation.refused, extra={"run": run, "trigger": trigger})
             continue
-        for action in outcome.result.actions:
+        for action in result.actions:
             logger.info(action.describe(), extra={"run": run, "trigger": trigger, "action": type(action).__name__})
-        for action, code in outcome.result.skipped:
+        for action, code in result.skipped:
             logger.info("not yet, retried next tick", extra={"run": run, "action": type(action).__name__,
                                                               "code": code})
         # one EMF document per run, so each run's figures carry its own dimension

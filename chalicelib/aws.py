@@ -13,7 +13,7 @@ import contextlib
 import os
 import threading
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal, Protocol, overload
 
 import boto3
 import botocore.exceptions
@@ -23,13 +23,19 @@ from botocore.exceptions import ClientError
 from chalicelib.errors import UserError
 
 if TYPE_CHECKING:  # boto3-stubs: for mypy only, never in the Lambda zip or the worker image
+    from botocore.client import BaseClient
+    from mypy_boto3_apigateway import APIGatewayClient
     from mypy_boto3_cloudwatch import CloudWatchClient
     from mypy_boto3_ec2 import EC2Client
     from mypy_boto3_ecs import ECSClient
+    from mypy_boto3_iam import IAMClient
+    from mypy_boto3_lambda import LambdaClient
     from mypy_boto3_logs import CloudWatchLogsClient
     from mypy_boto3_resourcegroupstaggingapi import ResourceGroupsTaggingAPIClient
     from mypy_boto3_s3 import S3Client
+    from mypy_boto3_s3.type_defs import GetObjectOutputTypeDef, GetObjectRequestTypeDef
     from mypy_boto3_sqs import SQSClient
+    from mypy_boto3_sts import STSClient
 
 # AWS's "it is not there" answers, one list per kind of thing, used wherever that kind is read.
 QUEUE_MISSING = ("AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist")
@@ -111,14 +117,64 @@ def _use_profile(profile: str) -> bool:
     return profile in boto3.session.Session().available_profiles
 
 
-def client(service: str, settings: Any = None, region: str | None = None, **config: Any):
+class WhereFrom(Protocol):
+    """What a client is made from: a Settings, or anything naming a region and a profile as it does."""
+
+    @property
+    def AWS_REGION(self) -> str: ...
+
+    @property
+    def AWS_PROFILE(self) -> str | None: ...
+
+
+# One overload per service our code asks for by name, as boto3-stubs' Session.client has, so that each caller gets
+# that service's typed client; any other name gets botocore's untyped BaseClient.
+@overload
+def client(service: Literal["apigateway"], settings: WhereFrom | None = None, region: str | None = None,
+           **config: Any) -> APIGatewayClient: ...
+@overload
+def client(service: Literal["cloudwatch"], settings: WhereFrom | None = None, region: str | None = None,
+           **config: Any) -> CloudWatchClient: ...
+@overload
+def client(service: Literal["ec2"], settings: WhereFrom | None = None, region: str | None = None,
+           **config: Any) -> EC2Client: ...
+@overload
+def client(service: Literal["ecs"], settings: WhereFrom | None = None, region: str | None = None,
+           **config: Any) -> ECSClient: ...
+@overload
+def client(service: Literal["iam"], settings: WhereFrom | None = None, region: str | None = None,
+           **config: Any) -> IAMClient: ...
+@overload
+def client(service: Literal["lambda"], settings: WhereFrom | None = None, region: str | None = None,
+           **config: Any) -> LambdaClient: ...
+@overload
+def client(service: Literal["logs"], settings: WhereFrom | None = None, region: str | None = None,
+           **config: Any) -> CloudWatchLogsClient: ...
+@overload
+def client(service: Literal["resourcegroupstaggingapi"], settings: WhereFrom | None = None, region: str | None = None,
+           **config: Any) -> ResourceGroupsTaggingAPIClient: ...
+@overload
+def client(service: Literal["s3"], settings: WhereFrom | None = None, region: str | None = None,
+           **config: Any) -> S3Client: ...
+@overload
+def client(service: Literal["sqs"], settings: WhereFrom | None = None, region: str | None = None,
+           **config: Any) -> SQSClient: ...
+@overload
+def client(service: Literal["sts"], settings: WhereFrom | None = None, region: str | None = None,
+           **config: Any) -> STSClient: ...
+@overload
+def client(service: str, settings: WhereFrom | None = None, region: str | None = None,
+           **config: Any) -> BaseClient: ...
+def client(service: str, settings: WhereFrom | None = None, region: str | None = None, **config: Any) -> BaseClient:
     """A client for `service`, from a Settings (CLI) or a region (Lambda, worker)."""
     if settings is not None:
         region, profile = settings.AWS_REGION, settings.AWS_PROFILE
     else:
         profile = None
     region = region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
-    return session(region, profile).client(service, config=client_config(**config))
+    # boto3-stubs' Session.client takes only literal service names; the overloads above type ours.
+    made: BaseClient = session(region, profile).client(service, config=client_config(**config))  # type: ignore[call-overload]
+    return made
 
 
 class Clients:
@@ -172,13 +228,13 @@ class ObjectTooLarge(ValueError):
         super().__init__(f"{told}, over the {limit:,} bytes its reader takes: not read")
 
 
-def read_object(s3, bucket: str, key: str, max_bytes: int | None = None) -> bytes | None:
+def read_object(s3: S3Client, bucket: str, key: str, max_bytes: int | None = None) -> bytes | None:
     """An S3 object's bytes, or None when there is no such key.
 
     `max_bytes`, for every key a job can write: the GET asks for the first max_bytes + 1 bytes only (a ranged GET,
     one request, so nothing can swap the object between a size check and the read), and a larger object raises
     ObjectTooLarge with its size having cost at most that much memory, whatever its size."""
-    request = {"Bucket": bucket, "Key": key} if max_bytes is None else {
+    request: GetObjectRequestTypeDef = {"Bucket": bucket, "Key": key} if max_bytes is None else {
         "Bucket": bucket, "Key": key, "Range": f"bytes=0-{max_bytes}"}
     try:
         answer = s3.get_object(**request)
@@ -198,12 +254,13 @@ def read_object(s3, bucket: str, key: str, max_bytes: int | None = None) -> byte
     return data
 
 
-def _object_size(answer: dict) -> int | None:
+def _object_size(answer: GetObjectOutputTypeDef) -> int | None:
     """The whole object's size: a ranged GET's Content-Range says it ("bytes 0-1024/209715200"), a whole one's
     Content-Length."""
-    if "ContentRange" not in answer:
+    content_range = answer.get("ContentRange")  # boto3-stubs say every answer has one; only a ranged GET's has
+    if not content_range:
         return answer.get("ContentLength")
-    total = answer["ContentRange"].rpartition("/")[2]
+    total = content_range.rpartition("/")[2]
     return int(total) if total.isdigit() else None
 
 

@@ -6,11 +6,33 @@ once (Chalice's TypedAWSClient is the model). No raw response dict leaves this m
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from botocore.exceptions import ClientError
 
 from chalicelib.aws import DASHBOARD_MISSING, OBJECT_MISSING, QUEUE_MISSING, error_code
+
+if TYPE_CHECKING:  # boto3-stubs: for mypy only, never in the Lambda zip or the worker image
+    from mypy_boto3_cloudwatch import CloudWatchClient
+    from mypy_boto3_ec2 import EC2Client
+    from mypy_boto3_ec2.type_defs import (
+        DescribeFleetInstancesRequestTypeDef,
+        DescribeInstancesRequestPaginateTypeDef,
+        FilterTypeDef,
+        FleetDataTypeDef,
+        LaunchTemplateConfigOutputTypeDef,
+        LaunchTemplateOverridesOutputTypeDef,
+        SpotFleetLaunchSpecificationOutputTypeDef,
+        SpotFleetRequestConfigTypeDef,
+    )
+    from mypy_boto3_ecs import ECSClient
+    from mypy_boto3_ecs.type_defs import ClusterTypeDef, ContainerDefinitionOutputTypeDef, ServiceTypeDef
+    from mypy_boto3_logs import CloudWatchLogsClient
+    from mypy_boto3_resourcegroupstaggingapi import ResourceGroupsTaggingAPIClient
+    from mypy_boto3_s3 import S3Client
+    from mypy_boto3_sqs import SQSClient
 
 # The states, of an EC2 Fleet (FleetState) or a spot fleet request (SpotFleetRequestState), in which a fleet still
 # has (or will have) machines; every other state (deleted*, cancelled*, failed) means it is over.
@@ -32,7 +54,7 @@ class QueueDepth:
         return self.waiting == 0 and self.in_flight == 0
 
 
-def queue_depth(sqs, url: str) -> QueueDepth | None:
+def queue_depth(sqs: SQSClient, url: str) -> QueueDepth | None:
     """The queue's approximate counts, or None when the queue no longer exists."""
     try:
         attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=[
@@ -70,7 +92,7 @@ def is_spot_fleet(fleet_id: str) -> bool:
     return fleet_id.startswith(SPOT_FLEET_PREFIX)
 
 
-def fleet_state(ec2, fleet_id: str) -> FleetState | None:
+def fleet_state(ec2: EC2Client, fleet_id: str) -> FleetState | None:
     """The fleet's state, or None when AWS no longer knows it (moto forgets a cancelled spot fleet)."""
     if is_spot_fleet(fleet_id):
         return _spot_fleet_state(ec2, fleet_id)
@@ -85,7 +107,7 @@ def fleet_state(ec2, fleet_id: str) -> FleetState | None:
     return _ec2_fleet_state(fleets[0])
 
 
-def _ec2_fleet_state(described: dict) -> FleetState:
+def _ec2_fleet_state(described: FleetDataTypeDef) -> FleetState:
     overrides = [override for item in described.get("LaunchTemplateConfigs", ())
                  for override in item.get("Overrides", ())]
     prices = {override["MaxPrice"] for override in overrides if override.get("MaxPrice")}
@@ -99,7 +121,7 @@ def _ec2_fleet_state(described: dict) -> FleetState:
                                                          if override.get("InstanceType"))))
 
 
-def _spot_fleet_state(ec2, fleet_id: str) -> FleetState | None:
+def _spot_fleet_state(ec2: EC2Client, fleet_id: str) -> FleetState | None:
     try:
         configs = ec2.describe_spot_fleet_requests(SpotFleetRequestIds=[fleet_id])["SpotFleetRequestConfigs"]
     except ClientError as error:
@@ -115,34 +137,37 @@ def _spot_fleet_state(ec2, fleet_id: str) -> FleetState | None:
                       fulfilled=float(config.get("FulfilledCapacity", 0.0)),
                       tags={tag["Key"]: tag["Value"] for tag in described.get("Tags", ())},
                       spot_price=float(config["SpotPrice"]) if config.get("SpotPrice") else None,
-                      instance_types=_instance_types(config))
+                      instance_types=_instance_types(config.get("LaunchSpecifications", ()),
+                                                     config.get("LaunchTemplateConfigs", ())))
 
 
-def _instance_types(config: dict) -> tuple[str, ...]:
+def _instance_types(specifications: Iterable[SpotFleetLaunchSpecificationOutputTypeDef],
+                    template_configs: Iterable[LaunchTemplateConfigOutputTypeDef]) -> tuple[str, ...]:
     """Of its launch specifications, or of its launch template configs' overrides (start-cluster's fleets)."""
-    choices = list(config.get("LaunchSpecifications", ()))
-    choices += [override for item in config.get("LaunchTemplateConfigs", ()) for override in item.get("Overrides", ())]
+    choices: list[SpotFleetLaunchSpecificationOutputTypeDef | LaunchTemplateOverridesOutputTypeDef]
+    choices = list(specifications)
+    choices += [override for item in template_configs for override in item.get("Overrides", ())]
     return tuple(dict.fromkeys(choice["InstanceType"] for choice in choices if choice.get("InstanceType")))
 
 
-def live_tagged_fleet_id(ec2, key: str, value: str) -> str | None:
+def live_tagged_fleet_id(ec2: EC2Client, key: str, value: str) -> str | None:
     """A live fleet of either kind carrying the tag key=value (start-cluster's tag on its run's fleet)."""
     for page in ec2.get_paginator("describe_fleets").paginate():
         for item in page["Fleets"]:
             if _tag_map(item).get(key) == value and item.get("FleetState") in LIVE_FLEET_STATES:
                 return item["FleetId"]
-    for page in ec2.get_paginator("describe_spot_fleet_requests").paginate():
-        for item in page["SpotFleetRequestConfigs"]:
-            if _tag_map(item).get(key) == value and item["SpotFleetRequestState"] in LIVE_FLEET_STATES:
-                return item["SpotFleetRequestId"]
+    for requests in ec2.get_paginator("describe_spot_fleet_requests").paginate():
+        for request in requests["SpotFleetRequestConfigs"]:
+            if _tag_map(request).get(key) == value and request["SpotFleetRequestState"] in LIVE_FLEET_STATES:
+                return request["SpotFleetRequestId"]
     return None
 
 
-def _tag_map(resource: dict) -> dict[str, str]:
+def _tag_map(resource: FleetDataTypeDef | SpotFleetRequestConfigTypeDef) -> dict[str, str]:
     return {tag["Key"]: tag["Value"] for tag in resource.get("Tags", ())}
 
 
-def fleet_user_data(ec2, fleet_id: str) -> tuple[str, ...]:
+def fleet_user_data(ec2: EC2Client, fleet_id: str) -> tuple[str, ...]:
     """The base64 user data of each of a spot fleet request's launch specifications ('' where one has none;
     none at all for a fleet of launch templates, an EC2 Fleet, or one AWS no longer knows)."""
     if not is_spot_fleet(fleet_id):
@@ -157,13 +182,13 @@ def fleet_user_data(ec2, fleet_id: str) -> tuple[str, ...]:
     return tuple(spec.get("UserData") or "" for spec in specs)
 
 
-def fleet_instance_ids(ec2, fleet_id: str) -> tuple[str, ...]:
+def fleet_instance_ids(ec2: EC2Client, fleet_id: str) -> tuple[str, ...]:
     """The machines a live fleet lists as its own (a cancelled or deleted one lists none)."""
     if is_spot_fleet(fleet_id):
         pages = ec2.get_paginator("describe_spot_fleet_instances").paginate(SpotFleetRequestId=fleet_id)
         return tuple(item["InstanceId"] for page in pages for item in page.get("ActiveInstances", ()))
     found: list[str] = []
-    kwargs = {"FleetId": fleet_id}
+    kwargs: DescribeFleetInstancesRequestTypeDef = {"FleetId": fleet_id}
     for _ in range(MAX_FLEET_INSTANCE_PAGES):  # botocore has no paginator for DescribeFleetInstances
         try:
             page = ec2.describe_fleet_instances(**kwargs)
@@ -184,7 +209,7 @@ def fleet_machine_tag(fleet_id: str) -> str:
     return "aws:ec2spot:fleet-request-id" if is_spot_fleet(fleet_id) else "aws:ec2:fleet-id"
 
 
-def tagged_launch_template_ids(ec2, key: str, value: str) -> tuple[str, ...]:
+def tagged_launch_template_ids(ec2: EC2Client, key: str, value: str) -> tuple[str, ...]:
     """Ids of the launch templates carrying the tag key=value exactly (filtered by EC2, checked again here so a
     template is never taken on the filter's word alone). Sorted."""
     pages = ec2.get_paginator("describe_launch_templates").paginate(
@@ -199,12 +224,14 @@ class Machine:
     launched_at: float  # epoch seconds
 
 
-_LIVE_MACHINE = {"Name": "instance-state-name", "Values": ["pending", "running"]}
+_LIVE_MACHINE: FilterTypeDef = {"Name": "instance-state-name", "Values": ["pending", "running"]}
 
 
-def live_machines(ec2, instance_ids: tuple[str, ...] = (), fleet_id: str | None = None) -> tuple[Machine, ...]:
+def live_machines(ec2: EC2Client, instance_ids: tuple[str, ...] = (),
+                  fleet_id: str | None = None) -> tuple[Machine, ...]:
     """Pending or running machines, by id or (`fleet_id`) by the tag AWS puts on a fleet's machines
     (fleet_machine_tag). Sorted by id."""
+    kwargs: DescribeInstancesRequestPaginateTypeDef
     if fleet_id is not None:
         kwargs = {"Filters": [_LIVE_MACHINE, {"Name": f"tag:{fleet_machine_tag(fleet_id)}", "Values": [fleet_id]}]}
     elif instance_ids:
@@ -217,7 +244,7 @@ def live_machines(ec2, instance_ids: tuple[str, ...] = (), fleet_id: str | None 
     return tuple(sorted(found, key=lambda machine: machine.instance_id))
 
 
-def dead_letter_queue_arn(sqs, url: str) -> str | None:
+def dead_letter_queue_arn(sqs: SQSClient, url: str) -> str | None:
     """The dead-letter queue of the queue's redrive policy, or None (no policy, or the queue is gone)."""
     try:
         attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["RedrivePolicy"])["Attributes"]
@@ -233,7 +260,7 @@ def dead_letter_queue_arn(sqs, url: str) -> str | None:
     return policy.get("deadLetterTargetArn") if isinstance(policy, dict) else None
 
 
-def queue_tags(sqs, url: str) -> dict[str, str]:
+def queue_tags(sqs: SQSClient, url: str) -> dict[str, str]:
     """The queue's tags ({} when the queue is gone)."""
     try:
         return sqs.list_queue_tags(QueueUrl=url).get("Tags", {})
@@ -243,7 +270,7 @@ def queue_tags(sqs, url: str) -> dict[str, str]:
         raise
 
 
-def _ecs_tag_map(resource: dict) -> dict[str, str]:
+def _ecs_tag_map(resource: ServiceTypeDef | ClusterTypeDef) -> dict[str, str]:
     """ECS's tags of a described resource (`include=["TAGS"]`) as a dict."""
     return {item["key"]: item["value"] for item in resource.get("tags", ())}
 
@@ -258,7 +285,7 @@ class Service:
     minimum_healthy_percent: int | None = None  # of its deployment configuration
 
 
-def ecs_service(ecs, cluster: str, name: str) -> Service | None:
+def ecs_service(ecs: ECSClient, cluster: str, name: str) -> Service | None:
     """The ACTIVE service of that exact name, or None (also when the cluster does not exist)."""
     try:
         described = ecs.describe_services(cluster=cluster, services=[name], include=["TAGS"])["services"]
@@ -294,7 +321,7 @@ class TaskDefinition:
         return f"{self.family}:{self.revision}"
 
 
-def task_definition(ecs, arn: str) -> TaskDefinition | None:
+def task_definition(ecs: ECSClient, arn: str) -> TaskDefinition | None:
     """A task definition revision (ACTIVE or INACTIVE), or None when ECS has no such revision."""
     try:
         described = ecs.describe_task_definition(taskDefinition=arn)["taskDefinition"]
@@ -307,7 +334,7 @@ def task_definition(ecs, arn: str) -> TaskDefinition | None:
                           containers=tuple(_container(item) for item in described.get("containerDefinitions", ())))
 
 
-def _container(item: dict) -> Container:
+def _container(item: ContainerDefinitionOutputTypeDef) -> Container:
     logging = item.get("logConfiguration", {})
     return Container(name=item.get("name", ""),
                      environment={pair["name"]: pair.get("value", "") for pair in item.get("environment", ())},
@@ -321,7 +348,7 @@ class Cluster:
     tags: dict[str, str] = field(default_factory=dict)
 
 
-def ecs_cluster(ecs, name: str) -> Cluster | None:
+def ecs_cluster(ecs: ECSClient, name: str) -> Cluster | None:
     """The ACTIVE cluster of that exact name (DS matched by suffix, so "default" also found "my-default")."""
     for item in ecs.describe_clusters(clusters=[name], include=["TAGS"])["clusters"]:
         if item["clusterName"] == name and item.get("status") == "ACTIVE":
@@ -329,7 +356,7 @@ def ecs_cluster(ecs, name: str) -> Cluster | None:
     return None
 
 
-def cluster_machine_ids(ecs, cluster: str) -> tuple[str, ...]:
+def cluster_machine_ids(ecs: ECSClient, cluster: str) -> tuple[str, ...]:
     """The EC2 ids of the cluster's ACTIVE container instances."""
     arns = [arn for page in ecs.get_paginator("list_container_instances").paginate(cluster=cluster, status="ACTIVE")
             for arn in page["containerInstanceArns"]]
@@ -340,14 +367,14 @@ def cluster_machine_ids(ecs, cluster: str) -> tuple[str, ...]:
     return tuple(ids)
 
 
-def task_definition_arns(ecs, family: str) -> tuple[str, ...]:
+def task_definition_arns(ecs: ECSClient, family: str) -> tuple[str, ...]:
     """The ACTIVE revisions of exactly this family (familyPrefix "AppTask" also lists "AppTask2")."""
     pages = ecs.get_paginator("list_task_definitions").paginate(familyPrefix=family, status="ACTIVE")
     return tuple(arn for page in pages for arn in page["taskDefinitionArns"]
                  if arn.rsplit("/", 1)[-1].rsplit(":", 1)[0] == family)
 
 
-def alarm_names(cloudwatch, prefix: str = "", names: tuple[str, ...] = ()) -> tuple[str, ...]:
+def alarm_names(cloudwatch: CloudWatchClient, prefix: str = "", names: tuple[str, ...] = ()) -> tuple[str, ...]:
     """Names of existing alarms that start with `prefix` (none when it is ''), plus those of `names` that exist."""
     found: set[str] = set()
     paginator = cloudwatch.get_paginator("describe_alarms")
@@ -360,7 +387,7 @@ def alarm_names(cloudwatch, prefix: str = "", names: tuple[str, ...] = ()) -> tu
     return tuple(sorted(found))
 
 
-def tagged_alarm_names(tagging, key: str, value: str) -> tuple[str, ...]:
+def tagged_alarm_names(tagging: ResourceGroupsTaggingAPIClient, key: str, value: str) -> tuple[str, ...]:
     """Names of the alarms carrying the tag key=value, whatever their names (the Resource Groups Tagging API: one
     paginated call instead of a ListTagsForResource per alarm)."""
     pages = tagging.get_paginator("get_resources").paginate(
@@ -370,7 +397,7 @@ def tagged_alarm_names(tagging, key: str, value: str) -> tuple[str, ...]:
                         for mapping in page["ResourceTagMappingList"] if ":alarm:" in mapping["ResourceARN"]))
 
 
-def dashboard_exists(cloudwatch, name: str) -> bool:
+def dashboard_exists(cloudwatch: CloudWatchClient, name: str) -> bool:
     try:
         cloudwatch.get_dashboard(DashboardName=name)
     except ClientError as error:
@@ -380,7 +407,7 @@ def dashboard_exists(cloudwatch, name: str) -> bool:
     return True
 
 
-def log_group_tags(logs, name: str) -> dict[str, str] | None:
+def log_group_tags(logs: CloudWatchLogsClient, name: str) -> dict[str, str] | None:
     """The log group's tags, or None when it does not exist."""
     try:
         return logs.list_tags_log_group(logGroupName=name).get("tags", {})
@@ -390,7 +417,7 @@ def log_group_tags(logs, name: str) -> dict[str, str] | None:
         raise
 
 
-def export_task_code(logs, task_id: str) -> str | None:
+def export_task_code(logs: CloudWatchLogsClient, task_id: str) -> str | None:
     """An export task's status code (PENDING, RUNNING, COMPLETED, FAILED, ...), or None when AWS has no such task."""
     try:
         tasks = logs.describe_export_tasks(taskId=task_id)["exportTasks"]
@@ -401,7 +428,7 @@ def export_task_code(logs, task_id: str) -> str | None:
     return tasks[0]["status"]["code"] if tasks else None
 
 
-def export_running_in_account(logs) -> bool:
+def export_running_in_account(logs: CloudWatchLogsClient) -> bool:
     """AWS runs one export task per account at a time: is one pending or running now (anyone's)?"""
     for code in ("PENDING", "RUNNING"):
         pages = logs.get_paginator("describe_export_tasks").paginate(statusCode=code)
@@ -411,7 +438,7 @@ def export_running_in_account(logs) -> bool:
     return False
 
 
-def object_exists(s3, bucket: str, key: str) -> bool:
+def object_exists(s3: S3Client, bucket: str, key: str) -> bool:
     try:
         s3.head_object(Bucket=bucket, Key=key)
     except ClientError as error:
@@ -424,7 +451,7 @@ def object_exists(s3, bucket: str, key: str) -> bool:
 # --------------------------------------------------------------------------- the two fleet writes, for either kind
 
 
-def set_fleet_target(ec2, fleet_id: str, target: int) -> None:
+def set_fleet_target(ec2: EC2Client, fleet_id: str, target: int) -> None:
     """Set the fleet's target without AWS picking machines to end: the caller terminates the idle ones it chose
     (no-termination), so a busy machine is never taken."""
     if is_spot_fleet(fleet_id):
@@ -439,7 +466,7 @@ def set_fleet_target(ec2, fleet_id: str, target: int) -> None:
 FLEET_DELETE_GONE = ("fleetIdDoesNotExist", "fleetIdMalformed", "fleetNotInDeletableState")
 
 
-def delete_fleet(ec2, fleet_id: str) -> None:
+def delete_fleet(ec2: EC2Client, fleet_id: str) -> None:
     """End the fleet and its machines. A fleet already gone is not an error, as for the other teardown steps."""
     if is_spot_fleet(fleet_id):
         ec2.cancel_spot_fleet_requests(SpotFleetRequestIds=[fleet_id], TerminateInstances=True)

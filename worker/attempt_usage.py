@@ -67,7 +67,7 @@ def worker_size_kib(status: Path = Path("/proc/self/status"), clear_refs: Path =
     return None
 
 
-def wait_for_exit(process: subprocess.Popen, worker_kib: int | None = None) -> tuple[int, CommandUsage | None]:
+def wait_for_exit(process: subprocess.Popen[str], worker_kib: int | None = None) -> tuple[int, CommandUsage | None]:
     """Reap the command as Popen.wait would (its exit code: negative for a signal) and return its usage too;
     `worker_kib`: worker_size_kib() read before the spawn.
 

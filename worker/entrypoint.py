@@ -21,6 +21,7 @@ import sys
 import tempfile
 import threading
 import time
+from types import FrameType
 
 from chalicelib.errors import UserError
 from chalicelib.settings import Settings
@@ -70,7 +71,7 @@ def run_single(settings: Settings, options: WorkerOptions, exit_when_empty: bool
     die_with_parent()
     worker = Worker(settings, options=options)
 
-    def on_signal(signum, _frame):
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
         worker.request_stop(signal.Signals(signum).name)
 
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -94,7 +95,7 @@ class Supervisor:
         self.options = options
         self.processes = processes
         self.exit_when_empty = exit_when_empty
-        self.children: list[subprocess.Popen] = []
+        self.children: list[subprocess.Popen[bytes]] = []
         self._stop = threading.Event()
         self._reason = ""
         self.instance_id: str | None = None
@@ -108,7 +109,7 @@ class Supervisor:
             log.info("stopping: %s; workers release their jobs and exit", reason)
             self._stop.set()
 
-    def _on_sigterm(self, _signum, _frame) -> None:
+    def _on_sigterm(self, _signum: int, _frame: FrameType | None) -> None:
         if parent_gone():
             # local mode's driver died, and the emulator with it: no job can be released, so end at once (this
             # process group holds the workers; their commands die with them, orphans.command_killed_with_parent)
@@ -136,7 +137,7 @@ class Supervisor:
             return 1
         return 0
 
-    def _spawn(self, index: int) -> subprocess.Popen:
+    def _spawn(self, index: int) -> subprocess.Popen[bytes]:
         command = [sys.executable, "-m", "worker", "--single"] + (["--exit-when-empty"] if self.exit_when_empty else [])
         env = {**os.environ, PARENT_PID_ENV: str(os.getpid()), "DSR_WORKER_SLOT": str(index + 1)}
         if self.instance_id:
@@ -179,8 +180,9 @@ class Supervisor:
         while True:
             codes = [child.poll() for child in self.children]
             self._restart_crashed(codes)
-            if all(code is not None for code in codes):
-                return codes
+            exited = [code for code in codes if code is not None]
+            if len(exited) == len(codes):
+                return exited
             if self._stop.is_set() and not forwarded:
                 forwarded = True
                 for child in self.children:

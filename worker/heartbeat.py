@@ -14,9 +14,13 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from chalicelib.aws import error_code
 from chalicelib.joblines import LONG_JOB_WARNING, NOT_EXTENDED_WARNING
+
+if TYPE_CHECKING:  # boto3-stubs: for mypy only, never in the worker image
+    from mypy_boto3_sqs import SQSClient
 
 log = logging.getLogger("worker.heartbeat")
 
@@ -37,7 +41,7 @@ def next_visibility(visibility: int, elapsed: float, cap: int = SQS_VISIBILITY_C
 
 
 class Heartbeat(threading.Thread):
-    def __init__(self, sqs, queue_url: str, receipt_handle: str, visibility: int, interval: float,
+    def __init__(self, sqs: SQSClient, queue_url: str, receipt_handle: str, visibility: int, interval: float,
                  say: Callable[[str], None], received_at: float | None = None,
                  clock: Callable[[], float] = time.monotonic, on_beat: Callable[[], None] | None = None):
         super().__init__(name="heartbeat", daemon=True)

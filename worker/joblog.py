@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import deque
+from typing import TYPE_CHECKING
 
 import watchtower
 from botocore.exceptions import BotoCoreError, ClientError
@@ -20,13 +21,16 @@ from chalicelib.aws import error_code
 from chalicelib.failures import LAST_LINES, LINE_CHARS
 from chalicelib.joblines import output_line
 
+if TYPE_CHECKING:  # boto3-stubs: for mypy only, never in the worker image
+    from mypy_boto3_logs import CloudWatchLogsClient
+
 log = logging.getLogger("worker.joblog")
 
 # CloudWatch rejects empty events; a blank output line is kept as one space.
 _BLANK = " "
 
 
-def ensure_log_group(logs, name: str) -> None:
+def ensure_log_group(logs: CloudWatchLogsClient, name: str) -> None:
     """setup creates the group; doing it here too keeps a bare worker (tests, local mode) working."""
     try:
         logs.create_log_group(logGroupName=name)
@@ -38,22 +42,23 @@ def ensure_log_group(logs, name: str) -> None:
 class JobLog:
     """Lines of one job attempt, sent to its stream; also echoed to the container log if asked."""
 
-    def __init__(self, logs, group: str, job_id: str, flush_seconds: float = 5.0, echo: logging.Logger | None = None,
-                 tail_lines: int = LAST_LINES):
+    def __init__(self, logs: CloudWatchLogsClient, group: str, job_id: str, flush_seconds: float = 5.0,
+                 echo: logging.Logger | None = None, tail_lines: int = LAST_LINES):
         self.stream = job_id
         self.echo = echo
         # The last output lines, kept for a failure record (chalicelib/failures.py): bounded, whatever the job prints.
         self._tail: deque[str] = deque(maxlen=tail_lines)
         self._create_stream(logs, group)
         # watchtower would create the stream too, but only after a failed put (three calls instead of one).
+        # send_interval: watchtower annotates an int, and adds it to time.time(): seconds as a float work as well
         self._handler = watchtower.CloudWatchLogHandler(
             log_group_name=group, log_stream_name=job_id, boto3_client=logs, create_log_group=False,
-            send_interval=flush_seconds)
+            send_interval=flush_seconds)  # type: ignore[arg-type]
         self._logger = logging.Logger(f"job.{job_id}")  # not registered: nothing else writes here
         self._logger.propagate = False
         self._logger.addHandler(self._handler)
 
-    def _create_stream(self, logs, group: str) -> None:
+    def _create_stream(self, logs: CloudWatchLogsClient, group: str) -> None:
         try:
             logs.create_log_stream(logGroupName=group, logStreamName=self.stream)
         except (BotoCoreError, ClientError) as error:  # a retried job appends to its existing stream
@@ -79,6 +84,6 @@ class JobLog:
 
     def close(self) -> None:
         started = time.monotonic()
-        self._handler.close()
+        self._handler.close()  # type: ignore[no-untyped-call]  # watchtower leaves close() unannotated
         log.debug("job log %s flushed in %.3f s", self.stream, time.monotonic() - started)
 

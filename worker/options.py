@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
+from typing import Any
 
 from chalicelib import names
 from chalicelib.errors import ConfigError
@@ -45,7 +46,7 @@ class WorkerOptions:
     @classmethod
     def from_environment(cls, environ: Mapping[str, str] | None = None) -> WorkerOptions:
         environ = os.environ if environ is None else environ
-        values = {}
+        values: dict[str, Any] = {}
         for field in fields(cls):
             name = "DSR_" + field.name.upper()
             if name not in environ:
@@ -59,7 +60,7 @@ _TEXT_FIELDS = {"DSR_INSTANCE_ID_FILE", "DSR_WORK_DIR", "DSR_INSTANCE_ID", "DSR_
 _LIMITS = {"DSR_WAIT_SECONDS": 20, "DSR_RETRY_DELAY_SECONDS": 43200}  # SQS's own limits
 
 
-def _parse(name: str, text: str, default):
+def _parse(name: str, text: str, default: object) -> str | float | None:
     if name in _TEXT_FIELDS:
         return text if name == "DSR_INSTANCE_ID_FILE" else (text or None)
     if text == "" and default is None:

@@ -19,7 +19,7 @@ PARENT_PID_ENV = "DSR_PARENT_PID"  # the process whose death ends this one: a su
 _PR_SET_PDEATHSIG = 1
 
 
-def _load_prctl():
+def _load_prctl() -> Callable[..., int] | None:
     if not sys.platform.startswith("linux"):
         return None
     try:
@@ -49,7 +49,7 @@ def killed_with_parent(signum: int = signal.SIGKILL) -> Callable[[], None] | Non
     return set_death_signal
 
 
-def command_killed_with_parent(argv: Sequence[str], cwd: str | os.PathLike, env: dict[str, str],
+def command_killed_with_parent(argv: Sequence[str], cwd: str | os.PathLike[str], env: dict[str, str],
                                signum: int = signal.SIGKILL) -> tuple[list[str], Callable[[], None] | None]:
     """(argv, preexec_fn) for Popen: the command gets `signum` when the thread that starts it exits.
 
@@ -64,7 +64,7 @@ def command_killed_with_parent(argv: Sequence[str], cwd: str | os.PathLike, env:
     return [_SETPRIV, "--pdeathsig", signal.Signals(signum).name[3:], "--", *argv], None
 
 
-def _check_runnable(program: str, cwd: str | os.PathLike, env: dict[str, str]) -> None:
+def _check_runnable(program: str, cwd: str | os.PathLike[str], env: dict[str, str]) -> None:
     """As exec would look for `program`: a path from the command's folder, a bare name on the command's PATH."""
     if os.path.dirname(program):
         candidates = [os.path.join(cwd, program)]
@@ -90,4 +90,4 @@ def die_with_parent() -> None:
 def parent_gone() -> bool:
     """True when DSR_PARENT_PID names a parent this process no longer has."""
     parent = os.environ.get(PARENT_PID_ENV)
-    return bool(parent) and os.getppid() != int(parent)
+    return bool(parent and os.getppid() != int(parent))

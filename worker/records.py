@@ -28,11 +28,15 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from chalicelib import failures
 from chalicelib.aws import error_code
+
+if TYPE_CHECKING:  # boto3-stubs: for mypy only, never in the worker image
+    from mypy_boto3_s3 import S3Client
 
 log = logging.getLogger("worker")
 
@@ -42,7 +46,7 @@ REFRESH_SECONDS = 60.0
 
 
 class FailureRecords:
-    def __init__(self, s3, bucket: str, app_name: str, clock: Callable[[], float] = time.monotonic):
+    def __init__(self, s3: S3Client, bucket: str, app_name: str, clock: Callable[[], float] = time.monotonic):
         self._s3, self._bucket, self._app_name = s3, bucket, app_name
         self._clock = clock
         self._covers_sent_before: int | None = None  # SQS milliseconds: messages sent before are in the listing
@@ -68,7 +72,7 @@ class FailureRecords:
 
     def _covers(self, sent_ms: int | None) -> bool:
         return (sent_ms is not None and self._covers_sent_before is not None and sent_ms < self._covers_sent_before
-                and self._clock() - self._listed_at < REFRESH_SECONDS)
+                and self._listed_at is not None and self._clock() - self._listed_at < REFRESH_SECONDS)
 
     def _list(self, received_ms: int | None) -> bool:
         try:

@@ -103,8 +103,8 @@ class ResourceLogger(threading.Thread):
             cpu_percent = 100.0 * (cpu[0] - self._last_cpu[0]) / (cpu[1] - self._last_cpu[1])
         self._last_cpu = cpu
         used, limit = memory if memory else (None, None)
-        return Sample(disk_percent, free_gib, inode_percent, 100.0 * used / limit if memory else None, used, limit,
-                      cpu_percent)
+        return Sample(disk_percent, free_gib, inode_percent, 100.0 * memory[0] / memory[1] if memory else None, used,
+                      limit, cpu_percent)
 
     def run(self) -> None:
         while not self._stopped.wait(self.interval):

@@ -20,12 +20,18 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING
 
 from boto3.s3.transfer import TransferConfig, create_transfer_manager
 
 from chalicelib.names import OUTPUT_METADATA_KEY, SUCCESS_MARKER, success_marker_key
+
+if TYPE_CHECKING:  # boto3-stubs: for mypy only, never in the worker image
+    from mypy_boto3_s3 import S3Client
+    from s3transfer.futures import TransferFuture
 
 
 class TransferError(Exception):
@@ -41,7 +47,7 @@ class Transferred:
 class Transfers:
     """One transfer manager per worker: its thread pool is reused by every job."""
 
-    def __init__(self, s3, source: str, destination: str, upload_args: dict[str, str] | None = None,
+    def __init__(self, s3: S3Client, source: str, destination: str, upload_args: dict[str, str] | None = None,
                  config: TransferConfig | None = None):
         self.s3 = s3
         self.source, self.destination = source, destination
@@ -60,8 +66,11 @@ class Transfers:
     def mark_complete(self, prefix: str, job_id: str, sent: Transferred) -> None:
         """Hadoop's `_SUCCESS`, only after every output of `sent` is in S3: the job's outputs are complete."""
         body = json.dumps({"job_id": job_id, "files": sent.files, "bytes": sent.bytes, "time": round(time.time(), 3)})
+        # upload_args: only the ExtraArgs chalicelib/uploadflags.py lets through (ACL, StorageClass,
+        # ServerSideEncryption), each value checked there against S3's own list; a dict[str, str] cannot say which
         self.s3.put_object(Bucket=self.destination, Key=success_marker_key(prefix), Body=body.encode("utf-8"),
-                           ContentType="application/json", Metadata=_metadata(job_id), **self.upload_args)
+                           ContentType="application/json", Metadata=_metadata(job_id),
+                           **self.upload_args)  # type: ignore[arg-type]
 
     def download_prefix(self, prefix: str, folder: str | Path) -> Transferred:
         root = Path(folder)
@@ -109,7 +118,7 @@ def _metadata(job_id: str) -> dict[str, str]:
     return {OUTPUT_METADATA_KEY: job_id}
 
 
-def _wait(futures, what: str) -> None:
+def _wait(futures: Sequence[TransferFuture], what: str) -> None:
     errors = []
     for future in futures:
         try:

@@ -35,9 +35,10 @@ import subprocess
 import tempfile
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -67,6 +68,13 @@ from worker.orphans import command_killed_with_parent
 from worker.records import FailureRecords
 from worker.upload import TransferError, Transfers
 
+if TYPE_CHECKING:  # boto3-stubs: for mypy only, never in the worker image
+    from mypy_boto3_logs import CloudWatchLogsClient
+    from mypy_boto3_s3 import S3Client
+    from mypy_boto3_sqs import SQSClient
+    from mypy_boto3_sqs.literals import MessageSystemAttributeNameType
+    from mypy_boto3_sqs.type_defs import MessageTypeDef
+
 log = logging.getLogger("worker")
 
 # Within a busy period the next receive waits at most this long: a queue holding jobs answers at once anyway,
@@ -76,7 +84,8 @@ log = logging.getLogger("worker")
 BUSY_PERIOD_WAIT_SECONDS = 1
 # The attempt (JOB_RETRIES), and the two times that tell whether a listing of failure records answers for the
 # message (worker/records.py).
-RECEIVED_ATTRIBUTES = ["ApproximateReceiveCount", "SentTimestamp", "ApproximateFirstReceiveTimestamp"]
+RECEIVED_ATTRIBUTES: list[MessageSystemAttributeNameType] = [
+    "ApproximateReceiveCount", "SentTimestamp", "ApproximateFirstReceiveTimestamp"]
 
 
 class Outcome(str, enum.Enum):
@@ -93,7 +102,7 @@ class Outcome(str, enum.Enum):
 class _Run:
     """The command being run, so a stop request from another thread can end it."""
 
-    process: subprocess.Popen
+    process: subprocess.Popen[str]
     stopped_by: str | None = None  # "stop" or "timeout" once we signalled it
     kill_timer: threading.Timer | None = None
 
@@ -123,8 +132,8 @@ class _Ended(NamedTuple):
 
 
 class Worker:
-    def __init__(self, settings: Settings | None = None, sqs=None, s3=None, logs=None,
-                 options: WorkerOptions | None = None):
+    def __init__(self, settings: Settings | None = None, sqs: SQSClient | None = None, s3: S3Client | None = None,
+                 logs: CloudWatchLogsClient | None = None, options: WorkerOptions | None = None):
         self.settings = settings or Settings.from_environment()
         if self.settings.ds_image_mode:
             raise UserError("COMMAND is null (DS image mode): the image's own worker runs the jobs, not this one")
@@ -204,7 +213,8 @@ class Worker:
 
     # ------------------------------------------------------------------ one message
     def run_once(self) -> Outcome:
-        if self.stop_requested:
+        # the event itself each time, not the property: another thread (a signal) sets it while this runs
+        if self._stop.is_set():
             self._end_busy_period()
             return Outcome.STOPPED
         wait = self.options.wait_seconds
@@ -220,7 +230,7 @@ class Worker:
             return Outcome.EMPTY
         received_at = time.monotonic()
         message = messages[0]
-        if self.stop_requested:  # the stop came during the long poll: this machine takes no new work
+        if self._stop.is_set():  # the stop came during the long poll: this machine takes no new work
             self._release(message)
             self._end_busy_period()
             return Outcome.RELEASED
@@ -234,10 +244,10 @@ class Worker:
         try:
             return self._handle(job, message, received_at)
         finally:
-            if self.stop_requested:  # the job was released; this worker takes no other
+            if self._stop.is_set():  # the job was released; this worker takes no other
                 self._end_busy_period()
 
-    def _handle(self, job: Job, message: dict, received_at: float) -> Outcome:
+    def _handle(self, job: Job, message: MessageTypeDef, received_at: float) -> Outcome:
         attributes = message.get("Attributes", {})
         attempt = int(attributes.get("ApproximateReceiveCount", "1"))
         self._ensure_log_group()
@@ -380,6 +390,7 @@ class Worker:
         if self.stop_requested:
             self._signal_run("stop")
         try:
+            assert process.stdout is not None  # stdout=PIPE
             for line in process.stdout:
                 joblog.output(line)
             # wait4 rather than wait: the same reaping, and the command's peak memory and CPU time with it. The
@@ -428,7 +439,7 @@ class Worker:
         self._lease("release")
         self.failure_records.forget()
 
-    def _lease(self, step: str, *args) -> None:
+    def _lease(self, step: str, *args: object) -> None:
         """Busy lease for the monitor; a failure here must never fail the job (the monitor then sees the
         machine as idle at worst, and a machine it stops releases its job through SIGTERM)."""
         try:
@@ -452,12 +463,13 @@ class Worker:
             log.warning("could not write the failure record of job %s (%s)", job.job_id,
                         aws.error_code(error) or error)
 
-    def _forget_failure(self, job: Job, attempt: int, attributes: dict) -> None:
+    def _forget_failure(self, job: Job, attempt: int, attributes: Mapping[MessageSystemAttributeNameType, str]) -> None:
         """A job done after all (sent again, redriven) is failed no longer: its record, if any, goes (an S3 call
         only when it has one, or when the run's records must be listed again: worker/records.py)."""
         sent, received = (attributes.get(name) for name in ("SentTimestamp", "ApproximateFirstReceiveTimestamp"))
         try:
-            self.failure_records.job_done(job.job_id, attempt, sent and int(sent), received and int(received))
+            self.failure_records.job_done(job.job_id, attempt, int(sent) if sent else None,
+                                          int(received) if received else None)
         except (BotoCoreError, ClientError) as error:
             log.warning("could not delete the failure record of job %s (%s); the run may count it as failed",
                         job.job_id, aws.error_code(error) or error)
@@ -471,10 +483,10 @@ class Worker:
                     f"queue {self.settings.SQS_DEAD_LETTER_QUEUE}")
         return f"it will be retried in {self.options.retry_delay_seconds} s"
 
-    def _delete(self, message: dict) -> None:
+    def _delete(self, message: MessageTypeDef) -> None:
         self.sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=message["ReceiptHandle"])
 
-    def _release(self, message: dict) -> None:
+    def _release(self, message: MessageTypeDef) -> None:
         """Hand the job to another worker at once without spending one of its JOB_RETRIES.
 
         SQS counts every receive, so a job released for a spot interruption or a stop would reach
@@ -485,7 +497,9 @@ class Worker:
         """
         try:
             self.sqs.send_message(QueueUrl=self.queue_url, MessageBody=message["Body"],
-                                  MessageAttributes=names.run_attributes(self.settings.APP_NAME))
+                                  # plain dicts of SQS's MessageAttributeValue shape (chalicelib/names.py)
+                                  MessageAttributes=names.run_attributes(  # type: ignore[arg-type, unused-ignore]
+                                      self.settings.APP_NAME))
         except Exception as error:  # noqa: BLE001 - fall back to the plain release
             log.warning("could not requeue message %s (%s); releasing it instead", message["MessageId"],
                         aws.error_code(error) or error)
@@ -497,7 +511,7 @@ class Worker:
             log.warning("requeued message %s but could not delete the original (%s); the job may run twice",
                         message["MessageId"], aws.error_code(error) or error)
 
-    def _change_visibility(self, message: dict, seconds: int, quiet: bool = False) -> None:
+    def _change_visibility(self, message: MessageTypeDef, seconds: int, quiet: bool = False) -> None:
         try:
             self.sqs.change_message_visibility(QueueUrl=self.queue_url, ReceiptHandle=message["ReceiptHandle"],
                                                VisibilityTimeout=seconds)
@@ -511,7 +525,7 @@ class Worker:
         return depth is None or depth.empty
 
 
-def _kill_group(process: subprocess.Popen, sig: int) -> None:
+def _kill_group(process: subprocess.Popen[str], sig: int) -> None:
     try:
         os.killpg(process.pid, sig)
     except (ProcessLookupError, PermissionError):

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from chalicelib.awsapi import is_spot_fleet
+from chalicelib.monitor.series import SeriesPoint
 
 
 @dataclass(frozen=True)
@@ -92,7 +93,7 @@ class SaveState(Action):
     known_instances: dict[str, float] | None = None
     retired_machine_seconds: float | None = None
     jobs_started: bool | None = None
-    series: list | None = None
+    series: list[SeriesPoint] | None = None
     jobs_done_seen: int | None = None
 
     def as_dict(self) -> dict[str, Any]:

@@ -29,25 +29,34 @@ class AlarmNotification:
 
     @property
     def alarm_name(self) -> str:
-        return self._message["AlarmName"]
+        name: str = self._message["AlarmName"]
+        return name
 
     @property
     def new_state(self) -> AlarmState:
-        return self._message.get("NewStateValue", "")
+        state: AlarmState = self._message.get("NewStateValue", "")
+        return state
 
     @property
     def region(self) -> str:
-        return self._message.get("Region", "")
+        region: str = self._message.get("Region", "")
+        return region
 
     @property
     def metric_name(self) -> str:
-        return self._message["Trigger"].get("MetricName", "")
+        name: str = self._message["Trigger"].get("MetricName", "")
+        return name
 
     @property
     def dimensions(self) -> dict[str, str]:
-        # AWS writes these entries with lower-case keys: {"value": ..., "name": ...}
-        return {item.get("name") or item.get("Name"): item.get("value") or item.get("Value")
-                for item in self._message["Trigger"].get("Dimensions", []) if isinstance(item, dict)}
+        # AWS writes these entries with lower-case keys: {"value": ..., "name": ...}; one without both names nothing
+        found: dict[str, str] = {}
+        for item in self._message["Trigger"].get("Dimensions", []):
+            if isinstance(item, dict):
+                name, value = item.get("name") or item.get("Name"), item.get("value") or item.get("Value")
+                if name and value:
+                    found[name] = value
+        return found
 
     @property
     def queue_name(self) -> str | None:

@@ -34,7 +34,7 @@ class Turns:
     every tick even when each tick ends in a timeout."""
 
     def __init__(self) -> None:
-        self._served: dict[tuple, int] = {}
+        self._served: dict[tuple[str, str, int], int] = {}
         self._count = itertools.count(1)
 
     def order(self, runs: Iterable[Run], now: float | None = None) -> list[Run]:
@@ -47,6 +47,6 @@ class Turns:
         self._served[_identity(run)] = next(self._count)
 
 
-def _identity(run: Run) -> tuple:
+def _identity(run: Run) -> tuple[str, str, int]:
     # where the record was found, and when the run started: a run started again under its name is a new one
     return run.bucket, run.key, run.record.MONITOR_START_TIME

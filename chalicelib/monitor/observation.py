@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal
 
 from chalicelib.counts import Counts
-from chalicelib.monitor.series import is_series
+from chalicelib.monitor.series import SeriesPoint, is_series
 
 ExportStatus = Literal["missing", "running", "done", "failed"]
 
@@ -51,7 +51,7 @@ class MonitorState:
     retired_machine_seconds: float = 0.0
     export_tasks: dict[str, str] = field(default_factory=dict)  # log group -> export task id
     jobs_started: bool = False  # a job has been seen running, done or failed: the machines can run jobs
-    series: list = field(default_factory=list)  # machines, waiting, running over time (series.py)
+    series: list[SeriesPoint] = field(default_factory=list)  # machines, waiting, running over time (series.py)
     jobs_done_seen: int = 0  # the most jobs seen done so far: a job done stays done (chalicelib/counts.py)
 
     def to_json(self) -> str:

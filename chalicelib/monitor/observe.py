@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from chalicelib import awsapi, failures, leases
 from chalicelib.aws import Clients
@@ -17,14 +18,27 @@ from chalicelib.awsapi import FleetState, QueueDepth, fleet_state, queue_depth
 from chalicelib.fleet_words import fleet_problems
 from chalicelib.monitor import ownership
 from chalicelib.monitor.breaker import failed_job, failures_trip
-from chalicelib.monitor.observation import FailedJob, Instance, MonitorState, Observation, Policy, jobs_done
+from chalicelib.monitor.observation import (
+    ExportStatus,
+    FailedJob,
+    Instance,
+    MonitorState,
+    Observation,
+    Policy,
+    jobs_done,
+)
 from chalicelib.names import RUN_TAG, claim_key, instance_alarm_pattern, monitor_state_key, summary_key
 from chalicelib.runrecord import RunRecord
 
+if TYPE_CHECKING:  # boto3-stubs: for mypy only, never in the Lambda zip
+    from mypy_boto3_logs import CloudWatchLogsClient
+    from mypy_boto3_s3 import S3Client
+
 # An export AWS refused to start is kept in the monitor's state as this prefix + the error code.
 FAILED_EXPORT_PREFIX = "failed:"
-_EXPORT_STATUS = {"COMPLETED": "done", "FAILED": "failed", "CANCELLED": "failed", "PENDING": "running",
-                  "RUNNING": "running", "PENDING_CANCEL": "running"}
+_EXPORT_STATUS: dict[str, ExportStatus] = {
+    "COMPLETED": "done", "FAILED": "failed", "CANCELLED": "failed", "PENDING": "running", "RUNNING": "running",
+    "PENDING_CANCEL": "running"}
 
 
 @dataclass(frozen=True)
@@ -83,7 +97,8 @@ def observe(run: Run, clients: Clients, now: float | None = None) -> Observation
     refused = "; ".join(problem for problem in problems if problem)
     if refused:
         return refused_observation(run, now, refused)
-    fleet_live = bool(fleet and fleet.live)
+    live_fleet = fleet if fleet is not None and fleet.live else None
+    fleet_live = live_fleet is not None
     instances = _instances(clients, run, fleet_live, now)
     cluster = _cluster(clients, record.MONITOR_ECS_CLUSTER, service is not None, run.app_name)
     log_groups = (record.MONITOR_LOG_GROUP_NAME, record.PER_INSTANCE_LOG_GROUP)
@@ -99,9 +114,9 @@ def observe(run: Run, clients: Clients, now: float | None = None) -> Observation
         else 0,
         failed=failed, failed_jobs=_failed_jobs(clients.s3, run, queue, failed, since),
         jobs_at_start=record.JOBS_AT_START,
-        fleet_id=record.MONITOR_FLEET_ID, fleet_active=fleet_live, fleet_target=fleet.target if fleet_live else 0,
-        fleet_fulfilled=fleet.fulfilled if fleet_live else 0.0, instances=instances,
-        fleet_problems=(_fleet_problems(clients, fleet, now, since) if fleet_live and not run.state.tearing_down
+        fleet_id=record.MONITOR_FLEET_ID, fleet_active=fleet_live, fleet_target=live_fleet.target if live_fleet else 0,
+        fleet_fulfilled=live_fleet.fulfilled if live_fleet else 0.0, instances=instances,
+        fleet_problems=(_fleet_problems(clients, live_fleet, now, since) if live_fleet and not run.state.tearing_down
                         else ()),
         cluster=record.MONITOR_ECS_CLUSTER, cluster_exists=cluster.exists, cluster_owned=cluster.owned,
         cluster_in_use_by_others=cluster.in_use, service=record.SERVICE_NAME, service_exists=service is not None,
@@ -110,7 +125,8 @@ def observe(run: Run, clients: Clients, now: float | None = None) -> Observation
         launch_template_ids=awsapi.tagged_launch_template_ids(clients.ec2, RUN_TAG, run.app_name),
         alarm_names=_alarms(clients, record), queue_alarm_names=tuple(record.ALARM_NAMES),
         instance_alarm_prefix=record.INSTANCE_ALARM_PREFIX, dashboard_name=record.DASHBOARD_NAME,
-        dashboard_exists=bool(record.DASHBOARD_NAME) and awsapi.dashboard_exists(clients.cloudwatch, record.DASHBOARD_NAME),
+        dashboard_exists=bool(record.DASHBOARD_NAME
+                              and awsapi.dashboard_exists(clients.cloudwatch, record.DASHBOARD_NAME)),
         bucket=run.bucket, log_groups=log_groups, exported_logs_prefix=record.EXPORTED_LOGS_PREFIX,
         foreign_log_groups=_foreign_log_groups(clients.logs, log_groups, run) if run.state.tearing_down else (),
         export_status=exports, export_running_in_account=export_busy,
@@ -136,7 +152,8 @@ def _fleet_problems(clients: Clients, fleet: FleetState, now: float, started: da
 FAILED_JOBS_SAMPLE = 50
 
 
-def _failed_jobs(s3, run: Run, queue: QueueDepth | None, failed: int, since: datetime) -> tuple[FailedJob, ...]:
+def _failed_jobs(s3: S3Client, run: Run, queue: QueueDepth | None, failed: int,
+                 since: datetime) -> tuple[FailedJob, ...]:
     """The run's failed jobs, read only when the failure breaker trips now (its records are a GET each: not on
     every tick of a run that merely has some failures)."""
     waiting, in_flight = (queue.waiting, queue.in_flight) if queue else (0, 0)
@@ -203,7 +220,7 @@ def _alarms(clients: Clients, record: RunRecord) -> tuple[str, ...]:
     return tuple(sorted(instance_alarms.union(queue_alarms, tagged)))
 
 
-def _foreign_log_groups(logs, groups: tuple[str, ...], run: Run) -> tuple[str, ...]:
+def _foreign_log_groups(logs: CloudWatchLogsClient, groups: tuple[str, ...], run: Run) -> tuple[str, ...]:
     """Log groups that exist but are not the run's (another run made them): never exported by this run.
     A missing group is not foreign: its export fails on its own."""
     foreign = []
@@ -214,11 +231,11 @@ def _foreign_log_groups(logs, groups: tuple[str, ...], run: Run) -> tuple[str, .
     return tuple(foreign)
 
 
-def _exports(logs, state: MonitorState) -> tuple[dict, bool]:
+def _exports(logs: CloudWatchLogsClient, state: MonitorState) -> tuple[dict[str, ExportStatus], bool]:
     """Our export tasks' status, and whether the account runs one now; only teardown exports, so no call before."""
     if not state.tearing_down:
         return {}, False
-    status = {}
+    status: dict[str, ExportStatus] = {}
     for group, task_id in state.export_tasks.items():
         if task_id.startswith(FAILED_EXPORT_PREFIX):
             status[group] = "failed"

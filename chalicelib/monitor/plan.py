@@ -16,6 +16,7 @@ they differ, so a converged run plans nothing. Run order:
 from __future__ import annotations
 
 import math
+from typing import Any
 
 from chalicelib.idle_alarm import INSTANCE_ID
 from chalicelib.monitor import breaker as breaker_rules
@@ -73,8 +74,8 @@ def plan(observation: Observation, policy: Policy) -> list[Action]:
 # ---------------------------------------------------------------- bookkeeping and stop conditions
 
 
-def _bookkeeping(observation: Observation) -> dict:
-    changes: dict = {}
+def _bookkeeping(observation: Observation) -> dict[str, Any]:
+    changes: dict[str, Any] = {}
     state = observation.state
     live = {instance.instance_id: instance.launched_at for instance in observation.instances}
     if live != state.known_instances:
@@ -98,7 +99,7 @@ def _bookkeeping(observation: Observation) -> dict:
     return _with_done_seen(changes, observation)
 
 
-def _with_done_seen(changes: dict, observation: Observation) -> dict:
+def _with_done_seen(changes: dict[str, Any], observation: Observation) -> dict[str, Any]:
     """The jobs done so far, the floor of the next checks' count (chalicelib/counts.py), saved with the other
     changes: the count rises only when the queue's counts fall, which adds a point to the series, so a steady
     run still saves nothing."""
@@ -107,7 +108,7 @@ def _with_done_seen(changes: dict, observation: Observation) -> dict:
     return changes
 
 
-def _stop_reason(observation: Observation, policy: Policy, changes: dict) -> str | None:
+def _stop_reason(observation: Observation, policy: Policy, changes: dict[str, Any]) -> str | None:
     if not observation.queue_exists:
         return "the job queue no longer exists"
     if changes.get("empty_observations", observation.state.empty_observations) >= EMPTY_TICKS_BEFORE_TEARDOWN:
@@ -126,7 +127,7 @@ def _stop_reason(observation: Observation, policy: Policy, changes: dict) -> str
     return None
 
 
-def _state_reason(changes: dict) -> str:
+def _state_reason(changes: dict[str, Any]) -> str:
     parts = []
     if "empty_observations" in changes:
         parts.append(f"queue empty on {changes['empty_observations']} consecutive check(s)"
@@ -216,7 +217,8 @@ def _stale_instance_alarms(observation: Observation) -> list[Action]:
 # ---------------------------------------------------------------- teardown
 
 
-def _teardown(observation: Observation, policy: Policy, reason: str, series: list) -> list[Action]:
+def _teardown(observation: Observation, policy: Policy, reason: str,
+              series: list[run_series.SeriesPoint]) -> list[Action]:
     actions: list[Action] = []
     if observation.fleet_active:
         actions.append(CancelFleet(fleet_id=observation.fleet_id, reason=f"teardown ({reason}): stop paying first"))
@@ -277,7 +279,7 @@ def _log_exports(observation: Observation, actions: list[Action]) -> bool:
     return waiting
 
 
-def summary(observation: Observation, policy: Policy, reason: str) -> dict:
+def summary(observation: Observation, policy: Policy, reason: str) -> dict[str, Any]:
     machine_hours = observation.machine_seconds() / 3600
     counts = observation.counts  # chalicelib/counts.py: a message sent again is not a new job
     return {

@@ -51,9 +51,10 @@ def reconcile(run: Run, clients: Clients | None = None, now: float | None = None
         try:
             return Reconciled(observation, actions, applier(run, clients).apply(actions).skipped)
         except StateChanged:
-            run = with_current_state(clients.s3, run)
-            if run is None:  # another reconcile finished the teardown meanwhile: nothing is left to do
+            current = with_current_state(clients.s3, run)
+            if current is None:  # another reconcile finished the teardown meanwhile: nothing is left to do
                 return Reconciled(observation, [])
+            run = current
     raise StateContended(f"run {run.app_name}: its monitor state (s3://{run.bucket}/{run.state_key}) changed under "
                          f"this reconcile {STATE_ATTEMPTS} times in a row (other reconciles or a teardown request "
                          "at the same moment); nothing was lost, the next check tries again")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import botocore.exceptions
 
@@ -21,6 +22,9 @@ from chalicelib.monitor import state_store
 from chalicelib.monitor.observation import MonitorState
 from chalicelib.monitor.observe import Run
 from chalicelib.names import MONITORS_PREFIX, RECORD_SUFFIX, monitor_state_key
+
+if TYPE_CHECKING:  # boto3-stubs: for mypy only, never in the Lambda zip
+    from mypy_boto3_s3 import S3Client
 
 # What reading one object can raise when its content is not a run record (or its state is not a monitor state)
 _NOT_A_RECORD = (ValueError, TypeError, KeyError, UnicodeDecodeError, RecursionError)
@@ -41,18 +45,18 @@ class Unreadable:
     def describe(self) -> str:
         return f"s3://{self.bucket}/{self.key}: {self.reason}"
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         return {"bucket": self.bucket, "key": self.key, "state": "unreadable", "reason": self.reason}
 
 
-def record_keys(s3, bucket: str) -> list[str]:
-    keys = []
+def record_keys(s3: S3Client, bucket: str) -> list[str]:
+    keys: list[str] = []
     for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=MONITORS_PREFIX, Delimiter="/"):
         keys.extend(item["Key"] for item in page.get("Contents", ()) if item["Key"].endswith(RECORD_SUFFIX))
     return sorted(keys)
 
 
-def read_record(s3, bucket: str, key: str) -> runrecord.RunRecord | None:
+def read_record(s3: S3Client, bucket: str, key: str) -> runrecord.RunRecord | None:
     """The run record at `key`, or None once it is gone (torn down); raises UnreadableRecord."""
     try:
         return runrecord.get(s3, bucket, key)
@@ -60,7 +64,7 @@ def read_record(s3, bucket: str, key: str) -> runrecord.RunRecord | None:
         raise UnreadableRecord(f"s3://{bucket}/{key}: not a run record of this project ({_why(error)})") from None
 
 
-def load_run(s3, bucket: str, key: str) -> Run | None:
+def load_run(s3: S3Client, bucket: str, key: str) -> Run | None:
     """The run whose record is at `key`, or None once it is gone (torn down); raises UnreadableRecord."""
     record = read_record(s3, bucket, key)
     if record is None:
@@ -75,7 +79,7 @@ def load_run(s3, bucket: str, key: str) -> Run | None:
     return Run(record=record, state=state, bucket=bucket, key=key, state_etag=etag)
 
 
-def with_current_state(s3, run: Run) -> Run | None:
+def with_current_state(s3: S3Client, run: Run) -> Run | None:
     """`run` with its monitor state as S3 holds it now (another writer's since `run` was read), or None once its
     record is gone (torn down meanwhile). The record is the caller's: it is never rewritten, and a caller may have
     changed it (`cli.py monitor --cheapest`)."""
@@ -85,7 +89,7 @@ def with_current_state(s3, run: Run) -> Run | None:
     return dataclasses.replace(run, state=current.state, state_etag=current.state_etag)
 
 
-def scan(s3, buckets: list[str]) -> tuple[list[Run], list[Unreadable]]:
+def scan(s3: S3Client, buckets: list[str]) -> tuple[list[Run], list[Unreadable]]:
     """Every readable run in the buckets, and what was skipped (one entry per object or bucket)."""
     runs: list[Run] = []
     skipped: list[Unreadable] = []

@@ -10,11 +10,12 @@ goes, the first and the newest kept, so a week-long run keeps its whole shape at
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TypeGuard
 
 LIMIT = 1000  # points; about 25 bytes each in the state object and the summary
 
 # A point: [epoch seconds, machines, jobs waiting, jobs running]
-SeriesPoint = list
+SeriesPoint = list[float]
 
 
 def with_point(series: Sequence[SeriesPoint], now: float, machines: int, waiting: int,
@@ -29,7 +30,7 @@ def with_point(series: Sequence[SeriesPoint], now: float, machines: int, waiting
     return points + [point]
 
 
-def is_series(value) -> bool:
+def is_series(value: object) -> TypeGuard[list[SeriesPoint]]:
     """Four numbers per point, as with_point writes them (a state object read back from S3 is checked)."""
     return isinstance(value, list) and all(
         isinstance(point, list) and len(point) == 4 and all(isinstance(item, (int, float)) for item in point)

@@ -10,6 +10,7 @@ import json
 import os
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from chalicelib import aws, failures, triage
 from chalicelib.aws import Clients
@@ -68,11 +69,11 @@ def runs_for_alarm(notification: AlarmNotification, runs: list[Run]) -> list[Run
             or notification.alarm_name in run.record.ALARM_NAMES]
 
 
-def status_of(run: Run, clients: Clients | None = None) -> dict:
+def status_of(run: Run, clients: Clients | None = None) -> dict[str, Any]:
     return run_status(observe(run, clients or Clients(region=run.record.REGION)), run.policy())
 
 
-def all_statuses(buckets: list[str]) -> dict:
+def all_statuses(buckets: list[str]) -> dict[str, Any]:
     """GET /runs: every run's status; a run whose status cannot be read now is listed with the reason."""
     runs, unreadable = scan_buckets(buckets)
     statuses = []
@@ -85,7 +86,7 @@ def all_statuses(buckets: list[str]) -> dict:
     return {"runs": statuses, "unreadable": [item.as_dict() for item in unreadable]}
 
 
-def find_status(app_name: str, buckets: list[str], clients: Clients | None = None) -> dict | None:
+def find_status(app_name: str, buckets: list[str], clients: Clients | None = None) -> dict[str, Any] | None:
     """A live run's status, a finished run's summary, an unreadable record's reason, or None for a run nobody
     knows. `clients`: the CLI's, made from the config's region and profile; the Lambda's own by default."""
     clients = clients or Clients()
@@ -103,7 +104,7 @@ def find_status(app_name: str, buckets: list[str], clients: Clients | None = Non
     return None
 
 
-def find_failed(app_name: str, buckets: list[str], clients: Clients | None = None) -> dict | None:
+def find_failed(app_name: str, buckets: list[str], clients: Clients | None = None) -> dict[str, Any] | None:
     """GET /runs/{app_name}/failed: the run's failed jobs, or None for a run nobody knows.
 
     Those are the run's failure records, except for a live run in DS image mode (its record says so): its image's

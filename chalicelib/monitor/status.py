@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 from chalicelib.monitor.observation import Observation, Policy
 from chalicelib.monitor.plan import summary
@@ -13,7 +14,7 @@ def _iso(epoch: float) -> str:
     return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="seconds")
 
 
-def run_status(observation: Observation, policy: Policy) -> dict:
+def run_status(observation: Observation, policy: Policy) -> dict[str, Any]:
     if observation.refused:
         return refused_status(observation)
     figures = summary(observation, policy, observation.state.stop_reason or "")
@@ -46,14 +47,14 @@ def run_status(observation: Observation, policy: Policy) -> dict:
     }
 
 
-def refused_status(observation: Observation) -> dict:
+def refused_status(observation: Observation) -> dict[str, Any]:
     """A run the monitor will not touch: what its record names, and why it is refused."""
     return {"app_name": observation.app_name, "state": "refused", "reason": observation.refused,
             "fleet": {"id": observation.fleet_id}, "started_at": _iso(observation.started_at),
             "resources": {"queue_url": observation.queue_url, "bucket": observation.bucket}}
 
 
-def finished_status(app_name: str, run_summary: dict) -> dict:
+def finished_status(app_name: str, run_summary: dict[str, Any]) -> dict[str, Any]:
     """A run that has been torn down: its summary is all that is left."""
     return {"app_name": app_name, "state": "finished", "summary": run_summary}
 
@@ -71,7 +72,7 @@ def duration(seconds: float) -> str:
     return f"{hours} h {minutes} min" if hours else f"{minutes} min"
 
 
-def _readable(key: str, value) -> str:
+def _readable(key: str, value: object) -> str:
     if key in ("started_at", "ended_at") and isinstance(value, (int, float)):
         return local_time(value)
     if isinstance(value, dict):
@@ -79,7 +80,7 @@ def _readable(key: str, value) -> str:
     return str(value)
 
 
-def status_table(status: dict) -> str:
+def status_table(status: dict[str, Any]) -> str:
     """`cli.py status`: the same figures, readable."""
     if status["state"] in ("refused", "unreadable", "unavailable"):
         rows = [("run", status["app_name"]), ("state", status["state"]), ("reason", status["reason"])]

@@ -15,8 +15,8 @@ import signal
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from chalicelib.joblines import out_of_memory_cause
-from chalicelib.report.data import FAILED, LOST, RELEASED, Attempt
+from chalicelib.joblines import FAILED, RELEASED, out_of_memory_cause
+from chalicelib.report.data import LOST, Attempt
 
 _PLAIN_EXIT = re.compile(r"exit code -?\d+ after ")  # the command ended by itself: its own output says why
 # Masked in this order: a uuid holds hex runs, and a hex id holds numbers.
@@ -80,8 +80,8 @@ class FailureGroup:
     attempts: int
     final: int  # of those jobs, how many failed for good (dead-letter queue)
     variants: int = 1  # distinct causes in the group (they differ only in ids and numbers)
-    _seen: set = field(default_factory=set, repr=False)
-    _causes: set = field(default_factory=set, repr=False)
+    _seen: set[str] = field(default_factory=set, repr=False)
+    _causes: set[str] = field(default_factory=set, repr=False)
 
 
 def failure_groups(attempts: Sequence[Attempt], final: set[str]) -> list[FailureGroup]:

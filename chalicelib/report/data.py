@@ -19,8 +19,9 @@ went out) is LOST and ends at its last line.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, TypedDict
 
 from botocore.exceptions import ClientError
 
@@ -38,6 +39,9 @@ from chalicelib.joblines import (
     usage_of,
 )
 
+if TYPE_CHECKING:  # boto3-stubs: for mypy only, never in the Lambda zip
+    from mypy_boto3_logs import CloudWatchLogsClient
+
 LOST = "lost"
 OUTCOMES = (SUCCEEDED, FAILED, RELEASED, SKIPPED, LOST)
 UNKNOWN = "unknown"  # the machine (or worker) of an attempt logged before they were written
@@ -45,6 +49,18 @@ UNKNOWN = "unknown"  # the machine (or worker) of an attempt logged before they 
 _RECEIVED = re.compile(r"received: message \S+, attempt (\d+) of (\d+)(?:, on (.*?) pid (\d+))?"
                        r"(?:; machine (\S+) worker (\S+))?")
 _EXIT_CODE = re.compile(r"exit code (-?\d+)")
+
+
+class _OpenAttempt(TypedDict):
+    """An attempt parse_stream has seen received and not yet closed."""
+
+    start: float
+    last_seen: float
+    attempt: int
+    retries: int
+    machine: str
+    slot: str
+    last_line: str
 
 
 @dataclass(frozen=True)
@@ -88,7 +104,7 @@ def parse_stream(job_id: str, events: Iterable[tuple[float, str]]) -> list[Attem
     names, and a signed outcome line closes the attempt of its signer. Unsigned lines (the command's output,
     "started:", an outcome written before outcomes were signed) go to the attempt received last."""
     attempts: list[Attempt] = []
-    open_attempts: dict[tuple[str, str], dict] = {}  # by (machine, worker), in the order received
+    open_attempts: dict[tuple[str, str], _OpenAttempt] = {}  # by (machine, worker), in the order received
     for when, message in events:
         received = _RECEIVED.match(message)
         if received:
@@ -107,7 +123,7 @@ def parse_stream(job_id: str, events: Iterable[tuple[float, str]]) -> list[Attem
         outcome = outcome_of(message)
         if outcome is not None:
             machine, slot, text = signed_by(message)
-            key = (machine, slot) if machine is not None else next(reversed(open_attempts))
+            key = (machine, slot) if machine is not None and slot is not None else next(reversed(open_attempts))
             current = open_attempts.pop(key, None)
             if current is not None:
                 attempts.append(_close(job_id, current, when, outcome, text.split(": ", 1)[1]))
@@ -121,7 +137,7 @@ def parse_stream(job_id: str, events: Iterable[tuple[float, str]]) -> list[Attem
     return sorted(attempts, key=lambda attempt: attempt.start)
 
 
-def _close(job_id: str, current: dict, end: float, outcome: str, reason: str) -> Attempt:
+def _close(job_id: str, current: _OpenAttempt, end: float, outcome: str, reason: str) -> Attempt:
     code = _EXIT_CODE.search(reason) if outcome == FAILED else None
     usage = usage_of(reason) or (None, None, None, None)
     return Attempt(job_id=job_id, machine=current["machine"], slot=current["slot"], start=current["start"],
@@ -132,12 +148,12 @@ def _close(job_id: str, current: dict, end: float, outcome: str, reason: str) ->
                    container_limit_mib=usage[3])
 
 
-def attempts_by_job(streams: dict[str, Sequence[tuple[float, str]]]) -> dict[str, list[Attempt]]:
+def attempts_by_job(streams: Mapping[str, Sequence[tuple[float, str]]]) -> dict[str, list[Attempt]]:
     """Each job's attempts (what local mode's results classify jobs by, so its summary and the report agree)."""
     return {job_id: parse_stream(job_id, events) for job_id, events in streams.items()}
 
 
-def parse_streams(streams: dict[str, Sequence[tuple[float, str]]]) -> list[Attempt]:
+def parse_streams(streams: Mapping[str, Sequence[tuple[float, str]]]) -> list[Attempt]:
     """Every job's attempts, sorted by start."""
     attempts = [attempt for job_attempts in attempts_by_job(streams).values() for attempt in job_attempts]
     return sorted(attempts, key=lambda attempt: (attempt.start, attempt.job_id))
@@ -147,7 +163,7 @@ class NoLogs(Exception):
     """The run's log group does not exist (never created, or deleted after its 60 days)."""
 
 
-def read_log_events(logs, group: str) -> dict[str, list[tuple[float, str]]]:
+def read_log_events(logs: CloudWatchLogsClient, group: str) -> dict[str, list[tuple[float, str]]]:
     """Each stream's events (epoch seconds, message) of the log group, oldest first: one paginated
     FilterLogEvents listing (a few requests for thousands of jobs, rather than a GetLogEvents per stream), also
     what local mode's results read (localrun/results.py fetch_log_events)."""

@@ -12,13 +12,17 @@ import gzip
 import re
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # boto3-stubs: for mypy only, never in the Lambda zip
+    from mypy_boto3_s3 import S3Client
 
 _PART = re.compile(r"(?P<stream>.+)/(?P<part>\d+)\.gz")
 _STAMPED = re.compile(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?Z) (.*)", re.S)
 DOWNLOAD_THREADS = 32  # one object per job: a 10,000-job run's export is 10,000 small GETs
 
 
-def read_exported_events(s3, bucket: str, prefix: str) -> dict[str, list[tuple[float, str]]]:
+def read_exported_events(s3: S3Client, bucket: str, prefix: str) -> dict[str, list[tuple[float, str]]]:
     """Each stream's events (epoch seconds, message) from the export under `prefix`, oldest first, as
     data.read_log_events gives them from the log group; {} when nothing was exported there."""
     parts: dict[str, list[tuple[int, str]]] = {}

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import math
 from collections import Counter, defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from chalicelib.counts import Counts
+from chalicelib.joblines import FAILED, SKIPPED, SUCCEEDED
 from chalicelib.report.causes import FailureGroup, common_cause, failure_groups, why
-from chalicelib.report.data import FAILED, OUTCOMES, SKIPPED, SUCCEEDED, UNKNOWN, Attempt
+from chalicelib.report.data import OUTCOMES, UNKNOWN, Attempt
 from chalicelib.report.sizing import MachineSize, Sizing, sizing
 
 MAX_ROWS = 200  # timeline rows drawn; more machines share a row
@@ -35,11 +37,11 @@ class Point:
 class ReportInput:
     app_name: str
     state: str  # "finished", "running", "local run"
-    settings: dict  # the settings that matter, by their config names
+    settings: dict[str, Any]  # the settings that matter, by their config names
     slots_per_machine: int  # TASKS_PER_MACHINE x DOCKER_CORES
     machine_price: float
     attempts: Sequence[Attempt]
-    summary: dict | None = None  # the monitor's summary (plan.summary): machine-hours, cost ceiling, counts
+    summary: dict[str, Any] | None = None  # the monitor's summary (plan.summary): machine-hours, cost ceiling, counts
     series: Sequence[Point] = ()
     series_source: str = "the monitor's observations"
     machines: Mapping[str, MachineSize] = field(default_factory=dict)  # MACHINE_TYPE's sizes, where EC2 said
@@ -208,6 +210,7 @@ def timeline(attempts: Sequence[Attempt], max_rows: int = MAX_ROWS, max_bars: in
     end = max(a.end for a in attempts)
     slots = sorted({(a.machine, a.slot) for a in attempts}, key=_row_order)
     machines = sorted({a.machine for a in attempts}, key=lambda machine: (machine == UNKNOWN, machine))
+    key: Callable[[Attempt], str]  # an attempt's row label
     if len(slots) <= max_rows:
         labels = {slot: f"{slot[0]} / {slot[1]}" for slot in slots}
         key = lambda a: labels[(a.machine, a.slot)]  # noqa: E731
@@ -220,7 +223,7 @@ def timeline(attempts: Sequence[Attempt], max_rows: int = MAX_ROWS, max_bars: in
     else:
         per_row = math.ceil(len(machines) / max_rows)
         index = {machine: position // per_row for position, machine in enumerate(machines)}
-        names = {}
+        names: dict[int, list[str]] = {}
         for machine in machines:
             names.setdefault(index[machine], []).append(machine)
         labels_of = {row: (f"{group[0]} .. {group[-1]} ({len(group)})" if len(group) > 1 else group[0])
@@ -249,7 +252,7 @@ def timeline(attempts: Sequence[Attempt], max_rows: int = MAX_ROWS, max_bars: in
     return Timeline(list(rows.values()), start, end, notes, drawn)
 
 
-def _row_order(slot: tuple[str, str]) -> tuple:
+def _row_order(slot: tuple[str, str]) -> tuple[bool, str, str]:
     return (slot[0] == UNKNOWN, slot[0], slot[1])
 
 

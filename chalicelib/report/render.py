@@ -7,6 +7,7 @@ comes from figures.py.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from html import escape
 
@@ -76,7 +77,7 @@ def _tiles(fig: Figures) -> str:
         for name, value in tiles) + "</div>"
 
 
-def _legend(outcomes) -> str:
+def _legend(outcomes: Iterable[str]) -> str:
     return "<div class='legend'>" + "".join(f"<span><i style='background:{COLOURS[o]}'></i>{LABELS[o]}</span>"
                                             for o in outcomes) + "</div>"
 
@@ -308,7 +309,7 @@ def _settings(data: ReportInput) -> str:
                                for key, value in data.settings.items()) + "</table>"
 
 
-def as_written(value, python: bool = False) -> str:
+def as_written(value: object, python: bool = False) -> str:
     """A setting as its config holds it: a JSON value (a list is ["m5.large"], not a Python tuple), or, from
     DS's config.py, a Python literal; a text without its quotes, as the table shows it."""
     if isinstance(value, str):

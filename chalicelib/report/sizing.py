@@ -13,8 +13,10 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
-from chalicelib.report.data import FAILED, SUCCEEDED, Attempt
+from chalicelib.joblines import FAILED, SUCCEEDED
+from chalicelib.report.data import Attempt
 
 HEADROOM = 1.25
 ROUND_MIB = 256
@@ -89,7 +91,8 @@ def tasks_per_machine(size: MachineSize, memory: int, cpu_shares: int | None) ->
     return (by_cpu, "CPU") if by_cpu < by_memory else (by_memory, "memory")
 
 
-def sizing(attempts: Sequence[Attempt], settings: Mapping, machines: Mapping[str, MachineSize]) -> Sizing | None:
+def sizing(attempts: Sequence[Attempt], settings: Mapping[str, Any],
+           machines: Mapping[str, MachineSize]) -> Sizing | None:
     """None when no attempt logged its figures (a run of workers older than them, or DS's)."""
     best: dict[str, JobPeak] = {}
     oom: set[str] = set()

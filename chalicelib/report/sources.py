@@ -17,8 +17,9 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, cast
 
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -35,6 +36,9 @@ from chalicelib.report.render import render
 from chalicelib.report.sizing import MachineSize
 from chalicelib.settings import Settings
 
+if TYPE_CHECKING:  # boto3-stubs: for mypy only, never in the Lambda zip
+    from mypy_boto3_ec2.literals import InstanceTypeType
+
 _S3_URL = re.compile(r"s3://([^/]+)/(.*)")
 SERIES_SOURCE = "the monitor's checks{period}: a point whenever one of these counts changed"
 SETTINGS_SHOWN = ("APP_NAME", "CLUSTER_MACHINES", "MACHINE_TYPE", "MACHINE_PRICE", "TASKS_PER_MACHINE",
@@ -42,28 +46,30 @@ SETTINGS_SHOWN = ("APP_NAME", "CLUSTER_MACHINES", "MACHINE_TYPE", "MACHINE_PRICE
                   "CHECK_IF_DONE_BOOL", "DOCKERHUB_TAG", "LOG_GROUP_NAME", "AWS_REGION")
 
 
-def shown_settings(settings: Settings) -> dict:
+def shown_settings(settings: Settings) -> dict[str, Any]:
     return {key: getattr(settings, key) for key in SETTINGS_SHOWN}
 
 
-def report_input(settings: Settings, clients: aws.Clients, state: str, summary: dict | None,
+def report_input(settings: Settings, clients: aws.Clients, state: str, summary: dict[str, Any] | None,
                  series_source: str = SERIES_SOURCE.format(period=""),
-                 streams: dict[str, Sequence[tuple[float, str]]] | None = None, worker_hours: float | None = None,
+                 streams: Mapping[str, Sequence[tuple[float, str]]] | None = None, worker_hours: float | None = None,
                  machines_now: int = 0) -> ReportInput:
     """`summary`: the monitor's figures, its series among them (absent from summaries written before it).
     `streams`: the job logs when the caller has read them already (local mode); else they are read here.
     `worker_hours`: how long the workers that ran were up, where the caller knows it (local mode).
     `machines_now`: a live run's machines in its fleet."""
     raw = (summary or {}).get("series")
-    series = tuple(Point(*point) for point in raw) if is_series(raw) else ()
+    # counts are whole numbers as the monitor writes them (series.is_series accepts any number)
+    series = tuple(Point(when, int(machines), int(waiting), int(running))
+                   for when, machines, waiting, running in raw) if is_series(raw) else ()
+    logs: Mapping[str, Sequence[tuple[float, str]]]
     try:
-        if streams is None:
-            streams = read_log_events(clients.logs, settings.LOG_GROUP_NAME)
+        logs = streams if streams is not None else read_log_events(clients.logs, settings.LOG_GROUP_NAME)
     except NoLogs:
-        streams = exported_streams(settings, clients, summary)
+        logs = exported_streams(settings, clients, summary)
     return ReportInput(app_name=settings.APP_NAME, state=state, settings=shown_settings(settings),
                        slots_per_machine=settings.TASKS_PER_MACHINE * settings.DOCKER_CORES,
-                       machine_price=settings.MACHINE_PRICE, attempts=parse_streams(streams), summary=summary,
+                       machine_price=settings.MACHINE_PRICE, attempts=parse_streams(logs), summary=summary,
                        series=series, series_source=series_source, machines=machine_sizes(settings, clients),
                        config_source=settings.source, worker_hours=worker_hours, machines_now=machines_now)
 
@@ -71,9 +77,11 @@ def report_input(settings: Settings, clients: aws.Clients, state: str, summary: 
 def machine_sizes(settings: Settings, clients: aws.Clients) -> dict[str, MachineSize]:
     """Each MACHINE_TYPE's memory and vCPUs; {} when EC2 cannot say (no permission, an emulator without them):
     the report then suggests MEMORY but no TASKS_PER_MACHINE."""
-    found = {}
+    found: dict[str, MachineSize] = {}
     try:
-        pages = clients.ec2.get_paginator("describe_instance_types").paginate(InstanceTypes=list(settings.MACHINE_TYPE))
+        # EC2 judges a MACHINE_TYPE (preflight asks it); boto3-stubs' list of the names is a snapshot of EC2's
+        names = cast("list[InstanceTypeType]", list(settings.MACHINE_TYPE))
+        pages = clients.ec2.get_paginator("describe_instance_types").paginate(InstanceTypes=names)
         for page in pages:
             for item in page["InstanceTypes"]:
                 memory = item["MemoryInfo"]["SizeInMiB"]
@@ -84,7 +92,8 @@ def machine_sizes(settings: Settings, clients: aws.Clients) -> dict[str, Machine
     return {name: found[name] for name in settings.MACHINE_TYPE if name in found}
 
 
-def exported_streams(settings: Settings, clients: aws.Clients, summary: dict | None) -> dict:
+def exported_streams(settings: Settings, clients: aws.Clients,
+                     summary: dict[str, Any] | None) -> dict[str, list[tuple[float, str]]]:
     """The job logs from the teardown's S3 export, for a run whose log group is gone; UserError when there is
     none to read."""
     group = settings.LOG_GROUP_NAME
