@@ -173,7 +173,8 @@ def idle_alarm(app_name: str, instance_id: str) -> str:
     return instance_alarm_prefix(app_name) + instance_id
 
 
-def instance_alarm_pattern(app_name: str) -> re.Pattern:
+def instance_alarm_pattern(app_name: str) -> re.Pattern[str]:
+
     """Exactly APP_NAME_<instance id>: run 'Run' never matches run 'Run_i-x''s alarms."""
     return re.compile(re.escape(app_name) + r"_(i-[0-9a-f]+)")
 
