@@ -58,7 +58,6 @@ class FleetFile:
         specifications: list[dict[str, Any]] = self.config["LaunchSpecifications"]
         return specifications
 
-
     def instance_profile_arns(self) -> list[str]:
         arns = []
         for spec in self.launch_specifications:

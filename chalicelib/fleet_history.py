@@ -102,7 +102,6 @@ def fleet_errors(ec2: EC2Client, fleet_id: str, since: datetime, *, max_pages: i
 
 
 def _as_error(record: dict[str, Any]) -> FleetError | None:
-
     information = record.get("EventInformation") or {}
     event_type, code = str(record.get("EventType", "")), str(information.get("EventSubType", "") or "")
     if event_type == "information" and code not in PROBLEM_INFORMATION:

@@ -73,7 +73,7 @@ _CONFIGURATION_CODES = {"spotFleetRequestConfigurationInvalid", "launchSpecUnusa
 _FLEET_ROLE_FIX = ("the fleet's role (a spot fleet's IamFleetRole; an EC2 Fleet's service-linked role "
                    "AWSServiceRoleForEC2Fleet) may not launch, tag or terminate the machines; check its policy")
 # (pattern in AWS's message, the field of the fleet file / launch template, what to do). First match wins.
-_FIELDS: tuple[tuple[re.Pattern, str, str], ...] = (
+_FIELDS: tuple[tuple[re.Pattern[str], str, str], ...] = (
     (re.compile(r"image id|InvalidAMIID|\bami\b.*(?:not exist|not found|deprecated|invalid)|image.*not (?:exist|found)",
                 re.I),
      "ImageId", "the AMI {ami}does not exist in this region or is not shared with the account; fix ImageId in the "
@@ -135,7 +135,7 @@ class _Event:
     """What one error event says: its kind, what makes it the same cause as another, and its details."""
 
     kind: str
-    key: tuple
+    key: tuple[str | None, ...]
     message: str
     pools: list[tuple[str, str | None]]
     field_name: str | None = None
@@ -145,7 +145,7 @@ class _Event:
 
 def findings(errors: Iterable[FleetError]) -> list[Finding]:
     """The causes behind `errors`, deduplicated, most blocking first."""
-    found: dict[tuple, Finding] = {}
+    found: dict[tuple[str, tuple[str | None, ...]], Finding] = {}
     for error in errors:
         event = _classify(error)
         finding = found.get((event.kind, event.key))
@@ -248,7 +248,7 @@ def _quota_words(finding: Finding, check: QuotaCheck | None) -> str:
         if quota is not None and quota not in named:
             named.append(quota)
     readings = [reading for reading in (check.readings if check else ()) if not named or reading.quota in named]
-    if readings:
+    if check is not None and readings:
         reading = max(readings, key=lambda reading: reading.vcpus_per_machine)
         value = f"{reading.value:g} vCPUs" if reading.value is not None else "unreadable here"
         asked = check.machines * reading.vcpus_per_machine

@@ -106,7 +106,6 @@ def usage_of(text: str) -> tuple[float, float, float | None, float | None] | Non
             float(container_limit) if container_limit is not None else None)
 
 
-
 def out_of_memory_cause(reason: str) -> str | None:
     """A failed attempt's cause when the OOM killer ended it, the same for every job at one limit, else None."""
     found = _OOM_LIMIT.match(reason)

@@ -59,7 +59,6 @@ def _seen_before(seen: set[str], key: str) -> bool:
 
 
 def loads_strict(text: str) -> Any:
-
     """json.loads, refusing what JSON does not allow (the module's docstring); raises NotStrictJSON naming the
     place of the first refused value, or json.JSONDecodeError / RecursionError as json.loads does."""
     refused = []  # whether anything was refused: a document without (the usual case) is never walked
@@ -89,7 +88,6 @@ def loads_strict(text: str) -> Any:
         if len(document) != len(pairs):
             seen: set[str] = set()
             key = next((key for key, _ in pairs if _seen_before(seen, key) and COMMENT not in key), None)
-
             if key is not None:
                 refused.append(True)
                 return _DuplicateKeys(pairs, key)

@@ -174,7 +174,6 @@ def idle_alarm(app_name: str, instance_id: str) -> str:
 
 
 def instance_alarm_pattern(app_name: str) -> re.Pattern[str]:
-
     """Exactly APP_NAME_<instance id>: run 'Run' never matches run 'Run_i-x''s alarms."""
     return re.compile(re.escape(app_name) + r"_(i-[0-9a-f]+)")
 

@@ -92,7 +92,6 @@ def _int_at_least(low: int, high: int | None = None) -> Callable[[Any], int]:
             raise ValueError(_range_text("an integer", low, high))
         return number
 
-
     return parse
 
 
@@ -257,7 +256,6 @@ class Derived:
     """A default computed from the settings read so far (DS's derived defaults)."""
 
     compute: Callable[[dict[str, Any]], Any]
-
     text: str
 
 

@@ -18,8 +18,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:  # boto3-stubs: for mypy only
     from mypy_boto3_ec2 import EC2Client
 
-MAX_PAGES
- = 5
+MAX_PAGES = 5
 PAGE_SIZE = 1000  # the largest MaxResults DescribeSpotPriceHistory takes
 PRODUCTS = ("Linux/UNIX", "Linux/UNIX (Amazon VPC)")
 
@@ -39,9 +38,9 @@ def price_table(ec2: EC2Client, instance_types: Iterable[str], zones: Iterable[s
     types, zones = list(dict.fromkeys(instance_types)), list(dict.fromkeys(zones or ()))
     # a dict, not the stubs' request TypedDict: that spells InstanceTypes as a Literal of every type EC2 knew when
     # they were made, and ours are the user's strings
-    params: dict[str, Any] = {
-"InstanceTypes": types, "ProductDescriptions": list(PRODUCTS), "StartTime": now, "EndTime": now,
-                    "PaginationConfig": {"MaxItems": max_pages * PAGE_SIZE, "PageSize": PAGE_SIZE}}
+    params: dict[str, Any] = {"InstanceTypes": types, "ProductDescriptions": list(PRODUCTS), "StartTime": now,
+                              "EndTime": now,
+                              "PaginationConfig": {"MaxItems": max_pages * PAGE_SIZE, "PageSize": PAGE_SIZE}}
     if zones:
         params["Filters"] = [{"Name": "availability-zone", "Values": zones}]
     latest: dict[tuple[str, str], PriceRow] = {}
