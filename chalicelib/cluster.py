@@ -30,7 +30,7 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -264,7 +264,7 @@ def fit_problem(instance_type: str, memory_mib: int, vcpus: int, settings: Setti
     return None
 
 
-def _check_instance_types(described: list[dict[str, Any]], settings: Settings) -> None:
+def _check_instance_types(described: Iterable[Mapping[str, Any]], settings: Settings) -> None:
     """Each MACHINE_TYPE offered in the region and holding TASKS_PER_MACHINE tasks (`described`: their
     DescribeInstanceTypes answers)."""
     found = {item["InstanceType"]: item for item in described}
