@@ -79,7 +79,8 @@ def fleet_errors(ec2: EC2Client, fleet_id: str, since: datetime, *, max_pages: i
     for event_type in event_types:
         token = None
         for _ in range(max_pages):
-            params: dict[str, Any] = {id_key: fleet_id, "StartTime": since, "EventType": event_type, "MaxResults": page_size}
+            params: dict[str, Any] = {id_key: fleet_id, "StartTime": since, "EventType": event_type,
+                                      "MaxResults": page_size}
             if token:
                 params["NextToken"] = token
             try:

@@ -52,7 +52,8 @@ def launch_choice(spec: dict[str, Any], machines: list[dict[str, Any]], max_pric
         data["SecurityGroups"] = [group["GroupName"] for group in groups if "GroupName" in group]
     data["MetadataOptions"] = {**(data.get("MetadataOptions") or {}), **METADATA_OPTIONS}
     # A spot fleet launch specification may name several subnets, comma-separated: one override each.
-    subnets: list[str | None] = [subnet.strip() for subnet in str(spec.get("SubnetId") or "").split(",") if subnet.strip()]
+    subnets: list[str | None] = [subnet.strip() for subnet in str(spec.get("SubnetId") or "").split(",")
+                                 if subnet.strip()]
     shared = {key: spec[key] for key in OVERRIDE_KEYS if key in spec and key != "InstanceType"}
     if max_price is not None:
         shared["MaxPrice"] = max_price
@@ -68,7 +69,8 @@ def launch_template_configs(template_id: str, versions: list[str],
             for version, choice in zip(versions, choices)]
 
 
-def save_versions(ec2: EC2Client, settings: Settings, choices: list[LaunchChoice], changes: list[str]) -> tuple[str, list[str]]:
+def save_versions(ec2: EC2Client, settings: Settings, choices: list[LaunchChoice],
+                  changes: list[str]) -> tuple[str, list[str]]:
     """A new version of the run's launch template per choice (the template made, tagged as the run's, if missing);
     returns the template's id and the version numbers. A template of that name that is not the run's is refused."""
     name = names.launch_template(settings)
