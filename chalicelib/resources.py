@@ -134,7 +134,8 @@ def queue_arn(sqs: SQSClient, url: str) -> str:
     return sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
 
 
-def ensure_queue(sqs: SQSClient, name: str, wanted: dict[QueueAttributeNameType, str], report: SetupReport, settings: Settings | None = None) -> str:
+def ensure_queue(sqs: SQSClient, name: str, wanted: dict[QueueAttributeNameType, str], report: SetupReport,
+                 settings: Settings | None = None) -> str:
     """The queue with `wanted` attributes; with `settings`, it is the run's own queue and carries the run's tag
     (the dead-letter queue is shared between runs, as DS's default name implies, and is never tagged)."""
     tags = run_tags(settings) if settings else {}
