@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import datetime
 from dataclasses import dataclass
-
 from typing import TYPE_CHECKING
 
 from botocore.exceptions import ClientError
@@ -65,7 +64,7 @@ def latest_ecs_ami(ssm: SSMClient, architecture: str, gpu: bool) -> EcsImage:
     return EcsImage(image_id=value, parameter=parameter)
 
 
-def image_age_warning(ec2: EC2Client, 
+def image_age_warning(ec2: EC2Client,
 image_id: str, now: datetime.datetime) -> str | None:
     """One line when the pinned AMI is deprecated or older than STALE_AFTER_DAYS, else None. An AMI that EC2 does
     not know is None here: start-cluster's preflight reports that one."""
