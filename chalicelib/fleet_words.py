@@ -34,11 +34,14 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from chalicelib.fleet_history import FleetError, FleetHistoryUnavailable, fleet_errors
 from chalicelib.printable import printable
 from chalicelib.spot_quota import QuotaCheck, SpotQuota, quota_for
+
+if TYPE_CHECKING:  # boto3-stubs: for mypy only
+    from mypy_boto3_ec2 import EC2Client
 
 MAX_AWS_TEXT = 300  # of AWS's own words per line
 
@@ -168,7 +171,7 @@ def explain(errors: Iterable[FleetError], *, machine_price: float | None = None,
     return [_words(finding, machine_price, quota) for finding in findings(errors)]
 
 
-def fleet_problems(ec2: Any, fleet_id: str, since: datetime, *, machine_price: float | None = None,
+def fleet_problems(ec2: EC2Client, fleet_id: str, since: datetime, *, machine_price: float | None = None,
                    quota: QuotaCheck | None = None) -> list[str]:
     """`explain` of the fleet's errors since `since`; a history AWS will not give is one line too, never an error."""
     try:
