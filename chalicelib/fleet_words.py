@@ -34,7 +34,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from chalicelib.fleet_history import FleetError, FleetHistoryUnavailable, fleet_errors
 from chalicelib.printable import printable
