@@ -24,14 +24,36 @@ ALLOWED = {
 
 
 def imported_packages(path: Path) -> set[str]:
-    tree = ast.parse(path.read_text(), str(path))
-    found = set()
-    for node in ast.walk(tree):
+    """What the module imports when it runs: not what it imports under `if TYPE_CHECKING:` (the type checker's
+    stubs, boto3-stubs among them, which are in neither the Lambda zip nor the worker image)."""
+    found: set[str] = set()
+
+    def visit(node: ast.AST) -> None:
+        if isinstance(node, ast.If) and _is_type_checking(node.test):
+            for child in node.orelse:
+                visit(child)
+            return
         if isinstance(node, ast.Import):
             found.update(alias.name.split(".")[0] for alias in node.names)
         elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
             found.add(node.module.split(".")[0])
+        for child in ast.iter_child_nodes(node):
+            visit(child)
+
+    visit(ast.parse(path.read_text(), str(path)))
     return found - set(sys.stdlib_module_names) - {"__future__"}
+
+
+def _is_type_checking(test: ast.expr) -> bool:
+    return ((isinstance(test, ast.Name) and test.id == "TYPE_CHECKING")
+            or (isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"))
+
+
+def test_imports_under_type_checking_are_not_counted(tmp_path):
+    module = tmp_path / "module.py"
+    module.write_text("from typing import TYPE_CHECKING\nimport boto3\n\nif TYPE_CHECKING:\n"
+                      "    from mypy_boto3_s3 import S3Client\nelse:\n    import watchtower\n")
+    assert imported_packages(module) == {"boto3", "watchtower"}
 
 
 @pytest.mark.parametrize("package", sorted(ALLOWED))
