@@ -50,7 +50,7 @@ def prepare(clients: Clients, ds: DSMonitorFile, region: str, source: str) -> Ad
                                         (f"queue {queue_name}", depth is not None),
                                         (f"ECS cluster {cluster}", awsapi.ecs_cluster(clients.ecs, cluster)))
                if not found]
-    if missing:
+    if missing or fleet is None or queue_url is None or depth is None:  # the last three: `missing` says so
         raise UserError(f"{source}: DS run {app!r} cannot be adopted: {', '.join(missing)} not found (live) in "
                         f"{region} (AWS_REGION or AWS_DEFAULT_REGION chooses the region); nothing was changed")
     log_group = ds.MONITOR_LOG_GROUP_NAME
@@ -99,8 +99,9 @@ def _prove(clients: Clients, app: str, fleet: awsapi.FleetState, queue_url: str,
               ("queue", queue_name, awsapi.queue_tags(clients.sqs, queue_url))]
     tagged += [("log group", group, tags) for group, tags in group_tags.items() if tags is not None]
     for kind, name, tags in tagged:
-        if tags.get(names.RUN_TAG) not in (None, app):
-            return ownership.tag_problem(kind, name, tags, app)
+        problem = ownership.tag_problem(kind, name, tags, app) if tags.get(names.RUN_TAG) not in (None, app) else None
+        if problem is not None:
+            return problem
     user_data = awsapi.fleet_user_data(clients.ec2, fleet.fleet_id)
     if not user_data or not all(dsownership.loads_ecs_config(data, app) for data in user_data):
         return (f"spot fleet {fleet.fleet_id} is not run {app!r}'s: its user data does not load "

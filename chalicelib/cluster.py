@@ -30,10 +30,10 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypedDict, Unpack
 
 from botocore.exceptions import ClientError
 
@@ -54,6 +54,12 @@ from chalicelib.runrecord import RunRecord
 from chalicelib.settings import Settings
 from chalicelib.spot_quota import QuotaCheck
 
+if TYPE_CHECKING:  # boto3-stubs: for mypy only
+    from mypy_boto3_ec2 import EC2Client
+    from mypy_boto3_ec2.type_defs import SubnetTypeDef
+    from mypy_boto3_iam import IAMClient
+    from mypy_boto3_s3 import S3Client
+
 # Memory the OS and the ECS agent keep on each machine, so tasks never get it:
 # ECS registers roughly 94% of an instance's memory (e.g. 15,440 of 16,384 MiB
 # on an m5.xlarge), so require 6% and at least 256 MiB of headroom. CPU has no
@@ -72,8 +78,8 @@ class Preflight:
     task_definition_arn: str
     topic_arn: str
     jobs_waiting: int
+    machines: MachineChoice
     warnings: list[str] = field(default_factory=list)
-    machines: MachineChoice | None = None
     quota: QuotaCheck | None = None  # the Spot vCPU quotas against what the run asks
 
 
@@ -143,10 +149,10 @@ def preflight(settings: Settings, fleet: FleetFile, c: Any, now: datetime.dateti
         warnings.append(f"OUTPUT_PREFIX {settings.OUTPUT_PREFIX!r} starts with a job value, so this run's jobs may "
                         f"write anywhere in s3://{settings.DESTINATION_BUCKET}/ but monitors/, exportedlogs/ and ecsconfigs/, "
                         "other runs' outputs included; give it a fixed first folder such as '{APP_NAME}/{job_id}'")
-    return Preflight(queue_url, dlq_url, task_arn, topic_arn, waiting, warnings, machines, quota)
+    return Preflight(queue_url, dlq_url, task_arn, topic_arn, waiting, machines, warnings, quota)
 
 
-def _check_buckets(s3, settings: Settings) -> list[str]:
+def _check_buckets(s3: S3Client, settings: Settings) -> list[str]:
     """AWS_BUCKET must exist and be yours; SOURCE_BUCKET and DESTINATION_BUCKET must exist, and one you may not
     inspect (another lab's, a public data set) is a warning: the bucket's own policy may still let the workers
     in. Returns the warnings."""
@@ -197,7 +203,7 @@ def _check_setup_done(c: Any, settings: Settings) -> tuple[str, str, str, str]:
     return queue_url, dlq_url, definition["taskDefinitionArn"], topic_arn
 
 
-def _check_roles(iam, fleet: FleetFile) -> None:
+def _check_roles(iam: IAMClient, fleet: FleetFile) -> None:
     for index, spec in enumerate(fleet.launch_specifications):
         if not (spec.get("IamInstanceProfile") or {}).get("Arn"):
             raise PreflightError(f"{fleet.source}: LaunchSpecifications[{index}]: no IamInstanceProfile, so machines "
@@ -264,7 +270,7 @@ def fit_problem(instance_type: str, memory_mib: int, vcpus: int, settings: Setti
     return None
 
 
-def _check_instance_types(described: list[dict[str, Any]], settings: Settings) -> None:
+def _check_instance_types(described: Iterable[Mapping[str, Any]], settings: Settings) -> None:
     """Each MACHINE_TYPE offered in the region and holding TASKS_PER_MACHINE tasks (`described`: their
     DescribeInstanceTypes answers)."""
     found = {item["InstanceType"]: item for item in described}
@@ -287,7 +293,7 @@ def _subnet_ids(fleet: FleetFile) -> list[str]:
     return ids
 
 
-def _check_network(ec2, settings: Settings, fleet: FleetFile) -> list[str]:
+def _check_network(ec2: EC2Client, settings: Settings, fleet: FleetFile) -> list[str]:
     subnet_ids = _subnet_ids(fleet)
     subnets = {}
     for subnet_id in subnet_ids:
@@ -305,7 +311,7 @@ def _check_network(ec2, settings: Settings, fleet: FleetFile) -> list[str]:
             for subnet_id, subnet in subnets.items() if not _reaches_aws_privately(ec2, subnet)]
 
 
-def _reaches_aws_privately(ec2, subnet: dict) -> bool:
+def _reaches_aws_privately(ec2: EC2Client, subnet: SubnetTypeDef) -> bool:
     tables = ec2.describe_route_tables(Filters=[{"Name": "association.subnet-id",
                                                  "Values": [subnet["SubnetId"]]}])["RouteTables"]
     if not tables:  # no explicit association: the VPC's main route table applies
@@ -415,7 +421,7 @@ def describe_request(settings: Settings, fleet: FleetFile) -> str:
 
 def requirements_in_words(requirements: dict[str, Any]) -> str:
     """'4-8 vCPUs, at least 15,000 MiB' for InstanceRequirements."""
-    def span(bounds: dict, unit: str) -> str:
+    def span(bounds: dict[str, Any], unit: str) -> str:
         low, high = bounds.get("Min", 0), bounds.get("Max")
         if high is None:
             return f"at least {low:,} {unit}"
@@ -426,7 +432,7 @@ def requirements_in_words(requirements: dict[str, Any]) -> str:
     return ", ".join(words)
 
 
-def _launch_spec(template: dict, settings: Settings, image: EcsImage | None) -> dict[str, Any]:
+def _launch_spec(template: dict[str, Any], settings: Settings, image: EcsImage | None) -> dict[str, Any]:
     spec = copy.deepcopy(template)
     spec.pop("InstanceType", None)  # the overrides say it
     if not spec.get("ImageId") and image is not None:
@@ -458,7 +464,7 @@ def _without_comments(value: Any) -> Any:
     return value
 
 
-def _live_fleet_id(ec2, settings: Settings, record: RunRecord | None) -> str | None:
+def _live_fleet_id(ec2: EC2Client, settings: Settings, record: RunRecord | None) -> str | None:
     if record is not None:
         described = fleet_state(ec2, record.MONITOR_FLEET_ID)
         if described and described.live:
@@ -467,7 +473,7 @@ def _live_fleet_id(ec2, settings: Settings, record: RunRecord | None) -> str | N
     return awsapi.live_tagged_fleet_id(ec2, names.RUN_TAG, settings.APP_NAME)
 
 
-def wait_for_fleet(ec2, fleet_id: str, timeout: float, poll: float = 15.0,
+def wait_for_fleet(ec2: EC2Client, fleet_id: str, timeout: float, poll: float = 15.0,
                    clock: Callable[[], float] = time.monotonic,
                    sleep: Callable[[float], None] = time.sleep, since: datetime.datetime | None = None,
                    quota: QuotaCheck | None = None) -> FleetStatus:
@@ -482,9 +488,9 @@ def wait_for_fleet(ec2, fleet_id: str, timeout: float, poll: float = 15.0,
             instances = len(awsapi.fleet_instance_ids(ec2, fleet_id))
         finished = instances > 0 or activity == "error" or state not in LIVE_FLEET_STATES
         if finished or clock() >= deadline:
-            short = described is not None and (activity == "error" or instances < described.target)
-            why = tuple(fleet_problems(ec2, fleet_id, since, machine_price=described.spot_price, quota=quota)
-                        ) if short and since is not None else ()
+            why: tuple[str, ...] = ()
+            if described is not None and (activity == "error" or instances < described.target) and since is not None:
+                why = tuple(fleet_problems(ec2, fleet_id, since, machine_price=described.spot_price, quota=quota))
             return FleetStatus(state, activity, instances, timed_out=not finished, why=why)
         sleep(min(poll, max(0.0, deadline - clock())))
 
@@ -567,13 +573,14 @@ def claim_run(c: Any, settings: Settings, changes: list[str]) -> Claim | str:
                 return held.fleet
             why = f"its fleet {held.fleet} is over"
         else:
-            why = _abandoned(held)
-            if why is None:
+            abandoned = _abandoned(held)
+            if abandoned is None:
                 raise StartConflict(
                     f"run '{settings.APP_NAME}' is being started by another start-cluster (pid {held.pid} on "
                     f"{held.host}, since {held.since}); let it finish, then see 'python cli.py status --config "
                     f"{settings.source}' (a claim left by a start-cluster that died is taken over after "
                     f"{CLAIM_STALE_SECONDS // 60} minutes)")
+            why = abandoned
         try:
             etag = _put_claim(c.s3, bucket, key, mine, IfMatch=held.etag)
         except ClientError as error:
@@ -612,13 +619,18 @@ def _record_fleet_in_claim(c: Any, settings: Settings, claim: Claim, fleet_id: s
                         f"'python cli.py status --config {settings.source}'")
 
 
-def _put_claim(s3, bucket: str, key: str, claim: Claim, **condition: str) -> str:
+class _WriteCondition(TypedDict, total=False):
+    IfNoneMatch: str
+    IfMatch: str
+
+
+def _put_claim(s3: S3Client, bucket: str, key: str, claim: Claim, **condition: Unpack[_WriteCondition]) -> str:
     """One conditional write of the claim (IfNoneMatch="*" or IfMatch=ETag); S3's ETag of what it wrote."""
     return s3.put_object(Bucket=bucket, Key=key, Body=claim.body(), ContentType="application/json",
                          **condition)["ETag"]
 
 
-def _read_claim(s3, bucket: str, key: str) -> Claim | None:
+def _read_claim(s3: S3Client, bucket: str, key: str) -> Claim | None:
     try:
         answer = s3.get_object(Bucket=bucket, Key=key)
     except ClientError as error:  # only "no such key" is an answer
@@ -653,7 +665,7 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def _refuse_during_teardown(s3, settings: Settings) -> None:
+def _refuse_during_teardown(s3: S3Client, settings: Settings) -> None:
     """The run has a record but no live fleet: if the monitor is tearing it down, starting now would have the
     teardown delete the new run's record and leave its fleet unwatched."""
     state = MonitorState.from_json(aws.read_object(s3, settings.AWS_BUCKET,
@@ -673,7 +685,7 @@ def start_cluster(settings: Settings, fleet: FleetFile, cheapest: bool = False, 
     c = clients or aws.Clients(settings)
     now = now or datetime.datetime.now(datetime.UTC)
     checked = preflight(settings, fleet, c, now)
-    image = checked.machines.image if checked.machines else None
+    image = checked.machines.image
     changes: list[str] = []
 
     config_key, config_text = names.ecs_config_key(settings), ecs_agent_config(settings)
@@ -751,7 +763,7 @@ def dry_run(settings: Settings, fleet: FleetFile, now: datetime.datetime | None 
     return checked, lines
 
 
-def fleet_zones(ec2, fleet: FleetFile) -> list[str]:
+def fleet_zones(ec2: EC2Client, fleet: FleetFile) -> list[str]:
     """The availability zones of the fleet file's subnets (all of the region's when it names none)."""
     subnet_ids = _subnet_ids(fleet)
     if not subnet_ids:

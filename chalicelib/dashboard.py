@@ -8,10 +8,13 @@ a re-run of start-cluster free of writes.
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from chalicelib.names import RUN_TAG
 from chalicelib.runrecord import RunRecord
+
+if TYPE_CHECKING:  # boto3-stubs: for mypy only
+    from mypy_boto3_cloudwatch import CloudWatchClient
 
 PERIOD = 300  # seconds; SQS publishes queue metrics every 5 minutes, so alarms cannot usefully be finer
 
@@ -22,12 +25,13 @@ def dashboard_body(record: RunRecord) -> dict[str, Any]:
                                        record.SERVICE_NAME)
     logs = record.MONITOR_LOG_GROUP_NAME
 
-    def metric(title: str, metrics: list, x: int, y: int, stat: str = "Average", **extra: Any) -> dict:
+    def metric(title: str, metrics: list[list[Any]], x: int, y: int, stat: str = "Average",
+               **extra: Any) -> dict[str, Any]:
         return {"type": "metric", "x": x, "y": y, "width": 12, "height": 6,
                 "properties": {"title": title, "region": region, "view": "timeSeries", "stat": stat,
                                "period": PERIOD, "metrics": metrics, **extra}}
 
-    def log(title: str, query: str, x: int, y: int, view: str = "table") -> dict:
+    def log(title: str, query: str, x: int, y: int, view: str = "table") -> dict[str, Any]:
         return {"type": "log", "x": x, "y": y, "width": 12, "height": 6,
                 "properties": {"title": title, "region": region, "view": view, "query": f"SOURCE '{logs}' | {query}"}}
 
@@ -58,7 +62,7 @@ def dashboard_body(record: RunRecord) -> dict[str, Any]:
     ]}
 
 
-def ensure_dashboard(cloudwatch, name: str, body: dict[str, Any]) -> str:
+def ensure_dashboard(cloudwatch: CloudWatchClient, name: str, body: dict[str, Any]) -> str:
     try:
         current = json.loads(cloudwatch.get_dashboard(DashboardName=name)["DashboardBody"])
     except cloudwatch.exceptions.ResourceNotFound:
@@ -87,7 +91,7 @@ def queue_alarms(record: RunRecord, visible_name: str, not_visible_name: str) ->
             alarm(not_visible_name, "ApproximateNumberOfMessagesNotVisible")]
 
 
-def ensure_alarm(cloudwatch, wanted: dict[str, Any]) -> str:
+def ensure_alarm(cloudwatch: CloudWatchClient, wanted: dict[str, Any]) -> str:
     found = cloudwatch.describe_alarms(AlarmNames=[wanted["AlarmName"]], AlarmTypes=["MetricAlarm"])["MetricAlarms"]
     # Tags are not part of an alarm's description (and AWS applies them only when it creates the alarm)
     if found and all(found[0].get(key) == value for key, value in wanted.items() if key != "Tags"):

@@ -13,10 +13,16 @@ count (and report) the messages that name the run but did not come from its queu
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Final
 
 from chalicelib.names import RUN_ATTRIBUTE
 
-SOURCE_ARN = "DeadLetterQueueSourceArn"  # the system attribute SQS stamps when it dead-letters a message
+if TYPE_CHECKING:  # boto3-stubs: for mypy only
+    from mypy_boto3_sqs import SQSClient
+    from mypy_boto3_sqs.literals import MessageSystemAttributeNameType
+    from mypy_boto3_sqs.type_defs import MessageTypeDef
+
+SOURCE_ARN: Final = "DeadLetterQueueSourceArn"  # the system attribute SQS stamps when it dead-letters a message
 
 # Receives of the dead-letter queue in one sweep: every message is received once (each stays hidden while the
 # sweep goes on), then the others are made visible again at once (`release`), so other readers (a redrive,
@@ -29,12 +35,12 @@ SWEEP_VISIBILITY_SECONDS = 60
 
 @dataclass(frozen=True)
 class Attributed:
-    ours: list[dict]  # moved by SQS from the run's queue
-    others: list[dict]  # every other message: other runs', and those below
+    ours: list[MessageTypeDef]  # moved by SQS from the run's queue
+    others: list[MessageTypeDef]  # every other message: other runs', and those below
     ignored: int  # of the others, those that name the run (`dsr-app`) though SQS did not move them from its queue
 
 
-def run_queue_arn(sqs, dead_letter_url: str, queue_name: str) -> str:
+def run_queue_arn(sqs: SQSClient, dead_letter_url: str, queue_name: str) -> str:
     """The source ARN SQS stamps on the run's dead-lettered messages: its job queue's. The dead-letter queue is
     found by name in the run's own account and region, where its job queue is, so the two ARNs differ only by
     the name. Derived rather than read from the job queue, so it holds after a teardown deleted that queue (the
@@ -43,9 +49,11 @@ def run_queue_arn(sqs, dead_letter_url: str, queue_name: str) -> str:
     return arn.rsplit(":", 1)[0] + ":" + queue_name
 
 
-def attribute(messages: list[dict], queue_arn: str, app_name: str) -> Attributed:
+def attribute(messages: list[MessageTypeDef], queue_arn: str, app_name: str) -> Attributed:
     """Split swept messages into the run's (their DeadLetterQueueSourceArn is `queue_arn`) and the rest."""
-    ours, others, ignored = [], [], 0
+    ours: list[MessageTypeDef] = []
+    others: list[MessageTypeDef] = []
+    ignored = 0
     for message in messages:
         if message.get("Attributes", {}).get(SOURCE_ARN) == queue_arn:
             ours.append(message)
@@ -55,9 +63,10 @@ def attribute(messages: list[dict], queue_arn: str, app_name: str) -> Attributed
     return Attributed(ours, others, ignored)
 
 
-def named_run(message: dict) -> str | None:
+def named_run(message: MessageTypeDef) -> str | None:
     """The run a message's sender says it belongs to (`dsr-app`): a hint, never proof."""
-    return message.get("MessageAttributes", {}).get(RUN_ATTRIBUTE, {}).get("StringValue")
+    run = message.get("MessageAttributes", {}).get(RUN_ATTRIBUTE)
+    return None if run is None else run.get("StringValue")
 
 
 def ignored_note(count: int, app_name: str, queue_name: str) -> str:
@@ -66,10 +75,12 @@ def ignored_note(count: int, app_name: str, queue_name: str) -> str:
             f"from its queue {queue_name} (their DeadLetterQueueSourceArn is another queue's, or none)")
 
 
-def sweep(sqs, url: str, attribute_names: tuple[str, ...] = ()) -> list[dict]:
+def sweep(sqs: SQSClient, url: str,
+          attribute_names: tuple[MessageSystemAttributeNameType, ...] = ()) -> list[MessageTypeDef]:
     """Every message of the queue, each received once (hidden while the sweep goes on), with its source ARN, its
     `dsr-app` attribute and the system attributes named; the caller deletes or releases them."""
-    messages, seen = [], set()
+    messages: list[MessageTypeDef] = []
+    seen: set[str] = set()
     while True:
         received = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=0,
                                        VisibilityTimeout=SWEEP_VISIBILITY_SECONDS,
@@ -82,7 +93,7 @@ def sweep(sqs, url: str, attribute_names: tuple[str, ...] = ()) -> list[dict]:
         messages.extend(fresh)
 
 
-def release(sqs, url: str, messages: list[dict]) -> None:
+def release(sqs: SQSClient, url: str, messages: list[MessageTypeDef]) -> None:
     """Make swept messages visible again at once."""
     for start in range(0, len(messages), 10):
         sqs.change_message_visibility_batch(QueueUrl=url, Entries=[

@@ -7,16 +7,21 @@ The deployed monitor is read back as Chalice leaves it: functions `ds-runner-mon
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from botocore.exceptions import BotoCoreError, ClientError
 
 from chalicelib import aws
 from chalicelib.monitor.service import BUCKETS_ENV
 from chalicelib.monitor_policy import APP_NAME
 
+if TYPE_CHECKING:
+    from chalicelib.settings import Settings
+
 MONITOR_HANDLERS = ("on_alarm", "every_period")
 
 
-def watched_by_deployment(settings) -> dict[str, set[str]]:
+def watched_by_deployment(settings: Settings) -> dict[str, set[str]]:
     """{deployment (`ds-runner-monitor-STAGE`): the buckets its monitor handlers watch} in the config's region."""
     deployments: dict[str, set[str]] = {}
     for page in aws.client("lambda", settings).get_paginator("list_functions").paginate():
@@ -30,7 +35,7 @@ def watched_by_deployment(settings) -> dict[str, set[str]]:
     return deployments
 
 
-def problem(settings) -> str | None:
+def problem(settings: Settings) -> str | None:
     """What the user must hear when no deployed monitor watches the run's bucket, or None. A caller who may not
     read Lambda (or cannot reach it) hears nothing: the check must never fail `status`."""
     try:

@@ -23,13 +23,18 @@ sent, and by local mode's results.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
 from chalicelib.aws import OBJECT_MISSING, error_code
 from chalicelib.names import OUTPUT_METADATA_KEY, success_marker_key
 from chalicelib.settings import Settings
+
+if TYPE_CHECKING:  # boto3-stubs: for mypy only
+    from mypy_boto3_s3 import S3Client
 
 
 @dataclass
@@ -45,7 +50,7 @@ class Tally:
     def for_prefix(cls, output_prefix: str) -> Tally:
         return cls(success_marker_key(output_prefix))
 
-    def add(self, item: dict, settings: Settings) -> None:
+    def add(self, item: Mapping[str, Any], settings: Settings) -> None:
         if item["Key"] == self.marker_key:
             self.marked = True
         elif counts_toward_done(item, settings):
@@ -54,12 +59,12 @@ class Tally:
                 self.sample_key = item["Key"]
 
 
-def counts_toward_done(item: dict, settings: Settings) -> bool:
+def counts_toward_done(item: Mapping[str, Any], settings: Settings) -> bool:
     """One listed object (`Key`, `Size`) against DS's rule."""
     return item["Size"] >= settings.MIN_FILE_SIZE_BYTES and settings.NECESSARY_STRING in item["Key"]
 
 
-def tally_outputs(s3, settings: Settings, output_prefix: str) -> Tally:
+def tally_outputs(s3: S3Client, settings: Settings, output_prefix: str) -> Tally:
     """Every page of the listing, unless both answers (count and marker) are in before the end."""
     tally = Tally.for_prefix(output_prefix)
     pages = s3.get_paginator("list_objects_v2").paginate(Bucket=settings.DESTINATION_BUCKET,
@@ -72,18 +77,21 @@ def tally_outputs(s3, settings: Settings, output_prefix: str) -> Tally:
     return tally
 
 
-def is_complete(s3, settings: Settings, tally: Tally) -> bool:
+def is_complete(s3: S3Client, settings: Settings, tally: Tally) -> bool:
     """The rule above, for a listing already tallied (the HEAD only when the count is met without a marker)."""
     if tally.counted < settings.EXPECTED_NUMBER_FILES:
         return False
-    return tally.marked or not _unfinished_upload(s3, settings.DESTINATION_BUCKET, tally.sample_key)
+    if tally.marked:
+        return True
+    # EXPECTED_NUMBER_FILES is at least 1, so a count that meets it kept a sample key
+    return tally.sample_key is not None and not _unfinished_upload(s3, settings.DESTINATION_BUCKET, tally.sample_key)
 
 
-def is_done(s3, settings: Settings, output_prefix: str) -> bool:
+def is_done(s3: S3Client, settings: Settings, output_prefix: str) -> bool:
     return is_complete(s3, settings, tally_outputs(s3, settings, output_prefix))
 
 
-def _unfinished_upload(s3, bucket: str, key: str) -> bool:
+def _unfinished_upload(s3: S3Client, bucket: str, key: str) -> bool:
     """True when `key` was uploaded by a worker (no marker came after it), or vanished since the listing (outputs
     changing under us are no finished set either)."""
     try:

@@ -172,8 +172,7 @@ def _pass_image_keys(config: DSConfig, image: dict[str, tuple[Any, int]], rename
     values = {**config.settings, **{name: value for name, (value, _) in image.items()}}
     passed, held = [], []
     for name, (value, line) in image.items():
-        upstream = upstream_keys.passed_by(name)[0]
-        if upstream_keys.is_passed(upstream.variable(name), values):
+        if upstream_keys.is_passed(_passed_variable(name), values):
             config.program[name] = _environment_text(value, name, line, source)
             passed.append(name)
         else:
@@ -184,13 +183,21 @@ def _pass_image_keys(config: DSConfig, image: dict[str, tuple[Any, int]], rename
                             "jobs name ('input', 'output', 'pipeline', 'data_file', the data file's image folders)")
     conditions: dict[tuple[str, str], list[str]] = {}
     for name in held:
-        variable = upstream_keys.passed_by(name)[0].variable(name)
+        variable = _passed_variable(name)
         condition = (f"when {variable.only_if_true} is 'True'" if variable.only_if_true
                      else f"unless {variable.unless_false} is 'False'")
         conditions.setdefault((_readers(name), condition), []).append(name)
     for (readers, condition), names in conditions.items():
         config.notes.append(f"{', '.join(names)}: not passed to the image, as {readers} passes "
                             f"{'them' if len(names) > 1 else 'it'} only {condition}")
+
+
+def _passed_variable(name: str) -> upstream_keys.Variable:
+    """The variable of the first upstream whose run.py passes `name`, for a name some upstream passes."""
+    variable = upstream_keys.passed_by(name)[0].variable(name)
+    if variable is None:  # passed_by lists only upstreams with a variable of that name
+        raise LookupError(name)
+    return variable
 
 
 def _readers(name: str) -> str:
@@ -242,7 +249,7 @@ class _Evaluator:
         self.operations = 0
         self.total_size = 0
 
-    def assign(self, name: str, node: ast.AST) -> Any:
+    def assign(self, name: str, node: ast.expr) -> Any:
         value, size = self.evaluate(node)
         self.total_size += size
         if self.total_size > MAX_TOTAL_SIZE:
@@ -251,7 +258,7 @@ class _Evaluator:
         self.values[name] = (value, size)
         return value
 
-    def evaluate(self, node: ast.AST) -> tuple[Any, int]:
+    def evaluate(self, node: ast.expr) -> tuple[Any, int]:
         if isinstance(node, ast.Constant) and isinstance(node.value, (str, int, float, bool, type(None))):
             return self._checked(node, node.value, _size(node.value))
         if isinstance(node, (ast.List, ast.Tuple)):
@@ -283,13 +290,13 @@ class _Evaluator:
         raise ConfigError(f"{self.source}: line {getattr(node, 'lineno', '?')}: {type(node).__name__} is not allowed "
                           f"here; this file is read, never run: use {_ALLOWED}")
 
-    def _count(self, node: ast.AST) -> None:
+    def _count(self, node: ast.expr) -> None:
         self.operations += 1
         if self.operations > MAX_OPERATIONS:
             self._refuse(node, f"more than {MAX_OPERATIONS:,} operations in the file; expected a config's few sums "
                                "and products")
 
-    def _checked(self, node: ast.AST, value: Any, size: int) -> tuple[Any, int]:
+    def _checked(self, node: ast.expr, value: Any, size: int) -> tuple[Any, int]:
         if size > MAX_VALUE_SIZE:
             self._refuse(node, f"this value would be {size:,} characters and list items long; expected at most "
                                f"{MAX_VALUE_SIZE:,}")
@@ -300,7 +307,7 @@ class _Evaluator:
             self._refuse(node, f"this number would be {value} (beyond a 64-bit float); expected a finite number")
         return value, size
 
-    def _refuse(self, node: ast.AST, what: str) -> None:
+    def _refuse(self, node: ast.expr, what: str) -> None:
         raise ConfigError(f"{self.source}: line {node.lineno}, column {node.col_offset + 1}: {what}")
 
 

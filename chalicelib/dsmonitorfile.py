@@ -21,6 +21,7 @@ import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from chalicelib.errors import UserError
 from chalicelib.jsonfile import NotStrictJSON, loads_strict, read_file_bytes
@@ -70,7 +71,7 @@ def read(path: str | Path) -> DSMonitorFile | None:
     if missing:
         raise UserError(f"{path}: not a complete Distributed-Something monitor file: missing key(s) "
                         f"{', '.join(missing)}")
-    values = {}
+    values: dict[str, str] = {}
     for key, value in document.items():
         if not isinstance(value, str):
             raise UserError(f"{path}: {key}: expected a string (run.py writes each value in quotes), got "
@@ -79,9 +80,14 @@ def read(path: str | Path) -> DSMonitorFile | None:
     if not _SPOT_FLEET_ID.fullmatch(values["MONITOR_FLEET_ID"]):
         raise UserError(f"{path}: MONITOR_FLEET_ID: expected a spot fleet request id (sfr-...), got "
                         f"{values['MONITOR_FLEET_ID'][:40]!r}")
-    return DSMonitorFile(**{**values, "MONITOR_START_TIME": _start_time(path, values["MONITOR_START_TIME"]),
-                            "MONITOR_QUEUE_NAME": _queue_name(path, values["MONITOR_QUEUE_NAME"]),
-                            "CLEAN_DASHBOARD": _flag(path, values.get("CLEAN_DASHBOARD", "False"))})
+    start_time = _start_time(path, values["MONITOR_START_TIME"])
+    queue_name = _queue_name(path, values["MONITOR_QUEUE_NAME"])
+    clean_dashboard = _flag(path, values.get("CLEAN_DASHBOARD", "False"))
+    return DSMonitorFile(MONITOR_FLEET_ID=values["MONITOR_FLEET_ID"], MONITOR_APP_NAME=values["MONITOR_APP_NAME"],
+                         MONITOR_ECS_CLUSTER=values["MONITOR_ECS_CLUSTER"], MONITOR_QUEUE_NAME=queue_name,
+                         MONITOR_BUCKET_NAME=values["MONITOR_BUCKET_NAME"],
+                         MONITOR_LOG_GROUP_NAME=values["MONITOR_LOG_GROUP_NAME"], MONITOR_START_TIME=start_time,
+                         CLEAN_DASHBOARD=clean_dashboard)
 
 
 def _text(path: str | Path) -> str:
@@ -94,7 +100,7 @@ def _text(path: str | Path) -> str:
         raise UserError(f"{path}: expected UTF-8 JSON text") from None
 
 
-def _document(path: str | Path, text: str):
+def _document(path: str | Path, text: str) -> Any:
     """The JSON document, DS's line after the object joined to it as its last member."""
     try:
         return loads_strict(text)

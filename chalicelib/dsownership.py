@@ -46,8 +46,10 @@ def _user_data_texts(user_data: str) -> list[str]:
     texts = [text]
     message = email.message_from_string(text)
     if message.is_multipart():
-        texts.extend(part.get_payload(decode=True).decode("utf-8", errors="replace")
-                     for part in message.walk() if not part.is_multipart() and part.get_payload(decode=True))
+        for part in message.walk():
+            payload = None if part.is_multipart() else part.get_payload(decode=True)  # a leaf's: its bytes
+            if isinstance(payload, bytes) and payload:
+                texts.append(payload.decode("utf-8", errors="replace"))
     return texts
 
 

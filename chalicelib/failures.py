@@ -18,12 +18,16 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable, Iterator
 from dataclasses import MISSING, asdict, dataclass, fields
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from chalicelib.aws import ObjectTooLarge, read_object
 from chalicelib.names import failure_key, failures_prefix
+
+if TYPE_CHECKING:  # boto3-stubs: for mypy only
+    from mypy_boto3_s3 import S3Client
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +62,7 @@ class FailureRecord:
     def to_json(self) -> str:
         return json.dumps({**asdict(self), "last_lines": list(self.last_lines)})
 
-    def public(self) -> dict:
+    def public(self) -> dict[str, Any]:
         """As `cli.py failed --json` and GET /runs/{app_name}/failed show it (the message body stays internal)."""
         return {"job_id": self.job_id, "attempts": self.attempts, "reason": self.reason, "exit_code": self.exit_code,
                 "last_lines": list(self.last_lines), "failed_at": self.time, "instance_id": self.instance_id,
@@ -81,7 +85,7 @@ class FailureRecord:
         return cls(**{**values, "last_lines": tuple(values["last_lines"])})
 
 
-def _checked(document: dict, name: str) -> Any:
+def _checked(document: dict[str, Any], name: str) -> Any:
     if name not in document:
         raise ValueError(f"missing key {name!r}")
     value, valid = document[name], _VALID[name]
@@ -94,7 +98,7 @@ def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-_VALID = {
+_VALID: dict[str, Callable[[Any], bool]] = {
     "job_id": lambda v: isinstance(v, str) and v != "",
     "attempts": lambda v: _is_int(v) and v >= 1,
     "reason": lambda v: isinstance(v, str),
@@ -110,23 +114,23 @@ _VALID = {
 }
 
 
-def put(s3, bucket: str, app_name: str, record: FailureRecord) -> None:
+def put(s3: S3Client, bucket: str, app_name: str, record: FailureRecord) -> None:
     s3.put_object(Bucket=bucket, Key=failure_key(app_name, record.job_id), Body=record.to_json().encode("utf-8"),
                   ContentType="application/json")
 
 
-def delete(s3, bucket: str, app_name: str, job_id: str) -> None:
+def delete(s3: S3Client, bucket: str, app_name: str, job_id: str) -> None:
     """The job is done after all: its record no longer stands (S3 answers a missing key with success too)."""
     s3.delete_object(Bucket=bucket, Key=failure_key(app_name, job_id))
 
 
-def count(s3, bucket: str, app_name: str, since: datetime | None = None) -> int:
+def count(s3: S3Client, bucket: str, app_name: str, since: datetime | None = None) -> int:
     """This run's failed jobs: its record objects (readable or not), every page of the listing; with `since`,
     only those written from then on (an earlier run of the same APP_NAME may have left some)."""
     return sum(1 for _, written, _ in _keys(s3, bucket, app_name) if _since(written, since))
 
 
-def list_records(s3, bucket: str, app_name: str, since: datetime | None = None,
+def list_records(s3: S3Client, bucket: str, app_name: str, since: datetime | None = None,
                  most: int | None = None) -> list[FailureRecord]:
     """Every readable record of the run (written since `since`; the first `most` listed), oldest first; an
     unreadable one is logged and skipped, and one deleted since the listing is left out. One larger than
@@ -152,7 +156,7 @@ def list_records(s3, bucket: str, app_name: str, since: datetime | None = None,
     return sorted(records, key=lambda record: record.time)
 
 
-def job_ids(s3, bucket: str, app_name: str) -> frozenset[str]:
+def job_ids(s3: S3Client, bucket: str, app_name: str) -> frozenset[str]:
     """The ids of the jobs that have a record, every page of the listing (S3's listings are strongly consistent:
     every record written before the request is in it)."""
     prefix = failures_prefix(app_name)
@@ -164,7 +168,7 @@ def _since(written: datetime, since: datetime | None) -> bool:
     return since is None or written >= since.replace(microsecond=0)
 
 
-def _keys(s3, bucket: str, app_name: str):
+def _keys(s3: S3Client, bucket: str, app_name: str) -> Iterator[tuple[str, datetime, int]]:
     prefix = failures_prefix(app_name)
     for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
         for item in page.get("Contents", ()):

@@ -40,7 +40,8 @@ class FleetFile:
         given = self.config.get("AllocationStrategy")
         if given is None or given == DS_EXAMPLE_STRATEGY:
             return DEFAULT_ALLOCATION_STRATEGY
-        return ALLOCATION_STRATEGIES.get(given, given)
+        strategy: str = ALLOCATION_STRATEGIES.get(given, given)
+        return strategy
 
     @property
     def notes(self) -> list[str]:
@@ -54,7 +55,8 @@ class FleetFile:
 
     @property
     def launch_specifications(self) -> list[dict[str, Any]]:
-        return self.config["LaunchSpecifications"]
+        specifications: list[dict[str, Any]] = self.config["LaunchSpecifications"]
+        return specifications
 
     def instance_profile_arns(self) -> list[str]:
         arns = []

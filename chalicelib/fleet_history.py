@@ -21,11 +21,15 @@ late.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
+
+if TYPE_CHECKING:  # boto3-stubs: for mypy only
+    from mypy_boto3_ec2 import EC2Client
 
 MAX_PAGES = 3
 PAGE_SIZE = 1000  # the largest MaxResults both calls take
@@ -55,26 +59,28 @@ class FleetHistoryUnavailable(Exception):
         self.fleet_id, self.reason = fleet_id, reason
 
 
-class FleetErrors(list):
+class FleetErrors(list["FleetError"]):
     """The errors found (a list of FleetError, oldest first); `complete` is False when the bound cut the reading."""
 
-    def __init__(self, errors=(), complete: bool = True):
+    def __init__(self, errors: Iterable[FleetError] = (), complete: bool = True):
         super().__init__(errors)
         self.complete = complete
 
 
-def fleet_errors(ec2: Any, fleet_id: str, since: datetime, *, max_pages: int = MAX_PAGES,
+def fleet_errors(ec2: EC2Client, fleet_id: str, since: datetime, *, max_pages: int = MAX_PAGES,
                  page_size: int = PAGE_SIZE) -> FleetErrors:
     """The error events in the history of `fleet_id` from `since` on, oldest first, for either kind of fleet.
 
     Raises FleetHistoryUnavailable when AWS refuses the call (the caller shows that as one line and goes on)."""
     operation, id_key, event_types = _EC2_FLEET if fleet_id.startswith("fleet-") else _SPOT_FLEET
     call = getattr(ec2, operation)
-    found, complete = [], True
+    found: list[FleetError] = []
+    complete = True
     for event_type in event_types:
         token = None
         for _ in range(max_pages):
-            params = {id_key: fleet_id, "StartTime": since, "EventType": event_type, "MaxResults": page_size}
+            params: dict[str, Any] = {id_key: fleet_id, "StartTime": since, "EventType": event_type,
+                                      "MaxResults": page_size}
             if token:
                 params["NextToken"] = token
             try:
@@ -84,9 +90,9 @@ def fleet_errors(ec2: Any, fleet_id: str, since: datetime, *, max_pages: int = M
             except BotoCoreError as error:
                 raise FleetHistoryUnavailable(fleet_id, type(error).__name__) from error
             for record in page.get("HistoryRecords", ()):
-                error = _as_error(record)
-                if error is not None:
-                    found.append(error)
+                event = _as_error(record)
+                if event is not None:
+                    found.append(event)
             token = page.get("NextToken")
             if not token:
                 break
@@ -96,7 +102,7 @@ def fleet_errors(ec2: Any, fleet_id: str, since: datetime, *, max_pages: int = M
     return FleetErrors(found, complete)
 
 
-def _as_error(record: dict) -> FleetError | None:
+def _as_error(record: dict[str, Any]) -> FleetError | None:
     information = record.get("EventInformation") or {}
     event_type, code = str(record.get("EventType", "")), str(information.get("EventSubType", "") or "")
     if event_type == "information" and code not in PROBLEM_INFORMATION:

@@ -34,11 +34,14 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING
 
 from chalicelib.fleet_history import FleetError, FleetHistoryUnavailable, fleet_errors
 from chalicelib.printable import printable
 from chalicelib.spot_quota import QuotaCheck, SpotQuota, quota_for
+
+if TYPE_CHECKING:  # boto3-stubs: for mypy only
+    from mypy_boto3_ec2 import EC2Client
 
 MAX_AWS_TEXT = 300  # of AWS's own words per line
 
@@ -73,7 +76,7 @@ _CONFIGURATION_CODES = {"spotFleetRequestConfigurationInvalid", "launchSpecUnusa
 _FLEET_ROLE_FIX = ("the fleet's role (a spot fleet's IamFleetRole; an EC2 Fleet's service-linked role "
                    "AWSServiceRoleForEC2Fleet) may not launch, tag or terminate the machines; check its policy")
 # (pattern in AWS's message, the field of the fleet file / launch template, what to do). First match wins.
-_FIELDS: tuple[tuple[re.Pattern, str, str], ...] = (
+_FIELDS: tuple[tuple[re.Pattern[str], str, str], ...] = (
     (re.compile(r"image id|InvalidAMIID|\bami\b.*(?:not exist|not found|deprecated|invalid)|image.*not (?:exist|found)",
                 re.I),
      "ImageId", "the AMI {ami}does not exist in this region or is not shared with the account; fix ImageId in the "
@@ -135,7 +138,7 @@ class _Event:
     """What one error event says: its kind, what makes it the same cause as another, and its details."""
 
     kind: str
-    key: tuple
+    key: tuple[str | None, ...]
     message: str
     pools: list[tuple[str, str | None]]
     field_name: str | None = None
@@ -145,7 +148,7 @@ class _Event:
 
 def findings(errors: Iterable[FleetError]) -> list[Finding]:
     """The causes behind `errors`, deduplicated, most blocking first."""
-    found: dict[tuple, Finding] = {}
+    found: dict[tuple[str, tuple[str | None, ...]], Finding] = {}
     for error in errors:
         event = _classify(error)
         finding = found.get((event.kind, event.key))
@@ -168,7 +171,7 @@ def explain(errors: Iterable[FleetError], *, machine_price: float | None = None,
     return [_words(finding, machine_price, quota) for finding in findings(errors)]
 
 
-def fleet_problems(ec2: Any, fleet_id: str, since: datetime, *, machine_price: float | None = None,
+def fleet_problems(ec2: EC2Client, fleet_id: str, since: datetime, *, machine_price: float | None = None,
                    quota: QuotaCheck | None = None) -> list[str]:
     """`explain` of the fleet's errors since `since`; a history AWS will not give is one line too, never an error."""
     try:
@@ -248,7 +251,7 @@ def _quota_words(finding: Finding, check: QuotaCheck | None) -> str:
         if quota is not None and quota not in named:
             named.append(quota)
     readings = [reading for reading in (check.readings if check else ()) if not named or reading.quota in named]
-    if readings:
+    if check is not None and readings:
         reading = max(readings, key=lambda reading: reading.vcpus_per_machine)
         value = f"{reading.value:g} vCPUs" if reading.value is not None else "unreadable here"
         asked = check.machines * reading.vcpus_per_machine

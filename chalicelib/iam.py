@@ -24,9 +24,9 @@ Inline policies only: every permission is visible in this file, and
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
 from botocore.exceptions import ClientError
@@ -36,6 +36,9 @@ from chalicelib.awsapi import LIVE_FLEET_STATES
 from chalicelib.errors import UserError
 from chalicelib.settings import Settings
 from chalicelib.uploadflags import needs_acl_grant
+
+if TYPE_CHECKING:  # boto3-stubs: for mypy only
+    from mypy_boto3_iam import IAMClient
 
 POLICY_NAME = "dsr-least-privilege"
 _VERSION = "2012-10-17"
@@ -149,7 +152,7 @@ def _listing(bucket: str, roots: list[str]) -> dict[str, Any]:
     return statement
 
 
-def _policy(*statements: dict) -> dict[str, Any]:
+def _policy(*statements: dict[str, Any]) -> dict[str, Any]:
     return {"Version": _VERSION, "Statement": list(statements)}
 
 
@@ -166,7 +169,7 @@ def setup_account(settings: Settings) -> AccountReport:
     for spec in role_specs(settings, account, needs):
         arn = _ensure_role(iam, spec, report)
         if spec.instance_profile:
-            report.instance_profile_arn = _ensure_instance_profile(iam, spec, report)
+            report.instance_profile_arn = _ensure_instance_profile(iam, spec.name, spec.instance_profile, report)
         elif spec.service == "spotfleet.amazonaws.com":
             report.fleet_role_arn = arn
         else:
@@ -224,7 +227,7 @@ def destroy_account(settings: Settings, force: bool = False) -> list[str]:
     return removed
 
 
-def _ignore_missing(iam, call, **kwargs) -> bool:
+def _ignore_missing(iam: IAMClient, call: Callable[..., object], **kwargs: str) -> bool:
     try:
         call(**kwargs)
         return True
@@ -237,7 +240,7 @@ def _document(value: Any) -> Any:
     return json.loads(unquote(value)) if isinstance(value, str) else value
 
 
-def _ensure_role(iam, spec: RoleSpec, report: AccountReport) -> str:
+def _ensure_role(iam: IAMClient, spec: RoleSpec, report: AccountReport) -> str:
     try:
         role = iam.get_role(RoleName=spec.name)["Role"]
     except iam.exceptions.NoSuchEntityException:
@@ -262,15 +265,16 @@ def _ensure_role(iam, spec: RoleSpec, report: AccountReport) -> str:
     return role["Arn"]
 
 
-def _ensure_instance_profile(iam, spec: RoleSpec, report: AccountReport) -> str:
+def _ensure_instance_profile(iam: IAMClient, role_name: str, profile_name: str,
+                             report: AccountReport) -> str:
     try:
-        profile = iam.get_instance_profile(InstanceProfileName=spec.instance_profile)["InstanceProfile"]
+        profile = iam.get_instance_profile(InstanceProfileName=profile_name)["InstanceProfile"]
         action = "unchanged"
     except iam.exceptions.NoSuchEntityException:
-        profile = iam.create_instance_profile(InstanceProfileName=spec.instance_profile)["InstanceProfile"]
+        profile = iam.create_instance_profile(InstanceProfileName=profile_name)["InstanceProfile"]
         action = "created"
-    if spec.name not in [role["RoleName"] for role in profile.get("Roles", [])]:
-        iam.add_role_to_instance_profile(InstanceProfileName=spec.instance_profile, RoleName=spec.name)
+    if role_name not in [role["RoleName"] for role in profile.get("Roles", [])]:
+        iam.add_role_to_instance_profile(InstanceProfileName=profile_name, RoleName=role_name)
         action = action if action == "created" else "updated"
-    report.changes.append(f"{action} instance profile {spec.instance_profile}")
+    report.changes.append(f"{action} instance profile {profile_name}")
     return profile["Arn"]

@@ -12,8 +12,8 @@ https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/ec2-fleet-attribute-based-in
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
@@ -21,6 +21,10 @@ from botocore.exceptions import ClientError
 from chalicelib import cluster
 from chalicelib.errors import PreflightError
 from chalicelib.settings import Settings
+
+if TYPE_CHECKING:  # boto3-stubs: for mypy only
+    from mypy_boto3_ec2 import EC2Client
+    from mypy_boto3_ec2.type_defs import InstanceTypeInfoTypeDef
 
 # The smallest and largest memory per vCPU among the general-purpose families AWS sells for Spot (compute-optimized
 # c: 2 GiB, memory-optimized r: 8 GiB). They set how far the maxima below reach past the tasks' needs.
@@ -73,26 +77,30 @@ def machine_memory_for(task_memory_mib: int) -> int:
     return total
 
 
-def candidate_types(ec2, requirements: dict[str, Any], architecture: str) -> list[str]:
+def candidate_types(ec2: EC2Client, requirements: dict[str, Any], architecture: str) -> list[str]:
     """The instance types in this region that meet `requirements`, smallest (vCPUs, then memory) first, at most
     MAX_CANDIDATE_TYPES of them."""
     names: list[str] = []
-    pages = ec2.get_paginator("get_instance_types_from_instance_requirements").paginate(
-        ArchitectureTypes=[architecture], VirtualizationTypes=["hvm"], InstanceRequirements=requirements)
+    # a dict, not the stubs' request TypedDict: they spell architectures and instance types as Literals of what EC2
+    # knew when they were made; ours are strings from the config and from EC2's own answers
+    request: dict[str, Any] = {"ArchitectureTypes": [architecture], "VirtualizationTypes": ["hvm"],
+                               "InstanceRequirements": requirements}
+    pages = ec2.get_paginator("get_instance_types_from_instance_requirements").paginate(**request)
     for page in pages:
         names.extend(item["InstanceType"] for item in page.get("InstanceTypes", []))
-    sizes = {info["InstanceType"]: (info["VCpuInfo"]["DefaultVCpus"], info["MemoryInfo"]["SizeInMiB"])
-             for info in describe_types(ec2, names)}
+    sizes: dict[str, tuple[int, int]] = {
+        info["InstanceType"]: (info["VCpuInfo"]["DefaultVCpus"], info["MemoryInfo"]["SizeInMiB"])
+        for info in describe_types(ec2, names)}
     return sorted(sizes, key=lambda name: (*sizes[name], name))[:MAX_CANDIDATE_TYPES]
 
 
-def architecture(ec2, instance_types: Iterable[str]) -> str:
+def architecture(ec2: EC2Client, instance_types: Iterable[str]) -> str:
     """"x86_64" or "arm64": the one architecture MACHINE_TYPE's types run, as one AMI serves the whole fleet.
     x86_64 when the list is empty (attribute-based selection)."""
     return architecture_of(describe_types(ec2, instance_types))
 
 
-def architecture_of(described: list[dict[str, Any]]) -> str:
+def architecture_of(described: Iterable[Mapping[str, Any]]) -> str:
     """`architecture` of DescribeInstanceTypes' answers."""
     found: dict[str, list[str]] = {}
     for info in described:
@@ -106,14 +114,15 @@ def architecture_of(described: list[dict[str, Any]]) -> str:
     return next(iter(found), "x86_64")
 
 
-def describe_types(ec2, instance_types: Iterable[str]) -> list[dict[str, Any]]:
+def describe_types(ec2: EC2Client, instance_types: Iterable[str]) -> list[InstanceTypeInfoTypeDef]:
     """DescribeInstanceTypes for exactly these types (none: none, where the API would list every type)."""
     instance_types = sorted(set(instance_types))
-    described: list[dict[str, Any]] = []
+    described: list[InstanceTypeInfoTypeDef] = []
     for start in range(0, len(instance_types), 100):  # the API's limit of names per call
         try:
-            for page in ec2.get_paginator("describe_instance_types").paginate(
-                    InstanceTypes=instance_types[start:start + 100]):
+            # InstanceTypes in a dict: candidate_types says why
+            request: dict[str, Any] = {"InstanceTypes": instance_types[start:start + 100]}
+            for page in ec2.get_paginator("describe_instance_types").paginate(**request):
                 described.extend(page["InstanceTypes"])
         except ClientError as error:
             if error.response["Error"]["Code"] != "InvalidInstanceType":

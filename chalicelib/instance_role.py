@@ -7,12 +7,15 @@ from __future__ import annotations
 
 import fnmatch
 import json
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Iterator, Mapping
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
 from chalicelib import names
 from chalicelib.errors import PreflightError
+
+if TYPE_CHECKING:  # boto3-stubs: for mypy only
+    from mypy_boto3_iam import IAMClient
 
 ECS_MANAGED_POLICY = "AmazonEC2ContainerServiceforEC2Role"
 # What the ECS agent calls to join the cluster, run tasks and report them, and what the awslogs driver calls for
@@ -23,7 +26,7 @@ ECS_AGENT_ACTIONS = ("ecs:DiscoverPollEndpoint", "ecs:Poll", "ecs:RegisterContai
                      "logs:CreateLogStream", "logs:PutLogEvents")
 
 
-def check_instance_profile(iam, source: str, arn: str) -> None:
+def check_instance_profile(iam: IAMClient, source: str, arn: str) -> None:
     """Raises PreflightError, one line, when machines launched with the profile `arn` could not join ECS."""
     profile = arn.rsplit("/", 1)[-1]
     where = f"{source}: IamInstanceProfile"
@@ -49,9 +52,9 @@ def check_instance_profile(iam, source: str, arn: str) -> None:
                                  f"{_our_profile(iam)}")
 
 
-def missing_ecs_actions(iam, role: str) -> list[str]:
+def missing_ecs_actions(iam: IAMClient, role: str) -> list[str]:
     """The ECS agent's actions none of the role's policies allows (none, when AWS's managed policy is attached)."""
-    documents = []
+    documents: list[str | Mapping[str, Any]] = []
     for page in iam.get_paginator("list_attached_role_policies").paginate(RoleName=role):
         for attached in page["AttachedPolicies"]:
             if attached["PolicyArn"].rsplit("/", 1)[-1] == ECS_MANAGED_POLICY:
@@ -59,15 +62,15 @@ def missing_ecs_actions(iam, role: str) -> list[str]:
             version = iam.get_policy(PolicyArn=attached["PolicyArn"])["Policy"]["DefaultVersionId"]
             documents.append(iam.get_policy_version(PolicyArn=attached["PolicyArn"], VersionId=version)[
                 "PolicyVersion"]["Document"])
-    for page in iam.get_paginator("list_role_policies").paginate(RoleName=role):
+    for names_page in iam.get_paginator("list_role_policies").paginate(RoleName=role):
         documents += [iam.get_role_policy(RoleName=role, PolicyName=name)["PolicyDocument"]
-                      for name in page["PolicyNames"]]
+                      for name in names_page["PolicyNames"]]
     allowed = [pattern.lower() for document in documents for pattern in _allowed_actions(_document(document))]
     return [action for action in ECS_AGENT_ACTIONS
             if not any(fnmatch.fnmatchcase(action.lower(), pattern) for pattern in allowed)]
 
 
-def _allowed_actions(document: dict[str, Any]) -> Iterator[str]:
+def _allowed_actions(document: Mapping[str, Any]) -> Iterator[str]:
     # Resources and conditions are not weighed: the question is whether the agent's calls are granted at all.
     statements = document.get("Statement", [])
     for statement in [statements] if isinstance(statements, dict) else statements:
@@ -76,12 +79,13 @@ def _allowed_actions(document: dict[str, Any]) -> Iterator[str]:
             yield from [actions] if isinstance(actions, str) else actions
 
 
-def _document(value: Any) -> dict[str, Any]:
+def _document(value: str | Mapping[str, Any]) -> Mapping[str, Any]:
     # boto3 decodes policy documents to dicts; some paths return URL-encoded JSON text.
-    return json.loads(unquote(value)) if isinstance(value, str) else value
+    document: Mapping[str, Any] = json.loads(unquote(value)) if isinstance(value, str) else value
+    return document
 
 
-def _our_profile(iam) -> str:
+def _our_profile(iam: IAMClient) -> str:
     try:
         arn = iam.get_instance_profile(InstanceProfileName=names.INSTANCE_PROFILE)["InstanceProfile"]["Arn"]
     except iam.exceptions.NoSuchEntityException:

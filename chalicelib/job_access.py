@@ -18,7 +18,7 @@ import functools
 import json
 import re
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
 from botocore.exceptions import ClientError
@@ -27,6 +27,9 @@ from chalicelib import aws, iam, job_locations, names
 from chalicelib.errors import PreflightError, UserError
 from chalicelib.job_locations import LIST, Need
 from chalicelib.settings import Settings
+
+if TYPE_CHECKING:  # boto3-stubs: for mypy only
+    from mypy_boto3_s3 import S3Client
 
 # IAM's quota on a role's inline policies, whitespace not counted (IAM and STS quotas, "Role policy size").
 MAX_ROLE_POLICY_CHARACTERS = 10_240
@@ -58,7 +61,7 @@ def record_submitted(settings: Settings, jobs: Sequence[Any], queued: bool) -> N
         pass  # setup-account has not made the role yet; when it does, it grants what the record holds
 
 
-def _image_folders(s3, settings: Settings, data_file: str) -> list[str]:
+def _image_folders(s3: S3Client, settings: Settings, data_file: str) -> list[str]:
     """The image folders a data file in WORKSPACE_BUCKET names; none when it cannot be read (the job then fails
     at its download, whatever the role grants: no right is needed for what does not exist)."""
     workspace = settings.environment.get("WORKSPACE_BUCKET", settings.SOURCE_BUCKET)
@@ -108,12 +111,13 @@ def check(c: Any, settings: Settings) -> list[str]:
     return []
 
 
-def _document(value: Any) -> dict:
+def _document(value: Any) -> dict[str, Any]:
     # boto3 decodes policy documents to dicts; some paths return URL-encoded JSON text.
-    return json.loads(unquote(value)) if isinstance(value, str) else value
+    document: dict[str, Any] = json.loads(unquote(value)) if isinstance(value, str) else value
+    return document
 
 
-def allows(policy: dict, need: Need) -> bool:
+def allows(policy: dict[str, Any], need: Need) -> bool:
     """IAM's decision for one identity policy: allowed when some Allow matches and no Deny does."""
     matched = {"Allow": False, "Deny": False}
     for statement in _listed(policy.get("Statement")):
@@ -126,7 +130,7 @@ def allows(policy: dict, need: Need) -> bool:
     return matched["Allow"] and not matched["Deny"]
 
 
-def _matches(statement: dict, need: Need, every: bool) -> bool | None:
+def _matches(statement: dict[str, Any], need: Need, every: bool) -> bool | None:
     """Whether the statement applies to every request of the need (for a folder: to every key under it), or with
     `every` false to any; None when the statement uses what this evaluator does not know."""
     if {"NotAction", "NotResource", "NotPrincipal"} & statement.keys():
@@ -162,7 +166,7 @@ def _fits(pattern: str, value: str, folder: bool, every: bool) -> bool:
     return head != pattern and any(_glob(head, value[:end], ignore_case=False) for end in range(len(value) + 1))
 
 
-def _listed(value: Any) -> list:
+def _listed(value: Any) -> list[Any]:
     return value if isinstance(value, list) else [] if value is None else [value]
 
 

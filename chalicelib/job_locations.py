@@ -32,11 +32,14 @@ import json
 import posixpath
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from chalicelib import names
 from chalicelib.settings import Settings
 from chalicelib.uploadflags import needs_acl_grant
+
+if TYPE_CHECKING:  # boto3-stubs: for mypy only
+    from mypy_boto3_s3 import S3Client
 
 RECORD_VERSION = 1
 READ, WRITE, LIST = "s3:GetObject", "s3:PutObject", "s3:ListBucket"
@@ -64,7 +67,7 @@ class Need:
         return _VERBS[self.action]
 
     @property
-    def same(self) -> tuple:
+    def same(self) -> tuple[str, str, str, bool]:
         """What the role must grant, whichever job named it."""
         return self.action, self.bucket, self.key, self.folder
 
@@ -113,7 +116,7 @@ def job_needs(settings: Settings, job_id: str, values: Mapping[str, Any],
 def needs_of_jobs(settings: Settings, jobs: Iterable[Any],
                   image_folders: Callable[[str], Iterable[str]] = lambda data_file: ()) -> list[Need]:
     """Each distinct need of the jobs once, with the first job naming it."""
-    first: dict[tuple, Need] = {}
+    first: dict[tuple[str, str, str, bool], Need] = {}
     for job in jobs:
         for need in job_needs(settings, job.job_id, job.values, image_folders):
             first.setdefault(need.same, need)
@@ -150,15 +153,17 @@ def grantable(needs: Iterable[Need]) -> list[Need]:
 def statements(settings: Settings, needs: Iterable[Need], partition: str = "aws") -> list[dict[str, Any]]:
     """The task role's statements for the needs it may be granted: reads and writes by resource, listings by
     bucket with the listed prefixes as the condition (none when the root is listed)."""
-    reads, writes, listed = set(), set(), {}
+    reads: set[str] = set()
+    writes: set[str] = set()
+    listed: dict[str, set[str]] = {}
     for need in grantable(needs):
         if need.action == LIST:
             listed.setdefault(need.bucket, set()).add(need.key)
         else:
             (reads if need.action == READ else writes).add(need.resource(partition))
-    result = []
+    result: list[dict[str, Any]] = []
     for bucket, prefixes in sorted(listed.items()):
-        statement = {"Effect": "Allow", "Action": [LIST], "Resource": f"arn:{partition}:s3:::{bucket}"}
+        statement: dict[str, Any] = {"Effect": "Allow", "Action": [LIST], "Resource": f"arn:{partition}:s3:::{bucket}"}
         if "" not in prefixes:
             statement["Condition"] = {"StringLike": {"s3:prefix": sorted(prefix + "*" for prefix in prefixes)}}
         result.append(statement)
@@ -187,13 +192,13 @@ def parse_record(text: bytes | str) -> list[Need]:
 
 
 def merged(old: Iterable[Need], new: Iterable[Need]) -> list[Need]:
-    first: dict[tuple, Need] = {}
+    first: dict[tuple[str, str, str, bool], Need] = {}
     for need in (*old, *new):
         first.setdefault(need.same, need)
     return sorted(first.values())
 
 
-def load_record(s3, settings: Settings) -> list[Need] | None:
+def load_record(s3: S3Client, settings: Settings) -> list[Need] | None:
     """The record submit wrote for this run, or None when no jobs were submitted with this project's submit."""
     try:
         body = s3.get_object(Bucket=settings.AWS_BUCKET, Key=record_key(settings.APP_NAME))["Body"].read()

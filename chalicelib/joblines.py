@@ -102,8 +102,8 @@ def usage_of(text: str) -> tuple[float, float, float | None, float | None] | Non
     if found is None:
         return None
     peak, cpu, container_peak, container_limit = found.groups()
-    return (float(peak), float(cpu), container_peak and float(container_peak),
-            container_limit and float(container_limit))
+    return (float(peak), float(cpu), float(container_peak) if container_peak is not None else None,
+            float(container_limit) if container_limit is not None else None)
 
 
 def out_of_memory_cause(reason: str) -> str | None:

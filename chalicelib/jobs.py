@@ -60,7 +60,8 @@ class Job:
         """COMMAND with this job's values: an argument list, never a shell string."""
         context = _context(self.values, self.job_id, settings)
         context.update(output_dir=output_dir, input_dir=input_dir)
-        return [Template(item).render(context) for item in settings.COMMAND]
+        # COMMAND is unset only in DS image mode, where the image's own worker runs the jobs, never this
+        return [Template(item).render(context) for item in settings.COMMAND or ()]
 
 
 class NotAJob(ValueError):
@@ -123,10 +124,11 @@ def job_id_of_message(body: str) -> str:
         raise NotAJob(str(error)) from None
 
 
-def _message_group(body: str) -> dict:
+def _message_group(body: str) -> dict[str, Any]:
     """The group a message of either shape carries: DS's `group`, or the group DCP's run.py made `Metadata` of."""
     try:
-        return _message_document(body)["group"]
+        group: dict[str, Any] = _message_document(body)["group"]
+        return group
     except NotAJob:
         document = _parsed(body)
         metadata = document.get("Metadata") if isinstance(document, dict) else None
@@ -146,7 +148,7 @@ def _parsed(body: str) -> Any:
         raise NotAJob("message body is not JSON") from None
 
 
-def _message_document(body: str) -> dict:
+def _message_document(body: str) -> dict[str, Any]:
     document = _parsed(body)
     if not isinstance(document, dict) or not isinstance(document.get("group"), dict):
         raise NotAJob("message is not a JSON object with a 'group' object")
@@ -167,8 +169,8 @@ class _Templates:
                                  if self.input_prefix else ())
 
 
-def _build_job(shared: dict, shared_json: str, group: Any, settings: Settings, templates: _Templates, where: str,
-               body: str | None = None) -> Job:
+def _build_job(shared: dict[str, Any], shared_json: str, group: Any, settings: Settings, templates: _Templates,
+               where: str, body: str | None = None) -> Job:
     if not isinstance(group, dict):
         raise JobFileError(f"{where}: expected an object of job values, got {type(group).__name__}")
     job_id = _job_id(group, where)
@@ -216,7 +218,7 @@ DCP_MESSAGE_KEYS = ("pipeline", "output", "input", "data_file")
 DCP_DEFAULTS = {"output_structure": ""}
 
 
-def dcp_message(shared: dict, group: dict, where: str) -> dict[str, Any]:
+def dcp_message(shared: dict[str, Any], group: dict[str, Any], where: str) -> dict[str, Any]:
     """The message DCP's run.py submits for one group: its `Metadata` (the group's own when it has one, else the
     whole group, as `cellprofiler --print-groups` writes them) and the job file's five keys, nothing else."""
     missing = [key for key in DCP_MESSAGE_KEYS if key not in shared]
@@ -272,7 +274,7 @@ def _where_used(name: str, settings: Settings) -> str:
     return "a template"
 
 
-def _job_id(group: dict, where: str) -> str:
+def _job_id(group: dict[str, Any], where: str) -> str:
     if "job_id" in group:
         explicit = group["job_id"]
         if not isinstance(explicit, str) or not _SAFE_ID.match(explicit) or ".." in explicit or explicit == ".":
@@ -307,8 +309,8 @@ def _prefix(rendered: str, where: str, key: str) -> str:
     return prefix
 
 
-def _refuse_control_characters(prefix: str, fields: tuple[str, ...], context: Mapping[str, Any], group: dict,
-                               where: str, key: str) -> None:
+def _refuse_control_characters(prefix: str, fields: tuple[str, ...], context: Mapping[str, Any],
+                               group: dict[str, Any], where: str, key: str) -> None:
     """A prefix becomes S3 keys: AWS lists control characters among those to avoid in keys (S3's XML listings
     cannot carry most of them), and a key holding ESC or a bidi override shows otherwise than it is wherever it
     is printed. Names the job value that brought it."""
@@ -323,7 +325,8 @@ def _refuse_control_characters(prefix: str, fields: tuple[str, ...], context: Ma
                        "prefix")
 
 
-def _refuse_nul_in_command(fields: frozenset[str], context: Mapping[str, Any], group: dict, where: str) -> None:
+def _refuse_nul_in_command(fields: frozenset[str], context: Mapping[str, Any], group: dict[str, Any],
+                           where: str) -> None:
     """A program's arguments cannot hold NUL (execve ends each at the first): the worker could not start it."""
     for field in sorted(fields.difference(_RUNTIME_STANDINS)):
         text = value_text(context[field])
@@ -332,7 +335,7 @@ def _refuse_nul_in_command(fields: frozenset[str], context: Mapping[str, Any], g
                                f"COMMAND, which a program's arguments cannot hold), got {_shown(text)}")
 
 
-def _place(field: str, group: dict, where: str) -> str:
+def _place(field: str, group: dict[str, Any], where: str) -> str:
     return f"{where}.{field}" if field in group else f"{where}: {field} (a top-level value)"
 
 

@@ -43,12 +43,19 @@ class _Refused:
         self.problem = problem
 
 
-class _DuplicateKeys(dict):
+class _DuplicateKeys(dict[str, Any]):
     """An object that had a key twice (the value Python would have kept is in the dict)."""
 
     def __init__(self, pairs: list[tuple[str, Any]], key: str):
         super().__init__(pairs)
         self.key = key
+
+
+def _seen_before(seen: set[str], key: str) -> bool:
+    if key in seen:
+        return True
+    seen.add(key)
+    return False
 
 
 def loads_strict(text: str) -> Any:
@@ -76,11 +83,11 @@ def loads_strict(text: str) -> Any:
                             "would be read as Infinity)")
         return value
 
-    def pairs_hook(pairs: list[tuple[str, Any]]) -> dict:
+    def pairs_hook(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
         document = dict(pairs)
         if len(document) != len(pairs):
             seen: set[str] = set()
-            key = next((key for key, _ in pairs if (key in seen or seen.add(key)) and COMMENT not in key), None)
+            key = next((key for key, _ in pairs if _seen_before(seen, key) and COMMENT not in key), None)
             if key is not None:
                 refused.append(True)
                 return _DuplicateKeys(pairs, key)

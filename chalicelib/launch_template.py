@@ -10,7 +10,7 @@ subnet, a weight, a bid) is an override.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
@@ -19,6 +19,9 @@ from chalicelib.aws import error_code
 from chalicelib.errors import StartConflict
 from chalicelib.fleet import METADATA_OPTIONS
 from chalicelib.settings import Settings
+
+if TYPE_CHECKING:  # boto3-stubs: for mypy only
+    from mypy_boto3_ec2 import EC2Client
 
 # Parts of a spot fleet launch specification that are EC2 Fleet overrides instead of template data (SpotPrice is
 # start-cluster's, from MACHINE_PRICE, as DS overwrites it).
@@ -49,7 +52,8 @@ def launch_choice(spec: dict[str, Any], machines: list[dict[str, Any]], max_pric
         data["SecurityGroups"] = [group["GroupName"] for group in groups if "GroupName" in group]
     data["MetadataOptions"] = {**(data.get("MetadataOptions") or {}), **METADATA_OPTIONS}
     # A spot fleet launch specification may name several subnets, comma-separated: one override each.
-    subnets = [subnet.strip() for subnet in str(spec.get("SubnetId") or "").split(",") if subnet.strip()]
+    subnets: list[str | None] = [subnet.strip() for subnet in str(spec.get("SubnetId") or "").split(",")
+                                 if subnet.strip()]
     shared = {key: spec[key] for key in OVERRIDE_KEYS if key in spec and key != "InstanceType"}
     if max_price is not None:
         shared["MaxPrice"] = max_price
@@ -65,7 +69,8 @@ def launch_template_configs(template_id: str, versions: list[str],
             for version, choice in zip(versions, choices)]
 
 
-def save_versions(ec2, settings: Settings, choices: list[LaunchChoice], changes: list[str]) -> tuple[str, list[str]]:
+def save_versions(ec2: EC2Client, settings: Settings, choices: list[LaunchChoice],
+                  changes: list[str]) -> tuple[str, list[str]]:
     """A new version of the run's launch template per choice (the template made, tagged as the run's, if missing);
     returns the template's id and the version numbers. A template of that name that is not the run's is refused."""
     name = names.launch_template(settings)
@@ -75,27 +80,38 @@ def save_versions(ec2, settings: Settings, choices: list[LaunchChoice], changes:
         if template_id is None:
             try:
                 made = ec2.create_launch_template(
-                    LaunchTemplateName=name, LaunchTemplateData=choice.data,
+                    LaunchTemplateName=name, **_template_data(choice),
                     TagSpecifications=[{"ResourceType": "launch-template",
                                         "Tags": [{"Key": names.RUN_TAG, "Value": settings.APP_NAME}]}])
             except ClientError as error:
                 if error_code(error) != "InvalidLaunchTemplateName.AlreadyExistsException":
                     raise
                 template_id = _own_template_id(ec2, settings, name)  # made since we looked: must still be ours
+                if template_id is None:
+                    raise StartConflict(f"launch template '{name}' was made and deleted by someone else while "
+                                        "start-cluster made it; run start-cluster again") from None
             else:
                 template_id = made["LaunchTemplate"]["LaunchTemplateId"]
                 versions.append(str(made["LaunchTemplate"]["LatestVersionNumber"]))
                 changes.append(f"created launch template {name}")
                 continue
         version = ec2.create_launch_template_version(LaunchTemplateId=template_id,
-                                                     LaunchTemplateData=choice.data)["LaunchTemplateVersion"]
+                                                     **_template_data(choice))["LaunchTemplateVersion"]
         versions.append(str(version["VersionNumber"]))
+    if template_id is None:
+        raise ValueError("save_versions: no launch choice (a fleet file has at least one launch specification)")
     changes.append(f"saved launch template {name} version{'s' if len(versions) > 1 else ''} {', '.join(versions)} "
                    "(instance metadata: IMDSv2 only, hop limit 1)")
     return template_id, versions
 
 
-def _own_template_id(ec2, settings: Settings, name: str) -> str | None:
+def _template_data(choice: LaunchChoice) -> dict[str, Any]:
+    # The fleet file's JSON as the user wrote it (EC2 checks it): not the stubs' RequestLaunchTemplateDataTypeDef,
+    # whose Literals (instance types and the like) are what EC2 knew when the stubs were made.
+    return {"LaunchTemplateData": choice.data}
+
+
+def _own_template_id(ec2: EC2Client, settings: Settings, name: str) -> str | None:
     try:
         [template] = ec2.describe_launch_templates(LaunchTemplateNames=[name])["LaunchTemplates"]
     except ClientError as error:

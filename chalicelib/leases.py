@@ -20,9 +20,14 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from collections.abc import Callable
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from chalicelib.names import leases_prefix
+
+if TYPE_CHECKING:  # boto3-stubs: for mypy only
+    from mypy_boto3_s3 import S3Client
 
 REFRESH_SECONDS = 60
 STALE_AFTER_SECONDS = 5 * REFRESH_SECONDS
@@ -41,12 +46,13 @@ class Lease:
     """A worker's claim 'this machine runs a job': `hold` at each job's start puts it (or keeps it fresh),
     `refresh` keeps it fresh, `release` deletes it when the busy period ends."""
 
-    def __init__(self, s3, bucket: str, app_name: str, instance_id: str | None, worker_id: str, clock=time.monotonic):
+    def __init__(self, s3: S3Client, bucket: str, app_name: str, instance_id: str | None, worker_id: str,
+                 clock: Callable[[], float] = time.monotonic):
         self._s3, self._bucket = s3, bucket
         self.key = key(app_name, instance_id, worker_id)
         self._clock = clock
-        self._last_put = None  # None: not held (never put, released, or the put failed)
-        self._job_id = None
+        self._last_put: float | None = None  # None: not held (never put, released, or the put failed)
+        self._job_id = ""  # set by hold, before any put
 
     @property
     def held(self) -> bool:
@@ -62,12 +68,12 @@ class Lease:
 
     def refresh(self) -> None:
         """Put again if the last put is older than REFRESH_SECONDS (cheap to call often)."""
-        if self.held and self._clock() - self._last_put >= REFRESH_SECONDS:
+        if self._last_put is not None and self._clock() - self._last_put >= REFRESH_SECONDS:
             self._put()
 
     def release(self) -> None:
         if self.held:
-            self._last_put = self._job_id = None  # first: a failed delete leaves a lease that goes stale
+            self._last_put, self._job_id = None, ""  # first: a failed delete leaves a lease that goes stale
             self._s3.delete_object(Bucket=self._bucket, Key=self.key)
 
     def _put(self) -> None:
@@ -76,10 +82,10 @@ class Lease:
         self._last_put = self._clock()
 
 
-def busy_jobs_by_instance(s3, bucket: str, app_name: str, now: datetime) -> Counter:
+def busy_jobs_by_instance(s3: S3Client, bucket: str, app_name: str, now: datetime) -> Counter[str]:
     """Fresh leases per instance id: its workers in a busy period (running a job, or between two jobs with no
     empty receive yet). Instances with none are absent: they run no job."""
-    counts: Counter = Counter()
+    counts: Counter[str] = Counter()
     start = len(prefix(app_name))
     for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix(app_name)):
         for item in page.get("Contents", ()):

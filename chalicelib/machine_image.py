@@ -12,8 +12,13 @@ from __future__ import annotations
 
 import datetime
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from botocore.exceptions import ClientError
+
+if TYPE_CHECKING:  # boto3-stubs: for mypy only
+    from mypy_boto3_ec2 import EC2Client
+    from mypy_boto3_ssm import SSMClient
 
 from chalicelib.errors import PreflightError
 
@@ -41,7 +46,7 @@ class EcsImage:
         return f"{self.image_id}, the latest ECS-optimized AMI ({self.parameter})"
 
 
-def latest_ecs_ami(ssm, architecture: str, gpu: bool) -> EcsImage:
+def latest_ecs_ami(ssm: SSMClient, architecture: str, gpu: bool) -> EcsImage:
     """The recommended ECS-optimized Amazon Linux 2023 AMI for `architecture` ("x86_64" or "arm64"), the GPU
     variant when `gpu`."""
     parameter = ECS_AMI_PARAMETERS.get((architecture, gpu))
@@ -59,7 +64,8 @@ def latest_ecs_ami(ssm, architecture: str, gpu: bool) -> EcsImage:
     return EcsImage(image_id=value, parameter=parameter)
 
 
-def image_age_warning(ec2, image_id: str, now: datetime.datetime) -> str | None:
+def image_age_warning(ec2: EC2Client,
+image_id: str, now: datetime.datetime) -> str | None:
     """One line when the pinned AMI is deprecated or older than STALE_AFTER_DAYS, else None. An AMI that EC2 does
     not know is None here: start-cluster's preflight reports that one."""
     try:

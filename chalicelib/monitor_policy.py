@@ -20,10 +20,14 @@ import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from chalicelib.errors import ConfigError, UserError
 from chalicelib.jsonfile import read_json_file
 from chalicelib.monitor.service import BUCKETS_ENV
+
+if TYPE_CHECKING:
+    from chalicelib.settings import Settings
 
 APP_NAME = "ds-runner-monitor"  # .chalice/config.json's app_name: Chalice names the functions after it
 TEMPLATE_STAGE = "dev"  # a stage not yet in .chalice/config.json is made in its shape
@@ -42,15 +46,16 @@ class Watched:
     dead_letter_queues: tuple[str, ...]
 
     @classmethod
-    def of(cls, runs: Iterable) -> Watched:
+    def of(cls, runs: Iterable[Settings]) -> Watched:
         """From the runs' Settings: each run's AWS_BUCKET and SQS_DEAD_LETTER_QUEUE."""
         runs = list(runs)
         return cls(tuple(sorted({run.AWS_BUCKET for run in runs})),
                    tuple(sorted({run.SQS_DEAD_LETTER_QUEUE for run in runs})))
 
 
-def _statement(sid: str, actions: list[str], resource, condition: dict | None = None) -> dict:
-    statement = {"Sid": sid, "Effect": "Allow", "Action": actions, "Resource": resource}
+def _statement(sid: str, actions: list[str], resource: str | list[str],
+               condition: dict[str, Any] | None = None) -> dict[str, Any]:
+    statement: dict[str, Any] = {"Sid": sid, "Effect": "Allow", "Action": actions, "Resource": resource}
     if condition:
         statement["Condition"] = condition
     return statement
@@ -74,7 +79,7 @@ _READ_ALARMS = ["cloudwatch:DescribeAlarms", "cloudwatch:GetDashboard"]
 _READ_LOGS = ["logs:ListTagsLogGroup", "logs:DescribeExportTasks"]
 
 
-def monitor_policy(watched: Watched) -> dict:
+def monitor_policy(watched: Watched) -> dict[str, Any]:
     """The alarm and schedule handlers' policy: read everything of a run, change only what carries a run's tag.
     tests/integration/test_iam_policy.py proves it holds every call the monitor makes and nothing more."""
     buckets = watched.buckets
@@ -112,7 +117,7 @@ def monitor_policy(watched: Watched) -> dict:
     ]}
 
 
-def api_policy(watched: Watched) -> dict:
+def api_policy(watched: Watched) -> dict[str, Any]:
     """The status API's policy: reads only, but for looking at the dead-letter queues' messages (SQS has no way to
     read a message but receiving it; chalicelib/triage.py makes each visible again at once)."""
     buckets = watched.buckets
@@ -140,7 +145,7 @@ class Deployment:
     said: dict[Path, str]
 
 
-def _file_name(value, where: str, default: str) -> str:
+def _file_name(value: object, where: str, default: str) -> str:
     """A policy file named by the stage: a plain file name beside config.json, as Chalice reads it."""
     if value is None:
         return default
@@ -149,7 +154,7 @@ def _file_name(value, where: str, default: str) -> str:
     return value
 
 
-def _object(parent: dict, key: str, where: str) -> dict:
+def _object(parent: dict[str, Any], key: str, where: str) -> dict[str, Any]:
     """parent[key], an object, made empty if missing."""
     value = parent.setdefault(key, {})
     if not isinstance(value, dict):
@@ -197,18 +202,18 @@ def deployment(chalice_dir: str | Path, stage: str, watched: Watched) -> Deploym
     return Deployment(files, said)
 
 
-def _json(document: dict) -> str:
+def _json(document: dict[str, Any]) -> str:
     return json.dumps(document, indent=2) + "\n"
 
 
 def write(files: dict[Path, str]) -> None:
     """Every file is written whole beside its place before any is renamed over its place (atomic on POSIX): no file
     is ever left half-written, and a write that fails (a full disk, a folder in a file's place) changes none."""
-    for path in files:
-        if path.is_dir():  # the one place a rename would fail after the others were done
-            raise UserError(f"{path}: expected a file, found a folder")
+    for target in files:
+        if target.is_dir():  # the one place a rename would fail after the others were done
+            raise UserError(f"{target}: expected a file, found a folder")
     staged: list[tuple[str, Path]] = []
-    path = None
+    path: Path | None = None
     try:
         for path, text in files.items():
             handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")

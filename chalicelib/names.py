@@ -12,6 +12,8 @@ import re
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # names are derived from settings; settings check prefixes against RESERVED_PREFIXES
+    from mypy_boto3_sqs.type_defs import MessageAttributeValueTypeDef
+
     from chalicelib.settings import Settings
 
 MONITOR_TOPIC = "Monitor"
@@ -29,7 +31,7 @@ RUN_ATTRIBUTE = "dsr-app"
 RUN_ATTRIBUTE_BYTES = len(RUN_ATTRIBUTE) + len("String") + 75  # 75: APP_NAME's longest
 
 
-def run_attributes(app_name: str) -> dict[str, dict[str, str]]:
+def run_attributes(app_name: str) -> dict[str, MessageAttributeValueTypeDef]:
     """The MessageAttributes of one of the run's job messages."""
     return {RUN_ATTRIBUTE: {"DataType": "String", "StringValue": app_name}}
 
@@ -173,7 +175,7 @@ def idle_alarm(app_name: str, instance_id: str) -> str:
     return instance_alarm_prefix(app_name) + instance_id
 
 
-def instance_alarm_pattern(app_name: str) -> re.Pattern:
+def instance_alarm_pattern(app_name: str) -> re.Pattern[str]:
     """Exactly APP_NAME_<instance id>: run 'Run' never matches run 'Run_i-x''s alarms."""
     return re.compile(re.escape(app_name) + r"_(i-[0-9a-f]+)")
 

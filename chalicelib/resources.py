@@ -14,17 +14,27 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from chalicelib import aws, awsapi, names
 from chalicelib.errors import UserError
 from chalicelib.settings import Settings
 
+if TYPE_CHECKING:  # boto3-stubs: for mypy only
+    from mypy_boto3_ecs import ECSClient
+    from mypy_boto3_ecs.type_defs import DeploymentConfigurationTypeDef, TagTypeDef, TaskDefinitionTypeDef
+    from mypy_boto3_iam import IAMClient
+    from mypy_boto3_logs import CloudWatchLogsClient
+    from mypy_boto3_logs.type_defs import LogGroupTypeDef
+    from mypy_boto3_sns import SNSClient
+    from mypy_boto3_sqs import SQSClient
+    from mypy_boto3_sqs.literals import QueueAttributeNameType
+
 HOST_VOLUME = "dsr-host"  # the task definition's volume holding what the host tells its containers
 # ECS's spot draining stops a reclaimed machine's tasks (SIGTERM: the workers release their jobs) only as the
 # service's minimum healthy percent allows; at 100 it first waits for replacements, which a full fleet has no room
 # for, and the machine is gone two minutes after the notice with its jobs still held.
-DEPLOYMENT = {"minimumHealthyPercent": 0, "maximumPercent": 200}
+DEPLOYMENT: DeploymentConfigurationTypeDef = {"minimumHealthyPercent": 0, "maximumPercent": 200}
 
 
 class OwnedByAnotherRun(UserError):
@@ -79,9 +89,10 @@ def setup(settings: Settings, clients: Any = None) -> SetupReport:
                                     settings=settings)
     for group in (settings.LOG_GROUP_NAME, settings.per_instance_log_group):
         ensure_log_group(c.logs, group, names.LOG_RETENTION_DAYS, report, settings=settings)
-    report.topic_arn = ensure_topic(c.sns, names.MONITOR_TOPIC, report)
+    # Clients (aws.py) declares no sns or iam attribute yet: to mypy both are `object`
+    report.topic_arn = ensure_topic(c.sns, names.MONITOR_TOPIC, report)  # type: ignore[arg-type]
     ensure_cluster(c.ecs, settings.ECS_CLUSTER, report, settings=settings)
-    role_arn = find_role_arn(c.iam, names.task_role(settings))
+    role_arn = find_role_arn(c.iam, names.task_role(settings))  # type: ignore[arg-type]
     if role_arn is None:
         report.warnings.append(
             f"IAM role {names.task_role(settings)} does not exist, so the task definition has no task role and "
@@ -95,13 +106,13 @@ def setup(settings: Settings, clients: Any = None) -> SetupReport:
 # --------------------------------------------------------------------------- SQS
 
 
-def dead_letter_attributes() -> dict[str, str]:
+def dead_letter_attributes() -> dict[QueueAttributeNameType, str]:
     # A dead-lettered message keeps its original enqueue time, so with SQS's
     # 4-day default a job that fails late in a long run would vanish (DS's bug).
     return {"MessageRetentionPeriod": str(names.QUEUE_RETENTION_SECONDS)}
 
 
-def job_queue_attributes(settings: Settings, dead_letter_arn: str) -> dict[str, str]:
+def job_queue_attributes(settings: Settings, dead_letter_arn: str) -> dict[QueueAttributeNameType, str]:
     return {
         "MessageRetentionPeriod": str(names.QUEUE_RETENTION_SECONDS),
         "VisibilityTimeout": str(settings.SQS_MESSAGE_VISIBILITY),
@@ -110,7 +121,7 @@ def job_queue_attributes(settings: Settings, dead_letter_arn: str) -> dict[str, 
     }
 
 
-def find_queue_url(sqs, name: str) -> str | None:
+def find_queue_url(sqs: SQSClient, name: str) -> str | None:
     try:
         return sqs.get_queue_url(QueueName=name)["QueueUrl"]
     except sqs.exceptions.ClientError as error:
@@ -119,11 +130,12 @@ def find_queue_url(sqs, name: str) -> str | None:
         raise
 
 
-def queue_arn(sqs, url: str) -> str:
+def queue_arn(sqs: SQSClient, url: str) -> str:
     return sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
 
 
-def ensure_queue(sqs, name: str, wanted: dict[str, str], report: SetupReport, settings: Settings | None = None) -> str:
+def ensure_queue(sqs: SQSClient, name: str, wanted: dict[QueueAttributeNameType, str], report: SetupReport,
+                 settings: Settings | None = None) -> str:
     """The queue with `wanted` attributes; with `settings`, it is the run's own queue and carries the run's tag
     (the dead-letter queue is shared between runs, as DS's default name implies, and is never tagged)."""
     tags = run_tags(settings) if settings else {}
@@ -160,7 +172,7 @@ def _same_attribute(key: str, current: str | None, wanted: str) -> bool:
 # --------------------------------------------------------------------------- CloudWatch Logs, SNS
 
 
-def find_log_group(logs, name: str) -> dict | None:
+def find_log_group(logs: CloudWatchLogsClient, name: str) -> LogGroupTypeDef | None:
     for page in logs.get_paginator("describe_log_groups").paginate(logGroupNamePrefix=name):
         for group in page["logGroups"]:
             if group["logGroupName"] == name:
@@ -168,14 +180,17 @@ def find_log_group(logs, name: str) -> dict | None:
     return None
 
 
-def ensure_log_group(logs, name: str, retention_days: int, report: SetupReport,
+def ensure_log_group(logs: CloudWatchLogsClient, name: str, retention_days: int, report: SetupReport,
                      settings: Settings | None = None) -> None:
     """With `settings`, the group carries the run's tag: the monitor exports only its run's own groups. A group
     another run made keeps that run's tag (runs may share LOG_GROUP_NAME; only its owner exports it)."""
     tags = run_tags(settings) if settings else {}
     group = find_log_group(logs, name)
     if group is None:
-        logs.create_log_group(logGroupName=name, **({"tags": tags} if tags else {}))
+        if tags:
+            logs.create_log_group(logGroupName=name, tags=tags)
+        else:
+            logs.create_log_group(logGroupName=name)
         logs.put_retention_policy(logGroupName=name, retentionInDays=retention_days)
         report.add("created", "log group", name)
         return
@@ -190,7 +205,7 @@ def ensure_log_group(logs, name: str, retention_days: int, report: SetupReport,
                f"{name} ({', '.join(changed)})" if changed else name)
 
 
-def find_topic_arn(sns, name: str) -> str | None:
+def find_topic_arn(sns: SNSClient, name: str) -> str | None:
     for page in sns.get_paginator("list_topics").paginate():
         for topic in page["Topics"]:
             if topic["TopicArn"].rsplit(":", 1)[-1] == name:
@@ -198,7 +213,7 @@ def find_topic_arn(sns, name: str) -> str | None:
     return None
 
 
-def ensure_topic(sns, name: str, report: SetupReport) -> str:
+def ensure_topic(sns: SNSClient, name: str, report: SetupReport) -> str:
     arn = find_topic_arn(sns, name)
     if arn is not None:
         report.add("unchanged", "topic", name)
@@ -210,7 +225,7 @@ def ensure_topic(sns, name: str, report: SetupReport) -> str:
 # --------------------------------------------------------------------------- IAM (read only here)
 
 
-def find_role_arn(iam, name: str) -> str | None:
+def find_role_arn(iam: IAMClient, name: str) -> str | None:
     try:
         return iam.get_role(RoleName=name)["Role"]["Arn"]
     except iam.exceptions.NoSuchEntityException:
@@ -220,17 +235,20 @@ def find_role_arn(iam, name: str) -> str | None:
 # --------------------------------------------------------------------------- ECS
 
 
-def ensure_cluster(ecs, name: str, report: SetupReport, settings: Settings | None = None) -> None:
+def ensure_cluster(ecs: ECSClient, name: str, report: SetupReport, settings: Settings | None = None) -> None:
     """A cluster setup creates carries the creating run's tag: the monitor deletes only such a cluster, and only
     once nothing uses it. A cluster that exists is shared and left as it is ('default', or another run's)."""
     if awsapi.ecs_cluster(ecs, name) is not None:
         report.add("unchanged", "ECS cluster", name)
     else:
-        ecs.create_cluster(clusterName=name, **({"tags": _ecs_tags(run_tags(settings))} if settings else {}))
+        if settings:
+            ecs.create_cluster(clusterName=name, tags=_ecs_tags(run_tags(settings)))
+        else:
+            ecs.create_cluster(clusterName=name)
         report.add("created", "ECS cluster", name)
 
 
-def _ecs_tags(tags: dict[str, str]) -> list[dict[str, str]]:
+def _ecs_tags(tags: dict[str, str]) -> list[TagTypeDef]:
     return [{"key": key, "value": value} for key, value in tags.items()]
 
 
@@ -274,7 +292,7 @@ def task_definition(settings: Settings, task_role_arn: str | None, queue_url: st
     return definition
 
 
-def find_task_definition(ecs, family: str) -> dict | None:
+def find_task_definition(ecs: ECSClient, family: str) -> TaskDefinitionTypeDef | None:
     """The family's latest ACTIVE revision, or None."""
     try:
         return ecs.describe_task_definition(taskDefinition=family)["taskDefinition"]
@@ -282,21 +300,21 @@ def find_task_definition(ecs, family: str) -> dict | None:
         return None
 
 
-def _same_task_definition(current: dict, wanted: dict) -> bool:
+def _same_task_definition(current: TaskDefinitionTypeDef, wanted: dict[str, Any]) -> bool:
     if current.get("status", "ACTIVE") != "ACTIVE" or current.get("taskRoleArn") != wanted.get("taskRoleArn"):
         return False
     [mine] = wanted["containerDefinitions"]
-    theirs = current.get("containerDefinitions") or [{}]
-    if len(theirs) != 1:
+    definitions = current.get("containerDefinitions") or [{}]
+    if len(definitions) != 1:
         return False
-    theirs = dict(theirs[0])
+    theirs: dict[str, Any] = dict(definitions[0])
     if theirs.get("resourceRequirements", []) != mine.get("resourceRequirements", []):
         return False  # GPUS_PER_TASK set back to 0: the old revision still reserves GPUs
     theirs["environment"] = sorted(theirs.get("environment", []), key=lambda item: item["name"])
     return all(theirs.get(key) == value for key, value in mine.items())
 
 
-def ensure_task_definition(ecs, wanted: dict[str, Any], report: SetupReport) -> str:
+def ensure_task_definition(ecs: ECSClient, wanted: dict[str, Any], report: SetupReport) -> str:
     current = find_task_definition(ecs, wanted["family"])
     if current is not None and _same_task_definition(current, wanted):
         report.add("unchanged", "task definition", f"{wanted['family']}:{current['revision']}")
@@ -307,7 +325,7 @@ def ensure_task_definition(ecs, wanted: dict[str, Any], report: SetupReport) -> 
     return registered["taskDefinitionArn"]
 
 
-def ensure_service(ecs, settings: Settings, task_definition_arn: str, report: SetupReport) -> None:
+def ensure_service(ecs: ECSClient, settings: Settings, task_definition_arn: str, report: SetupReport) -> None:
     service = awsapi.ecs_service(ecs, settings.ECS_CLUSTER, settings.service_name)
     if service is None:
         # Desired count 0: tasks start only when start-cluster has machines for them.

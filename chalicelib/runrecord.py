@@ -26,11 +26,15 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from chalicelib.aws import read_object
+
+if TYPE_CHECKING:  # boto3-stubs: for mypy only
+    from mypy_boto3_s3 import S3Client
 
 RECORD_VERSION = 1
 _OPTIONAL_KEYS = {"VERSION", "MAX_RUN_HOURS", "MAX_RUN_COST", "STOP_AFTER_FAILED_JOBS", "STOP_IF_NO_JOB_STARTS_MINUTES",
@@ -119,13 +123,14 @@ class RunRecord:
                 values[key] = value.strip().lower() == "true"
         for item in dataclasses.fields(cls):
             if item.name in values:
-                values[item.name] = _typed(item.name, item.type, values[item.name])
+                # the annotation's text: this module's annotations are strings (`from __future__ import annotations`)
+                values[item.name] = _typed(item.name, str(item.type), values[item.name])
         return cls(**values)
 
 
 # Field annotation -> what JSON must hold there. A record is data from a bucket: a wrong type is refused on
 # reading, never met later as a TypeError in the middle of a reconcile.
-_CHECKS = {
+_CHECKS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "str": (lambda value: isinstance(value, str), "a string"),
     "int": (lambda value: isinstance(value, int) and not isinstance(value, bool), "an integer"),
     "float": (lambda value: isinstance(value, (int, float)) and not isinstance(value, bool), "a number"),
@@ -159,11 +164,11 @@ def write_local(record: RunRecord, folder: str | Path, file_name: str) -> Path:
     return path
 
 
-def put(s3, record: RunRecord) -> None:
+def put(s3: S3Client, record: RunRecord) -> None:
     s3.put_object(Bucket=record.MONITOR_BUCKET_NAME, Key=record.MONITOR_FILE_KEY, Body=record.to_json().encode(),
                   ContentType="application/json")
 
 
-def get(s3, bucket: str, key: str) -> RunRecord | None:
+def get(s3: S3Client, bucket: str, key: str) -> RunRecord | None:
     body = read_object(s3, bucket, key)
     return None if body is None else RunRecord.from_json(body)

@@ -87,10 +87,10 @@ def _int_at_least(low: int, high: int | None = None) -> Callable[[Any], int]:
         if (isinstance(value, bool) or not isinstance(value, (int, float))
                 or (isinstance(value, float) and not math.isfinite(value)) or value != int(value)):
             raise ValueError(_range_text("an integer", low, high))
-        value = int(value)
-        if value < low or (high is not None and value > high):
+        number = int(value)
+        if number < low or (high is not None and number > high):
             raise ValueError(_range_text("an integer", low, high))
-        return value
+        return number
 
     return parse
 
@@ -201,7 +201,7 @@ def _environment(value: Any) -> tuple[tuple[str, str], ...]:
     return tuple(sorted(items))
 
 
-def _pattern(pattern: re.Pattern, description: str) -> Callable[[Any], str]:
+def _pattern(pattern: re.Pattern[str], description: str) -> Callable[[Any], str]:
     def parse(value: Any) -> str:
         if not isinstance(value, str) or not pattern.match(value):
             raise ValueError(f"expected {description}")
@@ -255,7 +255,7 @@ REQUIRED = object()
 class Derived:
     """A default computed from the settings read so far (DS's derived defaults)."""
 
-    compute: Callable[[dict], Any]
+    compute: Callable[[dict[str, Any]], Any]
     text: str
 
 

@@ -13,7 +13,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # boto3-stubs: for mypy only
+    from mypy_boto3_ec2 import EC2Client
 
 MAX_PAGES = 5
 PAGE_SIZE = 1000  # the largest MaxResults DescribeSpotPriceHistory takes
@@ -28,13 +31,16 @@ class PriceRow:
     when: datetime | None
 
 
-def price_table(ec2: Any, instance_types: Iterable[str], zones: Iterable[str] | None, now: datetime, *,
+def price_table(ec2: EC2Client, instance_types: Iterable[str], zones: Iterable[str] | None, now: datetime, *,
                 max_pages: int = MAX_PAGES) -> list[PriceRow]:
     """The latest Linux Spot price per (type, zone) as of `now`, in the order of `instance_types`, then zone.
     `zones` empty or None: every zone of the region."""
     types, zones = list(dict.fromkeys(instance_types)), list(dict.fromkeys(zones or ()))
-    params: dict = {"InstanceTypes": types, "ProductDescriptions": list(PRODUCTS), "StartTime": now, "EndTime": now,
-                    "PaginationConfig": {"MaxItems": max_pages * PAGE_SIZE, "PageSize": PAGE_SIZE}}
+    # a dict, not the stubs' request TypedDict: that spells InstanceTypes as a Literal of every type EC2 knew when
+    # they were made, and ours are the user's strings
+    params: dict[str, Any] = {"InstanceTypes": types, "ProductDescriptions": list(PRODUCTS), "StartTime": now,
+                              "EndTime": now,
+                              "PaginationConfig": {"MaxItems": max_pages * PAGE_SIZE, "PageSize": PAGE_SIZE}}
     if zones:
         params["Filters"] = [{"Name": "availability-zone", "Values": zones}]
     latest: dict[tuple[str, str], PriceRow] = {}

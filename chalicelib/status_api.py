@@ -7,7 +7,7 @@ import json
 import os
 import urllib.error
 import urllib.request
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
@@ -15,12 +15,15 @@ from botocore.awsrequest import AWSRequest
 from chalicelib import aws
 from chalicelib.errors import UserError
 
+if TYPE_CHECKING:
+    from chalicelib.settings import Settings
+
 API_NAME = "ds-runner-monitor"  # app.py's app_name: Chalice names the REST API after it
 SERVICE = "execute-api"
 TIMEOUT_SECONDS = 60  # API Gateway's own limit is 29 s; a cold Lambda start comes on top of the answer
 
 
-def find_api(settings) -> tuple[str, str]:
+def find_api(settings: Settings) -> tuple[str, str]:
     """(id, stage) of the deployed status API, or UserError saying how to deploy it."""
     gateway = aws.client("apigateway", settings)
     for page in gateway.get_paginator("get_rest_apis").paginate():
@@ -39,7 +42,7 @@ def url_for(api_id: str, stage: str, path: str, region: str, endpoint: str | Non
     return f"https://{api_id}.{SERVICE}.{region}.amazonaws.com/{stage}{path}"
 
 
-def get(settings, path: str) -> Any:
+def get(settings: Settings, path: str) -> Any:
     """The API's JSON answer to GET `path`, signed with SigV4 as the routes' AWS_IAM authorization requires."""
     if not path.startswith("/"):
         path = "/" + path

@@ -48,7 +48,8 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import NamedTuple
+from types import FrameType
+from typing import TYPE_CHECKING, NamedTuple
 
 from chalicelib import aws
 from chalicelib.awsapi import queue_depth
@@ -58,6 +59,13 @@ from chalicelib.jobs import SQS_MESSAGE_BYTES, Job
 from chalicelib.names import RUN_ATTRIBUTE_BYTES, run_attributes
 from chalicelib.resources import find_queue_url
 from chalicelib.settings import Settings
+
+if TYPE_CHECKING:  # boto3-stubs: for mypy only
+    import multiprocessing.synchronize
+
+    from mypy_boto3_s3 import S3Client
+    from mypy_boto3_sqs import SQSClient
+    from mypy_boto3_sqs.type_defs import SendMessageBatchRequestEntryTypeDef
 
 MAX_BATCH_ENTRIES = 10  # SQS's limit per SendMessageBatch
 MAX_BATCH_BYTES = SQS_MESSAGE_BYTES  # SQS's limit on a batch's total payload, message attributes included
@@ -124,6 +132,9 @@ class Outgoing(NamedTuple):
     body: str
 
 
+Batch = Sequence[Job | Outgoing]  # one SendMessageBatch's jobs
+
+
 def batches(jobs: Sequence[Job], max_entries: int = MAX_BATCH_ENTRIES,
             max_bytes: int = MAX_BATCH_BYTES) -> list[list[Job]]:
     """Consecutive jobs, at most `max_entries` and `max_bytes` of bodies and attributes per batch."""
@@ -142,22 +153,25 @@ def batches(jobs: Sequence[Job], max_entries: int = MAX_BATCH_ENTRIES,
     return out
 
 
-def queue_url(sqs, settings: Settings) -> str:
+def queue_url(sqs: SQSClient, settings: Settings) -> str:
     url = find_queue_url(sqs, settings.SQS_QUEUE_NAME)
     if url is None:
         raise UserError(f"queue '{settings.SQS_QUEUE_NAME}' does not exist; run 'python cli.py setup' first")
     return url
 
 
-def send_batch(sqs, url: str, batch: Sequence[Job | Outgoing], attempts: int = ENTRY_ATTEMPTS,
+def send_batch(sqs: SQSClient, url: str, batch: Sequence[Job | Outgoing], attempts: int = ENTRY_ATTEMPTS,
                sleep: Callable[[float], None] = time.sleep, app_name: str | None = None) -> int:
     """Send one batch (each message tagged with `app_name`, names.RUN_ATTRIBUTE), retrying the entries SQS
     failed; returns how many were sent."""
     pending = {str(index): job for index, job in enumerate(batch)}
-    tagged = {"MessageAttributes": run_attributes(app_name)} if app_name else {}
+    attributes = run_attributes(app_name) if app_name else None
     for attempt in range(attempts):
-        response = sqs.send_message_batch(QueueUrl=url, Entries=[
-            {"Id": entry_id, "MessageBody": job.body, **tagged} for entry_id, job in pending.items()])
+        entries: list[SendMessageBatchRequestEntryTypeDef] = (
+            [{"Id": entry_id, "MessageBody": job.body, "MessageAttributes": attributes}
+             for entry_id, job in pending.items()] if attributes else
+            [{"Id": entry_id, "MessageBody": job.body} for entry_id, job in pending.items()])
+        response = sqs.send_message_batch(QueueUrl=url, Entries=entries)
         failed = response.get("Failed", [])
         for failure in failed:
             if failure.get("SenderFault"):
@@ -173,14 +187,15 @@ def send_batch(sqs, url: str, batch: Sequence[Job | Outgoing], attempts: int = E
                       sent=len(batch) - len(pending))
 
 
-def sending_client(settings: Settings):
+def sending_client(settings: Settings) -> SQSClient:
     """The SQS client jobs are sent with (and the queue checked with): a connection for each request in flight,
     and no client-side parameter validation. botocore checks every request's parameters against the API model
     before sending it, about a fifth of the client's CPU per SendMessageBatch (2.6 s against 2.1 s for 30,000
     jobs on the development machine); here they are built by `send_batch` alone from validated jobs (string ids
     and bodies, one fixed attribute), and SQS checks them again on arrival, so a mistake would still be an
     error, SQS's instead of botocore's."""
-    return aws.client("sqs", settings, max_pool_connections=MAX_IN_FLIGHT, parameter_validation=False)
+    client: SQSClient = aws.client("sqs", settings, max_pool_connections=MAX_IN_FLIGHT, parameter_validation=False)
+    return client
 
 
 def in_flight_for(round_trip: float) -> int:
@@ -202,7 +217,7 @@ def processes_for(jobs: int, cpus: int | None = None) -> int:
     return max(1, min(cpus, MAX_PROCESSES, jobs // PROCESS_JOBS))
 
 
-def send_jobs(sqs, url: str, jobs: Sequence[Job], concurrency: int | None = None,
+def send_jobs(sqs: SQSClient, url: str, jobs: Sequence[Job], concurrency: int | None = None,
               on_sent: Callable[[int], None] | None = None, app_name: str | None = None,
               processes: int = 1, settings: Settings | None = None) -> int:
     """Send every job; returns the count. On failure (or Ctrl-C) stops early and says how many went.
@@ -213,11 +228,12 @@ def send_jobs(sqs, url: str, jobs: Sequence[Job], concurrency: int | None = None
     session factory such as local mode's, nor an in-process mock). `on_sent` is called in this thread."""
     if processes > 1 and settings is None:
         raise ValueError("sending from several processes needs the settings to make their clients")
-    children = _Children(processes - 1, settings) if processes > 1 else None  # they boot while the probe runs
+    # they boot while the probe runs (settings is not None here: checked above)
+    children = _Children(processes - 1, settings) if processes > 1 and settings is not None else None
     return _send(sqs, url, jobs, concurrency, on_sent, app_name, children)
 
 
-def _send(sqs, url: str, jobs: Sequence[Job], concurrency: int | None, on_sent: Callable[[int], None] | None,
+def _send(sqs: SQSClient, url: str, jobs: Sequence[Job], concurrency: int | None, on_sent: Callable[[int], None] | None,
           app_name: str | None, children: _Children | None) -> int:
     source = _Batches(batches(jobs))
     progress = _Progress(on_sent)
@@ -270,7 +286,7 @@ def _ctrl_c_sets(interrupt: threading.Event) -> Iterator[None]:
         yield
         return
 
-    def handle(signum, frame):
+    def handle(signum: int, frame: FrameType | None) -> None:
         if interrupt.is_set():
             raise KeyboardInterrupt
         interrupt.set()
@@ -306,11 +322,11 @@ class _Halted(Exception):
         self.sent, self.cause = sent, cause
 
 
-def _probe(sqs, url: str, source: _Batches, app_name: str | None, progress: _Progress,
+def _probe(sqs: SQSClient, url: str, source: _Batches, app_name: str | None, progress: _Progress,
            interrupt: threading.Event) -> int:
     """Send the first batches one at a time, timing each; the requests to keep in flight from then on, from the
     least round trip: contention (other processes booting, a busy machine) only ever adds to one."""
-    round_trips = []
+    round_trips: list[float] = []
     for _ in range(PROBE_BATCHES):
         if interrupt.is_set():
             raise _Halted(progress.sent, KeyboardInterrupt())
@@ -345,13 +361,13 @@ class _Batches:
     """The batches still to send, handed out one (or a chunk) at a time to any thread; once closed, none more.
     `refill` (in another process: asks the caller's for a chunk) is called when it runs out; [] means none left."""
 
-    def __init__(self, items: Iterable, refill: Callable[[], list] | None = None):
+    def __init__(self, items: Iterable[Batch], refill: Callable[[], list[Batch]] | None = None):
         self._items = deque(items)
         self._refill = refill
         self._closed = False
         self._lock = threading.Lock()
 
-    def take(self):
+    def take(self) -> Batch | None:
         with self._lock:
             if self._closed:
                 return None
@@ -361,7 +377,7 @@ class _Batches:
                     self._refill = None
             return self._items.popleft() if self._items else None
 
-    def take_chunk(self, count: int) -> list:
+    def take_chunk(self, count: int) -> list[Batch]:
         with self._lock:
             if self._closed:
                 return []
@@ -376,7 +392,7 @@ class _Senders:
     """`count` threads, each sending the next batch from `source` until none is left or one of them fails
     (the first failure closes the source: the others finish the request they are in and stop)."""
 
-    def __init__(self, sqs, url: str, source: _Batches, count: int, app_name: str | None):
+    def __init__(self, sqs: SQSClient, url: str, source: _Batches, count: int, app_name: str | None):
         self.sqs, self.url, self.source, self.app_name = sqs, url, source, app_name
         self.sent = 0
         self.failure: BaseException | None = None
@@ -452,9 +468,10 @@ class _Children:
         self._stop.set()
 
     def serve(self, source: _Batches, timeout: float) -> None:
-        by_pipe = {pipe: number for number, pipe in self._pipes.items()}
-        for pipe in multiprocessing.connection.wait(list(by_pipe), timeout):
-            number = by_pipe[pipe]
+        ready = multiprocessing.connection.wait(list(self._pipes.values()), timeout)
+        for number, pipe in list(self._pipes.items()):
+            if pipe not in ready:
+                continue
             try:
                 message = pipe.recv()
             except (EOFError, OSError):  # it died before its last word
@@ -485,7 +502,7 @@ class _Children:
                 process.kill()
                 process.join()
 
-    def _send(self, number: int, message: tuple) -> None:
+    def _send(self, number: int, message: tuple[object, ...]) -> None:
         try:
             self._pipes[number].send(message)
         except OSError:  # it died
@@ -528,7 +545,8 @@ def _die_with_parent(parent: int) -> None:
         os._exit(1)
 
 
-def _child_main(pipe, stop, settings: Settings, parent: int) -> None:
+def _child_main(pipe: multiprocessing.connection.Connection, stop: multiprocessing.synchronize.Event,
+                settings: Settings, parent: int) -> None:
     """Another sending process: its own SQS client, then `in_flight` threads, batches a chunk at a time from the
     caller's process, progress every PROGRESS_SECONDS, its exact count as its last word."""
     _die_with_parent(parent)
@@ -537,15 +555,16 @@ def _child_main(pipe, stop, settings: Settings, parent: int) -> None:
         signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
     lock = threading.Lock()  # one message at a time on the pipe, whichever thread sends
 
-    def refill() -> list:
+    def refill() -> list[Batch]:
         if stop.is_set():
             return []
         with lock:
             pipe.send(("need",))
-            kind, chunk = pipe.recv()
+            answer: tuple[str, list[Batch]] = pipe.recv()
+        _, chunk = answer
         return chunk
 
-    senders = None
+    senders: _Senders | None = None
     try:
         sqs = sending_client(settings)
         _, url, app_name, in_flight = pipe.recv()
@@ -566,14 +585,14 @@ def _child_main(pipe, stop, settings: Settings, parent: int) -> None:
             pipe.send(("failed", senders.sent if senders else 0, _describe(error)))
 
 
-def _report(pipe, lock: threading.Lock, sent: int, reported: int) -> int:
+def _report(pipe: multiprocessing.connection.Connection, lock: threading.Lock, sent: int, reported: int) -> int:
     if sent != reported:
         with lock:
             pipe.send(("sent", sent - reported))
     return sent
 
 
-def not_done(s3, settings: Settings, jobs: Iterable[Job], concurrency: int = CONCURRENCY) -> list[Job]:
+def not_done(s3: S3Client, settings: Settings, jobs: Iterable[Job], concurrency: int = CONCURRENCY) -> list[Job]:
     """The jobs whose outputs are not yet in S3 (the CHECK_IF_DONE rule), in file order."""
     jobs = list(jobs)
     with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="skip-done") as pool:
@@ -593,7 +612,7 @@ def submit(settings: Settings, jobs: Sequence[Job], skip_done: bool = False,
     use (local mode, tests recording calls): the CLI's choice. The default, 1, is for callers whose clients
     other processes could not reproduce (an in-process mock)."""
     chosen = processes is None
-    if chosen:
+    if processes is None:
         processes = processes_for(len(jobs)) if aws.default_sessions() else 1
     # The other processes boot (about a second) while this one makes its client and checks the queue; with
     # --skip-done, once the jobs to send are known.

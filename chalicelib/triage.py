@@ -16,6 +16,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from botocore.exceptions import ClientError
 
@@ -27,6 +28,10 @@ from chalicelib.jobs import NotAJob, job_from_message, job_id_of_message
 from chalicelib.names import run_attributes
 from chalicelib.resources import find_queue_url
 from chalicelib.settings import Settings
+
+if TYPE_CHECKING:  # boto3-stubs: for mypy only
+    from mypy_boto3_logs.type_defs import GetLogEventsRequestTypeDef
+    from mypy_boto3_sqs import SQSClient
 
 LOG_LINES_SHOWN = 5  # of a failed job's last lines, in `cli.py failed`'s table
 
@@ -53,18 +58,20 @@ def log_lines(clients: Clients, settings: Settings, job_id: str, follow: bool = 
     """The job's CloudWatch stream (LOG_GROUP_NAME/<job id>), every attempt, oldest first; with `follow`, new
     lines as they come until the caller stops iterating."""
     logs = clients.logs
-    kwargs = {"logGroupName": settings.LOG_GROUP_NAME, "logStreamName": job_id, "startFromHead": True}
+    request: GetLogEventsRequestTypeDef = {"logGroupName": settings.LOG_GROUP_NAME, "logStreamName": job_id,
+                                           "startFromHead": True}
     try:
         while True:
-            page = logs.get_log_events(**kwargs)
+            page = logs.get_log_events(**request)
             for event in page["events"]:
                 yield event["message"]
             token = page.get("nextForwardToken")
-            if token == kwargs.get("nextToken"):  # the end of the stream, for now
+            if token == request.get("nextToken"):  # the end of the stream, for now
                 if not follow:
                     return
                 sleep(poll_seconds)
-            kwargs["nextToken"] = token
+            if token is not None:  # CloudWatch Logs always answers one; without it, the next read starts over
+                request["nextToken"] = token
     except ClientError as error:
         if error_code(error) == "ResourceNotFoundException":
             raise UserError(f"no log for job {job_id!r} in log group {settings.LOG_GROUP_NAME}: the job has not "
@@ -140,7 +147,7 @@ def _dead_letter_jobs(clients: Clients, settings: Settings) -> FailedJobs:
                                                                    settings.SQS_QUEUE_NAME)
 
 
-def dead_letter_failures(sqs, url: str, app_name: str, queue_name: str) -> FailedJobs:
+def dead_letter_failures(sqs: SQSClient, url: str, app_name: str, queue_name: str) -> FailedJobs:
     """A DS-image run's failed jobs: its image's worker keeps no failure record, so they are the dead-letter
     messages SQS moved there from the run's queue `queue_name` (the queue is shared, and `dsr-app` is the
     sender's word: chalicelib/deadletters.py). `cli.py failed` and GET /runs/{app}/failed both read them here;
