@@ -34,7 +34,9 @@ if TYPE_CHECKING:  # boto3-stubs: for mypy only, never in the Lambda zip or the 
     from mypy_boto3_resourcegroupstaggingapi import ResourceGroupsTaggingAPIClient
     from mypy_boto3_s3 import S3Client
     from mypy_boto3_s3.type_defs import GetObjectOutputTypeDef, GetObjectRequestTypeDef
+    from mypy_boto3_sns import SNSClient
     from mypy_boto3_sqs import SQSClient
+    from mypy_boto3_ssm import SSMClient
     from mypy_boto3_sts import STSClient
 
 # AWS's "it is not there" answers, one list per kind of thing, used wherever that kind is read.
@@ -185,10 +187,13 @@ class Clients:
     cloudwatch: CloudWatchClient
     ec2: EC2Client
     ecs: ECSClient
+    iam: IAMClient
     logs: CloudWatchLogsClient
     resourcegroupstaggingapi: ResourceGroupsTaggingAPIClient
     s3: S3Client
+    sns: SNSClient
     sqs: SQSClient
+    ssm: SSMClient
 
     def __init__(self, settings: Any = None, region: str | None = None):
         self._settings = settings

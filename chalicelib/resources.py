@@ -89,10 +89,9 @@ def setup(settings: Settings, clients: Any = None) -> SetupReport:
                                     settings=settings)
     for group in (settings.LOG_GROUP_NAME, settings.per_instance_log_group):
         ensure_log_group(c.logs, group, names.LOG_RETENTION_DAYS, report, settings=settings)
-    # Clients (aws.py) declares no sns or iam attribute yet: to mypy both are `object`
-    report.topic_arn = ensure_topic(c.sns, names.MONITOR_TOPIC, report)  # type: ignore[arg-type]
+    report.topic_arn = ensure_topic(c.sns, names.MONITOR_TOPIC, report)
     ensure_cluster(c.ecs, settings.ECS_CLUSTER, report, settings=settings)
-    role_arn = find_role_arn(c.iam, names.task_role(settings))  # type: ignore[arg-type]
+    role_arn = find_role_arn(c.iam, names.task_role(settings))
     if role_arn is None:
         report.warnings.append(
             f"IAM role {names.task_role(settings)} does not exist, so the task definition has no task role and "
