@@ -77,6 +77,9 @@ BUSY_PERIOD_WAIT_SECONDS = 1
 # The attempt (JOB_RETRIES), and the two times that tell whether a listing of failure records answers for the
 # message (worker/records.py).
 RECEIVED_ATTRIBUTES = ["ApproximateReceiveCount", "SentTimestamp", "ApproximateFirstReceiveTimestamp"]
+# What S3 and the transfer manager raise for a transfer that failed (botocore's ParamValidationError included): the
+# job failed. Anything else out of a transfer is a bug of ours and takes the internal-error path (_handle).
+AWS_ERRORS = (BotoCoreError, ClientError)
 
 
 class Outcome(str, enum.Enum):
@@ -304,7 +307,7 @@ class Worker:
                     got = self.transfers.download_prefix(job.input_prefix, input_dir)
                 except (TransferError, OSError) as error:
                     return _Result(Outcome.FAILED, f"input download failed: {error}")
-                except Exception as error:  # noqa: BLE001 - AWS errors: the job, not the worker, failed
+                except AWS_ERRORS as error:  # the job, not the worker, failed; a bug of ours is an internal error
                     return _Result(Outcome.FAILED, f"input download failed: {aws.error_code(error) or error}")
                 timings.append(f"download {got.files} files in {time.monotonic() - started:.2f} s")
                 where = f"s3://{self.settings.SOURCE_BUCKET}/{job.input_prefix}/"
@@ -343,7 +346,7 @@ class Worker:
                     self.transfers.mark_complete(job.output_prefix, job.job_id, sent)
             except (TransferError, OSError) as error:
                 return _Result(Outcome.FAILED, f"exit code 0 but the upload failed: {error}", 0, usage)
-            except Exception as error:  # noqa: BLE001
+            except AWS_ERRORS as error:
                 return _Result(Outcome.FAILED, f"exit code 0 but the upload failed: {aws.error_code(error) or error}",
                                0, usage)
             where = f"s3://{self.settings.DESTINATION_BUCKET}/{job.output_prefix}/"

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
+
 from tests.worker_world import FAST, log_lines, python, queue_counts, s3_keys, send_jobs, world
+from worker import upload as worker_upload
 from worker.options import WorkerOptions
+from worker.upload import Transfers
 from worker.worker import Outcome
 
 
@@ -187,3 +191,25 @@ def test_a_job_stopped_mid_run_is_requeued_without_spending_a_retry(clients):
     assert sqs.receive_message(QueueUrl=dlq_url).get("Messages", []) == []
     lines = log_lines(clients["logs"], settings.LOG_GROUP_NAME, "P1")
     assert any(line.startswith("released: stopped (spot interruption notice)") for line in lines)
+
+
+def _a_bug(*args, **kwargs):
+    raise TypeError("a bug in the transfer code")
+
+
+@pytest.mark.parametrize("where", ["download", "upload"])
+def test_a_bug_in_the_transfer_code_is_an_internal_error_not_a_failed_transfer(clients, monkeypatch, where):
+    # Only AWS's errors mean the transfer failed; a bug of ours must surface as one, not pass for the job's failure
+    if where == "download":
+        monkeypatch.setattr(Transfers, "download_prefix", _a_bug)
+    else:
+        monkeypatch.setattr(worker_upload, "_metadata", _a_bug)  # called by upload_folder before anything is sent
+    settings, worker, queue_url, _ = world(clients, INPUT_PREFIX="inputs/{plate}", COMMAND=python("print('ok')"))
+    send_jobs(clients["sqs"], queue_url, settings, [{"plate": "P1"}])
+
+    with pytest.raises(TypeError, match="a bug in the transfer code"):
+        worker.run_once()
+
+    last = log_lines(clients["logs"], settings.LOG_GROUP_NAME, "P1")[-1]
+    assert last.startswith("failed: internal error TypeError: a bug in the transfer code; it will be retried")
+    assert queue_counts(clients["sqs"], queue_url) == (1, 0)  # visible again for another try
