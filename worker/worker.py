@@ -24,6 +24,7 @@ busy period ends about a second after its last job.
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import logging
 import os
@@ -82,7 +83,7 @@ RECEIVED_ATTRIBUTES = ["ApproximateReceiveCount", "SentTimestamp", "ApproximateF
 AWS_ERRORS = (BotoCoreError, ClientError)
 
 
-class Outcome(str, enum.Enum):
+class Outcome(enum.StrEnum):
     EMPTY = "empty"            # no message arrived during the long poll
     NOT_A_JOB = "not a job"    # left in the queue for the dead-letter queue, never run
     SKIPPED = "skipped"        # outputs already in S3 (CHECK_IF_DONE_BOOL); message deleted
@@ -515,10 +516,8 @@ class Worker:
 
 
 def _kill_group(process: subprocess.Popen, sig: int) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError, PermissionError):  # already gone
         os.killpg(process.pid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass  # already gone
 
 
 def _where() -> str:

@@ -110,7 +110,8 @@ def observe(run: Run, clients: Clients, now: float | None = None) -> Observation
         launch_template_ids=awsapi.tagged_launch_template_ids(clients.ec2, RUN_TAG, run.app_name),
         alarm_names=_alarms(clients, record), queue_alarm_names=tuple(record.ALARM_NAMES),
         instance_alarm_prefix=record.INSTANCE_ALARM_PREFIX, dashboard_name=record.DASHBOARD_NAME,
-        dashboard_exists=bool(record.DASHBOARD_NAME) and awsapi.dashboard_exists(clients.cloudwatch, record.DASHBOARD_NAME),
+        dashboard_exists=(bool(record.DASHBOARD_NAME)
+                          and awsapi.dashboard_exists(clients.cloudwatch, record.DASHBOARD_NAME)),
         bucket=run.bucket, log_groups=log_groups, exported_logs_prefix=record.EXPORTED_LOGS_PREFIX,
         foreign_log_groups=_foreign_log_groups(clients.logs, log_groups, run) if run.state.tearing_down else (),
         export_status=exports, export_running_in_account=export_busy,
@@ -162,7 +163,8 @@ def refused_observation(run: Run, now: float, reason: str) -> Observation:
 
 def _instances(clients: Clients, run: Run, fleet_active: bool, now: float) -> tuple[Instance, ...]:
     if fleet_active:
-        machines = awsapi.live_machines(clients.ec2, awsapi.fleet_instance_ids(clients.ec2, run.record.MONITOR_FLEET_ID))
+        machines = awsapi.live_machines(clients.ec2,
+                                        awsapi.fleet_instance_ids(clients.ec2, run.record.MONITOR_FLEET_ID))
     else:  # a cancelled fleet no longer lists its machines; its tag still finds any that survived
         machines = awsapi.live_machines(clients.ec2, fleet_id=run.record.MONITOR_FLEET_ID)
     if not machines:
@@ -184,7 +186,8 @@ def _cluster(clients: Clients, name: str, our_service_exists: bool, app_name: st
     if cluster is None:
         return _ClusterView()
     other_services = cluster.active_services - (1 if our_service_exists else 0)
-    in_use = other_services > 0 or bool(awsapi.live_machines(clients.ec2, awsapi.cluster_machine_ids(clients.ecs, name)))
+    in_use = other_services > 0 or bool(awsapi.live_machines(clients.ec2,
+                                                             awsapi.cluster_machine_ids(clients.ecs, name)))
     return _ClusterView(exists=True, in_use=in_use,
                         owned=ownership.tag_problem("ECS cluster", name, cluster.tags, app_name) is None)
 

@@ -33,8 +33,8 @@ from tests.iam_engine import (
 ACCOUNT, REGION, BUCKET = "123456789012", "us-east-1", "engine-bucket"
 LOGS = f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:"
 ALARMS = f"arn:aws:cloudwatch:{REGION}:{ACCOUNT}:alarm:"
-ALARM = dict(MetricName="CPUUtilization", Namespace="AWS/EC2", Statistic="Maximum", Period=60, EvaluationPeriods=15,
-             Threshold=1, ComparisonOperator="LessThanThreshold")
+ALARM = {"MetricName": "CPUUtilization", "Namespace": "AWS/EC2", "Statistic": "Maximum", "Period": 60, "EvaluationPeriods": 15,
+             "Threshold": 1, "ComparisonOperator": "LessThanThreshold"}
 MONITOR_POLICY = monitor_policy.monitor_policy(monitor_policy.Watched(("my-lab-bucket",), ("user_DeadMessages",)))
 
 
@@ -535,7 +535,7 @@ def test_a_log_group_is_exported_only_if_it_carries_the_tag(world):
     admin("logs").create_log_group(logGroupName="Other")
     logs = make_role("exporter", conditioned(["logs:CreateExportTask"], TAGGED_ONLY, LOGS + "*"),
                      allow(["s3:PutObject"], f"arn:aws:s3:::{BUCKET}/exportedlogs/*")).client("logs")
-    export = dict(fromTime=0, to=int(time.time() * 1000), destination=BUCKET)
+    export = {"fromTime": 0, "to": int(time.time() * 1000), "destination": BUCKET}
 
     with iam_enforced() as engine:
         denied(lambda: logs.create_export_task(logGroupName="Other", destinationPrefix="exportedlogs/Other", **export))
