@@ -884,7 +884,7 @@ def _access_denied_in_protocol(engine: Engine) -> Iterator[None]:
             code = _ACCESS_DENIED_CODE.get(getattr(self, "service_name", None))
             if code is None:
                 raise
-            status, headers, body = self.serialized(ActionResult(_denial(code, error.message)))
+            _, headers, body = self.serialized(ActionResult(_denial(code, error.message)))
             self.response_headers.update({name: value for name, value in headers.items() if name != "status"})
             raise Serialized(error.code, body) from error
 

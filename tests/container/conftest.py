@@ -69,7 +69,7 @@ class Container:
         docker(*command, image)
 
     def state(self, field: str) -> str:
-        return docker("inspect", "-f", "{{.State.%s}}" % field, self.name).stdout.strip()
+        return docker("inspect", "-f", "{{.State." + field + "}}", self.name).stdout.strip()  # a Go template
 
     @property
     def running(self) -> bool:

@@ -13,7 +13,7 @@ from worker.worker import Outcome
 
 def test_a_message_that_is_not_a_job_is_never_run_and_ends_in_the_dead_letter_queue(clients, tmp_path, caplog):
     marker = tmp_path / "ran"
-    settings, worker, queue_url, dlq_url = world(
+    _, worker, queue_url, dlq_url = world(
         clients, JOB_RETRIES=2, COMMAND=python("import pathlib, sys; pathlib.Path(sys.argv[1]).touch()", str(marker)))
     sqs = clients["sqs"]
     message_id = sqs.send_message(QueueUrl=queue_url, MessageBody='{"not": "a job"}')["MessageId"]

@@ -34,8 +34,9 @@ def run(scenario: Scenario, monitor, workers=None, durations=None, before=None) 
     """The world and the monitor after a whole run; `durations` replaces the jobs' (the lower bound is then
     not theirs), `before(world)` runs once the fleet is launched."""
     world = World(scenario, workers or monitor.workers)
-    for job, duration in zip(world.jobs, durations or ()):
-        job.duration = duration
+    if durations is not None:
+        for job, duration in zip(world.jobs, durations, strict=True):  # one for each job
+            job.duration = duration
     world.start(monitor)
     if before:
         before(world)
