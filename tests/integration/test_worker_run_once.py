@@ -126,7 +126,8 @@ def test_a_link_inside_the_output_folder_is_uploaded_as_a_file(clients):
 
 def test_a_job_past_its_timeout_is_stopped_and_failed(clients):
     options = WorkerOptions(**{**FAST.__dict__, "stop_grace_seconds": 1})
-    settings, worker, queue_url, _ = world(clients, options, JOB_TIMEOUT=0.5, COMMAND=python("import time; time.sleep(60)"))
+    settings, worker, queue_url, _ = world(clients, options, JOB_TIMEOUT=0.5, COMMAND=python("import time; "
+                                                                                             "time.sleep(60)"))
     send_jobs(clients["sqs"], queue_url, settings, [{"plate": "P1"}])
 
     assert worker.run_once() is Outcome.FAILED
