@@ -37,8 +37,8 @@ Conditions evaluated exactly (`_condition_met`): the String* operators (and
 `aws:ResourceTag/KEY` (and `ec2:ResourceTag/KEY`, `ecs:ResourceTag/KEY` for
 their service's actions) of the resources these actions are checked against,
 whose tags are read from moto: sqs:DeleteQueue (queue), ec2:ModifySpotFleetRequest
-and ec2:CancelSpotFleetRequests (spot-fleet-request), ec2:ModifyFleet and ec2:DeleteFleets (fleet), ec2:TerminateInstances
-(instance), ec2:DeleteLaunchTemplate (launch-template), ecs:UpdateService and
+and ec2:CancelSpotFleetRequests (spot-fleet-request), ec2:ModifyFleet and ec2:DeleteFleets (fleet),
+ec2:TerminateInstances (instance), ec2:DeleteLaunchTemplate (launch-template), ecs:UpdateService and
 ecs:DeleteService (service), ecs:DeleteCluster (cluster), logs:CreateExportTask (log-group),
 cloudwatch:DeleteAlarms (alarm). Anything else is unevaluated.
 CreateExportTask is also checked as s3:PutObject on its destination, which AWS
@@ -892,8 +892,9 @@ def _access_denied_in_protocol(engine: Engine) -> Iterator[None]:
     # on each; the body and status it writes are right. (Filters are process-wide: server threads see it too.)
     with warnings.catch_warnings(), \
             mock.patch.object(ActionAuthenticatorMixin, "_authenticate_and_authorize_normal_action", authorize):
-        warnings.filterwarnings("ignore", category=UserWarning, message=r"Exception\((AccessDenied|AccessDeniedException|"
-                                                                        r"UnauthorizedOperation)\) with code ")
+        warnings.filterwarnings("ignore", category=UserWarning,
+                                message=r"Exception\((AccessDenied|AccessDeniedException|UnauthorizedOperation)\) "
+                                        r"with code ")
         yield
 
 

@@ -109,7 +109,7 @@ class MemoryCgroup:
         except OSError:
             lines = []
         paths = {controllers: path.lstrip("/") for _, controllers, path in
-                     (line.split(":", 2) for line in lines if line.count(":") >= 2)}
+                 (line.split(":", 2) for line in lines if line.count(":") >= 2)}
         v1_path = next((path for controllers, path in paths.items() if "memory" in controllers.split(",")), "")
         for version, base, own, counter in ((2, root, paths.get("", ""), "memory.events"),
                                             (1, root / "memory", v1_path, "memory.oom_control")):

@@ -437,7 +437,7 @@ class Worker:
         machine as idle at worst, and a machine it stops releases its job through SIGTERM)."""
         try:
             getattr(self.lease, step)(*args)
-        except Exception as error:  # noqa: BLE001
+        except Exception as error:  # noqa: BLE001 - the lease is the monitor's hint; the job goes on without it
             log.warning("could not %s the busy lease %s (%s)", step, self.lease.key, aws.error_code(error) or error)
 
     def _record_failure(self, job: Job, attempt: int, result: _Result, last_lines: tuple[str, ...]) -> None:

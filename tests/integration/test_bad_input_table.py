@@ -91,7 +91,8 @@ CASES = [
     ("config requires inputs but has no prefix", ["setup"], {"config.json": config(REQUIRE_INPUTS=True)},
      "error: config.json: REQUIRE_INPUTS: true needs INPUT_PREFIX (the prefix a job's inputs must be under); set "
      "INPUT_PREFIX or leave REQUIRE_INPUTS false"),
-    ("config count Infinity", ["setup"], {"config.json": config(DOCKER_CORES=DROP)[:-1] + ', "DOCKER_CORES": Infinity}'},
+    ("config count Infinity", ["setup"],
+     {"config.json": config(DOCKER_CORES=DROP)[:-1] + ', "DOCKER_CORES": Infinity}'},
      "error: config.json: DOCKER_CORES: expected a number JSON allows, got Infinity (JSON has no NaN or Infinity)"),
     ("config count NaN", ["setup"], {"config.json": config(JOB_RETRIES=DROP)[:-1] + ', "JOB_RETRIES": NaN}'},
      "error: config.json: JOB_RETRIES: expected a number JSON allows, got NaN (JSON has no NaN or Infinity)"),
@@ -189,7 +190,8 @@ CASES = [
     ("fleet missing", ["start-cluster", "nofleet.json"], {}, "error: nofleet.json: file not found"),
     ("fleet is a list", ["start-cluster", "fleet.json"], {"fleet.json": []},
      "error: fleet.json: expected a JSON object (a spot fleet request config), got list"),
-    ("fleet unknown allocation strategy", ["start-cluster", "fleet.json"], {"fleet.json": 'SET:AllocationStrategy="cheapest"'},
+    ("fleet unknown allocation strategy", ["start-cluster", "fleet.json"],
+     {"fleet.json": 'SET:AllocationStrategy="cheapest"'},
      "error: fleet.json: AllocationStrategy: expected one of capacity-optimized, capacity-optimized-prioritized, "
      "diversified, lowest-price, price-capacity-optimized (or the spot fleet spellings capacityOptimized, "
      "capacityOptimizedPrioritized, diversified, lowestPrice, priceCapacityOptimized), got 'cheapest'"),
@@ -200,7 +202,8 @@ CASES = [
     ("fleet bad image", ["start-cluster", "fleet.json"], {"fleet.json": 'SPEC:ImageId="ubuntu"'},
      "error: fleet.json: LaunchSpecifications[0]: ImageId: expected an ECS-optimized AMI id like "
      "ami-0123456789abcdef0, or no ImageId for the latest one, got 'ubuntu'"),
-    ("fleet one block device", ["start-cluster", "fleet.json"], {"fleet.json": 'SPEC:BlockDeviceMappings=[{"DeviceName": "/dev/xvda"}]'},
+    ("fleet one block device", ["start-cluster", "fleet.json"],
+     {"fleet.json": 'SPEC:BlockDeviceMappings=[{"DeviceName": "/dev/xvda"}]'},
      "error: fleet.json: LaunchSpecifications[0]: BlockDeviceMappings: expected two block devices (root, then the data "
      "volume sized by EBS_VOL_SIZE)"),
     ("fleet data volume without Ebs", ["start-cluster", "fleet.json"],

@@ -100,7 +100,8 @@ def test_a_job_without_input_prefix_says_it_downloaded_nothing(clients):
 def test_an_output_linking_outside_the_folder_fails_the_job_and_nothing_is_uploaded(clients, tmp_path):
     secret = tmp_path / "credentials"
     secret.write_text("secret")
-    link = "import os, sys; open(sys.argv[1] + '/ok.txt', 'w').write('x'); os.symlink(sys.argv[2], sys.argv[1] + '/leak')"
+    link = ("import os, sys; open(sys.argv[1] + '/ok.txt', 'w').write('x'); "
+            "os.symlink(sys.argv[2], sys.argv[1] + '/leak')")
     settings, worker, queue_url, _ = world(clients, COMMAND=python(link, "{output_dir}", str(secret)))
     send_jobs(clients["sqs"], queue_url, settings, [{"plate": "P1"}])
 
@@ -114,7 +115,8 @@ def test_an_output_linking_outside_the_folder_fails_the_job_and_nothing_is_uploa
 
 
 def test_a_link_inside_the_output_folder_is_uploaded_as_a_file(clients):
-    link = "import os, sys; open(sys.argv[1] + '/real.txt', 'w').write('x'); os.symlink('real.txt', sys.argv[1] + '/alias.txt')"
+    link = ("import os, sys; open(sys.argv[1] + '/real.txt', 'w').write('x'); "
+            "os.symlink('real.txt', sys.argv[1] + '/alias.txt')")
     settings, worker, queue_url, _ = world(clients, COMMAND=python(link, "{output_dir}"))
     send_jobs(clients["sqs"], queue_url, settings, [{"plate": "P1"}])
 

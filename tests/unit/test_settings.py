@@ -252,7 +252,7 @@ REJECTIONS = [
 
 
 @pytest.mark.parametrize("overrides,message", REJECTIONS, ids=[str(next(iter(o))) + str(i) for i, (o, _) in
-                                                                 enumerate(REJECTIONS)])
+                                                                  enumerate(REJECTIONS)])
 def test_rejections_name_the_key_and_what_was_expected(overrides, message):
     text = rejection(**overrides)
     key = next(iter(overrides))

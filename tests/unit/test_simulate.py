@@ -24,8 +24,8 @@ def tiny(**changes) -> Scenario:
     """Fixed 600-s jobs on machines with one worker each, booting in 60 s; the monitor ticks every minute; no
     spot interruption unless a test makes one."""
     fields = {"name": "tiny", "jobs": 4, "durations": Durations("fixed", 600), "machines": 2, "tasks_per_machine": 1,
-                  "docker_cores": 1, "boot_s": 60, "alarm_delay_s": 300, "monitor_period_s": 60, "visibility_s": 3600,
-                  "interruptions_per_machine_hour": 0.0}
+              "docker_cores": 1, "boot_s": 60, "alarm_delay_s": 300, "monitor_period_s": 60, "visibility_s": 3600,
+              "interruptions_per_machine_hour": 0.0}
     fields.update(changes)
     return Scenario(**fields)
 

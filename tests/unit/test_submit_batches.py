@@ -20,7 +20,8 @@ from chalicelib.submit import (
 
 
 def _job(index: int, size: int = 10) -> Job:
-    return Job(job_id=f"job{index}", body="x" * size, body_bytes=size, values={}, output_prefix=f"out/{index}", input_prefix=None)
+    return Job(job_id=f"job{index}", body="x" * size, body_bytes=size, values={}, output_prefix=f"out/{index}",
+               input_prefix=None)
 
 
 class FakeSQS:
