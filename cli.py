@@ -20,7 +20,10 @@ CLI_DISTRIBUTIONS = ("boto3", "botocore", "click", "moto", "aws-lambda-powertool
 REQUIREMENT_FILES = ("requirements.txt", "requirements-dev.txt", "worker/requirements.txt")
 
 
-def environment_problem(root: Path = Path(__file__).resolve().parent) -> str | None:
+PROJECT_ROOT = Path(__file__).resolve().parent  # where the requirement files are
+
+
+def environment_problem(root: Path = PROJECT_ROOT) -> str | None:
     """Why this Python cannot run the CLI (a pinned package missing or at another version), or None."""
     from importlib import metadata
 
@@ -49,8 +52,9 @@ if __name__ == "__main__" and (_problem := environment_problem()):
     print(f"error: {_problem}", file=sys.stderr)
     sys.exit(2)
 
-import botocore.exceptions  # noqa: E402 - after the check above, which needs none of them
-import click  # noqa: E402
+# After the check above, which needs none of them (ruff.toml lets these imports come late)
+import botocore.exceptions
+import click
 
 from chalicelib import aws, cluster, deadletters, iam, job_access, resources, status_api, triage
 from chalicelib.errors import RefusedRun, UserError

@@ -183,7 +183,8 @@ def main() -> int:
                         + ", ".join(f"{count:,} at {latency:g} ms" for latency, count in JOBS.items()) + ")")
     parser.add_argument("--trials", type=int, default=TRIALS, help="alternating trials of the baseline and ours")
     parser.add_argument("--skip-threshold", action="store_true", help="skip the one/several processes runs")
-    parser.add_argument("--client", choices=["ds", "submit", "submit-one-process", "submit-every-cpu"], help=argparse.SUPPRESS)
+    parser.add_argument("--client", choices=["ds", "submit", "submit-one-process", "submit-every-cpu"],
+                        help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.client:
         print(json.dumps(client(args.client, args.jobs)))

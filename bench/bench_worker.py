@@ -203,7 +203,7 @@ def report(results: dict[str, list[Run]], processes: int) -> int:
     verdict = [f"requests per job in steady state {requests:.2f} ({'<=' if met else 'OVER'} {TARGET_REQUESTS:g})"]
     if "baseline" in results:
         baseline, current = results["baseline"], results["current"]
-        rounds = [old.ms_per_job / new.ms_per_job for old, new in zip(baseline, current)]
+        rounds = [old.ms_per_job / new.ms_per_job for old, new in zip(baseline, current, strict=True)]
         speedup = statistics.median(rounds)
         of_medians = (statistics.median(run.ms_per_job for run in baseline)
                       / statistics.median(run.ms_per_job for run in current))

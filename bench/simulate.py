@@ -153,7 +153,8 @@ class Worker:
         self.pool_index = -1  # position in World.idle_workers, -1 when not waiting
         self.poll = 0  # bumps on every wait for a message: an older poll's timeout is stale
         self.exited = False  # a DS worker whose poll found nothing: the slot does nothing for the rest of the run
-        self.lease_until = -1.0  # ours, between jobs: its busy lease is still up until then (OUR_LEASE_AFTER_LAST_JOB_S)
+        # ours, between jobs: its busy lease is still up until then (OUR_LEASE_AFTER_LAST_JOB_S)
+        self.lease_until = -1.0
 
 
 @dataclass(frozen=True)
@@ -169,7 +170,7 @@ class Usage:
     busy_slot_s: float = 0.0  # slot-seconds running a job's command (any execution, duplicates included)
 
     def __add__(self, other: Usage) -> Usage:
-        return Usage(*(mine + theirs for mine, theirs in zip(astuple(self), astuple(other))))
+        return Usage(*(mine + theirs for mine, theirs in zip(astuple(self), astuple(other), strict=True)))
 
 
 @dataclass(frozen=True)
@@ -634,7 +635,8 @@ class World:
         teardown = None if self.teardown_done_at is None else self.teardown_done_at - self.last_settled
         return Result(
             scenario=self.scenario.name, policy=policy_name, makespan_s=self.last_settled, usage=self.usage(),
-            lower_bound_s=self.lower_bound_s, slots_per_machine=self.scenario.workers_per_machine, jobs_done=done, jobs_lost=lost,
+            lower_bound_s=self.lower_bound_s, slots_per_machine=self.scenario.workers_per_machine, jobs_done=done,
+            jobs_lost=lost,
             duplicates=self.duplicates, dead_letter=self.dead_letter, teardown_delay_s=teardown,
             last_machine_gone_s=self.last_machine_gone_at - self.last_settled, machines_launched=self.launched,
             interruptions=self.interruptions, events=self.event_count)
@@ -763,9 +765,9 @@ class DSMonitor:
             batches = math.ceil(len(world.machines) / DS_ALARM_BATCH)
             world.at(world.now + batches * DS_ALARM_BATCH_SLEEP_S, self.cancel)
             return
-        if self.checks % DS_DOWNSCALE_EVERY == DS_DOWNSCALE_EVERY - 1:
-            if world.visible_count == 0 and world.in_flight < len(world.machines):
-                world.set_fleet_target(world.in_flight)
+        if (self.checks % DS_DOWNSCALE_EVERY == DS_DOWNSCALE_EVERY - 1 and world.visible_count == 0
+                and world.in_flight < len(world.machines)):
+            world.set_fleet_target(world.in_flight)
         self.checks += 1
         world.at(world.now + DS_MONITOR_S, self.tick)
 
@@ -845,7 +847,7 @@ def bounds(scenario: Scenario) -> str:
         halved, halved_makespan = ideal_schedule(durations, max(1, seeded.machines // 2), slots, seeded.boot_s)
         ours, ds, crashed = simulate_all(seeded)
 
-        def cell(machine_s: float, makespan_s: float | None = None) -> str:
+        def cell(machine_s: float, makespan_s: float | None = None, lower: float = lower) -> str:
             text = f"{machine_s / 60:,.0f} ({machine_s / lower:.2f}x)"
             return text if makespan_s is None else f"{text} [{makespan_s / 60:.0f} min]"
         lines.append(f"| {seed} | {lower / 60:,.0f} | {cell(clairvoyant)} | {cell(online, online_makespan)} | "

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import hashlib
 import json
 import uuid
@@ -109,10 +110,8 @@ def main() -> None:
     parser.add_argument("--latency-ms", type=float, default=15.0)
     parser.add_argument("--port", type=int, default=0)
     args = parser.parse_args()
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(serve(args.latency_ms, args.port))
-    except KeyboardInterrupt:
-        pass
 
 
 if __name__ == "__main__":

@@ -147,8 +147,9 @@ def preflight(settings: Settings, fleet: FleetFile, c: Any, now: datetime.dateti
                         "(run 'python cli.py submit JOBFILE')")
     if writes_reach_reserved(output_root(settings)):
         warnings.append(f"OUTPUT_PREFIX {settings.OUTPUT_PREFIX!r} starts with a job value, so this run's jobs may "
-                        f"write anywhere in s3://{settings.DESTINATION_BUCKET}/ but monitors/, exportedlogs/ and ecsconfigs/, "
-                        "other runs' outputs included; give it a fixed first folder such as '{APP_NAME}/{job_id}'")
+                        f"write anywhere in s3://{settings.DESTINATION_BUCKET}/ but monitors/, exportedlogs/ and "
+                        "ecsconfigs/, other runs' outputs included; give it a fixed first folder such as "
+                        "'{APP_NAME}/{job_id}'")
     return Preflight(queue_url, dlq_url, task_arn, topic_arn, waiting, machines, warnings, quota)
 
 
@@ -448,11 +449,12 @@ def _launch_spec(template: dict[str, Any], settings: Settings, image: EcsImage |
         for interface in spec.get("NetworkInterfaces", []):
             interface["AssociatePublicIpAddress"] = False
     # The run's tag on each machine too: the monitor's policy lets it terminate only machines that carry one.
-    ours = [{"Key": "Name", "Value": names.instance_name_tag(settings)}, {"Key": names.RUN_TAG, "Value": settings.APP_NAME}]
+    ours = [{"Key": "Name", "Value": names.instance_name_tag(settings)},
+            {"Key": names.RUN_TAG, "Value": settings.APP_NAME}]
     tag_specs = [item for item in spec.get("TagSpecifications", []) if item.get("ResourceType") != "instance"]
     instance_tags = [tag for item in spec.get("TagSpecifications", []) if item.get("ResourceType") == "instance"
                      for tag in item.get("Tags", []) if tag.get("Key") not in ("Name", names.RUN_TAG)]
-    spec["TagSpecifications"] = tag_specs + [{"ResourceType": "instance", "Tags": instance_tags + ours}]
+    spec["TagSpecifications"] = [*tag_specs, {"ResourceType": "instance", "Tags": instance_tags + ours}]
     return spec
 
 

@@ -30,7 +30,7 @@ from chalicelib.runrecord import RunRecord
 MAX_BYTES = 64 * 1024  # run.py's file is some 350 bytes
 REQUIRED_KEYS = ("MONITOR_FLEET_ID", "MONITOR_APP_NAME", "MONITOR_ECS_CLUSTER", "MONITOR_QUEUE_NAME",
                  "MONITOR_BUCKET_NAME", "MONITOR_LOG_GROUP_NAME", "MONITOR_START_TIME")
-KEYS = REQUIRED_KEYS + ("CLEAN_DASHBOARD",)
+KEYS = (*REQUIRED_KEYS, "CLEAN_DASHBOARD")
 # Keys only this project's run records have: a file holding one is ours, and the run record's error stands
 _RECORD_ONLY_KEYS = frozenset(item.name for item in dataclasses.fields(RunRecord)) - set(KEYS)
 _NEITHER = ("neither a run record of this project nor a monitor file of Distributed-Something or "

@@ -84,8 +84,8 @@ def parse_fleet_document(document: Any, source: str = "fleet.json") -> FleetFile
                              f"{', '.join(sorted(ALLOCATION_STRATEGIES.values()))} (or the spot fleet spellings "
                              f"{', '.join(sorted(ALLOCATION_STRATEGIES))}), got {_show(strategy)}")
     if "LaunchTemplateConfigs" in document:
-        raise FleetFileError(f"{source}: LaunchTemplateConfigs: not supported; give LaunchSpecifications (start-cluster "
-                             "makes the run's launch template from them)")
+        raise FleetFileError(f"{source}: LaunchTemplateConfigs: not supported; give LaunchSpecifications "
+                             "(start-cluster makes the run's launch template from them)")
     specs = document.get("LaunchSpecifications")
     if not isinstance(specs, list) or not specs:
         raise FleetFileError(f"{source}: LaunchSpecifications: expected a non-empty list of launch specifications")

@@ -231,8 +231,8 @@ def _words(finding: Finding, machine_price: float | None, quota: QuotaCheck | No
         market = f" (${finding.market_price:g}/h)" if finding.market_price is not None else ""
         bid = f" (${machine_price:g})" if machine_price is not None else ""
         return (f"Spot price above the bid ({seen}): the Spot price of {where or 'the types'}{market} is above "
-                f"MACHINE_PRICE{bid}, which went to AWS as the maximum price (a bid). Raise MACHINE_PRICE, let it be only the run's cost "
-                "ceiling instead of a bid, or add cheaper instance types.")
+                f"MACHINE_PRICE{bid}, which went to AWS as the maximum price (a bid). Raise MACHINE_PRICE, let it be "
+                "only the run's cost ceiling instead of a bid, or add cheaper instance types.")
     if finding.kind == CAPACITY:
         pools = where or "machines of the types asked"
         return (f"No Spot capacity ({seen}): AWS has no spare (or does not offer) {pools} right now, and the fleet "

@@ -34,15 +34,16 @@ def idle_alarm_request(app_name: str, region: str, instance_id: str) -> dict[str
     when it creates the alarm, and which needs cloudwatch:TagResource besides cloudwatch:PutMetricAlarm)."""
     if not INSTANCE_ID.fullmatch(instance_id):
         raise ValueError(f"not an EC2 instance id: {instance_id!r}")
-    return dict(
-        AlarmName=names.idle_alarm(app_name, instance_id),
-        AlarmDescription=f"Terminate {instance_id} of {app_name} after {IDLE_MINUTES} min of CPU under "
-                         f"{IDLE_CPU_PERCENT:g} %",
-        Namespace="AWS/EC2", MetricName="CPUUtilization", Dimensions=[{"Name": "InstanceId", "Value": instance_id}],
-        Statistic="Maximum", Period=60, EvaluationPeriods=IDLE_MINUTES, Threshold=IDLE_CPU_PERCENT,
-        ComparisonOperator="LessThanThreshold",
+    return {
+        "AlarmName": names.idle_alarm(app_name, instance_id),
+        "AlarmDescription": f"Terminate {instance_id} of {app_name} after {IDLE_MINUTES} min of CPU under "
+                            f"{IDLE_CPU_PERCENT:g} %",
+        "Namespace": "AWS/EC2", "MetricName": "CPUUtilization",
+        "Dimensions": [{"Name": "InstanceId", "Value": instance_id}],
+        "Statistic": "Maximum", "Period": 60, "EvaluationPeriods": IDLE_MINUTES, "Threshold": IDLE_CPU_PERCENT,
+        "ComparisonOperator": "LessThanThreshold",
         # A stopped metric (the instance is gone) must not keep the alarm firing.
-        TreatMissingData="notBreaching",
-        AlarmActions=[terminate_action(region)],
-        Tags=[{"Key": names.RUN_TAG, "Value": app_name}],
-    )
+        "TreatMissingData": "notBreaching",
+        "AlarmActions": [terminate_action(region)],
+        "Tags": [{"Key": names.RUN_TAG, "Value": app_name}],
+    }

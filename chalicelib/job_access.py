@@ -14,6 +14,7 @@ Deny: a refusal it cannot prove wrong is better than machines whose every job en
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import re
@@ -55,10 +56,9 @@ def record_submitted(settings: Settings, jobs: Sequence[Any], queued: bool) -> N
     s3.put_object(Bucket=settings.AWS_BUCKET, Key=job_locations.record_key(settings.APP_NAME),
                   Body=job_locations.record_document(needs).encode(), ContentType="application/json")
     client = aws.client("iam", settings)
-    try:
+    # NoSuchEntity: setup-account has not made the role yet; when it does, it grants what the record holds
+    with contextlib.suppress(client.exceptions.NoSuchEntityException):
         client.put_role_policy(RoleName=names.task_role(settings), PolicyName=iam.POLICY_NAME, PolicyDocument=policy)
-    except client.exceptions.NoSuchEntityException:
-        pass  # setup-account has not made the role yet; when it does, it grants what the record holds
 
 
 def _image_folders(s3: S3Client, settings: Settings, data_file: str) -> list[str]:

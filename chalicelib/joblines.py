@@ -35,9 +35,9 @@ INPUTS = "inputs: "
 INPUTS_LINE = INPUTS + "{files} files from {where}"
 NO_INPUT_PREFIX_LINE = INPUTS + "none (INPUT_PREFIX is not set)"
 OTHER_WORKER_PREFIXES = (LONG_JOB_WARNING, NOT_EXTENDED_WARNING, OWN_MARKER_NOTE, INPUTS)
-SHAPE_PREFIXES = (RECEIVED, STARTED) + tuple(OUTCOME_PREFIXES)
+SHAPE_PREFIXES = (RECEIVED, STARTED, *OUTCOME_PREFIXES)
 WORKER_PREFIXES = SHAPE_PREFIXES + OTHER_WORKER_PREFIXES
-_MARKED_PREFIXES = SHAPE_PREFIXES + (INPUTS,)
+_MARKED_PREFIXES = (*SHAPE_PREFIXES, INPUTS)
 OUTPUT_MARK = "output: "
 # How the worker's "received: " and outcome lines end: the machine and the worker process (its busy lease's id).
 WORKER_SIGNATURE = "; machine {machine} worker {worker}"
@@ -64,10 +64,11 @@ def signed_by(line: str) -> tuple[str | None, str | None, str]:
 
 
 # What an attempt's command used, in its outcome line after what happened and before what comes next ("; peak
-# memory 512 MiB, cpu 3.10 s; it will be retried in 10 s"; worker/attempt_usage.py measures it): the command's own peak resident memory ("at most" when it is a bound: the command stayed within
-# the worker's own size) and CPU time (its process tree's largest process, from wait4), and, in a container with
-# a memory limit, the container's peak and limit. Lines written before these figures were logged (and DS's)
-# have none: a reader takes them as unknown.
+# memory 512 MiB, cpu 3.10 s; it will be retried in 10 s"; worker/attempt_usage.py measures it): the command's
+# own peak resident memory ("at most" when it is a bound: the command stayed within the worker's own size) and CPU
+# time (its process tree's largest process, from wait4), and, in a container with a memory limit, the
+# container's peak and limit. Lines written before these figures were logged (and DS's) have none: a reader takes
+# them as unknown.
 USAGE = "peak memory {at_most}{peak:.0f} MiB, cpu {cpu:.2f} s"
 AT_MOST = "at most "
 CONTAINER_USAGE = ", container peak {peak:.0f} of {limit:.0f} MiB"
@@ -96,9 +97,8 @@ def usage_of(text: str) -> tuple[float, float, float | None, float | None] | Non
     """(peak MiB, cpu seconds, container peak MiB or None, container limit MiB or None) an outcome line's text
     gives, or None for a line without them (written before they were logged, or no command ran). A peak "at most"
     reads as its bound: for sizing MEMORY, that is on the safe side."""
-    found = None
-    for found in _USAGE.finditer(text):
-        pass  # the last: the worker writes its figures after the reason's own text (an error's, say)
+    # the last: the worker writes its figures after the reason's own text (an error's, say)
+    found = next(reversed(list(_USAGE.finditer(text))), None)
     if found is None:
         return None
     peak, cpu, container_peak, container_limit = found.groups()

@@ -17,6 +17,7 @@ message that would not have come from a valid job file is never run.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import re
 from collections.abc import Iterable, Mapping
@@ -230,7 +231,7 @@ def dcp_message(shared: dict[str, Any], group: dict[str, Any], where: str) -> di
     if extra:  # DCP's run.py would drop them, and a job_id the monitor counts by with them
         raise JobFileError(f"{where}: expected only 'Metadata' in a group (DCP's messages carry nothing else of it; "
                            f"JOB_MESSAGE_FORMAT is DCP), got also {extra[0]!r}")
-    return {"Metadata": group["Metadata"] if "Metadata" in group else group,
+    return {"Metadata": group.get("Metadata", group),
             **{key: shared[key] for key in DCP_MESSAGE_KEYS},
             "output_structure": shared.get("output_structure", DCP_DEFAULTS["output_structure"])}
 
@@ -369,7 +370,7 @@ def _refuse_overlapping_outputs(jobs: list[Job], settings: Settings, source: str
     'out/' is their least, so a parent comes right before its first descendant (sorting the bare prefixes
     would put 'out-b' between 'out' and 'out/a')."""
     order = sorted(range(len(jobs)), key=lambda index: jobs[index].output_prefix + "/")
-    for first, second in zip(order, order[1:]):
+    for first, second in itertools.pairwise(order):
         parent, other = jobs[first].output_prefix, jobs[second].output_prefix
         if other.startswith(parent + "/"):
             raise JobFileError(f"{source}: groups[{first}]: OUTPUT_PREFIX renders to {parent!r}, the parent of "

@@ -24,7 +24,7 @@ COMMENT = "_comment"  # what marks a key every reader drops (chalicelib/settings
 MAX_INTEGER_DIGITS = 20  # every 64-bit integer, signed or not, and no more
 # Only a text with this many digits in a row can hold a longer integer: the others are read with Python's own
 # integer conversion, which is faster than a hook called for every number (a 100,000-job file has 100,000s).
-_LONG_DIGITS = re.compile(r"[0-9]{%d}" % (MAX_INTEGER_DIGITS + 1))
+_LONG_DIGITS = re.compile(f"[0-9]{{{MAX_INTEGER_DIGITS + 1}}}")
 
 
 class NotStrictJSON(ValueError):

@@ -26,7 +26,7 @@ if TYPE_CHECKING:  # boto3-stubs: for mypy only
 # Parts of a spot fleet launch specification that are EC2 Fleet overrides instead of template data (SpotPrice is
 # start-cluster's, from MACHINE_PRICE, as DS overwrites it).
 OVERRIDE_KEYS = ("InstanceType", "WeightedCapacity")
-NOT_TEMPLATE_DATA = OVERRIDE_KEYS + ("SpotPrice", "SubnetId", "SecurityGroups")
+NOT_TEMPLATE_DATA = (*OVERRIDE_KEYS, "SpotPrice", "SubnetId", "SecurityGroups")
 # Deprecated and without a launch template counterpart.
 DROPPED_KEYS = ("AddressingType",)
 
@@ -66,7 +66,7 @@ def launch_template_configs(template_id: str, versions: list[str],
                             choices: list[LaunchChoice]) -> list[dict[str, Any]]:
     return [{"LaunchTemplateSpecification": {"LaunchTemplateId": template_id, "Version": version},
              "Overrides": list(choice.overrides)}
-            for version, choice in zip(versions, choices)]
+            for version, choice in zip(versions, choices, strict=True)]
 
 
 def save_versions(ec2: EC2Client, settings: Settings, choices: list[LaunchChoice],
@@ -121,5 +121,6 @@ def _own_template_id(ec2: EC2Client, settings: Settings, name: str) -> str | Non
     tags = {tag["Key"]: tag["Value"] for tag in template.get("Tags", ())}
     if tags.get(names.RUN_TAG) != settings.APP_NAME:
         raise StartConflict(f"launch template '{name}' exists and is not run '{settings.APP_NAME}''s (no "
-                            f"{names.RUN_TAG}={settings.APP_NAME} tag); delete or rename it, or choose another APP_NAME")
+                            f"{names.RUN_TAG}={settings.APP_NAME} tag); delete or rename it, or choose another "
+                            "APP_NAME")
     return template["LaunchTemplateId"]

@@ -466,8 +466,9 @@ class Settings:
         ENVIRONMENT. Never AWS keys: the task role gives the container its credentials."""
         return {
             "AWS_REGION": self.AWS_REGION, "APP_NAME": self.APP_NAME, "SQS_QUEUE_URL": queue_url,
-            "AWS_BUCKET": self.AWS_BUCKET, "DOCKER_CORES": str(self.DOCKER_CORES), "LOG_GROUP_NAME": self.LOG_GROUP_NAME,
-            "CHECK_IF_DONE_BOOL": str(self.CHECK_IF_DONE_BOOL), "EXPECTED_NUMBER_FILES": str(self.EXPECTED_NUMBER_FILES),
+            "AWS_BUCKET": self.AWS_BUCKET, "DOCKER_CORES": str(self.DOCKER_CORES),
+            "LOG_GROUP_NAME": self.LOG_GROUP_NAME, "CHECK_IF_DONE_BOOL": str(self.CHECK_IF_DONE_BOOL),
+            "EXPECTED_NUMBER_FILES": str(self.EXPECTED_NUMBER_FILES),
             "ECS_CLUSTER": self.ECS_CLUSTER, "SECONDS_TO_START": str(self.SECONDS_TO_START),
             "MIN_FILE_SIZE_BYTES": str(self.MIN_FILE_SIZE_BYTES), "NECESSARY_STRING": self.NECESSARY_STRING,
             # Distributed-CellProfiler's run.py adds these; DS's images ignore them.
@@ -601,7 +602,8 @@ def _check_templates(values: Mapping[str, Any], source: str) -> None:
     reserved = [prefix for prefix in RESERVED_PREFIXES if fixed.startswith(prefix)]
     if reserved:
         raise ConfigError(f"{source}: OUTPUT_PREFIX: expected a prefix outside {', '.join(RESERVED_PREFIXES)} "
-                          f"(what the monitor trusts and the runs' own files), got {json.dumps(values['OUTPUT_PREFIX'])}")
+                          "(what the monitor trusts and the runs' own files), "
+                          f"got {json.dumps(values['OUTPUT_PREFIX'])}")
 
 
 __all__ = ["KEYS", "Key", "Settings", "TemplateError", "parse_bool"]

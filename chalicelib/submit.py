@@ -416,7 +416,7 @@ class _Senders:
                 count = send_batch(self.sqs, self.url, batch, app_name=self.app_name)
                 with self._lock:
                     self.sent += count
-        except Exception as error:
+        except Exception as error:  # noqa: BLE001 - any error ends the sending: kept for the caller, who raises it
             with self._lock:
                 self.sent += error.sent if isinstance(error, BatchFailed) else 0  # the part SQS took
                 self.failure = self.failure or error
@@ -580,7 +580,7 @@ def _child_main(pipe: multiprocessing.connection.Connection, stop: multiprocessi
         pipe.send(("done", senders.sent))
     except (EOFError, BrokenPipeError):
         return  # the caller is gone or gave up on us: nobody to tell
-    except Exception as error:
+    except Exception as error:  # noqa: BLE001 - any error goes to the parent process, which raises it for the user
         with lock:
             pipe.send(("failed", senders.sent if senders else 0, _describe(error)))
 
@@ -597,7 +597,7 @@ def not_done(s3: S3Client, settings: Settings, jobs: Iterable[Job], concurrency:
     jobs = list(jobs)
     with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="skip-done") as pool:
         done = list(pool.map(lambda job: is_done(s3, settings, job.output_prefix), jobs))
-    return [job for job, finished in zip(jobs, done) if not finished]
+    return [job for job, finished in zip(jobs, done, strict=True) if not finished]
 
 
 def submit(settings: Settings, jobs: Sequence[Job], skip_done: bool = False,

@@ -31,7 +31,7 @@ def main() -> int:
     intensity = [float(row["mean_intensity"]) for row in rows]
     mean, spread = statistics.fmean(intensity), statistics.pstdev(intensity)
     # a well is flagged when its intensity is more than two standard deviations from the plate's mean
-    flagged = [row for row, value in zip(rows, intensity) if spread and abs(value - mean) > 2 * spread]
+    flagged = [row for row, value in zip(rows, intensity, strict=True) if spread and abs(value - mean) > 2 * spread]
     args.out.mkdir(parents=True, exist_ok=True)
     summary = {"plate": args.plate, "wells": len(rows), "cells": sum(counts),
                "median_cells_per_well": statistics.median(counts), "mean_intensity": round(mean, 3),

@@ -21,6 +21,7 @@ commands a killed worker could no longer stop.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -151,7 +152,7 @@ class Machines:
         self.ever.add(machine.instance_id)
         machine.processes = processes
         machine.started_at = self.clock()
-        machine._log = open(machine.log_path, "ab")
+        machine._log = open(machine.log_path, "ab")  # noqa: SIM115 - open while the machine runs; _ended closes it
         machine.process = subprocess.Popen(
             [sys.executable, "-m", "worker", "--processes", str(processes)], cwd=REPO,
             env=self.environment(machine), stdin=subprocess.DEVNULL, stdout=machine._log,
@@ -242,10 +243,8 @@ class Machines:
 
 
 def _signal(pid: int, sig: int, group: bool) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError, PermissionError):  # already gone
         os.killpg(pid, sig) if group else os.kill(pid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass  # already gone
 
 
 def marked_processes(prefix: str) -> list[int]:

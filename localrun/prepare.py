@@ -35,7 +35,7 @@ DEFAULT_FLEET = REPO / "examples" / "fleet.json"
 OUT_MARKER = ".dsr-local-run"  # marks a folder local mode made, so a re-run may empty it
 PYTHON_NAMES = ("python", "python3")
 # Programs whose first argument that is not an option is the script they run.
-INTERPRETERS = PYTHON_NAMES + ("bash", "sh", "zsh", "Rscript", "perl", "ruby", "node", "julia")
+INTERPRETERS = (*PYTHON_NAMES, "bash", "sh", "zsh", "Rscript", "perl", "ruby", "node", "julia")
 INLINE_OPTIONS = frozenset(("-m", "-c", "-e"))  # the program runs a module or inline code, not a script file
 # Endings only a script has: an output's name ("result.csv") may well not exist before the job.
 SCRIPT_SUFFIXES = frozenset((".py", ".sh", ".bash", ".r", ".pl", ".rb", ".js", ".jl", ".m", ".ipynb"))

@@ -10,6 +10,7 @@ Each AWS error ends the worker with exit 3 and the error on stderr, where DCP's 
 and return its message: the tests want the first refusal, not a queue retried until it dead-letters.
 """
 
+import contextlib
 import csv
 import io
 import json
@@ -57,10 +58,9 @@ def run_job(s3, logs, message: dict) -> None:
     if MOUNTED:  # "List the directories in the bucket- this prevents a strange s3fs error"
         for entry in list_folder(s3, ""):
             if entry.endswith("/"):
-                try:
+                # os.system(f'ls {subDirName}'): its failure is not looked at
+                with contextlib.suppress(botocore.exceptions.ClientError):
                     list_folder(s3, entry)
-                except botocore.exceptions.ClientError:
-                    pass  # os.system(f'ls {subDirName}'): its failure is not looked at
     metadata, job = metadata_id(message)
     remote_out = posixpath.join(message["output"], job)
     logs.create_log_stream(logGroupName=LOG_GROUP_NAME, logStreamName=job)  # watchtower, create_log_group=False

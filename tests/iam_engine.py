@@ -37,8 +37,8 @@ Conditions evaluated exactly (`_condition_met`): the String* operators (and
 `aws:ResourceTag/KEY` (and `ec2:ResourceTag/KEY`, `ecs:ResourceTag/KEY` for
 their service's actions) of the resources these actions are checked against,
 whose tags are read from moto: sqs:DeleteQueue (queue), ec2:ModifySpotFleetRequest
-and ec2:CancelSpotFleetRequests (spot-fleet-request), ec2:ModifyFleet and ec2:DeleteFleets (fleet), ec2:TerminateInstances
-(instance), ec2:DeleteLaunchTemplate (launch-template), ecs:UpdateService and
+and ec2:CancelSpotFleetRequests (spot-fleet-request), ec2:ModifyFleet and ec2:DeleteFleets (fleet),
+ec2:TerminateInstances (instance), ec2:DeleteLaunchTemplate (launch-template), ecs:UpdateService and
 ecs:DeleteService (service), ecs:DeleteCluster (cluster), logs:CreateExportTask (log-group),
 cloudwatch:DeleteAlarms (alarm). Anything else is unevaluated.
 CreateExportTask is also checked as s3:PutObject on its destination, which AWS
@@ -844,7 +844,7 @@ def _s3_put_with_acl(engine: Engine) -> Iterator[None]:
     original = S3Response._authenticate_and_authorize_s3_action
 
     def authorize(self, bucket_name=None, key_name=None):
-        headers = {name.lower() for name in self.headers.keys()}
+        headers = {name.lower() for name in self.headers.keys()}  # noqa: SIM118 - werkzeug Headers iterate as pairs
         carries_acl = "x-amz-acl" in headers or any(name.startswith("x-amz-grant-") for name in headers)
         if key_name is None or self.method not in ("PUT", "POST") or not carries_acl:
             return original(self, bucket_name=bucket_name, key_name=key_name)
@@ -884,7 +884,7 @@ def _access_denied_in_protocol(engine: Engine) -> Iterator[None]:
             code = _ACCESS_DENIED_CODE.get(getattr(self, "service_name", None))
             if code is None:
                 raise
-            status, headers, body = self.serialized(ActionResult(_denial(code, error.message)))
+            _, headers, body = self.serialized(ActionResult(_denial(code, error.message)))
             self.response_headers.update({name: value for name, value in headers.items() if name != "status"})
             raise Serialized(error.code, body) from error
 
@@ -892,8 +892,9 @@ def _access_denied_in_protocol(engine: Engine) -> Iterator[None]:
     # on each; the body and status it writes are right. (Filters are process-wide: server threads see it too.)
     with warnings.catch_warnings(), \
             mock.patch.object(ActionAuthenticatorMixin, "_authenticate_and_authorize_normal_action", authorize):
-        warnings.filterwarnings("ignore", category=UserWarning, message=r"Exception\((AccessDenied|AccessDeniedException|"
-                                                                        r"UnauthorizedOperation)\) with code ")
+        warnings.filterwarnings("ignore", category=UserWarning,
+                                message=r"Exception\((AccessDenied|AccessDeniedException|UnauthorizedOperation)\) "
+                                        r"with code ")
         yield
 
 

@@ -7,6 +7,7 @@ tests do not depend on setup.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -134,7 +135,7 @@ class WorkerProcess:
 
     def __init__(self, tmp_path: Path, env: dict[str, str], *args: str, name: str = "worker"):
         self.output_path = tmp_path / f"{name}-{time.monotonic_ns()}.log"
-        self._output = open(self.output_path, "wb")
+        self._output = open(self.output_path, "wb")  # noqa: SIM115 - open while the worker runs; close() closes it
         self.process = subprocess.Popen([sys.executable, "-m", "worker", *args], cwd=REPO, env=env,
                                         stdout=self._output, stderr=subprocess.STDOUT, start_new_session=True)
 
@@ -163,10 +164,8 @@ class WorkerProcess:
 
     def kill_all(self) -> None:
         """SIGKILL the worker's whole process group: the machine died."""
-        try:
+        with contextlib.suppress(ProcessLookupError):  # already gone
             os.killpg(self.process.pid, 9)
-        except ProcessLookupError:
-            pass
         self.process.wait()
 
     def close(self) -> None:

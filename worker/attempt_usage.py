@@ -19,6 +19,7 @@ Nobody could size MEMORY or TASKS_PER_MACHINE, and an out-of-memory kill read as
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -54,10 +55,8 @@ def worker_size_kib(status: Path = Path("/proc/self/status"), clear_refs: Path =
                     ) -> int | None:
     """The worker's resident size (KiB) as a child spawned now inherits it in its peak: its high-water mark, first
     reset to its current size. None off Linux."""
-    try:
+    with contextlib.suppress(OSError):  # an older kernel: the mark stays the worker's peak, a higher bound
         clear_refs.write_text("5")  # 5: reset the peak resident size to the current one (proc(5), Linux 4.0)
-    except OSError:
-        pass  # an older kernel: the mark stays the worker's peak, a higher bound
     try:
         for line in status.read_text().splitlines():
             if line.startswith("VmHWM:"):
@@ -109,8 +108,8 @@ class MemoryCgroup:
             lines = self_cgroup.read_text().splitlines()
         except OSError:
             lines = []
-        paths = dict((controllers, path.lstrip("/")) for _, controllers, path in
-                     (line.split(":", 2) for line in lines if line.count(":") >= 2))
+        paths = {controllers: path.lstrip("/") for _, controllers, path in
+                 (line.split(":", 2) for line in lines if line.count(":") >= 2)}
         v1_path = next((path for controllers, path in paths.items() if "memory" in controllers.split(",")), "")
         for version, base, own, counter in ((2, root, paths.get("", ""), "memory.events"),
                                             (1, root / "memory", v1_path, "memory.oom_control")):

@@ -33,7 +33,8 @@ class Sample:
     cpu_percent: float | None
 
     def line(self) -> str:
-        parts = [f"disk {self.disk_percent:.0f}% ({self.disk_free_gib:.1f} GiB free)", f"inodes {self.inode_percent:.0f}%"]
+        parts = [f"disk {self.disk_percent:.0f}% ({self.disk_free_gib:.1f} GiB free)",
+                 f"inodes {self.inode_percent:.0f}%"]
         if self.memory_percent is not None:
             parts.append(f"memory {self.memory_percent:.0f}% ({self.memory_used_mib:.0f} of "
                          f"{self.memory_limit_mib:.0f} MiB)")

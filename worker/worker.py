@@ -24,6 +24,7 @@ busy period ends about a second after its last job.
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import logging
 import os
@@ -86,9 +87,12 @@ BUSY_PERIOD_WAIT_SECONDS = 1
 # message (worker/records.py).
 RECEIVED_ATTRIBUTES: list[MessageSystemAttributeNameType] = [
     "ApproximateReceiveCount", "SentTimestamp", "ApproximateFirstReceiveTimestamp"]
+# What S3 and the transfer manager raise for a transfer that failed (botocore's ParamValidationError included): the
+# job failed. Anything else out of a transfer is a bug of ours and takes the internal-error path (_handle).
+AWS_ERRORS = (BotoCoreError, ClientError)
 
 
-class Outcome(str, enum.Enum):
+class Outcome(enum.StrEnum):
     EMPTY = "empty"            # no message arrived during the long poll
     NOT_A_JOB = "not a job"    # left in the queue for the dead-letter queue, never run
     SKIPPED = "skipped"        # outputs already in S3 (CHECK_IF_DONE_BOOL); message deleted
@@ -314,7 +318,7 @@ class Worker:
                     got = self.transfers.download_prefix(job.input_prefix, input_dir)
                 except (TransferError, OSError) as error:
                     return _Result(Outcome.FAILED, f"input download failed: {error}")
-                except Exception as error:  # noqa: BLE001 - AWS errors: the job, not the worker, failed
+                except AWS_ERRORS as error:  # the job, not the worker, failed; a bug of ours is an internal error
                     return _Result(Outcome.FAILED, f"input download failed: {aws.error_code(error) or error}")
                 timings.append(f"download {got.files} files in {time.monotonic() - started:.2f} s")
                 where = f"s3://{self.settings.SOURCE_BUCKET}/{job.input_prefix}/"
@@ -353,7 +357,7 @@ class Worker:
                     self.transfers.mark_complete(job.output_prefix, job.job_id, sent)
             except (TransferError, OSError) as error:
                 return _Result(Outcome.FAILED, f"exit code 0 but the upload failed: {error}", 0, usage)
-            except Exception as error:  # noqa: BLE001
+            except AWS_ERRORS as error:
                 return _Result(Outcome.FAILED, f"exit code 0 but the upload failed: {aws.error_code(error) or error}",
                                0, usage)
             where = f"s3://{self.settings.DESTINATION_BUCKET}/{job.output_prefix}/"
@@ -444,7 +448,7 @@ class Worker:
         machine as idle at worst, and a machine it stops releases its job through SIGTERM)."""
         try:
             getattr(self.lease, step)(*args)
-        except Exception as error:  # noqa: BLE001
+        except Exception as error:  # noqa: BLE001 - the lease is the monitor's hint; the job goes on without it
             log.warning("could not %s the busy lease %s (%s)", step, self.lease.key, aws.error_code(error) or error)
 
     def _record_failure(self, job: Job, attempt: int, result: _Result, last_lines: tuple[str, ...]) -> None:
@@ -526,10 +530,8 @@ class Worker:
 
 
 def _kill_group(process: subprocess.Popen[str], sig: int) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError, PermissionError):  # already gone
         os.killpg(process.pid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass  # already gone
 
 
 def _where() -> str:

@@ -127,7 +127,8 @@ class DeregisterTaskDefinitions(Action):
     arns: tuple[str, ...]
 
     def what(self) -> str:
-        return f"deregister {len(self.arns)} task definition(s): {_listed(tuple(arn.rsplit('/', 1)[-1] for arn in self.arns))}"
+        family_revisions = tuple(arn.rsplit("/", 1)[-1] for arn in self.arns)
+        return f"deregister {len(self.arns)} task definition(s): {_listed(family_revisions)}"
 
 
 @dataclass(frozen=True)

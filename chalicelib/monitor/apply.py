@@ -197,7 +197,7 @@ class Applier:
                                                                   Prefix=lease_prefix(self.run.app_name)):
             keys.extend(item["Key"] for item in page.get("Contents", ()))
         # the record goes last: if anything before fails, the run is still watched
-        ordered = [key for key in keys if key not in action.keys] + [key for key in action.keys[::-1]]
+        ordered = [key for key in keys if key not in action.keys] + list(action.keys[::-1])
         for start in range(0, len(ordered), 1000):
             s3.delete_objects(Bucket=action.bucket,
                               Delete={"Objects": [{"Key": key} for key in ordered[start:start + 1000]], "Quiet": True})

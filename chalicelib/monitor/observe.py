@@ -179,7 +179,8 @@ def refused_observation(run: Run, now: float, reason: str) -> Observation:
 
 def _instances(clients: Clients, run: Run, fleet_active: bool, now: float) -> tuple[Instance, ...]:
     if fleet_active:
-        machines = awsapi.live_machines(clients.ec2, awsapi.fleet_instance_ids(clients.ec2, run.record.MONITOR_FLEET_ID))
+        machines = awsapi.live_machines(clients.ec2,
+                                        awsapi.fleet_instance_ids(clients.ec2, run.record.MONITOR_FLEET_ID))
     else:  # a cancelled fleet no longer lists its machines; its tag still finds any that survived
         machines = awsapi.live_machines(clients.ec2, fleet_id=run.record.MONITOR_FLEET_ID)
     if not machines:
@@ -201,7 +202,8 @@ def _cluster(clients: Clients, name: str, our_service_exists: bool, app_name: st
     if cluster is None:
         return _ClusterView()
     other_services = cluster.active_services - (1 if our_service_exists else 0)
-    in_use = other_services > 0 or bool(awsapi.live_machines(clients.ec2, awsapi.cluster_machine_ids(clients.ecs, name)))
+    in_use = other_services > 0 or bool(awsapi.live_machines(clients.ec2,
+                                                             awsapi.cluster_machine_ids(clients.ecs, name)))
     return _ClusterView(exists=True, in_use=in_use,
                         owned=ownership.tag_problem("ECS cluster", name, cluster.tags, app_name) is None)
 

@@ -113,8 +113,9 @@ def _stop_reason(observation: Observation, policy: Policy, changes: dict[str, An
         return "the job queue no longer exists"
     if changes.get("empty_observations", observation.state.empty_observations) >= EMPTY_TICKS_BEFORE_TEARDOWN:
         return REASON_DRAINED
+    jobs_started = changes.get("jobs_started", observation.state.jobs_started)
     breaker = (breaker_rules.failure_stop(observation, policy)
-               or breaker_rules.idle_stop(observation, policy, changes.get("jobs_started", observation.state.jobs_started)))
+               or breaker_rules.idle_stop(observation, policy, jobs_started))
     if breaker:
         return breaker
     if policy.max_run_hours is not None and observation.elapsed >= policy.max_run_hours * 3600:

@@ -26,8 +26,8 @@ def with_point(series: Sequence[SeriesPoint], now: float, machines: int, waiting
         return None
     points = list(series)
     if len(points) >= LIMIT:
-        points = points[:-1:2] + [points[-1]]  # the newest stays: the series' last numbers are what holds now
-    return points + [point]
+        points = [*points[:-1:2], points[-1]]  # the newest stays: the series' last numbers are what holds now
+    return [*points, point]
 
 
 def is_series(value: object) -> TypeGuard[list[SeriesPoint]]:

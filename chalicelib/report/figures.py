@@ -6,6 +6,7 @@ numbers it is given (and the tests check these, not pixels).
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections import Counter, defaultdict
 from collections.abc import Callable, Mapping, Sequence
@@ -159,7 +160,7 @@ def _machine_hours(data: ReportInput, attempts: Sequence[Attempt]) -> tuple[floa
         return float(summary["machine_hours"]), "the monitor's count (launch to termination)"
     if len(data.series) > 1:
         points = data.series
-        area = sum(a.machines * (b.time - a.time) for a, b in zip(points, points[1:]))
+        area = sum(a.machines * (b.time - a.time) for a, b in itertools.pairwise(points))
         return area / 3600, "the machines observed over time"
     spans: dict[str, list[float]] = {}
     for attempt in attempts:

@@ -150,7 +150,7 @@ def _series(fig: Figures) -> str:
         top = tops["machines" if name == "machines" else "jobs"]
         # a step line: each count holds until the next observation, the last one to the axis' end
         coords = []
-        for (when, value), (after, _) in zip(values, values[1:] + [(max(end, values[-1][0]), None)]):
+        for (when, value), (after, _) in zip(values, [*values[1:], (max(end, values[-1][0]), None)], strict=True):
             x0 = LEFT + (when - start) / span * (WIDTH - LEFT - RIGHT)
             x1 = LEFT + (after - start) / span * (WIDTH - LEFT - RIGHT)
             y = height - value / top * (height - 4)

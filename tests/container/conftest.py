@@ -69,7 +69,7 @@ class Container:
         docker(*command, image)
 
     def state(self, field: str) -> str:
-        return docker("inspect", "-f", "{{.State.%s}}" % field, self.name).stdout.strip()
+        return docker("inspect", "-f", "{{.State." + field + "}}", self.name).stdout.strip()  # a Go template
 
     @property
     def running(self) -> bool:
@@ -90,7 +90,8 @@ class Container:
     def _top(self) -> list[tuple[int, int, str]]:
         # docker top needs the pid column to pick the container's processes out of the host's
         lines = docker("top", self.name, "-eo", "pid,uid,args").stdout.splitlines()[1:]
-        return [(int(pid), int(uid), args) for pid, uid, args in (line.split(None, 2) for line in lines if line.strip())]
+        return [(int(pid), int(uid), args)
+                for pid, uid, args in (line.split(None, 2) for line in lines if line.strip())]
 
     def stop(self, seconds: int = 30) -> None:
         # ECS gives a task 30 s between SIGTERM and SIGKILL; docker's default of 10 s would hide a slow release.

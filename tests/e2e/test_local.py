@@ -169,7 +169,8 @@ def test_ctrl_c_stops_the_workers_tears_down_and_leaves_no_process(tmp_path):
     ("missing job file", "error: {tmp}/nope.json: file not found"),
     ("bad config key", "error: unknown key 'CLUSTER_MACHINE' in {tmp}/config.json; did you mean 'CLUSTER_MACHINES'?"),
     ("missing inputs", "error: --inputs {tmp}/no-inputs: no such folder"),
-    ("bad fleet file", "error: {tmp}/fleet.json: LaunchSpecifications: expected a non-empty list of launch specifications"),
+    ("bad fleet file", "error: {tmp}/fleet.json: LaunchSpecifications: expected a non-empty list of launch "
+                       "specifications"),
     ("program not found", "error: {tmp}/config.json: COMMAND: program 'no-such-program' not found on this machine"),
     ("script not found", "error: {tmp}/config.json: COMMAND: script 'scripts/measure.py' not found: looked for "
                          "{tmp}/scripts/measure.py"),

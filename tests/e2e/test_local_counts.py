@@ -96,14 +96,14 @@ def breaker_run(tmp_path_factory):
 
 def test_a_breaker_stop_counts_each_failed_job_once_though_its_message_never_reached_the_dead_letter_queue(
         breaker_run):
-    run, stdout, jobs = breaker_run
+    run, stdout, _ = breaker_run
     assert "all 2 failed job(s) (2 attempts) ended with: failing on purpose" in stdout
     assert table_value(stdout, "failed") == "2", stdout
     assert run.starts("j00") == run.starts("j01") == 1 and run.starts("j03") == 0
 
 
 def test_the_monitor_summary_of_a_breaker_stop_counts_the_jobs_submitted_not_the_messages(breaker_run):
-    run, stdout, jobs = breaker_run
+    run, _, jobs = breaker_run
     assert json.loads((run.out / "summary.json").read_text())["monitor_summary"]["jobs_submitted"] == jobs
 
 

@@ -76,7 +76,7 @@ def test_the_advice_of_a_local_run_with_a_failed_job_lists_it_shows_its_log_and_
     assert listed.stdout.splitlines()[0].startswith("j01  2 attempt(s), failed ")
     assert "    | broken input" in listed.stdout.splitlines()
     assert not [word for word in AWS_ONLY if word in listed.stdout], listed.stdout
-    as_json = typed(advice(result.stdout, "the failed jobs, why") + ["--json"], tmp_path)
+    as_json = typed([*advice(result.stdout, "the failed jobs, why"), "--json"], tmp_path)
     records = json.loads(as_json.stdout)
     # the shape of `failed --json` on AWS: each failure record as the status API shows it
     assert [sorted(record) for record in records] == [sorted(_public_keys())]

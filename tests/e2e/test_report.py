@@ -81,8 +81,8 @@ def test_the_report_counts_what_the_runs_summary_says(report_run):
     assert "Source: the monitor&#x27;s checks every 1 s: a point whenever" in html
     assert all(f"class='line-{name}'" in html for name in ("machines", "running", "waiting"))
     # one time axis for both drawings
-    axes = [re.findall(r"text-anchor='middle'>([^<]+)</text>", re.search(rf"<svg class='{name}'.*?</svg>", html,
-                                                                        re.S).group(0)) for name in ("timeline", "series")]
+    drawings = [re.search(rf"<svg class='{name}'.*?</svg>", html, re.S).group(0) for name in ("timeline", "series")]
+    axes = [re.findall(r"text-anchor='middle'>([^<]+)</text>", drawing) for drawing in drawings]
     assert axes[0] == axes[1] and len(axes[0]) == 6
     # every row of the timeline names a machine of the run and a worker: none unknown
     assert "unknown" not in re.search(r"<svg class='timeline'.*?</svg>", html, re.S).group(0)

@@ -50,7 +50,8 @@ CASES = [
     ("config empty file", ["setup"], {"config.json": ""},
      "error: config.json: invalid JSON at line 1 column 1: Expecting value"),
     ("config without APP_NAME", ["setup"], {"config.json": config(APP_NAME=DROP)},
-     "error: config.json: missing required key 'APP_NAME' (Ties the run's queue, cluster service, task definition, logs, alarms and dashboard together)"),
+     "error: config.json: missing required key 'APP_NAME' (Ties the run's queue, cluster service, task definition, "
+     "logs, alarms and dashboard together)"),
     ("config APP_NAME that could collide with another run's alarms", ["setup"],
      {"config.json": config(APP_NAME="Run_i-x")},
      "error: config.json: APP_NAME: expected a name that neither starts with 'i-' nor holds '_i-' (each machine's "
@@ -64,26 +65,34 @@ CASES = [
     ("config boolean as yes", ["setup"], {"config.json": config(CREATE_DASHBOARD="yes")},
      'error: config.json: CREATE_DASHBOARD: expected true or false (or the string "True"/"False"), got "yes"'),
     ("config machine type without a size", ["setup"], {"config.json": config(MACHINE_TYPE=["m5"])},
-     'error: config.json: MACHINE_TYPE: expected a list of instance types such as ["m5.xlarge"], or [] for every type that fits the tasks, got ["m5"]'),
+     'error: config.json: MACHINE_TYPE: expected a list of instance types such as ["m5.xlarge"], or [] for every type '
+     'that fits the tasks, got ["m5"]'),
     ("config machine type as text", ["setup"], {"config.json": config(MACHINE_TYPE="m5.large")},
-     'error: config.json: MACHINE_TYPE: expected a list of instance types such as ["m5.xlarge"], or [] for every type that fits the tasks, got "m5.large"'),
+     'error: config.json: MACHINE_TYPE: expected a list of instance types such as ["m5.xlarge"], or [] for every type '
+     'that fits the tasks, got "m5.large"'),
     ("config GPUs per task negative", ["setup"], {"config.json": config(GPUS_PER_TASK=-1)},
      "error: config.json: GPUS_PER_TASK: expected an integer >= 0, got -1"),
     ("config empty command", ["setup"], {"config.json": config(COMMAND=[])},
-     'error: config.json: COMMAND: expected a non-empty list of strings such as ["python", "/app/run.py", "{plate}"], got []'),
+     'error: config.json: COMMAND: expected a non-empty list of strings such as ["python", "/app/run.py", "{plate}"], '
+     'got []'),
     ("config command as a shell line", ["setup"], {"config.json": config(COMMAND="python run.py {plate}")},
-     'error: config.json: COMMAND: expected a non-empty list of strings such as ["python", "/app/run.py", "{plate}"], got "python run.py {plate}"'),
+     'error: config.json: COMMAND: expected a non-empty list of strings such as ["python", "/app/run.py", "{plate}"], '
+     'got "python run.py {plate}"'),
     ("config placeholder with attribute", ["setup"], {"config.json": config(COMMAND=["run", "{plate.__class__}"])},
-     'error: config.json: COMMAND: expected plain placeholder names like {plate}, not {plate.__class__}, got ["run", "{plate.__class__}"]'),
+     'error: config.json: COMMAND: expected plain placeholder names like {plate}, not {plate.__class__}, got ["run", '
+     '"{plate.__class__}"]'),
     ("config environment sets AWS key", ["setup"],
      {"config.json": config(ENVIRONMENT={"AWS_SECRET_ACCESS_KEY": "x"})},
-     "error: config.json: ENVIRONMENT: expected no variable starting with AWS_ or DSR_ (reserved: AWS credentials come from the task role, never from the config), got 'AWS_SECRET_ACCESS_KEY'"),
+     "error: config.json: ENVIRONMENT: expected no variable starting with AWS_ or DSR_ (reserved: AWS credentials come "
+     "from the task role, never from the config), got 'AWS_SECRET_ACCESS_KEY'"),
     ("config output prefix uses output_dir", ["setup"], {"config.json": config(OUTPUT_PREFIX="{output_dir}")},
-     "error: config.json: OUTPUT_PREFIX: expected an S3 prefix template; {output_dir} and {input_dir} are local folders, usable only in COMMAND"),
+     "error: config.json: OUTPUT_PREFIX: expected an S3 prefix template; {output_dir} and {input_dir} are local "
+     "folders, usable only in COMMAND"),
     ("config requires inputs but has no prefix", ["setup"], {"config.json": config(REQUIRE_INPUTS=True)},
      "error: config.json: REQUIRE_INPUTS: true needs INPUT_PREFIX (the prefix a job's inputs must be under); set "
      "INPUT_PREFIX or leave REQUIRE_INPUTS false"),
-    ("config count Infinity", ["setup"], {"config.json": config(DOCKER_CORES=DROP)[:-1] + ', "DOCKER_CORES": Infinity}'},
+    ("config count Infinity", ["setup"],
+     {"config.json": config(DOCKER_CORES=DROP)[:-1] + ', "DOCKER_CORES": Infinity}'},
      "error: config.json: DOCKER_CORES: expected a number JSON allows, got Infinity (JSON has no NaN or Infinity)"),
     ("config count NaN", ["setup"], {"config.json": config(JOB_RETRIES=DROP)[:-1] + ', "JOB_RETRIES": NaN}'},
      "error: config.json: JOB_RETRIES: expected a number JSON allows, got NaN (JSON has no NaN or Infinity)"),
@@ -119,21 +128,27 @@ CASES = [
     ("jobs reserved key group", ["submit", "jobs.json"], {"jobs.json": {"group": 1, "groups": [{"plate": "P1"}]}},
      "error: jobs.json: group: reserved top-level key (each message carries its group under it)"),
     ("jobs placeholder missing", ["submit", "jobs.json"], {"jobs.json": {"groups": [{"plate": "P1"}, {"well": "A1"}]}},
-     "error: jobs.json: groups[1]: missing key 'plate' used as {plate} in COMMAND; add it to the group or to the top level"),
+     "error: jobs.json: groups[1]: missing key 'plate' used as {plate} in COMMAND; add it to the group or to the top "
+     "level"),
     ("jobs duplicate ids", ["submit", "jobs.json"], {"jobs.json": {"groups": [{"plate": "P1"}, {"plate": "P1"}]}},
-     "error: jobs.json: groups[1]: job id 'P1' is also the id of groups[0]; job ids must be unique (set 'job_id' in the group)"),
+     "error: jobs.json: groups[1]: job id 'P1' is also the id of groups[0]; job ids must be unique (set 'job_id' in "
+     "the group)"),
     ("jobs value .. makes no id", ["submit", "jobs.json"], {"jobs.json": {"groups": [{"plate": ".."}]}},
      "error: jobs.json: groups[0]: cannot make a job id from this group's values; add a 'job_id'"),
     ("jobs prefix escapes with ..", ["submit", "jobs.json"],
      {"config.json": config(OUTPUT_PREFIX="out/{plate}"), "jobs.json": {"groups": [{"plate": "../x", "job_id": "x"}]}},
-     "error: jobs.json: groups[0]: OUTPUT_PREFIX renders to 'out/../x'; expected a relative S3 prefix without empty, '.' or '..' parts"),
+     "error: jobs.json: groups[0]: OUTPUT_PREFIX renders to 'out/../x'; expected a relative S3 prefix without empty, "
+     "'.' or '..' parts"),
     ("jobs prefix absolute", ["submit", "jobs.json"],
      {"config.json": config(OUTPUT_PREFIX="{plate}"), "jobs.json": {"groups": [{"plate": "/etc"}]}},
-     "error: jobs.json: groups[0]: OUTPUT_PREFIX renders to '/etc'; expected a relative S3 prefix without empty, '.' or '..' parts"),
+     "error: jobs.json: groups[0]: OUTPUT_PREFIX renders to '/etc'; expected a relative S3 prefix without empty, '.' "
+     "or '..' parts"),
     ("jobs message too large", ["submit", "jobs.json"], {"jobs.json": {"groups": [{"plate": "P" * 300_000}]}},
-     "error: jobs.json: groups[0]: message is 300024 bytes, over the limit of 262056 (SQS's 262144 less 88 for the run's message attribute); keep large data in S3 and pass its key"),
+     "error: jobs.json: groups[0]: message is 300024 bytes, over the limit of 262056 (SQS's 262144 less 88 for the "
+     "run's message attribute); keep large data in S3 and pass its key"),
     ("jobs bad job_id", ["submit", "jobs.json"], {"jobs.json": {"groups": [{"plate": "P1", "job_id": "a/b"}]}},
-     'error: jobs.json: groups[0]: job_id: expected 1 to 200 letters, digits, \'.\', \'-\' or \'_\' (no \'..\'), got "a/b"'),
+     'error: jobs.json: groups[0]: job_id: expected 1 to 200 letters, digits, \'.\', \'-\' or \'_\' (no \'..\'), got '
+     '"a/b"'),
     ("jobs not UTF-8", ["submit", "jobs.json"], {"jobs.json": b'{"groups": [{"plate": "\xfe"}]}'},
      "error: jobs.json: expected UTF-8 JSON text"),
     # what Python's JSON reader takes and JSON does not: refused at the file, with the place in it
@@ -175,25 +190,34 @@ CASES = [
     ("fleet missing", ["start-cluster", "nofleet.json"], {}, "error: nofleet.json: file not found"),
     ("fleet is a list", ["start-cluster", "fleet.json"], {"fleet.json": []},
      "error: fleet.json: expected a JSON object (a spot fleet request config), got list"),
-    ("fleet unknown allocation strategy", ["start-cluster", "fleet.json"], {"fleet.json": 'SET:AllocationStrategy="cheapest"'},
-     "error: fleet.json: AllocationStrategy: expected one of capacity-optimized, capacity-optimized-prioritized, diversified, lowest-price, price-capacity-optimized (or the spot fleet spellings capacityOptimized, capacityOptimizedPrioritized, diversified, lowestPrice, priceCapacityOptimized), got 'cheapest'"),
+    ("fleet unknown allocation strategy", ["start-cluster", "fleet.json"],
+     {"fleet.json": 'SET:AllocationStrategy="cheapest"'},
+     "error: fleet.json: AllocationStrategy: expected one of capacity-optimized, capacity-optimized-prioritized, "
+     "diversified, lowest-price, price-capacity-optimized (or the spot fleet spellings capacityOptimized, "
+     "capacityOptimizedPrioritized, diversified, lowestPrice, priceCapacityOptimized), got 'cheapest'"),
     ("fleet no launch specifications", ["start-cluster", "fleet.json"], {"fleet.json": "SET:LaunchSpecifications=[]"},
      "error: fleet.json: LaunchSpecifications: expected a non-empty list of launch specifications"),
     ("fleet launch spec is text", ["start-cluster", "fleet.json"], {"fleet.json": 'SET:LaunchSpecifications=["m5"]'},
      "error: fleet.json: LaunchSpecifications[0]: expected an object"),
     ("fleet bad image", ["start-cluster", "fleet.json"], {"fleet.json": 'SPEC:ImageId="ubuntu"'},
-     "error: fleet.json: LaunchSpecifications[0]: ImageId: expected an ECS-optimized AMI id like ami-0123456789abcdef0, or no ImageId for the latest one, got 'ubuntu'"),
-    ("fleet one block device", ["start-cluster", "fleet.json"], {"fleet.json": 'SPEC:BlockDeviceMappings=[{"DeviceName": "/dev/xvda"}]'},
-     "error: fleet.json: LaunchSpecifications[0]: BlockDeviceMappings: expected two block devices (root, then the data volume sized by EBS_VOL_SIZE)"),
+     "error: fleet.json: LaunchSpecifications[0]: ImageId: expected an ECS-optimized AMI id like "
+     "ami-0123456789abcdef0, or no ImageId for the latest one, got 'ubuntu'"),
+    ("fleet one block device", ["start-cluster", "fleet.json"],
+     {"fleet.json": 'SPEC:BlockDeviceMappings=[{"DeviceName": "/dev/xvda"}]'},
+     "error: fleet.json: LaunchSpecifications[0]: BlockDeviceMappings: expected two block devices (root, then the data "
+     "volume sized by EBS_VOL_SIZE)"),
     ("fleet data volume without Ebs", ["start-cluster", "fleet.json"],
      {"fleet.json": 'SPEC:BlockDeviceMappings=[{"DeviceName": "/dev/xvda"}, {"DeviceName": "/dev/xvdcz"}]'},
-     "error: fleet.json: LaunchSpecifications[0]: BlockDeviceMappings[1]: expected an object with an 'Ebs' object (the data volume sized by EBS_VOL_SIZE)"),
+     "error: fleet.json: LaunchSpecifications[0]: BlockDeviceMappings[1]: expected an object with an 'Ebs' object (the "
+     "data volume sized by EBS_VOL_SIZE)"),
     ("fleet instance profile as text", ["start-cluster", "fleet.json"],
      {"fleet.json": 'SPEC:IamInstanceProfile="dsr-ecs-instance-role"'},
-     "error: fleet.json: LaunchSpecifications[0]: IamInstanceProfile: expected an object with the instance profile 'Arn'"),
+     "error: fleet.json: LaunchSpecifications[0]: IamInstanceProfile: expected an object with the instance profile "
+     "'Arn'"),
     ("fleet lets containers reach instance metadata", ["start-cluster", "fleet.json"],
      {"fleet.json": 'SPEC:MetadataOptions={"HttpTokens": "required", "HttpPutResponseHopLimit": 2}'},
-     "error: fleet.json: LaunchSpecifications[0]: MetadataOptions: HttpPutResponseHopLimit: expected 1 (containers must "
+     "error: fleet.json: LaunchSpecifications[0]: MetadataOptions: HttpPutResponseHopLimit: expected 1 (containers "
+     "must "
      "not reach the instance metadata service), got 2"),
     ("fleet makes instance metadata tokens optional", ["start-cluster", "fleet.json"],
      {"fleet.json": 'SPEC:MetadataOptions={"HttpTokens": "optional"}'},

@@ -208,7 +208,8 @@ def test_a_run_asking_more_spot_vcpus_than_the_quota_is_refused_and_nothing_is_c
     before = snapshot(account.settings)
     result = _start_cli(account)
     assert result.exit_code == 2, result.output
-    assert result.stderr.startswith("error: The Spot vCPU quota is too small for this run: CLUSTER_MACHINES 3 x 4 vCPUs")
+    assert result.stderr.startswith("error: The Spot vCPU quota is too small for this run: "
+                                    "CLUSTER_MACHINES 3 x 4 vCPUs")
     assert '"All Standard (A, C, D, H, I, M, R, T, Z) Spot Instance Requests" (L-34B43A08) is 8 vCPUs' in result.stderr
     assert "--quota-code L-34B43A08 --desired-value 12" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1

@@ -88,7 +88,8 @@ def deployed() -> dict:
                 methods[(resource["path"], verb)] = api_gateway.get_method(
                     restApiId=api["id"], resourceId=resource["id"], httpMethod=verb)["authorizationType"]
     return {
-        "functions": {name: (item["Handler"], item["Runtime"], item["FunctionArn"]) for name, item in functions.items()},
+        "functions": {name: (item["Handler"], item["Runtime"], item["FunctionArn"])
+                      for name, item in functions.items()},
         "reserved_concurrency": {name: aws_lambda.get_function_concurrency(FunctionName=name).get(
             "ReservedConcurrentExecutions") for name in functions},
         "policies": policies,

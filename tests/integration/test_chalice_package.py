@@ -45,7 +45,7 @@ def test_the_lambda_zip_holds_the_app_and_chalicelib_only(packaged):
     here)."""
     with zipfile.ZipFile(packaged / "deployment.zip") as archive:
         names = sorted(name for name in archive.namelist() if not name.endswith("/"))
-    expected = ["app.py"] + sorted(str(path.relative_to(REPO)) for path in (REPO / "chalicelib").rglob("*.py"))
+    expected = ["app.py", *sorted(str(path.relative_to(REPO)) for path in (REPO / "chalicelib").rglob("*.py"))]
     runtime = [name for name in names if name.startswith("chalice/")]  # Chalice's own runtime, added by Chalice
     assert [name for name in names if name not in runtime] == expected
     assert not [name for name in names if any(word in name for word in ("local", "moto", "metadata", "test"))]

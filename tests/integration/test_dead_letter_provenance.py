@@ -62,7 +62,8 @@ def dead_letters(sqs) -> list[tuple[str, str, str]]:
     messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=0,
                                    MessageAttributeNames=["All"],
                                    MessageSystemAttributeNames=["DeadLetterQueueSourceArn"]).get("Messages", [])
-    return sorted((json.loads(message["Body"])["group"]["plate"], message["MessageAttributes"]["dsr-app"]["StringValue"],
+    return sorted((json.loads(message["Body"])["group"]["plate"],
+                   message["MessageAttributes"]["dsr-app"]["StringValue"],
                    message["Attributes"]["DeadLetterQueueSourceArn"]) for message in messages)
 
 

@@ -33,8 +33,8 @@ from tests.iam_engine import (
 ACCOUNT, REGION, BUCKET = "123456789012", "us-east-1", "engine-bucket"
 LOGS = f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:"
 ALARMS = f"arn:aws:cloudwatch:{REGION}:{ACCOUNT}:alarm:"
-ALARM = dict(MetricName="CPUUtilization", Namespace="AWS/EC2", Statistic="Maximum", Period=60, EvaluationPeriods=15,
-             Threshold=1, ComparisonOperator="LessThanThreshold")
+ALARM = {"MetricName": "CPUUtilization", "Namespace": "AWS/EC2", "Statistic": "Maximum", "Period": 60,
+         "EvaluationPeriods": 15, "Threshold": 1, "ComparisonOperator": "LessThanThreshold"}
 MONITOR_POLICY = monitor_policy.monitor_policy(monitor_policy.Watched(("my-lab-bucket",), ("user_DeadMessages",)))
 
 
@@ -88,13 +88,15 @@ def test_a_role_writes_the_log_group_it_is_granted_and_no_other(world):
         ("logs:PutLogEvents", (LOGS + "A:log-stream:job-1",), True),
         ("logs:CreateLogStream", (LOGS + "B:log-stream:job-1",), False),
         ("logs:PutLogEvents", (LOGS + "B:log-stream:job-1",), False)]
-    assert admin("logs").get_log_events(logGroupName="A", logStreamName="job-1", startFromHead=True)["events"][0]["message"] == "hello"
+    events = admin("logs").get_log_events(logGroupName="A", logStreamName="job-1", startFromHead=True)["events"]
+    assert events[0]["message"] == "hello"
 
 
 def test_group_level_log_calls_are_checked_against_the_group_as_aws_spells_it(world):
     """AWS checks CreateLogGroup on log-group:NAME:log-stream: (hence AWS's "grant log-group:NAME:*")."""
     bare = make_role("bare", allow(["logs:CreateLogGroup"], LOGS + "A")).client("logs")
-    starred = make_role("starred", allow(["logs:CreateLogGroup", "logs:DescribeLogGroups"], LOGS + "A:*")).client("logs")
+    starred = make_role("starred",
+                        allow(["logs:CreateLogGroup", "logs:DescribeLogGroups"], LOGS + "A:*")).client("logs")
 
     with iam_enforced() as engine:
         denied(lambda: bare.create_log_group(logGroupName="A"))
@@ -535,7 +537,7 @@ def test_a_log_group_is_exported_only_if_it_carries_the_tag(world):
     admin("logs").create_log_group(logGroupName="Other")
     logs = make_role("exporter", conditioned(["logs:CreateExportTask"], TAGGED_ONLY, LOGS + "*"),
                      allow(["s3:PutObject"], f"arn:aws:s3:::{BUCKET}/exportedlogs/*")).client("logs")
-    export = dict(fromTime=0, to=int(time.time() * 1000), destination=BUCKET)
+    export = {"fromTime": 0, "to": int(time.time() * 1000), "destination": BUCKET}
 
     with iam_enforced() as engine:
         denied(lambda: logs.create_export_task(logGroupName="Other", destinationPrefix="exportedlogs/Other", **export))

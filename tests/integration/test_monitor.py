@@ -203,7 +203,8 @@ def test_plan_for_a_drained_run_is_printed_and_changes_nothing(started):
     after = the_run(started)
     assert after.state == run.state
     # the same world seen at the same moment (the series' new point carries its time) plans the same
-    assert plan(observe(after, Clients(region="us-east-1"), now=before.now), after.policy()) == plan(before, run.policy())
+    seen_again = observe(after, Clients(region="us-east-1"), now=before.now)
+    assert plan(seen_again, after.policy()) == plan(before, run.policy())
 
 
 def test_status_shows_the_run_as_a_table(started):
@@ -277,7 +278,8 @@ def test_a_log_export_aws_refuses_is_reported_and_the_teardown_still_finishes(st
 def test_an_aws_refusal_during_teardown_is_one_line_and_exit_1(moto_server, tmp_path, monkeypatch):
     account = Account(tmp_path)
     cluster.start_cluster(account.settings, load_fleet_file(account.fleet_path), wait_seconds=0, poll_seconds=0)
-    refused = fail_first(100, lambda request: request.target.endswith(".DescribeServices"), "ecs:InvalidParameterException")
+    refused = fail_first(100, lambda request: request.target.endswith(".DescribeServices"),
+                         "ecs:InvalidParameterException")
     with FaultProxy(moto_server, rate=0, rule=refused) as proxy:
         monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.url)
         clients.forget_sessions()

@@ -51,7 +51,8 @@ def test_the_task_role_reaches_only_the_runs_queue_bucket_and_log_group(aws, set
     assert resources["sqs:ReceiveMessage"] == ["arn:aws:sqs:us-east-1:123456789012:TestAppQueue"]
     # the output root of OUTPUT_PREFIX "{APP_NAME}/{job_id}" and nothing else of the bucket
     assert resources["s3:GetObject"] == ["arn:aws:s3:::test-bucket/TestApp/*"]
-    assert resources["s3:PutObject"] == ["arn:aws:s3:::test-bucket/TestApp/*", "arn:aws:s3:::test-bucket/runs/TestApp/*"]
+    assert resources["s3:PutObject"] == ["arn:aws:s3:::test-bucket/TestApp/*",
+                                         "arn:aws:s3:::test-bucket/runs/TestApp/*"]
     assert resources["s3:ListBucket"] == ["arn:aws:s3:::test-bucket"]
     [listing] = [statement for statement in statements if "s3:ListBucket" in statement["Action"]]
     # outputs (CHECK_IF_DONE) and the run's own failure records (a worker deletes a done job's record if listed)
@@ -69,7 +70,8 @@ def test_with_dcps_buckets_the_task_role_reads_the_source_writes_the_destination
     resources = granted_resources(statements)
 
     assert resources["s3:GetObject"] == ["arn:aws:s3:::lab-results/TestApp/*", "arn:aws:s3:::public-images/images/*"]
-    assert resources["s3:PutObject"] == ["arn:aws:s3:::lab-results/TestApp/*", "arn:aws:s3:::test-bucket/runs/TestApp/*"]
+    assert resources["s3:PutObject"] == ["arn:aws:s3:::lab-results/TestApp/*",
+                                         "arn:aws:s3:::test-bucket/runs/TestApp/*"]
     assert resources["s3:PutObjectAcl"] == ["arn:aws:s3:::lab-results/TestApp/*"]  # the outputs' ACL only
     assert resources["s3:DeleteObject"] == ["arn:aws:s3:::test-bucket/runs/TestApp/*"]
     assert {statement["Resource"]: statement["Condition"]["StringLike"]["s3:prefix"]

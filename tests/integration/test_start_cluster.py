@@ -117,7 +117,8 @@ def test_a_launch_template_of_that_name_not_the_runs_is_refused(account, fleet_r
     ec2 = clients.client("ec2", account.settings)
     ec2.create_launch_template(LaunchTemplateName="TestAppLaunchTemplate",
                                LaunchTemplateData={"MetadataOptions": {"HttpTokens": "optional"}})
-    with pytest.raises(StartConflict, match="launch template 'TestAppLaunchTemplate' exists and is not run 'TestApp''s"):
+    with pytest.raises(StartConflict,
+                       match="launch template 'TestAppLaunchTemplate' exists and is not run 'TestApp''s"):
         _start(account)
     assert fleet_requests == []
 

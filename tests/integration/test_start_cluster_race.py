@@ -213,7 +213,8 @@ def test_a_start_cluster_whose_claim_was_taken_over_deletes_its_fleet(account):
     try:
         with pytest.raises(StartConflict, match=r"^run 'TestApp': another start-cluster took over this one's claim "
                                                  r"\(s3://test-bucket/monitors/TestApp_claim\.json\) while it was "
-                                                 r"requesting its fleet, so the fleet fleet-\S+ it had just requested is "
+                                                 r"requesting its fleet, so the fleet fleet-\S+ it had just requested "
+                                                 r"is "
                                                  r"deleted; see 'python cli\.py status --config config\.json'$"):
             start(account)
     finally:

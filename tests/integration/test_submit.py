@@ -52,7 +52,7 @@ def test_submitting_the_same_file_twice_asks_for_append_and_sends_nothing_withou
     resources.setup(settings)
     args = ["submit", str(write_jobs(tmp_path, 3)), "--config", str(write_config(tmp_path))]
     first, second = CliRunner().invoke(cli, args), CliRunner().invoke(cli, args)
-    appended = CliRunner().invoke(cli, args + ["--append"])
+    appended = CliRunner().invoke(cli, [*args, "--append"])
 
     assert first.exit_code == 0 and second.exit_code == 2, second.output
     assert second.stderr == ("error: queue TestAppQueue already holds 3 job(s) of run TestApp (waiting or running): "

@@ -82,7 +82,8 @@ def test_a_record_copied_under_another_runs_key_is_refused(started, victim):
     reconcile_everything(2)
     assert victim_world(victim) == before
     [refused] = [run for run in service.scan_buckets([BUCKET])[0] if run.key == names.record_key("Copy")]
-    assert reconcile(refused).observation.refused.startswith("run record refused: found at monitors/CopySpotFleetRequestId.json")
+    assert reconcile(refused).observation.refused.startswith("run record refused: found at "
+                                                             "monitors/CopySpotFleetRequestId.json")
 
 
 DS_MONITOR_FILE = MONITOR_FILE_WRITERS["DS d1d6e62"]({  # what DS's run.py uploads: the monitor never adopts it

@@ -52,11 +52,11 @@ def test_a_no_op_job_costs_four_calls_once_its_worker_is_busy(clients):
     calls = recorder(clients)
 
     assert worker.run_once() is Outcome.SUCCEEDED
-    # the busy period's first job: the queue URL and the log group once per worker, the lease once per busy period, and one
-    # listing of the run's failure records (none: the job's record, if it had one, would be deleted)
+    # the busy period's first job: the queue URL and the log group once per worker, the lease once per busy period,
+    # and one listing of the run's failure records (none: the job's record, if it had one, would be deleted)
     first = list(calls)
-    assert first == ["sqs:GetQueueUrl", "sqs:ReceiveMessage", "logs:CreateLogGroup", "logs:CreateLogStream", "s3:PutObject lease",
-                     "sqs:DeleteMessage", "s3:ListObjectsV2 failure records", "logs:PutLogEvents"]
+    assert first == ["sqs:GetQueueUrl", "sqs:ReceiveMessage", "logs:CreateLogGroup", "logs:CreateLogStream",
+                     "s3:PutObject lease", "sqs:DeleteMessage", "s3:ListObjectsV2 failure records", "logs:PutLogEvents"]
 
     for _ in range(5):
         calls.clear()

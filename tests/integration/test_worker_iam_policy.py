@@ -66,8 +66,8 @@ def granted(statements) -> set[str]:
 
 
 # DCP's layout: inputs read from a data set's bucket, outputs written (handed over with an ACL) to the lab's.
-THREE_BUCKETS = dict(SOURCE_BUCKET="public-images", DESTINATION_BUCKET="lab-results",
-                     UPLOAD_FLAGS="--acl bucket-owner-full-control --storage-class STANDARD_IA")
+THREE_BUCKETS = {"SOURCE_BUCKET": "public-images", "DESTINATION_BUCKET": "lab-results",
+                 "UPLOAD_FLAGS": "--acl bucket-owner-full-control --storage-class STANDARD_IA"}
 
 
 @pytest.fixture(params=["one bucket", "three buckets"])

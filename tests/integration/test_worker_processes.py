@@ -125,7 +125,8 @@ def test_a_done_job_is_skipped_and_an_unfinished_one_runs(world):
                 MIN_FILE_SIZE_BYTES=5)
     done, partial = world.send([{"plate": "done", "mode": "ok"}, {"plate": "partial", "mode": "ok"}])
     bucket = world.settings.AWS_BUCKET
-    for key, body in [(f"{done.output_prefix}/Cells.csv", b"123456"), (f"{done.output_prefix}/more/Cells_2.csv", b"12345"),
+    for key, body in [(f"{done.output_prefix}/Cells.csv", b"123456"),
+                      (f"{done.output_prefix}/more/Cells_2.csv", b"12345"),
                       (f"{partial.output_prefix}/Cells.csv", b"123456"),  # one counts, two are needed:
                       (f"{partial.output_prefix}/Nuclei.csv", b"123456"),  # no NECESSARY_STRING
                       (f"{partial.output_prefix}/Cells_small.csv", b"1")]:  # under MIN_FILE_SIZE_BYTES

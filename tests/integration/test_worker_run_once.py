@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import pytest
+
 from tests.worker_world import FAST, log_lines, python, queue_counts, s3_keys, send_jobs, world
+from worker import upload as worker_upload
 from worker.options import WorkerOptions
+from worker.upload import Transfers
 from worker.worker import Outcome
 
 
 def test_a_message_that_is_not_a_job_is_never_run_and_ends_in_the_dead_letter_queue(clients, tmp_path, caplog):
     marker = tmp_path / "ran"
-    settings, worker, queue_url, dlq_url = world(
+    _, worker, queue_url, dlq_url = world(
         clients, JOB_RETRIES=2, COMMAND=python("import pathlib, sys; pathlib.Path(sys.argv[1]).touch()", str(marker)))
     sqs = clients["sqs"]
     message_id = sqs.send_message(QueueUrl=queue_url, MessageBody='{"not": "a job"}')["MessageId"]
@@ -96,7 +100,8 @@ def test_a_job_without_input_prefix_says_it_downloaded_nothing(clients):
 def test_an_output_linking_outside_the_folder_fails_the_job_and_nothing_is_uploaded(clients, tmp_path):
     secret = tmp_path / "credentials"
     secret.write_text("secret")
-    link = "import os, sys; open(sys.argv[1] + '/ok.txt', 'w').write('x'); os.symlink(sys.argv[2], sys.argv[1] + '/leak')"
+    link = ("import os, sys; open(sys.argv[1] + '/ok.txt', 'w').write('x'); "
+            "os.symlink(sys.argv[2], sys.argv[1] + '/leak')")
     settings, worker, queue_url, _ = world(clients, COMMAND=python(link, "{output_dir}", str(secret)))
     send_jobs(clients["sqs"], queue_url, settings, [{"plate": "P1"}])
 
@@ -110,7 +115,8 @@ def test_an_output_linking_outside_the_folder_fails_the_job_and_nothing_is_uploa
 
 
 def test_a_link_inside_the_output_folder_is_uploaded_as_a_file(clients):
-    link = "import os, sys; open(sys.argv[1] + '/real.txt', 'w').write('x'); os.symlink('real.txt', sys.argv[1] + '/alias.txt')"
+    link = ("import os, sys; open(sys.argv[1] + '/real.txt', 'w').write('x'); "
+            "os.symlink('real.txt', sys.argv[1] + '/alias.txt')")
     settings, worker, queue_url, _ = world(clients, COMMAND=python(link, "{output_dir}"))
     send_jobs(clients["sqs"], queue_url, settings, [{"plate": "P1"}])
 
@@ -122,7 +128,8 @@ def test_a_link_inside_the_output_folder_is_uploaded_as_a_file(clients):
 
 def test_a_job_past_its_timeout_is_stopped_and_failed(clients):
     options = WorkerOptions(**{**FAST.__dict__, "stop_grace_seconds": 1})
-    settings, worker, queue_url, _ = world(clients, options, JOB_TIMEOUT=0.5, COMMAND=python("import time; time.sleep(60)"))
+    settings, worker, queue_url, _ = world(clients, options, JOB_TIMEOUT=0.5, COMMAND=python("import time; "
+                                                                                             "time.sleep(60)"))
     send_jobs(clients["sqs"], queue_url, settings, [{"plate": "P1"}])
 
     assert worker.run_once() is Outcome.FAILED
@@ -187,3 +194,25 @@ def test_a_job_stopped_mid_run_is_requeued_without_spending_a_retry(clients):
     assert sqs.receive_message(QueueUrl=dlq_url).get("Messages", []) == []
     lines = log_lines(clients["logs"], settings.LOG_GROUP_NAME, "P1")
     assert any(line.startswith("released: stopped (spot interruption notice)") for line in lines)
+
+
+def _a_bug(*args, **kwargs):
+    raise TypeError("a bug in the transfer code")
+
+
+@pytest.mark.parametrize("where", ["download", "upload"])
+def test_a_bug_in_the_transfer_code_is_an_internal_error_not_a_failed_transfer(clients, monkeypatch, where):
+    # Only AWS's errors mean the transfer failed; a bug of ours must surface as one, not pass for the job's failure
+    if where == "download":
+        monkeypatch.setattr(Transfers, "download_prefix", _a_bug)
+    else:
+        monkeypatch.setattr(worker_upload, "_metadata", _a_bug)  # called by upload_folder before anything is sent
+    settings, worker, queue_url, _ = world(clients, INPUT_PREFIX="inputs/{plate}", COMMAND=python("print('ok')"))
+    send_jobs(clients["sqs"], queue_url, settings, [{"plate": "P1"}])
+
+    with pytest.raises(TypeError, match="a bug in the transfer code"):
+        worker.run_once()
+
+    last = log_lines(clients["logs"], settings.LOG_GROUP_NAME, "P1")[-1]
+    assert last.startswith("failed: internal error TypeError: a bug in the transfer code; it will be retried")
+    assert queue_counts(clients["sqs"], queue_url) == (1, 0)  # visible again for another try

@@ -120,7 +120,8 @@ def as_previous_version_run(account) -> str:
     spot_fleet = ec2.request_spot_fleet(SpotFleetRequestConfig={
         "IamFleetRole": account.roles.fleet_role_arn, "TerminateInstancesWithExpiration": True,
         "TargetCapacity": s.CLUSTER_MACHINES, "SpotPrice": f"{s.MACHINE_PRICE:g}", "AllocationStrategy": "lowestPrice",
-        "TagSpecifications": [{"ResourceType": "spot-fleet-request", "Tags": [{"Key": names.RUN_TAG, "Value": s.APP_NAME}]}],
+        "TagSpecifications": [{"ResourceType": "spot-fleet-request",
+                               "Tags": [{"Key": names.RUN_TAG, "Value": s.APP_NAME}]}],
         "LaunchTemplateConfigs": configs})["SpotFleetRequestId"]
     runrecord.put(s3, dataclasses.replace(record, MONITOR_FLEET_ID=spot_fleet))
     return spot_fleet
@@ -237,7 +238,8 @@ def what_is_left(account) -> dict:
         if ecs.describe_clusters(clusters=["runs"])["clusters"] else [],
         "clusters": [c["clusterName"] for c in ecs.describe_clusters(clusters=["runs"])["clusters"]
                      if c["status"] == "ACTIVE"],
-        "task_definitions": ecs.list_task_definitions(familyPrefix=s.task_family, status="ACTIVE")["taskDefinitionArns"],
+        "task_definitions": ecs.list_task_definitions(familyPrefix=s.task_family,
+                                                      status="ACTIVE")["taskDefinitionArns"],
         "launch_templates": run_launch_templates(ec2, s.APP_NAME),
         "alarms": [a["AlarmName"] for a in cloudwatch.describe_alarms()["MetricAlarms"]],
         "dashboards": [d["DashboardName"] for d in cloudwatch.list_dashboards()["DashboardEntries"]],
@@ -286,16 +288,20 @@ def victim_world(victim) -> dict:
         "fleet": (fleet.state, fleet.target),
         "running": sorted(i["InstanceId"] for r in ec2.describe_instances(Filters=[
             {"Name": "instance-state-name", "Values": ["pending", "running"]},
-            {"Name": f"tag:{fleet_machine_tag(record.MONITOR_FLEET_ID)}", "Values": [record.MONITOR_FLEET_ID]}])["Reservations"]
+            {"Name": f"tag:{fleet_machine_tag(record.MONITOR_FLEET_ID)}", "Values": [record.MONITOR_FLEET_ID]},
+        ])["Reservations"]
             for i in r["Instances"]),
         "queue": sqs.get_queue_url(QueueName=s.SQS_QUEUE_NAME)["QueueUrl"],
         "service": [(svc["status"], svc["desiredCount"]) for svc in ecs.describe_services(
             cluster="victims", services=[s.service_name])["services"]],
         "cluster": [c["status"] for c in ecs.describe_clusters(clusters=["victims"])["clusters"]],
-        "task_definitions": ecs.list_task_definitions(familyPrefix=s.task_family, status="ACTIVE")["taskDefinitionArns"],
+        "task_definitions": ecs.list_task_definitions(familyPrefix=s.task_family,
+                                                      status="ACTIVE")["taskDefinitionArns"],
         "launch_templates": run_launch_templates(ec2, s.APP_NAME),
-        "alarms": sorted(a["AlarmName"] for a in cloudwatch.describe_alarms()["MetricAlarms"] if "Victim" in a["AlarmName"]),
-        "log_groups": sorted(g["logGroupName"] for g in logs.describe_log_groups(logGroupNamePrefix="Victim")["logGroups"]),
+        "alarms": sorted(a["AlarmName"] for a in cloudwatch.describe_alarms()["MetricAlarms"]
+                         if "Victim" in a["AlarmName"]),
+        "log_groups": sorted(g["logGroupName"]
+                             for g in logs.describe_log_groups(logGroupNamePrefix="Victim")["logGroups"]),
         "exports": logs.describe_export_tasks()["exportTasks"],
         "exported": s3.list_objects_v2(Bucket=BUCKET, Prefix="exportedlogs/").get("KeyCount", 0),
     }

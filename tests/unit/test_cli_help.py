@@ -13,7 +13,7 @@ def test_the_design_commands_exist():
                              "teardown", "local"}
 
 
-@pytest.mark.parametrize("name", COMMANDS + [None])
+@pytest.mark.parametrize("name", [*COMMANDS, None])
 def test_every_command_has_help_with_an_example(name):
     args = [name, "--help"] if name else ["--help"]
     result = CliRunner().invoke(cli, args)

@@ -30,7 +30,8 @@ def test_dss_example_is_read_with_its_arithmetic_names_and_program_section():
 
 def test_with_a_command_added_it_loads_as_settings(tmp_path):
     path = tmp_path / "config.py"
-    path.write_text(DS_EXAMPLE.read_text().replace("# PUT ANYTHING", "COMMAND = ['measure', '{plate}']\n# PUT ANYTHING"))
+    path.write_text(DS_EXAMPLE.read_text().replace("# PUT ANYTHING",
+                                                   "COMMAND = ['measure', '{plate}']\n# PUT ANYTHING"))
 
     settings = Settings.load(path)
 

@@ -63,7 +63,8 @@ def test_rejections():
     assert broken(lambda d: d["LaunchSpecifications"].append("x")) == (
         "fleet.json: LaunchSpecifications[1]: expected an object")
     assert broken(lambda d: d["LaunchSpecifications"][0].update(MetadataOptions={"HttpPutResponseHopLimit": True})) == (
-        "fleet.json: LaunchSpecifications[0]: MetadataOptions: HttpPutResponseHopLimit: expected 1 (containers must not "
+        "fleet.json: LaunchSpecifications[0]: MetadataOptions: HttpPutResponseHopLimit: expected 1 (containers must "
+        "not "
         "reach the instance metadata service), got True")
     assert broken(lambda d: d["LaunchSpecifications"][0].update(MetadataOptions={"HttpEndpoint": "disabled"})) == (
         "fleet.json: LaunchSpecifications[0]: MetadataOptions: HttpEndpoint: expected 'enabled' (containers must not "

@@ -62,9 +62,11 @@ def test_overwrites_and_tags():
     assert data["BlockDeviceMappings"][0]["Ebs"]["VolumeSize"] == 8
     assert data["NetworkInterfaces"][0]["AssociatePublicIpAddress"] is False
     assert data["TagSpecifications"] == [{"ResourceType": "instance", "Tags": [
-        {"Key": "team", "Value": "lab"}, {"Key": "Name", "Value": "TestAppWorker"}, {"Key": "dsr:app", "Value": "TestApp"}]}]
+        {"Key": "team", "Value": "lab"}, {"Key": "Name", "Value": "TestAppWorker"},
+        {"Key": "dsr:app", "Value": "TestApp"}]}]
     assert "ECS_CLUSTER=default" in base64.b64decode(data["UserData"]).decode()
-    assert data["MetadataOptions"] == {"HttpTokens": "required", "HttpPutResponseHopLimit": 1, "HttpEndpoint": "enabled"}
+    assert data["MetadataOptions"] == {"HttpTokens": "required", "HttpPutResponseHopLimit": 1,
+                                       "HttpEndpoint": "enabled"}
     assert config["TagSpecifications"] == [{"ResourceType": "fleet", "Tags": [{"Key": "dsr:app", "Value": "TestApp"}]}]
     assert FLEET["LaunchSpecifications"][0]["KeyName"] == "old"  # the file itself is not changed
 
@@ -109,7 +111,8 @@ def test_a_launch_specification_becomes_launch_template_data_and_overrides_ec2_a
     model = botocore.session.get_session().get_service_model("ec2")
     validator = ParamValidator()
     for operation, params in (
-            ("CreateLaunchTemplate", {"LaunchTemplateName": "TestAppLaunchTemplate", "LaunchTemplateData": choice.data}),
+            ("CreateLaunchTemplate",
+             {"LaunchTemplateName": "TestAppLaunchTemplate", "LaunchTemplateData": choice.data}),
             ("CreateFleet", _request(fleet, settings, ["1"], "t"))):
         report = validator.validate(params, model.operation_model(operation).input_shape)
         assert not report.has_errors(), report.generate_report()
@@ -127,15 +130,17 @@ def test_the_example_config_fits_an_m5_xlarge_exactly_on_cpu():
 
 
 def _record(**overrides) -> RunRecord:
-    values = dict(
-        MONITOR_FLEET_ID="sfr-1", MONITOR_APP_NAME="A", MONITOR_ECS_CLUSTER="default", MONITOR_QUEUE_NAME="AQueue",
-        MONITOR_BUCKET_NAME="b", MONITOR_LOG_GROUP_NAME="A", MONITOR_START_TIME=1700000000000, CLEAN_DASHBOARD=True,
-        REGION="us-east-1", QUEUE_URL="u", DEAD_LETTER_QUEUE_NAME="d", DEAD_LETTER_QUEUE_URL="du",
-        SERVICE_NAME="AService", TASK_FAMILY="ATask", TASK_DEFINITION_ARN="arn", PER_INSTANCE_LOG_GROUP="A_perInstance",
-        EXPORTED_LOGS_PREFIX="exportedlogs/A/", TOPIC_ARN="t", ALARM_NAMES=("x", "y"), INSTANCE_ALARM_PREFIX="A_",
-        DASHBOARD_NAME=None, ECS_CONFIG_KEY="k", MONITOR_FILE_KEY="m", INSTANCE_NAME_TAG="AWorker",
-        CLUSTER_MACHINES=2, TASKS_PER_MACHINE=3, DOCKER_CORES=1, MACHINE_TYPE=("m5.large",), MACHINE_PRICE=0.1,
-        CHEAPEST=False, AUTO_MONITOR=True, JOBS_AT_START=None)
+    values = {
+        "MONITOR_FLEET_ID": "sfr-1", "MONITOR_APP_NAME": "A", "MONITOR_ECS_CLUSTER": "default",
+        "MONITOR_QUEUE_NAME": "AQueue", "MONITOR_BUCKET_NAME": "b", "MONITOR_LOG_GROUP_NAME": "A",
+        "MONITOR_START_TIME": 1700000000000, "CLEAN_DASHBOARD": True, "REGION": "us-east-1", "QUEUE_URL": "u",
+        "DEAD_LETTER_QUEUE_NAME": "d", "DEAD_LETTER_QUEUE_URL": "du", "SERVICE_NAME": "AService",
+        "TASK_FAMILY": "ATask", "TASK_DEFINITION_ARN": "arn", "PER_INSTANCE_LOG_GROUP": "A_perInstance",
+        "EXPORTED_LOGS_PREFIX": "exportedlogs/A/", "TOPIC_ARN": "t", "ALARM_NAMES": ("x", "y"),
+        "INSTANCE_ALARM_PREFIX": "A_", "DASHBOARD_NAME": None,
+        "ECS_CONFIG_KEY": "k", "MONITOR_FILE_KEY": "m", "INSTANCE_NAME_TAG": "AWorker", "CLUSTER_MACHINES": 2,
+        "TASKS_PER_MACHINE": 3, "DOCKER_CORES": 1, "MACHINE_TYPE": ("m5.large",), "MACHINE_PRICE": 0.1,
+        "CHEAPEST": False, "AUTO_MONITOR": True, "JOBS_AT_START": None}
     return RunRecord(**{**values, **overrides})
 
 

@@ -58,7 +58,7 @@ def test_an_empty_machine_type_gives_many_candidate_types_that_all_hold_the_task
     sizes = [(described[name]["VCpuInfo"]["DefaultVCpus"], described[name]["MemoryInfo"]["SizeInMiB"])
              for name in types]
     assert sizes == sorted(sizes)  # smallest first: a bound drops the biggest
-    for name, (vcpus, memory) in zip(types, sizes):
+    for name, (vcpus, memory) in zip(types, sizes, strict=True):
         assert fit_problem(name, memory, vcpus, settings) is None, name
         assert vcpus <= requirements["VCpuCount"]["Max"] and memory <= requirements["MemoryMiB"]["Max"], name
         assert "x86_64" in described[name]["ProcessorInfo"]["SupportedArchitectures"], name

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import moto
 import pytest
+from botocore.exceptions import ClientError
 from moto.apigateway.models import APIGatewayBackend
 from moto.core import utils as moto_utils
 from moto.ec2.models.spot_requests import SpotFleetRequest
@@ -150,7 +151,8 @@ def test_a_fleets_machines_take_their_launch_templates_metadata_options():
         "AllocationStrategy": "lowestPrice", "LaunchTemplateConfigs": [{"LaunchTemplateSpecification": {
             "LaunchTemplateId": template["LaunchTemplate"]["LaunchTemplateId"], "Version": "1"},
             "Overrides": [{"InstanceType": "m5.large"}]}]})["SpotFleetRequestId"]
-    ids = [item["InstanceId"] for item in ec2.describe_spot_fleet_instances(SpotFleetRequestId=fleet_id)["ActiveInstances"]]
+    ids = [item["InstanceId"]
+           for item in ec2.describe_spot_fleet_instances(SpotFleetRequestId=fleet_id)["ActiveInstances"]]
     options = [instance["MetadataOptions"] for reservation in ec2.describe_instances(InstanceIds=ids)["Reservations"]
                for instance in reservation["Instances"]]
     assert len(options) == 2
@@ -192,7 +194,7 @@ def test_two_conditional_puts_whose_checks_overlap_let_exactly_one_win(monkeypat
             boto3.client("s3", region_name="us-east-1").put_object(Bucket="claims", Key="claim", Body=name.encode(),
                                                                     IfNoneMatch="*")
             outcomes[name] = "ok"
-        except Exception as error:  # noqa: BLE001
+        except ClientError as error:
             outcomes[name] = error.response["Error"]["Code"]
         if name == "second":
             second_finished.set()

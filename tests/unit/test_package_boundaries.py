@@ -53,7 +53,8 @@ def test_each_package_imports_only_what_it_may(package):
 
 def test_worker_requirements_cover_what_the_worker_imports():
     listed = {line.split("==")[0].strip().lower().replace("-", "_") for line in
-              (REPO / "worker" / "requirements.txt").read_text().splitlines() if line.strip() and not line.startswith("#")}
+              (REPO / "worker" / "requirements.txt").read_text().splitlines()
+              if line.strip() and not line.startswith("#")}
     needed = {name for path in (REPO / "worker").rglob("*.py") for name in imported_packages(path)} - {
         "worker", "chalicelib"}
     assert needed <= listed | {"botocore"}  # botocore comes with boto3

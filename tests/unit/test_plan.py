@@ -42,9 +42,9 @@ def world(**changes) -> Observation:
         state=MonitorState(jobs_started=True, known_instances={m.instance_id: m.launched_at for m in MACHINES}),
         queue_url="http://sqs/AppQueue", queue_exists=True, visible=50, in_flight=8, dead_letter=0,
         jobs_at_start=100, fleet_id="sfr-1", fleet_active=True, fleet_target=4, fleet_fulfilled=4.0,
-        instances=MACHINES, cluster="runs", cluster_exists=True, cluster_owned=True, service="AppService", service_exists=True,
-        service_desired=4, task_definition_arns=("arn:td:AppTask:1",), launch_template_ids=("lt-0app",),
-        alarm_names=QUEUE_ALARMS + MACHINE_ALARMS,
+        instances=MACHINES, cluster="runs", cluster_exists=True, cluster_owned=True, service="AppService",
+        service_exists=True, service_desired=4, task_definition_arns=("arn:td:AppTask:1",),
+        launch_template_ids=("lt-0app",), alarm_names=QUEUE_ALARMS + MACHINE_ALARMS,
         queue_alarm_names=QUEUE_ALARMS, instance_alarm_prefix="App_", dashboard_name="App", dashboard_exists=True,
         bucket="bucket", log_groups=("App", "App_perInstance"), exported_logs_prefix="exportedlogs/App/",
         summary_key="monitors/App_summary.json",
@@ -123,7 +123,7 @@ def test_a_machine_that_appears_later_a_replacement_gets_its_idle_alarm_on_the_n
     replacement = Instance("i-0fe12", NOW - 30, 0)
     state = MonitorState(jobs_started=True, known_instances={m.instance_id: m.launched_at for m in MACHINES[:3]}
                          | {replacement.instance_id: replacement.launched_at})
-    actions = plan(world(instances=MACHINES[:3] + (replacement,), state=state, alarm_names=QUEUE_ALARMS
+    actions = plan(world(instances=(*MACHINES[:3], replacement), state=state, alarm_names=QUEUE_ALARMS
                          + MACHINE_ALARMS), POLICY)
     assert [action for action in actions if not isinstance(action, DeleteAlarms)] == [
         CreateIdleAlarms(instance_ids=("i-0fe12",), reason=actions[0].reason)]
@@ -149,7 +149,8 @@ def test_an_idle_alarm_is_made_only_for_an_ec2_instance_id():
 
 
 def test_a_machine_that_vanished_keeps_counting_toward_machine_hours():
-    state = MonitorState(jobs_started=True, known_instances={**{m.instance_id: m.launched_at for m in MACHINES}, "i-9": NOW - 3600})
+    state = MonitorState(jobs_started=True,
+                         known_instances={**{m.instance_id: m.launched_at for m in MACHINES}, "i-9": NOW - 3600})
     actions = plan(world(state=state), POLICY)
     assert kinds(actions) == [SaveState]
     changes = actions[0].as_dict()
@@ -164,7 +165,8 @@ def test_first_empty_observation_only_counts():
 
 
 def test_teardown_needs_two_empty_observations():
-    once = MonitorState(jobs_started=True, empty_observations=1, known_instances={m.instance_id: m.launched_at for m in MACHINES})
+    once = MonitorState(jobs_started=True, empty_observations=1,
+                        known_instances={m.instance_id: m.launched_at for m in MACHINES})
     actions = plan(world(visible=0, in_flight=0, state=once), POLICY)
     # the cluster goes on a later tick, once its service is gone (ECS refuses before)
     assert kinds(actions) == [SaveState, CancelFleet, DeleteService, DeregisterTaskDefinitions, DeleteLaunchTemplates,
@@ -188,7 +190,8 @@ def test_teardown_needs_two_empty_observations():
 
 
 def test_jobs_coming_back_reset_the_empty_count():
-    once = MonitorState(jobs_started=True, empty_observations=1, known_instances={m.instance_id: m.launched_at for m in MACHINES})
+    once = MonitorState(jobs_started=True, empty_observations=1,
+                        known_instances={m.instance_id: m.launched_at for m in MACHINES})
     actions = plan(world(visible=1, in_flight=0, state=once), POLICY)
     assert actions[0].as_dict() == {"empty_observations": 0, "jobs_done_seen": 99}
     assert CancelFleet not in kinds(actions)
@@ -196,10 +199,10 @@ def test_jobs_coming_back_reset_the_empty_count():
 
 def tearing(**changes):
     state = MonitorState(tearing_down=True, stop_reason=REASON_DRAINED, empty_observations=2)
-    base = dict(visible=0, in_flight=0, state=state, instances=(), fleet_active=False, service_exists=False,
-                task_definition_arns=(), launch_template_ids=(), queue_exists=False, alarm_names=(),
-                dashboard_exists=False, cluster_exists=False, export_status={"App": "done", "App_perInstance": "done"},
-                summary_exists=True)
+    base = {"visible": 0, "in_flight": 0, "state": state, "instances": (), "fleet_active": False,
+            "service_exists": False, "task_definition_arns": (), "launch_template_ids": (), "queue_exists": False,
+            "alarm_names": (), "dashboard_exists": False, "cluster_exists": False,
+            "export_status": {"App": "done", "App_perInstance": "done"}, "summary_exists": True}
     return world(**{**base, **changes})
 
 
@@ -382,7 +385,7 @@ def test_a_check_whose_counts_changed_adds_a_point_to_the_series_and_a_steady_on
     steady = world().state  # its last point: 4 machines, 50 waiting, 8 running
     actions = plan(world(visible=40, in_flight=8, state=steady), POLICY)
     assert kinds(actions) == [SaveState]
-    assert actions[0].series == steady.series + [[round(NOW, 2), 4, 40, 8]]
+    assert actions[0].series == [*steady.series, [round(NOW, 2), 4, 40, 8]]
     assert actions[0].reason == "4 machine(s), 40 job(s) waiting, 8 running"
     assert plan(world(visible=40, in_flight=8, state=replace(steady, series=actions[0].series)), POLICY) == []
 
@@ -391,7 +394,7 @@ def test_the_summary_carries_the_series_with_the_last_checks_point():
     earlier = [[NOW - 120, 4, 3, 8], [NOW - 60, 1, 0, 0]]
     actions = plan(tearing(summary_exists=False, state=replace(tearing().state, series=earlier)), POLICY)
     [summary] = [action for action in actions if isinstance(action, WriteSummary)]
-    assert dict(summary.summary)["series"] == earlier + [[round(NOW, 2), 0, 0, 0]]
+    assert dict(summary.summary)["series"] == [*earlier, [round(NOW, 2), 0, 0, 0]]
 
 
 def test_the_series_stays_bounded_keeping_its_first_and_newest_points():

@@ -251,11 +251,11 @@ REJECTIONS = [
 ]
 
 
-@pytest.mark.parametrize("overrides,message", REJECTIONS, ids=[str(list(o)[0]) + str(i) for i, (o, _) in
-                                                                 enumerate(REJECTIONS)])
+@pytest.mark.parametrize("overrides,message", REJECTIONS, ids=[str(next(iter(o))) + str(i) for i, (o, _) in
+                                                                  enumerate(REJECTIONS)])
 def test_rejections_name_the_key_and_what_was_expected(overrides, message):
     text = rejection(**overrides)
-    key = list(overrides)[0]
+    key = next(iter(overrides))
     assert "\n" not in text
     if message is None:
         assert key in text and "expected" in text

@@ -23,9 +23,9 @@ from bench.simulate import (
 def tiny(**changes) -> Scenario:
     """Fixed 600-s jobs on machines with one worker each, booting in 60 s; the monitor ticks every minute; no
     spot interruption unless a test makes one."""
-    fields = dict(name="tiny", jobs=4, durations=Durations("fixed", 600), machines=2, tasks_per_machine=1,
-                  docker_cores=1, boot_s=60, alarm_delay_s=300, monitor_period_s=60, visibility_s=3600,
-                  interruptions_per_machine_hour=0.0)
+    fields = {"name": "tiny", "jobs": 4, "durations": Durations("fixed", 600), "machines": 2, "tasks_per_machine": 1,
+              "docker_cores": 1, "boot_s": 60, "alarm_delay_s": 300, "monitor_period_s": 60, "visibility_s": 3600,
+              "interruptions_per_machine_hour": 0.0}
     fields.update(changes)
     return Scenario(**fields)
 
@@ -34,8 +34,9 @@ def run(scenario: Scenario, monitor, workers=None, durations=None, before=None) 
     """The world and the monitor after a whole run; `durations` replaces the jobs' (the lower bound is then
     not theirs), `before(world)` runs once the fleet is launched."""
     world = World(scenario, workers or monitor.workers)
-    for job, duration in zip(world.jobs, durations or ()):
-        job.duration = duration
+    if durations is not None:
+        for job, duration in zip(world.jobs, durations, strict=True):  # one for each job
+            job.duration = duration
     world.start(monitor)
     if before:
         before(world)

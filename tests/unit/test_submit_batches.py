@@ -20,7 +20,8 @@ from chalicelib.submit import (
 
 
 def _job(index: int, size: int = 10) -> Job:
-    return Job(job_id=f"job{index}", body="x" * size, body_bytes=size, values={}, output_prefix=f"out/{index}", input_prefix=None)
+    return Job(job_id=f"job{index}", body="x" * size, body_bytes=size, values={}, output_prefix=f"out/{index}",
+               input_prefix=None)
 
 
 class FakeSQS:
@@ -107,7 +108,7 @@ def test_a_failure_part_way_says_how_many_were_sent():
 
 def test_a_refusal_in_the_probe_counts_what_sqs_took_too():
     sqs = FakeSQS(fail_first_times=99, sender_fault=True)
-    with pytest.raises(SubmitError, match="^sent 9 of 30 jobs, then stopped: SQS rejected job 'job0'"):
+    with pytest.raises(SubmitError, match=r"^sent 9 of 30 jobs, then stopped: SQS rejected job 'job0'"):
         send_jobs(sqs, "url", [_job(index) for index in range(30)])  # concurrency=None: the probe sends first
 
 

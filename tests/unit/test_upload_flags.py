@@ -22,7 +22,8 @@ def test_dcps_flags_become_upload_arguments(text, args):
 
 
 @pytest.mark.parametrize("value, why", [
-    ("--recursive", "expected only --acl, --storage-class, --sse (each with a value); '--recursive' is not accepted here"),
+    ("--recursive", "expected only --acl, --storage-class, --sse (each with a value); '--recursive' is not accepted "
+                    "here"),
     ("--sse-kms-key-id arn:aws:kms:us-east-1:1:key/k", "'--sse-kms-key-id' is not accepted here"),
     ("--endpoint-url http://evil", "'--endpoint-url' is not accepted here"),
     ("bucket-owner-full-control", "'bucket-owner-full-control' is not accepted here"),

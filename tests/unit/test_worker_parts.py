@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 
 import pytest
 
@@ -106,5 +107,5 @@ def test_output_files_follow_links_inside_and_refuse_links_outside(tmp_path):
     os.symlink("sub", out / "sub-link")  # a folder link inside: its files come from the folder itself
     assert [key for key, _ in output_files(out)] == ["alias.txt", "sub/a.txt"]
     os.symlink("/etc", out / "sub" / "etc")
-    with pytest.raises(TransferError, match="sub/etc is a symlink to /etc, outside {output_dir}"):
+    with pytest.raises(TransferError, match=re.escape("sub/etc is a symlink to /etc, outside {output_dir}")):
         output_files(out)
