@@ -275,13 +275,11 @@ def test_a_shared_output_prefix_is_refused_only_with_check_if_done():
         "{job_id}")
 
 
-def test_the_prefix_checks_stay_fast_on_a_large_file():
-    import time
-
+def test_a_large_file_passes_the_prefix_checks_with_every_prefix_its_own():
+    # How long it takes is bench/bench_jobs.py's to measure (100,000 groups), never a clock in a test
     document = {"groups": [{"plate": f"P{i // 100}", "well": f"W{i % 100}"} for i in range(50_000)]}
-    started = time.perf_counter()
     jobs = parse_job_document(document, settings(OUTPUT_PREFIX="out/{plate}/{well}", CHECK_IF_DONE_BOOL=True))
-    assert len(jobs) == 50_000 and time.perf_counter() - started < 5  # quadratic would take minutes
+    assert len({job.output_prefix for job in jobs}) == len(jobs) == 50_000
 
 
 # ---- DCP's message shape (JOB_MESSAGE_FORMAT "DCP", DS image mode)
