@@ -124,7 +124,7 @@ class StartResult:
 # --------------------------------------------------------------------------- preflight
 
 
-def preflight(settings: Settings, fleet: FleetFile, c: Any, now: datetime.datetime | None = None) -> Preflight:
+def preflight(settings: Settings, fleet: FleetFile, c: aws.Clients, now: datetime.datetime | None = None) -> Preflight:
     """Read-only checks; raises PreflightError at the first failure."""
     now = now or datetime.datetime.now(datetime.UTC)
     warnings = _check_buckets(c.s3, settings)
@@ -176,7 +176,7 @@ def _check_buckets(s3: S3Client, settings: Settings) -> list[str]:
     return warnings
 
 
-def _check_setup_done(c: Any, settings: Settings) -> tuple[str, str, str, str]:
+def _check_setup_done(c: aws.Clients, settings: Settings) -> tuple[str, str, str, str]:
     def missing(what: str) -> PreflightError:
         return PreflightError(f"{what} does not exist; run 'python cli.py setup --config {settings.source}' first")
 
@@ -226,7 +226,7 @@ def _s3fs_mount_warnings(settings: Settings) -> list[str]:
             "downloaded with the task role's rights"]
 
 
-def choose_machines(c: Any, settings: Settings, fleet: FleetFile, now: datetime.datetime) -> MachineChoice:
+def choose_machines(c: aws.Clients, settings: Settings, fleet: FleetFile, now: datetime.datetime) -> MachineChoice:
     """What the fleet may launch and from which AMI: MACHINE_TYPE (each checked to hold the tasks), or every
     current type that holds them; a pinned AMI warned about when stale, the latest ECS-optimized one otherwise."""
     described = instance_choice.describe_types(c.ec2, settings.MACHINE_TYPE)
@@ -551,7 +551,7 @@ class Claim:
         return datetime.datetime.fromtimestamp(self.at, datetime.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
-def claim_run(c: Any, settings: Settings, changes: list[str]) -> Claim | str:
+def claim_run(c: aws.Clients, settings: Settings, changes: list[str]) -> Claim | str:
     """Claim the run before requesting its fleet: this process's Claim (with its ETag) when it holds the run,
     or the id of the live fleet another start-cluster requested meanwhile (then the run is resumed).
     Raises StartConflict when another start-cluster holds a claim that is neither spent nor abandoned."""
@@ -596,7 +596,7 @@ def claim_run(c: Any, settings: Settings, changes: list[str]) -> Claim | str:
                         "tried to claim the run; run start-cluster again")
 
 
-def _record_fleet_in_claim(c: Any, settings: Settings, claim: Claim, fleet_id: str) -> None:
+def _record_fleet_in_claim(c: aws.Clients, settings: Settings, claim: Claim, fleet_id: str) -> None:
     """Write the new fleet into this process's claim. If the claim was taken over meanwhile (this process
     stalled past CLAIM_STALE_SECONDS), the fleet belongs to no run: cancel it and stop."""
     bucket, key = settings.AWS_BUCKET, names.claim_key(settings.APP_NAME)
@@ -683,7 +683,7 @@ def _refuse_during_teardown(s3: S3Client, settings: Settings) -> None:
 
 def start_cluster(settings: Settings, fleet: FleetFile, cheapest: bool = False, wait_seconds: float = 300,
                   poll_seconds: float = 15.0, files_dir: str | Path = "files",
-                  now: datetime.datetime | None = None, clients: Any = None) -> StartResult:
+                  now: datetime.datetime | None = None, clients: aws.Clients | None = None) -> StartResult:
     c = clients or aws.Clients(settings)
     now = now or datetime.datetime.now(datetime.UTC)
     checked = preflight(settings, fleet, c, now)
@@ -746,7 +746,7 @@ def start_cluster(settings: Settings, fleet: FleetFile, cheapest: bool = False, 
 
 
 def dry_run(settings: Settings, fleet: FleetFile, now: datetime.datetime | None = None,
-            clients: Any = None) -> tuple[Preflight, list[str]]:
+            clients: aws.Clients | None = None) -> tuple[Preflight, list[str]]:
     """start-cluster --dry-run: preflight (it only reads), then what the fleet would be asked for, in lines: the
     candidate instance types with their current Spot price in each of the fleet's zones, the AMI and the run's
     cost ceiling per hour. Nothing is created."""

@@ -84,7 +84,7 @@ def _image_folders(s3: S3Client, settings: Settings, data_file: str) -> list[str
     return job_locations.image_folders_of(data_file, response["Body"].read().decode("utf-8", "replace"))
 
 
-def check(c: Any, settings: Settings) -> list[str]:
+def check(c: aws.Clients, settings: Settings) -> list[str]:
     """Preflight: raises PreflightError naming the first job and location the task role does not reach; returns
     the warnings."""
     if not settings.ds_image_mode:

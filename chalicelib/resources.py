@@ -78,7 +78,7 @@ class SetupReport:
         self.changes.append(Change(action, kind, name))
 
 
-def setup(settings: Settings, clients: Any = None) -> SetupReport:
+def setup(settings: Settings, clients: aws.Clients | None = None) -> SetupReport:
     """Create or fix every resource `setup` owns; see the module docstring."""
     c = clients or aws.Clients(settings)
     report = SetupReport()
