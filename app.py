@@ -13,6 +13,7 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
 from chalice.app import BaseLambdaEvent, Chalice, CloudWatchEvent, IAMAuthorizer, NotFoundError, Rate, Request, SNSEvent
 
+from chalicelib import names
 from chalicelib.monitor import service
 from chalicelib.monitor.alarm_event import AlarmNotification
 from chalicelib.monitor.budget import TimeLeft, Turns
@@ -22,9 +23,9 @@ if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext
 
 # configure_logs=False: powertools' Logger owns the output; with Chalice's handler too every line prints twice
-app = Chalice(app_name="ds-runner-monitor", configure_logs=False)
+app = Chalice(app_name=names.MONITOR_APP, configure_logs=False)
 # .chalice/config.json sets both variables; the defaults serve `chalice local` and the tests
-SERVICE = os.environ.get("POWERTOOLS_SERVICE_NAME", "ds-runner-monitor")
+SERVICE = os.environ.get("POWERTOOLS_SERVICE_NAME", names.MONITOR_APP)
 NAMESPACE = os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "DSRunner")
 logger = Logger(service=SERVICE)
 metrics = Metrics(namespace=NAMESPACE, service=SERVICE)

@@ -13,7 +13,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from chalicelib import aws
 from chalicelib.monitor.service import BUCKETS_ENV
-from chalicelib.monitor_policy import APP_NAME
+from chalicelib.names import MONITOR_APP as APP_NAME
 
 if TYPE_CHECKING:
     from chalicelib.settings import Settings

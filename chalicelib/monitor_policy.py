@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from chalicelib import names
 from chalicelib.errors import ConfigError, UserError
 from chalicelib.jsonfile import read_json_file
 from chalicelib.monitor.service import BUCKETS_ENV
@@ -29,7 +30,7 @@ from chalicelib.monitor.service import BUCKETS_ENV
 if TYPE_CHECKING:
     from chalicelib.settings import Settings
 
-APP_NAME = "ds-runner-monitor"  # .chalice/config.json's app_name: Chalice names the functions after it
+APP_NAME = names.MONITOR_APP
 TEMPLATE_STAGE = "dev"  # a stage not yet in .chalice/config.json is made in its shape
 STAGE_PATTERN = re.compile(r"^[A-Za-z0-9_-]+$")  # a stage is part of each function's name (Lambda's characters)
 API_FUNCTION = "api_handler"  # Chalice's name for the function behind the REST API

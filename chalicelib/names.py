@@ -17,6 +17,9 @@ if TYPE_CHECKING:  # names are derived from settings; settings check prefixes ag
     from chalicelib.settings import Settings
 
 MONITOR_TOPIC = "Monitor"
+# app.py's (and .chalice/config.json's) app_name: Chalice names the monitor's functions
+# (MONITOR_APP-STAGE-HANDLER), their log groups and the status API after it.
+MONITOR_APP = "ds-runner-monitor"
 LOG_RETENTION_DAYS = 60  # DS's retention for both log groups
 QUEUE_RETENTION_SECONDS = 1_209_600  # 14 days, SQS's maximum
 # Every resource setup and start-cluster create carries RUN_TAG = APP_NAME: the monitor acts only on what

@@ -12,13 +12,13 @@ from typing import TYPE_CHECKING, Any
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 
-from chalicelib import aws
+from chalicelib import aws, names
 from chalicelib.errors import UserError
 
 if TYPE_CHECKING:
     from chalicelib.settings import Settings
 
-API_NAME = "ds-runner-monitor"  # app.py's app_name: Chalice names the REST API after it
+API_NAME = names.MONITOR_APP  # Chalice names the REST API after the app
 SERVICE = "execute-api"
 TIMEOUT_SECONDS = 60  # API Gateway's own limit is 29 s; a cold Lambda start comes on top of the answer
 
