@@ -262,9 +262,8 @@ def set_aside(out: Path) -> Path | None:
 def put_back_outputs(settings, previous: Path, jobs) -> int:
     """The files a previous run left at the jobs' OUTPUT_PREFIXes (their _SUCCESS markers too), uploaded to
     the same keys. Returns how many."""
-    files = [(path, f"{job.output_prefix}/{path.relative_to(folder).as_posix()}")
-             for job in jobs for folder in [previous.joinpath(*job.output_prefix.split("/"))] if folder.is_dir()
-             for path in sorted(folder.rglob("*")) if path.is_file()]
+    files = [(path, path.relative_to(previous).as_posix()) for job in jobs
+             for path in triage.output_files(previous, job)]
     s3 = aws.client("s3", settings)
     with ThreadPoolExecutor(16) as pool:
         list(pool.map(lambda item: s3.upload_file(str(item[0]), settings.DESTINATION_BUCKET, item[1]), files))

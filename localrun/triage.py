@@ -31,13 +31,28 @@ def default_out(app_name: str) -> Path:
     return Path("local-run") / app_name
 
 
+def recorded_commands(out: Path) -> dict[str, str] | None:
+    """The triage commands the run in `out` printed at its end (summary.json "commands"); None without a
+    readable summary there."""
+    try:
+        return json.loads((out / SUMMARY).read_text()).get("commands") or {}
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def output_files(folder: Path, job: Job) -> list[Path]:
+    """The files under `folder` at the job's OUTPUT_PREFIX (its _SUCCESS marker too), as a run's --out holds
+    them."""
+    prefix = folder.joinpath(*job.output_prefix.split("/"))
+    return sorted(path for path in prefix.rglob("*") if path.is_file()) if prefix.is_dir() else []
+
+
 def hint(app_name: str, command: str) -> str | None:
     """For a triage command that found no AWS credentials: the local command to use instead, when a local run of
     the app left its folder here (the user may well have meant that run)."""
     out = default_out(app_name)
-    try:
-        recorded = json.loads((out / SUMMARY).read_text()).get("commands") or {}
-    except (OSError, ValueError, AttributeError):
+    recorded = recorded_commands(out)
+    if recorded is None:
         return None
     local = {"failed": recorded.get("failed"), "logs": recorded.get("logs"), "redrive": recorded.get("run_again")}
     return local.get(command) and f"for the local run in {out}, use: {local[command]}"
@@ -72,10 +87,7 @@ def failure_records(out: Path) -> list[FailureRecord]:
 
 def failed_footer(out: Path) -> str:
     """What `cli.py failed --local-run` ends with: the next commands, those the run printed at its end."""
-    try:
-        recorded = json.loads((out / SUMMARY).read_text()).get("commands") or {}
-    except (OSError, ValueError, AttributeError):
-        recorded = {}
+    recorded = recorded_commands(out) or {}
     again = recorded.get("run_again") or shlex.join(["python", "cli.py", "local", "JOBFILE", "--out", str(out),
                                                      ONLY_FAILED])
     logs = recorded.get("logs") or shlex.join(["python", "cli.py", "logs", "JOB_ID", "--local-run", str(out)])
@@ -119,9 +131,7 @@ def keep_earlier(previous: Path, out: Path, kept: list[Job]) -> int:
     this run's `out`, never over a file this run wrote. Returns how many output files."""
     copied = 0
     for job in kept:
-        folder = previous.joinpath(*job.output_prefix.split("/"))
-        files = sorted(path for path in folder.rglob("*") if path.is_file()) if folder.is_dir() else []
-        for path in files:
+        for path in output_files(previous, job):
             copied += _copy_new(path, out / path.relative_to(previous))
         log = previous / LOGS / f"{job.job_id}.log"
         if log.is_file():
