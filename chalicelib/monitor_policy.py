@@ -36,7 +36,7 @@ STAGE_PATTERN = re.compile(r"^[A-Za-z0-9_-]+$")  # a stage is part of each funct
 API_FUNCTION = "api_handler"  # Chalice's name for the function behind the REST API
 LOG_GROUPS = [f"arn:aws:logs:*:*:log-group:/aws/lambda/{APP_NAME}-*",
               f"arn:aws:logs:*:*:log-group:/aws/lambda/{APP_NAME}-*:*"]
-RUN_TAGGED = {"Null": {"aws:ResourceTag/dsr:app": "false"}}  # the resource carries a run's tag (chalicelib/names.py)
+RUN_TAGGED = {"Null": {f"aws:ResourceTag/{names.RUN_TAG}": "false"}}  # the resource carries a run's tag
 
 
 @dataclass(frozen=True)
