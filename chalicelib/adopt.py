@@ -44,7 +44,7 @@ def prepare(clients: Clients, ds: DSMonitorFile, region: str, source: str) -> Ad
     fleet_id, queue_name, cluster = ds.MONITOR_FLEET_ID, ds.MONITOR_QUEUE_NAME, ds.MONITOR_ECS_CLUSTER
     fleet = awsapi.fleet_state(clients.ec2, fleet_id)
     # DS's file names the queue; the task definition says the URL it polls, and _prove compares the two
-    queue_url = resources.find_queue_url(clients.sqs, queue_name)
+    queue_url = awsapi.find_queue_url(clients.sqs, queue_name)
     depth = awsapi.queue_depth(clients.sqs, queue_url) if queue_url else None
     missing = [what for what, found in ((f"spot fleet {fleet_id}", fleet is not None and fleet.live),
                                         (f"queue {queue_name}", depth is not None),

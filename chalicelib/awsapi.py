@@ -477,3 +477,13 @@ def delete_fleet(ec2: EC2Client, fleet_id: str) -> None:
         if code not in FLEET_DELETE_GONE:
             raise ClientError({"Error": {"Code": code or "unexpectedError",
                                          "Message": failed.get("Error", {}).get("Message", "")}}, "DeleteFleets")
+
+
+def find_queue_url(sqs: SQSClient, name: str) -> str | None:
+    """The queue's URL, or None where no queue has that name."""
+    try:
+        return sqs.get_queue_url(QueueName=name)["QueueUrl"]
+    except ClientError as error:
+        if error_code(error) in QUEUE_MISSING:
+            return None
+        raise

@@ -49,7 +49,8 @@ from chalicelib.jobs import output_root
 from chalicelib.launch_template import LaunchChoice, launch_choice, launch_template_configs, save_versions
 from chalicelib.machine_image import EcsImage, image_age_warning, latest_ecs_ami
 from chalicelib.monitor.observation import MonitorState
-from chalicelib.resources import find_queue_url, find_task_definition, find_topic_arn
+from chalicelib.awsapi import find_queue_url
+from chalicelib.resources import find_task_definition, find_topic_arn
 from chalicelib.runrecord import RunRecord
 from chalicelib.settings import Settings
 from chalicelib.spot_quota import QuotaCheck

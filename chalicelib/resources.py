@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from chalicelib import aws, awsapi, names
+from chalicelib.awsapi import find_queue_url
 from chalicelib.errors import UserError
 from chalicelib.settings import Settings
 
@@ -118,15 +119,6 @@ def job_queue_attributes(settings: Settings, dead_letter_arn: str) -> dict[Queue
         "RedrivePolicy": json.dumps({"deadLetterTargetArn": dead_letter_arn,
                                      "maxReceiveCount": settings.JOB_RETRIES}),
     }
-
-
-def find_queue_url(sqs: SQSClient, name: str) -> str | None:
-    try:
-        return sqs.get_queue_url(QueueName=name)["QueueUrl"]
-    except sqs.exceptions.ClientError as error:
-        if aws.error_code(error) in aws.QUEUE_MISSING:
-            return None
-        raise
 
 
 def queue_arn(sqs: SQSClient, url: str) -> str:

@@ -57,7 +57,7 @@ from chalicelib.done import is_done
 from chalicelib.errors import UserError
 from chalicelib.jobs import SQS_MESSAGE_BYTES, Job
 from chalicelib.names import RUN_ATTRIBUTE_BYTES, run_attributes
-from chalicelib.resources import find_queue_url
+from chalicelib.awsapi import find_queue_url
 from chalicelib.settings import Settings
 
 if TYPE_CHECKING:  # boto3-stubs: for mypy only

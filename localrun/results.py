@@ -30,7 +30,7 @@ from chalicelib.jobs import Job, NotAJob, job_from_message
 from chalicelib.monitor.breaker import common_failure, failed_job
 from chalicelib.names import success_marker_key, summary_key
 from chalicelib.report.data import NoLogs, attempts_by_job, read_log_events
-from chalicelib.resources import find_queue_url
+from chalicelib.awsapi import find_queue_url
 from chalicelib.settings import Settings
 from localrun import triage
 
