@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Command line: parse input, call one chalicelib function, print the result.
 
-User mistakes (chalicelib.errors.UserError) print one line `error: ...` on
+User mistakes (chalicelib.model.errors.UserError) print one line `error: ...` on
 stderr and exit 2; nothing else of them is shown.
 """
 
@@ -56,18 +56,22 @@ if __name__ == "__main__" and (_problem := environment_problem()):
 import botocore.exceptions
 import click
 
-from chalicelib import aws, cluster, deadletters, iam, job_access, resources, status_api, triage
-from chalicelib.errors import RefusedRun, UserError
-from chalicelib.fleet import load_fleet_file
-from chalicelib.jobs import load_job_file
-from chalicelib.monitor import loop, service
+from chalicelib import aws
+from chalicelib.model.errors import RefusedRun, UserError
+from chalicelib.model.jobs import load_job_file
+from chalicelib.model.names import record_key, summary_key
+from chalicelib.model.printable import printable
+from chalicelib.model.settings import Settings
+from chalicelib.monitor import deadletters, loop, service
 from chalicelib.monitor.reconcile import reconcile
 from chalicelib.monitor.runs import load_run
 from chalicelib.monitor.status import local_time, status_table
-from chalicelib.names import record_key, summary_key
-from chalicelib.printable import printable
-from chalicelib.settings import Settings
-from chalicelib.submit import submit as submit_jobs
+from operations import triage
+from operations.deployed import status_api
+from operations.setup import iam, job_access, resources
+from operations.start import cluster
+from operations.start.fleet import load_fleet_file
+from operations.submit import submit as submit_jobs
 
 EXIT_INTERRUPTED = 130  # what a shell reports for a command stopped by Ctrl-C (128 + SIGINT)
 
@@ -218,7 +222,7 @@ def submit(settings: Settings, jobfile: str, skip_done: bool, append: bool):
     jobs = load_job_file(jobfile, settings)
     bar = _ProgressBar(sys.stderr)
     try:
-        # processes=None: a large file is sent from one process per CPU (chalicelib.submit.processes_for)
+        # processes=None: a large file is sent from one process per CPU (operations.submit.processes_for)
         result = submit_jobs(settings, jobs, skip_done=skip_done, on_total=bar.start, on_sent=bar.update,
                              append=append, processes=None,
                              before_send=lambda todo, queued: job_access.record_submitted(settings, todo, queued))
@@ -314,9 +318,9 @@ def monitor(monitorfile: str | None, ds_cheapest: str | None, cheapest: bool, pe
 
 
 def _record_or_adopted(path: str, yes: bool):
-    """This project's monitor file, or DS's: then the DS run is adopted (chalicelib/adopt.py) once the user has
+    """This project's monitor file, or DS's: then the DS run is adopted (operations/adopt/adopt.py) once the user has
     seen what that tags and what the monitor will do, and agreed."""
-    from chalicelib import adopt, dsmonitorfile
+    from operations.adopt import adopt, dsmonitorfile
 
     try:
         return loop.record_from_file(path)
@@ -405,7 +409,7 @@ def status(settings: Settings, as_json: bool):
 
 
 def _warn_unwatched(settings: Settings) -> None:
-    from chalicelib import deployed_monitor
+    from operations.deployed import deployed_monitor
 
     problem = deployed_monitor.problem(settings)
     if problem:
@@ -440,7 +444,7 @@ def report(settings: Settings, out_path: str):
     Example:
       python cli.py report --config config.json --out report.html
     """
-    from chalicelib.report.sources import from_account, write_report
+    from operations.report.sources import from_account, write_report
 
     written = write_report(from_account(settings, aws.Clients(settings)), Path(out_path))
     click.echo(f"run report: {written} ({written.stat().st_size:,} bytes)")
@@ -670,7 +674,7 @@ def monitor_config(configs: tuple[str, ...], config_options: tuple[str, ...], st
     Example:
       python cli.py monitor-config config.json && chalice deploy
     """
-    from chalicelib import monitor_policy
+    from operations.deployed import monitor_policy
 
     configs += config_options
     if not configs:
@@ -694,7 +698,7 @@ def convert_config(config_py: str):
     Example:
       python cli.py convert-config --config config.py > config.json
     """
-    from chalicelib.dsconfig import read_ds_config
+    from chalicelib.model.dsconfig import read_ds_config
 
     converted = read_ds_config(config_py)
     Settings.from_mapping(converted.settings, config_py)

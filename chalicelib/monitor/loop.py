@@ -10,15 +10,15 @@ import time
 from collections.abc import Callable
 
 from chalicelib.aws import Clients
-from chalicelib.errors import UserError
-from chalicelib.jsonfile import read_json_file
+from chalicelib.model.errors import UserError
+from chalicelib.model.jsonfile import read_json_file
 from chalicelib.monitor.actions import SaveState
 from chalicelib.monitor.apply import Applier
 from chalicelib.monitor.observe import Run
 from chalicelib.monitor.reconcile import Reconciled, reconcile
+from chalicelib.monitor.runrecord import RunRecord
 from chalicelib.monitor.runs import load_run, with_current_state
 from chalicelib.monitor.state_store import StateChanged, StateContended
-from chalicelib.runrecord import RunRecord
 
 # Reads and writes of the teardown request while reconciles keep changing the state in between (each writes it
 # at most once a tick, so more than one retry is rare).

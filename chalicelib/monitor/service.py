@@ -12,15 +12,17 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from chalicelib import aws, failed, failures
+from chalicelib import aws
 from chalicelib.aws import Clients
+from chalicelib.model.names import record_key, summary_key
+from chalicelib.monitor import failed
 from chalicelib.monitor.alarm_event import AlarmNotification
 from chalicelib.monitor.budget import TimeLeft, Turns, enough_time
 from chalicelib.monitor.observe import Run, observe
 from chalicelib.monitor.reconcile import Reconciled, reconcile
 from chalicelib.monitor.runs import Unreadable, UnreadableRecord, load_run, read_record, scan
 from chalicelib.monitor.status import finished_status, run_status
-from chalicelib.names import record_key, summary_key
+from chalicelib.runfiles import failures
 
 BUCKETS_ENV = "MONITOR_BUCKETS"
 

@@ -1,5 +1,5 @@
 """One fleet per run, even when two `start-cluster`s of one run start at once (the run's claim, an S3
-conditional write of monitors/APP_NAME_claim.json; see chalicelib/cluster.py `claim_run`).
+conditional write of monitors/APP_NAME_claim.json; see operations/start/cluster.py `claim_run`).
 
 The race is forced, not hoped for: both threads pass preflight and find no fleet, then wait at a barrier
 placed right before the claim's conditional PutObject (botocore's own event hook, our code unchanged), so
@@ -23,13 +23,14 @@ import pytest
 from click.testing import CliRunner
 
 from chalicelib import aws as clients
-from chalicelib import cluster, resources
-from chalicelib.errors import StartConflict
-from chalicelib.fleet import load_fleet_file
+from chalicelib.model.errors import StartConflict
+from chalicelib.model.names import claim_key, record_key
 from chalicelib.monitor import loop
 from chalicelib.monitor.runs import load_run
-from chalicelib.names import claim_key, record_key
 from cli import cli
+from operations.setup import resources
+from operations.start import cluster
+from operations.start.fleet import load_fleet_file
 from tests.integration.world import Account, aws_session, write_jobs
 from tests.integration.world import live_fleets as world_live_fleets
 
