@@ -62,11 +62,11 @@ from chalicelib.model.jobs import load_job_file
 from chalicelib.model.names import record_key, summary_key
 from chalicelib.model.printable import printable
 from chalicelib.model.settings import Settings
-from chalicelib.monitor import deadletters, loop, service
+from chalicelib.monitor import deadletters, service
 from chalicelib.monitor.reconcile import reconcile
 from chalicelib.monitor.runs import load_run
 from chalicelib.monitor.status import local_time, status_table
-from operations import triage
+from operations import monitor_loop, triage
 from operations.deployed import status_api
 from operations.setup import iam, job_access, resources
 from operations.start import cluster
@@ -303,10 +303,10 @@ def monitor(monitorfile: str | None, ds_cheapest: str | None, cheapest: bool, pe
         settings = _load_settings(config_path)
         app_name, bucket, key = settings.APP_NAME, settings.AWS_BUCKET, record_key(settings.APP_NAME)
         clients = aws.Clients(settings)
-    loop.load_or_fail(clients, bucket, key)
+    monitor_loop.load_or_fail(clients, bucket, key)
     try:
         click.echo(f"watching s3://{bucket}/{key} every {period:g} s (Ctrl-C stops watching; the run goes on)")
-        loop.watch(lambda: load_run(clients.s3, bucket, key), period, _print_tick, cheapest=cheapest,
+        monitor_loop.watch(lambda: load_run(clients.s3, bucket, key), period, _print_tick, cheapest=cheapest,
                    on_error=lambda error: click.echo(f"warning: check failed, retrying: {printable(str(error))}",
                                                      err=True),
                    clients=clients)
@@ -323,7 +323,7 @@ def _record_or_adopted(path: str, yes: bool):
     from operations.adopt import adopt, dsmonitorfile
 
     try:
-        return loop.record_from_file(path)
+        return monitor_loop.record_from_file(path)
     except UserError:
         ds = dsmonitorfile.read(path)
         if ds is None:
@@ -366,7 +366,7 @@ def _print_tick(result) -> None:
 
 
 def _run_of(settings: Settings, clients: aws.Clients):
-    return loop.load_or_fail(clients, settings.AWS_BUCKET, record_key(settings.APP_NAME))
+    return monitor_loop.load_or_fail(clients, settings.AWS_BUCKET, record_key(settings.APP_NAME))
 
 
 @cli.command()
@@ -471,8 +471,8 @@ def teardown(settings: Settings, period: float):
             raise UserError(f"no run named {settings.APP_NAME!r} in s3://{bucket}/monitors/: it was never started")
         click.echo(f"run {settings.APP_NAME} is already torn down; summary at s3://{bucket}/{summary}")
         return
-    loop.request_teardown(run, "teardown requested from the command line", clients)
-    loop.watch(lambda: load_run(clients.s3, bucket, record_key(settings.APP_NAME)), period, _print_tick,
+    monitor_loop.request_teardown(run, "teardown requested from the command line", clients)
+    monitor_loop.watch(lambda: load_run(clients.s3, bucket, record_key(settings.APP_NAME)), period, _print_tick,
                clients=clients)
     click.echo(f"torn down; summary at s3://{bucket}/{summary}")
 

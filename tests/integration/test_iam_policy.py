@@ -19,10 +19,11 @@ import pytest
 from chalicelib import aws as clients
 from chalicelib.aws import Clients
 from chalicelib.model.settings import Settings
-from chalicelib.monitor import loop, service
+from chalicelib.monitor import service
 from chalicelib.monitor.observe import observe
 from chalicelib.monitor.reconcile import reconcile
 from chalicelib.runfiles import leases
+from operations import monitor_loop
 from operations.deployed import monitor_policy
 from tests.conftest import BASE_CONFIG
 from tests.integration.world import drain, fail_every_job, interrupt_one_machine, reconcile_until_gone, the_run
@@ -171,7 +172,7 @@ def test_the_status_api_policy_grants_exactly_what_status_calls(started, ds_imag
     assert len(service.find_failed("DsImage", ["test-bucket"])["failed"]) == 2
     api_calls = set(calls)
     drain(started)
-    loop.request_teardown(the_run(started), "asked for by the test")
+    monitor_loop.request_teardown(the_run(started), "asked for by the test")
     calls.clear()
     service.find_status("TestApp", ["test-bucket"])  # GET /runs/TestApp while it is torn down
     api_calls |= calls

@@ -25,9 +25,9 @@ from click.testing import CliRunner
 from chalicelib import aws as clients
 from chalicelib.model.errors import StartConflict
 from chalicelib.model.names import claim_key, record_key
-from chalicelib.monitor import loop
 from chalicelib.monitor.runs import load_run
 from cli import cli
+from operations import monitor_loop
 from operations.setup import resources
 from operations.start import cluster
 from operations.start.fleet import load_fleet_file
@@ -194,7 +194,7 @@ def test_a_run_the_monitor_is_tearing_down_is_not_started_again(account):
     first = start(account)
     run = load_run(clients.client("s3"), "test-bucket", record_key("TestApp"))
     # the monitor's first teardown steps: its state says so, then the fleet is cancelled
-    loop.request_teardown(run, "teardown requested from the command line")
+    monitor_loop.request_teardown(run, "teardown requested from the command line")
     clients.client("ec2").delete_fleets(FleetIds=[first.record.MONITOR_FLEET_ID], TerminateInstances=True)
     result = CliRunner().invoke(cli, ["start-cluster", "fleet.json", "--config", "config.json", "--wait", "0"])
     assert result.exit_code == 2, result.output
