@@ -13,7 +13,7 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
 from chalice.app import BaseLambdaEvent, Chalice, CloudWatchEvent, IAMAuthorizer, NotFoundError, Rate, Request, SNSEvent
 
-from chalicelib import names
+from chalicelib.model import names
 from chalicelib.monitor import service
 from chalicelib.monitor.alarm_event import AlarmNotification
 from chalicelib.monitor.budget import TimeLeft, Turns

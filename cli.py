@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Command line: parse input, call one chalicelib function, print the result.
 
-User mistakes (chalicelib.errors.UserError) print one line `error: ...` on
+User mistakes (chalicelib.model.errors.UserError) print one line `error: ...` on
 stderr and exit 2; nothing else of them is shown.
 """
 
@@ -56,18 +56,22 @@ if __name__ == "__main__" and (_problem := environment_problem()):
 import botocore.exceptions
 import click
 
-from chalicelib import aws, cluster, deadletters, iam, job_access, resources, status_api, triage
-from chalicelib.errors import RefusedRun, UserError
-from chalicelib.fleet import load_fleet_file
-from chalicelib.jobs import load_job_file
-from chalicelib.monitor import loop, service
+from chalicelib import aws
+from chalicelib.model.errors import RefusedRun, UserError
+from chalicelib.model.jobs import load_job_file
+from chalicelib.model.names import record_key, summary_key
+from chalicelib.model.printable import printable
+from chalicelib.model.settings import Settings
+from chalicelib.monitor import deadletters, service
 from chalicelib.monitor.reconcile import reconcile
 from chalicelib.monitor.runs import load_run
 from chalicelib.monitor.status import local_time, status_table
-from chalicelib.names import record_key, summary_key
-from chalicelib.printable import printable
-from chalicelib.settings import Settings
-from chalicelib.submit import submit as submit_jobs
+from operations import monitor_loop, triage
+from operations.deployed import status_api
+from operations.setup import iam, job_access, resources
+from operations.start import cluster
+from operations.start.fleet import load_fleet_file
+from operations.submit import submit as submit_jobs
 
 EXIT_INTERRUPTED = 130  # what a shell reports for a command stopped by Ctrl-C (128 + SIGINT)
 
@@ -218,7 +222,7 @@ def submit(settings: Settings, jobfile: str, skip_done: bool, append: bool):
     jobs = load_job_file(jobfile, settings)
     bar = _ProgressBar(sys.stderr)
     try:
-        # processes=None: a large file is sent from one process per CPU (chalicelib.submit.processes_for)
+        # processes=None: a large file is sent from one process per CPU (operations.submit.processes_for)
         result = submit_jobs(settings, jobs, skip_done=skip_done, on_total=bar.start, on_sent=bar.update,
                              append=append, processes=None,
                              before_send=lambda todo, queued: job_access.record_submitted(settings, todo, queued))
@@ -299,10 +303,10 @@ def monitor(monitorfile: str | None, ds_cheapest: str | None, cheapest: bool, pe
         settings = _load_settings(config_path)
         app_name, bucket, key = settings.APP_NAME, settings.AWS_BUCKET, record_key(settings.APP_NAME)
         clients = aws.Clients(settings)
-    loop.load_or_fail(clients, bucket, key)
+    monitor_loop.load_or_fail(clients, bucket, key)
     try:
         click.echo(f"watching s3://{bucket}/{key} every {period:g} s (Ctrl-C stops watching; the run goes on)")
-        loop.watch(lambda: load_run(clients.s3, bucket, key), period, _print_tick, cheapest=cheapest,
+        monitor_loop.watch(lambda: load_run(clients.s3, bucket, key), period, _print_tick, cheapest=cheapest,
                    on_error=lambda error: click.echo(f"warning: check failed, retrying: {printable(str(error))}",
                                                      err=True),
                    clients=clients)
@@ -314,12 +318,12 @@ def monitor(monitorfile: str | None, ds_cheapest: str | None, cheapest: bool, pe
 
 
 def _record_or_adopted(path: str, yes: bool):
-    """This project's monitor file, or DS's: then the DS run is adopted (chalicelib/adopt.py) once the user has
+    """This project's monitor file, or DS's: then the DS run is adopted (operations/adopt/adopt.py) once the user has
     seen what that tags and what the monitor will do, and agreed."""
-    from chalicelib import adopt, dsmonitorfile
+    from operations.adopt import adopt, dsmonitorfile
 
     try:
-        return loop.record_from_file(path)
+        return monitor_loop.record_from_file(path)
     except UserError:
         ds = dsmonitorfile.read(path)
         if ds is None:
@@ -362,7 +366,7 @@ def _print_tick(result) -> None:
 
 
 def _run_of(settings: Settings, clients: aws.Clients):
-    return loop.load_or_fail(clients, settings.AWS_BUCKET, record_key(settings.APP_NAME))
+    return monitor_loop.load_or_fail(clients, settings.AWS_BUCKET, record_key(settings.APP_NAME))
 
 
 @cli.command()
@@ -405,7 +409,7 @@ def status(settings: Settings, as_json: bool):
 
 
 def _warn_unwatched(settings: Settings) -> None:
-    from chalicelib import deployed_monitor
+    from operations.deployed import deployed_monitor
 
     problem = deployed_monitor.problem(settings)
     if problem:
@@ -440,7 +444,7 @@ def report(settings: Settings, out_path: str):
     Example:
       python cli.py report --config config.json --out report.html
     """
-    from chalicelib.report.sources import from_account, write_report
+    from operations.report.sources import from_account, write_report
 
     written = write_report(from_account(settings, aws.Clients(settings)), Path(out_path))
     click.echo(f"run report: {written} ({written.stat().st_size:,} bytes)")
@@ -467,8 +471,8 @@ def teardown(settings: Settings, period: float):
             raise UserError(f"no run named {settings.APP_NAME!r} in s3://{bucket}/monitors/: it was never started")
         click.echo(f"run {settings.APP_NAME} is already torn down; summary at s3://{bucket}/{summary}")
         return
-    loop.request_teardown(run, "teardown requested from the command line", clients)
-    loop.watch(lambda: load_run(clients.s3, bucket, record_key(settings.APP_NAME)), period, _print_tick,
+    monitor_loop.request_teardown(run, "teardown requested from the command line", clients)
+    monitor_loop.watch(lambda: load_run(clients.s3, bucket, record_key(settings.APP_NAME)), period, _print_tick,
                clients=clients)
     click.echo(f"torn down; summary at s3://{bucket}/{summary}")
 
@@ -670,7 +674,7 @@ def monitor_config(configs: tuple[str, ...], config_options: tuple[str, ...], st
     Example:
       python cli.py monitor-config config.json && chalice deploy
     """
-    from chalicelib import monitor_policy
+    from operations.deployed import monitor_policy
 
     configs += config_options
     if not configs:
@@ -694,7 +698,7 @@ def convert_config(config_py: str):
     Example:
       python cli.py convert-config --config config.py > config.json
     """
-    from chalicelib.dsconfig import read_ds_config
+    from chalicelib.model.dsconfig import read_ds_config
 
     converted = read_ds_config(config_py)
     Settings.from_mapping(converted.settings, config_py)

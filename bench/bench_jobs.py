@@ -14,8 +14,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from chalicelib.jobs import load_job_file
-from chalicelib.settings import Settings
+from chalicelib.model.jobs import load_job_file
+from chalicelib.model.settings import Settings
 
 SETTINGS = Settings.from_mapping({
     "APP_NAME": "Bench", "DOCKERHUB_TAG": "x", "AWS_BUCKET": "bench-bucket", "AWS_PROFILE": None,

@@ -21,9 +21,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from chalicelib.report.data import parse_streams
-from chalicelib.report.figures import ReportInput, figures
-from chalicelib.report.render import render
+from operations.report.data import parse_streams
+from operations.report.figures import ReportInput, figures
+from operations.report.render import render
 
 RETRIES = 3
 

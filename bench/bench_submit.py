@@ -19,7 +19,7 @@ trial, all trials shown: on a shared machine other work only ever slows a
 trial down, and it slows ours, which uses every CPU, more than the baseline.
 The time is submit()'s alone (the job file is parsed and validated before the
 clock starts). The stand-in counts what it receives, so a job lost or sent
-twice shows. Last, the process threshold (chalicelib.submit.PROCESS_JOBS):
+twice shows. Last, the process threshold (operations.submit.PROCESS_JOBS):
 20,000 and 40,000 jobs at 15 ms, ours from one process and from one per CPU,
 one trial each.
 
@@ -61,10 +61,10 @@ THRESHOLD_JOBS = (20_000, 40_000)
 
 def client(kind: str, jobs_count: int) -> dict:
     """Send `jobs_count` jobs with this interpreter's chalicelib (PYTHONPATH says whose); the timings as JSON."""
-    import chalicelib.submit as submit_module
+    import operations.submit as submit_module
     from chalicelib import aws
-    from chalicelib.jobs import parse_job_document
-    from chalicelib.settings import Settings
+    from chalicelib.model.jobs import parse_job_document
+    from chalicelib.model.settings import Settings
 
     settings = Settings.from_mapping(CONFIG, source="bench")
     document = {"pipeline": "measure", "groups": [{"plate": f"P{index // 384:04d}", "well": f"W{index % 384:03d}"}

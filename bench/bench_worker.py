@@ -141,9 +141,9 @@ def run_once(endpoint: str, moto_pid: int, tree: Path, program: str, jobs: int, 
     import boto3
     from botocore.config import Config
 
-    from chalicelib.jobs import parse_job_document
-    from chalicelib.names import run_attributes
-    from chalicelib.settings import Settings
+    from chalicelib.model.jobs import parse_job_document
+    from chalicelib.model.names import run_attributes
+    from chalicelib.model.settings import Settings
 
     _post(endpoint + "/moto-api/reset")  # a fresh world each run: nothing one run left slows the next
     warm_up = max(1, jobs // 10)  # every process has started and made its busy period's first calls by then

@@ -16,11 +16,12 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from chalicelib import aws, iam, resources
-from chalicelib.fleet import FleetFile, parse_fleet_document
-from chalicelib.settings import Settings
-from chalicelib.spot_quota import SPOT_QUOTAS
+from chalicelib import aws
+from chalicelib.model.settings import Settings
+from chalicelib.monitor.spot_quota import SPOT_QUOTAS
 from localrun.moto_patches import set_service_quota
+from operations.setup import iam, resources
+from operations.start.fleet import FleetFile, parse_fleet_document
 
 ECS_IMAGE_NAMES = "amzn2-ami-ecs-hvm-*"  # the ECS-optimized Amazon Linux 2 images
 

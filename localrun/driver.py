@@ -26,12 +26,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import IO
 
-from chalicelib import aws, cluster
-from chalicelib.monitor import loop
+from chalicelib import aws
+from chalicelib.model.names import record_key
 from chalicelib.monitor.runs import load_run
-from chalicelib.names import record_key
-from chalicelib.report.sources import SERIES_SOURCE, report_input, write_report
-from chalicelib.submit import submit
 from localrun import report, triage
 from localrun.account import REWRITTEN, localize_fleet, prepare_account
 from localrun.embedded import check_clients_are_local, embedded_aws
@@ -40,6 +37,10 @@ from localrun.prepare import OUT_MARKER, LocalRun, reset_out
 from localrun.progress import Progress
 from localrun.results import collect
 from localrun.spot import SpotMarket
+from operations import monitor_loop
+from operations.report.sources import SERIES_SOURCE, report_input, write_report
+from operations.start import cluster
+from operations.submit import submit
 
 MONITOR_PERIOD_SECONDS = 1.0  # the Lambda runs every minute; here the run is seconds long
 FLEET_WAIT_SECONDS = 10.0  # moto launches at once; this only bounds a surprise
@@ -195,7 +196,7 @@ class Watcher:
         self.crashed: list[str] = []
 
     def watch(self) -> None:
-        loop.watch(self._load, MONITOR_PERIOD_SECONDS, self._after_reconcile, sleep=self.stop.event.wait,
+        monitor_loop.watch(self._load, MONITOR_PERIOD_SECONDS, self._after_reconcile, sleep=self.stop.event.wait,
                    on_error=lambda error: self.progress.say(f"warning: monitor check failed, retrying: {error}"))
 
     def _load(self):
@@ -211,7 +212,7 @@ class Watcher:
     def _teardown(self, run, reason: str) -> None:
         if not self.teardown_asked:
             self.teardown_asked = True
-            loop.request_teardown(run, reason)
+            monitor_loop.request_teardown(run, reason)
 
     def _after_reconcile(self, result) -> None:
         observation = result.observation

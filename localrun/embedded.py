@@ -23,7 +23,7 @@ from collections.abc import Iterator
 import boto3
 import botocore.session
 
-from chalicelib.errors import UserError
+from chalicelib.model.errors import UserError
 from localrun import api_gateway
 from localrun.moto_patches import patched
 

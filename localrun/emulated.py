@@ -7,11 +7,11 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
-from chalicelib.fleet import FleetFile, load_fleet_file
-from chalicelib.settings import Settings
+from chalicelib.model.settings import Settings
 from localrun.account import localize_fleet, prepare_account
 from localrun.embedded import DUMMY_KEY, embedded_aws, emulator
 from localrun.prepare import DEFAULT_FLEET
+from operations.start.fleet import FleetFile, load_fleet_file
 
 FLEET_FILE = "fleet.emulator.json"
 EXIT_STOPPED = 0  # Ctrl-C is how an emulator is meant to end

@@ -31,8 +31,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
-from chalicelib import names
-from chalicelib.settings import Settings
+from chalicelib.model import names
+from chalicelib.model.settings import Settings
 from localrun.embedded import local_environment
 from worker.orphans import PARENT_PID_ENV
 

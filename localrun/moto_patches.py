@@ -163,7 +163,7 @@ def _sqs_dead_letter_source() -> Iterator[None]:
     the Message's Attributes, API_Message.html). A sender cannot set it (SendMessage takes AWSTraceHeader as its
     only system attribute), so it is the proof of a dead-letter message's origin the project relies on: DS's
     default dead-letter queue is shared by every run, and any job can send to its own run's queue a body whose
-    `dsr-app` names another run (chalicelib/deadletters.py).
+    `dsr-app` names another run (chalicelib/monitor/deadletters.py).
 
     Here a message remembers the queue it was last put in; when it is put in another (moto's move, the only way
     a message object changes queue), it is stamped with the one it came from, before anyone can receive it there.
@@ -691,7 +691,7 @@ def _fleet_history() -> Iterator[None]:
 # Instance quotas" (https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/using-spot-limits.html: Standard 5, every
 # other 0, each adjustable), codes from the Spot Instance quotas table of "Amazon EC2 service quotas" (each row
 # links its quota, e.g. https://console.aws.amazon.com/servicequotas/home/services/ec2/quotas/L-34B43A08). Kept
-# apart from chalicelib/spot_quota.py on purpose: this is AWS's side.
+# apart from chalicelib/monitor/spot_quota.py on purpose: this is AWS's side.
 SPOT_VCPU_QUOTA_DEFAULTS = {
     "L-85EED4F7": ("All DL Spot Instance Requests", 0.0),
     "L-88CF9481": ("All F Spot Instance Requests", 0.0),

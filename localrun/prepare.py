@@ -23,12 +23,12 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from chalicelib.errors import UserError
-from chalicelib.fleet import FleetFile, load_fleet_file
-from chalicelib.jobs import Job, load_job_file
-from chalicelib.settings import Settings
+from chalicelib.model.errors import UserError
+from chalicelib.model.jobs import Job, load_job_file
+from chalicelib.model.settings import Settings
 from localrun import triage
 from localrun.embedded import ensure_local
+from operations.start.fleet import FleetFile, load_fleet_file
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_FLEET = REPO / "examples" / "fleet.json"

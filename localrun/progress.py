@@ -1,6 +1,6 @@
 """What the user watches during a local run: a live one-line bar on a terminal, plain lines otherwise.
 
-The numbers are the monitor's own counts (chalicelib/counts.py, from queue
+The numbers are the monitor's own counts (chalicelib/monitor/counts.py, from queue
 counts and failure records; the fleet's machines), so the bar shows what the
 monitor decides on. Done never decreases and can lag the truth by a little;
 the last line, drawn when the run is over, is the summary's exact counts.
@@ -11,8 +11,8 @@ from __future__ import annotations
 import time
 from typing import IO
 
-from chalicelib.counts import Counts
-from chalicelib.printable import printable
+from chalicelib.model.printable import printable
+from chalicelib.monitor.counts import Counts
 
 BAR_WIDTH = 24
 

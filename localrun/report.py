@@ -5,10 +5,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from chalicelib.model.printable import printable
+from chalicelib.model.settings import Settings
 from chalicelib.monitor.breaker import REDRIVE_ADVICE
 from chalicelib.monitor.plan import REASON_DRAINED
-from chalicelib.printable import printable
-from chalicelib.settings import Settings
 from localrun.results import Results
 from localrun.triage import KEPT
 
@@ -20,7 +20,7 @@ def _seconds(value: float) -> str:
 def table(settings: Settings, results: Results, out: Path, machines: int, wall_seconds: float, notices: int,
           replacements: int, stopped_by: str | None, crashed: list[str], kept: int = 0,
           commands: dict[str, str] | None = None) -> str:
-    counts = results.counts  # chalicelib/counts.py: the last progress line's, summary.json's
+    counts = results.counts  # chalicelib/monitor/counts.py: the last progress line's, summary.json's
     rows = [
         ("jobs", counts.submitted),
         ("done", counts.done),
@@ -83,7 +83,7 @@ def summary_document(results: Results, machines: int, wall_seconds: float, notic
     counts = results.counts
     return {
         "jobs": counts.submitted,
-        # the table's numbers (chalicelib/counts.py); the lists below name the jobs of each
+        # the table's numbers (chalicelib/monitor/counts.py); the lists below name the jobs of each
         "counts": {"submitted": counts.submitted, "done": counts.done, "skipped_as_already_done": counts.skipped,
                    "failed": counts.failed, "not_run": counts.not_run},
         "done": sorted(results.succeeded),

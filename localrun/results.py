@@ -5,12 +5,12 @@
   workers' `_SUCCESS` markers included (the folder mirrors the bucket); the
   count shown is of the jobs' own files, markers left out.
 - Logs: each job's log stream as OUT/logs/<job id>.log, one line per event.
-- Outcome of each job (chalicelib/counts.py), from what AWS holds: the
+- Outcome of each job (chalicelib/monitor/counts.py), from what AWS holds: the
   dead-letter queue (the messages SQS moved there from the run's queue) and
   the failure records (a failed job whose message a stopped run never moved
   there) say which failed; the job's log
   says which succeeded or were skipped as already done, and so do complete
-  outputs (chalicelib.done's rule: the marker and DS's count) when a killed
+  outputs (worker.done's rule: the marker and DS's count) when a killed
   worker never sent its last log line. A job with none of these was not run (a Ctrl-C, a
   MAX_RUN_* stop).
 """
@@ -22,17 +22,19 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-from chalicelib import aws, deadletters, failures
-from chalicelib.counts import Counts
-from chalicelib.done import Tally, is_complete
-from chalicelib.joblines import SKIPPED, STARTED, SUCCEEDED
-from chalicelib.jobs import Job, NotAJob, job_from_message
+from chalicelib import aws
+from chalicelib.aws.api import find_queue_url
+from chalicelib.model.jobs import Job, NotAJob, job_from_message
+from chalicelib.model.names import success_marker_key, summary_key
+from chalicelib.model.settings import Settings
+from chalicelib.monitor import deadletters
 from chalicelib.monitor.breaker import common_failure, failed_job
-from chalicelib.names import success_marker_key, summary_key
-from chalicelib.report.data import NoLogs, attempts_by_job, read_log_events
-from chalicelib.resources import find_queue_url
-from chalicelib.settings import Settings
+from chalicelib.monitor.counts import Counts
+from chalicelib.runfiles import failures
+from chalicelib.runfiles.joblines import SKIPPED, STARTED, SUCCEEDED
 from localrun import triage
+from operations.report.data import NoLogs, attempts_by_job, read_log_events
+from worker.done import Tally, is_complete
 
 DOWNLOAD_THREADS = 16  # concurrent downloads of outputs from the embedded server
 
@@ -105,7 +107,7 @@ def collect(settings: Settings, jobs: list[Job], out: Path) -> Results:
 
 
 def _outputs_complete(settings: Settings, jobs: list[Job], listed: list[dict]) -> set[str]:
-    """Jobs whose outputs are complete by CHECK_IF_DONE's rule (chalicelib.done), from the one listing."""
+    """Jobs whose outputs are complete by CHECK_IF_DONE's rule (worker.done), from the one listing."""
     tallies = {job.output_prefix: Tally.for_prefix(job.output_prefix) for job in jobs}
     for item in listed:
         for parent in PurePosixPath(item["Key"]).parents:
@@ -129,7 +131,7 @@ def download_outputs(settings: Settings, jobs: list[Job], out: Path) -> list[dic
                 listed.append(item)
     keys = [item["Key"] for item in listed]
     def download(key: str) -> None:
-        target = out.joinpath(*PurePosixPath(key).parts)  # prefixes never hold ".." (chalicelib.jobs)
+        target = out.joinpath(*PurePosixPath(key).parts)  # prefixes never hold ".." (chalicelib.model.jobs)
         target.parent.mkdir(parents=True, exist_ok=True)
         s3.download_file(settings.DESTINATION_BUCKET, key, str(target))
 
@@ -141,7 +143,7 @@ def download_outputs(settings: Settings, jobs: list[Job], out: Path) -> list[dic
 def fetch_log_events(settings: Settings) -> dict[str, list[tuple[float, str]]]:
     """Each job's log events (epoch seconds, line), oldest first, by job id; a job that logged nothing (never
     received) has none. Read with the run report's one paginated FilterLogEvents listing of the group
-    (chalicelib.report.data), once: the run report is built from the same events."""
+    (operations.report.data), once: the run report is built from the same events."""
     try:
         return read_log_events(aws.client("logs", settings), settings.LOG_GROUP_NAME)
     except NoLogs:  # no log group: no job was ever received
@@ -151,7 +153,7 @@ def fetch_log_events(settings: Settings) -> dict[str, list[tuple[float, str]]]:
 def dead_letter_job_ids(settings: Settings) -> list[str]:
     """Job ids of the messages SQS moved from the run's queue to the dead-letter queue: in the fresh emulated
     account, every message there but one sent to it directly (the rule of `cli.py failed` for a DS image run,
-    chalicelib/deadletters.py)."""
+    chalicelib/monitor/deadletters.py)."""
     sqs = aws.client("sqs", settings)
     url = find_queue_url(sqs, settings.SQS_DEAD_LETTER_QUEUE)
     if url is None:

@@ -1,7 +1,8 @@
 """Triage of a finished local run, from what it left in its --out: the emulated account is gone by then.
 
 A local run writes to --out what `failed` and `logs` read on AWS: each failed job's failure record
-(chalicelib/failures.py) as OUT/failures/<job id>.json, each job's log as OUT/logs/<job id>.log, and summary.json.
+(chalicelib/runfiles/failures.py) as OUT/failures/<job id>.json, each job's log as OUT/logs/<job id>.log, and
+summary.json.
 `cli.py failed --local-run OUT` and `cli.py logs JOB_ID --local-run OUT` read them. Local mode's redrive is
 `cli.py local JOBS --only-failed`: it runs the jobs of JOBS that the runs in OUT have not done (failed, not run,
 or new in JOBS) and keeps the done ones' outputs and logs in OUT. The run prints these commands at its end, with
@@ -15,9 +16,9 @@ import shlex
 import shutil
 from pathlib import Path
 
-from chalicelib.errors import UserError
-from chalicelib.failures import FailureRecord
-from chalicelib.jobs import Job
+from chalicelib.model.errors import UserError
+from chalicelib.model.jobs import Job
+from chalicelib.runfiles.failures import FailureRecord
 
 FAILURES = "failures"
 LOGS = "logs"

@@ -13,7 +13,7 @@ import urllib.request
 
 import pytest
 
-from chalicelib.settings import Settings
+from chalicelib.model.settings import Settings
 
 REGION = "us-east-1"
 

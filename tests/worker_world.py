@@ -18,9 +18,9 @@ import time
 from pathlib import Path
 
 from chalicelib import aws
-from chalicelib.awsapi import queue_depth
-from chalicelib.jobs import Job, parse_job_document
-from chalicelib.settings import Settings
+from chalicelib.aws.api import queue_depth
+from chalicelib.model.jobs import Job, parse_job_document
+from chalicelib.model.settings import Settings
 from tests.conftest import make_settings
 from worker.options import WorkerOptions
 from worker.worker import Worker

@@ -27,7 +27,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from chalicelib.joblines import out_of_memory_text, usage_text
+from chalicelib.runfiles.joblines import out_of_memory_text, usage_text
 
 _CGROUP_ROOT = Path("/sys/fs/cgroup")
 _SELF_CGROUP = Path("/proc/self/cgroup")

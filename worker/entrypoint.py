@@ -23,8 +23,8 @@ import threading
 import time
 from types import FrameType
 
-from chalicelib.errors import UserError
-from chalicelib.settings import Settings
+from chalicelib.model.errors import UserError
+from chalicelib.model.settings import Settings
 from worker.host import read_instance_id
 from worker.options import WorkerOptions
 from worker.orphans import PARENT_PID_ENV, die_with_parent, parent_gone

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from chalicelib.aws import error_code
-from chalicelib.joblines import LONG_JOB_WARNING, NOT_EXTENDED_WARNING
+from chalicelib.runfiles.joblines import LONG_JOB_WARNING, NOT_EXTENDED_WARNING
 
 if TYPE_CHECKING:  # boto3-stubs: for mypy only, never in the worker image
     from mypy_boto3_sqs import SQSClient

@@ -3,7 +3,7 @@
 The launch template's hop limit of 1 keeps the metadata service's answers from
 reaching any container, so the instance role's credentials stay on the host. The
 machine's boot script asks it instead and leaves the instance id in a file the
-task definition mounts read-only (chalicelib/cluster.py, chalicelib/resources.py).
+task definition mounts read-only (operations/start/cluster.py, operations/setup/resources.py).
 Spot interruptions need no watch either: ECS's spot draining stops the task, and
 the supervisor gets SIGTERM.
 """

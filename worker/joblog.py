@@ -18,8 +18,8 @@ import watchtower
 from botocore.exceptions import BotoCoreError, ClientError
 
 from chalicelib.aws import error_code
-from chalicelib.failures import LAST_LINES, LINE_CHARS
-from chalicelib.joblines import output_line
+from chalicelib.runfiles.failures import LAST_LINES, LINE_CHARS
+from chalicelib.runfiles.joblines import output_line
 
 if TYPE_CHECKING:  # boto3-stubs: for mypy only, never in the worker image
     from mypy_boto3_logs import CloudWatchLogsClient
@@ -46,7 +46,8 @@ class JobLog:
                  echo: logging.Logger | None = None, tail_lines: int = LAST_LINES):
         self.stream = job_id
         self.echo = echo
-        # The last output lines, kept for a failure record (chalicelib/failures.py): bounded, whatever the job prints.
+        # The last output lines, kept for a failure record (chalicelib/runfiles/failures.py): bounded, whatever the job
+        # prints.
         self._tail: deque[str] = deque(maxlen=tail_lines)
         self._create_stream(logs, group)
         # watchtower would create the stream too, but only after a failed put (three calls instead of one).

@@ -13,14 +13,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
-from chalicelib import names
-from chalicelib.errors import ConfigError
+from chalicelib.model import names
+from chalicelib.model.errors import ConfigError
 
 
 @dataclass(frozen=True)
 class WorkerOptions:
     # The file holding this machine's instance id: the machine's boot script writes it, the task definition mounts
-    # it read-only (chalicelib/names.py). Containers cannot reach the instance metadata service; nothing here asks it.
+    # it read-only (chalicelib/model/names.py). Containers cannot reach the instance metadata service; nothing here
+    # asks it.
     instance_id_file: str = f"{names.CONTAINER_HOST_DIR}/{names.INSTANCE_ID_FILE}"
     # SQS long poll, in seconds (0 to 20). 20 s is the cheapest; tests use 1 s.
     wait_seconds: int = 20
@@ -37,7 +38,7 @@ class WorkerOptions:
     # Folder holding each job's temporary folder; None: the system's temp folder.
     work_dir: str | None = None
     # The EC2 instance this worker runs on (the supervisor reads it from instance_id_file); names the
-    # worker's busy lease, which tells the monitor this machine runs a job (chalicelib/leases.py).
+    # worker's busy lease, which tells the monitor this machine runs a job (chalicelib/runfiles/leases.py).
     instance_id: str | None = None
     # The supervisor's number for this worker process (1 to DOCKER_CORES): a worker started in place of one
     # that died keeps it, so its busy lease and its row in the run report are the dead one's. None: its pid.

@@ -1,7 +1,7 @@
 """A finished job's failure record goes, without one S3 call per job to find out whether it has one.
 
 A job that is done (succeeded, or skipped as done) is failed no longer, so its failure record
-(chalicelib/failures.py), if any, must go. Almost no job has one: a record exists only for a job whose last
+(chalicelib/runfiles/failures.py), if any, must go. Almost no job has one: a record exists only for a job whose last
 attempt failed and that was then sent again (`cli.py redrive`, a new `submit`, by hand). Deleting on every
 success, as this worker once did, was one S3 call per job for nothing. Instead a worker lists the run's
 records (one call per 1,000 records) and deletes only those it finds.
@@ -32,8 +32,8 @@ from typing import TYPE_CHECKING
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from chalicelib import failures
 from chalicelib.aws import error_code
+from chalicelib.runfiles import failures
 
 if TYPE_CHECKING:  # boto3-stubs: for mypy only, never in the worker image
     from mypy_boto3_s3 import S3Client

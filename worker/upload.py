@@ -4,7 +4,7 @@ Outputs: every file under `{output_dir}` goes to
 s3://DESTINATION_BUCKET/<OUTPUT_PREFIX>/<relative path>, carrying the user metadata
 `dsr-job: <job id>` and UPLOAD_FLAGS' arguments (an ACL, a storage class, encryption); once all are in, the worker
 writes `<OUTPUT_PREFIX>/_SUCCESS` (`mark_complete`), so outputs without it are an
-upload that never finished (chalicelib/done.py). A command's own top-level
+upload that never finished (worker/done.py). A command's own top-level
 `_SUCCESS` is not uploaded: the worker's marker takes its place, and only after
 the last output. A symlink whose target lies outside the folder is refused (the
 whole upload fails before anything is sent): a command, or data it processed,
@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING
 
 from boto3.s3.transfer import TransferConfig, create_transfer_manager
 
-from chalicelib.names import OUTPUT_METADATA_KEY, SUCCESS_MARKER, success_marker_key
+from chalicelib.model.names import OUTPUT_METADATA_KEY, SUCCESS_MARKER, success_marker_key
 
 if TYPE_CHECKING:  # boto3-stubs: for mypy only, never in the worker image
     from mypy_boto3_s3 import S3Client
@@ -66,7 +66,7 @@ class Transfers:
     def mark_complete(self, prefix: str, job_id: str, sent: Transferred) -> None:
         """Hadoop's `_SUCCESS`, only after every output of `sent` is in S3: the job's outputs are complete."""
         body = json.dumps({"job_id": job_id, "files": sent.files, "bytes": sent.bytes, "time": round(time.time(), 3)})
-        # upload_args: only the ExtraArgs chalicelib/uploadflags.py lets through (ACL, StorageClass,
+        # upload_args: only the ExtraArgs chalicelib/model/uploadflags.py lets through (ACL, StorageClass,
         # ServerSideEncryption), each value checked there against S3's own list; a dict[str, str] cannot say which
         self.s3.put_object(Bucket=self.destination, Key=success_marker_key(prefix), Body=body.encode("utf-8"),
                            ContentType="application/json", Metadata=_metadata(job_id),
@@ -114,7 +114,7 @@ def output_files(folder: str | Path) -> list[tuple[str, Path]]:
 
 
 def _metadata(job_id: str) -> dict[str, str]:
-    # Job ids are letters, digits, '.', '-' and '_' (chalicelib/jobs.py): always valid S3 metadata.
+    # Job ids are letters, digits, '.', '-' and '_' (chalicelib/model/jobs.py): always valid S3 metadata.
     return {OUTPUT_METADATA_KEY: job_id}
 
 

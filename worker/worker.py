@@ -2,18 +2,18 @@
 
 `Worker.run_once()` is the whole life of a job and what the tests drive:
 receive one message (long poll) -> check it is one of our jobs -> skip it if
-its outputs are already complete in S3 (chalicelib/done.py) -> download inputs
+its outputs are already complete in S3 (worker/done.py) -> download inputs
 -> run COMMAND (an argument list, never a shell) in a fresh temporary folder
 while a heartbeat keeps the message hidden -> upload outputs, then the
 `_SUCCESS` marker that says they are all there -> delete the message. A
 failure makes the message visible again after a short delay; SQS's redrive
 policy moves it to the dead-letter queue after JOB_RETRIES receives, and the
 last failed attempt leaves a failure record for the run
-(chalicelib/failures.py). A stop request (SIGTERM: ECS stopping the task, as
+(chalicelib/runfiles/failures.py). A stop request (SIGTERM: ECS stopping the task, as
 its spot draining does on an interruption notice) stops the command and
 releases the message at once.
 
-The busy lease (chalicelib/leases.py) spans a busy period: put before the first
+The busy lease (chalicelib/runfiles/leases.py) spans a busy period: put before the first
 job after an empty receive, kept fresh across the jobs that follow, deleted on
 the next empty receive, a stop or exit. So a no-op job costs four AWS calls in
 steady state: the receive, its log stream's create and one batched put, the
@@ -43,13 +43,17 @@ from typing import TYPE_CHECKING, NamedTuple
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from chalicelib import aws, failures, leases, names
-from chalicelib.awsapi import queue_depth
-from chalicelib.done import is_done
-from chalicelib.errors import UserError
+from chalicelib import aws
+from chalicelib.aws.api import queue_depth
+from chalicelib.model import names
+from chalicelib.model.errors import UserError
+from chalicelib.model.jobs import Job, NotAJob, job_from_message
+from chalicelib.model.names import SUCCESS_MARKER
+from chalicelib.model.settings import Settings
+from chalicelib.runfiles import failures, leases
 
 # The lines that shape an attempt, as the run report and local mode's results read them back
-from chalicelib.joblines import (
+from chalicelib.runfiles.joblines import (
     INPUTS_LINE,
     NO_INPUT_PREFIX_LINE,
     OWN_MARKER_NOTE,
@@ -58,10 +62,8 @@ from chalicelib.joblines import (
     STARTED,
     WORKER_SIGNATURE,
 )
-from chalicelib.jobs import Job, NotAJob, job_from_message
-from chalicelib.names import SUCCESS_MARKER
-from chalicelib.settings import Settings
 from worker.attempt_usage import AttemptUsage, MemoryCgroup, attempt_usage, wait_for_exit, worker_size_kib
+from worker.done import is_done
 from worker.heartbeat import Heartbeat, default_interval
 from worker.joblog import JobLog, ensure_log_group
 from worker.options import WorkerOptions
@@ -151,7 +153,7 @@ class Worker:
         self.heartbeat_seconds = self.options.heartbeat_seconds or min(default_interval(self.visibility),
                                                                        leases.REFRESH_SECONDS)
         # The worker's id names its busy lease and, in each job's "received:" line, the slot the run report
-        # draws the attempt on (chalicelib/report/data.py reads it back). The host name is the container's.
+        # draws the attempt on (operations/report/data.py reads it back). The host name is the container's.
         slot = f"w{self.options.worker_slot}" if self.options.worker_slot else str(os.getpid())
         self.worker_id = f"{socket.gethostname()}-{slot}"
         # Ends the attempt's "received:" and outcome lines, so a reader tells overlapping attempts apart.
@@ -501,7 +503,7 @@ class Worker:
         """
         try:
             self.sqs.send_message(QueueUrl=self.queue_url, MessageBody=message["Body"],
-                                  # plain dicts of SQS's MessageAttributeValue shape (chalicelib/names.py)
+                                  # plain dicts of SQS's MessageAttributeValue shape (chalicelib/model/names.py)
                                   MessageAttributes=names.run_attributes(  # type: ignore[arg-type, unused-ignore]
                                       self.settings.APP_NAME))
         except Exception as error:  # noqa: BLE001 - fall back to the plain release

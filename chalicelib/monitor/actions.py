@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from chalicelib.awsapi import is_spot_fleet
+from chalicelib.aws.api import is_spot_fleet
 from chalicelib.monitor.series import SeriesPoint
 
 
@@ -65,8 +65,8 @@ class SetServiceCount(Action):
 
 @dataclass(frozen=True)
 class CreateIdleAlarms(Action):
-    """Each machine's idle alarm (chalicelib/idle_alarm.py), tagged as the run's: made by the monitor, never by a
-    job, since whoever makes an alarm can have any instance of the account terminated."""
+    """Each machine's idle alarm (chalicelib/monitor/idle_alarm.py), tagged as the run's: made by the monitor, never by
+    a job, since whoever makes an alarm can have any instance of the account terminated."""
 
     instance_ids: tuple[str, ...]
 

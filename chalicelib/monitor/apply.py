@@ -18,10 +18,8 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from chalicelib import awsapi
 from chalicelib.aws import DASHBOARD_MISSING, OBJECT_MISSING, QUEUE_MISSING, Clients, error_code
-from chalicelib.idle_alarm import idle_alarm_request
-from chalicelib.leases import prefix as lease_prefix
+from chalicelib.aws import api as awsapi
 from chalicelib.monitor import state_store
 from chalicelib.monitor.actions import (
     Action,
@@ -42,8 +40,10 @@ from chalicelib.monitor.actions import (
     TerminateInstances,
     WriteSummary,
 )
+from chalicelib.monitor.idle_alarm import idle_alarm_request
 from chalicelib.monitor.observation import MonitorState
 from chalicelib.monitor.observe import FAILED_EXPORT_PREFIX, Run
+from chalicelib.runfiles.leases import prefix as lease_prefix
 
 _GONE = {
     *QUEUE_MISSING, *DASHBOARD_MISSING, *OBJECT_MISSING, "ServiceNotFoundException", "ServiceNotActiveException",

@@ -16,9 +16,9 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 
-from chalicelib.failures import FailureRecord
-from chalicelib.joblines import out_of_memory_cause
 from chalicelib.monitor.observation import FailedJob, Observation, Policy
+from chalicelib.runfiles.failures import FailureRecord
+from chalicelib.runfiles.joblines import out_of_memory_cause
 
 FAILED_SHARE = 0.9
 PREFIX = "circuit breaker: "  # every breaker's stop reason starts so: plan keeps such a run's queue

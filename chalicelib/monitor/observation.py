@@ -12,7 +12,7 @@ import json
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal
 
-from chalicelib.counts import Counts
+from chalicelib.monitor.counts import Counts
 from chalicelib.monitor.series import SeriesPoint, is_series
 
 ExportStatus = Literal["missing", "running", "done", "failed"]
@@ -52,7 +52,7 @@ class MonitorState:
     export_tasks: dict[str, str] = field(default_factory=dict)  # log group -> export task id
     jobs_started: bool = False  # a job has been seen running, done or failed: the machines can run jobs
     series: list[SeriesPoint] = field(default_factory=list)  # machines, waiting, running over time (series.py)
-    jobs_done_seen: int = 0  # the most jobs seen done so far: a job done stays done (chalicelib/counts.py)
+    jobs_done_seen: int = 0  # the most jobs seen done so far: a job done stays done (chalicelib/monitor/counts.py)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
@@ -78,7 +78,8 @@ class MonitorState:
 
 
 def jobs_done(jobs_at_start: int | None, waiting: int, in_flight: int, failed: int, done_before: int = 0) -> int:
-    """Jobs done, skipped included, as chalicelib/counts.py defines them live (the queue's counts are approximate)."""
+    """Jobs done, skipped included, as chalicelib/monitor/counts.py defines them live (the queue's counts are
+    approximate)."""
     return Counts.live(jobs_at_start, waiting, in_flight, failed, done_before).done
 
 

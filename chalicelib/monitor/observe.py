@@ -12,12 +12,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from chalicelib import awsapi, failures, leases
 from chalicelib.aws import Clients
-from chalicelib.awsapi import FleetState, QueueDepth, fleet_state, queue_depth
-from chalicelib.fleet_words import fleet_problems
+from chalicelib.aws import api as awsapi
+from chalicelib.aws.api import FleetState, QueueDepth, fleet_state, queue_depth
+from chalicelib.model.names import RUN_TAG, claim_key, instance_alarm_pattern, monitor_state_key, summary_key
 from chalicelib.monitor import ownership
 from chalicelib.monitor.breaker import failed_job, failures_trip
+from chalicelib.monitor.fleet_words import fleet_problems
 from chalicelib.monitor.observation import (
     ExportStatus,
     FailedJob,
@@ -27,8 +28,8 @@ from chalicelib.monitor.observation import (
     Policy,
     jobs_done,
 )
-from chalicelib.names import RUN_TAG, claim_key, instance_alarm_pattern, monitor_state_key, summary_key
-from chalicelib.runrecord import RunRecord
+from chalicelib.monitor.runrecord import RunRecord
+from chalicelib.runfiles import failures, leases
 
 if TYPE_CHECKING:  # boto3-stubs: for mypy only, never in the Lambda zip
     from mypy_boto3_logs import CloudWatchLogsClient

@@ -9,8 +9,8 @@ is refused: nothing of it is touched, and status shows why.
 
 from __future__ import annotations
 
-from chalicelib import names
-from chalicelib.runrecord import RunRecord
+from chalicelib.model import names
+from chalicelib.monitor.runrecord import RunRecord
 
 
 def record_problem(record: RunRecord, bucket: str, key: str) -> str | None:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from chalicelib.idle_alarm import INSTANCE_ID
+from chalicelib.model.names import exported_group_prefix, idle_alarm, instance_alarm_pattern
 from chalicelib.monitor import breaker as breaker_rules
 from chalicelib.monitor import series as run_series
 from chalicelib.monitor.actions import (
@@ -40,8 +40,8 @@ from chalicelib.monitor.actions import (
     TerminateInstances,
     WriteSummary,
 )
+from chalicelib.monitor.idle_alarm import INSTANCE_ID
 from chalicelib.monitor.observation import Observation, Policy
-from chalicelib.names import exported_group_prefix, idle_alarm, instance_alarm_pattern
 
 EMPTY_TICKS_BEFORE_TEARDOWN = 2  # SQS counts are approximate; one empty look is not proof
 CHEAPEST_AFTER_SECONDS = 15 * 60  # DS's cheapest mode: one machine after the first 15 minutes
@@ -100,7 +100,7 @@ def _bookkeeping(observation: Observation) -> dict[str, Any]:
 
 
 def _with_done_seen(changes: dict[str, Any], observation: Observation) -> dict[str, Any]:
-    """The jobs done so far, the floor of the next checks' count (chalicelib/counts.py), saved with the other
+    """The jobs done so far, the floor of the next checks' count (chalicelib/monitor/counts.py), saved with the other
     changes: the count rises only when the queue's counts fall, which adds a point to the series, so a steady
     run still saves nothing."""
     if changes and observation.jobs_done > observation.state.jobs_done_seen:
@@ -282,7 +282,7 @@ def _log_exports(observation: Observation, actions: list[Action]) -> bool:
 
 def summary(observation: Observation, policy: Policy, reason: str) -> dict[str, Any]:
     machine_hours = observation.machine_seconds() / 3600
-    counts = observation.counts  # chalicelib/counts.py: a message sent again is not a new job
+    counts = observation.counts  # chalicelib/monitor/counts.py: a message sent again is not a new job
     return {
         "app_name": observation.app_name,
         "stop_reason": reason,

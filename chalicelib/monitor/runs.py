@@ -15,13 +15,12 @@ from typing import TYPE_CHECKING, Any
 
 import botocore.exceptions
 
-from chalicelib import runrecord
 from chalicelib.aws import error_code
-from chalicelib.errors import UserError
-from chalicelib.monitor import state_store
+from chalicelib.model.errors import UserError
+from chalicelib.model.names import MONITORS_PREFIX, RECORD_SUFFIX, monitor_state_key
+from chalicelib.monitor import runrecord, state_store
 from chalicelib.monitor.observation import MonitorState
 from chalicelib.monitor.observe import Run
-from chalicelib.names import MONITORS_PREFIX, RECORD_SUFFIX, monitor_state_key
 
 if TYPE_CHECKING:  # boto3-stubs: for mypy only, never in the Lambda zip
     from mypy_boto3_s3 import S3Client

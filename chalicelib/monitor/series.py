@@ -1,6 +1,6 @@
 """The run over time, as the monitor saw it: machines, jobs waiting and jobs running at its checks.
 
-Kept in MonitorState and carried into the summary at teardown, so a run report (chalicelib/report/) draws what
+Kept in MonitorState and carried into the summary at teardown, so a run report (operations/report/) draws what
 the monitor observed rather than re-deriving it from the job logs, which know neither the queue nor idle
 machines. A point is added only when one of the three numbers changed since the last one (a steady run adds
 none, so a converged run still plans nothing), and the series stays bounded: at LIMIT points every other point

@@ -12,15 +12,17 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from chalicelib import aws, failures, triage
+from chalicelib import aws
 from chalicelib.aws import Clients
+from chalicelib.model.names import record_key, summary_key
+from chalicelib.monitor import failed
 from chalicelib.monitor.alarm_event import AlarmNotification
 from chalicelib.monitor.budget import TimeLeft, Turns, enough_time
 from chalicelib.monitor.observe import Run, observe
 from chalicelib.monitor.reconcile import Reconciled, reconcile
 from chalicelib.monitor.runs import Unreadable, UnreadableRecord, load_run, read_record, scan
 from chalicelib.monitor.status import finished_status, run_status
-from chalicelib.names import record_key, summary_key
+from chalicelib.runfiles import failures
 
 BUCKETS_ENV = "MONITOR_BUCKETS"
 
@@ -109,7 +111,7 @@ def find_failed(app_name: str, buckets: list[str], clients: Clients | None = Non
 
     Those are the run's failure records, except for a live run in DS image mode (its record says so): its image's
     worker writes none, so they are the messages SQS moved from the run's queue to the dead-letter queue its record
-    names, read as `cli.py failed` reads them (triage.dead_letter_failures: each message is hidden only during the
+    names, read as `cli.py failed` reads them (failed.dead_letter_failures: each message is hidden only during the
     look, then visible again at once); `ignored_dead_letter_messages` counts those that name the run but came from
     another queue, left out. A record that cannot be read, or a finished run (its summary is all that is left),
     gets its failure records."""
@@ -126,11 +128,11 @@ def find_failed(app_name: str, buckets: list[str], clients: Clients | None = Non
             continue
         if record is not None and record.DS_IMAGE_MODE:
             sqs = (given or Clients(region=record.REGION)).sqs  # the Lambda's own, in the run's region
-            failed = (triage.dead_letter_failures(sqs, record.DEAD_LETTER_QUEUE_URL, app_name,
+            found = (failed.dead_letter_failures(sqs, record.DEAD_LETTER_QUEUE_URL, app_name,
                                                   record.MONITOR_QUEUE_NAME)
-                      if record.DEAD_LETTER_QUEUE_URL else triage.FailedJobs([]))
+                      if record.DEAD_LETTER_QUEUE_URL else failed.FailedJobs([]))
         else:
-            failed = triage.FailedJobs(failures.list_records(clients.s3, bucket, app_name))
-        return {"app_name": app_name, "failed": [job.public() for job in failed.records],
-                "ignored_dead_letter_messages": failed.ignored_dead_letters}
+            found = failed.FailedJobs(failures.list_records(clients.s3, bucket, app_name))
+        return {"app_name": app_name, "failed": [job.public() for job in found.records],
+                "ignored_dead_letter_messages": found.ignored_dead_letters}
     return None

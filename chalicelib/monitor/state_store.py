@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from botocore.exceptions import ClientError
 
 from chalicelib.aws import OBJECT_MISSING, error_code
-from chalicelib.errors import UserError
+from chalicelib.model.errors import UserError
 from chalicelib.monitor.observation import MonitorState
 
 if TYPE_CHECKING:  # boto3-stubs: for mypy only, never in the Lambda zip

@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from chalicelib.model.printable import printable
 from chalicelib.monitor.observation import Observation, Policy
 from chalicelib.monitor.plan import summary
-from chalicelib.printable import printable
 
 
 def _iso(epoch: float) -> str:
@@ -19,7 +19,8 @@ def run_status(observation: Observation, policy: Policy) -> dict[str, Any]:
         return refused_status(observation)
     figures = summary(observation, policy, observation.state.stop_reason or "")
     elapsed = observation.elapsed
-    counts = observation.counts  # the same counts as the summary's and the progress line's (chalicelib/counts.py)
+    # the same counts as the summary's and the progress line's (chalicelib/monitor/counts.py)
+    counts = observation.counts
     done = counts.done
     throughput = done / (elapsed / 3600) if elapsed > 0 else 0.0  # jobs per hour
     left = counts.not_run

@@ -15,7 +15,7 @@ import uuid
 
 import pytest
 
-from chalicelib.joblines import signed_by
+from chalicelib.runfiles.joblines import signed_by
 from tests.e2e.local_world import (
     REPO,
     Run,

@@ -1,4 +1,4 @@
-"""The counts of a local run agree everywhere (chalicelib/counts.py): the progress lines, the summary table,
+"""The counts of a local run agree everywhere (chalicelib/monitor/counts.py): the progress lines, the summary table,
 summary.json, the monitor's summary and the run report's headline numbers; and with what the job file and the
 program did.
 

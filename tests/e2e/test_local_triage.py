@@ -15,7 +15,7 @@ import textwrap
 
 import boto3
 
-from chalicelib.failures import FailureRecord
+from chalicelib.runfiles.failures import FailureRecord
 from tests.e2e.local_world import CLI, Run, environment, local_args, run_local, table_value
 
 # `job.py MODE NAME OUT MARKS`, as local_world's, where MODE "flaky" fails while the file `broken` is beside it

@@ -15,11 +15,11 @@ from chalice.test import Client
 from click.testing import CliRunner
 
 import app as monitor_app
-from chalicelib import cluster
 from chalicelib.aws import client as aws_client
-from chalicelib.fleet import load_fleet_file
 from chalicelib.monitor.reconcile import reconcile
 from cli import cli
+from operations.start import cluster
+from operations.start.fleet import load_fleet_file
 from tests.integration.world import JOBS, Account, as_previous_version_run, the_run, write_jobs
 from tests.worker_world import aws_clients
 

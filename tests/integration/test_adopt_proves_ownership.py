@@ -14,8 +14,8 @@ from click.testing import CliRunner
 
 import cli as cli_module
 from chalicelib import aws as clients
-from chalicelib.awsapi import fleet_state, log_group_tags, queue_tags
-from chalicelib.names import RUN_TAG, record_key
+from chalicelib.aws.api import fleet_state, log_group_tags, queue_tags
+from chalicelib.model.names import RUN_TAG, record_key
 from cli import cli
 from tests.integration.ds_world import BUCKET, ds_fleet, ds_run, ds_user_data, queue_url, write_monitor_file
 from tests.integration.world import Account

@@ -19,11 +19,11 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
 from chalicelib import aws as clients
-from chalicelib import resources
-from chalicelib.errors import UserError
-from chalicelib.jobs import parse_job_document
-from chalicelib.settings import KEYS_BY_NAME, Settings
+from chalicelib.model.errors import UserError
+from chalicelib.model.jobs import parse_job_document
+from chalicelib.model.settings import KEYS_BY_NAME, Settings
 from cli import cli
+from operations.setup import resources
 from tests.conftest import BASE_CONFIG, make_settings
 
 BOUNDED = hypothesis_settings(max_examples=200, deadline=2000, derandomize=True,

@@ -18,11 +18,11 @@ from moto.core import DEFAULT_ACCOUNT_ID
 from moto.s3.models import s3_backends
 
 from chalicelib import aws as clients
-from chalicelib import failures
 from chalicelib.aws import ObjectTooLarge, read_object
-from chalicelib.jobs import MAX_MESSAGE_BYTES
+from chalicelib.model.jobs import MAX_MESSAGE_BYTES
+from chalicelib.model.names import failure_key
 from chalicelib.monitor.budget import MARGIN_SECONDS
-from chalicelib.names import failure_key
+from chalicelib.runfiles import failures
 from tests.integration.world import BUCKET, the_run
 
 MiB = 2 ** 20

@@ -15,7 +15,7 @@ import pytest
 from click.testing import CliRunner
 
 from chalicelib import aws as clients
-from chalicelib.awsapi import fleet_instance_ids
+from chalicelib.aws.api import fleet_instance_ids
 from chalicelib.monitor import service
 from chalicelib.monitor.reconcile import reconcile
 from cli import cli
@@ -93,7 +93,7 @@ def test_a_ds_fleet_file_without_an_ami_runs_on_an_ec2_fleet_and_is_torn_down_to
     run = the_run(account)
     sqs = clients.client("sqs")
     held = sqs.receive_message(QueueUrl=run.record.QUEUE_URL, MaxNumberOfMessages=1, VisibilityTimeout=600)
-    from chalicelib import leases
+    from chalicelib.runfiles import leases
     lease = leases.Lease(clients.client("s3"), run.bucket, run.app_name, machines[1], "worker-1")
     lease.hold("P00001")
     drain(account)

@@ -21,8 +21,8 @@ from pathlib import Path
 import pytest
 
 from chalicelib import aws as clients
-from chalicelib import cluster
-from chalicelib.fleet import load_fleet_file
+from operations.start import cluster
+from operations.start.fleet import load_fleet_file
 from tests.conftest import BASE_CONFIG
 from tests.integration.world import NOTHING_LEFT, Account, drain, the_run, what_is_left
 

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.imports import closure
+
 REPO = Path(__file__).resolve().parents[2]
 CHALICE = Path(sys.executable).with_name("chalice")
 
@@ -39,15 +41,15 @@ def template(packaged) -> dict:
     return json.loads((packaged / "sam.json").read_text())
 
 
-def test_the_lambda_zip_holds_the_app_and_chalicelib_only(packaged):
-    """No local mode, moto patches, fake metadata server, worker or tests in what the Lambda runs: the zip is
-    app.py, chalicelib/ and Chalice's runtime (the vendored requirements are added by `chalice deploy`; offline
-    here)."""
+def test_the_lambda_zip_holds_the_handlers_import_closure_only(packaged):
+    """The zip is app.py, the modules of ours it imports (tests/imports.py follows them from app.py) and
+    Chalice's runtime: no CLI-only operation, local mode, moto patch, worker or test (the vendored requirements
+    are added by `chalice deploy`; offline here)."""
     with zipfile.ZipFile(packaged / "deployment.zip") as archive:
         names = sorted(name for name in archive.namelist() if not name.endswith("/"))
-    expected = ["app.py", *sorted(str(path.relative_to(REPO)) for path in (REPO / "chalicelib").rglob("*.py"))]
+    imported = sorted(str(path.relative_to(REPO)) for path in closure(REPO / "app.py"))
     runtime = [name for name in names if name.startswith("chalice/")]  # Chalice's own runtime, added by Chalice
-    assert [name for name in names if name not in runtime] == expected
+    assert [name for name in names if name not in runtime] == imported
     assert not [name for name in names if any(word in name for word in ("local", "moto", "metadata", "test"))]
     print(f"\nLambda zip without its requirements: {(packaged / 'deployment.zip').stat().st_size:,} bytes, "
           f"{len(names)} files")

@@ -3,7 +3,7 @@
 import pytest
 
 from chalicelib import aws as clients
-from chalicelib.errors import UserError
+from chalicelib.model.errors import UserError
 from tests.conftest import make_settings
 
 

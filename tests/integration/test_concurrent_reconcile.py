@@ -13,10 +13,10 @@ from __future__ import annotations
 import json
 
 from chalicelib import aws as clients
-from chalicelib import leases
 from chalicelib.aws import Clients
 from chalicelib.monitor.observe import observe
 from chalicelib.monitor.reconcile import reconcile
+from chalicelib.runfiles import leases
 from tests.integration.world import JOBS, NOTHING_LEFT, ConcurrentReconciles, drain, the_run, what_is_left
 
 

@@ -22,9 +22,10 @@ import pytest
 from click.testing import CliRunner
 
 from chalicelib import aws as clients
-from chalicelib import iam, job_locations, names
-from chalicelib.submit import queue_url
+from chalicelib.model import names
 from cli import cli
+from operations.setup import iam, job_locations
+from operations.submit import queue_url
 from tests.iam_engine import iam_enforced, role_session
 from tests.integration.world import Account
 from tests.worker_world import s3_keys

@@ -15,9 +15,9 @@ import json
 from click.testing import CliRunner
 
 from chalicelib import aws as clients
-from chalicelib import names
-from chalicelib.jobs import parse_job_document
-from chalicelib.names import run_attributes
+from chalicelib.model import names
+from chalicelib.model.jobs import parse_job_document
+from chalicelib.model.names import run_attributes
 from cli import cli
 from tests.iam_engine import iam_enforced, role_session
 from tests.integration.world import drain, fail_every_job

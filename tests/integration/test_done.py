@@ -12,10 +12,10 @@ import json
 
 import pytest
 
-from chalicelib.done import is_done
-from chalicelib.names import success_marker_key
-from chalicelib.submit import not_done
+from chalicelib.model.names import success_marker_key
+from operations.submit import not_done
 from tests.worker_world import log_lines, python, queue_counts, s3_keys, send_jobs, world
+from worker.done import is_done
 from worker.upload import Transfers
 from worker.worker import Outcome
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from chalicelib import aws as clients
-from chalicelib.settings import Settings
+from chalicelib.model.settings import Settings
 from cli import cli
 from tests.integration.world import Account, write_jobs
 from tests.worker_world import FAST, aws_clients

@@ -1,4 +1,4 @@
-"""Per-run failure records (chalicelib/failures.py), written by the worker and read back from moto.
+"""Per-run failure records (chalicelib/runfiles/failures.py), written by the worker and read back from moto.
 
 The dead-letter queue may be shared with other runs; these records are the
 run's own count of failed jobs: one per job whose last attempt failed, gone
@@ -15,11 +15,12 @@ import time
 import pytest
 from botocore.exceptions import ClientError
 
-from chalicelib import failures, triage
 from chalicelib.aws import Clients
 from chalicelib.aws import client as aws_client
-from chalicelib.jobs import job_from_message
-from chalicelib.names import failure_key, failures_prefix
+from chalicelib.model.jobs import job_from_message
+from chalicelib.model.names import failure_key, failures_prefix
+from chalicelib.runfiles import failures
+from operations import triage
 from tests.worker_world import FAST, python, queue_counts, send_jobs, world
 from worker.options import WorkerOptions
 from worker.records import REFRESH_SECONDS, FailureRecords

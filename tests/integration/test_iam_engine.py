@@ -20,7 +20,10 @@ from moto import settings as moto_settings
 from moto.core.authorization import ActionAuthenticatorMixin
 from moto.iam.access_control import IAMPolicyStatement, IAMRequestBase
 
-from chalicelib import iam, jobs, leases, monitor_policy, names
+from chalicelib.model import jobs, names
+from chalicelib.runfiles import leases
+from operations.deployed import monitor_policy
+from operations.setup import iam
 from tests.iam_engine import (
     UnevaluatedPolicy,
     chalicelib_uses,
@@ -266,7 +269,7 @@ def test_leaving_the_engine_leaves_moto_as_it_was(world):
 
 
 def test_the_task_role_setup_account_makes_reaches_its_own_run_only(world, settings):
-    """The worker's role as chalicelib/iam.py writes it, exercised on the calls a worker makes."""
+    """The worker's role as operations/setup/iam.py writes it, exercised on the calls a worker makes."""
     other = f"{settings.APP_NAME}Other"
     admin("s3").create_bucket(Bucket=settings.AWS_BUCKET)
     admin("sqs").create_queue(QueueName=settings.SQS_QUEUE_NAME)
@@ -282,7 +285,7 @@ def test_the_task_role_setup_account_makes_reaches_its_own_run_only(world, setti
         sqs.send_message(QueueUrl=url, MessageBody="{}")
         logs.create_log_stream(logGroupName=settings.LOG_GROUP_NAME, logStreamName="job")
         denied(lambda: logs.create_log_stream(logGroupName=other, logStreamName="job"))
-        # no alarm at all, not even its own machine's (the monitor makes those: chalicelib/idle_alarm.py)
+        # no alarm at all, not even its own machine's (the monitor makes those: chalicelib/monitor/idle_alarm.py)
         denied(lambda: cloudwatch.describe_alarms(AlarmNames=[f"{settings.APP_NAME}_i-0123abcd"]))
         denied(lambda: cloudwatch.put_metric_alarm(AlarmName=f"{settings.APP_NAME}_i-0123abcd", **ALARM))
         denied(lambda: cloudwatch.put_metric_alarm(AlarmName=f"{other}_i-0123abcd", **ALARM))
@@ -320,7 +323,7 @@ def test_the_monitor_policy_cannot_touch_what_is_not_a_run_record(world):
 
 # --- conditions the engine evaluates --------------------------------------------------------------
 
-RUN_TAG = {"dsr:app": "App"}  # chalicelib.names.RUN_TAG, as setup and start-cluster tag a run's resources
+RUN_TAG = {"dsr:app": "App"}  # chalicelib.model.names.RUN_TAG, as setup and start-cluster tag a run's resources
 TAGGED_ONLY = {"Null": {"aws:ResourceTag/dsr:app": "false"}}  # the monitor policy's condition
 
 

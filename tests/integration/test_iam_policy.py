@@ -1,5 +1,5 @@
-"""The monitor Lambda's IAM policies, as `cli.py monitor-config` writes them (chalicelib/monitor_policy.py), grant
-exactly what the monitor and status code call.
+"""The monitor Lambda's IAM policies, as `cli.py monitor-config` writes them (operations/deployed/monitor_policy.py),
+grant exactly what the monitor and status code call.
 
 Every AWS operation made from chalicelib/monitor (observe, apply, status, run
 discovery) during a whole run's life is recorded with botocore's own event
@@ -17,12 +17,14 @@ from pathlib import Path
 import pytest
 
 from chalicelib import aws as clients
-from chalicelib import leases, monitor_policy
 from chalicelib.aws import Clients
-from chalicelib.monitor import loop, service
+from chalicelib.model.settings import Settings
+from chalicelib.monitor import service
 from chalicelib.monitor.observe import observe
 from chalicelib.monitor.reconcile import reconcile
-from chalicelib.settings import Settings
+from chalicelib.runfiles import leases
+from operations import monitor_loop
+from operations.deployed import monitor_policy
 from tests.conftest import BASE_CONFIG
 from tests.integration.world import drain, fail_every_job, interrupt_one_machine, reconcile_until_gone, the_run
 
@@ -45,7 +47,7 @@ ALSO_AUTHORIZED = {("cloudwatch", "PutMetricAlarm"): "cloudwatch:TagResource"}
 
 
 def _monitor_frame(stack) -> bool:
-    return any("chalicelib/monitor/" in frame.filename or "chalicelib/leases.py" in frame.filename
+    return any("chalicelib/monitor/" in frame.filename or "chalicelib/runfiles/leases.py" in frame.filename
                for frame in stack)
 
 
@@ -149,7 +151,7 @@ def test_the_policy_grants_exactly_what_a_whole_run_calls(started, victim, legac
 
 
 # SQS has no way to read a queue's messages but receiving them: the API looks at the shared dead-letter queue for
-# a DS-image run's failed jobs (chalicelib/triage.py `dead_letter_failures`) and makes each visible again at once.
+# a DS-image run's failed jobs (operations/triage.py `dead_letter_failures`) and makes each visible again at once.
 DEAD_LETTER_LOOK = {"sqs:ReceiveMessage", "sqs:ChangeMessageVisibility"}
 
 
@@ -170,7 +172,7 @@ def test_the_status_api_policy_grants_exactly_what_status_calls(started, ds_imag
     assert len(service.find_failed("DsImage", ["test-bucket"])["failed"]) == 2
     api_calls = set(calls)
     drain(started)
-    loop.request_teardown(the_run(started), "asked for by the test")
+    monitor_loop.request_teardown(the_run(started), "asked for by the test")
     calls.clear()
     service.find_status("TestApp", ["test-bucket"])  # GET /runs/TestApp while it is torn down
     api_calls |= calls

@@ -13,7 +13,7 @@ import dataclasses
 import threading
 from pathlib import Path
 
-from chalicelib.report.data import RELEASED, SUCCEEDED, attempts_by_job, parse_stream, read_log_events
+from operations.report.data import RELEASED, SUCCEEDED, attempts_by_job, parse_stream, read_log_events
 from tests.worker_world import FAST, aws_clients, python, send_jobs, wait_for, world
 from worker.worker import Outcome, Worker
 

@@ -17,9 +17,10 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from chalicelib import aws, failures
-from chalicelib.report.sources import report_input, write_report
+from chalicelib import aws
+from chalicelib.runfiles import failures
 from cli import cli
+from operations.report.sources import report_input, write_report
 from tests.conftest import make_settings
 from tests.worker_world import FAST, WorkerProcess, aws_clients, log_lines, make_world, send_jobs, worker_env
 from worker.attempt_usage import MemoryCgroup

@@ -10,12 +10,13 @@ import threading
 from datetime import UTC, datetime
 from pathlib import Path
 
-from chalicelib import aws, leases
+from chalicelib import aws
 from chalicelib import aws as clients
 from chalicelib.aws import Clients
 from chalicelib.monitor import actions as act
 from chalicelib.monitor.observe import observe
 from chalicelib.monitor.reconcile import reconcile
+from chalicelib.runfiles import leases
 from tests.conftest import make_settings
 from tests.integration.world import drain, the_run
 from tests.worker_world import aws_clients, make_world, python, s3_keys, send_jobs, wait_for
@@ -31,7 +32,7 @@ SEE_LEASES = """
 import json, sys, time, boto3
 from datetime import datetime, timezone
 sys.path.insert(0, sys.argv[3])
-from chalicelib import leases
+from chalicelib.runfiles import leases
 bucket, out, puts_wanted = sys.argv[1], sys.argv[2], int(sys.argv[4])
 s3 = boto3.client("s3", region_name="us-east-1")
 def puts():

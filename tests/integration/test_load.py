@@ -1,7 +1,7 @@
 """Load: 8 worker processes, 2,000 short jobs, one queue; nothing lost, duplicates counted and harmless.
 
 Real `python -m worker --processes 8 --exit-when-empty` against the moto
-server. All 2,000 jobs are submitted at once with chalicelib.submit (moto
+server. All 2,000 jobs are submitted at once with operations.submit (moto
 with the SQS clock patch copes; the wall time is reported). Each job's
 command appends a line to its own marks file (so a job run twice is counted)
 and writes one output whose content is derived from its value, so a
@@ -19,8 +19,8 @@ import time
 import pytest
 
 from chalicelib import aws
-from chalicelib.jobs import parse_job_document
-from chalicelib.submit import send_jobs
+from chalicelib.model.jobs import parse_job_document
+from operations.submit import send_jobs
 from tests.conftest import make_settings
 from tests.worker_world import WorkerProcess, make_world, queue_counts, worker_env
 

@@ -14,15 +14,16 @@ import pytest
 from click.testing import CliRunner
 
 from chalicelib import aws as clients
-from chalicelib import cluster, leases
 from chalicelib.aws import Clients
-from chalicelib.fleet import load_fleet_file
 from chalicelib.monitor import actions as act
 from chalicelib.monitor.apply import Applier
 from chalicelib.monitor.observe import observe
 from chalicelib.monitor.plan import plan
 from chalicelib.monitor.reconcile import reconcile
+from chalicelib.runfiles import leases
 from cli import cli
+from operations.start import cluster
+from operations.start.fleet import load_fleet_file
 from tests.faults import FaultProxy, fail_first
 from tests.integration.world import (
     AFTER_TEARDOWN,

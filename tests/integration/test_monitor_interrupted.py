@@ -8,8 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from chalicelib import cluster
-from chalicelib.fleet import load_fleet_file
+from operations.start import cluster
+from operations.start.fleet import load_fleet_file
 from tests.integration.world import Account, the_run
 
 REPO = Path(__file__).resolve().parents[2]

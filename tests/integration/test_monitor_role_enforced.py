@@ -1,7 +1,7 @@
 """The monitor and the status API with exactly their policies, under the IAM engine (tests/iam_engine.py).
 
 The monitor Lambda's and the status API's policies, as `cli.py monitor-config` writes them for the
-test run's config (chalicelib/monitor_policy.py), are each given to a
+test run's config (operations/deployed/monitor_policy.py), are each given to a
 moto IAM user; our own code (chalicelib.monitor: the Lambda's `scan_buckets` +
 `reconcile_runs` and the API's `all_statuses` / `find_status`) runs with those
 credentials inside `iam_enforced()`, where the policies' conditions (resource tags
@@ -25,11 +25,12 @@ import pytest
 from botocore.exceptions import ClientError
 
 from chalicelib import aws as clients
-from chalicelib import leases, monitor_policy
 from chalicelib.aws import Clients
 from chalicelib.monitor import actions as act
 from chalicelib.monitor import service
 from chalicelib.monitor.apply import Applier
+from chalicelib.runfiles import leases
+from operations.deployed import monitor_policy
 from tests.iam_engine import chalicelib_uses, iam_enforced, is_access_denied, policy_session
 from tests.integration.world import (
     NOTHING_LEFT,

@@ -16,12 +16,12 @@ from click.testing import CliRunner
 
 from chalicelib import aws as clients
 from chalicelib.aws import Clients
-from chalicelib.monitor import loop
 from chalicelib.monitor.actions import SaveState
 from chalicelib.monitor.apply import Applier
 from chalicelib.monitor.reconcile import STATE_ATTEMPTS, reconcile
 from chalicelib.monitor.state_store import StateContended
 from cli import cli
+from operations import monitor_loop
 from tests.integration.world import (
     AFTER_TEARDOWN,
     JOBS,
@@ -50,12 +50,12 @@ def two_reconciles_and_a_teardown_request_from_one_read(account, request_first: 
     run = the_run(account)  # the one read every writer starts from
     reconciles = ConcurrentReconciles(lambda: run, extra_parties=1)
     if request_first:
-        loop.request_teardown(run, REASON, Clients(region="us-east-1"))
+        monitor_loop.request_teardown(run, REASON, Clients(region="us-east-1"))
         reconciles.barrier.wait()
     else:
         reconciles.barrier.wait()
         reconciles.results()
-        loop.request_teardown(run, REASON, Clients(region="us-east-1"))
+        monitor_loop.request_teardown(run, REASON, Clients(region="us-east-1"))
     reconciles.results()
 
 
@@ -87,7 +87,7 @@ def test_a_state_written_after_the_read_is_observed_again_and_acted_on_in_the_sa
         def apply(self, actions):
             rounds.append([type(action).__name__ for action in actions])
             if len(rounds) == 1:
-                loop.request_teardown(run, REASON)
+                monitor_loop.request_teardown(run, REASON)
             return super().apply(actions)
 
     result = reconcile(run, applier=RequestLandsInBetween)

@@ -10,8 +10,8 @@ from html import escape
 from click.testing import CliRunner
 
 from chalicelib import aws as clients
+from chalicelib.model.names import record_key
 from chalicelib.monitor.reconcile import reconcile
-from chalicelib.names import record_key
 from cli import cli
 from tests.integration.world import reconcile_until_gone, the_run
 from tests.worker_world import run_workers, script

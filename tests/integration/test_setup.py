@@ -5,8 +5,8 @@ import json
 from click.testing import CliRunner
 
 from chalicelib import aws as clients
-from chalicelib import iam, resources
 from cli import cli
+from operations.setup import iam, resources
 from tests.conftest import make_settings
 from tests.integration.world import snapshot, write_config
 

@@ -9,12 +9,13 @@ import pytest
 from click.testing import CliRunner
 
 from chalicelib import aws as clients
-from chalicelib import cluster, resources
-from chalicelib.awsapi import fleet_instance_ids
-from chalicelib.errors import PreflightError, StartConflict
-from chalicelib.fleet import load_fleet_file
-from chalicelib.runrecord import RunRecord
+from chalicelib.aws.api import fleet_instance_ids
+from chalicelib.model.errors import PreflightError, StartConflict
+from chalicelib.monitor.runrecord import RunRecord
 from cli import cli
+from operations.setup import resources
+from operations.start import cluster
+from operations.start.fleet import load_fleet_file
 from tests.conftest import make_settings
 from tests.integration.world import Account, aws_session, datetime_text, snapshot, write_config, write_fleet, write_jobs
 
@@ -362,7 +363,7 @@ def test_warnings_for_an_empty_queue_and_a_subnet_with_no_way_out(aws, tmp_path,
 
 
 def test_a_warning_when_output_prefix_has_no_fixed_folder(aws, tmp_path, monkeypatch):
-    """Such a run's task role may write anywhere but what the monitor trusts (chalicelib/iam.py): say so."""
+    """Such a run's task role may write anywhere but what the monitor trusts (operations/setup/iam.py): say so."""
     monkeypatch.chdir(tmp_path)
     Account(tmp_path, OUTPUT_PREFIX="{plate}/out")
     result = CliRunner().invoke(cli, ["start-cluster", "fleet.json", "--config", "config.json", "--wait", "0"])

@@ -1,5 +1,5 @@
 """One fleet per run, even when two `start-cluster`s of one run start at once (the run's claim, an S3
-conditional write of monitors/APP_NAME_claim.json; see chalicelib/cluster.py `claim_run`).
+conditional write of monitors/APP_NAME_claim.json; see operations/start/cluster.py `claim_run`).
 
 The race is forced, not hoped for: both threads pass preflight and find no fleet, then wait at a barrier
 placed right before the claim's conditional PutObject (botocore's own event hook, our code unchanged), so
@@ -23,13 +23,14 @@ import pytest
 from click.testing import CliRunner
 
 from chalicelib import aws as clients
-from chalicelib import cluster, resources
-from chalicelib.errors import StartConflict
-from chalicelib.fleet import load_fleet_file
-from chalicelib.monitor import loop
+from chalicelib.model.errors import StartConflict
+from chalicelib.model.names import claim_key, record_key
 from chalicelib.monitor.runs import load_run
-from chalicelib.names import claim_key, record_key
 from cli import cli
+from operations import monitor_loop
+from operations.setup import resources
+from operations.start import cluster
+from operations.start.fleet import load_fleet_file
 from tests.integration.world import Account, aws_session, write_jobs
 from tests.integration.world import live_fleets as world_live_fleets
 
@@ -193,7 +194,7 @@ def test_a_run_the_monitor_is_tearing_down_is_not_started_again(account):
     first = start(account)
     run = load_run(clients.client("s3"), "test-bucket", record_key("TestApp"))
     # the monitor's first teardown steps: its state says so, then the fleet is cancelled
-    loop.request_teardown(run, "teardown requested from the command line")
+    monitor_loop.request_teardown(run, "teardown requested from the command line")
     clients.client("ec2").delete_fleets(FleetIds=[first.record.MONITOR_FLEET_ID], TerminateInstances=True)
     result = CliRunner().invoke(cli, ["start-cluster", "fleet.json", "--config", "config.json", "--wait", "0"])
     assert result.exit_code == 2, result.output

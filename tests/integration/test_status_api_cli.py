@@ -8,9 +8,9 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from chalicelib import cluster
-from chalicelib.fleet import load_fleet_file
 from cli import cli
+from operations.start import cluster
+from operations.start.fleet import load_fleet_file
 from tests.integration.test_chalice_deploy import chalice, project  # noqa: F401 - project is a fixture
 from tests.integration.world import Account
 

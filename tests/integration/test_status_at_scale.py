@@ -1,6 +1,6 @@
 """The status API for a run of 100,000 submitted jobs, with Chalice's own test client.
 
-The jobs go in with chalicelib.submit (as `cli.py submit` sends them), the run
+The jobs go in with operations.submit (as `cli.py submit` sends them), the run
 is started, 1,000 jobs are taken as done and 10 are held as running, then
 GET /runs/TestApp is timed. Only the answer's correctness is asserted; the
 time (the API function's budget is its 30 s Lambda timeout) is printed with -s
@@ -14,10 +14,10 @@ import time
 import pytest
 
 from chalicelib import aws as clients
-from chalicelib import cluster
-from chalicelib.fleet import load_fleet_file
-from chalicelib.jobs import parse_job_document
-from chalicelib.submit import submit
+from chalicelib.model.jobs import parse_job_document
+from operations.start import cluster
+from operations.start.fleet import load_fleet_file
+from operations.submit import submit
 from tests.integration.world import Account, drain
 
 pytestmark = pytest.mark.slow

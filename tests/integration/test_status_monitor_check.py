@@ -9,9 +9,10 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from chalicelib import cluster, monitor_policy
-from chalicelib.fleet import load_fleet_file
 from cli import cli
+from operations.deployed import monitor_policy
+from operations.start import cluster
+from operations.start.fleet import load_fleet_file
 from tests.iam_engine import chalicelib_uses, iam_enforced, policy_session
 from tests.integration.test_chalice_deploy import chalice, copy_project, watch
 from tests.integration.world import Account

@@ -6,8 +6,8 @@ import botocore.exceptions
 from click.testing import CliRunner
 
 from chalicelib import aws as clients
-from chalicelib import resources
 from cli import cli
+from operations.setup import resources
 from tests.integration.world import write_config, write_jobs
 
 

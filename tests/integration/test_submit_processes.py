@@ -20,11 +20,11 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-import chalicelib.submit as submit_module
+import operations.submit as submit_module
 from chalicelib import aws as clients
-from chalicelib import resources
-from chalicelib.jobs import parse_job_document
+from chalicelib.model.jobs import parse_job_document
 from cli import cli
+from operations.setup import resources
 from tests.faults import FaultProxy
 from tests.integration.world import write_config, write_jobs
 
@@ -147,7 +147,7 @@ def test_under_a_session_factory_everything_is_sent_from_this_process(aws, setti
     """Local mode makes its clients through a session factory other processes do not have: one process only."""
     import boto3
 
-    from chalicelib.submit import submit
+    from operations.submit import submit
 
     def no_other_processes(*args, **kwargs):
         raise AssertionError("another process was started")
@@ -161,7 +161,7 @@ def test_under_a_session_factory_everything_is_sent_from_this_process(aws, setti
 
 
 # A user's `python cli.py submit` in its own process group, as a terminal runs it; the threshold lowered as above.
-_SUBMIT = ("import sys; import chalicelib.submit as s; s.PROCESS_JOBS = 100; s.usable_cpus = lambda: 2; "
+_SUBMIT = ("import sys; import operations.submit as s; s.PROCESS_JOBS = 100; s.usable_cpus = lambda: 2; "
            "import cli; sys.argv[0] = 'cli.py'; sys.exit(cli.cli())")
 
 

@@ -15,8 +15,9 @@ import sys
 import pytest
 
 from chalicelib import aws as clients
-from chalicelib import iam, names, resources
-from chalicelib.submit import queue_url
+from chalicelib.model import names
+from operations.setup import iam, resources
+from operations.submit import queue_url
 from tests.conftest import make_settings
 from tests.iam_engine import iam_enforced, role_session
 from tests.worker_world import WorkerProcess, s3_keys, send_jobs, worker_env

@@ -11,8 +11,8 @@ from __future__ import annotations
 import pytest
 from click.testing import CliRunner
 
-from chalicelib import failures
 from chalicelib.aws import client as aws_client
+from chalicelib.runfiles import failures
 from cli import cli
 from localrun import triage
 from tests.unit.test_printable import HOSTILE, SHOWN

@@ -14,10 +14,10 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from chalicelib import aws as clients
-from chalicelib import names
+from chalicelib.model import names
+from chalicelib.model.names import record_key
 from chalicelib.monitor import service
 from chalicelib.monitor.reconcile import reconcile
-from chalicelib.names import record_key
 from cli import cli
 from tests.integration.ds_world import MONITOR_FILE_WRITERS
 from tests.integration.world import BUCKET, drain, forge, reconcile_everything, the_run, untagged_fleet, victim_world

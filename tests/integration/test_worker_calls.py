@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import dataclasses
 
-from chalicelib import leases
-from chalicelib.names import failures_prefix
+from chalicelib.model.names import failures_prefix
+from chalicelib.runfiles import leases
 from tests.worker_world import FAST, send_jobs, world
 from worker.worker import Outcome
 

@@ -19,7 +19,9 @@ import threading
 import pytest
 
 from chalicelib import aws as clients
-from chalicelib import failures, iam, leases, names, resources
+from chalicelib.model import names
+from chalicelib.runfiles import failures, leases
+from operations.setup import iam, resources
 from tests.conftest import make_settings
 from tests.integration.test_iam_policy import IAM_ACTION, SERVICE_PREFIX
 from tests.worker_world import send_jobs

@@ -17,7 +17,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from chalicelib import aws, leases
+from chalicelib import aws
+from chalicelib.runfiles import leases
 from tests.conftest import make_settings
 from tests.worker_world import (
     WorkerProcess,
@@ -303,7 +304,8 @@ def test_a_container_runs_docker_cores_workers_makes_no_alarm_and_logs_resources
     assert all(world.complete(job) for job in jobs) and world.counts() == (0, 0)
     workers = {re.search(r"pid (\d+)", world.log(job.job_id)[0]).group(1) for job in jobs}
     assert len(workers) == 2, "both worker processes took jobs"
-    # the machine's idle alarm is the monitor's to make (chalicelib/idle_alarm.py): a container has no alarm rights
+    # the machine's idle alarm is the monitor's to make (chalicelib/monitor/idle_alarm.py): a container has no alarm
+    # rights
     assert aws.client("cloudwatch").describe_alarms()["MetricAlarms"] == []
     assert re.search(r"resources: disk \d+% \([\d.]+ GiB free\), inodes \d+%, memory \d+%", container.output)
 

@@ -12,15 +12,16 @@ from collections.abc import Callable
 from pathlib import Path
 
 from chalicelib import aws as clients
-from chalicelib import iam, names, resources, runrecord
 from chalicelib.aws import Clients
-from chalicelib.awsapi import LIVE_FLEET_STATES, fleet_instance_ids, fleet_machine_tag, fleet_state
-from chalicelib.monitor import service
+from chalicelib.aws.api import LIVE_FLEET_STATES, fleet_instance_ids, fleet_machine_tag, fleet_state
+from chalicelib.model import names
+from chalicelib.model.names import record_key
+from chalicelib.monitor import runrecord, service
 from chalicelib.monitor.apply import Applier
 from chalicelib.monitor.reconcile import reconcile
 from chalicelib.monitor.runs import load_run
-from chalicelib.names import record_key
 from localrun.account import private_subnet, raise_spot_quotas
+from operations.setup import iam, resources
 from tests.conftest import BASE_CONFIG, REGION, make_settings
 
 
@@ -106,7 +107,8 @@ class Account:
 
 def as_previous_version_run(account) -> str:
     """Make a just-started run one that the previous version started, and return its fleet's id: its EC2 Fleet
-    gives way to the spot fleet request that version made (chalicelib/cluster.py `fleet_request` at commit a4c80ab:
+    gives way to the spot fleet request that version made (operations/start/cluster.py `fleet_request` at commit
+    a4c80ab:
     RequestSpotFleet naming the run's launch template version with one override per instance type and subnet,
     TargetCapacity CLUSTER_MACHINES, SpotPrice MACHINE_PRICE, AllocationStrategy lowestPrice, the run's tag on
     the request, the fleet file's IamFleetRole), and the run record (same format then) names that fleet."""

@@ -1,5 +1,6 @@
 """One attempt's figures (worker/attempt_usage.py): the cgroup files, v2 and v1, as the kernel writes them, and
-the rule that calls a kill the OOM killer's; the outcome line's words (chalicelib/joblines.py) and their reading."""
+the rule that calls a kill the OOM killer's; the outcome line's words (chalicelib/runfiles/joblines.py) and their
+reading."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import sys
 
 import pytest
 
-from chalicelib.joblines import out_of_memory_cause, out_of_memory_text, usage_of, usage_text
+from chalicelib.runfiles.joblines import out_of_memory_cause, out_of_memory_text, usage_of, usage_text
 from worker.attempt_usage import AttemptUsage, CommandUsage, MemoryCgroup, attempt_usage, wait_for_exit, worker_size_kib
 
 MIB = 2**20

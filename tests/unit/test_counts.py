@@ -1,11 +1,12 @@
-"""chalicelib/counts.py: one definition of submitted, done, failed, skipped and not run, and the monitor's use of it."""
+"""chalicelib/monitor/counts.py: one definition of submitted, done, failed, skipped and not run, and the monitor's use
+of it."""
 
 from __future__ import annotations
 
 from dataclasses import replace
 
-from chalicelib.counts import Counts
 from chalicelib.monitor.actions import SaveState
+from chalicelib.monitor.counts import Counts
 from chalicelib.monitor.plan import plan, summary
 from chalicelib.monitor.status import run_status
 from tests.unit.test_plan import BREAKERS, POLICY, failed_jobs, world

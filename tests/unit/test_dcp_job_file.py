@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from chalicelib.errors import JobFileError
-from chalicelib.jobs import load_job_file
+from chalicelib.model.errors import JobFileError
+from chalicelib.model.jobs import load_job_file
 from tests.conftest import make_settings
 
 DCP_JOB_FILE = Path(__file__).resolve().parents[1] / "data" / "dcp_17388b3" / "exampleJob.json"

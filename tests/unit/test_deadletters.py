@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from chalicelib.deadletters import attribute
+from chalicelib.monitor.deadletters import attribute
 
 OURS, THEIRS = "arn:aws:sqs:us-east-1:123456789012:RunQueue", "arn:aws:sqs:us-east-1:123456789012:OtherQueue"
 

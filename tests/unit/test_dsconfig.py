@@ -1,4 +1,4 @@
-"""DS's config.py, read and never run (chalicelib/dsconfig.py)."""
+"""DS's config.py, read and never run (chalicelib/model/dsconfig.py)."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from chalicelib.dsconfig import read_ds_config
-from chalicelib.errors import ConfigError
-from chalicelib.settings import Settings
+from chalicelib.model.dsconfig import read_ds_config
+from chalicelib.model.errors import ConfigError
+from chalicelib.model.settings import Settings
 
 # DS's own example config.py, as DS ships it, with one variable under its last section.
 DS_EXAMPLE = Path(__file__).resolve().parents[1] / "data" / "ds_config.py"

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from chalicelib.dsmonitorfile import MAX_BYTES, DSMonitorFile, read
-from chalicelib.errors import UserError
+from chalicelib.model.errors import UserError
+from operations.adopt.dsmonitorfile import MAX_BYTES, DSMonitorFile, read
 from tests.integration.ds_world import MONITOR_FILE_WRITERS
 
 DS = {"MONITOR_FLEET_ID": "sfr-9f3c2a10-1111-4e2e-9a0b-0123456789ab", "MONITOR_APP_NAME": "DistributedCP",

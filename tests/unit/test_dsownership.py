@@ -9,8 +9,8 @@ from email.mime.text import MIMEText
 
 import pytest
 
-from chalicelib.awsapi import Container, TaskDefinition
-from chalicelib.dsownership import loads_ecs_config, logged_groups, polled_queues, same_queue
+from chalicelib.aws.api import Container, TaskDefinition
+from operations.adopt.dsownership import loads_ecs_config, logged_groups, polled_queues, same_queue
 from tests.integration.ds_world import ds_user_data
 
 

@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from chalicelib.failures import FailureRecord
+from chalicelib.runfiles.failures import FailureRecord
 
 RECORD = FailureRecord(job_id="P1", attempts=3, reason="exit code 3 after 0.12 s", exit_code=3,
                        last_lines=("reading", "failing on purpose"), message_body='{"group": {"plate": "P1"}}',

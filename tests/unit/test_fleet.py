@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from chalicelib.errors import FleetFileError
-from chalicelib.fleet import load_fleet_file, parse_fleet_document
+from chalicelib.model.errors import FleetFileError
+from operations.start.fleet import load_fleet_file, parse_fleet_document
 
 EXAMPLE = Path(__file__).parents[2] / "examples" / "fleet.json"
 

@@ -8,9 +8,9 @@ import botocore.session
 import pytest
 from botocore.validate import ParamValidator
 
-from chalicelib.cluster import fit_problem, fleet_request, launch_choices, usable_memory_mib
-from chalicelib.fleet import parse_fleet_document
-from chalicelib.runrecord import RunRecord
+from chalicelib.monitor.runrecord import RunRecord
+from operations.start.cluster import fit_problem, fleet_request, launch_choices, usable_memory_mib
+from operations.start.fleet import parse_fleet_document
 from tests.conftest import make_settings
 
 FLEET = {

@@ -1,7 +1,7 @@
 """A fleet that says why it does not start: its history's errors, read on both kinds of fleet, in plain words.
 
 AWS writes a fleet's events itself; here `record_fleet_event` (localrun/moto_patches.py) records them as AWS would,
-with the sub-types and descriptions AWS uses (see chalicelib/fleet_words.py for where each comes from).
+with the sub-types and descriptions AWS uses (see chalicelib/monitor/fleet_words.py for where each comes from).
 """
 
 from __future__ import annotations
@@ -11,9 +11,9 @@ from datetime import UTC, datetime, timedelta
 import boto3
 import pytest
 
-from chalicelib import spot_quota
-from chalicelib.fleet_history import fleet_errors
-from chalicelib.fleet_words import explain, fleet_problems
+from chalicelib.monitor import spot_quota
+from chalicelib.monitor.fleet_history import fleet_errors
+from chalicelib.monitor.fleet_words import explain, fleet_problems
 from localrun.moto_patches import record_fleet_event
 from tests.iam_engine import iam_enforced, policy_session
 

@@ -4,16 +4,16 @@ architecture; against moto (the emulator answers GetInstanceTypesFromInstanceReq
 import boto3
 import pytest
 
-from chalicelib.cluster import fit_problem, usable_memory_mib
-from chalicelib.errors import PreflightError
-from chalicelib.instance_choice import (
+from chalicelib.model.errors import PreflightError
+from operations.start.cluster import fit_problem, usable_memory_mib
+from operations.start.instance_choice import (
     MAX_CANDIDATE_TYPES,
     architecture,
     candidate_types,
     instance_requirements,
     machine_memory_for,
 )
-from chalicelib.machine_image import latest_ecs_ami
+from operations.start.machine_image import latest_ecs_ami
 from tests.conftest import make_settings
 
 REGION = "us-east-1"

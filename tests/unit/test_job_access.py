@@ -1,11 +1,11 @@
-"""start-cluster's reading of the task role's policy (chalicelib/job_access.py `allows`): for a folder a job
+"""start-cluster's reading of the task role's policy (operations/setup/job_access.py `allows`): for a folder a job
 reads, an Allow counts only when it covers every key under it, a Deny whenever it may cover one."""
 
 from __future__ import annotations
 
 import pytest
 
-from chalicelib import job_access, job_locations
+from operations.setup import job_access, job_locations
 
 
 # (a statement, whether it alone lets every key of the folder be read, whether as a Deny it refuses the folder)

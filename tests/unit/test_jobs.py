@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from chalicelib.errors import JobFileError
-from chalicelib.jobs import (
+from chalicelib.model.errors import JobFileError
+from chalicelib.model.jobs import (
     MAX_MESSAGE_BYTES,
     NotAJob,
     derive_job_id,

@@ -9,9 +9,9 @@ CreateLaunchTemplate, and deletes it just before our second DescribeLaunchTempla
 import boto3
 import pytest
 
-from chalicelib import names
-from chalicelib.errors import StartConflict
-from chalicelib.launch_template import LaunchChoice, save_versions
+from chalicelib.model import names
+from chalicelib.model.errors import StartConflict
+from operations.start.launch_template import LaunchChoice, save_versions
 
 REGION = "us-east-1"
 DATA = {"ImageId": "ami-12345678"}

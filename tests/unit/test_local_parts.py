@@ -9,8 +9,8 @@ import sys
 import pytest
 
 from chalicelib import aws
-from chalicelib.counts import Counts
-from chalicelib.errors import UserError
+from chalicelib.model.errors import UserError
+from chalicelib.monitor.counts import Counts
 from localrun.embedded import NotLocal, embedded_aws, emulator, ensure_local, local_environment
 from localrun.prepare import localize_command
 from localrun.progress import Progress

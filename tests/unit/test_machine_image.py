@@ -5,8 +5,8 @@ import datetime
 import boto3
 import pytest
 
-from chalicelib.errors import PreflightError
-from chalicelib.machine_image import EcsImage, image_age_warning, latest_ecs_ami
+from chalicelib.model.errors import PreflightError
+from operations.start.machine_image import EcsImage, image_age_warning, latest_ecs_ami
 
 REGION = "us-east-1"
 AL2023 = "/aws/service/ecs/optimized-ami/amazon-linux-2023"

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from chalicelib import monitor_policy
-from chalicelib.settings import Settings
+from chalicelib.model.settings import Settings
 from cli import cli
+from operations.deployed import monitor_policy
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "examples" / "config.json"  # AWS_BUCKET demo-bucket, DS's default dead-letter queue

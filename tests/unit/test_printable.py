@@ -1,4 +1,4 @@
-"""Job-controlled text reaches the terminal escaped (chalicelib/printable.py), in every place that shows it."""
+"""Job-controlled text reaches the terminal escaped (chalicelib/model/printable.py), in every place that shows it."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import io
 
 import pytest
 
+from chalicelib.model.printable import printable
 from chalicelib.monitor.status import status_table
-from chalicelib.printable import printable
 from localrun import report
 from localrun.progress import Progress
 from localrun.results import Results

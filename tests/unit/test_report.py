@@ -5,15 +5,15 @@ from __future__ import annotations
 import json
 import re
 
-from chalicelib.joblines import output_line
-from chalicelib.report.causes import pattern
-from chalicelib.report.data import FAILED, LOST, RELEASED, SKIPPED, SUCCEEDED, UNKNOWN, parse_stream, parse_streams
-from chalicelib.report.exported import parse_export
-from chalicelib.report.figures import Attempt, Point, ReportInput, figures, log_histogram, merge, timeline
-from chalicelib.report.render import render
-from chalicelib.report.sizing import MachineSize
-from chalicelib.report.sources import shown_settings
-from chalicelib.settings import Settings
+from chalicelib.model.settings import Settings
+from chalicelib.runfiles.joblines import output_line
+from operations.report.causes import pattern
+from operations.report.data import FAILED, LOST, RELEASED, SKIPPED, SUCCEEDED, UNKNOWN, parse_stream, parse_streams
+from operations.report.exported import parse_export
+from operations.report.figures import Attempt, Point, ReportInput, figures, log_histogram, merge, timeline
+from operations.report.render import render
+from operations.report.sizing import MachineSize
+from operations.report.sources import shown_settings
 
 NEW = "received: message m{n}, attempt {a} of 3, on host pid 7; machine i-{m} worker host-{w}"
 OLD = "received: message m1, attempt 1 of 3, on host pid 7"  # before the machine and worker were logged

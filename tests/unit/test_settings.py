@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from chalicelib.errors import ConfigError
-from chalicelib.settings import KEYS, Settings, parse_bool
+from chalicelib.model.errors import ConfigError
+from chalicelib.model.settings import KEYS, Settings, parse_bool
 from tests.conftest import BASE_CONFIG
 
 
@@ -292,7 +292,7 @@ def test_unreadable_files(tmp_path, content, message):
 def test_readme_configuration_table_matches_the_key_table():
     from pathlib import Path
 
-    from chalicelib.settings import config_table_markdown
+    from chalicelib.model.settings import config_table_markdown
 
     readme = (Path(__file__).parents[2] / "README.md").read_text()
-    assert config_table_markdown() in readme, "regenerate with: python -m chalicelib.settings"
+    assert config_table_markdown() in readme, "regenerate with: python -m chalicelib.model.settings"

@@ -8,8 +8,8 @@ from datetime import UTC, datetime
 import boto3
 import pytest
 
-from chalicelib.spot_prices import format_price_table, price_table
 from localrun.moto_patches import set_spot_price
+from operations.start.spot_prices import format_price_table, price_table
 
 ZONES = ["us-east-1a", "us-east-1b"]
 

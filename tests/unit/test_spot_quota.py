@@ -6,8 +6,8 @@ from __future__ import annotations
 import boto3
 import pytest
 
-from chalicelib import spot_quota
-from chalicelib.spot_quota import DL, G_AND_VT, INF, P2_TO_P4, P5, STANDARD, TRN, F, X, quota_for
+from chalicelib.monitor import spot_quota
+from chalicelib.monitor.spot_quota import DL, G_AND_VT, INF, P2_TO_P4, P5, STANDARD, TRN, F, X, quota_for
 from localrun.moto_patches import set_service_quota
 from tests.iam_engine import iam_enforced, policy_session
 

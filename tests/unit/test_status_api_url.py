@@ -1,4 +1,4 @@
-from chalicelib.status_api import url_for
+from operations.deployed.status_api import url_for
 
 
 def test_on_aws_the_stage_is_under_execute_api_host_and_on_the_emulator_under_its_user_request_path():

@@ -6,9 +6,9 @@ import time
 
 import pytest
 
-from chalicelib.errors import UserError
-from chalicelib.jobs import Job
-from chalicelib.submit import (
+from chalicelib.model.errors import UserError
+from chalicelib.model.jobs import Job
+from operations.submit import (
     SubmitError,
     SubmitInterrupted,
     batches,

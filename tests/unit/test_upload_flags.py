@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from chalicelib.errors import ConfigError
-from chalicelib.uploadflags import parse_upload_flags
+from chalicelib.model.errors import ConfigError
+from chalicelib.model.uploadflags import parse_upload_flags
 from tests.conftest import make_settings
 
 

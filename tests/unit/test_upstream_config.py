@@ -1,5 +1,5 @@
-"""DS's and DCP's config.py as upstream has them today load unchanged (chalicelib/dsconfig.py with the tables of
-chalicelib/upstream_keys.py); a typo is still refused with "did you mean"; a key newer than the tables is a
+"""DS's and DCP's config.py as upstream has them today load unchanged (chalicelib/model/dsconfig.py with the tables of
+chalicelib/model/upstream_keys.py); a typo is still refused with "did you mean"; a key newer than the tables is a
 warning, and reaches the image."""
 
 from __future__ import annotations
@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from chalicelib import upstream_keys
-from chalicelib.dsconfig import read_ds_config
-from chalicelib.errors import ConfigError
-from chalicelib.settings import KEYS_BY_NAME, Settings
+from chalicelib.model import upstream_keys
+from chalicelib.model.dsconfig import read_ds_config
+from chalicelib.model.errors import ConfigError
+from chalicelib.model.settings import KEYS_BY_NAME, Settings
 from cli import cli
 
 UPSTREAM = Path(__file__).resolve().parents[1] / "data" / "upstream"

@@ -1,6 +1,6 @@
 """Waiting for the fleet: a timeout, and fleet trouble reported rather than crashed on (fake EC2, fake clock)."""
 
-from chalicelib.cluster import wait_for_fleet
+from operations.start.cluster import wait_for_fleet
 
 
 class FakeEC2:

@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from chalicelib.errors import ConfigError
+from chalicelib.model.errors import ConfigError
 from worker.heartbeat import Heartbeat, default_interval, next_visibility
 from worker.host import read_instance_id
 from worker.options import WorkerOptions

@@ -1,0 +1,382 @@
+"""Job files (DS format) -> validated `Job`s, and SQS messages -> `Job`s.
+
+A job file is a JSON object: top-level keys are shared by every job, `groups`
+is the list of jobs, and every top-level key containing `_comment` is dropped.
+Each group becomes one message, DS's shape: the shared keys plus
+`"group": {...}`; or, for DCP's image (JOB_MESSAGE_FORMAT "DCP"), DCP's shape: its five top-level keys and the
+group's `Metadata` (DCP's run.py submitJob, 17388b3 lines 547-571), which DCP's worker reads.
+
+Everything is built and checked before anything is sent: every message, every
+job id, every template of every job, and the output prefixes against each other
+(no job's prefix may hold another's). One bad group fails the whole file.
+
+The worker reads messages back through `job_from_message`, the same rules, so a
+message that would not have come from a valid job file is never run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from chalicelib.model.errors import JobFileError
+from chalicelib.model.jsonfile import NotStrictJSON, loads_strict, read_json_file
+from chalicelib.model.names import RUN_ATTRIBUTE_BYTES
+from chalicelib.model.printable import CONTROL_CHARACTERS
+from chalicelib.model.settings import Settings
+from chalicelib.model.templates import MissingPlaceholder, Template, value_text
+
+# SQS's long-standing message size limit (AWS raised the default to 1 MiB in
+# 2025, but queues created before keep 256 KiB and moto enforces 256 KiB).
+SQS_MESSAGE_BYTES = 262_144
+MAX_MESSAGE_BYTES = SQS_MESSAGE_BYTES - RUN_ATTRIBUTE_BYTES  # a body's limit: the run's attribute counts too
+MAX_JOB_ID_LENGTH = 200
+_UNSAFE_ID_CHARS = re.compile(r"[^A-Za-z0-9._-]+")
+_DOTS = re.compile(r"\.{2,}")
+_SAFE_ID = re.compile(r"^[A-Za-z0-9._-]{1,200}$")
+# Placeholders whose values exist only on the worker. Every other placeholder
+# is checked at submit, so a typo in COMMAND fails there, not on a machine an
+# hour later.
+_RUNTIME_STANDINS = frozenset({"output_dir", "input_dir"})
+
+
+@dataclass(frozen=True)
+class Job:
+    """One job: its id, its SQS message body, and where its outputs go."""
+
+    job_id: str
+    body: str
+    body_bytes: int  # len(body) in UTF-8, measured once here: submit packs batches by it without encoding again
+    values: Mapping[str, Any]  # shared keys overlaid with the group's keys
+    output_prefix: str
+    input_prefix: str | None
+
+    def command(self, settings: Settings, output_dir: str, input_dir: str) -> list[str]:
+        """COMMAND with this job's values: an argument list, never a shell string."""
+        context = _context(self.values, self.job_id, settings)
+        context.update(output_dir=output_dir, input_dir=input_dir)
+        # COMMAND is unset only in DS image mode, where the image's own worker runs the jobs, never this
+        return [Template(item).render(context) for item in settings.COMMAND or ()]
+
+
+class NotAJob(ValueError):
+    """A queue message that is not one of our jobs."""
+
+
+def load_job_file(path: str | Path, settings: Settings) -> list[Job]:
+    return parse_job_document(read_json_file(path, JobFileError), settings, str(path))
+
+
+def parse_job_document(document: Any, settings: Settings, source: str = "jobs.json") -> list[Job]:
+    if not isinstance(document, dict):
+        raise JobFileError(f"{source}: expected a JSON object with a 'groups' list, got {type(document).__name__}")
+    shared = {key: value for key, value in document.items() if "_comment" not in key}
+    groups = shared.pop("groups", None)
+    if groups is None:
+        raise JobFileError(f"{source}: missing key 'groups' (the list of jobs)")
+    if not isinstance(groups, list):
+        raise JobFileError(f"{source}: groups: expected a list of objects, got {type(groups).__name__}")
+    if not groups:
+        raise JobFileError(f"{source}: groups: expected at least one job, got an empty list")
+    if "group" in shared:
+        raise JobFileError(f"{source}: group: reserved top-level key (each message carries its group under it)")
+    templates = _Templates(settings)
+    shared_json = _json_text(shared, source)[1:-1]
+    jobs: list[Job] = []
+    seen: dict[str, int] = {}
+    for index, group in enumerate(groups):
+        where = f"{source}: groups[{index}]"
+        job = _build_job(shared, shared_json, group, settings, templates, where)
+        first = seen.setdefault(job.job_id, index)
+        if first != index:
+            raise JobFileError(f"{where}: job id {job.job_id!r} is also the id of groups[{first}]; "
+                               "job ids must be unique (set 'job_id' in the group)")
+        jobs.append(job)
+    _refuse_overlapping_outputs(jobs, settings, source)
+    return jobs
+
+
+def job_from_message(body: str, settings: Settings) -> Job:
+    """The job a queue message carries; raises NotAJob for anything else."""
+    document = _message_document(body)
+    shared = {key: value for key, value in document.items() if key != "group"}
+    try:
+        return _build_job(shared, json.dumps(shared)[1:-1], document["group"], settings, _Templates(settings),
+                          "message", body=body)
+    except JobFileError as error:
+        raise NotAJob(str(error)) from None
+
+
+def job_id_of_message(body: str) -> str:
+    """The job id a queue message carries, by the rule `job_from_message` uses (the group's `job_id`, else DS's
+    rule on its values), for a reader without the run's settings (the monitor Lambda): nothing else of the job is
+    checked, so this says whose a message is, never whether it may run. A DCP message's group is its Metadata.
+    Raises NotAJob."""
+    group = _message_group(body)
+    try:
+        return _job_id(group, "message")
+    except JobFileError as error:
+        raise NotAJob(str(error)) from None
+
+
+def _message_group(body: str) -> dict[str, Any]:
+    """The group a message of either shape carries: DS's `group`, or the group DCP's run.py made `Metadata` of."""
+    try:
+        group: dict[str, Any] = _message_document(body)["group"]
+        return group
+    except NotAJob:
+        document = _parsed(body)
+        metadata = document.get("Metadata") if isinstance(document, dict) else None
+        if isinstance(metadata, str):
+            return {"Metadata": metadata}
+        if isinstance(metadata, dict):
+            return metadata
+        raise
+
+
+def _parsed(body: str) -> Any:
+    try:
+        return loads_strict(body)  # what a job file may not hold, a message may not either
+    except NotStrictJSON as error:
+        raise NotAJob(f"message body is not JSON: {error}") from None
+    except (ValueError, RecursionError):
+        raise NotAJob("message body is not JSON") from None
+
+
+def _message_document(body: str) -> dict[str, Any]:
+    document = _parsed(body)
+    if not isinstance(document, dict) or not isinstance(document.get("group"), dict):
+        raise NotAJob("message is not a JSON object with a 'group' object")
+    return document
+
+
+class _Templates:
+    """The settings' templates, parsed once per file rather than once per job."""
+
+    def __init__(self, settings: Settings):
+        self.command_fields = frozenset(field for item in settings.COMMAND or () for field in Template(item).fields)
+        self.output_prefix = Template(settings.OUTPUT_PREFIX)
+        self.input_prefix = Template(settings.INPUT_PREFIX) if settings.INPUT_PREFIX else None
+        # The prefixes' placeholders that take a job's values (not the run's APP_NAME or AWS_BUCKET).
+        run_wide = settings_values(settings)
+        self.output_job_fields = tuple(f for f in self.output_prefix.fields if f not in run_wide)
+        self.input_job_fields = (tuple(f for f in self.input_prefix.fields if f not in run_wide)
+                                 if self.input_prefix else ())
+
+
+def _build_job(shared: dict[str, Any], shared_json: str, group: Any, settings: Settings, templates: _Templates,
+               where: str, body: str | None = None) -> Job:
+    if not isinstance(group, dict):
+        raise JobFileError(f"{where}: expected an object of job values, got {type(group).__name__}")
+    job_id = _job_id(group, where)
+    values = {**shared, **group}
+    context = _context(values, job_id, settings)
+    try:
+        output_prefix = _prefix(templates.output_prefix.render(context), where, "OUTPUT_PREFIX")
+        _refuse_control_characters(output_prefix, templates.output_job_fields, context, group, where, "OUTPUT_PREFIX")
+        _refuse_empty_values(templates.output_prefix, templates.output_job_fields, context, output_prefix, where,
+                             "OUTPUT_PREFIX")
+        input_prefix = None
+        if templates.input_prefix:
+            input_prefix = _prefix(templates.input_prefix.render(context), where, "INPUT_PREFIX")
+            _refuse_control_characters(input_prefix, templates.input_job_fields, context, group, where,
+                                       "INPUT_PREFIX")
+            _refuse_empty_values(templates.input_prefix, templates.input_job_fields, context, input_prefix, where,
+                                 "INPUT_PREFIX")
+        # COMMAND is rendered on the worker; here it is enough that every placeholder has a value.
+        missing = templates.command_fields.difference(context, _RUNTIME_STANDINS)
+        if missing:
+            raise MissingPlaceholder(min(missing))
+    except MissingPlaceholder as missing:
+        used_in = _where_used(missing.name, settings)
+        raise JobFileError(f"{where}: missing key '{missing.name}' used as {{{missing.name}}} in {used_in}; "
+                           "add it to the group or to the top level") from None
+    if body is None and settings.ds_image_mode and settings.JOB_MESSAGE_FORMAT == "DCP":
+        body = _json_text(dcp_message(shared, group, where), where)
+    elif body is None:
+        group_json = _json_text(group, where)
+        body = "{" + shared_json + (", " if shared_json else "") + '"group": ' + group_json + "}"
+    if "\\u0000" in body:  # json.dumps writes NUL so, which makes the common case one substring search
+        _refuse_nul_in_command(templates.command_fields, context, group, where)
+    size = len(body.encode("utf-8"))
+    if size > MAX_MESSAGE_BYTES:
+        raise JobFileError(f"{where}: message is {size} bytes, over the limit of {MAX_MESSAGE_BYTES} (SQS's "
+                           f"{SQS_MESSAGE_BYTES} less {RUN_ATTRIBUTE_BYTES} for the run's message attribute); "
+                           "keep large data in S3 and pass its key")
+    return Job(job_id=job_id, body=body, body_bytes=size, values=values, output_prefix=output_prefix,
+               input_prefix=input_prefix)
+
+
+# The top-level keys of a DCP job file its run.py puts in every message (a missing one is its KeyError), and the one
+# it fills in when missing ("backwards compatibility for 1.0.0").
+DCP_MESSAGE_KEYS = ("pipeline", "output", "input", "data_file")
+DCP_DEFAULTS = {"output_structure": ""}
+
+
+def dcp_message(shared: dict[str, Any], group: dict[str, Any], where: str) -> dict[str, Any]:
+    """The message DCP's run.py submits for one group: its `Metadata` (the group's own when it has one, else the
+    whole group, as `cellprofiler --print-groups` writes them) and the job file's five keys, nothing else."""
+    missing = [key for key in DCP_MESSAGE_KEYS if key not in shared]
+    if missing:
+        raise JobFileError(f"{where.split(':')[0]}: missing key '{missing[0]}' at the top level (DCP's run.py puts "
+                           f"{', '.join(DCP_MESSAGE_KEYS)} and output_structure in every message; "
+                           "JOB_MESSAGE_FORMAT is DCP)")
+    extra = sorted(set(group) - {"Metadata"}) if "Metadata" in group else []
+    if extra:  # DCP's run.py would drop them, and a job_id the monitor counts by with them
+        raise JobFileError(f"{where}: expected only 'Metadata' in a group (DCP's messages carry nothing else of it; "
+                           f"JOB_MESSAGE_FORMAT is DCP), got also {extra[0]!r}")
+    return {"Metadata": group.get("Metadata", group),
+            **{key: shared[key] for key in DCP_MESSAGE_KEYS},
+            "output_structure": shared.get("output_structure", DCP_DEFAULTS["output_structure"])}
+
+
+def _json_text(value: Any, where: str) -> str:
+    """A document read from a file cannot hold these (chalicelib/model/jsonfile.py); one built in Python can, and
+    json.dumps would write NaN or Infinity, which no other JSON reader takes."""
+    try:
+        return json.dumps(value, allow_nan=False)
+    except ValueError:
+        raise JobFileError(f"{where}: expected values JSON can hold, got NaN, Infinity or an integer of "
+                           "thousands of digits") from None
+
+
+def settings_values(settings: Settings) -> dict[str, Any]:
+    """The placeholders every job of a run renders the same way."""
+    return {"APP_NAME": settings.APP_NAME, "AWS_BUCKET": settings.AWS_BUCKET}
+
+
+def output_root(settings: Settings) -> str:
+    """The fixed start of every job's output prefix (the task role may write only under it); '' when
+    OUTPUT_PREFIX starts with a job value."""
+    return Template(settings.OUTPUT_PREFIX).fixed_prefix(settings_values(settings))
+
+
+def input_root(settings: Settings) -> str | None:
+    """The fixed start of every job's input prefix; None without INPUT_PREFIX."""
+    return Template(settings.INPUT_PREFIX).fixed_prefix(settings_values(settings)) if settings.INPUT_PREFIX else None
+
+
+def _context(values: Mapping[str, Any], job_id: str, settings: Settings) -> dict[str, Any]:
+    return {**values, "job_id": job_id, **settings_values(settings)}
+
+
+def _where_used(name: str, settings: Settings) -> str:
+    for key in ("COMMAND", "OUTPUT_PREFIX", "INPUT_PREFIX"):
+        value = getattr(settings, key)
+        texts = value if isinstance(value, tuple) else (value or "",)
+        if any(name in Template(text).fields for text in texts):
+            return key
+    return "a template"
+
+
+def _job_id(group: dict[str, Any], where: str) -> str:
+    if "job_id" in group:
+        explicit = group["job_id"]
+        if not isinstance(explicit, str) or not _SAFE_ID.match(explicit) or ".." in explicit or explicit == ".":
+            raise JobFileError(f"{where}: job_id: expected 1 to {MAX_JOB_ID_LENGTH} letters, digits, '.', '-' or "
+                               f"'_' (no '..'), got {json.dumps(explicit)}")
+        return explicit
+    return derive_job_id(group[key] for key in sorted(group)) or _empty_id(where)
+
+
+def derive_job_id(values: Iterable[Any]) -> str:
+    """DS's rule (values joined by '-'), made safe for log stream names and S3 keys."""
+    raw = "-".join(value if isinstance(value, str) else json.dumps(value, sort_keys=True) for value in values)
+    safe = _DOTS.sub("_", _UNSAFE_ID_CHARS.sub("_", raw)).strip("_") or ""
+    if safe in ("", ".", "-"):
+        return ""
+    if len(safe) > MAX_JOB_ID_LENGTH:
+        digest = hashlib.sha1(raw.encode("utf-8")).hexdigest()[:10]
+        safe = safe[: MAX_JOB_ID_LENGTH - 11] + "-" + digest
+    return safe
+
+
+def _empty_id(where: str) -> str:
+    raise JobFileError(f"{where}: cannot make a job id from this group's values; add a 'job_id'")
+
+
+def _prefix(rendered: str, where: str, key: str) -> str:
+    prefix = rendered.strip("/") if not rendered.startswith("/") else rendered
+    parts = prefix.split("/")
+    if rendered.startswith("/") or not prefix or any(part in ("", ".", "..") for part in parts):
+        raise JobFileError(f"{where}: {key} renders to {rendered!r}; expected a relative S3 prefix "
+                           "without empty, '.' or '..' parts")
+    return prefix
+
+
+def _refuse_control_characters(prefix: str, fields: tuple[str, ...], context: Mapping[str, Any],
+                               group: dict[str, Any], where: str, key: str) -> None:
+    """A prefix becomes S3 keys: AWS lists control characters among those to avoid in keys (S3's XML listings
+    cannot carry most of them), and a key holding ESC or a bidi override shows otherwise than it is wherever it
+    is printed. Names the job value that brought it."""
+    if not CONTROL_CHARACTERS.search(prefix):
+        return
+    for field in fields:
+        text = value_text(context[field])
+        if CONTROL_CHARACTERS.search(text):
+            raise JobFileError(f"{_place(field, group, where)}: expected no control characters (it is part of "
+                               f"{key}, an S3 key), got {_shown(text)}")
+    raise JobFileError(f"{where}: {key} renders to {json.dumps(prefix)}; expected no control characters in an S3 "
+                       "prefix")
+
+
+def _refuse_nul_in_command(fields: frozenset[str], context: Mapping[str, Any], group: dict[str, Any],
+                           where: str) -> None:
+    """A program's arguments cannot hold NUL (execve ends each at the first): the worker could not start it."""
+    for field in sorted(fields.difference(_RUNTIME_STANDINS)):
+        text = value_text(context[field])
+        if "\x00" in text:
+            raise JobFileError(f"{_place(field, group, where)}: expected no NUL character (it is an argument of "
+                               f"COMMAND, which a program's arguments cannot hold), got {_shown(text)}")
+
+
+def _place(field: str, group: dict[str, Any], where: str) -> str:
+    return f"{where}.{field}" if field in group else f"{where}: {field} (a top-level value)"
+
+
+def _shown(text: str) -> str:
+    """A value in an error message: JSON's escapes show every control character, and it is cut short."""
+    return json.dumps(text if len(text) <= 40 else text[:37] + "...")
+
+
+def _refuse_empty_values(template: Template, fields: tuple[str, ...], context: Mapping[str, Any], prefix: str,
+                         where: str, key: str) -> None:
+    """A job value that renders empty makes the job's prefix the parent of other jobs' ('out/{plate}' with plate ''
+    is 'out'): CHECK_IF_DONE would count their outputs as its own and skip it unrun, and its outputs (or the
+    inputs it downloads) would mix with theirs."""
+    for field in fields:
+        if value_text(context[field]).strip("/"):
+            continue
+        # Only at error time: whether a real value would have put this job's prefix below the empty one's.
+        filled = template.render({**context, field: "x"}).strip("/")
+        if filled.startswith(prefix + "/"):
+            raise JobFileError(f"{where}: {key}: {{{field}}} is empty, so the prefix would be {prefix!r}, the "
+                               f"parent of other jobs' prefixes; give {field!r} a value")
+        raise JobFileError(f"{where}: {key}: {{{field}}} is empty, so the prefix would be {prefix!r}; "
+                           f"give {field!r} a value")
+
+
+def _refuse_overlapping_outputs(jobs: list[Job], settings: Settings, source: str) -> None:
+    """No job's OUTPUT_PREFIX may be the parent of another's (its outputs would mix with the other's, and
+    CHECK_IF_DONE would count the other's as its own); with CHECK_IF_DONE_BOOL no two may be equal either.
+
+    One sort, then neighbours only. Sorted by prefix + '/', the keys starting with 'out/' are contiguous and
+    'out/' is their least, so a parent comes right before its first descendant (sorting the bare prefixes
+    would put 'out-b' between 'out' and 'out/a')."""
+    order = sorted(range(len(jobs)), key=lambda index: jobs[index].output_prefix + "/")
+    for first, second in itertools.pairwise(order):
+        parent, other = jobs[first].output_prefix, jobs[second].output_prefix
+        if other.startswith(parent + "/"):
+            raise JobFileError(f"{source}: groups[{first}]: OUTPUT_PREFIX renders to {parent!r}, the parent of "
+                               f"groups[{second}]'s {other!r}, so one job's outputs would land among the other's; "
+                               "end OUTPUT_PREFIX with a value of each job's own, such as {job_id}")
+        if parent == other and settings.CHECK_IF_DONE_BOOL:
+            raise JobFileError(f"{source}: groups[{second}]: OUTPUT_PREFIX renders to {other!r}, as it does for "
+                               f"groups[{first}]; with CHECK_IF_DONE_BOOL on, one job's outputs would make the other "
+                               "count as done; give each job its own prefix, such as with {job_id}")

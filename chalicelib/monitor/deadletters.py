@@ -1,0 +1,101 @@
+"""Which messages of a dead-letter queue are a run's: those SQS itself moved there from the run's own queue.
+
+DS's default dead-letter queue (`user_DeadMessages`) is shared by every run. Each job message carries its run's
+name as the `dsr-app` attribute (chalicelib/model/names.py), but the sender sets that attribute, and every job may send
+to its own run's queue: a job can send a body naming another run, receive it until SQS moves it to the shared
+queue, and have it taken as that run's failure, listed and then redriven into that run's queue, to run in its
+image with its task role. What no sender can set is the system attribute SQS stamps on a message when it moves
+it, DeadLetterQueueSourceArn (the queue it came from; SendMessage takes no system attribute but AWSTraceHeader).
+So a run takes as its own exactly the messages whose source is its queue's ARN; `dsr-app` is only a hint, used to
+count (and report) the messages that name the run but did not come from its queue.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Final
+
+from chalicelib.model.names import RUN_ATTRIBUTE
+
+if TYPE_CHECKING:  # boto3-stubs: for mypy only
+    from mypy_boto3_sqs import SQSClient
+    from mypy_boto3_sqs.literals import MessageSystemAttributeNameType
+    from mypy_boto3_sqs.type_defs import MessageTypeDef
+
+SOURCE_ARN: Final = "DeadLetterQueueSourceArn"  # the system attribute SQS stamps when it dead-letters a message
+
+# Receives of the dead-letter queue in one sweep: every message is received once (each stays hidden while the
+# sweep goes on), then the others are made visible again at once (`release`), so other readers (a redrive,
+# the API, another run's `failed`) miss them only for the sweep's few seconds. Not VisibilityTimeout=0: a
+# message received with 0 can come back in the next receive, so a sweep could never tell it had seen every
+# message (moto returns the same first ten each time). 60 s bounds the hiding when a reader dies mid-sweep
+# (the API's Lambda times out after 30 s).
+SWEEP_VISIBILITY_SECONDS = 60
+
+
+@dataclass(frozen=True)
+class Attributed:
+    ours: list[MessageTypeDef]  # moved by SQS from the run's queue
+    others: list[MessageTypeDef]  # every other message: other runs', and those below
+    ignored: int  # of the others, those that name the run (`dsr-app`) though SQS did not move them from its queue
+
+
+def run_queue_arn(sqs: SQSClient, dead_letter_url: str, queue_name: str) -> str:
+    """The source ARN SQS stamps on the run's dead-lettered messages: its job queue's. The dead-letter queue is
+    found by name in the run's own account and region, where its job queue is, so the two ARNs differ only by
+    the name. Derived rather than read from the job queue, so it holds after a teardown deleted that queue (the
+    messages SQS moved from it keep their stamp)."""
+    arn = sqs.get_queue_attributes(QueueUrl=dead_letter_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    return arn.rsplit(":", 1)[0] + ":" + queue_name
+
+
+def attribute(messages: list[MessageTypeDef], queue_arn: str, app_name: str) -> Attributed:
+    """Split swept messages into the run's (their DeadLetterQueueSourceArn is `queue_arn`) and the rest."""
+    ours: list[MessageTypeDef] = []
+    others: list[MessageTypeDef] = []
+    ignored = 0
+    for message in messages:
+        if message.get("Attributes", {}).get(SOURCE_ARN) == queue_arn:
+            ours.append(message)
+            continue
+        others.append(message)
+        ignored += named_run(message) == app_name
+    return Attributed(ours, others, ignored)
+
+
+def named_run(message: MessageTypeDef) -> str | None:
+    """The run a message's sender says it belongs to (`dsr-app`): a hint, never proof."""
+    run = message.get("MessageAttributes", {}).get(RUN_ATTRIBUTE)
+    return None if run is None else run.get("StringValue")
+
+
+def ignored_note(count: int, app_name: str, queue_name: str) -> str:
+    """The one line `failed` and `redrive` print when they left messages out (the API returns the count)."""
+    return (f"warning: ignored {count} dead-letter message(s) that name run {app_name} but that SQS did not move "
+            f"from its queue {queue_name} (their DeadLetterQueueSourceArn is another queue's, or none)")
+
+
+def sweep(sqs: SQSClient, url: str,
+          attribute_names: tuple[MessageSystemAttributeNameType, ...] = ()) -> list[MessageTypeDef]:
+    """Every message of the queue, each received once (hidden while the sweep goes on), with its source ARN, its
+    `dsr-app` attribute and the system attributes named; the caller deletes or releases them."""
+    messages: list[MessageTypeDef] = []
+    seen: set[str] = set()
+    while True:
+        received = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=0,
+                                       VisibilityTimeout=SWEEP_VISIBILITY_SECONDS,
+                                       MessageSystemAttributeNames=[SOURCE_ARN, *attribute_names],
+                                       MessageAttributeNames=[RUN_ATTRIBUTE]).get("Messages", [])
+        fresh = [message for message in received if message["MessageId"] not in seen]
+        if not fresh:
+            return messages
+        seen.update(message["MessageId"] for message in fresh)
+        messages.extend(fresh)
+
+
+def release(sqs: SQSClient, url: str, messages: list[MessageTypeDef]) -> None:
+    """Make swept messages visible again at once."""
+    for start in range(0, len(messages), 10):
+        sqs.change_message_visibility_batch(QueueUrl=url, Entries=[
+            {"Id": str(index), "ReceiptHandle": message["ReceiptHandle"], "VisibilityTimeout": 0}
+            for index, message in enumerate(messages[start:start + 10])])

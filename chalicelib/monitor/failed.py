@@ -1,0 +1,62 @@
+"""A run's failed jobs as the status API and `cli.py failed` both list them.
+
+In DS image mode (COMMAND null) the image's own worker writes no failure record: the run's failed jobs are the
+dead-letter messages SQS moved there from the run's own queue (deadletters.py: the source ARN SQS stamps, never
+the `dsr-app` attribute a job could set). Messages that name the run but did not come from its queue are left
+out, and counted, so `failed`, `redrive` and the API can say so.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from botocore.exceptions import ClientError
+
+from chalicelib.aws import QUEUE_MISSING, error_code
+from chalicelib.model.jobs import NotAJob, job_id_of_message
+from chalicelib.monitor import deadletters
+from chalicelib.runfiles.failures import FailureRecord
+
+if TYPE_CHECKING:  # boto3-stubs: for mypy only
+    from mypy_boto3_sqs import SQSClient
+
+
+@dataclass(frozen=True)
+class FailedJobs:
+    records: list[FailureRecord]
+    # dead-letter messages that name the run (`dsr-app`) but that SQS did not move from its queue: left out
+    ignored_dead_letters: int = 0
+
+
+def dead_letter_failures(sqs: SQSClient, url: str, app_name: str, queue_name: str) -> FailedJobs:
+    """A DS-image run's failed jobs: its image's worker keeps no failure record, so they are the dead-letter
+    messages SQS moved there from the run's queue `queue_name` (the queue is shared, and `dsr-app` is the
+    sender's word: chalicelib/monitor/deadletters.py). `cli.py failed` and GET /runs/{app}/failed both read them here;
+    the job id is read without the run's settings (the Lambda has none), and redrive checks each body against
+    them before sending it.
+
+    Side effects: every message is hidden only while the sweep runs, then made visible again at once (see
+    deadletters.sweep); SQS counts the look as a receive, so a message's ApproximateReceiveCount (shown as
+    attempts) grows by one per listing."""
+    try:
+        queue_arn = deadletters.run_queue_arn(sqs, url, queue_name)
+        messages = deadletters.sweep(sqs, url, ("ApproximateReceiveCount", "SentTimestamp"))
+    except ClientError as error:
+        if error_code(error) in QUEUE_MISSING:
+            return FailedJobs([])  # deleted since the run started: no dead-letter message left to list
+        raise
+    deadletters.release(sqs, url, messages)  # only looked at
+    attributed = deadletters.attribute(messages, queue_arn, app_name)
+    records = []
+    for message in attributed.ours:
+        try:
+            job_id = job_id_of_message(message["Body"])
+        except NotAJob:
+            continue
+        records.append(FailureRecord(
+            job_id=job_id, attempts=int(message.get("Attributes", {}).get("ApproximateReceiveCount", 1)),
+            reason="in the dead-letter queue (the image's own worker keeps no failure record; see its log)",
+            exit_code=None, last_lines=(), message_body=message["Body"],
+            time=int(message.get("Attributes", {}).get("SentTimestamp", 0)) / 1000, instance_id=None))
+    return FailedJobs(sorted(records, key=lambda record: record.job_id), attributed.ignored)

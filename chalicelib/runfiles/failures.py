@@ -1,0 +1,177 @@
+"""Failure records: one small S3 object per job whose last attempt failed, per run.
+
+The dead-letter queue cannot say how many of a run's jobs failed: DS's default
+`user_DeadMessages` is shared by every run, so its count holds other runs'
+failures too. When a job's last attempt (JOB_RETRIES) fails, its worker puts
+`runs/APP_NAME/failures/JOB_ID.json` (chalicelib/model/names.py): why it failed, the
+exit code, the last lines of its output, and the message body, so a later
+redrive can send it again. A worker that later completes the job deletes the
+record, so the count stays the number of this run's jobs that are failed now
+(it finds which jobs have one by listing them: worker/records.py).
+
+Records are written by workers, whose jobs are untrusted code: a reader takes
+each one as a claim, skips what it cannot parse, and never acts on it beyond
+reporting (and resending a body that `job_from_message` accepts).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Iterator
+from dataclasses import MISSING, asdict, dataclass, fields
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from chalicelib.aws import ObjectTooLarge, read_object
+from chalicelib.model.names import failure_key, failures_prefix
+
+if TYPE_CHECKING:  # boto3-stubs: for mypy only
+    from mypy_boto3_s3 import S3Client
+
+log = logging.getLogger(__name__)
+
+LAST_LINES = 20  # lines of the job's output a record keeps
+LINE_CHARS = 1_000  # of each, so a record stays small whatever a job prints
+# The largest record a worker writes, so that a reader (the monitor, which serves every run; the status API) reads
+# no more than that of a key a job can write (DESIGN.md "Trust boundary"). json.dumps escapes a character as at
+# most 12 bytes (a surrogate pair), which is at most 3 per byte of its UTF-8: a message body of SQS's largest
+# message (chalicelib/model/jobs.py SQS_MESSAGE_BYTES) and LAST_LINES lines of LINE_CHARS characters each, plus the
+# short fields (reason, job id, times) with room to spare: about 1 MiB.
+_MESSAGE_BYTES = 262_144
+MAX_RECORD_BYTES = 3 * _MESSAGE_BYTES + LAST_LINES * (12 * LINE_CHARS + 4) + 16_384
+
+
+@dataclass(frozen=True)
+class FailureRecord:
+    job_id: str
+    attempts: int
+    reason: str  # as the job's log says it: "exit code 3 after 0.12 s", "timed out after 60 s", ...
+    exit_code: int | None  # None when the command did not end by itself (not started, timed out)
+    last_lines: tuple[str, ...]  # the job's last output lines, at most LAST_LINES
+    message_body: str  # what a redrive sends again
+    time: float  # epoch seconds
+    instance_id: str | None
+    # What the last attempt's command used (worker/attempt_usage.py), None where it was not measured (a command
+    # that never ran; a record written before these were kept, which reads back without them).
+    peak_memory_mib: float | None = None
+    cpu_seconds: float | None = None
+    memory_limit_mib: float | None = None  # the container's limit, else MEMORY
+    out_of_memory: bool = False  # the kernel's OOM killer ended it (the reason then starts "out of memory: ")
+
+    def to_json(self) -> str:
+        return json.dumps({**asdict(self), "last_lines": list(self.last_lines)})
+
+    def public(self) -> dict[str, Any]:
+        """As `cli.py failed --json` and GET /runs/{app_name}/failed show it (the message body stays internal)."""
+        return {"job_id": self.job_id, "attempts": self.attempts, "reason": self.reason, "exit_code": self.exit_code,
+                "last_lines": list(self.last_lines), "failed_at": self.time, "instance_id": self.instance_id,
+                "peak_memory_mib": self.peak_memory_mib, "cpu_seconds": self.cpu_seconds,
+                "memory_limit_mib": self.memory_limit_mib, "out_of_memory": self.out_of_memory}
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> FailureRecord:
+        """Raises ValueError on anything but a JSON object with every field of the right type (extra keys are
+        ignored, so older readers accept newer records; a field with a default may be missing, so records written
+        before it existed still read)."""
+        try:
+            document = json.loads(text)
+        except (ValueError, RecursionError) as error:  # bad JSON, bad UTF-8, absurd nesting
+            raise ValueError(f"not JSON ({error})") from None
+        if not isinstance(document, dict):
+            raise ValueError(f"expected a JSON object, got {type(document).__name__}")
+        values = {field.name: _checked(document, field.name) for field in fields(cls)
+                  if field.name in document or field.default is MISSING}
+        return cls(**{**values, "last_lines": tuple(values["last_lines"])})
+
+
+def _checked(document: dict[str, Any], name: str) -> Any:
+    if name not in document:
+        raise ValueError(f"missing key {name!r}")
+    value, valid = document[name], _VALID[name]
+    if not valid(value):
+        raise ValueError(f"{name}: unexpected value {json.dumps(value)[:80]}")
+    return value
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+_VALID: dict[str, Callable[[Any], bool]] = {
+    "job_id": lambda v: isinstance(v, str) and v != "",
+    "attempts": lambda v: _is_int(v) and v >= 1,
+    "reason": lambda v: isinstance(v, str),
+    "exit_code": lambda v: v is None or _is_int(v),
+    "last_lines": lambda v: isinstance(v, list) and all(isinstance(line, str) for line in v),
+    "message_body": lambda v: isinstance(v, str),
+    "time": lambda v: (_is_int(v) or isinstance(v, float)) and v >= 0,
+    "instance_id": lambda v: v is None or isinstance(v, str),
+    "peak_memory_mib": lambda v: v is None or ((_is_int(v) or isinstance(v, float)) and v >= 0),
+    "cpu_seconds": lambda v: v is None or ((_is_int(v) or isinstance(v, float)) and v >= 0),
+    "memory_limit_mib": lambda v: v is None or ((_is_int(v) or isinstance(v, float)) and v >= 0),
+    "out_of_memory": lambda v: isinstance(v, bool),
+}
+
+
+def put(s3: S3Client, bucket: str, app_name: str, record: FailureRecord) -> None:
+    s3.put_object(Bucket=bucket, Key=failure_key(app_name, record.job_id), Body=record.to_json().encode("utf-8"),
+                  ContentType="application/json")
+
+
+def delete(s3: S3Client, bucket: str, app_name: str, job_id: str) -> None:
+    """The job is done after all: its record no longer stands (S3 answers a missing key with success too)."""
+    s3.delete_object(Bucket=bucket, Key=failure_key(app_name, job_id))
+
+
+def count(s3: S3Client, bucket: str, app_name: str, since: datetime | None = None) -> int:
+    """This run's failed jobs: its record objects (readable or not), every page of the listing; with `since`,
+    only those written from then on (an earlier run of the same APP_NAME may have left some)."""
+    return sum(1 for _, written, _ in _keys(s3, bucket, app_name) if _since(written, since))
+
+
+def list_records(s3: S3Client, bucket: str, app_name: str, since: datetime | None = None,
+                 most: int | None = None) -> list[FailureRecord]:
+    """Every readable record of the run (written since `since`; the first `most` listed), oldest first; an
+    unreadable one is logged and skipped, and one deleted since the listing is left out. One larger than
+    MAX_RECORD_BYTES is unreadable too, and never read: its listed size refuses it, and the read of one that grew
+    since stops at the bound."""
+    records = []
+    listed = [(key, size) for key, written, size in _keys(s3, bucket, app_name) if _since(written, since)]
+    for key, size in listed[:most]:
+        try:
+            if size > MAX_RECORD_BYTES:
+                raise ObjectTooLarge(bucket, key, size, MAX_RECORD_BYTES)
+            body = read_object(s3, bucket, key, max_bytes=MAX_RECORD_BYTES)
+            if body is None:
+                continue
+            record = FailureRecord.from_json(body)
+        except ValueError as error:
+            log.warning("skipping unreadable failure record s3://%s/%s: %s", bucket, key, error)
+            continue
+        if failure_key(app_name, record.job_id) != key:  # a record speaks only for the job it is stored as
+            log.warning("skipping failure record s3://%s/%s: it claims job %r", bucket, key, record.job_id)
+            continue
+        records.append(record)
+    return sorted(records, key=lambda record: record.time)
+
+
+def job_ids(s3: S3Client, bucket: str, app_name: str) -> frozenset[str]:
+    """The ids of the jobs that have a record, every page of the listing (S3's listings are strongly consistent:
+    every record written before the request is in it)."""
+    prefix = failures_prefix(app_name)
+    return frozenset(key[len(prefix):-len(".json")] for key, _, _ in _keys(s3, bucket, app_name))
+
+
+def _since(written: datetime, since: datetime | None) -> bool:
+    # S3's LastModified has whole seconds: a record written in the second the run started counts
+    return since is None or written >= since.replace(microsecond=0)
+
+
+def _keys(s3: S3Client, bucket: str, app_name: str) -> Iterator[tuple[str, datetime, int]]:
+    prefix = failures_prefix(app_name)
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+        for item in page.get("Contents", ()):
+            # Only records directly under the prefix: a job id never holds '/', so nothing else is one.
+            if item["Key"].endswith(".json") and "/" not in item["Key"][len(prefix):]:
+                yield item["Key"], item["LastModified"], item["Size"]

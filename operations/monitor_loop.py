@@ -1,0 +1,87 @@
+"""Watching one run from a terminal or local mode: reconcile on a period until the run is torn down.
+
+The Lambda does not use this: it is invoked by its schedule and alarms instead.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable
+
+from chalicelib.aws import Clients
+from chalicelib.model.errors import UserError
+from chalicelib.model.jsonfile import read_json_file
+from chalicelib.monitor.actions import SaveState
+from chalicelib.monitor.apply import Applier
+from chalicelib.monitor.observe import Run
+from chalicelib.monitor.reconcile import Reconciled, reconcile
+from chalicelib.monitor.runrecord import RunRecord
+from chalicelib.monitor.runs import load_run, with_current_state
+from chalicelib.monitor.state_store import StateChanged, StateContended
+
+# Reads and writes of the teardown request while reconciles keep changing the state in between (each writes it
+# at most once a tick, so more than one retry is rare).
+TEARDOWN_REQUEST_ATTEMPTS = 5
+
+
+def load_or_fail(clients: Clients, bucket: str, key: str) -> Run:
+    run = load_run(clients.s3, bucket, key)
+    if run is None:
+        raise UserError(f"no run record at s3://{bucket}/{key}: the run was never started or is already "
+                        "torn down (see monitors/APP_NAME_summary.json)")
+    return run
+
+
+def record_from_file(path: str) -> RunRecord:
+    """A monitor file as start-cluster wrote it to files/ (DS's `monitor` argument)."""
+    raw = read_json_file(path, UserError)
+    try:
+        return RunRecord.from_dict(raw)
+    except (ValueError, TypeError, KeyError) as error:
+        raise UserError(f"{path}: not a run record ({error})") from None
+
+
+def request_teardown(run: Run, reason: str, clients: Clients | None = None) -> None:
+    """Mark the run for teardown; the next reconciles carry it out, stopping spending first. The request is
+    written over the state `run` was read with, or over a newer one read again (state_store.py): no reconcile
+    that read before it can write over it, and it writes over none of theirs."""
+    clients = clients or Clients(region=run.record.REGION)
+    for _ in range(TEARDOWN_REQUEST_ATTEMPTS):
+        if run.state.tearing_down:
+            return  # being torn down already
+        try:
+            Applier(run, clients).apply([SaveState(stop_reason=reason, tearing_down=True, reason=reason)])
+            return
+        except StateChanged:
+            current = with_current_state(clients.s3, run)
+            if current is None:
+                return  # torn down meanwhile
+            run = current
+    raise StateContended(f"run {run.app_name}: its monitor state (s3://{run.bucket}/{run.state_key}) changed "
+                         f"{TEARDOWN_REQUEST_ATTEMPTS} times while the teardown was being requested (the monitor "
+                         "checking it at the same moment); nothing was written: request the teardown again")
+
+
+def watch(load: Callable[[], Run | None], period: float, on_tick: Callable[[Reconciled], None],
+          cheapest: bool = False, sleep: Callable[[float], None] = time.sleep,
+          on_error: Callable[[Exception], None] | None = None, clients: Clients | None = None) -> None:
+    """Reconcile every `period` seconds until the run record is gone. Errors are reported and retried."""
+    while True:
+        run = load()
+        if run is None:
+            return
+        if cheapest and not run.record.CHEAPEST:
+            run = dataclasses.replace(run, record=dataclasses.replace(run.record, CHEAPEST=True))
+        try:
+            result = reconcile(run, clients)
+        except Exception as error:
+            if on_error is not None:
+                on_error(error)
+            elif not isinstance(error, StateContended):  # others wrote the state meanwhile: nothing to report
+                raise
+        else:
+            on_tick(result)
+            if result.finished:
+                return
+        sleep(period)

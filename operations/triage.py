@@ -1,0 +1,148 @@
+"""After jobs fail: list a run's failed jobs, read one job's log, send the failed jobs back (redrive).
+
+The source of truth is the run's failure records (chalicelib/runfiles/failures.py), not the dead-letter queue: DS's
+default dead-letter queue is shared by every run, so only the records say which failed messages are this run's. A
+redrive sends each record's message again as a new message (so it gets a fresh attempt count), removes that record,
+and takes the same message off the dead-letter queue; other runs' messages there are left as they were. In DS image
+mode (COMMAND null) the image's own worker writes no record: the run's failed jobs are then the dead-letter messages
+SQS moved there from the run's own queue, as chalicelib/monitor/failed.py reads them for `failed` and the status API
+alike.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from botocore.exceptions import ClientError
+
+from chalicelib.aws import QUEUE_MISSING, Clients, error_code
+from chalicelib.aws.api import find_queue_url
+from chalicelib.model.errors import UserError
+from chalicelib.model.jobs import NotAJob, job_from_message
+from chalicelib.model.names import run_attributes
+from chalicelib.model.settings import Settings
+from chalicelib.monitor import deadletters
+from chalicelib.monitor.failed import FailedJobs, dead_letter_failures
+from chalicelib.runfiles import failures
+
+if TYPE_CHECKING:  # boto3-stubs: for mypy only
+    from mypy_boto3_logs.type_defs import GetLogEventsRequestTypeDef
+
+LOG_LINES_SHOWN = 5  # of a failed job's last lines, in `cli.py failed`'s table
+
+
+def failed_jobs(clients: Clients, settings: Settings) -> FailedJobs:
+    """The run's jobs whose last attempt failed and that have not been done since, oldest first."""
+    if settings.ds_image_mode:
+        return _dead_letter_jobs(clients, settings)
+    return FailedJobs(failures.list_records(clients.s3, settings.AWS_BUCKET, settings.APP_NAME))
+
+
+# ---------------------------------------------------------------- one job's log
+
+
+def log_lines(clients: Clients, settings: Settings, job_id: str, follow: bool = False, poll_seconds: float = 2.0,
+              sleep: Callable[[float], None] = time.sleep) -> Iterator[str]:
+    """The job's CloudWatch stream (LOG_GROUP_NAME/<job id>), every attempt, oldest first; with `follow`, new
+    lines as they come until the caller stops iterating."""
+    logs = clients.logs
+    request: GetLogEventsRequestTypeDef = {"logGroupName": settings.LOG_GROUP_NAME, "logStreamName": job_id,
+                                           "startFromHead": True}
+    try:
+        while True:
+            page = logs.get_log_events(**request)
+            for event in page["events"]:
+                yield event["message"]
+            token = page.get("nextForwardToken")
+            if token == request.get("nextToken"):  # the end of the stream, for now
+                if not follow:
+                    return
+                sleep(poll_seconds)
+            if token is not None:  # CloudWatch Logs always answers one; without it, the next read starts over
+                request["nextToken"] = token
+    except ClientError as error:
+        if error_code(error) == "ResourceNotFoundException":
+            raise UserError(f"no log for job {job_id!r} in log group {settings.LOG_GROUP_NAME}: the job has not "
+                            "started yet, or the id is not one of this run's (see 'python cli.py failed')") from None
+        raise
+
+
+# ---------------------------------------------------------------- redrive
+
+
+@dataclass(frozen=True)
+class Redriven:
+    sent: tuple[str, ...]  # job ids sent again
+    removed_from_dead_letter: int  # of their messages taken off the dead-letter queue
+    unknown: tuple[str, ...]  # ids asked for that are not failed jobs of this run
+    ignored_dead_letters: int = 0  # messages naming the run that SQS did not move from its queue: never sent
+
+
+def redrive(clients: Clients, settings: Settings, job_ids: tuple[str, ...] = ()) -> Redriven:
+    """Send the run's failed jobs (all, or those of `job_ids`) back to its job queue, once each."""
+    failed = failed_jobs(clients, settings)
+    records = {record.job_id: record for record in failed.records}
+    unknown = tuple(job_id for job_id in job_ids if job_id not in records)
+    chosen = [records[job_id] for job_id in (job_ids or tuple(records)) if job_id in records]
+    if not chosen:
+        return Redriven((), 0, unknown, failed.ignored_dead_letters)
+    queue_url = find_queue_url(clients.sqs, settings.SQS_QUEUE_NAME)
+    if queue_url is None:
+        raise UserError(f"the job queue {settings.SQS_QUEUE_NAME} does not exist (the run was torn down with it "
+                        "empty): run 'python cli.py setup' first, then redrive and start-cluster")
+    for record in chosen:
+        try:
+            job_from_message(record.message_body, settings)  # the worker's edge check, before anything moves
+        except NotAJob as error:
+            raise UserError(f"failure record of job {record.job_id!r} does not hold one of this run's jobs "
+                            f"({error}); nothing was sent") from None
+    sent = []
+    for record in chosen:
+        # sent first, record removed after: a crash between the two leaves the record, so the job is listed
+        # as failed still and nothing is lost; a new message starts with a fresh receive count
+        clients.sqs.send_message(QueueUrl=queue_url, MessageBody=record.message_body,
+                                 MessageAttributes=run_attributes(settings.APP_NAME))
+        failures.delete(clients.s3, settings.AWS_BUCKET, settings.APP_NAME, record.job_id)
+        sent.append(record.job_id)
+    removed, ignored = _remove_from_dead_letter(clients, settings, {record.message_body for record in chosen})
+    # the listing looked at the dead-letter queue only in DS image mode; the removal always does: the same messages
+    return Redriven(tuple(sent), removed, unknown, max(ignored, failed.ignored_dead_letters))
+
+
+def _remove_from_dead_letter(clients: Clients, settings: Settings, bodies: set[str]) -> tuple[int, int]:
+    """Take one copy of each body off the dead-letter queue, of the run's own messages only (another run's, or
+    one a job sent naming this run, may hold the same body). Returns (removed, ignored as deadletters counts)."""
+    url = _dead_letter_url(clients, settings)
+    if url is None:
+        return 0, 0
+    queue_arn = deadletters.run_queue_arn(clients.sqs, url, settings.SQS_QUEUE_NAME)
+    attributed = deadletters.attribute(deadletters.sweep(clients.sqs, url), queue_arn, settings.APP_NAME)
+    removed, kept = 0, list(attributed.others)
+    for message in attributed.ours:
+        if message["Body"] in bodies:
+            bodies.discard(message["Body"])  # one copy per job: a second copy is another failure
+            clients.sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+            removed += 1
+        else:
+            kept.append(message)
+    deadletters.release(clients.sqs, url, kept)  # other runs' failures: visible again at once
+    return removed, attributed.ignored
+
+
+def _dead_letter_jobs(clients: Clients, settings: Settings) -> FailedJobs:
+    url = _dead_letter_url(clients, settings)
+    return FailedJobs([]) if url is None else dead_letter_failures(clients.sqs, url, settings.APP_NAME,
+                                                                   settings.SQS_QUEUE_NAME)
+
+
+def _dead_letter_url(clients: Clients, settings: Settings) -> str | None:
+    try:
+        return clients.sqs.get_queue_url(QueueName=settings.SQS_DEAD_LETTER_QUEUE)["QueueUrl"]
+    except ClientError as error:
+        if error_code(error) in QUEUE_MISSING:
+            return None
+        raise
+
