@@ -318,3 +318,33 @@ def test_get_resources_takes_at_most_100_arns(fleet):
 
     assert refused(tagging.get_resources, ResourceARNList=arns) == ("InvalidParameterException", 400)
     assert tagging.get_resources(ResourceARNList=arns[:100])["ResourceTagMappingList"] == []
+
+
+# --------------------------------------------------------------------------- the patches themselves
+
+HANDLERS = [("moto.ec2.responses", "EC2Response", name) for name in (
+    "terminate_instances", "describe_instances", "describe_fleet_instances", "describe_spot_fleet_instances")] + [
+    ("moto.cloudwatch.responses", "CloudWatchResponse", "delete_alarms"),
+    ("moto.cloudwatch.responses", "CloudWatchResponse", "describe_alarms"),
+    ("moto.sqs.responses", "SQSResponse", "send_message_batch"),
+    ("moto.sqs.responses", "SQSResponse", "delete_message_batch"),
+    ("moto.sqs.responses", "SQSResponse", "change_message_visibility_batch"),
+    ("moto.s3.responses", "S3Response", "_bucket_response_delete_keys"),
+    ("moto.logs.responses", "LogsResponse", "put_log_events"),
+    ("moto.resourcegroupstaggingapi.responses", "ResourceGroupsTaggingAPIResponse", "get_resources")] + [
+    ("moto.ecs.responses", "EC2ContainerServiceResponse", name) for name in (
+        "describe_container_instances", "describe_services", "describe_tasks", "list_container_instances")]
+
+
+def test_each_limit_wraps_a_handler_moto_has_and_leaving_restores_it():
+    import importlib
+
+    classes = [getattr(importlib.import_module(module), name) for module, name, _ in HANDLERS]
+    before = [cls.__dict__.get(handler) for cls, (_, _, handler) in zip(classes, HANDLERS, strict=True)]
+    assert all(callable(getattr(cls, handler)) for cls, (_, _, handler) in zip(classes, HANDLERS, strict=True))
+
+    with limits.enforced():
+        inside = [cls.__dict__.get(handler) for cls, (_, _, handler) in zip(classes, HANDLERS, strict=True)]
+
+    assert all(now is not then for now, then in zip(inside, before, strict=True))
+    assert [cls.__dict__.get(handler) for cls, (_, _, handler) in zip(classes, HANDLERS, strict=True)] == before
