@@ -146,9 +146,9 @@ def _ec2_terminate_instances() -> contextlib.AbstractContextManager[None]:
 
 def _ec2_describe_instances_filters() -> contextlib.AbstractContextManager[None]:
     """EC2 refuses "too many filters or too many filter values" with FilterLimitExceeded (HTTP 400; "Error codes for
-    the Amazon EC2 API", https://docs.aws.amazon.com/AWSEC2/latest/APIReference/errors-overview.html). The page gives
-    no number; 200 values per filter is the limit EC2 is known to apply to DescribeInstances (the figure SDK users
-    report when they hit it), so a filter listing every machine of a big fleet is refused here as there. moto
+    the Amazon EC2 API", https://docs.aws.amazon.com/AWSEC2/latest/APIReference/errors-overview.html). AWS documents
+    no number: 200 values in one filter is what users report hitting (apache/druid pull request 1954, "EC2
+    autoscaler: avoid hitting aws filter limits"), so a filter naming every machine of a big fleet is refused. moto
     itself already refuses InstanceIds together with MaxResults (InvalidParameterCombination), as AWS does
     (DescribeInstances, https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_DescribeInstances.html)."""
     from moto.ec2.responses import EC2Response
