@@ -35,7 +35,8 @@ def patched() -> Iterator[None]:
                       _spot_prices,
                       _ec2_instance_types_from_requirements,
                       _ec2_image_deprecation,
-                      _ec2_fleet_instance_requirements):
+                      _ec2_fleet_instance_requirements,
+                      _aws_limits):
             stack.enter_context(patch())
         _active.append(True)
         try:
@@ -45,6 +46,13 @@ def patched() -> Iterator[None]:
 
 
 _active: list[bool] = []
+
+
+def _aws_limits() -> contextlib.AbstractContextManager[None]:
+    """AWS's per-call limits and page sizes, which moto does not apply: one patch per limit, in their own module."""
+    from localrun.moto_limits import enforced
+
+    return enforced()
 
 
 @contextlib.contextmanager

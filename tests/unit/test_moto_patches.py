@@ -463,3 +463,18 @@ def test_the_emulator_server_answers_the_added_ec2_actions(moto_server):
     assert "m5.large" in [item["InstanceType"] for item in answer["InstanceTypes"]]
     image = ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
     assert ec2.disable_image_deprecation(ImageId=image)["Return"] is True
+
+
+def test_the_emulator_server_refuses_an_over_limit_call_and_pages_as_aws_does(moto_server):
+    """The per-call limits (localrun/moto_limits.py) hold over HTTP too, where local mode's calls go."""
+    import boto3
+
+    cloudwatch = boto3.client("cloudwatch", region_name="us-east-1", endpoint_url=moto_server)
+    for index in range(60):
+        cloudwatch.put_metric_alarm(AlarmName=f"a-{index:02}", MetricName="m", Namespace="n", Statistic="Average",
+                                    Period=60, EvaluationPeriods=1, Threshold=1,
+                                    ComparisonOperator="GreaterThanThreshold")
+    assert [len(page["MetricAlarms"]) for page in cloudwatch.get_paginator("describe_alarms").paginate()] == [50, 10]
+    with pytest.raises(ClientError) as refused:
+        cloudwatch.delete_alarms(AlarmNames=[f"a-{index:03}" for index in range(101)])
+    assert refused.value.response["Error"]["Code"] == "ValidationError"
