@@ -278,6 +278,8 @@ def _send(sqs: SQSClient, url: str, jobs: Jobs, concurrency: int | None, on_sent
             children.abandon()
         raise
     failure = source.failure or local.failure or (children.failure if children else None)
+    if failure is source.failure and isinstance(failure, UserError) and progress.sent == 0:
+        raise failure  # the jobs could not be read (a job file changed since it was validated): the user's to fix
     if failure is not None:
         raise _stopped(progress.sent, len(jobs), failure, lower_bound=bool(children and children.lost)) from (
             failure if isinstance(failure, BaseException) else None)

@@ -151,9 +151,10 @@ class JobFile:
     Reading 1 finds the top-level keys (they may come after "groups") and refuses what is not strict JSON; reading
     2 builds and checks every job; then every job of reading 2 is known good and nothing was sent. Each later
     reading (`iter`) is of the same file or refused: before yielding anything its device, inode, size and
-    modification time must be those reading 1 saw (a write or a replacement changes them), and each job's body
-    must hash as reading 2's did, so a write within the timestamps' resolution stops the sending at the first job
-    that differs: what is sent is only ever what was validated. Readings 1 and 2 compare digests of every byte."""
+    times must be those reading 1 saw (a write or a replacement changes them: jsonfile.file_identity); and each
+    job's body must hash as reading 2's did, so a write racing the reading itself stops it at the first job that
+    differs: what is sent is only ever what was validated. Readings 1 and 2 compare digests of every byte, and
+    their identities."""
 
     def __init__(self, path: str | Path, settings: Settings):
         self.path, self.settings, self.source = path, settings, str(path)
@@ -183,7 +184,8 @@ class JobFile:
     def __iter__(self) -> Iterator[Job]:
         with self._reading() as stream:
             if stream.identity != self.identity:
-                raise JobFileError(f"{self.source}: changed since it was validated; nothing was sent from it")
+                raise JobFileError(f"{self.source}: changed since it was validated; nothing was sent from it; submit "
+                                   "it again")
             count = 0
             for index, job in self._jobs(stream, None):
                 if index >= self.count or hash(job.body) != self._bodies[index]:
@@ -191,8 +193,8 @@ class JobFile:
                 count += 1
                 yield job
             if count != self.count:
-                raise JobFileError(f"{self.source}: groups[{count}]: changed since the file was validated; "
-                                   f"its first {count} jobs were read as validated, no later one was sent")
+                raise JobFileError(f"{self.source}: groups[{count}]: changed since the file was validated; no job from "
+                                   "it on was sent")
 
     def _again(self) -> Iterator[tuple[int, Job]]:
         with self._reading() as stream:

@@ -176,10 +176,11 @@ class FileChanged(Exception):
     """The file is not the one an earlier reading saw (its identity, size or modification time differ)."""
 
 
-def file_identity(handle: BinaryIO) -> tuple[int, int, int, int]:
-    """What changes when a file is replaced or written to: device, inode, size, modification time (ns)."""
+def file_identity(handle: BinaryIO) -> tuple[int, ...]:
+    """What changes when a file is replaced or written to: device, inode, size, modification time and status
+    change time (ns; a write sets both, and no user call sets the latter back, as `touch -d` does the former)."""
     status = os.fstat(handle.fileno())
-    return status.st_dev, status.st_ino, status.st_size, status.st_mtime_ns
+    return status.st_dev, status.st_ino, status.st_size, status.st_mtime_ns, status.st_ctime_ns
 
 
 def open_file(path: str | Path, error: type[Exception]) -> BinaryIO:
@@ -265,7 +266,8 @@ class _Window:
                 if self.more():
                     continue
                 raise self.invalid(problem.msg, problem.pos) from None
-            if end == len(self.text) and self.more():  # a number may go on past the window
+            # A number may go on past the window: "1" of "1e+5" is a number whose "e+" was not followed by a digit
+            if len(self.text) - end < 3 and self.more():
                 continue
             start, self.pos = self.pos, end
             return value, start, end
