@@ -307,7 +307,7 @@ class StreamedObject:
     def members(self) -> Iterator[tuple[str, int | None, Any]]:
         window = self._window
         if window.peek() != "{":
-            found = type(self._value("")).__name__
+            found = type(self._value("", None)).__name__
             self._end()
             raise NotAnObject(found)
         window.pos += 1
@@ -331,7 +331,7 @@ class StreamedObject:
                     else:
                         yield from self._elements(key)
                 else:
-                    yield key, None, self._value(key)
+                    yield key, None, self._value(key, None)
                 if window.expect(",}", "Expecting ',' delimiter") == "}":
                     break
         self._end()
@@ -339,11 +339,12 @@ class StreamedObject:
     def _elements(self, key: str) -> Iterator[tuple[str, int | None, Any]]:
         window = self._window
         for index in itertools.count():
-            yield key, index, self._value(f"{key}[{index}]")
+            yield key, index, self._value(key, index)
             if window.expect(",]", "Expecting ',' delimiter") == "]":
                 return
 
-    def _value(self, place: str) -> Any:
+    def _value(self, key: str, index: int | None) -> Any:
+        """The next value, `key`'s (or its list's element `index`)."""
         self._hooks.refused = False
         try:
             value, start, end = self._window.value(self._decoders[0])
@@ -357,7 +358,7 @@ class StreamedObject:
             value, _, _ = self._window.value(self._decoders[1])
         if self._hooks.refused:
             inner, problem = _first_refused(value)
-            raise NotStrictJSON(_joined(place, inner), problem)
+            raise NotStrictJSON(_joined(key if index is None else f"{key}[{index}]", inner), problem)
         return value
 
     def _end(self) -> None:

@@ -200,3 +200,25 @@ def test_a_file_changed_between_the_two_readings_of_validation_is_refused(tmp_pa
     monkeypatch.setattr("chalicelib.model.jobs.open_file", open_and_change_before_the_second)
     assert refused(path) == (f"{path}: changed while it was being validated; nothing was sent; submit it again "
                              "once it is written")
+
+
+def test_a_top_level_key_after_the_groups_counts_for_every_group(tmp_path, window):
+    """Groups without 'plate' are refused with the keys before them, and good with the one after them."""
+    path = tmp_path / "jobs.json"
+    path.write_text('{"groups": [{"well": "A01"}, {"well": "B02"}], "_comment": "x", "plate": "P1"}')
+
+    jobs = list(JobFile(path, settings(OUTPUT_PREFIX="out/{plate}/{well}")))
+    assert [json.loads(job.body) for job in jobs] == [{"plate": "P1", "group": {"well": "A01"}},
+                                                     {"plate": "P1", "group": {"well": "B02"}}]
+
+
+def test_a_bad_group_before_invalid_json_is_reported_as_the_invalid_json(tmp_path, window):
+    """As when the file was read whole: what is not JSON first, then the groups."""
+    text = '{"groups": [{"well": "A01"}, {"plate": "P1"}], "pipeline": "p",}'
+    path = tmp_path / "jobs.json"
+    path.write_text(text)
+    with pytest.raises(json.JSONDecodeError) as whole:
+        json.loads(text)
+
+    assert refused(path) == (f"{path}: invalid JSON at line {whole.value.lineno} column {whole.value.colno}: "
+                             f"{whole.value.msg}")
