@@ -148,26 +148,50 @@ class JobFile:
     """A job file validated whole, whose jobs are read from the file again each time it is iterated: neither
     reading holds more than one group (and the few bytes a job of `_Builder`).
 
-    Reading 1 finds the top-level keys (they may come after "groups") and refuses what is not strict JSON; reading
-    2 builds and checks every job; then every job of reading 2 is known good and nothing was sent. Each later
-    reading (`iter`) is of the same file or refused: before yielding anything its device, inode, size and
-    times must be those reading 1 saw (a write or a replacement changes them: jsonfile.file_identity); and each
-    job's body must hash as reading 2's did, so a write racing the reading itself stops it at the first job that
-    differs: what is sent is only ever what was validated. Readings 1 and 2 compare digests of every byte, and
-    their identities."""
+    Reading 1 refuses what is not strict JSON and builds and checks every job with the top-level keys before the
+    groups (DS's and DCP's files have them all there); a group refused is reported only once the whole file is
+    known to be JSON, as when it was read whole. When a top-level key comes after the groups, reading 2 builds and
+    checks every job again with it, and its digest of every byte and the file's identity must be reading 1's.
+    Then every job is known good and nothing was sent. Each later reading (`iter`) is of the same file or
+    refused: before yielding anything its device, inode, size and times must be those reading 1 saw (a write or
+    a replacement changes them: jsonfile.file_identity); and each job's body must hash as at validation, so a
+    write racing the reading itself stops it at the first job that differs: what is sent is only ever what was
+    validated."""
 
     def __init__(self, path: str | Path, settings: Settings):
         self.path, self.settings, self.source = path, settings, str(path)
         members: dict[str, Any] = {}
+        build: _Builder | None = None  # the groups built as they are read, with the top-level keys before them
+        late = False  # a top-level key after the groups: they must be built again, with it
+        refused: JobFileError | None = None  # the first group refused, raised once the file is known to be JSON
         with self._reading() as stream:
             for key, index, value in stream.members():
-                members[key] = value if index is None else range(index + 1)
+                if index is None:
+                    members[key] = value
+                    late = late or (build is not None and "_comment" not in key)
+                    continue
+                members[key] = range(index + 1)
+                try:
+                    if build is None:
+                        build = _Builder(_shared({**members, "groups": [None]}, self.source), settings, self.source)
+                    if refused is None:
+                        build(index, value)
+                except JobFileError as error:
+                    refused = refused or error
             identity, digest = stream.identity, stream.digest
         self.shared = _shared(members, self.source)
-        count = len(members["groups"])
-        self.count = count
+        self.count = len(members["groups"])
         self.identity = identity
-        build = _Builder(self.shared, settings, self.source)
+        if late or build is None:
+            build = self._validate(identity, digest)
+        elif refused is not None:
+            raise refused
+        build.check_whole_file(lambda: self._again())
+        self._bodies = build.bodies
+
+    def _validate(self, identity: tuple[int, ...], digest: bytes) -> _Builder:
+        """Reading 2, when the groups came before some of the top-level keys: every job built with them all."""
+        build = _Builder(self.shared, self.settings, self.source)
         with self._reading() as stream:
             for _ in self._jobs(stream, build):
                 pass
@@ -175,8 +199,7 @@ class JobFile:
         if not same:
             raise JobFileError(f"{self.source}: changed while it was being validated; nothing was sent; submit it "
                                "again once it is written")
-        build.check_whole_file(lambda: self._again())
-        self._bodies = build.bodies
+        return build
 
     def __len__(self) -> int:
         return self.count

@@ -185,15 +185,16 @@ def test_a_write_racing_the_reading_stops_it_at_the_first_job_that_differs(tmp_p
 
 
 def test_a_file_changed_between_the_two_readings_of_validation_is_refused(tmp_path, monkeypatch):
+    """A top-level key after the groups makes validation read the file twice (the groups are built again with it)."""
     path = tmp_path / "jobs.json"
-    path.write_text('{"groups": [' + groups_text(10) + "]}")
+    path.write_text('{"groups": [' + groups_text(10) + '], "pipeline": "p"}')
     opened = []
     real_open = jsonfile.open_file
 
     def open_and_change_before_the_second(where, error):
         opened.append(where)
         if len(opened) == 2:  # the second reading: someone saved the file meanwhile
-            Path(where).write_text('{"groups": [' + groups_text(10, {5: '{"plate": "new"}'}) + "]}")
+            Path(where).write_text('{"groups": [' + groups_text(10, {5: '{"plate": "new"}'}) + '], "pipeline": "p"}')
             os.utime(where, ns=(0, 0))
         return real_open(where, error)
 
