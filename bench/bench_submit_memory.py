@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Submit's memory: a job file of a million jobs, validated and sent, before and after submit streamed it.
 
-    python bench/bench_submit_memory.py                  # 1,000,000 jobs, before then ours: about 8 minutes
+    python bench/bench_submit_memory.py                  # 1,000,000 jobs, before then ours: about 5 minutes
     python bench/bench_submit_memory.py --jobs 100000 --only ours
 
 The job file (bench_submit.py's shape: a shared pipeline, a plate and a well per group, about 60 bytes a group) is

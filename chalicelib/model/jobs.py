@@ -9,6 +9,9 @@ group's `Metadata` (DCP's run.py submitJob, 17388b3 lines 547-571), which DCP's 
 Everything is built and checked before anything is sent: every message, every
 job id, every template of every job, and the output prefixes against each other
 (no job's prefix may hold another's). One bad group fails the whole file.
+`JobFile` does so without holding the jobs: it validates the file in one reading
+(two when a top-level key follows the groups) and reads it again, a job at a
+time, for whoever iterates it (submit's senders), refusing a file changed since.
 
 The worker reads messages back through `job_from_message`, the same rules, so a
 message that would not have come from a valid job file is never run.
@@ -104,8 +107,9 @@ def _shared(members: dict[str, Any], source: str) -> dict[str, Any]:
 
 class _Builder:
     """Builds one file's jobs one at a time, keeping only what the checks across jobs need: a 64-bit hash of each
-    job id and each body (8 bytes each), and each OUTPUT_PREFIX in a compact sort key (about 60 bytes). A file of
-    a million jobs keeps about 80 MB here, where its `Job`s took about 1.2 GB."""
+    job id and each body (8 bytes each), and each OUTPUT_PREFIX in a compact sort key (about 72 bytes for a prefix
+    of 18 characters). Linear still, but a million jobs keep about 90 MB here (and 40 MB more while their id hashes
+    are sorted), where their `Job`s in a list took 1.2 GB (bench/bench_submit_memory.py)."""
 
     def __init__(self, shared: dict[str, Any], settings: Settings, source: str, record: bool = True):
         self.shared, self.settings, self.source, self.record = shared, settings, source, record

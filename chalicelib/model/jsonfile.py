@@ -10,6 +10,9 @@ at the file, with the place in it:
 - Integers of more than MAX_INTEGER_DIGITS digits: Python refuses to convert more than 4300 digits at all (a
   ValueError, CVE-2020-10735), and no value of a config, fleet or job file needs more than 64 bits
   (18,446,744,073,709,551,615 has 20 digits); longer numbers (a barcode, an id) belong in quotes, as text.
+
+`StreamedObject` reads a file holding one object with one long list (a job file) a window at a time, with the same
+refusals at the same places, and json.loads's line and column for what is not JSON.
 """
 
 from __future__ import annotations
