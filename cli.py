@@ -58,7 +58,7 @@ import click
 
 from chalicelib import aws
 from chalicelib.model.errors import RefusedRun, UserError
-from chalicelib.model.jobs import load_job_file
+from chalicelib.model.jobs import JobFile
 from chalicelib.model.names import record_key, summary_key
 from chalicelib.model.printable import printable
 from chalicelib.model.settings import Settings
@@ -219,7 +219,7 @@ def submit(settings: Settings, jobfile: str, skip_done: bool, append: bool):
     Example:
       python cli.py submit jobs.json --config config.json
     """
-    jobs = load_job_file(jobfile, settings)
+    jobs = JobFile(jobfile, settings)  # validated whole here; read again, a job at a time, as it is sent
     bar = _ProgressBar(sys.stderr)
     try:
         # processes=None: a large file is sent from one process per CPU (operations.submit.processes_for)

@@ -30,12 +30,16 @@ caller can count what they sent, and die with the caller if it is killed.
 
 The job file is validated completely before this module sees it
 (chalicelib.model.jobs), so a bad group never leaves half a file in the queue.
+The jobs are read as they are sent (a JobFile reads its file again, a job at a
+time): batches are made as the senders take them, so a million jobs are never
+all in memory, here or in the job file's reading.
 """
 
 from __future__ import annotations
 
 import contextlib
 import ctypes
+import itertools
 import math
 import multiprocessing
 import multiprocessing.connection
@@ -44,12 +48,11 @@ import signal
 import sys
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from types import FrameType
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, NamedTuple, Protocol
 
 from chalicelib import aws
 from chalicelib.aws.api import find_queue_url, queue_depth
@@ -134,22 +137,30 @@ class Outgoing(NamedTuple):
 Batch = Sequence[Job | Outgoing]  # one SendMessageBatch's jobs
 
 
-def batches(jobs: Sequence[Job], max_entries: int = MAX_BATCH_ENTRIES,
-            max_bytes: int = MAX_BATCH_BYTES) -> list[list[Job]]:
-    """Consecutive jobs, at most `max_entries` and `max_bytes` of bodies and attributes per batch."""
-    out: list[list[Job]] = []
+class Jobs(Protocol):
+    """What submit sends: a list of jobs, or a JobFile (chalicelib.model.jobs), whose every iteration reads its
+    file again. Iterated once to send, and once more before that with --skip-done."""
+
+    def __len__(self) -> int: ...
+
+    def __iter__(self) -> Iterator[Job]: ...
+
+
+def batches(jobs: Iterable[Job], max_entries: int = MAX_BATCH_ENTRIES,
+            max_bytes: int = MAX_BATCH_BYTES) -> Iterator[list[Job]]:
+    """Consecutive jobs, at most `max_entries` and `max_bytes` of bodies and attributes per batch, made as they
+    are taken."""
     current: list[Job] = []
     size = 0
     for job in jobs:
         body_size = job.body_bytes + RUN_ATTRIBUTE_BYTES
         if current and (len(current) == max_entries or size + body_size > max_bytes):
-            out.append(current)
+            yield current
             current, size = [], 0
         current.append(job)
         size += body_size
     if current:
-        out.append(current)
-    return out
+        yield current
 
 
 def queue_url(sqs: SQSClient, settings: Settings) -> str:
@@ -216,7 +227,7 @@ def processes_for(jobs: int, cpus: int | None = None) -> int:
     return max(1, min(cpus, MAX_PROCESSES, jobs // PROCESS_JOBS))
 
 
-def send_jobs(sqs: SQSClient, url: str, jobs: Sequence[Job], concurrency: int | None = None,
+def send_jobs(sqs: SQSClient, url: str, jobs: Jobs, concurrency: int | None = None,
               on_sent: Callable[[int], None] | None = None, app_name: str | None = None,
               processes: int = 1, settings: Settings | None = None) -> int:
     """Send every job; returns the count. On failure (or Ctrl-C) stops early and says how many went.
@@ -232,7 +243,7 @@ def send_jobs(sqs: SQSClient, url: str, jobs: Sequence[Job], concurrency: int | 
     return _send(sqs, url, jobs, concurrency, on_sent, app_name, children)
 
 
-def _send(sqs: SQSClient, url: str, jobs: Sequence[Job], concurrency: int | None, on_sent: Callable[[int], None] | None,
+def _send(sqs: SQSClient, url: str, jobs: Jobs, concurrency: int | None, on_sent: Callable[[int], None] | None,
           app_name: str | None, children: _Children | None) -> int:
     source = _Batches(batches(jobs))
     progress = _Progress(on_sent)
@@ -250,7 +261,7 @@ def _send(sqs: SQSClient, url: str, jobs: Sequence[Job], concurrency: int | None
                     local.wait(PROGRESS_SECONDS)
                 else:
                     children.serve(source, PROGRESS_SECONDS)
-                if interrupt.is_set() or local.failure or (children and children.failure):
+                if interrupt.is_set() or local.failure or (children and children.failure) or source.failure:
                     source.close()  # no more batches to anyone; what is in flight finishes and is counted
                     if children:
                         children.stop()
@@ -266,7 +277,9 @@ def _send(sqs: SQSClient, url: str, jobs: Sequence[Job], concurrency: int | None
         if children:
             children.abandon()
         raise
-    failure = local.failure or (children.failure if children else None)
+    failure = source.failure or local.failure or (children.failure if children else None)
+    if failure is source.failure and isinstance(failure, UserError) and progress.sent == 0:
+        raise failure  # the jobs could not be read (a job file changed since it was validated): the user's to fix
     if failure is not None:
         raise _stopped(progress.sent, len(jobs), failure, lower_bound=bool(children and children.lost)) from (
             failure if isinstance(failure, BaseException) else None)
@@ -358,29 +371,45 @@ class _Progress:
 
 class _Batches:
     """The batches still to send, handed out one (or a chunk) at a time to any thread; once closed, none more.
-    `refill` (in another process: asks the caller's for a chunk) is called when it runs out; [] means none left."""
+    `items` is read only as batches are taken (one thread at a time); if reading it fails (a job file changed
+    since it was validated), `failure` holds why and no batch more is handed out. `refill` (in another process:
+    asks the caller's for a chunk) is called when it runs out; [] means none left."""
 
     def __init__(self, items: Iterable[Batch], refill: Callable[[], list[Batch]] | None = None):
-        self._items = deque(items)
+        self._items: Iterator[Batch] = iter(items)
         self._refill = refill
         self._closed = False
+        self.failure: BaseException | None = None
         self._lock = threading.Lock()
 
     def take(self) -> Batch | None:
         with self._lock:
             if self._closed:
                 return None
-            if not self._items and self._refill is not None:
-                self._items.extend(self._refill())
-                if not self._items:
+            batch = self._next()
+            if batch is None and self._refill is not None and not self._closed:
+                self._items = iter(self._refill())
+                batch = self._next()
+                if batch is None:
                     self._refill = None
-            return self._items.popleft() if self._items else None
+            return batch
 
     def take_chunk(self, count: int) -> list[Batch]:
         with self._lock:
             if self._closed:
                 return []
-            return [self._items.popleft() for _ in range(min(count, len(self._items)))]
+            chunk: list[Batch] = []
+            while len(chunk) < count and (batch := self._next()) is not None:
+                chunk.append(batch)
+            return chunk
+
+    def _next(self) -> Batch | None:
+        try:
+            return next(self._items, None)
+        except Exception as error:  # noqa: BLE001 - kept for the caller, who raises it with the count sent
+            self.failure = self.failure or error
+            self._closed = True
+            return None
 
     def close(self) -> None:
         with self._lock:
@@ -591,18 +620,41 @@ def _report(pipe: multiprocessing.connection.Connection, lock: threading.Lock, s
     return sent
 
 
+def done_flags(s3: S3Client, settings: Settings, jobs: Iterable[Job], concurrency: int = CONCURRENCY) -> bytearray:
+    """For each job in order, 1 if its outputs are in S3 (the CHECK_IF_DONE rule), else 0: a byte a job, where
+    the jobs themselves are read a few thousand at a time."""
+    flags = bytearray()
+    jobs = iter(jobs)
+    with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="skip-done") as pool:
+        while chunk := list(itertools.islice(jobs, concurrency * 64)):
+            flags.extend(pool.map(lambda job: is_done(s3, settings, job.output_prefix), chunk))
+    return flags
+
+
 def not_done(s3: S3Client, settings: Settings, jobs: Iterable[Job], concurrency: int = CONCURRENCY) -> list[Job]:
     """The jobs whose outputs are not yet in S3 (the CHECK_IF_DONE rule), in file order."""
     jobs = list(jobs)
-    with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="skip-done") as pool:
-        done = list(pool.map(lambda job: is_done(s3, settings, job.output_prefix), jobs))
-    return [job for job, finished in zip(jobs, done, strict=True) if not finished]
+    return [job for job, done in zip(jobs, done_flags(s3, settings, jobs, concurrency), strict=True) if not done]
 
 
-def submit(settings: Settings, jobs: Sequence[Job], skip_done: bool = False,
+class _NotDone:
+    """The jobs `flags` (done_flags) marks not done, read from `jobs` again each time this is iterated."""
+
+    def __init__(self, jobs: Jobs, flags: bytearray):
+        self._jobs, self._flags = jobs, flags
+        self._count = flags.count(0)
+
+    def __len__(self) -> int:
+        return self._count
+
+    def __iter__(self) -> Iterator[Job]:
+        return itertools.compress(self._jobs, (not done for done in self._flags))
+
+
+def submit(settings: Settings, jobs: Jobs, skip_done: bool = False,
            on_total: Callable[[int], None] | None = None, on_sent: Callable[[int], None] | None = None,
            concurrency: int | None = None, append: bool = False, processes: int | None = 1,
-           before_send: Callable[[Sequence[Job], bool], None] | None = None) -> SubmitResult:
+           before_send: Callable[[Jobs, bool], None] | None = None) -> SubmitResult:
     """Check the queue exists (and, unless `append`, holds none of the run's jobs yet), optionally drop jobs
     already done, then send the rest. `before_send(jobs to send, queue already holds jobs)` runs just before.
 
@@ -625,7 +677,7 @@ def submit(settings: Settings, jobs: Sequence[Job], skip_done: bool = False,
                             f"of run {settings.APP_NAME} (waiting or running): sending the file again would run its "
                             "jobs twice; add --append to send these jobs as well, or --skip-done with --append to "
                             "send only those not done; nothing was sent")
-        todo = not_done(aws.client("s3", settings), settings, jobs) if skip_done else list(jobs)
+        todo = _NotDone(jobs, done_flags(aws.client("s3", settings), settings, jobs)) if skip_done else jobs
         if on_total:
             on_total(len(todo))
         if before_send:

@@ -18,7 +18,7 @@ import contextlib
 import functools
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
@@ -40,7 +40,7 @@ MAX_ROLE_POLICY_CHARACTERS = 10_240
 MAX_DATA_FILE_BYTES = 512 * 1024 * 1024
 
 
-def record_submitted(settings: Settings, jobs: Sequence[Any], queued: bool) -> None:
+def record_submitted(settings: Settings, jobs: Iterable[Any], queued: bool) -> None:
     """Just before submit sends: record what the jobs name and grant it. When the queue already holds jobs of the
     run (--append), theirs are kept: they still need their locations."""
     if not settings.ds_image_mode:

@@ -143,3 +143,53 @@ def test_aws_stopping_a_submit_part_way_is_one_line_exit_1_with_what_was_sent(aw
     assert line.endswith("; the queue keeps what was sent; sending the file again (--append) would queue those "
                          "jobs twice, and --skip-done leaves out only jobs whose outputs already exist"), line
     assert 10 <= sent < 40
+
+
+def test_a_bad_group_at_the_end_of_a_large_file_submits_nothing(aws, tmp_path, settings):
+    """The file is validated whole before the first message, though it is read (and sent) a job at a time."""
+    resources.setup(settings)
+    path = tmp_path / "jobs.json"
+    path.write_text(json.dumps({"groups": [*({"plate": f"P{index:05d}"} for index in range(20_000)),
+                                           {"well": "A01"}], "pipeline": "measure"}))
+    result = CliRunner().invoke(cli, ["submit", str(path), "--config", str(write_config(tmp_path))])
+    assert result.exit_code == 2, result.output
+    assert result.stderr == (f"error: {path}: groups[20000]: missing key 'plate' used as {{plate}} in COMMAND; "
+                             "add it to the group or to the top level\n")
+    assert _drain(settings) == []
+
+
+def test_a_job_file_changed_after_it_was_validated_submits_nothing(aws, tmp_path, settings):
+    """The user saves the file again while submit checks the queue: what was validated is gone, and the new text
+    was never validated, so neither is sent."""
+    resources.setup(settings)
+    path = write_jobs(tmp_path, 30)
+
+    def save_the_file_again(**_):
+        path.write_text(json.dumps({"pipeline": "measure", "groups": [{"plate": "../../escape"}]}))
+
+    session = clients.session(settings.AWS_REGION, None)
+    session.events.register("before-call.sqs.GetQueueAttributes", save_the_file_again)  # after validation
+    try:
+        result = CliRunner().invoke(cli, ["submit", str(path), "--config", str(write_config(tmp_path))])
+    finally:
+        session.events.unregister("before-call.sqs.GetQueueAttributes", save_the_file_again)
+    assert result.exit_code == 2, result.output
+    assert result.stderr == (f"error: {path}: changed since it was validated; nothing was sent from it; submit it "
+                             "again\n")
+    assert _drain(settings) == []
+
+
+def test_skip_done_over_more_jobs_than_it_checks_at_a_time_sends_exactly_the_others(aws, tmp_path, settings):
+    """--skip-done checks the jobs a chunk at a time (operations.submit.done_flags) and reads the file again to send
+    the others: a done job in the second chunk is left out as one in the first."""
+    resources.setup(settings)
+    path = write_jobs(tmp_path, 1100)
+    s3 = clients.client("s3", settings)
+    s3.create_bucket(Bucket="test-bucket")
+    for plate in ("P00003", "P01050"):
+        s3.put_object(Bucket="test-bucket", Key=f"TestApp/{plate}/result.csv", Body=b"done")
+    result = CliRunner().invoke(cli, ["submit", str(path), "--skip-done", "--config", str(write_config(tmp_path))])
+    assert result.exit_code == 0, result.output
+    assert result.stdout == "2 of 1100 already done\nsubmitted 1098 jobs to TestAppQueue\n"
+    assert sorted(body["group"]["plate"] for body in _drain(settings)) == [
+        f"P{index:05d}" for index in range(1100) if index not in (3, 1050)]
