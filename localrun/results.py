@@ -23,7 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from chalicelib import aws
-from chalicelib.aws.api import find_queue_url
+from chalicelib.aws.s3 import read_object
+from chalicelib.aws.sqs import find_queue_url
 from chalicelib.model.jobs import Job, NotAJob, job_from_message
 from chalicelib.model.names import success_marker_key, summary_key
 from chalicelib.model.settings import Settings
@@ -97,7 +98,7 @@ def collect(settings: Settings, jobs: list[Job], out: Path) -> Results:
             results.succeeded.append(job.job_id)
         else:
             results.not_run.append(job.job_id)
-    summary = aws.read_object(aws.client("s3", settings), settings.AWS_BUCKET, summary_key(settings.APP_NAME))
+    summary = read_object(aws.client("s3", settings), settings.AWS_BUCKET, summary_key(settings.APP_NAME))
     results.run_summary = json.loads(summary) if summary else None
     if results.failed:
         failed_records = [record for record in records if record.job_id in results.failed]

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import random
 
-from chalicelib.aws.api import fleet_state, set_fleet_target
+from chalicelib.aws.ec2 import fleet_state, set_fleet_target
 from localrun.machines import Machines
 
 

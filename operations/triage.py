@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 from botocore.exceptions import ClientError
 
 from chalicelib.aws import QUEUE_MISSING, Clients, error_code
-from chalicelib.aws.api import find_queue_url
+from chalicelib.aws.sqs import find_queue_url
 from chalicelib.model.errors import UserError
 from chalicelib.model.jobs import NotAJob, job_from_message
 from chalicelib.model.names import run_attributes

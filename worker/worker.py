@@ -44,7 +44,7 @@ from typing import TYPE_CHECKING, NamedTuple
 from botocore.exceptions import BotoCoreError, ClientError
 
 from chalicelib import aws
-from chalicelib.aws.api import queue_depth
+from chalicelib.aws.sqs import queue_depth
 from chalicelib.model import names
 from chalicelib.model.errors import UserError
 from chalicelib.model.jobs import Job, NotAJob, job_from_message

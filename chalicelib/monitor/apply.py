@@ -19,7 +19,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from chalicelib.aws import DASHBOARD_MISSING, OBJECT_MISSING, QUEUE_MISSING, Clients, error_code
-from chalicelib.aws import api as awsapi
+from chalicelib.aws.ec2 import delete_fleet, set_fleet_target
 from chalicelib.monitor import state_store
 from chalicelib.monitor.actions import (
     Action,
@@ -117,7 +117,7 @@ class Applier:
 
     # ---- running
     def _set_fleet_capacity(self, action: SetFleetCapacity) -> None:
-        awsapi.set_fleet_target(self.clients.ec2, action.fleet_id, int(action.target))
+        set_fleet_target(self.clients.ec2, action.fleet_id, int(action.target))
 
     def _terminate(self, action: TerminateInstances) -> None:
         self.clients.ec2.terminate_instances(InstanceIds=list(action.instance_ids))
@@ -143,7 +143,7 @@ class Applier:
 
     # ---- teardown
     def _cancel_fleet(self, action: CancelFleet) -> None:
-        awsapi.delete_fleet(self.clients.ec2, action.fleet_id)
+        delete_fleet(self.clients.ec2, action.fleet_id)
 
     def _delete_service(self, action: DeleteService) -> None:
         # force: deletes a service whose desired count is not yet 0, in one call

@@ -23,7 +23,7 @@ from dataclasses import MISSING, asdict, dataclass, fields
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from chalicelib.aws import ObjectTooLarge, read_object
+from chalicelib.aws.s3 import ObjectTooLarge, read_object
 from chalicelib.model.names import failure_key, failures_prefix
 
 if TYPE_CHECKING:  # boto3-stubs: for mypy only

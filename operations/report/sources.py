@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, cast
 from botocore.exceptions import BotoCoreError, ClientError
 
 from chalicelib import aws
+from chalicelib.aws.s3 import read_object
 from chalicelib.model.errors import UserError
 from chalicelib.model.names import exported_group_prefix, monitor_state_key
 from chalicelib.model.settings import Settings
@@ -123,7 +124,7 @@ def from_account(settings: Settings, clients: aws.Clients) -> ReportInput:
         return report_input(settings, clients, "finished", found["summary"])
     if found["state"] != "running" and found["state"] != "tearing_down":
         raise UserError(f"run {settings.APP_NAME!r} is {found['state']}: {found.get('reason')}")
-    state = MonitorState.from_json(aws.read_object(clients.s3, settings.AWS_BUCKET,
+    state = MonitorState.from_json(read_object(clients.s3, settings.AWS_BUCKET,
                                                    monitor_state_key(settings.APP_NAME)))
     summary = {"machine_hours": found["machine_hours"], "cost_ceiling_usd": found["cost_ceiling_usd"],
                "jobs_submitted": found["jobs"]["submitted"],

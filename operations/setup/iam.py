@@ -32,7 +32,7 @@ from urllib.parse import unquote
 from botocore.exceptions import ClientError
 
 from chalicelib import aws
-from chalicelib.aws.api import LIVE_FLEET_STATES
+from chalicelib.aws.ec2 import LIVE_FLEET_STATES
 from chalicelib.model import jobs, names
 from chalicelib.model.errors import UserError
 from chalicelib.model.settings import Settings

@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from chalicelib import aws
-from chalicelib.aws import api as awsapi
-from chalicelib.aws.api import find_queue_url
+from chalicelib.aws.ecs import ecs_cluster, ecs_service
+from chalicelib.aws.sqs import find_queue_url, queue_tags
 from chalicelib.model import names
 from chalicelib.model.errors import UserError
 from chalicelib.model.settings import Settings
@@ -138,7 +138,7 @@ def ensure_queue(sqs: SQSClient, name: str, wanted: dict[QueueAttributeNameType,
         report.add("created", "queue", name)
         return url
     changed = []
-    if settings and check_owner(awsapi.queue_tags(sqs, url), settings, "queue", name,
+    if settings and check_owner(queue_tags(sqs, url), settings, "queue", name,
                                 "SQS_QUEUE_NAME"):
         sqs.tag_queue(QueueUrl=url, Tags=tags)
         changed.append("tags")
@@ -231,7 +231,7 @@ def find_role_arn(iam: IAMClient, name: str) -> str | None:
 def ensure_cluster(ecs: ECSClient, name: str, report: SetupReport, settings: Settings | None = None) -> None:
     """A cluster setup creates carries the creating run's tag: the monitor deletes only such a cluster, and only
     once nothing uses it. A cluster that exists is shared and left as it is ('default', or another run's)."""
-    if awsapi.ecs_cluster(ecs, name) is not None:
+    if ecs_cluster(ecs, name) is not None:
         report.add("unchanged", "ECS cluster", name)
     else:
         if settings:
@@ -319,7 +319,7 @@ def ensure_task_definition(ecs: ECSClient, wanted: dict[str, Any], report: Setup
 
 
 def ensure_service(ecs: ECSClient, settings: Settings, task_definition_arn: str, report: SetupReport) -> None:
-    service = awsapi.ecs_service(ecs, settings.ECS_CLUSTER, settings.service_name)
+    service = ecs_service(ecs, settings.ECS_CLUSTER, settings.service_name)
     if service is None:
         # Desired count 0: tasks start only when start-cluster has machines for them.
         ecs.create_service(cluster=settings.ECS_CLUSTER, serviceName=settings.service_name,
