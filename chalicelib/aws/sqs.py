@@ -120,3 +120,7 @@ def set_visibilities(sqs: SQSClient, url: str, receipt_handles: Sequence[str], s
         sqs.change_message_visibility_batch(QueueUrl=url, Entries=[
             {"Id": str(index), "ReceiptHandle": handle, "VisibilityTimeout": seconds}
             for index, handle in enumerate(receipt_handles[start:start + MAX_BATCH_ENTRIES])])
+
+
+def delete_queue(sqs: SQSClient, url: str) -> None:
+    sqs.delete_queue(QueueUrl=url)
