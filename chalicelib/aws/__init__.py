@@ -222,6 +222,14 @@ def region_of_queue_url(url: str) -> str:
     return os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
 
 
+def paged(client: BaseClient, operation: str, result_key: str, **request: Any) -> Iterator[Any]:
+    """Each item under `result_key` of every page of `operation`'s answer, by botocore's paginator: the lister of
+    the reads that have no function of their own in the service modules (the CLI's one-off reads). A generator:
+    a caller that has its answer stops, and no further page is asked for."""
+    for page in client.get_paginator(operation).paginate(**request):
+        yield from page.get(result_key, ())
+
+
 def error_code(error: Exception) -> str:
     """The AWS error code of a ClientError ('' for anything else)."""
     if isinstance(error, ClientError):

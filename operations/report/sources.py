@@ -82,12 +82,10 @@ def machine_sizes(settings: Settings, clients: aws.Clients) -> dict[str, Machine
     try:
         # EC2 judges a MACHINE_TYPE (preflight asks it); boto3-stubs' list of the names is a snapshot of EC2's
         names = cast("list[InstanceTypeType]", list(settings.MACHINE_TYPE))
-        pages = clients.ec2.get_paginator("describe_instance_types").paginate(InstanceTypes=names)
-        for page in pages:
-            for item in page["InstanceTypes"]:
-                memory = item["MemoryInfo"]["SizeInMiB"]
-                found[item["InstanceType"]] = MachineSize(memory, usable_memory_mib(memory),
-                                                          item["VCpuInfo"]["DefaultVCpus"])
+        for item in aws.paged(clients.ec2, "describe_instance_types", "InstanceTypes", InstanceTypes=names):
+            memory = item["MemoryInfo"]["SizeInMiB"]
+            found[item["InstanceType"]] = MachineSize(memory, usable_memory_mib(memory),
+                                                      item["VCpuInfo"]["DefaultVCpus"])
     except (BotoCoreError, ClientError, KeyError):
         return {}
     return {name: found[name] for name in settings.MACHINE_TYPE if name in found}

@@ -13,6 +13,7 @@ No sleeps: every call here is read-after-write consistent for the next call
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -166,11 +167,8 @@ def _same_attribute(key: str, current: str | None, wanted: str) -> bool:
 
 
 def find_log_group(logs: CloudWatchLogsClient, name: str) -> LogGroupTypeDef | None:
-    for page in logs.get_paginator("describe_log_groups").paginate(logGroupNamePrefix=name):
-        for group in page["logGroups"]:
-            if group["logGroupName"] == name:
-                return group
-    return None
+    groups: Iterator[LogGroupTypeDef] = aws.paged(logs, "describe_log_groups", "logGroups", logGroupNamePrefix=name)
+    return next((group for group in groups if group["logGroupName"] == name), None)
 
 
 def ensure_log_group(logs: CloudWatchLogsClient, name: str, retention_days: int, report: SetupReport,
@@ -199,11 +197,8 @@ def ensure_log_group(logs: CloudWatchLogsClient, name: str, retention_days: int,
 
 
 def find_topic_arn(sns: SNSClient, name: str) -> str | None:
-    for page in sns.get_paginator("list_topics").paginate():
-        for topic in page["Topics"]:
-            if topic["TopicArn"].rsplit(":", 1)[-1] == name:
-                return topic["TopicArn"]
-    return None
+    arns: Iterator[str] = (topic["TopicArn"] for topic in aws.paged(sns, "list_topics", "Topics"))
+    return next((arn for arn in arns if arn.rsplit(":", 1)[-1] == name), None)
 
 
 def ensure_topic(sns: SNSClient, name: str, report: SetupReport) -> str:

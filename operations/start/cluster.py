@@ -332,10 +332,8 @@ def _reaches_aws_privately(ec2: EC2Client, subnet: SubnetTypeDef) -> bool:
                     route.get(key) for key in ("NatGatewayId", "InstanceId", "TransitGatewayId",
                                                "NetworkInterfaceId")):
                 return True
-    services = set()
-    for page in ec2.get_paginator("describe_vpc_endpoints").paginate(
-            Filters=[{"Name": "vpc-id", "Values": [subnet["VpcId"]]}]):
-        services |= {item["ServiceName"].rsplit(".", 1)[-1] for item in page["VpcEndpoints"]}
+    services = {item["ServiceName"].rsplit(".", 1)[-1] for item in aws.paged(
+        ec2, "describe_vpc_endpoints", "VpcEndpoints", Filters=[{"Name": "vpc-id", "Values": [subnet["VpcId"]]}])}
     return services >= set(ENDPOINT_SERVICES)
 
 
