@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 from botocore.exceptions import ClientError
 
-from chalicelib.aws import QUEUE_MISSING, Clients, error_code
+from chalicelib.aws import Clients, error_code
 from chalicelib.aws.sqs import find_queue_url
 from chalicelib.model.errors import UserError
 from chalicelib.model.jobs import NotAJob, job_from_message
@@ -139,10 +139,5 @@ def _dead_letter_jobs(clients: Clients, settings: Settings) -> FailedJobs:
 
 
 def _dead_letter_url(clients: Clients, settings: Settings) -> str | None:
-    try:
-        return clients.sqs.get_queue_url(QueueName=settings.SQS_DEAD_LETTER_QUEUE)["QueueUrl"]
-    except ClientError as error:
-        if error_code(error) in QUEUE_MISSING:
-            return None
-        raise
+    return find_queue_url(clients.sqs, settings.SQS_DEAD_LETTER_QUEUE)
 

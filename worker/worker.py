@@ -179,7 +179,7 @@ class Worker:
     @property
     def queue_url(self) -> str:
         if self._queue_url is None:
-            self._queue_url = sqs.queue_url(self.sqs, self.settings.SQS_QUEUE_NAME)
+            self._queue_url = sqs.existing_queue_url(self.sqs, self.settings.SQS_QUEUE_NAME)
         return self._queue_url
 
     @property

@@ -1,4 +1,4 @@
-"""CloudWatch, by intent: alarms (found, made, deleted) and dashboards."""
+"""CloudWatch, by intent: alarms (found, made, deleted) and dashboards (read, deleted)."""
 
 from __future__ import annotations
 
@@ -11,33 +11,44 @@ from chalicelib.aws import DASHBOARD_MISSING, error_code
 
 if TYPE_CHECKING:  # boto3-stubs: for mypy only, never in the Lambda zip or the worker image
     from mypy_boto3_cloudwatch import CloudWatchClient
-    from mypy_boto3_cloudwatch.type_defs import PutMetricAlarmInputTypeDef
+    from mypy_boto3_cloudwatch.type_defs import MetricAlarmTypeDef, PutMetricAlarmInputTypeDef
 
 # DeleteAlarms takes at most 100 names a call (CloudWatch API Reference, DeleteAlarms: AlarmNames).
 MAX_DELETE_ALARMS = 100
 
 
-def alarm_names(cloudwatch: CloudWatchClient, prefix: str = "", names: tuple[str, ...] = ()) -> tuple[str, ...]:
-    """Names of existing alarms that start with `prefix` (none when it is ''), plus those of `names` that exist."""
-    found: set[str] = set()
+def metric_alarms(cloudwatch: CloudWatchClient, prefix: str = "",
+                  names: tuple[str, ...] = ()) -> tuple[MetricAlarmTypeDef, ...]:
+    """Existing metric alarms whose names start with `prefix` (none when it is ''), plus those of `names` that
+    exist; each once, sorted by name. Every page of DescribeAlarms."""
+    found: dict[str, MetricAlarmTypeDef] = {}
     paginator = cloudwatch.get_paginator("describe_alarms")
     if prefix:
-        found.update(alarm["AlarmName"] for page in paginator.paginate(AlarmNamePrefix=prefix)
+        found.update((alarm["AlarmName"], alarm) for page in paginator.paginate(AlarmNamePrefix=prefix)
                      for alarm in page["MetricAlarms"])
     if names:
-        found.update(alarm["AlarmName"] for page in paginator.paginate(AlarmNames=list(names))
+        found.update((alarm["AlarmName"], alarm) for page in paginator.paginate(AlarmNames=list(names))
                      for alarm in page["MetricAlarms"])
-    return tuple(sorted(found))
+    return tuple(found[name] for name in sorted(found))
+
+
+def alarm_names(cloudwatch: CloudWatchClient, prefix: str = "", names: tuple[str, ...] = ()) -> tuple[str, ...]:
+    """Names of existing alarms that start with `prefix` (none when it is ''), plus those of `names` that exist."""
+    return tuple(alarm["AlarmName"] for alarm in metric_alarms(cloudwatch, prefix, names))
+
+
+def dashboard_json(cloudwatch: CloudWatchClient, name: str) -> str | None:
+    """The dashboard's JSON body, or None when there is no such dashboard."""
+    try:
+        return cloudwatch.get_dashboard(DashboardName=name).get("DashboardBody", "")
+    except ClientError as error:
+        if error_code(error) in DASHBOARD_MISSING:
+            return None
+        raise
 
 
 def dashboard_exists(cloudwatch: CloudWatchClient, name: str) -> bool:
-    try:
-        cloudwatch.get_dashboard(DashboardName=name)
-    except ClientError as error:
-        if error_code(error) in DASHBOARD_MISSING:
-            return False
-        raise
-    return True
+    return dashboard_json(cloudwatch, name) is not None
 
 
 def put_alarm(cloudwatch: CloudWatchClient, request: PutMetricAlarmInputTypeDef) -> None:

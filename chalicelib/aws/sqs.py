@@ -81,7 +81,7 @@ def find_queue_url(sqs: SQSClient, name: str) -> str | None:
         raise
 
 
-def queue_url(sqs: SQSClient, name: str) -> str:
+def existing_queue_url(sqs: SQSClient, name: str) -> str:
     """The queue's URL; a queue that does not exist is AWS's error, raised (the worker has nothing to do then)."""
     return sqs.get_queue_url(QueueName=name)["QueueUrl"]
 

@@ -22,7 +22,7 @@ from chalicelib.aws.cloudwatch import alarm_names, dashboard_exists
 from chalicelib.aws.ec2 import FleetState, fleet_state, fleet_user_data
 from chalicelib.aws.ecs import Service, TaskDefinition, ecs_cluster, ecs_service, task_definition
 from chalicelib.aws.logs import log_group_tags
-from chalicelib.aws.sqs import dead_letter_queue_arn, find_queue_url, queue_depth, queue_tags
+from chalicelib.aws.sqs import dead_letter_queue_arn, existing_queue_url, find_queue_url, queue_depth, queue_tags
 from chalicelib.model import names
 from chalicelib.model.errors import UserError
 from chalicelib.model.settings import APP_NAME_PATTERN
@@ -66,8 +66,7 @@ def prepare(clients: Clients, ds: DSMonitorFile, region: str, source: str) -> Ad
     service, definition, log_groups = proof
     dead_letter_arn = dead_letter_queue_arn(clients.sqs, queue_url) or ""
     dead_letter_name = dead_letter_arn.rsplit(":", 1)[-1]
-    dead_letter_url = (clients.sqs.get_queue_url(QueueName=dead_letter_name)["QueueUrl"] if dead_letter_name
-                       else "")
+    dead_letter_url = existing_queue_url(clients.sqs, dead_letter_name) if dead_letter_name else ""
     queue_alarms = tuple(names.queue_alarm_name(kind, app) for kind in ("visible", "not_visible"))
     record = RunRecord(
         MONITOR_FLEET_ID=fleet_id, MONITOR_APP_NAME=app, MONITOR_ECS_CLUSTER=cluster,
