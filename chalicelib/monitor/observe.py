@@ -185,8 +185,7 @@ def refused_observation(run: Run, now: float, reason: str) -> Observation:
 
 def _instances(clients: Clients, run: Run, fleet_active: bool, now: float) -> tuple[Instance, ...]:
     if fleet_active:
-        machines = live_machines(clients.ec2,
-                                        fleet_instance_ids(clients.ec2, run.record.MONITOR_FLEET_ID))
+        machines = live_machines(clients.ec2, fleet_instance_ids(clients.ec2, run.record.MONITOR_FLEET_ID))
     else:  # a cancelled fleet no longer lists its machines; its tag still finds any that survived
         machines = live_machines(clients.ec2, fleet_id=run.record.MONITOR_FLEET_ID)
     if not machines:
@@ -208,8 +207,7 @@ def _cluster(clients: Clients, name: str, our_service_exists: bool, app_name: st
     if cluster is None:
         return _ClusterView()
     other_services = cluster.active_services - (1 if our_service_exists else 0)
-    in_use = other_services > 0 or bool(live_machines(clients.ec2,
-                                                             cluster_machine_ids(clients.ecs, name)))
+    in_use = other_services > 0 or bool(live_machines(clients.ec2, cluster_machine_ids(clients.ecs, name)))
     return _ClusterView(exists=True, in_use=in_use,
                         owned=ownership.tag_problem("ECS cluster", name, cluster.tags, app_name) is None)
 
@@ -219,11 +217,9 @@ def _alarms(clients: Clients, record: RunRecord) -> tuple[str, ...]:
     names its queue alarms and machine alarms made before they were tagged (by older workers)."""
     exact = instance_alarm_pattern(record.MONITOR_APP_NAME)
     # the prefix of run 'Run' also lists run 'Run_i-x''s alarms: keep exactly Run_<instance id>
-    instance_alarms = {name for name in alarm_names(clients.cloudwatch,
-                                                           prefix=record.INSTANCE_ALARM_PREFIX + "i-")
+    instance_alarms = {name for name in alarm_names(clients.cloudwatch, prefix=record.INSTANCE_ALARM_PREFIX + "i-")
                        if exact.fullmatch(name)}
-    queue_alarms = (alarm_names(clients.cloudwatch, names=tuple(record.ALARM_NAMES)) if record.ALARM_NAMES
-                    else ())
+    queue_alarms = alarm_names(clients.cloudwatch, names=tuple(record.ALARM_NAMES)) if record.ALARM_NAMES else ()
     tagged = tagged_alarm_names(clients.resourcegroupstaggingapi, RUN_TAG, record.MONITOR_APP_NAME)
     return tuple(sorted(instance_alarms.union(queue_alarms, tagged)))
 

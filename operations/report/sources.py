@@ -122,8 +122,7 @@ def from_account(settings: Settings, clients: aws.Clients) -> ReportInput:
         return report_input(settings, clients, "finished", found["summary"])
     if found["state"] != "running" and found["state"] != "tearing_down":
         raise UserError(f"run {settings.APP_NAME!r} is {found['state']}: {found.get('reason')}")
-    state = MonitorState.from_json(read_object(clients.s3, settings.AWS_BUCKET,
-                                                   monitor_state_key(settings.APP_NAME)))
+    state = MonitorState.from_json(read_object(clients.s3, settings.AWS_BUCKET, monitor_state_key(settings.APP_NAME)))
     summary = {"machine_hours": found["machine_hours"], "cost_ceiling_usd": found["cost_ceiling_usd"],
                "jobs_submitted": found["jobs"]["submitted"],
                "series": state.series}  # as the summary will carry it at teardown

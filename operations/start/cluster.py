@@ -675,8 +675,7 @@ def _pid_alive(pid: int) -> bool:
 def _refuse_during_teardown(s3: S3Client, settings: Settings) -> None:
     """The run has a record but no live fleet: if the monitor is tearing it down, starting now would have the
     teardown delete the new run's record and leave its fleet unwatched."""
-    state = MonitorState.from_json(read_object(s3, settings.AWS_BUCKET,
-                                                   names.monitor_state_key(settings.APP_NAME)))
+    state = MonitorState.from_json(read_object(s3, settings.AWS_BUCKET, names.monitor_state_key(settings.APP_NAME)))
     if state.tearing_down:
         raise StartConflict(
             f"run '{settings.APP_NAME}' is still being torn down by the monitor ({state.stop_reason or 'stopped'}); "
