@@ -1,4 +1,9 @@
-"""Every AWS client is made here.
+"""The AWS layer: every AWS call of the Lambda and the worker goes through this package (tests/unit/
+test_aws_layer.py finds any that does not). Here: the clients, AWS's "not found" answers sorted once, and `paged`;
+beside it one module per service (s3, sqs, ec2, ecs, cloudwatch, logs, tagging, servicequotas), each a function
+per intent that takes the typed client (so tests inject the session through `sessions_from`), pages through every
+listing, and batches writes to AWS's per-call limits (chalice's TypedAWSClient is the model). Nothing in the layer
+sleeps: backing off is botocore's standard retry mode's.
 
 Region and profile come from settings (or the environment in the Lambda, where
 there is no config.json); botocore itself honours AWS_ENDPOINT_URL, which is how
