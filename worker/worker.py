@@ -501,9 +501,7 @@ class Worker:
         job may run twice, which SQS's at-least-once delivery allows anyway, but is never lost.
         """
         try:
-            sqs.send(self.sqs, self.queue_url, message["Body"],
-                     # plain dicts of SQS's MessageAttributeValue shape (chalicelib/model/names.py)
-                     names.run_attributes(self.settings.APP_NAME))  # type: ignore[arg-type, unused-ignore]
+            sqs.send(self.sqs, self.queue_url, message["Body"], names.run_attributes(self.settings.APP_NAME))
         except Exception as error:  # noqa: BLE001 - fall back to the plain release
             log.warning("could not requeue message %s (%s); releasing it instead", message["MessageId"],
                         aws.error_code(error) or error)

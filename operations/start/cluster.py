@@ -39,7 +39,7 @@ from botocore.exceptions import ClientError
 
 from chalicelib import aws
 from chalicelib.aws.ec2 import LIVE_FLEET_STATES, delete_fleet, fleet_instance_ids, fleet_state, live_tagged_fleet_id
-from chalicelib.aws.ecs import ecs_cluster, ecs_service
+from chalicelib.aws.ecs import ecs_cluster, ecs_service, set_service_count
 from chalicelib.aws.s3 import read_object
 from chalicelib.aws.sqs import find_queue_url, queue_depth
 from chalicelib.model import names
@@ -737,8 +737,7 @@ def start_cluster(settings: Settings, fleet: FleetFile, cheapest: bool = False, 
 
     service = ecs_service(c.ecs, settings.ECS_CLUSTER, settings.service_name)
     if service is None or service.desired != record.desired_tasks:
-        c.ecs.update_service(cluster=settings.ECS_CLUSTER, service=settings.service_name,
-                             desiredCount=record.desired_tasks)
+        set_service_count(c.ecs, settings.ECS_CLUSTER, settings.service_name, record.desired_tasks)
         changes.append(f"set {settings.service_name} to {record.desired_tasks} tasks")
 
     status = wait_for_fleet(c.ec2, fleet_id, wait_seconds, poll_seconds, since=fleet_since(record),
