@@ -1,6 +1,6 @@
 """S3, by intent: objects read (bounded where a job may have written them), written, listed and deleted.
 
-Every listing of the project is `list_objects` (or `common_prefixes`): one paginated lister, so no caller reads
+Every S3 listing of the project is `list_objects`: one paginated lister, so no caller reads
 only the first 1,000 keys. The worker's transfers stay with s3transfer's TransferManager (worker/upload.py),
 which takes the client as these functions do.
 """
@@ -46,13 +46,6 @@ def list_objects(s3: S3Client, bucket: str, prefix: str, delimiter: str | None =
     for page in s3.get_paginator("list_objects_v2").paginate(**request):
         for item in page.get("Contents", ()):
             yield Listed(item["Key"], item["LastModified"], item["Size"])
-
-
-def common_prefixes(s3: S3Client, bucket: str, prefix: str, delimiter: str = "/") -> Iterator[str]:
-    """The "folders" directly under `prefix`: each common prefix of the listing, every page."""
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix, Delimiter=delimiter):
-        for item in page.get("CommonPrefixes", ()):
-            yield item["Prefix"]
 
 
 class ObjectTooLarge(ValueError):
