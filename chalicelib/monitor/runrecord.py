@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from chalicelib.aws import read_object
+from chalicelib.aws.s3 import put_object, read_object
 
 if TYPE_CHECKING:  # boto3-stubs: for mypy only
     from mypy_boto3_s3 import S3Client
@@ -165,8 +165,8 @@ def write_local(record: RunRecord, folder: str | Path, file_name: str) -> Path:
 
 
 def put(s3: S3Client, record: RunRecord) -> None:
-    s3.put_object(Bucket=record.MONITOR_BUCKET_NAME, Key=record.MONITOR_FILE_KEY, Body=record.to_json().encode(),
-                  ContentType="application/json")
+    put_object(s3, record.MONITOR_BUCKET_NAME, record.MONITOR_FILE_KEY, record.to_json().encode(),
+               content_type="application/json")
 
 
 def get(s3: S3Client, bucket: str, key: str) -> RunRecord | None:

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import botocore.exceptions
 
 from chalicelib.aws import error_code
+from chalicelib.aws.s3 import list_objects
 from chalicelib.model.errors import UserError
 from chalicelib.model.names import MONITORS_PREFIX, RECORD_SUFFIX, monitor_state_key
 from chalicelib.monitor import runrecord, state_store
@@ -49,10 +50,8 @@ class Unreadable:
 
 
 def record_keys(s3: S3Client, bucket: str) -> list[str]:
-    keys: list[str] = []
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=MONITORS_PREFIX, Delimiter="/"):
-        keys.extend(item["Key"] for item in page.get("Contents", ()) if item["Key"].endswith(RECORD_SUFFIX))
-    return sorted(keys)
+    return sorted(item.key for item in list_objects(s3, bucket, MONITORS_PREFIX, delimiter="/")
+                  if item.key.endswith(RECORD_SUFFIX))
 
 
 def read_record(s3: S3Client, bucket: str, key: str) -> runrecord.RunRecord | None:

@@ -14,6 +14,7 @@ from typing import Any
 
 from chalicelib import aws
 from chalicelib.aws import Clients
+from chalicelib.aws.s3 import read_object
 from chalicelib.model.names import record_key, summary_key
 from chalicelib.monitor import failed
 from chalicelib.monitor.alarm_event import AlarmNotification
@@ -100,7 +101,7 @@ def find_status(app_name: str, buckets: list[str], clients: Clients | None = Non
             return {"app_name": app_name, "state": "unreadable", "reason": str(error)}
         if run is not None:
             return status_of(run, clients)
-        summary = aws.read_object(s3, bucket, summary_key(app_name))
+        summary = read_object(s3, bucket, summary_key(app_name))
         if summary is not None:
             return finished_status(app_name, json.loads(summary))
     return None
@@ -123,7 +124,7 @@ def find_failed(app_name: str, buckets: list[str], clients: Clients | None = Non
         except UnreadableRecord:  # a run all the same, whose mode is unknown
             record, known = None, True
         else:
-            known = record is not None or aws.read_object(clients.s3, bucket, summary_key(app_name)) is not None
+            known = record is not None or read_object(clients.s3, bucket, summary_key(app_name)) is not None
         if not known:
             continue
         if record is not None and record.DS_IMAGE_MODE:

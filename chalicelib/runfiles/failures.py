@@ -23,7 +23,7 @@ from dataclasses import MISSING, asdict, dataclass, fields
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from chalicelib.aws import ObjectTooLarge, read_object
+from chalicelib.aws.s3 import ObjectTooLarge, delete_object, list_objects, put_object, read_object
 from chalicelib.model.names import failure_key, failures_prefix
 
 if TYPE_CHECKING:  # boto3-stubs: for mypy only
@@ -115,13 +115,13 @@ _VALID: dict[str, Callable[[Any], bool]] = {
 
 
 def put(s3: S3Client, bucket: str, app_name: str, record: FailureRecord) -> None:
-    s3.put_object(Bucket=bucket, Key=failure_key(app_name, record.job_id), Body=record.to_json().encode("utf-8"),
-                  ContentType="application/json")
+    put_object(s3, bucket, failure_key(app_name, record.job_id), record.to_json().encode("utf-8"),
+               content_type="application/json")
 
 
 def delete(s3: S3Client, bucket: str, app_name: str, job_id: str) -> None:
     """The job is done after all: its record no longer stands (S3 answers a missing key with success too)."""
-    s3.delete_object(Bucket=bucket, Key=failure_key(app_name, job_id))
+    delete_object(s3, bucket, failure_key(app_name, job_id))
 
 
 def count(s3: S3Client, bucket: str, app_name: str, since: datetime | None = None) -> int:
@@ -170,8 +170,7 @@ def _since(written: datetime, since: datetime | None) -> bool:
 
 def _keys(s3: S3Client, bucket: str, app_name: str) -> Iterator[tuple[str, datetime, int]]:
     prefix = failures_prefix(app_name)
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
-        for item in page.get("Contents", ()):
-            # Only records directly under the prefix: a job id never holds '/', so nothing else is one.
-            if item["Key"].endswith(".json") and "/" not in item["Key"][len(prefix):]:
-                yield item["Key"], item["LastModified"], item["Size"]
+    for item in list_objects(s3, bucket, prefix):
+        # Only records directly under the prefix: a job id never holds '/', so nothing else is one.
+        if item.key.endswith(".json") and "/" not in item.key[len(prefix):]:
+            yield item.key, item.last_modified, item.size

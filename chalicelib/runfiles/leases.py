@@ -24,6 +24,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import TYPE_CHECKING
 
+from chalicelib.aws.s3 import delete_object, list_objects, put_object
 from chalicelib.model.names import leases_prefix
 
 if TYPE_CHECKING:  # boto3-stubs: for mypy only
@@ -74,11 +75,11 @@ class Lease:
     def release(self) -> None:
         if self.held:
             self._last_put, self._job_id = None, ""  # first: a failed delete leaves a lease that goes stale
-            self._s3.delete_object(Bucket=self._bucket, Key=self.key)
+            delete_object(self._s3, self._bucket, self.key)
 
     def _put(self) -> None:
         # the body names the job running at the last put, for a person looking; the monitor reads only the key
-        self._s3.put_object(Bucket=self._bucket, Key=self.key, Body=self._job_id.encode("utf-8"))
+        put_object(self._s3, self._bucket, self.key, self._job_id.encode("utf-8"))
         self._last_put = self._clock()
 
 
@@ -87,8 +88,7 @@ def busy_jobs_by_instance(s3: S3Client, bucket: str, app_name: str, now: datetim
     empty receive yet). Instances with none are absent: they run no job."""
     counts: Counter[str] = Counter()
     start = len(prefix(app_name))
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix(app_name)):
-        for item in page.get("Contents", ()):
-            if (now - item["LastModified"]).total_seconds() <= STALE_AFTER_SECONDS:
-                counts[item["Key"][start:].split("/", 1)[0]] += 1
+    for item in list_objects(s3, bucket, prefix(app_name)):
+        if (now - item.last_modified).total_seconds() <= STALE_AFTER_SECONDS:
+            counts[item.key[start:].split("/", 1)[0]] += 1
     return counts

@@ -10,6 +10,7 @@ from html import escape
 from click.testing import CliRunner
 
 from chalicelib import aws as clients
+from chalicelib.aws.s3 import read_object
 from chalicelib.model.names import record_key
 from chalicelib.monitor.reconcile import reconcile
 from cli import cli
@@ -60,8 +61,8 @@ def test_a_finished_run_whose_log_group_is_gone_is_reported_from_its_s3_export(s
     run_workers(started, script("import sys; plate = sys.argv[1]; print('failed: 0 of 3 checks')\n"
                                 "if plate in ('P00000', 'P00001'): print('no such file sampl.py'); sys.exit(2)"))
     ticks = reconcile_until_gone(started, limit=12)
-    summary = json.loads(clients.read_object(clients.client("s3"), settings.AWS_BUCKET,
-                                             f"monitors/{settings.APP_NAME}_summary.json"))
+    summary = json.loads(read_object(clients.client("s3"), settings.AWS_BUCKET,
+                                     f"monitors/{settings.APP_NAME}_summary.json"))
     assert summary["log_exports"][settings.LOG_GROUP_NAME] == "done"
     # the monitor's series: a point at each check whose counts changed, carried into the summary
     series = summary["series"]

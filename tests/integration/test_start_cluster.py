@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from chalicelib import aws as clients
-from chalicelib.aws.api import fleet_instance_ids
+from chalicelib.aws.ec2 import fleet_instance_ids
 from chalicelib.model.errors import PreflightError, StartConflict
 from chalicelib.monitor.runrecord import RunRecord
 from cli import cli
