@@ -18,6 +18,7 @@ import botocore.exceptions
 from chalicelib.aws import error_code
 from chalicelib.model.errors import UserError
 from chalicelib.model.names import MONITORS_PREFIX, RECORD_SUFFIX, monitor_state_key
+from chalicelib.model.schema import SchemaError
 from chalicelib.monitor import runrecord, state_store
 from chalicelib.monitor.observation import MonitorState
 from chalicelib.monitor.observe import Run
@@ -122,10 +123,12 @@ def _listing_problem(error: botocore.exceptions.ClientError) -> str:
 
 
 def _why(error: Exception) -> str:
+    if isinstance(error, SchemaError):  # the caller names the document
+        return ": ".join(part for part in (error.path, error.expected) if part)
     if isinstance(error, json.JSONDecodeError):
         return f"invalid JSON at line {error.lineno} column {error.colno}"
     if isinstance(error, UnicodeDecodeError):
         return "not UTF-8 text"
     if isinstance(error, RecursionError):
         return "JSON nested too deeply"
-    return str(error).removeprefix("run record: ")
+    return str(error)
