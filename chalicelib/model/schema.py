@@ -82,14 +82,13 @@ def read(cls: type[T], data: str | bytes, document: str, max_bytes: int) -> T:
     try:
         raw = loads_strict(data.decode("utf-8-sig"))
     except UnicodeDecodeError:
-        raise SchemaError(document, "", "expected UTF-8 JSON text") from None
+        raise SchemaError(document, "", "not UTF-8 text") from None
     except json.JSONDecodeError as error:
-        raise SchemaError(document, "", f"expected JSON, invalid at line {error.lineno} column {error.colno}: "
-                                        f"{error.msg}") from None
+        raise SchemaError(document, "", f"invalid JSON at line {error.lineno} column {error.colno}") from None
     except NotStrictJSON as error:
         raise SchemaError(document, error.place, error.problem) from None
     except RecursionError:
-        raise SchemaError(document, "", "expected JSON nested less deeply") from None
+        raise SchemaError(document, "", "JSON nested too deeply") from None
     return from_value(cls, raw, document)
 
 

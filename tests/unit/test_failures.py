@@ -42,8 +42,8 @@ def changed(**values) -> str:
 
 
 @pytest.mark.parametrize("text,message", [
-    ("not json", "failure record: expected JSON, invalid at line 1 column 1: Expecting value"),
-    (b"\xff\xfe", "failure record: expected UTF-8 JSON text"),
+    ("not json", "failure record: invalid JSON at line 1 column 1"),
+    (b"\xff\xfe", "failure record: not UTF-8 text"),
     ("[1, 2]", "failure record: expected a JSON object, got a list"),
     (json.dumps({"job_id": "P1"}), "failure record: attempts: missing, expected an integer of at least 1"),
     (changed(job_id=""), "failure record: job_id: expected a string of 1 to 200 characters, got 0 characters"),
