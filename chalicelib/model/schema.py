@@ -59,6 +59,10 @@ def bounds(*, min_length: int | None = None, max_length: int | None = None, patt
     return {key: value for key, value in given.items() if value is not None}
 
 
+# The last second datetime can show (9999-12-31T23:59:59Z): a later time would fail where it is printed.
+LAST_EPOCH_SECOND = 253_402_300_799
+
+
 def digits_as_int(value: Any) -> Any:
     """DS's spelling of a number: a string of digits ("1700000000000")."""
     if isinstance(value, str) and value.strip().isdigit() and len(value.strip()) <= 20:

@@ -19,14 +19,15 @@ from chalicelib.monitor.series import SERIES_BOUNDS, SeriesPoint
 # groups).
 MAX_SUMMARY_BYTES = 1_048_576
 _AT_LEAST_0 = bounds(minimum=0)
+_EPOCH_SECONDS = bounds(minimum=0, maximum=schema.LAST_EPOCH_SECOND)  # status shows them as dates
 
 
 @dataclass(frozen=True)
 class RunSummary:
     app_name: str = field(metadata=bounds(max_length=255))
     stop_reason: str = field(metadata=bounds(max_length=8_192))  # as MonitorState.stop_reason
-    started_at: float = field(metadata=_AT_LEAST_0)  # epoch seconds
-    ended_at: float = field(metadata=_AT_LEAST_0)
+    started_at: float = field(metadata=_EPOCH_SECONDS)
+    ended_at: float = field(metadata=_EPOCH_SECONDS)
     jobs_submitted: int = field(metadata=_AT_LEAST_0)
     jobs_done: int = field(metadata=_AT_LEAST_0)
     jobs_failed: int = field(metadata=_AT_LEAST_0)

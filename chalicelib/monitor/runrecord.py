@@ -62,7 +62,9 @@ class RunRecord:
     MONITOR_QUEUE_NAME: str = field(metadata=_QUEUE_NAME)
     MONITOR_BUCKET_NAME: str = field(metadata=_BUCKET)
     MONITOR_LOG_GROUP_NAME: str = field(metadata=_LOG_GROUP)
-    MONITOR_START_TIME: int = field(metadata=bounds(minimum=0, accept=digits_as_int))  # DS wrote a string of digits
+    # milliseconds; DS wrote a string of digits
+    MONITOR_START_TIME: int = field(metadata=bounds(minimum=0, maximum=schema.LAST_EPOCH_SECOND * 1000,
+                                                    accept=digits_as_int))
     CLEAN_DASHBOARD: bool = field(metadata=_FLAG)
     # ---- where things are
     REGION: str = field(metadata=_NAME)

@@ -59,7 +59,7 @@ class FailureRecord:
     # the job's last output lines
     last_lines: tuple[str, ...] = field(metadata=bounds(max_items=LAST_LINES, item=bounds(max_length=LINE_CHARS)))
     message_body: str = field(metadata=bounds(max_length=SQS_MESSAGE_BYTES))  # what a redrive sends again
-    time: float = field(metadata=_AT_LEAST_0)  # epoch seconds
+    time: float = field(metadata=bounds(minimum=0, maximum=schema.LAST_EPOCH_SECOND))  # epoch seconds
     instance_id: str | None = field(metadata=bounds(max_length=64))  # EC2's are 19 characters
     # What the last attempt's command used (worker/attempt_usage.py), None where it was not measured (a command
     # that never ran; a record written before these were kept, which reads back without them).
