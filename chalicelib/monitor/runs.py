@@ -9,7 +9,6 @@ as `Unreadable` and every readable run is still returned.
 from __future__ import annotations
 
 import dataclasses
-import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -26,8 +25,9 @@ from chalicelib.monitor.observe import Run
 if TYPE_CHECKING:  # boto3-stubs: for mypy only, never in the Lambda zip
     from mypy_boto3_s3 import S3Client
 
-# What reading one object can raise when its content is not a run record (or its state is not a monitor state)
-_NOT_A_RECORD = (ValueError, TypeError, KeyError, UnicodeDecodeError, RecursionError)
+# What reading one object can raise when its content is not a run record (or its state is not a monitor state):
+# schema.SchemaError, or aws.ObjectTooLarge for one over its reader's bound
+_NOT_A_RECORD = ValueError
 
 
 class UnreadableRecord(UserError):
@@ -125,10 +125,4 @@ def _listing_problem(error: botocore.exceptions.ClientError) -> str:
 def _why(error: Exception) -> str:
     if isinstance(error, SchemaError):  # the caller names the document
         return ": ".join(part for part in (error.path, error.expected) if part)
-    if isinstance(error, json.JSONDecodeError):
-        return f"invalid JSON at line {error.lineno} column {error.colno}"
-    if isinstance(error, UnicodeDecodeError):
-        return "not UTF-8 text"
-    if isinstance(error, RecursionError):
-        return "JSON nested too deeply"
     return str(error)
