@@ -31,17 +31,17 @@ from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 from chalicelib.model.jsonfile import NotStrictJSON, loads_strict
+from chalicelib.model.printable import printable
 
 T = TypeVar("T")
-
-_MISSING = object()
-
 
 class SchemaError(ValueError):
     """A document that is not what its dataclass declares: `document`, `path` (the field, "" for the whole) and
     what was `expected` there."""
 
     def __init__(self, document: str, path: str, expected: str):
+        # a path holds the document's keys, and a job may write the document: shown, never obeyed by a terminal
+        path = printable(path if len(path) <= 200 else path[:197] + "...")
         super().__init__(": ".join(part for part in (document, path, expected) if part))
         self.document, self.path, self.expected = document, path, expected
 

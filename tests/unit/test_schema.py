@@ -204,3 +204,11 @@ def test_a_bad_summary_field_gives_one_line(change, message):
     with pytest.raises(SchemaError) as caught:
         run_summary.parse(json.dumps({**SUMMARY, **change}), "run summary s3://b/monitors/App_summary.json")
     assert str(caught.value) == f"run summary s3://b/monitors/App_summary.json: {message}"
+
+
+def test_a_key_a_job_wrote_is_named_on_one_line_that_a_terminal_shows_as_it_is():
+    document = '{"job_id": "J1", "x\\n\\u001b[31m": 1, "x\\n\\u001b[31m": 2}'
+    with pytest.raises(SchemaError) as caught:
+        schema.read(Example, document, "doc", 1_000)
+    assert "\n" not in str(caught.value) and "\x1b" not in str(caught.value)
+    assert str(caught.value).startswith("doc: x\\x0a\\x1b[31m: expected each key once")
