@@ -60,7 +60,7 @@ def changed(**values) -> str:
                                        "characters, got 1,001 characters"),
     (changed(message_body={"group": {}}), "failure record: message_body: expected a string of at most 262,144 "
                                           "characters, got an object"),
-    (changed(time=-1), "failure record: time: expected a number of at least 0, got -1"),
+    (changed(time=-1), "failure record: time: expected a number from 0 to 253,402,300,799, got -1"),
     (changed(instance_id=5), "failure record: instance_id: expected a string of at most 64 characters or null, got 5"),
     (changed(peak_memory_mib="512"), "failure record: peak_memory_mib: expected a number of at least 0 or null, got "
                                      "a string"),
