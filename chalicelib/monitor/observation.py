@@ -53,7 +53,7 @@ class MonitorState:
     # consecutive ticks that saw no job visible nor in flight
     empty_observations: int = field(default=0, metadata=_AT_LEAST_0)
     tearing_down: bool = False
-    # a breaker's quotes a job's last output line (at most failures.LINE_CHARS characters) among its own words
+    # a breaker's reason quotes a failure record's reason or last line (at most 2,000 characters: failures.py)
     stop_reason: str | None = field(default=None, metadata=bounds(max_length=8_192))
     # instance id -> launch time (epoch s) of the machines seen last tick, so that a machine that
     # disappears (spot interruption, termination) still counts toward machine-hours
