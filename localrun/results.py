@@ -17,7 +17,6 @@
 
 from __future__ import annotations
 
-import json
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -28,7 +27,7 @@ from chalicelib.aws.sqs import find_queue_url
 from chalicelib.model.jobs import Job, NotAJob, job_from_message
 from chalicelib.model.names import success_marker_key, summary_key
 from chalicelib.model.settings import Settings
-from chalicelib.monitor import deadletters
+from chalicelib.monitor import deadletters, run_summary
 from chalicelib.monitor.breaker import common_failure, failed_job
 from chalicelib.monitor.counts import Counts
 from chalicelib.runfiles import failures
@@ -98,8 +97,9 @@ def collect(settings: Settings, jobs: list[Job], out: Path) -> Results:
             results.succeeded.append(job.job_id)
         else:
             results.not_run.append(job.job_id)
-    summary = read_object(aws.client("s3", settings), settings.AWS_BUCKET, summary_key(settings.APP_NAME))
-    results.run_summary = json.loads(summary) if summary else None
+    key = summary_key(settings.APP_NAME)
+    summary = read_object(aws.client("s3", settings), settings.AWS_BUCKET, key, max_bytes=run_summary.MAX_SUMMARY_BYTES)
+    results.run_summary = run_summary.parse(summary, f"s3://{settings.AWS_BUCKET}/{key}") if summary else None
     if results.failed:
         failed_records = [record for record in records if record.job_id in results.failed]
         results.failure_cause = common_failure([failed_job(record) for record in failed_records])

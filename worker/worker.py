@@ -457,7 +457,7 @@ class Worker:
         lease, it must never fail the worker: at worst the run's failure count misses this job."""
         usage = result.usage
         record = failures.FailureRecord(
-            job_id=job.job_id, attempts=attempt, reason=result.text, exit_code=result.exit_code,
+            job_id=job.job_id, attempts=attempt, reason=result.text[:failures.REASON_CHARS], exit_code=result.exit_code,
             last_lines=last_lines, message_body=job.body, time=time.time(), instance_id=self.options.instance_id,
             peak_memory_mib=usage.peak_mib if usage else None, cpu_seconds=usage.cpu_seconds if usage else None,
             memory_limit_mib=usage.limit_mib(self.settings.MEMORY) if usage else None,

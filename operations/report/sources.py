@@ -29,7 +29,6 @@ from chalicelib.model.errors import UserError
 from chalicelib.model.names import exported_group_prefix, monitor_state_key
 from chalicelib.model.settings import Settings
 from chalicelib.monitor.observation import MonitorState
-from chalicelib.monitor.series import is_series
 from operations.report.data import NoLogs, parse_streams, read_log_events
 from operations.report.exported import read_exported_events
 from operations.report.figures import Point, ReportInput, figures
@@ -59,10 +58,10 @@ def report_input(settings: Settings, clients: aws.Clients, state: str, summary: 
     `streams`: the job logs when the caller has read them already (local mode); else they are read here.
     `worker_hours`: how long the workers that ran were up, where the caller knows it (local mode).
     `machines_now`: a live run's machines in its fleet."""
-    raw = (summary or {}).get("series")
-    # counts are whole numbers as the monitor writes them (series.is_series accepts any number)
+    # the series as its reader checked it (run_summary.parse, MonitorState.from_json: four numbers a point); the
+    # counts are whole numbers as the monitor writes them
     series = tuple(Point(when, int(machines), int(waiting), int(running))
-                   for when, machines, waiting, running in raw) if is_series(raw) else ()
+                   for when, machines, waiting, running in (summary or {}).get("series") or ())
     logs: Mapping[str, Sequence[tuple[float, str]]]
     try:
         logs = streams if streams is not None else read_log_events(clients.logs, settings.LOG_GROUP_NAME)

@@ -46,7 +46,7 @@ from chalicelib.model import names
 from chalicelib.model.errors import PreflightError, StartConflict
 from chalicelib.model.jobs import output_root
 from chalicelib.model.settings import Settings
-from chalicelib.monitor import runrecord, spot_quota
+from chalicelib.monitor import runrecord, runs, spot_quota
 from chalicelib.monitor.fleet_words import fleet_problems
 from chalicelib.monitor.observation import MonitorState
 from chalicelib.monitor.runrecord import RunRecord
@@ -699,7 +699,8 @@ def start_cluster(settings: Settings, fleet: FleetFile, cheapest: bool = False, 
         c.s3.put_object(Bucket=settings.AWS_BUCKET, Key=config_key, Body=config_text.encode())
         changes.append(f"wrote s3://{settings.AWS_BUCKET}/{config_key}")
 
-    stored = runrecord.get(c.s3, settings.AWS_BUCKET, names.record_key(settings.APP_NAME))
+    # UnreadableRecord (a UserError) for one that is not a run record: one line, not a traceback
+    stored = runs.read_record(c.s3, settings.AWS_BUCKET, names.record_key(settings.APP_NAME))
     fleet_id = _live_fleet_id(c.ec2, settings, stored)
     resumed = fleet_id is not None
     if fleet_id is None:
