@@ -57,6 +57,7 @@ import botocore.exceptions
 import click
 
 from chalicelib import aws
+from chalicelib.aws.s3 import read_object
 from chalicelib.model.errors import RefusedRun, UserError
 from chalicelib.model.jobs import JobFile
 from chalicelib.model.names import record_key, summary_key
@@ -467,7 +468,7 @@ def teardown(settings: Settings, period: float):
     bucket, summary = settings.AWS_BUCKET, summary_key(settings.APP_NAME)
     run = load_run(clients.s3, bucket, record_key(settings.APP_NAME))
     if run is None:
-        if aws.read_object(clients.s3, bucket, summary) is None:
+        if read_object(clients.s3, bucket, summary) is None:
             raise UserError(f"no run named {settings.APP_NAME!r} in s3://{bucket}/monitors/: it was never started")
         click.echo(f"run {settings.APP_NAME} is already torn down; summary at s3://{bucket}/{summary}")
         return

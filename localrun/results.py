@@ -17,17 +17,17 @@
 
 from __future__ import annotations
 
-import json
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from chalicelib import aws
-from chalicelib.aws.api import find_queue_url
+from chalicelib.aws.s3 import Listed, list_objects, read_object
+from chalicelib.aws.sqs import find_queue_url
 from chalicelib.model.jobs import Job, NotAJob, job_from_message
 from chalicelib.model.names import success_marker_key, summary_key
 from chalicelib.model.settings import Settings
-from chalicelib.monitor import deadletters
+from chalicelib.monitor import deadletters, run_summary
 from chalicelib.monitor.breaker import common_failure, failed_job
 from chalicelib.monitor.counts import Counts
 from chalicelib.runfiles import failures
@@ -64,7 +64,7 @@ def collect(settings: Settings, jobs: list[Job], out: Path) -> Results:
     results = Results(jobs=len(jobs), output_prefixes=sorted({job.output_prefix for job in jobs}))
     listed = download_outputs(settings, jobs, out)
     markers = {success_marker_key(prefix) for prefix in results.output_prefixes}
-    results.output_files = sum(item["Key"] not in markers for item in listed)
+    results.output_files = sum(item.key not in markers for item in listed)
     complete = _outputs_complete(settings, jobs, listed)
     results.log_events = fetch_log_events(settings)
     lines = {job.job_id: [message for _, message in results.log_events[job.job_id]]
@@ -97,8 +97,9 @@ def collect(settings: Settings, jobs: list[Job], out: Path) -> Results:
             results.succeeded.append(job.job_id)
         else:
             results.not_run.append(job.job_id)
-    summary = aws.read_object(aws.client("s3", settings), settings.AWS_BUCKET, summary_key(settings.APP_NAME))
-    results.run_summary = json.loads(summary) if summary else None
+    key = summary_key(settings.APP_NAME)
+    summary = read_object(aws.client("s3", settings), settings.AWS_BUCKET, key, max_bytes=run_summary.MAX_SUMMARY_BYTES)
+    results.run_summary = run_summary.parse(summary, f"s3://{settings.AWS_BUCKET}/{key}") if summary else None
     if results.failed:
         failed_records = [record for record in records if record.job_id in results.failed]
         results.failure_cause = common_failure([failed_job(record) for record in failed_records])
@@ -106,11 +107,11 @@ def collect(settings: Settings, jobs: list[Job], out: Path) -> Results:
     return results
 
 
-def _outputs_complete(settings: Settings, jobs: list[Job], listed: list[dict]) -> set[str]:
+def _outputs_complete(settings: Settings, jobs: list[Job], listed: list[Listed]) -> set[str]:
     """Jobs whose outputs are complete by CHECK_IF_DONE's rule (worker.done), from the one listing."""
     tallies = {job.output_prefix: Tally.for_prefix(job.output_prefix) for job in jobs}
     for item in listed:
-        for parent in PurePosixPath(item["Key"]).parents:
+        for parent in PurePosixPath(item.key).parents:
             tally = tallies.get(str(parent))
             if tally is not None:
                 tally.add(item, settings)
@@ -118,18 +119,14 @@ def _outputs_complete(settings: Settings, jobs: list[Job], listed: list[dict]) -
     return {job.job_id for job in jobs if is_complete(s3, settings, tallies[job.output_prefix])}
 
 
-def download_outputs(settings: Settings, jobs: list[Job], out: Path) -> list[dict]:
+def download_outputs(settings: Settings, jobs: list[Job], out: Path) -> list[Listed]:
     """One listing of the bucket (not one per job: 2,000 jobs would be 2,000 calls), then the transfers.
     Returns the listed objects under the jobs' prefixes."""
     prefixes = {job.output_prefix for job in jobs}
     s3 = aws.client("s3", settings)
-    listed = []
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=settings.DESTINATION_BUCKET):
-        for item in page.get("Contents", ()):
-            parents = PurePosixPath(item["Key"]).parents
-            if any(str(parent) in prefixes for parent in parents):
-                listed.append(item)
-    keys = [item["Key"] for item in listed]
+    listed = [item for item in list_objects(s3, settings.DESTINATION_BUCKET, "")
+              if any(str(parent) in prefixes for parent in PurePosixPath(item.key).parents)]
+    keys = [item.key for item in listed]
     def download(key: str) -> None:
         target = out.joinpath(*PurePosixPath(key).parts)  # prefixes never hold ".." (chalicelib.model.jobs)
         target.parent.mkdir(parents=True, exist_ok=True)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import random
 
-from chalicelib.aws.api import fleet_state, set_fleet_target
+from chalicelib.aws.ec2 import fleet_state, set_fleet_target, terminate
 from localrun.machines import Machines
 
 
@@ -44,7 +44,7 @@ class SpotMarket:
 
     def reclaim(self, instance_id: str) -> bool:
         """Terminate an interrupted machine's instance; True if the fleet launched a replacement."""
-        self.ec2.terminate_instances(InstanceIds=[instance_id])
+        terminate(self.ec2, [instance_id])
         fleet = fleet_state(self.ec2, self.fleet_id)
         if fleet is None or not fleet.live or fleet.target <= fleet.fulfilled:
             return False

@@ -79,9 +79,9 @@ def failure_records(out: Path) -> list[FailureRecord]:
     records = []
     for path in sorted((out / FAILURES).glob("*.json")):
         try:
-            record = FailureRecord.from_json(path.read_bytes())
+            record = FailureRecord.from_json(path.read_bytes(), f"failure record {path}")
         except ValueError as error:
-            raise UserError(f"{path}: not a failure record ({error})") from None
+            raise UserError(str(error)) from None
         records.append(record)
     return sorted(records, key=lambda record: record.time)
 

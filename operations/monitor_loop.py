@@ -37,9 +37,9 @@ def record_from_file(path: str) -> RunRecord:
     """A monitor file as start-cluster wrote it to files/ (DS's `monitor` argument)."""
     raw = read_json_file(path, UserError)
     try:
-        return RunRecord.from_dict(raw)
-    except (ValueError, TypeError, KeyError) as error:
-        raise UserError(f"{path}: not a run record ({error})") from None
+        return RunRecord.from_dict(raw, f"run record {path}")
+    except ValueError as error:  # schema.SchemaError: its one line names the file and the field
+        raise UserError(str(error)) from None
 
 
 def request_teardown(run: Run, reason: str, clients: Clients | None = None) -> None:

@@ -55,7 +55,7 @@ from types import FrameType
 from typing import TYPE_CHECKING, NamedTuple, Protocol
 
 from chalicelib import aws
-from chalicelib.aws.api import find_queue_url, queue_depth
+from chalicelib.aws.sqs import find_queue_url, queue_depth
 from chalicelib.model.errors import UserError
 from chalicelib.model.jobs import SQS_MESSAGE_BYTES, Job
 from chalicelib.model.names import RUN_ATTRIBUTE_BYTES, run_attributes

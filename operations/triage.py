@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING
 
 from botocore.exceptions import ClientError
 
-from chalicelib.aws import QUEUE_MISSING, Clients, error_code
-from chalicelib.aws.api import find_queue_url
+from chalicelib.aws import Clients, error_code
+from chalicelib.aws.sqs import delete_message, find_queue_url, send
 from chalicelib.model.errors import UserError
 from chalicelib.model.jobs import NotAJob, job_from_message
 from chalicelib.model.names import run_attributes
@@ -103,8 +103,7 @@ def redrive(clients: Clients, settings: Settings, job_ids: tuple[str, ...] = ())
     for record in chosen:
         # sent first, record removed after: a crash between the two leaves the record, so the job is listed
         # as failed still and nothing is lost; a new message starts with a fresh receive count
-        clients.sqs.send_message(QueueUrl=queue_url, MessageBody=record.message_body,
-                                 MessageAttributes=run_attributes(settings.APP_NAME))
+        send(clients.sqs, queue_url, record.message_body, run_attributes(settings.APP_NAME))
         failures.delete(clients.s3, settings.AWS_BUCKET, settings.APP_NAME, record.job_id)
         sent.append(record.job_id)
     removed, ignored = _remove_from_dead_letter(clients, settings, {record.message_body for record in chosen})
@@ -124,7 +123,7 @@ def _remove_from_dead_letter(clients: Clients, settings: Settings, bodies: set[s
     for message in attributed.ours:
         if message["Body"] in bodies:
             bodies.discard(message["Body"])  # one copy per job: a second copy is another failure
-            clients.sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+            delete_message(clients.sqs, url, message["ReceiptHandle"])
             removed += 1
         else:
             kept.append(message)
@@ -139,10 +138,5 @@ def _dead_letter_jobs(clients: Clients, settings: Settings) -> FailedJobs:
 
 
 def _dead_letter_url(clients: Clients, settings: Settings) -> str | None:
-    try:
-        return clients.sqs.get_queue_url(QueueName=settings.SQS_DEAD_LETTER_QUEUE)["QueueUrl"]
-    except ClientError as error:
-        if error_code(error) in QUEUE_MISSING:
-            return None
-        raise
+    return find_queue_url(clients.sqs, settings.SQS_DEAD_LETTER_QUEUE)
 

@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 from chalicelib import aws
-from chalicelib.aws.api import queue_depth
+from chalicelib.aws.sqs import queue_depth
 from chalicelib.model.jobs import Job, parse_job_document
 from chalicelib.model.settings import Settings
 from tests.conftest import make_settings

@@ -23,13 +23,10 @@ sent, and by local mode's results.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from botocore.exceptions import ClientError
-
-from chalicelib.aws import OBJECT_MISSING, error_code
+from chalicelib.aws.s3 import Listed, list_objects, object_metadata
 from chalicelib.model.names import OUTPUT_METADATA_KEY, success_marker_key
 from chalicelib.model.settings import Settings
 
@@ -50,28 +47,25 @@ class Tally:
     def for_prefix(cls, output_prefix: str) -> Tally:
         return cls(success_marker_key(output_prefix))
 
-    def add(self, item: Mapping[str, Any], settings: Settings) -> None:
-        if item["Key"] == self.marker_key:
+    def add(self, item: Listed, settings: Settings) -> None:
+        if item.key == self.marker_key:
             self.marked = True
         elif counts_toward_done(item, settings):
             self.counted += 1
             if self.sample_key is None:
-                self.sample_key = item["Key"]
+                self.sample_key = item.key
 
 
-def counts_toward_done(item: Mapping[str, Any], settings: Settings) -> bool:
-    """One listed object (`Key`, `Size`) against DS's rule."""
-    return item["Size"] >= settings.MIN_FILE_SIZE_BYTES and settings.NECESSARY_STRING in item["Key"]
+def counts_toward_done(item: Listed, settings: Settings) -> bool:
+    """One listed object against DS's rule."""
+    return item.size >= settings.MIN_FILE_SIZE_BYTES and settings.NECESSARY_STRING in item.key
 
 
 def tally_outputs(s3: S3Client, settings: Settings, output_prefix: str) -> Tally:
     """Every page of the listing, unless both answers (count and marker) are in before the end."""
     tally = Tally.for_prefix(output_prefix)
-    pages = s3.get_paginator("list_objects_v2").paginate(Bucket=settings.DESTINATION_BUCKET,
-                                                      Prefix=output_prefix + "/")
-    for page in pages:
-        for item in page.get("Contents", ()):
-            tally.add(item, settings)
+    for item in list_objects(s3, settings.DESTINATION_BUCKET, output_prefix + "/"):
+        tally.add(item, settings)
         if tally.marked and tally.counted >= settings.EXPECTED_NUMBER_FILES:
             break
     return tally
@@ -94,10 +88,5 @@ def is_done(s3: S3Client, settings: Settings, output_prefix: str) -> bool:
 def _unfinished_upload(s3: S3Client, bucket: str, key: str) -> bool:
     """True when `key` was uploaded by a worker (no marker came after it), or vanished since the listing (outputs
     changing under us are no finished set either)."""
-    try:
-        head = s3.head_object(Bucket=bucket, Key=key)
-    except ClientError as error:
-        if error_code(error) in OBJECT_MISSING:
-            return True
-        raise
-    return OUTPUT_METADATA_KEY in head.get("Metadata", {})
+    metadata = object_metadata(s3, bucket, key)
+    return metadata is None or OUTPUT_METADATA_KEY in metadata

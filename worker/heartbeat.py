@@ -17,6 +17,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from chalicelib.aws import error_code
+from chalicelib.aws.sqs import set_visibility
 from chalicelib.runfiles.joblines import LONG_JOB_WARNING, NOT_EXTENDED_WARNING
 
 if TYPE_CHECKING:  # boto3-stubs: for mypy only, never in the worker image
@@ -77,8 +78,7 @@ class Heartbeat(threading.Thread):
         if timeout <= 0:
             return False
         try:
-            self.sqs.change_message_visibility(QueueUrl=self.queue_url, ReceiptHandle=self.receipt_handle,
-                                               VisibilityTimeout=timeout)
+            set_visibility(self.sqs, self.queue_url, self.receipt_handle, timeout)
         except Exception as error:  # noqa: BLE001 - a failed extension must not stop the job
             code = error_code(error)
             self.say(f"{NOT_EXTENDED_WARNING}({code or error}); "

@@ -18,6 +18,7 @@ import watchtower
 from botocore.exceptions import BotoCoreError, ClientError
 
 from chalicelib.aws import error_code
+from chalicelib.aws import logs as aws_logs
 from chalicelib.runfiles.failures import LAST_LINES, LINE_CHARS
 from chalicelib.runfiles.joblines import output_line
 
@@ -33,10 +34,9 @@ _BLANK = " "
 def ensure_log_group(logs: CloudWatchLogsClient, name: str) -> None:
     """setup creates the group; doing it here too keeps a bare worker (tests, local mode) working."""
     try:
-        logs.create_log_group(logGroupName=name)
+        aws_logs.ensure_log_group(logs, name)
     except (BotoCoreError, ClientError) as error:  # any AWS trouble: warned, never fatal
-        if error_code(error) != "ResourceAlreadyExistsException":
-            log.warning("could not create log group %s (%s); job logs may be lost", name, error_code(error) or error)
+        log.warning("could not create log group %s (%s); job logs may be lost", name, error_code(error) or error)
 
 
 class JobLog:
@@ -60,11 +60,10 @@ class JobLog:
         self._logger.addHandler(self._handler)
 
     def _create_stream(self, logs: CloudWatchLogsClient, group: str) -> None:
-        try:
-            logs.create_log_stream(logGroupName=group, logStreamName=self.stream)
-        except (BotoCoreError, ClientError) as error:  # a retried job appends to its existing stream
-            if error_code(error) != "ResourceAlreadyExistsException":
-                log.warning("could not create log stream %s/%s (%s)", group, self.stream, error_code(error) or error)
+        try:  # a retried job appends to its existing stream
+            aws_logs.ensure_log_stream(logs, group, self.stream)
+        except (BotoCoreError, ClientError) as error:
+            log.warning("could not create log stream %s/%s (%s)", group, self.stream, error_code(error) or error)
 
     def output(self, line: str) -> None:
         """A line of the command's output."""

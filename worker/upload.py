@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING
 
 from boto3.s3.transfer import TransferConfig, create_transfer_manager
 
+from chalicelib.aws.s3 import list_objects, put_object
 from chalicelib.model.names import OUTPUT_METADATA_KEY, SUCCESS_MARKER, success_marker_key
 
 if TYPE_CHECKING:  # boto3-stubs: for mypy only, never in the worker image
@@ -67,26 +68,24 @@ class Transfers:
         """Hadoop's `_SUCCESS`, only after every output of `sent` is in S3: the job's outputs are complete."""
         body = json.dumps({"job_id": job_id, "files": sent.files, "bytes": sent.bytes, "time": round(time.time(), 3)})
         # upload_args: only the ExtraArgs chalicelib/model/uploadflags.py lets through (ACL, StorageClass,
-        # ServerSideEncryption), each value checked there against S3's own list; a dict[str, str] cannot say which
-        self.s3.put_object(Bucket=self.destination, Key=success_marker_key(prefix), Body=body.encode("utf-8"),
-                           ContentType="application/json", Metadata=_metadata(job_id),
-                           **self.upload_args)  # type: ignore[arg-type]
+        # ServerSideEncryption), each value checked there against S3's own list
+        put_object(self.s3, self.destination, success_marker_key(prefix), body.encode("utf-8"),
+                   content_type="application/json", metadata=_metadata(job_id), extra_args=self.upload_args)
 
     def download_prefix(self, prefix: str, folder: str | Path) -> Transferred:
         root = Path(folder)
         futures, total = [], 0
-        for page in self.s3.get_paginator("list_objects_v2").paginate(Bucket=self.source, Prefix=prefix + "/"):
-            for item in page.get("Contents", ()):
-                relative = item["Key"][len(prefix) + 1:]
-                if not relative or relative.endswith("/"):
-                    continue  # "folder" marker objects made by the S3 console
-                parts = PurePosixPath(relative).parts
-                if any(part in ("..", ".") for part in parts) or relative.startswith("/"):
-                    raise TransferError(f"input s3://{self.source}/{item['Key']} would land outside {{input_dir}}")
-                target = root.joinpath(*parts)
-                target.parent.mkdir(parents=True, exist_ok=True)
-                futures.append(self._manager.download(self.source, item["Key"], str(target)))
-                total += item["Size"]
+        for item in list_objects(self.s3, self.source, prefix + "/"):
+            relative = item.key[len(prefix) + 1:]
+            if not relative or relative.endswith("/"):
+                continue  # "folder" marker objects made by the S3 console
+            parts = PurePosixPath(relative).parts
+            if any(part in ("..", ".") for part in parts) or relative.startswith("/"):
+                raise TransferError(f"input s3://{self.source}/{item.key} would land outside {{input_dir}}")
+            target = root.joinpath(*parts)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            futures.append(self._manager.download(self.source, item.key, str(target)))
+            total += item.size
         _wait(futures, "download")
         return Transferred(len(futures), total)
 

@@ -44,7 +44,8 @@ from typing import TYPE_CHECKING, NamedTuple
 from botocore.exceptions import BotoCoreError, ClientError
 
 from chalicelib import aws
-from chalicelib.aws.api import queue_depth
+from chalicelib.aws import sqs
+from chalicelib.aws.sqs import queue_depth
 from chalicelib.model import names
 from chalicelib.model.errors import UserError
 from chalicelib.model.jobs import Job, NotAJob, job_from_message
@@ -178,7 +179,7 @@ class Worker:
     @property
     def queue_url(self) -> str:
         if self._queue_url is None:
-            self._queue_url = self.sqs.get_queue_url(QueueName=self.settings.SQS_QUEUE_NAME)["QueueUrl"]
+            self._queue_url = sqs.existing_queue_url(self.sqs, self.settings.SQS_QUEUE_NAME)
         return self._queue_url
 
     @property
@@ -226,10 +227,8 @@ class Worker:
         wait = self.options.wait_seconds
         if self.lease.held:
             wait = min(wait, BUSY_PERIOD_WAIT_SECONDS)
-        response = self.sqs.receive_message(
-            QueueUrl=self.queue_url, MaxNumberOfMessages=1, WaitTimeSeconds=wait,
-            VisibilityTimeout=self.visibility, MessageSystemAttributeNames=RECEIVED_ATTRIBUTES)
-        messages = response.get("Messages", ())
+        messages = sqs.receive(self.sqs, self.queue_url, most=1, wait_seconds=wait,
+                               visibility_seconds=self.visibility, system_attributes=RECEIVED_ATTRIBUTES)
         if not messages:
             # Idle: the lease goes now, so the monitor may release this machine on its next look.
             self._end_busy_period()
@@ -458,7 +457,7 @@ class Worker:
         lease, it must never fail the worker: at worst the run's failure count misses this job."""
         usage = result.usage
         record = failures.FailureRecord(
-            job_id=job.job_id, attempts=attempt, reason=result.text, exit_code=result.exit_code,
+            job_id=job.job_id, attempts=attempt, reason=result.text[:failures.REASON_CHARS], exit_code=result.exit_code,
             last_lines=last_lines, message_body=job.body, time=time.time(), instance_id=self.options.instance_id,
             peak_memory_mib=usage.peak_mib if usage else None, cpu_seconds=usage.cpu_seconds if usage else None,
             memory_limit_mib=usage.limit_mib(self.settings.MEMORY) if usage else None,
@@ -490,7 +489,7 @@ class Worker:
         return f"it will be retried in {self.options.retry_delay_seconds} s"
 
     def _delete(self, message: MessageTypeDef) -> None:
-        self.sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=message["ReceiptHandle"])
+        sqs.delete_message(self.sqs, self.queue_url, message["ReceiptHandle"])
 
     def _release(self, message: MessageTypeDef) -> None:
         """Hand the job to another worker at once without spending one of its JOB_RETRIES.
@@ -502,10 +501,7 @@ class Worker:
         job may run twice, which SQS's at-least-once delivery allows anyway, but is never lost.
         """
         try:
-            self.sqs.send_message(QueueUrl=self.queue_url, MessageBody=message["Body"],
-                                  # plain dicts of SQS's MessageAttributeValue shape (chalicelib/model/names.py)
-                                  MessageAttributes=names.run_attributes(  # type: ignore[arg-type, unused-ignore]
-                                      self.settings.APP_NAME))
+            sqs.send(self.sqs, self.queue_url, message["Body"], names.run_attributes(self.settings.APP_NAME))
         except Exception as error:  # noqa: BLE001 - fall back to the plain release
             log.warning("could not requeue message %s (%s); releasing it instead", message["MessageId"],
                         aws.error_code(error) or error)
@@ -519,8 +515,7 @@ class Worker:
 
     def _change_visibility(self, message: MessageTypeDef, seconds: int, quiet: bool = False) -> None:
         try:
-            self.sqs.change_message_visibility(QueueUrl=self.queue_url, ReceiptHandle=message["ReceiptHandle"],
-                                               VisibilityTimeout=seconds)
+            sqs.set_visibility(self.sqs, self.queue_url, message["ReceiptHandle"], seconds)
         except Exception as error:  # noqa: BLE001 - the visibility timeout returns it anyway, only later
             if not quiet:
                 log.warning("could not make message %s visible in %s s (%s); it returns when its visibility "

@@ -1,4 +1,9 @@
-"""Every AWS client is made here.
+"""The AWS layer: every AWS call of the Lambda and the worker goes through this package (tests/unit/
+test_aws_layer.py finds any that does not). Here: the clients, AWS's "not found" answers sorted once, and `paged`;
+beside it one module per service (s3, sqs, ec2, ecs, cloudwatch, logs, tagging, servicequotas), each a function
+per intent that takes the typed client (so tests inject the session through `sessions_from`), pages through every
+listing, and batches writes to AWS's per-call limits (chalice's TypedAWSClient is the model). Nothing in the layer
+sleeps: backing off is botocore's standard retry mode's.
 
 Region and profile come from settings (or the environment in the Lambda, where
 there is no config.json); botocore itself honours AWS_ENDPOINT_URL, which is how
@@ -33,7 +38,6 @@ if TYPE_CHECKING:  # boto3-stubs: for mypy only, never in the Lambda zip or the 
     from mypy_boto3_logs import CloudWatchLogsClient
     from mypy_boto3_resourcegroupstaggingapi import ResourceGroupsTaggingAPIClient
     from mypy_boto3_s3 import S3Client
-    from mypy_boto3_s3.type_defs import GetObjectOutputTypeDef, GetObjectRequestTypeDef
     from mypy_boto3_sns import SNSClient
     from mypy_boto3_sqs import SQSClient
     from mypy_boto3_ssm import SSMClient
@@ -223,50 +227,12 @@ def region_of_queue_url(url: str) -> str:
     return os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
 
 
-class ObjectTooLarge(ValueError):
-    """An object larger than its reader takes, refused unread: a job may have written it (DESIGN.md "Trust
-    boundary"). A ValueError, as an unparsable body is: readers skip and report both alike."""
-
-    def __init__(self, bucket: str, key: str, size: int | None, limit: int):
-        self.bucket, self.key, self.size, self.limit = bucket, key, size, limit
-        told = f"{size:,} bytes" if size is not None else "larger"  # the message, as a parse error's, names no key
-        super().__init__(f"{told}, over the {limit:,} bytes its reader takes: not read")
-
-
-def read_object(s3: S3Client, bucket: str, key: str, max_bytes: int | None = None) -> bytes | None:
-    """An S3 object's bytes, or None when there is no such key.
-
-    `max_bytes`, for every key a job can write: the GET asks for the first max_bytes + 1 bytes only (a ranged GET,
-    one request, so nothing can swap the object between a size check and the read), and a larger object raises
-    ObjectTooLarge with its size having cost at most that much memory, whatever its size."""
-    request: GetObjectRequestTypeDef = {"Bucket": bucket, "Key": key} if max_bytes is None else {
-        "Bucket": bucket, "Key": key, "Range": f"bytes=0-{max_bytes}"}
-    try:
-        answer = s3.get_object(**request)
-    except ClientError as error:  # only "no such key" is an answer
-        code = error_code(error)
-        if code in OBJECT_MISSING:
-            return None
-        if max_bytes is not None and code == "InvalidRange":  # S3's answer to any range of an empty object
-            return b""
-        raise
-    if max_bytes is None:
-        return answer["Body"].read()
-    with contextlib.closing(answer["Body"]) as body:
-        data = body.read(max_bytes + 1)  # bounded even if the range were ignored
-    if len(data) > max_bytes:
-        raise ObjectTooLarge(bucket, key, _object_size(answer), max_bytes)
-    return data
-
-
-def _object_size(answer: GetObjectOutputTypeDef) -> int | None:
-    """The whole object's size: a ranged GET's Content-Range says it ("bytes 0-1024/209715200"), a whole one's
-    Content-Length."""
-    content_range = answer.get("ContentRange")  # boto3-stubs say every answer has one; only a ranged GET's has
-    if not content_range:
-        return answer.get("ContentLength")
-    total = content_range.rpartition("/")[2]
-    return int(total) if total.isdigit() else None
+def paged(client: BaseClient, operation: str, result_key: str, **request: Any) -> Iterator[Any]:
+    """Each item under `result_key` of every page of `operation`'s answer, by botocore's paginator: the lister of
+    the reads that have no function of their own in the service modules (the CLI's one-off reads). A generator:
+    a caller that has its answer stops, and no further page is asked for."""
+    for page in client.get_paginator(operation).paginate(**request):
+        yield from page.get(result_key, ())
 
 
 def error_code(error: Exception) -> str:

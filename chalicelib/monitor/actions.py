@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from chalicelib.aws.api import is_spot_fleet
+from chalicelib.aws.ec2 import is_spot_fleet
 from chalicelib.monitor.series import SeriesPoint
 
 

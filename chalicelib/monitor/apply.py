@@ -18,8 +18,19 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from chalicelib.aws import DASHBOARD_MISSING, OBJECT_MISSING, QUEUE_MISSING, Clients, error_code
-from chalicelib.aws import api as awsapi
+from chalicelib.aws import (
+    DASHBOARD_MISSING,
+    OBJECT_MISSING,
+    QUEUE_MISSING,
+    Clients,
+    cloudwatch,
+    ec2,
+    ecs,
+    error_code,
+    logs,
+    s3,
+    sqs,
+)
 from chalicelib.monitor import state_store
 from chalicelib.monitor.actions import (
     Action,
@@ -50,9 +61,6 @@ _GONE = {
     "ClusterNotFoundException", "InvalidInstanceID.NotFound", "InvalidSpotFleetRequestId.NotFound",
     "InvalidFleetId.NotFound",
 }
-# A launch template that is gone: AWS's code for an unknown id, and for an unknown name ("Error codes for the
-# Amazon EC2 API"); moto answers the name's code whichever was given.
-_LAUNCH_TEMPLATE_MISSING = {"InvalidLaunchTemplateId.NotFound", "InvalidLaunchTemplateName.NotFoundException"}
 # ECS refuses to delete a cluster while anything is still draining: try again next tick.
 _NOT_YET = {"ClusterContainsServicesException", "ClusterContainsContainerInstancesException",
             "ClusterContainsTasksException", "LimitExceededException"}
@@ -117,22 +125,21 @@ class Applier:
 
     # ---- running
     def _set_fleet_capacity(self, action: SetFleetCapacity) -> None:
-        awsapi.set_fleet_target(self.clients.ec2, action.fleet_id, int(action.target))
+        ec2.set_fleet_target(self.clients.ec2, action.fleet_id, int(action.target))
 
     def _terminate(self, action: TerminateInstances) -> None:
-        self.clients.ec2.terminate_instances(InstanceIds=list(action.instance_ids))
+        ec2.terminate(self.clients.ec2, action.instance_ids)
 
     def _set_service_count(self, action: SetServiceCount) -> None:
-        self.clients.ecs.update_service(cluster=action.cluster, service=action.service, desiredCount=action.count)
+        ecs.set_service_count(self.clients.ecs, action.cluster, action.service, action.count)
 
     def _create_idle_alarms(self, action: CreateIdleAlarms) -> None:
-        for instance_id in action.instance_ids:  # PutMetricAlarm makes one alarm per call
-            self.clients.cloudwatch.put_metric_alarm(**idle_alarm_request(self.run.app_name, self.run.record.REGION,
-                                                                          instance_id))
+        for instance_id in action.instance_ids:
+            cloudwatch.put_alarm(self.clients.cloudwatch,
+                                 idle_alarm_request(self.run.app_name, self.run.record.REGION, instance_id))
 
     def _delete_alarms(self, action: DeleteAlarms) -> None:
-        for start in range(0, len(action.names), 100):  # DeleteAlarms takes at most 100 names
-            self.clients.cloudwatch.delete_alarms(AlarmNames=list(action.names[start:start + 100]))
+        cloudwatch.delete_alarms(self.clients.cloudwatch, action.names)
 
     def _save_state(self, action: SaveState, state: MonitorState) -> MonitorState:
         return self._put_state(state.updated(action.as_dict()))
@@ -143,39 +150,31 @@ class Applier:
 
     # ---- teardown
     def _cancel_fleet(self, action: CancelFleet) -> None:
-        awsapi.delete_fleet(self.clients.ec2, action.fleet_id)
+        ec2.delete_fleet(self.clients.ec2, action.fleet_id)
 
     def _delete_service(self, action: DeleteService) -> None:
-        # force: deletes a service whose desired count is not yet 0, in one call
-        self.clients.ecs.delete_service(cluster=action.cluster, service=action.service, force=True)
+        ecs.delete_service(self.clients.ecs, action.cluster, action.service)
 
     def _deregister(self, action: DeregisterTaskDefinitions) -> None:
-        for arn in action.arns:
-            self.clients.ecs.deregister_task_definition(taskDefinition=arn)
+        ecs.deregister_task_definitions(self.clients.ecs, action.arns)
 
     def _delete_launch_templates(self, action: DeleteLaunchTemplates) -> None:
-        for template_id in action.ids:  # one per call; one already gone must not keep the others
-            try:
-                self.clients.ec2.delete_launch_template(LaunchTemplateId=template_id)
-            except ClientError as error:
-                if error_code(error) not in _LAUNCH_TEMPLATE_MISSING:
-                    raise
+        ec2.delete_launch_templates(self.clients.ec2, action.ids)
 
     def _delete_queue(self, action: DeleteQueue) -> None:
-        self.clients.sqs.delete_queue(QueueUrl=action.queue_url)
+        sqs.delete_queue(self.clients.sqs, action.queue_url)
 
     def _delete_dashboard(self, action: DeleteDashboard) -> None:
-        self.clients.cloudwatch.delete_dashboards(DashboardNames=[action.name])
+        cloudwatch.delete_dashboard(self.clients.cloudwatch, action.name)
 
     def _delete_cluster(self, action: DeleteCluster) -> None:
-        self.clients.ecs.delete_cluster(cluster=action.cluster)
+        ecs.delete_cluster(self.clients.ecs, action.cluster)
 
     def _export_logs(self, action: ExportLogs, state: MonitorState) -> MonitorState:
         try:
-            task_id = self.clients.logs.create_export_task(
-                taskName=f"{self.run.app_name}-{action.log_group.strip('/').replace('/', '-')}"[:512],
-                logGroupName=action.log_group, fromTime=action.start_ms, to=action.end_ms,
-                destination=action.bucket, destinationPrefix=action.prefix)["taskId"]
+            task_id = logs.start_export(
+                self.clients.logs, f"{self.run.app_name}-{action.log_group.strip('/').replace('/', '-')}"[:512],
+                action.log_group, action.start_ms, action.end_ms, action.bucket, action.prefix)
         except ClientError as error:  # sorted: "not yet", or a failure that retrying will not fix
             code = error_code(error)
             if code == "LimitExceededException" or not code:
@@ -187,17 +186,12 @@ class Applier:
         return self._put_state(state.updated({"export_tasks": {**state.export_tasks, action.log_group: task_id}}))
 
     def _write_summary(self, action: WriteSummary) -> None:
-        self.clients.s3.put_object(Bucket=action.bucket, Key=action.key, ContentType="application/json",
-                                   Body=(json.dumps(dict(action.summary), indent=2) + "\n").encode())
+        body = (json.dumps(dict(action.summary), indent=2) + "\n").encode()
+        s3.put_object(self.clients.s3, action.bucket, action.key, body, content_type="application/json")
 
     def _remove_record(self, action: RemoveRunRecord) -> None:
-        s3 = self.clients.s3
         keys = list(action.keys)
-        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=action.bucket,
-                                                                  Prefix=lease_prefix(self.run.app_name)):
-            keys.extend(item["Key"] for item in page.get("Contents", ()))
+        keys += [item.key for item in s3.list_objects(self.clients.s3, action.bucket, lease_prefix(self.run.app_name))]
         # the record goes last: if anything before fails, the run is still watched
         ordered = [key for key in keys if key not in action.keys] + list(action.keys[::-1])
-        for start in range(0, len(ordered), 1000):
-            s3.delete_objects(Bucket=action.bucket,
-                              Delete={"Objects": [{"Key": key} for key in ordered[start:start + 1000]], "Quiet": True})
+        s3.delete_objects(self.clients.s3, action.bucket, ordered)

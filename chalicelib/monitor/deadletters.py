@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
+from chalicelib.aws import sqs as aws_sqs
 from chalicelib.model.names import RUN_ATTRIBUTE
 
 if TYPE_CHECKING:  # boto3-stubs: for mypy only
@@ -45,7 +46,7 @@ def run_queue_arn(sqs: SQSClient, dead_letter_url: str, queue_name: str) -> str:
     found by name in the run's own account and region, where its job queue is, so the two ARNs differ only by
     the name. Derived rather than read from the job queue, so it holds after a teardown deleted that queue (the
     messages SQS moved from it keep their stamp)."""
-    arn = sqs.get_queue_attributes(QueueUrl=dead_letter_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    arn = aws_sqs.queue_arn(sqs, dead_letter_url)
     return arn.rsplit(":", 1)[0] + ":" + queue_name
 
 
@@ -82,10 +83,9 @@ def sweep(sqs: SQSClient, url: str,
     messages: list[MessageTypeDef] = []
     seen: set[str] = set()
     while True:
-        received = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=0,
-                                       VisibilityTimeout=SWEEP_VISIBILITY_SECONDS,
-                                       MessageSystemAttributeNames=[SOURCE_ARN, *attribute_names],
-                                       MessageAttributeNames=[RUN_ATTRIBUTE]).get("Messages", [])
+        received = aws_sqs.receive(sqs, url, most=10, wait_seconds=0, visibility_seconds=SWEEP_VISIBILITY_SECONDS,
+                                   system_attributes=[SOURCE_ARN, *attribute_names],
+                                   message_attributes=[RUN_ATTRIBUTE])
         fresh = [message for message in received if message["MessageId"] not in seen]
         if not fresh:
             return messages
@@ -95,7 +95,4 @@ def sweep(sqs: SQSClient, url: str,
 
 def release(sqs: SQSClient, url: str, messages: list[MessageTypeDef]) -> None:
     """Make swept messages visible again at once."""
-    for start in range(0, len(messages), 10):
-        sqs.change_message_visibility_batch(QueueUrl=url, Entries=[
-            {"Id": str(index), "ReceiptHandle": message["ReceiptHandle"], "VisibilityTimeout": 0}
-            for index, message in enumerate(messages[start:start + 10])])
+    aws_sqs.set_visibilities(sqs, url, [message["ReceiptHandle"] for message in messages], 0)

@@ -15,9 +15,12 @@ ARN).
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import TYPE_CHECKING
 
 from chalicelib.model import names
+
+if TYPE_CHECKING:  # boto3-stubs: for mypy only, never in the Lambda zip
+    from mypy_boto3_cloudwatch.type_defs import PutMetricAlarmInputTypeDef
 
 IDLE_CPU_PERCENT = 1.0
 IDLE_MINUTES = 15
@@ -29,7 +32,7 @@ def terminate_action(region: str) -> str:
     return f"arn:aws:automate:{region}:ec2:terminate"
 
 
-def idle_alarm_request(app_name: str, region: str, instance_id: str) -> dict[str, Any]:
+def idle_alarm_request(app_name: str, region: str, instance_id: str) -> PutMetricAlarmInputTypeDef:
     """PutMetricAlarm's arguments for one machine's idle alarm, carrying the run's tag (which AWS applies only
     when it creates the alarm, and which needs cloudwatch:TagResource besides cloudwatch:PutMetricAlarm)."""
     if not INSTANCE_ID.fullmatch(instance_id):

@@ -12,8 +12,10 @@ import json
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal
 
+from chalicelib.model import schema
+from chalicelib.model.schema import bounds
 from chalicelib.monitor.counts import Counts
-from chalicelib.monitor.series import SeriesPoint, is_series
+from chalicelib.monitor.series import SERIES_BOUNDS, SeriesPoint
 
 ExportStatus = Literal["missing", "running", "done", "failed"]
 
@@ -38,40 +40,44 @@ class Policy:
         return self.tasks_per_machine * self.docker_cores
 
 
+# The state's largest size: its bounds below allow about 3 MiB. Only the user and the monitor write under monitors/,
+# and a bucket is shared, so an object there is still read bounded.
+MAX_STATE_BYTES = 4 * 1_048_576
+_AT_LEAST_0 = bounds(minimum=0)
+
+
 @dataclass(frozen=True)
 class MonitorState:
     """The monitor's bookkeeping, kept in S3 beside the run record (the record itself is never rewritten)."""
 
-    empty_observations: int = 0  # consecutive ticks that saw no job visible nor in flight
+    # consecutive ticks that saw no job visible nor in flight
+    empty_observations: int = field(default=0, metadata=_AT_LEAST_0)
     tearing_down: bool = False
-    stop_reason: str | None = None
+    # a breaker's reason quotes a failure record's reason or last line (at most 2,000 characters: failures.py)
+    stop_reason: str | None = field(default=None, metadata=bounds(max_length=8_192))
     # instance id -> launch time (epoch s) of the machines seen last tick, so that a machine that
     # disappears (spot interruption, termination) still counts toward machine-hours
-    known_instances: dict[str, float] = field(default_factory=dict)
-    retired_machine_seconds: float = 0.0
-    export_tasks: dict[str, str] = field(default_factory=dict)  # log group -> export task id
+    known_instances: dict[str, float] = field(default_factory=dict,
+                                              metadata=bounds(max_items=50_000, item=_AT_LEAST_0))
+    retired_machine_seconds: float = field(default=0.0, metadata=_AT_LEAST_0)
+    # log group -> export task id (CloudWatch Logs' are 36 characters)
+    export_tasks: dict[str, str] = field(default_factory=dict,
+                                         metadata=bounds(max_items=1_000, item=bounds(max_length=512)))
     jobs_started: bool = False  # a job has been seen running, done or failed: the machines can run jobs
-    series: list[SeriesPoint] = field(default_factory=list)  # machines, waiting, running over time (series.py)
-    jobs_done_seen: int = 0  # the most jobs seen done so far: a job done stays done (chalicelib/monitor/counts.py)
+    # machines, waiting, running over time (series.py)
+    series: list[SeriesPoint] = field(default_factory=list, metadata=SERIES_BOUNDS)
+    # the most jobs seen done so far: a job done stays done (chalicelib/monitor/counts.py)
+    jobs_done_seen: int = field(default=0, metadata=_AT_LEAST_0)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
 
     @classmethod
-    def from_json(cls, text: str | bytes | None) -> MonitorState:
+    def from_json(cls, text: str | bytes | None, document: str = "monitor state") -> MonitorState:
+        """No text: a run's first state. Raises schema.SchemaError (a ValueError) naming `document` and the field."""
         if not text:
             return cls()
-        raw = json.loads(text)
-        if not isinstance(raw, dict):
-            raise ValueError("monitor state: expected a JSON object")
-        state = cls(**{key: value for key, value in raw.items() if key in cls.__dataclass_fields__})
-        if not (isinstance(state.empty_observations, int) and isinstance(state.tearing_down, bool)
-                and isinstance(state.known_instances, dict) and isinstance(state.export_tasks, dict)
-                and isinstance(state.retired_machine_seconds, (int, float)) and isinstance(state.jobs_started, bool)
-                and isinstance(state.jobs_done_seen, int)
-                and isinstance(state.stop_reason, (str, type(None))) and is_series(state.series)):
-            raise ValueError("monitor state: a field has the wrong type")
-        return state
+        return schema.read(cls, text, document, MAX_STATE_BYTES)
 
     def updated(self, changes: dict[str, Any]) -> MonitorState:
         return replace(self, **changes)

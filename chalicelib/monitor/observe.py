@@ -13,8 +13,13 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from chalicelib.aws import Clients
-from chalicelib.aws import api as awsapi
-from chalicelib.aws.api import FleetState, QueueDepth, fleet_state, queue_depth
+from chalicelib.aws.cloudwatch import alarm_names, dashboard_exists
+from chalicelib.aws.ec2 import FleetState, fleet_instance_ids, fleet_state, live_machines, tagged_launch_template_ids
+from chalicelib.aws.ecs import cluster_machine_ids, ecs_cluster, ecs_service, task_definition_arns
+from chalicelib.aws.logs import export_running_in_account, export_task_code, log_group_tags
+from chalicelib.aws.s3 import object_exists
+from chalicelib.aws.sqs import QueueDepth, queue_depth, queue_tags
+from chalicelib.aws.tagging import tagged_alarm_names
 from chalicelib.model.names import RUN_TAG, claim_key, instance_alarm_pattern, monitor_state_key, summary_key
 from chalicelib.monitor import ownership
 from chalicelib.monitor.breaker import failed_job, failures_trip
@@ -88,10 +93,10 @@ def observe(run: Run, clients: Clients, now: float | None = None) -> Observation
         return refused_observation(run, now, "run record refused: " + problem)
     queue = queue_depth(clients.sqs, record.QUEUE_URL)
     fleet = fleet_state(clients.ec2, record.MONITOR_FLEET_ID)
-    service = awsapi.ecs_service(clients.ecs, record.MONITOR_ECS_CLUSTER, record.SERVICE_NAME)
+    service = ecs_service(clients.ecs, record.MONITOR_ECS_CLUSTER, record.SERVICE_NAME)
     problems = [
         queue and ownership.tag_problem("queue", record.MONITOR_QUEUE_NAME,
-                                        awsapi.queue_tags(clients.sqs, record.QUEUE_URL), run.app_name),
+                                        queue_tags(clients.sqs, record.QUEUE_URL), run.app_name),
         fleet and ownership.tag_problem("fleet", record.MONITOR_FLEET_ID, fleet.tags, run.app_name),
         service and ownership.tag_problem("ECS service", record.SERVICE_NAME, service.tags, run.app_name),
     ]
@@ -122,16 +127,16 @@ def observe(run: Run, clients: Clients, now: float | None = None) -> Observation
         cluster=record.MONITOR_ECS_CLUSTER, cluster_exists=cluster.exists, cluster_owned=cluster.owned,
         cluster_in_use_by_others=cluster.in_use, service=record.SERVICE_NAME, service_exists=service is not None,
         service_desired=service.desired if service else 0,
-        task_definition_arns=awsapi.task_definition_arns(clients.ecs, record.TASK_FAMILY),
-        launch_template_ids=awsapi.tagged_launch_template_ids(clients.ec2, RUN_TAG, run.app_name),
+        task_definition_arns=task_definition_arns(clients.ecs, record.TASK_FAMILY),
+        launch_template_ids=tagged_launch_template_ids(clients.ec2, RUN_TAG, run.app_name),
         alarm_names=_alarms(clients, record), queue_alarm_names=tuple(record.ALARM_NAMES),
         instance_alarm_prefix=record.INSTANCE_ALARM_PREFIX, dashboard_name=record.DASHBOARD_NAME,
         dashboard_exists=bool(record.DASHBOARD_NAME
-                              and awsapi.dashboard_exists(clients.cloudwatch, record.DASHBOARD_NAME)),
+                              and dashboard_exists(clients.cloudwatch, record.DASHBOARD_NAME)),
         bucket=run.bucket, log_groups=log_groups, exported_logs_prefix=record.EXPORTED_LOGS_PREFIX,
         foreign_log_groups=_foreign_log_groups(clients.logs, log_groups, run) if run.state.tearing_down else (),
         export_status=exports, export_running_in_account=export_busy,
-        summary_key=run.summary_key, summary_exists=awsapi.object_exists(clients.s3, run.bucket, run.summary_key),
+        summary_key=run.summary_key, summary_exists=object_exists(clients.s3, run.bucket, run.summary_key),
         record_keys=(run.key, run.state_key, claim_key(run.app_name)),
     )
 
@@ -180,10 +185,9 @@ def refused_observation(run: Run, now: float, reason: str) -> Observation:
 
 def _instances(clients: Clients, run: Run, fleet_active: bool, now: float) -> tuple[Instance, ...]:
     if fleet_active:
-        machines = awsapi.live_machines(clients.ec2,
-                                        awsapi.fleet_instance_ids(clients.ec2, run.record.MONITOR_FLEET_ID))
+        machines = live_machines(clients.ec2, fleet_instance_ids(clients.ec2, run.record.MONITOR_FLEET_ID))
     else:  # a cancelled fleet no longer lists its machines; its tag still finds any that survived
-        machines = awsapi.live_machines(clients.ec2, fleet_id=run.record.MONITOR_FLEET_ID)
+        machines = live_machines(clients.ec2, fleet_id=run.record.MONITOR_FLEET_ID)
     if not machines:
         return ()
     busy = leases.busy_jobs_by_instance(clients.s3, run.bucket, run.app_name, datetime.fromtimestamp(now, UTC))
@@ -199,12 +203,11 @@ class _ClusterView:
 
 
 def _cluster(clients: Clients, name: str, our_service_exists: bool, app_name: str) -> _ClusterView:
-    cluster = awsapi.ecs_cluster(clients.ecs, name)
+    cluster = ecs_cluster(clients.ecs, name)
     if cluster is None:
         return _ClusterView()
     other_services = cluster.active_services - (1 if our_service_exists else 0)
-    in_use = other_services > 0 or bool(awsapi.live_machines(clients.ec2,
-                                                             awsapi.cluster_machine_ids(clients.ecs, name)))
+    in_use = other_services > 0 or bool(live_machines(clients.ec2, cluster_machine_ids(clients.ecs, name)))
     return _ClusterView(exists=True, in_use=in_use,
                         owned=ownership.tag_problem("ECS cluster", name, cluster.tags, app_name) is None)
 
@@ -214,12 +217,10 @@ def _alarms(clients: Clients, record: RunRecord) -> tuple[str, ...]:
     names its queue alarms and machine alarms made before they were tagged (by older workers)."""
     exact = instance_alarm_pattern(record.MONITOR_APP_NAME)
     # the prefix of run 'Run' also lists run 'Run_i-x''s alarms: keep exactly Run_<instance id>
-    instance_alarms = {name for name in awsapi.alarm_names(clients.cloudwatch,
-                                                           prefix=record.INSTANCE_ALARM_PREFIX + "i-")
+    instance_alarms = {name for name in alarm_names(clients.cloudwatch, prefix=record.INSTANCE_ALARM_PREFIX + "i-")
                        if exact.fullmatch(name)}
-    queue_alarms = (awsapi.alarm_names(clients.cloudwatch, names=tuple(record.ALARM_NAMES)) if record.ALARM_NAMES
-                    else ())
-    tagged = awsapi.tagged_alarm_names(clients.resourcegroupstaggingapi, RUN_TAG, record.MONITOR_APP_NAME)
+    queue_alarms = alarm_names(clients.cloudwatch, names=tuple(record.ALARM_NAMES)) if record.ALARM_NAMES else ()
+    tagged = tagged_alarm_names(clients.resourcegroupstaggingapi, RUN_TAG, record.MONITOR_APP_NAME)
     return tuple(sorted(instance_alarms.union(queue_alarms, tagged)))
 
 
@@ -228,7 +229,7 @@ def _foreign_log_groups(logs: CloudWatchLogsClient, groups: tuple[str, ...], run
     A missing group is not foreign: its export fails on its own."""
     foreign = []
     for group in groups:
-        tags = awsapi.log_group_tags(logs, group)
+        tags = log_group_tags(logs, group)
         if tags is not None and ownership.tag_problem("log group", group, tags, run.app_name):
             foreign.append(group)
     return tuple(foreign)
@@ -243,6 +244,6 @@ def _exports(logs: CloudWatchLogsClient, state: MonitorState) -> tuple[dict[str,
         if task_id.startswith(FAILED_EXPORT_PREFIX):
             status[group] = "failed"
             continue
-        code = awsapi.export_task_code(logs, task_id)
+        code = export_task_code(logs, task_id)
         status[group] = "missing" if code is None else _EXPORT_STATUS.get(code, "running")
-    return status, awsapi.export_running_in_account(logs)
+    return status, export_running_in_account(logs)

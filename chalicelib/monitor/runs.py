@@ -9,15 +9,16 @@ as `Unreadable` and every readable run is still returned.
 from __future__ import annotations
 
 import dataclasses
-import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import botocore.exceptions
 
 from chalicelib.aws import error_code
+from chalicelib.aws.s3 import list_objects
 from chalicelib.model.errors import UserError
 from chalicelib.model.names import MONITORS_PREFIX, RECORD_SUFFIX, monitor_state_key
+from chalicelib.model.schema import SchemaError
 from chalicelib.monitor import runrecord, state_store
 from chalicelib.monitor.observation import MonitorState
 from chalicelib.monitor.observe import Run
@@ -25,8 +26,9 @@ from chalicelib.monitor.observe import Run
 if TYPE_CHECKING:  # boto3-stubs: for mypy only, never in the Lambda zip
     from mypy_boto3_s3 import S3Client
 
-# What reading one object can raise when its content is not a run record (or its state is not a monitor state)
-_NOT_A_RECORD = (ValueError, TypeError, KeyError, UnicodeDecodeError, RecursionError)
+# What reading one object can raise when its content is not a run record (or its state is not a monitor state):
+# schema.SchemaError, or aws.ObjectTooLarge for one over its reader's bound
+_NOT_A_RECORD = ValueError
 
 
 class UnreadableRecord(UserError):
@@ -49,10 +51,8 @@ class Unreadable:
 
 
 def record_keys(s3: S3Client, bucket: str) -> list[str]:
-    keys: list[str] = []
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=MONITORS_PREFIX, Delimiter="/"):
-        keys.extend(item["Key"] for item in page.get("Contents", ()) if item["Key"].endswith(RECORD_SUFFIX))
-    return sorted(keys)
+    return sorted(item.key for item in list_objects(s3, bucket, MONITORS_PREFIX, delimiter="/")
+                  if item.key.endswith(RECORD_SUFFIX))
 
 
 def read_record(s3: S3Client, bucket: str, key: str) -> runrecord.RunRecord | None:
@@ -122,10 +122,6 @@ def _listing_problem(error: botocore.exceptions.ClientError) -> str:
 
 
 def _why(error: Exception) -> str:
-    if isinstance(error, json.JSONDecodeError):
-        return f"invalid JSON at line {error.lineno} column {error.colno}"
-    if isinstance(error, UnicodeDecodeError):
-        return "not UTF-8 text"
-    if isinstance(error, RecursionError):
-        return "JSON nested too deeply"
-    return str(error).removeprefix("run record: ")
+    if isinstance(error, SchemaError):  # the caller names the document
+        return ": ".join(part for part in (error.path, error.expected) if part)
+    return str(error)

@@ -10,12 +10,15 @@ goes, the first and the newest kept, so a week-long run keeps its whole shape at
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TypeGuard
+
+from chalicelib.model.schema import bounds
 
 LIMIT = 1000  # points; about 25 bytes each in the state object and the summary
 
 # A point: [epoch seconds, machines, jobs waiting, jobs running]
 SeriesPoint = list[float]
+# A series as the state and the summary store it (schema.py reads both with these bounds)
+SERIES_BOUNDS = bounds(max_items=LIMIT, item=bounds(min_items=4, max_items=4))
 
 
 def with_point(series: Sequence[SeriesPoint], now: float, machines: int, waiting: int,
@@ -28,10 +31,3 @@ def with_point(series: Sequence[SeriesPoint], now: float, machines: int, waiting
     if len(points) >= LIMIT:
         points = [*points[:-1:2], points[-1]]  # the newest stays: the series' last numbers are what holds now
     return [*points, point]
-
-
-def is_series(value: object) -> TypeGuard[list[SeriesPoint]]:
-    """Four numbers per point, as with_point writes them (a state object read back from S3 is checked)."""
-    return isinstance(value, list) and all(
-        isinstance(point, list) and len(point) == 4 and all(isinstance(item, (int, float)) for item in point)
-        for point in value)

@@ -6,7 +6,6 @@ and the next tick tries again (the schedule is the safety net).
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from dataclasses import dataclass
@@ -14,8 +13,9 @@ from typing import Any
 
 from chalicelib import aws
 from chalicelib.aws import Clients
+from chalicelib.aws.s3 import read_object
 from chalicelib.model.names import record_key, summary_key
-from chalicelib.monitor import failed
+from chalicelib.monitor import failed, run_summary
 from chalicelib.monitor.alarm_event import AlarmNotification
 from chalicelib.monitor.budget import TimeLeft, Turns, enough_time
 from chalicelib.monitor.observe import Run, observe
@@ -100,9 +100,12 @@ def find_status(app_name: str, buckets: list[str], clients: Clients | None = Non
             return {"app_name": app_name, "state": "unreadable", "reason": str(error)}
         if run is not None:
             return status_of(run, clients)
-        summary = aws.read_object(s3, bucket, summary_key(app_name))
+        summary = read_object(s3, bucket, summary_key(app_name), max_bytes=run_summary.MAX_SUMMARY_BYTES)
         if summary is not None:
-            return finished_status(app_name, json.loads(summary))
+            try:
+                return finished_status(app_name, run_summary.parse(summary, f"s3://{bucket}/{summary_key(app_name)}"))
+            except ValueError as error:
+                return {"app_name": app_name, "state": "unreadable", "reason": f"not a run summary: {error}"}
     return None
 
 
@@ -123,7 +126,7 @@ def find_failed(app_name: str, buckets: list[str], clients: Clients | None = Non
         except UnreadableRecord:  # a run all the same, whose mode is unknown
             record, known = None, True
         else:
-            known = record is not None or aws.read_object(clients.s3, bucket, summary_key(app_name)) is not None
+            known = record is not None or read_object(clients.s3, bucket, summary_key(app_name)) is not None
         if not known:
             continue
         if record is not None and record.DS_IMAGE_MODE:

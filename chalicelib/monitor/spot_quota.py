@@ -20,6 +20,9 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from chalicelib.aws.ec2 import instance_vcpus
+from chalicelib.aws.servicequotas import quota_value
+
 
 @dataclass(frozen=True)
 class SpotQuota:
@@ -97,40 +100,15 @@ class QuotaCheck:
         return self.refusal is not None
 
 
-def instance_vcpus(ec2: Any, instance_types: Iterable[str]) -> dict[str, int]:
-    """DefaultVCpus of each type (DescribeInstanceTypes); a type AWS does not know is left out."""
-    wanted = sorted(set(instance_types))
-    found: dict[str, int] = {}
-    for start in range(0, len(wanted), 100):  # DescribeInstanceTypes takes at most 100 names a call
-        chunk = wanted[start:start + 100]
-        try:
-            pages = ec2.get_paginator("describe_instance_types").paginate(InstanceTypes=chunk)
-            for page in pages:
-                for item in page.get("InstanceTypes", ()):
-                    found[item["InstanceType"]] = int(item.get("VCpuInfo", {}).get("DefaultVCpus", 0))
-        except ClientError as error:
-            if _code(error) != "InvalidInstanceType":
-                raise
-            for name in chunk:  # one unknown name fails the whole call: ask one by one
-                try:
-                    answer = ec2.describe_instance_types(InstanceTypes=[name])
-                except ClientError:
-                    continue
-                for item in answer.get("InstanceTypes", ()):
-                    found[item["InstanceType"]] = int(item.get("VCpuInfo", {}).get("DefaultVCpus", 0))
-    return found
-
-
 def read_quota(servicequotas: Any, quota: SpotQuota) -> tuple[float | None, str | None]:
     """(value, None), or (None, why) when Service Quotas would not say: never raises for AWS's refusals."""
     try:
-        answer = servicequotas.get_service_quota(ServiceCode="ec2", QuotaCode=quota.code)
+        value = quota_value(servicequotas, "ec2", quota.code)
     except ClientError as error:
         return None, _code(error)
     except BotoCoreError as error:  # no endpoint, no credentials: a preflight warning, not a crash
         return None, type(error).__name__
-    value = answer.get("Quota", {}).get("Value")
-    return (float(value), None) if value is not None else (None, "no value")
+    return (value, None) if value is not None else (None, "no value")
 
 
 def check(servicequotas: Any, ec2: Any, instance_types: Iterable[str], machines: int) -> QuotaCheck:

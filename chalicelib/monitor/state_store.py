@@ -16,12 +16,12 @@ from typing import TYPE_CHECKING
 from botocore.exceptions import ClientError
 
 from chalicelib.aws import OBJECT_MISSING, error_code
+from chalicelib.aws.s3 import put_object, read_object_and_etag
 from chalicelib.model.errors import UserError
 from chalicelib.monitor.observation import MonitorState
 
 if TYPE_CHECKING:  # boto3-stubs: for mypy only, never in the Lambda zip
     from mypy_boto3_s3 import S3Client
-    from mypy_boto3_s3.type_defs import PutObjectRequestTypeDef
 
 # S3's refusals of a conditional write: 412, the object changed (or exists, for If-None-Match); 409, another
 # conditional write at the same moment; 404, If-Match on an object deleted since (the run's teardown finished).
@@ -41,25 +41,14 @@ class StateContended(UserError):
 
 def read(s3: S3Client, bucket: str, key: str) -> tuple[bytes | None, str | None]:
     """The state's bytes and ETag, or (None, None) when there is no state yet."""
-    try:
-        answer = s3.get_object(Bucket=bucket, Key=key)
-    except ClientError as error:  # only "no such key" is an answer
-        if error_code(error) in OBJECT_MISSING:
-            return None, None
-        raise
-    return answer["Body"].read(), answer["ETag"]
+    return read_object_and_etag(s3, bucket, key)
 
 
 def write(s3: S3Client, bucket: str, key: str, state: MonitorState, etag: str | None) -> str:
     """Write `state` over the one read with `etag` (None: there was none); its new ETag. Raises StateChanged."""
-    request: PutObjectRequestTypeDef = {"Bucket": bucket, "Key": key, "Body": state.to_json().encode(),
-                                        "ContentType": "application/json"}
-    if etag:
-        request["IfMatch"] = etag
-    else:
-        request["IfNoneMatch"] = "*"
     try:
-        return s3.put_object(**request)["ETag"]
+        return put_object(s3, bucket, key, state.to_json().encode(), content_type="application/json",
+                          if_match=etag or None, if_none_match=not etag)
     except ClientError as error:
         if error_code(error) in _CHANGED:
             raise StateChanged(f"s3://{bucket}/{key} changed since it was read ({error_code(error)})") from None

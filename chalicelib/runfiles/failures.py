@@ -18,13 +18,16 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Iterator
-from dataclasses import MISSING, asdict, dataclass, fields
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from chalicelib.aws import ObjectTooLarge, read_object
+from chalicelib.aws.s3 import ObjectTooLarge, delete_object, list_objects, put_object, read_object
+from chalicelib.model import schema
+from chalicelib.model.jobs import MAX_JOB_ID_LENGTH, SQS_MESSAGE_BYTES
 from chalicelib.model.names import failure_key, failures_prefix
+from chalicelib.model.schema import bounds
 
 if TYPE_CHECKING:  # boto3-stubs: for mypy only
     from mypy_boto3_s3 import S3Client
@@ -33,30 +36,36 @@ log = logging.getLogger(__name__)
 
 LAST_LINES = 20  # lines of the job's output a record keeps
 LINE_CHARS = 1_000  # of each, so a record stays small whatever a job prints
+REASON_CHARS = 2_000  # of the reason: the worker's own words, which may quote an exception's
 # The largest record a worker writes, so that a reader (the monitor, which serves every run; the status API) reads
 # no more than that of a key a job can write (DESIGN.md "Trust boundary"). json.dumps escapes a character as at
 # most 12 bytes (a surrogate pair), which is at most 3 per byte of its UTF-8: a message body of SQS's largest
-# message (chalicelib/model/jobs.py SQS_MESSAGE_BYTES) and LAST_LINES lines of LINE_CHARS characters each, plus the
-# short fields (reason, job id, times) with room to spare: about 1 MiB.
-_MESSAGE_BYTES = 262_144
-MAX_RECORD_BYTES = 3 * _MESSAGE_BYTES + LAST_LINES * (12 * LINE_CHARS + 4) + 16_384
+# message (chalicelib/model/jobs.py SQS_MESSAGE_BYTES), LAST_LINES lines of LINE_CHARS characters each and a reason of
+# REASON_CHARS, plus the short fields (job id, times) with room to spare: about 1 MiB.
+MAX_RECORD_BYTES = 3 * SQS_MESSAGE_BYTES + LAST_LINES * (12 * LINE_CHARS + 4) + 12 * REASON_CHARS + 16_384
+
+
+_AT_LEAST_0 = bounds(minimum=0)
 
 
 @dataclass(frozen=True)
 class FailureRecord:
-    job_id: str
-    attempts: int
-    reason: str  # as the job's log says it: "exit code 3 after 0.12 s", "timed out after 60 s", ...
-    exit_code: int | None  # None when the command did not end by itself (not started, timed out)
-    last_lines: tuple[str, ...]  # the job's last output lines, at most LAST_LINES
-    message_body: str  # what a redrive sends again
-    time: float  # epoch seconds
-    instance_id: str | None
+    job_id: str = field(metadata=bounds(min_length=1, max_length=MAX_JOB_ID_LENGTH))
+    attempts: int = field(metadata=bounds(minimum=1))
+    # as the job's log says it: "exit code 3 after 0.12 s", "timed out after 60 s", ...
+    reason: str = field(metadata=bounds(max_length=REASON_CHARS))
+    # None when the command did not end by itself (not started, timed out); else what waitpid gave, -signal if killed
+    exit_code: int | None = field(metadata=bounds(minimum=-255, maximum=255))
+    # the job's last output lines
+    last_lines: tuple[str, ...] = field(metadata=bounds(max_items=LAST_LINES, item=bounds(max_length=LINE_CHARS)))
+    message_body: str = field(metadata=bounds(max_length=SQS_MESSAGE_BYTES))  # what a redrive sends again
+    time: float = field(metadata=bounds(minimum=0, maximum=schema.LAST_EPOCH_SECOND))  # epoch seconds
+    instance_id: str | None = field(metadata=bounds(max_length=64))  # EC2's are 19 characters
     # What the last attempt's command used (worker/attempt_usage.py), None where it was not measured (a command
     # that never ran; a record written before these were kept, which reads back without them).
-    peak_memory_mib: float | None = None
-    cpu_seconds: float | None = None
-    memory_limit_mib: float | None = None  # the container's limit, else MEMORY
+    peak_memory_mib: float | None = field(default=None, metadata=_AT_LEAST_0)
+    cpu_seconds: float | None = field(default=None, metadata=_AT_LEAST_0)
+    memory_limit_mib: float | None = field(default=None, metadata=_AT_LEAST_0)  # the container's limit, else MEMORY
     out_of_memory: bool = False  # the kernel's OOM killer ended it (the reason then starts "out of memory: ")
 
     def to_json(self) -> str:
@@ -70,58 +79,21 @@ class FailureRecord:
                 "memory_limit_mib": self.memory_limit_mib, "out_of_memory": self.out_of_memory}
 
     @classmethod
-    def from_json(cls, text: str | bytes) -> FailureRecord:
-        """Raises ValueError on anything but a JSON object with every field of the right type (extra keys are
-        ignored, so older readers accept newer records; a field with a default may be missing, so records written
-        before it existed still read)."""
-        try:
-            document = json.loads(text)
-        except (ValueError, RecursionError) as error:  # bad JSON, bad UTF-8, absurd nesting
-            raise ValueError(f"not JSON ({error})") from None
-        if not isinstance(document, dict):
-            raise ValueError(f"expected a JSON object, got {type(document).__name__}")
-        values = {field.name: _checked(document, field.name) for field in fields(cls)
-                  if field.name in document or field.default is MISSING}
-        return cls(**{**values, "last_lines": tuple(values["last_lines"])})
-
-
-def _checked(document: dict[str, Any], name: str) -> Any:
-    if name not in document:
-        raise ValueError(f"missing key {name!r}")
-    value, valid = document[name], _VALID[name]
-    if not valid(value):
-        raise ValueError(f"{name}: unexpected value {json.dumps(value)[:80]}")
-    return value
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-_VALID: dict[str, Callable[[Any], bool]] = {
-    "job_id": lambda v: isinstance(v, str) and v != "",
-    "attempts": lambda v: _is_int(v) and v >= 1,
-    "reason": lambda v: isinstance(v, str),
-    "exit_code": lambda v: v is None or _is_int(v),
-    "last_lines": lambda v: isinstance(v, list) and all(isinstance(line, str) for line in v),
-    "message_body": lambda v: isinstance(v, str),
-    "time": lambda v: (_is_int(v) or isinstance(v, float)) and v >= 0,
-    "instance_id": lambda v: v is None or isinstance(v, str),
-    "peak_memory_mib": lambda v: v is None or ((_is_int(v) or isinstance(v, float)) and v >= 0),
-    "cpu_seconds": lambda v: v is None or ((_is_int(v) or isinstance(v, float)) and v >= 0),
-    "memory_limit_mib": lambda v: v is None or ((_is_int(v) or isinstance(v, float)) and v >= 0),
-    "out_of_memory": lambda v: isinstance(v, bool),
-}
+    def from_json(cls, text: str | bytes, document: str = "failure record") -> FailureRecord:
+        """Raises schema.SchemaError (a ValueError) on anything but a JSON object of at most MAX_RECORD_BYTES with
+        every field within its bounds (extra keys are ignored, so older readers accept newer records; a field with
+        a default may be missing, so records written before it existed still read)."""
+        return schema.read(cls, text, document, MAX_RECORD_BYTES)
 
 
 def put(s3: S3Client, bucket: str, app_name: str, record: FailureRecord) -> None:
-    s3.put_object(Bucket=bucket, Key=failure_key(app_name, record.job_id), Body=record.to_json().encode("utf-8"),
-                  ContentType="application/json")
+    put_object(s3, bucket, failure_key(app_name, record.job_id), record.to_json().encode("utf-8"),
+               content_type="application/json")
 
 
 def delete(s3: S3Client, bucket: str, app_name: str, job_id: str) -> None:
     """The job is done after all: its record no longer stands (S3 answers a missing key with success too)."""
-    s3.delete_object(Bucket=bucket, Key=failure_key(app_name, job_id))
+    delete_object(s3, bucket, failure_key(app_name, job_id))
 
 
 def count(s3: S3Client, bucket: str, app_name: str, since: datetime | None = None) -> int:
@@ -145,7 +117,7 @@ def list_records(s3: S3Client, bucket: str, app_name: str, since: datetime | Non
             body = read_object(s3, bucket, key, max_bytes=MAX_RECORD_BYTES)
             if body is None:
                 continue
-            record = FailureRecord.from_json(body)
+            record = FailureRecord.from_json(body, document="")  # the warning names it
         except ValueError as error:
             log.warning("skipping unreadable failure record s3://%s/%s: %s", bucket, key, error)
             continue
@@ -170,8 +142,7 @@ def _since(written: datetime, since: datetime | None) -> bool:
 
 def _keys(s3: S3Client, bucket: str, app_name: str) -> Iterator[tuple[str, datetime, int]]:
     prefix = failures_prefix(app_name)
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
-        for item in page.get("Contents", ()):
-            # Only records directly under the prefix: a job id never holds '/', so nothing else is one.
-            if item["Key"].endswith(".json") and "/" not in item["Key"][len(prefix):]:
-                yield item["Key"], item["LastModified"], item["Size"]
+    for item in list_objects(s3, bucket, prefix):
+        # Only records directly under the prefix: a job id never holds '/', so nothing else is one.
+        if item.key.endswith(".json") and "/" not in item.key[len(prefix):]:
+            yield item.key, item.last_modified, item.size

@@ -14,17 +14,25 @@ between two jobs too.
 A worker killed with SIGKILL leaves its lease behind; it goes stale after
 `STALE_AFTER_SECONDS` and stops counting, so such a machine is released a few
 minutes later rather than never.
+
+A job can write under its run's leases prefix: the monitor reads a lease's key only as `LeaseName` declares it
+(an instance id, then one worker id), and never its body (the job id, for a person looking).
 """
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections import Counter
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING
 
+from chalicelib.aws.s3 import delete_object, list_objects, put_object
+from chalicelib.model import schema
 from chalicelib.model.names import leases_prefix
+from chalicelib.model.schema import bounds
 
 if TYPE_CHECKING:  # boto3-stubs: for mypy only
     from mypy_boto3_s3 import S3Client
@@ -32,6 +40,22 @@ if TYPE_CHECKING:  # boto3-stubs: for mypy only
 REFRESH_SECONDS = 60
 STALE_AFTER_SECONDS = 5 * REFRESH_SECONDS
 UNKNOWN_INSTANCE = "unknown"
+
+
+@dataclass(frozen=True)
+class LeaseName:
+    """What a lease's key says, after the run's prefix: INSTANCE/WORKER."""
+
+    # EC2's instance ids (i- and 8 or 17 hex digits; local mode's are shorter), or UNKNOWN_INSTANCE
+    instance_id: str = field(metadata=bounds(pattern=rf"i-[0-9a-f]{{1,17}}|{UNKNOWN_INSTANCE}"))
+    # the container's host name (at most 253 characters) and its slot
+    worker_id: str = field(metadata=bounds(min_length=1, max_length=300, pattern="[^/]+"))
+
+
+def name_of(app_name: str, key: str) -> LeaseName:
+    """The lease at `key` (a key under prefix(app_name)); raises schema.SchemaError for a key that no worker puts."""
+    instance_id, _, worker_id = key[len(prefix(app_name)):].partition("/")
+    return schema.from_value(LeaseName, {"instance_id": instance_id, "worker_id": worker_id}, f"lease {key}")
 
 
 def prefix(app_name: str) -> str:
@@ -74,11 +98,11 @@ class Lease:
     def release(self) -> None:
         if self.held:
             self._last_put, self._job_id = None, ""  # first: a failed delete leaves a lease that goes stale
-            self._s3.delete_object(Bucket=self._bucket, Key=self.key)
+            delete_object(self._s3, self._bucket, self.key)
 
     def _put(self) -> None:
         # the body names the job running at the last put, for a person looking; the monitor reads only the key
-        self._s3.put_object(Bucket=self._bucket, Key=self.key, Body=self._job_id.encode("utf-8"))
+        put_object(self._s3, self._bucket, self.key, self._job_id.encode("utf-8"))
         self._last_put = self._clock()
 
 
@@ -86,9 +110,8 @@ def busy_jobs_by_instance(s3: S3Client, bucket: str, app_name: str, now: datetim
     """Fresh leases per instance id: its workers in a busy period (running a job, or between two jobs with no
     empty receive yet). Instances with none are absent: they run no job."""
     counts: Counter[str] = Counter()
-    start = len(prefix(app_name))
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix(app_name)):
-        for item in page.get("Contents", ()):
-            if (now - item["LastModified"]).total_seconds() <= STALE_AFTER_SECONDS:
-                counts[item["Key"][start:].split("/", 1)[0]] += 1
+    for item in list_objects(s3, bucket, prefix(app_name)):
+        if (now - item.last_modified).total_seconds() <= STALE_AFTER_SECONDS:
+            with contextlib.suppress(ValueError):  # not a lease a worker puts: it claims nothing
+                counts[name_of(app_name, item.key).instance_id] += 1
     return counts

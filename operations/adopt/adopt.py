@@ -18,7 +18,11 @@ import textwrap
 from dataclasses import dataclass
 
 from chalicelib.aws import Clients
-from chalicelib.aws import api as awsapi
+from chalicelib.aws.cloudwatch import alarm_names, dashboard_exists
+from chalicelib.aws.ec2 import FleetState, fleet_state, fleet_user_data
+from chalicelib.aws.ecs import Service, TaskDefinition, ecs_cluster, ecs_service, task_definition
+from chalicelib.aws.logs import log_group_tags
+from chalicelib.aws.sqs import dead_letter_queue_arn, existing_queue_url, find_queue_url, queue_depth, queue_tags
 from chalicelib.model import names
 from chalicelib.model.errors import UserError
 from chalicelib.model.settings import APP_NAME_PATTERN
@@ -44,13 +48,13 @@ def prepare(clients: Clients, ds: DSMonitorFile, region: str, source: str) -> Ad
     if not APP_NAME_PATTERN.match(app) or names.app_name_collides(app):  # as the config check refuses it
         raise UserError(f"{source}: MONITOR_APP_NAME {app[:40]!r} is not an APP_NAME")
     fleet_id, queue_name, cluster = ds.MONITOR_FLEET_ID, ds.MONITOR_QUEUE_NAME, ds.MONITOR_ECS_CLUSTER
-    fleet = awsapi.fleet_state(clients.ec2, fleet_id)
+    fleet = fleet_state(clients.ec2, fleet_id)
     # DS's file names the queue; the task definition says the URL it polls, and _prove compares the two
-    queue_url = awsapi.find_queue_url(clients.sqs, queue_name)
-    depth = awsapi.queue_depth(clients.sqs, queue_url) if queue_url else None
+    queue_url = find_queue_url(clients.sqs, queue_name)
+    depth = queue_depth(clients.sqs, queue_url) if queue_url else None
     missing = [what for what, found in ((f"spot fleet {fleet_id}", fleet is not None and fleet.live),
                                         (f"queue {queue_name}", depth is not None),
-                                        (f"ECS cluster {cluster}", awsapi.ecs_cluster(clients.ecs, cluster)))
+                                        (f"ECS cluster {cluster}", ecs_cluster(clients.ecs, cluster)))
                if not found]
     if missing or fleet is None or queue_url is None or depth is None:  # the last three: `missing` says so
         raise UserError(f"{source}: DS run {app!r} cannot be adopted: {', '.join(missing)} not found (live) in "
@@ -60,10 +64,9 @@ def prepare(clients: Clients, ds: DSMonitorFile, region: str, source: str) -> Ad
     if isinstance(proof, str):
         raise UserError(f"{source}: not adopted: {proof}; nothing was changed")
     service, definition, log_groups = proof
-    dead_letter_arn = awsapi.dead_letter_queue_arn(clients.sqs, queue_url) or ""
+    dead_letter_arn = dead_letter_queue_arn(clients.sqs, queue_url) or ""
     dead_letter_name = dead_letter_arn.rsplit(":", 1)[-1]
-    dead_letter_url = (clients.sqs.get_queue_url(QueueName=dead_letter_name)["QueueUrl"] if dead_letter_name
-                       else "")
+    dead_letter_url = existing_queue_url(clients.sqs, dead_letter_name) if dead_letter_name else ""
     queue_alarms = tuple(names.queue_alarm_name(kind, app) for kind in ("visible", "not_visible"))
     record = RunRecord(
         MONITOR_FLEET_ID=fleet_id, MONITOR_APP_NAME=app, MONITOR_ECS_CLUSTER=cluster,
@@ -73,9 +76,9 @@ def prepare(clients: Clients, ds: DSMonitorFile, region: str, source: str) -> Ad
         DEAD_LETTER_QUEUE_NAME=dead_letter_name, DEAD_LETTER_QUEUE_URL=dead_letter_url,
         SERVICE_NAME=service.name, TASK_FAMILY=dsownership.task_family(app), TASK_DEFINITION_ARN=definition.arn,
         PER_INSTANCE_LOG_GROUP=log_group + "_perInstance", EXPORTED_LOGS_PREFIX=f"exportedlogs/{log_group}/",
-        TOPIC_ARN="", ALARM_NAMES=awsapi.alarm_names(clients.cloudwatch, names=queue_alarms),
+        TOPIC_ARN="", ALARM_NAMES=alarm_names(clients.cloudwatch, names=queue_alarms),
         INSTANCE_ALARM_PREFIX=names.instance_alarm_prefix(app),
-        DASHBOARD_NAME=app if awsapi.dashboard_exists(clients.cloudwatch, app) else None,
+        DASHBOARD_NAME=app if dashboard_exists(clients.cloudwatch, app) else None,
         ECS_CONFIG_KEY=dsownership.ecs_config_key(app), MONITOR_FILE_KEY=names.record_key(app),
         INSTANCE_NAME_TAG=app + "Worker", CLUSTER_MACHINES=max(1, fleet.target),
         # DS's file does not say how many jobs a task runs at once: 1 keeps the most machines while jobs wait
@@ -86,29 +89,29 @@ def prepare(clients: Clients, ds: DSMonitorFile, region: str, source: str) -> Ad
     return Adoption(record=record, service_arn=service.arn, task_definition=definition.name, log_groups=log_groups)
 
 
-def _prove(clients: Clients, app: str, fleet: awsapi.FleetState, queue_url: str, cluster: str,
-           log_group: str) -> tuple[awsapi.Service, awsapi.TaskDefinition, tuple[str, ...]] | str:
+def _prove(clients: Clients, app: str, fleet: FleetState, queue_url: str, cluster: str,
+           log_group: str) -> tuple[Service, TaskDefinition, tuple[str, ...]] | str:
     """The run's service, its task definition and the log groups to tag, or why a resource is not the run's."""
     service_name = app + "Service"
-    service = awsapi.ecs_service(clients.ecs, cluster, service_name)
+    service = ecs_service(clients.ecs, cluster, service_name)
     if service is None:
         return (f"ECS service {service_name} does not run in cluster {cluster}: nothing ties the file's resources "
                 f"to run {app!r}")
     queue_name = queue_url.rstrip("/").rsplit("/", 1)[-1]
     groups = (log_group, log_group + "_perInstance")
-    group_tags = {group: awsapi.log_group_tags(clients.logs, group) for group in groups}
+    group_tags = {group: log_group_tags(clients.logs, group) for group in groups}
     tagged = [("spot fleet", fleet.fleet_id, fleet.tags), ("ECS service", service_name, service.tags),
-              ("queue", queue_name, awsapi.queue_tags(clients.sqs, queue_url))]
+              ("queue", queue_name, queue_tags(clients.sqs, queue_url))]
     tagged += [("log group", group, tags) for group, tags in group_tags.items() if tags is not None]
     for kind, name, tags in tagged:
         problem = ownership.tag_problem(kind, name, tags, app) if tags.get(names.RUN_TAG) not in (None, app) else None
         if problem is not None:
             return problem
-    user_data = awsapi.fleet_user_data(clients.ec2, fleet.fleet_id)
+    user_data = fleet_user_data(clients.ec2, fleet.fleet_id)
     if not user_data or not all(dsownership.loads_ecs_config(data, app) for data in user_data):
         return (f"spot fleet {fleet.fleet_id} is not run {app!r}'s: its user data does not load "
                 f"{dsownership.ecs_config_key(app)}")
-    definition = awsapi.task_definition(clients.ecs, service.task_definition)
+    definition = task_definition(clients.ecs, service.task_definition)
     if definition is None or definition.family != dsownership.task_family(app):
         shown = definition.name if definition else service.task_definition
         return (f"ECS service {service_name} runs task definition {shown}, not one of family "

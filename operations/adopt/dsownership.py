@@ -15,7 +15,7 @@ import re
 from base64 import b64decode
 
 from chalicelib.aws import region_of_queue_url
-from chalicelib.aws.api import TaskDefinition
+from chalicelib.aws.ecs import TaskDefinition
 
 
 def ecs_config_key(app: str) -> str:

@@ -24,14 +24,13 @@ MONITOR_HANDLERS = ("on_alarm", "every_period")
 def watched_by_deployment(settings: Settings) -> dict[str, set[str]]:
     """{deployment (`ds-runner-monitor-STAGE`): the buckets its monitor handlers watch} in the config's region."""
     deployments: dict[str, set[str]] = {}
-    for page in aws.client("lambda", settings).get_paginator("list_functions").paginate():
-        for function in page.get("Functions", []):
-            name = function["FunctionName"]
-            deployment, _, handler = name.rpartition("-")
-            if handler in MONITOR_HANDLERS and deployment.startswith(APP_NAME + "-"):
-                buckets = function.get("Environment", {}).get("Variables", {}).get(BUCKETS_ENV, "")
-                deployments.setdefault(deployment, set()).update(
-                    bucket.strip() for bucket in buckets.split(",") if bucket.strip())
+    for function in aws.paged(aws.client("lambda", settings), "list_functions", "Functions"):
+        name = function["FunctionName"]
+        deployment, _, handler = name.rpartition("-")
+        if handler in MONITOR_HANDLERS and deployment.startswith(APP_NAME + "-"):
+            buckets = function.get("Environment", {}).get("Variables", {}).get(BUCKETS_ENV, "")
+            deployments.setdefault(deployment, set()).update(
+                bucket.strip() for bucket in buckets.split(",") if bucket.strip())
     return deployments
 
 

@@ -27,12 +27,11 @@ TIMEOUT_SECONDS = 60  # API Gateway's own limit is 29 s; a cold Lambda start com
 def find_api(settings: Settings) -> tuple[str, str]:
     """(id, stage) of the deployed status API, or UserError saying how to deploy it."""
     gateway = aws.client("apigateway", settings)
-    for page in gateway.get_paginator("get_rest_apis").paginate():
-        for api in page.get("items", []):
-            if api["name"] == API_NAME:
-                stages = gateway.get_stages(restApiId=api["id"])["item"]
-                if stages:
-                    return api["id"], stages[0]["stageName"]
+    for api in aws.paged(gateway, "get_rest_apis", "items"):
+        if api["name"] == API_NAME:
+            stages = gateway.get_stages(restApiId=api["id"])["item"]
+            if stages:
+                return api["id"], stages[0]["stageName"]
     raise UserError(f"no status API {API_NAME!r} deployed in {settings.AWS_REGION}: run 'chalice deploy' first")
 
 

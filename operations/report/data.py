@@ -169,10 +169,8 @@ def read_log_events(logs: CloudWatchLogsClient, group: str) -> dict[str, list[tu
     what local mode's results read (localrun/results.py fetch_log_events)."""
     streams: dict[str, list[tuple[float, str]]] = {}
     try:
-        for page in logs.get_paginator("filter_log_events").paginate(logGroupName=group):
-            for event in page.get("events", ()):
-                streams.setdefault(event["logStreamName"], []).append((event["timestamp"] / 1000,
-                                                                       event["message"]))
+        for event in aws.paged(logs, "filter_log_events", "events", logGroupName=group):
+            streams.setdefault(event["logStreamName"], []).append((event["timestamp"] / 1000, event["message"]))
     except ClientError as error:
         if aws.error_code(error) == "ResourceNotFoundException":
             raise NoLogs(group) from None

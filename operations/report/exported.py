@@ -14,6 +14,8 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import TYPE_CHECKING
 
+from chalicelib.aws.s3 import list_objects
+
 if TYPE_CHECKING:  # boto3-stubs: for mypy only, never in the Lambda zip
     from mypy_boto3_s3 import S3Client
 
@@ -27,12 +29,11 @@ def read_exported_events(s3: S3Client, bucket: str, prefix: str) -> dict[str, li
     data.read_log_events gives them from the log group; {} when nothing was exported there."""
     parts: dict[str, list[tuple[int, str]]] = {}
     base = prefix.rstrip("/") + "/"
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=base):
-        for item in page.get("Contents", ()):
-            task_and_rest = item["Key"][len(base):].split("/", 1)  # <task id>/<stream name>/<part>.gz
-            found = _PART.fullmatch(task_and_rest[-1]) if len(task_and_rest) == 2 else None
-            if found:
-                parts.setdefault(found["stream"], []).append((int(found["part"]), item["Key"]))
+    for item in list_objects(s3, bucket, base):
+        task_and_rest = item.key[len(base):].split("/", 1)  # <task id>/<stream name>/<part>.gz
+        found = _PART.fullmatch(task_and_rest[-1]) if len(task_and_rest) == 2 else None
+        if found:
+            parts.setdefault(found["stream"], []).append((int(found["part"]), item.key))
 
     def read(stream: str) -> tuple[str, list[tuple[float, str]]]:
         events: list[tuple[float, str]] = []

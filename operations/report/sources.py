@@ -24,11 +24,11 @@ from typing import TYPE_CHECKING, Any, cast
 from botocore.exceptions import BotoCoreError, ClientError
 
 from chalicelib import aws
+from chalicelib.aws.s3 import read_object
 from chalicelib.model.errors import UserError
 from chalicelib.model.names import exported_group_prefix, monitor_state_key
 from chalicelib.model.settings import Settings
 from chalicelib.monitor.observation import MonitorState
-from chalicelib.monitor.series import is_series
 from operations.report.data import NoLogs, parse_streams, read_log_events
 from operations.report.exported import read_exported_events
 from operations.report.figures import Point, ReportInput, figures
@@ -58,10 +58,10 @@ def report_input(settings: Settings, clients: aws.Clients, state: str, summary: 
     `streams`: the job logs when the caller has read them already (local mode); else they are read here.
     `worker_hours`: how long the workers that ran were up, where the caller knows it (local mode).
     `machines_now`: a live run's machines in its fleet."""
-    raw = (summary or {}).get("series")
-    # counts are whole numbers as the monitor writes them (series.is_series accepts any number)
+    # the series as its reader checked it (run_summary.parse, MonitorState.from_json: four numbers a point); the
+    # counts are whole numbers as the monitor writes them
     series = tuple(Point(when, int(machines), int(waiting), int(running))
-                   for when, machines, waiting, running in raw) if is_series(raw) else ()
+                   for when, machines, waiting, running in (summary or {}).get("series") or ())
     logs: Mapping[str, Sequence[tuple[float, str]]]
     try:
         logs = streams if streams is not None else read_log_events(clients.logs, settings.LOG_GROUP_NAME)
@@ -81,12 +81,10 @@ def machine_sizes(settings: Settings, clients: aws.Clients) -> dict[str, Machine
     try:
         # EC2 judges a MACHINE_TYPE (preflight asks it); boto3-stubs' list of the names is a snapshot of EC2's
         names = cast("list[InstanceTypeType]", list(settings.MACHINE_TYPE))
-        pages = clients.ec2.get_paginator("describe_instance_types").paginate(InstanceTypes=names)
-        for page in pages:
-            for item in page["InstanceTypes"]:
-                memory = item["MemoryInfo"]["SizeInMiB"]
-                found[item["InstanceType"]] = MachineSize(memory, usable_memory_mib(memory),
-                                                          item["VCpuInfo"]["DefaultVCpus"])
+        for item in aws.paged(clients.ec2, "describe_instance_types", "InstanceTypes", InstanceTypes=names):
+            memory = item["MemoryInfo"]["SizeInMiB"]
+            found[item["InstanceType"]] = MachineSize(memory, usable_memory_mib(memory),
+                                                      item["VCpuInfo"]["DefaultVCpus"])
     except (BotoCoreError, ClientError, KeyError):
         return {}
     return {name: found[name] for name in settings.MACHINE_TYPE if name in found}
@@ -123,8 +121,7 @@ def from_account(settings: Settings, clients: aws.Clients) -> ReportInput:
         return report_input(settings, clients, "finished", found["summary"])
     if found["state"] != "running" and found["state"] != "tearing_down":
         raise UserError(f"run {settings.APP_NAME!r} is {found['state']}: {found.get('reason')}")
-    state = MonitorState.from_json(aws.read_object(clients.s3, settings.AWS_BUCKET,
-                                                   monitor_state_key(settings.APP_NAME)))
+    state = MonitorState.from_json(read_object(clients.s3, settings.AWS_BUCKET, monitor_state_key(settings.APP_NAME)))
     summary = {"machine_hours": found["machine_hours"], "cost_ceiling_usd": found["cost_ceiling_usd"],
                "jobs_submitted": found["jobs"]["submitted"],
                "series": state.series}  # as the summary will carry it at teardown

@@ -32,11 +32,12 @@ from urllib.parse import unquote
 from botocore.exceptions import ClientError
 
 from chalicelib import aws
-from chalicelib.aws.api import LIVE_FLEET_STATES
+from chalicelib.aws.ec2 import LIVE_FLEET_STATES
 from chalicelib.model import jobs, names
 from chalicelib.model.errors import UserError
 from chalicelib.model.settings import Settings
 from chalicelib.model.uploadflags import needs_acl_grant
+from chalicelib.monitor.runs import record_keys
 from operations.setup import job_locations
 
 if TYPE_CHECKING:  # boto3-stubs: for mypy only
@@ -185,20 +186,16 @@ def runs_using_roles(settings: Settings) -> list[str]:
     previous version's runs), and run records in AWS_BUCKET (each a run not yet torn down)."""
     ec2 = aws.client("ec2", settings)
     fleet_role = f":role/{names.FLEET_ROLE}"
-    users = [f"fleet {fleet['FleetId']}" for page in ec2.get_paginator("describe_fleets").paginate()
-             for fleet in page["Fleets"] if fleet.get("FleetState") in LIVE_FLEET_STATES
+    users = [f"fleet {fleet['FleetId']}" for fleet in aws.paged(ec2, "describe_fleets", "Fleets")
+             if fleet.get("FleetState") in LIVE_FLEET_STATES
              and any(tag["Key"] == names.RUN_TAG for tag in fleet.get("Tags", ()))]
     users += [f"spot fleet {config['SpotFleetRequestId']}"
-             for page in ec2.get_paginator("describe_spot_fleet_requests").paginate()
-             for config in page["SpotFleetRequestConfigs"]
-             if config.get("SpotFleetRequestState") in LIVE_FLEET_STATES
-             and config.get("SpotFleetRequestConfig", {}).get("IamFleetRole", "").endswith(fleet_role)]
-    s3 = aws.client("s3", settings)
+              for config in aws.paged(ec2, "describe_spot_fleet_requests", "SpotFleetRequestConfigs")
+              if config.get("SpotFleetRequestState") in LIVE_FLEET_STATES
+              and config.get("SpotFleetRequestConfig", {}).get("IamFleetRole", "").endswith(fleet_role)]
     try:
-        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=settings.AWS_BUCKET,
-                                                                 Prefix=names.MONITORS_PREFIX, Delimiter="/"):
-            users.extend(f"run record s3://{settings.AWS_BUCKET}/{item['Key']}" for item in page.get("Contents", ())
-                         if item["Key"].endswith(names.RECORD_SUFFIX))
+        users.extend(f"run record s3://{settings.AWS_BUCKET}/{key}"
+                     for key in record_keys(aws.client("s3", settings), settings.AWS_BUCKET))
     except ClientError as error:
         if aws.error_code(error) != "NoSuchBucket":
             raise

@@ -13,12 +13,13 @@ No sleeps: every call here is read-after-write consistent for the next call
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from chalicelib import aws
-from chalicelib.aws import api as awsapi
-from chalicelib.aws.api import find_queue_url
+from chalicelib.aws.ecs import ecs_cluster, ecs_service
+from chalicelib.aws.sqs import find_queue_url, queue_tags
 from chalicelib.model import names
 from chalicelib.model.errors import UserError
 from chalicelib.model.settings import Settings
@@ -138,8 +139,7 @@ def ensure_queue(sqs: SQSClient, name: str, wanted: dict[QueueAttributeNameType,
         report.add("created", "queue", name)
         return url
     changed = []
-    if settings and check_owner(awsapi.queue_tags(sqs, url), settings, "queue", name,
-                                "SQS_QUEUE_NAME"):
+    if settings and check_owner(queue_tags(sqs, url), settings, "queue", name, "SQS_QUEUE_NAME"):
         sqs.tag_queue(QueueUrl=url, Tags=tags)
         changed.append("tags")
     current = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=list(wanted))["Attributes"]
@@ -166,11 +166,8 @@ def _same_attribute(key: str, current: str | None, wanted: str) -> bool:
 
 
 def find_log_group(logs: CloudWatchLogsClient, name: str) -> LogGroupTypeDef | None:
-    for page in logs.get_paginator("describe_log_groups").paginate(logGroupNamePrefix=name):
-        for group in page["logGroups"]:
-            if group["logGroupName"] == name:
-                return group
-    return None
+    groups: Iterator[LogGroupTypeDef] = aws.paged(logs, "describe_log_groups", "logGroups", logGroupNamePrefix=name)
+    return next((group for group in groups if group["logGroupName"] == name), None)
 
 
 def ensure_log_group(logs: CloudWatchLogsClient, name: str, retention_days: int, report: SetupReport,
@@ -199,11 +196,8 @@ def ensure_log_group(logs: CloudWatchLogsClient, name: str, retention_days: int,
 
 
 def find_topic_arn(sns: SNSClient, name: str) -> str | None:
-    for page in sns.get_paginator("list_topics").paginate():
-        for topic in page["Topics"]:
-            if topic["TopicArn"].rsplit(":", 1)[-1] == name:
-                return topic["TopicArn"]
-    return None
+    arns: Iterator[str] = (topic["TopicArn"] for topic in aws.paged(sns, "list_topics", "Topics"))
+    return next((arn for arn in arns if arn.rsplit(":", 1)[-1] == name), None)
 
 
 def ensure_topic(sns: SNSClient, name: str, report: SetupReport) -> str:
@@ -231,7 +225,7 @@ def find_role_arn(iam: IAMClient, name: str) -> str | None:
 def ensure_cluster(ecs: ECSClient, name: str, report: SetupReport, settings: Settings | None = None) -> None:
     """A cluster setup creates carries the creating run's tag: the monitor deletes only such a cluster, and only
     once nothing uses it. A cluster that exists is shared and left as it is ('default', or another run's)."""
-    if awsapi.ecs_cluster(ecs, name) is not None:
+    if ecs_cluster(ecs, name) is not None:
         report.add("unchanged", "ECS cluster", name)
     else:
         if settings:
@@ -319,7 +313,7 @@ def ensure_task_definition(ecs: ECSClient, wanted: dict[str, Any], report: Setup
 
 
 def ensure_service(ecs: ECSClient, settings: Settings, task_definition_arn: str, report: SetupReport) -> None:
-    service = awsapi.ecs_service(ecs, settings.ECS_CLUSTER, settings.service_name)
+    service = ecs_service(ecs, settings.ECS_CLUSTER, settings.service_name)
     if service is None:
         # Desired count 0: tasks start only when start-cluster has machines for them.
         ecs.create_service(cluster=settings.ECS_CLUSTER, serviceName=settings.service_name,

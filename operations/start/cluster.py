@@ -38,13 +38,15 @@ from typing import TYPE_CHECKING, Any, TypedDict, Unpack
 from botocore.exceptions import ClientError
 
 from chalicelib import aws
-from chalicelib.aws import api as awsapi
-from chalicelib.aws.api import LIVE_FLEET_STATES, find_queue_url, fleet_state, queue_depth
+from chalicelib.aws.ec2 import LIVE_FLEET_STATES, delete_fleet, fleet_instance_ids, fleet_state, live_tagged_fleet_id
+from chalicelib.aws.ecs import ecs_cluster, ecs_service, set_service_count
+from chalicelib.aws.s3 import read_object
+from chalicelib.aws.sqs import find_queue_url, queue_depth
 from chalicelib.model import names
 from chalicelib.model.errors import PreflightError, StartConflict
 from chalicelib.model.jobs import output_root
 from chalicelib.model.settings import Settings
-from chalicelib.monitor import runrecord, spot_quota
+from chalicelib.monitor import runrecord, runs, spot_quota
 from chalicelib.monitor.fleet_words import fleet_problems
 from chalicelib.monitor.observation import MonitorState
 from chalicelib.monitor.runrecord import RunRecord
@@ -191,12 +193,12 @@ def _check_setup_done(c: aws.Clients, settings: Settings) -> tuple[str, str, str
     dlq_url = find_queue_url(c.sqs, settings.SQS_DEAD_LETTER_QUEUE)
     if dlq_url is None:
         raise missing(f"dead-letter queue '{settings.SQS_DEAD_LETTER_QUEUE}'")
-    if awsapi.ecs_cluster(c.ecs, settings.ECS_CLUSTER) is None:
+    if ecs_cluster(c.ecs, settings.ECS_CLUSTER) is None:
         raise missing(f"ECS cluster '{settings.ECS_CLUSTER}'")
     definition = find_task_definition(c.ecs, settings.task_family)
     if definition is None:
         raise missing(f"task definition '{settings.task_family}'")
-    if awsapi.ecs_service(c.ecs, settings.ECS_CLUSTER, settings.service_name) is None:
+    if ecs_service(c.ecs, settings.ECS_CLUSTER, settings.service_name) is None:
         raise missing(f"ECS service '{settings.service_name}'")
     if not definition.get("taskRoleArn"):
         raise PreflightError(f"task definition '{settings.task_family}' has no task role, so workers could not "
@@ -330,10 +332,8 @@ def _reaches_aws_privately(ec2: EC2Client, subnet: SubnetTypeDef) -> bool:
                     route.get(key) for key in ("NatGatewayId", "InstanceId", "TransitGatewayId",
                                                "NetworkInterfaceId")):
                 return True
-    services = set()
-    for page in ec2.get_paginator("describe_vpc_endpoints").paginate(
-            Filters=[{"Name": "vpc-id", "Values": [subnet["VpcId"]]}]):
-        services |= {item["ServiceName"].rsplit(".", 1)[-1] for item in page["VpcEndpoints"]}
+    services = {item["ServiceName"].rsplit(".", 1)[-1] for item in aws.paged(
+        ec2, "describe_vpc_endpoints", "VpcEndpoints", Filters=[{"Name": "vpc-id", "Values": [subnet["VpcId"]]}])}
     return services >= set(ENDPOINT_SERVICES)
 
 
@@ -477,7 +477,7 @@ def _live_fleet_id(ec2: EC2Client, settings: Settings, record: RunRecord | None)
         if described and described.live:
             return record.MONITOR_FLEET_ID
     # No record (a crash between the request and the write): find the fleet by its tag.
-    return awsapi.live_tagged_fleet_id(ec2, names.RUN_TAG, settings.APP_NAME)
+    return live_tagged_fleet_id(ec2, names.RUN_TAG, settings.APP_NAME)
 
 
 def wait_for_fleet(ec2: EC2Client, fleet_id: str, timeout: float, poll: float = 15.0,
@@ -492,7 +492,7 @@ def wait_for_fleet(ec2: EC2Client, fleet_id: str, timeout: float, poll: float = 
         state, activity = (described.state, described.activity) if described else ("cancelled", "")
         instances = 0
         if state in LIVE_FLEET_STATES:
-            instances = len(awsapi.fleet_instance_ids(ec2, fleet_id))
+            instances = len(fleet_instance_ids(ec2, fleet_id))
         finished = instances > 0 or activity == "error" or state not in LIVE_FLEET_STATES
         if finished or clock() >= deadline:
             why: tuple[str, ...] = ()
@@ -617,7 +617,7 @@ def _record_fleet_in_claim(c: aws.Clients, settings: Settings, claim: Claim, fle
             if held is None or held.etag != claim.etag:
                 break  # taken over (or removed): the claim is no longer this process's
     try:
-        awsapi.delete_fleet(c.ec2, fleet_id)
+        delete_fleet(c.ec2, fleet_id)
         outcome = f"fleet {fleet_id} it had just requested is deleted"
     except Exception as error:  # noqa: BLE001 - say what is left to do rather than a traceback
         outcome = f"deleting fleet {fleet_id} it had just requested failed ({error}); delete it in the EC2 console"
@@ -675,8 +675,7 @@ def _pid_alive(pid: int) -> bool:
 def _refuse_during_teardown(s3: S3Client, settings: Settings) -> None:
     """The run has a record but no live fleet: if the monitor is tearing it down, starting now would have the
     teardown delete the new run's record and leave its fleet unwatched."""
-    state = MonitorState.from_json(aws.read_object(s3, settings.AWS_BUCKET,
-                                                   names.monitor_state_key(settings.APP_NAME)))
+    state = MonitorState.from_json(read_object(s3, settings.AWS_BUCKET, names.monitor_state_key(settings.APP_NAME)))
     if state.tearing_down:
         raise StartConflict(
             f"run '{settings.APP_NAME}' is still being torn down by the monitor ({state.stop_reason or 'stopped'}); "
@@ -696,11 +695,12 @@ def start_cluster(settings: Settings, fleet: FleetFile, cheapest: bool = False, 
     changes: list[str] = []
 
     config_key, config_text = names.ecs_config_key(settings), ecs_agent_config(settings)
-    if aws.read_object(c.s3, settings.AWS_BUCKET, config_key) != config_text.encode():
+    if read_object(c.s3, settings.AWS_BUCKET, config_key) != config_text.encode():
         c.s3.put_object(Bucket=settings.AWS_BUCKET, Key=config_key, Body=config_text.encode())
         changes.append(f"wrote s3://{settings.AWS_BUCKET}/{config_key}")
 
-    stored = runrecord.get(c.s3, settings.AWS_BUCKET, names.record_key(settings.APP_NAME))
+    # UnreadableRecord (a UserError) for one that is not a run record: one line, not a traceback
+    stored = runs.read_record(c.s3, settings.AWS_BUCKET, names.record_key(settings.APP_NAME))
     fleet_id = _live_fleet_id(c.ec2, settings, stored)
     resumed = fleet_id is not None
     if fleet_id is None:
@@ -736,10 +736,9 @@ def start_cluster(settings: Settings, fleet: FleetFile, cheapest: bool = False, 
         if action != "unchanged":
             changes.append(f"{action} dashboard {record.DASHBOARD_NAME}")
 
-    service = awsapi.ecs_service(c.ecs, settings.ECS_CLUSTER, settings.service_name)
+    service = ecs_service(c.ecs, settings.ECS_CLUSTER, settings.service_name)
     if service is None or service.desired != record.desired_tasks:
-        c.ecs.update_service(cluster=settings.ECS_CLUSTER, service=settings.service_name,
-                             desiredCount=record.desired_tasks)
+        set_service_count(c.ecs, settings.ECS_CLUSTER, settings.service_name, record.desired_tasks)
         changes.append(f"set {settings.service_name} to {record.desired_tasks} tasks")
 
     status = wait_for_fleet(c.ec2, fleet_id, wait_seconds, poll_seconds, since=fleet_since(record),

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
+from chalicelib.aws.cloudwatch import dashboard_json, metric_alarms
 from chalicelib.model.names import RUN_TAG
 from chalicelib.monitor.runrecord import RunRecord
 
@@ -63,10 +64,8 @@ def dashboard_body(record: RunRecord) -> dict[str, Any]:
 
 
 def ensure_dashboard(cloudwatch: CloudWatchClient, name: str, body: dict[str, Any]) -> str:
-    try:
-        current = json.loads(cloudwatch.get_dashboard(DashboardName=name)["DashboardBody"])
-    except cloudwatch.exceptions.ResourceNotFound:
-        current = None
+    found = dashboard_json(cloudwatch, name)
+    current = None if found is None else json.loads(found)
     if current == body:
         return "unchanged"
     cloudwatch.put_dashboard(DashboardName=name, DashboardBody=json.dumps(body))
@@ -92,7 +91,7 @@ def queue_alarms(record: RunRecord, visible_name: str, not_visible_name: str) ->
 
 
 def ensure_alarm(cloudwatch: CloudWatchClient, wanted: dict[str, Any]) -> str:
-    found = cloudwatch.describe_alarms(AlarmNames=[wanted["AlarmName"]], AlarmTypes=["MetricAlarm"])["MetricAlarms"]
+    found = metric_alarms(cloudwatch, names=(wanted["AlarmName"],))
     # Tags are not part of an alarm's description (and AWS applies them only when it creates the alarm)
     if found and all(found[0].get(key) == value for key, value in wanted.items() if key != "Tags"):
         return "unchanged"

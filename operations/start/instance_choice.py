@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
+from chalicelib import aws
 from chalicelib.model.errors import PreflightError
 from chalicelib.model.settings import Settings
 
@@ -86,9 +87,8 @@ def candidate_types(ec2: EC2Client, requirements: dict[str, Any], architecture: 
     # knew when they were made; ours are strings from the config and from EC2's own answers
     request: dict[str, Any] = {"ArchitectureTypes": [architecture], "VirtualizationTypes": ["hvm"],
                                "InstanceRequirements": requirements}
-    pages = ec2.get_paginator("get_instance_types_from_instance_requirements").paginate(**request)
-    for page in pages:
-        names.extend(item["InstanceType"] for item in page.get("InstanceTypes", []))
+    names.extend(item["InstanceType"] for item in aws.paged(ec2, "get_instance_types_from_instance_requirements",
+                                                             "InstanceTypes", **request))
     sizes: dict[str, tuple[int, int]] = {
         info["InstanceType"]: (info["VCpuInfo"]["DefaultVCpus"], info["MemoryInfo"]["SizeInMiB"])
         for info in describe_types(ec2, names)}
@@ -123,8 +123,7 @@ def describe_types(ec2: EC2Client, instance_types: Iterable[str]) -> list[Instan
         try:
             # InstanceTypes in a dict: candidate_types says why
             request: dict[str, Any] = {"InstanceTypes": instance_types[start:start + 100]}
-            for page in ec2.get_paginator("describe_instance_types").paginate(**request):
-                described.extend(page["InstanceTypes"])
+            described.extend(aws.paged(ec2, "describe_instance_types", "InstanceTypes", **request))
         except ClientError as error:
             if error.response["Error"]["Code"] != "InvalidInstanceType":
                 raise

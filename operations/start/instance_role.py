@@ -11,6 +11,7 @@ from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
+from chalicelib import aws
 from chalicelib.model import names
 from chalicelib.model.errors import PreflightError
 
@@ -55,16 +56,14 @@ def check_instance_profile(iam: IAMClient, source: str, arn: str) -> None:
 def missing_ecs_actions(iam: IAMClient, role: str) -> list[str]:
     """The ECS agent's actions none of the role's policies allows (none, when AWS's managed policy is attached)."""
     documents: list[str | Mapping[str, Any]] = []
-    for page in iam.get_paginator("list_attached_role_policies").paginate(RoleName=role):
-        for attached in page["AttachedPolicies"]:
-            if attached["PolicyArn"].rsplit("/", 1)[-1] == ECS_MANAGED_POLICY:
-                return []
-            version = iam.get_policy(PolicyArn=attached["PolicyArn"])["Policy"]["DefaultVersionId"]
-            documents.append(iam.get_policy_version(PolicyArn=attached["PolicyArn"], VersionId=version)[
-                "PolicyVersion"]["Document"])
-    for names_page in iam.get_paginator("list_role_policies").paginate(RoleName=role):
-        documents += [iam.get_role_policy(RoleName=role, PolicyName=name)["PolicyDocument"]
-                      for name in names_page["PolicyNames"]]
+    for attached in aws.paged(iam, "list_attached_role_policies", "AttachedPolicies", RoleName=role):
+        if attached["PolicyArn"].rsplit("/", 1)[-1] == ECS_MANAGED_POLICY:
+            return []
+        version = iam.get_policy(PolicyArn=attached["PolicyArn"])["Policy"]["DefaultVersionId"]
+        documents.append(iam.get_policy_version(PolicyArn=attached["PolicyArn"], VersionId=version)[
+            "PolicyVersion"]["Document"])
+    documents += [iam.get_role_policy(RoleName=role, PolicyName=name)["PolicyDocument"]
+                  for name in aws.paged(iam, "list_role_policies", "PolicyNames", RoleName=role)]
     allowed = [pattern.lower() for document in documents for pattern in _allowed_actions(_document(document))]
     return [action for action in ECS_AGENT_ACTIONS
             if not any(fnmatch.fnmatchcase(action.lower(), pattern) for pattern in allowed)]

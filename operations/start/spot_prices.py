@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from chalicelib import aws
+
 if TYPE_CHECKING:  # boto3-stubs: for mypy only
     from mypy_boto3_ec2 import EC2Client
 
@@ -44,17 +46,15 @@ def price_table(ec2: EC2Client, instance_types: Iterable[str], zones: Iterable[s
     if zones:
         params["Filters"] = [{"Name": "availability-zone", "Values": zones}]
     latest: dict[tuple[str, str], PriceRow] = {}
-    for page in ec2.get_paginator("describe_spot_price_history").paginate(**params):
-        for item in page.get("SpotPriceHistory", ()):
-            if item.get("ProductDescription") not in PRODUCTS or item.get("InstanceType") not in types:
-                continue
-            if zones and item.get("AvailabilityZone") not in zones:
-                continue
-            row = PriceRow(item["InstanceType"], item["AvailabilityZone"], float(item["SpotPrice"]),
-                           item.get("Timestamp"))
-            held = latest.get((row.instance_type, row.zone))
-            if held is None or _later(row.when, held.when):
-                latest[(row.instance_type, row.zone)] = row
+    for item in aws.paged(ec2, "describe_spot_price_history", "SpotPriceHistory", **params):
+        if item.get("ProductDescription") not in PRODUCTS or item.get("InstanceType") not in types:
+            continue
+        if zones and item.get("AvailabilityZone") not in zones:
+            continue
+        row = PriceRow(item["InstanceType"], item["AvailabilityZone"], float(item["SpotPrice"]), item.get("Timestamp"))
+        held = latest.get((row.instance_type, row.zone))
+        if held is None or _later(row.when, held.when):
+            latest[(row.instance_type, row.zone)] = row
     return sorted(latest.values(), key=lambda row: (types.index(row.instance_type), row.zone))
 
 

@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from chalicelib import aws as clients
-from chalicelib.aws.api import fleet_state, live_machines
+from chalicelib.aws.ec2 import fleet_state, live_machines
 from cli import cli
 from tests.integration.ds_world import MONITOR_FILE_WRITERS, ds_run, write_monitor_file
 from tests.integration.world import Account

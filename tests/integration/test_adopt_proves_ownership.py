@@ -14,7 +14,9 @@ from click.testing import CliRunner
 
 import cli as cli_module
 from chalicelib import aws as clients
-from chalicelib.aws.api import fleet_state, log_group_tags, queue_tags
+from chalicelib.aws.ec2 import fleet_state
+from chalicelib.aws.logs import log_group_tags
+from chalicelib.aws.sqs import queue_tags
 from chalicelib.model.names import RUN_TAG, record_key
 from cli import cli
 from tests.integration.ds_world import BUCKET, ds_fleet, ds_run, ds_user_data, queue_url, write_monitor_file

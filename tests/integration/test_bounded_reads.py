@@ -18,7 +18,7 @@ from moto.core import DEFAULT_ACCOUNT_ID
 from moto.s3.models import s3_backends
 
 from chalicelib import aws as clients
-from chalicelib.aws import ObjectTooLarge, read_object
+from chalicelib.aws.s3 import ObjectTooLarge, read_object
 from chalicelib.model.jobs import MAX_MESSAGE_BYTES
 from chalicelib.model.names import failure_key
 from chalicelib.monitor.budget import MARGIN_SECONDS

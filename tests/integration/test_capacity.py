@@ -15,7 +15,7 @@ import pytest
 from click.testing import CliRunner
 
 from chalicelib import aws as clients
-from chalicelib.aws.api import fleet_instance_ids
+from chalicelib.aws.ec2 import fleet_instance_ids
 from chalicelib.monitor import service
 from chalicelib.monitor.reconcile import reconcile
 from cli import cli

@@ -256,8 +256,8 @@ def test_count_reads_every_page_and_list_skips_what_it_cannot_read(clients, capl
     with caplog.at_level(logging.WARNING):
         listed = failures.list_records(s3, bucket, "TestApp")
     assert len(listed) == 999 and {r.job_id for r in listed} == {f"J{i:04d}" for i in range(1001)} - {"J0001", "J0002"}
-    assert "skipping unreadable failure record s3://test-bucket/runs/TestApp/failures/J0001.json: not JSON" in \
-        caplog.text
+    assert ("skipping unreadable failure record s3://test-bucket/runs/TestApp/failures/J0001.json: invalid JSON at "
+            "line 1 column 2") in caplog.text
     assert "skipping failure record s3://test-bucket/runs/TestApp/failures/J0002.json: it claims job 'J0000'" in \
         caplog.text
     assert failures.count(s3, bucket, "TestAppB") == 1 and failures.count(s3, bucket, "Nobody") == 0

@@ -16,6 +16,7 @@ from click.testing import CliRunner
 
 from chalicelib import aws as clients
 from chalicelib.aws import Clients
+from chalicelib.aws.s3 import read_object
 from chalicelib.monitor.actions import SaveState
 from chalicelib.monitor.apply import Applier
 from chalicelib.monitor.reconcile import STATE_ATTEMPTS, reconcile
@@ -39,8 +40,7 @@ TORN_DOWN_WITH_JOBS_LEFT = {**NOTHING_LEFT, "queues": ["TestAppQueue", "user_Dea
 
 
 def summary(account) -> dict:
-    return json.loads(clients.read_object(clients.client("s3"), account.settings.AWS_BUCKET,
-                                          "monitors/TestApp_summary.json"))
+    return json.loads(read_object(clients.client("s3"), account.settings.AWS_BUCKET, "monitors/TestApp_summary.json"))
 
 
 def two_reconciles_and_a_teardown_request_from_one_read(account, request_first: bool) -> None:

@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from chalicelib import aws as clients
-from chalicelib.aws.api import fleet_instance_ids
+from chalicelib.aws.ec2 import fleet_instance_ids
 from chalicelib.model.errors import PreflightError, StartConflict
 from chalicelib.monitor.runrecord import RunRecord
 from cli import cli
@@ -371,3 +371,14 @@ def test_a_warning_when_output_prefix_has_no_fixed_folder(aws, tmp_path, monkeyp
     assert ("warning: OUTPUT_PREFIX '{plate}/out' starts with a job value, so this run's jobs may write anywhere in "
             "s3://test-bucket/ but monitors/, exportedlogs/ and ecsconfigs/, other runs' outputs included; give it a "
             "fixed first folder such as '{APP_NAME}/{job_id}'") in result.stderr.splitlines()
+
+
+def test_start_cluster_over_an_unreadable_run_record_says_why_in_one_line(account):
+    """A record under monitors/ that is not one (half an upload, an edit by hand) gave start-cluster a traceback."""
+    clients.client("s3", account.settings).put_object(Bucket="test-bucket",
+                                                      Key="monitors/TestAppSpotFleetRequestId.json", Body=b"{")
+    result = CliRunner().invoke(cli, ["start-cluster", str(account.fleet_path), "--config", str(account.config_path),
+                                      "--wait", "0"])
+    assert (result.exit_code, result.stdout) == (2, "")
+    assert result.stderr == ("error: s3://test-bucket/monitors/TestAppSpotFleetRequestId.json: not a run record of "
+                             "this project (invalid JSON at line 1 column 2)\n")

@@ -128,7 +128,7 @@ def test_bad_objects_under_monitors_never_stop_a_good_run_from_being_torn_down(s
         "not a run record of this project (invalid JSON at line 1 column 2)")
     assert reasons["monitors/DSRunSpotFleetRequestId.json"].startswith("not a run record of this project (invalid JSON")
     assert reasons["monitors/TypedSpotFleetRequestId.json"] == (
-        "not a run record of this project (CLUSTER_MACHINES: expected an integer)")
+        "not a run record of this project (CLUSTER_MACHINES: expected an integer of at least 0, got a string)")
     assert "unreadable monitor state" in reasons["monitors/StateSpotFleetRequestId.json"]
 
     drain(started)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from chalicelib import aws as clients
 from chalicelib.aws import Clients
-from chalicelib.aws.api import LIVE_FLEET_STATES, fleet_instance_ids, fleet_machine_tag, fleet_state
+from chalicelib.aws.ec2 import LIVE_FLEET_STATES, fleet_instance_ids, fleet_machine_tag, fleet_state
 from chalicelib.model import names
 from chalicelib.model.names import record_key
 from chalicelib.monitor import runrecord, service

@@ -9,7 +9,7 @@ from email.mime.text import MIMEText
 
 import pytest
 
-from chalicelib.aws.api import Container, TaskDefinition
+from chalicelib.aws.ecs import Container, TaskDefinition
 from operations.adopt.dsownership import loads_ecs_config, logged_groups, polled_queues, same_queue
 from tests.integration.ds_world import ds_user_data
 

@@ -3,7 +3,7 @@
 Layers, each importing only those below it (ARCHITECTURE.md draws them):
 
     chalicelib/model      the run model: settings, names, jobs, the strict JSON reader; nothing else of ours
-    chalicelib/aws        the AWS client layer: clients, "not found" sorted once, typed reads
+    chalicelib/aws        the AWS client layer: clients, and a module per service of reads and writes by intent
     chalicelib/runfiles   files the worker writes and the monitor reads (leases, failure records, log lines)
     chalicelib/monitor    observe -> plan -> apply, status, the run record (the Lambda's own)
     app.py                the Lambda's handlers                      (the zip: app.py + chalicelib/)

@@ -407,7 +407,13 @@ def test_the_series_stays_bounded_keeping_its_first_and_newest_points():
     assert run_series.with_point(points, tick + 1, tick % 7, tick, 0) is None  # the same counts: no point
 
 
-@pytest.mark.parametrize("series", [{"a": 1}, [[1, 2, 3]], [["t", 1, 2, 3]], [1, 2, 3, 4]])
-def test_a_monitor_state_with_a_malformed_series_is_refused(series):
-    with pytest.raises(ValueError, match="wrong type"):
+@pytest.mark.parametrize("series,message", [
+    ({"a": 1}, "series: expected a list of at most 1,000 items, got an object"),
+    ([[1, 2, 3]], "series[0]: expected a list of 4 items, got 3 items"),
+    ([["t", 1, 2, 3]], "series[0][0]: expected a number, got a string"),
+    ([1, 2, 3, 4], "series[0]: expected a list of 4 items, got 1"),
+])
+def test_a_monitor_state_with_a_malformed_series_is_refused(series, message):
+    with pytest.raises(ValueError) as caught:
         MonitorState.from_json(json.dumps({"series": series}))
+    assert str(caught.value) == f"monitor state: {message}"

@@ -1,21 +1,16 @@
-"""Typed reads of AWS the rest of the code shares: one function per intent, plain values back, "not found" handled
-once (Chalice's TypedAWSClient is the model). No raw response dict leaves this module. The one exception to
-"reads": the two fleet writes, which differ by fleet kind and so live beside the fleet reads.
-"""
+"""EC2, by intent: fleets of either kind (read, resized, ended), machines, launch templates, instance types."""
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from botocore.exceptions import ClientError
 
-from chalicelib.aws import DASHBOARD_MISSING, OBJECT_MISSING, QUEUE_MISSING, error_code
+from chalicelib.aws import error_code
 
 if TYPE_CHECKING:  # boto3-stubs: for mypy only, never in the Lambda zip or the worker image
-    from mypy_boto3_cloudwatch import CloudWatchClient
     from mypy_boto3_ec2 import EC2Client
     from mypy_boto3_ec2.type_defs import (
         DescribeFleetInstancesRequestTypeDef,
@@ -27,46 +22,30 @@ if TYPE_CHECKING:  # boto3-stubs: for mypy only, never in the Lambda zip or the 
         SpotFleetLaunchSpecificationOutputTypeDef,
         SpotFleetRequestConfigTypeDef,
     )
-    from mypy_boto3_ecs import ECSClient
-    from mypy_boto3_ecs.type_defs import ClusterTypeDef, ContainerDefinitionOutputTypeDef, ServiceTypeDef
-    from mypy_boto3_logs import CloudWatchLogsClient
-    from mypy_boto3_resourcegroupstaggingapi import ResourceGroupsTaggingAPIClient
-    from mypy_boto3_s3 import S3Client
-    from mypy_boto3_sqs import SQSClient
+
+# TerminateInstances: "up to 1000 instance IDs" a call (EC2 API Reference, TerminateInstances).
+MAX_TERMINATE_IDS = 1000
+# DescribeInstanceTypes takes at most 100 names a call (EC2 API Reference, DescribeInstanceTypes).
+MAX_INSTANCE_TYPE_NAMES = 100
+# A launch template that is gone: AWS's code for an unknown id, and for an unknown name ("Error codes for the
+# Amazon EC2 API"); moto answers the name's code whichever was given.
+LAUNCH_TEMPLATE_MISSING = ("InvalidLaunchTemplateId.NotFound", "InvalidLaunchTemplateName.NotFoundException")
+
 
 # The states, of an EC2 Fleet (FleetState) or a spot fleet request (SpotFleetRequestState), in which a fleet still
 # has (or will have) machines; every other state (deleted*, cancelled*, failed) means it is over.
 LIVE_FLEET_STATES = ("submitted", "active", "modifying")
+
+
 SPOT_FLEET_PREFIX = "sfr-"
+
+
 # An EC2 Fleet id AWS does not know: InvalidFleetId.NotFound / .Malformed (EC2 API error codes).
 FLEET_MISSING_PREFIXES = ("InvalidFleetId",)
+
+
 # 1,000 instances per page: a run's fleet never lists more than a few pages.
 MAX_FLEET_INSTANCE_PAGES = 20
-
-
-@dataclass(frozen=True)
-class QueueDepth:
-    waiting: int  # visible + delayed: jobs no worker holds yet
-    in_flight: int  # received and not deleted: running, or failed and waiting for their retry
-
-    @property
-    def empty(self) -> bool:
-        return self.waiting == 0 and self.in_flight == 0
-
-
-def queue_depth(sqs: SQSClient, url: str) -> QueueDepth | None:
-    """The queue's approximate counts, or None when the queue no longer exists."""
-    try:
-        attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=[
-            "ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible",
-            "ApproximateNumberOfMessagesDelayed"])["Attributes"]
-    except ClientError as error:
-        if error_code(error) in QUEUE_MISSING:
-            return None
-        raise
-    return QueueDepth(waiting=int(attributes.get("ApproximateNumberOfMessages", 0))
-                      + int(attributes.get("ApproximateNumberOfMessagesDelayed", 0)),
-                      in_flight=int(attributes.get("ApproximateNumberOfMessagesNotVisible", 0)))
 
 
 @dataclass(frozen=True)
@@ -244,213 +223,6 @@ def live_machines(ec2: EC2Client, instance_ids: tuple[str, ...] = (),
     return tuple(sorted(found, key=lambda machine: machine.instance_id))
 
 
-def dead_letter_queue_arn(sqs: SQSClient, url: str) -> str | None:
-    """The dead-letter queue of the queue's redrive policy, or None (no policy, or the queue is gone)."""
-    try:
-        attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["RedrivePolicy"])["Attributes"]
-    except ClientError as error:
-        if error_code(error) in QUEUE_MISSING:
-            return None
-        raise
-    try:
-        policy = json.loads(attributes.get("RedrivePolicy") or "null")
-    except ValueError:
-        return None
-    # AWS leaves the attribute out when there is no policy; moto answers "null"
-    return policy.get("deadLetterTargetArn") if isinstance(policy, dict) else None
-
-
-def queue_tags(sqs: SQSClient, url: str) -> dict[str, str]:
-    """The queue's tags ({} when the queue is gone)."""
-    try:
-        return sqs.list_queue_tags(QueueUrl=url).get("Tags", {})
-    except ClientError as error:
-        if error_code(error) in QUEUE_MISSING:
-            return {}
-        raise
-
-
-def _ecs_tag_map(resource: ServiceTypeDef | ClusterTypeDef) -> dict[str, str]:
-    """ECS's tags of a described resource (`include=["TAGS"]`) as a dict."""
-    return {item["key"]: item["value"] for item in resource.get("tags", ())}
-
-
-@dataclass(frozen=True)
-class Service:
-    name: str
-    arn: str
-    desired: int
-    task_definition: str
-    tags: dict[str, str] = field(default_factory=dict)
-    minimum_healthy_percent: int | None = None  # of its deployment configuration
-
-
-def ecs_service(ecs: ECSClient, cluster: str, name: str) -> Service | None:
-    """The ACTIVE service of that exact name, or None (also when the cluster does not exist)."""
-    try:
-        described = ecs.describe_services(cluster=cluster, services=[name], include=["TAGS"])["services"]
-    except ClientError as error:
-        if error_code(error) == "ClusterNotFoundException":
-            return None
-        raise
-    for item in described:
-        if item["serviceName"] == name and item.get("status") == "ACTIVE":
-            return Service(name=name, arn=item["serviceArn"], desired=item.get("desiredCount", 0),
-                           task_definition=item.get("taskDefinition", ""), tags=_ecs_tag_map(item),
-                           minimum_healthy_percent=item.get("deploymentConfiguration", {}).get("minimumHealthyPercent"))
-    return None
-
-
-@dataclass(frozen=True)
-class Container:
-    name: str
-    environment: dict[str, str]
-    log_driver: str
-    log_options: dict[str, str]
-
-
-@dataclass(frozen=True)
-class TaskDefinition:
-    arn: str
-    family: str
-    revision: int
-    containers: tuple[Container, ...]
-
-    @property
-    def name(self) -> str:
-        return f"{self.family}:{self.revision}"
-
-
-def task_definition(ecs: ECSClient, arn: str) -> TaskDefinition | None:
-    """A task definition revision (ACTIVE or INACTIVE), or None when ECS has no such revision."""
-    try:
-        described = ecs.describe_task_definition(taskDefinition=arn)["taskDefinition"]
-    except ClientError as error:
-        if error_code(error) in ("ClientException", "InvalidParameterException"):  # ECS's "no such revision"
-            return None
-        raise
-    return TaskDefinition(arn=described["taskDefinitionArn"], family=described["family"],
-                          revision=int(described["revision"]),
-                          containers=tuple(_container(item) for item in described.get("containerDefinitions", ())))
-
-
-def _container(item: ContainerDefinitionOutputTypeDef) -> Container:
-    logging = item.get("logConfiguration", {})
-    return Container(name=item.get("name", ""),
-                     environment={pair["name"]: pair.get("value", "") for pair in item.get("environment", ())},
-                     log_driver=logging.get("logDriver", ""), log_options=dict(logging.get("options", {})))
-
-
-@dataclass(frozen=True)
-class Cluster:
-    name: str
-    active_services: int
-    tags: dict[str, str] = field(default_factory=dict)
-
-
-def ecs_cluster(ecs: ECSClient, name: str) -> Cluster | None:
-    """The ACTIVE cluster of that exact name (DS matched by suffix, so "default" also found "my-default")."""
-    for item in ecs.describe_clusters(clusters=[name], include=["TAGS"])["clusters"]:
-        if item["clusterName"] == name and item.get("status") == "ACTIVE":
-            return Cluster(name=name, active_services=item.get("activeServicesCount", 0), tags=_ecs_tag_map(item))
-    return None
-
-
-def cluster_machine_ids(ecs: ECSClient, cluster: str) -> tuple[str, ...]:
-    """The EC2 ids of the cluster's ACTIVE container instances."""
-    arns = [arn for page in ecs.get_paginator("list_container_instances").paginate(cluster=cluster, status="ACTIVE")
-            for arn in page["containerInstanceArns"]]
-    ids: list[str] = []
-    for start in range(0, len(arns), 100):  # DescribeContainerInstances takes at most 100
-        described = ecs.describe_container_instances(cluster=cluster, containerInstances=arns[start:start + 100])
-        ids.extend(item["ec2InstanceId"] for item in described["containerInstances"] if item.get("ec2InstanceId"))
-    return tuple(ids)
-
-
-def task_definition_arns(ecs: ECSClient, family: str) -> tuple[str, ...]:
-    """The ACTIVE revisions of exactly this family (familyPrefix "AppTask" also lists "AppTask2")."""
-    pages = ecs.get_paginator("list_task_definitions").paginate(familyPrefix=family, status="ACTIVE")
-    return tuple(arn for page in pages for arn in page["taskDefinitionArns"]
-                 if arn.rsplit("/", 1)[-1].rsplit(":", 1)[0] == family)
-
-
-def alarm_names(cloudwatch: CloudWatchClient, prefix: str = "", names: tuple[str, ...] = ()) -> tuple[str, ...]:
-    """Names of existing alarms that start with `prefix` (none when it is ''), plus those of `names` that exist."""
-    found: set[str] = set()
-    paginator = cloudwatch.get_paginator("describe_alarms")
-    if prefix:
-        found.update(alarm["AlarmName"] for page in paginator.paginate(AlarmNamePrefix=prefix)
-                     for alarm in page["MetricAlarms"])
-    if names:
-        found.update(alarm["AlarmName"] for page in paginator.paginate(AlarmNames=list(names))
-                     for alarm in page["MetricAlarms"])
-    return tuple(sorted(found))
-
-
-def tagged_alarm_names(tagging: ResourceGroupsTaggingAPIClient, key: str, value: str) -> tuple[str, ...]:
-    """Names of the alarms carrying the tag key=value, whatever their names (the Resource Groups Tagging API: one
-    paginated call instead of a ListTagsForResource per alarm)."""
-    pages = tagging.get_paginator("get_resources").paginate(
-        TagFilters=[{"Key": key, "Values": [value]}], ResourceTypeFilters=["cloudwatch:alarm"])
-    # arn:aws:cloudwatch:REGION:ACCOUNT:alarm:NAME, and a name may itself hold ':'
-    return tuple(sorted(mapping["ResourceARN"].split(":alarm:", 1)[1] for page in pages
-                        for mapping in page["ResourceTagMappingList"] if ":alarm:" in mapping["ResourceARN"]))
-
-
-def dashboard_exists(cloudwatch: CloudWatchClient, name: str) -> bool:
-    try:
-        cloudwatch.get_dashboard(DashboardName=name)
-    except ClientError as error:
-        if error_code(error) in DASHBOARD_MISSING:
-            return False
-        raise
-    return True
-
-
-def log_group_tags(logs: CloudWatchLogsClient, name: str) -> dict[str, str] | None:
-    """The log group's tags, or None when it does not exist."""
-    try:
-        return logs.list_tags_log_group(logGroupName=name).get("tags", {})
-    except ClientError as error:
-        if error_code(error) == "ResourceNotFoundException":
-            return None
-        raise
-
-
-def export_task_code(logs: CloudWatchLogsClient, task_id: str) -> str | None:
-    """An export task's status code (PENDING, RUNNING, COMPLETED, FAILED, ...), or None when AWS has no such task."""
-    try:
-        tasks = logs.describe_export_tasks(taskId=task_id)["exportTasks"]
-    except ClientError as error:
-        if error_code(error) == "ResourceNotFoundException":
-            return None
-        raise
-    return tasks[0]["status"]["code"] if tasks else None
-
-
-def export_running_in_account(logs: CloudWatchLogsClient) -> bool:
-    """AWS runs one export task per account at a time: is one pending or running now (anyone's)?"""
-    for code in ("PENDING", "RUNNING"):
-        pages = logs.get_paginator("describe_export_tasks").paginate(statusCode=code)
-        # filtered again here: moto ignores statusCode and returns every task
-        if any(task.get("status", {}).get("code") == code for page in pages for task in page.get("exportTasks", ())):
-            return True
-    return False
-
-
-def object_exists(s3: S3Client, bucket: str, key: str) -> bool:
-    try:
-        s3.head_object(Bucket=bucket, Key=key)
-    except ClientError as error:
-        if error_code(error) in OBJECT_MISSING:
-            return False
-        raise
-    return True
-
-
-# --------------------------------------------------------------------------- the two fleet writes, for either kind
-
-
 def set_fleet_target(ec2: EC2Client, fleet_id: str, target: int) -> None:
     """Set the fleet's target without AWS picking machines to end: the caller terminates the idle ones it chose
     (no-termination), so a busy machine is never taken."""
@@ -479,11 +251,39 @@ def delete_fleet(ec2: EC2Client, fleet_id: str) -> None:
                                          "Message": failed.get("Error", {}).get("Message", "")}}, "DeleteFleets")
 
 
-def find_queue_url(sqs: SQSClient, name: str) -> str | None:
-    """The queue's URL, or None where no queue has that name."""
-    try:
-        return sqs.get_queue_url(QueueName=name)["QueueUrl"]
-    except ClientError as error:
-        if error_code(error) in QUEUE_MISSING:
-            return None
-        raise
+def terminate(ec2: EC2Client, instance_ids: Sequence[str]) -> None:
+    for start in range(0, len(instance_ids), MAX_TERMINATE_IDS):
+        ec2.terminate_instances(InstanceIds=list(instance_ids[start:start + MAX_TERMINATE_IDS]))
+
+
+def delete_launch_templates(ec2: EC2Client, template_ids: Iterable[str]) -> None:
+    """One per call (DeleteLaunchTemplate takes one); one already gone does not keep the others."""
+    for template_id in template_ids:
+        try:
+            ec2.delete_launch_template(LaunchTemplateId=template_id)
+        except ClientError as error:
+            if error_code(error) not in LAUNCH_TEMPLATE_MISSING:
+                raise
+
+
+def instance_vcpus(ec2: EC2Client, instance_types: Iterable[str]) -> dict[str, int]:
+    """DefaultVCpus of each type (DescribeInstanceTypes); a type AWS does not know is left out."""
+    wanted = sorted(set(instance_types))
+    found: dict[str, int] = {}
+    for start in range(0, len(wanted), MAX_INSTANCE_TYPE_NAMES):
+        chunk = wanted[start:start + MAX_INSTANCE_TYPE_NAMES]
+        try:
+            for page in ec2.get_paginator("describe_instance_types").paginate(InstanceTypes=chunk):  # type: ignore[arg-type]
+                for item in page.get("InstanceTypes", ()):
+                    found[item["InstanceType"]] = int(item.get("VCpuInfo", {}).get("DefaultVCpus", 0))
+        except ClientError as error:
+            if error_code(error) != "InvalidInstanceType":
+                raise
+            for name in chunk:  # one unknown name fails the whole call: ask one by one
+                try:
+                    answer = ec2.describe_instance_types(InstanceTypes=[name])  # type: ignore[list-item]
+                except ClientError:
+                    continue
+                for item in answer.get("InstanceTypes", ()):
+                    found[item["InstanceType"]] = int(item.get("VCpuInfo", {}).get("DefaultVCpus", 0))
+    return found
