@@ -179,12 +179,14 @@ def emulator_child() -> Iterator[str]:
 
 
 def serve() -> int:
-    from localrun.account import raise_spot_quotas
+    from chalicelib.monitor.spot_quota import SPOT_QUOTAS
     from localrun.embedded import emulator
+    from localrun.moto_patches import set_service_quota
 
     signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGINT})  # before the server's threads start
     with emulator() as url:
-        raise_spot_quotas(REGION)
+        for quota in SPOT_QUOTAS:  # room for the largest case's fleet (a lab's approved increase is smaller)
+            set_service_quota(quota.code, 100_000, region=REGION)
         print(url, flush=True)
         signal.sigwait({signal.SIGTERM, signal.SIGINT})
     return 0
