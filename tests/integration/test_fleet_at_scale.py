@@ -25,8 +25,6 @@ def live_machines() -> list[str]:
             for instance in reservation["Instances"]]
 
 
-@pytest.mark.xfail(strict=False, reason="chalicelib/monitor/apply.py sends TerminateInstances with every idle "
-                                        "machine in one call (AWS takes 1,000): batched on branch i28-a")
 def test_a_drained_run_of_1500_machines_is_torn_down(aws, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     account = Account(tmp_path, ECS_CLUSTER="runs", CLUSTER_MACHINES=MACHINES)
