@@ -106,17 +106,17 @@ def all_statuses(buckets: list[str]) -> dict[str, Any]:
 
 
 def _last_status(s3: S3Client, bucket: str, key: str) -> dict[str, Any] | Unreadable:
-    """One listed run: its status document, or when there is none yet its record, read to tell a run from an
-    object that is not one."""
+    """One listed run: its status document, or when there is none yet its record and state, read as the tick
+    reads them to tell a run from an object that is not one."""
     app_name = status_doc.app_name_of(key)
     try:
         status = status_doc.read(s3, bucket, app_name)
         if status is not None:
             return status
-        record = read_record(s3, bucket, key)
-        if record is None:  # torn down since the listing
+        run = load_run(s3, bucket, key)
+        if run is None:  # torn down since the listing
             return {"app_name": app_name, "state": "unavailable", "reason": "torn down while listed"}
-        return status_doc.starting(app_name, watched=record.AUTO_MONITOR)
+        return status_doc.starting(app_name, watched=run.record.AUTO_MONITOR)
     except UnreadableRecord as error:
         return Unreadable(bucket, key, str(error).split(": ", 1)[1])
     except Exception as error:  # noqa: BLE001 - one run's trouble must not hide the others
