@@ -17,8 +17,9 @@ from click.testing import CliRunner
 
 from chalicelib import aws
 from chalicelib.monitor import service, status_doc
+from chalicelib.monitor.reconcile import reconcile
 from cli import cli
-from tests.integration.world import NOTHING_LEFT, drain, what_is_left
+from tests.integration.world import NOTHING_LEFT, drain, the_run, what_is_left
 
 BUCKET = "test-bucket"
 # What differs between two looks at an unchanged run a moment apart (status_doc.CLOCK_FIELDS), and the document's
@@ -131,3 +132,14 @@ def test_cli_status_reads_the_document_and_live_looks_now(started, client):
     assert "4 done" in live.output and "as of" not in live.output
     as_json = json.loads(CliRunner().invoke(cli, ["status", "--live", "--json", "--config", config]).stdout)
     assert steady(as_json) == steady(service.find_status("TestApp", [BUCKET], aws.Clients(started.settings)))
+
+
+def test_a_status_written_as_another_writer_finishes_the_teardown_is_removed(started):
+    """A tick that looked before a teardown from the CLI removed the run's files writes its status after: the
+    document must not outlive the run (it would shadow the run's summary in GET /runs/{app})."""
+    run = the_run(started)
+    looked = service.RunOutcome(run, result=reconcile(run, dry_run=True))
+    s3 = aws.client("s3")
+    s3.delete_object(Bucket=BUCKET, Key=run.key)  # the other writer's teardown, finished meanwhile
+    status_doc.publish(looked)
+    assert "monitors/TestApp_status.json" not in what_is_left(started)["monitor_objects"]
