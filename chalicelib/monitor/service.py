@@ -134,7 +134,10 @@ def find_status(app_name: str, buckets: list[str], clients: Clients | None = Non
     s3 = clients.s3
     for bucket in buckets:
         if not live:
-            status = status_doc.read(s3, bucket, app_name)
+            try:
+                status = status_doc.read(s3, bucket, app_name)
+            except (ValueError, RecursionError):  # unreadable (or too large): the run is looked at instead
+                status = None
             if status is not None:
                 return status
         try:

@@ -119,6 +119,7 @@ def test_an_oversized_status_document_is_refused_unread_and_the_others_still_lis
     listed = {run["app_name"]: run for run in client.http.get("/runs").json_body["runs"]}
     assert listed["TestApp"]["state"] == "running"
     assert listed["Victim"]["state"] == "unavailable" and "ObjectTooLarge" in listed["Victim"]["reason"]
+    assert client.http.get("/runs/Victim").json_body["state"] == "running"  # looked at live instead
 
 
 def test_cli_status_reads_the_document_and_live_looks_now(started, client):
