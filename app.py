@@ -80,7 +80,7 @@ def list_runs() -> dict[str, Any]:
 
 @app.route("/runs/{app_name}", authorizer=authorizer)
 def get_run(app_name: str) -> dict[str, Any]:
-    return _found(app_name, service.find_status(app_name, service.watched_buckets()))
+    return _found(app_name, service.find_status(app_name, service.watched_buckets(), live=False))
 
 
 @app.route("/runs/{app_name}/failed", authorizer=authorizer)

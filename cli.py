@@ -393,15 +393,20 @@ def plan(settings: Settings):
 
 @cli.command()
 @click.option("--json", "as_json", is_flag=True, help="Print the status API's JSON instead of a table.")
+@click.option("--live", is_flag=True, help="Look at the run's AWS resources now instead of reading the status the "
+                                           "monitor wrote at its last tick.")
 @config_option
-def status(settings: Settings, as_json: bool):
+def status(settings: Settings, as_json: bool, live: bool):
     """Print the run's status: jobs waiting, running, done and failed, machines, ETA.
+
+    As the monitor saw it at its last tick (its "as of" time), or with --live as it is now. A run the monitor has
+    not looked at yet (or watched by `monitor` or local mode, which write no status) is looked at live.
 
     \b
     Example:
       python cli.py status --config config.json
     """
-    found = service.find_status(settings.APP_NAME, [settings.AWS_BUCKET], aws.Clients(settings))
+    found = service.find_status(settings.APP_NAME, [settings.AWS_BUCKET], aws.Clients(settings), live=live)
     if found is None:
         raise UserError(f"no run named {settings.APP_NAME!r} in s3://{settings.AWS_BUCKET}/monitors/")
     click.echo(json.dumps(found, indent=2) if as_json else status_table(found))

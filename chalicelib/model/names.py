@@ -122,6 +122,12 @@ def monitor_state_key(app_name: str) -> str:
     return f"{MONITORS_PREFIX}{app_name}_monitorstate.json"
 
 
+def status_key(app_name: str) -> str:
+    """The run's status as the monitor's last tick saw it (what GET /runs serves), beside its record (removed with
+    it). Not ending in RECORD_SUFFIX: the scan never takes it for a record."""
+    return f"{MONITORS_PREFIX}{app_name}_status.json"
+
+
 def claim_key(app_name: str) -> str:
     """start-cluster's claim on a run (an S3 conditional write): one fleet per run even when two start at once."""
     return f"{MONITORS_PREFIX}{app_name}_claim.json"

@@ -31,6 +31,7 @@ from chalicelib.aws import (
     s3,
     sqs,
 )
+from chalicelib.model.names import status_key
 from chalicelib.monitor import state_store
 from chalicelib.monitor.actions import (
     Action,
@@ -190,7 +191,7 @@ class Applier:
         s3.put_object(self.clients.s3, action.bucket, action.key, body, content_type="application/json")
 
     def _remove_record(self, action: RemoveRunRecord) -> None:
-        keys = list(action.keys)
+        keys = [*action.keys, status_key(self.run.app_name)]  # the status document (status_doc.py) with them
         keys += [item.key for item in s3.list_objects(self.clients.s3, action.bucket, lease_prefix(self.run.app_name))]
         # the record goes last: if anything before fails, the run is still watched
         ordered = [key for key in keys if key not in action.keys] + list(action.keys[::-1])

@@ -83,7 +83,7 @@ def _readable(key: str, value: object) -> str:
 
 def status_table(status: dict[str, Any]) -> str:
     """`cli.py status`: the same figures, readable."""
-    if status["state"] in ("refused", "unreadable", "unavailable"):
+    if status["state"] in ("refused", "unreadable", "unavailable", "starting"):
         rows = [("run", status["app_name"]), ("state", status["state"]), ("reason", status["reason"])]
     elif status["state"] == "finished":
         rows = [("run", status["app_name"]), ("state", "finished")] + [
@@ -107,6 +107,8 @@ def status_table(status: dict[str, Any]) -> str:
             ("eta", duration(eta) if eta is not None else "-"),
             ("cost ceiling", f"${status['cost_ceiling_usd']:.2f} ({status['machine_hours']:.2f} machine-hours)"),
         ]
+    if "as_of" in status:  # the monitor's status document (status_doc.py): its figures are as of then
+        rows.append(("as of", local_time(status["as_of"])))
     width = max(len(name) for name, _ in rows)
     # a stop reason can quote a job's output (the breaker's): each value is shown, never obeyed by the terminal
     return "\n".join(f"{name.ljust(width)}  {printable(str(value))}" for name, value in rows)

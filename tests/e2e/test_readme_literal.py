@@ -185,7 +185,8 @@ def test_the_rehearsal_runs_as_written_and_the_status_api_answers_with_the_run(c
             if line.startswith("python cli.py api /runs"):
                 runs = json.loads(result.stdout)["runs"]
                 assert [run["app_name"] for run in runs] == ["DemoPlates"], result.stdout
-                assert runs[0]["jobs"]["submitted"] == 48, result.stdout
+                # listed from its record: the emulator runs no schedule, so no tick has written its status document
+                assert runs[0]["state"] == "starting", result.stdout
     finally:
         emulator.send_signal(signal.SIGINT)
         try:

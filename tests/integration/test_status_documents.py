@@ -1,0 +1,146 @@
+"""The status API in constant calls (issue 29 item 3): each tick writes a run's status document beside its state,
+GET /runs and GET /runs/{app} read those, never the runs' live resources, and teardown removes it with the rest.
+
+Every AWS call is counted at botocore's before-call event, on every session our code makes (aws.sessions_from),
+as bench/bench_monitor.py counts them.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import boto3
+from click.testing import CliRunner
+
+from chalicelib import aws
+from chalicelib.monitor import service, status_doc
+from chalicelib.monitor.reconcile import reconcile
+from cli import cli
+from tests.integration.world import NOTHING_LEFT, drain, the_run, what_is_left
+
+BUCKET = "test-bucket"
+# What differs between two looks at an unchanged run a moment apart (status_doc.CLOCK_FIELDS), and the document's
+# own time
+MOVES_WITH_THE_CLOCK = (*status_doc.CLOCK_FIELDS, "as_of")
+
+
+@contextmanager
+def counted() -> Iterator[Counter[tuple[str, str]]]:
+    """Every AWS call made while open: (service, operation) -> count; S3 PutObject also by key."""
+    calls: Counter[tuple[str, str]] = Counter()
+
+    def count(model, params, **_: object) -> None:
+        calls[(model.service_model.service_name, model.name)] += 1
+
+    def put(params, **_: object) -> None:
+        calls[("s3.PutObject", params["Key"])] += 1
+
+    def session(region: str | None, profile: str | None) -> boto3.Session:
+        made = boto3.Session(region_name=region or "us-east-1")
+        made.events.register("before-call", count)
+        made.events.register("before-parameter-build.s3.PutObject", put)
+        return made
+
+    with aws.sessions_from(session):
+        yield calls
+
+
+def tick(client) -> None:
+    client.lambda_.invoke("every_period", client.events.generate_cw_event(
+        source="aws.events", detail_type="Scheduled Event", detail={}, resources=[]))
+
+
+def steady(status: dict) -> dict:
+    return {key: value for key, value in status.items() if key not in MOVES_WITH_THE_CLOCK}
+
+
+def test_get_runs_reads_one_document_per_run_and_never_the_runs_resources(started, victim, legacy_run, client):
+    tick(client)
+    with counted() as calls:
+        listed = client.http.get("/runs").json_body
+    assert sorted(run["app_name"] for run in listed["runs"]) == ["Legacy", "TestApp", "Victim"]
+    assert {run["state"] for run in listed["runs"]} == {"running"}
+    assert all(isinstance(run["as_of"], int) for run in listed["runs"])
+    # one listing of monitors/ and one read per run: nothing of SQS, EC2, ECS, CloudWatch or Logs
+    assert calls == Counter({("s3", "ListObjectsV2"): 1, ("s3", "GetObject"): 3}), calls
+
+
+def test_get_run_after_a_tick_is_what_the_live_status_says(started, client):
+    drain(started, count=2)
+    tick(client)
+    tick(client)  # the document is what a tick saw before acting: this one sees the first one's idle alarms
+    with counted() as calls:
+        served = client.http.get("/runs/TestApp").json_body
+    assert calls == Counter({("s3", "GetObject"): 1}), calls
+    live = service.find_status("TestApp", [BUCKET])
+    assert steady(served) == steady(live)
+    assert served["jobs"]["done"] == 2 and served["state"] == "running"
+
+
+def test_a_steady_tick_writes_no_status_document_and_a_change_writes_it(started, client):
+    tick(client)
+    tick(client)  # the runs' bookkeeping settles
+    with counted() as calls:
+        tick(client)
+    assert calls[("s3.PutObject", "monitors/TestApp_status.json")] == 0
+    drain(started, count=3)
+    with counted() as calls:
+        tick(client)
+    assert calls[("s3.PutObject", "monitors/TestApp_status.json")] == 1
+    assert client.http.get("/runs/TestApp").json_body["jobs"]["done"] == 3
+
+
+def test_a_run_the_monitor_has_not_looked_at_yet_is_listed_as_starting(started, client):
+    listed = client.http.get("/runs").json_body
+    assert [(run["app_name"], run["state"], run["reason"]) for run in listed["runs"]] == [
+        ("TestApp", "starting", status_doc.STARTING)]
+    # one run alone is looked at live until its first document: within the API's time
+    assert client.http.get("/runs/TestApp").json_body["state"] == "running"
+
+
+def test_teardown_leaves_no_status_document(started, client):
+    tick(client)
+    assert "monitors/TestApp_status.json" in what_is_left(started)["monitor_objects"]
+    drain(started)
+    for _ in range(6):
+        tick(client)
+    assert what_is_left(started) == NOTHING_LEFT
+    assert client.http.get("/runs").json_body["runs"] == []
+    assert client.http.get("/runs/TestApp").json_body["state"] == "finished"
+
+
+def test_an_oversized_status_document_is_refused_unread_and_the_others_still_listed(started, victim, client):
+    tick(client)
+    aws.client("s3").put_object(Bucket=BUCKET, Key="monitors/Victim_status.json",
+                                Body=b" " * (status_doc.MAX_BYTES + 1) + b"{}")
+    listed = {run["app_name"]: run for run in client.http.get("/runs").json_body["runs"]}
+    assert listed["TestApp"]["state"] == "running"
+    assert listed["Victim"]["state"] == "unavailable" and "ObjectTooLarge" in listed["Victim"]["reason"]
+    assert client.http.get("/runs/Victim").json_body["state"] == "running"  # looked at live instead
+
+
+def test_cli_status_reads_the_document_and_live_looks_now(started, client):
+    tick(client)
+    drain(started, count=4)  # since the tick: only a live look sees it
+    config = str(started.config_path)
+    document = CliRunner().invoke(cli, ["status", "--config", config])
+    live = CliRunner().invoke(cli, ["status", "--live", "--config", config])
+    assert document.exit_code == 0 and live.exit_code == 0, document.output + live.output
+    assert "0 done" in document.output and "as of" in document.output
+    assert "4 done" in live.output and "as of" not in live.output
+    as_json = json.loads(CliRunner().invoke(cli, ["status", "--live", "--json", "--config", config]).stdout)
+    assert steady(as_json) == steady(service.find_status("TestApp", [BUCKET], aws.Clients(started.settings)))
+
+
+def test_a_status_written_as_another_writer_finishes_the_teardown_is_removed(started):
+    """A tick that looked before a teardown from the CLI removed the run's files writes its status after: the
+    document must not outlive the run (it would shadow the run's summary in GET /runs/{app})."""
+    run = the_run(started)
+    looked = service.RunOutcome(run, result=reconcile(run, dry_run=True))
+    s3 = aws.client("s3")
+    s3.delete_object(Bucket=BUCKET, Key=run.key)  # the other writer's teardown, finished meanwhile
+    status_doc.publish(looked)
+    assert "monitors/TestApp_status.json" not in what_is_left(started)["monitor_objects"]
