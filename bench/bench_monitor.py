@@ -1,0 +1,240 @@
+#!/usr/bin/env python3
+"""The monitor's cost per tick and the status API's per request, at a lab's scale, projected to AWS.
+
+Runs are started as a user starts them (setup, then start-cluster, on the emulator: moto with this project's
+patches, served from a child process so its work is not counted here), with their machines running and their
+queues holding jobs. Then, for each case:
+
+    steady tick    the Lambda's scheduled reconcile of every run (`service.reconcile_runs`) after two ticks
+                   that let the runs converge: nothing changes, so this is what a tick costs at rest
+    GET /runs      the status API's listing of every run (`service.all_statuses`)
+
+Each is measured in this process: AWS calls (counted at botocore's `before-call` event, every client the
+monitor makes), client CPU (this process's CPU time: serializing, signing and parsing, no network or server
+time), and wall time on the emulator. On AWS a call takes 20-50 ms, so the projection is
+calls x latency + client CPU, sequential as the monitor makes them.
+
+Usage: python bench/bench_monitor.py [--runs 1,10,100] [--machines 10,100,1000] [--api-runs 100]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+LATENCIES_MS = (20, 50)  # an AWS API call, same region, as the issue measured them
+REGION = "us-east-1"
+BUCKET = "bench-monitor"
+SCHEDULE_SECONDS = 60  # the Lambda's period: a tick longer than this overlaps the next
+
+
+@dataclass(frozen=True)
+class Measured:
+    what: str
+    runs: int
+    machines: int
+    calls: int
+    cpu_seconds: float
+    wall_seconds: float
+    operations: Counter[str]
+
+    def projected(self, latency_ms: int) -> float:
+        return self.calls * latency_ms / 1000 + self.cpu_seconds
+
+    def line(self) -> str:
+        per_run = self.calls / self.runs
+        projections = "  ".join(f"{self.projected(ms):7.1f} s at {ms} ms" for ms in LATENCIES_MS)
+        return (f"{self.what:<12} {self.runs:>5} runs x {self.machines:>5} machines: {self.calls:>6} calls "
+                f"({per_run:5.1f}/run), client CPU {self.cpu_seconds * 1000 / self.runs:6.1f} ms/run, "
+                f"emulator {self.wall_seconds:6.1f} s; on AWS {projections}")
+
+
+@contextmanager
+def counted() -> Iterator[Counter[str]]:
+    """Every AWS call the code makes while open, by service and operation: our Clients come from one seam
+    (`aws.sessions_from`), so each session they make gets the counting hook."""
+    import boto3
+
+    from chalicelib import aws
+
+    calls: Counter[str] = Counter()
+
+    def count(model, **_: object) -> None:
+        calls[f"{model.service_model.service_name}.{model.name}"] += 1
+
+    def session(region: str | None, profile: str | None) -> boto3.Session:
+        made = boto3.Session(region_name=region or REGION)
+        made.events.register("before-call", count)
+        return made
+
+    with aws.sessions_from(session):
+        yield calls
+
+
+def measure(what: str, runs: int, machines: int, action: Callable[[], object]) -> Measured:
+    with counted() as calls:
+        cpu, wall = time.process_time(), time.perf_counter()
+        action()
+        cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+    return Measured(what, runs, machines, sum(calls.values()), cpu, wall, calls)
+
+
+def start_runs(count: int, machines: int, folder: Path, first: int) -> list[str]:
+    """`count` runs of `machines` machines each, set up and started as `cli.py setup` and `start-cluster` do,
+    each with jobs waiting; their APP_NAMEs."""
+    from chalicelib import aws
+    from chalicelib.model.settings import Settings
+    from localrun.account import localize_fleet, prepare_account
+    from operations.setup import iam, resources
+    from operations.start import cluster
+    from operations.start.fleet import load_fleet_file
+
+    names = []
+    account = None
+    for index in range(first, first + count):
+        name = f"Bench{index:04d}"
+        settings = Settings.from_mapping({
+            "APP_NAME": name, "AWS_REGION": REGION, "AWS_BUCKET": BUCKET, "DOCKERHUB_TAG": "example/worker:1",
+            "CLUSTER_MACHINES": machines, "TASKS_PER_MACHINE": 1, "DOCKER_CORES": 1, "MACHINE_TYPE": ["m5.large"],
+            "MACHINE_PRICE": 0.1, "ECS_CLUSTER": "bench", "COMMAND": ["true"]})
+        if account is None:
+            account = prepare_account(settings, run_setup=False)
+        iam.setup_account(settings)  # the run's own task role
+        resources.setup(settings)
+        fleet = localize_fleet(load_fleet_file(REPO / "examples" / "fleet.json"), account, folder / f"{name}.json")
+        sqs = aws.client("sqs", settings)
+        url = sqs.get_queue_url(QueueName=settings.SQS_QUEUE_NAME)["QueueUrl"]
+        for batch in range(0, 50, 10):
+            sqs.send_message_batch(QueueUrl=url, Entries=[
+                {"Id": str(i), "MessageBody": json.dumps({"plate": f"P{batch + i}"})} for i in range(10)])
+        cluster.start_cluster(settings, fleet, wait_seconds=0, poll_seconds=0, files_dir=folder / "files")
+        names.append(name)
+    return names
+
+
+def steady_tick(runs: int) -> Callable[[], object]:
+    from chalicelib.monitor import service
+
+    def tick() -> object:
+        found, unreadable = service.scan_buckets([BUCKET])
+        assert not unreadable and len(found) == runs, (len(found), unreadable)
+        outcomes = service.reconcile_runs(found)
+        errors = [outcome.error for outcome in outcomes if outcome.error]
+        assert not errors, errors[:3]
+        return outcomes
+    return tick
+
+
+def get_runs(runs: int) -> Callable[[], object]:
+    from chalicelib.monitor import service
+
+    def listing() -> object:
+        answer = service.all_statuses([BUCKET])
+        assert len(answer["runs"]) == runs, len(answer["runs"])
+        return answer
+    return listing
+
+
+def clear_runs() -> None:
+    """Every run's record removed (its AWS resources stay, unwatched): the next case starts from no run."""
+    from chalicelib import aws
+
+    s3 = aws.client("s3", region=REGION)
+    if BUCKET not in {b["Name"] for b in s3.list_buckets()["Buckets"]}:
+        return
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=BUCKET, Prefix="monitors/"):
+        keys = [{"Key": item["Key"]} for item in page.get("Contents", ())]
+        if keys:
+            s3.delete_objects(Bucket=BUCKET, Delete={"Objects": keys})
+
+
+@contextmanager
+def emulator_child() -> Iterator[str]:
+    """`python bench/bench_monitor.py --serve`: the project's emulator in a process of its own, with the account's
+    Spot quotas raised there (they are its state); its endpoint while it lives."""
+    child = subprocess.Popen([sys.executable, str(Path(__file__).resolve()), "--serve"], stdout=subprocess.PIPE,
+                             stderr=subprocess.DEVNULL, text=True, cwd=REPO)
+    try:
+        endpoint = child.stdout.readline().strip() if child.stdout else ""
+        if not endpoint.startswith("http"):
+            raise SystemExit(f"the emulator did not start (exit {child.wait(10)})")
+        yield endpoint
+    finally:
+        child.terminate()
+        child.wait(30)
+
+
+def serve() -> int:
+    from chalicelib.monitor.spot_quota import SPOT_QUOTAS
+    from localrun.embedded import emulator
+    from localrun.moto_patches import set_service_quota
+
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGINT})  # before the server's threads start
+    with emulator() as url:
+        for quota in SPOT_QUOTAS:  # room for the largest case's fleet (a lab's approved increase is smaller)
+            set_service_quota(quota.code, 100_000, region=REGION)
+        print(url, flush=True)
+        signal.sigwait({signal.SIGTERM, signal.SIGINT})
+    return 0
+
+
+def main() -> int:
+    if sys.argv[1:] == ["--serve"]:
+        return serve()
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--runs", default="1,10,100", help="run counts of the steady-tick cases (10 machines each)")
+    parser.add_argument("--machines", default="10,100,1000", help="machine counts of the one-run cases")
+    parser.add_argument("--api-runs", default="100", help="run counts of the GET /runs cases")
+    args = parser.parse_args()
+    cases = ([(int(n), 10) for n in args.runs.split(",") if n] + [(1, int(m)) for m in args.machines.split(",") if m])
+    api_cases = [int(n) for n in args.api_runs.split(",") if n]
+
+    results: list[Measured] = []
+    with emulator_child() as endpoint, tempfile.TemporaryDirectory() as folder:
+        os.environ.update({"AWS_ENDPOINT_URL": endpoint, "AWS_DEFAULT_REGION": REGION, "AWS_ACCESS_KEY_ID": "bench",
+                           "AWS_SECRET_ACCESS_KEY": "bench"})
+        started = 0
+        for runs, machines in sorted(set(cases) | {(n, 10) for n in api_cases}):
+            clear_runs()
+            began = time.perf_counter()
+            start_runs(runs, machines, Path(folder), started)
+            started += runs
+            print(f"# {runs} runs x {machines} machines started in {time.perf_counter() - began:.0f} s", flush=True)
+            steady_tick(runs)()  # the first ticks write the runs' bookkeeping: not a steady tick
+            steady_tick(runs)()
+            if (runs, machines) in cases:
+                results.append(measure("steady tick", runs, machines, steady_tick(runs)))
+                print(results[-1].line(), flush=True)
+            if machines == 10 and runs in api_cases:
+                results.append(measure("GET /runs", runs, machines, get_runs(runs)))
+                print(results[-1].line(), flush=True)
+    print()
+    print("| case | runs | machines | AWS calls | per run | client CPU per run | on the emulator | "
+          + " | ".join(f"on AWS at {ms} ms a call" for ms in LATENCIES_MS) + " |")
+    print("|---|---|---|---|---|---|---|" + "---|" * len(LATENCIES_MS))
+    for result in results:
+        print(f"| {result.what} | {result.runs} | {result.machines} | {result.calls} | {result.calls / result.runs:.1f}"
+              f" | {result.cpu_seconds * 1000 / result.runs:.1f} ms | {result.wall_seconds:.1f} s | "
+              + " | ".join(f"{result.projected(ms):.1f} s" for ms in LATENCIES_MS) + " |")
+    heaviest = max(results, key=lambda result: result.calls / result.runs)
+    print(f"\nmost calls per run: {heaviest.what}, {heaviest.runs} runs x {heaviest.machines} machines: "
+          + ", ".join(f"{op} {n}" for op, n in heaviest.operations.most_common()))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
