@@ -84,15 +84,33 @@ class Run:
                       stop_if_no_job_starts_minutes=record.STOP_IF_NO_JOB_STARTS_MINUTES)
 
 
-def observe(run: Run, clients: Clients, now: float | None = None) -> Observation:
+@dataclass(frozen=True)
+class Pulse:
+    """observe's first two reads, the queue's depth and the fleet's state: what a steady tick reads of a converged
+    run (steady.py). None when AWS no longer knows it."""
+
+    queue: QueueDepth | None
+    fleet: FleetState | None
+
+
+def read_pulse(run: Run, clients: Clients) -> Pulse | None:
+    """The run's pulse, or None (nothing read) for a record observe refuses."""
+    if ownership.record_problem(run.record, run.bucket, run.key):
+        return None
+    return Pulse(queue_depth(clients.sqs, run.record.QUEUE_URL), fleet_state(clients.ec2, run.record.MONITOR_FLEET_ID))
+
+
+def observe(run: Run, clients: Clients, now: float | None = None, pulse: Pulse | None = None) -> Observation:
+    """`pulse`: its first two reads when the caller has just made them (read_pulse), else they are made here."""
     record = run.record
     now = time.time() if now is None else now
     problem = ownership.record_problem(record, run.bucket, run.key)
     if problem:
         # Nothing the record names is read or touched: it is not what start-cluster writes.
         return refused_observation(run, now, "run record refused: " + problem)
-    queue = queue_depth(clients.sqs, record.QUEUE_URL)
-    fleet = fleet_state(clients.ec2, record.MONITOR_FLEET_ID)
+    if pulse is None:
+        pulse = Pulse(queue_depth(clients.sqs, record.QUEUE_URL), fleet_state(clients.ec2, record.MONITOR_FLEET_ID))
+    queue, fleet = pulse.queue, pulse.fleet
     service = ecs_service(clients.ecs, record.MONITOR_ECS_CLUSTER, record.SERVICE_NAME)
     problems = [
         queue and ownership.tag_problem("queue", record.MONITOR_QUEUE_NAME,
