@@ -5,8 +5,11 @@ Runs are started as a user starts them (setup, then start-cluster, on the emulat
 patches, served from a child process so its work is not counted here), with their machines running and their
 queues holding jobs. Then, for each case:
 
-    steady tick    the Lambda's scheduled reconcile of every run (`service.reconcile_runs`) after two ticks
-                   that let the runs converge: nothing changes, so this is what a tick costs at rest
+    steady tick    the Lambda's scheduled reconcile of every run (`service.reconcile_runs` with the warm
+                   container's last looks, as app.py passes them) after two ticks that let the runs converge:
+                   nothing changes, so this is what a tick costs at rest
+    full tick      the same tick with no last looks: what `cli.py monitor`, a cold container, an alarm's tick
+                   and each run's full look every FULL_OBSERVE_SECONDS (chalicelib/monitor/steady.py) cost
     GET /runs      the status API's listing of every run (`service.all_statuses`)
 
 Each is measured in this process: AWS calls (counted at botocore's `before-call` event, every client the
@@ -32,6 +35,10 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from chalicelib.monitor.steady import LastLooks
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
@@ -126,13 +133,13 @@ def start_runs(count: int, machines: int, folder: Path, first: int) -> list[str]
     return names
 
 
-def steady_tick(runs: int) -> Callable[[], object]:
+def steady_tick(runs: int, looks: LastLooks | None) -> Callable[[], object]:
     from chalicelib.monitor import service
 
     def tick() -> object:
         found, unreadable = service.scan_buckets([BUCKET])
         assert not unreadable and len(found) == runs, (len(found), unreadable)
-        outcomes = service.reconcile_runs(found)
+        outcomes = service.reconcile_runs(found, looks=looks)
         errors = [outcome.error for outcome in outcomes if outcome.error]
         assert not errors, errors[:3]
         return outcomes
@@ -203,6 +210,8 @@ def main() -> int:
     cases = ([(int(n), 10) for n in args.runs.split(",") if n] + [(1, int(m)) for m in args.machines.split(",") if m])
     api_cases = [int(n) for n in args.api_runs.split(",") if n]
 
+    from chalicelib.monitor.steady import LastLooks
+
     results: list[Measured] = []
     with emulator_child() as endpoint, tempfile.TemporaryDirectory() as folder:
         os.environ.update({"AWS_ENDPOINT_URL": endpoint, "AWS_DEFAULT_REGION": REGION, "AWS_ACCESS_KEY_ID": "bench",
@@ -214,10 +223,13 @@ def main() -> int:
             start_runs(runs, machines, Path(folder), started)
             started += runs
             print(f"# {runs} runs x {machines} machines started in {time.perf_counter() - began:.0f} s", flush=True)
-            steady_tick(runs)()  # the first ticks write the runs' bookkeeping: not a steady tick
-            steady_tick(runs)()
+            looks = LastLooks()  # the warm Lambda's (app.py LOOKS)
+            steady_tick(runs, looks)()  # the first ticks write the runs' bookkeeping: not a steady tick
+            steady_tick(runs, looks)()
             if (runs, machines) in cases:
-                results.append(measure("steady tick", runs, machines, steady_tick(runs)))
+                results.append(measure("steady tick", runs, machines, steady_tick(runs, looks)))
+                print(results[-1].line(), flush=True)
+                results.append(measure("full tick", runs, machines, steady_tick(runs, None)))
                 print(results[-1].line(), flush=True)
             if machines == 10 and runs in api_cases:
                 results.append(measure("GET /runs", runs, machines, get_runs(runs)))

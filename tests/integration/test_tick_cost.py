@@ -24,7 +24,7 @@ from chalicelib.monitor.reconcile import reconcile
 from chalicelib.monitor.steady import FULL_OBSERVE_SECONDS, LastLooks
 from operations.monitor_loop import request_teardown
 from tests.conftest import REGION
-from tests.integration.world import drain, the_run
+from tests.integration.world import drain, reconcile_until_gone, the_run
 
 # What the steady tick of one converged run reads: its record and state are listed (one listing for the bucket, their
 # ETags unchanged), then its queue's depth and its fleet's state.
@@ -187,3 +187,19 @@ def test_the_scan_reads_a_record_or_state_again_only_when_it_changed(started):
     assert calls == Counter({"s3.ListObjectsV2": 1, "s3.GetObject": 1})
     assert run.state.tearing_down
     assert run.state_etag == aws.client("s3").head_object(Bucket=bucket, Key=run.state_key)["ETag"]
+
+
+def test_a_running_runs_full_look_finds_its_alarms_by_name_and_teardown_by_tag_too(started):
+    """The tag lookup pages through every machine alarm (21 calls at 1,000 machines): only a teardown needs it, for
+    the run's alarms no name of its record gives."""
+    cloudwatch = aws.client("cloudwatch")
+    cloudwatch.put_metric_alarm(AlarmName="TestApp-made-by-hand", MetricName="CPUUtilization", Namespace="AWS/EC2",
+                                Statistic="Average", Period=60, EvaluationPeriods=1, Threshold=1.0,
+                                ComparisonOperator="LessThanThreshold", Tags=[{"Key": "dsr:app", "Value": "TestApp"}])
+    for _ in range(2):
+        with counted() as calls:
+            reconcile(the_run(started))
+        assert calls["resourcegroupstaggingapi.GetResources"] == 0 and calls["cloudwatch.DescribeAlarms"] >= 1
+    drain(started)
+    reconcile_until_gone(started)
+    assert cloudwatch.describe_alarms(AlarmNamePrefix="TestApp")["MetricAlarms"] == []
