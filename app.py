@@ -18,6 +18,7 @@ from chalicelib.monitor import service
 from chalicelib.monitor.alarm_event import AlarmNotification
 from chalicelib.monitor.budget import TimeLeft, Turns
 from chalicelib.monitor.observe import Run
+from chalicelib.monitor.steady import LastLooks
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -32,6 +33,7 @@ metrics = Metrics(namespace=NAMESPACE, service=SERVICE)
 authorizer = IAMAuthorizer()
 PERIOD_MINUTES = int(os.environ.get("MONITOR_PERIOD_MINUTES", "1"))
 TURNS = Turns()  # kept while the container is warm: the runs a tick did not reach go first the next
+LOOKS = LastLooks()  # kept while the container is warm: a converged run's tick reads its queue and fleet only
 
 
 @app.middleware("all")
@@ -56,13 +58,14 @@ def on_alarm(event: SNSEvent) -> None:
         logger.info("ignored: not an alarm notification", extra={"subject": event.subject})
         return
     runs = _watched_runs(trigger=notification.alarm_name)
-    _report(service.reconcile_runs(service.runs_for_alarm(notification, runs), _time_left(event), TURNS),
-            trigger=notification.alarm_name)
+    _report(service.reconcile_runs(service.runs_for_alarm(notification, runs), _time_left(event), TURNS, LOOKS,
+                                   full_look=True), trigger=notification.alarm_name)
 
 
 @app.schedule(Rate(PERIOD_MINUTES, unit=Rate.MINUTES))
 def every_period(event: CloudWatchEvent) -> None:
-    _report(service.reconcile_runs(_watched_runs(trigger="schedule"), _time_left(event), TURNS), trigger="schedule")
+    _report(service.reconcile_runs(_watched_runs(trigger="schedule"), _time_left(event), TURNS, LOOKS),
+            trigger="schedule")
 
 
 def _time_left(event: BaseLambdaEvent) -> TimeLeft | None:

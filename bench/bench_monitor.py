@@ -5,13 +5,17 @@ Runs are started as a user starts them (setup, then start-cluster, on the emulat
 patches, served from a child process so its work is not counted here), with their machines running and their
 queues holding jobs. Then, for each case:
 
-    steady tick    the Lambda's scheduled reconcile of every run (`service.reconcile_runs`) after two ticks
-                   that let the runs converge: nothing changes, so this is what a tick costs at rest
+    steady tick    the Lambda's scheduled reconcile of every run (`service.reconcile_runs` with the warm
+                   container's last looks, as app.py passes them) after two ticks that let the runs converge:
+                   nothing changes, so this is what a tick costs at rest
+    full tick      the same tick with no last looks: what `cli.py monitor`, a cold container, an alarm's tick
+                   and each run's full look every FULL_OBSERVE_SECONDS (chalicelib/monitor/steady.py) cost
     GET /runs      the status API's listing of every run (`service.all_statuses`)
 
 Each is measured in this process: AWS calls (counted at botocore's `before-call` event, every client the
 monitor makes), client CPU (this process's CPU time: serializing, signing and parsing, no network or server
-time), and wall time on the emulator. On AWS a call takes 20-50 ms, so the projection is
+time; the boto3 sessions are warm, as in a warm Lambda container, so each service's model is loaded before), and
+wall time on the emulator. On AWS a call takes 20-50 ms, so the projection is
 calls x latency + client CPU, sequential as the monitor makes them.
 
 Usage: python bench/bench_monitor.py [--runs 1,10,100] [--machines 10,100,1000] [--api-runs 100]
@@ -32,6 +36,10 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from chalicelib.monitor.steady import LastLooks
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
@@ -63,6 +71,18 @@ class Measured:
                 f"emulator {self.wall_seconds:6.1f} s; on AWS {projections}")
 
 
+# The sessions the monitor's clients come from, with the counting hook, kept for the whole benchmark as a warm
+# Lambda container keeps its own (chalicelib/aws `_sessions`): a session loads each service's model once, which a
+# cold start pays and a warm tick does not. The calls go to the innermost open `counted()`.
+_SESSIONS: dict[tuple[str, str | None], object] = {}
+_COUNTING: list[Counter[str]] = []
+
+
+def _count(model, **_: object) -> None:
+    if _COUNTING:
+        _COUNTING[-1][f"{model.service_model.service_name}.{model.name}"] += 1
+
+
 @contextmanager
 def counted() -> Iterator[Counter[str]]:
     """Every AWS call the code makes while open, by service and operation: our Clients come from one seam
@@ -71,18 +91,21 @@ def counted() -> Iterator[Counter[str]]:
 
     from chalicelib import aws
 
-    calls: Counter[str] = Counter()
-
-    def count(model, **_: object) -> None:
-        calls[f"{model.service_model.service_name}.{model.name}"] += 1
-
     def session(region: str | None, profile: str | None) -> boto3.Session:
-        made = boto3.Session(region_name=region or REGION)
-        made.events.register("before-call", count)
-        return made
+        key = (region or REGION, profile)
+        if key not in _SESSIONS:
+            made = boto3.Session(region_name=key[0])
+            made.events.register("before-call", _count)
+            _SESSIONS[key] = made
+        return _SESSIONS[key]  # type: ignore[return-value]
 
-    with aws.sessions_from(session):
-        yield calls
+    calls: Counter[str] = Counter()
+    _COUNTING.append(calls)
+    try:
+        with aws.sessions_from(session):
+            yield calls
+    finally:
+        _COUNTING.pop()
 
 
 def measure(what: str, runs: int, machines: int, action: Callable[[], object]) -> Measured:
@@ -126,13 +149,13 @@ def start_runs(count: int, machines: int, folder: Path, first: int) -> list[str]
     return names
 
 
-def steady_tick(runs: int) -> Callable[[], object]:
+def steady_tick(runs: int, looks: LastLooks | None) -> Callable[[], object]:
     from chalicelib.monitor import service
 
     def tick() -> object:
         found, unreadable = service.scan_buckets([BUCKET])
         assert not unreadable and len(found) == runs, (len(found), unreadable)
-        outcomes = service.reconcile_runs(found)
+        outcomes = service.reconcile_runs(found, looks=looks)
         errors = [outcome.error for outcome in outcomes if outcome.error]
         assert not errors, errors[:3]
         return outcomes
@@ -203,6 +226,8 @@ def main() -> int:
     cases = ([(int(n), 10) for n in args.runs.split(",") if n] + [(1, int(m)) for m in args.machines.split(",") if m])
     api_cases = [int(n) for n in args.api_runs.split(",") if n]
 
+    from chalicelib.monitor.steady import LastLooks
+
     results: list[Measured] = []
     with emulator_child() as endpoint, tempfile.TemporaryDirectory() as folder:
         os.environ.update({"AWS_ENDPOINT_URL": endpoint, "AWS_DEFAULT_REGION": REGION, "AWS_ACCESS_KEY_ID": "bench",
@@ -214,10 +239,14 @@ def main() -> int:
             start_runs(runs, machines, Path(folder), started)
             started += runs
             print(f"# {runs} runs x {machines} machines started in {time.perf_counter() - began:.0f} s", flush=True)
-            steady_tick(runs)()  # the first ticks write the runs' bookkeeping: not a steady tick
-            steady_tick(runs)()
+            looks = LastLooks()  # the warm Lambda's (app.py LOOKS)
+            with counted():  # the first ticks write the runs' bookkeeping (and warm the sessions): not steady ticks
+                steady_tick(runs, looks)()
+                steady_tick(runs, looks)()
             if (runs, machines) in cases:
-                results.append(measure("steady tick", runs, machines, steady_tick(runs)))
+                results.append(measure("steady tick", runs, machines, steady_tick(runs, looks)))
+                print(results[-1].line(), flush=True)
+                results.append(measure("full tick", runs, machines, steady_tick(runs, None)))
                 print(results[-1].line(), flush=True)
             if machines == 10 and runs in api_cases:
                 results.append(measure("GET /runs", runs, machines, get_runs(runs)))

@@ -35,6 +35,7 @@ class Listed:
     key: str
     last_modified: datetime
     size: int
+    etag: str = ""  # as GetObject and PutObject give it: a reader can tell an object it has already read
 
 
 def list_objects(s3: S3Client, bucket: str, prefix: str, delimiter: str | None = None) -> Iterator[Listed]:
@@ -45,7 +46,7 @@ def list_objects(s3: S3Client, bucket: str, prefix: str, delimiter: str | None =
         request["Delimiter"] = delimiter
     for page in s3.get_paginator("list_objects_v2").paginate(**request):
         for item in page.get("Contents", ()):
-            yield Listed(item["Key"], item["LastModified"], item["Size"])
+            yield Listed(item["Key"], item["LastModified"], item["Size"], item.get("ETag", ""))
 
 
 class ObjectTooLarge(ValueError):

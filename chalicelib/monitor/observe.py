@@ -84,15 +84,33 @@ class Run:
                       stop_if_no_job_starts_minutes=record.STOP_IF_NO_JOB_STARTS_MINUTES)
 
 
-def observe(run: Run, clients: Clients, now: float | None = None) -> Observation:
+@dataclass(frozen=True)
+class Pulse:
+    """observe's first two reads, the queue's depth and the fleet's state: what a steady tick reads of a converged
+    run (steady.py). None when AWS no longer knows it."""
+
+    queue: QueueDepth | None
+    fleet: FleetState | None
+
+
+def read_pulse(run: Run, clients: Clients) -> Pulse | None:
+    """The run's pulse, or None (nothing read) for a record observe refuses."""
+    if ownership.record_problem(run.record, run.bucket, run.key):
+        return None
+    return Pulse(queue_depth(clients.sqs, run.record.QUEUE_URL), fleet_state(clients.ec2, run.record.MONITOR_FLEET_ID))
+
+
+def observe(run: Run, clients: Clients, now: float | None = None, pulse: Pulse | None = None) -> Observation:
+    """`pulse`: its first two reads when the caller has just made them (read_pulse), else they are made here."""
     record = run.record
     now = time.time() if now is None else now
     problem = ownership.record_problem(record, run.bucket, run.key)
     if problem:
         # Nothing the record names is read or touched: it is not what start-cluster writes.
         return refused_observation(run, now, "run record refused: " + problem)
-    queue = queue_depth(clients.sqs, record.QUEUE_URL)
-    fleet = fleet_state(clients.ec2, record.MONITOR_FLEET_ID)
+    if pulse is None:
+        pulse = Pulse(queue_depth(clients.sqs, record.QUEUE_URL), fleet_state(clients.ec2, record.MONITOR_FLEET_ID))
+    queue, fleet = pulse.queue, pulse.fleet
     service = ecs_service(clients.ecs, record.MONITOR_ECS_CLUSTER, record.SERVICE_NAME)
     problems = [
         queue and ownership.tag_problem("queue", record.MONITOR_QUEUE_NAME,
@@ -129,7 +147,7 @@ def observe(run: Run, clients: Clients, now: float | None = None) -> Observation
         service_desired=service.desired if service else 0,
         task_definition_arns=task_definition_arns(clients.ecs, record.TASK_FAMILY),
         launch_template_ids=tagged_launch_template_ids(clients.ec2, RUN_TAG, run.app_name),
-        alarm_names=_alarms(clients, record), queue_alarm_names=tuple(record.ALARM_NAMES),
+        alarm_names=_alarms(clients, record, run.state.tearing_down), queue_alarm_names=tuple(record.ALARM_NAMES),
         instance_alarm_prefix=record.INSTANCE_ALARM_PREFIX, dashboard_name=record.DASHBOARD_NAME,
         dashboard_exists=bool(record.DASHBOARD_NAME
                               and dashboard_exists(clients.cloudwatch, record.DASHBOARD_NAME)),
@@ -212,15 +230,20 @@ def _cluster(clients: Clients, name: str, our_service_exists: bool, app_name: st
                         owned=ownership.tag_problem("ECS cluster", name, cluster.tags, app_name) is None)
 
 
-def _alarms(clients: Clients, record: RunRecord) -> tuple[str, ...]:
-    """The run's alarms: every alarm carrying its tag (what the monitor and start-cluster make), and by their exact
-    names its queue alarms and machine alarms made before they were tagged (by older workers)."""
+def _alarms(clients: Clients, record: RunRecord, tearing_down: bool) -> tuple[str, ...]:
+    """The run's alarms: its machine alarms and queue alarms by their exact names; while it is torn down, also every
+    alarm carrying its tag (what the monitor and start-cluster make), so that none is left behind. A running run's
+    plan needs only the machine alarms (which machine lacks one, which belong to gone machines), and the tag lookup
+    pages through every one of them (GetResources, 50 a page on AWS): 21 calls a look at 1,000 machines. The first
+    teardown tick plans from this shorter list, and the record stays until a later one (the log exports wait a
+    tick at least) has deleted the tagged rest."""
     exact = instance_alarm_pattern(record.MONITOR_APP_NAME)
     # the prefix of run 'Run' also lists run 'Run_i-x''s alarms: keep exactly Run_<instance id>
     instance_alarms = {name for name in alarm_names(clients.cloudwatch, prefix=record.INSTANCE_ALARM_PREFIX + "i-")
                        if exact.fullmatch(name)}
     queue_alarms = alarm_names(clients.cloudwatch, names=tuple(record.ALARM_NAMES)) if record.ALARM_NAMES else ()
-    tagged = tagged_alarm_names(clients.resourcegroupstaggingapi, RUN_TAG, record.MONITOR_APP_NAME)
+    tagged = (tagged_alarm_names(clients.resourcegroupstaggingapi, RUN_TAG, record.MONITOR_APP_NAME) if tearing_down
+              else ())
     return tuple(sorted(instance_alarms.union(queue_alarms, tagged)))
 
 

@@ -10,16 +10,18 @@ reads the state again and plans again (state_store.py).
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 from chalicelib.aws import Clients
 from chalicelib.monitor.actions import Action, RemoveRunRecord
 from chalicelib.monitor.apply import Applier
 from chalicelib.monitor.observation import Observation
-from chalicelib.monitor.observe import Run, observe
+from chalicelib.monitor.observe import Run, observe, read_pulse
 from chalicelib.monitor.plan import plan
 from chalicelib.monitor.runs import with_current_state
 from chalicelib.monitor.state_store import StateChanged, StateContended
+from chalicelib.monitor.steady import LastLooks
 
 # Rounds of observe, plan, apply while other writers keep changing the run's monitor state in between; past
 # them this check gives up (writing nothing over theirs) and the next one tries again.
@@ -39,22 +41,32 @@ class Reconciled:
 
 
 def reconcile(run: Run, clients: Clients | None = None, now: float | None = None, dry_run: bool = False,
-              applier: type[Applier] = Applier) -> Reconciled:
+              applier: type[Applier] = Applier, looks: LastLooks | None = None, full_look: bool = False) -> Reconciled:
     """`clients` and `applier` (the class that carries out one run's actions) are injectable, so tests pass
-    their own instead of patching ours."""
+    their own instead of patching ours. `looks`: the Lambda's last full looks (steady.py), which let a converged
+    run's tick cost two calls; `full_look` (an alarm's tick) observes fully all the same and remembers the look."""
     clients = clients or Clients(region=run.record.REGION)
-    for _ in range(STATE_ATTEMPTS):
-        observation = observe(run, clients, now)
+    for attempt in range(STATE_ATTEMPTS):
+        pulse = read_pulse(run, clients) if looks is not None else None
+        if looks is not None and attempt == 0 and not (full_look or dry_run):
+            steady = looks.steady(run, pulse, time.time() if now is None else now)
+            if steady is not None:
+                return Reconciled(steady, [])
+        observation = observe(run, clients, now, pulse)
         actions = plan(observation, run.policy())
         if dry_run:
             return Reconciled(observation, actions)
         try:
-            return Reconciled(observation, actions, applier(run, clients).apply(actions).skipped)
+            reconciled = Reconciled(observation, actions, applier(run, clients).apply(actions).skipped)
         except StateChanged:
             current = with_current_state(clients.s3, run)
             if current is None:  # another reconcile finished the teardown meanwhile: nothing is left to do
                 return Reconciled(observation, [])
             run = current
+            continue
+        if looks is not None:
+            looks.remember(run, pulse, observation, actions)
+        return reconciled
     raise StateContended(f"run {run.app_name}: its monitor state (s3://{run.bucket}/{run.state_key}) changed under "
                          f"this reconcile {STATE_ATTEMPTS} times in a row (other reconciles or a teardown request "
                          "at the same moment); nothing was lost, the next check tries again")

@@ -9,13 +9,14 @@ as `Unreadable` and every readable run is still returned.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import botocore.exceptions
 
 from chalicelib.aws import error_code
-from chalicelib.aws.s3 import list_objects
+from chalicelib.aws.s3 import Listed, list_objects, read_object_and_etag
 from chalicelib.model.errors import UserError
 from chalicelib.model.names import MONITORS_PREFIX, RECORD_SUFFIX, monitor_state_key
 from chalicelib.model.schema import SchemaError
@@ -25,6 +26,12 @@ from chalicelib.monitor.observe import Run
 
 if TYPE_CHECKING:  # boto3-stubs: for mypy only, never in the Lambda zip
     from mypy_boto3_s3 import S3Client
+
+# Records and states parsed by the scans of this process, by (bucket, key): (ETag, parsed), kept while the Lambda's
+# container is warm. An object listed with the ETag it was read with holds the bytes that were read (S3 gives every
+# write its ETag, the token state_store.py's conditional writes already rely on), so a steady tick reads none of them
+# again. Entries of objects no longer listed go at each scan of their bucket: the cache never outgrows the buckets.
+_parsed: dict[tuple[str, str], tuple[str, runrecord.RunRecord | MonitorState]] = {}
 
 # What reading one object can raise when its content is not a run record (or its state is not a monitor state):
 # schema.SchemaError, or aws.ObjectTooLarge for one over its reader's bound
@@ -70,12 +77,7 @@ def load_run(s3: S3Client, bucket: str, key: str) -> Run | None:
         return None
     state_key = monitor_state_key(record.MONITOR_APP_NAME)
     body, etag = state_store.read(s3, bucket, state_key)
-    try:
-        state = MonitorState.from_json(body)
-    except _NOT_A_RECORD as error:
-        raise UnreadableRecord(f"s3://{bucket}/{state_key}: unreadable monitor state ({_why(error)}); delete it "
-                               "to let the monitor start its bookkeeping afresh") from None
-    return Run(record=record, state=state, bucket=bucket, key=key, state_etag=etag)
+    return Run(record=record, state=_state_from(bucket, state_key, body), bucket=bucket, key=key, state_etag=etag)
 
 
 def with_current_state(s3: S3Client, run: Run) -> Run | None:
@@ -89,18 +91,22 @@ def with_current_state(s3: S3Client, run: Run) -> Run | None:
 
 
 def scan(s3: S3Client, buckets: list[str]) -> tuple[list[Run], list[Unreadable]]:
-    """Every readable run in the buckets, and what was skipped (one entry per object or bucket)."""
+    """Every readable run in the buckets, and what was skipped (one entry per object or bucket). One listing of
+    monitors/ a bucket (records and states are side by side there); an object is read only when its listed ETag is
+    not the one this process last read it with."""
     runs: list[Run] = []
     skipped: list[Unreadable] = []
     for bucket in buckets:
         try:
-            keys = record_keys(s3, bucket)
+            listed = {item.key: item for item in list_objects(s3, bucket, MONITORS_PREFIX, delimiter="/")}
         except botocore.exceptions.ClientError as error:
             skipped.append(Unreadable(bucket, "", _listing_problem(error)))
             continue
-        for key in keys:
+        for cached in [cached for cached in _parsed if cached[0] == bucket and cached[1] not in listed]:
+            del _parsed[cached]
+        for key in sorted(key for key in listed if key.endswith(RECORD_SUFFIX)):
             try:
-                run = load_run(s3, bucket, key)
+                run = _listed_run(s3, bucket, key, listed)
             except UnreadableRecord as error:
                 skipped.append(Unreadable(bucket, key, str(error).split(": ", 1)[1]))
                 continue
@@ -110,6 +116,54 @@ def scan(s3: S3Client, buckets: list[str]) -> tuple[list[Run], list[Unreadable]]
             if run is not None:
                 runs.append(run)
     return runs, skipped
+
+
+def _listed_run(s3: S3Client, bucket: str, key: str, listed: dict[str, Listed]) -> Run | None:
+    """load_run, with the record and the state taken from this process's earlier reads where the listing shows
+    them unchanged. A state not in the listing is read (it may have been written since)."""
+    record = _parsed_object(s3, bucket, key, listed, _record_from)
+    if not isinstance(record, runrecord.RunRecord):
+        return None
+    state_key = monitor_state_key(record.MONITOR_APP_NAME)
+    if state_key not in listed:
+        body, etag = state_store.read(s3, bucket, state_key)
+        return Run(record=record, state=_state_from(bucket, state_key, body), bucket=bucket, key=key, state_etag=etag)
+    state = _parsed_object(s3, bucket, state_key, listed, _state_from)
+    if not isinstance(state, MonitorState):  # deleted since the listing: there is no state now
+        return Run(record=record, state=MonitorState(), bucket=bucket, key=key)
+    return Run(record=record, state=state, bucket=bucket, key=key, state_etag=_parsed[(bucket, state_key)][0])
+
+
+def _parsed_object(s3: S3Client, bucket: str, key: str, listed: dict[str, Listed],
+                   parse: Callable[[str, str, bytes], runrecord.RunRecord | MonitorState],
+                   ) -> runrecord.RunRecord | MonitorState | None:
+    """The object parsed, from the cache when its listed ETag is the cached one, else read (and cached); None once
+    it is gone."""
+    cached = _parsed.get((bucket, key))
+    if cached is not None and listed[key].etag and cached[0] == listed[key].etag:
+        return cached[1]
+    body, etag = read_object_and_etag(s3, bucket, key)
+    if body is None or etag is None:
+        _parsed.pop((bucket, key), None)
+        return None
+    parsed = parse(bucket, key, body)
+    _parsed[(bucket, key)] = (etag, parsed)
+    return parsed
+
+
+def _record_from(bucket: str, key: str, body: bytes) -> runrecord.RunRecord:
+    try:
+        return runrecord.RunRecord.from_json(body)
+    except _NOT_A_RECORD as error:
+        raise UnreadableRecord(f"s3://{bucket}/{key}: not a run record of this project ({_why(error)})") from None
+
+
+def _state_from(bucket: str, key: str, body: bytes | None) -> MonitorState:
+    try:
+        return MonitorState.from_json(body)
+    except _NOT_A_RECORD as error:
+        raise UnreadableRecord(f"s3://{bucket}/{key}: unreadable monitor state ({_why(error)}); delete it "
+                               "to let the monitor start its bookkeeping afresh") from None
 
 
 def _listing_problem(error: botocore.exceptions.ClientError) -> str:

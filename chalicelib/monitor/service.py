@@ -23,6 +23,7 @@ from chalicelib.monitor.observe import Run, observe
 from chalicelib.monitor.reconcile import Reconciled, reconcile
 from chalicelib.monitor.runs import Unreadable, UnreadableRecord, load_run, read_record, scan
 from chalicelib.monitor.status import finished_status, run_status
+from chalicelib.monitor.steady import LastLooks
 from chalicelib.runfiles import failures
 
 if TYPE_CHECKING:  # boto3-stubs: for mypy only, never in the Lambda zip
@@ -44,18 +45,24 @@ class RunOutcome:
     not_reached: bool = False  # the tick's time ran out before this run's turn: first in turn next tick
 
 
-def reconcile_runs(runs: list[Run], time_left: TimeLeft | None = None, turns: Turns | None = None) -> list[RunOutcome]:
+def reconcile_runs(runs: list[Run], time_left: TimeLeft | None = None, turns: Turns | None = None,
+                   looks: LastLooks | None = None, full_look: bool = False) -> list[RunOutcome]:
     """Each run reconciled in turn (`turns`: the Lambda's, so the runs one tick did not reach go first the next),
-    while `time_left` (seconds) covers one more (budget.py); a run's error never stops the others."""
+    while `time_left` (seconds) covers one more (budget.py); a run's error never stops the others. `looks` and
+    `full_look`: reconcile's (the Lambda's memory of converged runs, steady.py). The clients are made once for the
+    whole call, one set per region: making them costs more CPU than a steady run's reads."""
     outcomes = []
     longest = 0.0
+    clients: dict[str, Clients] = {}
     for run in turns.order(runs) if turns else runs:
         if not enough_time(time_left, longest):
             outcomes.append(RunOutcome(run, not_reached=True))
             continue
         started = time.monotonic()
+        region = run.record.REGION
         try:
-            outcomes.append(RunOutcome(run, result=reconcile(run)))
+            outcomes.append(RunOutcome(run, result=reconcile(
+                run, clients.setdefault(region, Clients(region=region)), looks=looks, full_look=full_look)))
         except Exception as error:  # noqa: BLE001 - transient: logged by the caller, retried next tick
             outcomes.append(RunOutcome(run, error=error))
         _publish(outcomes[-1])
