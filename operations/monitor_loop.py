@@ -12,12 +12,14 @@ from collections.abc import Callable
 from chalicelib.aws import Clients
 from chalicelib.model.errors import UserError
 from chalicelib.model.jsonfile import read_json_file
+from chalicelib.monitor import status_doc
 from chalicelib.monitor.actions import SaveState
 from chalicelib.monitor.apply import Applier
 from chalicelib.monitor.observe import Run
 from chalicelib.monitor.reconcile import Reconciled, reconcile
 from chalicelib.monitor.runrecord import RunRecord
 from chalicelib.monitor.runs import load_run, with_current_state
+from chalicelib.monitor.service import RunOutcome
 from chalicelib.monitor.state_store import StateChanged, StateContended
 
 # Reads and writes of the teardown request while reconciles keep changing the state in between (each writes it
@@ -75,6 +77,8 @@ def watch(load: Callable[[], Run | None], period: float, on_tick: Callable[[Reco
             run = dataclasses.replace(run, record=dataclasses.replace(run.record, CHEAPEST=True))
         try:
             result = reconcile(run, clients)
+            # what GET /runs and `status` show of a run watched from here too (the Lambda's tick writes it likewise)
+            status_doc.publish(RunOutcome(run, result), (clients or Clients(region=run.record.REGION)).s3)
         except Exception as error:
             if on_error is not None:
                 on_error(error)

@@ -144,3 +144,15 @@ def test_a_status_written_as_another_writer_finishes_the_teardown_is_removed(sta
     s3.delete_object(Bucket=BUCKET, Key=run.key)  # the other writer's teardown, finished meanwhile
     status_doc.publish(looked)
     assert "monitors/TestApp_status.json" not in what_is_left(started)["monitor_objects"]
+
+
+def test_a_run_watched_from_the_cli_has_its_status_document_too(started, client):
+    """`cli.py monitor` (and local mode) reconcile through monitor_loop.watch, not the Lambda's tick: the run's
+    status document is written all the same, so GET /runs shows it running rather than "starting"."""
+    from operations import monitor_loop
+
+    assert [run["state"] for run in client.http.get("/runs").json_body["runs"]] == ["starting"]
+    checks = iter([the_run(started), None])  # one check, then the loop ends as when the record is gone
+    monitor_loop.watch(lambda: next(checks), 0, lambda result: None, sleep=lambda seconds: None)
+    listed = client.http.get("/runs").json_body["runs"]
+    assert [(run["app_name"], run["state"]) for run in listed] == [("TestApp", "running")]
