@@ -50,17 +50,11 @@ def enforced() -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def _checked(cls: type, name: str, check: Callable[[Any], None]) -> Iterator[None]:
-    """`cls.name` (a moto request handler) runs `check(handler)` first; `check` raises AWS's error to refuse."""
+def _replaced(cls: type, name: str, wrap: Callable[[Callable[..., Any]], Callable[..., Any]]) -> Iterator[None]:
+    """`cls.name` (a moto request handler) replaced by `wrap(current handler)` while open; leaving restores it."""
     own = cls.__dict__.get(name)
     current = getattr(cls, name)
-
-    @functools.wraps(current)
-    def handler(self, *args, **kwargs):
-        check(self)
-        return current(self, *args, **kwargs)
-
-    setattr(cls, name, handler)
+    setattr(cls, name, functools.wraps(current)(wrap(current)))
     try:
         yield
     finally:
@@ -70,38 +64,40 @@ def _checked(cls: type, name: str, check: Callable[[Any], None]) -> Iterator[Non
             setattr(cls, name, own)
 
 
-@contextlib.contextmanager
+def _checked(cls: type, name: str, check: Callable[[Any], None]) -> contextlib.AbstractContextManager[None]:
+    """`cls.name` (a moto request handler) runs `check(handler)` first; `check` raises AWS's error to refuse."""
+    def wrap(current: Callable[..., Any]) -> Callable[..., Any]:
+        def handler(self: Any, *args: Any, **kwargs: Any) -> Any:
+            check(self)
+            return current(self, *args, **kwargs)
+        return handler
+
+    return _replaced(cls, name, wrap)
+
+
 def _paged(cls: type, name: str, keys: tuple[str, ...], size: Callable[[Any], int], token: str = "NextToken",
-           next_token: str | None = None) -> Iterator[None]:
+           next_token: str | None = None) -> contextlib.AbstractContextManager[None]:
     """`cls.name` answers with at most `size(handler)` items of its lists `keys` (taken in that order, as one list)
     and, when more remain, a token that a later call passes back as `token` to get the rest."""
-    own = cls.__dict__.get(name)
-    current = getattr(cls, name)
     answer_token = next_token or token
 
-    @functools.wraps(current)
-    def handler(self, *args, **kwargs):
-        answer = current(self, *args, **kwargs)
-        result = answer.result
-        items = [(key, item) for key in keys for item in result.get(key) or ()]
-        start = int(self._get_param(token) or 0)
-        end = start + size(self)
-        for key in keys:
-            if key in result:
-                result[key] = [item for found, item in items[start:end] if found == key]
-        result.pop(answer_token, None)
-        if end < len(items):
-            result[answer_token] = str(end)
-        return answer
+    def wrap(current: Callable[..., Any]) -> Callable[..., Any]:
+        def handler(self: Any, *args: Any, **kwargs: Any) -> Any:
+            answer = current(self, *args, **kwargs)
+            result = answer.result
+            items = [(key, item) for key in keys for item in result.get(key) or ()]
+            start = int(self._get_param(token) or 0)
+            end = start + size(self)
+            for key in keys:
+                if key in result:
+                    result[key] = [item for found, item in items[start:end] if found == key]
+            result.pop(answer_token, None)
+            if end < len(items):
+                result[answer_token] = str(end)
+            return answer
+        return handler
 
-    setattr(cls, name, handler)
-    try:
-        yield
-    finally:
-        if own is None:
-            delattr(cls, name)
-        else:
-            setattr(cls, name, own)
+    return _replaced(cls, name, wrap)
 
 
 def _page_size(self: Any, param: str, default: int, largest: int, smallest: int, error: Callable[[str], Exception],

@@ -142,15 +142,11 @@ def _first_refused(document: Any) -> tuple[str, str]:
 
 def read_file_bytes(path: str | Path, error: type[Exception], limit: int = -1) -> bytes:
     """A file's bytes (at most `limit`, all when -1), turning every way opening it can fail into one clear `error`."""
-    try:
-        with open(path, "rb") as handle:
+    with open_file(path, error) as handle:
+        try:
             return handle.read(limit)
-    except FileNotFoundError:
-        raise error(f"{path}: file not found") from None
-    except IsADirectoryError:
-        raise error(f"{path}: expected a file, found a directory") from None
-    except OSError as problem:
-        raise error(f"{path}: cannot read: {problem.strerror}") from None
+        except OSError as problem:  # a directory opens on some systems and fails only here
+            raise error(f"{path}: cannot read: {problem.strerror}") from None
 
 
 def read_json_file(path: str | Path, error: type[Exception]) -> Any:
@@ -187,7 +183,7 @@ def file_identity(handle: BinaryIO) -> tuple[int, ...]:
 
 
 def open_file(path: str | Path, error: type[Exception]) -> BinaryIO:
-    """The file opened for reading, every way opening it can fail one clear `error` (as read_file_bytes)."""
+    """The file opened for reading, every way opening it can fail one clear `error`."""
     try:
         handle = open(path, "rb")  # noqa: SIM115 - the caller closes it
     except FileNotFoundError:
