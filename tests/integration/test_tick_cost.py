@@ -8,6 +8,7 @@ bench/bench_monitor.py counts them.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -167,10 +168,12 @@ def test_a_converged_run_is_observed_fully_at_least_every_full_observe_seconds(s
         return calls
 
     steady = Counter({"sqs.GetQueueAttributes": 1, "ec2.DescribeFleets": 1})
+    limit = looks.limit(the_run(started))
+    assert FULL_OBSERVE_SECONDS / 2 <= limit <= FULL_OBSERVE_SECONDS
     assert calls_at(start + 60) == steady
-    assert calls_at(start + FULL_OBSERVE_SECONDS) == steady  # the look was at start + 1
-    assert calls_at(start + 1 + FULL_OBSERVE_SECONDS)["ecs.DescribeServices"] == 1
-    assert calls_at(start + 2 + FULL_OBSERVE_SECONDS) == steady  # that full look is the new one
+    assert calls_at(start + limit) == steady  # the look was at start + 1
+    assert calls_at(start + 1.001 + limit)["ecs.DescribeServices"] == 1
+    assert calls_at(start + 2 + limit) == steady  # that full look is the new one
     assert calls_at(start + 1)["ecs.DescribeServices"] == 1  # a clock gone back: no look is trusted
 
 
@@ -203,3 +206,15 @@ def test_a_running_runs_full_look_finds_its_alarms_by_name_and_teardown_by_tag_t
     drain(started)
     reconcile_until_gone(started)
     assert cloudwatch.describe_alarms(AlarmNamePrefix="TestApp")["MetricAlarms"] == []
+
+
+def test_runs_started_together_spread_their_full_looks_over_the_ticks(started):
+    """Each run trusts its last look for its own time between half of FULL_OBSERVE_SECONDS and all of it: a hundred
+    runs started on one tick do not all look fully again on one later tick."""
+    looks = LastLooks()
+    run = the_run(started)
+    limits = [looks.limit(dataclasses.replace(run, key=f"monitors/Run{index:03d}SpotFleetRequestId.json"))
+              for index in range(100)]
+    assert all(FULL_OBSERVE_SECONDS / 2 <= limit <= FULL_OBSERVE_SECONDS for limit in limits)
+    ticks = Counter(int(limit // 60) for limit in limits)  # the schedule's minute each would look fully in
+    assert len(ticks) >= 3 and max(ticks.values()) <= 50, ticks
