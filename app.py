@@ -6,6 +6,7 @@ the real state itself, so a duplicate, late or unknown alarm is harmless.
 """
 
 import os
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, cast
 
@@ -16,7 +17,7 @@ from chalice.app import BaseLambdaEvent, Chalice, CloudWatchEvent, IAMAuthorizer
 from chalicelib.model import names
 from chalicelib.monitor import service
 from chalicelib.monitor.alarm_event import AlarmNotification
-from chalicelib.monitor.budget import TimeLeft, Turns
+from chalicelib.monitor.budget import Backoff, TimeLeft, Turns
 from chalicelib.monitor.observe import Run
 from chalicelib.monitor.steady import LastLooks
 
@@ -34,6 +35,7 @@ authorizer = IAMAuthorizer()
 PERIOD_MINUTES = int(os.environ.get("MONITOR_PERIOD_MINUTES", "1"))
 TURNS = Turns()  # kept while the container is warm: the runs a tick did not reach go first the next
 LOOKS = LastLooks()  # kept while the container is warm: a converged run's tick reads its queue and fleet only
+BACKOFF = Backoff()  # kept while the container is warm: a run whose reconcile keeps failing is tried less often
 
 
 @app.middleware("all")
@@ -58,14 +60,12 @@ def on_alarm(event: SNSEvent) -> None:
         logger.info("ignored: not an alarm notification", extra={"subject": event.subject})
         return
     runs = _watched_runs(trigger=notification.alarm_name)
-    _report(service.reconcile_runs(service.runs_for_alarm(notification, runs), _time_left(event), TURNS, LOOKS,
-                                   full_look=True), trigger=notification.alarm_name)
+    _tick(service.runs_for_alarm(notification, runs), event, notification.alarm_name, full_look=True)
 
 
 @app.schedule(Rate(PERIOD_MINUTES, unit=Rate.MINUTES))
 def every_period(event: CloudWatchEvent) -> None:
-    _report(service.reconcile_runs(_watched_runs(trigger="schedule"), _time_left(event), TURNS, LOOKS),
-            trigger="schedule")
+    _tick(_watched_runs(trigger="schedule"), event, "schedule")
 
 
 def _time_left(event: BaseLambdaEvent) -> TimeLeft | None:
@@ -105,40 +105,54 @@ def _watched_runs(trigger: str) -> list[Run]:
     return [run for run in runs if run.record.AUTO_MONITOR]
 
 
-def _report(outcomes: list[service.RunOutcome], trigger: str) -> None:
+def _tick(runs: list[Run], event: BaseLambdaEvent, trigger: str, full_look: bool = False) -> None:
+    """Reconcile `runs`, each run's log lines and metrics written as soon as it is done (a tick cut by the Lambda's
+    timeout has told what it did up to there), then the tick's own figures."""
+    started = time.monotonic()
+    outcomes = service.reconcile_runs(runs, _time_left(event), TURNS, LOOKS, full_look=full_look, backoff=BACKOFF,
+                                      report=lambda outcome: _report_run(outcome, trigger))
     not_reached = [outcome.run.app_name for outcome in outcomes if outcome.not_reached]
     if not_reached:
         logger.warning("not reconciled for lack of time; first in turn next tick",
                        extra={"runs": not_reached, "trigger": trigger})
-    outcomes = [outcome for outcome in outcomes if not outcome.not_reached]
-    for outcome in outcomes:
-        run = outcome.run.app_name
-        result = outcome.result
-        if result is None:  # its reconcile raised outcome.error
-            logger.exception("reconcile failed; the next tick retries", extra={"run": run, "trigger": trigger},
-                             exc_info=outcome.error)
-            # per run, 0 on every good tick (below): an alarm on it tells a run stuck in errors from no data
-            failed_metrics = EphemeralMetrics(namespace=NAMESPACE, service=SERVICE)
-            failed_metrics.add_dimension(name="run", value=run)
-            failed_metrics.add_metric(name="ReconcileErrors", unit=MetricUnit.Count, value=1)
-            failed_metrics.flush_metrics()
-            continue
-        observation = result.observation
-        if observation.refused:
-            logger.warning("refused: " + observation.refused, extra={"run": run, "trigger": trigger})
-            continue
-        for action in result.actions:
-            logger.info(action.describe(), extra={"run": run, "trigger": trigger, "action": type(action).__name__})
-        for action, code in result.skipped:
-            logger.info("not yet, retried next tick", extra={"run": run, "action": type(action).__name__,
-                                                              "code": code})
-        # one EMF document per run, so each run's figures carry its own dimension
-        run_metrics = EphemeralMetrics(namespace=NAMESPACE, service=SERVICE)
-        run_metrics.add_dimension(name="run", value=run)
-        run_metrics.add_metric(name="JobsWaiting", unit=MetricUnit.Count, value=observation.visible)
-        run_metrics.add_metric(name="JobsRunning", unit=MetricUnit.Count, value=observation.in_flight)
-        run_metrics.add_metric(name="JobsFailed", unit=MetricUnit.Count, value=observation.failed)
-        run_metrics.add_metric(name="FleetTarget", unit=MetricUnit.Count, value=observation.fleet_target)
-        run_metrics.add_metric(name="ReconcileErrors", unit=MetricUnit.Count, value=0)
-        run_metrics.flush_metrics()
-    metrics.add_metric(name="RunsReconciled", unit=MetricUnit.Count, value=len(outcomes))
+    backed_off = [outcome.run.app_name for outcome in outcomes if outcome.backed_off]
+    if backed_off:
+        logger.info("not reconciled this tick: their last reconciles failed (tried again later, less often)",
+                    extra={"runs": backed_off, "trigger": trigger})
+    done = [outcome for outcome in outcomes if not (outcome.not_reached or outcome.backed_off)]
+    metrics.add_metric(name="RunsReconciled", unit=MetricUnit.Count, value=len(done))
+    metrics.add_metric(name="ReconcileErrors", unit=MetricUnit.Count,
+                       value=sum(1 for outcome in done if outcome.error is not None))
+    metrics.add_metric(name="TickSeconds", unit=MetricUnit.Seconds, value=round(time.monotonic() - started, 3))
+
+
+def _report_run(outcome: service.RunOutcome, trigger: str) -> None:
+    """One run's outcome: its log lines, and its figures as one EMF document with its own `run` dimension."""
+    run = outcome.run.app_name
+    result = outcome.result
+    if result is None:  # its reconcile raised outcome.error
+        logger.exception("reconcile failed; the next tick retries", extra={"run": run, "trigger": trigger},
+                         exc_info=outcome.error)
+        # per run, 0 on every good tick (below): an alarm on it tells a run stuck in errors from no data
+        failed_metrics = EphemeralMetrics(namespace=NAMESPACE, service=SERVICE)
+        failed_metrics.add_dimension(name="run", value=run)
+        failed_metrics.add_metric(name="ReconcileErrors", unit=MetricUnit.Count, value=1)
+        failed_metrics.flush_metrics()
+        return
+    observation = result.observation
+    if observation.refused:
+        logger.warning("refused: " + observation.refused, extra={"run": run, "trigger": trigger})
+        return
+    for action in result.actions:
+        logger.info(action.describe(), extra={"run": run, "trigger": trigger, "action": type(action).__name__})
+    for action, code in result.skipped:
+        logger.info("not yet, retried next tick", extra={"run": run, "action": type(action).__name__,
+                                                          "code": code})
+    run_metrics = EphemeralMetrics(namespace=NAMESPACE, service=SERVICE)
+    run_metrics.add_dimension(name="run", value=run)
+    run_metrics.add_metric(name="JobsWaiting", unit=MetricUnit.Count, value=observation.visible)
+    run_metrics.add_metric(name="JobsRunning", unit=MetricUnit.Count, value=observation.in_flight)
+    run_metrics.add_metric(name="JobsFailed", unit=MetricUnit.Count, value=observation.failed)
+    run_metrics.add_metric(name="FleetTarget", unit=MetricUnit.Count, value=observation.fleet_target)
+    run_metrics.add_metric(name="ReconcileErrors", unit=MetricUnit.Count, value=0)
+    run_metrics.flush_metrics()

@@ -57,9 +57,20 @@ _sessions: dict[tuple[str | None, str | None], boto3.session.Session] = {}
 _lock = threading.Lock()
 
 
+# In the monitor Lambda a tick shares its time among the runs (monitor/budget.py), so one call must not take minutes
+# as botocore's defaults allow (60 s to connect and to read, here 8 attempts): fewer attempts, shorter timeouts.
+# A call then takes at most LAMBDA_CALL_SECONDS, which budget.MARGIN_SECONDS covers. Lambda sets the variable.
+LAMBDA_ATTEMPTS, LAMBDA_CONNECT_SECONDS, LAMBDA_READ_SECONDS = 3, 3, 10
+LAMBDA_BACKOFF_SECONDS = 2 ** (LAMBDA_ATTEMPTS - 1)  # standard mode's waits between attempts, jittered: at most 1 + 2
+LAMBDA_CALL_SECONDS = LAMBDA_ATTEMPTS * (LAMBDA_CONNECT_SECONDS + LAMBDA_READ_SECONDS) + LAMBDA_BACKOFF_SECONDS
+
+
 def client_config(**overrides: Any) -> Config:
     base = Config(retries={"mode": "standard", "max_attempts": RETRY_ATTEMPTS},
                   max_pool_connections=MAX_POOL_CONNECTIONS)
+    if os.environ.get("AWS_LAMBDA_FUNCTION_NAME"):
+        base = base.merge(Config(retries={"mode": "standard", "max_attempts": LAMBDA_ATTEMPTS},
+                                 connect_timeout=LAMBDA_CONNECT_SECONDS, read_timeout=LAMBDA_READ_SECONDS))
     return base.merge(Config(**overrides)) if overrides else base
 
 

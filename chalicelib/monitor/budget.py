@@ -13,9 +13,9 @@ from collections.abc import Callable, Iterable
 
 from chalicelib.monitor.observe import Run
 
-# Seconds a reconcile may take beyond the longest one seen this tick: its AWS calls back off and retry
-# (aws.RETRY_ATTEMPTS); the monitor's timeout is 300 s (.chalice/config.json).
-MARGIN_SECONDS = 20.0
+# Seconds a reconcile may take beyond the longest one seen this tick: one call that hangs and is retried, at the
+# Lambda's limits (aws.LAMBDA_CALL_SECONDS, 41 s); the monitor's timeout is 300 s (.chalice/config.json).
+MARGIN_SECONDS = 45.0
 
 TimeLeft = Callable[[], float]  # seconds until the invocation is stopped
 
@@ -50,3 +50,32 @@ class Turns:
 def _identity(run: Run) -> tuple[str, str, int]:
     # where the record was found, and when the run started: a run started again under its name is a new one
     return run.bucket, run.key, run.record.MONITOR_START_TIME
+
+
+# The most ticks a run whose reconcile keeps failing waits between two tries (about a quarter of an hour at the
+# default period): a failure that lasts (a role that lost a right, a region that does not answer) is still retried,
+# and logged, several times an hour.
+MAX_SKIPPED_TICKS = 15
+
+
+class Backoff:
+    """Runs whose reconcile keeps failing are tried less often: after the k-th failure in a row a run sits out
+    2**(k-1) - 1 ticks (0, 1, 3, 7, then MAX_SKIPPED_TICKS), so one broken run never spends every tick's time (its
+    calls back off and time out) while the others wait. A success forgets it. Kept in the Lambda's memory, as Turns."""
+
+    def __init__(self) -> None:
+        self._tick = 0
+        self._failures: dict[tuple[str, str, int], tuple[int, int]] = {}  # run -> (failures in a row, next tick)
+
+    def next_tick(self) -> None:
+        self._tick += 1
+
+    def due(self, run: Run) -> bool:
+        return self._failures.get(_identity(run), (0, 0))[1] <= self._tick
+
+    def failed(self, run: Run) -> None:
+        failures = self._failures.get(_identity(run), (0, 0))[0] + 1
+        self._failures[_identity(run)] = (failures, self._tick + 1 + min(2 ** (failures - 1) - 1, MAX_SKIPPED_TICKS))
+
+    def succeeded(self, run: Run) -> None:
+        self._failures.pop(_identity(run), None)

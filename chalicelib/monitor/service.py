@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -18,7 +19,7 @@ from chalicelib.aws.s3 import list_objects, read_object
 from chalicelib.model.names import MONITORS_PREFIX, RECORD_SUFFIX, record_key, summary_key
 from chalicelib.monitor import failed, run_summary, status_doc
 from chalicelib.monitor.alarm_event import AlarmNotification
-from chalicelib.monitor.budget import TimeLeft, Turns, enough_time
+from chalicelib.monitor.budget import Backoff, TimeLeft, Turns, enough_time
 from chalicelib.monitor.observe import Run, observe
 from chalicelib.monitor.reconcile import Reconciled, reconcile
 from chalicelib.monitor.runs import Unreadable, UnreadableRecord, load_run, read_record, scan
@@ -43,18 +44,27 @@ class RunOutcome:
     result: Reconciled | None = None
     error: Exception | None = None
     not_reached: bool = False  # the tick's time ran out before this run's turn: first in turn next tick
+    backed_off: bool = False  # its reconcile failed on its last tries: it sits this tick out (budget.Backoff)
 
 
 def reconcile_runs(runs: list[Run], time_left: TimeLeft | None = None, turns: Turns | None = None,
-                   looks: LastLooks | None = None, full_look: bool = False) -> list[RunOutcome]:
+                   looks: LastLooks | None = None, full_look: bool = False, backoff: Backoff | None = None,
+                   report: Callable[[RunOutcome], None] | None = None) -> list[RunOutcome]:
     """Each run reconciled in turn (`turns`: the Lambda's, so the runs one tick did not reach go first the next),
-    while `time_left` (seconds) covers one more (budget.py); a run's error never stops the others. `looks` and
-    `full_look`: reconcile's (the Lambda's memory of converged runs, steady.py). The clients are made once for the
-    whole call, one set per region: making them costs more CPU than a steady run's reads."""
+    while `time_left` (seconds) covers one more (budget.py); a run's error never stops the others, and with
+    `backoff` a run whose reconcile keeps failing sits out more and more ticks. `looks` and `full_look`:
+    reconcile's (the Lambda's memory of converged runs, steady.py). `report` gets each run's outcome as soon as it
+    has one: a tick cut by its timeout has logged every run it finished. The clients are made once for the whole
+    call, one set per region: making them costs more CPU than a steady run's reads."""
     outcomes = []
     longest = 0.0
     clients: dict[str, Clients] = {}
+    if backoff:
+        backoff.next_tick()
     for run in turns.order(runs) if turns else runs:
+        if backoff and not backoff.due(run):
+            outcomes.append(RunOutcome(run, backed_off=True))
+            continue
         if not enough_time(time_left, longest):
             outcomes.append(RunOutcome(run, not_reached=True))
             continue
@@ -69,6 +79,10 @@ def reconcile_runs(runs: list[Run], time_left: TimeLeft | None = None, turns: Tu
         longest = max(longest, time.monotonic() - started)
         if turns:
             turns.served(run)
+        if backoff:
+            (backoff.succeeded if outcomes[-1].error is None else backoff.failed)(run)
+        if report:
+            report(outcomes[-1])
     return outcomes
 
 

@@ -165,3 +165,41 @@ def test_a_run_whose_reconcile_fails_counts_a_reconcile_error_and_the_others_cou
     client.lambda_.invoke("every_period", client.events.generate_cw_event(
         source="aws.events", detail_type="Scheduled Event", detail={}, resources=[]))
     assert run_figures(capsys.readouterr().out)["TestApp"]["ReconcileErrors"] == [0.0]  # the next good tick says so
+
+
+def tick_figures(printed: str) -> dict:
+    """The tick's own document (no run dimension): its metrics."""
+    [document] = [document for document in emf_documents(printed) if "run" not in document]
+    names = [metric["Name"] for block in document["_aws"]["CloudWatchMetrics"] for metric in block["Metrics"]]
+    return {name: document[name] for name in names}
+
+
+def test_a_run_whose_reconcile_keeps_failing_backs_off_and_never_holds_back_the_others(started, victim, client,
+                                                                                         capsys):
+    fleet = the_run(started).record.MONITOR_FLEET_ID
+
+    def refuse_the_fleet(params, **_):  # AWS keeps refusing the monitor one run's fleet
+        if params.get("FleetIds") == [fleet]:
+            raise botocore.exceptions.ClientError({"Error": {"Code": "UnauthorizedOperation", "Message": "no"}},
+                                                  "DescribeFleets")
+
+    session = clients.session("us-east-1", None)
+    session.events.register("provide-client-params.ec2.DescribeFleets", refuse_the_fleet)
+    tried, ticks = [], []
+    capsys.readouterr()
+    try:
+        for _ in range(5):
+            client.lambda_.invoke("every_period", client.events.generate_cw_event(
+                source="aws.events", detail_type="Scheduled Event", detail={}, resources=[]))
+            printed = capsys.readouterr().out
+            figures = run_figures(printed)
+            assert figures["Victim"]["ReconcileErrors"] == [0.0]  # reconciled on every tick
+            tried.append("TestApp" in figures)
+            ticks.append(tick_figures(printed))
+    finally:
+        session.events.unregister("provide-client-params.ec2.DescribeFleets", refuse_the_fleet)
+
+    assert tried == [True, True, False, True, False]  # after its k-th failure it sits out 2**(k-1) - 1 ticks
+    assert [tick["ReconcileErrors"] for tick in ticks] == [[1.0], [1.0], [0.0], [1.0], [0.0]]
+    assert [tick["RunsReconciled"] for tick in ticks] == [[2.0], [2.0], [1.0], [2.0], [1.0]]
+    assert all(tick["TickSeconds"][0] > 0 for tick in ticks)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-from chalicelib.monitor.budget import MARGIN_SECONDS, Turns, enough_time
+from chalicelib.monitor.budget import MARGIN_SECONDS, MAX_SKIPPED_TICKS, Backoff, Turns, enough_time
 from chalicelib.monitor.observation import MonitorState
 from chalicelib.monitor.observe import Run
 
@@ -42,3 +42,36 @@ def test_one_more_reconcile_fits_while_the_time_left_covers_the_longest_so_far_a
     assert enough_time(None, longest=10_000)  # no context: nothing stops the process
     assert enough_time(lambda: MARGIN_SECONDS + 5, longest=5)
     assert not enough_time(lambda: MARGIN_SECONDS + 5, longest=6)
+
+
+def test_a_run_whose_reconcile_keeps_failing_is_tried_less_and_less_often_and_a_success_forgets_it():
+    backoff, broken, other = Backoff(), a_run("Broken"), a_run("Other")
+    tried = []
+    for tick in range(1, 60):
+        backoff.next_tick()
+        assert backoff.due(other)  # the others are never held back
+        if backoff.due(broken):
+            tried.append(tick)
+            backoff.failed(broken)
+    assert tried == [1, 2, 4, 8, 16, 32, 48]  # waits of 0, 1, 3, 7, then MAX_SKIPPED_TICKS ticks
+    assert tried[-1] - tried[-2] == MAX_SKIPPED_TICKS + 1
+    backoff.succeeded(broken)
+    backoff.next_tick()
+    assert backoff.due(broken)
+    backoff.failed(broken)
+    backoff.next_tick()
+    assert backoff.due(broken)  # one failure after a success: tried again at once
+
+
+def test_in_the_lambda_a_call_is_retried_and_timed_out_within_the_budgets_margin(monkeypatch):
+    from chalicelib import aws
+
+    monkeypatch.delenv("AWS_LAMBDA_FUNCTION_NAME", raising=False)
+    outside = aws.client_config()
+    assert outside.retries["max_attempts"] == aws.RETRY_ATTEMPTS and outside.read_timeout == 60  # botocore's default
+    monkeypatch.setenv("AWS_LAMBDA_FUNCTION_NAME", "ds-runner-monitor-dev-EveryPeriod")
+    inside = aws.client_config()
+    assert (inside.retries["max_attempts"], inside.connect_timeout, inside.read_timeout) == (
+        aws.LAMBDA_ATTEMPTS, aws.LAMBDA_CONNECT_SECONDS, aws.LAMBDA_READ_SECONDS)
+    assert inside.max_pool_connections == aws.MAX_POOL_CONNECTIONS
+    assert aws.LAMBDA_CALL_SECONDS <= MARGIN_SECONDS
