@@ -15,14 +15,14 @@ from typing import TYPE_CHECKING, Any
 
 from chalicelib import aws
 from chalicelib.aws import Clients
-from chalicelib.aws.s3 import list_objects, read_object
-from chalicelib.model.names import MONITORS_PREFIX, RECORD_SUFFIX, record_key, summary_key
+from chalicelib.aws.s3 import read_object
+from chalicelib.model.names import record_key, summary_key
 from chalicelib.monitor import failed, run_summary, status_doc
 from chalicelib.monitor.alarm_event import AlarmNotification
 from chalicelib.monitor.budget import Backoff, TimeLeft, Turns, enough_time
 from chalicelib.monitor.observe import Run, observe
 from chalicelib.monitor.reconcile import Reconciled, reconcile
-from chalicelib.monitor.runs import Unreadable, UnreadableRecord, load_run, read_record, scan
+from chalicelib.monitor.runs import Unreadable, UnreadableRecord, load_run, read_record, record_keys, scan
 from chalicelib.monitor.status import finished_status, run_status
 from chalicelib.monitor.steady import LastLooks
 from chalicelib.runfiles import failures
@@ -114,11 +114,11 @@ def all_statuses(buckets: list[str]) -> dict[str, Any]:
     skipped: list[Unreadable] = []
     for bucket in buckets:
         try:
-            keys = [item.key for item in list_objects(s3, bucket, MONITORS_PREFIX, delimiter="/")]
+            keys = record_keys(s3, bucket)
         except Exception as error:  # noqa: BLE001 - one bucket's trouble must not hide the others
             skipped.append(Unreadable(bucket, "", f"the bucket cannot be listed ({aws.error_code(error) or error})"))
             continue
-        found += [(bucket, key) for key in sorted(keys) if key.endswith(RECORD_SUFFIX)]
+        found += [(bucket, key) for key in keys]
     with ThreadPoolExecutor(max_workers=READERS) as pool:
         answers = list(pool.map(lambda where: _last_status(s3, *where), found))
     return {"runs": [answer for answer in answers if isinstance(answer, dict)],
