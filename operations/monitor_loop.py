@@ -76,9 +76,10 @@ def watch(load: Callable[[], Run | None], period: float, on_tick: Callable[[Reco
         if cheapest and not run.record.CHEAPEST:
             run = dataclasses.replace(run, record=dataclasses.replace(run.record, CHEAPEST=True))
         try:
-            result = reconcile(run, clients)
+            tick_clients = clients or Clients(region=run.record.REGION)  # one set for the reconcile and the status
+            result = reconcile(run, tick_clients)
             # what GET /runs and `status` show of a run watched from here too (the Lambda's tick writes it likewise)
-            status_doc.publish(RunOutcome(run, result), (clients or Clients(region=run.record.REGION)).s3)
+            status_doc.publish(RunOutcome(run, result), tick_clients.s3)
         except Exception as error:
             if on_error is not None:
                 on_error(error)
