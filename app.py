@@ -17,7 +17,7 @@ from chalice.app import BaseLambdaEvent, Chalice, CloudWatchEvent, IAMAuthorizer
 from chalicelib.model import names
 from chalicelib.monitor import service
 from chalicelib.monitor.alarm_event import AlarmNotification
-from chalicelib.monitor.budget import Backoff, TimeLeft, Turns
+from chalicelib.monitor.budget import CONCURRENT_RUNS, Backoff, TimeLeft, Turns
 from chalicelib.monitor.observe import Run
 from chalicelib.monitor.steady import LastLooks
 
@@ -110,7 +110,8 @@ def _tick(runs: list[Run], event: BaseLambdaEvent, trigger: str, full_look: bool
     timeout has told what it did up to there), then the tick's own figures."""
     started = time.monotonic()
     outcomes = service.reconcile_runs(runs, _time_left(event), TURNS, LOOKS, full_look=full_look, backoff=BACKOFF,
-                                      report=lambda outcome: _report_run(outcome, trigger))
+                                      report=lambda outcome: _report_run(outcome, trigger),
+                                      concurrency=CONCURRENT_RUNS)
     not_reached = [outcome.run.app_name for outcome in outcomes if outcome.not_reached]
     if not_reached:
         logger.warning("not reconciled for lack of time; first in turn next tick",

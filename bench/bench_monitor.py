@@ -16,9 +16,11 @@ Each is measured in this process: AWS calls (counted at botocore's `before-call`
 monitor makes), client CPU (this process's CPU time: serializing, signing and parsing, no network or server
 time; the boto3 sessions are warm, as in a warm Lambda container, so each service's model is loaded before), and
 wall time on the emulator. On AWS a call takes 20-50 ms, so the projection is
-calls x latency + client CPU, sequential as the monitor makes them.
+calls x latency / threads + client CPU: the tick reconciles budget.CONCURRENT_RUNS runs at a time and GET /runs
+reads service.READERS documents at a time (fewer when there are fewer runs), and the CPU is one process's (the
+threads share it).
 
-Usage: python bench/bench_monitor.py [--runs 1,10,100] [--machines 10,100,1000] [--api-runs 100]
+Usage: python bench/bench_monitor.py [--runs 1,10,100,1000] [--machines 10,100,1000] [--api-runs 100,1000]
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -59,9 +62,10 @@ class Measured:
     cpu_seconds: float
     wall_seconds: float
     operations: Counter[str]
+    threads: int  # the calls in flight at once
 
     def projected(self, latency_ms: int) -> float:
-        return self.calls * latency_ms / 1000 + self.cpu_seconds
+        return self.calls * latency_ms / 1000 / self.threads + self.cpu_seconds
 
     def line(self) -> str:
         per_run = self.calls / self.runs
@@ -78,9 +82,13 @@ _SESSIONS: dict[tuple[str, str | None], object] = {}
 _COUNTING: list[Counter[str]] = []
 
 
+_COUNTING_LOCK = threading.Lock()  # the tick's threads call at once; a Counter's += is not atomic
+
+
 def _count(model, **_: object) -> None:
-    if _COUNTING:
-        _COUNTING[-1][f"{model.service_model.service_name}.{model.name}"] += 1
+    with _COUNTING_LOCK:
+        if _COUNTING:
+            _COUNTING[-1][f"{model.service_model.service_name}.{model.name}"] += 1
 
 
 @contextmanager
@@ -108,12 +116,12 @@ def counted() -> Iterator[Counter[str]]:
         _COUNTING.pop()
 
 
-def measure(what: str, runs: int, machines: int, action: Callable[[], object]) -> Measured:
+def measure(what: str, runs: int, machines: int, action: Callable[[], object], threads: int) -> Measured:
     with counted() as calls:
         cpu, wall = time.process_time(), time.perf_counter()
         action()
         cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
-    return Measured(what, runs, machines, sum(calls.values()), cpu, wall, calls)
+    return Measured(what, runs, machines, sum(calls.values()), cpu, wall, calls, min(threads, runs))
 
 
 def start_runs(count: int, machines: int, folder: Path, first: int) -> list[str]:
@@ -151,11 +159,12 @@ def start_runs(count: int, machines: int, folder: Path, first: int) -> list[str]
 
 def steady_tick(runs: int, looks: LastLooks | None) -> Callable[[], object]:
     from chalicelib.monitor import service
+    from chalicelib.monitor.budget import CONCURRENT_RUNS
 
     def tick() -> object:
         found, unreadable = service.scan_buckets([BUCKET])
         assert not unreadable and len(found) == runs, (len(found), unreadable)
-        outcomes = service.reconcile_runs(found, looks=looks)
+        outcomes = service.reconcile_runs(found, looks=looks, concurrency=CONCURRENT_RUNS)
         errors = [outcome.error for outcome in outcomes if outcome.error]
         assert not errors, errors[:3]
         return outcomes
@@ -219,13 +228,16 @@ def main() -> int:
     if sys.argv[1:] == ["--serve"]:
         return serve()
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--runs", default="1,10,100", help="run counts of the steady-tick cases (10 machines each)")
+    parser.add_argument("--runs", default="1,10,100,1000",
+                        help="run counts of the steady-tick cases (10 machines a run)")
     parser.add_argument("--machines", default="10,100,1000", help="machine counts of the one-run cases")
-    parser.add_argument("--api-runs", default="100", help="run counts of the GET /runs cases")
+    parser.add_argument("--api-runs", default="100,1000", help="run counts of the GET /runs cases")
     args = parser.parse_args()
     cases = ([(int(n), 10) for n in args.runs.split(",") if n] + [(1, int(m)) for m in args.machines.split(",") if m])
     api_cases = [int(n) for n in args.api_runs.split(",") if n]
 
+    from chalicelib.monitor.budget import CONCURRENT_RUNS
+    from chalicelib.monitor.service import READERS
     from chalicelib.monitor.steady import LastLooks
 
     results: list[Measured] = []
@@ -244,12 +256,12 @@ def main() -> int:
                 steady_tick(runs, looks)()
                 steady_tick(runs, looks)()
             if (runs, machines) in cases:
-                results.append(measure("steady tick", runs, machines, steady_tick(runs, looks)))
+                results.append(measure("steady tick", runs, machines, steady_tick(runs, looks), CONCURRENT_RUNS))
                 print(results[-1].line(), flush=True)
-                results.append(measure("full tick", runs, machines, steady_tick(runs, None)))
+                results.append(measure("full tick", runs, machines, steady_tick(runs, None), CONCURRENT_RUNS))
                 print(results[-1].line(), flush=True)
             if machines == 10 and runs in api_cases:
-                results.append(measure("GET /runs", runs, machines, get_runs(runs)))
+                results.append(measure("GET /runs", runs, machines, get_runs(runs), READERS))
                 print(results[-1].line(), flush=True)
     print()
     print("| case | runs | machines | AWS calls | per run | client CPU per run | on the emulator | "

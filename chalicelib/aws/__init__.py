@@ -213,12 +213,18 @@ class Clients:
     def __init__(self, settings: Any = None, region: str | None = None):
         self._settings = settings
         self._region = region
+        # the monitor reconciles runs on several threads with one Clients: a client is safe to share, but making
+        # one is not (boto3 sessions are not thread-safe), and two threads would each make their own
+        self._making = threading.Lock()
 
     def __getattr__(self, service: str) -> object:
         if service.startswith("_"):
             raise AttributeError(service)
-        made = client(service, self._settings, region=self._region)
-        setattr(self, service, made)  # later lookups find the attribute and skip __getattr__
+        with self._making:
+            made = self.__dict__.get(service)  # another thread made it while this one waited
+            if made is None:
+                made = client(service, self._settings, region=self._region)
+                setattr(self, service, made)  # later lookups find the attribute and skip __getattr__
         return made
 
 

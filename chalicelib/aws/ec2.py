@@ -107,17 +107,38 @@ def _spot_fleet_state(ec2: EC2Client, fleet_id: str) -> FleetState | None:
         if error_code(error).startswith("InvalidSpotFleetRequestId"):
             return None
         raise
-    if not configs:
-        return None
-    described = configs[0]
+    return _spot_request_state(configs[0]) if configs else None
+
+
+def _spot_request_state(described: SpotFleetRequestConfigTypeDef) -> FleetState:
     config = described.get("SpotFleetRequestConfig", {})
-    return FleetState(fleet_id=fleet_id, state=described.get("SpotFleetRequestState", ""),
+    return FleetState(fleet_id=described["SpotFleetRequestId"], state=described.get("SpotFleetRequestState", ""),
                       activity=described.get("ActivityStatus", ""), target=int(config.get("TargetCapacity", 0)),
                       fulfilled=float(config.get("FulfilledCapacity", 0.0)),
                       tags={tag["Key"]: tag["Value"] for tag in described.get("Tags", ())},
                       spot_price=float(config["SpotPrice"]) if config.get("SpotPrice") else None,
                       instance_types=_instance_types(config.get("LaunchSpecifications", ()),
                                                      config.get("LaunchTemplateConfigs", ())))
+
+
+# AWS's largest page for both listings (DescribeFleets and DescribeSpotFleetRequests, MaxResults up to 1,000)
+FLEETS_PAGE = 1000
+
+
+def all_fleet_states(ec2: EC2Client, spot_fleets: bool = True) -> dict[str, FleetState]:
+    """Every EC2 Fleet of the region (and with `spot_fleets` every Spot Fleet request), by id: one listing, 1,000 a
+    page, instead of a call per fleet. EC2 throttles each Describe action of an account on its own (a bucket of 100
+    calls refilled at 20 a second, "Request throttling for the Amazon EC2 API"), so a tick of 1,000 runs cannot ask
+    for each run's fleet on its own. A fleet AWS no longer knows is not in it (fleet_state's None)."""
+    states = {fleet["FleetId"]: _ec2_fleet_state(fleet)
+              for page in ec2.get_paginator("describe_fleets").paginate(PaginationConfig={"PageSize": FLEETS_PAGE})
+              for fleet in page["Fleets"]}
+    if spot_fleets:
+        pages = ec2.get_paginator("describe_spot_fleet_requests").paginate(
+            PaginationConfig={"PageSize": FLEETS_PAGE})
+        states.update((request["SpotFleetRequestId"], _spot_request_state(request))
+                      for page in pages for request in page["SpotFleetRequestConfigs"])
+    return states
 
 
 def _instance_types(specifications: Iterable[SpotFleetLaunchSpecificationOutputTypeDef],

@@ -19,6 +19,13 @@ MARGIN_SECONDS = 45.0
 
 TimeLeft = Callable[[], float]  # seconds until the invocation is stopped
 
+# Runs one Lambda tick reconciles at a time, on threads sharing its clients. A reconcile waits on AWS nearly all its
+# time (a steady run: two calls of 20-50 ms, a few ms of CPU), so threads multiply what one invocation finishes in
+# a minute: 1,000 runs make some 3,000-5,000 calls a tick, 150-250 s one after another at 50 ms a call, 10-16 s
+# sixteen at a time (bench/README.md). Below the clients' connection pools (aws.MAX_POOL_CONNECTIONS) and AWS's
+# per-account request rates (EC2's are the tightest: some 100 Describe calls a second before throttling).
+CONCURRENT_RUNS = 16
+
 
 def enough_time(time_left: TimeLeft | None, longest: float) -> bool:
     """True while one more reconcile fits: the longest of this tick's so far, plus the margin."""

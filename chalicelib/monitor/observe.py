@@ -8,6 +8,7 @@ an observation ("does not exist"), not an error.
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
@@ -93,11 +94,14 @@ class Pulse:
     fleet: FleetState | None
 
 
-def read_pulse(run: Run, clients: Clients) -> Pulse | None:
-    """The run's pulse, or None (nothing read) for a record observe refuses."""
+def read_pulse(run: Run, clients: Clients, fleets: Mapping[str, FleetState] | None = None) -> Pulse | None:
+    """The run's pulse, or None (nothing read) for a record observe refuses. `fleets`: the region's fleets as one
+    listing found them this tick (ec2.all_fleet_states), else the run's own fleet is asked for."""
     if ownership.record_problem(run.record, run.bucket, run.key):
         return None
-    return Pulse(queue_depth(clients.sqs, run.record.QUEUE_URL), fleet_state(clients.ec2, run.record.MONITOR_FLEET_ID))
+    fleet_id = run.record.MONITOR_FLEET_ID
+    return Pulse(queue_depth(clients.sqs, run.record.QUEUE_URL),
+                 fleets.get(fleet_id) if fleets is not None else fleet_state(clients.ec2, fleet_id))
 
 
 def observe(run: Run, clients: Clients, now: float | None = None, pulse: Pulse | None = None) -> Observation:

@@ -11,9 +11,11 @@ reads the state again and plans again (state_store.py).
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from chalicelib.aws import Clients
+from chalicelib.aws.ec2 import FleetState
 from chalicelib.monitor.actions import Action, RemoveRunRecord
 from chalicelib.monitor.apply import Applier
 from chalicelib.monitor.observation import Observation
@@ -41,17 +43,23 @@ class Reconciled:
 
 
 def reconcile(run: Run, clients: Clients | None = None, now: float | None = None, dry_run: bool = False,
-              applier: type[Applier] = Applier, looks: LastLooks | None = None, full_look: bool = False) -> Reconciled:
+              applier: type[Applier] = Applier, looks: LastLooks | None = None, full_look: bool = False,
+              fleets: Mapping[str, FleetState] | None = None) -> Reconciled:
     """`clients` and `applier` (the class that carries out one run's actions) are injectable, so tests pass
     their own instead of patching ours. `looks`: the Lambda's last full looks (steady.py), which let a converged
-    run's tick cost two calls; `full_look` (an alarm's tick) observes fully all the same and remembers the look."""
+    run's tick cost a call or two; `full_look` (an alarm's tick) observes fully all the same and remembers the look.
+    `fleets`: the region's fleets as the tick listed them at its start (ec2.all_fleet_states), for the steady check
+    only: a look that may act reads the run's fleet afresh."""
     clients = clients or Clients(region=run.record.REGION)
     for attempt in range(STATE_ATTEMPTS):
-        pulse = read_pulse(run, clients) if looks is not None else None
-        if looks is not None and attempt == 0 and not (full_look or dry_run):
+        steady_check = looks is not None and attempt == 0 and not (full_look or dry_run)
+        pulse = read_pulse(run, clients, fleets if steady_check else None) if looks is not None else None
+        if looks is not None and steady_check:
             steady = looks.steady(run, pulse, time.time() if now is None else now)
             if steady is not None:
                 return Reconciled(steady, [])
+            if fleets is not None:  # the listing may be seconds old: every decision is taken on fresh reads
+                pulse = read_pulse(run, clients)
         observation = observe(run, clients, now, pulse)
         actions = plan(observation, run.policy())
         if dry_run:

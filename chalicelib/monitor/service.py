@@ -7,6 +7,7 @@ and the next tick tries again (the schedule is the safety net).
 from __future__ import annotations
 
 import os
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -15,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from chalicelib import aws
 from chalicelib.aws import Clients
+from chalicelib.aws.ec2 import FleetState, all_fleet_states, is_spot_fleet
 from chalicelib.aws.s3 import read_object
 from chalicelib.model.names import record_key, summary_key
 from chalicelib.monitor import failed, run_summary, status_doc
@@ -49,41 +51,81 @@ class RunOutcome:
 
 def reconcile_runs(runs: list[Run], time_left: TimeLeft | None = None, turns: Turns | None = None,
                    looks: LastLooks | None = None, full_look: bool = False, backoff: Backoff | None = None,
-                   report: Callable[[RunOutcome], None] | None = None) -> list[RunOutcome]:
+                   report: Callable[[RunOutcome], None] | None = None, concurrency: int = 1) -> list[RunOutcome]:
     """Each run reconciled in turn (`turns`: the Lambda's, so the runs one tick did not reach go first the next),
-    while `time_left` (seconds) covers one more (budget.py); a run's error never stops the others, and with
-    `backoff` a run whose reconcile keeps failing sits out more and more ticks. `looks` and `full_look`:
-    reconcile's (the Lambda's memory of converged runs, steady.py). `report` gets each run's outcome as soon as it
-    has one: a tick cut by its timeout has logged every run it finished. The clients are made once for the whole
-    call, one set per region: making them costs more CPU than a steady run's reads."""
-    outcomes = []
-    longest = 0.0
-    clients: dict[str, Clients] = {}
+    `concurrency` of them at a time, each started while `time_left` (seconds) covers one more (budget.py); a run's
+    error never stops the others, and with `backoff` a run whose reconcile keeps failing sits out more and more
+    ticks. `looks` and `full_look`: reconcile's (the Lambda's memory of converged runs, steady.py). `report` gets
+    each run's outcome as soon as it has one: a tick cut by its timeout has logged every run it finished. The
+    clients are made once for the whole call, one set per region, shared by the threads: making them costs more
+    CPU than a steady run's reads. The outcomes are in the order the runs were taken."""
+    clients = {region: Clients(region=region) for region in sorted({run.record.REGION for run in runs})}
+    fleets = _fleet_listings(runs, clients) if looks is not None and not full_look else {}
+    ordered = turns.order(runs) if turns else runs
+    outcomes: list[RunOutcome | None] = [None] * len(ordered)
+    next_run = iter(enumerate(ordered))
+    longest = 0.0  # the longest reconcile of this call so far, which the next start must have time for
+    lock = threading.Lock()  # the next run, its budget, turns, backoff and report: one thread at a time
     if backoff:
         backoff.next_tick()
-    for run in turns.order(runs) if turns else runs:
-        if backoff and not backoff.due(run):
-            outcomes.append(RunOutcome(run, backed_off=True))
-            continue
-        if not enough_time(time_left, longest):
-            outcomes.append(RunOutcome(run, not_reached=True))
-            continue
-        started = time.monotonic()
-        region = run.record.REGION
+
+    def take() -> tuple[int, Run] | None:
+        """The next run in turn to reconcile, deciding under the lock (so in turn order) which ones sit out."""
+        for index, run in next_run:
+            if backoff and not backoff.due(run):
+                outcomes[index] = RunOutcome(run, backed_off=True)
+            elif not enough_time(time_left, longest):
+                outcomes[index] = RunOutcome(run, not_reached=True)
+            else:
+                return index, run
+        return None
+
+    def work() -> None:
+        nonlocal longest
+        while True:
+            with lock:
+                taken = take()
+            if taken is None:
+                return
+            index, run = taken
+            started = time.monotonic()
+            try:
+                outcome = RunOutcome(run, result=reconcile(run, clients[run.record.REGION], looks=looks,
+                                                           full_look=full_look, fleets=fleets.get(run.record.REGION)))
+            except Exception as error:  # noqa: BLE001 - transient: logged by the caller, retried next tick
+                outcome = RunOutcome(run, error=error)
+            _publish(outcome)
+            with lock:
+                outcomes[index] = outcome
+                longest = max(longest, time.monotonic() - started)
+                if turns:
+                    turns.served(run)
+                if backoff:
+                    (backoff.succeeded if outcome.error is None else backoff.failed)(run)
+                if report:
+                    report(outcome)
+
+    threads = min(concurrency, len(ordered))
+    if threads <= 1:
+        work()
+    else:
+        with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="reconcile") as pool:
+            for running in [pool.submit(work) for _ in range(threads)]:
+                running.result()
+    return [outcome for outcome in outcomes if outcome is not None]
+
+
+def _fleet_listings(runs: list[Run], clients: dict[str, Clients]) -> dict[str, dict[str, FleetState]]:
+    """Each region's fleets, one listing for all its runs' steady checks (ec2.all_fleet_states); a region whose
+    listing fails is left out, and its runs ask for their own fleets as without it."""
+    listings = {}
+    for region, regional in clients.items():
+        spot = any(is_spot_fleet(run.record.MONITOR_FLEET_ID) for run in runs if region == run.record.REGION)
         try:
-            outcomes.append(RunOutcome(run, result=reconcile(
-                run, clients.setdefault(region, Clients(region=region)), looks=looks, full_look=full_look)))
-        except Exception as error:  # noqa: BLE001 - transient: logged by the caller, retried next tick
-            outcomes.append(RunOutcome(run, error=error))
-        _publish(outcomes[-1])
-        longest = max(longest, time.monotonic() - started)
-        if turns:
-            turns.served(run)
-        if backoff:
-            (backoff.succeeded if outcomes[-1].error is None else backoff.failed)(run)
-        if report:
-            report(outcomes[-1])
-    return outcomes
+            listings[region] = all_fleet_states(regional.ec2, spot_fleets=spot)
+        except Exception:  # noqa: BLE001 - an optimisation only: the per-run reads report what is wrong
+            continue
+    return listings
 
 
 def scan_buckets(buckets: list[str]) -> tuple[list[Run], list[Unreadable]]:
@@ -101,8 +143,9 @@ def status_of(run: Run, clients: Clients | None = None) -> dict[str, Any]:
     return run_status(observe(run, clients or Clients(region=run.record.REGION)), run.policy())
 
 
-# GET /runs reads the runs' status documents this many at a time: S3 answers each in 20-50 ms
-READERS = 8
+# GET /runs reads the runs' status documents this many at a time: S3 answers each in 20-50 ms, so 1,000 runs take
+# 1-2 s, well within API Gateway's 29 s (bench/README.md); below the client's connection pool (aws.MAX_POOL_CONNECTIONS)
+READERS = 32
 
 
 def all_statuses(buckets: list[str]) -> dict[str, Any]:

@@ -21,6 +21,7 @@ from chalicelib.aws import Clients
 from chalicelib.aws.ec2 import LIVE_FLEET_STATES, fleet_state
 from chalicelib.monitor import actions as act
 from chalicelib.monitor import service
+from chalicelib.monitor.budget import CONCURRENT_RUNS
 from chalicelib.monitor.reconcile import reconcile
 from chalicelib.monitor.steady import FULL_OBSERVE_SECONDS, LastLooks
 from operations.monitor_loop import request_teardown
@@ -28,7 +29,7 @@ from tests.conftest import REGION
 from tests.integration.world import drain, reconcile_until_gone, the_run
 
 # What the steady tick of one converged run reads: its record and state are listed (one listing for the bucket, their
-# ETags unchanged), then its queue's depth and its fleet's state.
+# ETags unchanged), the region's fleets listed (one listing for every run of the region), then its queue's depth.
 STEADY = Counter({"s3.ListObjectsV2": 1, "sqs.GetQueueAttributes": 1, "ec2.DescribeFleets": 1})
 
 
@@ -50,12 +51,18 @@ def counted() -> Iterator[Counter[str]]:
 
 def tick(bucket: str, looks: LastLooks, full_look: bool = False) -> tuple[service.RunOutcome, Counter[str]]:
     """The schedule's tick as app.py makes it (an alarm's with `full_look`), its one run's outcome and its calls."""
+    [outcome], calls = ticks(bucket, looks, full_look)
+    return outcome, calls
+
+
+def ticks(bucket: str, looks: LastLooks, full_look: bool = False) -> tuple[list[service.RunOutcome], Counter[str]]:
+    """The same for every run of the bucket, as many at a time as the Lambda reconciles them."""
     with counted() as calls:
         runs, unreadable = service.scan_buckets([bucket])
         assert not unreadable
-        [outcome] = service.reconcile_runs(runs, looks=looks, full_look=full_look)
-    assert outcome.error is None, outcome.error
-    return outcome, calls
+        outcomes = service.reconcile_runs(runs, looks=looks, full_look=full_look, concurrency=CONCURRENT_RUNS)
+    assert [outcome.error for outcome in outcomes if outcome.error] == []
+    return outcomes, calls
 
 
 def converged(account) -> LastLooks:
@@ -82,6 +89,28 @@ def test_a_steady_tick_of_a_converged_run_reads_its_queue_and_fleet_only(started
         assert calls == STEADY
     # what the tick reports (logs, metrics) is the run as it is
     assert (outcome.result.observation.visible, len(outcome.result.observation.instances)) == (12, 2)
+
+
+def test_converged_runs_share_one_listing_of_the_regions_fleets_and_each_reads_its_queue(started, victim):
+    """EC2 throttles each Describe action per account (100 calls, then 20 a second): a thousand runs cannot each
+    ask for their fleet every minute. Their steady tick lists the region's fleets once."""
+    looks = LastLooks()
+    for _ in range(3):  # the first ticks act (state, idle alarms); then both runs are at rest
+        outcomes, calls = ticks(started.settings.AWS_BUCKET, looks)
+    assert sorted(outcome.run.app_name for outcome in outcomes) == ["TestApp", "Victim"]
+    assert all(outcome.result is not None and outcome.result.actions == [] for outcome in outcomes)
+    assert calls == Counter({"s3.ListObjectsV2": 1, "ec2.DescribeFleets": 1, "sqs.GetQueueAttributes": 2})
+
+
+def test_a_run_whose_fleet_the_listing_shows_changed_is_looked_at_with_a_fresh_read(started):
+    """The listing only ever says "nothing to do": a run whose fleet moved gets a full look that reads it again."""
+    looks = converged(started)
+    ec2 = aws.client("ec2")
+    fleet_id = the_run(started).record.MONITOR_FLEET_ID
+    ec2.modify_fleet(FleetId=fleet_id, TargetCapacitySpecification={"TotalTargetCapacity": 1})
+    outcome, calls = tick(started.settings.AWS_BUCKET, looks)
+    assert calls["ec2.DescribeFleets"] == 2 and calls["ecs.DescribeServices"] == 1
+    assert outcome.result is not None and outcome.result.observation.fleet_target == 1
 
 
 def test_without_the_lambdas_looks_every_check_observes_fully(started):
