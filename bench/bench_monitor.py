@@ -26,6 +26,7 @@ Usage: python bench/bench_monitor.py [--runs 1,10,100,1000] [--machines 10,100,1
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import signal
@@ -117,6 +118,7 @@ def counted() -> Iterator[Counter[str]]:
 
 
 def measure(what: str, runs: int, machines: int, action: Callable[[], object], threads: int) -> Measured:
+    gc.collect()  # a collection of the earlier cases' garbage would land in this one's CPU (100 ms and more)
     with counted() as calls:
         cpu, wall = time.process_time(), time.perf_counter()
         action()

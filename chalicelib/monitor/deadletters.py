@@ -12,6 +12,7 @@ count (and report) the messages that name the run but did not come from its queu
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
@@ -80,17 +81,35 @@ def sweep(sqs: SQSClient, url: str,
           attribute_names: tuple[MessageSystemAttributeNameType, ...] = ()) -> list[MessageTypeDef]:
     """Every message of the queue, each received once (hidden while the sweep goes on), with its source ARN, its
     `dsr-app` attribute and the system attributes named; the caller deletes or releases them."""
+    return sweep_within(sqs, url, None, attribute_names)[0]
+
+
+# How long the last, long-poll receive of a sweep waits. A short poll (WaitTimeSeconds 0) asks a sample of SQS's
+# servers, so an empty answer does not prove the queue empty; a long poll asks them all ("Amazon SQS short and long
+# polling", Amazon SQS Developer Guide). Only the receive that would end the sweep pays it.
+CONFIRM_EMPTY_SECONDS = 1
+
+
+def sweep_within(sqs: SQSClient, url: str, seconds: float | None,
+                 attribute_names: tuple[MessageSystemAttributeNameType, ...] = ()) -> tuple[list[MessageTypeDef], bool]:
+    """sweep, stopped once `seconds` have gone by (a caller with a deadline: the status API's function stops at
+    30 s, and a shared dead-letter queue of a lab's history can take minutes to read); the messages, and whether
+    the sweep saw the whole queue."""
     messages: list[MessageTypeDef] = []
     seen: set[str] = set()
-    while True:
-        received = aws_sqs.receive(sqs, url, most=10, wait_seconds=0, visibility_seconds=SWEEP_VISIBILITY_SECONDS,
+    ends = None if seconds is None else time.monotonic() + seconds
+    wait = 0
+    while ends is None or time.monotonic() < ends:
+        received = aws_sqs.receive(sqs, url, most=10, wait_seconds=wait, visibility_seconds=SWEEP_VISIBILITY_SECONDS,
                                    system_attributes=[SOURCE_ARN, *attribute_names],
                                    message_attributes=[RUN_ATTRIBUTE])
         fresh = [message for message in received if message["MessageId"] not in seen]
-        if not fresh:
-            return messages
+        if not fresh and wait:
+            return messages, True
+        wait = 0 if fresh else CONFIRM_EMPTY_SECONDS  # nothing new: ask every server before believing it
         seen.update(message["MessageId"] for message in fresh)
         messages.extend(fresh)
+    return messages, False
 
 
 def release(sqs: SQSClient, url: str, messages: list[MessageTypeDef]) -> None:

@@ -27,9 +27,11 @@ class FailedJobs:
     records: list[FailureRecord]
     # dead-letter messages that name the run (`dsr-app`) but that SQS did not move from its queue: left out
     ignored_dead_letters: int = 0
+    complete: bool = True  # False: the dead-letter queue was not read to its end within the caller's time
 
 
-def dead_letter_failures(sqs: SQSClient, url: str, app_name: str, queue_name: str) -> FailedJobs:
+def dead_letter_failures(sqs: SQSClient, url: str, app_name: str, queue_name: str,
+                         seconds: float | None = None) -> FailedJobs:
     """A DS-image run's failed jobs: its image's worker keeps no failure record, so they are the dead-letter
     messages SQS moved there from the run's queue `queue_name` (the queue is shared, and `dsr-app` is the
     sender's word: chalicelib/monitor/deadletters.py). `cli.py failed` and GET /runs/{app}/failed both read them here;
@@ -41,7 +43,7 @@ def dead_letter_failures(sqs: SQSClient, url: str, app_name: str, queue_name: st
     attempts) grows by one per listing."""
     try:
         queue_arn = deadletters.run_queue_arn(sqs, url, queue_name)
-        messages = deadletters.sweep(sqs, url, ("ApproximateReceiveCount", "SentTimestamp"))
+        messages, complete = deadletters.sweep_within(sqs, url, seconds, ("ApproximateReceiveCount", "SentTimestamp"))
     except ClientError as error:
         if error_code(error) in QUEUE_MISSING:
             return FailedJobs([])  # deleted since the run started: no dead-letter message left to list
@@ -59,4 +61,4 @@ def dead_letter_failures(sqs: SQSClient, url: str, app_name: str, queue_name: st
             reason="in the dead-letter queue (the image's own worker keeps no failure record; see its log)",
             exit_code=None, last_lines=(), message_body=message["Body"],
             time=int(message.get("Attributes", {}).get("SentTimestamp", 0)) / 1000, instance_id=None))
-    return FailedJobs(sorted(records, key=lambda record: record.job_id), attributed.ignored)
+    return FailedJobs(sorted(records, key=lambda record: record.job_id), attributed.ignored, complete)

@@ -121,6 +121,24 @@ def test_a_ds_image_runs_failed_jobs_are_its_own_messages_in_the_shared_dead_let
     assert client.http.get("/runs/TestApp/failed").json_body["failed"] == []
     missing = client.http.get("/runs/Nobody/failed")
     assert missing.status_code == 404 and "no run named 'Nobody'" in missing.json_body["Message"]
+    assert response.json_body["complete"] is True
+
+
+def test_a_dead_letter_queue_too_long_to_read_in_the_apis_time_is_listed_as_far_as_read(started, ds_image_run,
+                                                                                         client, monkeypatch):
+    """A lab's shared dead-letter queue can hold more than the API's 30 s function can read: it answers with what
+    it read in its time, says so, and hides nothing from the other readers."""
+    from chalicelib.monitor import service
+
+    fail_every_job(ds_image_run)
+    monkeypatch.setattr(service, "API_SWEEP_SECONDS", 0)
+
+    body = client.http.get("/runs/DsImage/failed").json_body
+
+    assert (body["failed"], body["complete"]) == ([], False)
+    assert "cli.py failed` reads all of it" in body["note"]
+    sqs = clients.client("sqs")
+    assert queue_counts(sqs, sqs.get_queue_url(QueueName="user_DeadMessages")["QueueUrl"]) == (2, 0)
 
 
 def emf_documents(printed: str) -> list[dict]:

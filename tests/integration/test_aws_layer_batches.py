@@ -10,7 +10,7 @@ from chalicelib.aws.s3 import list_objects
 from chalicelib.model.names import record_key
 from chalicelib.monitor import actions as act
 from chalicelib.monitor.apply import Applier
-from chalicelib.monitor.deadletters import release, sweep
+from chalicelib.monitor.deadletters import release, sweep, sweep_within
 from chalicelib.monitor.observation import MonitorState
 from chalicelib.monitor.observe import Run
 from chalicelib.monitor.runrecord import RunRecord
@@ -105,6 +105,23 @@ def test_more_than_10_swept_messages_are_released_in_batches_of_at_most_10(clien
 
     assert len(swept) == 11 and calls == [10, 1]
     assert sorted(int(message["Body"]) for message in sweep(clients.sqs, url)) == list(range(11))
+
+
+def test_a_sweep_ends_only_on_an_empty_long_poll_and_stops_at_its_time_limit(clients):
+    """A short poll asks a sample of SQS's servers, so its empty answer does not prove the queue empty; a long poll
+    asks them all (Amazon SQS Developer Guide, "Amazon SQS short and long polling"). And a caller with a deadline
+    (the status API's 30 s function) gets what it read, told that it is not the whole queue."""
+    url = clients.sqs.create_queue(QueueName="Dead")["QueueUrl"]
+    for index in range(25):
+        clients.sqs.send_message(QueueUrl=url, MessageBody=str(index))
+    waits = sent(clients.sqs, "ReceiveMessage", lambda params: params.get("WaitTimeSeconds", 0))
+
+    messages, complete = sweep_within(clients.sqs, url, None)
+
+    assert (len(messages), complete) == (25, True)
+    assert waits[-1] >= 1 and all(wait == 0 for wait in waits[:-1]), waits
+    release(clients.sqs, url, messages)
+    assert sweep_within(clients.sqs, url, 0) == ([], False)
 
 
 def test_a_listing_of_more_than_one_page_is_read_whole(clients):
