@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import sys
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -21,6 +22,9 @@ from typing import Any
 EC2_TERMINATE_IDS = 1000
 EC2_FILTER_VALUES = 200
 EC2_FLEET_INSTANCES_PAGE = 1000
+EC2_DESCRIBE_INSTANCE_IDS = 1000
+EC2_INSTANCES_PAGE_MIN = 5
+EC2_INSTANCES_PAGE_MAX = 1000
 CLOUDWATCH_ALARM_NAMES = 100
 CLOUDWATCH_ALARMS_PAGE = 50
 CLOUDWATCH_ALARMS_PAGE_MAX = 100
@@ -40,7 +44,8 @@ TAGGING_ARNS = 100
 @contextlib.contextmanager
 def enforced() -> Iterator[None]:
     with contextlib.ExitStack() as stack:
-        for patch in (_ec2_terminate_instances, _ec2_describe_instances_filters, _ec2_fleet_instances_pages,
+        for patch in (_ec2_terminate_instances, _ec2_describe_instances_filters, _ec2_describe_instances_pages,
+                      _ec2_fleet_instances_pages,
                       _cloudwatch_alarm_names, _cloudwatch_alarm_pages,
                       _ecs_describe_sizes, _ecs_container_instance_pages,
                       _sqs_batch_entries, _sqs_send_batch_bytes,
@@ -157,6 +162,55 @@ def _ec2_describe_instances_filters() -> contextlib.AbstractContextManager[None]
                                                         f"the limit is {EC2_FILTER_VALUES}")
 
     return _checked(EC2Response, "describe_instances", check)
+
+
+def _ec2_describe_instances_pages() -> contextlib.AbstractContextManager[None]:
+    """moto answers DescribeInstances 100 reservations a page when no MaxResults is given, whatever was asked, and a
+    fleet's machines are a reservation each: 1,000 machines took 10 calls. AWS pages only at MaxResults (5-1000) and
+    cannot take MaxResults with InstanceIds (DescribeInstances, Amazon EC2 API Reference:
+    https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_DescribeInstances.html), so a call by ids is answered
+    whole; and a call without MaxResults is "unpaginated", answered whole at the risk of throttling and time-outs
+    ("Pagination in the Amazon EC2 API", EC2 developer guide:
+    https://docs.aws.amazon.com/ec2/latest/devguide/ec2-api-pagination.html). The same guide says to specify "no more
+    than 1,000 IDs in a single call" but documents no error for more: refused here with HTTP 400
+    InvalidParameterValue, the code EC2 gives a value out of its range ("Error codes for the Amazon EC2 API",
+    https://docs.aws.amazon.com/AWSEC2/latest/APIReference/errors-overview.html), as TerminateInstances' 1,000 ids
+    are. The token is an offset into the answer, as in the other paged listings here."""
+    from moto.ec2.responses import EC2Response
+
+    def invalid(message: str) -> Exception:
+        return _ec2_error("InvalidParameterValue", message)
+
+    def wrap(current: Callable[..., Any]) -> Callable[..., Any]:
+        def handler(self: Any, *args: Any, **kwargs: Any) -> Any:
+            ids = self._get_param("InstanceIds", []) or []
+            if len(ids) > EC2_DESCRIBE_INSTANCE_IDS:
+                raise invalid(f"The request takes up to {EC2_DESCRIBE_INSTANCE_IDS} instance IDs; {len(ids)} given")
+            size = None if ids or self._get_param("MaxResults") is None else _page_size(
+                self, "MaxResults", EC2_INSTANCES_PAGE_MAX, EC2_INSTANCES_PAGE_MAX, EC2_INSTANCES_PAGE_MIN, invalid)
+            token = self._get_param("NextToken")
+            if token is not None and not str(token).isdigit():
+                raise invalid(f"The token '{token}' is not valid")
+            start = int(token or 0)
+            asked = self._get_param
+            # moto's handler reads MaxResults and NextToken through _get_param: it is made to answer whole, and
+            # the page is cut from that (its InstanceIds-with-MaxResults refusal reads the request itself, and stays)
+            whole = {"MaxResults": sys.maxsize, "NextToken": None}
+            self._get_param = lambda name, *rest: whole[name] if name in whole else asked(name, *rest)
+            try:
+                answer = current(self, *args, **kwargs)
+            finally:
+                del self._get_param
+            answer.result.pop("NextToken", None)
+            found = answer.result.get("Reservations") or []
+            end = len(found) if size is None else start + size
+            answer.result["Reservations"] = found[start:end]
+            if end < len(found):
+                answer.result["NextToken"] = str(end)
+            return answer
+        return handler
+
+    return _replaced(EC2Response, "describe_instances", wrap)
 
 
 @contextlib.contextmanager

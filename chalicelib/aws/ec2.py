@@ -27,6 +27,10 @@ if TYPE_CHECKING:  # boto3-stubs: for mypy only, never in the Lambda zip or the 
 MAX_TERMINATE_IDS = 1000
 # DescribeInstanceTypes takes at most 100 names a call (EC2 API Reference, DescribeInstanceTypes).
 MAX_INSTANCE_TYPE_NAMES = 100
+# DescribeInstances: "no more than 1,000 IDs in a single call", and by filter pages of MaxResults 5-1000 ("Pagination
+# in the Amazon EC2 API", EC2 developer guide): 1,000 machines are one call either way.
+MAX_DESCRIBE_INSTANCE_IDS = 1000
+DESCRIBE_INSTANCES_PAGE = 1000
 # A launch template that is gone: AWS's code for an unknown id, and for an unknown name ("Error codes for the
 # Amazon EC2 API"); moto answers the name's code whichever was given.
 LAUNCH_TEMPLATE_MISSING = ("InvalidLaunchTemplateId.NotFound", "InvalidLaunchTemplateName.NotFoundException")
@@ -231,15 +235,17 @@ def live_machines(ec2: EC2Client, instance_ids: tuple[str, ...] = (),
                   fleet_id: str | None = None) -> tuple[Machine, ...]:
     """Pending or running machines, by id or (`fleet_id`) by the tag AWS puts on a fleet's machines
     (fleet_machine_tag). Sorted by id."""
-    kwargs: DescribeInstancesRequestPaginateTypeDef
+    requests: list[DescribeInstancesRequestPaginateTypeDef]
     if fleet_id is not None:
-        kwargs = {"Filters": [_LIVE_MACHINE, {"Name": f"tag:{fleet_machine_tag(fleet_id)}", "Values": [fleet_id]}]}
-    elif instance_ids:
-        kwargs = {"InstanceIds": list(instance_ids), "Filters": [_LIVE_MACHINE]}
-    else:
-        return ()
+        requests = [{"Filters": [_LIVE_MACHINE, {"Name": f"tag:{fleet_machine_tag(fleet_id)}", "Values": [fleet_id]}],
+                     "PaginationConfig": {"PageSize": DESCRIBE_INSTANCES_PAGE}}]
+    else:  # by ids AWS takes no MaxResults and answers whole: the chunks bound each answer
+        requests = [{"InstanceIds": list(instance_ids[start:start + MAX_DESCRIBE_INSTANCE_IDS]),
+                     "Filters": [_LIVE_MACHINE]}
+                    for start in range(0, len(instance_ids), MAX_DESCRIBE_INSTANCE_IDS)]
+    paginator = ec2.get_paginator("describe_instances")
     found = [Machine(instance["InstanceId"], instance["LaunchTime"].timestamp())
-             for page in ec2.get_paginator("describe_instances").paginate(**kwargs)
+             for kwargs in requests for page in paginator.paginate(**kwargs)
              for reservation in page["Reservations"] for instance in reservation["Instances"]]
     return tuple(sorted(found, key=lambda machine: machine.instance_id))
 

@@ -88,8 +88,10 @@ def test_terminate_instances_takes_at_most_1000_ids(fleet):
 
 
 def states(instance_ids: list[str]) -> set[str]:
-    pages = client("ec2").get_paginator("describe_instances").paginate(InstanceIds=instance_ids)
-    return {instance["State"]["Name"] for page in pages for reservation in page["Reservations"]
+    ec2 = client("ec2")
+    answers = [ec2.describe_instances(InstanceIds=instance_ids[start:start + 1000])
+               for start in range(0, len(instance_ids), 1000)]  # DescribeInstances takes at most 1,000 ids too
+    return {instance["State"]["Name"] for answer in answers for reservation in answer["Reservations"]
             for instance in reservation["Instances"]}
 
 
@@ -112,6 +114,36 @@ def test_describe_instances_refuses_instance_ids_with_max_results(fleet):
     assert refused(ec2.describe_instances, InstanceIds=machines[:5],
                    MaxResults=5) == ("InvalidParameterCombination", 400)
     assert ec2.describe_instances(InstanceIds=machines[:5])["Reservations"]
+
+
+def test_describe_instances_takes_at_most_1000_ids_and_answers_them_whole(fleet):
+    ec2 = client("ec2")
+    machines = fleet_machines(fleet)
+
+    assert refused(ec2.describe_instances, InstanceIds=machines[:1001]) == ("InvalidParameterValue", 400)
+    answer = ec2.describe_instances(InstanceIds=machines[:1000])  # a reservation each: moto paged them at 100
+    assert len(instances_of(answer)) == 1000 and "NextToken" not in answer
+
+
+def test_describe_instances_without_ids_pages_at_max_results_and_unpaginated_answers_whole(fleet):
+    ec2 = client("ec2")
+    by_fleet = [{"Name": "tag:aws:ec2:fleet-id", "Values": [fleet]}]
+
+    first = ec2.describe_instances(Filters=by_fleet, MaxResults=1000)
+    second = ec2.describe_instances(Filters=by_fleet, MaxResults=1000, NextToken=first["NextToken"])
+    assert [len(instances_of(first)), len(instances_of(second))] == [1000, FLEET_SIZE - 1000]
+    assert "NextToken" not in second
+    assert {*instances_of(first), *instances_of(second)} == set(fleet_machines(fleet))
+
+    whole = ec2.describe_instances(Filters=by_fleet)
+    assert len(instances_of(whole)) == FLEET_SIZE and "NextToken" not in whole
+    assert len(instances_of(ec2.describe_instances(Filters=by_fleet, MaxResults=5))) == 5
+    for size in (4, 1001):
+        assert refused(ec2.describe_instances, Filters=by_fleet, MaxResults=size) == ("InvalidParameterValue", 400)
+
+
+def instances_of(answer) -> list[str]:
+    return [instance["InstanceId"] for reservation in answer["Reservations"] for instance in reservation["Instances"]]
 
 
 def test_describe_spot_fleet_instances_comes_in_pages(fleet):

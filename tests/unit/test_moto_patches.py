@@ -478,3 +478,21 @@ def test_the_emulator_server_refuses_an_over_limit_call_and_pages_as_aws_does(mo
     with pytest.raises(ClientError) as refused:
         cloudwatch.delete_alarms(AlarmNames=[f"a-{index:03}" for index in range(101)])
     assert refused.value.response["Error"]["Code"] == "ValidationError"
+
+
+def test_the_emulator_server_pages_describe_instances_at_max_results_and_refuses_over_1000_ids(moto_server):
+    """DescribeInstances' page token is the emulator's own (localrun/moto_limits.py): it holds over HTTP too."""
+    import boto3
+
+    ec2 = boto3.client("ec2", region_name="us-east-1", endpoint_url=moto_server)
+    image = ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
+    launched = {ec2.run_instances(ImageId=image, MinCount=1, MaxCount=1)["Instances"][0]["InstanceId"]
+                for _ in range(7)}  # a reservation each, as a fleet's machines are
+
+    pages = [[item["InstanceId"] for reservation in page["Reservations"] for item in reservation["Instances"]]
+             for page in ec2.get_paginator("describe_instances").paginate(PaginationConfig={"PageSize": 5})]
+
+    assert [len(page) for page in pages] == [5, 2] and {*pages[0], *pages[1]} == launched
+    with pytest.raises(ClientError) as refused:
+        ec2.describe_instances(InstanceIds=[f"i-{index:017x}" for index in range(1001)])
+    assert refused.value.response["Error"]["Code"] == "InvalidParameterValue"
