@@ -57,13 +57,12 @@ import botocore.exceptions
 import click
 
 from chalicelib import aws
-from chalicelib.aws.s3 import read_object
 from chalicelib.model.errors import RefusedRun, UserError
 from chalicelib.model.jobs import JobFile
 from chalicelib.model.names import record_key, summary_key
 from chalicelib.model.printable import printable
 from chalicelib.model.settings import Settings
-from chalicelib.monitor import deadletters, service
+from chalicelib.monitor import deadletters, run_summary, service
 from chalicelib.monitor.reconcile import reconcile
 from chalicelib.monitor.runs import load_run
 from chalicelib.monitor.status import local_time, status_table
@@ -473,9 +472,10 @@ def teardown(settings: Settings, period: float):
     bucket, summary = settings.AWS_BUCKET, summary_key(settings.APP_NAME)
     run = load_run(clients.s3, bucket, record_key(settings.APP_NAME))
     if run is None:
-        if read_object(clients.s3, bucket, summary) is None:
+        found = run_summary.find(clients.s3, bucket, settings.APP_NAME)
+        if found is None:
             raise UserError(f"no run named {settings.APP_NAME!r} in s3://{bucket}/monitors/: it was never started")
-        click.echo(f"run {settings.APP_NAME} is already torn down; summary at s3://{bucket}/{summary}")
+        click.echo(f"run {settings.APP_NAME} is already torn down; summary at {found.url}")
         return
     monitor_loop.request_teardown(run, "teardown requested from the command line", clients)
     monitor_loop.watch(lambda: load_run(clients.s3, bucket, record_key(settings.APP_NAME)), period, _print_tick,

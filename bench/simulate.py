@@ -688,7 +688,7 @@ class OurMonitor:
             cluster="sim", cluster_exists=self.exists["cluster"], service="SimService",
             service_exists=self.exists["service"], service_desired=self.service_desired,
             task_definition_arns=("arn:sim:task:1",) if self.exists["task_definitions"] else (),
-            bucket="sim", summary_key="monitors/Sim_summary.json", summary_exists=self.exists["summary"],
+            bucket="sim", summary_key="monitors/finished/Sim_summary.json", summary_exists=self.exists["summary"],
             record_keys=("monitors/SimSpotFleetRequestId.json",))
 
     def apply(self, action: Action) -> None:

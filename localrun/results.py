@@ -22,10 +22,10 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from chalicelib import aws
-from chalicelib.aws.s3 import Listed, list_objects, read_object
+from chalicelib.aws.s3 import Listed, list_objects
 from chalicelib.aws.sqs import find_queue_url
 from chalicelib.model.jobs import Job, NotAJob, job_from_message
-from chalicelib.model.names import success_marker_key, summary_key
+from chalicelib.model.names import success_marker_key
 from chalicelib.model.settings import Settings
 from chalicelib.monitor import deadletters, run_summary
 from chalicelib.monitor.breaker import common_failure, failed_job
@@ -97,9 +97,8 @@ def collect(settings: Settings, jobs: list[Job], out: Path) -> Results:
             results.succeeded.append(job.job_id)
         else:
             results.not_run.append(job.job_id)
-    key = summary_key(settings.APP_NAME)
-    summary = read_object(aws.client("s3", settings), settings.AWS_BUCKET, key, max_bytes=run_summary.MAX_SUMMARY_BYTES)
-    results.run_summary = run_summary.parse(summary, f"s3://{settings.AWS_BUCKET}/{key}") if summary else None
+    summary = run_summary.find(aws.client("s3", settings), settings.AWS_BUCKET, settings.APP_NAME)
+    results.run_summary = summary.parse() if summary else None
     if results.failed:
         failed_records = [record for record in records if record.job_id in results.failed]
         results.failure_cause = common_failure([failed_job(record) for record in failed_records])

@@ -31,7 +31,7 @@ def load_or_fail(clients: Clients, bucket: str, key: str) -> Run:
     run = load_run(clients.s3, bucket, key)
     if run is None:
         raise UserError(f"no run record at s3://{bucket}/{key}: the run was never started or is already "
-                        "torn down (see monitors/APP_NAME_summary.json)")
+                        "torn down (see monitors/finished/APP_NAME_summary.json)")
     return run
 
 

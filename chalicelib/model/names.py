@@ -112,8 +112,18 @@ def record_key(app_name: str) -> str:
     return MONITORS_PREFIX + app_name + RECORD_SUFFIX
 
 
+# Finished runs' summaries: a folder, so the monitor's delimited listing of monitors/ (every tick) shows it as one
+# common prefix however many runs a lab has finished, never its contents.
+FINISHED_PREFIX = f"{MONITORS_PREFIX}finished/"
+
+
 def summary_key(app_name: str) -> str:
     """What teardown leaves of a run: its figures (monitor/plan.py `summary`)."""
+    return f"{FINISHED_PREFIX}{app_name}_summary.json"
+
+
+def earlier_summary_key(app_name: str) -> str:
+    """Where versions before FINISHED_PREFIX wrote the summary; their runs' summaries stay there, still read."""
     return f"{MONITORS_PREFIX}{app_name}_summary.json"
 
 

@@ -17,8 +17,7 @@ from typing import TYPE_CHECKING, Any
 from chalicelib import aws
 from chalicelib.aws import Clients
 from chalicelib.aws.ec2 import FleetState, all_fleet_states, is_spot_fleet
-from chalicelib.aws.s3 import read_object
-from chalicelib.model.names import record_key, summary_key
+from chalicelib.model.names import record_key
 from chalicelib.monitor import failed, run_summary, status_doc
 from chalicelib.monitor.alarm_event import AlarmNotification
 from chalicelib.monitor.budget import Backoff, TimeLeft, Turns, enough_time
@@ -209,10 +208,10 @@ def find_status(app_name: str, buckets: list[str], clients: Clients | None = Non
             return {"app_name": app_name, "state": "unreadable", "reason": str(error)}
         if run is not None:
             return status_of(run, clients)
-        summary = read_object(s3, bucket, summary_key(app_name), max_bytes=run_summary.MAX_SUMMARY_BYTES)
+        summary = run_summary.find(s3, bucket, app_name)
         if summary is not None:
             try:
-                return finished_status(app_name, run_summary.parse(summary, f"s3://{bucket}/{summary_key(app_name)}"))
+                return finished_status(app_name, summary.parse())
             except ValueError as error:
                 return {"app_name": app_name, "state": "unreadable", "reason": f"not a run summary: {error}"}
     return None
@@ -255,7 +254,7 @@ def find_failed(app_name: str, buckets: list[str], clients: Clients | None = Non
         except UnreadableRecord:  # a run all the same, whose mode is unknown
             record, known = None, True
         else:
-            known = record is not None or read_object(clients.s3, bucket, summary_key(app_name)) is not None
+            known = record is not None or run_summary.find(clients.s3, bucket, app_name) is not None
         if not known:
             continue
         if record is not None and record.DS_IMAGE_MODE:

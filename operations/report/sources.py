@@ -8,7 +8,7 @@
   neither (a summary written before the series existed) has one derived from the logs (figures.derived_series).
 - A running run: the same status the monitor's API gives (service.find_status: machine-hours, cost ceiling).
 - A finished run, and a local one at its end: the summary the monitor wrote at teardown
-  (monitors/APP_NAME_summary.json).
+  (monitors/finished/APP_NAME_summary.json; monitors/APP_NAME_summary.json for runs of earlier versions).
 - MACHINE_TYPE's memory and vCPUs, for the TASKS_PER_MACHINE the report suggests: DescribeInstanceTypes (the
   call start-cluster's preflight makes); a report without them only leaves that table out.
 """

@@ -154,7 +154,7 @@ def images_worker(shell: Shell) -> subprocess.CompletedProcess:
 def finished(shell: Shell) -> None:
     """The user watches the run from the terminal (the Lambda does it on AWS) until it is torn down."""
     watched = shell.cli("monitor", "--config", "config.py", "--period", "1").stdout
-    assert watched.rstrip().endswith("run torn down; summary at s3://lab-dcp/monitors/DistributedCP_summary.json")
+    assert watched.rstrip().endswith("run torn down; summary at s3://lab-dcp/monitors/finished/DistributedCP_summary.json")
     status = shell.cli("status", "--config", "config.py").stdout
     assert re.search(r"^state +finished$", status, re.M), status
     assert re.search(r"^stop reason +queue empty and no job in flight on two consecutive checks$", status, re.M)
@@ -166,7 +166,7 @@ def test_a_dcp_users_first_hour_reaches_a_started_run_and_tears_it_down(tmp_path
     with emulator(dcp_repo(tmp_path)) as shell:
         up_to_a_started_run(shell)
         torn = shell.cli("teardown", "--config", "config.py", "--period", "1").stdout
-        assert torn.rstrip().endswith("torn down; summary at s3://lab-dcp/monitors/DistributedCP_summary.json")
+        assert torn.rstrip().endswith("torn down; summary at s3://lab-dcp/monitors/finished/DistributedCP_summary.json")
     seconds = time.monotonic() - began
     print(f"\nwall clock: {seconds:.1f} s\n\n" + "\n".join(shell.transcript))
     assert seconds < FIFTEEN_MINUTES

@@ -72,7 +72,7 @@ def test_the_readmes_rehearsal_runs_every_aws_command_against_the_emulator(tmp_p
     assert "submitted 48 jobs to DemoPlatesQueue" in results["submit"].stdout
     assert "48 submitted, 48 waiting" in results["status"].stdout
     assert results["teardown"].stdout.rstrip().endswith("torn down; summary at "
-                                                        "s3://demo-bucket/monitors/DemoPlates_summary.json")
+                                                        "s3://demo-bucket/monitors/finished/DemoPlates_summary.json")
     assert emulator.returncode == 0 and out.rstrip().endswith("emulator stopped")
 
 

@@ -30,7 +30,7 @@ def test_monitor_given_an_upstream_monitor_file_adopts_the_run_and_tears_it_down
     assert (f"\nadopted Distributed-Something run {APP} (fleet {ds['MONITOR_FLEET_ID']}, queue {APP}Queue, cluster "
             f"default):\n  tagged queue {APP}Queue and spot fleet {ds['MONITOR_FLEET_ID']}\n  tagged ECS service "
             f"{APP}Service\n  tagged log group {APP}\n  tagged log group {APP}_perInstance\n") in result.output
-    assert f"run torn down; summary at s3://test-bucket/monitors/{APP}_summary.json" in result.output
+    assert f"run torn down; summary at s3://test-bucket/monitors/finished/{APP}_summary.json" in result.output
     fleet = fleet_state(clients.client("ec2"), ds["MONITOR_FLEET_ID"])
     assert fleet is None or not fleet.live  # cancelled (moto then forgets the request)
     assert live_machines(clients.client("ec2"), fleet_id=ds["MONITOR_FLEET_ID"]) == ()
@@ -38,8 +38,8 @@ def test_monitor_given_an_upstream_monitor_file_adopts_the_run_and_tears_it_down
     assert not [url for url in queues if url.endswith("/" + APP + "Queue")]
     assert not [s for s in clients.client("ecs").describe_services(cluster="default", services=[APP + "Service"])[
         "services"] if s["status"] == "ACTIVE"]
-    summary = json.loads(clients.client("s3").get_object(Bucket="test-bucket", Key=f"monitors/{APP}_summary.json")
-                         ["Body"].read())
+    summary = json.loads(clients.client("s3").get_object(Bucket="test-bucket",
+                                                         Key=f"monitors/finished/{APP}_summary.json")["Body"].read())
     assert summary["app_name"] == APP and summary["log_exports"] == {APP: "done", APP + "_perInstance": "done"}
 
 

@@ -67,5 +67,6 @@ def test_two_reconciles_at_once_through_a_whole_teardown_leave_nothing(started):
         assert rounds <= 12, "not torn down after 12 rounds of two concurrent reconciles"
         reconcile_twice_at_once(started)
     assert what_is_left(started) == NOTHING_LEFT
-    summary = clients.client("s3").get_object(Bucket=started.settings.AWS_BUCKET, Key="monitors/TestApp_summary.json")
+    summary = clients.client("s3").get_object(Bucket=started.settings.AWS_BUCKET,
+                                              Key="monitors/finished/TestApp_summary.json")
     assert json.loads(summary["Body"].read())["jobs_done"] == JOBS

@@ -82,7 +82,7 @@ def test_dss_config_py_unchanged_runs_in_ds_image_mode_and_its_image_worker_gets
             for n in range(2)] == [b"4", b"4"]
     teardown = CliRunner().invoke(cli, ["teardown", "--period", "0", "--config", str(config)])
     assert teardown.exit_code == 0, teardown.output
-    summary = json.loads(s3.get_object(Bucket="test-bucket", Key="monitors/DistributedSomething_summary.json")[
+    summary = json.loads(s3.get_object(Bucket="test-bucket", Key="monitors/finished/DistributedSomething_summary.json")[
         "Body"].read())
     assert (summary["jobs_done"], summary["jobs_left"]) == (2, 0)
 

@@ -82,7 +82,7 @@ def test_a_drained_run_is_reconciled_to_nothing_left(started):
     assert kinds[-1][-1] == "RemoveRunRecord"
     assert what_is_left(started) == NOTHING_LEFT
     summary = json.loads(clients.client("s3").get_object(Bucket=started.settings.AWS_BUCKET,
-                                                          Key="monitors/TestApp_summary.json")["Body"].read())
+                                                          Key="monitors/finished/TestApp_summary.json")["Body"].read())
     assert summary["jobs_done"] == JOBS and summary["jobs_failed"] == 0
     assert summary["stop_reason"] == "queue empty and no job in flight on two consecutive checks"
 
@@ -223,8 +223,8 @@ def test_teardown_now_keeps_the_jobs_left_in_their_queue(started):
     assert left["queues"] == ["TestAppQueue", "user_DeadMessages"]
     assert left["fleets"] == [] and left["running_instances"] == [] and left["alarms"] == []
     assert left["monitor_objects"] == AFTER_TEARDOWN
-    summary = json.loads(clients.client("s3").get_object(Bucket="test-bucket", Key="monitors/TestApp_summary.json")
-                         ["Body"].read())
+    summary = json.loads(clients.client("s3").get_object(Bucket="test-bucket",
+                                                         Key="monitors/finished/TestApp_summary.json")["Body"].read())
     assert summary["stop_reason"] == "teardown requested from the command line" and summary["jobs_left"] == JOBS
     status = CliRunner().invoke(cli, ["status", "--config", str(started.config_path)])
     assert "state" in status.output and "finished" in status.output
@@ -232,7 +232,7 @@ def test_teardown_now_keeps_the_jobs_left_in_their_queue(started):
     again = CliRunner().invoke(cli, ["teardown", "--period", "0", "--config", str(started.config_path)])
     assert again.exit_code == 0, again.output
     assert again.output == ("run TestApp is already torn down; summary at "
-                            "s3://test-bucket/monitors/TestApp_summary.json\n")
+                            "s3://test-bucket/monitors/finished/TestApp_summary.json\n")
 
 
 def test_monitor_from_the_monitor_file_watches_until_torn_down(started, tmp_path):
@@ -269,8 +269,8 @@ def test_a_log_export_aws_refuses_is_reported_and_the_teardown_still_finishes(st
     clients.client("logs").delete_log_group(logGroupName="TestApp_perInstance")
     drain(started)
     reconcile_until_gone(started)
-    summary = json.loads(clients.client("s3").get_object(Bucket="test-bucket", Key="monitors/TestApp_summary.json")
-                         ["Body"].read())
+    summary = json.loads(clients.client("s3").get_object(Bucket="test-bucket",
+                                                         Key="monitors/finished/TestApp_summary.json")["Body"].read())
     assert summary["log_exports"] == {"TestApp": "done", "TestApp_perInstance": "failed"}
     assert what_is_left(started)["monitor_objects"] == AFTER_TEARDOWN
     assert what_is_left(started)["fleets"] == [] and what_is_left(started)["queues"] == ["user_DeadMessages"]

@@ -144,7 +144,7 @@ def test_the_monitor_scales_and_tears_a_run_down_with_exactly_its_policy(started
         for action in ("cloudwatch:PutMetricAlarm", "cloudwatch:TagResource")]
     assert {resource for d in engine.checked("cloudwatch:DeleteAlarms") for resource in d.resources} >= {
         alarm + "TestApp's own alarm", alarm + f"TestApp_{machines[0]}"}
-    summary = json.loads(clients.client("s3").get_object(Bucket=BUCKET, Key="monitors/TestApp_summary.json")[
+    summary = json.loads(clients.client("s3").get_object(Bucket=BUCKET, Key="monitors/finished/TestApp_summary.json")[
         "Body"].read())
     assert summary["log_exports"] == {"TestApp": "done", "TestApp_perInstance": "done"}
     # Every tag-conditioned call was made, against the resources AWS checks (and allowed: none is in denied())

@@ -40,7 +40,8 @@ TORN_DOWN_WITH_JOBS_LEFT = {**NOTHING_LEFT, "queues": ["TestAppQueue", "user_Dea
 
 
 def summary(account) -> dict:
-    return json.loads(read_object(clients.client("s3"), account.settings.AWS_BUCKET, "monitors/TestApp_summary.json"))
+    return json.loads(read_object(clients.client("s3"), account.settings.AWS_BUCKET,
+                                  "monitors/finished/TestApp_summary.json"))
 
 
 def two_reconciles_and_a_teardown_request_from_one_read(account, request_first: bool) -> None:

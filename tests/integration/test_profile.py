@@ -41,5 +41,5 @@ def test_every_command_uses_the_configs_profile(profile_only, tmp_path):
     run(profile_only, "start-cluster", str(profile_only.fleet_path), "--wait", "0")
     assert "3 submitted, 3 waiting" in run(profile_only, "status")
     assert "machine(s) now in the fleet" in run(profile_only, "plan")
-    assert "torn down; summary at s3://test-bucket/monitors/TestApp_summary.json" in run(
+    assert "torn down; summary at s3://test-bucket/monitors/finished/TestApp_summary.json" in run(
         profile_only, "teardown", "--period", "0")

@@ -62,7 +62,7 @@ def test_a_finished_run_whose_log_group_is_gone_is_reported_from_its_s3_export(s
                                 "if plate in ('P00000', 'P00001'): print('no such file sampl.py'); sys.exit(2)"))
     ticks = reconcile_until_gone(started, limit=12)
     summary = json.loads(read_object(clients.client("s3"), settings.AWS_BUCKET,
-                                     f"monitors/{settings.APP_NAME}_summary.json"))
+                                     f"monitors/finished/{settings.APP_NAME}_summary.json"))
     assert summary["log_exports"][settings.LOG_GROUP_NAME] == "done"
     # the monitor's series: a point at each check whose counts changed, carried into the summary
     series = summary["series"]
@@ -87,7 +87,7 @@ def test_a_run_with_neither_log_group_nor_export_says_so_in_one_line(started, tm
     settings = started.settings
     run_workers(started, script("print('ok')"))
     clients.client("s3").put_object(  # a summary as a run whose export failed leaves it
-        Bucket=settings.AWS_BUCKET, Key=f"monitors/{settings.APP_NAME}_summary.json",
+        Bucket=settings.AWS_BUCKET, Key=f"monitors/finished/{settings.APP_NAME}_summary.json",
         Body=json.dumps({"app_name": settings.APP_NAME, "stop_reason": "drained", "started_at": 1.7e9,
                          "ended_at": 1.7e9 + 60, "jobs_submitted": 1, "jobs_done": 1, "jobs_failed": 0, "jobs_left": 0,
                          "machine_hours": 0.1, "cost_ceiling_usd": 0.01,

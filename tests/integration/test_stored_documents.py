@@ -74,4 +74,4 @@ def test_status_of_a_finished_run_with_an_unreadable_summary_says_why_in_one_lin
     s3.put_object(Bucket=BUCKET, Key=summary_key("App"), Body=body)
     assert service.find_status("App", [BUCKET], clients.Clients()) == {
         "app_name": "App", "state": "unreadable",
-        "reason": f"not a run summary: s3://{BUCKET}/monitors/App_summary.json: {reason}"}
+        "reason": f"not a run summary: s3://{BUCKET}/monitors/finished/App_summary.json: {reason}"}

@@ -52,6 +52,7 @@ attacks = {
     "write a run record under monitors/": put("monitors/EvilSpotFleetRequestId.json"),
     "rewrite its own run record": put("monitors/TestAppSpotFleetRequestId.json"),
     "write another run's monitor state": put("monitors/Other_monitorstate.json"),
+    "forge a finished run's summary": put("monitors/finished/Other_summary.json"),
     "forge another run's busy lease": put("runs/Other/leases/i-0123456789abcdef0/w1"),
     "forge another run's failure record": put("runs/Other/failures/P1.json"),
     "overwrite another run's output": put("Other/P1/result.txt"),
@@ -170,8 +171,8 @@ def test_without_a_fixed_output_folder_jobs_still_cannot_write_what_the_monitor_
     s3 = clients.client("s3")
     answers = json.loads(s3.get_object(Bucket="test-bucket", Key="hostile/out/answers.json")["Body"].read())
     for reserved in ("write a run record under monitors/", "rewrite its own run record",
-                     "write another run's monitor state", "write exported logs", "write an ECS agent config",
-                     "delete an output of its own run"):
+                     "write another run's monitor state", "forge a finished run's summary", "write exported logs",
+                     "write an ECS agent config", "delete an output of its own run"):
         assert answers[reserved] in DENIED, (reserved, answers)
     # what README and setup-account say this run can then reach: other runs' outputs and run files
     assert answers["overwrite another run's output"] == "allowed"

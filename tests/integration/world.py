@@ -265,7 +265,8 @@ def run_launch_templates(ec2, app_name: str) -> list[str]:
         Filters=[{"Name": f"tag:{names.RUN_TAG}", "Values": [app_name]}])["LaunchTemplates"])
 
 
-AFTER_TEARDOWN = ["monitors/TestApp_summary.json"]  # the record, the monitor's state and the start claim are gone
+# the record, the monitor's state and the start claim are gone
+AFTER_TEARDOWN = ["monitors/finished/TestApp_summary.json"]
 
 NOTHING_LEFT = {
     "queues": ["user_DeadMessages"], "fleets": [], "running_instances": [], "services": [], "clusters": [],

@@ -47,7 +47,7 @@ def world(**changes) -> Observation:
         launch_template_ids=("lt-0app",), alarm_names=QUEUE_ALARMS + MACHINE_ALARMS,
         queue_alarm_names=QUEUE_ALARMS, instance_alarm_prefix="App_", dashboard_name="App", dashboard_exists=True,
         bucket="bucket", log_groups=("App", "App_perInstance"), exported_logs_prefix="exportedlogs/App/",
-        summary_key="monitors/App_summary.json",
+        summary_key="monitors/finished/App_summary.json",
         record_keys=("monitors/AppSpotFleetRequestId.json", "monitors/App_monitorstate.json"),
     )
     observed = replace(base, **changes)

@@ -202,8 +202,8 @@ def test_the_summary_round_trips_and_an_older_one_keeps_only_its_own_keys():
 ])
 def test_a_bad_summary_field_gives_one_line(change, message):
     with pytest.raises(SchemaError) as caught:
-        run_summary.parse(json.dumps({**SUMMARY, **change}), "run summary s3://b/monitors/App_summary.json")
-    assert str(caught.value) == f"run summary s3://b/monitors/App_summary.json: {message}"
+        run_summary.parse(json.dumps({**SUMMARY, **change}), "run summary s3://b/monitors/finished/App_summary.json")
+    assert str(caught.value) == f"run summary s3://b/monitors/finished/App_summary.json: {message}"
 
 
 def test_a_key_a_job_wrote_is_named_on_one_line_that_a_terminal_shows_as_it_is():
