@@ -55,6 +55,7 @@ SessionFactory = Callable[[str | None, str | None], boto3.session.Session]
 
 _sessions: dict[tuple[str | None, str | None], boto3.session.Session] = {}
 _lock = threading.Lock()
+_making = threading.Lock()  # held while a client is made from a session (client())
 
 
 # In the monitor Lambda a tick shares its time among the runs (monitor/budget.py), so one call must not take minutes
@@ -190,7 +191,8 @@ def client(service: str, settings: WhereFrom | None = None, region: str | None =
         profile = None
     region = region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
     # boto3-stubs' Session.client takes only literal service names; the overloads above type ours.
-    made: BaseClient = session(region, profile).client(service, config=client_config(**config))  # type: ignore[call-overload]
+    with _making:  # a session is not thread-safe, and the monitor's threads make clients of the same one
+        made: BaseClient = session(region, profile).client(service, config=client_config(**config))  # type: ignore[call-overload]
     return made
 
 

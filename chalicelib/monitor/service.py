@@ -59,6 +59,7 @@ def reconcile_runs(runs: list[Run], time_left: TimeLeft | None = None, turns: Tu
     clients are made once for the whole call, one set per region, shared by the threads: making them costs more
     CPU than a steady run's reads. The outcomes are in the order the runs were taken."""
     clients = {region: Clients(region=region) for region in sorted({run.record.REGION for run in runs})}
+    documents = aws.client("s3")  # where the status documents go: the buckets are read from this region (scan)
     fleets = _fleet_listings(runs, clients) if looks is not None and not full_look else {}
     ordered = turns.order(runs) if turns else runs
     outcomes: list[RunOutcome | None] = [None] * len(ordered)
@@ -93,7 +94,7 @@ def reconcile_runs(runs: list[Run], time_left: TimeLeft | None = None, turns: Tu
                                                            full_look=full_look, fleets=fleets.get(run.record.REGION)))
             except Exception as error:  # noqa: BLE001 - transient: logged by the caller, retried next tick
                 outcome = RunOutcome(run, error=error)
-            _publish(outcome)
+            _publish(outcome, documents)
             with lock:
                 outcomes[index] = outcome
                 longest = max(longest, time.monotonic() - started)
@@ -221,10 +222,10 @@ class StatusNotWritten(Exception):
     """Reported as the run's error, so the tick logs it and counts it in ReconcileErrors; the next writes it."""
 
 
-def _publish(outcome: RunOutcome) -> None:
+def _publish(outcome: RunOutcome, s3: S3Client) -> None:
     """A run's status document after its reconcile (status_doc.py)."""
     try:
-        status_doc.publish(outcome)
+        status_doc.publish(outcome, s3)
     except Exception as error:  # noqa: BLE001 - the reconcile went through; only the document is late
         done = len(outcome.result.actions) if outcome.result else 0
         outcome.result, outcome.error = None, StatusNotWritten(
