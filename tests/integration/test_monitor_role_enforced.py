@@ -29,6 +29,8 @@ from chalicelib.aws import Clients
 from chalicelib.monitor import actions as act
 from chalicelib.monitor import service
 from chalicelib.monitor.apply import Applier
+from chalicelib.monitor.budget import CONCURRENT_RUNS
+from chalicelib.monitor.steady import LastLooks
 from chalicelib.runfiles import leases
 from operations.deployed import monitor_policy
 from tests.iam_engine import chalicelib_uses, iam_enforced, is_access_denied, policy_session
@@ -72,11 +74,12 @@ def api(started):
 
 
 def monitor_tick(monitor) -> list[str]:
-    """One scheduled Lambda tick with the monitor's credentials; the apps it found. Errors fail the test
-    (reconcile_runs keeps them per run, as the Lambda logs them)."""
+    """One scheduled Lambda tick with the monitor's credentials, as app.py makes it (its threads, and a listing of
+    the region's fleets for the steady checks); the apps it found. Errors fail the test (reconcile_runs keeps them
+    per run, as the Lambda logs them)."""
     with chalicelib_uses(monitor):
         runs, unreadable = service.scan_buckets([BUCKET])
-        outcomes = service.reconcile_runs(runs)
+        outcomes = service.reconcile_runs(runs, looks=LastLooks(), concurrency=CONCURRENT_RUNS)
     assert unreadable == []
     assert [(o.run.app_name, o.error) for o in outcomes if o.error] == []
     return [run.app_name for run in runs]
