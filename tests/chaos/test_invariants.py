@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import subprocess
 import time
+import uuid
 from pathlib import Path
 
 import boto3
@@ -359,3 +361,61 @@ def test_a_run_without_its_summaries_is_a_mismatch(hand):
     assert kinds(check(hand.world()))["summary-mismatch"] == [
         ("RunB", f"no summary.json in {hand.runs['RunB'].out_dir}"),
         ("RunB", f"no monitor summary at s3://{BUCKET}/{names.summary_key('RunB')}")]
+
+
+def test_two_real_local_runs_sharing_a_bucket_a_dead_letter_queue_and_a_cluster_end_clean(moto_server, tmp_path):
+    """The false-positive guard: two `cli.py local --endpoint` runs (workers, monitor, teardown: the real code)
+    through the audited proxy, one after the other (two starting at once on a fresh account race in setup-account's
+    CreateRole); their end breaks no invariant. Local mode signs every request with its own dummy key
+    (localrun/embedded.py), so the audit's callers are judged as the Lambda's are: on the seed's runs only."""
+    from tests.e2e.local_world import Run, environment, local_args, processes_marked
+
+    mark = uuid.uuid4().hex
+    modes = {"RunA": ("ok", "fail", "flaky", "sleep:1"), "RunB": ("ok", "ok", "fail")}
+    chaos_runs = []
+    with FaultProxy(moto_server, rate=0, observer=Recorder(tmp_path / "audit.jsonl").observe) as proxy:
+        for app, jobs in modes.items():
+            folder = tmp_path / app
+            folder.mkdir()
+            run = Run(folder, APP_NAME=app, AWS_BUCKET=BUCKET, SQS_DEAD_LETTER_QUEUE=DEAD_LETTERS, ECS_CLUSTER="chaos",
+                      OUTPUT_PREFIX=app + "/{name}", CLUSTER_MACHINES=1, SQS_MESSAGE_VISIBILITY=10, JOB_RETRIES=2)
+            result = subprocess.run(local_args(run.jobs(*jobs), run.config, "--out", str(run.out), "--endpoint",
+                                               proxy.url), cwd=folder, env=environment(mark), capture_output=True,
+                                    text=True, timeout=300)
+            assert result.returncode == 1, result.stdout + result.stderr  # a job of each fails on purpose
+            chaos_runs.append(ChaosRun(app, run.config, run.out, {f"j{index:02d}": mode for index, mode in
+                                                                  enumerate(jobs)}, False, False))
+    assert processes_marked(mark) == []
+    world = ChaosWorld(seed=0, endpoint=moto_server, region=REGION, bucket=BUCKET, dead_letter_queue=DEAD_LETTERS,
+                       runs=tuple(chaos_runs), audit_path=tmp_path / "audit.jsonl", log_dir=tmp_path)
+    assert check(world) == []
+    operations = {line["operation"] for line in audit.read(world.audit_path)}
+    assert {"DeleteFleets", "DeleteService", "DeregisterTaskDefinition", "DeleteQueue", "DeleteAlarms",
+            "DeleteMessage", "DeleteObjects", "DeleteLaunchTemplate"} <= operations
+
+
+def test_a_run_the_monitor_would_still_act_on_has_not_converged(moto_server, tmp_path, monkeypatch):
+    """A run just started (setup, submit, start-cluster: the real code) and never looked at: a reconcile would make
+    its machines' idle alarms; its live fleet, machines, queue and service are leftovers too."""
+    from click.testing import CliRunner
+
+    from cli import cli
+    from operations.start import cluster
+    from operations.start.fleet import load_fleet_file
+    from tests.integration.world import Account, write_jobs
+
+    monkeypatch.chdir(tmp_path)
+    account = Account(tmp_path, ECS_CLUSTER="runs")
+    result = CliRunner().invoke(cli, ["submit", str(write_jobs(tmp_path, 3)), "--config", str(account.config_path)])
+    assert result.exit_code == 0, result.output
+    cluster.start_cluster(account.settings, load_fleet_file(account.fleet_path), wait_seconds=0, poll_seconds=0)
+    world = ChaosWorld(seed=0, endpoint=moto_server, region=REGION, bucket=account.settings.AWS_BUCKET,
+                       dead_letter_queue=account.settings.SQS_DEAD_LETTER_QUEUE,
+                       runs=(ChaosRun("TestApp", account.config_path, tmp_path / "out", {}, False, False),),
+                       audit_path=tmp_path / "audit.jsonl", log_dir=tmp_path)
+    found = kinds(check(world))
+    [(run, detail)] = found["not-converged"]
+    assert run == "TestApp" and detail.startswith("a further reconcile plans ") and "CreateIdleAlarms" in detail
+    left = [what for _, what in found["leftover"]]
+    assert "queue TestAppQueue (3 message(s))" in left and "ECS service TestAppService" in left
+    assert any(what.startswith("EC2 Fleet ") for what in left) and any(what.startswith("instance ") for what in left)
