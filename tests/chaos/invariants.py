@@ -36,10 +36,11 @@ from botocore.exceptions import ClientError
 from chalicelib.aws import Clients, client_config
 from chalicelib.aws.ec2 import LIVE_FLEET_STATES
 from chalicelib.aws.s3 import list_objects, read_object
+from chalicelib.aws.sqs import find_queue_url
 from chalicelib.model import names
-from chalicelib.model.jobs import output_root
+from chalicelib.model.jobs import NotAJob, job_id_of_message, output_root
 from chalicelib.model.settings import Settings
-from chalicelib.monitor import run_summary, runs
+from chalicelib.monitor import deadletters, run_summary, runs
 from chalicelib.monitor.plan import REASON_DRAINED
 from chalicelib.monitor.reconcile import reconcile
 from chalicelib.runfiles.failures import FailureRecord
@@ -79,8 +80,9 @@ def check(world: ChaosWorld) -> list[Violation]:
     settings = {run.app_name: Settings.load(run.config_path) for run in world.runs}
     lines = audit.read(world.audit_path)
     found: list[Violation] = []
+    by_app = {run.app_name: run for run in world.runs}
     for run in world.runs:
-        found += check_jobs(run, settings[run.app_name], clients)
+        found += check_jobs(run, settings[run.app_name], clients, by_app)
     found += leftovers(world, settings, clients)
     found += cross_run(world, settings, lines, clients)
     found += not_converged(world, clients)
@@ -112,11 +114,30 @@ class Evidence:
     done: frozenset[str]  # outputs complete with the worker's marker naming the job
     failed: dict[str, FailureRecord]  # as `cli.py failed` lists them
     summary: dict[str, Any] | None  # local mode's --out/summary.json
+    dead_lettered: frozenset[str] = frozenset()  # moved by SQS from the run's queue (said in a job-lost's detail)
 
 
 def evidence(run: ChaosRun, settings: Settings, clients: Clients) -> Evidence:
     return Evidence(done_jobs(settings, clients), {record.job_id: record for record in triage.failed_jobs(
-        clients, settings).records}, _summary_file(run.out_dir))
+        clients, settings).records}, _summary_file(run.out_dir), dead_lettered(settings, clients))
+
+
+def dead_lettered(settings: Settings, clients: Clients) -> frozenset[str]:
+    """Job ids of the dead-letter messages SQS moved from the run's queue (chalicelib/monitor/deadletters.py's
+    provenance), read as every reader does: one sweep, then each made visible again."""
+    url = find_queue_url(clients.sqs, settings.SQS_DEAD_LETTER_QUEUE)
+    if url is None:
+        return frozenset()
+    messages = deadletters.sweep(clients.sqs, url)
+    deadletters.release(clients.sqs, url, messages)
+    ids = set()
+    for message in deadletters.attribute(messages, deadletters.run_queue_arn(clients.sqs, url, settings.SQS_QUEUE_NAME),
+                                         settings.APP_NAME).ours:
+        try:
+            ids.add(job_id_of_message(message["Body"]))
+        except NotAJob:
+            continue
+    return frozenset(ids)
 
 
 def done_jobs(settings: Settings, clients: Clients) -> frozenset[str]:
@@ -142,9 +163,14 @@ def done_jobs(settings: Settings, clients: Clients) -> frozenset[str]:
     return frozenset(done)
 
 
-def check_jobs(run: ChaosRun, settings: Settings, clients: Clients) -> list[Violation]:
+def check_jobs(run: ChaosRun, settings: Settings, clients: Clients, others: dict[str, ChaosRun]) -> list[Violation]:
     seen = evidence(run, settings, clients)
     found = [Violation(kind, run.app_name, detail) for kind, detail in judge_jobs(run, seen)]
+    for job_id in sorted(set(seen.failed) - set(run.jobs)):  # `failed` takes as the run's a job it never had
+        owner = [app for app, other in others.items() if app != run.app_name and job_id in other.jobs]
+        found.append(Violation("cross-run" if owner else "wrong-end", run.app_name,
+                               f"`failed` lists job {job_id}, which was never submitted to it"
+                               + (f" but to {', '.join(owner)}" if owner else "")))
     found += [Violation("summary-mismatch", run.app_name, detail) for detail in summary_mismatches(run, seen)]
     found += [Violation("summary-mismatch", run.app_name, detail)
               for detail in monitor_summary_mismatches(run, settings, clients)]
@@ -166,7 +192,10 @@ def judge_jobs(run: ChaosRun, seen: Evidence) -> Iterable[tuple[str, str]]:
             if run.torn_down_early and (job_id in not_run or job_id not in known):
                 continue
             yield "job-lost", (f"job {job_id} ({mode}) is neither done nor listed failed"
-                               + (f"; the summary says {_summary_place(seen.summary, job_id)}" if seen.summary else ""))
+                               + (f"; the summary says {_summary_place(seen.summary, job_id)}" if seen.summary else "")
+                               + ("; SQS moved it from the run's queue to the dead-letter queue with no failure "
+                                  "record (its last attempt's worker never wrote one)"
+                                  if job_id in seen.dead_lettered else ""))
 
 
 def _wrong_failure(mode: str, record: FailureRecord) -> str | None:
