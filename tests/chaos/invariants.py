@@ -60,9 +60,7 @@ from tests.chaos.world import ChaosRun, ChaosWorld
 from worker.done import Tally
 
 KINDS = ("job-lost", "job-twice", "wrong-end", "leftover", "cross-run", "summary-mismatch", "not-converged")
-LAMBDA_CALLER = "chaos-lambda"
-# What a job's own failure never looks like: the command did not end by itself (timed out, never started) or a
-# signal ended it (a SIGKILLed worker's machine): a fault may explain those for a job that always succeeds.
+# A hostile job's own AWS call that failed on an injected fault ends it with one of these in its last lines
 FAULT_LINES = ("botocore", "ClientError", "EndpointConnectionError", "ConnectionError", "Throttling",
                "InternalError", "ServiceUnavailable", "RequestLimitExceeded", "ReadTimeout")
 SUMMARY_FILE = "summary.json"
