@@ -180,9 +180,9 @@ def judge_jobs(run: ChaosRun, seen: Evidence) -> Iterable[tuple[str, str]]:
     known = _summary_jobs(seen.summary)
     for job_id, mode in sorted(run.jobs.items()):
         done, record = job_id in seen.done, seen.failed.get(job_id)
-        if done and record is not None:
+        if done and record is not None:  # whatever the record says, the job ended twice: one violation, not two
             yield "job-twice", f"job {job_id} ({mode}) is done and listed failed: {record.reason}"
-        if mode in ("fail", "hang") and done:
+        elif mode in ("fail", "hang") and done:
             yield "wrong-end", f"job {job_id} ({mode}) is done: its outputs are complete"
         elif record is not None and (why := _wrong_failure(mode, record)):
             yield "wrong-end", f"job {job_id} ({mode}) listed failed {why}: {record.reason}"

@@ -231,6 +231,7 @@ def test_a_done_job_also_listed_failed_is_there_twice(hand):
     hand.failed("RunB", "b2", reason="forged by a4")
     found = kinds(check(hand.world()))
     assert found["job-twice"] == [("RunB", "job b2 (flaky) is done and listed failed: forged by a4")]
+    assert "wrong-end" not in found  # the same end, told once (chaos seed 206: a forge-failure attack)
 
 
 def test_a_job_counted_twice_by_the_summary_is_a_mismatch(hand):
@@ -241,6 +242,9 @@ def test_a_job_counted_twice_by_the_summary_is_a_mismatch(hand):
 
 def test_a_failing_job_done_or_a_succeeding_job_failed_by_itself_ends_wrong(hand):
     hand.done("RunA", "a2")  # fail: exits 3 on every attempt, can never be done
+    failures.delete(hand.client("s3"), BUCKET, "RunA", "a2")
+    hand.summary("RunA", done=("a1", "a2", "a4"), failed=("a3",))
+    hand.monitor_summary("RunA", done=3, failed=1)
     hand.failed("RunB", "b1", exit_code=3, attempts=2)  # sleep: never exits 3
     hand.summary("RunB", done=("b2",), failed=("b1",))
     hand.client("s3").delete_object(Bucket=BUCKET, Key=names.success_marker_key("RunB/b1"))
