@@ -28,6 +28,7 @@ import threading
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
+from email.message import Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit
 
@@ -44,19 +45,27 @@ class Request:
     target: str  # X-Amz-Target (JSON protocols), e.g. "AmazonSQS.SendMessageBatch"; "" otherwise
 
 
+# Told of every request the proxy forwarded, once moto answered: (method, path, headers, body, status, response
+# body). The headers are the request's as received (case-insensitive `get`). Called on the request's own thread:
+# the proxy is threaded, so an observer must be thread-safe (tests/chaos/audit.py Recorder is).
+Observer = Callable[[str, str, Message, bytes, int, bytes], None]
+
 # A rule decides the fault for one request: "throttle", "500", "ecs:<ErrorCode>" (an ECS request only),
 # "sqs:<ErrorCode>" (an SQS request only), or None (forward it).
 Rule = Callable[[Request], "str | None"]
 
 
 class FaultProxy:
-    """`rate` of requests (seeded) fail, plus whatever `rule` says; `faults` counts them by service and kind."""
+    """`rate` of requests (seeded) fail, plus whatever `rule` says; `faults` counts them by service and kind;
+    `observer`, if given, is told of every request forwarded and moto's answer (a failed request never reached
+    moto, so it is not told of those)."""
 
     def __init__(self, upstream: str, rate: float = 0.1, seed: int = 9, rule: Rule | None = None,
-                 share_500: float = 0.25):
+                 share_500: float = 0.25, observer: Observer | None = None):
         self.upstream = urlsplit(upstream)
         self.rate = rate
         self.rule = rule
+        self.observer = observer
         self.share_500 = share_500
         self.faults: Counter = Counter()
         self.forwarded = 0
@@ -120,7 +129,10 @@ class FaultProxy:
                 if fault:
                     self._reply(*_error(request, fault))
                 else:
-                    self._reply(*proxy._forward(self.command, self.path, self.headers, body))
+                    status, headers, answer = proxy._forward(self.command, self.path, self.headers, body)
+                    if proxy.observer:
+                        proxy.observer(self.command, self.path, self.headers, body, status, answer)
+                    self._reply(status, headers, answer)
 
             do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = do_PATCH = _any
 
