@@ -44,15 +44,16 @@ def two_processes(monkeypatch):
 @pytest.fixture
 def slow_caller(monkeypatch):
     """This process sends one batch at a time, 0.1 s each (the other process, a fresh interpreter, is not
-    slowed); two requests in flight per process, so this one holds two batches at most. After its first batch it
-    waits until the queue holds a batch it did not send: how long the other interpreter takes to boot is the
-    machine's load, not the code's, and is not raced. Returns the count of each batch this process sent."""
+    slowed); two requests in flight per process, so this one holds two batches at most. Once it has timed its
+    round trip (the first PROBE_BATCHES batches, sent before the other process is given any) it waits until the
+    queue holds a batch it did not send: how long the other interpreter takes to boot depends on the machine's
+    load, not on the code, so it is not raced. Returns the count of each batch this process sent."""
     real, lock, sent = submit_module.send_batch, threading.Lock(), []
     monkeypatch.setattr(submit_module, "in_flight_for", lambda round_trip: 2)
 
     def one_at_a_time(sqs, url, *args, **kwargs):
         with lock:
-            if sent:
+            if len(sent) >= submit_module.PROBE_BATCHES:
                 wait_for(lambda: _queued(sqs, url) > sum(sent), "a batch from the other sending process")
             time.sleep(0.1)
             sent.append(real(sqs, url, *args, **kwargs))
