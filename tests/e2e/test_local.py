@@ -149,7 +149,7 @@ def test_ctrl_c_stops_the_workers_tears_down_and_leaves_no_process(tmp_path):
         return bool(list(run.marks.glob("*.started")))
 
     try:
-        wait_for(a_job_started, "a job to start")
+        wait_for(a_job_started, "a job to start", timeout=180)  # local mode boots its world first: slow under load
         process.send_signal(signal.SIGINT)
         stdout, _ = process.communicate(timeout=90)
     finally:

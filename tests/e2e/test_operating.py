@@ -28,7 +28,7 @@ def test_the_drivers_processes_stop_within_seconds_when_it_is_killed(tmp_path):
         return bool(list(run.marks.glob("*.started")))
 
     try:
-        wait_for(a_job_started, "a job to start")
+        wait_for(a_job_started, "a job to start", timeout=180)  # local mode boots its world first: slow under load
         driver.kill()  # SIGKILL: no handler runs, nothing is cleaned up by the driver
         driver.wait()
         wait_for(lambda: not processes_marked(mark), "supervisors, workers and commands to stop when their driver "
