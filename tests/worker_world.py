@@ -22,6 +22,7 @@ from chalicelib.aws.sqs import queue_depth
 from chalicelib.model.jobs import Job, parse_job_document
 from chalicelib.model.settings import Settings
 from tests.conftest import make_settings
+from tests.waiting import wait_for as wait_for  # its home before tests/waiting.py: still importable from here
 from worker.options import WorkerOptions
 from worker.worker import Worker
 
