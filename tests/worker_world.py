@@ -1,4 +1,4 @@
-"""Helpers for worker tests: the queues setup would make, jobs, real worker processes, bounded waits.
+"""Helpers for worker tests: the queues setup would make, jobs, real worker processes (waits: tests/waiting.py).
 
 The queue pair is made here the way `cli.py setup` makes it (a dead-letter
 queue and a redrive policy with maxReceiveCount = JOB_RETRIES), so the worker
@@ -22,6 +22,7 @@ from chalicelib.aws.sqs import queue_depth
 from chalicelib.model.jobs import Job, parse_job_document
 from chalicelib.model.settings import Settings
 from tests.conftest import make_settings
+from tests.waiting import wait_for as wait_for  # its home before tests/waiting.py: still importable from here
 from worker.options import WorkerOptions
 from worker.worker import Worker
 
@@ -172,18 +173,6 @@ class WorkerProcess:
         if self.process.poll() is None:
             self.kill_all()
         self._output.close()
-
-
-def wait_for(predicate, what: str, timeout: float = 60, interval: float = 0.1, details=lambda: ""):
-    """Poll until `predicate()` is truthy; fail with `what` (and details) after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}\n{details()}")
-        time.sleep(interval)
 
 
 # No waiting in these tests: short polls and failed jobs visible again at once.

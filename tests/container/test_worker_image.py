@@ -19,7 +19,8 @@ import pytest
 
 from tests.conftest import make_settings
 from tests.container.conftest import docker, timed
-from tests.worker_world import aws_clients, make_world, process_alive, queue_counts, s3_keys, send_jobs, wait_for
+from tests.waiting import wait_for
+from tests.worker_world import aws_clients, make_world, process_alive, queue_counts, s3_keys, send_jobs
 
 pytestmark = pytest.mark.slow
 

@@ -76,8 +76,9 @@ def environment(mark: str) -> dict[str, str]:
     return {**os.environ, MARK_VARIABLE: mark, "PYTHONUNBUFFERED": "1"}
 
 
-def run_local(args: list[str], cwd: Path, timeout: float = 150) -> tuple[subprocess.CompletedProcess, str]:
-    """Run to the end; returns the result and the run's marker (for leftover checks)."""
+def run_local(args: list[str], cwd: Path, timeout: float = 300) -> tuple[subprocess.CompletedProcess, str]:
+    """Run to the end; returns the result and the run's marker (for leftover checks). The timeout is a hang guard:
+    a small run takes seconds on an idle machine, and several times that on a loaded one."""
     mark = uuid.uuid4().hex
     result = subprocess.run(args, cwd=cwd, env=environment(mark), capture_output=True, text=True, timeout=timeout)
     return result, mark

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import signal
 import subprocess
-import time
 import uuid
 
 import pytest
@@ -26,6 +25,7 @@ from tests.e2e.local_world import (
     run_local,
     table_value,
 )
+from tests.waiting import wait_for
 
 EXAMPLES = REPO / "examples"
 PLATES = [f"P{number:02d}" for number in range(1, 49)]
@@ -143,11 +143,13 @@ def test_ctrl_c_stops_the_workers_tears_down_and_leaves_no_process(tmp_path):
     process = subprocess.Popen(local_args(run.jobs(*["sleep:60"] * 4), run.config, "--out", str(run.out)),
                                cwd=tmp_path, env=environment(mark), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                text=True)
+
+    def a_job_started() -> bool:  # a command is running on a machine
+        assert process.poll() is None, f"the run ended before a job started: {process.communicate()[0]}"
+        return bool(list(run.marks.glob("*.started")))
+
     try:
-        deadline = time.monotonic() + 60
-        while not list(run.marks.glob("*.started")):  # a command is running on a machine
-            assert time.monotonic() < deadline and process.poll() is None, "no job started"
-            time.sleep(0.1)
+        wait_for(a_job_started, "a job to start", timeout=180)  # local mode boots its world first: slow under load
         process.send_signal(signal.SIGINT)
         stdout, _ = process.communicate(timeout=90)
     finally:

@@ -69,7 +69,7 @@ def test_no_secret_of_the_users_environment_lands_in_anything_a_local_run_writes
     mark = uuid.uuid4().hex
     result = subprocess.run(local_args(run.jobs("ok", "ok", "fail"), run.config, "--out", str(run.out)),
                             cwd=tmp_path, env={**environment(mark), **env_extra}, capture_output=True, text=True,
-                            timeout=150)
+                            timeout=300)  # as run_local's: a hang guard
     assert result.returncode == 1, result.stdout + result.stderr  # one job fails on purpose
     written = [path for path in run.out.rglob("*") if path.is_file()]
     assert len(written) > 5

@@ -8,12 +8,12 @@ import re
 import signal
 import subprocess
 import sys
-import time
 import uuid
 
 from moto.server import ThreadedMotoServer
 
 from tests.e2e.local_world import CLI, REPO, Run, environment, local_args, processes_marked, run_local, table_value
+from tests.waiting import wait_for
 
 
 def test_the_drivers_processes_stop_within_seconds_when_it_is_killed(tmp_path):
@@ -22,21 +22,20 @@ def test_the_drivers_processes_stop_within_seconds_when_it_is_killed(tmp_path):
     driver = subprocess.Popen(local_args(run.jobs(*["sleep:60"] * 4), run.config, "--out", str(run.out)),
                               cwd=tmp_path, env=environment(mark), stdout=subprocess.DEVNULL,
                               stderr=subprocess.DEVNULL)
+
+    def a_job_started() -> bool:  # a command is running on a machine
+        assert driver.poll() is None, "the driver ended before a job started"
+        return bool(list(run.marks.glob("*.started")))
+
     try:
-        deadline = time.monotonic() + 60
-        while not list(run.marks.glob("*.started")):  # a command is running on a machine
-            assert time.monotonic() < deadline and driver.poll() is None, "no job started"
-            time.sleep(0.1)
+        wait_for(a_job_started, "a job to start", timeout=180)  # local mode boots its world first: slow under load
         driver.kill()  # SIGKILL: no handler runs, nothing is cleaned up by the driver
         driver.wait()
-        deadline = time.monotonic() + 20
-        while processes_marked(mark) and time.monotonic() < deadline:
-            time.sleep(0.2)
+        wait_for(lambda: not processes_marked(mark), "supervisors, workers and commands to stop when their driver "
+                 "dies", timeout=20, interval=0.2, details=lambda: "\n".join(processes_marked(mark)))
     finally:
         for line in processes_marked(mark):
             os.kill(int(line.split()[0]), signal.SIGKILL)
-
-    assert processes_marked(mark) == [], "supervisors, workers and commands stop when their driver dies"
 
 
 def cli(*args: str, env: dict[str, str], cwd) -> subprocess.CompletedProcess:

@@ -23,10 +23,11 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
+
+from tests.waiting import wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 COMMAND_STARTS = ("python cli.py ", "make ", "export ", "chalice ")
@@ -202,11 +203,9 @@ def test_the_rehearsal_runs_as_written_and_the_status_api_answers_with_the_run(c
 
 
 def wait_for_url(log: Path, emulator: subprocess.Popen, timeout: float = 90) -> str:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    def announced() -> re.Match[str] | None:
         found = EMULATOR_URL.search(log.read_text())
-        if found:
-            return found.group(1)
-        assert emulator.poll() is None, f"the emulator exited with {emulator.returncode}:\n{log.read_text()}"
-        time.sleep(0.2)
-    raise AssertionError(f"the emulator printed no URL in {timeout} s:\n{log.read_text()}")
+        assert found or emulator.poll() is None, f"the emulator exited with {emulator.returncode}:\n{log.read_text()}"
+        return found
+
+    return wait_for(announced, "the emulator to print its URL", timeout, interval=0.2, details=log.read_text).group(1)

@@ -14,7 +14,8 @@ import threading
 from pathlib import Path
 
 from operations.report.data import RELEASED, SUCCEEDED, attempts_by_job, parse_stream, read_log_events
-from tests.worker_world import FAST, aws_clients, python, send_jobs, wait_for, world
+from tests.waiting import wait_for
+from tests.worker_world import FAST, aws_clients, python, send_jobs, world
 from worker.worker import Outcome, Worker
 
 

@@ -19,7 +19,8 @@ from chalicelib.monitor.reconcile import reconcile
 from chalicelib.runfiles import leases
 from tests.conftest import make_settings
 from tests.integration.world import drain, the_run
-from tests.worker_world import aws_clients, make_world, python, s3_keys, send_jobs, wait_for
+from tests.waiting import wait_for
+from tests.worker_world import aws_clients, make_world, python, s3_keys, send_jobs
 from worker.options import WorkerOptions
 from worker.worker import Outcome, Worker
 

@@ -8,12 +8,12 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
-from tests.worker_world import process_alive, wait_for
+from tests.waiting import wait_for
+from tests.worker_world import process_alive
 from worker import orphans
 
 REPO = Path(__file__).resolve().parents[2]
@@ -48,10 +48,7 @@ def test_a_command_dies_when_its_worker_is_killed(how):
         wait_for(lambda: Path(f"/proc/{child}/comm").read_text().strip() == "sleep", "the command to start")
         parent.kill()  # SIGKILL: nothing in the parent runs
         parent.wait()
-        deadline = time.monotonic() + 10
-        while process_alive(child) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert not process_alive(child), "the command outlived the process that started it"
+        wait_for(lambda: not process_alive(child), "the command to die with the process that started it", timeout=30)
     finally:
         if process_alive(child):
             os.kill(child, signal.SIGKILL)

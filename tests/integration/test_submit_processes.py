@@ -27,6 +27,7 @@ from cli import cli
 from operations.setup import resources
 from tests.faults import FaultProxy
 from tests.integration.world import write_config, write_jobs
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -43,15 +44,19 @@ def two_processes(monkeypatch):
 @pytest.fixture
 def slow_caller(monkeypatch):
     """This process sends one batch at a time, 0.1 s each (the other process, a fresh interpreter, is not
-    slowed); two requests in flight per process, so this one holds two batches at most. Returns the count of each
-    batch this process sent."""
+    slowed); two requests in flight per process, so this one holds two batches at most. Once it has timed its
+    round trip (the first PROBE_BATCHES batches, sent before the other process is given any) it waits until the
+    queue holds a batch it did not send: how long the other interpreter takes to boot depends on the machine's
+    load, not on the code, so it is not raced. Returns the count of each batch this process sent."""
     real, lock, sent = submit_module.send_batch, threading.Lock(), []
     monkeypatch.setattr(submit_module, "in_flight_for", lambda round_trip: 2)
 
-    def one_at_a_time(*args, **kwargs):
+    def one_at_a_time(sqs, url, *args, **kwargs):
         with lock:
+            if len(sent) >= submit_module.PROBE_BATCHES:
+                wait_for(lambda: _queued(sqs, url) > sum(sent), "a batch from the other sending process")
             time.sleep(0.1)
-            sent.append(real(*args, **kwargs))
+            sent.append(real(sqs, url, *args, **kwargs))
             return sent[-1]
 
     monkeypatch.setattr(submit_module, "send_batch", one_at_a_time)
@@ -187,28 +192,36 @@ def test_ctrl_c_stops_every_process_and_says_exactly_how_many_jobs_went(moto_ser
     command = subprocess.Popen([sys.executable, "-c", _SUBMIT, "submit", str(write_jobs(tmp_path, total)),
                                 "--config", str(write_config(tmp_path))], cwd=REPO, env=os.environ.copy(),
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+
+    def senders_while_running() -> list[int]:
+        assert command.poll() is None, "the command ended before a second sending process started"
+        return [pid for pid, cmdline in _children_of(command.pid).items() if "spawn_main" in cmdline]
+
+    def well_under_way() -> bool:  # the other process booted or booting
+        assert command.poll() is None, "the command ended before 2,000 jobs were queued"
+        return _queued(sqs, url) >= 2000
+
     try:
-        deadline = time.monotonic() + 60
-        while not [pid for pid, cmdline in _children_of(command.pid).items() if "spawn_main" in cmdline]:
-            assert command.poll() is None and time.monotonic() < deadline, "no second sending process started"
-            time.sleep(0.05)
-        senders = [pid for pid, cmdline in _children_of(command.pid).items() if "spawn_main" in cmdline]
-        while _queued(sqs, url) < 2000:  # well under way, the other process booted or booting
-            assert time.monotonic() < deadline
-            time.sleep(0.05)
+        senders = wait_for(senders_while_running, "a second sending process to start")
+        wait_for(well_under_way, "2,000 jobs in the queue")
         os.killpg(command.pid, signal.SIGINT)  # as a terminal's Ctrl-C: to every process of the group
         out, err = command.communicate(timeout=60)
     finally:
         if command.poll() is None:
             os.killpg(command.pid, signal.SIGKILL)
     assert command.returncode == 130, err
+
+    def running_senders() -> list[int]:
+        return [pid for pid in senders if Path(f"/proc/{pid}").exists()]
+
+    # a sender ends with the command, though on a busy machine its exit may be seen a moment later
+    wait_for(lambda: not running_senders(), "the sending processes to end with the command", timeout=30,
+             details=lambda: f"still running: {running_senders()}")
     [line] = err.splitlines()
-    sent = _queued(sqs, url)
+    sent = _queued(sqs, url)  # counted once no sender is left: one that outlived the command would have changed it
     assert sent < total
     assert line.startswith(f"error: sent {sent} of {total} jobs, then stopped: interrupted (Ctrl-C)"), line
     assert out == ""
-    time.sleep(0.5)
-    assert [pid for pid in senders if Path(f"/proc/{pid}").exists()] == []
 
 
 def _queued(sqs, url: str) -> int:

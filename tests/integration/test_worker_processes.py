@@ -20,6 +20,7 @@ import pytest
 from chalicelib import aws
 from chalicelib.runfiles import leases
 from tests.conftest import make_settings
+from tests.waiting import wait_for
 from tests.worker_world import (
     WorkerProcess,
     job_command,
@@ -28,7 +29,6 @@ from tests.worker_world import (
     queue_counts,
     s3_keys,
     send_jobs,
-    wait_for,
     worker_env,
     write_job_script,
 )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from tests.waiting import wait_for
 from tests.worker_world import FAST, log_lines, python, queue_counts, s3_keys, send_jobs, world
 from worker import upload as worker_upload
 from worker.options import WorkerOptions
@@ -176,17 +177,21 @@ def test_the_command_gets_the_configs_environment(clients):
     assert body.read() == b"4"
 
 
-def test_a_job_stopped_mid_run_is_requeued_without_spending_a_retry(clients):
+def test_a_job_stopped_mid_run_is_requeued_without_spending_a_retry(clients, tmp_path):
     import threading
 
-    settings, worker, queue_url, dlq_url = world(
-        clients, JOB_RETRIES=1, COMMAND=python("import time; time.sleep(60)", "{plate}"))
+    started = tmp_path / "started"
+    settings, worker, queue_url, dlq_url = world(clients, JOB_RETRIES=1, COMMAND=python(
+        "import pathlib, sys, time; pathlib.Path(sys.argv[1]).touch(); time.sleep(60)", str(started), "{plate}"))
     sqs = clients["sqs"]
     sent = send_jobs(sqs, queue_url, settings, [{"plate": "P1"}])[0]
-    stopper = threading.Timer(1.0, worker.request_stop, ("spot interruption notice",))
+    # mid-run: once the command runs (a stop before the worker polls would take no message at all)
+    stopper = threading.Thread(target=lambda: (wait_for(started.exists, "the command to start"),
+                                               worker.request_stop("spot interruption notice")))
     stopper.start()
 
     assert worker.run_once() is Outcome.RELEASED
+    stopper.join()
 
     # a fresh copy waits, visible at once, its receive count back at zero; nothing went to the DLQ
     again = sqs.receive_message(QueueUrl=queue_url, MessageSystemAttributeNames=["ApproximateReceiveCount"])
