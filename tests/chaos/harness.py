@@ -13,6 +13,7 @@ seed's marker afterwards (tests/e2e/local_world.py's /proc scan).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import inspect
 import json
 import os
@@ -54,6 +55,7 @@ BASE_LIMIT_SECONDS = 240.0  # a seed's time limit: this, plus PER_JOB_SECONDS pe
 PER_JOB_SECONDS = 0.5
 COMMAND_SECONDS = 120.0  # a CLI command of the schedule (teardown waits for the teardown to finish)
 POLL_SECONDS = 0.1
+POSTPONE_SECONDS = 1.0
 
 
 @dataclass(frozen=True)
@@ -176,6 +178,11 @@ class Seed:
                                               for job_id, mode in jobs]}))
         return path
 
+    def submitted(self, app: str) -> bool:
+        """Whether the run's local mode has sent its jobs (its output says so)."""
+        live = self.local.get(app)
+        return live is not None and "\nsubmitted " in Path(live.log.name).read_text(errors="replace")
+
     # ------------------------------------------------------------------ processes
     def environment(self, key_id: str, endpoint: str) -> dict[str, str]:
         """A CLI command's or a tick's: the proxy as AWS, `key_id` as who; nothing of the user's AWS setup."""
@@ -286,7 +293,7 @@ def _account(endpoint: str) -> None:
 def _play(state: Seed, proxy: ChaosProxy) -> None:
     plan = state.plan
     starts = sorted(plan.runs, key=lambda run: run.start_at)
-    events = list(plan.events)
+    events, postponed = list(plan.events), []
     deadline = time.monotonic() + limit_seconds(plan)
     t0 = time.monotonic()
     for run in plan.runs:
@@ -296,7 +303,16 @@ def _play(state: Seed, proxy: ChaosProxy) -> None:
         while starts and starts[0].start_at <= now:
             _start_run(state, starts.pop(0), proxy.url)
         while events and events[0].at <= now:
-            _inject(state, events.pop(0), proxy)
+            event = events.pop(0)
+            if event.run and not state.submitted(event.run):
+                # a user acts on a run once it has started: an append before its first submit would be refused
+                # by it (its queue holds jobs already), a teardown would find no run
+                postponed.append(dataclasses.replace(event, at=now + POSTPONE_SECONDS))
+            else:
+                _inject(state, event, proxy)
+        if postponed:
+            events = sorted(events + postponed, key=lambda item: item.at)
+            postponed = []
         state.reap()
         if not starts and all(live.process.poll() is not None for live in state.local.values()):
             break
