@@ -42,9 +42,9 @@ from tests.faults import FaultProxy, Request
 
 try:  # D's modules (issue 30); the stand-ins until they are merged
     from tests.chaos.audit import Recorder
-    from tests.chaos.invariants import check
+    from tests.chaos.invariants import bystander, check
 except ImportError:
-    from tests.chaos._pending import Recorder, check  # type: ignore[assignment]
+    from tests.chaos._pending import Recorder, bystander, check  # type: ignore[assignment]
 
 REPO = Path(__file__).resolve().parents[2]
 CLI = REPO / "cli.py"
@@ -255,10 +255,7 @@ def run_seed(seed: int, log_root: Path) -> SeedResult:
     recorder = Recorder(audit_path)
     with emulator(port=0) as endpoint:
         _account(endpoint)
-        with contextlib.suppress(ImportError):
-            from tests.chaos.invariants import bystander  # type: ignore[attr-defined]
-
-            bystander(endpoint)
+        bystander(endpoint, REGION, log_dir)  # a queue and an alarm of no run, which must survive the seed
         proxy = ChaosProxy(endpoint, seed, observer=getattr(recorder, "observe", recorder)).start()
         try:
             _play(state, proxy)
