@@ -36,6 +36,7 @@ from localrun.account import raise_spot_quotas
 from localrun.embedded import DUMMY_KEY, KEY_ID_VARIABLE, emulator
 from tests.chaos.job import FORGED_PREFIX
 from tests.chaos.scenario import JOB_TIMEOUT_SECONDS, Event, RunPlan, Scenario, scenario
+from tests.chaos.tick import LAMBDA_SECONDS
 from tests.chaos.world import ChaosRun, ChaosWorld
 from tests.e2e.local_world import MARK_VARIABLE, marked_processes
 from tests.faults import FaultProxy, Request
@@ -366,9 +367,10 @@ def _inject(state: Seed, event: Event, proxy: ChaosProxy) -> None:
             os.kill(random.Random(f"{plan.seed}/{event.at}").choice(sorted(workers)), signal.SIGKILL)
     elif event.kind in ("tick", "tick-overlap", "tick-killed"):
         env = state.environment(LAMBDA_KEY, proxy.url)
-        argv = [sys.executable, "-m", "tests.chaos.tick", plan.bucket]
-        for _ in range(2 if event.kind == "tick-overlap" else 1):
-            state.start("tick", argv, env, kill_after=event.seconds if event.kind == "tick-killed" else None)
+        argv = [sys.executable, "-m", "tests.chaos.tick", plan.bucket, str(LAMBDA_SECONDS)]
+        state.start("tick", argv, env, kill_after=event.seconds if event.kind == "tick-killed" else None)
+        if event.kind == "tick-overlap":  # an alarm's tick while the scheduled one runs
+            state.start("tick", [*argv, "alarm"], env)
     elif event.kind == "teardown":
         if state.local[event.run].process.poll() is not None:
             return  # the run is over already

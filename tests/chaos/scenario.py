@@ -25,7 +25,6 @@ ATTACKS = ("forge-failure", "foreign-message", "outside-prefix")
 BUCKET = "chaos-bucket"
 DEAD_LETTER_QUEUE = "chaos_DeadMessages"
 JOB_TIMEOUT_SECONDS = 3.0
-HANG_SECONDS = 3600  # job.py's "hang": far past JOB_TIMEOUT, so only the timeout ends it
 
 
 @dataclass(frozen=True)
@@ -65,7 +64,7 @@ class Event:
         if self.kind == "tick-killed":
             return f"Lambda tick, SIGKILLed after {self.seconds:.2f} s"
         if self.kind == "tick-overlap":
-            return "two Lambda ticks at once"
+            return "two Lambda ticks at once (a scheduled one and an alarm's)"
         if self.kind == "append":
             return f"submit --append{where}: {len(self.jobs)} jobs ({', '.join(sorted({m for _, m in self.jobs}))})"
         return f"{self.kind}{where}"
