@@ -109,7 +109,7 @@ def scenario(seed: int) -> Scenario:
         jobs = [(f"j{number:03d}", _mode(draw)) for number in range(draw.randint(20, 200 if count <= 3 else 80))]
         runs.append(RunPlan(app, tuple(jobs), start_at=round(index * draw.uniform(0.5, 3.0), 1),
                             workers=draw.randint(2, 3), machines=draw.randint(1, 3), visibility=draw.randint(3, 6),
-                            retries=draw.randint(2, 3),
+                            retries=draw.randint(3, 4),
                             interrupt_rate=draw.choice((0.0, 0.0, 0.02, 0.05))))
     runs = _with_attacks(draw, runs)
     events = _schedule(draw, runs)
