@@ -57,6 +57,7 @@ PER_JOB_SECONDS = 0.5
 COMMAND_SECONDS = 120.0  # a CLI command of the schedule (teardown waits for the teardown to finish)
 POLL_SECONDS = 0.1
 POSTPONE_SECONDS = 1.0
+LEFTOVER_GRACE_SECONDS = 20.0  # local mode's machines stop within STOP_GRACE_SECONDS (15 s) of being told
 
 
 @dataclass(frozen=True)
@@ -228,11 +229,15 @@ class Seed:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 live.process.wait(timeout=10)
         self.reap()
-        left = [f"{pid} " + b" ".join(argv).decode(errors="replace") for pid, argv in marked_processes(self.mark)]
-        for pid, _ in marked_processes(self.mark):
+        # a local run killed here (a hung seed) has workers that stop by themselves once their driver is gone
+        until = time.monotonic() + LEFTOVER_GRACE_SECONDS
+        while marked_processes(self.mark) and time.monotonic() < until:
+            time.sleep(POLL_SECONDS)
+        left = marked_processes(self.mark)
+        for pid, _ in left:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
-        return left
+        return [f"{pid} " + b" ".join(argv).decode(errors="replace") for pid, argv in left]
 
 
 def _kill_group(pid: int) -> None:
@@ -255,7 +260,7 @@ def run_seed(seed: int, log_root: Path) -> SeedResult:
     audit_path = log_dir / "audit.jsonl"
     recorder = Recorder(audit_path)
     with emulator(port=0) as endpoint:
-        _account(endpoint)
+        _account(endpoint, plan.bucket)
         bystander(endpoint, REGION, log_dir)  # a queue and an alarm of no run, which must survive the seed
         proxy = ChaosProxy(endpoint, seed, observer=getattr(recorder, "observe", recorder)).start()
         try:
@@ -279,13 +284,13 @@ def run_seed(seed: int, log_root: Path) -> SeedResult:
     return result
 
 
-def _account(endpoint: str) -> None:
+def _account(endpoint: str, bucket: str) -> None:
     """What the user made once before any run: the shared bucket (each run's local mode makes the rest), and the
     Spot quotas raised here, in the emulator's process: local mode raises them in its own, which with --endpoint
     is not the one serving."""
     raise_spot_quotas(REGION)
     boto3.client("s3", endpoint_url=endpoint, region_name=REGION, aws_access_key_id="chaos-harness",
-                 aws_secret_access_key=DUMMY_KEY).create_bucket(Bucket="chaos-bucket")
+                 aws_secret_access_key=DUMMY_KEY).create_bucket(Bucket=bucket)
 
 
 def _play(state: Seed, proxy: ChaosProxy) -> None:
@@ -312,14 +317,14 @@ def _play(state: Seed, proxy: ChaosProxy) -> None:
             events = sorted(events + postponed, key=lambda item: item.at)
             postponed = []
         state.reap()
-        if not starts and all(live.process.poll() is not None for live in state.local.values()):
-            break
         for app, live in state.local.items():
             code = live.process.poll()
             if code not in (None, 0, 1) and app not in state.ended:
                 state.ended.add(app)
                 state.violations.append(Violation("run-crashed", app, f"cli.py local exited {code} (0: every job "
                                                   f"done, 1: some failed or not run); see {live.log.name}"))
+        if not starts and all(live.process.poll() is not None for live in state.local.values()):
+            break
         if time.monotonic() > deadline:
             running = [app for app, live in state.local.items() if live.process.poll() is None]
             state.violations.append(Violation("hung", ",".join(running), f"runs still going after "
