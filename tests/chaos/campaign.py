@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -27,6 +28,7 @@ from tests.chaos.scenario import FAULT_KINDS, scenario
 
 DEFAULT_LOG_ROOT = Path(tempfile.gettempdir()) / "dsr-chaos"
 CHECK_SECONDS = 300.0  # a seed's checks and final tick, after its runs
+STOP_SECONDS = 120.0  # a seed told to stop kills its processes (local mode's grace) and its emulator
 
 
 def seed_in_process(seed: int, log_root: Path) -> dict:
@@ -34,13 +36,15 @@ def seed_in_process(seed: int, log_root: Path) -> dict:
     log_dir = log_root / f"seed-{seed}"
     argv = [sys.executable, "-m", "tests.chaos", "--one", str(seed), "--log-root", str(log_root)]
     began = time.monotonic()
-    try:
-        result = subprocess.run(argv, cwd=REPO, capture_output=True, text=True,
-                                timeout=limit_seconds(scenario(seed)) + CHECK_SECONDS)
-        problem = None if result.returncode == 0 else (
-            f"the harness exited {result.returncode}: {(result.stderr.strip().splitlines() or [''])[-1]}")
-    except subprocess.TimeoutExpired:
-        problem = "the harness itself did not finish in time"
+    with subprocess.Popen(argv, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as child:
+        try:
+            _, stderr = child.communicate(timeout=limit_seconds(scenario(seed)) + CHECK_SECONDS)
+            problem = None if child.returncode == 0 else (
+                f"the harness exited {child.returncode}: {(stderr.strip().splitlines() or [''])[-1]}")
+        except subprocess.TimeoutExpired:
+            child.terminate()  # SIGTERM: the seed's finally blocks kill what it started (a SIGKILL would orphan it)
+            child.communicate(timeout=STOP_SECONDS)
+            problem = "the harness itself did not finish in time"
     if problem is None and (log_dir / "result.json").exists():
         return json.loads((log_dir / "result.json").read_text())
     return {"seed": seed, "jobs": scenario(seed).jobs, "faults": {}, "seconds": round(time.monotonic() - began, 1),
@@ -99,6 +103,8 @@ def table(results: list[dict], wall_seconds: float) -> str:
 def main(seeds: int, first: int, one_seed: int | None, jobs: int, keep_logs: bool, log_root: Path,
          one: int | None) -> None:
     if one is not None:
+        # a SIGTERM (the campaign's timeout, a CI runner stopping) unwinds run_seed's finally blocks as Ctrl-C does
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
         run_seed(one, log_root)
         return
     chosen = [one_seed] if one_seed is not None else list(range(first, first + seeds))

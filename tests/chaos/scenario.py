@@ -110,7 +110,7 @@ def scenario(seed: int) -> Scenario:
         runs.append(RunPlan(app, tuple(jobs), start_at=round(index * draw.uniform(0.5, 3.0), 1),
                             workers=draw.randint(2, 3), machines=draw.randint(1, 3), visibility=draw.randint(3, 6),
                             retries=draw.randint(3, 4),
-                            interrupt_rate=draw.choice((0.0, 0.0, 0.02, 0.05))))
+                            interrupt_rate=draw.choice((0.0, 0.0, 0.005, 0.01))))
     runs = _with_attacks(draw, runs)
     events = _schedule(draw, runs)
     return Scenario(seed, BUCKET, DEAD_LETTER_QUEUE, tuple(runs), tuple(sorted(events, key=lambda e: e.at)))
