@@ -36,11 +36,13 @@ demo: $(BIN)/.installed
 bench: $(BIN)/.installed
 	$(BIN)/python bench/run_all.py
 
-# The randomized fault campaign (tests/chaos): SEEDS seeds, JOBS at once; a failing seed prints its replay command
+# The randomized fault campaign (tests/chaos): SEEDS seeds from FIRST, CHAOS_JOBS at once; a failing seed prints
+# its replay command and keeps its logs
 SEEDS ?= 20
-JOBS ?= 1
+FIRST ?= 1
+CHAOS_JOBS ?= 1
 chaos: $(BIN)/.installed
-	$(BIN)/python -m tests.chaos --seeds $(SEEDS) --jobs $(JOBS)
+	$(BIN)/python -m tests.chaos --seeds $(SEEDS) --first $(FIRST) --jobs $(CHAOS_JOBS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache local-run

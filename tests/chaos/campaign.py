@@ -108,6 +108,8 @@ def main(seeds: int, first: int, one_seed: int | None, jobs: int, keep_logs: boo
         run_seed(one, log_root)
         return
     chosen = [one_seed] if one_seed is not None else list(range(first, first + seeds))
+    if one_seed is not None:
+        click.echo(scenario(one_seed).describe(), nl=False)
     began = time.monotonic()
     results = run_campaign(chosen, jobs, log_root, keep_logs or one_seed is not None)
     click.echo(table(results, time.monotonic() - began), nl=False)
