@@ -52,8 +52,10 @@ CLI = REPO / "cli.py"
 JOB = Path(__file__).resolve().parent / "job.py"
 REGION = "us-east-1"
 LAMBDA_KEY = "chaos-lambda"
-BASE_LIMIT_SECONDS = 240.0  # a seed's time limit: this, plus PER_JOB_SECONDS per job (two busy cores)
-PER_JOB_SECONDS = 0.5
+# A seed's time limit: this, plus PER_JOB_SECONDS per job. Generous: a limit is only reached by a run that never
+# ends, and on a machine at load 20 a local run does a job every 3 s or so per worker.
+BASE_LIMIT_SECONDS = 300.0
+PER_JOB_SECONDS = 2.0
 COMMAND_SECONDS = 120.0  # a CLI command of the schedule (teardown waits for the teardown to finish)
 POLL_SECONDS = 0.1
 POSTPONE_SECONDS = 1.0
