@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.chaos.campaign import seed_in_process, table
+from tests.chaos.campaign import CHECK_SECONDS, seed_in_process, table
+from tests.chaos.harness import limit_seconds
 from tests.chaos.scenario import FAULT_KINDS, Scenario, scenario
 
 # Between them every kind of fault (tests/chaos/scenario.py FAULT_KINDS), on under 100 jobs each: a seed takes
@@ -19,6 +20,8 @@ def kinds_of(plan: Scenario) -> set[str]:
     return {event.kind for event in plan.events} | spot | attack
 
 
+# pytest.ini's 300 s is for a test; a seed's own limits (its runs', then its checks') are what bound this one
+@pytest.mark.timeout(limit_seconds(scenario(max(CI_SEEDS, key=lambda seed: scenario(seed).jobs))) + CHECK_SECONDS + 60)
 @pytest.mark.parametrize("seed", CI_SEEDS)
 def test_a_seed_of_the_campaign_breaks_no_invariant(seed, tmp_path):
     result = seed_in_process(seed, tmp_path)
