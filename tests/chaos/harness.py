@@ -59,6 +59,7 @@ PER_JOB_SECONDS = 2.0
 COMMAND_SECONDS = 120.0  # a CLI command of the schedule (teardown waits for the teardown to finish)
 POLL_SECONDS = 0.1
 POSTPONE_SECONDS = 1.0
+SUMMARY_LINE = "\n  wall time "  # a row of local mode's summary table (localrun/report.py)
 LEFTOVER_GRACE_SECONDS = 20.0  # local mode's machines stop within STOP_GRACE_SECONDS (15 s) of being told
 
 
@@ -321,10 +322,14 @@ def _play(state: Seed, proxy: ChaosProxy) -> None:
         state.reap()
         for app, live in state.local.items():
             code = live.process.poll()
-            if code not in (None, 0, 1) and app not in state.ended:
-                state.ended.add(app)
-                state.violations.append(Violation("run-crashed", app, f"cli.py local exited {code} (0: every job "
-                                                  f"done, 1: some failed or not run); see {live.log.name}"))
+            if code is None or app in state.ended:
+                continue
+            state.ended.add(app)
+            # 0: every job done, 1: some failed or not run; either way after the summary table. An "error:" line
+            # instead (exit 1 for an AWS refusal, 2 for bad input) is a run that never got going
+            if code not in (0, 1) or SUMMARY_LINE not in Path(live.log.name).read_text(errors="replace"):
+                state.violations.append(Violation("run-crashed", app, f"cli.py local exited {code} without its "
+                                                  f"summary; see {live.log.name}"))
         if not starts and all(live.process.poll() is not None for live in state.local.values()):
             break
         if time.monotonic() > deadline:
