@@ -20,8 +20,6 @@ import sys
 import time
 from pathlib import Path
 
-import boto3
-
 FORGED_PREFIX = "forged-"  # the job id a foreign-message attack gives the job it sends
 
 
@@ -47,6 +45,8 @@ def main(mode: str, name: str, out: str) -> int:
 
 
 def attack(kind: str, target: str, name: str) -> None:
+    import boto3  # here: its import takes seconds on a loaded machine, which the other modes need not spend
+
     app, bucket = os.environ["CHAOS_APP"], os.environ["CHAOS_BUCKET"]
     if kind == "forge-failure":
         record = {"job_id": target, "attempts": 1, "reason": f"forged by {name}", "exit_code": 3,
