@@ -304,10 +304,16 @@ def _play(state: Seed, proxy: ChaosProxy) -> None:
     t0 = time.monotonic()
     for run in plan.runs:
         state.write_run_files(run)
+    faults_t0 = None
     while True:
         now = time.monotonic() - t0
         while starts and starts[0].start_at <= now:
             _start_run(state, starts.pop(0), proxy.url)
+        if faults_t0 is None and any(state.submitted(app) for app in state.local):
+            # the schedule's clock starts with the first jobs sent: a loaded machine takes seconds more to get
+            # there, and faults before it would only hit the runs' setup
+            faults_t0 = time.monotonic()
+        now = -1.0 if faults_t0 is None else time.monotonic() - faults_t0
         while events and events[0].at <= now:
             event = events.pop(0)
             if event.run and not state.submitted(event.run):

@@ -1,8 +1,10 @@
 """One seed's scenario: the runs, their jobs and the schedule of faults, a pure function of the seed.
 
 Only `random.Random(seed)` is drawn from (no clock, no environment), so `scenario(seed)` is the same on every
-machine and every replay. Times are seconds after the seed's start. The numbers are small on purpose: a short
-visibility and JOB_TIMEOUT, short jobs, so that a seed takes a minute or so of two busy cores.
+machine and every replay. A run's start is in seconds after the seed's start; an event's, after the first run has
+sent its jobs (before, a fault would only meet the runs' setup, for a time that depends on the machine's load).
+The numbers are small on purpose: a short visibility and JOB_TIMEOUT, short jobs, so that a seed takes a few
+minutes of two busy cores.
 
 DS image mode is left out: local mode refuses a config without COMMAND (localrun/prepare.py `localize_command`),
 its workers being this project's, not an image's.

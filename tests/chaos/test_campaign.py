@@ -26,7 +26,9 @@ def kinds_of(plan: Scenario) -> set[str]:
 def test_a_seed_of_the_campaign_breaks_no_invariant(seed, tmp_path):
     result = seed_in_process(seed, tmp_path)
     assert result["violations"] == [], table([result], result["seconds"])
-    assert result["faults"]["requests failed"] + result["faults"]["requests delayed"] > 0
+    # what the schedule plays whatever the timing (a kill, a teardown, a redrive or an append may find its run over)
+    played = {kind for kind, count in result["faults"].items() if count}
+    assert played >= kinds_of(scenario(seed)) - {"kill-worker", "teardown", "redrive", "append"}
 
 
 def test_the_ci_seeds_inject_every_kind_of_fault_between_them():
