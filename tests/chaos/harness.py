@@ -398,7 +398,8 @@ def _inject(state: Seed, event: Event, proxy: ChaosProxy) -> None:
         _cli(state, event, proxy, ["redrive"])
     elif event.kind == "append":
         run = runs[event.run]
-        path = state.job_file(state.run_dir(run) / f"append-{event.at:.1f}.json", event.jobs)
+        # named after its first job: two appends postponed to the same moment must not share a file
+        path = state.job_file(state.run_dir(run) / f"append-{event.jobs[0][0]}.json", event.jobs)
 
         def sent(code: int, jobs=event.jobs, app=event.run) -> None:
             if code == 0:
