@@ -26,9 +26,10 @@ def kinds_of(plan: Scenario) -> set[str]:
 def test_a_seed_of_the_campaign_breaks_no_invariant(seed, tmp_path):
     result = seed_in_process(seed, tmp_path)
     assert result["violations"] == [], table([result], result["seconds"])
-    # what the schedule plays whatever the timing (a kill, a teardown, a redrive or an append may find its run over)
-    played = {kind for kind, count in result["faults"].items() if count}
-    assert played >= kinds_of(scenario(seed)) - {"kill-worker", "teardown", "redrive", "append"}
+    # played: what the scenario holds; at least what comes with the runs' start (an event due after every run has
+    # ended is not played, and how far a run gets by then depends on the machine's load)
+    played = {kind for kind, count in result["faults"].items() if count and kind in FAULT_KINDS}
+    assert kinds_of(scenario(seed)) & {"spot", "attack"} <= played <= kinds_of(scenario(seed))
 
 
 def test_the_ci_seeds_inject_every_kind_of_fault_between_them():
