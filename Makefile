@@ -3,7 +3,7 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: install test test-all demo bench clean container-test lint typecheck
+.PHONY: install test test-all demo bench chaos clean container-test lint typecheck
 
 $(BIN)/.installed: requirements.txt requirements-dev.txt worker/requirements.txt
 	@command -v $(PYTHON) >/dev/null || (echo "error: $(PYTHON) not found; run 'make PYTHON=python3 ...'" >&2; exit 2)
@@ -35,6 +35,14 @@ demo: $(BIN)/.installed
 
 bench: $(BIN)/.installed
 	$(BIN)/python bench/run_all.py
+
+# The randomized fault campaign (tests/chaos): SEEDS seeds from FIRST, CHAOS_JOBS at once; a failing seed prints
+# its replay command and keeps its logs
+SEEDS ?= 20
+FIRST ?= 1
+CHAOS_JOBS ?= 1
+chaos: $(BIN)/.installed
+	$(BIN)/python -m tests.chaos --seeds $(SEEDS) --first $(FIRST) --jobs $(CHAOS_JOBS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache local-run

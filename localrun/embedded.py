@@ -28,6 +28,13 @@ from localrun import api_gateway
 from localrun.moto_patches import patched
 
 DUMMY_KEY = "local-mode"  # moto accepts any key; these are not credentials of any account
+# A key id naming the caller instead of DUMMY_KEY, so that an emulator's request log tells several local runs apart
+# (tests/chaos audits which run touched what); never a user's key: AWS_ACCESS_KEY_ID is not read.
+KEY_ID_VARIABLE = "DSR_LOCAL_KEY_ID"
+
+
+def key_id() -> str:
+    return os.environ.get(KEY_ID_VARIABLE) or DUMMY_KEY
 LOCAL_HOSTS = ("localhost",)
 
 
@@ -52,7 +59,7 @@ def local_environment(endpoint: str, region: str, environ: dict[str, str]) -> di
     cleaned = {name: value for name, value in environ.items() if not name.startswith("AWS_")}
     cleaned.update({
         "AWS_ENDPOINT_URL": ensure_local(endpoint),
-        "AWS_ACCESS_KEY_ID": DUMMY_KEY,
+        "AWS_ACCESS_KEY_ID": key_id(),
         "AWS_SECRET_ACCESS_KEY": DUMMY_KEY,
         "AWS_DEFAULT_REGION": region,
         "AWS_REGION": region,
@@ -151,7 +158,7 @@ class LocalSession(boto3.session.Session):
         core.set_config_variable("config_file", os.devnull)
         core.set_config_variable("credentials_file", os.devnull)
         core.set_config_variable("ignore_configured_endpoint_urls", True)  # AWS_ENDPOINT_URL_S3 and the like
-        super().__init__(aws_access_key_id=DUMMY_KEY, aws_secret_access_key=DUMMY_KEY, region_name=region,
+        super().__init__(aws_access_key_id=key_id(), aws_secret_access_key=DUMMY_KEY, region_name=region,
                          botocore_session=core)
         self.endpoint = ensure_local(endpoint)
 

@@ -243,11 +243,16 @@ def _ensure_role(iam: IAMClient, spec: RoleSpec, report: AccountReport) -> str:
     try:
         role = iam.get_role(RoleName=spec.name)["Role"]
     except iam.exceptions.NoSuchEntityException:
-        role = iam.create_role(RoleName=spec.name, AssumeRolePolicyDocument=json.dumps(spec.trust),
-                               Description="Created by 'python cli.py setup-account'")["Role"]
-        iam.put_role_policy(RoleName=spec.name, PolicyName=POLICY_NAME, PolicyDocument=json.dumps(spec.policy))
-        report.changes.append(f"created role {spec.name}")
-        return role["Arn"]
+        try:
+            role = iam.create_role(RoleName=spec.name, AssumeRolePolicyDocument=json.dumps(spec.trust),
+                                   Description="Created by 'python cli.py setup-account'")["Role"]
+        except iam.exceptions.EntityAlreadyExistsException:
+            # another setup-account made it since we looked (runs starting together): checked as one found
+            role = iam.get_role(RoleName=spec.name)["Role"]
+        else:
+            iam.put_role_policy(RoleName=spec.name, PolicyName=POLICY_NAME, PolicyDocument=json.dumps(spec.policy))
+            report.changes.append(f"created role {spec.name}")
+            return role["Arn"]
     changed = []
     if _document(role["AssumeRolePolicyDocument"]) != spec.trust:
         iam.update_assume_role_policy(RoleName=spec.name, PolicyDocument=json.dumps(spec.trust))
@@ -270,10 +275,20 @@ def _ensure_instance_profile(iam: IAMClient, role_name: str, profile_name: str,
         profile = iam.get_instance_profile(InstanceProfileName=profile_name)["InstanceProfile"]
         action = "unchanged"
     except iam.exceptions.NoSuchEntityException:
-        profile = iam.create_instance_profile(InstanceProfileName=profile_name)["InstanceProfile"]
-        action = "created"
+        try:
+            profile = iam.create_instance_profile(InstanceProfileName=profile_name)["InstanceProfile"]
+            action = "created"
+        except iam.exceptions.EntityAlreadyExistsException:  # another setup-account made it since we looked
+            profile = iam.get_instance_profile(InstanceProfileName=profile_name)["InstanceProfile"]
+            action = "unchanged"
     if role_name not in [role["RoleName"] for role in profile.get("Roles", [])]:
-        iam.add_role_to_instance_profile(InstanceProfileName=profile_name, RoleName=role_name)
+        try:
+            iam.add_role_to_instance_profile(InstanceProfileName=profile_name, RoleName=role_name)
+        except iam.exceptions.LimitExceededException:
+            # a profile holds one role: another setup-account added it since we looked, if it is this one
+            profile = iam.get_instance_profile(InstanceProfileName=profile_name)["InstanceProfile"]
+            if role_name not in [role["RoleName"] for role in profile.get("Roles", [])]:
+                raise
         action = action if action == "created" else "updated"
     report.changes.append(f"{action} instance profile {profile_name}")
     return profile["Arn"]

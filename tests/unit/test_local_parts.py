@@ -35,6 +35,18 @@ def test_the_local_environment_drops_every_aws_variable_of_the_user():
     assert env["HOME"] == "/home/me" and env["AWS_ENDPOINT_URL"] == "http://127.0.0.1:9"
     assert not {"AWS_PROFILE", "AWS_ENDPOINT_URL_S3", "AWS_SESSION_TOKEN"} & set(env)
     assert env["AWS_DEFAULT_REGION"] == "eu-west-1"
+    assert env["AWS_ACCESS_KEY_ID"] == "local-mode"
+
+
+def test_a_caller_named_by_dsr_local_key_id_signs_with_that_name_never_with_the_users_key(monkeypatch):
+    # the chaos campaign (tests/chaos) tells its runs' requests apart by the key id they sign with
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIAUSERSREALKEY0000")
+    monkeypatch.setenv("DSR_LOCAL_KEY_ID", "chaos-RunA")
+    env = local_environment("http://127.0.0.1:9", "eu-west-1", dict(os.environ))
+    assert env["AWS_ACCESS_KEY_ID"] == "chaos-RunA" and "AKIAUSERSREALKEY0000" not in env.values()
+    with embedded_aws("eu-west-1", endpoint=None) as _:
+        s3 = aws.client("s3", region="eu-west-1")
+        assert s3._request_signer._credentials.access_key == "chaos-RunA"
 
 
 def test_this_process_reaches_only_the_local_endpoint_and_its_environment_is_left_alone(monkeypatch, tmp_path):
