@@ -6,7 +6,8 @@ redrive sends each record's message again as a new message (so it gets a fresh a
 and takes the same message off the dead-letter queue; other runs' messages there are left as they were. In DS image
 mode (COMMAND null) the image's own worker writes no record: the run's failed jobs are then the dead-letter messages
 SQS moved there from the run's own queue, as chalicelib/monitor/failed.py reads them for `failed` and the status API
-alike.
+alike; with this project's worker, those messages whose job has no record are failed jobs too (a worker killed
+during a job's last attempt writes none).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from chalicelib.model.jobs import NotAJob, job_from_message
 from chalicelib.model.names import run_attributes
 from chalicelib.model.settings import Settings
 from chalicelib.monitor import deadletters
-from chalicelib.monitor.failed import FailedJobs, dead_letter_failures
+from chalicelib.monitor.failed import FailedJobs, dead_letter_failures, with_dead_letters
 from chalicelib.runfiles import failures
 
 if TYPE_CHECKING:  # boto3-stubs: for mypy only
@@ -38,7 +39,8 @@ def failed_jobs(clients: Clients, settings: Settings) -> FailedJobs:
     """The run's jobs whose last attempt failed and that have not been done since, oldest first."""
     if settings.ds_image_mode:
         return _dead_letter_jobs(clients, settings)
-    return FailedJobs(failures.list_records(clients.s3, settings.AWS_BUCKET, settings.APP_NAME))
+    return with_dead_letters(failures.list_records(clients.s3, settings.AWS_BUCKET, settings.APP_NAME),
+                             _dead_letter_jobs(clients, settings))
 
 
 # ---------------------------------------------------------------- one job's log

@@ -2,12 +2,14 @@
 
 In DS image mode (COMMAND null) the image's own worker writes no failure record: the run's failed jobs are the
 dead-letter messages SQS moved there from the run's own queue (deadletters.py: the source ARN SQS stamps, never
-the `dsr-app` attribute a job could set). Messages that name the run but did not come from its queue are left
-out, and counted, so `failed`, `redrive` and the API can say so.
+the `dsr-app` attribute a job could set). With this project's worker they are its failure records plus those
+messages whose job has no record (a worker killed during the last attempt writes none). Messages that name the run
+but did not come from its queue are left out, and counted, so `failed`, `redrive` and the API can say so.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -62,3 +64,20 @@ def dead_letter_failures(sqs: SQSClient, url: str, app_name: str, queue_name: st
             exit_code=None, last_lines=(), message_body=message["Body"],
             time=int(message.get("Attributes", {}).get("SentTimestamp", 0)) / 1000, instance_id=None))
     return FailedJobs(sorted(records, key=lambda record: record.job_id), attributed.ignored, complete)
+
+
+KILLED_ON_LAST_ATTEMPT = ("in the dead-letter queue with no failure record: its worker was stopped during its last "
+                          "attempt (a spot reclaim, out of memory, killed); see its log")
+
+
+def with_dead_letters(records: list[FailureRecord], dead_lettered: FailedJobs) -> FailedJobs:
+    """A run of this project's worker: its failure records, and the jobs SQS moved from its queue to the dead-letter
+    queue that have none. A worker killed during a job's last attempt (a spot reclaim, the OOM killer, SIGKILL) writes
+    no record, yet SQS still moves the message once its receives are spent: without these, `failed`, `redrive`
+    and the API would never show that job (chaos seeds 14, 16 and 2808)."""
+    recorded = {record.job_id for record in records}
+    extra = [dataclasses.replace(record, reason=KILLED_ON_LAST_ATTEMPT) for record in dead_lettered.records
+             if record.job_id not in recorded]
+    return FailedJobs(sorted(records + extra, key=lambda record: record.time), dead_lettered.ignored_dead_letters,
+                      dead_lettered.complete)
+

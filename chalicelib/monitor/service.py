@@ -233,7 +233,7 @@ def _publish(outcome: RunOutcome, s3: S3Client) -> None:
             f"{type(error).__name__}: {aws.error_code(error) or error}")
 
 
-# How long GET /runs/{app}/failed reads a DS-image run's dead-letter queue: the API's function stops at 30 s
+# How long GET /runs/{app}/failed reads a live run's dead-letter queue: the API's function stops at 30 s
 # (.chalice/config.json), and what was read must still be released and returned.
 API_SWEEP_SECONDS = 20
 
@@ -241,12 +241,12 @@ API_SWEEP_SECONDS = 20
 def find_failed(app_name: str, buckets: list[str], clients: Clients | None = None) -> dict[str, Any] | None:
     """GET /runs/{app_name}/failed: the run's failed jobs, or None for a run nobody knows.
 
-    Those are the run's failure records, except for a live run in DS image mode (its record says so): its image's
-    worker writes none, so they are the messages SQS moved from the run's queue to the dead-letter queue its record
-    names, read as `cli.py failed` reads them (failed.dead_letter_failures: each message is hidden only during the
-    look, then visible again at once); `ignored_dead_letter_messages` counts those that name the run but came from
-    another queue, left out. A record that cannot be read, or a finished run (its summary is all that is left),
-    gets its failure records."""
+    Those are the run's failure records and, for a live run, the messages SQS moved from the run's queue to the
+    dead-letter queue its record names whose job has none (failed.with_dead_letters); in DS image mode (its record
+    says so) only those messages, its image's worker writing no record. They are read as `cli.py failed` reads them
+    (failed.dead_letter_failures: each message is hidden only during the look, then visible again at once);
+    `ignored_dead_letter_messages` counts those that name the run but came from another queue, left out. A record
+    that cannot be read, or a finished run (its summary is all that is left), gets its failure records."""
     given = clients
     clients = clients or Clients()
     for bucket in buckets:
@@ -258,13 +258,15 @@ def find_failed(app_name: str, buckets: list[str], clients: Clients | None = Non
             known = record is not None or run_summary.find(clients.s3, bucket, app_name) is not None
         if not known:
             continue
-        if record is not None and record.DS_IMAGE_MODE:
+        dead_lettered = failed.FailedJobs([])
+        if record is not None and record.DEAD_LETTER_QUEUE_URL:
             sqs = (given or Clients(region=record.REGION)).sqs  # the Lambda's own, in the run's region
-            found = (failed.dead_letter_failures(sqs, record.DEAD_LETTER_QUEUE_URL, app_name,
-                                                  record.MONITOR_QUEUE_NAME, seconds=API_SWEEP_SECONDS)
-                      if record.DEAD_LETTER_QUEUE_URL else failed.FailedJobs([]))
+            dead_lettered = failed.dead_letter_failures(sqs, record.DEAD_LETTER_QUEUE_URL, app_name,
+                                                        record.MONITOR_QUEUE_NAME, seconds=API_SWEEP_SECONDS)
+        if record is not None and record.DS_IMAGE_MODE:
+            found = dead_lettered
         else:
-            found = failed.FailedJobs(failures.list_records(clients.s3, bucket, app_name))
+            found = failed.with_dead_letters(failures.list_records(clients.s3, bucket, app_name), dead_lettered)
         document = {"app_name": app_name, "failed": [job.public() for job in found.records],
                     "ignored_dead_letter_messages": found.ignored_dead_letters, "complete": found.complete}
         if not found.complete:

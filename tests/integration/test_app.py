@@ -117,8 +117,11 @@ def test_a_ds_image_runs_failed_jobs_are_its_own_messages_in_the_shared_dead_let
         ("P00000", None, []), ("P00001", None, [])]
     assert all(job["reason"].startswith("in the dead-letter queue") and job["attempts"] >= 3 for job in failed)
     assert queue_counts(sqs, dead_letter) == (2 + JOBS, 0), "the look hid no message from other readers"
-    # TestApp runs this project's worker: its list is its failure records (none: its jobs failed without a worker)
-    assert client.http.get("/runs/TestApp/failed").json_body["failed"] == []
+    # TestApp runs this project's worker: its failure records (none: no worker wrote one) and its own dead-lettered
+    # jobs without one, all 12 (the ones a killed worker leaves), never DsImage's though two have the same bodies
+    own = client.http.get("/runs/TestApp/failed").json_body["failed"]
+    assert sorted(job["job_id"] for job in own) == [f"P{index:05d}" for index in range(JOBS)]
+    assert all(job["reason"].startswith("in the dead-letter queue with no failure record") for job in own)
     missing = client.http.get("/runs/Nobody/failed")
     assert missing.status_code == 404 and "no run named 'Nobody'" in missing.json_body["Message"]
     assert response.json_body["complete"] is True

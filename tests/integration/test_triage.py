@@ -10,6 +10,7 @@ from click.testing import CliRunner
 
 from chalicelib import aws as clients
 from cli import cli
+from tests.integration.world import fail_every_job
 from tests.worker_world import run_workers, script
 
 FAILING = ("P00000", "P00001")  # of the started run's 12 jobs; every job of the victim run fails
@@ -91,3 +92,25 @@ def test_redrive_of_named_jobs_moves_only_those_and_warns_of_unknown_ids(failure
     assert "warning: P77777 is not a failed job of run TestApp; not sent" in result.output
     assert "sent 1 failed job(s) back to TestAppQueue (1 taken off user_DeadMessages)" in result.output
     assert [job["job_id"] for job in json.loads(cli_run(failures, "failed", "--json").output)] == ["P00000"]
+
+
+def test_a_job_whose_worker_was_killed_on_its_last_attempt_is_listed_and_redriven(started, victim):
+    """A worker killed during a job's last attempt (a spot reclaim, the OOM killer) writes no failure record, and
+    SQS still moves the message to the dead-letter queue once its receives are spent: the job is failed, so
+    `failed` lists it and `redrive` sends it back (chaos seeds 14, 16 and 2808 found it listed nowhere). The
+    victim run's own dead letters, in the same queue, are neither listed nor moved."""
+    fail_every_job(victim)
+    fail_every_job(started)  # every attempt of every job ends with its worker gone: no record anywhere
+    listed = json.loads(cli_run(started, "failed", "--json").output)
+    assert sorted(job["job_id"] for job in listed) == [f"P{index:05d}" for index in range(12)]
+    assert all("no failure record: its worker was stopped" in job["reason"] for job in listed)
+
+    result = cli_run(started, "redrive")
+
+    assert result.exit_code == 0, result.output
+    sqs = clients.client("sqs")
+    queue = sqs.get_queue_url(QueueName=started.settings.SQS_QUEUE_NAME)["QueueUrl"]
+    assert int(sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["ApproximateNumberOfMessages"])[
+        "Attributes"]["ApproximateNumberOfMessages"]) == 12
+    assert dead_letter_runs() == ["Victim"] * 3
+    assert json.loads(cli_run(started, "failed", "--json").output) == []
