@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import inspect
 import json
 import os
 import random
@@ -34,18 +33,14 @@ import boto3
 
 from localrun.account import raise_spot_quotas
 from localrun.embedded import DUMMY_KEY, KEY_ID_VARIABLE, emulator
+from tests.chaos.audit import Recorder
+from tests.chaos.invariants import bystander, check
 from tests.chaos.job import FORGED_PREFIX
 from tests.chaos.scenario import JOB_TIMEOUT_SECONDS, Event, RunPlan, Scenario, scenario
 from tests.chaos.tick import LAMBDA_SECONDS
 from tests.chaos.world import ChaosRun, ChaosWorld
 from tests.e2e.local_world import MARK_VARIABLE, marked_processes
 from tests.faults import FaultProxy, Request
-
-try:  # D's modules (issue 30); the stand-ins until they are merged
-    from tests.chaos.audit import Recorder
-    from tests.chaos.invariants import bystander, check
-except ImportError:
-    from tests.chaos._pending import Recorder, bystander, check  # type: ignore[assignment]
 
 REPO = Path(__file__).resolve().parents[2]
 CLI = REPO / "cli.py"
@@ -92,7 +87,7 @@ class ChaosProxy(FaultProxy):
     each for a span of seconds after the injector opens it."""
 
     def __init__(self, upstream: str, seed: int, observer=None):
-        extra = {"observer": observer} if observer and "observer" in inspect.signature(FaultProxy).parameters else {}
+        extra = {"observer": observer} if observer else {}
         super().__init__(upstream, rate=0.0, seed=seed, rule=self._window_fault, **extra)
         self.audited = bool(extra)
         self.windows: list[tuple[float, Event]] = []  # (closes at, event)
@@ -265,7 +260,7 @@ def run_seed(seed: int, log_root: Path) -> SeedResult:
     with emulator(port=0) as endpoint:
         _account(endpoint, plan.bucket)
         bystander(endpoint, REGION, log_dir)  # a queue and an alarm of no run, which must survive the seed
-        proxy = ChaosProxy(endpoint, seed, observer=getattr(recorder, "observe", recorder)).start()
+        proxy = ChaosProxy(endpoint, seed, observer=recorder.observe).start()
         try:
             _play(state, proxy)
         finally:

@@ -178,8 +178,11 @@ def check_jobs(run: ChaosRun, settings: Settings, clients: Clients, others: dict
 def judge_jobs(run: ChaosRun, seen: Evidence) -> Iterable[tuple[str, str]]:
     not_run = set(seen.summary.get("not_run", [])) if seen.summary else set()
     known = _summary_jobs(seen.summary)
+    forged = forged_records(run)
     for job_id, mode in sorted(run.jobs.items()):
         done, record = job_id in seen.done, seen.failed.get(job_id)
+        if job_id in forged:
+            continue  # another job of its run wrote its failure record: see forged_records
         if done and record is not None:  # whatever the record says, the job ended twice: one violation, not two
             yield "job-twice", f"job {job_id} ({mode}) is done and listed failed: {record.reason}"
         elif mode in ("fail", "hang") and done:
@@ -194,6 +197,16 @@ def judge_jobs(run: ChaosRun, seen: Evidence) -> Iterable[tuple[str, str]]:
                                + ("; SQS moved it from the run's queue to the dead-letter queue with no failure "
                                   "record (its last attempt's worker never wrote one)"
                                   if job_id in seen.dead_lettered else ""))
+
+
+def forged_records(run: ChaosRun) -> frozenset[str]:
+    """The jobs of the run whose failure record a hostile job of the same run may have written
+    (`attack:forge-failure:<victim>`). A job may write its own run's files under runs/APP/ (the task role's grant),
+    so it can make `failed` list another job of its run: within the run's own trust (DESIGN.md: a job can mislead
+    only its own run), a limitation the README states, not a crossing of runs. Those victims' ends are not judged;
+    every other job's are."""
+    return frozenset(mode.split(":", 2)[2] for mode in run.jobs.values()
+                     if mode.startswith("attack:forge-failure:") and mode.count(":") >= 2)
 
 
 def _wrong_failure(mode: str, record: FailureRecord) -> str | None:

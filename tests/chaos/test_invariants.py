@@ -195,17 +195,14 @@ def test_a_job_with_no_complete_output_nor_failure_is_lost(hand):
     assert ("RunB", "job b1 is done in the summary but its outputs are not complete") in found["summary-mismatch"]
 
 
-def test_a_job_sqs_dead_lettered_with_no_failure_record_is_lost_and_the_detail_says_so(hand):
-    """Its worker killed on its last attempt: SQS moves it at the next receive, no record was written, so `cli.py
-    failed` (the records) never lists it."""
+def test_a_job_sqs_dead_lettered_with_no_failure_record_is_listed_failed_not_lost(hand):
+    """Its worker killed on its last attempt: SQS moves it at the next receive and no record was written; `cli.py
+    failed` lists it all the same (failed.with_dead_letters; chaos seeds 14, 16 and 2808 found it listed nowhere)."""
     hand.client("s3").delete_object(Bucket=BUCKET, Key=names.success_marker_key("RunB/b1"))
     hand.dead_letter("RunB", "b1")
     hand.summary("RunB", done=("b2",), failed=("b1",))
     found = kinds(check(hand.world()))
-    assert found["job-lost"] == [("RunB", "job b1 (sleep:0.1) is neither done nor listed failed; the summary says "
-                                          "failed; SQS moved it from the run's queue to the dead-letter queue with no "
-                                          "failure record (its last attempt's worker never wrote one)")]
-    assert found["summary-mismatch"] == [("RunB", "job b1 is failed in the summary but `failed` does not list it")]
+    assert "job-lost" not in found and "summary-mismatch" not in found, found
 
 
 def test_failed_listing_a_job_another_run_had_crosses_runs(hand):
