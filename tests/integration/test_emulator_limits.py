@@ -11,9 +11,9 @@ import pytest
 from botocore.exceptions import ClientError
 
 from localrun import moto_limits as limits
+from tests.integration.world import MOTO_AMI, spot_fleet_of
 
 REGION = "us-east-1"
-AMI = "ami-12c6146b"  # one of moto's stock images
 ACCOUNT = "123456789012"
 CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing", "region_name": REGION}
 FLEET_SIZE = 1500
@@ -39,13 +39,7 @@ def fleet():
 
     with mock_aws():
         ec2 = client("ec2")
-        template = ec2.create_launch_template(
-            LaunchTemplateName="limits", LaunchTemplateData={"ImageId": AMI, "InstanceType": "m5.large"})
-        fleet_id = ec2.create_fleet(
-            Type="maintain", TargetCapacitySpecification={"TotalTargetCapacity": FLEET_SIZE,
-                                                          "DefaultTargetCapacityType": "spot"},
-            LaunchTemplateConfigs=[{"LaunchTemplateSpecification": {
-                "LaunchTemplateId": template["LaunchTemplate"]["LaunchTemplateId"], "Version": "1"}}])["FleetId"]
+        fleet_id = spot_fleet_of(ec2, "limits", FLEET_SIZE)
         yield fleet_id
 
 
@@ -77,7 +71,7 @@ def test_describe_fleet_instances_comes_in_pages_of_1000(fleet):
 def test_terminate_instances_takes_at_most_1000_ids(fleet):
     ec2 = client("ec2")
     launched = [instance["InstanceId"] for instance in ec2.run_instances(
-        ImageId=AMI, InstanceType="m5.large", MinCount=1000, MaxCount=1000)["Instances"]]
+        ImageId=MOTO_AMI, InstanceType="m5.large", MinCount=1000, MaxCount=1000)["Instances"]]
     one_more = fleet_machines(fleet)[:1]
 
     assert refused(ec2.terminate_instances, InstanceIds=launched + one_more) == ("InvalidParameterValue", 400)

@@ -9,9 +9,9 @@ import boto3
 import pytest
 
 from chalicelib.aws.ec2 import live_machines
+from tests.integration.world import spot_fleet_of
 
 REGION = "us-east-1"
-AMI = "ami-12c6146b"  # one of moto's stock images
 MACHINES = 1500
 
 pytestmark = pytest.mark.slow  # an EC2 Fleet of 1,500 machines (a reservation each), shared by the module
@@ -23,13 +23,7 @@ def fleet():
 
     with mock_aws():
         ec2 = boto3.client("ec2", region_name=REGION)
-        template = ec2.create_launch_template(
-            LaunchTemplateName="machines", LaunchTemplateData={"ImageId": AMI, "InstanceType": "m5.large"})
-        fleet_id = ec2.create_fleet(
-            Type="maintain", TargetCapacitySpecification={"TotalTargetCapacity": MACHINES,
-                                                          "DefaultTargetCapacityType": "spot"},
-            LaunchTemplateConfigs=[{"LaunchTemplateSpecification": {
-                "LaunchTemplateId": template["LaunchTemplate"]["LaunchTemplateId"], "Version": "1"}}])["FleetId"]
+        fleet_id = spot_fleet_of(ec2, "machines", MACHINES)
         ids = [item["InstanceId"] for page in ec2.get_paginator("describe_instances").paginate(
             Filters=[{"Name": "tag:aws:ec2:fleet-id", "Values": [fleet_id]}])
             for reservation in page["Reservations"] for item in reservation["Instances"]]

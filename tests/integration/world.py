@@ -370,3 +370,18 @@ class ConcurrentReconciles:
         escaped = [outcome for outcome in self.outcomes if isinstance(outcome, BaseException) or outcome is None]
         assert not escaped, f"escaped a concurrent reconcile: {escaped!r}"
         return self.outcomes
+
+
+MOTO_AMI = "ami-12c6146b"  # one of moto's stock images
+
+
+def spot_fleet_of(ec2, name: str, machines: int) -> str:
+    """An EC2 Fleet (maintain) of `machines` spot machines from a launch template `name`: moto launches them at once,
+    each its own reservation, as a big fleet's are on AWS. Its id."""
+    template = ec2.create_launch_template(
+        LaunchTemplateName=name, LaunchTemplateData={"ImageId": MOTO_AMI, "InstanceType": "m5.large"})
+    return ec2.create_fleet(
+        Type="maintain", TargetCapacitySpecification={"TotalTargetCapacity": machines,
+                                                      "DefaultTargetCapacityType": "spot"},
+        LaunchTemplateConfigs=[{"LaunchTemplateSpecification": {
+            "LaunchTemplateId": template["LaunchTemplate"]["LaunchTemplateId"], "Version": "1"}}])["FleetId"]
