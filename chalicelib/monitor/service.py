@@ -144,7 +144,8 @@ def status_of(run: Run, clients: Clients | None = None) -> dict[str, Any]:
 
 
 # GET /runs reads the runs' status documents this many at a time: S3 answers each in 20-50 ms, so 1,000 runs take
-# 1-2 s, well within API Gateway's 29 s (bench/README.md); below the client's connection pool (aws.MAX_POOL_CONNECTIONS)
+# 3-4 s (the client's own CPU, 2 ms a read, is most of it; bench/README.md), within API Gateway's 29 s; below the
+# client's connection pool (aws.MAX_POOL_CONNECTIONS)
 READERS = 32
 
 
