@@ -156,19 +156,8 @@ def _instance_types(specifications: Iterable[SpotFleetLaunchSpecificationOutputT
 
 def live_tagged_fleet_id(ec2: EC2Client, key: str, value: str) -> str | None:
     """A live fleet of either kind carrying the tag key=value (start-cluster's tag on its run's fleet)."""
-    for page in ec2.get_paginator("describe_fleets").paginate():
-        for item in page["Fleets"]:
-            if _tag_map(item).get(key) == value and item.get("FleetState") in LIVE_FLEET_STATES:
-                return item["FleetId"]
-    for requests in ec2.get_paginator("describe_spot_fleet_requests").paginate():
-        for request in requests["SpotFleetRequestConfigs"]:
-            if _tag_map(request).get(key) == value and request["SpotFleetRequestState"] in LIVE_FLEET_STATES:
-                return request["SpotFleetRequestId"]
-    return None
-
-
-def _tag_map(resource: FleetDataTypeDef | SpotFleetRequestConfigTypeDef) -> dict[str, str]:
-    return {tag["Key"]: tag["Value"] for tag in resource.get("Tags", ())}
+    return next((fleet_id for fleet_id, fleet in all_fleet_states(ec2).items()
+                 if fleet.tags.get(key) == value and fleet.state in LIVE_FLEET_STATES), None)
 
 
 def fleet_user_data(ec2: EC2Client, fleet_id: str) -> tuple[str, ...]:
