@@ -66,6 +66,9 @@ def on_alarm(event: SNSEvent) -> None:
 @app.schedule(Rate(PERIOD_MINUTES, unit=Rate.MINUTES))
 def every_period(event: CloudWatchEvent) -> None:
     _tick(_watched_runs(trigger="schedule"), event, "schedule")
+    # only the schedule sees every run each tick; GET /runs reads the indexes (a missing one only makes it slower)
+    for item in service.refresh_indexes(service.watched_buckets()):
+        logger.warning("status index " + item.reason, extra={"bucket": item.bucket, "key": item.key})
 
 
 def _time_left(event: BaseLambdaEvent) -> TimeLeft | None:

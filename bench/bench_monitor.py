@@ -185,16 +185,19 @@ def get_runs(runs: int) -> Callable[[], object]:
 
 def copy_runs(started: list[str], total: int) -> None:
     """GET /runs's cases past the runs started: each started run's record and status document copied under new
-    names until there are `total`. The listing reads only those two objects of a run (never its AWS resources), so
+    names until there are `total`, then the bucket's status index refreshed as the scheduled tick does after its
+    runs. GET /runs reads only the listing, the index and those two objects of a run (never its AWS resources), so
     a copy costs it what a run costs; starting 1,000 runs on the emulator takes most of an hour."""
     from chalicelib import aws
     from chalicelib.model.names import record_key, status_key
+    from chalicelib.monitor import status_index
 
     s3 = aws.client("s3", region=REGION)
     for index in range(len(started), total):
         source, name = started[index % len(started)], f"Copy{index:05d}"
         for key in (record_key, status_key):
             s3.copy_object(Bucket=BUCKET, Key=key(name), CopySource={"Bucket": BUCKET, "Key": key(source)})
+    status_index.refresh(s3, BUCKET)
 
 
 def clear_runs() -> None:

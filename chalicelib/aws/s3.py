@@ -65,6 +65,13 @@ def read_object(s3: S3Client, bucket: str, key: str, max_bytes: int | None = Non
     `max_bytes`, for every key a job can write: the GET asks for the first max_bytes + 1 bytes only (a ranged GET,
     one request, so nothing can swap the object between a size check and the read), and a larger object raises
     ObjectTooLarge with its size having cost at most that much memory, whatever its size."""
+    return read_object_and_etag(s3, bucket, key, max_bytes)[0]
+
+
+def read_object_and_etag(s3: S3Client, bucket: str, key: str,
+                         max_bytes: int | None = None) -> tuple[bytes | None, str | None]:
+    """`read_object`, and the ETag of what was read: for a write made conditional on it (`put_object`'s if_match),
+    or to tell later whether a listed object is still the one read. (None, None) when there is no such key."""
     request: GetObjectRequestTypeDef = {"Bucket": bucket, "Key": key} if max_bytes is None else {
         "Bucket": bucket, "Key": key, "Range": f"bytes=0-{max_bytes}"}
     try:
@@ -72,17 +79,17 @@ def read_object(s3: S3Client, bucket: str, key: str, max_bytes: int | None = Non
     except ClientError as error:  # only "no such key" is an answer
         code = error_code(error)
         if code in OBJECT_MISSING:
-            return None
+            return None, None
         if max_bytes is not None and code == "InvalidRange":  # S3's answer to any range of an empty object
-            return b""
+            return b"", None
         raise
     if max_bytes is None:
-        return answer["Body"].read()
+        return answer["Body"].read(), answer["ETag"]
     with contextlib.closing(answer["Body"]) as body:
         data = body.read(max_bytes + 1)  # bounded even if the range were ignored
     if len(data) > max_bytes:
         raise ObjectTooLarge(bucket, key, _object_size(answer), max_bytes)
-    return data
+    return data, answer["ETag"]
 
 
 def _object_size(answer: GetObjectOutputTypeDef) -> int | None:
@@ -93,18 +100,6 @@ def _object_size(answer: GetObjectOutputTypeDef) -> int | None:
         return answer.get("ContentLength")
     total = content_range.rpartition("/")[2]
     return int(total) if total.isdigit() else None
-
-
-def read_object_and_etag(s3: S3Client, bucket: str, key: str) -> tuple[bytes | None, str | None]:
-    """The object's bytes and ETag, or (None, None) when there is no such key: for a write made conditional on
-    what was read (`put_object`'s if_match)."""
-    try:
-        answer = s3.get_object(Bucket=bucket, Key=key)
-    except ClientError as error:  # only "no such key" is an answer
-        if error_code(error) in OBJECT_MISSING:
-            return None, None
-        raise
-    return answer["Body"].read(), answer["ETag"]
 
 
 def object_exists(s3: S3Client, bucket: str, key: str) -> bool:

@@ -138,6 +138,11 @@ def status_key(app_name: str) -> str:
     return f"{MONITORS_PREFIX}{app_name}_status.json"
 
 
+# Every run's status document in one object per bucket, so GET /runs reads one object instead of one a run
+# (chalicelib/monitor/status_index.py). In a folder of its own: the delimited listing of monitors/ never shows it.
+STATUS_INDEX_KEY = f"{MONITORS_PREFIX}index/statuses.json"
+
+
 def claim_key(app_name: str) -> str:
     """start-cluster's claim on a run (an S3 conditional write): one fleet per run even when two start at once."""
     return f"{MONITORS_PREFIX}{app_name}_claim.json"

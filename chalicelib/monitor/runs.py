@@ -100,7 +100,7 @@ def scan(s3: S3Client, buckets: list[str]) -> tuple[list[Run], list[Unreadable]]
         try:
             listed = {item.key: item for item in list_objects(s3, bucket, MONITORS_PREFIX, delimiter="/")}
         except botocore.exceptions.ClientError as error:
-            skipped.append(Unreadable(bucket, "", _listing_problem(error)))
+            skipped.append(Unreadable(bucket, "", listing_problem(error)))
             continue
         for cached in [cached for cached in _parsed if cached[0] == bucket and cached[1] not in listed]:
             del _parsed[cached]
@@ -166,7 +166,8 @@ def _state_from(bucket: str, key: str, body: bytes | None) -> MonitorState:
                                "to let the monitor start its bookkeeping afresh") from None
 
 
-def _listing_problem(error: botocore.exceptions.ClientError) -> str:
+def listing_problem(error: Exception) -> str:
+    """Why a bucket's monitors/ cannot be listed, in the words the user acts on."""
     code = error_code(error)
     if code == "NoSuchBucket":
         return "the bucket does not exist (check MONITOR_BUCKETS)"

@@ -17,13 +17,13 @@ from typing import TYPE_CHECKING, Any
 from chalicelib import aws
 from chalicelib.aws import Clients
 from chalicelib.aws.ec2 import FleetState, all_fleet_states, is_spot_fleet
-from chalicelib.model.names import record_key
-from chalicelib.monitor import failed, run_summary, status_doc
+from chalicelib.model.names import STATUS_INDEX_KEY, record_key
+from chalicelib.monitor import failed, run_summary, status_doc, status_index
 from chalicelib.monitor.alarm_event import AlarmNotification
 from chalicelib.monitor.budget import Backoff, TimeLeft, Turns, enough_time
 from chalicelib.monitor.observe import Run, observe
 from chalicelib.monitor.reconcile import Reconciled, reconcile
-from chalicelib.monitor.runs import Unreadable, UnreadableRecord, load_run, read_record, record_keys, scan
+from chalicelib.monitor.runs import Unreadable, UnreadableRecord, listing_problem, load_run, read_record, scan
 from chalicelib.monitor.status import finished_status, run_status
 from chalicelib.monitor.steady import LastLooks
 from chalicelib.runfiles import failures
@@ -143,30 +143,36 @@ def status_of(run: Run, clients: Clients | None = None) -> dict[str, Any]:
     return run_status(observe(run, clients or Clients(region=run.record.REGION)), run.policy())
 
 
-# GET /runs reads the runs' status documents this many at a time: S3 answers each in 20-50 ms, so 1,000 runs take
-# 3-4 s (the client's own CPU, 2 ms a read, is most of it; bench/README.md), within API Gateway's 29 s; below the
-# client's connection pool (aws.MAX_POOL_CONNECTIONS)
-READERS = 32
+# GET /runs reads the status documents the bucket's index lacks (status_index.py) this many at a time: S3 answers
+# each in 20-50 ms, so 1,000 runs read one by one take 3-4 s (the client's own CPU, 2 ms a read, is most of it;
+# bench/README.md), within API Gateway's 29 s; below the client's connection pool (aws.MAX_POOL_CONNECTIONS)
+READERS = status_index.READERS
 
 
 def all_statuses(buckets: list[str]) -> dict[str, Any]:
-    """GET /runs: every run's status as the monitor's last tick wrote it (status_doc.py), one listing per bucket and
-    one read per run, concurrently: never the runs' live resources. A run the monitor has not looked at yet is
-    listed as starting; a record or document that cannot be read is listed with the reason."""
+    """GET /runs: every run's status as the monitor's last tick wrote it, never the runs' live resources: a listing
+    of monitors/ and the index of each bucket (status_index.py), and a read of each run's document the index does
+    not hold as listed (status_doc.py), concurrently. A run the monitor has not looked at yet is listed as starting;
+    a record or document that cannot be read is listed with the reason."""
     s3 = aws.client("s3")
-    found: list[tuple[str, str]] = []
-    skipped: list[Unreadable] = []
+    answers: list[dict[str, Any] | Unreadable | tuple[str, str]] = []  # (bucket, record key): to be read
     for bucket in buckets:
         try:
-            keys = record_keys(s3, bucket)
+            listed = status_index.listing(s3, bucket)
         except Exception as error:  # noqa: BLE001 - one bucket's trouble must not hide the others
-            skipped.append(Unreadable(bucket, "", f"the bucket cannot be listed ({aws.error_code(error) or error})"))
+            answers.append(Unreadable(bucket, "", listing_problem(error)))
             continue
-        found += [(bucket, key) for key in keys]
+        try:
+            indexed = listed.fresh(status_index.read(s3, bucket)) if listed.documents else {}
+        except Exception:  # noqa: BLE001 - an optimisation only: each run is then read from its document
+            indexed = {}
+        answers += [indexed[app] if app in indexed else (bucket, record_key(app)) for app in listed.runs]
+    unread = [answer for answer in answers if isinstance(answer, tuple)]
     with ThreadPoolExecutor(max_workers=READERS) as pool:
-        answers = list(pool.map(lambda where: _last_status(s3, *where), found))
+        read = dict(zip(unread, pool.map(lambda where: _last_status(s3, *where), unread), strict=True))
+    answers = [read[answer] if isinstance(answer, tuple) else answer for answer in answers]
     return {"runs": [answer for answer in answers if isinstance(answer, dict)],
-            "unreadable": [item.as_dict() for item in skipped + [a for a in answers if isinstance(a, Unreadable)]]}
+            "unreadable": [answer.as_dict() for answer in answers if isinstance(answer, Unreadable)]}
 
 
 def _last_status(s3: S3Client, bucket: str, key: str) -> dict[str, Any] | Unreadable:
@@ -186,6 +192,20 @@ def _last_status(s3: S3Client, bucket: str, key: str) -> dict[str, Any] | Unread
     except Exception as error:  # noqa: BLE001 - one run's trouble must not hide the others
         return {"app_name": app_name, "state": "unavailable",
                 "reason": f"{type(error).__name__}: {aws.error_code(error) or error}"}
+
+
+def refresh_indexes(buckets: list[str]) -> list[Unreadable]:
+    """After the scheduled tick: each bucket's status index brought up to its documents (status_index.refresh); the
+    buckets whose index could not be, and why (GET /runs then reads their runs' documents)."""
+    s3 = aws.client("s3")
+    failed_buckets = []
+    for bucket in buckets:
+        try:
+            status_index.refresh(s3, bucket)
+        except Exception as error:  # noqa: BLE001 - one bucket's trouble must not stop the others
+            why = f"not refreshed ({type(error).__name__}: {aws.error_code(error) or error})"
+            failed_buckets.append(Unreadable(bucket, STATUS_INDEX_KEY, why))
+    return failed_buckets
 
 
 def find_status(app_name: str, buckets: list[str], clients: Clients | None = None,
@@ -226,7 +246,9 @@ class StatusNotWritten(Exception):
 def _publish(outcome: RunOutcome, s3: S3Client) -> None:
     """A run's status document after its reconcile (status_doc.py)."""
     try:
-        status_doc.publish(outcome, s3)
+        written = status_doc.publish(outcome, s3)
+        if written is not None:
+            status_index.remember(outcome.run.bucket, status_doc.app_name_of(outcome.run.key), written)
     except Exception as error:  # noqa: BLE001 - the reconcile went through; only the document is late
         done = len(outcome.result.actions) if outcome.result else 0
         outcome.result, outcome.error = None, StatusNotWritten(

@@ -17,7 +17,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from chalicelib import aws
-from chalicelib.aws.s3 import delete_object, object_exists, put_object, read_object
+from chalicelib.aws.s3 import delete_object, object_exists, put_object, read_object_and_etag
 from chalicelib.model.names import MONITORS_PREFIX, RECORD_SUFFIX, status_key
 from chalicelib.monitor.status import run_status
 
@@ -51,38 +51,51 @@ def _unchanging(status: dict[str, Any]) -> str:
     return hashlib.sha256(said.encode()).hexdigest()
 
 
-def publish(outcome: RunOutcome, s3: S3Client | None = None) -> None:
-    """After a run's reconcile: its status document written if it changed (a run torn down this tick has none)."""
+def publish(outcome: RunOutcome, s3: S3Client | None = None) -> tuple[str, dict[str, Any]] | None:
+    """After a run's reconcile: its status document written if it changed (a run torn down this tick has none);
+    the written document's ETag and content (status_index.py keeps them), or None when nothing was written."""
     result: Reconciled | None = outcome.result
     run = outcome.run
     key = status_key(app_name_of(run.key))
     if result is None or result.finished:
         if result is not None:
             _written.pop((run.bucket, key), None)
-        return
+        return None
     status = {**run_status(result.observation, run.policy()), "as_of": round(result.observation.now)}
     said = _unchanging(status)
     last = _written.get((run.bucket, key))
     if last is not None and last[0] == said and status["as_of"] - last[1] < REFRESH_SECONDS:
-        return
+        return None
     s3 = s3 or aws.client("s3")
-    put_object(s3, run.bucket, key, json.dumps(status).encode(), content_type="application/json")
+    etag = put_object(s3, run.bucket, key, json.dumps(status).encode(), content_type="application/json")
     _written[(run.bucket, key)] = (said, status["as_of"])
     if not object_exists(s3, run.bucket, run.key):
         # torn down by another writer (a teardown from the CLI) since this tick looked: nothing must outlive it
         delete_object(s3, run.bucket, key)
         _written.pop((run.bucket, key), None)
+        return None
+    return etag, status
 
 
 def read(s3: S3Client, bucket: str, app_name: str) -> dict[str, Any] | None:
     """The run's last status document, or None when the monitor has written none (yet, or any more)."""
-    body = read_object(s3, bucket, status_key(app_name), max_bytes=MAX_BYTES)
+    found = read_with_etag(s3, bucket, app_name)
+    return None if found is None else found[1]
+
+
+def read_with_etag(s3: S3Client, bucket: str, app_name: str) -> tuple[str, dict[str, Any]] | None:
+    """`read`, with the ETag of what was read (status_index.py)."""
+    body, etag = read_object_and_etag(s3, bucket, status_key(app_name), max_bytes=MAX_BYTES)
     if body is None:
         return None
     status = json.loads(body)
-    if not isinstance(status, dict) or not isinstance(status.get("state"), str):
+    if not is_status(status):
         raise ValueError(f"s3://{bucket}/{status_key(app_name)}: not a status document")
-    return status
+    return etag or "", status
+
+
+def is_status(value: object) -> bool:
+    return isinstance(value, dict) and isinstance(value.get("state"), str)
 
 
 def starting(app_name: str, watched: bool = True) -> dict[str, Any]:

@@ -16,6 +16,7 @@ from click.testing import CliRunner
 
 import app as monitor_app
 from chalicelib.aws import client as aws_client
+from chalicelib.monitor import status_index
 from chalicelib.monitor.reconcile import reconcile
 from cli import cli
 from operations.start import cluster
@@ -103,6 +104,9 @@ def client(tmp_path, monkeypatch):
     monkeypatch.setattr(chalice.test, "LambdaContext",
                         functools.partial(chalice.local.LambdaContext, max_runtime_ms=timeout_ms))
     config["stages"]["dev"]["environment_variables"]["MONITOR_BUCKETS"] = "test-bucket"
+    # each test's account is new, and so is its Lambda container: no status index known from an earlier test's
+    monkeypatch.setattr(status_index, "_known", {})
+    monkeypatch.setattr(status_index, "_indexed", {})
     project = tmp_path / "project"
     (project / ".chalice").mkdir(parents=True)
     (project / ".chalice" / "config.json").write_text(json.dumps(config))

@@ -74,13 +74,14 @@ def api(started):
 
 
 def monitor_tick(monitor) -> list[str]:
-    """One scheduled Lambda tick with the monitor's credentials, as app.py makes it (its threads, and a listing of
-    the region's fleets for the steady checks); the apps it found. Errors fail the test (reconcile_runs keeps them
-    per run, as the Lambda logs them)."""
+    """One scheduled Lambda tick with the monitor's credentials, as app.py makes it (its threads, a listing of the
+    region's fleets for the steady checks, the status index after the runs); the apps it found. Errors fail the
+    test (reconcile_runs keeps them per run, as the Lambda logs them)."""
     with chalicelib_uses(monitor):
         runs, unreadable = service.scan_buckets([BUCKET])
         outcomes = service.reconcile_runs(runs, looks=LastLooks(), concurrency=CONCURRENT_RUNS)
-    assert unreadable == []
+        not_indexed = service.refresh_indexes([BUCKET])  # the status index GET /runs reads (status_index.py)
+    assert unreadable == [] and not_indexed == []
     assert [(o.run.app_name, o.error) for o in outcomes if o.error] == []
     return [run.app_name for run in runs]
 

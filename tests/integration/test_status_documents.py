@@ -1,5 +1,7 @@
 """The status API in constant calls (issue 29 item 3): each tick writes a run's status document beside its state,
-GET /runs and GET /runs/{app} read those, never the runs' live resources, and teardown removes it with the rest.
+and the scheduled tick an index of a bucket's documents; GET /runs reads the index (and only the documents it does
+not hold as listed) and GET /runs/{app} a document, never the runs' live resources; teardown removes it with the
+rest.
 
 Every AWS call is counted at botocore's before-call event, on every session our code makes (aws.sessions_from),
 as bench/bench_monitor.py counts them.
@@ -16,7 +18,8 @@ import boto3
 from click.testing import CliRunner
 
 from chalicelib import aws
-from chalicelib.monitor import service, status_doc
+from chalicelib.model.names import STATUS_INDEX_KEY
+from chalicelib.monitor import service, status_doc, status_index
 from chalicelib.monitor.reconcile import reconcile
 from cli import cli
 from tests.integration.world import NOTHING_LEFT, drain, the_run, what_is_left
@@ -57,15 +60,87 @@ def steady(status: dict) -> dict:
     return {key: value for key, value in status.items() if key not in MOVES_WITH_THE_CLOCK}
 
 
-def test_get_runs_reads_one_document_per_run_and_never_the_runs_resources(started, victim, legacy_run, client):
+def test_get_runs_reads_one_listing_and_one_index_and_never_the_runs_resources(started, victim, legacy_run, client):
     tick(client)
     with counted() as calls:
         listed = client.http.get("/runs").json_body
     assert sorted(run["app_name"] for run in listed["runs"]) == ["Legacy", "TestApp", "Victim"]
     assert {run["state"] for run in listed["runs"]} == {"running"}
     assert all(isinstance(run["as_of"], int) for run in listed["runs"])
-    # one listing of monitors/ and one read per run: nothing of SQS, EC2, ECS, CloudWatch or Logs
-    assert calls == Counter({("s3", "ListObjectsV2"): 1, ("s3", "GetObject"): 3}), calls
+    # one listing of monitors/ and the bucket's index, whatever the number of runs: nothing of SQS, EC2, ECS,
+    # CloudWatch or Logs
+    assert calls == Counter({("s3", "ListObjectsV2"): 1, ("s3", "GetObject"): 1}), calls
+    # what each run's own document says, as a read of it would
+    assert listed["runs"] == [status_doc.read(aws.client("s3"), BUCKET, app) for app in ("Legacy", "TestApp", "Victim")]
+
+
+def test_without_an_index_get_runs_reads_each_runs_document_and_says_the_same(started, victim, legacy_run, client):
+    tick(client)
+    indexed = client.http.get("/runs").json_body
+    aws.client("s3").delete_object(Bucket=BUCKET, Key=STATUS_INDEX_KEY)
+    with counted() as calls:
+        read = client.http.get("/runs").json_body
+    assert read == indexed
+    assert calls == Counter({("s3", "ListObjectsV2"): 1, ("s3", "GetObject"): 4}), calls  # the index, 3 documents
+
+
+def test_a_document_written_since_the_index_is_read_from_the_document(started, victim, client):
+    """The alarm's function, or `cli.py monitor`, writes a run's document between two scheduled ticks: GET /runs
+    must show that document, not the index's older copy (the listing's ETag tells them apart)."""
+    from operations import monitor_loop
+
+    tick(client)
+    drain(started, count=2)
+    checks = iter([the_run(started), None])  # another writer: one check of TestApp, then the loop ends
+    monitor_loop.watch(lambda: next(checks), 0, lambda result: None, sleep=lambda seconds: None)
+    with counted() as calls:
+        listed = {run["app_name"]: run for run in client.http.get("/runs").json_body["runs"]}
+    assert listed["TestApp"]["jobs"]["done"] == 2
+    assert listed["Victim"] == status_doc.read(aws.client("s3"), BUCKET, "Victim")
+    assert calls == Counter({("s3", "ListObjectsV2"): 1, ("s3", "GetObject"): 2}), calls  # the index, TestApp's
+    tick(client)  # the schedule's next tick takes the new document into the index
+    with counted() as calls:
+        assert client.http.get("/runs").json_body["runs"][0]["jobs"]["done"] == 2
+    assert calls[("s3", "GetObject")] == 1
+
+
+def test_a_run_started_since_the_index_is_listed_and_a_torn_down_one_is_not(started, victim, client):
+    tick(client)
+    victim_record = aws.client("s3").get_object(Bucket=BUCKET, Key="monitors/VictimSpotFleetRequestId.json")
+    aws.client("s3").delete_object(Bucket=BUCKET, Key="monitors/VictimSpotFleetRequestId.json")
+    aws.client("s3").put_object(Bucket=BUCKET, Key="monitors/LaterSpotFleetRequestId.json",
+                                Body=victim_record["Body"].read())
+    listed = client.http.get("/runs").json_body
+    assert [(run["app_name"], run["state"]) for run in listed["runs"]] == [("Later", "starting"),
+                                                                             ("TestApp", "running")]
+
+
+def test_an_unusable_index_is_ignored_and_every_run_still_listed(started, victim, client):
+    tick(client)
+    expected = client.http.get("/runs").json_body
+    for body in (b"not json", json.dumps({"version": 99, "runs": {}}).encode(),
+                 b" " * (status_index.MAX_BYTES + 1)):
+        aws.client("s3").put_object(Bucket=BUCKET, Key=STATUS_INDEX_KEY, Body=body)
+        assert client.http.get("/runs").json_body == expected
+
+
+def test_a_steady_tick_writes_no_index_a_change_writes_it_once_and_a_new_container_reads_no_document(started,
+                                                                                                     client):
+    tick(client)
+    tick(client)  # the runs' bookkeeping settles
+    with counted() as calls:
+        tick(client)
+    assert calls[("s3.PutObject", STATUS_INDEX_KEY)] == 0
+    drain(started, count=3)
+    with counted() as calls:
+        tick(client)
+    assert calls[("s3.PutObject", STATUS_INDEX_KEY)] == 1
+    # a new container (a cold start): the index as the last one left it, not every document, is read again
+    status_index._known.clear()
+    status_index._indexed.clear()
+    with counted() as calls:
+        assert status_index.refresh(aws.client("s3"), BUCKET) is False
+    assert calls == Counter({("s3", "ListObjectsV2"): 1, ("s3", "GetObject"): 1}), calls
 
 
 def test_get_run_after_a_tick_is_what_the_live_status_says(started, client):
