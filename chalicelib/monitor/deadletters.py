@@ -13,6 +13,7 @@ count (and report) the messages that name the run but did not come from its queu
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
@@ -90,14 +91,28 @@ def sweep(sqs: SQSClient, url: str,
 CONFIRM_EMPTY_SECONDS = 1
 
 
+# How long a sweep that has read every visible message waits for those another reader holds (another run's sweep,
+# a redrive: each hides what it reads until it is done, a few seconds; one that died hides them for
+# SWEEP_VISIBILITY_SECONDS). Below that, so this sweep's own messages stay hidden while it waits.
+OTHERS_WAIT_SECONDS = 30
+OTHERS_POLL_SECONDS = 1
+
+
 def sweep_within(sqs: SQSClient, url: str, seconds: float | None,
-                 attribute_names: tuple[MessageSystemAttributeNameType, ...] = ()) -> tuple[list[MessageTypeDef], bool]:
+                 attribute_names: tuple[MessageSystemAttributeNameType, ...] = (),
+                 sleep: Callable[[float], None] = time.sleep) -> tuple[list[MessageTypeDef], bool]:
     """sweep, stopped once `seconds` have gone by (a caller with a deadline: the status API's function stops at
     30 s, and a shared dead-letter queue of a lab's history can take minutes to read); the messages, and whether
-    the sweep saw the whole queue."""
+    the sweep saw the whole queue.
+
+    A sweep that has read every visible message is not done while the queue counts more messages in flight than
+    it holds: another reader holds those, and would hide a job this run's end must count (chaos seed 2808: two runs
+    ending at once on DS's shared queue, one summary calling a dead-lettered job not run). It waits for them, up to
+    OTHERS_WAIT_SECONDS, and reads what they release; still held then, the sweep says it is not complete."""
     messages: list[MessageTypeDef] = []
     seen: set[str] = set()
     ends = None if seconds is None else time.monotonic() + seconds
+    others_until: float | None = None
     wait = 0
     while ends is None or time.monotonic() < ends:
         received = aws_sqs.receive(sqs, url, most=10, wait_seconds=wait, visibility_seconds=SWEEP_VISIBILITY_SECONDS,
@@ -105,7 +120,15 @@ def sweep_within(sqs: SQSClient, url: str, seconds: float | None,
                                    message_attributes=[RUN_ATTRIBUTE])
         fresh = [message for message in received if message["MessageId"] not in seen]
         if not fresh and wait:
-            return messages, True
+            depth = aws_sqs.queue_depth(sqs, url)
+            if depth is None or depth.in_flight <= len(messages):
+                return messages, True
+            others_until = others_until or time.monotonic() + OTHERS_WAIT_SECONDS
+            if time.monotonic() >= others_until:
+                return messages, False
+            sleep(OTHERS_POLL_SECONDS)
+            wait = 0
+            continue
         wait = 0 if fresh else CONFIRM_EMPTY_SECONDS  # nothing new: ask every server before believing it
         seen.update(message["MessageId"] for message in fresh)
         messages.extend(fresh)

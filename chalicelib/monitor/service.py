@@ -293,7 +293,8 @@ def find_failed(app_name: str, buckets: list[str], clients: Clients | None = Non
         document = {"app_name": app_name, "failed": [job.public() for job in found.records],
                     "ignored_dead_letter_messages": found.ignored_dead_letters, "complete": found.complete}
         if not found.complete:
-            document["note"] = (f"the dead-letter queue holds more than {API_SWEEP_SECONDS} s of reading; this is what "
-                                "was read. `python cli.py failed` reads all of it")
+            document["note"] = (f"the dead-letter queue was not read whole within {API_SWEEP_SECONDS} s (it holds more "
+                                "than that of reading, or another reader held part of it); this is what was read. "
+                                "`python cli.py failed` reads all of it")
         return document
     return None

@@ -3,12 +3,15 @@ each request as botocore sent it (its before-call event), and what moto holds af
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from chalicelib.aws import Clients
 from chalicelib.aws.s3 import list_objects
 from chalicelib.model.names import record_key
 from chalicelib.monitor import actions as act
+from chalicelib.monitor import deadletters
 from chalicelib.monitor.apply import Applier
 from chalicelib.monitor.deadletters import release, sweep, sweep_within
 from chalicelib.monitor.observation import MonitorState
@@ -122,6 +125,43 @@ def test_a_sweep_ends_only_on_an_empty_long_poll_and_stops_at_its_time_limit(cli
     assert waits[-1] >= 1 and all(wait == 0 for wait in waits[:-1]), waits
     release(clients.sqs, url, messages)
     assert sweep_within(clients.sqs, url, 0) == ([], False)
+
+
+def test_a_sweep_sees_what_another_sweep_held_when_it_looked(clients):
+    """Two readers of DS's shared dead-letter queue at once (two runs ending, a redrive beside a `failed`): each
+    hides what it reads until it is done, so without waiting the second would miss the first's messages and a run's
+    end would call a dead-lettered job not run (chaos seed 2808). It waits until the other releases them."""
+    url = clients.sqs.create_queue(QueueName="Dead")["QueueUrl"]
+    for index in range(15):
+        clients.sqs.send_message(QueueUrl=url, MessageBody=str(index))
+    held, _ = sweep_within(clients.sqs, url, None)
+    slept: list[float] = []
+
+    def other_reader_finishes(seconds: float) -> None:  # the other sweep ends while this one waits
+        slept.append(seconds)
+        if len(slept) == 2:
+            release(clients.sqs, url, held[:7])  # it deleted the rest (a redrive's own)
+            for message in held[7:]:
+                clients.sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+
+    messages, complete = sweep_within(clients.sqs, url, None, sleep=other_reader_finishes)
+
+    assert complete and sorted(message["Body"] for message in messages) == sorted(m["Body"] for m in held[:7])
+    assert len(slept) == 2
+
+
+def test_a_sweep_whose_messages_another_reader_keeps_says_it_is_not_complete(clients, monkeypatch):
+    """A reader that died mid-sweep holds its messages for SWEEP_VISIBILITY_SECONDS: the sweep waits its bound,
+    then returns what it saw, told that it is not the whole queue (the API says so; `failed` warns)."""
+    monkeypatch.setattr(deadletters, "OTHERS_WAIT_SECONDS", 0.5)
+    url = clients.sqs.create_queue(QueueName="Dead")["QueueUrl"]
+    for index in range(3):
+        clients.sqs.send_message(QueueUrl=url, MessageBody=str(index))
+    clients.sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=1, VisibilityTimeout=60)  # the dead reader's
+
+    messages, complete = sweep_within(clients.sqs, url, None, sleep=lambda seconds: time.sleep(0.1))
+
+    assert (len(messages), complete) == (2, False)
 
 
 def test_a_listing_of_more_than_one_page_is_read_whole(clients):

@@ -9,6 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from chalicelib import aws as clients
+from chalicelib.monitor import deadletters
 from cli import cli
 from tests.integration.world import fail_every_job
 from tests.worker_world import run_workers, script
@@ -92,6 +93,24 @@ def test_redrive_of_named_jobs_moves_only_those_and_warns_of_unknown_ids(failure
     assert "warning: P77777 is not a failed job of run TestApp; not sent" in result.output
     assert "sent 1 failed job(s) back to TestAppQueue (1 taken off user_DeadMessages)" in result.output
     assert [job["job_id"] for job in json.loads(cli_run(failures, "failed", "--json").output)] == ["P00000"]
+
+
+def test_failed_waits_for_another_readers_dead_letters_and_warns_when_they_stay_held(started, monkeypatch):
+    """A reader that stopped half-way through the shared dead-letter queue keeps what it read hidden for a minute:
+    `failed` waits for it (deadletters.OTHERS_WAIT_SECONDS, shortened here), then lists what it saw and says the
+    list may miss jobs, rather than presenting a partial list as the whole."""
+    monkeypatch.setattr(deadletters, "OTHERS_WAIT_SECONDS", 0.5)
+    monkeypatch.setattr(deadletters, "OTHERS_POLL_SECONDS", 0.1)
+    fail_every_job(started)
+    sqs = clients.client("sqs")
+    url = sqs.get_queue_url(QueueName="user_DeadMessages")["QueueUrl"]
+    sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=1, VisibilityTimeout=60)  # the reader that stopped
+
+    result = cli_run(started, "failed", "--json")
+
+    assert result.exit_code == 0, result.output
+    assert len(json.loads(result.stdout)) == 11
+    assert "another reader held part of the dead-letter queue user_DeadMessages" in result.stderr
 
 
 def test_a_job_whose_worker_was_killed_on_its_last_attempt_is_listed_and_redriven(started, victim):
