@@ -12,6 +12,7 @@ count (and report) the messages that name the run but did not come from its queu
 
 from __future__ import annotations
 
+import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -96,6 +97,10 @@ CONFIRM_EMPTY_SECONDS = 1
 # SWEEP_VISIBILITY_SECONDS). Below that, so this sweep's own messages stay hidden while it waits.
 OTHERS_WAIT_SECONDS = 30
 OTHERS_POLL_SECONDS = 1
+# Two sweeps at once each wait for what the other holds: after this long (times 1 to 3, at random, so that one
+# of them goes first) without anything new, a sweep gives its messages back and starts again; the other then
+# reads the whole queue, finishes and releases it all.
+YIELD_SECONDS = 2
 
 
 def sweep_within(sqs: SQSClient, url: str, seconds: float | None,
@@ -107,12 +112,14 @@ def sweep_within(sqs: SQSClient, url: str, seconds: float | None,
 
     A sweep that has read every visible message is not done while the queue counts more messages in flight than
     it holds: another reader holds those, and would hide a job this run's end must count (chaos seed 2808: two runs
-    ending at once on DS's shared queue, one summary calling a dead-lettered job not run). It waits for them, up to
-    OTHERS_WAIT_SECONDS, and reads what they release; still held then, the sweep says it is not complete."""
+    ending at once on DS's shared queue, one summary calling a dead-lettered job not run). It waits for them, reads
+    what they release, yields its own to a sweep waiting likewise (YIELD_SECONDS), and after OTHERS_WAIT_SECONDS
+    with some still held says it is not complete."""
     messages: list[MessageTypeDef] = []
     seen: set[str] = set()
     ends = None if seconds is None else time.monotonic() + seconds
     others_until: float | None = None
+    yield_at: float | None = None
     wait = 0
     while ends is None or time.monotonic() < ends:
         received = aws_sqs.receive(sqs, url, most=10, wait_seconds=wait, visibility_seconds=SWEEP_VISIBILITY_SECONDS,
@@ -123,12 +130,20 @@ def sweep_within(sqs: SQSClient, url: str, seconds: float | None,
             depth = aws_sqs.queue_depth(sqs, url)
             if depth is None or depth.in_flight <= len(messages):
                 return messages, True
-            others_until = others_until or time.monotonic() + OTHERS_WAIT_SECONDS
-            if time.monotonic() >= others_until:
+            now = time.monotonic()
+            others_until = others_until or now + OTHERS_WAIT_SECONDS
+            if now >= others_until:
                 return messages, False
+            if yield_at is None:
+                yield_at = now + YIELD_SECONDS * random.uniform(1, 3)
+            elif now >= yield_at:  # the other may be waiting for these: given back, the sweep starts again
+                release(sqs, url, messages)
+                messages, seen, yield_at = [], set(), None
             sleep(OTHERS_POLL_SECONDS)
             wait = 0
             continue
+        if fresh:
+            yield_at = None
         wait = 0 if fresh else CONFIRM_EMPTY_SECONDS  # nothing new: ask every server before believing it
         seen.update(message["MessageId"] for message in fresh)
         messages.extend(fresh)

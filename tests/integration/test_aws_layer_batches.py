@@ -3,7 +3,9 @@ each request as botocore sent it (its before-call event), and what moto holds af
 
 from __future__ import annotations
 
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -148,6 +150,28 @@ def test_a_sweep_sees_what_another_sweep_held_when_it_looked(clients):
 
     assert complete and sorted(message["Body"] for message in messages) == sorted(m["Body"] for m in held[:7])
     assert len(slept) == 2
+
+
+def test_two_sweeps_at_once_each_read_the_whole_queue(clients):
+    """Two runs' ends reading the shared queue at the same moment: each holds part of it and waits for the other's
+    part; one gives its part back (YIELD_SECONDS), the other reads all and releases it, and then so does the first.
+    Neither ends with part of the queue, and neither waits for ever."""
+    url = clients.sqs.create_queue(QueueName="Dead")["QueueUrl"]
+    for first in range(0, 30, 10):
+        clients.sqs.send_message_batch(QueueUrl=url, Entries=[
+            {"Id": str(index), "MessageBody": str(first + index)} for index in range(10)])
+    both = threading.Barrier(2)
+
+    def one_sweep() -> tuple[list[str], bool]:
+        both.wait()
+        messages, complete = sweep_within(clients.sqs, url, None)
+        release(clients.sqs, url, messages)
+        return sorted(message["Body"] for message in messages), complete
+
+    with ThreadPoolExecutor(2) as pool:
+        answers = [answer.result() for answer in [pool.submit(one_sweep) for _ in range(2)]]
+
+    assert answers == [(sorted(str(index) for index in range(30)), True)] * 2
 
 
 def test_a_sweep_whose_messages_another_reader_keeps_says_it_is_not_complete(clients, monkeypatch):
