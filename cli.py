@@ -68,6 +68,8 @@ from chalicelib.monitor.runs import load_run
 from chalicelib.monitor.status import local_time, status_table
 from operations import monitor_loop, triage
 from operations.deployed import status_api
+from operations.selftest import run as selftest_run
+from operations.selftest.throwaway import most_cost
 from operations.setup import iam, job_access, resources
 from operations.start import cluster
 from operations.start.fleet import load_fleet_file
@@ -453,6 +455,43 @@ def report(settings: Settings, out_path: str):
 
     written = write_report(from_account(settings, aws.Clients(settings)), Path(out_path))
     click.echo(f"run report: {written} ({written.stat().st_size:,} bytes)")
+
+
+@cli.command()
+@click.argument("fleetfile", type=click.Path())
+@click.option("--dry-run", is_flag=True, help="Print what it would create and the most it can cost; change nothing.")
+@config_option
+def selftest(settings: Settings, fleetfile: str, dry_run: bool):
+    """Prove the account before the first real run: a throwaway run of one
+    Spot machine (its own name, a cost ceiling of a few cents), each step
+    checked as AWS answers it, then everything it made removed.
+
+    \b
+    Example:
+      python cli.py selftest fleet.json --config config.json --dry-run
+      python cli.py selftest fleet.json --config config.json
+    """
+    fleet = load_fleet_file(fleetfile)
+    if dry_run:
+        click.echo("dry run: nothing created")
+        for line in selftest_run.dry_run(settings, fleet):
+            click.echo(printable(line))
+        return
+    click.echo(f"self-test in {settings.AWS_REGION}, at most ${most_cost(settings):.4f}; Ctrl-C stops it and still "
+               "removes what it made")
+    report = selftest_run.selftest(settings, fleet, say=_say_line)
+    if report.interrupted:
+        sys.exit(130)
+    if not report.passed:
+        click.echo("self-test failed: fix what the FAIL line(s) say, then run it again", err=True)
+        sys.exit(1)
+    click.echo(f"self-test passed: this account can run {settings.APP_NAME}")
+
+
+def _say_line(line: selftest_run.Line) -> None:
+    # AWS's error messages are shown, never obeyed by the terminal; the line's own break stays a break
+    for part in line.text().split("\n"):
+        click.echo(printable(part))
 
 
 @cli.command()

@@ -211,6 +211,7 @@ class Clients:
     sns: SNSClient
     sqs: SQSClient
     ssm: SSMClient
+    sts: STSClient
 
     def __init__(self, settings: Any = None, region: str | None = None):
         self._settings = settings

@@ -180,6 +180,14 @@ def setup_account(settings: Settings) -> AccountReport:
     return report
 
 
+def ensure_task_role(settings: Settings) -> str:
+    """The run's task role alone, made or fixed as setup_account makes it; its ARN. For a run whose account roles
+    must be left as they are (`cli.py selftest`'s throwaway run)."""
+    account = aws.client("sts", settings).get_caller_identity()["Account"]
+    task = next(spec for spec in role_specs(settings, account) if spec.name == names.task_role(settings))
+    return _ensure_role(aws.client("iam", settings), task, AccountReport())
+
+
 def runs_using_roles(settings: Settings) -> list[str]:
     """What still uses the account-wide roles, as far as this config can see: live EC2 Fleets of the region a
     run made (its tag; their machines have the instance role), live spot fleets launched with the fleet role (the

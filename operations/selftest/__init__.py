@@ -1,0 +1,1 @@
+"""`cli.py selftest`: the user's account proved with a throwaway run before the first real one (run.py says how)."""
