@@ -52,6 +52,7 @@ from operations.selftest.throwaway import (
     MONITOR_MINUTES,
     WALL_MINUTES,
     most_cost,
+    smallest_type,
     throwaway,
 )
 from operations.setup import iam as account_roles
@@ -105,8 +106,8 @@ class _Stop(Exception):
 
 def dry_run(settings: Settings, fleet: FleetFile, clients: aws.Clients | None = None) -> list[str]:
     """What the self-test would create and the most it can cost; it only reads (the roles' check)."""
-    run = throwaway(settings, token="xxxxxx")
     c = clients or aws.Clients(settings)
+    run = smallest_type(throwaway(settings, token="xxxxxx"), c.ec2)
     types = ", ".join(run.MACHINE_TYPE) or "the smallest types that hold one task (MACHINE_TYPE [])"
     return [
         f"would create a throwaway run {run.APP_NAME.replace('xxxxxx', '<6 hex digits>')}, every resource tagged "
@@ -127,8 +128,8 @@ def selftest(settings: Settings, fleet: FleetFile, say: Callable[[Line], None], 
     """Run the steps (module docstring) on a throwaway run made from `settings`; each line goes to `say` as soon as
     it is known. The cleanup runs whatever happens, Ctrl-C included."""
     waits = waits or Waits()
-    run = throwaway(settings, token)
-    c = aws.Clients(run)
+    c = aws.Clients(settings)
+    run = smallest_type(throwaway(settings, token), c.ec2)
     report = Report(run.APP_NAME)
     started = time.time()
 

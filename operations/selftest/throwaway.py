@@ -9,8 +9,15 @@ user's runs shares a name with it.
 from __future__ import annotations
 
 import secrets
+from typing import TYPE_CHECKING
+
+from botocore.exceptions import BotoCoreError, ClientError
 
 from chalicelib.model.settings import Settings
+from operations.start.cluster import fit_problem
+
+if TYPE_CHECKING:  # boto3-stubs: for mypy only
+    from mypy_boto3_ec2 import EC2Client
 
 # The self-test's own limit on its run, and the monitor's (MAX_RUN_HOURS): a process killed half-way leaves a run
 # the deployed monitor tears down by then, and EC2 charges at most MACHINE_PRICE an hour (MACHINE_PRICE_IS_BID).
@@ -45,3 +52,25 @@ def most_cost(settings: Settings) -> float:
     """The most the throwaway run can cost in USD: its one machine at MACHINE_PRICE for WALL_MINUTES (SQS, logs and
     alarms of a few minutes cost fractions of a cent)."""
     return round(settings.MACHINE_PRICE * WALL_MINUTES / 60, 4)
+
+
+def smallest_type(run: Settings, ec2: EC2Client) -> Settings:
+    """The throwaway run with MACHINE_TYPE narrowed to its smallest type (fewest vCPUs, then least memory) that holds
+    one task: the cheapest proof of the types the real run asks for. Unchanged when MACHINE_TYPE is [] (start-cluster
+    then takes the types that hold a task without being twice too big), names one type, or none fits (start-cluster's
+    check says why), and when the types cannot be described (start-cluster's check says that too)."""
+    if len(run.MACHINE_TYPE) <= 1:
+        return run
+    try:
+        pages = ec2.get_paginator("describe_instance_types").paginate(
+            InstanceTypes=list(run.MACHINE_TYPE))  # type: ignore[arg-type]
+        described = [item for page in pages for item in page["InstanceTypes"]]
+    except (ClientError, BotoCoreError):
+        return run
+    fitting = sorted((item["VCpuInfo"]["DefaultVCpus"], item["MemoryInfo"]["SizeInMiB"], item["InstanceType"])
+                     for item in described
+                     if not fit_problem(item["InstanceType"], item["MemoryInfo"]["SizeInMiB"],
+                                        item["VCpuInfo"]["DefaultVCpus"], run))
+    if not fitting:
+        return run
+    return Settings.from_mapping({**run.to_config(), "MACHINE_TYPE": [fitting[0][2]]}, source=run.source)

@@ -17,6 +17,7 @@ from botocore.awsrequest import AWSResponse
 from click.testing import CliRunner
 
 from chalicelib import aws
+from chalicelib.aws import client as aws_client
 from chalicelib.model import names
 from chalicelib.model.names import RUN_TAG
 from chalicelib.monitor.spot_quota import SPOT_QUOTAS
@@ -24,7 +25,7 @@ from cli import cli
 from localrun.ecs_agent import agent_joins
 from localrun.moto_patches import set_service_quota
 from operations.selftest import run as selftest_run
-from operations.selftest.throwaway import SUFFIX
+from operations.selftest.throwaway import SUFFIX, smallest_type, throwaway
 from operations.start.fleet import load_fleet_file
 from tests.integration.world import REGION, Account
 
@@ -319,3 +320,39 @@ def test_a_call_the_deployed_monitor_was_refused_fails_the_monitor_step(account,
     assert monitor.outcome == "FAIL" and "DescribeFleets" in monitor.said
     assert monitor.fix.startswith("python cli.py monitor-config ")
     assert report.lines[-1].outcome == "ok" and tagged_anywhere(report.app_name) == NOTHING
+
+
+@pytest.mark.parametrize(("memory", "chosen"), [(4000, "m5.large"), (12000, "m5.xlarge")])
+def test_the_throwaway_run_asks_for_the_smallest_machine_type_that_holds_one_task(aws, memory, chosen):
+    """m5.large has 8 GiB (about 7.2 GiB for tasks), m5.xlarge 16 GiB: the smallest of MACHINE_TYPE that ECS could
+    place one task of MEMORY on is the one the throwaway run asks for."""
+    from tests.conftest import make_settings
+
+    settings = make_settings(MACHINE_TYPE=["m5.2xlarge", "m5.xlarge", "m5.large"], MEMORY=memory)
+    run = smallest_type(throwaway(settings, token="cafe01"), aws_client("ec2"))
+    assert (chosen,) == run.MACHINE_TYPE
+    assert run.APP_NAME == "TestApp-selftest-cafe01" and run.CLUSTER_MACHINES == 1 and run.MACHINE_PRICE_IS_BID
+
+
+def test_a_monitor_deployed_for_another_bucket_is_said_and_the_self_test_tears_down_itself(account):
+    deploy_monitor_stand_in("another-bucket")
+
+    report = run_selftest(account, token="mon003")
+
+    monitor = next(line for line in report.lines if line.step == "monitor")
+    assert monitor.outcome == "skip" and "does not watch test-bucket" in monitor.said
+    assert report.lines[-2].said.startswith("torn down by the self-test")
+    assert report.passed and tagged_anywhere(report.app_name) == NOTHING
+
+
+def test_a_deployed_monitor_that_never_looks_fails_and_the_self_test_still_cleans_up(account):
+    """Deployed for the bucket, but its functions never run (a schedule disabled, a function failing at import):
+    no status document comes, nor its teardown; the self-test says so and tears the run down itself."""
+    deploy_monitor_stand_in("test-bucket")
+
+    report = run_selftest(account, token="mon004", waits=selftest_run.Waits(machine=5, agent=2, monitor=0.3,
+                                                                              poll=0.05))
+
+    assert outcomes(report)[-3:] == [("FAIL", "monitor"), ("FAIL", "teardown"), ("ok", "leftovers")]
+    assert "did not look at the run" in report.lines[-3].said
+    assert tagged_anywhere(report.app_name) == NOTHING
