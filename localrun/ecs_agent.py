@@ -11,8 +11,15 @@ the cluster its user data names, when what AWS needs for it holds:
 - the cluster its user data names (`ECS_CLUSTER=` in /etc/ecs/ecs.config; "default" without it) exists: the agent
   does not create it.
 
+And what follows from registered machines, which moto leaves out:
+- a machine that terminates leaves its cluster: "If you terminate a container instance in the RUNNING state, that
+  container instance is automatically removed, or deregistered, from the cluster" (Amazon ECS Developer Guide,
+  "Deregister an Amazon ECS container instance");
+- a cluster that still has container instances cannot be deleted (DeleteCluster, ECS API Reference:
+  ClusterContainsContainerInstancesException), where moto deletes it regardless.
+
 The network (a route to ECS's endpoint) is not emulated: moto has no packets. Opt-in rather than in
-`moto_patches.patched()`: every other test and local mode run without container instances, as they were written.
+`moto_patches.patched()`: the tests and local mode written before it run without container instances.
 """
 
 from __future__ import annotations
@@ -32,6 +39,12 @@ _ECS_AMI_NAME = re.compile(r"-ami-ecs-")
 
 @contextlib.contextmanager
 def agent_joins() -> Iterator[None]:
+    with _registers_at_boot(), _leaves_at_termination(), _cluster_kept_while_registered():
+        yield
+
+
+@contextlib.contextmanager
+def _registers_at_boot() -> Iterator[None]:
     from moto.ec2.models.fleets import Fleet
 
     original = Fleet.create_spot_requests
@@ -52,6 +65,50 @@ def agent_joins() -> Iterator[None]:
         yield
     finally:
         Fleet.create_spot_requests = original
+
+
+@contextlib.contextmanager
+def _leaves_at_termination() -> Iterator[None]:
+    from moto.ec2.models.instances import Instance
+    from moto.ecs.models import ecs_backends
+
+    original = Instance.terminate
+
+    @functools.wraps(original)
+    def terminate(self):
+        state = original(self)
+        ecs = ecs_backends[self.ec2_backend.account_id][self.ec2_backend.region_name]
+        for instances in ecs.container_instances.values():
+            for key in [key for key, item in instances.items() if item.ec2_instance_id == self.id]:
+                del instances[key]
+        return state
+
+    Instance.terminate = terminate
+    try:
+        yield
+    finally:
+        Instance.terminate = original
+
+
+@contextlib.contextmanager
+def _cluster_kept_while_registered() -> Iterator[None]:
+    from moto.ecs.exceptions import ECSException
+    from moto.ecs.models import EC2ContainerServiceBackend
+
+    original = EC2ContainerServiceBackend.delete_cluster
+
+    @functools.wraps(original)
+    def delete_cluster(self, cluster_str: str):
+        if self.container_instances.get(cluster_str.split("/")[-1]):
+            raise ECSException("ClusterContainsContainerInstancesException",
+                               "The Cluster cannot be deleted while Container Instances are active or draining.")
+        return original(self, cluster_str)
+
+    EC2ContainerServiceBackend.delete_cluster = delete_cluster
+    try:
+        yield
+    finally:
+        EC2ContainerServiceBackend.delete_cluster = original
 
 
 def _boot(ec2_backend: Any, instance_id: str, launch: dict[str, Any]) -> None:

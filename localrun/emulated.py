@@ -9,6 +9,7 @@ from pathlib import Path
 
 from chalicelib.model.settings import Settings
 from localrun.account import localize_fleet, prepare_account
+from localrun.ecs_agent import agent_joins
 from localrun.embedded import DUMMY_KEY, embedded_aws, emulator
 from localrun.prepare import DEFAULT_FLEET
 from operations.start.fleet import FleetFile, load_fleet_file
@@ -21,7 +22,8 @@ def serve_until_stopped(port: int, settings: Settings | None, fleet: FleetFile |
                         say: Callable[[str], None], stop: threading.Event | None = None) -> int:
     stop = stop or threading.Event()
     try:
-        with emulator(port) as url:
+        # machines join ECS as on AWS: `selftest` checks it, and the monitor's teardown meets the cluster AWS keeps
+        with emulator(port) as url, agent_joins():
             if settings is not None:
                 path = prepare(url, settings, fleet or load_fleet_file(DEFAULT_FLEET))
                 made = ", ".join(settings.buckets)
@@ -31,7 +33,8 @@ def serve_until_stopped(port: int, settings: Settings | None, fleet: FleetFile |
                 f"  export AWS_ENDPOINT_URL={url} AWS_ACCESS_KEY_ID={DUMMY_KEY} AWS_SECRET_ACCESS_KEY={DUMMY_KEY}"
                 # chalice deploy (and aws, boto3) take the region from here, not from config.json
                 f" AWS_DEFAULT_REGION={settings.AWS_REGION if settings is not None else 'us-east-1'}\n"
-                "then any command (setup-account, setup, submit, start-cluster, status, plan, failed, teardown) or "
+                "then any command (setup-account, selftest, setup, submit, start-cluster, status, plan, failed, "
+                "teardown) or "
                 f"'python cli.py local JOBS --endpoint {url}'. Ctrl-C stops it; everything it holds is then gone.")
             stop.wait()
     except KeyboardInterrupt:

@@ -73,6 +73,7 @@ class Line:
 
 
 POLL_SECONDS = 10.0
+TEARDOWN_PERIOD_SECONDS = 2.0  # as `cli.py teardown --period`: the teardown's steps wait on AWS between looks
 
 
 @dataclass(frozen=True)
@@ -346,7 +347,7 @@ def _teardown_by_self(run: Settings, c: aws.Clients, waits: Waits, sleep: Callab
             return True
         monitor_loop.request_teardown(current, "the self-test is over", c)
         monitor_loop.watch(lambda: load_run(c.s3, run.AWS_BUCKET, key) if time.monotonic() < ends else None,
-                           waits.poll, lambda result: None, sleep=sleep, clients=c)
+                           min(waits.poll, TEARDOWN_PERIOD_SECONDS), lambda result: None, sleep=sleep, clients=c)
         return not object_exists(c.s3, run.AWS_BUCKET, key)
     except (ClientError, BotoCoreError, UserError):
         return False  # the leftovers step removes what is left, and names what it cannot

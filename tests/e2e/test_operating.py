@@ -53,7 +53,8 @@ def test_the_readmes_rehearsal_runs_every_aws_command_against_the_emulator(tmp_p
         url = re.search(r"emulator at (http://127\.0\.0\.1:\d+);", announced).group(1)
         env = {**{k: v for k, v in os.environ.items() if not k.startswith("AWS_")}, "AWS_ENDPOINT_URL": url,
                "AWS_ACCESS_KEY_ID": "local-mode", "AWS_SECRET_ACCESS_KEY": "local-mode"}
-        steps = [("setup-account", "--config", config), ("setup", "--config", config),
+        steps = [("setup-account", "--config", config), ("selftest", "fleet.emulator.json", "--config", config),
+                 ("setup", "--config", config),
                  ("submit", str(REPO / "examples" / "jobs.json"), "--config", config),
                  ("start-cluster", "fleet.emulator.json", "--config", config, "--wait", "0"),
                  ("status", "--config", config), ("plan", "--config", config),
@@ -68,6 +69,8 @@ def test_the_readmes_rehearsal_runs_every_aws_command_against_the_emulator(tmp_p
     assert made.startswith("made bucket demo-bucket, the roles (setup-account), a private subnet")
     for name, result in results.items():
         assert result.returncode == 0, (name, result.stdout, result.stderr)
+    assert results["selftest"].stdout.rstrip().endswith("self-test passed: this account can run DemoPlates")
+    assert "ok    agent: machine i-" in results["selftest"].stdout  # the emulator's machines join ECS as AWS's do
     assert "submitted 48 jobs to DemoPlatesQueue" in results["submit"].stdout
     assert "48 submitted, 48 waiting" in results["status"].stdout
     assert results["teardown"].stdout.rstrip().endswith("torn down; summary at "

@@ -41,6 +41,7 @@ NUMBER = re.compile(r"\d+(\.\d+)?")
 # What each command must print: the README's rehearsal, step by step (a command absent here needs exit code 0)
 REHEARSAL_SAYS = {
     "python cli.py setup-account ": "DemoPlates-task-role",
+    "python cli.py selftest ": "self-test passed: this account can run DemoPlates",
     "python cli.py setup ": "created queue DemoPlatesQueue",
     "python cli.py submit ": "submitted 48 jobs to DemoPlatesQueue",
     "python cli.py start-cluster ": "wrote s3://demo-bucket/monitors/",
