@@ -9,6 +9,8 @@ and `setup` leave for the user's own run (TestApp), which must come out of the s
 from __future__ import annotations
 
 import json
+import os
+import signal
 import threading
 
 import boto3
@@ -244,6 +246,28 @@ def test_ctrl_c_half_way_still_tears_down_and_removes_everything(account, tmp_pa
     assert report.interrupted and not report.passed
     assert outcomes(report) == [("ok", "roles"), ("ok", "setup"), ("ok", "capacity"), ("skip", "interrupted"),
                                 ("ok", "leftovers")]
+    assert tagged_anywhere(report.app_name) == NOTHING
+
+
+def test_a_second_ctrl_c_during_the_cleanup_waits_for_it(account, tmp_path, capsys):
+    """The cleanup is what makes the self-test cost nothing: a Ctrl-C (a real SIGINT) during it is told to wait."""
+    fleet = fleet_booting(account, tmp_path / "pinned", plain_amazon_linux())
+    presses: list[str] = []
+
+    def user_presses_ctrl_c(seconds: float) -> None:
+        if not presses:  # the first, while it waits for the agent
+            presses.append("first")
+            raise KeyboardInterrupt
+        if len(presses) == 1:  # the second, during the teardown that follows
+            presses.append("second")
+            os.kill(os.getpid(), signal.SIGINT)
+
+    report = run_selftest(account, fleet_path=fleet, token="intr02", sleep=user_presses_ctrl_c,
+                          waits=selftest_run.Waits(machine=5, agent=60, monitor=5, poll=0.05))
+
+    assert presses == ["first", "second"]
+    assert "removing the throwaway run first" in capsys.readouterr().out
+    assert report.interrupted and outcomes(report)[-1] == ("ok", "leftovers")
     assert tagged_anywhere(report.app_name) == NOTHING
 
 
