@@ -29,7 +29,7 @@ import contextlib
 import functools
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 AGENT_ACTION = "ecs:RegisterContainerInstance"
@@ -39,17 +39,28 @@ _ECS_AMI_NAME = re.compile(r"-ami-ecs-")
 
 @contextlib.contextmanager
 def agent_joins() -> Iterator[None]:
-    with _registers_at_boot(), _leaves_at_termination(), _cluster_kept_while_registered():
+    from moto.ec2.models.fleets import Fleet
+    from moto.ec2.models.instances import Instance
+    from moto.ecs.models import EC2ContainerServiceBackend
+
+    with (_wrapped(Fleet, "create_spot_requests", _registers_at_boot),
+          _wrapped(Instance, "terminate", _leaves_at_termination),
+          _wrapped(EC2ContainerServiceBackend, "delete_cluster", _cluster_kept_while_registered)):
         yield
 
 
 @contextlib.contextmanager
-def _registers_at_boot() -> Iterator[None]:
-    from moto.ec2.models.fleets import Fleet
+def _wrapped(owner: type, name: str, wrap: Callable[[Callable[..., Any]], Callable[..., Any]]) -> Iterator[None]:
+    """owner.name replaced by wrap(the original) while open."""
+    original = getattr(owner, name)
+    setattr(owner, name, functools.wraps(original)(wrap(original)))
+    try:
+        yield
+    finally:
+        setattr(owner, name, original)
 
-    original = Fleet.create_spot_requests
 
-    @functools.wraps(original)
+def _registers_at_boot(original: Callable[..., Any]) -> Callable[..., Any]:
     def create_spot_requests(self, weight_to_add):
         before = len(self.spot_requests)
         original(self, weight_to_add)
@@ -59,22 +70,12 @@ def _registers_at_boot() -> Iterator[None]:
                 template = self.ec2_backend.get_launch_template(spec["LaunchTemplateId"]).get_version(spec["Version"])
                 _boot(self.ec2_backend, request.instance.id, template.data)
         return self.spot_requests
-
-    Fleet.create_spot_requests = create_spot_requests
-    try:
-        yield
-    finally:
-        Fleet.create_spot_requests = original
+    return create_spot_requests
 
 
-@contextlib.contextmanager
-def _leaves_at_termination() -> Iterator[None]:
-    from moto.ec2.models.instances import Instance
+def _leaves_at_termination(original: Callable[..., Any]) -> Callable[..., Any]:
     from moto.ecs.models import ecs_backends
 
-    original = Instance.terminate
-
-    @functools.wraps(original)
     def terminate(self):
         state = original(self)
         ecs = ecs_backends[self.ec2_backend.account_id][self.ec2_backend.region_name]
@@ -82,33 +83,18 @@ def _leaves_at_termination() -> Iterator[None]:
             for key in [key for key, item in instances.items() if item.ec2_instance_id == self.id]:
                 del instances[key]
         return state
-
-    Instance.terminate = terminate
-    try:
-        yield
-    finally:
-        Instance.terminate = original
+    return terminate
 
 
-@contextlib.contextmanager
-def _cluster_kept_while_registered() -> Iterator[None]:
+def _cluster_kept_while_registered(original: Callable[..., Any]) -> Callable[..., Any]:
     from moto.ecs.exceptions import ECSException
-    from moto.ecs.models import EC2ContainerServiceBackend
 
-    original = EC2ContainerServiceBackend.delete_cluster
-
-    @functools.wraps(original)
     def delete_cluster(self, cluster_str: str):
         if self.container_instances.get(cluster_str.split("/")[-1]):
             raise ECSException("ClusterContainsContainerInstancesException",
                                "The Cluster cannot be deleted while Container Instances are active or draining.")
         return original(self, cluster_str)
-
-    EC2ContainerServiceBackend.delete_cluster = delete_cluster
-    try:
-        yield
-    finally:
-        EC2ContainerServiceBackend.delete_cluster = original
+    return delete_cluster
 
 
 def _boot(ec2_backend: Any, instance_id: str, launch: dict[str, Any]) -> None:

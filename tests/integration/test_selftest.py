@@ -8,10 +8,13 @@ and `setup` leave for the user's own run (TestApp), which must come out of the s
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
 import threading
+import time
+from collections.abc import Callable, Iterator
 
 import boto3
 import pytest
@@ -283,25 +286,34 @@ def deploy_monitor_stand_in(bucket: str) -> None:
             Code={"ZipFile": b"PK\x05\x06" + b"\x00" * 18}, Environment={"Variables": {"MONITOR_BUCKETS": bucket}})
 
 
-def test_a_deployed_monitor_looks_at_the_run_and_tears_it_down(account, client):
-    """The deployed monitor is app.py's scheduled handler, ticking on a thread as the schedule would."""
-    deploy_monitor_stand_in("test-bucket")
+@contextlib.contextmanager
+def deployed_monitor_ticking(client, each_tick=lambda: None) -> Iterator[Callable[[float], object]]:
+    """app.py's scheduled handler ticking on a thread every 0.2 s, as the schedule would (`each_tick` after each);
+    the self-test's sleep, which waits while it ticks."""
     stop = threading.Event()
 
     def schedule() -> None:
         while not stop.wait(0.2):
             client.lambda_.invoke("every_period", client.events.generate_cw_event(
                 source="aws.events", detail_type="Scheduled Event", detail={}, resources=[]))
+            each_tick()
 
     ticking = threading.Thread(target=schedule)
     ticking.start()
     try:
-        report = run_selftest(account, token="mon001", waits=selftest_run.Waits(machine=5, agent=2, monitor=60,
-                                                                                  poll=0.1),
-                              sleep=lambda seconds: stop.wait(seconds))
+        yield stop.wait
     finally:
         stop.set()
         ticking.join()
+
+
+WAIT_FOR_THE_MONITOR = selftest_run.Waits(machine=5, agent=2, monitor=60, poll=0.1)
+
+
+def test_a_deployed_monitor_looks_at_the_run_and_tears_it_down(account, client):
+    deploy_monitor_stand_in("test-bucket")
+    with deployed_monitor_ticking(client) as sleep:
+        report = run_selftest(account, token="mon001", waits=WAIT_FOR_THE_MONITOR, sleep=sleep)
 
     assert outcomes(report) == [("ok", "roles"), ("ok", "setup"), ("ok", "capacity"), ("ok", "agent"),
                                 ("ok", "alarms"), ("ok", "monitor"), ("ok", "teardown"), ("ok", "leftovers")]
@@ -315,30 +327,15 @@ def test_a_call_the_deployed_monitor_was_refused_fails_the_monitor_step(account,
     group = "/aws/lambda/ds-runner-monitor-dev-every_period"
     logs.create_log_group(logGroupName=group)
     logs.create_log_stream(logGroupName=group, logStreamName="s")
-    stop = threading.Event()
 
-    def schedule() -> None:
-        refused = False
-        while not stop.wait(0.2):
-            client.lambda_.invoke("every_period", client.events.generate_cw_event(
-                source="aws.events", detail_type="Scheduled Event", detail={}, resources=[]))
-            if not refused:  # what the function logs when its policy lacks a call
-                import time
+    def refused_once() -> None:  # what the function logs when its policy lacks a call
+        if not logs.get_log_events(logGroupName=group, logStreamName="s")["events"]:
+            logs.put_log_events(logGroupName=group, logStreamName="s", logEvents=[{
+                "timestamp": int(time.time() * 1000), "message": "An error occurred (AccessDenied) when calling "
+                "the DescribeFleets operation: not authorized to perform ec2:DescribeFleets"}])
 
-                logs.put_log_events(logGroupName=group, logStreamName="s", logEvents=[{
-                    "timestamp": int(time.time() * 1000), "message": "An error occurred (AccessDenied) when calling "
-                    "the DescribeFleets operation: not authorized to perform ec2:DescribeFleets"}])
-                refused = True
-
-    ticking = threading.Thread(target=schedule)
-    ticking.start()
-    try:
-        report = run_selftest(account, token="mon002", waits=selftest_run.Waits(machine=5, agent=2, monitor=60,
-                                                                                  poll=0.1),
-                              sleep=lambda seconds: stop.wait(seconds))
-    finally:
-        stop.set()
-        ticking.join()
+    with deployed_monitor_ticking(client, refused_once) as sleep:
+        report = run_selftest(account, token="mon002", waits=WAIT_FOR_THE_MONITOR, sleep=sleep)
 
     monitor = next(line for line in report.lines if line.step == "monitor")
     assert monitor.outcome == "FAIL" and "DescribeFleets" in monitor.said
