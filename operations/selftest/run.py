@@ -1,7 +1,8 @@
 """`cli.py selftest`: a throwaway run in the user's account, each step checked as AWS answers it, then nothing left.
 
 The steps, each one line (ok, FAIL with AWS's error and the fix in words, or skip):
-1. roles: the account roles setup-account makes exist and trust the services that assume them;
+1. roles: the roles the fleet file names (the machines' instance profile, a DS fleet file's spot fleet role) exist
+   and trust the services that assume them;
 2. setup: the throwaway run's task role, queues, log groups, ECS cluster, task definition and service;
 3. capacity: start-cluster's checks, its EC2 Fleet of one Spot machine accepted, the machine running;
 4. agent: that machine's ECS agent registered in the run's cluster (the AMI, user data, instance profile, network);
@@ -120,7 +121,7 @@ def dry_run(settings: Settings, fleet: FleetFile, clients: aws.Clients | None = 
         f"most it can cost: ${most_cost(settings):.4f} (1 machine at MACHINE_PRICE ${settings.MACHINE_PRICE:g} an "
         f"hour, sent to EC2 as the Spot maximum price, for at most {WALL_MINUTES} min; the deployed monitor ends "
         "the run at that time or cost even if this command is killed)",
-        _roles(settings, c).text(),
+        _roles(settings, c, fleet).text(),
     ]
 
 
@@ -140,7 +141,7 @@ def selftest(settings: Settings, fleet: FleetFile, say: Callable[[Line], None], 
 
     torn_down = False
     try:
-        emit(_roles(run, c))
+        emit(_roles(run, c, fleet))
         if report.lines[-1].outcome == "FAIL":
             raise _Stop(Line("skip", "the rest", "not run: the account's roles must be right first"))
         emit(_setup(run, c))
@@ -166,23 +167,41 @@ def selftest(settings: Settings, fleet: FleetFile, say: Callable[[Line], None], 
 # --------------------------------------------------------------------------- the steps
 
 
-def _roles(run: Settings, c: aws.Clients) -> Line:
+def _roles(run: Settings, c: aws.Clients, fleet: FleetFile) -> Line:
+    """The roles the fleet file names, each trusting the service that assumes it: the machines' instance profile
+    (EC2) and, in a DS fleet file, the spot fleet role. The run's task role is the self-test's own (setup)."""
+    wanted = [(arn.rsplit("/", 1)[-1], "instance profile", "ec2.amazonaws.com")
+              for arn in fleet.instance_profile_arns()]
+    if fleet.config.get("IamFleetRole"):
+        wanted.append((str(fleet.config["IamFleetRole"]).rsplit("/", 1)[-1], "role", "spotfleet.amazonaws.com"))
+    fix = f"python cli.py setup-account --config {run.source} makes them; it prints the ARNs for {fleet.source}"
+    said = []
     try:
-        account = c.sts.get_caller_identity()["Account"]
-        said = []
-        for spec in account_roles.role_specs(run, account)[:2]:  # the account's; the task role is the run's own
-            trusted = _trusted_services(c, spec.name)
-            if trusted is None:
-                return Line("FAIL", "roles", f"role {spec.name} does not exist",
-                            f"python cli.py setup-account --config {run.source}")
-            if spec.service not in trusted:
-                return Line("FAIL", "roles", f"role {spec.name} trusts {', '.join(sorted(trusted)) or 'no service'}, "
-                            f"not {spec.service}, which must assume it",
-                            f"python cli.py setup-account --config {run.source} (it sets the trust policy)")
-            said.append(f"{spec.name} (assumed by {spec.service})")
-        return Line("ok", "roles", ", ".join(said))
+        for name, kind, service in wanted:
+            roles = [name] if kind == "role" else _profile_roles(c, name)
+            if roles is None:
+                return Line("FAIL", "roles", f"{fleet.source} names instance profile {name}, which does not exist", fix)
+            if not roles:
+                return Line("FAIL", "roles", f"instance profile {name} has no role", fix)
+            for role in roles:
+                trusted = _trusted_services(c, role)
+                if trusted is None:
+                    return Line("FAIL", "roles", f"role {role} does not exist", fix)
+                if service not in trusted:
+                    return Line("FAIL", "roles", f"role {role} trusts {', '.join(sorted(trusted)) or 'no service'}, "
+                                f"not {service}, which must assume it", f"{fix} (and sets the trust policy)")
+                said.append(f"{role} (assumed by {service})")
     except (ClientError, BotoCoreError) as error:
         return _aws_failure("roles", error)
+    return Line("ok", "roles", ", ".join(said) or f"{fleet.source} names no role")
+
+
+def _profile_roles(c: aws.Clients, profile: str) -> list[str] | None:
+    try:
+        return [role["RoleName"] for role in c.iam.get_instance_profile(InstanceProfileName=profile)[
+            "InstanceProfile"].get("Roles", [])]
+    except c.iam.exceptions.NoSuchEntityException:
+        return None
 
 
 def _trusted_services(c: aws.Clients, role: str) -> set[str] | None:

@@ -186,6 +186,20 @@ def test_a_role_that_trusts_the_wrong_service_fails_first_with_its_fix_and_nothi
     assert tagged_anywhere(report.app_name) == NOTHING
 
 
+def test_an_instance_profile_that_does_not_exist_fails_first(account, tmp_path):
+    document = json.loads(account.fleet_path.read_text())
+    document["LaunchSpecifications"][0]["IamInstanceProfile"] = {
+        "Arn": "arn:aws:iam::123456789012:instance-profile/ecsInstanceRole"}  # DS's example's, never made here
+    (tmp_path / "ds").mkdir()
+    (tmp_path / "ds" / "fleet.json").write_text(json.dumps(document))
+
+    report = run_selftest(account, fleet_path=tmp_path / "ds" / "fleet.json", token="bad005")
+
+    assert outcomes(report) == [("FAIL", "roles"), ("skip", "the rest"), ("ok", "leftovers")]
+    assert report.lines[0].said.endswith("names instance profile ecsInstanceRole, which does not exist")
+    assert tagged_anywhere(report.app_name) == NOTHING
+
+
 def test_a_refused_capacity_request_fails_with_the_quota_and_leaves_nothing(account):
     for quota in SPOT_QUOTAS:
         set_service_quota(quota.code, 0, region=REGION)  # every Spot vCPU quota of the account at 0
