@@ -3,8 +3,9 @@ listing of monitors/ and one read instead of a read per run (S3 answers a read i
 CPU is 2 ms a read: 1,000 runs cost 3-4 s read one by one, 32 at a time).
 
 monitors/index/statuses.json maps each run to its status document as written and that document's ETag. A reader
-uses an entry only when its own listing of monitors/ shows the run's document with that ETag: S3 gives every
-write's object the ETag of its bytes, so the entry is then exactly the document a read would return, whoever wrote
+uses an entry only when its own listing of monitors/ shows the run's document with that ETag: an object's ETag
+changes whenever its bytes do (the MD5 of a plain PUT's bytes; a new value for each upload under SSE-KMS: S3 User
+Guide, "Checking object integrity"), so the entry is then exactly the document a read would return, whoever wrote
 the index and when. A run the index lacks, or whose document changed since (a run started since the last tick, a
 document the alarm's function or `cli.py monitor` wrote), is read from its document as before. So the index needs
 no lock and no single writer: a late, lost or stale index makes GET /runs slower, never wrong.
