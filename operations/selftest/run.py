@@ -278,7 +278,7 @@ def _agent(run: Settings, c: aws.Clients, machine: str, waits: Waits, sleep: Cal
 def _alarms(run: Settings, c: aws.Clients, alarm_names: tuple[str, ...]) -> Line:
     try:
         found = {alarm["AlarmName"]: alarm for alarm in metric_alarms(c.cloudwatch, names=alarm_names)}
-        topic = c.sns.create_topic(Name=names.MONITOR_TOPIC)["TopicArn"]  # idempotent: the topic setup made
+        topic = resources.find_topic_arn(c.sns, names.MONITOR_TOPIC) or names.MONITOR_TOPIC
     except (ClientError, BotoCoreError) as error:
         return _aws_failure("alarms", error)
     missing = [name for name in alarm_names if name not in found]
