@@ -98,8 +98,8 @@ CONFIRM_EMPTY_SECONDS = 1
 OTHERS_WAIT_SECONDS = 30
 OTHERS_POLL_SECONDS = 1
 # Two sweeps at once each wait for what the other holds: after this long (times 1 to 3, at random, so that one
-# of them goes first) without anything new, a sweep gives its messages back and starts again; the other then
-# reads the whole queue, finishes and releases it all.
+# of them goes first) without anything new, a sweep gives its messages back and pauses (times 1 to 2) before it
+# starts again; the other then reads the whole queue, finishes and releases it all.
 YIELD_SECONDS = 2
 
 
@@ -111,10 +111,11 @@ def sweep_within(sqs: SQSClient, url: str, seconds: float | None,
     the sweep saw the whole queue.
 
     A sweep that has read every visible message is not done while the queue counts more messages in flight than
-    it holds: another reader holds those, and would hide a job this run's end must count (chaos seed 2808: two runs
-    ending at once on DS's shared queue, one summary calling a dead-lettered job not run). It waits for them, reads
-    what they release, yields its own to a sweep waiting likewise (YIELD_SECONDS), and after OTHERS_WAIT_SECONDS
-    with some still held says it is not complete."""
+    it holds, or counts visible ones again (another reader has just released them): another reader holds those,
+    and would hide a job this run's end must count (chaos seed 2808: two runs ending at once on DS's shared queue,
+    one summary calling a dead-lettered job not run). It waits for them, reads what they release, yields its own to
+    a sweep waiting likewise (YIELD_SECONDS), and after OTHERS_WAIT_SECONDS with some still held says it is not
+    complete."""
     messages: list[MessageTypeDef] = []
     seen: set[str] = set()
     ends = None if seconds is None else time.monotonic() + seconds
@@ -128,7 +129,9 @@ def sweep_within(sqs: SQSClient, url: str, seconds: float | None,
         fresh = [message for message in received if message["MessageId"] not in seen]
         if not fresh and wait:
             depth = aws_sqs.queue_depth(sqs, url)
-            if depth is None or depth.in_flight <= len(messages):
+            # done when no message is visible (one released since the receive above would be) and none is in
+            # flight but those this sweep holds
+            if depth is None or (depth.waiting == 0 and depth.in_flight <= len(messages)):
                 return messages, True
             now = time.monotonic()
             others_until = others_until or now + OTHERS_WAIT_SECONDS
@@ -139,6 +142,7 @@ def sweep_within(sqs: SQSClient, url: str, seconds: float | None,
             elif now >= yield_at:  # the other may be waiting for these: given back, the sweep starts again
                 release(sqs, url, messages)
                 messages, seen, yield_at = [], set(), None
+                sleep(YIELD_SECONDS * random.uniform(1, 2))  # the other's turn to take them and finish first
             sleep(OTHERS_POLL_SECONDS)
             wait = 0
             continue

@@ -68,13 +68,13 @@ def _gone(error: ClientError) -> bool:
 
 
 def _machines(settings: Settings, c: aws.Clients) -> list[Leftover]:
-    fleets = [fleet["FleetId"] for page in c.ec2.get_paginator("describe_fleets").paginate()
-              for fleet in page["Fleets"] if fleet["FleetState"] in ec2_calls.LIVE_FLEET_STATES
+    fleets = [fleet["FleetId"] for fleet in aws.paged(c.ec2, "describe_fleets", "Fleets")
+              if fleet["FleetState"] in ec2_calls.LIVE_FLEET_STATES
               and {t["Key"]: t["Value"] for t in fleet.get("Tags", ())}.get(names.RUN_TAG) == settings.APP_NAME]
-    machines = [item["InstanceId"] for page in c.ec2.get_paginator("describe_instances").paginate(
-        Filters=[{"Name": f"tag:{names.RUN_TAG}", "Values": [settings.APP_NAME]},
-                 {"Name": "instance-state-name", "Values": ["pending", "running", "stopping", "stopped"]}])
-        for reservation in page["Reservations"] for item in reservation["Instances"]]
+    machines = [item["InstanceId"] for reservation in aws.paged(c.ec2, "describe_instances", "Reservations", Filters=[
+        {"Name": f"tag:{names.RUN_TAG}", "Values": [settings.APP_NAME]},
+        {"Name": "instance-state-name", "Values": ["pending", "running", "stopping", "stopped"]}])
+        for item in reservation["Instances"]]
     templates = ec2_calls.tagged_launch_template_ids(c.ec2, names.RUN_TAG, settings.APP_NAME)
     return ([Leftover("EC2 Fleet", fleet, partial(ec2_calls.delete_fleet, c.ec2, fleet)) for fleet in fleets]
             + [Leftover("machine", machine, partial(ec2_calls.terminate, c.ec2, [machine])) for machine in machines]
@@ -89,9 +89,9 @@ def _ecs(settings: Settings, c: aws.Clients) -> list[Leftover]:
         found.append(Leftover("ECS service", settings.service_name,
                               lambda: ecs_calls.delete_service(c.ecs, cluster, settings.service_name)))
     for status in ("ACTIVE", "INACTIVE"):
-        for arn in [arn for page in c.ecs.get_paginator("list_task_definitions").paginate(
-                familyPrefix=settings.task_family, status=status) for arn in page["taskDefinitionArns"]
-                if arn.rsplit("/", 1)[-1].rsplit(":", 1)[0] == settings.task_family]:
+        for arn in [arn for arn in aws.paged(c.ecs, "list_task_definitions", "taskDefinitionArns",
+                                             familyPrefix=settings.task_family, status=status)
+                    if arn.rsplit("/", 1)[-1].rsplit(":", 1)[0] == settings.task_family]:
             found.append(Leftover(f"task definition ({status.lower()})", arn.rsplit("/", 1)[-1],
                                   partial(_delete_task_definition, c, arn)))
     if ecs_calls.ecs_cluster(c.ecs, cluster) is not None:
@@ -115,9 +115,8 @@ def _delete_task_definition(c: aws.Clients, arn: str) -> None:
 
 def _delete_cluster(c: aws.Clients, cluster: str) -> None:
     """Its container instances deregistered first: AWS refuses to delete a cluster that has some."""
-    for page in c.ecs.get_paginator("list_container_instances").paginate(cluster=cluster):
-        for arn in page["containerInstanceArns"]:
-            c.ecs.deregister_container_instance(cluster=cluster, containerInstance=arn, force=True)
+    for arn in list(aws.paged(c.ecs, "list_container_instances", "containerInstanceArns", cluster=cluster)):
+        c.ecs.deregister_container_instance(cluster=cluster, containerInstance=arn, force=True)
     ecs_calls.delete_cluster(c.ecs, cluster)
 
 
@@ -128,9 +127,9 @@ def _alarms(settings: Settings, c: aws.Clients) -> list[Leftover]:
 
 
 def _log_groups(settings: Settings, c: aws.Clients) -> list[Leftover]:
-    groups = [group["logGroupName"] for page in c.logs.get_paginator("describe_log_groups").paginate(
-        logGroupNamePrefix=settings.LOG_GROUP_NAME) for group in page["logGroups"]
-        if group["logGroupName"] in (settings.LOG_GROUP_NAME, settings.per_instance_log_group)]
+    groups = [group["logGroupName"] for group in aws.paged(c.logs, "describe_log_groups", "logGroups",
+                                                           logGroupNamePrefix=settings.LOG_GROUP_NAME)
+              if group["logGroupName"] in (settings.LOG_GROUP_NAME, settings.per_instance_log_group)]
     return [Leftover("log group", group, partial(c.logs.delete_log_group, logGroupName=group)) for group in groups]
 
 
@@ -170,12 +169,10 @@ def _task_role(settings: Settings, c: aws.Clients) -> list[Leftover]:
 
 
 def _delete_role(c: aws.Clients, role: str) -> None:
-    for page in c.iam.get_paginator("list_role_policies").paginate(RoleName=role):
-        for policy in page["PolicyNames"]:
-            c.iam.delete_role_policy(RoleName=role, PolicyName=policy)
-    for attached_page in c.iam.get_paginator("list_attached_role_policies").paginate(RoleName=role):
-        for attached in attached_page["AttachedPolicies"]:
-            c.iam.detach_role_policy(RoleName=role, PolicyArn=attached["PolicyArn"])
+    for policy in list(aws.paged(c.iam, "list_role_policies", "PolicyNames", RoleName=role)):
+        c.iam.delete_role_policy(RoleName=role, PolicyName=policy)
+    for attached in list(aws.paged(c.iam, "list_attached_role_policies", "AttachedPolicies", RoleName=role)):
+        c.iam.detach_role_policy(RoleName=role, PolicyArn=attached["PolicyArn"])
     c.iam.delete_role(RoleName=role)
 
 
@@ -185,15 +182,14 @@ def _tagged_elsewhere(settings: Settings, c: aws.Clients, found: list[Leftover])
     deleted queue or log group too: those the listings above have just been asked about are not reported."""
     known = {leftover.name for leftover in found}
     left = []
-    for page in c.resourcegroupstaggingapi.get_paginator("get_resources").paginate(
-            TagFilters=[{"Key": names.RUN_TAG, "Values": [settings.APP_NAME]}]):
-        for mapping in page["ResourceTagMappingList"]:
-            arn = mapping["ResourceARN"]
-            kind = arn.split(":")[2]
-            tail = arn.rsplit("/", 1)[-1].rsplit(":", 1)[-1]
-            if tail in known or kind in _LISTED_SERVICES:
-                continue
-            left.append(Leftover(f"{kind} resource", arn, None))
+    for mapping in aws.paged(c.resourcegroupstaggingapi, "get_resources", "ResourceTagMappingList",
+                             TagFilters=[{"Key": names.RUN_TAG, "Values": [settings.APP_NAME]}]):
+        arn = mapping["ResourceARN"]
+        kind = arn.split(":")[2]
+        tail = arn.rsplit("/", 1)[-1].rsplit(":", 1)[-1]
+        if tail in known or kind in _LISTED_SERVICES:
+            continue
+        left.append(Leftover(f"{kind} resource", arn, None))
     return left
 
 

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from chalicelib import aws
 from chalicelib.model.settings import Settings
 from operations.start.cluster import fit_problem
 
@@ -62,9 +63,8 @@ def smallest_type(run: Settings, ec2: EC2Client) -> Settings:
     if len(run.MACHINE_TYPE) <= 1:
         return run
     try:
-        pages = ec2.get_paginator("describe_instance_types").paginate(
-            InstanceTypes=list(run.MACHINE_TYPE))  # type: ignore[arg-type]
-        described = [item for page in pages for item in page["InstanceTypes"]]
+        described = list(aws.paged(ec2, "describe_instance_types", "InstanceTypes",
+                                   InstanceTypes=list(run.MACHINE_TYPE)))
     except (ClientError, BotoCoreError):
         return run
     fitting = sorted((item["VCpuInfo"]["DefaultVCpus"], item["MemoryInfo"]["SizeInMiB"], item["InstanceType"])
