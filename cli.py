@@ -547,9 +547,10 @@ def failed(settings: Settings, as_json: bool, local_out: str | None):
         records = failed_jobs.records
         _say_ignored(settings, failed_jobs.ignored_dead_letters)
         if not failed_jobs.complete:
-            click.echo(f"warning: another reader held part of the dead-letter queue {settings.SQS_DEAD_LETTER_QUEUE} "
-                       f"for more than {deadletters.OTHERS_WAIT_SECONDS} s (a redrive, or a reader that stopped "
-                       "half-way): the list may miss jobs; run `failed` again in a minute", err=True)
+            click.echo(f"warning: the dead-letter queue {settings.SQS_DEAD_LETTER_QUEUE} counted messages this look "
+                       f"could not read within {deadletters.OTHERS_WAIT_SECONDS} s (another reader holding them: a "
+                       "redrive, or one that stopped half-way; or counts not yet settled): the list may miss jobs; "
+                       "run `failed` again in a minute", err=True)
         footer = "the whole log of one: python cli.py logs JOB_ID; send them again: python cli.py redrive"
     if as_json:
         click.echo(json.dumps([record.public() for record in records], indent=2))

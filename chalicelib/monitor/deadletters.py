@@ -94,8 +94,11 @@ CONFIRM_EMPTY_SECONDS = 1
 
 # How long a sweep that has read every visible message waits for those another reader holds (another run's sweep,
 # a redrive: each hides what it reads until it is done, a few seconds; one that died hides them for
-# SWEEP_VISIBILITY_SECONDS). Below that, so this sweep's own messages stay hidden while it waits.
-OTHERS_WAIT_SECONDS = 30
+# SWEEP_VISIBILITY_SECONDS). Below that, so this sweep's own messages stay hidden while it waits. Short, because the
+# counts it goes by are approximate: SQS says they "may not achieve consistency until at least 1 minute after the
+# producers stop sending messages" (GetQueueAttributes, SQS API Reference), so counts not yet settled can make a lone
+# sweep wait for messages nobody holds; that costs it this long and a "not complete", never a message missed.
+OTHERS_WAIT_SECONDS = 20
 OTHERS_POLL_SECONDS = 1
 # Two sweeps at once each wait for what the other holds: after this long (times 1 to 3, at random, so that one
 # of them goes first) without anything new, a sweep gives its messages back and pauses (times 1 to 2) before it

@@ -110,7 +110,7 @@ def test_failed_waits_for_another_readers_dead_letters_and_warns_when_they_stay_
 
     assert result.exit_code == 0, result.output
     assert len(json.loads(result.stdout)) == 11
-    assert "another reader held part of the dead-letter queue user_DeadMessages" in result.stderr
+    assert "the dead-letter queue user_DeadMessages counted messages this look could not read" in result.stderr
 
 
 def test_a_job_whose_worker_was_killed_on_its_last_attempt_is_listed_and_redriven(started, victim):
