@@ -255,11 +255,11 @@ def _capacity(run: Settings, fleet: FleetFile, c: aws.Clients, waits: Waits,
     if not machines:
         status = started.fleet
         why = "; ".join([*(status.why if status else ()), *((status.problem,) if status and status.problem else ())])
-        raise _Stop(Line("FAIL", "capacity", f"EC2 Fleet {record.MONITOR_FLEET_ID} accepted, but no machine running "
+        raise _Stop(Line("FAIL", "capacity", f"EC2 Fleet {record.MONITOR_FLEET_ID} accepted, but no machine launched "
                          f"after {waits.machine / 60:g} min" + (f": {why}" if why else ""),
                          "the fleet's errors say which: a Spot vCPU quota, no capacity for MACHINE_TYPE in the "
                          "fleet file's subnets (add types or subnets), a subnet or security group of another VPC"))
-    emit(Line("ok", "capacity", f"EC2 Fleet {record.MONITOR_FLEET_ID} accepted; machine {machines[0]} running"))
+    emit(Line("ok", "capacity", f"EC2 Fleet {record.MONITOR_FLEET_ID} accepted; machine {machines[0]} launched"))
     return machines[0], record.ALARM_NAMES
 
 
