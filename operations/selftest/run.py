@@ -145,7 +145,7 @@ def selftest(settings: Settings, fleet: FleetFile, say: Callable[[Line], None], 
         if report.lines[-1].outcome == "FAIL":
             raise _Stop(Line("skip", "the rest", "not run: the account's roles must be right first"))
         emit(_setup(run, c))
-        machine, record_alarms = _capacity(run, fleet, c, waits, emit)
+        machine, record_alarms = _capacity(run, fleet, c, waits, sleep, emit)
         emit(_agent(run, c, machine, waits, sleep))
         emit(_alarms(run, c, record_alarms))
         watched = _monitor(run, c, started, waits, sleep, emit)
@@ -234,16 +234,17 @@ def _setup(run: Settings, c: aws.Clients) -> Line:
                 f"cluster {run.ECS_CLUSTER}, task role {names.task_role(run)}, task definition and service")
 
 
-def _capacity(run: Settings, fleet: FleetFile, c: aws.Clients, waits: Waits,
+def _capacity(run: Settings, fleet: FleetFile, c: aws.Clients, waits: Waits, sleep: Callable[[float], None],
               emit: Callable[[Line], None]) -> tuple[str, tuple[str, ...]]:
     """start-cluster for the throwaway run; the machine that came up, and the alarms the run record names."""
     try:
         c.sqs.send_message(QueueUrl=find_queue_url(c.sqs, run.SQS_QUEUE_NAME) or "",
                            MessageBody='{"selftest": "held until the teardown; no worker runs it"}')
         with tempfile.TemporaryDirectory() as files:
-            started = cluster.start_cluster(run, fleet, wait_seconds=waits.machine, poll_seconds=waits.poll,
-                                            files_dir=files, clients=c)
-        set_service_count(c.ecs, run.ECS_CLUSTER, run.service_name, 0)  # before any machine can take a task
+            started = cluster.start_cluster(run, fleet, wait_seconds=0, files_dir=files, clients=c)
+        set_service_count(c.ecs, run.ECS_CLUSTER, run.service_name, 0)  # before any machine can have booted
+        status = cluster.wait_for_fleet(c.ec2, started.record.MONITOR_FLEET_ID, waits.machine, waits.poll,
+                                        sleep=sleep, since=cluster.fleet_since(started.record))
     except UserError as error:  # start-cluster's checks: one line that says what to fix
         raise _Stop(Line("FAIL", "capacity", str(error))) from None
     except (ClientError, BotoCoreError) as error:
@@ -253,8 +254,7 @@ def _capacity(run: Settings, fleet: FleetFile, c: aws.Clients, waits: Waits,
     record = started.record
     machines = ec2_calls.fleet_instance_ids(c.ec2, record.MONITOR_FLEET_ID)
     if not machines:
-        status = started.fleet
-        why = "; ".join([*(status.why if status else ()), *((status.problem,) if status and status.problem else ())])
+        why = "; ".join([*status.why, *((status.problem,) if status.problem else ())])
         raise _Stop(Line("FAIL", "capacity", f"EC2 Fleet {record.MONITOR_FLEET_ID} accepted, but no machine launched "
                          f"after {waits.machine / 60:g} min" + (f": {why}" if why else ""),
                          "the fleet's errors say which: a Spot vCPU quota, no capacity for MACHINE_TYPE in the "
