@@ -192,3 +192,18 @@ def test_cli_teardown_rides_out_a_monitor_writing_the_state_at_the_same_moment(s
     assert len(writes) > 1 + STATE_ATTEMPTS
     assert what_is_left(started) == TORN_DOWN_WITH_JOBS_LEFT
     assert summary(started)["stop_reason"] == REASON
+
+
+def test_a_first_state_written_after_another_writers_teardown_does_not_outlive_the_run(started):
+    """A tick reads a run that has no monitor state yet; `cli.py teardown` (or another tick) then tears it down whole;
+    the tick's first SaveState, conditional on there being no state, still succeeds: it must not leave a state behind
+    the run (chaos seed 47: `monitors/APP_monitorstate.json` left after the run's teardown)."""
+    run = the_run(started)
+    assert run.state_etag is None  # never saved: the first reconcile's SaveState creates it
+    s3 = clients.client("s3")
+    s3.delete_object(Bucket="test-bucket", Key=run.key)  # the other writer's teardown, finished meanwhile
+
+    result = reconcile(run)
+
+    assert result.actions == []  # nothing left to act on
+    assert not [key for key in what_is_left(started)["monitor_objects"] if key.endswith("_monitorstate.json")]
