@@ -1,5 +1,6 @@
 """Each run's status document: what `run_status` said at the monitor's last tick, kept at monitors/APP_status.json
-so GET /runs and GET /runs/{app} answer with one read per run instead of observing every run live (20 calls each).
+so GET /runs/{app} answers with one read instead of observing the run live (20 calls), and GET /runs with the
+bucket's index of these documents (status_index.py) and a read of each one the index does not hold as listed.
 
 The tick writes a run's document only when what it says changed, so a steady tick adds no call: this container
 remembers what it last wrote, compared without the figures that move with the clock alone (elapsed time and what
