@@ -301,16 +301,16 @@ def deploy_monitor_stand_in(bucket: str) -> None:
 
 
 @contextlib.contextmanager
-def deployed_monitor_ticking(client, each_tick=lambda: None) -> Iterator[Callable[[float], object]]:
-    """app.py's scheduled handler ticking on a thread every 0.2 s, as the schedule would (`each_tick` after each);
-    the self-test's sleep, which waits while it ticks."""
+def deployed_monitor_ticking(client, before_each_tick=lambda: None) -> Iterator[Callable[[float], object]]:
+    """app.py's scheduled handler ticking on a thread every 0.2 s, as the schedule would (`before_each_tick` runs
+    first each time); the self-test's sleep, which waits while it ticks."""
     stop = threading.Event()
 
     def schedule() -> None:
         while not stop.wait(0.2):
+            before_each_tick()
             client.lambda_.invoke("every_period", client.events.generate_cw_event(
                 source="aws.events", detail_type="Scheduled Event", detail={}, resources=[]))
-            each_tick()
 
     ticking = threading.Thread(target=schedule)
     ticking.start()
@@ -342,8 +342,12 @@ def test_a_call_the_deployed_monitor_was_refused_fails_the_monitor_step(account,
     logs.create_log_group(logGroupName=group)
     logs.create_log_stream(logGroupName=group, logStreamName="s")
 
-    def refused_once() -> None:  # what the function logs when its policy lacks a call
-        if not logs.get_log_events(logGroupName=group, logStreamName="s")["events"]:
+    def refused_once() -> None:
+        """What the function logs when its policy lacks a call: once the self-test's run exists, and before the
+        tick that looks at it writes its status document (so the self-test reads the log after it is there)."""
+        started = any(SUFFIX in item["Key"] for item in aws.client("s3").list_objects_v2(
+            Bucket="test-bucket", Prefix="monitors/").get("Contents", []))
+        if started and not logs.get_log_events(logGroupName=group, logStreamName="s")["events"]:
             logs.put_log_events(logGroupName=group, logStreamName="s", logEvents=[{
                 "timestamp": int(time.time() * 1000), "message": "An error occurred (AccessDenied) when calling "
                 "the DescribeFleets operation: not authorized to perform ec2:DescribeFleets"}])
