@@ -32,6 +32,8 @@ import re
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from localrun.moto_patches import launched
+
 AGENT_ACTION = "ecs:RegisterContainerInstance"
 ECS_MANAGED_POLICY = "AmazonEC2ContainerServiceforEC2Role"
 _ECS_AMI_NAME = re.compile(r"-ami-ecs-")
@@ -64,11 +66,8 @@ def _registers_at_boot(original: Callable[..., Any]) -> Callable[..., Any]:
     def create_spot_requests(self, weight_to_add):
         before = len(self.spot_requests)
         original(self, weight_to_add)
-        for request in self.spot_requests[before:]:
-            spec = request.launch_spec.launch_template_spec if request.launch_spec else None
-            if spec:
-                template = self.ec2_backend.get_launch_template(spec["LaunchTemplateId"]).get_version(spec["Version"])
-                _boot(self.ec2_backend, request.instance.id, template.data)
+        for request, launch in launched(self, before):
+            _boot(self.ec2_backend, request.instance.id, launch)
         return self.spot_requests
     return create_spot_requests
 

@@ -550,13 +550,10 @@ def _ec2_fleet_launch() -> Iterator[None]:
     def create_spot_requests(self, weight_to_add):
         before = len(self.spot_requests)
         original_create(self, weight_to_add)
-        for request in self.spot_requests[before:]:
-            spec = request.launch_spec.launch_template_spec if request.launch_spec else None
-            if spec:
-                template = self.ec2_backend.get_launch_template(spec["LaunchTemplateId"])
-                options = template.get_version(spec["Version"]).data.get("MetadataOptions")
-                if options:
-                    request.instance.metadata_options = MetadataOptions(options)
+        for request, launch in launched(self, before):
+            options = launch.get("MetadataOptions")
+            if options:
+                request.instance.metadata_options = MetadataOptions(options)
             self.ec2_backend.tags.setdefault(request.instance.id, {})["aws:ec2:fleet-id"] = self.id
         return self.spot_requests
 
@@ -565,6 +562,15 @@ def _ec2_fleet_launch() -> Iterator[None]:
         yield
     finally:
         Fleet.create_spot_requests = original_create
+
+
+def launched(fleet: Any, before: int) -> Iterator[tuple[Any, dict[str, Any]]]:
+    """The spot requests moto's EC2 Fleet `fleet` made past its first `before`, each with what its launch template
+    version says (ImageId, UserData, IamInstanceProfile, MetadataOptions, ...; empty without a template)."""
+    for request in fleet.spot_requests[before:]:
+        spec = request.launch_spec.launch_template_spec if request.launch_spec else None
+        template = fleet.ec2_backend.get_launch_template(spec["LaunchTemplateId"]) if spec else None
+        yield request, template.get_version(spec["Version"]).data if template and spec else {}
 
 
 @contextlib.contextmanager

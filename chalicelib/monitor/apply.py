@@ -55,6 +55,7 @@ from chalicelib.monitor.actions import (
 from chalicelib.monitor.idle_alarm import idle_alarm_request
 from chalicelib.monitor.observation import MonitorState
 from chalicelib.monitor.observe import FAILED_EXPORT_PREFIX, Run
+from chalicelib.monitor.runs import removed_if_torn_down
 from chalicelib.runfiles.leases import prefix as lease_prefix
 
 _GONE = {
@@ -148,11 +149,10 @@ class Applier:
     def _put_state(self, state: MonitorState) -> MonitorState:
         created = not self._etag
         self._etag = state_store.write(self.clients.s3, self.run.bucket, self.run.state_key, state, self._etag)
-        if created and not s3.object_exists(self.clients.s3, self.run.bucket, self.run.key):
-            # the run's first state, written after another writer's teardown (`cli.py teardown`) removed the record
-            # since this reconcile read it: a state it never had would outlive the run (chaos seed 47); a later
-            # state's write is conditional on the one read, so only this first one can come back
-            s3.delete_object(self.clients.s3, self.run.bucket, self.run.state_key)
+        # the run's first state, written after another writer's teardown removed the record since this reconcile
+        # read it, would outlive the run (chaos seed 47); a later state's write is conditional on the one read, so
+        # only this first one can come back
+        if created and removed_if_torn_down(self.clients.s3, self.run, self.run.state_key):
             raise state_store.StateChanged(f"s3://{self.run.bucket}/{self.run.key} was removed (torn down) since it "
                                            "was read")
         return state

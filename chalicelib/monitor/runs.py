@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import botocore.exceptions
 
 from chalicelib.aws import error_code
-from chalicelib.aws.s3 import Listed, list_objects, read_object_and_etag
+from chalicelib.aws.s3 import Listed, delete_object, list_objects, object_exists, read_object_and_etag
 from chalicelib.model.errors import UserError
 from chalicelib.model.names import MONITORS_PREFIX, RECORD_SUFFIX, monitor_state_key
 from chalicelib.model.schema import SchemaError
@@ -78,6 +78,16 @@ def load_run(s3: S3Client, bucket: str, key: str) -> Run | None:
     state_key = monitor_state_key(record.MONITOR_APP_NAME)
     body, etag = state_store.read(s3, bucket, state_key)
     return Run(record=record, state=_state_from(bucket, state_key, body), bucket=bucket, key=key, state_etag=etag)
+
+
+def removed_if_torn_down(s3: S3Client, run: Run, key: str) -> bool:
+    """After a write of `key` beside the run's record: when the record is gone (another writer's teardown, `cli.py
+    teardown` or another tick, finished since `run` was read), `key` is deleted again and True returned: nothing
+    written for a run may outlive it."""
+    if object_exists(s3, run.bucket, run.key):
+        return False
+    delete_object(s3, run.bucket, key)
+    return True
 
 
 def with_current_state(s3: S3Client, run: Run) -> Run | None:

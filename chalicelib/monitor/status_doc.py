@@ -18,8 +18,9 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from chalicelib import aws
-from chalicelib.aws.s3 import delete_object, object_exists, put_object, read_object_and_etag
+from chalicelib.aws.s3 import put_object, read_object_and_etag
 from chalicelib.model.names import MONITORS_PREFIX, RECORD_SUFFIX, status_key
+from chalicelib.monitor.runs import removed_if_torn_down
 from chalicelib.monitor.status import run_status
 
 if TYPE_CHECKING:  # boto3-stubs: for mypy only, never in the Lambda zip
@@ -70,9 +71,7 @@ def publish(outcome: RunOutcome, s3: S3Client | None = None) -> tuple[str, dict[
     s3 = s3 or aws.client("s3")
     etag = put_object(s3, run.bucket, key, json.dumps(status).encode(), content_type="application/json")
     _written[(run.bucket, key)] = (said, status["as_of"])
-    if not object_exists(s3, run.bucket, run.key):
-        # torn down by another writer (a teardown from the CLI) since this tick looked: nothing must outlive it
-        delete_object(s3, run.bucket, key)
+    if removed_if_torn_down(s3, run, key):
         _written.pop((run.bucket, key), None)
         return None
     return etag, status

@@ -63,7 +63,7 @@ class Listing:
 
 def listing(s3: S3Client, bucket: str) -> Listing:
     listed = {item.key: item.etag for item in list_objects(s3, bucket, MONITORS_PREFIX, delimiter="/")}
-    runs = [key[len(MONITORS_PREFIX):-len(RECORD_SUFFIX)] for key in sorted(listed) if key.endswith(RECORD_SUFFIX)]
+    runs = [status_doc.app_name_of(key) for key in sorted(listed) if key.endswith(RECORD_SUFFIX)]
     return Listing(runs, {app: listed[status_key(app)] for app in runs if listed.get(status_key(app))})
 
 

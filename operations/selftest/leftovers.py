@@ -22,8 +22,8 @@ from chalicelib import aws
 from chalicelib.aws import ec2 as ec2_calls
 from chalicelib.aws import ecs as ecs_calls
 from chalicelib.aws.cloudwatch import alarm_names, delete_alarms
-from chalicelib.aws.s3 import delete_objects, list_objects
-from chalicelib.aws.sqs import find_queue_url
+from chalicelib.aws.s3 import delete_objects, list_objects, object_exists
+from chalicelib.aws.sqs import delete_queue, find_queue_url
 from chalicelib.model import names
 from chalicelib.model.settings import Settings
 
@@ -138,7 +138,7 @@ def _queues(settings: Settings, c: aws.Clients) -> list[Leftover]:
     for name in (settings.SQS_QUEUE_NAME, settings.SQS_DEAD_LETTER_QUEUE):
         url = find_queue_url(c.sqs, name)
         if url is not None:
-            found.append(Leftover("queue", name, partial(c.sqs.delete_queue, QueueUrl=url)))
+            found.append(Leftover("queue", name, partial(delete_queue, c.sqs, url)))
     return found
 
 
@@ -148,13 +148,9 @@ def _objects(settings: Settings, c: aws.Clients) -> list[Leftover]:
     exact = {names.record_key(app), names.monitor_state_key(app), names.status_key(app), names.claim_key(app),
              names.summary_key(app), names.earlier_summary_key(app), names.ecs_config_key(settings)}
     folders = (names.exported_logs_prefix(settings), f"{names.RUN_FILES_PREFIX}{app}/")
-    keys = sorted(key for key in exact if _exists(c, bucket, key))
+    keys = sorted(key for key in exact if object_exists(c.s3, bucket, key))
     keys += [item.key for folder in folders for item in list_objects(c.s3, bucket, folder)]
     return [Leftover("object", f"s3://{bucket}/{key}", partial(delete_objects, c.s3, bucket, [key])) for key in keys]
-
-
-def _exists(c: aws.Clients, bucket: str, key: str) -> bool:
-    return any(item.key == key for item in list_objects(c.s3, bucket, key))
 
 
 def _task_role(settings: Settings, c: aws.Clients) -> list[Leftover]:

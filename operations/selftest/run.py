@@ -21,15 +21,12 @@ checks are done), and the monitor's MAX_RUN_HOURS and MAX_RUN_COST end it even i
 from __future__ import annotations
 
 import contextlib
-import json
 import signal
 import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
-from urllib.parse import unquote
 
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -209,9 +206,8 @@ def _trusted_services(c: aws.Clients, role: str) -> set[str] | None:
         document = c.iam.get_role(RoleName=role)["Role"]["AssumeRolePolicyDocument"]
     except c.iam.exceptions.NoSuchEntityException:
         return None
-    parsed: Any = json.loads(unquote(document)) if isinstance(document, str) else document  # a string on moto
     services: set[str] = set()
-    for statement in parsed.get("Statement", []):
+    for statement in account_roles.policy_document(document).get("Statement", []):
         principal = statement.get("Principal") or {}
         if statement.get("Effect") == "Allow" and "sts:AssumeRole" in _listed(statement.get("Action")):
             services.update(_listed(principal.get("Service") if isinstance(principal, dict) else None))

@@ -242,7 +242,7 @@ def _ignore_missing(iam: IAMClient, call: Callable[..., object], **kwargs: str) 
         return False
 
 
-def _document(value: Any) -> Any:
+def policy_document(value: Any) -> Any:
     # boto3 decodes policy documents to dicts; older paths return URL-encoded JSON text.
     return json.loads(unquote(value)) if isinstance(value, str) else value
 
@@ -262,11 +262,11 @@ def _ensure_role(iam: IAMClient, spec: RoleSpec, report: AccountReport) -> str:
             report.changes.append(f"created role {spec.name}")
             return role["Arn"]
     changed = []
-    if _document(role["AssumeRolePolicyDocument"]) != spec.trust:
+    if policy_document(role["AssumeRolePolicyDocument"]) != spec.trust:
         iam.update_assume_role_policy(RoleName=spec.name, PolicyDocument=json.dumps(spec.trust))
         changed.append("trust policy")
     try:
-        current = _document(iam.get_role_policy(RoleName=spec.name, PolicyName=POLICY_NAME)["PolicyDocument"])
+        current = policy_document(iam.get_role_policy(RoleName=spec.name, PolicyName=POLICY_NAME)["PolicyDocument"])
     except iam.exceptions.NoSuchEntityException:
         current = None
     if current != spec.policy:
