@@ -11,6 +11,9 @@ queues holding jobs. Then, for each case:
     full tick      the same tick with no last looks: what `cli.py monitor`, a cold container, an alarm's tick
                    and each run's full look every FULL_OBSERVE_SECONDS (chalicelib/monitor/steady.py) cost
     GET /runs      the status API's listing of every run (`service.all_statuses`)
+    failed jobs    a full look (an alarm's tick) at one run with that many failure records, with the warm
+                   container's failure tally (chalicelib/monitor/failure_tally.py: the journal's news since its
+                   last look) and without (every record listed, a page per 1,000)
 
 Each is measured in this process: AWS calls (counted at botocore's `before-call` event, every client the
 monitor makes), client CPU (this process's CPU time: serializing, signing and parsing, no network or server
@@ -21,6 +24,7 @@ reads service.READERS documents at a time (fewer when there are fewer runs), and
 threads share it).
 
 Usage: python bench/bench_monitor.py [--runs 1,10,100] [--machines 10,100,1000] [--api-runs 100,1000]
+                                    [--failures 10000]
 """
 
 from __future__ import annotations
@@ -126,9 +130,9 @@ def measure(what: str, runs: int, machines: int, action: Callable[[], object], t
     return Measured(what, runs, machines, sum(calls.values()), cpu, wall, calls, min(threads, runs))
 
 
-def start_runs(count: int, machines: int, folder: Path, first: int) -> list[str]:
+def start_runs(count: int, machines: int, folder: Path, first: int, **more: object) -> list[str]:
     """`count` runs of `machines` machines each, set up and started as `cli.py setup` and `start-cluster` do,
-    each with jobs waiting; their APP_NAMEs."""
+    each with jobs waiting; their APP_NAMEs. `more`: settings beside the benchmark's own."""
     from chalicelib import aws
     from chalicelib.model.settings import Settings
     from localrun.account import localize_fleet, prepare_account
@@ -143,7 +147,7 @@ def start_runs(count: int, machines: int, folder: Path, first: int) -> list[str]
         settings = Settings.from_mapping({
             "APP_NAME": name, "AWS_REGION": REGION, "AWS_BUCKET": BUCKET, "DOCKERHUB_TAG": "example/worker:1",
             "CLUSTER_MACHINES": machines, "TASKS_PER_MACHINE": 1, "DOCKER_CORES": 1, "MACHINE_TYPE": ["m5.large"],
-            "MACHINE_PRICE": 0.1, "ECS_CLUSTER": "bench", "COMMAND": ["true"]})
+            "MACHINE_PRICE": 0.1, "ECS_CLUSTER": "bench", "COMMAND": ["true"], **more})
         if account is None:
             account = prepare_account(settings, run_setup=False)
         iam.setup_account(settings)  # the run's own task role
@@ -159,14 +163,14 @@ def start_runs(count: int, machines: int, folder: Path, first: int) -> list[str]
     return names
 
 
-def steady_tick(runs: int, looks: LastLooks | None) -> Callable[[], object]:
+def steady_tick(runs: int, looks: LastLooks | None, full_look: bool = False) -> Callable[[], object]:
     from chalicelib.monitor import service
     from chalicelib.monitor.budget import CONCURRENT_RUNS
 
     def tick() -> object:
         found, unreadable = service.scan_buckets([BUCKET])
         assert not unreadable and len(found) == runs, (len(found), unreadable)
-        outcomes = service.reconcile_runs(found, looks=looks, concurrency=CONCURRENT_RUNS)
+        outcomes = service.reconcile_runs(found, looks=looks, full_look=full_look, concurrency=CONCURRENT_RUNS)
         errors = [outcome.error for outcome in outcomes if outcome.error]
         assert not errors, errors[:3]
         return outcomes
@@ -198,6 +202,26 @@ def copy_runs(started: list[str], total: int) -> None:
         for key in (record_key, status_key):
             s3.copy_object(Bucket=BUCKET, Key=key(name), CopySource={"Bucket": BUCKET, "Key": key(source)})
     status_index.refresh(s3, BUCKET)
+
+
+def write_failure_records(app_name: str, count: int) -> None:
+    """`count` failure records of the run, as its workers wrote them over the run before this container's last
+    full count (so no journal entry of theirs is in the window a look reads again), 16 writers at once."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from chalicelib import aws
+    from chalicelib.model.names import failure_key
+    from chalicelib.runfiles.failures import FailureRecord
+
+    s3 = aws.client("s3", region=REGION)
+
+    def put(number: int) -> None:
+        record = FailureRecord(job_id=f"job{number:07d}", attempts=3, reason="exit code 1 after 2.0 s", exit_code=1,
+                               last_lines=("Traceback ...",), message_body="{}", time=time.time(), instance_id=None)
+        s3.put_object(Bucket=BUCKET, Key=failure_key(app_name, record.job_id), Body=record.to_json().encode())
+
+    with ThreadPoolExecutor(16) as pool:
+        list(pool.map(put, range(count)))
 
 
 def clear_runs() -> None:
@@ -274,9 +298,11 @@ def main() -> int:
                         help="run counts of the steady-tick cases (10 machines a run)")
     parser.add_argument("--machines", default="10,100,1000", help="machine counts of the one-run cases")
     parser.add_argument("--api-runs", default="100,1000", help="run counts of the GET /runs cases")
+    parser.add_argument("--failures", default="10000", help="failure record counts of the failed-jobs cases")
     args = parser.parse_args()
     cases = ([(int(n), 10) for n in args.runs.split(",") if n] + [(1, int(m)) for m in args.machines.split(",") if m])
     api_cases = [int(n) for n in args.api_runs.split(",") if n]
+    failure_cases = [int(n) for n in args.failures.split(",") if n]
 
     from chalicelib.monitor.budget import CONCURRENT_RUNS
     from chalicelib.monitor.service import READERS
@@ -308,6 +334,21 @@ def main() -> int:
                     copy_runs(names, listed)
                     results.append(measure("GET /runs", listed, machines, get_runs(listed), READERS))
                     print(results[-1].line(), flush=True)
+        for failed in failure_cases:
+            clear_runs()
+            # a run that goes on with its failures (the breaker would stop it, and a run tearing down counts fully)
+            [name] = start_runs(1, 10, Path(folder), started, STOP_AFTER_FAILED_JOBS=None)
+            started += 1
+            write_failure_records(name, failed)
+            looks = LastLooks()
+            with counted():  # the first full look counts every record; the tally keeps them
+                steady_tick(1, looks, full_look=True)()
+            results.append(measure(f"full look, {failed:,} failed jobs, tally", 1, 10,
+                                   steady_tick(1, looks, full_look=True), CONCURRENT_RUNS))
+            print(results[-1].line(), flush=True)
+            results.append(measure(f"full look, {failed:,} failed jobs, counted", 1, 10, steady_tick(1, None),
+                                   CONCURRENT_RUNS))
+            print(results[-1].line(), flush=True)
     print()
     print("| case | runs | machines | AWS calls | per run | client CPU per run | on the emulator | "
           + " | ".join(f"on AWS at {ms} ms a call" for ms in LATENCIES_MS) + " |")

@@ -38,12 +38,16 @@ class Listed:
     etag: str = ""  # as GetObject and PutObject give it: a reader can tell an object it has already read
 
 
-def list_objects(s3: S3Client, bucket: str, prefix: str, delimiter: str | None = None) -> Iterator[Listed]:
-    """Every object under `prefix` (with `delimiter`, only those directly under it), every page, in S3's (key)
-    order. A generator: a caller that has its answer stops, and no further page is asked for."""
+def list_objects(s3: S3Client, bucket: str, prefix: str, delimiter: str | None = None,
+                 start_after: str | None = None) -> Iterator[Listed]:
+    """Every object under `prefix` (with `delimiter`, only those directly under it; with `start_after`, only keys
+    after it), every page, in S3's (key) order. A generator: a caller that has its answer stops, and no further
+    page is asked for."""
     request: ListObjectsV2RequestPaginateTypeDef = {"Bucket": bucket, "Prefix": prefix}
     if delimiter is not None:
         request["Delimiter"] = delimiter
+    if start_after is not None:
+        request["StartAfter"] = start_after
     for page in s3.get_paginator("list_objects_v2").paginate(**request):
         for item in page.get("Contents", ()):
             yield Listed(item["Key"], item["LastModified"], item["Size"], item.get("ETag", ""))

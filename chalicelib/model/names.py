@@ -161,6 +161,11 @@ def failures_prefix(app_name: str) -> str:
     return run_files_prefix(app_name) + "failures/"
 
 
+def failure_journal_prefix(app_name: str) -> str:
+    """Where each failure record's write and removal is noted in time order (chalicelib/runfiles/failure_journal.py)."""
+    return run_files_prefix(app_name) + "failure-journal/"
+
+
 def failure_key(app_name: str, job_id: str) -> str:
     """A job's failure record, written by the worker when its last attempt fails (per run, even with a shared
     dead-letter queue)."""

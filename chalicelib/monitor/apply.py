@@ -31,7 +31,7 @@ from chalicelib.aws import (
     s3,
     sqs,
 )
-from chalicelib.model.names import status_key
+from chalicelib.model.names import failure_journal_prefix, status_key
 from chalicelib.monitor import state_store
 from chalicelib.monitor.actions import (
     Action,
@@ -200,7 +200,9 @@ class Applier:
 
     def _remove_record(self, action: RemoveRunRecord) -> None:
         keys = [*action.keys, status_key(self.run.app_name)]  # the status document (status_doc.py) with them
-        keys += [item.key for item in s3.list_objects(self.clients.s3, action.bucket, lease_prefix(self.run.app_name))]
+        # with the workers' busy leases and the failure journal (the failure records stay, for a later redrive)
+        keys += [item.key for prefix in (lease_prefix(self.run.app_name), failure_journal_prefix(self.run.app_name))
+                 for item in s3.list_objects(self.clients.s3, action.bucket, prefix)]
         # the record goes last: if anything before fails, the run is still watched
         ordered = [key for key in keys if key not in action.keys] + list(action.keys[::-1])
         s3.delete_objects(self.clients.s3, action.bucket, ordered)

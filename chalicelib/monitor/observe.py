@@ -24,6 +24,7 @@ from chalicelib.aws.tagging import tagged_alarm_names
 from chalicelib.model.names import RUN_TAG, claim_key, instance_alarm_pattern, monitor_state_key, summary_key
 from chalicelib.monitor import ownership
 from chalicelib.monitor.breaker import failed_job, failures_trip
+from chalicelib.monitor.failure_tally import FailureTallies
 from chalicelib.monitor.fleet_words import fleet_problems
 from chalicelib.monitor.observation import (
     ExportStatus,
@@ -104,8 +105,10 @@ def read_pulse(run: Run, clients: Clients, fleets: Mapping[str, FleetState] | No
                  fleets.get(fleet_id) if fleets is not None else fleet_state(clients.ec2, fleet_id))
 
 
-def observe(run: Run, clients: Clients, now: float | None = None, pulse: Pulse | None = None) -> Observation:
-    """`pulse`: its first two reads when the caller has just made them (read_pulse), else they are made here."""
+def observe(run: Run, clients: Clients, now: float | None = None, pulse: Pulse | None = None,
+            tallies: FailureTallies | None = None) -> Observation:
+    """`pulse`: its first two reads when the caller has just made them (read_pulse), else they are made here.
+    `tallies`: the Lambda's failure tallies (failure_tally.py), else the run's failure records are counted fully."""
     record = run.record
     now = time.time() if now is None else now
     problem = ownership.record_problem(record, run.bucket, run.key)
@@ -131,7 +134,7 @@ def observe(run: Run, clients: Clients, now: float | None = None, pulse: Pulse |
     cluster = _cluster(clients, record.MONITOR_ECS_CLUSTER, service is not None, run.app_name)
     log_groups = (record.MONITOR_LOG_GROUP_NAME, record.PER_INSTANCE_LOG_GROUP)
     since = datetime.fromtimestamp(record.MONITOR_START_TIME / 1000, UTC)
-    failed = failures.count(clients.s3, run.bucket, run.app_name, since=since)
+    failed = _failed_count(clients.s3, run, queue, since, tallies)
     exports, export_busy = _exports(clients.logs, run.state)
     return Observation(
         app_name=run.app_name, now=now, started_at=record.MONITOR_START_TIME / 1000, state=run.state,
@@ -184,12 +187,27 @@ def _failed_jobs(s3: S3Client, run: Run, queue: QueueDepth | None, failed: int,
                  since: datetime) -> tuple[FailedJob, ...]:
     """The run's failed jobs, read only when the failure breaker trips now (its records are a GET each: not on
     every tick of a run that merely has some failures)."""
-    waiting, in_flight = (queue.waiting, queue.in_flight) if queue else (0, 0)
-    done = jobs_done(run.record.JOBS_AT_START, waiting, in_flight, failed, run.state.jobs_done_seen)
-    if run.state.tearing_down or not failures_trip(failed, done, run.record.STOP_AFTER_FAILED_JOBS):
+    if run.state.tearing_down or not _trips(run, queue, failed):
         return ()
     return tuple(failed_job(record)
                  for record in failures.list_records(s3, run.bucket, run.app_name, since, FAILED_JOBS_SAMPLE))
+
+
+def _failed_count(s3: S3Client, run: Run, queue: QueueDepth | None, since: datetime,
+                  tallies: FailureTallies | None) -> int:
+    if tallies is None:
+        return failures.count(s3, run.bucket, run.app_name, since=since)
+    failed = tallies.count(s3, run, since, exact=run.state.tearing_down)
+    if not run.state.tearing_down and _trips(run, queue, failed):
+        return tallies.count(s3, run, since, exact=True)  # the breaker stops a run only on its records, counted
+    return failed
+
+
+def _trips(run: Run, queue: QueueDepth | None, failed: int) -> bool:
+    """Whether `failed` failed jobs trip the run's failure breaker now (breaker.py)."""
+    waiting, in_flight = (queue.waiting, queue.in_flight) if queue else (0, 0)
+    done = jobs_done(run.record.JOBS_AT_START, waiting, in_flight, failed, run.state.jobs_done_seen)
+    return failures_trip(failed, done, run.record.STOP_AFTER_FAILED_JOBS)
 
 
 def _waiting(depth: QueueDepth | None) -> int:

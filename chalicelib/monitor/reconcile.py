@@ -60,7 +60,7 @@ def reconcile(run: Run, clients: Clients | None = None, now: float | None = None
                 return Reconciled(steady, [])
             if fleets is not None:  # the listing may be seconds old: every decision is taken on fresh reads
                 pulse = read_pulse(run, clients)
-        observation = observe(run, clients, now, pulse)
+        observation = observe(run, clients, now, pulse, looks.failures if looks is not None else None)
         actions = plan(observation, run.policy())
         if dry_run:
             return Reconciled(observation, actions)
@@ -74,6 +74,8 @@ def reconcile(run: Run, clients: Clients | None = None, now: float | None = None
             continue
         if looks is not None:
             looks.remember(run, pulse, observation, actions)
+            if reconciled.finished:
+                looks.failures.forget(run)
         return reconciled
     raise StateContended(f"run {run.app_name}: its monitor state (s3://{run.bucket}/{run.state_key}) changed under "
                          f"this reconcile {STATE_ATTEMPTS} times in a row (other reconciles or a teardown request "

@@ -10,7 +10,8 @@ decision that the two reads cannot see (a failure record, a replaced machine at 
 the queue) by at most FULL_OBSERVE_SECONDS, and never acts on what it did not see.
 
 Only the Lambda keeps looks (app.py passes them in); a cold container, `cli.py monitor`, local mode and any caller
-that passes none observe fully on every check.
+that passes none observe fully on every check. The looks carry the runs' failure tallies too (failure_tally.py): a
+full look counts failed jobs from the failure journal's news, not by listing every record.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import zlib
 from dataclasses import dataclass
 
 from chalicelib.monitor.actions import Action
+from chalicelib.monitor.failure_tally import FailureTallies
 from chalicelib.monitor.observation import Observation
 from chalicelib.monitor.observe import Pulse, Run
 from chalicelib.monitor.plan import plan
@@ -50,6 +52,8 @@ class LastLooks:
 
     def __init__(self) -> None:
         self._looks: dict[tuple[str, str, int], _Look] = {}
+        # the runs' failed jobs, kept with the looks: a full look reads only the failure journal's news
+        self.failures = FailureTallies()
 
     def steady(self, run: Run, pulse: Pulse | None, now: float) -> Observation | None:
         """The last look at `now`, if the run is as it saw it and its plan is still empty; else None (look fully)."""

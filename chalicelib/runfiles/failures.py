@@ -7,7 +7,9 @@ failures too. When a job's last attempt (JOB_RETRIES) fails, its worker puts
 exit code, the last lines of its output, and the message body, so a later
 redrive can send it again. A worker that later completes the job deletes the
 record, so the count stays the number of this run's jobs that are failed now
-(it finds which jobs have one by listing them: worker/records.py).
+(it finds which jobs have one by listing them: worker/records.py). Each write and removal is noted in the run's
+failure journal too (failure_journal.py), from which the Lambda's monitor keeps the count without listing every
+record on every look.
 
 Records are written by workers, whose jobs are untrusted code: a reader takes
 each one as a claim, skips what it cannot parse, and never acts on it beyond
@@ -28,6 +30,7 @@ from chalicelib.model import schema
 from chalicelib.model.jobs import MAX_JOB_ID_LENGTH, SQS_MESSAGE_BYTES
 from chalicelib.model.names import failure_key, failures_prefix
 from chalicelib.model.schema import bounds
+from chalicelib.runfiles import failure_journal
 
 if TYPE_CHECKING:  # boto3-stubs: for mypy only
     from mypy_boto3_s3 import S3Client
@@ -87,13 +90,17 @@ class FailureRecord:
 
 
 def put(s3: S3Client, bucket: str, app_name: str, record: FailureRecord) -> None:
+    """Write the record, then note it in the run's failure journal (failure_journal.py)."""
     put_object(s3, bucket, failure_key(app_name, record.job_id), record.to_json().encode("utf-8"),
                content_type="application/json")
+    failure_journal.note(s3, bucket, app_name, record.job_id, failure_journal.FAILED)
 
 
 def delete(s3: S3Client, bucket: str, app_name: str, job_id: str) -> None:
-    """The job is done after all: its record no longer stands (S3 answers a missing key with success too)."""
+    """The job is done after all: its record no longer stands (S3 answers a missing key with success too), and the
+    failure journal says so (whether or not there was one: S3 does not tell, and a needless entry changes no count)."""
     delete_object(s3, bucket, failure_key(app_name, job_id))
+    failure_journal.note(s3, bucket, app_name, job_id, failure_journal.CLEARED)
 
 
 def count(s3: S3Client, bucket: str, app_name: str, since: datetime | None = None) -> int:
@@ -128,11 +135,12 @@ def list_records(s3: S3Client, bucket: str, app_name: str, since: datetime | Non
     return sorted(records, key=lambda record: record.time)
 
 
-def job_ids(s3: S3Client, bucket: str, app_name: str) -> frozenset[str]:
-    """The ids of the jobs that have a record, every page of the listing (S3's listings are strongly consistent:
-    every record written before the request is in it)."""
+def job_ids(s3: S3Client, bucket: str, app_name: str, since: datetime | None = None) -> frozenset[str]:
+    """The ids of the jobs that have a record (written since `since`), every page of the listing (S3's listings
+    are strongly consistent: every record written before the request is in it)."""
     prefix = failures_prefix(app_name)
-    return frozenset(key[len(prefix):-len(".json")] for key, _, _ in _keys(s3, bucket, app_name))
+    return frozenset(key[len(prefix):-len(".json")] for key, written, _ in _keys(s3, bucket, app_name)
+                     if _since(written, since))
 
 
 def _since(written: datetime, since: datetime | None) -> bool:

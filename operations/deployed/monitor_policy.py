@@ -89,7 +89,7 @@ def monitor_policy(watched: Watched) -> dict[str, Any]:
         _statement("ListWatchedBuckets", ["s3:ListBucket"], _buckets(buckets)),
         _statement("RunRecordsStateAndSummaries", ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"],
                    _objects(buckets, "monitors/")),
-        _statement("RemoveBusyLeasesAtTeardown", ["s3:DeleteObject"], _objects(buckets, "runs/")),
+        _statement("RemoveBusyLeasesAndFailureJournalAtTeardown", ["s3:DeleteObject"], _objects(buckets, "runs/")),
         _statement("LogExportsWriteWithTheCallersRights", ["s3:PutObject"], _objects(buckets, "exportedlogs/")),
         _statement("ReadQueues", _READ_QUEUES, "arn:aws:sqs:*:*:*"),
         _statement("DeleteOnlyRunQueues", ["sqs:DeleteQueue"], "arn:aws:sqs:*:*:*", RUN_TAGGED),

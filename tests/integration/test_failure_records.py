@@ -124,6 +124,10 @@ def test_a_record_written_after_the_workers_listing_goes_when_the_job_is_sent_ag
     assert count(clients, settings) == 0
 
 
+# A record's removal: the record, then its failure journal entry (chalicelib/runfiles/failure_journal.py)
+REMOVAL = ["DeleteObject", "PutObject"]
+
+
 def _known(settings, clock=time.monotonic):
     """A worker's FailureRecords on a client of its own, whose calls are recorded (the test reads S3 with
     another)."""
@@ -147,12 +151,12 @@ def test_a_listing_answers_for_messages_sent_before_it_and_is_made_again_for_lat
     known.job_done("P0", attempt=1, sent_ms=1_000, received_ms=5_000)  # lists: covers what was sent before 5,000
     known.job_done("P2", attempt=1, sent_ms=4_999, received_ms=6_000)  # covered, no record: no call
     known.job_done("P1", attempt=1, sent_ms=2_000, received_ms=7_000)  # covered, has one: deleted
-    assert calls == ["ListObjectsV2", "DeleteObject"] and count(clients, settings) == 0
+    assert calls == ["ListObjectsV2", *REMOVAL] and count(clients, settings) == 0
 
     _put_record(clients, settings, "P3")
     calls.clear()
     known.job_done("P3", attempt=1, sent_ms=5_000, received_ms=8_000)  # sent after the listing: listed again
-    assert calls == ["ListObjectsV2", "DeleteObject"] and count(clients, settings) == 0
+    assert calls == ["ListObjectsV2", *REMOVAL] and count(clients, settings) == 0
 
     _put_record(clients, settings, "P4")  # with a time a re-sender kept from before (not one this code expects)
     calls.clear()
@@ -160,7 +164,7 @@ def test_a_listing_answers_for_messages_sent_before_it_and_is_made_again_for_lat
     assert calls == [] and count(clients, settings) == 1  # trusted while the listing is younger than a minute...
     now[0] += REFRESH_SECONDS
     known.job_done("P4", attempt=1, sent_ms=1_000, received_ms=9_000)
-    assert calls == ["ListObjectsV2", "DeleteObject"] and count(clients, settings) == 0  # ...then made again
+    assert calls == ["ListObjectsV2", *REMOVAL] and count(clients, settings) == 0  # ...then made again
 
 
 def test_a_job_received_again_deletes_its_record_unasked_and_a_missing_time_lists_again(clients):
@@ -172,7 +176,7 @@ def test_a_job_received_again_deletes_its_record_unasked_and_a_missing_time_list
 
     # attempt 2: its record may be its own (written before JOB_RETRIES was raised), whatever the listing says
     known.job_done("P1", attempt=2, sent_ms=1_000, received_ms=3_000)
-    assert calls == ["DeleteObject"] and count(clients, settings) == 0
+    assert calls == REMOVAL and count(clients, settings) == 0
     calls.clear()
     known.job_done("P2", attempt=1, sent_ms=None, received_ms=None)  # SQS gave no times: no trust
     known.job_done("P3", attempt=1, sent_ms=1_000, received_ms=6_000)  # nor did that listing cover anything
@@ -195,7 +199,7 @@ def test_a_worker_that_may_not_list_deletes_each_record_directly_and_says_so_onc
     with caplog.at_level(logging.WARNING, logger="worker"):
         known.job_done("P0", attempt=1, sent_ms=1_000, received_ms=5_000)
         known.job_done("P1", attempt=1, sent_ms=1_000, received_ms=6_000)
-    assert calls == ["DeleteObject", "DeleteObject"]  # as before there were listings: one delete per job
+    assert calls == REMOVAL * 2  # as before there were listings: one delete per job
     assert count(clients, settings) == 0
     assert caplog.text.count("could not list the run's failure records (AccessDenied)") == 1
 

@@ -117,7 +117,8 @@ def task_role_env(endpoint: str, settings) -> dict[str, str]:
 
 def world_of_other(s3, sqs, logs, cloudwatch) -> dict:
     return {"objects": {key: s3.get_object(Bucket="test-bucket", Key=key)["Body"].read()
-                        for key in s3_keys(s3, "test-bucket") if not key.startswith("TestApp/")},
+                        for key in s3_keys(s3, "test-bucket")
+                        if not key.startswith(("TestApp/", "runs/TestApp/failure-journal/"))},
             "queue": sqs.get_queue_attributes(QueueUrl=queue_url(sqs, make_settings(APP_NAME="Other")),
                                               AttributeNames=["ApproximateNumberOfMessages"])["Attributes"],
             "streams": logs.describe_log_streams(logGroupName="Other")["logStreams"],
@@ -150,7 +151,9 @@ def test_a_hostile_job_with_the_task_roles_rights_is_denied_everything_beyond_it
     assert {"TestApp/good/answers.json", "TestApp/good/_SUCCESS"} <= set(s3_keys(s3, "test-bucket", "TestApp/"))
     assert sqs.get_queue_attributes(QueueUrl=queue_url(sqs, mine), AttributeNames=["All"])["Attributes"][
         "ApproximateNumberOfMessages"] == "0"
-    assert s3_keys(s3, "test-bucket", "runs/TestApp/") == []  # no failure record, no lease left
+    # no failure record, no lease left; the record's removal noted in the run's failure journal
+    [cleared] = s3_keys(s3, "test-bucket", "runs/TestApp/")
+    assert cleared.startswith("runs/TestApp/failure-journal/") and cleared.endswith("-c-good")
     assert "could not list the run's failure records" not in worker.output  # not deleted by the fallback
     assert engine.checked("s3:PutObject")
 
