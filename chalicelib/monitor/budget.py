@@ -48,15 +48,10 @@ class Turns:
         runs = list(runs)
         start = int((time.time() if now is None else now) // 60) % len(runs) if runs else 0
         rotated = runs[start:] + runs[:start]
-        return sorted(rotated, key=lambda run: self._served.get(_identity(run), 0))  # stable: ties stay rotated
+        return sorted(rotated, key=lambda run: self._served.get(run.identity, 0))  # stable: ties stay rotated
 
     def served(self, run: Run) -> None:
-        self._served[_identity(run)] = next(self._count)
-
-
-def _identity(run: Run) -> tuple[str, str, int]:
-    # where the record was found, and when the run started: a run started again under its name is a new one
-    return run.bucket, run.key, run.record.MONITOR_START_TIME
+        self._served[run.identity] = next(self._count)
 
 
 # The most ticks a run whose reconcile keeps failing waits between two tries (about a quarter of an hour at the
@@ -78,11 +73,11 @@ class Backoff:
         self._tick += 1
 
     def due(self, run: Run) -> bool:
-        return self._failures.get(_identity(run), (0, 0))[1] <= self._tick
+        return self._failures.get(run.identity, (0, 0))[1] <= self._tick
 
     def failed(self, run: Run) -> None:
-        failures = self._failures.get(_identity(run), (0, 0))[0] + 1
-        self._failures[_identity(run)] = (failures, self._tick + 1 + min(2 ** (failures - 1) - 1, MAX_SKIPPED_TICKS))
+        failures = self._failures.get(run.identity, (0, 0))[0] + 1
+        self._failures[run.identity] = (failures, self._tick + 1 + min(2 ** (failures - 1) - 1, MAX_SKIPPED_TICKS))
 
     def succeeded(self, run: Run) -> None:
-        self._failures.pop(_identity(run), None)
+        self._failures.pop(run.identity, None)

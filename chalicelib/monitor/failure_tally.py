@@ -47,7 +47,7 @@ class _Tally:
 
 
 class FailureTallies:
-    """Each run's tally, by where its record was found and when it started (as steady.LastLooks)."""
+    """Each run's tally, by its identity (observe.Run.identity)."""
 
     def __init__(self, clock: Callable[[], float] = time.time):
         self._clock = clock
@@ -55,14 +55,13 @@ class FailureTallies:
 
     def count(self, s3: S3Client, run: Run, since: datetime, exact: bool = False) -> int:
         """The run's failed jobs since `since` (its start); `exact`: a full count, not from the journal."""
-        identity = (run.bucket, run.key, run.record.MONITOR_START_TIME)
         now = self._clock()
-        tally = self._tallies.get(identity)
+        tally = self._tallies.get(run.identity)
         if exact or tally is None or not 0 <= now - tally.counted_at < RECOUNT_SECONDS:
             failed = set(failures.job_ids(s3, run.bucket, run.app_name, since))
             # The journal is read next from LATE_SECONDS before this listing: an entry noted before it but
             # landed after it is then applied; one that did land is in the listing already and changes nothing.
-            self._tallies[identity] = _Tally(failed, _ms(now - LATE_SECONDS), now)
+            self._tallies[run.identity] = _Tally(failed, _ms(now - LATE_SECONDS), now)
             return len(failed)
         now_ms, since_ms = _ms(now), _ms(since.timestamp())
         for entry in failure_journal.entries_from(s3, run.bucket, run.app_name, tally.read_from_ms):
@@ -73,7 +72,7 @@ class FailureTallies:
 
     def forget(self, run: Run) -> None:
         """The run is finished (its record removed): nothing of it is kept."""
-        self._tallies.pop((run.bucket, run.key, run.record.MONITOR_START_TIME), None)
+        self._tallies.pop(run.identity, None)
 
 
 def _ms(seconds: float) -> int:

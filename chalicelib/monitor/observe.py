@@ -70,6 +70,12 @@ class Run:
         return self.record.MONITOR_APP_NAME
 
     @property
+    def identity(self) -> tuple[str, str, int]:
+        """What the Lambda's memory of a run is kept by (steady.py, budget.py, failure_tally.py): where its record was
+        found, and when it started (a run started again under its name is a new one)."""
+        return self.bucket, self.key, self.record.MONITOR_START_TIME
+
+    @property
     def state_key(self) -> str:
         return monitor_state_key(self.app_name)
 

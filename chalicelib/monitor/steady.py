@@ -57,7 +57,7 @@ class LastLooks:
 
     def steady(self, run: Run, pulse: Pulse | None, now: float) -> Observation | None:
         """The last look at `now`, if the run is as it saw it and its plan is still empty; else None (look fully)."""
-        look = self._looks.get(_identity(run))
+        look = self._looks.get(run.identity)
         if (look is None or pulse is None or pulse != look.pulse or run.state.tearing_down
                 or run.state_etag != look.state_etag or run.record != look.record
                 or not 0 <= now - look.observation.now < self.limit(run)):
@@ -67,16 +67,12 @@ class LastLooks:
 
     def limit(self, run: Run) -> float:
         """Seconds the run's last look is trusted: at most FULL_OBSERVE_SECONDS, at least SPREAD of it."""
-        share = zlib.crc32(repr(_identity(run)).encode()) / 0xFFFFFFFF
+        share = zlib.crc32(repr(run.identity).encode()) / 0xFFFFFFFF
         return FULL_OBSERVE_SECONDS * (1 - SPREAD * share)
 
     def remember(self, run: Run, pulse: Pulse | None, observation: Observation, actions: list[Action]) -> None:
         """After a full look: kept only when it planned nothing (so a steady tick can only ever agree with it)."""
         if pulse is None or actions or observation.refused or run.state.tearing_down:
-            self._looks.pop(_identity(run), None)
+            self._looks.pop(run.identity, None)
             return
-        self._looks[_identity(run)] = _Look(observation, pulse, run.record, run.state_etag)
-
-
-def _identity(run: Run) -> tuple[str, str, int]:
-    return run.bucket, run.key, run.record.MONITOR_START_TIME
+        self._looks[run.identity] = _Look(observation, pulse, run.record, run.state_etag)
