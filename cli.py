@@ -637,6 +637,9 @@ def redrive(settings: Settings, job_ids: tuple[str, ...]):
         click.echo(f"warning: {printable(job_id)} is not a failed job of run {settings.APP_NAME}; not sent", err=True)
     click.echo(f"sent {len(result.sent)} failed job(s) back to {settings.SQS_QUEUE_NAME}"
                f" ({result.removed_from_dead_letter} taken off {settings.SQS_DEAD_LETTER_QUEUE})")
+    if result.sent and not result.started:
+        click.echo(f"note: no run of {settings.APP_NAME} is started (it was torn down), so nothing takes them off "
+                   f"{settings.SQS_QUEUE_NAME} yet: start one with 'python cli.py start-cluster FLEETFILE'", err=True)
     if result.unknown and not result.sent:
         sys.exit(2)
 

@@ -20,10 +20,11 @@ from typing import TYPE_CHECKING
 from botocore.exceptions import ClientError
 
 from chalicelib.aws import Clients, error_code
+from chalicelib.aws.s3 import object_exists
 from chalicelib.aws.sqs import delete_message, find_queue_url, send
 from chalicelib.model.errors import UserError
 from chalicelib.model.jobs import NotAJob, job_from_message
-from chalicelib.model.names import run_attributes
+from chalicelib.model.names import record_key, run_attributes
 from chalicelib.model.settings import Settings
 from chalicelib.monitor import deadletters
 from chalicelib.monitor.failed import FailedJobs, dead_letter_failures, with_dead_letters
@@ -81,6 +82,7 @@ class Redriven:
     removed_from_dead_letter: int  # of their messages taken off the dead-letter queue
     unknown: tuple[str, ...]  # ids asked for that are not failed jobs of this run
     ignored_dead_letters: int = 0  # messages naming the run that SQS did not move from its queue: never sent
+    started: bool = True  # a run of the APP_NAME is started (its run record is there): its workers take them
 
 
 def redrive(clients: Clients, settings: Settings, job_ids: tuple[str, ...] = ()) -> Redriven:
@@ -110,7 +112,10 @@ def redrive(clients: Clients, settings: Settings, job_ids: tuple[str, ...] = ())
         sent.append(record.job_id)
     removed, ignored = _remove_from_dead_letter(clients, settings, {record.message_body for record in chosen})
     # the listing looked at the dead-letter queue only in DS image mode; the removal always does: the same messages
-    return Redriven(tuple(sent), removed, unknown, max(ignored, failed.ignored_dead_letters))
+    # A run torn down (by its monitor, its breaker, `teardown`) keeps a queue holding jobs: they wait there for
+    # the next start-cluster, which the user must be told, not left to think them running.
+    started = object_exists(clients.s3, settings.AWS_BUCKET, record_key(settings.APP_NAME))
+    return Redriven(tuple(sent), removed, unknown, max(ignored, failed.ignored_dead_letters), started)
 
 
 def _remove_from_dead_letter(clients: Clients, settings: Settings, bodies: set[str]) -> tuple[int, int]:

@@ -6,7 +6,8 @@ Kinds of violation:
 
 - job-lost: a job neither done (its outputs complete with the worker's `_SUCCESS` marker, worker/done.py's rule),
   nor listed by `cli.py failed` for its run (operations/triage.failed_jobs, what the command calls), nor, for a
-  run torn down early, "not run" in its summary.json (or unknown to it: a job `submit --append` sent);
+  run torn down early, "not run" in its summary.json (or unknown to it: a job `submit --append` sent) or waiting
+  in its queue (kept for the next start-cluster; where a `redrive` after the teardown sends its failed jobs);
 - job-twice: a job done and listed failed, or in two of the summary's lists;
 - wrong-end: a fail/hang job done, or failed with a cause it cannot have; an ok/sleep/flaky/attack job failed for
   a reason of its own (see `_wrong_failure` for what a fault may explain);
@@ -113,11 +114,14 @@ class Evidence:
     failed: dict[str, FailureRecord]  # as `cli.py failed` lists them
     summary: dict[str, Any] | None  # local mode's --out/summary.json
     dead_lettered: frozenset[str] = frozenset()  # moved by SQS from the run's queue (said in a job-lost's detail)
+    # waiting in the queue of a run torn down early: kept for the next start (a `redrive` after the teardown too)
+    waiting: frozenset[str] = frozenset()
 
 
 def evidence(run: ChaosRun, settings: Settings, clients: Clients) -> Evidence:
     return Evidence(done_jobs(settings, clients), {record.job_id: record for record in triage.failed_jobs(
-        clients, settings).records}, _summary_file(run.out_dir), dead_lettered(settings, clients))
+        clients, settings).records}, _summary_file(run.out_dir), dead_lettered(settings, clients),
+        queued_jobs(settings, clients) if run.torn_down_early else frozenset())
 
 
 def dead_lettered(settings: Settings, clients: Clients) -> frozenset[str]:
@@ -126,11 +130,26 @@ def dead_lettered(settings: Settings, clients: Clients) -> frozenset[str]:
     url = find_queue_url(clients.sqs, settings.SQS_DEAD_LETTER_QUEUE)
     if url is None:
         return frozenset()
+    messages = _looked_at(clients, url)
+    return _job_ids(deadletters.attribute(messages, deadletters.run_queue_arn(
+        clients.sqs, url, settings.SQS_QUEUE_NAME), settings.APP_NAME).ours)
+
+
+def queued_jobs(settings: Settings, clients: Clients) -> frozenset[str]:
+    """Job ids of the messages in the run's own queue, read the same way."""
+    url = find_queue_url(clients.sqs, settings.SQS_QUEUE_NAME)
+    return _job_ids(_looked_at(clients, url)) if url is not None else frozenset()
+
+
+def _looked_at(clients: Clients, url: str) -> list[Any]:
     messages = deadletters.sweep(clients.sqs, url)
     deadletters.release(clients.sqs, url, messages)
+    return messages
+
+
+def _job_ids(messages: Iterable[Any]) -> frozenset[str]:
     ids = set()
-    for message in deadletters.attribute(messages, deadletters.run_queue_arn(clients.sqs, url, settings.SQS_QUEUE_NAME),
-                                         settings.APP_NAME).ours:
+    for message in messages:
         try:
             ids.add(job_id_of_message(message["Body"]))
         except NotAJob:
@@ -190,7 +209,7 @@ def judge_jobs(run: ChaosRun, seen: Evidence) -> Iterable[tuple[str, str]]:
         elif record is not None and (why := _wrong_failure(mode, record)):
             yield "wrong-end", f"job {job_id} ({mode}) listed failed {why}: {record.reason}"
         if not done and record is None:
-            if run.torn_down_early and (job_id in not_run or job_id not in known):
+            if run.torn_down_early and (job_id in not_run or job_id not in known or job_id in seen.waiting):
                 continue
             yield "job-lost", (f"job {job_id} ({mode}) is neither done nor listed failed"
                                + (f"; the summary says {_summary_place(seen.summary, job_id)}" if seen.summary else "")
@@ -283,7 +302,7 @@ def summary_mismatches(run: ChaosRun, seen: Evidence) -> Iterable[str]:
         yield f"job {job_id} is done in the summary but its outputs are not complete"
     for job_id in sorted((seen.done & set(placed)) - finished - set(seen.failed)):
         yield f"job {job_id} has complete outputs but the summary says {_summary_place(summary, job_id)}"
-    for job_id in sorted(set(lists["failed"]) - set(seen.failed)):
+    for job_id in sorted(set(lists["failed"]) - set(seen.failed) - seen.waiting):  # waiting: redriven since
         yield f"job {job_id} is failed in the summary but `failed` does not list it"
     for job_id in sorted((set(seen.failed) & set(placed)) - set(lists["failed"])):
         yield f"job {job_id} is listed by `failed` but the summary says {_summary_place(summary, job_id)}"

@@ -224,6 +224,25 @@ def test_a_job_of_a_run_torn_down_early_may_be_not_run_but_not_missing_from_its_
         ("RunB", "job b1 (sleep:0.1) is neither done nor listed failed; the summary says not_run")]
 
 
+def test_a_failed_job_redriven_after_an_early_teardown_waits_in_the_kept_queue(hand):
+    """Chaos seed 47: `redrive` after `teardown` sent a failed job back to the queue the teardown kept (it held
+    jobs); no run takes it off until the next start-cluster. Its record is gone and the summaries say failed."""
+    hand.client("s3").delete_object(Bucket=BUCKET, Key=names.success_marker_key("RunB/b1"))
+    hand.summary("RunB", done=("b2",), failed=("b1",))
+    hand.monitor_summary("RunB", done=1, failed=1, reason="teardown requested")
+    hand.replace("RunB", torn_down_early=True)
+    lost = [("RunB", "job b1 (sleep:0.1) is neither done nor listed failed; the summary says failed")]
+    assert kinds(check(hand.world()))["job-lost"] == lost
+    sqs = hand.client("sqs", "chaos-RunB")
+    url = sqs.create_queue(QueueName=hand.settings("RunB").SQS_QUEUE_NAME)["QueueUrl"]
+    sqs.send_message(QueueUrl=url, MessageBody=json.dumps({"group": {"job_id": "b1"}}),
+                     MessageAttributes=names.run_attributes("RunB"))
+    assert check(hand.world()) == []
+    hand.replace("RunB", torn_down_early=False)  # a run that drained keeps no queue: the message is a leftover
+    found = kinds(check(hand.world()))
+    assert found["job-lost"] == lost and [run for run, _ in found["leftover"]] == ["RunB"]
+
+
 def test_a_done_job_also_listed_failed_is_there_twice(hand):
     hand.failed("RunB", "b2", reason="forged by a4")
     found = kinds(check(hand.world()))

@@ -31,7 +31,10 @@ def test_a_run_whose_jobs_all_fail_is_stopped_with_the_common_failure_named(star
     reconcile_until_gone(started)
     assert what_is_left(started)["queues"] == ["TestAppQueue", "user_DeadMessages"]  # kept, though empty
     redriven = CliRunner().invoke(cli, ["redrive", "--config", str(started.config_path)])
-    assert redriven.output == "sent 12 failed job(s) back to TestAppQueue (12 taken off user_DeadMessages)\n"
+    assert redriven.stdout == "sent 12 failed job(s) back to TestAppQueue (12 taken off user_DeadMessages)\n"
+    # the run was torn down: nothing takes them until the next start-cluster, and the user is told
+    assert redriven.stderr == ("note: no run of TestApp is started (it was torn down), so nothing takes "
+                               "them off TestAppQueue yet: start one with 'python cli.py start-cluster FLEETFILE'\n")
 
 
 def test_one_bad_job_in_a_hundred_does_not_stop_the_run(started, tmp_path):

@@ -110,7 +110,11 @@ def test_a_ds_image_runs_failed_jobs_are_listed_and_redriven_from_the_shared_dea
 
     assert [(job["job_id"], job["exit_code"]) for job in json.loads(listed.stdout)] == [("P00000", None),
                                                                                        ("P00001", None)]
-    assert redriven.output == "sent 2 failed job(s) back to DistributedSomethingQueue (2 taken off user_DeadMessages)\n"
+    assert redriven.stdout == "sent 2 failed job(s) back to DistributedSomethingQueue (2 taken off user_DeadMessages)\n"
+    # the run was torn down: nothing takes them until the next start-cluster, and the user is told
+    assert redriven.stderr == ("note: no run of DistributedSomething is started (it was torn down), so nothing takes "
+                               "them off DistributedSomethingQueue yet: start one with 'python cli.py start-cluster "
+                               "FLEETFILE'\n")
     assert CliRunner().invoke(cli, ["failed", "--config", str(config)]).output.startswith(
         "no failed job in run DistributedSomething")
     dead = sqs.get_queue_url(QueueName="user_DeadMessages")["QueueUrl"]
