@@ -35,7 +35,7 @@ from localrun.embedded import check_clients_are_local, embedded_aws
 from localrun.machines import LOCAL_KNOBS, Machines
 from localrun.prepare import OUT_MARKER, LocalRun, reset_out
 from localrun.progress import Progress
-from localrun.results import collect
+from localrun.results import collect_results
 from localrun.spot import SpotMarket
 from operations import monitor_loop
 from operations.report.sources import SERIES_SOURCE, report_input, write_report
@@ -142,7 +142,7 @@ def _run(local: LocalRun, stream: IO[str], stop: StopRequest, report_path: Path 
             progress.finish()
             machines.stop_all("the run is over")
             machines.close()
-        results = collect(settings, local.jobs, local.out)
+        results = collect_results(settings, local.jobs, local.out, say)
         progress.update(results.counts, machines=0, workers=0, over=True)  # the exact counts: the summary's
         progress.finish()
         if report_path is not None:

@@ -17,9 +17,13 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
+
+from botocore.exceptions import BotoCoreError, ClientError
 
 from chalicelib import aws
 from chalicelib.aws.s3 import Listed, list_objects
@@ -58,6 +62,28 @@ class Results:
     def counts(self) -> Counts:
         return Counts.of_jobs(self.succeeded + self.skipped + self.failed + self.not_run, done=self.succeeded,
                               skipped=self.skipped, failed=self.failed)
+
+
+# A read of the run's end that AWS failed past botocore's own retries (chaos seed 45: an S3 5xx burst of 9 s, 69 % of
+# requests) is not the run's failure: its results are all still there. collect only reads (and rewrites --out), so
+# the whole of it is made again, after a pause, this many times in all.
+COLLECT_ATTEMPTS = 4
+COLLECT_PAUSE_SECONDS = 5.0
+
+
+def collect_results(settings: Settings, jobs: list[Job], out: Path, say: Callable[[str], None],
+                    sleep: Callable[[float], None] = time.sleep) -> Results:
+    """`collect`, made again when AWS answered one of its reads with an error botocore retries (aws.transient)."""
+    for attempt in range(1, COLLECT_ATTEMPTS + 1):
+        try:
+            return collect(settings, jobs, out)
+        except (BotoCoreError, ClientError) as error:
+            if attempt == COLLECT_ATTEMPTS or not aws.transient(error):
+                raise
+            say(f"warning: reading the run's results failed ({error}); reading them again in "
+                f"{COLLECT_PAUSE_SECONDS:g} s")
+            sleep(COLLECT_PAUSE_SECONDS)
+    raise AssertionError("unreachable: the last attempt returns or raises")
 
 
 def collect(settings: Settings, jobs: list[Job], out: Path) -> Results:

@@ -24,6 +24,7 @@ import boto3
 import botocore.exceptions
 from botocore.config import Config
 from botocore.exceptions import ClientError
+from botocore.retries import standard
 
 from chalicelib.model.errors import UserError
 
@@ -260,3 +261,15 @@ def error_code(error: Exception) -> str:
     if isinstance(error, ClientError):
         return error.response.get("Error", {}).get("Code", "")
     return ""
+
+
+def transient(error: Exception) -> bool:
+    """Whether AWS's answer is one botocore's standard retry mode retries (a 5xx, a throttle, a dropped connection):
+    after its attempts are spent, a caller whose reads are safe to repeat may try them all again later."""
+    if isinstance(error, (botocore.exceptions.ConnectionError, botocore.exceptions.HTTPClientError)):
+        return True
+    if not isinstance(error, ClientError):
+        return False
+    status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+    context = standard.RetryContext(attempt_number=1, parsed_response=error.response)
+    return status >= 500 or standard.ThrottledRetryableChecker().is_retryable(context)

@@ -1,0 +1,81 @@
+"""The end of a local run reads its results again when AWS fails a read past botocore's own retries (chaos seed 45:
+an S3 5xx burst outlasted the standard retry mode's attempts on one output's download, and `cli.py local` exited 1
+with no summary although every result was still there)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import boto3
+import pytest
+from botocore.exceptions import ClientError
+
+from chalicelib import aws
+from chalicelib.aws import client as aws_client
+from chalicelib.model.jobs import parse_job_document
+from chalicelib.model.names import success_marker_key
+from localrun.results import COLLECT_ATTEMPTS, COLLECT_PAUSE_SECONDS, collect_results
+from tests.conftest import REGION, make_settings
+
+
+def answered(code: str, status: int) -> ClientError:
+    return ClientError({"Error": {"Code": code, "Message": code}, "ResponseMetadata": {"HTTPStatusCode": status}},
+                       "GetObject")
+
+
+@contextmanager
+def failing_reads(error: ClientError, times: int) -> Iterator[list[str]]:
+    """Every client made meanwhile fails its first `times` GetObject calls with `error`, raised as botocore raises it
+    once its attempts are spent."""
+    failed: list[str] = []
+
+    def fail(params, **_: object) -> None:
+        if len(failed) < times:
+            failed.append(params["Key"])
+            raise error
+
+    def session(region: str | None, profile: str | None) -> boto3.Session:
+        made = boto3.Session(region_name=region or REGION)
+        made.events.register("provide-client-params.s3.GetObject", fail)
+        return made
+
+    with aws.sessions_from(session):
+        yield failed
+
+
+@pytest.fixture
+def finished(aws, tmp_path):
+    """A run's end as the emulator holds it: one job done, its output and marker in the bucket."""
+    settings = make_settings(OUTPUT_PREFIX="out/{plate}")
+    [job] = parse_job_document({"groups": [{"plate": "P1"}]}, settings)
+    s3 = aws_client("s3")
+    s3.create_bucket(Bucket=settings.AWS_BUCKET)
+    s3.put_object(Bucket=settings.AWS_BUCKET, Key=f"{job.output_prefix}/result.csv", Body=b"1,2\n")
+    s3.put_object(Bucket=settings.AWS_BUCKET, Key=success_marker_key(job.output_prefix),
+                  Body=json.dumps({"job_id": job.job_id, "files": 1}).encode())
+    return settings, [job], tmp_path / "out"
+
+
+def test_a_read_aws_failed_past_its_retries_is_made_again_and_the_run_ends_with_its_results(finished):
+    settings, jobs, out = finished
+    said, slept = [], []
+    with failing_reads(answered("InternalError", 500), times=1) as failed:
+        results = collect_results(settings, jobs, out, said.append, sleep=slept.append)
+    assert failed and results.succeeded == ["P1"] and results.not_run == []
+    assert (out / "out" / "P1" / "result.csv").read_bytes() == b"1,2\n"
+    assert slept == [COLLECT_PAUSE_SECONDS]
+    assert said[0] == (f"warning: reading the run's results failed ({answered('InternalError', 500)}); reading them "
+                       f"again in {COLLECT_PAUSE_SECONDS:g} s")
+
+
+def test_a_refusal_is_not_read_again_and_a_fault_that_lasts_ends_the_run_as_before(finished):
+    settings, jobs, out = finished
+    said, slept = [], []
+    with failing_reads(answered("AccessDenied", 403), times=1), pytest.raises(ClientError, match="AccessDenied"):
+        collect_results(settings, jobs, out, said.append, sleep=slept.append)
+    assert said == slept == []
+    with failing_reads(answered("SlowDown", 503), times=100), pytest.raises(ClientError, match="SlowDown"):
+        collect_results(settings, jobs, out, said.append, sleep=slept.append)
+    assert len(said) == len(slept) == COLLECT_ATTEMPTS - 1
