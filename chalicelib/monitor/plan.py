@@ -236,9 +236,11 @@ def _teardown(observation: Observation, policy: Policy, reason: str,
         actions.append(DeleteLaunchTemplates(ids=observation.launch_template_ids,
                                              reason="teardown: the run's launch templates (its fleet is cancelled)"))
     # the queue goes only when empty: a run stopped early (limits, a user's teardown) keeps its jobs, and one a
-    # breaker stopped keeps its queue even empty, for the failed jobs a redrive sends back
-    if observation.queue_exists and not reason.startswith(breaker_rules.PREFIX) and (
-            reason == REASON_DRAINED or observation.visible + observation.in_flight == 0):
+    # breaker stopped keeps its queue even empty, for the failed jobs a redrive sends back. A drained run's too:
+    # jobs sent after the drain was seen (a redrive, a `submit --append`: chaos seed 48) wait there for the next
+    # start-cluster instead of going with it
+    if (observation.queue_exists and not reason.startswith(breaker_rules.PREFIX)
+            and observation.visible + observation.in_flight == 0):
         actions.append(DeleteQueue(queue_url=observation.queue_url,
                                    reason="teardown: the job queue is empty (the dead-letter queue is kept, "
                                           f"{observation.failed} failed job(s) of this run)"))

@@ -145,6 +145,7 @@ class Seed:
         self.violations: list[Violation] = []
         self.jobs = {run.app_name: dict(run.jobs) for run in plan.runs}
         self.torn_down_early: set[str] = set()
+        self.sent_late: set[str] = set()  # runs a redrive or an append reached (ChaosRun.sent_late)
         self.local: dict[str, _Live] = {}
         self.names: Counter = Counter()
         self.ended: set[str] = set()
@@ -272,7 +273,8 @@ def run_seed(seed: int, log_root: Path) -> SeedResult:
         state.faults["requests delayed"] += proxy.delayed
         world = ChaosWorld(seed, endpoint, REGION, plan.bucket, plan.dead_letter_queue, tuple(
             ChaosRun(run.app_name, state.config_path(run), state.run_dir(run) / "out", state.jobs[run.app_name],
-                     False, run.app_name in state.torn_down_early) for run in plan.runs), audit_path, log_dir)
+                     False, run.app_name in state.torn_down_early, run.app_name in state.sent_late)
+            for run in plan.runs), audit_path, log_dir)
         state.violations.extend(check(world))
         state.violations.extend(_final_tick(state, endpoint))
     result = SeedResult(seed, sum(len(jobs) for jobs in state.jobs.values()), state.faults, state.violations,
@@ -390,11 +392,14 @@ def _inject(state: Seed, event: Event, proxy: ChaosProxy) -> None:
         state.torn_down_early.add(event.run)
         _cli(state, event, proxy, ["teardown", "--period", "1"])
     elif event.kind == "redrive":
+        state.sent_late.add(event.run)
         _cli(state, event, proxy, ["redrive"])
     elif event.kind == "append":
         run = runs[event.run]
         # named after its first job: two appends postponed to the same moment must not share a file
         path = state.job_file(state.run_dir(run) / f"append-{event.jobs[0][0]}.json", event.jobs)
+
+        state.sent_late.add(event.run)  # even when it fails: some of its batches may have gone
 
         def sent(code: int, jobs=event.jobs, app=event.run) -> None:
             if code == 0:

@@ -6,8 +6,9 @@ Kinds of violation:
 
 - job-lost: a job neither done (its outputs complete with the worker's `_SUCCESS` marker, worker/done.py's rule),
   nor listed by `cli.py failed` for its run (operations/triage.failed_jobs, what the command calls), nor, for a
-  run torn down early, "not run" in its summary.json (or unknown to it: a job `submit --append` sent) or waiting
-  in its queue (kept for the next start-cluster; where a `redrive` after the teardown sends its failed jobs);
+  run torn down early, "not run" in its summary.json (or unknown to it: a job `submit --append` sent), nor, for
+  such a run or one a redrive or an append reached, waiting in its queue (kept by the teardown for the next
+  start-cluster: jobs sent after the teardown or after the monitor saw the queue drained);
 - job-twice: a job done and listed failed, or in two of the summary's lists;
 - wrong-end: a fail/hang job done, or failed with a cause it cannot have; an ok/sleep/flaky/attack job failed for
   a reason of its own (see `_wrong_failure` for what a fault may explain);
@@ -114,14 +115,15 @@ class Evidence:
     failed: dict[str, FailureRecord]  # as `cli.py failed` lists them
     summary: dict[str, Any] | None  # local mode's --out/summary.json
     dead_lettered: frozenset[str] = frozenset()  # moved by SQS from the run's queue (said in a job-lost's detail)
-    # waiting in the queue of a run torn down early: kept for the next start (a `redrive` after the teardown too)
+    # waiting in the run's queue, kept by its teardown for the next start-cluster: the jobs of a run torn down
+    # early, those a redrive or an append sent after its teardown or after the monitor saw its queue drained
     waiting: frozenset[str] = frozenset()
 
 
 def evidence(run: ChaosRun, settings: Settings, clients: Clients) -> Evidence:
     return Evidence(done_jobs(settings, clients), {record.job_id: record for record in triage.failed_jobs(
         clients, settings).records}, _summary_file(run.out_dir), dead_lettered(settings, clients),
-        queued_jobs(settings, clients) if run.torn_down_early else frozenset())
+        queued_jobs(settings, clients) if run.torn_down_early or run.sent_late else frozenset())
 
 
 def dead_lettered(settings: Settings, clients: Clients) -> frozenset[str]:
@@ -209,7 +211,7 @@ def judge_jobs(run: ChaosRun, seen: Evidence) -> Iterable[tuple[str, str]]:
         elif record is not None and (why := _wrong_failure(mode, record)):
             yield "wrong-end", f"job {job_id} ({mode}) listed failed {why}: {record.reason}"
         if not done and record is None:
-            if run.torn_down_early and (job_id in not_run or job_id not in known or job_id in seen.waiting):
+            if job_id in seen.waiting or (run.torn_down_early and (job_id in not_run or job_id not in known)):
                 continue
             yield "job-lost", (f"job {job_id} ({mode}) is neither done nor listed failed"
                                + (f"; the summary says {_summary_place(seen.summary, job_id)}" if seen.summary else "")
@@ -326,7 +328,7 @@ def monitor_summary_mismatches(run: ChaosRun, settings: Settings, clients: Clien
     if parts != summary["jobs_submitted"]:
         yield (f"monitor summary: done {summary['jobs_done']} + failed {summary['jobs_failed']} + left "
                f"{summary['jobs_left']} != submitted {summary['jobs_submitted']}")
-    if summary["stop_reason"] == REASON_DRAINED and summary["jobs_left"]:
+    if summary["stop_reason"] == REASON_DRAINED and summary["jobs_left"] > _kept(run, settings, clients):
         yield f"monitor summary: the queue drained, yet {summary['jobs_left']} job(s) left"
 
 
@@ -337,18 +339,25 @@ def leftovers(world: ChaosWorld, settings: dict[str, Settings], clients: Clients
     found: list[Violation] = []
     for app, s in settings.items():
         run = next(run for run in world.runs if run.app_name == app)
-        found += [Violation("leftover", app, what) for what in run_leftovers(s, run.torn_down_early, clients)]
+        found += [Violation("leftover", app, what) for what in run_leftovers(s, run, clients)]
     owners = Owners.of(settings, world.bucket, world.dead_letter_queue, clients.ec2, [])
     found += [Violation("leftover", owner, what) for owner, what in machine_leftovers(owners, clients)]
     return found
 
 
-def run_leftovers(s: Settings, torn_down_early: bool, clients: Clients) -> Iterable[str]:
+def _kept(run: ChaosRun, settings: Settings, clients: Clients) -> int:
+    """Messages in the queue a drained run's teardown kept for jobs sent after the drain (0 for any other run)."""
+    url = _queue_url(clients.sqs, settings.SQS_QUEUE_NAME) if run.sent_late else None
+    return _queue_messages(clients.sqs, url) if url is not None else 0
+
+
+def run_leftovers(s: Settings, run: ChaosRun, clients: Clients) -> Iterable[str]:
     app = s.APP_NAME
     url = _queue_url(clients.sqs, s.SQS_QUEUE_NAME)
     if url is not None:
         held = _queue_messages(clients.sqs, url)
-        if not (torn_down_early and held):  # a run stopped early keeps its jobs (ARCHITECTURE.md)
+        # a run stopped early keeps its jobs, and a drained one those sent after the drain (ARCHITECTURE.md)
+        if not ((run.torn_down_early or run.sent_late) and held):
             yield f"queue {s.SQS_QUEUE_NAME} ({held} message(s))"
     ecs = clients.ecs
     clusters = [c for c in ecs.describe_clusters(clusters=[s.ECS_CLUSTER])["clusters"] if c["status"] == "ACTIVE"]

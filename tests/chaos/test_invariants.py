@@ -243,6 +243,27 @@ def test_a_failed_job_redriven_after_an_early_teardown_waits_in_the_kept_queue(h
     assert found["job-lost"] == lost and [run for run, _ in found["leftover"]] == ["RunB"]
 
 
+def test_jobs_a_redrive_sent_after_the_drain_wait_in_the_queue_the_teardown_kept(hand):
+    """Chaos seed 48: the monitor saw RunB's queue drained and tore it down; a redrive's job arrived just after. The
+    teardown keeps a queue holding jobs, so the job waits there for the next start-cluster, the monitor summary
+    counts it left, and local mode's summary says not run."""
+    hand.client("s3").delete_object(Bucket=BUCKET, Key=names.success_marker_key("RunB/b1"))
+    hand.summary("RunB", done=("b2",), not_run=("b1",))
+    hand.monitor_summary("RunB", done=1, failed=0, left=1)  # the drained reason
+    sqs = hand.client("sqs", "chaos-RunB")
+    url = sqs.create_queue(QueueName=hand.settings("RunB").SQS_QUEUE_NAME)["QueueUrl"]
+    sqs.send_message(QueueUrl=url, MessageBody=json.dumps({"group": {"job_id": "b1"}}),
+                     MessageAttributes=names.run_attributes("RunB"))
+    hand.replace("RunB", sent_late=True)
+    assert check(hand.world()) == []
+    hand.replace("RunB", sent_late=False)  # no redrive nor append: the drain was wrong, the jobs are not kept
+    found = kinds(check(hand.world()))
+    assert found["job-lost"] == [("RunB", "job b1 (sleep:0.1) is neither done nor listed failed; the summary says "
+                                          "not_run")]
+    assert found["summary-mismatch"] == [("RunB", "monitor summary: the queue drained, yet 1 job(s) left")]
+    assert found["leftover"] == [("RunB", "queue RunBQueue (1 message(s))")]
+
+
 def test_a_done_job_also_listed_failed_is_there_twice(hand):
     hand.failed("RunB", "b2", reason="forged by a4")
     found = kinds(check(hand.world()))

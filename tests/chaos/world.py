@@ -14,6 +14,9 @@ class ChaosRun:
     jobs: dict[str, str]       # every job ever submitted to it (submit --append included): job_id -> mode
     ds_image_mode: bool
     torn_down_early: bool      # the scenario ran `teardown` on it before its jobs could finish
+    # a `redrive` or `submit --append` reached it: jobs it sent after the monitor saw the queue drained wait in the
+    # queue the teardown then keeps (chalicelib/monitor/plan.py), for the next start-cluster
+    sent_late: bool = False
 
 
 @dataclass(frozen=True)

@@ -226,8 +226,14 @@ def test_launch_templates_go_only_at_teardown_after_the_fleet_and_until_none_is_
     assert kinds(actions).index(TerminateInstances) < kinds(actions).index(DeleteLaunchTemplates)
 
 
-def test_teardown_goes_on_whatever_the_queue_does():
+def test_teardown_goes_on_whatever_the_queue_does_and_keeps_jobs_sent_after_the_drain():
+    """Chaos seed 48: a redrive's jobs reached the queue after the monitor saw it drained; the teardown goes on (a
+    drain is final), and the queue stays with them for the next start-cluster instead of going with them."""
     actions = plan(tearing(visible=7, queue_exists=True, fleet_active=True), POLICY)
+    assert kinds(actions) == [CancelFleet, RemoveRunRecord]
+    actions = plan(tearing(in_flight=1, queue_exists=True), POLICY)
+    assert kinds(actions) == [RemoveRunRecord]
+    actions = plan(tearing(queue_exists=True, fleet_active=True), POLICY)
     assert kinds(actions) == [CancelFleet, DeleteQueue, RemoveRunRecord]
 
 
