@@ -12,10 +12,10 @@ Kinds of violation:
 - job-twice: a job done and listed failed, or in two of the summary's lists;
 - wrong-end: a fail/hang job done, or failed with a cause it cannot have; an ok/sleep/flaky/attack job failed for
   a reason of its own (see `_wrong_failure` for what a fault may explain);
-- leftover: anything of a run left after its teardown (each service's listing, the tagging API, `monitors/`
-  and `runs/APP/leases/`), beside what ARCHITECTURE.md and docs/architecture/monitor.md say stays: the summary,
-  failure records, log groups (kept 60 days), `ecsconfigs/`, the exported logs, and a queue still holding the jobs
-  of a run stopped early;
+- leftover: anything of a run left after its teardown (each service's listing, the tagging API, `monitors/`,
+  `runs/APP/leases/` and the failure journal's entries from before the teardown), beside what ARCHITECTURE.md and
+  docs/architecture/monitor.md say stays: the summary, failure records, log groups (kept 60 days), `ecsconfigs/`,
+  the exported logs, and a queue still holding jobs (a run stopped early, or jobs sent after the drain);
 - cross-run: an audit line whose caller acted on another run's resource, on the bystander, or on something of no
   run of the seed; a run's delete of what the runs share; the bystander gone;
 - summary-mismatch: a run's summary.json (local mode's exact counts) or its monitor summary (read with
@@ -45,6 +45,7 @@ from chalicelib.model.settings import Settings
 from chalicelib.monitor import deadletters, run_summary, runs
 from chalicelib.monitor.plan import REASON_DRAINED
 from chalicelib.monitor.reconcile import reconcile
+from chalicelib.runfiles import failure_journal
 from chalicelib.runfiles.failures import FailureRecord
 from operations import triage
 from tests.chaos import audit
@@ -385,11 +386,26 @@ def run_leftovers(s: Settings, run: ChaosRun, clients: Clients) -> Iterable[str]
             yield f"s3://{s.AWS_BUCKET}/{item.key}"
     for item in list_objects(clients.s3, s.AWS_BUCKET, names.leases_prefix(app)):
         yield f"lease s3://{s.AWS_BUCKET}/{item.key}"
+    yield from _journal_leftovers(s, clients)
     tagged = clients.resourcegroupstaggingapi.get_resources(TagFilters=[{"Key": names.RUN_TAG, "Values": [app]}])
     for mapping in tagged.get("ResourceTagMappingList", []):
         arn = mapping["ResourceARN"]
         if not arn.startswith(_LISTED_ABOVE):
             yield f"tagged {arn}"
+
+
+def _journal_leftovers(s: Settings, clients: Clients) -> Iterable[str]:
+    """The failure journal goes with the run record (chalicelib/runfiles/failure_journal.py); entries stamped after
+    the teardown ended (a worker's late failure, a `redrive` after the run) are new ones, which the next run of the
+    name removes with its own."""
+    try:
+        stored = run_summary.find(clients.s3, s.AWS_BUCKET, s.APP_NAME)
+        ended_ms = int(stored.parse()["ended_at"] * 1000) if stored else None
+    except ValueError:
+        ended_ms = None
+    for entry in failure_journal.entries_from(clients.s3, s.AWS_BUCKET, s.APP_NAME, 0):
+        if ended_ms is None or entry.ms <= ended_ms:
+            yield f"failure journal entry s3://{s.AWS_BUCKET}/{failure_journal.entry_key(s.APP_NAME, entry)}"
 
 
 # ARNs the listings above (and machine_leftovers) judge with their state, or that stay by design (log groups)

@@ -22,7 +22,7 @@ import pytest
 from chalicelib.model import names
 from chalicelib.model.settings import Settings
 from chalicelib.monitor.plan import REASON_DRAINED
-from chalicelib.runfiles import failures
+from chalicelib.runfiles import failure_journal
 from chalicelib.runfiles.failures import FailureRecord
 from tests.chaos import audit
 from tests.chaos.audit import Recorder
@@ -74,9 +74,12 @@ class Hand:
 
     def failed(self, app: str, job_id: str, exit_code: int | None = 3, reason: str = "exit code 3 after 0.1 s",
                attempts: int = 2, last_lines: tuple[str, ...] = ("failing on purpose",)) -> None:
-        failures.put(self.client("s3", f"chaos-{app}"), BUCKET, app, FailureRecord(
-            job_id=job_id, attempts=attempts, reason=reason, exit_code=exit_code, last_lines=last_lines,
-            message_body=json.dumps({"group": {"job_id": job_id}}), time=time.time(), instance_id=None))
+        """A worker's failure record as the run's end holds it: its failure journal entry went with the teardown."""
+        record = FailureRecord(job_id=job_id, attempts=attempts, reason=reason, exit_code=exit_code,
+                               last_lines=last_lines, message_body=json.dumps({"group": {"job_id": job_id}}),
+                               time=time.time(), instance_id=None)
+        self.client("s3", f"chaos-{app}").put_object(Bucket=BUCKET, Key=names.failure_key(app, job_id),
+                                                     Body=record.to_json().encode())
 
     def summary(self, app: str, done=(), failed=(), not_run=(), **changes) -> None:
         """local mode's --out/summary.json (localrun/report.py summary_document's keys that matter here)."""
@@ -264,6 +267,17 @@ def test_jobs_a_redrive_sent_after_the_drain_wait_in_the_queue_the_teardown_kept
     assert found["leftover"] == [("RunB", "queue RunBQueue (1 message(s))")]
 
 
+def test_a_failure_journal_entry_from_before_the_teardown_is_left_over_one_from_after_is_new(hand):
+    s3 = hand.client("s3")
+    ended = json.loads(s3.get_object(Bucket=BUCKET, Key=names.summary_key("RunA"))["Body"].read())["ended_at"]
+    before, after = (failure_journal.Entry(int((ended + shift) * 1000), failure_journal.CLEARED, "a2")
+                     for shift in (-1, 1))
+    for entry in (before, after):
+        s3.put_object(Bucket=BUCKET, Key=failure_journal.entry_key("RunA", entry), Body=b"")
+    assert kinds(check(hand.world()))["leftover"] == [
+        ("RunA", f"failure journal entry s3://{BUCKET}/{failure_journal.entry_key('RunA', before)}")]
+
+
 def test_a_done_job_also_listed_failed_is_there_twice(hand):
     hand.failed("RunB", "b2", reason="forged by a4")
     found = kinds(check(hand.world()))
@@ -279,7 +293,7 @@ def test_a_job_counted_twice_by_the_summary_is_a_mismatch(hand):
 
 def test_a_failing_job_done_or_a_succeeding_job_failed_by_itself_ends_wrong(hand):
     hand.done("RunA", "a2")  # fail: exits 3 on every attempt, can never be done
-    failures.delete(hand.client("s3"), BUCKET, "RunA", "a2")
+    hand.client("s3").delete_object(Bucket=BUCKET, Key=names.failure_key("RunA", "a2"))
     hand.summary("RunA", done=("a1", "a2", "a4"), failed=("a3",))
     hand.monitor_summary("RunA", done=3, failed=1)
     hand.failed("RunB", "b1", exit_code=3, attempts=2)  # sleep: never exits 3
