@@ -8,16 +8,15 @@ import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-import boto3
 import pytest
 from botocore.exceptions import ClientError
 
-from chalicelib import aws
 from chalicelib.aws import client as aws_client
 from chalicelib.model.jobs import parse_job_document
 from chalicelib.model.names import success_marker_key
 from localrun.results import COLLECT_ATTEMPTS, COLLECT_PAUSE_SECONDS, collect_results
-from tests.conftest import REGION, make_settings
+from tests.conftest import make_settings
+from tests.hooked import hooked_sessions
 
 
 def answered(code: str, status: int) -> ClientError:
@@ -36,12 +35,7 @@ def failing_reads(error: ClientError, times: int) -> Iterator[list[str]]:
             failed.append(params["Key"])
             raise error
 
-    def session(region: str | None, profile: str | None) -> boto3.Session:
-        made = boto3.Session(region_name=region or REGION)
-        made.events.register("provide-client-params.s3.GetObject", fail)
-        return made
-
-    with aws.sessions_from(session):
+    with hooked_sessions(("provide-client-params.s3.GetObject", fail)):
         yield failed
 
 

@@ -16,7 +16,6 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 
-import boto3
 import pytest
 from botocore.awsrequest import AWSResponse
 from click.testing import CliRunner
@@ -32,6 +31,7 @@ from localrun.moto_patches import set_service_quota
 from operations.selftest import run as selftest_run
 from operations.selftest.throwaway import SUFFIX, smallest_type, throwaway
 from operations.start.fleet import load_fleet_file
+from tests.hooked import hooked_sessions
 from tests.integration.world import REGION, Account
 
 QUICK = selftest_run.Waits(machine=5, agent=2, monitor=5, poll=0.05)
@@ -233,12 +233,7 @@ def test_alarms_the_credentials_may_not_create_fail_as_the_alarms_step(account):
                                  "not authorized to perform: cloudwatch:PutMetricAlarm"},
                        "ResponseMetadata": {"HTTPStatusCode": 403}})
 
-    def session(region, profile):
-        made = boto3.Session(region_name=region or REGION)
-        made.events.register("before-call.cloudwatch.PutMetricAlarm", denied)
-        return made
-
-    with aws.sessions_from(session):
+    with hooked_sessions(("before-call.cloudwatch.PutMetricAlarm", denied)):
         report = run_selftest(account, token="bad004")
 
     assert outcomes(report) == [("ok", "roles"), ("ok", "setup"), ("FAIL", "alarms"), ("ok", "leftovers")]

@@ -14,7 +14,6 @@ from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-import boto3
 from click.testing import CliRunner
 
 from chalicelib import aws
@@ -22,6 +21,7 @@ from chalicelib.model.names import STATUS_INDEX_KEY
 from chalicelib.monitor import service, status_doc, status_index
 from chalicelib.monitor.reconcile import reconcile
 from cli import cli
+from tests.hooked import hooked_sessions
 from tests.integration.world import NOTHING_LEFT, drain, the_run, what_is_left
 
 BUCKET = "test-bucket"
@@ -41,13 +41,7 @@ def counted() -> Iterator[Counter[tuple[str, str]]]:
     def put(params, **_: object) -> None:
         calls[("s3.PutObject", params["Key"])] += 1
 
-    def session(region: str | None, profile: str | None) -> boto3.Session:
-        made = boto3.Session(region_name=region or "us-east-1")
-        made.events.register("before-call", count)
-        made.events.register("before-parameter-build.s3.PutObject", put)
-        return made
-
-    with aws.sessions_from(session):
+    with hooked_sessions(("before-call", count), ("before-parameter-build.s3.PutObject", put)):
         yield calls
 
 

@@ -14,8 +14,6 @@ from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-import boto3
-
 from chalicelib import aws
 from chalicelib.aws import Clients
 from chalicelib.aws.ec2 import LIVE_FLEET_STATES, fleet_state
@@ -26,6 +24,7 @@ from chalicelib.monitor.reconcile import reconcile
 from chalicelib.monitor.steady import FULL_OBSERVE_SECONDS, LastLooks
 from operations.monitor_loop import request_teardown
 from tests.conftest import REGION
+from tests.hooked import hooked_sessions
 from tests.integration.world import drain, reconcile_until_gone, the_run
 
 # What the steady tick of one converged run reads: its record and state are listed (one listing for the bucket, their
@@ -40,12 +39,7 @@ def counted() -> Iterator[Counter[str]]:
     def count(model, **_: object) -> None:
         calls[f"{model.service_model.service_name}.{model.name}"] += 1
 
-    def session(region: str | None, profile: str | None) -> boto3.Session:
-        made = boto3.Session(region_name=region or REGION)
-        made.events.register("before-call", count)
-        return made
-
-    with aws.sessions_from(session):
+    with hooked_sessions(("before-call", count)):
         yield calls
 
 
