@@ -21,9 +21,10 @@ lint: $(BIN)/.installed
 typecheck: $(BIN)/.installed
 	$(BIN)/mypy
 
-# tests/container needs root and Docker: `make container-test` runs it, never `make test`.
+# tests/container needs root and Docker: `make container-test` runs it, never `make test`. The slowest tests are
+# listed at the end, so a CI log shows where its 25 minutes go.
 test: $(BIN)/.installed
-	$(BIN)/python -m pytest -q -n auto --ignore=tests/container
+	$(BIN)/python -m pytest -q -n auto --ignore=tests/container --durations=20
 
 # The worker image and a stand-in DS image under a private dockerd, against moto (tests/container/run.sh says
 # what it installs and starts). Where it cannot run it says why and passes, except under CI=true.
