@@ -87,6 +87,27 @@ def test_a_drained_run_is_reconciled_to_nothing_left(started):
     assert summary["stop_reason"] == "queue empty and no job in flight on two consecutive checks"
 
 
+def test_jobs_sent_between_the_teardowns_look_and_its_queue_delete_keep_the_queue(started):
+    """Chaos seed 59: the Lambda's tick saw the queue drained and planned the teardown; its first actions took
+    seconds, and meanwhile a `submit --append` sent jobs. The queue is read again just before its delete: kept."""
+    drain(started)
+    reconcile(the_run(started))  # the first empty look
+    run, aws_now = the_run(started), Clients(region="us-east-1")
+    actions = plan(observe(run, aws_now), run.policy())
+    assert act.DeleteQueue in [type(action) for action in actions]
+    sqs = clients.client("sqs")
+    url = sqs.get_queue_url(QueueName="TestAppQueue")["QueueUrl"]
+    sqs.send_message(QueueUrl=url, MessageBody=json.dumps({"plate": "late"}))  # an append, after the look
+
+    applied = Applier(run, aws_now).apply(actions)
+    assert [(type(action), why) for action, why in applied.skipped] == [
+        (act.DeleteQueue, "the queue holds 1 message(s) sent since the plan: kept")]
+    reconcile_until_gone(started)
+    assert what_is_left(started)["queues"] == ["TestAppQueue", "user_DeadMessages"]
+    [waiting] = sqs.receive_message(QueueUrl=url)["Messages"]  # the job waits there for the next start-cluster
+    assert json.loads(waiting["Body"]) == {"plate": "late"}
+
+
 def test_teardown_deletes_every_alarm_carrying_the_runs_tag_whatever_its_name_and_no_other(started):
     cloudwatch = clients.client("cloudwatch")
     # run TestApp_i-x (an APP_NAME configured before such names were refused): its alarm starts like TestApp's
