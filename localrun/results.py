@@ -74,16 +74,16 @@ COLLECT_PAUSE_SECONDS = 5.0
 def collect_results(settings: Settings, jobs: list[Job], out: Path, say: Callable[[str], None],
                     sleep: Callable[[float], None] = time.sleep) -> Results:
     """`collect`, made again when AWS answered one of its reads with an error botocore retries (aws.transient)."""
-    for attempt in range(1, COLLECT_ATTEMPTS + 1):
+    for _ in range(COLLECT_ATTEMPTS - 1):
         try:
             return collect(settings, jobs, out)
         except (BotoCoreError, ClientError) as error:
-            if attempt == COLLECT_ATTEMPTS or not aws.transient(error):
+            if not aws.transient(error):
                 raise
             say(f"warning: reading the run's results failed ({error}); reading them again in "
                 f"{COLLECT_PAUSE_SECONDS:g} s")
             sleep(COLLECT_PAUSE_SECONDS)
-    raise AssertionError("unreachable: the last attempt returns or raises")
+    return collect(settings, jobs, out)  # the last attempt: whatever it raises ends the run as before
 
 
 def collect(settings: Settings, jobs: list[Job], out: Path) -> Results:

@@ -106,7 +106,7 @@ def delete(s3: S3Client, bucket: str, app_name: str, job_id: str) -> None:
 def count(s3: S3Client, bucket: str, app_name: str, since: datetime | None = None) -> int:
     """This run's failed jobs: its record objects (readable or not), every page of the listing; with `since`,
     only those written from then on (an earlier run of the same APP_NAME may have left some)."""
-    return sum(1 for _, written, _ in _keys(s3, bucket, app_name) if _since(written, since))
+    return len(job_ids(s3, bucket, app_name, since))
 
 
 def list_records(s3: S3Client, bucket: str, app_name: str, since: datetime | None = None,
