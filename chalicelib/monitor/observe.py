@@ -22,6 +22,7 @@ from chalicelib.aws.s3 import object_exists
 from chalicelib.aws.sqs import QueueDepth, queue_depth, queue_tags
 from chalicelib.aws.tagging import tagged_alarm_names
 from chalicelib.model.names import RUN_TAG, claim_key, instance_alarm_pattern, monitor_state_key, summary_key
+from chalicelib.monitor import failed as failed_jobs
 from chalicelib.monitor import ownership
 from chalicelib.monitor.breaker import failed_job, failures_trip
 from chalicelib.monitor.failure_tally import FailureTallies
@@ -141,14 +142,17 @@ def observe(run: Run, clients: Clients, now: float | None = None, pulse: Pulse |
     log_groups = (record.MONITOR_LOG_GROUP_NAME, record.PER_INSTANCE_LOG_GROUP)
     since = datetime.fromtimestamp(record.MONITOR_START_TIME / 1000, UTC)
     failed = _failed_count(clients.s3, run, queue, since, tallies)
+    # an adopted DS run whose queue has no redrive policy has no dead-letter queue to count
+    dead_letters = queue_depth(clients.sqs, record.DEAD_LETTER_QUEUE_URL) if record.DEAD_LETTER_QUEUE_URL else None
+    # in flight too: another reader's sweep (another run's teardown, `failed`) hides them for a few seconds
+    if run.state.tearing_down and dead_letters and dead_letters.waiting + dead_letters.in_flight:
+        failed = _failed_at_teardown(clients, run, since)
     exports, export_busy = _exports(clients.logs, run.state)
     return Observation(
         app_name=run.app_name, now=now, started_at=record.MONITOR_START_TIME / 1000, state=run.state,
         queue_url=record.QUEUE_URL, queue_exists=queue is not None,
         visible=queue.waiting if queue else 0, in_flight=queue.in_flight if queue else 0,
-        # an adopted DS run whose queue has no redrive policy has no dead-letter queue to count
-        dead_letter=_waiting(queue_depth(clients.sqs, record.DEAD_LETTER_QUEUE_URL)) if record.DEAD_LETTER_QUEUE_URL
-        else 0,
+        dead_letter=_waiting(dead_letters),
         failed=failed, failed_jobs=_failed_jobs(clients.s3, run, queue, failed, since),
         jobs_at_start=record.JOBS_AT_START,
         fleet_id=record.MONITOR_FLEET_ID, fleet_active=fleet_live, fleet_target=live_fleet.target if live_fleet else 0,
@@ -207,6 +211,26 @@ def _failed_count(s3: S3Client, run: Run, queue: QueueDepth | None, since: datet
     if not run.state.tearing_down and _trips(run, queue, failed):
         return tallies.count(s3, run, since, exact=True)  # the breaker stops a run only on its records, counted
     return failed
+
+
+# How long one teardown tick looks at the dead-letter queue: a shared queue may hold many runs' messages, and
+# the tick has other work; what was not read is read on the next tick (the summary is written last).
+TEARDOWN_SWEEP_SECONDS = 20
+
+
+def _failed_at_teardown(clients: Clients, run: Run, since: datetime) -> int:
+    """The run's failed jobs for its summary, while it tears down and its dead-letter queue holds messages: its failure
+    records and the jobs SQS moved from its queue to the dead-letter queue that have none (failed.py's rule, as
+    `cli.py failed` lists them). In DS image mode those messages are all there is: the image's worker writes no
+    record, and the summary counted a run whose jobs all failed as done (chaos seed 2). Their ids, not their count:
+    a job can have both."""
+    record = run.record
+    dead_lettered = failed_jobs.dead_letter_failures(clients.sqs, record.DEAD_LETTER_QUEUE_URL, run.app_name,
+                                                     record.MONITOR_QUEUE_NAME, seconds=TEARDOWN_SWEEP_SECONDS)
+    ids = {job.job_id for job in dead_lettered.records}
+    if not record.DS_IMAGE_MODE:
+        ids |= failures.job_ids(clients.s3, run.bucket, run.app_name, since)
+    return len(ids)
 
 
 def _trips(run: Run, queue: QueueDepth | None, failed: int) -> bool:

@@ -253,6 +253,11 @@ def _teardown(observation: Observation, policy: Policy, reason: str,
         actions.append(DeleteCluster(cluster=observation.cluster, reason="teardown: the cluster is unused"))
     if _log_exports(observation, actions):
         return actions  # the summary reports the exports' outcome: it waits for them
+    if not observation.state.tearing_down:
+        # the summary waits for a tick that looked at the run tearing down: only then are its failed jobs counted
+        # exactly (every failure record, and the dead-letter messages of a DS image's worker, which writes no
+        # record: observe.py `_failed_at_teardown`); counted before, a run whose jobs all failed read as done
+        return actions
     if not observation.summary_exists:
         actions.append(WriteSummary(bucket=observation.bucket, key=observation.summary_key,
                                     summary=tuple({**summary(observation, policy, reason),

@@ -80,6 +80,15 @@ _READ_ALARMS = ["cloudwatch:DescribeAlarms", "cloudwatch:GetDashboard"]
 _READ_LOGS = ["logs:ListTagsLogGroup", "logs:DescribeExportTasks"]
 
 
+def _look_at_dead_letters(watched: Watched) -> dict[str, Any]:
+    """Receiving a dead-letter message and making it visible again at once (SQS has no other way to read one): the
+    status API's list of failed jobs, and the monitor's count of them for a run's summary (observe.py
+    `_failed_at_teardown`; a DS image's worker writes no failure record)."""
+    return _statement("LookAtTheDeadLetterQueuesForDSImageRunsFailedJobs",
+                      ["sqs:ReceiveMessage", "sqs:ChangeMessageVisibility"],
+                      [f"arn:aws:sqs:*:*:{queue}" for queue in watched.dead_letter_queues])
+
+
 def monitor_policy(watched: Watched) -> dict[str, Any]:
     """The alarm and schedule handlers' policy: read everything of a run, change only what carries a run's tag.
     tests/integration/test_iam_policy.py proves it holds every call the monitor makes and nothing more."""
@@ -92,6 +101,7 @@ def monitor_policy(watched: Watched) -> dict[str, Any]:
         _statement("RemoveBusyLeasesAndFailureJournalAtTeardown", ["s3:DeleteObject"], _objects(buckets, "runs/")),
         _statement("LogExportsWriteWithTheCallersRights", ["s3:PutObject"], _objects(buckets, "exportedlogs/")),
         _statement("ReadQueues", _READ_QUEUES, "arn:aws:sqs:*:*:*"),
+        _look_at_dead_letters(watched),
         _statement("DeleteOnlyRunQueues", ["sqs:DeleteQueue"], "arn:aws:sqs:*:*:*", RUN_TAGGED),
         _statement("ReadFleetsAndMachines", _READ_FLEETS, "*"),
         _statement("ScaleAndStopOnlyRunFleetsAndMachines",
@@ -127,9 +137,7 @@ def api_policy(watched: Watched) -> dict[str, Any]:
         _statement("ListRunRecordsAndLeases", ["s3:ListBucket"], _buckets(buckets)),
         _statement("ReadRunRecordsSummariesAndLeases", ["s3:GetObject"], _objects(buckets, "monitors/", "runs/")),
         _statement("ReadRunQueues", _READ_QUEUES, "arn:aws:sqs:*:*:*"),
-        _statement("LookAtTheDeadLetterQueuesForDSImageRunsFailedJobs",
-                   ["sqs:ReceiveMessage", "sqs:ChangeMessageVisibility"],
-                   [f"arn:aws:sqs:*:*:{queue}" for queue in watched.dead_letter_queues]),
+        _look_at_dead_letters(watched),
         _statement("ReadFleets", _READ_FLEETS, "*"),
         _statement("ReadServicesAndClusters", _READ_SERVICES, "*"),
         _statement("ReadAlarmsAndDashboards", _READ_ALARMS, "*"),
@@ -198,7 +206,8 @@ def deployment(chalice_dir: str | Path, stage: str, watched: Watched) -> Deploym
     files = {config_path: _json(config), chalice_dir / monitor_file: _json(monitor_policy(watched)),
              chalice_dir / api_file: _json(api_policy(watched))}
     said = {config_path: f"stage {stage} watches {buckets}",
-            chalice_dir / monitor_file: f"the monitor may reach runs in {buckets}",
+            chalice_dir / monitor_file: f"the monitor may reach runs in {buckets} and the dead-letter queue(s) "
+                                        f"{queues}",
             chalice_dir / api_file: f"the status API may read {buckets} and the dead-letter queue(s) {queues}"}
     return Deployment(files, said)
 

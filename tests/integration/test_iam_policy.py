@@ -115,9 +115,10 @@ def granted(policy: dict) -> set[str]:
     return actions
 
 
-def test_the_policy_grants_exactly_what_a_whole_run_calls(started, victim, legacy_run, calls, written):
-    """A run of this version (an EC2 Fleet) and one the previous version started (a spot fleet request), each from
-    its start to its teardown."""
+def test_the_policy_grants_exactly_what_a_whole_run_calls(started, victim, legacy_run, ds_image_run, calls, written):
+    """A run of this version (an EC2 Fleet), one the previous version started (a spot fleet request) and one in DS
+    image mode whose jobs all failed (its summary counts them from the dead-letter queue), each from its start to its
+    teardown."""
     run = the_run(started)
     machines = observe(run, Clients(region="us-east-1")).active_instance_ids
     service.status_of(run)
@@ -142,6 +143,10 @@ def test_the_policy_grants_exactly_what_a_whole_run_calls(started, victim, legac
     # the previous version's run: scaled down to nothing, then torn down
     drain(legacy_run)
     reconcile_until_gone(legacy_run, limit=15)
+    fail_every_job(ds_image_run)
+    reconcile_until_gone(ds_image_run, limit=15)
+    summary = service.find_status("DsImage", ["test-bucket"])["summary"]
+    assert (summary["jobs_failed"], summary["jobs_done"]) == (2, 0)
 
     needed, policy = calls - RUNTIME_ACTIONS, written["monitor"]
     assert calls.buckets == {"test-bucket"} <= set(watched_buckets(written))

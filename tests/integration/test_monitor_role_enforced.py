@@ -217,6 +217,34 @@ def test_the_api_lists_a_ds_image_runs_dead_letter_jobs_and_may_receive_from_no_
         ("sqs:ReceiveMessage", arn + "user_DeadMessages", True)]
 
 
+def test_the_monitor_counts_a_ds_image_runs_dead_lettered_jobs_in_its_summary_with_exactly_its_policy(
+        started, ds_image_run, monitor):
+    """A DS image's worker writes no failure record: the monitor, with its own credentials, counts the jobs SQS moved
+    from the run's queue to the shared dead-letter queue as failed in the summary, and leaves the messages there,
+    visible, for `failed` and `redrive` (chaos seed 2: it counted them done)."""
+    fail_every_job(ds_image_run)
+    drain(started)  # the other run's jobs done: its own teardown goes on beside
+    sqs = clients.client("sqs")
+    dead_letter = sqs.get_queue_url(QueueName="user_DeadMessages")["QueueUrl"]
+
+    with iam_enforced() as engine:
+        for _ in range(15):
+            if "DsImage" not in monitor_tick(monitor):
+                break
+        else:
+            raise AssertionError("the DS image run was not torn down in 15 ticks")
+
+    assert engine.unevaluated == [] and engine.denied() == []
+    summary = json.loads(clients.client("s3").get_object(Bucket=BUCKET, Key="monitors/finished/DsImage_summary.json")[
+        "Body"].read())
+    assert (summary["jobs_submitted"], summary["jobs_done"], summary["jobs_failed"], summary["jobs_left"]) == (
+        2, 0, 2, 0)
+    assert queue_counts(sqs, dead_letter) == (2, 0)
+    arn = f"arn:aws:sqs:{REGION}:{ACCOUNT}:user_DeadMessages"
+    assert {(d.action, d.allowed) for d in engine.decisions if d.resources == (arn,)} >= {
+        ("sqs:ReceiveMessage", True), ("sqs:ChangeMessageVisibility", True)}
+
+
 def test_a_forged_record_under_enforcement_touches_nothing_of_another_run(started, victim, monitor, api):
     """A record for run "Evil" naming the victim's fleet, queue, cluster and log groups, its state saying
     "tear it down now": the monitor, with its own credentials, refuses it and changes nothing of the victim."""

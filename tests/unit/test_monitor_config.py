@@ -61,7 +61,8 @@ def test_one_config_the_stage_watches_its_bucket_and_the_policies_reach_it_alone
 
     assert (result.exit_code, result.output) == (0, (
         f"{chalice_dir}/config.json: stage dev watches demo-bucket\n"
-        f"{chalice_dir}/policy-dev.json: the monitor may reach runs in demo-bucket\n"
+        f"{chalice_dir}/policy-dev.json: the monitor may reach runs in demo-bucket and the dead-letter queue(s) "
+        "user_DeadMessages\n"
         f"{chalice_dir}/policy-api-dev.json: the status API may read demo-bucket and the dead-letter queue(s) "
         "user_DeadMessages\n"))
     after = json.loads((chalice_dir / "config.json").read_text())
@@ -70,9 +71,11 @@ def test_one_config_the_stage_watches_its_bucket_and_the_policies_reach_it_alone
     assert sorted(path.name for path in chalice_dir.iterdir()) == sorted(FILES)  # no temporary file left
     monitor = json.loads((chalice_dir / "policy-dev.json").read_text())
     api = json.loads((chalice_dir / "policy-api-dev.json").read_text())
+    # both look at the dead-letter queue: the API to list failed jobs, the monitor to count them in the summary
     assert s3_and_queue_resources(monitor) == {"arn:aws:s3:::demo-bucket", "arn:aws:s3:::demo-bucket/monitors/*",
                                                "arn:aws:s3:::demo-bucket/runs/*",
-                                               "arn:aws:s3:::demo-bucket/exportedlogs/*"}
+                                               "arn:aws:s3:::demo-bucket/exportedlogs/*",
+                                               "arn:aws:sqs:*:*:user_DeadMessages"}
     assert s3_and_queue_resources(api) == {"arn:aws:s3:::demo-bucket", "arn:aws:s3:::demo-bucket/monitors/*",
                                            "arn:aws:s3:::demo-bucket/runs/*", "arn:aws:sqs:*:*:user_DeadMessages"}
 
@@ -86,7 +89,8 @@ def test_several_configs_each_bucket_and_dead_letter_queue_once_sorted(chalice_d
     assert result.exit_code == 0, result.output
     assert result.stdout.splitlines() == [
         f"{chalice_dir}/config.json: stage dev watches demo-bucket, your-bucket-name",
-        f"{chalice_dir}/policy-dev.json: the monitor may reach runs in demo-bucket, your-bucket-name",
+        f"{chalice_dir}/policy-dev.json: the monitor may reach runs in demo-bucket, your-bucket-name and the "
+        "dead-letter queue(s) DeadMessages, user_DeadMessages",
         f"{chalice_dir}/policy-api-dev.json: the status API may read demo-bucket, your-bucket-name and the "
         "dead-letter queue(s) DeadMessages, user_DeadMessages"]
     config = json.loads((chalice_dir / "config.json").read_text())
