@@ -194,6 +194,7 @@ class Watcher:
         self.key = record_key(self.settings.APP_NAME)
         self.teardown_asked = False
         self.crashed: list[str] = []
+        self.refusal_said: str | None = None
 
     def watch(self) -> None:
         monitor_loop.watch(self._load, MONITOR_PERIOD_SECONDS, self._after_reconcile, sleep=self.stop.event.wait,
@@ -216,12 +217,23 @@ class Watcher:
 
     def _after_reconcile(self, result) -> None:
         observation = result.observation
-        # After a stop, no instance gets workers again: the teardown is cancelling the fleet.
-        self.machines.sync([] if self.teardown_asked else list(observation.active_instance_ids))
+        if observation.refused:
+            # A refused check read nothing of the run, its machines included: they keep their workers until a check
+            # that reads them (stopping them all on it lost seed 2808's jobs). Said once while it lasts.
+            if observation.refused != self.refusal_said:
+                self.progress.say(f"warning: the monitor's check was refused ({observation.refused}); the machines "
+                                  "keep running until a check reads the run again")
+            self.refusal_said = observation.refused
+        else:
+            self.refusal_said = None
+            # After a stop, no instance gets workers again: the teardown is cancelling the fleet.
+            self.machines.sync([] if self.teardown_asked else list(observation.active_instance_ids))
         for ended in self.machines.poll():
             self._ended(ended)
         for instance_id in self.spot.tick():
             self.progress.say(f"spot: interruption notice to {instance_id}; its workers release their jobs")
+        if observation.refused:
+            return  # its counts are none: the progress line keeps the last check's
         running = sum(1 for machine in self.machines.live if machine.running)
         self.progress.update(observation.counts, running, self.machines.worker_processes(),
                              observation.state.tearing_down)
