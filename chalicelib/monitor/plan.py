@@ -171,6 +171,12 @@ def _scale(observation: Observation, policy: Policy) -> list[Action]:
     if observation.service_exists and observation.service_desired > tasks:
         actions.append(SetServiceCount(cluster=observation.cluster, service=observation.service, count=tasks,
                                        reason=f"{desired} machine(s) hold {tasks} task(s)"))
+    elif observation.service_exists and observation.visible > 0 and observation.service_desired < tasks:
+        # the service grows back with the fleet: a fleet grown again on machines that get no task runs no job
+        # (chaos seed 203: the service shrunk while machines were lost, and a DS image run waited for ever)
+        actions.append(SetServiceCount(cluster=observation.cluster, service=observation.service, count=tasks,
+                                       reason=f"{observation.visible} job(s) waiting: {desired} machine(s) hold "
+                                              f"{tasks} task(s)"))
     idle = _idle_machines(observation, desired)
     if idle:
         actions.append(TerminateInstances(

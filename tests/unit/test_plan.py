@@ -79,6 +79,17 @@ def test_jobs_visible_again_after_a_scale_down_grows_the_fleet_back_up_to_the_ca
     assert actions == [SetFleetCapacity(fleet_id="sfr-1", target=4, reason=actions[0].reason)]
 
 
+def test_the_service_grows_back_with_the_fleet_while_jobs_wait():
+    """Seed 203: the service shrunk with the fleet while machines were lost; a fleet grown back on machines that get
+    no task runs no job, and a DS image run waited for ever."""
+    actions = plan(world(fleet_target=1, service_desired=1, visible=30, in_flight=0), POLICY)
+    assert actions == [SetFleetCapacity(fleet_id="sfr-1", target=4, reason=actions[0].reason),
+                       SetServiceCount(cluster="runs", service="AppService", count=4, reason=actions[1].reason)]
+    assert "30 job(s) waiting" in actions[1].reason
+    # with no job waiting, a smaller service is never grown
+    assert SetServiceCount not in kinds(plan(world(service_desired=2, visible=0, in_flight=8), POLICY))
+
+
 def test_nothing_visible_shrinks_to_what_in_flight_jobs_need_and_releases_idle_machines():
     observation = world(visible=0, in_flight=3, instances=idle(0, 3), state=MonitorState(jobs_started=True,
         known_instances={m.instance_id: m.launched_at for m in MACHINES}))
