@@ -223,16 +223,47 @@ def submit(settings: Settings, jobfile: str, skip_done: bool, append: bool):
     """
     jobs = JobFile(jobfile, settings)  # validated whole here; read again, a job at a time, as it is sent
     bar = _ProgressBar(sys.stderr)
+    sent = [0]
+
+    def on_sent(count: int) -> None:
+        sent[0] += count
+        bar.update(count)
+
     try:
         # processes=None: a large file is sent from one process per CPU (operations.submit.processes_for)
-        result = submit_jobs(settings, jobs, skip_done=skip_done, on_total=bar.start, on_sent=bar.update,
+        result = submit_jobs(settings, jobs, skip_done=skip_done, on_total=bar.start, on_sent=on_sent,
                              append=append, processes=None,
                              before_send=lambda todo, queued: job_access.record_submitted(settings, todo, queued))
     finally:
         bar.finish()
+        # a started run counts what was sent, even when the sending stopped part way
+        _note_sent_to_started_run(settings, sent[0])
     if skip_done:
         click.echo(f"{result.already_done} of {result.considered} already done")
     click.echo(f"submitted {result.sent} jobs to {result.queue}")
+
+
+def _note_sent_to_started_run(settings: Settings, count: int) -> None:
+    """Jobs sent after start-cluster counted the queue are the run's too: its monitor counts them (the state's
+    jobs_appended). Before start-cluster there is no run: its count will include them."""
+    if not count:
+        return
+    clients = aws.Clients(settings)
+    try:
+        run = load_run(clients.s3, settings.AWS_BUCKET, record_key(settings.APP_NAME))
+        if run is not None:
+            monitor_loop.note_appended(run, count, clients)
+    except botocore.exceptions.ClientError as error:
+        if aws.error_code(error) != "NoSuchBucket":  # no bucket, no run
+            _warn_not_counted(count, error)
+    except (UserError, botocore.exceptions.BotoCoreError) as error:
+        _warn_not_counted(count, error)
+
+
+def _warn_not_counted(count: int, error: Exception) -> None:
+    """The jobs are in the queue and will run: only the run's counts miss them, which is no reason to fail."""
+    click.echo(f"warning: {count} job(s) sent, but the started run's monitor state could not count them "
+               f"({error}); its summary will count fewer jobs submitted", err=True)
 
 
 @cli.command("start-cluster")

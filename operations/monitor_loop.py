@@ -15,6 +15,7 @@ from chalicelib.model.jsonfile import read_json_file
 from chalicelib.monitor import status_doc
 from chalicelib.monitor.actions import SaveState
 from chalicelib.monitor.apply import Applier
+from chalicelib.monitor.observation import MonitorState
 from chalicelib.monitor.observe import Run
 from chalicelib.monitor.reconcile import Reconciled, reconcile
 from chalicelib.monitor.runrecord import RunRecord
@@ -22,9 +23,9 @@ from chalicelib.monitor.runs import load_run, with_current_state
 from chalicelib.monitor.service import RunOutcome
 from chalicelib.monitor.state_store import StateChanged, StateContended
 
-# Reads and writes of the teardown request while reconciles keep changing the state in between (each writes it
-# at most once a tick, so more than one retry is rare).
-TEARDOWN_REQUEST_ATTEMPTS = 5
+# Reads and writes of a change of the monitor's state (a teardown request, jobs sent) while reconciles keep changing
+# it in between (each writes it at most once a tick, so more than one retry is rare).
+STATE_WRITE_ATTEMPTS = 5
 
 
 def load_or_fail(clients: Clients, bucket: str, key: str) -> Run:
@@ -45,15 +46,32 @@ def record_from_file(path: str) -> RunRecord:
 
 
 def request_teardown(run: Run, reason: str, clients: Clients | None = None) -> None:
-    """Mark the run for teardown; the next reconciles carry it out, stopping spending first. The request is
-    written over the state `run` was read with, or over a newer one read again (state_store.py): no reconcile
-    that read before it can write over it, and it writes over none of theirs."""
+    """Mark the run for teardown; the next reconciles carry it out, stopping spending first."""
+    _change_state(run, lambda state: None if state.tearing_down else SaveState(
+        stop_reason=reason, tearing_down=True, reason=reason), "the teardown was being requested", clients)
+
+
+def note_appended(run: Run, count: int, clients: Clients | None = None) -> None:
+    """Count `count` jobs `submit` has just sent to the started run: its counts and summary include them (without,
+    jobs sent after start-cluster and done were missing from jobs_submitted and jobs_done)."""
+    if count > 0:
+        _change_state(run, lambda state: SaveState(jobs_appended=state.jobs_appended + count,
+                                                   reason=f"{count} job(s) submitted to the running run"),
+                      "the jobs just sent were being counted", clients)
+
+
+def _change_state(run: Run, change: Callable[[MonitorState], SaveState | None], doing: str,
+                  clients: Clients | None) -> None:
+    """`change` of the run's state (None: nothing to change) written over the state `run` was read with, or over a
+    newer one read again (state_store.py): no reconcile that read before it can write over it, and it writes over
+    none of theirs. A run torn down meanwhile is left alone."""
     clients = clients or Clients(region=run.record.REGION)
-    for _ in range(TEARDOWN_REQUEST_ATTEMPTS):
-        if run.state.tearing_down:
-            return  # being torn down already
+    for _ in range(STATE_WRITE_ATTEMPTS):
+        action = change(run.state)
+        if action is None:
+            return
         try:
-            Applier(run, clients).apply([SaveState(stop_reason=reason, tearing_down=True, reason=reason)])
+            Applier(run, clients).apply([action])
             return
         except StateChanged:
             current = with_current_state(clients.s3, run)
@@ -61,8 +79,8 @@ def request_teardown(run: Run, reason: str, clients: Clients | None = None) -> N
                 return  # torn down meanwhile
             run = current
     raise StateContended(f"run {run.app_name}: its monitor state (s3://{run.bucket}/{run.state_key}) changed "
-                         f"{TEARDOWN_REQUEST_ATTEMPTS} times while the teardown was being requested (the monitor "
-                         "checking it at the same moment); nothing was written: request the teardown again")
+                         f"{STATE_WRITE_ATTEMPTS} times while {doing} (the monitor checking it at the same moment); "
+                         "nothing was written: run the command again")
 
 
 def watch(load: Callable[[], Run | None], period: float, on_tick: Callable[[Reconciled], None],

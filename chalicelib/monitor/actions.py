@@ -95,6 +95,7 @@ class SaveState(Action):
     jobs_started: bool | None = None
     series: list[SeriesPoint] | None = None
     jobs_done_seen: int | None = None
+    jobs_appended: int | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """The fields this action changes, by name."""

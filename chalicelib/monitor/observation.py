@@ -68,6 +68,8 @@ class MonitorState:
     series: list[SeriesPoint] = field(default_factory=list, metadata=SERIES_BOUNDS)
     # the most jobs seen done so far: a job done stays done (chalicelib/monitor/counts.py)
     jobs_done_seen: int = field(default=0, metadata=_AT_LEAST_0)
+    # jobs `submit` sent to the run after start-cluster counted JOBS_AT_START (--append, a second job file)
+    jobs_appended: int = field(default=0, metadata=_AT_LEAST_0)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
@@ -122,6 +124,7 @@ class Observation:
     visible: int  # visible + delayed: jobs waiting for a worker
     in_flight: int  # received and not yet deleted: jobs running (or failed and waiting to retry)
     dead_letter: int  # the dead-letter queue's messages: every run's that shares it (DS's default is shared)
+    # the jobs sent to the run: start-cluster's count and `submit`'s since (Run.jobs_submitted)
     jobs_at_start: int | None
     # fleet and machines
     fleet_id: str

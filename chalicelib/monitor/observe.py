@@ -81,6 +81,14 @@ class Run:
         return monitor_state_key(self.app_name)
 
     @property
+    def jobs_submitted(self) -> int | None:
+        """The jobs sent to the run: those queued when start-cluster counted them, and those `submit` sent since
+        (None: an adopted run whose count is unknown)."""
+        if self.record.JOBS_AT_START is None:
+            return None
+        return self.record.JOBS_AT_START + self.state.jobs_appended
+
+    @property
     def summary_key(self) -> str:
         return summary_key(self.app_name)
 
@@ -154,7 +162,7 @@ def observe(run: Run, clients: Clients, now: float | None = None, pulse: Pulse |
         visible=queue.waiting if queue else 0, in_flight=queue.in_flight if queue else 0,
         dead_letter=_waiting(dead_letters),
         failed=failed, failed_jobs=_failed_jobs(clients.s3, run, queue, failed, since),
-        jobs_at_start=record.JOBS_AT_START,
+        jobs_at_start=run.jobs_submitted,
         fleet_id=record.MONITOR_FLEET_ID, fleet_active=fleet_live, fleet_target=live_fleet.target if live_fleet else 0,
         fleet_fulfilled=live_fleet.fulfilled if live_fleet else 0.0, instances=instances,
         fleet_problems=(_fleet_problems(clients, live_fleet, now, since) if live_fleet and not run.state.tearing_down
@@ -236,7 +244,7 @@ def _failed_at_teardown(clients: Clients, run: Run, since: datetime) -> int:
 def _trips(run: Run, queue: QueueDepth | None, failed: int) -> bool:
     """Whether `failed` failed jobs trip the run's failure breaker now (breaker.py)."""
     waiting, in_flight = (queue.waiting, queue.in_flight) if queue else (0, 0)
-    done = jobs_done(run.record.JOBS_AT_START, waiting, in_flight, failed, run.state.jobs_done_seen)
+    done = jobs_done(run.jobs_submitted, waiting, in_flight, failed, run.state.jobs_done_seen)
     return failures_trip(failed, done, run.record.STOP_AFTER_FAILED_JOBS)
 
 
@@ -249,7 +257,7 @@ def refused_observation(run: Run, now: float, reason: str) -> Observation:
     record = run.record
     return Observation(app_name=run.app_name, now=now, started_at=record.MONITOR_START_TIME / 1000, state=run.state,
                        queue_url=record.QUEUE_URL, queue_exists=False, visible=0, in_flight=0, dead_letter=0,
-                       jobs_at_start=record.JOBS_AT_START, fleet_id=record.MONITOR_FLEET_ID, fleet_active=False,
+                       jobs_at_start=run.jobs_submitted, fleet_id=record.MONITOR_FLEET_ID, fleet_active=False,
                        fleet_target=0, fleet_fulfilled=0.0, bucket=run.bucket, refused=reason)
 
 

@@ -32,6 +32,7 @@ from tests.integration.world import (
     reconcile_until_gone,
     the_run,
     what_is_left,
+    write_jobs,
 )
 
 REASON = "teardown requested from the command line"  # what `cli.py teardown` asks with
@@ -207,3 +208,35 @@ def test_a_first_state_written_after_another_writers_teardown_does_not_outlive_t
 
     assert result.actions == []  # nothing left to act on
     assert not [key for key in what_is_left(started)["monitor_objects"] if key.endswith("_monitorstate.json")]
+
+
+def test_jobs_submitted_to_a_started_run_are_in_its_summary(started, tmp_path):
+    """`submit --append` after start-cluster: the run's summary counts those jobs submitted and done (start-cluster
+    counted only the queue it found; once the appended jobs ran, nothing else showed they were ever sent)."""
+    extra = write_jobs(tmp_path, 3, name="more.json")
+    result = CliRunner().invoke(cli, ["submit", str(extra), "--append", "--config", str(started.config_path)])
+    assert result.exit_code == 0, result.output
+    assert the_run(started).state.jobs_appended == 3
+
+    drain(started)
+    reconcile_until_gone(started)
+
+    done = summary(started)
+    assert (done["jobs_submitted"], done["jobs_done"], done["jobs_failed"], done["jobs_left"]) == (JOBS + 3, JOBS + 3,
+                                                                                                   0, 0)
+
+
+def test_jobs_counted_by_submit_survive_two_reconciles_that_read_before_it(started):
+    """`submit` counts its jobs while the alarm's and the schedule's reconciles, from the same read, write their
+    bookkeeping: each write is conditional on the state it read, so none undoes another."""
+    drain(started, count=2)  # each reconcile has bookkeeping to write
+    run = the_run(started)
+    reconciles = ConcurrentReconciles(lambda: run, extra_parties=1)
+    monitor_loop.note_appended(run, 4, Clients(region="us-east-1"))
+    reconciles.barrier.wait()
+    reconciles.results()
+    monitor_loop.note_appended(run, 1, Clients(region="us-east-1"))  # from the old read again: read anew, added
+
+    state = the_run(started).state
+    assert state.jobs_appended == 5
+    assert state.jobs_started and state.known_instances  # the reconciles' bookkeeping is kept too
