@@ -263,7 +263,7 @@ def _note_sent_to_started_run(settings: Settings, count: int) -> None:
 def _warn_not_counted(count: int, error: Exception) -> None:
     """The jobs are in the queue and will run: only the run's counts miss them, which is no reason to fail."""
     click.echo(f"warning: {count} job(s) sent, but the started run's monitor state could not count them "
-               f"({error}); its summary will count fewer jobs submitted", err=True)
+               f"({error})", err=True)
 
 
 @cli.command("start-cluster")

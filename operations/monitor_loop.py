@@ -48,7 +48,8 @@ def record_from_file(path: str) -> RunRecord:
 def request_teardown(run: Run, reason: str, clients: Clients | None = None) -> None:
     """Mark the run for teardown; the next reconciles carry it out, stopping spending first."""
     _change_state(run, lambda state: None if state.tearing_down else SaveState(
-        stop_reason=reason, tearing_down=True, reason=reason), "the teardown was being requested", clients)
+        stop_reason=reason, tearing_down=True, reason=reason), "the teardown was being requested", clients,
+        then="request the teardown again")
 
 
 def note_appended(run: Run, count: int, clients: Clients | None = None) -> None:
@@ -57,11 +58,12 @@ def note_appended(run: Run, count: int, clients: Clients | None = None) -> None:
     if count > 0:
         _change_state(run, lambda state: SaveState(jobs_appended=state.jobs_appended + count,
                                                    reason=f"{count} job(s) submitted to the running run"),
-                      "the jobs just sent were being counted", clients)
+                      "the jobs just sent were being counted", clients,
+                      then="they are in the queue and will run, but the run's counts miss them")
 
 
 def _change_state(run: Run, change: Callable[[MonitorState], SaveState | None], doing: str,
-                  clients: Clients | None) -> None:
+                  clients: Clients | None, then: str) -> None:
     """`change` of the run's state (None: nothing to change) written over the state `run` was read with, or over a
     newer one read again (state_store.py): no reconcile that read before it can write over it, and it writes over
     none of theirs. A run torn down meanwhile is left alone."""
@@ -80,7 +82,7 @@ def _change_state(run: Run, change: Callable[[MonitorState], SaveState | None], 
             run = current
     raise StateContended(f"run {run.app_name}: its monitor state (s3://{run.bucket}/{run.state_key}) changed "
                          f"{STATE_WRITE_ATTEMPTS} times while {doing} (the monitor checking it at the same moment); "
-                         "nothing was written: run the command again")
+                         f"nothing was written: {then}")
 
 
 def watch(load: Callable[[], Run | None], period: float, on_tick: Callable[[Reconciled], None],
