@@ -150,6 +150,7 @@ class Seed:
         self.jobs = {run.app_name: dict(run.jobs) for run in plan.runs}
         self.torn_down_early: set[str] = set()
         self.sent_late: set[str] = set()  # runs a redrive or an append reached (ChaosRun.sent_late)
+        self.redriven: set[str] = set()  # runs a redrive reached (ChaosRun.redriven)
         self.endpoint = ""  # the emulator itself
         self.local: dict[str, _Live] = {}
         self.ds: dict[str, DsRun] = {}  # the runs in DS image mode (tests/chaos/ds_run.py), by APP_NAME
@@ -308,7 +309,8 @@ def run_seed(seed: int, log_root: Path) -> SeedResult:
         state.faults["requests delayed"] += proxy.delayed
         world = ChaosWorld(seed, endpoint, REGION, plan.bucket, plan.dead_letter_queue, tuple(
             ChaosRun(run.app_name, state.config_path(run), state.run_dir(run) / "out", state.jobs[run.app_name],
-                     run.ds_image, run.app_name in state.torn_down_early, run.app_name in state.sent_late)
+                     run.ds_image, run.app_name in state.torn_down_early, run.app_name in state.sent_late,
+                     run.app_name in state.redriven)
             for run in plan.runs), audit_path, log_dir)
         state.violations.extend(check(world))
         state.violations.extend(_final_tick(state, endpoint))
@@ -444,6 +446,7 @@ def _inject(state: Seed, event: Event, proxy: ChaosProxy) -> None:
         _cli(state, event, proxy, ["teardown", "--period", "1"])
     elif event.kind == "redrive":
         state.sent_late.add(event.run)
+        state.redriven.add(event.run)
         _cli(state, event, proxy, ["redrive"])
     elif event.kind == "append":
         run = runs[event.run]

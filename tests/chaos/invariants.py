@@ -356,10 +356,11 @@ def monitor_summary_mismatches(run: ChaosRun, settings: Settings, clients: Clien
                                held: int | None = None) -> Iterable[str]:
     """The summary the monitor wrote at teardown, read as every reader reads it (run_summary.parse). Its counts are
     live ones (chalicelib/monitor/counts.py: approximate while the run goes), so only what they promise is checked:
-    they add up, a run the monitor stopped because its queue drained has none left, and, for a run nothing was sent
-    to after its start (no redrive, no append) and that was not torn down early, its failed jobs are those `cli.py
-    failed` lists (chalicelib/monitor/counts.py: a job is failed when it has a failure record or its message is in
-    the dead-letter queue), however many."""
+    they add up, a run the monitor stopped because its queue drained has none left, and, for a run no redrive
+    reached (it takes failed jobs back after the count) and that was not torn down early (its last attempts may end
+    after the count), it counts as failed exactly as many jobs as `cli.py failed` lists (chalicelib/monitor/counts.py:
+    a job is failed when it has a failure record or its message is in the dead-letter queue). An append does not
+    change what failed: its jobs run, or wait in the kept queue."""
     key = names.summary_key(run.app_name)
     body = read_object(clients.s3, settings.AWS_BUCKET, key, max_bytes=run_summary.MAX_SUMMARY_BYTES)
     if body is None:
@@ -376,11 +377,26 @@ def monitor_summary_mismatches(run: ChaosRun, settings: Settings, clients: Clien
                f"{summary['jobs_left']} != submitted {summary['jobs_submitted']}")
     if summary["stop_reason"] == REASON_DRAINED and summary["jobs_left"] > _kept(run, held):
         yield f"monitor summary: the queue drained, yet {summary['jobs_left']} job(s) left"
-    if seen is not None and not run.torn_down_early and not run.sent_late \
+    if seen is not None and not run.torn_down_early and not run.redriven \
             and summary["jobs_failed"] != len(seen.failed):
         yield (f"monitor summary: {summary['jobs_failed']} job(s) failed, but `failed` lists {len(seen.failed)}"
-               + (f" ({', '.join(sorted(seen.failed)[:5])}{' ...' if len(seen.failed) > 5 else ''})"
-                  if seen.failed else ""))
+               + _failed_detail(settings, clients, seen, summary["ended_at"]))
+
+
+def _failed_detail(settings: Settings, clients: Clients, seen: Evidence, ended_at: float) -> str:
+    """What tells the jobs `failed` lists apart, for the reader of a failed-count mismatch: those with no failure
+    record (their message is in the dead-letter queue only) and records written after the summary."""
+    prefix = names.failures_prefix(settings.APP_NAME)
+    written = {item.key[len(prefix):-len(".json")]: item.last_modified.timestamp()
+               for item in list_objects(clients.s3, settings.AWS_BUCKET, prefix) if item.key.endswith(".json")}
+    parts = [f"listed: {', '.join(sorted(seen.failed))}"] if seen.failed else []
+    unrecorded = sorted(set(seen.failed) - set(written))
+    if unrecorded:
+        parts.append(f"in the dead-letter queue with no failure record: {', '.join(unrecorded)}")
+    late = sorted(job for job, at in written.items() if at > ended_at + 1)
+    if late:
+        parts.append(f"failure record written after the summary: {', '.join(late)}")
+    return f" ({'; '.join(parts)})" if parts else ""
 
 
 # ---------------------------------------------------------------- what is left
