@@ -25,6 +25,7 @@ of its machines (its tasks killed) and has the fleet, of type maintain, launch a
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import random
@@ -159,6 +160,7 @@ class DsRun:
     _resting: dict[str, float] = field(default_factory=dict)  # machine -> no task started on it before
     _next_step: float = 0.0
     _environments: dict[str, dict[str, str]] = field(default_factory=dict)  # task definition ARN -> its variables
+    _clients: dict[str, Any] = field(default_factory=dict)  # the emulator's own, by service
 
     @property
     def app(self) -> str:
@@ -167,6 +169,15 @@ class DsRun:
     @property
     def config_path(self) -> Path:
         return self.folder / "config.json"
+
+    def _client(self, service: str) -> Any:
+        if service not in self._clients:
+            self._clients[service] = emulator_client(service, self.endpoint, self.region)
+        return self._clients[service]
+
+    @functools.cached_property
+    def settings(self) -> Settings:
+        return Settings.load(self.config_path)
 
     @property
     def key_id(self) -> str:
@@ -220,8 +231,8 @@ class DsRun:
         if not force and now < self._next_step:
             return
         self._next_step = now + STEP_SECONDS
-        ecs = emulator_client("ecs", self.endpoint, self.region)
-        settings = Settings.load(self.config_path)
+        ecs = self._client("ecs")
+        settings = self.settings
         service = ecs_service(ecs, settings.ECS_CLUSTER, settings.service_name)
         machines = self.machines()
         for task in list(self.tasks):  # ended by themselves: DS's worker exits when the queue is empty
@@ -248,8 +259,7 @@ class DsRun:
 
     def machines(self) -> list[str]:
         """The run's running instances (by its tag), sorted."""
-        ec2 = emulator_client("ec2", self.endpoint, self.region)
-        pages = ec2.get_paginator("describe_instances").paginate(Filters=[
+        pages = self._client("ec2").get_paginator("describe_instances").paginate(Filters=[
             {"Name": f"tag:{names.RUN_TAG}", "Values": [self.app]},
             {"Name": "instance-state-name", "Values": ["running"]}])
         return sorted(instance["InstanceId"] for page in pages for reservation in page["Reservations"]
@@ -289,7 +299,7 @@ class DsRun:
         machine = draw.choice(machines)
         for task in [task for task in self.tasks if task.instance_id == machine]:
             self._kill(task)
-        ec2 = emulator_client("ec2", self.endpoint, self.region)
+        ec2 = self._client("ec2")
         terminate(ec2, [machine])
         fleet_id = live_tagged_fleet_id(ec2, names.RUN_TAG, self.app)
         fleet = fleet_state(ec2, fleet_id) if fleet_id else None
