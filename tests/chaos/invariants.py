@@ -2,13 +2,19 @@
 
 `check(world) -> [Violation]` reads the emulator at `world.endpoint` (not the fault proxy: the checks see no
 faults), each run's config and local mode's `--out`, and the audit of destructive calls (tests/chaos/audit.py).
+Each run's queue is counted first, and its messages read before the dead-letter queue is: a receive counts towards
+maxReceiveCount, so a look at a queue can move a message to the dead-letter queue, never back.
 Kinds of violation:
 
 - job-lost: a job neither done (its outputs complete with the worker's `_SUCCESS` marker, worker/done.py's rule),
   nor listed by `cli.py failed` for its run (operations/triage.failed_jobs, what the command calls), nor, for a
   run torn down early, "not run" in its summary.json (or unknown to it: a job `submit --append` sent), nor, for
   such a run or one a redrive or an append reached, waiting in its queue (kept by the teardown for the next
-  start-cluster: jobs sent after the teardown or after the monitor saw the queue drained);
+  start-cluster: jobs sent after the teardown or after the monitor saw the queue drained). A run in DS image mode
+  (COMMAND null: its image's own worker, tests/chaos/ds_worker.py) is done by DS's rule, EXPECTED_NUMBER_FILES
+  outputs under the output root then the job id, with no marker; its failed jobs are its messages in the shared
+  dead-letter queue (what `failed` lists for it); it has no summary.json, so its unfinished jobs, torn down early,
+  must wait in its kept queue;
 - job-twice: a job done and listed failed, or in two of the summary's lists;
 - wrong-end: a fail/hang job done, or failed with a cause it cannot have; an ok/sleep/flaky/attack job failed for
   a reason of its own (see `_wrong_failure` for what a fault may explain);
@@ -19,7 +25,8 @@ Kinds of violation:
 - cross-run: an audit line whose caller acted on another run's resource, on the bystander, or on something of no
   run of the seed; a run's delete of what the runs share; the bystander gone;
 - summary-mismatch: a run's summary.json (local mode's exact counts) or its monitor summary (read with
-  chalicelib/monitor/run_summary.parse) disagreeing with the outputs, the failure list or itself;
+  chalicelib/monitor/run_summary.parse) disagreeing with the outputs, the failure list or itself (its failed count
+  is what `failed` lists, for a run not torn down early that no redrive reached);
 - not-converged: a further reconcile of a run record still in the bucket plans something.
 """
 
