@@ -4,8 +4,10 @@ An emulator (this project's moto server) in this process, and a fault proxy in f
 the seed (each run's `cli.py local --endpoint PROXY`, its workers and jobs, the CLI commands of the schedule, the
 Lambda ticks) talks to the proxy; the checks read the emulator itself. Each caller signs with its own key id
 (`chaos-<APP_NAME>` for a run and everything it starts, `chaos-lambda` for the ticks), which the audit records.
-An injector plays the scenario's schedule; the seed ends when every run's local process has exited, or at its
-time limit (a "hung" violation, everything killed). Then the invariants, and a final tick, which must find
+The seed's run in DS image mode goes as a DS user's (tests/chaos/ds_run.py: its CLI commands one after the
+other, then `cli.py monitor`), its tasks kept by the harness's emulation of ECS. An injector plays the scenario's
+schedule; the seed ends when every run's local process and the DS run's monitor have exited, or at its time limit
+(a "hung" violation, everything killed). Then the invariants, and a final tick, which must find
 nothing left to do. Nothing of the seed outlives it: every process is killed by its group and looked for by the
 seed's marker afterwards (tests/e2e/local_world.py's /proc scan).
 """
@@ -33,7 +35,9 @@ import boto3
 
 from localrun.account import raise_spot_quotas
 from localrun.embedded import DUMMY_KEY, KEY_ID_VARIABLE, emulator
+from tests.chaos import ds_run
 from tests.chaos.audit import Recorder
+from tests.chaos.ds_run import DsRun
 from tests.chaos.invariants import bystander, check
 from tests.chaos.job import FORGED_PREFIX
 from tests.chaos.scenario import JOB_TIMEOUT_SECONDS, Event, RunPlan, Scenario, scenario
@@ -146,7 +150,12 @@ class Seed:
         self.jobs = {run.app_name: dict(run.jobs) for run in plan.runs}
         self.torn_down_early: set[str] = set()
         self.sent_late: set[str] = set()  # runs a redrive or an append reached (ChaosRun.sent_late)
+        self.redriven: set[str] = set()  # runs a redrive reached (ChaosRun.redriven)
+        self.endpoint = ""  # the emulator itself
         self.local: dict[str, _Live] = {}
+        self.ds: dict[str, DsRun] = {}  # the runs in DS image mode (tests/chaos/ds_run.py), by APP_NAME
+        self.ds_account: ds_run.Account | None = None  # what their fleet files name (ds_run.prepare_account)
+        self.proxy_url = ""
         self.names: Counter = Counter()
         self.ended: set[str] = set()
 
@@ -159,6 +168,13 @@ class Seed:
 
     def write_run_files(self, run: RunPlan) -> None:
         folder = self.run_dir(run)
+        if run.ds_image:
+            assert self.ds_account is not None, "ds_run.prepare_account first"
+            self.ds[run.app_name] = DsRun(run, folder, self.endpoint, REGION, self.start,
+                                          lambda key_id: self.environment(key_id, self.proxy_url))
+            self.ds[run.app_name].write_files(self.plan.bucket, self.plan.dead_letter_queue, self.ds_account)
+            self.job_file(folder / "jobs.json", run.jobs)
+            return
         (folder / "marks").mkdir(parents=True)
         self.config_path(run).write_text(json.dumps({
             "APP_NAME": run.app_name, "DOCKERHUB_TAG": "example/chaos:1", "AWS_PROFILE": None, "AWS_REGION": REGION,
@@ -184,6 +200,20 @@ class Seed:
         live = self.local.get(app)
         return live is not None and "\nsubmitted " in Path(live.log.name).read_text(errors="replace")
 
+    def started(self, app: str) -> bool:
+        """Whether the user may act on the run: a local run has sent its jobs, a DS run's monitor watches it."""
+        return self.ds[app].started if app in self.ds else self.submitted(app)
+
+    def over(self, app: str) -> bool:
+        """Whether the run ended: its local process, or the DS run's monitor (or a command before it), exited."""
+        if app in self.ds:
+            return self.ds[app].over
+        return app in self.local and self.local[app].process.poll() is not None
+
+    def running_apps(self) -> list[str]:
+        return [app for app, live in self.local.items() if live.process.poll() is None] + [
+            app for app, ds in self.ds.items() if not ds.over]
+
     # ------------------------------------------------------------------ processes
     def environment(self, key_id: str, endpoint: str) -> dict[str, str]:
         """A CLI command's or a tick's: the proxy as AWS, `key_id` as who; nothing of the user's AWS setup."""
@@ -194,13 +224,13 @@ class Seed:
                     "AWS_EC2_METADATA_DISABLED": "true", KEY_ID_VARIABLE: key_id, "PYTHONPATH": str(REPO)})
         return env
 
-    def start(self, name: str, argv: list[str], env: dict[str, str], on_exit=None, kill_after: float | None = None
-              ) -> _Live:
+    def start(self, name: str, argv: list[str], env: dict[str, str], on_exit=None, kill_after: float | None = None,
+              cwd: Path = REPO) -> _Live:
         self.names[name] += 1
         log = open(self.log_dir / f"{name}.{self.names[name]}.log", "wb")  # noqa: SIM115 - closed in _reap
         log.write(("$ " + " ".join(argv) + "\n").encode())
         log.flush()
-        process = subprocess.Popen(argv, cwd=REPO, env=env, stdin=subprocess.DEVNULL, stdout=log,
+        process = subprocess.Popen(argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=log,
                                    stderr=subprocess.STDOUT, start_new_session=True)
         live = _Live(name, process, log, None if kill_after is None else time.monotonic() + kill_after, on_exit)
         self.live.append(live)
@@ -222,6 +252,8 @@ class Seed:
     def kill_everything(self) -> list[str]:
         """Every process of the seed killed (groups first, then anything marked that escaped them); returns the
         marked processes that were still there after the groups went."""
+        for ds in self.ds.values():
+            ds.stop_tasks()
         for live in self.live:
             _kill_group(live.process.pid)
         for live in self.live:
@@ -260,8 +292,12 @@ def run_seed(seed: int, log_root: Path) -> SeedResult:
     recorder = Recorder(audit_path)
     with emulator(port=0) as endpoint:
         _account(endpoint, plan.bucket)
+        state.endpoint = endpoint
+        if plan.ds_runs:
+            state.ds_account = ds_run.prepare_account(endpoint, REGION)
         bystander(endpoint, REGION, log_dir)  # a queue and an alarm of no run, which must survive the seed
         proxy = ChaosProxy(endpoint, seed, observer=recorder.observe).start()
+        state.proxy_url = proxy.url
         try:
             _play(state, proxy)
         finally:
@@ -273,7 +309,8 @@ def run_seed(seed: int, log_root: Path) -> SeedResult:
         state.faults["requests delayed"] += proxy.delayed
         world = ChaosWorld(seed, endpoint, REGION, plan.bucket, plan.dead_letter_queue, tuple(
             ChaosRun(run.app_name, state.config_path(run), state.run_dir(run) / "out", state.jobs[run.app_name],
-                     False, run.app_name in state.torn_down_early, run.app_name in state.sent_late)
+                     run.ds_image, run.app_name in state.torn_down_early, run.app_name in state.sent_late,
+                     run.app_name in state.redriven)
             for run in plan.runs), audit_path, log_dir)
         state.violations.extend(check(world))
         state.violations.extend(_final_tick(state, endpoint))
@@ -313,7 +350,7 @@ def _play(state: Seed, proxy: ChaosProxy) -> None:
         now = -1.0 if faults_t0 is None else time.monotonic() - faults_t0
         while events and events[0].at <= now:
             event = events.pop(0)
-            if event.run and not state.submitted(event.run):
+            if event.run and not state.started(event.run):
                 # a user acts on a run once it has started: an append before its first submit would be refused
                 # by it (its queue holds jobs already), a teardown would find no run
                 postponed.append(dataclasses.replace(event, at=now + POSTPONE_SECONDS))
@@ -323,6 +360,14 @@ def _play(state: Seed, proxy: ChaosProxy) -> None:
             events = sorted(events + postponed, key=lambda item: item.at)
             postponed = []
         state.reap()
+        for ds in state.ds.values():
+            if ds.over:
+                ds.stop_tasks()  # its monitor has exited: the run is torn down, or a command of it crashed
+            else:
+                ds.step()
+            for kind, detail in ds.problems:
+                state.violations.append(Violation(kind, ds.app, detail))
+            ds.problems.clear()
         for app, live in state.local.items():
             code = live.process.poll()
             if code is None or app in state.ended:
@@ -333,15 +378,17 @@ def _play(state: Seed, proxy: ChaosProxy) -> None:
             if code not in (0, 1) or SUMMARY_LINE not in Path(live.log.name).read_text(errors="replace"):
                 state.violations.append(Violation("run-crashed", app, f"cli.py local exited {code} without its "
                                                   f"summary; see {live.log.name}"))
-        if not starts and all(live.process.poll() is not None for live in state.local.values()):
+        if not starts and not state.running_apps():
             break
         if time.monotonic() > deadline:
-            running = [app for app, live in state.local.items() if live.process.poll() is None]
+            running = state.running_apps()
             state.violations.append(Violation("hung", ",".join(running), f"runs still going after "
                                               f"{limit_seconds(plan):.0f} s: {', '.join(running)}"))
             return
         time.sleep(POLL_SECONDS)
     # the runs are over: the commands of the schedule still going (a teardown, a redrive) get their time
+    for ds in state.ds.values():
+        ds.stop_tasks()
     until = time.monotonic() + COMMAND_SECONDS
     while any(live.kill_at is None for live in state.live) and time.monotonic() < until:
         state.reap()
@@ -353,6 +400,9 @@ def _play(state: Seed, proxy: ChaosProxy) -> None:
 
 
 def _start_run(state: Seed, run: RunPlan, endpoint: str) -> None:
+    if run.ds_image:
+        state.ds[run.app_name].begin()
+        return
     folder = state.run_dir(run)
     argv = [sys.executable, str(CLI), "local", str(folder / "jobs.json"), "--config", str(state.config_path(run)),
             "--out", str(folder / "out"), "--workers", str(run.workers), "--endpoint", endpoint]
@@ -374,8 +424,8 @@ def _inject(state: Seed, event: Event, proxy: ChaosProxy) -> None:
     if event.kind in ("throttle", "5xx", "latency"):
         proxy.open(event)
     elif event.kind == "kill-worker":
-        workers = [pid for pid, argv in marked_processes(state.mark)
-                   if b"--single" in argv and _run_of(pid) == event.run]
+        workers = state.ds[event.run].worker_pids() if event.run in state.ds else [
+            pid for pid, argv in marked_processes(state.mark) if b"--single" in argv and _run_of(pid) == event.run]
         if not workers:
             return  # not started yet, or over: nothing to kill (not counted)
         with contextlib.suppress(ProcessLookupError):
@@ -386,13 +436,17 @@ def _inject(state: Seed, event: Event, proxy: ChaosProxy) -> None:
         state.start("tick", argv, env, kill_after=event.seconds if event.kind == "tick-killed" else None)
         if event.kind == "tick-overlap":  # an alarm's tick while the scheduled one runs
             state.start("tick", [*argv, "alarm"], env)
+    elif event.kind == "spot":  # a reclaim aimed at the DS run (a local run's are its --interrupt-rate's)
+        if state.over(event.run) or state.ds[event.run].reclaim(random.Random(f"{plan.seed}/{event.at}")) is None:
+            return  # over, or no machine to reclaim: nothing done (not counted)
     elif event.kind == "teardown":
-        if state.local[event.run].process.poll() is not None:
+        if state.over(event.run):
             return  # the run is over already
         state.torn_down_early.add(event.run)
         _cli(state, event, proxy, ["teardown", "--period", "1"])
     elif event.kind == "redrive":
         state.sent_late.add(event.run)
+        state.redriven.add(event.run)
         _cli(state, event, proxy, ["redrive"])
     elif event.kind == "append":
         run = runs[event.run]
@@ -410,6 +464,9 @@ def _inject(state: Seed, event: Event, proxy: ChaosProxy) -> None:
 
 
 def _cli(state: Seed, event: Event, proxy: ChaosProxy, args: list[str], on_exit=None) -> None:
+    if event.run in state.ds:
+        state.ds[event.run].cli(args[0], args, on_exit=on_exit)
+        return
     run = next(run for run in state.plan.runs if run.app_name == event.run)
     argv = [sys.executable, str(CLI), *args, "--config", str(state.config_path(run))]
     state.start(f"{event.run}.{args[0]}", argv, state.environment(f"chaos-{event.run}", proxy.url), on_exit=on_exit)

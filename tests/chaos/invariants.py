@@ -2,13 +2,19 @@
 
 `check(world) -> [Violation]` reads the emulator at `world.endpoint` (not the fault proxy: the checks see no
 faults), each run's config and local mode's `--out`, and the audit of destructive calls (tests/chaos/audit.py).
+Each run's queue is counted first, and its messages read before the dead-letter queue is: a receive counts towards
+maxReceiveCount, so a look at a queue can move a message to the dead-letter queue, never back.
 Kinds of violation:
 
 - job-lost: a job neither done (its outputs complete with the worker's `_SUCCESS` marker, worker/done.py's rule),
   nor listed by `cli.py failed` for its run (operations/triage.failed_jobs, what the command calls), nor, for a
   run torn down early, "not run" in its summary.json (or unknown to it: a job `submit --append` sent), nor, for
   such a run or one a redrive or an append reached, waiting in its queue (kept by the teardown for the next
-  start-cluster: jobs sent after the teardown or after the monitor saw the queue drained);
+  start-cluster: jobs sent after the teardown or after the monitor saw the queue drained). A run in DS image mode
+  (COMMAND null: its image's own worker, tests/chaos/ds_worker.py) is done by DS's rule, EXPECTED_NUMBER_FILES
+  outputs under the output root then the job id, with no marker; its failed jobs are its messages in the shared
+  dead-letter queue (what `failed` lists for it); it has no summary.json, so its unfinished jobs, torn down early,
+  must wait in its kept queue;
 - job-twice: a job done and listed failed, or in two of the summary's lists;
 - wrong-end: a fail/hang job done, or failed with a cause it cannot have; an ok/sleep/flaky/attack job failed for
   a reason of its own (see `_wrong_failure` for what a fault may explain);
@@ -19,13 +25,15 @@ Kinds of violation:
 - cross-run: an audit line whose caller acted on another run's resource, on the bystander, or on something of no
   run of the seed; a run's delete of what the runs share; the bystander gone;
 - summary-mismatch: a run's summary.json (local mode's exact counts) or its monitor summary (read with
-  chalicelib/monitor/run_summary.parse) disagreeing with the outputs, the failure list or itself;
+  chalicelib/monitor/run_summary.parse) disagreeing with the outputs, the failure list or itself (its failed count
+  is what `failed` lists, for a run not torn down early that no redrive reached);
 - not-converged: a further reconcile of a run record still in the bucket plans something.
 """
 
 from __future__ import annotations
 
 import json
+import time
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -82,9 +90,12 @@ def check(world: ChaosWorld) -> list[Violation]:
     lines = audit.read(world.audit_path)
     found: list[Violation] = []
     by_app = {run.app_name: run for run in world.runs}
+    # what each run's queue holds, counted before anything receives from a queue: a receive counts towards the
+    # queue's maxReceiveCount, and SQS moves a message past it to the dead-letter queue
+    held = {app: queue_held(s, clients) for app, s in settings.items()}
     for run in world.runs:
-        found += check_jobs(run, settings[run.app_name], clients, by_app)
-    found += leftovers(world, settings, clients)
+        found += check_jobs(run, settings[run.app_name], clients, by_app, held[run.app_name])
+    found += leftovers(world, settings, clients, held)
     found += cross_run(world, settings, lines, clients)
     found += not_converged(world, clients)
     return found
@@ -112,9 +123,10 @@ class EmulatorClients(Clients):
 
 @dataclass(frozen=True)
 class Evidence:
-    done: frozenset[str]  # outputs complete with the worker's marker naming the job
+    # outputs complete with the worker's marker naming the job; in DS image mode, as DS's worker counts them
+    done: frozenset[str]
     failed: dict[str, FailureRecord]  # as `cli.py failed` lists them
-    summary: dict[str, Any] | None  # local mode's --out/summary.json
+    summary: dict[str, Any] | None  # local mode's --out/summary.json (None in DS image mode: there is none)
     dead_lettered: frozenset[str] = frozenset()  # moved by SQS from the run's queue (said in a job-lost's detail)
     # waiting in the run's queue, kept by its teardown for the next start-cluster: the jobs of a run torn down
     # early, those a redrive or an append sent after its teardown or after the monitor saw its queue drained
@@ -122,9 +134,19 @@ class Evidence:
 
 
 def evidence(run: ChaosRun, settings: Settings, clients: Clients) -> Evidence:
-    return Evidence(done_jobs(settings, clients), {record.job_id: record for record in triage.failed_jobs(
-        clients, settings).records}, _summary_file(run.out_dir), dead_lettered(settings, clients),
-        queued_jobs(settings, clients) if run.torn_down_early or run.sent_late else frozenset())
+    """Read in this order: the kept queue first, then the dead-letter queue (`failed` and the provenance sweep):
+    receiving from the run's queue may make SQS move a message to the dead-letter queue, never the other way."""
+    waiting = queued_jobs(settings, clients) if run.torn_down_early or run.sent_late else frozenset()
+    done = ds_done_jobs(run, settings, clients) if run.ds_image_mode else done_jobs(settings, clients)
+    failed = {record.job_id: record for record in triage.failed_jobs(clients, settings).records}
+    return Evidence(done, failed, None if run.ds_image_mode else _summary_file(run.out_dir),
+                    dead_lettered(settings, clients), waiting)
+
+
+def queue_held(settings: Settings, clients: Clients) -> int | None:
+    """The messages in the run's queue (waiting, in flight, delayed), None when it has no queue."""
+    url = _queue_url(clients.sqs, settings.SQS_QUEUE_NAME)
+    return None if url is None else _queue_messages(clients.sqs, url)
 
 
 def dead_lettered(settings: Settings, clients: Clients) -> frozenset[str]:
@@ -138,10 +160,19 @@ def dead_lettered(settings: Settings, clients: Clients) -> frozenset[str]:
         clients.sqs, url, settings.SQS_QUEUE_NAME), settings.APP_NAME).ours)
 
 
-def queued_jobs(settings: Settings, clients: Clients) -> frozenset[str]:
-    """Job ids of the messages in the run's own queue, read the same way."""
+def queued_jobs(settings: Settings, clients: Clients, sleep=time.sleep) -> frozenset[str]:
+    """Job ids of the messages in the run's own queue, read the same way. A message in flight is waited for (at
+    most twice the run's visibility timeout): a worker killed with its job (DS's, whose tasks the teardown's
+    DeleteService stops) returns it only once its visibility ends, and a sweep receives only visible messages."""
     url = find_queue_url(clients.sqs, settings.SQS_QUEUE_NAME)
-    return _job_ids(_looked_at(clients, url)) if url is not None else frozenset()
+    if url is None:
+        return frozenset()
+    until = time.monotonic() + 2 * settings.SQS_MESSAGE_VISIBILITY
+    while time.monotonic() < until and int(clients.sqs.get_queue_attributes(
+            QueueUrl=url, AttributeNames=["ApproximateNumberOfMessagesNotVisible"])["Attributes"][
+            "ApproximateNumberOfMessagesNotVisible"]):
+        sleep(0.5)
+    return _job_ids(_looked_at(clients, url))
 
 
 def _looked_at(clients: Clients, url: str) -> list[Any]:
@@ -183,7 +214,22 @@ def done_jobs(settings: Settings, clients: Clients) -> frozenset[str]:
     return frozenset(done)
 
 
-def check_jobs(run: ChaosRun, settings: Settings, clients: Clients, others: dict[str, ChaosRun]) -> list[Violation]:
+def ds_done_jobs(run: ChaosRun, settings: Settings, clients: Clients) -> frozenset[str]:
+    """DS image mode: the jobs whose output folder, the output root then the job id (DS's generic image writes
+    AWS_BUCKET/APP_NAME/<job id>/: operations/setup/job_locations.py), holds EXPECTED_NUMBER_FILES objects of
+    MIN_FILE_SIZE_BYTES or more naming NECESSARY_STRING, DS's worker's own CHECK_IF_DONE_BOOL rule (it writes no
+    `_SUCCESS` marker). One listing of the output root."""
+    root = output_root(settings)
+    counted: Counter = Counter()
+    for item in list_objects(clients.s3, settings.DESTINATION_BUCKET, root):
+        job_id, slash, _ = item.key[len(root):].partition("/")
+        if slash and item.size >= settings.MIN_FILE_SIZE_BYTES and settings.NECESSARY_STRING in item.key:
+            counted[job_id] += 1
+    return frozenset(job_id for job_id in run.jobs if counted[job_id] >= settings.EXPECTED_NUMBER_FILES)
+
+
+def check_jobs(run: ChaosRun, settings: Settings, clients: Clients, others: dict[str, ChaosRun],
+               held: int | None = None) -> list[Violation]:
     seen = evidence(run, settings, clients)
     found = [Violation(kind, run.app_name, detail) for kind, detail in judge_jobs(run, seen)]
     for job_id in sorted(set(seen.failed) - set(run.jobs)):  # `failed` takes as the run's a job it never had
@@ -191,9 +237,10 @@ def check_jobs(run: ChaosRun, settings: Settings, clients: Clients, others: dict
         found.append(Violation("cross-run" if owner else "wrong-end", run.app_name,
                                f"`failed` lists job {job_id}, which was never submitted to it"
                                + (f" but to {', '.join(owner)}" if owner else "")))
-    found += [Violation("summary-mismatch", run.app_name, detail) for detail in summary_mismatches(run, seen)]
+    if not run.ds_image_mode:  # DS image mode has no local summary.json
+        found += [Violation("summary-mismatch", run.app_name, detail) for detail in summary_mismatches(run, seen)]
     found += [Violation("summary-mismatch", run.app_name, detail)
-              for detail in monitor_summary_mismatches(run, settings, clients)]
+              for detail in monitor_summary_mismatches(run, settings, clients, seen, held)]
     return found
 
 
@@ -212,8 +259,9 @@ def judge_jobs(run: ChaosRun, seen: Evidence) -> Iterable[tuple[str, str]]:
         elif record is not None and (why := _wrong_failure(mode, record)):
             yield "wrong-end", f"job {job_id} ({mode}) listed failed {why}: {record.reason}"
         if not done and record is None:
-            if job_id in seen.waiting or (run.torn_down_early and (job_id in not_run or job_id not in known)):
-                continue
+            if job_id in seen.waiting or (run.torn_down_early and not run.ds_image_mode
+                                          and (job_id in not_run or job_id not in known)):
+                continue  # a DS run's unfinished jobs must wait in the queue its teardown kept: it has no summary
             yield "job-lost", (f"job {job_id} ({mode}) is neither done nor listed failed"
                                + (f"; the summary says {_summary_place(seen.summary, job_id)}" if seen.summary else "")
                                + ("; SQS moved it from the run's queue to the dead-letter queue with no failure "
@@ -311,10 +359,15 @@ def summary_mismatches(run: ChaosRun, seen: Evidence) -> Iterable[str]:
         yield f"job {job_id} is listed by `failed` but the summary says {_summary_place(summary, job_id)}"
 
 
-def monitor_summary_mismatches(run: ChaosRun, settings: Settings, clients: Clients) -> Iterable[str]:
+def monitor_summary_mismatches(run: ChaosRun, settings: Settings, clients: Clients, seen: Evidence | None = None,
+                               held: int | None = None) -> Iterable[str]:
     """The summary the monitor wrote at teardown, read as every reader reads it (run_summary.parse). Its counts are
     live ones (chalicelib/monitor/counts.py: approximate while the run goes), so only what they promise is checked:
-    they add up, and a run the monitor stopped because its queue drained has none left."""
+    they add up, a run the monitor stopped because its queue drained has none left, and, for a run no redrive
+    reached (it takes failed jobs back after the count) and that was not torn down early (its last attempts may end
+    after the count), it counts as failed exactly as many jobs as `cli.py failed` lists (chalicelib/monitor/counts.py:
+    a job is failed when it has a failure record or its message is in the dead-letter queue). An append does not
+    change what failed: its jobs run, or wait in the kept queue."""
     key = names.summary_key(run.app_name)
     body = read_object(clients.s3, settings.AWS_BUCKET, key, max_bytes=run_summary.MAX_SUMMARY_BYTES)
     if body is None:
@@ -329,37 +382,56 @@ def monitor_summary_mismatches(run: ChaosRun, settings: Settings, clients: Clien
     if parts != summary["jobs_submitted"]:
         yield (f"monitor summary: done {summary['jobs_done']} + failed {summary['jobs_failed']} + left "
                f"{summary['jobs_left']} != submitted {summary['jobs_submitted']}")
-    if summary["stop_reason"] == REASON_DRAINED and summary["jobs_left"] > _kept(run, settings, clients):
+    if summary["stop_reason"] == REASON_DRAINED and summary["jobs_left"] > _kept(run, held):
         yield f"monitor summary: the queue drained, yet {summary['jobs_left']} job(s) left"
+    if seen is not None and not run.torn_down_early and not run.redriven \
+            and summary["jobs_failed"] != len(seen.failed):
+        yield (f"monitor summary: {summary['jobs_failed']} job(s) failed, but `failed` lists {len(seen.failed)}"
+               + _failed_detail(settings, clients, seen, summary["ended_at"]))
+
+
+def _failed_detail(settings: Settings, clients: Clients, seen: Evidence, ended_at: float) -> str:
+    """What tells the jobs `failed` lists apart, for the reader of a failed-count mismatch: those with no failure
+    record (their message is in the dead-letter queue only) and records written after the summary."""
+    prefix = names.failures_prefix(settings.APP_NAME)
+    written = {item.key[len(prefix):-len(".json")]: item.last_modified.timestamp()
+               for item in list_objects(clients.s3, settings.AWS_BUCKET, prefix) if item.key.endswith(".json")}
+    parts = [f"listed: {', '.join(sorted(seen.failed))}"] if seen.failed else []
+    unrecorded = sorted(set(seen.failed) - set(written))
+    if unrecorded:
+        parts.append(f"in the dead-letter queue with no failure record: {', '.join(unrecorded)}")
+    late = sorted(job for job, at in written.items() if at > ended_at + 1)
+    if late:
+        parts.append(f"failure record written after the summary: {', '.join(late)}")
+    return f" ({'; '.join(parts)})" if parts else ""
 
 
 # ---------------------------------------------------------------- what is left
 
 
-def leftovers(world: ChaosWorld, settings: dict[str, Settings], clients: Clients) -> list[Violation]:
+def leftovers(world: ChaosWorld, settings: dict[str, Settings], clients: Clients,
+              held: dict[str, int | None] | None = None) -> list[Violation]:
     found: list[Violation] = []
     for app, s in settings.items():
         run = next(run for run in world.runs if run.app_name == app)
-        found += [Violation("leftover", app, what) for what in run_leftovers(s, run, clients)]
+        count = held[app] if held is not None else queue_held(s, clients)
+        found += [Violation("leftover", app, what) for what in run_leftovers(s, run, clients, count)]
     owners = Owners.of(settings, world.bucket, world.dead_letter_queue, clients.ec2, [])
     found += [Violation("leftover", owner, what) for owner, what in machine_leftovers(owners, clients)]
     return found
 
 
-def _kept(run: ChaosRun, settings: Settings, clients: Clients) -> int:
+def _kept(run: ChaosRun, held: int | None) -> int:
     """Messages in the queue a drained run's teardown kept for jobs sent after the drain (0 for any other run)."""
-    url = _queue_url(clients.sqs, settings.SQS_QUEUE_NAME) if run.sent_late else None
-    return _queue_messages(clients.sqs, url) if url is not None else 0
+    return (held or 0) if run.sent_late else 0
 
 
-def run_leftovers(s: Settings, run: ChaosRun, clients: Clients) -> Iterable[str]:
+def run_leftovers(s: Settings, run: ChaosRun, clients: Clients, held: int | None) -> Iterable[str]:
+    """`held`: the messages its queue held when the checks began (queue_held), None when it had none."""
     app = s.APP_NAME
-    url = _queue_url(clients.sqs, s.SQS_QUEUE_NAME)
-    if url is not None:
-        held = _queue_messages(clients.sqs, url)
-        # a run stopped early keeps its jobs, and a drained one those sent after the drain (ARCHITECTURE.md)
-        if not ((run.torn_down_early or run.sent_late) and held):
-            yield f"queue {s.SQS_QUEUE_NAME} ({held} message(s))"
+    # a run stopped early keeps its jobs, and a drained one those sent after the drain (ARCHITECTURE.md)
+    if held is not None and not ((run.torn_down_early or run.sent_late) and held):
+        yield f"queue {s.SQS_QUEUE_NAME} ({held} message(s))"
     ecs = clients.ecs
     clusters = [c for c in ecs.describe_clusters(clusters=[s.ECS_CLUSTER])["clusters"] if c["status"] == "ACTIVE"]
     if clusters:

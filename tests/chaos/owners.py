@@ -1,6 +1,7 @@
 """Whose is a resource: each resource an audit line names, mapped to the run of the seed it belongs to.
 
-By the names the project derives from each run's settings (chalicelib/model/names.py, Settings' own derived names)
+By the names the project derives from each run's settings (chalicelib/model/names.py, Settings' own derived names,
+and the record of a DS image mode run's job locations, operations/setup/job_locations.py `record_key`)
 and by the `dsr:app` tag AWS holds on it (read from the emulator once, terminated instances and deleted fleets
 included: moto keeps them listed), plus what the audit learnt when a launch template or fleet was made (its id and
 the tag of its request: once deleted, the emulator no longer lists a launch template).
@@ -20,6 +21,7 @@ from typing import Any
 from chalicelib.model import names
 from chalicelib.model.jobs import output_root
 from chalicelib.model.settings import Settings
+from operations.setup import job_locations
 
 SHARED = "(shared)"
 BYSTANDER = "(bystander)"
@@ -126,8 +128,9 @@ class Owners:
         if not key:
             return {SHARED}
         for app, s in self.settings.items():
-            if key in (names.record_key(app), names.summary_key(app), names.monitor_state_key(app),
-                       names.status_key(app), names.claim_key(app), names.ecs_config_key(s)) \
+            if key in (names.record_key(app), names.summary_key(app), names.earlier_summary_key(app),
+                       names.monitor_state_key(app), names.status_key(app), names.claim_key(app),
+                       names.ecs_config_key(s), job_locations.record_key(app)) \
                     or key.startswith((names.run_files_prefix(app), names.exported_logs_prefix(s))):
                 return {app}
         # outputs: the longest fixed start of a run's OUTPUT_PREFIX the key is under

@@ -6,12 +6,16 @@ sent its jobs (before, a fault would only meet the runs' setup, for a time that 
 The numbers are small on purpose: a short visibility and JOB_TIMEOUT, short jobs, so that a seed takes a few
 minutes of two busy cores.
 
-DS image mode is left out: local mode refuses a config without COMMAND (localrun/prepare.py `localize_command`),
-its workers being this project's, not an image's.
+Every seed also has one run in DS image mode (COMMAND null: the user's image runs DS's own worker). Local mode
+refuses such a config (localrun/prepare.py `localize_command`), so that run is played as a DS user plays it, one
+CLI command after the other (tests/chaos/ds_run.py), its machines' ECS tasks emulated by the harness. Its
+parameters, and the events aimed at it, are drawn from a Random of their own (`random.Random(f"ds/{seed}")`),
+after the local runs' and the schedule's draws: those are what they were before it existed.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from dataclasses import dataclass
 
@@ -41,6 +45,10 @@ class RunPlan:
     visibility: int  # SQS_MESSAGE_VISIBILITY
     retries: int  # JOB_RETRIES
     interrupt_rate: float  # local mode's --interrupt-rate (0: no spot notices)
+    # DS image mode (COMMAND null), played by tests/chaos/ds_run.py instead of local mode; `workers` is then unused
+    ds_image: bool = False
+    tasks_per_machine: int = 1  # TASKS_PER_MACHINE (DS image mode: ECS tasks of DS's worker per machine)
+    expected_files: int = 1  # EXPECTED_NUMBER_FILES (DS image mode: outputs that make a job done)
 
     @property
     def output_root(self) -> str:
@@ -50,7 +58,7 @@ class RunPlan:
 @dataclass(frozen=True)
 class Event:
     at: float
-    kind: str  # one of FAULT_KINDS ("spot" is not scheduled: it is the run's --interrupt-rate)
+    kind: str  # one of FAULT_KINDS ("spot": a local run's --interrupt-rate, or a reclaim aimed at the DS run)
     run: str = ""  # the run it is aimed at, if any
     service: str = ""  # throttle/5xx/latency: the service, and the operation if one
     operation: str = ""
@@ -71,6 +79,8 @@ class Event:
             return "two Lambda ticks at once (a scheduled one and an alarm's)"
         if self.kind == "append":
             return f"submit --append{where}: {len(self.jobs)} jobs ({', '.join(sorted({m for _, m in self.jobs}))})"
+        if self.kind == "spot":
+            return f"spot reclaim{where}: one of its machines terminated (the fleet replaces it)"
         return f"{self.kind}{where}"
 
 
@@ -86,16 +96,31 @@ class Scenario:
     def jobs(self) -> int:
         return sum(len(run.jobs) for run in self.runs) + sum(len(event.jobs) for event in self.events)
 
+    @property
+    def local_runs(self) -> tuple[RunPlan, ...]:
+        return tuple(run for run in self.runs if not run.ds_image)
+
+    @property
+    def ds_runs(self) -> tuple[RunPlan, ...]:
+        return tuple(run for run in self.runs if run.ds_image)
+
     def describe(self) -> str:
-        lines = [f"seed {self.seed}: {len(self.runs)} runs, {self.jobs} jobs, bucket {self.bucket}, dead-letter queue "
-                 f"{self.dead_letter_queue}"]
+        lines = [f"seed {self.seed}: {len(self.local_runs)} runs and {len(self.ds_runs)} in DS image mode, "
+                 f"{self.jobs} jobs, bucket {self.bucket}, dead-letter queue {self.dead_letter_queue}"]
         for run in self.runs:
             modes: dict[str, int] = {}
             for _, mode in run.jobs:
                 modes[mode.split(":")[0]] = modes.get(mode.split(":")[0], 0) + 1
             attacks = [f"{job_id}={mode}" for job_id, mode in run.jobs if mode.startswith("attack:")]
+            counted = ", ".join(f"{count} {mode}" for mode, count in sorted(modes.items()))
+            if run.ds_image:
+                lines.append(f"  run {run.app_name} (DS image mode) at {run.start_at:.1f} s: {len(run.jobs)} jobs "
+                             f"({counted}), {run.machines} machines, {run.tasks_per_machine} task(s) each, "
+                             f"visibility {run.visibility} s, JOB_RETRIES {run.retries}, "
+                             f"EXPECTED_NUMBER_FILES {run.expected_files}")
+                continue
             lines.append(f"  run {run.app_name} at {run.start_at:.1f} s: {len(run.jobs)} jobs "
-                         f"({', '.join(f'{count} {mode}' for mode, count in sorted(modes.items()))}), "
+                         f"({counted}), "
                          f"{run.machines} machines, --workers {run.workers}, visibility {run.visibility} s, "
                          f"JOB_RETRIES {run.retries}, spot notices {run.interrupt_rate:g}"
                          + (f"; attacks {' '.join(attacks)}" if attacks else ""))
@@ -117,7 +142,33 @@ def scenario(seed: int) -> Scenario:
                             interrupt_rate=draw.choice((0.0, 0.0, 0.005, 0.01))))
     runs = _with_attacks(draw, runs)
     events = _schedule(draw, runs)
-    return Scenario(seed, BUCKET, DEAD_LETTER_QUEUE, tuple(runs), tuple(sorted(events, key=lambda e: e.at)))
+    ds, ds_events = ds_image_run(seed)
+    # a stable sort: events at the same moment keep the order they had without the DS run's
+    return Scenario(seed, BUCKET, DEAD_LETTER_QUEUE, (*runs, ds),
+                    tuple(sorted(events + ds_events, key=lambda e: e.at)))
+
+
+def ds_image_run(seed: int) -> tuple[RunPlan, list[Event]]:
+    """The seed's run in DS image mode and the events aimed at it, from a Random of their own: the local runs and
+    the rest of the schedule are drawn as before. No attack jobs: DS's worker is not this project's, and what a job
+    may reach is the same task role as any run's (the local runs' attacks test it)."""
+    draw = random.Random(f"ds/{seed}")
+    app = f"Chaos{seed}DS"
+    jobs = tuple((f"j{number:03d}", _mode(draw)) for number in range(draw.randint(10, 60)))
+    run = RunPlan(app, jobs, start_at=round(draw.uniform(0.0, 6.0), 1), workers=1, machines=draw.randint(1, 3),
+                  visibility=draw.randint(4, 8), retries=draw.randint(2, 3), interrupt_rate=0.0, ds_image=True,
+                  tasks_per_machine=draw.randint(1, 2), expected_files=draw.randint(1, 3))
+    events = [Event(round(draw.uniform(8, 40), 1), "kill-worker", run=app) for _ in range(draw.randint(0, 2))]
+    events += [Event(round(draw.uniform(6, 40), 1), "spot", run=app) for _ in range(draw.randint(0, 2))]
+    if draw.random() < 0.15:
+        events.append(Event(round(draw.uniform(8, 30), 1), "teardown", run=app))
+    if draw.random() < 0.3:
+        events.append(Event(round(draw.uniform(10, 45), 1), "redrive", run=app))
+    for _ in range(draw.randint(0, 1)):
+        first = len(jobs) + sum(len(event.jobs) for event in events)
+        appended = tuple((f"a{first + number:03d}", _mode(draw)) for number in range(draw.randint(1, 10)))
+        events.append(Event(round(draw.uniform(4, 25), 1), "append", run=app, jobs=appended))
+    return run, events
 
 
 def _mode(draw: random.Random) -> str:
@@ -146,8 +197,7 @@ def _with_attacks(draw: random.Random, runs: list[RunPlan]) -> list[RunPlan]:
         else:
             target = draw.choice([other for other in changed[attacker.app_name] if other != job_id])
         changed[attacker.app_name][job_id] = f"attack:{kind}:{target}"
-    return [RunPlan(run.app_name, tuple(changed[run.app_name].items()), run.start_at, run.workers, run.machines,
-                    run.visibility, run.retries, run.interrupt_rate) for run in runs]
+    return [dataclasses.replace(run, jobs=tuple(changed[run.app_name].items())) for run in runs]
 
 
 def _schedule(draw: random.Random, runs: list[RunPlan]) -> list[Event]:

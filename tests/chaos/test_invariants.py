@@ -24,6 +24,7 @@ from chalicelib.model.settings import Settings
 from chalicelib.monitor.plan import REASON_DRAINED
 from chalicelib.runfiles import failure_journal
 from chalicelib.runfiles.failures import FailureRecord
+from operations.setup import job_locations
 from tests.chaos import audit
 from tests.chaos.audit import Recorder
 from tests.chaos.invariants import Violation, bystander, check
@@ -62,6 +63,23 @@ class Hand:
                                       "SQS_DEAD_LETTER_QUEUE": DEAD_LETTERS, "ECS_CLUSTER": f"{app}Cluster",
                                       "OUTPUT_PREFIX": app + "/{job_id}"}))
         self.runs[app] = ChaosRun(app, config, folder / "out", dict(jobs), ds_image_mode=False, torn_down_early=False)
+
+    def add_ds_run(self, app: str, jobs: dict[str, str], expected: int = 2) -> None:
+        """A run in DS image mode (COMMAND null), as tests/chaos/ds_run.py configures it: its image's worker counts
+        a job done by EXPECTED_NUMBER_FILES outputs under APP_NAME/<job id>/ and keeps no failure record."""
+        folder = self.folder / app
+        folder.mkdir()
+        config = folder / "config.json"
+        config.write_text(json.dumps({**BASE_CONFIG, "APP_NAME": app, "AWS_BUCKET": BUCKET, "COMMAND": None,
+                                      "SQS_DEAD_LETTER_QUEUE": DEAD_LETTERS, "CHECK_IF_DONE_BOOL": True,
+                                      "EXPECTED_NUMBER_FILES": expected}))
+        self.runs[app] = ChaosRun(app, config, folder / "out", dict(jobs), ds_image_mode=True, torn_down_early=False)
+
+    def ds_outputs(self, app: str, job_id: str, count: int) -> None:
+        """What DS's worker moves to S3 for a job it did: files under APP_NAME/<job id>/, no marker."""
+        s3 = self.client("s3", f"chaos-{app}")
+        for number in range(count):
+            s3.put_object(Bucket=BUCKET, Key=f"{app}/{job_id}/out-{number}.txt", Body=b"output\n")
 
     def done(self, app: str, job_id: str) -> None:
         """What a worker leaves of a job it did (worker/upload.py): its output, then the marker naming the job."""
@@ -204,8 +222,14 @@ def test_a_job_sqs_dead_lettered_with_no_failure_record_is_listed_failed_not_los
     hand.client("s3").delete_object(Bucket=BUCKET, Key=names.success_marker_key("RunB/b1"))
     hand.dead_letter("RunB", "b1")
     hand.summary("RunB", done=("b2",), failed=("b1",))
+    hand.monitor_summary("RunB", done=1, failed=1)
     found = kinds(check(hand.world()))
     assert "job-lost" not in found and "summary-mismatch" not in found, found
+    # a monitor that counted only the failure records would have said 0 failed: `failed` lists what it left out
+    hand.monitor_summary("RunB", done=2, failed=0)
+    assert kinds(check(hand.world()))["summary-mismatch"] == [
+        ("RunB", "monitor summary: 0 job(s) failed, but `failed` lists 1 (listed: b1; in the dead-letter queue with "
+                 "no failure record: b1)")]
 
 
 def test_failed_listing_a_job_another_run_had_crosses_runs(hand):
@@ -495,3 +519,87 @@ def test_a_run_the_monitor_would_still_act_on_has_not_converged(moto_server, tmp
     left = [what for _, what in found["leftover"]]
     assert "queue TestAppQueue (3 message(s))" in left and "ECS service TestAppService" in left
     assert any(what.startswith("EC2 Fleet ") for what in left) and any(what.startswith("instance ") for what in left)
+
+
+# ---------------------------------------------------------------- a run in DS image mode
+
+DS_JOBS = {"d1": "ok", "d2": "fail", "d3": "sleep:0.5"}
+
+
+@pytest.fixture
+def ds_hand(hand):
+    """The clean world plus a DS image mode run at its end: d1 and d3 done (two outputs each, DS's worker's count,
+    no marker), d2 in the shared dead-letter queue (DS's worker keeps no failure record), the monitor's summary
+    agreeing, and submit's record of the run's job locations written by the run."""
+    hand.add_ds_run("RunDS", DS_JOBS)
+    hand.ds_outputs("RunDS", "d1", 2)
+    hand.ds_outputs("RunDS", "d3", 2)
+    hand.dead_letter("RunDS", "d2")
+    hand.monitor_summary("RunDS", done=2, failed=1)
+    hand.client("s3", "chaos-RunDS").put_object(Bucket=BUCKET, Key=job_locations.record_key("RunDS"), Body=b"{}")
+    return hand
+
+
+def test_a_ds_image_mode_run_is_done_by_its_output_count_and_failed_in_the_dead_letter_queue(ds_hand):
+    assert check(ds_hand.world()) == []  # no summary.json, no _SUCCESS marker: neither is asked of it
+
+
+def test_a_ds_job_short_of_its_expected_outputs_is_not_done(ds_hand):
+    s3 = ds_hand.client("s3")
+    s3.delete_object(Bucket=BUCKET, Key="RunDS/d3/out-1.txt")
+    s3.put_object(Bucket=BUCKET, Key="RunDS/d3/out-1.txt", Body=b"")  # under MIN_FILE_SIZE_BYTES: not counted
+    assert kinds(check(ds_hand.world()))["job-lost"] == [
+        ("RunDS", "job d3 (sleep:0.5) is neither done nor listed failed")]
+
+
+def test_a_ds_runs_monitor_counting_its_dead_lettered_jobs_done_is_a_mismatch(ds_hand):
+    """What DS's worker leaves failed is only in the dead-letter queue: a monitor counting failure records alone says
+    0 failed (and the job done). A redrive since the count takes jobs back: then the counts may differ."""
+    ds_hand.monitor_summary("RunDS", done=3, failed=0)
+    assert kinds(check(ds_hand.world()))["summary-mismatch"] == [
+        ("RunDS", "monitor summary: 0 job(s) failed, but `failed` lists 1 (listed: d2; in the dead-letter queue with "
+                  "no failure record: d2)")]
+    ds_hand.replace("RunDS", sent_late=True)  # an append: failed jobs are what they were
+    assert "summary-mismatch" in kinds(check(ds_hand.world()))
+    ds_hand.replace("RunDS", sent_late=True, redriven=True)
+    assert check(ds_hand.world()) == []
+
+
+def test_a_ds_run_torn_down_early_keeps_its_unfinished_jobs_in_its_queue(ds_hand):
+    """No summary.json says "not run": a job neither done nor failed must wait in the queue the teardown kept."""
+    for number in range(2):
+        ds_hand.client("s3").delete_object(Bucket=BUCKET, Key=f"RunDS/d3/out-{number}.txt")
+    ds_hand.monitor_summary("RunDS", done=1, failed=1, left=1, reason="teardown requested")
+    ds_hand.replace("RunDS", torn_down_early=True)
+    assert kinds(check(ds_hand.world()))["job-lost"] == [
+        ("RunDS", "job d3 (sleep:0.5) is neither done nor listed failed")]
+    sqs = ds_hand.client("sqs", "chaos-RunDS")
+    url = sqs.create_queue(QueueName="RunDSQueue")["QueueUrl"]
+    sqs.send_message(QueueUrl=url, MessageBody=json.dumps({"group": {"job_id": "d3", "mode": "sleep:0.5"}}),
+                     MessageAttributes=names.run_attributes("RunDS"))
+    assert check(ds_hand.world()) == []
+
+
+def test_the_kept_queue_is_counted_before_the_checks_receive_from_it(ds_hand):
+    """The checks' own receive can be the one past the queue's maxReceiveCount, after which SQS moves the message
+    to the dead-letter queue: the queue's count is taken before, and its jobs are read before `failed`."""
+    ds_hand.client("s3").delete_object(Bucket=BUCKET, Key="RunDS/d3/out-0.txt")
+    ds_hand.monitor_summary("RunDS", done=1, failed=1, left=1, reason="teardown requested")
+    ds_hand.replace("RunDS", torn_down_early=True)
+    sqs = ds_hand.client("sqs")
+    dead_arn = sqs.get_queue_attributes(QueueUrl=sqs.get_queue_url(QueueName=DEAD_LETTERS)["QueueUrl"],
+                                        AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    url = sqs.create_queue(QueueName="RunDSQueue", Attributes={"RedrivePolicy": json.dumps(
+        {"deadLetterTargetArn": dead_arn, "maxReceiveCount": 1})})["QueueUrl"]
+    sqs.send_message(QueueUrl=url, MessageBody=json.dumps({"group": {"job_id": "d3"}}),
+                     MessageAttributes=names.run_attributes("RunDS"))
+    sqs.receive_message(QueueUrl=url, VisibilityTimeout=0)  # its one receive: the next one moves it
+    assert check(ds_hand.world()) == []  # d3 failed now (moved by the checks' look), and the queue held it
+    assert sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"])["Attributes"][
+        "ApproximateNumberOfMessages"] == "0"  # the look did move it
+
+
+def test_a_ds_runs_job_locations_record_is_its_own(ds_hand):
+    ds_hand.client("s3", "chaos-RunA").delete_object(Bucket=BUCKET, Key=job_locations.record_key("RunDS"))
+    assert kinds(check(ds_hand.world()))["cross-run"] == [
+        ("RunA", f"chaos-RunA DeleteObject: s3 {BUCKET}/{job_locations.record_key('RunDS')} is RunDS's")]

@@ -17,6 +17,9 @@ class ChaosRun:
     # a `redrive` or `submit --append` reached it: jobs it sent after the monitor saw the queue drained wait in the
     # queue the teardown then keeps (chalicelib/monitor/plan.py), for the next start-cluster
     sent_late: bool = False
+    # a `redrive` reached it: it took failed jobs off the dead-letter queue (and their records) after the monitor
+    # counted them, so the monitor summary's failed count and `cli.py failed` may differ (an append may not do that)
+    redriven: bool = False
 
 
 @dataclass(frozen=True)
