@@ -9,6 +9,7 @@ import dataclasses
 import time
 from collections.abc import Callable
 
+from chalicelib import aws
 from chalicelib.aws import Clients
 from chalicelib.model.errors import UserError
 from chalicelib.model.jsonfile import read_json_file
@@ -88,9 +89,19 @@ def _change_state(run: Run, change: Callable[[MonitorState], SaveState | None], 
 def watch(load: Callable[[], Run | None], period: float, on_tick: Callable[[Reconciled], None],
           cheapest: bool = False, sleep: Callable[[float], None] = time.sleep,
           on_error: Callable[[Exception], None] | None = None, clients: Clients | None = None) -> None:
-    """Reconcile every `period` seconds until the run record is gone. Errors are reported and retried."""
+    """Reconcile every `period` seconds until the run record is gone. Errors are reported and retried; so is a read
+    of the run that AWS failed (a 5xx or a throttle past botocore's attempts: chaos seeds 28 and 30 ended local mode
+    and `cli.py monitor` on one GetObject 500, the run half torn down). A record that is not a run's still stops it."""
     while True:
-        run = load()
+        try:
+            run = load()
+        except Exception as error:
+            if not aws.transient(error):
+                raise
+            if on_error is not None:
+                on_error(error)
+            sleep(period)
+            continue
         if run is None:
             return
         if cheapest and not run.record.CHEAPEST:
