@@ -268,6 +268,10 @@ def _instances(clients: Clients, run: Run, fleet_active: bool, now: float) -> tu
         machines = live_machines(clients.ec2, fleet_id=run.record.MONITOR_FLEET_ID)
     if not machines:
         return ()
+    if run.record.DS_IMAGE_MODE:
+        # the image's own worker holds no lease: whether a machine runs a job is unknown, so the monitor never stops
+        # one (it would kill a job mid-way); the machines' idle alarms release them, as in DS
+        return tuple(Instance(machine.instance_id, machine.launched_at, None) for machine in machines)
     busy = leases.busy_jobs_by_instance(clients.s3, run.bucket, run.app_name, datetime.fromtimestamp(now, UTC))
     return tuple(Instance(machine.instance_id, machine.launched_at, busy.get(machine.instance_id, 0))
                  for machine in machines)

@@ -342,3 +342,21 @@ def test_monitor_rides_out_a_run_record_read_that_aws_keeps_failing(moto_server,
     # (not what this test is about)
     assert {key: value for key, value in left.items() if key != "exported"} == {
         key: value for key, value in NOTHING_LEFT.items() if key != "exported"}
+
+
+def test_a_ds_image_runs_machines_are_never_stopped_by_the_monitor_its_worker_holds_no_lease(ds_image_run):
+    """DS's worker writes no lease, so every machine of a DS image run looked idle and the monitor stopped machines
+    whose worker was mid-job (the chaos campaign's DS run). Its business is unknown: the fleet shrinks (without
+    terminating) and the machines' idle alarms release them, as in DS."""
+    sqs = clients.client("sqs")
+    url = the_run(ds_image_run).record.QUEUE_URL
+    sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=1, VisibilityTimeout=600)  # one job running somewhere
+    drain(ds_image_run)
+
+    result = reconcile(the_run(ds_image_run))
+
+    machines = result.observation.instances
+    assert len(machines) == 2 and {machine.busy_jobs for machine in machines} == {None}
+    scaled = [action for action in result.actions if not isinstance(action, act.SaveState)]
+    assert [type(action) for action in scaled] == [act.SetFleetCapacity, act.SetServiceCount]  # no TerminateInstances
+    assert scaled[0].target == 1
