@@ -46,7 +46,7 @@ from botocore.exceptions import ClientError
 from chalicelib.aws import Clients, client_config
 from chalicelib.aws.ec2 import LIVE_FLEET_STATES
 from chalicelib.aws.s3 import list_objects, read_object
-from chalicelib.aws.sqs import find_queue_url
+from chalicelib.aws.sqs import find_queue_url, queue_depth
 from chalicelib.model import names
 from chalicelib.model.jobs import NotAJob, job_id_of_message, output_root
 from chalicelib.model.settings import Settings
@@ -168,9 +168,7 @@ def queued_jobs(settings: Settings, clients: Clients, sleep=time.sleep) -> froze
     if url is None:
         return frozenset()
     until = time.monotonic() + 2 * settings.SQS_MESSAGE_VISIBILITY
-    while time.monotonic() < until and int(clients.sqs.get_queue_attributes(
-            QueueUrl=url, AttributeNames=["ApproximateNumberOfMessagesNotVisible"])["Attributes"][
-            "ApproximateNumberOfMessagesNotVisible"]):
+    while time.monotonic() < until and (depth := queue_depth(clients.sqs, url)) is not None and depth.in_flight:
         sleep(0.5)
     return _job_ids(_looked_at(clients, url))
 
