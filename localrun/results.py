@@ -9,10 +9,11 @@
   dead-letter queue (the messages SQS moved there from the run's queue) and
   the failure records (a failed job whose message a stopped run never moved
   there) say which failed; the job's log
-  says which succeeded or were skipped as already done, and so do complete
-  outputs (worker.done's rule: the marker and DS's count) when a killed
+  says which succeeded or were skipped as already done, and so does the
+  worker's `_SUCCESS` marker (written after its last upload) when a killed
   worker never sent its last log line. A job with none of these was not run (a Ctrl-C, a
-  MAX_RUN_* stop).
+  MAX_RUN_* stop), even if its prefix holds files: a job of the run may write
+  under another job's prefix (chaos seed 39), and only a worker writes the marker.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ from chalicelib.runfiles import failures
 from chalicelib.runfiles.joblines import SKIPPED, STARTED, SUCCEEDED
 from localrun import triage
 from operations.report.data import NoLogs, attempts_by_job, read_log_events
-from worker.done import Tally, is_complete
+from worker.done import Tally
 
 DOWNLOAD_THREADS = 16  # concurrent downloads of outputs from the embedded server
 
@@ -91,7 +92,7 @@ def collect(settings: Settings, jobs: list[Job], out: Path) -> Results:
     listed = download_outputs(settings, jobs, out)
     markers = {success_marker_key(prefix) for prefix in results.output_prefixes}
     results.output_files = sum(item.key not in markers for item in listed)
-    complete = _outputs_complete(settings, jobs, listed)
+    marked = _marked_done(settings, jobs, listed)
     results.log_events = fetch_log_events(settings)
     lines = {job.job_id: [message for _, message in results.log_events[job.job_id]]
              if job.job_id in results.log_events else None for job in jobs}
@@ -117,9 +118,9 @@ def collect(settings: Settings, jobs: list[Job], out: Path) -> Results:
             results.succeeded.append(job.job_id)
         elif SKIPPED in outcomes:
             results.skipped.append(job.job_id)  # its outputs were there before this run: not done by it
-        elif job.job_id in complete:
-            # outputs complete without a "succeeded:" line: the worker was killed after its upload and marker,
-            # before its last log line went out; by the CHECK_IF_DONE rule the job is done
+        elif job.job_id in marked:
+            # the marker without a "succeeded:" line: the worker was killed after its upload and marker, before its
+            # last log line went out
             results.succeeded.append(job.job_id)
         else:
             results.not_run.append(job.job_id)
@@ -132,16 +133,18 @@ def collect(settings: Settings, jobs: list[Job], out: Path) -> Results:
     return results
 
 
-def _outputs_complete(settings: Settings, jobs: list[Job], listed: list[Listed]) -> set[str]:
-    """Jobs whose outputs are complete by CHECK_IF_DONE's rule (worker.done), from the one listing."""
+def _marked_done(settings: Settings, jobs: list[Job], listed: list[Listed]) -> set[str]:
+    """Jobs whose prefix has the worker's marker and the count it was written for, from the one listing. Not DS's
+    count alone (worker.done's rule for outputs made before the run): a never-run job whose prefix got a file from
+    another job of the run counted as done by it (chaos seed 39's outside-prefix attack)."""
     tallies = {job.output_prefix: Tally.for_prefix(job.output_prefix) for job in jobs}
     for item in listed:
         for parent in PurePosixPath(item.key).parents:
             tally = tallies.get(str(parent))
             if tally is not None:
                 tally.add(item, settings)
-    s3 = aws.client("s3", settings)
-    return {job.job_id for job in jobs if is_complete(s3, settings, tallies[job.output_prefix])}
+    return {job.job_id for job in jobs if tallies[job.output_prefix].marked
+            and tallies[job.output_prefix].counted >= settings.EXPECTED_NUMBER_FILES}
 
 
 def download_outputs(settings: Settings, jobs: list[Job], out: Path) -> list[Listed]:

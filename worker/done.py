@@ -17,8 +17,9 @@ worker marks every output it uploads with S3 user metadata and writes Hadoop's
   project wrote it, its job's upload never finished: not done. Otherwise the
   outputs were made by DS or by hand, which write no marker: done as DS counts.
 
-Used by the worker before a job runs, by `submit --skip-done` before a job is
-sent, and by local mode's results.
+Used by the worker before a job runs and by `submit --skip-done` before a job
+is sent. Local mode's results call a job done by the marker alone (a job of the
+run may write under another's prefix: localrun/results.py).
 """
 
 from __future__ import annotations

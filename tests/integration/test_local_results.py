@@ -73,3 +73,17 @@ def test_a_refusal_is_not_read_again_and_a_fault_that_lasts_ends_the_run_as_befo
     with failing_reads(answered("SlowDown", 503), times=100), pytest.raises(ClientError, match="SlowDown"):
         collect_results(settings, jobs, out, said.append, sleep=slept.append)
     assert len(said) == len(slept) == COLLECT_ATTEMPTS - 1
+
+
+def test_chaos_seed_39_a_file_another_job_wrote_into_a_never_run_jobs_prefix_is_not_that_job_done(finished):
+    """Seed 39: a hostile job of the run wrote one file under another job's prefix (the task role may write the whole
+    output root), the user tore the run down before that job ran, and the summary called it done: DS's count was met
+    and the file was not a worker's unfinished upload. Only the worker's marker says a job of this run finished."""
+    settings, jobs, out = finished
+    [never_run] = parse_job_document({"groups": [{"plate": "P2"}]}, settings)
+    aws_client("s3").put_object(Bucket=settings.AWS_BUCKET, Key=f"{never_run.output_prefix}/forged-j049.txt",
+                                Body=b"written by another job\n")
+    results = collect_results(settings, [*jobs, never_run], out, lambda line: None)
+    assert results.succeeded == ["P1"] and results.not_run == ["P2"]
+    assert results.counts.done == 1
+    assert (out / "out" / "P2" / "forged-j049.txt").exists()  # still brought to --out, as every file of a prefix
