@@ -96,6 +96,7 @@ class SaveState(Action):
     series: list[SeriesPoint] | None = None
     jobs_done_seen: int | None = None
     jobs_appended: int | None = None
+    failed_inexact_since: float | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """The fields this action changes, by name."""

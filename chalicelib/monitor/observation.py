@@ -70,6 +70,9 @@ class MonitorState:
     jobs_done_seen: int = field(default=0, metadata=_AT_LEAST_0)
     # jobs `submit` sent to the run after start-cluster counted JOBS_AT_START (--append, a second job file)
     jobs_appended: int = field(default=0, metadata=_AT_LEAST_0)
+    # when a teardown tick first could not count the failed jobs exactly (epoch s; Observation.failed_exact): the
+    # summary waits for an exact count no longer than plan.EXACT_FAILED_WAIT_SECONDS after it
+    failed_inexact_since: float | None = field(default=None, metadata=_AT_LEAST_0)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
@@ -135,6 +138,9 @@ class Observation:
     # Why a live fleet has fewer machines than its target, in words with the fix (fleet_words), read only then
     fleet_problems: tuple[str, ...] = ()
     failed: int = 0  # this run's failed jobs: the workers' failure records (runs/APP_NAME/failures/)
+    # False: while tearing down, the dead-letter queue could not be read whole (another reader held some of its
+    # messages), so `failed` may miss some of the run's dead-lettered jobs
+    failed_exact: bool = True
     # Read only when the failure breaker may trip: the run's failed jobs (oldest first, at most a sample)
     failed_jobs: tuple[FailedJob, ...] = ()
     # ECS

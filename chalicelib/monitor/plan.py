@@ -46,6 +46,10 @@ from chalicelib.monitor.observation import Observation, Policy
 EMPTY_TICKS_BEFORE_TEARDOWN = 2  # SQS counts are approximate; one empty look is not proof
 CHEAPEST_AFTER_SECONDS = 15 * 60  # DS's cheapest mode: one machine after the first 15 minutes
 REASON_DRAINED = "queue empty and no job in flight on two consecutive checks"
+# How long a torn-down run's summary waits for a tick that reads the shared dead-letter queue whole (observe.py
+# `_failed_at_teardown`): other runs' ends hold its messages for seconds at a time, not for this long; past it
+# the summary is written with the count it has, marked not exact
+EXACT_FAILED_WAIT_SECONDS = 15 * 60
 
 
 def plan(observation: Observation, policy: Policy) -> list[Action]:
@@ -89,6 +93,8 @@ def _bookkeeping(observation: Observation) -> dict[str, Any]:
     if series is not None:
         changes["series"] = series
     if state.tearing_down:
+        if not observation.failed_exact and state.failed_inexact_since is None:
+            changes["failed_inexact_since"] = observation.now  # the summary's wait for an exact count starts
         return _with_done_seen(changes, observation)  # the queue no longer decides anything
     if not state.jobs_started and (observation.in_flight or observation.failed or observation.jobs_done):
         changes["jobs_started"] = True
@@ -264,6 +270,8 @@ def _teardown(observation: Observation, policy: Policy, reason: str,
         # exactly (every failure record, and the dead-letter messages of a DS image's worker, which writes no
         # record: observe.py `_failed_at_teardown`); counted before, a run whose jobs all failed read as done
         return actions
+    if not observation.summary_exists and not observation.failed_exact and not _waited_for_exact_count(observation):
+        return actions  # the summary waits for a tick that reads the dead-letter queue whole (chaos seed 47)
     if not observation.summary_exists:
         actions.append(WriteSummary(bucket=observation.bucket, key=observation.summary_key,
                                     summary=tuple({**summary(observation, policy, reason),
@@ -272,6 +280,11 @@ def _teardown(observation: Observation, policy: Policy, reason: str,
     actions.append(RemoveRunRecord(bucket=observation.bucket, keys=observation.record_keys,
                                    reason="teardown complete: the run is no longer watched"))
     return actions
+
+
+def _waited_for_exact_count(observation: Observation) -> bool:
+    since = observation.state.failed_inexact_since
+    return since is not None and observation.now - since >= EXACT_FAILED_WAIT_SECONDS
 
 
 def _log_exports(observation: Observation, actions: list[Action]) -> bool:
@@ -310,4 +323,6 @@ def summary(observation: Observation, policy: Policy, reason: str) -> dict[str, 
         "log_exports": {group: "not exported: another run's log group" if group in observation.foreign_log_groups
                         else observation.export_status.get(group, "missing") for group in observation.log_groups},
         "exported_logs": f"s3://{observation.bucket}/{observation.exported_logs_prefix}",
+        # False: the shared dead-letter queue was never read whole while the run ended; jobs_failed may be low
+        "jobs_failed_exact": observation.failed_exact,
     }

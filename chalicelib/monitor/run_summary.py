@@ -45,6 +45,8 @@ class RunSummary:
                                                metadata=bounds(max_items=1_000, item=bounds(max_length=512)))
     exported_logs: str | None = field(default=None, metadata=bounds(max_length=2_048))  # s3://bucket/prefix
     series: list[SeriesPoint] | None = field(default=None, metadata=SERIES_BOUNDS)  # absent before the series
+    # False: jobs_failed may miss dead-lettered jobs (plan.EXACT_FAILED_WAIT_SECONDS); absent before it was written
+    jobs_failed_exact: bool | None = None
 
 
 def parse(text: str | bytes, document: str = "run summary") -> dict[str, Any]:

@@ -27,7 +27,7 @@ from botocore.exceptions import ClientError
 from chalicelib import aws as clients
 from chalicelib.aws import Clients
 from chalicelib.monitor import actions as act
-from chalicelib.monitor import service
+from chalicelib.monitor import deadletters, observe, service
 from chalicelib.monitor.apply import Applier
 from chalicelib.monitor.budget import CONCURRENT_RUNS
 from chalicelib.monitor.steady import LastLooks
@@ -243,6 +243,41 @@ def test_the_monitor_counts_a_ds_image_runs_dead_lettered_jobs_in_its_summary_wi
     arn = f"arn:aws:sqs:{REGION}:{ACCOUNT}:user_DeadMessages"
     assert {(d.action, d.allowed) for d in engine.decisions if d.resources == (arn,)} >= {
         ("sqs:ReceiveMessage", True), ("sqs:ChangeMessageVisibility", True)}
+
+
+def test_chaos_seed_47_a_summary_waits_while_another_reader_holds_the_runs_dead_lettered_jobs(
+        started, ds_image_run, monitor, monkeypatch):
+    """Seed 47: five runs ended at once, each sweeping the shared dead-letter queue; the DS image run's sweep met the
+    others' held messages until its time ran out, saw none of its own, and its summary said 0 failed of 5. While
+    another reader holds them the run's resources still go, but its summary and record wait; once they are visible
+    again the summary counts them, exactly."""
+    monkeypatch.setattr(observe, "TEARDOWN_SWEEP_SECONDS", 2)  # the sweep's time, and its wait for other readers,
+    monkeypatch.setattr(deadletters, "OTHERS_WAIT_SECONDS", 1)  # short: the reader below never lets go meanwhile
+    fail_every_job(ds_image_run)
+    drain(started)
+    sqs, s3 = clients.client("sqs"), clients.client("s3")
+    dead_letter = sqs.get_queue_url(QueueName="user_DeadMessages")["QueueUrl"]
+    held = sqs.receive_message(QueueUrl=dead_letter, MaxNumberOfMessages=10, VisibilityTimeout=600)["Messages"]
+    assert len(held) == 2  # another run's sweep, as a stopped tick leaves it (SWEEP_VISIBILITY_SECONDS)
+
+    with iam_enforced() as engine:
+        for _ in range(6):
+            monitor_tick(monitor)
+        left = what_is_left(ds_image_run)
+        assert left["fleets"] == [] and "DsImageQueue" not in left["queues"]  # its resources went: that never waits
+        assert the_run(ds_image_run) is not None
+        assert "Contents" not in s3.list_objects_v2(Bucket=BUCKET, Prefix="monitors/finished/DsImage")
+        sqs.change_message_visibility_batch(QueueUrl=dead_letter, Entries=[
+            {"Id": str(n), "ReceiptHandle": m["ReceiptHandle"], "VisibilityTimeout": 0} for n, m in enumerate(held)])
+        for _ in range(5):
+            if "DsImage" not in monitor_tick(monitor):
+                break
+        else:
+            raise AssertionError("the DS image run was not torn down in 5 ticks once its messages were visible")
+
+    assert engine.unevaluated == [] and engine.denied() == []
+    summary = json.loads(s3.get_object(Bucket=BUCKET, Key="monitors/finished/DsImage_summary.json")["Body"].read())
+    assert (summary["jobs_failed"], summary["jobs_done"], summary["jobs_failed_exact"]) == (2, 0, True)
 
 
 def test_a_forged_record_under_enforcement_touches_nothing_of_another_run(started, victim, monitor, api):

@@ -26,7 +26,7 @@ from chalicelib.monitor.actions import (
 )
 from chalicelib.monitor.breaker import common_failure
 from chalicelib.monitor.observation import FailedJob, Instance, MonitorState, Observation, Policy
-from chalicelib.monitor.plan import REASON_DRAINED, desired_machines, plan
+from chalicelib.monitor.plan import EXACT_FAILED_WAIT_SECONDS, REASON_DRAINED, desired_machines, plan
 
 NOW = 1_800_000_000.0
 POLICY = Policy(cluster_machines=4, tasks_per_machine=1, docker_cores=2, machine_price=0.5)
@@ -222,6 +222,25 @@ def test_teardown_finished_removes_the_record_only():
     assert actions == [RemoveRunRecord(bucket="bucket", keys=("monitors/AppSpotFleetRequestId.json",
                                                                "monitors/App_monitorstate.json"),
                                        reason=actions[0].reason)]
+
+
+def test_chaos_seed_47_the_summary_waits_for_a_tick_that_counts_the_failed_jobs_exactly():
+    """Seed 47: five runs ended at once, each sweeping the shared dead-letter queue; the DS run's sweep met the
+    others' held messages until its time ran out, saw none of its own 5, and its summary said 0 failed. A count
+    that may miss some holds the summary back (the run's resources still go), up to EXACT_FAILED_WAIT_SECONDS."""
+    held = tearing(summary_exists=False, failed=0, failed_exact=False)
+    actions = plan(held, POLICY)
+    assert kinds(actions) == [SaveState]  # no summary, and the record stays: the next tick counts again
+    assert actions[0].as_dict()["failed_inexact_since"] == NOW
+    waiting = replace(held, state=replace(held.state, failed_inexact_since=NOW - EXACT_FAILED_WAIT_SECONDS + 60))
+    assert plan(waiting, POLICY) == []
+    exact = plan(replace(waiting, failed=5, failed_exact=True), POLICY)
+    assert kinds(exact) == [WriteSummary, RemoveRunRecord]
+    assert dict(exact[0].summary)["jobs_failed"] == 5 and dict(exact[0].summary)["jobs_failed_exact"] is True
+    waited_out = replace(held, state=replace(held.state, failed_inexact_since=NOW - EXACT_FAILED_WAIT_SECONDS))
+    given_up = plan(waited_out, POLICY)
+    assert kinds(given_up) == [WriteSummary, RemoveRunRecord]
+    assert dict(given_up[0].summary)["jobs_failed_exact"] is False
 
 
 def test_launch_templates_go_only_at_teardown_after_the_fleet_and_until_none_is_left():
