@@ -2,7 +2,7 @@
 seed's emulator must be too), and one table at the end.
 
     python -m tests.chaos --seeds 1000 [--first 1] [--jobs 2] [--keep-logs] [--log-root DIR]
-    python -m tests.chaos --seed N          # replay one seed
+    python -m tests.chaos --seed N [--seed M ...] [--jobs 2]   # replay these seeds
 
 A failing seed's log folder is kept and its replay command printed; a passing seed's folder is removed unless
 --keep-logs. Exit 1 on any violation.
@@ -94,23 +94,23 @@ def table(results: list[dict], wall_seconds: float) -> str:
 @click.command()
 @click.option("--seeds", type=click.IntRange(min=1), default=20, show_default=True, help="How many seeds to run.")
 @click.option("--first", type=int, default=1, show_default=True, help="The first seed.")
-@click.option("--seed", "one_seed", type=int, help="Run only this seed (a replay).")
+@click.option("--seed", "replays", type=int, multiple=True, help="Run only this seed (a replay); may be repeated.")
 @click.option("--jobs", type=click.IntRange(min=1), default=1, show_default=True, help="Seeds at once.")
 @click.option("--keep-logs", is_flag=True, help="Keep the log folders of seeds that passed too.")
 @click.option("--log-root", type=click.Path(file_okay=False, path_type=Path), default=DEFAULT_LOG_ROOT,
               show_default=True, help="Each seed's logs go to LOG_ROOT/seed-N/.")
 @click.option("--one", type=int, hidden=True, help="Run this seed in this process (the campaign's child).")
-def main(seeds: int, first: int, one_seed: int | None, jobs: int, keep_logs: bool, log_root: Path,
+def main(seeds: int, first: int, replays: tuple[int, ...], jobs: int, keep_logs: bool, log_root: Path,
          one: int | None) -> None:
     if one is not None:
         # a SIGTERM (the campaign's timeout, a CI runner stopping) unwinds run_seed's finally blocks as Ctrl-C does
         signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
         run_seed(one, log_root)
         return
-    chosen = [one_seed] if one_seed is not None else list(range(first, first + seeds))
-    if one_seed is not None:
-        click.echo(scenario(one_seed).describe(), nl=False)
+    chosen = list(replays) or list(range(first, first + seeds))
+    for seed in replays:
+        click.echo(scenario(seed).describe(), nl=False)
     began = time.monotonic()
-    results = run_campaign(chosen, jobs, log_root, keep_logs or one_seed is not None)
+    results = run_campaign(chosen, jobs, log_root, keep_logs or bool(replays))
     click.echo(table(results, time.monotonic() - began), nl=False)
     sys.exit(1 if any(result["violations"] for result in results) else 0)
