@@ -243,6 +243,20 @@ def test_chaos_seed_47_the_summary_waits_for_a_tick_that_counts_the_failed_jobs_
     assert dict(given_up[0].summary)["jobs_failed_exact"] is False
 
 
+def test_chaos_seed_75_the_runs_end_waits_for_jobs_finishing_on_its_machines_then_deletes_the_emptied_queue():
+    """Seed 75: a user's teardown while jobs ran; the queue was kept for the jobs in flight, the machines being
+    stopped finished them, and the run's end had already come: the empty queue outlived the run."""
+    finishing = tearing(summary_exists=False, queue_exists=True, visible=0, in_flight=2, instances=MACHINES[:1])
+    actions = plan(finishing, POLICY)
+    # the machine is stopped; no DeleteQueue (jobs in it), no summary, and the record stays
+    assert kinds(actions) == [SaveState, TerminateInstances]
+    emptied = tearing(summary_exists=False, queue_exists=True, visible=0, in_flight=0, instances=())
+    assert kinds(plan(emptied, POLICY)) == [DeleteQueue, WriteSummary, RemoveRunRecord]
+    # machines gone with jobs still in flight: nobody can finish them, they come back to the queue, which is kept
+    orphaned = tearing(summary_exists=False, queue_exists=True, visible=0, in_flight=2, instances=())
+    assert kinds(plan(orphaned, POLICY)) == [WriteSummary, RemoveRunRecord]
+
+
 def test_launch_templates_go_only_at_teardown_after_the_fleet_and_until_none_is_left():
     assert not any(isinstance(action, DeleteLaunchTemplates) for action in plan(world(visible=0, in_flight=3), POLICY))
     # a later tick still sees them (a crash, or AWS refused): they go then, with the fleet long cancelled
