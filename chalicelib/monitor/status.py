@@ -86,9 +86,13 @@ def status_table(status: dict[str, Any]) -> str:
     if status["state"] in ("refused", "unreadable", "unavailable", "starting"):
         rows = [("run", status["app_name"]), ("state", status["state"]), ("reason", status["reason"])]
     elif status["state"] == "finished":
+        summary = status["summary"]
         rows = [("run", status["app_name"]), ("state", "finished")] + [
-            (key.replace("_", " "), _readable(key, value)) for key, value in status["summary"].items()
-            if key not in ("app_name", "series")]  # the series is the run report's (cli.py report)
+            (key.replace("_", " "), _readable(key, value) + (
+                " at least (the shared dead-letter queue was busy as the run ended: `failed` lists them all)"
+                if key == "jobs_failed" and summary.get("jobs_failed_exact") is False else ""))
+            for key, value in summary.items()
+            if key not in ("app_name", "series", "jobs_failed_exact")]  # the series is the run report's
     else:
         jobs = status["jobs"]
         eta = status["eta_seconds"]
