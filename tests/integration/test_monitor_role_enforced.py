@@ -86,6 +86,14 @@ def monitor_tick(monitor) -> list[str]:
     return [run.app_name for run in runs]
 
 
+def tick_until_gone(monitor, app_name: str, ticks: int) -> None:
+    """Monitor ticks until one no longer finds `app_name` (torn down), at most `ticks` of them."""
+    for _ in range(ticks):
+        if app_name not in monitor_tick(monitor):
+            return
+    raise AssertionError(f"{app_name} was not torn down in {ticks} ticks")
+
+
 def api_says(api, app: str = "TestApp") -> tuple[str, list[str]]:
     """GET /runs/APP and GET /runs with the API's credentials: the run's state, and every listed run's state."""
     with chalicelib_uses(api):
@@ -228,11 +236,7 @@ def test_the_monitor_counts_a_ds_image_runs_dead_lettered_jobs_in_its_summary_wi
     dead_letter = sqs.get_queue_url(QueueName="user_DeadMessages")["QueueUrl"]
 
     with iam_enforced() as engine:
-        for _ in range(15):
-            if "DsImage" not in monitor_tick(monitor):
-                break
-        else:
-            raise AssertionError("the DS image run was not torn down in 15 ticks")
+        tick_until_gone(monitor, "DsImage", ticks=15)
 
     assert engine.unevaluated == [] and engine.denied() == []
     summary = json.loads(clients.client("s3").get_object(Bucket=BUCKET, Key="monitors/finished/DsImage_summary.json")[
@@ -269,11 +273,7 @@ def test_chaos_seed_47_a_summary_waits_while_another_reader_holds_the_runs_dead_
         assert "Contents" not in s3.list_objects_v2(Bucket=BUCKET, Prefix="monitors/finished/DsImage")
         sqs.change_message_visibility_batch(QueueUrl=dead_letter, Entries=[
             {"Id": str(n), "ReceiptHandle": m["ReceiptHandle"], "VisibilityTimeout": 0} for n, m in enumerate(held)])
-        for _ in range(5):
-            if "DsImage" not in monitor_tick(monitor):
-                break
-        else:
-            raise AssertionError("the DS image run was not torn down in 5 ticks once its messages were visible")
+        tick_until_gone(monitor, "DsImage", ticks=5)  # its messages visible again
 
     assert engine.unevaluated == [] and engine.denied() == []
     summary = json.loads(s3.get_object(Bucket=BUCKET, Key="monitors/finished/DsImage_summary.json")["Body"].read())
