@@ -3,7 +3,8 @@
 setup-account, bucket and network (account.py) -> setup -> inputs upload ->
 submit -> start-cluster -> then, once a second, the monitor's own reconcile
 (what the Lambda runs), after which the machines follow the fleet (machines.py),
-spot notices are played (spot.py) and the progress line is drawn. When the
+spot notices are played (spot.py) and the progress line is drawn. Apart from the
+checks, a machine stops as soon as its instance is terminated (terminations.py). When the
 monitor has torn the run down (its record is gone), the outputs and logs come
 to --out (results.py) and the summary is printed.
 
@@ -36,7 +37,9 @@ from localrun.machines import LOCAL_KNOBS, Machines
 from localrun.prepare import OUT_MARKER, LocalRun, reset_out
 from localrun.progress import Progress
 from localrun.results import collect_results
+from localrun.retried import retried
 from localrun.spot import SpotMarket
+from localrun.terminations import TerminationWatch
 from operations import monitor_loop
 from operations.report.sources import SERIES_SOURCE, report_input, write_report
 from operations.start import cluster
@@ -44,6 +47,7 @@ from operations.submit import submit
 
 MONITOR_PERIOD_SECONDS = 1.0  # the Lambda runs every minute; here the run is seconds long
 FLEET_WAIT_SECONDS = 10.0  # moto launches at once; this only bounds a surprise
+START_ATTEMPTS, START_PAUSE_SECONDS = 4, 5.0
 EXIT_OK, EXIT_FAILED, EXIT_INTERRUPTED = 0, 1, 130
 
 
@@ -121,8 +125,13 @@ def _run(local: LocalRun, stream: IO[str], stop: StopRequest, report_path: Path 
             return EXIT_INTERRUPTED
         sent = submit(settings, local.jobs)
         say(f"submitted {sent.sent} jobs to {sent.queue}")
-        started = cluster.start_cluster(settings, fleet, wait_seconds=FLEET_WAIT_SECONDS, poll_seconds=0.1,
-                                        files_dir=local.out / "files")
+        # start-cluster resumes what an earlier attempt made (its claim, fleet and record): one that met a long outage
+        # is made again rather than leaving the run set up, its jobs sent and nothing to tear it down (chaos seed 187)
+        claim_token = secrets.token_hex(16)
+        started = retried(lambda: cluster.start_cluster(settings, fleet, wait_seconds=FLEET_WAIT_SECONDS,
+                                                        poll_seconds=0.1, files_dir=local.out / "files",
+                                                        claim_token=claim_token),
+                          "start-cluster", say, START_ATTEMPTS, START_PAUSE_SECONDS, stop.event.wait)
         for warning in started.warnings:
             say(f"warning: {warning}")
         per_machine = settings.TASKS_PER_MACHINE * settings.DOCKER_CORES
@@ -137,7 +146,8 @@ def _run(local: LocalRun, stream: IO[str], stop: StopRequest, report_path: Path 
         machines = Machines(settings, endpoint, local.out / "machines", local.workers, secrets.token_hex(6))
         watcher = Watcher(local, machines, progress, stop, started.record.MONITOR_FLEET_ID)
         try:
-            watcher.watch()
+            with TerminationWatch(aws.client("ec2", settings), machines):
+                watcher.watch()
         finally:
             progress.finish()
             machines.stop_all("the run is over")

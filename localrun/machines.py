@@ -26,6 +26,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -99,6 +100,8 @@ class Machines:
         self.per_machine = settings.TASKS_PER_MACHINE * settings.DOCKER_CORES
         self.machines: dict[str, Machine] = {}
         self.ever: set[str] = set()  # every instance that ran workers here (for "machines used")
+        # Held by each change of the machines: the checks' thread and terminations.py's both stop machines
+        self.lock = threading.RLock()
 
     # ------------------------------------------------------------------ what is running
     @property
@@ -118,13 +121,30 @@ class Machines:
     # ------------------------------------------------------------------ follow the fleet
     def sync(self, instance_ids: list[str]) -> None:
         """Start machines for new instances; stop those whose instance is gone (terminated, fleet cancelled)."""
-        wanted = set(instance_ids)
-        for instance_id in sorted(wanted - set(self.machines)):
-            self.machines[instance_id] = self._new(instance_id)
-        for machine in self.live:
-            if machine.instance_id not in wanted:
+        with self.lock:
+            wanted = set(instance_ids)
+            for instance_id in sorted(wanted - set(self.machines)):
+                self.machines[instance_id] = self._new(instance_id)
+            for machine in self.live:
+                if machine.instance_id not in wanted:
+                    self.stop(machine, "its instance was terminated")
+            self._start_waiting()
+
+    def running_instance_ids(self) -> tuple[str, ...]:
+        """The instances whose workers run and were asked to stop by no one."""
+        with self.lock:
+            return tuple(machine.instance_id for machine in self.live
+                         if machine.running and machine.stop_reason is None and not machine.interrupted)
+
+    def stop_terminated(self, checked: tuple[str, ...], alive: set[str]) -> list[str]:
+        """Stop the machines among `checked` whose instance is not in `alive` (terminated, whoever terminated it).
+        Returns their instance ids."""
+        with self.lock:
+            gone = [self.machines[instance_id] for instance_id in checked if instance_id not in alive]
+            stopped = [machine.instance_id for machine in gone if machine.stop_reason is None]
+            for machine in gone:
                 self.stop(machine, "its instance was terminated")
-        self._start_waiting()
+            return stopped
 
     def _new(self, instance_id: str) -> Machine:
         host_dir = self.log_dir / f"{instance_id}.host"
@@ -178,38 +198,41 @@ class Machines:
     def interrupt(self, machine: Machine) -> None:
         """A spot interruption notice on this machine, delivered as ECS's spot draining delivers it: the tasks are
         stopped (SIGTERM, SIGKILL after the grace); its workers release their jobs and exit."""
-        machine.interrupted = True
-        if machine.process is not None and machine.kill_at is None:
-            machine.kill_at = self.clock() + STOP_GRACE_SECONDS
-            _signal(machine.process.pid, signal.SIGTERM, group=False)
+        with self.lock:
+            machine.interrupted = True
+            if machine.process is not None and machine.kill_at is None:
+                machine.kill_at = self.clock() + STOP_GRACE_SECONDS
+                _signal(machine.process.pid, signal.SIGTERM, group=False)
 
     def stop(self, machine: Machine, reason: str) -> None:
         """As ECS stops a task: SIGTERM now, SIGKILL after STOP_GRACE_SECONDS (see poll)."""
-        if machine.stop_reason is not None:
-            return
-        machine.stop_reason = reason
-        if machine.process is None:
-            self._ended(machine, 0)
-            return
-        machine.kill_at = self.clock() + STOP_GRACE_SECONDS
-        _signal(machine.process.pid, signal.SIGTERM, group=False)
+        with self.lock:
+            if machine.stop_reason is not None:
+                return
+            machine.stop_reason = reason
+            if machine.process is None:
+                self._ended(machine, 0)
+                return
+            machine.kill_at = self.clock() + STOP_GRACE_SECONDS
+            _signal(machine.process.pid, signal.SIGTERM, group=False)
 
     def poll(self) -> list[Ended]:
         """Machines whose workers exited since the last poll; escalates stops past their grace."""
-        ended = []
-        for machine in list(self.machines.values()):
-            if machine.process is None or machine.exit_code is not None:
-                continue
-            code = machine.process.poll()
-            if code is None:
-                if machine.kill_at is not None and self.clock() >= machine.kill_at:
-                    self._kill(machine)
-                continue
-            self._ended(machine, code)
-            ended.append(Ended(machine.instance_id, code, machine.interrupted, machine.stop_reason is not None,
-                               machine.log_path))
-        self._start_waiting()
-        return ended
+        with self.lock:
+            ended = []
+            for machine in list(self.machines.values()):
+                if machine.process is None or machine.exit_code is not None:
+                    continue
+                code = machine.process.poll()
+                if code is None:
+                    if machine.kill_at is not None and self.clock() >= machine.kill_at:
+                        self._kill(machine)
+                    continue
+                self._ended(machine, code)
+                ended.append(Ended(machine.instance_id, code, machine.interrupted, machine.stop_reason is not None,
+                                   machine.log_path))
+            self._start_waiting()
+            return ended
 
     def stop_all(self, reason: str, wait: bool = True) -> None:
         for machine in self.live:
@@ -220,13 +243,14 @@ class Machines:
 
     def close(self) -> None:
         """Nothing of ours may outlive the run: kill what is left, commands included."""
-        for machine in self.machines.values():
-            if machine.running:
-                self._kill(machine)
-        kill_marked(f"{self.run_token}/")
-        for machine in self.machines.values():
-            if machine._log is not None:
-                machine._log.close()
+        with self.lock:
+            for machine in self.machines.values():
+                if machine.running:
+                    self._kill(machine)
+            kill_marked(f"{self.run_token}/")
+            for machine in self.machines.values():
+                if machine._log is not None:
+                    machine._log.close()
 
     def _kill(self, machine: Machine) -> None:
         _signal(machine.process.pid, signal.SIGKILL, group=True)

@@ -24,8 +24,6 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-from botocore.exceptions import BotoCoreError, ClientError
-
 from chalicelib import aws
 from chalicelib.aws.s3 import Listed, list_objects
 from chalicelib.aws.sqs import find_queue_url
@@ -38,6 +36,7 @@ from chalicelib.monitor.counts import Counts
 from chalicelib.runfiles import failures
 from chalicelib.runfiles.joblines import SKIPPED, STARTED, SUCCEEDED
 from localrun import triage
+from localrun.retried import retried
 from operations.report.data import NoLogs, attempts_by_job, read_log_events
 from worker.done import Tally
 
@@ -75,16 +74,8 @@ COLLECT_PAUSE_SECONDS = 5.0
 def collect_results(settings: Settings, jobs: list[Job], out: Path, say: Callable[[str], None],
                     sleep: Callable[[float], None] = time.sleep) -> Results:
     """`collect`, made again when AWS answered one of its reads with an error botocore retries (aws.transient)."""
-    for _ in range(COLLECT_ATTEMPTS - 1):
-        try:
-            return collect(settings, jobs, out)
-        except (BotoCoreError, ClientError) as error:
-            if not aws.transient(error):
-                raise
-            say(f"warning: reading the run's results failed ({error}); reading them again in "
-                f"{COLLECT_PAUSE_SECONDS:g} s")
-            sleep(COLLECT_PAUSE_SECONDS)
-    return collect(settings, jobs, out)  # the last attempt: whatever it raises ends the run as before
+    return retried(lambda: collect(settings, jobs, out), "reading the run's results", say, COLLECT_ATTEMPTS,
+                   COLLECT_PAUSE_SECONDS, sleep)
 
 
 def collect(settings: Settings, jobs: list[Job], out: Path) -> Results:

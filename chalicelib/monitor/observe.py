@@ -153,8 +153,12 @@ def observe(run: Run, clients: Clients, now: float | None = None, pulse: Pulse |
     # an adopted DS run whose queue has no redrive policy has no dead-letter queue to count
     dead_letters = queue_depth(clients.sqs, record.DEAD_LETTER_QUEUE_URL) if record.DEAD_LETTER_QUEUE_URL else None
     failed_exact = True
-    # in flight too: another reader's sweep (another run's teardown, `failed`) hides them for a few seconds
-    if run.state.tearing_down and dead_letters and dead_letters.waiting + dead_letters.in_flight:
+    # In flight too: another reader's sweep (another run's teardown, `failed`) hides them for a few seconds. Only
+    # once the run's machines are gone: the sweep can take TEARDOWN_SWEEP_SECONDS, and the tick that cancels the fleet
+    # must not wait for it while the machines go on taking jobs (chaos seed 134: 42 more jobs ran after a user's
+    # teardown); the summary waits for the machines anyway (plan.py), and jobs still running may yet be dead-lettered.
+    if (run.state.tearing_down and not fleet_live and not instances and dead_letters
+            and dead_letters.waiting + dead_letters.in_flight):
         failed, failed_exact = _failed_at_teardown(clients, run, since)
     exports, export_busy = _exports(clients.logs, run.state)
     return Observation(

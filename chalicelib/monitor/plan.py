@@ -270,10 +270,11 @@ def _teardown(observation: Observation, policy: Policy, reason: str,
         # exactly (every failure record, and the dead-letter messages of a DS image's worker, which writes no
         # record: observe.py `_failed_at_teardown`); counted before, a run whose jobs all failed read as done
         return actions
-    if observation.queue_exists and observation.in_flight and observation.instances:
-        # jobs still running on machines being stopped may yet finish and empty the queue: the run's end waits for
-        # its machines, then deletes the queue if it is empty, or keeps it with the jobs left (chaos seeds 75, 76:
-        # a user's teardown kept the queue for the jobs in flight, they finished, and the empty queue outlived the run)
+    if observation.fleet_active or observation.instances:
+        # The run's end waits for its machines: jobs still running on machines being stopped may yet finish and empty
+        # the queue, which is then deleted, or kept with the jobs left (chaos seeds 75, 76: a user's teardown kept the
+        # queue for the jobs in flight, they finished, and the empty queue outlived the run); and the failed jobs are
+        # counted exactly only once they are gone (observe.py `_failed_at_teardown`, chaos seed 134)
         return actions
     if not observation.summary_exists and not observation.failed_exact and not _waited_for_exact_count(observation):
         return actions  # the summary waits for a tick that reads the dead-letter queue whole (chaos seed 47)

@@ -556,13 +556,14 @@ class Claim:
         return datetime.datetime.fromtimestamp(self.at, datetime.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
-def claim_run(c: aws.Clients, settings: Settings, changes: list[str]) -> Claim | str:
+def claim_run(c: aws.Clients, settings: Settings, changes: list[str], token: str | None = None) -> Claim | str:
     """Claim the run before requesting its fleet: this process's Claim (with its ETag) when it holds the run,
     or the id of the live fleet another start-cluster requested meanwhile (then the run is resumed).
-    Raises StartConflict when another start-cluster holds a claim that is neither spent nor abandoned."""
+    Raises StartConflict when another start-cluster holds a claim that is neither spent nor abandoned.
+    `token`: the caller's, when it may make start-cluster again after a failure: a claim with it is its own."""
     bucket, key = settings.AWS_BUCKET, names.claim_key(settings.APP_NAME)
     for _ in range(CLAIM_ATTEMPTS):
-        mine = Claim(token=uuid.uuid4().hex, host=socket.gethostname(), pid=os.getpid(), at=time.time())
+        mine = Claim(token=token or uuid.uuid4().hex, host=socket.gethostname(), pid=os.getpid(), at=time.time())
         try:
             etag = _put_claim(c.s3, bucket, key, mine, IfNoneMatch="*")
         except ClientError as error:  # only "someone claimed it" is an answer
@@ -579,6 +580,8 @@ def claim_run(c: aws.Clients, settings: Settings, changes: list[str]) -> Claim |
             if described and described.live:
                 return held.fleet
             why = f"its fleet {held.fleet} is over"
+        elif held.token == mine.token:
+            why = "an earlier attempt of this start-cluster, which failed"
         else:
             abandoned = _abandoned(held)
             if abandoned is None:
@@ -687,7 +690,9 @@ def _refuse_during_teardown(s3: S3Client, settings: Settings) -> None:
 
 def start_cluster(settings: Settings, fleet: FleetFile, cheapest: bool = False, wait_seconds: float = 300,
                   poll_seconds: float = 15.0, files_dir: str | Path = "files",
-                  now: datetime.datetime | None = None, clients: aws.Clients | None = None) -> StartResult:
+                  now: datetime.datetime | None = None, clients: aws.Clients | None = None,
+                  claim_token: str | None = None) -> StartResult:
+    """`claim_token`: see claim_run (local mode's, kept across its attempts)."""
     c = clients or aws.Clients(settings)
     now = now or datetime.datetime.now(datetime.UTC)
     checked = preflight(settings, fleet, c, now)
@@ -706,7 +711,7 @@ def start_cluster(settings: Settings, fleet: FleetFile, cheapest: bool = False, 
     if fleet_id is None:
         if stored is not None:
             _refuse_during_teardown(c.s3, settings)
-        claimed = claim_run(c, settings, changes)
+        claimed = claim_run(c, settings, changes, claim_token)
         if isinstance(claimed, str):  # another start-cluster's fleet, live: this run, resumed
             fleet_id, resumed = claimed, True
         else:

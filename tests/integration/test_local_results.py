@@ -60,7 +60,7 @@ def test_a_read_aws_failed_past_its_retries_is_made_again_and_the_run_ends_with_
     assert failed and results.succeeded == ["P1"] and results.not_run == []
     assert (out / "out" / "P1" / "result.csv").read_bytes() == b"1,2\n"
     assert slept == [COLLECT_PAUSE_SECONDS]
-    assert said[0] == (f"warning: reading the run's results failed ({answered('InternalError', 500)}); reading them "
+    assert said[0] == (f"warning: reading the run's results failed ({answered('InternalError', 500)}); trying "
                        f"again in {COLLECT_PAUSE_SECONDS:g} s")
 
 

@@ -20,6 +20,7 @@ import threading
 import time
 
 import pytest
+from botocore.exceptions import ClientError
 from click.testing import CliRunner
 
 from chalicelib import aws as clients
@@ -27,6 +28,7 @@ from chalicelib.model.errors import StartConflict
 from chalicelib.model.names import claim_key, record_key
 from chalicelib.monitor.runs import load_run
 from cli import cli
+from localrun.retried import retried
 from operations import monitor_loop
 from operations.setup import resources
 from operations.start import cluster
@@ -248,3 +250,36 @@ def test_a_claim_naming_a_live_fleet_resumes_that_fleet(account, monkeypatch):
     assert second.resumed and second.record.MONITOR_FLEET_ID == first.record.MONITOR_FLEET_ID
     assert live_fleets() == [first.record.MONITOR_FLEET_ID]
     assert not any(re.match(r"(claimed|took over|requested)", change) for change in second.changes)
+
+
+def test_chaos_seed_187_local_mode_makes_a_failed_start_cluster_again_and_takes_its_own_claim_over(account):
+    """Seed 187: S3 answered 500 past botocore's attempts during local mode's start-cluster; it ended with the run set
+    up and its jobs sent and nothing to tear them down. Local mode makes start-cluster again (localrun/retried.py)
+    with one claim token for all its attempts: the claim an attempt left without a fleet is its own. Without the
+    token the next attempt meets a claim of a live process, this one, and refuses."""
+    failures = []
+
+    def outage(**_):
+        if len(failures) < 1:
+            failures.append("CreateFleet")
+            raise ClientError({"Error": {"Code": "InternalError", "Message": "We encountered an internal error."},
+                               "ResponseMetadata": {"HTTPStatusCode": 500}}, "CreateFleet")
+
+    session = aws_session()
+    session.events.register("provide-client-params.ec2.CreateFleet", outage)
+    said, paused = [], []
+    try:
+        with pytest.raises(StartConflict, match="being started by another start-cluster"):
+            retried(lambda: start(account), "start-cluster", said.append, 2, 5.0, paused.append)
+        failures.clear()
+        clients.client("s3").delete_object(Bucket="test-bucket", Key=CLAIM)
+        result = retried(lambda: start(account, claim_token="local-run-7"), "start-cluster", said.append, 2, 5.0,
+                         paused.append)
+    finally:
+        session.events.unregister("provide-client-params.ec2.CreateFleet", outage)
+    assert paused == [5.0, 5.0] and said[-1].startswith("warning: start-cluster failed (An error occurred "
+                                                        "(InternalError)")
+    assert not result.resumed and live_fleets() == [result.record.MONITOR_FLEET_ID]
+    assert (f"took over the run's claim from pid {os.getpid()} on {socket.gethostname()} (an earlier attempt of this "
+            f"start-cluster, which failed): s3://test-bucket/{CLAIM}") in result.changes
+    assert stored_claim()["fleet"] == result.record.MONITOR_FLEET_ID
