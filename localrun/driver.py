@@ -146,7 +146,7 @@ def _run(local: LocalRun, stream: IO[str], stop: StopRequest, report_path: Path 
         machines = Machines(settings, endpoint, local.out / "machines", local.workers, secrets.token_hex(6))
         watcher = Watcher(local, machines, progress, stop, started.record.MONITOR_FLEET_ID)
         try:
-            with TerminationWatch(aws.client("ec2", settings), machines):
+            with TerminationWatch(settings, machines):
                 watcher.watch()
         finally:
             progress.finish()

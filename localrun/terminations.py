@@ -12,15 +12,20 @@ from __future__ import annotations
 
 import threading
 
+from chalicelib import aws
 from chalicelib.aws.ec2 import live_machines
+from chalicelib.model.settings import Settings
 from localrun.machines import Machines
 
 PERIOD_SECONDS = 0.5
+# One attempt, short timeouts: the watch reads again in half a second anyway, and the run's end waits for its
+# read under way (botocore's 8 attempts could hold it a minute during an outage).
+CLIENT_CONFIG = {"retries": {"mode": "standard", "max_attempts": 1}, "connect_timeout": 2, "read_timeout": 5}
 
 
 class TerminationWatch:
-    def __init__(self, ec2, machines: Machines, period: float = PERIOD_SECONDS):
-        self.ec2 = ec2
+    def __init__(self, settings: Settings, machines: Machines, period: float = PERIOD_SECONDS):
+        self.ec2 = aws.client("ec2", settings, **CLIENT_CONFIG)
         self.machines = machines
         self.period = period
         self._done = threading.Event()
