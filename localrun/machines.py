@@ -125,9 +125,7 @@ class Machines:
             wanted = set(instance_ids)
             for instance_id in sorted(wanted - set(self.machines)):
                 self.machines[instance_id] = self._new(instance_id)
-            for machine in self.live:
-                if machine.instance_id not in wanted:
-                    self.stop(machine, "its instance was terminated")
+            self.stop_terminated(tuple(machine.instance_id for machine in self.live), wanted)
             self._start_waiting()
 
     def running_instance_ids(self) -> tuple[str, ...]:
@@ -136,15 +134,12 @@ class Machines:
             return tuple(machine.instance_id for machine in self.live
                          if machine.running and machine.stop_reason is None and not machine.interrupted)
 
-    def stop_terminated(self, checked: tuple[str, ...], alive: set[str]) -> list[str]:
-        """Stop the machines among `checked` whose instance is not in `alive` (terminated, whoever terminated it).
-        Returns their instance ids."""
+    def stop_terminated(self, checked: tuple[str, ...], alive: set[str]) -> None:
+        """Stop the machines among `checked` whose instance is not in `alive` (terminated, whoever terminated it)."""
         with self.lock:
-            gone = [self.machines[instance_id] for instance_id in checked if instance_id not in alive]
-            stopped = [machine.instance_id for machine in gone if machine.stop_reason is None]
-            for machine in gone:
-                self.stop(machine, "its instance was terminated")
-            return stopped
+            for instance_id in checked:
+                if instance_id not in alive:
+                    self.stop(self.machines[instance_id], "its instance was terminated")
 
     def _new(self, instance_id: str) -> Machine:
         host_dir = self.log_dir / f"{instance_id}.host"

@@ -43,13 +43,13 @@ class TerminationWatch:
         while not self._done.wait(self.period):
             self.check()
 
-    def check(self) -> list[str]:
-        """Stop the running machines whose instance is no longer pending or running; their ids."""
+    def check(self) -> None:
+        """Stop the running machines whose instance is no longer pending or running."""
         checked = self.machines.running_instance_ids()
         if not checked:
-            return []
+            return
         try:
             alive = {machine.instance_id for machine in live_machines(self.ec2, checked)}
         except Exception:  # noqa: BLE001 - a throttle or a 5xx: the next read, or the checks, stop them
-            return []
-        return self.machines.stop_terminated(checked, alive)
+            return
+        self.machines.stop_terminated(checked, alive)
