@@ -75,6 +75,7 @@ from operations.start import cluster
 from operations.start.fleet import load_fleet_file
 from operations.submit import submit as submit_jobs
 
+REFUSED_CHECKS_TO_END = 3  # checks in a row a run is refused on before `monitor` or `teardown` gives up
 EXIT_INTERRUPTED = 130  # what a shell reports for a command stopped by Ctrl-C (128 + SIGINT)
 
 # AWS answers that mean the user's credentials or permissions need fixing, not our code.
@@ -339,7 +340,7 @@ def monitor(monitorfile: str | None, ds_cheapest: str | None, cheapest: bool, pe
     monitor_loop.load_or_fail(clients, bucket, key)
     try:
         click.echo(f"watching s3://{bucket}/{key} every {period:g} s (Ctrl-C stops watching; the run goes on)")
-        monitor_loop.watch(lambda: load_run(clients.s3, bucket, key), period, _print_tick, cheapest=cheapest,
+        monitor_loop.watch(lambda: load_run(clients.s3, bucket, key), period, _TickPrinter(), cheapest=cheapest,
                    on_error=lambda error: click.echo(f"warning: check failed, retrying: {printable(str(error))}",
                                                      err=True),
                    clients=clients)
@@ -385,17 +386,30 @@ def _stdin_is_terminal() -> bool:
     return sys.stdin.isatty()
 
 
-def _print_tick(result) -> None:
-    observation = result.observation
-    if observation.refused:
-        raise RefusedRun(f"the monitor refuses run {observation.app_name!r}, nothing was touched: "
-                         f"{observation.refused}")
-    click.echo(f"{observation.visible} waiting, {observation.in_flight} running, {observation.failed} failed, "
-               f"{len(observation.instances)} machine(s), fleet target {observation.fleet_target}")
-    for action in result.actions:
-        click.echo("  " + printable(action.describe()))
-    for action, code in result.skipped:
-        click.echo(f"  not yet ({code}): {printable(action.what())}; retried next check")
+class _TickPrinter:
+    """What each check of `monitor` and `teardown` did. A refused check is checked again: one can be a race with
+    another's teardown (chaos seed 246); only a refusal that lasts REFUSED_CHECKS_TO_END checks ends the watch."""
+
+    def __init__(self) -> None:
+        self.refused_in_a_row = 0
+
+    def __call__(self, result) -> None:
+        observation = result.observation
+        if observation.refused:
+            self.refused_in_a_row += 1
+            if self.refused_in_a_row >= REFUSED_CHECKS_TO_END:
+                raise RefusedRun(f"the monitor refuses run {observation.app_name!r}, nothing was touched: "
+                                 f"{observation.refused}")
+            click.echo(f"warning: the monitor refused this check, checking again: {printable(observation.refused)}",
+                       err=True)
+            return
+        self.refused_in_a_row = 0
+        click.echo(f"{observation.visible} waiting, {observation.in_flight} running, {observation.failed} failed, "
+                   f"{len(observation.instances)} machine(s), fleet target {observation.fleet_target}")
+        for action in result.actions:
+            click.echo("  " + printable(action.describe()))
+        for action, code in result.skipped:
+            click.echo(f"  not yet ({code}): {printable(action.what())}; retried next check")
 
 
 def _run_of(settings: Settings, clients: aws.Clients):
@@ -548,7 +562,7 @@ def teardown(settings: Settings, period: float):
         click.echo(f"run {settings.APP_NAME} is already torn down; summary at {found.url}")
         return
     monitor_loop.request_teardown(run, "teardown requested from the command line", clients)
-    monitor_loop.watch(lambda: load_run(clients.s3, bucket, record_key(settings.APP_NAME)), period, _print_tick,
+    monitor_loop.watch(lambda: load_run(clients.s3, bucket, record_key(settings.APP_NAME)), period, _TickPrinter(),
                clients=clients)
     click.echo(f"torn down; summary at s3://{bucket}/{summary}")
 

@@ -27,6 +27,7 @@ from chalicelib.monitor.state_store import StateChanged, StateContended
 # Reads and writes of a change of the monitor's state (a teardown request, jobs sent) while reconciles keep changing
 # it in between (each writes it at most once a tick, so more than one retry is rare).
 STATE_WRITE_ATTEMPTS = 5
+REFUSED_RECHECK_SECONDS = 5.0
 
 
 def load_or_fail(clients: Clients, bucket: str, key: str) -> Run:
@@ -120,4 +121,9 @@ def watch(load: Callable[[], Run | None], period: float, on_tick: Callable[[Reco
             on_tick(result)
             if result.finished:
                 return
+            if result.observation.refused:
+                # Nothing of the run was read: checked again soon, as a refusal can be a moment's (cli.py's
+                # _TickPrinter), and one that lasts is then said without waiting several periods.
+                sleep(min(period, REFUSED_RECHECK_SECONDS))
+                continue
         sleep(period)

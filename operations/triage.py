@@ -2,8 +2,10 @@
 
 The source of truth is the run's failure records (chalicelib/runfiles/failures.py), not the dead-letter queue: DS's
 default dead-letter queue is shared by every run, so only the records say which failed messages are this run's. A
-redrive sends each record's message again as a new message (so it gets a fresh attempt count), removes that record,
-and takes the same message off the dead-letter queue; other runs' messages there are left as they were. In DS image
+redrive sends each record's message again as a new message (so it gets a fresh attempt count), notes the failed
+message's id as sent back (chalicelib/monitor/sent_back.py: a copy left in the dead-letter queue is then listed by
+no one), removes that record, and takes the same message off the dead-letter queue; other runs' messages there are
+left as they were. In DS image
 mode (COMMAND null) the image's own worker writes no record: the run's failed jobs are then the dead-letter messages
 SQS moved there from the run's own queue, as chalicelib/monitor/failed.py reads them for `failed` and the status API
 alike; with this project's worker, those messages whose job has no record are failed jobs too (a worker killed
@@ -26,7 +28,7 @@ from chalicelib.model.errors import UserError
 from chalicelib.model.jobs import NotAJob, job_from_message
 from chalicelib.model.names import record_key, run_attributes
 from chalicelib.model.settings import Settings
-from chalicelib.monitor import deadletters
+from chalicelib.monitor import deadletters, sent_back
 from chalicelib.monitor.failed import FailedJobs, dead_letter_failures, with_dead_letters
 from chalicelib.runfiles import failures
 
@@ -91,8 +93,9 @@ def redrive(clients: Clients, settings: Settings, job_ids: tuple[str, ...] = ())
     records = {record.job_id: record for record in failed.records}
     unknown = tuple(job_id for job_id in job_ids if job_id not in records)
     chosen = [records[job_id] for job_id in (job_ids or tuple(records)) if job_id in records]
-    if not chosen:
-        return Redriven((), 0, unknown, failed.ignored_dead_letters)
+    if not chosen:  # copies sent back earlier that their redrive could not take off are taken off still
+        removed, ignored = _remove_from_dead_letter(clients, settings, set())
+        return Redriven((), removed, unknown, max(ignored, failed.ignored_dead_letters))
     queue_url = find_queue_url(clients.sqs, settings.SQS_QUEUE_NAME)
     if queue_url is None:
         raise UserError(f"the job queue {settings.SQS_QUEUE_NAME} does not exist (the run was torn down with it "
@@ -105,12 +108,15 @@ def redrive(clients: Clients, settings: Settings, job_ids: tuple[str, ...] = ())
                             f"({error}); nothing was sent") from None
     sent = []
     for record in chosen:
-        # sent first, record removed after: a crash between the two leaves the record, so the job is listed
+        # sent first, noted and its record removed after: a crash in between leaves the record, so the job is listed
         # as failed still and nothing is lost; a new message starts with a fresh receive count
         send(clients.sqs, queue_url, record.message_body, run_attributes(settings.APP_NAME))
+        if record.message_id is not None:
+            sent_back.note(clients.s3, settings.AWS_BUCKET, settings.APP_NAME, [record.message_id])
         failures.delete(clients.s3, settings.AWS_BUCKET, settings.APP_NAME, record.job_id)
         sent.append(record.job_id)
-    removed, ignored = _remove_from_dead_letter(clients, settings, {record.message_body for record in chosen})
+    removed, ignored = _remove_from_dead_letter(clients, settings, {record.message_body for record in chosen
+                                                                   if record.message_id is None})
     # the listing looked at the dead-letter queue only in DS image mode; the removal always does: the same messages
     # A run torn down (by its monitor, its breaker, `teardown`) keeps a queue holding jobs: they wait there for
     # the next start-cluster, which the user must be told, not left to think them running.
@@ -119,21 +125,26 @@ def redrive(clients: Clients, settings: Settings, job_ids: tuple[str, ...] = ())
 
 
 def _remove_from_dead_letter(clients: Clients, settings: Settings, bodies: set[str]) -> tuple[int, int]:
-    """Take one copy of each body off the dead-letter queue, of the run's own messages only (another run's, or
-    one a job sent naming this run, may hold the same body). Returns (removed, ignored as deadletters counts)."""
+    """Take the run's messages already sent back off the dead-letter queue: those whose id is noted (sent_back.py:
+    this redrive's, and any an earlier one could not see while other readers held them), and one copy of each of
+    `bodies` (jobs whose failure record was written before records kept their message's id). Only the run's own
+    messages: another run's, or one a job sent naming this run, may hold the same body. Returns (removed, ignored as
+    deadletters counts)."""
     url = _dead_letter_url(clients, settings)
     if url is None:
         return 0, 0
     queue_arn = deadletters.run_queue_arn(clients.sqs, url, settings.SQS_QUEUE_NAME)
     attributed = deadletters.attribute(deadletters.sweep(clients.sqs, url), queue_arn, settings.APP_NAME)
+    noted = sent_back.message_ids(clients.s3, settings.AWS_BUCKET, settings.APP_NAME) if attributed.ours else set()
     removed, kept = 0, list(attributed.others)
     for message in attributed.ours:
-        if message["Body"] in bodies:
+        if message["MessageId"] not in noted:
+            if message["Body"] not in bodies:
+                kept.append(message)
+                continue
             bodies.discard(message["Body"])  # one copy per job: a second copy is another failure
-            delete_message(clients.sqs, url, message["ReceiptHandle"])
-            removed += 1
-        else:
-            kept.append(message)
+        delete_message(clients.sqs, url, message["ReceiptHandle"])
+        removed += 1
     deadletters.release(clients.sqs, url, kept)  # other runs' failures: visible again at once
     return removed, attributed.ignored
 
@@ -141,7 +152,8 @@ def _remove_from_dead_letter(clients: Clients, settings: Settings, bodies: set[s
 def _dead_letter_jobs(clients: Clients, settings: Settings) -> FailedJobs:
     url = _dead_letter_url(clients, settings)
     return FailedJobs([]) if url is None else dead_letter_failures(clients.sqs, url, settings.APP_NAME,
-                                                                   settings.SQS_QUEUE_NAME)
+                                                                   settings.SQS_QUEUE_NAME, clients.s3,
+                                                                   settings.AWS_BUCKET)
 
 
 def _dead_letter_url(clients: Clients, settings: Settings) -> str | None:

@@ -290,7 +290,7 @@ class Worker:
                 self._release(message)
             else:
                 if self._is_last(attempt):
-                    self._record_failure(job, attempt, result, joblog.tail)
+                    self._record_failure(job, message, attempt, result, joblog.tail)
                 joblog.event(f"failed: {result.line(f'{result.text}; total {total:.2f} s', self._next_step(attempt))}"
                              f"{self.signature}")
                 self._change_visibility(message, self.options.retry_delay_seconds)
@@ -298,7 +298,7 @@ class Worker:
         except Exception as error:
             reason = f"internal error {type(error).__name__}: {error}"
             if self._is_last(attempt):
-                self._record_failure(job, attempt, _Result(Outcome.FAILED, reason), joblog.tail)
+                self._record_failure(job, message, attempt, _Result(Outcome.FAILED, reason), joblog.tail)
             joblog.event(f"failed: {reason}; {self._next_step(attempt)}{self.signature}")
             self._change_visibility(message, self.options.retry_delay_seconds, quiet=True)
             raise
@@ -452,7 +452,8 @@ class Worker:
         except Exception as error:  # noqa: BLE001 - the lease is the monitor's hint; the job goes on without it
             log.warning("could not %s the busy lease %s (%s)", step, self.lease.key, aws.error_code(error) or error)
 
-    def _record_failure(self, job: Job, attempt: int, result: _Result, last_lines: tuple[str, ...]) -> None:
+    def _record_failure(self, job: Job, message: MessageTypeDef, attempt: int, result: _Result,
+                        last_lines: tuple[str, ...]) -> None:
         """The run's own count of failed jobs (the dead-letter queue may be shared with other runs). Like the
         lease, it must never fail the worker: at worst the run's failure count misses this job."""
         usage = result.usage
@@ -461,7 +462,7 @@ class Worker:
             last_lines=last_lines, message_body=job.body, time=time.time(), instance_id=self.options.instance_id,
             peak_memory_mib=usage.peak_mib if usage else None, cpu_seconds=usage.cpu_seconds if usage else None,
             memory_limit_mib=usage.limit_mib(self.settings.MEMORY) if usage else None,
-            out_of_memory=bool(usage and usage.oom_killed))
+            out_of_memory=bool(usage and usage.oom_killed), message_id=message["MessageId"])
         try:
             failures.put(self.s3, self.settings.AWS_BUCKET, self.settings.APP_NAME, record)
         except (BotoCoreError, ClientError) as error:

@@ -61,13 +61,13 @@ def dead_letter_queue_arn(sqs: SQSClient, url: str) -> str | None:
     return policy.get("deadLetterTargetArn") if isinstance(policy, dict) else None
 
 
-def queue_tags(sqs: SQSClient, url: str) -> dict[str, str]:
-    """The queue's tags ({} when the queue is gone)."""
+def queue_tags(sqs: SQSClient, url: str) -> dict[str, str] | None:
+    """The queue's tags, or None when the queue is gone."""
     try:
         return sqs.list_queue_tags(QueueUrl=url).get("Tags", {})
     except ClientError as error:
         if error_code(error) in QUEUE_MISSING:
-            return {}
+            return None
         raise
 
 

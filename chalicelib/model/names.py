@@ -166,6 +166,12 @@ def failure_journal_prefix(app_name: str) -> str:
     return run_files_prefix(app_name) + "failure-journal/"
 
 
+def sent_back_prefix(app_name: str) -> str:
+    """Where `redrive` notes each failed message it has sent back to the queue, by message id
+    (chalicelib/monitor/sent_back.py)."""
+    return run_files_prefix(app_name) + "sent-back/"
+
+
 def failure_key(app_name: str, job_id: str) -> str:
     """A job's failure record, written by the worker when its last attempt fails (per run, even with a shared
     dead-letter queue)."""

@@ -17,10 +17,11 @@ from botocore.exceptions import ClientError
 
 from chalicelib.aws import QUEUE_MISSING, error_code
 from chalicelib.model.jobs import NotAJob, job_id_of_message
-from chalicelib.monitor import deadletters
+from chalicelib.monitor import deadletters, sent_back
 from chalicelib.runfiles.failures import FailureRecord
 
 if TYPE_CHECKING:  # boto3-stubs: for mypy only
+    from mypy_boto3_s3 import S3Client
     from mypy_boto3_sqs import SQSClient
 
 
@@ -32,7 +33,7 @@ class FailedJobs:
     complete: bool = True  # False: the dead-letter queue was not read to its end within the caller's time
 
 
-def dead_letter_failures(sqs: SQSClient, url: str, app_name: str, queue_name: str,
+def dead_letter_failures(sqs: SQSClient, url: str, app_name: str, queue_name: str, s3: S3Client, bucket: str,
                          seconds: float | None = None) -> FailedJobs:
     """A DS-image run's failed jobs: its image's worker keeps no failure record, so they are the dead-letter
     messages SQS moved there from the run's queue `queue_name` (the queue is shared, and `dsr-app` is the
@@ -42,7 +43,10 @@ def dead_letter_failures(sqs: SQSClient, url: str, app_name: str, queue_name: st
 
     Side effects: every message is hidden only while the sweep runs, then made visible again at once (see
     deadletters.sweep); SQS counts the look as a receive, so a message's ApproximateReceiveCount (shown as
-    attempts) grows by one per listing."""
+    attempts) grows by one per listing.
+
+    A message `redrive` has already sent back (its id noted in the run's files at `bucket`: sent_back.py) is left
+    out: its job is in the queue again (chaos seed 229)."""
     try:
         queue_arn = deadletters.run_queue_arn(sqs, url, queue_name)
         messages, complete = deadletters.sweep_within(sqs, url, seconds, ("ApproximateReceiveCount", "SentTimestamp"))
@@ -52,8 +56,11 @@ def dead_letter_failures(sqs: SQSClient, url: str, app_name: str, queue_name: st
         raise
     deadletters.release(sqs, url, messages)  # only looked at
     attributed = deadletters.attribute(messages, queue_arn, app_name)
+    sent = sent_back.message_ids(s3, bucket, app_name) if attributed.ours else frozenset()
     records = []
     for message in attributed.ours:
+        if message["MessageId"] in sent:
+            continue
         try:
             job_id = job_id_of_message(message["Body"])
         except NotAJob:
@@ -62,7 +69,8 @@ def dead_letter_failures(sqs: SQSClient, url: str, app_name: str, queue_name: st
             job_id=job_id, attempts=int(message.get("Attributes", {}).get("ApproximateReceiveCount", 1)),
             reason="in the dead-letter queue (the image's own worker keeps no failure record; see its log)",
             exit_code=None, last_lines=(), message_body=message["Body"],
-            time=int(message.get("Attributes", {}).get("SentTimestamp", 0)) / 1000, instance_id=None))
+            time=int(message.get("Attributes", {}).get("SentTimestamp", 0)) / 1000, instance_id=None,
+            message_id=message["MessageId"]))
     return FailedJobs(sorted(records, key=lambda record: record.job_id), attributed.ignored, complete)
 
 

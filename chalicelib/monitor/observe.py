@@ -133,10 +133,14 @@ def observe(run: Run, clients: Clients, now: float | None = None, pulse: Pulse |
     if pulse is None:
         pulse = Pulse(queue_depth(clients.sqs, record.QUEUE_URL), fleet_state(clients.ec2, record.MONITOR_FLEET_ID))
     queue, fleet = pulse.queue, pulse.fleet
+    tags = queue_tags(clients.sqs, record.QUEUE_URL) if queue else None
+    if tags is None:
+        # Deleted since its depth was read (another's teardown at this moment): gone, as the next tick would find it,
+        # not a queue without the run's tag (chaos seed 246: `cli.py monitor` ended on that refusal).
+        queue = None
     service = ecs_service(clients.ecs, record.MONITOR_ECS_CLUSTER, record.SERVICE_NAME)
     problems = [
-        queue and ownership.tag_problem("queue", record.MONITOR_QUEUE_NAME,
-                                        queue_tags(clients.sqs, record.QUEUE_URL), run.app_name),
+        tags is not None and ownership.tag_problem("queue", record.MONITOR_QUEUE_NAME, tags, run.app_name),
         fleet and ownership.tag_problem("fleet", record.MONITOR_FLEET_ID, fleet.tags, run.app_name),
         service and ownership.tag_problem("ECS service", record.SERVICE_NAME, service.tags, run.app_name),
     ]
@@ -241,7 +245,8 @@ def _failed_at_teardown(clients: Clients, run: Run, since: datetime) -> tuple[in
     seeds 47, 50, 52: a DS run's summary said 0 failed of 5)."""
     record = run.record
     dead_lettered = failed_jobs.dead_letter_failures(clients.sqs, record.DEAD_LETTER_QUEUE_URL, run.app_name,
-                                                     record.MONITOR_QUEUE_NAME, seconds=TEARDOWN_SWEEP_SECONDS)
+                                                     record.MONITOR_QUEUE_NAME, clients.s3, run.bucket,
+                                                     seconds=TEARDOWN_SWEEP_SECONDS)
     ids = {job.job_id for job in dead_lettered.records}
     if not record.DS_IMAGE_MODE:
         ids |= failures.job_ids(clients.s3, run.bucket, run.app_name, since)

@@ -285,7 +285,8 @@ def find_failed(app_name: str, buckets: list[str], clients: Clients | None = Non
         if record is not None and record.DEAD_LETTER_QUEUE_URL:
             sqs = (given or Clients(region=record.REGION)).sqs  # the Lambda's own, in the run's region
             dead_lettered = failed.dead_letter_failures(sqs, record.DEAD_LETTER_QUEUE_URL, app_name,
-                                                        record.MONITOR_QUEUE_NAME, seconds=API_SWEEP_SECONDS)
+                                                        record.MONITOR_QUEUE_NAME, clients.s3, bucket,
+                                                        seconds=API_SWEEP_SECONDS)
         if record is not None and record.DS_IMAGE_MODE:
             found = dead_lettered
         else:

@@ -70,6 +70,9 @@ class FailureRecord:
     cpu_seconds: float | None = field(default=None, metadata=_AT_LEAST_0)
     memory_limit_mib: float | None = field(default=None, metadata=_AT_LEAST_0)  # the container's limit, else MEMORY
     out_of_memory: bool = False  # the kernel's OOM killer ended it (the reason then starts "out of memory: ")
+    # The failed message's SQS id, which its dead-letter copy keeps: what `redrive` notes as sent back
+    # (chalicelib/monitor/sent_back.py). None in a record written before it was kept.
+    message_id: str | None = field(default=None, metadata=bounds(max_length=128))
 
     def to_json(self) -> str:
         return json.dumps({**asdict(self), "last_lines": list(self.last_lines)})

@@ -101,7 +101,7 @@ def _prove(clients: Clients, app: str, fleet: FleetState, queue_url: str, cluste
     groups = (log_group, log_group + "_perInstance")
     group_tags = {group: log_group_tags(clients.logs, group) for group in groups}
     tagged = [("spot fleet", fleet.fleet_id, fleet.tags), ("ECS service", service_name, service.tags),
-              ("queue", queue_name, queue_tags(clients.sqs, queue_url))]
+              ("queue", queue_name, queue_tags(clients.sqs, queue_url) or {})]
     tagged += [("log group", group, tags) for group, tags in group_tags.items() if tags is not None]
     for kind, name, tags in tagged:
         problem = ownership.tag_problem(kind, name, tags, app) if tags.get(names.RUN_TAG) not in (None, app) else None

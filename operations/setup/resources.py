@@ -139,7 +139,7 @@ def ensure_queue(sqs: SQSClient, name: str, wanted: dict[QueueAttributeNameType,
         report.add("created", "queue", name)
         return url
     changed = []
-    if settings and check_owner(queue_tags(sqs, url), settings, "queue", name, "SQS_QUEUE_NAME"):
+    if settings and check_owner(queue_tags(sqs, url) or {}, settings, "queue", name, "SQS_QUEUE_NAME"):
         sqs.tag_queue(QueueUrl=url, Tags=tags)
         changed.append("tags")
     current = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=list(wanted))["Attributes"]

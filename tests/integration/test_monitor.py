@@ -13,9 +13,11 @@ import time
 import pytest
 from click.testing import CliRunner
 
+import cli as cli_module
 from chalicelib import aws as clients
 from chalicelib.aws import Clients
 from chalicelib.monitor import actions as act
+from chalicelib.monitor import observe as observe_module
 from chalicelib.monitor.apply import Applier
 from chalicelib.monitor.observe import observe
 from chalicelib.monitor.plan import plan
@@ -274,6 +276,70 @@ def test_dss_spelling_monitor_file_true_is_cheapest_mode(started, tmp_path):
     assert wrong.exit_code == 2 and "'maybe' is not one of 'True', 'False'" in wrong.output
     assert result.exit_code == 0, result.output
     assert "run torn down" in result.output and what_is_left(started) == NOTHING_LEFT
+
+
+def test_chaos_seed_246_a_queue_deleted_by_anothers_teardown_mid_check_reads_as_gone_not_as_untagged(
+        started, monkeypatch):
+    """The check read the queue's depth, another's teardown deleted the queue, then the check read its tags: an
+    untagged queue, so the run was refused and `cli.py monitor` ended with exit 1. A queue gone is gone."""
+    sqs = clients.client("sqs")
+    url = the_run(started).record.QUEUE_URL
+    real_tags = observe_module.queue_tags
+
+    def deleted_between_the_reads(client, queue_url):
+        sqs.delete_queue(QueueUrl=url)
+        return real_tags(client, queue_url)
+    monkeypatch.setattr(observe_module, "queue_tags", deleted_between_the_reads)
+
+    observation = observe(the_run(started), Clients(region="us-east-1"))
+
+    assert observation.refused is None and not observation.queue_exists
+
+
+def _untag_the_queue_for(started, monkeypatch, checks: int) -> None:
+    """The run's queue reads as untagged on the next `checks` checks (as one deleted between two reads read before),
+    then as tagged again."""
+    sqs = clients.client("sqs")
+    real_tags = observe_module.queue_tags
+    left = [checks]
+
+    def untagged_for_a_while(client, queue_url):
+        if left[0] > 0:
+            left[0] -= 1
+            return {}
+        return real_tags(client, queue_url)
+    monkeypatch.setattr(observe_module, "queue_tags", untagged_for_a_while)
+    assert real_tags(sqs, the_run(started).record.QUEUE_URL)  # tagged, in moto, throughout
+
+
+def test_monitor_checks_a_refused_run_again_and_goes_on_when_the_refusal_passes(started, tmp_path, monkeypatch):
+    drain(started)
+    _untag_the_queue_for(started, monkeypatch, checks=1)
+    record = tmp_path / "files" / "TestAppSpotFleetRequestId.json"
+
+    result = CliRunner().invoke(cli, ["monitor", str(record), "--period", "1"])
+
+    assert result.exit_code == 0, result.output
+    assert result.stderr.count("warning: the monitor refused this check, checking again: queue TestAppQueue does "
+                               "not carry the tag dsr:app=TestApp") == 1, result.stderr
+    assert "run torn down" in result.stdout and what_is_left(started) == NOTHING_LEFT
+
+
+def test_monitor_and_teardown_end_on_a_refusal_that_lasts_with_one_line_and_exit_1(started, tmp_path, monkeypatch):
+    _untag_the_queue_for(started, monkeypatch, checks=1000)
+    record = tmp_path / "files" / "TestAppSpotFleetRequestId.json"
+
+    watched = CliRunner().invoke(cli, ["monitor", str(record), "--period", "1"])
+    torn = CliRunner().invoke(cli, ["teardown", "--period", "1", "--config", str(started.config_path)])
+
+    for result in (watched, torn):
+        assert result.exit_code == 1, result.output
+        assert result.stderr.count("warning: the monitor refused this check") == cli_module.REFUSED_CHECKS_TO_END - 1
+        assert result.stderr.strip().splitlines()[-1] == (
+            "error: the monitor refuses run 'TestApp', nothing was touched: queue TestAppQueue does not carry the tag "
+            "dsr:app=TestApp (a run started before tagging: run 'python cli.py setup' for it again to tag it)")
+    left = what_is_left(started)
+    assert left["fleets"] and "TestAppQueue" in left["queues"]  # nothing of the run was touched
 
 
 def test_commands_on_a_run_that_does_not_exist_say_so(aws, tmp_path):

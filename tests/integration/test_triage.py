@@ -11,7 +11,7 @@ from click.testing import CliRunner
 from chalicelib import aws as clients
 from chalicelib.monitor import deadletters
 from cli import cli
-from tests.integration.world import fail_every_job
+from tests.integration.world import drain, fail_every_job, reconcile_until_gone
 from tests.worker_world import run_workers, script
 
 FAILING = ("P00000", "P00001")  # of the started run's 12 jobs; every job of the victim run fails
@@ -133,3 +133,58 @@ def test_a_job_whose_worker_was_killed_on_its_last_attempt_is_listed_and_redrive
         "Attributes"]["ApproximateNumberOfMessages"]) == 12
     assert dead_letter_runs() == ["Victim"] * 3
     assert json.loads(cli_run(started, "failed", "--json").output) == []
+
+
+def test_chaos_seed_229_a_copy_a_redrive_could_not_take_off_the_dead_letter_queue_is_listed_by_no_one(
+        failures, victim, client, monkeypatch):
+    """Two redrives at once (and other runs' ends sweeping the shared queue): one redrive's removal met the copies
+    held by the other readers until its wait ran out, and removes only what it sees. The copy left behind had no
+    failure record any more, so `failed` listed the job as killed on its last attempt while it waited in the queue
+    (the summary: not run). The redrive notes each message it sent back (runs/APP/sent-back/): such a copy is
+    listed by no one, counted in no summary, and the next redrive takes it off."""
+    monkeypatch.setattr(deadletters, "OTHERS_WAIT_SECONDS", 0.5)
+    monkeypatch.setattr(deadletters, "OTHERS_POLL_SECONDS", 0.1)
+    sqs = clients.client("sqs")
+    dead_letter_url = sqs.get_queue_url(QueueName="user_DeadMessages")["QueueUrl"]
+    held = sqs.receive_message(QueueUrl=dead_letter_url, MaxNumberOfMessages=10, VisibilityTimeout=60)["Messages"]
+    assert len(held) == 5  # another reader holds every copy, the two of this run's and the victim's three
+
+    result = cli_run(failures, "redrive")
+    for message in held:  # the other reader is done
+        sqs.change_message_visibility(QueueUrl=dead_letter_url, ReceiptHandle=message["ReceiptHandle"],
+                                      VisibilityTimeout=0)
+
+    assert result.exit_code == 0, result.output
+    assert result.output == "sent 2 failed job(s) back to TestAppQueue (0 taken off user_DeadMessages)\n"
+    assert dead_letter_runs() == ["TestApp"] * 2 + ["Victim"] * 3  # the copies are still there
+    assert json.loads(cli_run(failures, "failed", "--json").output) == []
+    assert client.http.get("/runs/TestApp/failed").json_body["failed"] == []
+    assert len(client.http.get("/runs/Victim/failed").json_body["failed"]) == 3  # another run's are its own still
+
+    again = cli_run(failures, "redrive")
+
+    assert again.output == "sent 0 failed job(s) back to TestAppQueue (2 taken off user_DeadMessages)\n"
+    assert dead_letter_runs() == ["Victim"] * 3
+
+
+def test_a_run_whose_redriven_copies_stay_in_the_dead_letter_queue_ends_with_none_of_them_failed(failures,
+                                                                                                 monkeypatch):
+    """The summary's count at teardown reads the dead-letter queue as `failed` does: a copy already sent back is no
+    failure (its job ran again, here done)."""
+    monkeypatch.setattr(deadletters, "OTHERS_WAIT_SECONDS", 0.5)
+    monkeypatch.setattr(deadletters, "OTHERS_POLL_SECONDS", 0.1)
+    sqs = clients.client("sqs")
+    dead_letter_url = sqs.get_queue_url(QueueName="user_DeadMessages")["QueueUrl"]
+    held = sqs.receive_message(QueueUrl=dead_letter_url, MaxNumberOfMessages=10, VisibilityTimeout=60)["Messages"]
+    assert "(0 taken off user_DeadMessages)" in cli_run(failures, "redrive").output
+    for message in held:
+        sqs.change_message_visibility(QueueUrl=dead_letter_url, ReceiptHandle=message["ReceiptHandle"],
+                                      VisibilityTimeout=0)
+    drain(failures)  # the two jobs sent back, done this time
+
+    reconcile_until_gone(failures)
+
+    summary = json.loads(clients.client("s3").get_object(
+        Bucket="test-bucket", Key="monitors/finished/TestApp_summary.json")["Body"].read())
+    assert (summary["jobs_failed"], summary["jobs_failed_exact"]) == (0, True)
+    assert dead_letter_runs().count("TestApp") == 2  # left for the next redrive; counted by no one
