@@ -30,7 +30,7 @@ from chalicelib.aws.sqs import find_queue_url
 from chalicelib.model.jobs import Job, NotAJob, job_from_message
 from chalicelib.model.names import success_marker_key
 from chalicelib.model.settings import Settings
-from chalicelib.monitor import deadletters, run_summary
+from chalicelib.monitor import deadletters, run_summary, sent_back
 from chalicelib.monitor.breaker import common_failure, failed_job
 from chalicelib.monitor.counts import Counts
 from chalicelib.runfiles import failures
@@ -169,7 +169,8 @@ def fetch_log_events(settings: Settings) -> dict[str, list[tuple[float, str]]]:
 def dead_letter_job_ids(settings: Settings) -> list[str]:
     """Job ids of the messages SQS moved from the run's queue to the dead-letter queue: in the fresh emulated
     account, every message there but one sent to it directly (the rule of `cli.py failed` for a DS image run,
-    chalicelib/monitor/deadletters.py)."""
+    chalicelib/monitor/deadletters.py), and but one a redrive has sent back already (chalicelib/monitor/sent_back.py:
+    `failed` leaves it out too)."""
     sqs = aws.client("sqs", settings)
     url = find_queue_url(sqs, settings.SQS_DEAD_LETTER_QUEUE)
     if url is None:
@@ -179,8 +180,10 @@ def dead_letter_job_ids(settings: Settings) -> list[str]:
     # Visible again at once: an emulator given with --endpoint outlives the run, and a redrive there right after
     # it would find its copies hidden for the sweep's minute and leave them in the queue
     deadletters.release(sqs, url, messages)
+    failed, _ = sent_back.split(aws.client("s3", settings), settings.AWS_BUCKET, settings.APP_NAME,
+                                deadletters.attribute(messages, queue_arn, settings.APP_NAME).ours)
     ids = []
-    for message in deadletters.attribute(messages, queue_arn, settings.APP_NAME).ours:
+    for message in failed:
         try:
             ids.append(job_from_message(message["Body"], settings).job_id)
         except NotAJob:

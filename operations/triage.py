@@ -135,18 +135,18 @@ def _remove_from_dead_letter(clients: Clients, settings: Settings, bodies: set[s
         return 0, 0
     queue_arn = deadletters.run_queue_arn(clients.sqs, url, settings.SQS_QUEUE_NAME)
     attributed = deadletters.attribute(deadletters.sweep(clients.sqs, url), queue_arn, settings.APP_NAME)
-    noted = sent_back.message_ids(clients.s3, settings.AWS_BUCKET, settings.APP_NAME) if attributed.ours else set()
-    removed, kept = 0, list(attributed.others)
-    for message in attributed.ours:
-        if message["MessageId"] not in noted:
-            if message["Body"] not in bodies:
-                kept.append(message)
-                continue
+    failed, removable = sent_back.split(clients.s3, settings.AWS_BUCKET, settings.APP_NAME, attributed.ours)
+    kept = list(attributed.others)
+    for message in failed:
+        if message["Body"] in bodies:
             bodies.discard(message["Body"])  # one copy per job: a second copy is another failure
+            removable.append(message)
+        else:
+            kept.append(message)
+    for message in removable:
         delete_message(clients.sqs, url, message["ReceiptHandle"])
-        removed += 1
     deadletters.release(clients.sqs, url, kept)  # other runs' failures: visible again at once
-    return removed, attributed.ignored
+    return len(removable), attributed.ignored
 
 
 def _dead_letter_jobs(clients: Clients, settings: Settings) -> FailedJobs:

@@ -56,11 +56,9 @@ def dead_letter_failures(sqs: SQSClient, url: str, app_name: str, queue_name: st
         raise
     deadletters.release(sqs, url, messages)  # only looked at
     attributed = deadletters.attribute(messages, queue_arn, app_name)
-    sent = sent_back.message_ids(s3, bucket, app_name) if attributed.ours else frozenset()
+    failed, _ = sent_back.split(s3, bucket, app_name, attributed.ours)
     records = []
-    for message in attributed.ours:
-        if message["MessageId"] in sent:
-            continue
+    for message in failed:
         try:
             job_id = job_id_of_message(message["Body"])
         except NotAJob:

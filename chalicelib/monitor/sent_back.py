@@ -23,6 +23,7 @@ from chalicelib.model.names import sent_back_prefix
 
 if TYPE_CHECKING:  # boto3-stubs: for mypy only
     from mypy_boto3_s3 import S3Client
+    from mypy_boto3_sqs.type_defs import MessageTypeDef
 
 
 def note(s3: S3Client, bucket: str, app_name: str, message_ids: Iterable[str]) -> None:
@@ -35,3 +36,12 @@ def message_ids(s3: S3Client, bucket: str, app_name: str) -> frozenset[str]:
     prefix = sent_back_prefix(app_name)
     return frozenset(item.key[len(prefix):] for item in list_objects(s3, bucket, prefix)
                      if "/" not in item.key[len(prefix):])
+
+
+def split(s3: S3Client, bucket: str, app_name: str,
+          ours: list[MessageTypeDef]) -> tuple[list[MessageTypeDef], list[MessageTypeDef]]:
+    """The run's dead-letter messages (deadletters.attribute's `ours`) as (failed still, sent back already); the
+    notes are listed only when there is a message to look up."""
+    noted = message_ids(s3, bucket, app_name) if ours else frozenset()
+    return ([message for message in ours if message["MessageId"] not in noted],
+            [message for message in ours if message["MessageId"] in noted])

@@ -14,6 +14,7 @@ from botocore.exceptions import ClientError
 from chalicelib.aws import client as aws_client
 from chalicelib.model.jobs import parse_job_document
 from chalicelib.model.names import success_marker_key
+from chalicelib.monitor import sent_back
 from localrun.results import COLLECT_ATTEMPTS, COLLECT_PAUSE_SECONDS, collect_results
 from tests.conftest import make_settings
 from tests.hooked import hooked_sessions
@@ -87,3 +88,25 @@ def test_chaos_seed_39_a_file_another_job_wrote_into_a_never_run_jobs_prefix_is_
     assert results.succeeded == ["P1"] and results.not_run == ["P2"]
     assert results.counts.done == 1
     assert (out / "out" / "P2" / "forged-j049.txt").exists()  # still brought to --out, as every file of a prefix
+
+
+def test_a_dead_letter_copy_a_redrive_sent_back_is_not_a_failed_job_of_the_local_run(finished):
+    """A redrive during a local run (or on the emulator it was given) sent P2 back but could not take its copy off
+    the dead-letter queue (another reader held it: chaos seed 229). `failed` leaves a noted copy out; the local
+    run's summary must too, or the two disagree."""
+    settings, jobs, out = finished
+    [redriven] = parse_job_document({"groups": [{"plate": "P2"}]}, settings)
+    sqs = aws_client("sqs")
+    dead_letters = sqs.create_queue(QueueName=settings.SQS_DEAD_LETTER_QUEUE)["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=dead_letters, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    queue = sqs.create_queue(QueueName=settings.SQS_QUEUE_NAME, Attributes={"RedrivePolicy": json.dumps(
+        {"deadLetterTargetArn": arn, "maxReceiveCount": 1})})["QueueUrl"]
+    message_id = sqs.send_message(QueueUrl=queue, MessageBody=redriven.body)["MessageId"]
+    for _ in range(2):  # the second receive is past maxReceiveCount: SQS moves the message
+        sqs.receive_message(QueueUrl=queue, VisibilityTimeout=0)
+    assert collect_results(settings, [*jobs, redriven], out, lambda line: None).failed == ["P2"]
+
+    sent_back.note(aws_client("s3"), settings.AWS_BUCKET, settings.APP_NAME, [message_id])
+    results = collect_results(settings, [*jobs, redriven], out, lambda line: None)
+
+    assert results.failed == [] and results.not_run == ["P2"]
