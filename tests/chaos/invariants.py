@@ -19,9 +19,10 @@ Kinds of violation:
 - wrong-end: a fail/hang job done, or failed with a cause it cannot have; an ok/sleep/flaky/attack job failed for
   a reason of its own (see `_wrong_failure` for what a fault may explain);
 - leftover: anything of a run left after its teardown (each service's listing, the tagging API, `monitors/`,
-  `runs/APP/leases/` and the failure journal's entries from before the teardown), beside what ARCHITECTURE.md and
-  docs/architecture/monitor.md say stays: the summary, failure records, log groups (kept 60 days), `ecsconfigs/`,
-  the exported logs, and a queue still holding jobs (a run stopped early, or jobs sent after the drain);
+  `runs/APP/leases/` and the failure journal's entries from before the teardown), beside what ARCHITECTURE.md,
+  README.md and docs/architecture/monitor.md say stays: the summary, failure records and redrive's sent-back
+  notes, log groups (kept 60 days), `ecsconfigs/`, the exported logs, and a queue still holding jobs (a run
+  stopped early, or jobs sent after the drain);
 - cross-run: an audit line whose caller acted on another run's resource, on the bystander, or on something of no
   run of the seed; a run's delete of what the runs share; the bystander gone;
 - summary-mismatch: a run's summary.json (local mode's exact counts) or its monitor summary (read with
