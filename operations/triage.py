@@ -112,7 +112,7 @@ def redrive(clients: Clients, settings: Settings, job_ids: tuple[str, ...] = ())
         # as failed still and nothing is lost; a new message starts with a fresh receive count
         send(clients.sqs, queue_url, record.message_body, run_attributes(settings.APP_NAME))
         if record.message_id is not None:
-            sent_back.note(clients.s3, settings.AWS_BUCKET, settings.APP_NAME, [record.message_id])
+            sent_back.note(clients.s3, settings.AWS_BUCKET, settings.APP_NAME, record.message_id)
         failures.delete(clients.s3, settings.AWS_BUCKET, settings.APP_NAME, record.job_id)
         sent.append(record.job_id)
     removed, ignored = _remove_from_dead_letter(clients, settings, {record.message_body for record in chosen

@@ -15,7 +15,6 @@ over each other's notes. Within the run's trust like its failure records (a job 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from chalicelib.aws.s3 import list_objects, put_object
@@ -26,9 +25,8 @@ if TYPE_CHECKING:  # boto3-stubs: for mypy only
     from mypy_boto3_sqs.type_defs import MessageTypeDef
 
 
-def note(s3: S3Client, bucket: str, app_name: str, message_ids: Iterable[str]) -> None:
-    for message_id in message_ids:
-        put_object(s3, bucket, sent_back_prefix(app_name) + message_id, b"")
+def note(s3: S3Client, bucket: str, app_name: str, message_id: str) -> None:
+    put_object(s3, bucket, sent_back_prefix(app_name) + message_id, b"")
 
 
 def message_ids(s3: S3Client, bucket: str, app_name: str) -> frozenset[str]:

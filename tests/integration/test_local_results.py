@@ -106,7 +106,7 @@ def test_a_dead_letter_copy_a_redrive_sent_back_is_not_a_failed_job_of_the_local
         sqs.receive_message(QueueUrl=queue, VisibilityTimeout=0)
     assert collect_results(settings, [*jobs, redriven], out, lambda line: None).failed == ["P2"]
 
-    sent_back.note(aws_client("s3"), settings.AWS_BUCKET, settings.APP_NAME, [message_id])
+    sent_back.note(aws_client("s3"), settings.AWS_BUCKET, settings.APP_NAME, message_id)
     results = collect_results(settings, [*jobs, redriven], out, lambda line: None)
 
     assert results.failed == [] and results.not_run == ["P2"]
