@@ -29,7 +29,8 @@ from chalicelib.model.jobs import NotAJob, job_from_message
 from chalicelib.model.names import record_key, run_attributes
 from chalicelib.model.settings import Settings
 from chalicelib.monitor import deadletters, sent_back
-from chalicelib.monitor.failed import FailedJobs, dead_letter_failures, with_dead_letters
+from chalicelib.monitor.failed import FailedJobs, dead_letter_failures, run_failures
+from chalicelib.monitor.output_rule import OutputRule
 from chalicelib.runfiles import failures
 
 if TYPE_CHECKING:  # boto3-stubs: for mypy only
@@ -40,10 +41,9 @@ LOG_LINES_SHOWN = 5  # of a failed job's last lines, in `cli.py failed`'s table
 
 def failed_jobs(clients: Clients, settings: Settings) -> FailedJobs:
     """The run's jobs whose last attempt failed and that have not been done since, oldest first."""
-    if settings.ds_image_mode:
-        return _dead_letter_jobs(clients, settings)
-    return with_dead_letters(failures.list_records(clients.s3, settings.AWS_BUCKET, settings.APP_NAME),
-                             _dead_letter_jobs(clients, settings))
+    records = (None if settings.ds_image_mode
+               else failures.list_records(clients.s3, settings.AWS_BUCKET, settings.APP_NAME))
+    return run_failures(_dead_letter_jobs(clients, settings), records, clients.s3, OutputRule.of_settings(settings))
 
 
 # ---------------------------------------------------------------- one job's log

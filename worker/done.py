@@ -1,15 +1,9 @@
 """CHECK_IF_DONE: are a job's outputs complete in S3?
 
-DS's counting rule, as DS meant it: count the objects under the job's output
-prefix (in DESTINATION_BUCKET) that are at least MIN_FILE_SIZE_BYTES and whose key contains
-NECESSARY_STRING; the job is done when the count reaches EXPECTED_NUMBER_FILES.
-Unlike DS, every page of the listing is read (DS stops at 1,000 keys) and the
-string is compared with the key (DS compares it with the size and crashes).
-
-A count cannot tell complete outputs from a worker killed half-way through its
-upload (879 files of 3,000 count as done when EXPECTED_NUMBER_FILES is 1). So a
-worker marks every output it uploads with S3 user metadata and writes Hadoop's
-`_SUCCESS` marker after the last one (worker/upload.py), and the rule becomes:
+DS's counting rule (chalicelib/runfiles/outputs.py, which lists and counts) cannot tell complete outputs from a
+worker killed half-way through its upload (879 files of 3,000 count as done when EXPECTED_NUMBER_FILES is 1). So a
+worker marks every output it uploads with S3 user metadata and writes Hadoop's `_SUCCESS` marker after the last one
+(worker/upload.py), and the rule becomes:
 
 - `_SUCCESS` itself never counts toward EXPECTED_NUMBER_FILES;
 - with the marker, the counting rule decides;
@@ -19,62 +13,26 @@ worker marks every output it uploads with S3 user metadata and writes Hadoop's
 
 Used by the worker before a job runs and by `submit --skip-done` before a job
 is sent. Local mode's results call a job done by the marker alone (a job of the
-run may write under another's prefix: localrun/results.py).
+run may write under another's prefix: localrun/results.py), and so do `failed` and the monitor for a dead-lettered
+job (outputs.finished: they read no object).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from chalicelib.aws.s3 import Listed, list_objects, object_metadata
-from chalicelib.model.names import OUTPUT_METADATA_KEY, success_marker_key
+from chalicelib.aws.s3 import object_metadata
+from chalicelib.model.names import OUTPUT_METADATA_KEY
 from chalicelib.model.settings import Settings
+from chalicelib.runfiles.outputs import Tally, tally_outputs
 
 if TYPE_CHECKING:  # boto3-stubs: for mypy only
     from mypy_boto3_s3 import S3Client
 
 
-@dataclass
-class Tally:
-    """What one job's listed objects say: how many count, whether the marker is there, one counted key."""
-
-    marker_key: str
-    counted: int = 0
-    marked: bool = False
-    sample_key: str | None = None
-
-    @classmethod
-    def for_prefix(cls, output_prefix: str) -> Tally:
-        return cls(success_marker_key(output_prefix))
-
-    def add(self, item: Listed, settings: Settings) -> None:
-        if item.key == self.marker_key:
-            self.marked = True
-        elif counts_toward_done(item, settings):
-            self.counted += 1
-            if self.sample_key is None:
-                self.sample_key = item.key
-
-
-def counts_toward_done(item: Listed, settings: Settings) -> bool:
-    """One listed object against DS's rule."""
-    return item.size >= settings.MIN_FILE_SIZE_BYTES and settings.NECESSARY_STRING in item.key
-
-
-def tally_outputs(s3: S3Client, settings: Settings, output_prefix: str) -> Tally:
-    """Every page of the listing, unless both answers (count and marker) are in before the end."""
-    tally = Tally.for_prefix(output_prefix)
-    for item in list_objects(s3, settings.DESTINATION_BUCKET, output_prefix + "/"):
-        tally.add(item, settings)
-        if tally.marked and tally.counted >= settings.EXPECTED_NUMBER_FILES:
-            break
-    return tally
-
-
 def is_complete(s3: S3Client, settings: Settings, tally: Tally) -> bool:
     """The rule above, for a listing already tallied (the HEAD only when the count is met without a marker)."""
-    if tally.counted < settings.EXPECTED_NUMBER_FILES:
+    if not tally.met(settings):
         return False
     if tally.marked:
         return True

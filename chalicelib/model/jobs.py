@@ -35,7 +35,7 @@ from chalicelib.model.jsonfile import NotAnObject, NotStrictJSON, StreamedObject
 from chalicelib.model.names import RUN_ATTRIBUTE_BYTES
 from chalicelib.model.printable import CONTROL_CHARACTERS
 from chalicelib.model.settings import Settings
-from chalicelib.model.templates import MissingPlaceholder, Template, value_text
+from chalicelib.model.templates import MissingPlaceholder, Template, TemplateError, value_text
 
 # SQS's long-standing message size limit (AWS raised the default to 1 MiB in
 # 2025, but queues created before keep 256 KiB and moto enforces 256 KiB).
@@ -272,6 +272,22 @@ def job_id_of_message(body: str) -> str:
     try:
         return _job_id(group, "message")
     except JobFileError as error:
+        raise NotAJob(str(error)) from None
+
+
+def output_prefix_of_message(body: str, output_prefix: str, run_values: Mapping[str, Any]) -> str:
+    """Where the job a DS-shaped message carries puts its outputs: the OUTPUT_PREFIX template rendered as
+    `job_from_message` renders it, for a reader that has the template and `run_values` (settings_values: APP_NAME,
+    AWS_BUCKET) but not the run's settings (the monitor Lambda). Raises NotAJob for anything else, a DCP message too
+    (DCP's worker makes its own output path from its fields)."""
+    document = _message_document(body)
+    group = document["group"]
+    try:
+        job_id = _job_id(group, "message")
+        values = {**{key: value for key, value in document.items() if key != "group"}, **group}
+        return _prefix(Template(output_prefix).render({**values, "job_id": job_id, **run_values}), "message",
+                       "OUTPUT_PREFIX")
+    except (JobFileError, MissingPlaceholder, TemplateError) as error:
         raise NotAJob(str(error)) from None
 
 

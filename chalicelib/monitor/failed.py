@@ -4,12 +4,14 @@ In DS image mode (COMMAND null) the image's own worker writes no failure record:
 dead-letter messages SQS moved there from the run's own queue (deadletters.py: the source ARN SQS stamps, never
 the `dsr-app` attribute a job could set). With this project's worker they are its failure records plus those
 messages whose job has no record (a worker killed during the last attempt writes none). Messages that name the run
-but did not come from its queue are left out, and counted, so `failed`, `redrive` and the API can say so.
+but did not come from its queue are left out, and counted, so `failed`, `redrive` and the API can say so; so is a
+dead-lettered job with no record whose outputs are complete (output_rule.py): it is done.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -18,6 +20,7 @@ from botocore.exceptions import ClientError
 from chalicelib.aws import QUEUE_MISSING, error_code
 from chalicelib.model.jobs import NotAJob, job_id_of_message
 from chalicelib.monitor import deadletters, sent_back
+from chalicelib.monitor.output_rule import OutputRule
 from chalicelib.runfiles.failures import FailureRecord
 
 if TYPE_CHECKING:  # boto3-stubs: for mypy only
@@ -76,14 +79,44 @@ KILLED_ON_LAST_ATTEMPT = ("in the dead-letter queue with no failure record: its 
                           "attempt (a spot reclaim, out of memory, killed); see its log")
 
 
-def with_dead_letters(records: list[FailureRecord], dead_lettered: FailedJobs) -> FailedJobs:
-    """A run of this project's worker: its failure records, and the jobs SQS moved from its queue to the dead-letter
-    queue that have none. A worker killed during a job's last attempt (a spot reclaim, the OOM killer, SIGKILL) writes
-    no record, yet SQS still moves the message once its receives are spent: without these, `failed`, `redrive`
-    and the API would never show that job (chaos seeds 14, 16 and 2808)."""
+def run_failures(dead_lettered: FailedJobs, records: list[FailureRecord] | None, s3: S3Client,
+                 rule: OutputRule | None, seconds: float | None = None) -> FailedJobs:
+    """A run's failed jobs, oldest first, as `cli.py failed`, redrive and the API list them. With `records` (a run of
+    this project's worker): its failure records, and the jobs SQS moved from its queue to the dead-letter queue that
+    have none. A worker killed during a job's last attempt (a spot reclaim, the OOM killer, SIGKILL) writes no
+    record, yet SQS still moves the message once its receives are spent: without these, `failed`, `redrive` and the
+    API would never show that job (chaos seeds 14, 16 and 2808). Without records (DS image mode: its worker keeps
+    none), the dead-lettered jobs alone. In both, a dead-lettered job with no record whose outputs are complete is
+    done, not failed (`not_done`: chaos seed 61)."""
+    if records is None:
+        return not_done(s3, rule, dead_lettered, seconds)
     recorded = {record.job_id for record in records}
-    extra = [dataclasses.replace(record, reason=KILLED_ON_LAST_ATTEMPT) for record in dead_lettered.records
-             if record.job_id not in recorded]
-    return FailedJobs(sorted(records + extra, key=lambda record: record.time), dead_lettered.ignored_dead_letters,
-                      dead_lettered.complete)
+    extra = not_done(s3, rule, dataclasses.replace(dead_lettered, records=[
+        dataclasses.replace(record, reason=KILLED_ON_LAST_ATTEMPT) for record in dead_lettered.records
+        if record.job_id not in recorded]), seconds)
+    return dataclasses.replace(extra, records=sorted(records + extra.records, key=lambda record: record.time))
 
+
+def not_done(s3: S3Client, rule: OutputRule | None, dead_lettered: FailedJobs,
+             seconds: float | None = None) -> FailedJobs:
+    """`dead_lettered` (jobs with no failure record) but those whose outputs are complete by the run's `rule`
+    (output_rule.py): a worker killed after its upload and before its delete, on the job's last receive, left the
+    job done and its message dead-lettered (chaos seed 61). One listing of a job's outputs each, until `seconds` run
+    out: the jobs not looked at by then stay, and the answer is not complete. Without a rule (a record from before
+    it, an adopted DS run), all stay."""
+    if rule is None or not dead_lettered.records:
+        return dead_lettered
+    ends = None if seconds is None else time.monotonic() + seconds
+    done: dict[str, bool] = {}  # by message body: two copies of a job (a redrive's, a spot release's) list once
+    kept, complete = [], dead_lettered.complete
+    for record in dead_lettered.records:
+        body = record.message_body
+        if body not in done:
+            if ends is not None and time.monotonic() >= ends:
+                kept.append(record)
+                complete = False
+                continue
+            done[body] = rule.done(s3, body)
+        if not done[body]:
+            kept.append(record)
+    return dataclasses.replace(dead_lettered, records=kept, complete=complete)

@@ -7,6 +7,7 @@ an observation ("does not exist"), not an error.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -233,6 +234,9 @@ def _failed_count(s3: S3Client, run: Run, queue: QueueDepth | None, since: datet
 # How long one teardown tick looks at the dead-letter queue: a shared queue may hold many runs' messages, and
 # the tick has other work; what was not read is read on the next tick (the summary is written last).
 TEARDOWN_SWEEP_SECONDS = 20
+# And how long it lists the outputs of the dead-lettered jobs with no failure record (failed.not_done); jobs not
+# listed by then count as failed, and the summary waits for a tick that lists them all, as for the sweep.
+TEARDOWN_DONE_CHECK_SECONDS = 20
 
 
 def _failed_at_teardown(clients: Clients, run: Run, since: datetime) -> tuple[int, bool]:
@@ -247,10 +251,11 @@ def _failed_at_teardown(clients: Clients, run: Run, since: datetime) -> tuple[in
     dead_lettered = failed_jobs.dead_letter_failures(clients.sqs, record.DEAD_LETTER_QUEUE_URL, run.app_name,
                                                      record.MONITOR_QUEUE_NAME, clients.s3, run.bucket,
                                                      seconds=TEARDOWN_SWEEP_SECONDS)
-    ids = {job.job_id for job in dead_lettered.records}
-    if not record.DS_IMAGE_MODE:
-        ids |= failures.job_ids(clients.s3, run.bucket, run.app_name, since)
-    return len(ids), dead_lettered.complete
+    recorded = frozenset() if record.DS_IMAGE_MODE else failures.job_ids(clients.s3, run.bucket, run.app_name, since)
+    unrecorded = dataclasses.replace(dead_lettered, records=[job for job in dead_lettered.records
+                                                             if job.job_id not in recorded])
+    left = failed_jobs.not_done(clients.s3, record.OUTPUTS, unrecorded, seconds=TEARDOWN_DONE_CHECK_SECONDS)
+    return len(recorded | {job.job_id for job in left.records}), left.complete
 
 
 def _trips(run: Run, queue: QueueDepth | None, failed: int) -> bool:

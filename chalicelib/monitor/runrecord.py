@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 from chalicelib.aws.s3 import put_object, read_object
 from chalicelib.model import schema
 from chalicelib.model.schema import bounds, digits_as_int, words_as_bool
+from chalicelib.monitor.output_rule import OutputRule
 
 if TYPE_CHECKING:  # boto3-stubs: for mypy only
     from mypy_boto3_s3 import S3Client
@@ -104,6 +105,10 @@ class RunRecord:
     # A record without the key (written before it, or by `adopt`) reads as false: the API then lists the run's
     # failure records, as it did before.
     DS_IMAGE_MODE: bool = False
+    # ---- where the jobs' outputs go and when they count as complete (output_rule.py): a job whose message was
+    # dead-lettered with no failure record yet whose outputs are complete is done, not failed. None (an older record,
+    # or one `adopt` made from DS's monitor file): every dead-lettered job is failed, as before.
+    OUTPUTS: OutputRule | None = None
     VERSION: int = field(default=RECORD_VERSION, metadata=bounds(minimum=1))
 
     @property

@@ -259,17 +259,21 @@ def _publish(outcome: RunOutcome, s3: S3Client) -> None:
 # How long GET /runs/{app}/failed reads a live run's dead-letter queue: the API's function stops at 30 s
 # (.chalice/config.json), and what was read must still be released and returned.
 API_SWEEP_SECONDS = 20
+# How long it then lists the outputs of dead-lettered jobs with no failure record, to leave out those done after all
+# (failed.not_done): one listing each, a fraction of a second; the rest are listed as failed, the answer incomplete.
+API_DONE_CHECK_SECONDS = 5
 
 
 def find_failed(app_name: str, buckets: list[str], clients: Clients | None = None) -> dict[str, Any] | None:
     """GET /runs/{app_name}/failed: the run's failed jobs, or None for a run nobody knows.
 
     Those are the run's failure records and, for a live run, the messages SQS moved from the run's queue to the
-    dead-letter queue its record names whose job has none (failed.with_dead_letters); in DS image mode (its record
-    says so) only those messages, its image's worker writing no record. They are read as `cli.py failed` reads them
-    (failed.dead_letter_failures: each message is hidden only during the look, then visible again at once);
-    `ignored_dead_letter_messages` counts those that name the run but came from another queue, left out. A record
-    that cannot be read, or a finished run (its summary is all that is left), gets its failure records."""
+    dead-letter queue its record names whose job has none; in DS image mode (its record says so) only those
+    messages, its image's worker writing no record; a dead-lettered job whose outputs are complete is left out
+    (failed.run_failures). They are read as `cli.py failed` reads them (failed.dead_letter_failures: each message is
+    hidden only during the look, then visible again at once); `ignored_dead_letter_messages` counts those that name
+    the run but came from another queue, left out. A record that cannot be read, or a finished run (its summary is
+    all that is left), gets its failure records."""
     given = clients
     clients = clients or Clients()
     for bucket in buckets:
@@ -287,15 +291,16 @@ def find_failed(app_name: str, buckets: list[str], clients: Clients | None = Non
             dead_lettered = failed.dead_letter_failures(sqs, record.DEAD_LETTER_QUEUE_URL, app_name,
                                                         record.MONITOR_QUEUE_NAME, clients.s3, bucket,
                                                         seconds=API_SWEEP_SECONDS)
-        if record is not None and record.DS_IMAGE_MODE:
-            found = dead_lettered
-        else:
-            found = failed.with_dead_letters(failures.list_records(clients.s3, bucket, app_name), dead_lettered)
+        ds_image_mode = record is not None and record.DS_IMAGE_MODE
+        records = None if ds_image_mode else failures.list_records(clients.s3, bucket, app_name)
+        found = failed.run_failures(dead_lettered, records, clients.s3, record.OUTPUTS if record else None,
+                                    seconds=API_DONE_CHECK_SECONDS)
         document = {"app_name": app_name, "failed": [job.public() for job in found.records],
                     "ignored_dead_letter_messages": found.ignored_dead_letters, "complete": found.complete}
         if not found.complete:
             document["note"] = (f"the dead-letter queue was not read whole within {API_SWEEP_SECONDS} s (it holds more "
-                                "than that of reading, or another reader held part of it); this is what was read. "
+                                "than that of reading, or another reader held part of it), or its jobs' outputs not "
+                                f"all listed within {API_DONE_CHECK_SECONDS} s more; this is what was read. "
                                 "`python cli.py failed` reads all of it")
         return document
     return None

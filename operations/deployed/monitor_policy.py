@@ -6,8 +6,9 @@ a monitor cannot be deployed watching one bucket while the run uses another. The
 one template; the committed .chalice files are this module's output for examples/config.json (a unit test
 compares them). CLI only: the monitor never imports it.
 
-Only AWS_BUCKET is named: the monitor reads and writes a run's records, state, leases and exported logs there
-(chalicelib/monitor/observe.py, apply.py); SOURCE_BUCKET and DESTINATION_BUCKET are the workers' alone.
+The monitor reads and writes a run's records, state, leases and exported logs in AWS_BUCKET (chalicelib/monitor/
+observe.py, apply.py). SOURCE_BUCKET is the workers' alone; of DESTINATION_BUCKET the monitor may list the output
+roots (a dead-lettered job whose outputs are complete is done: chalicelib/monitor/output_rule.py), never read them.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from chalicelib.model import names
 from chalicelib.model.errors import ConfigError, UserError
+from chalicelib.model.jobs import output_root
 from chalicelib.model.jsonfile import read_json_file
 from chalicelib.monitor.service import BUCKETS_ENV
 
@@ -45,13 +47,21 @@ class Watched:
 
     buckets: tuple[str, ...]
     dead_letter_queues: tuple[str, ...]
+    # (DESTINATION_BUCKET, its runs' output roots) for each one that is no watched bucket: listed, never read, to
+    # tell a dead-lettered job done (chalicelib/monitor/output_rule.py)
+    outputs: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
     @classmethod
     def of(cls, runs: Iterable[Settings]) -> Watched:
-        """From the runs' Settings: each run's AWS_BUCKET and SQS_DEAD_LETTER_QUEUE."""
+        """From the runs' Settings: each run's AWS_BUCKET and SQS_DEAD_LETTER_QUEUE, and where its outputs go."""
         runs = list(runs)
-        return cls(tuple(sorted({run.AWS_BUCKET for run in runs})),
-                   tuple(sorted({run.SQS_DEAD_LETTER_QUEUE for run in runs})))
+        buckets = tuple(sorted({run.AWS_BUCKET for run in runs}))
+        roots: dict[str, set[str]] = {}
+        for run in runs:
+            if run.DESTINATION_BUCKET not in buckets:
+                roots.setdefault(run.DESTINATION_BUCKET, set()).add(output_root(run))
+        return cls(buckets, tuple(sorted({run.SQS_DEAD_LETTER_QUEUE for run in runs})),
+                   tuple((bucket, tuple(sorted(found))) for bucket, found in sorted(roots.items())))
 
 
 def _statement(sid: str, actions: list[str], resource: str | list[str],
@@ -89,6 +99,20 @@ def _look_at_dead_letters(watched: Watched) -> dict[str, Any]:
                       [f"arn:aws:sqs:*:*:{queue}" for queue in watched.dead_letter_queues])
 
 
+def _list_outputs(watched: Watched) -> list[dict[str, Any]]:
+    """Listing the runs' output roots in each DESTINATION_BUCKET that is no watched bucket (those are listed whole
+    already): a dead-lettered job whose outputs are complete is done, not failed (failed.not_done). Keys and sizes
+    only: no object there is read."""
+    statements = []
+    for number, (bucket, roots) in enumerate(watched.outputs, 1):
+        statement = _statement(f"ListRunOutputsToTellDeadLetteredJobsDone{number}", ["s3:ListBucket"],
+                               _buckets([bucket]))
+        if all(roots):  # a root '' (OUTPUT_PREFIX starts with a job value): outputs anywhere in the bucket
+            statement["Condition"] = {"StringLike": {"s3:prefix": [root + "*" for root in roots]}}
+        statements.append(statement)
+    return statements
+
+
 def monitor_policy(watched: Watched) -> dict[str, Any]:
     """The alarm and schedule handlers' policy: read everything of a run, change only what carries a run's tag.
     tests/integration/test_iam_policy.py proves it holds every call the monitor makes and nothing more."""
@@ -96,6 +120,7 @@ def monitor_policy(watched: Watched) -> dict[str, Any]:
     return {"Version": "2012-10-17", "Statement": [
         _statement("OwnLogs", ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"], LOG_GROUPS),
         _statement("ListWatchedBuckets", ["s3:ListBucket"], _buckets(buckets)),
+        *_list_outputs(watched),
         _statement("RunRecordsStateAndSummaries", ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"],
                    _objects(buckets, "monitors/")),
         _statement("RemoveBusyLeasesAndFailureJournalAtTeardown", ["s3:DeleteObject"], _objects(buckets, "runs/")),
@@ -135,6 +160,7 @@ def api_policy(watched: Watched) -> dict[str, Any]:
     return {"Version": "2012-10-17", "Statement": [
         _statement("OwnLogs", ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"], LOG_GROUPS),
         _statement("ListRunRecordsAndLeases", ["s3:ListBucket"], _buckets(buckets)),
+        *_list_outputs(watched),
         _statement("ReadRunRecordsSummariesAndLeases", ["s3:GetObject"], _objects(buckets, "monitors/", "runs/")),
         _statement("ReadRunQueues", _READ_QUEUES, "arn:aws:sqs:*:*:*"),
         _look_at_dead_letters(watched),
@@ -205,10 +231,11 @@ def deployment(chalice_dir: str | Path, stage: str, watched: Watched) -> Deploym
     buckets, queues = ", ".join(watched.buckets), ", ".join(watched.dead_letter_queues)
     files = {config_path: _json(config), chalice_dir / monitor_file: _json(monitor_policy(watched)),
              chalice_dir / api_file: _json(api_policy(watched))}
+    listed = "".join(f"; and list s3://{bucket}/{root or '*'}" for bucket, roots in watched.outputs for root in roots)
     said = {config_path: f"stage {stage} watches {buckets}",
             chalice_dir / monitor_file: f"the monitor may reach runs in {buckets} and the dead-letter queue(s) "
-                                        f"{queues}",
-            chalice_dir / api_file: f"the status API may read {buckets} and the dead-letter queue(s) {queues}"}
+                                        f"{queues}{listed}",
+            chalice_dir / api_file: f"the status API may read {buckets} and the dead-letter queue(s) {queues}{listed}"}
     return Deployment(files, said)
 
 

@@ -49,6 +49,7 @@ from chalicelib.model.settings import Settings
 from chalicelib.monitor import runrecord, runs, spot_quota
 from chalicelib.monitor.fleet_words import fleet_problems
 from chalicelib.monitor.observation import MonitorState
+from chalicelib.monitor.output_rule import OutputRule
 from chalicelib.monitor.runrecord import RunRecord
 from chalicelib.monitor.spot_quota import QuotaCheck
 from operations.setup import job_access
@@ -828,4 +829,5 @@ def build_record(settings: Settings, checked: Preflight, fleet_id: str, now: dat
         STOP_AFTER_FAILED_JOBS=settings.STOP_AFTER_FAILED_JOBS,
         STOP_IF_NO_JOB_STARTS_MINUTES=settings.STOP_IF_NO_JOB_STARTS_MINUTES,
         DS_IMAGE_MODE=settings.ds_image_mode,
+        OUTPUTS=OutputRule.of_settings(settings),
     )

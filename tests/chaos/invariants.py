@@ -56,6 +56,7 @@ from chalicelib.monitor.plan import REASON_DRAINED
 from chalicelib.monitor.reconcile import reconcile
 from chalicelib.runfiles import failure_journal
 from chalicelib.runfiles.failures import FailureRecord
+from chalicelib.runfiles.outputs import Tally
 from operations import triage
 from tests.chaos import audit
 from tests.chaos.owners import (
@@ -69,7 +70,6 @@ from tests.chaos.owners import (
     run_alarm,
 )
 from tests.chaos.world import ChaosRun, ChaosWorld
-from worker.done import Tally
 
 KINDS = ("job-lost", "job-twice", "wrong-end", "leftover", "cross-run", "summary-mismatch", "not-converged")
 # A hostile job's own AWS call that failed on an injected fault ends it with one of these in its last lines

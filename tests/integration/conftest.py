@@ -61,9 +61,13 @@ def victim(started, tmp_path):
 def ds_image_run(started, tmp_path):
     """A run in DS image mode (COMMAND null: its image runs its own worker, which writes no failure record)
     beside `started`, in the same account and bucket, sharing its dead-letter queue: 2 jobs, started."""
-    folder = tmp_path / "dsimage"
+    return start_ds_image_run(tmp_path / "dsimage")
+
+
+def start_ds_image_run(folder: Path, **config) -> Account:
+    """The DS image run of `ds_image_run` (with `config` over its settings), submitted and started."""
     folder.mkdir()
-    account = Account(folder, APP_NAME="DsImage", ECS_CLUSTER="dsimages", COMMAND=None)
+    account = Account(folder, **{"APP_NAME": "DsImage", "ECS_CLUSTER": "dsimages", "COMMAND": None, **config})
     result = CliRunner().invoke(cli, ["submit", str(write_jobs(folder, 2)), "--config", str(account.config_path)])
     assert result.exit_code == 0, result.output
     cluster.start_cluster(account.settings, load_fleet_file(account.fleet_path), wait_seconds=0, poll_seconds=0,

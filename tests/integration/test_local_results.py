@@ -90,20 +90,42 @@ def test_chaos_seed_39_a_file_another_job_wrote_into_a_never_run_jobs_prefix_is_
     assert (out / "out" / "P2" / "forged-j049.txt").exists()  # still brought to --out, as every file of a prefix
 
 
+def dead_lettered(settings, job) -> str:
+    """`job` sent to the run's queue and received past its maxReceiveCount (1), as workers killed before their delete
+    on every attempt leave it: SQS moves it to the dead-letter queue, and no failure record is written. Its id."""
+    sqs = aws_client("sqs")
+    dead_letters = sqs.create_queue(QueueName=settings.SQS_DEAD_LETTER_QUEUE)["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=dead_letters, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    queue = sqs.create_queue(QueueName=settings.SQS_QUEUE_NAME, Attributes={"RedrivePolicy": json.dumps(
+        {"deadLetterTargetArn": arn, "maxReceiveCount": 1})})["QueueUrl"]
+    message_id = sqs.send_message(QueueUrl=queue, MessageBody=job.body)["MessageId"]
+    for _ in range(2):  # the second receive is past maxReceiveCount: SQS moves the message
+        sqs.receive_message(QueueUrl=queue, VisibilityTimeout=0)
+    return message_id
+
+
+def test_chaos_seed_61_a_dead_lettered_job_whose_outputs_carry_the_marker_is_done_in_the_local_summary(finished):
+    """Seed 61: P1's worker was killed after its upload and marker, before its delete, on its last receive: SQS
+    dead-lettered it, with no failure record. `failed` calls it done (its outputs listed complete, with the marker);
+    the local summary must too. P2, killed during its upload (an output, no marker), is failed."""
+    settings, jobs, out = finished
+    [unfinished] = parse_job_document({"groups": [{"plate": "P2"}]}, settings)
+    aws_client("s3").put_object(Bucket=settings.AWS_BUCKET, Key=f"{unfinished.output_prefix}/result.csv", Body=b"1")
+    for job in (*jobs, unfinished):
+        dead_lettered(settings, job)
+
+    results = collect_results(settings, [*jobs, unfinished], out, lambda line: None)
+
+    assert (results.succeeded, results.failed) == (["P1"], ["P2"])
+
+
 def test_a_dead_letter_copy_a_redrive_sent_back_is_not_a_failed_job_of_the_local_run(finished):
     """A redrive during a local run (or on the emulator it was given) sent P2 back but could not take its copy off
     the dead-letter queue (another reader held it: chaos seed 229). `failed` leaves a noted copy out; the local
     run's summary must too, or the two disagree."""
     settings, jobs, out = finished
     [redriven] = parse_job_document({"groups": [{"plate": "P2"}]}, settings)
-    sqs = aws_client("sqs")
-    dead_letters = sqs.create_queue(QueueName=settings.SQS_DEAD_LETTER_QUEUE)["QueueUrl"]
-    arn = sqs.get_queue_attributes(QueueUrl=dead_letters, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    queue = sqs.create_queue(QueueName=settings.SQS_QUEUE_NAME, Attributes={"RedrivePolicy": json.dumps(
-        {"deadLetterTargetArn": arn, "maxReceiveCount": 1})})["QueueUrl"]
-    message_id = sqs.send_message(QueueUrl=queue, MessageBody=redriven.body)["MessageId"]
-    for _ in range(2):  # the second receive is past maxReceiveCount: SQS moves the message
-        sqs.receive_message(QueueUrl=queue, VisibilityTimeout=0)
+    message_id = dead_lettered(settings, redriven)
     assert collect_results(settings, [*jobs, redriven], out, lambda line: None).failed == ["P2"]
 
     sent_back.note(aws_client("s3"), settings.AWS_BUCKET, settings.APP_NAME, message_id)

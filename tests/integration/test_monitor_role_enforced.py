@@ -23,17 +23,21 @@ import time
 
 import pytest
 from botocore.exceptions import ClientError
+from click.testing import CliRunner
 
 from chalicelib import aws as clients
 from chalicelib.aws import Clients
+from chalicelib.model.jobs import load_job_file
 from chalicelib.monitor import actions as act
 from chalicelib.monitor import deadletters, observe, service
 from chalicelib.monitor.apply import Applier
 from chalicelib.monitor.budget import CONCURRENT_RUNS
 from chalicelib.monitor.steady import LastLooks
 from chalicelib.runfiles import leases
+from cli import cli
 from operations.deployed import monitor_policy
 from tests.iam_engine import chalicelib_uses, iam_enforced, is_access_denied, policy_session
+from tests.integration.conftest import start_ds_image_run
 from tests.integration.world import (
     NOTHING_LEFT,
     amazon_image,
@@ -402,3 +406,64 @@ def test_the_policy_alone_does_not_tell_runs_apart(started, monitor):
 
     assert [(d.action, d.allowed) for d in engine.checked("sqs:DeleteQueue")] == [("sqs:DeleteQueue", True)]
     assert "OtherRunsQueue" not in " ".join(clients.client("sqs").list_queues().get("QueueUrls", []))
+
+
+def test_chaos_seed_61_a_ds_image_runs_dead_lettered_job_with_its_outputs_complete_is_done_for_the_monitor_and_api(
+        started, tmp_path):
+    """Seed 61: a DS image's worker uploaded a job's outputs and was killed before its delete, on the job's last
+    receive; SQS dead-lettered it, and the job is done. The monitor's summary, the status API and `failed` count it
+    done by DS's rule (its outputs counted; a DS image writes no marker), with the policies `monitor-config` writes
+    for a DESTINATION_BUCKET that is no watched bucket: a listing of the output root there, and nothing else of it."""
+    clients.client("s3").create_bucket(Bucket="lab-outputs")
+    run = start_ds_image_run(tmp_path / "dsimage", DESTINATION_BUCKET="lab-outputs", EXPECTED_NUMBER_FILES=2)
+    watched = monitor_policy.Watched.of([started.settings, run.settings])
+    assert watched.outputs == (("lab-outputs", ("DsImage/",)),)
+    monitor = policy_session(monitor_policy.monitor_policy(watched), REGION, name="ds-runner-monitor-dev")
+    api = policy_session(monitor_policy.api_policy(watched), REGION, name="ds-runner-api-dev")
+    jobs = {job.job_id: job for job in load_job_file(run.folder / "jobs.json", run.settings)}
+    s3 = clients.client("s3")
+    for job_id, count in (("P00000", 2), ("P00001", 1)):  # P00001's worker was killed half-way through its upload
+        for number in range(count):
+            s3.put_object(Bucket="lab-outputs", Key=f"{jobs[job_id].output_prefix}/{number}.csv", Body=b"measured")
+    fail_every_job(run)
+    drain(started)
+
+    with iam_enforced() as engine:
+        with chalicelib_uses(api):
+            listed = service.find_failed("DsImage", [BUCKET])
+        tick_until_gone(monitor, "DsImage", ticks=15)
+        with pytest.raises(ClientError) as reading:  # the outputs themselves are out of the monitor's reach
+            monitor.client("s3").get_object(Bucket="lab-outputs", Key=f"{jobs['P00000'].output_prefix}/0.csv")
+        with pytest.raises(ClientError) as listing:  # and so is the rest of the bucket
+            monitor.client("s3").list_objects_v2(Bucket="lab-outputs", Prefix="raw/")
+
+    assert is_access_denied(reading.value) and is_access_denied(listing.value)
+    assert engine.unevaluated == []
+    assert [(d.action, d.resources) for d in engine.denied()] == [
+        ("s3:GetObject", (f"arn:aws:s3:::lab-outputs/{jobs['P00000'].output_prefix}/0.csv",)),
+        ("s3:ListBucket", ("arn:aws:s3:::lab-outputs",))]
+    assert [job["job_id"] for job in listed["failed"]] == ["P00001"] and listed["complete"] is True
+    summary = json.loads(s3.get_object(Bucket=BUCKET, Key="monitors/finished/DsImage_summary.json")["Body"].read())
+    assert (summary["jobs_submitted"], summary["jobs_done"], summary["jobs_failed"], summary["jobs_left"],
+            summary["jobs_failed_exact"]) == (2, 1, 1, 0, True)
+    assert [job["job_id"] for job in json.loads(CliRunner().invoke(cli, [
+        "failed", "--json", "--config", str(run.config_path)]).output)] == ["P00001"]
+
+
+def test_a_status_api_whose_policy_predates_the_output_listing_lists_such_a_job_failed_as_before(started, tmp_path):
+    """A monitor deployed before `monitor-config` granted the output listing, reading a record that carries the
+    rule: the listing is refused, and the job is listed failed, as before the rule, rather than the call failing."""
+    clients.client("s3").create_bucket(Bucket="lab-outputs")
+    run = start_ds_image_run(tmp_path / "dsimage", DESTINATION_BUCKET="lab-outputs")
+    older = monitor_policy.Watched(buckets=(BUCKET,), dead_letter_queues=("user_DeadMessages",))
+    api = policy_session(monitor_policy.api_policy(older), REGION, name="ds-runner-api-dev")
+    [job] = [job for job in load_job_file(run.folder / "jobs.json", run.settings) if job.job_id == "P00000"]
+    clients.client("s3").put_object(Bucket="lab-outputs", Key=f"{job.output_prefix}/0.csv", Body=b"measured")
+    fail_every_job(run)
+
+    with iam_enforced() as engine, chalicelib_uses(api):
+        listed = service.find_failed("DsImage", [BUCKET])
+
+    assert [job["job_id"] for job in listed["failed"]] == ["P00000", "P00001"]
+    # one refused listing a job
+    assert [(d.action, d.resources) for d in engine.denied()] == [("s3:ListBucket", ("arn:aws:s3:::lab-outputs",))] * 2

@@ -9,6 +9,8 @@ import pytest
 from click.testing import CliRunner
 
 from chalicelib import aws as clients
+from chalicelib.model.jobs import load_job_file
+from chalicelib.model.names import success_marker_key
 from chalicelib.monitor import deadletters
 from cli import cli
 from tests.integration.world import drain, fail_every_job, reconcile_until_gone
@@ -188,3 +190,28 @@ def test_a_run_whose_redriven_copies_stay_in_the_dead_letter_queue_ends_with_non
         Bucket="test-bucket", Key="monitors/finished/TestApp_summary.json")["Body"].read())
     assert (summary["jobs_failed"], summary["jobs_failed_exact"]) == (0, True)
     assert dead_letter_runs().count("TestApp") == 2  # left for the next redrive; counted by no one
+
+
+def test_chaos_seed_61_a_dead_lettered_job_whose_outputs_are_complete_is_done_not_failed(started, client):
+    """Seed 61: a worker was killed after its upload and before its delete on a job's last receive; SQS dead-lettered
+    the message, with no failure record, while the job was done. `failed`, the status API and the summary count it
+    done, by one rule: its outputs listed complete, with the worker's `_SUCCESS` marker. A job whose worker was killed
+    during its upload (outputs there, no marker) is failed still."""
+    jobs = {job.job_id: job for job in load_job_file(started.folder / "jobs.json", started.settings)}
+    s3, bucket = clients.client("s3"), started.settings.DESTINATION_BUCKET
+    for job_id in ("P00002", "P00003"):  # both uploaded their output; P00003's worker was killed before its marker
+        s3.put_object(Bucket=bucket, Key=f"{jobs[job_id].output_prefix}/result.txt", Body=b"measured")
+    s3.put_object(Bucket=bucket, Key=success_marker_key(jobs["P00002"].output_prefix), Body=b"")
+    fail_every_job(started)  # every attempt of every job ends with its worker gone before its delete
+
+    listed = json.loads(cli_run(started, "failed", "--json").output)
+    from_api = client.http.get("/runs/TestApp/failed").json_body["failed"]
+    reconcile_until_gone(started)
+
+    failed = [f"P{index:05d}" for index in range(12) if index != 2]
+    assert sorted(job["job_id"] for job in listed) == failed
+    assert sorted(job["job_id"] for job in from_api) == failed
+    summary = json.loads(s3.get_object(Bucket="test-bucket", Key="monitors/finished/TestApp_summary.json")[
+        "Body"].read())
+    assert (summary["jobs_done"], summary["jobs_failed"], summary["jobs_failed_exact"]) == (1, 11, True)
+    assert dead_letter_runs() == ["TestApp"] * 12  # the done job's copy is only not counted: nothing was deleted

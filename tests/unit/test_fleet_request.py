@@ -1,6 +1,7 @@
 """The pure parts of start-cluster: DS's overwrites, instance fit, the run record's JSON."""
 
 import base64
+import dataclasses
 import datetime
 import json
 
@@ -8,6 +9,7 @@ import botocore.session
 import pytest
 from botocore.validate import ParamValidator
 
+from chalicelib.monitor.output_rule import OutputRule
 from chalicelib.monitor.runrecord import RunRecord
 from operations.start.cluster import fit_problem, fleet_request, launch_choices, usable_memory_mib
 from operations.start.fleet import parse_fleet_document
@@ -170,3 +172,14 @@ def test_a_run_record_from_before_ds_image_mode_was_recorded_reads_as_this_proje
     assert RunRecord.from_dict(document).DS_IMAGE_MODE is False
     with pytest.raises(ValueError, match="run record: DS_IMAGE_MODE: expected true or false"):
         RunRecord.from_dict({**document, "DS_IMAGE_MODE": "yes"})
+
+
+def test_a_run_record_keeps_the_output_rule_and_one_from_before_it_reads_without():
+    rule = OutputRule.of_settings(make_settings(OUTPUT_PREFIX="out/{plate}", NECESSARY_STRING=".csv"))
+    document = json.loads(_record(OUTPUTS=rule).to_json())
+    assert rule == RunRecord.from_dict(document).OUTPUTS
+    del document["OUTPUTS"]
+    assert RunRecord.from_dict(document).OUTPUTS is None  # every dead-lettered job stays failed (output_rule.py)
+    with pytest.raises(ValueError) as caught:
+        RunRecord.from_dict({**document, "OUTPUTS": {**dataclasses.asdict(rule), "EXPECTED_NUMBER_FILES": 0}})
+    assert str(caught.value).startswith("run record: OUTPUTS.EXPECTED_NUMBER_FILES: expected")

@@ -13,6 +13,7 @@ from chalicelib.model.jobs import (
     job_from_message,
     job_id_of_message,
     load_job_file,
+    output_prefix_of_message,
     parse_job_document,
 )
 from tests.conftest import make_settings
@@ -334,3 +335,22 @@ def test_with_a_command_this_projects_worker_reads_ds_shaped_messages_whatever_t
     jobs = parse_job_document(json.loads(DCP_JOB_FILE.read_text()),
                               make_settings(COMMAND=["run", "{Metadata}"], JOB_MESSAGE_FORMAT="DCP"))
     assert "group" in json.loads(jobs[0].body)
+
+
+def test_a_messages_output_prefix_is_the_one_its_job_was_built_with_for_a_reader_without_the_settings():
+    """The monitor has the OUTPUT_PREFIX template and the run's values (its run record), not the settings: the prefix
+    it makes of a message is the one submit and the worker make of the job (chaos seed 61's rule lists it)."""
+    settings = make_settings(OUTPUT_PREFIX="{AWS_BUCKET}-results/{APP_NAME}/{plate}/{job_id}")
+    jobs = parse_job_document({"pipeline": "measure", "groups": [{"plate": "P1"}, {"plate": "P2", "job_id": "two"}]},
+                              settings)
+    run_values = {"APP_NAME": "TestApp", "AWS_BUCKET": "test-bucket"}
+
+    assert [output_prefix_of_message(job.body, settings.OUTPUT_PREFIX, run_values) for job in jobs] == [
+        job.output_prefix for job in jobs] == ["test-bucket-results/TestApp/P1/P1",
+                                               "test-bucket-results/TestApp/P2/two"]
+    for body, template in (('{"group": {"plate": "P1"}}', "{well}"),  # a value the message does not carry
+                           ('{"group": {"plate": "../.."}}', "{plate}"),  # no relative S3 prefix
+                           ('{"Metadata": "Metadata_Plate=P1", "output": "out"}', "{job_id}"),  # DCP's shape
+                           ('{"group": {"plate": "P1"}}', "{plate")):  # a template no config could hold
+        with pytest.raises(NotAJob):
+            output_prefix_of_message(body, template, run_values)

@@ -176,3 +176,33 @@ def test_a_stage_that_is_not_an_object_is_one_line(chalice_dir):
     assert (result.exit_code, result.output) == (
         2, f"error: {chalice_dir}/config.json: stages.dev.environment_variables: expected an object, got list\n")
     assert contents(chalice_dir) == before
+
+
+def test_a_destination_bucket_apart_is_listed_under_each_output_root_and_read_nowhere(chalice_dir, tmp_path):
+    """A dead-lettered job whose outputs are complete is done (chalicelib/monitor/output_rule.py): both policies may
+    list each run's output root in a DESTINATION_BUCKET that is no watched bucket, and nothing more of it."""
+    example = json.loads(EXAMPLE.read_text())
+    paths = []
+    for name, output_prefix in (("Plates", "plates/{plate}"), ("Sites", "sites/{job_id}"), ("Anywhere", "{plate}")):
+        path = tmp_path / f"{name}.json"
+        path.write_text(json.dumps({**example, "APP_NAME": name, "DESTINATION_BUCKET": "lab-outputs",
+                                    "OUTPUT_PREFIX": output_prefix}))
+        paths.append(str(path))
+
+    one = monitor_config(paths[0], "--chalice-dir", str(chalice_dir))
+    assert one.exit_code == 0, one.output
+    assert one.stdout.splitlines()[1].endswith("dead-letter queue(s) user_DeadMessages; and list "
+                                               "s3://lab-outputs/plates/")
+    for name in ("policy-dev.json", "policy-api-dev.json"):
+        [listing] = [statement for statement in json.loads((chalice_dir / name).read_text())["Statement"]
+                     if "lab-outputs" in json.dumps(statement)]
+        assert (listing["Action"], listing["Resource"], listing["Condition"]) == (
+            ["s3:ListBucket"], ["arn:aws:s3:::lab-outputs"], {"StringLike": {"s3:prefix": ["plates/*"]}})
+    # two roots; then one that starts with a job value (outputs anywhere in the bucket): the whole bucket's listing
+    assert monitor_policy.Watched.of([Settings.load(path) for path in paths[:2]]).outputs == (
+        ("lab-outputs", ("plates/", "sites/")),)
+    everywhere = monitor_policy.monitor_policy(monitor_policy.Watched.of([Settings.load(path) for path in paths]))
+    [listing] = [statement for statement in everywhere["Statement"] if "lab-outputs" in json.dumps(statement)]
+    assert "Condition" not in listing and listing["Action"] == ["s3:ListBucket"]
+    # the example's outputs go to its own bucket, listed whole already: nothing more
+    assert monitor_policy.Watched.of([Settings.load(EXAMPLE)]).outputs == ()
