@@ -68,12 +68,13 @@ def counts_toward_done(item: Listed, rule: CountRule) -> bool:
     return item.size >= rule.MIN_FILE_SIZE_BYTES and rule.NECESSARY_STRING in item.key
 
 
-def tally_outputs(s3: S3Client, rule: CountRule, output_prefix: str) -> Tally:
-    """Every page of the listing, unless both answers (count and marker) are in before the end."""
+def tally_outputs(s3: S3Client, rule: CountRule, output_prefix: str, marker: bool = True) -> Tally:
+    """Every page of the listing, unless the answers wanted (the count met, and with `marker` the marker seen) are in
+    before the end."""
     tally = Tally.for_prefix(output_prefix)
     for item in list_objects(s3, rule.DESTINATION_BUCKET, output_prefix + "/"):
         tally.add(item, rule)
-        if tally.marked and tally.met(rule):
+        if tally.met(rule) and (tally.marked or not marker):
             break
     return tally
 
@@ -82,5 +83,5 @@ def finished(s3: S3Client, rule: CountRule, output_prefix: str, marker: bool) ->
     """A job's outputs complete, from their listing alone: the count met and, with `marker` (this project's worker
     ran the job), its `_SUCCESS` marker there; without (a DS image's own worker ran it, which writes none), the count
     alone, DS's rule. One listing, no object read."""
-    tally = tally_outputs(s3, rule, output_prefix)
+    tally = tally_outputs(s3, rule, output_prefix, marker)
     return tally.met(rule) and (tally.marked or not marker)

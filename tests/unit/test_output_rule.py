@@ -14,6 +14,7 @@ from chalicelib.monitor.failed import FailedJobs, not_done
 from chalicelib.monitor.output_rule import OutputRule
 from chalicelib.runfiles.failures import FailureRecord
 from tests.conftest import make_settings
+from tests.hooked import hooked_sessions
 
 SETTINGS = make_settings(OUTPUT_PREFIX="out/{plate}", EXPECTED_NUMBER_FILES=2, MIN_FILE_SIZE_BYTES=3,
                          NECESSARY_STRING=".csv")
@@ -59,3 +60,21 @@ def test_the_jobs_not_listed_in_time_stay_failed_and_the_answer_says_it_is_not_c
     left = not_done(s3, OutputRule.of_settings(SETTINGS), dead_lettered("P1", "P2"), seconds=0)
 
     assert ([job.job_id for job in left.records], left.complete) == (["P1", "P2"], False)
+
+
+def test_the_listing_stops_at_the_page_that_answers(aws):
+    """DS's count alone (DS image mode) is answered by the first page, which meets the count; the marker rule reads
+    on looking for the marker (`_SUCCESS` sorts after these outputs' names), to the last page when there is none."""
+    listed: list[str] = []
+    with hooked_sessions(("provide-client-params.s3.ListObjectsV2",
+                                          lambda params, **_: listed.append(params["Prefix"]))):
+        s3 = aws_client("s3")
+        s3.create_bucket(Bucket=SETTINGS.DESTINATION_BUCKET)
+        for number in range(1001):
+            put(s3, f"out/P1/{number:04d}.csv")
+        rule = OutputRule.of_settings(SETTINGS)
+        assert not_done(s3, dataclasses.replace(rule, MARKER=False), dead_lettered("P1")).records == []
+        pages_ds = len(listed)
+        assert [job.job_id for job in not_done(s3, rule, dead_lettered("P1")).records] == ["P1"]  # no marker
+
+    assert (pages_ds, len(listed) - pages_ds) == (1, 2)
