@@ -64,7 +64,7 @@ class Job:
 
     def command(self, settings: Settings, output_dir: str, input_dir: str) -> list[str]:
         """COMMAND with this job's values: an argument list, never a shell string."""
-        context = _context(self.values, self.job_id, settings)
+        context = _context(self.values, self.job_id, settings_values(settings))
         context.update(output_dir=output_dir, input_dir=input_dir)
         # COMMAND is unset only in DS image mode, where the image's own worker runs the jobs, never this
         return [Template(item).render(context) for item in settings.COMMAND or ()]
@@ -285,7 +285,7 @@ def output_prefix_of_message(body: str, output_prefix: str, run_values: Mapping[
     try:
         job_id = _job_id(group, "message")
         values = {**{key: value for key, value in document.items() if key != "group"}, **group}
-        return _prefix(Template(output_prefix).render({**values, "job_id": job_id, **run_values}), "message",
+        return _prefix(Template(output_prefix).render(_context(values, job_id, run_values)), "message",
                        "OUTPUT_PREFIX")
     except (JobFileError, MissingPlaceholder, TemplateError) as error:
         raise NotAJob(str(error)) from None
@@ -342,7 +342,7 @@ def _build_job(shared: dict[str, Any], shared_json: str, group: Any, settings: S
         raise JobFileError(f"{where}: expected an object of job values, got {type(group).__name__}")
     job_id = _job_id(group, where)
     values = {**shared, **group}
-    context = _context(values, job_id, settings)
+    context = _context(values, job_id, settings_values(settings))
     try:
         output_prefix = _prefix(templates.output_prefix.render(context), where, "OUTPUT_PREFIX")
         _refuse_control_characters(output_prefix, templates.output_job_fields, context, group, where, "OUTPUT_PREFIX")
@@ -428,8 +428,9 @@ def input_root(settings: Settings) -> str | None:
     return Template(settings.INPUT_PREFIX).fixed_prefix(settings_values(settings)) if settings.INPUT_PREFIX else None
 
 
-def _context(values: Mapping[str, Any], job_id: str, settings: Settings) -> dict[str, Any]:
-    return {**values, "job_id": job_id, **settings_values(settings)}
+def _context(values: Mapping[str, Any], job_id: str, run_values: Mapping[str, Any]) -> dict[str, Any]:
+    """What a job's templates render with: its values, its id, and the run-wide values (settings_values)."""
+    return {**values, "job_id": job_id, **run_values}
 
 
 def _where_used(name: str, settings: Settings) -> str:

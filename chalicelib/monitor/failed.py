@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -88,13 +89,19 @@ def run_failures(dead_lettered: FailedJobs, records: list[FailureRecord] | None,
     API would never show that job (chaos seeds 14, 16 and 2808). Without records (DS image mode: its worker keeps
     none), the dead-lettered jobs alone. In both, a dead-lettered job with no record whose outputs are complete is
     done, not failed (`not_done`: chaos seed 61)."""
+    extra = unrecorded(s3, rule, dead_lettered, {record.job_id for record in records or ()}, seconds)
     if records is None:
-        return not_done(s3, rule, dead_lettered, seconds)
-    recorded = {record.job_id for record in records}
-    extra = not_done(s3, rule, dataclasses.replace(dead_lettered, records=[
-        dataclasses.replace(record, reason=KILLED_ON_LAST_ATTEMPT) for record in dead_lettered.records
-        if record.job_id not in recorded]), seconds)
-    return dataclasses.replace(extra, records=sorted(records + extra.records, key=lambda record: record.time))
+        return extra
+    killed = [dataclasses.replace(record, reason=KILLED_ON_LAST_ATTEMPT) for record in extra.records]
+    return dataclasses.replace(extra, records=sorted(records + killed, key=lambda record: record.time))
+
+
+def unrecorded(s3: S3Client, rule: OutputRule | None, dead_lettered: FailedJobs, recorded: Collection[str],
+               seconds: float | None = None) -> FailedJobs:
+    """The dead-lettered jobs that have no failure record (`recorded`: the ids of those that have one) and whose
+    outputs are not complete (`not_done`): failed with nothing else to say so."""
+    return not_done(s3, rule, dataclasses.replace(dead_lettered, records=[
+        record for record in dead_lettered.records if record.job_id not in recorded]), seconds)
 
 
 def not_done(s3: S3Client, rule: OutputRule | None, dead_lettered: FailedJobs,

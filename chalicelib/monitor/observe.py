@@ -7,7 +7,6 @@ an observation ("does not exist"), not an error.
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -252,9 +251,8 @@ def _failed_at_teardown(clients: Clients, run: Run, since: datetime) -> tuple[in
                                                      record.MONITOR_QUEUE_NAME, clients.s3, run.bucket,
                                                      seconds=TEARDOWN_SWEEP_SECONDS)
     recorded = frozenset() if record.DS_IMAGE_MODE else failures.job_ids(clients.s3, run.bucket, run.app_name, since)
-    unrecorded = dataclasses.replace(dead_lettered, records=[job for job in dead_lettered.records
-                                                             if job.job_id not in recorded])
-    left = failed_jobs.not_done(clients.s3, record.OUTPUTS, unrecorded, seconds=TEARDOWN_DONE_CHECK_SECONDS)
+    left = failed_jobs.unrecorded(clients.s3, record.OUTPUTS, dead_lettered, recorded,
+                                  seconds=TEARDOWN_DONE_CHECK_SECONDS)
     return len(recorded | {job.job_id for job in left.records}), left.complete
 
 
